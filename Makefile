@@ -1,0 +1,55 @@
+# Everything a developer or CI runs. The README starts with `make up` and `make test`.
+PY ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+DEV_DIR ?= .tristore
+# Extra flags for `tristore dev up`, e.g. UP_ARGS='--base-port 27100'.
+UP_ARGS ?=
+PYTEST_ARGS ?=
+
+.PHONY: install up down status test test-unit test-integration lint format proto bench clean
+
+$(INSTALLED): pyproject.toml
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(INSTALLED)
+
+install: $(INSTALLED)
+
+up: install ## start a local three-AZ cluster in $(DEV_DIR)
+	$(BIN)/tristore dev up --dir $(DEV_DIR) $(UP_ARGS)
+
+down: install
+	$(BIN)/tristore dev down --dir $(DEV_DIR)
+
+status: install
+	$(BIN)/tristore dev status --dir $(DEV_DIR)
+
+test: install ## every tier, short form; TRISTORE_LONG=1 for the long fault runs
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-unit: install
+	$(BIN)/python -m pytest -m unit $(PYTEST_ARGS)
+
+test-integration: install
+	$(BIN)/python -m pytest -m integration $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy tristore node witness replicator bench
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+proto: install ## regenerate tristore/pb from proto/
+	$(BIN)/python scripts/gen_protos.py
+
+bench: install ## writes bench/results/latest.json and prints a table
+	$(BIN)/python -m bench.run
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

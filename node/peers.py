@@ -1,0 +1,312 @@
+"""The other nodes, as the coordinator sees them.
+
+:class:`Replica` is one interface with two implementations: the local store
+(called directly, no RPC) and a remote node (one gRPC channel, created once).
+Protobuf stays inside :class:`RemoteReplica`. :class:`Peers` keeps every
+replica and what is known of its health: a failed call marks a node down for a
+short while so the next writes go to its fallback at once; a background probe
+(gRPC health) brings it back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from node.metrics import NODES_TOTAL, NODES_UP
+from node.replica_store import CommitResult, ReplicaStore
+from tristore import errors
+from tristore.config import ClusterConfig, NodeSpec
+from tristore.convert import change_to_pb, stamp_from_pb, stamp_to_pb, version_from_pb
+from tristore.model import Change, ObjectVersion
+from tristore.pb import admin_pb2, admin_pb2_grpc, replica_pb2, replica_pb2_grpc
+from tristore.server import CHANNEL_OPTIONS
+from tristore.stamps import Stamp
+
+log = logging.getLogger(__name__)
+
+
+class ReplicaUnavailable(Exception):
+    """A replica could not be reached or did not answer in time."""
+
+
+class Replica(Protocol):
+    spec: NodeSpec
+
+    async def commit(self, change: Change, hint_for: str = "") -> CommitResult: ...
+
+    async def stage(self, data_id: bytes, chunks: AsyncIterator[tuple[int, bytes]]) -> None: ...
+
+    async def read_meta(
+        self, bucket: str, key: str, include_inline: bool
+    ) -> ObjectVersion | None: ...
+
+    def read_data(
+        self, data_id: bytes, chunk_size: int, offset: int, length: int
+    ) -> AsyncIterator[bytes]: ...
+
+    async def scan(
+        self, bucket: str, prefix: str, start_after: str, skip_prefix: bool, limit: int
+    ) -> tuple[list[ObjectVersion], bool]: ...
+
+    async def read_versions(
+        self,
+        bucket: str,
+        key: str,
+        vstamp: Stamp | None = None,
+        null: bool = False,
+        limit: int = 1,
+        include_inline: bool = False,
+    ) -> tuple[list[ObjectVersion], bool]: ...
+
+    async def scan_versions(
+        self, bucket: str, prefix: str, key_marker: str, after: Stamp | None, limit: int
+    ) -> tuple[list[ObjectVersion], bool]: ...
+
+
+class LocalReplica:
+    def __init__(self, spec: NodeSpec, store: ReplicaStore) -> None:
+        self.spec = spec
+        self.store = store
+
+    async def commit(self, change: Change, hint_for: str = "") -> CommitResult:
+        return await self.store.commit(change, hint_for)
+
+    async def stage(self, data_id: bytes, chunks: AsyncIterator[tuple[int, bytes]]) -> None:
+        await self.store.stage(data_id, chunks)
+
+    async def read_meta(self, bucket: str, key: str, include_inline: bool) -> ObjectVersion | None:
+        return await self.store.read_meta(bucket, key)
+
+    async def read_data(
+        self, data_id: bytes, chunk_size: int, offset: int, length: int
+    ) -> AsyncIterator[bytes]:
+        async for piece in self.store.read_data(data_id, chunk_size, offset, length):
+            yield piece
+
+    async def scan(
+        self, bucket: str, prefix: str, start_after: str, skip_prefix: bool, limit: int
+    ) -> tuple[list[ObjectVersion], bool]:
+        return await self.store.scan(bucket, prefix, start_after, skip_prefix, limit)
+
+    async def read_versions(
+        self,
+        bucket: str,
+        key: str,
+        vstamp: Stamp | None = None,
+        null: bool = False,
+        limit: int = 1,
+        include_inline: bool = False,
+    ) -> tuple[list[ObjectVersion], bool]:
+        return await self.store.read_versions(bucket, key, vstamp, null, limit)
+
+    async def scan_versions(
+        self, bucket: str, prefix: str, key_marker: str, after: Stamp | None, limit: int
+    ) -> tuple[list[ObjectVersion], bool]:
+        return await self.store.scan_versions(bucket, prefix, key_marker, after, limit)
+
+
+def _unavailable(spec: NodeSpec, exc: grpc.aio.AioRpcError) -> Exception:
+    code = exc.code()
+    if code in (
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.CANCELLED,
+        grpc.StatusCode.UNKNOWN,
+    ):
+        return ReplicaUnavailable(f"node {spec.name} ({spec.az}): {code.name} {exc.details()}")
+    return errors.from_rpc_error(exc)
+
+
+class RemoteReplica:
+    def __init__(self, spec: NodeSpec, timeout_s: float) -> None:
+        self.spec = spec
+        self.timeout_s = timeout_s
+        self.channel = grpc.aio.insecure_channel(spec.grpc, options=CHANNEL_OPTIONS)
+        self.stub = replica_pb2_grpc.ReplicaServiceStub(self.channel)
+        self.admin = admin_pb2_grpc.AdminServiceStub(self.channel)
+        self.health = health_pb2_grpc.HealthStub(self.channel)
+
+    async def commit(self, change: Change, hint_for: str = "") -> CommitResult:
+        try:
+            resp = await self.stub.Commit(change_to_pb(change, hint_for), timeout=self.timeout_s)
+        except grpc.aio.AioRpcError as exc:
+            raise _unavailable(self.spec, exc) from None
+        return CommitResult(resp.applied, stamp_from_pb(resp.current), resp.conflict)
+
+    async def read_versions(
+        self,
+        bucket: str,
+        key: str,
+        vstamp: Stamp | None = None,
+        null: bool = False,
+        limit: int = 1,
+        include_inline: bool = False,
+    ) -> tuple[list[ObjectVersion], bool]:
+        req = replica_pb2.ReadVersionsRequest(
+            bucket=bucket, key=key, null_version=null, limit=limit, include_inline=include_inline
+        )
+        if vstamp is not None:
+            req.version_stamp.CopyFrom(stamp_to_pb(vstamp))
+            req.has_version_stamp = True
+        try:
+            resp = await self.stub.ReadVersions(req, timeout=self.timeout_s)
+        except grpc.aio.AioRpcError as exc:
+            raise _unavailable(self.spec, exc) from None
+        return [version_from_pb(v) for v in resp.versions], resp.removed
+
+    async def scan_versions(
+        self, bucket: str, prefix: str, key_marker: str, after: Stamp | None, limit: int
+    ) -> tuple[list[ObjectVersion], bool]:
+        req = replica_pb2.ScanVersionsRequest(
+            bucket=bucket, prefix=prefix, key_marker=key_marker, limit=limit
+        )
+        if after is not None:
+            req.after_version.CopyFrom(stamp_to_pb(after))
+            req.has_after_version = True
+        try:
+            resp = await self.stub.ScanVersions(req, timeout=self.timeout_s)
+        except grpc.aio.AioRpcError as exc:
+            raise _unavailable(self.spec, exc) from None
+        return [version_from_pb(v) for v in resp.versions], resp.exhausted
+
+    async def stage(self, data_id: bytes, chunks: AsyncIterator[tuple[int, bytes]]) -> None:
+        async def requests() -> AsyncIterator[replica_pb2.StageRequest]:
+            async for index, data in chunks:
+                yield replica_pb2.StageRequest(data_id=data_id, index=index, data=data)
+
+        try:
+            # No overall deadline: a large body takes as long as it takes; the
+            # keepalive settings on the channel catch a dead peer.
+            await self.stub.Stage(requests())
+        except grpc.aio.AioRpcError as exc:
+            raise _unavailable(self.spec, exc) from None
+
+    async def read_meta(self, bucket: str, key: str, include_inline: bool) -> ObjectVersion | None:
+        try:
+            resp = await self.stub.ReadMeta(
+                replica_pb2.ReadMetaRequest(bucket=bucket, key=key, include_inline=include_inline),
+                timeout=self.timeout_s,
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise _unavailable(self.spec, exc) from None
+        return version_from_pb(resp.version) if resp.found else None
+
+    async def read_data(
+        self, data_id: bytes, chunk_size: int, offset: int, length: int
+    ) -> AsyncIterator[bytes]:
+        call = self.stub.ReadData(
+            replica_pb2.ReadDataRequest(
+                data_id=data_id, chunk_size=chunk_size, offset=offset, length=length
+            )
+        )
+        try:
+            async for resp in call:
+                yield resp.data
+        except grpc.aio.AioRpcError as exc:
+            raise _unavailable(self.spec, exc) from None
+        finally:
+            call.cancel()
+
+    async def scan(
+        self, bucket: str, prefix: str, start_after: str, skip_prefix: bool, limit: int
+    ) -> tuple[list[ObjectVersion], bool]:
+        try:
+            resp = await self.stub.Scan(
+                replica_pb2.ScanRequest(
+                    bucket=bucket,
+                    prefix=prefix,
+                    start_after=start_after,
+                    skip_prefix=skip_prefix,
+                    limit=limit,
+                ),
+                timeout=self.timeout_s,
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise _unavailable(self.spec, exc) from None
+        return [version_from_pb(v) for v in resp.versions], resp.exhausted
+
+    async def node_status(self) -> admin_pb2.NodeStatusResponse:
+        try:
+            return await self.admin.NodeStatus(
+                admin_pb2.NodeStatusRequest(), timeout=self.timeout_s
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise _unavailable(self.spec, exc) from None
+
+    async def healthy(self, timeout_s: float) -> bool:
+        try:
+            resp = await self.health.Check(health_pb2.HealthCheckRequest(), timeout=timeout_s)
+        except grpc.aio.AioRpcError:
+            return False
+        return bool(resp.status == health_pb2.HealthCheckResponse.SERVING)
+
+    async def close(self) -> None:
+        await self.channel.close()
+
+
+class Peers:
+    def __init__(self, cfg: ClusterConfig, me: NodeSpec, store: ReplicaStore) -> None:
+        self.cfg = cfg
+        self.me = me
+        self.local = LocalReplica(me, store)
+        self.remote: dict[str, RemoteReplica] = {
+            n.name: RemoteReplica(n, cfg.node.replica_timeout_s)
+            for n in cfg.nodes
+            if n.name != me.name
+        }
+        self._down_until: dict[str, float] = {}
+        # Optimistic at start: a failed call or the first probe corrects it.
+        self._probe_up: dict[str, bool] = {name: True for name in self.remote}
+        for az in cfg.azs:
+            NODES_TOTAL.labels(az).set(sum(1 for n in cfg.nodes if n.az == az))
+
+    def replica(self, spec: NodeSpec) -> Replica:
+        return self.local if spec.name == self.me.name else self.remote[spec.name]
+
+    def is_up(self, name: str) -> bool:
+        if name == self.me.name:
+            return True
+        return self._probe_up.get(name, False) and time.monotonic() >= self._down_until.get(
+            name, 0.0
+        )
+
+    def mark_down(self, name: str, why: str) -> None:
+        if name == self.me.name:
+            return
+        if self.is_up(name):
+            log.warning("node %s marked down: %s", name, why)
+        self._down_until[name] = time.monotonic() + self.cfg.node.peer_down_s
+
+    async def probe_once(self) -> None:
+        names = list(self.remote)
+        timeout = max(0.2, self.cfg.node.probe_interval_s)
+        results = await asyncio.gather(*(self.remote[n].healthy(timeout) for n in names))
+        for name, ok in zip(names, results, strict=True):
+            was = self._probe_up.get(name)
+            self._probe_up[name] = ok
+            if ok:
+                self._down_until.pop(name, None)
+            if was != ok:
+                log.info("node %s is %s", name, "up" if ok else "down")
+        for az in self.cfg.azs:
+            NODES_UP.labels(az).set(
+                sum(1 for n in self.cfg.nodes if n.az == az and self.is_up(n.name))
+            )
+
+    async def probe_forever(self) -> None:
+        while True:
+            try:
+                await self.probe_once()
+            except Exception:
+                log.exception("peer probe failed")
+            await asyncio.sleep(self.cfg.node.probe_interval_s)
+
+    async def close(self) -> None:
+        await asyncio.gather(*(r.close() for r in self.remote.values()))

@@ -1,0 +1,50 @@
+"""Encoding of stored values. Every value starts with a format-version byte, so
+a future format can migrate old records when it reads them (as Garage does)."""
+
+from __future__ import annotations
+
+import struct
+
+from tristore.convert import change_from_pb, change_to_pb, version_from_pb, version_to_pb
+from tristore.errors import InternalError
+from tristore.model import Change, ObjectVersion
+from tristore.pb import common_pb2, replica_pb2
+
+VERSION_V1 = 1
+_U64 = struct.Struct(">Q")
+_GC = struct.Struct(">QI")  # created/due ms, chunk count
+
+
+def encode_version(v: ObjectVersion, with_inline: bool = True) -> bytes:
+    return bytes([VERSION_V1]) + version_to_pb(v, with_inline).SerializeToString()
+
+
+def decode_version(raw: bytes) -> ObjectVersion:
+    if not raw or raw[0] != VERSION_V1:
+        raise InternalError(f"unknown object record format {raw[:1]!r}")
+    msg = common_pb2.ObjectVersion()
+    msg.ParseFromString(raw[1:])
+    return version_from_pb(msg)
+
+
+def encode_ms(ms: int) -> bytes:
+    return bytes([VERSION_V1]) + _U64.pack(ms)
+
+
+def decode_ms(raw: bytes) -> int:
+    if not raw or raw[0] != VERSION_V1:
+        raise InternalError(f"unknown timestamp record format {raw[:1]!r}")
+    return int(_U64.unpack_from(raw, 1)[0])
+
+
+def encode_change(c: Change) -> bytes:
+    """A change-log entry: the commit, bodies by reference only."""
+    return bytes([VERSION_V1]) + change_to_pb(c, with_inline=False).SerializeToString()
+
+
+def decode_change(raw: bytes) -> Change:
+    if not raw or raw[0] != VERSION_V1:
+        raise InternalError(f"unknown change-log record format {raw[:1]!r}")
+    msg = replica_pb2.CommitRequest()
+    msg.ParseFromString(raw[1:])
+    return change_from_pb(msg)

@@ -1,0 +1,690 @@
+"""A node's durable state: one RocksDB, written through a group-commit thread.
+
+Every change that must survive a crash (a committed version, its change-log
+entry, a hint, the removal of a handed-off copy) goes through :class:`Writer`:
+one thread takes every request queued since its last write, applies them in
+order to one ``WriteBatch`` and writes it with ``sync=True``. Concurrent writes
+therefore share one fsync, and the read-check-write of last-writer-wins is
+atomic because only that thread does it.
+
+Body chunks are written without sync before their commit: the commit's synced
+write flushes the write-ahead log up to and including them.
+
+Reads run on a small thread pool so RocksDB never blocks the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, cast
+
+import rocksdict
+
+from node import keys, records
+from node.metrics import (
+    CHANGE_LOG_SEQ,
+    FSYNC_SECONDS,
+    GC_BODIES,
+    HINTS_PENDING,
+    WRITE_BATCH_SIZE,
+)
+from tristore.config import NodeSection
+from tristore.model import Change, ObjectVersion
+from tristore.stamps import ZERO, Stamp
+
+log = logging.getLogger(__name__)
+
+FORMAT = b"tristore-node-2"
+
+
+@dataclass(frozen=True, slots=True)
+class CommitResult:
+    applied: bool
+    #: The newest stamp this replica holds for the key's current record afterwards.
+    current: Stamp
+    #: The change's ``expect`` did not match; nothing was applied.
+    conflict: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class KeyState:
+    """Everything one replica holds of a key (hinted handoff ships it whole)."""
+
+    head: ObjectVersion | None
+    versions: list[ObjectVersion]
+    removed: list[Stamp]
+
+
+class _Op:
+    """One request to the writer thread. ``apply`` adds to the batch and
+    returns the value the caller's future gets once the batch is synced."""
+
+    def apply(
+        self, store: ReplicaStore, wb: rocksdict.WriteBatch, overlay: dict[bytes, bytes | None]
+    ) -> Any:
+        raise NotImplementedError
+
+
+@dataclass
+class _Commit(_Op):
+    change: Change
+    hint_for: str
+
+    def apply(
+        self, store: ReplicaStore, wb: rocksdict.WriteBatch, overlay: dict[bytes, bytes | None]
+    ) -> CommitResult:
+        c = self.change
+        okey = keys.object_key(c.bucket, c.key)
+        cur = store._get_overlay(okey, overlay)
+        cur_stamp = records.decode_version(cur).stamp if cur is not None else ZERO
+        # The key's first AZ serializes conditional changes: one whose reader saw
+        # ``expect`` goes through only if nothing newer got here first. (A node
+        # back from the dead may be behind ``expect``, which is no conflict.)
+        if c.expect is not None and cur_stamp > c.expect:
+            return CommitResult(False, cur_stamp, conflict=True)
+        if c.head is not None:
+            if cur_stamp >= c.head.stamp and cur is not None:
+                if not c.merge:
+                    return CommitResult(False, cur_stamp)
+            else:
+                encoded = records.encode_version(c.head)
+                wb.put(okey, encoded)
+                overlay[okey] = encoded
+                cur_stamp = c.head.stamp
+        for vstamp in c.removed:
+            store._remove_version(wb, overlay, c.bucket, c.key, vstamp)
+        for v in c.versions:
+            store._put_version(wb, overlay, v)
+        for data_id in {v.data_id for v in (c.head, *c.versions) if v is not None and v.data_id}:
+            wb.delete(keys.staged_key(data_id))
+        store._append_log(wb, c)
+        if self.hint_for:
+            hk = keys.hint_key(self.hint_for, c.bucket, c.key)
+            held = store._get_overlay(hk, overlay)
+            if held is None:
+                store._hint_delta += 1
+            if held is None or Stamp.decode(held) < c.stamp:
+                wb.put(hk, c.stamp.encode())
+                overlay[hk] = c.stamp.encode()
+        return CommitResult(True, cur_stamp)
+
+
+@dataclass
+class _DropHint(_Op):
+    home: str
+    bucket: str
+    key: str
+    stamp: Stamp
+    drop_copy: bool
+
+    def apply(
+        self, store: ReplicaStore, wb: rocksdict.WriteBatch, overlay: dict[bytes, bytes | None]
+    ) -> bool:
+        hk = keys.hint_key(self.home, self.bucket, self.key)
+        held = store._get_overlay(hk, overlay)
+        if held is None:
+            return False
+        if Stamp.decode(held) > self.stamp:
+            return False  # a newer hinted write arrived meanwhile: hand that one over later
+        wb.delete(hk)
+        overlay[hk] = None
+        store._hint_delta -= 1
+        if self.drop_copy:
+            store._drop_key(wb, overlay, self.bucket, self.key)
+        return True
+
+
+@dataclass
+class _Raw(_Op):
+    """Puts and deletes prepared by the caller (garbage collection)."""
+
+    puts: list[tuple[bytes, bytes]]
+    deletes: list[bytes]
+    ranges: list[tuple[bytes, bytes]]
+
+    def apply(
+        self, store: ReplicaStore, wb: rocksdict.WriteBatch, overlay: dict[bytes, bytes | None]
+    ) -> None:
+        for k, v in self.puts:
+            wb.put(k, v)
+        for k in self.deletes:
+            wb.delete(k)
+        for start, end in self.ranges:
+            wb.delete_range(start, end)
+
+
+class ReplicaStore:
+    def __init__(self, path: Path, cfg: NodeSection, clock_ms: Callable[[], int]) -> None:
+        self.path = path
+        self.cfg = cfg
+        self._clock_ms = clock_ms
+        path.mkdir(parents=True, exist_ok=True)
+        opts = rocksdict.Options(raw_mode=True)
+        opts.create_if_missing(True)
+        opts.set_max_background_jobs(2)
+        table = rocksdict.BlockBasedOptions()
+        table.set_block_cache(rocksdict.Cache(cfg.block_cache_bytes))
+        opts.set_block_based_table_factory(table)
+        self.db = rocksdict.Rdict(str(path), opts)
+        fmt = self.db.get(keys.meta_key("format"))
+        if fmt is None:
+            self.db.put(keys.meta_key("format"), FORMAT)
+        elif fmt != FORMAT:
+            raise RuntimeError(f"{path} holds data of format {fmt!r}, not {FORMAT!r}")
+        self._sync = rocksdict.WriteOptions()
+        self._sync.sync = True
+        self._nosync = rocksdict.WriteOptions()
+        self._seq = self._last_log_seq()
+        self._hints = self._count_prefix(keys.hint_prefix())
+        self._hint_delta = 0
+        HINTS_PENDING.set(self._hints)
+        CHANGE_LOG_SEQ.set(self._seq)
+        self._queue: queue.SimpleQueue[tuple[_Op, asyncio.Future[Any]] | None] = queue.SimpleQueue()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._writer = threading.Thread(target=self._write_loop, name="group-commit", daemon=True)
+        self._readers = concurrent.futures.ThreadPoolExecutor(
+            cfg.read_threads, thread_name_prefix="rocksdb-read"
+        )
+        self._closed = False
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._writer.start()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(None)
+        if self._writer.is_alive():
+            self._writer.join(timeout=10)
+        self._readers.shutdown(wait=True)
+        self.db.close()
+
+    # -- the group-commit writer -----------------------------------------
+
+    async def _submit(self, op: _Op) -> Any:
+        assert self._loop is not None, "ReplicaStore.start() was not called"
+        fut: asyncio.Future[Any] = self._loop.create_future()
+        self._queue.put((op, fut))
+        return await fut
+
+    def _write_loop(self) -> None:
+        assert self._loop is not None
+        loop = self._loop
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            stop = False
+            while len(batch) < self.cfg.group_commit_max:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stop = True
+                    break
+                batch.append(item)
+            self._write_batch(batch, loop)
+            if stop:
+                return
+
+    def _write_batch(
+        self, batch: list[tuple[_Op, asyncio.Future[Any]]], loop: asyncio.AbstractEventLoop
+    ) -> None:
+        wb = rocksdict.WriteBatch(raw_mode=True)
+        overlay: dict[bytes, bytes | None] = {}
+        seq_before, self._hint_delta = self._seq, 0
+        outcomes: list[tuple[bool, Any]] = []
+        for op, _fut in batch:
+            try:
+                outcomes.append((True, op.apply(self, wb, overlay)))
+            except Exception as exc:  # noqa: BLE001 - handed to the waiting caller
+                outcomes.append((False, exc))
+        try:
+            started = time.perf_counter()
+            self.db.write(wb, self._sync)
+            FSYNC_SECONDS.observe(time.perf_counter() - started)
+            WRITE_BATCH_SIZE.observe(len(batch))
+        except Exception as exc:
+            log.exception("group commit of %d writes failed", len(batch))
+            self._seq = seq_before
+            outcomes = [(False, exc)] * len(batch)
+        else:
+            self._hints += self._hint_delta
+            HINTS_PENDING.set(self._hints)
+            CHANGE_LOG_SEQ.set(self._seq)
+        for (_op, fut), (ok, value) in zip(batch, outcomes, strict=True):
+            loop.call_soon_threadsafe(_resolve, fut, ok, value)
+
+    def _get_overlay(self, key: bytes, overlay: dict[bytes, bytes | None]) -> bytes | None:
+        if key in overlay:
+            return overlay[key]
+        value: bytes | None = self.db.get(key)
+        return value
+
+    def _append_log(self, wb: rocksdict.WriteBatch, c: Change) -> None:
+        self._seq += 1
+        wb.put(keys.log_key(self._seq), records.encode_change(c))
+
+    def _put_version(
+        self, wb: rocksdict.WriteBatch, overlay: dict[bytes, bytes | None], v: ObjectVersion
+    ) -> None:
+        """Add or replace one version record (last writer wins per version). A
+        null version replaces the key's older null version; a removed version
+        never comes back."""
+        v = replace(v, removed=())
+        vs = v.vstamp.encode()
+        if self._get_overlay(keys.removed_key(v.bucket, v.key, vs), overlay) is not None:
+            return
+        if v.null_version:
+            nk = keys.null_key(v.bucket, v.key)
+            held = self._get_overlay(nk, overlay)
+            if held is not None and held > vs:
+                return
+            if held is not None and held < vs:
+                self._delete_version_record(wb, overlay, v.bucket, v.key, held)
+            wb.put(nk, vs)
+            overlay[nk] = vs
+            if not v.is_version:
+                return  # an unversioned DELETE: the null version is gone, nothing replaces it
+        vk = keys.version_key(v.bucket, v.key, vs)
+        existing = self._get_overlay(vk, overlay)
+        if existing is not None:
+            old = records.decode_version(existing)
+            if old.stamp >= v.stamp:
+                return
+            if old.data_id and old.data_id != v.data_id:
+                self._schedule_gc(wb, old.data_id)
+        encoded = records.encode_version(v)
+        wb.put(vk, encoded)
+        overlay[vk] = encoded
+
+    def _delete_version_record(
+        self,
+        wb: rocksdict.WriteBatch,
+        overlay: dict[bytes, bytes | None],
+        bucket: str,
+        key: str,
+        vs: bytes,
+    ) -> None:
+        vk = keys.version_key(bucket, key, vs)
+        existing = self._get_overlay(vk, overlay)
+        if existing is not None:
+            old = records.decode_version(existing)
+            if old.data_id:
+                self._schedule_gc(wb, old.data_id)
+            wb.delete(vk)
+            overlay[vk] = None
+
+    def _remove_version(
+        self,
+        wb: rocksdict.WriteBatch,
+        overlay: dict[bytes, bytes | None],
+        bucket: str,
+        key: str,
+        vstamp: Stamp,
+    ) -> None:
+        vs = vstamp.encode()
+        self._delete_version_record(wb, overlay, bucket, key, vs)
+        rk = keys.removed_key(bucket, key, vs)
+        wb.put(rk, b"\x01")
+        overlay[rk] = b"\x01"
+
+    def _drop_key(
+        self, wb: rocksdict.WriteBatch, overlay: dict[bytes, bytes | None], bucket: str, key: str
+    ) -> None:
+        """Forget a key this node held only as a stand-in (its home has it now)."""
+        okey = keys.object_key(bucket, key)
+        if self._get_overlay(okey, overlay) is not None:
+            wb.delete(okey)
+            overlay[okey] = None
+        for k, raw in self._prefix_items(keys.version_prefix(bucket, key)):
+            if k in overlay and overlay[k] is None:
+                continue
+            old = records.decode_version(raw)
+            if old.data_id:
+                self._schedule_gc(wb, old.data_id)
+            wb.delete(k)
+            overlay[k] = None
+        for k, _ in self._prefix_items(keys.removed_prefix(bucket, key)):
+            wb.delete(k)
+        nk = keys.null_key(bucket, key)
+        wb.delete(nk)
+        overlay[nk] = None
+
+    def _schedule_gc(self, wb: rocksdict.WriteBatch, data_id: bytes) -> None:
+        due = self._clock_ms() + int(self.cfg.gc_grace_s * 1000)
+        wb.put(keys.gc_key(due, data_id), b"\x01")
+
+    # -- writes ----------------------------------------------------------
+
+    async def commit(self, change: Change, hint_for: str = "") -> CommitResult:
+        result: CommitResult = await self._submit(_Commit(change, hint_for))
+        return result
+
+    async def drop_hint(
+        self, home: str, bucket: str, key: str, stamp: Stamp, drop_copy: bool
+    ) -> bool:
+        done: bool = await self._submit(_DropHint(home, bucket, key, stamp, drop_copy))
+        return done
+
+    async def stage(
+        self, data_id: bytes, chunks: AsyncIterator[tuple[int, bytes]]
+    ) -> tuple[int, int]:
+        """Store the chunks of a body ahead of its commit. Returns (chunks, bytes)."""
+        if len(data_id) != keys.DATA_ID_SIZE:
+            raise ValueError("data id must be 16 bytes")
+        loop = asyncio.get_running_loop()
+        marker = records.encode_ms(self._clock_ms())
+        await loop.run_in_executor(
+            self._readers, self._put_nosync, keys.staged_key(data_id), marker
+        )
+        count = total = 0
+        async for index, data in chunks:
+            await loop.run_in_executor(
+                self._readers, self._put_nosync, keys.chunk_key(data_id, index), data
+            )
+            count += 1
+            total += len(data)
+        return count, total
+
+    def _put_nosync(self, key: bytes, value: bytes) -> None:
+        self.db.put(key, value, self._nosync)
+
+    # -- reads -----------------------------------------------------------
+
+    async def _read(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._readers, fn, *args)
+
+    async def read_meta(self, bucket: str, key: str) -> ObjectVersion | None:
+        raw = await self._read(self.db.get, keys.object_key(bucket, key))
+        return records.decode_version(raw) if raw is not None else None
+
+    def _read_versions(
+        self, bucket: str, key: str, vstamp: Stamp | None, null: bool, limit: int
+    ) -> tuple[list[ObjectVersion], bool]:
+        if null:
+            held = self.db.get(keys.null_key(bucket, key))
+            if held is None:
+                return [], False
+            vstamp = Stamp.decode(held)
+        if vstamp is not None:
+            vs = vstamp.encode()
+            raw = self.db.get(keys.version_key(bucket, key, vs))
+            if raw is not None:
+                return [records.decode_version(raw)], False
+            return [], self.db.get(keys.removed_key(bucket, key, vs)) is not None
+        out: list[ObjectVersion] = []
+        for _k, raw in self._prefix_items(keys.version_prefix(bucket, key)):
+            if len(out) >= limit:
+                break
+            out.append(records.decode_version(raw))
+        return out, False
+
+    async def read_versions(
+        self,
+        bucket: str,
+        key: str,
+        vstamp: Stamp | None = None,
+        null: bool = False,
+        limit: int = 1,
+    ) -> tuple[list[ObjectVersion], bool]:
+        """One version (by stamp, or the null one), or the newest ``limit``;
+        and whether the one asked for was removed for good."""
+        result: tuple[list[ObjectVersion], bool] = await self._read(
+            self._read_versions, bucket, key, vstamp, null, limit
+        )
+        return result
+
+    def _scan_versions(
+        self, bucket: str, prefix: str, key_marker: str, after: Stamp | None, limit: int
+    ) -> tuple[list[ObjectVersion], bool]:
+        lower = keys.version_prefix(bucket, prefix=prefix)
+        start = lower
+        if key_marker:
+            if after is not None:
+                marker = keys.version_key(bucket, key_marker, after.encode()) + b"\x00"
+            else:
+                marker = keys.successor(keys.version_prefix(bucket, key_marker))
+            start = max(start, marker)
+        out: list[ObjectVersion] = []
+        it = self.db.iter()
+        try:
+            it.seek(start)
+            while it.valid():
+                k = it.key()
+                if not k.startswith(lower):
+                    return out, True
+                if len(out) >= limit:
+                    return out, False
+                out.append(replace(records.decode_version(it.value()), inline=None))
+                it.next()
+            return out, True
+        finally:
+            del it
+
+    async def scan_versions(
+        self, bucket: str, prefix: str, key_marker: str, after: Stamp | None, limit: int
+    ) -> tuple[list[ObjectVersion], bool]:
+        """Version records in (key, newest first) order, from just past the marker."""
+        result: tuple[list[ObjectVersion], bool] = await self._read(
+            self._scan_versions, bucket, prefix, key_marker, after, limit
+        )
+        return result
+
+    def _key_state(self, bucket: str, key: str) -> KeyState:
+        raw = self.db.get(keys.object_key(bucket, key))
+        head = records.decode_version(raw) if raw is not None else None
+        versions = [
+            records.decode_version(v)
+            for _k, v in self._prefix_items(keys.version_prefix(bucket, key))
+        ]
+        removed = [
+            Stamp.decode(k[-keys.STAMP_SIZE :])
+            for k, _ in self._prefix_items(keys.removed_prefix(bucket, key))
+        ]
+        return KeyState(head, versions, removed)
+
+    async def key_state(self, bucket: str, key: str) -> KeyState:
+        result: KeyState = await self._read(self._key_state, bucket, key)
+        return result
+
+    async def read_chunk(self, data_id: bytes, index: int) -> bytes | None:
+        chunk: bytes | None = await self._read(self.db.get, keys.chunk_key(data_id, index))
+        return chunk
+
+    async def read_data(
+        self, data_id: bytes, chunk_size: int, offset: int, length: int
+    ) -> AsyncIterator[bytes]:
+        """The bytes [offset, offset+length) of a body, chunk by chunk."""
+        end = offset + length
+        index = offset // chunk_size
+        pos = index * chunk_size
+        while pos < end:
+            chunk = await self.read_chunk(data_id, index)
+            if chunk is None:
+                raise LookupError(f"chunk {index} of body {data_id.hex()} is missing")
+            lo = max(offset - pos, 0)
+            hi = min(end - pos, len(chunk))
+            yield chunk[lo:hi]
+            pos += chunk_size
+            index += 1
+
+    def _scan(
+        self, bucket: str, prefix: str, start_after: str, skip_prefix: bool, limit: int
+    ) -> tuple[list[ObjectVersion], bool]:
+        lower = keys.object_prefix(bucket, prefix)
+        start = lower
+        if start_after:
+            after = keys.object_key(bucket, start_after)
+            after = keys.successor(after) if skip_prefix else after + b"\x00"
+            start = max(start, after)
+        out: list[ObjectVersion] = []
+        it = self.db.iter()
+        try:
+            it.seek(start)
+            while it.valid():
+                k = it.key()
+                if not k.startswith(lower):
+                    return out, True
+                if len(out) >= limit:
+                    return out, False
+                v = records.decode_version(it.value())
+                out.append(replace(v, inline=None))
+                it.next()
+            return out, True
+        finally:
+            del it
+
+    async def scan(
+        self, bucket: str, prefix: str, start_after: str, skip_prefix: bool, limit: int
+    ) -> tuple[list[ObjectVersion], bool]:
+        result: tuple[list[ObjectVersion], bool] = await self._read(
+            self._scan, bucket, prefix, start_after, skip_prefix, limit
+        )
+        return result
+
+    def _prefix_items(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """Every (key, value) whose key starts with ``prefix``, in order."""
+        for k, v in self.db.items(from_key=prefix):
+            key = cast(bytes, k)
+            if not key.startswith(prefix):
+                return
+            yield key, cast(bytes, v)
+
+    def _hints_for(self, home: str, limit: int) -> list[tuple[str, str, Stamp]]:
+        out: list[tuple[str, str, Stamp]] = []
+        for k, v in self._prefix_items(keys.hint_prefix(home)):
+            if len(out) >= limit:
+                break
+            _, bucket, key = keys.split_hint_key(k)
+            out.append((bucket, key, Stamp.decode(v)))
+        return out
+
+    async def hints_for(self, home: str, limit: int = 256) -> list[tuple[str, str, Stamp]]:
+        result: list[tuple[str, str, Stamp]] = await self._read(self._hints_for, home, limit)
+        return result
+
+    def _hint_homes(self) -> list[str]:
+        homes: list[str] = []
+        prefix = keys.hint_prefix()
+        it = self.db.iter()
+        try:
+            it.seek(prefix)
+            while it.valid() and it.key().startswith(prefix):
+                home = keys.split_hint_key(it.key())[0]
+                homes.append(home)
+                it.seek(keys.successor(keys.hint_prefix(home)))
+        finally:
+            del it
+        return homes
+
+    async def hint_homes(self) -> list[str]:
+        result: list[str] = await self._read(self._hint_homes)
+        return result
+
+    @property
+    def hints_pending(self) -> int:
+        return self._hints
+
+    @property
+    def log_seq(self) -> int:
+        return self._seq
+
+    # -- garbage collection -----------------------------------------------
+
+    def _collectable(self, now_ms: int, limit: int) -> tuple[list[bytes], list[bytes]]:
+        """GC entries that are due, and staged bodies that were abandoned."""
+        due: list[bytes] = []
+        for k, _v in self._prefix_items(keys.GC):
+            if len(due) >= limit:
+                break
+            when, _ = keys.split_gc_key(k)
+            if when > now_ms:
+                break
+            due.append(k)
+        stale: list[bytes] = []
+        ttl_ms = int(self.cfg.stage_ttl_s * 1000)
+        for k, v in self._prefix_items(keys.STAGED):
+            if len(stale) >= limit:
+                break
+            if records.decode_ms(v) + ttl_ms <= now_ms:
+                stale.append(k)
+        return due, stale
+
+    async def collect_garbage(self, limit: int = 1000) -> int:
+        """Delete superseded bodies past their grace period and abandoned
+        uploads. Returns how many bodies went."""
+        due, stale = await self._read(self._collectable, self._clock_ms(), limit)
+        if not due and not stale:
+            return 0
+        ranges = [keys.chunk_range(keys.split_gc_key(k)[1]) for k in due]
+        ranges += [keys.chunk_range(k[1:]) for k in stale]
+        await self._submit(_Raw([], [*due, *stale], ranges))
+        GC_BODIES.inc(len(ranges))
+        return len(ranges)
+
+    # -- status ----------------------------------------------------------
+
+    def _last_log_seq(self) -> int:
+        it = self.db.iter()
+        try:
+            it.seek_for_prev(keys.LOG + b"\xff" * 8)
+            if it.valid() and it.key().startswith(keys.LOG):
+                return keys.split_log_key(it.key())
+            return 0
+        finally:
+            del it
+
+    def _count_prefix(self, prefix: bytes) -> int:
+        return sum(1 for _ in self._prefix_items(prefix))
+
+    def _disk_bytes(self) -> int:
+        total = 0
+        for root, _dirs, files in os.walk(self.path):
+            for f in files:
+                with contextlib.suppress(OSError):
+                    total += os.path.getsize(os.path.join(root, f))
+        return total
+
+    async def disk_bytes(self) -> int:
+        result: int = await self._read(self._disk_bytes)
+        return result
+
+    async def object_count(self) -> int:
+        result: int = await self._read(self._count_prefix, keys.OBJECT)
+        return result
+
+    def iter_objects(self) -> Iterator[ObjectVersion]:
+        """Every current record (tests and tools; runs on the caller's thread)."""
+        for _k, v in self._prefix_items(keys.OBJECT):
+            yield records.decode_version(v)
+
+    def iter_versions(self) -> Iterator[ObjectVersion]:
+        """Every version record (tests and tools; runs on the caller's thread)."""
+        for _k, v in self._prefix_items(keys.VERSION):
+            yield records.decode_version(v)
+
+
+def _resolve(fut: asyncio.Future[Any], ok: bool, value: Any) -> None:
+    if fut.done():
+        return
+    if ok:
+        fut.set_result(value)
+    else:
+        fut.set_exception(value)

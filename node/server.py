@@ -1,0 +1,99 @@
+"""Start a storage node: ``tristore serve node --config cluster.toml --name NAME``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import grpc
+
+from node.coordinator import Coordinator
+from node.hints import HintedHandoff
+from node.peers import Peers
+from node.replica_store import ReplicaStore
+from node.servicer import AdminServicer, ObjectServicer, ReplicaServicer
+from node.witness_client import WitnessFleet
+from tristore import server
+from tristore.config import ClusterConfig
+from tristore.pb import (
+    admin_pb2,
+    admin_pb2_grpc,
+    objects_pb2,
+    objects_pb2_grpc,
+    replica_pb2,
+    replica_pb2_grpc,
+)
+from tristore.placement import Placer
+from tristore.stamps import HybridClock
+
+log = logging.getLogger(__name__)
+
+GC_INTERVAL_S = 5.0
+
+
+async def build(cfg: ClusterConfig, name: str) -> server.ProcessSpec:
+    me = cfg.node_named(name)
+    clock = HybridClock(cfg.cluster.id, me.id, cfg.node.clock_offset_ms)
+    store = await asyncio.to_thread(ReplicaStore, cfg.data_dir_for(name), cfg.node, clock.wall_ms)
+    store.start(asyncio.get_running_loop())
+    peers = Peers(cfg, me, store)
+    placer = Placer(cfg)
+    witnesses = WitnessFleet(cfg) if cfg.witnesses else None
+    coord = Coordinator(cfg, me, peers, placer, clock, witnesses)
+    handoff = HintedHandoff(store, peers, placer, cfg.node.hint_interval_s)
+    tasks: list[asyncio.Task[None]] = []
+
+    def register(srv: grpc.aio.Server) -> list[str]:
+        objects_pb2_grpc.add_ObjectServiceServicer_to_server(ObjectServicer(coord), srv)
+        replica_pb2_grpc.add_ReplicaServiceServicer_to_server(ReplicaServicer(store), srv)
+        admin_pb2_grpc.add_AdminServiceServicer_to_server(
+            AdminServicer(cfg, me, store, peers, witnesses), srv
+        )
+        return [
+            objects_pb2.DESCRIPTOR.services_by_name["ObjectService"].full_name,
+            replica_pb2.DESCRIPTOR.services_by_name["ReplicaService"].full_name,
+            admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
+        ]
+
+    async def gc_forever() -> None:
+        while True:
+            await asyncio.sleep(GC_INTERVAL_S)
+            try:
+                await store.collect_garbage()
+            except Exception:
+                log.exception("garbage collection round failed")
+
+    async def on_start() -> None:
+        tasks.extend(
+            asyncio.create_task(c)
+            for c in (peers.probe_forever(), handoff.run_forever(), gc_forever())
+        )
+
+    async def on_stop() -> None:
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+        await peers.close()
+        if witnesses is not None:
+            await witnesses.close()
+        await asyncio.to_thread(store.close)
+
+    return server.ProcessSpec(
+        name=name,
+        role="node",
+        grpc_addr=me.grpc,
+        metrics_addr=me.metrics,
+        cluster=cfg.cluster.name,
+        az=me.az,
+        register=register,
+        on_start=on_start,
+        on_stop=on_stop,
+    )
+
+
+def main(cfg: ClusterConfig, name: str) -> None:
+    server.setup_logging(name)
+    server.main(lambda: build(cfg, name))

@@ -1,0 +1,427 @@
+"""gRPC servicers of the storage node: decode, call the domain, encode."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import TypeAlias
+
+import grpc
+
+from node.coordinator import Coordinator, PutHeader
+from node.peers import Peers
+from node.replica_store import ReplicaStore
+from node.witness_client import WitnessConn, WitnessFleet
+from tristore.config import ClusterConfig, NodeSpec
+from tristore.convert import (
+    acl_to_pb,
+    bucket_to_pb,
+    change_from_pb,
+    conditions_from_pb,
+    info_to_pb,
+    page_to_pb,
+    stamp_from_pb,
+    stamp_to_pb,
+    tagging_to_pb,
+    version_page_to_pb,
+    version_to_pb,
+)
+from tristore.errors import InvalidArgument
+from tristore.model import ByteRange, CopySource
+from tristore.pb import (
+    admin_pb2,
+    admin_pb2_grpc,
+    objects_pb2,
+    objects_pb2_grpc,
+    replica_pb2,
+    replica_pb2_grpc,
+)
+
+Ctx: TypeAlias = grpc.aio.ServicerContext
+
+
+class ObjectServicer(objects_pb2_grpc.ObjectServiceServicer):
+    def __init__(self, coord: Coordinator) -> None:
+        self.coord = coord
+
+    async def CreateBucket(
+        self, request: objects_pb2.CreateBucketRequest, context: Ctx
+    ) -> objects_pb2.CreateBucketResponse:
+        info = await self.coord.create_bucket(request.bucket)
+        return objects_pb2.CreateBucketResponse(bucket=bucket_to_pb(info))
+
+    async def DeleteBucket(
+        self, request: objects_pb2.DeleteBucketRequest, context: Ctx
+    ) -> objects_pb2.DeleteBucketResponse:
+        await self.coord.delete_bucket(request.bucket)
+        return objects_pb2.DeleteBucketResponse()
+
+    async def HeadBucket(
+        self, request: objects_pb2.HeadBucketRequest, context: Ctx
+    ) -> objects_pb2.HeadBucketResponse:
+        info = await self.coord.head_bucket(request.bucket)
+        return objects_pb2.HeadBucketResponse(bucket=bucket_to_pb(info))
+
+    async def ListBuckets(
+        self, request: objects_pb2.ListBucketsRequest, context: Ctx
+    ) -> objects_pb2.ListBucketsResponse:
+        buckets = await self.coord.list_buckets()
+        return objects_pb2.ListBucketsResponse(buckets=[bucket_to_pb(b) for b in buckets])
+
+    async def PutObject(
+        self, request_iterator: AsyncIterator[objects_pb2.PutObjectRequest], context: Ctx
+    ) -> objects_pb2.PutObjectResponse:
+        stream = request_iterator.__aiter__()
+        try:
+            first = await anext(stream)
+        except StopAsyncIteration:
+            raise InvalidArgument("PutObject stream was empty: send a header first") from None
+        if not first.HasField("header"):
+            raise InvalidArgument("the first PutObject message must carry the header")
+        header = _put_header(first.header)
+
+        async def body() -> AsyncIterator[bytes]:
+            if first.data:
+                yield first.data
+            async for msg in stream:
+                if msg.HasField("header"):
+                    raise InvalidArgument("only the first PutObject message may carry a header")
+                yield msg.data
+
+        info = await self.coord.put_object(header, body())
+        return objects_pb2.PutObjectResponse(info=info_to_pb(info))
+
+    async def GetObject(
+        self, request: objects_pb2.GetObjectRequest, context: Ctx
+    ) -> AsyncIterator[objects_pb2.GetObjectResponse]:
+        rng = ByteRange(request.range.start, request.range.end) if request.has_range else None
+        result = await self.coord.get_object(
+            request.bucket,
+            request.key,
+            rng,
+            request.version_id,
+            conditions_from_pb(request.conditions),
+        )
+        head: objects_pb2.GetObjectResponse | None = objects_pb2.GetObjectResponse(
+            info=info_to_pb(result.info),
+            range_start=max(result.first, 0),
+            range_end=max(result.last, 0),
+        )
+        async for piece in result.body:
+            if head is not None:
+                head.data = piece
+                yield head
+                head = None
+            else:
+                yield objects_pb2.GetObjectResponse(data=piece)
+        if head is not None:
+            yield head
+
+    async def HeadObject(
+        self, request: objects_pb2.HeadObjectRequest, context: Ctx
+    ) -> objects_pb2.HeadObjectResponse:
+        info = await self.coord.head_object(
+            request.bucket, request.key, request.version_id, conditions_from_pb(request.conditions)
+        )
+        return objects_pb2.HeadObjectResponse(info=info_to_pb(info))
+
+    async def DeleteObject(
+        self, request: objects_pb2.DeleteObjectRequest, context: Ctx
+    ) -> objects_pb2.DeleteObjectResponse:
+        result = await self.coord.delete_object(request.bucket, request.key, request.version_id)
+        return objects_pb2.DeleteObjectResponse(
+            version_id=result.version_id, delete_marker=result.delete_marker
+        )
+
+    async def ListObjects(
+        self, request: objects_pb2.ListObjectsRequest, context: Ctx
+    ) -> objects_pb2.ListObjectsResponse:
+        page = await self.coord.list_objects(
+            request.bucket,
+            prefix=request.prefix,
+            delimiter=request.delimiter,
+            max_keys=request.max_keys if request.has_max_keys else 1000,
+            continuation_token=request.continuation_token or None,
+            start_after=request.start_after,
+        )
+        return page_to_pb(page)
+
+    async def PutBucketVersioning(
+        self, request: objects_pb2.PutBucketVersioningRequest, context: Ctx
+    ) -> objects_pb2.PutBucketVersioningResponse:
+        await self.coord.put_bucket_versioning(request.bucket, request.status)
+        return objects_pb2.PutBucketVersioningResponse()
+
+    async def GetBucketVersioning(
+        self, request: objects_pb2.GetBucketVersioningRequest, context: Ctx
+    ) -> objects_pb2.GetBucketVersioningResponse:
+        info = await self.coord.head_bucket(request.bucket)
+        return objects_pb2.GetBucketVersioningResponse(status=info.versioning)
+
+    async def ListObjectVersions(
+        self, request: objects_pb2.ListObjectVersionsRequest, context: Ctx
+    ) -> objects_pb2.ListObjectVersionsResponse:
+        page = await self.coord.list_object_versions(
+            request.bucket,
+            prefix=request.prefix,
+            delimiter=request.delimiter,
+            max_keys=request.max_keys if request.has_max_keys else 1000,
+            key_marker=request.key_marker,
+            version_id_marker=request.version_id_marker,
+        )
+        return version_page_to_pb(page)
+
+    async def GetObjectTagging(
+        self, request: objects_pb2.ObjectTaggingRequest, context: Ctx
+    ) -> objects_pb2.ObjectTaggingResponse:
+        t = await self.coord.get_object_tagging(request.bucket, request.key, request.version_id)
+        return tagging_to_pb(t)
+
+    async def PutObjectTagging(
+        self, request: objects_pb2.ObjectTaggingRequest, context: Ctx
+    ) -> objects_pb2.ObjectTaggingResponse:
+        t = await self.coord.put_object_tagging(
+            request.bucket, request.key, request.version_id, dict(request.tags)
+        )
+        return tagging_to_pb(t)
+
+    async def DeleteObjectTagging(
+        self, request: objects_pb2.ObjectTaggingRequest, context: Ctx
+    ) -> objects_pb2.ObjectTaggingResponse:
+        t = await self.coord.put_object_tagging(request.bucket, request.key, request.version_id, {})
+        return tagging_to_pb(t)
+
+    async def GetObjectAcl(
+        self, request: objects_pb2.ObjectAclRequest, context: Ctx
+    ) -> objects_pb2.ObjectAclResponse:
+        a = await self.coord.get_object_acl(request.bucket, request.key, request.version_id)
+        return acl_to_pb(a)
+
+    async def PutObjectAcl(
+        self, request: objects_pb2.ObjectAclRequest, context: Ctx
+    ) -> objects_pb2.ObjectAclResponse:
+        a = await self.coord.put_object_acl(
+            request.bucket, request.key, request.version_id, request.acl
+        )
+        return acl_to_pb(a)
+
+    async def CopyObject(
+        self, request: objects_pb2.CopyObjectRequest, context: Ctx
+    ) -> objects_pb2.CopyObjectResponse:
+        source = CopySource(
+            request.source_bucket,
+            request.source_key,
+            request.source_version_id,
+            conditions_from_pb(request.source_conditions),
+        )
+        dest = PutHeader(
+            request.bucket,
+            request.key,
+            request.content_type,
+            dict(request.metadata),
+            tags=dict(request.tags),
+            acl=request.acl,
+            storage_class=request.storage_class,
+            sse=request.sse,
+        )
+        result = await self.coord.copy_object(
+            source, dest, request.metadata_directive, request.tagging_directive
+        )
+        return objects_pb2.CopyObjectResponse(
+            info=info_to_pb(result.info), source_version_id=result.source_version_id
+        )
+
+
+def _put_header(h: objects_pb2.PutObjectHeader) -> PutHeader:
+    return PutHeader(
+        h.bucket,
+        h.key,
+        h.content_type,
+        dict(h.metadata),
+        h.size,
+        h.content_md5,
+        tags=dict(h.tags),
+        acl=h.acl,
+        storage_class=h.storage_class,
+        sse=h.sse,
+        if_none_match=h.if_none_match,
+        if_match=h.if_match,
+    )
+
+
+class ReplicaServicer(replica_pb2_grpc.ReplicaServiceServicer):
+    def __init__(self, store: ReplicaStore) -> None:
+        self.store = store
+
+    async def Commit(
+        self, request: replica_pb2.CommitRequest, context: Ctx
+    ) -> replica_pb2.CommitResponse:
+        result = await self.store.commit(change_from_pb(request), request.hint_for)
+        return replica_pb2.CommitResponse(
+            applied=result.applied, current=stamp_to_pb(result.current), conflict=result.conflict
+        )
+
+    async def Stage(
+        self, request_iterator: AsyncIterator[replica_pb2.StageRequest], context: Ctx
+    ) -> replica_pb2.StageResponse:
+        stream = request_iterator.__aiter__()
+        try:
+            first = await anext(stream)
+        except StopAsyncIteration:
+            return replica_pb2.StageResponse()
+
+        async def chunks() -> AsyncIterator[tuple[int, bytes]]:
+            yield first.index, first.data
+            async for msg in stream:
+                if msg.data_id != first.data_id:
+                    raise InvalidArgument("one Stage stream carries one body")
+                yield msg.index, msg.data
+
+        count, total = await self.store.stage(first.data_id, chunks())
+        return replica_pb2.StageResponse(chunks=count, bytes=total)
+
+    async def ReadMeta(
+        self, request: replica_pb2.ReadMetaRequest, context: Ctx
+    ) -> replica_pb2.ReadMetaResponse:
+        v = await self.store.read_meta(request.bucket, request.key)
+        if v is None:
+            return replica_pb2.ReadMetaResponse(found=False)
+        return replica_pb2.ReadMetaResponse(
+            found=True, version=version_to_pb(v, request.include_inline)
+        )
+
+    async def ReadData(
+        self, request: replica_pb2.ReadDataRequest, context: Ctx
+    ) -> AsyncIterator[replica_pb2.ReadDataResponse]:
+        if request.chunk_size == 0:
+            raise InvalidArgument("chunk_size must be positive")
+        try:
+            async for piece in self.store.read_data(
+                request.data_id, request.chunk_size, request.offset, request.length
+            ):
+                yield replica_pb2.ReadDataResponse(data=piece)
+        except LookupError as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+
+    async def Scan(
+        self, request: replica_pb2.ScanRequest, context: Ctx
+    ) -> replica_pb2.ScanResponse:
+        versions, exhausted = await self.store.scan(
+            request.bucket,
+            request.prefix,
+            request.start_after,
+            request.skip_prefix,
+            request.limit or 1000,
+        )
+        return replica_pb2.ScanResponse(
+            versions=[version_to_pb(v, with_inline=False) for v in versions], exhausted=exhausted
+        )
+
+    async def ReadVersions(
+        self, request: replica_pb2.ReadVersionsRequest, context: Ctx
+    ) -> replica_pb2.ReadVersionsResponse:
+        versions, removed = await self.store.read_versions(
+            request.bucket,
+            request.key,
+            stamp_from_pb(request.version_stamp) if request.has_version_stamp else None,
+            request.null_version,
+            request.limit or 1,
+        )
+        return replica_pb2.ReadVersionsResponse(
+            versions=[version_to_pb(v, request.include_inline) for v in versions], removed=removed
+        )
+
+    async def ScanVersions(
+        self, request: replica_pb2.ScanVersionsRequest, context: Ctx
+    ) -> replica_pb2.ScanVersionsResponse:
+        versions, exhausted = await self.store.scan_versions(
+            request.bucket,
+            request.prefix,
+            request.key_marker,
+            stamp_from_pb(request.after_version) if request.has_after_version else None,
+            request.limit or 1000,
+        )
+        return replica_pb2.ScanVersionsResponse(
+            versions=[version_to_pb(v, with_inline=False) for v in versions], exhausted=exhausted
+        )
+
+
+class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
+    def __init__(
+        self,
+        cfg: ClusterConfig,
+        me: NodeSpec,
+        store: ReplicaStore,
+        peers: Peers,
+        witness: WitnessFleet | None,
+    ) -> None:
+        self.witness = witness
+        self.cfg = cfg
+        self.me = me
+        self.store = store
+        self.peers = peers
+        self.started = time.monotonic()
+
+    async def _status(self) -> admin_pb2.NodeStatusResponse:
+        return admin_pb2.NodeStatusResponse(
+            name=self.me.name,
+            az=self.me.az,
+            role="node",
+            hints_pending=self.store.hints_pending,
+            objects=await self.store.object_count(),
+            disk_bytes=await self.store.disk_bytes(),
+            change_log_seq=self.store.log_seq,
+            epoch=self.cfg.cluster.epoch,
+            uptime_seconds=time.monotonic() - self.started,
+        )
+
+    async def NodeStatus(
+        self, request: admin_pb2.NodeStatusRequest, context: Ctx
+    ) -> admin_pb2.NodeStatusResponse:
+        return await self._status()
+
+    async def ClusterStatus(
+        self, request: admin_pb2.ClusterStatusRequest, context: Ctx
+    ) -> admin_pb2.ClusterStatusResponse:
+
+        async def one(spec: NodeSpec) -> admin_pb2.NodeHealth:
+            health = admin_pb2.NodeHealth(name=spec.name, az=spec.az, grpc=spec.grpc)
+            try:
+                if spec.name == self.me.name:
+                    status = await self._status()
+                else:
+                    status = await self.peers.remote[spec.name].node_status()
+            except Exception as exc:  # noqa: BLE001 - reported in the status, not raised
+                health.up = False
+                health.error = str(exc)
+                return health
+            health.up = True
+            health.status.CopyFrom(status)
+            return health
+
+        nodes = await asyncio.gather(*(one(n) for n in self.cfg.nodes))
+        witnesses = await asyncio.gather(*(self._witness(c) for c in self._witness_conns()))
+        return admin_pb2.ClusterStatusResponse(
+            cluster=self.cfg.cluster.name,
+            epoch=self.cfg.cluster.epoch,
+            nodes=nodes,
+            witnesses=witnesses,
+        )
+
+    def _witness_conns(self) -> list[WitnessConn]:
+        return [m for g in self.witness.groups for m in g] if self.witness is not None else []
+
+    async def _witness(self, conn: WitnessConn) -> admin_pb2.WitnessHealth:
+        spec = conn.spec
+        health = admin_pb2.WitnessHealth(name=spec.name, group=spec.group, grpc=spec.grpc)
+        try:
+            st = await conn.status()
+        except Exception as exc:  # noqa: BLE001 - reported in the status, not raised
+            health.error = str(exc)
+            return health
+        health.up = True
+        health.incarnation = st.incarnation
+        health.keys = st.keys
+        health.uptime_seconds = st.uptime_seconds
+        return health

@@ -1,0 +1,1 @@
+"""Cross-cluster replicator (issue 6)."""

@@ -1,0 +1,225 @@
+"""A local cluster for tests, started through the same launcher users run
+(``tristore dev up``), on loopback ports no other test uses."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import rocksdict
+
+from node import keys, records
+from tristore import config
+from tristore.client import Client
+from tristore.model import ObjectVersion
+from tristore.placement import Placer
+
+REPO = Path(__file__).resolve().parents[2]
+PORTS_PER_CLUSTER = 200
+
+
+def _free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_base_port() -> int:
+    """A base port whose whole block (grpc and metrics ports) is free."""
+    for _ in range(50):
+        base = random.randrange(20_000, 40_000, PORTS_PER_CLUSTER)
+        if all(_free(base + i) for i in range(1, PORTS_PER_CLUSTER)):
+            return base
+    raise RuntimeError("no free block of loopback ports")
+
+
+def cli_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    env.pop("TRISTORE_ENDPOINT", None)
+    return env
+
+
+def run_cli(
+    *args: str, input: bytes | None = None, timeout: float = 120, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "tristore", *args],
+        input=input,
+        capture_output=True,
+        timeout=timeout,
+        env=env or cli_env(),
+        check=False,
+    )
+
+
+@dataclass
+class DevCluster:
+    dir: Path
+    base_port: int
+
+    def cli(
+        self,
+        *args: str,
+        input: bytes | None = None,
+        timeout: float = 120,
+        check: bool = True,
+        extra_env: dict[str, str] | None = None,
+    ) -> subprocess.CompletedProcess[bytes]:
+        env = cli_env()
+        env["TRISTORE_ENDPOINT"] = self.endpoint
+        env.update(extra_env or {})
+        proc = run_cli(*args, input=input, timeout=timeout, env=env)
+        if check and proc.returncode != 0:
+            raise AssertionError(
+                f"tristore {' '.join(args)} exited {proc.returncode}\n"
+                f"stdout: {proc.stdout.decode(errors='replace')[-2000:]}\n"
+                f"stderr: {proc.stderr.decode(errors='replace')[-2000:]}"
+            )
+        return proc
+
+    def dev(
+        self,
+        *args: str,
+        check: bool = True,
+        timeout: float = 120,
+        extra_env: dict[str, str] | None = None,
+    ) -> subprocess.CompletedProcess[bytes]:
+        """``tristore dev ...``; processes it starts inherit ``extra_env``."""
+        return self.cli(
+            "dev", *args, "--dir", str(self.dir), check=check, timeout=timeout, extra_env=extra_env
+        )
+
+    @property
+    def config(self) -> config.ClusterConfig:
+        return config.load(self.dir / "cluster.toml")
+
+    @property
+    def endpoint(self) -> str:
+        return ",".join(n.grpc for n in self.config.nodes)
+
+    def client(self, endpoint: str | None = None) -> Client:
+        return Client(endpoint or self.endpoint)
+
+    def status(self) -> list[dict[str, object]]:
+        out = json.loads(self.dev("status", "--json").stdout)
+        assert isinstance(out, list)
+        return out
+
+    def up_names(self, role: str = "node") -> set[str]:
+        return {str(p["name"]) for p in self.status() if p["up"] and p["role"] == role}
+
+    def kill(self, name: str, signal: str = "KILL") -> None:
+        self.dev("kill", name, "--signal", signal)
+
+    def start(self, name: str, extra_env: dict[str, str] | None = None) -> None:
+        self.dev("start", name, extra_env=extra_env)
+
+    def down(self) -> None:
+        self.dev("down", check=False)
+
+    def _records(self, name: str, family: bytes) -> list[ObjectVersion]:
+        """Every record of one key family in a node's own RocksDB, read from disk."""
+        path = self.config.data_dir_for(name)
+        db = rocksdict.Rdict(
+            str(path),
+            rocksdict.Options(raw_mode=True),
+            access_type=rocksdict.AccessType.read_only(),
+        )
+        try:
+            out = []
+            for k, v in db.items(from_key=family):
+                if not k.startswith(family):
+                    break
+                out.append(records.decode_version(v))
+            return out
+        finally:
+            db.close()
+
+    def node_versions(self, name: str) -> dict[tuple[str, str], ObjectVersion]:
+        """Every current record in a node's own RocksDB, read directly from disk."""
+        return {(r.bucket, r.key): r for r in self._records(name, keys.OBJECT)}
+
+    def node_versions_all(self, name: str) -> list[ObjectVersion]:
+        """Every version record (current and noncurrent) in a node's own RocksDB."""
+        return self._records(name, keys.VERSION)
+
+    def homes(self, bucket: str, key: str) -> list[str]:
+        placer = Placer(self.config)
+        return [azr.home.name for azr in placer.place(bucket, key).azs]
+
+    def hints_pending(self) -> int:
+        """Hints held across the cluster, as `admin status` reports them."""
+        with self.client() as c:
+            return c.cluster_status().hints_pending
+
+    def wait_hints_drained(self, timeout: float = 60) -> None:
+        wait_until(lambda: self.hints_pending() == 0, timeout, interval=0.3, what="hints to drain")
+
+    def metric(self, name: str, metric: str) -> float:
+        """Sum of one metric's samples on one process's /metrics."""
+        import urllib.request
+
+        cfg = self.config
+        addr = {p.name: p.metrics for p in (*cfg.nodes, *cfg.witnesses)}[name]
+        with urllib.request.urlopen(f"http://{addr}/metrics", timeout=5) as resp:
+            text = resp.read().decode()
+        total = 0.0
+        for line in text.splitlines():
+            if line.startswith(metric) and not line.startswith("#"):
+                head = line.split(" ")[0]
+                if head == metric or head.startswith(metric + "{"):
+                    total += float(line.rsplit(" ", 1)[1])
+        return total
+
+
+def wait_until(pred, timeout: float, interval: float = 0.2, what: str = "condition") -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def start_cluster(tmp: Path, *extra: str, extra_env: dict[str, str] | None = None) -> DevCluster:
+    base = free_base_port()
+    cluster = DevCluster(tmp / "dev", base)
+    env = cli_env()
+    env.update(extra_env or {})
+    proc = run_cli(
+        "dev",
+        "up",
+        "--dir",
+        str(cluster.dir),
+        "--base-port",
+        str(base),
+        *extra,
+        timeout=120,
+        env=env,
+    )
+    if proc.returncode != 0:
+        run_cli("dev", "down", "--dir", str(cluster.dir))
+        raise AssertionError(
+            f"dev up failed ({proc.returncode}):\n{proc.stdout.decode()}\n{proc.stderr.decode()}"
+        )
+    return cluster
+
+
+def cluster_fixture(tmp: Path) -> Iterator[DevCluster]:
+    cluster = start_cluster(tmp)
+    try:
+        yield cluster
+    finally:
+        cluster.down()

@@ -1,0 +1,496 @@
+"""The ``tristore`` command and its ``dev`` launcher, run as real processes.
+
+Every test runs ``python -m tristore ...`` in a subprocess, the way users do. The
+launcher tests start real storage nodes on loopback ports picked at random
+from a free range, and always ``dev down`` what they started.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.cluster import DevCluster
+from tristore.cli import dev, processes
+from tristore.config import dump
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+STATUS_KEYS = {"name", "role", "cluster", "az", "pid", "grpc", "metrics", "up"}
+NODE_BUILT = importlib.util.find_spec("node.server") is not None
+
+
+def env() -> dict[str, str]:
+    e = dict(os.environ)
+    e["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), e.get("PYTHONPATH", "")) if p)
+    e.pop("TRISTORE_ENDPOINT", None)
+    e.pop("TRISTORE_DEV_DIR", None)
+    return e
+
+
+def cli(
+    *args: str, timeout: float = 60, stdin: bytes | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tristore", *args],
+        capture_output=True,
+        text=True,
+        env=env(),
+        timeout=timeout,
+        input=None if stdin is None else stdin.decode(),
+        cwd=ROOT,
+    )
+
+
+def assert_error(r: subprocess.CompletedProcess[str], code: str, *fragments: str) -> None:
+    """Exit 1 with exactly one ``Code: message`` line on stderr and no traceback."""
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith(f"{code}: "), r.stderr
+    for f in fragments:
+        assert f in lines[0], r.stderr
+
+
+def free_base_port(n: int = 6) -> int:
+    """A base port whose gRPC (base+1..) and metrics (base+101..) ports are all free."""
+    rng = random.Random()
+    for _ in range(200):
+        # Above the 20000-40000 blocks tests/integration/cluster.py hands out.
+        base = rng.randrange(40000, 60000, 10)
+        ports = [base + i for i in range(1, n + 1)] + [base + 100 + i for i in range(1, n + 1)]
+        if all(processes.port_free(f"127.0.0.1:{p}") for p in ports):
+            return base
+    raise RuntimeError("no free port range found")
+
+
+def write_stopped_dir(root: Path, base_port: int = 7100) -> dev.DevDir:
+    """A dev dir as `dev up` leaves it after `dev down`: config and state, no pids."""
+    d = dev.DevDir(root)
+    cfg, layout = dev.plan(3, 2, base_port, d.data)
+    root.mkdir(parents=True, exist_ok=True)
+    d.config.write_text(dump(cfg))
+    d.state.write_text(json.dumps(layout.to_json()))
+    return d
+
+
+# --- usage and argument errors ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [],
+        ["frobnicate"],
+        ["cp", "only-one"],
+        ["dev"],
+        ["dev", "up", "--azs", "2"],
+        ["dev", "up", "--clusters", "3"],
+        ["dev", "kill"],
+        ["dev", "kill", "a1", "--signal", "FOO"],
+        ["ls", "s3://bucket", "--max-keys", "many"],
+        ["serve", "gateway", "--config", "x.toml", "--name", "a1"],
+        ["serve", "node", "--name", "a1"],
+        ["admin"],
+        ["version", "disable", "s3://bucket"],
+        ["version", "enable"],
+        ["tag"],
+        ["acl", "s3://bucket/k", "private", "extra"],
+    ],
+)
+def test_usage_errors_exit_2(args: list[str]) -> None:
+    r = cli(*args)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert "usage:" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [],
+        ["dev"],
+        ["dev", "up"],
+        ["dev", "status"],
+        ["dev", "kill"],
+        ["dev", "start"],
+        ["dev", "restart"],
+        ["dev", "down"],
+        ["mb"],
+        ["rb"],
+        ["cp"],
+        ["cat"],
+        ["rm"],
+        ["stat"],
+        ["ls"],
+        ["version"],
+        ["tag"],
+        ["acl"],
+        ["admin"],
+        ["admin", "status"],
+        ["serve"],
+    ],
+)
+def test_help_everywhere(args: list[str]) -> None:
+    r = cli(*args, "--help")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("usage: tristore")
+
+
+def test_version() -> None:
+    r = cli("--version")
+    assert r.returncode == 0
+    assert r.stdout.startswith("tristore ")
+
+
+# --- object commands that fail before reaching a cluster ----------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "fragment"),
+    [
+        (["mb", "s3://Bad_Bucket"], "InvalidBucketName", "Bad_Bucket"),
+        (["mb", "s3://bucket/key"], "InvalidArgument", "object URL"),
+        (["mb", "bucket"], "InvalidArgument", "s3://BUCKET"),
+        (["rb", "s3://ab"], "InvalidBucketName", "3 to 63"),
+        (["cat", "s3://bucket"], "InvalidArgument", "no key"),
+        (["rm", "s3://bucket/"], "InvalidArgument", "no key"),
+        (["stat", "s3://bucket"], "InvalidArgument", "no key"),
+        (["ls", "photos"], "InvalidArgument", "s3://BUCKET"),
+        (["cp", "a", "b"], "InvalidArgument", "one of SRC and DST"),
+        (["cp", "s3://bucket/k", "x", "--tag", "team=x"], "InvalidArgument", "only when DST"),
+        (["cp", "a", "s3://bucket/k", "--tag", "novalue"], "InvalidArgument", "NAME=VALUE"),
+        (
+            ["cp", "a", "s3://bucket/k", "--meta", "a=1", "--meta", "a=2"],
+            "InvalidArgument",
+            "twice",
+        ),
+        (
+            ["cp", "s3://bucket/a", "s3://bucket/b", "--if-none-match", "*"],
+            "InvalidArgument",
+            "only for uploads",
+        ),
+        (["cp", "a", "s3://bucket/k", "--version-id", "null"], "InvalidArgument", "downloads"),
+        (["version", "enable", "s3://bucket/k"], "InvalidArgument", "object URL"),
+        (["tag", "s3://bucket/k", "a=1", "--delete"], "InvalidArgument", "not both"),
+        (["acl", "s3://bucket"], "InvalidArgument", "no key"),
+        (["ls", "s3://bucket", "--key-marker", "k"], "InvalidArgument", "only with --versions"),
+        (["cp", "-", "s3://bucket/"], "InvalidArgument", "stdin needs a full key"),
+        (["cp", "s3://bucket/k", "x", "--meta", "a=1"], "InvalidArgument", "only when DST"),
+    ],
+)
+def test_object_command_errors(args: list[str], code: str, fragment: str) -> None:
+    assert_error(cli(*args), code, fragment)
+
+
+def test_cp_upload_of_a_directory_is_refused(tmp_path: Path) -> None:
+    assert_error(cli("cp", str(tmp_path), "s3://bucket/k"), "InvalidArgument", "is a directory")
+
+
+# --- serve ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("role", "issue"), [("replicator", "issue 6")])
+def test_serve_unbuilt_role(tmp_path: Path, role: str, issue: str) -> None:
+    d = write_stopped_dir(tmp_path / "dev")
+    r = cli("serve", role, "--config", str(d.config), "--name", "w1")
+    assert_error(r, "NotImplemented", f"the {role} role is not built yet (see {issue})")
+
+
+def test_serve_bad_config_and_name(tmp_path: Path) -> None:
+    assert_error(
+        cli("serve", "node", "--config", str(tmp_path / "no.toml"), "--name", "a1"),
+        "InvalidArgument",
+        "does not exist",
+    )
+    d = write_stopped_dir(tmp_path / "dev")
+    assert_error(
+        cli("serve", "node", "--config", str(d.config), "--name", "zz"),
+        "InvalidArgument",
+        "no node named 'zz'",
+    )
+
+
+# --- dev launcher without processes -------------------------------------------
+
+
+def test_dev_status_json_on_a_stopped_dir(tmp_path: Path) -> None:
+    d = write_stopped_dir(tmp_path / "dev", base_port=free_base_port())
+    r = cli("dev", "status", "--dir", str(d.root), "--json")
+    assert r.returncode == 0, r.stderr
+    rows = json.loads(r.stdout)
+    assert [row["name"] for row in rows] == ["a1", "a2", "b1", "b2", "c1", "c2"]
+    for row in rows:
+        assert set(row) == STATUS_KEYS
+        assert row["pid"] is None and row["up"] is False
+        assert row["role"] == "node" and row["cluster"] == "local"
+    assert rows[2]["az"] == "az-b"
+
+
+def test_dev_status_text_on_a_stopped_dir(tmp_path: Path) -> None:
+    d = write_stopped_dir(tmp_path / "dev")
+    r = cli("dev", "status", "--dir", str(d.root))
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].split() == ["NAME", "ROLE", "CLUSTER", "AZ", "PID", "GRPC", "METRICS", "UP"]
+    assert len(lines) == 7 and all(line.endswith("DOWN") for line in lines[1:])
+
+
+def test_dev_dir_from_environment(tmp_path: Path) -> None:
+    d = write_stopped_dir(tmp_path / "dev")
+    e = env() | {"TRISTORE_DEV_DIR": str(d.root)}
+    r = subprocess.run(
+        [sys.executable, "-m", "tristore", "dev", "status", "--json"],
+        capture_output=True,
+        text=True,
+        env=e,
+        timeout=60,
+    )
+    assert r.returncode == 0, r.stderr
+    assert len(json.loads(r.stdout)) == 6
+
+
+def test_dev_commands_without_a_cluster(tmp_path: Path) -> None:
+    missing = str(tmp_path / "none")
+    assert_error(cli("dev", "status", "--dir", missing), "NoDevCluster", "dev up --dir")
+    assert_error(cli("dev", "kill", "a1", "--dir", missing), "NoDevCluster")
+    r = cli("dev", "down", "--dir", missing)
+    assert r.returncode == 0 and "nothing to stop" in r.stderr
+
+
+def test_dev_unknown_name_lists_valid_names(tmp_path: Path) -> None:
+    d = write_stopped_dir(tmp_path / "dev")
+    for action in ("kill", "start", "restart"):
+        assert_error(
+            cli("dev", action, "zz", "--dir", str(d.root)),
+            "NoSuchProcess",
+            "valid names: a1, a2, b1, b2, c1, c2",
+        )
+
+
+def test_dev_kill_of_a_stopped_process_is_a_no_op(tmp_path: Path) -> None:
+    d = write_stopped_dir(tmp_path / "dev")
+    r = cli("dev", "kill", "a1", "--dir", str(d.root))
+    assert r.returncode == 0 and "not running" in r.stderr
+
+
+def test_dev_up_two_clusters_not_yet(tmp_path: Path) -> None:
+    assert_error(
+        cli("dev", "up", "--dir", str(tmp_path / "dev"), "--clusters", "2"),
+        "NotImplemented",
+        "two-cluster mode arrives with replication (issue 6)",
+    )
+
+
+def test_dev_up_names_the_busy_port_and_writes_nothing(tmp_path: Path) -> None:
+    base = free_base_port()
+    busy = base + 103  # metrics of b1
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", busy))
+        s.listen()
+        r = cli("dev", "up", "--dir", str(tmp_path / "dev"), "--base-port", str(base))
+    assert_error(r, "PortInUse", f"port {busy} (metrics of b1)", "--base-port")
+    assert not (tmp_path / "dev" / "launcher.json").exists()
+
+
+def test_dev_up_refuses_a_different_layout_in_an_existing_dir(tmp_path: Path) -> None:
+    d = write_stopped_dir(tmp_path / "dev", base_port=7100)
+    assert_error(
+        cli("dev", "up", "--dir", str(d.root), "--base-port", "7300"),
+        "InvalidArgument",
+        "--base-port 7100",
+        "another --dir",
+    )
+
+
+@pytest.mark.timeout(60)
+def test_dev_up_reports_processes_that_die(tmp_path: Path) -> None:
+    """A process that exits at start-up fails `dev up` at once, with its log."""
+    root = tmp_path / "dev"
+    root.mkdir()
+    (root / "cluster.toml").write_text("[cluster]\nbogus = 1\n")  # every node rejects it
+    r = cli("dev", "up", "--dir", str(root), "--base-port", str(free_base_port()))
+    try:
+        assert r.returncode == 1, (r.stdout, r.stderr)
+        assert "exited with status 1" in r.stderr
+        assert "unknown keys ['bogus']" in r.stderr  # the tail of the log
+        last = r.stderr.strip().splitlines()[-1]
+        assert last.startswith("StartFailed: a1, a2, b1, b2, c1, c2, w1, w2, w3 did not come up")
+        assert (root / "launcher.json").exists()
+        assert (root / "logs" / "a1.log").exists()
+    finally:
+        cli("dev", "down", "--dir", str(root))
+
+
+# --- a real cluster -----------------------------------------------------------
+
+
+@pytest.fixture
+def dev_dir(tmp_path: Path) -> Iterator[tuple[Path, int]]:
+    """A dev dir and free base port; whatever the test starts there is stopped after."""
+    if not NODE_BUILT:
+        pytest.skip("node/server.py is not built yet")
+    root, base = tmp_path / "dev", free_base_port()
+    try:
+        yield root, base
+    finally:
+        r = cli("dev", "down", "--dir", str(root))
+        assert r.returncode == 0, r.stderr
+
+
+def status(root: Path) -> dict[str, dict[str, object]]:
+    r = cli("dev", "status", "--dir", str(root), "--json")
+    assert r.returncode == 0, r.stderr
+    return {row["name"]: row for row in json.loads(r.stdout)}
+
+
+@pytest.mark.timeout(180)
+def test_dev_cycle(dev_dir: tuple[Path, int]) -> None:
+    root, base = dev_dir
+    r = cli("dev", "up", "--dir", str(root), "--base-port", str(base), "--witnesses", "3")
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    endpoints = ",".join(f"127.0.0.1:{base + i}" for i in range(1, 7))
+    assert f"export TRISTORE_ENDPOINT={endpoints}" in r.stdout.splitlines()
+    state = json.loads((root / "launcher.json").read_text())
+    assert state["witnesses"] == 3 and len(state["processes"]) == 9
+    roles = [p["role"] for p in state["processes"]]
+    assert roles == ["node"] * 6 + ["witness"] * 3
+    assert (root / "cluster.toml").exists()
+    for name in ("a1", "c2"):
+        assert (root / "run" / f"{name}.pid").exists()
+        assert (root / "logs" / f"{name}.log").exists()
+
+    rows = status(root)
+    assert all(row["up"] for row in rows.values()), rows
+    assert rows["b1"]["grpc"] == f"127.0.0.1:{base + 3}"
+    assert rows["b1"]["metrics"] == f"127.0.0.1:{base + 103}"
+
+    again = cli("dev", "up", "--dir", str(root))
+    assert again.returncode == 0 and "already running" in again.stdout
+
+    old_pid = rows["a1"]["pid"]
+    r = cli("dev", "kill", "a1", "--dir", str(root), "--signal", "KILL")
+    assert r.returncode == 0, r.stderr
+    rows = status(root)
+    assert rows["a1"]["up"] is False and rows["a1"]["pid"] is None
+    assert rows["a2"]["up"] is True
+
+    r = cli("dev", "start", "a1", "--dir", str(root))
+    assert r.returncode == 0, r.stderr
+    rows = status(root)
+    assert rows["a1"]["up"] is True and rows["a1"]["pid"] != old_pid
+
+    b1 = rows["b1"]["pid"]
+    r = cli("dev", "restart", "b1", "--dir", str(root))
+    assert r.returncode == 0, r.stderr
+    rows = status(root)
+    assert rows["b1"]["up"] is True and rows["b1"]["pid"] != b1
+
+    # `dev up` on a partly running cluster starts just what is missing.
+    assert cli("dev", "kill", "c2", "--dir", str(root)).returncode == 0
+    r = cli("dev", "up", "--dir", str(root))
+    assert r.returncode == 0, r.stderr
+    assert all(row["up"] for row in status(root).values())
+
+    r = cli("dev", "down", "--dir", str(root))
+    assert r.returncode == 0, r.stderr
+    assert "stopped 9 processes" in r.stdout
+    rows = status(root)
+    assert not any(row["up"] or row["pid"] for row in rows.values())
+    assert not list((root / "run").glob("*.pid"))
+    assert (root / "data" / "a1").is_dir()  # data is kept
+
+
+# --- object and admin commands against a running cluster ----------------------
+
+
+def one_error_line(r: subprocess.CompletedProcess[bytes], code: str) -> str:
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    lines = r.stderr.decode().strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"{code}: "), r.stderr
+    return lines[0]
+
+
+@pytest.mark.timeout(120)
+def test_object_commands(cluster: DevCluster, tmp_path: Path) -> None:
+    b = "cli-objects"
+    cluster.cli("mb", f"s3://{b}")
+    one_error_line(cluster.cli("mb", f"s3://{b}", check=False), "BucketAlreadyExists")
+    assert f" {b}" in cluster.cli("ls").stdout.decode()
+
+    src = tmp_path / "page.html"
+    body = os.urandom(300_000)
+    src.write_bytes(body)
+    out = cluster.cli("cp", str(src), f"s3://{b}/site/", "--meta", "owner=ops").stdout.decode()
+    assert out.startswith(f"upload: {src} to s3://{b}/site/page.html")
+    info = json.loads(cluster.cli("stat", f"s3://{b}/site/page.html", "--json").stdout)
+    assert info["size"] == len(body) and info["content_type"] == "text/html"
+    assert info["metadata"] == {"owner": "ops"}
+    text = cluster.cli("stat", f"s3://{b}/site/page.html").stdout.decode()
+    assert f"etag:               {info['etag']}" in text.splitlines()
+
+    cluster.cli("cp", "-", f"s3://{b}/in.bin", "--content-type", "x/y", input=b"from stdin")
+    assert cluster.cli("cat", f"s3://{b}/in.bin").stdout == b"from stdin"
+    assert cluster.cli("cat", f"s3://{b}/in.bin", "--range", "bytes=5-").stdout == b"stdin"
+    assert cluster.cli("cp", f"s3://{b}/site/page.html", "-").stdout == body
+
+    dest = tmp_path / "down"
+    cluster.cli("cp", f"s3://{b}/site/page.html", f"{dest}/")
+    assert (dest / "page.html").read_bytes() == body
+    assert [p.name for p in dest.iterdir()] == ["page.html"]  # no temporary file left
+    one_error_line(cluster.cli("cp", f"s3://{b}/nope", f"{dest}/", check=False), "NoSuchKey")
+    assert [p.name for p in dest.iterdir()] == ["page.html"]
+
+    listing = json.loads(cluster.cli("ls", f"s3://{b}", "--json").stdout)
+    assert [e["key"] for e in listing["contents"]] == ["in.bin", "site/page.html"]
+    assert set(listing["contents"][0]) == {"key", "size", "etag", "last_modified"}
+    assert listing["is_truncated"] is False and listing["next_continuation_token"] is None
+    lines = cluster.cli("ls", f"s3://{b}", "--delimiter", "/").stdout.decode().splitlines()
+    assert lines[0].split() == ["PRE", "site/"] and lines[1].endswith(" 10 in.bin")
+    page = json.loads(cluster.cli("ls", f"s3://{b}", "--max-keys", "1", "--json").stdout)
+    assert len(page["contents"]) == 1 and page["is_truncated"] is True
+    rest = cluster.cli(
+        "ls",
+        f"s3://{b}",
+        "--max-keys",
+        "5",
+        "--json",
+        "--continuation-token",
+        page["next_continuation_token"],
+    )
+    assert [e["key"] for e in json.loads(rest.stdout)["contents"]] == ["site/page.html"]
+    assert cluster.cli("ls", f"s3://{b}/site").stdout.decode().endswith(" site/page.html\n")
+
+    one_error_line(cluster.cli("rb", f"s3://{b}", check=False), "BucketNotEmpty")
+    cluster.cli("rm", f"s3://{b}/in.bin")
+    cluster.cli("rm", f"s3://{b}/site/page.html")
+    one_error_line(cluster.cli("cat", f"s3://{b}/in.bin", check=False), "NoSuchKey")
+    cluster.cli("rb", f"s3://{b}")
+    one_error_line(cluster.cli("ls", f"s3://{b}", check=False), "NoSuchBucket")
+
+
+@pytest.mark.timeout(60)
+def test_admin_status(cluster: DevCluster) -> None:
+    status = json.loads(cluster.cli("admin", "status", "--json").stdout)
+    assert status["cluster"] == "local"
+    assert sorted(n["name"] for n in status["nodes"]) == ["a1", "a2", "b1", "b2", "c1", "c2"]
+    assert all(n["up"] for n in status["nodes"])
+    text = cluster.cli("admin", "status").stdout.decode()
+    assert "nodes 6/6 up" in text and "az-a 2/2  az-b 2/2  az-c 2/2" in text
+
+
+def test_no_endpoint_is_a_clear_error() -> None:
+    r = cli("ls")
+    assert r.returncode == 1
+    assert r.stderr.startswith("InvalidArgument: ") and "TRISTORE_ENDPOINT" in r.stderr

@@ -1,0 +1,198 @@
+"""The witness as a read barrier (DESIGN.md invariants 2 and 3), on real processes."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.integration.cluster import DevCluster, wait_until
+from tristore import errors
+
+pytestmark = pytest.mark.integration
+
+BUCKET = "witnessed"
+
+
+def _witness_names(cluster: DevCluster) -> list[str]:
+    return [w.name for w in cluster.config.witnesses]
+
+
+def _sum(cluster: DevCluster, names: list[str], metric: str) -> float:
+    return sum(cluster.metric(n, metric) for n in names)
+
+
+def test_reads_are_served_from_the_cache_once_the_witness_confirms(cluster: DevCluster) -> None:
+    nodes = [n.name for n in cluster.config.nodes]
+    with cluster.client(cluster.config.nodes[0].grpc) as c:
+        c.create_bucket(BUCKET)
+        c.put_object(BUCKET, "hot", b"value")
+        hits = _sum(cluster, nodes, "tristore_cache_hits_total")
+        for _ in range(20):
+            assert c.get_object(BUCKET, "hot") == b"value"
+        assert _sum(cluster, nodes, "tristore_cache_hits_total") >= hits + 20
+        # A write through another coordinator makes this coordinator's entry
+        # stale; the witness says so, and the read goes to the replicas.
+        with cluster.client(cluster.config.nodes[-1].grpc) as other:
+            other.put_object(BUCKET, "hot", b"newer")
+        assert c.get_object(BUCKET, "hot") == b"newer"
+        other_delete = cluster.client(cluster.config.nodes[-1].grpc)
+        with other_delete:
+            other_delete.delete_object(BUCKET, "hot")
+        with pytest.raises(errors.NoSuchKey):
+            c.get_object(BUCKET, "hot")
+        assert "hot" not in {e.key for e in c.list_objects(BUCKET).contents}
+    checks = _sum(cluster, _witness_names(cluster), "tristore_witness_checks_total")
+    assert checks > 0
+
+
+def test_restarting_every_witness_costs_speed_not_correctness(own_cluster: DevCluster) -> None:
+    cluster = own_cluster
+    witnesses = _witness_names(cluster)
+    with cluster.client() as c:
+        c.create_bucket(BUCKET)
+        for i in range(30):
+            c.put_object(BUCKET, f"k{i}", f"v1-{i}".encode())
+        for i in range(30):
+            c.put_object(BUCKET, f"k{i}", f"v2-{i}".encode())
+        c.delete_object(BUCKET, "k0")
+
+        before = {w: cluster.metric(w, "tristore_witness_incarnation") for w in witnesses}
+        for w in witnesses:
+            cluster.kill(w, "KILL")
+        for w in witnesses:
+            cluster.start(w)
+        after = {w: cluster.metric(w, "tristore_witness_incarnation") for w in witnesses}
+        assert all(before[w] != after[w] for w in witnesses), "a restart is a new incarnation"
+        # The operator sees the same through admin status.
+        shown = {w.name: w for w in c.cluster_status().witnesses}
+        assert set(shown) == set(witnesses)
+        assert all(shown[w].up and shown[w].incarnation == int(after[w]) for w in witnesses)
+        text = cluster.cli("admin", "status").stdout.decode()
+        assert all(f"{int(after[w]):x}" in text for w in witnesses)
+
+        # The witnesses know nothing now: every read falls back to the replicas
+        # and still sees the newest acknowledged version, never an older one.
+        nodes = [n.name for n in cluster.config.nodes]
+        unknown = _sum(cluster, nodes, "tristore_witness_unknown_answers_total")
+        with pytest.raises(errors.NoSuchKey):
+            c.get_object(BUCKET, "k0")
+        for i in range(1, 30):
+            assert c.get_object(BUCKET, f"k{i}") == f"v2-{i}".encode()
+        assert _sum(cluster, nodes, "tristore_witness_unknown_answers_total") > unknown
+        listed = {e.key for e in c.list_objects(BUCKET).contents}
+        assert listed == {f"k{i}" for i in range(1, 30)}
+        # Reads re-taught the witnesses: they know the keys again.
+        assert all(cluster.metric(w, "tristore_witness_keys") >= 29 for w in witnesses[:2])
+
+
+def test_an_interrupted_write_is_finished_by_the_next_read(own_cluster: DevCluster) -> None:
+    cluster = own_cluster
+    with cluster.client() as c:
+        c.create_bucket(BUCKET)
+        c.put_object(BUCKET, "half", b"old")
+        c.put_object(BUCKET, "half-big", b"O" * (2 * 1024 * 1024))
+    # With AZ c gone, a write reaches AZs a and b and then fails: it is on disk
+    # with a stamp the witness never saw.
+    cluster.kill("c1", "KILL")
+    cluster.kill("c2", "KILL")
+    endpoint = ",".join(n.grpc for n in cluster.config.nodes if n.az != "az-c")
+    with cluster.client(endpoint) as c:
+        with pytest.raises(errors.QuorumUnavailable):
+            c.put_object(BUCKET, "half", b"new")
+        with pytest.raises(errors.QuorumUnavailable):
+            c.put_object(BUCKET, "half-big", b"N" * (2 * 1024 * 1024))
+    cluster.start("c1")
+    cluster.start("c2")
+    homes_c = {
+        k: next(h for h in cluster.homes(BUCKET, k) if h.startswith("c"))
+        for k in ("half", "half-big")
+    }
+    # AZ c still holds the old version (on its home, or as a hint on the other node).
+    in_c = {**cluster.node_versions("c2"), **cluster.node_versions("c1")}
+    assert in_c[(BUCKET, "half")].size == len(b"old")
+
+    nodes = [n.name for n in cluster.config.nodes]
+    write_backs = _sum(cluster, nodes, "tristore_write_backs_total")
+
+    def readable() -> bool:
+        try:
+            with cluster.client() as c:
+                c.head_object(BUCKET, "half")
+            return True
+        except errors.TristoreError:
+            return False
+
+    wait_until(readable, 30, what="AZ c to be back")
+    with cluster.client() as c:
+        # The failed write's outcome was unknown; once a read returned it, it
+        # is the value for good, on every AZ, for every reader.
+        first = c.get_object(BUCKET, "half")
+        assert first in (b"old", b"new")
+        assert first == b"new", "the newest version on the replicas is finished, not hidden"
+        for _ in range(5):
+            assert c.get_object(BUCKET, "half") == first
+        # A streamed body is refused before any byte is staged when an AZ has
+        # no node up: nothing of it was written, so the old body stands.
+        big = c.get_object(BUCKET, "half-big")
+        assert big == b"O" * (2 * 1024 * 1024)
+    assert _sum(cluster, nodes, "tristore_write_backs_total") > write_backs
+    # The write-back reached AZ c: on its home directly, or through a hint on
+    # the other node of the AZ if the home still looked down at that moment.
+    import hashlib
+
+    cluster.wait_hints_drained()
+
+    held = cluster.node_versions(homes_c["half"])[(BUCKET, "half")]
+    assert held.etag == hashlib.md5(b"new").hexdigest()
+    held_big = cluster.node_versions(homes_c["half-big"])[(BUCKET, "half-big")]
+    assert held_big.etag == hashlib.md5(b"O" * (2 * 1024 * 1024)).hexdigest()
+
+
+def test_one_witness_down_changes_nothing_two_down_fail_writes_clearly(
+    own_cluster: DevCluster,
+) -> None:
+    cluster = own_cluster
+    w1, w2, _w3 = _witness_names(cluster)
+    with cluster.client() as c:
+        c.create_bucket(BUCKET)
+        c.put_object(BUCKET, "k", b"1")
+        cluster.kill(w1, "KILL")
+        c.put_object(BUCKET, "k", b"2")
+        assert c.get_object(BUCKET, "k") == b"2"
+        assert [e.key for e in c.list_objects(BUCKET).contents] == ["k"]
+        cluster.kill(w2, "KILL")
+        with pytest.raises(errors.QuorumUnavailable) as info:
+            c.put_object(BUCKET, "k", b"3")
+        assert "witness group" in str(info.value)
+        cluster.start(w1)
+        cluster.start(w2)
+        # w1 and w2 came back empty: the group answers "unknown" until reads or
+        # writes teach it again, and nothing older than "3" (which is durable on
+        # the nodes, its outcome unknown to the client) may be returned now.
+        value = c.get_object(BUCKET, "k")
+        assert value in (b"2", b"3")
+        c.put_object(BUCKET, "k", b"4")
+        assert c.get_object(BUCKET, "k") == b"4"
+
+
+def test_a_deleted_bucket_is_gone_through_every_coordinator_at_once(cluster: DevCluster) -> None:
+    """Bucket existence is read like any key: no coordinator keeps a stale 'yes'."""
+    bucket = "short-lived"
+    first, last = cluster.config.nodes[0].grpc, cluster.config.nodes[-1].grpc
+    with cluster.client(first) as a, cluster.client(last) as b:
+        a.create_bucket(bucket)
+        a.put_object(bucket, "k", b"v")  # coordinator a has now seen the bucket
+        assert [e.key for e in a.list_objects(bucket).contents] == ["k"]
+        b.delete_object(bucket, "k")
+        b.delete_bucket(bucket)
+        with pytest.raises(errors.NoSuchBucket):
+            a.list_objects(bucket)
+        with pytest.raises(errors.NoSuchBucket):
+            a.put_object(bucket, "k", b"v")
+        with pytest.raises(errors.NoSuchBucket):
+            a.get_object(bucket, "k")
+        with pytest.raises(errors.NoSuchBucket):
+            a.head_object(bucket, "k")
+        assert bucket not in {x.name for x in a.list_buckets()}
+        # Created again through b, it is there through a at once.
+        b.create_bucket(bucket)
+        assert a.list_objects(bucket).contents == []

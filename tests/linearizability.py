@@ -1,0 +1,107 @@
+"""A linearizability checker for per-key register histories (Wing & Gong, with
+Lowe's memoization of visited states).
+
+A history is a list of :class:`Op`: a write of a value (``None`` is a delete)
+or a read that returned a value (``None``: the key was absent), each with the
+times it was invoked and completed. A write whose outcome is unknown (the
+client saw an error or a timeout) may have taken effect at any point after its
+invocation, or never: it is given an infinite completion time and is allowed to
+be left out. The history is linearizable if some order of the operations
+respects real time (an operation that completed before another was invoked
+comes first) and makes every read return the latest write before it.
+
+Keys are independent registers, so each key is checked on its own
+(linearizability is compositional).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Hashable, Iterable
+from dataclasses import dataclass, field
+
+WRITE = "write"
+READ = "read"
+
+
+@dataclass(frozen=True)
+class Op:
+    key: str
+    kind: str  # WRITE or READ
+    value: Hashable | None
+    invoked: float
+    completed: float = math.inf
+    #: False for a write whose outcome the client does not know.
+    ok: bool = True
+    client: int = 0
+    ident: int = field(default=0, compare=False)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    ok: bool
+    key: str = ""
+    #: The operations of the key that could not be linearized, for the report.
+    ops: tuple[Op, ...] = ()
+    explanation: str = ""
+
+
+def check(
+    history: Iterable[Op], initial: Hashable | None = None, max_states: int = 2_000_000
+) -> Verdict:
+    """Check every key; the first key that fails decides the verdict."""
+    by_key: dict[str, list[Op]] = defaultdict(list)
+    for op in history:
+        if op.kind == READ and not op.ok:
+            continue  # a failed read returned nothing: it constrains nothing
+        by_key[op.key].append(op)
+    for key, ops in sorted(by_key.items()):
+        verdict = check_key(key, ops, initial, max_states)
+        if not verdict.ok:
+            return verdict
+    return Verdict(True)
+
+
+def check_key(key: str, ops: list[Op], initial: Hashable | None, max_states: int) -> Verdict:
+    ops = [
+        Op(o.key, o.kind, o.value, o.invoked, o.completed if o.ok else math.inf, o.ok, o.client, i)
+        for i, o in enumerate(sorted(ops, key=lambda o: o.invoked))
+    ]
+    n = len(ops)
+    # Operations that must all be linearized: everything except unknown writes.
+    required = frozenset(i for i, o in enumerate(ops) if o.ok)
+    seen: set[tuple[frozenset[int], Hashable | None]] = set()
+    # Depth-first search over (linearized set, register value).
+    stack: list[tuple[frozenset[int], Hashable | None]] = [(frozenset(), initial)]
+    best: frozenset[int] = frozenset()
+    while stack:
+        done, value = stack.pop()
+        if required <= done:
+            return Verdict(True, key)
+        if len(done) > len(best):
+            best = done
+        if (done, value) in seen:
+            continue
+        seen.add((done, value))
+        if len(seen) > max_states:
+            raise RuntimeError(f"history of key {key!r} is too large to check ({n} operations)")
+        pending = [i for i in range(n) if i not in done]
+        # Only operations invoked before every pending op's completion can go next.
+        horizon = min(ops[i].completed for i in pending)
+        for i in pending:
+            op = ops[i]
+            if op.invoked > horizon:
+                break  # sorted by invocation: no later op can go first either
+            if op.kind == WRITE:
+                stack.append((done | {i}, op.value))
+            elif op.value == value:
+                stack.append((done | {i}, value))
+    missing = tuple(ops[i] for i in sorted(required - best))
+    return Verdict(
+        False,
+        key,
+        missing,
+        f"key {key!r}: no order of its {n} operations respects real time and register "
+        f"semantics; the longest valid prefix linearized {len(best)} of them",
+    )

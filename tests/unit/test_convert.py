@@ -1,0 +1,131 @@
+"""Domain dataclasses <-> protobuf messages: lossless in both directions."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tristore import convert
+from tristore.model import (
+    BucketInfo,
+    ClusterStatus,
+    ListEntry,
+    ListPage,
+    NodeHealth,
+    NodeStatus,
+    ObjectInfo,
+    ObjectVersion,
+    ms_to_datetime,
+)
+from tristore.stamps import Stamp
+
+pytestmark = pytest.mark.unit
+
+ms = st.integers(min_value=0, max_value=2**45)
+text = st.text(max_size=20)
+
+
+@settings(deadline=None)  # CI machines stall; correctness is what counts
+@given(ms)
+def test_milliseconds_survive_the_datetime_round_trip(t: int) -> None:
+    info = ObjectInfo("b", "k", 1, "e", "t", {}, "v", ms_to_datetime(t))
+    assert convert.info_to_pb(info).last_modified_ms == t
+    assert convert.bucket_to_pb(BucketInfo("b", ms_to_datetime(t))).created_ms == t
+
+
+@settings(deadline=None)  # CI machines stall; correctness is what counts
+@given(
+    st.builds(
+        ObjectInfo,
+        bucket=text,
+        key=text,
+        size=st.integers(min_value=0, max_value=2**40),
+        etag=text,
+        content_type=text,
+        metadata=st.dictionaries(text, text, max_size=3),
+        version_id=text,
+        last_modified=ms.map(ms_to_datetime),
+        replication_status=st.sampled_from(["", "PENDING", "COMPLETED", "FAILED", "REPLICA"]),
+    )
+)
+def test_object_info_round_trip(info: ObjectInfo) -> None:
+    assert convert.info_from_pb(convert.info_to_pb(info)) == info
+
+
+@pytest.mark.parametrize("inline", [None, b"", b"body"])
+def test_object_version_round_trip(inline: bytes | None) -> None:
+    v = ObjectVersion(
+        bucket="b",
+        key="k/ü",
+        stamp=Stamp(1_700_000_000_123, 4, 2, 9),
+        size=4,
+        etag="abc",
+        content_type="text/plain",
+        metadata={"a": "1"},
+        data_id=b"\x01\x02",
+        chunk_size=4096,
+        inline=inline,
+    )
+    assert convert.version_from_pb(convert.version_to_pb(v)) == v
+    without = convert.version_from_pb(convert.version_to_pb(v, with_inline=False))
+    assert without.inline is None
+
+
+def test_tombstone_round_trip() -> None:
+    v = ObjectVersion("b", "k", Stamp(5, 0, 1, 1), deleted=True)
+    assert convert.version_from_pb(convert.version_to_pb(v)) == v
+
+
+@pytest.mark.parametrize("token", [None, "next-token"])
+def test_list_page_round_trip(token: str | None) -> None:
+    page = ListPage(
+        contents=[
+            ListEntry("a", 1, "e1", ms_to_datetime(1001)),
+            ListEntry("b", 0, "", ms_to_datetime(3)),
+        ],
+        common_prefixes=["p/", "q/"],
+        is_truncated=token is not None,
+        next_continuation_token=token,
+        key_count=4,
+    )
+    assert convert.page_from_pb(convert.page_to_pb(page)) == page
+
+
+def test_cluster_status_round_trip() -> None:
+    full = NodeStatus("a1", "az-a", "node", 3, 10, 4096, 99, 7, 12.5)
+    bare = NodeStatus("c1", "az-c", "node")
+    status = ClusterStatus(
+        cluster="east",
+        epoch=7,
+        nodes=(
+            NodeHealth("a1", "az-a", "127.0.0.1:7101", True, status=full),
+            NodeHealth("b1", "az-b", "127.0.0.1:7102", False, error="connection refused"),
+            NodeHealth("c1", "az-c", "127.0.0.1:7103", True, status=bare),
+        ),
+    )
+    again = convert.cluster_status_from_pb(convert.cluster_status_to_pb(status))
+    assert again == status
+    assert again.nodes[1].status is None  # "could not ask" is not a zeroed report
+    assert again.nodes[2].status == NodeStatus("c1", "az-c", "node")
+
+
+def test_cluster_status_summaries() -> None:
+    status = ClusterStatus(
+        cluster="c",
+        epoch=1,
+        nodes=(
+            NodeHealth("a1", "az-a", "x", True, status=NodeStatus("a1", "az-a", "node", 2)),
+            NodeHealth("a2", "az-a", "x", False, error="down"),
+            NodeHealth("b1", "az-b", "x", True, status=NodeStatus("b1", "az-b", "node", 5)),
+        ),
+    )
+    assert status.azs == ("az-a", "az-b")
+    assert status.nodes_up == 2
+    assert status.hints_pending == 7
+    assert [n.name for n in status.nodes_in("az-a")] == ["a1", "a2"]
+    js = status.to_json()
+    assert js["azs"] == {"az-a": {"up": 1, "down": 1}, "az-b": {"up": 1, "down": 0}}
+    assert js["nodes"][1] == {  # type: ignore[index]
+        "name": "a2", "az": "az-a", "grpc": "x", "up": False, "error": "down", "status": None,
+    }  # fmt: skip

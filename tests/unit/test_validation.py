@@ -1,0 +1,439 @@
+"""S3 input rules: bucket names, keys, metadata, content types, list bounds, ranges,
+tags, canned ACLs, storage classes, encryption, versioning states, copy directives."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tristore import errors
+from tristore import validation as v
+
+pytestmark = pytest.mark.unit
+
+
+# -- bucket names ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["abc", "a" * 63, "my.bucket-1", "1bucket", "a-b.c-d", "bucket9", "x.y.z", "a-----b"],
+)
+def test_valid_bucket_names(name: str) -> None:
+    v.check_bucket_name(name)
+
+
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        ("", "3 to 63"),
+        ("ab", "3 to 63"),
+        ("a" * 64, "3 to 63"),
+        ("MyBucket", "lowercase"),
+        ("my_bucket", "lowercase"),
+        ("my bucket", "lowercase"),
+        ("bücket", "lowercase"),
+        ("-bucket", "begin and end"),
+        ("bucket-", "begin and end"),
+        (".bucket", "begin and end"),
+        ("bucket.", "begin and end"),
+        ("my..bucket", "adjacent periods"),
+        ("192.168.1.1", "IP address"),
+        ("10.0.0.255", "IP address"),
+        ("xn--bucket", "reserves"),
+        ("sthree-bucket", "reserves"),
+        ("amzn-s3-demo-bucket", "reserves"),
+        ("bucket-s3alias", "reserves"),
+        ("bucket--ol-s3", "reserves"),
+        ("bucket.mrap", "reserves"),
+        ("bucket--x-s3", "reserves"),
+    ],
+)
+def test_invalid_bucket_names(name: str, why: str) -> None:
+    with pytest.raises(errors.InvalidBucketName, match=why):
+        v.check_bucket_name(name)
+
+
+def test_ip_like_but_not_ip_is_fine() -> None:
+    v.check_bucket_name("192.168.1.300")  # not a valid IPv4 address: S3 accepts it
+
+
+# -- keys ------------------------------------------------------------------------
+
+
+def test_empty_key() -> None:
+    with pytest.raises(errors.InvalidArgument, match="empty"):
+        v.check_key("")
+
+
+@pytest.mark.parametrize(
+    ("char", "width"), [("a", 1), ("é", 2), ("€", 3), ("😀", 4)], ids=["1B", "2B", "3B", "4B"]
+)
+def test_key_limit_is_1024_utf8_bytes(char: str, width: int) -> None:
+    fits = char * (1024 // width) + "a" * (1024 % width)
+    assert len(fits.encode()) == 1024
+    v.check_key(fits)
+    too_long = fits + "a"
+    with pytest.raises(errors.KeyTooLongError, match="1025 bytes"):
+        v.check_key(too_long)
+
+
+def test_key_counts_bytes_not_characters() -> None:
+    key = "é" * 513  # 513 characters, 1026 bytes
+    assert len(key) < 1024
+    with pytest.raises(errors.KeyTooLongError):
+        v.check_key(key)
+
+
+def test_key_must_be_valid_utf8() -> None:
+    with pytest.raises(errors.InvalidArgument, match="UTF-8"):
+        v.check_key("bad\ud800surrogate")
+
+
+@pytest.mark.parametrize("key", ["a", "dir/sub/file.txt", "/leading", "sp ace", "ünï/😀", "a//b"])
+def test_ordinary_keys(key: str) -> None:
+    v.check_key(key)
+
+
+# -- metadata --------------------------------------------------------------------
+
+
+def test_metadata_none_and_empty() -> None:
+    assert v.normalize_metadata(None) == {}
+    assert v.normalize_metadata({}) == {}
+
+
+def test_metadata_prefix_is_stripped_and_names_fold_to_lower_case() -> None:
+    got = v.normalize_metadata({"X-Amz-Meta-Color": "Blue", "Owner": "Ann", " size ": "L"})
+    assert got == {"color": "Blue", "owner": "Ann", "size": "L"}
+
+
+def test_metadata_values_keep_their_case_and_unicode() -> None:
+    assert v.normalize_metadata({"k": "MiXeD ünï"}) == {"k": "MiXeD ünï"}
+
+
+@pytest.mark.parametrize(
+    "name", ["", "   ", "x-amz-meta-", "two words", "colon:", "slash/", "ünï", "t\tab", "a(b)"]
+)
+def test_metadata_bad_names(name: str) -> None:
+    with pytest.raises(errors.InvalidArgument, match="metadata name"):
+        v.normalize_metadata({name: "v"})
+
+
+@pytest.mark.parametrize("value", ["a\rb", "a\nb", "a\r\nb", "nul\x00"])
+def test_metadata_values_reject_cr_lf_nul(value: str) -> None:
+    with pytest.raises(errors.InvalidArgument, match="CR, LF or NUL"):
+        v.normalize_metadata({"k": value})
+
+
+def test_metadata_names_that_fold_together_are_rejected() -> None:
+    with pytest.raises(errors.InvalidArgument, match="twice"):
+        v.normalize_metadata({"Color": "a", "x-amz-meta-color": "b"})
+
+
+def test_metadata_must_be_strings() -> None:
+    with pytest.raises(errors.InvalidArgument, match="strings"):
+        v.normalize_metadata({"k": 5})  # type: ignore[dict-item]
+
+
+def test_metadata_limit_is_2048_bytes_exactly() -> None:
+    at_limit = {"k": "v" * 2047}
+    assert v.normalize_metadata(at_limit) == at_limit
+    with pytest.raises(errors.MetadataTooLarge, match="2049 bytes"):
+        v.normalize_metadata({"k": "v" * 2048})
+
+
+def test_metadata_limit_counts_the_stripped_name() -> None:
+    """The x-amz-meta- prefix is not stored, so it does not count."""
+    assert v.normalize_metadata({"X-Amz-Meta-k": "v" * 2047}) == {"k": "v" * 2047}
+
+
+def test_metadata_limit_counts_utf8_bytes_across_entries() -> None:
+    meta = {"a": "é" * 511, "b": "é" * 511, "cd": "x" * 2}  # 1+1022 + 1+1022 + 2+2 = 2050
+    with pytest.raises(errors.MetadataTooLarge, match="2050 bytes"):
+        v.normalize_metadata(meta)
+    meta["cd"] = ""  # 2048
+    v.normalize_metadata(meta)
+
+
+# -- content type, list bounds ----------------------------------------------------
+
+
+def test_content_type() -> None:
+    assert v.normalize_content_type(None) == v.DEFAULT_CONTENT_TYPE
+    assert v.normalize_content_type("") == v.DEFAULT_CONTENT_TYPE
+    assert v.normalize_content_type("text/plain; charset=utf-8") == "text/plain; charset=utf-8"
+    v.normalize_content_type("a" * 1024)
+    for bad in ("text/plain\r\nX-Evil: 1", "a\x00", "a" * 1025):
+        with pytest.raises(errors.InvalidArgument):
+            v.normalize_content_type(bad)
+
+
+@pytest.mark.parametrize("n", [0, 1, 999, 1000])
+def test_max_keys_in_bounds(n: int) -> None:
+    v.check_max_keys(n)
+
+
+@pytest.mark.parametrize("n", [-1, 1001, 10**9])
+def test_max_keys_out_of_bounds(n: int) -> None:
+    with pytest.raises(errors.InvalidArgument, match="between 0 and 1000"):
+        v.check_max_keys(n)
+
+
+def test_delimiter_length() -> None:
+    v.check_delimiter("/")
+    v.check_delimiter("x" * 1024)
+    with pytest.raises(errors.InvalidArgument):
+        v.check_delimiter("x" * 1025)
+
+
+# -- ranges ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("spec", "parsed"),
+    [
+        ("bytes=0-9", (0, 9)),
+        ("bytes=5-", (5, -1)),
+        ("bytes=-5", (-5, -1)),
+        ("0-9", (0, 9)),
+        ("  bytes=1-2 ", (1, 2)),
+        ("bytes=0-0", (0, 0)),
+        ("bytes=9-3", (9, 3)),  # syntactically fine; resolve_range refuses it
+    ],
+)
+def test_parse_range_header(spec: str, parsed: tuple[int, int]) -> None:
+    assert v.parse_range_header(spec) == parsed
+
+
+@pytest.mark.parametrize(
+    "spec", ["", "bytes=", "bytes=-", "bytes=a-b", "bytes=1-2,4-5", "items=0-1", "bytes=1", "-"]
+)
+def test_parse_range_header_rejects_malformed(spec: str) -> None:
+    with pytest.raises(errors.InvalidRange):
+        v.parse_range_header(spec)
+
+
+def test_suffix_of_zero_bytes_is_unsatisfiable() -> None:
+    """``bytes=-0`` asks for nothing; it must not turn into 'the whole object'."""
+    with pytest.raises(errors.InvalidRange):
+        v.parse_range_header("bytes=-0")
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "size", "resolved"),
+    [
+        (0, 9, 100, (0, 9)),
+        (0, -1, 100, (0, 99)),
+        (90, 200, 100, (90, 99)),  # the end is clamped, as in HTTP
+        (99, 99, 100, (99, 99)),
+        (99, -1, 100, (99, 99)),
+        (-10, -1, 100, (90, 99)),
+        (-100, -1, 100, (0, 99)),
+        (-200, -1, 100, (0, 99)),  # a suffix longer than the object: all of it
+        (0, 0, 1, (0, 0)),
+        (-1, -1, 1, (0, 0)),
+    ],
+)
+def test_resolve_range(start: int, end: int, size: int, resolved: tuple[int, int]) -> None:
+    assert v.resolve_range(start, end, size) == resolved
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "size", "why"),
+    [
+        (100, -1, 100, "beyond"),
+        (100, 200, 100, "beyond"),
+        (5000, 6000, 100, "beyond"),
+        (0, -1, 0, "beyond"),  # any range of an empty object
+        (0, 0, 0, "beyond"),
+        (-5, -1, 0, "empty"),
+        (5, 3, 100, "before its start"),
+        (-5, 3, 100, "suffix"),
+    ],
+)
+def test_resolve_range_unsatisfiable(start: int, end: int, size: int, why: str) -> None:
+    with pytest.raises(errors.InvalidRange, match=why):
+        v.resolve_range(start, end, size)
+
+
+@settings(deadline=None)  # CI machines stall; correctness is what counts
+@given(
+    data=st.binary(min_size=1, max_size=300),
+    a=st.integers(min_value=0, max_value=400),
+    b=st.one_of(st.just(-1), st.integers(min_value=0, max_value=400)),
+)
+def test_resolve_range_agrees_with_slicing(data: bytes, a: int, b: int) -> None:
+    """For every satisfiable range, ``data[first:last+1]`` is what HTTP says."""
+    if (b >= 0 and b < a) or a >= len(data):
+        with pytest.raises(errors.InvalidRange):
+            v.resolve_range(a, b, len(data))
+        return
+    first, last = v.resolve_range(a, b, len(data))
+    assert 0 <= first <= last < len(data)
+    assert data[first : last + 1] == (data[a:] if b < 0 else data[a : b + 1])
+
+
+@settings(deadline=None)  # CI machines stall; correctness is what counts
+@given(data=st.binary(min_size=1, max_size=300), n=st.integers(min_value=1, max_value=400))
+def test_suffix_ranges_agree_with_slicing(data: bytes, n: int) -> None:
+    first, last = v.resolve_range(-n, -1, len(data))
+    assert data[first : last + 1] == data[-n:]
+    assert v.parse_range_header(f"bytes=-{n}") == (-n, -1)
+
+
+# -- keys: NUL -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("key", ["\x00", "a\x00b", "trailing\x00"])
+def test_key_must_not_contain_nul(key: str) -> None:
+    with pytest.raises(errors.InvalidArgument, match="NUL"):
+        v.check_key(key)
+
+
+# -- tags ------------------------------------------------------------------------
+
+
+def test_tags_none_and_empty() -> None:
+    assert v.normalize_tags(None) == {}
+    assert v.normalize_tags({}) == {}
+
+
+def test_tags_are_copied_not_changed() -> None:
+    tags = {"Project": "Blue Sky", "cost-center": "a+b=c", "path": "x/y.z:1@2_3"}
+    got = v.normalize_tags(tags)
+    assert got == tags and got is not tags
+
+
+def test_ten_tags_fit_eleven_do_not() -> None:
+    ten = {f"k{i}": "v" for i in range(10)}
+    assert v.normalize_tags(ten) == ten
+    with pytest.raises(errors.InvalidTag, match="at most 10 tags"):
+        v.normalize_tags({**ten, "k10": "v"})
+
+
+def test_tag_key_length() -> None:
+    v.normalize_tags({"k" * 128: "v"})
+    with pytest.raises(errors.InvalidTag, match="1 to 128"):
+        v.normalize_tags({"k" * 129: "v"})
+    with pytest.raises(errors.InvalidTag, match="1 to 128"):
+        v.normalize_tags({"": "v"})
+
+
+def test_tag_value_length() -> None:
+    v.normalize_tags({"k": "v" * 256})
+    v.normalize_tags({"k": ""})  # an empty value is allowed
+    with pytest.raises(errors.InvalidTag, match="longer than 256"):
+        v.normalize_tags({"k": "v" * 257})
+
+
+def test_tag_lengths_count_characters_not_bytes() -> None:
+    v.normalize_tags({"é" * 128: "é" * 256})
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("a*b", "v"),
+        ("k", "semi;colon"),
+        ("q?", "v"),
+        ("k", "<x>"),
+        ("k", "a,b"),
+        pytest.param("k", "a\nb", id="LF"),
+        pytest.param("k", "a\r\nb", id="CRLF"),
+        pytest.param("t\tab", "v", id="TAB"),
+    ],
+)
+def test_tag_bad_characters(key: str, value: str) -> None:
+    with pytest.raises(errors.InvalidTag, match="letters, digits"):
+        v.normalize_tags({key: value})
+
+
+@pytest.mark.parametrize("key", ["aws:x", "AWS:cost", "Aws:"])
+def test_tag_aws_prefix_is_reserved(key: str) -> None:
+    with pytest.raises(errors.InvalidTag, match="aws: prefix"):
+        v.normalize_tags({key: "v"})
+
+
+def test_tag_aws_elsewhere_in_the_key_is_fine() -> None:
+    v.normalize_tags({"my-aws:thing": "aws:value"})
+
+
+def test_tags_must_be_strings() -> None:
+    with pytest.raises(errors.InvalidTag, match="strings"):
+        v.normalize_tags({"k": 1})  # type: ignore[dict-item]
+    with pytest.raises(errors.InvalidTag, match="strings"):
+        v.normalize_tags({2: "v"})  # type: ignore[dict-item]
+
+
+# -- ACLs, storage classes, encryption -------------------------------------------
+
+
+@pytest.mark.parametrize("acl", v.CANNED_ACLS)
+def test_canned_acls(acl: str) -> None:
+    assert v.check_acl(acl) == acl
+
+
+def test_empty_acl_is_private() -> None:
+    assert v.check_acl("") == "private"
+
+
+@pytest.mark.parametrize("acl", ["Private", "public", "public-write", "full-control", " private"])
+def test_bad_acls(acl: str) -> None:
+    with pytest.raises(errors.InvalidArgument, match="not a canned ACL"):
+        v.check_acl(acl)
+
+
+@pytest.mark.parametrize("cls", v.STORAGE_CLASSES)
+def test_storage_classes(cls: str) -> None:
+    assert v.check_storage_class(cls) == cls
+
+
+def test_empty_storage_class_is_standard() -> None:
+    assert v.check_storage_class("") == "STANDARD"
+
+
+@pytest.mark.parametrize("cls", ["standard", "COLD", "GLACIER_FLEXIBLE", "STANDARD "])
+def test_bad_storage_classes(cls: str) -> None:
+    with pytest.raises(errors.InvalidStorageClass, match="not one of"):
+        v.check_storage_class(cls)
+
+
+@pytest.mark.parametrize("sse", ["", *v.SSE_ALGORITHMS])
+def test_sse_algorithms(sse: str) -> None:
+    assert v.check_sse(sse) == sse
+
+
+@pytest.mark.parametrize("sse", ["aes256", "AES128", "kms", "aws:kms:other", "SSE-C"])
+def test_bad_sse(sse: str) -> None:
+    with pytest.raises(errors.InvalidArgument, match="server-side encryption"):
+        v.check_sse(sse)
+
+
+# -- versioning, copy directives ---------------------------------------------------
+
+
+@pytest.mark.parametrize("status", ["Enabled", "Suspended"])
+def test_versioning_states(status: str) -> None:
+    assert v.check_versioning_status(status) == status
+
+
+@pytest.mark.parametrize("status", ["", "enabled", "Disabled", "Unversioned", "Off"])
+def test_bad_versioning_states(status: str) -> None:
+    with pytest.raises(errors.IllegalVersioningConfigurationException, match="Enabled or"):
+        v.check_versioning_status(status)
+
+
+@pytest.mark.parametrize(
+    ("given", "directive"),
+    [("", "COPY"), ("COPY", "COPY"), ("replace", "REPLACE"), ("Copy", "COPY")],
+)
+def test_directives(given: str, directive: str) -> None:
+    assert v.check_directive("metadata directive", given) == directive
+
+
+@pytest.mark.parametrize("given", ["MOVE", "KEEP", "REPLACE ", "C0PY"])
+def test_bad_directives(given: str) -> None:
+    with pytest.raises(errors.InvalidArgument, match="tagging directive must be COPY or REPLACE"):
+        v.check_directive("tagging directive", given)

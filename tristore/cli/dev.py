@@ -1,0 +1,727 @@
+"""``tristore dev``: a whole cluster on loopback, one background process per node.
+
+Everything the launcher knows lives in the dev directory ``D`` (default
+``$TRISTORE_DEV_DIR`` or ``./.tristore``), so any later ``dev`` command (from any
+shell) can find the processes again::
+
+    D/cluster.toml      the cluster map the processes run with (tristore.config)
+    D/launcher.json     the launcher's state: options and the process list
+    D/run/NAME.pid      pid of a running process (removed once it stopped)
+    D/logs/NAME.log     stdout and stderr of NAME, appended across restarts
+    D/data/NAME/        NAME's RocksDB (kept by ``dev down``)
+
+Processes run detached (their own session), so they outlive the command that
+started them; ``up`` and ``start`` return once every process answers
+``GET /healthz`` with 200.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import string
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tristore.cli import processes
+from tristore.cli.util import CliError, format_table, not_implemented, print_json
+from tristore.config import ClusterConfig, ClusterSection, NodeSpec, WitnessSpec, dump
+from tristore.errors import InvalidArgument
+
+HOST = processes.LOOPBACK
+DEFAULT_DIR = ".tristore"
+DEFAULT_BASE_PORT = 7100
+#: Process i (1-based) serves gRPC on base+i and metrics on base+100+i.
+METRICS_OFFSET = 100
+MAX_PROCESSES = 100
+DEFAULT_WITNESSES = 3
+WITNESS_GROUP_SIZE = 3
+HEALTH_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 10.0
+#: After one process failed to start, how long the others get to show their state.
+FAILURE_GRACE_S = 2.0
+STATE_VERSION = 1
+LOG_TAIL_LINES = 20
+#: How long ``dev up`` waits for the nodes to see each other once all are healthy.
+CONNECT_TIMEOUT_S = 10.0
+#: Signals after which a process is expected to keep running: do not wait for it.
+_NO_WAIT = {
+    signal.SIGSTOP,
+    signal.SIGTSTP,
+    signal.SIGCONT,
+    signal.SIGHUP,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+    signal.SIGWINCH,
+}
+
+
+@dataclass(frozen=True)
+class Proc:
+    name: str
+    role: str
+    cluster: str
+    az: str
+    grpc: str
+    metrics: str
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Options ``dev up`` was given, and the processes they produce."""
+
+    clusters: int = 1
+    azs: int = 3
+    nodes_per_az: int = 2
+    witnesses: int = 0
+    base_port: int = DEFAULT_BASE_PORT
+    processes: tuple[Proc, ...] = field(default=())
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["version"] = STATE_VERSION
+        return out
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> Layout:
+        if raw.get("version") != STATE_VERSION:
+            raise InvalidArgument(f"launcher state version {raw.get('version')!r} is not supported")
+        procs = tuple(Proc(**p) for p in raw["processes"])
+        opts = {k: raw[k] for k in ("clusters", "azs", "nodes_per_az", "witnesses", "base_port")}
+        return cls(processes=procs, **opts)
+
+    def proc(self, name: str, where: Path) -> Proc:
+        for p in self.processes:
+            if p.name == name:
+                return p
+        names = ", ".join(p.name for p in self.processes)
+        raise CliError(
+            "NoSuchProcess", f"no process named {name!r} in {where}; valid names: {names}"
+        )
+
+
+@dataclass(frozen=True)
+class DevDir:
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / "cluster.toml"
+
+    @property
+    def state(self) -> Path:
+        return self.root / "launcher.json"
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    def log(self, name: str) -> Path:
+        return self.root / "logs" / f"{name}.log"
+
+    def pid_file(self, name: str) -> Path:
+        return self.root / "run" / f"{name}.pid"
+
+
+def resolve_dir(arg: str | None) -> DevDir:
+    raw = arg or os.environ.get("TRISTORE_DEV_DIR") or DEFAULT_DIR
+    return DevDir(Path(raw).expanduser().resolve())
+
+
+# --- planning -----------------------------------------------------------------
+
+
+def plan(
+    azs: int, nodes_per_az: int, base_port: int, data_dir: Path, witnesses: int = 0
+) -> tuple[ClusterConfig, Layout]:
+    """The cluster map and process list: nodes a1, a2, b1, ... in AZs az-a, az-b, ..."""
+    if not 3 <= azs <= 26:
+        raise InvalidArgument(f"--azs must be between 3 and 26 (got {azs})")
+    n = azs * nodes_per_az
+    if nodes_per_az < 1 or n > MAX_PROCESSES:
+        raise InvalidArgument(f"--azs x --nodes-per-az must be between 3 and {MAX_PROCESSES}")
+    if base_port < 1 or base_port + METRICS_OFFSET + n + witnesses > 65535:
+        raise InvalidArgument(f"--base-port {base_port} leaves no room for {n} processes")
+    if witnesses < 0 or n + witnesses > MAX_PROCESSES:
+        raise InvalidArgument(f"--witnesses must be between 0 and {MAX_PROCESSES - n}")
+    if witnesses > 1 and witnesses % WITNESS_GROUP_SIZE:
+        raise InvalidArgument(
+            f"--witnesses must be 0, 1 or a multiple of {WITNESS_GROUP_SIZE} "
+            f"(groups of {WITNESS_GROUP_SIZE}, majority reads and writes; got {witnesses})"
+        )
+    specs: list[NodeSpec] = []
+    for a in range(azs):
+        letter = string.ascii_lowercase[a]
+        for j in range(1, nodes_per_az + 1):
+            i = len(specs) + 1
+            specs.append(
+                NodeSpec(
+                    name=f"{letter}{j}",
+                    id=i,
+                    az=f"az-{letter}",
+                    grpc=f"{HOST}:{base_port + i}",
+                    metrics=f"{HOST}:{base_port + METRICS_OFFSET + i}",
+                )
+            )
+    # Witnesses come after the nodes, in groups of three (the last may be smaller).
+    wspecs = [
+        WitnessSpec(
+            name=f"w{k}",
+            group=(k - 1) // WITNESS_GROUP_SIZE,
+            grpc=f"{HOST}:{base_port + n + k}",
+            metrics=f"{HOST}:{base_port + METRICS_OFFSET + n + k}",
+        )
+        for k in range(1, witnesses + 1)
+    ]
+    cfg = ClusterConfig(
+        cluster=ClusterSection(data_dir=str(data_dir)), nodes=tuple(specs), witnesses=tuple(wspecs)
+    )
+    name = cfg.cluster.name
+    procs = tuple(Proc(s.name, "node", name, s.az, s.grpc, s.metrics) for s in specs)
+    procs += tuple(
+        Proc(w.name, "witness", name, f"group-{w.group}", w.grpc, w.metrics) for w in wspecs
+    )
+    layout = Layout(1, azs, nodes_per_az, witnesses, base_port, procs)
+    return cfg, layout
+
+
+def load_layout(d: DevDir) -> Layout:
+    try:
+        raw = json.loads(d.state.read_text())
+    except FileNotFoundError:
+        raise CliError(
+            "NoDevCluster",
+            f"no dev cluster in {d.root} (start one with: tristore dev up --dir {d.root})",
+        ) from None
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise CliError("InvalidArgument", f"{d.state} is damaged ({e}); remove {d.root}") from None
+    return Layout.from_json(raw)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _requested(args: argparse.Namespace) -> dict[str, int]:
+    """The topology options given on the command line (None means 'not given')."""
+    names = ("azs", "nodes_per_az", "witnesses", "base_port")
+    return {k: getattr(args, k) for k in names if getattr(args, k) is not None}
+
+
+def _layout_for_up(d: DevDir, args: argparse.Namespace) -> Layout:
+    """Reuse the layout recorded in D (its data is laid out for it), or plan a new one."""
+    asked = _requested(args)
+    if d.state.exists():
+        layout = load_layout(d)
+        differs = {k: v for k, v in asked.items() if getattr(layout, k) != v}
+        if differs:
+            have = " ".join(f"--{k.replace('_', '-')} {getattr(layout, k)}" for k in differs)
+            raise CliError(
+                "InvalidArgument",
+                f"{d.root} already holds a dev cluster made with {have}; use another --dir, "
+                f"or `tristore dev down --dir {d.root}` and remove {d.root} first",
+            )
+    else:
+        _, layout = plan(
+            asked.get("azs", 3),
+            asked.get("nodes_per_az", 2),
+            asked.get("base_port", DEFAULT_BASE_PORT),
+            d.data,
+            asked.get("witnesses", DEFAULT_WITNESSES),
+        )
+    return layout
+
+
+def _save_layout(d: DevDir, layout: Layout) -> None:
+    """Write D/launcher.json, and D/cluster.toml unless it exists (it may be edited)."""
+    cfg, _ = plan(layout.azs, layout.nodes_per_az, layout.base_port, d.data, layout.witnesses)
+    if not d.config.exists():
+        _write_atomic(d.config, dump(cfg))
+    _write_atomic(d.state, json.dumps(layout.to_json(), indent=2) + "\n")
+
+
+# --- processes ----------------------------------------------------------------
+
+
+def is_ours(pid: int, d: DevDir, name: str) -> bool:
+    """Is ``pid`` alive and the process NAME of this dev dir (not a zombie, not a
+    reused pid)? Where /proc is missing, alive is all we can check."""
+    if not processes.alive(pid):
+        return False
+    argv = processes.argv_of(pid)
+    if argv is None:
+        return True
+    try:
+        i = argv.index("--name")
+    except ValueError:
+        return False
+    return argv[i + 1 : i + 2] == [name] and str(d.config) in argv
+
+
+def running_pid(d: DevDir, name: str) -> int | None:
+    try:
+        pid = int(d.pid_file(name).read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+    return pid if is_ours(pid, d, name) else None
+
+
+def serving(pid: int, p: Proc, timeout_s: float = 1.0) -> bool:
+    """Up: /healthz answers 200, from ``pid`` itself."""
+    return processes.healthy(p.metrics, timeout_s) and processes.owns_port(pid, p.metrics)
+
+
+def check_ports(procs: Iterable[Proc], fix: str) -> None:
+    """Fail naming the first busy port; ``fix`` says what the user can do about it."""
+    for p in procs:
+        for kind, addr in (("gRPC", p.grpc), ("metrics", p.metrics)):
+            if not processes.port_free(addr):
+                port = addr.rpartition(":")[2]
+                raise CliError(
+                    "PortInUse", f"port {port} ({kind} of {p.name}) is already in use; {fix}"
+                )
+
+
+def _ports_fix(d: DevDir, fresh: bool) -> str:
+    if fresh:
+        return "pick another range with --base-port"
+    return (
+        f"stop what holds it, or use another --dir with another --base-port "
+        f"({d.root} is set up for its ports)"
+    )
+
+
+def spawn(d: DevDir, p: Proc) -> processes.Child:
+    """Start ``p`` detached, its output appended to its log, its pid in its pid file."""
+    argv = [sys.executable, "-m", "tristore", "serve", p.role]
+    argv += ["--config", str(d.config), "--name", p.name]
+    d.pid_file(p.name).parent.mkdir(parents=True, exist_ok=True)
+    child = processes.spawn_detached(
+        argv, d.log(p.name), f"--- tristore dev: starting {p.name} at {time.ctime()} ---"
+    )
+    _write_atomic(d.pid_file(p.name), f"{child.pid}\n")
+    return child
+
+
+def _tail(path: Path, n: int = LOG_TAIL_LINES) -> str:
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except FileNotFoundError:
+        return "(no log)"
+    return "\n".join(lines[-n:])
+
+
+def _poll_health(
+    started: dict[str, processes.Child], pending: dict[str, Proc], failed: dict[str, str]
+) -> None:
+    """One round: move exited processes to ``failed`` and healthy ones out of ``pending``."""
+    for name, p in list(pending.items()):
+        code = started[name].poll()
+        if code is not None:
+            failed[name] = f"exited with status {code}"
+            del pending[name]
+        elif serving(started[name].pid, p, 0.5):
+            del pending[name]
+
+
+def wait_healthy(
+    d: DevDir, started: dict[str, processes.Child], procs: Sequence[Proc], timeout_s: float
+) -> None:
+    """Return once every process answers /healthz; else show their logs and fail.
+
+    A process that exits fails the wait at once (after a moment for the others
+    to show whether they share its fate), rather than after the whole timeout.
+    """
+    pending = {p.name: p for p in procs}
+    failed: dict[str, str] = {}
+    deadline = time.monotonic() + timeout_s
+    while pending and time.monotonic() < deadline:
+        _poll_health(started, pending, failed)
+        if failed:
+            deadline = min(deadline, time.monotonic() + FAILURE_GRACE_S)
+        if pending:
+            time.sleep(0.1)
+    why = (
+        "not healthy yet when another process failed"
+        if failed
+        else (f"no 200 from /healthz within {timeout_s:g} s")
+    )
+    failed.update({name: why for name in pending})
+    if not failed:
+        return
+    for name, reason in sorted(failed.items()):
+        print(f"--- {name}: {reason}; last lines of {d.log(name)}:", file=sys.stderr)
+        print(_tail(d.log(name)), file=sys.stderr)
+    raise CliError(
+        "StartFailed",
+        f"{', '.join(sorted(failed))} did not come up (logs above); "
+        f"`tristore dev status --dir {d.root}` shows the rest, `tristore dev down --dir {d.root}` "
+        "stops it",
+    )
+
+
+def _wait_gone(d: DevDir, names: Iterable[str], pids: dict[str, int], timeout_s: float) -> set[str]:
+    """Wait until the processes exit; return the names still running."""
+    left = set(names)
+    deadline = time.monotonic() + timeout_s
+    while left:
+        left = {n for n in left if is_ours(pids[n], d, n)}
+        if not left or time.monotonic() >= deadline:
+            break
+        time.sleep(0.05)
+    return left
+
+
+def stop(d: DevDir, names: Sequence[str], sig: signal.Signals, timeout_s: float) -> set[str]:
+    """Signal the running processes among ``names`` and wait for them to exit.
+    Returns the names still running after ``timeout_s``."""
+    pids = {n: pid for n in names if (pid := running_pid(d, n)) is not None}
+    for pid in pids.values():
+        processes.send(pid, sig)
+    if sig in _NO_WAIT:
+        return set(pids)
+    left = _wait_gone(d, pids, pids, timeout_s)
+    for n in set(pids) - left:
+        d.pid_file(n).unlink(missing_ok=True)
+    return left
+
+
+def status_rows(d: DevDir, layout: Layout) -> list[dict[str, Any]]:
+    def one(p: Proc) -> dict[str, Any]:
+        pid = running_pid(d, p.name)
+        up = pid is not None and serving(pid, p)
+        return {
+            "name": p.name,
+            "role": p.role,
+            "cluster": p.cluster,
+            "az": p.az,
+            "pid": pid,
+            "grpc": p.grpc,
+            "metrics": p.metrics,
+            "up": up,
+        }
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        return list(pool.map(one, layout.processes))
+
+
+def _table(rows: Sequence[dict[str, Any]]) -> str:
+    cols = ["name", "role", "cluster", "az", "pid", "grpc", "metrics", "up"]
+    body = [[r[c] if c != "up" else ("up" if r["up"] else "DOWN") for c in cols] for r in rows]
+    body = [[("-" if v is None else v) for v in row] for row in body]
+    return format_table([c.upper() for c in cols], body)
+
+
+def _dir_flag(d: DevDir) -> str:
+    default = resolve_dir(None)
+    return "" if d == default else f" --dir {d.root}"
+
+
+def _print_ready(d: DevDir, layout: Layout) -> None:
+    print(_table(status_rows(d, layout)))
+    endpoints = ",".join(p.grpc for p in layout.processes if p.role == "node")
+    flag = _dir_flag(d)
+    print(f"\nexport TRISTORE_ENDPOINT={endpoints}\n")
+    print("next steps:")
+    print("  tristore mb s3://demo")
+    print("  echo hello | tristore cp - s3://demo/hello.txt && tristore ls s3://demo")
+    print("  tristore admin status")
+    print(f"  tristore dev kill a1{flag} --signal KILL   # then: tristore dev start a1{flag}")
+    print(f"  tristore dev down{flag}                    # logs: {d.root / 'logs'}")
+
+
+def wait_connected(procs: Sequence[Proc], timeout_s: float) -> None:
+    """Wait (bounded) until every node sees every other node as up.
+
+    A node that probed a peer before the peer was listening takes it for down
+    until its next probe, and writes meanwhile go to hints; a cluster handed to
+    a user (or a test) right after ``dev up`` should not start that way. On
+    timeout it only warns: the cluster works, it is just not settled yet.
+    """
+    nodes = [p for p in procs if p.role == "node"]
+    deadline = time.monotonic() + timeout_s
+    unsettled = [p.name for p in nodes]
+    while unsettled and time.monotonic() < deadline:
+        sees = {p.name: processes.metric_sum(p.metrics, "tristore_cluster_nodes_up") for p in nodes}
+        unsettled = [name for name, n in sees.items() if n is None or n < len(nodes)]
+        if unsettled:
+            time.sleep(0.1)
+    if unsettled:
+        print(
+            f"warning: {', '.join(unsettled)} do not see every peer yet; writes go to hints "
+            "until they do",
+            file=sys.stderr,
+        )
+
+
+# --- commands -----------------------------------------------------------------
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    if args.clusters == 2:
+        raise not_implemented("two-cluster mode arrives with replication (issue 6)")
+    d = resolve_dir(args.dir)
+    fresh = not d.state.exists()
+    layout = _layout_for_up(d, args)
+    to_start = [p for p in layout.processes if running_pid(d, p.name) is None]
+    if not to_start:
+        print(f"the dev cluster in {d.root} is already running")
+        _print_ready(d, layout)
+        return 0
+    check_ports(to_start, _ports_fix(d, fresh))
+    _save_layout(d, layout)
+    started = {p.name: spawn(d, p) for p in to_start}
+    wait_healthy(d, started, to_start, args.timeout)
+    wait_connected(layout.processes, CONNECT_TIMEOUT_S)
+    _print_ready(d, layout)
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    d = resolve_dir(args.dir)
+    rows = status_rows(d, load_layout(d))
+    if args.json:
+        print_json(rows)
+    else:
+        print(_table(rows))
+    return 0
+
+
+def cmd_kill(args: argparse.Namespace) -> int:
+    d = resolve_dir(args.dir)
+    p = load_layout(d).proc(args.name, d.root)
+    pid = running_pid(d, p.name)
+    if pid is None:
+        print(f"{p.name} is not running", file=sys.stderr)
+        return 0
+    left = stop(d, [p.name], args.signal, STOP_TIMEOUT_S)
+    if left and args.signal not in _NO_WAIT:
+        raise CliError(
+            "Timeout",
+            f"{p.name} (pid {pid}) still runs {STOP_TIMEOUT_S:.0f} s after "
+            f"{args.signal.name}; try --signal KILL",
+        )
+    print(f"sent {args.signal.name} to {p.name} (pid {pid})" + ("" if left else "; it exited"))
+    return 0
+
+
+def _start_one(d: DevDir, p: Proc, timeout_s: float) -> None:
+    check_ports([p], _ports_fix(d, fresh=False))
+    proc = spawn(d, p)
+    wait_healthy(d, {p.name: proc}, [p], timeout_s)
+    print(f"started {p.name} (pid {proc.pid}), healthy on http://{p.metrics}/healthz")
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    d = resolve_dir(args.dir)
+    p = load_layout(d).proc(args.name, d.root)
+    pid = running_pid(d, p.name)
+    if pid is not None:
+        print(f"{p.name} is already running (pid {pid})")
+        return 0
+    _start_one(d, p, args.timeout)
+    return 0
+
+
+def cmd_restart(args: argparse.Namespace) -> int:
+    d = resolve_dir(args.dir)
+    p = load_layout(d).proc(args.name, d.root)
+    if args.signal in _NO_WAIT:
+        raise InvalidArgument(
+            f"restart needs a signal that ends the process, not {args.signal.name}"
+        )
+    pid = running_pid(d, p.name)
+    if stop(d, [p.name], args.signal, STOP_TIMEOUT_S):
+        print(f"{p.name} still runs after {args.signal.name}; sending SIGKILL", file=sys.stderr)
+        stop(d, [p.name], signal.SIGKILL, STOP_TIMEOUT_S)
+    if running_pid(d, p.name) is not None:
+        raise CliError("Timeout", f"{p.name} is still running; not started again")
+    if pid is not None:
+        print(f"stopped {p.name} (pid {pid}) with {args.signal.name}")
+    _start_one(d, p, args.timeout)
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    d = resolve_dir(args.dir)
+    if not d.state.exists():
+        print(f"no dev cluster in {d.root}; nothing to stop", file=sys.stderr)
+        return 0
+    names = [p.name for p in load_layout(d).processes]
+    running = [n for n in names if running_pid(d, n) is not None]
+    left = stop(d, running, signal.SIGTERM, STOP_TIMEOUT_S)
+    if left:
+        print(f"killing {', '.join(sorted(left))} (still running after SIGTERM)", file=sys.stderr)
+        left = stop(d, sorted(left), signal.SIGKILL, STOP_TIMEOUT_S)
+    for n in names:
+        if n not in left:
+            d.pid_file(n).unlink(missing_ok=True)
+    if left:
+        raise CliError("Timeout", f"{', '.join(sorted(left))} did not exit even after SIGKILL")
+    print(f"stopped {len(running)} processes; data kept in {d.data}")
+    return 0
+
+
+# --- parsers ------------------------------------------------------------------
+
+
+def parse_signal(text: str) -> signal.Signals:
+    t = text.strip().upper()
+    try:
+        return (
+            signal.Signals(int(t))
+            if t.isdigit()
+            else signal.Signals[t if t.startswith("SIG") else "SIG" + t]
+        )
+    except (KeyError, ValueError):
+        raise argparse.ArgumentTypeError(
+            f"unknown signal {text!r} (use a name like TERM, KILL, STOP, CONT, or a number)"
+        ) from None
+
+
+def _int_in(lo: int, hi: int) -> Any:
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if not lo <= v <= hi:
+            raise argparse.ArgumentTypeError(f"{v} is not between {lo} and {hi}")
+        return v
+
+    return parse
+
+
+def _dir_parent() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument(
+        "--dir", metavar="D", help=f"dev directory (default: $TRISTORE_DEV_DIR or ./{DEFAULT_DIR})"
+    )
+    return p
+
+
+def _timeout_parent() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=HEALTH_TIMEOUT_S,
+        metavar="S",
+        help=f"seconds to wait for /healthz (default {HEALTH_TIMEOUT_S:.0f})",
+    )
+    return p
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    dev = sub.add_parser(
+        "dev",
+        help="run a local cluster on loopback",
+        description="Start, inspect, fault and stop a whole cluster on 127.0.0.1, one "
+        "background process per node; state, logs and data live in the dev directory.",
+    )
+    actions = dev.add_subparsers(dest="dev_command", metavar="COMMAND", required=True)
+    dirp, tmo = _dir_parent(), _timeout_parent()
+    _register_up(actions, [dirp, tmo])
+
+    p = actions.add_parser(
+        "status",
+        parents=[dirp],
+        help="every process: pid, ports, up/down",
+        description="Show every process of the dev cluster; up means its pid "
+        "is alive and its /healthz answers 200.",
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="a JSON list of {name, role, cluster, az, pid, grpc, metrics, up}",
+    )
+    p.set_defaults(func=cmd_status)
+
+    for name, func, what, parents in (
+        (
+            "kill",
+            cmd_kill,
+            "send a signal to one process (default TERM, waits for it to exit)",
+            [dirp],
+        ),
+        ("start", cmd_start, "start one stopped process and wait until it is healthy", [dirp, tmo]),
+        (
+            "restart",
+            cmd_restart,
+            "stop one process (with --signal) and start it again",
+            [dirp, tmo],
+        ),
+    ):
+        p = actions.add_parser(
+            name, parents=parents, help=what, description=what[0].upper() + what[1:] + "."
+        )
+        p.add_argument("name", metavar="NAME", help="process name, e.g. a1 (see dev status)")
+        if name != "start":
+            p.add_argument(
+                "--signal",
+                type=parse_signal,
+                default=signal.SIGTERM,
+                metavar="SIG",
+                help="signal to send: TERM (default), KILL, STOP, CONT, ...",
+            )
+        p.set_defaults(func=func)
+
+    p = actions.add_parser(
+        "down",
+        parents=[dirp],
+        help="stop every process (data is kept)",
+        description="SIGTERM every process, SIGKILL those still running "
+        f"after {STOP_TIMEOUT_S:.0f} s; keeps data and logs.",
+    )
+    p.set_defaults(func=cmd_down)
+
+
+def _register_up(actions: Any, parents: list[argparse.ArgumentParser]) -> None:
+    p = actions.add_parser(
+        "up",
+        parents=parents,
+        help="create and start a dev cluster (idempotent)",
+        description="Write D/cluster.toml, start every process in the background and wait "
+        "until all are healthy. Nodes are a1,a2,b1,b2,c1,c2 (AZs az-a, az-b, az-c), "
+        "then witnesses w1,w2,w3; process i serves gRPC on BASE+i and metrics on "
+        "BASE+100+i. Running it again "
+        "starts whatever is not running.",
+    )
+    p.add_argument(
+        "--clusters",
+        type=int,
+        choices=[1, 2],
+        default=1,
+        help="1 (default); 2 arrives with replication",
+    )
+    p.add_argument("--azs", type=_int_in(3, 26), metavar="N", help="number of AZs (default 3)")
+    p.add_argument(
+        "--nodes-per-az",
+        type=_int_in(1, MAX_PROCESSES // 3),
+        metavar="M",
+        help="storage nodes in each AZ (default 2)",
+    )
+    p.add_argument(
+        "--witnesses",
+        type=_int_in(0, 99),
+        metavar="N",
+        help=f"witness processes, in groups of {WITNESS_GROUP_SIZE} "
+        f"(default {DEFAULT_WITNESSES}; 0 runs without the read barrier)",
+    )
+    p.add_argument(
+        "--base-port",
+        type=_int_in(1, 65535 - 2 * MAX_PROCESSES),
+        metavar="P",
+        help=f"port base (default {DEFAULT_BASE_PORT}: gRPC 7101.., metrics 7201..)",
+    )
+    p.set_defaults(func=cmd_up)

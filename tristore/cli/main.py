@@ -1,0 +1,114 @@
+"""The ``tristore`` command: argument parsing, dispatch and error reporting.
+
+Exit status: 0 ok; 1 an error, reported as one ``Code: message`` line on stderr
+(``NoSuchKey: ...``) and never as a traceback; 2 a usage error (argparse).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from collections.abc import Sequence
+
+from tristore.cli import admin, dev, objects, serve
+from tristore.cli.util import CliError
+from tristore.errors import TristoreError
+
+PROG = "tristore"
+EPILOG = """\
+examples:
+  tristore dev up                          # a 6-node cluster on 127.0.0.1
+  export TRISTORE_ENDPOINT=127.0.0.1:7101,127.0.0.1:7102
+  tristore mb s3://photos
+  tristore cp cat.jpg s3://photos/2024/cat.jpg
+  tristore ls s3://photos --delimiter /
+  tristore admin status
+
+Exit status: 0 ok, 1 error (one 'Code: message' line on stderr), 2 usage."""
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("tristore")
+    except PackageNotFoundError:  # a checkout on PYTHONPATH
+        return "0.1.0 (source)"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="tristore: an S3-style object store. Object, admin and local-cluster commands.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    endpoint_help = "HOST:PORT[,HOST:PORT...] of the cluster (default: $TRISTORE_ENDPOINT)"
+    parser.add_argument("--endpoint", metavar="HOST:PORT[,...]", default=None, help=endpoint_help)
+    # Also accepted after the command (`tristore ls --endpoint ...`); SUPPRESS keeps a
+    # value given before the command from being overwritten by this default.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--endpoint", metavar="HOST:PORT[,...]", default=argparse.SUPPRESS, help=endpoint_help
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    dev.register(sub, common)
+    objects.register(sub, common)
+    admin.register(sub, common)
+    serve.register(sub, common)
+    return parser
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _report(code: str, message: str) -> int:
+    print(f"{code}: {_one_line(message)}", file=sys.stderr)
+    return 1
+
+
+def _silence_stdout() -> None:
+    """After a broken pipe (``tristore cat ... | head``), stop Python from
+    complaining again when it flushes stdout at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
+def _terminate(signum: int, _frame: object) -> None:
+    # Unwind like Ctrl-C does, so a download removes its temporary file.
+    raise SystemExit(128 + signum)
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.func is not serve.cmd_serve:  # a served role handles SIGTERM itself
+        signal.signal(signal.SIGTERM, _terminate)
+    try:
+        code: int = args.func(args)
+        return code
+    except TristoreError as e:
+        return _report(e.code, e.message)
+    except CliError as e:
+        return _report(e.code, e.message)
+    except BrokenPipeError:
+        _silence_stdout()
+        return 1
+    except KeyboardInterrupt:
+        print("Interrupted", file=sys.stderr)
+        return 130
+    except OSError as e:
+        where = f": {e.filename}" if e.filename else ""
+        return _report(type(e).__name__, f"{e.strerror or e}{where}")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    sys.exit(run(argv))
+
+
+if __name__ == "__main__":
+    main()

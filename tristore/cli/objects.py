@@ -1,0 +1,796 @@
+"""Object commands: mb, rb, cp, cat, rm, stat, ls, and the S3 object semantics
+version, tag, acl (in the style of ``aws s3`` / ``aws s3api``).
+
+Bodies are streamed in both directions: uploads hand the SDK the open file,
+downloads write chunks to a temporary file next to the destination and rename
+it into place, so a copy never holds a whole object in memory and a failed
+download never leaves a half-written file under the destination's name.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import mimetypes
+import os
+import secrets
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from tristore.cli import progress
+from tristore.cli.util import (
+    S3Url,
+    connect,
+    format_time,
+    is_s3_url,
+    parse_bucket_url,
+    parse_kv_list,
+    parse_object_url,
+    parse_s3_url,
+    print_json,
+)
+from tristore.errors import IncompleteBody, InvalidArgument
+from tristore.model import CopySource, DeleteResult, VersionEntry, VersionPage
+from tristore.validation import MAX_LIST_KEYS, check_key, check_max_keys
+
+if TYPE_CHECKING:
+    from tristore.client import Client
+    from tristore.model import ListPage
+
+STDIO = "-"
+
+
+# --- mb / rb / rm -----------------------------------------------------------
+
+
+def cmd_mb(args: argparse.Namespace) -> int:
+    bucket = parse_bucket_url(args.bucket)
+    with connect(args.endpoint) as c:
+        c.create_bucket(bucket)
+    print(f"make_bucket: {bucket}")
+    return 0
+
+
+def cmd_rb(args: argparse.Namespace) -> int:
+    bucket = parse_bucket_url(args.bucket)
+    with connect(args.endpoint) as c:
+        c.delete_bucket(bucket)
+    print(f"remove_bucket: {bucket}")
+    return 0
+
+
+def cmd_rm(args: argparse.Namespace) -> int:
+    url = parse_object_url(args.url)
+    with connect(args.endpoint) as c:
+        result = c.delete_object(url.bucket, url.key, version_id=args.version_id)
+    print(describe_delete(url, result, by_version=bool(args.version_id)))
+    return 0
+
+
+def describe_delete(url: S3Url, result: DeleteResult, by_version: bool) -> str:
+    """``delete: s3://b/k``, plus what the delete made or removed when versioned."""
+    if not result.version_id:
+        return f"delete: {url}"
+    if result.delete_marker and not by_version:
+        return f"delete: {url} (delete marker {result.version_id})"
+    what = "delete marker" if result.delete_marker else "version"
+    return f"delete: {url} ({what} {result.version_id} removed)"
+
+
+# --- cp / cat ---------------------------------------------------------------
+
+
+#: cp flags that describe the new object: not for downloads.
+_WRITE_FLAGS = ("meta", "content_type", "tag", "acl", "storage_class", "sse")
+#: cp flags that make a PUT conditional: uploads only.
+_PUT_CONDITION_FLAGS = ("if_none_match", "if_match")
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _refuse_flags(args: argparse.Namespace, names: Iterable[str], why: str) -> None:
+    given = [_flag(n) for n in names if getattr(args, n) not in (None, [])]
+    if given:
+        raise InvalidArgument(f"{' and '.join(given)}: {why}")
+
+
+def cmd_cp(args: argparse.Namespace) -> int:
+    metadata = parse_kv_list(args.meta, "--meta")
+    tags = parse_kv_list(args.tag, "--tag")
+    src, dst = args.src, args.dst
+    if is_s3_url(src) and is_s3_url(dst):
+        _refuse_flags(args, _PUT_CONDITION_FLAGS, "only for uploads, not s3:// copies")
+        return _copy(parse_object_url(src), parse_s3_url(dst), args, metadata, tags)
+    if is_s3_url(dst):
+        _refuse_flags(args, ["version_id"], "only for downloads and s3:// copies")
+        return _upload(src, parse_s3_url(dst), args, metadata, tags)
+    if is_s3_url(src):
+        _refuse_flags(args, _WRITE_FLAGS + _PUT_CONDITION_FLAGS, "only when DST is s3://BUCKET/KEY")
+        return _download(parse_object_url(src), dst, args)
+    raise InvalidArgument(
+        f"one of SRC and DST must be an s3://BUCKET/KEY URL (got {src!r} and {dst!r})"
+    )
+
+
+def copy_target(src_key: str, url: S3Url) -> str:
+    """``s3://b/dir/`` or ``s3://b`` take the source key's last part, as a file would."""
+    if url.key and not url.key.endswith("/"):
+        return url.key
+    name = src_key.rsplit("/", 1)[-1]
+    if not name:
+        raise InvalidArgument(f"key {src_key!r} has no last part; give a full destination key")
+    key = url.key + name
+    check_key(key)
+    return key
+
+
+def copy_directives(
+    args: argparse.Namespace, metadata: dict[str, str], tags: dict[str, str]
+) -> dict[str, Any]:
+    """copy_object's keyword arguments: --meta or --content-type replace the
+    source's content type and metadata; --tag replaces its tags."""
+    replace_meta = bool(metadata) or args.content_type is not None
+    return {
+        "metadata_directive": "REPLACE" if replace_meta else "COPY",
+        "content_type": args.content_type if replace_meta else None,
+        "metadata": metadata if replace_meta else None,
+        "tagging_directive": "REPLACE" if tags else "COPY",
+        "tags": tags or None,
+        "acl": args.acl,
+        "storage_class": args.storage_class,
+        "sse": args.sse,
+    }
+
+
+def _copy(
+    src: S3Url,
+    dst: S3Url,
+    args: argparse.Namespace,
+    metadata: dict[str, str],
+    tags: dict[str, str],
+) -> int:
+    """A server-side copy: the body moves between the storage nodes only."""
+    key = copy_target(src.key, dst)
+    source = CopySource(src.bucket, src.key, version_id=args.version_id or "")
+    with connect(args.endpoint) as c:
+        result = c.copy_object(source, dst.bucket, key, **copy_directives(args, metadata, tags))
+    info = result.info
+    print(
+        f"copy: {src} to s3://{dst.bucket}/{key} ({info.size} bytes, etag {info.etag}"
+        + (f", version {info.version_id}" if info.version_id else "")
+        + ")"
+    )
+    return 0
+
+
+def _upload_key(src: str, url: S3Url) -> str:
+    """``s3://b/dir/`` or ``s3://b`` take the source file's name, as ``aws s3 cp`` does."""
+    if url.key and not url.key.endswith("/"):
+        return url.key
+    if src == STDIO:
+        raise InvalidArgument(f"an upload from stdin needs a full key, not {str(url)!r}")
+    key = url.key + Path(src).name
+    check_key(key)
+    return key
+
+
+def _upload(
+    src: str,
+    url: S3Url,
+    args: argparse.Namespace,
+    metadata: dict[str, str],
+    tags: dict[str, str],
+) -> int:
+    key = _upload_key(src, url)
+    with contextlib.ExitStack() as stack:
+        body: BinaryIO
+        if src == STDIO:
+            body, size, content_type = sys.stdin.buffer, None, args.content_type
+        else:
+            path = Path(src)
+            if path.is_dir():
+                raise InvalidArgument(f"{src} is a directory; cp copies a single file")
+            body = stack.enter_context(path.open("rb"))
+            size = os.fstat(body.fileno()).st_size
+            content_type = args.content_type or mimetypes.guess_type(path.name)[0]
+        c = stack.enter_context(connect(args.endpoint))
+        bar = progress.for_stderr(size, enabled=not args.no_progress)
+        stack.callback(bar.close)
+        # The SDK reads the file object chunk by chunk: the body is never all in memory.
+        info = c.put_object(
+            url.bucket,
+            key,
+            body,
+            content_type=content_type,
+            metadata=metadata or None,
+            progress=bar,
+            tags=tags or None,
+            acl=args.acl,
+            storage_class=args.storage_class,
+            sse=args.sse,
+            if_none_match=args.if_none_match,
+            if_match=args.if_match,
+        )
+    name = "stdin" if src == STDIO else src
+    print(f"upload: {name} to s3://{url.bucket}/{key} ({info.size} bytes, etag {info.etag})")
+    return 0
+
+
+def _download(url: S3Url, dst: str, args: argparse.Namespace) -> int:
+    # Resolve the destination first: a bad local path should fail before any transfer.
+    target = None if dst == STDIO else local_target(dst, url.key)
+    with (
+        connect(args.endpoint) as c,
+        c.get_object_stream(url.bucket, url.key, version_id=args.version_id) as stream,
+    ):
+        bar = progress.for_stderr(stream.info.size, enabled=not args.no_progress)
+        try:
+            if target is None:
+                _write_stdout(stream, bar)
+                return 0
+            written = write_atomically(target, stream, bar, expect=stream.info.size)
+        finally:
+            bar.close()
+    print(f"download: {url} to {target} ({written} bytes)")
+    return 0
+
+
+def local_target(dst: str, key: str) -> Path:
+    """Where a download goes: ``dst`` itself, or ``dst/<key's basename>`` when
+    ``dst`` ends in a separator or is an existing directory."""
+    path = Path(dst)
+    if dst.endswith(("/", os.sep)) or path.is_dir():
+        name = key.rsplit("/", 1)[-1]
+        if not name:
+            raise InvalidArgument(f"key {key!r} has no file name; give a destination file name")
+        path.mkdir(parents=True, exist_ok=True)
+        return path / name
+    if not path.parent.is_dir():
+        raise InvalidArgument(f"cannot write {dst}: directory {path.parent} does not exist")
+    return path
+
+
+def write_atomically(
+    target: Path, chunks: Iterable[bytes], bar: progress.Progress, expect: int | None = None
+) -> int:
+    """Stream ``chunks`` into a temporary file beside ``target``, then rename it
+    over ``target``. On any failure the temporary file is removed."""
+    tmp = target.parent / f".{target.name}.{secrets.token_hex(4)}.tristore-part"
+    written = 0
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            for chunk in chunks:
+                f.write(chunk)
+                written += len(chunk)
+                bar.add(len(chunk))
+            f.flush()
+            os.fsync(f.fileno())
+        if expect is not None and written != expect:
+            raise IncompleteBody(f"got {written} bytes of a {expect}-byte object; nothing written")
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return written
+
+
+def _write_stdout(chunks: Iterable[bytes], bar: progress.Progress | None = None) -> None:
+    out = sys.stdout.buffer
+    for chunk in chunks:
+        out.write(chunk)
+        if bar is not None:
+            bar.add(len(chunk))
+    out.flush()
+
+
+def cmd_cat(args: argparse.Namespace) -> int:
+    url = parse_object_url(args.url)
+    sys.stdout.flush()
+    with (
+        connect(args.endpoint) as c,
+        c.get_object_stream(
+            url.bucket, url.key, range=args.range, version_id=args.version_id
+        ) as stream,
+    ):
+        _write_stdout(stream)
+    return 0
+
+
+# --- stat -------------------------------------------------------------------
+
+
+def cmd_stat(args: argparse.Namespace) -> int:
+    url = parse_object_url(args.url)
+    with connect(args.endpoint) as c:
+        info = c.head_object(url.bucket, url.key, version_id=args.version_id)
+    if args.json:
+        print_json(info.to_json())
+        return 0
+    fields = info.to_json()
+    metadata = fields.pop("metadata")
+    width = max(len(k) for k in fields) + 2
+    for name, value in fields.items():
+        print(f"{name + ':':<{width}}{value if value not in ('', None) else '-'}")
+    assert isinstance(metadata, dict)
+    print(f"{'metadata:':<{width}}{'-' if not metadata else ''}".rstrip())
+    for name, value in sorted(metadata.items()):
+        print(f"  {name}: {value}")
+    return 0
+
+
+# --- ls ---------------------------------------------------------------------
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    if args.url is None:
+        return _ls_buckets(args)
+    url = parse_s3_url(args.url)
+    if args.delimiter == "":
+        raise InvalidArgument("--delimiter must not be empty")
+    if args.versions:
+        if args.continuation_token:
+            raise InvalidArgument(
+                "--versions pages with --key-marker and --version-id-marker, "
+                "not --continuation-token"
+            )
+        return _ls_versions(url, args)
+    _refuse_flags(args, ("key_marker", "version_id_marker"), "only with --versions")
+    with connect(args.endpoint) as c:
+        if args.max_keys is not None:
+            check_max_keys(args.max_keys)
+            page = _list(c, url, args, args.max_keys, args.continuation_token)
+            _print_page(page, args.json)
+            if page.is_truncated and not args.json:
+                print(
+                    f"(more: --continuation-token {page.next_continuation_token})", file=sys.stderr
+                )
+            return 0
+        _ls_all(c, url, args)
+    return 0
+
+
+def _list(c: Client, url: S3Url, args: argparse.Namespace, n: int, token: str | None) -> ListPage:
+    return c.list_objects(
+        url.bucket,
+        prefix=url.key,
+        delimiter=args.delimiter,
+        max_keys=n,
+        continuation_token=token,
+    )
+
+
+def _ls_all(c: Client, url: S3Url, args: argparse.Namespace) -> None:
+    """Page through everything, 1,000 keys a page, as S3 does."""
+    token = args.continuation_token
+    contents: list[dict[str, object]] = []
+    prefixes: list[str] = []
+    while True:
+        page = _list(c, url, args, MAX_LIST_KEYS, token)
+        if args.json:
+            contents.extend(e.to_json() for e in page.contents)
+            prefixes.extend(page.common_prefixes)
+        else:
+            _print_page(page, as_json=False)
+        token = page.next_continuation_token
+        if not page.is_truncated or not token:
+            break
+    if args.json:
+        print_json(
+            {
+                "contents": contents,
+                "common_prefixes": prefixes,
+                "is_truncated": False,
+                "next_continuation_token": None,
+            }
+        )
+
+
+def _print_page(page: ListPage, as_json: bool) -> None:
+    if as_json:
+        print_json(page.to_json())
+        return
+    lines = [f"{'PRE':>30} {p}" for p in page.common_prefixes]
+    lines += [f"{format_time(e.last_modified)} {e.size:>10} {e.key}" for e in page.contents]
+    if lines:
+        print("\n".join(lines))
+
+
+def _ls_versions(url: S3Url, args: argparse.Namespace) -> int:
+    """Every version and delete marker under the prefix, newest first per key."""
+    with connect(args.endpoint) as c:
+        if args.max_keys is not None:
+            check_max_keys(args.max_keys)
+            page = c.list_object_versions(
+                url.bucket,
+                prefix=url.key,
+                delimiter=args.delimiter,
+                max_keys=args.max_keys,
+                key_marker=args.key_marker,
+                version_id_marker=args.version_id_marker,
+            )
+            pages: Iterable[VersionPage] = [page]
+        else:
+            pages = c.iter_object_versions(
+                url.bucket,
+                prefix=url.key,
+                delimiter=args.delimiter,
+                page_size=MAX_LIST_KEYS,
+                key_marker=args.key_marker,
+                version_id_marker=args.version_id_marker,
+            )
+        merged: list[VersionPage] = []
+        for page in pages:
+            if args.json:
+                merged.append(page)
+            else:
+                lines = version_lines(page)
+                if lines:
+                    print("\n".join(lines))
+            if args.max_keys is not None and page.is_truncated and not args.json:
+                print(
+                    f"(more: --key-marker {page.next_key_marker} "
+                    f"--version-id-marker {page.next_version_id_marker})",
+                    file=sys.stderr,
+                )
+    if args.json:
+        print_json(merge_version_pages(merged).to_json())
+    return 0
+
+
+def version_lines(page: VersionPage) -> list[str]:
+    """``ls --versions`` lines: PRE lines, then one line a version or delete marker."""
+    lines = [f"{'PRE':>30} {p}" for p in page.common_prefixes]
+    return lines + [version_line(e) for e in page.versions]
+
+
+def version_line(e: VersionEntry) -> str:
+    """last modified, size (DEL for a delete marker), version id, * if latest, key."""
+    size = "DEL" if e.delete_marker else str(e.size)
+    latest = "*" if e.is_latest else " "
+    return f"{format_time(e.last_modified)} {size:>10} {e.version_id:<32} {latest} {e.key}"
+
+
+def merge_version_pages(pages: list[VersionPage]) -> VersionPage:
+    """One page of everything; truncated (with the last markers) only when the
+    last page given is, which happens when --max-keys asked for one page."""
+    if not pages:
+        return VersionPage([], [], False, None, None)
+    last = pages[-1]
+    return VersionPage(
+        versions=[v for p in pages for v in p.versions],
+        common_prefixes=[c for p in pages for c in p.common_prefixes],
+        is_truncated=last.is_truncated,
+        next_key_marker=last.next_key_marker if last.is_truncated else None,
+        next_version_id_marker=last.next_version_id_marker if last.is_truncated else None,
+    )
+
+
+def _ls_buckets(args: argparse.Namespace) -> int:
+    if (
+        args.max_keys is not None
+        or args.continuation_token
+        or args.delimiter
+        or args.versions
+        or args.key_marker
+        or args.version_id_marker
+    ):
+        raise InvalidArgument(
+            "--max-keys, --continuation-token, --delimiter, --versions, --key-marker and "
+            "--version-id-marker need s3://BUCKET"
+        )
+    with connect(args.endpoint) as c:
+        buckets = c.list_buckets()
+    if args.json:
+        print_json({"buckets": [{"name": b.name, "created": b.created} for b in buckets]})
+    else:
+        for b in buckets:
+            print(f"{format_time(b.created)} {b.name}")
+    return 0
+
+
+# --- version / tag / acl -----------------------------------------------------
+
+VERSIONING_ACTIONS = {"enable": "Enabled", "suspend": "Suspended", "status": None}
+
+
+def versioning_label(status: str) -> str:
+    """What ``version status`` prints: S3's status, or Unversioned when it has none."""
+    return status or "Unversioned"
+
+
+def cmd_version(args: argparse.Namespace) -> int:
+    bucket = parse_bucket_url(args.bucket)
+    target = VERSIONING_ACTIONS[args.action]
+    with connect(args.endpoint) as c:
+        if target is None:
+            status = c.get_bucket_versioning(bucket)
+        else:
+            c.put_bucket_versioning(bucket, target)
+            status = target
+    if args.json:
+        print_json({"bucket": bucket, "status": versioning_label(status)})
+    elif target is None:
+        print(versioning_label(status))
+    else:
+        print(f"versioning: s3://{bucket} {status}")
+    return 0
+
+
+def format_tags(tags: dict[str, str]) -> str:
+    """One ``K=V`` line a tag, sorted by key (empty when there are none)."""
+    return "\n".join(f"{k}={v}" for k, v in sorted(tags.items()))
+
+
+def cmd_tag(args: argparse.Namespace) -> int:
+    url = parse_object_url(args.url)
+    tags = parse_kv_list(args.tags, "tag")
+    if args.delete and tags:
+        raise InvalidArgument("give K=V tags to set, or --delete to remove them all, not both")
+    with connect(args.endpoint) as c:
+        if args.delete:
+            result = c.delete_object_tagging(url.bucket, url.key, version_id=args.version_id)
+        elif tags:
+            result = c.put_object_tagging(url.bucket, url.key, tags, version_id=args.version_id)
+        else:
+            result = c.get_object_tagging(url.bucket, url.key, version_id=args.version_id)
+    if args.json:
+        print_json({"version_id": result.version_id, "tags": dict(sorted(result.tags.items()))})
+    elif args.delete or tags:
+        n = len(result.tags)
+        version = f", version {result.version_id}" if result.version_id else ""
+        print(f"tagging: {url} ({n} tag{'' if n == 1 else 's'}{version})")
+    elif result.tags:
+        print(format_tags(result.tags))
+    return 0
+
+
+def cmd_acl(args: argparse.Namespace) -> int:
+    url = parse_object_url(args.url)
+    with connect(args.endpoint) as c:
+        if args.canned is None:
+            acl = c.get_object_acl(url.bucket, url.key, version_id=args.version_id)
+        else:
+            acl = c.put_object_acl(url.bucket, url.key, args.canned, version_id=args.version_id)
+    if args.json:
+        print_json({"version_id": acl.version_id, "owner": acl.owner, "acl": acl.acl})
+    elif args.canned is None:
+        print(f"owner: {acl.owner or '-'}\nacl:   {acl.acl}")
+    else:
+        print(f"acl: {url} {acl.acl}")
+    return 0
+
+
+# --- parsers ----------------------------------------------------------------
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    """Add the object commands to the top-level subparsers."""
+    p = sub.add_parser(
+        "mb",
+        parents=[common],
+        help="make a bucket",
+        description="Create a bucket. Example: tristore mb s3://photos",
+    )
+    p.add_argument("bucket", metavar="s3://BUCKET")
+    p.set_defaults(func=cmd_mb)
+
+    p = sub.add_parser(
+        "rb",
+        parents=[common],
+        help="remove an empty bucket",
+        description="Delete a bucket; it must be empty (BucketNotEmpty otherwise).",
+    )
+    p.add_argument("bucket", metavar="s3://BUCKET")
+    p.set_defaults(func=cmd_rb)
+
+    _register_cp(sub, common)
+
+    p = sub.add_parser(
+        "cat",
+        parents=[common],
+        help="write an object to stdout",
+        description="Stream an object's body to stdout, as bytes.",
+    )
+    p.add_argument("url", metavar="s3://BUCKET/KEY")
+    p.add_argument("--version-id", metavar="ID", help="read this version instead of the newest")
+    p.add_argument(
+        "--range",
+        metavar="bytes=A-B",
+        help="only these bytes: bytes=A-B, bytes=A- or bytes=-N (the last N)",
+    )
+    p.set_defaults(func=cmd_cat)
+
+    p = sub.add_parser(
+        "rm",
+        parents=[common],
+        help="delete an object",
+        description="Delete an object (or, with --version-id, one version).",
+    )
+    p.add_argument("url", metavar="s3://BUCKET/KEY")
+    p.add_argument("--version-id", metavar="ID", help="delete this version")
+    p.set_defaults(func=cmd_rm)
+
+    p = sub.add_parser(
+        "stat",
+        parents=[common],
+        help="show an object's metadata",
+        description="Show etag, size, content type, user metadata, version id, "
+        "last-modified time, replication status, tag count, storage class and "
+        "server-side encryption of an object (a HEAD request).",
+    )
+    p.add_argument("url", metavar="s3://BUCKET/KEY")
+    p.add_argument("--version-id", metavar="ID", help="describe this version instead of the newest")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_stat)
+
+    _register_ls(sub, common)
+    _register_semantics(sub, common)
+
+
+def _register_semantics(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "version",
+        parents=[common],
+        help="turn bucket versioning on or off, or show it",
+        description="enable: keep every version of every key (a delete adds a delete "
+        "marker); suspend: new writes replace the 'null' version again, old versions "
+        "stay; status: print Enabled, Suspended or Unversioned.",
+    )
+    p.add_argument("action", choices=list(VERSIONING_ACTIONS), help="enable, suspend or status")
+    p.add_argument("bucket", metavar="s3://BUCKET")
+    p.add_argument("--json", action="store_true", help='print {"bucket": ..., "status": ...}')
+    p.set_defaults(func=cmd_version)
+
+    p = sub.add_parser(
+        "tag",
+        parents=[common],
+        help="show, set or remove an object's tags",
+        description="With no K=V, print the tags (K=V lines). With K=V pairs, replace "
+        "the whole tag set (at most 10). With --delete, remove every tag.",
+    )
+    p.add_argument("url", metavar="s3://BUCKET/KEY")
+    p.add_argument("tags", metavar="K=V", nargs="*", help="the new tag set")
+    p.add_argument("--version-id", metavar="ID", help="this version instead of the newest")
+    p.add_argument("--delete", action="store_true", help="remove every tag")
+    p.add_argument("--json", action="store_true", help='print {"version_id": ..., "tags": {...}}')
+    p.set_defaults(func=cmd_tag)
+
+    p = sub.add_parser(
+        "acl",
+        parents=[common],
+        help="show or set an object's canned ACL",
+        description="With no CANNED, print the owner and canned ACL. With CANNED "
+        "(private, public-read, public-read-write, authenticated-read, aws-exec-read, "
+        "bucket-owner-read, bucket-owner-full-control), set it.",
+    )
+    p.add_argument("url", metavar="s3://BUCKET/KEY")
+    p.add_argument("canned", metavar="CANNED", nargs="?", help="the canned ACL to set")
+    p.add_argument("--version-id", metavar="ID", help="this version instead of the newest")
+    p.add_argument(
+        "--json", action="store_true", help='print {"version_id": ..., "owner": ..., "acl": ...}'
+    )
+    p.set_defaults(func=cmd_acl)
+
+
+def _register_cp(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "cp",
+        parents=[common],
+        help="copy a file to or from the store",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Copy one object. SRC and DST are each a local path, '-' (stdin as\n"
+        "SRC, stdout as DST) or s3://BUCKET/KEY; one of them must be s3://. A key ending\n"
+        "in '/' (or none) takes the file's name; a local directory takes the key's.\n"
+        "Transfers stream, so objects larger than memory are fine.\n\n"
+        "Both s3://: a server-side copy (the body never leaves the cluster); --meta or\n"
+        "--content-type replace the source's metadata, --tag its tags.\n\n"
+        "examples:\n"
+        "  tristore cp photo.jpg s3://photos/2024/     # key 2024/photo.jpg\n"
+        "  tristore cp s3://photos/2024/photo.jpg .    # ./photo.jpg\n"
+        "  tar c dir | tristore cp - s3://backups/dir.tar\n"
+        "  tristore cp s3://backups/dir.tar - | tar x\n"
+        "  tristore cp s3://photos/a.jpg s3://archive/a.jpg --storage-class GLACIER\n"
+        "  tristore cp v2.json s3://cfg/app.json --if-match 5d41402abc4b2a76b9719d911017c592",
+    )
+    p.add_argument("src", metavar="SRC")
+    p.add_argument("dst", metavar="DST")
+    p.add_argument(
+        "--content-type",
+        metavar="T",
+        help="content type of the upload (default: guessed from the file name)",
+    )
+    p.add_argument(
+        "--meta", metavar="K=V", action="append", help="user metadata for the upload (repeatable)"
+    )
+    p.add_argument(
+        "--tag",
+        metavar="K=V",
+        action="append",
+        help="object tag (repeatable, at most 10); on an s3:// copy, replaces the source's tags",
+    )
+    p.add_argument(
+        "--acl", metavar="CANNED", help="canned ACL of the new object (default: private)"
+    )
+    p.add_argument(
+        "--storage-class",
+        metavar="CLASS",
+        help="storage class of the new object (default: STANDARD)",
+    )
+    p.add_argument(
+        "--sse", metavar="ALG", help="server-side encryption to record: AES256, aws:kms, ..."
+    )
+    p.add_argument(
+        "--if-none-match",
+        metavar="'*'",
+        help="upload only if the key has no current object (the only value is '*')",
+    )
+    p.add_argument(
+        "--if-match",
+        metavar="ETAG",
+        help="upload only if the current object has this ETag (compare-and-swap)",
+    )
+    p.add_argument(
+        "--version-id",
+        metavar="ID",
+        help="download (or copy from) this version instead of the newest",
+    )
+    p.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="never draw the progress bar (it only appears when stderr is a terminal)",
+    )
+    p.set_defaults(func=cmd_cp)
+
+
+def _register_ls(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "ls",
+        parents=[common],
+        help="list buckets, or objects under a prefix",
+        description="With no URL, list buckets. With s3://BUCKET[/PREFIX], list the keys under "
+        "PREFIX: every page (1,000 keys each) unless --max-keys asks for one page. "
+        "With --versions, list every version and delete marker instead.",
+    )
+    p.add_argument("url", metavar="s3://BUCKET[/PREFIX]", nargs="?")
+    p.add_argument(
+        "--delimiter",
+        metavar="D",
+        help="group keys that share a prefix up to D (e.g. '/') as PRE lines",
+    )
+    p.add_argument(
+        "--max-keys",
+        metavar="N",
+        type=int,
+        help=f"return one page of at most N keys (0..{MAX_LIST_KEYS})",
+    )
+    p.add_argument(
+        "--continuation-token",
+        metavar="T",
+        help="resume a listing where the page that returned T ended",
+    )
+    p.add_argument(
+        "--versions",
+        action="store_true",
+        help="list every version and delete marker (DEL), newest first; * marks the latest",
+    )
+    p.add_argument(
+        "--key-marker", metavar="K", help="with --versions: resume after every version of key K"
+    )
+    p.add_argument(
+        "--version-id-marker",
+        metavar="ID",
+        help="with --versions and --key-marker: resume after this version of the key",
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object: contents, common_prefixes, is_truncated, "
+        "next_continuation_token (--versions: versions, common_prefixes, is_truncated, "
+        "next_key_marker, next_version_id_marker)",
+    )
+    p.set_defaults(func=cmd_ls)

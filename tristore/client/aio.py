@@ -1,0 +1,1035 @@
+"""AsyncClient: the asyncio SDK.
+
+The sync :class:`tristore.client.Client` runs this same code on a private event
+loop, so there is one implementation of validation, failover and retries.
+
+Every call validates its input first (a bad call raises the S3 error the server
+would, before any network traffic), then runs on one endpoint; an error whose
+``retriable`` flag is set moves it to the next endpoint after a short backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Mapping, Sequence
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+import grpc
+
+from tristore import convert, errors, validation
+from tristore.client._body import Body, BodyInput, make_body
+from tristore.client._transport import (
+    CLUSTER_WIDE,
+    Endpoint,
+    RetryPolicy,
+    has_server_code,
+    parse_endpoints,
+)
+from tristore.model import (
+    NULL_VERSION,
+    Acl,
+    BucketInfo,
+    ByteRange,
+    ClusterStatus,
+    Conditions,
+    CopyResult,
+    CopySource,
+    DeleteResult,
+    ListPage,
+    ObjectInfo,
+    Tagging,
+    VersionPage,
+)
+from tristore.pb import admin_pb2, objects_pb2
+from tristore.stamps import Stamp
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: A byte range: ByteRange, ``(start, end)`` (inclusive; end None or -1 = to
+#: the end; start < 0 = the last -start bytes), or an HTTP ``"bytes=A-B"`` string.
+RangeSpec = ByteRange | tuple[int, int | None] | str
+#: Called with the total number of body bytes sent so far (restarts from 0 when
+#: a retry sends the body again).
+Progress = Callable[[int], object]
+
+DEFAULT_TIMEOUT_S = 15.0
+
+
+def coerce_range(spec: RangeSpec | None) -> ByteRange | None:
+    """Check a user's range and turn it into a ByteRange (InvalidRange if malformed)."""
+    if spec is None:
+        return None
+    if isinstance(spec, ByteRange):
+        start, end = spec.start, spec.end
+    elif isinstance(spec, str):
+        start, end = validation.parse_range_header(spec)
+    elif isinstance(spec, tuple) and len(spec) == 2:
+        start, end = spec[0], -1 if spec[1] is None else spec[1]
+    else:
+        raise errors.InvalidRange(
+            "range must be a ByteRange, a (start, end) tuple or a 'bytes=A-B' string"
+        )
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (start, end)):
+        raise errors.InvalidRange(f"range bounds must be integers, got ({start!r}, {end!r})")
+    if start < 0 and end >= 0:
+        raise errors.InvalidRange("a suffix range (the last N bytes) cannot also have an end")
+    if start >= 0 and 0 <= end < start:
+        raise errors.InvalidRange(f"range end {end} is before its start {start}")
+    return ByteRange(start, -1 if end < 0 else end)
+
+
+def check_version_id(version_id: str | None) -> str:
+    """A version id as the server writes it: a stamp's hex, or ``"null"``."""
+    if not version_id:
+        return ""
+    if version_id == NULL_VERSION:
+        return version_id
+    try:
+        Stamp.from_version_id(version_id)
+    except ValueError:
+        raise errors.InvalidArgument(f"invalid version id {version_id!r}") from None
+    return version_id
+
+
+def _check_etag(what: str, etag: str) -> str:
+    if not isinstance(etag, str) or any(c in etag for c in "\r\n\x00"):
+        raise errors.InvalidArgument(f"{what} must be an ETag string without CR, LF or NUL")
+    return etag
+
+
+def _check_time(what: str, t: dt.datetime | None) -> None:
+    if t is None:
+        return
+    if not isinstance(t, dt.datetime) or t.utcoffset() is None:
+        raise errors.InvalidArgument(f"{what} must be a timezone-aware datetime, got {t!r}")
+
+
+def check_conditions(conditions: Conditions | None) -> Conditions | None:
+    """GET/HEAD/copy-source preconditions; None (or all empty) means none."""
+    if conditions is None:
+        return None
+    if not isinstance(conditions, Conditions):
+        raise errors.InvalidArgument(
+            f"conditions must be a tristore.Conditions, got {type(conditions).__name__}"
+        )
+    _check_etag("if_match", conditions.if_match)
+    _check_etag("if_none_match", conditions.if_none_match)
+    _check_time("if_modified_since", conditions.if_modified_since)
+    _check_time("if_unmodified_since", conditions.if_unmodified_since)
+    return conditions if conditions else None
+
+
+def check_put_conditions(if_none_match: str | None, if_match: str | None) -> tuple[str, str]:
+    """A conditional PUT: ``if_none_match="*"`` (create only) or ``if_match=ETAG``
+    (replace only that version). S3 accepts no other If-None-Match on a write."""
+    if if_none_match and if_none_match != "*":
+        raise errors.InvalidArgument(
+            f"if_none_match on a PUT must be '*' (create only if absent), got {if_none_match!r}"
+        )
+    return if_none_match or "", _check_etag("if_match", if_match) if if_match else ""
+
+
+def _check_prefix(what: str, prefix: str) -> None:
+    if len(prefix.encode("utf-8", errors="surrogatepass")) > validation.MAX_KEY_BYTES:
+        raise errors.InvalidArgument(f"{what} is longer than a key can be")
+
+
+def _check_max_keys(max_keys: int) -> int:
+    if isinstance(max_keys, bool) or not isinstance(max_keys, int):
+        raise errors.InvalidArgument(f"max-keys must be an integer, got {max_keys!r}")
+    validation.check_max_keys(max_keys)
+    return max_keys
+
+
+def check_tag_set(tags: Mapping[str, str] | None) -> dict[str, str]:
+    if tags is not None and not isinstance(tags, Mapping):
+        raise errors.InvalidTag(f"tags must be a dict of str to str, got {type(tags).__name__}")
+    return validation.normalize_tags(dict(tags or {}))
+
+
+class AsyncClient:
+    """The tristore SDK for asyncio programs.
+
+    ``AsyncClient("h:p,h:p")``, a list of addresses, or no argument to read
+    ``TRISTORE_ENDPOINT``. A client belongs to the event loop it is first used
+    in; ``await client.close()`` (or ``async with``) releases its channels.
+
+    ``timeout`` is the deadline of each unary call attempt, and how long a GET
+    may wait for its first message; uploads and downloads themselves have no
+    deadline, as a large object may take any time.
+    """
+
+    def __init__(
+        self,
+        endpoints: str | Sequence[str] | None = None,
+        *,
+        timeout: float | None = DEFAULT_TIMEOUT_S,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self._endpoints = tuple(Endpoint(a) for a in parse_endpoints(endpoints))
+        # Clients start on a random endpoint so that many of them spread the
+        # coordinator load; each then sticks to the endpoint that works.
+        self._preferred = random.randrange(len(self._endpoints))
+        self._timeout = timeout
+        self._retry = retry or RetryPolicy()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closed = False
+
+    @property
+    def endpoints(self) -> tuple[str, ...]:
+        return tuple(ep.address for ep in self._endpoints)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await asyncio.gather(*(ep.close() for ep in self._endpoints))
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        return f"AsyncClient({','.join(self.endpoints)!r})"
+
+    # -- buckets ---------------------------------------------------------------
+
+    async def create_bucket(self, bucket: str) -> None:
+        """Create a bucket; BucketAlreadyExists if it exists. When an attempt
+        fails retriably and the retry finds the bucket, the failed attempt had
+        created it: that counts as success."""
+        validation.check_bucket_name(bucket)
+        await self._unary(
+            "CreateBucket",
+            objects_pb2.CreateBucketRequest(bucket=bucket),
+            done_if=errors.BucketAlreadyExists,
+        )
+
+    async def delete_bucket(self, bucket: str) -> None:
+        """Delete an empty bucket (the retry rule of create_bucket, mirrored)."""
+        validation.check_bucket_name(bucket)
+        await self._unary(
+            "DeleteBucket",
+            objects_pb2.DeleteBucketRequest(bucket=bucket),
+            done_if=errors.NoSuchBucket,
+        )
+
+    async def head_bucket(self, bucket: str) -> BucketInfo:
+        validation.check_bucket_name(bucket)
+        resp = await self._unary("HeadBucket", objects_pb2.HeadBucketRequest(bucket=bucket))
+        return convert.bucket_from_pb(resp.bucket)
+
+    async def list_buckets(self) -> list[BucketInfo]:
+        resp = await self._unary("ListBuckets", objects_pb2.ListBucketsRequest())
+        return [convert.bucket_from_pb(b) for b in resp.buckets]
+
+    # -- objects ---------------------------------------------------------------
+
+    async def put_object(
+        self,
+        bucket: str,
+        key: str,
+        data: BodyInput,
+        content_type: str | None = None,
+        metadata: dict[str, str] | None = None,
+        progress: Progress | None = None,
+        *,
+        tags: Mapping[str, str] | None = None,
+        acl: str | None = None,
+        storage_class: str | None = None,
+        sse: str | None = None,
+        if_none_match: str | None = None,
+        if_match: str | None = None,
+    ) -> ObjectInfo:
+        """Store ``data`` (bytes, a binary file, or an (async) iterable of bytes).
+
+        ``tags`` (at most 10), a canned ``acl`` (default private), a
+        ``storage_class`` (default STANDARD) and an ``sse`` algorithm are stored
+        with the version. ``if_none_match="*"`` writes only if the key has no
+        current object, ``if_match=ETAG`` only if the current object has that
+        ETag; otherwise PreconditionFailed (ConditionalRequestConflict, which is
+        retried, when another write raced this one).
+
+        Bytes and seekable files are retried on retriable errors (a file is
+        sent again from the position it had when the call began). A pipe or
+        an iterator cannot be replayed: its PUT moves to another endpoint only
+        when the first could not be reached, before any of the body was read.
+        A conditional PUT whose first attempt took effect but lost its reply
+        fails its retry with PreconditionFailed: the outcome is then unknown.
+        """
+        validation.check_bucket_name(bucket)
+        validation.check_key(key)
+        none_match, match = check_put_conditions(if_none_match, if_match)
+        header = objects_pb2.PutObjectHeader(
+            bucket=bucket,
+            key=key,
+            content_type=validation.normalize_content_type(content_type),
+            metadata=validation.normalize_metadata(metadata),
+            tags=check_tag_set(tags),
+            acl=validation.check_acl(acl) if acl else "",
+            storage_class=validation.check_storage_class(storage_class) if storage_class else "",
+            sse=validation.check_sse(sse or ""),
+            if_none_match=none_match,
+            if_match=match,
+        )
+        body = make_body(data)
+        header.size = body.size
+
+        async def attempt(ep: Endpoint) -> Any:
+            return await self._put_once(ep, header, body, progress)
+
+        resp = await self._call(
+            "PutObject", attempt, retry_if=lambda: body.replayable or not body.started
+        )
+        return convert.info_from_pb(resp.info)
+
+    async def get_object(
+        self,
+        bucket: str,
+        key: str,
+        range: RangeSpec | None = None,
+        version_id: str | None = None,
+        *,
+        conditions: Conditions | None = None,
+    ) -> bytes:
+        """The object's bytes (or the range's). Retried as a whole on retriable errors.
+
+        ``conditions`` are HTTP preconditions: PreconditionFailed when
+        If-Match / If-Unmodified-Since fail, NotModified when If-None-Match /
+        If-Modified-Since do."""
+        request = self._get_request(bucket, key, range, version_id, conditions)
+
+        async def attempt(ep: Endpoint) -> bytes:
+            stream = AsyncObjectStream(self, request)
+            await stream._open_on(ep)
+            try:
+                return await stream.read()
+            finally:
+                await stream.aclose()
+
+        return await self._call("GetObject", attempt)
+
+    def get_object_stream(
+        self,
+        bucket: str,
+        key: str,
+        range: RangeSpec | None = None,
+        version_id: str | None = None,
+        *,
+        conditions: Conditions | None = None,
+    ) -> AsyncObjectStream:
+        """A streaming GET: ``async with client.get_object_stream(b, k) as s:``
+        then ``async for chunk in s``; or ``s = await client.get_object_stream(...)``.
+
+        Opening is retried like any call; a failure once data flows is raised,
+        never retried behind the caller's back.
+        """
+        return AsyncObjectStream(
+            self, self._get_request(bucket, key, range, version_id, conditions)
+        )
+
+    async def head_object(
+        self,
+        bucket: str,
+        key: str,
+        version_id: str | None = None,
+        *,
+        conditions: Conditions | None = None,
+    ) -> ObjectInfo:
+        validation.check_bucket_name(bucket)
+        validation.check_key(key)
+        request = objects_pb2.HeadObjectRequest(
+            bucket=bucket, key=key, version_id=check_version_id(version_id)
+        )
+        checked = check_conditions(conditions)
+        if checked is not None:
+            request.conditions.CopyFrom(convert.conditions_to_pb(checked))
+        resp = await self._unary("HeadObject", request)
+        return convert.info_from_pb(resp.info)
+
+    async def delete_object(
+        self, bucket: str, key: str, version_id: str | None = None
+    ) -> DeleteResult:
+        """Delete the key, or with ``version_id`` one version of it for good.
+
+        In a versioned bucket a plain delete adds a delete marker: the result
+        carries its version id and ``delete_marker=True``. Deleting a marker by
+        its version id also says ``delete_marker=True``. In a bucket that was
+        never versioned the version id is empty."""
+        validation.check_bucket_name(bucket)
+        validation.check_key(key)
+        request = objects_pb2.DeleteObjectRequest(
+            bucket=bucket, key=key, version_id=check_version_id(version_id)
+        )
+        resp = await self._unary("DeleteObject", request)
+        return DeleteResult(version_id=resp.version_id, delete_marker=resp.delete_marker)
+
+    async def list_objects(
+        self,
+        bucket: str,
+        prefix: str = "",
+        delimiter: str | None = None,
+        max_keys: int | None = None,
+        continuation_token: str | None = None,
+        start_after: str | None = None,
+    ) -> ListPage:
+        """One page of a listing (ListObjectsV2). ``max_keys`` None means the
+        server's default of 1000."""
+        request = self._list_request(
+            bucket, prefix, delimiter, max_keys, continuation_token, start_after
+        )
+        resp = await self._unary("ListObjects", request)
+        return convert.page_from_pb(resp)
+
+    def iter_objects(
+        self,
+        bucket: str,
+        prefix: str = "",
+        delimiter: str | None = None,
+        page_size: int | None = None,
+        start_after: str | None = None,
+        continuation_token: str | None = None,
+    ) -> AsyncIterator[ListPage]:
+        """Every page of a listing, following continuation tokens to the end:
+        ``async for page in client.iter_objects(b)`` (``page.contents``,
+        ``page.common_prefixes``)."""
+        first = self._list_request(
+            bucket, prefix, delimiter, page_size, continuation_token, start_after
+        )
+        return self._pages(first)
+
+    async def _pages(self, request: Any) -> AsyncIterator[ListPage]:
+        seen: set[str] = set()
+        while True:
+            page = convert.page_from_pb(await self._unary("ListObjects", request))
+            yield page
+            if not page.is_truncated:
+                return
+            token = page.next_continuation_token
+            if not token or token in seen:
+                raise errors.InternalError(
+                    "the listing is truncated but the server gave no new continuation token"
+                )
+            seen.add(token)
+            following = objects_pb2.ListObjectsRequest()
+            following.CopyFrom(request)
+            following.continuation_token = token
+            following.start_after = ""  # S3 ignores it once a token is given
+            request = following
+
+    # -- versioning ------------------------------------------------------------
+
+    async def put_bucket_versioning(self, bucket: str, status: str) -> None:
+        """Turn versioning on (``"Enabled"``) or pause it (``"Suspended"``).
+        A bucket that was ever versioned never goes back to unversioned."""
+        validation.check_bucket_name(bucket)
+        request = objects_pb2.PutBucketVersioningRequest(
+            bucket=bucket, status=validation.check_versioning_status(status)
+        )
+        await self._unary("PutBucketVersioning", request)
+
+    async def get_bucket_versioning(self, bucket: str) -> str:
+        """``"Enabled"``, ``"Suspended"``, or ``""`` for a bucket never versioned."""
+        validation.check_bucket_name(bucket)
+        request = objects_pb2.GetBucketVersioningRequest(bucket=bucket)
+        resp = await self._unary("GetBucketVersioning", request)
+        return str(resp.status)
+
+    async def list_object_versions(
+        self,
+        bucket: str,
+        prefix: str = "",
+        delimiter: str | None = None,
+        max_keys: int | None = None,
+        key_marker: str | None = None,
+        version_id_marker: str | None = None,
+    ) -> VersionPage:
+        """One page of every version and delete marker, by key and then newest
+        first (ListObjectVersions). ``max_keys`` None means the server's 1000;
+        resume with the page's ``next_key_marker`` and ``next_version_id_marker``."""
+        request = self._versions_request(
+            bucket, prefix, delimiter, max_keys, key_marker, version_id_marker
+        )
+        resp = await self._unary("ListObjectVersions", request)
+        return convert.version_page_from_pb(resp)
+
+    def iter_object_versions(
+        self,
+        bucket: str,
+        prefix: str = "",
+        delimiter: str | None = None,
+        page_size: int | None = None,
+        key_marker: str | None = None,
+        version_id_marker: str | None = None,
+    ) -> AsyncIterator[VersionPage]:
+        """Every page of a version listing, following the markers to the end."""
+        first = self._versions_request(
+            bucket, prefix, delimiter, page_size, key_marker, version_id_marker
+        )
+        return self._version_pages(first)
+
+    async def _version_pages(self, request: Any) -> AsyncIterator[VersionPage]:
+        seen: set[tuple[str, str]] = set()
+        while True:
+            page = convert.version_page_from_pb(await self._unary("ListObjectVersions", request))
+            yield page
+            if not page.is_truncated:
+                return
+            marker = (page.next_key_marker or "", page.next_version_id_marker or "")
+            if not marker[0] or marker in seen:
+                raise errors.InternalError(
+                    "the version listing is truncated but the server gave no new key marker"
+                )
+            seen.add(marker)
+            following = objects_pb2.ListObjectVersionsRequest()
+            following.CopyFrom(request)
+            following.key_marker, following.version_id_marker = marker
+            request = following
+
+    # -- tags and ACLs ---------------------------------------------------------
+
+    async def get_object_tagging(
+        self, bucket: str, key: str, version_id: str | None = None
+    ) -> Tagging:
+        """The tag set of the current version (or of ``version_id``)."""
+        request = self._tagging_request(bucket, key, version_id)
+        return convert.tagging_from_pb(await self._unary("GetObjectTagging", request))
+
+    async def put_object_tagging(
+        self,
+        bucket: str,
+        key: str,
+        tags: Mapping[str, str],
+        version_id: str | None = None,
+    ) -> Tagging:
+        """Replace the whole tag set; returns the version tagged and its tags."""
+        request = self._tagging_request(bucket, key, version_id)
+        request.tags.update(check_tag_set(tags))
+        return convert.tagging_from_pb(await self._unary("PutObjectTagging", request))
+
+    async def delete_object_tagging(
+        self, bucket: str, key: str, version_id: str | None = None
+    ) -> Tagging:
+        """Remove every tag; returns the version untagged (and no tags)."""
+        request = self._tagging_request(bucket, key, version_id)
+        return convert.tagging_from_pb(await self._unary("DeleteObjectTagging", request))
+
+    async def get_object_acl(self, bucket: str, key: str, version_id: str | None = None) -> Acl:
+        """The owner and canned ACL of the current version (or of ``version_id``)."""
+        request = self._acl_request(bucket, key, version_id)
+        return convert.acl_from_pb(await self._unary("GetObjectAcl", request))
+
+    async def put_object_acl(
+        self, bucket: str, key: str, acl: str, version_id: str | None = None
+    ) -> Acl:
+        """Set a canned ACL (``private``, ``public-read``, ...) on a version."""
+        request = self._acl_request(bucket, key, version_id)
+        request.acl = validation.check_acl(acl)
+        return convert.acl_from_pb(await self._unary("PutObjectAcl", request))
+
+    # -- copy ------------------------------------------------------------------
+
+    async def copy_object(
+        self,
+        source: CopySource,
+        bucket: str,
+        key: str,
+        metadata_directive: str = "COPY",
+        content_type: str | None = None,
+        metadata: dict[str, str] | None = None,
+        tagging_directive: str = "COPY",
+        tags: Mapping[str, str] | None = None,
+        acl: str | None = None,
+        storage_class: str | None = None,
+        sse: str | None = None,
+    ) -> CopyResult:
+        """Copy ``source`` to ``bucket``/``key`` inside the cluster (the body
+        never passes through the client).
+
+        The copy keeps the source's content type and metadata (its tags) unless
+        ``metadata_directive`` (``tagging_directive``) is ``"REPLACE"``; then
+        ``content_type`` and ``metadata`` (``tags``) are the new ones. ACL,
+        storage class and encryption are never copied: they are the ones given
+        here, or the defaults. ``source.conditions`` are checked against the
+        source (PreconditionFailed). Copying the current object onto itself
+        must change something (InvalidRequest otherwise), as in S3; copying a
+        given ``source.version_id`` onto its own key restores that version.
+        """
+        if not isinstance(source, CopySource):
+            raise errors.InvalidArgument(
+                f"source must be a tristore.CopySource, got {type(source).__name__}"
+            )
+        validation.check_bucket_name(source.bucket)
+        validation.check_key(source.key)
+        validation.check_bucket_name(bucket)
+        validation.check_key(key)
+        meta_dir = validation.check_directive("metadata_directive", metadata_directive)
+        tag_dir = validation.check_directive("tagging_directive", tagging_directive)
+        if meta_dir == "COPY" and (content_type is not None or metadata is not None):
+            raise errors.InvalidArgument(
+                "content_type and metadata replace the source's only with "
+                "metadata_directive='REPLACE'"
+            )
+        if tag_dir == "COPY" and tags is not None:
+            raise errors.InvalidArgument(
+                "tags replace the source's only with tagging_directive='REPLACE'"
+            )
+        request = objects_pb2.CopyObjectRequest(
+            source_bucket=source.bucket,
+            source_key=source.key,
+            source_version_id=check_version_id(source.version_id),
+            bucket=bucket,
+            key=key,
+            metadata_directive=meta_dir,
+            tagging_directive=tag_dir,
+            acl=validation.check_acl(acl) if acl else "",
+            storage_class=validation.check_storage_class(storage_class) if storage_class else "",
+            sse=validation.check_sse(sse or ""),
+        )
+        checked = check_conditions(source.conditions)
+        if checked is not None:
+            request.source_conditions.CopyFrom(convert.conditions_to_pb(checked))
+        if meta_dir == "REPLACE":
+            request.content_type = validation.normalize_content_type(content_type)
+            request.metadata.update(validation.normalize_metadata(metadata))
+        if tag_dir == "REPLACE":
+            request.tags.update(check_tag_set(tags))
+        if (
+            (source.bucket, source.key) == (bucket, key)
+            and not source.version_id
+            and meta_dir == "COPY"
+            and tag_dir == "COPY"
+            and not (acl or storage_class or sse)
+        ):
+            raise errors.InvalidRequest(
+                "this copy request is illegal because it is trying to copy an object to "
+                "itself without changing the object's metadata, storage class or encryption"
+            )
+        resp = await self._unary("CopyObject", request)
+        return CopyResult(
+            info=convert.info_from_pb(resp.info), source_version_id=resp.source_version_id
+        )
+
+    # -- admin -----------------------------------------------------------------
+
+    async def cluster_status(self) -> ClusterStatus:
+        """The cluster as the answering node sees it (every node's health)."""
+        resp = await self._unary("ClusterStatus", admin_pb2.ClusterStatusRequest(), admin=True)
+        return convert.cluster_status_from_pb(resp)
+
+    # -- plumbing --------------------------------------------------------------
+
+    def _get_request(
+        self,
+        bucket: str,
+        key: str,
+        range_: RangeSpec | None,
+        version_id: str | None,
+        conditions: Conditions | None,
+    ) -> Any:
+        validation.check_bucket_name(bucket)
+        validation.check_key(key)
+        request = objects_pb2.GetObjectRequest(
+            bucket=bucket, key=key, version_id=check_version_id(version_id)
+        )
+        checked = check_conditions(conditions)
+        if checked is not None:
+            request.conditions.CopyFrom(convert.conditions_to_pb(checked))
+        r = coerce_range(range_)
+        if r is not None:
+            request.range.start = r.start
+            request.range.end = r.end
+            request.has_range = True
+        return request
+
+    def _versions_request(
+        self,
+        bucket: str,
+        prefix: str,
+        delimiter: str | None,
+        max_keys: int | None,
+        key_marker: str | None,
+        version_id_marker: str | None,
+    ) -> Any:
+        validation.check_bucket_name(bucket)
+        _check_prefix("prefix", prefix)
+        _check_prefix("key_marker", key_marker or "")
+        if delimiter:
+            validation.check_delimiter(delimiter)
+        if version_id_marker and not key_marker:
+            raise errors.InvalidArgument("a version-id marker cannot be given without a key marker")
+        request = objects_pb2.ListObjectVersionsRequest(
+            bucket=bucket,
+            prefix=prefix,
+            delimiter=delimiter or "",
+            key_marker=key_marker or "",
+            version_id_marker=check_version_id(version_id_marker),
+        )
+        if max_keys is not None:
+            request.max_keys = _check_max_keys(max_keys)
+            request.has_max_keys = True
+        return request
+
+    def _tagging_request(self, bucket: str, key: str, version_id: str | None) -> Any:
+        validation.check_bucket_name(bucket)
+        validation.check_key(key)
+        return objects_pb2.ObjectTaggingRequest(
+            bucket=bucket, key=key, version_id=check_version_id(version_id)
+        )
+
+    def _acl_request(self, bucket: str, key: str, version_id: str | None) -> Any:
+        validation.check_bucket_name(bucket)
+        validation.check_key(key)
+        return objects_pb2.ObjectAclRequest(
+            bucket=bucket, key=key, version_id=check_version_id(version_id)
+        )
+
+    def _list_request(
+        self,
+        bucket: str,
+        prefix: str,
+        delimiter: str | None,
+        max_keys: int | None,
+        continuation_token: str | None,
+        start_after: str | None,
+    ) -> Any:
+        validation.check_bucket_name(bucket)
+        _check_prefix("prefix", prefix)
+        if delimiter:
+            validation.check_delimiter(delimiter)
+        request = objects_pb2.ListObjectsRequest(
+            bucket=bucket,
+            prefix=prefix,
+            delimiter=delimiter or "",
+            continuation_token=continuation_token or "",
+            start_after=start_after or "",
+        )
+        if max_keys is not None:
+            request.max_keys = _check_max_keys(max_keys)
+            request.has_max_keys = True
+        return request
+
+    async def _unary(
+        self,
+        method: str,
+        request: Any,
+        *,
+        admin: bool = False,
+        done_if: type[errors.TristoreError] | None = None,
+    ) -> Any:
+        """One unary call with retries. ``done_if``: the error that means a
+        retry found the work already done, by an earlier attempt that failed
+        after it took effect (BucketAlreadyExists for a create)."""
+        retried = False
+
+        async def attempt(ep: Endpoint) -> Any:
+            nonlocal retried
+            stub = ep.admin if admin else ep.objects
+            try:
+                return await getattr(stub, method)(request, timeout=self._timeout)
+            except grpc.aio.AioRpcError as exc:
+                err = errors.from_rpc_error(exc)
+                if retried and done_if is not None and isinstance(err, done_if):
+                    log.debug("%s: %s after a retry; an earlier attempt did it", method, err.code)
+                    return None
+                retried = retried or err.retriable
+                raise
+
+        return await self._call(method, attempt)
+
+    async def _put_once(
+        self, ep: Endpoint, header: Any, body: Body, progress: Progress | None
+    ) -> Any:
+        call = ep.objects.PutObject()
+        first = _FirstStatus(call)
+        try:
+            try:
+                # Connect before taking anything from the body, so that an
+                # unreachable endpoint leaves even a one-shot body untouched.
+                await call.wait_for_connection()
+                await _send_body(call, header, body, progress)
+                await call.done_writing()
+            except (asyncio.InvalidStateError, grpc.aio.AioRpcError):
+                # The RPC ended early: the server refused the upload part-way
+                # (or the connection broke). The failed write reports only
+                # "Internal error from Core"; the call's own status says why.
+                pass
+            try:
+                return await call
+            except grpc.aio.AioRpcError as exc:
+                real = first.error_hidden_by(exc)
+                if real is not None:
+                    raise real from None
+                raise
+        except BaseException:
+            call.cancel()
+            raise
+
+    def _bind_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._loop is None:
+            self._loop = loop
+        elif self._loop is not loop:
+            raise RuntimeError(
+                "this AsyncClient is bound to another event loop; create one client per loop"
+            )
+
+    async def _call(
+        self,
+        op: str,
+        attempt: Callable[[Endpoint], Awaitable[T]],
+        *,
+        retry_if: Callable[[], bool] | None = None,
+    ) -> T:
+        """Run ``attempt`` on an endpoint; on a retriable error, back off and
+        run it on the next one, within the policy's attempt and time bounds
+        (and only while ``retry_if()``, when given, says a retry is possible)."""
+        if self._closed:
+            raise RuntimeError("the tristore client is closed")
+        self._bind_loop()
+        loop = asyncio.get_running_loop()
+        policy = self._retry
+        n = len(self._endpoints)
+        max_attempts = policy.attempts(n)
+        give_up_at = loop.time() + policy.total_s
+        idx = self._preferred
+        tried: list[str] = []
+        failures = 0
+        while True:
+            ep = self._endpoints[idx % n]
+            if ep.address not in tried:
+                tried.append(ep.address)
+            try:
+                return await attempt(ep)
+            except grpc.aio.AioRpcError as exc:
+                err = errors.from_rpc_error(exc)
+                transport = not has_server_code(exc)
+            except errors.TristoreError as exc:
+                err, transport = exc, False
+            failures += 1
+            limit = max_attempts
+            if isinstance(err, CLUSTER_WIDE):
+                limit = min(limit, policy.cluster_wide_attempts)
+            delay = policy.backoff(failures)
+            if (
+                not err.retriable
+                or failures >= limit
+                or loop.time() + delay > give_up_at
+                or (retry_if is not None and not retry_if())
+            ):
+                if err.retriable and transport:
+                    raise type(err)(
+                        f"{op} failed on {', '.join(tried)} after {failures} attempt(s): "
+                        f"{err.message}"
+                    ) from None
+                raise err from None
+            if self._preferred == idx % n:
+                self._preferred = (idx + 1) % n  # fail over for every later call too
+            idx += 1
+            log.debug(
+                "%s failed on %s (%s: %s); retrying on %s in %.0f ms",
+                op,
+                ep.address,
+                err.code,
+                err.message,
+                self._endpoints[idx % n].address,
+                delay * 1000,
+            )
+            await asyncio.sleep(delay)
+
+
+async def _send_body(call: Any, header: Any, body: Body, progress: Progress | None) -> None:
+    """Write the header (with the first chunk) and the rest of the body."""
+    sent = 0
+    first = True
+    async with contextlib.aclosing(body.chunks()) as chunks:
+        async for chunk in chunks:
+            if first:
+                await call.write(objects_pb2.PutObjectRequest(header=header, data=chunk))
+                first = False
+            else:
+                await call.write(objects_pb2.PutObjectRequest(data=chunk))
+            sent += len(chunk)
+            if progress is not None:
+                progress(sent)
+    if first:  # an empty body: the header alone
+        await call.write(objects_pb2.PutObjectRequest(header=header))
+
+
+class _FirstStatus:
+    """Remembers the first final status grpc.aio gives a call.
+
+    When a client-streaming write fails because the server has just ended the
+    RPC (it refused the upload part-way), grpc.aio sets the call's status to
+    INTERNAL "Internal error from Core" -- even when the server's own status
+    had already arrived, which it then overwrites. Done callbacks run on every
+    status change, so the first one sees the server's real status. This reads
+    a private attribute of grpc.aio; if that ever goes away, the workaround
+    quietly does nothing.
+    """
+
+    _CORE_ERROR = "Internal error from Core"
+
+    def __init__(self, call: Any) -> None:
+        self._status: Any = None
+        call.add_done_callback(self._on_done)
+
+    def _on_done(self, call: Any) -> None:
+        if self._status is None:
+            self._status = getattr(getattr(call, "_cython_call", None), "_status", None)
+
+    def error_hidden_by(self, exc: grpc.aio.AioRpcError) -> errors.TristoreError | None:
+        """The server's error, when ``exc`` is grpc.aio's INTERNAL mask over it."""
+        if exc.code() is not grpc.StatusCode.INTERNAL or exc.details() != self._CORE_ERROR:
+            return None
+        try:
+            code = self._status.code()
+            details = self._status.details()
+            trailers = self._status.trailing_metadata()
+        except Exception:  # noqa: BLE001 - grpc.aio internals changed: give up quietly
+            return None
+        status = next((s for s in grpc.StatusCode if s.value[0] == code), None)
+        if status in (None, grpc.StatusCode.OK) or details == self._CORE_ERROR:
+            return None
+        return errors.from_grpc(status, details, trailers)
+
+
+class AsyncObjectStream:
+    """A GET in progress. ``info``, ``range_start`` and ``range_end`` (inclusive)
+    are known once it is open; iterating yields the body's chunks.
+
+    A failure while the body flows raises (the caller may have consumed part of
+    it, so it is not silently retried). The stream checks that it received
+    exactly the bytes the range announced.
+    """
+
+    def __init__(self, client: AsyncClient, request: Any) -> None:
+        self._client = client
+        self._request = request
+        self._call: Any = None
+        self._info: ObjectInfo | None = None
+        self._pending = b""
+        self._expected = 0
+        self._received = 0
+        self._done = False
+        self.range_start = 0
+        self.range_end = 0
+
+    @property
+    def info(self) -> ObjectInfo:
+        if self._info is None:
+            raise RuntimeError("the stream is not open: use 'async with' or await it first")
+        return self._info
+
+    async def open(self) -> Self:
+        if self._info is None:
+            if self._done:
+                raise RuntimeError("the stream is closed")
+            await self._client._call("GetObject", self._open_on)
+        return self
+
+    def __await__(self) -> Generator[Any, None, Self]:
+        return self.open().__await__()
+
+    async def __aenter__(self) -> Self:
+        return await self.open()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def _open_on(self, ep: Endpoint) -> None:
+        call = ep.objects.GetObject(self._request)
+        try:
+            timeout = self._client._timeout
+            if timeout is None:
+                first = await call.read()
+            else:
+                try:
+                    first = await asyncio.wait_for(call.read(), timeout)
+                except TimeoutError:
+                    raise errors.ServiceUnavailable(
+                        f"{ep.address} sent no response within {timeout:g}s"
+                    ) from None
+            if first is grpc.aio.EOF or not first.HasField("info"):
+                raise errors.InternalError("the GetObject stream ended before the object info")
+        except BaseException:
+            call.cancel()
+            raise
+        self._call = call
+        self._info = convert.info_from_pb(first.info)
+        self.range_start, self.range_end = first.range_start, first.range_end
+        self._expected = 0 if self._info.size == 0 else self.range_end - self.range_start + 1
+        self._pending = first.data
+
+    async def read_chunk(self) -> bytes | None:
+        """The next chunk of the body, or None at its end."""
+        if self._info is None:
+            raise RuntimeError("the stream is not open: use 'async with' or await it first")
+        if self._pending:
+            data, self._pending = self._pending, b""
+            self._received += len(data)
+            return data
+        while not self._done:
+            try:
+                msg = await self._call.read()
+            except grpc.aio.AioRpcError as exc:
+                self._done = True
+                err = errors.from_rpc_error(exc)
+                raise type(err)(
+                    f"the download of {self.info.key!r} broke after {self._received} of "
+                    f"{self._expected} bytes: {err.message}"
+                ) from None
+            if msg is grpc.aio.EOF:
+                self._done = True
+                if self._received != self._expected:
+                    raise errors.InternalError(
+                        f"the GetObject stream ended after {self._received} of "
+                        f"{self._expected} bytes"
+                    )
+                break
+            if msg.data:
+                self._received += len(msg.data)
+                return bytes(msg.data)
+        return None
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> bytes:
+        chunk = await self.read_chunk()
+        if chunk is None:
+            raise StopAsyncIteration
+        return chunk
+
+    async def read(self) -> bytes:
+        """The rest of the body, all at once."""
+        parts = [c async for c in self]
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    async def aclose(self) -> None:
+        self._done = True
+        if self._call is not None:
+            self._call.cancel()  # a no-op when the stream already ended

@@ -1,0 +1,454 @@
+"""Client: the blocking SDK, a thin facade over :class:`AsyncClient`.
+
+Each Client runs a private event loop in a daemon thread and submits every call
+to it, so the sync and async SDKs share one implementation. Any number of
+threads may use one Client at once. ``close()`` (or leaving a ``with`` block)
+stops the loop; a Client that is never closed is closed when it is garbage
+collected or at interpreter exit, quietly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import threading
+import weakref
+from collections.abc import Coroutine, Iterator, Mapping, Sequence
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+import uvloop
+
+from tristore.client._body import BodyInput
+from tristore.client._transport import RetryPolicy
+from tristore.client.aio import (
+    DEFAULT_TIMEOUT_S,
+    AsyncClient,
+    AsyncObjectStream,
+    Progress,
+    RangeSpec,
+)
+from tristore.model import (
+    Acl,
+    BucketInfo,
+    ClusterStatus,
+    Conditions,
+    CopyResult,
+    CopySource,
+    DeleteResult,
+    ListPage,
+    ObjectInfo,
+    Tagging,
+    VersionPage,
+)
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_SHUTDOWN_TIMEOUT_S = 10.0
+
+
+class _LoopThread:
+    """An event loop running forever in a daemon thread, until :meth:`close`."""
+
+    def __init__(self, name: str) -> None:
+        self.loop = uvloop.new_event_loop()
+        self.thread = threading.Thread(target=self._main, name=name, daemon=True)
+        self._lock = threading.Lock()
+        self._closed = False
+        self.thread.start()
+
+    def _main(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        if threading.current_thread() is self.thread:
+            coro.close()
+            raise RuntimeError(
+                "a sync tristore Client cannot be called from its own callbacks "
+                "(such as a progress callback); use the AsyncClient there"
+            )
+        with self._lock:
+            if self._closed:
+                coro.close()
+                raise RuntimeError("the tristore client is closed")
+            fut = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        try:
+            return fut.result()
+        except concurrent.futures.CancelledError:
+            # Only close() cancels work behind a caller's back.
+            raise RuntimeError("the tristore client was closed during the call") from None
+        except BaseException:
+            fut.cancel()  # e.g. KeyboardInterrupt: stop the call in the loop too
+            raise
+
+    def close(self, aclose: Coroutine[Any, Any, None]) -> None:
+        with self._lock:
+            if self._closed:
+                aclose.close()
+                return
+            self._closed = True
+        if threading.current_thread() is self.thread:
+            aclose.close()
+            raise RuntimeError("a sync tristore Client cannot be closed from its own callbacks")
+        fut = asyncio.run_coroutine_threadsafe(_shutdown(aclose), self.loop)
+        try:
+            fut.result(_SHUTDOWN_TIMEOUT_S)
+        except Exception:
+            log.warning("tristore client did not shut down cleanly", exc_info=True)
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(_SHUTDOWN_TIMEOUT_S)
+            if not self.thread.is_alive():
+                self.loop.close()
+
+
+async def _shutdown(aclose: Coroutine[Any, Any, None]) -> None:
+    await aclose
+    me = asyncio.current_task()
+    rest = [t for t in asyncio.all_tasks() if t is not me]
+    for t in rest:
+        t.cancel()
+    await asyncio.gather(*rest, return_exceptions=True)
+    loop = asyncio.get_running_loop()
+    await loop.shutdown_asyncgens()
+    await loop.shutdown_default_executor()
+
+
+def _finalize(runner: _LoopThread, aio: AsyncClient) -> None:
+    runner.close(aio.close())
+
+
+class Client:
+    """The blocking tristore SDK; the same methods as :class:`AsyncClient`.
+
+    ``progress`` callbacks run on the client's loop thread.
+    """
+
+    def __init__(
+        self,
+        endpoints: str | Sequence[str] | None = None,
+        *,
+        timeout: float | None = DEFAULT_TIMEOUT_S,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self._aio = AsyncClient(endpoints, timeout=timeout, retry=retry)
+        self._runner = _LoopThread(f"tristore-client-{id(self):x}")
+        self._finalizer = weakref.finalize(self, _finalize, self._runner, self._aio)
+
+    @property
+    def endpoints(self) -> tuple[str, ...]:
+        return self._aio.endpoints
+
+    def close(self) -> None:
+        self._finalizer()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Client({','.join(self.endpoints)!r})"
+
+    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return self._runner.run(coro)
+
+    # -- buckets ---------------------------------------------------------------
+
+    def create_bucket(self, bucket: str) -> None:
+        self._run(self._aio.create_bucket(bucket))
+
+    def delete_bucket(self, bucket: str) -> None:
+        self._run(self._aio.delete_bucket(bucket))
+
+    def head_bucket(self, bucket: str) -> BucketInfo:
+        return self._run(self._aio.head_bucket(bucket))
+
+    def list_buckets(self) -> list[BucketInfo]:
+        return self._run(self._aio.list_buckets())
+
+    # -- objects ---------------------------------------------------------------
+
+    def put_object(
+        self,
+        bucket: str,
+        key: str,
+        data: BodyInput,
+        content_type: str | None = None,
+        metadata: dict[str, str] | None = None,
+        progress: Progress | None = None,
+        *,
+        tags: Mapping[str, str] | None = None,
+        acl: str | None = None,
+        storage_class: str | None = None,
+        sse: str | None = None,
+        if_none_match: str | None = None,
+        if_match: str | None = None,
+    ) -> ObjectInfo:
+        return self._run(
+            self._aio.put_object(
+                bucket,
+                key,
+                data,
+                content_type,
+                metadata,
+                progress,
+                tags=tags,
+                acl=acl,
+                storage_class=storage_class,
+                sse=sse,
+                if_none_match=if_none_match,
+                if_match=if_match,
+            )
+        )
+
+    def get_object(
+        self,
+        bucket: str,
+        key: str,
+        range: RangeSpec | None = None,
+        version_id: str | None = None,
+        *,
+        conditions: Conditions | None = None,
+    ) -> bytes:
+        return self._run(
+            self._aio.get_object(bucket, key, range, version_id, conditions=conditions)
+        )
+
+    def get_object_stream(
+        self,
+        bucket: str,
+        key: str,
+        range: RangeSpec | None = None,
+        version_id: str | None = None,
+        *,
+        conditions: Conditions | None = None,
+    ) -> ObjectStream:
+        """Open a streaming GET: ``with client.get_object_stream(b, k) as s:``,
+        then ``for chunk in s``. Errors such as NoSuchKey raise here."""
+        stream = self._aio.get_object_stream(bucket, key, range, version_id, conditions=conditions)
+        self._run(stream.open())
+        return ObjectStream(self, stream)
+
+    def head_object(
+        self,
+        bucket: str,
+        key: str,
+        version_id: str | None = None,
+        *,
+        conditions: Conditions | None = None,
+    ) -> ObjectInfo:
+        return self._run(self._aio.head_object(bucket, key, version_id, conditions=conditions))
+
+    def delete_object(self, bucket: str, key: str, version_id: str | None = None) -> DeleteResult:
+        return self._run(self._aio.delete_object(bucket, key, version_id))
+
+    def list_objects(
+        self,
+        bucket: str,
+        prefix: str = "",
+        delimiter: str | None = None,
+        max_keys: int | None = None,
+        continuation_token: str | None = None,
+        start_after: str | None = None,
+    ) -> ListPage:
+        return self._run(
+            self._aio.list_objects(
+                bucket, prefix, delimiter, max_keys, continuation_token, start_after
+            )
+        )
+
+    def iter_objects(
+        self,
+        bucket: str,
+        prefix: str = "",
+        delimiter: str | None = None,
+        page_size: int | None = None,
+        start_after: str | None = None,
+        continuation_token: str | None = None,
+    ) -> Iterator[ListPage]:
+        """Every page of a listing, following continuation tokens to the end."""
+        # Built (and so validated) now, not at the first next().
+        pages = self._aio.iter_objects(
+            bucket, prefix, delimiter, page_size, start_after, continuation_token
+        )
+        return self._iterate(pages)
+
+    # -- versioning ------------------------------------------------------------
+
+    def put_bucket_versioning(self, bucket: str, status: str) -> None:
+        self._run(self._aio.put_bucket_versioning(bucket, status))
+
+    def get_bucket_versioning(self, bucket: str) -> str:
+        return self._run(self._aio.get_bucket_versioning(bucket))
+
+    def list_object_versions(
+        self,
+        bucket: str,
+        prefix: str = "",
+        delimiter: str | None = None,
+        max_keys: int | None = None,
+        key_marker: str | None = None,
+        version_id_marker: str | None = None,
+    ) -> VersionPage:
+        return self._run(
+            self._aio.list_object_versions(
+                bucket, prefix, delimiter, max_keys, key_marker, version_id_marker
+            )
+        )
+
+    def iter_object_versions(
+        self,
+        bucket: str,
+        prefix: str = "",
+        delimiter: str | None = None,
+        page_size: int | None = None,
+        key_marker: str | None = None,
+        version_id_marker: str | None = None,
+    ) -> Iterator[VersionPage]:
+        """Every page of a version listing, following the markers to the end."""
+        pages = self._aio.iter_object_versions(
+            bucket, prefix, delimiter, page_size, key_marker, version_id_marker
+        )
+        return self._iterate(pages)
+
+    # -- tags and ACLs ---------------------------------------------------------
+
+    def get_object_tagging(self, bucket: str, key: str, version_id: str | None = None) -> Tagging:
+        return self._run(self._aio.get_object_tagging(bucket, key, version_id))
+
+    def put_object_tagging(
+        self,
+        bucket: str,
+        key: str,
+        tags: Mapping[str, str],
+        version_id: str | None = None,
+    ) -> Tagging:
+        return self._run(self._aio.put_object_tagging(bucket, key, tags, version_id))
+
+    def delete_object_tagging(
+        self, bucket: str, key: str, version_id: str | None = None
+    ) -> Tagging:
+        return self._run(self._aio.delete_object_tagging(bucket, key, version_id))
+
+    def get_object_acl(self, bucket: str, key: str, version_id: str | None = None) -> Acl:
+        return self._run(self._aio.get_object_acl(bucket, key, version_id))
+
+    def put_object_acl(self, bucket: str, key: str, acl: str, version_id: str | None = None) -> Acl:
+        return self._run(self._aio.put_object_acl(bucket, key, acl, version_id))
+
+    # -- copy ------------------------------------------------------------------
+
+    def copy_object(
+        self,
+        source: CopySource,
+        bucket: str,
+        key: str,
+        metadata_directive: str = "COPY",
+        content_type: str | None = None,
+        metadata: dict[str, str] | None = None,
+        tagging_directive: str = "COPY",
+        tags: Mapping[str, str] | None = None,
+        acl: str | None = None,
+        storage_class: str | None = None,
+        sse: str | None = None,
+    ) -> CopyResult:
+        """Server-side copy; see :meth:`AsyncClient.copy_object`."""
+        return self._run(
+            self._aio.copy_object(
+                source,
+                bucket,
+                key,
+                metadata_directive,
+                content_type,
+                metadata,
+                tagging_directive,
+                tags,
+                acl,
+                storage_class,
+                sse,
+            )
+        )
+
+    def _iterate(self, pages: Any) -> Iterator[Any]:
+        try:
+            while True:
+                try:
+                    yield self._run(pages.__anext__())
+                except StopAsyncIteration:
+                    return
+        finally:
+            # Also runs when an abandoned generator is collected, possibly after close().
+            with contextlib.suppress(RuntimeError):
+                self._run(pages.aclose())
+
+    # -- admin -----------------------------------------------------------------
+
+    def cluster_status(self) -> ClusterStatus:
+        return self._run(self._aio.cluster_status())
+
+
+class ObjectStream:
+    """A blocking view of :class:`AsyncObjectStream`: iterate for chunks.
+
+    The Client may be shared between threads; one stream is read by one
+    thread at a time."""
+
+    def __init__(self, client: Client, stream: AsyncObjectStream) -> None:
+        self._client = client
+        self._stream = stream
+        self._closed = False
+
+    @property
+    def info(self) -> ObjectInfo:
+        return self._stream.info
+
+    @property
+    def range_start(self) -> int:
+        return self._stream.range_start
+
+    @property
+    def range_end(self) -> int:
+        return self._stream.range_end
+
+    def __iter__(self) -> Self:
+        return self
+
+    def __next__(self) -> bytes:
+        chunk = self._client._run(self._stream.read_chunk())
+        if chunk is None:
+            raise StopIteration
+        return chunk
+
+    def read(self) -> bytes:
+        """The rest of the body, all at once."""
+        return self._client._run(self._stream.read())
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        with contextlib.suppress(RuntimeError):  # the client is closed: so is the stream
+            self._client._run(self._stream.aclose())
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

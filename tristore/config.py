@@ -1,0 +1,354 @@
+"""Configuration: one TOML file per cluster -> frozen dataclasses.
+
+Every default lives here, in the dataclass fields, and nowhere else. Any scalar
+field can be overridden from the environment as ``TRISTORE_<SECTION>_<FIELD>``
+(for example ``TRISTORE_NODE_CHUNK_SIZE=262144``). The README's configuration
+table is this module, written out.
+
+Example file::
+
+    [cluster]
+    name = "local"
+    id = 1
+    epoch = 1
+    data_dir = "/var/lib/tristore"
+
+    [node]
+    chunk_size = 1048576
+
+    [[nodes]]
+    name = "a1"
+    id = 1
+    az = "az-a"
+    grpc = "127.0.0.1:7101"
+    metrics = "127.0.0.1:9101"
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from tristore.errors import InvalidArgument
+
+ENV_PREFIX = "TRISTORE_"
+
+
+@dataclass(frozen=True)
+class ClusterSection:
+    name: str = "local"
+    #: Small integer that makes stamps unique across clusters (0..65535).
+    id: int = 1
+    #: Version of the cluster map; raised on every change to it.
+    epoch: int = 1
+    #: Each process keeps its state in ``data_dir/<process name>``.
+    data_dir: str = "./data"
+
+
+@dataclass(frozen=True)
+class NodeSection:
+    #: Bodies are stored and streamed in chunks of this many bytes.
+    chunk_size: int = 1024 * 1024
+    #: Bodies up to this size travel inline with the metadata (one RPC, one record).
+    inline_max: int = 64 * 1024
+    #: Largest object a single PUT accepts (S3: 5 GiB).
+    max_object_size: int = 5 * 1024**3
+    #: Deadline of one node-to-node call.
+    replica_timeout_s: float = 5.0
+    #: How long a peer that failed a call is skipped before it is tried again.
+    peer_down_s: float = 1.0
+    #: How often the node probes its peers' health.
+    probe_interval_s: float = 0.5
+    #: How often hints are offered back to their home nodes.
+    hint_interval_s: float = 0.5
+    #: Superseded bodies are deleted this long after they were replaced, so a
+    #: GET that started on them still finishes.
+    gc_grace_s: float = 600.0
+    #: Staged chunks with no commit after this long are abandoned uploads.
+    stage_ttl_s: float = 3600.0
+    #: Most writes one group commit (one fsync) carries.
+    group_commit_max: int = 512
+    #: Added to the wall clock; for tests that inject clock skew.
+    clock_offset_ms: int = 0
+    #: Bytes of finished versions (metadata, and bodies up to inline_max) the
+    #: coordinator keeps; the witness tells it when an entry is still current.
+    cache_bytes: int = 64 * 1024 * 1024
+    #: DELIBERATELY BROKEN, for tests only: serve reads from the cache without
+    #: asking the witness. Reads can then be stale; the linearizability checker
+    #: must catch it.
+    unsafe_skip_witness: bool = False
+    #: Worker threads for RocksDB reads.
+    read_threads: int = 4
+    #: RocksDB block cache size.
+    block_cache_bytes: int = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class WitnessSection:
+    #: Keys one witness remembers; past that it forgets the least recently
+    #: written ones (and answers "unknown" for them, which is always safe).
+    max_keys: int = 5_000_000
+    #: Deadline of one coordinator-to-witness call.
+    timeout_s: float = 1.0
+    #: Most keys one batched witness call carries.
+    max_batch: int = 4096
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    name: str
+    id: int
+    az: str
+    grpc: str
+    metrics: str
+
+
+@dataclass(frozen=True)
+class WitnessSpec:
+    name: str
+    #: Witness group this member belongs to (majority reads and writes inside it).
+    group: int
+    grpc: str
+    metrics: str
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    cluster: ClusterSection = field(default_factory=ClusterSection)
+    node: NodeSection = field(default_factory=NodeSection)
+    witness: WitnessSection = field(default_factory=WitnessSection)
+    nodes: tuple[NodeSpec, ...] = ()
+    witnesses: tuple[WitnessSpec, ...] = ()
+    #: Where the file was read from, if it was.
+    path: str = ""
+
+    def node_named(self, name: str) -> NodeSpec:
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        raise InvalidArgument(
+            f"no node named {name!r} in the cluster map "
+            f"(nodes: {', '.join(n.name for n in self.nodes)})"
+        )
+
+    def witness_named(self, name: str) -> WitnessSpec:
+        for w in self.witnesses:
+            if w.name == name:
+                return w
+        raise InvalidArgument(
+            f"no witness named {name!r} in the cluster map "
+            f"(witnesses: {', '.join(w.name for w in self.witnesses) or 'none'})"
+        )
+
+    @property
+    def witness_groups(self) -> tuple[tuple[WitnessSpec, ...], ...]:
+        """Members of each witness group, groups in id order."""
+        ids = sorted({w.group for w in self.witnesses})
+        return tuple(tuple(w for w in self.witnesses if w.group == g) for g in ids)
+
+    @property
+    def azs(self) -> tuple[str, ...]:
+        return tuple(sorted({n.az for n in self.nodes}))
+
+    def data_dir_for(self, name: str) -> Path:
+        base = Path(self.cluster.data_dir)
+        if not base.is_absolute() and self.path:
+            base = Path(self.path).parent / base
+        return base / name
+
+
+T = TypeVar("T")
+
+
+def _coerce(value: Any, typ: Any, where: str) -> Any:
+    origin = typing.get_origin(typ)
+    if typ is bool:
+        if isinstance(value, str):
+            low = value.strip().lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off"):
+                return False
+            raise InvalidArgument(f"{where}: expected a boolean, got {value!r}")
+        if isinstance(value, bool):
+            return value
+    elif typ is int:
+        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+            raise InvalidArgument(f"{where}: expected an integer, got {value!r}")
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise InvalidArgument(f"{where}: expected an integer, got {value!r}") from None
+    elif typ is float:
+        if isinstance(value, bool):
+            raise InvalidArgument(f"{where}: expected a number, got {value!r}")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise InvalidArgument(f"{where}: expected a number, got {value!r}") from None
+    elif typ is str:
+        if isinstance(value, str):
+            return value
+    elif origin in (types.UnionType, typing.Union):
+        return value
+    else:
+        return value
+    raise InvalidArgument(f"{where}: expected {getattr(typ, '__name__', typ)}, got {value!r}")
+
+
+def _section(cls: type[T], raw: Mapping[str, Any], name: str, env: Mapping[str, str]) -> T:
+    if not isinstance(raw, Mapping):
+        raise InvalidArgument(f"[{name}] must be a table")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = set(raw) - known
+    if unknown:
+        raise InvalidArgument(
+            f"[{name}] has unknown keys {sorted(unknown)}; known keys: {sorted(known)}"
+        )
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        env_key = f"{ENV_PREFIX}{name.upper()}_{f.name.upper()}"
+        if env_key in env:
+            values[f.name] = _coerce(env[env_key], hints[f.name], env_key)
+        elif f.name in raw:
+            values[f.name] = _coerce(raw[f.name], hints[f.name], f"[{name}] {f.name}")
+    return cls(**values)
+
+
+def _spec(cls: type[T], raw: Any, where: str) -> T:
+    """One ``[[nodes]]`` or ``[[witnesses]]`` entry: every field required."""
+    if not isinstance(raw, Mapping):
+        raise InvalidArgument(f"{where} must be a table")
+    hints = typing.get_type_hints(cls)
+    fields = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    missing = [k for k in fields if k not in raw]
+    if missing:
+        raise InvalidArgument(f"{where} is missing {', '.join(missing)}")
+    unknown = set(raw) - set(fields)
+    if unknown:
+        raise InvalidArgument(f"{where} has unknown keys {sorted(unknown)}; known keys: {fields}")
+    return cls(**{k: _coerce(raw[k], hints[k], f"{where} {k}") for k in fields})
+
+
+SECTIONS: dict[str, type] = {
+    "cluster": ClusterSection,
+    "node": NodeSection,
+    "witness": WitnessSection,
+}
+LISTS: dict[str, type] = {"nodes": NodeSpec, "witnesses": WitnessSpec}
+
+
+def _check_env(env: Mapping[str, str]) -> None:
+    """A mistyped TRISTORE_<SECTION>_<KEY> must not be ignored silently."""
+    for var in env:
+        for section, cls in SECTIONS.items():
+            head = f"{ENV_PREFIX}{section.upper()}_"
+            if not var.startswith(head):
+                continue
+            known = sorted(f.name for f in dataclasses.fields(cls))
+            if var[len(head) :].lower() not in known:
+                raise InvalidArgument(
+                    f"environment variable {var} names no [{section}] setting; known: {known}"
+                )
+
+
+def parse(
+    raw: Mapping[str, Any], env: Mapping[str, str] | None = None, path: str = ""
+) -> ClusterConfig:
+    env = os.environ if env is None else env
+    allowed = {*SECTIONS, *LISTS}
+    unknown = set(raw) - allowed
+    if unknown:
+        raise InvalidArgument(f"unknown sections {sorted(unknown)}; known: {sorted(allowed)}")
+    _check_env(env)
+    lists: dict[str, Any] = {
+        name: tuple(
+            _spec(cls, item, f"[[{name}]] #{i + 1}") for i, item in enumerate(raw.get(name, []))
+        )
+        for name, cls in LISTS.items()
+    }
+    sections: dict[str, Any] = {
+        name: _section(cls, raw.get(name, {}), name, env) for name, cls in SECTIONS.items()
+    }
+    cfg = ClusterConfig(**sections, **lists, path=path)
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: ClusterConfig) -> None:
+    names = [n.name for n in cfg.nodes]
+    if len(set(names)) != len(names):
+        raise InvalidArgument("node names must be unique")
+    ids = [n.id for n in cfg.nodes]
+    if len(set(ids)) != len(ids) or any(not 0 < i < 65536 for i in ids):
+        raise InvalidArgument("node ids must be unique integers in 1..65535")
+    procs: list[NodeSpec | WitnessSpec] = [*cfg.nodes, *cfg.witnesses]
+    addrs = [a for p in procs for a in (p.grpc, p.metrics)]
+    if len(set(addrs)) != len(addrs):
+        raise InvalidArgument("every process needs its own grpc and metrics address")
+    for group in cfg.witness_groups:
+        if len(group) % 2 == 0:
+            raise InvalidArgument(
+                f"witness group {group[0].group} has {len(group)} members; use an odd number "
+                "(a group of two needs both members and survives no failure)"
+            )
+    wnames = [w.name for w in cfg.witnesses]
+    if len(set(wnames)) != len(wnames) or set(wnames) & set(names):
+        raise InvalidArgument("witness names must be unique and differ from node names")
+    if not 0 <= cfg.cluster.id < 65536:
+        raise InvalidArgument("[cluster] id must be in 0..65535")
+    if cfg.nodes and len(cfg.azs) < 3:
+        raise InvalidArgument(
+            f"a cluster needs nodes in at least three AZs; this map has {list(cfg.azs)}"
+        )
+    if cfg.node.chunk_size < 4096 or cfg.node.chunk_size > 4 * 1024 * 1024:
+        raise InvalidArgument("[node] chunk_size must be between 4 KiB and 4 MiB")
+    if cfg.node.inline_max > cfg.node.chunk_size:
+        raise InvalidArgument("[node] inline_max must not exceed chunk_size")
+
+
+def load(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> ClusterConfig:
+    p = Path(path)
+    try:
+        raw = tomllib.loads(p.read_text())
+    except FileNotFoundError:
+        raise InvalidArgument(f"config file {p} does not exist") from None
+    except tomllib.TOMLDecodeError as e:
+        raise InvalidArgument(f"config file {p} is not valid TOML: {e}") from None
+    return parse(raw, env, path=str(p.resolve()))
+
+
+def dump(cfg: ClusterConfig) -> str:
+    """Write a config back as TOML (only what the launcher needs to write)."""
+
+    def fmt(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, int | float):
+            return repr(v)
+        # A JSON string is a valid TOML basic string, control characters included.
+        return json.dumps(str(v))
+
+    lines: list[str] = []
+    for name in SECTIONS:
+        section = getattr(cfg, name)
+        lines.append(f"[{name}]")
+        for f in dataclasses.fields(section):
+            lines.append(f"{f.name} = {fmt(getattr(section, f.name))}")
+        lines.append("")
+    for name in LISTS:
+        for item in getattr(cfg, name):
+            lines.append(f"[[{name}]]")
+            for f in dataclasses.fields(item):
+                lines.append(f"{f.name} = {fmt(getattr(item, f.name))}")
+            lines.append("")
+    return "\n".join(lines)

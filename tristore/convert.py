@@ -1,0 +1,389 @@
+"""The one place where domain dataclasses and protobuf messages meet."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from tristore.model import (
+    Acl,
+    BucketInfo,
+    Change,
+    ClusterStatus,
+    Conditions,
+    ListEntry,
+    ListPage,
+    NodeHealth,
+    NodeStatus,
+    ObjectInfo,
+    ObjectVersion,
+    Tagging,
+    VersionEntry,
+    VersionPage,
+    WitnessHealth,
+    ms_to_datetime,
+)
+from tristore.pb import admin_pb2, common_pb2, objects_pb2, replica_pb2
+from tristore.stamps import Stamp
+
+
+def _ms(t: dt.datetime) -> int:
+    return round(t.timestamp() * 1000)
+
+
+def stamp_to_pb(s: Stamp) -> common_pb2.Stamp:
+    return common_pb2.Stamp(
+        physical_ms=s.physical_ms, logical=s.logical, cluster_id=s.cluster_id, node_id=s.node_id
+    )
+
+
+def stamp_from_pb(p: common_pb2.Stamp) -> Stamp:
+    return Stamp(p.physical_ms, p.logical, p.cluster_id, p.node_id)
+
+
+def version_to_pb(v: ObjectVersion, with_inline: bool = True) -> common_pb2.ObjectVersion:
+    msg = common_pb2.ObjectVersion(
+        bucket=v.bucket,
+        key=v.key,
+        stamp=stamp_to_pb(v.stamp),
+        deleted=v.deleted,
+        size=v.size,
+        etag=v.etag,
+        content_type=v.content_type,
+        metadata=v.metadata,
+        data_id=v.data_id,
+        chunk_size=v.chunk_size,
+        null_version=v.null_version,
+        delete_marker=v.delete_marker,
+        tags=v.tags,
+        acl=v.acl,
+        owner=v.owner,
+        storage_class=v.storage_class,
+        sse=v.sse,
+        removed=[stamp_to_pb(r) for r in v.removed],
+        versioning=v.versioning,
+    )
+    if v.version_stamp is not None:
+        msg.version_stamp.CopyFrom(stamp_to_pb(v.version_stamp))
+        msg.has_version_stamp = True
+    if with_inline and v.inline is not None:
+        msg.inline_data = v.inline
+        msg.has_inline = True
+    return msg
+
+
+def version_from_pb(p: common_pb2.ObjectVersion) -> ObjectVersion:
+    return ObjectVersion(
+        bucket=p.bucket,
+        key=p.key,
+        stamp=stamp_from_pb(p.stamp),
+        deleted=p.deleted,
+        size=p.size,
+        etag=p.etag,
+        content_type=p.content_type,
+        metadata=dict(p.metadata),
+        data_id=p.data_id,
+        chunk_size=p.chunk_size,
+        inline=p.inline_data if p.has_inline else None,
+        version_stamp=stamp_from_pb(p.version_stamp) if p.has_version_stamp else None,
+        null_version=p.null_version,
+        delete_marker=p.delete_marker,
+        tags=dict(p.tags),
+        acl=p.acl,
+        owner=p.owner,
+        storage_class=p.storage_class,
+        sse=p.sse,
+        removed=tuple(stamp_from_pb(r) for r in p.removed),
+        versioning=p.versioning,
+    )
+
+
+def info_to_pb(i: ObjectInfo) -> objects_pb2.ObjectInfo:
+    return objects_pb2.ObjectInfo(
+        bucket=i.bucket,
+        key=i.key,
+        size=i.size,
+        etag=i.etag,
+        content_type=i.content_type,
+        metadata=i.metadata,
+        version_id=i.version_id,
+        last_modified_ms=_ms(i.last_modified),
+        replication_status=i.replication_status,
+        tag_count=i.tag_count,
+        storage_class=i.storage_class,
+        sse=i.sse,
+    )
+
+
+def info_from_pb(p: objects_pb2.ObjectInfo) -> ObjectInfo:
+    return ObjectInfo(
+        bucket=p.bucket,
+        key=p.key,
+        size=p.size,
+        etag=p.etag,
+        content_type=p.content_type,
+        metadata=dict(p.metadata),
+        version_id=p.version_id,
+        last_modified=ms_to_datetime(p.last_modified_ms),
+        replication_status=p.replication_status,
+        tag_count=p.tag_count,
+        storage_class=p.storage_class,
+        sse=p.sse,
+    )
+
+
+def bucket_to_pb(b: BucketInfo) -> objects_pb2.BucketInfo:
+    return objects_pb2.BucketInfo(name=b.name, created_ms=_ms(b.created))
+
+
+def bucket_from_pb(p: objects_pb2.BucketInfo) -> BucketInfo:
+    return BucketInfo(name=p.name, created=ms_to_datetime(p.created_ms))
+
+
+def page_to_pb(page: ListPage) -> objects_pb2.ListObjectsResponse:
+    return objects_pb2.ListObjectsResponse(
+        contents=[
+            objects_pb2.ListEntry(
+                key=e.key,
+                size=e.size,
+                etag=e.etag,
+                last_modified_ms=_ms(e.last_modified),
+            )
+            for e in page.contents
+        ],
+        common_prefixes=page.common_prefixes,
+        is_truncated=page.is_truncated,
+        next_continuation_token=page.next_continuation_token or "",
+        key_count=page.key_count,
+    )
+
+
+def page_from_pb(p: objects_pb2.ListObjectsResponse) -> ListPage:
+    return ListPage(
+        contents=[
+            ListEntry(
+                key=e.key,
+                size=e.size,
+                etag=e.etag,
+                last_modified=ms_to_datetime(e.last_modified_ms),
+            )
+            for e in p.contents
+        ],
+        common_prefixes=list(p.common_prefixes),
+        is_truncated=p.is_truncated,
+        next_continuation_token=p.next_continuation_token or None,
+        key_count=p.key_count,
+    )
+
+
+def node_status_to_pb(s: NodeStatus) -> admin_pb2.NodeStatusResponse:
+    return admin_pb2.NodeStatusResponse(
+        name=s.name,
+        az=s.az,
+        role=s.role,
+        hints_pending=s.hints_pending,
+        objects=s.objects,
+        disk_bytes=s.disk_bytes,
+        change_log_seq=s.change_log_seq,
+        epoch=s.epoch,
+        uptime_seconds=s.uptime_seconds,
+    )
+
+
+def node_status_from_pb(p: admin_pb2.NodeStatusResponse) -> NodeStatus:
+    return NodeStatus(
+        name=p.name,
+        az=p.az,
+        role=p.role,
+        hints_pending=p.hints_pending,
+        objects=p.objects,
+        disk_bytes=p.disk_bytes,
+        change_log_seq=p.change_log_seq,
+        epoch=p.epoch,
+        uptime_seconds=p.uptime_seconds,
+    )
+
+
+def node_health_to_pb(h: NodeHealth) -> admin_pb2.NodeHealth:
+    msg = admin_pb2.NodeHealth(name=h.name, az=h.az, grpc=h.grpc, up=h.up, error=h.error)
+    if h.status is not None:
+        msg.status.CopyFrom(node_status_to_pb(h.status))
+    return msg
+
+
+def node_health_from_pb(p: admin_pb2.NodeHealth) -> NodeHealth:
+    return NodeHealth(
+        name=p.name,
+        az=p.az,
+        grpc=p.grpc,
+        up=p.up,
+        error=p.error,
+        status=node_status_from_pb(p.status) if p.HasField("status") else None,
+    )
+
+
+def witness_health_to_pb(w: WitnessHealth) -> admin_pb2.WitnessHealth:
+    return admin_pb2.WitnessHealth(
+        name=w.name,
+        group=w.group,
+        grpc=w.grpc,
+        up=w.up,
+        error=w.error,
+        incarnation=w.incarnation,
+        keys=w.keys,
+        uptime_seconds=w.uptime_seconds,
+    )
+
+
+def witness_health_from_pb(p: admin_pb2.WitnessHealth) -> WitnessHealth:
+    return WitnessHealth(
+        name=p.name,
+        group=p.group,
+        grpc=p.grpc,
+        up=p.up,
+        error=p.error,
+        incarnation=p.incarnation,
+        keys=p.keys,
+        uptime_seconds=p.uptime_seconds,
+    )
+
+
+def cluster_status_to_pb(c: ClusterStatus) -> admin_pb2.ClusterStatusResponse:
+    return admin_pb2.ClusterStatusResponse(
+        cluster=c.cluster,
+        epoch=c.epoch,
+        nodes=[node_health_to_pb(n) for n in c.nodes],
+        witnesses=[witness_health_to_pb(w) for w in c.witnesses],
+    )
+
+
+def cluster_status_from_pb(p: admin_pb2.ClusterStatusResponse) -> ClusterStatus:
+    return ClusterStatus(
+        cluster=p.cluster,
+        epoch=p.epoch,
+        nodes=tuple(node_health_from_pb(n) for n in p.nodes),
+        witnesses=tuple(witness_health_from_pb(w) for w in p.witnesses),
+    )
+
+
+def conditions_to_pb(c: Conditions | None) -> objects_pb2.Conditions:
+    msg = objects_pb2.Conditions()
+    if c is None:
+        return msg
+    msg.if_match = c.if_match
+    msg.if_none_match = c.if_none_match
+    if c.if_modified_since is not None:
+        msg.if_modified_since_ms = _ms(c.if_modified_since)
+        msg.has_if_modified_since = True
+    if c.if_unmodified_since is not None:
+        msg.if_unmodified_since_ms = _ms(c.if_unmodified_since)
+        msg.has_if_unmodified_since = True
+    return msg
+
+
+def conditions_from_pb(p: objects_pb2.Conditions) -> Conditions:
+    return Conditions(
+        if_match=p.if_match,
+        if_none_match=p.if_none_match,
+        if_modified_since=(
+            ms_to_datetime(p.if_modified_since_ms) if p.has_if_modified_since else None
+        ),
+        if_unmodified_since=(
+            ms_to_datetime(p.if_unmodified_since_ms) if p.has_if_unmodified_since else None
+        ),
+    )
+
+
+def version_page_to_pb(page: VersionPage) -> objects_pb2.ListObjectVersionsResponse:
+    return objects_pb2.ListObjectVersionsResponse(
+        versions=[
+            objects_pb2.VersionEntry(
+                key=e.key,
+                version_id=e.version_id,
+                is_latest=e.is_latest,
+                delete_marker=e.delete_marker,
+                size=e.size,
+                etag=e.etag,
+                last_modified_ms=_ms(e.last_modified),
+                storage_class=e.storage_class,
+                owner=e.owner,
+            )
+            for e in page.versions
+        ],
+        common_prefixes=page.common_prefixes,
+        is_truncated=page.is_truncated,
+        next_key_marker=page.next_key_marker or "",
+        next_version_id_marker=page.next_version_id_marker or "",
+    )
+
+
+def version_page_from_pb(p: objects_pb2.ListObjectVersionsResponse) -> VersionPage:
+    return VersionPage(
+        versions=[
+            VersionEntry(
+                key=e.key,
+                version_id=e.version_id,
+                is_latest=e.is_latest,
+                delete_marker=e.delete_marker,
+                size=e.size,
+                etag=e.etag,
+                last_modified=ms_to_datetime(e.last_modified_ms),
+                storage_class=e.storage_class,
+                owner=e.owner,
+            )
+            for e in p.versions
+        ],
+        common_prefixes=list(p.common_prefixes),
+        is_truncated=p.is_truncated,
+        next_key_marker=p.next_key_marker or None,
+        next_version_id_marker=p.next_version_id_marker or None,
+    )
+
+
+def tagging_to_pb(t: Tagging) -> objects_pb2.ObjectTaggingResponse:
+    return objects_pb2.ObjectTaggingResponse(version_id=t.version_id, tags=t.tags)
+
+
+def tagging_from_pb(p: objects_pb2.ObjectTaggingResponse) -> Tagging:
+    return Tagging(version_id=p.version_id, tags=dict(p.tags))
+
+
+def acl_to_pb(a: Acl) -> objects_pb2.ObjectAclResponse:
+    return objects_pb2.ObjectAclResponse(version_id=a.version_id, owner=a.owner, acl=a.acl)
+
+
+def acl_from_pb(p: objects_pb2.ObjectAclResponse) -> Acl:
+    return Acl(version_id=p.version_id, owner=p.owner, acl=p.acl)
+
+
+def change_to_pb(
+    c: Change, hint_for: str = "", with_inline: bool = True
+) -> replica_pb2.CommitRequest:
+    msg = replica_pb2.CommitRequest(
+        bucket=c.bucket,
+        key=c.key,
+        stamp=stamp_to_pb(c.stamp),
+        versions=[version_to_pb(v, with_inline) for v in c.versions],
+        removed=[stamp_to_pb(r) for r in c.removed],
+        merge=c.merge,
+        hint_for=hint_for,
+    )
+    if c.head is not None:
+        msg.head.CopyFrom(version_to_pb(c.head, with_inline))
+        msg.has_head = True
+    if c.expect is not None:
+        msg.expect.CopyFrom(stamp_to_pb(c.expect))
+        msg.has_expect = True
+    return msg
+
+
+def change_from_pb(p: replica_pb2.CommitRequest) -> Change:
+    return Change(
+        bucket=p.bucket,
+        key=p.key,
+        stamp=stamp_from_pb(p.stamp),
+        head=version_from_pb(p.head) if p.has_head else None,
+        versions=tuple(version_from_pb(v) for v in p.versions),
+        removed=tuple(stamp_from_pb(r) for r in p.removed),
+        expect=stamp_from_pb(p.expect) if p.has_expect else None,
+        merge=p.merge,
+    )

@@ -1,0 +1,246 @@
+"""The one exception tree of tristore, and its one mapping to gRPC.
+
+Every error a user can see is a :class:`TristoreError` subclass named after its
+S3 error code. Servers raise them; the server interceptor turns them into a gRPC
+status with the code in trailing metadata (``tristore-error-code``); the SDK turns
+that status back into the same exception class. ``retriable`` tells the client
+whether trying again (possibly on another endpoint) can help.
+
+Hierarchy::
+
+    TristoreError
+    ├── ClientError                 (the request is wrong: fix it, do not retry)
+    │   ├── InvalidArgument, InvalidBucketName, KeyTooLongError,
+    │   │   MetadataTooLarge, EntityTooLarge, InvalidRange, BadDigest,
+    │   │   IncompleteBody, InvalidPart, PreconditionFailed
+    │   ├── NoSuchBucket, NoSuchKey, NoSuchVersion
+    │   ├── BucketAlreadyExists, BucketNotEmpty
+    │   └── AccessDenied
+    └── ServerError                 (the cluster could not do it now)
+        ├── QuorumUnavailable       (retriable: an AZ is unreachable)
+        ├── ServiceUnavailable      (retriable: this endpoint cannot serve)
+        ├── SlowDown                (retriable: back off)
+        └── InternalError
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import grpc
+
+ERROR_CODE_KEY = "tristore-error-code"
+ERROR_RETRIABLE_KEY = "tristore-error-retriable"
+
+
+class TristoreError(Exception):
+    """Base of every tristore error. ``code`` is the S3 error code."""
+
+    code: ClassVar[str] = "InternalError"
+    grpc_status: ClassVar[grpc.StatusCode] = grpc.StatusCode.INTERNAL
+    retriable: ClassVar[bool] = False
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(message or self.code)
+        self.message = message or self.code
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ClientError(TristoreError):
+    grpc_status = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class InvalidArgument(ClientError):
+    code = "InvalidArgument"
+
+
+class InvalidBucketName(ClientError):
+    code = "InvalidBucketName"
+
+
+class KeyTooLongError(ClientError):
+    code = "KeyTooLongError"
+
+
+class MetadataTooLarge(ClientError):
+    code = "MetadataTooLarge"
+
+
+class EntityTooLarge(ClientError):
+    code = "EntityTooLarge"
+
+
+class InvalidRange(ClientError):
+    code = "InvalidRange"
+    grpc_status = grpc.StatusCode.OUT_OF_RANGE
+
+
+class BadDigest(ClientError):
+    code = "BadDigest"
+
+
+class IncompleteBody(ClientError):
+    code = "IncompleteBody"
+
+
+class InvalidPart(ClientError):
+    code = "InvalidPart"
+
+
+class PreconditionFailed(ClientError):
+    code = "PreconditionFailed"
+    grpc_status = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class NotModified(ClientError):
+    """HTTP 304: If-None-Match matched or If-Modified-Since is not older."""
+
+    code = "NotModified"
+    grpc_status = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class ConditionalRequestConflict(ClientError):
+    """HTTP 409: a conditional write raced another write to the key; retry."""
+
+    code = "ConditionalRequestConflict"
+    grpc_status = grpc.StatusCode.ABORTED
+    retriable = True
+
+
+class MethodNotAllowed(ClientError):
+    """HTTP 405: the version asked for is a delete marker."""
+
+    code = "MethodNotAllowed"
+    grpc_status = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class InvalidTag(ClientError):
+    code = "InvalidTag"
+
+
+class InvalidStorageClass(ClientError):
+    code = "InvalidStorageClass"
+
+
+class InvalidRequest(ClientError):
+    code = "InvalidRequest"
+
+
+class IllegalVersioningConfigurationException(ClientError):
+    code = "IllegalVersioningConfigurationException"
+
+
+class NoSuchBucket(ClientError):
+    code = "NoSuchBucket"
+    grpc_status = grpc.StatusCode.NOT_FOUND
+
+
+class NoSuchKey(ClientError):
+    code = "NoSuchKey"
+    grpc_status = grpc.StatusCode.NOT_FOUND
+
+
+class NoSuchVersion(ClientError):
+    code = "NoSuchVersion"
+    grpc_status = grpc.StatusCode.NOT_FOUND
+
+
+class BucketAlreadyExists(ClientError):
+    code = "BucketAlreadyExists"
+    grpc_status = grpc.StatusCode.ALREADY_EXISTS
+
+
+class BucketNotEmpty(ClientError):
+    code = "BucketNotEmpty"
+    grpc_status = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class AccessDenied(ClientError):
+    code = "AccessDenied"
+    grpc_status = grpc.StatusCode.PERMISSION_DENIED
+
+
+class ServerError(TristoreError):
+    grpc_status = grpc.StatusCode.INTERNAL
+
+
+class QuorumUnavailable(ServerError):
+    """Not every AZ a write needs could be reached; the message names the AZ."""
+
+    code = "QuorumUnavailable"
+    grpc_status = grpc.StatusCode.UNAVAILABLE
+    retriable = True
+
+
+class ServiceUnavailable(ServerError):
+    code = "ServiceUnavailable"
+    grpc_status = grpc.StatusCode.UNAVAILABLE
+    retriable = True
+
+
+class SlowDown(ServerError):
+    code = "SlowDown"
+    grpc_status = grpc.StatusCode.RESOURCE_EXHAUSTED
+    retriable = True
+
+
+class InternalError(ServerError):
+    code = "InternalError"
+
+
+def _all_subclasses(cls: type[TristoreError]) -> list[type[TristoreError]]:
+    out: list[type[TristoreError]] = []
+    for sub in cls.__subclasses__():
+        out.append(sub)
+        out.extend(_all_subclasses(sub))
+    return out
+
+
+#: S3 error code -> exception class. The single table both directions use.
+BY_CODE: dict[str, type[TristoreError]] = {
+    c.code: c for c in _all_subclasses(TristoreError) if c not in (ClientError, ServerError)
+}
+
+# Status codes of errors that did not come from a tristore handler (transport
+# failures, deadlines): how the client should read them.
+_TRANSPORT: dict[grpc.StatusCode, type[TristoreError]] = {
+    grpc.StatusCode.UNAVAILABLE: ServiceUnavailable,
+    grpc.StatusCode.DEADLINE_EXCEEDED: ServiceUnavailable,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: SlowDown,
+    grpc.StatusCode.CANCELLED: ServiceUnavailable,
+    grpc.StatusCode.INVALID_ARGUMENT: InvalidArgument,
+    grpc.StatusCode.NOT_FOUND: NoSuchKey,
+    grpc.StatusCode.PERMISSION_DENIED: AccessDenied,
+}
+
+
+def trailing_metadata(err: TristoreError) -> tuple[tuple[str, str], ...]:
+    return ((ERROR_CODE_KEY, err.code), (ERROR_RETRIABLE_KEY, "1" if err.retriable else "0"))
+
+
+def from_grpc(
+    status: grpc.StatusCode | None,
+    details: str | None,
+    metadata: object = None,
+) -> TristoreError:
+    """Rebuild the exception a server raised from a gRPC status and trailers."""
+    code = None
+    for item in metadata or ():  # type: ignore[attr-defined]
+        key, value = item[0], item[1]
+        if key == ERROR_CODE_KEY:
+            code = value
+    message = details or ""
+    if code is not None and code in BY_CODE:
+        return BY_CODE[code](message)
+    cls = _TRANSPORT.get(status, InternalError) if status is not None else InternalError
+    name = status.name if status is not None else "UNKNOWN"
+    return cls(f"{message} (gRPC {name})" if message else f"gRPC {name}")
+
+
+def from_rpc_error(exc: grpc.RpcError) -> TristoreError:
+    status = exc.code() if hasattr(exc, "code") else None
+    details = exc.details() if hasattr(exc, "details") else None
+    trailers = exc.trailing_metadata() if hasattr(exc, "trailing_metadata") else None
+    return from_grpc(status, details, trailers)

@@ -1,0 +1,22 @@
+"""Metrics every process exports (per-RPC, from the one server interceptor)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+RPC_HANDLED = Counter(
+    "tristore_rpc_handled_total",
+    "RPCs completed by the server, by method and gRPC status code.",
+    ["method", "code"],
+)
+RPC_SECONDS = Histogram(
+    "tristore_rpc_handling_seconds",
+    "Time from an RPC's arrival to its completion, by method.",
+    ["method"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+PROCESS_INFO = Gauge(
+    "tristore_process_info",
+    "Always 1; labels say what this process is.",
+    ["name", "role", "cluster", "az"],
+)

@@ -1,0 +1,416 @@
+"""Domain types. Everything past the servicers and the client works with these,
+never with generated protobuf classes (see :mod:`tristore.convert`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from tristore.stamps import Stamp
+
+#: The version id of objects written while a bucket was not versioning.
+NULL_VERSION = "null"
+
+#: Bucket versioning states (S3's), and the empty state of a bucket never versioned.
+VERSIONING_ENABLED = "Enabled"
+VERSIONING_SUSPENDED = "Suspended"
+
+
+def ms_to_datetime(ms: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectVersion:
+    """One version of a key (or its tombstone) as the storage nodes hold it."""
+
+    bucket: str
+    key: str
+    stamp: Stamp
+    deleted: bool = False
+    size: int = 0
+    etag: str = ""
+    content_type: str = ""
+    metadata: dict[str, str] = field(default_factory=dict)
+    #: Id the body's chunks are stored under; empty when the body is inline.
+    data_id: bytes = b""
+    chunk_size: int = 0
+    #: The body, when small enough to be kept with the metadata.
+    inline: bytes | None = None
+    #: The version this record is, when not ``stamp`` itself (a later change to
+    #: the version — new tags, a promotion back to current — took ``stamp``).
+    version_stamp: Stamp | None = None
+    #: Version id "null": written while the bucket was unversioned or suspended.
+    null_version: bool = False
+    #: A delete marker. ``deleted`` without it: the null version was removed.
+    delete_marker: bool = False
+    tags: dict[str, str] = field(default_factory=dict)
+    acl: str = ""
+    owner: str = ""
+    storage_class: str = ""
+    sse: str = ""
+    #: Versions removed by the change that wrote this current record.
+    removed: tuple[Stamp, ...] = ()
+    #: Bucket records only: "", "Enabled" or "Suspended".
+    versioning: str = ""
+
+    @property
+    def vstamp(self) -> Stamp:
+        """The stamp that identifies the version (and orders a key's versions)."""
+        return self.version_stamp if self.version_stamp is not None else self.stamp
+
+    @property
+    def version_id(self) -> str:
+        return NULL_VERSION if self.null_version else self.vstamp.version_id
+
+    @property
+    def is_version(self) -> bool:
+        """Whether the record is a version (object or delete marker) a user can list."""
+        return not self.deleted or self.delete_marker
+
+    @property
+    def last_modified_ms(self) -> int:
+        """When the version was written (a later change of tags keeps it)."""
+        return self.vstamp.physical_ms
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One change to a key, as a replica commits it in one batch.
+
+    ``head`` is the key's new current record (None when only noncurrent
+    versions change); ``versions`` are version records to add or replace,
+    ``removed`` versions to remove for good. ``expect`` makes the change
+    conditional: refused when the current record is newer (ZERO: any record). ``merge``
+    applies each part on its own (hinted handoff) instead of all or nothing.
+    """
+
+    bucket: str
+    key: str
+    stamp: Stamp
+    head: ObjectVersion | None = None
+    versions: tuple[ObjectVersion, ...] = ()
+    removed: tuple[Stamp, ...] = ()
+    expect: Stamp | None = None
+    merge: bool = False
+
+    @classmethod
+    def of(cls, head: ObjectVersion, expect: Stamp | None = None) -> Change:
+        """The change that makes ``head`` current: a new version, or the
+        removal that ``head.removed`` records."""
+        versions = (head,) if head.is_version or head.null_version else ()
+        return cls(head.bucket, head.key, head.stamp, head, versions, head.removed, expect)
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectInfo:
+    """What HEAD, GET and PUT tell a user about an object."""
+
+    bucket: str
+    key: str
+    size: int
+    etag: str
+    content_type: str
+    metadata: dict[str, str]
+    version_id: str
+    last_modified: dt.datetime
+    replication_status: str = ""
+    tag_count: int = 0
+    storage_class: str = ""
+    sse: str = ""
+
+    @classmethod
+    def of(cls, v: ObjectVersion) -> ObjectInfo:
+        return cls(
+            bucket=v.bucket,
+            key=v.key,
+            size=v.size,
+            etag=v.etag,
+            content_type=v.content_type,
+            metadata=dict(v.metadata),
+            version_id=v.version_id,
+            last_modified=ms_to_datetime(v.last_modified_ms),
+            tag_count=len(v.tags),
+            storage_class=v.storage_class or "STANDARD",
+            sse=v.sse,
+        )
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "bucket": self.bucket,
+            "key": self.key,
+            "size": self.size,
+            "etag": self.etag,
+            "content_type": self.content_type,
+            "metadata": dict(self.metadata),
+            "version_id": self.version_id,
+            "last_modified": self.last_modified.isoformat(),
+            "replication_status": self.replication_status,
+            "tag_count": self.tag_count,
+            "storage_class": self.storage_class,
+            "sse": self.sse,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class BucketInfo:
+    name: str
+    created: dt.datetime
+    #: "", "Enabled" or "Suspended".
+    versioning: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Conditions:
+    """HTTP preconditions as S3 applies them to GET, HEAD and copy sources."""
+
+    if_match: str = ""
+    if_none_match: str = ""
+    if_modified_since: dt.datetime | None = None
+    if_unmodified_since: dt.datetime | None = None
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.if_match
+            or self.if_none_match
+            or self.if_modified_since is not None
+            or self.if_unmodified_since is not None
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteResult:
+    #: The delete marker made, or the version removed; "" in an unversioned bucket.
+    version_id: str = ""
+    delete_marker: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class VersionEntry:
+    key: str
+    version_id: str
+    is_latest: bool
+    delete_marker: bool
+    size: int
+    etag: str
+    last_modified: dt.datetime
+    storage_class: str = "STANDARD"
+    owner: str = ""
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "key": self.key,
+            "version_id": self.version_id,
+            "is_latest": self.is_latest,
+            "delete_marker": self.delete_marker,
+            "size": self.size,
+            "etag": self.etag,
+            "last_modified": self.last_modified.isoformat(),
+            "storage_class": self.storage_class,
+            "owner": self.owner,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class VersionPage:
+    versions: list[VersionEntry]
+    common_prefixes: list[str]
+    is_truncated: bool
+    next_key_marker: str | None
+    next_version_id_marker: str | None
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "versions": [v.to_json() for v in self.versions],
+            "common_prefixes": list(self.common_prefixes),
+            "is_truncated": self.is_truncated,
+            "next_key_marker": self.next_key_marker,
+            "next_version_id_marker": self.next_version_id_marker,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Tagging:
+    version_id: str
+    tags: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Acl:
+    version_id: str
+    owner: str
+    acl: str
+
+
+@dataclass(frozen=True, slots=True)
+class CopySource:
+    bucket: str
+    key: str
+    version_id: str = ""
+    conditions: Conditions = field(default_factory=Conditions)
+
+
+@dataclass(frozen=True, slots=True)
+class CopyResult:
+    info: ObjectInfo
+    source_version_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ListEntry:
+    key: str
+    size: int
+    etag: str
+    last_modified: dt.datetime
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "key": self.key,
+            "size": self.size,
+            "etag": self.etag,
+            "last_modified": self.last_modified.isoformat(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ListPage:
+    contents: list[ListEntry]
+    common_prefixes: list[str]
+    is_truncated: bool
+    next_continuation_token: str | None
+    key_count: int = 0
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "contents": [e.to_json() for e in self.contents],
+            "common_prefixes": list(self.common_prefixes),
+            "is_truncated": self.is_truncated,
+            "next_continuation_token": self.next_continuation_token,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ByteRange:
+    """An HTTP-style inclusive range; ``start < 0`` is a suffix, ``end < 0`` open."""
+
+    start: int
+    end: int = -1
+
+
+@dataclass(frozen=True, slots=True)
+class NodeStatus:
+    """What one storage node says about itself (AdminService.NodeStatus)."""
+
+    name: str
+    az: str
+    role: str
+    hints_pending: int = 0
+    objects: int = 0
+    disk_bytes: int = 0
+    change_log_seq: int = 0
+    epoch: int = 0
+    uptime_seconds: float = 0.0
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "az": self.az,
+            "role": self.role,
+            "hints_pending": self.hints_pending,
+            "objects": self.objects,
+            "disk_bytes": self.disk_bytes,
+            "change_log_seq": self.change_log_seq,
+            "epoch": self.epoch,
+            "uptime_seconds": self.uptime_seconds,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class NodeHealth:
+    """One node of the cluster map as the answering node sees it."""
+
+    name: str
+    az: str
+    grpc: str
+    up: bool
+    #: Why the node is counted down; empty when it is up.
+    error: str = ""
+    #: The node's own report; None when it could not be asked.
+    status: NodeStatus | None = None
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "az": self.az,
+            "grpc": self.grpc,
+            "up": self.up,
+            "error": self.error,
+            "status": self.status.to_json() if self.status is not None else None,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class WitnessHealth:
+    """One witness of the cluster map as the answering node sees it."""
+
+    name: str
+    group: int
+    grpc: str
+    up: bool
+    error: str = ""
+    incarnation: int = 0
+    keys: int = 0
+    uptime_seconds: float = 0.0
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "group": self.group,
+            "grpc": self.grpc,
+            "up": self.up,
+            "error": self.error,
+            "incarnation": f"{self.incarnation:x}" if self.up else None,
+            "keys": self.keys,
+            "uptime_seconds": self.uptime_seconds,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterStatus:
+    """The whole cluster as one node sees it (AdminService.ClusterStatus)."""
+
+    cluster: str
+    epoch: int
+    nodes: tuple[NodeHealth, ...] = ()
+    witnesses: tuple[WitnessHealth, ...] = ()
+
+    @property
+    def azs(self) -> tuple[str, ...]:
+        return tuple(sorted({n.az for n in self.nodes}))
+
+    def nodes_in(self, az: str) -> tuple[NodeHealth, ...]:
+        return tuple(n for n in self.nodes if n.az == az)
+
+    @property
+    def nodes_up(self) -> int:
+        return sum(1 for n in self.nodes if n.up)
+
+    @property
+    def hints_pending(self) -> int:
+        return sum(n.status.hints_pending for n in self.nodes if n.status is not None)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "cluster": self.cluster,
+            "epoch": self.epoch,
+            "azs": {
+                az: {
+                    "up": sum(1 for n in self.nodes_in(az) if n.up),
+                    "down": sum(1 for n in self.nodes_in(az) if not n.up),
+                }
+                for az in self.azs
+            },
+            "hints_pending": self.hints_pending,
+            "nodes": [n.to_json() for n in self.nodes],
+            "witnesses": [w.to_json() for w in self.witnesses],
+        }

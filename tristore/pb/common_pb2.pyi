@@ -1,0 +1,83 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Stamp(_message.Message):
+    __slots__ = ("physical_ms", "logical", "cluster_id", "node_id")
+    PHYSICAL_MS_FIELD_NUMBER: _ClassVar[int]
+    LOGICAL_FIELD_NUMBER: _ClassVar[int]
+    CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    physical_ms: int
+    logical: int
+    cluster_id: int
+    node_id: int
+    def __init__(self, physical_ms: _Optional[int] = ..., logical: _Optional[int] = ..., cluster_id: _Optional[int] = ..., node_id: _Optional[int] = ...) -> None: ...
+
+class ObjectVersion(_message.Message):
+    __slots__ = ("bucket", "key", "stamp", "deleted", "size", "etag", "content_type", "metadata", "data_id", "chunk_size", "inline_data", "has_inline", "version_stamp", "has_version_stamp", "null_version", "delete_marker", "tags", "acl", "owner", "storage_class", "sse", "removed", "versioning")
+    class MetadataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class TagsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    BUCKET_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    STAMP_FIELD_NUMBER: _ClassVar[int]
+    DELETED_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    ETAG_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    DATA_ID_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_SIZE_FIELD_NUMBER: _ClassVar[int]
+    INLINE_DATA_FIELD_NUMBER: _ClassVar[int]
+    HAS_INLINE_FIELD_NUMBER: _ClassVar[int]
+    VERSION_STAMP_FIELD_NUMBER: _ClassVar[int]
+    HAS_VERSION_STAMP_FIELD_NUMBER: _ClassVar[int]
+    NULL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    DELETE_MARKER_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    ACL_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    STORAGE_CLASS_FIELD_NUMBER: _ClassVar[int]
+    SSE_FIELD_NUMBER: _ClassVar[int]
+    REMOVED_FIELD_NUMBER: _ClassVar[int]
+    VERSIONING_FIELD_NUMBER: _ClassVar[int]
+    bucket: str
+    key: str
+    stamp: Stamp
+    deleted: bool
+    size: int
+    etag: str
+    content_type: str
+    metadata: _containers.ScalarMap[str, str]
+    data_id: bytes
+    chunk_size: int
+    inline_data: bytes
+    has_inline: bool
+    version_stamp: Stamp
+    has_version_stamp: bool
+    null_version: bool
+    delete_marker: bool
+    tags: _containers.ScalarMap[str, str]
+    acl: str
+    owner: str
+    storage_class: str
+    sse: str
+    removed: _containers.RepeatedCompositeFieldContainer[Stamp]
+    versioning: str
+    def __init__(self, bucket: _Optional[str] = ..., key: _Optional[str] = ..., stamp: _Optional[_Union[Stamp, _Mapping]] = ..., deleted: _Optional[bool] = ..., size: _Optional[int] = ..., etag: _Optional[str] = ..., content_type: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., data_id: _Optional[bytes] = ..., chunk_size: _Optional[int] = ..., inline_data: _Optional[bytes] = ..., has_inline: _Optional[bool] = ..., version_stamp: _Optional[_Union[Stamp, _Mapping]] = ..., has_version_stamp: _Optional[bool] = ..., null_version: _Optional[bool] = ..., delete_marker: _Optional[bool] = ..., tags: _Optional[_Mapping[str, str]] = ..., acl: _Optional[str] = ..., owner: _Optional[str] = ..., storage_class: _Optional[str] = ..., sse: _Optional[str] = ..., removed: _Optional[_Iterable[_Union[Stamp, _Mapping]]] = ..., versioning: _Optional[str] = ...) -> None: ...

@@ -1,0 +1,470 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Conditions(_message.Message):
+    __slots__ = ("if_match", "if_none_match", "if_modified_since_ms", "has_if_modified_since", "if_unmodified_since_ms", "has_if_unmodified_since")
+    IF_MATCH_FIELD_NUMBER: _ClassVar[int]
+    IF_NONE_MATCH_FIELD_NUMBER: _ClassVar[int]
+    IF_MODIFIED_SINCE_MS_FIELD_NUMBER: _ClassVar[int]
+    HAS_IF_MODIFIED_SINCE_FIELD_NUMBER: _ClassVar[int]
+    IF_UNMODIFIED_SINCE_MS_FIELD_NUMBER: _ClassVar[int]
+    HAS_IF_UNMODIFIED_SINCE_FIELD_NUMBER: _ClassVar[int]
+    if_match: str
+    if_none_match: str
+    if_modified_since_ms: int
+    has_if_modified_since: bool
+    if_unmodified_since_ms: int
+    has_if_unmodified_since: bool
+    def __init__(self, if_match: _Optional[str] = ..., if_none_match: _Optional[str] = ..., if_modified_since_ms: _Optional[int] = ..., has_if_modified_since: _Optional[bool] = ..., if_unmodified_since_ms: _Optional[int] = ..., has_if_unmodified_since: _Optional[bool] = ...) -> None: ...
+
+class ObjectInfo(_message.Message):
+    __slots__ = ("bucket", "key", "size", "etag", "content_type", "metadata", "version_id", "last_modified_ms", "replication_status", "tag_count", "storage_class", "sse")
+    class MetadataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    BUCKET_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    ETAG_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    VERSION_ID_FIELD_NUMBER: _ClassVar[int]
+    LAST_MODIFIED_MS_FIELD_NUMBER: _ClassVar[int]
+    REPLICATION_STATUS_FIELD_NUMBER: _ClassVar[int]
+    TAG_COUNT_FIELD_NUMBER: _ClassVar[int]
+    STORAGE_CLASS_FIELD_NUMBER: _ClassVar[int]
+    SSE_FIELD_NUMBER: _ClassVar[int]
+    bucket: str
+    key: str
+    size: int
+    etag: str
+    content_type: str
+    metadata: _containers.ScalarMap[str, str]
+    version_id: str
+    last_modified_ms: int
+    replication_status: str
+    tag_count: int
+    storage_class: str
+    sse: str
+    def __init__(self, bucket: _Optional[str] = ..., key: _Optional[str] = ..., size: _Optional[int] = ..., etag: _Optional[str] = ..., content_type: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., version_id: _Optional[str] = ..., last_modified_ms: _Optional[int] = ..., replication_status: _Optional[str] = ..., tag_count: _Optional[int] = ..., storage_class: _Optional[str] = ..., sse: _Optional[str] = ...) -> None: ...
+
+class BucketInfo(_message.Message):
+    __slots__ = ("name", "created_ms")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CREATED_MS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    created_ms: int
+    def __init__(self, name: _Optional[str] = ..., created_ms: _Optional[int] = ...) -> None: ...
+
+class CreateBucketRequest(_message.Message):
+    __slots__ = ("bucket",)
+    BUCKET_FIELD_NUMBER: _ClassVar[int]
+    bucket: str
+    def __init__(self, bucket: _Optional[str] = ...) -> None: ...
+
+class CreateBucketResponse(_message.Message):
+    __slots__ = ("bucket",)
+    BUCKET_FIELD_NUMBER: _ClassVar[int]
+    bucket: BucketInfo
+    def __init__(self, bucket: _Optional[_Union[BucketInfo, _Mapping]] = ...) -> None: ...
+
+class DeleteBucketRequest(_message.Message):
+    __slots__ = ("bucket",)
+    BUCKET_FIELD_NUMBER: _ClassVar[int]
+    bucket: str
+    def __init__(self, bucket: _Optional[str] = ...) -> None: ...
+
+class DeleteBucketResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class HeadBucketRequest(_message.Message):
+    __slots__ = ("bucket",)
+    BUCKET_FIELD_NUMBER: _ClassVar[int]
+    bucket: str
+    def __init__(self, bucket: _Optional[str] = ...) -> None: ...
+
+class HeadBucketResponse(_message.Message):
+    __slots__ = ("bucket",)
+    BUCKET_FIELD_NUMBER: _ClassVar[int]
+    bucket: BucketInfo
+    def __init__(self, bucket: _Optional[_Union[BucketInfo, _Mapping]] = ...) -> None: ...
+
+class ListBucketsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListBucketsResponse(_message.Message):
+    __slots__ = ("buckets",)
+    BUCKETS_FIELD_NUMBER: _ClassVar[int]
+    buckets: _containers.RepeatedCompositeFieldContainer[BucketInfo]
+    def __init__(self, buckets: _Optional[_Iterable[_Union[BucketInfo, _Mapping]]] = ...) -> None: ...
+
+class PutObjectHeader(_message.Message):
+    __slots__ = ("bucket", "key", "content_type", "metadata", "size", "content_md5", "tags", "acl", "storage_class", "sse", "if_none_match", "if_match")
+    class MetadataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class TagsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    BUCKET_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_MD5_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    ACL_FIELD_NUMBER: _ClassVar[int]
+    STORAGE_CLASS_FIELD_NUMBER: _ClassVar[int]
+    SSE_FIELD_NUMBER: _ClassVar[int]
+    IF_NONE_MATCH_FIELD_NUMBER: _ClassVar[int]
+    IF_MATCH_FIELD_NUMBER: _ClassVar[int]
+    bucket: str
+    key: str
+    content_type: str
+    metadata: _containers.ScalarMap[str, str]
+    size: int
+    content_md5: str
+    tags: _containers.ScalarMap[str, str]
+    acl: str
+    storage_class: str
+    sse: str
+    if_none_match: str
+    if_match: str
+    def __init__(self, bucket: _Optional[str] = ..., key: _Optional[str] = ..., content_type: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., size: _Optional[int] = ..., content_md5: _Optional[str] = ..., tags: _Optional[_Mapping[str, str]] = ..., acl: _Optional[str] = ..., storage_class: _Optional[str] = ..., sse: _Optional[str] = ..., if_none_match: _Optional[str] = ..., if_match: _Optional[str] = ...) -> None: ...
+
+class PutObjectRequest(_message.Message):
+    __slots__ = ("header", "data")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    header: PutObjectHeader
+    data: bytes
+    def __init__(self, header: _Optional[_Union[PutObjectHeader, _Mapping]] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class PutObjectResponse(_message.Message):
+    __slots__ = ("info",)
+    INFO_FIELD_NUMBER: _ClassVar[int]
+    info: ObjectInfo
+    def __init__(self, info: _Optional[_Union[ObjectInfo, _Mapping]] = ...) -> None: ...
+
+class Range(_message.Message):
+    __slots__ = ("start", "end")
+    START_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    start: int
+    end: int
+    def __init__(self, start: _Optional[int] = ..., end: _Optional[int] = ...) -> None: ...
+
+class GetObjectRequest(_message.Message):
+    __slots__ = ("bucket", "key", "range", "has_range", "version_id", "conditions")
+    BUCKET_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    RANGE_FIELD_NUMBER: _ClassVar[int]
+    HAS_RANGE_FIELD_NUMBER: _ClassVar[int]
+    VERSION_ID_FIELD_NUMBER: _ClassVar[int]
+    CONDITIONS_FIELD_NUMBER: _ClassVar[int]
+    bucket: str
+    key: str
+    range: Range
+    has_range: bool
+    version_id: str
+    conditions: Conditions
+    def __init__(self, bucket: _Optional[str] = ..., key: _Optional[str] = ..., range: _Optional[_Union[Range, _Mapping]] = ..., has_range: _Optional[bool] = ..., version_id: _Optional[str] = ..., conditions: _Optional[_Union[Conditions, _Mapping]] = ...) -> None: ...
+
+class GetObjectResponse(_message.Message):
+    __slots__ = ("info", "range_start", "range_end", "data")
+    INFO_FIELD_NUMBER: _ClassVar[int]
+    RANGE_START_FIELD_NUMBER: _ClassVar[int]
+    RANGE_END_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    info: ObjectInfo
+    range_start: int
+    range_end: int
+    data: bytes
+    def __init__(self, info: _Optional[_Union[ObjectInfo, _Mapping]] = ..., range_start: _Optional[int] = ..., range_end: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class HeadObjectRequest(_message.Message):
+    __slots__ = ("bucket", "key", "version_id", "conditions")
+    BUCKET_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    VERSION_ID_FIELD_NUMBER: _ClassVar[int]
+    CONDITIONS_FIELD_NUMBER: _ClassVar[int]
+    bucket: str
+    key: str
+    version_id: str
+    conditions: Conditions
+    def __init__(self, bucket: _Optional[str] = ..., key: _Optional[str] = ..., version_id: _Optional[str] = ..., conditions: _Optional[_Union[Conditions, _Mapping]] = ...) -> None: ...
+
+class HeadObjectResponse(_message.Message):
+    __slots__ = ("info",)
+    INFO_FIELD_NUMBER: _ClassVar[int]
+    info: ObjectInfo
+    def __init__(self, info: _Optional[_Union[ObjectInfo, _Mapping]] = ...) -> None: ...
+
+class DeleteObjectRequest(_message.Message):
+    __slots__ = ("bucket", "key", "version_id")
+    BUCKET_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    VERSION_ID_FIELD_NUMBER: _ClassVar[int]
+    bucket: str
+    key: str
+    version_id: str
+    def __init__(self, bucket: _Optional[str] = ..., key: _Optional[str] = ..., version_id: _Optional[str] = ...) -> None: ...
+
+class DeleteObjectResponse(_message.Message):
+    __slots__ = ("version_id", "delete_marker")
+    VERSION_ID_FIELD_NUMBER: _ClassVar[int]
+    DELETE_MARKER_FIELD_NUMBER: _ClassVar[int]
+    version_id: str
+    delete_marker: bool
+    def __init__(self, version_id: _Optional[str] = ..., delete_marker: _Optional[bool] = ...) -> None: ...
+
+class ListObjectsRequest(_message.Message):
+    __slots__ = ("bucket", "prefix", "delimiter", "max_keys", "has_max_keys", "continuation_token", "start_after")
+    BUCKET_FIELD_NUMBER: _ClassVar[int]
+    PREFIX_FIELD_NUMBER: _ClassVar[int]
+    DELIMITER_FIELD_NUMBER: _ClassVar[int]
+    MAX_KEYS_FIELD_NUMBER: _ClassVar[int]
+    HAS_MAX_KEYS_FIELD_NUMBER: _ClassVar[int]
+    CONTINUATION_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    START_AFTER_FIELD_NUMBER: _ClassVar[int]
+    bucket: str
+    prefix: str
+    delimiter: str
+    max_keys: int
+    has_max_keys: bool
+    continuation_token: str
+    start_after: str
+    def __init__(self, bucket: _Optional[str] = ..., prefix: _Optional[str] = ..., delimiter: _Optional[str] = ..., max_keys: _Optional[int] = ..., has_max_keys: _Optional[bool] = ..., continuation_token: _Optional[str] = ..., start_after: _Optional[str] = ...) -> None: ...
+
+class ListEntry(_message.Message):
+    __slots__ = ("key", "size", "etag", "last_modified_ms")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    ETAG_FIELD_NUMBER: _ClassVar[int]
+    LAST_MODIFIED_MS_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    size: int
+    etag: str
+    last_modified_ms: int
+    def __init__(self, key: _Optional[str] = ..., size: _Optional[int] = ..., etag: _Optional[str] = ..., last_modified_ms: _Optional[int] = ...) -> None: ...
+
+class ListObjectsResponse(_message.Message):
+    __slots__ = ("contents", "common_prefixes", "is_truncated", "next_continuation_token", "key_count")
+    CONTENTS_FIELD_NUMBER: _ClassVar[int]
+    COMMON_PREFIXES_FIELD_NUMBER: _ClassVar[int]
+    IS_TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    NEXT_CONTINUATION_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    KEY_COUNT_FIELD_NUMBER: _ClassVar[int]
+    contents: _containers.RepeatedCompositeFieldContainer[ListEntry]
+    common_prefixes: _containers.RepeatedScalarFieldContainer[str]
+    is_truncated: bool
+    next_continuation_token: str
+    key_count: int
+    def __init__(self, contents: _Optional[_Iterable[_Union[ListEntry, _Mapping]]] = ..., common_prefixes: _Optional[_Iterable[str]] = ..., is_truncated: _Optional[bool] = ..., next_continuation_token: _Optional[str] = ..., key_count: _Optional[int] = ...) -> None: ...
+
+class PutBucketVersioningRequest(_message.Message):
+    __slots__ = ("bucket", "status")
+    BUCKET_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    bucket: str
+    status: str
+    def __init__(self, bucket: _Optional[str] = ..., status: _Optional[str] = ...) -> None: ...
+
+class PutBucketVersioningResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetBucketVersioningRequest(_message.Message):
+    __slots__ = ("bucket",)
+    BUCKET_FIELD_NUMBER: _ClassVar[int]
+    bucket: str
+    def __init__(self, bucket: _Optional[str] = ...) -> None: ...
+
+class GetBucketVersioningResponse(_message.Message):
+    __slots__ = ("status",)
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    status: str
+    def __init__(self, status: _Optional[str] = ...) -> None: ...
+
+class ListObjectVersionsRequest(_message.Message):
+    __slots__ = ("bucket", "prefix", "delimiter", "max_keys", "has_max_keys", "key_marker", "version_id_marker")
+    BUCKET_FIELD_NUMBER: _ClassVar[int]
+    PREFIX_FIELD_NUMBER: _ClassVar[int]
+    DELIMITER_FIELD_NUMBER: _ClassVar[int]
+    MAX_KEYS_FIELD_NUMBER: _ClassVar[int]
+    HAS_MAX_KEYS_FIELD_NUMBER: _ClassVar[int]
+    KEY_MARKER_FIELD_NUMBER: _ClassVar[int]
+    VERSION_ID_MARKER_FIELD_NUMBER: _ClassVar[int]
+    bucket: str
+    prefix: str
+    delimiter: str
+    max_keys: int
+    has_max_keys: bool
+    key_marker: str
+    version_id_marker: str
+    def __init__(self, bucket: _Optional[str] = ..., prefix: _Optional[str] = ..., delimiter: _Optional[str] = ..., max_keys: _Optional[int] = ..., has_max_keys: _Optional[bool] = ..., key_marker: _Optional[str] = ..., version_id_marker: _Optional[str] = ...) -> None: ...
+
+class VersionEntry(_message.Message):
+    __slots__ = ("key", "version_id", "is_latest", "delete_marker", "size", "etag", "last_modified_ms", "storage_class", "owner")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    VERSION_ID_FIELD_NUMBER: _ClassVar[int]
+    IS_LATEST_FIELD_NUMBER: _ClassVar[int]
+    DELETE_MARKER_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    ETAG_FIELD_NUMBER: _ClassVar[int]
+    LAST_MODIFIED_MS_FIELD_NUMBER: _ClassVar[int]
+    STORAGE_CLASS_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    version_id: str
+    is_latest: bool
+    delete_marker: bool
+    size: int
+    etag: str
+    last_modified_ms: int
+    storage_class: str
+    owner: str
+    def __init__(self, key: _Optional[str] = ..., version_id: _Optional[str] = ..., is_latest: _Optional[bool] = ..., delete_marker: _Optional[bool] = ..., size: _Optional[int] = ..., etag: _Optional[str] = ..., last_modified_ms: _Optional[int] = ..., storage_class: _Optional[str] = ..., owner: _Optional[str] = ...) -> None: ...
+
+class ListObjectVersionsResponse(_message.Message):
+    __slots__ = ("versions", "common_prefixes", "is_truncated", "next_key_marker", "next_version_id_marker")
+    VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    COMMON_PREFIXES_FIELD_NUMBER: _ClassVar[int]
+    IS_TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    NEXT_KEY_MARKER_FIELD_NUMBER: _ClassVar[int]
+    NEXT_VERSION_ID_MARKER_FIELD_NUMBER: _ClassVar[int]
+    versions: _containers.RepeatedCompositeFieldContainer[VersionEntry]
+    common_prefixes: _containers.RepeatedScalarFieldContainer[str]
+    is_truncated: bool
+    next_key_marker: str
+    next_version_id_marker: str
+    def __init__(self, versions: _Optional[_Iterable[_Union[VersionEntry, _Mapping]]] = ..., common_prefixes: _Optional[_Iterable[str]] = ..., is_truncated: _Optional[bool] = ..., next_key_marker: _Optional[str] = ..., next_version_id_marker: _Optional[str] = ...) -> None: ...
+
+class ObjectTaggingRequest(_message.Message):
+    __slots__ = ("bucket", "key", "version_id", "tags")
+    class TagsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    BUCKET_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    VERSION_ID_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    bucket: str
+    key: str
+    version_id: str
+    tags: _containers.ScalarMap[str, str]
+    def __init__(self, bucket: _Optional[str] = ..., key: _Optional[str] = ..., version_id: _Optional[str] = ..., tags: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class ObjectTaggingResponse(_message.Message):
+    __slots__ = ("version_id", "tags")
+    class TagsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    VERSION_ID_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    version_id: str
+    tags: _containers.ScalarMap[str, str]
+    def __init__(self, version_id: _Optional[str] = ..., tags: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class ObjectAclRequest(_message.Message):
+    __slots__ = ("bucket", "key", "version_id", "acl")
+    BUCKET_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    VERSION_ID_FIELD_NUMBER: _ClassVar[int]
+    ACL_FIELD_NUMBER: _ClassVar[int]
+    bucket: str
+    key: str
+    version_id: str
+    acl: str
+    def __init__(self, bucket: _Optional[str] = ..., key: _Optional[str] = ..., version_id: _Optional[str] = ..., acl: _Optional[str] = ...) -> None: ...
+
+class ObjectAclResponse(_message.Message):
+    __slots__ = ("version_id", "owner", "acl")
+    VERSION_ID_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    ACL_FIELD_NUMBER: _ClassVar[int]
+    version_id: str
+    owner: str
+    acl: str
+    def __init__(self, version_id: _Optional[str] = ..., owner: _Optional[str] = ..., acl: _Optional[str] = ...) -> None: ...
+
+class CopyObjectRequest(_message.Message):
+    __slots__ = ("source_bucket", "source_key", "source_version_id", "source_conditions", "bucket", "key", "metadata_directive", "content_type", "metadata", "tagging_directive", "tags", "acl", "storage_class", "sse")
+    class MetadataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class TagsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    SOURCE_BUCKET_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_KEY_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_VERSION_ID_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_CONDITIONS_FIELD_NUMBER: _ClassVar[int]
+    BUCKET_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    METADATA_DIRECTIVE_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    TAGGING_DIRECTIVE_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    ACL_FIELD_NUMBER: _ClassVar[int]
+    STORAGE_CLASS_FIELD_NUMBER: _ClassVar[int]
+    SSE_FIELD_NUMBER: _ClassVar[int]
+    source_bucket: str
+    source_key: str
+    source_version_id: str
+    source_conditions: Conditions
+    bucket: str
+    key: str
+    metadata_directive: str
+    content_type: str
+    metadata: _containers.ScalarMap[str, str]
+    tagging_directive: str
+    tags: _containers.ScalarMap[str, str]
+    acl: str
+    storage_class: str
+    sse: str
+    def __init__(self, source_bucket: _Optional[str] = ..., source_key: _Optional[str] = ..., source_version_id: _Optional[str] = ..., source_conditions: _Optional[_Union[Conditions, _Mapping]] = ..., bucket: _Optional[str] = ..., key: _Optional[str] = ..., metadata_directive: _Optional[str] = ..., content_type: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., tagging_directive: _Optional[str] = ..., tags: _Optional[_Mapping[str, str]] = ..., acl: _Optional[str] = ..., storage_class: _Optional[str] = ..., sse: _Optional[str] = ...) -> None: ...
+
+class CopyObjectResponse(_message.Message):
+    __slots__ = ("info", "source_version_id")
+    INFO_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_VERSION_ID_FIELD_NUMBER: _ClassVar[int]
+    info: ObjectInfo
+    source_version_id: str
+    def __init__(self, info: _Optional[_Union[ObjectInfo, _Mapping]] = ..., source_version_id: _Optional[str] = ...) -> None: ...

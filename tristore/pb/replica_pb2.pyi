@@ -1,0 +1,170 @@
+from tristore.pb import common_pb2 as _common_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class CommitRequest(_message.Message):
+    __slots__ = ("bucket", "key", "stamp", "head", "has_head", "versions", "removed", "expect", "has_expect", "merge", "hint_for")
+    BUCKET_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    STAMP_FIELD_NUMBER: _ClassVar[int]
+    HEAD_FIELD_NUMBER: _ClassVar[int]
+    HAS_HEAD_FIELD_NUMBER: _ClassVar[int]
+    VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    REMOVED_FIELD_NUMBER: _ClassVar[int]
+    EXPECT_FIELD_NUMBER: _ClassVar[int]
+    HAS_EXPECT_FIELD_NUMBER: _ClassVar[int]
+    MERGE_FIELD_NUMBER: _ClassVar[int]
+    HINT_FOR_FIELD_NUMBER: _ClassVar[int]
+    bucket: str
+    key: str
+    stamp: _common_pb2.Stamp
+    head: _common_pb2.ObjectVersion
+    has_head: bool
+    versions: _containers.RepeatedCompositeFieldContainer[_common_pb2.ObjectVersion]
+    removed: _containers.RepeatedCompositeFieldContainer[_common_pb2.Stamp]
+    expect: _common_pb2.Stamp
+    has_expect: bool
+    merge: bool
+    hint_for: str
+    def __init__(self, bucket: _Optional[str] = ..., key: _Optional[str] = ..., stamp: _Optional[_Union[_common_pb2.Stamp, _Mapping]] = ..., head: _Optional[_Union[_common_pb2.ObjectVersion, _Mapping]] = ..., has_head: _Optional[bool] = ..., versions: _Optional[_Iterable[_Union[_common_pb2.ObjectVersion, _Mapping]]] = ..., removed: _Optional[_Iterable[_Union[_common_pb2.Stamp, _Mapping]]] = ..., expect: _Optional[_Union[_common_pb2.Stamp, _Mapping]] = ..., has_expect: _Optional[bool] = ..., merge: _Optional[bool] = ..., hint_for: _Optional[str] = ...) -> None: ...
+
+class CommitResponse(_message.Message):
+    __slots__ = ("applied", "current", "conflict")
+    APPLIED_FIELD_NUMBER: _ClassVar[int]
+    CURRENT_FIELD_NUMBER: _ClassVar[int]
+    CONFLICT_FIELD_NUMBER: _ClassVar[int]
+    applied: bool
+    current: _common_pb2.Stamp
+    conflict: bool
+    def __init__(self, applied: _Optional[bool] = ..., current: _Optional[_Union[_common_pb2.Stamp, _Mapping]] = ..., conflict: _Optional[bool] = ...) -> None: ...
+
+class ReadVersionsRequest(_message.Message):
+    __slots__ = ("bucket", "key", "version_stamp", "has_version_stamp", "null_version", "limit", "include_inline")
+    BUCKET_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    VERSION_STAMP_FIELD_NUMBER: _ClassVar[int]
+    HAS_VERSION_STAMP_FIELD_NUMBER: _ClassVar[int]
+    NULL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_INLINE_FIELD_NUMBER: _ClassVar[int]
+    bucket: str
+    key: str
+    version_stamp: _common_pb2.Stamp
+    has_version_stamp: bool
+    null_version: bool
+    limit: int
+    include_inline: bool
+    def __init__(self, bucket: _Optional[str] = ..., key: _Optional[str] = ..., version_stamp: _Optional[_Union[_common_pb2.Stamp, _Mapping]] = ..., has_version_stamp: _Optional[bool] = ..., null_version: _Optional[bool] = ..., limit: _Optional[int] = ..., include_inline: _Optional[bool] = ...) -> None: ...
+
+class ReadVersionsResponse(_message.Message):
+    __slots__ = ("versions", "removed")
+    VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    REMOVED_FIELD_NUMBER: _ClassVar[int]
+    versions: _containers.RepeatedCompositeFieldContainer[_common_pb2.ObjectVersion]
+    removed: bool
+    def __init__(self, versions: _Optional[_Iterable[_Union[_common_pb2.ObjectVersion, _Mapping]]] = ..., removed: _Optional[bool] = ...) -> None: ...
+
+class ScanVersionsRequest(_message.Message):
+    __slots__ = ("bucket", "prefix", "key_marker", "after_version", "has_after_version", "limit")
+    BUCKET_FIELD_NUMBER: _ClassVar[int]
+    PREFIX_FIELD_NUMBER: _ClassVar[int]
+    KEY_MARKER_FIELD_NUMBER: _ClassVar[int]
+    AFTER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    HAS_AFTER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    bucket: str
+    prefix: str
+    key_marker: str
+    after_version: _common_pb2.Stamp
+    has_after_version: bool
+    limit: int
+    def __init__(self, bucket: _Optional[str] = ..., prefix: _Optional[str] = ..., key_marker: _Optional[str] = ..., after_version: _Optional[_Union[_common_pb2.Stamp, _Mapping]] = ..., has_after_version: _Optional[bool] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ScanVersionsResponse(_message.Message):
+    __slots__ = ("versions", "exhausted")
+    VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    EXHAUSTED_FIELD_NUMBER: _ClassVar[int]
+    versions: _containers.RepeatedCompositeFieldContainer[_common_pb2.ObjectVersion]
+    exhausted: bool
+    def __init__(self, versions: _Optional[_Iterable[_Union[_common_pb2.ObjectVersion, _Mapping]]] = ..., exhausted: _Optional[bool] = ...) -> None: ...
+
+class StageRequest(_message.Message):
+    __slots__ = ("data_id", "index", "data")
+    DATA_ID_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    data_id: bytes
+    index: int
+    data: bytes
+    def __init__(self, data_id: _Optional[bytes] = ..., index: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class StageResponse(_message.Message):
+    __slots__ = ("chunks", "bytes")
+    CHUNKS_FIELD_NUMBER: _ClassVar[int]
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    chunks: int
+    bytes: int
+    def __init__(self, chunks: _Optional[int] = ..., bytes: _Optional[int] = ...) -> None: ...
+
+class ReadMetaRequest(_message.Message):
+    __slots__ = ("bucket", "key", "include_inline")
+    BUCKET_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_INLINE_FIELD_NUMBER: _ClassVar[int]
+    bucket: str
+    key: str
+    include_inline: bool
+    def __init__(self, bucket: _Optional[str] = ..., key: _Optional[str] = ..., include_inline: _Optional[bool] = ...) -> None: ...
+
+class ReadMetaResponse(_message.Message):
+    __slots__ = ("found", "version")
+    FOUND_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    found: bool
+    version: _common_pb2.ObjectVersion
+    def __init__(self, found: _Optional[bool] = ..., version: _Optional[_Union[_common_pb2.ObjectVersion, _Mapping]] = ...) -> None: ...
+
+class ReadDataRequest(_message.Message):
+    __slots__ = ("data_id", "chunk_size", "offset", "length")
+    DATA_ID_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_SIZE_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    LENGTH_FIELD_NUMBER: _ClassVar[int]
+    data_id: bytes
+    chunk_size: int
+    offset: int
+    length: int
+    def __init__(self, data_id: _Optional[bytes] = ..., chunk_size: _Optional[int] = ..., offset: _Optional[int] = ..., length: _Optional[int] = ...) -> None: ...
+
+class ReadDataResponse(_message.Message):
+    __slots__ = ("data",)
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    data: bytes
+    def __init__(self, data: _Optional[bytes] = ...) -> None: ...
+
+class ScanRequest(_message.Message):
+    __slots__ = ("bucket", "prefix", "start_after", "limit", "skip_prefix")
+    BUCKET_FIELD_NUMBER: _ClassVar[int]
+    PREFIX_FIELD_NUMBER: _ClassVar[int]
+    START_AFTER_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    SKIP_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    bucket: str
+    prefix: str
+    start_after: str
+    limit: int
+    skip_prefix: bool
+    def __init__(self, bucket: _Optional[str] = ..., prefix: _Optional[str] = ..., start_after: _Optional[str] = ..., limit: _Optional[int] = ..., skip_prefix: _Optional[bool] = ...) -> None: ...
+
+class ScanResponse(_message.Message):
+    __slots__ = ("versions", "exhausted")
+    VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    EXHAUSTED_FIELD_NUMBER: _ClassVar[int]
+    versions: _containers.RepeatedCompositeFieldContainer[_common_pb2.ObjectVersion]
+    exhausted: bool
+    def __init__(self, versions: _Optional[_Iterable[_Union[_common_pb2.ObjectVersion, _Mapping]]] = ..., exhausted: _Optional[bool] = ...) -> None: ...

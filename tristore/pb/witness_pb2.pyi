@@ -1,0 +1,55 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable
+from typing import ClassVar as _ClassVar, Optional as _Optional
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class RecordRequest(_message.Message):
+    __slots__ = ("keys", "stamps")
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    STAMPS_FIELD_NUMBER: _ClassVar[int]
+    keys: _containers.RepeatedScalarFieldContainer[bytes]
+    stamps: bytes
+    def __init__(self, keys: _Optional[_Iterable[bytes]] = ..., stamps: _Optional[bytes] = ...) -> None: ...
+
+class RecordResponse(_message.Message):
+    __slots__ = ("incarnation",)
+    INCARNATION_FIELD_NUMBER: _ClassVar[int]
+    incarnation: int
+    def __init__(self, incarnation: _Optional[int] = ...) -> None: ...
+
+class CheckRequest(_message.Message):
+    __slots__ = ("keys",)
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    keys: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, keys: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class CheckResponse(_message.Message):
+    __slots__ = ("stamps", "incarnation")
+    STAMPS_FIELD_NUMBER: _ClassVar[int]
+    INCARNATION_FIELD_NUMBER: _ClassVar[int]
+    stamps: bytes
+    incarnation: int
+    def __init__(self, stamps: _Optional[bytes] = ..., incarnation: _Optional[int] = ...) -> None: ...
+
+class WitnessStatusRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class WitnessStatusResponse(_message.Message):
+    __slots__ = ("name", "group", "incarnation", "keys", "max_keys", "uptime_seconds")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    INCARNATION_FIELD_NUMBER: _ClassVar[int]
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    MAX_KEYS_FIELD_NUMBER: _ClassVar[int]
+    UPTIME_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    group: int
+    incarnation: int
+    keys: int
+    max_keys: int
+    uptime_seconds: float
+    def __init__(self, name: _Optional[str] = ..., group: _Optional[int] = ..., incarnation: _Optional[int] = ..., keys: _Optional[int] = ..., max_keys: _Optional[int] = ..., uptime_seconds: _Optional[float] = ...) -> None: ...

@@ -1,0 +1,257 @@
+"""S3 input rules, checked at the edge (client SDK and coordinator alike).
+
+Every check raises the S3 error a user would get from S3 itself, with a message
+that says what to change.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+from tristore.errors import (
+    IllegalVersioningConfigurationException,
+    InvalidArgument,
+    InvalidBucketName,
+    InvalidRange,
+    InvalidStorageClass,
+    InvalidTag,
+    KeyTooLongError,
+    MetadataTooLarge,
+)
+
+MAX_KEY_BYTES = 1024
+MAX_METADATA_BYTES = 2048
+MAX_CONTENT_TYPE = 1024
+MAX_LIST_KEYS = 1000
+DEFAULT_CONTENT_TYPE = "binary/octet-stream"
+META_PREFIX = "x-amz-meta-"
+
+_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_TOKEN_RE = re.compile(r"^[a-z0-9!#$%&'*+.^_`|~-]+$")
+_RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
+_RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3")
+
+
+def check_bucket_name(name: str) -> None:
+    """The S3 general-purpose bucket naming rules."""
+    if not 3 <= len(name) <= 63:
+        raise InvalidBucketName(
+            f"bucket name {name!r} must be 3 to 63 characters long (it is {len(name)})"
+        )
+    if not _BUCKET_RE.match(name):
+        raise InvalidBucketName(
+            f"bucket name {name!r} may contain only lowercase letters, digits, '.' and '-', "
+            "and must begin and end with a letter or digit"
+        )
+    if ".." in name:
+        raise InvalidBucketName(f"bucket name {name!r} must not contain two adjacent periods")
+    try:
+        ipaddress.IPv4Address(name)
+    except ValueError:
+        pass
+    else:
+        raise InvalidBucketName(f"bucket name {name!r} must not look like an IP address")
+    if name.startswith(_RESERVED_PREFIXES) or name.endswith(_RESERVED_SUFFIXES):
+        raise InvalidBucketName(f"bucket name {name!r} uses a prefix or suffix S3 reserves")
+
+
+def check_key(key: str) -> None:
+    if not key:
+        raise InvalidArgument("object key must not be empty")
+    size = len(key.encode("utf-8", errors="surrogatepass"))
+    if size > MAX_KEY_BYTES:
+        raise KeyTooLongError(f"object key is {size} bytes of UTF-8; the limit is {MAX_KEY_BYTES}")
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidArgument("object key must be valid UTF-8") from None
+    if "\x00" in key:
+        raise InvalidArgument("object key must not contain NUL (U+0000)")
+
+
+def normalize_metadata(metadata: dict[str, str] | None) -> dict[str, str]:
+    """Lower-case names, strip an ``x-amz-meta-`` prefix, and enforce S3's 2 KB limit."""
+    out: dict[str, str] = {}
+    for raw_name, value in (metadata or {}).items():
+        if not isinstance(raw_name, str) or not isinstance(value, str):
+            raise InvalidArgument("metadata names and values must be strings")
+        name = raw_name.strip().lower()
+        if name.startswith(META_PREFIX):
+            name = name[len(META_PREFIX) :]
+        if not name or not _TOKEN_RE.match(name):
+            raise InvalidArgument(
+                f"metadata name {raw_name!r} is not a valid HTTP header name "
+                "(letters, digits and !#$%&'*+.^_`|~- only)"
+            )
+        if any(c in value for c in "\r\n\x00"):
+            raise InvalidArgument(f"metadata value of {name!r} must not contain CR, LF or NUL")
+        if name in out:
+            raise InvalidArgument(f"metadata name {name!r} is given twice")
+        out[name] = value
+    total = sum(len(k.encode()) + len(v.encode()) for k, v in out.items())
+    if total > MAX_METADATA_BYTES:
+        raise MetadataTooLarge(
+            f"user metadata is {total} bytes (names plus values, UTF-8); "
+            f"the limit is {MAX_METADATA_BYTES}"
+        )
+    return out
+
+
+def normalize_content_type(content_type: str | None) -> str:
+    if not content_type:
+        return DEFAULT_CONTENT_TYPE
+    if len(content_type) > MAX_CONTENT_TYPE or any(c in content_type for c in "\r\n\x00"):
+        raise InvalidArgument(
+            f"content type must be at most {MAX_CONTENT_TYPE} characters with no CR, LF or NUL"
+        )
+    return content_type
+
+
+def check_max_keys(max_keys: int) -> None:
+    if not 0 <= max_keys <= MAX_LIST_KEYS:
+        raise InvalidArgument(f"max-keys must be between 0 and {MAX_LIST_KEYS} (got {max_keys})")
+
+
+def check_delimiter(delimiter: str) -> None:
+    if len(delimiter.encode()) > MAX_KEY_BYTES:
+        raise InvalidArgument("delimiter is longer than a key can be")
+
+
+def resolve_range(start: int, end: int, size: int) -> tuple[int, int]:
+    """Turn an HTTP-style inclusive range into ``(first, last)`` byte offsets.
+
+    ``start < 0`` is a suffix range (the last ``-start`` bytes); ``end < 0``
+    means "to the end". Raises InvalidRange when nothing of the object is in it.
+    """
+    if start < 0:
+        if end >= 0:
+            raise InvalidRange("a suffix range (bytes=-N) cannot also have an end")
+        length = -start
+        if size == 0:
+            raise InvalidRange("the object is empty; no byte range can be satisfied")
+        return max(0, size - length), size - 1
+    if end >= 0 and end < start:
+        raise InvalidRange(f"range end {end} is before its start {start}")
+    if start >= size:
+        raise InvalidRange(
+            f"range start {start} is beyond the object's last byte (object size {size})"
+        )
+    last = size - 1 if end < 0 else min(end, size - 1)
+    return start, last
+
+
+def parse_range_header(spec: str) -> tuple[int, int]:
+    """``bytes=A-B``, ``bytes=A-`` or ``bytes=-N`` (also without ``bytes=``)."""
+    text = spec.strip()
+    if text.startswith("bytes="):
+        text = text[len("bytes=") :]
+    m = re.fullmatch(r"(\d*)-(\d*)", text)
+    if not m or (not m.group(1) and not m.group(2)):
+        raise InvalidRange(f"range {spec!r} is not of the form bytes=START-END, START- or -SUFFIX")
+    a, b = m.group(1), m.group(2)
+    if not a:
+        if int(b) == 0:
+            raise InvalidRange(f"range {spec!r} asks for the last 0 bytes; nothing satisfies it")
+        return -int(b), -1
+    return int(a), int(b) if b else -1
+
+
+MAX_TAGS = 10
+MAX_TAG_KEY = 128
+MAX_TAG_VALUE = 256
+_TAG_RE = re.compile(r"^[\w +\-=.:/@]*$")
+
+#: S3's canned ACLs for objects.
+CANNED_ACLS = (
+    "private",
+    "public-read",
+    "public-read-write",
+    "authenticated-read",
+    "aws-exec-read",
+    "bucket-owner-read",
+    "bucket-owner-full-control",
+)
+STORAGE_CLASSES = (
+    "STANDARD",
+    "REDUCED_REDUNDANCY",
+    "STANDARD_IA",
+    "ONEZONE_IA",
+    "INTELLIGENT_TIERING",
+    "GLACIER",
+    "DEEP_ARCHIVE",
+    "GLACIER_IR",
+    "OUTPOSTS",
+    "EXPRESS_ONEZONE",
+)
+SSE_ALGORITHMS = ("AES256", "aws:kms", "aws:kms:dsse")
+VERSIONING_STATES = ("Enabled", "Suspended")
+
+
+def normalize_tags(tags: dict[str, str] | None) -> dict[str, str]:
+    """S3 object tag rules: at most 10, keys 1-128 and values 0-256 characters of
+    letters, digits, spaces and ``+ - = . _ : / @``; no ``aws:`` keys."""
+    out = dict(tags or {})
+    if len(out) > MAX_TAGS:
+        raise InvalidTag(f"an object can have at most {MAX_TAGS} tags (got {len(out)})")
+    for k, v in out.items():
+        if not isinstance(k, str) or not isinstance(v, str):
+            raise InvalidTag("tag keys and values must be strings")
+        if not 1 <= len(k) <= MAX_TAG_KEY:
+            raise InvalidTag(f"tag key {k!r} must be 1 to {MAX_TAG_KEY} characters")
+        if len(v) > MAX_TAG_VALUE:
+            raise InvalidTag(f"the value of tag {k!r} is longer than {MAX_TAG_VALUE} characters")
+        if not _TAG_RE.match(k) or not _TAG_RE.match(v):
+            raise InvalidTag(
+                f"tag {k!r}={v!r} may use only letters, digits, spaces and + - = . _ : / @"
+            )
+        if k.lower().startswith("aws:"):
+            raise InvalidTag(f"tag key {k!r}: the aws: prefix is reserved")
+    return out
+
+
+def check_acl(acl: str) -> str:
+    """A canned ACL; empty means ``private``."""
+    if not acl:
+        return "private"
+    if acl not in CANNED_ACLS:
+        raise InvalidArgument(
+            f"ACL {acl!r} is not a canned ACL; use one of {', '.join(CANNED_ACLS)}"
+        )
+    return acl
+
+
+def check_storage_class(storage_class: str) -> str:
+    """A storage class; empty means ``STANDARD``."""
+    if not storage_class:
+        return "STANDARD"
+    if storage_class not in STORAGE_CLASSES:
+        raise InvalidStorageClass(
+            f"storage class {storage_class!r} is not one of {', '.join(STORAGE_CLASSES)}"
+        )
+    return storage_class
+
+
+def check_sse(sse: str) -> str:
+    if sse and sse not in SSE_ALGORITHMS:
+        raise InvalidArgument(
+            f"server-side encryption {sse!r} is not one of {', '.join(SSE_ALGORITHMS)}"
+        )
+    return sse
+
+
+def check_versioning_status(status: str) -> str:
+    if status not in VERSIONING_STATES:
+        raise IllegalVersioningConfigurationException(
+            f"versioning status {status!r} must be Enabled or Suspended "
+            "(a bucket never goes back to unversioned)"
+        )
+    return status
+
+
+def check_directive(name: str, value: str) -> str:
+    """COPY (the default) or REPLACE."""
+    value = value.upper() if value else "COPY"
+    if value not in ("COPY", "REPLACE"):
+        raise InvalidArgument(f"{name} must be COPY or REPLACE (got {value!r})")
+    return value

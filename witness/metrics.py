@@ -1,0 +1,24 @@
+"""Witness metrics (DESIGN.md §6)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge
+
+KEYS = Gauge("tristore_witness_keys", "Keys this witness currently knows a stamp for.")
+CHECKS = Counter(
+    "tristore_witness_checks_total", "Keys asked about (one batched call counts each key)."
+)
+UNKNOWN = Counter(
+    "tristore_witness_unknown_total", "Keys asked about that this witness did not know."
+)
+RECORDS = Counter(
+    "tristore_witness_records_total", "Stamps recorded (one batched call counts each key)."
+)
+EVICTIONS = Counter(
+    "tristore_witness_evictions_total",
+    "Keys forgotten to stay within max_keys (they are answered as unknown).",
+)
+INCARNATION = Gauge(
+    "tristore_witness_incarnation",
+    "Random id of this witness process's lifetime; changes on every restart.",
+)
