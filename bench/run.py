@@ -115,9 +115,14 @@ async def bench_witness(
     stamp = Stamp(1, 0, 1, 1).encode()
     async with grpc.aio.insecure_channel(address) as channel:
         stub = witness_pb2_grpc.WitnessServiceStub(channel)
+        incarnation = (await stub.Status(witness_pb2.WitnessStatusRequest())).incarnation
         for i in range(0, keys, batch):
             part = names[i : i + batch]
-            await stub.Record(witness_pb2.RecordRequest(keys=part, stamps=stamp * len(part)))
+            await stub.Record(
+                witness_pb2.RecordRequest(
+                    keys=part, stamps=stamp * len(part), incarnations=[incarnation] * len(part)
+                )
+            )
         latencies: list[float] = []
         deadline = time.perf_counter() + seconds
 

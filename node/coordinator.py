@@ -38,7 +38,7 @@ from node.cache import MetadataCache
 from node.metrics import CACHE_HITS, CACHE_MISSES, OBJECT_BYTES, QUORUM_FAILURES, WRITE_BACKS
 from node.peers import Peers, Replica, ReplicaUnavailable
 from node.replica_store import CommitResult
-from node.witness_client import WitnessFleet
+from node.witness_client import Fence, WitnessFleet
 from tristore import validation
 from tristore.config import ClusterConfig, NodeSpec
 from tristore.errors import (
@@ -88,6 +88,8 @@ _T = TypeVar("_T")
 
 #: Times a write is re-stamped when a replica already holds a newer stamp.
 RESTAMP_ATTEMPTS = 4
+#: Rounds of "witnesses refused the record; read the nodes and record again".
+CONFIRM_ATTEMPTS = 3
 #: Records each node returns per scan round of a listing.
 SCAN_BATCH = 1000
 #: Keys of one listing page read in full at once when the witness doubts them.
@@ -570,6 +572,7 @@ class Coordinator:
         conditional writes are thereby serialized there: one wins.
         """
         placement = self.placer.place(head.bucket, head.key)
+        fence = self._fence(head.bucket, head.key)
         for attempt in range(RESTAMP_ATTEMPTS):
             change = Change.of(head, expect)
             results = await self._commit_change(change, placement, targets)
@@ -582,14 +585,36 @@ class Coordinator:
                     expect = head.stamp  # the first AZ holds this try: go on from it
                 left = (head.stamp,) if head.version_stamp is None and head.is_version else ()
                 head = replace(head, stamp=self.clock.now(), removed=head.removed + left)
-        await self._confirm(head)
+        await self._confirm(head, fence)
         return head
 
-    async def _confirm(self, version: ObjectVersion) -> None:
+    def _fence(self, bucket: str, key: str) -> Fence:
+        return self.witness.fence(bucket, key) if self.witness is not None else ()
+
+    async def _confirm(self, version: ObjectVersion, fence: Fence) -> None:
         """Make a version durable in three AZs visible: record it at a witness
-        majority (so every later read knows of it), then cache it."""
+        majority (so every later read knows of it), then cache it.
+
+        ``fence`` was taken before the change (or the read that found it) began.
+        If witnesses restarted since, they refuse it (see node/witness_client.py):
+        then the nodes are read under a new fence and the newest they hold,
+        finished where it must be, is recorded instead.
+        """
         if self.witness is not None:
-            await self.witness.record(version.bucket, version.key, version.stamp)
+            bucket, key = version.bucket, version.key
+            for _ in range(CONFIRM_ATTEMPTS):
+                if await self.witness.record(bucket, key, version.stamp, fence):
+                    break
+                fence = self._fence(bucket, key)
+                rr = await self._read_replicas(bucket, key)
+                if rr.best is not None and rr.best.stamp > version.stamp:
+                    await self._write_back_lacking(rr.best, rr)
+                    version = rr.best
+            else:
+                raise ServiceUnavailable(
+                    f"the witnesses of {bucket}/{key} kept restarting while this request "
+                    "confirmed it; it is durable on the nodes, retry to see it confirmed"
+                )
         self.cache.put(version)
 
     async def _commit_change(
@@ -710,6 +735,7 @@ class Coordinator:
             CACHE_HITS.inc()
             return cached, []
         CACHE_MISSES.inc()
+        fence = self._fence(bucket, key)  # before the nodes are read: see _confirm
         rr = await self._read_replicas(bucket, key)
         best = rr.best
         if best is None:
@@ -725,13 +751,18 @@ class Coordinator:
                 "acknowledged version; retry when more of its AZs are reachable"
             )
         if w is None or best.stamp > w:
-            await self._finish(best, rr)
+            await self._finish(best, rr, fence)
         else:
             self.cache.put(best)
         return best, rr.holders
 
-    async def _finish(self, v: ObjectVersion, rr: _ReplicaRead) -> None:
-        """Write ``v`` back to every AZ that answered without it, then confirm it.
+    async def _finish(self, v: ObjectVersion, rr: _ReplicaRead, fence: Fence) -> None:
+        """Write ``v`` back to every AZ that answered without it, then confirm it."""
+        await self._write_back_lacking(v, rr)
+        await self._confirm(v, fence)
+
+    async def _write_back_lacking(self, v: ObjectVersion, rr: _ReplicaRead) -> None:
+        """Write ``v`` back to every AZ that answered without it.
 
         An AZ that did not answer at all is left alone: the version is then held
         by the AZs that answered, and every later read takes the newest version
@@ -756,7 +787,6 @@ class Coordinator:
             for r in results:
                 if isinstance(r, BaseException):
                     raise r
-        await self._confirm(v)
 
     async def _write_back(self, v: ObjectVersion, azr: AzReplicas, holders: list[Replica]) -> None:
         for node in self._candidates(azr):

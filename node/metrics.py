@@ -71,6 +71,11 @@ WITNESS_UNKNOWN = Counter(
     "tristore_witness_unknown_answers_total",
     "Witness majority reads that answered unknown (the read fell back to the replicas).",
 )
+WITNESS_FENCED = Counter(
+    "tristore_witness_records_fenced_total",
+    "Records a witness refused because it restarted since the change began; the "
+    "coordinator re-read the nodes and recorded what they hold.",
+)
 WRITE_BACKS = Counter(
     "tristore_write_backs_total",
     "Unfinished versions found by a read and finished (written back to three AZs, recorded).",

@@ -65,10 +65,10 @@ async def build(cfg: ClusterConfig, name: str) -> server.ProcessSpec:
                 log.exception("garbage collection round failed")
 
     async def on_start() -> None:
-        tasks.extend(
-            asyncio.create_task(c)
-            for c in (peers.probe_forever(), handoff.run_forever(), gc_forever())
-        )
+        background = [peers.probe_forever(), handoff.run_forever(), gc_forever()]
+        if witnesses is not None:
+            background.append(witnesses.learn())  # best effort; any answer teaches it too
+        tasks.extend(asyncio.create_task(c) for c in background)
 
     async def on_stop() -> None:
         for t in tasks:

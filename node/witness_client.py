@@ -9,11 +9,23 @@ A majority read answers a stamp only if every member in that majority knows the
 key; any "unknown" (a restarted or forgetful witness), or no majority at all,
 answers unknown, which sends the reader to the storage nodes. Recording needs a
 majority: without one the write cannot be promised to readers, and it fails.
+
+Records are fenced by incarnation. A restarted witness knows nothing, and must
+not come to answer a stamp older than one its earlier life was told: a record
+sent late (queued behind a call to the dead process, or from a slow writer)
+could do exactly that. So each record carries the incarnation of the witness
+the coordinator knew when the change (or the read that finishes it) *began*,
+its :data:`Fence`; the witness refuses any other. A change that began after
+the coordinator heard of an incarnation began after that witness restarted,
+so its stamp is above everything acknowledged before the restart (a committed
+change is above everything its three AZs held). When a majority refuses, the
+coordinator takes a new fence, reads the nodes and records what they hold.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable
@@ -21,7 +33,7 @@ from typing import Any, Generic, TypeVar
 
 import grpc
 
-from node.metrics import WITNESS_CALLS, WITNESS_UNKNOWN
+from node.metrics import WITNESS_CALLS, WITNESS_FENCED, WITNESS_UNKNOWN
 from tristore.config import ClusterConfig, WitnessSpec
 from tristore.errors import QuorumUnavailable
 from tristore.pb import witness_pb2, witness_pb2_grpc
@@ -31,6 +43,8 @@ from tristore.stamps import ENCODED_SIZE, Stamp
 log = logging.getLogger(__name__)
 
 UNKNOWN = bytes(ENCODED_SIZE)
+#: The incarnations of a key's witness group, as known when a change began (0: never heard).
+Fence = tuple[int, ...]
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
 
@@ -80,12 +94,26 @@ class WitnessConn:
         self.timeout_s = timeout_s
         self.channel = grpc.aio.insecure_channel(spec.grpc, options=CHANNEL_OPTIONS)
         self.stub = witness_pb2_grpc.WitnessServiceStub(self.channel)
+        #: The incarnation this process last heard of (0: none yet).
+        self.incarnation = 0
         self.checks: Batcher[bytes, bytes] = Batcher(self._check, max_batch)
-        self.records: Batcher[tuple[bytes, bytes], None] = Batcher(self._record, max_batch)
+        self.records: Batcher[tuple[bytes, bytes, int], bool] = Batcher(self._record, max_batch)
+
+    def _heard(self, incarnation: int) -> None:
+        if incarnation != self.incarnation:
+            if self.incarnation:
+                log.info("witness %s has a new incarnation %x", self.spec.name, incarnation)
+            self.incarnation = incarnation
+
+    async def learn(self) -> None:
+        """Ask the witness its incarnation (so first records are not refused)."""
+        with contextlib.suppress(grpc.aio.AioRpcError):
+            self._heard((await self.status()).incarnation)
 
     async def _check(self, keys: list[bytes]) -> list[bytes]:
         WITNESS_CALLS.labels("check").inc()
         resp = await self.stub.Check(witness_pb2.CheckRequest(keys=keys), timeout=self.timeout_s)
+        self._heard(resp.incarnation)
         raw = resp.stamps
         if len(raw) != ENCODED_SIZE * len(keys):
             raise ValueError(
@@ -93,15 +121,22 @@ class WitnessConn:
             )
         return [raw[i * ENCODED_SIZE : (i + 1) * ENCODED_SIZE] for i in range(len(keys))]
 
-    async def _record(self, items: list[tuple[bytes, bytes]]) -> list[None]:
+    async def _record(self, items: list[tuple[bytes, bytes, int]]) -> list[bool]:
+        """Record each (key, stamp, incarnation); True for each the witness took."""
         WITNESS_CALLS.labels("record").inc()
-        await self.stub.Record(
+        resp = await self.stub.Record(
             witness_pb2.RecordRequest(
-                keys=[k for k, _ in items], stamps=b"".join(s for _, s in items)
+                keys=[k for k, _, _ in items],
+                stamps=b"".join(s for _, s, _ in items),
+                incarnations=[i for _, _, i in items],
             ),
             timeout=self.timeout_s,
         )
-        return [None] * len(items)
+        self._heard(resp.incarnation)
+        refused = set(resp.refused)
+        if refused:
+            WITNESS_FENCED.inc(len(refused))
+        return [i not in refused for i in range(len(items))]
 
     async def status(self) -> witness_pb2.WitnessStatusResponse:
         return await self.stub.Status(witness_pb2.WitnessStatusRequest(), timeout=self.timeout_s)
@@ -158,23 +193,52 @@ class WitnessFleet:
             return None
         return Stamp.decode(max(answers))
 
-    async def record(self, bucket: str, key: str, stamp: Stamp) -> None:
-        """Record ``stamp`` at a majority of the key's group, or raise."""
+    def fence(self, bucket: str, key: str) -> Fence:
+        """What this process knows of the key's witnesses now; take it before a
+        change (or a read that may finish one) begins, and record under it."""
+        return tuple(m.incarnation for m in self.group_of(witness_key(bucket, key)))
+
+    async def learn(self) -> None:
+        await asyncio.gather(*(m.learn() for g in self.groups for m in g))
+
+    async def record(self, bucket: str, key: str, stamp: Stamp, fence: Fence) -> bool:
+        """Record ``stamp`` at a majority of the key's group under ``fence``.
+
+        True when a majority took it; False when enough answered but too few
+        took it (witnesses restarted since ``fence``: take a new fence and
+        record what the nodes hold); QuorumUnavailable when too few answered.
+        """
         wkey = witness_key(bucket, key)
         members = self.group_of(wkey)
         encoded = stamp.encode()
-        futures = [m.records.submit((wkey, encoded)) for m in members]
-        done = await _first_majority(
-            [_as_bytes(f) for f in futures], len(members) // 2 + 1, lambda _s: False
+        futures = [
+            m.records.submit((wkey, encoded, inc)) for m, inc in zip(members, fence, strict=True)
+        ]
+        need = len(members) // 2 + 1
+        took = refused = 0
+        try:
+            for next_done in asyncio.as_completed(futures):
+                try:
+                    ok = await next_done
+                except Exception:  # noqa: BLE001 - a member that failed did not answer
+                    continue
+                else:
+                    took += ok
+                    refused += not ok
+                if took >= need:
+                    break  # the rest need not be waited for
+        finally:
+            for fut in futures:
+                fut.add_done_callback(_consume)
+        if took >= need:
+            return True
+        if took + refused >= need:
+            return False
+        names = ", ".join(m.spec.name for m in members)
+        raise QuorumUnavailable(
+            f"no majority of witness group {members[0].spec.group} ({names}) answered; "
+            "the write is durable on the storage nodes but could not be confirmed, retry"
         )
-        for fut in futures:
-            fut.add_done_callback(_consume)
-        if done is None:
-            names = ", ".join(m.spec.name for m in members)
-            raise QuorumUnavailable(
-                f"no majority of witness group {members[0].spec.group} ({names}) answered; "
-                "the write is durable on the storage nodes but could not be confirmed, retry"
-            )
 
     async def close(self) -> None:
         await asyncio.gather(*(m.close() for g in self.groups for m in g))
@@ -183,20 +247,3 @@ class WitnessFleet:
 def _consume(fut: asyncio.Future[Any]) -> None:
     if not fut.cancelled():
         fut.exception()
-
-
-def _as_bytes(fut: asyncio.Future[None]) -> asyncio.Future[bytes]:
-    out: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-
-    def done(f: asyncio.Future[None]) -> None:
-        if out.done():
-            return
-        if f.cancelled():
-            out.cancel()
-        elif f.exception() is not None:
-            out.set_exception(f.exception())  # type: ignore[arg-type]
-        else:
-            out.set_result(b"")
-
-    fut.add_done_callback(done)
-    return out

@@ -22,3 +22,8 @@ INCARNATION = Gauge(
     "tristore_witness_incarnation",
     "Random id of this witness process's lifetime; changes on every restart.",
 )
+REFUSED = Counter(
+    "tristore_witness_records_refused_total",
+    "Stamps refused because the sender knew another incarnation of this witness "
+    "(a record from before a restart); the sender re-reads the nodes instead.",
+)

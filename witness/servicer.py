@@ -10,7 +10,7 @@ import grpc
 from tristore.config import WitnessSpec
 from tristore.errors import InvalidArgument
 from tristore.pb import witness_pb2, witness_pb2_grpc
-from witness.metrics import CHECKS, EVICTIONS, KEYS, RECORDS, UNKNOWN
+from witness.metrics import CHECKS, EVICTIONS, KEYS, RECORDS, REFUSED, UNKNOWN
 from witness.table import WitnessTable
 
 Ctx: TypeAlias = grpc.aio.ServicerContext
@@ -27,14 +27,16 @@ class WitnessServicer(witness_pb2_grpc.WitnessServiceServicer):
     ) -> witness_pb2.RecordResponse:
         keys = list(request.keys)
         try:
-            evicted = self.table.record(keys, request.stamps)
+            refused, evicted = self.table.record(keys, request.stamps, list(request.incarnations))
         except ValueError as exc:
             raise InvalidArgument(str(exc)) from None
-        RECORDS.inc(len(keys))
+        RECORDS.inc(len(keys) - len(refused))
+        if refused:
+            REFUSED.inc(len(refused))
         if evicted:
             EVICTIONS.inc(evicted)
         KEYS.set(len(self.table))
-        return witness_pb2.RecordResponse(incarnation=self.table.incarnation)
+        return witness_pb2.RecordResponse(incarnation=self.table.incarnation, refused=refused)
 
     async def Check(
         self, request: witness_pb2.CheckRequest, context: Ctx

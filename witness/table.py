@@ -30,12 +30,27 @@ class WitnessTable:
     def __len__(self) -> int:
         return len(self._stamps)
 
-    def record(self, keys: list[bytes], stamps: bytes) -> int:
-        """Keep the larger stamp of each key. Returns how many keys were forgotten."""
+    def record(
+        self, keys: list[bytes], stamps: bytes, incarnations: list[int]
+    ) -> tuple[list[int], int]:
+        """Keep the larger stamp of each key whose sender knew this incarnation.
+
+        Returns the indexes refused (meant for another incarnation) and how many
+        keys were forgotten to stay within ``max_keys``. A record meant for an
+        earlier incarnation may be older than what that incarnation knew of the
+        key; taking it would make a restarted witness answer a stale stamp
+        instead of "unknown".
+        """
         if len(stamps) != ENCODED_SIZE * len(keys):
             raise ValueError(f"{len(keys)} keys need {ENCODED_SIZE * len(keys)} bytes of stamps")
+        if len(incarnations) != len(keys):
+            raise ValueError(f"{len(keys)} keys need {len(keys)} incarnations")
         table = self._stamps
+        refused: list[int] = []
         for i, key in enumerate(keys):
+            if incarnations[i] != self.incarnation:
+                refused.append(i)
+                continue
             stamp = stamps[i * ENCODED_SIZE : (i + 1) * ENCODED_SIZE]
             held = table.get(key)
             if held is None:
@@ -47,7 +62,7 @@ class WitnessTable:
         while len(table) > self.max_keys:
             table.popitem(last=False)
             evicted += 1
-        return evicted
+        return refused, evicted
 
     def check(self, keys: list[bytes]) -> tuple[bytes, int]:
         """Stamps of ``keys`` in order (all-zero for unknown) and how many were unknown."""

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19tristore/pb/witness.proto\x12\x0btristore.v1\"-\n\rRecordRequest\x12\x0c\n\x04keys\x18\x01 \x03(\x0c\x12\x0e\n\x06stamps\x18\x02 \x01(\x0c\"%\n\x0eRecordResponse\x12\x13\n\x0bincarnation\x18\x01 \x01(\x04\"\x1c\n\x0c\x43heckRequest\x12\x0c\n\x04keys\x18\x01 \x03(\x0c\"4\n\rCheckResponse\x12\x0e\n\x06stamps\x18\x01 \x01(\x0c\x12\x13\n\x0bincarnation\x18\x02 \x01(\x04\"\x16\n\x14WitnessStatusRequest\"\x81\x01\n\x15WitnessStatusResponse\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05group\x18\x02 \x01(\r\x12\x13\n\x0bincarnation\x18\x03 \x01(\x04\x12\x0c\n\x04keys\x18\x04 \x01(\x04\x12\x10\n\x08max_keys\x18\x05 \x01(\x04\x12\x16\n\x0euptime_seconds\x18\x06 \x01(\x01\x32\xe4\x01\n\x0eWitnessService\x12\x41\n\x06Record\x12\x1a.tristore.v1.RecordRequest\x1a\x1b.tristore.v1.RecordResponse\x12>\n\x05\x43heck\x12\x19.tristore.v1.CheckRequest\x1a\x1a.tristore.v1.CheckResponse\x12O\n\x06Status\x12!.tristore.v1.WitnessStatusRequest\x1a\".tristore.v1.WitnessStatusResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19tristore/pb/witness.proto\x12\x0btristore.v1\"C\n\rRecordRequest\x12\x0c\n\x04keys\x18\x01 \x03(\x0c\x12\x0e\n\x06stamps\x18\x02 \x01(\x0c\x12\x14\n\x0cincarnations\x18\x03 \x03(\x04\"6\n\x0eRecordResponse\x12\x13\n\x0bincarnation\x18\x01 \x01(\x04\x12\x0f\n\x07refused\x18\x02 \x03(\r\"\x1c\n\x0c\x43heckRequest\x12\x0c\n\x04keys\x18\x01 \x03(\x0c\"4\n\rCheckResponse\x12\x0e\n\x06stamps\x18\x01 \x01(\x0c\x12\x13\n\x0bincarnation\x18\x02 \x01(\x04\"\x16\n\x14WitnessStatusRequest\"\x81\x01\n\x15WitnessStatusResponse\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05group\x18\x02 \x01(\r\x12\x13\n\x0bincarnation\x18\x03 \x01(\x04\x12\x0c\n\x04keys\x18\x04 \x01(\x04\x12\x10\n\x08max_keys\x18\x05 \x01(\x04\x12\x16\n\x0euptime_seconds\x18\x06 \x01(\x01\x32\xe4\x01\n\x0eWitnessService\x12\x41\n\x06Record\x12\x1a.tristore.v1.RecordRequest\x1a\x1b.tristore.v1.RecordResponse\x12>\n\x05\x43heck\x12\x19.tristore.v1.CheckRequest\x1a\x1a.tristore.v1.CheckResponse\x12O\n\x06Status\x12!.tristore.v1.WitnessStatusRequest\x1a\".tristore.v1.WitnessStatusResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,17 +32,17 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'tristore.pb.witness_pb2', _
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_RECORDREQUEST']._serialized_start=42
-  _globals['_RECORDREQUEST']._serialized_end=87
-  _globals['_RECORDRESPONSE']._serialized_start=89
-  _globals['_RECORDRESPONSE']._serialized_end=126
-  _globals['_CHECKREQUEST']._serialized_start=128
-  _globals['_CHECKREQUEST']._serialized_end=156
-  _globals['_CHECKRESPONSE']._serialized_start=158
-  _globals['_CHECKRESPONSE']._serialized_end=210
-  _globals['_WITNESSSTATUSREQUEST']._serialized_start=212
-  _globals['_WITNESSSTATUSREQUEST']._serialized_end=234
-  _globals['_WITNESSSTATUSRESPONSE']._serialized_start=237
-  _globals['_WITNESSSTATUSRESPONSE']._serialized_end=366
-  _globals['_WITNESSSERVICE']._serialized_start=369
-  _globals['_WITNESSSERVICE']._serialized_end=597
+  _globals['_RECORDREQUEST']._serialized_end=109
+  _globals['_RECORDRESPONSE']._serialized_start=111
+  _globals['_RECORDRESPONSE']._serialized_end=165
+  _globals['_CHECKREQUEST']._serialized_start=167
+  _globals['_CHECKREQUEST']._serialized_end=195
+  _globals['_CHECKRESPONSE']._serialized_start=197
+  _globals['_CHECKRESPONSE']._serialized_end=249
+  _globals['_WITNESSSTATUSREQUEST']._serialized_start=251
+  _globals['_WITNESSSTATUSREQUEST']._serialized_end=273
+  _globals['_WITNESSSTATUSRESPONSE']._serialized_start=276
+  _globals['_WITNESSSTATUSRESPONSE']._serialized_end=405
+  _globals['_WITNESSSERVICE']._serialized_start=408
+  _globals['_WITNESSSERVICE']._serialized_end=636
 # @@protoc_insertion_point(module_scope)

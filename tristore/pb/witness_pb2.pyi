@@ -7,18 +7,22 @@ from typing import ClassVar as _ClassVar, Optional as _Optional
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class RecordRequest(_message.Message):
-    __slots__ = ("keys", "stamps")
+    __slots__ = ("keys", "stamps", "incarnations")
     KEYS_FIELD_NUMBER: _ClassVar[int]
     STAMPS_FIELD_NUMBER: _ClassVar[int]
+    INCARNATIONS_FIELD_NUMBER: _ClassVar[int]
     keys: _containers.RepeatedScalarFieldContainer[bytes]
     stamps: bytes
-    def __init__(self, keys: _Optional[_Iterable[bytes]] = ..., stamps: _Optional[bytes] = ...) -> None: ...
+    incarnations: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, keys: _Optional[_Iterable[bytes]] = ..., stamps: _Optional[bytes] = ..., incarnations: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class RecordResponse(_message.Message):
-    __slots__ = ("incarnation",)
+    __slots__ = ("incarnation", "refused")
     INCARNATION_FIELD_NUMBER: _ClassVar[int]
+    REFUSED_FIELD_NUMBER: _ClassVar[int]
     incarnation: int
-    def __init__(self, incarnation: _Optional[int] = ...) -> None: ...
+    refused: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, incarnation: _Optional[int] = ..., refused: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class CheckRequest(_message.Message):
     __slots__ = ("keys",)
