@@ -29,6 +29,7 @@ import hashlib
 import json
 import logging
 import os
+from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
@@ -1364,16 +1365,21 @@ class Coordinator:
             ]
             bound = min(open_ends) if open_ends else None
             merged: dict[tuple[bytes, bytes], ObjectVersion] = {}
-            for recs, _ in pages:
+            held_by: dict[tuple[bytes, bytes], set[str]] = defaultdict(set)
+            for source, (recs, _) in zip(sources, pages, strict=True):
                 for v in recs:
                     pos = _version_pos(v)
                     if bound is not None and pos > bound:
                         break
+                    held_by[pos].add(source.name)
                     held = merged.get(pos)
                     if held is None or v.stamp > held.stamp:
                         merged[pos] = v
+            settled = await self._settle_stand_ins(bucket, merged, held_by)
             for pos in sorted(merged):
-                v = merged[pos]
+                if pos not in settled:
+                    continue  # a stand-in's copy of a version its home no longer has
+                v = settled[pos]
                 if last_prefix and v.key.startswith(last_prefix):
                     continue
                 if delimiter:
@@ -1408,6 +1414,36 @@ class Coordinator:
         versions = [e for _, e in items if e is not None]
         prefixes = [n for n, e in items if e is None]
         return VersionPage(versions, prefixes, truncated, next_key, next_version)
+
+    async def _settle_stand_ins(
+        self,
+        bucket: str,
+        merged: dict[tuple[bytes, bytes], ObjectVersion],
+        held_by: dict[tuple[bytes, bytes], set[str]],
+    ) -> dict[tuple[bytes, bytes], ObjectVersion]:
+        """Versions seen only on nodes standing in for a key's homes (hints not
+        yet handed back) are checked against the key's AZs, as GET by version id
+        does: the home may have removed or superseded them since. Returns what
+        stands, by position."""
+        out = dict(merged)
+        doubtful = [
+            pos
+            for pos, v in merged.items()
+            if not held_by[pos] & {a.home.name for a in self.placer.place(bucket, v.key).azs}
+        ]
+        gate = asyncio.Semaphore(LIST_VERIFY_PARALLEL)
+
+        async def settle(pos: tuple[bytes, bytes]) -> None:
+            v = merged[pos]
+            async with gate:
+                found, _ = await self._read_version(bucket, v.key, v.vstamp)
+            if found is None:
+                del out[pos]
+            else:
+                out[pos] = found
+
+        await asyncio.gather(*(settle(pos) for pos in doubtful))
+        return out
 
 
 def _version_pos(v: ObjectVersion) -> tuple[bytes, bytes]:

@@ -6,10 +6,11 @@ from __future__ import annotations
 import datetime as dt
 import os
 import threading
+from pathlib import Path
 
 import pytest
 
-from tests.integration.cluster import DevCluster
+from tests.integration.cluster import DevCluster, start_cluster, wait_until
 from tristore import errors
 from tristore.model import Conditions, CopySource
 
@@ -404,3 +405,35 @@ def test_versions_on_disk_leave_nothing_behind(own_cluster: DevCluster) -> None:
             if (v.bucket, v.key) == (b, "k")
         }
         assert tags[ids[0]] == {"t": "x"}
+
+
+def test_stand_in_copies_do_not_outlive_what_their_home_removed(tmp_path: Path) -> None:
+    """A node holding hints for a home that is back must not make removed
+    versions reappear in version listings (nor keep a bucket from being deleted)
+    before it hands them back. Hints are held for a long while here on purpose."""
+    cluster = start_cluster(tmp_path, extra_env={"TRISTORE_NODE_HINT_INTERVAL_S": "60"})
+    try:
+        coordinator = cluster.config.node_named("a2")  # lists from its own AZ: a1, a2
+        on_a1 = [k for k in (f"k{i}" for i in range(100)) if "a1" in cluster.homes("standin", k)]
+        on_a1 = on_a1[:5]
+        with cluster.client(coordinator.grpc) as c:
+            c.create_bucket("standin")
+            c.put_object("standin", "versioned-later", b"x")
+            cluster.kill("a1", "KILL")
+            for k in on_a1:
+                c.put_object("standin", k, b"while a1 was down")
+            assert cluster.hints_pending() > 0
+            cluster.start("a1")
+            wait_until(
+                lambda: cluster.metric("b1", "tristore_cluster_nodes_up") == 6,
+                10,
+                what="b1 to see a1",
+            )
+            for k in {*on_a1, "versioned-later"}:
+                c.delete_object("standin", k)
+            assert cluster.hints_pending() > 0, "the hints must still be held for this to test"
+            page = c.list_object_versions("standin")
+            assert page.versions == [], [(v.key, v.version_id) for v in page.versions]
+            c.delete_bucket("standin")
+    finally:
+        cluster.down()
