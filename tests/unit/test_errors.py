@@ -131,8 +131,8 @@ def test_transport_status_without_details_names_the_status() -> None:
 
 def test_unknown_s3_code_falls_back_to_the_status() -> None:
     """A newer server may send a code this client does not know."""
-    md = ((errors.ERROR_CODE_KEY, "NoSuchUpload"), ("other", "x"))
-    err = errors.from_grpc(grpc.StatusCode.NOT_FOUND, "upload u1", md)
+    md = ((errors.ERROR_CODE_KEY, "NoSuchWidget"), ("other", "x"))
+    err = errors.from_grpc(grpc.StatusCode.NOT_FOUND, "widget w1", md)
     assert isinstance(err, errors.TristoreError)
     assert err.grpc_status is grpc.StatusCode.NOT_FOUND
     unavailable = errors.from_grpc(grpc.StatusCode.UNAVAILABLE, "x", md)
