@@ -358,6 +358,27 @@ class Coordinator:
         bucket = await self._require_bucket(header.bucket)
         base = replace(base, null_version=bucket.versioning != VERSIONING_ENABLED)
         expect = await self._put_precondition(header)
+        version = await self._store(
+            base, body, header.size, header.content_md5, self.ncfg.max_object_size, expect
+        )
+        return ObjectInfo.of(version)
+
+    async def _store(
+        self,
+        base: ObjectVersion,
+        body: AsyncIterator[bytes],
+        size: int,
+        content_md5: str,
+        limit: int,
+        expect: Stamp | None = None,
+        etag: str | None = None,
+    ) -> ObjectVersion:
+        """Store ``body`` as a new version of ``base``'s key: inline when small,
+        else staged in chunks on one node per AZ, then committed in all three.
+
+        ``size`` (-1: unknown) and ``content_md5`` ("": none) are what the
+        client declared; ``etag`` replaces the body's MD5 as the ETag (a
+        completed multipart upload's)."""
         # Read just past the inline limit to learn whether the body is small.
         head = bytearray()
         stream = body.__aiter__()
@@ -371,15 +392,14 @@ class Coordinator:
             small = False
         if small:
             data = bytes(head)
-            etag = self._check_body(header, len(data), hashlib.md5(data).hexdigest())
-            version = replace(base, size=len(data), etag=etag, inline=data)
+            md5 = self._check_body(size, content_md5, len(data), hashlib.md5(data).hexdigest())
+            version = replace(base, size=len(data), etag=etag or md5, inline=data)
             version = await self._write(replace(version, stamp=self.clock.now()), expect=expect)
         else:
-            version = await self._put_large(
-                header, base, _rechunk(stream, bytes(head), self.ncfg.chunk_size), expect
-            )
+            chunks = _rechunk(stream, bytes(head), self.ncfg.chunk_size)
+            version = await self._put_large(base, chunks, size, content_md5, limit, expect, etag)
         OBJECT_BYTES.labels("in").inc(version.size)
-        return ObjectInfo.of(version)
+        return version
 
     def _new_version(
         self,
@@ -427,27 +447,30 @@ class Coordinator:
         self.clock.observe(expect)
         return expect
 
-    def _check_body(self, header: PutHeader, size: int, md5_hex: str) -> str:
-        if header.size >= 0 and size != header.size:
+    @staticmethod
+    def _check_body(declared: int, content_md5: str, size: int, md5_hex: str) -> str:
+        if declared >= 0 and size != declared:
             raise IncompleteBody(
-                f"the body had {size} bytes but the request declared {header.size}; "
-                "nothing was stored"
+                f"the body had {size} bytes but the request declared {declared}; nothing was stored"
             )
-        if header.content_md5 and header.content_md5.lower() != md5_hex:
+        if content_md5 and content_md5.lower() != md5_hex:
             raise BadDigest(
-                f"the body's MD5 is {md5_hex}, not the {header.content_md5} the request gave; "
+                f"the body's MD5 is {md5_hex}, not the {content_md5} the request gave; "
                 "nothing was stored"
             )
         return md5_hex
 
     async def _put_large(
         self,
-        header: PutHeader,
         base: ObjectVersion,
         chunks: AsyncIterator[bytes],
-        expect: Stamp | None = None,
+        declared: int,
+        content_md5: str,
+        limit: int,
+        expect: Stamp | None,
+        etag: str | None,
     ) -> ObjectVersion:
-        placement = self.placer.place(header.bucket, header.key)
+        placement = self.placer.place(base.bucket, base.key)
         targets = await self._pick_targets(placement, conditional=expect is not None)
         data_id = os.urandom(keys.DATA_ID_SIZE)
         queues: list[asyncio.Queue[tuple[int, bytes] | None]] = [
@@ -470,10 +493,9 @@ class Coordinator:
             index = 0
             async for chunk in chunks:
                 size += len(chunk)
-                if size > self.ncfg.max_object_size:
+                if size > limit:
                     raise EntityTooLarge(
-                        f"object is larger than the limit of {self.ncfg.max_object_size} bytes "
-                        "for one PUT; nothing was stored"
+                        f"the body is larger than the limit of {limit} bytes; nothing was stored"
                     )
                 await asyncio.to_thread(md5.update, chunk)
                 for q, task in zip(queues, tasks, strict=True):
@@ -492,12 +514,12 @@ class Coordinator:
         finally:
             for task in tasks:
                 task.cancel()
-        etag = self._check_body(header, size, md5.hexdigest())
+        md5_hex = self._check_body(declared, content_md5, size, md5.hexdigest())
         version = replace(
             base,
             stamp=self.clock.now(),
             size=size,
-            etag=etag,
+            etag=etag or md5_hex,
             data_id=data_id,
             chunk_size=self.ncfg.chunk_size,
         )

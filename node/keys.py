@@ -26,7 +26,8 @@ prefix     key                                          value
 Keys never contain NUL (validation refuses it), so ``key | 0x00`` ends a key.
 
 The internal bucket :data:`BUCKETS` (not a valid S3 name, so no user can reach
-it) holds one record per bucket, so buckets get the same three-AZ path as keys.
+it) holds one record per bucket, so buckets get the same three-AZ path as keys;
+:data:`UPLOADS` holds multipart uploads and their parts the same way.
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ LOG = b"l"
 META = b"m"
 
 BUCKETS = ".buckets"
+#: The internal bucket of multipart uploads and their parts (node/multipart.py).
+UPLOADS = ".uploads"
 SEP = b"\x00"
 _U32 = struct.Struct(">I")
 _U64 = struct.Struct(">Q")

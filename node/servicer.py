@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from typing import TypeAlias
+from typing import TypeAlias, TypeVar
 
 import grpc
 
 from node.coordinator import Coordinator, PutHeader
+from node.multipart import Multipart
 from node.peers import Peers
 from node.replica_store import ReplicaStore
 from node.witness_client import WitnessConn, WitnessFleet
@@ -21,9 +22,11 @@ from tristore.convert import (
     conditions_from_pb,
     info_to_pb,
     page_to_pb,
+    part_page_to_pb,
     stamp_from_pb,
     stamp_to_pb,
     tagging_to_pb,
+    upload_page_to_pb,
     version_page_to_pb,
     version_to_pb,
 )
@@ -44,6 +47,7 @@ Ctx: TypeAlias = grpc.aio.ServicerContext
 class ObjectServicer(objects_pb2_grpc.ObjectServiceServicer):
     def __init__(self, coord: Coordinator) -> None:
         self.coord = coord
+        self.multipart = Multipart(coord)
 
     async def CreateBucket(
         self, request: objects_pb2.CreateBucketRequest, context: Ctx
@@ -72,24 +76,8 @@ class ObjectServicer(objects_pb2_grpc.ObjectServiceServicer):
     async def PutObject(
         self, request_iterator: AsyncIterator[objects_pb2.PutObjectRequest], context: Ctx
     ) -> objects_pb2.PutObjectResponse:
-        stream = request_iterator.__aiter__()
-        try:
-            first = await anext(stream)
-        except StopAsyncIteration:
-            raise InvalidArgument("PutObject stream was empty: send a header first") from None
-        if not first.HasField("header"):
-            raise InvalidArgument("the first PutObject message must carry the header")
-        header = _put_header(first.header)
-
-        async def body() -> AsyncIterator[bytes]:
-            if first.data:
-                yield first.data
-            async for msg in stream:
-                if msg.HasField("header"):
-                    raise InvalidArgument("only the first PutObject message may carry a header")
-                yield msg.data
-
-        info = await self.coord.put_object(header, body())
+        first, body = await _header_then_body(request_iterator, "PutObject")
+        info = await self.coord.put_object(_put_header(first.header), body)
         return objects_pb2.PutObjectResponse(info=info_to_pb(info))
 
     async def GetObject(
@@ -231,6 +219,93 @@ class ObjectServicer(objects_pb2_grpc.ObjectServiceServicer):
         return objects_pb2.CopyObjectResponse(
             info=info_to_pb(result.info), source_version_id=result.source_version_id
         )
+
+    # -- multipart upload ------------------------------------------------------------
+
+    async def CreateMultipartUpload(
+        self, request: objects_pb2.CreateMultipartUploadRequest, context: Ctx
+    ) -> objects_pb2.CreateMultipartUploadResponse:
+        u = await self.multipart.create(_put_header(request.header))
+        return objects_pb2.CreateMultipartUploadResponse(
+            bucket=u.bucket, key=u.key, upload_id=u.upload_id
+        )
+
+    async def UploadPart(
+        self, request_iterator: AsyncIterator[objects_pb2.UploadPartRequest], context: Ctx
+    ) -> objects_pb2.UploadPartResponse:
+        first, body = await _header_then_body(request_iterator, "UploadPart")
+        h = first.header
+        part = await self.multipart.upload_part(
+            h.bucket, h.key, h.upload_id, h.part_number, body, h.size, h.content_md5
+        )
+        return objects_pb2.UploadPartResponse(etag=part.etag, size=part.size)
+
+    async def CompleteMultipartUpload(
+        self, request: objects_pb2.CompleteMultipartUploadRequest, context: Ctx
+    ) -> objects_pb2.CompleteMultipartUploadResponse:
+        info = await self.multipart.complete(
+            request.bucket,
+            request.key,
+            request.upload_id,
+            [(p.part_number, p.etag) for p in request.parts],
+        )
+        return objects_pb2.CompleteMultipartUploadResponse(info=info_to_pb(info))
+
+    async def AbortMultipartUpload(
+        self, request: objects_pb2.AbortMultipartUploadRequest, context: Ctx
+    ) -> objects_pb2.AbortMultipartUploadResponse:
+        await self.multipart.abort(request.bucket, request.key, request.upload_id)
+        return objects_pb2.AbortMultipartUploadResponse()
+
+    async def ListMultipartUploads(
+        self, request: objects_pb2.ListMultipartUploadsRequest, context: Ctx
+    ) -> objects_pb2.ListMultipartUploadsResponse:
+        page = await self.multipart.list_uploads(
+            request.bucket,
+            request.prefix,
+            request.key_marker,
+            request.upload_id_marker,
+            request.max_uploads or 1000,
+        )
+        return upload_page_to_pb(page)
+
+    async def ListParts(
+        self, request: objects_pb2.ListPartsRequest, context: Ctx
+    ) -> objects_pb2.ListPartsResponse:
+        page = await self.multipart.list_parts(
+            request.bucket,
+            request.key,
+            request.upload_id,
+            request.part_number_marker,
+            request.max_parts or 1000,
+        )
+        return part_page_to_pb(page)
+
+
+_Streamed = TypeVar("_Streamed", objects_pb2.PutObjectRequest, objects_pb2.UploadPartRequest)
+
+
+async def _header_then_body(
+    requests: AsyncIterator[_Streamed], rpc: str
+) -> tuple[_Streamed, AsyncIterator[bytes]]:
+    """The first message (which must carry the header) and the body's bytes."""
+    stream = requests.__aiter__()
+    try:
+        first = await anext(stream)
+    except StopAsyncIteration:
+        raise InvalidArgument(f"{rpc} stream was empty: send a header first") from None
+    if not first.HasField("header"):
+        raise InvalidArgument(f"the first {rpc} message must carry the header")
+
+    async def body() -> AsyncIterator[bytes]:
+        if first.data:
+            yield first.data
+        async for msg in stream:
+            if msg.HasField("header"):
+                raise InvalidArgument(f"only the first {rpc} message may carry a header")
+            yield msg.data
+
+    return first, body()
 
 
 def _put_header(h: objects_pb2.PutObjectHeader) -> PutHeader:

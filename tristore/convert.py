@@ -12,11 +12,15 @@ from tristore.model import (
     Conditions,
     ListEntry,
     ListPage,
+    MultipartUpload,
     NodeHealth,
     NodeStatus,
     ObjectInfo,
     ObjectVersion,
+    Part,
+    PartPage,
     Tagging,
+    UploadPage,
     VersionEntry,
     VersionPage,
     WitnessHealth,
@@ -386,4 +390,68 @@ def change_from_pb(p: replica_pb2.CommitRequest) -> Change:
         removed=tuple(stamp_from_pb(r) for r in p.removed),
         expect=stamp_from_pb(p.expect) if p.has_expect else None,
         merge=p.merge,
+    )
+
+
+# -- multipart upload ------------------------------------------------------------
+
+
+def upload_to_pb(u: MultipartUpload) -> objects_pb2.MultipartUpload:
+    return objects_pb2.MultipartUpload(
+        key=u.key,
+        upload_id=u.upload_id,
+        initiated_ms=_ms(u.initiated),
+        storage_class=u.storage_class,
+        owner=u.owner,
+    )
+
+
+def upload_from_pb(bucket: str, p: objects_pb2.MultipartUpload) -> MultipartUpload:
+    return MultipartUpload(
+        bucket, p.key, p.upload_id, ms_to_datetime(p.initiated_ms), p.storage_class, p.owner
+    )
+
+
+def upload_page_to_pb(page: UploadPage) -> objects_pb2.ListMultipartUploadsResponse:
+    return objects_pb2.ListMultipartUploadsResponse(
+        uploads=[upload_to_pb(u) for u in page.uploads],
+        is_truncated=page.is_truncated,
+        next_key_marker=page.next_key_marker or "",
+        next_upload_id_marker=page.next_upload_id_marker or "",
+    )
+
+
+def upload_page_from_pb(bucket: str, p: objects_pb2.ListMultipartUploadsResponse) -> UploadPage:
+    return UploadPage(
+        [upload_from_pb(bucket, u) for u in p.uploads],
+        p.is_truncated,
+        p.next_key_marker or None,
+        p.next_upload_id_marker or None,
+    )
+
+
+def part_to_pb(part: Part) -> objects_pb2.Part:
+    return objects_pb2.Part(
+        part_number=part.part_number,
+        etag=part.etag,
+        size=part.size,
+        last_modified_ms=_ms(part.last_modified),
+    )
+
+
+def part_from_pb(p: objects_pb2.Part) -> Part:
+    return Part(p.part_number, p.etag, p.size, ms_to_datetime(p.last_modified_ms))
+
+
+def part_page_to_pb(page: PartPage) -> objects_pb2.ListPartsResponse:
+    return objects_pb2.ListPartsResponse(
+        parts=[part_to_pb(p) for p in page.parts],
+        is_truncated=page.is_truncated,
+        next_part_number_marker=page.next_part_number_marker or 0,
+    )
+
+
+def part_page_from_pb(p: objects_pb2.ListPartsResponse) -> PartPage:
+    return PartPage(
+        [part_from_pb(x) for x in p.parts], p.is_truncated, p.next_part_number_marker or None
     )

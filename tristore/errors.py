@@ -89,6 +89,20 @@ class InvalidPart(ClientError):
     code = "InvalidPart"
 
 
+class InvalidPartOrder(ClientError):
+    code = "InvalidPartOrder"
+
+
+class EntityTooSmall(ClientError):
+    code = "EntityTooSmall"
+
+
+class MalformedXML(ClientError):
+    """A request body S3 would parse as XML is malformed (an empty part list, say)."""
+
+    code = "MalformedXML"
+
+
 class PreconditionFailed(ClientError):
     code = "PreconditionFailed"
     grpc_status = grpc.StatusCode.FAILED_PRECONDITION
@@ -144,6 +158,11 @@ class NoSuchKey(ClientError):
 
 class NoSuchVersion(ClientError):
     code = "NoSuchVersion"
+    grpc_status = grpc.StatusCode.NOT_FOUND
+
+
+class NoSuchUpload(ClientError):
+    code = "NoSuchUpload"
     grpc_status = grpc.StatusCode.NOT_FOUND
 
 

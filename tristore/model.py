@@ -414,3 +414,76 @@ class ClusterStatus:
             "nodes": [n.to_json() for n in self.nodes],
             "witnesses": [w.to_json() for w in self.witnesses],
         }
+
+
+# -- multipart upload ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MultipartUpload:
+    """An upload in progress (CreateMultipartUpload until Complete or Abort)."""
+
+    bucket: str
+    key: str
+    upload_id: str
+    initiated: dt.datetime
+    storage_class: str = ""
+    owner: str = ""
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "bucket": self.bucket,
+            "key": self.key,
+            "upload_id": self.upload_id,
+            "initiated": self.initiated.isoformat(),
+            "storage_class": self.storage_class,
+            "owner": self.owner,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """One uploaded part of a multipart upload."""
+
+    part_number: int
+    etag: str
+    size: int
+    last_modified: dt.datetime
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "part_number": self.part_number,
+            "etag": self.etag,
+            "size": self.size,
+            "last_modified": self.last_modified.isoformat(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class UploadPage:
+    uploads: list[MultipartUpload]
+    is_truncated: bool
+    next_key_marker: str | None
+    next_upload_id_marker: str | None
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "uploads": [u.to_json() for u in self.uploads],
+            "is_truncated": self.is_truncated,
+            "next_key_marker": self.next_key_marker,
+            "next_upload_id_marker": self.next_upload_id_marker,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class PartPage:
+    parts: list[Part]
+    is_truncated: bool
+    next_part_number_marker: int | None
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "parts": [p.to_json() for p in self.parts],
+            "is_truncated": self.is_truncated,
+            "next_part_number_marker": self.next_part_number_marker,
+        }

@@ -15,7 +15,15 @@ import contextlib
 import datetime as dt
 import logging
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Generator,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -41,8 +49,12 @@ from tristore.model import (
     CopySource,
     DeleteResult,
     ListPage,
+    MultipartUpload,
     ObjectInfo,
+    Part,
+    PartPage,
     Tagging,
+    UploadPage,
     VersionPage,
 )
 from tristore.pb import admin_pb2, objects_pb2
@@ -545,6 +557,126 @@ class AsyncClient:
         request.acl = validation.check_acl(acl)
         return convert.acl_from_pb(await self._unary("PutObjectAcl", request))
 
+    # -- multipart upload --------------------------------------------------------
+
+    async def create_multipart_upload(
+        self,
+        bucket: str,
+        key: str,
+        content_type: str | None = None,
+        metadata: dict[str, str] | None = None,
+        *,
+        tags: Mapping[str, str] | None = None,
+        acl: str | None = None,
+        storage_class: str | None = None,
+        sse: str | None = None,
+    ) -> MultipartUpload:
+        """Start a multipart upload; the object gets these fields on complete."""
+        validation.check_bucket_name(bucket)
+        validation.check_key(key)
+        header = objects_pb2.PutObjectHeader(
+            bucket=bucket,
+            key=key,
+            content_type=validation.normalize_content_type(content_type),
+            metadata=validation.normalize_metadata(metadata),
+            tags=check_tag_set(tags),
+            acl=validation.check_acl(acl) if acl else "",
+            storage_class=validation.check_storage_class(storage_class) if storage_class else "",
+            sse=validation.check_sse(sse or ""),
+        )
+        request = objects_pb2.CreateMultipartUploadRequest(header=header)
+        resp = await self._unary("CreateMultipartUpload", request)
+        return MultipartUpload(
+            resp.bucket, resp.key, resp.upload_id, dt.datetime.now(dt.UTC), storage_class or ""
+        )
+
+    async def upload_part(
+        self,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        part_number: int,
+        data: BodyInput,
+        progress: Progress | None = None,
+        content_md5: str = "",
+    ) -> Part:
+        """Upload one part (1..10,000; 5 MiB to 5 GiB except the last); uploading a
+        part number again replaces it. Returns its number, ETag and size."""
+        header = objects_pb2.UploadPartHeader(
+            bucket=bucket,
+            key=key,
+            upload_id=upload_id,
+            part_number=part_number,
+            content_md5=content_md5,
+        )
+        body = make_body(data)
+        header.size = body.size
+
+        async def attempt(ep: Endpoint) -> Any:
+            return await self._put_once(ep, header, body, progress, "UploadPart")
+
+        resp = await self._call(
+            "UploadPart", attempt, retry_if=lambda: body.replayable or not body.started
+        )
+        return Part(part_number, resp.etag, resp.size, dt.datetime.now(dt.UTC))
+
+    async def complete_multipart_upload(
+        self, bucket: str, key: str, upload_id: str, parts: Iterable[tuple[int, str]]
+    ) -> ObjectInfo:
+        """Assemble the object from ``parts`` ((part number, ETag), ascending)."""
+        request = objects_pb2.CompleteMultipartUploadRequest(
+            bucket=bucket,
+            key=key,
+            upload_id=upload_id,
+            parts=[objects_pb2.CompletedPart(part_number=n, etag=e) for n, e in parts],
+        )
+        return convert.info_from_pb((await self._unary("CompleteMultipartUpload", request)).info)
+
+    async def abort_multipart_upload(self, bucket: str, key: str, upload_id: str) -> None:
+        """Drop an upload and every part uploaded for it."""
+        request = objects_pb2.AbortMultipartUploadRequest(
+            bucket=bucket, key=key, upload_id=upload_id
+        )
+        await self._unary("AbortMultipartUpload", request)
+
+    async def list_multipart_uploads(
+        self,
+        bucket: str,
+        prefix: str = "",
+        key_marker: str = "",
+        upload_id_marker: str = "",
+        max_uploads: int | None = None,
+    ) -> UploadPage:
+        """One page of the bucket's uploads in progress, by key then creation."""
+        request = objects_pb2.ListMultipartUploadsRequest(
+            bucket=bucket,
+            prefix=prefix,
+            key_marker=key_marker,
+            upload_id_marker=upload_id_marker,
+            max_uploads=_check_max_keys(max_uploads) if max_uploads is not None else 0,
+        )
+        return convert.upload_page_from_pb(
+            bucket, await self._unary("ListMultipartUploads", request)
+        )
+
+    async def list_parts(
+        self,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        part_number_marker: int = 0,
+        max_parts: int | None = None,
+    ) -> PartPage:
+        """One page of an upload's parts, by part number."""
+        request = objects_pb2.ListPartsRequest(
+            bucket=bucket,
+            key=key,
+            upload_id=upload_id,
+            part_number_marker=part_number_marker,
+            max_parts=_check_max_keys(max_parts) if max_parts is not None else 0,
+        )
+        return convert.part_page_from_pb(await self._unary("ListParts", request))
+
     # -- copy ------------------------------------------------------------------
 
     async def copy_object(
@@ -756,16 +888,23 @@ class AsyncClient:
         return await self._call(method, attempt)
 
     async def _put_once(
-        self, ep: Endpoint, header: Any, body: Body, progress: Progress | None
+        self,
+        ep: Endpoint,
+        header: Any,
+        body: Body,
+        progress: Progress | None,
+        method: str = "PutObject",
     ) -> Any:
-        call = ep.objects.PutObject()
+        """One client-streaming upload: PutObject, or UploadPart."""
+        call = getattr(ep.objects, method)()
+        message = _STREAMED[method]
         first = _FirstStatus(call)
         try:
             try:
                 # Connect before taking anything from the body, so that an
                 # unreachable endpoint leaves even a one-shot body untouched.
                 await call.wait_for_connection()
-                await _send_body(call, header, body, progress)
+                await _send_body(call, message, header, body, progress)
                 await call.done_writing()
             except (asyncio.InvalidStateError, grpc.aio.AioRpcError):
                 # The RPC ended early: the server refused the upload part-way
@@ -856,22 +995,31 @@ class AsyncClient:
             await asyncio.sleep(delay)
 
 
-async def _send_body(call: Any, header: Any, body: Body, progress: Progress | None) -> None:
+#: The request message of each client-streaming upload.
+_STREAMED: dict[str, Any] = {
+    "PutObject": objects_pb2.PutObjectRequest,
+    "UploadPart": objects_pb2.UploadPartRequest,
+}
+
+
+async def _send_body(
+    call: Any, message: Any, header: Any, body: Body, progress: Progress | None
+) -> None:
     """Write the header (with the first chunk) and the rest of the body."""
     sent = 0
     first = True
     async with contextlib.aclosing(body.chunks()) as chunks:
         async for chunk in chunks:
             if first:
-                await call.write(objects_pb2.PutObjectRequest(header=header, data=chunk))
+                await call.write(message(header=header, data=chunk))
                 first = False
             else:
-                await call.write(objects_pb2.PutObjectRequest(data=chunk))
+                await call.write(message(data=chunk))
             sent += len(chunk)
             if progress is not None:
                 progress(sent)
     if first:  # an empty body: the header alone
-        await call.write(objects_pb2.PutObjectRequest(header=header))
+        await call.write(message(header=header))
 
 
 class _FirstStatus:

@@ -15,7 +15,7 @@ import contextlib
 import logging
 import threading
 import weakref
-from collections.abc import Coroutine, Iterator, Mapping, Sequence
+from collections.abc import Coroutine, Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -39,8 +39,12 @@ from tristore.model import (
     CopySource,
     DeleteResult,
     ListPage,
+    MultipartUpload,
     ObjectInfo,
+    Part,
+    PartPage,
     Tagging,
+    UploadPage,
     VersionPage,
 )
 
@@ -347,6 +351,81 @@ class Client:
 
     def put_object_acl(self, bucket: str, key: str, acl: str, version_id: str | None = None) -> Acl:
         return self._run(self._aio.put_object_acl(bucket, key, acl, version_id))
+
+    # -- multipart upload --------------------------------------------------------
+
+    def create_multipart_upload(
+        self,
+        bucket: str,
+        key: str,
+        content_type: str | None = None,
+        metadata: dict[str, str] | None = None,
+        *,
+        tags: Mapping[str, str] | None = None,
+        acl: str | None = None,
+        storage_class: str | None = None,
+        sse: str | None = None,
+    ) -> MultipartUpload:
+        return self._run(
+            self._aio.create_multipart_upload(
+                bucket,
+                key,
+                content_type,
+                metadata,
+                tags=tags,
+                acl=acl,
+                storage_class=storage_class,
+                sse=sse,
+            )
+        )
+
+    def upload_part(
+        self,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        part_number: int,
+        data: BodyInput,
+        progress: Progress | None = None,
+        content_md5: str = "",
+    ) -> Part:
+        return self._run(
+            self._aio.upload_part(bucket, key, upload_id, part_number, data, progress, content_md5)
+        )
+
+    def complete_multipart_upload(
+        self, bucket: str, key: str, upload_id: str, parts: Iterable[tuple[int, str]]
+    ) -> ObjectInfo:
+        return self._run(self._aio.complete_multipart_upload(bucket, key, upload_id, list(parts)))
+
+    def abort_multipart_upload(self, bucket: str, key: str, upload_id: str) -> None:
+        self._run(self._aio.abort_multipart_upload(bucket, key, upload_id))
+
+    def list_multipart_uploads(
+        self,
+        bucket: str,
+        prefix: str = "",
+        key_marker: str = "",
+        upload_id_marker: str = "",
+        max_uploads: int | None = None,
+    ) -> UploadPage:
+        return self._run(
+            self._aio.list_multipart_uploads(
+                bucket, prefix, key_marker, upload_id_marker, max_uploads
+            )
+        )
+
+    def list_parts(
+        self,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        part_number_marker: int = 0,
+        max_parts: int | None = None,
+    ) -> PartPage:
+        return self._run(
+            self._aio.list_parts(bucket, key, upload_id, part_number_marker, max_parts)
+        )
 
     # -- copy ------------------------------------------------------------------
 

@@ -124,6 +124,36 @@ class ObjectServiceStub:
                 request_serializer=tristore_dot_pb_dot_objects__pb2.CopyObjectRequest.SerializeToString,
                 response_deserializer=tristore_dot_pb_dot_objects__pb2.CopyObjectResponse.FromString,
                 _registered_method=True)
+        self.CreateMultipartUpload = channel.unary_unary(
+                '/tristore.v1.ObjectService/CreateMultipartUpload',
+                request_serializer=tristore_dot_pb_dot_objects__pb2.CreateMultipartUploadRequest.SerializeToString,
+                response_deserializer=tristore_dot_pb_dot_objects__pb2.CreateMultipartUploadResponse.FromString,
+                _registered_method=True)
+        self.UploadPart = channel.stream_unary(
+                '/tristore.v1.ObjectService/UploadPart',
+                request_serializer=tristore_dot_pb_dot_objects__pb2.UploadPartRequest.SerializeToString,
+                response_deserializer=tristore_dot_pb_dot_objects__pb2.UploadPartResponse.FromString,
+                _registered_method=True)
+        self.CompleteMultipartUpload = channel.unary_unary(
+                '/tristore.v1.ObjectService/CompleteMultipartUpload',
+                request_serializer=tristore_dot_pb_dot_objects__pb2.CompleteMultipartUploadRequest.SerializeToString,
+                response_deserializer=tristore_dot_pb_dot_objects__pb2.CompleteMultipartUploadResponse.FromString,
+                _registered_method=True)
+        self.AbortMultipartUpload = channel.unary_unary(
+                '/tristore.v1.ObjectService/AbortMultipartUpload',
+                request_serializer=tristore_dot_pb_dot_objects__pb2.AbortMultipartUploadRequest.SerializeToString,
+                response_deserializer=tristore_dot_pb_dot_objects__pb2.AbortMultipartUploadResponse.FromString,
+                _registered_method=True)
+        self.ListMultipartUploads = channel.unary_unary(
+                '/tristore.v1.ObjectService/ListMultipartUploads',
+                request_serializer=tristore_dot_pb_dot_objects__pb2.ListMultipartUploadsRequest.SerializeToString,
+                response_deserializer=tristore_dot_pb_dot_objects__pb2.ListMultipartUploadsResponse.FromString,
+                _registered_method=True)
+        self.ListParts = channel.unary_unary(
+                '/tristore.v1.ObjectService/ListParts',
+                request_serializer=tristore_dot_pb_dot_objects__pb2.ListPartsRequest.SerializeToString,
+                response_deserializer=tristore_dot_pb_dot_objects__pb2.ListPartsResponse.FromString,
+                _registered_method=True)
 
 
 class ObjectServiceServicer:
@@ -240,6 +270,43 @@ class ObjectServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateMultipartUpload(self, request, context):
+        """Multipart upload (S3's CreateMultipartUpload ... CompleteMultipartUpload).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UploadPart(self, request_iterator, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CompleteMultipartUpload(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AbortMultipartUpload(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListMultipartUploads(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListParts(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ObjectServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -332,6 +399,36 @@ def add_ObjectServiceServicer_to_server(servicer, server):
                     servicer.CopyObject,
                     request_deserializer=tristore_dot_pb_dot_objects__pb2.CopyObjectRequest.FromString,
                     response_serializer=tristore_dot_pb_dot_objects__pb2.CopyObjectResponse.SerializeToString,
+            ),
+            'CreateMultipartUpload': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateMultipartUpload,
+                    request_deserializer=tristore_dot_pb_dot_objects__pb2.CreateMultipartUploadRequest.FromString,
+                    response_serializer=tristore_dot_pb_dot_objects__pb2.CreateMultipartUploadResponse.SerializeToString,
+            ),
+            'UploadPart': grpc.stream_unary_rpc_method_handler(
+                    servicer.UploadPart,
+                    request_deserializer=tristore_dot_pb_dot_objects__pb2.UploadPartRequest.FromString,
+                    response_serializer=tristore_dot_pb_dot_objects__pb2.UploadPartResponse.SerializeToString,
+            ),
+            'CompleteMultipartUpload': grpc.unary_unary_rpc_method_handler(
+                    servicer.CompleteMultipartUpload,
+                    request_deserializer=tristore_dot_pb_dot_objects__pb2.CompleteMultipartUploadRequest.FromString,
+                    response_serializer=tristore_dot_pb_dot_objects__pb2.CompleteMultipartUploadResponse.SerializeToString,
+            ),
+            'AbortMultipartUpload': grpc.unary_unary_rpc_method_handler(
+                    servicer.AbortMultipartUpload,
+                    request_deserializer=tristore_dot_pb_dot_objects__pb2.AbortMultipartUploadRequest.FromString,
+                    response_serializer=tristore_dot_pb_dot_objects__pb2.AbortMultipartUploadResponse.SerializeToString,
+            ),
+            'ListMultipartUploads': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListMultipartUploads,
+                    request_deserializer=tristore_dot_pb_dot_objects__pb2.ListMultipartUploadsRequest.FromString,
+                    response_serializer=tristore_dot_pb_dot_objects__pb2.ListMultipartUploadsResponse.SerializeToString,
+            ),
+            'ListParts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListParts,
+                    request_deserializer=tristore_dot_pb_dot_objects__pb2.ListPartsRequest.FromString,
+                    response_serializer=tristore_dot_pb_dot_objects__pb2.ListPartsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -820,6 +917,168 @@ class ObjectService:
             '/tristore.v1.ObjectService/CopyObject',
             tristore_dot_pb_dot_objects__pb2.CopyObjectRequest.SerializeToString,
             tristore_dot_pb_dot_objects__pb2.CopyObjectResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateMultipartUpload(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tristore.v1.ObjectService/CreateMultipartUpload',
+            tristore_dot_pb_dot_objects__pb2.CreateMultipartUploadRequest.SerializeToString,
+            tristore_dot_pb_dot_objects__pb2.CreateMultipartUploadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UploadPart(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/tristore.v1.ObjectService/UploadPart',
+            tristore_dot_pb_dot_objects__pb2.UploadPartRequest.SerializeToString,
+            tristore_dot_pb_dot_objects__pb2.UploadPartResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CompleteMultipartUpload(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tristore.v1.ObjectService/CompleteMultipartUpload',
+            tristore_dot_pb_dot_objects__pb2.CompleteMultipartUploadRequest.SerializeToString,
+            tristore_dot_pb_dot_objects__pb2.CompleteMultipartUploadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AbortMultipartUpload(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tristore.v1.ObjectService/AbortMultipartUpload',
+            tristore_dot_pb_dot_objects__pb2.AbortMultipartUploadRequest.SerializeToString,
+            tristore_dot_pb_dot_objects__pb2.AbortMultipartUploadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListMultipartUploads(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tristore.v1.ObjectService/ListMultipartUploads',
+            tristore_dot_pb_dot_objects__pb2.ListMultipartUploadsRequest.SerializeToString,
+            tristore_dot_pb_dot_objects__pb2.ListMultipartUploadsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListParts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tristore.v1.ObjectService/ListParts',
+            tristore_dot_pb_dot_objects__pb2.ListPartsRequest.SerializeToString,
+            tristore_dot_pb_dot_objects__pb2.ListPartsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,331 @@
+"""Multipart upload: S3's CreateMultipartUpload, UploadPart, CompleteMultipartUpload,
+AbortMultipartUpload, ListMultipartUploads and ListParts.
+
+An upload and its parts are ordinary keys of the internal bucket
+:data:`keys.UPLOADS` (not a valid S3 name, so no user can reach it), so they get
+everything a key gets: the three-AZ commit, the witness, hinted handoff.
+
+- ``u/<bucket>/<key>\\x01<upload id>``: the upload, a record without a body that
+  carries the object-to-be's fields (content type, metadata, tags, ACL, storage
+  class, SSE); it sorts by key, then by upload id, which sorts by creation.
+- ``p/<upload id>/<part number, 5 digits>``: one part, its body and MD5 ETag.
+
+Complete checks the client's list against the stored parts (S3's InvalidPart,
+InvalidPartOrder, EntityTooSmall), then streams the chosen parts' bodies, in
+order, into one new version of the target key, which commits like any PUT: in
+all three AZs or not at all, with ETag ``md5(concatenated part MD5s)-N``. Then
+the parts and the upload are deleted and their bodies go to the garbage
+collector. A crash before that leaves the upload in place, to be completed again
+or aborted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import itertools
+import os
+import re
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from node import keys
+from tristore import validation
+from tristore.errors import (
+    EntityTooLarge,
+    EntityTooSmall,
+    InvalidArgument,
+    InvalidPart,
+    InvalidPartOrder,
+    MalformedXML,
+    NoSuchUpload,
+)
+from tristore.model import (
+    VERSIONING_ENABLED,
+    MultipartUpload,
+    ObjectInfo,
+    ObjectVersion,
+    Part,
+    PartPage,
+    UploadPage,
+    ms_to_datetime,
+)
+from tristore.stamps import ZERO
+
+if TYPE_CHECKING:
+    from node.coordinator import Coordinator, PutHeader
+
+#: S3's limits.
+MIN_PART_SIZE = 5 * 1024**2
+MAX_PART_SIZE = 5 * 1024**3
+MAX_PARTS = 10_000
+MAX_OBJECT_SIZE = 5 * 1024**4
+MAX_LIST = 1000
+#: Internal reads and deletes one request runs at once.
+PARALLEL = 32
+
+_UPLOAD_ID = re.compile(r"[0-9a-f]{28}")
+_SEP = "\x01"
+
+
+def _upload_key(bucket: str, key: str, upload_id: str) -> str:
+    return f"u/{bucket}/{key}{_SEP}{upload_id}"
+
+
+def _uploads_prefix(bucket: str, prefix: str = "") -> str:
+    return f"u/{bucket}/{prefix}"
+
+
+def _part_prefix(upload_id: str) -> str:
+    return f"p/{upload_id}/"
+
+
+def _part_key(upload_id: str, number: int) -> str:
+    return f"{_part_prefix(upload_id)}{number:05d}"
+
+
+def multipart_etag(part_etags: list[str]) -> str:
+    """S3's ETag of a multipart object: MD5 of the parts' binary MD5s, dash, count."""
+    digest = hashlib.md5(b"".join(bytes.fromhex(e) for e in part_etags)).hexdigest()
+    return f"{digest}-{len(part_etags)}"
+
+
+def _bare(etag: str) -> str:
+    return etag.strip().strip('"').lower()
+
+
+class Multipart:
+    """The multipart operations of one coordinator (which does the storing)."""
+
+    def __init__(self, coord: Coordinator) -> None:
+        self.coord = coord
+
+    async def create(self, header: PutHeader) -> MultipartUpload:
+        validation.check_bucket_name(header.bucket)
+        validation.check_key(header.key)
+        c = self.coord
+        base = c._new_version(header, header.content_type, header.metadata, header.tags)
+        await c._require_bucket(header.bucket)
+        stamp = c.clock.now()
+        upload_id = f"{stamp.physical_ms:012x}{os.urandom(8).hex()}"
+        record = replace(
+            base,
+            bucket=keys.UPLOADS,
+            key=_upload_key(header.bucket, header.key, upload_id),
+            stamp=stamp,
+            null_version=True,
+        )
+        await c._write(record)
+        return _upload_of(header.bucket, header.key, upload_id, record)
+
+    async def _upload(self, bucket: str, key: str, upload_id: str) -> ObjectVersion:
+        """The upload's record, read linearizably; NoSuchUpload if it is not in progress."""
+        validation.check_bucket_name(bucket)
+        validation.check_key(key)
+        if _UPLOAD_ID.fullmatch(upload_id):
+            v, _ = await self.coord._read(keys.UPLOADS, _upload_key(bucket, key, upload_id))
+            if v is not None and not v.deleted:
+                return v
+        await self.coord._require_bucket(bucket)
+        raise NoSuchUpload(
+            f"upload {upload_id!r} of {bucket}/{key} does not exist: it was never created, "
+            "or was completed or aborted"
+        )
+
+    async def upload_part(
+        self,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        part_number: int,
+        body: AsyncIterator[bytes],
+        size: int = -1,
+        content_md5: str = "",
+    ) -> Part:
+        if not 1 <= part_number <= MAX_PARTS:
+            raise InvalidArgument(
+                f"part number {part_number} is out of range: parts are numbered 1 to {MAX_PARTS}"
+            )
+        if size > MAX_PART_SIZE:
+            raise EntityTooLarge(f"a part holds at most {MAX_PART_SIZE} bytes, not {size}")
+        await self._upload(bucket, key, upload_id)
+        base = ObjectVersion(keys.UPLOADS, _part_key(upload_id, part_number), ZERO)
+        v = await self.coord._store(
+            replace(base, null_version=True), body, size, content_md5, limit=MAX_PART_SIZE
+        )
+        try:
+            await self._upload(bucket, key, upload_id)
+        except NoSuchUpload:
+            # Completed or aborted while the part streamed in: leave nothing behind.
+            await self._discard([v.key])
+            raise
+        return Part(part_number, v.etag, v.size, ms_to_datetime(v.last_modified_ms))
+
+    async def complete(
+        self, bucket: str, key: str, upload_id: str, chosen: list[tuple[int, str]]
+    ) -> ObjectInfo:
+        upload = await self._upload(bucket, key, upload_id)
+        if not chosen:
+            raise MalformedXML("the part list is empty: name at least one part to complete")
+        numbers = [n for n, _ in chosen]
+        if any(b <= a for a, b in itertools.pairwise(numbers)):
+            raise InvalidPartOrder(
+                "the parts must be listed in ascending order of part number, each once"
+            )
+        stored = {p.part_number: p for p in await self._all_parts(upload_id)}
+        parts: list[Part] = []
+        for i, (number, etag) in enumerate(chosen):
+            p = stored.get(number)
+            if p is None or _bare(etag) != p.etag:
+                have = f"its ETag is {p.etag!r}" if p is not None else "it was not uploaded"
+                raise InvalidPart(
+                    f"part {number} with ETag {etag!r} is not a part of this upload ({have})"
+                )
+            if i < len(chosen) - 1 and p.size < MIN_PART_SIZE:
+                raise EntityTooSmall(
+                    f"part {number} has {p.size} bytes; every part but the last needs at "
+                    f"least {MIN_PART_SIZE}"
+                )
+            parts.append(p)
+        c = self.coord
+        info = await c._require_bucket(bucket)
+        target = replace(
+            upload,
+            bucket=bucket,
+            key=key,
+            stamp=ZERO,
+            null_version=info.versioning != VERSIONING_ENABLED,
+        )
+        total = sum(p.size for p in parts)
+        version = await c._store(
+            target,
+            self._bodies(upload_id, parts),
+            total,
+            "",
+            limit=MAX_OBJECT_SIZE,
+            etag=multipart_etag([p.etag for p in parts]),
+        )
+        await self._discard([_part_key(upload_id, n) for n in stored] + [upload.key])
+        return ObjectInfo.of(version)
+
+    async def abort(self, bucket: str, key: str, upload_id: str) -> None:
+        upload = await self._upload(bucket, key, upload_id)
+        parts = await self._all_parts(upload_id)
+        await self._discard([_part_key(upload_id, p.part_number) for p in parts] + [upload.key])
+
+    async def list_uploads(
+        self,
+        bucket: str,
+        prefix: str = "",
+        key_marker: str = "",
+        upload_id_marker: str = "",
+        max_uploads: int = MAX_LIST,
+    ) -> UploadPage:
+        validation.check_bucket_name(bucket)
+        validation.check_max_keys(max_uploads)
+        if upload_id_marker and not key_marker:
+            raise InvalidArgument("an upload-id marker needs a key marker")
+        await self.coord._require_bucket(bucket)
+        start_after = ""
+        if key_marker:
+            # After every upload of the marker's key, or after the marker's upload.
+            start_after = _upload_key(bucket, key_marker, upload_id_marker or "g")
+        page = await self.coord._list(
+            keys.UPLOADS, _uploads_prefix(bucket, prefix), "", max_uploads, None, start_after
+        )
+        cut = len(_uploads_prefix(bucket))
+        gate = asyncio.Semaphore(PARALLEL)
+
+        async def one(entry_key: str) -> MultipartUpload | None:
+            name, _, upload_id = entry_key[cut:].rpartition(_SEP)
+            async with gate:
+                record, _ = await self.coord._read(keys.UPLOADS, entry_key)
+            if record is None or record.deleted:
+                return None  # completed or aborted since it was listed
+            return _upload_of(bucket, name, upload_id, record)
+
+        found = await asyncio.gather(*(one(e.key) for e in page.contents))
+        uploads = [u for u in found if u is not None]
+        last = uploads[-1] if page.is_truncated and uploads else None
+        return UploadPage(
+            uploads,
+            page.is_truncated,
+            last.key if last else None,
+            last.upload_id if last else None,
+        )
+
+    async def list_parts(
+        self,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        part_number_marker: int = 0,
+        max_parts: int = MAX_LIST,
+    ) -> PartPage:
+        validation.check_max_keys(max_parts)
+        if not 0 <= part_number_marker <= MAX_PARTS:
+            raise InvalidArgument(f"part-number marker {part_number_marker} is out of range")
+        await self._upload(bucket, key, upload_id)
+        return await self._parts_page(upload_id, part_number_marker, max_parts)
+
+    async def _parts_page(self, upload_id: str, after: int, max_parts: int) -> PartPage:
+        start = _part_key(upload_id, after) if after else ""
+        page = await self.coord._list(
+            keys.UPLOADS, _part_prefix(upload_id), "", max_parts, None, start
+        )
+        parts = [
+            Part(int(e.key.rsplit("/", 1)[1]), e.etag, e.size, e.last_modified)
+            for e in page.contents
+        ]
+        marker = parts[-1].part_number if page.is_truncated and parts else None
+        return PartPage(parts, page.is_truncated, marker)
+
+    async def _all_parts(self, upload_id: str) -> list[Part]:
+        out: list[Part] = []
+        after = 0
+        for _ in range(MAX_PARTS // MAX_LIST + 1):
+            page = await self._parts_page(upload_id, after, MAX_LIST)
+            out += page.parts
+            if not page.is_truncated or page.next_part_number_marker is None:
+                break
+            after = page.next_part_number_marker
+        return out
+
+    async def _bodies(self, upload_id: str, parts: list[Part]) -> AsyncIterator[bytes]:
+        """The chosen parts' bodies, one after the other."""
+        c = self.coord
+        for p in parts:
+            v, holders = await c._read(keys.UPLOADS, _part_key(upload_id, p.part_number))
+            if v is None or v.deleted or v.etag != p.etag:
+                raise InvalidPart(f"part {p.part_number} changed while the upload completed")
+            if v.inline is not None:
+                yield v.inline
+            else:
+                async for piece in c._stream_body(v, holders, 0, v.size):
+                    yield piece
+
+    async def _discard(self, names: list[str]) -> None:
+        """Delete internal keys for good (their bodies go to the garbage collector)."""
+        c = self.coord
+        gate = asyncio.Semaphore(PARALLEL)
+
+        async def one(name: str) -> None:
+            async with gate:
+                tomb = ObjectVersion(
+                    keys.UPLOADS, name, c.clock.now(), deleted=True, null_version=True
+                )
+                await c._write(tomb)
+
+        await asyncio.gather(*(one(n) for n in names))
+
+
+def _upload_of(bucket: str, key: str, upload_id: str, record: ObjectVersion) -> MultipartUpload:
+    return MultipartUpload(
+        bucket,
+        key,
+        upload_id,
+        ms_to_datetime(record.last_modified_ms),
+        record.storage_class,
+        record.owner,
+    )
