@@ -1123,7 +1123,8 @@ class Coordinator:
         tag_mode = validation.check_directive("tagging directive", tagging_directive)
         src, holders = await self._current(source.bucket, source.key, source.version_id)
         check_conditions(src, source.conditions, copy_source=True)
-        same = (source.bucket, source.key) == (dest.bucket, dest.key)
+        # Copying a named version onto its own key is S3's way to restore it.
+        same = (source.bucket, source.key) == (dest.bucket, dest.key) and not source.version_id
         if (
             same
             and meta_mode == "COPY"

@@ -279,9 +279,6 @@ def test_server_side_copy(cluster: DevCluster) -> None:
     )
 
 
-@pytest.mark.xfail(
-    reason="server refuses a self-copy of an older version; being fixed", strict=False
-)
 def test_copy_of_an_older_version(cluster: DevCluster) -> None:
     b = versioned_bucket(cluster, "cli-copyv")
     put(cluster, f"s3://{b}/k", b"first")
