@@ -1,6 +1,7 @@
 """Histories of concurrent clients under faults, checked for linearizability.
 
-Clients are pinned to different coordinators and work a few hot keys, recording
+Clients are pinned to different coordinators and work a few hot keys (some
+writes go through multipart upload), recording
 each operation's invocation and completion; a nemesis SIGKILLs and restarts
 nodes (with clocks skewed by seconds) and witnesses. Every history must check,
 and the same workload against the deliberately broken mode (reads served from
@@ -25,6 +26,8 @@ import pytest
 from tests.integration.cluster import DevCluster, start_cluster
 from tests.linearizability import READ, WRITE, Op, check
 from tristore import errors
+from tristore.client import Client
+from tristore.model import ObjectInfo
 
 pytestmark = [pytest.mark.robustness, pytest.mark.timeout(600)]
 
@@ -71,7 +74,12 @@ def client_loop(
                     if deleting:
                         c.delete_object(bucket, key)
                     else:
-                        info = c.put_object(bucket, key, value.encode())  # type: ignore[union-attr]
+                        assert value is not None
+                        info = (
+                            _multipart_put(c, bucket, key, value.encode())
+                            if seq % 6 == 2
+                            else c.put_object(bucket, key, value.encode())
+                        )
                         if acked is not None:
                             acked[info.version_id] = f"{key}={value}"
                 except errors.TristoreError:
@@ -86,6 +94,13 @@ def client_loop(
                 except errors.TristoreError:
                     continue  # a failed read constrains nothing
                 rec.add(Op(key, READ, got, started, rec.now(), client=ident))
+
+
+def _multipart_put(c: Client, bucket: str, key: str, body: bytes) -> ObjectInfo:
+    """A write through multipart upload: one (last, so small) part, then complete."""
+    up = c.create_multipart_upload(bucket, key)
+    part = c.upload_part(bucket, key, up.upload_id, 1, body)
+    return c.complete_multipart_upload(bucket, key, up.upload_id, [(1, part.etag)])
 
 
 def run_workload(
