@@ -287,21 +287,9 @@ class AsyncClient:
         A conditional PUT whose first attempt took effect but lost its reply
         fails its retry with PreconditionFailed: the outcome is then unknown.
         """
-        validation.check_bucket_name(bucket)
-        validation.check_key(key)
         none_match, match = check_put_conditions(if_none_match, if_match)
-        header = objects_pb2.PutObjectHeader(
-            bucket=bucket,
-            key=key,
-            content_type=validation.normalize_content_type(content_type),
-            metadata=validation.normalize_metadata(metadata),
-            tags=check_tag_set(tags),
-            acl=validation.check_acl(acl) if acl else "",
-            storage_class=validation.check_storage_class(storage_class) if storage_class else "",
-            sse=validation.check_sse(sse or ""),
-            if_none_match=none_match,
-            if_match=match,
-        )
+        header = _object_header(bucket, key, content_type, metadata, tags, acl, storage_class, sse)
+        header.if_none_match, header.if_match = none_match, match
         body = make_body(data)
         header.size = body.size
 
@@ -572,18 +560,7 @@ class AsyncClient:
         sse: str | None = None,
     ) -> MultipartUpload:
         """Start a multipart upload; the object gets these fields on complete."""
-        validation.check_bucket_name(bucket)
-        validation.check_key(key)
-        header = objects_pb2.PutObjectHeader(
-            bucket=bucket,
-            key=key,
-            content_type=validation.normalize_content_type(content_type),
-            metadata=validation.normalize_metadata(metadata),
-            tags=check_tag_set(tags),
-            acl=validation.check_acl(acl) if acl else "",
-            storage_class=validation.check_storage_class(storage_class) if storage_class else "",
-            sse=validation.check_sse(sse or ""),
-        )
+        header = _object_header(bucket, key, content_type, metadata, tags, acl, storage_class, sse)
         request = objects_pb2.CreateMultipartUploadRequest(header=header)
         resp = await self._unary("CreateMultipartUpload", request)
         return MultipartUpload(
@@ -993,6 +970,31 @@ class AsyncClient:
                 delay * 1000,
             )
             await asyncio.sleep(delay)
+
+
+def _object_header(
+    bucket: str,
+    key: str,
+    content_type: str | None,
+    metadata: dict[str, str] | None,
+    tags: Mapping[str, str] | None,
+    acl: str | None,
+    storage_class: str | None,
+    sse: str | None,
+) -> objects_pb2.PutObjectHeader:
+    """The validated fields of a new object (a PUT's, or a multipart upload's)."""
+    validation.check_bucket_name(bucket)
+    validation.check_key(key)
+    return objects_pb2.PutObjectHeader(
+        bucket=bucket,
+        key=key,
+        content_type=validation.normalize_content_type(content_type),
+        metadata=validation.normalize_metadata(metadata),
+        tags=check_tag_set(tags),
+        acl=validation.check_acl(acl) if acl else "",
+        storage_class=validation.check_storage_class(storage_class) if storage_class else "",
+        sse=validation.check_sse(sse or ""),
+    )
 
 
 #: The request message of each client-streaming upload.
