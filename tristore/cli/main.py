@@ -12,7 +12,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from tristore.cli import admin, dev, objects, serve
+from tristore.cli import admin, dev, mpu, objects, serve
 from tristore.cli.util import CliError
 from tristore.errors import TristoreError
 
@@ -57,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     dev.register(sub, common)
     objects.register(sub, common)
+    mpu.register(sub, common)
     admin.register(sub, common)
     serve.register(sub, common)
     return parser

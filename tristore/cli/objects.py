@@ -4,7 +4,8 @@ version, tag, acl (in the style of ``aws s3`` / ``aws s3api``).
 Bodies are streamed in both directions: uploads hand the SDK the open file,
 downloads write chunks to a temporary file next to the destination and rename
 it into place, so a copy never holds a whole object in memory and a failed
-download never leaves a half-written file under the destination's name.
+download never leaves a half-written file under the destination's name. Large
+files go up as resumable multipart uploads (:mod:`tristore.cli.multipart`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from tristore.cli import progress
+from tristore.cli import multipart, progress
+from tristore.cli.upload_state import LocalFile, has_state
 from tristore.cli.util import (
     S3Url,
     connect,
@@ -31,7 +33,7 @@ from tristore.cli.util import (
     parse_s3_url,
     print_json,
 )
-from tristore.errors import IncompleteBody, InvalidArgument
+from tristore.errors import BadDigest, IncompleteBody, InvalidArgument
 from tristore.model import CopySource, DeleteResult, VersionEntry, VersionPage
 from tristore.validation import MAX_LIST_KEYS, check_key, check_max_keys
 
@@ -86,6 +88,8 @@ def describe_delete(url: S3Url, result: DeleteResult, by_version: bool) -> str:
 _WRITE_FLAGS = ("meta", "content_type", "tag", "acl", "storage_class", "sse")
 #: cp flags that make a PUT conditional: uploads only.
 _PUT_CONDITION_FLAGS = ("if_none_match", "if_match")
+#: cp flags that shape a multipart upload: uploads of a local file only.
+_MULTIPART_FLAGS = ("multipart_threshold", "part_size", "parallel")
 
 
 def _flag(name: str) -> str:
@@ -103,13 +107,19 @@ def cmd_cp(args: argparse.Namespace) -> int:
     tags = parse_kv_list(args.tag, "--tag")
     src, dst = args.src, args.dst
     if is_s3_url(src) and is_s3_url(dst):
-        _refuse_flags(args, _PUT_CONDITION_FLAGS, "only for uploads, not s3:// copies")
+        _refuse_flags(
+            args, _PUT_CONDITION_FLAGS + _MULTIPART_FLAGS, "only for uploads, not s3:// copies"
+        )
         return _copy(parse_object_url(src), parse_s3_url(dst), args, metadata, tags)
     if is_s3_url(dst):
         _refuse_flags(args, ["version_id"], "only for downloads and s3:// copies")
         return _upload(src, parse_s3_url(dst), args, metadata, tags)
     if is_s3_url(src):
-        _refuse_flags(args, _WRITE_FLAGS + _PUT_CONDITION_FLAGS, "only when DST is s3://BUCKET/KEY")
+        _refuse_flags(
+            args,
+            _WRITE_FLAGS + _PUT_CONDITION_FLAGS + _MULTIPART_FLAGS,
+            "only when DST is s3://BUCKET/KEY",
+        )
         return _download(parse_object_url(src), dst, args)
     raise InvalidArgument(
         f"one of SRC and DST must be an s3://BUCKET/KEY URL (got {src!r} and {dst!r})"
@@ -186,6 +196,21 @@ def _upload(
     tags: dict[str, str],
 ) -> int:
     key = _upload_key(src, url)
+    conditional = args.if_none_match is not None or args.if_match is not None
+    if src == STDIO:
+        _refuse_flags(args, _MULTIPART_FLAGS, "only for uploads of a file, not of stdin")
+    elif conditional:
+        # CompleteMultipartUpload takes no condition: a conditional upload is one PUT.
+        _refuse_flags(args, _MULTIPART_FLAGS, "not with --if-none-match or --if-match")
+    transfer = multipart.TransferOptions.from_args(args)
+    new_object: dict[str, Any] = {
+        "metadata": metadata or None,
+        "tags": tags or None,
+        "acl": args.acl,
+        "storage_class": args.storage_class,
+        "sse": args.sse,
+    }
+    done: multipart.Uploaded | None = None
     with contextlib.ExitStack() as stack:
         body: BinaryIO
         if src == STDIO:
@@ -195,28 +220,42 @@ def _upload(
             if path.is_dir():
                 raise InvalidArgument(f"{src} is a directory; cp copies a single file")
             body = stack.enter_context(path.open("rb"))
-            size = os.fstat(body.fileno()).st_size
+            st = os.fstat(body.fileno())
+            size = st.st_size
             content_type = args.content_type or mimetypes.guess_type(path.name)[0]
         c = stack.enter_context(connect(args.endpoint))
         bar = progress.for_stderr(size, enabled=not args.no_progress)
         stack.callback(bar.close)
-        # The SDK reads the file object chunk by chunk: the body is never all in memory.
-        info = c.put_object(
-            url.bucket,
-            key,
-            body,
-            content_type=content_type,
-            metadata=metadata or None,
-            progress=bar,
-            tags=tags or None,
-            acl=args.acl,
-            storage_class=args.storage_class,
-            sse=args.sse,
-            if_none_match=args.if_none_match,
-            if_match=args.if_match,
-        )
+        local = None if size is None else LocalFile.from_stat(path, st)
+        # An upload an earlier run left is resumed even below the threshold.
+        if (
+            local is not None
+            and not conditional
+            and (transfer.use_multipart(local.size) or has_state(local, url.bucket, key))
+        ):
+            create = {"content_type": content_type, **new_object}
+            done = multipart.upload_file(c, local, url.bucket, key, transfer, bar, create)
+            info = done.info
+        else:
+            # The SDK reads the file object chunk by chunk: the body is never all in memory.
+            info = c.put_object(
+                url.bucket,
+                key,
+                body,
+                content_type=content_type,
+                progress=bar,
+                if_none_match=args.if_none_match,
+                if_match=args.if_match,
+                **new_object,
+            )
     name = "stdin" if src == STDIO else src
-    print(f"upload: {name} to s3://{url.bucket}/{key} ({info.size} bytes, etag {info.etag})")
+    parts = f", {done.parts} parts" if done is not None else ""
+    print(f"upload: {name} to s3://{url.bucket}/{key} ({info.size} bytes, etag {info.etag}{parts})")
+    if done is not None and multipart.bare_etag(info.etag) != done.expected_etag:
+        raise BadDigest(
+            f"the store's ETag {info.etag} is not {done.expected_etag}, "
+            "the one the file's parts make"
+        )
     return 0
 
 
@@ -689,11 +728,17 @@ def _register_cp(sub: Any, common: argparse.ArgumentParser) -> None:
         "Transfers stream, so objects larger than memory are fine.\n\n"
         "Both s3://: a server-side copy (the body never leaves the cluster); --meta or\n"
         "--content-type replace the source's metadata, --tag its tags.\n\n"
+        "A file of --multipart-threshold bytes or more goes up as a multipart upload,\n"
+        "--parallel parts at a time. If it stops (Ctrl-C, an error), run the same command\n"
+        "again to resume: parts the store already has are not sent again. 'tristore mpu'\n"
+        "lists and aborts unfinished uploads. Sizes: 4096, 100MB (powers of 1000),\n"
+        "8MiB or 8M (powers of 1024).\n\n"
         "examples:\n"
         "  tristore cp photo.jpg s3://photos/2024/     # key 2024/photo.jpg\n"
         "  tristore cp s3://photos/2024/photo.jpg .    # ./photo.jpg\n"
         "  tar c dir | tristore cp - s3://backups/dir.tar\n"
         "  tristore cp s3://backups/dir.tar - | tar x\n"
+        "  tristore cp disk.img s3://backups/ --part-size 64MiB --parallel 8\n"
         "  tristore cp s3://photos/a.jpg s3://archive/a.jpg --storage-class GLACIER\n"
         "  tristore cp v2.json s3://cfg/app.json --if-match 5d41402abc4b2a76b9719d911017c592",
     )
@@ -738,6 +783,25 @@ def _register_cp(sub: Any, common: argparse.ArgumentParser) -> None:
         "--version-id",
         metavar="ID",
         help="download (or copy from) this version instead of the newest",
+    )
+    p.add_argument(
+        "--multipart-threshold",
+        metavar="SIZE",
+        type=multipart.threshold_arg,
+        help="upload files of SIZE or more as a resumable multipart upload (default: 64MiB)",
+    )
+    p.add_argument(
+        "--part-size",
+        metavar="SIZE",
+        type=multipart.part_size_arg,
+        help="bytes a part, 5MiB..5GiB (default: 8MiB; grown when the file would need "
+        "more than 10,000 parts)",
+    )
+    p.add_argument(
+        "--parallel",
+        metavar="N",
+        type=multipart.parallel_arg,
+        help=f"parts in flight at once, 1..{multipart.MAX_PARALLEL} (default: 4)",
     )
     p.add_argument(
         "--no-progress",

@@ -53,6 +53,7 @@ class Progress:
         self._show_after = show_after_s
         self._interval = min_interval_s
         self._drawn_width = 0
+        self._closed = False
 
     def __call__(self, done_total: int) -> None:
         self.done = done_total
@@ -63,6 +64,8 @@ class Progress:
         self._maybe_draw()
 
     def _maybe_draw(self) -> None:
+        if self._closed:
+            return
         now = self._clock()
         if now - self._started < self._show_after or now - self._last_draw < self._interval:
             return
@@ -77,7 +80,11 @@ class Progress:
         self._drawn_width = len(line)
 
     def close(self) -> None:
-        """Draw the final state and end the line, if the bar was ever shown."""
+        """Draw the final state and end the line, if the bar was ever shown.
+        Closing again does nothing; once closed the bar never draws again."""
+        if self._closed:
+            return
+        self._closed = True
         if self._drawn_width:
             self._draw(self._clock())
             self._out.write("\n")

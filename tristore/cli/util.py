@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import re
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -105,6 +106,33 @@ def format_size(n: float) -> str:
         if n < 1024 or unit == "TiB":
             break
     return f"{n:.1f} {unit}"
+
+
+#: Size suffixes (case-insensitive): SI for KB/MB/..., binary for KiB/MiB/... and
+#: for the bare K/M/G/T that ``dd`` and ``sort -S`` read as binary too.
+SIZE_UNITS = {
+    "": 1,
+    "b": 1,
+    **{u: 1024**i for i, u in enumerate("kmgt", 1)},
+    **{f"{u}b": 1000**i for i, u in enumerate("kmgt", 1)},
+    **{f"{u}ib": 1024**i for i, u in enumerate("kmgt", 1)},
+}
+_SIZE = re.compile(r"\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*([a-z]*)\s*", re.IGNORECASE)
+
+
+def parse_size(text: str) -> int:
+    """Bytes in ``8MiB``, ``100MB``, ``1.5G``, ``4096`` (rounded down to a whole byte)."""
+    m = _SIZE.fullmatch(text)
+    unit = m.group(2).lower() if m else ""
+    if m is None or unit not in SIZE_UNITS:
+        raise InvalidArgument(
+            f"{text!r} is not a size: write bytes (4096) or a number with a unit "
+            "(KB, MB, GB, TB = powers of 1000; K, M, G, T, KiB, MiB, GiB, TiB = powers of 1024)"
+        )
+    whole, _, frac = m.group(1).partition(".")
+    # Integer arithmetic: 1.1GB must not pick up float rounding.
+    scale = 10 ** len(frac)
+    return (int(whole or "0") * scale + int(frac or "0")) * SIZE_UNITS[unit] // scale
 
 
 def format_time(t: dt.datetime) -> str:
