@@ -40,7 +40,7 @@ from node.metrics import CACHE_HITS, CACHE_MISSES, OBJECT_BYTES, QUORUM_FAILURES
 from node.peers import Peers, Replica, ReplicaUnavailable
 from node.replica_store import CommitResult
 from node.witness_client import Fence, WitnessFleet
-from tristore import validation
+from tristore import replication, validation
 from tristore.config import ClusterConfig, NodeSpec
 from tristore.errors import (
     BadDigest,
@@ -202,7 +202,26 @@ def _parse_version_id(version_id: str) -> Stamp | None:
 
 
 def _bucket_info(record: ObjectVersion) -> BucketInfo:
-    return BucketInfo(record.key, ms_to_datetime(record.last_modified_ms), record.versioning)
+    return BucketInfo(
+        record.key,
+        ms_to_datetime(record.last_modified_ms),
+        record.versioning,
+        record.replication_rules,
+    )
+
+
+def to_replicate(
+    v: ObjectVersion, bucket: BucketInfo, delete_marker: bool = False
+) -> ObjectVersion:
+    """``v`` marked PENDING for each destination its bucket's rules send it to."""
+    dests = replication.destinations_for(bucket.replication, v.key, v.tags, delete_marker)
+    if not dests:
+        return v
+    return replace(
+        v,
+        replication_status=replication.PENDING,
+        replication_targets={d.name: replication.PENDING for d in dests},
+    )
 
 
 def _hint_for(node: NodeSpec, azr: AzReplicas) -> str:
@@ -310,21 +329,56 @@ class Coordinator:
 
     async def put_bucket_versioning(self, name: str, status: str) -> None:
         validation.check_versioning_status(status)
+
+        def edit(record: ObjectVersion) -> ObjectVersion | None:
+            if record.versioning == status:
+                return None
+            if record.replication_rules and status != VERSIONING_ENABLED:
+                raise InvalidRequest(
+                    f"bucket {name!r} has replication rules: versioning cannot be suspended "
+                    "(delete the replication configuration first)"
+                )
+            return replace(record, versioning=status)
+
+        await self._update_bucket(name, edit)
+
+    async def _update_bucket(
+        self, name: str, edit: Callable[[ObjectVersion], ObjectVersion | None]
+    ) -> ObjectVersion:
+        """Change a bucket's record (compare-and-swap at its home); ``edit``
+        returns None when there is nothing to change."""
         for _attempt in range(RESTAMP_ATTEMPTS):
             record = await self._bucket_record(name)
-            if record.versioning == status:
-                return
+            edited = edit(record)
+            if edited is None:
+                return record
             self.clock.observe(record.stamp)
-            updated = replace(
-                record, stamp=self.clock.now(), version_stamp=record.vstamp, versioning=status
-            )
+            updated = replace(edited, stamp=self.clock.now(), version_stamp=record.vstamp)
             try:
-                await self._write(updated, expect=record.stamp)
-                return
+                return await self._write(updated, expect=record.stamp)
             except ConditionalRequestConflict:
                 continue
         raise ConditionalRequestConflict(
-            f"bucket {name!r} kept changing while its versioning was set; retry"
+            f"bucket {name!r} kept changing while it was updated; retry"
+        )
+
+    async def put_bucket_replication(
+        self, name: str, rules: list[replication.Rule]
+    ) -> tuple[replication.Rule, ...]:
+        remotes = [r.name for r in self.cfg.remotes]
+
+        def edit(record: ObjectVersion) -> ObjectVersion:
+            checked = replication.check_rules(rules, remotes, record.versioning)
+            return replace(record, replication_rules=checked)
+
+        return (await self._update_bucket(name, edit)).replication_rules
+
+    async def get_bucket_replication(self, name: str) -> tuple[replication.Rule, ...]:
+        return (await self._bucket_record(name)).replication_rules
+
+    async def delete_bucket_replication(self, name: str) -> None:
+        await self._update_bucket(
+            name, lambda r: replace(r, replication_rules=()) if r.replication_rules else None
         )
 
     async def list_buckets(self) -> list[BucketInfo]:
@@ -357,6 +411,7 @@ class Coordinator:
             raise InvalidArgument("give If-None-Match or If-Match on a PUT, not both")
         bucket = await self._require_bucket(header.bucket)
         base = replace(base, null_version=bucket.versioning != VERSIONING_ENABLED)
+        base = to_replicate(base, bucket)
         expect = await self._put_precondition(header)
         version = await self._store(
             base, body, header.size, header.content_md5, self.ncfg.max_object_size, expect
@@ -372,13 +427,15 @@ class Coordinator:
         limit: int,
         expect: Stamp | None = None,
         etag: str | None = None,
+        replica: bool = False,
     ) -> ObjectVersion:
         """Store ``body`` as a new version of ``base``'s key: inline when small,
         else staged in chunks on one node per AZ, then committed in all three.
 
         ``size`` (-1: unknown) and ``content_md5`` ("": none) are what the
         client declared; ``etag`` replaces the body's MD5 as the ETag (a
-        completed multipart upload's)."""
+        completed multipart upload's). A ``replica`` keeps ``base``'s stamp
+        (see :meth:`_write`)."""
         # Read just past the inline limit to learn whether the body is small.
         head = bytearray()
         stream = body.__aiter__()
@@ -394,12 +451,86 @@ class Coordinator:
             data = bytes(head)
             md5 = self._check_body(size, content_md5, len(data), hashlib.md5(data).hexdigest())
             version = replace(base, size=len(data), etag=etag or md5, inline=data)
-            version = await self._write(replace(version, stamp=self.clock.now()), expect=expect)
+            if not replica:
+                version = replace(version, stamp=self.clock.now())
+            version = await self._write(version, expect=expect, replica=replica)
         else:
             chunks = _rechunk(stream, bytes(head), self.ncfg.chunk_size)
-            version = await self._put_large(base, chunks, size, content_md5, limit, expect, etag)
+            version = await self._put_large(
+                base, chunks, size, content_md5, limit, expect, etag, replica
+            )
         OBJECT_BYTES.labels("in").inc(version.size)
         return version
+
+    # -- replication (the calls replicators make) -------------------------------
+
+    async def apply_replica(
+        self, version: ObjectVersion, origin: str, body: AsyncIterator[bytes]
+    ) -> bool:
+        """Store a version another cluster wrote, with its version id, stamp,
+        ETag and Last-Modified; False when it is here already. It becomes the
+        key's current version only if nothing newer is (never backwards)."""
+        validation.check_key(version.key)
+        info = await self._require_bucket(version.bucket)
+        if info.versioning != VERSIONING_ENABLED:
+            raise InvalidRequest(
+                f"destination bucket {version.bucket!r} must have versioning Enabled to "
+                "receive replicas"
+            )
+        held, _ = await self._read_version(version.bucket, version.key, version.vstamp)
+        if held is not None:
+            return False
+        base = replace(
+            version,
+            data_id=b"",
+            inline=None,
+            chunk_size=0,
+            removed=(),
+            null_version=False,
+            replication_status=replication.REPLICA,
+            replication_targets={},
+            origin_cluster=origin,
+        )
+        if version.delete_marker:
+            await self._write(base, replica=True)
+            return True
+        multipart = "-" in version.etag
+        await self._store(
+            base,
+            body,
+            version.size,
+            "" if multipart else version.etag,
+            self.ncfg.max_object_size if not multipart else 5 * 1024**4,
+            etag=version.etag,
+            replica=True,
+        )
+        return True
+
+    async def put_replication_status(
+        self, bucket: str, key: str, version_id: str, destination: str, status: str, error: str
+    ) -> None:
+        """A replicator's word on one destination of a source version."""
+        if status not in (replication.COMPLETED, replication.FAILED):
+            raise InvalidArgument(f"replication status must be COMPLETED or FAILED, not {status!r}")
+        wanted = f"{status}: {error}" if error else status
+        version, _ = await self._current(bucket, key, version_id)
+        if version.replication_targets.get(destination) == wanted:
+            return  # another copy of the change-log entry got here first
+
+        def edit(v: ObjectVersion) -> ObjectVersion:
+            if destination not in v.replication_targets:
+                raise InvalidArgument(
+                    f"version {version_id} of {bucket}/{key} is not replicated to {destination!r}"
+                )
+            targets = dict(v.replication_targets)
+            targets[destination] = wanted
+            return replace(
+                v,
+                replication_targets=targets,
+                replication_status=replication.overall_status(targets),
+            )
+
+        await self._update_version(bucket, key, version_id, edit)
 
     def _new_version(
         self,
@@ -469,6 +600,7 @@ class Coordinator:
         limit: int,
         expect: Stamp | None,
         etag: str | None,
+        replica: bool,
     ) -> ObjectVersion:
         placement = self.placer.place(base.bucket, base.key)
         targets = await self._pick_targets(placement, conditional=expect is not None)
@@ -517,13 +649,13 @@ class Coordinator:
         md5_hex = self._check_body(declared, content_md5, size, md5.hexdigest())
         version = replace(
             base,
-            stamp=self.clock.now(),
+            stamp=base.stamp if replica else self.clock.now(),
             size=size,
             etag=etag or md5_hex,
             data_id=data_id,
             chunk_size=self.ncfg.chunk_size,
         )
-        return await self._write(version, targets, expect)
+        return await self._write(version, targets, expect, replica)
 
     @staticmethod
     async def _feed(
@@ -578,9 +710,14 @@ class Coordinator:
         head: ObjectVersion,
         targets: list[tuple[NodeSpec, str]] | None = None,
         expect: Stamp | None = None,
+        replica: bool = False,
     ) -> ObjectVersion:
         """Make ``head`` the key's current record in all three AZs; returns it
         with the stamp it got.
+
+        A ``replica`` (a version another cluster wrote, brought by a replicator)
+        keeps its stamp: it is added as a version everywhere, and becomes current
+        only where nothing newer is (last writer wins, never backwards).
 
         A replica that already holds a newer stamp (a writer with a faster clock,
         or an acknowledged write this clock is behind) makes the write take a
@@ -596,6 +733,11 @@ class Coordinator:
         """
         placement = self.placer.place(head.bucket, head.key)
         fence = self._fence(head.bucket, head.key)
+        if replica:
+            self.clock.observe(head.stamp)
+            await self._commit_change(replace(Change.of(head), merge=True), placement, targets)
+            await self._confirm(head, fence)
+            return head
         for attempt in range(RESTAMP_ATTEMPTS):
             change = Change.of(head, expect)
             results = await self._commit_change(change, placement, targets)
@@ -989,7 +1131,7 @@ class Coordinator:
             # cheap and keeps last-writer-wins ordering with any write racing it.
             await self._write(ObjectVersion(bucket, key, now, deleted=True, null_version=True))
             return DeleteResult()
-        marker = replace(marker, owner=self.cfg.cluster.name)
+        marker = to_replicate(replace(marker, owner=self.cfg.cluster.name), info, True)
         marker = await self._write(marker)
         return DeleteResult(marker.version_id, True)
 

@@ -28,9 +28,9 @@ import os
 import re
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
 from node import keys
+from node.coordinator import Coordinator, PutHeader, to_replicate
 from tristore import validation
 from tristore.errors import (
     EntityTooLarge,
@@ -52,9 +52,6 @@ from tristore.model import (
     ms_to_datetime,
 )
 from tristore.stamps import ZERO
-
-if TYPE_CHECKING:
-    from node.coordinator import Coordinator, PutHeader
 
 #: S3's limits.
 MIN_PART_SIZE = 5 * 1024**2
@@ -197,6 +194,7 @@ class Multipart:
             stamp=ZERO,
             null_version=info.versioning != VERSIONING_ENABLED,
         )
+        target = to_replicate(target, info)
         total = sum(p.size for p in parts)
         version = await c._store(
             target,

@@ -641,6 +641,19 @@ class ReplicaStore:
 
     # -- status ----------------------------------------------------------
 
+    def _read_log(self, after: int, limit: int) -> list[tuple[int, bytes]]:
+        out: list[tuple[int, bytes]] = []
+        for k, v in self.db.items(from_key=keys.log_key(after + 1)):
+            key = cast(bytes, k)
+            if not key.startswith(keys.LOG) or len(out) >= limit:
+                break
+            out.append((keys.split_log_key(key), cast(bytes, v)))
+        return out
+
+    async def read_log(self, after: int, limit: int) -> list[tuple[int, bytes]]:
+        """Change-log entries (seq, encoded change) after ``after``, in order."""
+        return cast(list[tuple[int, bytes]], await self._read(self._read_log, after, limit))
+
     def _last_log_seq(self) -> int:
         it = self.db.iter()
         try:

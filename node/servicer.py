@@ -23,10 +23,13 @@ from tristore.convert import (
     info_to_pb,
     page_to_pb,
     part_page_to_pb,
+    rule_from_pb,
+    rule_to_pb,
     stamp_from_pb,
     stamp_to_pb,
     tagging_to_pb,
     upload_page_to_pb,
+    version_from_pb,
     version_page_to_pb,
     version_to_pb,
 )
@@ -281,8 +284,57 @@ class ObjectServicer(objects_pb2_grpc.ObjectServiceServicer):
         )
         return part_page_to_pb(page)
 
+    # -- replication -----------------------------------------------------------------
 
-_Streamed = TypeVar("_Streamed", objects_pb2.PutObjectRequest, objects_pb2.UploadPartRequest)
+    async def PutBucketReplication(
+        self, request: objects_pb2.PutBucketReplicationRequest, context: Ctx
+    ) -> objects_pb2.BucketReplicationResponse:
+        rules = await self.coord.put_bucket_replication(
+            request.bucket, [rule_from_pb(r) for r in request.rules]
+        )
+        return objects_pb2.BucketReplicationResponse(rules=[rule_to_pb(r) for r in rules])
+
+    async def GetBucketReplication(
+        self, request: objects_pb2.GetBucketReplicationRequest, context: Ctx
+    ) -> objects_pb2.BucketReplicationResponse:
+        rules = await self.coord.get_bucket_replication(request.bucket)
+        return objects_pb2.BucketReplicationResponse(rules=[rule_to_pb(r) for r in rules])
+
+    async def DeleteBucketReplication(
+        self, request: objects_pb2.DeleteBucketReplicationRequest, context: Ctx
+    ) -> objects_pb2.BucketReplicationResponse:
+        await self.coord.delete_bucket_replication(request.bucket)
+        return objects_pb2.BucketReplicationResponse()
+
+    async def ApplyReplica(
+        self, request_iterator: AsyncIterator[objects_pb2.ApplyReplicaRequest], context: Ctx
+    ) -> objects_pb2.ApplyReplicaResponse:
+        first, body = await _header_then_body(request_iterator, "ApplyReplica")
+        applied = await self.coord.apply_replica(
+            version_from_pb(first.header.version), first.header.origin_cluster, body
+        )
+        return objects_pb2.ApplyReplicaResponse(applied=applied)
+
+    async def PutReplicationStatus(
+        self, request: objects_pb2.PutReplicationStatusRequest, context: Ctx
+    ) -> objects_pb2.PutReplicationStatusResponse:
+        await self.coord.put_replication_status(
+            request.bucket,
+            request.key,
+            request.version_id,
+            request.destination,
+            request.status,
+            request.error,
+        )
+        return objects_pb2.PutReplicationStatusResponse()
+
+
+_Streamed = TypeVar(
+    "_Streamed",
+    objects_pb2.PutObjectRequest,
+    objects_pb2.UploadPartRequest,
+    objects_pb2.ApplyReplicaRequest,
+)
 
 
 async def _header_then_body(
@@ -420,6 +472,17 @@ class ReplicaServicer(replica_pb2_grpc.ReplicaServiceServicer):
         return replica_pb2.ScanVersionsResponse(
             versions=[version_to_pb(v, with_inline=False) for v in versions], exhausted=exhausted
         )
+
+    async def ReadLog(
+        self, request: replica_pb2.ReadLogRequest, context: Ctx
+    ) -> replica_pb2.ReadLogResponse:
+        limit = min(request.limit or 256, 10_000)
+        entries = []
+        for seq, raw in await self.store.read_log(request.after, limit):
+            change = replica_pb2.CommitRequest()
+            change.ParseFromString(raw[1:])  # records.encode_change: a format byte, then this
+            entries.append(replica_pb2.LogEntry(seq=seq, change=change))
+        return replica_pb2.ReadLogResponse(entries=entries, last_seq=self.store.log_seq)
 
 
 class AdminServicer(admin_pb2_grpc.AdminServiceServicer):

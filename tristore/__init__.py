@@ -32,6 +32,7 @@ from tristore.model import (
     VersionEntry,
     VersionPage,
 )
+from tristore.replication import Destination, Rule
 
 if TYPE_CHECKING:
     from tristore.client import AsyncClient, AsyncObjectStream, Client, ObjectStream
@@ -55,12 +56,14 @@ __all__ = [
     "CopyResult",
     "CopySource",
     "DeleteResult",
+    "Destination",
     "ListEntry",
     "ListPage",
     "NodeHealth",
     "NodeStatus",
     "ObjectInfo",
     "ObjectStream",
+    "Rule",
     "Tagging",
     "VersionEntry",
     "VersionPage",

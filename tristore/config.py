@@ -103,6 +103,22 @@ class WitnessSection:
 
 
 @dataclass(frozen=True)
+class ReplicatorSection:
+    #: Change-log entries read from a node per call.
+    batch: int = 256
+    #: How often an idle replicator looks for new changes.
+    poll_interval_s: float = 0.2
+    #: Attempts to replicate one version before it is parked in the dead-letter queue.
+    max_attempts: int = 5
+    #: First retry delay; doubles per attempt.
+    retry_backoff_s: float = 0.2
+    #: A version replicated later than this after its write counts as a threshold miss.
+    threshold_s: float = 900.0
+    #: Deadline of one call to a node of either cluster.
+    timeout_s: float = 30.0
+
+
+@dataclass(frozen=True)
 class NodeSpec:
     name: str
     id: int
@@ -121,12 +137,35 @@ class WitnessSpec:
 
 
 @dataclass(frozen=True)
+class ReplicatorSpec:
+    name: str
+    grpc: str
+    metrics: str
+
+
+@dataclass(frozen=True)
+class RemoteSpec:
+    """Another cluster replication rules may name as a destination."""
+
+    name: str
+    #: Its nodes' gRPC addresses, comma-separated.
+    endpoints: str
+
+    @property
+    def endpoint_list(self) -> list[str]:
+        return [e.strip() for e in self.endpoints.split(",") if e.strip()]
+
+
+@dataclass(frozen=True)
 class ClusterConfig:
     cluster: ClusterSection = field(default_factory=ClusterSection)
     node: NodeSection = field(default_factory=NodeSection)
     witness: WitnessSection = field(default_factory=WitnessSection)
+    replicator: ReplicatorSection = field(default_factory=ReplicatorSection)
     nodes: tuple[NodeSpec, ...] = ()
     witnesses: tuple[WitnessSpec, ...] = ()
+    replicators: tuple[ReplicatorSpec, ...] = ()
+    remotes: tuple[RemoteSpec, ...] = ()
     #: Where the file was read from, if it was.
     path: str = ""
 
@@ -153,6 +192,24 @@ class ClusterConfig:
         """Members of each witness group, groups in id order."""
         ids = sorted({w.group for w in self.witnesses})
         return tuple(tuple(w for w in self.witnesses if w.group == g) for g in ids)
+
+    def replicator_named(self, name: str) -> ReplicatorSpec:
+        for r in self.replicators:
+            if r.name == name:
+                return r
+        raise InvalidArgument(
+            f"no replicator named {name!r} in the cluster map "
+            f"(replicators: {', '.join(r.name for r in self.replicators) or 'none'})"
+        )
+
+    def remote_named(self, name: str) -> RemoteSpec:
+        for r in self.remotes:
+            if r.name == name:
+                return r
+        raise InvalidArgument(
+            f"no remote cluster named {name!r} in the cluster map "
+            f"(remotes: {', '.join(r.name for r in self.remotes) or 'none'})"
+        )
 
     @property
     def azs(self) -> tuple[str, ...]:
@@ -243,8 +300,14 @@ SECTIONS: dict[str, type] = {
     "cluster": ClusterSection,
     "node": NodeSection,
     "witness": WitnessSection,
+    "replicator": ReplicatorSection,
 }
-LISTS: dict[str, type] = {"nodes": NodeSpec, "witnesses": WitnessSpec}
+LISTS: dict[str, type] = {
+    "nodes": NodeSpec,
+    "witnesses": WitnessSpec,
+    "replicators": ReplicatorSpec,
+    "remotes": RemoteSpec,
+}
 
 
 def _check_env(env: Mapping[str, str]) -> None:
@@ -291,7 +354,11 @@ def validate(cfg: ClusterConfig) -> None:
     ids = [n.id for n in cfg.nodes]
     if len(set(ids)) != len(ids) or any(not 0 < i < 65536 for i in ids):
         raise InvalidArgument("node ids must be unique integers in 1..65535")
-    procs: list[NodeSpec | WitnessSpec] = [*cfg.nodes, *cfg.witnesses]
+    procs: list[NodeSpec | WitnessSpec | ReplicatorSpec] = [
+        *cfg.nodes,
+        *cfg.witnesses,
+        *cfg.replicators,
+    ]
     addrs = [a for p in procs for a in (p.grpc, p.metrics)]
     if len(set(addrs)) != len(addrs):
         raise InvalidArgument("every process needs its own grpc and metrics address")
@@ -304,6 +371,15 @@ def validate(cfg: ClusterConfig) -> None:
     wnames = [w.name for w in cfg.witnesses]
     if len(set(wnames)) != len(wnames) or set(wnames) & set(names):
         raise InvalidArgument("witness names must be unique and differ from node names")
+    rnames = [r.name for r in cfg.replicators]
+    if len(set(rnames)) != len(rnames) or set(rnames) & {*names, *wnames}:
+        raise InvalidArgument("replicator names must be unique and differ from other processes'")
+    remotes = [r.name for r in cfg.remotes]
+    if len(set(remotes)) != len(remotes) or cfg.cluster.name in remotes:
+        raise InvalidArgument("remote cluster names must be unique and differ from [cluster] name")
+    for r in cfg.remotes:
+        if not r.endpoint_list:
+            raise InvalidArgument(f"remote {r.name!r} lists no endpoints")
     if not 0 <= cfg.cluster.id < 65536:
         raise InvalidArgument("[cluster] id must be in 0..65535")
     if cfg.nodes and len(cfg.azs) < 3:

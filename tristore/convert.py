@@ -27,6 +27,7 @@ from tristore.model import (
     ms_to_datetime,
 )
 from tristore.pb import admin_pb2, common_pb2, objects_pb2, replica_pb2
+from tristore.replication import Destination, Rule
 from tristore.stamps import Stamp
 
 
@@ -65,6 +66,10 @@ def version_to_pb(v: ObjectVersion, with_inline: bool = True) -> common_pb2.Obje
         sse=v.sse,
         removed=[stamp_to_pb(r) for r in v.removed],
         versioning=v.versioning,
+        replication_rules=[rule_to_pb(r) for r in v.replication_rules],
+        replication_status=v.replication_status,
+        replication_targets=v.replication_targets,
+        origin_cluster=v.origin_cluster,
     )
     if v.version_stamp is not None:
         msg.version_stamp.CopyFrom(stamp_to_pb(v.version_stamp))
@@ -98,6 +103,10 @@ def version_from_pb(p: common_pb2.ObjectVersion) -> ObjectVersion:
         sse=p.sse,
         removed=tuple(stamp_from_pb(r) for r in p.removed),
         versioning=p.versioning,
+        replication_rules=tuple(rule_from_pb(r) for r in p.replication_rules),
+        replication_status=p.replication_status,
+        replication_targets=dict(p.replication_targets),
+        origin_cluster=p.origin_cluster,
     )
 
 
@@ -454,4 +463,40 @@ def part_page_to_pb(page: PartPage) -> objects_pb2.ListPartsResponse:
 def part_page_from_pb(p: objects_pb2.ListPartsResponse) -> PartPage:
     return PartPage(
         [part_from_pb(x) for x in p.parts], p.is_truncated, p.next_part_number_marker or None
+    )
+
+
+# -- replication -------------------------------------------------------------------
+
+
+def rule_to_pb(r: Rule) -> common_pb2.ReplicationRule:
+    return common_pb2.ReplicationRule(
+        id=r.id,
+        priority=r.priority,
+        enabled=r.enabled,
+        prefix=r.prefix,
+        tags=dict(r.tags),
+        destinations=[
+            common_pb2.ReplicationDestination(
+                cluster=d.cluster, bucket=d.bucket, storage_class=d.storage_class, owner=d.owner
+            )
+            for d in r.destinations
+        ],
+        delete_markers=r.delete_markers,
+        replica_modifications=r.replica_modifications,
+    )
+
+
+def rule_from_pb(p: common_pb2.ReplicationRule) -> Rule:
+    return Rule(
+        id=p.id,
+        destinations=tuple(
+            Destination(d.cluster, d.bucket, d.storage_class, d.owner) for d in p.destinations
+        ),
+        priority=p.priority,
+        enabled=p.enabled,
+        prefix=p.prefix,
+        tags=dict(p.tags),
+        delete_markers=p.delete_markers,
+        replica_modifications=p.replica_modifications,
     )

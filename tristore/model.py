@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
+from tristore.replication import Rule
 from tristore.stamps import Stamp
 
 #: The version id of objects written while a bucket was not versioning.
@@ -53,6 +54,14 @@ class ObjectVersion:
     removed: tuple[Stamp, ...] = ()
     #: Bucket records only: "", "Enabled" or "Suspended".
     versioning: str = ""
+    #: Bucket records only: the replication rules.
+    replication_rules: tuple[Rule, ...] = ()
+    #: "", PENDING, COMPLETED, FAILED (a source version) or REPLICA (tristore.replication).
+    replication_status: str = ""
+    #: Per destination ("cluster/bucket"): PENDING, COMPLETED or "FAILED: why".
+    replication_targets: dict[str, str] = field(default_factory=dict)
+    #: The cluster the version was first written in ("" for this one).
+    origin_cluster: str = ""
 
     @property
     def vstamp(self) -> Stamp:
@@ -130,6 +139,7 @@ class ObjectInfo:
             metadata=dict(v.metadata),
             version_id=v.version_id,
             last_modified=ms_to_datetime(v.last_modified_ms),
+            replication_status=v.replication_status,
             tag_count=len(v.tags),
             storage_class=v.storage_class or "STANDARD",
             sse=v.sse,
@@ -158,6 +168,8 @@ class BucketInfo:
     created: dt.datetime
     #: "", "Enabled" or "Suspended".
     versioning: str = ""
+    #: Replication rules (tristore.replication).
+    replication: tuple[Rule, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,15 @@
 """A local cluster for tests, started through the same launcher users run
-(``tristore dev up``), on loopback ports no other test uses."""
+(``tristore dev up``), on loopback ports no other test uses.
+
+``start_cluster(tmp, "--clusters", "2")`` starts two clusters, east and west, in
+one dev dir; it returns east, and ``cluster.clusters["west"]`` (or
+``cluster.cluster("west")``) is west: each has its own config, endpoint and
+client, and the dev commands of either act on the whole dir.
+"""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import random
@@ -35,11 +42,12 @@ def _free(port: int) -> bool:
     return True
 
 
-def free_base_port() -> int:
-    """A base port whose whole block (grpc and metrics ports) is free."""
+def free_base_port(clusters: int = 1) -> int:
+    """A base port whose whole block (grpc and metrics ports of each cluster) is free."""
+    span = PORTS_PER_CLUSTER * clusters
     for _ in range(50):
-        base = random.randrange(20_000, 40_000, PORTS_PER_CLUSTER)
-        if all(_free(base + i) for i in range(1, PORTS_PER_CLUSTER)):
+        base = random.randrange(20_000, 40_000 - span + PORTS_PER_CLUSTER, PORTS_PER_CLUSTER)
+        if all(_free(base + i) for i in range(1, span)):
             return base
     raise RuntimeError("no free block of loopback ports")
 
@@ -68,6 +76,9 @@ def run_cli(
 class DevCluster:
     dir: Path
     base_port: int
+    #: Which cluster of a two-cluster dir this is (``east``, ``west``); None in a
+    #: one-cluster dir.
+    name: str | None = None
 
     def cli(
         self,
@@ -102,8 +113,29 @@ class DevCluster:
         )
 
     @property
+    def config_path(self) -> Path:
+        return self.dir / (self.name or "") / "cluster.toml"
+
+    @property
     def config(self) -> config.ClusterConfig:
-        return config.load(self.dir / "cluster.toml")
+        return config.load(self.config_path)
+
+    def cluster(self, name: str) -> DevCluster:
+        """Another cluster of the same two-cluster dir."""
+        return DevCluster(self.dir, self.base_port, name)
+
+    @property
+    def clusters(self) -> dict[str, DevCluster]:
+        """Every cluster of the dir by name (just this one in a one-cluster dir)."""
+        state = json.loads((self.dir / "launcher.json").read_text())
+        if state["clusters"] == 1:
+            return {self.config.cluster.name: self}
+        names = dict.fromkeys(str(p["cluster"]) for p in state["processes"])
+        return {n: self.cluster(n) for n in names}
+
+    def proc_name(self, name: str) -> str:
+        """The launcher's name for this cluster's process ``name`` (``west/a1``)."""
+        return f"{self.name}/{name}" if self.name else name
 
     @property
     def endpoint(self) -> str:
@@ -113,18 +145,25 @@ class DevCluster:
         return Client(endpoint or self.endpoint)
 
     def status(self) -> list[dict[str, object]]:
+        """``dev status --json``: every process of the dir (of both clusters)."""
         out = json.loads(self.dev("status", "--json").stdout)
         assert isinstance(out, list)
         return out
 
     def up_names(self, role: str = "node") -> set[str]:
-        return {str(p["name"]) for p in self.status() if p["up"] and p["role"] == role}
+        """Names (in this cluster's map) of this cluster's processes that are up."""
+        mine = self.config.cluster.name
+        return {
+            str(p["name"]).rpartition("/")[2]
+            for p in self.status()
+            if p["up"] and p["role"] == role and p["cluster"] == mine
+        }
 
     def kill(self, name: str, signal: str = "KILL") -> None:
-        self.dev("kill", name, "--signal", signal)
+        self.dev("kill", self.proc_name(name), "--signal", signal)
 
     def start(self, name: str, extra_env: dict[str, str] | None = None) -> None:
-        self.dev("start", name, extra_env=extra_env)
+        self.dev("start", self.proc_name(name), extra_env=extra_env)
 
     def down(self) -> None:
         self.dev("down", check=False)
@@ -172,7 +211,7 @@ class DevCluster:
         import urllib.request
 
         cfg = self.config
-        addr = {p.name: p.metrics for p in (*cfg.nodes, *cfg.witnesses)}[name]
+        addr = {p.name: p.metrics for p in (*cfg.nodes, *cfg.witnesses, *cfg.replicators)}[name]
         with urllib.request.urlopen(f"http://{addr}/metrics", timeout=5) as resp:
             text = resp.read().decode()
         total = 0.0
@@ -194,8 +233,10 @@ def wait_until(pred, timeout: float, interval: float = 0.2, what: str = "conditi
 
 
 def start_cluster(tmp: Path, *extra: str, extra_env: dict[str, str] | None = None) -> DevCluster:
-    base = free_base_port()
-    cluster = DevCluster(tmp / "dev", base)
+    """``dev up`` in ``tmp/dev`` with ``extra`` flags; with ``--clusters 2``, returns east."""
+    two = ("--clusters", "2") in itertools.pairwise(extra) or "--clusters=2" in extra
+    base = free_base_port(2 if two else 1)
+    cluster = DevCluster(tmp / "dev", base, "east" if two else None)
     env = cli_env()
     env.update(extra_env or {})
     proc = run_cli(

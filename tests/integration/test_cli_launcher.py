@@ -19,15 +19,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.cluster import DevCluster
+from tests.integration.cluster import DevCluster, start_cluster
 from tristore.cli import dev, processes
-from tristore.config import dump
+from tristore.config import dump, load
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 STATUS_KEYS = {"name", "role", "cluster", "az", "pid", "grpc", "metrics", "up"}
 NODE_BUILT = importlib.util.find_spec("node.server") is not None
+REPLICATOR_BUILT = importlib.util.find_spec("replicator.server") is not None
+#: Replicators `dev up` starts per cluster by default (with witnesses).
+DEFAULT_REPLICATORS = dev.DEFAULT_REPLICATORS if REPLICATOR_BUILT else 0
 
 
 def env() -> dict[str, str]:
@@ -62,7 +65,7 @@ def assert_error(r: subprocess.CompletedProcess[str], code: str, *fragments: str
         assert f in lines[0], r.stderr
 
 
-def free_base_port(n: int = 6) -> int:
+def free_base_port(n: int = 11) -> int:
     """A base port whose gRPC (base+1..) and metrics (base+101..) ports are all free."""
     rng = random.Random()
     for _ in range(200):
@@ -74,12 +77,15 @@ def free_base_port(n: int = 6) -> int:
     raise RuntimeError("no free port range found")
 
 
-def write_stopped_dir(root: Path, base_port: int = 7100) -> dev.DevDir:
+def write_stopped_dir(
+    root: Path, base_port: int = 7100, clusters: int = 1, replicators: int = 0
+) -> dev.DevDir:
     """A dev dir as `dev up` leaves it after `dev down`: config and state, no pids."""
     d = dev.DevDir(root)
-    cfg, layout = dev.plan(3, 2, base_port, d.data)
-    root.mkdir(parents=True, exist_ok=True)
-    d.config.write_text(dump(cfg))
+    cfgs, layout = dev.plan_dir(d, clusters, 3, 2, base_port, replicators=replicators)
+    for path, cfg in cfgs.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(dump(cfg))
     d.state.write_text(json.dumps(layout.to_json()))
     return d
 
@@ -200,11 +206,14 @@ def test_cp_upload_of_a_directory_is_refused(tmp_path: Path) -> None:
 # --- serve ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("role", "issue"), [("replicator", "issue 6")])
-def test_serve_unbuilt_role(tmp_path: Path, role: str, issue: str) -> None:
-    d = write_stopped_dir(tmp_path / "dev")
-    r = cli("serve", role, "--config", str(d.config), "--name", "w1")
-    assert_error(r, "NotImplemented", f"the {role} role is not built yet (see {issue})")
+@pytest.mark.parametrize(
+    ("role", "listed"),
+    [("node", "nodes: a1, a2"), ("witness", "witnesses: none"), ("replicator", "r1, r2")],
+)
+def test_serve_checks_the_name_before_starting(tmp_path: Path, role: str, listed: str) -> None:
+    d = write_stopped_dir(tmp_path / "dev", replicators=2)
+    r = cli("serve", role, "--config", str(d.config), "--name", "zz")
+    assert_error(r, "InvalidArgument", f"no {role} named 'zz'", listed)
 
 
 def test_serve_bad_config_and_name(tmp_path: Path) -> None:
@@ -284,12 +293,34 @@ def test_dev_kill_of_a_stopped_process_is_a_no_op(tmp_path: Path) -> None:
     assert r.returncode == 0 and "not running" in r.stderr
 
 
-def test_dev_up_two_clusters_not_yet(tmp_path: Path) -> None:
+def test_dev_status_of_a_stopped_two_cluster_dir(tmp_path: Path) -> None:
+    d = write_stopped_dir(tmp_path / "dev", clusters=2, replicators=2)
+    r = cli("dev", "status", "--dir", str(d.root), "--json")
+    assert r.returncode == 0, r.stderr
+    rows = json.loads(r.stdout)
+    local = ["a1", "a2", "b1", "b2", "c1", "c2", "r1", "r2"]
+    assert [row["name"] for row in rows] == [f"{c}/{n}" for c in ("east", "west") for n in local]
+    assert [row["cluster"] for row in rows] == ["east"] * 8 + ["west"] * 8
+    assert {row["role"] for row in rows} == {"node", "replicator"}
+    assert all(row["az"] is None for row in rows if row["role"] == "replicator")
+    text = cli("dev", "status", "--dir", str(d.root)).stdout.splitlines()
+    assert text[0].split()[:3] == ["NAME", "ROLE", "CLUSTER"]
+    assert text[-1].split()[:4] == ["west/r2", "replicator", "west", "-"]
+
+
+def test_dev_names_in_a_two_cluster_dir(tmp_path: Path) -> None:
+    d = write_stopped_dir(tmp_path / "dev", clusters=2)
+    root = str(d.root)
+    assert_error(cli("dev", "kill", "a1", "--dir", root), "NoSuchProcess", "east/a1, west/a1")
+    assert_error(cli("dev", "start", "zz", "--dir", root), "NoSuchProcess", "west/c2")
+    r = cli("dev", "kill", "west/a1", "--dir", root)
+    assert r.returncode == 0 and "west/a1 is not running" in r.stderr
     assert_error(
-        cli("dev", "up", "--dir", str(tmp_path / "dev"), "--clusters", "2"),
-        "NotImplemented",
-        "two-cluster mode arrives with replication (issue 6)",
+        cli("dev", "up", "--dir", root, "--clusters", "1"), "InvalidArgument", "--clusters 2"
     )
+    r = cli("dev", "down", "--dir", root)
+    assert r.returncode == 0, r.stderr
+    assert f"data kept in {d.root / 'east' / 'data'}, {d.root / 'west' / 'data'}" in r.stdout
 
 
 def test_dev_up_names_the_busy_port_and_writes_nothing(tmp_path: Path) -> None:
@@ -325,8 +356,11 @@ def test_dev_up_reports_processes_that_die(tmp_path: Path) -> None:
         assert r.returncode == 1, (r.stdout, r.stderr)
         assert "exited with status 1" in r.stderr
         assert "unknown keys ['bogus']" in r.stderr  # the tail of the log
+        state = json.loads((root / "launcher.json").read_text())
+        names = ", ".join(sorted(p["name"] for p in state["processes"]))
+        assert names.startswith("a1, a2, b1, b2, c1, c2, ") and "w1, w2, w3" in names
         last = r.stderr.strip().splitlines()[-1]
-        assert last.startswith("StartFailed: a1, a2, b1, b2, c1, c2, w1, w2, w3 did not come up")
+        assert last.startswith(f"StartFailed: {names} did not come up")
         assert (root / "launcher.json").exists()
         assert (root / "logs" / "a1.log").exists()
     finally:
@@ -363,9 +397,10 @@ def test_dev_cycle(dev_dir: tuple[Path, int]) -> None:
     endpoints = ",".join(f"127.0.0.1:{base + i}" for i in range(1, 7))
     assert f"export TRISTORE_ENDPOINT={endpoints}" in r.stdout.splitlines()
     state = json.loads((root / "launcher.json").read_text())
-    assert state["witnesses"] == 3 and len(state["processes"]) == 9
+    reps = DEFAULT_REPLICATORS
+    assert state["witnesses"] == 3 and state["replicators"] == reps
     roles = [p["role"] for p in state["processes"]]
-    assert roles == ["node"] * 6 + ["witness"] * 3
+    assert roles == ["node"] * 6 + ["witness"] * 3 + ["replicator"] * reps
     assert (root / "cluster.toml").exists()
     for name in ("a1", "c2"):
         assert (root / "run" / f"{name}.pid").exists()
@@ -405,11 +440,62 @@ def test_dev_cycle(dev_dir: tuple[Path, int]) -> None:
 
     r = cli("dev", "down", "--dir", str(root))
     assert r.returncode == 0, r.stderr
-    assert "stopped 9 processes" in r.stdout
+    assert f"stopped {9 + reps} processes" in r.stdout
     rows = status(root)
     assert not any(row["up"] or row["pid"] for row in rows.values())
     assert not list((root / "run").glob("*.pid"))
     assert (root / "data" / "a1").is_dir()  # data is kept
+
+
+@pytest.mark.timeout(180)
+def test_dev_two_clusters(tmp_path: Path) -> None:
+    """`dev up --clusters 2`: east and west, each a whole cluster with its own
+    map, ports and data, naming the other as a remote; one dir for both."""
+    if not NODE_BUILT:
+        pytest.skip("node/server.py is not built yet")
+    east = start_cluster(tmp_path, "--clusters", "2")
+    try:
+        assert set(east.clusters) == {"east", "west"}
+        west = east.clusters["west"]
+        cfg_e, cfg_w = east.config, west.config
+        assert (cfg_e.cluster.name, cfg_e.cluster.id) == ("east", 1)
+        assert (cfg_w.cluster.name, cfg_w.cluster.id) == ("west", 2)
+        assert [r.name for r in cfg_e.remotes] == ["west"]
+        assert cfg_e.remotes[0].endpoint_list == west.endpoint.split(",")
+        assert cfg_w.remotes[0].endpoint_list == east.endpoint.split(",")
+        assert cfg_w.nodes[0].grpc == f"127.0.0.1:{east.base_port + 201}"
+        assert len(cfg_e.replicators) == len(cfg_w.replicators) == DEFAULT_REPLICATORS
+        assert cfg_w.data_dir_for("a1") == east.dir / "west" / "data" / "a1"
+
+        # Each answers on its own, and they are two clusters, not one.
+        for c in (east, west):
+            with c.client() as client:
+                client.create_bucket(f"only-{c.name}")
+        for c, other in ((east, west), (west, east)):
+            with c.client() as client:
+                names = {b.name for b in client.list_buckets()}
+            assert f"only-{c.name}" in names and f"only-{other.name}" not in names
+
+        rows = east.status()
+        local = [s.name for s in (*cfg_e.nodes, *cfg_e.witnesses, *cfg_e.replicators)]
+        expected = [f"{c}/{n}" for c in ("east", "west") for n in local]
+        assert [r["name"] for r in rows] == expected
+        assert all(r["up"] and str(r["name"]).startswith(f"{r['cluster']}/") for r in rows)
+
+        west.kill("a1")
+        assert west.up_names() == {"a2", "b1", "b2", "c1", "c2"}
+        assert east.up_names() == {n.name for n in cfg_e.nodes}
+        with west.client() as client:
+            client.put_object("only-west", "while-a1-down", b"x")
+        west.start("a1")
+        assert west.up_names() == {n.name for n in cfg_w.nodes}
+    finally:
+        east.down()
+    rows = east.status()
+    assert not any(r["up"] or r["pid"] for r in rows)
+    assert not list(east.dir.glob("*/run/*.pid"))
+    assert (east.dir / "west" / "data" / "a1").is_dir()
+    assert load(east.dir / "east" / "cluster.toml").cluster.name == "east"
 
 
 # --- object and admin commands against a running cluster ----------------------

@@ -17,7 +17,16 @@ from typing import Any
 import pytest
 
 import tristore
-from tristore import AsyncClient, ByteRange, Client, Conditions, CopySource, errors
+from tristore import (
+    AsyncClient,
+    ByteRange,
+    Client,
+    Conditions,
+    CopySource,
+    Destination,
+    Rule,
+    errors,
+)
 from tristore.client import CHUNK_SIZE, ENDPOINT_ENV, RetryPolicy, parse_endpoints
 from tristore.client._body import FileBody, make_body, rechunk
 from tristore.client.aio import coerce_range
@@ -25,6 +34,7 @@ from tristore.client.aio import coerce_range
 pytestmark = pytest.mark.unit
 
 FAST = RetryPolicy(base_s=0.001, cap_s=0.005)
+RULE = Rule("r1", (Destination("east", "dst"),))
 
 
 def _run(coro: Awaitable[Any]) -> Any:
@@ -42,7 +52,7 @@ def test_package_exports() -> None:
         "Client", "AsyncClient", "errors", "ObjectInfo", "BucketInfo", "ListEntry", "ListPage",
         "ByteRange", "ClusterStatus", "NodeHealth", "NodeStatus", "__version__",
         "Conditions", "DeleteResult", "VersionEntry", "VersionPage", "Tagging", "Acl",
-        "CopySource", "CopyResult",
+        "CopySource", "CopyResult", "Rule", "Destination",
     ):  # fmt: skip
         assert hasattr(tristore, name), name
         assert name in tristore.__all__
@@ -226,6 +236,27 @@ BAD_CALLS: list[tuple[str, Callable[[Any], Any], type[errors.TristoreError]]] = 
         CopySource("bkt", "k"), "bkt", "k2", storage_class="X"), errors.InvalidStorageClass),
     ("copy onto itself", lambda c: c.copy_object(CopySource("bkt", "k"), "bkt", "k"),
      errors.InvalidRequest),
+    ("put replication bucket", lambda c: c.put_bucket_replication("B", [RULE]),
+     errors.InvalidBucketName),
+    ("get replication bucket", lambda c: c.get_bucket_replication("b"), errors.InvalidBucketName),
+    ("delete replication bucket", lambda c: c.delete_bucket_replication("a..b"),
+     errors.InvalidBucketName),
+    ("replication no rules", lambda c: c.put_bucket_replication("bkt", []),
+     errors.InvalidArgument),
+    ("replication one rule not a list", lambda c: c.put_bucket_replication("bkt", RULE),
+     errors.InvalidArgument),
+    ("replication rule type", lambda c: c.put_bucket_replication("bkt", [RULE.to_json()]),
+     errors.InvalidArgument),
+    ("replication ids", lambda c: c.put_bucket_replication("bkt", [RULE, RULE]),
+     errors.InvalidArgument),
+    ("replication no destination", lambda c: c.put_bucket_replication(
+        "bkt", [Rule("r", ())]), errors.InvalidArgument),
+    ("replication destination bucket", lambda c: c.put_bucket_replication(
+        "bkt", [Rule("r", (Destination("east", "B"),))]), errors.InvalidBucketName),
+    ("replication priority", lambda c: c.put_bucket_replication(
+        "bkt", [Rule("r", RULE.destinations, priority=2**31)]), errors.InvalidArgument),
+    ("replication tags", lambda c: c.put_bucket_replication(
+        "bkt", [Rule("r", RULE.destinations, tags={"aws:x": "1"})]), errors.InvalidTag),
 ]  # fmt: skip
 
 
@@ -290,6 +321,9 @@ GOOD_CALLS: list[tuple[str, Callable[[Any], Any]]] = [
     ("copy onto itself with a change", lambda c: c.copy_object(
         CopySource("bkt", "k"), "bkt", "k", metadata_directive="REPLACE")),
     ("restore a version", lambda c: c.copy_object(CopySource("bkt", "k", "null"), "bkt", "k")),
+    ("put replication", lambda c: c.put_bucket_replication("bkt", (RULE,))),
+    ("get replication", lambda c: c.get_bucket_replication("bkt")),
+    ("delete replication", lambda c: c.delete_bucket_replication("bkt")),
 ]  # fmt: skip
 
 

@@ -28,6 +28,7 @@ import pytest
 from prometheus_client.metrics import MetricWrapperBase
 
 import node.metrics
+import replicator.metrics
 import tristore.metrics
 import witness.metrics
 from tristore import config
@@ -36,7 +37,7 @@ from tristore.cli.main import build_parser
 pytestmark = pytest.mark.unit
 
 README = Path(__file__).resolve().parents[2] / "README.md"
-METRIC_MODULES = (tristore.metrics, node.metrics, witness.metrics)
+METRIC_MODULES = (tristore.metrics, node.metrics, witness.metrics, replicator.metrics)
 #: Documented once, in the line above the Commands table, for every command.
 GLOBAL_OPTIONS = {"--help", "--endpoint"}
 

@@ -10,6 +10,13 @@ shell) can find the processes again::
     D/logs/NAME.log     stdout and stderr of NAME, appended across restarts
     D/data/NAME/        NAME's RocksDB (kept by ``dev down``)
 
+With ``--clusters 2`` the directory holds two clusters, ``east`` and ``west``,
+each laid out as above in its own subdirectory (``D/east/cluster.toml``,
+``D/east/run``, ``D/east/logs``, ``D/east/data``; the same under ``D/west``),
+with one ``D/launcher.json`` for both. Their processes are named
+``CLUSTER/NAME`` (``east/a1``, ``west/r2``) wherever the launcher takes or
+shows a name; inside each cluster map they keep their plain names.
+
 Processes run detached (their own session), so they outlive the command that
 started them; ``up`` and ``start`` return once every process answers
 ``GET /healthz`` with 200.
@@ -26,13 +33,22 @@ import sys
 import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from tristore.cli import processes
-from tristore.cli.util import CliError, format_table, not_implemented, print_json
-from tristore.config import ClusterConfig, ClusterSection, NodeSpec, WitnessSpec, dump
+from tristore.cli.serve import find_role
+from tristore.cli.util import CliError, format_table, print_json
+from tristore.config import (
+    ClusterConfig,
+    ClusterSection,
+    NodeSpec,
+    RemoteSpec,
+    ReplicatorSpec,
+    WitnessSpec,
+    dump,
+)
 from tristore.errors import InvalidArgument
 
 HOST = processes.LOOPBACK
@@ -40,9 +56,18 @@ DEFAULT_DIR = ".tristore"
 DEFAULT_BASE_PORT = 7100
 #: Process i (1-based) serves gRPC on base+i and metrics on base+100+i.
 METRICS_OFFSET = 100
+#: Cluster k (0-based) of a two-cluster dir uses the port plan above shifted by
+#: k*200: east gRPC base+1.., metrics base+101..; west gRPC base+201.., metrics base+301..
+CLUSTER_PORT_STRIDE = 2 * METRICS_OFFSET
 MAX_PROCESSES = 100
 DEFAULT_WITNESSES = 3
 WITNESS_GROUP_SIZE = 3
+#: Replicators a cluster gets by default when it has witnesses.
+DEFAULT_REPLICATORS = 2
+#: Name and id of the cluster of a one-cluster dir: the config's defaults.
+ONE_CLUSTER = (ClusterSection.name, ClusterSection.id)
+#: Names and ids of the clusters of a two-cluster dir, in port order.
+TWO_CLUSTERS = (("east", 1), ("west", 2))
 HEALTH_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
 #: After one process failed to start, how long the others get to show their state.
@@ -63,14 +88,27 @@ _NO_WAIT = {
 }
 
 
+def split_name(name: str) -> tuple[str | None, str]:
+    """``west/a1`` -> (``west``, ``a1``); ``a1`` (a one-cluster dir) -> (None, ``a1``)."""
+    cluster, _, local = name.rpartition("/")
+    return (cluster or None), local
+
+
 @dataclass(frozen=True)
 class Proc:
+    #: Unique in the dev dir: ``a1``, or ``west/a1`` in a two-cluster dir.
     name: str
     role: str
     cluster: str
-    az: str
+    #: The node's AZ, ``group-G`` for a witness, None for a replicator.
+    az: str | None
     grpc: str
     metrics: str
+
+    @property
+    def local_name(self) -> str:
+        """The name in its cluster map (``tristore serve --name``)."""
+        return split_name(self.name)[1]
 
 
 @dataclass(frozen=True)
@@ -83,6 +121,8 @@ class Layout:
     witnesses: int = 0
     base_port: int = DEFAULT_BASE_PORT
     processes: tuple[Proc, ...] = field(default=())
+    #: Per cluster, like ``witnesses``.
+    replicators: int = 0
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
@@ -95,13 +135,25 @@ class Layout:
             raise InvalidArgument(f"launcher state version {raw.get('version')!r} is not supported")
         procs = tuple(Proc(**p) for p in raw["processes"])
         opts = {k: raw[k] for k in ("clusters", "azs", "nodes_per_az", "witnesses", "base_port")}
-        return cls(processes=procs, **opts)
+        # A dir made before replicators existed keeps running without them.
+        return cls(processes=procs, replicators=raw.get("replicators", 0), **opts)
+
+    @property
+    def cluster_names(self) -> list[str]:
+        """The clusters' names, in port order."""
+        return list(dict.fromkeys(p.cluster for p in self.processes))
 
     def proc(self, name: str, where: Path) -> Proc:
         for p in self.processes:
             if p.name == name:
                 return p
         names = ", ".join(p.name for p in self.processes)
+        same = [p.name for p in self.processes if p.local_name == name]
+        if same:
+            raise CliError(
+                "NoSuchProcess",
+                f"{name!r} is in each cluster of {where}; say which: {', '.join(same)}",
+            )
         raise CliError(
             "NoSuchProcess", f"no process named {name!r} in {where}; valid names: {names}"
         )
@@ -113,6 +165,7 @@ class DevDir:
 
     @property
     def config(self) -> Path:
+        """The cluster map of a one-cluster dir."""
         return self.root / "cluster.toml"
 
     @property
@@ -121,13 +174,25 @@ class DevDir:
 
     @property
     def data(self) -> Path:
+        """Where the processes of a one-cluster dir keep their data."""
         return self.root / "data"
 
+    def cluster_home(self, cluster: str | None) -> Path:
+        """The directory of a cluster of a two-cluster dir; the root for None."""
+        return self.root if cluster is None else self.root / cluster
+
+    def home(self, name: str) -> Path:
+        """The directory of the cluster process ``name`` belongs to."""
+        return self.cluster_home(split_name(name)[0])
+
+    def config_of(self, name: str) -> Path:
+        return self.home(name) / "cluster.toml"
+
     def log(self, name: str) -> Path:
-        return self.root / "logs" / f"{name}.log"
+        return self.home(name) / "logs" / f"{split_name(name)[1]}.log"
 
     def pid_file(self, name: str) -> Path:
-        return self.root / "run" / f"{name}.pid"
+        return self.home(name) / "run" / f"{split_name(name)[1]}.pid"
 
 
 def resolve_dir(arg: str | None) -> DevDir:
@@ -138,17 +203,16 @@ def resolve_dir(arg: str | None) -> DevDir:
 # --- planning -----------------------------------------------------------------
 
 
-def plan(
-    azs: int, nodes_per_az: int, base_port: int, data_dir: Path, witnesses: int = 0
-) -> tuple[ClusterConfig, Layout]:
-    """The cluster map and process list: nodes a1, a2, b1, ... in AZs az-a, az-b, ..."""
+def _check_options(
+    clusters: int, azs: int, nodes_per_az: int, base_port: int, witnesses: int, replicators: int
+) -> None:
+    if clusters not in (1, 2):
+        raise InvalidArgument(f"--clusters must be 1 or 2 (got {clusters})")
     if not 3 <= azs <= 26:
         raise InvalidArgument(f"--azs must be between 3 and 26 (got {azs})")
     n = azs * nodes_per_az
     if nodes_per_az < 1 or n > MAX_PROCESSES:
         raise InvalidArgument(f"--azs x --nodes-per-az must be between 3 and {MAX_PROCESSES}")
-    if base_port < 1 or base_port + METRICS_OFFSET + n + witnesses > 65535:
-        raise InvalidArgument(f"--base-port {base_port} leaves no room for {n} processes")
     if witnesses < 0 or n + witnesses > MAX_PROCESSES:
         raise InvalidArgument(f"--witnesses must be between 0 and {MAX_PROCESSES - n}")
     if witnesses > 1 and witnesses % WITNESS_GROUP_SIZE:
@@ -156,39 +220,147 @@ def plan(
             f"--witnesses must be 0, 1 or a multiple of {WITNESS_GROUP_SIZE} "
             f"(groups of {WITNESS_GROUP_SIZE}, majority reads and writes; got {witnesses})"
         )
+    if replicators < 0 or n + witnesses + replicators > MAX_PROCESSES:
+        raise InvalidArgument(
+            f"--replicators must be between 0 and {MAX_PROCESSES - n - witnesses}"
+        )
+    last = base_port + (clusters - 1) * CLUSTER_PORT_STRIDE + METRICS_OFFSET
+    if base_port < 1 or last + n + witnesses + replicators > 65535:
+        per = n + witnesses + replicators
+        raise InvalidArgument(
+            f"--base-port {base_port} leaves no room for {clusters} x {per} processes"
+        )
+
+
+def plan_cluster(
+    name: str,
+    cluster_id: int,
+    azs: int,
+    nodes_per_az: int,
+    base_port: int,
+    data_dir: Path,
+    witnesses: int = 0,
+    replicators: int = 0,
+) -> ClusterConfig:
+    """One cluster's map: nodes a1, a2, b1, ... in AZs az-a, az-b, ..., then
+    witnesses w1.. and replicators r1..; process i of that order serves gRPC on
+    base+i and metrics on base+100+i."""
+    ports = iter(range(base_port + 1, base_port + METRICS_OFFSET + 1))
+
+    def addrs() -> dict[str, str]:
+        port = next(ports)
+        return {"grpc": f"{HOST}:{port}", "metrics": f"{HOST}:{port + METRICS_OFFSET}"}
+
     specs: list[NodeSpec] = []
     for a in range(azs):
         letter = string.ascii_lowercase[a]
         for j in range(1, nodes_per_az + 1):
-            i = len(specs) + 1
             specs.append(
-                NodeSpec(
-                    name=f"{letter}{j}",
-                    id=i,
-                    az=f"az-{letter}",
-                    grpc=f"{HOST}:{base_port + i}",
-                    metrics=f"{HOST}:{base_port + METRICS_OFFSET + i}",
-                )
+                NodeSpec(name=f"{letter}{j}", id=len(specs) + 1, az=f"az-{letter}", **addrs())
             )
     # Witnesses come after the nodes, in groups of three (the last may be smaller).
     wspecs = [
-        WitnessSpec(
-            name=f"w{k}",
-            group=(k - 1) // WITNESS_GROUP_SIZE,
-            grpc=f"{HOST}:{base_port + n + k}",
-            metrics=f"{HOST}:{base_port + METRICS_OFFSET + n + k}",
-        )
+        WitnessSpec(name=f"w{k}", group=(k - 1) // WITNESS_GROUP_SIZE, **addrs())
         for k in range(1, witnesses + 1)
     ]
-    cfg = ClusterConfig(
-        cluster=ClusterSection(data_dir=str(data_dir)), nodes=tuple(specs), witnesses=tuple(wspecs)
+    rspecs = [ReplicatorSpec(name=f"r{k}", **addrs()) for k in range(1, replicators + 1)]
+    return ClusterConfig(
+        cluster=ClusterSection(name=name, id=cluster_id, data_dir=str(data_dir)),
+        nodes=tuple(specs),
+        witnesses=tuple(wspecs),
+        replicators=tuple(rspecs),
     )
+
+
+def _procs(cfg: ClusterConfig, prefix: str) -> tuple[Proc, ...]:
     name = cfg.cluster.name
-    procs = tuple(Proc(s.name, "node", name, s.az, s.grpc, s.metrics) for s in specs)
-    procs += tuple(
-        Proc(w.name, "witness", name, f"group-{w.group}", w.grpc, w.metrics) for w in wspecs
+    return (
+        *(Proc(prefix + s.name, "node", name, s.az, s.grpc, s.metrics) for s in cfg.nodes),
+        *(
+            Proc(prefix + w.name, "witness", name, f"group-{w.group}", w.grpc, w.metrics)
+            for w in cfg.witnesses
+        ),
+        *(
+            Proc(prefix + r.name, "replicator", name, None, r.grpc, r.metrics)
+            for r in cfg.replicators
+        ),
     )
-    layout = Layout(1, azs, nodes_per_az, witnesses, base_port, procs)
+
+
+def plan_dir(
+    d: DevDir,
+    clusters: int = 1,
+    azs: int = 3,
+    nodes_per_az: int = 2,
+    base_port: int = DEFAULT_BASE_PORT,
+    witnesses: int = 0,
+    replicators: int = 0,
+) -> tuple[dict[Path, ClusterConfig], Layout]:
+    """Every cluster map of a dev dir (by the path it is written to) and the
+    process list. Two clusters name each other in ``[[remotes]]``."""
+    _check_options(clusters, azs, nodes_per_az, base_port, witnesses, replicators)
+    named = (ONE_CLUSTER,) if clusters == 1 else TWO_CLUSTERS
+    cfgs: list[ClusterConfig] = []
+    procs: list[Proc] = []
+    paths: list[Path] = []
+    for k, (name, cluster_id) in enumerate(named):
+        home = d.cluster_home(None if clusters == 1 else name)
+        cfg = plan_cluster(
+            name,
+            cluster_id,
+            azs,
+            nodes_per_az,
+            base_port + k * CLUSTER_PORT_STRIDE,
+            home / "data",
+            witnesses,
+            replicators,
+        )
+        cfgs.append(cfg)
+        paths.append(home / "cluster.toml")
+        procs += _procs(cfg, "" if clusters == 1 else f"{name}/")
+    cfgs = [
+        replace(
+            cfg,
+            remotes=tuple(
+                RemoteSpec(o.cluster.name, ",".join(n.grpc for n in o.nodes))
+                for o in cfgs
+                if o is not cfg
+            ),
+        )
+        for cfg in cfgs
+    ]
+    layout = Layout(
+        clusters=clusters,
+        azs=azs,
+        nodes_per_az=nodes_per_az,
+        witnesses=witnesses,
+        base_port=base_port,
+        processes=tuple(procs),
+        replicators=replicators,
+    )
+    return dict(zip(paths, cfgs, strict=True)), layout
+
+
+def plan(
+    azs: int,
+    nodes_per_az: int,
+    base_port: int,
+    data_dir: Path,
+    witnesses: int = 0,
+    replicators: int = 0,
+) -> tuple[ClusterConfig, Layout]:
+    """The cluster map and process list of a one-cluster dir, data in ``data_dir``."""
+    _check_options(1, azs, nodes_per_az, base_port, witnesses, replicators)
+    cfg = plan_cluster(*ONE_CLUSTER, azs, nodes_per_az, base_port, data_dir, witnesses, replicators)
+    layout = Layout(
+        clusters=1,
+        azs=azs,
+        nodes_per_az=nodes_per_az,
+        witnesses=witnesses,
+        base_port=base_port,
+        processes=_procs(cfg, ""),
+        replicators=replicators,
+    )
     return cfg, layout
 
 
@@ -214,8 +386,20 @@ def _write_atomic(path: Path, text: str) -> None:
 
 def _requested(args: argparse.Namespace) -> dict[str, int]:
     """The topology options given on the command line (None means 'not given')."""
-    names = ("azs", "nodes_per_az", "witnesses", "base_port")
+    names = ("clusters", "azs", "nodes_per_az", "witnesses", "replicators", "base_port")
     return {k: getattr(args, k) for k in names if getattr(args, k) is not None}
+
+
+def default_replicators(witnesses: int) -> int:
+    """Replicators a cluster gets unless ``--replicators`` says: none without
+    witnesses, or while the replicator role is not built."""
+    if witnesses == 0:
+        return 0
+    try:
+        find_role("replicator")
+    except (CliError, ImportError):
+        return 0
+    return DEFAULT_REPLICATORS
 
 
 def _layout_for_up(d: DevDir, args: argparse.Namespace) -> Layout:
@@ -231,22 +415,34 @@ def _layout_for_up(d: DevDir, args: argparse.Namespace) -> Layout:
                 f"{d.root} already holds a dev cluster made with {have}; use another --dir, "
                 f"or `tristore dev down --dir {d.root}` and remove {d.root} first",
             )
-    else:
-        _, layout = plan(
-            asked.get("azs", 3),
-            asked.get("nodes_per_az", 2),
-            asked.get("base_port", DEFAULT_BASE_PORT),
-            d.data,
-            asked.get("witnesses", DEFAULT_WITNESSES),
-        )
+        return layout
+    witnesses = asked.get("witnesses", DEFAULT_WITNESSES)
+    _, layout = plan_dir(
+        d,
+        clusters=asked.get("clusters", 1),
+        azs=asked.get("azs", 3),
+        nodes_per_az=asked.get("nodes_per_az", 2),
+        base_port=asked.get("base_port", DEFAULT_BASE_PORT),
+        witnesses=witnesses,
+        replicators=asked.get("replicators", default_replicators(witnesses)),
+    )
     return layout
 
 
 def _save_layout(d: DevDir, layout: Layout) -> None:
-    """Write D/launcher.json, and D/cluster.toml unless it exists (it may be edited)."""
-    cfg, _ = plan(layout.azs, layout.nodes_per_az, layout.base_port, d.data, layout.witnesses)
-    if not d.config.exists():
-        _write_atomic(d.config, dump(cfg))
+    """Write D/launcher.json, and each cluster.toml unless it exists (it may be edited)."""
+    cfgs, _ = plan_dir(
+        d,
+        clusters=layout.clusters,
+        azs=layout.azs,
+        nodes_per_az=layout.nodes_per_az,
+        base_port=layout.base_port,
+        witnesses=layout.witnesses,
+        replicators=layout.replicators,
+    )
+    for path, cfg in cfgs.items():
+        if not path.exists():
+            _write_atomic(path, dump(cfg))
     _write_atomic(d.state, json.dumps(layout.to_json(), indent=2) + "\n")
 
 
@@ -265,7 +461,7 @@ def is_ours(pid: int, d: DevDir, name: str) -> bool:
         i = argv.index("--name")
     except ValueError:
         return False
-    return argv[i + 1 : i + 2] == [name] and str(d.config) in argv
+    return argv[i + 1 : i + 2] == [split_name(name)[1]] and str(d.config_of(name)) in argv
 
 
 def running_pid(d: DevDir, name: str) -> int | None:
@@ -304,7 +500,7 @@ def _ports_fix(d: DevDir, fresh: bool) -> str:
 def spawn(d: DevDir, p: Proc) -> processes.Child:
     """Start ``p`` detached, its output appended to its log, its pid in its pid file."""
     argv = [sys.executable, "-m", "tristore", "serve", p.role]
-    argv += ["--config", str(d.config), "--name", p.name]
+    argv += ["--config", str(d.config_of(p.name)), "--name", p.local_name]
     d.pid_file(p.name).parent.mkdir(parents=True, exist_ok=True)
     child = processes.spawn_detached(
         argv, d.log(p.name), f"--- tristore dev: starting {p.name} at {time.ctime()} ---"
@@ -427,11 +623,17 @@ def _dir_flag(d: DevDir) -> str:
     return "" if d == default else f" --dir {d.root}"
 
 
+def _endpoints(layout: Layout, cluster: str) -> str:
+    return ",".join(p.grpc for p in layout.processes if p.role == "node" and p.cluster == cluster)
+
+
 def _print_ready(d: DevDir, layout: Layout) -> None:
     print(_table(status_rows(d, layout)))
-    endpoints = ",".join(p.grpc for p in layout.processes if p.role == "node")
     flag = _dir_flag(d)
-    print(f"\nexport TRISTORE_ENDPOINT={endpoints}\n")
+    if layout.clusters > 1:
+        _print_ready_clusters(d, layout, flag)
+        return
+    print(f"\nexport TRISTORE_ENDPOINT={_endpoints(layout, layout.cluster_names[0])}\n")
     print("next steps:")
     print("  tristore mb s3://demo")
     print("  echo hello | tristore cp - s3://demo/hello.txt && tristore ls s3://demo")
@@ -440,8 +642,26 @@ def _print_ready(d: DevDir, layout: Layout) -> None:
     print(f"  tristore dev down{flag}                    # logs: {d.root / 'logs'}")
 
 
+def _print_ready_clusters(d: DevDir, layout: Layout, flag: str) -> None:
+    """The ready message of a two-cluster dir: one export line per cluster."""
+    names = layout.cluster_names
+    print()
+    for name in names:
+        print(f"export TRISTORE_ENDPOINT={_endpoints(layout, name)}   # cluster {name}")
+    first, other = names[0], names[-1]
+    logs = ", ".join(str(d.cluster_home(n) / "logs") for n in names)
+    print(f"\nnext steps (with the {first} line exported; for {other}, export its line instead):")
+    print("  tristore mb s3://demo")
+    print("  tristore admin status")
+    print(
+        f"  tristore dev kill {other}/a1{flag} --signal KILL   "
+        f"# then: tristore dev start {other}/a1{flag}"
+    )
+    print(f"  tristore dev down{flag}   # logs: {logs}")
+
+
 def wait_connected(procs: Sequence[Proc], timeout_s: float) -> None:
-    """Wait (bounded) until every node sees every other node as up.
+    """Wait (bounded) until every node sees every other node of its cluster as up.
 
     A node that probed a peer before the peer was listening takes it for down
     until its next probe, and writes meanwhile go to hints; a cluster handed to
@@ -449,11 +669,12 @@ def wait_connected(procs: Sequence[Proc], timeout_s: float) -> None:
     timeout it only warns: the cluster works, it is just not settled yet.
     """
     nodes = [p for p in procs if p.role == "node"]
+    size = {c: sum(1 for p in nodes if p.cluster == c) for c in {p.cluster for p in nodes}}
     deadline = time.monotonic() + timeout_s
     unsettled = [p.name for p in nodes]
     while unsettled and time.monotonic() < deadline:
-        sees = {p.name: processes.metric_sum(p.metrics, "tristore_cluster_nodes_up") for p in nodes}
-        unsettled = [name for name, n in sees.items() if n is None or n < len(nodes)]
+        sees = {p: processes.metric_sum(p.metrics, "tristore_cluster_nodes_up") for p in nodes}
+        unsettled = [p.name for p, n in sees.items() if n is None or n < size[p.cluster]]
         if unsettled:
             time.sleep(0.1)
     if unsettled:
@@ -468,8 +689,6 @@ def wait_connected(procs: Sequence[Proc], timeout_s: float) -> None:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    if args.clusters == 2:
-        raise not_implemented("two-cluster mode arrives with replication (issue 6)")
     d = resolve_dir(args.dir)
     fresh = not d.state.exists()
     layout = _layout_for_up(d, args)
@@ -557,9 +776,13 @@ def cmd_down(args: argparse.Namespace) -> int:
     if not d.state.exists():
         print(f"no dev cluster in {d.root}; nothing to stop", file=sys.stderr)
         return 0
-    names = [p.name for p in load_layout(d).processes]
+    layout = load_layout(d)
+    names = [p.name for p in layout.processes]
     running = [n for n in names if running_pid(d, n) is not None]
-    left = stop(d, running, signal.SIGTERM, STOP_TIMEOUT_S)
+    # Replicators first: one that outlives the nodes only retries against them.
+    first = {p.name for p in layout.processes if p.role == "replicator"}
+    left = stop(d, [n for n in running if n in first], signal.SIGTERM, STOP_TIMEOUT_S)
+    left |= stop(d, [n for n in running if n not in first], signal.SIGTERM, STOP_TIMEOUT_S)
     if left:
         print(f"killing {', '.join(sorted(left))} (still running after SIGTERM)", file=sys.stderr)
         left = stop(d, sorted(left), signal.SIGKILL, STOP_TIMEOUT_S)
@@ -568,7 +791,8 @@ def cmd_down(args: argparse.Namespace) -> int:
             d.pid_file(n).unlink(missing_ok=True)
     if left:
         raise CliError("Timeout", f"{', '.join(sorted(left))} did not exit even after SIGKILL")
-    print(f"stopped {len(running)} processes; data kept in {d.data}")
+    data = ", ".join(str(h / "data") for h in dict.fromkeys(d.home(n) for n in names))
+    print(f"stopped {len(running)} processes; data kept in {data}")
     return 0
 
 
@@ -643,7 +867,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--json",
         action="store_true",
-        help="a JSON list of {name, role, cluster, az, pid, grpc, metrics, up}",
+        help="a JSON list of {name, role, cluster, az, pid, grpc, metrics, up} "
+        "(az: null for a replicator)",
     )
     p.set_defaults(func=cmd_status)
 
@@ -665,7 +890,11 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         p = actions.add_parser(
             name, parents=parents, help=what, description=what[0].upper() + what[1:] + "."
         )
-        p.add_argument("name", metavar="NAME", help="process name, e.g. a1 (see dev status)")
+        p.add_argument(
+            "name",
+            metavar="NAME",
+            help="process name, e.g. a1, or west/a1 with two clusters (see dev status)",
+        )
         if name != "start":
             p.add_argument(
                 "--signal",
@@ -693,16 +922,18 @@ def _register_up(actions: Any, parents: list[argparse.ArgumentParser]) -> None:
         help="create and start a dev cluster (idempotent)",
         description="Write D/cluster.toml, start every process in the background and wait "
         "until all are healthy. Nodes are a1,a2,b1,b2,c1,c2 (AZs az-a, az-b, az-c), "
-        "then witnesses w1,w2,w3; process i serves gRPC on BASE+i and metrics on "
-        "BASE+100+i. Running it again "
-        "starts whatever is not running.",
+        "then witnesses w1,w2,w3, then replicators r1,r2; process i serves gRPC on "
+        "BASE+i and metrics on BASE+100+i. With --clusters 2: clusters east (id 1, "
+        "D/east, ports from BASE) and west (id 2, D/west, ports from BASE+200), each "
+        "naming the other in [[remotes]], processes named east/a1, west/a1, ... "
+        "Running it again starts whatever is not running.",
     )
     p.add_argument(
         "--clusters",
         type=int,
         choices=[1, 2],
-        default=1,
-        help="1 (default); 2 arrives with replication",
+        metavar="{1,2}",
+        help="1 (default), or 2: clusters east and west, each a remote of the other",
     )
     p.add_argument("--azs", type=_int_in(3, 26), metavar="N", help="number of AZs (default 3)")
     p.add_argument(
@@ -719,9 +950,17 @@ def _register_up(actions: Any, parents: list[argparse.ArgumentParser]) -> None:
         f"(default {DEFAULT_WITNESSES}; 0 runs without the read barrier)",
     )
     p.add_argument(
+        "--replicators",
+        type=_int_in(0, 99),
+        metavar="N",
+        help=f"replicator processes per cluster (default {DEFAULT_REPLICATORS}, "
+        "or 0 without witnesses)",
+    )
+    p.add_argument(
         "--base-port",
         type=_int_in(1, 65535 - 2 * MAX_PROCESSES),
         metavar="P",
-        help=f"port base (default {DEFAULT_BASE_PORT}: gRPC 7101.., metrics 7201..)",
+        help=f"port base (default {DEFAULT_BASE_PORT}: gRPC 7101.., metrics 7201..; "
+        f"a second cluster: +{CLUSTER_PORT_STRIDE})",
     )
     p.set_defaults(func=cmd_up)

@@ -56,6 +56,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         cfg.node_named(args.name)
     elif args.role == "witness":
         cfg.witness_named(args.name)
+    elif args.role == "replicator":
+        cfg.replicator_named(args.name)
     main = find_role(args.role)
     main(cfg, args.name)
     return 0

@@ -58,6 +58,7 @@ from tristore.model import (
     VersionPage,
 )
 from tristore.pb import admin_pb2, objects_pb2
+from tristore.replication import Rule, check_rules
 from tristore.stamps import Stamp
 
 log = logging.getLogger(__name__)
@@ -164,6 +165,29 @@ def check_tag_set(tags: Mapping[str, str] | None) -> dict[str, str]:
     if tags is not None and not isinstance(tags, Mapping):
         raise errors.InvalidTag(f"tags must be a dict of str to str, got {type(tags).__name__}")
     return validation.normalize_tags(dict(tags or {}))
+
+
+_INT32 = range(-(2**31), 2**31)
+
+
+def check_rule_list(rules: Sequence[Rule]) -> tuple[Rule, ...]:
+    """Replication rules as PutBucketReplication checks them, except for what
+    only the server knows (the bucket's versioning, the cluster's remotes)."""
+    if isinstance(rules, Rule) or not isinstance(rules, Sequence):
+        raise errors.InvalidArgument(
+            f"rules must be a sequence of tristore.replication.Rule, got {type(rules).__name__}"
+        )
+    for r in rules:
+        if not isinstance(r, Rule):
+            raise errors.InvalidArgument(
+                f"rules must be tristore.replication.Rule objects, got {type(r).__name__}"
+            )
+        if isinstance(r.priority, bool) or not isinstance(r.priority, int):
+            raise errors.InvalidArgument(f"rule {r.id!r}: priority must be an integer")
+        if r.priority not in _INT32:
+            raise errors.InvalidArgument(f"rule {r.id!r}: priority {r.priority} is out of range")
+    clusters = {d.cluster for r in rules for d in r.destinations}
+    return check_rules(rules, clusters, versioning="Enabled")
 
 
 class AsyncClient:
@@ -544,6 +568,32 @@ class AsyncClient:
         request = self._acl_request(bucket, key, version_id)
         request.acl = validation.check_acl(acl)
         return convert.acl_from_pb(await self._unary("PutObjectAcl", request))
+
+    # -- replication -------------------------------------------------------------
+
+    async def put_bucket_replication(self, bucket: str, rules: Sequence[Rule]) -> tuple[Rule, ...]:
+        """Replace the bucket's replication rules; returns them as stored. The
+        bucket must have versioning Enabled (InvalidRequest otherwise) and every
+        destination's cluster must be one of the cluster's ``[[remotes]]``."""
+        validation.check_bucket_name(bucket)
+        request = objects_pb2.PutBucketReplicationRequest(
+            bucket=bucket, rules=[convert.rule_to_pb(r) for r in check_rule_list(rules)]
+        )
+        resp = await self._unary("PutBucketReplication", request)
+        return tuple(convert.rule_from_pb(r) for r in resp.rules)
+
+    async def get_bucket_replication(self, bucket: str) -> tuple[Rule, ...]:
+        """The bucket's replication rules (empty when it has none)."""
+        validation.check_bucket_name(bucket)
+        request = objects_pb2.GetBucketReplicationRequest(bucket=bucket)
+        resp = await self._unary("GetBucketReplication", request)
+        return tuple(convert.rule_from_pb(r) for r in resp.rules)
+
+    async def delete_bucket_replication(self, bucket: str) -> None:
+        """Remove every replication rule of the bucket (a no-op when it has none)."""
+        validation.check_bucket_name(bucket)
+        request = objects_pb2.DeleteBucketReplicationRequest(bucket=bucket)
+        await self._unary("DeleteBucketReplication", request)
 
     # -- multipart upload --------------------------------------------------------
 

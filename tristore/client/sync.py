@@ -47,6 +47,7 @@ from tristore.model import (
     UploadPage,
     VersionPage,
 )
+from tristore.replication import Rule
 
 log = logging.getLogger(__name__)
 
@@ -351,6 +352,18 @@ class Client:
 
     def put_object_acl(self, bucket: str, key: str, acl: str, version_id: str | None = None) -> Acl:
         return self._run(self._aio.put_object_acl(bucket, key, acl, version_id))
+
+    # -- replication -------------------------------------------------------------
+
+    def put_bucket_replication(self, bucket: str, rules: Sequence[Rule]) -> tuple[Rule, ...]:
+        """Replace the rules; see :meth:`AsyncClient.put_bucket_replication`."""
+        return self._run(self._aio.put_bucket_replication(bucket, rules))
+
+    def get_bucket_replication(self, bucket: str) -> tuple[Rule, ...]:
+        return self._run(self._aio.get_bucket_replication(bucket))
+
+    def delete_bucket_replication(self, bucket: str) -> None:
+        self._run(self._aio.delete_bucket_replication(bucket))
 
     # -- multipart upload --------------------------------------------------------
 

@@ -19,7 +19,7 @@ class Stamp(_message.Message):
     def __init__(self, physical_ms: _Optional[int] = ..., logical: _Optional[int] = ..., cluster_id: _Optional[int] = ..., node_id: _Optional[int] = ...) -> None: ...
 
 class ObjectVersion(_message.Message):
-    __slots__ = ("bucket", "key", "stamp", "deleted", "size", "etag", "content_type", "metadata", "data_id", "chunk_size", "inline_data", "has_inline", "version_stamp", "has_version_stamp", "null_version", "delete_marker", "tags", "acl", "owner", "storage_class", "sse", "removed", "versioning")
+    __slots__ = ("bucket", "key", "stamp", "deleted", "size", "etag", "content_type", "metadata", "data_id", "chunk_size", "inline_data", "has_inline", "version_stamp", "has_version_stamp", "null_version", "delete_marker", "tags", "acl", "owner", "storage_class", "sse", "removed", "versioning", "replication_rules", "replication_status", "replication_targets", "origin_cluster")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -28,6 +28,13 @@ class ObjectVersion(_message.Message):
         value: str
         def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     class TagsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class ReplicationTargetsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -57,6 +64,10 @@ class ObjectVersion(_message.Message):
     SSE_FIELD_NUMBER: _ClassVar[int]
     REMOVED_FIELD_NUMBER: _ClassVar[int]
     VERSIONING_FIELD_NUMBER: _ClassVar[int]
+    REPLICATION_RULES_FIELD_NUMBER: _ClassVar[int]
+    REPLICATION_STATUS_FIELD_NUMBER: _ClassVar[int]
+    REPLICATION_TARGETS_FIELD_NUMBER: _ClassVar[int]
+    ORIGIN_CLUSTER_FIELD_NUMBER: _ClassVar[int]
     bucket: str
     key: str
     stamp: Stamp
@@ -80,4 +91,47 @@ class ObjectVersion(_message.Message):
     sse: str
     removed: _containers.RepeatedCompositeFieldContainer[Stamp]
     versioning: str
-    def __init__(self, bucket: _Optional[str] = ..., key: _Optional[str] = ..., stamp: _Optional[_Union[Stamp, _Mapping]] = ..., deleted: _Optional[bool] = ..., size: _Optional[int] = ..., etag: _Optional[str] = ..., content_type: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., data_id: _Optional[bytes] = ..., chunk_size: _Optional[int] = ..., inline_data: _Optional[bytes] = ..., has_inline: _Optional[bool] = ..., version_stamp: _Optional[_Union[Stamp, _Mapping]] = ..., has_version_stamp: _Optional[bool] = ..., null_version: _Optional[bool] = ..., delete_marker: _Optional[bool] = ..., tags: _Optional[_Mapping[str, str]] = ..., acl: _Optional[str] = ..., owner: _Optional[str] = ..., storage_class: _Optional[str] = ..., sse: _Optional[str] = ..., removed: _Optional[_Iterable[_Union[Stamp, _Mapping]]] = ..., versioning: _Optional[str] = ...) -> None: ...
+    replication_rules: _containers.RepeatedCompositeFieldContainer[ReplicationRule]
+    replication_status: str
+    replication_targets: _containers.ScalarMap[str, str]
+    origin_cluster: str
+    def __init__(self, bucket: _Optional[str] = ..., key: _Optional[str] = ..., stamp: _Optional[_Union[Stamp, _Mapping]] = ..., deleted: _Optional[bool] = ..., size: _Optional[int] = ..., etag: _Optional[str] = ..., content_type: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., data_id: _Optional[bytes] = ..., chunk_size: _Optional[int] = ..., inline_data: _Optional[bytes] = ..., has_inline: _Optional[bool] = ..., version_stamp: _Optional[_Union[Stamp, _Mapping]] = ..., has_version_stamp: _Optional[bool] = ..., null_version: _Optional[bool] = ..., delete_marker: _Optional[bool] = ..., tags: _Optional[_Mapping[str, str]] = ..., acl: _Optional[str] = ..., owner: _Optional[str] = ..., storage_class: _Optional[str] = ..., sse: _Optional[str] = ..., removed: _Optional[_Iterable[_Union[Stamp, _Mapping]]] = ..., versioning: _Optional[str] = ..., replication_rules: _Optional[_Iterable[_Union[ReplicationRule, _Mapping]]] = ..., replication_status: _Optional[str] = ..., replication_targets: _Optional[_Mapping[str, str]] = ..., origin_cluster: _Optional[str] = ...) -> None: ...
+
+class ReplicationRule(_message.Message):
+    __slots__ = ("id", "priority", "enabled", "prefix", "tags", "destinations", "delete_markers", "replica_modifications")
+    class TagsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    ID_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    ENABLED_FIELD_NUMBER: _ClassVar[int]
+    PREFIX_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    DESTINATIONS_FIELD_NUMBER: _ClassVar[int]
+    DELETE_MARKERS_FIELD_NUMBER: _ClassVar[int]
+    REPLICA_MODIFICATIONS_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    priority: int
+    enabled: bool
+    prefix: str
+    tags: _containers.ScalarMap[str, str]
+    destinations: _containers.RepeatedCompositeFieldContainer[ReplicationDestination]
+    delete_markers: bool
+    replica_modifications: bool
+    def __init__(self, id: _Optional[str] = ..., priority: _Optional[int] = ..., enabled: _Optional[bool] = ..., prefix: _Optional[str] = ..., tags: _Optional[_Mapping[str, str]] = ..., destinations: _Optional[_Iterable[_Union[ReplicationDestination, _Mapping]]] = ..., delete_markers: _Optional[bool] = ..., replica_modifications: _Optional[bool] = ...) -> None: ...
+
+class ReplicationDestination(_message.Message):
+    __slots__ = ("cluster", "bucket", "storage_class", "owner")
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    BUCKET_FIELD_NUMBER: _ClassVar[int]
+    STORAGE_CLASS_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    cluster: str
+    bucket: str
+    storage_class: str
+    owner: str
+    def __init__(self, cluster: _Optional[str] = ..., bucket: _Optional[str] = ..., storage_class: _Optional[str] = ..., owner: _Optional[str] = ...) -> None: ...

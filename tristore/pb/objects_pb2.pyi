@@ -1,3 +1,4 @@
+from tristore.pb import common_pb2 as _common_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -632,3 +633,71 @@ class ListPartsResponse(_message.Message):
     is_truncated: bool
     next_part_number_marker: int
     def __init__(self, parts: _Optional[_Iterable[_Union[Part, _Mapping]]] = ..., is_truncated: _Optional[bool] = ..., next_part_number_marker: _Optional[int] = ...) -> None: ...
+
+class PutBucketReplicationRequest(_message.Message):
+    __slots__ = ("bucket", "rules")
+    BUCKET_FIELD_NUMBER: _ClassVar[int]
+    RULES_FIELD_NUMBER: _ClassVar[int]
+    bucket: str
+    rules: _containers.RepeatedCompositeFieldContainer[_common_pb2.ReplicationRule]
+    def __init__(self, bucket: _Optional[str] = ..., rules: _Optional[_Iterable[_Union[_common_pb2.ReplicationRule, _Mapping]]] = ...) -> None: ...
+
+class GetBucketReplicationRequest(_message.Message):
+    __slots__ = ("bucket",)
+    BUCKET_FIELD_NUMBER: _ClassVar[int]
+    bucket: str
+    def __init__(self, bucket: _Optional[str] = ...) -> None: ...
+
+class DeleteBucketReplicationRequest(_message.Message):
+    __slots__ = ("bucket",)
+    BUCKET_FIELD_NUMBER: _ClassVar[int]
+    bucket: str
+    def __init__(self, bucket: _Optional[str] = ...) -> None: ...
+
+class BucketReplicationResponse(_message.Message):
+    __slots__ = ("rules",)
+    RULES_FIELD_NUMBER: _ClassVar[int]
+    rules: _containers.RepeatedCompositeFieldContainer[_common_pb2.ReplicationRule]
+    def __init__(self, rules: _Optional[_Iterable[_Union[_common_pb2.ReplicationRule, _Mapping]]] = ...) -> None: ...
+
+class ApplyReplicaHeader(_message.Message):
+    __slots__ = ("version", "origin_cluster")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    ORIGIN_CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    version: _common_pb2.ObjectVersion
+    origin_cluster: str
+    def __init__(self, version: _Optional[_Union[_common_pb2.ObjectVersion, _Mapping]] = ..., origin_cluster: _Optional[str] = ...) -> None: ...
+
+class ApplyReplicaRequest(_message.Message):
+    __slots__ = ("header", "data")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    header: ApplyReplicaHeader
+    data: bytes
+    def __init__(self, header: _Optional[_Union[ApplyReplicaHeader, _Mapping]] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class ApplyReplicaResponse(_message.Message):
+    __slots__ = ("applied",)
+    APPLIED_FIELD_NUMBER: _ClassVar[int]
+    applied: bool
+    def __init__(self, applied: _Optional[bool] = ...) -> None: ...
+
+class PutReplicationStatusRequest(_message.Message):
+    __slots__ = ("bucket", "key", "version_id", "destination", "status", "error")
+    BUCKET_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    VERSION_ID_FIELD_NUMBER: _ClassVar[int]
+    DESTINATION_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    bucket: str
+    key: str
+    version_id: str
+    destination: str
+    status: str
+    error: str
+    def __init__(self, bucket: _Optional[str] = ..., key: _Optional[str] = ..., version_id: _Optional[str] = ..., destination: _Optional[str] = ..., status: _Optional[str] = ..., error: _Optional[str] = ...) -> None: ...
+
+class PutReplicationStatusResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...

@@ -154,6 +154,31 @@ class ObjectServiceStub:
                 request_serializer=tristore_dot_pb_dot_objects__pb2.ListPartsRequest.SerializeToString,
                 response_deserializer=tristore_dot_pb_dot_objects__pb2.ListPartsResponse.FromString,
                 _registered_method=True)
+        self.PutBucketReplication = channel.unary_unary(
+                '/tristore.v1.ObjectService/PutBucketReplication',
+                request_serializer=tristore_dot_pb_dot_objects__pb2.PutBucketReplicationRequest.SerializeToString,
+                response_deserializer=tristore_dot_pb_dot_objects__pb2.BucketReplicationResponse.FromString,
+                _registered_method=True)
+        self.GetBucketReplication = channel.unary_unary(
+                '/tristore.v1.ObjectService/GetBucketReplication',
+                request_serializer=tristore_dot_pb_dot_objects__pb2.GetBucketReplicationRequest.SerializeToString,
+                response_deserializer=tristore_dot_pb_dot_objects__pb2.BucketReplicationResponse.FromString,
+                _registered_method=True)
+        self.DeleteBucketReplication = channel.unary_unary(
+                '/tristore.v1.ObjectService/DeleteBucketReplication',
+                request_serializer=tristore_dot_pb_dot_objects__pb2.DeleteBucketReplicationRequest.SerializeToString,
+                response_deserializer=tristore_dot_pb_dot_objects__pb2.BucketReplicationResponse.FromString,
+                _registered_method=True)
+        self.ApplyReplica = channel.stream_unary(
+                '/tristore.v1.ObjectService/ApplyReplica',
+                request_serializer=tristore_dot_pb_dot_objects__pb2.ApplyReplicaRequest.SerializeToString,
+                response_deserializer=tristore_dot_pb_dot_objects__pb2.ApplyReplicaResponse.FromString,
+                _registered_method=True)
+        self.PutReplicationStatus = channel.unary_unary(
+                '/tristore.v1.ObjectService/PutReplicationStatus',
+                request_serializer=tristore_dot_pb_dot_objects__pb2.PutReplicationStatusRequest.SerializeToString,
+                response_deserializer=tristore_dot_pb_dot_objects__pb2.PutReplicationStatusResponse.FromString,
+                _registered_method=True)
 
 
 class ObjectServiceServicer:
@@ -307,6 +332,41 @@ class ObjectServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PutBucketReplication(self, request, context):
+        """Bucket replication rules (versioning must be Enabled).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetBucketReplication(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteBucketReplication(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ApplyReplica(self, request_iterator, context):
+        """For replicators: store a version as its source cluster has it (same
+        version id, stamp, ETag, Last-Modified), unless it is already here. Never
+        makes an older version current.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PutReplicationStatus(self, request, context):
+        """For replicators: how replicating a version to one destination went.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ObjectServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -429,6 +489,31 @@ def add_ObjectServiceServicer_to_server(servicer, server):
                     servicer.ListParts,
                     request_deserializer=tristore_dot_pb_dot_objects__pb2.ListPartsRequest.FromString,
                     response_serializer=tristore_dot_pb_dot_objects__pb2.ListPartsResponse.SerializeToString,
+            ),
+            'PutBucketReplication': grpc.unary_unary_rpc_method_handler(
+                    servicer.PutBucketReplication,
+                    request_deserializer=tristore_dot_pb_dot_objects__pb2.PutBucketReplicationRequest.FromString,
+                    response_serializer=tristore_dot_pb_dot_objects__pb2.BucketReplicationResponse.SerializeToString,
+            ),
+            'GetBucketReplication': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetBucketReplication,
+                    request_deserializer=tristore_dot_pb_dot_objects__pb2.GetBucketReplicationRequest.FromString,
+                    response_serializer=tristore_dot_pb_dot_objects__pb2.BucketReplicationResponse.SerializeToString,
+            ),
+            'DeleteBucketReplication': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteBucketReplication,
+                    request_deserializer=tristore_dot_pb_dot_objects__pb2.DeleteBucketReplicationRequest.FromString,
+                    response_serializer=tristore_dot_pb_dot_objects__pb2.BucketReplicationResponse.SerializeToString,
+            ),
+            'ApplyReplica': grpc.stream_unary_rpc_method_handler(
+                    servicer.ApplyReplica,
+                    request_deserializer=tristore_dot_pb_dot_objects__pb2.ApplyReplicaRequest.FromString,
+                    response_serializer=tristore_dot_pb_dot_objects__pb2.ApplyReplicaResponse.SerializeToString,
+            ),
+            'PutReplicationStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.PutReplicationStatus,
+                    request_deserializer=tristore_dot_pb_dot_objects__pb2.PutReplicationStatusRequest.FromString,
+                    response_serializer=tristore_dot_pb_dot_objects__pb2.PutReplicationStatusResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1079,6 +1164,141 @@ class ObjectService:
             '/tristore.v1.ObjectService/ListParts',
             tristore_dot_pb_dot_objects__pb2.ListPartsRequest.SerializeToString,
             tristore_dot_pb_dot_objects__pb2.ListPartsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PutBucketReplication(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tristore.v1.ObjectService/PutBucketReplication',
+            tristore_dot_pb_dot_objects__pb2.PutBucketReplicationRequest.SerializeToString,
+            tristore_dot_pb_dot_objects__pb2.BucketReplicationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetBucketReplication(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tristore.v1.ObjectService/GetBucketReplication',
+            tristore_dot_pb_dot_objects__pb2.GetBucketReplicationRequest.SerializeToString,
+            tristore_dot_pb_dot_objects__pb2.BucketReplicationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteBucketReplication(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tristore.v1.ObjectService/DeleteBucketReplication',
+            tristore_dot_pb_dot_objects__pb2.DeleteBucketReplicationRequest.SerializeToString,
+            tristore_dot_pb_dot_objects__pb2.BucketReplicationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApplyReplica(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/tristore.v1.ObjectService/ApplyReplica',
+            tristore_dot_pb_dot_objects__pb2.ApplyReplicaRequest.SerializeToString,
+            tristore_dot_pb_dot_objects__pb2.ApplyReplicaResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PutReplicationStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tristore.v1.ObjectService/PutReplicationStatus',
+            tristore_dot_pb_dot_objects__pb2.PutReplicationStatusRequest.SerializeToString,
+            tristore_dot_pb_dot_objects__pb2.PutReplicationStatusResponse.FromString,
             options,
             channel_credentials,
             insecure,

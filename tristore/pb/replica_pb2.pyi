@@ -7,6 +7,30 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class ReadLogRequest(_message.Message):
+    __slots__ = ("after", "limit")
+    AFTER_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    after: int
+    limit: int
+    def __init__(self, after: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class LogEntry(_message.Message):
+    __slots__ = ("seq", "change")
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    CHANGE_FIELD_NUMBER: _ClassVar[int]
+    seq: int
+    change: CommitRequest
+    def __init__(self, seq: _Optional[int] = ..., change: _Optional[_Union[CommitRequest, _Mapping]] = ...) -> None: ...
+
+class ReadLogResponse(_message.Message):
+    __slots__ = ("entries", "last_seq")
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    LAST_SEQ_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[LogEntry]
+    last_seq: int
+    def __init__(self, entries: _Optional[_Iterable[_Union[LogEntry, _Mapping]]] = ..., last_seq: _Optional[int] = ...) -> None: ...
+
 class CommitRequest(_message.Message):
     __slots__ = ("bucket", "key", "stamp", "head", "has_head", "versions", "removed", "expect", "has_expect", "merge", "hint_for")
     BUCKET_FIELD_NUMBER: _ClassVar[int]

@@ -69,6 +69,11 @@ class ReplicaServiceStub:
                 request_serializer=tristore_dot_pb_dot_replica__pb2.ScanVersionsRequest.SerializeToString,
                 response_deserializer=tristore_dot_pb_dot_replica__pb2.ScanVersionsResponse.FromString,
                 _registered_method=True)
+        self.ReadLog = channel.unary_unary(
+                '/tristore.v1.ReplicaService/ReadLog',
+                request_serializer=tristore_dot_pb_dot_replica__pb2.ReadLogRequest.SerializeToString,
+                response_deserializer=tristore_dot_pb_dot_replica__pb2.ReadLogResponse.FromString,
+                _registered_method=True)
 
 
 class ReplicaServiceServicer:
@@ -125,6 +130,13 @@ class ReplicaServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReadLog(self, request, context):
+        """Change-log entries after a sequence number, in order (for replicators).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ReplicaServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -162,6 +174,11 @@ def add_ReplicaServiceServicer_to_server(servicer, server):
                     servicer.ScanVersions,
                     request_deserializer=tristore_dot_pb_dot_replica__pb2.ScanVersionsRequest.FromString,
                     response_serializer=tristore_dot_pb_dot_replica__pb2.ScanVersionsResponse.SerializeToString,
+            ),
+            'ReadLog': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReadLog,
+                    request_deserializer=tristore_dot_pb_dot_replica__pb2.ReadLogRequest.FromString,
+                    response_serializer=tristore_dot_pb_dot_replica__pb2.ReadLogResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -353,6 +370,33 @@ class ReplicaService:
             '/tristore.v1.ReplicaService/ScanVersions',
             tristore_dot_pb_dot_replica__pb2.ScanVersionsRequest.SerializeToString,
             tristore_dot_pb_dot_replica__pb2.ScanVersionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReadLog(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tristore.v1.ReplicaService/ReadLog',
+            tristore_dot_pb_dot_replica__pb2.ReadLogRequest.SerializeToString,
+            tristore_dot_pb_dot_replica__pb2.ReadLogResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,51 @@
+"""Replicator metrics (DESIGN.md §6), by destination ("cluster/bucket")."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+LAG = Gauge(
+    "tristore_replication_lag_seconds",
+    "Age of the oldest change still to replicate to a destination (0 when caught up).",
+    ["destination"],
+)
+PENDING = Gauge(
+    "tristore_replication_pending_operations",
+    "Versions this replicator is working on for a destination.",
+    ["destination"],
+)
+PENDING_BYTES = Gauge(
+    "tristore_replication_pending_bytes",
+    "Body bytes of the versions this replicator is working on for a destination.",
+    ["destination"],
+)
+REPLICATED = Counter(
+    "tristore_replication_replicated_total",
+    "Versions applied at a destination (copies found there already do not count).",
+    ["destination"],
+)
+FAILED = Counter(
+    "tristore_replication_failed_total",
+    "Attempts to replicate a version that failed (each retry counts).",
+    ["destination"],
+)
+LATENCY = Histogram(
+    "tristore_replication_latency_seconds",
+    "From a version's write on the source to its replica's commit on the destination.",
+    ["destination"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600),
+)
+THRESHOLD_MISSES = Counter(
+    "tristore_replication_threshold_misses_total",
+    "Versions replicated later than [replicator] threshold_s after their write.",
+    ["destination"],
+)
+DLQ = Gauge(
+    "tristore_replication_dlq_entries",
+    "Versions parked in this replicator's dead-letter queue after max_attempts.",
+)
+LOG_BEHIND = Gauge(
+    "tristore_replication_log_entries_behind",
+    "Change-log entries of a source node not read yet.",
+    ["node"],
+)

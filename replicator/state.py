@@ -1,0 +1,71 @@
+"""The replicator's own RocksDB: a cursor per source node, and the dead-letter queue.
+
+=========  ==============================  ==========================================
+prefix     key                             value
+=========  ==============================  ==========================================
+``c``      c | node name                   u64 BE: last change-log seq handled
+``q``      q | bucket 0x00 key 0x00 vid    JSON: the parked version, destination, error
+           0x00 destination
+=========  ==============================  ==========================================
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import threading
+from pathlib import Path
+from typing import Any, cast
+
+import rocksdict
+
+_U64 = struct.Struct(">Q")
+CURSOR = b"c"
+DLQ = b"q"
+SEP = b"\x00"
+
+
+class ReplicatorState:
+    def __init__(self, path: Path) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        opts = rocksdict.Options(raw_mode=True)
+        opts.create_if_missing(True)
+        self.db = rocksdict.Rdict(str(path), opts)
+        self._sync = rocksdict.WriteOptions()
+        self._sync.sync = True
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self.db.close()
+
+    def cursor(self, node: str) -> int:
+        raw = self.db.get(CURSOR + node.encode())
+        return int(_U64.unpack(raw)[0]) if raw is not None else 0
+
+    def set_cursor(self, node: str, seq: int) -> None:
+        """Durably (fsync): a cursor that went back would only repeat work, but
+        one ahead of what was done would lose it."""
+        with self._lock:
+            self.db.put(CURSOR + node.encode(), _U64.pack(seq), self._sync)
+
+    @staticmethod
+    def _dlq_key(bucket: str, key: str, version_id: str, destination: str) -> bytes:
+        return DLQ + SEP.join(s.encode() for s in (bucket, key, version_id, destination))
+
+    def park(self, entry: dict[str, Any]) -> None:
+        k = self._dlq_key(entry["bucket"], entry["key"], entry["version_id"], entry["destination"])
+        with self._lock:
+            self.db.put(k, json.dumps(entry).encode(), self._sync)
+
+    def parked(self) -> list[dict[str, Any]]:
+        out = []
+        for k, v in self.db.items(from_key=DLQ):
+            if not cast(bytes, k).startswith(DLQ):
+                break
+            out.append(json.loads(cast(bytes, v)))
+        return out
+
+    def unpark(self, entry: dict[str, Any]) -> None:
+        k = self._dlq_key(entry["bucket"], entry["key"], entry["version_id"], entry["destination"])
+        with self._lock:
+            self.db.delete(k, self._sync)

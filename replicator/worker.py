@@ -1,0 +1,290 @@
+"""The replicator's work: tail every source node's change log and bring each
+new version that its bucket's rules send somewhere to every destination.
+
+- **What is read.** Every node of the source cluster keeps an ordered change log
+  (each commit and its log entry share one fsynced batch). A version is in the
+  logs of its three AZs' nodes; any of them delivers it, so a node down costs
+  nothing. Each log has a durable cursor here, advanced only after its entries
+  are handled.
+- **What is sent.** A new version (or delete marker) marked PENDING for a
+  destination: its body is read from the source by version id, and it is
+  applied at the destination by ApplyReplica with its version id, stamp, ETag,
+  Last-Modified, metadata, tags and ACL. The destination keeps it as a version
+  and makes it current only if nothing newer is there: applies are idempotent
+  and never go backwards, so the three copies of an entry, retries, and
+  replicators that restart halfway are all harmless.
+- **Who sends it.** The replicators of a cluster share keys by hash: replicator
+  i of n takes the keys whose hash is i mod n. (While one is down its share
+  waits for it: nothing is lost, it is late.)
+- **Outcome.** COMPLETED (or FAILED with the error after ``max_attempts``, and
+  the version parked in the dead-letter queue) is written back to the source
+  version's per-destination status. Replicas are marked REPLICA with their
+  origin cluster and are never sent on (no loops in two-way setups).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from typing import Any
+
+import grpc
+
+from replicator import metrics
+from replicator.state import ReplicatorState
+from tristore import errors, replication
+from tristore.client import AsyncClient
+from tristore.config import ClusterConfig, NodeSpec, ReplicatorSpec
+from tristore.convert import change_from_pb, rule_from_pb, version_to_pb
+from tristore.model import ObjectVersion
+from tristore.pb import objects_pb2, objects_pb2_grpc, replica_pb2, replica_pb2_grpc
+from tristore.server import CHANNEL_OPTIONS
+
+log = logging.getLogger(__name__)
+
+#: How long a bucket's rules are reused before they are read again.
+RULES_TTL_S = 2.0
+
+
+def _share(bucket: str, key: str, count: int) -> int:
+    digest = hashlib.blake2b(f"{bucket}\x00{key}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % count
+
+
+class _Cluster:
+    """Raw stubs of one cluster's nodes, tried in turn (the SDK has no
+    ApplyReplica: it is for replicators only)."""
+
+    def __init__(self, endpoints: list[str]) -> None:
+        self.channels = [grpc.aio.insecure_channel(e, options=CHANNEL_OPTIONS) for e in endpoints]
+        self.stubs = [objects_pb2_grpc.ObjectServiceStub(c) for c in self.channels]
+        self._next = 0
+
+    async def call(self, fn: Any) -> Any:
+        """``fn(stub)`` on the first node that answers; S3 errors are raised as is."""
+        last: Exception | None = None
+        for i in range(len(self.stubs)):
+            stub = self.stubs[(self._next + i) % len(self.stubs)]
+            try:
+                return await fn(stub)
+            except grpc.aio.AioRpcError as exc:
+                err = errors.from_rpc_error(exc)
+                if not err.retriable:
+                    raise err from None
+                last = err
+        self._next = (self._next + 1) % len(self.stubs)
+        assert last is not None
+        raise last
+
+    async def close(self) -> None:
+        await asyncio.gather(*(c.close() for c in self.channels))
+
+
+class Replicator:
+    def __init__(self, cfg: ClusterConfig, spec: ReplicatorSpec, state: ReplicatorState) -> None:
+        self.cfg = cfg
+        self.rcfg = cfg.replicator
+        self.spec = spec
+        self.state = state
+        self.index = [r.name for r in cfg.replicators].index(spec.name)
+        self.count = len(cfg.replicators)
+        endpoints = [n.grpc for n in cfg.nodes]
+        self.source = AsyncClient(endpoints, timeout=self.rcfg.timeout_s)
+        self.source_raw = _Cluster(endpoints)
+        self.remotes = {r.name: _Cluster(r.endpoint_list) for r in cfg.remotes}
+        self._logs = {
+            n.name: replica_pb2_grpc.ReplicaServiceStub(
+                grpc.aio.insecure_channel(n.grpc, options=CHANNEL_OPTIONS)
+            )
+            for n in cfg.nodes
+        }
+        self._rules: dict[str, tuple[float, tuple[replication.Rule, ...]]] = {}
+        self._destinations_seen: set[str] = set()
+        metrics.DLQ.set(len(state.parked()))
+
+    # -- the loop --------------------------------------------------------------
+
+    async def run_forever(self) -> None:
+        await asyncio.gather(*(self._tail(n) for n in self.cfg.nodes))
+
+    async def _tail(self, node: NodeSpec) -> None:
+        stub = self._logs[node.name]
+        cursor = self.state.cursor(node.name)
+        delay = self.rcfg.poll_interval_s
+        while True:
+            try:
+                resp = await stub.ReadLog(
+                    replica_pb2.ReadLogRequest(after=cursor, limit=self.rcfg.batch),
+                    timeout=self.rcfg.timeout_s,
+                )
+            except grpc.aio.AioRpcError as exc:
+                log.debug("reading %s's change log: %s", node.name, exc.code().name)
+                await asyncio.sleep(min(5.0, delay))
+                delay = min(5.0, delay * 2)
+                continue
+            delay = self.rcfg.poll_interval_s
+            if resp.last_seq < cursor:
+                # The node's data was wiped (a new node under the same name): start over.
+                log.warning("%s's change log restarted at %d; reading it again", node.name, 0)
+                cursor = 0
+                continue
+            metrics.LOG_BEHIND.labels(node.name).set(resp.last_seq - cursor)
+            if not resp.entries:
+                await asyncio.sleep(self.rcfg.poll_interval_s)
+                continue
+            for entry in resp.entries:
+                change = change_from_pb(entry.change)
+                for v in change.versions:
+                    await self.handle(v)
+                cursor = entry.seq
+            self.state.set_cursor(node.name, cursor)
+            metrics.LOG_BEHIND.labels(node.name).set(max(0, resp.last_seq - cursor))
+            if cursor >= resp.last_seq:
+                for dest in self._destinations_seen:
+                    metrics.LAG.labels(dest).set(0)
+
+    async def handle(self, v: ObjectVersion) -> None:
+        """Replicate one logged version wherever it is still PENDING."""
+        if v.replication_status != replication.PENDING or v.bucket.startswith("."):
+            return
+        if _share(v.bucket, v.key, self.count) != self.index:
+            return
+        dests = [d for d, s in v.replication_targets.items() if s == replication.PENDING]
+        await asyncio.gather(*(self._replicate(v, d) for d in dests))
+
+    # -- one version to one destination -----------------------------------------
+
+    async def _replicate(self, v: ObjectVersion, dest: str) -> None:
+        self._destinations_seen.add(dest)
+        age = max(0.0, time.time() - v.last_modified_ms / 1000)
+        metrics.LAG.labels(dest).set(age)
+        metrics.PENDING.labels(dest).inc()
+        metrics.PENDING_BYTES.labels(dest).inc(v.size)
+        try:
+            error = ""
+            for attempt in range(self.rcfg.max_attempts):
+                try:
+                    applied = await self._send(v, dest)
+                except errors.NoSuchVersion:
+                    return  # deleted on the source since: nothing left to send
+                except (errors.TristoreError, OSError) as exc:
+                    error = (
+                        f"{exc.code}: {exc}" if isinstance(exc, errors.TristoreError) else str(exc)
+                    )
+                    metrics.FAILED.labels(dest).inc()
+                    log.info(
+                        "replicating %s/%s@%s to %s: %s", v.bucket, v.key, v.version_id, dest, error
+                    )
+                    await asyncio.sleep(self.rcfg.retry_backoff_s * 2**attempt)
+                    continue
+                took = time.time() - v.last_modified_ms / 1000
+                if applied:  # not another copy of the same change-log entry
+                    metrics.REPLICATED.labels(dest).inc()
+                    metrics.LATENCY.labels(dest).observe(max(0.0, took))
+                if applied and took > self.rcfg.threshold_s:
+                    metrics.THRESHOLD_MISSES.labels(dest).inc()
+                    log.warning(
+                        "%s/%s@%s reached %s %.0f s after its write (threshold %.0f s)",
+                        v.bucket,
+                        v.key,
+                        v.version_id,
+                        dest,
+                        took,
+                        self.rcfg.threshold_s,
+                    )
+                await self._set_status(v, dest, replication.COMPLETED, "")
+                return
+            self.state.park(
+                {
+                    "bucket": v.bucket,
+                    "key": v.key,
+                    "version_id": v.version_id,
+                    "destination": dest,
+                    "error": error,
+                    "parked_ms": int(time.time() * 1000),
+                }
+            )
+            metrics.DLQ.set(len(self.state.parked()))
+            await self._set_status(v, dest, replication.FAILED, error)
+        finally:
+            metrics.PENDING.labels(dest).dec()
+            metrics.PENDING_BYTES.labels(dest).dec(v.size)
+
+    async def _set_status(self, v: ObjectVersion, dest: str, status: str, error: str) -> None:
+        if v.delete_marker:
+            return  # a delete marker has no per-version status to show
+        request = objects_pb2.PutReplicationStatusRequest(
+            bucket=v.bucket,
+            key=v.key,
+            version_id=v.version_id,
+            destination=dest,
+            status=status,
+            error=error[:500],
+        )
+        try:
+            await self.source_raw.call(
+                lambda s: s.PutReplicationStatus(request, timeout=self.rcfg.timeout_s)
+            )
+        except errors.TristoreError as exc:
+            log.warning("could not record %s for %s/%s: %s", status, v.bucket, v.key, exc)
+
+    async def _destination(self, v: ObjectVersion, dest: str) -> replication.Destination:
+        """The destination with its overrides, from the bucket's rules now."""
+        cached = self._rules.get(v.bucket)
+        if cached is None or time.monotonic() - cached[0] > RULES_TTL_S:
+            rules = await self.source_raw.call(
+                lambda s: s.GetBucketReplication(
+                    objects_pb2.GetBucketReplicationRequest(bucket=v.bucket),
+                    timeout=self.rcfg.timeout_s,
+                )
+            )
+            cached = (time.monotonic(), tuple(rule_from_pb(r) for r in rules.rules))
+            self._rules[v.bucket] = cached
+        for d in replication.destinations_for(cached[1], v.key, v.tags, v.delete_marker):
+            if d.name == dest:
+                return d
+        cluster, _, bucket = dest.partition("/")
+        return replication.Destination(cluster, bucket)
+
+    async def _send(self, v: ObjectVersion, dest_name: str) -> bool:
+        """Apply ``v`` at the destination; False if it was there already."""
+        dest = await self._destination(v, dest_name)
+        remote = self.remotes.get(dest.cluster)
+        if remote is None:
+            raise errors.InvalidArgument(
+                f"destination cluster {dest.cluster!r} is not in this cluster's [[remotes]]"
+            )
+        replica = replace(
+            v,
+            bucket=dest.bucket,
+            storage_class=dest.storage_class or v.storage_class,
+            owner=dest.owner or v.owner,
+        )
+        header = objects_pb2.ApplyReplicaHeader(
+            version=version_to_pb(replica, with_inline=False),
+            origin_cluster=v.origin_cluster or self.cfg.cluster.name,
+        )
+
+        async def requests() -> AsyncIterator[objects_pb2.ApplyReplicaRequest]:
+            yield objects_pb2.ApplyReplicaRequest(header=header)
+            if v.delete_marker or v.size == 0:
+                return
+            stream = self.source.get_object_stream(v.bucket, v.key, version_id=v.version_id)
+            async with stream as s:
+                async for chunk in s:
+                    yield objects_pb2.ApplyReplicaRequest(data=chunk)
+
+        resp = await remote.call(
+            lambda stub: stub.ApplyReplica(requests(), timeout=self.rcfg.timeout_s)
+        )
+        return bool(resp.applied)
+
+    async def close(self) -> None:
+        await self.source.close()
+        await self.source_raw.close()
+        for c in self.remotes.values():
+            await c.close()
