@@ -8,7 +8,7 @@ DEV_DIR ?= .tristore
 UP_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: install up down status test test-unit test-integration lint format proto bench clean
+.PHONY: install up down status test test-unit test-integration lint format proto bench bench-replication clean
 
 $(INSTALLED): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -50,6 +50,9 @@ proto: install ## regenerate tristore/pb from proto/
 
 bench: install ## writes bench/results/latest.json and prints a table
 	$(BIN)/python -m bench.run
+
+bench-replication: install ## replication lag under PUT load; bench/results/replication.json
+	$(BIN)/python -m bench.replication
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

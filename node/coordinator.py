@@ -509,16 +509,33 @@ class Coordinator:
     async def put_replication_status(
         self, bucket: str, key: str, version_id: str, destination: str, status: str, error: str
     ) -> None:
-        """A replicator's word on one destination of a source version."""
-        if status not in (replication.COMPLETED, replication.FAILED):
-            raise InvalidArgument(f"replication status must be COMPLETED or FAILED, not {status!r}")
-        wanted = f"{status}: {error}" if error else status
+        """A replicator's word on one destination of a source version: COMPLETED
+        or FAILED. PENDING (re)queues the version for a destination its bucket's
+        rules send it to (backfill of versions older than the rule, replay of a
+        failed one): the change lands in the change log, where replicators find it."""
+        states = (replication.COMPLETED, replication.FAILED, replication.PENDING)
+        if status not in states:
+            raise InvalidArgument(
+                f"replication status must be one of {', '.join(states)}, not {status!r}"
+            )
+        wanted = f"{status}: {error}" if error and status == replication.FAILED else status
         version, _ = await self._current(bucket, key, version_id)
         if version.replication_targets.get(destination) == wanted:
             return  # another copy of the change-log entry got here first
+        if status == replication.PENDING:
+            if version.replication_status == replication.REPLICA:
+                raise InvalidRequest(f"{bucket}/{key}@{version_id} is a replica: it is not sent on")
+            info = await self._require_bucket(bucket)
+            names = {
+                d.name for d in replication.destinations_for(info.replication, key, version.tags)
+            }
+            if destination not in names:
+                raise InvalidArgument(
+                    f"no enabled rule of bucket {bucket!r} sends {key!r} to {destination!r}"
+                )
 
         def edit(v: ObjectVersion) -> ObjectVersion:
-            if destination not in v.replication_targets:
+            if destination not in v.replication_targets and status != replication.PENDING:
                 raise InvalidArgument(
                     f"version {version_id} of {bucket}/{key} is not replicated to {destination!r}"
                 )
@@ -719,12 +736,19 @@ class Coordinator:
         keeps its stamp: it is added as a version everywhere, and becomes current
         only where nothing newer is (last writer wins, never backwards).
 
-        A replica that already holds a newer stamp (a writer with a faster clock,
-        or an acknowledged write this clock is behind) makes the write take a
-        stamp above it and go again, so a later write never hides under an older
-        one; a version the first try left behind is removed by the next. Only a
-        write that keeps losing to concurrent writers gives up its place to them,
-        which is a valid order for concurrent writes.
+        An unconditional write first learns the key's floor: the witness's stamp
+        (every acknowledged write of the key is at or below it), or, when the
+        witness does not know the key, the newest stamp its replicas hold. Its
+        stamp is taken above that, so it is ordered after every write that was
+        acknowledged before it began. A replica that holds a newer stamp than
+        this write's at commit holds a *concurrent* write, which may come after
+        it: the write is then added as a version there but does not become
+        current (last writer wins), and it is not stamped again. (Stamping again
+        would make it current a second time after a concurrent delete a reader
+        may already have seen: flicker.)
+
+        Without witnesses, a replica holding a newer stamp makes the write take a
+        stamp above it and go again.
 
         With ``expect`` the write is conditional: the key's first AZ takes it
         first, and refuses it (ConditionalRequestConflict, nothing written
@@ -735,6 +759,15 @@ class Coordinator:
         fence = self._fence(head.bucket, head.key)
         if replica:
             self.clock.observe(head.stamp)
+            await self._commit_change(replace(Change.of(head), merge=True), placement, targets)
+            await self._confirm(head, fence)
+            return head
+        if expect is None and self.witness is not None:
+            floor = await self._floor(head.bucket, head.key)
+            if floor is not None:
+                self.clock.observe(floor)
+                if head.stamp <= floor:
+                    head = replace(head, stamp=self.clock.now())
             await self._commit_change(replace(Change.of(head), merge=True), placement, targets)
             await self._confirm(head, fence)
             return head
@@ -752,6 +785,16 @@ class Coordinator:
                 head = replace(head, stamp=self.clock.now(), removed=head.removed + left)
         await self._confirm(head, fence)
         return head
+
+    async def _floor(self, bucket: str, key: str) -> Stamp | None:
+        """A stamp at or above every acknowledged write of the key: the
+        witness's, or (unknown there) the newest its replicas hold."""
+        assert self.witness is not None
+        w = await self.witness.check(bucket, key)
+        if w is not None:
+            return w
+        rr = await self._read_replicas(bucket, key)
+        return rr.best.stamp if rr.best is not None else None
 
     def _fence(self, bucket: str, key: str) -> Fence:
         return self.witness.fence(bucket, key) if self.witness is not None else ()
@@ -1627,4 +1670,6 @@ def _version_entry(v: ObjectVersion, is_latest: bool) -> VersionEntry:
         last_modified=ms_to_datetime(v.last_modified_ms),
         storage_class=v.storage_class or "STANDARD",
         owner=v.owner,
+        replication_status=v.replication_status,
+        replication_targets=dict(v.replication_targets),
     )

@@ -92,6 +92,7 @@ class _Commit(_Op):
         # back from the dead may be behind ``expect``, which is no conflict.)
         if c.expect is not None and cur_stamp > c.expect:
             return CommitResult(False, cur_stamp, conflict=True)
+        kept: set[bytes] = set()  # bodies a record now refers to
         if c.head is not None:
             if cur_stamp >= c.head.stamp and cur is not None:
                 if not c.merge:
@@ -101,12 +102,16 @@ class _Commit(_Op):
                 wb.put(okey, encoded)
                 overlay[okey] = encoded
                 cur_stamp = c.head.stamp
+                kept.add(c.head.data_id)
         for vstamp in c.removed:
             store._remove_version(wb, overlay, c.bucket, c.key, vstamp)
         for v in c.versions:
-            store._put_version(wb, overlay, v)
+            if store._put_version(wb, overlay, v):
+                kept.add(v.data_id)
         for data_id in {v.data_id for v in (c.head, *c.versions) if v is not None and v.data_id}:
             wb.delete(keys.staged_key(data_id))
+            if data_id not in kept:
+                store._schedule_gc(wb, data_id)  # superseded on arrival (a merge commit)
         store._append_log(wb, c)
         if self.hint_for:
             hk = keys.hint_key(self.hint_for, c.bucket, c.key)
@@ -283,36 +288,37 @@ class ReplicaStore:
 
     def _put_version(
         self, wb: rocksdict.WriteBatch, overlay: dict[bytes, bytes | None], v: ObjectVersion
-    ) -> None:
+    ) -> bool:
         """Add or replace one version record (last writer wins per version). A
         null version replaces the key's older null version; a removed version
-        never comes back."""
+        never comes back. True when the record was stored."""
         v = replace(v, removed=())
         vs = v.vstamp.encode()
         if self._get_overlay(keys.removed_key(v.bucket, v.key, vs), overlay) is not None:
-            return
+            return False
         if v.null_version:
             nk = keys.null_key(v.bucket, v.key)
             held = self._get_overlay(nk, overlay)
             if held is not None and held > vs:
-                return
+                return False
             if held is not None and held < vs:
                 self._delete_version_record(wb, overlay, v.bucket, v.key, held)
             wb.put(nk, vs)
             overlay[nk] = vs
             if not v.is_version:
-                return  # an unversioned DELETE: the null version is gone, nothing replaces it
+                return False  # an unversioned DELETE: the null version is gone, nothing replaces it
         vk = keys.version_key(v.bucket, v.key, vs)
         existing = self._get_overlay(vk, overlay)
         if existing is not None:
             old = records.decode_version(existing)
             if old.stamp >= v.stamp:
-                return
+                return old.data_id == v.data_id
             if old.data_id and old.data_id != v.data_id:
                 self._schedule_gc(wb, old.data_id)
         encoded = records.encode_version(v)
         wb.put(vk, encoded)
         overlay[vk] = encoded
+        return True
 
     def _delete_version_record(
         self,

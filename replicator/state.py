@@ -65,7 +65,11 @@ class ReplicatorState:
             out.append(json.loads(cast(bytes, v)))
         return out
 
-    def unpark(self, entry: dict[str, Any]) -> None:
-        k = self._dlq_key(entry["bucket"], entry["key"], entry["version_id"], entry["destination"])
+    def unpark(self, bucket: str, key: str, version_id: str, destination: str) -> bool:
+        """Forget a parked version (it went through after a replay); False if it was not parked."""
+        k = self._dlq_key(bucket, key, version_id, destination)
         with self._lock:
+            if self.db.get(k) is None:
+                return False
             self.db.delete(k, self._sync)
+            return True

@@ -16,9 +16,12 @@ new version that its bucket's rules send somewhere to every destination.
 - **Who sends it.** The replicators of a cluster share keys by hash: replicator
   i of n takes the keys whose hash is i mod n. (While one is down its share
   waits for it: nothing is lost, it is late.)
-- **Outcome.** COMPLETED (or FAILED with the error after ``max_attempts``, and
-  the version parked in the dead-letter queue) is written back to the source
-  version's per-destination status. Replicas are marked REPLICA with their
+- **Outcome.** COMPLETED is written back to the source version's
+  per-destination status. An unreachable destination is retried with capped
+  backoff for as long as it takes (the version stays PENDING, the lag grows);
+  an answer that retrying cannot change (a destination bucket without
+  versioning, say), ``max_attempts`` times, makes it FAILED with the error,
+  and the version is parked in the dead-letter queue. Replicas are marked REPLICA with their
   origin cluster and are never sent on (no loops in two-way setups).
 """
 
@@ -28,7 +31,8 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import replace
 from typing import Any
 
@@ -48,6 +52,12 @@ log = logging.getLogger(__name__)
 
 #: How long a bucket's rules are reused before they are read again.
 RULES_TTL_S = 2.0
+#: Longest wait between two tries of one version.
+MAX_BACKOFF_S = 5.0
+#: Versions one replicator sends at once.
+PARALLEL = 32
+#: Versions remembered as done, so the other copies of their log entries are skipped.
+DONE_REMEMBERED = 100_000
 
 
 def _share(bucket: str, key: str, count: int) -> int:
@@ -104,6 +114,9 @@ class Replicator:
         }
         self._rules: dict[str, tuple[float, tuple[replication.Rule, ...]]] = {}
         self._destinations_seen: set[str] = set()
+        self._gate = asyncio.Semaphore(PARALLEL)
+        self._inflight: dict[tuple[str, str, str, str], asyncio.Future[None]] = {}
+        self._done: OrderedDict[tuple[str, str, str, str], None] = OrderedDict()
         metrics.DLQ.set(len(state.parked()))
 
     # -- the loop --------------------------------------------------------------
@@ -136,11 +149,12 @@ class Replicator:
             if not resp.entries:
                 await asyncio.sleep(self.rcfg.poll_interval_s)
                 continue
-            for entry in resp.entries:
-                change = change_from_pb(entry.change)
-                for v in change.versions:
-                    await self.handle(v)
-                cursor = entry.seq
+            # A batch's versions go out together (bounded); the destination keeps
+            # per-key order itself (last writer wins, never backwards). The
+            # cursor moves past the batch only once all of it is handled.
+            versions = [v for e in resp.entries for v in change_from_pb(e.change).versions]
+            await asyncio.gather(*(self._bounded(self.handle(v)) for v in versions))
+            cursor = resp.entries[-1].seq
             self.state.set_cursor(node.name, cursor)
             metrics.LOG_BEHIND.labels(node.name).set(max(0, resp.last_seq - cursor))
             if cursor >= resp.last_seq:
@@ -154,7 +168,35 @@ class Replicator:
         if _share(v.bucket, v.key, self.count) != self.index:
             return
         dests = [d for d, s in v.replication_targets.items() if s == replication.PENDING]
-        await asyncio.gather(*(self._replicate(v, d) for d in dests))
+        await asyncio.gather(*(self._once(v, d) for d in dests))
+
+    async def _bounded(self, work: Awaitable[None]) -> None:
+        async with self._gate:
+            await work
+
+    async def _once(self, v: ObjectVersion, dest: str) -> None:
+        """One replication of a version to a destination, however many of the
+        three change logs holding it deliver it (they all reach this replicator:
+        keys are shared by hash). A copy that arrives while the first is in
+        flight waits for it; one that arrives after it is done is skipped (after
+        a restart the memory is empty and the destination skips it instead)."""
+        # The record's stamp tells a requeue (replay, backfill) from a copy.
+        ident = (v.bucket, v.key, v.stamp.encode().hex(), dest)
+        if ident in self._done:
+            return
+        running = self._inflight.get(ident)
+        if running is None:
+            running = asyncio.ensure_future(self._replicate(v, dest))
+            self._inflight[ident] = running
+            try:
+                await running
+            finally:
+                del self._inflight[ident]
+            self._done[ident] = None
+            while len(self._done) > DONE_REMEMBERED:
+                self._done.popitem(last=False)
+        else:
+            await asyncio.shield(running)
 
     # -- one version to one destination -----------------------------------------
 
@@ -166,20 +208,34 @@ class Replicator:
         metrics.PENDING_BYTES.labels(dest).inc(v.size)
         try:
             error = ""
-            for attempt in range(self.rcfg.max_attempts):
+            refusals = 0  # answers that retrying cannot change
+            tries = 0
+            while refusals < self.rcfg.max_attempts:
+                tries += 1
                 try:
                     applied = await self._send(v, dest)
                 except errors.NoSuchVersion:
                     return  # deleted on the source since: nothing left to send
                 except (errors.TristoreError, OSError) as exc:
+                    transient = not isinstance(exc, errors.TristoreError) or exc.retriable
+                    refusals += not transient
                     error = (
                         f"{exc.code}: {exc}" if isinstance(exc, errors.TristoreError) else str(exc)
                     )
                     metrics.FAILED.labels(dest).inc()
                     log.info(
-                        "replicating %s/%s@%s to %s: %s", v.bucket, v.key, v.version_id, dest, error
+                        "replicating %s/%s@%s to %s (try %d): %s",
+                        v.bucket,
+                        v.key,
+                        v.version_id,
+                        dest,
+                        tries,
+                        error,
                     )
-                    await asyncio.sleep(self.rcfg.retry_backoff_s * 2**attempt)
+                    # An unreachable destination (or source) is waited for, however
+                    # long: the version stays PENDING and the lag shows it.
+                    backoff = self.rcfg.retry_backoff_s * 2 ** min(tries - 1, 8)
+                    await asyncio.sleep(min(backoff, MAX_BACKOFF_S))
                     continue
                 took = time.time() - v.last_modified_ms / 1000
                 if applied:  # not another copy of the same change-log entry
@@ -197,6 +253,8 @@ class Replicator:
                         self.rcfg.threshold_s,
                     )
                 await self._set_status(v, dest, replication.COMPLETED, "")
+                if self.state.unpark(v.bucket, v.key, v.version_id, dest):
+                    metrics.DLQ.set(len(self.state.parked()))  # replayed, and through now
                 return
             self.state.park(
                 {

@@ -108,7 +108,8 @@ class ReplicatorSection:
     batch: int = 256
     #: How often an idle replicator looks for new changes.
     poll_interval_s: float = 0.2
-    #: Attempts to replicate one version before it is parked in the dead-letter queue.
+    #: Refusals retrying cannot change before a version is FAILED and parked (an
+    #: unreachable cluster is retried for as long as it takes).
     max_attempts: int = 5
     #: First retry delay; doubles per attempt.
     retry_backoff_s: float = 0.2

@@ -319,6 +319,8 @@ def version_page_to_pb(page: VersionPage) -> objects_pb2.ListObjectVersionsRespo
                 last_modified_ms=_ms(e.last_modified),
                 storage_class=e.storage_class,
                 owner=e.owner,
+                replication_status=e.replication_status,
+                replication_targets=e.replication_targets,
             )
             for e in page.versions
         ],
@@ -342,6 +344,8 @@ def version_page_from_pb(p: objects_pb2.ListObjectVersionsResponse) -> VersionPa
                 last_modified=ms_to_datetime(e.last_modified_ms),
                 storage_class=e.storage_class,
                 owner=e.owner,
+                replication_status=e.replication_status,
+                replication_targets=dict(e.replication_targets),
             )
             for e in p.versions
         ],

@@ -208,12 +208,16 @@ class VersionEntry:
     last_modified: dt.datetime
     storage_class: str = "STANDARD"
     owner: str = ""
+    replication_status: str = ""
+    replication_targets: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, object]:
         return {
             "key": self.key,
             "version_id": self.version_id,
             "is_latest": self.is_latest,
+            "replication_status": self.replication_status,
+            "replication_targets": dict(self.replication_targets),
             "delete_marker": self.delete_marker,
             "size": self.size,
             "etag": self.etag,

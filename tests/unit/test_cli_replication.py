@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 
 from tristore.cli import replication as rep
 from tristore.cli.main import build_parser, run
+from tristore.cli.util import CliError
 from tristore.errors import InvalidArgument, InvalidBucketName, InvalidStorageClass
 from tristore.model import VersionEntry
 from tristore.replication import COMPLETED, FAILED, PENDING, REPLICA, Destination, Rule
@@ -279,3 +281,327 @@ def test_status_count_table_and_json() -> None:
         "gone": 0,
         "truncated": False,
     }
+
+
+# --- backfill, verify and the dead-letter queue ----------------------------------------
+
+TO_WEST = Rule("all", (Destination("west", "dst"),))
+
+
+def version(
+    key: str,
+    vid: str = "v1",
+    *,
+    etag: str = "e1",
+    marker: bool = False,
+    status: str = "",
+    targets: dict[str, str] | None = None,
+) -> VersionEntry:
+    return VersionEntry(
+        key, vid, False, marker, 0 if marker else 1, "" if marker else etag, T0,
+        replication_status=status, replication_targets=targets or {},
+    )  # fmt: skip
+
+
+def no_tags(e: VersionEntry) -> dict[str, str]:
+    raise AssertionError(f"tags of {e.key} read though no rule filters on tags")
+
+
+def test_split_status() -> None:
+    assert rep.split_status("FAILED: InvalidRequest: not versioned") == (
+        FAILED,
+        "InvalidRequest: not versioned",
+    )
+    assert rep.split_status(COMPLETED) == (COMPLETED, "")
+    assert rep.split_status("") == ("", "")
+
+
+def test_backfill_plans_each_kind_of_entry() -> None:
+    rules = [Rule("logs", (Destination("west", "dst"), Destination("south", "dst")), prefix="l/")]
+    entries = [
+        version("l/new"),
+        version("l/half", targets={"west/dst": COMPLETED}),
+        version("l/failed", targets={"west/dst": "FAILED: no", "south/dst": PENDING}),
+        version("other"),
+        version("l/marker", marker=True),
+        version("l/replica", status=REPLICA),
+    ]
+    plans = list(rep.plan_backfill(entries, rules, no_tags))
+    assert [p.outcome for p in plans] == [
+        rep.MATCH, rep.MATCH, rep.MATCH, rep.NO_MATCH, rep.SKIP_MARKER, rep.SKIP_REPLICA,
+    ]  # fmt: skip
+    assert [p.queue for p in plans[:3]] == [("south/dst", "west/dst"), ("south/dst",), ()]
+    assert plans[1].present == {"west/dst": COMPLETED}
+    count = rep.BackfillCount()
+    for p in plans:
+        count.add(p)
+    # add() leaves ``queued`` and ``errors`` to the caller, who makes the requeues.
+    assert count.to_json() == {
+        "versions": 6, "queued": 0, "already": 2, "failed": 1, "not_matching": 1,
+        "replicas": 1, "delete_markers": 1, "gone": 0, "errors": 0,
+    }  # fmt: skip
+    assert ("failed (see dlq list)", 1) in count.rows()
+    assert count.rows(dry_run=True)[1] == ("to queue (dry run)", 0)
+
+
+def test_backfill_reads_tags_only_where_a_tag_rule_could_match() -> None:
+    rules = [
+        Rule("tagged", (Destination("west", "t"),), prefix="t/", tags={"copy": "yes"}),
+        Rule("off", (Destination("west", "x"),), enabled=False, tags={"x": "1"}),
+        TO_WEST,
+    ]
+    tags = {"t/yes": {"copy": "yes"}, "t/no": {"copy": "no"}, "t/gone": None}
+    asked: list[str] = []
+
+    def tags_of(e: VersionEntry) -> dict[str, str] | None:
+        asked.append(e.key)
+        return tags[e.key]
+
+    plans = {
+        e.key: rep.plan_version(e, rules, tags_of)
+        for e in [version(k) for k in ("t/yes", "t/no", "t/gone", "plain")]
+    }
+    assert asked == ["t/yes", "t/no", "t/gone"]  # not for "plain": no tag rule's prefix
+    assert plans["t/yes"].queue == ("west/dst", "west/t")
+    assert plans["t/no"].queue == ("west/dst",)
+    assert plans["t/gone"].outcome == rep.GONE
+    assert plans["plain"].queue == ("west/dst",)
+
+
+def test_backfill_plan_is_lazy() -> None:
+    read: list[str] = []
+
+    def entries() -> Iterator[VersionEntry]:
+        for k in "abc":
+            read.append(k)
+            yield version(k)
+
+    plans = rep.plan_backfill(entries(), [TO_WEST], no_tags)
+    assert next(plans).entry.key == "a" and read == ["a"]
+
+
+def test_count_bar_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    count = rep.BackfillCount(versions=1200, queued=300)
+    assert rep.render_count(count, 2.0) == "1200 versions  300 queued  600/s"
+    assert rep.render_count(count, 0.0).endswith("-/s")
+    now = [0.0]
+    out = io.StringIO()
+    bar = rep.CountProgress(count, out, clock=lambda: now[0])
+    now[0] = 2.0
+    bar(count.versions)
+    bar.close()
+    assert (
+        out.getvalue() == "\r1200 versions  300 queued  600/s\r1200 versions  300 queued  600/s\n"
+    )
+    # Not a terminal: no bar at all.
+    monkeypatch.setattr("sys.stderr", io.StringIO())
+    assert not isinstance(rep.count_bar(count), rep.CountProgress)
+
+
+def _ok(dest: str = "west/dst") -> dict[str, str]:
+    return {dest: COMPLETED}
+
+
+@pytest.mark.parametrize(
+    ("source", "held", "kind", "detail"),
+    [
+        (version("k", targets=_ok()), version("k", status=REPLICA), None, ""),
+        (version("k"), version("k"), None, ""),  # sent some other way: the data is there
+        (version("k"), None, rep.MISSING, "never queued: tristore replication backfill"),
+        (version("k", targets=_ok()), None, rep.MISSING, "COMPLETED at the source"),
+        (version("k", marker=True), None, rep.MISSING, "a delete marker cannot be backfilled"),
+        (version("k", targets={"west/dst": PENDING}), None, rep.STILL_PENDING, ""),
+        # Arrived, but the source has not heard yet.
+        (version("k", targets={"west/dst": PENDING}), version("k"), rep.STILL_PENDING, ""),
+        (version("k", targets={"west/dst": "FAILED: InvalidRequest: x"}), None, rep.HAS_FAILED,
+         "InvalidRequest: x"),
+        (version("k", targets={"west/dst": FAILED}), None, rep.HAS_FAILED, "no error recorded"),
+        (version("k", targets=_ok()), version("k", etag="e2"), rep.DIFFERENT,
+         "etag e1 at the source, e2 at the destination"),
+        (version("k", marker=True, targets=_ok()), version("k"), rep.DIFFERENT,
+         "a delete marker at the source, a version at the destination"),
+        (version("k", targets=_ok()), version("k", marker=True), rep.DIFFERENT,
+         "a version at the source, a delete marker at the destination"),
+        (version("k", marker=True, targets=_ok()), version("k", marker=True), None, ""),
+    ],
+)  # fmt: skip
+def test_compare(
+    source: VersionEntry, held: VersionEntry | None, kind: str | None, detail: str
+) -> None:
+    diff = rep.compare(source, "west/dst", held)
+    if kind is None:
+        assert diff is None
+        return
+    assert diff is not None
+    assert (diff.kind, diff.key, diff.version_id, diff.destination) == (kind, "k", "v1", "west/dst")
+    assert detail in diff.detail
+
+
+def test_diff_merges_listings_key_by_key() -> None:
+    rules = [
+        Rule("logs", (Destination("west", "dst"),), prefix="l/", delete_markers=True),
+        Rule("all", (Destination("south", "dst"),)),
+        Rule("off", (Destination("north", "dst"),), enabled=False),
+    ]
+    both = {"west/dst": COMPLETED, "south/dst": COMPLETED}
+    source = [
+        version("a", "v2", targets={"south/dst": COMPLETED}),
+        version("a", "v1", targets={"south/dst": COMPLETED}),
+        version("l/1", "v3", marker=True, targets=both),
+        version("l/1", "v1", targets=both),
+        version("l/2", "v1", targets={"west/dst": PENDING, "south/dst": COMPLETED}),
+        version("l/3", "v9", status=REPLICA),
+        version("z", "v1"),
+    ]
+    west = [  # extra keys and versions the destination holds do not matter
+        version("0-only-west"),
+        version("l/1", "v3", marker=True),
+        version("l/1", "v1", etag="other"),
+        version("l/1", "v0"),
+        version("l/2", "v1"),
+        version("l/4"),
+    ]
+    south = [version("a", "v2"), version("a", "v1"), version("l/1", "v3", marker=True),
+             version("l/1", "v1"), version("l/2", "v1")]  # fmt: skip
+    count = rep.VerifyCount()
+    diffs = list(
+        rep.diff_versions(source, {"west/dst": west, "south/dst": south}, rules, no_tags, count)
+    )
+    assert [(d.kind, d.key, d.version_id, d.destination) for d in diffs] == [
+        (rep.DIFFERENT, "l/1", "v1", "west/dst"),
+        (rep.STILL_PENDING, "l/2", "v1", "west/dst"),
+        (rep.MISSING, "z", "v1", "south/dst"),
+    ]
+    # The marker goes to west only (its rule sends markers): south is not checked for it.
+    assert (count.versions, count.checked, count.replicas, count.not_replicated) == (7, 8, 1, 0)
+    assert count.counts == {"missing": 1, "different": 1, "pending": 1, "failed": 0}
+    assert count.total == 3
+    summary = rep.verify_summary(count, ["south/dst", "west/dst"])
+    assert summary.startswith("3 differences (1 missing, 1 different, 1 pending, 0 failed) in 8 ")
+    assert rep.verify_summary(rep.VerifyCount(versions=1), ["west/dst"]).startswith(
+        "no differences: 0 checks against west/dst; 1 source version listed"
+    )
+
+
+def test_diff_reads_the_destination_lazily_and_refuses_unordered_listings() -> None:
+    read: list[str] = []
+
+    def west() -> Iterator[VersionEntry]:
+        for k in ("a", "b", "c", "d"):
+            read.append(k)
+            yield version(k)
+
+    source = [version("b", etag="x"), version("a")]
+    diffs = rep.diff_versions(source, {"west/dst": west()}, [TO_WEST], no_tags)
+    assert next(diffs).kind == rep.DIFFERENT
+    assert read == ["a", "b", "c"]  # up to the first key past "b", no further
+    with pytest.raises(CliError, match="came after"):
+        next(diffs)
+
+
+def test_difference_line_and_json() -> None:
+    d = rep.Difference(rep.HAS_FAILED, "a b", "v1", "west/dst", detail="InvalidRequest: x")
+    assert d.line() == "failed     west/dst  v1  a b  (InvalidRequest: x)"
+    assert rep.Difference(rep.MISSING, "k", "v1", "w/d", True).line() == (
+        "missing    w/d  v1  k (delete marker)"
+    )
+    assert d.to_json() == {
+        "kind": "failed", "key": "a b", "version_id": "v1", "destination": "west/dst",
+        "delete_marker": False, "detail": "InvalidRequest: x",
+    }  # fmt: skip
+
+
+def test_destination_endpoints() -> None:
+    given = rep.parse_to_endpoints(["west=127.0.0.1:1,127.0.0.1:2", "south=h:3"])
+    assert given == {"west": "127.0.0.1:1,127.0.0.1:2", "south": "h:3"}
+    assert rep.endpoints_for(["west/a", "west/b"], given) == {"west": "127.0.0.1:1,127.0.0.1:2"}
+    with pytest.raises(InvalidArgument, match="--to-endpoint north=HOST:PORT") as info:
+        rep.endpoints_for(["north/a", "west/a"], given)
+    assert "cluster(s) north," in info.value.message
+    assert rep.enabled_destinations([TO_WEST, RULE, Rule("x", (Destination("n", "d"),),
+                                     enabled=False)]) == ["east/dst", "west/dst"]  # fmt: skip
+
+
+def test_failed_targets() -> None:
+    entries = [
+        version("a", "v1", targets={"west/dst": "FAILED: NoSuchBucket: gone", "south/d": FAILED}),
+        version("a", "v2", targets={"west/dst": COMPLETED}),
+        version("b", "v1", marker=True, targets={"west/dst": "FAILED: x"}),
+        version("c", "v1", targets={"west/dst": PENDING}),
+    ]
+    every = list(rep.failed_targets(entries))
+    assert every == [
+        rep.FailedTarget("a", "v1", "south/d", ""),
+        rep.FailedTarget("a", "v1", "west/dst", "NoSuchBucket: gone"),
+        rep.FailedTarget("b", "v1", "west/dst", "x", delete_marker=True),
+    ]
+    assert [t.key for t in rep.failed_targets(entries, key="b")] == ["b"]
+    assert list(rep.failed_targets(entries, key="a", version_id="v2")) == []
+    assert [t.destination for t in rep.failed_targets(entries, destination="south/d")] == [
+        "south/d"
+    ]
+    header, *rows = rep.format_failed(every).splitlines()
+    assert header.split() == ["KEY", "VERSION", "DESTINATION", "ERROR"]
+    assert rows[0].split() == ["a", "v1", "south/d", "-"]
+    assert rows[2].split()[:3] == ["b", "(delete", "marker)"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["backfill", "s3://src/k"], "object URL"),
+        (["verify", "s3://src", "--to-endpoint", "west"], "NAME=VALUE"),
+        (["verify", "s3://src", "--to-endpoint", "west="], "names no HOST:PORT"),
+        (["verify", "s3://src", "--to-endpoint", "w=h:1", "--to-endpoint", "w=h:2"], "twice"),
+        (["dlq", "list", "nope"], "s3://BUCKET[/KEY]"),
+        (["dlq", "replay", "s3://src", "--version-id", "v"], "--version-id: only with --key"),
+        (["dlq", "replay", "s3://src", "--key", "k", "--prefix", "p"], "give one of them"),
+        (["dlq", "replay", "s3://src", "--destination", "west"], "--destination 'west' must"),
+    ],
+)
+def test_new_commands_refuse_bad_flags_before_connecting(
+    argv: list[str],
+    message: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("TRISTORE_ENDPOINT", raising=False)
+    assert run(["replication", *argv]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err
+    assert "TRISTORE_ENDPOINT" not in err
+
+
+def test_new_commands_parse() -> None:
+    args = parse("replication", "dlq", "replay", "s3://b", "--key", "k", "--version-id", "v")
+    assert args.func is rep.cmd_dlq_replay and (args.key, args.version_id) == ("k", "v")
+    args = parse("replication", "verify", "s3://b", "--to-endpoint", "w=h:1", "--json")
+    assert args.func is rep.cmd_verify and args.to_endpoint == ["w=h:1"]
+    args = parse("replication", "backfill", "s3://b", "--prefix", "p/", "--dry-run")
+    assert args.func is rep.cmd_backfill and args.dry_run and not args.no_progress
+    with pytest.raises(SystemExit):
+        parse("replication", "dlq")
+
+
+def test_in_order_keeps_order_and_reads_no_further_than_the_window() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    read: list[int] = []
+
+    def items() -> Iterator[int]:
+        for i in range(10):
+            read.append(i)
+            yield i
+
+    def slow_first(i: int) -> int:
+        if i == 0:
+            time.sleep(0.05)  # finishes last: still yielded first
+        return i * 10
+
+    with ThreadPoolExecutor(3) as pool:
+        results = rep.in_order(pool, slow_first, items(), window=3)
+        assert next(results) == 0
+        assert read == [0, 1, 2]
+        assert list(results) == [i * 10 for i in range(1, 10)]

@@ -2,9 +2,10 @@
 by Hypothesis against a reference model (DESIGN.md §3, issue 4).
 
 The model follows node/coordinator.py step by step, at the granularity where
-interleavings matter: a write commits AZ by AZ (a replica holding a newer stamp
-refuses it and the writer re-stamps above it), then records at a witness
-majority, then is acknowledged; writes can be abandoned half way (unfinished
+interleavings matter: a write takes its stamp above the key's floor (witness
+majority, or the replicas when a member does not know the key), commits AZ by
+AZ (last writer wins; never re-stamped), then records at a witness majority,
+then is acknowledged; writes can be abandoned half way (unfinished
 writes); witnesses can restart at any moment (and know nothing); coordinators
 keep caches. A read is one atomic step of the protocol: majority check, cache
 if at least the witness's stamp, else the newest replica, finished (written
@@ -55,25 +56,32 @@ class Protocol(RuleBasedStateMachine):
 
     # -- writes ------------------------------------------------------------
 
-    @rule(coordinator=st.integers(0, COORDINATORS - 1), clock=st.integers(1, 8))
-    def start_write(self, coordinator: int, clock: int) -> None:
-        """A write with whatever stamp its (possibly skewed) clock gives."""
+    @rule(
+        coordinator=st.integers(0, COORDINATORS - 1),
+        clock=st.integers(1, 8),
+        check_at=st.sampled_from(MAJORITIES),
+    )
+    def start_write(self, coordinator: int, clock: int, check_at: tuple[int, int]) -> None:
+        """A write learns the key's floor (the witness majority's stamp, or the
+        replicas' newest when a member does not know the key) and takes a stamp
+        above it and above whatever its (possibly skewed) clock gives."""
         if len(self.pending) < 3:
-            self.pending.append(PendingWrite((clock, self.next_uid), coordinator))
+            answers = [self.witness[i] for i in check_at]
+            if any(a is None for a in answers):
+                floor = max(self.replicas)
+            else:
+                floor = max(a for a in answers if a is not None)
+            stamp = (max(clock, floor[0] + 1), self.next_uid)
+            self.pending.append(PendingWrite(stamp, coordinator))
             self.next_uid += 1
 
     @precondition(lambda self: self.pending)
     @rule(which=st.integers(0, 2), az=st.integers(0, AZS - 1))
     def commit_to_az(self, which: int, az: int) -> None:
+        """Last writer wins: a replica holding a newer (concurrent) write keeps
+        it; the write is stored there as an older version and not stamped again."""
         w = self.pending[which % len(self.pending)]
-        held = self.replicas[az]
-        if held > w.stamp:
-            # Refused: the writer takes a stamp above the newer one and starts over.
-            w.stamp = (held[0] + 1, w.stamp[1])
-            w.committed.clear()
-            w.recorded.clear()
-            return
-        self.replicas[az] = w.stamp
+        self.replicas[az] = max(self.replicas[az], w.stamp)
         w.committed.add(az)
 
     @precondition(lambda self: any(len(w.committed) == AZS for w in self.pending))

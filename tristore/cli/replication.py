@@ -1,22 +1,36 @@
-"""Bucket replication commands: ``tristore replication put|get|delete|status``.
+"""Bucket replication commands: ``tristore replication put|get|delete|status``,
+``backfill``, ``verify`` and ``dlq list|replay``.
 
 ``put`` builds one rule from flags (or reads a JSON list of rules, in the form
 ``get --json`` prints them) and replaces the bucket's rules with it; ``status``
 shows how far a version, or every version of a bucket, has been replicated.
+``backfill`` queues the versions written before a rule existed, ``verify``
+compares a bucket with its destinations, and ``dlq`` lists and replays the
+versions whose replication FAILED. All three read the per-destination statuses
+that a version listing carries, so they cost one listing (plus one call a
+version to queue, or to read its tags when a rule filters on tags).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
+import itertools
 import json
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from tristore import replication
+from tristore.cli import progress
+from tristore.cli.multipart import MAX_PARALLEL, parallel_arg
 from tristore.cli.util import (
+    CliError,
     S3Url,
     connect,
     format_table,
@@ -26,9 +40,15 @@ from tristore.cli.util import (
     parse_s3_url,
     print_json,
 )
-from tristore.errors import InvalidArgument, NoSuchKey, NoSuchVersion
+from tristore.errors import (
+    InvalidArgument,
+    InvalidRequest,
+    NoSuchKey,
+    NoSuchVersion,
+    TristoreError,
+)
 from tristore.replication import Destination, Rule, rule_from_json
-from tristore.validation import check_bucket_name, check_storage_class
+from tristore.validation import check_bucket_name, check_key, check_storage_class
 
 if TYPE_CHECKING:
     from tristore.client import Client
@@ -88,11 +108,13 @@ _JSON_TYPES = {
 # --- building rules -------------------------------------------------------------
 
 
-def parse_destination(text: str, storage_class: str | None = None) -> Destination:
+def parse_destination(
+    text: str, storage_class: str | None = None, flag: str = "--to"
+) -> Destination:
     """``--to CLUSTER/BUCKET``."""
     cluster, sep, bucket = text.partition("/")
     if not sep or not cluster or not bucket or "/" in bucket:
-        raise InvalidArgument(f"--to {text!r} must be of the form CLUSTER/BUCKET")
+        raise InvalidArgument(f"{flag} {text!r} must be of the form CLUSTER/BUCKET")
     check_bucket_name(bucket)
     return Destination(cluster, bucket, storage_class or "")
 
@@ -313,6 +335,414 @@ def _version_status(c: Client, bucket: str) -> Callable[[VersionEntry], str | No
     return status_of
 
 
+# --- walking a bucket's versions -------------------------------------------------
+
+#: What ``backfill`` does with one version (BackfillPlan.outcome).
+MATCH = "match"
+NO_MATCH = "no-match"
+SKIP_MARKER = "delete-marker"
+SKIP_REPLICA = "replica"
+GONE = "gone"
+
+#: The kinds of difference ``verify`` reports.
+MISSING = "missing"
+DIFFERENT = "different"
+STILL_PENDING = "pending"
+HAS_FAILED = "failed"
+DIFFERENCES = (MISSING, DIFFERENT, STILL_PENDING, HAS_FAILED)
+
+#: Versions ``backfill`` works on at once (reading tags, queuing) by default.
+DEFAULT_BACKFILL_PARALLEL = 8
+
+A = TypeVar("A")
+R = TypeVar("R")
+
+#: Requeue errors printed one a line before ``backfill`` and ``dlq replay`` only count them.
+MAX_ERROR_LINES = 20
+
+#: Reads one version's tags; None when the version is gone.
+TagsOf = Callable[["VersionEntry"], "Mapping[str, str] | None"]
+
+
+def split_status(value: str) -> tuple[str, str]:
+    """A destination's status as a version carries it: ``FAILED: why`` is
+    ``(FAILED, why)``, ``COMPLETED`` is ``(COMPLETED, "")``."""
+    state, _, detail = value.partition(":")
+    return state.strip(), detail.strip()
+
+
+def enabled_destinations(rules: Iterable[Rule]) -> list[str]:
+    """Every ``cluster/bucket`` an enabled rule sends to, sorted."""
+    return sorted({d.name for r in rules if r.enabled for d in r.destinations})
+
+
+def needs_tags(rules: Iterable[Rule], key: str) -> bool:
+    """True when an enabled rule that could match ``key`` filters on tags: only
+    then is a version's tag set worth a call (a listing does not carry it)."""
+    return any(r.enabled and r.tags and key.startswith(r.prefix) for r in rules)
+
+
+def destinations_of(e: VersionEntry, rules: Sequence[Rule], tags_of: TagsOf) -> list[str] | None:
+    """Where the bucket's rules send ``e`` today (``cluster/bucket`` names);
+    None when its tags were needed and it is gone. A delete marker has no tags."""
+    tags: Mapping[str, str] = {}
+    if not e.delete_marker and needs_tags(rules, e.key):
+        got = tags_of(e)
+        if got is None:
+            return None
+        tags = got
+    return [d.name for d in replication.destinations_for(rules, e.key, tags, e.delete_marker)]
+
+
+def _plural(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one if n == 1 else (many or one + 's')}"
+
+
+# --- backfill -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BackfillPlan:
+    """What ``backfill`` does with one entry of the listing."""
+
+    entry: VersionEntry
+    #: MATCH, NO_MATCH, SKIP_MARKER, SKIP_REPLICA or GONE.
+    outcome: str
+    #: Destinations the version has no status for: to be queued.
+    queue: tuple[str, ...] = ()
+    #: Destinations it already has a status for, and that status.
+    present: Mapping[str, str] = field(default_factory=dict)
+
+
+def plan_version(e: VersionEntry, rules: Sequence[Rule], tags_of: TagsOf) -> BackfillPlan:
+    """Which of the destinations the rules send ``e`` to it still needs queuing
+    for: those it carries no status for (it was written before the rule)."""
+    if e.delete_marker:  # the store refuses version-id operations on markers
+        return BackfillPlan(e, SKIP_MARKER)
+    if e.replication_status == replication.REPLICA:  # never sent on
+        return BackfillPlan(e, SKIP_REPLICA)
+    dests = destinations_of(e, rules, tags_of)
+    if dests is None:
+        return BackfillPlan(e, GONE)
+    if not dests:
+        return BackfillPlan(e, NO_MATCH)
+    present = {d: e.replication_targets[d] for d in dests if d in e.replication_targets}
+    queue = tuple(d for d in dests if d not in present)
+    return BackfillPlan(e, MATCH, queue, present)
+
+
+def plan_backfill(
+    entries: Iterable[VersionEntry], rules: Sequence[Rule], tags_of: TagsOf
+) -> Iterator[BackfillPlan]:
+    """A plan for each entry, read lazily: a listing is walked page by page."""
+    for e in entries:
+        yield plan_version(e, rules, tags_of)
+
+
+@dataclass
+class BackfillCount:
+    """What ``backfill`` did. Versions are counted once; ``queued``,
+    ``already``, ``failed`` and ``errors`` count version-destination pairs
+    (the caller counts ``queued`` and ``errors`` as the requeues go)."""
+
+    versions: int = 0
+    queued: int = 0
+    #: PENDING or COMPLETED already: nothing to do.
+    already: int = 0
+    #: FAILED: left to ``dlq replay``.
+    failed: int = 0
+    not_matching: int = 0
+    replicas: int = 0
+    delete_markers: int = 0
+    gone: int = 0
+    errors: int = 0
+
+    def add(self, plan: BackfillPlan) -> None:
+        """Count a plan, but not its ``queue``."""
+        self.versions += 1
+        if plan.outcome == SKIP_MARKER:
+            self.delete_markers += 1
+        elif plan.outcome == SKIP_REPLICA:
+            self.replicas += 1
+        elif plan.outcome == GONE:
+            self.gone += 1
+        elif plan.outcome == NO_MATCH:
+            self.not_matching += 1
+        for status in plan.present.values():
+            if split_status(status)[0] == replication.FAILED:
+                self.failed += 1
+            else:
+                self.already += 1
+
+    def rows(self, dry_run: bool = False) -> list[tuple[str, int]]:
+        return [
+            ("versions seen", self.versions),
+            ("to queue (dry run)" if dry_run else "queued", self.queued),
+            ("already queued or replicated", self.already),
+            ("failed (see dlq list)", self.failed),
+            ("not matching a rule", self.not_matching),
+            ("replicas skipped", self.replicas),
+            ("delete markers skipped", self.delete_markers),
+            ("deleted meanwhile", self.gone),
+            ("errors", self.errors),
+        ]
+
+    def to_json(self) -> dict[str, object]:
+        return dataclasses.asdict(self)
+
+
+def render_count(count: BackfillCount, elapsed_s: float) -> str:
+    """The backfill bar's text: ``1200 versions  300 queued  410/s``."""
+    rate = f"{count.versions / elapsed_s:.0f}/s" if elapsed_s > 0 else "-/s"
+    return f"{count.versions} versions  {count.queued} queued  {rate}"
+
+
+class CountProgress(progress.Progress):
+    """cp's progress bar, counting versions rather than bytes (the total is
+    unknown: a listing is not counted ahead)."""
+
+    def __init__(self, count: BackfillCount, out: IO[str], **kwargs: Any) -> None:
+        super().__init__(None, out, **kwargs)
+        self.count = count
+
+    def _draw(self, now: float) -> None:
+        line = render_count(self.count, now - self._started)
+        pad = max(self._drawn_width - len(line), 0)
+        self._out.write("\r" + line + " " * pad)
+        self._out.flush()
+        self._drawn_width = len(line)
+
+
+def count_bar(count: BackfillCount, enabled: bool = True) -> progress.Progress:
+    """A bar on stderr when it is a terminal; otherwise one that draws nothing."""
+    if enabled and sys.stderr.isatty():
+        return CountProgress(count, sys.stderr)
+    return progress.for_stderr(None, enabled=False)
+
+
+# --- verify ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Difference:
+    """One way a destination differs from what its source says it should hold."""
+
+    #: One of DIFFERENCES: missing, different, pending, failed.
+    kind: str
+    key: str
+    version_id: str
+    destination: str
+    delete_marker: bool = False
+    #: The failure for ``failed``, the ETags for ``different``, why for ``missing``.
+    detail: str = ""
+
+    def to_json(self) -> dict[str, object]:
+        return dataclasses.asdict(self)
+
+    def line(self) -> str:
+        """``missing    west/dst  VERSION  KEY  (detail)``: the key last but the detail."""
+        what = f"{self.key} (delete marker)" if self.delete_marker else self.key
+        detail = f"  ({self.detail})" if self.detail else ""
+        return f"{self.kind:<9}  {self.destination}  {self.version_id}  {what}{detail}"
+
+
+def compare(e: VersionEntry, destination: str, held: VersionEntry | None) -> Difference | None:
+    """How ``destination``'s copy ``held`` (None: it has no version of that id)
+    differs from the source version ``e`` and the status ``e`` carries for it."""
+    status, error = split_status(e.replication_targets.get(destination, ""))
+
+    def diff(kind: str, detail: str = "") -> Difference:
+        return Difference(kind, e.key, e.version_id, destination, e.delete_marker, detail)
+
+    if held is not None and held.delete_marker != e.delete_marker:
+        what = ("a delete marker", "a version")
+        src, dst = what if e.delete_marker else what[::-1]
+        return diff(DIFFERENT, f"{src} at the source, {dst} at the destination")
+    if held is not None and not e.delete_marker and held.etag != e.etag:
+        return diff(DIFFERENT, f"etag {e.etag} at the source, {held.etag} at the destination")
+    if status == replication.FAILED:
+        return diff(HAS_FAILED, error or "no error recorded")
+    if status == replication.PENDING:
+        return diff(STILL_PENDING)
+    if held is not None:
+        return None
+    if status == replication.COMPLETED:
+        return diff(MISSING, "COMPLETED at the source")
+    if e.delete_marker:
+        return diff(MISSING, "never queued; a delete marker cannot be backfilled")
+    return diff(MISSING, "never queued: tristore replication backfill")
+
+
+class KeyCursor:
+    """A destination's listing read alongside the source's, key by key. Both
+    are sorted by key, so one pass over each does: no listing is held whole."""
+
+    def __init__(self, entries: Iterable[VersionEntry]) -> None:
+        self._it = iter(entries)
+        self._next = next(self._it, None)
+        self._last: str | None = None
+
+    def versions_of(self, key: str) -> dict[str, VersionEntry]:
+        """The versions of ``key``, by id. Keys must be asked for in ascending order."""
+        if self._last is not None and key <= self._last:
+            raise CliError("UnorderedListing", f"key {key!r} came after {self._last!r}")
+        self._last = key
+        while self._next is not None and self._next.key < key:
+            self._next = next(self._it, None)
+        out: dict[str, VersionEntry] = {}
+        while self._next is not None and self._next.key == key:
+            out[self._next.version_id] = self._next
+            self._next = next(self._it, None)
+        return out
+
+
+@dataclass
+class VerifyCount:
+    """What ``verify`` looked at. ``checked`` counts version-destination pairs."""
+
+    versions: int = 0
+    checked: int = 0
+    not_replicated: int = 0
+    replicas: int = 0
+    gone: int = 0
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(DIFFERENCES, 0))
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def to_json(self) -> dict[str, object]:
+        return {**dataclasses.asdict(self), "total": self.total}
+
+
+def diff_versions(
+    source: Iterable[VersionEntry],
+    destinations: Mapping[str, Iterable[VersionEntry]],
+    rules: Sequence[Rule],
+    tags_of: TagsOf,
+    count: VerifyCount | None = None,
+) -> Iterator[Difference]:
+    """Every difference between the source listing and the listings of the
+    ``destinations`` (by ``cluster/bucket``; every enabled rule's must be
+    there), for the source versions that are not replicas and that the rules
+    send somewhere. ``count`` adds up what was looked at."""
+    count = count if count is not None else VerifyCount()
+    cursors = {name: KeyCursor(entries) for name, entries in destinations.items()}
+    for key, group in itertools.groupby(source, key=lambda e: e.key):
+        held: dict[str, dict[str, VersionEntry]] = {}
+        for e in group:
+            count.versions += 1
+            if e.replication_status == replication.REPLICA:
+                count.replicas += 1
+                continue
+            dests = destinations_of(e, rules, tags_of)
+            if dests is None:
+                count.gone += 1
+                continue
+            if not dests:
+                count.not_replicated += 1
+            for d in dests:
+                if d not in held:
+                    held[d] = cursors[d].versions_of(key)
+                count.checked += 1
+                found = compare(e, d, held[d].get(e.version_id))
+                if found is not None:
+                    count.counts[found.kind] += 1
+                    yield found
+
+
+def verify_summary(count: VerifyCount, destinations: Sequence[str]) -> str:
+    against = ", ".join(destinations)
+    tail = (
+        f"{_plural(count.versions, 'source version')} listed, "
+        f"{count.not_replicated} sent nowhere, {_plural(count.replicas, 'replica')} skipped"
+    )
+    if not count.total:
+        return f"no differences: {_plural(count.checked, 'check')} against {against}; {tail}"
+    kinds = ", ".join(f"{n} {kind}" for kind, n in count.counts.items())
+    return (
+        f"{_plural(count.total, 'difference')} ({kinds}) in "
+        f"{_plural(count.checked, 'check')} against {against}; {tail}"
+    )
+
+
+def parse_to_endpoints(items: Sequence[str] | None) -> dict[str, str]:
+    """``--to-endpoint CLUSTER=HOST:PORT[,HOST:PORT...]`` (repeatable)."""
+    out = parse_kv_list(items, "--to-endpoint")
+    for cluster, hosts in out.items():
+        if not hosts.strip():
+            raise InvalidArgument(f"--to-endpoint {cluster}= names no HOST:PORT")
+    return out
+
+
+def endpoints_for(destinations: Iterable[str], given: Mapping[str, str]) -> dict[str, str]:
+    """The endpoints of each destination cluster; InvalidArgument naming the
+    clusters that --to-endpoint left out (the CLI knows only the source's)."""
+    clusters = sorted({d.partition("/")[0] for d in destinations})
+    lacking = [c for c in clusters if c not in given]
+    if lacking:
+        flags = " ".join(f"--to-endpoint {c}=HOST:PORT[,...]" for c in lacking)
+        raise InvalidArgument(
+            f"the rules send to cluster(s) {', '.join(lacking)}, whose endpoints "
+            f"are not known here: give {flags}"
+        )
+    return {c: given[c] for c in clusters}
+
+
+# --- the dead-letter queue --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FailedTarget:
+    """One destination of one version whose replication FAILED."""
+
+    key: str
+    version_id: str
+    destination: str
+    error: str
+    delete_marker: bool = False
+
+    def to_json(self) -> dict[str, object]:
+        return dataclasses.asdict(self)
+
+
+def failed_targets(
+    entries: Iterable[VersionEntry],
+    key: str | None = None,
+    version_id: str | None = None,
+    destination: str | None = None,
+) -> Iterator[FailedTarget]:
+    """Every FAILED destination of ``entries``, or those of the key, version
+    and destination named."""
+    for e in entries:
+        if (key is not None and e.key != key) or (
+            version_id is not None and e.version_id != version_id
+        ):
+            continue
+        for dest, value in sorted(e.replication_targets.items()):
+            state, error = split_status(value)
+            if state == replication.FAILED and destination in (None, dest):
+                yield FailedTarget(e.key, e.version_id, dest, error, e.delete_marker)
+
+
+DLQ_COLUMNS = ("KEY", "VERSION", "DESTINATION", "ERROR")
+
+
+def format_failed(targets: Iterable[FailedTarget]) -> str:
+    return format_table(
+        DLQ_COLUMNS,
+        [
+            (
+                f"{t.key} (delete marker)" if t.delete_marker else t.key,
+                t.version_id,
+                t.destination,
+                t.error or "-",
+            )
+            for t in targets
+        ],
+    )
+
+
 # --- commands -------------------------------------------------------------------
 
 
@@ -393,13 +823,251 @@ def _status_of_version(url: S3Url, args: argparse.Namespace) -> int:
     return 0
 
 
+def _entries(c: Client, bucket: str, prefix: str = "") -> Iterator[VersionEntry]:
+    """Every version and delete marker of ``bucket`` under ``prefix``, page by page."""
+    for page in c.iter_object_versions(bucket, prefix):
+        yield from page.versions
+
+
+def _tags_reader(c: Client, bucket: str) -> TagsOf:
+    def tags_of(e: VersionEntry) -> Mapping[str, str] | None:
+        try:
+            return c.get_object_tagging(bucket, e.key, version_id=e.version_id).tags
+        except (NoSuchKey, NoSuchVersion):
+            return None
+
+    return tags_of
+
+
+def _enabled_rules(c: Client, bucket: str) -> tuple[Rule, ...]:
+    rules = c.get_bucket_replication(bucket)
+    if not any(r.enabled for r in rules):
+        raise InvalidRequest(
+            f"s3://{bucket} has no enabled replication rule "
+            f"(tristore replication put s3://{bucket} --to CLUSTER/BUCKET)"
+        )
+    return rules
+
+
+class _Errors:
+    """Requeue failures: the first MAX_ERROR_LINES on stderr, then only counted."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def report(self, bucket: str, key: str, version_id: str, dest: str, exc: TristoreError) -> None:
+        self.count += 1
+        if self.count <= MAX_ERROR_LINES:
+            print(
+                f"requeue s3://{bucket}/{key} (version {version_id}) to {dest}: "
+                f"{exc.code}: {exc.message}",
+                file=sys.stderr,
+            )
+
+    def close(self) -> None:
+        if self.count > MAX_ERROR_LINES:
+            print(f"({self.count - MAX_ERROR_LINES} more errors not shown)", file=sys.stderr)
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    bucket = parse_bucket_url(args.bucket)
+    count = BackfillCount()
+    errors = _Errors()
+    parallel = args.parallel if args.parallel is not None else DEFAULT_BACKFILL_PARALLEL
+    with connect(args.endpoint) as c, ThreadPoolExecutor(parallel) as pool:
+        rules = _enabled_rules(c, bucket)
+        tags_of = _tags_reader(c, bucket)
+
+        def one(e: VersionEntry) -> tuple[BackfillPlan, list[tuple[str, TristoreError | None]]]:
+            plan = plan_version(e, rules, tags_of)
+            return plan, [] if args.dry_run else _requeue(c, bucket, plan)
+
+        # A dry run prints a line a version: the lines are the progress.
+        bar = count_bar(count, enabled=not (args.no_progress or args.dry_run))
+        try:
+            results = in_order(pool, one, _entries(c, bucket, args.prefix or ""), parallel)
+            for plan, outcomes in results:
+                count.add(plan)
+                _count_requeues(bucket, plan, outcomes, args.dry_run, count, errors)
+                bar(count.versions)
+        except KeyboardInterrupt:
+            bar.close()
+            print(
+                f"stopped after {_plural(count.versions, 'version')} "
+                f"({count.queued} queued); running backfill again is safe: "
+                "a queued version is not queued twice",
+                file=sys.stderr,
+            )
+            pool.shutdown(cancel_futures=True)
+            raise
+        finally:
+            bar.close()
+            errors.close()
+    if args.json:
+        head = {"bucket": bucket, "prefix": args.prefix or "", "dry_run": args.dry_run}
+        print_json({**head, **count.to_json()})
+    else:
+        for label, n in count.rows(args.dry_run):
+            print(f"{label}: {n}")
+    _backfill_notes(bucket, count)
+    return 1 if count.errors else 0
+
+
+def in_order(pool: Executor, fn: Callable[[A], R], items: Iterable[A], window: int) -> Iterator[R]:
+    """``fn`` of each item, run ``window`` at a time on ``pool``, yielded in the
+    items' order; ``items`` is read no further ahead than the window."""
+    pending: deque[Future[R]] = deque()
+    for item in items:
+        pending.append(pool.submit(fn, item))
+        if len(pending) >= window:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
+
+
+def _requeue(c: Client, bucket: str, plan: BackfillPlan) -> list[tuple[str, TristoreError | None]]:
+    """Queue ``plan``'s destinations: each with None, or the error refusing it."""
+    e = plan.entry
+    out: list[tuple[str, TristoreError | None]] = []
+    for dest in plan.queue:
+        try:
+            c.requeue_replication(bucket, e.key, e.version_id, dest)
+        except TristoreError as exc:
+            out.append((dest, exc))
+        else:
+            out.append((dest, None))
+    return out
+
+
+def _count_requeues(
+    bucket: str,
+    plan: BackfillPlan,
+    outcomes: Sequence[tuple[str, TristoreError | None]],
+    dry_run: bool,
+    count: BackfillCount,
+    errors: _Errors,
+) -> None:
+    e = plan.entry
+    if dry_run:
+        for dest in plan.queue:
+            print(f"would queue: s3://{bucket}/{e.key} (version {e.version_id}) to {dest}")
+        count.queued += len(plan.queue)
+        return
+    for dest, exc in outcomes:
+        if exc is None:
+            count.queued += 1
+        elif isinstance(exc, NoSuchKey | NoSuchVersion):
+            count.gone += 1  # deleted since the listing: nothing left to send
+        else:
+            count.errors += 1
+            errors.report(bucket, e.key, e.version_id, dest, exc)
+
+
+def _backfill_notes(bucket: str, count: BackfillCount) -> None:
+    if count.delete_markers:
+        print(
+            f"{_plural(count.delete_markers, 'delete marker')} skipped: a marker cannot be "
+            "queued again (replication verify lists those a rule should have sent)",
+            file=sys.stderr,
+        )
+    if count.failed:
+        print(
+            f"{count.failed} FAILED: retry them with tristore replication dlq replay s3://{bucket}",
+            file=sys.stderr,
+        )
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    bucket = parse_bucket_url(args.bucket)
+    given = parse_to_endpoints(args.to_endpoint)
+    prefix = args.prefix or ""
+    count = VerifyCount()
+    with contextlib.ExitStack() as stack:
+        c = stack.enter_context(connect(args.endpoint))
+        rules = _enabled_rules(c, bucket)
+        dests = enabled_destinations(rules)
+        remotes = {
+            cluster: stack.enter_context(connect(endpoint))
+            for cluster, endpoint in endpoints_for(dests, given).items()
+        }
+        listings = {}
+        for d in dests:
+            cluster, _, dest_bucket = d.partition("/")
+            listings[d] = _entries(remotes[cluster], dest_bucket, prefix)
+        diffs = diff_versions(
+            _entries(c, bucket, prefix), listings, rules, _tags_reader(c, bucket), count
+        )
+        if args.json:
+            found = [f.to_json() for f in diffs]
+            head = {"bucket": bucket, "prefix": prefix, "destinations": dests}
+            print_json({**head, **count.to_json(), "differences": found})
+        else:
+            for diff in diffs:
+                print(diff.line())
+            print(verify_summary(count, dests))
+    return 1 if count.total else 0
+
+
+def cmd_dlq_list(args: argparse.Namespace) -> int:
+    bucket = parse_bucket_url(args.bucket)
+    with connect(args.endpoint) as c:
+        failed = list(failed_targets(_entries(c, bucket, args.prefix or "")))
+    if args.json:
+        print_json({"bucket": bucket, "failed": [t.to_json() for t in failed]})
+    elif failed:
+        print(format_failed(failed))
+    else:
+        print(f"s3://{bucket} has no FAILED replication", file=sys.stderr)
+    return 0
+
+
+def cmd_dlq_replay(args: argparse.Namespace) -> int:
+    bucket = parse_bucket_url(args.bucket)
+    if args.version_id is not None and args.key is None:
+        raise InvalidArgument("--version-id: only with --key")
+    if args.key is not None and args.prefix is not None:
+        raise InvalidArgument("--key and --prefix: give one of them")
+    if args.key is not None:
+        check_key(args.key)
+    dest = (
+        parse_destination(args.destination, flag="--destination").name if args.destination else None
+    )
+    prefix = args.key if args.key is not None else args.prefix or ""
+    requeued = markers = 0
+    errors = _Errors()
+    with connect(args.endpoint) as c:
+        entries = _entries(c, bucket, prefix)
+        for t in failed_targets(entries, args.key, args.version_id, dest):
+            if t.delete_marker:
+                markers += 1
+                continue
+            try:
+                c.requeue_replication(bucket, t.key, t.version_id, t.destination)
+            except TristoreError as exc:
+                errors.report(bucket, t.key, t.version_id, t.destination, exc)
+                continue
+            requeued += 1
+            print(f"requeue: s3://{bucket}/{t.key} (version {t.version_id}) to {t.destination}")
+    errors.close()
+    if markers:
+        print(
+            f"{_plural(markers, 'FAILED delete marker')} skipped: a marker cannot be queued again",
+            file=sys.stderr,
+        )
+    if requeued + markers + errors.count == 0:
+        print(f"nothing to replay: no FAILED replication of s3://{bucket} matches", file=sys.stderr)
+    else:
+        print(f"requeued {requeued} of {requeued + markers + errors.count} FAILED replication(s)")
+    return 1 if errors.count else 0
+
+
 # --- parsers --------------------------------------------------------------------
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     rep = sub.add_parser(
         "replication",
-        help="set, show and remove a bucket's replication rules; replication status",
+        help="a bucket's replication rules, status, backfill, verify and dead-letter queue",
         description="Bucket replication (S3's ReplicationConfiguration): rules that copy "
         "new versions to buckets of other clusters (the [[remotes]] of the cluster map). "
         "The source bucket must have versioning enabled (tristore version enable).",
@@ -494,3 +1162,90 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_status)
+
+    p = actions.add_parser(
+        "backfill",
+        parents=[common],
+        help="queue the versions written before a rule existed",
+        description="Walk every version of the bucket and queue each one that the bucket's "
+        "rules send to a destination it has no replication status for (written before the "
+        "rule, or while it was disabled); the replicators then send it. Replicas, versions "
+        "already queued, replicated or FAILED (see dlq replay) are left alone; delete markers "
+        "are skipped (the store cannot queue a marker again). Safe to run again. Exit 1 when "
+        "a version could not be queued.",
+    )
+    p.add_argument("bucket", metavar="s3://BUCKET")
+    p.add_argument("--prefix", metavar="P", help="only keys starting with P")
+    p.add_argument(
+        "--dry-run", action="store_true", help="print what would be queued; queue nothing"
+    )
+    p.add_argument(
+        "--parallel",
+        metavar="N",
+        type=parallel_arg,
+        help=f"versions worked on at once: tags read, requeued (default "
+        f"{DEFAULT_BACKFILL_PARALLEL}, at most {MAX_PARALLEL})",
+    )
+    p.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="never draw the progress bar (it only appears when stderr is a terminal)",
+    )
+    p.add_argument("--json", action="store_true", help="print the counts as one JSON object")
+    p.set_defaults(func=cmd_backfill)
+
+    p = actions.add_parser(
+        "verify",
+        parents=[common],
+        help="compare a bucket with its replication destinations",
+        description="For every version of the bucket (not a replica) that its rules send "
+        "somewhere, check that each destination bucket holds the same version id with the "
+        "same ETag (and delete-marker flag); list every difference (missing, different, "
+        "pending, failed) and a summary. Exit 0: no differences; 1: differences (or an error, "
+        "then with a 'Code: message' line on stderr).",
+    )
+    p.add_argument("bucket", metavar="s3://BUCKET")
+    p.add_argument(
+        "--to-endpoint",
+        metavar="CLUSTER=HOST:PORT[,...]",
+        action="append",
+        help="the endpoints of a destination cluster (repeatable; one for each cluster "
+        "the rules send to)",
+    )
+    p.add_argument("--prefix", metavar="P", help="only keys starting with P")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_verify)
+
+    dlq = actions.add_parser(
+        "dlq",
+        help="versions whose replication FAILED: list and replay them",
+        description="The dead-letter queue: versions with a destination whose replication "
+        "FAILED (the replicators gave up after max_attempts refusals).",
+    )
+    dlq_actions = dlq.add_subparsers(dest="dlq_command", metavar="COMMAND", required=True)
+    p = dlq_actions.add_parser(
+        "list",
+        parents=[common],
+        help="the versions with a FAILED destination",
+        description="One row for each FAILED destination of a version: key, version id, "
+        "destination (cluster/bucket), error.",
+    )
+    p.add_argument("bucket", metavar="s3://BUCKET")
+    p.add_argument("--prefix", metavar="P", help="only keys starting with P")
+    p.add_argument("--json", action="store_true", help='print {"bucket": ..., "failed": [...]}')
+    p.set_defaults(func=cmd_dlq_list)
+
+    p = dlq_actions.add_parser(
+        "replay",
+        parents=[common],
+        help="queue FAILED versions again",
+        description="Queue every FAILED destination of the bucket's versions again (or those "
+        "the flags name), and print each one queued. Delete markers cannot be queued again "
+        "and are skipped. Exit 1 when one could not be queued.",
+    )
+    p.add_argument("bucket", metavar="s3://BUCKET")
+    p.add_argument("--key", metavar="K", help="only the versions of this key")
+    p.add_argument("--version-id", metavar="V", help="with --key: only this version")
+    p.add_argument("--destination", metavar="CLUSTER/BUCKET", help="only this destination")
+    p.add_argument("--prefix", metavar="P", help="only keys starting with P (not with --key)")
+    p.set_defaults(func=cmd_dlq_replay)

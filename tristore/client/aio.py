@@ -595,6 +595,24 @@ class AsyncClient:
         request = objects_pb2.DeleteBucketReplicationRequest(bucket=bucket)
         await self._unary("DeleteBucketReplication", request)
 
+    async def requeue_replication(
+        self, bucket: str, key: str, version_id: str, destination: str
+    ) -> None:
+        """Mark one version PENDING for ``destination`` ("cluster/bucket") again,
+        so that the replicators send it: a version written before its rule
+        existed (backfill), or one that FAILED (replay). The bucket's enabled
+        rules must send the key there."""
+        validation.check_bucket_name(bucket)
+        validation.check_key(key)
+        request = objects_pb2.PutReplicationStatusRequest(
+            bucket=bucket,
+            key=key,
+            version_id=check_version_id(version_id),
+            destination=destination,
+            status="PENDING",
+        )
+        await self._unary("PutReplicationStatus", request)
+
     # -- multipart upload --------------------------------------------------------
 
     async def create_multipart_upload(

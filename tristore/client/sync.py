@@ -365,6 +365,9 @@ class Client:
     def delete_bucket_replication(self, bucket: str) -> None:
         self._run(self._aio.delete_bucket_replication(bucket))
 
+    def requeue_replication(self, bucket: str, key: str, version_id: str, destination: str) -> None:
+        self._run(self._aio.requeue_replication(bucket, key, version_id, destination))
+
     # -- multipart upload --------------------------------------------------------
 
     def create_multipart_upload(

@@ -325,7 +325,14 @@ class ListObjectVersionsRequest(_message.Message):
     def __init__(self, bucket: _Optional[str] = ..., prefix: _Optional[str] = ..., delimiter: _Optional[str] = ..., max_keys: _Optional[int] = ..., has_max_keys: _Optional[bool] = ..., key_marker: _Optional[str] = ..., version_id_marker: _Optional[str] = ...) -> None: ...
 
 class VersionEntry(_message.Message):
-    __slots__ = ("key", "version_id", "is_latest", "delete_marker", "size", "etag", "last_modified_ms", "storage_class", "owner")
+    __slots__ = ("key", "version_id", "is_latest", "delete_marker", "size", "etag", "last_modified_ms", "storage_class", "owner", "replication_status", "replication_targets")
+    class ReplicationTargetsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     KEY_FIELD_NUMBER: _ClassVar[int]
     VERSION_ID_FIELD_NUMBER: _ClassVar[int]
     IS_LATEST_FIELD_NUMBER: _ClassVar[int]
@@ -335,6 +342,8 @@ class VersionEntry(_message.Message):
     LAST_MODIFIED_MS_FIELD_NUMBER: _ClassVar[int]
     STORAGE_CLASS_FIELD_NUMBER: _ClassVar[int]
     OWNER_FIELD_NUMBER: _ClassVar[int]
+    REPLICATION_STATUS_FIELD_NUMBER: _ClassVar[int]
+    REPLICATION_TARGETS_FIELD_NUMBER: _ClassVar[int]
     key: str
     version_id: str
     is_latest: bool
@@ -344,7 +353,9 @@ class VersionEntry(_message.Message):
     last_modified_ms: int
     storage_class: str
     owner: str
-    def __init__(self, key: _Optional[str] = ..., version_id: _Optional[str] = ..., is_latest: _Optional[bool] = ..., delete_marker: _Optional[bool] = ..., size: _Optional[int] = ..., etag: _Optional[str] = ..., last_modified_ms: _Optional[int] = ..., storage_class: _Optional[str] = ..., owner: _Optional[str] = ...) -> None: ...
+    replication_status: str
+    replication_targets: _containers.ScalarMap[str, str]
+    def __init__(self, key: _Optional[str] = ..., version_id: _Optional[str] = ..., is_latest: _Optional[bool] = ..., delete_marker: _Optional[bool] = ..., size: _Optional[int] = ..., etag: _Optional[str] = ..., last_modified_ms: _Optional[int] = ..., storage_class: _Optional[str] = ..., owner: _Optional[str] = ..., replication_status: _Optional[str] = ..., replication_targets: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class ListObjectVersionsResponse(_message.Message):
     __slots__ = ("versions", "common_prefixes", "is_truncated", "next_key_marker", "next_version_id_marker")

@@ -1,0 +1,154 @@
+"""`tristore replication backfill|verify|dlq` on two real clusters (`dev up
+--clusters 2`): versions written before their rule are found missing, queued
+by backfill and then verified on west; versions a destination refuses are
+FAILED, listed by the dead-letter queue, replayed once the destination is
+fixed, and verified too."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.integration.cluster import DevCluster, start_cluster, wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+
+OBJECTS = 50
+FAILING = 5
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DevCluster, DevCluster]]:
+    east = start_cluster(
+        tmp_path_factory.mktemp("cli-pair"),
+        "--clusters",
+        "2",
+        extra_env={
+            "TRISTORE_REPLICATOR_MAX_ATTEMPTS": "2",
+            "TRISTORE_REPLICATOR_RETRY_BACKOFF_S": "0.1",
+        },
+    )
+    try:
+        yield east, east.clusters["west"]
+    finally:
+        east.down()
+
+
+def _json(proc: Any) -> Any:
+    return json.loads(proc.stdout)
+
+
+def _verify(east: DevCluster, west: DevCluster, bucket: str) -> tuple[int, dict[str, Any]]:
+    proc = east.cli(
+        "replication", "verify", f"s3://{bucket}", "--to-endpoint", f"west={west.endpoint}",
+        "--json", check=False,
+    )  # fmt: skip
+    assert proc.returncode in (0, 1), proc.stderr.decode()
+    assert not proc.stderr, proc.stderr.decode()  # a difference is not an error
+    out = _json(proc)
+    assert proc.returncode == (1 if out["total"] else 0)
+    return proc.returncode, out
+
+
+def _clean(east: DevCluster, west: DevCluster, bucket: str) -> bool:
+    return _verify(east, west, bucket)[0] == 0
+
+
+def test_backfill_then_verify(pair: tuple[DevCluster, DevCluster]) -> None:
+    east, west = pair
+    with east.client() as e, west.client() as w:
+        e.create_bucket("cli-src")
+        e.put_bucket_versioning("cli-src", "Enabled")
+        w.create_bucket("cli-dst")
+        w.put_bucket_versioning("cli-dst", "Enabled")
+        written = {
+            f"k/{i:02d}": e.put_object("cli-src", f"k/{i:02d}", b"x" * i) for i in range(OBJECTS)
+        }
+        e.delete_object("cli-src", "k/00")  # a marker: before the rule, and skipped by backfill
+    east.cli("replication", "put", "s3://cli-src", "--to", "west/cli-dst")
+
+    # verify knows only east's endpoint unless told west's.
+    proc = east.cli("replication", "verify", "s3://cli-src", check=False)
+    assert proc.returncode == 1
+    assert b"--to-endpoint west=" in proc.stderr and proc.stderr.count(b"\n") == 1
+
+    code, out = _verify(east, west, "cli-src")
+    assert code == 1
+    assert out["counts"] == {"missing": OBJECTS, "different": 0, "pending": 0, "failed": 0}
+    assert {d["key"] for d in out["differences"]} == set(written)
+    assert out["not_replicated"] == 1  # the marker: the rule does not send markers
+    text = east.cli(
+        "replication", "verify", "s3://cli-src", "--to-endpoint", f"west={west.endpoint}",
+        check=False,
+    ).stdout.decode().splitlines()  # fmt: skip
+    assert len(text) == OBJECTS + 1 and all(ln.startswith("missing") for ln in text[:-1])
+    assert text[-1].startswith(f"{OBJECTS} differences")
+
+    dry = east.cli("replication", "backfill", "s3://cli-src", "--dry-run")
+    assert dry.stdout.decode().count("would queue: ") == OBJECTS
+    assert _verify(east, west, "cli-src")[1]["counts"]["missing"] == OBJECTS  # nothing queued
+
+    proc = east.cli("replication", "backfill", "s3://cli-src", "--json")
+    counts = _json(proc)
+    assert (counts["versions"], counts["queued"], counts["delete_markers"]) == (
+        OBJECTS + 1,
+        OBJECTS,
+        1,
+    )
+    assert counts["errors"] == 0 and b"1 delete marker skipped" in proc.stderr
+    again = _json(east.cli("replication", "backfill", "s3://cli-src", "--json"))
+    assert (again["queued"], again["already"]) == (0, OBJECTS)  # queued once, not twice
+
+    wait_until(lambda: _clean(east, west, "cli-src"), 60, interval=1, what="verify to be clean")
+    with west.client() as w:
+        got = {v.key: v for v in w.list_object_versions("cli-dst").versions}
+    assert {k: (v.version_id, v.etag) for k, v in got.items()} == {
+        k: (i.version_id, i.etag) for k, i in written.items()
+    }
+    summary = east.cli(
+        "replication", "verify", "s3://cli-src", "--to-endpoint", f"west={west.endpoint}"
+    ).stdout.decode()  # fmt: skip
+    assert summary.startswith(f"no differences: {OBJECTS} checks against west/cli-dst")
+
+
+def _dlq(east: DevCluster, bucket: str) -> list[dict[str, Any]]:
+    failed = _json(east.cli("replication", "dlq", "list", f"s3://{bucket}", "--json"))["failed"]
+    assert isinstance(failed, list)
+    return failed
+
+
+def test_dlq_list_and_replay(pair: tuple[DevCluster, DevCluster]) -> None:
+    east, west = pair
+    with east.client() as e, west.client() as w:
+        e.create_bucket("cli-fail")
+        e.put_bucket_versioning("cli-fail", "Enabled")
+        w.create_bucket("cli-unversioned")  # refuses replicas until versioning is on
+        east.cli("replication", "put", "s3://cli-fail", "--to", "west/cli-unversioned")
+        written = {f"f{i}": e.put_object("cli-fail", f"f{i}", b"y" * i) for i in range(FAILING)}
+
+    wait_until(
+        lambda: len(_dlq(east, "cli-fail")) == FAILING, 60, interval=1, what="FAILED versions"
+    )
+    failed = _dlq(east, "cli-fail")
+    assert {(f["key"], f["version_id"]) for f in failed} == {
+        (k, i.version_id) for k, i in written.items()
+    }
+    assert all(f["destination"] == "west/cli-unversioned" and f["error"] for f in failed)
+    table = east.cli("replication", "dlq", "list", "s3://cli-fail").stdout.decode().splitlines()
+    assert table[0].split() == ["KEY", "VERSION", "DESTINATION", "ERROR"]
+    assert len(table) == FAILING + 1
+    code, out = _verify(east, west, "cli-fail")
+    assert code == 1 and out["counts"]["failed"] == FAILING
+
+    west.cli("version", "enable", "s3://cli-unversioned")
+    replay = east.cli("replication", "dlq", "replay", "s3://cli-fail").stdout.decode()
+    assert replay.count("requeue: s3://cli-fail/") == FAILING
+    assert f"requeued {FAILING} of {FAILING}" in replay
+
+    wait_until(lambda: not _dlq(east, "cli-fail"), 60, interval=1, what="an empty dlq")
+    wait_until(lambda: _clean(east, west, "cli-fail"), 60, interval=1, what="verify to be clean")
+    nothing = east.cli("replication", "dlq", "replay", "s3://cli-fail")
+    assert b"nothing to replay" in nothing.stderr
