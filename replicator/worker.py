@@ -54,6 +54,8 @@ log = logging.getLogger(__name__)
 RULES_TTL_S = 2.0
 #: Longest wait between two tries of one version.
 MAX_BACKOFF_S = 5.0
+#: Times a version the source says it does not have is looked for before it is dropped.
+GONE_CHECKS = 5
 #: Versions one replicator sends at once.
 PARALLEL = 32
 #: Versions remembered as done, so the other copies of their log entries are skipped.
@@ -153,7 +155,14 @@ class Replicator:
             # per-key order itself (last writer wins, never backwards). The
             # cursor moves past the batch only once all of it is handled.
             versions = [v for e in resp.entries for v in change_from_pb(e.change).versions]
-            await asyncio.gather(*(self._bounded(self.handle(v)) for v in versions))
+            try:
+                await asyncio.gather(*(self._bounded(self.handle(v)) for v in versions))
+            except Exception:
+                log.exception(
+                    "handling %s's change log after %d failed; reading it again", node.name, cursor
+                )
+                await asyncio.sleep(MAX_BACKOFF_S)
+                continue
             cursor = resp.entries[-1].seq
             self.state.set_cursor(node.name, cursor)
             metrics.LOG_BEHIND.labels(node.name).set(max(0, resp.last_seq - cursor))
@@ -209,13 +218,20 @@ class Replicator:
         try:
             error = ""
             refusals = 0  # answers that retrying cannot change
+            gone = 0
             tries = 0
             while refusals < self.rcfg.max_attempts:
                 tries += 1
                 try:
                     applied = await self._send(v, dest)
                 except errors.NoSuchVersion:
-                    return  # deleted on the source since: nothing left to send
+                    # Deleted on the source since, or not visible from here for a
+                    # moment (a node back from the dead): look a few times.
+                    gone += 1
+                    if gone >= GONE_CHECKS:
+                        return
+                    await asyncio.sleep(self.rcfg.retry_backoff_s * gone)
+                    continue
                 except (errors.TristoreError, OSError) as exc:
                     transient = not isinstance(exc, errors.TristoreError) or exc.retriable
                     refusals += not transient

@@ -7,34 +7,16 @@ fixed, and verified too."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.integration.cluster import DevCluster, start_cluster, wait_until
+from tests.integration.cluster import DevCluster, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 OBJECTS = 50
 FAILING = 5
-
-
-@pytest.fixture(scope="module")
-def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DevCluster, DevCluster]]:
-    east = start_cluster(
-        tmp_path_factory.mktemp("cli-pair"),
-        "--clusters",
-        "2",
-        extra_env={
-            "TRISTORE_REPLICATOR_MAX_ATTEMPTS": "2",
-            "TRISTORE_REPLICATOR_RETRY_BACKOFF_S": "0.1",
-        },
-    )
-    try:
-        yield east, east.clusters["west"]
-    finally:
-        east.down()
 
 
 def _json(proc: Any) -> Any:
