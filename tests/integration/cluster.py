@@ -25,6 +25,7 @@ import rocksdict
 
 from node import keys, records
 from tristore import config
+from tristore.cli import processes
 from tristore.client import Client
 from tristore.model import ObjectVersion
 from tristore.placement import Placer
@@ -208,18 +209,11 @@ class DevCluster:
 
     def metric(self, name: str, metric: str) -> float:
         """Sum of one metric's samples on one process's /metrics."""
-        import urllib.request
-
         cfg = self.config
         addr = {p.name: p.metrics for p in (*cfg.nodes, *cfg.witnesses, *cfg.replicators)}[name]
-        with urllib.request.urlopen(f"http://{addr}/metrics", timeout=5) as resp:
-            text = resp.read().decode()
-        total = 0.0
-        for line in text.splitlines():
-            if line.startswith(metric) and not line.startswith("#"):
-                head = line.split(" ")[0]
-                if head == metric or head.startswith(metric + "{"):
-                    total += float(line.rsplit(" ", 1)[1])
+        total = processes.metric_sum(addr, metric, timeout_s=5)
+        if total is None:
+            raise AssertionError(f"could not read /metrics of {name} ({addr})")
         return total
 
 
