@@ -477,8 +477,7 @@ class Coordinator:
                 f"destination bucket {version.bucket!r} must have versioning Enabled to "
                 "receive replicas"
             )
-        held, _ = await self._read_version(version.bucket, version.key, version.vstamp)
-        if held is not None:
+        if await self._spread_version(version.bucket, version.key, version.vstamp):
             return False
         base = replace(
             version,
@@ -996,13 +995,16 @@ class Coordinator:
                 if isinstance(r, BaseException):
                     raise r
 
-    async def _write_back(self, v: ObjectVersion, azr: AzReplicas, holders: list[Replica]) -> None:
+    async def _write_back(
+        self, v: ObjectVersion, azr: AzReplicas, holders: list[Replica], merge: bool = False
+    ) -> None:
+        change = replace(Change.of(v), merge=True) if merge else Change.of(v)
         for node in self._candidates(azr):
             replica = self.peers.replica(node)
             try:
                 if v.data_id:
                     await replica.stage(v.data_id, self._copy_chunks(v, holders))
-                await replica.commit(Change.of(v), _hint_for(node, azr))
+                await replica.commit(change, _hint_for(node, azr))
                 return
             except ReplicaUnavailable as exc:
                 self.peers.mark_down(node.name, str(exc))
@@ -1087,6 +1089,57 @@ class Coordinator:
         holders = [rep for rep, v in found if v.vstamp == best.vstamp and v.data_id == best.data_id]
         holders.sort(key=lambda rep: rep.spec.name != self.me.name)
         return best, holders
+
+    async def _spread_version(self, bucket: str, key: str, vstamp: Stamp) -> bool:
+        """Whether every AZ of the key holds the version (or it was removed): a
+        version some AZs hold is written back to the others first. An earlier
+        try that reached only some AZs (an AZ down) is finished this way, never
+        taken for done. Every AZ must answer."""
+        placement = self.placer.place(bucket, key)
+        results = await asyncio.gather(
+            *(
+                self._ask_az(a, lambda r: r.read_versions(bucket, key, vstamp, False, 1))
+                for a in placement.azs
+            ),
+            return_exceptions=True,
+        )
+        down = [r for r in results if isinstance(r, _AzDown)]
+        if down:
+            raise _quorum_error(down, "checking a version on every AZ")
+        answers: list[tuple[AzReplicas, Replica, ObjectVersion | None]] = []
+        for azr, r in zip(placement.azs, results, strict=True):
+            if isinstance(r, BaseException):
+                raise r
+            rep, (vs, removed) = r
+            if removed:
+                return True  # removed here for good: it never comes back
+            answers.append((azr, rep, vs[0] if vs else None))
+        held = [(rep, v) for _, rep, v in answers if v is not None]
+        if not held:
+            return False
+        v = held[0][1]
+        lacking = [azr for azr, _, got in answers if got is None]
+        if lacking:
+            WRITE_BACKS.inc()
+            log.info(
+                "finishing %s/%s@%s: writing it back to %s",
+                bucket,
+                key,
+                v.version_id,
+                ", ".join(a.az for a in lacking),
+            )
+            holders = [rep for rep, _ in held]
+            written = await asyncio.gather(
+                *(self._write_back(v, a, holders, merge=True) for a in lacking),
+                return_exceptions=True,
+            )
+            failed = [r for r in written if isinstance(r, _AzDown)]
+            if failed:
+                raise _quorum_error(failed, "finishing an earlier try")
+            for w in written:
+                if isinstance(w, BaseException):
+                    raise w
+        return True
 
     async def head_object(
         self, bucket: str, key: str, version_id: str = "", conditions: Conditions | None = None

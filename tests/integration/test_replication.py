@@ -253,11 +253,6 @@ def _all_versions(c, bucket: str) -> set[tuple[str, str, str]]:  # type: ignore[
     return out
 
 
-@pytest.mark.xfail(
-    reason="known bug: about one run in three, some versions written while a source node "
-    "and then a destination AZ were killed never reach west; being diagnosed",
-    strict=False,
-)
 def test_kills_on_both_sides_during_load_then_everything_converges(
     pair: tuple[DevCluster, DevCluster],
 ) -> None:
