@@ -224,6 +224,29 @@ def to_replicate(
     )
 
 
+def requeue_modified(v: ObjectVersion, bucket: BucketInfo) -> ObjectVersion:
+    """``v`` after a change of its tags or ACL, PENDING again for every
+    destination that takes the change: those its bucket's rules send it to or,
+    for a replica, those of rules with replica-modification sync on (which is
+    how a change made to a replica reaches the cluster it came from)."""
+    rules = bucket.replication
+    if v.replication_status == replication.REPLICA:
+        rules = tuple(r for r in rules if r.replica_modifications)
+    dests = replication.destinations_for(rules, v.key, v.tags, v.delete_marker)
+    if not dests:
+        return v
+    targets = dict(v.replication_targets)
+    targets.update({d.name: replication.PENDING for d in dests})
+    return replace(v, replication_targets=targets, replication_status=_status_of(v, targets))
+
+
+def _status_of(v: ObjectVersion, targets: dict[str, str]) -> str:
+    """A version's overall status: a replica stays REPLICA whatever it sends on."""
+    if v.replication_status == replication.REPLICA:
+        return replication.REPLICA
+    return replication.overall_status(targets)
+
+
 def _hint_for(node: NodeSpec, azr: AzReplicas) -> str:
     """The home a node stands in for when it takes a write for ``azr``."""
     return "" if node.name == azr.home.name else azr.home.name
@@ -434,8 +457,8 @@ class Coordinator:
 
         ``size`` (-1: unknown) and ``content_md5`` ("": none) are what the
         client declared; ``etag`` replaces the body's MD5 as the ETag (a
-        completed multipart upload's). A ``replica`` keeps ``base``'s stamp
-        (see :meth:`_write`)."""
+        completed multipart upload's). A ``replica`` keeps ``base``'s version
+        id (see :meth:`_write_replica`)."""
         # Read just past the inline limit to learn whether the body is small.
         head = bytearray()
         stream = body.__aiter__()
@@ -467,9 +490,12 @@ class Coordinator:
     async def apply_replica(
         self, version: ObjectVersion, origin: str, body: AsyncIterator[bytes]
     ) -> bool:
-        """Store a version another cluster wrote, with its version id, stamp,
-        ETag and Last-Modified; False when it is here already. It becomes the
-        key's current version only if nothing newer is (never backwards)."""
+        """Store a version another cluster wrote, with its version id, ETag,
+        Last-Modified, metadata, tags and ACL; it becomes the key's current
+        version only if it is newer than the current one (never backwards: see
+        :meth:`_write_replica`). A version already here takes the incoming tags
+        and ACL if they changed later than its own (:meth:`_sync_modification`).
+        False when nothing changed."""
         validation.check_key(version.key)
         info = await self._require_bucket(version.bucket)
         if info.versioning != VERSIONING_ENABLED:
@@ -477,8 +503,11 @@ class Coordinator:
                 f"destination bucket {version.bucket!r} must have versioning Enabled to "
                 "receive replicas"
             )
-        if await self._spread_version(version.bucket, version.key, version.vstamp):
+        held, removed = await self._spread_version(version.bucket, version.key, version.vstamp)
+        if removed:
             return False
+        if held is not None:
+            return await self._sync_modification(held, version)
         base = replace(
             version,
             data_id=b"",
@@ -541,9 +570,7 @@ class Coordinator:
             targets = dict(v.replication_targets)
             targets[destination] = wanted
             return replace(
-                v,
-                replication_targets=targets,
-                replication_status=replication.overall_status(targets),
+                v, replication_targets=targets, replication_status=_status_of(v, targets)
             )
 
         await self._update_version(bucket, key, version_id, edit)
@@ -732,8 +759,7 @@ class Coordinator:
         with the stamp it got.
 
         A ``replica`` (a version another cluster wrote, brought by a replicator)
-        keeps its stamp: it is added as a version everywhere, and becomes current
-        only where nothing newer is (last writer wins, never backwards).
+        goes through :meth:`_write_replica`.
 
         An unconditional write first learns the key's floor: the witness's stamp
         (every acknowledged write of the key is at or below it), or, when the
@@ -754,13 +780,10 @@ class Coordinator:
         anywhere) when its current record is newer than ``expect``. Racing
         conditional writes are thereby serialized there: one wins.
         """
+        if replica:
+            return await self._write_replica(head, targets)
         placement = self.placer.place(head.bucket, head.key)
         fence = self._fence(head.bucket, head.key)
-        if replica:
-            self.clock.observe(head.stamp)
-            await self._commit_change(replace(Change.of(head), merge=True), placement, targets)
-            await self._confirm(head, fence)
-            return head
         if expect is None and self.witness is not None:
             floor = await self._floor(head.bucket, head.key)
             if floor is not None:
@@ -784,6 +807,38 @@ class Coordinator:
                 head = replace(head, stamp=self.clock.now(), removed=head.removed + left)
         await self._confirm(head, fence)
         return head
+
+    async def _write_replica(
+        self, v: ObjectVersion, targets: list[tuple[NodeSpec, str]] | None
+    ) -> ObjectVersion:
+        """A version another cluster wrote keeps its version id (``vstamp``)
+        and becomes current only if it is newer than the current version *by
+        version stamp*: a record's own stamp also moves when its tags or status
+        change, which must not outrank a newer version. So every cluster
+        settles on the same current version of a key, whatever order it learns
+        of its versions in (last writer wins; stamps carry cluster and node ids,
+        so there are no ties). An older one is added as a noncurrent version.
+        The record is stamped above the current one, by a conditional write
+        tried again if the key moves meanwhile: current records' stamps only
+        grow, as the witness needs."""
+        bucket, key = v.bucket, v.key
+        self.clock.observe(v.stamp)
+        for _attempt in range(RESTAMP_ATTEMPTS):
+            current, _ = await self._read(bucket, key)
+            if current is not None:
+                self.clock.observe(current.stamp)
+            record = replace(v, stamp=self.clock.now(), version_stamp=v.vstamp)
+            if current is not None and current.vstamp >= v.vstamp:
+                change = Change(bucket, key, record.stamp, versions=(record,))
+                await self._commit_change(change, self.placer.place(bucket, key), targets)
+                return record
+            try:
+                return await self._write(
+                    record, targets, expect=current.stamp if current is not None else ZERO
+                )
+            except ConditionalRequestConflict:
+                continue
+        raise ConditionalRequestConflict(f"{bucket}/{key} kept changing; the replica is retried")
 
     async def _floor(self, bucket: str, key: str) -> Stamp | None:
         """A stamp at or above every acknowledged write of the key: the
@@ -1090,11 +1145,13 @@ class Coordinator:
         holders.sort(key=lambda rep: rep.spec.name != self.me.name)
         return best, holders
 
-    async def _spread_version(self, bucket: str, key: str, vstamp: Stamp) -> bool:
-        """Whether every AZ of the key holds the version (or it was removed): a
-        version some AZs hold is written back to the others first. An earlier
-        try that reached only some AZs (an AZ down) is finished this way, never
-        taken for done. Every AZ must answer."""
+    async def _spread_version(
+        self, bucket: str, key: str, vstamp: Stamp
+    ) -> tuple[ObjectVersion | None, bool]:
+        """(the version as the key's AZs hold it, whether it was removed for
+        good). A version only some AZs hold is first written back to the others:
+        an earlier try that reached only some AZs (one was down) is finished
+        this way, never taken for done. Every AZ must answer."""
         placement = self.placer.place(bucket, key)
         results = await asyncio.gather(
             *(
@@ -1112,12 +1169,12 @@ class Coordinator:
                 raise r
             rep, (vs, removed) = r
             if removed:
-                return True  # removed here for good: it never comes back
+                return None, True  # removed here for good: it never comes back
             answers.append((azr, rep, vs[0] if vs else None))
         held = [(rep, v) for _, rep, v in answers if v is not None]
         if not held:
-            return False
-        v = held[0][1]
+            return None, False
+        v = max((v for _, v in held), key=lambda v: v.stamp)
         lacking = [azr for azr, _, got in answers if got is None]
         if lacking:
             WRITE_BACKS.inc()
@@ -1139,7 +1196,26 @@ class Coordinator:
             for w in written:
                 if isinstance(w, BaseException):
                     raise w
-        return True
+        return v, False
+
+    async def _sync_modification(self, held: ObjectVersion, incoming: ObjectVersion) -> bool:
+        """Tags and ACL of a version another cluster changed, applied here if
+        that change is newer than the last one here (last writer wins on the
+        modification stamp, so two clusters changing one version settle on the
+        same tags). The change is not marked for replication again: no loops."""
+
+        def edit(v: ObjectVersion) -> ObjectVersion | None:
+            if incoming.modified <= v.modified:
+                return None
+            return replace(
+                v, tags=dict(incoming.tags), acl=incoming.acl, meta_stamp=incoming.modified
+            )
+
+        if incoming.modified <= held.modified:
+            return False
+        self.clock.observe(incoming.modified)
+        updated = await self._update_version(held.bucket, held.key, held.version_id, edit)
+        return updated.meta_stamp == incoming.modified
 
     async def head_object(
         self, bucket: str, key: str, version_id: str = "", conditions: Conditions | None = None
@@ -1300,16 +1376,30 @@ class Coordinator:
         return version, None
 
     async def _update_version(
-        self, bucket: str, key: str, version_id: str, edit: Callable[[ObjectVersion], ObjectVersion]
+        self,
+        bucket: str,
+        key: str,
+        version_id: str,
+        edit: Callable[[ObjectVersion], ObjectVersion | None],
+        modifies: bool = False,
     ) -> ObjectVersion:
-        """Change a version's tags or ACL in place (same version id, same Last-Modified)."""
+        """Change a version's record in place (same version id, same
+        Last-Modified); ``edit`` returning None leaves it as it is. A change
+        that ``modifies`` the version (its tags or ACL, as a user sees them) is
+        stamped as such and queued again for the destinations that take it."""
         placement = self.placer.place(bucket, key)
+        info = await self._require_bucket(bucket) if modifies else None
         for _attempt in range(RESTAMP_ATTEMPTS):
             version, current = await self._version_for_update(bucket, key, version_id)
             self.clock.observe(version.stamp)
+            edited = edit(version)
+            if edited is None:
+                return version
             updated = replace(
-                edit(version), stamp=self.clock.now(), version_stamp=version.vstamp, removed=()
+                edited, stamp=self.clock.now(), version_stamp=version.vstamp, removed=()
             )
+            if info is not None:
+                updated = requeue_modified(replace(updated, meta_stamp=updated.stamp), info)
             if current is None:
                 change = Change(bucket, key, updated.stamp, versions=(updated,))
                 await self._commit_change(change, placement)
@@ -1328,7 +1418,9 @@ class Coordinator:
         self, bucket: str, key: str, version_id: str, tags: dict[str, str]
     ) -> Tagging:
         tags = validation.normalize_tags(tags)
-        v = await self._update_version(bucket, key, version_id, lambda v: replace(v, tags=tags))
+        v = await self._update_version(
+            bucket, key, version_id, lambda v: replace(v, tags=tags), modifies=True
+        )
         return Tagging(v.version_id, dict(v.tags))
 
     async def get_object_acl(self, bucket: str, key: str, version_id: str = "") -> Acl:
@@ -1341,7 +1433,9 @@ class Coordinator:
         if not acl:
             raise InvalidArgument("give a canned ACL to set (private, public-read, ...)")
         acl = validation.check_acl(acl)
-        v = await self._update_version(bucket, key, version_id, lambda v: replace(v, acl=acl))
+        v = await self._update_version(
+            bucket, key, version_id, lambda v: replace(v, acl=acl), modifies=True
+        )
         return Acl(v.version_id, v.owner or self.cfg.cluster.name, v.acl)
 
     # -- COPY ----------------------------------------------------------------------

@@ -171,12 +171,13 @@ class Replicator:
                     metrics.LAG.labels(dest).set(0)
 
     async def handle(self, v: ObjectVersion) -> None:
-        """Replicate one logged version wherever it is still PENDING."""
-        if v.replication_status != replication.PENDING or v.bucket.startswith("."):
-            return
-        if _share(v.bucket, v.key, self.count) != self.index:
+        """Replicate one logged version wherever it is still PENDING (a new
+        version, a change of its tags or ACL, or a replica's change sent back)."""
+        if v.bucket.startswith("."):
             return
         dests = [d for d, s in v.replication_targets.items() if s == replication.PENDING]
+        if not dests or _share(v.bucket, v.key, self.count) != self.index:
+            return
         await asyncio.gather(*(self._once(v, d) for d in dests))
 
     async def _bounded(self, work: Awaitable[None]) -> None:

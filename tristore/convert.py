@@ -74,6 +74,9 @@ def version_to_pb(v: ObjectVersion, with_inline: bool = True) -> common_pb2.Obje
     if v.version_stamp is not None:
         msg.version_stamp.CopyFrom(stamp_to_pb(v.version_stamp))
         msg.has_version_stamp = True
+    if v.meta_stamp is not None:
+        msg.meta_stamp.CopyFrom(stamp_to_pb(v.meta_stamp))
+        msg.has_meta_stamp = True
     if with_inline and v.inline is not None:
         msg.inline_data = v.inline
         msg.has_inline = True
@@ -94,6 +97,7 @@ def version_from_pb(p: common_pb2.ObjectVersion) -> ObjectVersion:
         chunk_size=p.chunk_size,
         inline=p.inline_data if p.has_inline else None,
         version_stamp=stamp_from_pb(p.version_stamp) if p.has_version_stamp else None,
+        meta_stamp=stamp_from_pb(p.meta_stamp) if p.has_meta_stamp else None,
         null_version=p.null_version,
         delete_marker=p.delete_marker,
         tags=dict(p.tags),

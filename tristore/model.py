@@ -62,11 +62,19 @@ class ObjectVersion:
     replication_targets: dict[str, str] = field(default_factory=dict)
     #: The cluster the version was first written in ("" for this one).
     origin_cluster: str = ""
+    #: When the version's tags or ACL last changed, on whichever cluster (None:
+    #: never). A replica takes a change of tags or ACL only if it is newer.
+    meta_stamp: Stamp | None = None
 
     @property
     def vstamp(self) -> Stamp:
         """The stamp that identifies the version (and orders a key's versions)."""
         return self.version_stamp if self.version_stamp is not None else self.stamp
+
+    @property
+    def modified(self) -> Stamp:
+        """When the version's tags or ACL last changed (its own stamp if never)."""
+        return self.meta_stamp if self.meta_stamp is not None else self.vstamp
 
     @property
     def version_id(self) -> str:
