@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import hashlib
 import json
 import logging
@@ -547,33 +548,79 @@ class Coordinator:
                 f"replication status must be one of {', '.join(states)}, not {status!r}"
             )
         wanted = f"{status}: {error}" if error and status == replication.FAILED else status
-        version, _ = await self._current(bucket, key, version_id)
-        if version.replication_targets.get(destination) == wanted:
-            return  # another copy of the change-log entry got here first
-        if status == replication.PENDING:
-            if version.replication_status == replication.REPLICA:
-                raise InvalidRequest(f"{bucket}/{key}@{version_id} is a replica: it is not sent on")
-            info = await self._require_bucket(bucket)
-            names = {
-                d.name for d in replication.destinations_for(info.replication, key, version.tags)
-            }
-            if destination not in names:
-                raise InvalidArgument(
-                    f"no enabled rule of bucket {bucket!r} sends {key!r} to {destination!r}"
-                )
+        info = await self._require_bucket(bucket) if status == replication.PENDING else None
 
-        def edit(v: ObjectVersion) -> ObjectVersion:
-            if destination not in v.replication_targets and status != replication.PENDING:
+        def edit(v: ObjectVersion) -> ObjectVersion | None:
+            if v.replication_targets.get(destination) == wanted:
+                return None  # another copy of the change-log entry got here first
+            if info is None and destination not in v.replication_targets:
                 raise InvalidArgument(
                     f"version {version_id} of {bucket}/{key} is not replicated to {destination!r}"
                 )
+            if info is not None:
+                if v.replication_status == replication.REPLICA:
+                    raise InvalidRequest(
+                        f"{bucket}/{key}@{version_id} is a replica: it is not sent on"
+                    )
+                rules = info.replication
+                names = {
+                    d.name
+                    for d in replication.destinations_for(rules, key, v.tags, v.delete_marker)
+                }
+                if destination not in names:
+                    raise InvalidArgument(
+                        f"no enabled rule of bucket {bucket!r} sends {key!r} to {destination!r}"
+                    )
             targets = dict(v.replication_targets)
             targets[destination] = wanted
             return replace(
                 v, replication_targets=targets, replication_status=_status_of(v, targets)
             )
 
-        await self._update_version(bucket, key, version_id, edit)
+        await self._update_version(bucket, key, version_id, edit, markers=True)
+        await self._settle_current(bucket, key)
+
+    async def _settle_current(self, bucket: str, key: str) -> None:
+        """Make the key's newest version (by version stamp) current if it is not.
+
+        A replica that became current took a record stamp above the current
+        one; a local write that raced it may have committed with a lower stamp
+        and been stored as noncurrent, though its version is newer. Last writer
+        wins by stamp inside a cluster, by version stamp across clusters: this
+        brings the two back together, so both sides of a two-way pair settle
+        on the same current version. Run after every replication status update
+        (each version a cluster replicates gets one once it is through). A key
+        that changes meanwhile is left to the next one."""
+        current, _ = await self._read(bucket, key)
+        if current is None or not (current.is_version or current.delete_marker):
+            return
+        newest = await self._newest_version(bucket, key)
+        if newest is None or newest.vstamp <= current.vstamp:
+            return
+        self.clock.observe(current.stamp)
+        promoted = replace(newest, stamp=self.clock.now(), version_stamp=newest.vstamp, removed=())
+        log.info(
+            "%s/%s: newest version %s made current over %s",
+            bucket,
+            key,
+            newest.version_id,
+            current.version_id,
+        )
+        with contextlib.suppress(ConditionalRequestConflict):
+            await self._write(promoted, expect=current.stamp)
+
+    async def _newest_version(self, bucket: str, key: str) -> ObjectVersion | None:
+        """The newest version (or delete marker) any reachable AZ of the key holds."""
+        placement = self.placer.place(bucket, key)
+        results = await asyncio.gather(
+            *(
+                self._ask_az(a, lambda r: r.read_versions(bucket, key, None, False, 1, True))
+                for a in placement.azs
+            ),
+            return_exceptions=True,
+        )
+        found = [v for r in results if not isinstance(r, BaseException) for v in r[1][0]]
+        return max(found, key=lambda v: v.vstamp) if found else None
 
     def _new_version(
         self,
@@ -1074,9 +1121,10 @@ class Coordinator:
             index += 1
 
     async def _current(
-        self, bucket: str, key: str, version_id: str = ""
+        self, bucket: str, key: str, version_id: str = "", markers: bool = False
     ) -> tuple[ObjectVersion, list[Replica]]:
-        """The version a GET or HEAD is about: the current one, or ``version_id``."""
+        """The version a GET or HEAD is about: the current one, or ``version_id``
+        (a delete marker only with ``markers``: it has no body)."""
         validation.check_key(key)
         validation.check_bucket_name(bucket)
         wanted = _parse_version_id(version_id) if version_id else None
@@ -1104,7 +1152,7 @@ class Coordinator:
             version, holders = await self._read_version(bucket, key, wanted)
         if version is None:
             raise NoSuchVersion(f"version {version_id} of {bucket}/{key} does not exist")
-        if version.delete_marker:
+        if version.delete_marker and not markers:
             raise MethodNotAllowed(
                 f"version {version_id} of {bucket}/{key} is a delete marker; it has no body"
             )
@@ -1155,7 +1203,7 @@ class Coordinator:
         placement = self.placer.place(bucket, key)
         results = await asyncio.gather(
             *(
-                self._ask_az(a, lambda r: r.read_versions(bucket, key, vstamp, False, 1))
+                self._ask_az(a, lambda r: r.read_versions(bucket, key, vstamp, False, 1, True))
                 for a in placement.azs
             ),
             return_exceptions=True,
@@ -1366,10 +1414,11 @@ class Coordinator:
     # -- tags and ACLs ---------------------------------------------------------
 
     async def _version_for_update(
-        self, bucket: str, key: str, version_id: str
+        self, bucket: str, key: str, version_id: str, markers: bool = False
     ) -> tuple[ObjectVersion, ObjectVersion | None]:
-        """(the version, the current record when the version is current)."""
-        version, _ = await self._current(bucket, key, version_id)
+        """(the version, the current record when the version is current);
+        delete markers only with ``markers``."""
+        version, _ = await self._current(bucket, key, version_id, markers)
         current, _ = await self._read(bucket, key)
         if current is not None and current.is_version and current.vstamp == version.vstamp:
             return current, current
@@ -1382,6 +1431,7 @@ class Coordinator:
         version_id: str,
         edit: Callable[[ObjectVersion], ObjectVersion | None],
         modifies: bool = False,
+        markers: bool = False,
     ) -> ObjectVersion:
         """Change a version's record in place (same version id, same
         Last-Modified); ``edit`` returning None leaves it as it is. A change
@@ -1390,7 +1440,7 @@ class Coordinator:
         placement = self.placer.place(bucket, key)
         info = await self._require_bucket(bucket) if modifies else None
         for _attempt in range(RESTAMP_ATTEMPTS):
-            version, current = await self._version_for_update(bucket, key, version_id)
+            version, current = await self._version_for_update(bucket, key, version_id, markers)
             self.clock.observe(version.stamp)
             edited = edit(version)
             if edited is None:

@@ -39,6 +39,7 @@ from node.metrics import (
     WRITE_BATCH_SIZE,
 )
 from tristore.config import NodeSection
+from tristore.errors import InternalError
 from tristore.model import Change, ObjectVersion
 from tristore.stamps import ZERO, Stamp
 
@@ -84,6 +85,12 @@ class _Commit(_Op):
         self, store: ReplicaStore, wb: rocksdict.WriteBatch, overlay: dict[bytes, bytes | None]
     ) -> CommitResult:
         c = self.change
+        for v in (c.head, *c.versions):
+            if v is not None and v.size and not v.data_id and v.inline is None:
+                # A record read without its inline body must never be stored as is.
+                raise InternalError(
+                    f"refusing to store {c.bucket}/{c.key}@{v.version_id} without its body"
+                )
         okey = keys.object_key(c.bucket, c.key)
         cur = store._get_overlay(okey, overlay)
         cur_stamp = records.decode_version(cur).stamp if cur is not None else ZERO
@@ -518,6 +525,8 @@ class ReplicaStore:
         self, data_id: bytes, chunk_size: int, offset: int, length: int
     ) -> AsyncIterator[bytes]:
         """The bytes [offset, offset+length) of a body, chunk by chunk."""
+        if chunk_size <= 0:
+            raise InternalError(f"body {data_id.hex()} has no chunk size: its record is damaged")
         end = offset + length
         index = offset // chunk_size
         pos = index * chunk_size

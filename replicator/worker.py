@@ -290,8 +290,6 @@ class Replicator:
             metrics.PENDING_BYTES.labels(dest).dec(v.size)
 
     async def _set_status(self, v: ObjectVersion, dest: str, status: str, error: str) -> None:
-        if v.delete_marker:
-            return  # a delete marker has no per-version status to show
         request = objects_pb2.PutReplicationStatusRequest(
             bucket=v.bucket,
             key=v.key,
@@ -344,18 +342,30 @@ class Replicator:
             origin_cluster=v.origin_cluster or self.cfg.cluster.name,
         )
 
+        source_failed: list[Exception] = []
+
         async def requests() -> AsyncIterator[objects_pb2.ApplyReplicaRequest]:
             yield objects_pb2.ApplyReplicaRequest(header=header)
             if v.delete_marker or v.size == 0:
                 return
-            stream = self.source.get_object_stream(v.bucket, v.key, version_id=v.version_id)
-            async with stream as s:
-                async for chunk in s:
-                    yield objects_pb2.ApplyReplicaRequest(data=chunk)
+            try:
+                stream = self.source.get_object_stream(v.bucket, v.key, version_id=v.version_id)
+                async with stream as s:
+                    async for chunk in s:
+                        yield objects_pb2.ApplyReplicaRequest(data=chunk)
+            except Exception as exc:  # noqa: BLE001 - raised below, once the call is over
+                # An error raised inside a request iterator can leave the call
+                # hanging; end the body short instead (the destination refuses
+                # an incomplete body and stores nothing) and raise it after.
+                source_failed.append(exc)
 
-        resp = await remote.call(
-            lambda stub: stub.ApplyReplica(requests(), timeout=self.rcfg.timeout_s)
-        )
+        try:
+            resp = await remote.call(
+                lambda stub: stub.ApplyReplica(requests(), timeout=self.rcfg.timeout_s)
+            )
+        finally:
+            if source_failed:
+                raise source_failed[0]
         return bool(resp.applied)
 
     async def close(self) -> None:

@@ -6,12 +6,16 @@ fixed, and verified too."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import time
 from typing import Any
 
 import pytest
 
 from tests.integration.cluster import DevCluster, wait_until
+from tristore.client import AsyncClient
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -134,3 +138,67 @@ def test_dlq_list_and_replay(pair: tuple[DevCluster, DevCluster]) -> None:
     wait_until(lambda: _clean(east, west, "cli-fail"), 60, interval=1, what="verify to be clean")
     nothing = east.cli("replication", "dlq", "replay", "s3://cli-fail")
     assert b"nothing to replay" in nothing.stderr
+
+
+LONG = os.environ.get("TRISTORE_LONG") == "1"
+#: Objects of the backfill at scale: 10,000 with TRISTORE_LONG=1.
+SCALE = 10_000 if LONG else 1_000
+
+
+@pytest.mark.timeout(1800 if LONG else 600)
+def test_backfill_at_scale_then_verify_is_clean(pair: tuple[DevCluster, DevCluster]) -> None:
+    """SCALE objects written before the rule: backfill queues every one, the
+    replicators bring them all to west, and verify ends with zero differences
+    (how long each step took is printed, not asserted: bench/ measures speed)."""
+    east, west = pair
+    with east.client() as e, west.client() as w:
+        e.create_bucket("scale-src")
+        e.put_bucket_versioning("scale-src", "Enabled")
+        w.create_bucket("scale-dst")
+        w.put_bucket_versioning("scale-dst", "Enabled")
+
+    async def write_all() -> dict[str, str]:
+        gate = asyncio.Semaphore(64)
+        async with AsyncClient(east.endpoint) as ae:
+
+            async def one(i: int) -> tuple[str, str]:
+                async with gate:
+                    info = await ae.put_object("scale-src", f"o/{i:05d}", f"{i}".encode())
+                return info.key, info.version_id
+
+            return dict(await asyncio.gather(*(one(i) for i in range(SCALE))))
+
+    started = time.monotonic()
+    written = asyncio.run(write_all())
+    wrote_s = time.monotonic() - started
+    east.cli("replication", "put", "s3://scale-src", "--to", "west/scale-dst")
+    started = time.monotonic()
+    counts = _json(east.cli("replication", "backfill", "s3://scale-src", "--json", timeout=1200))
+    queued_s = time.monotonic() - started
+    assert (counts["versions"], counts["queued"], counts["errors"]) == (SCALE, SCALE, 0)
+    started = time.monotonic()
+    wait_until(
+        lambda: _clean(east, west, "scale-src"),
+        1200 if LONG else 400,
+        interval=2,
+        what=f"verify to be clean after a backfill of {SCALE}",
+    )
+    replicated_s = time.monotonic() - started
+    summary = east.cli(
+        "replication", "verify", "s3://scale-src", "--to-endpoint", f"west={west.endpoint}"
+    ).stdout.decode()  # fmt: skip
+    assert summary.startswith(f"no differences: {SCALE} checks against west/scale-dst"), summary
+    with west.client() as w:
+        held: dict[str, str] = {}
+        marker = ""
+        for _ in range(SCALE // 1000 + 2):
+            page = w.list_object_versions("scale-dst", key_marker=marker)
+            held.update({v.key: v.version_id for v in page.versions})
+            if not page.is_truncated:
+                break
+            marker = page.next_key_marker or ""
+    assert held == written
+    print(
+        f"\nbackfill of {SCALE}: written in {wrote_s:.1f} s, queued in {queued_s:.1f} s, "
+        f"on west and verified in {replicated_s:.1f} s"
+    )

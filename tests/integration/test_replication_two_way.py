@@ -242,3 +242,8 @@ def test_concurrent_writes_on_both_sides_converge_under_load(
             newest = max(versions, key=lambda v: v.version_id)  # hex of the version stamp
             latest = [v for v in versions if v.is_latest]
             assert [v.version_id for v in latest] == [newest.version_id], k
+            if not newest.delete_marker:  # and its body is whole on both sides
+                body = e.get_object(bucket, k)
+                assert body == w.get_object(bucket, k) and body.decode().endswith(
+                    tuple(f"-{i}" for i in range(60))
+                )
