@@ -80,3 +80,11 @@ WRITE_BACKS = Counter(
     "tristore_write_backs_total",
     "Unfinished versions found by a read and finished (written back to three AZs, recorded).",
 )
+EVENTS_SENT = Counter(
+    "tristore_events_sent_total",
+    "Object-created and object-removed events this node sent to subscribers.",
+)
+EVENT_STREAMS = Gauge(
+    "tristore_event_streams",
+    "Event subscriptions (EventService.Subscribe streams) this node serves now.",
+)

@@ -9,16 +9,19 @@ import logging
 import grpc
 
 from node.coordinator import Coordinator
+from node.events import EventStreams, NodeEvents
 from node.hints import HintedHandoff
 from node.peers import Peers
 from node.replica_store import ReplicaStore
-from node.servicer import AdminServicer, ObjectServicer, ReplicaServicer
+from node.servicer import AdminServicer, EventServicer, ObjectServicer, ReplicaServicer
 from node.witness_client import WitnessFleet
 from tristore import server
 from tristore.config import ClusterConfig
 from tristore.pb import (
     admin_pb2,
     admin_pb2_grpc,
+    events_pb2,
+    events_pb2_grpc,
     objects_pb2,
     objects_pb2_grpc,
     replica_pb2,
@@ -42,6 +45,8 @@ async def build(cfg: ClusterConfig, name: str) -> server.ProcessSpec:
     witnesses = WitnessFleet(cfg) if cfg.witnesses else None
     coord = Coordinator(cfg, me, peers, placer, clock, witnesses)
     handoff = HintedHandoff(store, peers, placer, cfg.node.hint_interval_s)
+    node_events = NodeEvents(me, store, placer)
+    event_streams = EventStreams(cfg, node_events, peers, coord.head_bucket)
     tasks: list[asyncio.Task[None]] = []
 
     def register(srv: grpc.aio.Server) -> list[str]:
@@ -50,10 +55,14 @@ async def build(cfg: ClusterConfig, name: str) -> server.ProcessSpec:
         admin_pb2_grpc.add_AdminServiceServicer_to_server(
             AdminServicer(cfg, me, store, peers, witnesses), srv
         )
+        events_pb2_grpc.add_EventServiceServicer_to_server(
+            EventServicer(event_streams, node_events), srv
+        )
         return [
             objects_pb2.DESCRIPTOR.services_by_name["ObjectService"].full_name,
             replica_pb2.DESCRIPTOR.services_by_name["ReplicaService"].full_name,
             admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
+            events_pb2.DESCRIPTOR.services_by_name["EventService"].full_name,
         ]
 
     async def gc_forever() -> None:

@@ -10,6 +10,7 @@ from typing import TypeAlias, TypeVar
 import grpc
 
 from node.coordinator import Coordinator, PutHeader
+from node.events import EventStreams, NodeEvents
 from node.multipart import Multipart
 from node.peers import Peers
 from node.replica_store import ReplicaStore
@@ -34,10 +35,13 @@ from tristore.convert import (
     version_to_pb,
 )
 from tristore.errors import InvalidArgument
+from tristore.events import event_to_pb, message_to_pb
 from tristore.model import ByteRange, CopySource
 from tristore.pb import (
     admin_pb2,
     admin_pb2_grpc,
+    events_pb2,
+    events_pb2_grpc,
     objects_pb2,
     objects_pb2_grpc,
     replica_pb2,
@@ -563,3 +567,40 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         health.keys = st.keys
         health.uptime_seconds = st.uptime_seconds
         return health
+
+
+class EventServicer(events_pb2_grpc.EventServiceServicer):
+    def __init__(self, streams: EventStreams, local: NodeEvents) -> None:
+        self.streams = streams
+        self.local = local
+
+    async def Subscribe(
+        self, request: events_pb2.SubscribeRequest, context: Ctx
+    ) -> AsyncIterator[events_pb2.SubscribeResponse]:
+        messages = self.streams.subscribe(
+            request.bucket,
+            request.prefix,
+            request.cursor,
+            request.from_start,
+            request.heartbeat_ms,
+        )
+        async for message in messages:
+            yield message_to_pb(message)
+
+    async def ReadNodeEvents(
+        self, request: events_pb2.ReadNodeEventsRequest, context: Ctx
+    ) -> events_pb2.ReadNodeEventsResponse:
+        batch = await self.local.read(
+            request.bucket,
+            request.prefix,
+            request.after,
+            min(request.limit or 256, 10_000),
+            min(request.wait_ms, 10_000) / 1000,
+            request.from_end,
+            request.since_ms,
+        )
+        return events_pb2.ReadNodeEventsResponse(
+            events=[event_to_pb(e) for e in batch.events],
+            position=batch.position,
+            last_seq=batch.last_seq,
+        )

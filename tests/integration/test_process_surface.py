@@ -15,7 +15,12 @@ from tests.integration.cluster import DevCluster
 pytestmark = pytest.mark.integration
 
 SERVICES = {
-    "node": {"tristore.v1.ObjectService", "tristore.v1.ReplicaService", "tristore.v1.AdminService"},
+    "node": {
+        "tristore.v1.ObjectService",
+        "tristore.v1.ReplicaService",
+        "tristore.v1.AdminService",
+        "tristore.v1.EventService",
+    },
     "witness": {"tristore.v1.WitnessService"},
 }
 # Series a scrape must show from each role (names as exposed).

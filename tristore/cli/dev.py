@@ -9,6 +9,8 @@ shell) can find the processes again::
     D/run/NAME.pid      pid of a running process (removed once it stopped)
     D/logs/NAME.log     stdout and stderr of NAME, appended across restarts
     D/data/NAME/        NAME's RocksDB (kept by ``dev down``)
+    D/prometheus-targets.json   every process's metrics address, as Prometheus
+                        file_sd targets (deploy/prometheus/dev.yml reads it)
 
 With ``--clusters 2`` the directory holds two clusters, ``east`` and ``west``,
 each laid out as above in its own subdirectory (``D/east/cluster.toml``,
@@ -184,6 +186,11 @@ class DevDir:
     def home(self, name: str) -> Path:
         """The directory of the cluster process ``name`` belongs to."""
         return self.cluster_home(split_name(name)[0])
+
+    @property
+    def prometheus_targets(self) -> Path:
+        """Prometheus file_sd targets of every process of the dir (both clusters)."""
+        return self.root / "prometheus-targets.json"
 
     def config_of(self, name: str) -> Path:
         return self.home(name) / "cluster.toml"
@@ -377,6 +384,19 @@ def load_layout(d: DevDir) -> Layout:
     return Layout.from_json(raw)
 
 
+def prometheus_targets(layout: Layout) -> list[dict[str, Any]]:
+    """One Prometheus file_sd target group a process, labelled as the compose
+    deployment labels its targets (deploy/prometheus/prometheus.yml): cluster,
+    role, process (its name in the cluster map) and az (none for a replicator)."""
+    groups = []
+    for p in layout.processes:
+        labels = {"cluster": p.cluster, "role": p.role, "process": p.local_name}
+        if p.az is not None:
+            labels["az"] = p.az
+        groups.append({"targets": [p.metrics], "labels": labels})
+    return groups
+
+
 def _write_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
@@ -444,6 +464,7 @@ def _save_layout(d: DevDir, layout: Layout) -> None:
         if not path.exists():
             _write_atomic(path, dump(cfg))
     _write_atomic(d.state, json.dumps(layout.to_json(), indent=2) + "\n")
+    _write_atomic(d.prometheus_targets, json.dumps(prometheus_targets(layout), indent=2) + "\n")
 
 
 # --- processes ----------------------------------------------------------------

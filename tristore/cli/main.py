@@ -12,7 +12,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from tristore.cli import admin, dev, mpu, objects, replication, serve
+from tristore.cli import admin, dev, events, mpu, objects, replication, serve
 from tristore.cli.util import CliError
 from tristore.errors import TristoreError
 
@@ -59,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     objects.register(sub, common)
     mpu.register(sub, common)
     replication.register(sub, common)
+    events.register(sub, common)
     admin.register(sub, common)
     serve.register(sub, common)
     return parser

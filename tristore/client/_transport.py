@@ -17,7 +17,7 @@ from typing import Any
 import grpc
 
 from tristore import errors
-from tristore.pb import admin_pb2_grpc, objects_pb2_grpc
+from tristore.pb import admin_pb2_grpc, events_pb2_grpc, objects_pb2_grpc
 from tristore.server import CHANNEL_OPTIONS
 
 log = logging.getLogger(__name__)
@@ -89,11 +89,13 @@ class Endpoint:
         self._channel: grpc.aio.Channel | None = None
         self._objects: Any = None
         self._admin: Any = None
+        self._events: Any = None
 
     def _open(self) -> None:
         self._channel = grpc.aio.insecure_channel(self.address, options=CLIENT_CHANNEL_OPTIONS)
         self._objects = objects_pb2_grpc.ObjectServiceStub(self._channel)
         self._admin = admin_pb2_grpc.AdminServiceStub(self._channel)
+        self._events = events_pb2_grpc.EventServiceStub(self._channel)
 
     @property
     def opened(self) -> bool:
@@ -112,9 +114,15 @@ class Endpoint:
             self._open()
         return self._admin
 
+    @property
+    def events(self) -> Any:
+        if self._channel is None:
+            self._open()
+        return self._events
+
     async def close(self) -> None:
         channel, self._channel = self._channel, None
-        self._objects = self._admin = None
+        self._objects = self._admin = self._events = None
         if channel is not None:
             await channel.close()
 

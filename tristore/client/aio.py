@@ -38,6 +38,7 @@ from tristore.client._transport import (
     has_server_code,
     parse_endpoints,
 )
+from tristore.events import Event, Heartbeat, message_from_pb
 from tristore.model import (
     NULL_VERSION,
     Acl,
@@ -57,7 +58,7 @@ from tristore.model import (
     UploadPage,
     VersionPage,
 )
-from tristore.pb import admin_pb2, objects_pb2
+from tristore.pb import admin_pb2, events_pb2, objects_pb2
 from tristore.replication import Rule, check_rules
 from tristore.stamps import Stamp
 
@@ -804,6 +805,119 @@ class AsyncClient:
         return CopyResult(
             info=convert.info_from_pb(resp.info), source_version_id=resp.source_version_id
         )
+
+    # -- event notifications -----------------------------------------------------
+
+    def subscribe_events(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        cursor: str | None = None,
+        from_start: bool = False,
+        heartbeats: bool = False,
+        heartbeat_s: float | None = None,
+    ) -> AsyncIterator[Event | Heartbeat]:
+        """Object-created and object-removed events of a bucket (keys under
+        ``prefix``), as they are committed::
+
+            async for e in client.subscribe_events("photos"):
+                print(e.name, e.key, e.version_id, e.cursor)
+
+        Starts from now; after ``cursor`` (the ``cursor`` of an event or
+        heartbeat received before); or, with ``from_start``, at the beginning
+        of the change logs. Each key's events come in order; delivery is at
+        least once (resuming can repeat the events just before the cursor).
+        ``heartbeats``: also yield :class:`~tristore.events.Heartbeat`
+        messages, sent after ``heartbeat_s`` (server default 5 s) without an
+        event; their cursor moves past other buckets' changes too.
+
+        When the node serving the subscription fails (or sends nothing for
+        ``heartbeat_s`` plus the client's timeout), it is resumed on the next
+        endpoint from the last cursor received, within the retry policy (whose
+        counts start afresh after every message). It never ends by itself:
+        break out of the loop, or ``aclose()`` the iterator, to stop.
+        """
+        validation.check_bucket_name(bucket)
+        _check_prefix("prefix", prefix)
+        if cursor and from_start:
+            raise errors.InvalidArgument("give a cursor or from_start, not both")
+        heartbeat_ms = 0
+        if heartbeat_s is not None:
+            if isinstance(heartbeat_s, bool) or not isinstance(heartbeat_s, int | float):
+                raise errors.InvalidArgument(f"heartbeat_s must be a number, got {heartbeat_s!r}")
+            heartbeat_ms = round(heartbeat_s * 1000)
+            if not 100 <= heartbeat_ms <= 600_000:
+                raise errors.InvalidArgument(
+                    f"heartbeat_s must be 0.1 to 600 seconds, got {heartbeat_s!r}"
+                )
+        request = events_pb2.SubscribeRequest(
+            bucket=bucket,
+            prefix=prefix,
+            cursor=cursor or "",
+            from_start=from_start,
+            heartbeat_ms=heartbeat_ms,
+        )
+        return self._subscription(request, heartbeats)
+
+    async def _subscription(
+        self, request: events_pb2.SubscribeRequest, heartbeats: bool
+    ) -> AsyncIterator[Event | Heartbeat]:
+        if self._closed:
+            raise RuntimeError("the tristore client is closed")
+        self._bind_loop()
+        loop = asyncio.get_running_loop()
+        policy = self._retry
+        n = len(self._endpoints)
+        # A server sends a heartbeat at least this often; silence much longer
+        # than that is a hung node (or network), and the stream moves on.
+        quiet_s = (request.heartbeat_ms / 1000 or 5.0) + (self._timeout or DEFAULT_TIMEOUT_S)
+        failures = 0
+        give_up_at: float | None = None
+        while True:
+            ep = self._endpoints[self._preferred % n]
+            call = ep.events.Subscribe(request)
+            try:
+                while True:
+                    try:
+                        msg = await asyncio.wait_for(call.read(), quiet_s)
+                    except TimeoutError:
+                        raise errors.ServiceUnavailable(
+                            f"{ep.address} sent nothing on the event stream for {quiet_s:g}s"
+                        ) from None
+                    if msg is grpc.aio.EOF:
+                        raise errors.ServiceUnavailable(f"{ep.address} ended the event stream")
+                    failures, give_up_at = 0, None
+                    if msg.cursor:
+                        request.cursor, request.from_start = msg.cursor, False
+                    message = message_from_pb(msg)
+                    if heartbeats or isinstance(message, Event):
+                        yield message
+            except grpc.aio.AioRpcError as exc:
+                err = errors.from_rpc_error(exc)
+            except errors.TristoreError as exc:
+                err = exc
+            finally:
+                call.cancel()
+            failures += 1
+            if give_up_at is None:
+                give_up_at = loop.time() + policy.total_s
+            delay = policy.backoff(failures)
+            if (
+                not err.retriable
+                or failures >= policy.attempts(n)
+                or loop.time() + delay > give_up_at
+            ):
+                raise err from None
+            self._preferred = (self._preferred + 1) % n
+            log.info(
+                "event stream from %s failed (%s: %s); resuming on %s",
+                ep.address,
+                err.code,
+                err.message,
+                self._endpoints[self._preferred].address,
+            )
+            await asyncio.sleep(delay)
 
     # -- admin -----------------------------------------------------------------
 

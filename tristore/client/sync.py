@@ -30,6 +30,7 @@ from tristore.client.aio import (
     Progress,
     RangeSpec,
 )
+from tristore.events import Event, Heartbeat
 from tristore.model import (
     Acl,
     BucketInfo,
@@ -487,6 +488,30 @@ class Client:
             # Also runs when an abandoned generator is collected, possibly after close().
             with contextlib.suppress(RuntimeError):
                 self._run(pages.aclose())
+
+    # -- event notifications -----------------------------------------------------
+
+    def subscribe_events(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        cursor: str | None = None,
+        from_start: bool = False,
+        heartbeats: bool = False,
+        heartbeat_s: float | None = None,
+    ) -> Iterator[Event | Heartbeat]:
+        """Events of a bucket as they happen (see AsyncClient.subscribe_events).
+        Blocks in ``next()`` until the next event; never ends by itself."""
+        messages = self._aio.subscribe_events(
+            bucket,
+            prefix,
+            cursor=cursor,
+            from_start=from_start,
+            heartbeats=heartbeats,
+            heartbeat_s=heartbeat_s,
+        )
+        return self._iterate(messages)
 
     # -- admin -----------------------------------------------------------------
 
