@@ -554,8 +554,12 @@ class Coordinator:
             if v.replication_targets.get(destination) == wanted:
                 return None  # another copy of the change-log entry got here first
             if info is None and destination not in v.replication_targets:
-                raise InvalidArgument(
-                    f"version {version_id} of {bucket}/{key} is not replicated to {destination!r}"
+                # A replicator may outrun the change that queued the version (a
+                # requeue it read from one AZ's change log before the change was
+                # acknowledged): it is told to try again shortly.
+                raise ConditionalRequestConflict(
+                    f"version {version_id} of {bucket}/{key} is not (yet) queued for "
+                    f"{destination!r}; retry"
                 )
             if info is not None:
                 if v.replication_status == replication.REPLICA:
@@ -577,8 +581,7 @@ class Coordinator:
                 v, replication_targets=targets, replication_status=_status_of(v, targets)
             )
 
-        await self._update_version(bucket, key, version_id, edit, markers=True)
-        await self._settle_current(bucket, key)
+        await self._update_version(bucket, key, version_id, edit, markers=True, settle=True)
 
     async def _settle_current(self, bucket: str, key: str) -> None:
         """Make the key's newest version (by version stamp) current if it is not.
@@ -589,8 +592,8 @@ class Coordinator:
         wins by stamp inside a cluster, by version stamp across clusters: this
         brings the two back together, so both sides of a two-way pair settle
         on the same current version. Run after every replication status update
-        (each version a cluster replicates gets one once it is through). A key
-        that changes meanwhile is left to the next one."""
+        of a noncurrent version (each version a cluster replicates gets one
+        once it is through). A key that changes meanwhile is left to the next one."""
         current, _ = await self._read(bucket, key)
         if current is None or not (current.is_version or current.delete_marker):
             return
@@ -1125,6 +1128,13 @@ class Coordinator:
     ) -> tuple[ObjectVersion, list[Replica]]:
         """The version a GET or HEAD is about: the current one, or ``version_id``
         (a delete marker only with ``markers``: it has no body)."""
+        version, holders, _ = await self._lookup(bucket, key, version_id, markers)
+        return version, holders
+
+    async def _lookup(
+        self, bucket: str, key: str, version_id: str = "", markers: bool = False
+    ) -> tuple[ObjectVersion, list[Replica], ObjectVersion | None]:
+        """:meth:`_current`, and the key's current record it read on the way."""
         validation.check_key(key)
         validation.check_bucket_name(bucket)
         wanted = _parse_version_id(version_id) if version_id else None
@@ -1145,7 +1155,7 @@ class Coordinator:
                     else ""
                 )
                 raise NoSuchKey(f"key {key!r} does not exist in bucket {bucket!r}{marker}")
-            return current, holders
+            return current, holders, current
         if current is not None and current.is_version and current.version_id == version_id:
             version: ObjectVersion | None = current
         else:
@@ -1156,7 +1166,7 @@ class Coordinator:
             raise MethodNotAllowed(
                 f"version {version_id} of {bucket}/{key} is a delete marker; it has no body"
             )
-        return version, holders
+        return version, holders, current
 
     async def _read_version(
         self, bucket: str, key: str, vstamp: Stamp | None
@@ -1418,11 +1428,8 @@ class Coordinator:
     ) -> tuple[ObjectVersion, ObjectVersion | None]:
         """(the version, the current record when the version is current);
         delete markers only with ``markers``."""
-        version, _ = await self._current(bucket, key, version_id, markers)
-        current, _ = await self._read(bucket, key)
-        if current is not None and current.is_version and current.vstamp == version.vstamp:
-            return current, current
-        return version, None
+        version, _, current = await self._lookup(bucket, key, version_id, markers)
+        return (version, current) if version is current else (version, None)
 
     async def _update_version(
         self,
@@ -1432,6 +1439,7 @@ class Coordinator:
         edit: Callable[[ObjectVersion], ObjectVersion | None],
         modifies: bool = False,
         markers: bool = False,
+        settle: bool = False,
     ) -> ObjectVersion:
         """Change a version's record in place (same version id, same
         Last-Modified); ``edit`` returning None leaves it as it is. A change
@@ -1453,6 +1461,8 @@ class Coordinator:
             if current is None:
                 change = Change(bucket, key, updated.stamp, versions=(updated,))
                 await self._commit_change(change, placement)
+                if settle:
+                    await self._settle_current(bucket, key)
                 return updated
             try:
                 return await self._write(updated, expect=current.stamp)

@@ -4,6 +4,7 @@ a future format can migrate old records when it reads them (as Garage does)."""
 from __future__ import annotations
 
 import struct
+from dataclasses import replace
 
 from tristore.convert import change_from_pb, change_to_pb, version_from_pb, version_to_pb
 from tristore.errors import InternalError
@@ -37,9 +38,26 @@ def decode_ms(raw: bytes) -> int:
     return int(_U64.unpack_from(raw, 1)[0])
 
 
+#: Inline bodies up to this size travel in change-log entries too, so that a
+#: replicator sends them without reading the body back from the nodes.
+LOG_INLINE_MAX = 4096
+
+
 def encode_change(c: Change) -> bytes:
-    """A change-log entry: the commit, bodies by reference only."""
-    return bytes([VERSION_V1]) + change_to_pb(c, with_inline=False).SerializeToString()
+    """A change-log entry: the commit, with small inline bodies, larger bodies
+    by reference only."""
+
+    def slim(v: ObjectVersion) -> ObjectVersion:
+        if v.inline is not None and len(v.inline) > LOG_INLINE_MAX:
+            return replace(v, inline=None)
+        return v
+
+    c = replace(
+        c,
+        head=slim(c.head) if c.head is not None else None,
+        versions=tuple(slim(v) for v in c.versions),
+    )
+    return bytes([VERSION_V1]) + change_to_pb(c, with_inline=True).SerializeToString()
 
 
 def decode_change(raw: bytes) -> Change:

@@ -50,6 +50,10 @@ from tristore.pb import (
 
 Ctx: TypeAlias = grpc.aio.ServicerContext
 
+#: Longest a ReadLog call waits for a new entry, and how often it looks.
+MAX_LOG_WAIT_MS = 5_000
+LOG_POLL_S = 0.01
+
 
 class ObjectServicer(objects_pb2_grpc.ObjectServiceServicer):
     def __init__(self, coord: Coordinator) -> None:
@@ -481,6 +485,10 @@ class ReplicaServicer(replica_pb2_grpc.ReplicaServiceServicer):
         self, request: replica_pb2.ReadLogRequest, context: Ctx
     ) -> replica_pb2.ReadLogResponse:
         limit = min(request.limit or 256, 10_000)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + min(request.wait_ms, MAX_LOG_WAIT_MS) / 1000
+        while self.store.log_seq <= request.after and loop.time() < deadline:
+            await asyncio.sleep(LOG_POLL_S)  # a long poll: the reader hears of a change at once
         entries = []
         for seq, raw in await self.store.read_log(request.after, limit):
             change = replica_pb2.CommitRequest()

@@ -33,7 +33,10 @@ LATENCY = Histogram(
     "tristore_replication_latency_seconds",
     "From a version's write on the source to its replica's commit on the destination.",
     ["destination"],
-    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600),
+    buckets=(
+        *(0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75),
+        *(1, 1.5, 2.5, 5, 10, 30, 60, 300, 900, 3600),
+    ),
 )
 THRESHOLD_MISSES = Counter(
     "tristore_replication_threshold_misses_total",

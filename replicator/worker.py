@@ -56,6 +56,11 @@ RULES_TTL_S = 2.0
 MAX_BACKOFF_S = 5.0
 #: Times a version the source says it does not have is looked for before it is dropped.
 GONE_CHECKS = 5
+#: Tries of a status update the source answers "retry" to (the version's own
+#: change may still be in flight).
+STATUS_TRIES = 8
+#: How long a read of a change log waits at the node for a new entry (long poll).
+LOG_WAIT_MS = 1000
 #: Versions one replicator sends at once.
 PARALLEL = 32
 #: Versions remembered as done, so the other copies of their log entries are skipped.
@@ -77,10 +82,14 @@ class _Cluster:
         self._next = 0
 
     async def call(self, fn: Any) -> Any:
-        """``fn(stub)`` on the first node that answers; S3 errors are raised as is."""
+        """``fn(stub)`` on the next node in turn (so the work of coordinating is
+        spread over the cluster), or the one after it while it does not answer;
+        S3 errors are raised as is."""
         last: Exception | None = None
+        first = self._next
+        self._next = (self._next + 1) % len(self.stubs)
         for i in range(len(self.stubs)):
-            stub = self.stubs[(self._next + i) % len(self.stubs)]
+            stub = self.stubs[(first + i) % len(self.stubs)]
             try:
                 return await fn(stub)
             except grpc.aio.AioRpcError as exc:
@@ -88,7 +97,6 @@ class _Cluster:
                 if not err.retriable:
                     raise err from None
                 last = err
-        self._next = (self._next + 1) % len(self.stubs)
         assert last is not None
         raise last
 
@@ -131,10 +139,13 @@ class Replicator:
         cursor = self.state.cursor(node.name)
         delay = self.rcfg.poll_interval_s
         while True:
+            asked = time.monotonic()
             try:
                 resp = await stub.ReadLog(
-                    replica_pb2.ReadLogRequest(after=cursor, limit=self.rcfg.batch),
-                    timeout=self.rcfg.timeout_s,
+                    replica_pb2.ReadLogRequest(
+                        after=cursor, limit=self.rcfg.batch, wait_ms=LOG_WAIT_MS
+                    ),
+                    timeout=self.rcfg.timeout_s + LOG_WAIT_MS / 1000,
                 )
             except grpc.aio.AioRpcError as exc:
                 log.debug("reading %s's change log: %s", node.name, exc.code().name)
@@ -149,7 +160,10 @@ class Replicator:
                 continue
             metrics.LOG_BEHIND.labels(node.name).set(resp.last_seq - cursor)
             if not resp.entries:
-                await asyncio.sleep(self.rcfg.poll_interval_s)
+                # The node waited up to LOG_WAIT_MS for an entry; one that
+                # answered at once (it does not wait) is polled instead.
+                if time.monotonic() - asked < LOG_WAIT_MS / 2000:
+                    await asyncio.sleep(self.rcfg.poll_interval_s)
                 continue
             # A batch's versions go out together (bounded); the destination keeps
             # per-key order itself (last writer wins, never backwards). The
@@ -298,12 +312,17 @@ class Replicator:
             status=status,
             error=error[:500],
         )
-        try:
-            await self.source_raw.call(
-                lambda s: s.PutReplicationStatus(request, timeout=self.rcfg.timeout_s)
-            )
-        except errors.TristoreError as exc:
-            log.warning("could not record %s for %s/%s: %s", status, v.bucket, v.key, exc)
+        for attempt in range(STATUS_TRIES):
+            try:
+                await self.source_raw.call(
+                    lambda s: s.PutReplicationStatus(request, timeout=self.rcfg.timeout_s)
+                )
+                return
+            except errors.TristoreError as exc:
+                if not exc.retriable or attempt + 1 == STATUS_TRIES:
+                    log.warning("could not record %s for %s/%s: %s", status, v.bucket, v.key, exc)
+                    return
+                await asyncio.sleep(min(MAX_BACKOFF_S, self.rcfg.retry_backoff_s * 2**attempt))
 
     async def _destination(self, v: ObjectVersion, dest: str) -> replication.Destination:
         """The destination with its overrides, from the bucket's rules now."""
@@ -347,6 +366,9 @@ class Replicator:
         async def requests() -> AsyncIterator[objects_pb2.ApplyReplicaRequest]:
             yield objects_pb2.ApplyReplicaRequest(header=header)
             if v.delete_marker or v.size == 0:
+                return
+            if v.inline is not None:  # a small body travels in the change log
+                yield objects_pb2.ApplyReplicaRequest(data=v.inline)
                 return
             try:
                 stream = self.source.get_object_stream(v.bucket, v.key, version_id=v.version_id)

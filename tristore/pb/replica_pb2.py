@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from tristore.pb import common_pb2 as tristore_dot_pb_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19tristore/pb/replica.proto\x12\x0btristore.v1\x1a\x18tristore/pb/common.proto\".\n\x0eReadLogRequest\x12\r\n\x05\x61\x66ter\x18\x01 \x01(\x04\x12\r\n\x05limit\x18\x02 \x01(\r\"C\n\x08LogEntry\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12*\n\x06\x63hange\x18\x02 \x01(\x0b\x32\x1a.tristore.v1.CommitRequest\"K\n\x0fReadLogResponse\x12&\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x15.tristore.v1.LogEntry\x12\x10\n\x08last_seq\x18\x02 \x01(\x04\"\xb7\x02\n\rCommitRequest\x12\x0e\n\x06\x62ucket\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12!\n\x05stamp\x18\x03 \x01(\x0b\x32\x12.tristore.v1.Stamp\x12(\n\x04head\x18\x04 \x01(\x0b\x32\x1a.tristore.v1.ObjectVersion\x12\x10\n\x08has_head\x18\x05 \x01(\x08\x12,\n\x08versions\x18\x06 \x03(\x0b\x32\x1a.tristore.v1.ObjectVersion\x12#\n\x07removed\x18\x07 \x03(\x0b\x32\x12.tristore.v1.Stamp\x12\"\n\x06\x65xpect\x18\x08 \x01(\x0b\x32\x12.tristore.v1.Stamp\x12\x12\n\nhas_expect\x18\t \x01(\x08\x12\r\n\x05merge\x18\n \x01(\x08\x12\x10\n\x08hint_for\x18\x0b \x01(\t\"X\n\x0e\x43ommitResponse\x12\x0f\n\x07\x61pplied\x18\x01 \x01(\x08\x12#\n\x07\x63urrent\x18\x02 \x01(\x0b\x32\x12.tristore.v1.Stamp\x12\x10\n\x08\x63onflict\x18\x03 \x01(\x08\"\xb5\x01\n\x13ReadVersionsRequest\x12\x0e\n\x06\x62ucket\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12)\n\rversion_stamp\x18\x03 \x01(\x0b\x32\x12.tristore.v1.Stamp\x12\x19\n\x11has_version_stamp\x18\x04 \x01(\x08\x12\x14\n\x0cnull_version\x18\x05 \x01(\x08\x12\r\n\x05limit\x18\x06 \x01(\r\x12\x16\n\x0einclude_inline\x18\x07 \x01(\x08\"U\n\x14ReadVersionsResponse\x12,\n\x08versions\x18\x01 \x03(\x0b\x32\x1a.tristore.v1.ObjectVersion\x12\x0f\n\x07removed\x18\x02 \x01(\x08\"\x9e\x01\n\x13ScanVersionsRequest\x12\x0e\n\x06\x62ucket\x18\x01 \x01(\t\x12\x0e\n\x06prefix\x18\x02 \x01(\t\x12\x12\n\nkey_marker\x18\x03 \x01(\t\x12)\n\rafter_version\x18\x04 \x01(\x0b\x32\x12.tristore.v1.Stamp\x12\x19\n\x11has_after_version\x18\x05 \x01(\x08\x12\r\n\x05limit\x18\x06 \x01(\r\"W\n\x14ScanVersionsResponse\x12,\n\x08versions\x18\x01 \x03(\x0b\x32\x1a.tristore.v1.ObjectVersion\x12\x11\n\texhausted\x18\x02 \x01(\x08\"<\n\x0cStageRequest\x12\x0f\n\x07\x64\x61ta_id\x18\x01 \x01(\x0c\x12\r\n\x05index\x18\x02 \x01(\r\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\".\n\rStageResponse\x12\x0e\n\x06\x63hunks\x18\x01 \x01(\r\x12\r\n\x05\x62ytes\x18\x02 \x01(\x04\"F\n\x0fReadMetaRequest\x12\x0e\n\x06\x62ucket\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\x16\n\x0einclude_inline\x18\x03 \x01(\x08\"N\n\x10ReadMetaResponse\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x12+\n\x07version\x18\x02 \x01(\x0b\x32\x1a.tristore.v1.ObjectVersion\"V\n\x0fReadDataRequest\x12\x0f\n\x07\x64\x61ta_id\x18\x01 \x01(\x0c\x12\x12\n\nchunk_size\x18\x02 \x01(\r\x12\x0e\n\x06offset\x18\x03 \x01(\x04\x12\x0e\n\x06length\x18\x04 \x01(\x04\" \n\x10ReadDataResponse\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"f\n\x0bScanRequest\x12\x0e\n\x06\x62ucket\x18\x01 \x01(\t\x12\x0e\n\x06prefix\x18\x02 \x01(\t\x12\x13\n\x0bstart_after\x18\x03 \x01(\t\x12\r\n\x05limit\x18\x04 \x01(\r\x12\x13\n\x0bskip_prefix\x18\x05 \x01(\x08\"O\n\x0cScanResponse\x12,\n\x08versions\x18\x01 \x03(\x0b\x32\x1a.tristore.v1.ObjectVersion\x12\x11\n\texhausted\x18\x02 \x01(\x08\x32\xd6\x04\n\x0eReplicaService\x12\x41\n\x06\x43ommit\x12\x1a.tristore.v1.CommitRequest\x1a\x1b.tristore.v1.CommitResponse\x12@\n\x05Stage\x12\x19.tristore.v1.StageRequest\x1a\x1a.tristore.v1.StageResponse(\x01\x12G\n\x08ReadMeta\x12\x1c.tristore.v1.ReadMetaRequest\x1a\x1d.tristore.v1.ReadMetaResponse\x12I\n\x08ReadData\x12\x1c.tristore.v1.ReadDataRequest\x1a\x1d.tristore.v1.ReadDataResponse0\x01\x12;\n\x04Scan\x12\x18.tristore.v1.ScanRequest\x1a\x19.tristore.v1.ScanResponse\x12S\n\x0cReadVersions\x12 .tristore.v1.ReadVersionsRequest\x1a!.tristore.v1.ReadVersionsResponse\x12S\n\x0cScanVersions\x12 .tristore.v1.ScanVersionsRequest\x1a!.tristore.v1.ScanVersionsResponse\x12\x44\n\x07ReadLog\x12\x1b.tristore.v1.ReadLogRequest\x1a\x1c.tristore.v1.ReadLogResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19tristore/pb/replica.proto\x12\x0btristore.v1\x1a\x18tristore/pb/common.proto\"?\n\x0eReadLogRequest\x12\r\n\x05\x61\x66ter\x18\x01 \x01(\x04\x12\r\n\x05limit\x18\x02 \x01(\r\x12\x0f\n\x07wait_ms\x18\x03 \x01(\r\"C\n\x08LogEntry\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12*\n\x06\x63hange\x18\x02 \x01(\x0b\x32\x1a.tristore.v1.CommitRequest\"K\n\x0fReadLogResponse\x12&\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x15.tristore.v1.LogEntry\x12\x10\n\x08last_seq\x18\x02 \x01(\x04\"\xb7\x02\n\rCommitRequest\x12\x0e\n\x06\x62ucket\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12!\n\x05stamp\x18\x03 \x01(\x0b\x32\x12.tristore.v1.Stamp\x12(\n\x04head\x18\x04 \x01(\x0b\x32\x1a.tristore.v1.ObjectVersion\x12\x10\n\x08has_head\x18\x05 \x01(\x08\x12,\n\x08versions\x18\x06 \x03(\x0b\x32\x1a.tristore.v1.ObjectVersion\x12#\n\x07removed\x18\x07 \x03(\x0b\x32\x12.tristore.v1.Stamp\x12\"\n\x06\x65xpect\x18\x08 \x01(\x0b\x32\x12.tristore.v1.Stamp\x12\x12\n\nhas_expect\x18\t \x01(\x08\x12\r\n\x05merge\x18\n \x01(\x08\x12\x10\n\x08hint_for\x18\x0b \x01(\t\"X\n\x0e\x43ommitResponse\x12\x0f\n\x07\x61pplied\x18\x01 \x01(\x08\x12#\n\x07\x63urrent\x18\x02 \x01(\x0b\x32\x12.tristore.v1.Stamp\x12\x10\n\x08\x63onflict\x18\x03 \x01(\x08\"\xb5\x01\n\x13ReadVersionsRequest\x12\x0e\n\x06\x62ucket\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12)\n\rversion_stamp\x18\x03 \x01(\x0b\x32\x12.tristore.v1.Stamp\x12\x19\n\x11has_version_stamp\x18\x04 \x01(\x08\x12\x14\n\x0cnull_version\x18\x05 \x01(\x08\x12\r\n\x05limit\x18\x06 \x01(\r\x12\x16\n\x0einclude_inline\x18\x07 \x01(\x08\"U\n\x14ReadVersionsResponse\x12,\n\x08versions\x18\x01 \x03(\x0b\x32\x1a.tristore.v1.ObjectVersion\x12\x0f\n\x07removed\x18\x02 \x01(\x08\"\x9e\x01\n\x13ScanVersionsRequest\x12\x0e\n\x06\x62ucket\x18\x01 \x01(\t\x12\x0e\n\x06prefix\x18\x02 \x01(\t\x12\x12\n\nkey_marker\x18\x03 \x01(\t\x12)\n\rafter_version\x18\x04 \x01(\x0b\x32\x12.tristore.v1.Stamp\x12\x19\n\x11has_after_version\x18\x05 \x01(\x08\x12\r\n\x05limit\x18\x06 \x01(\r\"W\n\x14ScanVersionsResponse\x12,\n\x08versions\x18\x01 \x03(\x0b\x32\x1a.tristore.v1.ObjectVersion\x12\x11\n\texhausted\x18\x02 \x01(\x08\"<\n\x0cStageRequest\x12\x0f\n\x07\x64\x61ta_id\x18\x01 \x01(\x0c\x12\r\n\x05index\x18\x02 \x01(\r\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\".\n\rStageResponse\x12\x0e\n\x06\x63hunks\x18\x01 \x01(\r\x12\r\n\x05\x62ytes\x18\x02 \x01(\x04\"F\n\x0fReadMetaRequest\x12\x0e\n\x06\x62ucket\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\x16\n\x0einclude_inline\x18\x03 \x01(\x08\"N\n\x10ReadMetaResponse\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x12+\n\x07version\x18\x02 \x01(\x0b\x32\x1a.tristore.v1.ObjectVersion\"V\n\x0fReadDataRequest\x12\x0f\n\x07\x64\x61ta_id\x18\x01 \x01(\x0c\x12\x12\n\nchunk_size\x18\x02 \x01(\r\x12\x0e\n\x06offset\x18\x03 \x01(\x04\x12\x0e\n\x06length\x18\x04 \x01(\x04\" \n\x10ReadDataResponse\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"f\n\x0bScanRequest\x12\x0e\n\x06\x62ucket\x18\x01 \x01(\t\x12\x0e\n\x06prefix\x18\x02 \x01(\t\x12\x13\n\x0bstart_after\x18\x03 \x01(\t\x12\r\n\x05limit\x18\x04 \x01(\r\x12\x13\n\x0bskip_prefix\x18\x05 \x01(\x08\"O\n\x0cScanResponse\x12,\n\x08versions\x18\x01 \x03(\x0b\x32\x1a.tristore.v1.ObjectVersion\x12\x11\n\texhausted\x18\x02 \x01(\x08\x32\xd6\x04\n\x0eReplicaService\x12\x41\n\x06\x43ommit\x12\x1a.tristore.v1.CommitRequest\x1a\x1b.tristore.v1.CommitResponse\x12@\n\x05Stage\x12\x19.tristore.v1.StageRequest\x1a\x1a.tristore.v1.StageResponse(\x01\x12G\n\x08ReadMeta\x12\x1c.tristore.v1.ReadMetaRequest\x1a\x1d.tristore.v1.ReadMetaResponse\x12I\n\x08ReadData\x12\x1c.tristore.v1.ReadDataRequest\x1a\x1d.tristore.v1.ReadDataResponse0\x01\x12;\n\x04Scan\x12\x18.tristore.v1.ScanRequest\x1a\x19.tristore.v1.ScanResponse\x12S\n\x0cReadVersions\x12 .tristore.v1.ReadVersionsRequest\x1a!.tristore.v1.ReadVersionsResponse\x12S\n\x0cScanVersions\x12 .tristore.v1.ScanVersionsRequest\x1a!.tristore.v1.ScanVersionsResponse\x12\x44\n\x07ReadLog\x12\x1b.tristore.v1.ReadLogRequest\x1a\x1c.tristore.v1.ReadLogResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,39 +33,39 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'tristore.pb.replica_pb2', _
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_READLOGREQUEST']._serialized_start=68
-  _globals['_READLOGREQUEST']._serialized_end=114
-  _globals['_LOGENTRY']._serialized_start=116
-  _globals['_LOGENTRY']._serialized_end=183
-  _globals['_READLOGRESPONSE']._serialized_start=185
-  _globals['_READLOGRESPONSE']._serialized_end=260
-  _globals['_COMMITREQUEST']._serialized_start=263
-  _globals['_COMMITREQUEST']._serialized_end=574
-  _globals['_COMMITRESPONSE']._serialized_start=576
-  _globals['_COMMITRESPONSE']._serialized_end=664
-  _globals['_READVERSIONSREQUEST']._serialized_start=667
-  _globals['_READVERSIONSREQUEST']._serialized_end=848
-  _globals['_READVERSIONSRESPONSE']._serialized_start=850
-  _globals['_READVERSIONSRESPONSE']._serialized_end=935
-  _globals['_SCANVERSIONSREQUEST']._serialized_start=938
-  _globals['_SCANVERSIONSREQUEST']._serialized_end=1096
-  _globals['_SCANVERSIONSRESPONSE']._serialized_start=1098
-  _globals['_SCANVERSIONSRESPONSE']._serialized_end=1185
-  _globals['_STAGEREQUEST']._serialized_start=1187
-  _globals['_STAGEREQUEST']._serialized_end=1247
-  _globals['_STAGERESPONSE']._serialized_start=1249
-  _globals['_STAGERESPONSE']._serialized_end=1295
-  _globals['_READMETAREQUEST']._serialized_start=1297
-  _globals['_READMETAREQUEST']._serialized_end=1367
-  _globals['_READMETARESPONSE']._serialized_start=1369
-  _globals['_READMETARESPONSE']._serialized_end=1447
-  _globals['_READDATAREQUEST']._serialized_start=1449
-  _globals['_READDATAREQUEST']._serialized_end=1535
-  _globals['_READDATARESPONSE']._serialized_start=1537
-  _globals['_READDATARESPONSE']._serialized_end=1569
-  _globals['_SCANREQUEST']._serialized_start=1571
-  _globals['_SCANREQUEST']._serialized_end=1673
-  _globals['_SCANRESPONSE']._serialized_start=1675
-  _globals['_SCANRESPONSE']._serialized_end=1754
-  _globals['_REPLICASERVICE']._serialized_start=1757
-  _globals['_REPLICASERVICE']._serialized_end=2355
+  _globals['_READLOGREQUEST']._serialized_end=131
+  _globals['_LOGENTRY']._serialized_start=133
+  _globals['_LOGENTRY']._serialized_end=200
+  _globals['_READLOGRESPONSE']._serialized_start=202
+  _globals['_READLOGRESPONSE']._serialized_end=277
+  _globals['_COMMITREQUEST']._serialized_start=280
+  _globals['_COMMITREQUEST']._serialized_end=591
+  _globals['_COMMITRESPONSE']._serialized_start=593
+  _globals['_COMMITRESPONSE']._serialized_end=681
+  _globals['_READVERSIONSREQUEST']._serialized_start=684
+  _globals['_READVERSIONSREQUEST']._serialized_end=865
+  _globals['_READVERSIONSRESPONSE']._serialized_start=867
+  _globals['_READVERSIONSRESPONSE']._serialized_end=952
+  _globals['_SCANVERSIONSREQUEST']._serialized_start=955
+  _globals['_SCANVERSIONSREQUEST']._serialized_end=1113
+  _globals['_SCANVERSIONSRESPONSE']._serialized_start=1115
+  _globals['_SCANVERSIONSRESPONSE']._serialized_end=1202
+  _globals['_STAGEREQUEST']._serialized_start=1204
+  _globals['_STAGEREQUEST']._serialized_end=1264
+  _globals['_STAGERESPONSE']._serialized_start=1266
+  _globals['_STAGERESPONSE']._serialized_end=1312
+  _globals['_READMETAREQUEST']._serialized_start=1314
+  _globals['_READMETAREQUEST']._serialized_end=1384
+  _globals['_READMETARESPONSE']._serialized_start=1386
+  _globals['_READMETARESPONSE']._serialized_end=1464
+  _globals['_READDATAREQUEST']._serialized_start=1466
+  _globals['_READDATAREQUEST']._serialized_end=1552
+  _globals['_READDATARESPONSE']._serialized_start=1554
+  _globals['_READDATARESPONSE']._serialized_end=1586
+  _globals['_SCANREQUEST']._serialized_start=1588
+  _globals['_SCANREQUEST']._serialized_end=1690
+  _globals['_SCANRESPONSE']._serialized_start=1692
+  _globals['_SCANRESPONSE']._serialized_end=1771
+  _globals['_REPLICASERVICE']._serialized_start=1774
+  _globals['_REPLICASERVICE']._serialized_end=2372
 # @@protoc_insertion_point(module_scope)
