@@ -614,15 +614,8 @@ class Coordinator:
 
     async def _newest_version(self, bucket: str, key: str) -> ObjectVersion | None:
         """The newest version (or delete marker) any reachable AZ of the key holds."""
-        placement = self.placer.place(bucket, key)
-        results = await asyncio.gather(
-            *(
-                self._ask_az(a, lambda r: r.read_versions(bucket, key, None, False, 1, True))
-                for a in placement.azs
-            ),
-            return_exceptions=True,
-        )
-        found = [v for r in results if not isinstance(r, BaseException) for v in r[1][0]]
+        held = await self._versions_in_azs(bucket, key, None, 1, "", every=False)
+        found = [v for _, _, vs, _ in held for v in vs]
         return max(found, key=lambda v: v.vstamp) if found else None
 
     def _new_version(
@@ -1203,6 +1196,40 @@ class Coordinator:
         holders.sort(key=lambda rep: rep.spec.name != self.me.name)
         return best, holders
 
+    async def _versions_in_azs(
+        self,
+        bucket: str,
+        key: str,
+        vstamp: Stamp | None,
+        limit: int,
+        what: str,
+        every: bool = True,
+    ) -> list[tuple[AzReplicas, Replica, list[ObjectVersion], bool]]:
+        """What one node of each of the key's AZs holds of its versions (with
+        inline bodies): version ``vstamp``, or the newest ``limit``; and whether
+        the one asked for was removed for good. With ``every``, an AZ that does
+        not answer fails the whole ``what``; otherwise it is left out."""
+        placement = self.placer.place(bucket, key)
+        results = await asyncio.gather(
+            *(
+                self._ask_az(a, lambda r: r.read_versions(bucket, key, vstamp, False, limit, True))
+                for a in placement.azs
+            ),
+            return_exceptions=True,
+        )
+        down = [r for r in results if isinstance(r, _AzDown)]
+        if down and every:
+            raise _quorum_error(down, what)
+        out = []
+        for azr, r in zip(placement.azs, results, strict=True):
+            if isinstance(r, _AzDown):
+                continue
+            if isinstance(r, BaseException):
+                raise r
+            rep, (vs, removed) = r
+            out.append((azr, rep, vs, removed))
+        return out
+
     async def _spread_version(
         self, bucket: str, key: str, vstamp: Stamp
     ) -> tuple[ObjectVersion | None, bool]:
@@ -1210,22 +1237,9 @@ class Coordinator:
         good). A version only some AZs hold is first written back to the others:
         an earlier try that reached only some AZs (one was down) is finished
         this way, never taken for done. Every AZ must answer."""
-        placement = self.placer.place(bucket, key)
-        results = await asyncio.gather(
-            *(
-                self._ask_az(a, lambda r: r.read_versions(bucket, key, vstamp, False, 1, True))
-                for a in placement.azs
-            ),
-            return_exceptions=True,
-        )
-        down = [r for r in results if isinstance(r, _AzDown)]
-        if down:
-            raise _quorum_error(down, "checking a version on every AZ")
+        held_by = await self._versions_in_azs(bucket, key, vstamp, 1, "checking a version")
         answers: list[tuple[AzReplicas, Replica, ObjectVersion | None]] = []
-        for azr, r in zip(placement.azs, results, strict=True):
-            if isinstance(r, BaseException):
-                raise r
-            rep, (vs, removed) = r
+        for azr, rep, vs, removed in held_by:
             if removed:
                 return None, True  # removed here for good: it never comes back
             answers.append((azr, rep, vs[0] if vs else None))
@@ -1398,25 +1412,8 @@ class Coordinator:
 
     async def _versions_after(self, bucket: str, key: str, vstamp: Stamp) -> ObjectVersion | None:
         """The newest version of the key older than ``vstamp``, as its AZs hold it."""
-        placement = self.placer.place(bucket, key)
-
-        results = await asyncio.gather(
-            *(
-                self._ask_az(a, lambda r: r.read_versions(bucket, key, None, False, 4, True))
-                for a in placement.azs
-            ),
-            return_exceptions=True,
-        )
-        failed = [r for r in results if isinstance(r, _AzDown)]
-        if failed:
-            raise _quorum_error(failed, "deleting the current version")
-        older = [
-            v
-            for r in results
-            if not isinstance(r, BaseException)
-            for v in r[1][0]
-            if v.vstamp < vstamp
-        ]
+        held = await self._versions_in_azs(bucket, key, None, 4, "deleting the current version")
+        older = [v for _, _, vs, _ in held for v in vs if v.vstamp < vstamp]
         if not older:
             return None
         return max(older, key=lambda v: (v.vstamp, v.stamp))

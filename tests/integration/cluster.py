@@ -217,6 +217,19 @@ class DevCluster:
         return total
 
 
+def all_versions(c: Client, bucket: str) -> set[tuple[str, str, str]]:
+    """(key, version id, ETag) of every version and delete marker of a bucket."""
+    out: set[tuple[str, str, str]] = set()
+    key_marker, id_marker = "", ""
+    for _ in range(1000):
+        page = c.list_object_versions(bucket, key_marker=key_marker, version_id_marker=id_marker)
+        out |= {(v.key, v.version_id, v.etag) for v in page.versions}
+        if not page.is_truncated:
+            break
+        key_marker, id_marker = page.next_key_marker or "", page.next_version_id_marker or ""
+    return out
+
+
 def wait_until(pred, timeout: float, interval: float = 0.2, what: str = "condition") -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

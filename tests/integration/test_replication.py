@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from tests.integration.cluster import DevCluster, wait_until
+from tests.integration.cluster import DevCluster, all_versions, wait_until
 from tristore import errors
 from tristore.model import ObjectInfo
 from tristore.replication import Destination, Rule
@@ -241,18 +241,6 @@ def _current(c, bucket: str, key: str) -> str | None:  # type: ignore[no-untyped
         return None
 
 
-def _all_versions(c, bucket: str) -> set[tuple[str, str, str]]:  # type: ignore[no-untyped-def]
-    out: set[tuple[str, str, str]] = set()
-    key_marker, id_marker = "", ""
-    for _ in range(100):
-        page = c.list_object_versions(bucket, key_marker=key_marker, version_id_marker=id_marker)
-        out |= {(v.key, v.version_id, v.etag) for v in page.versions}
-        if not page.is_truncated:
-            break
-        key_marker, id_marker = page.next_key_marker or "", page.next_version_id_marker or ""
-    return out
-
-
 def test_kills_on_both_sides_during_load_then_everything_converges(
     pair: tuple[DevCluster, DevCluster],
 ) -> None:
@@ -297,7 +285,7 @@ def test_kills_on_both_sides_during_load_then_everything_converges(
         )
         wait_until(
             # (West may also hold a version a failed PUT left on some of east's AZs.)
-            lambda: _all_versions(e, "rep-kill") <= _all_versions(w, "rep-kill-dst"),
+            lambda: all_versions(e, "rep-kill") <= all_versions(w, "rep-kill-dst"),
             60,
             what="every version east holds to be on west",
         )

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.integration.cluster import DevCluster, wait_until
+from tests.integration.cluster import DevCluster, all_versions, wait_until
 from tristore import errors
 from tristore.model import ObjectInfo
 from tristore.replication import Destination, Rule
@@ -49,18 +49,6 @@ def _current(c, bucket: str, key: str) -> tuple[str, str] | None:  # type: ignor
     except errors.TristoreError:
         return None
     return info.version_id, info.etag
-
-
-def _versions(c, bucket: str) -> set[tuple[str, str, str]]:  # type: ignore[no-untyped-def]
-    out: set[tuple[str, str, str]] = set()
-    key_marker, id_marker = "", ""
-    for _ in range(200):
-        page = c.list_object_versions(bucket, key_marker=key_marker, version_id_marker=id_marker)
-        out |= {(v.key, v.version_id, v.etag) for v in page.versions}
-        if not page.is_truncated:
-            break
-        key_marker, id_marker = page.next_key_marker or "", page.next_version_id_marker or ""
-    return out
 
 
 def test_tag_and_acl_changes_reach_the_replica_and_never_reorder_versions(
@@ -219,7 +207,7 @@ def test_concurrent_writes_on_both_sides_converge_under_load(
 
         def same() -> bool:
             currents = {k: (_current(e, bucket, k), _current(w, bucket, k)) for k in keys}
-            ev, wv = _versions(e, bucket), _versions(w, bucket)
+            ev, wv = all_versions(e, bucket), all_versions(w, bucket)
             last[:] = [
                 {k: c for k, c in currents.items() if c[0] != c[1]},
                 sorted(ev - wv),
@@ -233,7 +221,7 @@ def test_concurrent_writes_on_both_sides_converge_under_load(
             raise AssertionError(f"{exc}: currents, east only, west only: {last}") from None
         # Every acknowledged write is on both sides, and the current version of
         # each key is its newest version (delete markers included) on both.
-        held = _versions(e, bucket)
+        held = all_versions(e, bucket)
         for infos in acked.values():
             for info in infos:
                 assert (info.key, info.version_id, info.etag) in held
