@@ -1,6 +1,7 @@
 """`tristore replication backfill|verify|dlq` on two real clusters (`dev up
---clusters 2`): versions written before their rule are found missing, queued
-by backfill and then verified on west; versions a destination refuses are
+--clusters 2`): versions and delete markers written before their rule are
+found missing, queued by backfill and then verified on west (a marker only
+once a rule sends markers); versions and markers a destination refuses are
 FAILED, listed by the dead-letter queue, replayed once the destination is
 fixed, and verified too."""
 
@@ -53,8 +54,9 @@ def test_backfill_then_verify(pair: tuple[DevCluster, DevCluster]) -> None:
         written = {
             f"k/{i:02d}": e.put_object("cli-src", f"k/{i:02d}", b"x" * i) for i in range(OBJECTS)
         }
-        e.delete_object("cli-src", "k/00")  # a marker: before the rule, and skipped by backfill
-    east.cli("replication", "put", "s3://cli-src", "--to", "west/cli-dst")
+        marker = e.delete_object("cli-src", "k/00")  # before the rule, like the versions
+    assert marker.delete_marker
+    east.cli("replication", "put", "s3://cli-src", "--to", "west/cli-dst")  # no markers
 
     # verify knows only east's endpoint unless told west's.
     proc = east.cli("replication", "verify", "s3://cli-src", check=False)
@@ -73,8 +75,9 @@ def test_backfill_then_verify(pair: tuple[DevCluster, DevCluster]) -> None:
     assert len(text) == OBJECTS + 1 and all(ln.startswith("missing") for ln in text[:-1])
     assert text[-1].startswith(f"{OBJECTS} differences")
 
-    dry = east.cli("replication", "backfill", "s3://cli-src", "--dry-run")
-    assert dry.stdout.decode().count("would queue: ") == OBJECTS
+    dry = east.cli("replication", "backfill", "s3://cli-src", "--dry-run").stdout.decode()
+    assert dry.count("would queue: ") == OBJECTS and "(delete marker" not in dry
+    assert "sent nowhere by the rules: 1" in dry.splitlines()
     assert _verify(east, west, "cli-src")[1]["counts"]["missing"] == OBJECTS  # nothing queued
 
     proc = east.cli("replication", "backfill", "s3://cli-src", "--json")
@@ -84,20 +87,49 @@ def test_backfill_then_verify(pair: tuple[DevCluster, DevCluster]) -> None:
         OBJECTS,
         1,
     )
-    assert counts["errors"] == 0 and b"1 delete marker skipped" in proc.stderr
+    assert (counts["not_matching"], counts["errors"]) == (1, 0)  # the marker: sent nowhere
+    assert not proc.stderr
     again = _json(east.cli("replication", "backfill", "s3://cli-src", "--json"))
     assert (again["queued"], again["already"]) == (0, OBJECTS)  # queued once, not twice
 
+    # A rule that sends markers: the marker is missing on west until backfilled.
+    east.cli("replication", "put", "s3://cli-src", "--to", "west/cli-dst", "--delete-markers")
+    out = _verify(east, west, "cli-src")[1]
+    assert [d for d in out["differences"] if d["kind"] == "missing"] == [
+        {
+            "kind": "missing",
+            "key": "k/00",
+            "version_id": marker.version_id,
+            "destination": "west/cli-dst",
+            "delete_marker": True,
+            "detail": "never queued: tristore replication backfill",
+        }
+    ]
+    assert out["not_replicated"] == 0
+    dry = east.cli("replication", "backfill", "s3://cli-src", "--dry-run").stdout.decode()
+    assert [ln for ln in dry.splitlines() if ln.startswith("would queue: ")] == [
+        f"would queue: s3://cli-src/k/00 (delete marker {marker.version_id}) to west/cli-dst"
+    ]
+    proc = east.cli("replication", "backfill", "s3://cli-src", "--json")
+    counts = _json(proc)
+    assert (counts["versions"], counts["queued"], counts["already"]) == (OBJECTS + 1, 1, OBJECTS)
+    assert (counts["delete_markers"], counts["not_matching"], counts["errors"]) == (1, 0, 0)
+    again = _json(east.cli("replication", "backfill", "s3://cli-src", "--json"))
+    assert (again["queued"], again["already"]) == (0, OBJECTS + 1)
+
     wait_until(lambda: _clean(east, west, "cli-src"), 60, interval=1, what="verify to be clean")
     with west.client() as w:
-        got = {v.key: v for v in w.list_object_versions("cli-dst").versions}
-    assert {k: (v.version_id, v.etag) for k, v in got.items()} == {
-        k: (i.version_id, i.etag) for k, i in written.items()
-    }
+        got = {(v.key, v.version_id): v for v in w.list_object_versions("cli-dst").versions}
+    want = {(k, i.version_id): (i.etag, False) for k, i in written.items()}
+    want[("k/00", marker.version_id)] = ("", True)
+    assert {
+        kv: (v.etag if not v.delete_marker else "", v.delete_marker) for kv, v in got.items()
+    } == want
+    assert got[("k/00", marker.version_id)].is_latest  # the marker is k/00's current version there
     summary = east.cli(
         "replication", "verify", "s3://cli-src", "--to-endpoint", f"west={west.endpoint}"
     ).stdout.decode()  # fmt: skip
-    assert summary.startswith(f"no differences: {OBJECTS} checks against west/cli-dst")
+    assert summary.startswith(f"no differences: {OBJECTS + 1} checks against west/cli-dst")
 
 
 def _dlq(east: DevCluster, bucket: str) -> list[dict[str, Any]]:
@@ -112,30 +144,46 @@ def test_dlq_list_and_replay(pair: tuple[DevCluster, DevCluster]) -> None:
         e.create_bucket("cli-fail")
         e.put_bucket_versioning("cli-fail", "Enabled")
         w.create_bucket("cli-unversioned")  # refuses replicas until versioning is on
-        east.cli("replication", "put", "s3://cli-fail", "--to", "west/cli-unversioned")
+        east.cli(
+            "replication", "put", "s3://cli-fail", "--to", "west/cli-unversioned",
+            "--delete-markers",
+        )  # fmt: skip
         written = {f"f{i}": e.put_object("cli-fail", f"f{i}", b"y" * i) for i in range(FAILING)}
+        marker = e.delete_object("cli-fail", "f0")  # refused like the versions
+    failing = FAILING + 1
 
     wait_until(
-        lambda: len(_dlq(east, "cli-fail")) == FAILING, 60, interval=1, what="FAILED versions"
+        lambda: len(_dlq(east, "cli-fail")) == failing, 60, interval=1, what="FAILED versions"
     )
     failed = _dlq(east, "cli-fail")
-    assert {(f["key"], f["version_id"]) for f in failed} == {
-        (k, i.version_id) for k, i in written.items()
-    }
+    assert {(f["key"], f["version_id"], f["delete_marker"]) for f in failed} == {
+        (k, i.version_id, False) for k, i in written.items()
+    } | {("f0", marker.version_id, True)}
     assert all(f["destination"] == "west/cli-unversioned" and f["error"] for f in failed)
     table = east.cli("replication", "dlq", "list", "s3://cli-fail").stdout.decode().splitlines()
     assert table[0].split() == ["KEY", "VERSION", "DESTINATION", "ERROR"]
-    assert len(table) == FAILING + 1
+    assert len(table) == failing + 1
     code, out = _verify(east, west, "cli-fail")
-    assert code == 1 and out["counts"]["failed"] == FAILING
+    assert code == 1 and out["counts"]["failed"] == failing
 
     west.cli("version", "enable", "s3://cli-unversioned")
-    replay = east.cli("replication", "dlq", "replay", "s3://cli-fail").stdout.decode()
-    assert replay.count("requeue: s3://cli-fail/") == FAILING
-    assert f"requeued {FAILING} of {FAILING}" in replay
+    proc = east.cli("replication", "dlq", "replay", "s3://cli-fail")
+    replay = proc.stdout.decode()
+    assert replay.count("requeue: s3://cli-fail/") == failing and not proc.stderr
+    requeued_marker = (
+        f"requeue: s3://cli-fail/f0 (delete marker {marker.version_id}) to west/cli-unversioned"
+    )
+    assert requeued_marker in replay.splitlines()
+    assert f"requeued {failing} of {failing}" in replay
 
     wait_until(lambda: not _dlq(east, "cli-fail"), 60, interval=1, what="an empty dlq")
     wait_until(lambda: _clean(east, west, "cli-fail"), 60, interval=1, what="verify to be clean")
+    with west.client() as w:
+        held = {
+            (v.key, v.version_id): v.delete_marker
+            for v in w.list_object_versions("cli-unversioned").versions
+        }
+    assert held[("f0", marker.version_id)] is True
     nothing = east.cli("replication", "dlq", "replay", "s3://cli-fail")
     assert b"nothing to replay" in nothing.stderr
 

@@ -28,8 +28,10 @@ def parse(*argv: str) -> argparse.Namespace:
     return build_parser().parse_args(list(argv))
 
 
-def entry(key: str, vid: str = "null", *, marker: bool = False) -> VersionEntry:
-    return VersionEntry(key, vid, False, marker, 0 if marker else 1, "etag", T0)
+def entry(key: str, vid: str = "null", *, marker: bool = False, status: str = "") -> VersionEntry:
+    return VersionEntry(
+        key, vid, False, marker, 0 if marker else 1, "etag", T0, replication_status=status
+    )
 
 
 # --- flags to a rule ---------------------------------------------------------------
@@ -226,11 +228,19 @@ def test_disabled_rule_and_tags_are_sorted() -> None:
 
 def test_count_statuses() -> None:
     statuses = {"a": PENDING, "b": COMPLETED, "c": COMPLETED, "d": "", "e": FAILED, "f": REPLICA}
-    entries = [entry(k) for k in statuses] + [entry("m", marker=True)]
-    count = rep.count_statuses(entries, lambda e: statuses[e.key], limit=100)
+    markers = [entry("m", "v1", marker=True, status=COMPLETED), entry("n", marker=True)]
+    entries = [entry(k) for k in statuses] + markers
+
+    def status_of(e: VersionEntry) -> str:  # a HEAD: it cannot read a marker
+        assert not e.delete_marker, "a delete marker was HEADed"
+        return statuses[e.key]
+
+    count = rep.count_statuses(entries, status_of, limit=100)
     assert count.counts == {PENDING: 1, COMPLETED: 2, FAILED: 1, REPLICA: 1, "none": 1}
-    assert (count.versions, count.delete_markers, count.gone, count.truncated) == (6, 1, 0, False)
-    assert rep.status_notes(count, 100) == ["1 delete marker(s) not counted (HEAD has no status)"]
+    # A marker's status is the one its listing entry carries.
+    assert count.marker_counts == {PENDING: 0, COMPLETED: 1, FAILED: 0, REPLICA: 0, "none": 1}
+    assert (count.versions, count.delete_markers, count.gone, count.truncated) == (6, 2, 0, False)
+    assert rep.status_notes(count, 100) == []
 
 
 def test_count_statuses_stops_at_the_limit_without_reading_further() -> None:
@@ -264,23 +274,34 @@ def test_count_statuses_limit_must_be_positive() -> None:
 
 
 def test_status_count_table_and_json() -> None:
-    count = rep.count_statuses([entry("a")], lambda e: PENDING, limit=10)
+    entries = [entry("a"), entry("m", marker=True, status=FAILED)]
+    count = rep.count_statuses(entries, lambda e: PENDING, limit=10)
     lines = rep.format_status_count(count).splitlines()
-    assert lines[0].split() == ["STATUS", "VERSIONS"]
+    assert lines[0].split() == ["STATUS", "VERSIONS", "DELETE", "MARKERS"]
     assert [ln.split() for ln in lines[1:]] == [
-        ["PENDING", "1"],
-        ["COMPLETED", "0"],
-        ["FAILED", "0"],
-        ["REPLICA", "0"],
-        ["none", "0"],
+        ["PENDING", "1", "0"],
+        ["COMPLETED", "0", "0"],
+        ["FAILED", "0", "1"],
+        ["REPLICA", "0", "0"],
+        ["none", "0", "0"],
     ]
     assert count.to_json() == {
         "counts": {"PENDING": 1, "COMPLETED": 0, "FAILED": 0, "REPLICA": 0, "none": 0},
         "versions": 1,
-        "delete_markers": 0,
+        "delete_marker_counts": {
+            "PENDING": 0,
+            "COMPLETED": 0,
+            "FAILED": 1,
+            "REPLICA": 0,
+            "none": 0,
+        },
+        "delete_markers": 1,
         "gone": 0,
         "truncated": False,
     }
+    # A status only markers have still gets a row.
+    odd = rep.count_statuses([entry("m", marker=True, status="LATER")], lambda e: "", limit=10)
+    assert rep.format_status_count(odd).splitlines()[-1].split() == ["LATER", "0", "1"]
 
 
 # --- backfill, verify and the dead-letter queue ----------------------------------------
@@ -323,12 +344,12 @@ def test_backfill_plans_each_kind_of_entry() -> None:
         version("l/half", targets={"west/dst": COMPLETED}),
         version("l/failed", targets={"west/dst": "FAILED: no", "south/dst": PENDING}),
         version("other"),
-        version("l/marker", marker=True),
+        version("l/marker", marker=True),  # the rule does not send markers
         version("l/replica", status=REPLICA),
     ]
     plans = list(rep.plan_backfill(entries, rules, no_tags))
     assert [p.outcome for p in plans] == [
-        rep.MATCH, rep.MATCH, rep.MATCH, rep.NO_MATCH, rep.SKIP_MARKER, rep.SKIP_REPLICA,
+        rep.MATCH, rep.MATCH, rep.MATCH, rep.NO_MATCH, rep.NO_MATCH, rep.SKIP_REPLICA,
     ]  # fmt: skip
     assert [p.queue for p in plans[:3]] == [("south/dst", "west/dst"), ("south/dst",), ()]
     assert plans[1].present == {"west/dst": COMPLETED}
@@ -337,11 +358,51 @@ def test_backfill_plans_each_kind_of_entry() -> None:
         count.add(p)
     # add() leaves ``queued`` and ``errors`` to the caller, who makes the requeues.
     assert count.to_json() == {
-        "versions": 6, "queued": 0, "already": 2, "failed": 1, "not_matching": 1,
+        "versions": 6, "queued": 0, "already": 2, "failed": 1, "not_matching": 2,
         "replicas": 1, "delete_markers": 1, "gone": 0, "errors": 0,
     }  # fmt: skip
     assert ("failed (see dlq list)", 1) in count.rows()
+    assert ("sent nowhere by the rules", 2) in count.rows()
     assert count.rows(dry_run=True)[1] == ("to queue (dry run)", 0)
+
+
+def test_backfill_queues_delete_markers_where_a_rule_sends_them() -> None:
+    rules = [
+        Rule("markers", (Destination("west", "dst"),), prefix="m/", delete_markers=True),
+        Rule("versions", (Destination("south", "dst"),)),
+        # Markers are never tag-filtered: their tags are not read.
+        Rule("tagged", (Destination("north", "dst"),), tags={"a": "b"}, delete_markers=True),
+    ]
+    entries = [
+        version("m/new", marker=True),
+        version("m/queued", marker=True, targets={"west/dst": PENDING}),
+        version("m/sent", marker=True, targets={"west/dst": COMPLETED}),
+        version("m/failed", marker=True, targets={"west/dst": "FAILED: x"}),
+        version("x/nowhere", marker=True),
+        version("m/replica", marker=True, status=REPLICA),
+    ]
+    plans = list(rep.plan_backfill(entries, rules, no_tags))
+    assert [p.outcome for p in plans] == [
+        rep.MATCH, rep.MATCH, rep.MATCH, rep.MATCH, rep.NO_MATCH, rep.SKIP_REPLICA,
+    ]  # fmt: skip
+    assert [p.queue for p in plans[:4]] == [("west/dst",), (), (), ()]
+    count = rep.BackfillCount()
+    for p in plans:
+        count.add(p)
+    assert (count.versions, count.delete_markers, count.already, count.failed) == (6, 6, 2, 1)
+    assert (count.not_matching, count.replicas) == (1, 1)
+
+
+def test_backfill_dry_run_lines_name_delete_markers(capsys: pytest.CaptureFixture[str]) -> None:
+    rules = [Rule("all", (Destination("west", "dst"),), delete_markers=True)]
+    count, errors = rep.BackfillCount(), rep._Errors()
+    for e in (version("k", "v2", marker=True), version("k", "v1")):
+        rep._count_requeues("src", rep.plan_version(e, rules, no_tags), [], True, count, errors)
+    assert capsys.readouterr().out.splitlines() == [
+        "would queue: s3://src/k (delete marker v2) to west/dst",
+        "would queue: s3://src/k (version v1) to west/dst",
+    ]
+    assert count.queued == 2
 
 
 def test_backfill_reads_tags_only_where_a_tag_rule_could_match() -> None:
@@ -411,7 +472,7 @@ def _ok(dest: str = "west/dst") -> dict[str, str]:
         (version("k"), version("k"), None, ""),  # sent some other way: the data is there
         (version("k"), None, rep.MISSING, "never queued: tristore replication backfill"),
         (version("k", targets=_ok()), None, rep.MISSING, "COMPLETED at the source"),
-        (version("k", marker=True), None, rep.MISSING, "a delete marker cannot be backfilled"),
+        (version("k", marker=True), None, rep.MISSING, "never queued: tristore replication"),
         (version("k", targets={"west/dst": PENDING}), None, rep.STILL_PENDING, ""),
         # Arrived, but the source has not heard yet.
         (version("k", targets={"west/dst": PENDING}), version("k"), rep.STILL_PENDING, ""),

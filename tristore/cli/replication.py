@@ -256,10 +256,11 @@ def status_label(status: str) -> str:
 class StatusCount:
     """What ``status s3://BUCKET`` found."""
 
-    #: Versions by replication status, every one of STATUSES first.
+    #: Versions (not delete markers) by replication status, every one of STATUSES first.
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STATUSES, 0))
-    #: Delete markers seen (a HEAD cannot read a marker, so they have no status here).
-    delete_markers: int = 0
+    #: Delete markers by replication status, as ``counts``. A HEAD cannot read
+    #: a marker, so their statuses are those the version listing carries.
+    marker_counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STATUSES, 0))
     #: Versions deleted between the listing and their HEAD.
     gone: int = 0
     #: True when the limit stopped the walk before the bucket's last version.
@@ -269,10 +270,15 @@ class StatusCount:
     def versions(self) -> int:
         return sum(self.counts.values())
 
+    @property
+    def delete_markers(self) -> int:
+        return sum(self.marker_counts.values())
+
     def to_json(self) -> dict[str, object]:
         return {
             "counts": dict(self.counts),
             "versions": self.versions,
+            "delete_marker_counts": dict(self.marker_counts),
             "delete_markers": self.delete_markers,
             "gone": self.gone,
             "truncated": self.truncated,
@@ -283,8 +289,9 @@ def count_statuses(
     entries: Iterable[VersionEntry], status_of: Callable[[VersionEntry], str | None], limit: int
 ) -> StatusCount:
     """Count the first ``limit`` versions and delete markers of ``entries`` by
-    the status ``status_of`` gives (None: the version is gone). ``entries`` is
-    read lazily and no further than the limit, so a listing stops there too."""
+    status: a version's is the one ``status_of`` gives (None: the version is
+    gone), a delete marker's the one its entry carries. ``entries`` is read
+    lazily and no further than the limit, so a listing stops there too."""
     if limit < 1:
         raise InvalidArgument(f"--limit must be at least 1, not {limit}")
     out = StatusCount()
@@ -295,7 +302,8 @@ def count_statuses(
             break
         seen += 1
         if e.delete_marker:
-            out.delete_markers += 1
+            label = status_label(e.replication_status)
+            out.marker_counts[label] = out.marker_counts.get(label, 0) + 1
             continue
         status = status_of(e)
         if status is None:
@@ -307,14 +315,16 @@ def count_statuses(
 
 
 def format_status_count(count: StatusCount) -> str:
-    return format_table(("STATUS", "VERSIONS"), count.counts.items())
+    labels = {**dict.fromkeys(count.counts), **dict.fromkeys(count.marker_counts)}
+    rows = [
+        (label, count.counts.get(label, 0), count.marker_counts.get(label, 0)) for label in labels
+    ]
+    return format_table(("STATUS", "VERSIONS", "DELETE MARKERS"), rows)
 
 
 def status_notes(count: StatusCount, limit: int) -> list[str]:
     """What the counts leave out, for stderr."""
     notes = []
-    if count.delete_markers:
-        notes.append(f"{count.delete_markers} delete marker(s) not counted (HEAD has no status)")
     if count.gone:
         notes.append(f"{count.gone} version(s) deleted while counting")
     if count.truncated:
@@ -340,7 +350,6 @@ def _version_status(c: Client, bucket: str) -> Callable[[VersionEntry], str | No
 #: What ``backfill`` does with one version (BackfillPlan.outcome).
 MATCH = "match"
 NO_MATCH = "no-match"
-SKIP_MARKER = "delete-marker"
 SKIP_REPLICA = "replica"
 GONE = "gone"
 
@@ -398,6 +407,11 @@ def _plural(n: int, one: str, many: str | None = None) -> str:
     return f"{n} {one if n == 1 else (many or one + 's')}"
 
 
+def _which(version_id: str, delete_marker: bool) -> str:
+    """``version V`` or ``delete marker V``, as the lines of backfill and replay say it."""
+    return f"{'delete marker' if delete_marker else 'version'} {version_id}"
+
+
 # --- backfill -------------------------------------------------------------------
 
 
@@ -406,7 +420,7 @@ class BackfillPlan:
     """What ``backfill`` does with one entry of the listing."""
 
     entry: VersionEntry
-    #: MATCH, NO_MATCH, SKIP_MARKER, SKIP_REPLICA or GONE.
+    #: MATCH, NO_MATCH (the rules send it nowhere), SKIP_REPLICA or GONE.
     outcome: str
     #: Destinations the version has no status for: to be queued.
     queue: tuple[str, ...] = ()
@@ -416,9 +430,8 @@ class BackfillPlan:
 
 def plan_version(e: VersionEntry, rules: Sequence[Rule], tags_of: TagsOf) -> BackfillPlan:
     """Which of the destinations the rules send ``e`` to it still needs queuing
-    for: those it carries no status for (it was written before the rule)."""
-    if e.delete_marker:  # the store refuses version-id operations on markers
-        return BackfillPlan(e, SKIP_MARKER)
+    for: those it carries no status for (it was written before the rule). A
+    delete marker goes where rules with delete-marker replication send its key."""
     if e.replication_status == replication.REPLICA:  # never sent on
         return BackfillPlan(e, SKIP_REPLICA)
     dests = destinations_of(e, rules, tags_of)
@@ -441,18 +454,22 @@ def plan_backfill(
 
 @dataclass
 class BackfillCount:
-    """What ``backfill`` did. Versions are counted once; ``queued``,
-    ``already``, ``failed`` and ``errors`` count version-destination pairs
-    (the caller counts ``queued`` and ``errors`` as the requeues go)."""
+    """What ``backfill`` did. Versions (delete markers among them) are counted
+    once; ``queued``, ``already``, ``failed`` and ``errors`` count
+    version-destination pairs (the caller counts ``queued`` and ``errors`` as
+    the requeues go)."""
 
+    #: Versions and delete markers seen.
     versions: int = 0
     queued: int = 0
     #: PENDING or COMPLETED already: nothing to do.
     already: int = 0
     #: FAILED: left to ``dlq replay``.
     failed: int = 0
+    #: Sent nowhere by the enabled rules (a marker: by none with delete-marker replication).
     not_matching: int = 0
     replicas: int = 0
+    #: Delete markers seen (counted in ``versions`` too, and handled like versions).
     delete_markers: int = 0
     gone: int = 0
     errors: int = 0
@@ -460,9 +477,9 @@ class BackfillCount:
     def add(self, plan: BackfillPlan) -> None:
         """Count a plan, but not its ``queue``."""
         self.versions += 1
-        if plan.outcome == SKIP_MARKER:
+        if plan.entry.delete_marker:
             self.delete_markers += 1
-        elif plan.outcome == SKIP_REPLICA:
+        if plan.outcome == SKIP_REPLICA:
             self.replicas += 1
         elif plan.outcome == GONE:
             self.gone += 1
@@ -480,9 +497,9 @@ class BackfillCount:
             ("to queue (dry run)" if dry_run else "queued", self.queued),
             ("already queued or replicated", self.already),
             ("failed (see dlq list)", self.failed),
-            ("not matching a rule", self.not_matching),
+            ("sent nowhere by the rules", self.not_matching),
             ("replicas skipped", self.replicas),
-            ("delete markers skipped", self.delete_markers),
+            ("delete markers among the versions", self.delete_markers),
             ("deleted meanwhile", self.gone),
             ("errors", self.errors),
         ]
@@ -568,8 +585,6 @@ def compare(e: VersionEntry, destination: str, held: VersionEntry | None) -> Dif
         return None
     if status == replication.COMPLETED:
         return diff(MISSING, "COMPLETED at the source")
-    if e.delete_marker:
-        return diff(MISSING, "never queued; a delete marker cannot be backfilled")
     return diff(MISSING, "never queued: tristore replication backfill")
 
 
@@ -855,11 +870,19 @@ class _Errors:
     def __init__(self) -> None:
         self.count = 0
 
-    def report(self, bucket: str, key: str, version_id: str, dest: str, exc: TristoreError) -> None:
+    def report(
+        self,
+        bucket: str,
+        key: str,
+        version_id: str,
+        dest: str,
+        exc: TristoreError,
+        delete_marker: bool = False,
+    ) -> None:
         self.count += 1
         if self.count <= MAX_ERROR_LINES:
             print(
-                f"requeue s3://{bucket}/{key} (version {version_id}) to {dest}: "
+                f"requeue s3://{bucket}/{key} ({_which(version_id, delete_marker)}) to {dest}: "
                 f"{exc.code}: {exc.message}",
                 file=sys.stderr,
             )
@@ -949,8 +972,9 @@ def _count_requeues(
 ) -> None:
     e = plan.entry
     if dry_run:
+        which = _which(e.version_id, e.delete_marker)
         for dest in plan.queue:
-            print(f"would queue: s3://{bucket}/{e.key} (version {e.version_id}) to {dest}")
+            print(f"would queue: s3://{bucket}/{e.key} ({which}) to {dest}")
         count.queued += len(plan.queue)
         return
     for dest, exc in outcomes:
@@ -960,16 +984,10 @@ def _count_requeues(
             count.gone += 1  # deleted since the listing: nothing left to send
         else:
             count.errors += 1
-            errors.report(bucket, e.key, e.version_id, dest, exc)
+            errors.report(bucket, e.key, e.version_id, dest, exc, e.delete_marker)
 
 
 def _backfill_notes(bucket: str, count: BackfillCount) -> None:
-    if count.delete_markers:
-        print(
-            f"{_plural(count.delete_markers, 'delete marker')} skipped: a marker cannot be "
-            "queued again (replication verify lists those a rule should have sent)",
-            file=sys.stderr,
-        )
     if count.failed:
         print(
             f"{count.failed} FAILED: retry them with tristore replication dlq replay s3://{bucket}",
@@ -1033,31 +1051,24 @@ def cmd_dlq_replay(args: argparse.Namespace) -> int:
         parse_destination(args.destination, flag="--destination").name if args.destination else None
     )
     prefix = args.key if args.key is not None else args.prefix or ""
-    requeued = markers = 0
+    requeued = 0
     errors = _Errors()
     with connect(args.endpoint) as c:
         entries = _entries(c, bucket, prefix)
         for t in failed_targets(entries, args.key, args.version_id, dest):
-            if t.delete_marker:
-                markers += 1
-                continue
+            which = _which(t.version_id, t.delete_marker)
             try:
                 c.requeue_replication(bucket, t.key, t.version_id, t.destination)
             except TristoreError as exc:
-                errors.report(bucket, t.key, t.version_id, t.destination, exc)
+                errors.report(bucket, t.key, t.version_id, t.destination, exc, t.delete_marker)
                 continue
             requeued += 1
-            print(f"requeue: s3://{bucket}/{t.key} (version {t.version_id}) to {t.destination}")
+            print(f"requeue: s3://{bucket}/{t.key} ({which}) to {t.destination}")
     errors.close()
-    if markers:
-        print(
-            f"{_plural(markers, 'FAILED delete marker')} skipped: a marker cannot be queued again",
-            file=sys.stderr,
-        )
-    if requeued + markers + errors.count == 0:
+    if requeued + errors.count == 0:
         print(f"nothing to replay: no FAILED replication of s3://{bucket} matches", file=sys.stderr)
     else:
-        print(f"requeued {requeued} of {requeued + markers + errors.count} FAILED replication(s)")
+        print(f"requeued {requeued} of {requeued + errors.count} FAILED replication(s)")
     return 1 if errors.count else 0
 
 
@@ -1148,8 +1159,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         help="replication status of a version, or counts for a bucket",
         description="s3://BUCKET/KEY: the version's replication status (PENDING, COMPLETED, "
         "FAILED, REPLICA, or none when no rule matched it). s3://BUCKET: how many versions "
-        "have each status; a version listing does not carry the status, so this asks for "
-        "each version (a HEAD), at most --limit of them.",
+        "and how many delete markers have each status, for at most --limit of them; each "
+        "version is asked for its status (a HEAD), a delete marker (which HEAD cannot read) "
+        "is counted by the status the version listing carries.",
     )
     p.add_argument("url", metavar="s3://BUCKET[/KEY]")
     p.add_argument("--version-id", metavar="ID", help="with a KEY: this version, not the newest")
@@ -1166,13 +1178,16 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = actions.add_parser(
         "backfill",
         parents=[common],
-        help="queue the versions written before a rule existed",
-        description="Walk every version of the bucket and queue each one that the bucket's "
-        "rules send to a destination it has no replication status for (written before the "
-        "rule, or while it was disabled); the replicators then send it. Replicas, versions "
-        "already queued, replicated or FAILED (see dlq replay) are left alone; delete markers "
-        "are skipped (the store cannot queue a marker again). Safe to run again. Exit 1 when "
-        "a version could not be queued.",
+        help="queue the versions and delete markers written before a rule existed",
+        description="Walk every version and delete marker of the bucket and queue each one "
+        "that the bucket's rules send to a destination it has no replication status for "
+        "(written before the rule, or while it was disabled); the replicators then send it. "
+        "A delete marker is sent only by rules with delete-marker replication "
+        "(put --delete-markers); one no rule sends is counted as sent nowhere. Replicas, "
+        "versions already queued, replicated or FAILED (see dlq replay) are left alone. "
+        "The counts: versions seen (delete markers included, and also counted apart), "
+        "queued, already queued or replicated, failed, sent nowhere, replicas, deleted "
+        "meanwhile, errors. Safe to run again. Exit 1 when a version could not be queued.",
     )
     p.add_argument("bucket", metavar="s3://BUCKET")
     p.add_argument("--prefix", metavar="P", help="only keys starting with P")
@@ -1198,11 +1213,11 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         "verify",
         parents=[common],
         help="compare a bucket with its replication destinations",
-        description="For every version of the bucket (not a replica) that its rules send "
-        "somewhere, check that each destination bucket holds the same version id with the "
-        "same ETag (and delete-marker flag); list every difference (missing, different, "
-        "pending, failed) and a summary. Exit 0: no differences; 1: differences (or an error, "
-        "then with a 'Code: message' line on stderr).",
+        description="For every version and delete marker of the bucket (not a replica) "
+        "that its rules send somewhere, check that each destination bucket holds the same "
+        "version id with the same ETag (and delete-marker flag); list every difference "
+        "(missing, different, pending, failed) and a summary. Exit 0: no differences; "
+        "1: differences (or an error, then with a 'Code: message' line on stderr).",
     )
     p.add_argument("bucket", metavar="s3://BUCKET")
     p.add_argument(
@@ -1238,10 +1253,10 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = dlq_actions.add_parser(
         "replay",
         parents=[common],
-        help="queue FAILED versions again",
-        description="Queue every FAILED destination of the bucket's versions again (or those "
-        "the flags name), and print each one queued. Delete markers cannot be queued again "
-        "and are skipped. Exit 1 when one could not be queued.",
+        help="queue FAILED versions and delete markers again",
+        description="Queue every FAILED destination of the bucket's versions and delete "
+        "markers again (or those the flags name), and print each one queued. Exit 1 when "
+        "one could not be queued.",
     )
     p.add_argument("bucket", metavar="s3://BUCKET")
     p.add_argument("--key", metavar="K", help="only the versions of this key")
