@@ -244,8 +244,9 @@ def _current(c, bucket: str, key: str) -> str | None:  # type: ignore[no-untyped
 def test_kills_on_both_sides_during_load_then_everything_converges(
     pair: tuple[DevCluster, DevCluster],
 ) -> None:
-    """A source node SIGKILLed, then a whole destination AZ, while writes go on:
-    once they are back, west holds every version east acknowledged."""
+    """A source node SIGKILLed, then a whole destination AZ, then a witness on
+    each side, while writes go on: once they are back, west holds every version
+    east acknowledged, and `replication verify` finds no difference."""
     east, west = pair
     with east.client() as e, west.client() as w:
         _versioned(e, "rep-kill")
@@ -267,9 +268,21 @@ def test_kills_on_both_sides_during_load_then_everything_converges(
                 if i == 70:
                     west.start("c1")
                     west.start("c2")
+                if i == 75:
+                    east.kill("w1", "KILL")
+                    west.kill("w2", "KILL")
+                if i == 85:
+                    east.start("w1")
+                    west.start("w2")
         finally:
-            for name, cluster in (("b1", east), ("c1", west), ("c2", west)):
-                if name not in cluster.up_names():
+            for name, cluster, role in (
+                ("b1", east, "node"),
+                ("c1", west, "node"),
+                ("c2", west, "node"),
+                ("w1", east, "witness"),
+                ("w2", west, "witness"),
+            ):
+                if name not in cluster.up_names(role):
                     cluster.start(name)
         assert len(last) == 30
         # A PUT that failed as a node died may still have landed (its outcome is
@@ -289,3 +302,52 @@ def test_kills_on_both_sides_during_load_then_everything_converges(
             60,
             what="every version east holds to be on west",
         )
+
+        def verified() -> bool:
+            proc = east.cli(
+                "replication", "verify", "s3://rep-kill", "--to-endpoint",
+                f"west={west.endpoint}", check=False,
+            )  # fmt: skip
+            return proc.returncode == 0 and b"no differences" in proc.stdout
+
+        wait_until(verified, 60, interval=1, what="replication verify to find no difference")
+
+
+def test_one_version_to_several_destinations_with_a_status_each(
+    pair: tuple[DevCluster, DevCluster],
+) -> None:
+    east, west = pair
+    with east.client() as e, west.client() as w:
+        _versioned(e, "rep-fan")
+        _versioned(w, "rep-fan-a")
+        _versioned(w, "rep-fan-b")
+        w.create_bucket("rep-fan-plain")  # no versioning: it refuses replicas
+        dests = ("west/rep-fan-a", "west/rep-fan-b", "west/rep-fan-plain")
+        e.put_bucket_replication(
+            "rep-fan",
+            [Rule("fan", tuple(Destination(*d.split("/")) for d in dests))],
+        )
+        info = e.put_object("rep-fan", "k", b"to three places")
+        for bucket in ("rep-fan-a", "rep-fan-b"):
+            wait_until(
+                lambda b=bucket: _arrived(w, b, "k", info), 60, what=f"the version in {bucket}"
+            )
+
+        def entry():  # type: ignore[no-untyped-def]
+            (v,) = e.list_object_versions("rep-fan", prefix="k").versions
+            return v
+
+        wait_until(
+            lambda: entry().replication_targets.get("west/rep-fan-plain", "").startswith("FAILED"),
+            60,
+            what="the refusing destination FAILED",
+        )
+        v = entry()
+        assert v.replication_targets["west/rep-fan-a"] == "COMPLETED"
+        assert v.replication_targets["west/rep-fan-b"] == "COMPLETED"
+        assert "versioning" in v.replication_targets["west/rep-fan-plain"]
+        assert v.replication_status == "FAILED"  # S3: FAILED when any destination failed
+        assert e.head_object("rep-fan", "k").replication_status == "FAILED"
+        status = east.cli("replication", "status", "s3://rep-fan/k").stdout.decode()
+        for d in dests:
+            assert d in status

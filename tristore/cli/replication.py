@@ -824,6 +824,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 def _status_of_version(url: S3Url, args: argparse.Namespace) -> int:
     with connect(args.endpoint) as c:
         info = c.head_object(url.bucket, url.key, version_id=args.version_id)
+        targets = _targets_of(c, url.bucket, url.key, info.version_id)
     if args.json:
         print_json(
             {
@@ -831,11 +832,26 @@ def _status_of_version(url: S3Url, args: argparse.Namespace) -> int:
                 "key": info.key,
                 "version_id": info.version_id,
                 "replication_status": info.replication_status,
+                "destinations": targets,
             }
         )
     else:
         print(status_label(info.replication_status))
+        width = max((len(d) for d in targets), default=0)
+        for dest, value in sorted(targets.items()):
+            print(f"  {dest:<{width}}  {value}")
     return 0
+
+
+def _targets_of(c: Client, bucket: str, key: str, version_id: str) -> dict[str, str]:
+    """A version's status per destination, as the version listing carries it
+    (a HEAD gives only the overall status)."""
+    for e in _entries(c, bucket, key):
+        if e.key > key:
+            break
+        if e.key == key and e.version_id == version_id:
+            return dict(e.replication_targets)
+    return {}
 
 
 def _entries(c: Client, bucket: str, prefix: str = "") -> Iterator[VersionEntry]:
