@@ -1,9 +1,14 @@
-"""The replicator's own RocksDB: a cursor per source node, and the dead-letter queue.
+"""The replicator's own RocksDB: a cursor per source node, refusals counted so
+far per version and destination (so a restart does not reset the bound on
+retries), and the dead-letter queue. Every call blocks (a write fsyncs): the
+worker makes them from a thread.
 
 =========  ==============================  ==========================================
 prefix     key                             value
 =========  ==============================  ==========================================
 ``c``      c | node name                   u64 BE: last change-log seq handled
+``a``      a | bucket 0x00 key 0x00 vid    u64 BE: refusals so far
+           0x00 destination
 ``q``      q | bucket 0x00 key 0x00 vid    JSON: the parked version, destination, error
            0x00 destination
 =========  ==============================  ==========================================
@@ -22,6 +27,7 @@ import rocksdict
 _U64 = struct.Struct(">Q")
 CURSOR = b"c"
 DLQ = b"q"
+ATTEMPTS = b"a"
 SEP = b"\x00"
 
 
@@ -51,6 +57,25 @@ class ReplicatorState:
     @staticmethod
     def _dlq_key(bucket: str, key: str, version_id: str, destination: str) -> bytes:
         return DLQ + SEP.join(s.encode() for s in (bucket, key, version_id, destination))
+
+    @staticmethod
+    def _attempts_key(bucket: str, key: str, version_id: str, destination: str) -> bytes:
+        return ATTEMPTS + SEP.join(s.encode() for s in (bucket, key, version_id, destination))
+
+    def refusals(self, bucket: str, key: str, version_id: str, destination: str) -> int:
+        raw = self.db.get(self._attempts_key(bucket, key, version_id, destination))
+        return int(_U64.unpack(raw)[0]) if raw is not None else 0
+
+    def set_refusals(
+        self, bucket: str, key: str, version_id: str, destination: str, count: int
+    ) -> None:
+        """Durably; 0 forgets the version (it went through, or it is parked)."""
+        k = self._attempts_key(bucket, key, version_id, destination)
+        with self._lock:
+            if count:
+                self.db.put(k, _U64.pack(count), self._sync)
+            elif self.db.get(k) is not None:
+                self.db.delete(k, self._sync)
 
     def park(self, entry: dict[str, Any]) -> None:
         k = self._dlq_key(entry["bucket"], entry["key"], entry["version_id"], entry["destination"])

@@ -178,7 +178,7 @@ class Replicator:
                 await asyncio.sleep(MAX_BACKOFF_S)
                 continue
             cursor = resp.entries[-1].seq
-            self.state.set_cursor(node.name, cursor)
+            await asyncio.to_thread(self.state.set_cursor, node.name, cursor)
             metrics.LOG_BEHIND.labels(node.name).set(max(0, resp.last_seq - cursor))
             if cursor >= resp.last_seq:
                 for dest in self._destinations_seen:
@@ -230,9 +230,11 @@ class Replicator:
         metrics.LAG.labels(dest).set(age)
         metrics.PENDING.labels(dest).inc()
         metrics.PENDING_BYTES.labels(dest).inc(v.size)
+        ident = (v.bucket, v.key, v.version_id, dest)
         try:
             error = ""
-            refusals = 0  # answers that retrying cannot change
+            # Answers that retrying cannot change, counted across restarts.
+            refusals = await asyncio.to_thread(self.state.refusals, *ident)
             gone = 0
             tries = 0
             while refusals < self.rcfg.max_attempts:
@@ -249,7 +251,9 @@ class Replicator:
                     continue
                 except (errors.TristoreError, OSError) as exc:
                     transient = not isinstance(exc, errors.TristoreError) or exc.retriable
-                    refusals += not transient
+                    if not transient:
+                        refusals += 1
+                        await asyncio.to_thread(self.state.set_refusals, *ident, refusals)
                     error = (
                         f"{exc.code}: {exc}" if isinstance(exc, errors.TristoreError) else str(exc)
                     )
@@ -284,24 +288,36 @@ class Replicator:
                         self.rcfg.threshold_s,
                     )
                 await self._set_status(v, dest, replication.COMPLETED, "")
-                if self.state.unpark(v.bucket, v.key, v.version_id, dest):
-                    metrics.DLQ.set(len(self.state.parked()))  # replayed, and through now
+                await asyncio.to_thread(self._through, ident)
                 return
-            self.state.park(
-                {
-                    "bucket": v.bucket,
-                    "key": v.key,
-                    "version_id": v.version_id,
-                    "destination": dest,
-                    "error": error,
-                    "parked_ms": int(time.time() * 1000),
-                }
-            )
-            metrics.DLQ.set(len(self.state.parked()))
+            await asyncio.to_thread(self._park, ident, error)
             await self._set_status(v, dest, replication.FAILED, error)
         finally:
             metrics.PENDING.labels(dest).dec()
             metrics.PENDING_BYTES.labels(dest).dec(v.size)
+
+    def _through(self, ident: tuple[str, str, str, str]) -> None:
+        """A version is at its destination: forget its refusals and any parking
+        (a replayed one); blocking, so called from a thread."""
+        self.state.set_refusals(*ident, 0)
+        if self.state.unpark(*ident):
+            metrics.DLQ.set(len(self.state.parked()))
+
+    def _park(self, ident: tuple[str, str, str, str], error: str) -> None:
+        """Blocking (RocksDB, fsync): called from a thread."""
+        bucket, key, version_id, dest = ident
+        self.state.park(
+            {
+                "bucket": bucket,
+                "key": key,
+                "version_id": version_id,
+                "destination": dest,
+                "error": error,
+                "parked_ms": int(time.time() * 1000),
+            }
+        )
+        self.state.set_refusals(*ident, 0)
+        metrics.DLQ.set(len(self.state.parked()))
 
     async def _set_status(self, v: ObjectVersion, dest: str, status: str, error: str) -> None:
         request = objects_pb2.PutReplicationStatusRequest(
