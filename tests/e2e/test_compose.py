@@ -1,0 +1,232 @@
+"""The docker compose deployment, for real: build offline, bring it up, use it.
+
+Builds the base image from Debian packages (deploy/base-image.sh, unless the
+tag already exists), a wheelhouse of the checkout and the tristore image on
+that base, with no container registry; brings up both clusters of
+deploy/docker-compose.yml (Prometheus and Grafana too when their images are
+already on the machine: nothing is pulled); waits for every container's
+healthcheck; writes through east's published ports with the SDK and the CLI,
+reads the replicas on west; stops one node container and keeps writing and
+reading; and always tears the stack down (``down -v``).
+
+Without a reachable Docker daemon the test skips, or fails under
+TRISTORE_E2E=1 (CI that promises to run it). TRISTORE_E2E_BASE_IMAGE=TAG uses
+an existing base image (``python:3.11-slim`` where a registry is reachable).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tristore.client import Client
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+COMPOSE_FILE = DEPLOY / "docker-compose.yml"
+BASE_IMAGE = os.environ.get("TRISTORE_E2E_BASE_IMAGE", "tristore-base:bookworm")
+APP_IMAGE = "tristore:e2e"
+PROJECT = "tristore-e2e"
+#: Services without a healthcheck of ours, started only if their images are here.
+MONITORING = ("prometheus", "grafana")
+#: Host ports the compose file publishes the nodes' gRPC on (a1 a2 b1 b2 c1 c2).
+EAST = ",".join(f"127.0.0.1:{p}" for p in range(7101, 7107))
+WEST = ",".join(f"127.0.0.1:{p}" for p in range(7111, 7117))
+HEALTH_TIMEOUT_S = 240
+REPLICATION_TIMEOUT_S = 60
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("TRISTORE_E2E") == "1":
+        pytest.fail(f"TRISTORE_E2E=1 but {reason}")
+    pytest.skip(f"{reason} (TRISTORE_E2E=1 makes this a failure)")
+
+
+def _run(
+    cmd: list[str], *, timeout: float = 600, env: dict[str, str] | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT, check=False
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(cmd)} exited {proc.returncode}\n"
+            f"stdout:\n{proc.stdout[-4000:]}\nstderr:\n{proc.stderr[-4000:]}"
+        )
+    return proc
+
+
+def _compose_command() -> list[str]:
+    if shutil.which("docker") is None:
+        _unavailable("the docker CLI is not installed (apt-get install docker.io)")
+    info = _run(["docker", "info", "--format", "{{.ServerVersion}}"], timeout=30, check=False)
+    if info.returncode != 0:
+        why = (info.stderr.strip().splitlines() or ["docker info failed"])[-1]
+        _unavailable(f"no Docker daemon answers: {why}")
+    if _run(["docker", "compose", "version"], timeout=30, check=False).returncode == 0:
+        return ["docker", "compose"]
+    if shutil.which("docker-compose") is not None:
+        return ["docker-compose"]
+    _unavailable("neither `docker compose` nor docker-compose is installed")
+    raise AssertionError("unreachable")
+
+
+def _expand(value: str, env: dict[str, str]) -> str:
+    """Compose's ``${VAR:-default}`` substitution, the only form the file uses."""
+    return re.sub(r"\$\{(\w+):-([^}]*)\}", lambda m: env.get(m.group(1)) or m.group(2), value)
+
+
+def _image_exists(tag: str) -> bool:
+    return _run(["docker", "image", "inspect", tag], timeout=30, check=False).returncode == 0
+
+
+def _build_images() -> None:
+    if not _image_exists(BASE_IMAGE):
+        if os.geteuid() != 0 or shutil.which("debootstrap") is None:
+            _unavailable(
+                f"base image {BASE_IMAGE} is missing and building it needs root + debootstrap"
+            )
+        _run(["bash", str(DEPLOY / "base-image.sh")], env={**os.environ, "BASE_TAG": BASE_IMAGE})
+    # The checkout and its dependencies as wheels, for the image's offline install.
+    _run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--disable-pip-version-check",
+         str(ROOT), "-w", str(DEPLOY / "wheelhouse")],
+    )  # fmt: skip
+    _run(
+        ["docker", "build", "-q", "-f", str(DEPLOY / "Dockerfile"),
+         "--build-arg", f"BASE_IMAGE={BASE_IMAGE}", "-t", APP_IMAGE, str(DEPLOY)],
+    )  # fmt: skip
+
+
+@dataclass
+class Stack:
+    compose: list[str]
+    env: dict[str, str]
+    services: list[str]
+
+    def __call__(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        return _run(
+            [*self.compose, "-f", str(COMPOSE_FILE), "-p", PROJECT, *args],
+            timeout=timeout,
+            env=self.env,
+        )
+
+    def health(self) -> dict[str, str]:
+        """Service -> its container's health status."""
+        ids = self("ps", "-q").stdout.split()
+        if not ids:
+            return {}
+        fmt = (
+            '{{index .Config.Labels "com.docker.compose.service"}} '
+            "{{if not .State.Running}}{{.State.Status}}"
+            "{{else if .State.Health}}{{.State.Health.Status}}{{else}}running{{end}}"
+        )
+        out = _run(["docker", "inspect", "--format", fmt, *ids]).stdout
+        return dict(line.split(" ", 1) for line in out.splitlines() if line.strip())
+
+    def wait_healthy(self, services: list[str], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        status: dict[str, str] = {}
+        while time.monotonic() < deadline:
+            status = self.health()
+            if all(status.get(s) == "healthy" for s in services):
+                return
+            time.sleep(2)
+        bad = {s: status.get(s, "missing") for s in services if status.get(s) != "healthy"}
+        logs = self("logs", "--tail", "30", *bad, timeout=60).stdout
+        raise AssertionError(f"not healthy after {timeout}s: {bad}\n{logs[-6000:]}")
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Stack]:
+    compose = _compose_command()
+    _build_images()
+    env = {**os.environ, "TRISTORE_IMAGE": APP_IMAGE, "BASE_IMAGE": BASE_IMAGE}
+    # Nothing is pulled: monitoring comes up only if its images are here already.
+    services = [
+        name
+        for name, svc in yaml.safe_load(COMPOSE_FILE.read_text())["services"].items()
+        if "build" in svc or _image_exists(_expand(svc["image"], env))
+    ]
+    st = Stack(compose, env, services)
+    st("down", "-v", "--remove-orphans", timeout=180)  # a previous run's leftovers
+    try:
+        st("up", "-d", "--no-build", *services, timeout=600)
+        st.wait_healthy([s for s in services if s not in MONITORING], HEALTH_TIMEOUT_S)
+        yield st
+    finally:
+        st("down", "-v", "--remove-orphans", timeout=300)
+
+
+def _wait_for(pred: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            if pred():
+                return
+        except Exception as e:  # noqa: BLE001 - not there yet; report the last one
+            last = e
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last error: {last!r})")
+
+
+def _cli(endpoint: str, *args: str, stdin: bytes | None = None) -> bytes:
+    proc = subprocess.run(
+        [sys.executable, "-m", "tristore", "--endpoint", endpoint, *args],
+        input=stdin,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr.decode()
+    return proc.stdout
+
+
+def test_write_east_read_west_survive_a_node(stack: Stack) -> None:
+    tag = uuid.uuid4().hex[:8]
+    src, dst = f"e2e-src-{tag}", f"e2e-dst-{tag}"
+    with Client(EAST) as east, Client(WEST) as west:
+        east.create_bucket(src)
+        east.put_bucket_versioning(src, "Enabled")
+        west.create_bucket(dst)
+        west.put_bucket_versioning(dst, "Enabled")
+        _cli(EAST, "replication", "put", f"s3://{src}", "--to", f"west/{dst}")
+
+        written: dict[str, bytes] = {}
+        _cli(EAST, "cp", "-", f"s3://{src}/cli.txt", stdin=b"through the CLI\n")
+        written["cli.txt"] = b"through the CLI\n"
+        for i in range(10):
+            body = os.urandom(100 + i * 20_000)  # inline and chunked bodies
+            east.put_object(src, f"before/{i}", body)
+            written[f"before/{i}"] = body
+        assert _cli(EAST, "cat", f"s3://{src}/cli.txt") == b"through the CLI\n"
+
+        def replicated(keys: list[str]) -> Callable[[], bool]:
+            return lambda: all(west.get_object(dst, k) == written[k] for k in keys)
+
+        _wait_for(replicated(list(written)), REPLICATION_TIMEOUT_S, "the replicas on west")
+
+        # One node of east goes away; east keeps taking writes and serving reads.
+        stack("stop", "east-a1", timeout=120)
+        assert stack.health().get("east-a1") == "exited"
+        for i in range(10):
+            body = os.urandom(100 + i * 20_000)
+            east.put_object(src, f"after/{i}", body)
+            written[f"after/{i}"] = body
+        for key, body in written.items():
+            assert east.get_object(src, key) == body, key
+        _wait_for(replicated(list(written)), REPLICATION_TIMEOUT_S, "replicas of later writes")
