@@ -69,24 +69,26 @@ def check_key(key: str, ops: list[Op], initial: Hashable | None, max_states: int
         for i, o in enumerate(sorted(ops, key=lambda o: o.invoked))
     ]
     n = len(ops)
+    # Sets of operations are bitmasks (an int, bit i for ops[i]): a state of a
+    # long history costs n/8 bytes, not a frozenset of n ints.
     # Operations that must all be linearized: everything except unknown writes.
-    required = frozenset(i for i, o in enumerate(ops) if o.ok)
-    seen: set[tuple[frozenset[int], Hashable | None]] = set()
+    required = sum(1 << i for i, o in enumerate(ops) if o.ok)
+    seen: set[tuple[int, Hashable | None]] = set()
     # Depth-first search over (linearized set, register value).
-    stack: list[tuple[frozenset[int], Hashable | None]] = [(frozenset(), initial)]
-    best: frozenset[int] = frozenset()
+    stack: list[tuple[int, Hashable | None]] = [(0, initial)]
+    best = 0
     while stack:
         done, value = stack.pop()
-        if required <= done:
+        if (required & ~done) == 0:
             return Verdict(True, key)
-        if len(done) > len(best):
+        if done.bit_count() > best.bit_count():
             best = done
         if (done, value) in seen:
             continue
         seen.add((done, value))
         if len(seen) > max_states:
             raise RuntimeError(f"history of key {key!r} is too large to check ({n} operations)")
-        pending = [i for i in range(n) if i not in done]
+        pending = [i for i in range(n) if not (done >> i) & 1]
         # Only operations invoked before every pending op's completion can go next.
         horizon = min(ops[i].completed for i in pending)
         for i in pending:
@@ -94,14 +96,15 @@ def check_key(key: str, ops: list[Op], initial: Hashable | None, max_states: int
             if op.invoked > horizon:
                 break  # sorted by invocation: no later op can go first either
             if op.kind == WRITE:
-                stack.append((done | {i}, op.value))
+                stack.append((done | (1 << i), op.value))
             elif op.value == value:
-                stack.append((done | {i}, value))
-    missing = tuple(ops[i] for i in sorted(required - best))
+                stack.append((done | (1 << i), value))
+    unplaced = required & ~best
+    missing = tuple(ops[i] for i in range(n) if unplaced >> i & 1)
     return Verdict(
         False,
         key,
         missing,
         f"key {key!r}: no order of its {n} operations respects real time and register "
-        f"semantics; the longest valid prefix linearized {len(best)} of them",
+        f"semantics; the longest valid prefix linearized {best.bit_count()} of them",
     )
