@@ -307,6 +307,8 @@ class Coordinator:
         self.clock = clock
         self.witness = witness
         self.cache = MetadataCache(cfg.node.cache_bytes)
+        #: AZs where a node is handing keys to another (node/membership.py).
+        self.moving_azs: Callable[[], set[str]] = set
 
     # -- buckets -----------------------------------------------------------
 
@@ -1595,16 +1597,21 @@ class Coordinator:
 
         A key lives in three of the cluster's N AZs, so any N-2 of them share at
         least one with it (N-2 + 3 > N). With three AZs one whole AZ is enough.
-        When not enough AZs are whole, merge every reachable node.
+        When not enough AZs are whole, merge every reachable node. An AZ where
+        keys are moving between nodes (a drain, a map change, hinted handoff)
+        is not relied on alone: a key in flight could be missed by both scans.
         """
         need = max(1, len(self.placer.azs) - 2)
         azs = [self.me.az, *(az for az in self.placer.azs if az != self.me.az)]
+        moving = self.moving_azs()
         whole = [
-            az for az in azs if all(self.peers.is_up(n.name) for n in self.placer.nodes_in(az))
+            az
+            for az in azs
+            if az not in moving and all(self.peers.is_up(n.name) for n in self.placer.nodes_in(az))
         ]
         if len(whole) >= need:
             return [n for az in whole[:need] for n in self.placer.nodes_in(az)]
-        return [n for n in self.cfg.nodes if self.peers.is_up(n.name)]
+        return [n for n in self.placer.nodes if self.peers.is_up(n.name)]
 
     async def _list(
         self,

@@ -5,6 +5,11 @@ hint. This loop offers everything held for a hinted key to its home once the hom
 answers again (one merging commit: the home keeps, record by record, whatever
 is newer, so a repeat is harmless), then drops the hint and the stand-in copy
 in one synced batch.
+
+The same loop moves data when the cluster map changes (a node drains, comes
+back, or joins): :meth:`HintedHandoff.rehome_all` hints every key this node
+holds but is no longer home to, for the node of its AZ that is, and hints
+whose home is home no more are sent to the one that is.
 """
 
 from __future__ import annotations
@@ -13,12 +18,13 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 
-from node.metrics import HINTS_HANDED_OFF
+from node.metrics import HINTS_HANDED_OFF, KEYS_REHOMED
 from node.peers import Peers, ReplicaUnavailable
 from node.replica_store import ReplicaStore
 from tristore.errors import TristoreError
 from tristore.model import Change
 from tristore.placement import Placer
+from tristore.stamps import Stamp
 
 log = logging.getLogger(__name__)
 
@@ -31,20 +37,64 @@ class HintedHandoff:
         self.peers = peers
         self.placer = placer
         self.interval_s = interval_s
+        #: Set when the map changed: every key held here is looked at again.
+        self.rescan = asyncio.Event()
+        self.rescan.set()  # at start too: a map may have changed while this node was down
+        self.scanning = False
+        store.rehome = self.home_in_my_az
+
+    def home_in_my_az(self, bucket: str, key: str) -> str | None:
+        """The node of this AZ that is home to the key, if that is not this node
+        (None also when this AZ holds no copy of the key)."""
+        for azr in self.placer.place(bucket, key).azs:
+            if azr.az == self.peers.me.az:
+                return None if azr.home.name == self.store_name else azr.home.name
+        return None
 
     async def run_forever(self) -> None:
         while True:
             try:
+                if self.rescan.is_set():
+                    self.rescan.clear()
+                    self.scanning = True
+                    try:
+                        await self.rehome_all()
+                    finally:
+                        self.scanning = False
                 if self.store.hints_pending:
                     await self.run_once()
             except Exception:
                 log.exception("hinted handoff round failed")
             await asyncio.sleep(self.interval_s)
 
+    async def rehome_all(self) -> int:
+        """Hint every key held here that another node of this AZ is home to."""
+        held = await self.store.held_keys()
+        items: list[tuple[str, str, str, Stamp]] = []
+        for (bucket, key), stamp in held.items():
+            home = self.home_in_my_az(bucket, key)
+            if home is not None:
+                items.append((home, bucket, key, stamp))
+        added = 0
+        for i in range(0, len(items), 512):
+            added += await self.store.mark_hints(items[i : i + 512])
+        if added:
+            KEYS_REHOMED.inc(added)
+            log.info(
+                "map epoch %d: %d keys held here belong on other nodes of %s; handing them over",
+                self.placer.epoch,
+                added,
+                self.peers.me.az,
+            )
+        return added
+
     async def run_once(self) -> int:
         """Hand back what can be handed back now; returns how many hints went."""
         done = 0
         for home in await self.store.hint_homes():
+            if self.placer.node_named(home) is None:
+                await self._redirect(home)  # the node left the map
+                continue
             if home not in self.peers.remote or not self.peers.is_up(home):
                 continue
             try:
@@ -58,8 +108,13 @@ class HintedHandoff:
         done = 0
         while batch := await self.store.hints_for(home):
             for bucket, key, stamp in batch:
+                now_home = self.home_in_my_az(bucket, key)
+                if now_home != home and (now_home is not None or self._is_home_here(bucket, key)):
+                    await self._redirect_one(home, bucket, key, stamp)  # the map changed
+                    continue
                 # Everything held here for the key goes over in one merge: the
                 # home keeps what is newer on its side, part by part.
+                shipped_seq = self.store.committed_seq
                 state = await self.store.key_state(bucket, key)
                 bodies = {
                     v.data_id: v
@@ -82,13 +137,38 @@ class HintedHandoff:
                 # The home now holds this version or a newer one; the copy here was
                 # only a stand-in unless this node is a home for the key itself.
                 homes = {azr.home.name for azr in self.placer.place(bucket, key).azs}
-                await self.store.drop_hint(
-                    home, bucket, key, stamp, drop_copy=self.store_name not in homes
-                )
-                HINTS_HANDED_OFF.inc()
-                done += 1
-            log.info("handed %d hinted writes back to %s", done, home)
+                if await self.store.drop_hint(
+                    home,
+                    bucket,
+                    key,
+                    stamp,
+                    drop_copy=self.store_name not in homes,
+                    shipped_seq=shipped_seq,
+                ):
+                    HINTS_HANDED_OFF.inc()
+                    done += 1
+            log.info("handed %d hinted writes to %s", done, home)
         return done
+
+    def _is_home_here(self, bucket: str, key: str) -> bool:
+        return any(azr.home.name == self.store_name for azr in self.placer.place(bucket, key).azs)
+
+    async def _redirect(self, home: str) -> None:
+        """Hints for a node that left the map go to the key's home now."""
+        moved = 0
+        while batch := await self.store.hints_for(home):
+            for bucket, key, stamp in batch:
+                await self._redirect_one(home, bucket, key, stamp)
+                moved += 1
+        log.info("%d hints held for %s (no longer in the map) redirected", moved, home)
+
+    async def _redirect_one(self, home: str, bucket: str, key: str, stamp: Stamp) -> None:
+        """The hint for ``home`` is stale (the map changed): hint the key's home
+        now instead, or keep the key when that is this node."""
+        now_home = self.home_in_my_az(bucket, key)
+        if now_home is not None and now_home != home:
+            await self.store.mark_hints([(now_home, bucket, key, stamp)])
+        await self.store.drop_hint(home, bucket, key, stamp, drop_copy=False)
 
     @property
     def store_name(self) -> str:

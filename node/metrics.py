@@ -22,6 +22,14 @@ HINTS_HANDED_OFF = Counter(
     "tristore_node_hints_handed_off_total",
     "Hinted writes handed back to their home node.",
 )
+KEYS_REHOMED = Counter(
+    "tristore_node_keys_rehomed_total",
+    "Keys this node found it held for another node of its AZ after a cluster map change.",
+)
+MAP_EPOCH = Gauge(
+    "tristore_node_cluster_map_epoch",
+    "Epoch of the cluster map this node places keys by.",
+)
 CHANGE_LOG_SEQ = Gauge(
     "tristore_node_change_log_sequence",
     "Sequence number of the newest entry in this node's change log.",
@@ -87,4 +95,14 @@ EVENTS_SENT = Counter(
 EVENT_STREAMS = Gauge(
     "tristore_event_streams",
     "Event subscriptions (EventService.Subscribe streams) this node serves now.",
+)
+REPAIR_VERSIONS_WRITTEN = Counter(
+    "tristore_repair_versions_written_total",
+    "Records (versions, current records) anti-entropy repair wrote back to an AZ that "
+    "lacked them or held an older record, by AZ.",
+    ["az"],
+)
+REPAIR_KEYS_CHECKED = Counter(
+    "tristore_repair_keys_checked_total",
+    "Keys anti-entropy repair compared across their three AZs.",
 )

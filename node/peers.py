@@ -240,6 +240,22 @@ class RemoteReplica:
         except grpc.aio.AioRpcError as exc:
             raise _unavailable(self.spec, exc) from None
 
+    async def get_map(self, known_epoch: int, timeout_s: float) -> admin_pb2.ClusterMapResponse:
+        try:
+            return await self.admin.GetClusterMap(
+                admin_pb2.GetClusterMapRequest(known_epoch=known_epoch), timeout=timeout_s
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise _unavailable(self.spec, exc) from None
+
+    async def put_map(self, m: admin_pb2.ClusterMap) -> admin_pb2.ClusterMapResponse:
+        try:
+            return await self.admin.PutClusterMap(
+                admin_pb2.PutClusterMapRequest(map=m), timeout=self.timeout_s
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise _unavailable(self.spec, exc) from None
+
     async def healthy(self, timeout_s: float) -> bool:
         try:
             resp = await self.health.Check(health_pb2.HealthCheckRequest(), timeout=timeout_s)
@@ -256,19 +272,48 @@ class Peers:
         self.cfg = cfg
         self.me = me
         self.local = LocalReplica(me, store)
-        self.remote: dict[str, RemoteReplica] = {
-            n.name: RemoteReplica(n, cfg.node.replica_timeout_s)
-            for n in cfg.nodes
-            if n.name != me.name
-        }
+        self.nodes: tuple[NodeSpec, ...] = ()
+        self.remote: dict[str, RemoteReplica] = {}
         self._down_until: dict[str, float] = {}
         # Optimistic at start: a failed call or the first probe corrects it.
-        self._probe_up: dict[str, bool] = {name: True for name in self.remote}
-        for az in cfg.azs:
-            NODES_TOTAL.labels(az).set(sum(1 for n in cfg.nodes if n.az == az))
+        self._probe_up: dict[str, bool] = {}
+        self._closing: list[RemoteReplica] = []
+        self.update(cfg.nodes)
+
+    def update(self, nodes: tuple[NodeSpec, ...]) -> None:
+        """Talk to the nodes of a new cluster map."""
+        self.nodes = nodes
+        names = {n.name for n in nodes}
+        for n in nodes:
+            held = self.remote.get(n.name)
+            if n.name != self.me.name and (held is None or held.spec.grpc != n.grpc):
+                if held is not None:
+                    self._closing.append(held)
+                self.remote[n.name] = RemoteReplica(n, self.cfg.node.replica_timeout_s)
+                self._probe_up.setdefault(n.name, True)
+            elif held is not None:
+                held.spec = n  # its state may have changed
+        for name in [name for name in self.remote if name not in names]:
+            self._closing.append(self.remote.pop(name))
+            self._probe_up.pop(name, None)
+        for az in {n.az for n in nodes}:
+            NODES_TOTAL.labels(az).set(sum(1 for n in nodes if n.az == az))
 
     def replica(self, spec: NodeSpec) -> Replica:
-        return self.local if spec.name == self.me.name else self.remote[spec.name]
+        if spec.name == self.me.name:
+            return self.local
+        held = self.remote.get(spec.name)
+        if held is None:  # placed by a map this node has just left behind
+            held = self.remote[spec.name] = RemoteReplica(spec, self.cfg.node.replica_timeout_s)
+        return held
+
+    def replica_for_map(self, spec: NodeSpec) -> RemoteReplica:
+        """A stub for ``spec`` even when it left the map (to tell it so)."""
+        held = self.remote.get(spec.name)
+        if held is None:
+            held = RemoteReplica(spec, self.cfg.node.replica_timeout_s)
+            self._closing.append(held)
+        return held
 
     def is_up(self, name: str) -> bool:
         if name == self.me.name:
@@ -295,10 +340,37 @@ class Peers:
                 self._down_until.pop(name, None)
             if was != ok:
                 log.info("node %s is %s", name, "up" if ok else "down")
-        for az in self.cfg.azs:
-            NODES_UP.labels(az).set(
-                sum(1 for n in self.cfg.nodes if n.az == az and self.is_up(n.name))
-            )
+        for az in {n.az for n in self.nodes}:
+            NODES_UP.labels(az).set(sum(1 for n in self.nodes if n.az == az and self.is_up(n.name)))
+
+    async def wait_for_peers(self, log_every_s: float = 5.0) -> None:
+        """At start, say plainly which AZs have no reachable node yet, until
+        each has one (a write needs all three of a key's AZs)."""
+        last_said = float("-inf")
+        while True:
+            await asyncio.sleep(self.cfg.node.probe_interval_s)
+            azs = sorted({n.az for n in self.nodes})
+            lacking = [
+                az for az in azs if not any(self.is_up(n.name) for n in self.nodes if n.az == az)
+            ]
+            up = sum(1 for n in self.nodes if self.is_up(n.name))
+            if not lacking:
+                log.info(
+                    "peers reachable: every AZ has a node up (%d of %d nodes)", up, len(self.nodes)
+                )
+                return
+            if time.monotonic() - last_said >= log_every_s:
+                last_said = time.monotonic()
+                log.warning(
+                    "waiting for peers: no node of %s answers (%d of %d nodes up: %s); "
+                    "requests that need those AZs fail with ServiceUnavailable until one "
+                    "does (probing every %.1fs)",
+                    ", ".join(lacking),
+                    up,
+                    len(self.nodes),
+                    ", ".join(f"{n.name} {n.grpc}" for n in self.nodes if n.az in lacking),
+                    self.cfg.node.probe_interval_s,
+                )
 
     async def probe_forever(self) -> None:
         while True:
@@ -309,4 +381,4 @@ class Peers:
             await asyncio.sleep(self.cfg.node.probe_interval_s)
 
     async def close(self) -> None:
-        await asyncio.gather(*(r.close() for r in self.remote.values()))
+        await asyncio.gather(*(r.close() for r in [*self.remote.values(), *self._closing]))

@@ -23,6 +23,7 @@ import os
 import queue
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -64,6 +65,10 @@ class KeyState:
     head: ObjectVersion | None
     versions: list[ObjectVersion]
     removed: list[Stamp]
+
+
+#: Keys whose last commit position is remembered (for _DropHint).
+TOUCHED_REMEMBERED = 200_000
 
 
 class _Op:
@@ -120,8 +125,15 @@ class _Commit(_Op):
             if data_id not in kept:
                 store._schedule_gc(wb, data_id)  # superseded on arrival (a merge commit)
         store._append_log(wb, c)
-        if self.hint_for:
-            hk = keys.hint_key(self.hint_for, c.bucket, c.key)
+        store._batch_touched.append((c.bucket, c.key))
+        hint_for = self.hint_for
+        if not hint_for and store.rehome is not None:
+            # Sent here as to the key's home by a node whose map is older than
+            # this one's (or handed back to a node that is home no more): keep
+            # it, and hand it on to the key's home by this node's map.
+            hint_for = store.rehome(c.bucket, c.key) or ""
+        if hint_for:
+            hk = keys.hint_key(hint_for, c.bucket, c.key)
             held = store._get_overlay(hk, overlay)
             if held is None:
                 store._hint_delta += 1
@@ -138,6 +150,9 @@ class _DropHint(_Op):
     key: str
     stamp: Stamp
     drop_copy: bool
+    #: The change-log position the handed-off state was read at: a key changed
+    #: here since then is kept (and its hint), to be handed off again.
+    shipped_seq: int = -1
 
     def apply(
         self, store: ReplicaStore, wb: rocksdict.WriteBatch, overlay: dict[bytes, bytes | None]
@@ -148,12 +163,34 @@ class _DropHint(_Op):
             return False
         if Stamp.decode(held) > self.stamp:
             return False  # a newer hinted write arrived meanwhile: hand that one over later
+        if self.drop_copy and store._touched_since(self.bucket, self.key, self.shipped_seq):
+            return False
         wb.delete(hk)
         overlay[hk] = None
         store._hint_delta -= 1
         if self.drop_copy:
             store._drop_key(wb, overlay, self.bucket, self.key)
         return True
+
+
+@dataclass
+class _MarkHints(_Op):
+    """Hints for keys this node holds but is not home to (a map change)."""
+
+    items: list[tuple[str, str, str, Stamp]]
+
+    def apply(
+        self, store: ReplicaStore, wb: rocksdict.WriteBatch, overlay: dict[bytes, bytes | None]
+    ) -> int:
+        added = 0
+        for home, bucket, key, stamp in self.items:
+            hk = keys.hint_key(home, bucket, key)
+            if store._get_overlay(hk, overlay) is None:
+                wb.put(hk, stamp.encode())
+                overlay[hk] = stamp.encode()
+                store._hint_delta += 1
+                added += 1
+        return added
 
 
 @dataclass
@@ -199,6 +236,15 @@ class ReplicaStore:
         self._seq = self._last_log_seq()
         self._hints = self._count_prefix(keys.hint_prefix())
         self._hint_delta = 0
+        #: Given a key, the node of this AZ to hand it to when this node is not
+        #: its home by the current map (None: keep it). Set by the node.
+        self.rehome: Callable[[str, str], str | None] | None = None
+        # The change-log seq of the last commit to each recently changed key
+        # (bounded; a key that fell out counts as changed after _forgotten_seq).
+        self._committed_seq = self._seq
+        self._touched: OrderedDict[tuple[str, str], int] = OrderedDict()
+        self._forgotten_seq = self._seq
+        self._batch_touched: list[tuple[str, str]] = []
         HINTS_PENDING.set(self._hints)
         CHANGE_LOG_SEQ.set(self._seq)
         self._queue: queue.SimpleQueue[tuple[_Op, asyncio.Future[Any]] | None] = queue.SimpleQueue()
@@ -261,6 +307,7 @@ class ReplicaStore:
         wb = rocksdict.WriteBatch(raw_mode=True)
         overlay: dict[bytes, bytes | None] = {}
         seq_before, self._hint_delta = self._seq, 0
+        self._batch_touched = []
         outcomes: list[tuple[bool, Any]] = []
         for op, _fut in batch:
             try:
@@ -280,8 +327,31 @@ class ReplicaStore:
             self._hints += self._hint_delta
             HINTS_PENDING.set(self._hints)
             CHANGE_LOG_SEQ.set(self._seq)
+            self._note_touched(self._batch_touched, self._seq)
         for (_op, fut), (ok, value) in zip(batch, outcomes, strict=True):
             loop.call_soon_threadsafe(_resolve, fut, ok, value)
+
+    def _note_touched(self, touched: list[tuple[str, str]], seq: int) -> None:
+        for bk in touched:
+            self._touched[bk] = seq
+            self._touched.move_to_end(bk)
+        while len(self._touched) > TOUCHED_REMEMBERED:
+            _, old = self._touched.popitem(last=False)
+            self._forgotten_seq = max(self._forgotten_seq, old)
+        self._committed_seq = seq
+
+    def _touched_since(self, bucket: str, key: str, seq: int) -> bool:
+        if seq < 0:
+            return False
+        if (bucket, key) in self._batch_touched:
+            return True  # changed by a commit ahead of this drop in the same batch
+        at = self._touched.get((bucket, key))
+        return at > seq if at is not None else self._forgotten_seq > seq
+
+    @property
+    def committed_seq(self) -> int:
+        """The change-log position of the last synced commit (see _DropHint)."""
+        return self._committed_seq
 
     def _get_overlay(self, key: bytes, overlay: dict[bytes, bytes | None]) -> bytes | None:
         if key in overlay:
@@ -391,10 +461,21 @@ class ReplicaStore:
         return result
 
     async def drop_hint(
-        self, home: str, bucket: str, key: str, stamp: Stamp, drop_copy: bool
+        self,
+        home: str,
+        bucket: str,
+        key: str,
+        stamp: Stamp,
+        drop_copy: bool,
+        shipped_seq: int = -1,
     ) -> bool:
-        done: bool = await self._submit(_DropHint(home, bucket, key, stamp, drop_copy))
+        done: bool = await self._submit(_DropHint(home, bucket, key, stamp, drop_copy, shipped_seq))
         return done
+
+    async def mark_hints(self, items: list[tuple[str, str, str, Stamp]]) -> int:
+        """Hint (home, bucket, key, stamp) for each item not hinted to that home yet."""
+        added: int = await self._submit(_MarkHints(items))
+        return added
 
     async def stage(
         self, data_id: bytes, chunks: AsyncIterator[tuple[int, bytes]]
@@ -696,6 +777,23 @@ class ReplicaStore:
 
     async def object_count(self) -> int:
         result: int = await self._read(self._count_prefix, keys.OBJECT)
+        return result
+
+    def _held_keys(self) -> dict[tuple[str, str], Stamp]:
+        """Every key with a current record or a version here, and its newest stamp."""
+        held: dict[tuple[str, str], Stamp] = {}
+        for k, raw in self._prefix_items(keys.OBJECT):
+            held[keys.split_object_key(k)] = records.decode_version(raw).stamp
+        for k, raw in self._prefix_items(keys.VERSION):
+            bucket, key, _ = k[1:].split(keys.SEP, 2)
+            bk = (bucket.decode(), key.decode())
+            stamp = records.decode_version(raw).stamp
+            if bk not in held or held[bk] < stamp:
+                held[bk] = stamp
+        return held
+
+    async def held_keys(self) -> dict[tuple[str, str], Stamp]:
+        result: dict[tuple[str, str], Stamp] = await self._read(self._held_keys)
         return result
 
     def iter_objects(self) -> Iterator[ObjectVersion]:

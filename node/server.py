@@ -11,7 +11,9 @@ import grpc
 from node.coordinator import Coordinator
 from node.events import EventStreams, NodeEvents
 from node.hints import HintedHandoff
+from node.membership import Membership, map_path, starting_config
 from node.peers import Peers
+from node.repair import Repairer
 from node.replica_store import ReplicaStore
 from node.servicer import AdminServicer, EventServicer, ObjectServicer, ReplicaServicer
 from node.witness_client import WitnessFleet
@@ -36,6 +38,16 @@ GC_INTERVAL_S = 5.0
 
 
 async def build(cfg: ClusterConfig, name: str) -> server.ProcessSpec:
+    cfg = await asyncio.to_thread(starting_config, cfg, name)
+    if not any(n.name == name for n in cfg.nodes):
+        log.error(
+            "%s is not in the cluster map at epoch %d (it was decommissioned; the map is "
+            "kept in %s): not starting",
+            name,
+            cfg.cluster.epoch,
+            map_path(cfg, name),
+        )
+        raise SystemExit(2)
     me = cfg.node_named(name)
     clock = HybridClock(cfg.cluster.id, me.id, cfg.node.clock_offset_ms)
     store = await asyncio.to_thread(ReplicaStore, cfg.data_dir_for(name), cfg.node, clock.wall_ms)
@@ -45,6 +57,8 @@ async def build(cfg: ClusterConfig, name: str) -> server.ProcessSpec:
     witnesses = WitnessFleet(cfg) if cfg.witnesses else None
     coord = Coordinator(cfg, me, peers, placer, clock, witnesses)
     handoff = HintedHandoff(store, peers, placer, cfg.node.hint_interval_s)
+    membership = Membership(cfg, me, placer, peers, handoff, store)
+    coord.moving_azs = membership.moving_azs
     node_events = NodeEvents(me, store, placer)
     event_streams = EventStreams(cfg, node_events, peers, coord.head_bucket)
     tasks: list[asyncio.Task[None]] = []
@@ -53,7 +67,7 @@ async def build(cfg: ClusterConfig, name: str) -> server.ProcessSpec:
         objects_pb2_grpc.add_ObjectServiceServicer_to_server(ObjectServicer(coord), srv)
         replica_pb2_grpc.add_ReplicaServiceServicer_to_server(ReplicaServicer(store), srv)
         admin_pb2_grpc.add_AdminServiceServicer_to_server(
-            AdminServicer(cfg, me, store, peers, witnesses), srv
+            AdminServicer(membership, store, peers, witnesses, Repairer(coord)), srv
         )
         events_pb2_grpc.add_EventServiceServicer_to_server(
             EventServicer(event_streams, node_events), srv
@@ -74,7 +88,13 @@ async def build(cfg: ClusterConfig, name: str) -> server.ProcessSpec:
                 log.exception("garbage collection round failed")
 
     async def on_start() -> None:
-        background = [peers.probe_forever(), handoff.run_forever(), gc_forever()]
+        background = [
+            peers.probe_forever(),
+            handoff.run_forever(),
+            gc_forever(),
+            membership.sync_forever(),
+            peers.wait_for_peers(),
+        ]
         if witnesses is not None:
             background.append(witnesses.learn())  # best effort; any answer teaches it too
         tasks.extend(asyncio.create_task(c) for c in background)
@@ -90,7 +110,7 @@ async def build(cfg: ClusterConfig, name: str) -> server.ProcessSpec:
             await witnesses.close()
         await asyncio.to_thread(store.close)
 
-    return server.ProcessSpec(
+    spec = server.ProcessSpec(
         name=name,
         role="node",
         grpc_addr=me.grpc,
@@ -101,6 +121,13 @@ async def build(cfg: ClusterConfig, name: str) -> server.ProcessSpec:
         on_start=on_start,
         on_stop=on_stop,
     )
+
+    def removed() -> None:
+        # Decommissioned: stop a moment later, once the call that said so is answered.
+        asyncio.get_running_loop().call_later(1.0, spec.stop.set)
+
+    membership.on_removed = removed
+    return spec
 
 
 def main(cfg: ClusterConfig, name: str) -> None:

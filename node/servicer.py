@@ -11,15 +11,20 @@ import grpc
 
 from node.coordinator import Coordinator, PutHeader
 from node.events import EventStreams, NodeEvents
+from node.membership import Membership
 from node.multipart import Multipart
 from node.peers import Peers
+from node.repair import Repairer, serve_repair
 from node.replica_store import ReplicaStore
 from node.witness_client import WitnessConn, WitnessFleet
-from tristore.config import ClusterConfig, NodeSpec
+from tristore import clustermap, config
+from tristore.config import NodeSpec
 from tristore.convert import (
     acl_to_pb,
     bucket_to_pb,
     change_from_pb,
+    cluster_map_from_pb,
+    cluster_map_to_pb,
     conditions_from_pb,
     info_to_pb,
     page_to_pb,
@@ -34,7 +39,7 @@ from tristore.convert import (
     version_page_to_pb,
     version_to_pb,
 )
-from tristore.errors import InvalidArgument
+from tristore.errors import InvalidArgument, InvalidRequest
 from tristore.events import event_to_pb, message_to_pb
 from tristore.model import ByteRange, CopySource
 from tristore.pb import (
@@ -500,15 +505,16 @@ class ReplicaServicer(replica_pb2_grpc.ReplicaServiceServicer):
 class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
     def __init__(
         self,
-        cfg: ClusterConfig,
-        me: NodeSpec,
+        membership: Membership,
         store: ReplicaStore,
         peers: Peers,
         witness: WitnessFleet | None,
+        repairer: Repairer,
     ) -> None:
+        self.repairer = repairer
         self.witness = witness
-        self.cfg = cfg
-        self.me = me
+        self.membership = membership
+        self.me = membership.me
         self.store = store
         self.peers = peers
         self.started = time.monotonic()
@@ -522,8 +528,10 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
             objects=await self.store.object_count(),
             disk_bytes=await self.store.disk_bytes(),
             change_log_seq=self.store.log_seq,
-            epoch=self.cfg.cluster.epoch,
+            epoch=self.membership.epoch,
             uptime_seconds=time.monotonic() - self.started,
+            state=self.membership.state,
+            handoffs_pending=self.membership.handoffs_pending(),
         )
 
     async def NodeStatus(
@@ -541,7 +549,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
                 if spec.name == self.me.name:
                     status = await self._status()
                 else:
-                    status = await self.peers.remote[spec.name].node_status()
+                    status = await self.peers.replica_for_map(spec).node_status()
             except Exception as exc:  # noqa: BLE001 - reported in the status, not raised
                 health.up = False
                 health.error = str(exc)
@@ -550,13 +558,54 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
             health.status.CopyFrom(status)
             return health
 
-        nodes = await asyncio.gather(*(one(n) for n in self.cfg.nodes))
+        cmap = self.membership.map
+        nodes = await asyncio.gather(*(one(n) for n in cmap.nodes))
         witnesses = await asyncio.gather(*(self._witness(c) for c in self._witness_conns()))
         return admin_pb2.ClusterStatusResponse(
-            cluster=self.cfg.cluster.name,
-            epoch=self.cfg.cluster.epoch,
+            cluster=self.membership.cfg.cluster.name,
+            epoch=cmap.epoch,
             nodes=nodes,
             witnesses=witnesses,
+        )
+
+    async def GetClusterMap(
+        self, request: admin_pb2.GetClusterMapRequest, context: Ctx
+    ) -> admin_pb2.ClusterMapResponse:
+        return self.membership.to_pb(request.known_epoch)
+
+    async def PutClusterMap(
+        self, request: admin_pb2.PutClusterMapRequest, context: Ctx
+    ) -> admin_pb2.ClusterMapResponse:
+        await self.membership.adopt(cluster_map_from_pb(request.map))
+        return self.membership.to_pb(0)
+
+    async def ChangeNode(
+        self, request: admin_pb2.ChangeNodeRequest, context: Ctx
+    ) -> admin_pb2.ChangeNodeResponse:
+        if request.action == clustermap.REMOVE and request.name == self.me.name:
+            raise InvalidRequest(
+                f"{self.me.name} cannot remove itself from the map; ask another node"
+            )
+        new, acked, missed = await self.membership.change(
+            request.name, request.action, request.expect_epoch, request.force
+        )
+        return admin_pb2.ChangeNodeResponse(
+            map=cluster_map_to_pb(new), acked=acked, not_reached=missed
+        )
+
+    async def Repair(
+        self, request: admin_pb2.RepairRequest, context: Ctx
+    ) -> AsyncIterator[admin_pb2.RepairProgress]:
+        async for progress in serve_repair(self.repairer, request):
+            yield progress
+
+    async def GetConfig(
+        self, request: admin_pb2.GetConfigRequest, context: Ctx
+    ) -> admin_pb2.GetConfigResponse:
+        return admin_pb2.GetConfigResponse(
+            toml=config.dump(self.membership.cfg),
+            epoch=self.membership.epoch,
+            node=self.me.name,
         )
 
     def _witness_conns(self) -> list[WitnessConn]:

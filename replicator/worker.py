@@ -37,6 +37,7 @@ from dataclasses import replace
 from typing import Any
 
 import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from replicator import metrics
 from replicator.state import ReplicatorState
@@ -63,6 +64,12 @@ STATUS_TRIES = 8
 LOG_WAIT_MS = 1000
 #: Versions one replicator sends at once.
 PARALLEL = 32
+#: How often, at start, a cluster no node of answered is tried again.
+CLUSTER_PROBE_S = 1.0
+#: How often the "waiting for" line is repeated.
+WAITING_LOG_EVERY_S = 5.0
+#: How often the source cluster's map is read (nodes that joined or left).
+MAP_WATCH_S = 5.0
 #: Versions remembered as done, so the other copies of their log entries are skipped.
 DONE_REMEMBERED = 100_000
 
@@ -100,6 +107,20 @@ class _Cluster:
         assert last is not None
         raise last
 
+    async def any_healthy(self, timeout_s: float) -> bool:
+        """Whether some node of the cluster says it is serving."""
+
+        async def one(channel: grpc.aio.Channel) -> bool:
+            try:
+                resp = await health_pb2_grpc.HealthStub(channel).Check(
+                    health_pb2.HealthCheckRequest(), timeout=timeout_s
+                )
+            except grpc.aio.AioRpcError:
+                return False
+            return bool(resp.status == health_pb2.HealthCheckResponse.SERVING)
+
+        return any(await asyncio.gather(*(one(c) for c in self.channels)))
+
     async def close(self) -> None:
         await asyncio.gather(*(c.close() for c in self.channels))
 
@@ -126,13 +147,66 @@ class Replicator:
         self._destinations_seen: set[str] = set()
         self._gate = asyncio.Semaphore(PARALLEL)
         self._inflight: dict[tuple[str, str, str, str], asyncio.Future[None]] = {}
+        self._tails: dict[str, asyncio.Task[None]] = {}
         self._done: OrderedDict[tuple[str, str, str, str], None] = OrderedDict()
         metrics.DLQ.set(len(state.parked()))
 
     # -- the loop --------------------------------------------------------------
 
     async def run_forever(self) -> None:
-        await asyncio.gather(*(self._tail(n) for n in self.cfg.nodes))
+        self._tails = {n.name: asyncio.create_task(self._tail(n)) for n in self.cfg.nodes}
+        try:
+            await asyncio.gather(self.wait_for_clusters(), self.watch_map())
+        finally:
+            for t in self._tails.values():
+                t.cancel()
+
+    async def wait_for_clusters(self) -> None:
+        """At start, say plainly which cluster no node of answers yet, until each does."""
+        pending = {f"source cluster {self.cfg.cluster.name}": self.source_raw}
+        pending |= {f"remote cluster {name}": c for name, c in self.remotes.items()}
+        last_said = float("-inf")
+        while pending:
+            answered = await asyncio.gather(
+                *(c.any_healthy(CLUSTER_PROBE_S) for c in pending.values())
+            )
+            for name, ok in zip(list(pending), answered, strict=True):
+                if ok:
+                    log.info("%s reachable", name)
+                    del pending[name]
+            if pending and time.monotonic() - last_said >= WAITING_LOG_EVERY_S:
+                last_said = time.monotonic()
+                log.warning(
+                    "waiting for %s: no node answers yet; changes wait in the change logs "
+                    "and are sent once it does (retrying every %.0fs)",
+                    " and ".join(pending),
+                    CLUSTER_PROBE_S,
+                )
+            if pending:
+                await asyncio.sleep(CLUSTER_PROBE_S)
+
+    async def watch_map(self) -> None:
+        """Tail the change log of every node of the source cluster's map as it
+        is now (nodes join and leave at run time)."""
+        while True:
+            await asyncio.sleep(MAP_WATCH_S)
+            try:
+                cmap = await self.source.cluster_map()
+            except errors.TristoreError as exc:
+                log.debug("reading the cluster map: %s", exc)
+                continue
+            for n in cmap.nodes:
+                if n.name not in self._tails:
+                    log.info("map epoch %d: tailing %s's change log too", cmap.epoch, n.name)
+                    self._logs[n.name] = replica_pb2_grpc.ReplicaServiceStub(
+                        grpc.aio.insecure_channel(n.grpc, options=CHANNEL_OPTIONS)
+                    )
+                    self._tails[n.name] = asyncio.create_task(self._tail(n))
+            names = {n.name for n in cmap.nodes}
+            for name in [name for name in self._tails if name not in names]:
+                # Every entry of its log is in the logs of the key's other AZs too.
+                log.info("map epoch %d: %s left; no longer tailing it", cmap.epoch, name)
+                self._tails.pop(name).cancel()
 
     async def _tail(self, node: NodeSpec) -> None:
         stub = self._logs[node.name]

@@ -119,6 +119,14 @@ class ReplicatorSection:
     timeout_s: float = 30.0
 
 
+#: A node takes new writes for the keys it is home to.
+ACTIVE = "active"
+#: A draining node takes no new writes (unless every active node of its AZ is
+#: down) and hands what it holds to the nodes now home to it.
+DRAINING = "draining"
+NODE_STATES = (ACTIVE, DRAINING)
+
+
 @dataclass(frozen=True)
 class NodeSpec:
     name: str
@@ -126,6 +134,9 @@ class NodeSpec:
     az: str
     grpc: str
     metrics: str
+    #: ``active`` or ``draining`` (``tristore admin drain`` sets it; the map's
+    #: epoch rises with every change).
+    state: str = ACTIVE
 
 
 @dataclass(frozen=True)
@@ -283,18 +294,20 @@ def _section(cls: type[T], raw: Mapping[str, Any], name: str, env: Mapping[str, 
 
 
 def _spec(cls: type[T], raw: Any, where: str) -> T:
-    """One ``[[nodes]]`` or ``[[witnesses]]`` entry: every field required."""
+    """One ``[[nodes]]`` or ``[[witnesses]]`` entry: every field without a default required."""
     if not isinstance(raw, Mapping):
         raise InvalidArgument(f"{where} must be a table")
     hints = typing.get_type_hints(cls)
-    fields = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
-    missing = [k for k in fields if k not in raw]
+    all_fields = dataclasses.fields(cls)  # type: ignore[arg-type]
+    fields = [f.name for f in all_fields]
+    required = [f.name for f in all_fields if f.default is dataclasses.MISSING]
+    missing = [k for k in required if k not in raw]
     if missing:
         raise InvalidArgument(f"{where} is missing {', '.join(missing)}")
     unknown = set(raw) - set(fields)
     if unknown:
         raise InvalidArgument(f"{where} has unknown keys {sorted(unknown)}; known keys: {fields}")
-    return cls(**{k: _coerce(raw[k], hints[k], f"{where} {k}") for k in fields})
+    return cls(**{k: _coerce(raw[k], hints[k], f"{where} {k}") for k in fields if k in raw})
 
 
 SECTIONS: dict[str, type] = {
@@ -387,6 +400,18 @@ def validate(cfg: ClusterConfig) -> None:
         raise InvalidArgument(
             f"a cluster needs nodes in at least three AZs; this map has {list(cfg.azs)}"
         )
+    for n in cfg.nodes:
+        if n.state not in NODE_STATES:
+            raise InvalidArgument(
+                f"node {n.name!r} has state {n.state!r}; states: {', '.join(NODE_STATES)}"
+            )
+    for az in cfg.azs:
+        if not any(n.state == ACTIVE for n in cfg.nodes if n.az == az):
+            raise InvalidArgument(
+                f"every node of {az} is draining; an AZ needs an active node to take its writes"
+            )
+    if cfg.cluster.epoch < 1:
+        raise InvalidArgument("[cluster] epoch must be 1 or more")
     if cfg.node.chunk_size < 4096 or cfg.node.chunk_size > 4 * 1024 * 1024:
         raise InvalidArgument("[node] chunk_size must be between 4 KiB and 4 MiB")
     if cfg.node.inline_max > cfg.node.chunk_size:

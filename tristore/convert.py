@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+from tristore.clustermap import ClusterMap
+from tristore.config import NodeSpec
 from tristore.model import (
     Acl,
     BucketInfo,
@@ -19,6 +21,7 @@ from tristore.model import (
     ObjectVersion,
     Part,
     PartPage,
+    RepairReport,
     Tagging,
     UploadPage,
     VersionEntry,
@@ -203,6 +206,8 @@ def node_status_to_pb(s: NodeStatus) -> admin_pb2.NodeStatusResponse:
         change_log_seq=s.change_log_seq,
         epoch=s.epoch,
         uptime_seconds=s.uptime_seconds,
+        state=s.state,
+        handoffs_pending=s.handoffs_pending,
     )
 
 
@@ -217,6 +222,29 @@ def node_status_from_pb(p: admin_pb2.NodeStatusResponse) -> NodeStatus:
         change_log_seq=p.change_log_seq,
         epoch=p.epoch,
         uptime_seconds=p.uptime_seconds,
+        state=p.state or "active",
+        handoffs_pending=p.handoffs_pending,
+    )
+
+
+def cluster_map_to_pb(m: ClusterMap) -> admin_pb2.ClusterMap:
+    return admin_pb2.ClusterMap(
+        epoch=m.epoch,
+        nodes=[
+            admin_pb2.NodeSpec(
+                name=n.name, id=n.id, az=n.az, grpc=n.grpc, metrics=n.metrics, state=n.state
+            )
+            for n in m.nodes
+        ],
+    )
+
+
+def cluster_map_from_pb(p: admin_pb2.ClusterMap) -> ClusterMap:
+    return ClusterMap(
+        p.epoch,
+        tuple(
+            NodeSpec(n.name, n.id, n.az, n.grpc, n.metrics, n.state or "active") for n in p.nodes
+        ),
     )
 
 
@@ -507,4 +535,28 @@ def rule_from_pb(p: common_pb2.ReplicationRule) -> Rule:
         tags=dict(p.tags),
         delete_markers=p.delete_markers,
         replica_modifications=p.replica_modifications,
+    )
+
+
+def repair_report_to_pb(r: RepairReport) -> admin_pb2.RepairProgress:
+    return admin_pb2.RepairProgress(
+        bucket=r.bucket,
+        keys_checked=r.keys_checked,
+        keys_repaired=r.keys_repaired,
+        versions_written=r.versions_written,
+        missing_by_az=r.missing_by_az,
+        keys_failed=r.keys_failed,
+        done=r.done,
+    )
+
+
+def repair_report_from_pb(p: admin_pb2.RepairProgress) -> RepairReport:
+    return RepairReport(
+        bucket=p.bucket,
+        keys_checked=p.keys_checked,
+        keys_repaired=p.keys_repaired,
+        versions_written=p.versions_written,
+        missing_by_az=dict(p.missing_by_az),
+        keys_failed=p.keys_failed,
+        done=p.done,
     )

@@ -334,13 +334,19 @@ class NodeStatus:
     change_log_seq: int = 0
     epoch: int = 0
     uptime_seconds: float = 0.0
+    #: ``active`` or ``draining``.
+    state: str = "active"
+    #: Keys held here that belong on another node (drain, map change, hints).
+    handoffs_pending: int = 0
 
     def to_json(self) -> dict[str, object]:
         return {
             "name": self.name,
             "az": self.az,
             "role": self.role,
+            "state": self.state,
             "hints_pending": self.hints_pending,
+            "handoffs_pending": self.handoffs_pending,
             "objects": self.objects,
             "disk_bytes": self.disk_bytes,
             "change_log_seq": self.change_log_seq,
@@ -510,4 +516,41 @@ class PartPage:
             "parts": [p.to_json() for p in self.parts],
             "is_truncated": self.is_truncated,
             "next_part_number_marker": self.next_part_number_marker,
+        }
+
+
+# -- anti-entropy repair -----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RepairReport:
+    """Progress of ``tristore admin repair`` (AdminService.Repair), for one
+    bucket so far, or (``done``) the totals of the whole run."""
+
+    #: The bucket the counts are about; in the final report, the bucket asked
+    #: for ("" when every bucket was repaired).
+    bucket: str
+    keys_checked: int = 0
+    #: Keys that lacked something in some AZ and were written back (with a dry
+    #: run: that would have been).
+    keys_repaired: int = 0
+    #: Records written, one for each version (or current record) and AZ it went
+    #: to; 0 in a dry run.
+    versions_written: int = 0
+    #: Records each AZ lacked or held with an older record stamp, by AZ.
+    missing_by_az: dict[str, int] = field(default_factory=dict)
+    #: Keys not compared in every AZ (an AZ did not answer, or a write back
+    #: failed): repair again when every AZ answers.
+    keys_failed: int = 0
+    done: bool = False
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "bucket": self.bucket,
+            "keys_checked": self.keys_checked,
+            "keys_repaired": self.keys_repaired,
+            "versions_written": self.versions_written,
+            "missing_by_az": dict(sorted(self.missing_by_az.items())),
+            "keys_failed": self.keys_failed,
+            "done": self.done,
         }

@@ -4,14 +4,19 @@ For each ``bucket/key``, the three AZs with the highest scores hold its replicas
 Inside each chosen AZ the nodes are ordered by their own score: the first is the
 home replica, the rest are fallbacks that hold a hint while the home is away.
 Adding or removing a node moves only the keys whose top choice changes.
+
+A draining node is never a home: it comes after every active node of its AZ,
+so it takes a write only when all of them are down. The map can change while a
+node runs (:meth:`Placer.update`, with a higher epoch).
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from tristore.config import ClusterConfig, NodeSpec
+from tristore.config import ACTIVE, ClusterConfig, NodeSpec
 
 REPLICA_AZS = 3
 
@@ -40,9 +45,25 @@ class Placement:
 class Placer:
     def __init__(self, cfg: ClusterConfig) -> None:
         self._by_az: dict[str, tuple[NodeSpec, ...]] = {}
-        for spec in cfg.nodes:
-            self._by_az[spec.az] = (*self._by_az.get(spec.az, ()), spec)
         self._cache: dict[str, Placement] = {}
+        self.epoch = 0
+        self.update(cfg.nodes, cfg.cluster.epoch)
+
+    def update(self, nodes: Iterable[NodeSpec], epoch: int) -> None:
+        """Place by a new map from now on."""
+        by_az: dict[str, tuple[NodeSpec, ...]] = {}
+        for spec in nodes:
+            by_az[spec.az] = (*by_az.get(spec.az, ()), spec)
+        self._by_az = by_az
+        self._cache = {}
+        self.epoch = epoch
+
+    @property
+    def nodes(self) -> tuple[NodeSpec, ...]:
+        return tuple(n for az in self.azs for n in self._by_az[az])
+
+    def node_named(self, name: str) -> NodeSpec | None:
+        return next((n for n in self.nodes if n.name == name), None)
 
     @property
     def azs(self) -> tuple[str, ...]:
@@ -62,13 +83,18 @@ class Placer:
                 AzReplicas(
                     az,
                     tuple(
-                        sorted(self._by_az[az], key=lambda n: _score(item, n.name), reverse=True)
+                        sorted(
+                            self._by_az[az],
+                            key=lambda n: (n.state == ACTIVE, _score(item, n.name)),
+                            reverse=True,
+                        )
                     ),
                 )
                 for az in azs
             )
         )
-        if len(self._cache) > 100_000:
-            self._cache.clear()
-        self._cache[item] = placement
+        cache = self._cache
+        if len(cache) > 100_000:
+            cache.clear()
+        cache[item] = placement
         return placement

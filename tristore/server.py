@@ -152,6 +152,8 @@ class ProcessSpec:
     #: Runs after the gRPC server stopped (flush and close state here).
     on_stop: Callable[[], Awaitable[None]] | None = None
     grace_s: float = 5.0
+    #: Set to stop the process as SIGTERM does.
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
     _ready: bool = field(default=False, init=False)
 
 
@@ -224,7 +226,7 @@ async def run(spec: ProcessSpec) -> None:
         spec.metrics_addr,
     )
 
-    stop = asyncio.Event()
+    stop = spec.stop
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)

@@ -320,7 +320,17 @@ def test_write_atomically_leaves_nothing_on_failure(tmp_path: Path) -> None:
 
 def test_render_status() -> None:
     up = NodeStatus(
-        "a1", "az-a", "node", hints_pending=3, objects=10, disk_bytes=2048, uptime_seconds=90
+        "a1",
+        "az-a",
+        "node",
+        hints_pending=3,
+        objects=10,
+        disk_bytes=2048,
+        uptime_seconds=90,
+        epoch=7,
+    )
+    draining = NodeStatus(
+        "a2", "az-a", "node", objects=4, epoch=7, state="draining", handoffs_pending=4
     )
     status = ClusterStatus(
         "local",
@@ -328,24 +338,28 @@ def test_render_status() -> None:
         (
             NodeHealth("b1", "az-b", "127.0.0.1:7103", False, error="connection refused"),
             NodeHealth("a1", "az-a", "127.0.0.1:7101", True, status=up),
+            NodeHealth("a2", "az-a", "127.0.0.1:7102", True, status=draining),
         ),
     )
     out = render_status(status)
     lines = out.splitlines()
-    assert lines[0] == "cluster local  epoch 7  nodes 1/2 up  hints pending 3"
-    assert lines[1] == "AZs: az-a 1/1  az-b 0/1"
+    assert lines[0] == "cluster local  epoch 7  nodes 2/3 up  hints pending 3"
+    assert lines[1] == "AZs: az-a 2/2  az-b 0/1"
     assert lines[4].split() == [
         "az-a",
         "a1",
         "127.0.0.1:7101",
         "up",
+        "7",
         "3",
+        "-",
         "10",
         "2.0",
         "KiB",
         "90s",
     ]
-    assert "DOWN" in lines[5] and "connection refused" in lines[5]
+    assert lines[5].split()[3:7] == ["draining", "7", "0", "4"]
+    assert "DOWN" in lines[6] and "connection refused" in lines[6]
 
 
 def test_owns_port_tells_our_listener_from_a_strangers() -> None:

@@ -1,16 +1,30 @@
-"""Admin commands: ``tristore admin status``.
+"""Admin commands: ``tristore admin status|drain|undrain|decommission|config show``.
 
 The cluster's view comes from the SDK's ``cluster_status()`` (asked of any
 node). Witness and replication columns join the table when those roles exist.
+Changes to the cluster map go to one node (``change_node``), which makes the
+next map and hands it to every node; progress is then read from the status of
+the node that drains.
 """
 
 from __future__ import annotations
 
 import argparse
-from typing import Any
+import sys
+import time
+from typing import TYPE_CHECKING, Any
 
+from tristore import clustermap
+from tristore.cli import admin_repair, progress
 from tristore.cli.util import connect, format_size, format_table, print_json
-from tristore.model import ClusterStatus, NodeHealth, WitnessHealth
+from tristore.errors import InvalidArgument, ServiceUnavailable
+from tristore.model import ClusterStatus, NodeHealth, NodeStatus, WitnessHealth
+
+if TYPE_CHECKING:
+    from tristore.client import Client
+
+#: Seconds between two looks at a draining node.
+POLL_S = 0.5
 
 
 def _uptime(seconds: float | None) -> str:
@@ -27,13 +41,16 @@ def _uptime(seconds: float | None) -> str:
 def _node_row(n: NodeHealth) -> list[object]:
     st = n.status if n.up else None
     if st is None:
-        return [n.az, n.name, n.grpc, "up" if n.up else "DOWN", "-", "-", "-", n.error or "-"]
+        down = "DOWN" if n.up is False else "?"
+        return [n.az, n.name, n.grpc, down, "-", "-", "-", "-", "-", n.error or "-"]
     return [
         n.az,
         n.name,
         n.grpc,
-        "up",
+        "up" if st.state == "active" else st.state,
+        st.epoch,
         st.hints_pending,
+        st.handoffs_pending if st.state != "active" else "-",
         st.objects,
         format_size(st.disk_bytes),
         _uptime(st.uptime_seconds),
@@ -51,7 +68,18 @@ def render_status(status: ClusterStatus) -> str:
         f"nodes {status.nodes_up}/{len(nodes)} up  hints pending {status.hints_pending}"
     )
     table = format_table(
-        ["AZ", "NODE", "GRPC", "STATE", "HINTS", "OBJECTS", "DISK", "UPTIME/ERROR"],
+        [
+            "AZ",
+            "NODE",
+            "GRPC",
+            "STATE",
+            "EPOCH",
+            "HINTS",
+            "HANDOFFS",
+            "OBJECTS",
+            "DISK",
+            "UPTIME/ERROR",
+        ],
         [_node_row(n) for n in nodes],
     )
     out = f"{head}\nAZs: {azs}\n\n{table}"
@@ -68,6 +96,134 @@ def _witness_row(w: WitnessHealth) -> list[object]:
     if not w.up:
         return [w.group, w.name, w.grpc, "DOWN", "-", "-", w.error or "-"]
     return [w.group, w.name, w.grpc, "up", f"{w.incarnation:x}", w.keys, _uptime(w.uptime_seconds)]
+
+
+def _node_status(c: Client, name: str) -> NodeStatus | None:
+    """``name``'s own status (None while it does not answer)."""
+    for n in c.cluster_status().nodes:
+        if n.name == name:
+            return n.status if n.up else None
+    raise InvalidArgument(f"no node named {name!r} in the cluster map")
+
+
+def _print_change(change: clustermap.MapChange, what: str) -> None:
+    missed = (
+        f"; not reached: {', '.join(change.not_reached)} (they learn it from their peers)"
+        if change.not_reached
+        else ""
+    )
+    print(f"epoch {change.map.epoch}: {what}; {len(change.acked)} nodes took the map{missed}")
+
+
+def _wait_drained(c: Client, name: str, timeout_s: float, quiet: bool) -> NodeStatus:
+    """Poll ``name`` until it holds nothing; a progress bar on a terminal."""
+    first = _node_status(c, name)
+    total = first.objects + first.handoffs_pending if first is not None else None
+    bar = progress.for_stderr(total, enabled=not quiet, unit="keys")
+    deadline = time.monotonic() + timeout_s
+    said_down = False
+    try:
+        while True:
+            st = _node_status(c, name)
+            if st is None:
+                if not said_down:
+                    print(
+                        f"{name} does not answer; its drain goes on when it is back",
+                        file=sys.stderr,
+                    )
+                    said_down = True
+            else:
+                left = st.objects + st.handoffs_pending
+                if total is None or left > total:
+                    total = bar.total = left
+                bar(total - left)
+                if st.state == "draining" and left == 0:
+                    return st
+            if time.monotonic() > deadline:
+                raise ServiceUnavailable(
+                    f"{name} has not finished draining after {timeout_s:.0f}s"
+                    + (
+                        f" ({st.objects} keys and {st.handoffs_pending} handoffs left)"
+                        if st
+                        else ""
+                    )
+                    + "; it goes on in the background: look again with `tristore admin status`"
+                )
+            time.sleep(POLL_S)
+    finally:
+        bar.close()
+
+
+def cmd_drain(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    with connect(args.endpoint) as c:
+        change = c.change_node(args.node, clustermap.DRAIN, args.expect_epoch)
+        if not args.json:
+            _print_change(change, f"{args.node} is draining (it takes no new writes)")
+        if args.no_wait:
+            if args.json:
+                print_json(change.to_json())
+            return 0
+        st = _wait_drained(c, args.node, args.timeout, args.json)
+    took = time.monotonic() - started
+    if args.json:
+        print_json({**change.to_json(), "drained": True, "seconds": round(took, 3)})
+    else:
+        print(
+            f"{args.node} is drained: it holds no keys ({took:.1f}s). "
+            f"`tristore admin decommission {args.node}` removes it from the map; "
+            f"`tristore admin undrain {args.node}` takes it back. (epoch {st.epoch})"
+        )
+    return 0
+
+
+def cmd_undrain(args: argparse.Namespace) -> int:
+    with connect(args.endpoint) as c:
+        change = c.change_node(args.node, clustermap.UNDRAIN, args.expect_epoch)
+    if args.json:
+        print_json(change.to_json())
+    else:
+        _print_change(
+            change, f"{args.node} is active again (its keys come back to it from the others)"
+        )
+    return 0
+
+
+def cmd_decommission(args: argparse.Namespace) -> int:
+    with connect(args.endpoint) as c:
+        cmap = c.cluster_map()
+        spec = cmap.node(args.node)
+        if spec.state != "draining" and not args.force:
+            change = c.change_node(args.node, clustermap.DRAIN, args.expect_epoch)
+            if not args.json:
+                _print_change(change, f"{args.node} is draining before it leaves")
+        if not args.force:
+            _wait_drained(c, args.node, args.timeout, args.json)
+        # The node to leave cannot remove itself: ask the others.
+        others = ",".join(n.grpc for n in cmap.nodes if n.name != args.node)
+    with connect(others) as c:
+        change = c.change_node(args.node, clustermap.REMOVE, force=args.force)
+    if args.json:
+        print_json(change.to_json())
+    else:
+        _print_change(change, f"{args.node} left the cluster map; its process stops")
+        if args.force:
+            print(
+                "it was removed without draining: run `tristore admin repair` so that every "
+                "key is on a node of each of its AZs again"
+            )
+    return 0
+
+
+def cmd_config_show(args: argparse.Namespace) -> int:
+    with connect(args.endpoint) as c:
+        cfg = c.node_config()
+    if args.json:
+        print_json({"node": cfg.node, "epoch": cfg.epoch, "toml": cfg.toml})
+    else:
+        print(f"# effective configuration of node {cfg.node}, cluster map epoch {cfg.epoch}")
+        print(cfg.toml)
+    return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -93,3 +249,68 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_status)
+
+    def node_command(
+        name: str, func: Any, help: str, description: str, wait: bool
+    ) -> argparse.ArgumentParser:
+        p = actions.add_parser(name, parents=[common], help=help, description=description)
+        p.add_argument("node", metavar="NODE", help="node name, as in the cluster map")
+        p.add_argument(
+            "--expect-epoch",
+            type=int,
+            default=0,
+            help="refuse if the cluster map is no longer at this epoch",
+        )
+        p.add_argument("--json", action="store_true", help="print one JSON object")
+        if wait:
+            p.add_argument(
+                "--timeout", type=float, default=3600.0, help="seconds to wait for the drain"
+            )
+        p.set_defaults(func=func)
+        return p
+
+    p = node_command(
+        "drain",
+        cmd_drain,
+        "stop placing new writes on a node and hand its data to the rest of its AZ",
+        "Mark NODE draining (a new cluster map, epoch + 1, handed to every node): it is "
+        "home to no key, takes writes only while every other node of its AZ is down, "
+        "and hands every key it holds to the node of its AZ now home to it. Waits, with "
+        "a progress bar, until it holds nothing.",
+        wait=True,
+    )
+    p.add_argument("--no-wait", action="store_true", help="return once the map changed")
+    node_command(
+        "undrain",
+        cmd_undrain,
+        "make a draining node active again",
+        "Mark NODE active again; the keys it is home to come back to it from the others.",
+        wait=False,
+    )
+    p = node_command(
+        "decommission",
+        cmd_decommission,
+        "drain a node, then remove it from the cluster map (its process stops)",
+        "Drain NODE if it is not drained yet, wait until it holds nothing, then remove it "
+        "from the cluster map. The node stops once it learns it left. With --force the "
+        "node is removed at once, drained or not, answering or not (a lost machine): run "
+        "`tristore admin repair` after.",
+        wait=True,
+    )
+    p.add_argument("--force", action="store_true", help="remove without draining (lost node)")
+
+    admin_repair.add_parser(actions, common)
+
+    config = actions.add_parser(
+        "config", help="the cluster's configuration", description="Show the configuration."
+    )
+    config_actions = config.add_subparsers(dest="config_command", metavar="COMMAND", required=True)
+    p = config_actions.add_parser(
+        "show",
+        parents=[common],
+        help="a node's effective configuration (file and current cluster map) as TOML",
+        description="Print the configuration the answering node runs with: its config file "
+        "with the cluster map it holds now (nodes, states, epoch) in place of the file's.",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_config_show)

@@ -21,15 +21,24 @@ MIN_INTERVAL_S = 0.1
 SHOW_AFTER_S = 0.5
 
 
-def render(done: int, total: int | None, elapsed_s: float, width: int = BAR_WIDTH) -> str:
-    """The bar's text, e.g. ``[#####.......]  42%  420.0 MiB / 1.0 GiB  85.3 MiB/s``."""
-    rate = f"{format_size(done / elapsed_s)}/s" if elapsed_s > 0 else "-/s"
+def render(
+    done: int, total: int | None, elapsed_s: float, width: int = BAR_WIDTH, unit: str = ""
+) -> str:
+    """The bar's text, e.g. ``[#####.......]  42%  420.0 MiB / 1.0 GiB  85.3 MiB/s``;
+    with a ``unit`` it counts things: ``[##......]  25%  250 / 1000 keys  50 keys/s``."""
+
+    def fmt(n: float) -> str:
+        return f"{n:.0f}" if unit else format_size(n)
+
+    per = f" {unit}/s" if unit else "/s"
+    rate = f"{fmt(done / elapsed_s)}{per}" if elapsed_s > 0 else f"-{per}"
+    of = f" {unit}" if unit else ""
     if not total:
-        return f"{format_size(done)}  {rate}"
+        return f"{fmt(done)}{of}  {rate}"
     fraction = min(max(done / total, 0.0), 1.0)
     filled = int(fraction * width)
     bar = "#" * filled + "." * (width - filled)
-    return f"[{bar}] {int(fraction * 100):3d}%  {format_size(done)} / {format_size(total)}  {rate}"
+    return f"[{bar}] {int(fraction * 100):3d}%  {fmt(done)} / {fmt(total)}{of}  {rate}"
 
 
 class Progress:
@@ -43,8 +52,10 @@ class Progress:
         clock: Callable[[], float] = time.monotonic,
         show_after_s: float = SHOW_AFTER_S,
         min_interval_s: float = MIN_INTERVAL_S,
+        unit: str = "",
     ) -> None:
         self.total = total
+        self.unit = unit
         self.done = 0
         self._out = out
         self._clock = clock
@@ -73,7 +84,7 @@ class Progress:
         self._draw(now)
 
     def _draw(self, now: float) -> None:
-        line = render(self.done, self.total, now - self._started)
+        line = render(self.done, self.total, now - self._started, unit=self.unit)
         pad = max(self._drawn_width - len(line), 0)
         self._out.write("\r" + line + " " * pad)
         self._out.flush()
@@ -99,8 +110,8 @@ class _NoProgress(Progress):
         return
 
 
-def for_stderr(total: int | None, enabled: bool = True) -> Progress:
+def for_stderr(total: int | None, enabled: bool = True, unit: str = "") -> Progress:
     """A bar on stderr when it is a terminal; otherwise one that draws nothing."""
     if enabled and sys.stderr.isatty():
-        return Progress(total, sys.stderr)
+        return Progress(total, sys.stderr, unit=unit)
     return _NoProgress(total, sys.stderr)

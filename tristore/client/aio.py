@@ -29,7 +29,7 @@ from typing import Any, Self, TypeVar
 
 import grpc
 
-from tristore import convert, errors, validation
+from tristore import clustermap, convert, errors, validation
 from tristore.client._body import Body, BodyInput, make_body
 from tristore.client._transport import (
     CLUSTER_WIDE,
@@ -38,6 +38,7 @@ from tristore.client._transport import (
     has_server_code,
     parse_endpoints,
 )
+from tristore.clustermap import ClusterMap, MapChange, NodeConfig
 from tristore.events import Event, Heartbeat, message_from_pb
 from tristore.model import (
     NULL_VERSION,
@@ -54,6 +55,7 @@ from tristore.model import (
     ObjectInfo,
     Part,
     PartPage,
+    RepairReport,
     Tagging,
     UploadPage,
     VersionPage,
@@ -925,6 +927,69 @@ class AsyncClient:
         """The cluster as the answering node sees it (every node's health)."""
         resp = await self._unary("ClusterStatus", admin_pb2.ClusterStatusRequest(), admin=True)
         return convert.cluster_status_from_pb(resp)
+
+    async def repair(self, bucket: str = "", dry_run: bool = False) -> AsyncIterator[RepairReport]:
+        """Anti-entropy repair (``tristore admin repair``): the answering node
+        compares what each of a key's AZs holds with the others, for every key
+        of ``bucket`` (of every bucket when empty), and writes back what an AZ
+        lacks; with ``dry_run`` it only counts::
+
+            async for report in client.repair("photos"):
+                print(report.keys_checked, report.missing_by_az)
+
+        A report comes every ~200 keys and when a bucket is through; the last
+        one has ``done`` set and the totals. Starting is retried like any call;
+        a stream that breaks once reports flow is raised (repairing again is
+        harmless)."""
+        if bucket:
+            validation.check_bucket_name(bucket)
+        request = admin_pb2.RepairRequest(bucket=bucket, dry_run=dry_run)
+
+        async def start(ep: Endpoint) -> tuple[Any, Any]:
+            call = ep.admin.Repair(request)
+            try:
+                return call, await call.read()
+            except BaseException:
+                call.cancel()
+                raise
+
+        call, msg = await self._call("Repair", start)
+        try:
+            while msg is not grpc.aio.EOF:
+                yield convert.repair_report_from_pb(msg)
+                msg = await call.read()
+        except grpc.aio.AioRpcError as exc:
+            raise errors.from_rpc_error(exc) from None
+        finally:
+            call.cancel()
+
+    async def cluster_map(self) -> ClusterMap:
+        """The cluster map (nodes, their AZs and states, epoch) the answering node holds."""
+        resp = await self._unary("GetClusterMap", admin_pb2.GetClusterMapRequest(), admin=True)
+        return convert.cluster_map_from_pb(resp.map)
+
+    async def change_node(
+        self, name: str, action: str, expect_epoch: int = 0, force: bool = False
+    ) -> MapChange:
+        """``drain``, ``undrain`` or ``remove`` a node: a new map, epoch + 1,
+        handed to every node. ``expect_epoch`` refuses the change when the map
+        moved on meanwhile (ConditionalRequestConflict)."""
+        if action not in clustermap.ACTIONS:
+            raise errors.InvalidArgument(
+                f"unknown action {action!r}; actions: {', '.join(clustermap.ACTIONS)}"
+            )
+        req = admin_pb2.ChangeNodeRequest(
+            name=name, action=action, expect_epoch=expect_epoch, force=force
+        )
+        resp = await self._unary("ChangeNode", req, admin=True)
+        return MapChange(
+            convert.cluster_map_from_pb(resp.map), tuple(resp.acked), tuple(resp.not_reached)
+        )
+
+    async def node_config(self) -> NodeConfig:
+        """The answering node's effective configuration, as TOML."""
+        resp = await self._unary("GetConfig", admin_pb2.GetConfigRequest(), admin=True)
+        return NodeConfig(resp.node, resp.epoch, resp.toml)
 
     # -- plumbing --------------------------------------------------------------
 

@@ -30,6 +30,7 @@ from tristore.client.aio import (
     Progress,
     RangeSpec,
 )
+from tristore.clustermap import ClusterMap, MapChange, NodeConfig
 from tristore.events import Event, Heartbeat
 from tristore.model import (
     Acl,
@@ -44,6 +45,7 @@ from tristore.model import (
     ObjectInfo,
     Part,
     PartPage,
+    RepairReport,
     Tagging,
     UploadPage,
     VersionPage,
@@ -517,6 +519,22 @@ class Client:
 
     def cluster_status(self) -> ClusterStatus:
         return self._run(self._aio.cluster_status())
+
+    def repair(self, bucket: str = "", dry_run: bool = False) -> Iterator[RepairReport]:
+        """Anti-entropy repair (see AsyncClient.repair): progress reports as
+        they come, the last one with ``done`` set and the totals."""
+        return self._iterate(self._aio.repair(bucket, dry_run))
+
+    def cluster_map(self) -> ClusterMap:
+        return self._run(self._aio.cluster_map())
+
+    def change_node(
+        self, name: str, action: str, expect_epoch: int = 0, force: bool = False
+    ) -> MapChange:
+        return self._run(self._aio.change_node(name, action, expect_epoch, force))
+
+    def node_config(self) -> NodeConfig:
+        return self._run(self._aio.node_config())
 
 
 class ObjectStream:

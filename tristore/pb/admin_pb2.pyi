@@ -11,7 +11,7 @@ class NodeStatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class NodeStatusResponse(_message.Message):
-    __slots__ = ("name", "az", "role", "hints_pending", "objects", "disk_bytes", "change_log_seq", "epoch", "uptime_seconds")
+    __slots__ = ("name", "az", "role", "hints_pending", "objects", "disk_bytes", "change_log_seq", "epoch", "uptime_seconds", "state", "handoffs_pending")
     NAME_FIELD_NUMBER: _ClassVar[int]
     AZ_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
@@ -21,6 +21,8 @@ class NodeStatusResponse(_message.Message):
     CHANGE_LOG_SEQ_FIELD_NUMBER: _ClassVar[int]
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     UPTIME_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    HANDOFFS_PENDING_FIELD_NUMBER: _ClassVar[int]
     name: str
     az: str
     role: str
@@ -30,7 +32,9 @@ class NodeStatusResponse(_message.Message):
     change_log_seq: int
     epoch: int
     uptime_seconds: float
-    def __init__(self, name: _Optional[str] = ..., az: _Optional[str] = ..., role: _Optional[str] = ..., hints_pending: _Optional[int] = ..., objects: _Optional[int] = ..., disk_bytes: _Optional[int] = ..., change_log_seq: _Optional[int] = ..., epoch: _Optional[int] = ..., uptime_seconds: _Optional[float] = ...) -> None: ...
+    state: str
+    handoffs_pending: int
+    def __init__(self, name: _Optional[str] = ..., az: _Optional[str] = ..., role: _Optional[str] = ..., hints_pending: _Optional[int] = ..., objects: _Optional[int] = ..., disk_bytes: _Optional[int] = ..., change_log_seq: _Optional[int] = ..., epoch: _Optional[int] = ..., uptime_seconds: _Optional[float] = ..., state: _Optional[str] = ..., handoffs_pending: _Optional[int] = ...) -> None: ...
 
 class ClusterStatusRequest(_message.Message):
     __slots__ = ()
@@ -83,3 +87,118 @@ class ClusterStatusResponse(_message.Message):
     nodes: _containers.RepeatedCompositeFieldContainer[NodeHealth]
     witnesses: _containers.RepeatedCompositeFieldContainer[WitnessHealth]
     def __init__(self, cluster: _Optional[str] = ..., epoch: _Optional[int] = ..., nodes: _Optional[_Iterable[_Union[NodeHealth, _Mapping]]] = ..., witnesses: _Optional[_Iterable[_Union[WitnessHealth, _Mapping]]] = ...) -> None: ...
+
+class NodeSpec(_message.Message):
+    __slots__ = ("name", "id", "az", "grpc", "metrics", "state")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    AZ_FIELD_NUMBER: _ClassVar[int]
+    GRPC_FIELD_NUMBER: _ClassVar[int]
+    METRICS_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    id: int
+    az: str
+    grpc: str
+    metrics: str
+    state: str
+    def __init__(self, name: _Optional[str] = ..., id: _Optional[int] = ..., az: _Optional[str] = ..., grpc: _Optional[str] = ..., metrics: _Optional[str] = ..., state: _Optional[str] = ...) -> None: ...
+
+class ClusterMap(_message.Message):
+    __slots__ = ("epoch", "nodes")
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    NODES_FIELD_NUMBER: _ClassVar[int]
+    epoch: int
+    nodes: _containers.RepeatedCompositeFieldContainer[NodeSpec]
+    def __init__(self, epoch: _Optional[int] = ..., nodes: _Optional[_Iterable[_Union[NodeSpec, _Mapping]]] = ...) -> None: ...
+
+class GetClusterMapRequest(_message.Message):
+    __slots__ = ("known_epoch",)
+    KNOWN_EPOCH_FIELD_NUMBER: _ClassVar[int]
+    known_epoch: int
+    def __init__(self, known_epoch: _Optional[int] = ...) -> None: ...
+
+class ClusterMapResponse(_message.Message):
+    __slots__ = ("epoch", "map", "handoffs_pending")
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    MAP_FIELD_NUMBER: _ClassVar[int]
+    HANDOFFS_PENDING_FIELD_NUMBER: _ClassVar[int]
+    epoch: int
+    map: ClusterMap
+    handoffs_pending: int
+    def __init__(self, epoch: _Optional[int] = ..., map: _Optional[_Union[ClusterMap, _Mapping]] = ..., handoffs_pending: _Optional[int] = ...) -> None: ...
+
+class PutClusterMapRequest(_message.Message):
+    __slots__ = ("map",)
+    MAP_FIELD_NUMBER: _ClassVar[int]
+    map: ClusterMap
+    def __init__(self, map: _Optional[_Union[ClusterMap, _Mapping]] = ...) -> None: ...
+
+class ChangeNodeRequest(_message.Message):
+    __slots__ = ("name", "action", "expect_epoch", "force")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    EXPECT_EPOCH_FIELD_NUMBER: _ClassVar[int]
+    FORCE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    action: str
+    expect_epoch: int
+    force: bool
+    def __init__(self, name: _Optional[str] = ..., action: _Optional[str] = ..., expect_epoch: _Optional[int] = ..., force: _Optional[bool] = ...) -> None: ...
+
+class ChangeNodeResponse(_message.Message):
+    __slots__ = ("map", "acked", "not_reached")
+    MAP_FIELD_NUMBER: _ClassVar[int]
+    ACKED_FIELD_NUMBER: _ClassVar[int]
+    NOT_REACHED_FIELD_NUMBER: _ClassVar[int]
+    map: ClusterMap
+    acked: _containers.RepeatedScalarFieldContainer[str]
+    not_reached: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, map: _Optional[_Union[ClusterMap, _Mapping]] = ..., acked: _Optional[_Iterable[str]] = ..., not_reached: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class GetConfigRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetConfigResponse(_message.Message):
+    __slots__ = ("toml", "epoch", "node")
+    TOML_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    toml: str
+    epoch: int
+    node: str
+    def __init__(self, toml: _Optional[str] = ..., epoch: _Optional[int] = ..., node: _Optional[str] = ...) -> None: ...
+
+class RepairRequest(_message.Message):
+    __slots__ = ("bucket", "dry_run")
+    BUCKET_FIELD_NUMBER: _ClassVar[int]
+    DRY_RUN_FIELD_NUMBER: _ClassVar[int]
+    bucket: str
+    dry_run: bool
+    def __init__(self, bucket: _Optional[str] = ..., dry_run: _Optional[bool] = ...) -> None: ...
+
+class RepairProgress(_message.Message):
+    __slots__ = ("bucket", "keys_checked", "keys_repaired", "versions_written", "missing_by_az", "keys_failed", "done")
+    class MissingByAzEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    BUCKET_FIELD_NUMBER: _ClassVar[int]
+    KEYS_CHECKED_FIELD_NUMBER: _ClassVar[int]
+    KEYS_REPAIRED_FIELD_NUMBER: _ClassVar[int]
+    VERSIONS_WRITTEN_FIELD_NUMBER: _ClassVar[int]
+    MISSING_BY_AZ_FIELD_NUMBER: _ClassVar[int]
+    KEYS_FAILED_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    bucket: str
+    keys_checked: int
+    keys_repaired: int
+    versions_written: int
+    missing_by_az: _containers.ScalarMap[str, int]
+    keys_failed: int
+    done: bool
+    def __init__(self, bucket: _Optional[str] = ..., keys_checked: _Optional[int] = ..., keys_repaired: _Optional[int] = ..., versions_written: _Optional[int] = ..., missing_by_az: _Optional[_Mapping[str, int]] = ..., keys_failed: _Optional[int] = ..., done: _Optional[bool] = ...) -> None: ...

@@ -44,6 +44,31 @@ class AdminServiceStub:
                 request_serializer=tristore_dot_pb_dot_admin__pb2.ClusterStatusRequest.SerializeToString,
                 response_deserializer=tristore_dot_pb_dot_admin__pb2.ClusterStatusResponse.FromString,
                 _registered_method=True)
+        self.GetClusterMap = channel.unary_unary(
+                '/tristore.v1.AdminService/GetClusterMap',
+                request_serializer=tristore_dot_pb_dot_admin__pb2.GetClusterMapRequest.SerializeToString,
+                response_deserializer=tristore_dot_pb_dot_admin__pb2.ClusterMapResponse.FromString,
+                _registered_method=True)
+        self.PutClusterMap = channel.unary_unary(
+                '/tristore.v1.AdminService/PutClusterMap',
+                request_serializer=tristore_dot_pb_dot_admin__pb2.PutClusterMapRequest.SerializeToString,
+                response_deserializer=tristore_dot_pb_dot_admin__pb2.ClusterMapResponse.FromString,
+                _registered_method=True)
+        self.ChangeNode = channel.unary_unary(
+                '/tristore.v1.AdminService/ChangeNode',
+                request_serializer=tristore_dot_pb_dot_admin__pb2.ChangeNodeRequest.SerializeToString,
+                response_deserializer=tristore_dot_pb_dot_admin__pb2.ChangeNodeResponse.FromString,
+                _registered_method=True)
+        self.GetConfig = channel.unary_unary(
+                '/tristore.v1.AdminService/GetConfig',
+                request_serializer=tristore_dot_pb_dot_admin__pb2.GetConfigRequest.SerializeToString,
+                response_deserializer=tristore_dot_pb_dot_admin__pb2.GetConfigResponse.FromString,
+                _registered_method=True)
+        self.Repair = channel.unary_stream(
+                '/tristore.v1.AdminService/Repair',
+                request_serializer=tristore_dot_pb_dot_admin__pb2.RepairRequest.SerializeToString,
+                response_deserializer=tristore_dot_pb_dot_admin__pb2.RepairProgress.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
@@ -63,6 +88,44 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetClusterMap(self, request, context):
+        """This node's cluster map; the whole map when its epoch is at least known_epoch.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PutClusterMap(self, request, context):
+        """Offer a map: taken when its epoch is newer than this node's (maps spread
+        node to node this way too).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ChangeNode(self, request, context):
+        """Drain, undrain or remove a node: this node makes the new map (epoch + 1)
+        and hands it to every node it reaches.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetConfig(self, request, context):
+        """The effective configuration of this node, as TOML.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Repair(self, request, context):
+        """Anti-entropy: compare what each AZ holds of every key and write back what
+        is missing or stale; progress is streamed, the last message has done set.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -75,6 +138,31 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.ClusterStatus,
                     request_deserializer=tristore_dot_pb_dot_admin__pb2.ClusterStatusRequest.FromString,
                     response_serializer=tristore_dot_pb_dot_admin__pb2.ClusterStatusResponse.SerializeToString,
+            ),
+            'GetClusterMap': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetClusterMap,
+                    request_deserializer=tristore_dot_pb_dot_admin__pb2.GetClusterMapRequest.FromString,
+                    response_serializer=tristore_dot_pb_dot_admin__pb2.ClusterMapResponse.SerializeToString,
+            ),
+            'PutClusterMap': grpc.unary_unary_rpc_method_handler(
+                    servicer.PutClusterMap,
+                    request_deserializer=tristore_dot_pb_dot_admin__pb2.PutClusterMapRequest.FromString,
+                    response_serializer=tristore_dot_pb_dot_admin__pb2.ClusterMapResponse.SerializeToString,
+            ),
+            'ChangeNode': grpc.unary_unary_rpc_method_handler(
+                    servicer.ChangeNode,
+                    request_deserializer=tristore_dot_pb_dot_admin__pb2.ChangeNodeRequest.FromString,
+                    response_serializer=tristore_dot_pb_dot_admin__pb2.ChangeNodeResponse.SerializeToString,
+            ),
+            'GetConfig': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetConfig,
+                    request_deserializer=tristore_dot_pb_dot_admin__pb2.GetConfigRequest.FromString,
+                    response_serializer=tristore_dot_pb_dot_admin__pb2.GetConfigResponse.SerializeToString,
+            ),
+            'Repair': grpc.unary_stream_rpc_method_handler(
+                    servicer.Repair,
+                    request_deserializer=tristore_dot_pb_dot_admin__pb2.RepairRequest.FromString,
+                    response_serializer=tristore_dot_pb_dot_admin__pb2.RepairProgress.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -131,6 +219,141 @@ class AdminService:
             '/tristore.v1.AdminService/ClusterStatus',
             tristore_dot_pb_dot_admin__pb2.ClusterStatusRequest.SerializeToString,
             tristore_dot_pb_dot_admin__pb2.ClusterStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetClusterMap(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tristore.v1.AdminService/GetClusterMap',
+            tristore_dot_pb_dot_admin__pb2.GetClusterMapRequest.SerializeToString,
+            tristore_dot_pb_dot_admin__pb2.ClusterMapResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PutClusterMap(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tristore.v1.AdminService/PutClusterMap',
+            tristore_dot_pb_dot_admin__pb2.PutClusterMapRequest.SerializeToString,
+            tristore_dot_pb_dot_admin__pb2.ClusterMapResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ChangeNode(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tristore.v1.AdminService/ChangeNode',
+            tristore_dot_pb_dot_admin__pb2.ChangeNodeRequest.SerializeToString,
+            tristore_dot_pb_dot_admin__pb2.ChangeNodeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetConfig(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tristore.v1.AdminService/GetConfig',
+            tristore_dot_pb_dot_admin__pb2.GetConfigRequest.SerializeToString,
+            tristore_dot_pb_dot_admin__pb2.GetConfigResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Repair(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/tristore.v1.AdminService/Repair',
+            tristore_dot_pb_dot_admin__pb2.RepairRequest.SerializeToString,
+            tristore_dot_pb_dot_admin__pb2.RepairProgress.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,255 @@
+"""``tristore admin repair``: a node that lost its disk gets back, from the
+other AZs, every version it was home to (anti-entropy within one cluster)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import threading
+import time
+from collections import defaultdict
+from typing import Any
+
+import pytest
+
+from node import keys
+from tests.integration.cluster import DevCluster, all_versions, wait_until
+from tristore import errors
+from tristore.model import ObjectVersion
+
+pytestmark = pytest.mark.integration
+
+PLAIN = "repair-plain"  # never versioned: overwrites, unversioned deletes
+VERS = "repair-vers"  # versioned: versions, delete markers, versions deleted for good
+VICTIM = "b1"
+MARKER = None  # a delete marker's "body"
+
+
+def _md5(body: bytes) -> str:
+    return hashlib.md5(body).hexdigest()
+
+
+class Writer(threading.Thread):
+    """Writes new keys while the repair runs, recording what was acknowledged."""
+
+    def __init__(self, cluster: DevCluster, limit: int, seconds: float) -> None:
+        super().__init__(daemon=True)
+        self.cluster = cluster
+        self.limit = limit
+        self.deadline = time.monotonic() + seconds
+        self.acked: dict[str, bytes] = {}
+        self.failed: list[str] = []
+        self.stop_flag = threading.Event()
+
+    def run(self) -> None:
+        with self.cluster.client() as c:
+            for i in range(self.limit):
+                if self.stop_flag.is_set() or time.monotonic() > self.deadline:
+                    return
+                key = f"during/{i:04d}"
+                body = f"written during the repair {i}".encode() * (1 + i % 7)
+                try:
+                    c.put_object(PLAIN, key, body)
+                except errors.TristoreError as exc:
+                    self.failed.append(f"{key}: {exc.code}: {exc}")
+                else:
+                    self.acked[key] = body
+
+
+def _fill(cluster: DevCluster) -> tuple[dict[str, bytes | None], dict[tuple[str, str], Any]]:
+    """~150 objects in two buckets. Returns the plain bucket's keys (body, None
+    when deleted) and the versioned bucket's versions ((key, version id) ->
+    body, MARKER for a delete marker, or "removed" for one deleted for good),
+    with the tags of the versions tagged after they stopped being current."""
+    plain: dict[str, bytes | None] = {}
+    vers: dict[tuple[str, str], Any] = {}
+    with cluster.client() as c:
+        c.create_bucket(PLAIN)
+        c.create_bucket(VERS)
+        c.put_bucket_versioning(VERS, "Enabled")
+        for i in range(70):
+            key = f"p/{i:03d}"
+            body = f"plain {i} ".encode() * (1 + i % 9)
+            if i in (3, 41):
+                body = body * 20_000  # staged in chunks: its body is copied chunk by chunk
+            c.put_object(PLAIN, key, body)
+            plain[key] = body
+        for i in range(10):  # overwritten: the older null version is gone for good
+            body = f"plain {i}, second".encode()
+            c.put_object(PLAIN, f"p/{i:03d}", body)
+            plain[f"p/{i:03d}"] = body
+        for i in range(60, 70):  # unversioned deletes: a tombstone is all that is left
+            c.delete_object(PLAIN, f"p/{i:03d}")
+            plain[f"p/{i:03d}"] = None
+        for i in range(30):
+            key = f"v/{i:03d}"
+            for n in range(2 + i % 2):
+                body = f"version {n} of {key}".encode() * (1 + n)
+                if i == 7 and n == 0:
+                    body = body * 40_000
+                vers[(key, c.put_object(VERS, key, body).version_id)] = body
+            ids = [vid for k, vid in vers if k == key]
+            if i < 8:
+                vers[(key, c.delete_object(VERS, key).version_id)] = MARKER
+            elif i < 13:
+                c.delete_object(VERS, key, version_id=ids[0])
+                vers[(key, ids[0])] = "removed"
+            elif i < 18:
+                c.put_object_tagging(VERS, key, {"state": "old"}, version_id=ids[0])
+    return plain, vers
+
+
+def _repair(cluster: DevCluster, *flags: str) -> dict[str, Any]:
+    proc = cluster.cli("admin", "repair", "--json", *flags, timeout=60)
+    doc = json.loads(proc.stdout)
+    assert isinstance(doc, dict)
+    return doc
+
+
+def _records(
+    cluster: DevCluster, name: str
+) -> tuple[dict[tuple[str, str], ObjectVersion], dict[tuple[str, str, str], ObjectVersion]]:
+    """A node's current records by (bucket, key) and version records by (bucket,
+    key, version id), read from its RocksDB."""
+    heads = cluster.node_versions(name)
+    versions = {(v.bucket, v.key, v.version_id): v for v in cluster.node_versions_all(name)}
+    return heads, versions
+
+
+def _expected_missing(cluster: DevCluster, az: str) -> int:
+    """Records the lost node's AZ lacks: for each key it was home to, what the
+    key's home in another AZ holds (version records, and the current record
+    when it is not one of them)."""
+    cfg = cluster.config
+    az_of = {n.name: n.az for n in cfg.nodes}
+    by_node: dict[str, Any] = {}
+    total = 0
+    for name in (n.name for n in cfg.nodes if n.az != az):
+        by_node[name] = _records(cluster, name)
+    for name, (heads, versions) in by_node.items():
+        per_key: dict[tuple[str, str], set[str]] = defaultdict(set)
+        for b, k, vid in versions:
+            per_key[(b, k)].add(vid)
+        for (b, k), head in heads.items():
+            homes = cluster.homes(b, k)
+            other = next(h for h in homes if az_of[h] != az)
+            if VICTIM not in homes or other != name:
+                continue  # counted once, from the first home outside the lost AZ
+            total += len(per_key[(b, k)]) + (0 if head.version_id in per_key[(b, k)] else 1)
+    return total
+
+
+def test_repair_restores_a_lost_disk(own_cluster: DevCluster) -> None:
+    cluster = own_cluster
+    started = time.monotonic()
+    plain, vers = _fill(cluster)
+    victim_az = next(n.az for n in cluster.config.nodes if n.name == VICTIM)
+    assert any(VICTIM in cluster.homes(PLAIN, k) for k in plain)
+    assert any(VICTIM in cluster.homes(VERS, k) for k, _ in vers)
+
+    # A lost disk: SIGKILL, the data dir gone, the node started again empty.
+    cluster.kill(VICTIM)
+    shutil.rmtree(cluster.config.data_dir_for(VICTIM))
+    cluster.start(VICTIM)
+    wait_until(lambda: VICTIM in cluster.up_names(), 30, what=f"{VICTIM} to come back")
+    with cluster.client() as c:
+        n_nodes = len(cluster.config.nodes)
+        wait_until(lambda: c.cluster_status().nodes_up == n_nodes, 30, what="every node up")
+    time.sleep(1.0)  # every coordinator's probe sees it up again
+    expected = _expected_missing(cluster, victim_az)
+    assert expected > 50
+
+    # A dry run counts what the lost AZ lacks and writes nothing.
+    dry = _repair(cluster, "--dry-run")
+    assert dry["dry_run"] is True
+    assert dry["keys_failed"] == 0
+    assert dry["versions_written"] == 0
+    assert dry["missing_by_az"][victim_az] == expected, dry
+    assert all(n == 0 for az, n in dry["missing_by_az"].items() if az != victim_az), dry
+    assert dry["keys_repaired"] > 0
+    assert {b["bucket"] for b in dry["buckets"]} == {keys.BUCKETS, PLAIN, VERS, keys.UPLOADS}
+    heads, versions = _records(cluster, VICTIM)
+    assert not [h for h in heads if h[0] in (PLAIN, VERS)]
+    assert not [v for v in versions if v[0] in (PLAIN, VERS)]
+
+    # The repair, with a writer going on meanwhile.
+    writer = Writer(cluster, limit=150, seconds=20)
+    writer.start()
+    wait_until(lambda: len(writer.acked) >= 5, 15, what="the writer to start")
+    done = _repair(cluster)
+    writer.stop_flag.set()
+    writer.join(30)
+    assert not writer.is_alive()
+    assert done["dry_run"] is False
+    assert done["keys_failed"] == 0, done
+    assert done["missing_by_az"][victim_az] >= expected, done
+    assert done["versions_written"] == sum(done["missing_by_az"].values()), done
+    assert done["keys_repaired"] >= dry["keys_repaired"]
+    assert len(writer.acked) >= 5 and not writer.failed, writer.failed
+
+    cluster.wait_hints_drained(30)
+    again = _repair(cluster)
+    assert again["keys_failed"] == 0
+    assert again["versions_written"] == 0, again
+    assert again["keys_repaired"] == 0, again
+    assert set(again["missing_by_az"].values()) == {0}, again
+    table = cluster.cli("admin", "repair", "--bucket", f"s3://{VERS}").stdout.decode()
+    assert table.splitlines()[0].split() == ["BUCKET", "KEYS", "REPAIRED", "WRITTEN", "FAILED"]
+    assert table.splitlines()[1].split() == [VERS, "30", "0", "0", "0"]
+    missing = cluster.cli("admin", "repair", "--bucket", "no-such-bucket", check=False)
+    assert missing.returncode == 1
+    assert missing.stderr.decode().startswith("NoSuchBucket: "), missing.stderr
+
+    # Every acknowledged version is on the home node of each of its AZs.
+    records = {n.name: _records(cluster, n.name) for n in cluster.config.nodes}
+    for key, body in {**plain, **writer.acked}.items():
+        for home in cluster.homes(PLAIN, key):
+            head = records[home][0].get((PLAIN, key))
+            assert head is not None, f"{home} lacks {PLAIN}/{key}"
+            if body is None:
+                assert head.deleted, (home, key)
+            else:
+                assert not head.deleted and head.etag == _md5(body), (home, key)
+                assert (PLAIN, key, "null") in records[home][1], (home, key)
+    for (key, vid), body in vers.items():
+        for home in cluster.homes(VERS, key):
+            held = records[home][1].get((VERS, key, vid))
+            if body == "removed":
+                assert held is None, f"{home} brought back {key}@{vid}, deleted for good"
+                continue
+            assert held is not None, f"{home} lacks {VERS}/{key}@{vid}"
+            if body is MARKER:
+                assert held.delete_marker, (home, key, vid)
+            else:
+                assert held.etag == _md5(body), (home, key, vid)
+        first = next(vid for k, vid in vers if k == key)
+        if 13 <= int(key[2:]) < 18:
+            for home in cluster.homes(VERS, key):
+                assert records[home][1][(VERS, key, first)].tags == {"state": "old"}, home
+
+    # And everything reads back, bodies included.
+    with cluster.client() as c:
+        for key, body in {**plain, **writer.acked}.items():
+            if body is None:
+                with pytest.raises(errors.NoSuchKey):
+                    c.get_object(PLAIN, key)
+            else:
+                assert c.get_object(PLAIN, key) == body, key
+        for (key, vid), body in vers.items():
+            if isinstance(body, bytes):
+                assert c.get_object(VERS, key, version_id=vid) == body, (key, vid)
+        listed = {(k, vid) for k, vid, _ in all_versions(c, VERS)}
+        assert listed == {kv for kv, body in vers.items() if body != "removed"}
+
+    # A whole AZ down: its keys cannot be compared, and the repair says so.
+    lost_az = max({n.az for n in cluster.config.nodes} - {victim_az})
+    for name in (n.name for n in cluster.config.nodes if n.az == lost_az):
+        cluster.kill(name)
+    failed = cluster.cli("admin", "repair", "--json", check=False, timeout=60)
+    assert failed.returncode == 1, failed.stderr
+    doc = json.loads(failed.stdout)
+    assert doc["keys_failed"] == doc["keys_checked"] > 0
+    assert doc["versions_written"] == 0
+    assert "repair again when every AZ answers" in failed.stderr.decode()
+    assert time.monotonic() - started < 60
