@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from typing import TypeAlias, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 import grpc
 
@@ -18,7 +18,7 @@ from node.repair import Repairer, serve_repair
 from node.replica_store import ReplicaStore
 from node.witness_client import WitnessConn, WitnessFleet
 from tristore import clustermap, config
-from tristore.config import NodeSpec
+from tristore.config import NodeSpec, ReplicatorSpec
 from tristore.convert import (
     acl_to_pb,
     bucket_to_pb,
@@ -52,8 +52,11 @@ from tristore.pb import (
     replica_pb2,
     replica_pb2_grpc,
 )
+from tristore.server import CHANNEL_OPTIONS
 
 Ctx: TypeAlias = grpc.aio.ServicerContext
+#: Deadline of asking one replicator for its status.
+STATUS_TIMEOUT_S = 2.0
 
 #: Longest a ReadLog call waits for a new entry, and how often it looks.
 MAX_LOG_WAIT_MS = 5_000
@@ -512,6 +515,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         repairer: Repairer,
     ) -> None:
         self.repairer = repairer
+        self._replicator_stubs: dict[str, Any] = {}
         self.witness = witness
         self.membership = membership
         self.me = membership.me
@@ -559,14 +563,35 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
             return health
 
         cmap = self.membership.map
-        nodes = await asyncio.gather(*(one(n) for n in cmap.nodes))
-        witnesses = await asyncio.gather(*(self._witness(c) for c in self._witness_conns()))
+        nodes, witnesses, replicators = await asyncio.gather(
+            asyncio.gather(*(one(n) for n in cmap.nodes)),
+            asyncio.gather(*(self._witness(c) for c in self._witness_conns())),
+            asyncio.gather(*(self._replicator(r) for r in self.membership.cfg.replicators)),
+        )
         return admin_pb2.ClusterStatusResponse(
             cluster=self.membership.cfg.cluster.name,
             epoch=cmap.epoch,
             nodes=nodes,
             witnesses=witnesses,
+            replicators=replicators,
         )
+
+    async def _replicator(self, spec: ReplicatorSpec) -> admin_pb2.ReplicatorHealth:
+        health = admin_pb2.ReplicatorHealth(name=spec.name, grpc=spec.grpc)
+        stub = self._replicator_stubs.get(spec.name)
+        if stub is None:
+            channel = grpc.aio.insecure_channel(spec.grpc, options=CHANNEL_OPTIONS)
+            stub = self._replicator_stubs[spec.name] = admin_pb2_grpc.ReplicatorAdminStub(channel)
+        try:
+            status = await stub.ReplicatorStatus(
+                admin_pb2.ReplicatorStatusRequest(), timeout=STATUS_TIMEOUT_S
+            )
+        except grpc.aio.AioRpcError as exc:
+            health.error = f"{exc.code().name}: {exc.details()}"
+            return health
+        health.up = True
+        health.status.CopyFrom(status)
+        return health
 
     async def GetClusterMap(
         self, request: admin_pb2.GetClusterMapRequest, context: Ctx

@@ -12,8 +12,20 @@ from replicator.state import ReplicatorState
 from replicator.worker import Replicator
 from tristore import server
 from tristore.config import ClusterConfig
+from tristore.convert import replicator_status_to_pb
+from tristore.pb import admin_pb2, admin_pb2_grpc
 
 log = logging.getLogger(__name__)
+
+
+class ReplicatorAdminServicer(admin_pb2_grpc.ReplicatorAdminServicer):
+    def __init__(self, worker: Replicator) -> None:
+        self.worker = worker
+
+    async def ReplicatorStatus(
+        self, request: admin_pb2.ReplicatorStatusRequest, context: grpc.aio.ServicerContext
+    ) -> admin_pb2.ReplicatorStatusResponse:
+        return replicator_status_to_pb(self.worker.status())
 
 
 async def build(cfg: ClusterConfig, name: str) -> server.ProcessSpec:
@@ -23,7 +35,8 @@ async def build(cfg: ClusterConfig, name: str) -> server.ProcessSpec:
     tasks: list[asyncio.Task[None]] = []
 
     def register(srv: grpc.aio.Server) -> list[str]:
-        return []  # health and reflection only; the work is outbound
+        admin_pb2_grpc.add_ReplicatorAdminServicer_to_server(ReplicatorAdminServicer(worker), srv)
+        return [admin_pb2.DESCRIPTOR.services_by_name["ReplicatorAdmin"].full_name]
 
     async def on_start() -> None:
         log.info(

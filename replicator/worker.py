@@ -45,7 +45,7 @@ from tristore import errors, replication
 from tristore.client import AsyncClient
 from tristore.config import ClusterConfig, NodeSpec, ReplicatorSpec
 from tristore.convert import change_from_pb, rule_from_pb, version_to_pb
-from tristore.model import ObjectVersion
+from tristore.model import ObjectVersion, ReplicatorStatus
 from tristore.pb import objects_pb2, objects_pb2_grpc, replica_pb2, replica_pb2_grpc
 from tristore.server import CHANNEL_OPTIONS
 
@@ -148,8 +148,13 @@ class Replicator:
         self._gate = asyncio.Semaphore(PARALLEL)
         self._inflight: dict[tuple[str, str, str, str], asyncio.Future[None]] = {}
         self._tails: dict[str, asyncio.Task[None]] = {}
+        self._lag: dict[str, float] = {}
+        self._sending: dict[str, int] = {}
+        self._behind: dict[str, int] = {}
+        self._started = time.monotonic()
         self._done: OrderedDict[tuple[str, str, str, str], None] = OrderedDict()
-        metrics.DLQ.set(len(state.parked()))
+        self._dlq = len(state.parked())
+        metrics.DLQ.set(self._dlq)
 
     # -- the loop --------------------------------------------------------------
 
@@ -160,6 +165,18 @@ class Replicator:
         finally:
             for t in self._tails.values():
                 t.cancel()
+
+    def status(self) -> ReplicatorStatus:
+        """What `tristore admin status` shows of this replicator."""
+        return ReplicatorStatus(
+            name=self.spec.name,
+            uptime_seconds=time.monotonic() - self._started,
+            dlq_entries=self._dlq,
+            log_entries_behind=sum(self._behind.get(n, 0) for n in self._tails),
+            nodes_tailed=len(self._tails),
+            lag_seconds=dict(self._lag),
+            in_flight=dict(self._sending),
+        )
 
     async def wait_for_clusters(self) -> None:
         """At start, say plainly which cluster no node of answers yet, until each does."""
@@ -233,6 +250,7 @@ class Replicator:
                 cursor = 0
                 continue
             metrics.LOG_BEHIND.labels(node.name).set(resp.last_seq - cursor)
+            self._behind[node.name] = resp.last_seq - cursor
             if not resp.entries:
                 # The node waited up to LOG_WAIT_MS for an entry; one that
                 # answered at once (it does not wait) is polled instead.
@@ -254,9 +272,11 @@ class Replicator:
             cursor = resp.entries[-1].seq
             await asyncio.to_thread(self.state.set_cursor, node.name, cursor)
             metrics.LOG_BEHIND.labels(node.name).set(max(0, resp.last_seq - cursor))
+            self._behind[node.name] = max(0, resp.last_seq - cursor)
             if cursor >= resp.last_seq:
                 for dest in self._destinations_seen:
                     metrics.LAG.labels(dest).set(0)
+                    self._lag[dest] = 0.0
 
     async def handle(self, v: ObjectVersion) -> None:
         """Replicate one logged version wherever it is still PENDING (a new
@@ -302,6 +322,8 @@ class Replicator:
         self._destinations_seen.add(dest)
         age = max(0.0, time.time() - v.last_modified_ms / 1000)
         metrics.LAG.labels(dest).set(age)
+        self._lag[dest] = age
+        self._sending[dest] = self._sending.get(dest, 0) + 1
         metrics.PENDING.labels(dest).inc()
         metrics.PENDING_BYTES.labels(dest).inc(v.size)
         ident = (v.bucket, v.key, v.version_id, dest)
@@ -367,6 +389,7 @@ class Replicator:
             await asyncio.to_thread(self._park, ident, error)
             await self._set_status(v, dest, replication.FAILED, error)
         finally:
+            self._sending[dest] -= 1
             metrics.PENDING.labels(dest).dec()
             metrics.PENDING_BYTES.labels(dest).dec(v.size)
 
@@ -375,7 +398,8 @@ class Replicator:
         (a replayed one); blocking, so called from a thread."""
         self.state.set_refusals(*ident, 0)
         if self.state.unpark(*ident):
-            metrics.DLQ.set(len(self.state.parked()))
+            self._dlq = len(self.state.parked())
+            metrics.DLQ.set(self._dlq)
 
     def _park(self, ident: tuple[str, str, str, str], error: str) -> None:
         """Blocking (RocksDB, fsync): called from a thread."""
@@ -391,7 +415,8 @@ class Replicator:
             }
         )
         self.state.set_refusals(*ident, 0)
-        metrics.DLQ.set(len(self.state.parked()))
+        self._dlq = len(self.state.parked())
+        metrics.DLQ.set(self._dlq)
 
     async def _set_status(self, v: ObjectVersion, dest: str, status: str, error: str) -> None:
         request = objects_pb2.PutReplicationStatusRequest(

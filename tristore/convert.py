@@ -22,6 +22,8 @@ from tristore.model import (
     Part,
     PartPage,
     RepairReport,
+    ReplicatorHealth,
+    ReplicatorStatus,
     Tagging,
     UploadPage,
     VersionEntry,
@@ -292,12 +294,58 @@ def witness_health_from_pb(p: admin_pb2.WitnessHealth) -> WitnessHealth:
     )
 
 
+def replicator_status_to_pb(s: ReplicatorStatus) -> admin_pb2.ReplicatorStatusResponse:
+    return admin_pb2.ReplicatorStatusResponse(
+        name=s.name,
+        uptime_seconds=s.uptime_seconds,
+        dlq_entries=s.dlq_entries,
+        log_entries_behind=s.log_entries_behind,
+        nodes_tailed=s.nodes_tailed,
+        destinations=[
+            admin_pb2.DestinationStatus(
+                destination=d, lag_seconds=lag, in_flight=s.in_flight.get(d, 0)
+            )
+            for d, lag in sorted(s.lag_seconds.items())
+        ],
+    )
+
+
+def replicator_status_from_pb(p: admin_pb2.ReplicatorStatusResponse) -> ReplicatorStatus:
+    return ReplicatorStatus(
+        name=p.name,
+        uptime_seconds=p.uptime_seconds,
+        dlq_entries=p.dlq_entries,
+        log_entries_behind=p.log_entries_behind,
+        nodes_tailed=p.nodes_tailed,
+        lag_seconds={d.destination: d.lag_seconds for d in p.destinations},
+        in_flight={d.destination: d.in_flight for d in p.destinations},
+    )
+
+
+def replicator_health_to_pb(r: ReplicatorHealth) -> admin_pb2.ReplicatorHealth:
+    msg = admin_pb2.ReplicatorHealth(name=r.name, grpc=r.grpc, up=r.up, error=r.error)
+    if r.status is not None:
+        msg.status.CopyFrom(replicator_status_to_pb(r.status))
+    return msg
+
+
+def replicator_health_from_pb(p: admin_pb2.ReplicatorHealth) -> ReplicatorHealth:
+    return ReplicatorHealth(
+        name=p.name,
+        grpc=p.grpc,
+        up=p.up,
+        error=p.error,
+        status=replicator_status_from_pb(p.status) if p.HasField("status") else None,
+    )
+
+
 def cluster_status_to_pb(c: ClusterStatus) -> admin_pb2.ClusterStatusResponse:
     return admin_pb2.ClusterStatusResponse(
         cluster=c.cluster,
         epoch=c.epoch,
         nodes=[node_health_to_pb(n) for n in c.nodes],
         witnesses=[witness_health_to_pb(w) for w in c.witnesses],
+        replicators=[replicator_health_to_pb(r) for r in c.replicators],
     )
 
 
@@ -307,6 +355,7 @@ def cluster_status_from_pb(p: admin_pb2.ClusterStatusResponse) -> ClusterStatus:
         epoch=p.epoch,
         nodes=tuple(node_health_from_pb(n) for n in p.nodes),
         witnesses=tuple(witness_health_from_pb(w) for w in p.witnesses),
+        replicators=tuple(replicator_health_from_pb(r) for r in p.replicators),
     )
 
 

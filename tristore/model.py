@@ -406,6 +406,50 @@ class WitnessHealth:
 
 
 @dataclass(frozen=True, slots=True)
+class ReplicatorStatus:
+    """What one replicator says about itself (ReplicatorAdmin.ReplicatorStatus)."""
+
+    name: str
+    uptime_seconds: float = 0.0
+    dlq_entries: int = 0
+    log_entries_behind: int = 0
+    nodes_tailed: int = 0
+    #: Lag in seconds by destination (``CLUSTER/BUCKET``); 0 when caught up.
+    lag_seconds: dict[str, float] = field(default_factory=dict)
+    #: Versions being sent, by destination.
+    in_flight: dict[str, int] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "uptime_seconds": self.uptime_seconds,
+            "dlq_entries": self.dlq_entries,
+            "log_entries_behind": self.log_entries_behind,
+            "nodes_tailed": self.nodes_tailed,
+            "lag_seconds": dict(self.lag_seconds),
+            "in_flight": dict(self.in_flight),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicatorHealth:
+    name: str
+    grpc: str
+    up: bool
+    error: str = ""
+    status: ReplicatorStatus | None = None
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "grpc": self.grpc,
+            "up": self.up,
+            "error": self.error,
+            "status": self.status.to_json() if self.status is not None else None,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class ClusterStatus:
     """The whole cluster as one node sees it (AdminService.ClusterStatus)."""
 
@@ -413,6 +457,17 @@ class ClusterStatus:
     epoch: int
     nodes: tuple[NodeHealth, ...] = ()
     witnesses: tuple[WitnessHealth, ...] = ()
+    replicators: tuple[ReplicatorHealth, ...] = ()
+
+    @property
+    def replication_lag(self) -> dict[str, float]:
+        """The largest lag any replicator reports, by destination."""
+        out: dict[str, float] = {}
+        for r in self.replicators:
+            if r.status is not None:
+                for dest, lag in r.status.lag_seconds.items():
+                    out[dest] = max(out.get(dest, 0.0), lag)
+        return out
 
     @property
     def azs(self) -> tuple[str, ...]:
@@ -443,6 +498,8 @@ class ClusterStatus:
             "hints_pending": self.hints_pending,
             "nodes": [n.to_json() for n in self.nodes],
             "witnesses": [w.to_json() for w in self.witnesses],
+            "replicators": [r.to_json() for r in self.replicators],
+            "replication_lag_seconds": self.replication_lag,
         }
 
 

@@ -131,6 +131,15 @@ def test_backfill_then_verify(pair: tuple[DevCluster, DevCluster]) -> None:
     ).stdout.decode()  # fmt: skip
     assert summary.startswith(f"no differences: {OBJECTS + 1} checks against west/cli-dst")
 
+    # `admin status` shows each replicator and its lag to the destination.
+    status = _json(east.cli("admin", "status", "--json"))
+    names = {r.name for r in east.config.replicators}
+    assert {r["name"] for r in status["replicators"] if r["up"]} == names
+    assert "west/cli-dst" in status["replication_lag_seconds"]
+    assert all(r["status"]["nodes_tailed"] == len(east.config.nodes) for r in status["replicators"])
+    text = east.cli("admin", "status").stdout.decode()
+    assert "REPLICATOR" in text and "west/cli-dst" in text
+
 
 def _dlq(east: DevCluster, bucket: str) -> list[dict[str, Any]]:
     failed = _json(east.cli("replication", "dlq", "list", f"s3://{bucket}", "--json"))["failed"]
@@ -160,6 +169,8 @@ def test_dlq_list_and_replay(pair: tuple[DevCluster, DevCluster]) -> None:
         (k, i.version_id, False) for k, i in written.items()
     } | {("f0", marker.version_id, True)}
     assert all(f["destination"] == "west/cli-unversioned" and f["error"] for f in failed)
+    status = _json(east.cli("admin", "status", "--json"))
+    assert sum(r["status"]["dlq_entries"] for r in status["replicators"]) >= failing
     table = east.cli("replication", "dlq", "list", "s3://cli-fail").stdout.decode().splitlines()
     assert table[0].split() == ["KEY", "VERSION", "DESTINATION", "ERROR"]
     assert len(table) == failing + 1

@@ -24,7 +24,13 @@ from tristore.cli.util import (
 )
 from tristore.config import parse
 from tristore.errors import IncompleteBody, InvalidArgument, InvalidBucketName, KeyTooLongError
-from tristore.model import ClusterStatus, NodeHealth, NodeStatus
+from tristore.model import (
+    ClusterStatus,
+    NodeHealth,
+    NodeStatus,
+    ReplicatorHealth,
+    ReplicatorStatus,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -360,6 +366,34 @@ def test_render_status() -> None:
     ]
     assert lines[5].split()[3:7] == ["draining", "7", "0", "4"]
     assert "DOWN" in lines[6] and "connection refused" in lines[6]
+
+
+def test_render_status_shows_replicators_and_their_lag() -> None:
+    st = ReplicatorStatus(
+        "r1",
+        uptime_seconds=30,
+        dlq_entries=2,
+        log_entries_behind=7,
+        nodes_tailed=6,
+        lag_seconds={"west/b": 0.25, "north/c": 4.0},
+    )
+    status = ClusterStatus(
+        "east",
+        3,
+        replicators=(
+            ReplicatorHealth("r2", "127.0.0.1:7111", False, error="UNAVAILABLE: refused"),
+            ReplicatorHealth("r1", "127.0.0.1:7110", True, status=st),
+        ),
+    )
+    assert status.replication_lag == {"west/b": 0.25, "north/c": 4.0}
+    out = render_status(status)
+    assert out.splitlines()[0].endswith("replication lag 4.0s (north/c)")
+    rows = out.splitlines()[-2:]
+    assert rows[0].split() == [
+        "r1", "127.0.0.1:7110", "up", "2", "7", "north/c", "4.0s,", "west/b", "250ms", "30s"
+    ]  # fmt: skip
+    assert rows[1].split()[:3] == ["r2", "127.0.0.1:7111", "DOWN"] and "refused" in rows[1]
+    assert status.to_json()["replication_lag_seconds"] == {"west/b": 0.25, "north/c": 4.0}
 
 
 def test_owns_port_tells_our_listener_from_a_strangers() -> None:

@@ -18,7 +18,13 @@ from tristore import clustermap
 from tristore.cli import admin_repair, progress
 from tristore.cli.util import connect, format_size, format_table, print_json
 from tristore.errors import InvalidArgument, ServiceUnavailable
-from tristore.model import ClusterStatus, NodeHealth, NodeStatus, WitnessHealth
+from tristore.model import (
+    ClusterStatus,
+    NodeHealth,
+    NodeStatus,
+    ReplicatorHealth,
+    WitnessHealth,
+)
 
 if TYPE_CHECKING:
     from tristore.client import Client
@@ -67,6 +73,10 @@ def render_status(status: ClusterStatus) -> str:
         f"cluster {status.cluster}  epoch {status.epoch}  "
         f"nodes {status.nodes_up}/{len(nodes)} up  hints pending {status.hints_pending}"
     )
+    lag = status.replication_lag
+    if lag:
+        worst = max(lag, key=lambda d: lag[d])
+        head += f"  replication lag {_lag(lag[worst])} ({worst})"
     table = format_table(
         [
             "AZ",
@@ -89,7 +99,41 @@ def render_status(status: ClusterStatus) -> str:
             [_witness_row(w) for w in sorted(status.witnesses, key=lambda w: (w.group, w.name))],
         )
         out += f"\n\n{wtable}"
+    if status.replicators:
+        rtable = format_table(
+            [
+                "REPLICATOR",
+                "GRPC",
+                "STATE",
+                "DLQ",
+                "LOG BEHIND",
+                "LAG BY DESTINATION",
+                "UPTIME/ERROR",
+            ],
+            [_replicator_row(r) for r in sorted(status.replicators, key=lambda r: r.name)],
+        )
+        out += f"\n\n{rtable}"
     return out
+
+
+def _lag(seconds: float) -> str:
+    return f"{seconds * 1000:.0f}ms" if seconds < 1 else f"{seconds:.1f}s"
+
+
+def _replicator_row(r: ReplicatorHealth) -> list[object]:
+    if not r.up or r.status is None:
+        return [r.name, r.grpc, "DOWN", "-", "-", "-", r.error or "-"]
+    st = r.status
+    lags = ", ".join(f"{d} {_lag(lag)}" for d, lag in sorted(st.lag_seconds.items()))
+    return [
+        r.name,
+        r.grpc,
+        "up",
+        st.dlq_entries,
+        st.log_entries_behind,
+        lags or "-",
+        _uptime(st.uptime_seconds),
+    ]
 
 
 def _witness_row(w: WitnessHealth) -> list[object]:

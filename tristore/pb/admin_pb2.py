@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17tristore/pb/admin.proto\x12\x0btristore.v1\"\x13\n\x11NodeStatusRequest\"\xe0\x01\n\x12NodeStatusResponse\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\n\n\x02\x61z\x18\x02 \x01(\t\x12\x0c\n\x04role\x18\x03 \x01(\t\x12\x15\n\rhints_pending\x18\x04 \x01(\x04\x12\x0f\n\x07objects\x18\x05 \x01(\x04\x12\x12\n\ndisk_bytes\x18\x06 \x01(\x04\x12\x16\n\x0e\x63hange_log_seq\x18\x07 \x01(\x04\x12\r\n\x05\x65poch\x18\x08 \x01(\x04\x12\x16\n\x0euptime_seconds\x18\t \x01(\x01\x12\r\n\x05state\x18\n \x01(\t\x12\x18\n\x10handoffs_pending\x18\x0b \x01(\x04\"\x16\n\x14\x43lusterStatusRequest\"\x80\x01\n\nNodeHealth\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\n\n\x02\x61z\x18\x02 \x01(\t\x12\x0c\n\x04grpc\x18\x03 \x01(\t\x12\n\n\x02up\x18\x04 \x01(\x08\x12\r\n\x05\x65rror\x18\x05 \x01(\t\x12/\n\x06status\x18\x06 \x01(\x0b\x32\x1f.tristore.v1.NodeStatusResponse\"\x90\x01\n\rWitnessHealth\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05group\x18\x02 \x01(\r\x12\x0c\n\x04grpc\x18\x03 \x01(\t\x12\n\n\x02up\x18\x04 \x01(\x08\x12\r\n\x05\x65rror\x18\x05 \x01(\t\x12\x13\n\x0bincarnation\x18\x06 \x01(\x04\x12\x0c\n\x04keys\x18\x07 \x01(\x04\x12\x16\n\x0euptime_seconds\x18\x08 \x01(\x01\"\x8e\x01\n\x15\x43lusterStatusResponse\x12\x0f\n\x07\x63luster\x18\x01 \x01(\t\x12\r\n\x05\x65poch\x18\x02 \x01(\x04\x12&\n\x05nodes\x18\x03 \x03(\x0b\x32\x17.tristore.v1.NodeHealth\x12-\n\twitnesses\x18\x04 \x03(\x0b\x32\x1a.tristore.v1.WitnessHealth\"^\n\x08NodeSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\r\x12\n\n\x02\x61z\x18\x03 \x01(\t\x12\x0c\n\x04grpc\x18\x04 \x01(\t\x12\x0f\n\x07metrics\x18\x05 \x01(\t\x12\r\n\x05state\x18\x06 \x01(\t\"A\n\nClusterMap\x12\r\n\x05\x65poch\x18\x01 \x01(\x04\x12$\n\x05nodes\x18\x02 \x03(\x0b\x32\x15.tristore.v1.NodeSpec\"+\n\x14GetClusterMapRequest\x12\x13\n\x0bknown_epoch\x18\x01 \x01(\x04\"c\n\x12\x43lusterMapResponse\x12\r\n\x05\x65poch\x18\x01 \x01(\x04\x12$\n\x03map\x18\x02 \x01(\x0b\x32\x17.tristore.v1.ClusterMap\x12\x18\n\x10handoffs_pending\x18\x03 \x01(\x04\"<\n\x14PutClusterMapRequest\x12$\n\x03map\x18\x01 \x01(\x0b\x32\x17.tristore.v1.ClusterMap\"V\n\x11\x43hangeNodeRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x02 \x01(\t\x12\x14\n\x0c\x65xpect_epoch\x18\x03 \x01(\x04\x12\r\n\x05\x66orce\x18\x04 \x01(\x08\"^\n\x12\x43hangeNodeResponse\x12$\n\x03map\x18\x01 \x01(\x0b\x32\x17.tristore.v1.ClusterMap\x12\r\n\x05\x61\x63ked\x18\x02 \x03(\t\x12\x13\n\x0bnot_reached\x18\x03 \x03(\t\"\x12\n\x10GetConfigRequest\">\n\x11GetConfigResponse\x12\x0c\n\x04toml\x18\x01 \x01(\t\x12\r\n\x05\x65poch\x18\x02 \x01(\x04\x12\x0c\n\x04node\x18\x03 \x01(\t\"0\n\rRepairRequest\x12\x0e\n\x06\x62ucket\x18\x01 \x01(\t\x12\x0f\n\x07\x64ry_run\x18\x02 \x01(\x08\"\x83\x02\n\x0eRepairProgress\x12\x0e\n\x06\x62ucket\x18\x01 \x01(\t\x12\x14\n\x0ckeys_checked\x18\x02 \x01(\x04\x12\x15\n\rkeys_repaired\x18\x03 \x01(\x04\x12\x18\n\x10versions_written\x18\x04 \x01(\x04\x12\x43\n\rmissing_by_az\x18\x05 \x03(\x0b\x32,.tristore.v1.RepairProgress.MissingByAzEntry\x12\x13\n\x0bkeys_failed\x18\x06 \x01(\x04\x12\x0c\n\x04\x64one\x18\x07 \x01(\x08\x1a\x32\n\x10MissingByAzEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\x32\xbf\x04\n\x0c\x41\x64minService\x12M\n\nNodeStatus\x12\x1e.tristore.v1.NodeStatusRequest\x1a\x1f.tristore.v1.NodeStatusResponse\x12V\n\rClusterStatus\x12!.tristore.v1.ClusterStatusRequest\x1a\".tristore.v1.ClusterStatusResponse\x12S\n\rGetClusterMap\x12!.tristore.v1.GetClusterMapRequest\x1a\x1f.tristore.v1.ClusterMapResponse\x12S\n\rPutClusterMap\x12!.tristore.v1.PutClusterMapRequest\x1a\x1f.tristore.v1.ClusterMapResponse\x12M\n\nChangeNode\x12\x1e.tristore.v1.ChangeNodeRequest\x1a\x1f.tristore.v1.ChangeNodeResponse\x12J\n\tGetConfig\x12\x1d.tristore.v1.GetConfigRequest\x1a\x1e.tristore.v1.GetConfigResponse\x12\x43\n\x06Repair\x12\x1a.tristore.v1.RepairRequest\x1a\x1b.tristore.v1.RepairProgress0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17tristore/pb/admin.proto\x12\x0btristore.v1\"\x13\n\x11NodeStatusRequest\"\xe0\x01\n\x12NodeStatusResponse\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\n\n\x02\x61z\x18\x02 \x01(\t\x12\x0c\n\x04role\x18\x03 \x01(\t\x12\x15\n\rhints_pending\x18\x04 \x01(\x04\x12\x0f\n\x07objects\x18\x05 \x01(\x04\x12\x12\n\ndisk_bytes\x18\x06 \x01(\x04\x12\x16\n\x0e\x63hange_log_seq\x18\x07 \x01(\x04\x12\r\n\x05\x65poch\x18\x08 \x01(\x04\x12\x16\n\x0euptime_seconds\x18\t \x01(\x01\x12\r\n\x05state\x18\n \x01(\t\x12\x18\n\x10handoffs_pending\x18\x0b \x01(\x04\"\x16\n\x14\x43lusterStatusRequest\"\x80\x01\n\nNodeHealth\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\n\n\x02\x61z\x18\x02 \x01(\t\x12\x0c\n\x04grpc\x18\x03 \x01(\t\x12\n\n\x02up\x18\x04 \x01(\x08\x12\r\n\x05\x65rror\x18\x05 \x01(\t\x12/\n\x06status\x18\x06 \x01(\x0b\x32\x1f.tristore.v1.NodeStatusResponse\"\x90\x01\n\rWitnessHealth\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05group\x18\x02 \x01(\r\x12\x0c\n\x04grpc\x18\x03 \x01(\t\x12\n\n\x02up\x18\x04 \x01(\x08\x12\r\n\x05\x65rror\x18\x05 \x01(\t\x12\x13\n\x0bincarnation\x18\x06 \x01(\x04\x12\x0c\n\x04keys\x18\x07 \x01(\x04\x12\x16\n\x0euptime_seconds\x18\x08 \x01(\x01\"\xc2\x01\n\x15\x43lusterStatusResponse\x12\x0f\n\x07\x63luster\x18\x01 \x01(\t\x12\r\n\x05\x65poch\x18\x02 \x01(\x04\x12&\n\x05nodes\x18\x03 \x03(\x0b\x32\x17.tristore.v1.NodeHealth\x12-\n\twitnesses\x18\x04 \x03(\x0b\x32\x1a.tristore.v1.WitnessHealth\x12\x32\n\x0breplicators\x18\x05 \x03(\x0b\x32\x1d.tristore.v1.ReplicatorHealth\"\x19\n\x17ReplicatorStatusRequest\"P\n\x11\x44\x65stinationStatus\x12\x13\n\x0b\x64\x65stination\x18\x01 \x01(\t\x12\x13\n\x0blag_seconds\x18\x02 \x01(\x01\x12\x11\n\tin_flight\x18\x03 \x01(\x04\"\xbd\x01\n\x18ReplicatorStatusResponse\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x16\n\x0euptime_seconds\x18\x02 \x01(\x01\x12\x13\n\x0b\x64lq_entries\x18\x03 \x01(\x04\x12\x1a\n\x12log_entries_behind\x18\x04 \x01(\x04\x12\x34\n\x0c\x64\x65stinations\x18\x05 \x03(\x0b\x32\x1e.tristore.v1.DestinationStatus\x12\x14\n\x0cnodes_tailed\x18\x06 \x01(\r\"\x80\x01\n\x10ReplicatorHealth\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04grpc\x18\x02 \x01(\t\x12\n\n\x02up\x18\x03 \x01(\x08\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12\x35\n\x06status\x18\x05 \x01(\x0b\x32%.tristore.v1.ReplicatorStatusResponse\"^\n\x08NodeSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\r\x12\n\n\x02\x61z\x18\x03 \x01(\t\x12\x0c\n\x04grpc\x18\x04 \x01(\t\x12\x0f\n\x07metrics\x18\x05 \x01(\t\x12\r\n\x05state\x18\x06 \x01(\t\"A\n\nClusterMap\x12\r\n\x05\x65poch\x18\x01 \x01(\x04\x12$\n\x05nodes\x18\x02 \x03(\x0b\x32\x15.tristore.v1.NodeSpec\"+\n\x14GetClusterMapRequest\x12\x13\n\x0bknown_epoch\x18\x01 \x01(\x04\"c\n\x12\x43lusterMapResponse\x12\r\n\x05\x65poch\x18\x01 \x01(\x04\x12$\n\x03map\x18\x02 \x01(\x0b\x32\x17.tristore.v1.ClusterMap\x12\x18\n\x10handoffs_pending\x18\x03 \x01(\x04\"<\n\x14PutClusterMapRequest\x12$\n\x03map\x18\x01 \x01(\x0b\x32\x17.tristore.v1.ClusterMap\"V\n\x11\x43hangeNodeRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x02 \x01(\t\x12\x14\n\x0c\x65xpect_epoch\x18\x03 \x01(\x04\x12\r\n\x05\x66orce\x18\x04 \x01(\x08\"^\n\x12\x43hangeNodeResponse\x12$\n\x03map\x18\x01 \x01(\x0b\x32\x17.tristore.v1.ClusterMap\x12\r\n\x05\x61\x63ked\x18\x02 \x03(\t\x12\x13\n\x0bnot_reached\x18\x03 \x03(\t\"\x12\n\x10GetConfigRequest\">\n\x11GetConfigResponse\x12\x0c\n\x04toml\x18\x01 \x01(\t\x12\r\n\x05\x65poch\x18\x02 \x01(\x04\x12\x0c\n\x04node\x18\x03 \x01(\t\"0\n\rRepairRequest\x12\x0e\n\x06\x62ucket\x18\x01 \x01(\t\x12\x0f\n\x07\x64ry_run\x18\x02 \x01(\x08\"\x83\x02\n\x0eRepairProgress\x12\x0e\n\x06\x62ucket\x18\x01 \x01(\t\x12\x14\n\x0ckeys_checked\x18\x02 \x01(\x04\x12\x15\n\rkeys_repaired\x18\x03 \x01(\x04\x12\x18\n\x10versions_written\x18\x04 \x01(\x04\x12\x43\n\rmissing_by_az\x18\x05 \x03(\x0b\x32,.tristore.v1.RepairProgress.MissingByAzEntry\x12\x13\n\x0bkeys_failed\x18\x06 \x01(\x04\x12\x0c\n\x04\x64one\x18\x07 \x01(\x08\x1a\x32\n\x10MissingByAzEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\x32\xbf\x04\n\x0c\x41\x64minService\x12M\n\nNodeStatus\x12\x1e.tristore.v1.NodeStatusRequest\x1a\x1f.tristore.v1.NodeStatusResponse\x12V\n\rClusterStatus\x12!.tristore.v1.ClusterStatusRequest\x1a\".tristore.v1.ClusterStatusResponse\x12S\n\rGetClusterMap\x12!.tristore.v1.GetClusterMapRequest\x1a\x1f.tristore.v1.ClusterMapResponse\x12S\n\rPutClusterMap\x12!.tristore.v1.PutClusterMapRequest\x1a\x1f.tristore.v1.ClusterMapResponse\x12M\n\nChangeNode\x12\x1e.tristore.v1.ChangeNodeRequest\x1a\x1f.tristore.v1.ChangeNodeResponse\x12J\n\tGetConfig\x12\x1d.tristore.v1.GetConfigRequest\x1a\x1e.tristore.v1.GetConfigResponse\x12\x43\n\x06Repair\x12\x1a.tristore.v1.RepairRequest\x1a\x1b.tristore.v1.RepairProgress0\x01\x32r\n\x0fReplicatorAdmin\x12_\n\x10ReplicatorStatus\x12$.tristore.v1.ReplicatorStatusRequest\x1a%.tristore.v1.ReplicatorStatusResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -44,31 +44,41 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_WITNESSHEALTH']._serialized_start=444
   _globals['_WITNESSHEALTH']._serialized_end=588
   _globals['_CLUSTERSTATUSRESPONSE']._serialized_start=591
-  _globals['_CLUSTERSTATUSRESPONSE']._serialized_end=733
-  _globals['_NODESPEC']._serialized_start=735
-  _globals['_NODESPEC']._serialized_end=829
-  _globals['_CLUSTERMAP']._serialized_start=831
-  _globals['_CLUSTERMAP']._serialized_end=896
-  _globals['_GETCLUSTERMAPREQUEST']._serialized_start=898
-  _globals['_GETCLUSTERMAPREQUEST']._serialized_end=941
-  _globals['_CLUSTERMAPRESPONSE']._serialized_start=943
-  _globals['_CLUSTERMAPRESPONSE']._serialized_end=1042
-  _globals['_PUTCLUSTERMAPREQUEST']._serialized_start=1044
-  _globals['_PUTCLUSTERMAPREQUEST']._serialized_end=1104
-  _globals['_CHANGENODEREQUEST']._serialized_start=1106
-  _globals['_CHANGENODEREQUEST']._serialized_end=1192
-  _globals['_CHANGENODERESPONSE']._serialized_start=1194
-  _globals['_CHANGENODERESPONSE']._serialized_end=1288
-  _globals['_GETCONFIGREQUEST']._serialized_start=1290
-  _globals['_GETCONFIGREQUEST']._serialized_end=1308
-  _globals['_GETCONFIGRESPONSE']._serialized_start=1310
-  _globals['_GETCONFIGRESPONSE']._serialized_end=1372
-  _globals['_REPAIRREQUEST']._serialized_start=1374
-  _globals['_REPAIRREQUEST']._serialized_end=1422
-  _globals['_REPAIRPROGRESS']._serialized_start=1425
-  _globals['_REPAIRPROGRESS']._serialized_end=1684
-  _globals['_REPAIRPROGRESS_MISSINGBYAZENTRY']._serialized_start=1634
-  _globals['_REPAIRPROGRESS_MISSINGBYAZENTRY']._serialized_end=1684
-  _globals['_ADMINSERVICE']._serialized_start=1687
-  _globals['_ADMINSERVICE']._serialized_end=2262
+  _globals['_CLUSTERSTATUSRESPONSE']._serialized_end=785
+  _globals['_REPLICATORSTATUSREQUEST']._serialized_start=787
+  _globals['_REPLICATORSTATUSREQUEST']._serialized_end=812
+  _globals['_DESTINATIONSTATUS']._serialized_start=814
+  _globals['_DESTINATIONSTATUS']._serialized_end=894
+  _globals['_REPLICATORSTATUSRESPONSE']._serialized_start=897
+  _globals['_REPLICATORSTATUSRESPONSE']._serialized_end=1086
+  _globals['_REPLICATORHEALTH']._serialized_start=1089
+  _globals['_REPLICATORHEALTH']._serialized_end=1217
+  _globals['_NODESPEC']._serialized_start=1219
+  _globals['_NODESPEC']._serialized_end=1313
+  _globals['_CLUSTERMAP']._serialized_start=1315
+  _globals['_CLUSTERMAP']._serialized_end=1380
+  _globals['_GETCLUSTERMAPREQUEST']._serialized_start=1382
+  _globals['_GETCLUSTERMAPREQUEST']._serialized_end=1425
+  _globals['_CLUSTERMAPRESPONSE']._serialized_start=1427
+  _globals['_CLUSTERMAPRESPONSE']._serialized_end=1526
+  _globals['_PUTCLUSTERMAPREQUEST']._serialized_start=1528
+  _globals['_PUTCLUSTERMAPREQUEST']._serialized_end=1588
+  _globals['_CHANGENODEREQUEST']._serialized_start=1590
+  _globals['_CHANGENODEREQUEST']._serialized_end=1676
+  _globals['_CHANGENODERESPONSE']._serialized_start=1678
+  _globals['_CHANGENODERESPONSE']._serialized_end=1772
+  _globals['_GETCONFIGREQUEST']._serialized_start=1774
+  _globals['_GETCONFIGREQUEST']._serialized_end=1792
+  _globals['_GETCONFIGRESPONSE']._serialized_start=1794
+  _globals['_GETCONFIGRESPONSE']._serialized_end=1856
+  _globals['_REPAIRREQUEST']._serialized_start=1858
+  _globals['_REPAIRREQUEST']._serialized_end=1906
+  _globals['_REPAIRPROGRESS']._serialized_start=1909
+  _globals['_REPAIRPROGRESS']._serialized_end=2168
+  _globals['_REPAIRPROGRESS_MISSINGBYAZENTRY']._serialized_start=2118
+  _globals['_REPAIRPROGRESS_MISSINGBYAZENTRY']._serialized_end=2168
+  _globals['_ADMINSERVICE']._serialized_start=2171
+  _globals['_ADMINSERVICE']._serialized_end=2746
+  _globals['_REPLICATORADMIN']._serialized_start=2748
+  _globals['_REPLICATORADMIN']._serialized_end=2862
 # @@protoc_insertion_point(module_scope)

@@ -77,16 +77,62 @@ class WitnessHealth(_message.Message):
     def __init__(self, name: _Optional[str] = ..., group: _Optional[int] = ..., grpc: _Optional[str] = ..., up: _Optional[bool] = ..., error: _Optional[str] = ..., incarnation: _Optional[int] = ..., keys: _Optional[int] = ..., uptime_seconds: _Optional[float] = ...) -> None: ...
 
 class ClusterStatusResponse(_message.Message):
-    __slots__ = ("cluster", "epoch", "nodes", "witnesses")
+    __slots__ = ("cluster", "epoch", "nodes", "witnesses", "replicators")
     CLUSTER_FIELD_NUMBER: _ClassVar[int]
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     NODES_FIELD_NUMBER: _ClassVar[int]
     WITNESSES_FIELD_NUMBER: _ClassVar[int]
+    REPLICATORS_FIELD_NUMBER: _ClassVar[int]
     cluster: str
     epoch: int
     nodes: _containers.RepeatedCompositeFieldContainer[NodeHealth]
     witnesses: _containers.RepeatedCompositeFieldContainer[WitnessHealth]
-    def __init__(self, cluster: _Optional[str] = ..., epoch: _Optional[int] = ..., nodes: _Optional[_Iterable[_Union[NodeHealth, _Mapping]]] = ..., witnesses: _Optional[_Iterable[_Union[WitnessHealth, _Mapping]]] = ...) -> None: ...
+    replicators: _containers.RepeatedCompositeFieldContainer[ReplicatorHealth]
+    def __init__(self, cluster: _Optional[str] = ..., epoch: _Optional[int] = ..., nodes: _Optional[_Iterable[_Union[NodeHealth, _Mapping]]] = ..., witnesses: _Optional[_Iterable[_Union[WitnessHealth, _Mapping]]] = ..., replicators: _Optional[_Iterable[_Union[ReplicatorHealth, _Mapping]]] = ...) -> None: ...
+
+class ReplicatorStatusRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class DestinationStatus(_message.Message):
+    __slots__ = ("destination", "lag_seconds", "in_flight")
+    DESTINATION_FIELD_NUMBER: _ClassVar[int]
+    LAG_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
+    destination: str
+    lag_seconds: float
+    in_flight: int
+    def __init__(self, destination: _Optional[str] = ..., lag_seconds: _Optional[float] = ..., in_flight: _Optional[int] = ...) -> None: ...
+
+class ReplicatorStatusResponse(_message.Message):
+    __slots__ = ("name", "uptime_seconds", "dlq_entries", "log_entries_behind", "destinations", "nodes_tailed")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    UPTIME_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    DLQ_ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    LOG_ENTRIES_BEHIND_FIELD_NUMBER: _ClassVar[int]
+    DESTINATIONS_FIELD_NUMBER: _ClassVar[int]
+    NODES_TAILED_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    uptime_seconds: float
+    dlq_entries: int
+    log_entries_behind: int
+    destinations: _containers.RepeatedCompositeFieldContainer[DestinationStatus]
+    nodes_tailed: int
+    def __init__(self, name: _Optional[str] = ..., uptime_seconds: _Optional[float] = ..., dlq_entries: _Optional[int] = ..., log_entries_behind: _Optional[int] = ..., destinations: _Optional[_Iterable[_Union[DestinationStatus, _Mapping]]] = ..., nodes_tailed: _Optional[int] = ...) -> None: ...
+
+class ReplicatorHealth(_message.Message):
+    __slots__ = ("name", "grpc", "up", "error", "status")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    GRPC_FIELD_NUMBER: _ClassVar[int]
+    UP_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    grpc: str
+    up: bool
+    error: str
+    status: ReplicatorStatusResponse
+    def __init__(self, name: _Optional[str] = ..., grpc: _Optional[str] = ..., up: _Optional[bool] = ..., error: _Optional[str] = ..., status: _Optional[_Union[ReplicatorStatusResponse, _Mapping]] = ...) -> None: ...
 
 class NodeSpec(_message.Message):
     __slots__ = ("name", "id", "az", "grpc", "metrics", "state")

@@ -363,3 +363,78 @@ class AdminService:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class ReplicatorAdminStub:
+    """Served by replicators.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.ReplicatorStatus = channel.unary_unary(
+                '/tristore.v1.ReplicatorAdmin/ReplicatorStatus',
+                request_serializer=tristore_dot_pb_dot_admin__pb2.ReplicatorStatusRequest.SerializeToString,
+                response_deserializer=tristore_dot_pb_dot_admin__pb2.ReplicatorStatusResponse.FromString,
+                _registered_method=True)
+
+
+class ReplicatorAdminServicer:
+    """Served by replicators.
+    """
+
+    def ReplicatorStatus(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_ReplicatorAdminServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'ReplicatorStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReplicatorStatus,
+                    request_deserializer=tristore_dot_pb_dot_admin__pb2.ReplicatorStatusRequest.FromString,
+                    response_serializer=tristore_dot_pb_dot_admin__pb2.ReplicatorStatusResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'tristore.v1.ReplicatorAdmin', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('tristore.v1.ReplicatorAdmin', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class ReplicatorAdmin:
+    """Served by replicators.
+    """
+
+    @staticmethod
+    def ReplicatorStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tristore.v1.ReplicatorAdmin/ReplicatorStatus',
+            tristore_dot_pb_dot_admin__pb2.ReplicatorStatusRequest.SerializeToString,
+            tristore_dot_pb_dot_admin__pb2.ReplicatorStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
