@@ -324,6 +324,7 @@ def _healthy_series() -> list[dict[str, str]]:
                 out.append(_series("tristore_cluster_nodes_up", "2x40", **labels))
                 out.append(_series("tristore_cluster_nodes", "2x40", **labels))
             out.append(_series("tristore_node_hints_pending", "0x40", **seen))
+            out.append(_series("tristore_node_cluster_map_epoch", "3x40", **seen))
     dest = {"destination": "west/photos"}
     for i in (1, 2):
         r = _target("east", f"r{i}", "replicator")
@@ -422,6 +423,17 @@ def rule_cases() -> list[dict[str, Any]]:
                 _alert("TristoreReplicationLagHigh", "15m", east | dest | warn),
                 _alert("TristoreReplicationDLQNotEmpty", "4m", east | {"process": "r1"} | warn),
                 _alert("TristoreNoReplicator", "8m", east | crit),
+            ],
+        },
+        {
+            "name": "one node stays on an older cluster map",
+            "input_series": [
+                _series("tristore_node_cluster_map_epoch", "2 3x20", **a1),
+                _series("tristore_node_cluster_map_epoch", "2x20", **a2),
+            ],
+            "alert_rule_test": [
+                _alert("TristoreClusterMapDiverged", "4m"),
+                _alert("TristoreClusterMapDiverged", "8m", east | {"severity": "warning"}),
             ],
         },
         {
