@@ -1096,9 +1096,19 @@ class Coordinator:
                     raise r
 
     async def _write_back(
-        self, v: ObjectVersion, azr: AzReplicas, holders: list[Replica], merge: bool = False
+        self,
+        v: ObjectVersion,
+        azr: AzReplicas,
+        holders: list[Replica],
+        merge: bool = False,
+        as_version: bool = False,
     ) -> None:
-        change = replace(Change.of(v), merge=True) if merge else Change.of(v)
+        """Write ``v`` to one node of ``azr``: as the key's current record (if
+        newer than the one there), or ``as_version`` only as one of its versions."""
+        if as_version:
+            change = Change(v.bucket, v.key, v.stamp, versions=(v,), merge=True)
+        else:
+            change = replace(Change.of(v), merge=True) if merge else Change.of(v)
         for node in self._candidates(azr):
             replica = self.peers.replica(node)
             try:
@@ -1260,8 +1270,11 @@ class Coordinator:
                 ", ".join(a.az for a in lacking),
             )
             holders = [rep for rep, _ in held]
+            # As a version only: its record stamp may be above the key's current
+            # record (a later status or tag change), and it must not become
+            # current where it lands. The current record follows separately.
             written = await asyncio.gather(
-                *(self._write_back(v, a, holders, merge=True) for a in lacking),
+                *(self._write_back(v, a, holders, as_version=True) for a in lacking),
                 return_exceptions=True,
             )
             failed = [r for r in written if isinstance(r, _AzDown)]
@@ -1270,6 +1283,9 @@ class Coordinator:
             for w in written:
                 if isinstance(w, BaseException):
                     raise w
+            rr = await self._read_replicas(bucket, key)
+            if rr.best is not None:
+                await self._write_back_lacking(rr.best, rr)
         return v, False
 
     async def _sync_modification(self, held: ObjectVersion, incoming: ObjectVersion) -> bool:
