@@ -91,6 +91,8 @@ class Membership:
         self.path = map_path(cfg, me.name)
         #: Handoffs each peer reported pending at the last sync.
         self.peer_handoffs: dict[str, int] = {}
+        #: Set while this node rebuilds its copies (node/repair.py).
+        self.rebuilding = False
         #: Called once this node is no longer in the map (decommissioned).
         self.on_removed: Callable[[], None] | None = None
         self._adopt_lock = asyncio.Lock()
@@ -106,9 +108,10 @@ class Membership:
         return next((n.state for n in self.map.nodes if n.name == self.me.name), "removed")
 
     def handoffs_pending(self) -> int:
-        """Keys held here that belong elsewhere (and a scan still to run counts one)."""
-        scanning = self.handoff.rescan.is_set() or self.handoff.scanning
-        return self.store.hints_pending + (1 if scanning else 0)
+        """Keys held here that belong elsewhere (a scan still to run, or a
+        rebuild in progress, counts one)."""
+        busy = self.handoff.rescan.is_set() or self.handoff.scanning or self.rebuilding
+        return self.store.hints_pending + (1 if busy else 0)
 
     def moving_azs(self) -> set[str]:
         """AZs with a node that is handing keys to another (a listing must not

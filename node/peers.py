@@ -343,7 +343,7 @@ class Peers:
         for az in {n.az for n in self.nodes}:
             NODES_UP.labels(az).set(sum(1 for n in self.nodes if n.az == az and self.is_up(n.name)))
 
-    async def wait_for_peers(self, log_every_s: float = 5.0) -> None:
+    async def wait_for_peers(self, log_every_s: float = 5.0, say: bool = True) -> None:
         """At start, say plainly which AZs have no reachable node yet, until
         each has one (a write needs all three of a key's AZs)."""
         last_said = float("-inf")
@@ -355,11 +355,13 @@ class Peers:
             ]
             up = sum(1 for n in self.nodes if self.is_up(n.name))
             if not lacking:
+                if not say:
+                    return
                 log.info(
                     "peers reachable: every AZ has a node up (%d of %d nodes)", up, len(self.nodes)
                 )
                 return
-            if time.monotonic() - last_said >= log_every_s:
+            if say and time.monotonic() - last_said >= log_every_s:
                 last_said = time.monotonic()
                 log.warning(
                     "waiting for peers: no node of %s answers (%d of %d nodes up: %s); "

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from node import keys
 from node.coordinator import Coordinator, _ReplicaRead
 from node.metrics import REPAIR_KEYS_CHECKED, REPAIR_VERSIONS_WRITTEN
-from node.peers import Replica, ReplicaUnavailable
+from node.peers import Peers, Replica, ReplicaUnavailable
+from node.replica_store import ReplicaStore
 from tristore import convert, validation
 from tristore.errors import NoSuchBucket, TristoreError
 from tristore.model import Change, ObjectVersion, RepairReport
@@ -510,3 +511,60 @@ async def serve_repair(
     """AdminService.Repair: the repairer's reports as protobuf."""
     async for report in repairer.run(request.bucket, request.dry_run):
         yield convert.repair_report_to_pb(report)
+
+
+#: Seconds between two tries of a rebuild that could not compare every key.
+REBUILD_RETRY_S = 30.0
+
+
+async def rebuild_if_new(
+    repairer: Repairer, store: ReplicaStore, peers: Peers, rebuilding: Callable[[bool], None]
+) -> None:
+    """A node whose data directory is new, in a cluster that already holds
+    data (a replaced disk, a wiped node, a node added to the map), repairs
+    every key so that its AZ's copies are whole again. Meanwhile it reports a
+    handoff pending, so listings do not rely on its AZ alone; reads ask all
+    three AZs anyway. A new cluster needs nothing: no peer held data from
+    before this node's data directory was made (stamp times compared)."""
+    if not store.needs_rebuild:
+        return
+    await peers.wait_for_peers(say=False)
+    statuses = await asyncio.gather(
+        *(r.node_status() for r in list(peers.remote.values())), return_exceptions=True
+    )
+    mine = store.created_ms
+    older = [
+        st.name
+        for st in statuses
+        if not isinstance(st, BaseException) and 0 < st.first_change_ms < mine
+    ]
+    if not older:
+        log.info("new data directory in a new cluster: nothing to rebuild")
+        await store.rebuilt()
+        return
+    log.info("peers holding data older than this data directory: %s", ", ".join(older))
+    rebuilding(True)
+    try:
+        while True:
+            log.warning(
+                "new data directory in a cluster that holds data (a replaced disk, a wiped "
+                "or a new node): rebuilding this AZ's copies from the other AZs"
+            )
+            final: RepairReport | None = None
+            try:
+                async for report in repairer.run("", dry_run=False):
+                    final = report
+            except TristoreError as exc:
+                log.warning("rebuild interrupted: %s; trying again", exc)
+            if final is not None and final.done and not final.keys_failed:
+                log.info(
+                    "rebuilt: %d keys checked, %d repaired, %d records written",
+                    final.keys_checked,
+                    final.keys_repaired,
+                    final.versions_written,
+                )
+                await store.rebuilt()
+                return
+            await asyncio.sleep(REBUILD_RETRY_S)
+    finally:
+        rebuilding(False)

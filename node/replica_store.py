@@ -47,6 +47,11 @@ from tristore.stamps import ZERO, Stamp
 log = logging.getLogger(__name__)
 
 FORMAT = b"tristore-node-2"
+#: Meta key set while a node made with a new data directory has not rebuilt
+#: its copies yet.
+REBUILD = "rebuild"
+#: Meta key: when the data directory was made (ms).
+CREATED = "created_ms"
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +232,10 @@ class ReplicaStore:
         self.db = rocksdict.Rdict(str(path), opts)
         fmt = self.db.get(keys.meta_key("format"))
         if fmt is None:
+            # A new data directory: if the cluster already holds data, this
+            # node's copies must be rebuilt from the other AZs (node/repair.py).
+            self.db.put(keys.meta_key(CREATED), records.encode_ms(clock_ms()))
+            self.db.put(keys.meta_key(REBUILD), b"1", self._sync_opts())
             self.db.put(keys.meta_key("format"), FORMAT)
         elif fmt != FORMAT:
             raise RuntimeError(f"{path} holds data of format {fmt!r}, not {FORMAT!r}")
@@ -245,6 +254,7 @@ class ReplicaStore:
         self._touched: OrderedDict[tuple[str, str], int] = OrderedDict()
         self._forgotten_seq = self._seq
         self._batch_touched: list[tuple[str, str]] = []
+        self._first_change = 0
         HINTS_PENDING.set(self._hints)
         CHANGE_LOG_SEQ.set(self._seq)
         self._queue: queue.SimpleQueue[tuple[_Op, asyncio.Future[Any]] | None] = queue.SimpleQueue()
@@ -693,6 +703,39 @@ class ReplicaStore:
     async def hint_homes(self) -> list[str]:
         result: list[str] = await self._read(self._hint_homes)
         return result
+
+    @staticmethod
+    def _sync_opts() -> rocksdict.WriteOptions:
+        opts = rocksdict.WriteOptions()
+        opts.sync = True
+        return opts
+
+    @property
+    def created_ms(self) -> int:
+        """When this data directory was made (0: before this was recorded)."""
+        raw = self.db.get(keys.meta_key(CREATED))
+        return records.decode_ms(raw) if raw is not None else 0
+
+    def _first_change_ms(self) -> int:
+        for _k, raw in self._prefix_items(keys.LOG):
+            return records.decode_change(raw).stamp.physical_ms
+        return 0
+
+    async def first_change_ms(self) -> int:
+        """Stamp time of the first entry of the change log (0 when empty)."""
+        if not self._first_change:
+            self._first_change = await self._read(self._first_change_ms)
+        return self._first_change
+
+    @property
+    def needs_rebuild(self) -> bool:
+        """Whether this node started from a new data directory and has not
+        rebuilt its copies (or found the cluster new) yet."""
+        return self.db.get(keys.meta_key(REBUILD)) is not None
+
+    async def rebuilt(self) -> None:
+        """Clear :attr:`needs_rebuild`, durably."""
+        await self._submit(_Raw([], [keys.meta_key(REBUILD)], []))
 
     @property
     def hints_pending(self) -> int:

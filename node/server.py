@@ -13,7 +13,7 @@ from node.events import EventStreams, NodeEvents
 from node.hints import HintedHandoff
 from node.membership import Membership, map_path, starting_config
 from node.peers import Peers
-from node.repair import Repairer
+from node.repair import Repairer, rebuild_if_new
 from node.replica_store import ReplicaStore
 from node.servicer import AdminServicer, EventServicer, ObjectServicer, ReplicaServicer
 from node.witness_client import WitnessFleet
@@ -59,6 +59,11 @@ async def build(cfg: ClusterConfig, name: str) -> server.ProcessSpec:
     handoff = HintedHandoff(store, peers, placer, cfg.node.hint_interval_s)
     membership = Membership(cfg, me, placer, peers, handoff, store)
     coord.moving_azs = membership.moving_azs
+    repairer = Repairer(coord)
+
+    def set_rebuilding(on: bool) -> None:
+        membership.rebuilding = on
+
     node_events = NodeEvents(me, store, placer)
     event_streams = EventStreams(cfg, node_events, peers, coord.head_bucket)
     tasks: list[asyncio.Task[None]] = []
@@ -67,7 +72,7 @@ async def build(cfg: ClusterConfig, name: str) -> server.ProcessSpec:
         objects_pb2_grpc.add_ObjectServiceServicer_to_server(ObjectServicer(coord), srv)
         replica_pb2_grpc.add_ReplicaServiceServicer_to_server(ReplicaServicer(store), srv)
         admin_pb2_grpc.add_AdminServiceServicer_to_server(
-            AdminServicer(membership, store, peers, witnesses, Repairer(coord)), srv
+            AdminServicer(membership, store, peers, witnesses, repairer), srv
         )
         events_pb2_grpc.add_EventServiceServicer_to_server(
             EventServicer(event_streams, node_events), srv
@@ -94,6 +99,7 @@ async def build(cfg: ClusterConfig, name: str) -> server.ProcessSpec:
             gc_forever(),
             membership.sync_forever(),
             peers.wait_for_peers(),
+            rebuild_if_new(repairer, store, peers, set_rebuilding),
         ]
         if witnesses is not None:
             background.append(witnesses.learn())  # best effort; any answer teaches it too

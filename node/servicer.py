@@ -536,6 +536,8 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
             uptime_seconds=time.monotonic() - self.started,
             state=self.membership.state,
             handoffs_pending=self.membership.handoffs_pending(),
+            created_ms=self.store.created_ms,
+            first_change_ms=await self.store.first_change_ms(),
         )
 
     async def NodeStatus(

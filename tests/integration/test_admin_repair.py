@@ -1,5 +1,6 @@
-"""``tristore admin repair``: a node that lost its disk gets back, from the
-other AZs, every version it was home to (anti-entropy within one cluster)."""
+"""``tristore admin repair``: a node that lost its objects gets back, from the
+other AZs, every version it was home to (anti-entropy within one cluster); a
+node started on a new, empty data directory rebuilds itself the same way."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from collections import defaultdict
 from typing import Any
 
 import pytest
+import rocksdict
 
 from node import keys
 from tests.integration.cluster import DevCluster, all_versions, wait_until
@@ -140,7 +142,26 @@ def _expected_missing(cluster: DevCluster, az: str) -> int:
     return total
 
 
-def test_repair_restores_a_lost_disk(own_cluster: DevCluster) -> None:
+def _lose_objects(cluster: DevCluster, name: str) -> None:
+    """Delete every object record, body and hint from a stopped node's RocksDB
+    (as a restore from an old backup would), keeping the rest: the node does
+    not start as new, so only `admin repair` brings them back."""
+    db = rocksdict.Rdict(str(cluster.config.data_dir_for(name)), rocksdict.Options(raw_mode=True))
+    try:
+        lost = [
+            k
+            for family in (keys.OBJECT, keys.VERSION, keys.REMOVED, keys.NULL, keys.DATA, keys.HINT)
+            for k in db.keys(from_key=family)
+            if k.startswith(family)
+        ]
+        for k in lost:
+            del db[k]
+        db.flush()
+    finally:
+        db.close()
+
+
+def test_repair_restores_lost_objects(own_cluster: DevCluster) -> None:
     cluster = own_cluster
     started = time.monotonic()
     plain, vers = _fill(cluster)
@@ -148,9 +169,9 @@ def test_repair_restores_a_lost_disk(own_cluster: DevCluster) -> None:
     assert any(VICTIM in cluster.homes(PLAIN, k) for k in plain)
     assert any(VICTIM in cluster.homes(VERS, k) for k, _ in vers)
 
-    # A lost disk: SIGKILL, the data dir gone, the node started again empty.
+    # Objects lost: SIGKILL, the records gone, the node started again.
     cluster.kill(VICTIM)
-    shutil.rmtree(cluster.config.data_dir_for(VICTIM))
+    _lose_objects(cluster, VICTIM)
     cluster.start(VICTIM)
     wait_until(lambda: VICTIM in cluster.up_names(), 30, what=f"{VICTIM} to come back")
     with cluster.client() as c:
@@ -253,3 +274,52 @@ def test_repair_restores_a_lost_disk(own_cluster: DevCluster) -> None:
     assert doc["versions_written"] == 0
     assert "repair again when every AZ answers" in failed.stderr.decode()
     assert time.monotonic() - started < 60
+
+
+def test_a_node_on_a_new_data_directory_rebuilds_itself(own_cluster: DevCluster) -> None:
+    cluster = own_cluster
+    plain, vers = _fill(cluster)
+    victim = "c2"
+    cluster.kill(victim)
+    shutil.rmtree(cluster.config.data_dir_for(victim))  # a replaced disk
+    cluster.start(victim)
+    log = cluster.dir / "logs" / f"{victim}.log"
+    wait_until(lambda: "rebuilt: " in log.read_text(), 60, what=f"{victim} to rebuild")
+    assert "rebuilding this AZ's copies" in log.read_text()
+    with cluster.client() as c:
+        wait_until(
+            lambda: all(
+                n.status is not None and n.status.handoffs_pending == 0
+                for n in c.cluster_status().nodes
+            ),
+            30,
+            what="no handoff pending",
+        )
+    # Nothing is left for a repair to do, and the node holds its keys again.
+    dry = _repair(cluster, "--dry-run")
+    assert dry["keys_failed"] == 0 and set(dry["missing_by_az"].values()) == {0}, dry
+    heads, versions = _records(cluster, victim)
+    mine = [k for k, body in plain.items() if victim in cluster.homes(PLAIN, k)]
+    assert mine
+    for key in mine:
+        head = heads.get((PLAIN, key))
+        assert head is not None, key
+        assert head.deleted if plain[key] is None else head.etag == _md5(plain[key]), key
+    for (key, vid), body in vers.items():
+        if victim in cluster.homes(VERS, key) and body != "removed":
+            assert (VERS, key, vid) in versions, (key, vid)
+    # Restarted, it does not rebuild again.
+    cluster.kill(victim, "TERM")
+    cluster.start(victim)
+    time.sleep(2)
+    assert log.read_text().count("rebuilt: ") == 1
+
+
+def test_a_new_cluster_does_not_rebuild(own_cluster: DevCluster) -> None:
+    log = (own_cluster.dir / "logs" / "a1.log").read_text()
+    wait_until(
+        lambda: "nothing to rebuild" in (own_cluster.dir / "logs" / "a1.log").read_text(),
+        15,
+        what="a1 to find the cluster new",
+    )
+    assert "rebuilding" not in log

@@ -11,7 +11,7 @@ class NodeStatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class NodeStatusResponse(_message.Message):
-    __slots__ = ("name", "az", "role", "hints_pending", "objects", "disk_bytes", "change_log_seq", "epoch", "uptime_seconds", "state", "handoffs_pending")
+    __slots__ = ("name", "az", "role", "hints_pending", "objects", "disk_bytes", "change_log_seq", "epoch", "uptime_seconds", "state", "handoffs_pending", "created_ms", "first_change_ms")
     NAME_FIELD_NUMBER: _ClassVar[int]
     AZ_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
@@ -23,6 +23,8 @@ class NodeStatusResponse(_message.Message):
     UPTIME_SECONDS_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     HANDOFFS_PENDING_FIELD_NUMBER: _ClassVar[int]
+    CREATED_MS_FIELD_NUMBER: _ClassVar[int]
+    FIRST_CHANGE_MS_FIELD_NUMBER: _ClassVar[int]
     name: str
     az: str
     role: str
@@ -34,7 +36,9 @@ class NodeStatusResponse(_message.Message):
     uptime_seconds: float
     state: str
     handoffs_pending: int
-    def __init__(self, name: _Optional[str] = ..., az: _Optional[str] = ..., role: _Optional[str] = ..., hints_pending: _Optional[int] = ..., objects: _Optional[int] = ..., disk_bytes: _Optional[int] = ..., change_log_seq: _Optional[int] = ..., epoch: _Optional[int] = ..., uptime_seconds: _Optional[float] = ..., state: _Optional[str] = ..., handoffs_pending: _Optional[int] = ...) -> None: ...
+    created_ms: int
+    first_change_ms: int
+    def __init__(self, name: _Optional[str] = ..., az: _Optional[str] = ..., role: _Optional[str] = ..., hints_pending: _Optional[int] = ..., objects: _Optional[int] = ..., disk_bytes: _Optional[int] = ..., change_log_seq: _Optional[int] = ..., epoch: _Optional[int] = ..., uptime_seconds: _Optional[float] = ..., state: _Optional[str] = ..., handoffs_pending: _Optional[int] = ..., created_ms: _Optional[int] = ..., first_change_ms: _Optional[int] = ...) -> None: ...
 
 class ClusterStatusRequest(_message.Message):
     __slots__ = ()
