@@ -541,9 +541,10 @@ async def rebuild_if_new(
     if not older:
         log.info("new data directory in a new cluster: nothing to rebuild")
         await store.rebuilt()
+        rebuilding(False)
         return
     log.info("peers holding data older than this data directory: %s", ", ".join(older))
-    rebuilding(True)
+    rebuilding(True)  # the node set it at start already; a listing must not wait for this
     try:
         while True:
             log.warning(

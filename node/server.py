@@ -64,6 +64,8 @@ async def build(cfg: ClusterConfig, name: str) -> server.ProcessSpec:
     def set_rebuilding(on: bool) -> None:
         membership.rebuilding = on
 
+    set_rebuilding(store.needs_rebuild)  # until rebuild_if_new knows better
+
     node_events = NodeEvents(me, store, placer)
     event_streams = EventStreams(cfg, node_events, peers, coord.head_bucket)
     tasks: list[asyncio.Task[None]] = []
