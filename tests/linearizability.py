@@ -88,17 +88,30 @@ def check_key(key: str, ops: list[Op], initial: Hashable | None, max_states: int
         seen.add((done, value))
         if len(seen) > max_states:
             raise RuntimeError(f"history of key {key!r} is too large to check ({n} operations)")
-        pending = [i for i in range(n) if not (done >> i) & 1]
-        # Only operations invoked before every pending op's completion can go next.
-        horizon = min(ops[i].completed for i in pending)
-        for i in pending:
-            op = ops[i]
+        # Only operations invoked before every pending op's completion can go
+        # next. Ops are sorted by invocation and complete after they are
+        # invoked, so the pending ops from the first one on, up to the first
+        # invoked after the smallest completion seen so far, are all there is
+        # to look at (not the whole history: a state costs its window).
+        horizon = math.inf
+        i = (~done & (done + 1)).bit_length() - 1  # the first pending op
+        while i < n:
+            if not (done >> i) & 1:
+                op = ops[i]
+                if op.invoked > horizon:
+                    break  # sorted by invocation: no later op can go first either
+                horizon = min(horizon, op.completed)
+            i += 1
+        for j in range((~done & (done + 1)).bit_length() - 1, i):
+            if (done >> j) & 1:
+                continue
+            op = ops[j]
             if op.invoked > horizon:
-                break  # sorted by invocation: no later op can go first either
+                break
             if op.kind == WRITE:
-                stack.append((done | (1 << i), op.value))
+                stack.append((done | (1 << j), op.value))
             elif op.value == value:
-                stack.append((done | (1 << i), value))
+                stack.append((done | (1 << j), value))
     unplaced = required & ~best
     missing = tuple(ops[i] for i in range(n) if unplaced >> i & 1)
     return Verdict(
