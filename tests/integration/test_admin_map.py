@@ -7,15 +7,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import sys
 import threading
 import time
+import tomllib
+from dataclasses import replace
 
 import pytest
 
-from tests.integration.cluster import DevCluster, wait_until
-from tristore import errors
+from tests.integration.cluster import DevCluster, cli_env, wait_until
+from tristore import config, errors
 from tristore.client import Client
 from tristore.clustermap import ClusterMap
+from tristore.config import NodeSpec
 from tristore.placement import Placer
 
 pytestmark = pytest.mark.integration
@@ -236,3 +241,94 @@ def test_bad_map_changes_are_refused(cluster: DevCluster) -> None:
         assert c.cluster_map() == start
     bad = cluster.cli("admin", "drain", "nosuch", check=False)
     assert bad.returncode != 0 and b"no node named" in bad.stderr
+
+
+def test_config_show_prints_the_effective_configuration(cluster: DevCluster) -> None:
+    text = cluster.cli("admin", "config", "show").stdout.decode()
+    first, _, body = text.partition("\n")
+    cmap = _map(cluster)
+    assert first.startswith("# effective configuration of node ")
+    assert first.endswith(f"cluster map epoch {cmap.epoch}")
+    shown = config.parse(tomllib.loads(body), env={})
+    assert shown.nodes == cmap.nodes and shown.cluster.epoch == cmap.epoch
+    assert shown.node == cluster.config.node and shown.witnesses == cluster.config.witnesses
+    doc = json.loads(cluster.cli("admin", "config", "show", "--json").stdout)
+    assert doc["epoch"] == cmap.epoch and doc["node"] in {n.name for n in cmap.nodes}
+    assert config.parse(tomllib.loads(doc["toml"]), env={}) == shown
+
+
+def test_a_node_added_to_the_map_gets_its_keys(own_cluster: DevCluster) -> None:
+    """A node is added by starting it with a map that names it at a higher
+    epoch: its peers take the map from it and hand it the keys it is now home
+    to, and it rebuilds what its AZ lacks, while writes go on."""
+    cluster = own_cluster
+    with cluster.client() as c:
+        c.create_bucket(BUCKET)
+        for i in range(POOL):
+            c.put_object(BUCKET, f"k{i:04d}", f"k{i:04d} first".encode())
+    cfg = cluster.config
+    new = NodeSpec(
+        "a3",
+        max(n.id for n in cfg.nodes) + 1,
+        "az-a",
+        f"127.0.0.1:{cluster.base_port + 60}",
+        f"127.0.0.1:{cluster.base_port + 160}",
+    )
+    grown = replace(
+        cfg, nodes=(*cfg.nodes, new), cluster=replace(cfg.cluster, epoch=cfg.cluster.epoch + 1)
+    )
+    path = cluster.config_path.parent / "cluster-a3.toml"  # data_dir resolves alike
+    path.write_text(config.dump(grown))
+    log_path = cluster.dir / "logs" / "a3.log"
+    mixer = Mixer(cluster, limit=3000, seconds=120)
+    mixer.start()
+    with open(log_path, "wb") as log_file:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tristore",
+                "serve",
+                "node",
+                "--config",
+                str(path),
+                "--name",
+                "a3",
+            ],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            env=cli_env(),
+        )
+    try:
+        wait_until(lambda: mixer.ops >= 40, 30, what="writes")
+        now = ClusterMap(grown.cluster.epoch, grown.nodes)
+        _wait_map_everywhere(cluster, now, now.epoch)
+        wait_until(lambda: "rebuilt: " in log_path.read_text(), 60, what="a3 to rebuild")
+        ops = mixer.ops
+        wait_until(lambda: mixer.ops >= ops + 60, 30, what="writes after a3 joined")
+    finally:
+        mixer.stop_flag.set()
+        mixer.join(30)
+    try:
+        assert len(mixer.failed) <= 2, mixer.failed
+        with Client(",".join(n.grpc for n in now.nodes)) as c:
+            wait_until(
+                lambda: all(
+                    n.status is not None
+                    and n.status.handoffs_pending == 0
+                    and n.status.hints_pending == 0
+                    for n in c.cluster_status().nodes
+                ),
+                60,
+                what="every handoff to finish",
+            )
+            assert {n.name for n in c.cluster_status().nodes if n.up} == {n.name for n in now.nodes}
+        _check_everything(cluster, mixer, now)
+        placer = Placer(grown)
+        mine = [
+            k for k in mixer.state if any(a.home.name == "a3" for a in placer.place(BUCKET, k).azs)
+        ]
+        assert mine, "a3 must be home to some keys"
+    finally:
+        proc.terminate()
+        proc.wait(30)
