@@ -377,14 +377,19 @@ class EventStreams:
         self.cfg = cfg
         self.peers = peers
         self.bucket_exists = bucket_exists
-        timeout = cfg.node.replica_timeout_s
-        self.logs: dict[str, NodeLog] = {
-            n.name: local
-            if n.name == local.me.name
-            else RemoteNodeEvents(n, peers.remote[n.name].channel, timeout)
-            for n in cfg.nodes
-        }
-        self.ids = {n.name: n.id for n in cfg.nodes}
+        self.logs: dict[str, NodeLog] = {local.me.name: local}
+        self.ids: dict[str, int] = {}
+        self._refresh()
+
+    def _refresh(self) -> None:
+        """Read the logs of the nodes of the cluster map as it is now (nodes
+        join and leave at run time; a subscription keeps the nodes it began with)."""
+        timeout = self.cfg.node.replica_timeout_s
+        for n in self.peers.nodes:
+            if n.name not in self.logs:
+                channel = self.peers.replica_for_map(n).channel
+                self.logs[n.name] = RemoteNodeEvents(n, channel, timeout)
+        self.ids = {n.name: n.id for n in self.peers.nodes}
 
     async def subscribe(
         self, bucket: str, prefix: str, cursor: str, from_start: bool, heartbeat_ms: int
@@ -407,6 +412,7 @@ class EventStreams:
                 f"({HEARTBEAT_MS_RANGE.start}..{HEARTBEAT_MS_RANGE.stop - 1}, or 0 for "
                 f"{HEARTBEAT_S:g} s)"
             )
+        self._refresh()
         positions = self._start(bucket, cursor, from_start)
         await self.bucket_exists(bucket)
         EVENT_STREAMS.inc()
