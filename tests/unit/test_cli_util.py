@@ -133,6 +133,12 @@ def test_format_table_aligns_columns() -> None:
 # --- progress bar ------------------------------------------------------------
 
 
+def test_render_counts_things_with_a_unit() -> None:
+    line = progress.render(250, 1000, 5.0, width=8, unit="keys")
+    assert line == "[##......]  25%  250 / 1000 keys  50 keys/s"
+    assert progress.render(7, None, 0.0, unit="keys") == "7 keys  - keys/s"
+
+
 def test_render_known_total() -> None:
     line = progress.render(512 * 1024**2, 1024**3, 2.0, width=10)
     assert line == "[#####.....]  50%  512.0 MiB / 1.0 GiB  256.0 MiB/s"
