@@ -8,7 +8,7 @@ DEV_DIR ?= .tristore
 UP_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: install up down status test test-unit test-integration lint format proto bench bench-replication clean
+.PHONY: install up down status test test-unit test-integration lint format proto bench bench-replication bench-operations clean
 
 $(INSTALLED): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -53,6 +53,9 @@ bench: install ## writes bench/results/latest.json and prints a table
 
 bench-replication: install ## replication lag under PUT load; bench/results/replication.json
 	$(BIN)/python -m bench.replication
+
+bench-operations: install ## drain, undrain, repair, rebuild times; bench/results/operations.json
+	$(BIN)/python -m bench.operations
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
