@@ -105,6 +105,21 @@ def _check_everything(cluster: DevCluster, mixer: Mixer, cmap: ClusterMap) -> No
                 assert rec.etag == hashlib.md5(body).hexdigest(), (key, azr.home.name)
 
 
+def _wait_settled(cmap: ClusterMap) -> None:
+    """Until no node of the map holds a hint or has a handoff pending."""
+    with Client(",".join(n.grpc for n in cmap.nodes)) as c:
+        wait_until(
+            lambda: all(
+                n.status is not None
+                and n.status.handoffs_pending == 0
+                and n.status.hints_pending == 0
+                for n in c.cluster_status().nodes
+            ),
+            60,
+            what="every handoff to finish",
+        )
+
+
 def _wait_map_everywhere(cluster: DevCluster, cmap: ClusterMap, epoch: int) -> None:
     def everywhere() -> bool:
         return all(_map(cluster, n.grpc).epoch >= epoch for n in cmap.nodes)
@@ -158,14 +173,7 @@ def test_drain_then_decommission_under_writes(own_cluster: DevCluster) -> None:
     now = _map(cluster, cluster.config.node_named("a2").grpc)
     assert now.epoch == start.epoch + 2 and not now.has(victim)
     _wait_map_everywhere(cluster, now, now.epoch)
-    wait_until(
-        lambda: all(
-            n.status is not None and n.status.hints_pending == 0
-            for n in Client(",".join(x.grpc for x in now.nodes)).cluster_status().nodes
-        ),
-        30,
-        what="hints to drain",
-    )
+    _wait_settled(now)
     _check_everything(cluster, mixer, now)
 
     # The node knows it left: started again, it refuses to serve.
@@ -205,17 +213,7 @@ def test_undrain_brings_keys_back_and_map_reaches_a_node_that_was_down(
     assert now.epoch == start.epoch + 2
     assert all(n.state == "active" for n in now.nodes)
     _wait_map_everywhere(cluster, now, now.epoch)
-    with cluster.client() as c:
-        wait_until(
-            lambda: all(
-                n.status is not None
-                and n.status.handoffs_pending == 0
-                and n.status.hints_pending == 0
-                for n in c.cluster_status().nodes
-            ),
-            60,
-            what="every handoff to finish",
-        )
+    _wait_settled(now)
     _check_everything(cluster, mixer, now)
     # b1 is home to its keys again and holds them; b2 gave back what is b1's.
     placer = Placer(cluster.config)
@@ -311,17 +309,8 @@ def test_a_node_added_to_the_map_gets_its_keys(own_cluster: DevCluster) -> None:
         mixer.join(30)
     try:
         assert len(mixer.failed) <= 2, mixer.failed
+        _wait_settled(now)
         with Client(",".join(n.grpc for n in now.nodes)) as c:
-            wait_until(
-                lambda: all(
-                    n.status is not None
-                    and n.status.handoffs_pending == 0
-                    and n.status.hints_pending == 0
-                    for n in c.cluster_status().nodes
-                ),
-                60,
-                what="every handoff to finish",
-            )
             assert {n.name for n in c.cluster_status().nodes if n.up} == {n.name for n in now.nodes}
         _check_everything(cluster, mixer, now)
         placer = Placer(grown)
