@@ -63,10 +63,34 @@ def check(
     return Verdict(True)
 
 
+def _settle_unknown_writes(ops: list[Op]) -> list[Op]:
+    """Unknown writes of a value no other write has: if no read returned it, it
+    is left out (linearizing it can only add constraints); if one did, it took
+    effect, before the first read that returned it completed. Either way it no
+    longer stays pending through the rest of the history, which is what makes
+    long histories with many failed writes (node kills) expensive to check."""
+    writers: dict[Hashable | None, int] = defaultdict(int)
+    first_read: dict[Hashable | None, float] = {}
+    for o in ops:
+        if o.kind == WRITE:
+            writers[o.value] += 1
+        elif o.value is not None:
+            first_read[o.value] = min(first_read.get(o.value, math.inf), o.completed)
+    out: list[Op] = []
+    for o in ops:
+        if o.kind == WRITE and not o.ok and o.value is not None and writers[o.value] == 1:
+            seen = first_read.get(o.value)
+            if seen is None:
+                continue
+            o = Op(o.key, o.kind, o.value, o.invoked, seen, True, o.client, o.ident)
+        out.append(o)
+    return out
+
+
 def check_key(key: str, ops: list[Op], initial: Hashable | None, max_states: int) -> Verdict:
     ops = [
         Op(o.key, o.kind, o.value, o.invoked, o.completed if o.ok else math.inf, o.ok, o.client, i)
-        for i, o in enumerate(sorted(ops, key=lambda o: o.invoked))
+        for i, o in enumerate(sorted(_settle_unknown_writes(ops), key=lambda o: o.invoked))
     ]
     n = len(ops)
     # Sets of operations are bitmasks (an int, bit i for ops[i]): a state of a
