@@ -7,7 +7,8 @@ deploy/docker-compose.yml (Prometheus and Grafana too when their images are
 already on the machine: nothing is pulled); waits for every container's
 healthcheck; writes through east's published ports with the SDK and the CLI,
 reads the replicas on west; stops one node container and keeps writing and
-reading; and always tears the stack down (``down -v``).
+reading; asks `admin status`, drains and undrains a node (a cluster map change
+spread across containers); and always tears the stack down (``down -v``).
 
 Without a reachable Docker daemon the test skips, or fails under
 TRISTORE_E2E=1 (CI that promises to run it). TRISTORE_E2E_BASE_IMAGE=TAG uses
@@ -16,6 +17,7 @@ an existing base image (``python:3.11-slim`` where a registry is reachable).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -230,3 +232,16 @@ def test_write_east_read_west_survive_a_node(stack: Stack) -> None:
         for key, body in written.items():
             assert east.get_object(src, key) == body, key
         _wait_for(replicated(list(written)), REPLICATION_TIMEOUT_S, "replicas of later writes")
+
+        # The operator's view, and a change of the cluster map across containers.
+        status = json.loads(_cli(EAST, "admin", "status", "--json"))
+        up = {n["name"]: n["up"] for n in status["nodes"]}
+        assert up.pop("a1") is False and all(up.values()), status["nodes"]
+        assert {r["name"] for r in status["replicators"] if r["up"]} == {"r1", "r2"}
+        _cli(EAST, "admin", "drain", "b2", "--timeout", "50")
+        for key, body in written.items():
+            assert east.get_object(src, key) == body, key
+        _cli(EAST, "admin", "undrain", "b2")
+        status = json.loads(_cli(EAST, "admin", "status", "--json"))
+        assert status["epoch"] >= 3
+        assert {n["status"]["epoch"] for n in status["nodes"] if n["up"]} == {status["epoch"]}
