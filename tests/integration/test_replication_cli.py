@@ -78,6 +78,11 @@ def test_backfill_then_verify(pair: tuple[DevCluster, DevCluster]) -> None:
     dry = east.cli("replication", "backfill", "s3://cli-src", "--dry-run").stdout.decode()
     assert dry.count("would queue: ") == OBJECTS and "(delete marker" not in dry
     assert "sent nowhere by the rules: 1" in dry.splitlines()
+    dry_json = _json(east.cli("replication", "backfill", "s3://cli-src", "--dry-run", "--json"))
+    assert dry_json["dry_run"] is True and dry_json["queued"] == OBJECTS
+    assert {(w["key"], w["destination"]) for w in dry_json["would_queue"]} == {
+        (k, "west/cli-dst") for k in written
+    }
     assert _verify(east, west, "cli-src")[1]["counts"]["missing"] == OBJECTS  # nothing queued
 
     proc = east.cli("replication", "backfill", "s3://cli-src", "--json")

@@ -921,13 +921,15 @@ def cmd_backfill(args: argparse.Namespace) -> int:
             plan = plan_version(e, rules, tags_of)
             return plan, [] if args.dry_run else _requeue(c, bucket, plan)
 
-        # A dry run prints a line a version: the lines are the progress.
+        # A dry run prints a line a version: the lines are the progress. With
+        # --json they go into the one JSON object instead.
+        would: list[dict[str, object]] | None = [] if args.json else None
         bar = count_bar(count, enabled=not (args.no_progress or args.dry_run))
         try:
             results = in_order(pool, one, _entries(c, bucket, args.prefix or ""), parallel)
             for plan, outcomes in results:
                 count.add(plan)
-                _count_requeues(bucket, plan, outcomes, args.dry_run, count, errors)
+                _count_requeues(bucket, plan, outcomes, args.dry_run, count, errors, would)
                 bar(count.versions)
         except KeyboardInterrupt:
             bar.close()
@@ -944,7 +946,8 @@ def cmd_backfill(args: argparse.Namespace) -> int:
             errors.close()
     if args.json:
         head = {"bucket": bucket, "prefix": args.prefix or "", "dry_run": args.dry_run}
-        print_json({**head, **count.to_json()})
+        extra = {"would_queue": would} if args.dry_run else {}
+        print_json({**head, **count.to_json(), **extra})
     else:
         for label, n in count.rows(args.dry_run):
             print(f"{label}: {n}")
@@ -985,12 +988,23 @@ def _count_requeues(
     dry_run: bool,
     count: BackfillCount,
     errors: _Errors,
+    would: list[dict[str, object]] | None = None,
 ) -> None:
     e = plan.entry
     if dry_run:
         which = _which(e.version_id, e.delete_marker)
         for dest in plan.queue:
-            print(f"would queue: s3://{bucket}/{e.key} ({which}) to {dest}")
+            if would is not None:
+                would.append(
+                    {
+                        "key": e.key,
+                        "version_id": e.version_id,
+                        "delete_marker": e.delete_marker,
+                        "destination": dest,
+                    }
+                )
+            else:
+                print(f"would queue: s3://{bucket}/{e.key} ({which}) to {dest}")
         count.queued += len(plan.queue)
         return
     for dest, exc in outcomes:
