@@ -194,6 +194,8 @@ class Membership:
             current = self.map
             current.check_epoch(expect_epoch)
             new = current.changed(name, action)
+            if new == current:
+                return current, [self.me.name], []  # nothing to change
             new.apply_to(self.cfg)
             if action == REMOVE and not force:
                 await self._check_drained(current.node(name))

@@ -61,8 +61,11 @@ class ClusterMap:
         return new
 
     def changed(self, name: str, action: str) -> ClusterMap:
-        """The next map (epoch + 1) after draining, undraining or removing ``name``."""
+        """The next map (epoch + 1) after draining, undraining or removing
+        ``name``; this map itself when the node is in that state already."""
         spec = self.node(name)
+        if (action, spec.state) in ((DRAIN, DRAINING), (UNDRAIN, ACTIVE)):
+            return self
         if action == DRAIN:
             nodes = tuple(replace(n, state=DRAINING) if n.name == name else n for n in self.nodes)
         elif action == UNDRAIN:

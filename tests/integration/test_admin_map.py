@@ -145,6 +145,9 @@ def test_drain_then_decommission_under_writes(own_cluster: DevCluster) -> None:
         assert f"{victim} is drained" in out, out
         ops_at_drained = mixer.ops
 
+        again = json.loads(cluster.cli("admin", "drain", victim, "--no-wait", "--json").stdout)
+        assert again["map"]["epoch"] == start.epoch + 1  # already draining: no new map
+
         status = json.loads(cluster.cli("admin", "status", "--json").stdout)
         a1 = next(n for n in status["nodes"] if n["name"] == victim)
         assert a1["status"]["state"] == "draining"

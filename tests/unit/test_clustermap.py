@@ -38,6 +38,13 @@ def test_each_change_raises_the_epoch_by_one() -> None:
     assert m3.apply_to(cfg).nodes == m3.nodes and m3.apply_to(cfg).cluster.epoch == m3.epoch
 
 
+def test_a_change_to_the_state_a_node_is_in_is_no_change() -> None:
+    m = ClusterMap.of(_cfg())
+    assert m.changed("a1", UNDRAIN) is m
+    drained = m.changed("a1", DRAIN)
+    assert drained.changed("a1", DRAIN) is drained
+
+
 def test_changes_that_would_break_an_az_are_refused() -> None:
     one = _cfg(per_az=1)
     m = ClusterMap.of(one)
