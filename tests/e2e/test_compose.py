@@ -3,8 +3,9 @@
 Builds the base image from Debian packages (deploy/base-image.sh, unless the
 tag already exists), a wheelhouse of the checkout and the tristore image on
 that base, with no container registry; brings up both clusters of
-deploy/docker-compose.yml (Prometheus and Grafana too when their images are
-already on the machine: nothing is pulled); waits for every container's
+deploy/docker-compose.yml (Prometheus from an image built from Debian's
+package, checked through its HTTP API; Grafana when its image is already on
+the machine: nothing is pulled); waits for every container's
 healthcheck; writes through east's published ports with the SDK and the CLI,
 reads the replicas on west; stops one node container and keeps writing and
 reading; asks `admin status`, drains and undrains a node (a cluster map change
@@ -24,10 +25,12 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -41,6 +44,8 @@ DEPLOY = ROOT / "deploy"
 COMPOSE_FILE = DEPLOY / "docker-compose.yml"
 BASE_IMAGE = os.environ.get("TRISTORE_E2E_BASE_IMAGE", "tristore-base:bookworm")
 APP_IMAGE = "tristore:e2e"
+PROMETHEUS_IMAGE = "tristore-prometheus:e2e"
+PROMETHEUS = "http://127.0.0.1:9090"
 PROJECT = "tristore-e2e"
 #: Services without a healthcheck of ours, started only if their images are here.
 MONITORING = ("prometheus", "grafana")
@@ -111,6 +116,11 @@ def _build_images() -> None:
         ["docker", "build", "-q", "-f", str(DEPLOY / "Dockerfile"),
          "--build-arg", f"BASE_IMAGE={BASE_IMAGE}", "-t", APP_IMAGE, str(DEPLOY)],
     )  # fmt: skip
+    # Prometheus from Debian's package, on the same base: no registry needed.
+    _run(
+        ["docker", "build", "-q", "-f", str(DEPLOY / "Dockerfile.prometheus"),
+         "--build-arg", f"BASE_IMAGE={BASE_IMAGE}", "-t", PROMETHEUS_IMAGE, str(DEPLOY)],
+    )  # fmt: skip
 
 
 @dataclass
@@ -156,7 +166,12 @@ class Stack:
 def stack() -> Iterator[Stack]:
     compose = _compose_command()
     _build_images()
-    env = {**os.environ, "TRISTORE_IMAGE": APP_IMAGE, "BASE_IMAGE": BASE_IMAGE}
+    env = {
+        **os.environ,
+        "TRISTORE_IMAGE": APP_IMAGE,
+        "BASE_IMAGE": BASE_IMAGE,
+        "PROMETHEUS_IMAGE": PROMETHEUS_IMAGE,
+    }
     # Nothing is pulled: monitoring comes up only if its images are here already.
     services = [
         name
@@ -196,6 +211,44 @@ def _cli(endpoint: str, *args: str, stdin: bytes | None = None) -> bytes:
     )
     assert proc.returncode == 0, proc.stderr.decode()
     return proc.stdout
+
+
+def _prometheus(path: str) -> Any:
+    with urllib.request.urlopen(f"{PROMETHEUS}{path}", timeout=10) as resp:
+        doc = json.loads(resp.read())
+    assert doc["status"] == "success", doc
+    return doc["data"]
+
+
+def test_prometheus_scrapes_every_process(stack: Stack) -> None:
+    """Prometheus inside the stack (built from Debian's package) scrapes all 22
+    tristore containers, with the labels the alerts and the dashboard use, and
+    has loaded the alert rules."""
+    tristore = {s for s in stack.services if s not in MONITORING}
+
+    def all_up() -> bool:
+        targets = _prometheus("/api/v1/targets?state=active")["activeTargets"]
+        up = {
+            f"{t['labels']['cluster']}-{t['labels']['process']}"
+            for t in targets
+            if t["health"] == "up" and "process" in t["labels"]  # not Prometheus itself
+        }
+        return up >= tristore
+
+    _wait_for(all_up, 120, "every tristore container scraped up")
+    epochs = _prometheus("/api/v1/query?query=tristore_node_cluster_map_epoch")["result"]
+    assert len(epochs) == 12  # six nodes a cluster
+    assert {r["metric"]["role"] for r in epochs} == {"node"}
+    # `up` of every target by role (Prometheus's own target has none).
+    roles = _prometheus("/api/v1/query?query=count%20by%20(role)%20(up)")["result"]
+    assert {r["metric"]["role"]: int(r["value"][1]) for r in roles if "role" in r["metric"]} == {
+        "node": 12,
+        "witness": 6,
+        "replicator": 4,
+    }
+    rules = _prometheus("/api/v1/rules")["groups"]
+    names = {r["name"] for g in rules for r in g["rules"]}
+    assert {"TristoreNodeDown", "TristoreAZDown", "TristoreReplicationDLQNotEmpty"} <= names
 
 
 def test_write_east_read_west_survive_a_node(stack: Stack) -> None:
