@@ -69,6 +69,13 @@ class Mixer(threading.Thread):
                 self.ops = i + 1
 
 
+def _fill(cluster: DevCluster) -> None:
+    with cluster.client() as c:
+        c.create_bucket(BUCKET)
+        for i in range(POOL):
+            c.put_object(BUCKET, f"k{i:04d}", f"k{i:04d} first".encode())
+
+
 def _map(cluster: DevCluster, endpoint: str | None = None) -> ClusterMap:
     with Client(endpoint or cluster.endpoint) as c:
         return c.cluster_map()
@@ -130,10 +137,7 @@ def _wait_map_everywhere(cluster: DevCluster, cmap: ClusterMap, epoch: int) -> N
 def test_drain_then_decommission_under_writes(own_cluster: DevCluster) -> None:
     cluster = own_cluster
     victim = "a1"
-    with cluster.client() as c:
-        c.create_bucket(BUCKET)
-        for i in range(POOL):
-            c.put_object(BUCKET, f"k{i:04d}", f"k{i:04d} first".encode())
+    _fill(cluster)
     start = _map(cluster)
     mixer = Mixer(cluster, limit=3000, seconds=120)
     mixer.start()
@@ -188,10 +192,7 @@ def test_undrain_brings_keys_back_and_map_reaches_a_node_that_was_down(
     own_cluster: DevCluster,
 ) -> None:
     cluster = own_cluster
-    with cluster.client() as c:
-        c.create_bucket(BUCKET)
-        for i in range(POOL):
-            c.put_object(BUCKET, f"k{i:04d}", f"k{i:04d} first".encode())
+    _fill(cluster)
     start = _map(cluster)
     mixer = Mixer(cluster, limit=3000, seconds=120)
     mixer.start()
@@ -263,10 +264,7 @@ def test_a_node_added_to_the_map_gets_its_keys(own_cluster: DevCluster) -> None:
     epoch: its peers take the map from it and hand it the keys it is now home
     to, and it rebuilds what its AZ lacks, while writes go on."""
     cluster = own_cluster
-    with cluster.client() as c:
-        c.create_bucket(BUCKET)
-        for i in range(POOL):
-            c.put_object(BUCKET, f"k{i:04d}", f"k{i:04d} first".encode())
+    _fill(cluster)
     cfg = cluster.config
     new = NodeSpec(
         "a3",
