@@ -69,15 +69,15 @@ class HintedHandoff:
 
     async def rehome_all(self) -> int:
         """Hint every key held here that another node of this AZ is home to."""
-        held = await self.store.held_keys()
-        items: list[tuple[str, str, str, Stamp]] = []
-        for (bucket, key), stamp in held.items():
-            home = self.home_in_my_az(bucket, key)
-            if home is not None:
-                items.append((home, bucket, key, stamp))
         added = 0
-        for i in range(0, len(items), 512):
-            added += await self.store.mark_hints(items[i : i + 512])
+        async for page in self.store.held_keys():
+            items = [
+                (home, bucket, key, stamp)
+                for bucket, key, stamp in page
+                if (home := self.home_in_my_az(bucket, key)) is not None
+            ]
+            if items:
+                added += await self.store.mark_hints(items)
         if added:
             KEYS_REHOMED.inc(added)
             log.info(

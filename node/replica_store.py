@@ -822,22 +822,37 @@ class ReplicaStore:
         result: int = await self._read(self._count_prefix, keys.OBJECT)
         return result
 
-    def _held_keys(self) -> dict[tuple[str, str], Stamp]:
-        """Every key with a current record or a version here, and its newest stamp."""
-        held: dict[tuple[str, str], Stamp] = {}
-        for k, raw in self._prefix_items(keys.OBJECT):
-            held[keys.split_object_key(k)] = records.decode_version(raw).stamp
-        for k, raw in self._prefix_items(keys.VERSION):
-            bucket, key, _ = k[1:].split(keys.SEP, 2)
-            bk = (bucket.decode(), key.decode())
-            stamp = records.decode_version(raw).stamp
-            if bk not in held or held[bk] < stamp:
-                held[bk] = stamp
-        return held
+    def _held_page(
+        self, family: bytes, after: bytes, limit: int
+    ) -> tuple[list[tuple[str, str, Stamp]], bytes | None]:
+        """Up to ``limit`` (bucket, key, record stamp) of current records
+        (``keys.OBJECT``) or versions (``keys.VERSION``) after the raw key
+        ``after``, and where the next page starts (None: the end)."""
+        out: list[tuple[str, str, Stamp]] = []
+        start = after + b"\x00" if after else family  # the next raw key
+        for k, v in self.db.items(from_key=start):
+            raw = cast(bytes, k)
+            if not raw.startswith(family):
+                return out, None
+            if len(out) >= limit:
+                return out, after
+            bucket, key, _ = (raw[1:] + keys.SEP).split(keys.SEP, 2)
+            out.append((bucket.decode(), key.decode(), records.decode_version(v).stamp))
+            after = raw
+        return out, None
 
-    async def held_keys(self) -> dict[tuple[str, str], Stamp]:
-        result: dict[tuple[str, str], Stamp] = await self._read(self._held_keys)
-        return result
+    async def held_keys(self, limit: int = 1024) -> AsyncIterator[list[tuple[str, str, Stamp]]]:
+        """Every key with a current record or a version here, with a record
+        stamp, a page at a time (a key may come more than once)."""
+        for family in (keys.OBJECT, keys.VERSION):
+            after = b""
+            while True:
+                page, nxt = await self._read(self._held_page, family, after, limit)
+                if page:
+                    yield page
+                if nxt is None:
+                    break
+                after = nxt
 
     def iter_objects(self) -> Iterator[ObjectVersion]:
         """Every current record (tests and tools; runs on the caller's thread)."""
