@@ -19,7 +19,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from node.metrics import HINTS_HANDED_OFF, KEYS_REHOMED
-from node.peers import Peers, ReplicaUnavailable
+from node.peers import Peers, RemoteReplica, ReplicaUnavailable
 from node.replica_store import ReplicaStore
 from tristore.errors import TristoreError
 from tristore.model import Change
@@ -27,6 +27,9 @@ from tristore.placement import Placer
 from tristore.stamps import Stamp
 
 log = logging.getLogger(__name__)
+
+#: Hinted keys handed to one home at once.
+HANDOFF_PARALLEL = 16
 
 
 class HintedHandoff:
@@ -106,49 +109,63 @@ class HintedHandoff:
     async def _hand_to(self, home: str) -> int:
         target = self.peers.remote[home]
         done = 0
+        gate = asyncio.Semaphore(HANDOFF_PARALLEL)
+
+        async def one(bucket: str, key: str, stamp: Stamp) -> bool:
+            async with gate:
+                return await self._hand_one(target, home, bucket, key, stamp)
+
         while batch := await self.store.hints_for(home):
-            for bucket, key, stamp in batch:
-                now_home = self.home_in_my_az(bucket, key)
-                if now_home != home and (now_home is not None or self._is_home_here(bucket, key)):
-                    await self._redirect_one(home, bucket, key, stamp)  # the map changed
-                    continue
-                # Everything held here for the key goes over in one merge: the
-                # home keeps what is newer on its side, part by part.
-                shipped_seq = self.store.committed_seq
-                state = await self.store.key_state(bucket, key)
-                bodies = {
-                    v.data_id: v
-                    for v in (state.head, *state.versions)
-                    if v is not None and v.data_id
-                }
-                for data_id, v in bodies.items():
-                    await target.stage(data_id, self._chunks(data_id, v.size, v.chunk_size))
-                if state.head is not None or state.versions or state.removed:
-                    change = Change(
-                        bucket,
-                        key,
-                        stamp,
-                        head=state.head,
-                        versions=tuple(state.versions),
-                        removed=tuple(state.removed),
-                        merge=True,
-                    )
-                    await target.commit(change)
-                # The home now holds this version or a newer one; the copy here was
-                # only a stand-in unless this node is a home for the key itself.
-                homes = {azr.home.name for azr in self.placer.place(bucket, key).azs}
-                if await self.store.drop_hint(
-                    home,
-                    bucket,
-                    key,
-                    stamp,
-                    drop_copy=self.store_name not in homes,
-                    shipped_seq=shipped_seq,
-                ):
-                    HINTS_HANDED_OFF.inc()
-                    done += 1
+            results = await asyncio.gather(*(one(*h) for h in batch), return_exceptions=True)
+            done += sum(1 for r in results if r is True)
+            for r in results:
+                if isinstance(r, BaseException):
+                    raise r
             log.info("handed %d hinted writes to %s", done, home)
         return done
+
+    async def _hand_one(
+        self, target: RemoteReplica, home: str, bucket: str, key: str, stamp: Stamp
+    ) -> bool:
+        """Hand one hinted key to ``home``; True when its hint was dropped."""
+        now_home = self.home_in_my_az(bucket, key)
+        if now_home != home and (now_home is not None or self._is_home_here(bucket, key)):
+            await self._redirect_one(home, bucket, key, stamp)  # the map changed
+            return False
+        # Everything held here for the key goes over in one merge: the home
+        # keeps what is newer on its side, part by part.
+        shipped_seq = self.store.committed_seq
+        state = await self.store.key_state(bucket, key)
+        bodies = {
+            v.data_id: v for v in (state.head, *state.versions) if v is not None and v.data_id
+        }
+        for data_id, v in bodies.items():
+            await target.stage(data_id, self._chunks(data_id, v.size, v.chunk_size))
+        if state.head is not None or state.versions or state.removed:
+            change = Change(
+                bucket,
+                key,
+                stamp,
+                head=state.head,
+                versions=tuple(state.versions),
+                removed=tuple(state.removed),
+                merge=True,
+            )
+            await target.commit(change)
+        # The home now holds this version or a newer one; the copy here was
+        # only a stand-in unless this node is a home for the key itself.
+        homes = {azr.home.name for azr in self.placer.place(bucket, key).azs}
+        dropped = await self.store.drop_hint(
+            home,
+            bucket,
+            key,
+            stamp,
+            drop_copy=self.store_name not in homes,
+            shipped_seq=shipped_seq,
+        )
+        if dropped:
+            HINTS_HANDED_OFF.inc()
+        return dropped
 
     def _is_home_here(self, bucket: str, key: str) -> bool:
         return any(azr.home.name == self.store_name for azr in self.placer.place(bucket, key).azs)
