@@ -322,3 +322,39 @@ def test_a_node_added_to_the_map_gets_its_keys(own_cluster: DevCluster) -> None:
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def test_a_lost_node_is_decommissioned_by_force_then_repaired(own_cluster: DevCluster) -> None:
+    """A machine that will not come back: SIGKILL, `decommission --force` while
+    writes go on, then `admin repair` puts every key on the home of each of its
+    AZs by the map without it."""
+    cluster = own_cluster
+    victim = "b2"
+    _fill(cluster)
+    start = _map(cluster)
+    mixer = Mixer(cluster, limit=3000, seconds=120)
+    mixer.start()
+    try:
+        wait_until(lambda: mixer.ops >= 40, 30, what="writes before the loss")
+        cluster.kill(victim, "KILL")
+        refused = cluster.cli("admin", "decommission", victim, "--timeout", "1", check=False)
+        assert refused.returncode != 0  # not without --force: it holds data nobody moved
+        gone = cluster.cli("admin", "decommission", victim, "--force")
+        out = gone.stdout.decode()
+        assert "left the cluster map" in out and "admin repair" in out, out
+        ops = mixer.ops
+        wait_until(lambda: mixer.ops >= ops + 60, 30, what="writes after the removal")
+        repaired = json.loads(cluster.cli("admin", "repair", "--json").stdout)
+    finally:
+        mixer.stop_flag.set()
+        mixer.join(30)
+    assert len(mixer.failed) <= 2, mixer.failed
+    now = _map(cluster)
+    assert not now.has(victim) and now.epoch >= start.epoch + 2
+    assert repaired["keys_failed"] == 0, repaired
+    assert repaired["missing_by_az"]["az-b"] > 0, repaired  # b2's keys, now b1's
+    _wait_map_everywhere(cluster, now, now.epoch)
+    _wait_settled(now)
+    again = json.loads(cluster.cli("admin", "repair", "--json").stdout)
+    assert set(again["missing_by_az"].values()) == {0}, again
+    _check_everything(cluster, mixer, now)
