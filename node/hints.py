@@ -154,13 +154,12 @@ class HintedHandoff:
             await target.commit(change)
         # The home now holds this version or a newer one; the copy here was
         # only a stand-in unless this node is a home for the key itself.
-        homes = {azr.home.name for azr in self.placer.place(bucket, key).azs}
         dropped = await self.store.drop_hint(
             home,
             bucket,
             key,
             stamp,
-            drop_copy=self.store_name not in homes,
+            drop_copy=not self._is_home_here(bucket, key),
             shipped_seq=shipped_seq,
         )
         if dropped:

@@ -162,7 +162,7 @@ class Membership:
                 return
             self.peer_handoffs[name] = resp.handoffs_pending
             theirs = convert.cluster_map_from_pb(resp.map) if resp.HasField("map") else None
-            if theirs is not None and theirs.order > self.map.order:
+            if theirs is not None and theirs != self.map and theirs.order > self.map.order:
                 try:
                     await self.adopt(theirs)
                 except TristoreError as exc:

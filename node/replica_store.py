@@ -230,18 +230,24 @@ class ReplicaStore:
         table.set_block_cache(rocksdict.Cache(cfg.block_cache_bytes))
         opts.set_block_based_table_factory(table)
         self.db = rocksdict.Rdict(str(path), opts)
+        self._sync = rocksdict.WriteOptions()
+        self._sync.sync = True
+        self._nosync = rocksdict.WriteOptions()
         fmt = self.db.get(keys.meta_key("format"))
         if fmt is None:
             # A new data directory: if the cluster already holds data, this
             # node's copies must be rebuilt from the other AZs (node/repair.py).
             self.db.put(keys.meta_key(CREATED), records.encode_ms(clock_ms()))
-            self.db.put(keys.meta_key(REBUILD), b"1", self._sync_opts())
+            self.db.put(keys.meta_key(REBUILD), b"1", self._sync)
             self.db.put(keys.meta_key("format"), FORMAT)
         elif fmt != FORMAT:
             raise RuntimeError(f"{path} holds data of format {fmt!r}, not {FORMAT!r}")
-        self._sync = rocksdict.WriteOptions()
-        self._sync.sync = True
-        self._nosync = rocksdict.WriteOptions()
+        created = self.db.get(keys.meta_key(CREATED))
+        #: When this data directory was made (0: before this was recorded).
+        self.created_ms = records.decode_ms(created) if created is not None else 0
+        #: Whether this node started from a new data directory and has not
+        #: rebuilt its copies (or found the cluster new) yet.
+        self.needs_rebuild = self.db.get(keys.meta_key(REBUILD)) is not None
         self._seq = self._last_log_seq()
         self._hints = self._count_prefix(keys.hint_prefix())
         self._hint_delta = 0
@@ -704,18 +710,6 @@ class ReplicaStore:
         result: list[str] = await self._read(self._hint_homes)
         return result
 
-    @staticmethod
-    def _sync_opts() -> rocksdict.WriteOptions:
-        opts = rocksdict.WriteOptions()
-        opts.sync = True
-        return opts
-
-    @property
-    def created_ms(self) -> int:
-        """When this data directory was made (0: before this was recorded)."""
-        raw = self.db.get(keys.meta_key(CREATED))
-        return records.decode_ms(raw) if raw is not None else 0
-
     def _first_change_ms(self) -> int:
         for _k, raw in self._prefix_items(keys.LOG):
             return records.decode_change(raw).stamp.physical_ms
@@ -727,15 +721,10 @@ class ReplicaStore:
             self._first_change = await self._read(self._first_change_ms)
         return self._first_change
 
-    @property
-    def needs_rebuild(self) -> bool:
-        """Whether this node started from a new data directory and has not
-        rebuilt its copies (or found the cluster new) yet."""
-        return self.db.get(keys.meta_key(REBUILD)) is not None
-
     async def rebuilt(self) -> None:
         """Clear :attr:`needs_rebuild`, durably."""
         await self._submit(_Raw([], [keys.meta_key(REBUILD)], []))
+        self.needs_rebuild = False
 
     @property
     def hints_pending(self) -> int:

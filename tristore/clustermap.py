@@ -13,6 +13,7 @@ ordered by their digest, so every node ends on the same one.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 from dataclasses import dataclass, replace
@@ -46,7 +47,7 @@ class ClusterMap:
             f"(nodes: {', '.join(n.name for n in self.nodes)})"
         )
 
-    @property
+    @functools.cached_property
     def order(self) -> tuple[int, str]:
         """Maps compare by epoch, then (two changes made at once) by digest."""
         return self.epoch, hashlib.sha256(self.dumps().encode()).hexdigest()
