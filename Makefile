@@ -7,8 +7,10 @@ DEV_DIR ?= .tristore
 # Extra flags for `tristore dev up`, e.g. UP_ARGS='--base-port 27100'.
 UP_ARGS ?=
 PYTEST_ARGS ?=
+# Extra flags for bench targets, e.g. ARGS=--quick.
+ARGS ?=
 
-.PHONY: install up down status test test-unit test-integration lint format proto bench bench-replication bench-operations clean
+.PHONY: install up down status test test-unit test-integration lint format proto bench bench-compare bench-replication bench-operations clean
 
 $(INSTALLED): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -50,6 +52,9 @@ proto: install ## regenerate tristore/pb from proto/
 
 bench: install ## writes bench/results/latest.json and prints a table
 	$(BIN)/python -m bench.run
+
+bench-compare: install ## tristore vs three-member etcd vs the grpc.aio echo ceiling; bench/results/compare.{json,png}
+	$(BIN)/python -m bench.compare $(ARGS)
 
 bench-replication: install ## replication lag under PUT load; bench/results/replication.json
 	$(BIN)/python -m bench.replication

@@ -259,7 +259,10 @@ async def run_all(
     for s in (etcd, tri, echo):
         await s.ready()
     for s in (etcd, tri):
-        await load_keys(s, cfg.keys, value)
+        try:
+            await load_keys(s, cfg.keys, value)
+        except Exception as e:
+            raise RuntimeError(f"loading {cfg.keys} keys into {s.name}: {e!r}") from e
     log(f"ready; {cfg.keys} keys loaded into etcd and tristore")
 
     async def put(s: Session, i: int) -> None:
