@@ -19,13 +19,15 @@ from typing import Protocol
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from node.batcher import Batcher
 from node.metrics import NODES_TOTAL, NODES_UP
 from node.replica_store import CommitResult, ReplicaStore
 from tristore import errors
-from tristore.config import ClusterConfig, NodeSpec
+from tristore.config import ClusterConfig, NodeSection, NodeSpec
 from tristore.convert import change_to_pb, stamp_from_pb, stamp_to_pb, version_from_pb
 from tristore.model import Change, ObjectVersion
 from tristore.pb import admin_pb2, admin_pb2_grpc, replica_pb2, replica_pb2_grpc
+from tristore.pipe import PipeBroken, PipeClient
 from tristore.server import CHANNEL_OPTIONS
 from tristore.stamps import Stamp
 
@@ -125,19 +127,43 @@ def _unavailable(spec: NodeSpec, exc: grpc.aio.AioRpcError) -> Exception:
 
 
 class RemoteReplica:
-    def __init__(self, spec: NodeSpec, timeout_s: float) -> None:
+    def __init__(self, spec: NodeSpec, cfg: NodeSection) -> None:
         self.spec = spec
-        self.timeout_s = timeout_s
+        self.timeout_s = cfg.replica_timeout_s
         self.channel = grpc.aio.insecure_channel(spec.grpc, options=CHANNEL_OPTIONS)
         self.stub = replica_pb2_grpc.ReplicaServiceStub(self.channel)
         self.admin = admin_pb2_grpc.AdminServiceStub(self.channel)
         self.health = health_pb2_grpc.HealthStub(self.channel)
+        # Commits and metadata reads go on one long-lived stream, and those of
+        # concurrent requests share one message (tristore/pipe.py).
+        self._pipe: PipeClient[replica_pb2.PipeRequest, replica_pb2.PipeResponse] = PipeClient(
+            self.stub.Pipe, self.timeout_s, spec.name
+        )
+        self._batch: Batcher[replica_pb2.BatchOp, replica_pb2.BatchResult] = Batcher(
+            self._send_batch, cfg.replica_max_batch, cfg.replica_max_inflight
+        )
+
+    async def _send_batch(
+        self, ops: list[replica_pb2.BatchOp]
+    ) -> list[replica_pb2.BatchResult | BaseException]:
+        try:
+            resp = await self._pipe.call(replica_pb2.PipeRequest(ops=ops))
+        except PipeBroken as exc:
+            raise ReplicaUnavailable(f"node {self.spec.name} ({self.spec.az}): {exc}") from None
+        if len(resp.results) != len(ops):
+            raise ReplicaUnavailable(
+                f"node {self.spec.name} answered {len(resp.results)} results for {len(ops)} ops"
+            )
+        return [
+            errors.BY_CODE.get(r.error.code, errors.InternalError)(r.error.message)
+            if r.WhichOneof("result") == "error"
+            else r
+            for r in resp.results
+        ]
 
     async def commit(self, change: Change, hint_for: str = "") -> CommitResult:
-        try:
-            resp = await self.stub.Commit(change_to_pb(change, hint_for), timeout=self.timeout_s)
-        except grpc.aio.AioRpcError as exc:
-            raise _unavailable(self.spec, exc) from None
+        op = replica_pb2.BatchOp(commit=change_to_pb(change, hint_for))
+        resp = (await self._batch.submit(op)).commit
         return CommitResult(resp.applied, stamp_from_pb(resp.current), resp.conflict)
 
     async def read_versions(
@@ -189,13 +215,8 @@ class RemoteReplica:
             raise _unavailable(self.spec, exc) from None
 
     async def read_meta(self, bucket: str, key: str, include_inline: bool) -> ObjectVersion | None:
-        try:
-            resp = await self.stub.ReadMeta(
-                replica_pb2.ReadMetaRequest(bucket=bucket, key=key, include_inline=include_inline),
-                timeout=self.timeout_s,
-            )
-        except grpc.aio.AioRpcError as exc:
-            raise _unavailable(self.spec, exc) from None
+        req = replica_pb2.ReadMetaRequest(bucket=bucket, key=key, include_inline=include_inline)
+        resp = (await self._batch.submit(replica_pb2.BatchOp(read_meta=req))).read_meta
         return version_from_pb(resp.version) if resp.found else None
 
     async def read_data(
@@ -264,6 +285,7 @@ class RemoteReplica:
         return bool(resp.status == health_pb2.HealthCheckResponse.SERVING)
 
     async def close(self) -> None:
+        await self._pipe.close()
         await self.channel.close()
 
 
@@ -289,7 +311,7 @@ class Peers:
             if n.name != self.me.name and (held is None or held.spec.grpc != n.grpc):
                 if held is not None:
                     self._closing.append(held)
-                self.remote[n.name] = RemoteReplica(n, self.cfg.node.replica_timeout_s)
+                self.remote[n.name] = RemoteReplica(n, self.cfg.node)
                 self._probe_up.setdefault(n.name, True)
             elif held is not None:
                 held.spec = n  # its state may have changed
@@ -304,14 +326,14 @@ class Peers:
             return self.local
         held = self.remote.get(spec.name)
         if held is None:  # placed by a map this node has just left behind
-            held = self.remote[spec.name] = RemoteReplica(spec, self.cfg.node.replica_timeout_s)
+            held = self.remote[spec.name] = RemoteReplica(spec, self.cfg.node)
         return held
 
     def replica_for_map(self, spec: NodeSpec) -> RemoteReplica:
         """A stub for ``spec`` even when it left the map (to tell it so)."""
         held = self.remote.get(spec.name)
         if held is None:
-            held = RemoteReplica(spec, self.cfg.node.replica_timeout_s)
+            held = RemoteReplica(spec, self.cfg.node)
             self._closing.append(held)
         return held
 

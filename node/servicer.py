@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Any, TypeAlias, TypeVar
@@ -17,7 +18,7 @@ from node.peers import Peers
 from node.repair import Repairer, serve_repair
 from node.replica_store import ReplicaStore
 from node.witness_client import WitnessConn, WitnessFleet
-from tristore import clustermap, config
+from tristore import clustermap, config, pipe
 from tristore.config import NodeSpec, ReplicatorSpec
 from tristore.convert import (
     acl_to_pb,
@@ -39,7 +40,7 @@ from tristore.convert import (
     version_page_to_pb,
     version_to_pb,
 )
-from tristore.errors import InvalidArgument, InvalidRequest
+from tristore.errors import InternalError, InvalidArgument, InvalidRequest, TristoreError
 from tristore.events import event_to_pb, message_to_pb
 from tristore.model import ByteRange, CopySource
 from tristore.pb import (
@@ -53,6 +54,8 @@ from tristore.pb import (
     replica_pb2_grpc,
 )
 from tristore.server import CHANNEL_OPTIONS
+
+log = logging.getLogger(__name__)
 
 Ctx: TypeAlias = grpc.aio.ServicerContext
 #: Deadline of asking one replicator for its status.
@@ -400,10 +403,47 @@ class ReplicaServicer(replica_pb2_grpc.ReplicaServiceServicer):
     async def Commit(
         self, request: replica_pb2.CommitRequest, context: Ctx
     ) -> replica_pb2.CommitResponse:
+        return await self._commit(request)
+
+    async def _commit(self, request: replica_pb2.CommitRequest) -> replica_pb2.CommitResponse:
         result = await self.store.commit(change_from_pb(request), request.hint_for)
         return replica_pb2.CommitResponse(
             applied=result.applied, current=stamp_to_pb(result.current), conflict=result.conflict
         )
+
+    async def Pipe(
+        self, request_iterator: AsyncIterator[replica_pb2.PipeRequest], context: Ctx
+    ) -> AsyncIterator[replica_pb2.PipeResponse]:
+        async for answer in pipe.serve(request_iterator, self._batch):
+            yield answer
+
+    async def _batch(self, request: replica_pb2.PipeRequest) -> replica_pb2.PipeResponse:
+        # Side by side: the commits land in the store's next group commit together.
+        if len(request.ops) == 1:
+            results = [await self._one(request.ops[0])]
+        else:
+            results = await asyncio.gather(*(self._one(op) for op in request.ops))
+        return replica_pb2.PipeResponse(id=request.id, results=results)
+
+    async def _one(self, op: replica_pb2.BatchOp) -> replica_pb2.BatchResult:
+        try:
+            kind = op.WhichOneof("op")
+            if kind == "commit":
+                return replica_pb2.BatchResult(commit=await self._commit(op.commit))
+            if kind == "read_meta":
+                return replica_pb2.BatchResult(read_meta=await self._read_meta(op.read_meta))
+            raise InvalidArgument("a batch operation must be a commit or a read_meta")
+        except TristoreError as exc:
+            return replica_pb2.BatchResult(
+                error=replica_pb2.BatchError(code=exc.code, message=exc.message)
+            )
+        except Exception as exc:
+            log.exception("batch operation failed")
+            return replica_pb2.BatchResult(
+                error=replica_pb2.BatchError(
+                    code=InternalError.code, message=f"{type(exc).__name__}: {exc}"
+                )
+            )
 
     async def Stage(
         self, request_iterator: AsyncIterator[replica_pb2.StageRequest], context: Ctx
@@ -426,6 +466,11 @@ class ReplicaServicer(replica_pb2_grpc.ReplicaServiceServicer):
 
     async def ReadMeta(
         self, request: replica_pb2.ReadMetaRequest, context: Ctx
+    ) -> replica_pb2.ReadMetaResponse:
+        return await self._read_meta(request)
+
+    async def _read_meta(
+        self, request: replica_pb2.ReadMetaRequest
     ) -> replica_pb2.ReadMetaResponse:
         v = await self.store.read_meta(request.bucket, request.key)
         if v is None:

@@ -28,15 +28,18 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any, Generic, TypeVar
+from collections.abc import Callable
+from typing import Any
 
 import grpc
 
+from node.batcher import Batcher
 from node.metrics import WITNESS_CALLS, WITNESS_FENCED, WITNESS_UNKNOWN
+from tristore import errors
 from tristore.config import ClusterConfig, WitnessSpec
 from tristore.errors import QuorumUnavailable
 from tristore.pb import witness_pb2, witness_pb2_grpc
+from tristore.pipe import PipeBroken, PipeClient
 from tristore.server import CHANNEL_OPTIONS
 from tristore.stamps import ENCODED_SIZE, Stamp
 
@@ -45,47 +48,15 @@ log = logging.getLogger(__name__)
 UNKNOWN = bytes(ENCODED_SIZE)
 #: The incarnations of a key's witness group, as known when a change began (0: never heard).
 Fence = tuple[int, ...]
-Req = TypeVar("Req")
-Resp = TypeVar("Resp")
 
 
 def witness_key(bucket: str, key: str) -> bytes:
     return bucket.encode() + b"\x00" + key.encode()
 
 
-class Batcher(Generic[Req, Resp]):
-    """Coalesces single requests into batched calls, one call in flight at a time."""
-
-    def __init__(self, send: Callable[[list[Req]], Awaitable[list[Resp]]], max_batch: int) -> None:
-        self._send = send
-        self._max = max_batch
-        self._pending: list[tuple[Req, asyncio.Future[Resp]]] = []
-        self._running = False
-
-    def submit(self, item: Req) -> asyncio.Future[Resp]:
-        fut: asyncio.Future[Resp] = asyncio.get_running_loop().create_future()
-        self._pending.append((item, fut))
-        if not self._running:
-            self._running = True
-            asyncio.get_running_loop().create_task(self._drain())
-        return fut
-
-    async def _drain(self) -> None:
-        try:
-            while self._pending:
-                batch, self._pending = self._pending[: self._max], self._pending[self._max :]
-                try:
-                    results = await self._send([item for item, _ in batch])
-                except Exception as exc:  # noqa: BLE001 - every waiter of the batch gets it
-                    for _, fut in batch:
-                        if not fut.done():
-                            fut.set_exception(exc)
-                    continue
-                for (_, fut), result in zip(batch, results, strict=True):
-                    if not fut.done():
-                        fut.set_result(result)
-        finally:
-            self._running = False
+#: One operation for a witness: (key, encoded stamp to record or None to check,
+#: the incarnation the record is fenced by).
+_Op = tuple[bytes, bytes | None, int]
 
 
 class WitnessConn:
@@ -96,8 +67,20 @@ class WitnessConn:
         self.stub = witness_pb2_grpc.WitnessServiceStub(self.channel)
         #: The incarnation this process last heard of (0: none yet).
         self.incarnation = 0
-        self.checks: Batcher[bytes, bytes] = Batcher(self._check, max_batch)
-        self.records: Batcher[tuple[bytes, bytes, int], bool] = Batcher(self._record, max_batch)
+        # Checks and records of concurrent requests share one message on one
+        # long-lived stream (tristore/pipe.py).
+        self._pipe: PipeClient[witness_pb2.WitnessPipeRequest, witness_pb2.WitnessPipeResponse] = (
+            PipeClient(self.stub.Pipe, timeout_s, spec.name)
+        )
+        self._ops: Batcher[_Op, bytes | bool] = Batcher(self._send, max_batch)
+
+    def check(self, wkey: bytes) -> asyncio.Future[bytes]:
+        """The witness's stamp of the key (:data:`UNKNOWN` if it does not know it)."""
+        return self._ops.submit((wkey, None, 0))  # type: ignore[return-value]
+
+    def record(self, wkey: bytes, stamp: bytes, incarnation: int) -> asyncio.Future[bool]:
+        """Record ``stamp``; True if the witness took it (it was not fenced out)."""
+        return self._ops.submit((wkey, stamp, incarnation))  # type: ignore[return-value]
 
     def _heard(self, incarnation: int) -> None:
         if incarnation != self.incarnation:
@@ -110,38 +93,52 @@ class WitnessConn:
         with contextlib.suppress(grpc.aio.AioRpcError):
             self._heard((await self.status()).incarnation)
 
-    async def _check(self, keys: list[bytes]) -> list[bytes]:
-        WITNESS_CALLS.labels("check").inc()
-        resp = await self.stub.Check(witness_pb2.CheckRequest(keys=keys), timeout=self.timeout_s)
-        self._heard(resp.incarnation)
-        raw = resp.stamps
-        if len(raw) != ENCODED_SIZE * len(keys):
+    async def _send(self, ops: list[_Op]) -> list[bytes | bool]:
+        req = witness_pb2.WitnessPipeRequest()
+        checks = [key for key, stamp, _ in ops if stamp is None]
+        records = [(key, stamp, inc) for key, stamp, inc in ops if stamp is not None]
+        if checks:
+            WITNESS_CALLS.labels("check").inc()
+            req.check.keys.extend(checks)
+        if records:
+            WITNESS_CALLS.labels("record").inc()
+            req.record.keys.extend(k for k, _, _ in records)
+            req.record.stamps = b"".join(s for _, s, _ in records)
+            req.record.incarnations.extend(i for _, _, i in records)
+        try:
+            resp = await self._pipe.call(req)
+        except PipeBroken as exc:
+            raise QuorumUnavailable(f"witness {self.spec.name}: {exc}") from None
+        if resp.error_code:
+            raise errors.BY_CODE.get(resp.error_code, errors.InternalError)(resp.error_message)
+        raw = resp.check.stamps
+        if len(raw) != ENCODED_SIZE * len(checks):
             raise ValueError(
-                f"witness {self.spec.name} answered {len(raw)} bytes for {len(keys)} keys"
+                f"witness {self.spec.name} answered {len(raw)} bytes for {len(checks)} keys"
             )
-        return [raw[i * ENCODED_SIZE : (i + 1) * ENCODED_SIZE] for i in range(len(keys))]
-
-    async def _record(self, items: list[tuple[bytes, bytes, int]]) -> list[bool]:
-        """Record each (key, stamp, incarnation); True for each the witness took."""
-        WITNESS_CALLS.labels("record").inc()
-        resp = await self.stub.Record(
-            witness_pb2.RecordRequest(
-                keys=[k for k, _, _ in items],
-                stamps=b"".join(s for _, s, _ in items),
-                incarnations=[i for _, _, i in items],
-            ),
-            timeout=self.timeout_s,
-        )
-        self._heard(resp.incarnation)
-        refused = set(resp.refused)
+        if records:
+            self._heard(resp.record.incarnation)
+        if checks:
+            self._heard(resp.check.incarnation)
+        refused = set(resp.record.refused)
         if refused:
             WITNESS_FENCED.inc(len(refused))
-        return [i not in refused for i in range(len(items))]
+        out: list[bytes | bool] = []
+        c = r = 0
+        for _, stamp, _ in ops:
+            if stamp is None:
+                out.append(raw[c * ENCODED_SIZE : (c + 1) * ENCODED_SIZE])
+                c += 1
+            else:
+                out.append(r not in refused)
+                r += 1
+        return out
 
     async def status(self) -> witness_pb2.WitnessStatusResponse:
         return await self.stub.Status(witness_pb2.WitnessStatusRequest(), timeout=self.timeout_s)
 
     async def close(self) -> None:
+        await self._pipe.close()
         await self.channel.close()
 
 
@@ -183,7 +180,7 @@ class WitnessFleet:
         """The newest acknowledged stamp of the key, or None for unknown."""
         wkey = witness_key(bucket, key)
         members = self.group_of(wkey)
-        futures = [m.checks.submit(wkey) for m in members]
+        futures = [m.check(wkey) for m in members]
         answers = await _first_majority(futures, len(members) // 2 + 1, lambda s: s == UNKNOWN)
         for fut in futures:
             # Late answers are not needed; keep their errors from being logged as unretrieved.
@@ -211,9 +208,7 @@ class WitnessFleet:
         wkey = witness_key(bucket, key)
         members = self.group_of(wkey)
         encoded = stamp.encode()
-        futures = [
-            m.records.submit((wkey, encoded, inc)) for m, inc in zip(members, fence, strict=True)
-        ]
+        futures = [m.record(wkey, encoded, inc) for m, inc in zip(members, fence, strict=True)]
         need = len(members) // 2 + 1
         took = refused = 0
         try:

@@ -63,6 +63,11 @@ class NodeSection:
     max_object_size: int = 5 * 1024**3
     #: Deadline of one node-to-node call.
     replica_timeout_s: float = 5.0
+    #: Most commits and metadata reads one batched call to a peer carries;
+    #: concurrent requests for a peer share a call (see node/batcher.py).
+    replica_max_batch: int = 512
+    #: Batched calls to one peer in flight at once.
+    replica_max_inflight: int = 2
     #: How long a peer that failed a call is skipped before it is tried again.
     peer_down_s: float = 1.0
     #: How often the node probes its peers' health.

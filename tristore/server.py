@@ -23,7 +23,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from tristore import errors
+from tristore import errors, pipe
 from tristore.metrics import PROCESS_INFO, RPC_HANDLED, RPC_SECONDS
 
 log = logging.getLogger(__name__)
@@ -66,28 +66,53 @@ async def _abort(context: grpc.aio.ServicerContext, exc: BaseException, method: 
     )
 
 
+#: Label children by (method, code) and by method: a ``labels()`` lookup takes a
+#: lock and builds a key, on every RPC.
+_HANDLED: dict[tuple[str, str], Any] = {}
+_SECONDS: dict[str, Any] = {}
+
+
 def _record(method: str, started: float, context: grpc.aio.ServicerContext) -> None:
     code = context.code() if hasattr(context, "code") else None
     name = code.name if isinstance(code, grpc.StatusCode) else "OK"
     if isinstance(code, int) and not isinstance(code, grpc.StatusCode):
         name = next((s.name for s in grpc.StatusCode if s.value[0] == code), "UNKNOWN")
-    RPC_HANDLED.labels(method, name).inc()
-    RPC_SECONDS.labels(method).observe(time.perf_counter() - started)
+    handled = _HANDLED.get((method, name))
+    if handled is None:
+        handled = _HANDLED[method, name] = RPC_HANDLED.labels(method, name)
+    handled.inc()
+    seconds = _SECONDS.get(method)
+    if seconds is None:
+        seconds = _SECONDS[method] = RPC_SECONDS.labels(method)
+    seconds.observe(time.perf_counter() - started)
 
 
 class Interceptor(grpc.aio.ServerInterceptor):
     """Turns TristoreError into a status with the S3 code in the trailers, and
     counts and times every RPC."""
 
+    def __init__(self) -> None:
+        # The wrapped handler of each method, built once: the services' handlers
+        # do not change while the server runs.
+        self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
+
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
         details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
+        wrapped = self._wrapped.get(details.method)
+        if wrapped is not None:
+            return wrapped
         handler = await continuation(details)
         if handler is None:
             return handler
-        method = _method_name(details.method)
+        wrapped = self._wrap(handler, _method_name(details.method))
+        self._wrapped[details.method] = wrapped
+        return wrapped
+
+    @staticmethod
+    def _wrap(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
         if method in ("Check", "Watch", "ServerReflectionInfo"):
             return handler
 
@@ -238,6 +263,7 @@ async def run(spec: ProcessSpec) -> None:
         spec.grace_s,
     )
     spec._ready = False
+    pipe.close_all()  # peers' long-lived streams end now, not after the grace period
     await health_servicer.enter_graceful_shutdown()
     await server.stop(spec.grace_s)
     http.close()

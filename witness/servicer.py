@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
 from typing import TypeAlias
 
 import grpc
 
+from tristore import pipe
 from tristore.config import WitnessSpec
-from tristore.errors import InvalidArgument
+from tristore.errors import InvalidArgument, TristoreError
 from tristore.pb import witness_pb2, witness_pb2_grpc
 from witness.metrics import CHECKS, EVICTIONS, KEYS, RECORDS, REFUSED, UNKNOWN
 from witness.table import WitnessTable
@@ -25,6 +27,33 @@ class WitnessServicer(witness_pb2_grpc.WitnessServiceServicer):
     async def Record(
         self, request: witness_pb2.RecordRequest, context: Ctx
     ) -> witness_pb2.RecordResponse:
+        return self._record(request)
+
+    async def Check(
+        self, request: witness_pb2.CheckRequest, context: Ctx
+    ) -> witness_pb2.CheckResponse:
+        return self._check(request)
+
+    async def Pipe(
+        self, request_iterator: AsyncIterator[witness_pb2.WitnessPipeRequest], context: Ctx
+    ) -> AsyncIterator[witness_pb2.WitnessPipeResponse]:
+        # The table answers at once: each request is answered in turn, no task each.
+        with pipe.ends_on_close():
+            async for req in request_iterator:
+                yield self._answer(req)
+
+    def _answer(self, req: witness_pb2.WitnessPipeRequest) -> witness_pb2.WitnessPipeResponse:
+        try:
+            # Records first: a check in the same message then sees them.
+            record = self._record(req.record) if req.HasField("record") else None
+            check = self._check(req.check) if req.HasField("check") else None
+        except TristoreError as exc:
+            return witness_pb2.WitnessPipeResponse(
+                id=req.id, error_code=exc.code, error_message=exc.message
+            )
+        return witness_pb2.WitnessPipeResponse(id=req.id, record=record, check=check)
+
+    def _record(self, request: witness_pb2.RecordRequest) -> witness_pb2.RecordResponse:
         keys = list(request.keys)
         try:
             refused, evicted = self.table.record(keys, request.stamps, list(request.incarnations))
@@ -38,9 +67,7 @@ class WitnessServicer(witness_pb2_grpc.WitnessServiceServicer):
         KEYS.set(len(self.table))
         return witness_pb2.RecordResponse(incarnation=self.table.incarnation, refused=refused)
 
-    async def Check(
-        self, request: witness_pb2.CheckRequest, context: Ctx
-    ) -> witness_pb2.CheckResponse:
+    def _check(self, request: witness_pb2.CheckRequest) -> witness_pb2.CheckResponse:
         keys = list(request.keys)
         stamps, unknown = self.table.check(keys)
         CHECKS.inc(len(keys))

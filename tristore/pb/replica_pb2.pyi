@@ -7,6 +7,48 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class PipeRequest(_message.Message):
+    __slots__ = ("id", "ops")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    OPS_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    ops: _containers.RepeatedCompositeFieldContainer[BatchOp]
+    def __init__(self, id: _Optional[int] = ..., ops: _Optional[_Iterable[_Union[BatchOp, _Mapping]]] = ...) -> None: ...
+
+class BatchOp(_message.Message):
+    __slots__ = ("commit", "read_meta")
+    COMMIT_FIELD_NUMBER: _ClassVar[int]
+    READ_META_FIELD_NUMBER: _ClassVar[int]
+    commit: CommitRequest
+    read_meta: ReadMetaRequest
+    def __init__(self, commit: _Optional[_Union[CommitRequest, _Mapping]] = ..., read_meta: _Optional[_Union[ReadMetaRequest, _Mapping]] = ...) -> None: ...
+
+class BatchError(_message.Message):
+    __slots__ = ("code", "message")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    message: str
+    def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
+class BatchResult(_message.Message):
+    __slots__ = ("commit", "read_meta", "error")
+    COMMIT_FIELD_NUMBER: _ClassVar[int]
+    READ_META_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    commit: CommitResponse
+    read_meta: ReadMetaResponse
+    error: BatchError
+    def __init__(self, commit: _Optional[_Union[CommitResponse, _Mapping]] = ..., read_meta: _Optional[_Union[ReadMetaResponse, _Mapping]] = ..., error: _Optional[_Union[BatchError, _Mapping]] = ...) -> None: ...
+
+class PipeResponse(_message.Message):
+    __slots__ = ("id", "results")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    results: _containers.RepeatedCompositeFieldContainer[BatchResult]
+    def __init__(self, id: _Optional[int] = ..., results: _Optional[_Iterable[_Union[BatchResult, _Mapping]]] = ...) -> None: ...
+
 class ReadLogRequest(_message.Message):
     __slots__ = ("after", "limit", "wait_ms")
     AFTER_FIELD_NUMBER: _ClassVar[int]

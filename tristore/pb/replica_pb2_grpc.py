@@ -74,6 +74,11 @@ class ReplicaServiceStub:
                 request_serializer=tristore_dot_pb_dot_replica__pb2.ReadLogRequest.SerializeToString,
                 response_deserializer=tristore_dot_pb_dot_replica__pb2.ReadLogResponse.FromString,
                 _registered_method=True)
+        self.Pipe = channel.stream_stream(
+                '/tristore.v1.ReplicaService/Pipe',
+                request_serializer=tristore_dot_pb_dot_replica__pb2.PipeRequest.SerializeToString,
+                response_deserializer=tristore_dot_pb_dot_replica__pb2.PipeResponse.FromString,
+                _registered_method=True)
 
 
 class ReplicaServiceServicer:
@@ -137,6 +142,17 @@ class ReplicaServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Pipe(self, request_iterator, context):
+        """Commits and metadata reads on one long-lived stream (tristore/pipe.py).
+        A request carries many operations (what one turn of the coordinator's
+        event loop produced for this node, so they share one message and the
+        commits one fsync) and an id its answer repeats; answers come as they
+        finish, in any order. One operation failing does not fail the others.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ReplicaServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -179,6 +195,11 @@ def add_ReplicaServiceServicer_to_server(servicer, server):
                     servicer.ReadLog,
                     request_deserializer=tristore_dot_pb_dot_replica__pb2.ReadLogRequest.FromString,
                     response_serializer=tristore_dot_pb_dot_replica__pb2.ReadLogResponse.SerializeToString,
+            ),
+            'Pipe': grpc.stream_stream_rpc_method_handler(
+                    servicer.Pipe,
+                    request_deserializer=tristore_dot_pb_dot_replica__pb2.PipeRequest.FromString,
+                    response_serializer=tristore_dot_pb_dot_replica__pb2.PipeResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -397,6 +418,33 @@ class ReplicaService:
             '/tristore.v1.ReplicaService/ReadLog',
             tristore_dot_pb_dot_replica__pb2.ReadLogRequest.SerializeToString,
             tristore_dot_pb_dot_replica__pb2.ReadLogResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Pipe(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/tristore.v1.ReplicaService/Pipe',
+            tristore_dot_pb_dot_replica__pb2.PipeRequest.SerializeToString,
+            tristore_dot_pb_dot_replica__pb2.PipeResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,10 +1,34 @@
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Iterable as _Iterable
-from typing import ClassVar as _ClassVar, Optional as _Optional
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class WitnessPipeRequest(_message.Message):
+    __slots__ = ("id", "check", "record")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    CHECK_FIELD_NUMBER: _ClassVar[int]
+    RECORD_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    check: CheckRequest
+    record: RecordRequest
+    def __init__(self, id: _Optional[int] = ..., check: _Optional[_Union[CheckRequest, _Mapping]] = ..., record: _Optional[_Union[RecordRequest, _Mapping]] = ...) -> None: ...
+
+class WitnessPipeResponse(_message.Message):
+    __slots__ = ("id", "check", "record", "error_code", "error_message")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    CHECK_FIELD_NUMBER: _ClassVar[int]
+    RECORD_FIELD_NUMBER: _ClassVar[int]
+    ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    check: CheckResponse
+    record: RecordResponse
+    error_code: str
+    error_message: str
+    def __init__(self, id: _Optional[int] = ..., check: _Optional[_Union[CheckResponse, _Mapping]] = ..., record: _Optional[_Union[RecordResponse, _Mapping]] = ..., error_code: _Optional[str] = ..., error_message: _Optional[str] = ...) -> None: ...
 
 class RecordRequest(_message.Message):
     __slots__ = ("keys", "stamps", "incarnations")

@@ -49,6 +49,11 @@ class WitnessServiceStub:
                 request_serializer=tristore_dot_pb_dot_witness__pb2.WitnessStatusRequest.SerializeToString,
                 response_deserializer=tristore_dot_pb_dot_witness__pb2.WitnessStatusResponse.FromString,
                 _registered_method=True)
+        self.Pipe = channel.stream_stream(
+                '/tristore.v1.WitnessService/Pipe',
+                request_serializer=tristore_dot_pb_dot_witness__pb2.WitnessPipeRequest.SerializeToString,
+                response_deserializer=tristore_dot_pb_dot_witness__pb2.WitnessPipeResponse.FromString,
+                _registered_method=True)
 
 
 class WitnessServiceServicer:
@@ -75,6 +80,14 @@ class WitnessServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Pipe(self, request_iterator, context):
+        """Checks and records on one long-lived stream (tristore/pipe.py): a request
+        carries either or both, and an id its answer repeats.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_WitnessServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -92,6 +105,11 @@ def add_WitnessServiceServicer_to_server(servicer, server):
                     servicer.Status,
                     request_deserializer=tristore_dot_pb_dot_witness__pb2.WitnessStatusRequest.FromString,
                     response_serializer=tristore_dot_pb_dot_witness__pb2.WitnessStatusResponse.SerializeToString,
+            ),
+            'Pipe': grpc.stream_stream_rpc_method_handler(
+                    servicer.Pipe,
+                    request_deserializer=tristore_dot_pb_dot_witness__pb2.WitnessPipeRequest.FromString,
+                    response_serializer=tristore_dot_pb_dot_witness__pb2.WitnessPipeResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -175,6 +193,33 @@ class WitnessService:
             '/tristore.v1.WitnessService/Status',
             tristore_dot_pb_dot_witness__pb2.WitnessStatusRequest.SerializeToString,
             tristore_dot_pb_dot_witness__pb2.WitnessStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Pipe(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/tristore.v1.WitnessService/Pipe',
+            tristore_dot_pb_dot_witness__pb2.WitnessPipeRequest.SerializeToString,
+            tristore_dot_pb_dot_witness__pb2.WitnessPipeResponse.FromString,
             options,
             channel_credentials,
             insecure,

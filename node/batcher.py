@@ -1,0 +1,73 @@
+"""Coalescing of single requests into batched calls.
+
+While a call to a peer is in flight, new requests for it queue; when the call
+returns, the next one carries everything queued meanwhile (up to a maximum).
+There is no timer: a lone request goes out at once, so an idle system adds no
+latency, and under load each call carries what one round trip's worth of
+concurrent requests produced. The witness client and the replica client use it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Generic, TypeVar
+
+Req = TypeVar("Req")
+Resp = TypeVar("Resp")
+
+
+class Batcher(Generic[Req, Resp]):
+    """Coalesces single requests into batched calls, ``max_inflight`` calls at a time.
+
+    ``send`` gets a list of requests and answers a list of the same length: a
+    result, or an exception instance for a request that failed on its own. An
+    exception raised by ``send`` fails every request of that call."""
+
+    def __init__(
+        self,
+        send: Callable[[list[Req]], Awaitable[Sequence[Resp | BaseException]]],
+        max_batch: int,
+        max_inflight: int = 1,
+    ) -> None:
+        self._send = send
+        self._max = max_batch
+        self._max_inflight = max_inflight
+        self._pending: list[tuple[Req, asyncio.Future[Resp]]] = []
+        self._running = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def submit(self, item: Req) -> asyncio.Future[Resp]:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Resp] = loop.create_future()
+        self._pending.append((item, fut))
+        if self._running < self._max_inflight:
+            self._running += 1
+            task = loop.create_task(self._drain())
+            self._tasks.add(task)  # held: the loop keeps only a weak reference
+            task.add_done_callback(self._tasks.discard)
+        return fut
+
+    async def _drain(self) -> None:
+        try:
+            while self._pending:
+                batch, self._pending = self._pending[: self._max], self._pending[self._max :]
+                batch = [(item, fut) for item, fut in batch if not fut.cancelled()]
+                if not batch:
+                    continue
+                try:
+                    results = await self._send([item for item, _ in batch])
+                except Exception as exc:  # noqa: BLE001 - every waiter of the batch gets it
+                    for _, fut in batch:
+                        if not fut.done():
+                            fut.set_exception(exc)
+                    continue
+                for (_, fut), result in zip(batch, results, strict=True):
+                    if fut.done():
+                        continue
+                    if isinstance(result, BaseException):
+                        fut.set_exception(result)
+                    else:
+                        fut.set_result(result)
+        finally:
+            self._running -= 1

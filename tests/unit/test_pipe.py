@@ -1,0 +1,211 @@
+"""Pipes (tristore/pipe.py) and the batcher (node/batcher.py): answers reach the
+request that asked, out of order too; a silent or lost peer fails what waits on
+it and the next request opens a new stream; a stopping server ends its pipes;
+one event-loop turn's requests share one message."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+import pytest
+
+from node.batcher import Batcher
+from tristore import pipe
+from tristore.pb import replica_pb2
+
+pytestmark = pytest.mark.unit
+
+METHOD = "/test.Pipe/Pipe"
+Handler = Callable[[replica_pb2.PipeRequest], Awaitable[replica_pb2.PipeResponse]]
+
+
+def _echo_keys(req: replica_pb2.PipeRequest) -> replica_pb2.PipeResponse:
+    """One result per op: a read_meta answer naming the key it was asked."""
+    results = [
+        replica_pb2.BatchResult(
+            read_meta=replica_pb2.ReadMetaResponse(found=True, version={"key": op.read_meta.key})
+        )
+        for op in req.ops
+    ]
+    return replica_pb2.PipeResponse(id=req.id, results=results)
+
+
+async def _server(handle: Handler) -> tuple[grpc.aio.Server, str]:
+    async def serve(
+        requests: AsyncIterator[replica_pb2.PipeRequest], context: Any
+    ) -> AsyncIterator[replica_pb2.PipeResponse]:
+        async def answer(req: replica_pb2.PipeRequest) -> replica_pb2.PipeResponse:
+            return await handle(req)
+
+        async for resp in pipe.serve(requests, answer):
+            yield resp
+
+    server = grpc.aio.server()
+    handler = grpc.stream_stream_rpc_method_handler(
+        serve,
+        request_deserializer=replica_pb2.PipeRequest.FromString,
+        response_serializer=replica_pb2.PipeResponse.SerializeToString,
+    )
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler("test.Pipe", {"Pipe": handler}),)
+    )
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    return server, f"127.0.0.1:{port}"
+
+
+def _client(
+    addr: str, timeout_s: float = 5.0
+) -> tuple[grpc.aio.Channel, pipe.PipeClient[Any, Any]]:
+    channel = grpc.aio.insecure_channel(addr)
+    open_call = channel.stream_stream(
+        METHOD,
+        request_serializer=replica_pb2.PipeRequest.SerializeToString,
+        response_deserializer=replica_pb2.PipeResponse.FromString,
+    )
+    return channel, pipe.PipeClient(open_call, timeout_s, "test-peer")
+
+
+def _ask(key: str) -> replica_pb2.PipeRequest:
+    return replica_pb2.PipeRequest(
+        ops=[replica_pb2.BatchOp(read_meta=replica_pb2.ReadMetaRequest(key=key))]
+    )
+
+
+def test_answers_reach_their_requests_even_out_of_order() -> None:
+    async def handle(req: replica_pb2.PipeRequest) -> replica_pb2.PipeResponse:
+        # The first request asked is answered last.
+        await asyncio.sleep(0.2 if req.ops[0].read_meta.key == "slow" else 0)
+        return _echo_keys(req)
+
+    async def go() -> list[str]:
+        server, addr = await _server(handle)
+        channel, client = _client(addr)
+        try:
+            finished: list[str] = []
+
+            async def one(key: str) -> str:
+                resp = await client.call(_ask(key))
+                finished.append(key)
+                return str(resp.results[0].read_meta.version.key)
+
+            got = await asyncio.gather(*(one(k) for k in ["slow", "a", "b", "c"]))
+            assert finished[-1] == "slow"
+            return got
+        finally:
+            await client.close()
+            await channel.close()
+            await server.stop(None)
+
+    assert asyncio.run(go()) == ["slow", "a", "b", "c"]
+
+
+def test_no_answer_in_time_fails_every_waiter_and_the_next_call_reconnects() -> None:
+    hang = asyncio.Event()
+
+    async def handle(req: replica_pb2.PipeRequest) -> replica_pb2.PipeResponse:
+        if req.ops[0].read_meta.key == "hang":
+            await hang.wait()
+        return _echo_keys(req)
+
+    async def go() -> None:
+        server, addr = await _server(handle)
+        channel, client = _client(addr, timeout_s=0.3)
+        try:
+            results = await asyncio.gather(
+                client.call(_ask("hang")),
+                client.call(_ask("hang")),
+                return_exceptions=True,
+            )
+            assert all(isinstance(r, pipe.PipeBroken) for r in results), results
+            assert "within 0.3s" in str(results[0])
+            # A new stream answers again.
+            resp = await client.call(_ask("after"))
+            assert resp.results[0].read_meta.version.key == "after"
+        finally:
+            hang.set()
+            await client.close()
+            await channel.close()
+            await server.stop(None)
+
+    asyncio.run(go())
+
+
+def test_a_lost_peer_fails_the_call_at_once(refused_endpoint: str) -> None:
+    async def go() -> None:
+        channel, client = _client(refused_endpoint, timeout_s=30)
+        try:
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            with pytest.raises(pipe.PipeBroken, match="UNAVAILABLE"):
+                await client.call(_ask("k"))
+            assert loop.time() - started < 10  # refused, not timed out
+        finally:
+            await client.close()
+            await channel.close()
+
+    asyncio.run(go())
+
+
+def test_close_all_answers_what_is_in_flight_then_ends_the_stream() -> None:
+    release = asyncio.Event()
+
+    async def handle(req: replica_pb2.PipeRequest) -> replica_pb2.PipeResponse:
+        await release.wait()
+        return _echo_keys(req)
+
+    async def go() -> None:
+        server, addr = await _server(handle)
+        channel, client = _client(addr)
+        try:
+            in_flight = asyncio.ensure_future(client.call(_ask("inflight")))
+            await asyncio.sleep(0.2)  # the server has it
+            pipe.close_all()
+            await asyncio.sleep(0.1)
+            release.set()
+            resp = await asyncio.wait_for(in_flight, 5)
+            assert resp.results[0].read_meta.version.key == "inflight"
+            # The stream ended: a stopping server takes no more on it.
+            with pytest.raises(pipe.PipeBroken):
+                await asyncio.wait_for(client.call(_ask("late")), 5)
+        finally:
+            await client.close()
+            await channel.close()
+            await server.stop(None)
+
+    asyncio.run(go())  # the flag close_all sets belongs to this test's event loop
+
+
+def test_batcher_puts_one_turns_requests_in_one_call_and_fails_each_alone() -> None:
+    calls: list[list[int]] = []
+
+    async def send(items: list[int]) -> list[int | BaseException]:
+        calls.append(items)
+        await asyncio.sleep(0.01)
+        return [ValueError(f"odd {i}") if i % 2 else i * 10 for i in items]
+
+    async def go() -> list[Any]:
+        b: Batcher[int, int] = Batcher(send, max_batch=3)
+        first = b.submit(0)
+        await asyncio.sleep(0)  # the first goes alone
+        rest = [b.submit(i) for i in range(1, 6)]
+        return await asyncio.gather(first, *rest, return_exceptions=True)
+
+    results = asyncio.run(go())
+    assert calls == [[0], [1, 2, 3], [4, 5]]
+    assert results[0] == 0 and results[2] == 20 and results[4] == 40
+    assert [str(r) for r in results if isinstance(r, ValueError)] == ["odd 1", "odd 3", "odd 5"]
+
+
+def test_batcher_fails_a_whole_call_when_sending_fails() -> None:
+    async def send(items: list[int]) -> list[int | BaseException]:
+        raise ConnectionError("peer gone")
+
+    async def go() -> list[Any]:
+        b: Batcher[int, int] = Batcher(send, max_batch=8)
+        return await asyncio.gather(*(b.submit(i) for i in range(3)), return_exceptions=True)
+
+    assert all(isinstance(r, ConnectionError) for r in asyncio.run(go()))
