@@ -30,7 +30,8 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 
 from node import keys
-from node.coordinator import Coordinator, PutHeader, to_replicate
+from node.coordinator import Coordinator
+from node.objects import PutHeader, to_replicate
 from tristore import validation
 from tristore.errors import (
     EntityTooLarge,
@@ -102,8 +103,8 @@ class Multipart:
         validation.check_bucket_name(header.bucket)
         validation.check_key(header.key)
         c = self.coord
-        base = c._new_version(header, header.content_type, header.metadata, header.tags)
-        await c._require_bucket(header.bucket)
+        base = c.objects.new_version(header, header.content_type, header.metadata, header.tags)
+        await c.buckets.require_bucket(header.bucket)
         stamp = c.clock.now()
         upload_id = f"{stamp.physical_ms:012x}{os.urandom(8).hex()}"
         record = replace(
@@ -113,7 +114,7 @@ class Multipart:
             stamp=stamp,
             null_version=True,
         )
-        await c._write(record)
+        await c.protocol.write(record)
         return _upload_of(header.bucket, header.key, upload_id, record)
 
     async def _upload(self, bucket: str, key: str, upload_id: str) -> ObjectVersion:
@@ -121,10 +122,10 @@ class Multipart:
         validation.check_bucket_name(bucket)
         validation.check_key(key)
         if _UPLOAD_ID.fullmatch(upload_id):
-            v, _ = await self.coord._read(keys.UPLOADS, _upload_key(bucket, key, upload_id))
+            v, _ = await self.coord.protocol.read(keys.UPLOADS, _upload_key(bucket, key, upload_id))
             if v is not None and not v.deleted:
                 return v
-        await self.coord._require_bucket(bucket)
+        await self.coord.buckets.require_bucket(bucket)
         raise NoSuchUpload(
             f"upload {upload_id!r} of {bucket}/{key} does not exist: it was never created, "
             "or was completed or aborted"
@@ -148,7 +149,7 @@ class Multipart:
             raise EntityTooLarge(f"a part holds at most {MAX_PART_SIZE} bytes, not {size}")
         await self._upload(bucket, key, upload_id)
         base = ObjectVersion(keys.UPLOADS, _part_key(upload_id, part_number), ZERO)
-        v = await self.coord._store(
+        v = await self.coord.objects.store(
             replace(base, null_version=True), body, size, content_md5, limit=MAX_PART_SIZE
         )
         try:
@@ -186,7 +187,7 @@ class Multipart:
                 )
             parts.append(p)
         c = self.coord
-        info = await c._require_bucket(bucket)
+        info = await c.buckets.require_bucket(bucket)
         target = replace(
             upload,
             bucket=bucket,
@@ -196,7 +197,7 @@ class Multipart:
         )
         target = to_replicate(target, info)
         total = sum(p.size for p in parts)
-        version = await c._store(
+        version = await c.objects.store(
             target,
             self._bodies(upload_id, parts),
             total,
@@ -224,12 +225,12 @@ class Multipart:
         validation.check_max_keys(max_uploads)
         if upload_id_marker and not key_marker:
             raise InvalidArgument("an upload-id marker needs a key marker")
-        await self.coord._require_bucket(bucket)
+        await self.coord.buckets.require_bucket(bucket)
         start_after = ""
         if key_marker:
             # After every upload of the marker's key, or after the marker's upload.
             start_after = _upload_key(bucket, key_marker, upload_id_marker or "g")
-        page = await self.coord._list(
+        page = await self.coord.listing.list_keys(
             keys.UPLOADS, _uploads_prefix(bucket, prefix), "", max_uploads, None, start_after
         )
         cut = len(_uploads_prefix(bucket))
@@ -238,7 +239,7 @@ class Multipart:
         async def one(entry_key: str) -> MultipartUpload | None:
             name, _, upload_id = entry_key[cut:].rpartition(_SEP)
             async with gate:
-                record, _ = await self.coord._read(keys.UPLOADS, entry_key)
+                record, _ = await self.coord.protocol.read(keys.UPLOADS, entry_key)
             if record is None or record.deleted:
                 return None  # completed or aborted since it was listed
             return _upload_of(bucket, name, upload_id, record)
@@ -269,7 +270,7 @@ class Multipart:
 
     async def _parts_page(self, upload_id: str, after: int, max_parts: int) -> PartPage:
         start = _part_key(upload_id, after) if after else ""
-        page = await self.coord._list(
+        page = await self.coord.listing.list_keys(
             keys.UPLOADS, _part_prefix(upload_id), "", max_parts, None, start
         )
         parts = [
@@ -294,13 +295,13 @@ class Multipart:
         """The chosen parts' bodies, one after the other."""
         c = self.coord
         for p in parts:
-            v, holders = await c._read(keys.UPLOADS, _part_key(upload_id, p.part_number))
+            v, holders = await c.protocol.read(keys.UPLOADS, _part_key(upload_id, p.part_number))
             if v is None or v.deleted or v.etag != p.etag:
                 raise InvalidPart(f"part {p.part_number} changed while the upload completed")
             if v.inline is not None:
                 yield v.inline
             else:
-                async for piece in c._stream_body(v, holders, 0, v.size):
+                async for piece in c.quorum.stream_body(v, holders, 0, v.size):
                     yield piece
 
     async def _discard(self, names: list[str]) -> None:
@@ -313,7 +314,7 @@ class Multipart:
                 tomb = ObjectVersion(
                     keys.UPLOADS, name, c.clock.now(), deleted=True, null_version=True
                 )
-                await c._write(tomb)
+                await c.protocol.write(tomb)
 
         await asyncio.gather(*(one(n) for n in names))
 

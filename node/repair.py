@@ -21,9 +21,10 @@ from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mappi
 from dataclasses import dataclass, field
 
 from node import keys
-from node.coordinator import Coordinator, _ReplicaRead
+from node.coordinator import Coordinator
 from node.metrics import REPAIR_KEYS_CHECKED, REPAIR_VERSIONS_WRITTEN
 from node.peers import Peers, Replica, ReplicaUnavailable
+from node.protocol import ReplicaRead
 from node.replica_store import ReplicaStore
 from tristore import convert, validation
 from tristore.errors import NoSuchBucket, TristoreError
@@ -393,12 +394,12 @@ class Repairer:
 
     async def _read_azs(
         self, bucket: str, key: str
-    ) -> tuple[dict[str, AzHeld], dict[str, Replica], _ReplicaRead]:
+    ) -> tuple[dict[str, AzHeld], dict[str, Replica], ReplicaRead]:
         """What each of the key's AZs holds (current record and versions), the
         node that answered for it, and the read of the current records. An AZ
         missing from the first two did not answer."""
         held, rr = await asyncio.gather(
-            self._held_versions(bucket, key), self.coord._read_replicas(bucket, key)
+            self._held_versions(bucket, key), self.coord.protocol.read_replicas(bucket, key)
         )
         heads = {azr.az: v for azr, _, v in rr.answers}
         states: dict[str, AzHeld] = {}
@@ -414,7 +415,9 @@ class Repairer:
     ) -> list[tuple[AzReplicas, Replica, list[ObjectVersion], bool]]:
         """Every version each answering AZ holds of the key (with inline bodies)."""
         for limit in VERSION_LIMITS:
-            held = await self.coord._versions_in_azs(bucket, key, None, limit, _WHAT, every=False)
+            held = await self.coord.protocol.versions_in_azs(
+                bucket, key, None, limit, _WHAT, every=False
+            )
             if all(len(vs) < limit for _, _, vs, _ in held):
                 return held
         raise TristoreError(f"{bucket}/{key} has more than {VERSION_LIMITS[-1]} versions in an AZ")
@@ -426,7 +429,10 @@ class Repairer:
         holds (the newest record, and the replicas holding its body), those
         some AZ removed for good, and the fewest AZs that answered a read."""
         reads = await asyncio.gather(
-            *(self.coord._versions_in_azs(bucket, key, s, 1, _WHAT, every=False) for s in wanted)
+            *(
+                self.coord.protocol.versions_in_azs(bucket, key, s, 1, _WHAT, every=False)
+                for s in wanted
+            )
         )
         found: dict[Stamp, tuple[ObjectVersion, list[Replica]]] = {}
         removed: set[Stamp] = set()
@@ -458,13 +464,13 @@ class Repairer:
         keeps a hint for the home, as for any write), staging first the chunked
         bodies it does not hold. False when no node of the AZ answered."""
         coord = self.coord
-        for node in coord._candidates(azr):
+        for node in coord.quorum.candidates(azr):
             replica = coord.peers.replica(node)
             try:
                 for data_id, (v, holders) in bodies.items():
                     if node.name == asked.spec.name and data_id in has:
                         continue  # the body of a record it holds at an older stamp
-                    await replica.stage(data_id, coord._copy_chunks(v, holders))
+                    await replica.stage(data_id, coord.quorum.copy_chunks(v, holders))
                 await replica.commit(change, "" if node.name == azr.home.name else azr.home.name)
             except ReplicaUnavailable as exc:
                 coord.peers.mark_down(node.name, str(exc))

@@ -10,10 +10,11 @@ from typing import Any, TypeAlias, TypeVar
 
 import grpc
 
-from node.coordinator import Coordinator, PutHeader
+from node.coordinator import Coordinator
 from node.events import EventStreams, NodeEvents
 from node.membership import Membership
 from node.multipart import Multipart
+from node.objects import PutHeader
 from node.peers import Peers
 from node.repair import Repairer, serve_repair
 from node.replica_store import ReplicaStore

@@ -60,7 +60,8 @@ class Node:
 
 
 class Coordinator:
-    """The coordinator's readers and writers repair uses, over the nodes."""
+    """The protocol and quorum steps repair uses (coordinator.protocol and
+    coordinator.quorum: both this object), over the nodes."""
 
     def __init__(self) -> None:
         self.nodes = {az: Node(az) for az in AZS}
@@ -71,13 +72,14 @@ class Coordinator:
         self.peers = SimpleNamespace(
             replica=lambda spec: by_name[spec.name], mark_down=lambda name, why: None
         )
+        self.protocol = self.quorum = self
 
     def _up(self) -> list[tuple[AzReplicas, Node]]:
         return [
             (azr, self.nodes[azr.az]) for azr in self.placement.azs if not self.nodes[azr.az].down
         ]
 
-    async def _versions_in_azs(
+    async def versions_in_azs(
         self, bucket: str, key: str, vstamp: Stamp | None, limit: int, what: str, every: bool
     ) -> list[tuple[AzReplicas, Node, list[ObjectVersion], bool]]:
         out = []
@@ -90,13 +92,13 @@ class Coordinator:
                 out.append((azr, n, [held] if held else [], held is None and vstamp in n.removed))
         return out
 
-    async def _read_replicas(self, bucket: str, key: str) -> Any:
+    async def read_replicas(self, bucket: str, key: str) -> Any:
         return SimpleNamespace(answers=[(azr, n, n.head) for azr, n in self._up()])
 
-    def _candidates(self, azr: AzReplicas) -> list[NodeSpec]:
+    def candidates(self, azr: AzReplicas) -> list[NodeSpec]:
         return [] if self.nodes[azr.az].down else list(azr.nodes)
 
-    async def _copy_chunks(
+    async def copy_chunks(
         self, v: ObjectVersion, holders: list[Any]
     ) -> AsyncIterator[tuple[int, bytes]]:
         assert holders, f"no holder of {v.version_id}"

@@ -1,0 +1,687 @@
+"""Object operations: PUT (with the body staging of large bodies), GET, HEAD,
+DELETE, copy, tags and ACLs.
+
+PUT: validate, take a stamp, write to one node in each of the key's three AZs
+in parallel (the home node, or the next node of that AZ with a hint when the
+home is down), reply once all three AZs have fsynced it. Small bodies travel
+inline with the commit; large ones are first streamed as chunks to the same
+three nodes (:meth:`Objects.store`). The commit, the witness and the reads are
+node/protocol.py's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field, replace
+
+from node import keys
+from node.buckets import Buckets
+from node.metrics import OBJECT_BYTES
+from node.peers import Peers, Replica, ReplicaUnavailable
+from node.protocol import RESTAMP_ATTEMPTS, Protocol, parse_version_id
+from node.quorum import Quorum
+from tristore import replication, validation
+from tristore.config import ClusterConfig
+from tristore.errors import (
+    BadDigest,
+    ConditionalRequestConflict,
+    EntityTooLarge,
+    IncompleteBody,
+    InvalidArgument,
+    InvalidRequest,
+    MethodNotAllowed,
+    NoSuchKey,
+    NoSuchVersion,
+    NotModified,
+    PreconditionFailed,
+    ServiceUnavailable,
+)
+from tristore.model import (
+    VERSIONING_ENABLED,
+    Acl,
+    BucketInfo,
+    ByteRange,
+    Change,
+    Conditions,
+    CopyResult,
+    CopySource,
+    DeleteResult,
+    ObjectInfo,
+    ObjectVersion,
+    Tagging,
+)
+from tristore.placement import Placer
+from tristore.stamps import ZERO, Stamp
+
+log = logging.getLogger(__name__)
+
+#: Chunks of a large body queued for each staging replica.
+_STAGE_QUEUE = 4
+
+
+@dataclass(frozen=True, slots=True)
+class PutHeader:
+    bucket: str
+    key: str
+    content_type: str = ""
+    metadata: dict[str, str] | None = None
+    #: Declared length, or -1 when unknown.
+    size: int = -1
+    content_md5: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+    acl: str = ""
+    storage_class: str = ""
+    sse: str = ""
+    #: "*": create only if the key has no current object.
+    if_none_match: str = ""
+    #: An ETag: replace only that object (compare-and-swap).
+    if_match: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class GetResult:
+    info: ObjectInfo
+    #: Inclusive byte range carried by ``body`` (0, -1 for an empty body).
+    first: int
+    last: int
+    body: AsyncIterator[bytes]
+
+
+def _etag_matches(header: str, etag: str) -> bool:
+    """An If-Match / If-None-Match list: ``*`` or ETags, quoted or weak or not."""
+    for item in header.split(","):
+        tag = item.strip()
+        if tag == "*":
+            return True
+        if tag.startswith("W/"):
+            tag = tag[2:]
+        if tag.strip('"') == etag:
+            return True
+    return False
+
+
+def check_conditions(v: ObjectVersion, c: Conditions | None, copy_source: bool = False) -> None:
+    """S3's evaluation of HTTP preconditions (dates compare to the second).
+
+    If-Match wins over If-Unmodified-Since, If-None-Match over If-Modified-Since.
+    A copy source answers every failed condition with 412, GET and HEAD answer a
+    failed If-None-Match or If-Modified-Since with 304.
+    """
+    if not c:
+        return
+    modified_s = v.last_modified_ms // 1000
+    if c.if_match:
+        if not _etag_matches(c.if_match, v.etag):
+            raise PreconditionFailed(f"If-Match {c.if_match!r}: the ETag is {v.etag!r}")
+    elif c.if_unmodified_since is not None and modified_s > int(c.if_unmodified_since.timestamp()):
+        raise PreconditionFailed(
+            f"modified after {c.if_unmodified_since.isoformat()} (If-Unmodified-Since)"
+        )
+    unchanged = NotModified if not copy_source else PreconditionFailed
+    if c.if_none_match:
+        if _etag_matches(c.if_none_match, v.etag):
+            raise unchanged(f"If-None-Match {c.if_none_match!r}: the ETag is {v.etag!r}")
+    elif c.if_modified_since is not None and modified_s <= int(c.if_modified_since.timestamp()):
+        raise unchanged(f"not modified after {c.if_modified_since.isoformat()} (If-Modified-Since)")
+
+
+def to_replicate(
+    v: ObjectVersion, bucket: BucketInfo, delete_marker: bool = False
+) -> ObjectVersion:
+    """``v`` marked PENDING for each destination its bucket's rules send it to."""
+    dests = replication.destinations_for(bucket.replication, v.key, v.tags, delete_marker)
+    if not dests:
+        return v
+    return replace(
+        v,
+        replication_status=replication.PENDING,
+        replication_targets={d.name: replication.PENDING for d in dests},
+    )
+
+
+def requeue_modified(v: ObjectVersion, bucket: BucketInfo) -> ObjectVersion:
+    """``v`` after a change of its tags or ACL, PENDING again for every
+    destination that takes the change: those its bucket's rules send it to or,
+    for a replica, those of rules with replica-modification sync on (which is
+    how a change made to a replica reaches the cluster it came from)."""
+    rules = bucket.replication
+    if v.replication_status == replication.REPLICA:
+        rules = tuple(r for r in rules if r.replica_modifications)
+    dests = replication.destinations_for(rules, v.key, v.tags, v.delete_marker)
+    if not dests:
+        return v
+    targets = dict(v.replication_targets)
+    targets.update({d.name: replication.PENDING for d in dests})
+    return replace(
+        v, replication_targets=targets, replication_status=replication_status_of(v, targets)
+    )
+
+
+def replication_status_of(v: ObjectVersion, targets: dict[str, str]) -> str:
+    """A version's overall status: a replica stays REPLICA whatever it sends on."""
+    if v.replication_status == replication.REPLICA:
+        return replication.REPLICA
+    return replication.overall_status(targets)
+
+
+async def _single(data: bytes) -> AsyncIterator[bytes]:
+    if data:
+        yield data
+
+
+async def _rechunk(body: AsyncIterator[bytes], head: bytes, size: int) -> AsyncIterator[bytes]:
+    """Cut a stream of arbitrary pieces into pieces of exactly ``size`` (the last shorter)."""
+    buf = bytearray(head)
+    async for piece in body:
+        buf += piece
+        while len(buf) >= size:
+            yield bytes(buf[:size])
+            del buf[:size]
+    if buf:
+        yield bytes(buf)
+
+
+class Objects:
+    """The object operations this node serves as coordinator."""
+
+    def __init__(
+        self,
+        cfg: ClusterConfig,
+        protocol: Protocol,
+        quorum: Quorum,
+        buckets: Buckets,
+        peers: Peers,
+        placer: Placer,
+    ) -> None:
+        self.cfg = cfg
+        self.ncfg = cfg.node
+        self.protocol = protocol
+        self.quorum = quorum
+        self.buckets = buckets
+        self.peers = peers
+        self.placer = placer
+        self.clock = protocol.clock
+
+    # -- PUT ---------------------------------------------------------------
+
+    async def put_object(self, header: PutHeader, body: AsyncIterator[bytes]) -> ObjectInfo:
+        validation.check_bucket_name(header.bucket)
+        validation.check_key(header.key)
+        base = self.new_version(header, header.content_type, header.metadata, header.tags)
+        if header.size > self.ncfg.max_object_size:
+            raise EntityTooLarge(
+                f"object of {header.size} bytes is larger than the limit of "
+                f"{self.ncfg.max_object_size} bytes for one PUT"
+            )
+        if header.if_none_match and header.if_none_match.strip() != "*":
+            raise InvalidArgument("If-None-Match on a PUT takes only '*' (create if absent)")
+        if header.if_none_match and header.if_match:
+            raise InvalidArgument("give If-None-Match or If-Match on a PUT, not both")
+        bucket = await self.buckets.require_bucket(header.bucket)
+        base = replace(base, null_version=bucket.versioning != VERSIONING_ENABLED)
+        base = to_replicate(base, bucket)
+        expect = await self._put_precondition(header)
+        version = await self.store(
+            base, body, header.size, header.content_md5, self.ncfg.max_object_size, expect
+        )
+        return ObjectInfo.of(version)
+
+    async def store(
+        self,
+        base: ObjectVersion,
+        body: AsyncIterator[bytes],
+        size: int,
+        content_md5: str,
+        limit: int,
+        expect: Stamp | None = None,
+        etag: str | None = None,
+        replica: bool = False,
+    ) -> ObjectVersion:
+        """Store ``body`` as a new version of ``base``'s key: inline when small,
+        else staged in chunks on one node per AZ, then committed in all three.
+
+        ``size`` (-1: unknown) and ``content_md5`` ("": none) are what the
+        client declared; ``etag`` replaces the body's MD5 as the ETag (a
+        completed multipart upload's). A ``replica`` keeps ``base``'s version
+        id (see :meth:`Protocol.write`)."""
+        # Read just past the inline limit to learn whether the body is small.
+        head = bytearray()
+        stream = body.__aiter__()
+        small = True
+        while len(head) <= self.ncfg.inline_max:
+            try:
+                head += await anext(stream)
+            except StopAsyncIteration:
+                break
+        else:
+            small = False
+        if small:
+            data = bytes(head)
+            md5 = self._check_body(size, content_md5, len(data), hashlib.md5(data).hexdigest())
+            version = replace(base, size=len(data), etag=etag or md5, inline=data)
+            if not replica:
+                version = replace(version, stamp=self.clock.now())
+            version = await self.protocol.write(version, expect=expect, replica=replica)
+        else:
+            chunks = _rechunk(stream, bytes(head), self.ncfg.chunk_size)
+            version = await self._put_large(
+                base, chunks, size, content_md5, limit, expect, etag, replica
+            )
+        OBJECT_BYTES.labels("in").inc(version.size)
+        return version
+
+    def new_version(
+        self,
+        header: PutHeader,
+        content_type: str,
+        metadata: dict[str, str] | None,
+        tags: dict[str, str] | None,
+    ) -> ObjectVersion:
+        """The validated fields of a new version (stamp and body come later)."""
+        return ObjectVersion(
+            header.bucket,
+            header.key,
+            ZERO,
+            content_type=validation.normalize_content_type(content_type),
+            metadata=validation.normalize_metadata(metadata),
+            tags=validation.normalize_tags(tags),
+            acl=validation.check_acl(header.acl),
+            owner=self.cfg.cluster.name,
+            storage_class=validation.check_storage_class(header.storage_class),
+            sse=validation.check_sse(header.sse),
+        )
+
+    async def _put_precondition(self, header: PutHeader) -> Stamp | None:
+        """Check a conditional PUT against the current object; the stamp its
+        commit must not find exceeded (None for an unconditional PUT)."""
+        if not header.if_none_match and not header.if_match:
+            return None
+        current, _ = await self.protocol.read(header.bucket, header.key)
+        exists = current is not None and not current.deleted
+        if header.if_none_match and exists:
+            raise PreconditionFailed(
+                f"{header.bucket}/{header.key} already exists (If-None-Match: *)"
+            )
+        if header.if_match:
+            if not exists:
+                raise NoSuchKey(
+                    f"key {header.key!r} does not exist in bucket {header.bucket!r} (If-Match)"
+                )
+            assert current is not None
+            if not _etag_matches(header.if_match, current.etag):
+                raise PreconditionFailed(
+                    f"If-Match {header.if_match!r}: the current ETag is {current.etag!r}"
+                )
+        expect = current.stamp if current is not None else ZERO
+        self.clock.observe(expect)
+        return expect
+
+    @staticmethod
+    def _check_body(declared: int, content_md5: str, size: int, md5_hex: str) -> str:
+        if declared >= 0 and size != declared:
+            raise IncompleteBody(
+                f"the body had {size} bytes but the request declared {declared}; nothing was stored"
+            )
+        if content_md5 and content_md5.lower() != md5_hex:
+            raise BadDigest(
+                f"the body's MD5 is {md5_hex}, not the {content_md5} the request gave; "
+                "nothing was stored"
+            )
+        return md5_hex
+
+    async def _put_large(
+        self,
+        base: ObjectVersion,
+        chunks: AsyncIterator[bytes],
+        declared: int,
+        content_md5: str,
+        limit: int,
+        expect: Stamp | None,
+        etag: str | None,
+        replica: bool,
+    ) -> ObjectVersion:
+        placement = self.placer.place(base.bucket, base.key)
+        targets = await self.quorum.pick_targets(placement, conditional=expect is not None)
+        data_id = os.urandom(keys.DATA_ID_SIZE)
+        queues: list[asyncio.Queue[tuple[int, bytes] | None]] = [
+            asyncio.Queue(_STAGE_QUEUE) for _ in targets
+        ]
+
+        async def drain(
+            q: asyncio.Queue[tuple[int, bytes] | None],
+        ) -> AsyncIterator[tuple[int, bytes]]:
+            while (item := await q.get()) is not None:
+                yield item
+
+        tasks = [
+            asyncio.create_task(self.peers.replica(node).stage(data_id, drain(q)))
+            for (node, _home), q in zip(targets, queues, strict=True)
+        ]
+        md5 = hashlib.md5()
+        size = 0
+        try:
+            index = 0
+            async for chunk in chunks:
+                size += len(chunk)
+                if size > limit:
+                    raise EntityTooLarge(
+                        f"the body is larger than the limit of {limit} bytes; nothing was stored"
+                    )
+                await asyncio.to_thread(md5.update, chunk)
+                for q, task in zip(queues, tasks, strict=True):
+                    await self._feed(q, (index, chunk), task)
+                index += 1
+            for q, task in zip(queues, tasks, strict=True):
+                await self._feed(q, None, task)
+            await asyncio.gather(*tasks)
+        except ReplicaUnavailable as exc:
+            for node, _home in targets:
+                if node.name in str(exc):
+                    self.peers.mark_down(node.name, str(exc))
+            raise ServiceUnavailable(
+                f"a replica failed while receiving the body ({exc}); nothing was stored, retry"
+            ) from None
+        finally:
+            for task in tasks:
+                task.cancel()
+        md5_hex = self._check_body(declared, content_md5, size, md5.hexdigest())
+        version = replace(
+            base,
+            stamp=base.stamp if replica else self.clock.now(),
+            size=size,
+            etag=etag or md5_hex,
+            data_id=data_id,
+            chunk_size=self.ncfg.chunk_size,
+        )
+        return await self.protocol.write(version, targets, expect, replica)
+
+    @staticmethod
+    async def _feed(
+        q: asyncio.Queue[tuple[int, bytes] | None],
+        item: tuple[int, bytes] | None,
+        task: asyncio.Task[None],
+    ) -> None:
+        """Hand ``item`` to a stage stream, or raise its error if it has failed."""
+        if task.done():
+            task.result()
+            raise ReplicaUnavailable("a replica closed its stage stream early")
+        put = asyncio.ensure_future(q.put(item))
+        done, _ = await asyncio.wait({put, task}, return_when=asyncio.FIRST_COMPLETED)
+        if put not in done:
+            put.cancel()
+            task.result()
+            raise ReplicaUnavailable("a replica closed its stage stream early")
+
+    async def _current(
+        self, bucket: str, key: str, version_id: str = "", markers: bool = False
+    ) -> tuple[ObjectVersion, list[Replica]]:
+        """The version a GET or HEAD is about: the current one, or ``version_id``
+        (a delete marker only with ``markers``: it has no body)."""
+        version, holders, _ = await self._lookup(bucket, key, version_id, markers)
+        return version, holders
+
+    async def _lookup(
+        self, bucket: str, key: str, version_id: str = "", markers: bool = False
+    ) -> tuple[ObjectVersion, list[Replica], ObjectVersion | None]:
+        """:meth:`_current`, and the key's current record it read on the way."""
+        validation.check_key(key)
+        validation.check_bucket_name(bucket)
+        wanted = parse_version_id(version_id) if version_id else None
+        # The bucket and the key are read side by side; a missing bucket wins.
+        exists, read = await asyncio.gather(
+            self.buckets.require_bucket(bucket),
+            self.protocol.read(bucket, key),
+            return_exceptions=True,
+        )
+        if isinstance(exists, BaseException):
+            raise exists
+        if isinstance(read, BaseException):
+            raise read
+        current, holders = read
+        if not version_id:
+            if current is None or current.deleted:
+                marker = (
+                    f" (its current version is delete marker {current.version_id})"
+                    if current is not None and current.delete_marker
+                    else ""
+                )
+                raise NoSuchKey(f"key {key!r} does not exist in bucket {bucket!r}{marker}")
+            return current, holders, current
+        if current is not None and current.is_version and current.version_id == version_id:
+            version: ObjectVersion | None = current
+        else:
+            version, holders = await self.protocol.read_version(bucket, key, wanted)
+        if version is None:
+            raise NoSuchVersion(f"version {version_id} of {bucket}/{key} does not exist")
+        if version.delete_marker and not markers:
+            raise MethodNotAllowed(
+                f"version {version_id} of {bucket}/{key} is a delete marker; it has no body"
+            )
+        return version, holders, current
+
+    async def head_object(
+        self, bucket: str, key: str, version_id: str = "", conditions: Conditions | None = None
+    ) -> ObjectInfo:
+        version, _ = await self._current(bucket, key, version_id)
+        check_conditions(version, conditions)
+        return ObjectInfo.of(version)
+
+    async def get_object(
+        self,
+        bucket: str,
+        key: str,
+        byte_range: ByteRange | None = None,
+        version_id: str = "",
+        conditions: Conditions | None = None,
+    ) -> GetResult:
+        version, holders = await self._current(bucket, key, version_id)
+        check_conditions(version, conditions)
+        if byte_range is not None:
+            first, last = validation.resolve_range(byte_range.start, byte_range.end, version.size)
+        else:
+            first, last = 0, version.size - 1
+        length = last - first + 1
+        OBJECT_BYTES.labels("out").inc(length)
+        if version.inline is not None:
+            body = _single(version.inline[first : last + 1])
+        else:
+            body = self.quorum.stream_body(version, holders, first, length)
+        return GetResult(ObjectInfo.of(version), first, last, body)
+
+    # -- DELETE ----------------------------------------------------------------
+
+    async def delete_object(self, bucket: str, key: str, version_id: str = "") -> DeleteResult:
+        """S3's DELETE: without a version id, a delete marker (versioned bucket)
+        or the removal of the null version (unversioned); with one, that version
+        is removed for good, and the next newest becomes current if it was."""
+        validation.check_key(key)
+        info = await self.buckets.require_bucket(bucket)
+        if version_id:
+            return await self._delete_version(bucket, key, version_id)
+        now = self.clock.now()
+        if info.versioning == VERSIONING_ENABLED:
+            marker = ObjectVersion(bucket, key, now, deleted=True, delete_marker=True)
+        elif info.versioning:
+            marker = ObjectVersion(
+                bucket, key, now, deleted=True, delete_marker=True, null_version=True
+            )
+        else:
+            # S3 answers a DELETE of a missing key with success: the tombstone is
+            # cheap and keeps last-writer-wins ordering with any write racing it.
+            await self.protocol.write(
+                ObjectVersion(bucket, key, now, deleted=True, null_version=True)
+            )
+            return DeleteResult()
+        marker = to_replicate(replace(marker, owner=self.cfg.cluster.name), info, True)
+        marker = await self.protocol.write(marker)
+        return DeleteResult(marker.version_id, True)
+
+    async def _delete_version(self, bucket: str, key: str, version_id: str) -> DeleteResult:
+        wanted = parse_version_id(version_id)
+        placement = self.placer.place(bucket, key)
+        for _attempt in range(RESTAMP_ATTEMPTS):
+            current, _ = await self.protocol.read(bucket, key)
+            if current is not None and current.is_version and current.version_id == version_id:
+                # The current version goes: the next newest takes its place.
+                target = current
+                following = await self._versions_after(bucket, key, target.vstamp)
+                self.clock.observe(current.stamp)
+                now = self.clock.now()
+                if following is not None:
+                    head = replace(following, stamp=now, version_stamp=following.vstamp, removed=())
+                else:
+                    head = ObjectVersion(bucket, key, now, deleted=True)
+                head = replace(head, removed=(target.vstamp,))
+                try:
+                    await self.protocol.write(head, expect=current.stamp)
+                except ConditionalRequestConflict:
+                    continue
+                return DeleteResult(version_id, target.delete_marker)
+            found, _ = await self.protocol.read_version(bucket, key, wanted)
+            if found is None:
+                return DeleteResult(version_id, False)  # as S3: nothing to delete is no error
+            now = self.clock.now()
+            await self.protocol.commit_change(
+                Change(bucket, key, now, removed=(found.vstamp,)), placement
+            )
+            return DeleteResult(version_id, found.delete_marker)
+        raise ConditionalRequestConflict(
+            f"{bucket}/{key} kept changing while version {version_id} was deleted; retry"
+        )
+
+    async def _versions_after(self, bucket: str, key: str, vstamp: Stamp) -> ObjectVersion | None:
+        """The newest version of the key older than ``vstamp``, as its AZs hold it."""
+        held = await self.protocol.versions_in_azs(
+            bucket, key, None, 4, "deleting the current version"
+        )
+        older = [v for _, _, vs, _ in held for v in vs if v.vstamp < vstamp]
+        if not older:
+            return None
+        return max(older, key=lambda v: (v.vstamp, v.stamp))
+
+    # -- tags and ACLs ---------------------------------------------------------
+
+    async def _version_for_update(
+        self, bucket: str, key: str, version_id: str, markers: bool = False
+    ) -> tuple[ObjectVersion, ObjectVersion | None]:
+        """(the version, the current record when the version is current);
+        delete markers only with ``markers``."""
+        version, _, current = await self._lookup(bucket, key, version_id, markers)
+        return (version, current) if version is current else (version, None)
+
+    async def update_version(
+        self,
+        bucket: str,
+        key: str,
+        version_id: str,
+        edit: Callable[[ObjectVersion], ObjectVersion | None],
+        modifies: bool = False,
+        markers: bool = False,
+        settle: Callable[[], Awaitable[None]] | None = None,
+    ) -> ObjectVersion:
+        """Change a version's record in place (same version id, same
+        Last-Modified); ``edit`` returning None leaves it as it is. A change
+        that ``modifies`` the version (its tags or ACL, as a user sees them) is
+        stamped as such and queued again for the destinations that take it.
+        ``settle`` runs after a change committed to a noncurrent version."""
+        placement = self.placer.place(bucket, key)
+        info = await self.buckets.require_bucket(bucket) if modifies else None
+        for _attempt in range(RESTAMP_ATTEMPTS):
+            version, current = await self._version_for_update(bucket, key, version_id, markers)
+            self.clock.observe(version.stamp)
+            edited = edit(version)
+            if edited is None:
+                return version
+            updated = replace(
+                edited, stamp=self.clock.now(), version_stamp=version.vstamp, removed=()
+            )
+            if info is not None:
+                updated = requeue_modified(replace(updated, meta_stamp=updated.stamp), info)
+            if current is None:
+                change = Change(bucket, key, updated.stamp, versions=(updated,))
+                await self.protocol.commit_change(change, placement)
+                if settle is not None:
+                    await settle()
+                return updated
+            try:
+                return await self.protocol.write(updated, expect=current.stamp)
+            except ConditionalRequestConflict:
+                continue
+        raise ConditionalRequestConflict(f"{bucket}/{key} kept changing; retry")
+
+    async def get_object_tagging(self, bucket: str, key: str, version_id: str = "") -> Tagging:
+        version, _ = await self._current(bucket, key, version_id)
+        return Tagging(version.version_id, dict(version.tags))
+
+    async def put_object_tagging(
+        self, bucket: str, key: str, version_id: str, tags: dict[str, str]
+    ) -> Tagging:
+        tags = validation.normalize_tags(tags)
+        v = await self.update_version(
+            bucket, key, version_id, lambda v: replace(v, tags=tags), modifies=True
+        )
+        return Tagging(v.version_id, dict(v.tags))
+
+    async def get_object_acl(self, bucket: str, key: str, version_id: str = "") -> Acl:
+        version, _ = await self._current(bucket, key, version_id)
+        return Acl(
+            version.version_id, version.owner or self.cfg.cluster.name, version.acl or "private"
+        )
+
+    async def put_object_acl(self, bucket: str, key: str, version_id: str, acl: str) -> Acl:
+        if not acl:
+            raise InvalidArgument("give a canned ACL to set (private, public-read, ...)")
+        acl = validation.check_acl(acl)
+        v = await self.update_version(
+            bucket, key, version_id, lambda v: replace(v, acl=acl), modifies=True
+        )
+        return Acl(v.version_id, v.owner or self.cfg.cluster.name, v.acl)
+
+    # -- COPY ----------------------------------------------------------------------
+
+    async def copy_object(
+        self,
+        source: CopySource,
+        dest: PutHeader,
+        metadata_directive: str = "COPY",
+        tagging_directive: str = "COPY",
+    ) -> CopyResult:
+        """Server-side copy: this node streams the source body to the new
+        version's replicas; the client sends and receives no body."""
+        validation.check_bucket_name(dest.bucket)
+        validation.check_key(dest.key)
+        meta_mode = validation.check_directive("metadata directive", metadata_directive)
+        tag_mode = validation.check_directive("tagging directive", tagging_directive)
+        src, holders = await self._current(source.bucket, source.key, source.version_id)
+        check_conditions(src, source.conditions, copy_source=True)
+        # Copying a named version onto its own key is S3's way to restore it.
+        same = (source.bucket, source.key) == (dest.bucket, dest.key) and not source.version_id
+        if (
+            same
+            and meta_mode == "COPY"
+            and not (dest.storage_class or dest.sse or dest.acl or tag_mode == "REPLACE")
+        ):
+            raise InvalidRequest(
+                "this copy request is illegal because it is trying to copy an object to itself "
+                "without changing the object's metadata, storage class or encryption"
+            )
+        content_type, metadata = (
+            (src.content_type, src.metadata)
+            if meta_mode == "COPY"
+            else (dest.content_type, dest.metadata)
+        )
+        tags = src.tags if tag_mode == "COPY" else dest.tags
+        header = replace(
+            dest, content_type=content_type, metadata=metadata, tags=tags, size=src.size
+        )
+        body = (
+            _single(src.inline)
+            if src.inline is not None
+            else self.quorum.stream_body(src, holders, 0, src.size)
+        )
+        info = await self.put_object(header, body)
+        return CopyResult(info, src.version_id)

@@ -1,0 +1,440 @@
+"""The linearizable read/write protocol of one key: stamps, the three-AZ commit,
+the witness barrier and the finishing of unfinished writes.
+
+Write (:meth:`Protocol.write`): take a stamp above the key's floor, commit in
+one node of each of the key's three AZs, then confirm: record the stamp at a
+witness-group majority (the read barrier) and cache the version.
+
+Read (:meth:`Protocol.read`): ask the witness majority for the newest
+acknowledged stamp ``w``. A cached version at least as new as ``w`` is served
+as is. Otherwise one node in each AZ is asked; the newest version is returned,
+and if it is newer than ``w`` (or the witness does not know the key) it is an
+unfinished write, finished first (:meth:`Protocol.finish`): written back to the
+AZs that lack it and recorded at the witness.
+
+The invariants every step keeps:
+
+- only finished versions (acknowledged, or written back) enter the metadata
+  cache or are returned;
+- a current record's stamp only grows, and a write's stamp is above every
+  acknowledged stamp of its key (the witness's, or the replicas' when the
+  witness does not know the key);
+- a confirmation is fenced: witnesses that restarted since the change (or the
+  read that found it) began refuse it, and the nodes are read again.
+
+The public steps are those the object operations, replication apply, repair
+and multipart uploads are built from; the replicas are reached through
+node/quorum.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, replace
+
+from node.cache import MetadataCache
+from node.metrics import CACHE_HITS, CACHE_MISSES, WRITE_BACKS
+from node.peers import Replica
+from node.quorum import AzDown, Quorum, Target, quorum_error
+from node.replica_store import CommitResult
+from node.witness_client import Fence, WitnessFleet
+from tristore.config import NodeSection, NodeSpec
+from tristore.errors import ConditionalRequestConflict, InvalidArgument, ServiceUnavailable
+from tristore.model import NULL_VERSION, Change, ObjectVersion
+from tristore.placement import AzReplicas, Placement, Placer
+from tristore.stamps import ZERO, HybridClock, Stamp
+
+log = logging.getLogger(__name__)
+
+#: Times a write is re-stamped when a replica already holds a newer stamp.
+RESTAMP_ATTEMPTS = 4
+#: Rounds of "witnesses refused the record; read the nodes and record again".
+CONFIRM_ATTEMPTS = 3
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaRead:
+    """What one node of each of a key's AZs holds as its current record."""
+
+    placement: Placement
+    #: The newest version any answering AZ holds.
+    best: ObjectVersion | None
+    #: Replicas holding ``best``, this node first.
+    holders: list[Replica]
+    #: (AZ, replica asked, what it holds) for every AZ that answered.
+    answers: list[tuple[AzReplicas, Replica, ObjectVersion | None]]
+
+
+#: What one AZ holds of a key's versions: (AZ, replica asked, versions, whether
+#: the one asked for was removed for good).
+AzVersions = tuple[AzReplicas, Replica, list[ObjectVersion], bool]
+
+
+def parse_version_id(version_id: str) -> Stamp | None:
+    """The stamp of a version id; None for the null version (as
+    :meth:`Protocol.read_version` takes it)."""
+    if version_id == NULL_VERSION:
+        return None
+    try:
+        return Stamp.from_version_id(version_id)
+    except ValueError:
+        raise InvalidArgument(f"version id {version_id!r} is not valid") from None
+
+
+class Protocol:
+    """The protocol's steps, run by this node as coordinator."""
+
+    def __init__(
+        self,
+        ncfg: NodeSection,
+        me: NodeSpec,
+        placer: Placer,
+        clock: HybridClock,
+        quorum: Quorum,
+        cache: MetadataCache,
+        witness: WitnessFleet | None = None,
+    ) -> None:
+        self.ncfg = ncfg
+        self.me = me
+        self.placer = placer
+        self.clock = clock
+        self.quorum = quorum
+        self.cache = cache
+        self.witness = witness
+
+    # -- writes ----------------------------------------------------------------
+
+    async def write(
+        self,
+        head: ObjectVersion,
+        targets: list[Target] | None = None,
+        expect: Stamp | None = None,
+        replica: bool = False,
+    ) -> ObjectVersion:
+        """Make ``head`` the key's current record in all three AZs; returns it
+        with the stamp it got.
+
+        A ``replica`` (a version another cluster wrote, brought by a replicator)
+        goes through :meth:`_write_replica`.
+
+        An unconditional write first learns the key's floor: the witness's stamp
+        (every acknowledged write of the key is at or below it), or, when the
+        witness does not know the key, the newest stamp its replicas hold. Its
+        stamp is taken above that, so it is ordered after every write that was
+        acknowledged before it began. A replica that holds a newer stamp than
+        this write's at commit holds a *concurrent* write, which may come after
+        it: the write is then added as a version there but does not become
+        current (last writer wins), and it is not stamped again. (Stamping again
+        would make it current a second time after a concurrent delete a reader
+        may already have seen: flicker.)
+
+        Without witnesses, a replica holding a newer stamp makes the write take a
+        stamp above it and go again.
+
+        With ``expect`` the write is conditional: the key's first AZ takes it
+        first, and refuses it (ConditionalRequestConflict, nothing written
+        anywhere) when its current record is newer than ``expect``. Racing
+        conditional writes are thereby serialized there: one wins.
+        """
+        if replica:
+            return await self._write_replica(head, targets)
+        placement = self.placer.place(head.bucket, head.key)
+        fence = self.fence(head.bucket, head.key)
+        if expect is None and self.witness is not None:
+            floor = await self.floor(head.bucket, head.key)
+            if floor is not None:
+                self.clock.observe(floor)
+                if head.stamp <= floor:
+                    head = replace(head, stamp=self.clock.now())
+            await self.commit_change(replace(Change.of(head), merge=True), placement, targets)
+            await self.confirm(head, fence)
+            return head
+        for attempt in range(RESTAMP_ATTEMPTS):
+            change = Change.of(head, expect)
+            results = await self.commit_change(change, placement, targets)
+            newer = [r.current for r in results if not r.applied and r.current > head.stamp]
+            if not newer:
+                break
+            self.clock.observe(max(newer))
+            if attempt + 1 < RESTAMP_ATTEMPTS:
+                if expect is not None:
+                    expect = head.stamp  # the first AZ holds this try: go on from it
+                left = (head.stamp,) if head.version_stamp is None and head.is_version else ()
+                head = replace(head, stamp=self.clock.now(), removed=head.removed + left)
+        await self.confirm(head, fence)
+        return head
+
+    async def _write_replica(self, v: ObjectVersion, targets: list[Target] | None) -> ObjectVersion:
+        """A version another cluster wrote keeps its version id (``vstamp``)
+        and becomes current only if it is newer than the current version *by
+        version stamp*: a record's own stamp also moves when its tags or status
+        change, which must not outrank a newer version. So every cluster
+        settles on the same current version of a key, whatever order it learns
+        of its versions in (last writer wins; stamps carry cluster and node ids,
+        so there are no ties). An older one is added as a noncurrent version.
+        The record is stamped above the current one, by a conditional write
+        tried again if the key moves meanwhile: current records' stamps only
+        grow, as the witness needs."""
+        bucket, key = v.bucket, v.key
+        self.clock.observe(v.stamp)
+        for _attempt in range(RESTAMP_ATTEMPTS):
+            current, _ = await self.read(bucket, key)
+            if current is not None:
+                self.clock.observe(current.stamp)
+            record = replace(v, stamp=self.clock.now(), version_stamp=v.vstamp)
+            if current is not None and current.vstamp >= v.vstamp:
+                change = Change(bucket, key, record.stamp, versions=(record,))
+                await self.commit_change(change, self.placer.place(bucket, key), targets)
+                return record
+            try:
+                return await self.write(
+                    record, targets, expect=current.stamp if current is not None else ZERO
+                )
+            except ConditionalRequestConflict:
+                continue
+        raise ConditionalRequestConflict(f"{bucket}/{key} kept changing; the replica is retried")
+
+    async def commit_change(
+        self,
+        change: Change,
+        placement: Placement,
+        targets: list[Target] | None = None,
+    ) -> list[CommitResult]:
+        """Commit ``change`` in all three AZs (a conditional one in the first AZ
+        first, and in the others only once that one took it), without the
+        witness: for changes that do not move the key's current record (a
+        version added or removed) or that :meth:`confirm` follows."""
+        return await self.quorum.commit(change, placement, targets)
+
+    async def floor(self, bucket: str, key: str) -> Stamp | None:
+        """A stamp at or above every acknowledged write of the key: the
+        witness's, or (unknown there) the newest its replicas hold."""
+        assert self.witness is not None
+        w = await self.witness.check(bucket, key)
+        if w is not None:
+            return w
+        rr = await self.read_replicas(bucket, key)
+        return rr.best.stamp if rr.best is not None else None
+
+    def fence(self, bucket: str, key: str) -> Fence:
+        """The witnesses' incarnations now: taken before a change (or the read
+        that finds one) begins, and handed to :meth:`confirm`."""
+        return self.witness.fence(bucket, key) if self.witness is not None else ()
+
+    async def confirm(self, version: ObjectVersion, fence: Fence) -> None:
+        """Make a version durable in three AZs visible: record it at a witness
+        majority (so every later read knows of it), then cache it.
+
+        ``fence`` was taken before the change (or the read that found it) began.
+        If witnesses restarted since, they refuse it (see node/witness_client.py):
+        then the nodes are read under a new fence and the newest they hold,
+        finished where it must be, is recorded instead.
+        """
+        if self.witness is not None:
+            bucket, key = version.bucket, version.key
+            for _ in range(CONFIRM_ATTEMPTS):
+                if await self.witness.record(bucket, key, version.stamp, fence):
+                    break
+                fence = self.fence(bucket, key)
+                rr = await self.read_replicas(bucket, key)
+                if rr.best is not None and rr.best.stamp > version.stamp:
+                    await self.write_back_lacking(rr.best, rr)
+                    version = rr.best
+            else:
+                raise ServiceUnavailable(
+                    f"the witnesses of {bucket}/{key} kept restarting while this request "
+                    "confirmed it; it is durable on the nodes, retry to see it confirmed"
+                )
+        self.cache.put(version)
+
+    # -- reads -----------------------------------------------------------------
+
+    async def read(self, bucket: str, key: str) -> tuple[ObjectVersion | None, list[Replica]]:
+        """The key's current version, linearizably, and replicas known to hold it.
+
+        The witness majority gives ``w``, the newest acknowledged stamp. A cached
+        version at least as new as ``w`` is current. Otherwise the replicas are
+        read; a version newer than ``w`` (or any version, when the witness does
+        not know the key) may be an unfinished write, and is finished (written
+        back to three AZs and recorded at the witness) before it is returned, so
+        no later read can return anything older.
+        """
+        if self.witness is None:
+            rr = await self.read_replicas(bucket, key)
+            return rr.best, rr.holders
+        cached = self.cache.get(bucket, key)
+        if self.ncfg.unsafe_skip_witness and cached is not None:
+            CACHE_HITS.inc()
+            return cached, []
+        w = await self.witness.check(bucket, key)
+        if cached is not None and w is not None and cached.stamp >= w:
+            CACHE_HITS.inc()
+            return cached, []
+        CACHE_MISSES.inc()
+        fence = self.fence(bucket, key)  # before the nodes are read: see confirm
+        rr = await self.read_replicas(bucket, key)
+        best = rr.best
+        if best is None:
+            if w is not None:
+                raise ServiceUnavailable(
+                    f"the replicas that answered for {bucket}/{key} hold no version, but one "
+                    "was acknowledged; retry when more of its AZs are reachable"
+                )
+            return None, []
+        if w is not None and best.stamp < w:
+            raise ServiceUnavailable(
+                f"the replicas that answered for {bucket}/{key} are behind the newest "
+                "acknowledged version; retry when more of its AZs are reachable"
+            )
+        if w is None or best.stamp > w:
+            await self.finish(best, rr, fence)
+        else:
+            self.cache.put(best)
+        return best, rr.holders
+
+    async def read_replicas(self, bucket: str, key: str) -> ReplicaRead:
+        """What one node of each of the key's AZs holds (bodies up to inline_max
+        included), without the witness: the raw material of a read. At least
+        one AZ must answer."""
+        placement = self.placer.place(bucket, key)
+        answers, down = await self.quorum.ask_every_az(
+            placement, lambda r: r.read_meta(bucket, key, True)
+        )
+        if not answers:
+            raise quorum_error(down, "a read")
+        found = [v for _, _, v in answers if v is not None]
+        best = max(found, key=lambda v: v.stamp) if found else None
+        holders: list[Replica] = []
+        if best is not None:
+            self.clock.observe(best.stamp)
+            holders = [rep for _, rep, v in answers if v is not None and v.stamp == best.stamp]
+            holders.sort(key=lambda rep: rep.spec.name != self.me.name)
+        return ReplicaRead(placement, best, holders, answers)
+
+    async def finish(self, v: ObjectVersion, rr: ReplicaRead, fence: Fence) -> None:
+        """Write ``v`` back to every AZ that answered without it, then confirm it."""
+        await self.write_back_lacking(v, rr)
+        await self.confirm(v, fence)
+
+    async def write_back_lacking(self, v: ObjectVersion, rr: ReplicaRead) -> None:
+        """Write ``v`` back to every AZ that answered without it.
+
+        An AZ that did not answer at all is left alone: the version is then held
+        by the AZs that answered, and every later read takes the newest version
+        of the AZs it reaches.
+        """
+        lacking = [azr for azr, _, held in rr.answers if held is None or held.stamp != v.stamp]
+        if lacking:
+            WRITE_BACKS.inc()
+            log.info(
+                "finishing %s/%s@%s: writing back to %s",
+                v.bucket,
+                v.key,
+                v.version_id,
+                ", ".join(a.az for a in lacking),
+            )
+            await self.quorum.write_back_all(
+                v, lacking, rr.holders, "finishing an interrupted write"
+            )
+
+    # -- versions --------------------------------------------------------------
+
+    async def read_version(
+        self, bucket: str, key: str, vstamp: Stamp | None
+    ) -> tuple[ObjectVersion | None, list[Replica]]:
+        """One version (``None``: the null version) as the key's AZs hold it.
+
+        Every reachable AZ is asked: a version written anywhere is found, one
+        removed anywhere is gone. Replicas holding it come back for its body.
+        """
+        placement = self.placer.place(bucket, key)
+        answers, down = await self.quorum.ask_every_az(
+            placement, lambda r: r.read_versions(bucket, key, vstamp, vstamp is None, 1, True)
+        )
+        if not answers:
+            raise quorum_error(down, "a read")
+        if any(removed for _, _, (_, removed) in answers):
+            return None, []
+        found = [(rep, v) for _, rep, (vs, _) in answers for v in vs]
+        if not found:
+            return None, []
+        best = max((v for _, v in found), key=lambda v: (v.vstamp, v.stamp))
+        holders = [rep for rep, v in found if v.vstamp == best.vstamp and v.data_id == best.data_id]
+        holders.sort(key=lambda rep: rep.spec.name != self.me.name)
+        return best, holders
+
+    async def versions_in_azs(
+        self,
+        bucket: str,
+        key: str,
+        vstamp: Stamp | None,
+        limit: int,
+        what: str,
+        every: bool = True,
+    ) -> list[AzVersions]:
+        """What one node of each of the key's AZs holds of its versions (with
+        inline bodies): version ``vstamp``, or the newest ``limit``; and whether
+        the one asked for was removed for good. With ``every``, an AZ that does
+        not answer fails the whole ``what``; otherwise it is left out."""
+        placement = self.placer.place(bucket, key)
+        results = await asyncio.gather(
+            *(
+                self.quorum.ask_az(
+                    a, lambda r: r.read_versions(bucket, key, vstamp, False, limit, True)
+                )
+                for a in placement.azs
+            ),
+            return_exceptions=True,
+        )
+        down = [r for r in results if isinstance(r, AzDown)]
+        if down and every:
+            raise quorum_error(down, what)
+        out = []
+        for azr, r in zip(placement.azs, results, strict=True):
+            if isinstance(r, AzDown):
+                continue
+            if isinstance(r, BaseException):
+                raise r
+            rep, (vs, removed) = r
+            out.append((azr, rep, vs, removed))
+        return out
+
+    async def spread_version(
+        self, bucket: str, key: str, vstamp: Stamp
+    ) -> tuple[ObjectVersion | None, bool]:
+        """(the version as the key's AZs hold it, whether it was removed for
+        good). A version only some AZs hold is first written back to the others:
+        an earlier try that reached only some AZs (one was down) is finished
+        this way, never taken for done. Every AZ must answer."""
+        held_by = await self.versions_in_azs(bucket, key, vstamp, 1, "checking a version")
+        answers: list[tuple[AzReplicas, Replica, ObjectVersion | None]] = []
+        for azr, rep, vs, removed in held_by:
+            if removed:
+                return None, True  # removed here for good: it never comes back
+            answers.append((azr, rep, vs[0] if vs else None))
+        held = [(rep, v) for _, rep, v in answers if v is not None]
+        if not held:
+            return None, False
+        v = max((v for _, v in held), key=lambda v: v.stamp)
+        lacking = [azr for azr, _, got in answers if got is None]
+        if lacking:
+            WRITE_BACKS.inc()
+            log.info(
+                "finishing %s/%s@%s: writing it back to %s",
+                bucket,
+                key,
+                v.version_id,
+                ", ".join(a.az for a in lacking),
+            )
+            holders = [rep for rep, _ in held]
+            # As a version only: its record stamp may be above the key's current
+            # record (a later status or tag change), and it must not become
+            # current where it lands. The current record follows separately.
+            await self.quorum.write_back_all(
+                v, lacking, holders, "finishing an earlier try", as_version=True
+            )
+            rr = await self.read_replicas(bucket, key)
+            if rr.best is not None:
+                await self.write_back_lacking(rr.best, rr)
+        return v, False

@@ -1,0 +1,282 @@
+"""Quorum I/O: one node in each of a key's AZs, with fallbacks.
+
+Every call here asks *one* node per AZ: the home first, then the AZ's next
+nodes (which take a hint for the home when they take a write). An AZ none of
+whose nodes answers is an :class:`AzDown`; a step that needs every AZ turns the
+AZs that are down into one :class:`QuorumUnavailable` naming them
+(:func:`quorum_error`). This is the layer the protocol (node/protocol.py),
+repair and the object operations talk to the replicas through, in the spirit of
+Garage's ``try_call_many(endpoint, nodes, msg, RequestStrategy::with_quorum(n))``:
+
+- :meth:`Quorum.ask_az` — a call on the first node of one AZ that answers;
+- :meth:`Quorum.ask_every_az` — that, in every AZ of a placement at once;
+- :meth:`Quorum.pick_targets` — one live node per AZ for a streamed body;
+- :meth:`Quorum.commit` / :meth:`Quorum.commit_all` — a change in all three AZs;
+- :meth:`Quorum.write_back` / :meth:`Quorum.write_back_all` — a version to AZs lacking it;
+- :meth:`Quorum.stream_body` / :meth:`Quorum.copy_chunks` — a body from its holders.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
+from typing import TypeVar
+
+from node.metrics import QUORUM_FAILURES
+from node.peers import Peers, Replica, ReplicaUnavailable
+from node.replica_store import CommitResult
+from tristore.config import NodeSpec
+from tristore.errors import ConditionalRequestConflict, QuorumUnavailable, ServiceUnavailable
+from tristore.model import Change, ObjectVersion
+from tristore.placement import AzReplicas, Placement, Placer
+
+log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+
+#: A node chosen for an AZ and the home it stands in for ("": it is the home).
+Target = tuple[NodeSpec, str]
+
+
+class AzDown(Exception):
+    """No node of ``az`` answered (``nodes``: those tried)."""
+
+    def __init__(self, az: str, nodes: list[str]) -> None:
+        super().__init__(az)
+        self.az = az
+        self.nodes = nodes
+
+
+def quorum_error(failed: list[AzDown], what: str) -> QuorumUnavailable:
+    """The error of a step (``what``) that needed the AZs in ``failed``;
+    counted in the quorum-failure metric by AZ."""
+    for f in failed:
+        QUORUM_FAILURES.labels(f.az).inc()
+    parts = "; ".join(
+        f"AZ {f.az} is unavailable (nodes {', '.join(f.nodes)} unreachable)" for f in failed
+    )
+    return QuorumUnavailable(f"{parts}: {what} needs all three of the key's AZs")
+
+
+def hint_for(node: NodeSpec, azr: AzReplicas) -> str:
+    """The home a node stands in for when it takes a write for ``azr``."""
+    return "" if node.name == azr.home.name else azr.home.name
+
+
+class Quorum:
+    """Quorum calls through this node's peers and view of which nodes are up."""
+
+    def __init__(self, peers: Peers, placer: Placer, me: NodeSpec) -> None:
+        self.peers = peers
+        self.placer = placer
+        self.me = me
+
+    def candidates(self, azr: AzReplicas) -> list[NodeSpec]:
+        """The AZ's nodes to try, in order: those believed up. When none is, all
+        of them: what is known of a peer's health can be a probe interval old
+        (at start-up, say), and a dead node refuses at once on a live network."""
+        up = [n for n in azr.nodes if self.peers.is_up(n.name)]
+        return up or list(azr.nodes)
+
+    async def ask_az(
+        self, azr: AzReplicas, call: Callable[[Replica], Awaitable[_T]]
+    ) -> tuple[Replica, _T]:
+        """``call`` on the first node of the AZ that answers (AzDown if none does)."""
+        for node in self.candidates(azr):
+            replica = self.peers.replica(node)
+            try:
+                return replica, await call(replica)
+            except ReplicaUnavailable as exc:
+                self.peers.mark_down(node.name, str(exc))
+        raise AzDown(azr.az, [n.name for n in azr.nodes])
+
+    async def ask_every_az(
+        self, placement: Placement, call: Callable[[Replica], Awaitable[_T]]
+    ) -> tuple[list[tuple[AzReplicas, Replica, _T]], list[AzDown]]:
+        """:meth:`ask_az` in every AZ of ``placement`` at once: the answers (in
+        AZ order) and the AZs that are down. Any other error is raised (the
+        first, in AZ order)."""
+        results = await asyncio.gather(
+            *(self.ask_az(a, call) for a in placement.azs), return_exceptions=True
+        )
+        answers: list[tuple[AzReplicas, Replica, _T]] = []
+        down: list[AzDown] = []
+        for azr, r in zip(placement.azs, results, strict=True):
+            if isinstance(r, AzDown):
+                down.append(r)
+            elif isinstance(r, BaseException):
+                raise r
+            else:
+                answers.append((azr, *r))
+        return answers, down
+
+    async def pick_targets(self, placement: Placement, conditional: bool = False) -> list[Target]:
+        """One node per AZ for a streamed body, with the home it stands in for.
+        A conditional write's first AZ is always its home (see :meth:`commit_all`)."""
+        if any(not any(self.peers.is_up(n.name) for n in azr.nodes) for azr in placement.azs):
+            # Look again before refusing: what is known may be a probe interval old.
+            await self.peers.probe_once()
+        targets: list[Target] = []
+        failed: list[AzDown] = []
+        for i, azr in enumerate(placement.azs):
+            node = next((n for n in azr.nodes if self.peers.is_up(n.name)), None)
+            if conditional and i == 0:
+                node = azr.home
+            if node is None:
+                failed.append(AzDown(azr.az, [n.name for n in azr.nodes]))
+            else:
+                targets.append((node, hint_for(node, azr)))
+        if failed:
+            raise quorum_error(failed, "a write")
+        return targets
+
+    async def commit(
+        self,
+        change: Change,
+        placement: Placement,
+        targets: list[Target] | None = None,
+    ) -> list[CommitResult]:
+        """Commit ``change`` in all three AZs (a conditional one in the first AZ
+        first, and in the others only once that one took it)."""
+        azs = list(enumerate(placement.azs))
+        if change.expect is None:
+            return await self.commit_all(change, azs, targets)
+        first = await self.commit_all(change, azs[:1], targets)
+        if first[0].conflict:
+            raise ConditionalRequestConflict(
+                f"{change.bucket}/{change.key} changed while this conditional request ran; "
+                "retry it (it will be checked against the new state)"
+            )
+        if not first[0].applied:
+            return first  # newer than this try: restamp and go again
+        return first + await self.commit_all(replace(change, expect=None), azs[1:], targets)
+
+    async def commit_all(
+        self,
+        change: Change,
+        azs: list[tuple[int, AzReplicas]],
+        targets: list[Target] | None,
+    ) -> list[CommitResult]:
+        """Commit ``change`` on one node of each of ``azs`` (index into the
+        placement, AZ), in parallel: ``targets[index]`` when given, else the
+        first candidate that answers. Every AZ must take it."""
+
+        async def one_az(i: int, azr: AzReplicas) -> CommitResult:
+            if targets is not None:
+                candidates = [targets[i]]
+            elif change.expect is not None:
+                # The home decides a conditional change whatever this node believes
+                # of its health (a view that lags, at start-up say, must not make
+                # two coordinators ask two different nodes); a fallback decides
+                # only when the home does not answer.
+                candidates = [(n, hint_for(n, azr)) for n in azr.nodes]
+            else:
+                candidates = [(n, hint_for(n, azr)) for n in self.candidates(azr)]
+            for node, home in candidates:
+                try:
+                    return await self.peers.replica(node).commit(change, home)
+                except ReplicaUnavailable as exc:
+                    self.peers.mark_down(node.name, str(exc))
+            raise AzDown(azr.az, [n.name for n in azr.nodes])
+
+        results = await asyncio.gather(*(one_az(i, azr) for i, azr in azs), return_exceptions=True)
+        failed = [r for r in results if isinstance(r, AzDown)]
+        if failed:
+            raise quorum_error(failed, "a write")
+        for r in results:
+            if isinstance(r, BaseException):
+                raise r
+        return [r for r in results if isinstance(r, CommitResult)]
+
+    async def write_back(
+        self,
+        v: ObjectVersion,
+        azr: AzReplicas,
+        holders: list[Replica],
+        merge: bool = False,
+        as_version: bool = False,
+    ) -> None:
+        """Write ``v`` to one node of ``azr``: as the key's current record (if
+        newer than the one there), or ``as_version`` only as one of its versions.
+        A chunked body is staged first, copied from ``holders``."""
+        if as_version:
+            change = Change(v.bucket, v.key, v.stamp, versions=(v,), merge=True)
+        else:
+            change = replace(Change.of(v), merge=True) if merge else Change.of(v)
+        for node in self.candidates(azr):
+            replica = self.peers.replica(node)
+            try:
+                if v.data_id:
+                    await replica.stage(v.data_id, self.copy_chunks(v, holders))
+                await replica.commit(change, hint_for(node, azr))
+                return
+            except ReplicaUnavailable as exc:
+                self.peers.mark_down(node.name, str(exc))
+        raise AzDown(azr.az, [n.name for n in azr.nodes])
+
+    async def write_back_all(
+        self,
+        v: ObjectVersion,
+        azs: list[AzReplicas],
+        holders: list[Replica],
+        what: str,
+        as_version: bool = False,
+    ) -> None:
+        """:meth:`write_back` to each of ``azs`` in parallel; every one must
+        take it (else QuorumUnavailable for ``what``)."""
+        results = await asyncio.gather(
+            *(self.write_back(v, azr, holders, as_version=as_version) for azr in azs),
+            return_exceptions=True,
+        )
+        failed = [r for r in results if isinstance(r, AzDown)]
+        if failed:
+            raise quorum_error(failed, what)
+        for r in results:
+            if isinstance(r, BaseException):
+                raise r
+
+    async def copy_chunks(
+        self, v: ObjectVersion, holders: list[Replica]
+    ) -> AsyncIterator[tuple[int, bytes]]:
+        """``v``'s body as numbered chunks, for a stage stream."""
+        index = 0
+        async for piece in self.stream_body(v, holders, 0, v.size):
+            yield index, piece
+            index += 1
+
+    async def stream_body(
+        self, version: ObjectVersion, holders: list[Replica], offset: int, length: int
+    ) -> AsyncIterator[bytes]:
+        """Stream from one holder; if it fails, resume from the next one. With no
+        holders known (a cache hit), try one node of each of the key's AZs."""
+        if not holders:
+            placement = self.placer.place(version.bucket, version.key)
+            nodes = [n for azr in placement.azs for n in self.candidates(azr)]
+            nodes.sort(key=lambda n: n.name != self.me.name)
+            holders = [self.peers.replica(n) for n in nodes]
+        sent = 0
+        last_error: Exception | None = None
+        for replica in holders:
+            try:
+                async for piece in replica.read_data(
+                    version.data_id, version.chunk_size, offset + sent, length - sent
+                ):
+                    sent += len(piece)
+                    yield piece
+                if sent == length:
+                    return
+            except (ReplicaUnavailable, LookupError) as exc:
+                last_error = exc
+                log.warning(
+                    "body of %s/%s from %s failed: %s",
+                    version.bucket,
+                    version.key,
+                    replica.spec.name,
+                    exc,
+                )
+        raise ServiceUnavailable(
+            f"no replica could deliver the rest of {version.bucket}/{version.key} "
+            f"after {sent} of {length} bytes ({last_error}); retry"
+        )

@@ -1,0 +1,204 @@
+"""Replication apply: the calls replicators make on a destination (or, for
+status, the source) cluster.
+
+- :meth:`ReplicationApply.apply_replica` stores a version another cluster
+  wrote, keeping its version id, and never moves a key backwards;
+- :meth:`ReplicationApply.put_replication_status` records a replicator's word
+  on one destination of a source version (or requeues it);
+- :meth:`ReplicationApply.settle_current` brings a key's current record back
+  to its newest version after a race between a replica and a local write;
+- :meth:`ReplicationApply.sync_modification` applies tags and ACLs changed on
+  another cluster (replica-modification sync).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import replace
+
+from node.buckets import Buckets
+from node.objects import Objects, replication_status_of
+from node.protocol import Protocol
+from tristore import replication, validation
+from tristore.config import ClusterConfig
+from tristore.errors import (
+    ConditionalRequestConflict,
+    InvalidArgument,
+    InvalidRequest,
+)
+from tristore.model import VERSIONING_ENABLED, ObjectVersion
+
+log = logging.getLogger(__name__)
+
+
+class ReplicationApply:
+    """The replication calls this node serves as coordinator."""
+
+    def __init__(
+        self, cfg: ClusterConfig, protocol: Protocol, objects: Objects, buckets: Buckets
+    ) -> None:
+        self.ncfg = cfg.node
+        self.protocol = protocol
+        self.objects = objects
+        self.buckets = buckets
+        self.clock = protocol.clock
+
+    async def apply_replica(
+        self, version: ObjectVersion, origin: str, body: AsyncIterator[bytes]
+    ) -> bool:
+        """Store a version another cluster wrote, with its version id, ETag,
+        Last-Modified, metadata, tags and ACL; it becomes the key's current
+        version only if it is newer than the current one (never backwards: see
+        :meth:`Protocol.write`). A version already here takes the incoming tags
+        and ACL if they changed later than its own (:meth:`sync_modification`).
+        False when nothing changed."""
+        validation.check_key(version.key)
+        info = await self.buckets.require_bucket(version.bucket)
+        if info.versioning != VERSIONING_ENABLED:
+            raise InvalidRequest(
+                f"destination bucket {version.bucket!r} must have versioning Enabled to "
+                "receive replicas"
+            )
+        held, removed = await self.protocol.spread_version(
+            version.bucket, version.key, version.vstamp
+        )
+        if removed:
+            return False
+        if held is not None:
+            return await self.sync_modification(held, version)
+        base = replace(
+            version,
+            data_id=b"",
+            inline=None,
+            chunk_size=0,
+            removed=(),
+            null_version=False,
+            replication_status=replication.REPLICA,
+            replication_targets={},
+            origin_cluster=origin,
+        )
+        if version.delete_marker:
+            await self.protocol.write(base, replica=True)
+            return True
+        multipart = "-" in version.etag
+        await self.objects.store(
+            base,
+            body,
+            version.size,
+            "" if multipart else version.etag,
+            self.ncfg.max_object_size if not multipart else 5 * 1024**4,
+            etag=version.etag,
+            replica=True,
+        )
+        return True
+
+    async def put_replication_status(
+        self, bucket: str, key: str, version_id: str, destination: str, status: str, error: str
+    ) -> None:
+        """A replicator's word on one destination of a source version: COMPLETED
+        or FAILED. PENDING (re)queues the version for a destination its bucket's
+        rules send it to (backfill of versions older than the rule, replay of a
+        failed one): the change lands in the change log, where replicators find it."""
+        states = (replication.COMPLETED, replication.FAILED, replication.PENDING)
+        if status not in states:
+            raise InvalidArgument(
+                f"replication status must be one of {', '.join(states)}, not {status!r}"
+            )
+        wanted = f"{status}: {error}" if error and status == replication.FAILED else status
+        info = await self.buckets.require_bucket(bucket) if status == replication.PENDING else None
+
+        def edit(v: ObjectVersion) -> ObjectVersion | None:
+            if v.replication_targets.get(destination) == wanted:
+                return None  # another copy of the change-log entry got here first
+            if info is None and destination not in v.replication_targets:
+                # A replicator may outrun the change that queued the version (a
+                # requeue it read from one AZ's change log before the change was
+                # acknowledged): it is told to try again shortly.
+                raise ConditionalRequestConflict(
+                    f"version {version_id} of {bucket}/{key} is not (yet) queued for "
+                    f"{destination!r}; retry"
+                )
+            if info is not None:
+                if v.replication_status == replication.REPLICA:
+                    raise InvalidRequest(
+                        f"{bucket}/{key}@{version_id} is a replica: it is not sent on"
+                    )
+                rules = info.replication
+                names = {
+                    d.name
+                    for d in replication.destinations_for(rules, key, v.tags, v.delete_marker)
+                }
+                if destination not in names:
+                    raise InvalidArgument(
+                        f"no enabled rule of bucket {bucket!r} sends {key!r} to {destination!r}"
+                    )
+            targets = dict(v.replication_targets)
+            targets[destination] = wanted
+            return replace(
+                v, replication_targets=targets, replication_status=replication_status_of(v, targets)
+            )
+
+        await self.objects.update_version(
+            bucket,
+            key,
+            version_id,
+            edit,
+            markers=True,
+            settle=lambda: self.settle_current(bucket, key),
+        )
+
+    async def settle_current(self, bucket: str, key: str) -> None:
+        """Make the key's newest version (by version stamp) current if it is not.
+
+        A replica that became current took a record stamp above the current
+        one; a local write that raced it may have committed with a lower stamp
+        and been stored as noncurrent, though its version is newer. Last writer
+        wins by stamp inside a cluster, by version stamp across clusters: this
+        brings the two back together, so both sides of a two-way pair settle
+        on the same current version. Run after every replication status update
+        of a noncurrent version (each version a cluster replicates gets one
+        once it is through). A key that changes meanwhile is left to the next one."""
+        current, _ = await self.protocol.read(bucket, key)
+        if current is None or not (current.is_version or current.delete_marker):
+            return
+        newest = await self._newest_version(bucket, key)
+        if newest is None or newest.vstamp <= current.vstamp:
+            return
+        self.clock.observe(current.stamp)
+        promoted = replace(newest, stamp=self.clock.now(), version_stamp=newest.vstamp, removed=())
+        log.info(
+            "%s/%s: newest version %s made current over %s",
+            bucket,
+            key,
+            newest.version_id,
+            current.version_id,
+        )
+        with contextlib.suppress(ConditionalRequestConflict):
+            await self.protocol.write(promoted, expect=current.stamp)
+
+    async def _newest_version(self, bucket: str, key: str) -> ObjectVersion | None:
+        """The newest version (or delete marker) any reachable AZ of the key holds."""
+        held = await self.protocol.versions_in_azs(bucket, key, None, 1, "", every=False)
+        found = [v for _, _, vs, _ in held for v in vs]
+        return max(found, key=lambda v: v.vstamp) if found else None
+
+    async def sync_modification(self, held: ObjectVersion, incoming: ObjectVersion) -> bool:
+        """Tags and ACL of a version another cluster changed, applied here if
+        that change is newer than the last one here (last writer wins on the
+        modification stamp, so two clusters changing one version settle on the
+        same tags). The change is not marked for replication again: no loops."""
+
+        def edit(v: ObjectVersion) -> ObjectVersion | None:
+            if incoming.modified <= v.modified:
+                return None
+            return replace(
+                v, tags=dict(incoming.tags), acl=incoming.acl, meta_stamp=incoming.modified
+            )
+
+        if incoming.modified <= held.modified:
+            return False
+        self.clock.observe(incoming.modified)
+        updated = await self.objects.update_version(held.bucket, held.key, held.version_id, edit)
+        return updated.meta_stamp == incoming.modified
