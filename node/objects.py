@@ -221,13 +221,27 @@ class Objects:
             raise InvalidArgument("If-None-Match on a PUT takes only '*' (create if absent)")
         if header.if_none_match and header.if_match:
             raise InvalidArgument("give If-None-Match or If-Match on a PUT, not both")
-        bucket = await self.buckets.require_bucket(header.bucket)
-        base = replace(base, null_version=bucket.versioning != VERSIONING_ENABLED)
-        base = to_replicate(base, bucket)
-        expect = await self._put_precondition(header)
-        version = await self.store(
-            base, body, header.size, header.content_md5, self.ncfg.max_object_size, expect
-        )
+        conditional = bool(header.if_none_match or header.if_match)
+        floor = None if conditional else self.protocol.early_floor(header.bucket, header.key)
+        try:
+            bucket = await self.buckets.require_bucket(header.bucket)
+            base = replace(base, null_version=bucket.versioning != VERSIONING_ENABLED)
+            base = to_replicate(base, bucket)
+            expect = await self._put_precondition(header)
+            version = await self.store(
+                base,
+                body,
+                header.size,
+                header.content_md5,
+                self.ncfg.max_object_size,
+                expect,
+                floor=floor,
+            )
+        finally:
+            if floor is not None:
+                if floor.done() and not floor.cancelled():
+                    floor.exception()  # retrieved: its error, if any, was raised or is moot
+                floor.cancel()  # not needed after all (the PUT failed before its write)
         return ObjectInfo.of(version)
 
     async def store(
@@ -240,6 +254,7 @@ class Objects:
         expect: Stamp | None = None,
         etag: str | None = None,
         replica: bool = False,
+        floor: asyncio.Future[Stamp | None] | None = None,
     ) -> ObjectVersion:
         """Store ``body`` as a new version of ``base``'s key: inline when small,
         else staged in chunks on one node per AZ, then committed in all three.
@@ -265,11 +280,13 @@ class Objects:
             version = replace(base, size=len(data), etag=etag or md5, inline=data)
             if not replica:
                 version = replace(version, stamp=self.clock.now())
-            version = await self.protocol.write(version, expect=expect, replica=replica)
+            version = await self.protocol.write(
+                version, expect=expect, replica=replica, floor=floor
+            )
         else:
             chunks = _rechunk(stream, bytes(head), self.ncfg.chunk_size)
             version = await self._put_large(
-                base, chunks, size, content_md5, limit, expect, etag, replica
+                base, chunks, size, content_md5, limit, expect, etag, replica, floor
             )
         OBJECT_BYTES.labels("in").inc(version.size)
         return version
@@ -343,6 +360,7 @@ class Objects:
         expect: Stamp | None,
         etag: str | None,
         replica: bool,
+        floor: asyncio.Future[Stamp | None] | None = None,
     ) -> ObjectVersion:
         placement = self.placer.place(base.bucket, base.key)
         targets = await self.quorum.pick_targets(placement, conditional=expect is not None)
@@ -397,7 +415,7 @@ class Objects:
             data_id=data_id,
             chunk_size=self.ncfg.chunk_size,
         )
-        return await self.protocol.write(version, targets, expect, replica)
+        return await self.protocol.write(version, targets, expect, replica, floor)
 
     @staticmethod
     async def _feed(

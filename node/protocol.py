@@ -111,9 +111,13 @@ class Protocol:
         targets: list[Target] | None = None,
         expect: Stamp | None = None,
         replica: bool = False,
+        floor: asyncio.Future[Stamp | None] | None = None,
     ) -> ObjectVersion:
         """Make ``head`` the key's current record in all three AZs; returns it
         with the stamp it got.
+
+        ``floor`` is the key's floor if the caller asked for it already
+        (:meth:`early_floor`), to share a witness message with its own reads.
 
         A ``replica`` (a version another cluster wrote, brought by a replicator)
         goes through :meth:`_write_replica`.
@@ -142,20 +146,35 @@ class Protocol:
         placement = self.placer.place(head.bucket, head.key)
         fence = self.fence(head.bucket, head.key)
         if expect is None and self.witness is not None:
-            floor = await self.floor(head.bucket, head.key)
-            if floor is not None:
-                self.clock.observe(floor)
-                if head.stamp <= floor:
+            known = await (floor if floor is not None else self.floor(head.bucket, head.key))
+            if known is not None:
+                self.clock.observe(known)
+                if head.stamp <= known:
                     head = replace(head, stamp=self.clock.now())
             await self.commit_change(replace(Change.of(head), merge=True), placement, targets)
             await self.confirm(head, fence)
             return head
+        prev = head
         for attempt in range(RESTAMP_ATTEMPTS):
             change = Change.of(head, expect)
-            results = await self.commit_change(change, placement, targets)
+            try:
+                results = await self.commit_change(change, placement, targets)
+            except ConditionalRequestConflict:
+                if attempt == 0:
+                    raise  # refused before anything was written: a true refusal
+                # The try before this one was taken by the first AZ, which
+                # serializes the key's conditional changes: it happened, and what
+                # got there since came after it. So that try is finished as any
+                # write is (a merge commit: current where it is the newest, a
+                # version where it is not) and this request succeeds with it.
+                # Refusing now would be false: a reader may have seen it.
+                head = prev
+                await self.commit_change(replace(Change.of(head), merge=True), placement, targets)
+                break
             newer = [r.current for r in results if not r.applied and r.current > head.stamp]
             if not newer:
                 break
+            prev = head
             self.clock.observe(max(newer))
             if attempt + 1 < RESTAMP_ATTEMPTS:
                 if expect is not None:
@@ -216,6 +235,17 @@ class Protocol:
             return w
         rr = await self.read_replicas(bucket, key)
         return rr.best.stamp if rr.best is not None else None
+
+    def early_floor(self, bucket: str, key: str) -> asyncio.Future[Stamp | None] | None:
+        """Start asking the key's floor now, for an unconditional write about
+        to begin: a floor taken any time after the request began is a floor
+        for it, and asked in the same turn as the request's other witness
+        checks (its bucket's record) it shares their message. None without
+        witnesses. Hand the result to :meth:`write`; cancel it if the write
+        does not happen."""
+        if self.witness is None:
+            return None
+        return asyncio.ensure_future(self.floor(bucket, key))
 
     def fence(self, bucket: str, key: str) -> Fence:
         """The witnesses' incarnations now: taken before a change (or the read

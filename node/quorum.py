@@ -143,7 +143,16 @@ class Quorum:
         azs = list(enumerate(placement.azs))
         if change.expect is None:
             return await self.commit_all(change, azs, targets)
-        first = await self.commit_all(change, azs[:1], targets)
+        uncertain: set[int] = set()
+        first = await self.commit_all(change, azs[:1], targets, uncertain)
+        if first[0].conflict and uncertain:
+            # The home did not answer and a fallback refused: the home may
+            # have taken the change all the same. A refusal would be a guess.
+            raise ServiceUnavailable(
+                f"{change.bucket}/{change.key}: the node deciding this conditional request "
+                f"({placement.azs[0].home.name}) did not answer, and whether it took the "
+                "change is unknown; read the key before retrying"
+            )
         if first[0].conflict:
             raise ConditionalRequestConflict(
                 f"{change.bucket}/{change.key} changed while this conditional request ran; "
@@ -158,10 +167,13 @@ class Quorum:
         change: Change,
         azs: list[tuple[int, AzReplicas]],
         targets: list[Target] | None,
+        uncertain: set[int] | None = None,
     ) -> list[CommitResult]:
         """Commit ``change`` on one node of each of ``azs`` (index into the
         placement, AZ), in parallel: ``targets[index]`` when given, else the
-        first candidate that answers. Every AZ must take it."""
+        first candidate that answers. Every AZ must take it. The index of an
+        AZ whose answer came from a later candidate, after one that failed
+        (and may have taken the change), goes into ``uncertain``."""
 
         async def one_az(i: int, azr: AzReplicas) -> CommitResult:
             if targets is not None:
@@ -174,11 +186,15 @@ class Quorum:
                 candidates = [(n, hint_for(n, azr)) for n in azr.nodes]
             else:
                 candidates = [(n, hint_for(n, azr)) for n in self.candidates(azr)]
-            for node, home in candidates:
+            for tried, (node, home) in enumerate(candidates):
                 try:
-                    return await self.peers.replica(node).commit(change, home)
+                    result = await self.peers.replica(node).commit(change, home)
                 except ReplicaUnavailable as exc:
                     self.peers.mark_down(node.name, str(exc))
+                    continue
+                if tried and uncertain is not None:
+                    uncertain.add(i)
+                return result
             raise AzDown(azr.az, [n.name for n in azr.nodes])
 
         results = await asyncio.gather(*(one_az(i, azr) for i, azr in azs), return_exceptions=True)

@@ -1,9 +1,12 @@
 """The coordinator's view of the witness fleet.
 
-Keys are spread over witness groups by hash; inside a group every read and
-write goes to all members and waits for a majority. Concurrent requests to one
-witness are coalesced: while a call is in flight, new keys queue, and the next
-call carries all of them (no timer, so an idle system adds no latency).
+Keys are spread over witness groups by hash. Inside a group a record goes to
+every member and waits for a majority; a check goes to a bare majority (each
+coordinator starting at a different member) and to another member only when one
+of them fails. Every coordinator keeps one long-lived stream to each witness
+(tristore/pipe.py), and concurrent requests share its messages: while one is in
+flight, new checks and records queue, and the next message carries all of them
+(no timer, so an idle system adds no latency).
 
 A majority read answers a stamp only if every member in that majority knows the
 key; any "unknown" (a restarted or forgetful witness), or no majority at all,
@@ -28,7 +31,6 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -142,53 +144,73 @@ class WitnessConn:
         await self.channel.close()
 
 
-async def _first_majority(
-    futures: list[asyncio.Future[bytes]], need: int, stop_on: Callable[[bytes], bool]
-) -> list[bytes] | None:
-    """Results of the first ``need`` members to answer, or None when that many
-    cannot answer, or as soon as one answer satisfies ``stop_on``."""
-    got: list[bytes] = []
-    failed = 0
-    for next_done in asyncio.as_completed(futures):
-        try:
-            result = await next_done
-        except Exception:  # noqa: BLE001 - a member that failed is a member that did not answer
-            failed += 1
-            if len(futures) - failed < need:
-                return None
-            continue
-        if stop_on(result):
-            return [result]
-        got.append(result)
-        if len(got) >= need:
-            return got
-    return None
-
-
 class WitnessFleet:
-    def __init__(self, cfg: ClusterConfig) -> None:
+    def __init__(self, cfg: ClusterConfig, prefer: int = 0) -> None:
         self.groups = [
             [WitnessConn(w, cfg.witness.timeout_s, cfg.witness.max_batch) for w in members]
             for members in cfg.witness_groups
         ]
+        # The order each group's members are asked in: a check goes to a bare
+        # majority (the first ones) and to the next member only when one of
+        # those fails. Coordinators start at different members (``prefer``,
+        # the node's id) so that the witnesses share the load.
+        self._ask_order = [g[prefer % len(g) :] + g[: prefer % len(g)] for g in self.groups]
+
+    def _group_index(self, wkey: bytes) -> int:
+        h = int.from_bytes(hashlib.blake2b(wkey, digest_size=8).digest(), "big")
+        return h % len(self.groups)
 
     def group_of(self, wkey: bytes) -> list[WitnessConn]:
-        h = int.from_bytes(hashlib.blake2b(wkey, digest_size=8).digest(), "big")
-        return self.groups[h % len(self.groups)]
+        return self.groups[self._group_index(wkey)]
 
     async def check(self, bucket: str, key: str) -> Stamp | None:
-        """The newest acknowledged stamp of the key, or None for unknown."""
+        """The newest acknowledged stamp of the key, or None for unknown.
+
+        A majority must answer and every member of it must know the key
+        (records reach a majority, and any two majorities meet). The check
+        goes to a bare majority first; a member that fails is replaced by the
+        next. Any "unknown" answers unknown at once."""
         wkey = witness_key(bucket, key)
-        members = self.group_of(wkey)
-        futures = [m.check(wkey) for m in members]
-        answers = await _first_majority(futures, len(members) // 2 + 1, lambda s: s == UNKNOWN)
-        for fut in futures:
-            # Late answers are not needed; keep their errors from being logged as unretrieved.
-            fut.add_done_callback(_consume)
-        if answers is None or UNKNOWN in answers:
+        order = self._ask_order[self._group_index(wkey)]
+        need = len(order) // 2 + 1
+        loop = asyncio.get_running_loop()
+        outcome: asyncio.Future[Stamp | None] = loop.create_future()
+        got: list[bytes] = []
+        asked = failed = 0
+
+        def ask_next() -> None:
+            nonlocal asked
+            fut = order[asked].check(wkey)
+            asked += 1
+            fut.add_done_callback(answered)
+
+        def answered(fut: asyncio.Future[bytes]) -> None:
+            nonlocal failed
+            if fut.cancelled() or fut.exception() is not None:
+                failed += 1
+                if outcome.done():
+                    return
+                if asked < len(order):
+                    ask_next()
+                elif asked - failed < need:
+                    outcome.set_result(None)  # no majority can answer
+                return
+            if outcome.done():
+                return
+            stamp = fut.result()
+            if stamp == UNKNOWN:
+                outcome.set_result(None)
+                return
+            got.append(stamp)
+            if len(got) >= need:
+                outcome.set_result(Stamp.decode(max(got)))
+
+        for _ in range(need):
+            ask_next()
+        w = await outcome
+        if w is None:
             WITNESS_UNKNOWN.inc()
-            return None
-        return Stamp.decode(max(answers))
+        return w
 
     def fence(self, bucket: str, key: str) -> Fence:
         """What this process knows of the key's witnesses now; take it before a

@@ -184,3 +184,150 @@ def test_the_model_finds_the_bug_when_reads_skip_the_witness() -> None:
             database=None,
         )
         Broken.TestCase().runTest()
+
+
+# -- conditional writes (If-Match / If-None-Match, bucket updates) -----------------
+
+
+class CondWrite:
+    """A conditional write: the key's first AZ (AZ 0) serializes it against
+    ``expect``, the current stamp its precondition read saw. A try that some
+    other AZ holds something newer than is stamped again, conditional on the
+    try before it (node/protocol.py)."""
+
+    def __init__(self, expect: Stamp, stamp: Stamp, coordinator: int) -> None:
+        self.expect = expect
+        self.stamp = stamp
+        self.coordinator = coordinator
+        self.tries: list[Stamp] = []  # stamps the first AZ took, in order
+        self.others: set[int] = set()  # AZs 1.. that answered for this try
+        self.newer: list[Stamp] = []
+        self.finishing = False  # committed everywhere: recording, then acknowledged
+        self.recorded: set[int] = set()
+
+
+class ConditionalProtocol(Protocol):
+    """The protocol with conditional writes beside the plain ones. What matters
+    is that a refusal is true: a conditional write that is refused never
+    becomes visible, before or after the refusal."""
+
+    #: What the node does when the first AZ refuses a try after an earlier try
+    #: of the same write was taken there. ``finish``: the earlier try happened
+    #: (the fix); ``refuse``: the old behaviour, a false refusal.
+    on_late_conflict = "finish"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conds: list[CondWrite] = []
+        self.refused: set[Stamp] = set()
+        self.returned: set[Stamp] = set()
+
+    @rule(coordinator=st.integers(0, COORDINATORS - 1), clock=st.integers(1, 8))
+    def start_conditional(self, coordinator: int, clock: int) -> None:
+        """Its precondition read saw the newest stamp; it takes a stamp above."""
+        if len(self.conds) < 2:
+            expect = max(self.replicas)
+            stamp = (max(clock, expect[0] + 1), self.next_uid)
+            self.next_uid += 1
+            self.conds.append(CondWrite(expect, stamp, coordinator))
+
+    @precondition(
+        lambda self: (
+            any(not c.finishing and not c.tries for c in self.conds)
+            or any(not c.finishing and c.tries and c.tries[-1] != c.stamp for c in self.conds)
+        )
+    )
+    @rule(which=st.integers(0, 1))
+    def conditional_at_first_az(self, which: int) -> None:
+        waiting = [
+            c for c in self.conds if not c.finishing and (not c.tries or c.tries[-1] != c.stamp)
+        ]
+        c = waiting[which % len(waiting)]
+        if self.replicas[0] > c.expect:
+            if not c.tries:
+                self.conds.remove(c)  # refused before anything was written
+                self.refused.add(c.stamp)
+                return
+            if self.on_late_conflict == "refuse":
+                self.conds.remove(c)
+                assert not (set(c.tries) & self.returned), "a refused write was seen"
+                self.refused.update(c.tries)
+                return
+            c.stamp = c.tries[-1]  # the earlier try happened: finish it
+            self.replicas = [max(r, c.stamp) for r in self.replicas]  # merge commits
+            c.finishing = True
+            return
+        self.replicas[0] = max(self.replicas[0], c.stamp)
+        c.tries.append(c.stamp)
+        c.others = set()
+        c.newer = []
+
+    @precondition(
+        lambda self: any(c.tries and c.tries[-1] == c.stamp and not c.finishing for c in self.conds)
+    )
+    @rule(which=st.integers(0, 1), az=st.integers(1, AZS - 1))
+    def conditional_at_other_az(self, which: int, az: int) -> None:
+        going = [c for c in self.conds if c.tries and c.tries[-1] == c.stamp and not c.finishing]
+        c = going[which % len(going)]
+        if az in c.others:
+            return
+        c.others.add(az)
+        if self.replicas[az] > c.stamp:
+            c.newer.append(self.replicas[az])
+        else:
+            self.replicas[az] = c.stamp
+        if len(c.others) == AZS - 1:
+            if c.newer and len(c.tries) < 4:
+                # Stamped again above what it met, conditional on this try.
+                c.expect = c.stamp
+                c.stamp = (max(c.newer)[0] + 1, self.next_uid)
+                self.next_uid += 1
+            else:
+                c.finishing = True
+
+    @precondition(lambda self: any(c.finishing for c in self.conds))
+    @rule(which=st.integers(0, 1), at=st.sampled_from(MAJORITIES))
+    def conditional_acknowledged(self, which: int, at: tuple[int, int]) -> None:
+        ready = [c for c in self.conds if c.finishing]
+        c = ready[which % len(ready)]
+        for i in at:
+            held = self.witness[i]
+            self.witness[i] = c.stamp if held is None else max(held, c.stamp)
+        self.conds.remove(c)
+        assert c.stamp not in self.refused
+        self.acked = max(self.acked, c.stamp)
+
+    @precondition(lambda self: self.conds)
+    @rule(which=st.integers(0, 1))
+    def conditional_abandoned(self, which: int) -> None:
+        """Its coordinator died: the outcome is unknown (neither refused nor acknowledged)."""
+        self.conds.pop(which % len(self.conds))
+
+    def _returned(self, stamp: Stamp) -> None:
+        assert stamp not in self.refused, f"{stamp} was refused, then read"
+        self.returned.add(stamp)
+        super()._returned(stamp)
+
+
+TestConditionalProtocol = ConditionalProtocol.TestCase
+TestConditionalProtocol.settings = settings(
+    max_examples=1000, stateful_step_count=40, deadline=None
+)
+
+
+def test_the_model_finds_false_refusals_of_conditional_writes() -> None:
+    """Refusing a conditional write after its earlier try was taken by the first
+    AZ (the behaviour before the fix) is caught: a reader saw that try."""
+
+    class Refusing(ConditionalProtocol):
+        on_late_conflict = "refuse"
+
+    Refusing.TestCase.settings = settings(
+        max_examples=3000,
+        stateful_step_count=40,
+        deadline=None,
+        derandomize=True,
+        database=None,
+    )
+    with pytest.raises(AssertionError, match="refused"):
+        Refusing.TestCase().runTest()
