@@ -261,6 +261,8 @@ class ReplicaStore:
         self._forgotten_seq = self._seq
         self._batch_touched: list[tuple[str, str]] = []
         self._first_change = 0
+        # Resolved (and replaced) when a batch adding change-log entries is synced.
+        self._log_grown: asyncio.Future[None] | None = None
         HINTS_PENDING.set(self._hints)
         CHANGE_LOG_SEQ.set(self._seq)
         self._queue: queue.SimpleQueue[tuple[_Op, asyncio.Future[Any]] | None] = queue.SimpleQueue()
@@ -344,6 +346,8 @@ class ReplicaStore:
             HINTS_PENDING.set(self._hints)
             CHANGE_LOG_SEQ.set(self._seq)
             self._note_touched(self._batch_touched, self._seq)
+            if self._seq > seq_before:
+                loop.call_soon_threadsafe(self._wake_log_readers)
         for (_op, fut), (ok, value) in zip(batch, outcomes, strict=True):
             loop.call_soon_threadsafe(_resolve, fut, ok, value)
 
@@ -363,6 +367,27 @@ class ReplicaStore:
             return True  # changed by a commit ahead of this drop in the same batch
         at = self._touched.get((bucket, key))
         return at > seq if at is not None else self._forgotten_seq > seq
+
+    def _wake_log_readers(self) -> None:
+        grown, self._log_grown = self._log_grown, None
+        if grown is not None and not grown.done():
+            grown.set_result(None)
+
+    async def wait_for_log(self, after: int, timeout_s: float) -> None:
+        """Return once a synced change-log entry after ``after`` exists (at
+        once when one does, or when the log is behind ``after``: it restarted),
+        or after ``timeout_s``. A wakeup from the writer, not polling."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while self._committed_seq <= after <= self._seq:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            if self._log_grown is None:
+                self._log_grown = loop.create_future()
+            # Shielded: one reader's timeout must not cancel the others' wakeup.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._log_grown), remaining)
 
     @property
     def committed_seq(self) -> int:

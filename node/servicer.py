@@ -58,9 +58,8 @@ Ctx: TypeAlias = grpc.aio.ServicerContext
 #: Deadline of asking one replicator for its status.
 STATUS_TIMEOUT_S = 2.0
 
-#: Longest a ReadLog call waits for a new entry, and how often it looks.
+#: Longest a ReadLog call waits for a new entry (the store wakes it when one lands).
 MAX_LOG_WAIT_MS = 5_000
-LOG_POLL_S = 0.01
 
 
 class ObjectServicer(objects_pb2_grpc.ObjectServiceServicer):
@@ -493,10 +492,8 @@ class ReplicaServicer(replica_pb2_grpc.ReplicaServiceServicer):
         self, request: replica_pb2.ReadLogRequest, context: Ctx
     ) -> replica_pb2.ReadLogResponse:
         limit = min(request.limit or 256, 10_000)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + min(request.wait_ms, MAX_LOG_WAIT_MS) / 1000
-        while self.store.log_seq <= request.after and loop.time() < deadline:
-            await asyncio.sleep(LOG_POLL_S)  # a long poll: the reader hears of a change at once
+        # A long poll: the reader hears of a change as soon as it is synced.
+        await self.store.wait_for_log(request.after, min(request.wait_ms, MAX_LOG_WAIT_MS) / 1000)
         entries = []
         for seq, raw in await self.store.read_log(request.after, limit):
             change = replica_pb2.CommitRequest()

@@ -61,7 +61,7 @@ GONE_CHECKS = 5
 #: change may still be in flight).
 STATUS_TRIES = 8
 #: How long a read of a change log waits at the node for a new entry (long poll).
-LOG_WAIT_MS = 1000
+LOG_WAIT_MS = 5000
 #: Versions one replicator sends at once.
 PARALLEL = 32
 #: How often, at start, a cluster no node of answered is tried again.
