@@ -595,7 +595,8 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
     async def GetClusterMap(
         self, request: admin_pb2.GetClusterMapRequest, context: Ctx
     ) -> admin_pb2.ClusterMapResponse:
-        return self.membership.to_pb(request.known_epoch)
+        self.membership.heard_from(request.from_node, request.handoffs_pending)
+        return self.membership.to_pb(request.known_epoch, request.known_digest)
 
     async def PutClusterMap(
         self, request: admin_pb2.PutClusterMapRequest, context: Ctx
