@@ -319,7 +319,8 @@ class NodeEvents:
                     continue  # more of the log to read now
             if loop.time() >= deadline:
                 break
-            await self.store.wait_for_log(after, deadline - loop.time())
+            if not await self.store.wait_for_log(after, deadline - loop.time()):
+                break
         return NodeBatch(events, after, self.store.log_seq)
 
 

@@ -262,6 +262,7 @@ class ReplicaStore:
         self._first_change = 0
         # Resolved (and replaced) when a batch adding change-log entries is synced.
         self._log_grown: asyncio.Future[None] | None = None
+        self._log_waits_ended = False
         # Batches written so far, and (batches then, current records) of the last count.
         self._batches = 0
         self._objects: tuple[int, int] | None = None
@@ -376,21 +377,29 @@ class ReplicaStore:
         if grown is not None and not grown.done():
             grown.set_result(None)
 
-    async def wait_for_log(self, after: int, timeout_s: float) -> None:
+    def end_log_waits(self) -> None:
+        """The process is stopping: every wait for the log returns now (a long
+        poll must not hold up the graceful stop's grace period)."""
+        self._log_waits_ended = True
+        self._wake_log_readers()
+
+    async def wait_for_log(self, after: int, timeout_s: float) -> bool:
         """Return once a synced change-log entry after ``after`` exists (at
         once when one does, or when the log is behind ``after``: it restarted),
-        or after ``timeout_s``. A wakeup from the writer, not polling."""
+        or after ``timeout_s``. A wakeup from the writer, not polling. False
+        when it returns for want of such an entry (time is up, or stopping)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         while self._committed_seq <= after <= self._seq:
             remaining = deadline - loop.time()
-            if remaining <= 0:
-                return
+            if remaining <= 0 or self._log_waits_ended:
+                return False
             if self._log_grown is None:
                 self._log_grown = loop.create_future()
             # Shielded: one reader's timeout must not cancel the others' wakeup.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(self._log_grown), remaining)
+        return True
 
     @property
     def committed_seq(self) -> int:

@@ -59,7 +59,7 @@ Ctx: TypeAlias = grpc.aio.ServicerContext
 STATUS_TIMEOUT_S = 2.0
 
 #: Longest a ReadLog call waits for a new entry (the store wakes it when one lands).
-MAX_LOG_WAIT_MS = 5_000
+MAX_LOG_WAIT_MS = 20_000
 
 
 class ObjectServicer(objects_pb2_grpc.ObjectServiceServicer):
