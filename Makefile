@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 # Extra flags for bench targets, e.g. ARGS=--quick.
 ARGS ?=
 
-.PHONY: install up down status test test-unit test-integration lint format proto bench bench-compare bench-replication bench-operations clean
+.PHONY: install up down status test test-unit test-integration lint format proto bench bench-compare bench-replication bench-operations bench-idle clean
 
 $(INSTALLED): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -61,6 +61,9 @@ bench-replication: install ## replication lag under PUT load; bench/results/repl
 
 bench-operations: install ## drain, undrain, repair, rebuild times; bench/results/operations.json
 	$(BIN)/python -m bench.operations
+
+bench-idle: install ## CPU of an idle dev cluster, per process; bench/results/idle.json
+	$(BIN)/python -m bench.idle
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -70,8 +70,6 @@ SCAN_MAX = 16 * SCAN_BATCH
 READ_LIMIT = 256
 #: How long a ReadNodeEvents call waits for an event before answering with none.
 WAIT_S = 1.0
-#: How often a waiting ReadNodeEvents call looks at the log's newest sequence number.
-POLL_S = 0.02
 #: A node that could not be read is asked again after this long (doubling up to 2 s).
 RETRY_S = 0.25
 #: Heartbeat interval when the subscriber does not choose one, and the bounds.
@@ -321,7 +319,8 @@ class NodeEvents:
                     continue  # more of the log to read now
             if loop.time() >= deadline:
                 break
-            await asyncio.sleep(POLL_S)
+            if not await self.store.wait_for_log(after, deadline - loop.time()):
+                break
         return NodeBatch(events, after, self.store.log_seq)
 
 

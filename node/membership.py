@@ -2,11 +2,15 @@
 
 A node starts from the newer of its config file's map and the one it kept in
 its data directory (``cluster-map.json``, written atomically and fsynced before
-the map is used). Every ``map_sync_interval`` it asks each peer for its epoch;
-a peer with a newer map gives it (this node takes it), a peer with an older one
-is given this node's. (Of two maps of one epoch, the one with the higher digest
-wins everywhere.) ``ChangeNode`` (``tristore admin drain|undrain|decommission``)
-makes the next map here and hands it to every node at once.
+the map is used). It asks each peer for its map's epoch and digest (the map
+itself comes back only when it differs); a peer with a newer map gives it (this
+node takes it), a peer with an older one is given this node's. (Of two maps of
+one epoch, the one with the higher digest wins everywhere.) While every peer
+agrees and no node hands keys off, the comparison backs off from
+``MAP_SYNC_INTERVAL_S`` to ``MAP_SYNC_MAX_INTERVAL_S``; a peer coming up or going
+down, a new map or handoffs starting here make it due at once. ``ChangeNode``
+(``tristore admin drain|undrain|decommission``) makes the next map here and
+hands it to every node at once.
 
 Taking a map places keys by it from then on; the hinted-handoff loop then
 moves every key this node holds but is no longer home to (node/hints.py).
@@ -35,8 +39,11 @@ from tristore.placement import Placer
 log = logging.getLogger(__name__)
 
 MAP_FILE = "cluster-map.json"
-#: How often peers compare map epochs.
+#: How often peers compare maps while something changes, and how often a node
+#: looks whether something did (a peer up or down, handoffs starting here).
 MAP_SYNC_INTERVAL_S = 1.0
+#: Longest time between two comparisons while nothing changes.
+MAP_SYNC_MAX_INTERVAL_S = 10.0
 
 
 def map_path(cfg: ClusterConfig, name: str) -> Path:
@@ -148,38 +155,74 @@ class Membership:
             self.on_removed()
         return True
 
-    async def sync_once(self) -> None:
-        """Compare epochs with every reachable peer; take a newer map, give an older one."""
+    async def sync_once(self) -> bool:
+        """Compare maps with every reachable peer; take a newer map, give an
+        older one. True when every peer asked holds this very map and no node
+        asked (nor this one) has handoffs pending: nothing to compare soon."""
         mine = self.map
+        pending = self.handoffs_pending()
+        settled = not pending
 
         async def one(name: str) -> None:
+            nonlocal settled
             remote = self.peers.remote.get(name)
             if remote is None or not self.peers.is_up(name):
                 return
             try:
-                resp = await remote.get_map(mine.epoch, MAP_SYNC_INTERVAL_S)
+                resp = await remote.get_map(
+                    mine.epoch, MAP_SYNC_INTERVAL_S, mine.order[1], self.me.name, pending
+                )
             except (ReplicaUnavailable, TristoreError):
+                settled = False
                 return
             self.peer_handoffs[name] = resp.handoffs_pending
+            if resp.handoffs_pending:
+                settled = False
             theirs = convert.cluster_map_from_pb(resp.map) if resp.HasField("map") else None
             if theirs is not None and theirs != self.map and theirs.order > self.map.order:
+                settled = False
                 try:
                     await self.adopt(theirs)
                 except TristoreError as exc:
                     log.warning("refused the cluster map %s offered: %s", name, exc)
             elif resp.epoch < self.map.epoch or (theirs is not None and theirs != self.map):
+                settled = False
                 with contextlib.suppress(ReplicaUnavailable, TristoreError):
                     await remote.put_map(convert.cluster_map_to_pb(self.map))
 
         await asyncio.gather(*(one(n) for n in list(self.peers.remote)))
+        return settled and self.map is mine
+
+    def heard_from(self, name: str, handoffs_pending: int) -> None:
+        """A peer compared maps with this node and told its handoffs pending."""
+        if name and name != self.me.name:
+            self.peer_handoffs[name] = handoffs_pending
+
+    def _view(self) -> tuple[object, ...]:
+        """What makes a map comparison due at once when it changes."""
+        up = frozenset(n for n in self.peers.remote if self.peers.is_up(n))
+        return self.map.order, bool(self.handoffs_pending()), up
 
     async def sync_forever(self) -> None:
+        interval = MAP_SYNC_INTERVAL_S
         while True:
             try:
-                await self.sync_once()
+                settled = await self.sync_once()
             except Exception:
                 log.exception("cluster map sync failed")
-            await asyncio.sleep(MAP_SYNC_INTERVAL_S)
+                settled = False
+            interval = (
+                min(2 * interval, MAP_SYNC_MAX_INTERVAL_S) if settled else MAP_SYNC_INTERVAL_S
+            )
+            # Idle: sleep long, but look (locally, no RPC) every second whether
+            # a peer came or went, the map changed or handoffs began here.
+            view, waited = self._view(), 0.0
+            while waited < interval:
+                await asyncio.sleep(MAP_SYNC_INTERVAL_S)
+                waited += MAP_SYNC_INTERVAL_S
+                if self._view() != view:
+                    interval = MAP_SYNC_INTERVAL_S
+                    break
 
     # -- changing it -------------------------------------------------------------
 
@@ -245,10 +288,12 @@ class Membership:
                 "wait for its drain to finish (`tristore admin drain` shows progress)"
             )
 
-    def to_pb(self, known_epoch: int) -> admin_pb2.ClusterMapResponse:
+    def to_pb(self, known_epoch: int, known_digest: str = "") -> admin_pb2.ClusterMapResponse:
         resp = admin_pb2.ClusterMapResponse(
             epoch=self.map.epoch, handoffs_pending=self.handoffs_pending()
         )
+        if known_digest and (known_epoch, known_digest) == self.map.order:
+            return resp  # the caller holds this very map
         if self.map.epoch >= known_epoch:
             resp.map.CopyFrom(convert.cluster_map_to_pb(self.map))
         return resp

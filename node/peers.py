@@ -261,10 +261,23 @@ class RemoteReplica:
         except grpc.aio.AioRpcError as exc:
             raise _unavailable(self.spec, exc) from None
 
-    async def get_map(self, known_epoch: int, timeout_s: float) -> admin_pb2.ClusterMapResponse:
+    async def get_map(
+        self,
+        known_epoch: int,
+        timeout_s: float,
+        known_digest: str = "",
+        from_node: str = "",
+        handoffs_pending: int = 0,
+    ) -> admin_pb2.ClusterMapResponse:
         try:
             return await self.admin.GetClusterMap(
-                admin_pb2.GetClusterMapRequest(known_epoch=known_epoch), timeout=timeout_s
+                admin_pb2.GetClusterMapRequest(
+                    known_epoch=known_epoch,
+                    known_digest=known_digest,
+                    from_node=from_node,
+                    handoffs_pending=handoffs_pending,
+                ),
+                timeout=timeout_s,
             )
         except grpc.aio.AioRpcError as exc:
             raise _unavailable(self.spec, exc) from None
@@ -276,6 +289,11 @@ class RemoteReplica:
             )
         except grpc.aio.AioRpcError as exc:
             raise _unavailable(self.spec, exc) from None
+
+    def connected(self) -> bool:
+        """Whether the channel holds an open connection (no RPC: a peer that
+        dies closes it, and the channel leaves READY at once)."""
+        return self.channel.get_state(try_to_connect=False) == grpc.ChannelConnectivity.READY
 
     async def healthy(self, timeout_s: float) -> bool:
         try:
@@ -299,6 +317,7 @@ class Peers:
         self._down_until: dict[str, float] = {}
         # Optimistic at start: a failed call or the first probe corrects it.
         self._probe_up: dict[str, bool] = {}
+        self._probed_at: dict[str, float] = {}
         self._closing: list[RemoteReplica] = []
         self.update(cfg.nodes)
 
@@ -318,6 +337,7 @@ class Peers:
         for name in [name for name in self.remote if name not in names]:
             self._closing.append(self.remote.pop(name))
             self._probe_up.pop(name, None)
+            self._probed_at.pop(name, None)
         for az in {n.az for n in nodes}:
             NODES_TOTAL.labels(az).set(sum(1 for n in nodes if n.az == az))
 
@@ -351,13 +371,27 @@ class Peers:
             log.warning("node %s marked down: %s", name, why)
         self._down_until[name] = time.monotonic() + self.cfg.node.peer_down_s
 
+    def _probe_due(self, name: str, now: float) -> bool:
+        """A peer is probed every ``probe_interval_s`` while it is down, marked
+        down or its connection is not open; one that is up over an open
+        connection only every ``probe_idle_interval_s`` (its death closes the
+        connection, which the next round sees without an RPC)."""
+        if not self._probe_up.get(name, False) or name in self._down_until:
+            return True
+        if not self.remote[name].connected():
+            return True
+        since = now - self._probed_at.get(name, float("-inf"))
+        return since >= self.cfg.node.probe_idle_interval_s
+
     async def probe_once(self) -> None:
-        names = list(self.remote)
+        now = time.monotonic()
+        names = [n for n in self.remote if self._probe_due(n, now)]
         timeout = max(0.2, self.cfg.node.probe_interval_s)
         results = await asyncio.gather(*(self.remote[n].healthy(timeout) for n in names))
         for name, ok in zip(names, results, strict=True):
             was = self._probe_up.get(name)
             self._probe_up[name] = ok
+            self._probed_at[name] = now
             if ok:
                 self._down_until.pop(name, None)
             if was != ok:

@@ -19,7 +19,6 @@ import asyncio
 import concurrent.futures
 import contextlib
 import logging
-import os
 import queue
 import threading
 import time
@@ -261,6 +260,12 @@ class ReplicaStore:
         self._forgotten_seq = self._seq
         self._batch_touched: list[tuple[str, str]] = []
         self._first_change = 0
+        # Resolved (and replaced) when a batch adding change-log entries is synced.
+        self._log_grown: asyncio.Future[None] | None = None
+        self._log_waits_ended = False
+        # Batches written so far, and (batches then, current records) of the last count.
+        self._batches = 0
+        self._objects: tuple[int, int] | None = None
         HINTS_PENDING.set(self._hints)
         CHANGE_LOG_SEQ.set(self._seq)
         self._queue: queue.SimpleQueue[tuple[_Op, asyncio.Future[Any]] | None] = queue.SimpleQueue()
@@ -344,6 +349,9 @@ class ReplicaStore:
             HINTS_PENDING.set(self._hints)
             CHANGE_LOG_SEQ.set(self._seq)
             self._note_touched(self._batch_touched, self._seq)
+            self._batches += 1
+            if self._seq > seq_before:
+                loop.call_soon_threadsafe(self._wake_log_readers)
         for (_op, fut), (ok, value) in zip(batch, outcomes, strict=True):
             loop.call_soon_threadsafe(_resolve, fut, ok, value)
 
@@ -363,6 +371,35 @@ class ReplicaStore:
             return True  # changed by a commit ahead of this drop in the same batch
         at = self._touched.get((bucket, key))
         return at > seq if at is not None else self._forgotten_seq > seq
+
+    def _wake_log_readers(self) -> None:
+        grown, self._log_grown = self._log_grown, None
+        if grown is not None and not grown.done():
+            grown.set_result(None)
+
+    def end_log_waits(self) -> None:
+        """The process is stopping: every wait for the log returns now (a long
+        poll must not hold up the graceful stop's grace period)."""
+        self._log_waits_ended = True
+        self._wake_log_readers()
+
+    async def wait_for_log(self, after: int, timeout_s: float) -> bool:
+        """Return once a synced change-log entry after ``after`` exists (at
+        once when one does, or when the log is behind ``after``: it restarted),
+        or after ``timeout_s``. A wakeup from the writer, not polling. False
+        when it returns for want of such an entry (time is up, or stopping)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while self._committed_seq <= after <= self._seq:
+            remaining = deadline - loop.time()
+            if remaining <= 0 or self._log_waits_ended:
+                return False
+            if self._log_grown is None:
+                self._log_grown = loop.create_future()
+            # Shielded: one reader's timeout must not cancel the others' wakeup.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._log_grown), remaining)
+        return True
 
     @property
     def committed_seq(self) -> int:
@@ -795,21 +832,22 @@ class ReplicaStore:
     def _count_prefix(self, prefix: bytes) -> int:
         return sum(1 for _ in self._prefix_items(prefix))
 
-    def _disk_bytes(self) -> int:
-        total = 0
-        for root, _dirs, files in os.walk(self.path):
-            for f in files:
-                with contextlib.suppress(OSError):
-                    total += os.path.getsize(os.path.join(root, f))
-        return total
-
     async def disk_bytes(self) -> int:
-        result: int = await self._read(self._disk_bytes)
-        return result
+        """Bytes of data on disk, from RocksDB's own accounting (its SST files,
+        and its memtables for what is still only in the write-ahead log): no
+        walk of the data directory."""
+        sst = self.db.property_int_value("rocksdb.total-sst-files-size") or 0
+        mem = self.db.property_int_value("rocksdb.cur-size-all-mem-tables") or 0
+        return sst + mem
 
     async def object_count(self) -> int:
-        result: int = await self._read(self._count_prefix, keys.OBJECT)
-        return result
+        """Current records held here (exact: a drain's end is decided on it).
+        Counted again only after a write, so an idle node's status scans nothing."""
+        batches = self._batches
+        if self._objects is None or self._objects[0] != batches:
+            count: int = await self._read(self._count_prefix, keys.OBJECT)
+            self._objects = (batches, count)
+        return self._objects[1]
 
     def _held_page(
         self, family: bytes, after: bytes, limit: int

@@ -94,8 +94,13 @@ async def build(cfg: ClusterConfig, name: str) -> server.ProcessSpec:
             except Exception:
                 log.exception("garbage collection round failed")
 
+    async def end_long_polls() -> None:
+        await spec.stop.wait()
+        store.end_log_waits()
+
     async def on_start() -> None:
         background = [
+            end_long_polls(),
             peers.probe_forever(),
             handoff.run_forever(),
             gc_forever(),

@@ -62,9 +62,8 @@ Ctx: TypeAlias = grpc.aio.ServicerContext
 #: Deadline of asking one replicator for its status.
 STATUS_TIMEOUT_S = 2.0
 
-#: Longest a ReadLog call waits for a new entry, and how often it looks.
-MAX_LOG_WAIT_MS = 5_000
-LOG_POLL_S = 0.01
+#: Longest a ReadLog call waits for a new entry (the store wakes it when one lands).
+MAX_LOG_WAIT_MS = 20_000
 
 
 class ObjectServicer(objects_pb2_grpc.ObjectServiceServicer):
@@ -539,10 +538,8 @@ class ReplicaServicer(replica_pb2_grpc.ReplicaServiceServicer):
         self, request: replica_pb2.ReadLogRequest, context: Ctx
     ) -> replica_pb2.ReadLogResponse:
         limit = min(request.limit or 256, 10_000)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + min(request.wait_ms, MAX_LOG_WAIT_MS) / 1000
-        while self.store.log_seq <= request.after and loop.time() < deadline:
-            await asyncio.sleep(LOG_POLL_S)  # a long poll: the reader hears of a change at once
+        # A long poll: the reader hears of a change as soon as it is synced.
+        await self.store.wait_for_log(request.after, min(request.wait_ms, MAX_LOG_WAIT_MS) / 1000)
         entries = []
         for seq, raw in await self.store.read_log(request.after, limit):
             change = replica_pb2.CommitRequest()
@@ -644,7 +641,8 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
     async def GetClusterMap(
         self, request: admin_pb2.GetClusterMapRequest, context: Ctx
     ) -> admin_pb2.ClusterMapResponse:
-        return self.membership.to_pb(request.known_epoch)
+        self.membership.heard_from(request.from_node, request.handoffs_pending)
+        return self.membership.to_pb(request.known_epoch, request.known_digest)
 
     async def PutClusterMap(
         self, request: admin_pb2.PutClusterMapRequest, context: Ctx

@@ -60,8 +60,12 @@ GONE_CHECKS = 5
 #: Tries of a status update the source answers "retry" to (the version's own
 #: change may still be in flight).
 STATUS_TRIES = 8
-#: How long a read of a change log waits at the node for a new entry (long poll).
-LOG_WAIT_MS = 1000
+#: How long a read of a change log waits at the node for a new entry (long
+#: poll: the node answers as soon as one is synced).
+LOG_WAIT_MS = 20_000
+#: After a batch shorter than a full one, wait this long before reading that log
+#: again, so a busy log's entries travel in batches and not an RPC per group commit.
+LOG_GATHER_S = 0.01
 #: Versions one replicator sends at once.
 PARALLEL = 32
 #: How often, at start, a cluster no node of answered is tried again.
@@ -277,6 +281,8 @@ class Replicator:
                 for dest in self._destinations_seen:
                     metrics.LAG.labels(dest).set(0)
                     self._lag[dest] = 0.0
+            if len(resp.entries) < self.rcfg.batch:
+                await asyncio.sleep(LOG_GATHER_S)
 
     async def handle(self, v: ObjectVersion) -> None:
         """Replicate one logged version wherever it is still PENDING (a new

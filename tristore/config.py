@@ -72,6 +72,10 @@ class NodeSection:
     peer_down_s: float = 1.0
     #: How often the node probes its peers' health.
     probe_interval_s: float = 0.5
+    #: How often a peer that is up over an open connection is still probed with
+    #: an RPC (a peer that dies closes its connection and is probed at the next
+    #: ``probe_interval_s``; this bounds how long a hung one goes unseen).
+    probe_idle_interval_s: float = 10.0
     #: How often hints are offered back to their home nodes.
     hint_interval_s: float = 0.5
     #: Superseded bodies are deleted this long after they were replaced, so a

@@ -163,10 +163,16 @@ class ClusterMap(_message.Message):
     def __init__(self, epoch: _Optional[int] = ..., nodes: _Optional[_Iterable[_Union[NodeSpec, _Mapping]]] = ...) -> None: ...
 
 class GetClusterMapRequest(_message.Message):
-    __slots__ = ("known_epoch",)
+    __slots__ = ("known_epoch", "known_digest", "from_node", "handoffs_pending")
     KNOWN_EPOCH_FIELD_NUMBER: _ClassVar[int]
+    KNOWN_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    FROM_NODE_FIELD_NUMBER: _ClassVar[int]
+    HANDOFFS_PENDING_FIELD_NUMBER: _ClassVar[int]
     known_epoch: int
-    def __init__(self, known_epoch: _Optional[int] = ...) -> None: ...
+    known_digest: str
+    from_node: str
+    handoffs_pending: int
+    def __init__(self, known_epoch: _Optional[int] = ..., known_digest: _Optional[str] = ..., from_node: _Optional[str] = ..., handoffs_pending: _Optional[int] = ...) -> None: ...
 
 class ClusterMapResponse(_message.Message):
     __slots__ = ("epoch", "map", "handoffs_pending")
