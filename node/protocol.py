@@ -47,11 +47,6 @@ from tristore.stamps import ZERO, HybridClock, Stamp
 
 log = logging.getLogger(__name__)
 
-#: Times a write is re-stamped when a replica already holds a newer stamp.
-RESTAMP_ATTEMPTS = 4
-#: Rounds of "witnesses refused the record; read the nodes and record again".
-CONFIRM_ATTEMPTS = 3
-
 
 @dataclass(frozen=True, slots=True)
 class ReplicaRead:
@@ -150,14 +145,15 @@ class Protocol:
             await self.commit_change(replace(Change.of(head), merge=True), placement, targets)
             await self.confirm(head, fence)
             return head
-        for attempt in range(RESTAMP_ATTEMPTS):
+        attempts = self.ncfg.restamp_attempts
+        for attempt in range(attempts):
             change = Change.of(head, expect)
             results = await self.commit_change(change, placement, targets)
             newer = [r.current for r in results if not r.applied and r.current > head.stamp]
             if not newer:
                 break
             self.clock.observe(max(newer))
-            if attempt + 1 < RESTAMP_ATTEMPTS:
+            if attempt + 1 < attempts:
                 if expect is not None:
                     expect = head.stamp  # the first AZ holds this try: go on from it
                 left = (head.stamp,) if head.version_stamp is None and head.is_version else ()
@@ -178,7 +174,7 @@ class Protocol:
         grow, as the witness needs."""
         bucket, key = v.bucket, v.key
         self.clock.observe(v.stamp)
-        for _attempt in range(RESTAMP_ATTEMPTS):
+        for _attempt in range(self.ncfg.restamp_attempts):
             current, _ = await self.read(bucket, key)
             if current is not None:
                 self.clock.observe(current.stamp)
@@ -233,7 +229,7 @@ class Protocol:
         """
         if self.witness is not None:
             bucket, key = version.bucket, version.key
-            for _ in range(CONFIRM_ATTEMPTS):
+            for _ in range(self.ncfg.confirm_attempts):
                 if await self.witness.record(bucket, key, version.stamp, fence):
                     break
                 fence = self.fence(bucket, key)
