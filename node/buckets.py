@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 from node import keys
-from node.protocol import RESTAMP_ATTEMPTS, Protocol
+from node.protocol import Protocol
 from tristore import replication, validation
 from tristore.config import ClusterConfig
 from tristore.errors import (
@@ -115,7 +115,7 @@ class Buckets:
     ) -> ObjectVersion:
         """Change a bucket's record (compare-and-swap at its home); ``edit``
         returns None when there is nothing to change."""
-        for _attempt in range(RESTAMP_ATTEMPTS):
+        for _attempt in range(self.cfg.node.restamp_attempts):
             record = await self.bucket_record(name)
             edited = edit(record)
             if edited is None:

@@ -39,11 +39,6 @@ from tristore.stamps import Stamp
 
 _T = TypeVar("_T")
 
-#: Records each node returns per scan round of a listing.
-SCAN_BATCH = 1000
-#: Keys of one listing page read in full at once when the witness doubts them.
-LIST_VERIFY_PARALLEL = 32
-
 
 def encode_token(key: str, is_prefix: bool) -> str:
     raw = json.dumps({"k": key, "p": is_prefix}, separators=(",", ":")).encode()
@@ -76,6 +71,7 @@ class Listing:
         me: NodeSpec,
     ) -> None:
         self.protocol = protocol
+        self.ncfg = protocol.ncfg
         self.buckets = buckets
         self.peers = peers
         self.placer = placer
@@ -133,7 +129,7 @@ class Listing:
         if not doubtful:
             return scanned
         out = dict(scanned)
-        gate = asyncio.Semaphore(LIST_VERIFY_PARALLEL)
+        gate = asyncio.Semaphore(self.ncfg.list_verify_parallel)
 
         async def settle(name: str) -> None:
             async with gate:
@@ -225,7 +221,7 @@ class Listing:
         replicas = [self.peers.replica(n) for n in sources]
         while len(items) < need:
             pages = await asyncio.gather(
-                *(r.scan(bucket, prefix, cursor, skip, SCAN_BATCH) for r in replicas)
+                *(r.scan(bucket, prefix, cursor, skip, self.ncfg.list_scan_batch) for r in replicas)
             )
             open_ends = [recs[-1].key for recs, exhausted in pages if not exhausted and recs]
             bound = min(open_ends) if open_ends else None
@@ -330,7 +326,7 @@ class Listing:
         while len(items) < need:
             pages = await asyncio.gather(
                 *(
-                    r.scan_versions(bucket, prefix, cursor, cursor_after, SCAN_BATCH)
+                    r.scan_versions(bucket, prefix, cursor, cursor_after, self.ncfg.list_scan_batch)
                     for r in replicas
                 )
             )
@@ -405,7 +401,7 @@ class Listing:
             for pos, v in merged.items()
             if not held_by[pos] & {a.home.name for a in self.placer.place(bucket, v.key).azs}
         ]
-        gate = asyncio.Semaphore(LIST_VERIFY_PARALLEL)
+        gate = asyncio.Semaphore(self.ncfg.list_verify_parallel)
 
         async def settle(pos: tuple[bytes, bytes]) -> None:
             v = merged[pos]

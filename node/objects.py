@@ -22,7 +22,7 @@ from node import keys
 from node.buckets import Buckets
 from node.metrics import OBJECT_BYTES
 from node.peers import Peers, Replica, ReplicaUnavailable
-from node.protocol import RESTAMP_ATTEMPTS, Protocol, parse_version_id
+from node.protocol import Protocol, parse_version_id
 from node.quorum import Quorum
 from tristore import replication, validation
 from tristore.config import ClusterConfig
@@ -58,9 +58,6 @@ from tristore.placement import Placer
 from tristore.stamps import ZERO, Stamp
 
 log = logging.getLogger(__name__)
-
-#: Chunks of a large body queued for each staging replica.
-_STAGE_QUEUE = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -366,7 +363,7 @@ class Objects:
         targets = await self.quorum.pick_targets(placement, conditional=expect is not None)
         data_id = os.urandom(keys.DATA_ID_SIZE)
         queues: list[asyncio.Queue[tuple[int, bytes] | None]] = [
-            asyncio.Queue(_STAGE_QUEUE) for _ in targets
+            asyncio.Queue(self.ncfg.stage_queue_chunks) for _ in targets
         ]
 
         async def drain(
@@ -541,7 +538,7 @@ class Objects:
     async def _delete_version(self, bucket: str, key: str, version_id: str) -> DeleteResult:
         wanted = parse_version_id(version_id)
         placement = self.placer.place(bucket, key)
-        for _attempt in range(RESTAMP_ATTEMPTS):
+        for _attempt in range(self.ncfg.restamp_attempts):
             current, _ = await self.protocol.read(bucket, key)
             if current is not None and current.is_version and current.version_id == version_id:
                 # The current version goes: the next newest takes its place.
@@ -608,7 +605,7 @@ class Objects:
         ``settle`` runs after a change committed to a noncurrent version."""
         placement = self.placer.place(bucket, key)
         info = await self.buckets.require_bucket(bucket) if modifies else None
-        for _attempt in range(RESTAMP_ATTEMPTS):
+        for _attempt in range(self.ncfg.restamp_attempts):
             version, current = await self._version_for_update(bucket, key, version_id, markers)
             self.clock.observe(version.stamp)
             edited = edit(version)

@@ -47,11 +47,6 @@ from tristore.stamps import ZERO, HybridClock, Stamp
 
 log = logging.getLogger(__name__)
 
-#: Times a write is re-stamped when a replica already holds a newer stamp.
-RESTAMP_ATTEMPTS = 4
-#: Rounds of "witnesses refused the record; read the nodes and record again".
-CONFIRM_ATTEMPTS = 3
-
 
 @dataclass(frozen=True, slots=True)
 class ReplicaRead:
@@ -155,7 +150,8 @@ class Protocol:
             await self.confirm(head, fence)
             return head
         prev = head
-        for attempt in range(RESTAMP_ATTEMPTS):
+        attempts = self.ncfg.restamp_attempts
+        for attempt in range(attempts):
             change = Change.of(head, expect)
             try:
                 results = await self.commit_change(change, placement, targets)
@@ -176,7 +172,7 @@ class Protocol:
                 break
             prev = head
             self.clock.observe(max(newer))
-            if attempt + 1 < RESTAMP_ATTEMPTS:
+            if attempt + 1 < attempts:
                 if expect is not None:
                     expect = head.stamp  # the first AZ holds this try: go on from it
                 left = (head.stamp,) if head.version_stamp is None and head.is_version else ()
@@ -197,7 +193,7 @@ class Protocol:
         grow, as the witness needs."""
         bucket, key = v.bucket, v.key
         self.clock.observe(v.stamp)
-        for _attempt in range(RESTAMP_ATTEMPTS):
+        for _attempt in range(self.ncfg.restamp_attempts):
             current, _ = await self.read(bucket, key)
             if current is not None:
                 self.clock.observe(current.stamp)
@@ -263,7 +259,7 @@ class Protocol:
         """
         if self.witness is not None:
             bucket, key = version.bucket, version.key
-            for _ in range(CONFIRM_ATTEMPTS):
+            for _ in range(self.ncfg.confirm_attempts):
                 if await self.witness.record(bucket, key, version.stamp, fence):
                     break
                 fence = self.fence(bucket, key)

@@ -98,6 +98,17 @@ class NodeSection:
     read_threads: int = 4
     #: RocksDB block cache size.
     block_cache_bytes: int = 64 * 1024 * 1024
+    #: Times a write is re-stamped when a replica already holds a newer stamp
+    #: (and tries of a compare-and-swap on a key that keeps changing).
+    restamp_attempts: int = 4
+    #: Rounds of "witnesses refused the record; read the nodes and record again".
+    confirm_attempts: int = 3
+    #: Records each node returns per scan round of a listing.
+    list_scan_batch: int = 1000
+    #: Keys of one listing page read in full at once when the witness doubts them.
+    list_verify_parallel: int = 32
+    #: Chunks of a large body queued for each replica it is staged on.
+    stage_queue_chunks: int = 4
 
 
 @dataclass(frozen=True)

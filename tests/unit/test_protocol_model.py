@@ -1,7 +1,7 @@
 """A model of the witness / cache / write-back protocol for one key, explored
 by Hypothesis against a reference model (DESIGN.md §3, issue 4).
 
-The model follows node/coordinator.py step by step, at the granularity where
+The model follows node/protocol.py (with node/quorum.py) step by step, at the granularity where
 interleavings matter: a write takes its stamp above the key's floor (witness
 majority, or the replicas when a member does not know the key), commits AZ by
 AZ (last writer wins; never re-stamped), then records at a witness majority,
