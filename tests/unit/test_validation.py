@@ -55,8 +55,16 @@ def test_invalid_bucket_names(name: str, why: str) -> None:
         v.check_bucket_name(name)
 
 
-def test_ip_like_but_not_ip_is_fine() -> None:
-    v.check_bucket_name("192.168.1.300")  # not a valid IPv4 address: S3 accepts it
+@pytest.mark.parametrize("name", ["192.168.1.300", "256.256.256.256", "999.0.0.1"])
+def test_formatted_as_an_ip_address_is_refused_even_when_not_a_valid_one(name: str) -> None:
+    # S3: "must not be formatted as an IP address"; MinIO checks the form, not the value.
+    with pytest.raises(errors.InvalidBucketName, match="IP address"):
+        v.check_bucket_name(name)
+
+
+def test_dotted_names_that_are_not_four_numbers_are_fine() -> None:
+    for name in ("1.2.3", "a.1.2.3", "1.2.3.4.5", "v1.2.3.4a"):
+        v.check_bucket_name(name)
 
 
 # -- keys ------------------------------------------------------------------------
