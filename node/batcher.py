@@ -13,12 +13,15 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
+from prometheus_client import Histogram
+
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
 
 
 class Batcher(Generic[Req, Resp]):
-    """Coalesces single requests into batched calls, ``max_inflight`` calls at a time.
+    """Coalesces single requests into batched calls, ``max_inflight`` calls at a time
+    (the size of each observed in ``sizes``).
 
     ``send`` gets a list of requests and answers a list of the same length: a
     result, or an exception instance for a request that failed on its own. An
@@ -29,8 +32,10 @@ class Batcher(Generic[Req, Resp]):
         send: Callable[[list[Req]], Awaitable[Sequence[Resp | BaseException]]],
         max_batch: int,
         max_inflight: int = 1,
+        sizes: Histogram | None = None,
     ) -> None:
         self._send = send
+        self._sizes = sizes
         self._max = max_batch
         self._max_inflight = max_inflight
         self._pending: list[tuple[Req, asyncio.Future[Resp]]] = []
@@ -55,6 +60,8 @@ class Batcher(Generic[Req, Resp]):
                 batch = [(item, fut) for item, fut in batch if not fut.cancelled()]
                 if not batch:
                     continue
+                if self._sizes is not None:
+                    self._sizes.observe(len(batch))
                 try:
                     results = await self._send([item for item, _ in batch])
                 except Exception as exc:  # noqa: BLE001 - every waiter of the batch gets it

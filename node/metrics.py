@@ -14,6 +14,13 @@ WRITE_BATCH_SIZE = Histogram(
     "Writes that shared one group commit (one fsync).",
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
 )
+PEER_BATCH_SIZE = Histogram(
+    "tristore_node_peer_batch_size",
+    "Operations one message to a peer carried: commits and metadata reads to a "
+    "node, checks and records to a witness (node/batcher.py).",
+    ["peer"],
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+)
 HINTS_PENDING = Gauge(
     "tristore_node_hints_pending",
     "Writes this node holds for an unreachable home node, not yet handed back.",

@@ -20,7 +20,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from node.batcher import Batcher
-from node.metrics import NODES_TOTAL, NODES_UP
+from node.metrics import NODES_TOTAL, NODES_UP, PEER_BATCH_SIZE
 from node.replica_store import CommitResult, ReplicaStore
 from tristore import errors
 from tristore.config import ClusterConfig, NodeSection, NodeSpec
@@ -140,7 +140,10 @@ class RemoteReplica:
             self.stub.Pipe, self.timeout_s, spec.name
         )
         self._batch: Batcher[replica_pb2.BatchOp, replica_pb2.BatchResult] = Batcher(
-            self._send_batch, cfg.replica_max_batch, cfg.replica_max_inflight
+            self._send_batch,
+            cfg.replica_max_batch,
+            cfg.replica_max_inflight,
+            PEER_BATCH_SIZE.labels("node"),
         )
 
     async def _send_batch(

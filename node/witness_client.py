@@ -36,7 +36,7 @@ from typing import Any
 import grpc
 
 from node.batcher import Batcher
-from node.metrics import WITNESS_CALLS, WITNESS_FENCED, WITNESS_UNKNOWN
+from node.metrics import PEER_BATCH_SIZE, WITNESS_CALLS, WITNESS_FENCED, WITNESS_UNKNOWN
 from tristore import errors
 from tristore.config import ClusterConfig, WitnessSpec
 from tristore.errors import QuorumUnavailable
@@ -74,7 +74,9 @@ class WitnessConn:
         self._pipe: PipeClient[witness_pb2.WitnessPipeRequest, witness_pb2.WitnessPipeResponse] = (
             PipeClient(self.stub.Pipe, timeout_s, spec.name)
         )
-        self._ops: Batcher[_Op, bytes | bool] = Batcher(self._send, max_batch)
+        self._ops: Batcher[_Op, bytes | bool] = Batcher(
+            self._send, max_batch, sizes=PEER_BATCH_SIZE.labels("witness")
+        )
 
     def check(self, wkey: bytes) -> asyncio.Future[bytes]:
         """The witness's stamp of the key (:data:`UNKNOWN` if it does not know it)."""
@@ -157,6 +159,8 @@ class WitnessFleet:
         self._ask_order = [g[prefer % len(g) :] + g[: prefer % len(g)] for g in self.groups]
 
     def _group_index(self, wkey: bytes) -> int:
+        if len(self.groups) == 1:
+            return 0
         h = int.from_bytes(hashlib.blake2b(wkey, digest_size=8).digest(), "big")
         return h % len(self.groups)
 
