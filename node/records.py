@@ -20,12 +20,21 @@ def encode_version(v: ObjectVersion, with_inline: bool = True) -> bytes:
     return bytes([VERSION_V1]) + version_to_pb(v, with_inline).SerializeToString()
 
 
-def decode_version(raw: bytes) -> ObjectVersion:
+def version_record_pb(raw: bytes, with_inline: bool = True) -> common_pb2.ObjectVersion:
+    """A stored record as the protobuf it is stored as: what a replica sends
+    a coordinator as is, without building the dataclass in between."""
     if not raw or raw[0] != VERSION_V1:
         raise InternalError(f"unknown object record format {raw[:1]!r}")
     msg = common_pb2.ObjectVersion()
     msg.ParseFromString(raw[1:])
-    return version_from_pb(msg)
+    if not with_inline and msg.has_inline:
+        msg.ClearField("inline_data")
+        msg.has_inline = False
+    return msg
+
+
+def decode_version(raw: bytes) -> ObjectVersion:
+    return version_from_pb(version_record_pb(raw))
 
 
 def encode_ms(ms: int) -> bytes:

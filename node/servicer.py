@@ -10,6 +10,7 @@ from typing import Any, TypeAlias, TypeVar
 
 import grpc
 
+from node import records
 from node.coordinator import Coordinator
 from node.events import EventStreams, NodeEvents
 from node.membership import Membership
@@ -472,12 +473,12 @@ class ReplicaServicer(replica_pb2_grpc.ReplicaServiceServicer):
     async def _read_meta(
         self, request: replica_pb2.ReadMetaRequest
     ) -> replica_pb2.ReadMetaResponse:
-        v = await self.store.read_meta(request.bucket, request.key)
-        if v is None:
+        raw = await self.store.read_meta_record(request.bucket, request.key)
+        if raw is None:
             return replica_pb2.ReadMetaResponse(found=False)
-        return replica_pb2.ReadMetaResponse(
-            found=True, version=version_to_pb(v, request.include_inline)
-        )
+        # The record is stored as the message it is sent as: no decoding in between.
+        version = records.version_record_pb(raw, request.include_inline)
+        return replica_pb2.ReadMetaResponse(found=True, version=version)
 
     async def ReadData(
         self, request: replica_pb2.ReadDataRequest, context: Ctx

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import threading
 import time
 from pathlib import Path
@@ -271,10 +272,14 @@ def test_sigkill_during_complete_leaves_the_whole_object_or_none(tmp_path: Path)
                 except errors.TristoreError as exc:
                     outcome.append(exc)
 
+            pid = next(int(str(p["pid"])) for p in cluster.status() if p["name"] == "a1")
             t = threading.Thread(target=complete, args=(key, up.upload_id, chosen, outcome))
             t.start()
             time.sleep(delay)
-            cluster.kill("a1", "KILL")
+            # Straight from here: `dev kill` takes a CLI start-up (most of a second on
+            # a loaded machine), longer than a complete can take.
+            os.kill(pid, signal.SIGKILL)
+            cluster.kill("a1", "KILL")  # the launcher sees it gone
             t.join(60)
             assert not t.is_alive()
             interrupted += isinstance(outcome[0], errors.TristoreError)

@@ -93,7 +93,7 @@ def writer(
 
 def test_a_refused_conditional_write_never_becomes_visible(cas_cluster: DevCluster) -> None:
     cluster = cas_cluster
-    seconds, ops = (60, 3000) if LONG else (25, 400)
+    seconds, ops = (60, 3000) if LONG else (30, 400)
     out = Outcomes()
     nodes = [n.grpc for n in cluster.config.nodes]
     deadline = time.monotonic() + seconds
@@ -112,16 +112,16 @@ def test_a_refused_conditional_write_never_becomes_visible(cas_cluster: DevClust
     for name in ["a1", "b1", "c1", "a2", "b2", "c2"] * (3 if LONG else 1):
         if time.monotonic() > deadline - 3:
             break
-        time.sleep(1.5)
+        time.sleep(1.0)
         cluster.kill(name, "KILL")
-        time.sleep(0.7)
+        time.sleep(0.5)
         cluster.start(name)
         kills.append(name)
     for t in threads:
         t.join(seconds + 120)
         assert not t.is_alive(), "a client did not stop by itself"
 
-    assert len(kills) >= 3, "the nemesis must have done something"
+    assert len(kills) >= 2, "the nemesis must have done something"
     assert out.conditional > 100 and len(out.acked) > 100, (out.conditional, len(out.acked))
     assert out.refused, "the race must have made some conditional writes lose"
     # Every version any node holds, through a listing that merges the AZs.
