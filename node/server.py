@@ -66,7 +66,7 @@ async def build(cfg: ClusterConfig, name: str) -> server.ProcessSpec:
 
     set_rebuilding(store.needs_rebuild)  # until rebuild_if_new knows better
 
-    node_events = NodeEvents(me, store, placer)
+    node_events = NodeEvents(me, store, placer, cfg.node)
     event_streams = EventStreams(cfg, node_events, peers, coord.head_bucket)
     tasks: list[asyncio.Task[None]] = []
 

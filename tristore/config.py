@@ -109,6 +109,31 @@ class NodeSection:
     list_verify_parallel: int = 32
     #: Chunks of a large body queued for each replica it is staged on.
     stage_queue_chunks: int = 4
+    #: Change-log entries a node reads from RocksDB at once for a subscription.
+    events_scan_batch: int = 1024
+    #: Most change-log entries one ReadNodeEvents call looks at (then it
+    #: answers, so that one call over a long log of other buckets' changes
+    #: stays short).
+    events_scan_max: int = 16 * 1024
+    #: Events one ReadNodeEvents call returns (whole entries: it may overshoot).
+    events_read_limit: int = 256
+    #: How long a ReadNodeEvents call waits for an event before answering with none.
+    events_wait_s: float = 1.0
+    #: A node whose events could not be read is asked again after this long,
+    #: doubling up to ``events_retry_max_s``.
+    events_retry_s: float = 0.25
+    #: Longest wait before a node whose events could not be read is asked again.
+    events_retry_max_s: float = 2.0
+    #: Heartbeat interval of a subscription whose subscriber does not choose one.
+    events_heartbeat_s: float = 5.0
+    #: Events remembered per subscription, so that a change a log holds twice
+    #: (a version handed back that its home already had) is sent once.
+    events_dedup_remembered: int = 65_536
+    #: A node whose process started less than this before a subscription "from
+    #: now" began (while it was down) counts as started after it, and gives
+    #: every event since its start: clocks differ, and a few events too many
+    #: are harmless where one too few is lost.
+    events_boot_margin_ms: int = 60_000
 
 
 @dataclass(frozen=True)
