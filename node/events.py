@@ -46,7 +46,7 @@ from node.metrics import EVENT_STREAMS, EVENTS_SENT
 from node.peers import Peers, ReplicaUnavailable
 from node.replica_store import ReplicaStore
 from tristore import errors, validation
-from tristore.config import ClusterConfig, NodeSpec
+from tristore.config import ClusterConfig, NodeSection, NodeSpec
 from tristore.events import (
     CREATED_PUT,
     REMOVED_DELETE,
@@ -61,30 +61,13 @@ from tristore.placement import Placer
 
 log = logging.getLogger(__name__)
 
-#: Change-log entries a node reads from RocksDB at once.
-SCAN_BATCH = 1024
-#: Most entries one ReadNodeEvents call looks at (then it answers, so that one
-#: call over a long log of other buckets' changes stays short).
-SCAN_MAX = 16 * SCAN_BATCH
-#: Events one ReadNodeEvents call returns (whole entries: it may overshoot).
-READ_LIMIT = 256
-#: How long a ReadNodeEvents call waits for an event before answering with none.
-WAIT_S = 1.0
-#: A node that could not be read is asked again after this long (doubling up to 2 s).
-RETRY_S = 0.25
-#: Heartbeat interval when the subscriber does not choose one, and the bounds.
-HEARTBEAT_S = 5.0
+#: Accepted heartbeat intervals a subscriber may choose (0: the node's
+#: ``events_heartbeat_s``).
 HEARTBEAT_MS_RANGE = range(100, 600_001)
-#: Events remembered per subscription, so a change a log holds twice (a
-#: version handed back that its home already had) is sent once.
-DEDUP_REMEMBERED = 65_536
 #: Flags the position of a node whose log end is not known yet: it was down
 #: when a subscription began "from now". The rest of the value is that time
 #: (ms); the node, once back, gives what it received since (see ``since_ms``).
 END = 1 << 63
-#: A node whose process started less than this before ``since_ms`` counts as
-#: started after it (clocks differ; a few events too many are harmless).
-BOOT_MARGIN_MS = 60_000
 
 # -- what a change-log entry means -----------------------------------------------
 
@@ -249,10 +232,11 @@ class NodeLog(Protocol):
 class NodeEvents:
     """This node's change log as events, for the keys whose first-AZ home it is."""
 
-    def __init__(self, me: NodeSpec, store: ReplicaStore, placer: Placer) -> None:
+    def __init__(self, me: NodeSpec, store: ReplicaStore, placer: Placer, cfg: NodeSection) -> None:
         self.me = me
         self.store = store
         self.placer = placer
+        self.cfg = cfg
         #: Where the log stood when this process started, and when that was.
         self.boot_seq = store.log_seq
         self.boot_ms = int(time.time() * 1000)
@@ -287,7 +271,7 @@ class NodeEvents:
         the position; or, if this process started after ``since_ms`` (when a
         subscription that could not reach it began), where the log stood then."""
         if from_end:
-            started_since = since_ms and self.boot_ms >= since_ms - BOOT_MARGIN_MS
+            started_since = since_ms and self.boot_ms >= since_ms - self.cfg.events_boot_margin_ms
             position = self.boot_seq if started_since else self.store.log_seq
             return NodeBatch([], position, self.store.log_seq)
         if after > self.store.log_seq:
@@ -301,11 +285,12 @@ class NodeEvents:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait_s
         needle = bucket.encode()
+        batch_size, scan_max = self.cfg.events_scan_batch, self.cfg.events_scan_max
         events: list[Event] = []
         scanned = 0
         while True:
             if self.store.log_seq > after:
-                entries = await self.store.read_log(after, SCAN_BATCH)
+                entries = await self.store.read_log(after, batch_size)
                 for seq, raw in entries:
                     after = seq
                     scanned += 1
@@ -313,9 +298,9 @@ class NodeEvents:
                         events += self._entry_events(seq, raw, bucket, prefix)
                     if len(events) >= limit:
                         break
-                if events or scanned >= SCAN_MAX:
+                if events or scanned >= scan_max:
                     break
-                if len(entries) == SCAN_BATCH:
+                if len(entries) == batch_size:
                     continue  # more of the log to read now
             if loop.time() >= deadline:
                 break
@@ -409,7 +394,7 @@ class EventStreams:
             raise errors.InvalidArgument(
                 f"heartbeat interval {heartbeat_ms} ms is out of range "
                 f"({HEARTBEAT_MS_RANGE.start}..{HEARTBEAT_MS_RANGE.stop - 1}, or 0 for "
-                f"{HEARTBEAT_S:g} s)"
+                f"{self.cfg.node.events_heartbeat_s:g} s)"
             )
         self._refresh()
         positions = self._start(bucket, cursor, from_start)
@@ -460,13 +445,14 @@ class EventStreams:
     async def _run(
         self, bucket: str, prefix: str, positions: dict[str, int], heartbeat_s: float
     ) -> AsyncIterator[Event | Heartbeat]:
-        heartbeat_s = heartbeat_s or HEARTBEAT_S
+        heartbeat_s = heartbeat_s or self.cfg.node.events_heartbeat_s
         queue: asyncio.Queue[tuple[str, NodeBatch]] = asyncio.Queue(maxsize=2 * len(positions))
         tails = [
             asyncio.create_task(self._tail(name, bucket, prefix, pos, queue))
             for name, pos in positions.items()
         ]
         seen: OrderedDict[tuple[str, str, str], None] = OrderedDict()
+        remembered = self.cfg.node.events_dedup_remembered
         try:
             yield Heartbeat(self._cursor(bucket, positions))
             quiet_since = time.monotonic()
@@ -490,7 +476,7 @@ class EventStreams:
                     if ident in seen:
                         continue
                     seen[ident] = None
-                    if len(seen) > DEDUP_REMEMBERED:
+                    if len(seen) > remembered:
                         seen.popitem(last=False)
                     EVENTS_SENT.inc()
                     yield replace(e, cursor=self._cursor(bucket, positions))
@@ -511,28 +497,31 @@ class EventStreams:
     ) -> None:
         """Read one node's events from ``pos`` on, in order, into ``queue``."""
         node_log = self.logs[name]
-        delay = RETRY_S
+        ncfg = self.cfg.node
+        delay = ncfg.events_retry_s
         while True:
             if not self.peers.is_up(name):
                 await asyncio.sleep(delay)
-                delay = min(2.0, delay * 2)
+                delay = min(ncfg.events_retry_max_s, delay * 2)
                 continue
             try:
                 if pos & END:
                     since = pos & ~END
                     batch = await node_log.read(bucket, prefix, 0, 0, 0.0, True, since)
                 else:
-                    batch = await node_log.read(bucket, prefix, pos, READ_LIMIT, WAIT_S)
+                    batch = await node_log.read(
+                        bucket, prefix, pos, ncfg.events_read_limit, ncfg.events_wait_s
+                    )
             except ReplicaUnavailable as exc:
                 log.debug("reading events of %s: %s", name, exc)
                 await asyncio.sleep(delay)
-                delay = min(2.0, delay * 2)
+                delay = min(ncfg.events_retry_max_s, delay * 2)
                 continue
             except Exception:
                 log.exception("reading events of %s failed", name)
-                await asyncio.sleep(2.0)
+                await asyncio.sleep(ncfg.events_retry_max_s)
                 continue
-            delay = RETRY_S
+            delay = ncfg.events_retry_s
             if batch.events or batch.position != pos:
                 await queue.put((name, batch))
             pos = batch.position

@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator
 from node.metrics import HINTS_HANDED_OFF, KEYS_REHOMED
 from node.peers import Peers, RemoteReplica, ReplicaUnavailable
 from node.replica_store import ReplicaStore
+from tristore.config import NodeSection
 from tristore.errors import TristoreError
 from tristore.model import Change
 from tristore.placement import Placer
@@ -28,18 +29,13 @@ from tristore.stamps import Stamp
 
 log = logging.getLogger(__name__)
 
-#: Hinted keys handed to one home at once.
-HANDOFF_PARALLEL = 16
-
 
 class HintedHandoff:
-    def __init__(
-        self, store: ReplicaStore, peers: Peers, placer: Placer, interval_s: float
-    ) -> None:
+    def __init__(self, store: ReplicaStore, peers: Peers, placer: Placer, cfg: NodeSection) -> None:
         self.store = store
         self.peers = peers
         self.placer = placer
-        self.interval_s = interval_s
+        self.cfg = cfg
         #: Set when the map changed: every key held here is looked at again.
         self.rescan = asyncio.Event()
         self.rescan.set()  # at start too: a map may have changed while this node was down
@@ -68,7 +64,7 @@ class HintedHandoff:
                     await self.run_once()
             except Exception:
                 log.exception("hinted handoff round failed")
-            await asyncio.sleep(self.interval_s)
+            await asyncio.sleep(self.cfg.hint_interval_s)
 
     async def rehome_all(self) -> int:
         """Hint every key held here that another node of this AZ is home to."""
@@ -109,7 +105,7 @@ class HintedHandoff:
     async def _hand_to(self, home: str) -> int:
         target = self.peers.remote[home]
         done = 0
-        gate = asyncio.Semaphore(HANDOFF_PARALLEL)
+        gate = asyncio.Semaphore(self.cfg.handoff_parallel)
 
         async def one(bucket: str, key: str, stamp: Stamp) -> bool:
             async with gate:

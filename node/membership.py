@@ -7,7 +7,7 @@ itself comes back only when it differs); a peer with a newer map gives it (this
 node takes it), a peer with an older one is given this node's. (Of two maps of
 one epoch, the one with the higher digest wins everywhere.) While every peer
 agrees and no node hands keys off, the comparison backs off from
-``MAP_SYNC_INTERVAL_S`` to ``MAP_SYNC_MAX_INTERVAL_S``; a peer coming up or going
+``[node] map_sync_interval_s`` to ``map_sync_max_interval_s``; a peer coming up or going
 down, a new map or handoffs starting here make it due at once. ``ChangeNode``
 (``tristore admin drain|undrain|decommission``) makes the next map here and
 hands it to every node at once.
@@ -39,11 +39,6 @@ from tristore.placement import Placer
 log = logging.getLogger(__name__)
 
 MAP_FILE = "cluster-map.json"
-#: How often peers compare maps while something changes, and how often a node
-#: looks whether something did (a peer up or down, handoffs starting here).
-MAP_SYNC_INTERVAL_S = 1.0
-#: Longest time between two comparisons while nothing changes.
-MAP_SYNC_MAX_INTERVAL_S = 10.0
 
 
 def map_path(cfg: ClusterConfig, name: str) -> Path:
@@ -162,6 +157,7 @@ class Membership:
         mine = self.map
         pending = self.handoffs_pending()
         settled = not pending
+        timeout_s, me = self.cfg.node.map_sync_interval_s, self.me.name
 
         async def one(name: str) -> None:
             nonlocal settled
@@ -169,9 +165,7 @@ class Membership:
             if remote is None or not self.peers.is_up(name):
                 return
             try:
-                resp = await remote.get_map(
-                    mine.epoch, MAP_SYNC_INTERVAL_S, mine.order[1], self.me.name, pending
-                )
+                resp = await remote.get_map(mine.epoch, timeout_s, mine.order[1], me, pending)
             except (ReplicaUnavailable, TristoreError):
                 settled = False
                 return
@@ -204,24 +198,24 @@ class Membership:
         return self.map.order, bool(self.handoffs_pending()), up
 
     async def sync_forever(self) -> None:
-        interval = MAP_SYNC_INTERVAL_S
+        step = self.cfg.node.map_sync_interval_s
+        longest = self.cfg.node.map_sync_max_interval_s
+        interval = step
         while True:
             try:
                 settled = await self.sync_once()
             except Exception:
                 log.exception("cluster map sync failed")
                 settled = False
-            interval = (
-                min(2 * interval, MAP_SYNC_MAX_INTERVAL_S) if settled else MAP_SYNC_INTERVAL_S
-            )
-            # Idle: sleep long, but look (locally, no RPC) every second whether
+            interval = min(2 * interval, longest) if settled else step
+            # Idle: sleep long, but look (locally, no RPC) every step whether
             # a peer came or went, the map changed or handoffs began here.
             view, waited = self._view(), 0.0
             while waited < interval:
-                await asyncio.sleep(MAP_SYNC_INTERVAL_S)
-                waited += MAP_SYNC_INTERVAL_S
+                await asyncio.sleep(step)
+                waited += step
                 if self._view() != view:
-                    interval = MAP_SYNC_INTERVAL_S
+                    interval = step
                     break
 
     # -- changing it -------------------------------------------------------------

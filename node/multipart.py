@@ -33,6 +33,7 @@ from node import keys
 from node.coordinator import Coordinator
 from node.objects import PutHeader, to_replicate
 from tristore import validation
+from tristore.config import NodeSection
 from tristore.errors import (
     EntityTooLarge,
     EntityTooSmall,
@@ -60,8 +61,6 @@ MAX_PART_SIZE = 5 * 1024**3
 MAX_PARTS = 10_000
 MAX_OBJECT_SIZE = 5 * 1024**4
 MAX_LIST = 1000
-#: Internal reads and deletes one request runs at once.
-PARALLEL = 32
 
 _UPLOAD_ID = re.compile(r"[0-9a-f]{28}")
 _SEP = "\x01"
@@ -96,8 +95,9 @@ def _bare(etag: str) -> str:
 class Multipart:
     """The multipart operations of one coordinator (which does the storing)."""
 
-    def __init__(self, coord: Coordinator) -> None:
+    def __init__(self, coord: Coordinator, cfg: NodeSection) -> None:
         self.coord = coord
+        self.cfg = cfg
 
     async def create(self, header: PutHeader) -> MultipartUpload:
         validation.check_bucket_name(header.bucket)
@@ -234,7 +234,7 @@ class Multipart:
             keys.UPLOADS, _uploads_prefix(bucket, prefix), "", max_uploads, None, start_after
         )
         cut = len(_uploads_prefix(bucket))
-        gate = asyncio.Semaphore(PARALLEL)
+        gate = asyncio.Semaphore(self.cfg.multipart_parallel)
 
         async def one(entry_key: str) -> MultipartUpload | None:
             name, _, upload_id = entry_key[cut:].rpartition(_SEP)
@@ -307,7 +307,7 @@ class Multipart:
     async def _discard(self, names: list[str]) -> None:
         """Delete internal keys for good (their bodies go to the garbage collector)."""
         c = self.coord
-        gate = asyncio.Semaphore(PARALLEL)
+        gate = asyncio.Semaphore(self.cfg.multipart_parallel)
 
         async def one(name: str) -> None:
             async with gate:

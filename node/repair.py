@@ -27,6 +27,7 @@ from node.peers import Peers, Replica, ReplicaUnavailable
 from node.protocol import ReplicaRead
 from node.replica_store import ReplicaStore
 from tristore import convert, validation
+from tristore.config import NodeSection
 from tristore.errors import NoSuchBucket, TristoreError
 from tristore.model import Change, ObjectVersion, RepairReport
 from tristore.pb import admin_pb2
@@ -35,12 +36,6 @@ from tristore.stamps import Stamp
 
 log = logging.getLogger(__name__)
 
-#: Keys compared (and written back) at once.
-PARALLEL_KEYS = 16
-#: Keys between two progress reports.
-REPORT_EVERY = 200
-#: Records each node returns per scan round while the keys are found.
-SCAN_BATCH = 1000
 #: Versions asked of each AZ for one key; a key with that many is asked again
 #: with the next limit (a key with more than the last one fails).
 VERSION_LIMITS = (128, 2048, 32768)
@@ -184,14 +179,14 @@ class Repairer:
     """Runs repairs through this node's coordinator (its placement, its peers,
     its readers and its view of which nodes are up)."""
 
-    def __init__(self, coord: Coordinator, parallel: int = PARALLEL_KEYS) -> None:
+    def __init__(self, coord: Coordinator, cfg: NodeSection) -> None:
         self.coord = coord
-        self.parallel = parallel
+        self.cfg = cfg
 
     async def run(self, bucket: str, dry_run: bool) -> AsyncIterator[RepairReport]:
         """Repair one bucket, or ("") every bucket and the internal ones.
 
-        Yields the bucket's counts so far every :data:`REPORT_EVERY` keys and
+        Yields the bucket's counts so far every ``repair_report_every`` keys and
         once it is through, then the totals with ``done`` set. With ``dry_run``
         nothing is written: what is missing is counted all the same.
         """
@@ -236,7 +231,7 @@ class Repairer:
         """Every bucket with a record on any node, but those deleted (read as
         any read is; one that cannot be read now is repaired all the same:
         repair only spreads what is there)."""
-        gate = asyncio.Semaphore(self.parallel)
+        gate = asyncio.Semaphore(self.cfg.repair_parallel_keys)
 
         async def exists(name: str) -> bool:
             async with gate:
@@ -255,8 +250,9 @@ class Repairer:
     async def _repair_bucket(
         self, bucket: str, dry_run: bool, tally: _Tally
     ) -> AsyncIterator[None]:
-        """Repair every key of ``bucket``; yields after each :data:`REPORT_EVERY` keys."""
-        gate = asyncio.Semaphore(self.parallel)
+        """Repair every key of ``bucket``; yields after each ``repair_report_every`` keys."""
+        gate = asyncio.Semaphore(self.cfg.repair_parallel_keys)
+        every = self.cfg.repair_report_every
 
         async def one(key: str) -> None:
             async with gate:
@@ -266,8 +262,8 @@ class Repairer:
         pending: list[str] = []
         async for names in self._keys(bucket):
             pending += names
-            while len(pending) >= REPORT_EVERY:
-                batch, pending = pending[:REPORT_EVERY], pending[REPORT_EVERY:]
+            while len(pending) >= every:
+                batch, pending = pending[:every], pending[every:]
                 await asyncio.gather(*(one(k) for k in batch))
                 yield
         await asyncio.gather(*(one(k) for k in pending))
@@ -284,7 +280,8 @@ class Repairer:
         cursor = ""
         while live:
             results = await asyncio.gather(
-                *(self._scan_node(r, bucket, cursor) for r in live), return_exceptions=True
+                *(self._scan_node(r, bucket, cursor, self.cfg.repair_scan_batch) for r in live),
+                return_exceptions=True,
             )
             names: set[str] = set()
             open_ends: list[str] = []
@@ -316,13 +313,13 @@ class Repairer:
 
     @staticmethod
     async def _scan_node(
-        replica: Replica, bucket: str, cursor: str
+        replica: Replica, bucket: str, cursor: str, limit: int
     ) -> tuple[list[str], str | None]:
         """Keys one node holds after ``cursor`` (current records and versions),
         and the last key it has surely listed (None: it has no more)."""
         (current, cur_done), (versions, ver_done) = await asyncio.gather(
-            replica.scan(bucket, "", cursor, False, SCAN_BATCH),
-            replica.scan_versions(bucket, "", cursor, None, SCAN_BATCH),
+            replica.scan(bucket, "", cursor, False, limit),
+            replica.scan_versions(bucket, "", cursor, None, limit),
         )
         ends = [
             recs[-1].key
@@ -519,10 +516,6 @@ async def serve_repair(
         yield convert.repair_report_to_pb(report)
 
 
-#: Seconds between two tries of a rebuild that could not compare every key.
-REBUILD_RETRY_S = 30.0
-
-
 async def rebuild_if_new(
     repairer: Repairer, store: ReplicaStore, peers: Peers, rebuilding: Callable[[bool], None]
 ) -> None:
@@ -572,6 +565,6 @@ async def rebuild_if_new(
                 )
                 await store.rebuilt()
                 return
-            await asyncio.sleep(REBUILD_RETRY_S)
+            await asyncio.sleep(repairer.cfg.repair_rebuild_retry_s)
     finally:
         rebuilding(False)

@@ -72,10 +72,6 @@ class KeyState:
     removed: list[Stamp]
 
 
-#: Keys whose last commit position is remembered (for _DropHint).
-TOUCHED_REMEMBERED = 200_000
-
-
 class _Op:
     """One request to the writer thread. ``apply`` adds to the batch and
     returns the value the caller's future gets once the batch is synced."""
@@ -365,7 +361,7 @@ class ReplicaStore:
         for bk in touched:
             self._touched[bk] = seq
             self._touched.move_to_end(bk)
-        while len(self._touched) > TOUCHED_REMEMBERED:
+        while len(self._touched) > self.cfg.handoff_touched_remembered:
             _, old = self._touched.popitem(last=False)
             self._forgotten_seq = max(self._forgotten_seq, old)
         self._committed_seq = seq

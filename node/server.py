@@ -34,8 +34,6 @@ from tristore.stamps import HybridClock
 
 log = logging.getLogger(__name__)
 
-GC_INTERVAL_S = 5.0
-
 
 async def build(cfg: ClusterConfig, name: str) -> server.ProcessSpec:
     cfg = await asyncio.to_thread(starting_config, cfg, name)
@@ -56,17 +54,17 @@ async def build(cfg: ClusterConfig, name: str) -> server.ProcessSpec:
     placer = Placer(cfg)
     witnesses = WitnessFleet(cfg, prefer=me.id) if cfg.witnesses else None
     coord = Coordinator(cfg, me, peers, placer, clock, witnesses)
-    handoff = HintedHandoff(store, peers, placer, cfg.node.hint_interval_s)
+    handoff = HintedHandoff(store, peers, placer, cfg.node)
     membership = Membership(cfg, me, placer, peers, handoff, store)
     coord.moving_azs = membership.moving_azs
-    repairer = Repairer(coord)
+    repairer = Repairer(coord, cfg.node)
 
     def set_rebuilding(on: bool) -> None:
         membership.rebuilding = on
 
     set_rebuilding(store.needs_rebuild)  # until rebuild_if_new knows better
 
-    node_events = NodeEvents(me, store, placer)
+    node_events = NodeEvents(me, store, placer, cfg.node)
     event_streams = EventStreams(cfg, node_events, peers, coord.head_bucket)
     tasks: list[asyncio.Task[None]] = []
 
@@ -88,7 +86,7 @@ async def build(cfg: ClusterConfig, name: str) -> server.ProcessSpec:
 
     async def gc_forever() -> None:
         while True:
-            await asyncio.sleep(GC_INTERVAL_S)
+            await asyncio.sleep(cfg.node.gc_interval_s)
             try:
                 await store.collect_garbage()
             except Exception:

@@ -60,17 +60,12 @@ from tristore.server import CHANNEL_OPTIONS
 log = logging.getLogger(__name__)
 
 Ctx: TypeAlias = grpc.aio.ServicerContext
-#: Deadline of asking one replicator for its status.
-STATUS_TIMEOUT_S = 2.0
-
-#: Longest a ReadLog call waits for a new entry (the store wakes it when one lands).
-MAX_LOG_WAIT_MS = 20_000
 
 
 class ObjectServicer(objects_pb2_grpc.ObjectServiceServicer):
     def __init__(self, coord: Coordinator) -> None:
         self.coord = coord
-        self.multipart = Multipart(coord)
+        self.multipart = Multipart(coord, coord.cfg.node)
 
     async def CreateBucket(
         self, request: objects_pb2.CreateBucketRequest, context: Ctx
@@ -540,7 +535,8 @@ class ReplicaServicer(replica_pb2_grpc.ReplicaServiceServicer):
     ) -> replica_pb2.ReadLogResponse:
         limit = min(request.limit or 256, 10_000)
         # A long poll: the reader hears of a change as soon as it is synced.
-        await self.store.wait_for_log(request.after, min(request.wait_ms, MAX_LOG_WAIT_MS) / 1000)
+        wait_ms = min(request.wait_ms, self.store.cfg.read_log_max_wait_ms)
+        await self.store.wait_for_log(request.after, wait_ms / 1000)
         entries = []
         for seq, raw in await self.store.read_log(request.after, limit):
             change = replica_pb2.CommitRequest()
@@ -630,7 +626,8 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
             stub = self._replicator_stubs[spec.name] = admin_pb2_grpc.ReplicatorAdminStub(channel)
         try:
             status = await stub.ReplicatorStatus(
-                admin_pb2.ReplicatorStatusRequest(), timeout=STATUS_TIMEOUT_S
+                admin_pb2.ReplicatorStatusRequest(),
+                timeout=self.membership.cfg.node.replicator_status_timeout_s,
             )
         except grpc.aio.AioRpcError as exc:
             health.error = f"{exc.code().name}: {exc.details()}"

@@ -109,6 +109,64 @@ class NodeSection:
     list_verify_parallel: int = 32
     #: Chunks of a large body queued for each replica it is staged on.
     stage_queue_chunks: int = 4
+    #: How often superseded bodies and abandoned staged chunks that are due are deleted.
+    gc_interval_s: float = 5.0
+    #: Hinted keys handed to one home at once.
+    handoff_parallel: int = 16
+    #: Recently changed keys whose last commit the store remembers, so that
+    #: hinted handoff drops a stand-in copy only if the key did not change after
+    #: it was shipped (a key forgotten counts as changed: its copy is kept and
+    #: offered again).
+    handoff_touched_remembered: int = 200_000
+    #: How often peers compare cluster maps while something changes, and how
+    #: often a node looks (locally) whether something did (a peer up or down,
+    #: handoffs starting here); also the deadline of one comparison.
+    map_sync_interval_s: float = 1.0
+    #: Longest time between two map comparisons while nothing changes (the
+    #: interval doubles from ``map_sync_interval_s`` up to this).
+    map_sync_max_interval_s: float = 10.0
+    #: Internal reads and deletes one multipart request (list, complete, abort)
+    #: runs at once.
+    multipart_parallel: int = 32
+    #: Keys repair compares (and writes back) at once.
+    repair_parallel_keys: int = 16
+    #: Keys between two progress reports of a repair.
+    repair_report_every: int = 200
+    #: Records each node returns per scan round while repair finds the keys.
+    repair_scan_batch: int = 1000
+    #: Seconds between two tries of a rebuild (new data directory) that could
+    #: not compare every key.
+    repair_rebuild_retry_s: float = 30.0
+    #: Change-log entries a node reads from RocksDB at once for a subscription.
+    events_scan_batch: int = 1024
+    #: Most change-log entries one ReadNodeEvents call looks at (then it
+    #: answers, so that one call over a long log of other buckets' changes
+    #: stays short).
+    events_scan_max: int = 16 * 1024
+    #: Events one ReadNodeEvents call returns (whole entries: it may overshoot).
+    events_read_limit: int = 256
+    #: How long a ReadNodeEvents call waits for an event before answering with none.
+    events_wait_s: float = 1.0
+    #: A node whose events could not be read is asked again after this long,
+    #: doubling up to ``events_retry_max_s``.
+    events_retry_s: float = 0.25
+    #: Longest wait before a node whose events could not be read is asked again.
+    events_retry_max_s: float = 2.0
+    #: Heartbeat interval of a subscription whose subscriber does not choose one.
+    events_heartbeat_s: float = 5.0
+    #: Events remembered per subscription, so that a change a log holds twice
+    #: (a version handed back that its home already had) is sent once.
+    events_dedup_remembered: int = 65_536
+    #: A node whose process started less than this before a subscription "from
+    #: now" began (while it was down) counts as started after it, and gives
+    #: every event since its start: clocks differ, and a few events too many
+    #: are harmless where one too few is lost.
+    events_boot_margin_ms: int = 60_000
+    #: Longest a ReadLog call (a replicator's long poll) waits for a new entry;
+    #: the store wakes it as soon as one lands.
+    read_log_max_wait_ms: int = 20_000
+    #: Deadline of asking one replicator for its status (``admin status``).
+    replicator_status_timeout_s: float = 2.0
 
 
 @dataclass(frozen=True)

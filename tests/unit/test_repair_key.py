@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from node.repair import Repairer
-from tristore.config import NodeSpec
+from tristore.config import NodeSection, NodeSpec
 from tristore.model import Change, ObjectVersion
 from tristore.placement import AzReplicas, Placement
 from tristore.stamps import Stamp
@@ -106,7 +106,7 @@ class Coordinator:
 
 
 def _run(coord: Coordinator, dry_run: bool = False) -> Any:
-    return asyncio.run(Repairer(coord)._compare_and_write("b", "k", dry_run))  # type: ignore[arg-type]
+    return asyncio.run(Repairer(coord, NodeSection())._compare_and_write("b", "k", dry_run))  # type: ignore[arg-type]
 
 
 def test_a_lost_az_gets_everything_in_one_merging_commit() -> None:

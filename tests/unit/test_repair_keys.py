@@ -11,7 +11,7 @@ import pytest
 
 from node import repair
 from node.peers import ReplicaUnavailable
-from tristore.config import NodeSpec
+from tristore.config import NodeSection, NodeSpec
 from tristore.model import ObjectVersion
 from tristore.stamps import Stamp
 
@@ -68,16 +68,12 @@ def _repairer(*replicas: FakeReplica) -> tuple[repair.Repairer, list[str]]:
             mark_down=lambda name, why: marked.append(name),
         ),
     )
-    return repair.Repairer(coord), marked
+    # Tiny pages: three records a node per scan round.
+    return repair.Repairer(coord, NodeSection(repair_scan_batch=3)), marked
 
 
 async def _all_keys(r: repair.Repairer) -> list[list[str]]:
     return [batch async for batch in r._keys("photos")]
-
-
-@pytest.fixture(autouse=True)
-def tiny_pages(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(repair, "SCAN_BATCH", 3)
 
 
 def test_every_key_once_in_order_across_nodes_and_pages() -> None:
