@@ -360,8 +360,12 @@ STILL_PENDING = "pending"
 HAS_FAILED = "failed"
 DIFFERENCES = (MISSING, DIFFERENT, STILL_PENDING, HAS_FAILED)
 
-#: Versions ``backfill`` works on at once (reading tags, queuing) by default.
+#: Versions ``backfill`` works on at once (reading tags; requeue calls) by default.
 DEFAULT_BACKFILL_PARALLEL = 8
+#: Versions one requeue call of ``backfill`` carries by default, and at most
+#: (the node's ``[node] replication_max_batch``).
+DEFAULT_BACKFILL_BATCH = 100
+MAX_BACKFILL_BATCH = 1000
 
 A = TypeVar("A")
 R = TypeVar("R")
@@ -908,26 +912,46 @@ class _Errors:
             print(f"({self.count - MAX_ERROR_LINES} more errors not shown)", file=sys.stderr)
 
 
+def batch_arg(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if not 1 <= n <= MAX_BACKFILL_BATCH:
+        raise argparse.ArgumentTypeError(f"give a whole number from 1 to {MAX_BACKFILL_BATCH}")
+    return n
+
+
 def cmd_backfill(args: argparse.Namespace) -> int:
     bucket = parse_bucket_url(args.bucket)
     count = BackfillCount()
     errors = _Errors()
     parallel = args.parallel if args.parallel is not None else DEFAULT_BACKFILL_PARALLEL
-    with connect(args.endpoint) as c, ThreadPoolExecutor(parallel) as pool:
+    size = args.batch if args.batch is not None else DEFAULT_BACKFILL_BATCH
+    with (
+        connect(args.endpoint) as c,
+        ThreadPoolExecutor(parallel) as pool,
+        ThreadPoolExecutor(parallel) as senders,
+    ):
         rules = _enabled_rules(c, bucket)
         tags_of = _tags_reader(c, bucket)
 
-        def one(e: VersionEntry) -> tuple[BackfillPlan, list[tuple[str, TristoreError | None]]]:
-            plan = plan_version(e, rules, tags_of)
-            return plan, [] if args.dry_run else _requeue(c, bucket, plan)
+        def send(plans: list[BackfillPlan]) -> list[Requeued]:
+            return [(p, []) for p in plans] if args.dry_run else _requeue(c, bucket, plans)
+
+        entries = _entries(c, bucket, args.prefix or "")
+        if any(r.enabled and r.tags for r in rules):  # one call a version: several at once
+            plans = in_order(pool, lambda e: plan_version(e, rules, tags_of), entries, parallel)
+        else:
+            plans = plan_backfill(entries, rules, tags_of)
 
         # A dry run prints a line a version: the lines are the progress. With
         # --json they go into the one JSON object instead.
         would: list[dict[str, object]] | None = [] if args.json else None
         bar = count_bar(count, enabled=not (args.no_progress or args.dry_run))
         try:
-            results = in_order(pool, one, _entries(c, bucket, args.prefix or ""), parallel)
-            for plan, outcomes in results:
+            results = in_order(senders, send, batches(plans, size), parallel)
+            for plan, outcomes in itertools.chain.from_iterable(results):
                 count.add(plan)
                 _count_requeues(bucket, plan, outcomes, args.dry_run, count, errors, would)
                 bar(count.versions)
@@ -940,6 +964,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             pool.shutdown(cancel_futures=True)
+            senders.shutdown(cancel_futures=True)
             raise
         finally:
             bar.close()
@@ -967,18 +992,39 @@ def in_order(pool: Executor, fn: Callable[[A], R], items: Iterable[A], window: i
         yield pending.popleft().result()
 
 
-def _requeue(c: Client, bucket: str, plan: BackfillPlan) -> list[tuple[str, TristoreError | None]]:
-    """Queue ``plan``'s destinations: each with None, or the error refusing it."""
-    e = plan.entry
-    out: list[tuple[str, TristoreError | None]] = []
-    for dest in plan.queue:
+#: A plan and, for each destination it queued, None or the error refusing it.
+Requeued = tuple[BackfillPlan, list[tuple[str, TristoreError | None]]]
+
+
+def batches(plans: Iterable[BackfillPlan], size: int) -> Iterator[list[BackfillPlan]]:
+    """Plans in lists queuing about ``size`` version-destination pairs each (a
+    version's destinations stay together; a plan with none rides along)."""
+    batch: list[BackfillPlan] = []
+    pairs = 0
+    for plan in plans:
+        if batch and pairs + len(plan.queue) > size:
+            yield batch
+            batch, pairs = [], 0
+        batch.append(plan)
+        pairs += len(plan.queue)
+    if batch:
+        yield batch
+
+
+def _requeue(c: Client, bucket: str, plans: list[BackfillPlan]) -> list[Requeued]:
+    """Queue the plans' destinations in one call (a call refused as a whole:
+    that error for each of them)."""
+    items = [(p.entry.key, p.entry.version_id, d) for p in plans for d in p.queue]
+    answers: list[TristoreError | None]
+    if not items:
+        answers = []
+    else:
         try:
-            c.requeue_replication(bucket, e.key, e.version_id, dest)
+            answers = list(c.requeue_replications(bucket, items))
         except TristoreError as exc:
-            out.append((dest, exc))
-        else:
-            out.append((dest, None))
-    return out
+            answers = [exc] * len(items)
+    it = iter(answers)
+    return [(p, [(d, next(it)) for d in p.queue]) for p in plans]
 
 
 def _count_requeues(
@@ -1228,8 +1274,15 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         "--parallel",
         metavar="N",
         type=parallel_arg,
-        help=f"versions worked on at once: tags read, requeued (default "
-        f"{DEFAULT_BACKFILL_PARALLEL}, at most {MAX_PARALLEL})",
+        help=f"versions whose tags are read at once (only where a rule filters on tags), and "
+        f"requeue calls in flight (default {DEFAULT_BACKFILL_PARALLEL}, at most {MAX_PARALLEL})",
+    )
+    p.add_argument(
+        "--batch",
+        metavar="N",
+        type=batch_arg,
+        help=f"versions queued by one call (default {DEFAULT_BACKFILL_BATCH}, "
+        f"at most {MAX_BACKFILL_BATCH})",
     )
     p.add_argument(
         "--no-progress",
