@@ -19,6 +19,7 @@ import dataclasses
 import itertools
 import json
 import sys
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
@@ -364,8 +365,13 @@ DIFFERENCES = (MISSING, DIFFERENT, STILL_PENDING, HAS_FAILED)
 DEFAULT_BACKFILL_PARALLEL = 8
 #: Versions one requeue call of ``backfill`` carries by default, and at most
 #: (the node's ``[node] replication_max_batch``).
-DEFAULT_BACKFILL_BATCH = 100
+DEFAULT_BACKFILL_BATCH = 200
 MAX_BACKFILL_BATCH = 1000
+#: Requeue calls of ``backfill`` in flight: each item is a conditional write,
+#: and a few hundred at once already fill a cluster's pipes.
+BACKFILL_CALLS = 2
+#: Tries of an item the cluster answered "retry" to (overloaded, say).
+REQUEUE_TRIES = 5
 
 A = TypeVar("A")
 R = TypeVar("R")
@@ -931,7 +937,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     with (
         connect(args.endpoint) as c,
         ThreadPoolExecutor(parallel) as pool,
-        ThreadPoolExecutor(parallel) as senders,
+        ThreadPoolExecutor(BACKFILL_CALLS) as senders,
     ):
         rules = _enabled_rules(c, bucket)
         tags_of = _tags_reader(c, bucket)
@@ -950,7 +956,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         would: list[dict[str, object]] | None = [] if args.json else None
         bar = count_bar(count, enabled=not (args.no_progress or args.dry_run))
         try:
-            results = in_order(senders, send, batches(plans, size), parallel)
+            results = in_order(senders, send, batches(plans, size), BACKFILL_CALLS)
             for plan, outcomes in itertools.chain.from_iterable(results):
                 count.add(plan)
                 _count_requeues(bucket, plan, outcomes, args.dry_run, count, errors, would)
@@ -1013,16 +1019,23 @@ def batches(plans: Iterable[BackfillPlan], size: int) -> Iterator[list[BackfillP
 
 def _requeue(c: Client, bucket: str, plans: list[BackfillPlan]) -> list[Requeued]:
     """Queue the plans' destinations in one call (a call refused as a whole:
-    that error for each of them)."""
+    that error for each of them); items answered with a retriable error are
+    sent again, a few times (requeuing twice is harmless)."""
     items = [(p.entry.key, p.entry.version_id, d) for p in plans for d in p.queue]
-    answers: list[TristoreError | None]
-    if not items:
-        answers = []
-    else:
+    answers: list[TristoreError | None] = [None] * len(items)
+    todo = list(range(len(items)))
+    for attempt in range(REQUEUE_TRIES):
+        if not todo:
+            break
+        if attempt:
+            time.sleep(min(2.0, 0.1 * 2**attempt))
         try:
-            answers = list(c.requeue_replications(bucket, items))
+            got = list(c.requeue_replications(bucket, [items[i] for i in todo]))
         except TristoreError as exc:
-            answers = [exc] * len(items)
+            got = [exc] * len(todo)
+        for i, answer in zip(todo, got, strict=True):
+            answers[i] = answer
+        todo = [i for i in todo if (a := answers[i]) is not None and a.retriable]
     it = iter(answers)
     return [(p, [(d, next(it)) for d in p.queue]) for p in plans]
 
@@ -1274,15 +1287,15 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         "--parallel",
         metavar="N",
         type=parallel_arg,
-        help=f"versions whose tags are read at once (only where a rule filters on tags), and "
-        f"requeue calls in flight (default {DEFAULT_BACKFILL_PARALLEL}, at most {MAX_PARALLEL})",
+        help=f"versions whose tags are read at once, where a rule filters on tags (default "
+        f"{DEFAULT_BACKFILL_PARALLEL}, at most {MAX_PARALLEL})",
     )
     p.add_argument(
         "--batch",
         metavar="N",
         type=batch_arg,
-        help=f"versions queued by one call (default {DEFAULT_BACKFILL_BATCH}, "
-        f"at most {MAX_BACKFILL_BATCH})",
+        help=f"versions queued by one call, {BACKFILL_CALLS} calls at once (default "
+        f"{DEFAULT_BACKFILL_BATCH}, at most {MAX_BACKFILL_BATCH})",
     )
     p.add_argument(
         "--no-progress",
