@@ -1,20 +1,31 @@
-"""Replication latency under the bench PUT load.
+"""Replication under load: lag at half the cluster's own maximum PUT rate,
+and backfill throughput.
 
     python -m bench.replication                  # starts two local clusters
-    python -m bench.replication --ops 2000 --conc 16 --size 1024
+    python -m bench.replication --max-ops 3000 --lag-seconds 10 --backfill 10000
 
-Starts ``tristore dev up --clusters 2`` in a temporary directory, puts a rule
-east/bench-src -> west/bench-dst, runs a fixed number of PUTs at a fixed
-concurrency on east, waits (bounded) until the replicators report every version
-applied, and reads p50/p99 from the replicators' latency histograms (write on
-east to commit on west), interpolated within buckets the way Prometheus's
-``histogram_quantile`` does. Results go to bench/results/replication.json.
+Starts ``tristore dev up --clusters 2`` in a temporary directory and, in turn:
+
+1. **max PUT rate**: ``--max-ops`` PUTs at ``--conc`` on east, into a bucket
+   no rule replicates (the cluster's own ceiling);
+2. **lag**: PUTs at half that rate (open loop: each PUT starts at its
+   scheduled time) for ``--lag-seconds`` into a bucket with a rule
+   east/bench-src -> west/bench-dst; waits (bounded) until the replicators
+   report every version applied, and reads p50/p99 from their latency
+   histograms (write on east to commit on west), interpolated within buckets
+   the way Prometheus's ``histogram_quantile`` does;
+3. **backfill**: ``--backfill`` objects written before their rule, then
+   ``tristore replication backfill`` timed (versions queued a second), then
+   ``tristore replication verify`` until it is clean (bounded).
+
+Results go to bench/results/replication.json and a table is printed.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import subprocess
@@ -32,6 +43,8 @@ from tristore.replication import Destination, Rule
 
 RESULTS = Path(__file__).resolve().parent / "results"
 METRIC = "tristore_replication_latency_seconds"
+#: Longest wait for the replicators to catch up, and for verify to be clean.
+CATCH_UP_S = 300.0
 
 
 def _scrape(addr: str) -> str:
@@ -66,53 +79,150 @@ def quantile(buckets: list[tuple[float, float]], q: float) -> float:
     return lower
 
 
-async def _load(endpoints: list[str], ops: int, conc: int, size: int) -> float:
+def rpc_counts(addrs: list[str]) -> dict[str, float]:
+    """``tristore_rpc_handled_total`` by method, summed over processes."""
+    out: dict[str, float] = {}
+    for addr in addrs:
+        for line in _scrape(addr).splitlines():
+            if line.startswith("tristore_rpc_handled_total{"):
+                method = line.split('method="', 1)[1].split('"', 1)[0]
+                out[method] = out.get(method, 0.0) + float(line.rsplit(" ", 1)[1])
+    return out
+
+
+async def _load(
+    endpoints: list[str], bucket: str, ops: int, conc: int, size: int, rate: float = 0.0
+) -> float:
+    """``ops`` PUTs; with a ``rate``, each starts at its scheduled time (open loop)."""
     body = os.urandom(size)
+    ticket = itertools.count()
+    started = time.perf_counter()
 
     async def worker(w: int) -> None:
         async with AsyncClient(endpoints[w % len(endpoints)]) as c:
-            for i in range(w, ops, conc):
-                await c.put_object("bench-src", f"k{i:08d}", body)
+            while (i := next(ticket)) < ops:
+                if rate:
+                    delay = started + i / rate - time.perf_counter()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                await c.put_object(bucket, f"k{i:08d}", body)
 
-    started = time.perf_counter()
     await asyncio.gather(*(worker(w) for w in range(conc)))
     return time.perf_counter() - started
 
 
-def run(ops: int, conc: int, size: int, base_port: int) -> dict[str, object]:
+def _cli(d: Path, cluster: str, *args: str) -> subprocess.CompletedProcess[bytes]:
+    cfg = d / cluster / "cluster.toml"
+    eps = ",".join(n.grpc for n in config.load(cfg).nodes)
+    return subprocess.run(
+        [sys.executable, "-m", "tristore", *args, "--endpoint", eps],
+        capture_output=True,
+        check=False,
+    )
+
+
+def _buckets(e: Client, w: Client, src: str, dst: str) -> None:
+    for c, bucket in ((e, src), (w, dst)):
+        c.create_bucket(bucket)
+        c.put_bucket_versioning(bucket, "Enabled")
+
+
+def _wait_replicated(addrs: list[str], count: float) -> list[tuple[float, float]]:
+    deadline = time.monotonic() + CATCH_UP_S
+    while time.monotonic() < deadline:
+        buckets = histogram(addrs)
+        if buckets and buckets[-1][1] >= count:
+            return buckets
+        time.sleep(0.5)
+    return histogram(addrs)
+
+
+def _backfill(
+    d: Path, east_eps: list[str], west: config.ClusterConfig, n: int, size: int
+) -> dict[str, object]:
+    with Client(east_eps) as e, Client([x.grpc for x in west.nodes]) as w:
+        _buckets(e, w, "bench-bf", "bench-bf-dst")
+    uvloop.run(_load(east_eps, "bench-bf", n, 32, size))
+    with Client(east_eps) as e:
+        e.put_bucket_replication("bench-bf", [Rule("bf", (Destination("west", "bench-bf-dst"),))])
+    started = time.perf_counter()
+    proc = _cli(d, "east", "replication", "backfill", "s3://bench-bf", "--no-progress", "--json")
+    took = time.perf_counter() - started
+    out = json.loads(proc.stdout) if proc.stdout else {}
+    queued = int(out.get("queued", 0))
+    west_ep = ",".join(x.grpc for x in west.nodes)
+    deadline = time.monotonic() + CATCH_UP_S
+    verify = None
+    while time.monotonic() < deadline:
+        verify = _cli(
+            d, "east", "replication", "verify", "s3://bench-bf", "--to-endpoint",
+            f"west={west_ep}", "--json",
+        )  # fmt: skip
+        if verify.returncode == 0:
+            break
+        time.sleep(2)
+    clean_after = time.perf_counter() - started
+    summary = json.loads(verify.stdout) if verify is not None and verify.stdout else {}
+    return {
+        "backfill_objects": n,
+        "backfill_queued": queued,
+        "backfill_s": round(took, 2),
+        "backfill_per_s": round(queued / took, 1) if took else 0.0,
+        "backfill_errors": int(out.get("errors", 0)),
+        "verify_clean": verify is not None and verify.returncode == 0,
+        "verify_differences": summary.get("total"),
+        "verify_clean_after_s": round(clean_after, 1),
+    }
+
+
+def run(args: argparse.Namespace) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix="tristore-bench-") as tmp:
         d = Path(tmp) / "dev"
         up = [sys.executable, "-m", "tristore", "dev", "up", "--dir", str(d), "--clusters", "2"]
-        subprocess.run([*up, "--base-port", str(base_port)], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [*up, "--base-port", str(args.base_port)], check=True, stdout=subprocess.DEVNULL
+        )
         try:
             east = config.load(d / "east" / "cluster.toml")
             west = config.load(d / "west" / "cluster.toml")
             east_eps = [n.grpc for n in east.nodes]
             with Client(east_eps) as e, Client([n.grpc for n in west.nodes]) as w:
-                for c, bucket in ((e, "bench-src"), (w, "bench-dst")):
-                    c.create_bucket(bucket)
-                    c.put_bucket_versioning(bucket, "Enabled")
+                _buckets(e, w, "bench-max", "bench-unused")
+                _buckets(e, w, "bench-src", "bench-dst")
                 e.put_bucket_replication(
                     "bench-src", [Rule("bench", (Destination("west", "bench-dst"),))]
                 )
-            seconds = uvloop.run(_load(east_eps, ops, conc, size))
+            seconds = uvloop.run(_load(east_eps, "bench-max", args.max_ops, args.conc, args.size))
+            max_rate = args.max_ops / seconds
+            rate = args.rate or max_rate / 2
+            lag_ops = max(1, int(rate * args.lag_seconds))
+            procs = [n.metrics for n in (*east.nodes, *west.nodes)]
+            procs += [r.metrics for r in east.replicators]
+            rpcs_before = rpc_counts(procs)
+            seconds = uvloop.run(
+                _load(east_eps, "bench-src", lag_ops, args.conc, args.size, rate=rate)
+            )
             addrs = [r.metrics for r in east.replicators]
-            deadline = time.monotonic() + 300
-            while time.monotonic() < deadline:
-                buckets = histogram(addrs)
-                if buckets and buckets[-1][1] >= ops:
-                    break
-                time.sleep(0.5)
-            buckets = histogram(addrs)
-            return {
-                "ops": ops,
-                "conc": conc,
-                "size": size,
-                "put_per_s": round(ops / seconds, 1),
+            buckets = _wait_replicated(addrs, lag_ops)
+            rpcs = {
+                m: round((n - rpcs_before.get(m, 0.0)) / lag_ops, 2)
+                for m, n in rpc_counts(procs).items()
+                if n - rpcs_before.get(m, 0.0) >= lag_ops / 10 or "Replica" in m
+            }
+            result: dict[str, object] = {
+                "size": args.size,
+                "conc": args.conc,
+                "max_put_per_s": round(max_rate, 1),
+                "lag_put_per_s": round(lag_ops / seconds, 1),
+                "lag_ops": lag_ops,
                 "replicated": int(buckets[-1][1]) if buckets else 0,
                 "lag_p50_ms": round(quantile(buckets, 0.5) * 1000, 1),
                 "lag_p99_ms": round(quantile(buckets, 0.99) * 1000, 1),
+                "rpcs_per_version": dict(sorted(rpcs.items())),
             }
+            if args.backfill:
+                result |= _backfill(d, east_eps, west, args.backfill, args.size)
+            return result
         finally:
             subprocess.run(
                 [sys.executable, "-m", "tristore", "dev", "down", "--dir", str(d)],
@@ -125,18 +235,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--ops", type=int, default=2000)
-    parser.add_argument("--conc", type=int, default=16)
+    parser.add_argument("--max-ops", type=int, default=3000, help="PUTs of the max-rate phase")
+    parser.add_argument("--conc", type=int, default=64)
     parser.add_argument("--size", type=int, default=1024)
+    parser.add_argument("--lag-seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--rate", type=float, default=0.0, help="PUT/s of the lag phase (default: half the max)"
+    )
+    parser.add_argument("--backfill", type=int, default=10_000, help="objects backfilled (0: none)")
     parser.add_argument("--base-port", type=int, default=27600)
     args = parser.parse_args()
-    result = run(args.ops, args.conc, args.size, args.base_port)
+    result = run(args)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "replication.json").write_text(json.dumps(result, indent=2) + "\n")
-    heads = ("ops", "conc", "size", "put/s", "replicated", "p50 ms", "p99 ms")
-    print(" ".join(f"{h:>10}" for h in heads))
-    keys = ("ops", "conc", "size", "put_per_s", "replicated", "lag_p50_ms", "lag_p99_ms")
-    print(" ".join(f"{result[k]!s:>10}" for k in keys))
+    for k, v in result.items():
+        print(f"{k:>22}  {v}")
 
 
 if __name__ == "__main__":

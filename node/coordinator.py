@@ -15,7 +15,7 @@ This class only wires them together and delegates; the servicer
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 
 from node.buckets import Buckets
 from node.cache import MetadataCache
@@ -24,7 +24,7 @@ from node.objects import GetResult, Objects, PutHeader
 from node.peers import Peers
 from node.protocol import Protocol
 from node.quorum import Quorum
-from node.replication_apply import ReplicationApply
+from node.replication_apply import ReplicationApply, StatusUpdate
 from node.witness_client import WitnessFleet
 from tristore import replication, validation
 from tristore.config import ClusterConfig, NodeSpec
@@ -197,3 +197,13 @@ class Coordinator:
         await self.replication.put_replication_status(
             bucket, key, version_id, destination, status, error
         )
+
+    async def apply_replicas(
+        self, items: Sequence[tuple[ObjectVersion, str, bytes]]
+    ) -> list[bool | Exception]:
+        return await self.replication.apply_replicas(items)
+
+    async def put_replication_statuses(
+        self, items: Sequence[StatusUpdate]
+    ) -> list[Exception | None]:
+        return await self.replication.put_replication_statuses(items)

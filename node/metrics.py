@@ -17,7 +17,7 @@ WRITE_BATCH_SIZE = Histogram(
 PEER_BATCH_SIZE = Histogram(
     "tristore_node_peer_batch_size",
     "Operations one message to a peer carried: commits and metadata reads to a "
-    "node, checks and records to a witness (node/batcher.py).",
+    "node, checks and records to a witness (tristore/batcher.py).",
     ["peer"],
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
 )

@@ -19,10 +19,10 @@ from typing import Protocol
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from node.batcher import Batcher
 from node.metrics import NODES_TOTAL, NODES_UP, PEER_BATCH_SIZE
 from node.replica_store import CommitResult, ReplicaStore
 from tristore import errors
+from tristore.batcher import Batcher
 from tristore.config import ClusterConfig, NodeSection, NodeSpec
 from tristore.convert import change_to_pb, stamp_from_pb, stamp_to_pb, version_from_pb
 from tristore.model import Change, ObjectVersion

@@ -31,7 +31,6 @@ from typing import Any, cast
 import rocksdict
 
 from node import keys, records
-from node.batcher import Batcher
 from node.metrics import (
     CHANGE_LOG_SEQ,
     FSYNC_SECONDS,
@@ -39,6 +38,7 @@ from node.metrics import (
     HINTS_PENDING,
     WRITE_BATCH_SIZE,
 )
+from tristore.batcher import Batcher
 from tristore.config import NodeSection
 from tristore.errors import InternalError
 from tristore.model import Change, ObjectVersion

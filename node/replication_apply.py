@@ -5,6 +5,11 @@ status, the source) cluster.
   wrote, keeping its version id, and never moves a key backwards;
 - :meth:`ReplicationApply.put_replication_status` records a replicator's word
   on one destination of a source version (or requeues it);
+- :meth:`ReplicationApply.apply_replicas` and
+  :meth:`ReplicationApply.put_replication_statuses` do many of those in one
+  call: items of one key one after the other, in their order (so a batch
+  cannot race itself), keys concurrently (so their writes share the pipes'
+  messages and fsyncs);
 - :meth:`ReplicationApply.settle_current` brings a key's current record back
   to its newest version after a race between a replica and a local write;
 - :meth:`ReplicationApply.sync_modification` applies tags and ACLs changed on
@@ -13,10 +18,12 @@ status, the source) cluster.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
-from dataclasses import replace
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import TypeVar
 
 from node.buckets import Buckets
 from node.objects import Objects, replication_status_of
@@ -31,6 +38,47 @@ from tristore.errors import (
 from tristore.model import VERSIONING_ENABLED, ObjectVersion
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class StatusUpdate:
+    """One item of :meth:`ReplicationApply.put_replication_statuses`."""
+
+    bucket: str
+    key: str
+    version_id: str
+    destination: str
+    status: str
+    error: str = ""
+
+
+async def per_key(
+    items: Sequence[T], key_of: Callable[[T], tuple[str, str]], fn: Callable[[T], Awaitable[R]]
+) -> list[R | Exception]:
+    """``fn`` of every item: those of one key in their order, keys
+    concurrently. The result or the exception of each, in the items' order."""
+    out: list[R | Exception] = [InvalidRequest("not run")] * len(items)
+    groups: dict[tuple[str, str], list[int]] = {}
+    for i, item in enumerate(items):
+        groups.setdefault(key_of(item), []).append(i)
+
+    async def run(indexes: list[int]) -> None:
+        for i in indexes:
+            try:
+                out[i] = await fn(items[i])
+            except Exception as exc:  # noqa: BLE001 - this item's answer, not the call's
+                out[i] = exc
+
+    await asyncio.gather(*(run(ix) for ix in groups.values()))
+    return out
+
+
+async def _bytes(data: bytes) -> AsyncIterator[bytes]:
+    if data:
+        yield data
 
 
 class ReplicationApply:
@@ -93,6 +141,37 @@ class ReplicationApply:
             replica=True,
         )
         return True
+
+    def _check_batch(self, n: int) -> None:
+        if n > self.ncfg.replication_max_batch:
+            raise InvalidArgument(
+                f"{n} items in one call; at most {self.ncfg.replication_max_batch} "
+                "([node] replication_max_batch)"
+            )
+
+    async def apply_replicas(
+        self, items: Sequence[tuple[ObjectVersion, str, bytes]]
+    ) -> list[bool | Exception]:
+        """:meth:`apply_replica` of many (version, origin, whole body) items."""
+        self._check_batch(len(items))
+        return await per_key(
+            items,
+            lambda it: (it[0].bucket, it[0].key),
+            lambda it: self.apply_replica(it[0], it[1], _bytes(it[2])),
+        )
+
+    async def put_replication_statuses(
+        self, items: Sequence[StatusUpdate]
+    ) -> list[Exception | None]:
+        """:meth:`put_replication_status` of many items."""
+        self._check_batch(len(items))
+        return await per_key(
+            items,
+            lambda u: (u.bucket, u.key),
+            lambda u: self.put_replication_status(
+                u.bucket, u.key, u.version_id, u.destination, u.status, u.error
+            ),
+        )
 
     async def put_replication_status(
         self, bucket: str, key: str, version_id: str, destination: str, status: str, error: str

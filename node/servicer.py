@@ -19,6 +19,7 @@ from node.objects import PutHeader
 from node.peers import Peers
 from node.repair import Repairer, serve_repair
 from node.replica_store import ReplicaStore
+from node.replication_apply import StatusUpdate
 from node.witness_client import WitnessConn, WitnessFleet
 from tristore import clustermap, config, pipe
 from tristore.config import NodeSpec, ReplicatorSpec
@@ -342,6 +343,48 @@ class ObjectServicer(objects_pb2_grpc.ObjectServiceServicer):
             request.error,
         )
         return objects_pb2.PutReplicationStatusResponse()
+
+    async def ApplyReplicas(
+        self, request: objects_pb2.ApplyReplicasRequest, context: Ctx
+    ) -> objects_pb2.ApplyReplicasResponse:
+        items = [
+            (version_from_pb(i.header.version), i.header.origin_cluster, i.data)
+            for i in request.items
+        ]
+        results = await self.coord.apply_replicas(items)
+        return objects_pb2.ApplyReplicasResponse(
+            results=[
+                objects_pb2.ApplyReplicaResult(error=_item_error(r))
+                if isinstance(r, Exception)
+                else objects_pb2.ApplyReplicaResult(applied=r)
+                for r in results
+            ]
+        )
+
+    async def PutReplicationStatuses(
+        self, request: objects_pb2.PutReplicationStatusesRequest, context: Ctx
+    ) -> objects_pb2.PutReplicationStatusesResponse:
+        items = [
+            StatusUpdate(i.bucket, i.key, i.version_id, i.destination, i.status, i.error)
+            for i in request.items
+        ]
+        results = await self.coord.put_replication_statuses(items)
+        return objects_pb2.PutReplicationStatusesResponse(
+            results=[
+                objects_pb2.PutReplicationStatusResult(error=_item_error(r))
+                if isinstance(r, Exception)
+                else objects_pb2.PutReplicationStatusResult()
+                for r in results
+            ]
+        )
+
+
+def _item_error(exc: Exception) -> objects_pb2.ItemError:
+    """One item's failure as the single call would have raised it."""
+    if not isinstance(exc, TristoreError):
+        log.error("replication item failed", exc_info=exc)
+        exc = InternalError(f"{type(exc).__name__}: {exc}")
+    return objects_pb2.ItemError(code=exc.code, message=exc.message)
 
 
 _Streamed = TypeVar(

@@ -35,9 +35,9 @@ from typing import Any
 
 import grpc
 
-from node.batcher import Batcher
 from node.metrics import PEER_BATCH_SIZE, WITNESS_CALLS, WITNESS_FENCED, WITNESS_UNKNOWN
 from tristore import errors
+from tristore.batcher import Batcher
 from tristore.config import ClusterConfig, WitnessSpec
 from tristore.errors import QuorumUnavailable
 from tristore.pb import witness_pb2, witness_pb2_grpc

@@ -90,6 +90,9 @@ class ReplicatorState:
             out.append(json.loads(cast(bytes, v)))
         return out
 
+    def is_parked(self, bucket: str, key: str, version_id: str, destination: str) -> bool:
+        return self.db.get(self._dlq_key(bucket, key, version_id, destination)) is not None
+
     def unpark(self, bucket: str, key: str, version_id: str, destination: str) -> bool:
         """Forget a parked version (it went through after a replay); False if it was not parked."""
         k = self._dlq_key(bucket, key, version_id, destination)

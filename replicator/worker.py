@@ -8,8 +8,10 @@ new version that its bucket's rules send somewhere to every destination.
   are handled.
 - **What is sent.** A new version (or delete marker) marked PENDING for a
   destination: its body is read from the source by version id, and it is
-  applied at the destination by ApplyReplica with its version id, stamp, ETag,
-  Last-Modified, metadata, tags and ACL. The destination keeps it as a version
+  applied at the destination with its version id, stamp, ETag,
+  Last-Modified, metadata, tags and ACL: small ones (inline bodies, delete
+  markers) many to an ApplyReplicas message, large ones streamed by
+  ApplyReplica each. The destination keeps it as a version
   and makes it current only if nothing newer is there: applies are idempotent
   and never go backwards, so the three copies of an entry, retries, and
   replicators that restart halfway are all harmless.
@@ -17,8 +19,10 @@ new version that its bucket's rules send somewhere to every destination.
   i of n takes the keys whose hash is i mod n. (While one is down its share
   waits for it: nothing is lost, it is late.)
 - **Outcome.** COMPLETED is written back to the source version's
-  per-destination status. An unreachable destination is retried with capped
-  backoff for as long as it takes (the version stays PENDING, the lag grows);
+  per-destination status (many to a PutReplicationStatuses message; each item
+  is the same conditional update as a single call). An unreachable
+  destination is retried with capped backoff for as long as it takes (the
+  version stays PENDING, the lag grows);
   an answer that retrying cannot change (a destination bucket without
   versioning, say), ``max_attempts`` times, makes it FAILED with the error,
   and the version is parked in the dead-letter queue. Replicas are marked REPLICA with their
@@ -32,7 +36,7 @@ import hashlib
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
@@ -42,6 +46,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from replicator import metrics
 from replicator.state import ReplicatorState
 from tristore import errors, replication
+from tristore.batcher import Batcher
 from tristore.client import AsyncClient
 from tristore.config import ClusterConfig, NodeSpec, ReplicatorSpec
 from tristore.convert import change_from_pb, rule_from_pb, version_to_pb
@@ -66,8 +71,6 @@ LOG_WAIT_MS = 20_000
 #: After a batch shorter than a full one, wait this long before reading that log
 #: again, so a busy log's entries travel in batches and not an RPC per group commit.
 LOG_GATHER_S = 0.01
-#: Versions one replicator sends at once.
-PARALLEL = 32
 #: How often, at start, a cluster no node of answered is tried again.
 CLUSTER_PROBE_S = 1.0
 #: How often the "waiting for" line is repeated.
@@ -76,6 +79,11 @@ WAITING_LOG_EVERY_S = 5.0
 MAP_WATCH_S = 5.0
 #: Versions remembered as done, so the other copies of their log entries are skipped.
 DONE_REMEMBERED = 100_000
+
+
+def _item_error(err: objects_pb2.ItemError) -> errors.TristoreError:
+    """One item's failure in a batched answer, as the single call would have raised it."""
+    return errors.BY_CODE.get(err.code, errors.InternalError)(err.message)
 
 
 def _share(bucket: str, key: str, count: int) -> int:
@@ -149,7 +157,17 @@ class Replicator:
         }
         self._rules: dict[str, tuple[float, tuple[replication.Rule, ...]]] = {}
         self._destinations_seen: set[str] = set()
-        self._gate = asyncio.Semaphore(PARALLEL)
+        self._gate = asyncio.Semaphore(self.rcfg.parallel)
+        self._streams = asyncio.Semaphore(self.rcfg.streams)
+        # Status updates to the source and small applies to each remote: what
+        # the versions in flight produce meanwhile shares one message.
+        self._statuses: Batcher[objects_pb2.PutReplicationStatusRequest, None] = Batcher(
+            self._send_statuses, self.rcfg.max_batch, self.rcfg.max_inflight
+        )
+        self._applies: dict[str, Batcher[objects_pb2.ApplyReplicaItem, bool]] = {
+            name: Batcher(self._applier(name), self.rcfg.max_batch, self.rcfg.max_inflight)
+            for name in self.remotes
+        }
         self._inflight: dict[tuple[str, str, str, str], asyncio.Future[None]] = {}
         self._tails: dict[str, asyncio.Task[None]] = {}
         self._lag: dict[str, float] = {}
@@ -336,7 +354,7 @@ class Replicator:
         try:
             error = ""
             # Answers that retrying cannot change, counted across restarts.
-            refusals = await asyncio.to_thread(self.state.refusals, *ident)
+            refusals = self.state.refusals(*ident)  # a read: no fsync
             gone = 0
             tries = 0
             while refusals < self.rcfg.max_attempts:
@@ -390,7 +408,8 @@ class Replicator:
                         self.rcfg.threshold_s,
                     )
                 await self._set_status(v, dest, replication.COMPLETED, "")
-                await asyncio.to_thread(self._through, ident)
+                if refusals or self.state.is_parked(*ident):
+                    await asyncio.to_thread(self._through, ident)
                 return
             await asyncio.to_thread(self._park, ident, error)
             await self._set_status(v, dest, replication.FAILED, error)
@@ -435,15 +454,36 @@ class Replicator:
         )
         for attempt in range(STATUS_TRIES):
             try:
-                await self.source_raw.call(
-                    lambda s: s.PutReplicationStatus(request, timeout=self.rcfg.timeout_s)
-                )
+                await self._statuses.submit(request)
                 return
             except errors.TristoreError as exc:
                 if not exc.retriable or attempt + 1 == STATUS_TRIES:
                     log.warning("could not record %s for %s/%s: %s", status, v.bucket, v.key, exc)
                     return
                 await asyncio.sleep(min(MAX_BACKOFF_S, self.rcfg.retry_backoff_s * 2**attempt))
+
+    async def _send_statuses(
+        self, items: list[objects_pb2.PutReplicationStatusRequest]
+    ) -> list[BaseException | None]:
+        request = objects_pb2.PutReplicationStatusesRequest(items=items)
+        resp = await self.source_raw.call(
+            lambda s: s.PutReplicationStatuses(request, timeout=self.rcfg.timeout_s)
+        )
+        return [_item_error(r.error) if r.HasField("error") else None for r in resp.results]
+
+    def _applier(
+        self, cluster: str
+    ) -> Callable[[list[objects_pb2.ApplyReplicaItem]], Awaitable[list[bool | BaseException]]]:
+        async def send(items: list[objects_pb2.ApplyReplicaItem]) -> list[bool | BaseException]:
+            request = objects_pb2.ApplyReplicasRequest(items=items)
+            resp = await self.remotes[cluster].call(
+                lambda s: s.ApplyReplicas(request, timeout=self.rcfg.timeout_s)
+            )
+            return [
+                _item_error(r.error) if r.HasField("error") else r.applied for r in resp.results
+            ]
+
+        return send
 
     async def _destination(self, v: ObjectVersion, dest: str) -> replication.Destination:
         """The destination with its overrides, from the bucket's rules now."""
@@ -482,15 +522,21 @@ class Replicator:
             origin_cluster=v.origin_cluster or self.cfg.cluster.name,
         )
 
+        if v.delete_marker or v.size == 0 or v.inline is not None:
+            # A small version travels whole in one item of a batched call.
+            item = objects_pb2.ApplyReplicaItem(header=header, data=v.inline or b"")
+            return await self._applies[dest.cluster].submit(item)
+        async with self._streams:
+            return await self._stream(v, remote, header)
+
+    async def _stream(
+        self, v: ObjectVersion, remote: _Cluster, header: objects_pb2.ApplyReplicaHeader
+    ) -> bool:
+        """Apply a version with a large body, streamed from the source."""
         source_failed: list[Exception] = []
 
         async def requests() -> AsyncIterator[objects_pb2.ApplyReplicaRequest]:
             yield objects_pb2.ApplyReplicaRequest(header=header)
-            if v.delete_marker or v.size == 0:
-                return
-            if v.inline is not None:  # a small body travels in the change log
-                yield objects_pb2.ApplyReplicaRequest(data=v.inline)
-                return
             try:
                 stream = self.source.get_object_stream(v.bucket, v.key, version_id=v.version_id)
                 async with stream as s:

@@ -64,10 +64,13 @@ class NodeSection:
     #: Deadline of one node-to-node call.
     replica_timeout_s: float = 5.0
     #: Most commits and metadata reads one batched call to a peer carries;
-    #: concurrent requests for a peer share a call (see node/batcher.py).
+    #: concurrent requests for a peer share a call (see tristore/batcher.py).
     replica_max_batch: int = 512
     #: Batched calls to one peer in flight at once.
     replica_max_inflight: int = 2
+    #: Most items one batched replication call (ApplyReplicas,
+    #: PutReplicationStatuses) may carry; more is refused with InvalidArgument.
+    replication_max_batch: int = 1000
     #: How long a peer that failed a call is skipped before it is tried again.
     peer_down_s: float = 1.0
     #: How often the node probes its peers' health.
@@ -195,6 +198,15 @@ class ReplicatorSection:
     threshold_s: float = 900.0
     #: Deadline of one call to a node of either cluster.
     timeout_s: float = 30.0
+    #: Versions one replicator works on at once.
+    parallel: int = 256
+    #: Of those, versions with large bodies (streamed by ApplyReplica) at once.
+    streams: int = 32
+    #: Most small versions one ApplyReplicas call carries, and most status
+    #: updates one PutReplicationStatuses call carries.
+    max_batch: int = 128
+    #: Batched calls to one cluster in flight at once (each of the two kinds).
+    max_inflight: int = 4
 
 
 #: A node takes new writes for the keys it is home to.

@@ -5,7 +5,7 @@ stream does (call set-up, headers, trailers). So a coordinator keeps one
 bidirectional stream open to each peer it talks to (every storage node, every
 witness) and sends its requests on it: each request carries an ``id`` that its
 answer repeats, and answers may come back in any order. Together with
-:class:`node.batcher.Batcher`, which puts what one event-loop turn produced for
+:class:`tristore.batcher.Batcher`, which puts what one event-loop turn produced for
 a peer into one request, this is how many operations share one message.
 
 :class:`PipeClient` is the sending end. A request that gets no answer within

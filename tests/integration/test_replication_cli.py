@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import time
+import urllib.request
 from typing import Any
 
 import pytest
@@ -266,3 +267,53 @@ def test_backfill_at_scale_then_verify_is_clean(pair: tuple[DevCluster, DevClust
         f"\nbackfill of {SCALE}: written in {wrote_s:.1f} s, queued in {queued_s:.1f} s, "
         f"on west and verified in {replicated_s:.1f} s"
     )
+
+
+def test_batched_backfill_with_a_killed_replicator_converges(
+    pair: tuple[DevCluster, DevCluster],
+) -> None:
+    """A few hundred versions queued many to a call (PutReplicationStatuses),
+    sent many to a message (ApplyReplicas) and marked COMPLETED many to a
+    message, while east's replicator is killed and started again: verify ends
+    clean, and the batched calls carried the work."""
+    east, west = pair
+    n = 300
+    with east.client() as e, west.client() as w:
+        e.create_bucket("bf-src")
+        e.put_bucket_versioning("bf-src", "Enabled")
+        w.create_bucket("bf-dst")
+        w.put_bucket_versioning("bf-dst", "Enabled")
+
+        async def fill() -> None:
+            async with AsyncClient(east.endpoint) as c:
+                for start in range(0, n, 50):
+                    await asyncio.gather(
+                        *(
+                            c.put_object("bf-src", f"b/{i:04d}", b"y" * (i % 7))
+                            for i in range(start, min(n, start + 50))
+                        )
+                    )
+
+        asyncio.run(fill())
+    east.cli("replication", "put", "s3://bf-src", "--to", "west/bf-dst")
+    replicator = east.config.replicators[0].name  # of east's replicators, one is killed
+    east.kill(replicator)
+    counts = _json(east.cli("replication", "backfill", "s3://bf-src", "--batch", "64", "--json"))
+    assert (counts["queued"], counts["errors"]) == (n, 0)
+    # Its share of the keys waits for it (another replicator sends the rest).
+    assert _verify(east, west, "bf-src")[1]["counts"]["pending"] > 0
+    east.start(replicator)
+    wait_until(lambda: _clean(east, west, "bf-src"), timeout=180, what="verify clean")
+    assert _handled(west, "ApplyReplicas") > 0 and _handled(east, "PutReplicationStatuses") > 0
+    assert _handled(west, "ApplyReplica") == 0  # small bodies: none streamed one a call
+
+
+def _handled(cluster: DevCluster, method: str) -> float:
+    """Calls of one RPC method the cluster's nodes handled."""
+    total = 0.0
+    for n in cluster.config.nodes:
+        with urllib.request.urlopen(f"http://{n.metrics}/metrics", timeout=5) as resp:
+            for line in resp.read().decode().splitlines():
+                if line.startswith("tristore_rpc_handled_total{") and f'method="{method}"' in line:
+                    total += float(line.rsplit(" ", 1)[1])
+    return total

@@ -1,4 +1,4 @@
-"""Pipes (tristore/pipe.py) and the batcher (node/batcher.py): answers reach the
+"""Pipes (tristore/pipe.py) and the batcher (tristore/batcher.py): answers reach the
 request that asked, out of order too; a silent or lost peer fails what waits on
 it and the next request opens a new stream; a stopping server ends its pipes;
 one event-loop turn's requests share one message."""
@@ -12,8 +12,8 @@ from typing import Any
 import grpc
 import pytest
 
-from node.batcher import Batcher
 from tristore import pipe
+from tristore.batcher import Batcher
 from tristore.pb import replica_pb2
 
 pytestmark = pytest.mark.unit

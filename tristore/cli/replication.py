@@ -19,6 +19,7 @@ import dataclasses
 import itertools
 import json
 import sys
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
@@ -360,8 +361,17 @@ STILL_PENDING = "pending"
 HAS_FAILED = "failed"
 DIFFERENCES = (MISSING, DIFFERENT, STILL_PENDING, HAS_FAILED)
 
-#: Versions ``backfill`` works on at once (reading tags, queuing) by default.
+#: Versions ``backfill`` works on at once (reading tags; requeue calls) by default.
 DEFAULT_BACKFILL_PARALLEL = 8
+#: Versions one requeue call of ``backfill`` carries by default, and at most
+#: (the node's ``[node] replication_max_batch``).
+DEFAULT_BACKFILL_BATCH = 200
+MAX_BACKFILL_BATCH = 1000
+#: Requeue calls of ``backfill`` in flight: each item is a conditional write,
+#: and a few hundred at once already fill a cluster's pipes.
+BACKFILL_CALLS = 2
+#: Tries of an item the cluster answered "retry" to (overloaded, say).
+REQUEUE_TRIES = 5
 
 A = TypeVar("A")
 R = TypeVar("R")
@@ -908,26 +918,46 @@ class _Errors:
             print(f"({self.count - MAX_ERROR_LINES} more errors not shown)", file=sys.stderr)
 
 
+def batch_arg(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if not 1 <= n <= MAX_BACKFILL_BATCH:
+        raise argparse.ArgumentTypeError(f"give a whole number from 1 to {MAX_BACKFILL_BATCH}")
+    return n
+
+
 def cmd_backfill(args: argparse.Namespace) -> int:
     bucket = parse_bucket_url(args.bucket)
     count = BackfillCount()
     errors = _Errors()
     parallel = args.parallel if args.parallel is not None else DEFAULT_BACKFILL_PARALLEL
-    with connect(args.endpoint) as c, ThreadPoolExecutor(parallel) as pool:
+    size = args.batch if args.batch is not None else DEFAULT_BACKFILL_BATCH
+    with (
+        connect(args.endpoint) as c,
+        ThreadPoolExecutor(parallel) as pool,
+        ThreadPoolExecutor(BACKFILL_CALLS) as senders,
+    ):
         rules = _enabled_rules(c, bucket)
         tags_of = _tags_reader(c, bucket)
 
-        def one(e: VersionEntry) -> tuple[BackfillPlan, list[tuple[str, TristoreError | None]]]:
-            plan = plan_version(e, rules, tags_of)
-            return plan, [] if args.dry_run else _requeue(c, bucket, plan)
+        def send(plans: list[BackfillPlan]) -> list[Requeued]:
+            return [(p, []) for p in plans] if args.dry_run else _requeue(c, bucket, plans)
+
+        entries = _entries(c, bucket, args.prefix or "")
+        if any(r.enabled and r.tags for r in rules):  # one call a version: several at once
+            plans = in_order(pool, lambda e: plan_version(e, rules, tags_of), entries, parallel)
+        else:
+            plans = plan_backfill(entries, rules, tags_of)
 
         # A dry run prints a line a version: the lines are the progress. With
         # --json they go into the one JSON object instead.
         would: list[dict[str, object]] | None = [] if args.json else None
         bar = count_bar(count, enabled=not (args.no_progress or args.dry_run))
         try:
-            results = in_order(pool, one, _entries(c, bucket, args.prefix or ""), parallel)
-            for plan, outcomes in results:
+            results = in_order(senders, send, batches(plans, size), BACKFILL_CALLS)
+            for plan, outcomes in itertools.chain.from_iterable(results):
                 count.add(plan)
                 _count_requeues(bucket, plan, outcomes, args.dry_run, count, errors, would)
                 bar(count.versions)
@@ -940,6 +970,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             pool.shutdown(cancel_futures=True)
+            senders.shutdown(cancel_futures=True)
             raise
         finally:
             bar.close()
@@ -967,18 +998,46 @@ def in_order(pool: Executor, fn: Callable[[A], R], items: Iterable[A], window: i
         yield pending.popleft().result()
 
 
-def _requeue(c: Client, bucket: str, plan: BackfillPlan) -> list[tuple[str, TristoreError | None]]:
-    """Queue ``plan``'s destinations: each with None, or the error refusing it."""
-    e = plan.entry
-    out: list[tuple[str, TristoreError | None]] = []
-    for dest in plan.queue:
+#: A plan and, for each destination it queued, None or the error refusing it.
+Requeued = tuple[BackfillPlan, list[tuple[str, TristoreError | None]]]
+
+
+def batches(plans: Iterable[BackfillPlan], size: int) -> Iterator[list[BackfillPlan]]:
+    """Plans in lists queuing about ``size`` version-destination pairs each (a
+    version's destinations stay together; a plan with none rides along)."""
+    batch: list[BackfillPlan] = []
+    pairs = 0
+    for plan in plans:
+        if batch and pairs + len(plan.queue) > size:
+            yield batch
+            batch, pairs = [], 0
+        batch.append(plan)
+        pairs += len(plan.queue)
+    if batch:
+        yield batch
+
+
+def _requeue(c: Client, bucket: str, plans: list[BackfillPlan]) -> list[Requeued]:
+    """Queue the plans' destinations in one call (a call refused as a whole:
+    that error for each of them); items answered with a retriable error are
+    sent again, a few times (requeuing twice is harmless)."""
+    items = [(p.entry.key, p.entry.version_id, d) for p in plans for d in p.queue]
+    answers: list[TristoreError | None] = [None] * len(items)
+    todo = list(range(len(items)))
+    for attempt in range(REQUEUE_TRIES):
+        if not todo:
+            break
+        if attempt:
+            time.sleep(min(2.0, 0.1 * 2**attempt))
         try:
-            c.requeue_replication(bucket, e.key, e.version_id, dest)
+            got = list(c.requeue_replications(bucket, [items[i] for i in todo]))
         except TristoreError as exc:
-            out.append((dest, exc))
-        else:
-            out.append((dest, None))
-    return out
+            got = [exc] * len(todo)
+        for i, answer in zip(todo, got, strict=True):
+            answers[i] = answer
+        todo = [i for i in todo if (a := answers[i]) is not None and a.retriable]
+    it = iter(answers)
+    return [(p, [(d, next(it)) for d in p.queue]) for p in plans]
 
 
 def _count_requeues(
@@ -1228,8 +1287,15 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         "--parallel",
         metavar="N",
         type=parallel_arg,
-        help=f"versions worked on at once: tags read, requeued (default "
+        help=f"versions whose tags are read at once, where a rule filters on tags (default "
         f"{DEFAULT_BACKFILL_PARALLEL}, at most {MAX_PARALLEL})",
+    )
+    p.add_argument(
+        "--batch",
+        metavar="N",
+        type=batch_arg,
+        help=f"versions queued by one call, {BACKFILL_CALLS} calls at once (default "
+        f"{DEFAULT_BACKFILL_BATCH}, at most {MAX_BACKFILL_BATCH})",
     )
     p.add_argument(
         "--no-progress",

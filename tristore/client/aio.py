@@ -616,6 +616,32 @@ class AsyncClient:
         )
         await self._unary("PutReplicationStatus", request)
 
+    async def requeue_replications(
+        self, bucket: str, items: Sequence[tuple[str, str, str]]
+    ) -> list[errors.TristoreError | None]:
+        """:meth:`requeue_replication` of many ``(key, version_id, destination)``
+        items of one bucket in one call (backfill, replay): for each, None, or
+        the error that refused it. At most ``[node] replication_max_batch`` items."""
+        validation.check_bucket_name(bucket)
+        request = objects_pb2.PutReplicationStatusesRequest()
+        for key, version_id, destination in items:
+            validation.check_key(key)
+            request.items.add(
+                bucket=bucket,
+                key=key,
+                version_id=check_version_id(version_id),
+                destination=destination,
+                status="PENDING",
+            )
+        # A retry of the whole call is safe: an item already PENDING is left as it is.
+        resp = await self._unary("PutReplicationStatuses", request)
+        return [
+            errors.BY_CODE.get(r.error.code, errors.InternalError)(r.error.message)
+            if r.HasField("error")
+            else None
+            for r in resp.results
+        ]
+
     # -- multipart upload --------------------------------------------------------
 
     async def create_multipart_upload(

@@ -31,6 +31,7 @@ from tristore.client.aio import (
     RangeSpec,
 )
 from tristore.clustermap import ClusterMap, MapChange, NodeConfig
+from tristore.errors import TristoreError
 from tristore.events import Event, Heartbeat
 from tristore.model import (
     Acl,
@@ -370,6 +371,11 @@ class Client:
 
     def requeue_replication(self, bucket: str, key: str, version_id: str, destination: str) -> None:
         self._run(self._aio.requeue_replication(bucket, key, version_id, destination))
+
+    def requeue_replications(
+        self, bucket: str, items: Sequence[tuple[str, str, str]]
+    ) -> list[TristoreError | None]:
+        return self._run(self._aio.requeue_replications(bucket, items))
 
     # -- multipart upload --------------------------------------------------------
 

@@ -712,3 +712,57 @@ class PutReplicationStatusRequest(_message.Message):
 class PutReplicationStatusResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class ItemError(_message.Message):
+    __slots__ = ("code", "message")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    message: str
+    def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
+class ApplyReplicaItem(_message.Message):
+    __slots__ = ("header", "data")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    header: ApplyReplicaHeader
+    data: bytes
+    def __init__(self, header: _Optional[_Union[ApplyReplicaHeader, _Mapping]] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class ApplyReplicasRequest(_message.Message):
+    __slots__ = ("items",)
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[ApplyReplicaItem]
+    def __init__(self, items: _Optional[_Iterable[_Union[ApplyReplicaItem, _Mapping]]] = ...) -> None: ...
+
+class ApplyReplicaResult(_message.Message):
+    __slots__ = ("applied", "error")
+    APPLIED_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    applied: bool
+    error: ItemError
+    def __init__(self, applied: _Optional[bool] = ..., error: _Optional[_Union[ItemError, _Mapping]] = ...) -> None: ...
+
+class ApplyReplicasResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[ApplyReplicaResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[ApplyReplicaResult, _Mapping]]] = ...) -> None: ...
+
+class PutReplicationStatusesRequest(_message.Message):
+    __slots__ = ("items",)
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[PutReplicationStatusRequest]
+    def __init__(self, items: _Optional[_Iterable[_Union[PutReplicationStatusRequest, _Mapping]]] = ...) -> None: ...
+
+class PutReplicationStatusResult(_message.Message):
+    __slots__ = ("error",)
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    error: ItemError
+    def __init__(self, error: _Optional[_Union[ItemError, _Mapping]] = ...) -> None: ...
+
+class PutReplicationStatusesResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[PutReplicationStatusResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[PutReplicationStatusResult, _Mapping]]] = ...) -> None: ...

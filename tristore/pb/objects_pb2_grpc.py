@@ -179,6 +179,16 @@ class ObjectServiceStub:
                 request_serializer=tristore_dot_pb_dot_objects__pb2.PutReplicationStatusRequest.SerializeToString,
                 response_deserializer=tristore_dot_pb_dot_objects__pb2.PutReplicationStatusResponse.FromString,
                 _registered_method=True)
+        self.ApplyReplicas = channel.unary_unary(
+                '/tristore.v1.ObjectService/ApplyReplicas',
+                request_serializer=tristore_dot_pb_dot_objects__pb2.ApplyReplicasRequest.SerializeToString,
+                response_deserializer=tristore_dot_pb_dot_objects__pb2.ApplyReplicasResponse.FromString,
+                _registered_method=True)
+        self.PutReplicationStatuses = channel.unary_unary(
+                '/tristore.v1.ObjectService/PutReplicationStatuses',
+                request_serializer=tristore_dot_pb_dot_objects__pb2.PutReplicationStatusesRequest.SerializeToString,
+                response_deserializer=tristore_dot_pb_dot_objects__pb2.PutReplicationStatusesResponse.FromString,
+                _registered_method=True)
 
 
 class ObjectServiceServicer:
@@ -367,6 +377,26 @@ class ObjectServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ApplyReplicas(self, request, context):
+        """For replicators: many versions with small bodies (inline, or none: delete
+        markers, empty objects) in one message, each applied as ApplyReplica
+        applies it (items of one key in their order, keys concurrently). One
+        answer per item, in the request's order; one item failing does not fail
+        the others. Large bodies go by ApplyReplica.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PutReplicationStatuses(self, request, context):
+        """For replicators and backfill: many PutReplicationStatus in one message,
+        each the same conditional update (items of one key in their order, keys
+        concurrently); one answer per item, in the request's order.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ObjectServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -514,6 +544,16 @@ def add_ObjectServiceServicer_to_server(servicer, server):
                     servicer.PutReplicationStatus,
                     request_deserializer=tristore_dot_pb_dot_objects__pb2.PutReplicationStatusRequest.FromString,
                     response_serializer=tristore_dot_pb_dot_objects__pb2.PutReplicationStatusResponse.SerializeToString,
+            ),
+            'ApplyReplicas': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApplyReplicas,
+                    request_deserializer=tristore_dot_pb_dot_objects__pb2.ApplyReplicasRequest.FromString,
+                    response_serializer=tristore_dot_pb_dot_objects__pb2.ApplyReplicasResponse.SerializeToString,
+            ),
+            'PutReplicationStatuses': grpc.unary_unary_rpc_method_handler(
+                    servicer.PutReplicationStatuses,
+                    request_deserializer=tristore_dot_pb_dot_objects__pb2.PutReplicationStatusesRequest.FromString,
+                    response_serializer=tristore_dot_pb_dot_objects__pb2.PutReplicationStatusesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1299,6 +1339,60 @@ class ObjectService:
             '/tristore.v1.ObjectService/PutReplicationStatus',
             tristore_dot_pb_dot_objects__pb2.PutReplicationStatusRequest.SerializeToString,
             tristore_dot_pb_dot_objects__pb2.PutReplicationStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApplyReplicas(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tristore.v1.ObjectService/ApplyReplicas',
+            tristore_dot_pb_dot_objects__pb2.ApplyReplicasRequest.SerializeToString,
+            tristore_dot_pb_dot_objects__pb2.ApplyReplicasResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PutReplicationStatuses(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tristore.v1.ObjectService/PutReplicationStatuses',
+            tristore_dot_pb_dot_objects__pb2.PutReplicationStatusesRequest.SerializeToString,
+            tristore_dot_pb_dot_objects__pb2.PutReplicationStatusesResponse.FromString,
             options,
             channel_credentials,
             insecure,

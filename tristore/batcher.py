@@ -4,7 +4,8 @@ While a call to a peer is in flight, new requests for it queue; when the call
 returns, the next one carries everything queued meanwhile (up to a maximum).
 There is no timer: a lone request goes out at once, so an idle system adds no
 latency, and under load each call carries what one round trip's worth of
-concurrent requests produced. The witness client and the replica client use it.
+concurrent requests produced. The witness client, the replica client and the
+replicator (batched applies and status updates) use it.
 """
 
 from __future__ import annotations
