@@ -56,30 +56,6 @@ from tristore.server import CHANNEL_OPTIONS
 
 log = logging.getLogger(__name__)
 
-#: How long a bucket's rules are reused before they are read again.
-RULES_TTL_S = 2.0
-#: Longest wait between two tries of one version.
-MAX_BACKOFF_S = 5.0
-#: Times a version the source says it does not have is looked for before it is dropped.
-GONE_CHECKS = 5
-#: Tries of a status update the source answers "retry" to (the version's own
-#: change may still be in flight).
-STATUS_TRIES = 8
-#: How long a read of a change log waits at the node for a new entry (long
-#: poll: the node answers as soon as one is synced).
-LOG_WAIT_MS = 20_000
-#: After a batch shorter than a full one, wait this long before reading that log
-#: again, so a busy log's entries travel in batches and not an RPC per group commit.
-LOG_GATHER_S = 0.01
-#: How often, at start, a cluster no node of answered is tried again.
-CLUSTER_PROBE_S = 1.0
-#: How often the "waiting for" line is repeated.
-WAITING_LOG_EVERY_S = 5.0
-#: How often the source cluster's map is read (nodes that joined or left).
-MAP_WATCH_S = 5.0
-#: Versions remembered as done, so the other copies of their log entries are skipped.
-DONE_REMEMBERED = 100_000
-
 
 def _item_error(err: objects_pb2.ItemError) -> errors.TristoreError:
     """One item's failure in a batched answer, as the single call would have raised it."""
@@ -207,28 +183,28 @@ class Replicator:
         last_said = float("-inf")
         while pending:
             answered = await asyncio.gather(
-                *(c.any_healthy(CLUSTER_PROBE_S) for c in pending.values())
+                *(c.any_healthy(self.rcfg.cluster_probe_s) for c in pending.values())
             )
             for name, ok in zip(list(pending), answered, strict=True):
                 if ok:
                     log.info("%s reachable", name)
                     del pending[name]
-            if pending and time.monotonic() - last_said >= WAITING_LOG_EVERY_S:
+            if pending and time.monotonic() - last_said >= self.rcfg.waiting_log_every_s:
                 last_said = time.monotonic()
                 log.warning(
                     "waiting for %s: no node answers yet; changes wait in the change logs "
                     "and are sent once it does (retrying every %.0fs)",
                     " and ".join(pending),
-                    CLUSTER_PROBE_S,
+                    self.rcfg.cluster_probe_s,
                 )
             if pending:
-                await asyncio.sleep(CLUSTER_PROBE_S)
+                await asyncio.sleep(self.rcfg.cluster_probe_s)
 
     async def watch_map(self) -> None:
         """Tail the change log of every node of the source cluster's map as it
         is now (nodes join and leave at run time)."""
         while True:
-            await asyncio.sleep(MAP_WATCH_S)
+            await asyncio.sleep(self.rcfg.map_watch_s)
             try:
                 cmap = await self.source.cluster_map()
             except errors.TristoreError as exc:
@@ -256,9 +232,9 @@ class Replicator:
             try:
                 resp = await stub.ReadLog(
                     replica_pb2.ReadLogRequest(
-                        after=cursor, limit=self.rcfg.batch, wait_ms=LOG_WAIT_MS
+                        after=cursor, limit=self.rcfg.batch, wait_ms=self.rcfg.log_wait_ms
                     ),
-                    timeout=self.rcfg.timeout_s + LOG_WAIT_MS / 1000,
+                    timeout=self.rcfg.timeout_s + self.rcfg.log_wait_ms / 1000,
                 )
             except grpc.aio.AioRpcError as exc:
                 log.debug("reading %s's change log: %s", node.name, exc.code().name)
@@ -274,9 +250,9 @@ class Replicator:
             metrics.LOG_BEHIND.labels(node.name).set(resp.last_seq - cursor)
             self._behind[node.name] = resp.last_seq - cursor
             if not resp.entries:
-                # The node waited up to LOG_WAIT_MS for an entry; one that
+                # The node waited up to self.rcfg.log_wait_ms for an entry; one that
                 # answered at once (it does not wait) is polled instead.
-                if time.monotonic() - asked < LOG_WAIT_MS / 2000:
+                if time.monotonic() - asked < self.rcfg.log_wait_ms / 2000:
                     await asyncio.sleep(self.rcfg.poll_interval_s)
                 continue
             # A batch's versions go out together (bounded); the destination keeps
@@ -289,7 +265,7 @@ class Replicator:
                 log.exception(
                     "handling %s's change log after %d failed; reading it again", node.name, cursor
                 )
-                await asyncio.sleep(MAX_BACKOFF_S)
+                await asyncio.sleep(self.rcfg.max_backoff_s)
                 continue
             cursor = resp.entries[-1].seq
             await asyncio.to_thread(self.state.set_cursor, node.name, cursor)
@@ -300,7 +276,7 @@ class Replicator:
                     metrics.LAG.labels(dest).set(0)
                     self._lag[dest] = 0.0
             if len(resp.entries) < self.rcfg.batch:
-                await asyncio.sleep(LOG_GATHER_S)
+                await asyncio.sleep(self.rcfg.log_gather_s)
 
     async def handle(self, v: ObjectVersion) -> None:
         """Replicate one logged version wherever it is still PENDING (a new
@@ -335,7 +311,7 @@ class Replicator:
             finally:
                 del self._inflight[ident]
             self._done[ident] = None
-            while len(self._done) > DONE_REMEMBERED:
+            while len(self._done) > self.rcfg.done_remembered:
                 self._done.popitem(last=False)
         else:
             await asyncio.shield(running)
@@ -365,7 +341,7 @@ class Replicator:
                     # Deleted on the source since, or not visible from here for a
                     # moment (a node back from the dead): look a few times.
                     gone += 1
-                    if gone >= GONE_CHECKS:
+                    if gone >= self.rcfg.gone_checks:
                         return
                     await asyncio.sleep(self.rcfg.retry_backoff_s * gone)
                     continue
@@ -390,7 +366,7 @@ class Replicator:
                     # An unreachable destination (or source) is waited for, however
                     # long: the version stays PENDING and the lag shows it.
                     backoff = self.rcfg.retry_backoff_s * 2 ** min(tries - 1, 8)
-                    await asyncio.sleep(min(backoff, MAX_BACKOFF_S))
+                    await asyncio.sleep(min(backoff, self.rcfg.max_backoff_s))
                     continue
                 took = time.time() - v.last_modified_ms / 1000
                 if applied:  # not another copy of the same change-log entry
@@ -452,15 +428,17 @@ class Replicator:
             status=status,
             error=error[:500],
         )
-        for attempt in range(STATUS_TRIES):
+        for attempt in range(self.rcfg.status_tries):
             try:
                 await self._statuses.submit(request)
                 return
             except errors.TristoreError as exc:
-                if not exc.retriable or attempt + 1 == STATUS_TRIES:
+                if not exc.retriable or attempt + 1 == self.rcfg.status_tries:
                     log.warning("could not record %s for %s/%s: %s", status, v.bucket, v.key, exc)
                     return
-                await asyncio.sleep(min(MAX_BACKOFF_S, self.rcfg.retry_backoff_s * 2**attempt))
+                await asyncio.sleep(
+                    min(self.rcfg.max_backoff_s, self.rcfg.retry_backoff_s * 2**attempt)
+                )
 
     async def _send_statuses(
         self, items: list[objects_pb2.PutReplicationStatusRequest]
@@ -488,7 +466,7 @@ class Replicator:
     async def _destination(self, v: ObjectVersion, dest: str) -> replication.Destination:
         """The destination with its overrides, from the bucket's rules now."""
         cached = self._rules.get(v.bucket)
-        if cached is None or time.monotonic() - cached[0] > RULES_TTL_S:
+        if cached is None or time.monotonic() - cached[0] > self.rcfg.rules_ttl_s:
             rules = await self.source_raw.call(
                 lambda s: s.GetBucketReplication(
                     objects_pb2.GetBucketReplicationRequest(bucket=v.bucket),

@@ -207,6 +207,29 @@ class ReplicatorSection:
     max_batch: int = 128
     #: Batched calls to one cluster in flight at once (each of the two kinds).
     max_inflight: int = 4
+    #: How long a bucket's replication rules are reused before they are read again.
+    rules_ttl_s: float = 2.0
+    #: Longest wait between two tries of one version.
+    max_backoff_s: float = 5.0
+    #: Times a version the source says it does not have is looked for before it is dropped.
+    gone_checks: int = 5
+    #: Tries of a status update the source answers "retry" to (the version's own
+    #: change may still be in flight).
+    status_tries: int = 8
+    #: How long a read of a change log waits at the node for a new entry (long
+    #: poll: the node answers as soon as one is synced).
+    log_wait_ms: int = 20_000
+    #: After a batch shorter than a full one, wait this long before reading that
+    #: log again, so a busy log's entries travel in batches, not an RPC per group commit.
+    log_gather_s: float = 0.01
+    #: How often, at start, a cluster no node of answered is tried again.
+    cluster_probe_s: float = 1.0
+    #: How often the "waiting for" line is repeated.
+    waiting_log_every_s: float = 5.0
+    #: How often the source cluster's map is read (nodes that joined or left).
+    map_watch_s: float = 5.0
+    #: Versions remembered as done, so the other copies of their log entries are skipped.
+    done_remembered: int = 100_000
 
 
 #: A node takes new writes for the keys it is home to.
