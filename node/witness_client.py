@@ -157,6 +157,7 @@ class WitnessFleet:
         # those fails. Coordinators start at different members (``prefer``,
         # the node's id) so that the witnesses share the load.
         self._ask_order = [g[prefer % len(g) :] + g[: prefer % len(g)] for g in self.groups]
+        self._hedge_s = cfg.witness.check_hedge_s
 
     def _group_index(self, wkey: bytes) -> int:
         if len(self.groups) == 1:
@@ -172,8 +173,9 @@ class WitnessFleet:
 
         A majority must answer and every member of it must know the key
         (records reach a majority, and any two majorities meet). The check
-        goes to a bare majority first; a member that fails is replaced by the
-        next. Any "unknown" answers unknown at once."""
+        goes to a bare majority first; a member that fails, or has not answered
+        within ``[witness] check_hedge_s``, is joined by the next. Any
+        "unknown" answers unknown at once."""
         wkey = witness_key(bucket, key)
         order = self._ask_order[self._group_index(wkey)]
         need = len(order) // 2 + 1
@@ -211,7 +213,15 @@ class WitnessFleet:
 
         for _ in range(need):
             ask_next()
-        w = await outcome
+        # A member that is slow to answer (hung, not dead: its stream stays open
+        # until the deadline) is not waited for: the next member is asked too.
+        hedge = loop.call_later(
+            self._hedge_s, lambda: ask_next() if not outcome.done() and asked < len(order) else None
+        )
+        try:
+            w = await outcome
+        finally:
+            hedge.cancel()
         if w is None:
             WITNESS_UNKNOWN.inc()
         return w

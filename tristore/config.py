@@ -181,6 +181,9 @@ class WitnessSection:
     timeout_s: float = 1.0
     #: Most keys one batched witness call carries.
     max_batch: int = 4096
+    #: A check goes to a bare majority of the key's group; a member of it that
+    #: has not answered after this long is joined by the next member.
+    check_hedge_s: float = 0.2
 
 
 @dataclass(frozen=True)
