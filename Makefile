@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 # Extra flags for bench targets, e.g. ARGS=--quick.
 ARGS ?=
 
-.PHONY: install up down status test test-unit test-integration lint format proto bench bench-compare bench-replication bench-operations bench-idle clean
+.PHONY: install up down status test test-unit test-integration lint format proto bench bench-compare bench-replication bench-operations bench-idle bench-large clean
 
 $(INSTALLED): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -64,6 +64,9 @@ bench-operations: install ## drain, undrain, repair, rebuild times; bench/result
 
 bench-idle: install ## CPU of an idle dev cluster, per process; bench/results/idle.json
 	$(BIN)/python -m bench.idle
+
+bench-large: install ## MiB/s of PUT, GET and multipart of 64 MiB and 1 GiB; bench/results/large.json
+	$(BIN)/python -m bench.large $(ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

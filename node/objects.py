@@ -386,9 +386,13 @@ class Objects:
                     raise EntityTooLarge(
                         f"the body is larger than the limit of {limit} bytes; nothing was stored"
                     )
-                await asyncio.to_thread(md5.update, chunk)
-                for q, task in zip(queues, tasks, strict=True):
-                    await self._feed(q, (index, chunk), task)
+                # The chunk is hashed (in a thread) while it is queued for the replicas.
+                hashing = asyncio.ensure_future(asyncio.to_thread(md5.update, chunk))
+                try:
+                    for q, task in zip(queues, tasks, strict=True):
+                        await self._feed(q, (index, chunk), task)
+                finally:
+                    await hashing
                 index += 1
             for q, task in zip(queues, tasks, strict=True):
                 await self._feed(q, None, task)

@@ -19,6 +19,7 @@ Garage's ``try_call_many(endpoint, nodes, msg, RequestStrategy::with_quorum(n))`
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
@@ -262,19 +263,75 @@ class Quorum:
             yield index, piece
             index += 1
 
+    def _any_holders(self, version: ObjectVersion) -> list[Replica]:
+        """With no holders known (a cache hit): one node of each of the key's
+        AZs, this node first."""
+        placement = self.placer.place(version.bucket, version.key)
+        nodes = [n for azr in placement.azs for n in self.candidates(azr)]
+        nodes.sort(key=lambda n: n.name != self.me.name)
+        return [self.peers.replica(n) for n in nodes]
+
     async def stream_body(
         self, version: ObjectVersion, holders: list[Replica], offset: int, length: int
     ) -> AsyncIterator[bytes]:
-        """Stream from one holder; if it fails, resume from the next one. With no
-        holders known (a cache hit), try one node of each of the key's AZs."""
+        """The bytes [offset, offset+length) of ``version``'s body, in order.
+
+        Up to ``read_ahead_chunks`` chunks are fetched ahead of what was
+        yielded, by parallel ReadData streams of a quarter of them each, spread
+        over the holders (all on this node when it holds the body: no RPC is
+        cheaper); a stream that fails resumes on the next holder. Memory stays
+        bounded by the read-ahead whatever the size of the body."""
         if not holders:
-            placement = self.placer.place(version.bucket, version.key)
-            nodes = [n for azr in placement.azs for n in self.candidates(azr)]
-            nodes.sort(key=lambda n: n.name != self.me.name)
-            holders = [self.peers.replica(n) for n in nodes]
+            holders = self._any_holders(version)
+        ahead = self.peers.cfg.node.read_ahead_chunks
+        per_segment = max(1, ahead // 4)
+        segment = per_segment * version.chunk_size
+        if ahead <= 1 or length <= segment:
+            async for piece in self._read_range(version, holders, 0, offset, length):
+                yield piece
+            return
+        local = holders[0].spec.name == self.me.name
+        end = offset + length
+        starts = [offset, *range((offset // segment + 1) * segment, end, segment)]
+
+        async def fetch(i: int) -> list[bytes]:
+            start = starts[i]
+            stop = starts[i + 1] if i + 1 < len(starts) else end
+            first = 0 if local else i
+            return [p async for p in self._read_range(version, holders, first, start, stop - start)]
+
+        window = max(1, ahead // per_segment)
+        inflight: collections.deque[asyncio.Task[list[bytes]]] = collections.deque()
+        following = 0
+        try:
+            while following < len(starts) or inflight:
+                while following < len(starts) and len(inflight) < window:
+                    inflight.append(asyncio.create_task(fetch(following)))
+                    following += 1
+                pieces = await inflight.popleft()
+                for piece in pieces:
+                    yield piece
+                del pieces
+        finally:
+            for task in inflight:
+                task.cancel()
+            if inflight:
+                await asyncio.gather(*inflight, return_exceptions=True)
+
+    async def _read_range(
+        self,
+        version: ObjectVersion,
+        holders: list[Replica],
+        first: int,
+        offset: int,
+        length: int,
+    ) -> AsyncIterator[bytes]:
+        """Stream a range from one holder (``holders[first]``, rotating); if it
+        fails, resume from the next one."""
         sent = 0
         last_error: Exception | None = None
-        for replica in holders:
+        for k in range(len(holders)):
+            replica = holders[(first + k) % len(holders)]
             try:
                 async for piece in replica.read_data(
                     version.data_id, version.chunk_size, offset + sent, length - sent
@@ -294,5 +351,5 @@ class Quorum:
                 )
         raise ServiceUnavailable(
             f"no replica could deliver the rest of {version.bucket}/{version.key} "
-            f"after {sent} of {length} bytes ({last_error}); retry"
+            f"after {offset + sent} of {offset + length} bytes ({last_error}); retry"
         )

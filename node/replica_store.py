@@ -674,15 +674,29 @@ class ReplicaStore:
         end = offset + length
         index = offset // chunk_size
         pos = index * chunk_size
-        while pos < end:
-            chunk = await self.read_chunk(data_id, index)
-            if chunk is None:
-                raise LookupError(f"chunk {index} of body {data_id.hex()} is missing")
-            lo = max(offset - pos, 0)
-            hi = min(end - pos, len(chunk))
-            yield chunk[lo:hi]
-            pos += chunk_size
-            index += 1
+        if pos >= end:
+            return
+        loop = asyncio.get_running_loop()
+
+        def read(i: int) -> asyncio.Future[bytes | None]:
+            return loop.run_in_executor(self._readers, self.db.get, keys.chunk_key(data_id, i))
+
+        # The next chunk is read while this one is sent (at most two held).
+        pending = read(index)
+        try:
+            while pos < end:
+                chunk = await pending
+                if pos + chunk_size < end:
+                    pending = read(index + 1)
+                if chunk is None:
+                    raise LookupError(f"chunk {index} of body {data_id.hex()} is missing")
+                lo = max(offset - pos, 0)
+                hi = min(end - pos, len(chunk))
+                yield chunk if (lo, hi) == (0, len(chunk)) else chunk[lo:hi]
+                pos += chunk_size
+                index += 1
+        finally:
+            pending.cancel()
 
     def _scan(
         self, bucket: str, prefix: str, start_after: str, skip_prefix: bool, limit: int

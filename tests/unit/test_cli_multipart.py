@@ -552,3 +552,12 @@ def test_mpu_lines() -> None:
     assert line == f"{T0.astimezone():%Y-%m-%d %H:%M:%S} {UPLOAD} dir/a file"
     line = mpu.part_line(Part(7, md5(b"x"), 5 * MiB, T0))
     assert line.startswith("    7 ") and line.endswith(f" {5 * MiB:>10} {md5(b'x')}")
+
+
+def test_complete_deadline_grows_with_the_object() -> None:
+    # A Complete copies the parts on the cluster: 1 GiB must get far more than
+    # the client's 15 s default, a small object no less than that default.
+    from tristore.client.aio import DEFAULT_TIMEOUT_S
+
+    assert multipart.complete_timeout(1024**3) >= 4 * DEFAULT_TIMEOUT_S
+    assert multipart.complete_timeout(5 * 1024**2) < DEFAULT_TIMEOUT_S  # the client's wins

@@ -60,6 +60,16 @@ MAX_PARALLEL = 64
 #: Parts or uploads asked for in one listing page (S3's maximum).
 LIST_PAGE = 1000
 _READ_CHUNK = 1024 * 1024
+#: The slowest rate at which a Complete is expected to copy the parts into the
+#: object on the cluster: its deadline is the object's size at this rate.
+COMPLETE_MIN_BYTES_S = 4 * 1024**2
+
+
+def complete_timeout(size: int) -> float:
+    """Seconds a CompleteMultipartUpload of ``size`` bytes may take: the
+    cluster copies the parts into the object before it answers (a 1 GiB
+    object took longer than the client's default deadline of 15 s)."""
+    return size / COMPLETE_MIN_BYTES_S
 
 
 # --- options ------------------------------------------------------------------
@@ -520,7 +530,9 @@ def _transfer(
     ordered = [(s.number, md5s[s.number]) for s in plan]
     expect = multipart_etag(md5 for _, md5 in ordered)
     try:
-        info = c.complete_multipart_upload(state.bucket, state.key, state.upload_id, ordered)
+        info = c.complete_multipart_upload(
+            state.bucket, state.key, state.upload_id, ordered, timeout=complete_timeout(src.size)
+        )
     except NoSuchUpload:
         # A Complete sent again after a lost answer finds the upload already gone.
         made = _completed_object(c, state, expect)

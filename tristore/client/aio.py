@@ -695,16 +695,27 @@ class AsyncClient:
         return Part(part_number, resp.etag, resp.size, dt.datetime.now(dt.UTC))
 
     async def complete_multipart_upload(
-        self, bucket: str, key: str, upload_id: str, parts: Iterable[tuple[int, str]]
+        self,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        parts: Iterable[tuple[int, str]],
+        *,
+        timeout: float | None = None,
     ) -> ObjectInfo:
-        """Assemble the object from ``parts`` ((part number, ETag), ascending)."""
+        """Assemble the object from ``parts`` ((part number, ETag), ascending).
+
+        The cluster copies the parts into the object before it answers, which
+        takes a while for a large one: ``timeout`` gives each attempt a longer
+        deadline than the client's."""
         request = objects_pb2.CompleteMultipartUploadRequest(
             bucket=bucket,
             key=key,
             upload_id=upload_id,
             parts=[objects_pb2.CompletedPart(part_number=n, etag=e) for n, e in parts],
         )
-        return convert.info_from_pb((await self._unary("CompleteMultipartUpload", request)).info)
+        resp = await self._unary("CompleteMultipartUpload", request, timeout=timeout)
+        return convert.info_from_pb(resp.info)
 
     async def abort_multipart_upload(self, bucket: str, key: str, upload_id: str) -> None:
         """Drop an upload and every part uploaded for it."""
@@ -1116,17 +1127,23 @@ class AsyncClient:
         *,
         admin: bool = False,
         done_if: type[errors.TristoreError] | None = None,
+        timeout: float | None = None,
     ) -> Any:
         """One unary call with retries. ``done_if``: the error that means a
         retry found the work already done, by an earlier attempt that failed
-        after it took effect (BucketAlreadyExists for a create)."""
+        after it took effect (BucketAlreadyExists for a create). ``timeout``:
+        each attempt's deadline, when longer than the client's."""
         retried = False
+        if timeout is not None and self._timeout is not None:
+            timeout = max(timeout, self._timeout)
+        else:
+            timeout = self._timeout
 
         async def attempt(ep: Endpoint) -> Any:
             nonlocal retried
             stub = ep.admin if admin else ep.objects
             try:
-                return await getattr(stub, method)(request, timeout=self._timeout)
+                return await getattr(stub, method)(request, timeout=timeout)
             except grpc.aio.AioRpcError as exc:
                 err = errors.from_rpc_error(exc)
                 if retried and done_if is not None and isinstance(err, done_if):

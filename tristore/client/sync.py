@@ -419,9 +419,19 @@ class Client:
         )
 
     def complete_multipart_upload(
-        self, bucket: str, key: str, upload_id: str, parts: Iterable[tuple[int, str]]
+        self,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        parts: Iterable[tuple[int, str]],
+        *,
+        timeout: float | None = None,
     ) -> ObjectInfo:
-        return self._run(self._aio.complete_multipart_upload(bucket, key, upload_id, list(parts)))
+        return self._run(
+            self._aio.complete_multipart_upload(
+                bucket, key, upload_id, list(parts), timeout=timeout
+            )
+        )
 
     def abort_multipart_upload(self, bucket: str, key: str, upload_id: str) -> None:
         self._run(self._aio.abort_multipart_upload(bucket, key, upload_id))
