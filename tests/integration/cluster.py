@@ -43,11 +43,22 @@ def _free(port: int) -> bool:
     return True
 
 
+def _ephemeral_low() -> int:
+    """Where the kernel starts handing out ports to outgoing connections: a
+    block above it could be taken by one between the check and the start."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_base_port(clusters: int = 1) -> int:
-    """A base port whose whole block (grpc and metrics ports of each cluster) is free."""
+    """A base port whose whole block (grpc and metrics ports of each cluster) is
+    free, below the ephemeral range."""
     span = PORTS_PER_CLUSTER * clusters
+    top = max(20_000 + span + PORTS_PER_CLUSTER, min(40_000, _ephemeral_low()))
     for _ in range(50):
-        base = random.randrange(20_000, 40_000 - span + PORTS_PER_CLUSTER, PORTS_PER_CLUSTER)
+        base = random.randrange(20_000, top - span, PORTS_PER_CLUSTER)
         if all(_free(base + i) for i in range(1, span)):
             return base
     raise RuntimeError("no free block of loopback ports")
