@@ -158,7 +158,7 @@ class RemoteReplica:
                 f"node {self.spec.name} answered {len(resp.results)} results for {len(ops)} ops"
             )
         return [
-            errors.BY_CODE.get(r.error.code, errors.InternalError)(r.error.message)
+            errors.from_code(r.error.code, r.error.message)
             if r.WhichOneof("result") == "error"
             else r
             for r in resp.results

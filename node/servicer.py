@@ -43,7 +43,7 @@ from tristore.convert import (
     version_page_to_pb,
     version_to_pb,
 )
-from tristore.errors import InternalError, InvalidArgument, InvalidRequest, TristoreError
+from tristore.errors import InvalidArgument, InvalidRequest, TristoreError, as_tristore
 from tristore.events import event_to_pb, message_to_pb
 from tristore.model import ByteRange, CopySource
 from tristore.pb import (
@@ -379,12 +379,17 @@ class ObjectServicer(objects_pb2_grpc.ObjectServiceServicer):
         )
 
 
-def _item_error(exc: Exception) -> objects_pb2.ItemError:
-    """One item's failure as the single call would have raised it."""
+def _failure(exc: BaseException, what: str) -> TristoreError:
+    """One item of a batched call failed: the error its single call would have
+    raised (an unexpected one logged, and answered as InternalError)."""
     if not isinstance(exc, TristoreError):
-        log.error("replication item failed", exc_info=exc)
-        exc = InternalError(f"{type(exc).__name__}: {exc}")
-    return objects_pb2.ItemError(code=exc.code, message=exc.message)
+        log.error("%s failed", what, exc_info=exc)
+    return as_tristore(exc)
+
+
+def _item_error(exc: Exception) -> objects_pb2.ItemError:
+    err = _failure(exc, "replication item")
+    return objects_pb2.ItemError(code=err.code, message=err.message)
 
 
 _Streamed = TypeVar(
@@ -472,16 +477,10 @@ class ReplicaServicer(replica_pb2_grpc.ReplicaServiceServicer):
             if kind == "read_meta":
                 return replica_pb2.BatchResult(read_meta=await self._read_meta(op.read_meta))
             raise InvalidArgument("a batch operation must be a commit or a read_meta")
-        except TristoreError as exc:
+        except Exception as exc:  # noqa: BLE001 - one operation's failure is its own
+            err = _failure(exc, "batch operation")
             return replica_pb2.BatchResult(
-                error=replica_pb2.BatchError(code=exc.code, message=exc.message)
-            )
-        except Exception as exc:
-            log.exception("batch operation failed")
-            return replica_pb2.BatchResult(
-                error=replica_pb2.BatchError(
-                    code=InternalError.code, message=f"{type(exc).__name__}: {exc}"
-                )
+                error=replica_pb2.BatchError(code=err.code, message=err.message)
             )
 
     async def Stage(

@@ -56,6 +56,9 @@ def witness_key(bucket: str, key: str) -> bytes:
     return bucket.encode() + b"\x00" + key.encode()
 
 
+_CHECK_CALLS = WITNESS_CALLS.labels("check")
+_RECORD_CALLS = WITNESS_CALLS.labels("record")
+
 #: One operation for a witness: (key, encoded stamp to record or None to check,
 #: the incarnation the record is fenced by).
 _Op = tuple[bytes, bytes | None, int]
@@ -102,10 +105,10 @@ class WitnessConn:
         checks = [key for key, stamp, _ in ops if stamp is None]
         records = [(key, stamp, inc) for key, stamp, inc in ops if stamp is not None]
         if checks:
-            WITNESS_CALLS.labels("check").inc()
+            _CHECK_CALLS.inc()
             req.check.keys.extend(checks)
         if records:
-            WITNESS_CALLS.labels("record").inc()
+            _RECORD_CALLS.inc()
             req.record.keys.extend(k for k, _, _ in records)
             req.record.stamps = b"".join(s for _, s, _ in records)
             req.record.incarnations.extend(i for _, _, i in records)
@@ -114,7 +117,7 @@ class WitnessConn:
         except PipeBroken as exc:
             raise QuorumUnavailable(f"witness {self.spec.name}: {exc}") from None
         if resp.error_code:
-            raise errors.BY_CODE.get(resp.error_code, errors.InternalError)(resp.error_message)
+            raise errors.from_code(resp.error_code, resp.error_message)
         raw = resp.check.stamps
         if len(raw) != ENCODED_SIZE * len(checks):
             raise ValueError(

@@ -59,7 +59,7 @@ log = logging.getLogger(__name__)
 
 def _item_error(err: objects_pb2.ItemError) -> errors.TristoreError:
     """One item's failure in a batched answer, as the single call would have raised it."""
-    return errors.BY_CODE.get(err.code, errors.InternalError)(err.message)
+    return errors.from_code(err.code, err.message)
 
 
 def _share(bucket: str, key: str, count: int) -> int:

@@ -235,6 +235,19 @@ _TRANSPORT: dict[grpc.StatusCode, type[TristoreError]] = {
 }
 
 
+def from_code(code: str, message: str) -> TristoreError:
+    """The error an S3 code names (InternalError for a code not known here): how
+    one item of a batched answer is raised as its single call would have been."""
+    return BY_CODE.get(code, InternalError)(message)
+
+
+def as_tristore(exc: BaseException) -> TristoreError:
+    """``exc`` as a client sees it: itself, or an InternalError naming it."""
+    if isinstance(exc, TristoreError):
+        return exc
+    return InternalError(f"{type(exc).__name__}: {exc}")
+
+
 def trailing_metadata(err: TristoreError) -> tuple[tuple[str, str], ...]:
     return ((ERROR_CODE_KEY, err.code), (ERROR_RETRIABLE_KEY, "1" if err.retriable else "0"))
 

@@ -57,11 +57,9 @@ def _method_name(full: str) -> str:
 
 
 async def _abort(context: grpc.aio.ServicerContext, exc: BaseException, method: str) -> None:
-    if isinstance(exc, errors.TristoreError):
-        err = exc
-    else:
+    if not isinstance(exc, errors.TristoreError):
         log.exception("unhandled error in %s", method, exc_info=exc)
-        err = errors.InternalError(f"{type(exc).__name__}: {exc}")
+    err = errors.as_tristore(exc)
     await context.abort(
         err.grpc_status, err.message, trailing_metadata=errors.trailing_metadata(err)
     )

@@ -636,9 +636,7 @@ class AsyncClient:
         # A retry of the whole call is safe: an item already PENDING is left as it is.
         resp = await self._unary("PutReplicationStatuses", request)
         return [
-            errors.BY_CODE.get(r.error.code, errors.InternalError)(r.error.message)
-            if r.HasField("error")
-            else None
+            errors.from_code(r.error.code, r.error.message) if r.HasField("error") else None
             for r in resp.results
         ]
 
