@@ -29,8 +29,15 @@ down: install
 status: install
 	$(BIN)/tristore dev status --dir $(DEV_DIR)
 
+# Two workers (pytest-xdist) for the unit tests and for the tiers that start
+# processes: each worker takes whole files (--dist loadfile, so a module's
+# cluster lives in one worker) and starts its clusters on its own share of the
+# ports. Much of their time is waiting (starts, fsyncs, kills), not CPU. The
+# compose stack (e2e: 22 containers) runs last, alone.
 test: install ## every tier, short form; TRISTORE_LONG=1 for the long fault runs
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m unit -n 2 $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not unit and not e2e" -n 2 --dist loadfile $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m e2e $(PYTEST_ARGS)
 
 test-unit: install
 	$(BIN)/python -m pytest -m unit $(PYTEST_ARGS)

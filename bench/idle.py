@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench import tlsenv
+
 RESULTS = Path(__file__).resolve().parent / "results"
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -59,7 +61,7 @@ def run(settle_s: float, seconds: float, base_port: int) -> dict[str, Any]:
     root = Path(tempfile.mkdtemp(prefix="tristore-bench-idle-"))
     dev = root / "dev"
     try:
-        _dev(dev, "up", "--base-port", str(base_port))
+        _dev(dev, "up", "--base-port", str(base_port), *tlsenv.setup())
         time.sleep(settle_s)
         processes = json.loads(_dev(dev, "status", "--json").stdout)
         rows = measure(processes, seconds)

@@ -3,6 +3,7 @@
     python -m bench.large                     # 64 MiB and 1 GiB, starts one local cluster
     python -m bench.large --quick             # 64 MiB only
     python -m bench.large --sizes 256MiB --repeat 3
+    python -m bench.large --quick --sse       # each phase also into an SSE-S3 bucket
 
 Starts ``tristore dev up`` in a temporary directory, writes a random file of
 each size, then for each size: a single PUT of the file (the SDK, one stream),
@@ -11,8 +12,11 @@ multipart upload of the same file through ``tristore cp`` (the CLI's path:
 ``--part-size`` parts, ``--parallel`` at a time, then CompleteMultipartUpload).
 Each phase reports MiB/s, the CPU seconds of all node processes, and the peak
 RSS of the node processes during that phase (VmHWM, reset before each phase
-through /proc/PID/clear_refs). Objects are deleted after each size; the
-cluster and the files go at the end. Results go to bench/results/large.json.
+through /proc/PID/clear_refs). With ``--sse`` each size is run again into a
+bucket whose default encryption is SSE-S3 (rows with ``"sse": "AES256"``), so
+the cost of encryption at rest shows beside the plain figures of the same run.
+Objects are deleted after each size; the cluster and the files go at the end.
+Results go to bench/results/large.json.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from typing import Any
 
 import uvloop
 
+from bench import tlsenv
 from bench.idle import TICKS, cpu_ticks
 from tristore import errors
 from tristore.client import AsyncClient
@@ -119,34 +124,38 @@ async def bench_size(
     md5: str,
     part_size: int,
     parallel: int,
+    sse: str = "",
 ) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     key = f"large-{size}"
+    bucket = f"{BUCKET}-sse" if sse else BUCKET
 
     async with AsyncClient(endpoint) as c:
         with contextlib.suppress(errors.BucketAlreadyExists):
-            await c.create_bucket(BUCKET)
+            await c.create_bucket(bucket)
+        if sse:
+            await c.put_bucket_encryption(bucket, sse)
 
         async def put() -> None:
             with path.open("rb") as f:
-                info = await c.put_object(BUCKET, key, f)
+                info = await c.put_object(bucket, key, f)
             if info.etag != md5:
                 raise PhaseFailed(f"PUT {key}: ETag {info.etag}, the file's MD5 is {md5}")
 
         async def get() -> None:
             got = 0
-            async with c.get_object_stream(BUCKET, key) as s:
+            async with c.get_object_stream(bucket, key) as s:
                 async for piece in s:
                     got += len(piece)
             if got != size:
                 raise PhaseFailed(f"GET {key}: {got} bytes, not {size}")
 
-        rows.append({"op": "put", "size": size, **await timed(nodes, size, put)})
-        rows.append({"op": "get", "size": size, **await timed(nodes, size, get)})
+        rows.append({"op": "put", "size": size, "sse": sse, **await timed(nodes, size, put)})
+        rows.append({"op": "get", "size": size, "sse": sse, **await timed(nodes, size, get)})
 
         async def multipart() -> None:
             cp = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "tristore", "cp", str(path), f"s3://{BUCKET}/{key}-mpu",
+                sys.executable, "-m", "tristore", "cp", str(path), f"s3://{bucket}/{key}-mpu",
                 "--endpoint", endpoint, "--multipart-threshold", "1",
                 "--part-size", str(part_size), "--parallel", str(parallel), "--no-progress",
                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -156,21 +165,21 @@ async def bench_size(
                 raise PhaseFailed(f"tristore cp (multipart) failed: {err.decode()}")
 
         row = await timed(nodes, size, multipart)
-        rows.append({"op": "multipart", "size": size, **row})
+        rows.append({"op": "multipart", "size": size, "sse": sse, **row})
         if row["error"] is None:
-            info = await c.head_object(BUCKET, f"{key}-mpu")
+            info = await c.head_object(bucket, f"{key}-mpu")
             if info.size != size:
                 raise SystemExit(f"multipart {key}: {info.size} bytes, not {size}")
         for k in (key, f"{key}-mpu"):
-            await c.delete_object(BUCKET, k)
-        async for upload in _uploads(c):
-            await c.abort_multipart_upload(BUCKET, upload.key, upload.upload_id)
+            await c.delete_object(bucket, k)
+        async for upload in _uploads(c, bucket):
+            await c.abort_multipart_upload(bucket, upload.key, upload.upload_id)
     return rows
 
 
-async def _uploads(c: AsyncClient) -> AsyncIterator[MultipartUpload]:
+async def _uploads(c: AsyncClient, bucket: str) -> AsyncIterator[MultipartUpload]:
     """Uploads a failed multipart phase left (their parts hold disk)."""
-    page = await c.list_multipart_uploads(BUCKET)
+    page = await c.list_multipart_uploads(bucket)
     for upload in page.uploads:
         yield upload
 
@@ -183,13 +192,18 @@ def _dev(dev: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def run(
-    sizes: list[int], base_port: int, part_size: int, parallel: int, repeat: int
+    sizes: list[int],
+    base_port: int,
+    part_size: int,
+    parallel: int,
+    repeat: int,
+    sse: bool = False,
 ) -> list[dict[str, Any]]:
     root = Path(tempfile.mkdtemp(prefix="tristore-bench-large-"))
     dev = root / "dev"
     rows: list[dict[str, Any]] = []
     try:
-        _dev(dev, "up", "--base-port", str(base_port), "--replicators", "0")
+        _dev(dev, "up", "--base-port", str(base_port), "--replicators", "0", *tlsenv.setup())
         status = json.loads(_dev(dev, "status", "--json").stdout)
         nodes = [p for p in status if p["role"] == "node"]
         endpoint = nodes[0]["grpc"]
@@ -197,9 +211,10 @@ def run(
             path = root / f"body-{size}"
             md5 = write_random_file(path, size)
             for _ in range(repeat):
-                rows += uvloop.run(
-                    bench_size(endpoint, nodes, path, size, md5, part_size, parallel)
-                )
+                for mode in ("", "AES256") if sse else ("",):
+                    rows += uvloop.run(
+                        bench_size(endpoint, nodes, path, size, md5, part_size, parallel, mode)
+                    )
             path.unlink()
     finally:
         subprocess.run(
@@ -212,14 +227,14 @@ def run(
 
 def print_table(rows: list[dict[str, Any]]) -> None:
     print(
-        f"{'op':<10} {'size':>7} {'MiB/s':>8} {'seconds':>8} "
+        f"{'op':<10} {'size':>7} {'sse':>6} {'MiB/s':>8} {'seconds':>8} "
         f"{'node CPU s':>10} {'peak RSS MiB':>12}"
     )
     for r in rows:
         rate = "failed" if r["error"] else f"{r['mib_s']:.1f}"
         print(
-            f"{r['op']:<10} {label(r['size']):>7} {rate:>8} {r['seconds']:>8.2f} "
-            f"{r['node_cpu_s']:>10.2f} {r['peak_rss_mib']:>12.1f}"
+            f"{r['op']:<10} {label(r['size']):>7} {r.get('sse') or '-':>6} {rate:>8} "
+            f"{r['seconds']:>8.2f} {r['node_cpu_s']:>10.2f} {r['peak_rss_mib']:>12.1f}"
         )
     for r in rows:
         if r["error"]:
@@ -237,12 +252,15 @@ def main() -> None:
     p.add_argument("--parallel", type=int, default=4, help="multipart parts in flight")
     p.add_argument("--base-port", type=int, default=26700)
     p.add_argument("--out", type=Path, default=RESULTS / "large.json")
+    p.add_argument(
+        "--sse", action="store_true", help="run each size into an SSE-S3 bucket too (its cost)"
+    )
     args = p.parse_args()
     if args.sizes:
         sizes = [parse_size(s) for s in args.sizes.split(",")]
     else:
         sizes = [64 * MIB] if args.quick else [64 * MIB, 1024 * MIB]
-    rows = run(sizes, args.base_port, args.part_size, args.parallel, args.repeat)
+    rows = run(sizes, args.base_port, args.part_size, args.parallel, args.repeat, args.sse)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(rows, indent=2) + "\n")
     print_table(rows)

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import uvloop
 
+from bench import tlsenv
 from tristore import config
 from tristore.client import AsyncClient, Client
 
@@ -83,7 +84,7 @@ def run(objects: int, size: int, conc: int, base_port: int) -> dict[str, object]
     dev = root / "dev"
     subprocess.run(
         [sys.executable, "-m", "tristore", "dev", "up", "--dir", str(dev),
-         "--base-port", str(base_port)],
+         "--base-port", str(base_port), *tlsenv.setup()],
         check=True, capture_output=True, timeout=120,
     )  # fmt: skip
     try:

@@ -37,6 +37,7 @@ from pathlib import Path
 
 import uvloop
 
+from bench import tlsenv
 from tristore import config
 from tristore.client import AsyncClient, Client
 from tristore.replication import Destination, Rule
@@ -179,6 +180,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix="tristore-bench-") as tmp:
         d = Path(tmp) / "dev"
         up = [sys.executable, "-m", "tristore", "dev", "up", "--dir", str(d), "--clusters", "2"]
+        up += tlsenv.setup()
         subprocess.run(
             [*up, "--base-port", str(args.base_port)], check=True, stdout=subprocess.DEVNULL
         )

@@ -26,8 +26,10 @@ from pathlib import Path
 
 import uvloop
 
-from tristore import errors
+from bench import tlsenv
+from tristore import errors, tls
 from tristore.client import AsyncClient
+from tristore.config import TlsSection
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BUCKET = "bench"
@@ -106,14 +108,14 @@ async def bench_witness(
     address: str, keys: int = 100_000, batch: int = 1000, conc: int = 4, seconds: float = 5.0
 ) -> dict[str, object]:
     """Key checks per second against one witness process, in batched calls."""
-    import grpc
 
     from tristore.pb import witness_pb2, witness_pb2_grpc
     from tristore.stamps import Stamp
 
     names = [f"bench/key-{i:08d}".encode() for i in range(keys)]
     stamp = Stamp(1, 0, 1, 1).encode()
-    async with grpc.aio.insecure_channel(address) as channel:
+    internal = tls.internal_address(address, TlsSection.internal_port_offset)
+    async with tlsenv.node_channel(internal) as channel:
         stub = witness_pb2_grpc.WitnessServiceStub(channel)
         incarnation = (await stub.Status(witness_pb2.WitnessStatusRequest())).incarnation
         for i in range(0, keys, batch):
@@ -213,6 +215,7 @@ def main() -> None:
             str(args.base_port),
             "--witnesses",
             str(args.witnesses),
+            *tlsenv.setup(),
             env=env,
         )
         if up.returncode != 0:

@@ -34,6 +34,7 @@ from typing import Any, Protocol
 
 import grpc
 
+from bench import tlsenv
 from bench.echo import METHOD as ECHO_METHOD
 from tristore import errors
 from tristore.client import AsyncClient
@@ -136,7 +137,8 @@ async def _until_ready(what: str, check: Any, procs: list[subprocess.Popen[bytes
 
 
 def _channel(address: str) -> grpc.aio.Channel:
-    # The tristore SDK's own channel options, so that every system sees the same client.
+    # The tristore SDK's own channel options, so that every system sees the same
+    # client. Plaintext: the echo server and etcd here run without TLS.
     return grpc.aio.insecure_channel(address, options=CLIENT_CHANNEL_OPTIONS)
 
 
@@ -438,7 +440,8 @@ def tristore_cluster(workdir: Path, processes: int = 11) -> Iterator[Tristore]:
     replicators) on a free block of ports; ``dev down`` on the way out."""
     base = free_base_port(processes)
     try:
-        up = _tristore_cli("dev", "up", "--dir", str(workdir), "--base-port", str(base))
+        flags = tlsenv.setup()
+        up = _tristore_cli("dev", "up", "--dir", str(workdir), "--base-port", str(base), *flags)
         if up.returncode != 0:
             raise RuntimeError(f"tristore dev up failed:\n{up.stdout}{up.stderr}")
         st = _tristore_cli("dev", "status", "--dir", str(workdir), "--json")

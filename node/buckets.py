@@ -13,17 +13,24 @@ from dataclasses import replace
 
 from node import keys
 from node.protocol import Protocol
-from tristore import replication, validation
+from tristore import policy, replication, validation
 from tristore.config import ClusterConfig
 from tristore.errors import (
     BucketAlreadyExists,
     BucketNotEmpty,
     ConditionalRequestConflict,
+    InvalidArgument,
     InvalidRequest,
     NoSuchBucket,
+    NoSuchBucketPolicy,
+    ServerSideEncryptionConfigurationNotFoundError,
 )
 from tristore.model import VERSIONING_ENABLED, BucketInfo, ObjectVersion, ms_to_datetime
+from tristore.server import CALLER
 from tristore.stamps import ZERO
+
+#: The bucket record's metadata entry that holds its policy document.
+POLICY_FIELD = "policy"
 
 
 def bucket_info(record: ObjectVersion) -> BucketInfo:
@@ -32,6 +39,8 @@ def bucket_info(record: ObjectVersion) -> BucketInfo:
         ms_to_datetime(record.last_modified_ms),
         record.versioning,
         record.replication_rules,
+        record.default_sse,
+        record.sse_key,
     )
 
 
@@ -49,15 +58,30 @@ class Buckets:
         self.protocol = protocol
         self.clock = protocol.clock
         self.is_empty = is_empty
+        #: Called with a bucket's name after this node changed its record.
+        self.on_change: Callable[[str], None] = lambda _name: None
 
-    async def create_bucket(self, name: str) -> BucketInfo:
+    async def create_bucket(
+        self, name: str, sealed_key: Callable[[str], bytes] | None = None
+    ) -> BucketInfo:
+        """A new bucket; ``sealed_key`` makes its bucket key (node/encryption.py)."""
         validation.check_bucket_name(name)
         current, _ = await self.protocol.read(keys.BUCKETS, name)
         if current is not None and not current.deleted:
             raise BucketAlreadyExists(f"bucket {name!r} already exists")
         expect = current.stamp if current is not None else ZERO
         self.clock.observe(expect)
-        record = ObjectVersion(keys.BUCKETS, name, self.clock.now(), null_version=True)
+        # The creating user owns the bucket (tristore.server.CALLER, set by the
+        # node's guard; "" when the cluster checks no signatures).
+        record = ObjectVersion(
+            keys.BUCKETS,
+            name,
+            self.clock.now(),
+            null_version=True,
+            owner=CALLER.get(),
+            sse_key=sealed_key(name) if sealed_key is not None else b"",
+        )
+        self.on_change(name)
         try:
             record = await self.protocol.write(record, expect=expect)
         except ConditionalRequestConflict:
@@ -94,6 +118,7 @@ class Buckets:
         self.clock.observe(record.stamp)
         tomb = ObjectVersion(keys.BUCKETS, name, self.clock.now(), deleted=True, null_version=True)
         await self.protocol.write(tomb, expect=record.stamp)
+        self.on_change(name)
 
     async def put_bucket_versioning(self, name: str, status: str) -> None:
         validation.check_versioning_status(status)
@@ -123,9 +148,11 @@ class Buckets:
             self.clock.observe(record.stamp)
             updated = replace(edited, stamp=self.clock.now(), version_stamp=record.vstamp)
             try:
-                return await self.protocol.write(updated, expect=record.stamp)
+                written = await self.protocol.write(updated, expect=record.stamp)
             except ConditionalRequestConflict:
                 continue
+            self.on_change(name)
+            return written
         raise ConditionalRequestConflict(
             f"bucket {name!r} kept changing while it was updated; retry"
         )
@@ -141,6 +168,49 @@ class Buckets:
 
         return (await self._update_bucket(name, edit)).replication_rules
 
+    # -- encryption (node/encryption.py holds the keys) ------------------------------
+
+    async def put_bucket_encryption(self, name: str, algorithm: str) -> str:
+        algorithm = validation.check_sse(algorithm)
+        if not algorithm:
+            raise InvalidArgument("give the default encryption to set: AES256 (or aws:kms)")
+        await self._update_bucket(
+            name,
+            lambda r: replace(r, default_sse=algorithm) if r.default_sse != algorithm else None,
+        )
+        return algorithm
+
+    async def get_bucket_encryption(self, name: str) -> str:
+        record = await self.bucket_record(name)
+        if not record.default_sse:
+            raise ServerSideEncryptionConfigurationNotFoundError(
+                f"bucket {name!r} has no default encryption configuration"
+            )
+        return record.default_sse
+
+    async def delete_bucket_encryption(self, name: str) -> None:
+        await self._update_bucket(
+            name, lambda r: replace(r, default_sse="") if r.default_sse else None
+        )
+
+    async def set_bucket_key(self, name: str, make: Callable[[], bytes]) -> ObjectVersion:
+        """The bucket's record with a bucket key: ``make()`` seals a new one
+        unless the record has one already (another node may have been first)."""
+        return await self._update_bucket(
+            name, lambda r: replace(r, sse_key=make()) if not r.sse_key else None
+        )
+
+    async def rewrap_bucket_key(self, name: str, rewrap: Callable[[bytes], bytes]) -> None:
+        """Store the bucket key as ``rewrap`` seals it again (the key itself stays)."""
+
+        def edit(r: ObjectVersion) -> ObjectVersion | None:
+            if not r.sse_key:
+                return None
+            again = rewrap(r.sse_key)
+            return replace(r, sse_key=again) if again != r.sse_key else None
+
+        await self._update_bucket(name, edit)
+
     async def get_bucket_replication(self, name: str) -> tuple[replication.Rule, ...]:
         return (await self.bucket_record(name)).replication_rules
 
@@ -148,3 +218,35 @@ class Buckets:
         await self._update_bucket(
             name, lambda r: replace(r, replication_rules=()) if r.replication_rules else None
         )
+
+    # -- bucket policies (enforced by node/guard.py) ------------------------
+
+    @staticmethod
+    def policy_text(record: ObjectVersion) -> str:
+        return record.metadata.get(POLICY_FIELD, "")
+
+    async def put_bucket_policy(self, name: str, text: str) -> str:
+        policy.parse(text, name)  # MalformedPolicy before anything changes
+
+        def edit(record: ObjectVersion) -> ObjectVersion | None:
+            if self.policy_text(record) == text:
+                return None
+            return replace(record, metadata={**record.metadata, POLICY_FIELD: text})
+
+        return self.policy_text(await self._update_bucket(name, edit))
+
+    async def get_bucket_policy(self, name: str) -> str:
+        text = self.policy_text(await self.bucket_record(name))
+        if not text:
+            raise NoSuchBucketPolicy(f"bucket {name!r} has no policy")
+        return text
+
+    async def delete_bucket_policy(self, name: str) -> None:
+        def edit(record: ObjectVersion) -> ObjectVersion | None:
+            if POLICY_FIELD not in record.metadata:
+                return None
+            return replace(
+                record, metadata={k: v for k, v in record.metadata.items() if k != POLICY_FIELD}
+            )
+
+        await self._update_bucket(name, edit)

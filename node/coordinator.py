@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 
 from node.buckets import Buckets
 from node.cache import MetadataCache
+from node.encryption import Encryption
 from node.listing import Listing
 from node.objects import GetResult, Objects, PutHeader
 from node.peers import Peers
@@ -26,7 +27,7 @@ from node.protocol import Protocol
 from node.quorum import Quorum
 from node.replication_apply import ReplicationApply, StatusUpdate
 from node.witness_client import WitnessFleet
-from tristore import replication, validation
+from tristore import replication, sse, validation
 from tristore.config import ClusterConfig, NodeSpec
 from tristore.model import (
     Acl,
@@ -36,6 +37,7 @@ from tristore.model import (
     CopyResult,
     CopySource,
     DeleteResult,
+    KeyRotation,
     ListPage,
     ObjectInfo,
     ObjectVersion,
@@ -67,7 +69,10 @@ class Coordinator:
         self.protocol = Protocol(cfg.node, me, placer, clock, self.quorum, self.cache, witness)
         self.buckets = Buckets(cfg, self.protocol, self._bucket_is_empty)
         self.listing = Listing(self.protocol, self.buckets, peers, placer, me)
-        self.objects = Objects(cfg, self.protocol, self.quorum, self.buckets, peers, placer)
+        self.encryption = Encryption(cfg, self.buckets, self.quorum, self.listing.list_buckets)
+        self.objects = Objects(
+            cfg, self.protocol, self.quorum, self.buckets, peers, placer, self.encryption
+        )
         self.replication = ReplicationApply(cfg, self.protocol, self.objects, self.buckets)
 
     async def _bucket_is_empty(self, name: str) -> bool:
@@ -85,7 +90,7 @@ class Coordinator:
     # -- buckets -----------------------------------------------------------
 
     async def create_bucket(self, name: str) -> BucketInfo:
-        return await self.buckets.create_bucket(name)
+        return await self.buckets.create_bucket(name, self.encryption.new_bucket_key)
 
     async def head_bucket(self, name: str) -> BucketInfo:
         return await self.buckets.head_bucket(name)
@@ -107,8 +112,29 @@ class Coordinator:
     async def delete_bucket_replication(self, name: str) -> None:
         await self.buckets.delete_bucket_replication(name)
 
+    async def put_bucket_policy(self, name: str, text: str) -> str:
+        return await self.buckets.put_bucket_policy(name, text)
+
+    async def get_bucket_policy(self, name: str) -> str:
+        return await self.buckets.get_bucket_policy(name)
+
+    async def delete_bucket_policy(self, name: str) -> None:
+        await self.buckets.delete_bucket_policy(name)
+
     async def list_buckets(self) -> list[BucketInfo]:
         return await self.listing.list_buckets()
+
+    async def put_bucket_encryption(self, name: str, algorithm: str) -> str:
+        return await self.buckets.put_bucket_encryption(name, algorithm)
+
+    async def get_bucket_encryption(self, name: str) -> str:
+        return await self.buckets.get_bucket_encryption(name)
+
+    async def delete_bucket_encryption(self, name: str) -> None:
+        await self.buckets.delete_bucket_encryption(name)
+
+    async def rotate_master_key(self, keep_key: bool = False) -> KeyRotation:
+        return await self.encryption.rotate(keep_key)
 
     # -- objects -----------------------------------------------------------
 
@@ -116,9 +142,14 @@ class Coordinator:
         return await self.objects.put_object(header, body)
 
     async def head_object(
-        self, bucket: str, key: str, version_id: str = "", conditions: Conditions | None = None
+        self,
+        bucket: str,
+        key: str,
+        version_id: str = "",
+        conditions: Conditions | None = None,
+        sse_customer: sse.CustomerKey | None = None,
     ) -> ObjectInfo:
-        return await self.objects.head_object(bucket, key, version_id, conditions)
+        return await self.objects.head_object(bucket, key, version_id, conditions, sse_customer)
 
     async def get_object(
         self,
@@ -127,8 +158,11 @@ class Coordinator:
         byte_range: ByteRange | None = None,
         version_id: str = "",
         conditions: Conditions | None = None,
+        sse_customer: sse.CustomerKey | None = None,
     ) -> GetResult:
-        return await self.objects.get_object(bucket, key, byte_range, version_id, conditions)
+        return await self.objects.get_object(
+            bucket, key, byte_range, version_id, conditions, sse_customer
+        )
 
     async def delete_object(self, bucket: str, key: str, version_id: str = "") -> DeleteResult:
         return await self.objects.delete_object(bucket, key, version_id)
@@ -153,8 +187,11 @@ class Coordinator:
         dest: PutHeader,
         metadata_directive: str = "COPY",
         tagging_directive: str = "COPY",
+        source_sse_customer: sse.CustomerKey | None = None,
     ) -> CopyResult:
-        return await self.objects.copy_object(source, dest, metadata_directive, tagging_directive)
+        return await self.objects.copy_object(
+            source, dest, metadata_directive, tagging_directive, source_sse_customer
+        )
 
     # -- listings ----------------------------------------------------------
 

@@ -45,7 +45,7 @@ from node import records
 from node.metrics import EVENT_STREAMS, EVENTS_SENT
 from node.peers import Peers, ReplicaUnavailable
 from node.replica_store import ReplicaStore
-from tristore import errors, validation
+from tristore import credentials, errors, validation
 from tristore.config import ClusterConfig, NodeSection, NodeSpec
 from tristore.events import (
     CREATED_PUT,
@@ -274,6 +274,14 @@ class NodeEvents:
             started_since = since_ms and self.boot_ms >= since_ms - self.cfg.events_boot_margin_ms
             position = self.boot_seq if started_since else self.store.log_seq
             return NodeBatch([], position, self.store.log_seq)
+        if 0 < after < self.store.trimmed_to:
+            raise errors.CursorExpired(
+                f"node {self.me.name} no longer holds its change log after position {after} "
+                f"(entries up to {self.store.trimmed_to} were trimmed, past "
+                f"[node] changelog_retention_s): subscribe afresh (without a cursor, or "
+                "with --from-start for what is still kept); to bring a replica up to date "
+                "use `tristore replication backfill`"
+            )
         if after > self.store.log_seq:
             # The log is younger than the cursor: this node's data was wiped.
             log.warning(
@@ -314,7 +322,11 @@ class RemoteNodeEvents:
 
     def __init__(self, spec: NodeSpec, channel: grpc.aio.Channel, timeout_s: float) -> None:
         self.spec = spec
-        self.stub = events_pb2_grpc.EventServiceStub(channel)
+        self.stub = credentials.SignedStub(
+            events_pb2_grpc.EventServiceStub(channel),
+            events_pb2.DESCRIPTOR.services_by_name["EventService"],
+            credentials.process_signer(),
+        )
         self.timeout_s = timeout_s
 
     async def read(
@@ -339,6 +351,9 @@ class RemoteNodeEvents:
         try:
             resp = await self.stub.ReadNodeEvents(request, timeout=wait_s + self.timeout_s)
         except grpc.aio.AioRpcError as exc:
+            err = errors.from_rpc_error(exc)
+            if isinstance(err, errors.CursorExpired):
+                raise err from None
             raise ReplicaUnavailable(
                 f"node {self.spec.name}: {exc.code().name} {exc.details()}"
             ) from None
@@ -446,7 +461,9 @@ class EventStreams:
         self, bucket: str, prefix: str, positions: dict[str, int], heartbeat_s: float
     ) -> AsyncIterator[Event | Heartbeat]:
         heartbeat_s = heartbeat_s or self.cfg.node.events_heartbeat_s
-        queue: asyncio.Queue[tuple[str, NodeBatch]] = asyncio.Queue(maxsize=2 * len(positions))
+        queue: asyncio.Queue[tuple[str, NodeBatch | errors.CursorExpired]] = asyncio.Queue(
+            maxsize=2 * len(positions)
+        )
         tails = [
             asyncio.create_task(self._tail(name, bucket, prefix, pos, queue))
             for name, pos in positions.items()
@@ -464,6 +481,8 @@ class EventStreams:
                     yield Heartbeat(self._cursor(bucket, positions))
                     quiet_since = time.monotonic()
                     continue
+                if isinstance(batch, errors.CursorExpired):
+                    raise batch
                 events = batch.events
                 for i, e in enumerate(events):
                     # Mid-entry, the cursor stays before the entry: resuming
@@ -493,7 +512,7 @@ class EventStreams:
         bucket: str,
         prefix: str,
         pos: int,
-        queue: asyncio.Queue[tuple[str, NodeBatch]],
+        queue: asyncio.Queue[tuple[str, NodeBatch | errors.CursorExpired]],
     ) -> None:
         """Read one node's events from ``pos`` on, in order, into ``queue``."""
         node_log = self.logs[name]
@@ -512,6 +531,9 @@ class EventStreams:
                     batch = await node_log.read(
                         bucket, prefix, pos, ncfg.events_read_limit, ncfg.events_wait_s
                     )
+            except errors.CursorExpired as exc:
+                await queue.put((name, exc))  # the subscription ends with it
+                return
             except ReplicaUnavailable as exc:
                 log.debug("reading events of %s: %s", name, exc)
                 await asyncio.sleep(delay)

@@ -136,7 +136,7 @@ class HintedHandoff:
             v.data_id: v for v in (state.head, *state.versions) if v is not None and v.data_id
         }
         for data_id, v in bodies.items():
-            await target.stage(data_id, self._chunks(data_id, v.size, v.chunk_size))
+            await target.stage(data_id, self._chunks(data_id, v.body_size, v.chunk_size))
         if state.head is not None or state.versions or state.removed:
             change = Change(
                 bucket,

@@ -20,6 +20,10 @@ prefix     key                                          value
 ``h``      h | home node | 0x00 | bucket | 0x00 | key   hint: stamp(16) held for home
 ``l``      l | seq (u64 BE)                             change-log entry (records.CHANGE:
                                                         the commit, no inline bodies)
+``p``      p | seq (u64 BE)                             empty: the change-log entry of this
+                                                        seq has a version awaiting replication
+                                                        (what replicators read; see
+                                                        ReplicaStore.read_pending_log)
 ``m``      m | name                                     node metadata (format version)
 =========  ===========================================  ==============================
 
@@ -27,7 +31,8 @@ Keys never contain NUL (validation refuses it), so ``key | 0x00`` ends a key.
 
 The internal bucket :data:`BUCKETS` (not a valid S3 name, so no user can reach
 it) holds one record per bucket, so buckets get the same three-AZ path as keys;
-:data:`UPLOADS` holds multipart uploads and their parts the same way.
+:data:`UPLOADS` holds multipart uploads and their parts the same way, and
+:data:`IAM` the table of users and access keys (node/iam.py).
 """
 
 from __future__ import annotations
@@ -44,10 +49,15 @@ GC = b"g"
 HINT = b"h"
 LOG = b"l"
 META = b"m"
+PENDING_LOG = b"p"
 
 BUCKETS = ".buckets"
 #: The internal bucket of multipart uploads and their parts (node/multipart.py).
 UPLOADS = ".uploads"
+#: The internal bucket of the user table (node/iam.py).
+IAM = ".iam"
+#: Every internal bucket (names no user can make).
+INTERNAL_BUCKETS = (BUCKETS, UPLOADS, IAM)
 SEP = b"\x00"
 _U32 = struct.Struct(">I")
 _U64 = struct.Struct(">Q")
@@ -91,6 +101,12 @@ def split_version_key(raw: bytes) -> tuple[str, str, bytes]:
 
 def removed_key(bucket: str, key: str, vstamp: bytes) -> bytes:
     return REMOVED + bucket.encode() + SEP + key.encode() + SEP + vstamp
+
+
+def split_removed_key(raw: bytes) -> tuple[str, str, bytes]:
+    """(bucket, key, vstamp) of a removal marker's key."""
+    bucket, _, rest = raw[len(REMOVED) :].partition(SEP)
+    return bucket.decode(), rest[: -STAMP_SIZE - 1].decode(), rest[-STAMP_SIZE:]
 
 
 def removed_prefix(bucket: str, key: str) -> bytes:
@@ -140,7 +156,12 @@ def log_key(seq: int) -> bytes:
 
 
 def split_log_key(raw: bytes) -> int:
+    """The seq of a change-log key (``l``) or of its replication index key (``p``)."""
     return _U64.unpack_from(raw, 1)[0]
+
+
+def pending_log_key(seq: int) -> bytes:
+    return PENDING_LOG + _U64.pack(seq)
 
 
 def meta_key(name: str) -> bytes:

@@ -41,6 +41,16 @@ CHANGE_LOG_SEQ = Gauge(
     "tristore_node_change_log_sequence",
     "Sequence number of the newest entry in this node's change log.",
 )
+CHANGE_LOG_ENTRIES = Gauge(
+    "tristore_node_changelog_entries",
+    "Entries this node's change log holds (it is trimmed past the retention and "
+    "every replicator's cursor).",
+)
+CHANGE_LOG_TRIMMED = Counter(
+    "tristore_node_changelog_trimmed_total",
+    "Change-log entries trimmed (older than [node] changelog_retention_s and read "
+    "by every replicator that needs them).",
+)
 GC_BODIES = Counter(
     "tristore_node_gc_bodies_total",
     "Superseded or abandoned object bodies deleted after their grace period.",
@@ -64,6 +74,39 @@ OBJECT_BYTES = Counter(
     "tristore_object_bytes_total",
     "Object body bytes this node coordinated, by direction (in = PUT, out = GET).",
     ["direction"],
+)
+TOMBSTONES = Gauge(
+    "tristore_node_tombstones",
+    "Markers of removed versions this node holds (collected [node] "
+    "tombstone_retention_s after the removal, once no node of the key's AZs holds the version).",
+)
+TOMBSTONES_CHECKED = Counter(
+    "tristore_node_tombstones_checked_total",
+    "Markers of removed versions old enough to collect that this node looked at "
+    "(each asks every node of the key's AZs whether it still holds the version).",
+)
+TOMBSTONES_COLLECTED = Counter(
+    "tristore_node_tombstones_collected_total",
+    "Markers of removed versions this node collected.",
+)
+DISK_FREE_BYTES = Gauge(
+    "tristore_node_disk_free_bytes",
+    "Bytes free on the filesystem of this node's data directory (at the last check).",
+)
+DISK_FULL = Gauge(
+    "tristore_node_disk_full",
+    "1 while this node refuses new data for lack of disk space ([node] disk_reserve_bytes).",
+)
+DISK_REFUSALS = Counter(
+    "tristore_node_disk_refusals_total",
+    "Commits and staged bodies this node refused for lack of disk space.",
+)
+PUT_RESENDS = Counter(
+    "tristore_put_resends_total",
+    "PUTs resent after an attempt of unknown outcome, by what the node found: "
+    "found (the earlier attempt took effect; answered with it), none (it did not; "
+    "written now), unknown (cannot be told; OutcomeUnknown).",
+    ["outcome"],
 )
 CACHE_HITS = Counter(
     "tristore_cache_hits_total",
@@ -112,4 +155,37 @@ REPAIR_VERSIONS_WRITTEN = Counter(
 REPAIR_KEYS_CHECKED = Counter(
     "tristore_repair_keys_checked_total",
     "Keys anti-entropy repair compared across their three AZs.",
+)
+AUTH_REFUSED = Counter(
+    "tristore_node_auth_refused_total",
+    "Calls of the public services refused before their handler ran, by S3 code "
+    "(AccessDenied, SignatureDoesNotMatch, InvalidAccessKeyId, RequestTimeTooSkewed).",
+    ["code"],
+)
+AUTH_TABLE_READS = Counter(
+    "tristore_node_auth_table_reads_total",
+    "Reads of the user table (node/iam.py): one per [auth] cache_s at most while "
+    "the keys in use are known, none per request.",
+)
+KMS_CALLS = Counter(
+    "tristore_node_kms_calls_total",
+    "Calls to the master-key provider (tristore/kms.py) by operation: open and "
+    "seal of bucket keys, rewrap and rotate (node/encryption.py).",
+    ["op"],
+)
+S3_REQUESTS = Counter(
+    "tristore_s3_requests_total",
+    "Requests the S3 HTTP API answered, by S3 operation and HTTP status.",
+    ["operation", "status"],
+)
+S3_SECONDS = Histogram(
+    "tristore_s3_request_seconds",
+    "Time from an S3 HTTP request's arrival to the end of its answer, by operation.",
+    ["operation"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10, 60),
+)
+S3_BYTES = Counter(
+    "tristore_s3_bytes_total",
+    "Object bytes through the S3 HTTP API: received (PUT, UploadPart) and sent (GET).",
+    ["direction"],
 )

@@ -32,7 +32,7 @@ from dataclasses import replace
 from node import keys
 from node.coordinator import Coordinator
 from node.objects import PutHeader, to_replicate
-from tristore import validation
+from tristore import sse, validation
 from tristore.config import NodeSection
 from tristore.errors import (
     EntityTooLarge,
@@ -104,7 +104,15 @@ class Multipart:
         validation.check_key(header.key)
         c = self.coord
         base = c.objects.new_version(header, header.content_type, header.metadata, header.tags)
-        await c.buckets.require_bucket(header.bucket)
+        info = await c.buckets.require_bucket(header.bucket)
+        # The encryption the object will get (parts get it too): SSE-C is
+        # remembered by the HMAC of its key, which each part must match.
+        ck = header.sse_customer
+        base = replace(
+            base,
+            sse="" if ck is not None else base.sse or info.default_sse,
+            sse_customer_hmac=sse.customer_hmac(ck) if ck is not None else b"",
+        )
         stamp = c.clock.now()
         upload_id = f"{stamp.physical_ms:012x}{os.urandom(8).hex()}"
         record = replace(
@@ -140,6 +148,7 @@ class Multipart:
         body: AsyncIterator[bytes],
         size: int = -1,
         content_md5: str = "",
+        ck: sse.CustomerKey | None = None,
     ) -> Part:
         if not 1 <= part_number <= MAX_PARTS:
             raise InvalidArgument(
@@ -147,10 +156,15 @@ class Multipart:
             )
         if size > MAX_PART_SIZE:
             raise EntityTooLarge(f"a part holds at most {MAX_PART_SIZE} bytes, not {size}")
-        await self._upload(bucket, key, upload_id)
-        base = ObjectVersion(keys.UPLOADS, _part_key(upload_id, part_number), ZERO)
+        upload = await self._upload(bucket, key, upload_id)
+        sse.check_customer_key(upload.sse_customer_hmac, ck, f"upload {upload_id}")
+        info = await self.coord.buckets.require_bucket(bucket)
+        base = ObjectVersion(
+            keys.UPLOADS, _part_key(upload_id, part_number), ZERO, null_version=True, sse=upload.sse
+        )
+        base, cipher = await self.coord.encryption.sealer(base, info, ck)
         v = await self.coord.objects.store(
-            replace(base, null_version=True), body, size, content_md5, limit=MAX_PART_SIZE
+            base, body, size, content_md5, limit=MAX_PART_SIZE, cipher=cipher
         )
         try:
             await self._upload(bucket, key, upload_id)
@@ -161,9 +175,17 @@ class Multipart:
         return Part(part_number, v.etag, v.size, ms_to_datetime(v.last_modified_ms))
 
     async def complete(
-        self, bucket: str, key: str, upload_id: str, chosen: list[tuple[int, str]]
+        self,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        chosen: list[tuple[int, str]],
+        ck: sse.CustomerKey | None = None,
     ) -> ObjectInfo:
         upload = await self._upload(bucket, key, upload_id)
+        # Parts are opened and the object sealed here: an SSE-C upload needs
+        # its key once more (S3 takes it here too).
+        sse.check_customer_key(upload.sse_customer_hmac, ck, f"upload {upload_id}")
         if not chosen:
             raise MalformedXML("the part list is empty: name at least one part to complete")
         numbers = [n for n, _ in chosen]
@@ -196,17 +218,19 @@ class Multipart:
             null_version=info.versioning != VERSIONING_ENABLED,
         )
         target = to_replicate(target, info)
+        target, cipher = await c.encryption.sealer(target, info, ck)
         total = sum(p.size for p in parts)
         version = await c.objects.store(
             target,
-            self._bodies(upload_id, parts),
+            self._bodies(upload_id, parts, bucket, ck),
             total,
             "",
             limit=MAX_OBJECT_SIZE,
             etag=multipart_etag([p.etag for p in parts]),
+            cipher=cipher,
         )
         await self._discard([_part_key(upload_id, n) for n in stored] + [upload.key])
-        return ObjectInfo.of(version)
+        return ObjectInfo.of(version, ck.key_md5 if ck is not None else "")
 
     async def abort(self, bucket: str, key: str, upload_id: str) -> None:
         upload = await self._upload(bucket, key, upload_id)
@@ -291,18 +315,18 @@ class Multipart:
             after = page.next_part_number_marker
         return out
 
-    async def _bodies(self, upload_id: str, parts: list[Part]) -> AsyncIterator[bytes]:
-        """The chosen parts' bodies, one after the other."""
+    async def _bodies(
+        self, upload_id: str, parts: list[Part], bucket: str, ck: sse.CustomerKey | None
+    ) -> AsyncIterator[bytes]:
+        """The chosen parts' bodies (plaintext), one after the other."""
         c = self.coord
         for p in parts:
             v, holders = await c.protocol.read(keys.UPLOADS, _part_key(upload_id, p.part_number))
             if v is None or v.deleted or v.etag != p.etag:
                 raise InvalidPart(f"part {p.part_number} changed while the upload completed")
-            if v.inline is not None:
-                yield v.inline
-            else:
-                async for piece in c.quorum.stream_body(v, holders, 0, v.size):
-                    yield piece
+            cipher = await c.encryption.opener(v, ck, key_bucket=bucket)
+            async for piece in c.objects.body(v, cipher, holders, 0, v.size):
+                yield piece
 
     async def _discard(self, names: list[str]) -> None:
         """Delete internal keys for good (their bodies go to the garbage collector)."""

@@ -20,11 +20,12 @@ from dataclasses import dataclass, field, replace
 
 from node import keys
 from node.buckets import Buckets
-from node.metrics import OBJECT_BYTES
+from node.encryption import Encryption, seal_chunk
+from node.metrics import OBJECT_BYTES, PUT_RESENDS
 from node.peers import Peers, Replica, ReplicaUnavailable
 from node.protocol import Protocol, parse_version_id
 from node.quorum import Quorum
-from tristore import replication, validation
+from tristore import replication, sse, validation
 from tristore.config import ClusterConfig
 from tristore.errors import (
     BadDigest,
@@ -37,8 +38,10 @@ from tristore.errors import (
     NoSuchKey,
     NoSuchVersion,
     NotModified,
+    OutcomeUnknown,
     PreconditionFailed,
     ServiceUnavailable,
+    StorageFull,
 )
 from tristore.model import (
     VERSIONING_ENABLED,
@@ -55,9 +58,18 @@ from tristore.model import (
     Tagging,
 )
 from tristore.placement import Placer
+from tristore.sse import CustomerKey
 from tristore.stamps import ZERO, Stamp
 
 log = logging.getLogger(__name__)
+
+#: A resent conditional PUT in an unversioned bucket takes a change of its key
+#: this long (beyond the cluster's clock-skew bound) before the call's first
+#: attempt as one that may have come after it: the client's clock is trusted
+#: only this far.
+RESEND_CLOCK_MARGIN_MS = 5_000
+#: How many of a key's newest versions a resent PUT looks through for its own.
+RESEND_SEARCH_VERSIONS = 1_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +89,14 @@ class PutHeader:
     if_none_match: str = ""
     #: An ETag: replace only that object (compare-and-swap).
     if_match: str = ""
+    #: SSE-C: the customer's key for the new object.
+    sse_customer: CustomerKey | None = None
+    #: The call's id, the same in every attempt ("": none); kept with the version.
+    request_id: str = ""
+    #: An earlier attempt of the call may have taken effect: look before writing.
+    resend: bool = False
+    #: When the call's first attempt began (Unix ms, the client's clock; 0: unknown).
+    first_attempt_ms: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +193,9 @@ async def _single(data: bytes) -> AsyncIterator[bytes]:
 async def _rechunk(body: AsyncIterator[bytes], head: bytes, size: int) -> AsyncIterator[bytes]:
     """Cut a stream of arbitrary pieces into pieces of exactly ``size`` (the last shorter)."""
     buf = bytearray(head)
+    while len(buf) >= size:  # a head longer than a chunk (a large first message)
+        yield bytes(buf[:size])
+        del buf[:size]
     async for piece in body:
         buf += piece
         while len(buf) >= size:
@@ -193,8 +216,10 @@ class Objects:
         buckets: Buckets,
         peers: Peers,
         placer: Placer,
+        encryption: Encryption,
     ) -> None:
         self.cfg = cfg
+        self.encryption = encryption
         self.ncfg = cfg.node
         self.protocol = protocol
         self.quorum = quorum
@@ -219,11 +244,35 @@ class Objects:
         if header.if_none_match and header.if_match:
             raise InvalidArgument("give If-None-Match or If-Match on a PUT, not both")
         conditional = bool(header.if_none_match or header.if_match)
-        floor = None if conditional else self.protocol.early_floor(header.bucket, header.key)
+        resend = header.resend and bool(header.request_id)
+        floor = (
+            None if conditional or resend else self.protocol.early_floor(header.bucket, header.key)
+        )
+        key_md5 = header.sse_customer.key_md5 if header.sse_customer else ""
         try:
             bucket = await self.buckets.require_bucket(header.bucket)
-            base = replace(base, null_version=bucket.versioning != VERSIONING_ENABLED)
+            versioned = bucket.versioning == VERSIONING_ENABLED
+            base = replace(base, null_version=not versioned, request_id=header.request_id)
             base = to_replicate(base, bucket)
+            base, cipher = await self.encryption.sealer(base, bucket, header.sse_customer)
+            if resend:
+                try:
+                    earlier = await self._earlier_attempt(header, versioned)
+                except OutcomeUnknown:
+                    PUT_RESENDS.labels("unknown").inc()
+                    raise
+                PUT_RESENDS.labels("none" if earlier is None else "found").inc()
+                log.info(
+                    "resent PUT of %s/%s (request %s): %s",
+                    header.bucket,
+                    header.key,
+                    header.request_id,
+                    f"its earlier attempt took effect as version {earlier.version_id}"
+                    if earlier is not None
+                    else "no earlier attempt is current; written now",
+                )
+                if earlier is not None:
+                    return ObjectInfo.of(earlier, key_md5)
             expect = await self._put_precondition(header)
             version = await self.store(
                 base,
@@ -233,13 +282,14 @@ class Objects:
                 self.ncfg.max_object_size,
                 expect,
                 floor=floor,
+                cipher=cipher,
             )
         finally:
             if floor is not None:
                 if floor.done() and not floor.cancelled():
                     floor.exception()  # retrieved: its error, if any, was raised or is moot
                 floor.cancel()  # not needed after all (the PUT failed before its write)
-        return ObjectInfo.of(version)
+        return ObjectInfo.of(version, key_md5)
 
     async def store(
         self,
@@ -252,14 +302,18 @@ class Objects:
         etag: str | None = None,
         replica: bool = False,
         floor: asyncio.Future[Stamp | None] | None = None,
+        cipher: sse.ChunkCipher | None = None,
     ) -> ObjectVersion:
         """Store ``body`` as a new version of ``base``'s key: inline when small,
         else staged in chunks on one node per AZ, then committed in all three.
+        With a ``cipher`` (node/encryption.py) every chunk, and an inline body,
+        is sealed here, before it leaves for the replicas.
 
         ``size`` (-1: unknown) and ``content_md5`` ("": none) are what the
         client declared; ``etag`` replaces the body's MD5 as the ETag (a
         completed multipart upload's). A ``replica`` keeps ``base``'s version
         id (see :meth:`Protocol.write`)."""
+        content_md5 = validation.check_content_md5(content_md5)
         # Read just past the inline limit to learn whether the body is small.
         head = bytearray()
         stream = body.__aiter__()
@@ -274,7 +328,8 @@ class Objects:
         if small:
             data = bytes(head)
             md5 = self._check_body(size, content_md5, len(data), hashlib.md5(data).hexdigest())
-            version = replace(base, size=len(data), etag=etag or md5, inline=data)
+            stored = await seal_chunk(cipher, 0, data) if cipher is not None else data
+            version = replace(base, size=len(data), etag=etag or md5, inline=stored)
             if not replica:
                 version = replace(version, stamp=self.clock.now())
             version = await self.protocol.write(
@@ -283,7 +338,7 @@ class Objects:
         else:
             chunks = _rechunk(stream, bytes(head), self.ncfg.chunk_size)
             version = await self._put_large(
-                base, chunks, size, content_md5, limit, expect, etag, replica, floor
+                base, chunks, size, content_md5, limit, expect, etag, replica, floor, cipher
             )
         OBJECT_BYTES.labels("in").inc(version.size)
         return version
@@ -296,6 +351,11 @@ class Objects:
         tags: dict[str, str] | None,
     ) -> ObjectVersion:
         """The validated fields of a new version (stamp and body come later)."""
+        if header.sse and header.sse_customer is not None:
+            raise InvalidArgument(
+                "give server-side encryption (x-amz-server-side-encryption) or a customer "
+                "key (SSE-C), not both"
+            )
         return ObjectVersion(
             header.bucket,
             header.key,
@@ -308,6 +368,72 @@ class Objects:
             storage_class=validation.check_storage_class(header.storage_class),
             sse=validation.check_sse(header.sse),
         )
+
+    async def _earlier_attempt(self, header: PutHeader, versioned: bool) -> ObjectVersion | None:
+        """For a resent PUT: the version an earlier attempt of the same call
+        wrote, if one took effect (None: none did, or, for a plain PUT, none is
+        current). A conditional PUT is exactly-once: a retry whose earlier
+        attempt took effect answers success with that version, and a refusal
+        means that nothing was written. When that cannot be told it raises
+        OutcomeUnknown. A plain PUT writes again when its earlier version is
+        not current (what S3 does: at least once).
+
+        Told apart by: the current version (the request id is stored with
+        every version); in a versioned bucket, every version of the key (all
+        are kept); otherwise, whether the key changed since the call began (a
+        version that replaced ours and was then removed leaves no trace)."""
+        bucket, key, rid = header.bucket, header.key, header.request_id
+        what = "confirming an earlier attempt"
+
+        def mine(v: ObjectVersion | None) -> bool:
+            return v is not None and v.request_id == rid and not v.deleted
+
+        newest = (await self.protocol.read_replicas(bucket, key)).best
+        if mine(newest):
+            # This call's success promises all three AZs: the attempt is written
+            # back where it lacks first (or the resend fails), so that the read
+            # below, which finishes it, does not confirm it in fewer.
+            assert newest is not None
+            await self.protocol.settle_everywhere(newest, what)
+        current, _ = await self.protocol.read(bucket, key)
+        if mine(current):
+            assert current is not None
+            if newest is None or newest.stamp != current.stamp:
+                # The earlier attempt landed meanwhile (it was still on its way).
+                await self.protocol.settle_everywhere(current, what)
+            return current
+        if not (header.if_none_match or header.if_match):
+            return None
+        if versioned:
+            return await self._version_of_request(bucket, key, rid)
+        margin = self.cfg.cluster.max_clock_skew_ms + RESEND_CLOCK_MARGIN_MS
+        began = header.first_attempt_ms - margin
+        if current is None or (header.first_attempt_ms and current.stamp.physical_ms < began):
+            return None  # untouched since the call began: no attempt took effect
+        raise OutcomeUnknown(
+            f"{bucket}/{key} changed since this conditional PUT began, and an earlier "
+            "attempt of it failed without saying whether it took effect; the bucket "
+            "keeps no versions to tell by: read the key to learn what it holds"
+        )
+
+    async def _version_of_request(self, bucket: str, key: str, rid: str) -> ObjectVersion | None:
+        """The version of ``key`` that request ``rid`` wrote (finished in every
+        AZ first, as a read would), or None if no AZ holds one."""
+        held = await self.protocol.versions_in_azs(
+            bucket, key, None, RESEND_SEARCH_VERSIONS, "looking for an earlier attempt"
+        )
+        for _, _, versions, _ in held:
+            for v in versions:
+                if v.request_id == rid and not v.delete_marker:
+                    found, removed = await self.protocol.spread_version(bucket, key, v.vstamp)
+                    return None if removed else found
+        if any(len(vs) >= RESEND_SEARCH_VERSIONS for _, _, vs, _ in held):
+            raise OutcomeUnknown(
+                f"{bucket}/{key} has more versions than the newest {RESEND_SEARCH_VERSIONS} "
+                "this retried PUT looked through for its earlier attempt; whether that took "
+                "effect is unknown: list the key's versions to find out"
+            )
+        return None
 
     async def _put_precondition(self, header: PutHeader) -> Stamp | None:
         """Check a conditional PUT against the current object; the stamp its
@@ -358,6 +484,7 @@ class Objects:
         etag: str | None,
         replica: bool,
         floor: asyncio.Future[Stamp | None] | None = None,
+        cipher: sse.ChunkCipher | None = None,
     ) -> ObjectVersion:
         placement = self.placer.place(base.bucket, base.key)
         targets = await self.quorum.pick_targets(placement, conditional=expect is not None)
@@ -389,6 +516,8 @@ class Objects:
                 # The chunk is hashed (in a thread) while it is queued for the replicas.
                 hashing = asyncio.ensure_future(asyncio.to_thread(md5.update, chunk))
                 try:
+                    if cipher is not None:
+                        chunk = await seal_chunk(cipher, index, chunk)
                     for q, task in zip(queues, tasks, strict=True):
                         await self._feed(q, (index, chunk), task)
                 finally:
@@ -404,6 +533,12 @@ class Objects:
             raise ServiceUnavailable(
                 f"a replica failed while receiving the body ({exc}); nothing was stored, retry"
             ) from None
+        except StorageFull as exc:
+            # A target ran short of disk: the retry stages on its AZ's other node.
+            for node, _home in targets:
+                if f"node {node.name}:" in str(exc):
+                    self.peers.mark_full(node.name, str(exc))
+            raise
         finally:
             for task in tasks:
                 task.cancel()
@@ -414,7 +549,9 @@ class Objects:
             size=size,
             etag=etag or md5_hex,
             data_id=data_id,
-            chunk_size=self.ncfg.chunk_size,
+            chunk_size=self.ncfg.chunk_size
+            if cipher is None
+            else sse.stored_chunk_size(self.ncfg.chunk_size),
         )
         return await self.protocol.write(version, targets, expect, replica, floor)
 
@@ -483,11 +620,33 @@ class Objects:
         return version, holders, current
 
     async def head_object(
-        self, bucket: str, key: str, version_id: str = "", conditions: Conditions | None = None
+        self,
+        bucket: str,
+        key: str,
+        version_id: str = "",
+        conditions: Conditions | None = None,
+        sse_customer: sse.CustomerKey | None = None,
     ) -> ObjectInfo:
         version, _ = await self._current(bucket, key, version_id)
+        given = sse.check_customer_key(version.sse_customer_hmac, sse_customer, f"{bucket}/{key}")
         check_conditions(version, conditions)
-        return ObjectInfo.of(version)
+        return ObjectInfo.of(version, given.key_md5 if given else "")
+
+    def body(
+        self,
+        v: ObjectVersion,
+        cipher: sse.ChunkCipher | None,
+        holders: list[Replica],
+        first: int,
+        length: int,
+    ) -> AsyncIterator[bytes]:
+        """Plaintext bytes [first, first+length) of ``v``'s body (``cipher``
+        from :meth:`Encryption.opener` opens an encrypted one)."""
+        if cipher is not None:
+            return self.encryption.plain_body(v, cipher, holders, first, length)
+        if v.inline is not None:
+            return _single(v.inline[first : first + length])
+        return self.quorum.stream_body(v, holders, first, length)
 
     async def get_object(
         self,
@@ -496,8 +655,10 @@ class Objects:
         byte_range: ByteRange | None = None,
         version_id: str = "",
         conditions: Conditions | None = None,
+        sse_customer: sse.CustomerKey | None = None,
     ) -> GetResult:
         version, holders = await self._current(bucket, key, version_id)
+        cipher = await self.encryption.opener(version, sse_customer)
         check_conditions(version, conditions)
         if byte_range is not None:
             first, last = validation.resolve_range(byte_range.start, byte_range.end, version.size)
@@ -505,11 +666,9 @@ class Objects:
             first, last = 0, version.size - 1
         length = last - first + 1
         OBJECT_BYTES.labels("out").inc(length)
-        if version.inline is not None:
-            body = _single(version.inline[first : last + 1])
-        else:
-            body = self.quorum.stream_body(version, holders, first, length)
-        return GetResult(ObjectInfo.of(version), first, last, body)
+        body = self.body(version, cipher, holders, first, length)
+        key_md5 = sse_customer.key_md5 if sse_customer is not None else ""
+        return GetResult(ObjectInfo.of(version, key_md5), first, last, body)
 
     # -- DELETE ----------------------------------------------------------------
 
@@ -668,6 +827,7 @@ class Objects:
         dest: PutHeader,
         metadata_directive: str = "COPY",
         tagging_directive: str = "COPY",
+        source_sse_customer: sse.CustomerKey | None = None,
     ) -> CopyResult:
         """Server-side copy: this node streams the source body to the new
         version's replicas; the client sends and receives no body."""
@@ -676,13 +836,21 @@ class Objects:
         meta_mode = validation.check_directive("metadata directive", metadata_directive)
         tag_mode = validation.check_directive("tagging directive", tagging_directive)
         src, holders = await self._current(source.bucket, source.key, source.version_id)
+        cipher = await self.encryption.opener(src, source_sse_customer)
         check_conditions(src, source.conditions, copy_source=True)
         # Copying a named version onto its own key is S3's way to restore it.
         same = (source.bucket, source.key) == (dest.bucket, dest.key) and not source.version_id
         if (
             same
             and meta_mode == "COPY"
-            and not (dest.storage_class or dest.sse or dest.acl or tag_mode == "REPLACE")
+            and not (
+                dest.storage_class
+                or dest.sse
+                or dest.sse_customer
+                or source_sse_customer
+                or dest.acl
+                or tag_mode == "REPLACE"
+            )
         ):
             raise InvalidRequest(
                 "this copy request is illegal because it is trying to copy an object to itself "
@@ -697,10 +865,6 @@ class Objects:
         header = replace(
             dest, content_type=content_type, metadata=metadata, tags=tags, size=src.size
         )
-        body = (
-            _single(src.inline)
-            if src.inline is not None
-            else self.quorum.stream_body(src, holders, 0, src.size)
-        )
+        body = self.body(src, cipher, holders, 0, src.size)
         info = await self.put_object(header, body)
         return CopyResult(info, src.version_id)

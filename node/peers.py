@@ -21,14 +21,14 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from node.metrics import NODES_TOTAL, NODES_UP, PEER_BATCH_SIZE
 from node.replica_store import CommitResult, ReplicaStore
-from tristore import errors
+from tristore import credentials, errors
 from tristore.batcher import Batcher
-from tristore.config import ClusterConfig, NodeSection, NodeSpec
+from tristore.config import ClusterConfig, NodeSpec
 from tristore.convert import change_to_pb, stamp_from_pb, stamp_to_pb, version_from_pb
 from tristore.model import Change, ObjectVersion
 from tristore.pb import admin_pb2, admin_pb2_grpc, replica_pb2, replica_pb2_grpc
 from tristore.pipe import PipeBroken, PipeClient
-from tristore.server import CHANNEL_OPTIONS
+from tristore.server import cluster_channel
 from tristore.stamps import Stamp
 
 log = logging.getLogger(__name__)
@@ -126,13 +126,31 @@ def _unavailable(spec: NodeSpec, exc: grpc.aio.AioRpcError) -> Exception:
     return errors.from_rpc_error(exc)
 
 
+#: The last change converted to a message, and the message: one change goes to
+#: the nodes of three AZs in one event-loop turn, and is converted once.
+_last_encoded: tuple[Change, replica_pb2.CommitRequest] | None = None
+
+
+def _encoded(change: Change) -> replica_pb2.CommitRequest:
+    global _last_encoded
+    if _last_encoded is None or _last_encoded[0] is not change:
+        _last_encoded = (change, change_to_pb(change))
+    return _last_encoded[1]
+
+
 class RemoteReplica:
-    def __init__(self, spec: NodeSpec, cfg: NodeSection) -> None:
+    def __init__(self, spec: NodeSpec, config: ClusterConfig, me: str) -> None:
+        cfg = config.node
         self.spec = spec
         self.timeout_s = cfg.replica_timeout_s
-        self.channel = grpc.aio.insecure_channel(spec.grpc, options=CHANNEL_OPTIONS)
+        # The peer's internal port, mutual TLS with this node's certificate.
+        self.channel = cluster_channel(config, me, spec.grpc)
         self.stub = replica_pb2_grpc.ReplicaServiceStub(self.channel)
-        self.admin = admin_pb2_grpc.AdminServiceStub(self.channel)
+        self.admin = credentials.SignedStub(
+            admin_pb2_grpc.AdminServiceStub(self.channel),
+            admin_pb2.DESCRIPTOR.services_by_name["AdminService"],
+            credentials.process_signer(),
+        )
         self.health = health_pb2_grpc.HealthStub(self.channel)
         # Commits and metadata reads go on one long-lived stream, and those of
         # concurrent requests share one message (tristore/pipe.py).
@@ -165,7 +183,9 @@ class RemoteReplica:
         ]
 
     async def commit(self, change: Change, hint_for: str = "") -> CommitResult:
-        op = replica_pb2.BatchOp(commit=change_to_pb(change, hint_for))
+        op = replica_pb2.BatchOp(commit=_encoded(change))
+        if hint_for:
+            op.commit.hint_for = hint_for
         resp = (await self._batch.submit(op)).commit
         return CommitResult(resp.applied, stamp_from_pb(resp.current), resp.conflict)
 
@@ -318,6 +338,7 @@ class Peers:
         self.nodes: tuple[NodeSpec, ...] = ()
         self.remote: dict[str, RemoteReplica] = {}
         self._down_until: dict[str, float] = {}
+        self._full_until: dict[str, float] = {}
         # Optimistic at start: a failed call or the first probe corrects it.
         self._probe_up: dict[str, bool] = {}
         self._probed_at: dict[str, float] = {}
@@ -333,7 +354,7 @@ class Peers:
             if n.name != self.me.name and (held is None or held.spec.grpc != n.grpc):
                 if held is not None:
                     self._closing.append(held)
-                self.remote[n.name] = RemoteReplica(n, self.cfg.node)
+                self.remote[n.name] = RemoteReplica(n, self.cfg, self.me.name)
                 self._probe_up.setdefault(n.name, True)
             elif held is not None:
                 held.spec = n  # its state may have changed
@@ -349,14 +370,14 @@ class Peers:
             return self.local
         held = self.remote.get(spec.name)
         if held is None:  # placed by a map this node has just left behind
-            held = self.remote[spec.name] = RemoteReplica(spec, self.cfg.node)
+            held = self.remote[spec.name] = RemoteReplica(spec, self.cfg, self.me.name)
         return held
 
     def replica_for_map(self, spec: NodeSpec) -> RemoteReplica:
         """A stub for ``spec`` even when it left the map (to tell it so)."""
         held = self.remote.get(spec.name)
         if held is None:
-            held = RemoteReplica(spec, self.cfg.node)
+            held = RemoteReplica(spec, self.cfg, self.me.name)
             self._closing.append(held)
         return held
 
@@ -366,6 +387,18 @@ class Peers:
         return self._probe_up.get(name, False) and time.monotonic() >= self._down_until.get(
             name, 0.0
         )
+
+    def is_full(self, name: str) -> bool:
+        """Whether ``name`` refused new data for lack of disk space lately."""
+        until = self._full_until.get(name)
+        return until is not None and time.monotonic() < until
+
+    def mark_full(self, name: str, why: str) -> None:
+        """``name`` answered StorageFull: new data goes to another node of its
+        AZ for a while (reads still go to it)."""
+        if not self.is_full(name):
+            log.warning("node %s refuses new data: %s", name, why)
+        self._full_until[name] = time.monotonic() + self.cfg.node.peer_down_s
 
     def mark_down(self, name: str, why: str) -> None:
         if name == self.me.name:

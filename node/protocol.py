@@ -141,7 +141,12 @@ class Protocol:
         placement = self.placer.place(head.bucket, head.key)
         fence = self.fence(head.bucket, head.key)
         if expect is None and self.witness is not None:
-            known = await (floor if floor is not None else self.floor(head.bucket, head.key))
+            known: Stamp | None = None
+            if self.ncfg.unsafe_skip_floor:  # the mutant the tests must catch
+                if floor is not None:
+                    floor.cancel()
+            else:
+                known = await (floor if floor is not None else self.floor(head.bucket, head.key))
             if known is not None:
                 self.clock.observe(known)
                 if head.stamp <= known:
@@ -338,6 +343,27 @@ class Protocol:
             holders.sort(key=lambda rep: rep.spec.name != self.me.name)
         return ReplicaRead(placement, best, holders, answers)
 
+    async def settle_everywhere(self, v: ObjectVersion, what: str) -> None:
+        """Make sure every AZ of ``v``'s key holds ``v`` (the key's current
+        version) or something newer: written back where it lacks, and
+        QuorumUnavailable for ``what`` if an AZ cannot take it. What a write's
+        own success promises; a read's finishing settles for the AZs that
+        answer (and take new data)."""
+        rr = await self.read_replicas(v.bucket, v.key)
+        answered = {azr.az for azr, _, _ in rr.answers}
+        down = [
+            AzDown(a.az, [n.name for n in a.nodes])
+            for a in rr.placement.azs
+            if a.az not in answered
+        ]
+        if down:
+            raise quorum_error(down, what)
+        lacking = [azr for azr, _, held in rr.answers if held is None or held.stamp < v.stamp]
+        holders = [rep for _, rep, held in rr.answers if held is not None and held.stamp == v.stamp]
+        if lacking:
+            WRITE_BACKS.inc()
+            await self.quorum.write_back_all(v, lacking, holders, what)
+
     async def finish(self, v: ObjectVersion, rr: ReplicaRead, fence: Fence) -> None:
         """Write ``v`` back to every AZ that answered without it, then confirm it."""
         await self.write_back_lacking(v, rr)
@@ -348,7 +374,8 @@ class Protocol:
 
         An AZ that did not answer at all is left alone: the version is then held
         by the AZs that answered, and every later read takes the newest version
-        of the AZs it reaches.
+        of the AZs it reaches. So is one whose nodes all refuse new data for
+        lack of disk space (node/disk.py): reads go on while an AZ is full.
         """
         lacking = [azr for azr, _, held in rr.answers if held is None or held.stamp != v.stamp]
         if lacking:
@@ -361,7 +388,7 @@ class Protocol:
                 ", ".join(a.az for a in lacking),
             )
             await self.quorum.write_back_all(
-                v, lacking, rr.holders, "finishing an interrupted write"
+                v, lacking, rr.holders, "finishing an interrupted write", skip_full=True
             )
 
     # -- versions --------------------------------------------------------------

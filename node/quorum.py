@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import replace
 from typing import TypeVar
 
@@ -29,7 +29,12 @@ from node.metrics import QUORUM_FAILURES
 from node.peers import Peers, Replica, ReplicaUnavailable
 from node.replica_store import CommitResult
 from tristore.config import NodeSpec
-from tristore.errors import ConditionalRequestConflict, QuorumUnavailable, ServiceUnavailable
+from tristore.errors import (
+    ConditionalRequestConflict,
+    QuorumUnavailable,
+    ServiceUnavailable,
+    StorageFull,
+)
 from tristore.model import Change, ObjectVersion
 from tristore.placement import AzReplicas, Placement, Placer
 
@@ -42,12 +47,14 @@ Target = tuple[NodeSpec, str]
 
 
 class AzDown(Exception):
-    """No node of ``az`` answered (``nodes``: those tried)."""
+    """No node of ``az`` answered (``nodes``: those tried); ``full``: those of
+    them that answered but refuse new data for lack of disk space."""
 
-    def __init__(self, az: str, nodes: list[str]) -> None:
+    def __init__(self, az: str, nodes: list[str], full: Iterable[str] = ()) -> None:
         super().__init__(az)
         self.az = az
         self.nodes = nodes
+        self.full = list(full)
 
 
 def quorum_error(failed: list[AzDown], what: str) -> QuorumUnavailable:
@@ -55,9 +62,15 @@ def quorum_error(failed: list[AzDown], what: str) -> QuorumUnavailable:
     counted in the quorum-failure metric by AZ."""
     for f in failed:
         QUORUM_FAILURES.labels(f.az).inc()
-    parts = "; ".join(
-        f"AZ {f.az} is unavailable (nodes {', '.join(f.nodes)} unreachable)" for f in failed
-    )
+
+    def why(f: AzDown) -> str:
+        down = [n for n in f.nodes if n not in f.full]
+        parts = [f"{', '.join(down)} unreachable"] if down else []
+        if f.full:
+            parts.append(f"{', '.join(f.full)} out of disk space")
+        return "; ".join(parts)
+
+    parts = "; ".join(f"AZ {f.az} is unavailable (nodes {why(f)})" for f in failed)
     return QuorumUnavailable(f"{parts}: {what} needs all three of the key's AZs")
 
 
@@ -74,12 +87,15 @@ class Quorum:
         self.placer = placer
         self.me = me
 
-    def candidates(self, azr: AzReplicas) -> list[NodeSpec]:
-        """The AZ's nodes to try, in order: those believed up. When none is, all
-        of them: what is known of a peer's health can be a probe interval old
-        (at start-up, say), and a dead node refuses at once on a live network."""
-        up = [n for n in azr.nodes if self.peers.is_up(n.name)]
-        return up or list(azr.nodes)
+    def candidates(self, azr: AzReplicas, writing: bool = False) -> list[NodeSpec]:
+        """The AZ's nodes to try, in order: those believed up (for ``writing``,
+        those with disk space first). When none is up, all of them: what is
+        known of a peer's health can be a probe interval old (at start-up,
+        say), and a dead node refuses at once on a live network."""
+        up = [n for n in azr.nodes if self.peers.is_up(n.name)] or list(azr.nodes)
+        if writing:
+            up.sort(key=lambda n: self.peers.is_full(n.name))
+        return up
 
     async def ask_az(
         self, azr: AzReplicas, call: Callable[[Replica], Awaitable[_T]]
@@ -122,7 +138,9 @@ class Quorum:
         targets: list[Target] = []
         failed: list[AzDown] = []
         for i, azr in enumerate(placement.azs):
-            node = next((n for n in azr.nodes if self.peers.is_up(n.name)), None)
+            up = [n for n in azr.nodes if self.peers.is_up(n.name)]
+            node = next((n for n in up if not self.peers.is_full(n.name)), None)
+            node = node or next(iter(up), None)  # all full: its answer names them
             if conditional and i == 0:
                 node = azr.home
             if node is None:
@@ -186,17 +204,24 @@ class Quorum:
                 # only when the home does not answer.
                 candidates = [(n, hint_for(n, azr)) for n in azr.nodes]
             else:
-                candidates = [(n, hint_for(n, azr)) for n in self.candidates(azr)]
-            for tried, (node, home) in enumerate(candidates):
+                candidates = [(n, hint_for(n, azr)) for n in self.candidates(azr, writing=True)]
+            maybe_took = False  # a node tried before may have taken it
+            full: list[str] = []
+            for node, home in candidates:
                 try:
                     result = await self.peers.replica(node).commit(change, home)
                 except ReplicaUnavailable as exc:
                     self.peers.mark_down(node.name, str(exc))
+                    maybe_took = True
                     continue
-                if tried and uncertain is not None:
+                except StorageFull as exc:  # refused before writing anything
+                    self.peers.mark_full(node.name, str(exc))
+                    full.append(node.name)
+                    continue
+                if maybe_took and uncertain is not None:
                     uncertain.add(i)
                 return result
-            raise AzDown(azr.az, [n.name for n in azr.nodes])
+            raise AzDown(azr.az, [n.name for n in azr.nodes], full)
 
         results = await asyncio.gather(*(one_az(i, azr) for i, azr in azs), return_exceptions=True)
         failed = [r for r in results if isinstance(r, AzDown)]
@@ -222,7 +247,8 @@ class Quorum:
             change = Change(v.bucket, v.key, v.stamp, versions=(v,), merge=True)
         else:
             change = replace(Change.of(v), merge=True) if merge else Change.of(v)
-        for node in self.candidates(azr):
+        full: list[str] = []
+        for node in self.candidates(azr, writing=True):
             replica = self.peers.replica(node)
             try:
                 if v.data_id:
@@ -231,7 +257,10 @@ class Quorum:
                 return
             except ReplicaUnavailable as exc:
                 self.peers.mark_down(node.name, str(exc))
-        raise AzDown(azr.az, [n.name for n in azr.nodes])
+            except StorageFull as exc:
+                self.peers.mark_full(node.name, str(exc))
+                full.append(node.name)
+        raise AzDown(azr.az, [n.name for n in azr.nodes], full)
 
     async def write_back_all(
         self,
@@ -240,18 +269,26 @@ class Quorum:
         holders: list[Replica],
         what: str,
         as_version: bool = False,
+        skip_full: bool = False,
     ) -> None:
         """:meth:`write_back` to each of ``azs`` in parallel; every one must
-        take it (else QuorumUnavailable for ``what``)."""
+        take it (else QuorumUnavailable for ``what``). With ``skip_full`` an
+        AZ whose every node refuses for lack of disk space is left out, as
+        one that does not answer."""
         results = await asyncio.gather(
             *(self.write_back(v, azr, holders, as_version=as_version) for azr in azs),
             return_exceptions=True,
         )
-        failed = [r for r in results if isinstance(r, AzDown)]
+        skipped = [
+            r
+            for r in results
+            if isinstance(r, AzDown) and skip_full and r.full and set(r.full) == set(r.nodes)
+        ]
+        failed = [r for r in results if isinstance(r, AzDown) and r not in skipped]
         if failed:
             raise quorum_error(failed, what)
         for r in results:
-            if isinstance(r, BaseException):
+            if isinstance(r, BaseException) and r not in skipped:
                 raise r
 
     async def copy_chunks(
@@ -259,7 +296,7 @@ class Quorum:
     ) -> AsyncIterator[tuple[int, bytes]]:
         """``v``'s body as numbered chunks, for a stage stream."""
         index = 0
-        async for piece in self.stream_body(v, holders, 0, v.size):
+        async for piece in self.stream_body(v, holders, 0, v.body_size):
             yield index, piece
             index += 1
 

@@ -69,9 +69,19 @@ def encode_change(c: Change) -> bytes:
     return bytes([VERSION_V1]) + change_to_pb(c, with_inline=True).SerializeToString()
 
 
-def decode_change(raw: bytes) -> Change:
+def _change_pb(raw: bytes) -> replica_pb2.CommitRequest:
     if not raw or raw[0] != VERSION_V1:
         raise InternalError(f"unknown change-log record format {raw[:1]!r}")
     msg = replica_pb2.CommitRequest()
     msg.ParseFromString(raw[1:])
-    return change_from_pb(msg)
+    return msg
+
+
+def decode_change(raw: bytes) -> Change:
+    return change_from_pb(_change_pb(raw))
+
+
+def change_time_ms(raw: bytes) -> int:
+    """The wall time (ms) of a change-log entry's stamp, without decoding its
+    versions (what log trimming asks of every entry it passes)."""
+    return int(_change_pb(raw).stamp.physical_ms)

@@ -23,7 +23,7 @@ import queue
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, cast
@@ -31,17 +31,22 @@ from typing import Any, cast
 import rocksdict
 
 from node import keys, records
+from node.disk import DiskWatch
 from node.metrics import (
+    CHANGE_LOG_ENTRIES,
     CHANGE_LOG_SEQ,
+    CHANGE_LOG_TRIMMED,
     FSYNC_SECONDS,
     GC_BODIES,
     HINTS_PENDING,
+    TOMBSTONES,
     WRITE_BATCH_SIZE,
 )
 from tristore.batcher import Batcher
 from tristore.config import NodeSection
 from tristore.errors import InternalError
 from tristore.model import Change, ObjectVersion
+from tristore.replication import PENDING
 from tristore.stamps import ZERO, Stamp
 
 log = logging.getLogger(__name__)
@@ -52,6 +57,14 @@ FORMAT = b"tristore-node-2"
 REBUILD = "rebuild"
 #: Meta key: when the data directory was made (ms).
 CREATED = "created_ms"
+#: Meta key: the first change-log seq the replication index (keys.PENDING_LOG) covers.
+PENDING_FROM = "pending_log_from"
+#: Meta key: the change log holds no entry at or below this seq (trimmed).
+TRIMMED_TO = "log_trimmed_to"
+#: Meta key: stamp time (ms) of the first change ever logged here (kept when trimmed).
+FIRST_CHANGE = "first_change_ms"
+#: Meta key prefix: the change-log cursor a replicator last reported reading from.
+READER = "reader/"
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +188,31 @@ class _DropHint(_Op):
 
 
 @dataclass
+class _DropTombstone(_Op):
+    """Forget a removed version's marker (node/tombstones.py), unless the
+    version is back here meanwhile, or was removed again since ``seen``."""
+
+    bucket: str
+    key: str
+    vstamp: bytes
+    seen: bytes
+
+    def apply(
+        self, store: ReplicaStore, wb: rocksdict.WriteBatch, overlay: dict[bytes, bytes | None]
+    ) -> bool:
+        rk = keys.removed_key(self.bucket, self.key, self.vstamp)
+        if store._get_overlay(rk, overlay) != self.seen:
+            return False
+        vk = keys.version_key(self.bucket, self.key, self.vstamp)
+        if store._get_overlay(vk, overlay) is not None:
+            return False
+        wb.delete(rk)
+        overlay[rk] = None
+        store._tomb_delta -= 1
+        return True
+
+
+@dataclass
 class _MarkHints(_Op):
     """Hints for keys this node holds but is not home to (a map change)."""
 
@@ -244,19 +282,41 @@ class ReplicaStore:
         #: Whether this node started from a new data directory and has not
         #: rebuilt its copies (or found the cluster new) yet.
         self.needs_rebuild = self.db.get(keys.meta_key(REBUILD)) is not None
-        self._seq = self._last_log_seq()
+        self._seq = self._last_seq_of(keys.LOG)
         self._hints = self._count_prefix(keys.hint_prefix())
+        #: Free space on the data disk; new data is refused while it is short
+        #: (set by the node; None: never refused).
+        self.disk: DiskWatch | None = None
         self._hint_delta = 0
+        #: Removal markers held (a removed version's tombstone).
+        self._tombstones = self._count_prefix(keys.REMOVED)
+        self._tomb_delta = 0
+        TOMBSTONES.set(self._tombstones)
         #: Given a key, the node of this AZ to hand it to when this node is not
         #: its home by the current map (None: keep it). Set by the node.
         self.rehome: Callable[[str, str], str | None] | None = None
         # The change-log seq of the last commit to each recently changed key
         # (bounded; a key that fell out counts as changed after _forgotten_seq).
         self._committed_seq = self._seq
+        # The replication index (keys.PENDING_LOG) covers the log from this seq
+        # on (a log written before the index existed is read whole below it),
+        # and its newest synced entry.
+        self._pending_from = self._pending_index_start()
+        self._pending_committed = self._last_seq_of(keys.PENDING_LOG)
+        self._batch_pending = 0
         self._touched: OrderedDict[tuple[str, str], int] = OrderedDict()
         self._forgotten_seq = self._seq
         self._batch_touched: list[tuple[str, str]] = []
-        self._first_change = 0
+        self._first_change = self._stored_first_change()
+        raw_trim = self.db.get(keys.meta_key(TRIMMED_TO))
+        self._trimmed_to = int(raw_trim) if raw_trim is not None else 0
+        #: Replicator name -> the cursor it last read this log from: entries
+        #: awaiting replication are trimmed only once every replicator passed them.
+        self._reader_cursors: dict[str, int] = {
+            k[len(keys.meta_key(READER)) :].decode(): int(v)
+            for k, v in self._prefix_items(keys.meta_key(READER))
+        }
+        self._batch_first_change = 0
         # Resolved (and replaced) when a batch adding change-log entries is synced.
         self._log_grown: asyncio.Future[None] | None = None
         self._log_waits_ended = False
@@ -265,6 +325,7 @@ class ReplicaStore:
         self._objects: tuple[int, int] | None = None
         HINTS_PENDING.set(self._hints)
         CHANGE_LOG_SEQ.set(self._seq)
+        CHANGE_LOG_ENTRIES.set(self._seq - self._trimmed_to)
         self._queue: queue.SimpleQueue[tuple[_Op, asyncio.Future[Any]] | None] = queue.SimpleQueue()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._writer = threading.Thread(target=self._write_loop, name="group-commit", daemon=True)
@@ -329,8 +390,8 @@ class ReplicaStore:
     ) -> None:
         wb = rocksdict.WriteBatch(raw_mode=True)
         overlay: dict[bytes, bytes | None] = {}
-        seq_before, self._hint_delta = self._seq, 0
-        self._batch_touched = []
+        seq_before, self._hint_delta, self._tomb_delta = self._seq, 0, 0
+        self._batch_touched, self._batch_pending, self._batch_first_change = [], 0, 0
         outcomes: list[tuple[bool, Any]] = []
         for op, _fut in batch:
             try:
@@ -344,13 +405,20 @@ class ReplicaStore:
             WRITE_BATCH_SIZE.observe(len(batch))
         except Exception as exc:
             log.exception("group commit of %d writes failed", len(batch))
+            if self.disk is not None:
+                self.disk.write_failed(exc)
             self._seq = seq_before
             outcomes = [(False, exc)] * len(batch)
         else:
             self._hints += self._hint_delta
             HINTS_PENDING.set(self._hints)
+            self._tombstones += self._tomb_delta
+            TOMBSTONES.set(self._tombstones)
             CHANGE_LOG_SEQ.set(self._seq)
+            CHANGE_LOG_ENTRIES.set(self._seq - self._trimmed_to)
+            self._first_change = self._first_change or self._batch_first_change
             self._note_touched(self._batch_touched, self._seq)
+            self._pending_committed = max(self._pending_committed, self._batch_pending)
             self._batches += 1
             if self._seq > seq_before:
                 loop.call_soon_threadsafe(self._wake_log_readers)
@@ -385,14 +453,16 @@ class ReplicaStore:
         self._log_waits_ended = True
         self._wake_log_readers()
 
-    async def wait_for_log(self, after: int, timeout_s: float) -> bool:
+    async def wait_for_log(self, after: int, timeout_s: float, pending_only: bool = False) -> bool:
         """Return once a synced change-log entry after ``after`` exists (at
         once when one does, or when the log is behind ``after``: it restarted),
-        or after ``timeout_s``. A wakeup from the writer, not polling. False
-        when it returns for want of such an entry (time is up, or stopping)."""
+        or after ``timeout_s``. With ``pending_only``, only an entry awaiting
+        replication counts (see read_pending_log). A wakeup from the writer,
+        not polling. False when it returns for want of such an entry (time is
+        up, or stopping)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
-        while self._committed_seq <= after <= self._seq:
+        while self._log_waiting(after, pending_only):
             remaining = deadline - loop.time()
             if remaining <= 0 or self._log_waits_ended:
                 return False
@@ -402,6 +472,13 @@ class ReplicaStore:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(self._log_grown), remaining)
         return True
+
+    def _log_waiting(self, after: int, pending_only: bool) -> bool:
+        if after > self._seq:
+            return False  # the log restarted: the reader must hear of it now
+        if not pending_only or after + 1 < self._pending_from:
+            return self._committed_seq <= after
+        return self._pending_committed <= after
 
     @property
     def committed_seq(self) -> int:
@@ -415,8 +492,14 @@ class ReplicaStore:
         return value
 
     def _append_log(self, wb: rocksdict.WriteBatch, c: Change) -> None:
+        if not self._first_change and not self._batch_first_change:
+            self._batch_first_change = c.stamp.physical_ms
+            wb.put(keys.meta_key(FIRST_CHANGE), records.encode_ms(c.stamp.physical_ms))
         self._seq += 1
         wb.put(keys.log_key(self._seq), records.encode_change(c))
+        if awaits_replication(c):
+            wb.put(keys.pending_log_key(self._seq), b"")
+            self._batch_pending = self._seq
 
     def _put_version(
         self, wb: rocksdict.WriteBatch, overlay: dict[bytes, bytes | None], v: ObjectVersion
@@ -480,8 +563,13 @@ class ReplicaStore:
         vs = vstamp.encode()
         self._delete_version_record(wb, overlay, bucket, key, vs)
         rk = keys.removed_key(bucket, key, vs)
-        wb.put(rk, b"\x01")
-        overlay[rk] = b"\x01"
+        if self._get_overlay(rk, overlay) is None:
+            self._tomb_delta += 1
+        # The value is when the version was removed: the marker is collected
+        # some time after (node/tombstones.py).
+        marker = records.encode_ms(self._clock_ms())
+        wb.put(rk, marker)
+        overlay[rk] = marker
 
     def _drop_key(
         self, wb: rocksdict.WriteBatch, overlay: dict[bytes, bytes | None], bucket: str, key: str
@@ -500,7 +588,11 @@ class ReplicaStore:
             wb.delete(k)
             overlay[k] = None
         for k, _ in self._prefix_items(keys.removed_prefix(bucket, key)):
+            if k in overlay and overlay[k] is None:
+                continue
             wb.delete(k)
+            overlay[k] = None
+            self._tomb_delta -= 1
         nk = keys.null_key(bucket, key)
         wb.delete(nk)
         overlay[nk] = None
@@ -512,6 +604,8 @@ class ReplicaStore:
     # -- writes ----------------------------------------------------------
 
     async def commit(self, change: Change, hint_for: str = "") -> CommitResult:
+        if self.disk is not None:
+            self.disk.refuse_if_full("new writes")
         result: CommitResult = await self._submit(_Commit(change, hint_for))
         return result
 
@@ -527,6 +621,53 @@ class ReplicaStore:
         done: bool = await self._submit(_DropHint(home, bucket, key, stamp, drop_copy, shipped_seq))
         return done
 
+    async def old_tombstones(
+        self, after: bytes, limit: int, removed_before_ms: int
+    ) -> tuple[list[tuple[str, str, bytes, bytes]], bytes]:
+        """Up to ``limit`` removal markers after the marker key ``after`` (b"":
+        from the first) of versions removed before ``removed_before_ms``, as
+        (bucket, key, vstamp, marker value); and where the next scan starts
+        (b"" once the end was reached)."""
+        result: tuple[list[tuple[str, str, bytes, bytes]], bytes] = await self._read(
+            self._old_tombstones, after, limit, removed_before_ms
+        )
+        return result
+
+    def _old_tombstones(
+        self, after: bytes, limit: int, removed_before_ms: int
+    ) -> tuple[list[tuple[str, str, bytes, bytes]], bytes]:
+        out: list[tuple[str, str, bytes, bytes]] = []
+        scanned = 0
+        for k, v in self.db.items(from_key=after or keys.REMOVED):
+            key = cast(bytes, k)
+            if not key.startswith(keys.REMOVED):
+                return out, b""
+            if key == after:
+                continue
+            scanned += 1
+            value = cast(bytes, v)
+            # A marker from before they were dated ("\x01") counts as old.
+            removed_ms = records.decode_ms(value) if len(value) > 1 else 0
+            if removed_ms < removed_before_ms:
+                bucket, name, vstamp = keys.split_removed_key(key)
+                out.append((bucket, name, vstamp, value))
+            if scanned >= limit:
+                return out, key
+        return out, b""
+
+    async def drop_tombstone(self, bucket: str, key: str, vstamp: bytes, seen: bytes) -> bool:
+        """Forget the marker of a removed version (see :class:`_DropTombstone`)."""
+        done: bool = await self._submit(_DropTombstone(bucket, key, vstamp, seen))
+        return done
+
+    @property
+    def tombstones(self) -> int:
+        return self._tombstones
+
+    def wall_ms(self) -> int:
+        """The node's wall clock (what removal markers are dated by)."""
+        return self._clock_ms()
+
     async def mark_hints(self, items: list[tuple[str, str, str, Stamp]]) -> int:
         """Hint (home, bucket, key, stamp) for each item not hinted to that home yet."""
         added: int = await self._submit(_MarkHints(items))
@@ -538,6 +679,8 @@ class ReplicaStore:
         """Store the chunks of a body ahead of its commit. Returns (chunks, bytes)."""
         if len(data_id) != keys.DATA_ID_SIZE:
             raise ValueError("data id must be 16 bytes")
+        if self.disk is not None:
+            self.disk.refuse_if_full("new bodies")
         loop = asyncio.get_running_loop()
         marker = records.encode_ms(self._clock_ms())
         await loop.run_in_executor(
@@ -553,7 +696,12 @@ class ReplicaStore:
         return count, total
 
     def _put_nosync(self, key: bytes, value: bytes) -> None:
-        self.db.put(key, value, self._nosync)
+        try:
+            self.db.put(key, value, self._nosync)
+        except Exception as exc:
+            if self.disk is not None:
+                self.disk.write_failed(exc)
+            raise
 
     # -- reads -----------------------------------------------------------
 
@@ -771,16 +919,83 @@ class ReplicaStore:
         result: list[str] = await self._read(self._hint_homes)
         return result
 
-    def _first_change_ms(self) -> int:
-        for _k, raw in self._prefix_items(keys.LOG):
-            return records.decode_change(raw).stamp.physical_ms
+    def _stored_first_change(self) -> int:
+        raw = self.db.get(keys.meta_key(FIRST_CHANGE))
+        if raw is not None:
+            return records.decode_ms(raw)
+        # A store from before this was recorded: its log has not been trimmed.
+        for _k, entry in self._prefix_items(keys.LOG):
+            ms = records.decode_change(entry).stamp.physical_ms
+            self.db.put(keys.meta_key(FIRST_CHANGE), records.encode_ms(ms), self._sync)
+            return ms
         return 0
 
     async def first_change_ms(self) -> int:
-        """Stamp time of the first entry of the change log (0 when empty)."""
-        if not self._first_change:
-            self._first_change = await self._read(self._first_change_ms)
+        """Stamp time of the first change this store ever logged (0: none yet);
+        kept when the change log is trimmed."""
         return self._first_change
+
+    # -- change-log retention ------------------------------------------------
+
+    @property
+    def trimmed_to(self) -> int:
+        """No change-log entry at or below this seq is left (trimmed)."""
+        return self._trimmed_to
+
+    def note_reader(self, name: str, after: int) -> None:
+        """A replicator read this log from ``after``: it has handled every entry
+        up to there (its cursor never moves back, so neither does this)."""
+        if after > self._reader_cursors.get(name, -1):
+            self._reader_cursors[name] = after
+
+    async def trim_log(self, readers: Sequence[str], limit: int | None = None) -> int:
+        """Trim the change log (and its replication index) up to the newest
+        entry that is older than ``changelog_retention_s`` and, when it awaits
+        replication, already read by every one of ``readers``. Returns the
+        entries trimmed."""
+        horizon_ms = self._clock_ms() - int(self.cfg.changelog_retention_s * 1000)
+        limit = limit or self.cfg.changelog_trim_batch
+        start = self._trimmed_to
+        cursors = dict(self._reader_cursors)
+        upto = await self._read(self._trim_point, start, horizon_ms, limit, readers, cursors)
+        if upto <= start:
+            return 0
+        puts = [(keys.meta_key(TRIMMED_TO), str(upto).encode())]
+        puts += [(keys.meta_key(READER + n), str(c).encode()) for n, c in cursors.items()]
+        ranges = [
+            (keys.log_key(start + 1), keys.log_key(upto + 1)),
+            (keys.pending_log_key(start + 1), keys.pending_log_key(upto + 1)),
+        ]
+        await self._submit(_Raw(puts, [], ranges))
+        self._trimmed_to = upto
+        CHANGE_LOG_ENTRIES.set(self._seq - upto)
+        CHANGE_LOG_TRIMMED.inc(upto - start)
+        return upto - start
+
+    def _trim_point(
+        self,
+        start: int,
+        horizon_ms: int,
+        limit: int,
+        readers: Sequence[str],
+        cursors: dict[str, int],
+    ) -> int:
+        upto = start
+        for seq, raw in self._read_log(start, limit):
+            if seq > self._committed_seq:
+                break
+            if records.change_time_ms(raw) > horizon_ms:
+                break
+            upto = seq
+        # Entries awaiting replication stay until every replicator read past them.
+        read_by_all = min((cursors.get(n, 0) for n in readers), default=upto)
+        if read_by_all < upto:
+            for k, _ in self.db.items(from_key=keys.pending_log_key(read_by_all + 1)):
+                key = cast(bytes, k)
+                if key.startswith(keys.PENDING_LOG):
+                    upto = min(upto, keys.split_log_key(key) - 1)
+                break
+        return max(upto, start)
 
     async def rebuilt(self) -> None:
         """Clear :attr:`needs_rebuild`, durably."""
@@ -843,15 +1058,56 @@ class ReplicaStore:
         """Change-log entries (seq, encoded change) after ``after``, in order."""
         return cast(list[tuple[int, bytes]], await self._read(self._read_log, after, limit))
 
-    def _last_log_seq(self) -> int:
+    async def read_pending_log(self, after: int, limit: int) -> tuple[list[tuple[int, bytes]], int]:
+        """The change-log entries after ``after`` that carry a version awaiting
+        replication (at most ``limit``), and the seq the reader may move its
+        cursor to: every synced entry up to it was considered. A replicator
+        reads only these, so a cluster that replicates nothing costs it nothing.
+        Below the index's start (a log from before it) entries come unfiltered."""
+        committed = self._committed_seq
+        got = await self._read(self._read_pending_log, after, limit, committed)
+        return cast(tuple[list[tuple[int, bytes]], int], got)
+
+    def _read_pending_log(
+        self, after: int, limit: int, committed: int
+    ) -> tuple[list[tuple[int, bytes]], int]:
+        if after + 1 < self._pending_from:
+            entries = self._read_log(after, min(limit, self._pending_from - 1 - after))
+            entries = [(seq, raw) for seq, raw in entries if seq <= committed]
+            return entries, entries[-1][0] if entries else after
+        seqs: list[int] = []
+        for k, _ in self.db.items(from_key=keys.pending_log_key(after + 1)):
+            key = cast(bytes, k)
+            if not key.startswith(keys.PENDING_LOG) or len(seqs) >= limit:
+                break
+            seq = keys.split_log_key(key)
+            if seq > committed:
+                break
+            seqs.append(seq)
+        raws = cast(list[bytes | None], self.db.get([keys.log_key(seq) for seq in seqs]))
+        entries = [(seq, raw) for seq, raw in zip(seqs, raws, strict=True) if raw is not None]
+        scanned = seqs[-1] if len(seqs) >= limit else max(committed, after)
+        return entries, scanned
+
+    def _last_seq_of(self, family: bytes) -> int:
+        """The largest seq of the change log (``keys.LOG``) or of its
+        replication index (``keys.PENDING_LOG``); 0 when empty."""
         it = self.db.iter()
         try:
-            it.seek_for_prev(keys.LOG + b"\xff" * 8)
-            if it.valid() and it.key().startswith(keys.LOG):
+            it.seek_for_prev(family + b"\xff" * 8)
+            if it.valid() and it.key().startswith(family):
                 return keys.split_log_key(it.key())
             return 0
         finally:
             del it
+
+    def _pending_index_start(self) -> int:
+        raw = self.db.get(keys.meta_key(PENDING_FROM))
+        if raw is not None:
+            return int(raw)
+        start = self._seq + 1
+        self.db.put(keys.meta_key(PENDING_FROM), str(start).encode(), self._sync)
+        return start
 
     def _count_prefix(self, prefix: bytes) -> int:
         return sum(1 for _ in self._prefix_items(prefix))
@@ -914,6 +1170,14 @@ class ReplicaStore:
         """Every version record (tests and tools; runs on the caller's thread)."""
         for _k, v in self._prefix_items(keys.VERSION):
             yield records.decode_version(v)
+
+
+def awaits_replication(c: Change) -> bool:
+    """Whether a change carries a version some replicator still has to send
+    (a replication target PENDING) in a bucket users see."""
+    if c.bucket.startswith("."):
+        return False
+    return any(s == PENDING for v in c.versions for s in v.replication_targets.values())
 
 
 def _resolve(fut: asyncio.Future[Any], ok: bool, value: Any) -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TypeVar
@@ -36,6 +37,7 @@ from tristore.errors import (
     InvalidRequest,
 )
 from tristore.model import VERSIONING_ENABLED, ObjectVersion
+from tristore.stamps import check_skew
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +78,47 @@ async def per_key(
     return out
 
 
+#: An S3 ETag: the MD5 of the body, or of the parts' MD5s with "-<parts>".
+_ETAG_RE = re.compile(r"^[0-9a-f]{32}(-[1-9][0-9]{0,4})?$")
+_CLUSTER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+MAX_OWNER = 128
+
+
+def check_replica(version: ObjectVersion, origin: str, wall_ms: int, max_skew_ms: int) -> None:
+    """A version a replicator brings, checked as strictly as a PUT checks what
+    it stores (a replicator is a client like any other: a forged or broken
+    version must not become current)."""
+    validation.check_bucket_name(version.bucket)
+    validation.check_key(version.key)
+    if not _CLUSTER_RE.match(origin):
+        raise InvalidArgument(f"origin cluster {origin[:80]!r} is not a cluster name")
+    for what, stamp in (
+        ("version", version.stamp),
+        ("version", version.version_stamp),
+        ("tag or ACL change", version.meta_stamp),
+    ):
+        if stamp is not None:
+            check_skew(stamp.physical_ms, wall_ms, max_skew_ms, f"this node's ({what} stamp)")
+    if version.deleted and not version.delete_marker:
+        raise InvalidArgument("a replica is a version or a delete marker, not a removal")
+    if version.delete_marker:
+        if version.size or version.etag:
+            raise InvalidArgument("a delete marker has no body, size or ETag")
+    elif not _ETAG_RE.match(version.etag):
+        raise InvalidArgument(f"ETag {version.etag[:80]!r} is not an MD5 (with -PARTS)")
+    if version.size < 0:
+        raise InvalidArgument(f"size {version.size} is negative")
+    if len(version.owner) > MAX_OWNER:
+        raise InvalidArgument(f"owner is longer than {MAX_OWNER} characters")
+    if validation.normalize_metadata(version.metadata) != version.metadata:
+        raise InvalidArgument("metadata names must be stored lower-case, without x-amz-meta-")
+    validation.normalize_content_type(version.content_type)
+    validation.normalize_tags(version.tags)
+    validation.check_acl(version.acl)
+    validation.check_storage_class(version.storage_class)
+    validation.check_sse(version.sse)
+
+
 async def _bytes(data: bytes) -> AsyncIterator[bytes]:
     if data:
         yield data
@@ -92,6 +135,7 @@ class ReplicationApply:
         self.objects = objects
         self.buckets = buckets
         self.clock = protocol.clock
+        self.max_skew_ms = cfg.cluster.max_clock_skew_ms
 
     async def apply_replica(
         self, version: ObjectVersion, origin: str, body: AsyncIterator[bytes]
@@ -102,7 +146,7 @@ class ReplicationApply:
         :meth:`Protocol.write`). A version already here takes the incoming tags
         and ACL if they changed later than its own (:meth:`sync_modification`).
         False when nothing changed."""
-        validation.check_key(version.key)
+        check_replica(version, origin, self.clock.wall_ms(), self.max_skew_ms)
         info = await self.buckets.require_bucket(version.bucket)
         if info.versioning != VERSIONING_ENABLED:
             raise InvalidRequest(
@@ -126,11 +170,16 @@ class ReplicationApply:
             replication_status=replication.REPLICA,
             replication_targets={},
             origin_cluster=origin,
+            sse_key=b"",
+            sse_customer_hmac=b"",
         )
         if version.delete_marker:
             await self.protocol.write(base, replica=True)
             return True
         multipart = "-" in version.etag
+        # Encrypted here under this cluster's keys, as the source's SSE asks (or
+        # this bucket's default): the replicator brought the plaintext.
+        base, cipher = await self.objects.encryption.sealer(base, info, None)
         await self.objects.store(
             base,
             body,
@@ -139,6 +188,7 @@ class ReplicationApply:
             self.ncfg.max_object_size if not multipart else 5 * 1024**4,
             etag=version.etag,
             replica=True,
+            cipher=cipher,
         )
         return True
 

@@ -9,16 +9,22 @@ import logging
 import grpc
 
 from node.coordinator import Coordinator
+from node.disk import DiskWatch
 from node.events import EventStreams, NodeEvents
+from node.guard import Guard
 from node.hints import HintedHandoff
+from node.iam import Iam
 from node.membership import Membership, map_path, starting_config
 from node.peers import Peers
 from node.repair import Repairer, rebuild_if_new
 from node.replica_store import ReplicaStore
+from node.s3.server import S3Server
 from node.servicer import AdminServicer, EventServicer, ObjectServicer, ReplicaServicer
+from node.tombstones import TombstoneCollector
 from node.witness_client import WitnessFleet
-from tristore import server
+from tristore import credentials, server
 from tristore.config import ClusterConfig
+from tristore.kms import LocalKeyFile
 from tristore.pb import (
     admin_pb2,
     admin_pb2_grpc,
@@ -47,32 +53,53 @@ async def build(cfg: ClusterConfig, name: str) -> server.ProcessSpec:
         )
         raise SystemExit(2)
     me = cfg.node_named(name)
-    clock = HybridClock(cfg.cluster.id, me.id, cfg.node.clock_offset_ms)
+    # Calls to other nodes' public services (cluster map, events) sign as root.
+    credentials.use_for_process(await asyncio.to_thread(credentials.root_credentials, cfg))
+    clock = HybridClock(
+        cfg.cluster.id, me.id, cfg.node.clock_offset_ms, cfg.cluster.max_clock_skew_ms
+    )
     store = await asyncio.to_thread(ReplicaStore, cfg.data_dir_for(name), cfg.node, clock.wall_ms)
+    disk = DiskWatch(name, store.path, cfg.node.disk_reserve_bytes, cfg.node.disk_resume_bytes)
+    await asyncio.to_thread(disk.check)
+    store.disk = disk
     store.start(asyncio.get_running_loop())
     peers = Peers(cfg, me, store)
     placer = Placer(cfg)
-    witnesses = WitnessFleet(cfg, prefer=me.id) if cfg.witnesses else None
+    witnesses = WitnessFleet(cfg, me.name, prefer=me.id) if cfg.witnesses else None
     coord = Coordinator(cfg, me, peers, placer, clock, witnesses)
     handoff = HintedHandoff(store, peers, placer, cfg.node)
+    tombstones = TombstoneCollector(store, peers, placer, cfg.node)
     membership = Membership(cfg, me, placer, peers, handoff, store)
     coord.moving_azs = membership.moving_azs
     repairer = Repairer(coord, cfg.node)
+    iam = Iam(cfg, coord.protocol, await asyncio.to_thread(LocalKeyFile, cfg.kms_key_file))
+    guard = Guard(cfg, iam, coord)
+    if not cfg.auth.enabled:
+        log.warning(
+            "[auth] enabled = false: every call is taken as root's, signed or not. "
+            "Only for a trusted test bench!"
+        )
+    elif not cfg.auth.root_access_key_id:
+        log.error(
+            "[auth] root_access_key_id is empty: nobody can sign as root (admin); give "
+            "the root credentials in the config (tristore dev up generates them)"
+        )
 
     def set_rebuilding(on: bool) -> None:
         membership.rebuilding = on
 
     set_rebuilding(store.needs_rebuild)  # until rebuild_if_new knows better
 
+    s3 = S3Server(cfg, me, coord, guard)
     node_events = NodeEvents(me, store, placer, cfg.node)
     event_streams = EventStreams(cfg, node_events, peers, coord.head_bucket)
     tasks: list[asyncio.Task[None]] = []
 
     def register(srv: grpc.aio.Server) -> list[str]:
-        objects_pb2_grpc.add_ObjectServiceServicer_to_server(ObjectServicer(coord), srv)
+        objects_pb2_grpc.add_ObjectServiceServicer_to_server(ObjectServicer(coord, guard), srv)
         replica_pb2_grpc.add_ReplicaServiceServicer_to_server(ReplicaServicer(store), srv)
         admin_pb2_grpc.add_AdminServiceServicer_to_server(
-            AdminServicer(membership, store, peers, witnesses, repairer), srv
+            AdminServicer(membership, store, peers, witnesses, repairer, iam), srv
         )
         events_pb2_grpc.add_EventServiceServicer_to_server(
             EventServicer(event_streams, node_events), srv
@@ -92,25 +119,46 @@ async def build(cfg: ClusterConfig, name: str) -> server.ProcessSpec:
             except Exception:
                 log.exception("garbage collection round failed")
 
+    async def trim_log_forever() -> None:
+        readers = [r.name for r in cfg.replicators]
+        while True:
+            await asyncio.sleep(cfg.node.changelog_trim_interval_s)
+            try:
+                while await store.trim_log(readers) >= cfg.node.changelog_trim_batch:
+                    pass  # a backlog: the next batch at once
+            except Exception:
+                log.exception("trimming the change log failed")
+
     async def end_long_polls() -> None:
         await spec.stop.wait()
         store.end_log_waits()
 
+    async def stop_s3() -> None:
+        # Beside gRPC's grace period, not after it: both doors drain at once.
+        await spec.stop.wait()
+        await s3.stop()
+
     async def on_start() -> None:
         background = [
             end_long_polls(),
+            stop_s3(),
             peers.probe_forever(),
             handoff.run_forever(),
             gc_forever(),
+            trim_log_forever(),
             membership.sync_forever(),
             peers.wait_for_peers(),
             rebuild_if_new(repairer, store, peers, set_rebuilding),
+            disk.run_forever(cfg.node.disk_check_s),
+            tombstones.run_forever(),
         ]
         if witnesses is not None:
             background.append(witnesses.learn())  # best effort; any answer teaches it too
         tasks.extend(asyncio.create_task(c) for c in background)
+        await s3.start()
 
     async def on_stop() -> None:
+        await s3.stop()  # done already, unless the start failed half-way
         for t in tasks:
             t.cancel()
         for t in tasks:
@@ -129,9 +177,14 @@ async def build(cfg: ClusterConfig, name: str) -> server.ProcessSpec:
         cluster=cfg.cluster.name,
         az=me.az,
         register=register,
+        config=cfg,
         on_start=on_start,
         on_stop=on_stop,
+        guard=guard,
+        health=disk.health,
     )
+
+    s3.grace_s = spec.grace_s
 
     def removed() -> None:
         # Decommissioned: stop a moment later, once the call that said so is answered.

@@ -10,18 +10,20 @@ from typing import Any, TypeAlias, TypeVar
 
 import grpc
 
-from node import records
+from node import keys, records
 from node.coordinator import Coordinator
 from node.events import EventStreams, NodeEvents
+from node.guard import Guard
+from node.iam import AccessKey, Iam, User
 from node.membership import Membership
 from node.multipart import Multipart
-from node.objects import PutHeader
+from node.objects import GetResult, PutHeader
 from node.peers import Peers
 from node.repair import Repairer, serve_repair
 from node.replica_store import ReplicaStore
 from node.replication_apply import StatusUpdate
 from node.witness_client import WitnessConn, WitnessFleet
-from tristore import clustermap, config, pipe
+from tristore import clustermap, config, pipe, tls, validation
 from tristore.config import NodeSpec, ReplicatorSpec
 from tristore.convert import (
     acl_to_pb,
@@ -45,7 +47,7 @@ from tristore.convert import (
 )
 from tristore.errors import InvalidArgument, InvalidRequest, TristoreError, as_tristore
 from tristore.events import event_to_pb, message_to_pb
-from tristore.model import ByteRange, CopySource
+from tristore.model import SMALL_BODY_MAX, ByteRange, Change, CopySource
 from tristore.pb import (
     admin_pb2,
     admin_pb2_grpc,
@@ -56,7 +58,8 @@ from tristore.pb import (
     replica_pb2,
     replica_pb2_grpc,
 )
-from tristore.server import CHANNEL_OPTIONS
+from tristore.server import cluster_channel
+from tristore.sse import CustomerKey, customer_key
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +67,9 @@ Ctx: TypeAlias = grpc.aio.ServicerContext
 
 
 class ObjectServicer(objects_pb2_grpc.ObjectServiceServicer):
-    def __init__(self, coord: Coordinator) -> None:
+    def __init__(self, coord: Coordinator, guard: Guard | None = None) -> None:
         self.coord = coord
+        self.guard = guard
         self.multipart = Multipart(coord, coord.cfg.node)
 
     async def CreateBucket(
@@ -90,6 +94,9 @@ class ObjectServicer(objects_pb2_grpc.ObjectServiceServicer):
         self, request: objects_pb2.ListBucketsRequest, context: Ctx
     ) -> objects_pb2.ListBucketsResponse:
         buckets = await self.coord.list_buckets()
+        if self.guard is not None:  # a user sees the buckets it owns, as in S3
+            shown = await self.guard.visible([b.name for b in buckets])
+            buckets = [b for b in buckets if b.name in shown]
         return objects_pb2.ListBucketsResponse(buckets=[bucket_to_pb(b) for b in buckets])
 
     async def PutObject(
@@ -99,9 +106,11 @@ class ObjectServicer(objects_pb2_grpc.ObjectServiceServicer):
         info = await self.coord.put_object(_put_header(first.header), body)
         return objects_pb2.PutObjectResponse(info=info_to_pb(info))
 
-    async def GetObject(
-        self, request: objects_pb2.GetObjectRequest, context: Ctx
-    ) -> AsyncIterator[objects_pb2.GetObjectResponse]:
+    async def _get(
+        self, request: objects_pb2.GetObjectRequest
+    ) -> tuple[GetResult, objects_pb2.GetObjectResponse]:
+        """The object GetObject and GetSmallObject read, and the first message
+        of the answer (its info and range, no data yet)."""
         rng = ByteRange(request.range.start, request.range.end) if request.has_range else None
         result = await self.coord.get_object(
             request.bucket,
@@ -109,12 +118,20 @@ class ObjectServicer(objects_pb2_grpc.ObjectServiceServicer):
             rng,
             request.version_id,
             conditions_from_pb(request.conditions),
+            _customer_key(request.sse_customer),
         )
-        head: objects_pb2.GetObjectResponse | None = objects_pb2.GetObjectResponse(
+        head = objects_pb2.GetObjectResponse(
             info=info_to_pb(result.info),
             range_start=max(result.first, 0),
             range_end=max(result.last, 0),
         )
+        return result, head
+
+    async def GetObject(
+        self, request: objects_pb2.GetObjectRequest, context: Ctx
+    ) -> AsyncIterator[objects_pb2.GetObjectResponse]:
+        result, first = await self._get(request)
+        head: objects_pb2.GetObjectResponse | None = first
         async for piece in result.body:
             if head is not None:
                 head.data = piece
@@ -125,11 +142,40 @@ class ObjectServicer(objects_pb2_grpc.ObjectServiceServicer):
         if head is not None:
             yield head
 
+    async def PutSmallObject(
+        self, request: objects_pb2.PutObjectRequest, context: Ctx
+    ) -> objects_pb2.PutObjectResponse:
+        if len(request.data) > SMALL_BODY_MAX:
+            raise InvalidArgument(
+                f"PutSmallObject carries at most {SMALL_BODY_MAX} bytes; "
+                f"stream a body of {len(request.data)} with PutObject"
+            )
+        if not request.HasField("header"):
+            raise InvalidArgument("PutSmallObject needs a header")
+        info = await self.coord.put_object(_put_header(request.header), _single(request.data))
+        return objects_pb2.PutObjectResponse(info=info_to_pb(info))
+
+    async def GetSmallObject(
+        self, request: objects_pb2.GetSmallObjectRequest, context: Ctx
+    ) -> objects_pb2.GetObjectResponse:
+        result, resp = await self._get(request.get)
+        if result.last - result.first + 1 > min(request.max_size, SMALL_BODY_MAX):
+            await _close(result.body)
+            resp.too_large = True
+            return resp
+        pieces = [piece async for piece in result.body]
+        resp.data = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        return resp
+
     async def HeadObject(
         self, request: objects_pb2.HeadObjectRequest, context: Ctx
     ) -> objects_pb2.HeadObjectResponse:
         info = await self.coord.head_object(
-            request.bucket, request.key, request.version_id, conditions_from_pb(request.conditions)
+            request.bucket,
+            request.key,
+            request.version_id,
+            conditions_from_pb(request.conditions),
+            _customer_key(request.sse_customer),
         )
         return objects_pb2.HeadObjectResponse(info=info_to_pb(info))
 
@@ -159,6 +205,24 @@ class ObjectServicer(objects_pb2_grpc.ObjectServiceServicer):
     ) -> objects_pb2.PutBucketVersioningResponse:
         await self.coord.put_bucket_versioning(request.bucket, request.status)
         return objects_pb2.PutBucketVersioningResponse()
+
+    async def PutBucketEncryption(
+        self, request: objects_pb2.PutBucketEncryptionRequest, context: Ctx
+    ) -> objects_pb2.BucketEncryptionResponse:
+        sse = await self.coord.put_bucket_encryption(request.bucket, request.sse)
+        return objects_pb2.BucketEncryptionResponse(sse=sse)
+
+    async def GetBucketEncryption(
+        self, request: objects_pb2.GetBucketEncryptionRequest, context: Ctx
+    ) -> objects_pb2.BucketEncryptionResponse:
+        sse = await self.coord.get_bucket_encryption(request.bucket)
+        return objects_pb2.BucketEncryptionResponse(sse=sse)
+
+    async def DeleteBucketEncryption(
+        self, request: objects_pb2.DeleteBucketEncryptionRequest, context: Ctx
+    ) -> objects_pb2.BucketEncryptionResponse:
+        await self.coord.delete_bucket_encryption(request.bucket)
+        return objects_pb2.BucketEncryptionResponse()
 
     async def GetBucketVersioning(
         self, request: objects_pb2.GetBucketVersioningRequest, context: Ctx
@@ -231,9 +295,14 @@ class ObjectServicer(objects_pb2_grpc.ObjectServiceServicer):
             acl=request.acl,
             storage_class=request.storage_class,
             sse=request.sse,
+            sse_customer=_customer_key(request.sse_customer),
         )
         result = await self.coord.copy_object(
-            source, dest, request.metadata_directive, request.tagging_directive
+            source,
+            dest,
+            request.metadata_directive,
+            request.tagging_directive,
+            _customer_key(request.copy_source_sse_customer),
         )
         return objects_pb2.CopyObjectResponse(
             info=info_to_pb(result.info), source_version_id=result.source_version_id
@@ -255,7 +324,14 @@ class ObjectServicer(objects_pb2_grpc.ObjectServiceServicer):
         first, body = await _header_then_body(request_iterator, "UploadPart")
         h = first.header
         part = await self.multipart.upload_part(
-            h.bucket, h.key, h.upload_id, h.part_number, body, h.size, h.content_md5
+            h.bucket,
+            h.key,
+            h.upload_id,
+            h.part_number,
+            body,
+            h.size,
+            h.content_md5,
+            _customer_key(h.sse_customer),
         )
         return objects_pb2.UploadPartResponse(etag=part.etag, size=part.size)
 
@@ -267,6 +343,7 @@ class ObjectServicer(objects_pb2_grpc.ObjectServiceServicer):
             request.key,
             request.upload_id,
             [(p.part_number, p.etag) for p in request.parts],
+            _customer_key(request.sse_customer),
         )
         return objects_pb2.CompleteMultipartUploadResponse(info=info_to_pb(info))
 
@@ -361,6 +438,24 @@ class ObjectServicer(objects_pb2_grpc.ObjectServiceServicer):
             ]
         )
 
+    async def PutBucketPolicy(
+        self, request: objects_pb2.BucketPolicyRequest, context: Ctx
+    ) -> objects_pb2.BucketPolicyResponse:
+        text = await self.coord.put_bucket_policy(request.bucket, request.policy)
+        return objects_pb2.BucketPolicyResponse(policy=text)
+
+    async def GetBucketPolicy(
+        self, request: objects_pb2.BucketPolicyRequest, context: Ctx
+    ) -> objects_pb2.BucketPolicyResponse:
+        text = await self.coord.get_bucket_policy(request.bucket)
+        return objects_pb2.BucketPolicyResponse(policy=text)
+
+    async def DeleteBucketPolicy(
+        self, request: objects_pb2.BucketPolicyRequest, context: Ctx
+    ) -> objects_pb2.BucketPolicyResponse:
+        await self.coord.delete_bucket_policy(request.bucket)
+        return objects_pb2.BucketPolicyResponse()
+
     async def PutReplicationStatuses(
         self, request: objects_pb2.PutReplicationStatusesRequest, context: Ctx
     ) -> objects_pb2.PutReplicationStatusesResponse:
@@ -400,6 +495,18 @@ _Streamed = TypeVar(
 )
 
 
+async def _single(data: bytes) -> AsyncIterator[bytes]:
+    if data:
+        yield data
+
+
+async def _close(body: AsyncIterator[bytes]) -> None:
+    """Let go of a body not read (a stream of chunks from the replicas)."""
+    aclose = getattr(body, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
 async def _header_then_body(
     requests: AsyncIterator[_Streamed], rpc: str
 ) -> tuple[_Streamed, AsyncIterator[bytes]]:
@@ -437,7 +544,35 @@ def _put_header(h: objects_pb2.PutObjectHeader) -> PutHeader:
         sse=h.sse,
         if_none_match=h.if_none_match,
         if_match=h.if_match,
+        sse_customer=_customer_key(h.sse_customer),
+        request_id=validation.check_request_id(h.request_id),
+        resend=h.resend,
+        first_attempt_ms=h.first_attempt_ms,
     )
+
+
+def _check_data_id(data_id: bytes, what: str) -> None:
+    if len(data_id) != keys.DATA_ID_SIZE:
+        raise InvalidArgument(f"{what}: a data id is {keys.DATA_ID_SIZE} bytes, not {len(data_id)}")
+
+
+def _check_change(change: Change) -> None:
+    """A commit from a peer is checked as a request at the edge is: a real
+    bucket (or one of the store's own), and versions of the change's key
+    whose bodies have well-formed ids."""
+    if change.bucket not in keys.INTERNAL_BUCKETS:
+        validation.check_bucket_name(change.bucket)
+    for v in (*change.versions, *((change.head,) if change.head is not None else ())):
+        if (v.bucket, v.key) != (change.bucket, change.key):
+            raise InvalidArgument(
+                f"a commit of {change.bucket}/{change.key} carries a version of {v.bucket}/{v.key}"
+            )
+        if v.data_id:
+            _check_data_id(v.data_id, "Commit")
+
+
+def _customer_key(k: objects_pb2.SseCustomerKey) -> CustomerKey | None:
+    return customer_key(k.algorithm, k.key, k.key_md5)
 
 
 class ReplicaServicer(replica_pb2_grpc.ReplicaServiceServicer):
@@ -450,7 +585,9 @@ class ReplicaServicer(replica_pb2_grpc.ReplicaServiceServicer):
         return await self._commit(request)
 
     async def _commit(self, request: replica_pb2.CommitRequest) -> replica_pb2.CommitResponse:
-        result = await self.store.commit(change_from_pb(request), request.hint_for)
+        change = change_from_pb(request)
+        _check_change(change)
+        result = await self.store.commit(change, request.hint_for)
         return replica_pb2.CommitResponse(
             applied=result.applied, current=stamp_to_pb(result.current), conflict=result.conflict
         )
@@ -492,6 +629,8 @@ class ReplicaServicer(replica_pb2_grpc.ReplicaServiceServicer):
         except StopAsyncIteration:
             return replica_pb2.StageResponse()
 
+        _check_data_id(first.data_id, "Stage")
+
         async def chunks() -> AsyncIterator[tuple[int, bytes]]:
             yield first.index, first.data
             async for msg in stream:
@@ -522,6 +661,7 @@ class ReplicaServicer(replica_pb2_grpc.ReplicaServiceServicer):
     ) -> AsyncIterator[replica_pb2.ReadDataResponse]:
         if request.chunk_size == 0:
             raise InvalidArgument("chunk_size must be positive")
+        _check_data_id(request.data_id, "ReadData")
         try:
             async for piece in self.store.read_data(
                 request.data_id, request.chunk_size, request.offset, request.length
@@ -578,13 +718,32 @@ class ReplicaServicer(replica_pb2_grpc.ReplicaServiceServicer):
         limit = min(request.limit or 256, 10_000)
         # A long poll: the reader hears of a change as soon as it is synced.
         wait_ms = min(request.wait_ms, self.store.cfg.read_log_max_wait_ms)
-        await self.store.wait_for_log(request.after, wait_ms / 1000)
+        if request.reader:
+            self.store.note_reader(request.reader, request.after)
+        await self.store.wait_for_log(request.after, wait_ms / 1000, request.pending_only)
+        if request.pending_only:
+            found, scanned = await self.store.read_pending_log(request.after, limit)
+        else:
+            found = await self.store.read_log(request.after, limit)
+            scanned = found[-1][0] if found else request.after
         entries = []
-        for seq, raw in await self.store.read_log(request.after, limit):
+        for seq, raw in found:
             change = replica_pb2.CommitRequest()
             change.ParseFromString(raw[1:])  # records.encode_change: a format byte, then this
             entries.append(replica_pb2.LogEntry(seq=seq, change=change))
-        return replica_pb2.ReadLogResponse(entries=entries, last_seq=self.store.log_seq)
+        return replica_pb2.ReadLogResponse(
+            entries=entries, last_seq=self.store.log_seq, scanned_to=scanned
+        )
+
+
+def _user_pb(u: User) -> admin_pb2.User:
+    return admin_pb2.User(
+        name=u.name, role=u.role, buckets=list(u.buckets), created_ms=u.created_ms
+    )
+
+
+def _key_pb(k: AccessKey) -> admin_pb2.AccessKey:
+    return admin_pb2.AccessKey(access_key_id=k.access_key_id, user=k.user, created_ms=k.created_ms)
 
 
 class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
@@ -595,7 +754,9 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         peers: Peers,
         witness: WitnessFleet | None,
         repairer: Repairer,
+        iam: Iam | None = None,
     ) -> None:
+        self.iam = iam
         self.repairer = repairer
         self._replicator_stubs: dict[str, Any] = {}
         self.witness = witness
@@ -605,7 +766,49 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         self.peers = peers
         self.started = time.monotonic()
 
+    def _users(self) -> Iam:
+        if self.iam is None:
+            raise InvalidRequest("this node keeps no users")
+        return self.iam
+
+    async def CreateUser(
+        self, request: admin_pb2.UserRequest, context: Ctx
+    ) -> admin_pb2.UserResponse:
+        user = await self._users().add_user(request.name, request.role, tuple(request.buckets))
+        return admin_pb2.UserResponse(user=_user_pb(user))
+
+    async def ListUsers(
+        self, request: admin_pb2.ListUsersRequest, context: Ctx
+    ) -> admin_pb2.ListUsersResponse:
+        users = await self._users().list_users()
+        return admin_pb2.ListUsersResponse(users=[_user_pb(u) for u in users])
+
+    async def DeleteUser(
+        self, request: admin_pb2.UserRequest, context: Ctx
+    ) -> admin_pb2.UserResponse:
+        await self._users().delete_user(request.name)
+        return admin_pb2.UserResponse()
+
+    async def CreateAccessKey(
+        self, request: admin_pb2.AccessKeyRequest, context: Ctx
+    ) -> admin_pb2.AccessKeyResponse:
+        key, secret = await self._users().create_key(request.user)
+        return admin_pb2.AccessKeyResponse(key=_key_pb(key), secret_access_key=secret)
+
+    async def ListAccessKeys(
+        self, request: admin_pb2.AccessKeyRequest, context: Ctx
+    ) -> admin_pb2.ListAccessKeysResponse:
+        found = await self._users().list_keys(request.user)
+        return admin_pb2.ListAccessKeysResponse(keys=[_key_pb(k) for k in found])
+
+    async def RevokeAccessKey(
+        self, request: admin_pb2.AccessKeyRequest, context: Ctx
+    ) -> admin_pb2.AccessKeyResponse:
+        await self._users().revoke_key(request.access_key_id)
+        return admin_pb2.AccessKeyResponse()
+
     async def _status(self) -> admin_pb2.NodeStatusResponse:
+        disk = self.store.disk
         return admin_pb2.NodeStatusResponse(
             name=self.me.name,
             az=self.me.az,
@@ -620,6 +823,9 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
             handoffs_pending=self.membership.handoffs_pending(),
             created_ms=self.store.created_ms,
             first_change_ms=await self.store.first_change_ms(),
+            tombstones=self.store.tombstones,
+            disk_free_bytes=max(0, disk.free) if disk is not None else 0,
+            disk_state=disk.state if disk is not None else "",
         )
 
     async def NodeStatus(
@@ -664,7 +870,8 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         health = admin_pb2.ReplicatorHealth(name=spec.name, grpc=spec.grpc)
         stub = self._replicator_stubs.get(spec.name)
         if stub is None:
-            channel = grpc.aio.insecure_channel(spec.grpc, options=CHANNEL_OPTIONS)
+            cfg = self.membership.cfg
+            channel = cluster_channel(cfg, self.me.name, spec.grpc)
             stub = self._replicator_stubs[spec.name] = admin_pb2_grpc.ReplicatorAdminStub(channel)
         try:
             status = await stub.ReplicatorStatus(
@@ -681,6 +888,17 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
     async def GetClusterMap(
         self, request: admin_pb2.GetClusterMapRequest, context: Ctx
     ) -> admin_pb2.ClusterMapResponse:
+        if request.from_node:
+            # The peer map exchange: what a caller says of itself steers this
+            # node (its handoffs), so only a node of this cluster may say it.
+            cfg = self.membership.cfg
+            if not cfg.tls.insecure:
+                tls.check_peer(
+                    context.auth_context(),
+                    frozenset({"node"}),
+                    cfg.cluster.name,
+                    "GetClusterMap with from_node (the peer map exchange)",
+                )
         self.membership.heard_from(request.from_node, request.handoffs_pending)
         return self.membership.to_pb(request.known_epoch, request.known_digest)
 
@@ -709,6 +927,17 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
     ) -> AsyncIterator[admin_pb2.RepairProgress]:
         async for progress in serve_repair(self.repairer, request):
             yield progress
+
+    async def RotateMasterKey(
+        self, request: admin_pb2.RotateMasterKeyRequest, context: Ctx
+    ) -> admin_pb2.RotateMasterKeyResponse:
+        r = await self.repairer.coord.rotate_master_key(request.keep_key)
+        # Users' secrets are sealed under the same master keys.
+        if self.iam is not None:
+            await self.iam.rewrap()
+        return admin_pb2.RotateMasterKeyResponse(
+            key_id=r.key_id, rewrapped=r.rewrapped, unchanged=r.unchanged
+        )
 
     async def GetConfig(
         self, request: admin_pb2.GetConfigRequest, context: Ctx

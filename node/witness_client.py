@@ -42,7 +42,7 @@ from tristore.config import ClusterConfig, WitnessSpec
 from tristore.errors import QuorumUnavailable
 from tristore.pb import witness_pb2, witness_pb2_grpc
 from tristore.pipe import PipeBroken, PipeClient
-from tristore.server import CHANNEL_OPTIONS
+from tristore.server import cluster_channel
 from tristore.stamps import ENCODED_SIZE, Stamp
 
 log = logging.getLogger(__name__)
@@ -65,10 +65,12 @@ _Op = tuple[bytes, bytes | None, int]
 
 
 class WitnessConn:
-    def __init__(self, spec: WitnessSpec, timeout_s: float, max_batch: int) -> None:
+    def __init__(
+        self, spec: WitnessSpec, channel: grpc.aio.Channel, timeout_s: float, max_batch: int
+    ) -> None:
         self.spec = spec
         self.timeout_s = timeout_s
-        self.channel = grpc.aio.insecure_channel(spec.grpc, options=CHANNEL_OPTIONS)
+        self.channel = channel
         self.stub = witness_pb2_grpc.WitnessServiceStub(self.channel)
         #: The incarnation this process last heard of (0: none yet).
         self.incarnation = 0
@@ -150,9 +152,17 @@ class WitnessConn:
 
 
 class WitnessFleet:
-    def __init__(self, cfg: ClusterConfig, prefer: int = 0) -> None:
+    def __init__(self, cfg: ClusterConfig, me: str, prefer: int = 0) -> None:
         self.groups = [
-            [WitnessConn(w, cfg.witness.timeout_s, cfg.witness.max_batch) for w in members]
+            [
+                WitnessConn(
+                    w,
+                    cluster_channel(cfg, me, w.grpc),
+                    cfg.witness.timeout_s,
+                    cfg.witness.max_batch,
+                )
+                for w in members
+            ]
             for members in cfg.witness_groups
         ]
         # The order each group's members are asked in: a check goes to a bare

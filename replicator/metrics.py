@@ -43,6 +43,12 @@ THRESHOLD_MISSES = Counter(
     "Versions replicated later than [replicator] threshold_s after their write.",
     ["destination"],
 )
+DLQ_DROPPED = Counter(
+    "tristore_replication_dlq_dropped_total",
+    "Entries dropped from the dead-letter queue, by reason: age ([replicator] "
+    "dlq_retention_s) or cap (dlq_max_entries). Their versions stay FAILED at the source.",
+    ["reason"],
+)
 DLQ = Gauge(
     "tristore_replication_dlq_entries",
     "Versions parked in this replicator's dead-letter queue after max_attempts.",

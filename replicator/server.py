@@ -66,6 +66,7 @@ async def build(cfg: ClusterConfig, name: str) -> server.ProcessSpec:
         cluster=cfg.cluster.name,
         az="",
         register=register,
+        config=cfg,
         on_start=on_start,
         on_stop=on_stop,
     )

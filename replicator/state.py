@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import struct
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
 
@@ -40,6 +41,15 @@ class ReplicatorState:
         self._sync = rocksdict.WriteOptions()
         self._sync.sync = True
         self._lock = threading.Lock()
+        #: Entries in the dead-letter queue, counted once here and kept up to
+        #: date by park, unpark and trim_dlq.
+        self._parked = sum(1 for _ in self._dlq_keys())
+
+    def _dlq_keys(self) -> Iterator[bytes]:
+        for k in self.db.keys(from_key=DLQ):
+            if not cast(bytes, k).startswith(DLQ):
+                return
+            yield cast(bytes, k)
 
     def close(self) -> None:
         self.db.close()
@@ -83,7 +93,36 @@ class ReplicatorState:
     def park(self, entry: dict[str, Any]) -> None:
         k = self._dlq_key(entry["bucket"], entry["key"], entry["version_id"], entry["destination"])
         with self._lock:
+            self._parked += self.db.get(k) is None
             self.db.put(k, json.dumps(entry).encode(), self._sync)
+
+    def parked_count(self) -> int:
+        return self._parked
+
+    def trim_dlq(self, max_entries: int, oldest_ms: int) -> tuple[int, int]:
+        """Drop the entries parked before ``oldest_ms``, then the oldest beyond
+        ``max_entries``, in one synced batch. Returns (by age, by count)."""
+        with self._lock:  # nothing parks or unparks between the scan and the batch
+            when: list[tuple[int, bytes]] = []
+            for k, v in self.db.items(from_key=DLQ):
+                if not cast(bytes, k).startswith(DLQ):
+                    break
+                try:
+                    parked_ms = int(json.loads(cast(bytes, v)).get("parked_ms", 0))
+                except (ValueError, TypeError, AttributeError):
+                    parked_ms = 0  # unreadable: the oldest
+                when.append((parked_ms, cast(bytes, k)))
+            when.sort()
+            aged = [k for ms, k in when if ms < oldest_ms]
+            kept = len(when) - len(aged)
+            over = [k for _, k in when[len(aged) : len(aged) + max(0, kept - max_entries)]]
+            if aged or over:
+                wb = rocksdict.WriteBatch(raw_mode=True)
+                for k in (*aged, *over):
+                    wb.delete(k)
+                self.db.write(wb, self._sync)
+                self._parked -= len(aged) + len(over)
+        return len(aged), len(over)
 
     def parked(self) -> list[dict[str, Any]]:
         out = []
@@ -103,4 +142,5 @@ class ReplicatorState:
             if self.db.get(k) is None:
                 return False
             self.db.delete(k, self._sync)
+            self._parked -= 1
             return True

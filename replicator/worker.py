@@ -45,14 +45,14 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from replicator import metrics
 from replicator.state import ReplicatorState
-from tristore import errors, replication
+from tristore import credentials, errors, replication
 from tristore.batcher import Batcher
 from tristore.client import AsyncClient
 from tristore.config import ClusterConfig, NodeSpec, ReplicatorSpec
 from tristore.convert import change_from_pb, rule_from_pb, version_to_pb
 from tristore.model import ObjectVersion, ReplicatorStatus
 from tristore.pb import objects_pb2, objects_pb2_grpc, replica_pb2, replica_pb2_grpc
-from tristore.server import CHANNEL_OPTIONS
+from tristore.server import cluster_channel
 
 log = logging.getLogger(__name__)
 
@@ -71,10 +71,28 @@ class _Cluster:
     """Raw stubs of one cluster's nodes, tried in turn (the SDK has no
     ApplyReplica: it is for replicators only)."""
 
-    def __init__(self, endpoints: list[str]) -> None:
-        self.channels = [grpc.aio.insecure_channel(e, options=CHANNEL_OPTIONS) for e in endpoints]
-        self.stubs = [objects_pb2_grpc.ObjectServiceStub(c) for c in self.channels]
+    def __init__(
+        self,
+        endpoints: list[str],
+        dial: Callable[[str], grpc.aio.Channel],
+        creds: credentials.Credentials | None,
+    ) -> None:
+        self.channels = [dial(e) for e in endpoints]
+        # Signed with this cluster's root key at the source, with the remote's
+        # replication principal at a destination (tristore.sigv4).
+        self.signer = credentials.Signer(creds) if creds is not None else None
+        service = objects_pb2.DESCRIPTOR.services_by_name["ObjectService"]
+        self.stubs = [
+            credentials.SignedStub(objects_pb2_grpc.ObjectServiceStub(c), service, self.signer)
+            for c in self.channels
+        ]
         self._next = 0
+
+    def sign(self, method: str, header: Any) -> list[tuple[str, str]] | None:
+        """The metadata that signs a client stream by its header."""
+        if self.signer is None:
+            return None
+        return self.signer.metadata(f"/tristore.v1.ObjectService/{method}", header)
 
     async def call(self, fn: Any) -> Any:
         """``fn(stub)`` on the next node in turn (so the work of coordinating is
@@ -122,13 +140,26 @@ class Replicator:
         self.index = [r.name for r in cfg.replicators].index(spec.name)
         self.count = len(cfg.replicators)
         endpoints = [n.grpc for n in cfg.nodes]
-        self.source = AsyncClient(endpoints, timeout=self.rcfg.timeout_s)
-        self.source_raw = _Cluster(endpoints)
-        self.remotes = {r.name: _Cluster(r.endpoint_list) for r in cfg.remotes}
+        root = credentials.root_credentials(cfg)
+        self.source = AsyncClient(
+            endpoints,
+            timeout=self.rcfg.timeout_s,
+            ca_file=str(cfg.tls_files(spec.name).ca),
+            insecure=cfg.tls.insecure,
+            credentials=root,
+            anonymous=root is None,
+        )
+
+        def public(address: str) -> grpc.aio.Channel:
+            return cluster_channel(cfg, spec.name, address, internal=False)
+
+        self.source_raw = _Cluster(endpoints, public, root)
+        self.remotes = {
+            r.name: _Cluster(r.endpoint_list, public, credentials.remote_credentials(cfg, r))
+            for r in cfg.remotes
+        }
         self._logs = {
-            n.name: replica_pb2_grpc.ReplicaServiceStub(
-                grpc.aio.insecure_channel(n.grpc, options=CHANNEL_OPTIONS)
-            )
+            n.name: replica_pb2_grpc.ReplicaServiceStub(cluster_channel(cfg, spec.name, n.grpc))
             for n in cfg.nodes
         }
         self._rules: dict[str, tuple[float, tuple[replication.Rule, ...]]] = {}
@@ -151,15 +182,14 @@ class Replicator:
         self._behind: dict[str, int] = {}
         self._started = time.monotonic()
         self._done: OrderedDict[tuple[str, str, str, str], None] = OrderedDict()
-        self._dlq = len(state.parked())
-        metrics.DLQ.set(self._dlq)
+        metrics.DLQ.set(state.parked_count())
 
     # -- the loop --------------------------------------------------------------
 
     async def run_forever(self) -> None:
         self._tails = {n.name: asyncio.create_task(self._tail(n)) for n in self.cfg.nodes}
         try:
-            await asyncio.gather(self.wait_for_clusters(), self.watch_map())
+            await asyncio.gather(self.wait_for_clusters(), self.watch_map(), self.expire_dlq())
         finally:
             for t in self._tails.values():
                 t.cancel()
@@ -169,7 +199,7 @@ class Replicator:
         return ReplicatorStatus(
             name=self.spec.name,
             uptime_seconds=time.monotonic() - self._started,
-            dlq_entries=self._dlq,
+            dlq_entries=self.state.parked_count(),
             log_entries_behind=sum(self._behind.get(n, 0) for n in self._tails),
             nodes_tailed=len(self._tails),
             lag_seconds=dict(self._lag),
@@ -214,7 +244,7 @@ class Replicator:
                 if n.name not in self._tails:
                     log.info("map epoch %d: tailing %s's change log too", cmap.epoch, n.name)
                     self._logs[n.name] = replica_pb2_grpc.ReplicaServiceStub(
-                        grpc.aio.insecure_channel(n.grpc, options=CHANNEL_OPTIONS)
+                        cluster_channel(self.cfg, self.spec.name, n.grpc)
                     )
                     self._tails[n.name] = asyncio.create_task(self._tail(n))
             names = {n.name for n in cmap.nodes}
@@ -232,7 +262,11 @@ class Replicator:
             try:
                 resp = await stub.ReadLog(
                     replica_pb2.ReadLogRequest(
-                        after=cursor, limit=self.rcfg.batch, wait_ms=self.rcfg.log_wait_ms
+                        after=cursor,
+                        limit=self.rcfg.batch,
+                        wait_ms=self.rcfg.log_wait_ms,
+                        pending_only=True,
+                        reader=self.spec.name,
                     ),
                     timeout=self.rcfg.timeout_s + self.rcfg.log_wait_ms / 1000,
                 )
@@ -247,14 +281,20 @@ class Replicator:
                 log.warning("%s's change log restarted at %d; reading it again", node.name, 0)
                 cursor = 0
                 continue
-            metrics.LOG_BEHIND.labels(node.name).set(resp.last_seq - cursor)
-            self._behind[node.name] = resp.last_seq - cursor
+            # The node looked up to scanned_to; an older node (no index) does
+            # not say, and sent every entry up to the last it sent.
+            scanned = resp.scanned_to or (resp.entries[-1].seq if resp.entries else cursor)
             if not resp.entries:
+                if scanned > cursor:
+                    cursor = scanned
+                    await asyncio.to_thread(self.state.set_cursor, node.name, cursor)
+                self._caught_up(node.name, resp.last_seq, cursor)
                 # The node waited up to self.rcfg.log_wait_ms for an entry; one that
                 # answered at once (it does not wait) is polled instead.
                 if time.monotonic() - asked < self.rcfg.log_wait_ms / 2000:
                     await asyncio.sleep(self.rcfg.poll_interval_s)
                 continue
+            self._caught_up(node.name, resp.last_seq, cursor)  # the backlog while it is handled
             # A batch's versions go out together (bounded); the destination keeps
             # per-key order itself (last writer wins, never backwards). The
             # cursor moves past the batch only once all of it is handled.
@@ -267,16 +307,22 @@ class Replicator:
                 )
                 await asyncio.sleep(self.rcfg.max_backoff_s)
                 continue
-            cursor = resp.entries[-1].seq
+            cursor = max(scanned, resp.entries[-1].seq)
             await asyncio.to_thread(self.state.set_cursor, node.name, cursor)
-            metrics.LOG_BEHIND.labels(node.name).set(max(0, resp.last_seq - cursor))
-            self._behind[node.name] = max(0, resp.last_seq - cursor)
-            if cursor >= resp.last_seq:
-                for dest in self._destinations_seen:
-                    metrics.LAG.labels(dest).set(0)
-                    self._lag[dest] = 0.0
+            self._caught_up(node.name, resp.last_seq, cursor)
             if len(resp.entries) < self.rcfg.batch:
                 await asyncio.sleep(self.rcfg.log_gather_s)
+
+    def _caught_up(self, node: str, last_seq: int, cursor: int) -> None:
+        """Entries of the node's log not yet looked at (those awaiting nothing
+        are skipped unread, so this is an upper bound of the real backlog)."""
+        behind = max(0, last_seq - cursor)
+        metrics.LOG_BEHIND.labels(node).set(behind)
+        self._behind[node] = behind
+        if behind == 0:
+            for dest in self._destinations_seen:
+                metrics.LAG.labels(dest).set(0)
+                self._lag[dest] = 0.0
 
     async def handle(self, v: ObjectVersion) -> None:
         """Replicate one logged version wherever it is still PENDING (a new
@@ -399,8 +445,7 @@ class Replicator:
         (a replayed one); blocking, so called from a thread."""
         self.state.set_refusals(*ident, 0)
         if self.state.unpark(*ident):
-            self._dlq = len(self.state.parked())
-            metrics.DLQ.set(self._dlq)
+            metrics.DLQ.set(self.state.parked_count())
 
     def _park(self, ident: tuple[str, str, str, str], error: str) -> None:
         """Blocking (RocksDB, fsync): called from a thread."""
@@ -416,8 +461,38 @@ class Replicator:
             }
         )
         self.state.set_refusals(*ident, 0)
-        self._dlq = len(self.state.parked())
-        metrics.DLQ.set(self._dlq)
+        if self.state.parked_count() > self.rcfg.dlq_max_entries:
+            self.trim_dlq()  # age is expire_dlq's to check, once a dlq_check_s
+        metrics.DLQ.set(self.state.parked_count())
+
+    def trim_dlq(self) -> None:
+        """Keep the dead-letter queue within [replicator] dlq_max_entries and
+        dlq_retention_s (blocking: called from a thread). What goes loses
+        nothing: its version stays FAILED at the source."""
+        oldest_ms = int((time.time() - self.rcfg.dlq_retention_s) * 1000)
+        aged, over = self.state.trim_dlq(self.rcfg.dlq_max_entries, oldest_ms)
+        for reason, n in (("age", aged), ("cap", over)):
+            if n:
+                metrics.DLQ_DROPPED.labels(reason).inc(n)
+        if aged or over:
+            log.warning(
+                "dropped %d entries from the dead-letter queue (%d parked over "
+                "[replicator] dlq_retention_s = %.0fs ago, %d beyond dlq_max_entries = %d); "
+                "their versions stay FAILED at the source: `tristore replication dlq list` "
+                "shows them, `dlq replay` retries them",
+                aged + over,
+                aged,
+                self.rcfg.dlq_retention_s,
+                over,
+                self.rcfg.dlq_max_entries,
+            )
+        metrics.DLQ.set(self.state.parked_count())
+
+    async def expire_dlq(self) -> None:
+        """Drop dead-letter entries as they pass dlq_retention_s."""
+        while True:
+            await asyncio.to_thread(self.trim_dlq)
+            await asyncio.sleep(self.rcfg.dlq_check_s)
 
     async def _set_status(self, v: ObjectVersion, dest: str, status: str, error: str) -> None:
         request = objects_pb2.PutReplicationStatusRequest(
@@ -494,15 +569,20 @@ class Replicator:
             bucket=dest.bucket,
             storage_class=dest.storage_class or v.storage_class,
             owner=dest.owner or v.owner,
+            # The destination encrypts under its own keys (as ``sse`` asks).
+            sse_key=b"",
+            sse_customer_hmac=b"",
         )
         header = objects_pb2.ApplyReplicaHeader(
             version=version_to_pb(replica, with_inline=False),
             origin_cluster=v.origin_cluster or self.cfg.cluster.name,
         )
 
-        if v.delete_marker or v.size == 0 or v.inline is not None:
-            # A small version travels whole in one item of a batched call.
-            item = objects_pb2.ApplyReplicaItem(header=header, data=v.inline or b"")
+        if v.delete_marker or v.size == 0 or (v.inline is not None and not v.encrypted):
+            # A small version travels whole in one item of a batched call (an
+            # encrypted one's inline body is ciphertext: it is read decrypted).
+            data = v.inline or b"" if not v.encrypted else b""
+            item = objects_pb2.ApplyReplicaItem(header=header, data=data)
             return await self._applies[dest.cluster].submit(item)
         async with self._streams:
             return await self._stream(v, remote, header)
@@ -528,7 +608,11 @@ class Replicator:
 
         try:
             resp = await remote.call(
-                lambda stub: stub.ApplyReplica(requests(), timeout=self.rcfg.timeout_s)
+                lambda stub: stub.ApplyReplica(
+                    requests(),
+                    timeout=self.rcfg.timeout_s,
+                    metadata=remote.sign("ApplyReplica", header),
+                )
             )
         finally:
             if source_failed:

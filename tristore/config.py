@@ -38,6 +38,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from tristore.errors import InvalidArgument
+from tristore.tls import Files as TlsFiles
+from tristore.tls import internal_address as _internal_address
 
 ENV_PREFIX = "TRISTORE_"
 
@@ -51,6 +53,12 @@ class ClusterSection:
     epoch: int = 1
     #: Each process keeps its state in ``data_dir/<process name>``.
     data_dir: str = "./data"
+    #: Largest distance (ms) a stamp from elsewhere may be ahead of a process's
+    #: own clock: a witness refuses to record it and a node refuses to move its
+    #: clock to it (InvalidArgument), so one bad clock or forged stamp cannot
+    #: drag every later version id into the future. Keep it above the clock
+    #: skew between the cluster's hosts.
+    max_clock_skew_ms: int = 1000
 
 
 @dataclass(frozen=True)
@@ -97,6 +105,11 @@ class NodeSection:
     #: asking the witness. Reads can then be stale; the linearizability checker
     #: must catch it.
     unsafe_skip_witness: bool = False
+    #: DELIBERATELY BROKEN, for tests only: a write does not learn the key's
+    #: floor (node/protocol.py), so a node whose clock is behind stamps writes
+    #: below acknowledged ones, and they never become current: acknowledged
+    #: writes vanish, which the linearizability checker must catch.
+    unsafe_skip_floor: bool = False
     #: Worker threads for RocksDB reads.
     read_threads: int = 4
     #: RocksDB block cache size.
@@ -114,6 +127,29 @@ class NodeSection:
     stage_queue_chunks: int = 4
     #: How often superseded bodies and abandoned staged chunks that are due are deleted.
     gc_interval_s: float = 5.0
+    #: Change-log entries are kept at least this long (for event subscribers,
+    #: whose cursors then expire), and until every replicator has read those
+    #: awaiting replication.
+    changelog_retention_s: float = 86_400.0
+    #: How often the change log is trimmed.
+    changelog_trim_interval_s: float = 60.0
+    #: Most entries one trim removes (one write batch).
+    changelog_trim_batch: int = 10_000
+    #: A removed version's marker (which keeps a late copy of the version from
+    #: coming back) is collected this long after the removal, once no node of
+    #: the key's AZs holds the version (node/tombstones.py).
+    tombstone_retention_s: float = 86_400.0
+    #: How often the markers are looked through, and how many at most at once.
+    tombstone_check_s: float = 60.0
+    tombstone_batch: int = 1_000
+    #: Free bytes the node keeps on the disk of its data directory: below
+    #: this it refuses new data (StorageFull; the AZ's other node takes the
+    #: write with a hint) and goes on serving reads (node/disk.py).
+    disk_reserve_bytes: int = 128 * 1024 * 1024
+    #: Free bytes beyond the reserve before writes are taken again.
+    disk_resume_bytes: int = 32 * 1024 * 1024
+    #: How often the free space is looked at.
+    disk_check_s: float = 1.0
     #: Hinted keys handed to one home at once.
     handoff_parallel: int = 16
     #: Recently changed keys whose last commit the store remembers, so that
@@ -177,6 +213,10 @@ class NodeSection:
     #: the fastest where the cores are busy (more streams pay off only with
     #: idle cores, or latency, between the nodes).
     read_ahead_chunks: int = 1
+    #: The S3 HTTP API's domain for virtual-host addressing: a request to
+    #: ``BUCKET.<s3_domain>[:port]`` addresses BUCKET (its path is the key).
+    #: Empty: path style only (``/BUCKET/KEY``), which every request may use anyway.
+    s3_domain: str = ""
 
 
 @dataclass(frozen=True)
@@ -240,6 +280,71 @@ class ReplicatorSection:
     map_watch_s: float = 5.0
     #: Versions remembered as done, so the other copies of their log entries are skipped.
     done_remembered: int = 100_000
+    #: Most entries this replicator's dead-letter queue keeps (the oldest go
+    #: first). A dropped entry loses nothing: its version stays FAILED at the
+    #: source, where `replication dlq list|replay` find it.
+    dlq_max_entries: int = 100_000
+    #: Entries parked longer ago than this are dropped from the queue (14 days).
+    dlq_retention_s: float = 14 * 86400.0
+    #: How often the queue is checked for entries past dlq_retention_s.
+    dlq_check_s: float = 60.0
+
+
+@dataclass(frozen=True)
+class KmsSection:
+    #: The master-key file of the local key-file provider (``tristore.kms``):
+    #: every process of a cluster reads the same keys. Empty means
+    #: ``<data_dir>/master.key``. ``dev up`` and ``tristore admin kms init``
+    #: (compose: the CL-init container) create it; a process never creates it
+    #: itself (two made separately would not match).
+    key_file: str = ""
+
+
+@dataclass(frozen=True)
+class TlsSection:
+    #: Serve and dial plaintext, with no certificates and the internal services
+    #: open to anyone who can reach the port. For experiments only; every
+    #: process logs a WARNING at start.
+    insecure: bool = False
+    #: The cluster CA's certificate (PEM): what peers' and clients' certificates
+    #: are checked against. It may hold several CAs (the other cluster's, for
+    #: replication). Relative paths are relative to the config file.
+    ca_file: str = "tls/ca.crt"
+    #: This process's certificate; ``{name}`` is replaced by the process's
+    #: name. Re-read when the file changes (or on SIGHUP): no restart.
+    cert_file: str = "tls/{name}.crt"
+    #: This process's private key (keep it 0600); ``{name}`` as above.
+    key_file: str = "tls/{name}.key"
+    #: Every process serves the cluster-internal services (mutual TLS, a
+    #: cluster certificate required) on its gRPC port plus this.
+    internal_port_offset: int = 1000
+
+
+@dataclass(frozen=True)
+class AuthSection:
+    #: Every call of the public services must be signed (``tristore.sigv4``);
+    #: false lets unsigned calls in as the root user (a trusted test bench only).
+    enabled: bool = True
+    #: The bootstrap root user's access key id (root has the admin role). ``dev
+    #: up`` generates it; other users and keys live in the cluster.
+    root_access_key_id: str = ""
+    #: A file holding the root secret key, sealed under the cluster master key
+    #: (``tristore.kms``, purpose bound to the key id). Relative paths are
+    #: relative to this config file.
+    root_secret_file: str = ""
+    #: The bootstrap replication principal (role ``replication``: it may only
+    #: apply replicas, to the buckets it names) that other clusters' replicators
+    #: sign as. Empty: none (make one with ``tristore admin user add``).
+    replication_access_key_id: str = ""
+    #: Its sealed secret, like ``root_secret_file``.
+    replication_secret_file: str = ""
+    #: Buckets the bootstrap replication principal may apply replicas to,
+    #: comma-separated, ``*`` for every bucket.
+    replication_buckets: str = "*"
+    #: Seconds a node trusts what it read of the user table and of a bucket's
+    #: owner and policy: a revoked key, a removed user or a changed policy takes
+    #: effect on every node within this bound (at once on the node that took it).
+    cache_s: float = 2.0
 
 
 #: A node takes new writes for the keys it is home to.
@@ -260,6 +365,9 @@ class NodeSpec:
     #: ``active`` or ``draining`` (``tristore admin drain`` sets it; the map's
     #: epoch rises with every change).
     state: str = ACTIVE
+    #: ``HOST:PORT`` of the node's S3 HTTP endpoint (node/s3/); empty: none.
+    #: HTTPS with the node's certificate unless ``[tls] insecure``.
+    s3: str = ""
 
 
 @dataclass(frozen=True)
@@ -285,6 +393,12 @@ class RemoteSpec:
     name: str
     #: Its nodes' gRPC addresses, comma-separated.
     endpoints: str
+    #: The access key id replicators sign with there (a replication principal
+    #: of that cluster).
+    access_key_id: str = ""
+    #: The file with its secret, sealed under this cluster's master key
+    #: (purpose bound to the key id); relative to this config file.
+    secret_file: str = ""
 
     @property
     def endpoint_list(self) -> list[str]:
@@ -297,6 +411,9 @@ class ClusterConfig:
     node: NodeSection = field(default_factory=NodeSection)
     witness: WitnessSection = field(default_factory=WitnessSection)
     replicator: ReplicatorSection = field(default_factory=ReplicatorSection)
+    kms: KmsSection = field(default_factory=KmsSection)
+    tls: TlsSection = field(default_factory=TlsSection)
+    auth: AuthSection = field(default_factory=AuthSection)
     nodes: tuple[NodeSpec, ...] = ()
     witnesses: tuple[WitnessSpec, ...] = ()
     replicators: tuple[ReplicatorSpec, ...] = ()
@@ -349,6 +466,30 @@ class ClusterConfig:
     @property
     def azs(self) -> tuple[str, ...]:
         return tuple(sorted({n.az for n in self.nodes}))
+
+    @property
+    def kms_key_file(self) -> Path:
+        """Where the master keys are (``[kms] key_file``, or its default)."""
+        return Path(self.kms.key_file or Path(self.cluster.data_dir) / "master.key")
+
+    def relative(self, path: str) -> Path:
+        """``path`` as given in this config (relative to the file's directory)."""
+        p = Path(path)
+        if not p.is_absolute() and self.path:
+            p = Path(self.path).parent / p
+        return p
+
+    def tls_files(self, name: str) -> TlsFiles:
+        """The CA, certificate and key files of process ``name`` (``[tls]``)."""
+        return TlsFiles(
+            self.relative(self.tls.ca_file),
+            self.relative(self.tls.cert_file.replace("{name}", name)),
+            self.relative(self.tls.key_file.replace("{name}", name)),
+        )
+
+    def internal_address(self, public: str) -> str:
+        """The internal (mutual TLS) listener of the process serving ``public``."""
+        return _internal_address(public, self.tls.internal_port_offset)
 
     def data_dir_for(self, name: str) -> Path:
         base = Path(self.cluster.data_dir)
@@ -438,6 +579,9 @@ SECTIONS: dict[str, type] = {
     "node": NodeSection,
     "witness": WitnessSection,
     "replicator": ReplicatorSection,
+    "kms": KmsSection,
+    "tls": TlsSection,
+    "auth": AuthSection,
 }
 LISTS: dict[str, type] = {
     "nodes": NodeSpec,
@@ -497,8 +641,12 @@ def validate(cfg: ClusterConfig) -> None:
         *cfg.replicators,
     ]
     addrs = [a for p in procs for a in (p.grpc, p.metrics)]
+    addrs += [n.s3 for n in cfg.nodes if n.s3]
     if len(set(addrs)) != len(addrs):
-        raise InvalidArgument("every process needs its own grpc and metrics address")
+        raise InvalidArgument("every process needs its own grpc, metrics and s3 address")
+    for n in cfg.nodes:
+        if n.s3:
+            _check_host_port(n.s3, f"node {n.name!r} s3")
     for group in cfg.witness_groups:
         if len(group) % 2 == 0:
             raise InvalidArgument(
@@ -533,14 +681,56 @@ def validate(cfg: ClusterConfig) -> None:
             raise InvalidArgument(
                 f"every node of {az} is draining; an AZ needs an active node to take its writes"
             )
+    rc = cfg.replicator
+    if rc.dlq_max_entries < 1 or rc.dlq_retention_s <= 0 or rc.dlq_check_s <= 0:
+        raise InvalidArgument(
+            "[replicator] dlq_max_entries must be 1 or more, dlq_retention_s and "
+            "dlq_check_s above 0"
+        )
+    if cfg.auth.cache_s < 0 or cfg.auth.cache_s > 60:
+        raise InvalidArgument("[auth] cache_s must be between 0 and 60 seconds")
+    if bool(cfg.auth.root_access_key_id) != bool(cfg.auth.root_secret_file):
+        raise InvalidArgument("[auth] root_access_key_id and root_secret_file go together")
+    if bool(cfg.auth.replication_access_key_id) != bool(cfg.auth.replication_secret_file):
+        raise InvalidArgument(
+            "[auth] replication_access_key_id and replication_secret_file go together"
+        )
     if cfg.cluster.epoch < 1:
         raise InvalidArgument("[cluster] epoch must be 1 or more")
     if cfg.node.chunk_size < 4096 or cfg.node.chunk_size > 4 * 1024 * 1024:
         raise InvalidArgument("[node] chunk_size must be between 4 KiB and 4 MiB")
     if cfg.node.inline_max > cfg.node.chunk_size:
         raise InvalidArgument("[node] inline_max must not exceed chunk_size")
+    if cfg.cluster.max_clock_skew_ms < 1:
+        raise InvalidArgument("[cluster] max_clock_skew_ms must be 1 or more")
+    if not 1 <= cfg.tls.internal_port_offset < 65535:
+        raise InvalidArgument("[tls] internal_port_offset must be between 1 and 65534")
+    if cfg.nodes or cfg.witnesses or cfg.replicators:
+        publics = {p.grpc for p in procs} | {p.metrics for p in procs}
+        clash = [p.name for p in procs if cfg.internal_address(p.grpc) in publics]
+        if clash:
+            raise InvalidArgument(
+                f"the internal port of {', '.join(clash)} (gRPC port + [tls] "
+                "internal_port_offset) is another process's gRPC or metrics port"
+            )
     if not 1 <= cfg.node.read_ahead_chunks <= 64:
         raise InvalidArgument("[node] read_ahead_chunks must be between 1 and 64")
+    if cfg.node.disk_reserve_bytes < 0 or cfg.node.disk_resume_bytes < 0:
+        raise InvalidArgument("[node] disk_reserve_bytes and disk_resume_bytes must be 0 or more")
+    if cfg.node.tombstone_retention_s < 0 or cfg.node.tombstone_check_s <= 0:
+        raise InvalidArgument(
+            "[node] tombstone_retention_s must be 0 or more and tombstone_check_s above 0"
+        )
+    if cfg.node.tombstone_batch < 1:
+        raise InvalidArgument("[node] tombstone_batch must be 1 or more")
+    if cfg.node.disk_check_s <= 0:
+        raise InvalidArgument("[node] disk_check_s must be above 0")
+
+
+def _check_host_port(addr: str, what: str) -> None:
+    host, _, port = addr.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise InvalidArgument(f"{what} address {addr!r} is not HOST:PORT (port 1..65535)")
 
 
 def load(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> ClusterConfig:

@@ -75,6 +75,10 @@ def version_to_pb(v: ObjectVersion, with_inline: bool = True) -> common_pb2.Obje
         replication_status=v.replication_status,
         replication_targets=v.replication_targets,
         origin_cluster=v.origin_cluster,
+        sse_key=v.sse_key,
+        sse_customer_hmac=v.sse_customer_hmac,
+        default_sse=v.default_sse,
+        request_id=v.request_id,
     )
     if v.version_stamp is not None:
         msg.version_stamp.CopyFrom(stamp_to_pb(v.version_stamp))
@@ -116,6 +120,10 @@ def version_from_pb(p: common_pb2.ObjectVersion) -> ObjectVersion:
         replication_status=p.replication_status,
         replication_targets=dict(p.replication_targets),
         origin_cluster=p.origin_cluster,
+        sse_key=p.sse_key,
+        sse_customer_hmac=p.sse_customer_hmac,
+        default_sse=p.default_sse,
+        request_id=p.request_id,
     )
 
 
@@ -133,6 +141,8 @@ def info_to_pb(i: ObjectInfo) -> objects_pb2.ObjectInfo:
         tag_count=i.tag_count,
         storage_class=i.storage_class,
         sse=i.sse,
+        sse_customer_algorithm=i.sse_customer_algorithm,
+        sse_customer_key_md5=i.sse_customer_key_md5,
     )
 
 
@@ -150,6 +160,8 @@ def info_from_pb(p: objects_pb2.ObjectInfo) -> ObjectInfo:
         tag_count=p.tag_count,
         storage_class=p.storage_class,
         sse=p.sse,
+        sse_customer_algorithm=p.sse_customer_algorithm,
+        sse_customer_key_md5=p.sse_customer_key_md5,
     )
 
 
@@ -210,6 +222,9 @@ def node_status_to_pb(s: NodeStatus) -> admin_pb2.NodeStatusResponse:
         uptime_seconds=s.uptime_seconds,
         state=s.state,
         handoffs_pending=s.handoffs_pending,
+        tombstones=s.tombstones,
+        disk_free_bytes=s.disk_free_bytes,
+        disk_state=s.disk_state,
     )
 
 
@@ -226,6 +241,9 @@ def node_status_from_pb(p: admin_pb2.NodeStatusResponse) -> NodeStatus:
         uptime_seconds=p.uptime_seconds,
         state=p.state or "active",
         handoffs_pending=p.handoffs_pending,
+        tombstones=p.tombstones,
+        disk_free_bytes=p.disk_free_bytes,
+        disk_state=p.disk_state,
     )
 
 
@@ -234,7 +252,13 @@ def cluster_map_to_pb(m: ClusterMap) -> admin_pb2.ClusterMap:
         epoch=m.epoch,
         nodes=[
             admin_pb2.NodeSpec(
-                name=n.name, id=n.id, az=n.az, grpc=n.grpc, metrics=n.metrics, state=n.state
+                name=n.name,
+                id=n.id,
+                az=n.az,
+                grpc=n.grpc,
+                metrics=n.metrics,
+                state=n.state,
+                s3=n.s3,
             )
             for n in m.nodes
         ],
@@ -245,7 +269,8 @@ def cluster_map_from_pb(p: admin_pb2.ClusterMap) -> ClusterMap:
     return ClusterMap(
         p.epoch,
         tuple(
-            NodeSpec(n.name, n.id, n.az, n.grpc, n.metrics, n.state or "active") for n in p.nodes
+            NodeSpec(n.name, n.id, n.az, n.grpc, n.metrics, n.state or "active", n.s3)
+            for n in p.nodes
         ),
     )
 
@@ -456,17 +481,20 @@ def acl_from_pb(p: objects_pb2.ObjectAclResponse) -> Acl:
 def change_to_pb(
     c: Change, hint_for: str = "", with_inline: bool = True
 ) -> replica_pb2.CommitRequest:
+    versions = [version_to_pb(v, with_inline) for v in c.versions]
     msg = replica_pb2.CommitRequest(
         bucket=c.bucket,
         key=c.key,
         stamp=stamp_to_pb(c.stamp),
-        versions=[version_to_pb(v, with_inline) for v in c.versions],
+        versions=versions,
         removed=[stamp_to_pb(r) for r in c.removed],
         merge=c.merge,
         hint_for=hint_for,
     )
     if c.head is not None:
-        msg.head.CopyFrom(version_to_pb(c.head, with_inline))
+        # A new version is usually also the head: converted once.
+        same = next((pb for v, pb in zip(c.versions, versions, strict=True) if v is c.head), None)
+        msg.head.CopyFrom(same if same is not None else version_to_pb(c.head, with_inline))
         msg.has_head = True
     if c.expect is not None:
         msg.expect.CopyFrom(stamp_to_pb(c.expect))

@@ -11,15 +11,22 @@ Hierarchy::
     TristoreError
     ├── ClientError                 (the request is wrong: fix it, do not retry)
     │   ├── InvalidArgument, InvalidBucketName, KeyTooLongError,
-    │   │   MetadataTooLarge, EntityTooLarge, InvalidRange, BadDigest,
+    │   │   MetadataTooLarge, EntityTooLarge, InvalidRange, BadDigest, InvalidDigest,
     │   │   IncompleteBody, InvalidPart, PreconditionFailed
-    │   ├── NoSuchBucket, NoSuchKey, NoSuchVersion
+    │   ├── NoSuchBucket, NoSuchKey, NoSuchVersion, CursorExpired,
+    │   │   ReplicationConfigurationNotFoundError
     │   ├── BucketAlreadyExists, BucketNotEmpty
-    │   └── AccessDenied
+    │   ├── AccessDenied, SignatureDoesNotMatch, InvalidAccessKeyId,
+    │   │   RequestTimeTooSkewed
+    │   ├── MalformedPolicy, NoSuchBucketPolicy
+    │   └── NoSuchEntity, EntityAlreadyExists     (users and access keys)
     └── ServerError                 (the cluster could not do it now)
         ├── QuorumUnavailable       (retriable: an AZ is unreachable)
         ├── ServiceUnavailable      (retriable: this endpoint cannot serve)
         ├── SlowDown                (retriable: back off)
+        ├── StorageFull             (retriable: a node's disk is full)
+        ├── KeyUnavailable          (a master key is missing)
+        ├── OutcomeUnknown          (a retried write may or may not have taken effect)
         └── InternalError
 """
 
@@ -79,6 +86,13 @@ class InvalidRange(ClientError):
 
 class BadDigest(ClientError):
     code = "BadDigest"
+
+
+class InvalidDigest(ClientError):
+    """A Content-MD5 that is not an MD5 at all (S3: "The Content-MD5 you
+    specified is not valid"), as opposed to BadDigest: one the body does not match."""
+
+    code = "InvalidDigest"
 
 
 class IncompleteBody(ClientError):
@@ -161,8 +175,30 @@ class NoSuchVersion(ClientError):
     grpc_status = grpc.StatusCode.NOT_FOUND
 
 
+class CursorExpired(ClientError):
+    """An event or change-log cursor older than what the change log still
+    holds (entries past ``[node] changelog_retention_s`` are trimmed)."""
+
+    code = "CursorExpired"
+    grpc_status = grpc.StatusCode.OUT_OF_RANGE
+
+
 class NoSuchUpload(ClientError):
     code = "NoSuchUpload"
+    grpc_status = grpc.StatusCode.NOT_FOUND
+
+
+class ServerSideEncryptionConfigurationNotFoundError(ClientError):
+    """GetBucketEncryption of a bucket without a default encryption."""
+
+    code = "ServerSideEncryptionConfigurationNotFoundError"
+    grpc_status = grpc.StatusCode.NOT_FOUND
+
+
+class ReplicationConfigurationNotFoundError(ClientError):
+    """GetBucketReplication of a bucket without replication rules."""
+
+    code = "ReplicationConfigurationNotFoundError"
     grpc_status = grpc.StatusCode.NOT_FOUND
 
 
@@ -181,8 +217,67 @@ class AccessDenied(ClientError):
     grpc_status = grpc.StatusCode.PERMISSION_DENIED
 
 
+class SignatureDoesNotMatch(ClientError):
+    """The request's signature is not the one its access key's secret gives."""
+
+    code = "SignatureDoesNotMatch"
+    grpc_status = grpc.StatusCode.UNAUTHENTICATED
+
+
+class InvalidAccessKeyId(ClientError):
+    """The access key id is not known to the cluster (or was revoked)."""
+
+    code = "InvalidAccessKeyId"
+    grpc_status = grpc.StatusCode.UNAUTHENTICATED
+
+
+class RequestTimeTooSkewed(ClientError):
+    """The request is dated more than 15 minutes away from the server's clock."""
+
+    code = "RequestTimeTooSkewed"
+    grpc_status = grpc.StatusCode.UNAUTHENTICATED
+
+
+class MalformedPolicy(ClientError):
+    code = "MalformedPolicy"
+
+
+class NoSuchBucketPolicy(ClientError):
+    code = "NoSuchBucketPolicy"
+    grpc_status = grpc.StatusCode.NOT_FOUND
+
+
+class NoSuchEntity(ClientError):
+    """No user (or access key) of that name."""
+
+    code = "NoSuchEntity"
+    grpc_status = grpc.StatusCode.NOT_FOUND
+
+
+class EntityAlreadyExists(ClientError):
+    code = "EntityAlreadyExists"
+    grpc_status = grpc.StatusCode.ALREADY_EXISTS
+
+
 class ServerError(TristoreError):
     grpc_status = grpc.StatusCode.INTERNAL
+
+
+class StorageFull(ServerError):
+    """A node refuses new data: its disk is below the free-space reserve
+    (node/disk.py). Coordinators send the write to another node of the AZ."""
+
+    code = "StorageFull"
+    grpc_status = grpc.StatusCode.RESOURCE_EXHAUSTED
+    retriable = True
+
+
+class KeyUnavailable(ServerError):
+    """A sealed secret cannot be opened: its master key is not held by the key
+    provider, or the blob was altered or sealed for another purpose."""
+
+    code = "KeyUnavailable"
+    grpc_status = grpc.StatusCode.FAILED_PRECONDITION
 
 
 class QuorumUnavailable(ServerError):
@@ -205,8 +300,37 @@ class SlowDown(ServerError):
     retriable = True
 
 
+class OutcomeUnknown(ServerError):
+    """A retried write cannot tell whether its earlier attempt took effect:
+    the key changed since the call began and keeps no version to look in.
+    Not retriable (another try could not tell either): read the key."""
+
+    code = "OutcomeUnknown"
+    grpc_status = grpc.StatusCode.ABORTED
+
+
 class InternalError(ServerError):
     code = "InternalError"
+
+
+class NotImplemented(ServerError):
+    """S3's NotImplemented: an S3 operation or header the HTTP API does not
+    offer (yet). Refused rather than half done."""
+
+    code = "NotImplemented"
+    grpc_status = grpc.StatusCode.UNIMPLEMENTED
+
+
+class XAmzContentSHA256Mismatch(ClientError):
+    """The body's SHA-256 (or a flexible checksum) is not the one the request declared."""
+
+    code = "XAmzContentSHA256Mismatch"
+
+
+class MissingContentLength(ClientError):
+    """A PUT without Content-Length (and not aws-chunked with a decoded length)."""
+
+    code = "MissingContentLength"
 
 
 def _all_subclasses(cls: type[TristoreError]) -> list[type[TristoreError]]:
@@ -222,6 +346,68 @@ BY_CODE: dict[str, type[TristoreError]] = {
     c.code: c for c in _all_subclasses(TristoreError) if c not in (ClientError, ServerError)
 }
 
+#: S3 error code -> HTTP status, as S3 answers each (the S3 HTTP API, node/s3/).
+#: Every code of the tree has a row (tests/unit/test_errors.py checks it).
+HTTP_STATUS: dict[str, int] = {
+    "InvalidArgument": 400,
+    "InvalidBucketName": 400,
+    "KeyTooLongError": 400,
+    "MetadataTooLarge": 400,
+    "EntityTooLarge": 400,
+    "InvalidRange": 416,
+    "BadDigest": 400,
+    "InvalidDigest": 400,
+    "IncompleteBody": 400,
+    "InvalidPart": 400,
+    "InvalidPartOrder": 400,
+    "EntityTooSmall": 400,
+    "MalformedXML": 400,
+    "PreconditionFailed": 412,
+    "NotModified": 304,
+    "ConditionalRequestConflict": 409,
+    "MethodNotAllowed": 405,
+    "InvalidTag": 400,
+    "InvalidStorageClass": 400,
+    "InvalidRequest": 400,
+    "IllegalVersioningConfigurationException": 400,
+    "NoSuchBucket": 404,
+    "NoSuchKey": 404,
+    "NoSuchVersion": 404,
+    "CursorExpired": 400,
+    "NoSuchUpload": 404,
+    "ServerSideEncryptionConfigurationNotFoundError": 404,
+    "ReplicationConfigurationNotFoundError": 404,
+    "BucketAlreadyExists": 409,
+    "BucketNotEmpty": 409,
+    "AccessDenied": 403,
+    "SignatureDoesNotMatch": 403,
+    "InvalidAccessKeyId": 403,
+    "RequestTimeTooSkewed": 403,
+    "MalformedPolicy": 400,
+    "NoSuchBucketPolicy": 404,
+    "NoSuchEntity": 404,
+    "EntityAlreadyExists": 409,
+    "XAmzContentSHA256Mismatch": 400,
+    "MissingContentLength": 411,
+    "KeyUnavailable": 500,
+    "QuorumUnavailable": 503,
+    "ServiceUnavailable": 503,
+    "SlowDown": 503,
+    "StorageFull": 507,
+    "OutcomeUnknown": 409,
+    "InternalError": 500,
+    "NotImplemented": 501,
+}
+
+
+def http_status(err: TristoreError) -> int:
+    """The HTTP status S3 answers ``err`` with."""
+    status = HTTP_STATUS.get(err.code)
+    if status is not None:
+        return status
+    return 500 if isinstance(err, ServerError) else 400
+
+
 # Status codes of errors that did not come from a tristore handler (transport
 # failures, deadlines): how the client should read them.
 _TRANSPORT: dict[grpc.StatusCode, type[TristoreError]] = {
@@ -232,6 +418,7 @@ _TRANSPORT: dict[grpc.StatusCode, type[TristoreError]] = {
     grpc.StatusCode.INVALID_ARGUMENT: InvalidArgument,
     grpc.StatusCode.NOT_FOUND: NoSuchKey,
     grpc.StatusCode.PERMISSION_DENIED: AccessDenied,
+    grpc.StatusCode.UNAUTHENTICATED: AccessDenied,
 }
 
 

@@ -9,8 +9,15 @@ from dataclasses import dataclass, field
 from tristore.replication import Rule
 from tristore.stamps import Stamp
 
+#: Bytes an AES-GCM tag adds to each encrypted chunk (tristore/sse.py).
+SSE_TAG = 16
+
 #: The version id of objects written while a bucket was not versioning.
 NULL_VERSION = "null"
+
+#: Largest body PutSmallObject and GetSmallObject carry in one message (larger
+#: ones stream through PutObject / GetObject).
+SMALL_BODY_MAX = 1024 * 1024
 
 #: Bucket versioning states (S3's), and the empty state of a bucket never versioned.
 VERSIONING_ENABLED = "Enabled"
@@ -65,6 +72,31 @@ class ObjectVersion:
     #: When the version's tags or ACL last changed, on whichever cluster (None:
     #: never). A replica takes a change of tags or ACL only if it is newer.
     meta_stamp: Stamp | None = None
+    #: Encryption at rest (node/encryption.py): a version's wrapped data key
+    #: (empty: stored in plaintext), or a bucket record's sealed bucket key.
+    sse_key: bytes = b""
+    #: SSE-C: salt and HMAC of the customer's key (never the key).
+    sse_customer_hmac: bytes = b""
+    #: Bucket records only: default encryption of new objects ("" or "AES256").
+    default_sse: str = ""
+    #: The id of the call that wrote the version, the same in each of its
+    #: attempts ("": not given): a retry that finds it took effect already.
+    request_id: str = ""
+
+    @property
+    def encrypted(self) -> bool:
+        """Whether the body is stored as ciphertext (:mod:`tristore.sse`)."""
+        return bool(self.sse_key)
+
+    @property
+    def body_size(self) -> int:
+        """Bytes the chunked body takes in storage: the size, plus an AES-GCM
+        tag a chunk when encrypted (``chunk_size`` is then the stored chunk's
+        size, tag included)."""
+        if not self.sse_key or self.chunk_size <= SSE_TAG:
+            return self.size
+        plain = self.chunk_size - SSE_TAG
+        return self.size + SSE_TAG * max(1, -(-self.size // plain))
 
     @property
     def vstamp(self) -> Stamp:
@@ -135,9 +167,12 @@ class ObjectInfo:
     tag_count: int = 0
     storage_class: str = ""
     sse: str = ""
+    #: SSE-C: "AES256" and the base64 MD5 of the customer's key.
+    sse_customer_algorithm: str = ""
+    sse_customer_key_md5: str = ""
 
     @classmethod
-    def of(cls, v: ObjectVersion) -> ObjectInfo:
+    def of(cls, v: ObjectVersion, key_md5: str = "") -> ObjectInfo:
         return cls(
             bucket=v.bucket,
             key=v.key,
@@ -151,10 +186,20 @@ class ObjectInfo:
             tag_count=len(v.tags),
             storage_class=v.storage_class or "STANDARD",
             sse=v.sse,
+            sse_customer_algorithm="AES256" if v.sse_customer_hmac else "",
+            sse_customer_key_md5=key_md5 if v.sse_customer_hmac else "",
         )
 
     def to_json(self) -> dict[str, object]:
-        return {
+        ssec = (
+            {
+                "sse_customer_algorithm": self.sse_customer_algorithm,
+                "sse_customer_key_md5": self.sse_customer_key_md5,
+            }
+            if self.sse_customer_algorithm
+            else {}
+        )
+        return ssec | {
             "bucket": self.bucket,
             "key": self.key,
             "size": self.size,
@@ -178,6 +223,11 @@ class BucketInfo:
     versioning: str = ""
     #: Replication rules (tristore.replication).
     replication: tuple[Rule, ...] = ()
+    #: Default encryption of new objects ("" or "AES256").
+    default_sse: str = ""
+    #: The bucket key sealed under a master key (node/encryption.py); "" until
+    #: the bucket's first encrypted write.
+    sse_key: bytes = field(default=b"", repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -338,6 +388,12 @@ class NodeStatus:
     state: str = "active"
     #: Keys held here that belong on another node (drain, map change, hints).
     handoffs_pending: int = 0
+    #: Markers of removed versions held.
+    tombstones: int = 0
+    disk_free_bytes: int = 0
+    #: "" (writes taken), "full" (writes refused: below the free-space
+    #: reserve) or "stuck" (restart once space is freed).
+    disk_state: str = ""
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -348,7 +404,10 @@ class NodeStatus:
             "hints_pending": self.hints_pending,
             "handoffs_pending": self.handoffs_pending,
             "objects": self.objects,
+            "tombstones": self.tombstones,
             "disk_bytes": self.disk_bytes,
+            "disk_free_bytes": self.disk_free_bytes,
+            "disk_state": self.disk_state,
             "change_log_seq": self.change_log_seq,
             "epoch": self.epoch,
             "uptime_seconds": self.uptime_seconds,
@@ -611,3 +670,39 @@ class RepairReport:
             "keys_failed": self.keys_failed,
             "done": self.done,
         }
+
+
+@dataclass(frozen=True)
+class UserInfo:
+    """A user of the cluster (``tristore admin user ls``)."""
+
+    name: str
+    #: ``admin``, ``user`` or ``replication``.
+    role: str
+    #: A replication user: the buckets it may apply replicas to (``*``: any).
+    buckets: tuple[str, ...] = ()
+    created: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class AccessKeyInfo:
+    """An access key; ``secret_access_key`` only in the answer that created it."""
+
+    access_key_id: str
+    user: str
+    created: dt.datetime | None = None
+    secret_access_key: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRotation:
+    """What a master-key rotation did (``tristore admin kms rotate``)."""
+
+    #: The master key now current.
+    key_id: str
+    #: Bucket keys re-wrapped under it, and those already under it.
+    rewrapped: int
+    unchanged: int
+
+    def to_json(self) -> dict[str, object]:
+        return {"key_id": self.key_id, "rewrapped": self.rewrapped, "unchanged": self.unchanged}

@@ -10,13 +10,17 @@ process's own ``on_stop`` runs).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import ctypes
 import logging
+import os
 import signal
+import stat
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 import grpc
 import uvloop
@@ -24,12 +28,20 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from tristore import errors, pipe
+from tristore import errors, pipe, tls
+from tristore.config import ClusterConfig
 from tristore.metrics import PROCESS_INFO, RPC_HANDLED, RPC_SECONDS
 
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+#: What gRPC itself lets a server take in: above MAX_MESSAGE_BYTES, so that the
+#: interceptor sees a message that is too large and answers EntityTooLarge
+#: (gRPC's own refusal is RESOURCE_EXHAUSTED, which clients take for "slow down").
+#: Only messages over this cap still get gRPC's answer.
+RECEIVE_CAP_BYTES = 4 * MAX_MESSAGE_BYTES
+#: How long one attempt to connect (TCP, TLS handshake, HTTP/2 settings) may take.
+CONNECT_TIMEOUT_MS = 5_000
 CHANNEL_OPTIONS: list[tuple[str, Any]] = [
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -40,16 +52,130 @@ CHANNEL_OPTIONS: list[tuple[str, Any]] = [
     # A restarted peer must be seen within a second, not after gRPC's default
     # reconnect backoff of up to two minutes.
     ("grpc.initial_reconnect_backoff_ms", 100),
-    ("grpc.min_reconnect_backoff_ms", 100),
+    # gRPC takes this as the time one connection attempt may take (not as a
+    # bound on the backoff): a TLS handshake on a busy host needs more than
+    # the 100 ms it once was, or dozens of new connections at once all time out.
+    ("grpc.min_reconnect_backoff_ms", CONNECT_TIMEOUT_MS),
     ("grpc.max_reconnect_backoff_ms", 1000),
 ]
 SERVER_OPTIONS: list[tuple[str, Any]] = [
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_receive_message_length", RECEIVE_CAP_BYTES),
     ("grpc.so_reuseport", 0),
     ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
     ("grpc.keepalive_permit_without_calls", 1),
 ]
+
+
+_SVC = "/tristore.v1."
+_NODE = frozenset({"node"})
+#: The cluster-internal RPCs and the roles that may call them (by full method
+#: name, or by service: ``/pkg.Service/``). Every other RPC is public.
+INTERNAL_METHODS: dict[str, frozenset[str]] = {
+    f"{_SVC}ReplicaService/": _NODE,
+    # Replicators of the same cluster tail the change logs.
+    f"{_SVC}ReplicaService/ReadLog": frozenset({"node", "replicator"}),
+    f"{_SVC}WitnessService/": _NODE,
+    f"{_SVC}ReplicatorAdmin/": _NODE,
+    f"{_SVC}AdminService/PutClusterMap": _NODE,
+    # A node's own change events, read by the node serving a subscription.
+    f"{_SVC}EventService/ReadNodeEvents": _NODE,
+}
+#: gRPC's own services: neither counted nor checked.
+_UNWRAPPED = frozenset(
+    {
+        "/grpc.health.v1.Health/Check",
+        "/grpc.health.v1.Health/Watch",
+        "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+    }
+)
+
+
+def internal_roles(method: str) -> frozenset[str] | None:
+    """The roles that may call ``method`` (a full gRPC method name), or None
+    when it is public."""
+    found = INTERNAL_METHODS.get(method)
+    if found is None:
+        found = INTERNAL_METHODS.get(method.rpartition("/")[0] + "/")
+    return found
+
+
+class _BadMessage:
+    """What a request that could not be taken in deserializes to; the handler
+    raises ``error`` (InvalidArgument, EntityTooLarge) instead of running."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: errors.TristoreError) -> None:
+        self.error = error
+
+
+def _guarded(deserialize: Callable[[bytes], Any] | None, method: str) -> Any:
+    """A request deserializer that turns a message over MAX_MESSAGE_BYTES or one
+    protobuf cannot parse (a string field that is not UTF-8, say) into a
+    _BadMessage, where gRPC would answer INTERNAL or RESOURCE_EXHAUSTED."""
+    if deserialize is None:
+        return None
+
+    def parse(raw: bytes) -> Any:
+        if len(raw) > MAX_MESSAGE_BYTES:
+            return _BadMessage(
+                errors.EntityTooLarge(
+                    f"{method}: a message of {len(raw)} bytes; at most {MAX_MESSAGE_BYTES} "
+                    "bytes a message (stream large bodies in chunks)"
+                )
+            )
+        try:
+            return deserialize(raw)
+        except Exception as exc:  # noqa: BLE001 - any parse failure is the caller's
+            return _BadMessage(
+                errors.InvalidArgument(
+                    f"{method}: malformed request message ({type(exc).__name__}: {exc}); "
+                    "string fields must be valid UTF-8"
+                )
+            )
+
+    return parse
+
+
+def _checked(request: Any) -> Any:
+    if isinstance(request, _BadMessage):
+        raise request.error
+    return request
+
+
+async def _checked_stream(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    async for request in requests:
+        yield _checked(request)
+
+
+#: The user name of the caller of the RPC being handled ("" when the process
+#: checks no signatures, None-like "" too for an anonymous caller): set by the
+#: guard, read where a request's effect depends on who made it (a bucket's owner).
+CALLER: contextvars.ContextVar[str] = contextvars.ContextVar("tristore_caller", default="")
+
+
+class Guard(Protocol):
+    """Authenticates and authorizes calls before their handler runs."""
+
+    def covers(self, method: str) -> bool:
+        """Whether calls of ``method`` (a full name) go through :meth:`admit`."""
+        ...
+
+    async def admit(
+        self, method: str, context: grpc.aio.ServicerContext, message: Any, streamed: bool
+    ) -> None:
+        """Raise (SignatureDoesNotMatch, AccessDenied, ...) unless the call may
+        go on. ``message`` is the request, or (``streamed``) the first message
+        of a client stream (None if the stream is empty)."""
+        ...
+
+
+async def _first_then_rest(first: Any, rest: Any) -> AsyncIterator[Any]:
+    if first is not None:
+        yield first
+    async for item in rest:
+        yield item
 
 
 def _method_name(full: str) -> str:
@@ -57,6 +183,11 @@ def _method_name(full: str) -> str:
 
 
 async def _abort(context: grpc.aio.ServicerContext, exc: BaseException, method: str) -> None:
+    if type(exc) is NotImplementedError:
+        # A method of the service this server does not serve (the generated
+        # base class raises this): UNIMPLEMENTED, as grpc answers on its own,
+        # so a client can tell it from a failure and use another method.
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{method} is not implemented here")
     if not isinstance(exc, errors.TristoreError):
         log.exception("unhandled error in %s", method, exc_info=exc)
     err = errors.as_tristore(exc)
@@ -87,13 +218,19 @@ def _record(method: str, started: float, context: grpc.aio.ServicerContext) -> N
 
 
 class Interceptor(grpc.aio.ServerInterceptor):
-    """Turns TristoreError into a status with the S3 code in the trailers, and
-    counts and times every RPC."""
+    """Turns TristoreError into a status with the S3 code in the trailers,
+    counts and times every RPC, answers malformed and oversized messages with
+    InvalidArgument / EntityTooLarge, and, with ``cluster`` given, lets an
+    internal RPC (:data:`INTERNAL_METHODS`) through only for a caller whose
+    certificate names one of its roles in this cluster (AccessDenied else)."""
 
-    def __init__(self) -> None:
+    def __init__(self, cluster: str | None = None, guard: Guard | None = None) -> None:
+        #: None: internal RPCs are not checked (plaintext, ``[tls] insecure``).
+        self.cluster = cluster
         # The wrapped handler of each method, built once: the services' handlers
         # do not change while the server runs.
         self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
+        self.guard = guard
 
     async def intercept_service(
         self,
@@ -106,14 +243,37 @@ class Interceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(details)
         if handler is None:
             return handler
-        wrapped = self._wrap(handler, _method_name(details.method))
+        full = details.method.decode() if isinstance(details.method, bytes) else details.method
+        guard = self.guard if self.guard is not None and self.guard.covers(full) else None
+        if guard is None and full in _UNWRAPPED:
+            wrapped = handler
+        else:
+            wrapped = self._wrap(handler, full, guard)
         self._wrapped[details.method] = wrapped
         return wrapped
 
-    @staticmethod
-    def _wrap(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
-        if method in ("Check", "Watch", "ServerReflectionInfo"):
-            return handler
+    def _wrap(
+        self, handler: grpc.RpcMethodHandler, full: str, guard: Guard | None
+    ) -> grpc.RpcMethodHandler:
+        method = _method_name(full)
+        roles = internal_roles(full) if self.cluster is not None else None
+        cluster = self.cluster or ""
+        streamed_in = bool(handler.stream_unary or handler.stream_stream)
+
+        async def admit(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            """The request to run the handler with, once the caller's certificate
+            (internal RPCs) and the guard (signature, permission) let it in."""
+            if roles is not None:
+                tls.check_peer(context.auth_context(), roles, cluster, method)
+            request = _checked_stream(request) if streamed_in else _checked(request)
+            if guard is None:
+                return request
+            if not streamed_in:
+                await guard.admit(full, context, request, False)
+                return request
+            first = await anext(aiter(request), None)
+            await guard.admit(full, context, first, True)
+            return _first_then_rest(first, request)
 
         if handler.unary_unary or handler.stream_unary:
             inner = handler.unary_unary or handler.stream_unary
@@ -121,6 +281,7 @@ class Interceptor(grpc.aio.ServerInterceptor):
             async def unary_resp(request: Any, context: grpc.aio.ServicerContext) -> Any:
                 started = time.perf_counter()
                 try:
+                    request = await admit(request, context)
                     return await inner(request, context)
                 except (asyncio.CancelledError, grpc.aio.AbortError):
                     raise
@@ -140,6 +301,7 @@ class Interceptor(grpc.aio.ServerInterceptor):
             async def unary_resp(request: Any, context: grpc.aio.ServicerContext) -> Any:  # type: ignore[misc]
                 started = time.perf_counter()
                 try:
+                    request = await admit(request, context)
                     async for item in inner_stream(request, context):
                         yield item
                 except (asyncio.CancelledError, grpc.aio.AbortError):
@@ -156,7 +318,7 @@ class Interceptor(grpc.aio.ServerInterceptor):
             )
         return factory(
             unary_resp,
-            request_deserializer=handler.request_deserializer,
+            request_deserializer=_guarded(handler.request_deserializer, method),
             response_serializer=handler.response_serializer,
         )
 
@@ -175,9 +337,18 @@ class ProcessSpec:
     on_start: Callable[[], Awaitable[None]] | None = None
     #: Runs after the gRPC server stopped (flush and close state here).
     on_stop: Callable[[], Awaitable[None]] | None = None
+    #: Checks signatures and permissions of the calls it covers.
+    guard: Guard | None = None
     grace_s: float = 5.0
+    #: The cluster's config, for ``[tls]`` (the process's certificate files,
+    #: the internal port). None serves plaintext with nothing checked (tests
+    #: of the server builder itself).
+    config: ClusterConfig | None = None
     #: Set to stop the process as SIGTERM does.
     stop: asyncio.Event = field(default_factory=asyncio.Event)
+    #: What ``/healthz`` adds while the process serves, degraded ("": all
+    #: well), e.g. a node whose disk is full (reads served, writes refused).
+    health: Callable[[], str] | None = None
     _ready: bool = field(default=False, init=False)
 
 
@@ -199,7 +370,10 @@ async def _http_handler(
             body, status, ctype = generate_latest(), "200 OK", CONTENT_TYPE_LATEST
         elif path.startswith("/healthz"):
             ok = spec._ready
-            body = b"ok\n" if ok else b"starting or stopping\n"
+            note = spec.health() if ok and spec.health is not None else ""
+            body = (
+                (f"ok; {note}\n" if note else "ok\n").encode() if ok else b"starting or stopping\n"
+            )
             status, ctype = ("200 OK" if ok else "503 Service Unavailable"), "text/plain"
         else:
             body, status, ctype = (
@@ -219,8 +393,45 @@ async def _http_handler(
         writer.close()
 
 
+def _listen(server: grpc.aio.Server, spec: ProcessSpec) -> tls.Reloader | None:
+    """Open the public and internal ports; returns the certificate reloader
+    (None in plaintext)."""
+    cfg = spec.config
+    if cfg is None:
+        server.add_insecure_port(spec.grpc_addr)
+        return None
+    internal = cfg.internal_address(spec.grpc_addr)
+    if cfg.tls.insecure:
+        log.warning(
+            "INSECURE: [tls] insecure = true: %s %s serves PLAINTEXT gRPC on %s and %s; "
+            "anyone who reaches these ports can read the traffic and call the "
+            "cluster-internal services (replica writes, witness records, the cluster map)",
+            spec.role,
+            spec.name,
+            spec.grpc_addr,
+            internal,
+        )
+        server.add_insecure_port(spec.grpc_addr)
+        server.add_insecure_port(internal)
+        return None
+    reloader = tls.Reloader(cfg.tls_files(spec.name))
+    server.add_secure_port(spec.grpc_addr, reloader.server_credentials(require_client_cert=False))
+    server.add_secure_port(internal, reloader.server_credentials(require_client_cert=True))
+    log.info(
+        "TLS: public gRPC on %s, internal (mutual TLS, cluster certificates) on %s; "
+        "certificate serial %x from %s",
+        spec.grpc_addr,
+        internal,
+        reloader.serial,
+        reloader.files.cert,
+    )
+    return reloader
+
+
 async def run(spec: ProcessSpec) -> None:
-    server = grpc.aio.server(interceptors=[Interceptor()], options=SERVER_OPTIONS)
+    checked = spec.config is not None and not spec.config.tls.insecure
+    interceptor = Interceptor(spec.cluster if checked else None, spec.guard)
+    server = grpc.aio.server(interceptors=[interceptor], options=SERVER_OPTIONS)
     names = list(spec.register(server))
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -232,7 +443,7 @@ async def run(spec: ProcessSpec) -> None:
         ],
         server,
     )
-    server.add_insecure_port(spec.grpc_addr)
+    reloader = _listen(server, spec)
     host, port = _split(spec.metrics_addr)
     http = await asyncio.start_server(lambda r, w: _http_handler(spec, r, w), host, port)
     await server.start()
@@ -254,6 +465,8 @@ async def run(spec: ProcessSpec) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    if reloader is not None:
+        loop.add_signal_handler(signal.SIGHUP, reloader.request_reload)
     await stop.wait()
     log.info(
         "%s %s stopping: draining in-flight requests (%.0fs grace)",
@@ -316,3 +529,52 @@ def main(make_spec: Callable[[], Awaitable[ProcessSpec]]) -> None:
 async def aiter_items(items: Iterable[Any]) -> AsyncIterator[Any]:
     for item in items:
         yield item
+
+
+def cluster_channel(
+    cfg: ClusterConfig, me: str, address: str, internal: bool = True
+) -> grpc.aio.Channel:
+    """A channel from this cluster's process ``me`` to the process whose gRPC
+    (public) address is ``address``: to its internal port with ``me``'s
+    certificate (mutual TLS), or with ``internal=False`` to that public port
+    itself (a remote cluster's nodes). Plaintext with ``[tls] insecure``. The
+    files are read now: a channel made after a renewal uses the new ones."""
+    target = cfg.internal_address(address) if internal else address
+    if cfg.tls.insecure:
+        return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+    creds = tls.channel_credentials(cfg.tls_files(me))
+    return grpc.aio.secure_channel(target, creds, options=CHANNEL_OPTIONS)
+
+
+def private_files(data_dir: Path | None = None) -> None:
+    """Keep what a process writes to itself: a umask of 077 (new files 0600,
+    new directories 0700, RocksDB's included), and its data directory, the
+    cluster's data directory above it and what they hold tightened to that
+    if an earlier run or a launcher made them looser."""
+    os.umask(0o077)
+    if data_dir is None:
+        return
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    loose = 0
+    for top in (data_dir.parent, data_dir):
+        loose += _tighten(top, 0o700)
+    for root, dirs, files in os.walk(data_dir):
+        for d in dirs:
+            loose += _tighten(Path(root) / d, 0o700)
+        for f in files:
+            loose += _tighten(Path(root) / f, 0o600)
+    if loose:
+        log.warning("tightened the modes of %d paths under %s (0700 / 0600)", loose, data_dir)
+
+
+def _tighten(path: Path, mode: int) -> int:
+    try:
+        st = path.lstat()
+        if stat.S_ISLNK(st.st_mode) or st.st_uid != os.getuid():
+            return 0
+        if stat.S_IMODE(st.st_mode) & ~mode:
+            path.chmod(stat.S_IMODE(st.st_mode) & mode)
+            return 1
+    except FileNotFoundError:
+        pass
+    return 0

@@ -13,6 +13,8 @@ import threading
 import time
 from dataclasses import dataclass
 
+from tristore.errors import InvalidArgument
+
 _FMT = struct.Struct(">QIHH")
 ENCODED_SIZE = _FMT.size  # 16
 
@@ -46,18 +48,34 @@ class Stamp:
 ZERO = Stamp(0, 0, 0, 0)
 
 
+def check_skew(physical_ms: int, wall_ms: int, max_skew_ms: int, whose: str) -> None:
+    """Raise InvalidArgument when a stamp is more than ``max_skew_ms`` ahead of ``wall_ms``."""
+    ahead = physical_ms - wall_ms
+    if ahead > max_skew_ms:
+        raise InvalidArgument(
+            f"a stamp {ahead} ms ahead of {whose} clock was refused ([cluster] "
+            f"max_clock_skew_ms is {max_skew_ms}): a clock is off, or the stamp is forged"
+        )
+
+
 class HybridClock:
     """A hybrid logical clock (Kulkarni et al.): never goes backwards, tracks the
     wall clock, and jumps past every stamp it observes.
 
     ``offset_ms`` skews the wall clock on purpose, so tests can run nodes whose
-    clocks disagree by seconds.
+    clocks disagree by seconds. ``max_skew_ms`` bounds how far ahead of the
+    wall clock a stamp it observes may be: further, and :meth:`observe` raises
+    InvalidArgument rather than drag every later stamp into the future (None:
+    no bound).
     """
 
-    def __init__(self, cluster_id: int, node_id: int, offset_ms: int = 0) -> None:
+    def __init__(
+        self, cluster_id: int, node_id: int, offset_ms: int = 0, max_skew_ms: int | None = None
+    ) -> None:
         self._cluster_id = cluster_id
         self._node_id = node_id
         self._offset_ms = offset_ms
+        self._max_skew_ms = max_skew_ms
         self._last = (0, 0)
         self._lock = threading.Lock()
 
@@ -77,6 +95,8 @@ class HybridClock:
         return self.now()
 
     def observe(self, seen: Stamp) -> None:
+        if self._max_skew_ms is not None:
+            check_skew(seen.physical_ms, self.wall_ms(), self._max_skew_ms, "this node's")
         with self._lock:
             if (seen.physical_ms, seen.logical) > self._last:
                 self._last = (seen.physical_ms, seen.logical)

@@ -6,12 +6,14 @@ that says what to change.
 
 from __future__ import annotations
 
+import base64
 import re
 
 from tristore.errors import (
     IllegalVersioningConfigurationException,
     InvalidArgument,
     InvalidBucketName,
+    InvalidDigest,
     InvalidRange,
     InvalidStorageClass,
     InvalidTag,
@@ -142,6 +144,26 @@ def resolve_range(start: int, end: int, size: int) -> tuple[int, int]:
     return start, last
 
 
+#: Range bounds travel as int64; anything larger is past every object anyway.
+MAX_RANGE_BOUND = 2**63 - 1
+
+
+def check_content_md5(value: str) -> str:
+    """A Content-MD5 as 32 hex digits (lower case), from hex or, as S3's header
+    carries it, base64 of the 16 bytes. "" stays "" (none given)."""
+    if not value:
+        return ""
+    text = value.strip()
+    if re.fullmatch(r"[0-9a-fA-F]{32}", text):
+        return text.lower()
+    if re.fullmatch(r"[A-Za-z0-9+/]{22}==", text):
+        return base64.b64decode(text).hex()
+    raise InvalidDigest(
+        f"Content-MD5 {value[:64]!r} is not an MD5: give 32 hex digits or the "
+        "base64 of the 16-byte digest"
+    )
+
+
 def parse_range_header(spec: str) -> tuple[int, int]:
     """``bytes=A-B``, ``bytes=A-`` or ``bytes=-N`` (also without ``bytes=``)."""
     text = spec.strip()
@@ -151,6 +173,8 @@ def parse_range_header(spec: str) -> tuple[int, int]:
     if not m or (not m.group(1) and not m.group(2)):
         raise InvalidRange(f"range {spec!r} is not of the form bytes=START-END, START- or -SUFFIX")
     a, b = m.group(1), m.group(2)
+    if any(len(g) > 19 or int(g) > MAX_RANGE_BOUND for g in (a, b) if g):
+        raise InvalidRange(f"range {spec!r} reaches past the largest possible object")
     if not a:
         if int(b) == 0:
             raise InvalidRange(f"range {spec!r} asks for the last 0 bytes; nothing satisfies it")
@@ -209,6 +233,21 @@ def normalize_tags(tags: dict[str, str] | None) -> dict[str, str]:
         if k.lower().startswith("aws:"):
             raise InvalidTag(f"tag key {k!r}: the aws: prefix is reserved")
     return out
+
+
+#: A call's request id (the SDK makes one per call, 32 hex digits).
+MAX_REQUEST_ID = 64
+_REQUEST_ID = re.compile(r"[A-Za-z0-9_-]*")
+
+
+def check_request_id(value: str) -> str:
+    """A request id: at most :data:`MAX_REQUEST_ID` of ``[A-Za-z0-9_-]`` ("": none)."""
+    if len(value) > MAX_REQUEST_ID or not _REQUEST_ID.fullmatch(value):
+        raise InvalidArgument(
+            f"request id {value[:80]!r} is not valid: give at most {MAX_REQUEST_ID} letters, "
+            "digits, '-' or '_'"
+        )
+    return value
 
 
 def check_acl(acl: str) -> str:

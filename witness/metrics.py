@@ -18,6 +18,11 @@ EVICTIONS = Counter(
     "tristore_witness_evictions_total",
     "Keys forgotten to stay within max_keys (they are answered as unknown).",
 )
+BELOW_FLOOR = Counter(
+    "tristore_witness_records_below_floor_total",
+    "Stamps of keys this witness had forgotten, left out because they were not "
+    "as new as what it forgot (a late record): the key stays unknown.",
+)
 INCARNATION = Gauge(
     "tristore_witness_incarnation",
     "Random id of this witness process's lifetime; changes on every restart.",

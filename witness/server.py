@@ -23,7 +23,9 @@ async def build(cfg: ClusterConfig, name: str) -> server.ProcessSpec:
     log.info("witness %s starts empty, incarnation %x", name, table.incarnation)
 
     def register(srv: grpc.aio.Server) -> list[str]:
-        witness_pb2_grpc.add_WitnessServiceServicer_to_server(WitnessServicer(spec, table), srv)
+        witness_pb2_grpc.add_WitnessServiceServicer_to_server(
+            WitnessServicer(spec, table, cfg.cluster.max_clock_skew_ms), srv
+        )
         return [witness_pb2.DESCRIPTOR.services_by_name["WitnessService"].full_name]
 
     return server.ProcessSpec(
@@ -34,6 +36,7 @@ async def build(cfg: ClusterConfig, name: str) -> server.ProcessSpec:
         cluster=cfg.cluster.name,
         az=f"group-{spec.group}",
         register=register,
+        config=cfg,
     )
 
 

@@ -12,16 +12,21 @@ from tristore import pipe
 from tristore.config import WitnessSpec
 from tristore.errors import InvalidArgument, TristoreError
 from tristore.pb import witness_pb2, witness_pb2_grpc
-from witness.metrics import CHECKS, EVICTIONS, KEYS, RECORDS, REFUSED, UNKNOWN
+from tristore.stamps import ENCODED_SIZE, check_skew
+from witness.metrics import BELOW_FLOOR, CHECKS, EVICTIONS, KEYS, RECORDS, REFUSED, UNKNOWN
 from witness.table import WitnessTable
 
 Ctx: TypeAlias = grpc.aio.ServicerContext
 
 
 class WitnessServicer(witness_pb2_grpc.WitnessServiceServicer):
-    def __init__(self, spec: WitnessSpec, table: WitnessTable) -> None:
+    def __init__(
+        self, spec: WitnessSpec, table: WitnessTable, max_skew_ms: int | None = None
+    ) -> None:
         self.spec = spec
         self.table = table
+        #: Stamps further ahead of this witness's clock are refused (None: no bound).
+        self.max_skew_ms = max_skew_ms
         self.started = time.monotonic()
 
     async def Record(
@@ -53,17 +58,36 @@ class WitnessServicer(witness_pb2_grpc.WitnessServiceServicer):
             )
         return witness_pb2.WitnessPipeResponse(id=req.id, record=record, check=check)
 
+    def _check_skew(self, stamps: bytes) -> None:
+        """A stamp far ahead of this clock would make every reader of its key,
+        and the next writer's clock, jump into the future: refuse the record."""
+        if self.max_skew_ms is None or len(stamps) % ENCODED_SIZE:
+            return  # wrong lengths are the table's to refuse
+        newest = max((stamps[i : i + 8] for i in range(0, len(stamps), ENCODED_SIZE)), default=b"")
+        if newest:
+            check_skew(
+                int.from_bytes(newest, "big"),
+                time.time_ns() // 1_000_000,
+                self.max_skew_ms,
+                f"witness {self.spec.name}'s",
+            )
+
     def _record(self, request: witness_pb2.RecordRequest) -> witness_pb2.RecordResponse:
         keys = list(request.keys)
+        self._check_skew(request.stamps)
         try:
-            refused, evicted = self.table.record(keys, request.stamps, list(request.incarnations))
+            refused, evicted, below = self.table.record(
+                keys, request.stamps, list(request.incarnations)
+            )
         except ValueError as exc:
             raise InvalidArgument(str(exc)) from None
-        RECORDS.inc(len(keys) - len(refused))
+        RECORDS.inc(len(keys) - len(refused) - below)
         if refused:
             REFUSED.inc(len(refused))
         if evicted:
             EVICTIONS.inc(evicted)
+        if below:
+            BELOW_FLOOR.inc(below)
         KEYS.set(len(self.table))
         return witness_pb2.RecordResponse(incarnation=self.table.incarnation, refused=refused)
 

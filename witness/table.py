@@ -4,6 +4,16 @@ Stamps are kept as their 16-byte encoding, whose byte order is stamp order
 (:mod:`tristore.stamps`), so nothing is decoded on the hot path. The map is
 bounded: past ``max_keys`` the least recently written keys are forgotten, and a
 forgotten key is simply unknown again, which readers treat as "ask the nodes".
+
+Forgetting keeps the incarnation, so the incarnation fence does not stop a late
+record (a write's, or a read's that finished a write) that was sent before the
+key was forgotten and carries an older stamp than the one forgotten: taken, it
+would make the witness answer that older stamp, and a reader holding it in its
+cache would serve it after a newer write was acknowledged. So the table keeps,
+per slot of keys (a hash of the key), the newest stamp it forgot, and takes a
+record of a key it does not know only at or above that floor (the same
+stamp is the same version of the same key). Below it the key stays
+unknown, which is always safe (tests/unit/test_protocol_model.py has the trace).
 """
 
 from __future__ import annotations
@@ -14,6 +24,9 @@ from collections import OrderedDict
 from tristore.stamps import ENCODED_SIZE
 
 UNKNOWN = bytes(ENCODED_SIZE)
+#: Eviction floors kept: one per slot of keys (a power of two). Keys sharing a
+#: slot share a floor, which is only ever more careful than one per key.
+FLOOR_SLOTS = 1 << 16
 
 
 def new_incarnation() -> int:
@@ -26,17 +39,22 @@ class WitnessTable:
         self.max_keys = max_keys
         self.incarnation = new_incarnation()
         self._stamps: OrderedDict[bytes, bytes] = OrderedDict()
+        #: Per slot, the newest stamp forgotten (all zero: none yet).
+        self._floors: list[bytes] = [UNKNOWN] * FLOOR_SLOTS
 
     def __len__(self) -> int:
         return len(self._stamps)
 
     def record(
         self, keys: list[bytes], stamps: bytes, incarnations: list[int]
-    ) -> tuple[list[int], int]:
-        """Keep the larger stamp of each key whose sender knew this incarnation.
+    ) -> tuple[list[int], int, int]:
+        """Keep the larger stamp of each key whose sender knew this incarnation
+        (of a key not known, only one at or above its slot's eviction floor).
 
-        Returns the indexes refused (meant for another incarnation) and how many
-        keys were forgotten to stay within ``max_keys``. A record meant for an
+        Returns the indexes refused (meant for another incarnation), how many
+        keys were forgotten to stay within ``max_keys``, and how many records of
+        keys not known were left out for being at or below the eviction floor
+        (the sender is not told: "unknown" is always a safe answer). A record meant for an
         earlier incarnation may be older than what that incarnation knew of the
         key; taking it would make a restarted witness answer a stale stamp
         instead of "unknown".
@@ -46,7 +64,9 @@ class WitnessTable:
         if len(incarnations) != len(keys):
             raise ValueError(f"{len(keys)} keys need {len(keys)} incarnations")
         table = self._stamps
+        floors, mask = self._floors, FLOOR_SLOTS - 1
         refused: list[int] = []
+        below = 0
         for i, key in enumerate(keys):
             if incarnations[i] != self.incarnation:
                 refused.append(i)
@@ -54,15 +74,21 @@ class WitnessTable:
             stamp = stamps[i * ENCODED_SIZE : (i + 1) * ENCODED_SIZE]
             held = table.get(key)
             if held is None:
-                table[key] = stamp
+                if stamp >= floors[hash(key) & mask]:
+                    table[key] = stamp
+                else:
+                    below += 1
             elif stamp > held:
                 table[key] = stamp
                 table.move_to_end(key)
         evicted = 0
         while len(table) > self.max_keys:
-            table.popitem(last=False)
+            key, stamp = table.popitem(last=False)
+            slot = hash(key) & mask
+            if stamp > floors[slot]:
+                floors[slot] = stamp
             evicted += 1
-        return refused, evicted
+        return refused, evicted, below
 
     def check(self, keys: list[bytes]) -> tuple[bytes, int]:
         """Stamps of ``keys`` in order (all-zero for unknown) and how many were unknown."""

@@ -5,37 +5,146 @@
 one dev dir; it returns east, and ``cluster.clusters["west"]`` (or
 ``cluster.cluster("west")``) is west: each has its own config, endpoint and
 client, and the dev commands of either act on the whole dir.
+
+Clusters speak TLS, as ``dev up`` makes them. Every cluster of a test run is
+issued from one CA (``TRISTORE_DEV_CA_DIR``, which ``dev up`` honours), and the
+test process trusts it the way a user does, through ``TRISTORE_CA_BUNDLE``: so
+the SDK clients tests make, and the CLI they run, need nothing more.
+
+Credentials are used the way a user uses them: this module exports one root
+key for the test session (``TRISTORE_ACCESS_KEY_ID`` / ``TRISTORE_SECRET_ACCESS_KEY``
+in the test process's environment, before any cluster starts). ``dev up``
+makes the exported key the root key of every dir it creates, and prints it in
+its ``export`` lines (``start_cluster`` checks that it does); clients and the
+CLI read it from the environment.
 """
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import json
 import os
 import random
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import grpc
 import rocksdict
+from google.protobuf import empty_pb2
 
 from node import keys, records
-from tristore import config
-from tristore.cli import processes
+from tristore import config, credentials, sigv4, tls
+from tristore.cli import dev, processes
 from tristore.client import Client
 from tristore.model import ObjectVersion
 from tristore.placement import Placer
 
 REPO = Path(__file__).resolve().parents[2]
 PORTS_PER_CLUSTER = 200
+#: The internal (mutual TLS) ports sit this far above the gRPC ports.
+INTERNAL_OFFSET = config.TlsSection.internal_port_offset
+#: A node's S3 HTTP port: its gRPC port + this (``dev up``'s plan).
+S3_OFFSET = dev.S3_OFFSET
+
+
+def _test_ca() -> Path:
+    """One CA for every cluster this test run starts; trusted by the test process."""
+    ca_dir = Path(tempfile.mkdtemp(prefix="tristore-test-ca-"))
+    atexit.register(shutil.rmtree, ca_dir, True)
+    crt = tls.ensure_ca(ca_dir, "tristore-tests")
+    os.environ["TRISTORE_DEV_CA_DIR"] = str(ca_dir)
+    os.environ[tls.CA_BUNDLE_ENV] = str(crt)
+    os.environ.pop(tls.INSECURE_ENV, None)
+    return ca_dir
+
+
+TEST_CA_DIR = _test_ca()
+
+if not os.environ.get(credentials.ACCESS_KEY_ENV):
+    _akid, _secret = credentials.new_access_key()
+    os.environ[credentials.ACCESS_KEY_ENV] = _akid
+    os.environ[credentials.SECRET_KEY_ENV] = _secret
+ROOT = credentials.Credentials(
+    os.environ[credentials.ACCESS_KEY_ENV], os.environ[credentials.SECRET_KEY_ENV]
+)
+
+
+class _Signing(
+    grpc.UnaryUnaryClientInterceptor,
+    grpc.UnaryStreamClientInterceptor,
+    grpc.StreamUnaryClientInterceptor,
+    grpc.StreamStreamClientInterceptor,
+):
+    """Signs a blocking channel's calls as the SDK does (a client stream by its
+    first message), for tests that talk to a node with raw stubs."""
+
+    def __init__(self, creds: credentials.Credentials) -> None:
+        self.signer = credentials.Signer(creds)
+
+    def _details(self, details: Any, message: Any) -> Any:
+        md = [*(details.metadata or ()), *self.signer.metadata(details.method, message)]
+        return _CallDetails(
+            details.method, details.timeout, md, details.credentials, details.wait_for_ready
+        )
+
+    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._details(details, request), request)
+
+    def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._details(details, request), request)
+
+    def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
+        it = iter(requests)
+        first = next(it, None)
+        if first is None:  # an empty stream signs an empty payload
+            return continuation(self._details(details, empty_pb2.Empty()), iter(()))
+        payload = sigv4.payload_of(first, streamed=True)
+        return continuation(self._details(details, payload), itertools.chain([first], it))
+
+    def intercept_stream_stream(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return self.intercept_stream_unary(continuation, details, requests)
+
+
+@dataclass(frozen=True)
+class _CallDetails(grpc.ClientCallDetails):
+    method: str
+    timeout: float | None
+    metadata: Any
+    credentials: Any
+    wait_for_ready: Any
+
+
+def signed_channel(address: str, creds: credentials.Credentials | None = None) -> grpc.Channel:
+    """A blocking channel to ``address`` whose calls are signed with ``creds``
+    (default: the session's root key)."""
+    return grpc.intercept_channel(user_channel(address), _Signing(creds or ROOT))
+
+
+def exported(stdout: str) -> dict[str, str]:
+    """The ``export NAME=VALUE`` lines of ``dev up``'s output (first wins)."""
+    out: dict[str, str] = {}
+    for line in stdout.splitlines():
+        if line.startswith("export ") and "=" in line:
+            name, _, value = line[len("export ") :].partition("=")
+            out.setdefault(name.strip(), value.split("#", 1)[0].strip())
+    return out
 
 
 def _free(port: int) -> bool:
+    """Whether a server could listen on ``port``: as the servers do, with
+    SO_REUSEADDR, so that connections of an earlier cluster still in TIME_WAIT
+    do not count (without it, after enough tests, no block looked free)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
@@ -52,16 +161,34 @@ def _ephemeral_low() -> int:
         return 32768
 
 
-def free_base_port(clusters: int = 1) -> int:
-    """A base port whose whole block (grpc and metrics ports of each cluster) is
-    free, below the ephemeral range."""
+def worker_share(lo: int, hi: int, reach: int) -> tuple[int, int]:
+    """The part of ports [lo, hi) from which this pytest-xdist worker picks base
+    ports (all of it without xdist), such that a block of ``reach`` ports above
+    any base it picks stays inside its own part: two workers never start
+    clusters on the same ports."""
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1)
+    worker = int((os.environ.get("PYTEST_XDIST_WORKER") or "gw0").removeprefix("gw") or 0)
+    size = (hi - lo) // count
+    start = lo + worker * size
+    return start, max(start + 1, start + size - reach)
+
+
+def free_base_port(clusters: int = 1, low: int = 20_000, high: int | None = None) -> int:
+    """A base port whose whole block (grpc and metrics ports of each cluster,
+    the nodes' S3 ports and their internal ports) is free, below the
+    ephemeral range, in this test worker's share of ports [low, high)."""
     span = PORTS_PER_CLUSTER * clusters
-    top = max(20_000 + span + PORTS_PER_CLUSTER, min(40_000, _ephemeral_low()))
-    for _ in range(50):
-        base = random.randrange(20_000, top - span, PORTS_PER_CLUSTER)
-        if all(_free(base + i) for i in range(1, span)):
+    top = high or max(low + span + PORTS_PER_CLUSTER, min(40_000, _ephemeral_low()))
+    lo, hi = worker_share(low, top, INTERNAL_OFFSET + span)
+    bases = list(range(lo, max(lo + 1, hi), PORTS_PER_CLUSTER))
+    random.shuffle(bases)  # every candidate, in a random order
+    for base in bases:
+        if all(
+            _free(base + i) and _free(base + INTERNAL_OFFSET + i) and _free(base + S3_OFFSET + i)
+            for i in range(1, span)
+        ):
             return base
-    raise RuntimeError("no free block of loopback ports")
+    raise RuntimeError(f"no free block of loopback ports in {lo}..{hi}")
 
 
 def cli_env() -> dict[str, str]:
@@ -153,8 +280,15 @@ class DevCluster:
     def endpoint(self) -> str:
         return ",".join(n.grpc for n in self.config.nodes)
 
-    def client(self, endpoint: str | None = None) -> Client:
-        return Client(endpoint or self.endpoint)
+    @property
+    def s3_endpoint(self) -> str:
+        """The URL of the first node's S3 HTTP API (as ``dev up`` exports it)."""
+        cfg = self.config
+        scheme = "http" if cfg.tls.insecure else "https"
+        return f"{scheme}://{cfg.nodes[0].s3}"
+
+    def client(self, endpoint: str | None = None, **kw: Any) -> Client:
+        return Client(endpoint or self.endpoint, **kw)
 
     def status(self) -> list[dict[str, object]]:
         """``dev status --json``: every process of the dir (of both clusters)."""
@@ -228,6 +362,13 @@ class DevCluster:
         return total
 
 
+def user_channel(address: str) -> grpc.Channel:
+    """A raw (sync) gRPC channel to ``address`` as a user opens it: TLS, the
+    server checked against ``TRISTORE_CA_BUNDLE``, no client certificate."""
+    ca = Path(os.environ[tls.CA_BUNDLE_ENV]).read_bytes()
+    return grpc.secure_channel(address, grpc.ssl_channel_credentials(root_certificates=ca))
+
+
 def all_versions(c: Client, bucket: str) -> set[tuple[str, str, str]]:
     """(key, version id, ETag) of every version and delete marker of a bucket."""
     out: set[tuple[str, str, str]] = set()
@@ -250,10 +391,15 @@ def wait_until(pred, timeout: float, interval: float = 0.2, what: str = "conditi
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
-def start_cluster(tmp: Path, *extra: str, extra_env: dict[str, str] | None = None) -> DevCluster:
+def start_cluster(
+    tmp: Path,
+    *extra: str,
+    extra_env: dict[str, str] | None = None,
+    base_port: int | None = None,
+) -> DevCluster:
     """``dev up`` in ``tmp/dev`` with ``extra`` flags; with ``--clusters 2``, returns east."""
     two = ("--clusters", "2") in itertools.pairwise(extra) or "--clusters=2" in extra
-    base = free_base_port(2 if two else 1)
+    base = base_port or free_base_port(2 if two else 1)
     cluster = DevCluster(tmp / "dev", base, "east" if two else None)
     env = cli_env()
     env.update(extra_env or {})
@@ -273,6 +419,9 @@ def start_cluster(tmp: Path, *extra: str, extra_env: dict[str, str] | None = Non
         raise AssertionError(
             f"dev up failed ({proc.returncode}):\n{proc.stdout.decode()}\n{proc.stderr.decode()}"
         )
+    printed = exported(proc.stdout.decode())
+    assert printed.get(credentials.ACCESS_KEY_ENV) == ROOT.access_key_id, printed
+    assert printed.get(credentials.SECRET_KEY_ENV) == ROOT.secret_access_key
     return cluster
 
 

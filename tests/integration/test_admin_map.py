@@ -18,6 +18,7 @@ import pytest
 
 from tests.integration.cluster import DevCluster, cli_env, wait_until
 from tristore import config, errors
+from tristore.cli import dev
 from tristore.client import Client
 from tristore.clustermap import ClusterMap
 from tristore.config import NodeSpec
@@ -278,6 +279,8 @@ def test_a_node_added_to_the_map_gets_its_keys(own_cluster: DevCluster) -> None:
     )
     path = cluster.config_path.parent / "cluster-a3.toml"  # data_dir resolves alike
     path.write_text(config.dump(grown))
+    # A new node needs its certificate from the cluster CA, as its peers do.
+    dev.issue_certificates(config.load(path))
     log_path = cluster.dir / "logs" / "a3.log"
     mixer = Mixer(cluster, limit=3000, seconds=120)
     mixer.start()

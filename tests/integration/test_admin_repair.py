@@ -163,7 +163,6 @@ def _lose_objects(cluster: DevCluster, name: str) -> None:
 
 def test_repair_restores_lost_objects(own_cluster: DevCluster) -> None:
     cluster = own_cluster
-    started = time.monotonic()
     plain, vers = _fill(cluster)
     victim_az = next(n.az for n in cluster.config.nodes if n.name == VICTIM)
     assert any(VICTIM in cluster.homes(PLAIN, k) for k in plain)
@@ -273,7 +272,6 @@ def test_repair_restores_lost_objects(own_cluster: DevCluster) -> None:
     assert doc["keys_failed"] == doc["keys_checked"] > 0
     assert doc["versions_written"] == 0
     assert "repair again when every AZ answers" in failed.stderr.decode()
-    assert time.monotonic() - started < 60
 
 
 def test_a_node_on_a_new_data_directory_rebuilds_itself(own_cluster: DevCluster) -> None:

@@ -11,8 +11,9 @@ from collections.abc import Iterator
 import grpc
 import pytest
 
-from tests.integration.cluster import DevCluster
+from tests.integration.cluster import DevCluster, signed_channel
 from tristore import errors
+from tristore.model import SMALL_BODY_MAX
 from tristore.pb import objects_pb2 as pb
 from tristore.pb import objects_pb2_grpc
 
@@ -25,7 +26,7 @@ BUCKET = "badinput"
 def stub(cluster: DevCluster) -> Iterator[objects_pb2_grpc.ObjectServiceStub]:
     with cluster.client() as c:
         c.create_bucket(BUCKET)
-    channel = grpc.insecure_channel(cluster.config.nodes[0].grpc)
+    channel = signed_channel(cluster.config.nodes[0].grpc)
     yield objects_pb2_grpc.ObjectServiceStub(channel)
     channel.close()
 
@@ -120,11 +121,18 @@ def test_metadata_limits(cluster: DevCluster, stub: objects_pb2_grpc.ObjectServi
         _assert_absent(cluster, key)
 
 
+def big_body() -> bytes:
+    return b"q" * (2 * 1024 * 1024)
+
+
 def test_declared_size_mismatch_writes_nothing(
     cluster: DevCluster, stub: objects_pb2_grpc.ObjectServiceStub
 ) -> None:
     assert _put(stub, "short-body", data=b"abc", size=10).code == "IncompleteBody"
     assert _put(stub, "bad-md5", data=b"abc", content_md5="0" * 32).code == "BadDigest"
+    # Not an MD5 at all: S3's InvalidDigest, before any of the body is kept.
+    assert _put(stub, "bad-md5", data=b"abc", content_md5="zz").code == "InvalidDigest"
+    assert _put(stub, "bad-md5", data=big_body(), content_md5="zz").code == "InvalidDigest"
     big = b"z" * (2 * 1024 * 1024 + 5)  # a staged (chunked) body, not inline
     assert _put(stub, "short-big", data=big, size=len(big) + 1).code == "IncompleteBody"
     for key in ("short-body", "bad-md5", "short-big"):
@@ -177,3 +185,33 @@ def test_bad_version_id_and_range(
 def test_header_must_come_first(stub: objects_pb2_grpc.ObjectServiceStub) -> None:
     assert _error(stub.PutObject, iter([pb.PutObjectRequest(data=b"x")])).code == "InvalidArgument"
     assert _error(stub.PutObject, iter([])).code == "InvalidArgument"
+
+
+def test_small_object_calls_refuse_what_they_cannot_carry(
+    cluster: DevCluster, stub: objects_pb2_grpc.ObjectServiceStub
+) -> None:
+    big = b"x" * (SMALL_BODY_MAX + 1)
+    hdr = pb.PutObjectHeader(bucket=BUCKET, key="small-too-big", size=len(big))
+    err = _error(stub.PutSmallObject, pb.PutObjectRequest(header=hdr, data=big))
+    assert isinstance(err, errors.InvalidArgument) and "PutObject" in err.message
+    _assert_absent(cluster, "small-too-big")
+    err = _error(stub.PutSmallObject, pb.PutObjectRequest(data=b"x"))
+    assert isinstance(err, errors.InvalidArgument)
+    # A declared size that is not the body's: nothing is written.
+    hdr = pb.PutObjectHeader(bucket=BUCKET, key="small-short", size=10)
+    err = _error(stub.PutSmallObject, pb.PutObjectRequest(header=hdr, data=b"abc"))
+    assert isinstance(err, errors.IncompleteBody | errors.InvalidArgument), err
+    _assert_absent(cluster, "small-short")
+    # A body over the asked-for size is described, not sent.
+    with cluster.client() as c:
+        c.put_object(BUCKET, "mid", b"m" * 5000)
+    get = pb.GetObjectRequest(bucket=BUCKET, key="mid")
+    resp = stub.GetSmallObject(pb.GetSmallObjectRequest(get=get, max_size=4096))
+    assert resp.too_large and not resp.data and resp.info.size == 5000
+    resp = stub.GetSmallObject(pb.GetSmallObjectRequest(get=get, max_size=5000))
+    assert not resp.too_large and resp.data == b"m" * 5000
+    ranged = pb.GetObjectRequest(
+        bucket=BUCKET, key="mid", has_range=True, range=pb.Range(start=10, end=19)
+    )
+    resp = stub.GetSmallObject(pb.GetSmallObjectRequest(get=ranged, max_size=4096))
+    assert (resp.data, resp.range_start, resp.range_end) == (b"m" * 10, 10, 19)

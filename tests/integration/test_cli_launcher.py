@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.cluster import DevCluster, start_cluster
+from tests.integration.cluster import DevCluster, start_cluster, worker_share
 from tristore.cli import dev, processes
 from tristore.config import dump, load
 
@@ -68,9 +68,10 @@ def assert_error(r: subprocess.CompletedProcess[str], code: str, *fragments: str
 def free_base_port(n: int = 11) -> int:
     """A base port whose gRPC (base+1..) and metrics (base+101..) ports are all free."""
     rng = random.Random()
+    # Above the 20000-40000 blocks tests/integration/cluster.py hands out.
+    lo, hi = worker_share(40000, 60000, 100 + n + 1)
     for _ in range(200):
-        # Above the 20000-40000 blocks tests/integration/cluster.py hands out.
-        base = rng.randrange(40000, 60000, 10)
+        base = rng.randrange(lo, hi, 10)
         ports = [base + i for i in range(1, n + 1)] + [base + 100 + i for i in range(1, n + 1)]
         if all(processes.port_free(f"127.0.0.1:{p}") for p in ports):
             return base

@@ -5,12 +5,11 @@ from __future__ import annotations
 import urllib.error
 import urllib.request
 
-import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from tests.integration.cluster import DevCluster
+from tests.integration.cluster import DevCluster, user_channel
 
 pytestmark = pytest.mark.integration
 
@@ -62,7 +61,7 @@ def test_every_process_serves_health_reflection_and_metrics(cluster: DevCluster)
     procs += [("witness", p.name, p.grpc, p.metrics) for p in cfg.witnesses]
     assert {role for role, *_ in procs} == {"node", "witness"}
     for role, name, grpc_addr, metrics_addr in procs:
-        with grpc.insecure_channel(grpc_addr) as channel:
+        with user_channel(grpc_addr) as channel:
             health = health_pb2_grpc.HealthStub(channel)
             for service in ["", *SERVICES[role]]:
                 resp = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)

@@ -210,7 +210,7 @@ def _sum(prometheus: Prometheus, expr: str) -> float:
 def test_key_series_exist(clusters: DevCluster, prometheus: Prometheus) -> None:
     dest = f'destination="west/{DST}"'
     present = [
-        'tristore_rpc_handled_total{role="node", method="PutObject", code="OK"}',
+        'tristore_rpc_handled_total{role="node", method=~"PutObject|PutSmallObject", code="OK"}',
         'tristore_rpc_handled_total{role="witness"}',
         'tristore_rpc_handling_seconds_count{role="node"}',
         "tristore_node_fsync_seconds_count",

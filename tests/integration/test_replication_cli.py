@@ -183,6 +183,25 @@ def test_dlq_list_and_replay(pair: tuple[DevCluster, DevCluster]) -> None:
     code, out = _verify(east, west, "cli-fail")
     assert code == 1 and out["counts"]["failed"] == failing
 
+    # A replicator's queue is bounded ([replicator] dlq_max_entries): past the
+    # cap its oldest entries go, and nothing is lost, since the versions stay
+    # FAILED at the source, where `dlq list` and `dlq replay` read them.
+    replicators = [r.name for r in east.config.replicators]
+    for r in replicators:
+        east.kill(r)
+        east.start(r, extra_env={"TRISTORE_REPLICATOR_DLQ_MAX_ENTRIES": "1"})
+    wait_until(
+        lambda: all(east.metric(r, "tristore_replication_dlq_entries") <= 1 for r in replicators),
+        30,
+        what="each queue cut to its cap",
+    )
+    dropped = sum(east.metric(r, "tristore_replication_dlq_dropped_total") for r in replicators)
+    assert dropped >= failing - len(replicators)
+    assert len(_dlq(east, "cli-fail")) == failing
+    for r in replicators:
+        east.kill(r)
+        east.start(r)
+
     west.cli("version", "enable", "s3://cli-unversioned")
     proc = east.cli("replication", "dlq", "replay", "s3://cli-fail")
     replay = proc.stdout.decode()

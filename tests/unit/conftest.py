@@ -28,3 +28,13 @@ def refused_endpoint() -> Iterator[str]:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         yield f"127.0.0.1:{s.getsockname()[1]}"
+
+
+@pytest.fixture(autouse=True)
+def plaintext_clients(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The unit tier's servers are in-process plaintext stand-ins (grpc.aio
+    servers on an insecure port): its SDK clients use the insecure switch, as a
+    user of an ``[tls] insecure`` cluster would. TLS itself is tested against
+    real processes in tests/integration/test_tls.py."""
+    monkeypatch.setenv("TRISTORE_INSECURE", "1")
+    monkeypatch.delenv("TRISTORE_CA_BUNDLE", raising=False)

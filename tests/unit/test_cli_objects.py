@@ -4,8 +4,10 @@ fail before any connection, and the pure formatting helpers."""
 from __future__ import annotations
 
 import argparse
+import base64
 import datetime as dt
 import json
+from pathlib import Path
 
 import pytest
 
@@ -233,6 +235,8 @@ def test_copy_directives_follow_the_flags() -> None:
         "acl": None,
         "storage_class": None,
         "sse": None,
+        "sse_customer_key": None,
+        "copy_source_sse_customer_key": None,
     }
     args = parse("cp", "s3://a/k", "s3://b/k", "--content-type", "text/plain", "--acl", "private")
     d = objects.copy_directives(args, {}, {})
@@ -244,6 +248,25 @@ def test_copy_directives_follow_the_flags() -> None:
     assert (d["tagging_directive"], d["acl"]) == ("COPY", "private")
     d = objects.copy_directives(args, {"m": "1"}, {"t": "2"})
     assert (d["metadata"], d["tagging_directive"], d["tags"]) == ({"m": "1"}, "REPLACE", {"t": "2"})
+
+
+def test_sse_c_keys_from_the_command_line(tmp_path: Path) -> None:
+    key = bytes(range(32))
+    assert objects.sse_c_key(None) is None
+    assert objects.sse_c_key(base64.b64encode(key).decode()) == key
+    f = tmp_path / "k.bin"
+    f.write_bytes(key)
+    assert objects.sse_c_key(f"fileb://{f}") == key
+    with pytest.raises(InvalidArgument, match="32 bytes"):
+        objects.sse_c_key(base64.b64encode(b"short").decode())
+    with pytest.raises(InvalidArgument, match="base64"):
+        objects.sse_c_key("not base64 !")
+    with pytest.raises(InvalidArgument, match="cannot read"):
+        objects.sse_c_key(f"fileb://{tmp_path / 'missing'}")
+    args = parse(
+        "cp", "s3://a/k", "s3://b/k", "--sse-c-copy-source-key", base64.b64encode(key).decode()
+    )
+    assert objects.copy_directives(args, {}, {})["copy_source_sse_customer_key"] == key
 
 
 def test_format_tags_and_versioning_label() -> None:

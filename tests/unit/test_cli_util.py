@@ -340,10 +340,12 @@ def test_render_status() -> None:
         disk_bytes=2048,
         uptime_seconds=90,
         epoch=7,
+        tombstones=5,
     )
     draining = NodeStatus(
         "a2", "az-a", "node", objects=4, epoch=7, state="draining", handoffs_pending=4
     )
+    full = NodeStatus("c1", "az-c", "node", epoch=7, disk_state="full", disk_free_bytes=1)
     status = ClusterStatus(
         "local",
         7,
@@ -351,12 +353,13 @@ def test_render_status() -> None:
             NodeHealth("b1", "az-b", "127.0.0.1:7103", False, error="connection refused"),
             NodeHealth("a1", "az-a", "127.0.0.1:7101", True, status=up),
             NodeHealth("a2", "az-a", "127.0.0.1:7102", True, status=draining),
+            NodeHealth("c1", "az-c", "127.0.0.1:7105", True, status=full),
         ),
     )
     out = render_status(status)
     lines = out.splitlines()
-    assert lines[0] == "cluster local  epoch 7  nodes 2/3 up  hints pending 3"
-    assert lines[1] == "AZs: az-a 2/2  az-b 0/1"
+    assert lines[0] == "cluster local  epoch 7  nodes 3/4 up  hints pending 3"
+    assert lines[1] == "AZs: az-a 2/2  az-b 0/1  az-c 1/1"
     assert lines[4].split() == [
         "az-a",
         "a1",
@@ -366,12 +369,15 @@ def test_render_status() -> None:
         "3",
         "-",
         "10",
+        "5",
         "2.0",
         "KiB",
         "90s",
     ]
     assert lines[5].split()[3:7] == ["draining", "7", "0", "4"]
     assert "DOWN" in lines[6] and "connection refused" in lines[6]
+    assert lines[7].split()[3:5] == ["up", "(disk"] and "full)" in lines[7]
+    assert status.to_json()["nodes"][3]["status"]["disk_state"] == "full"  # type: ignore[index]
 
 
 def test_render_status_shows_replicators_and_their_lag() -> None:

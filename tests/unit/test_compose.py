@@ -2,8 +2,13 @@
 
 No Docker daemon needed. What is checked:
 
-- the compose file keeps to the 3.8 file format (Compose v1 and v2 both read
-  it): top-level keys, service keys, no v2-only features;
+- the compose file keeps to the 3.8 file format (Compose v1 from 1.29, which
+  knows ``service_completed_successfully``, and v2 both read it): top-level
+  keys, service keys, depends_on conditions;
+- each cluster's one-shot init container creates the master-key file
+  (``tristore admin kms init``) in a volume every node of the cluster mounts
+  where its ``[kms] key_file`` says, and the nodes start once it has
+  succeeded;
 - every tristore service runs the image built from deploy/Dockerfile as a
   non-root user, with its own data volume at the cluster map's data_dir and
   a healthcheck; its cluster map (compose/CLUSTER.toml, mounted read-only)
@@ -56,6 +61,8 @@ SERVICE_KEYS = {
     "ports", "read_only", "restart", "security_opt", "stop_grace_period", "stop_signal",
     "sysctls", "tmpfs", "ulimits", "user", "volumes", "working_dir",
 }  # fmt: skip
+#: What Compose v1 1.29 and v2 accept in depends_on's long form.
+DEPENDS_ON_CONDITIONS = {"service_started", "service_healthy", "service_completed_successfully"}
 
 
 @dataclass(frozen=True)
@@ -88,8 +95,15 @@ def _is_tristore(svc: dict[str, Any]) -> bool:
     return "build" in svc or "tristore" in str(svc.get("image", ""))
 
 
+def _is_init(svc: dict[str, Any]) -> bool:
+    return svc.get("labels", {}).get("tristore.role") == "init"
+
+
 def _tristore_services() -> dict[str, dict[str, Any]]:
-    return {name: svc for name, svc in _services().items() if _is_tristore(svc)}
+    """The long-running tristore processes (not the one-shot init containers)."""
+    return {
+        name: svc for name, svc in _services().items() if _is_tristore(svc) and not _is_init(svc)
+    }
 
 
 def _mounts(svc: dict[str, Any]) -> dict[str, str]:
@@ -164,7 +178,10 @@ def test_compose_file_format_is_3_8() -> None:
         extra = set(svc) - SERVICE_KEYS
         assert not extra, f"{name}: keys the 3.8 format lacks (or v1 rejects): {extra}"
         deps = svc.get("depends_on", [])
-        assert isinstance(deps, list), f"{name}: depends_on conditions are not in 3.8"
+        if isinstance(deps, dict):
+            for dep, cond in deps.items():
+                assert set(cond) == {"condition"}, f"{name}: {dep}: {cond}"
+                assert cond["condition"] in DEPENDS_ON_CONDITIONS, f"{name}: {dep}: {cond}"
         assert set(deps) <= set(data["services"]), f"{name}: depends on unknown services"
         for net in svc.get("networks", []):
             assert net in data["networks"], f"{name}: network {net} is not declared"
@@ -188,8 +205,8 @@ def test_compose_v1_accepts_the_file() -> None:
 
 
 def test_every_tristore_service_uses_the_image_of_deploy_dockerfile() -> None:
-    services = _tristore_services()
-    assert len(services) == 2 * (6 + 3 + 2)
+    services = {name: svc for name, svc in _services().items() if _is_tristore(svc)}
+    assert len(services) == 2 * (1 + 6 + 3 + 2)
     for name, svc in services.items():
         build = svc["build"]
         assert (DEPLOY / build["context"] / build["dockerfile"]).resolve() == DOCKERFILE, name
@@ -215,6 +232,36 @@ def test_every_tristore_service_runs_as_non_root_with_data_volume_and_healthchec
         if "test" not in hc:  # the image's HEALTHCHECK command, with these timings
             assert "HEALTHCHECK" in DOCKERFILE.read_text()
     assert len(set(data_volumes)) == len(data_volumes), "every process needs its own volume"
+
+
+def test_nodes_share_master_keys_made_before_they_start(processes: list[Process]) -> None:
+    """A node does not start without its cluster's master-key file, and every
+    node of a cluster must read the same one: CL-init makes it in the CL-keys
+    volume, which each node mounts (writable: `admin kms rotate` adds keys)."""
+    services = _services()
+    made_by = "Dockerfile creates and chowns it, so a new volume there is UID 10001's"
+    dockerfile = re.sub(r"\\\n", " ", DOCKERFILE.read_text())
+    for cluster in CLUSTERS:
+        init = services[f"{cluster}-init"]
+        assert _is_init(init) and init["labels"]["tristore.cluster"] == cluster
+        assert init["command"] == ["admin", "kms", "init", "--config", CONFIG_IN_CONTAINER]
+        assert init["restart"] == "on-failure", "runs once (and again only if it failed)"
+        cfg = _config_of(f"{cluster}-init", init)
+        key_dir = str(cfg.kms_key_file.parent)
+        volume = _mounts(init).get(key_dir)
+        assert volume == f"{cluster}-keys", f"{cluster}-init: the keys volume at {key_dir}"
+        assert f"{volume}:{key_dir}" in init["volumes"], f"{cluster}-init: mount it writable"
+        assert re.search(rf"mkdir -p [^&]*{re.escape(key_dir)}\b", dockerfile), made_by
+        assert re.search(rf"chown {UID}:{UID} [^&]*{re.escape(key_dir)}\b", dockerfile), made_by
+        for p in processes:
+            if p.cluster != cluster or p.role != "node":
+                continue
+            svc = services[p.service]
+            assert p.cfg.kms_key_file == cfg.kms_key_file, p.service
+            assert _mounts(svc).get(key_dir) == volume, f"{p.service}: mount {volume}"
+            assert f"{volume}:{key_dir}" in svc["volumes"], f"{p.service}: mount it writable"
+            deps = svc["depends_on"]
+            assert deps[f"{cluster}-init"] == {"condition": "service_completed_successfully"}
 
 
 # ------------------------------------------------------- compose <-> cluster maps

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tristore import credentials
 from tristore.cli import dev
 from tristore.cli.util import CliError
 from tristore.config import ClusterConfig, dump, parse
@@ -135,7 +136,7 @@ def test_names_in_a_two_cluster_layout(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("clusters", "base", "witnesses", "replicators"),
     [
-        (2, 65300, 3, 2),  # west would run past port 65535; one cluster fits
+        (2, 64400, 3, 2),  # west would run past port 65535; one cluster fits
         (1, 7100, 3, 92),  # more than 100 processes
         (3, 7100, 3, 2),
         (1, 7100, 3, -1),
@@ -149,7 +150,8 @@ def test_impossible_layouts(
 
 
 def test_one_cluster_fits_where_two_do_not(tmp_path: Path) -> None:
-    dev.plan_dir(dev.DevDir(tmp_path), 1, 3, 2, 65300, 3, 2)
+    # The internal ports (gRPC port + 1000) are the highest a cluster uses.
+    dev.plan_dir(dev.DevDir(tmp_path), 1, 3, 2, 64400, 3, 2)
 
 
 def test_no_replicators_by_default_without_witnesses() -> None:
@@ -171,6 +173,7 @@ def test_ready_message_of_one_cluster(tmp_path: Path, capsys: pytest.CaptureFixt
     assert out[10:] == [
         "",
         f"export TRISTORE_ENDPOINT={endpoints}",
+        f"export TRISTORE_CA_BUNDLE={tmp_path / 'tls' / 'ca.crt'}",
         "",
         "next steps:",
         "  tristore mb s3://demo",
@@ -192,4 +195,32 @@ def test_ready_message_of_two_clusters(tmp_path: Path, capsys: pytest.CaptureFix
         f"export TRISTORE_ENDPOINT={east}   # cluster east",
         f"export TRISTORE_ENDPOINT={west}   # cluster west",
     ]
+    assert f"export TRISTORE_CA_BUNDLE={tmp_path / 'tls' / 'ca.crt'}   # both clusters" in out
     assert any("tristore dev kill west/a1" in line for line in out)
+
+
+def test_nodes_serve_s3_on_their_grpc_port_plus_500(tmp_path: Path) -> None:
+    cfg = dev.plan_cluster("local", 0, 3, 2, BASE, tmp_path / "data", witnesses=3)
+    assert [n.s3 for n in cfg.nodes] == [f"127.0.0.1:{BASE + 500 + i}" for i in range(1, 7)]
+    # The map as written still parses, s3 addresses included.
+    assert parse(tomllib.loads(dump(cfg))).nodes == cfg.nodes
+    creds = credentials.Credentials("AKTESTKEY0000000", "secret")
+    lines = dev.s3_exports(cfg, creds)
+    assert lines[0] == f"export AWS_ENDPOINT_URL=https://127.0.0.1:{BASE + 501}"
+    assert "export AWS_ACCESS_KEY_ID=AKTESTKEY0000000" in lines
+    assert "export AWS_DEFAULT_REGION=us-east-1" in lines
+    assert lines[-1].startswith("export AWS_CA_BUNDLE=")
+    plain = dev.plan_cluster(
+        "local",
+        0,
+        3,
+        1,
+        BASE,
+        tmp_path / "data",
+        tls_section=dev.dev_tls(tmp_path, tmp_path, insecure=True),
+    )
+    lines = dev.s3_exports(plain, None)
+    assert lines == [
+        f"export AWS_ENDPOINT_URL=http://127.0.0.1:{BASE + 501}",
+        "export AWS_DEFAULT_REGION=us-east-1",
+    ]

@@ -20,6 +20,8 @@ RETRIABLE = {
     errors.QuorumUnavailable,
     errors.ServiceUnavailable,
     errors.SlowDown,
+    # A node's disk is full: another node of its AZ takes the write.
+    errors.StorageFull,
     # A conditional write that raced another: the retry is checked against the new state.
     errors.ConditionalRequestConflict,
 }

@@ -544,6 +544,25 @@ def test_each_process_finds_its_config_name_and_addresses(docs: list[Doc]) -> No
     assert not problems, "\n".join(problems)
 
 
+def test_every_node_mounts_the_clusters_master_keys(docs: list[Doc]) -> None:
+    """A node does not start without ``[kms] key_file``, and all nodes must read
+    the same keys: one Secret, mounted where the config says, readable by the
+    pod's group only."""
+    key_file = cluster_map(docs).kms_key_file
+    secrets: set[str] = set()
+    for pod in pods(docs):
+        if pod.role != "node":
+            continue
+        mounts = {m["mountPath"]: m for m in pod.container.get("volumeMounts", [])}
+        mount = mounts.get(str(key_file.parent))
+        assert mount is not None and mount.get("readOnly"), f"{pod.name}: no keys at {key_file}"
+        (vol,) = [v for v in pod.spec["volumes"] if v["name"] == mount["name"]]
+        assert vol["secret"]["defaultMode"] == 0o440, f"{pod.name}: {vol}"
+        assert pod.spec["securityContext"]["fsGroup"] == 10001, pod.name
+        secrets.add(vol["secret"]["secretName"])
+    assert len(secrets) == 1, f"every node must read the same master keys: {secrets}"
+
+
 def _zones(pod_spec: dict[str, Any]) -> list[str]:
     terms = pod_spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
     return [

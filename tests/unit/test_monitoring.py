@@ -437,6 +437,20 @@ def rule_cases() -> list[dict[str, Any]]:
             ],
         },
         {
+            "name": "a full disk, and markers of removed versions piling up",
+            "input_series": [
+                _series("tristore_node_disk_full", "0 0 1x10", **a1),
+                _series("tristore_node_disk_full", "0x12", **a2),
+                _series("tristore_node_tombstones", "0+10x1800", **a2),
+            ],
+            "alert_rule_test": [
+                _alert("TristoreNodeDiskFull", "3m"),
+                _alert("TristoreNodeDiskFull", "5m", a1 | crit),
+                _alert("TristoreTombstonesGrowing", "20h"),
+                _alert("TristoreTombstonesGrowing", "29h", a2 | warn),
+            ],
+        },
+        {
             "name": "hints piling up",
             "input_series": [_series("tristore_node_hints_pending", "0+5x40", **a1)],
             "alert_rule_test": [

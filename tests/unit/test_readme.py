@@ -39,7 +39,7 @@ pytestmark = pytest.mark.unit
 README = Path(__file__).resolve().parents[2] / "README.md"
 METRIC_MODULES = (tristore.metrics, node.metrics, witness.metrics, replicator.metrics)
 #: Documented once, in the line above the Commands table, for every command.
-GLOBAL_OPTIONS = {"--help", "--endpoint"}
+GLOBAL_OPTIONS = {"--help", "--endpoint", "--ca-bundle", "--insecure"}
 
 _FENCE = re.compile(r"^```(\w*)\n(.*?)^```$", re.MULTILINE | re.DOTALL)
 _TICKED = re.compile(r"`([^`]+)`")
@@ -260,7 +260,7 @@ def test_every_command_has_a_row_naming_its_flags(readme: str, path: str) -> Non
 
 
 def test_global_options_are_documented(readme: str) -> None:
-    for opt in ("--endpoint", "--version"):
+    for opt in ("--endpoint", "--version", "--ca-bundle", "--insecure"):
         assert f"`tristore {opt}" in readme or f"{opt}`" in readme, opt
 
 

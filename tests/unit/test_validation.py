@@ -216,7 +216,21 @@ def test_parse_range_header(spec: str, parsed: tuple[int, int]) -> None:
 
 
 @pytest.mark.parametrize(
-    "spec", ["", "bytes=", "bytes=-", "bytes=a-b", "bytes=1-2,4-5", "items=0-1", "bytes=1", "-"]
+    "spec",
+    [
+        "",
+        "bytes=",
+        "bytes=-",
+        "bytes=a-b",
+        "bytes=1-2,4-5",
+        "items=0-1",
+        "bytes=1",
+        "-",
+        # Past int64 (the wire's range type): refused, never a traceback.
+        "bytes=0-99999999999999999999999",
+        "bytes=9223372036854775808-",
+        "bytes=-9223372036854775808",
+    ],
 )
 def test_parse_range_header_rejects_malformed(spec: str) -> None:
     with pytest.raises(errors.InvalidRange):
@@ -445,3 +459,24 @@ def test_directives(given: str, directive: str) -> None:
 def test_bad_directives(given: str) -> None:
     with pytest.raises(errors.InvalidArgument, match="tagging directive must be COPY or REPLACE"):
         v.check_directive("tagging directive", given)
+
+
+@pytest.mark.parametrize(
+    ("given", "hex_digest"),
+    [
+        ("", ""),
+        ("900150983cd24fb0d6963f7d28e17f72", "900150983cd24fb0d6963f7d28e17f72"),
+        ("900150983CD24FB0D6963F7D28E17F72", "900150983cd24fb0d6963f7d28e17f72"),
+        ("kAFQmDzST7DWlj99KOF/cg==", "900150983cd24fb0d6963f7d28e17f72"),  # S3's base64 form
+    ],
+)
+def test_content_md5_forms(given: str, hex_digest: str) -> None:
+    assert v.check_content_md5(given) == hex_digest
+
+
+@pytest.mark.parametrize(
+    "bad", ["zz", "0" * 31, "0" * 33, "g" * 32, "kAFQmDzST7DWlj99KOF/cg", "x" * 500]
+)
+def test_content_md5_that_is_no_md5_is_invalid_digest(bad: str) -> None:
+    with pytest.raises(errors.InvalidDigest, match="not an MD5"):
+        v.check_content_md5(bad)

@@ -1,4 +1,4 @@
-"""Admin commands: ``tristore admin status|drain|undrain|decommission|config show``.
+"""Admin commands: ``tristore admin status|drain|undrain|decommission|config show|kms init|rotate``.
 
 The cluster's view comes from the SDK's ``cluster_status()`` (asked of any
 node). Witness and replication columns join the table when those roles exist.
@@ -12,12 +12,14 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tristore import clustermap
-from tristore.cli import admin_repair, progress
+from tristore import clustermap, config
+from tristore.cli import admin_repair, auth, progress
 from tristore.cli.util import connect, format_size, format_table, print_json
 from tristore.errors import InvalidArgument, ServiceUnavailable
+from tristore.kms import LocalKeyFile
 from tristore.model import (
     ClusterStatus,
     NodeHealth,
@@ -48,16 +50,20 @@ def _node_row(n: NodeHealth) -> list[object]:
     st = n.status if n.up else None
     if st is None:
         down = "DOWN" if n.up is False else "?"
-        return [n.az, n.name, n.grpc, down, "-", "-", "-", "-", "-", n.error or "-"]
+        return [n.az, n.name, n.grpc, down, "-", "-", "-", "-", "-", "-", n.error or "-"]
+    state = "up" if st.state == "active" else st.state
+    if st.disk_state:
+        state += f" (disk {st.disk_state})"  # writes refused: reads go on
     return [
         n.az,
         n.name,
         n.grpc,
-        "up" if st.state == "active" else st.state,
+        state,
         st.epoch,
         st.hints_pending,
         st.handoffs_pending if st.state != "active" else "-",
         st.objects,
+        st.tombstones,
         format_size(st.disk_bytes),
         _uptime(st.uptime_seconds),
     ]
@@ -87,6 +93,7 @@ def render_status(status: ClusterStatus) -> str:
             "HINTS",
             "HANDOFFS",
             "OBJECTS",
+            "TOMBSTONES",
             "DISK",
             "UPTIME/ERROR",
         ],
@@ -270,6 +277,34 @@ def cmd_config_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_kms_init(args: argparse.Namespace) -> int:
+    """Create the master-key file where the cluster's processes will read it
+    (a local file operation: no node is asked)."""
+    path = Path(args.key_file) if args.key_file else config.load(args.config).kms_key_file
+    existed = path.exists()
+    kms = LocalKeyFile.create(path)
+    if args.json:
+        print_json({"key_file": str(path), "key_id": kms.current_key_id(), "created": not existed})
+    elif existed:
+        print(f"master key file {path} exists (current key {kms.current_key_id()}); left as it is")
+    else:
+        print(f"created master key file {path} (key {kms.current_key_id()}, mode 0600)")
+    return 0
+
+
+def cmd_kms_rotate(args: argparse.Namespace) -> int:
+    with connect(args.endpoint) as c:
+        r = c.rotate_master_key(keep_key=args.keep_key)
+    if args.json:
+        print_json(r.to_json())
+    else:
+        print(
+            f"master key {r.key_id} is current: {r.rewrapped} bucket keys re-wrapped under it, "
+            f"{r.unchanged} already were (object bodies and data keys are not rewritten)"
+        )
+    return 0
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     with connect(args.endpoint) as c:
         status = c.cluster_status()
@@ -344,6 +379,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="remove without draining (lost node)")
 
     admin_repair.add_parser(actions, common)
+    auth.register_admin(actions, common)
 
     config = actions.add_parser(
         "config", help="the cluster's configuration", description="Show the configuration."
@@ -358,3 +394,43 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_config_show)
+
+    kms = actions.add_parser(
+        "kms",
+        help="master keys of encryption at rest",
+        description="Manage the master keys that seal bucket keys (see the README's Security "
+        "section).",
+    )
+    kms_actions = kms.add_subparsers(dest="kms_command", metavar="COMMAND", required=True)
+    p = kms_actions.add_parser(
+        "init",
+        help="create the cluster's master-key file (local; no node is asked)",
+        description="Create the master-key file of the local key provider with one fresh "
+        "key, unless it exists (then it is left as it is): the file every process of a "
+        "cluster must share before its nodes start. `tristore dev up` does this itself; "
+        "the compose stack runs it in a one-shot container, Kubernetes takes the file as a "
+        "Secret.",
+    )
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument(
+        "--config", metavar="FILE", help="the cluster's TOML file: its [kms] key_file"
+    )
+    where.add_argument("--key-file", metavar="PATH", help="the file to create")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_kms_init)
+
+    p = kms_actions.add_parser(
+        "rotate",
+        parents=[common],
+        help="add a master key, make it current and re-wrap every bucket key under it",
+        description="Add a fresh master key to the key provider ([kms] key_file) and make it "
+        "current, then re-wrap every bucket key under it. Object bodies and their data keys "
+        "are not rewritten; objects written before keep reading. Once it succeeded, older "
+        "master keys are no longer needed (re-run with --keep-key to finish an interrupted "
+        "rotation).",
+    )
+    p.add_argument(
+        "--keep-key", action="store_true", help="only re-wrap, under the current master key"
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_kms_rotate)

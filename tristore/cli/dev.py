@@ -9,6 +9,9 @@ shell) can find the processes again::
     D/run/NAME.pid      pid of a running process (removed once it stopped)
     D/logs/NAME.log     stdout and stderr of NAME, appended across restarts
     D/data/NAME/        NAME's RocksDB (kept by ``dev down``)
+    D/tls/ca.crt, ca.key  the cluster CA (``--ca-dir`` names another one; key 0600)
+    D/tls/NAME.crt, NAME.key  NAME's certificate, naming its role and cluster,
+                        and its key (0600); issued once, renewed by replacing them
     D/prometheus-targets.json   every process's metrics address, as Prometheus
                         file_sd targets (deploy/prometheus/dev.yml reads it)
 
@@ -39,19 +42,25 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from tristore import credentials, sigv4, tls
 from tristore.cli import processes
 from tristore.cli.serve import find_role
 from tristore.cli.util import CliError, format_table, print_json
 from tristore.config import (
+    AuthSection,
     ClusterConfig,
     ClusterSection,
     NodeSpec,
     RemoteSpec,
     ReplicatorSpec,
+    TlsSection,
     WitnessSpec,
     dump,
+    load,
 )
+from tristore.config import load as load_config
 from tristore.errors import InvalidArgument
+from tristore.kms import LocalKeyFile
 
 HOST = processes.LOOPBACK
 DEFAULT_DIR = ".tristore"
@@ -61,6 +70,11 @@ METRICS_OFFSET = 100
 #: Cluster k (0-based) of a two-cluster dir uses the port plan above shifted by
 #: k*200: east gRPC base+1.., metrics base+101..; west gRPC base+201.., metrics base+301..
 CLUSTER_PORT_STRIDE = 2 * METRICS_OFFSET
+#: Each process's internal (mutual TLS) listener: its gRPC port + this.
+INTERNAL_OFFSET = TlsSection.internal_port_offset
+#: Each node's S3 HTTP endpoint: its gRPC port + this (inside the gap below the
+#: internal ports, so a cluster's ports stay in one block).
+S3_OFFSET = 500
 MAX_PROCESSES = 100
 DEFAULT_WITNESSES = 3
 WITNESS_GROUP_SIZE = 3
@@ -70,6 +84,8 @@ DEFAULT_REPLICATORS = 2
 ONE_CLUSTER = (ClusterSection.name, ClusterSection.id)
 #: Names and ids of the clusters of a two-cluster dir, in port order.
 TWO_CLUSTERS = (("east", 1), ("west", 2))
+#: A CA directory (ca.crt, ca.key) ``dev up`` issues from instead of ``D/tls``.
+CA_DIR_ENV = "TRISTORE_DEV_CA_DIR"
 HEALTH_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
 #: After one process failed to start, how long the others get to show their state.
@@ -231,7 +247,7 @@ def _check_options(
         raise InvalidArgument(
             f"--replicators must be between 0 and {MAX_PROCESSES - n - witnesses}"
         )
-    last = base_port + (clusters - 1) * CLUSTER_PORT_STRIDE + METRICS_OFFSET
+    last = base_port + (clusters - 1) * CLUSTER_PORT_STRIDE + INTERNAL_OFFSET
     if base_port < 1 or last + n + witnesses + replicators > 65535:
         per = n + witnesses + replicators
         raise InvalidArgument(
@@ -248,10 +264,12 @@ def plan_cluster(
     data_dir: Path,
     witnesses: int = 0,
     replicators: int = 0,
+    tls_section: TlsSection | None = None,
 ) -> ClusterConfig:
     """One cluster's map: nodes a1, a2, b1, ... in AZs az-a, az-b, ..., then
     witnesses w1.. and replicators r1..; process i of that order serves gRPC on
-    base+i and metrics on base+100+i."""
+    base+i (internal: base+1000+i) and metrics on base+100+i; node i also
+    serves S3 over HTTP on base+500+i."""
     ports = iter(range(base_port + 1, base_port + METRICS_OFFSET + 1))
 
     def addrs() -> dict[str, str]:
@@ -262,8 +280,10 @@ def plan_cluster(
     for a in range(azs):
         letter = string.ascii_lowercase[a]
         for j in range(1, nodes_per_az + 1):
+            addr = addrs()
+            s3 = f"{HOST}:{int(addr['grpc'].rpartition(':')[2]) + S3_OFFSET}"
             specs.append(
-                NodeSpec(name=f"{letter}{j}", id=len(specs) + 1, az=f"az-{letter}", **addrs())
+                NodeSpec(name=f"{letter}{j}", id=len(specs) + 1, az=f"az-{letter}", s3=s3, **addr)
             )
     # Witnesses come after the nodes, in groups of three (the last may be smaller).
     wspecs = [
@@ -276,6 +296,20 @@ def plan_cluster(
         nodes=tuple(specs),
         witnesses=tuple(wspecs),
         replicators=tuple(rspecs),
+        tls=tls_section or TlsSection(),
+    )
+
+
+def dev_tls(
+    root: Path, home: Path, ca_dir: Path | None = None, insecure: bool = False
+) -> TlsSection:
+    """``[tls]`` of a dev cluster: the CA in ``ca_dir`` (default ``root/tls``,
+    shared by both clusters of a dir), certificates in ``home/tls``."""
+    return TlsSection(
+        insecure=insecure,
+        ca_file=str((ca_dir or root / "tls") / "ca.crt"),
+        cert_file=str(home / "tls" / "{name}.crt"),
+        key_file=str(home / "tls" / "{name}.key"),
     )
 
 
@@ -302,9 +336,12 @@ def plan_dir(
     base_port: int = DEFAULT_BASE_PORT,
     witnesses: int = 0,
     replicators: int = 0,
+    ca_dir: Path | None = None,
+    insecure: bool = False,
 ) -> tuple[dict[Path, ClusterConfig], Layout]:
     """Every cluster map of a dev dir (by the path it is written to) and the
-    process list. Two clusters name each other in ``[[remotes]]``."""
+    process list. Two clusters name each other in ``[[remotes]]``. Both share
+    one CA (``ca_dir``, default ``D/tls``): each trusts the other's nodes."""
     _check_options(clusters, azs, nodes_per_az, base_port, witnesses, replicators)
     named = (ONE_CLUSTER,) if clusters == 1 else TWO_CLUSTERS
     cfgs: list[ClusterConfig] = []
@@ -321,6 +358,7 @@ def plan_dir(
             home / "data",
             witnesses,
             replicators,
+            dev_tls(d.root, home, ca_dir, insecure),
         )
         cfgs.append(cfg)
         paths.append(home / "cluster.toml")
@@ -358,7 +396,17 @@ def plan(
 ) -> tuple[ClusterConfig, Layout]:
     """The cluster map and process list of a one-cluster dir, data in ``data_dir``."""
     _check_options(1, azs, nodes_per_az, base_port, witnesses, replicators)
-    cfg = plan_cluster(*ONE_CLUSTER, azs, nodes_per_az, base_port, data_dir, witnesses, replicators)
+    root = data_dir.parent
+    cfg = plan_cluster(
+        *ONE_CLUSTER,
+        azs,
+        nodes_per_az,
+        base_port,
+        data_dir,
+        witnesses,
+        replicators,
+        dev_tls(root, root),
+    )
     layout = Layout(
         clusters=1,
         azs=azs,
@@ -449,8 +497,65 @@ def _layout_for_up(d: DevDir, args: argparse.Namespace) -> Layout:
     return layout
 
 
-def _save_layout(d: DevDir, layout: Layout) -> None:
-    """Write D/launcher.json, and each cluster.toml unless it exists (it may be edited)."""
+ROOT_SECRET_FILE = "auth/root.secret"
+REPLICATION_SECRET_FILE = "auth/replication.secret"
+
+
+def _remote_secret_file(remote: str) -> str:
+    return f"auth/remote-{remote}.secret"
+
+
+def _root_pair() -> tuple[str, str]:
+    """The root key of a new dev dir: the one exported in this shell, if any
+    (so that ``eval "$(tristore dev up | grep ^export)"`` in a new dir keeps
+    the shell's credentials working), else a fresh one."""
+    akid = os.environ.get(credentials.ACCESS_KEY_ENV, "")
+    secret = os.environ.get(credentials.SECRET_KEY_ENV, "")
+    if akid and secret and akid.isalnum() and 8 <= len(akid) <= 128:
+        return akid, secret
+    return credentials.new_access_key()
+
+
+def _with_auth(cfgs: dict[Path, ClusterConfig]) -> dict[Path, ClusterConfig]:
+    """Give new cluster maps their keys: one root key for the dir, a
+    replication principal per cluster, and in each ``[[remotes]]`` entry the
+    other cluster's replication key (secrets sealed under the master key of
+    the cluster that reads them)."""
+    root_akid, root_secret = _root_pair()
+    repl: dict[str, tuple[str, str]] = {}
+    out: dict[Path, ClusterConfig] = {}
+    for path, cfg in cfgs.items():
+        home = path.parent
+        kms = LocalKeyFile.create(cfg.kms_key_file)
+        credentials.write_sealed_file(home / ROOT_SECRET_FILE, kms, root_akid, root_secret)
+        akid, secret = credentials.new_access_key()
+        repl[cfg.cluster.name] = (akid, secret)
+        credentials.write_sealed_file(home / REPLICATION_SECRET_FILE, kms, akid, secret)
+        auth = AuthSection(
+            root_access_key_id=root_akid,
+            root_secret_file=ROOT_SECRET_FILE,
+            replication_access_key_id=akid if cfg.remotes else "",
+            replication_secret_file=REPLICATION_SECRET_FILE if cfg.remotes else "",
+        )
+        out[path] = replace(cfg, auth=auth)
+    for path, cfg in out.items():
+        kms = LocalKeyFile(cfg.kms_key_file)
+        remotes = []
+        for r in cfg.remotes:
+            akid, secret = repl[r.name]
+            credentials.write_sealed_file(
+                path.parent / _remote_secret_file(r.name), kms, akid, secret
+            )
+            remotes.append(replace(r, access_key_id=akid, secret_file=_remote_secret_file(r.name)))
+        out[path] = replace(cfg, remotes=tuple(remotes))
+    return out
+
+
+def _save_layout(
+    d: DevDir, layout: Layout, ca_dir: Path | None = None, insecure: bool = False
+) -> None:
+    """Write D/launcher.json, and each cluster.toml unless it exists (it may be
+    edited); create the CA and the certificates that are missing."""
     cfgs, _ = plan_dir(
         d,
         clusters=layout.clusters,
@@ -459,12 +564,47 @@ def _save_layout(d: DevDir, layout: Layout) -> None:
         base_port=layout.base_port,
         witnesses=layout.witnesses,
         replicators=layout.replicators,
+        ca_dir=ca_dir,
+        insecure=insecure,
     )
-    for path, cfg in cfgs.items():
-        if not path.exists():
-            _write_atomic(path, dump(cfg))
+    for cfg in cfgs.values():
+        # Every process of a cluster shares its master keys (tristore.kms).
+        LocalKeyFile.create(cfg.kms_key_file)
+    new = {path: cfg for path, cfg in cfgs.items() if not path.exists()}
+    for path, cfg in _with_auth(new).items() if len(new) == len(cfgs) else new.items():
+        _write_atomic(path, dump(cfg))
+    for path in cfgs:
+        try:
+            written = load(path)
+        except InvalidArgument:
+            continue  # an edited file gone wrong: each process says so in its log
+        issue_certificates(written)
     _write_atomic(d.state, json.dumps(layout.to_json(), indent=2) + "\n")
     _write_atomic(d.prometheus_targets, json.dumps(prometheus_targets(layout), indent=2) + "\n")
+
+
+def issue_certificates(cfg: ClusterConfig) -> None:
+    """The CA (if missing; ``[tls] ca_file``'s directory) and a certificate for
+    every process of ``cfg`` that has none yet, naming its role and cluster
+    (``tristore://CLUSTER/ROLE/NAME``) and the host it serves on. Nothing in
+    plaintext mode."""
+    if cfg.tls.insecure:
+        return
+    ca = cfg.tls_files("-").ca
+    tls.ensure_ca(ca.parent, cfg.cluster.name)
+    procs = [
+        *(("node", n.name, n.grpc) for n in cfg.nodes),
+        *(("witness", w.name, w.grpc) for w in cfg.witnesses),
+        *(("replicator", r.name, r.grpc) for r in cfg.replicators),
+    ]
+    for role, name, grpc_addr in procs:
+        files = cfg.tls_files(name)
+        assert files.cert is not None and files.key is not None
+        if files.cert.exists() and files.key.exists():
+            continue
+        hosts = [tls.host_of(grpc_addr), "127.0.0.1", "localhost"]
+        ident = tls.Identity(cfg.cluster.name, role, name)
+        tls.issue(ca.parent, files.cert, files.key, hosts, ident)
 
 
 # --- processes ----------------------------------------------------------------
@@ -501,7 +641,8 @@ def serving(pid: int, p: Proc, timeout_s: float = 1.0) -> bool:
 def check_ports(procs: Iterable[Proc], fix: str) -> None:
     """Fail naming the first busy port; ``fix`` says what the user can do about it."""
     for p in procs:
-        for kind, addr in (("gRPC", p.grpc), ("metrics", p.metrics)):
+        internal = tls.internal_address(p.grpc, INTERNAL_OFFSET)
+        for kind, addr in (("gRPC", p.grpc), ("metrics", p.metrics), ("internal", internal)):
             if not processes.port_free(addr):
                 port = addr.rpartition(":")[2]
                 raise CliError(
@@ -648,13 +789,29 @@ def _endpoints(layout: Layout, cluster: str) -> str:
     return ",".join(p.grpc for p in layout.processes if p.role == "node" and p.cluster == cluster)
 
 
+def _security_export(d: DevDir, layout: Layout) -> str:
+    """The export line that lets the CLI and SDK reach the cluster: the CA to
+    trust, or the insecure switch for a plaintext cluster."""
+    first = next(p for p in layout.processes if p.role == "node")
+    path = d.config_of(first.name)
+    section = load(path).tls if path.exists() else dev_tls(d.root, d.home(first.name))
+    if section.insecure:
+        return "export TRISTORE_INSECURE=1"
+    ca = Path(section.ca_file)
+    return f"export TRISTORE_CA_BUNDLE={ca if ca.is_absolute() else path.parent / ca}"
+
+
 def _print_ready(d: DevDir, layout: Layout) -> None:
     print(_table(status_rows(d, layout)))
     flag = _dir_flag(d)
     if layout.clusters > 1:
         _print_ready_clusters(d, layout, flag)
         return
-    print(f"\nexport TRISTORE_ENDPOINT={_endpoints(layout, layout.cluster_names[0])}\n")
+    print(f"\nexport TRISTORE_ENDPOINT={_endpoints(layout, layout.cluster_names[0])}")
+    print(_security_export(d, layout))
+    _print_credentials(d)
+    _print_s3(d)
+    print()
     print("next steps:")
     print("  tristore mb s3://demo")
     print("  echo hello | tristore cp - s3://demo/hello.txt && tristore ls s3://demo")
@@ -669,6 +826,9 @@ def _print_ready_clusters(d: DevDir, layout: Layout, flag: str) -> None:
     print()
     for name in names:
         print(f"export TRISTORE_ENDPOINT={_endpoints(layout, name)}   # cluster {name}")
+    print(_security_export(d, layout) + "   # both clusters")
+    _print_credentials(d, names[0])
+    _print_s3(d, names[0])
     first, other = names[0], names[-1]
     logs = ", ".join(str(d.cluster_home(n) / "logs") for n in names)
     print(f"\nnext steps (with the {first} line exported; for {other}, export its line instead):")
@@ -679,6 +839,48 @@ def _print_ready_clusters(d: DevDir, layout: Layout, flag: str) -> None:
         f"# then: tristore dev start {other}/a1{flag}"
     )
     print(f"  tristore dev down{flag}   # logs: {logs}")
+
+
+def _print_credentials(d: DevDir, cluster: str | None = None) -> None:
+    """The export lines of the dir's root credentials (every cluster of a dir
+    shares them)."""
+    try:
+        cfg = load_config(d.cluster_home(cluster) / "cluster.toml")
+        creds = credentials.root_credentials(cfg)
+    except InvalidArgument as e:
+        print(f"warning: the root credentials cannot be read: {e}", file=sys.stderr)
+        return
+    if creds is None:
+        return
+    print(f"export {credentials.ACCESS_KEY_ENV}={creds.access_key_id}")
+    print(f"export {credentials.SECRET_KEY_ENV}={creds.secret_access_key}")
+
+
+def s3_exports(cfg: ClusterConfig, creds: credentials.Credentials | None) -> list[str]:
+    """The export lines that point boto3 and the aws CLI at a cluster's S3
+    endpoint (its first node's): endpoint, keys, region and, with TLS, the CA."""
+    node = next((n for n in cfg.nodes if n.s3), None)
+    if node is None:
+        return []
+    scheme = "http" if cfg.tls.insecure else "https"
+    lines = [f"export AWS_ENDPOINT_URL={scheme}://{node.s3}"]
+    if creds is not None:
+        lines.append(f"export AWS_ACCESS_KEY_ID={creds.access_key_id}")
+        lines.append(f"export AWS_SECRET_ACCESS_KEY={creds.secret_access_key}")
+    lines.append(f"export AWS_DEFAULT_REGION={sigv4.DEFAULT_REGION}")
+    if not cfg.tls.insecure:
+        lines.append(f"export AWS_CA_BUNDLE={cfg.relative(cfg.tls.ca_file)}")
+    return lines
+
+
+def _print_s3(d: DevDir, cluster: str | None = None) -> None:
+    try:
+        cfg = load_config(d.cluster_home(cluster) / "cluster.toml")
+        creds = credentials.root_credentials(cfg)
+    except InvalidArgument:
+        return  # _print_credentials said why
+    for line in s3_exports(cfg, creds):
+        print(line + (f"   # cluster {cluster}" if cluster else ""))
 
 
 def wait_connected(procs: Sequence[Proc], timeout_s: float) -> None:
@@ -719,7 +921,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         _print_ready(d, layout)
         return 0
     check_ports(to_start, _ports_fix(d, fresh))
-    _save_layout(d, layout)
+    ca_dir = args.ca_dir or os.environ.get(CA_DIR_ENV) or None
+    _save_layout(d, layout, Path(ca_dir).resolve() if ca_dir else None, args.insecure)
     started = {p.name: spawn(d, p) for p in to_start}
     wait_healthy(d, started, to_start, args.timeout)
     wait_connected(layout.processes, CONNECT_TIMEOUT_S)
@@ -944,7 +1147,8 @@ def _register_up(actions: Any, parents: list[argparse.ArgumentParser]) -> None:
         description="Write D/cluster.toml, start every process in the background and wait "
         "until all are healthy. Nodes are a1,a2,b1,b2,c1,c2 (AZs az-a, az-b, az-c), "
         "then witnesses w1,w2,w3, then replicators r1,r2; process i serves gRPC on "
-        "BASE+i and metrics on BASE+100+i. With --clusters 2: clusters east (id 1, "
+        "BASE+i and metrics on BASE+100+i, and node i the S3 HTTP API on BASE+500+i. "
+        "With --clusters 2: clusters east (id 1, "
         "D/east, ports from BASE) and west (id 2, D/west, ports from BASE+200), each "
         "naming the other in [[remotes]], processes named east/a1, west/a1, ... "
         "Running it again starts whatever is not running.",
@@ -983,5 +1187,17 @@ def _register_up(actions: Any, parents: list[argparse.ArgumentParser]) -> None:
         metavar="P",
         help=f"port base (default {DEFAULT_BASE_PORT}: gRPC 7101.., metrics 7201..; "
         f"a second cluster: +{CLUSTER_PORT_STRIDE})",
+    )
+    p.add_argument(
+        "--ca-dir",
+        metavar="DIR",
+        help="issue the certificates from the CA in DIR (ca.crt and ca.key, created if "
+        f"missing) instead of D/tls (default: ${CA_DIR_ENV})",
+    )
+    p.add_argument(
+        "--insecure",
+        action="store_true",
+        help="plaintext, no certificates, internal services open ([tls] insecure = true); "
+        "for experiments only",
     )
     p.set_defaults(func=cmd_up)

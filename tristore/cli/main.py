@@ -12,15 +12,16 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from tristore.cli import admin, dev, events, mpu, objects, replication, serve
+from tristore.cli import admin, auth, dev, events, mpu, objects, replication, serve
 from tristore.cli.util import CliError
 from tristore.errors import TristoreError
+from tristore.tls import CA_BUNDLE_ENV, INSECURE_ENV
 
 PROG = "tristore"
 EPILOG = """\
 examples:
-  tristore dev up                          # a 6-node cluster on 127.0.0.1
-  export TRISTORE_ENDPOINT=127.0.0.1:7101,127.0.0.1:7102
+  eval "$(tristore dev up | grep ^export)"   # a 6-node cluster on 127.0.0.1
+  # sets TRISTORE_ENDPOINT=127.0.0.1:7101,... and TRISTORE_CA_BUNDLE=.tristore/tls/ca.crt
   tristore mb s3://photos
   tristore cp cat.jpg s3://photos/2024/cat.jpg
   tristore ls s3://photos --delimiter /
@@ -54,11 +55,23 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--endpoint", metavar="HOST:PORT[,...]", default=argparse.SUPPRESS, help=endpoint_help
     )
+    ca_help = f"PEM file of the cluster's CA, to verify the server (default: ${CA_BUNDLE_ENV})"
+    insecure_help = f"plaintext, for a cluster run with [tls] insecure = true (or {INSECURE_ENV}=1)"
+    for p, default in ((parser, None), (common, argparse.SUPPRESS)):
+        p.add_argument("--ca-bundle", metavar="FILE", default=default, help=ca_help)
+        p.add_argument(
+            "--insecure",
+            dest="client_insecure",
+            action="store_true",
+            default=default if default is argparse.SUPPRESS else False,
+            help=insecure_help,
+        )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     dev.register(sub, common)
     objects.register(sub, common)
     mpu.register(sub, common)
     replication.register(sub, common)
+    auth.register(sub, common)
     events.register(sub, common)
     admin.register(sub, common)
     serve.register(sub, common)
@@ -89,6 +102,11 @@ def _terminate(signum: int, _frame: object) -> None:
 
 def run(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # The flags win over the environment; the SDK reads both from there.
+    if getattr(args, "ca_bundle", None):
+        os.environ[CA_BUNDLE_ENV] = args.ca_bundle
+    if getattr(args, "client_insecure", False):
+        os.environ[INSECURE_ENV] = "1"
     if args.func is not serve.cmd_serve:  # a served role handles SIGTERM itself
         signal.signal(signal.SIGTERM, _terminate)
     try:

@@ -392,7 +392,8 @@ def upload_file(
     store = StateFile(path, state)
     pool = cf.ThreadPoolExecutor(options.parallel, thread_name_prefix="tristore-part")
     try:
-        done = _transfer(c, pool, src, store, remote, bar, resumed)
+        ssec = create.get("sse_customer_key")
+        done = _transfer(c, pool, src, store, remote, bar, resumed, ssec)
     except FileChanged as e:
         # No part may arrive after the abort: let those in flight finish first.
         pool.shutdown(wait=True, cancel_futures=True)
@@ -497,6 +498,7 @@ def _transfer(
     remote: Mapping[int, Part],
     bar: Callable[[int], None],
     resumed: bool,
+    ssec: bytes | None = None,
 ) -> Uploaded:
     state = store.state
     plan = plan_parts(src.size, state.part_size)
@@ -519,7 +521,7 @@ def _transfer(
     tracker = PartsProgress(bar)
     tracker.skip(sum(sizes[n] for n in md5s))
     futures = [
-        pool.submit(_send_part, c, state, src, s, store, tracker)
+        pool.submit(_send_part, c, state, src, s, store, tracker, ssec)
         for s in plan
         if s.number not in md5s
     ]
@@ -531,21 +533,28 @@ def _transfer(
     expect = multipart_etag(md5 for _, md5 in ordered)
     try:
         info = c.complete_multipart_upload(
-            state.bucket, state.key, state.upload_id, ordered, timeout=complete_timeout(src.size)
+            state.bucket,
+            state.key,
+            state.upload_id,
+            ordered,
+            timeout=complete_timeout(src.size),
+            sse_customer_key=ssec,
         )
     except NoSuchUpload:
         # A Complete sent again after a lost answer finds the upload already gone.
-        made = _completed_object(c, state, expect)
+        made = _completed_object(c, state, expect, ssec)
         if made is None:
             raise
         info = made
     return Uploaded(info, len(plan), expect)
 
 
-def _completed_object(c: Client, state: UploadState, expect: str) -> ObjectInfo | None:
+def _completed_object(
+    c: Client, state: UploadState, expect: str, ssec: bytes | None = None
+) -> ObjectInfo | None:
     """The key's object, if it is the one this upload made (its multipart ETag)."""
     try:
-        info = c.head_object(state.bucket, state.key)
+        info = c.head_object(state.bucket, state.key, sse_customer_key=ssec)
     except TristoreError:
         return None
     return info if bare_etag(info.etag) == expect else None
@@ -558,6 +567,7 @@ def _send_part(
     spec: PartSpec,
     store: StateFile,
     tracker: PartsProgress,
+    ssec: bytes | None = None,
 ) -> tuple[int, str]:
     # Hash first and send the MD5 along: the store refuses the part if the
     # bytes it receives differ (a damaged transfer, or the file changing).
@@ -572,6 +582,7 @@ def _send_part(
             body,
             progress=tracker.for_part(spec.number),
             content_md5=md5,
+            sse_customer_key=ssec,
         )
     if bare_etag(part.etag) != md5:
         raise BadDigest(f"part {spec.number}: the store's ETag {part.etag} is not its MD5 {md5}")

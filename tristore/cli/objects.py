@@ -11,6 +11,7 @@ files go up as resumable multipart uploads (:mod:`tristore.cli.multipart`).
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import mimetypes
 import os
@@ -33,7 +34,12 @@ from tristore.cli.util import (
     parse_s3_url,
     print_json,
 )
-from tristore.errors import BadDigest, IncompleteBody, InvalidArgument
+from tristore.errors import (
+    BadDigest,
+    IncompleteBody,
+    InvalidArgument,
+    ServerSideEncryptionConfigurationNotFoundError,
+)
 from tristore.model import CopySource, DeleteResult, VersionEntry, VersionPage
 from tristore.validation import MAX_LIST_KEYS, check_key, check_max_keys
 
@@ -112,12 +118,14 @@ def cmd_cp(args: argparse.Namespace) -> int:
         )
         return _copy(parse_object_url(src), parse_s3_url(dst), args, metadata, tags)
     if is_s3_url(dst):
-        _refuse_flags(args, ["version_id"], "only for downloads and s3:// copies")
+        _refuse_flags(
+            args, ["version_id", "sse_c_copy_source_key"], "only for downloads and s3:// copies"
+        )
         return _upload(src, parse_s3_url(dst), args, metadata, tags)
     if is_s3_url(src):
         _refuse_flags(
             args,
-            _WRITE_FLAGS + _PUT_CONDITION_FLAGS + _MULTIPART_FLAGS,
+            (*_WRITE_FLAGS, *_PUT_CONDITION_FLAGS, *_MULTIPART_FLAGS, "sse_c_copy_source_key"),
             "only when DST is s3://BUCKET/KEY",
         )
         return _download(parse_object_url(src), dst, args)
@@ -153,7 +161,31 @@ def copy_directives(
         "acl": args.acl,
         "storage_class": args.storage_class,
         "sse": args.sse,
+        "sse_customer_key": sse_c_key(args.sse_c_key),
+        "copy_source_sse_customer_key": sse_c_key(args.sse_c_copy_source_key),
     }
+
+
+def sse_c_key(value: str | None) -> bytes | None:
+    """An SSE-C key from the command line: base64 of 32 bytes, or fileb://PATH
+    (a file of 32 bytes), as the aws CLI takes it."""
+    if value is None:
+        return None
+    if value.startswith("fileb://"):
+        try:
+            key = Path(value[len("fileb://") :]).read_bytes()
+        except OSError as e:
+            raise InvalidArgument(f"cannot read the SSE-C key: {e}") from None
+    else:
+        try:
+            key = base64.b64decode(value, validate=True)
+        except ValueError:
+            raise InvalidArgument(
+                "the SSE-C key must be base64 of 32 bytes, or fileb://PATH"
+            ) from None
+    if len(key) != 32:
+        raise InvalidArgument(f"the SSE-C key must be 32 bytes (256 bits), not {len(key)}")
+    return key
 
 
 def _copy(
@@ -209,6 +241,7 @@ def _upload(
         "acl": args.acl,
         "storage_class": args.storage_class,
         "sse": args.sse,
+        "sse_customer_key": sse_c_key(args.sse_c_key),
     }
     done: multipart.Uploaded | None = None
     with contextlib.ExitStack() as stack:
@@ -264,7 +297,12 @@ def _download(url: S3Url, dst: str, args: argparse.Namespace) -> int:
     target = None if dst == STDIO else local_target(dst, url.key)
     with (
         connect(args.endpoint) as c,
-        c.get_object_stream(url.bucket, url.key, version_id=args.version_id) as stream,
+        c.get_object_stream(
+            url.bucket,
+            url.key,
+            version_id=args.version_id,
+            sse_customer_key=sse_c_key(args.sse_c_key),
+        ) as stream,
     ):
         bar = progress.for_stderr(stream.info.size, enabled=not args.no_progress)
         try:
@@ -333,7 +371,11 @@ def cmd_cat(args: argparse.Namespace) -> int:
     with (
         connect(args.endpoint) as c,
         c.get_object_stream(
-            url.bucket, url.key, range=args.range, version_id=args.version_id
+            url.bucket,
+            url.key,
+            range=args.range,
+            version_id=args.version_id,
+            sse_customer_key=sse_c_key(args.sse_c_key),
         ) as stream,
     ):
         _write_stdout(stream)
@@ -346,7 +388,12 @@ def cmd_cat(args: argparse.Namespace) -> int:
 def cmd_stat(args: argparse.Namespace) -> int:
     url = parse_object_url(args.url)
     with connect(args.endpoint) as c:
-        info = c.head_object(url.bucket, url.key, version_id=args.version_id)
+        info = c.head_object(
+            url.bucket,
+            url.key,
+            version_id=args.version_id,
+            sse_customer_key=sse_c_key(args.sse_c_key),
+        )
     if args.json:
         print_json(info.to_json())
         return 0
@@ -560,6 +607,30 @@ def cmd_version(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_encryption(args: argparse.Namespace) -> int:
+    """Default encryption of a bucket's new objects (S3's Put/Get/DeleteBucketEncryption)."""
+    bucket = parse_bucket_url(args.bucket)
+    with connect(args.endpoint) as c:
+        if args.action == "set":
+            c.put_bucket_encryption(bucket, args.sse)
+            sse = args.sse
+        elif args.action == "rm":
+            c.delete_bucket_encryption(bucket)
+            sse = ""
+        else:
+            try:
+                sse = c.get_bucket_encryption(bucket)
+            except ServerSideEncryptionConfigurationNotFoundError:
+                sse = ""
+    if args.json:
+        print_json({"bucket": bucket, "sse": sse})
+    elif args.action == "status":
+        print(sse or "none")
+    else:
+        print(f"default encryption: s3://{bucket} {sse or 'none'}")
+    return 0
+
+
 def format_tags(tags: dict[str, str]) -> str:
     """One ``K=V`` line a tag, sorted by key (empty when there are none)."""
     return "\n".join(f"{k}={v}" for k, v in sorted(tags.items()))
@@ -642,6 +713,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         metavar="bytes=A-B",
         help="only these bytes: bytes=A-B, bytes=A- or bytes=-N (the last N)",
     )
+    p.add_argument("--sse-c-key", metavar="KEY", help="SSE-C: the object's key (base64)")
     p.set_defaults(func=cmd_cat)
 
     p = sub.add_parser(
@@ -664,6 +736,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("url", metavar="s3://BUCKET/KEY")
     p.add_argument("--version-id", metavar="ID", help="describe this version instead of the newest")
+    p.add_argument("--sse-c-key", metavar="KEY", help="SSE-C: the object's key (base64)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_stat)
 
@@ -684,6 +757,20 @@ def _register_semantics(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("bucket", metavar="s3://BUCKET")
     p.add_argument("--json", action="store_true", help='print {"bucket": ..., "status": ...}')
     p.set_defaults(func=cmd_version)
+
+    p = sub.add_parser(
+        "encryption",
+        parents=[common],
+        help="set, show or remove a bucket's default encryption",
+        description="set: encrypt the bucket's new objects at rest (SSE-S3) unless a request "
+        "says otherwise; status: print the default (AES256) or none; rm: new objects are "
+        "stored unencrypted again (objects already written stay as they are).",
+    )
+    p.add_argument("action", choices=["set", "status", "rm"], help="set, status or rm")
+    p.add_argument("bucket", metavar="s3://BUCKET")
+    p.add_argument("--sse", default="AES256", metavar="ALG", help="with set: AES256 (default)")
+    p.add_argument("--json", action="store_true", help='print {"bucket": ..., "sse": ...}')
+    p.set_defaults(func=cmd_encryption)
 
     p = sub.add_parser(
         "tag",
@@ -767,7 +854,21 @@ def _register_cp(sub: Any, common: argparse.ArgumentParser) -> None:
         help="storage class of the new object (default: STANDARD)",
     )
     p.add_argument(
-        "--sse", metavar="ALG", help="server-side encryption to record: AES256, aws:kms, ..."
+        "--sse",
+        metavar="ALG",
+        help="encrypt the new object at rest under the cluster's keys: AES256 (aws:kms is "
+        "taken as a label for the same)",
+    )
+    p.add_argument(
+        "--sse-c-key",
+        metavar="KEY",
+        help="SSE-C: encrypt the new object under this 256-bit key (base64, or fileb://PATH), "
+        "or decrypt the downloaded one with it; every GET and HEAD then needs it",
+    )
+    p.add_argument(
+        "--sse-c-copy-source-key",
+        metavar="KEY",
+        help="SSE-C: the key the source of an s3:// copy is encrypted with",
     )
     p.add_argument(
         "--if-none-match",

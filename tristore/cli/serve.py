@@ -59,6 +59,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     elif args.role == "replicator":
         cfg.replicator_named(args.name)
     main = find_role(args.role)
+    from tristore.server import private_files  # the CLI's other commands do without grpc
+
+    # Witnesses keep nothing on disk; nodes and replicators keep it private.
+    private_files(cfg.data_dir_for(args.name) if args.role != "witness" else None)
     main(cfg, args.name)
     return 0
 

@@ -16,6 +16,7 @@ from tristore.client._body import CHUNK_SIZE, BodyInput
 from tristore.client._transport import ENDPOINT_ENV, RetryPolicy, parse_endpoints
 from tristore.client.aio import AsyncClient, AsyncObjectStream, Progress, RangeSpec
 from tristore.client.sync import Client, ObjectStream
+from tristore.credentials import Credentials
 
 __all__ = [
     "CHUNK_SIZE",
@@ -24,6 +25,7 @@ __all__ = [
     "AsyncObjectStream",
     "BodyInput",
     "Client",
+    "Credentials",
     "ObjectStream",
     "Progress",
     "RangeSpec",

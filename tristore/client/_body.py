@@ -67,6 +67,10 @@ class BytesBody:
         self._data = data if isinstance(data, bytes) else memoryview(data).cast("B")
         self.size = len(self._data)
 
+    def whole(self) -> bytes:
+        """The body in one piece (a small body sent in one message)."""
+        return self._data if isinstance(self._data, bytes) else bytes(self._data)
+
     async def chunks(self) -> AsyncGenerator[bytes, None]:
         data = self._data
         if isinstance(data, bytes) and 0 < len(data) <= CHUNK_SIZE:
@@ -116,18 +120,32 @@ class FileBody:
                 yield c
             return
         await self._io(self._f.seek, self._start)
-        # Never send more than was declared, even if the file grows meanwhile;
-        # if it shrinks, the server sees a short body and refuses it.
+        # Never send more than was declared; if the file shrinks, the server
+        # sees a short body and refuses it.
         async for c in rechunk(self._bounded(self.size)):
             yield c
 
     async def _bounded(self, left: int) -> AsyncIterator[memoryview]:
+        if left == 0 and await self._read(1):
+            self._grew()
         while left > 0:
-            piece = await self._read(min(CHUNK_SIZE, left))
+            # The last read asks for one byte more: a file that grew since the
+            # upload began is refused before its declared size has all gone
+            # out (a body cut at the declared size would be stored whole).
+            last = left <= CHUNK_SIZE
+            piece = await self._read(left + 1 if last else CHUNK_SIZE)
             if not piece:
                 return
+            if len(piece) > left:
+                self._grew()
             left -= len(piece)
             yield piece
+
+    def _grew(self) -> None:
+        raise errors.InvalidArgument(
+            f"the file grew while it was being sent (beyond the {self.size} bytes it had "
+            "when the upload began); nothing was stored: send it again once it stops changing"
+        )
 
     async def _unbounded(self) -> AsyncIterator[memoryview]:
         while True:

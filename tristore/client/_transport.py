@@ -12,17 +12,71 @@ import os
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import grpc
 
 from tristore import errors
-from tristore.pb import admin_pb2_grpc, events_pb2_grpc, objects_pb2_grpc
-from tristore.server import CHANNEL_OPTIONS
+from tristore.credentials import SignedStub, Signer
+from tristore.pb import (
+    admin_pb2,
+    admin_pb2_grpc,
+    events_pb2,
+    events_pb2_grpc,
+    objects_pb2,
+    objects_pb2_grpc,
+)
+from tristore.server import CHANNEL_OPTIONS, CONNECT_TIMEOUT_MS
+from tristore.tls import CA_BUNDLE_ENV, INSECURE_ENV
 
 log = logging.getLogger(__name__)
 
 ENDPOINT_ENV = "TRISTORE_ENDPOINT"
+_TRUE = ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True)
+class Security:
+    """How a client's channels are secured: TLS verifying the server against
+    ``ca_pem`` (None: gRPC's built-in public roots), or plaintext."""
+
+    ca_pem: bytes | None = None
+    insecure: bool = False
+
+    def channel(self, address: str) -> grpc.aio.Channel:
+        if self.insecure:
+            return grpc.aio.insecure_channel(address, options=CLIENT_CHANNEL_OPTIONS)
+        creds = grpc.ssl_channel_credentials(root_certificates=self.ca_pem)
+        return grpc.aio.secure_channel(address, creds, options=CLIENT_CHANNEL_OPTIONS)
+
+
+def resolve_security(
+    ca_file: str | os.PathLike[str] | None = None,
+    insecure: bool | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Security:
+    """TLS unless ``insecure`` (or, when it is None, ``TRISTORE_INSECURE=1``);
+    the CA from ``ca_file`` or ``TRISTORE_CA_BUNDLE``, else the public roots."""
+    env = os.environ if env is None else env
+    if insecure is None:
+        insecure = env.get(INSECURE_ENV, "").strip().lower() in _TRUE
+    if insecure:
+        return Security(insecure=True)
+    path = ca_file if ca_file is not None else (env.get(CA_BUNDLE_ENV) or None)
+    if path is None:
+        return Security()
+    try:
+        pem = Path(path).expanduser().read_bytes()
+    except OSError as e:
+        raise errors.InvalidArgument(
+            f"CA bundle {path} cannot be read ({e.strerror}); give the cluster's CA "
+            f"certificate (PEM) with ca_file=, --ca-bundle or {CA_BUNDLE_ENV}"
+        ) from None
+    if b"-----BEGIN CERTIFICATE-----" not in pem:
+        raise errors.InvalidArgument(f"CA bundle {path} holds no PEM certificate")
+    return Security(ca_pem=pem)
+
 
 #: The shared channel options, plus a short reconnect backoff: gRPC's default
 #: grows to two minutes, so a client would keep skipping a node long after it
@@ -30,7 +84,7 @@ ENDPOINT_ENV = "TRISTORE_ENDPOINT"
 CLIENT_CHANNEL_OPTIONS: list[tuple[str, Any]] = [
     *CHANNEL_OPTIONS,
     ("grpc.initial_reconnect_backoff_ms", 100),
-    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", CONNECT_TIMEOUT_MS),
     ("grpc.max_reconnect_backoff_ms", 1000),
 ]
 
@@ -68,10 +122,11 @@ def _normalize_endpoint(raw: str) -> str:
     ep = raw.strip()
     if not ep:
         return ""
-    if ep.startswith("http://"):
-        ep = ep[len("http://") :].rstrip("/")
-    elif ep.startswith("https://"):
-        raise errors.InvalidArgument(f"endpoint {ep!r}: TLS is not supported; give HOST:PORT")
+    # The scheme says nothing here: TLS is the default, plaintext needs
+    # the insecure switch.
+    for scheme in ("http://", "https://"):
+        if ep.startswith(scheme):
+            ep = ep[len(scheme) :].rstrip("/")
     # gRPC target URIs (dns:///h:p, unix:/path, ipv4:...) are passed through.
     if ep.startswith(("dns:", "unix:", "unix-abstract:", "ipv4:", "ipv6:")):
         return ep
@@ -84,18 +139,44 @@ def _normalize_endpoint(raw: str) -> str:
 class Endpoint:
     """One server address, its channel and stubs (created lazily, then reused)."""
 
-    def __init__(self, address: str) -> None:
+    def __init__(
+        self, address: str, security: Security | None = None, signer: Signer | None = None
+    ) -> None:
         self.address = address
+        self.security = security or Security()
+        self.signer = signer
         self._channel: grpc.aio.Channel | None = None
         self._objects: Any = None
         self._admin: Any = None
         self._events: Any = None
+        #: Methods this endpoint's server answered UNIMPLEMENTED (an older version).
+        self.unimplemented: set[str] = set()
 
     def _open(self) -> None:
-        self._channel = grpc.aio.insecure_channel(self.address, options=CLIENT_CHANNEL_OPTIONS)
-        self._objects = objects_pb2_grpc.ObjectServiceStub(self._channel)
-        self._admin = admin_pb2_grpc.AdminServiceStub(self._channel)
-        self._events = events_pb2_grpc.EventServiceStub(self._channel)
+        self._channel = self.security.channel(self.address)
+        # Every call of these services is signed (tristore.sigv4).
+        self._objects = SignedStub(
+            objects_pb2_grpc.ObjectServiceStub(self._channel),
+            objects_pb2.DESCRIPTOR.services_by_name["ObjectService"],
+            self.signer,
+        )
+        self._admin = SignedStub(
+            admin_pb2_grpc.AdminServiceStub(self._channel),
+            admin_pb2.DESCRIPTOR.services_by_name["AdminService"],
+            self.signer,
+        )
+        self._events = SignedStub(
+            events_pb2_grpc.EventServiceStub(self._channel),
+            events_pb2.DESCRIPTOR.services_by_name["EventService"],
+            self.signer,
+        )
+
+    def sign(self, method: str, header: Any) -> list[tuple[str, str]] | None:
+        """The metadata that signs a client stream of ObjectService ``method``
+        whose first message carries ``header`` (None: unsigned)."""
+        if self.signer is None:
+            return None
+        return self.signer.metadata(f"/tristore.v1.ObjectService/{method}", header)
 
     @property
     def opened(self) -> bool:

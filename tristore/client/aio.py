@@ -13,7 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import json
 import logging
+import os
 import random
 from collections.abc import (
     AsyncIterator,
@@ -24,24 +26,31 @@ from collections.abc import (
     Mapping,
     Sequence,
 )
+from dataclasses import replace
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
 import grpc
 
 from tristore import clustermap, convert, errors, validation
-from tristore.client._body import Body, BodyInput, make_body
+from tristore import sse as sse_mod
+from tristore.client._body import Body, BodyInput, BytesBody, make_body
 from tristore.client._transport import (
     CLUSTER_WIDE,
     Endpoint,
     RetryPolicy,
     has_server_code,
     parse_endpoints,
+    resolve_security,
 )
 from tristore.clustermap import ClusterMap, MapChange, NodeConfig
+from tristore.credentials import Credentials, Signer
+from tristore.credentials import from_env as credentials_from_env
 from tristore.events import Event, Heartbeat, message_from_pb
 from tristore.model import (
     NULL_VERSION,
+    SMALL_BODY_MAX,
+    AccessKeyInfo,
     Acl,
     BucketInfo,
     ByteRange,
@@ -50,6 +59,7 @@ from tristore.model import (
     CopyResult,
     CopySource,
     DeleteResult,
+    KeyRotation,
     ListPage,
     MultipartUpload,
     ObjectInfo,
@@ -58,7 +68,9 @@ from tristore.model import (
     RepairReport,
     Tagging,
     UploadPage,
+    UserInfo,
     VersionPage,
+    ms_to_datetime,
 )
 from tristore.pb import admin_pb2, events_pb2, objects_pb2
 from tristore.replication import Rule, check_rules
@@ -94,6 +106,9 @@ def coerce_range(spec: RangeSpec | None) -> ByteRange | None:
         )
     if not all(isinstance(v, int) and not isinstance(v, bool) for v in (start, end)):
         raise errors.InvalidRange(f"range bounds must be integers, got ({start!r}, {end!r})")
+    bound = validation.MAX_RANGE_BOUND
+    if not all(-bound <= v <= bound for v in (start, end)):
+        raise errors.InvalidRange(f"range ({start}, {end}) reaches past the largest object")
     if start < 0 and end >= 0:
         raise errors.InvalidRange("a suffix range (the last N bytes) cannot also have an end")
     if start >= 0 and 0 <= end < start:
@@ -140,6 +155,32 @@ def check_conditions(conditions: Conditions | None) -> Conditions | None:
     _check_time("if_modified_since", conditions.if_modified_since)
     _check_time("if_unmodified_since", conditions.if_unmodified_since)
     return conditions if conditions else None
+
+
+def new_request_id() -> str:
+    """A call's id, sent with each of its attempts (32 hex digits)."""
+    return os.urandom(16).hex()
+
+
+def now_ms() -> int:
+    return int(dt.datetime.now(dt.UTC).timestamp() * 1000)
+
+
+#: Refusals that say the attempt wrote nothing: a retry after one of them is a
+#: fresh attempt, not a resend.
+_NOTHING_WRITTEN = (errors.ClientError, errors.SlowDown)
+
+
+def may_have_taken_effect(exc: grpc.aio.AioRpcError | errors.TristoreError) -> bool:
+    """Whether a failed write attempt may have taken effect all the same: any
+    failure but a refusal the node answered before writing (a client error, a
+    conditional conflict, SlowDown). A transport error, a timeout or an
+    unavailable quorum may come after the change reached some replicas."""
+    if isinstance(exc, grpc.aio.AioRpcError):
+        if not has_server_code(exc):
+            return True
+        exc = errors.from_rpc_error(exc)
+    return not isinstance(exc, _NOTHING_WRITTEN)
 
 
 def check_put_conditions(if_none_match: str | None, if_match: str | None) -> tuple[str, str]:
@@ -203,6 +244,10 @@ class AsyncClient:
     ``timeout`` is the deadline of each unary call attempt, and how long a GET
     may wait for its first message; uploads and downloads themselves have no
     deadline, as a large object may take any time.
+
+    Every call is signed with ``credentials``; without them, with those of
+    ``TRISTORE_ACCESS_KEY_ID`` / ``TRISTORE_SECRET_ACCESS_KEY`` or the profile
+    file (tristore.credentials). ``anonymous=True`` sends unsigned calls.
     """
 
     def __init__(
@@ -211,8 +256,17 @@ class AsyncClient:
         *,
         timeout: float | None = DEFAULT_TIMEOUT_S,
         retry: RetryPolicy | None = None,
+        ca_file: str | os.PathLike[str] | None = None,
+        insecure: bool | None = None,
+        credentials: Credentials | None = None,
+        anonymous: bool = False,
     ) -> None:
-        self._endpoints = tuple(Endpoint(a) for a in parse_endpoints(endpoints))
+        security = resolve_security(ca_file, insecure)
+        creds = None if anonymous else credentials or credentials_from_env()
+        self._signer = Signer(creds) if creds is not None else None
+        self._endpoints = tuple(
+            Endpoint(a, security, self._signer) for a in parse_endpoints(endpoints)
+        )
         # Clients start on a random endpoint so that many of them spread the
         # coordinator load; each then sticks to the endpoint that works.
         self._preferred = random.randrange(len(self._endpoints))
@@ -297,6 +351,7 @@ class AsyncClient:
         sse: str | None = None,
         if_none_match: str | None = None,
         if_match: str | None = None,
+        sse_customer_key: bytes | None = None,
     ) -> ObjectInfo:
         """Store ``data`` (bytes, a binary file, or an (async) iterable of bytes).
 
@@ -305,22 +360,50 @@ class AsyncClient:
         with the version. ``if_none_match="*"`` writes only if the key has no
         current object, ``if_match=ETAG`` only if the current object has that
         ETag; otherwise PreconditionFailed (ConditionalRequestConflict, which is
-        retried, when another write raced this one).
+        retried, when another write raced this one). ``sse="AES256"`` encrypts
+        the body at rest under the cluster's keys (SSE-S3);
+        ``sse_customer_key`` (32 bytes) under that key instead (SSE-C), which
+        every later GET and HEAD must give again.
 
         Bytes and seekable files are retried on retriable errors (a file is
         sent again from the position it had when the call began). A pipe or
         an iterator cannot be replayed: its PUT moves to another endpoint only
         when the first could not be reached, before any of the body was read.
-        A conditional PUT whose first attempt took effect but lost its reply
-        fails its retry with PreconditionFailed: the outcome is then unknown.
+        Every attempt of a call carries one request id, stored with the
+        version. A retry after an attempt that failed without saying it did not
+        take effect asks the node to look for that attempt first. A conditional
+        PUT is thereby exactly-once: a retry whose earlier attempt took effect
+        succeeds with that version, a refusal (PreconditionFailed) means nothing
+        was written, and where the node cannot tell (the key changed since the
+        call began, in a bucket that keeps no versions) it raises
+        OutcomeUnknown. A plain PUT is answered with its earlier version while
+        that is current, and written again otherwise (at least once, as S3).
         """
         none_match, match = check_put_conditions(if_none_match, if_match)
         header = _object_header(bucket, key, content_type, metadata, tags, acl, storage_class, sse)
         header.if_none_match, header.if_match = none_match, match
+        _set_ssec(header.sse_customer, sse_customer_key)
         body = make_body(data)
         header.size = body.size
+        header.request_id = new_request_id()
+        header.first_attempt_ms = now_ms()
 
         async def attempt(ep: Endpoint) -> Any:
+            try:
+                return await one_attempt(ep)
+            except (grpc.aio.AioRpcError, errors.TristoreError) as exc:
+                header.resend = header.resend or may_have_taken_effect(exc)
+                raise
+
+        async def one_attempt(ep: Endpoint) -> Any:
+            if isinstance(body, BytesBody) and body.size <= SMALL_BODY_MAX:
+                # One message each way (a unary call costs half of a stream).
+                request = objects_pb2.PutObjectRequest(header=header, data=body.whole())
+                resp = await self._unary_on(ep, "PutSmallObject", request)
+                if resp is not None:
+                    if progress is not None:
+                        progress(body.size)
+                    return resp
             return await self._put_once(ep, header, body, progress)
 
         resp = await self._call(
@@ -336,15 +419,30 @@ class AsyncClient:
         version_id: str | None = None,
         *,
         conditions: Conditions | None = None,
+        sse_customer_key: bytes | None = None,
     ) -> bytes:
         """The object's bytes (or the range's). Retried as a whole on retriable errors.
+        An SSE-C object needs its ``sse_customer_key``.
 
         ``conditions`` are HTTP preconditions: PreconditionFailed when
         If-Match / If-Unmodified-Since fail, NotModified when If-None-Match /
         If-Modified-Since do."""
-        request = self._get_request(bucket, key, range, version_id, conditions)
+        request = self._get_request(bucket, key, range, version_id, conditions, sse_customer_key)
+
+        small = objects_pb2.GetSmallObjectRequest(get=request, max_size=SMALL_BODY_MAX)
 
         async def attempt(ep: Endpoint) -> bytes:
+            # A small body comes in one unary answer; a larger one is only
+            # described there, and streams.
+            resp = await self._unary_on(ep, "GetSmallObject", small)
+            if resp is not None and not resp.too_large:
+                info = convert.info_from_pb(resp.info)
+                expected = 0 if info.size == 0 else resp.range_end - resp.range_start + 1
+                if len(resp.data) != expected:
+                    raise errors.InternalError(
+                        f"GetSmallObject sent {len(resp.data)} of {expected} bytes"
+                    )
+                return bytes(resp.data)
             stream = AsyncObjectStream(self, request)
             await stream._open_on(ep)
             try:
@@ -362,6 +460,7 @@ class AsyncClient:
         version_id: str | None = None,
         *,
         conditions: Conditions | None = None,
+        sse_customer_key: bytes | None = None,
     ) -> AsyncObjectStream:
         """A streaming GET: ``async with client.get_object_stream(b, k) as s:``
         then ``async for chunk in s``; or ``s = await client.get_object_stream(...)``.
@@ -370,7 +469,7 @@ class AsyncClient:
         never retried behind the caller's back.
         """
         return AsyncObjectStream(
-            self, self._get_request(bucket, key, range, version_id, conditions)
+            self, self._get_request(bucket, key, range, version_id, conditions, sse_customer_key)
         )
 
     async def head_object(
@@ -380,12 +479,14 @@ class AsyncClient:
         version_id: str | None = None,
         *,
         conditions: Conditions | None = None,
+        sse_customer_key: bytes | None = None,
     ) -> ObjectInfo:
         validation.check_bucket_name(bucket)
         validation.check_key(key)
         request = objects_pb2.HeadObjectRequest(
             bucket=bucket, key=key, version_id=check_version_id(version_id)
         )
+        _set_ssec(request.sse_customer, sse_customer_key)
         checked = check_conditions(conditions)
         if checked is not None:
             request.conditions.CopyFrom(convert.conditions_to_pb(checked))
@@ -598,6 +699,27 @@ class AsyncClient:
         request = objects_pb2.DeleteBucketReplicationRequest(bucket=bucket)
         await self._unary("DeleteBucketReplication", request)
 
+    async def put_bucket_encryption(self, bucket: str, sse: str = "AES256") -> None:
+        """Encrypt the bucket's new objects at rest by default (S3's
+        PutBucketEncryption): those a request does not give an encryption."""
+        validation.check_bucket_name(bucket)
+        request = objects_pb2.PutBucketEncryptionRequest(bucket=bucket, sse=sse)
+        await self._unary("PutBucketEncryption", request)
+
+    async def get_bucket_encryption(self, bucket: str) -> str:
+        """The bucket's default encryption; ServerSideEncryptionConfigurationNotFoundError
+        when it has none."""
+        validation.check_bucket_name(bucket)
+        request = objects_pb2.GetBucketEncryptionRequest(bucket=bucket)
+        resp = await self._unary("GetBucketEncryption", request)
+        return str(resp.sse)
+
+    async def delete_bucket_encryption(self, bucket: str) -> None:
+        """New objects of the bucket are no longer encrypted by default."""
+        validation.check_bucket_name(bucket)
+        request = objects_pb2.DeleteBucketEncryptionRequest(bucket=bucket)
+        await self._unary("DeleteBucketEncryption", request)
+
     async def requeue_replication(
         self, bucket: str, key: str, version_id: str, destination: str
     ) -> None:
@@ -653,9 +775,12 @@ class AsyncClient:
         acl: str | None = None,
         storage_class: str | None = None,
         sse: str | None = None,
+        sse_customer_key: bytes | None = None,
     ) -> MultipartUpload:
-        """Start a multipart upload; the object gets these fields on complete."""
+        """Start a multipart upload; the object gets these fields on complete.
+        With ``sse_customer_key`` every part and the complete must give it too."""
         header = _object_header(bucket, key, content_type, metadata, tags, acl, storage_class, sse)
+        _set_ssec(header.sse_customer, sse_customer_key)
         request = objects_pb2.CreateMultipartUploadRequest(header=header)
         resp = await self._unary("CreateMultipartUpload", request)
         return MultipartUpload(
@@ -671,6 +796,8 @@ class AsyncClient:
         data: BodyInput,
         progress: Progress | None = None,
         content_md5: str = "",
+        *,
+        sse_customer_key: bytes | None = None,
     ) -> Part:
         """Upload one part (1..10,000; 5 MiB to 5 GiB except the last); uploading a
         part number again replaces it. Returns its number, ETag and size."""
@@ -679,8 +806,9 @@ class AsyncClient:
             key=key,
             upload_id=upload_id,
             part_number=part_number,
-            content_md5=content_md5,
+            content_md5=validation.check_content_md5(content_md5),
         )
+        _set_ssec(header.sse_customer, sse_customer_key)
         body = make_body(data)
         header.size = body.size
 
@@ -700,6 +828,7 @@ class AsyncClient:
         parts: Iterable[tuple[int, str]],
         *,
         timeout: float | None = None,
+        sse_customer_key: bytes | None = None,
     ) -> ObjectInfo:
         """Assemble the object from ``parts`` ((part number, ETag), ascending).
 
@@ -712,6 +841,7 @@ class AsyncClient:
             upload_id=upload_id,
             parts=[objects_pb2.CompletedPart(part_number=n, etag=e) for n, e in parts],
         )
+        _set_ssec(request.sse_customer, sse_customer_key)
         resp = await self._unary("CompleteMultipartUpload", request, timeout=timeout)
         return convert.info_from_pb(resp.info)
 
@@ -775,6 +905,8 @@ class AsyncClient:
         acl: str | None = None,
         storage_class: str | None = None,
         sse: str | None = None,
+        sse_customer_key: bytes | None = None,
+        copy_source_sse_customer_key: bytes | None = None,
     ) -> CopyResult:
         """Copy ``source`` to ``bucket``/``key`` inside the cluster (the body
         never passes through the client).
@@ -819,6 +951,8 @@ class AsyncClient:
             storage_class=validation.check_storage_class(storage_class) if storage_class else "",
             sse=validation.check_sse(sse or ""),
         )
+        _set_ssec(request.sse_customer, sse_customer_key)
+        _set_ssec(request.copy_source_sse_customer, copy_source_sse_customer_key)
         checked = check_conditions(source.conditions)
         if checked is not None:
             request.source_conditions.CopyFrom(convert.conditions_to_pb(checked))
@@ -832,7 +966,9 @@ class AsyncClient:
             and not source.version_id
             and meta_dir == "COPY"
             and tag_dir == "COPY"
-            and not (acl or storage_class or sse)
+            and not (
+                acl or storage_class or sse or sse_customer_key or copy_source_sse_customer_key
+            )
         ):
             raise errors.InvalidRequest(
                 "this copy request is illegal because it is trying to copy an object to "
@@ -1021,10 +1157,72 @@ class AsyncClient:
             convert.cluster_map_from_pb(resp.map), tuple(resp.acked), tuple(resp.not_reached)
         )
 
+    async def rotate_master_key(self, keep_key: bool = False) -> KeyRotation:
+        """Add a master key and make it current (unless ``keep_key``), then
+        re-wrap every bucket key under it; bodies and data keys stay as they are."""
+        req = admin_pb2.RotateMasterKeyRequest(keep_key=keep_key)
+        resp = await self._unary("RotateMasterKey", req, admin=True)
+        return KeyRotation(resp.key_id, resp.rewrapped, resp.unchanged)
+
     async def node_config(self) -> NodeConfig:
         """The answering node's effective configuration, as TOML."""
         resp = await self._unary("GetConfig", admin_pb2.GetConfigRequest(), admin=True)
         return NodeConfig(resp.node, resp.epoch, resp.toml)
+
+    # -- bucket policies ---------------------------------------------------------
+
+    async def put_bucket_policy(self, bucket: str, policy: str | Mapping[str, Any]) -> str:
+        """Set the bucket's policy (S3's JSON form, a string or a dict);
+        MalformedPolicy says what the cluster cannot take."""
+        validation.check_bucket_name(bucket)
+        text = policy if isinstance(policy, str) else json.dumps(policy)
+        request = objects_pb2.BucketPolicyRequest(bucket=bucket, policy=text)
+        return str((await self._unary("PutBucketPolicy", request)).policy)
+
+    async def get_bucket_policy(self, bucket: str) -> str:
+        """The bucket's policy document; NoSuchBucketPolicy when it has none."""
+        validation.check_bucket_name(bucket)
+        request = objects_pb2.BucketPolicyRequest(bucket=bucket)
+        return str((await self._unary("GetBucketPolicy", request)).policy)
+
+    async def delete_bucket_policy(self, bucket: str) -> None:
+        validation.check_bucket_name(bucket)
+        await self._unary("DeleteBucketPolicy", objects_pb2.BucketPolicyRequest(bucket=bucket))
+
+    # -- users and access keys (admin role) ---------------------------------------
+
+    async def create_user(
+        self, name: str, role: str = "user", buckets: Sequence[str] = ()
+    ) -> UserInfo:
+        """A new user: role ``user``, ``admin``, or ``replication`` (which may
+        only apply replicas, to ``buckets``; ``*`` for any)."""
+        req = admin_pb2.UserRequest(name=name, role=role, buckets=list(buckets))
+        resp = await self._unary("CreateUser", req, admin=True)
+        return _user(resp.user)
+
+    async def list_users(self) -> list[UserInfo]:
+        resp = await self._unary("ListUsers", admin_pb2.ListUsersRequest(), admin=True)
+        return [_user(u) for u in resp.users]
+
+    async def delete_user(self, name: str) -> None:
+        """Remove a user and every access key of it."""
+        await self._unary("DeleteUser", admin_pb2.UserRequest(name=name), admin=True)
+
+    async def create_access_key(self, user: str) -> AccessKeyInfo:
+        """A new key of ``user``; its secret is in this answer only."""
+        req = admin_pb2.AccessKeyRequest(user=user)
+        resp = await self._unary("CreateAccessKey", req, admin=True)
+        return replace(_key(resp.key), secret_access_key=resp.secret_access_key)
+
+    async def list_access_keys(self, user: str | None = None) -> list[AccessKeyInfo]:
+        req = admin_pb2.AccessKeyRequest(user=user or "")
+        resp = await self._unary("ListAccessKeys", req, admin=True)
+        return [_key(k) for k in resp.keys]
+
+    async def revoke_access_key(self, access_key_id: str) -> None:
+        """Delete a key: every node refuses it within ``[auth] cache_s``."""
+        req = admin_pb2.AccessKeyRequest(access_key_id=access_key_id)
+        await self._unary("RevokeAccessKey", req, admin=True)
 
     # -- plumbing --------------------------------------------------------------
 
@@ -1035,12 +1233,14 @@ class AsyncClient:
         range_: RangeSpec | None,
         version_id: str | None,
         conditions: Conditions | None,
+        sse_customer_key: bytes | None = None,
     ) -> Any:
         validation.check_bucket_name(bucket)
         validation.check_key(key)
         request = objects_pb2.GetObjectRequest(
             bucket=bucket, key=key, version_id=check_version_id(version_id)
         )
+        _set_ssec(request.sse_customer, sse_customer_key)
         checked = check_conditions(conditions)
         if checked is not None:
             request.conditions.CopyFrom(convert.conditions_to_pb(checked))
@@ -1152,6 +1352,19 @@ class AsyncClient:
 
         return await self._call(method, attempt)
 
+    async def _unary_on(self, ep: Endpoint, method: str, request: Any) -> Any:
+        """One attempt of a unary ObjectService call on ``ep`` (the caller
+        retries); None when the server is of a version without ``method``."""
+        if method in ep.unimplemented:
+            return None
+        try:
+            return await getattr(ep.objects, method)(request, timeout=self._timeout)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() != grpc.StatusCode.UNIMPLEMENTED:
+                raise
+            ep.unimplemented.add(method)
+            return None
+
     async def _put_once(
         self,
         ep: Endpoint,
@@ -1161,7 +1374,8 @@ class AsyncClient:
         method: str = "PutObject",
     ) -> Any:
         """One client-streaming upload: PutObject, or UploadPart."""
-        call = getattr(ep.objects, method)()
+        # A client stream is signed by its header, before the call starts.
+        call = getattr(ep.objects, method)(metadata=ep.sign(method, header))
         message = _STREAMED[method]
         first = _FirstStatus(call)
         try:
@@ -1258,6 +1472,16 @@ class AsyncClient:
                 delay * 1000,
             )
             await asyncio.sleep(delay)
+
+
+def _user(u: Any) -> UserInfo:
+    created = ms_to_datetime(u.created_ms) if u.created_ms else None
+    return UserInfo(u.name, u.role, tuple(u.buckets), created)
+
+
+def _key(k: Any) -> AccessKeyInfo:
+    created = ms_to_datetime(k.created_ms) if k.created_ms else None
+    return AccessKeyInfo(k.access_key_id, k.user, created)
 
 
 def _object_header(
@@ -1471,3 +1695,14 @@ class AsyncObjectStream:
         self._done = True
         if self._call is not None:
             self._call.cancel()  # a no-op when the stream already ended
+
+
+def _set_ssec(field: Any, key: bytes | None) -> None:
+    """Fill an SseCustomerKey message from a customer's key (checked, MD5 added)."""
+    if key is None:
+        return
+    ck = sse_mod.customer_key(sse_mod.SSE_C_ALGORITHM, bytes(key), "")
+    assert ck is not None
+    field.algorithm = sse_mod.SSE_C_ALGORITHM
+    field.key = ck.key
+    field.key_md5 = ck.key_md5

@@ -13,6 +13,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import logging
+import os
 import threading
 import weakref
 from collections.abc import Coroutine, Iterable, Iterator, Mapping, Sequence
@@ -31,9 +32,11 @@ from tristore.client.aio import (
     RangeSpec,
 )
 from tristore.clustermap import ClusterMap, MapChange, NodeConfig
+from tristore.credentials import Credentials
 from tristore.errors import TristoreError
 from tristore.events import Event, Heartbeat
 from tristore.model import (
+    AccessKeyInfo,
     Acl,
     BucketInfo,
     ClusterStatus,
@@ -41,6 +44,7 @@ from tristore.model import (
     CopyResult,
     CopySource,
     DeleteResult,
+    KeyRotation,
     ListPage,
     MultipartUpload,
     ObjectInfo,
@@ -49,6 +53,7 @@ from tristore.model import (
     RepairReport,
     Tagging,
     UploadPage,
+    UserInfo,
     VersionPage,
 )
 from tristore.replication import Rule
@@ -144,8 +149,20 @@ class Client:
         *,
         timeout: float | None = DEFAULT_TIMEOUT_S,
         retry: RetryPolicy | None = None,
+        ca_file: str | os.PathLike[str] | None = None,
+        insecure: bool | None = None,
+        credentials: Credentials | None = None,
+        anonymous: bool = False,
     ) -> None:
-        self._aio = AsyncClient(endpoints, timeout=timeout, retry=retry)
+        self._aio = AsyncClient(
+            endpoints,
+            timeout=timeout,
+            retry=retry,
+            ca_file=ca_file,
+            insecure=insecure,
+            credentials=credentials,
+            anonymous=anonymous,
+        )
         self._runner = _LoopThread(f"tristore-client-{id(self):x}")
         self._finalizer = weakref.finalize(self, _finalize, self._runner, self._aio)
 
@@ -204,6 +221,7 @@ class Client:
         sse: str | None = None,
         if_none_match: str | None = None,
         if_match: str | None = None,
+        sse_customer_key: bytes | None = None,
     ) -> ObjectInfo:
         return self._run(
             self._aio.put_object(
@@ -219,6 +237,7 @@ class Client:
                 sse=sse,
                 if_none_match=if_none_match,
                 if_match=if_match,
+                sse_customer_key=sse_customer_key,
             )
         )
 
@@ -230,9 +249,17 @@ class Client:
         version_id: str | None = None,
         *,
         conditions: Conditions | None = None,
+        sse_customer_key: bytes | None = None,
     ) -> bytes:
         return self._run(
-            self._aio.get_object(bucket, key, range, version_id, conditions=conditions)
+            self._aio.get_object(
+                bucket,
+                key,
+                range,
+                version_id,
+                conditions=conditions,
+                sse_customer_key=sse_customer_key,
+            )
         )
 
     def get_object_stream(
@@ -243,10 +270,18 @@ class Client:
         version_id: str | None = None,
         *,
         conditions: Conditions | None = None,
+        sse_customer_key: bytes | None = None,
     ) -> ObjectStream:
         """Open a streaming GET: ``with client.get_object_stream(b, k) as s:``,
         then ``for chunk in s``. Errors such as NoSuchKey raise here."""
-        stream = self._aio.get_object_stream(bucket, key, range, version_id, conditions=conditions)
+        stream = self._aio.get_object_stream(
+            bucket,
+            key,
+            range,
+            version_id,
+            conditions=conditions,
+            sse_customer_key=sse_customer_key,
+        )
         self._run(stream.open())
         return ObjectStream(self, stream)
 
@@ -257,8 +292,13 @@ class Client:
         version_id: str | None = None,
         *,
         conditions: Conditions | None = None,
+        sse_customer_key: bytes | None = None,
     ) -> ObjectInfo:
-        return self._run(self._aio.head_object(bucket, key, version_id, conditions=conditions))
+        return self._run(
+            self._aio.head_object(
+                bucket, key, version_id, conditions=conditions, sse_customer_key=sse_customer_key
+            )
+        )
 
     def delete_object(self, bucket: str, key: str, version_id: str | None = None) -> DeleteResult:
         return self._run(self._aio.delete_object(bucket, key, version_id))
@@ -369,6 +409,17 @@ class Client:
     def delete_bucket_replication(self, bucket: str) -> None:
         self._run(self._aio.delete_bucket_replication(bucket))
 
+    # -- default encryption --------------------------------------------------------
+
+    def put_bucket_encryption(self, bucket: str, sse: str = "AES256") -> None:
+        self._run(self._aio.put_bucket_encryption(bucket, sse))
+
+    def get_bucket_encryption(self, bucket: str) -> str:
+        return self._run(self._aio.get_bucket_encryption(bucket))
+
+    def delete_bucket_encryption(self, bucket: str) -> None:
+        self._run(self._aio.delete_bucket_encryption(bucket))
+
     def requeue_replication(self, bucket: str, key: str, version_id: str, destination: str) -> None:
         self._run(self._aio.requeue_replication(bucket, key, version_id, destination))
 
@@ -390,6 +441,7 @@ class Client:
         acl: str | None = None,
         storage_class: str | None = None,
         sse: str | None = None,
+        sse_customer_key: bytes | None = None,
     ) -> MultipartUpload:
         return self._run(
             self._aio.create_multipart_upload(
@@ -401,6 +453,7 @@ class Client:
                 acl=acl,
                 storage_class=storage_class,
                 sse=sse,
+                sse_customer_key=sse_customer_key,
             )
         )
 
@@ -413,9 +466,20 @@ class Client:
         data: BodyInput,
         progress: Progress | None = None,
         content_md5: str = "",
+        *,
+        sse_customer_key: bytes | None = None,
     ) -> Part:
         return self._run(
-            self._aio.upload_part(bucket, key, upload_id, part_number, data, progress, content_md5)
+            self._aio.upload_part(
+                bucket,
+                key,
+                upload_id,
+                part_number,
+                data,
+                progress,
+                content_md5,
+                sse_customer_key=sse_customer_key,
+            )
         )
 
     def complete_multipart_upload(
@@ -426,10 +490,16 @@ class Client:
         parts: Iterable[tuple[int, str]],
         *,
         timeout: float | None = None,
+        sse_customer_key: bytes | None = None,
     ) -> ObjectInfo:
         return self._run(
             self._aio.complete_multipart_upload(
-                bucket, key, upload_id, list(parts), timeout=timeout
+                bucket,
+                key,
+                upload_id,
+                list(parts),
+                timeout=timeout,
+                sse_customer_key=sse_customer_key,
             )
         )
 
@@ -477,6 +547,8 @@ class Client:
         acl: str | None = None,
         storage_class: str | None = None,
         sse: str | None = None,
+        sse_customer_key: bytes | None = None,
+        copy_source_sse_customer_key: bytes | None = None,
     ) -> CopyResult:
         """Server-side copy; see :meth:`AsyncClient.copy_object`."""
         return self._run(
@@ -492,6 +564,8 @@ class Client:
                 acl,
                 storage_class,
                 sse,
+                sse_customer_key,
+                copy_source_sse_customer_key,
             )
         )
 
@@ -544,6 +618,33 @@ class Client:
     def cluster_map(self) -> ClusterMap:
         return self._run(self._aio.cluster_map())
 
+    def put_bucket_policy(self, bucket: str, policy: str | Mapping[str, Any]) -> str:
+        return self._run(self._aio.put_bucket_policy(bucket, policy))
+
+    def get_bucket_policy(self, bucket: str) -> str:
+        return self._run(self._aio.get_bucket_policy(bucket))
+
+    def delete_bucket_policy(self, bucket: str) -> None:
+        self._run(self._aio.delete_bucket_policy(bucket))
+
+    def create_user(self, name: str, role: str = "user", buckets: Sequence[str] = ()) -> UserInfo:
+        return self._run(self._aio.create_user(name, role, buckets))
+
+    def list_users(self) -> list[UserInfo]:
+        return self._run(self._aio.list_users())
+
+    def delete_user(self, name: str) -> None:
+        self._run(self._aio.delete_user(name))
+
+    def create_access_key(self, user: str) -> AccessKeyInfo:
+        return self._run(self._aio.create_access_key(user))
+
+    def list_access_keys(self, user: str | None = None) -> list[AccessKeyInfo]:
+        return self._run(self._aio.list_access_keys(user))
+
+    def revoke_access_key(self, access_key_id: str) -> None:
+        self._run(self._aio.revoke_access_key(access_key_id))
+
     def change_node(
         self, name: str, action: str, expect_epoch: int = 0, force: bool = False
     ) -> MapChange:
@@ -551,6 +652,9 @@ class Client:
 
     def node_config(self) -> NodeConfig:
         return self._run(self._aio.node_config())
+
+    def rotate_master_key(self, keep_key: bool = False) -> KeyRotation:
+        return self._run(self._aio.rotate_master_key(keep_key))
 
 
 class ObjectStream:

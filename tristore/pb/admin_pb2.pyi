@@ -6,12 +6,28 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class RotateMasterKeyRequest(_message.Message):
+    __slots__ = ("keep_key",)
+    KEEP_KEY_FIELD_NUMBER: _ClassVar[int]
+    keep_key: bool
+    def __init__(self, keep_key: _Optional[bool] = ...) -> None: ...
+
+class RotateMasterKeyResponse(_message.Message):
+    __slots__ = ("key_id", "rewrapped", "unchanged")
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    REWRAPPED_FIELD_NUMBER: _ClassVar[int]
+    UNCHANGED_FIELD_NUMBER: _ClassVar[int]
+    key_id: str
+    rewrapped: int
+    unchanged: int
+    def __init__(self, key_id: _Optional[str] = ..., rewrapped: _Optional[int] = ..., unchanged: _Optional[int] = ...) -> None: ...
+
 class NodeStatusRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
 class NodeStatusResponse(_message.Message):
-    __slots__ = ("name", "az", "role", "hints_pending", "objects", "disk_bytes", "change_log_seq", "epoch", "uptime_seconds", "state", "handoffs_pending", "created_ms", "first_change_ms")
+    __slots__ = ("name", "az", "role", "hints_pending", "objects", "disk_bytes", "change_log_seq", "epoch", "uptime_seconds", "state", "handoffs_pending", "created_ms", "first_change_ms", "tombstones", "disk_free_bytes", "disk_state")
     NAME_FIELD_NUMBER: _ClassVar[int]
     AZ_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
@@ -25,6 +41,9 @@ class NodeStatusResponse(_message.Message):
     HANDOFFS_PENDING_FIELD_NUMBER: _ClassVar[int]
     CREATED_MS_FIELD_NUMBER: _ClassVar[int]
     FIRST_CHANGE_MS_FIELD_NUMBER: _ClassVar[int]
+    TOMBSTONES_FIELD_NUMBER: _ClassVar[int]
+    DISK_FREE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    DISK_STATE_FIELD_NUMBER: _ClassVar[int]
     name: str
     az: str
     role: str
@@ -38,7 +57,10 @@ class NodeStatusResponse(_message.Message):
     handoffs_pending: int
     created_ms: int
     first_change_ms: int
-    def __init__(self, name: _Optional[str] = ..., az: _Optional[str] = ..., role: _Optional[str] = ..., hints_pending: _Optional[int] = ..., objects: _Optional[int] = ..., disk_bytes: _Optional[int] = ..., change_log_seq: _Optional[int] = ..., epoch: _Optional[int] = ..., uptime_seconds: _Optional[float] = ..., state: _Optional[str] = ..., handoffs_pending: _Optional[int] = ..., created_ms: _Optional[int] = ..., first_change_ms: _Optional[int] = ...) -> None: ...
+    tombstones: int
+    disk_free_bytes: int
+    disk_state: str
+    def __init__(self, name: _Optional[str] = ..., az: _Optional[str] = ..., role: _Optional[str] = ..., hints_pending: _Optional[int] = ..., objects: _Optional[int] = ..., disk_bytes: _Optional[int] = ..., change_log_seq: _Optional[int] = ..., epoch: _Optional[int] = ..., uptime_seconds: _Optional[float] = ..., state: _Optional[str] = ..., handoffs_pending: _Optional[int] = ..., created_ms: _Optional[int] = ..., first_change_ms: _Optional[int] = ..., tombstones: _Optional[int] = ..., disk_free_bytes: _Optional[int] = ..., disk_state: _Optional[str] = ...) -> None: ...
 
 class ClusterStatusRequest(_message.Message):
     __slots__ = ()
@@ -139,20 +161,22 @@ class ReplicatorHealth(_message.Message):
     def __init__(self, name: _Optional[str] = ..., grpc: _Optional[str] = ..., up: _Optional[bool] = ..., error: _Optional[str] = ..., status: _Optional[_Union[ReplicatorStatusResponse, _Mapping]] = ...) -> None: ...
 
 class NodeSpec(_message.Message):
-    __slots__ = ("name", "id", "az", "grpc", "metrics", "state")
+    __slots__ = ("name", "id", "az", "grpc", "metrics", "state", "s3")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
     AZ_FIELD_NUMBER: _ClassVar[int]
     GRPC_FIELD_NUMBER: _ClassVar[int]
     METRICS_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
+    S3_FIELD_NUMBER: _ClassVar[int]
     name: str
     id: int
     az: str
     grpc: str
     metrics: str
     state: str
-    def __init__(self, name: _Optional[str] = ..., id: _Optional[int] = ..., az: _Optional[str] = ..., grpc: _Optional[str] = ..., metrics: _Optional[str] = ..., state: _Optional[str] = ...) -> None: ...
+    s3: str
+    def __init__(self, name: _Optional[str] = ..., id: _Optional[int] = ..., az: _Optional[str] = ..., grpc: _Optional[str] = ..., metrics: _Optional[str] = ..., state: _Optional[str] = ..., s3: _Optional[str] = ...) -> None: ...
 
 class ClusterMap(_message.Message):
     __slots__ = ("epoch", "nodes")
@@ -258,3 +282,73 @@ class RepairProgress(_message.Message):
     keys_failed: int
     done: bool
     def __init__(self, bucket: _Optional[str] = ..., keys_checked: _Optional[int] = ..., keys_repaired: _Optional[int] = ..., versions_written: _Optional[int] = ..., missing_by_az: _Optional[_Mapping[str, int]] = ..., keys_failed: _Optional[int] = ..., done: _Optional[bool] = ...) -> None: ...
+
+class User(_message.Message):
+    __slots__ = ("name", "role", "buckets", "created_ms")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    BUCKETS_FIELD_NUMBER: _ClassVar[int]
+    CREATED_MS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    role: str
+    buckets: _containers.RepeatedScalarFieldContainer[str]
+    created_ms: int
+    def __init__(self, name: _Optional[str] = ..., role: _Optional[str] = ..., buckets: _Optional[_Iterable[str]] = ..., created_ms: _Optional[int] = ...) -> None: ...
+
+class UserRequest(_message.Message):
+    __slots__ = ("name", "role", "buckets")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    BUCKETS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    role: str
+    buckets: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., role: _Optional[str] = ..., buckets: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class UserResponse(_message.Message):
+    __slots__ = ("user",)
+    USER_FIELD_NUMBER: _ClassVar[int]
+    user: User
+    def __init__(self, user: _Optional[_Union[User, _Mapping]] = ...) -> None: ...
+
+class ListUsersRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListUsersResponse(_message.Message):
+    __slots__ = ("users",)
+    USERS_FIELD_NUMBER: _ClassVar[int]
+    users: _containers.RepeatedCompositeFieldContainer[User]
+    def __init__(self, users: _Optional[_Iterable[_Union[User, _Mapping]]] = ...) -> None: ...
+
+class AccessKey(_message.Message):
+    __slots__ = ("access_key_id", "user", "created_ms")
+    ACCESS_KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    USER_FIELD_NUMBER: _ClassVar[int]
+    CREATED_MS_FIELD_NUMBER: _ClassVar[int]
+    access_key_id: str
+    user: str
+    created_ms: int
+    def __init__(self, access_key_id: _Optional[str] = ..., user: _Optional[str] = ..., created_ms: _Optional[int] = ...) -> None: ...
+
+class AccessKeyRequest(_message.Message):
+    __slots__ = ("user", "access_key_id")
+    USER_FIELD_NUMBER: _ClassVar[int]
+    ACCESS_KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    user: str
+    access_key_id: str
+    def __init__(self, user: _Optional[str] = ..., access_key_id: _Optional[str] = ...) -> None: ...
+
+class AccessKeyResponse(_message.Message):
+    __slots__ = ("key", "secret_access_key")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    SECRET_ACCESS_KEY_FIELD_NUMBER: _ClassVar[int]
+    key: AccessKey
+    secret_access_key: str
+    def __init__(self, key: _Optional[_Union[AccessKey, _Mapping]] = ..., secret_access_key: _Optional[str] = ...) -> None: ...
+
+class ListAccessKeysResponse(_message.Message):
+    __slots__ = ("keys",)
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    keys: _containers.RepeatedCompositeFieldContainer[AccessKey]
+    def __init__(self, keys: _Optional[_Iterable[_Union[AccessKey, _Mapping]]] = ...) -> None: ...

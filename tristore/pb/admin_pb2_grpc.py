@@ -69,6 +69,41 @@ class AdminServiceStub:
                 request_serializer=tristore_dot_pb_dot_admin__pb2.RepairRequest.SerializeToString,
                 response_deserializer=tristore_dot_pb_dot_admin__pb2.RepairProgress.FromString,
                 _registered_method=True)
+        self.CreateUser = channel.unary_unary(
+                '/tristore.v1.AdminService/CreateUser',
+                request_serializer=tristore_dot_pb_dot_admin__pb2.UserRequest.SerializeToString,
+                response_deserializer=tristore_dot_pb_dot_admin__pb2.UserResponse.FromString,
+                _registered_method=True)
+        self.ListUsers = channel.unary_unary(
+                '/tristore.v1.AdminService/ListUsers',
+                request_serializer=tristore_dot_pb_dot_admin__pb2.ListUsersRequest.SerializeToString,
+                response_deserializer=tristore_dot_pb_dot_admin__pb2.ListUsersResponse.FromString,
+                _registered_method=True)
+        self.DeleteUser = channel.unary_unary(
+                '/tristore.v1.AdminService/DeleteUser',
+                request_serializer=tristore_dot_pb_dot_admin__pb2.UserRequest.SerializeToString,
+                response_deserializer=tristore_dot_pb_dot_admin__pb2.UserResponse.FromString,
+                _registered_method=True)
+        self.CreateAccessKey = channel.unary_unary(
+                '/tristore.v1.AdminService/CreateAccessKey',
+                request_serializer=tristore_dot_pb_dot_admin__pb2.AccessKeyRequest.SerializeToString,
+                response_deserializer=tristore_dot_pb_dot_admin__pb2.AccessKeyResponse.FromString,
+                _registered_method=True)
+        self.ListAccessKeys = channel.unary_unary(
+                '/tristore.v1.AdminService/ListAccessKeys',
+                request_serializer=tristore_dot_pb_dot_admin__pb2.AccessKeyRequest.SerializeToString,
+                response_deserializer=tristore_dot_pb_dot_admin__pb2.ListAccessKeysResponse.FromString,
+                _registered_method=True)
+        self.RevokeAccessKey = channel.unary_unary(
+                '/tristore.v1.AdminService/RevokeAccessKey',
+                request_serializer=tristore_dot_pb_dot_admin__pb2.AccessKeyRequest.SerializeToString,
+                response_deserializer=tristore_dot_pb_dot_admin__pb2.AccessKeyResponse.FromString,
+                _registered_method=True)
+        self.RotateMasterKey = channel.unary_unary(
+                '/tristore.v1.AdminService/RotateMasterKey',
+                request_serializer=tristore_dot_pb_dot_admin__pb2.RotateMasterKeyRequest.SerializeToString,
+                response_deserializer=tristore_dot_pb_dot_admin__pb2.RotateMasterKeyResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
@@ -126,6 +161,53 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateUser(self, request, context):
+        """Users and access keys (admin role).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListUsers(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteUser(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateAccessKey(self, request, context):
+        """The secret is in this answer only; the cluster keeps it sealed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAccessKeys(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeAccessKey(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RotateMasterKey(self, request, context):
+        """Encryption at rest: add a master key to the key provider and make it
+        current (unless keep_key), then re-wrap every bucket key under the current
+        master key. Objects' bodies and data keys are not rewritten.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -163,6 +245,41 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.Repair,
                     request_deserializer=tristore_dot_pb_dot_admin__pb2.RepairRequest.FromString,
                     response_serializer=tristore_dot_pb_dot_admin__pb2.RepairProgress.SerializeToString,
+            ),
+            'CreateUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateUser,
+                    request_deserializer=tristore_dot_pb_dot_admin__pb2.UserRequest.FromString,
+                    response_serializer=tristore_dot_pb_dot_admin__pb2.UserResponse.SerializeToString,
+            ),
+            'ListUsers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListUsers,
+                    request_deserializer=tristore_dot_pb_dot_admin__pb2.ListUsersRequest.FromString,
+                    response_serializer=tristore_dot_pb_dot_admin__pb2.ListUsersResponse.SerializeToString,
+            ),
+            'DeleteUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteUser,
+                    request_deserializer=tristore_dot_pb_dot_admin__pb2.UserRequest.FromString,
+                    response_serializer=tristore_dot_pb_dot_admin__pb2.UserResponse.SerializeToString,
+            ),
+            'CreateAccessKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateAccessKey,
+                    request_deserializer=tristore_dot_pb_dot_admin__pb2.AccessKeyRequest.FromString,
+                    response_serializer=tristore_dot_pb_dot_admin__pb2.AccessKeyResponse.SerializeToString,
+            ),
+            'ListAccessKeys': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAccessKeys,
+                    request_deserializer=tristore_dot_pb_dot_admin__pb2.AccessKeyRequest.FromString,
+                    response_serializer=tristore_dot_pb_dot_admin__pb2.ListAccessKeysResponse.SerializeToString,
+            ),
+            'RevokeAccessKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeAccessKey,
+                    request_deserializer=tristore_dot_pb_dot_admin__pb2.AccessKeyRequest.FromString,
+                    response_serializer=tristore_dot_pb_dot_admin__pb2.AccessKeyResponse.SerializeToString,
+            ),
+            'RotateMasterKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.RotateMasterKey,
+                    request_deserializer=tristore_dot_pb_dot_admin__pb2.RotateMasterKeyRequest.FromString,
+                    response_serializer=tristore_dot_pb_dot_admin__pb2.RotateMasterKeyResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -354,6 +471,195 @@ class AdminService:
             '/tristore.v1.AdminService/Repair',
             tristore_dot_pb_dot_admin__pb2.RepairRequest.SerializeToString,
             tristore_dot_pb_dot_admin__pb2.RepairProgress.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tristore.v1.AdminService/CreateUser',
+            tristore_dot_pb_dot_admin__pb2.UserRequest.SerializeToString,
+            tristore_dot_pb_dot_admin__pb2.UserResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListUsers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tristore.v1.AdminService/ListUsers',
+            tristore_dot_pb_dot_admin__pb2.ListUsersRequest.SerializeToString,
+            tristore_dot_pb_dot_admin__pb2.ListUsersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tristore.v1.AdminService/DeleteUser',
+            tristore_dot_pb_dot_admin__pb2.UserRequest.SerializeToString,
+            tristore_dot_pb_dot_admin__pb2.UserResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateAccessKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tristore.v1.AdminService/CreateAccessKey',
+            tristore_dot_pb_dot_admin__pb2.AccessKeyRequest.SerializeToString,
+            tristore_dot_pb_dot_admin__pb2.AccessKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAccessKeys(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tristore.v1.AdminService/ListAccessKeys',
+            tristore_dot_pb_dot_admin__pb2.AccessKeyRequest.SerializeToString,
+            tristore_dot_pb_dot_admin__pb2.ListAccessKeysResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeAccessKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tristore.v1.AdminService/RevokeAccessKey',
+            tristore_dot_pb_dot_admin__pb2.AccessKeyRequest.SerializeToString,
+            tristore_dot_pb_dot_admin__pb2.AccessKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RotateMasterKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tristore.v1.AdminService/RotateMasterKey',
+            tristore_dot_pb_dot_admin__pb2.RotateMasterKeyRequest.SerializeToString,
+            tristore_dot_pb_dot_admin__pb2.RotateMasterKeyResponse.FromString,
             options,
             channel_credentials,
             insecure,

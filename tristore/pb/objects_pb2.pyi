@@ -7,6 +7,20 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class BucketPolicyRequest(_message.Message):
+    __slots__ = ("bucket", "policy")
+    BUCKET_FIELD_NUMBER: _ClassVar[int]
+    POLICY_FIELD_NUMBER: _ClassVar[int]
+    bucket: str
+    policy: str
+    def __init__(self, bucket: _Optional[str] = ..., policy: _Optional[str] = ...) -> None: ...
+
+class BucketPolicyResponse(_message.Message):
+    __slots__ = ("policy",)
+    POLICY_FIELD_NUMBER: _ClassVar[int]
+    policy: str
+    def __init__(self, policy: _Optional[str] = ...) -> None: ...
+
 class Conditions(_message.Message):
     __slots__ = ("if_match", "if_none_match", "if_modified_since_ms", "has_if_modified_since", "if_unmodified_since_ms", "has_if_unmodified_since")
     IF_MATCH_FIELD_NUMBER: _ClassVar[int]
@@ -24,7 +38,7 @@ class Conditions(_message.Message):
     def __init__(self, if_match: _Optional[str] = ..., if_none_match: _Optional[str] = ..., if_modified_since_ms: _Optional[int] = ..., has_if_modified_since: _Optional[bool] = ..., if_unmodified_since_ms: _Optional[int] = ..., has_if_unmodified_since: _Optional[bool] = ...) -> None: ...
 
 class ObjectInfo(_message.Message):
-    __slots__ = ("bucket", "key", "size", "etag", "content_type", "metadata", "version_id", "last_modified_ms", "replication_status", "tag_count", "storage_class", "sse")
+    __slots__ = ("bucket", "key", "size", "etag", "content_type", "metadata", "version_id", "last_modified_ms", "replication_status", "tag_count", "storage_class", "sse", "sse_customer_algorithm", "sse_customer_key_md5")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -44,6 +58,8 @@ class ObjectInfo(_message.Message):
     TAG_COUNT_FIELD_NUMBER: _ClassVar[int]
     STORAGE_CLASS_FIELD_NUMBER: _ClassVar[int]
     SSE_FIELD_NUMBER: _ClassVar[int]
+    SSE_CUSTOMER_ALGORITHM_FIELD_NUMBER: _ClassVar[int]
+    SSE_CUSTOMER_KEY_MD5_FIELD_NUMBER: _ClassVar[int]
     bucket: str
     key: str
     size: int
@@ -56,7 +72,19 @@ class ObjectInfo(_message.Message):
     tag_count: int
     storage_class: str
     sse: str
-    def __init__(self, bucket: _Optional[str] = ..., key: _Optional[str] = ..., size: _Optional[int] = ..., etag: _Optional[str] = ..., content_type: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., version_id: _Optional[str] = ..., last_modified_ms: _Optional[int] = ..., replication_status: _Optional[str] = ..., tag_count: _Optional[int] = ..., storage_class: _Optional[str] = ..., sse: _Optional[str] = ...) -> None: ...
+    sse_customer_algorithm: str
+    sse_customer_key_md5: str
+    def __init__(self, bucket: _Optional[str] = ..., key: _Optional[str] = ..., size: _Optional[int] = ..., etag: _Optional[str] = ..., content_type: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., version_id: _Optional[str] = ..., last_modified_ms: _Optional[int] = ..., replication_status: _Optional[str] = ..., tag_count: _Optional[int] = ..., storage_class: _Optional[str] = ..., sse: _Optional[str] = ..., sse_customer_algorithm: _Optional[str] = ..., sse_customer_key_md5: _Optional[str] = ...) -> None: ...
+
+class SseCustomerKey(_message.Message):
+    __slots__ = ("algorithm", "key", "key_md5")
+    ALGORITHM_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    KEY_MD5_FIELD_NUMBER: _ClassVar[int]
+    algorithm: str
+    key: bytes
+    key_md5: str
+    def __init__(self, algorithm: _Optional[str] = ..., key: _Optional[bytes] = ..., key_md5: _Optional[str] = ...) -> None: ...
 
 class BucketInfo(_message.Message):
     __slots__ = ("name", "created_ms")
@@ -111,7 +139,7 @@ class ListBucketsResponse(_message.Message):
     def __init__(self, buckets: _Optional[_Iterable[_Union[BucketInfo, _Mapping]]] = ...) -> None: ...
 
 class PutObjectHeader(_message.Message):
-    __slots__ = ("bucket", "key", "content_type", "metadata", "size", "content_md5", "tags", "acl", "storage_class", "sse", "if_none_match", "if_match")
+    __slots__ = ("bucket", "key", "content_type", "metadata", "size", "content_md5", "tags", "acl", "storage_class", "sse", "if_none_match", "if_match", "sse_customer", "request_id", "resend", "first_attempt_ms")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -138,6 +166,10 @@ class PutObjectHeader(_message.Message):
     SSE_FIELD_NUMBER: _ClassVar[int]
     IF_NONE_MATCH_FIELD_NUMBER: _ClassVar[int]
     IF_MATCH_FIELD_NUMBER: _ClassVar[int]
+    SSE_CUSTOMER_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    RESEND_FIELD_NUMBER: _ClassVar[int]
+    FIRST_ATTEMPT_MS_FIELD_NUMBER: _ClassVar[int]
     bucket: str
     key: str
     content_type: str
@@ -150,7 +182,11 @@ class PutObjectHeader(_message.Message):
     sse: str
     if_none_match: str
     if_match: str
-    def __init__(self, bucket: _Optional[str] = ..., key: _Optional[str] = ..., content_type: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., size: _Optional[int] = ..., content_md5: _Optional[str] = ..., tags: _Optional[_Mapping[str, str]] = ..., acl: _Optional[str] = ..., storage_class: _Optional[str] = ..., sse: _Optional[str] = ..., if_none_match: _Optional[str] = ..., if_match: _Optional[str] = ...) -> None: ...
+    sse_customer: SseCustomerKey
+    request_id: str
+    resend: bool
+    first_attempt_ms: int
+    def __init__(self, bucket: _Optional[str] = ..., key: _Optional[str] = ..., content_type: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., size: _Optional[int] = ..., content_md5: _Optional[str] = ..., tags: _Optional[_Mapping[str, str]] = ..., acl: _Optional[str] = ..., storage_class: _Optional[str] = ..., sse: _Optional[str] = ..., if_none_match: _Optional[str] = ..., if_match: _Optional[str] = ..., sse_customer: _Optional[_Union[SseCustomerKey, _Mapping]] = ..., request_id: _Optional[str] = ..., resend: _Optional[bool] = ..., first_attempt_ms: _Optional[int] = ...) -> None: ...
 
 class PutObjectRequest(_message.Message):
     __slots__ = ("header", "data")
@@ -175,44 +211,58 @@ class Range(_message.Message):
     def __init__(self, start: _Optional[int] = ..., end: _Optional[int] = ...) -> None: ...
 
 class GetObjectRequest(_message.Message):
-    __slots__ = ("bucket", "key", "range", "has_range", "version_id", "conditions")
+    __slots__ = ("bucket", "key", "range", "has_range", "version_id", "conditions", "sse_customer")
     BUCKET_FIELD_NUMBER: _ClassVar[int]
     KEY_FIELD_NUMBER: _ClassVar[int]
     RANGE_FIELD_NUMBER: _ClassVar[int]
     HAS_RANGE_FIELD_NUMBER: _ClassVar[int]
     VERSION_ID_FIELD_NUMBER: _ClassVar[int]
     CONDITIONS_FIELD_NUMBER: _ClassVar[int]
+    SSE_CUSTOMER_FIELD_NUMBER: _ClassVar[int]
     bucket: str
     key: str
     range: Range
     has_range: bool
     version_id: str
     conditions: Conditions
-    def __init__(self, bucket: _Optional[str] = ..., key: _Optional[str] = ..., range: _Optional[_Union[Range, _Mapping]] = ..., has_range: _Optional[bool] = ..., version_id: _Optional[str] = ..., conditions: _Optional[_Union[Conditions, _Mapping]] = ...) -> None: ...
+    sse_customer: SseCustomerKey
+    def __init__(self, bucket: _Optional[str] = ..., key: _Optional[str] = ..., range: _Optional[_Union[Range, _Mapping]] = ..., has_range: _Optional[bool] = ..., version_id: _Optional[str] = ..., conditions: _Optional[_Union[Conditions, _Mapping]] = ..., sse_customer: _Optional[_Union[SseCustomerKey, _Mapping]] = ...) -> None: ...
 
 class GetObjectResponse(_message.Message):
-    __slots__ = ("info", "range_start", "range_end", "data")
+    __slots__ = ("info", "range_start", "range_end", "data", "too_large")
     INFO_FIELD_NUMBER: _ClassVar[int]
     RANGE_START_FIELD_NUMBER: _ClassVar[int]
     RANGE_END_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
+    TOO_LARGE_FIELD_NUMBER: _ClassVar[int]
     info: ObjectInfo
     range_start: int
     range_end: int
     data: bytes
-    def __init__(self, info: _Optional[_Union[ObjectInfo, _Mapping]] = ..., range_start: _Optional[int] = ..., range_end: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...
+    too_large: bool
+    def __init__(self, info: _Optional[_Union[ObjectInfo, _Mapping]] = ..., range_start: _Optional[int] = ..., range_end: _Optional[int] = ..., data: _Optional[bytes] = ..., too_large: _Optional[bool] = ...) -> None: ...
+
+class GetSmallObjectRequest(_message.Message):
+    __slots__ = ("get", "max_size")
+    GET_FIELD_NUMBER: _ClassVar[int]
+    MAX_SIZE_FIELD_NUMBER: _ClassVar[int]
+    get: GetObjectRequest
+    max_size: int
+    def __init__(self, get: _Optional[_Union[GetObjectRequest, _Mapping]] = ..., max_size: _Optional[int] = ...) -> None: ...
 
 class HeadObjectRequest(_message.Message):
-    __slots__ = ("bucket", "key", "version_id", "conditions")
+    __slots__ = ("bucket", "key", "version_id", "conditions", "sse_customer")
     BUCKET_FIELD_NUMBER: _ClassVar[int]
     KEY_FIELD_NUMBER: _ClassVar[int]
     VERSION_ID_FIELD_NUMBER: _ClassVar[int]
     CONDITIONS_FIELD_NUMBER: _ClassVar[int]
+    SSE_CUSTOMER_FIELD_NUMBER: _ClassVar[int]
     bucket: str
     key: str
     version_id: str
     conditions: Conditions
-    def __init__(self, bucket: _Optional[str] = ..., key: _Optional[str] = ..., version_id: _Optional[str] = ..., conditions: _Optional[_Union[Conditions, _Mapping]] = ...) -> None: ...
+    sse_customer: SseCustomerKey
+    def __init__(self, bucket: _Optional[str] = ..., key: _Optional[str] = ..., version_id: _Optional[str] = ..., conditions: _Optional[_Union[Conditions, _Mapping]] = ..., sse_customer: _Optional[_Union[SseCustomerKey, _Mapping]] = ...) -> None: ...
 
 class HeadObjectResponse(_message.Message):
     __slots__ = ("info",)
@@ -428,7 +478,7 @@ class ObjectAclResponse(_message.Message):
     def __init__(self, version_id: _Optional[str] = ..., owner: _Optional[str] = ..., acl: _Optional[str] = ...) -> None: ...
 
 class CopyObjectRequest(_message.Message):
-    __slots__ = ("source_bucket", "source_key", "source_version_id", "source_conditions", "bucket", "key", "metadata_directive", "content_type", "metadata", "tagging_directive", "tags", "acl", "storage_class", "sse")
+    __slots__ = ("source_bucket", "source_key", "source_version_id", "source_conditions", "bucket", "key", "metadata_directive", "content_type", "metadata", "tagging_directive", "tags", "acl", "storage_class", "sse", "sse_customer", "copy_source_sse_customer")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -457,6 +507,8 @@ class CopyObjectRequest(_message.Message):
     ACL_FIELD_NUMBER: _ClassVar[int]
     STORAGE_CLASS_FIELD_NUMBER: _ClassVar[int]
     SSE_FIELD_NUMBER: _ClassVar[int]
+    SSE_CUSTOMER_FIELD_NUMBER: _ClassVar[int]
+    COPY_SOURCE_SSE_CUSTOMER_FIELD_NUMBER: _ClassVar[int]
     source_bucket: str
     source_key: str
     source_version_id: str
@@ -471,7 +523,9 @@ class CopyObjectRequest(_message.Message):
     acl: str
     storage_class: str
     sse: str
-    def __init__(self, source_bucket: _Optional[str] = ..., source_key: _Optional[str] = ..., source_version_id: _Optional[str] = ..., source_conditions: _Optional[_Union[Conditions, _Mapping]] = ..., bucket: _Optional[str] = ..., key: _Optional[str] = ..., metadata_directive: _Optional[str] = ..., content_type: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., tagging_directive: _Optional[str] = ..., tags: _Optional[_Mapping[str, str]] = ..., acl: _Optional[str] = ..., storage_class: _Optional[str] = ..., sse: _Optional[str] = ...) -> None: ...
+    sse_customer: SseCustomerKey
+    copy_source_sse_customer: SseCustomerKey
+    def __init__(self, source_bucket: _Optional[str] = ..., source_key: _Optional[str] = ..., source_version_id: _Optional[str] = ..., source_conditions: _Optional[_Union[Conditions, _Mapping]] = ..., bucket: _Optional[str] = ..., key: _Optional[str] = ..., metadata_directive: _Optional[str] = ..., content_type: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., tagging_directive: _Optional[str] = ..., tags: _Optional[_Mapping[str, str]] = ..., acl: _Optional[str] = ..., storage_class: _Optional[str] = ..., sse: _Optional[str] = ..., sse_customer: _Optional[_Union[SseCustomerKey, _Mapping]] = ..., copy_source_sse_customer: _Optional[_Union[SseCustomerKey, _Mapping]] = ...) -> None: ...
 
 class CopyObjectResponse(_message.Message):
     __slots__ = ("info", "source_version_id")
@@ -498,20 +552,22 @@ class CreateMultipartUploadResponse(_message.Message):
     def __init__(self, bucket: _Optional[str] = ..., key: _Optional[str] = ..., upload_id: _Optional[str] = ...) -> None: ...
 
 class UploadPartHeader(_message.Message):
-    __slots__ = ("bucket", "key", "upload_id", "part_number", "size", "content_md5")
+    __slots__ = ("bucket", "key", "upload_id", "part_number", "size", "content_md5", "sse_customer")
     BUCKET_FIELD_NUMBER: _ClassVar[int]
     KEY_FIELD_NUMBER: _ClassVar[int]
     UPLOAD_ID_FIELD_NUMBER: _ClassVar[int]
     PART_NUMBER_FIELD_NUMBER: _ClassVar[int]
     SIZE_FIELD_NUMBER: _ClassVar[int]
     CONTENT_MD5_FIELD_NUMBER: _ClassVar[int]
+    SSE_CUSTOMER_FIELD_NUMBER: _ClassVar[int]
     bucket: str
     key: str
     upload_id: str
     part_number: int
     size: int
     content_md5: str
-    def __init__(self, bucket: _Optional[str] = ..., key: _Optional[str] = ..., upload_id: _Optional[str] = ..., part_number: _Optional[int] = ..., size: _Optional[int] = ..., content_md5: _Optional[str] = ...) -> None: ...
+    sse_customer: SseCustomerKey
+    def __init__(self, bucket: _Optional[str] = ..., key: _Optional[str] = ..., upload_id: _Optional[str] = ..., part_number: _Optional[int] = ..., size: _Optional[int] = ..., content_md5: _Optional[str] = ..., sse_customer: _Optional[_Union[SseCustomerKey, _Mapping]] = ...) -> None: ...
 
 class UploadPartRequest(_message.Message):
     __slots__ = ("header", "data")
@@ -538,16 +594,18 @@ class CompletedPart(_message.Message):
     def __init__(self, part_number: _Optional[int] = ..., etag: _Optional[str] = ...) -> None: ...
 
 class CompleteMultipartUploadRequest(_message.Message):
-    __slots__ = ("bucket", "key", "upload_id", "parts")
+    __slots__ = ("bucket", "key", "upload_id", "parts", "sse_customer")
     BUCKET_FIELD_NUMBER: _ClassVar[int]
     KEY_FIELD_NUMBER: _ClassVar[int]
     UPLOAD_ID_FIELD_NUMBER: _ClassVar[int]
     PARTS_FIELD_NUMBER: _ClassVar[int]
+    SSE_CUSTOMER_FIELD_NUMBER: _ClassVar[int]
     bucket: str
     key: str
     upload_id: str
     parts: _containers.RepeatedCompositeFieldContainer[CompletedPart]
-    def __init__(self, bucket: _Optional[str] = ..., key: _Optional[str] = ..., upload_id: _Optional[str] = ..., parts: _Optional[_Iterable[_Union[CompletedPart, _Mapping]]] = ...) -> None: ...
+    sse_customer: SseCustomerKey
+    def __init__(self, bucket: _Optional[str] = ..., key: _Optional[str] = ..., upload_id: _Optional[str] = ..., parts: _Optional[_Iterable[_Union[CompletedPart, _Mapping]]] = ..., sse_customer: _Optional[_Union[SseCustomerKey, _Mapping]] = ...) -> None: ...
 
 class CompleteMultipartUploadResponse(_message.Message):
     __slots__ = ("info",)
@@ -670,6 +728,32 @@ class BucketReplicationResponse(_message.Message):
     RULES_FIELD_NUMBER: _ClassVar[int]
     rules: _containers.RepeatedCompositeFieldContainer[_common_pb2.ReplicationRule]
     def __init__(self, rules: _Optional[_Iterable[_Union[_common_pb2.ReplicationRule, _Mapping]]] = ...) -> None: ...
+
+class PutBucketEncryptionRequest(_message.Message):
+    __slots__ = ("bucket", "sse")
+    BUCKET_FIELD_NUMBER: _ClassVar[int]
+    SSE_FIELD_NUMBER: _ClassVar[int]
+    bucket: str
+    sse: str
+    def __init__(self, bucket: _Optional[str] = ..., sse: _Optional[str] = ...) -> None: ...
+
+class GetBucketEncryptionRequest(_message.Message):
+    __slots__ = ("bucket",)
+    BUCKET_FIELD_NUMBER: _ClassVar[int]
+    bucket: str
+    def __init__(self, bucket: _Optional[str] = ...) -> None: ...
+
+class DeleteBucketEncryptionRequest(_message.Message):
+    __slots__ = ("bucket",)
+    BUCKET_FIELD_NUMBER: _ClassVar[int]
+    bucket: str
+    def __init__(self, bucket: _Optional[str] = ...) -> None: ...
+
+class BucketEncryptionResponse(_message.Message):
+    __slots__ = ("sse",)
+    SSE_FIELD_NUMBER: _ClassVar[int]
+    sse: str
+    def __init__(self, sse: _Optional[str] = ...) -> None: ...
 
 class ApplyReplicaHeader(_message.Message):
     __slots__ = ("version", "origin_cluster")

@@ -64,6 +64,16 @@ class ObjectServiceStub:
                 request_serializer=tristore_dot_pb_dot_objects__pb2.GetObjectRequest.SerializeToString,
                 response_deserializer=tristore_dot_pb_dot_objects__pb2.GetObjectResponse.FromString,
                 _registered_method=True)
+        self.PutSmallObject = channel.unary_unary(
+                '/tristore.v1.ObjectService/PutSmallObject',
+                request_serializer=tristore_dot_pb_dot_objects__pb2.PutObjectRequest.SerializeToString,
+                response_deserializer=tristore_dot_pb_dot_objects__pb2.PutObjectResponse.FromString,
+                _registered_method=True)
+        self.GetSmallObject = channel.unary_unary(
+                '/tristore.v1.ObjectService/GetSmallObject',
+                request_serializer=tristore_dot_pb_dot_objects__pb2.GetSmallObjectRequest.SerializeToString,
+                response_deserializer=tristore_dot_pb_dot_objects__pb2.GetObjectResponse.FromString,
+                _registered_method=True)
         self.HeadObject = channel.unary_unary(
                 '/tristore.v1.ObjectService/HeadObject',
                 request_serializer=tristore_dot_pb_dot_objects__pb2.HeadObjectRequest.SerializeToString,
@@ -169,6 +179,21 @@ class ObjectServiceStub:
                 request_serializer=tristore_dot_pb_dot_objects__pb2.DeleteBucketReplicationRequest.SerializeToString,
                 response_deserializer=tristore_dot_pb_dot_objects__pb2.BucketReplicationResponse.FromString,
                 _registered_method=True)
+        self.PutBucketEncryption = channel.unary_unary(
+                '/tristore.v1.ObjectService/PutBucketEncryption',
+                request_serializer=tristore_dot_pb_dot_objects__pb2.PutBucketEncryptionRequest.SerializeToString,
+                response_deserializer=tristore_dot_pb_dot_objects__pb2.BucketEncryptionResponse.FromString,
+                _registered_method=True)
+        self.GetBucketEncryption = channel.unary_unary(
+                '/tristore.v1.ObjectService/GetBucketEncryption',
+                request_serializer=tristore_dot_pb_dot_objects__pb2.GetBucketEncryptionRequest.SerializeToString,
+                response_deserializer=tristore_dot_pb_dot_objects__pb2.BucketEncryptionResponse.FromString,
+                _registered_method=True)
+        self.DeleteBucketEncryption = channel.unary_unary(
+                '/tristore.v1.ObjectService/DeleteBucketEncryption',
+                request_serializer=tristore_dot_pb_dot_objects__pb2.DeleteBucketEncryptionRequest.SerializeToString,
+                response_deserializer=tristore_dot_pb_dot_objects__pb2.BucketEncryptionResponse.FromString,
+                _registered_method=True)
         self.ApplyReplica = channel.stream_unary(
                 '/tristore.v1.ObjectService/ApplyReplica',
                 request_serializer=tristore_dot_pb_dot_objects__pb2.ApplyReplicaRequest.SerializeToString,
@@ -188,6 +213,21 @@ class ObjectServiceStub:
                 '/tristore.v1.ObjectService/PutReplicationStatuses',
                 request_serializer=tristore_dot_pb_dot_objects__pb2.PutReplicationStatusesRequest.SerializeToString,
                 response_deserializer=tristore_dot_pb_dot_objects__pb2.PutReplicationStatusesResponse.FromString,
+                _registered_method=True)
+        self.PutBucketPolicy = channel.unary_unary(
+                '/tristore.v1.ObjectService/PutBucketPolicy',
+                request_serializer=tristore_dot_pb_dot_objects__pb2.BucketPolicyRequest.SerializeToString,
+                response_deserializer=tristore_dot_pb_dot_objects__pb2.BucketPolicyResponse.FromString,
+                _registered_method=True)
+        self.GetBucketPolicy = channel.unary_unary(
+                '/tristore.v1.ObjectService/GetBucketPolicy',
+                request_serializer=tristore_dot_pb_dot_objects__pb2.BucketPolicyRequest.SerializeToString,
+                response_deserializer=tristore_dot_pb_dot_objects__pb2.BucketPolicyResponse.FromString,
+                _registered_method=True)
+        self.DeleteBucketPolicy = channel.unary_unary(
+                '/tristore.v1.ObjectService/DeleteBucketPolicy',
+                request_serializer=tristore_dot_pb_dot_objects__pb2.BucketPolicyRequest.SerializeToString,
+                response_deserializer=tristore_dot_pb_dot_objects__pb2.BucketPolicyResponse.FromString,
                 _registered_method=True)
 
 
@@ -228,6 +268,22 @@ class ObjectServiceServicer:
     def GetObject(self, request, context):
         """First message carries the object info; the rest carry data.
         """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PutSmallObject(self, request, context):
+        """PutObject and GetObject of a small body (at most SMALL_BODY_MAX bytes,
+        tristore/model.py) in one message each way: a unary call costs both sides
+        half the CPU of a stream. GetSmallObject answers a larger body with its
+        info and `too_large` set, sending no data: read it with GetObject.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSmallObject(self, request, context):
+        """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -361,6 +417,25 @@ class ObjectServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PutBucketEncryption(self, request, context):
+        """Default encryption of a bucket's new objects (S3's PutBucketEncryption ...).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetBucketEncryption(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteBucketEncryption(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ApplyReplica(self, request_iterator, context):
         """For replicators: store a version as its source cluster has it (same
         version id, stamp, ETag, Last-Modified), unless it is already here. Never
@@ -397,6 +472,25 @@ class ObjectServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PutBucketPolicy(self, request, context):
+        """Bucket policies in S3's JSON form (tristore/policy.py has the subset).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetBucketPolicy(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteBucketPolicy(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ObjectServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -428,6 +522,16 @@ def add_ObjectServiceServicer_to_server(servicer, server):
             'GetObject': grpc.unary_stream_rpc_method_handler(
                     servicer.GetObject,
                     request_deserializer=tristore_dot_pb_dot_objects__pb2.GetObjectRequest.FromString,
+                    response_serializer=tristore_dot_pb_dot_objects__pb2.GetObjectResponse.SerializeToString,
+            ),
+            'PutSmallObject': grpc.unary_unary_rpc_method_handler(
+                    servicer.PutSmallObject,
+                    request_deserializer=tristore_dot_pb_dot_objects__pb2.PutObjectRequest.FromString,
+                    response_serializer=tristore_dot_pb_dot_objects__pb2.PutObjectResponse.SerializeToString,
+            ),
+            'GetSmallObject': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSmallObject,
+                    request_deserializer=tristore_dot_pb_dot_objects__pb2.GetSmallObjectRequest.FromString,
                     response_serializer=tristore_dot_pb_dot_objects__pb2.GetObjectResponse.SerializeToString,
             ),
             'HeadObject': grpc.unary_unary_rpc_method_handler(
@@ -535,6 +639,21 @@ def add_ObjectServiceServicer_to_server(servicer, server):
                     request_deserializer=tristore_dot_pb_dot_objects__pb2.DeleteBucketReplicationRequest.FromString,
                     response_serializer=tristore_dot_pb_dot_objects__pb2.BucketReplicationResponse.SerializeToString,
             ),
+            'PutBucketEncryption': grpc.unary_unary_rpc_method_handler(
+                    servicer.PutBucketEncryption,
+                    request_deserializer=tristore_dot_pb_dot_objects__pb2.PutBucketEncryptionRequest.FromString,
+                    response_serializer=tristore_dot_pb_dot_objects__pb2.BucketEncryptionResponse.SerializeToString,
+            ),
+            'GetBucketEncryption': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetBucketEncryption,
+                    request_deserializer=tristore_dot_pb_dot_objects__pb2.GetBucketEncryptionRequest.FromString,
+                    response_serializer=tristore_dot_pb_dot_objects__pb2.BucketEncryptionResponse.SerializeToString,
+            ),
+            'DeleteBucketEncryption': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteBucketEncryption,
+                    request_deserializer=tristore_dot_pb_dot_objects__pb2.DeleteBucketEncryptionRequest.FromString,
+                    response_serializer=tristore_dot_pb_dot_objects__pb2.BucketEncryptionResponse.SerializeToString,
+            ),
             'ApplyReplica': grpc.stream_unary_rpc_method_handler(
                     servicer.ApplyReplica,
                     request_deserializer=tristore_dot_pb_dot_objects__pb2.ApplyReplicaRequest.FromString,
@@ -554,6 +673,21 @@ def add_ObjectServiceServicer_to_server(servicer, server):
                     servicer.PutReplicationStatuses,
                     request_deserializer=tristore_dot_pb_dot_objects__pb2.PutReplicationStatusesRequest.FromString,
                     response_serializer=tristore_dot_pb_dot_objects__pb2.PutReplicationStatusesResponse.SerializeToString,
+            ),
+            'PutBucketPolicy': grpc.unary_unary_rpc_method_handler(
+                    servicer.PutBucketPolicy,
+                    request_deserializer=tristore_dot_pb_dot_objects__pb2.BucketPolicyRequest.FromString,
+                    response_serializer=tristore_dot_pb_dot_objects__pb2.BucketPolicyResponse.SerializeToString,
+            ),
+            'GetBucketPolicy': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetBucketPolicy,
+                    request_deserializer=tristore_dot_pb_dot_objects__pb2.BucketPolicyRequest.FromString,
+                    response_serializer=tristore_dot_pb_dot_objects__pb2.BucketPolicyResponse.SerializeToString,
+            ),
+            'DeleteBucketPolicy': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteBucketPolicy,
+                    request_deserializer=tristore_dot_pb_dot_objects__pb2.BucketPolicyRequest.FromString,
+                    response_serializer=tristore_dot_pb_dot_objects__pb2.BucketPolicyResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -717,6 +851,60 @@ class ObjectService:
             target,
             '/tristore.v1.ObjectService/GetObject',
             tristore_dot_pb_dot_objects__pb2.GetObjectRequest.SerializeToString,
+            tristore_dot_pb_dot_objects__pb2.GetObjectResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PutSmallObject(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tristore.v1.ObjectService/PutSmallObject',
+            tristore_dot_pb_dot_objects__pb2.PutObjectRequest.SerializeToString,
+            tristore_dot_pb_dot_objects__pb2.PutObjectResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSmallObject(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tristore.v1.ObjectService/GetSmallObject',
+            tristore_dot_pb_dot_objects__pb2.GetSmallObjectRequest.SerializeToString,
             tristore_dot_pb_dot_objects__pb2.GetObjectResponse.FromString,
             options,
             channel_credentials,
@@ -1296,6 +1484,87 @@ class ObjectService:
             _registered_method=True)
 
     @staticmethod
+    def PutBucketEncryption(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tristore.v1.ObjectService/PutBucketEncryption',
+            tristore_dot_pb_dot_objects__pb2.PutBucketEncryptionRequest.SerializeToString,
+            tristore_dot_pb_dot_objects__pb2.BucketEncryptionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetBucketEncryption(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tristore.v1.ObjectService/GetBucketEncryption',
+            tristore_dot_pb_dot_objects__pb2.GetBucketEncryptionRequest.SerializeToString,
+            tristore_dot_pb_dot_objects__pb2.BucketEncryptionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteBucketEncryption(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tristore.v1.ObjectService/DeleteBucketEncryption',
+            tristore_dot_pb_dot_objects__pb2.DeleteBucketEncryptionRequest.SerializeToString,
+            tristore_dot_pb_dot_objects__pb2.BucketEncryptionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def ApplyReplica(request_iterator,
             target,
             options=(),
@@ -1393,6 +1662,87 @@ class ObjectService:
             '/tristore.v1.ObjectService/PutReplicationStatuses',
             tristore_dot_pb_dot_objects__pb2.PutReplicationStatusesRequest.SerializeToString,
             tristore_dot_pb_dot_objects__pb2.PutReplicationStatusesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PutBucketPolicy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tristore.v1.ObjectService/PutBucketPolicy',
+            tristore_dot_pb_dot_objects__pb2.BucketPolicyRequest.SerializeToString,
+            tristore_dot_pb_dot_objects__pb2.BucketPolicyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetBucketPolicy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tristore.v1.ObjectService/GetBucketPolicy',
+            tristore_dot_pb_dot_objects__pb2.BucketPolicyRequest.SerializeToString,
+            tristore_dot_pb_dot_objects__pb2.BucketPolicyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteBucketPolicy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tristore.v1.ObjectService/DeleteBucketPolicy',
+            tristore_dot_pb_dot_objects__pb2.BucketPolicyRequest.SerializeToString,
+            tristore_dot_pb_dot_objects__pb2.BucketPolicyResponse.FromString,
             options,
             channel_credentials,
             insecure,

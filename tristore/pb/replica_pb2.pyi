@@ -50,14 +50,18 @@ class PipeResponse(_message.Message):
     def __init__(self, id: _Optional[int] = ..., results: _Optional[_Iterable[_Union[BatchResult, _Mapping]]] = ...) -> None: ...
 
 class ReadLogRequest(_message.Message):
-    __slots__ = ("after", "limit", "wait_ms")
+    __slots__ = ("after", "limit", "wait_ms", "pending_only", "reader")
     AFTER_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     WAIT_MS_FIELD_NUMBER: _ClassVar[int]
+    PENDING_ONLY_FIELD_NUMBER: _ClassVar[int]
+    READER_FIELD_NUMBER: _ClassVar[int]
     after: int
     limit: int
     wait_ms: int
-    def __init__(self, after: _Optional[int] = ..., limit: _Optional[int] = ..., wait_ms: _Optional[int] = ...) -> None: ...
+    pending_only: bool
+    reader: str
+    def __init__(self, after: _Optional[int] = ..., limit: _Optional[int] = ..., wait_ms: _Optional[int] = ..., pending_only: _Optional[bool] = ..., reader: _Optional[str] = ...) -> None: ...
 
 class LogEntry(_message.Message):
     __slots__ = ("seq", "change")
@@ -68,12 +72,14 @@ class LogEntry(_message.Message):
     def __init__(self, seq: _Optional[int] = ..., change: _Optional[_Union[CommitRequest, _Mapping]] = ...) -> None: ...
 
 class ReadLogResponse(_message.Message):
-    __slots__ = ("entries", "last_seq")
+    __slots__ = ("entries", "last_seq", "scanned_to")
     ENTRIES_FIELD_NUMBER: _ClassVar[int]
     LAST_SEQ_FIELD_NUMBER: _ClassVar[int]
+    SCANNED_TO_FIELD_NUMBER: _ClassVar[int]
     entries: _containers.RepeatedCompositeFieldContainer[LogEntry]
     last_seq: int
-    def __init__(self, entries: _Optional[_Iterable[_Union[LogEntry, _Mapping]]] = ..., last_seq: _Optional[int] = ...) -> None: ...
+    scanned_to: int
+    def __init__(self, entries: _Optional[_Iterable[_Union[LogEntry, _Mapping]]] = ..., last_seq: _Optional[int] = ..., scanned_to: _Optional[int] = ...) -> None: ...
 
 class CommitRequest(_message.Message):
     __slots__ = ("bucket", "key", "stamp", "head", "has_head", "versions", "removed", "expect", "has_expect", "merge", "hint_for")

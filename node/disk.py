@@ -1,0 +1,127 @@
+"""Free space on a node's data disk: new data stops before the disk fills.
+
+RocksDB that runs out of space in the middle of a write keeps failing every
+later write until it is reopened (its background error is sticky), and a
+half-written store is the last thing a full disk should cost. So a node keeps a
+reserve: while the filesystem of its data directory has less than ``[node]
+disk_reserve_bytes`` free, it refuses new data (commits and staged bodies,
+``StorageFull`` naming the node) and goes on serving reads and freeing space
+(garbage collection, change-log trimming, hint handoff). Coordinators send a
+refused write to another node of the AZ with a hint, as for a dead node
+(node/quorum.py). Writes are taken again by themselves once ``[node]
+disk_resume_bytes`` more than the reserve are free.
+
+Should RocksDB fail a write for lack of space all the same (another process
+filled the disk between two checks), the node stays refusing: the store needs
+a restart once space is freed, which ``/healthz`` and the log say.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from pathlib import Path
+
+from node.metrics import DISK_FREE_BYTES, DISK_FULL, DISK_REFUSALS
+from tristore.errors import StorageFull
+
+log = logging.getLogger(__name__)
+
+
+def is_out_of_space(exc: BaseException) -> bool:
+    """Whether a storage error says the disk is full (RocksDB words it so)."""
+    text = str(exc)
+    return "No space left on device" in text or "NoSpace" in text
+
+
+class DiskWatch:
+    def __init__(self, node: str, path: Path, reserve_bytes: int, resume_bytes: int) -> None:
+        self.node = node
+        self.path = path
+        self.reserve_bytes = reserve_bytes
+        self.resume_bytes = resume_bytes
+        #: Bytes free for this process at the last check.
+        self.free = -1
+        #: Whether new data is refused.
+        self.full = False
+        #: RocksDB itself failed a write for lack of space: only a restart
+        #: (once space is freed) makes the store take writes again.
+        self.stuck = False
+
+    def check(self) -> bool:
+        """Look at the free space (a syscall: run it off the event loop);
+        returns whether new data is refused now."""
+        st = os.statvfs(self.path)
+        self.free = st.f_bavail * st.f_frsize
+        DISK_FREE_BYTES.set(self.free)
+        if not self.full and self.free < self.reserve_bytes:
+            self.full = True
+            log.error(
+                "node %s: %d bytes free on the disk of %s, under the reserve of %d: new "
+                "data is refused (reads go on) until %d are free",
+                self.node,
+                self.free,
+                self.path,
+                self.reserve_bytes,
+                self.reserve_bytes + self.resume_bytes,
+            )
+        elif self.full and not self.stuck and self.free >= self.reserve_bytes + self.resume_bytes:
+            self.full = False
+            log.info("node %s: %d bytes free again: taking writes", self.node, self.free)
+        DISK_FULL.set(int(self.full))
+        return self.full
+
+    async def run_forever(self, interval_s: float) -> None:
+        while True:
+            try:
+                await asyncio.to_thread(self.check)
+            except OSError as exc:
+                log.warning(
+                    "node %s: cannot read the free space of %s: %s", self.node, self.path, exc
+                )
+            await asyncio.sleep(interval_s)
+
+    def refuse_if_full(self, what: str) -> None:
+        if not self.full:
+            return
+        DISK_REFUSALS.inc()
+        if self.stuck:
+            raise StorageFull(
+                f"node {self.node}: its store failed a write for lack of disk space and "
+                f"refuses {what} until it is restarted with space freed; another node of "
+                "its AZ takes the write meanwhile"
+            )
+        raise StorageFull(
+            f"node {self.node}: its disk ({self.path}) has {self.free} bytes free, under "
+            f"the reserve of {self.reserve_bytes}; it refuses {what} until "
+            f"{self.reserve_bytes + self.resume_bytes} are free (reads go on)"
+        )
+
+    def write_failed(self, exc: BaseException) -> None:
+        """A write to the store failed: if for lack of space, stop taking any."""
+        if is_out_of_space(exc) and not self.stuck:
+            self.stuck = self.full = True
+            DISK_FULL.set(1)
+            log.error(
+                "node %s: the store failed a write for lack of disk space (%s); it takes "
+                "no writes until the node is restarted with space freed",
+                self.node,
+                exc,
+            )
+
+    @property
+    def state(self) -> str:
+        """ "" (writes taken), "full" or "stuck" (see :meth:`health`)."""
+        return "stuck" if self.stuck else "full" if self.full else ""
+
+    def health(self) -> str:
+        """ "" when writes are taken; else what /healthz says."""
+        if self.stuck:
+            return "disk full: the store stopped writing; free space and restart the node"
+        if self.full:
+            return (
+                f"disk full: {self.free} bytes free, under the reserve of {self.reserve_bytes}; "
+                "reads served, writes refused"
+            )
+        return ""

@@ -1,0 +1,108 @@
+"""Who sent an S3 HTTP request: AWS Signature V4 from the Authorization header
+or a presigned query string, checked with the access keys of node/iam.py (the
+same keys and the same cached signing keys the gRPC door uses, node/guard.py).
+
+A request without either is anonymous; it then goes through the same
+authorization as a signed one (a public-read object can be read, nothing else).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from urllib.parse import unquote
+
+from node.guard import Guard
+from node.iam import User
+from node.s3.body import ChunkSigner
+from tristore import sigv4
+from tristore.errors import InvalidAccessKeyId, InvalidArgument, SignatureDoesNotMatch
+
+_HEX64 = re.compile(r"[0-9a-fA-F]{64}")
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The outcome of authentication."""
+
+    user: User | None
+    #: x-amz-content-sha256 as signed: a hex digest (checked against the body),
+    #: UNSIGNED-PAYLOAD, a STREAMING-* mode, or "" (anonymous, unsigned).
+    payload: str = ""
+    #: Checks aws-chunked chunk signatures (STREAMING-AWS4-HMAC-SHA256-PAYLOAD).
+    chunks: ChunkSigner | None = None
+
+    @property
+    def payload_sha256(self) -> str:
+        """The body's declared SHA-256 when it is one (else empty)."""
+        return self.payload if _HEX64.fullmatch(self.payload) else ""
+
+
+def decode(raw: str, what: str) -> str:
+    """Percent-decoding that refuses bytes that are not UTF-8 (rather than
+    replacing them, which would name another key)."""
+    try:
+        return unquote(raw, errors="strict")
+    except UnicodeDecodeError:
+        raise InvalidArgument(f"{what} is not percent-encoded UTF-8") from None
+
+
+def query_pairs(raw: str) -> list[tuple[str, str]]:
+    """A raw query string as (name, value) pairs, percent-decoded (``+`` kept:
+    SigV4 clients encode a space as %20, and the signature is over that)."""
+    out = []
+    for item in raw.split("&"):
+        if not item:
+            continue
+        name, _, value = item.partition("=")
+        out.append((decode(name, "the query string"), decode(value, "the query string")))
+    return out
+
+
+def lower_headers(items: Sequence[tuple[str, str]]) -> dict[str, str]:
+    """Headers by lower-case name, repeated ones joined by commas (SigV4's form)."""
+    out: dict[str, str] = {}
+    for k, v in items:
+        name = k.lower()
+        out[name] = f"{out[name]},{v}" if name in out else v
+    return out
+
+
+async def authenticate(
+    guard: Guard,
+    method: str,
+    path: str,
+    query: Sequence[tuple[str, str]],
+    headers: Mapping[str, str],
+) -> Caller:
+    """The caller of one request (``path`` decoded, ``headers`` by lower-case
+    name); raises SignatureDoesNotMatch, InvalidAccessKeyId, AccessDenied
+    (malformed or expired), RequestTimeTooSkewed."""
+    signed = sigv4.parse_http(headers, dict(reversed(query)))
+    if signed is None:
+        return Caller(None, headers.get("x-amz-content-sha256", ""))
+    s = signed.signed
+    presigned = signed.expires_s > 0
+    sigv4.check_time(
+        s, field="X-Amz-Date" if presigned else "x-amz-date", expires_s=signed.expires_s
+    )
+    found = await guard.iam.lookup(s.access_key_id)
+    if found is None:
+        raise InvalidAccessKeyId(
+            f"the access key id {s.access_key_id} does not exist in this cluster"
+        )
+    user, secret = found
+    key = guard.signing_key(s.access_key_id, secret, s)
+    canonical = sigv4.http_canonical_request(
+        method, path, query, headers, signed.signed_headers, s.payload_sha256
+    )
+    if not sigv4.matches(sigv4.http_signature(s, key, canonical), s.signature):
+        raise SignatureDoesNotMatch(
+            "The request signature we calculated does not match the signature you provided. "
+            "Check your key and signing method."
+        )
+    chunks = None
+    if s.payload_sha256 in (sigv4.STREAMING_SIGNED, sigv4.STREAMING_SIGNED_TRAILER):
+        chunks = ChunkSigner(key, s.amz_date, sigv4.scope(s.date, s.region), s.signature)
+    return Caller(user, s.payload_sha256, chunks)

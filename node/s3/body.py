@@ -1,0 +1,271 @@
+"""Request bodies of the S3 HTTP API, streamed: aws-chunked decoding (with
+each chunk's signature checked), the payload's SHA-256 and the flexible
+checksums (``x-amz-checksum-*``, in a header or an aws-chunked trailer).
+
+Everything here is a wrapper around an async iterator of byte pieces: the body
+reaches the coordinator's PUT as it arrives and is never held whole. A check
+that can only be made at the end (a digest, a trailer) raises from the
+iterator before it ends, so the PUT it feeds fails and stores nothing (the
+coordinator commits only after the body's last piece).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import zlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from tristore import sigv4
+from tristore.errors import (
+    IncompleteBody,
+    InvalidArgument,
+    InvalidRequest,
+    SignatureDoesNotMatch,
+    XAmzContentSHA256Mismatch,
+)
+
+#: A chunk's header line is short (size in hex, a signature); more is an attack.
+MAX_CHUNK_LINE = 4096
+#: The largest chunk taken in one piece (clients send 64 KiB to 8 MiB chunks).
+MAX_CHUNK_BYTES = 16 * 1024 * 1024
+MAX_TRAILER_BYTES = 16 * 1024
+
+
+class Reader(Protocol):
+    """What the decoder reads from (aiohttp's and asyncio's stream readers)."""
+
+    async def readline(self) -> bytes: ...
+
+    async def readexactly(self, n: int) -> bytes: ...
+
+
+# -- checksums ---------------------------------------------------------------------
+
+
+def _crc32c_table() -> list[int]:
+    table = []
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+        table.append(c)
+    return table
+
+
+_CRC32C = _crc32c_table()
+
+
+def crc32c(data: bytes, crc: int = 0) -> int:
+    """CRC-32C (Castagnoli), as S3's ``x-amz-checksum-crc32c``. Pure Python:
+    clients send CRC-32 by default; this one only when asked for."""
+    c = crc ^ 0xFFFFFFFF
+    t = _CRC32C
+    for b in data:
+        c = t[(c ^ b) & 0xFF] ^ (c >> 8)
+    return c ^ 0xFFFFFFFF
+
+
+class _Crc:
+    def __init__(self, fn: Callable[[bytes, int], int]) -> None:
+        self.fn = fn
+        self.value = 0
+
+    def update(self, data: bytes) -> None:
+        self.value = self.fn(data, self.value)
+
+    def digest(self) -> bytes:
+        return self.value.to_bytes(4, "big")
+
+
+#: x-amz-checksum-<name> -> a fresh hasher.
+CHECKSUMS: dict[str, Callable[[], _Crc | hashlib._Hash]] = {
+    "crc32": lambda: _Crc(zlib.crc32),
+    "crc32c": lambda: _Crc(crc32c),
+    "sha1": lambda: hashlib.sha1(usedforsecurity=False),
+    "sha256": hashlib.sha256,
+}
+CHECKSUM_PREFIX = "x-amz-checksum-"
+
+
+def checksum_name(header: str) -> str:
+    """``x-amz-checksum-crc32`` -> ``crc32``; refuses an algorithm not offered."""
+    name = header.lower().removeprefix(CHECKSUM_PREFIX)
+    if not header.lower().startswith(CHECKSUM_PREFIX) or name not in CHECKSUMS:
+        offered = ", ".join(CHECKSUM_PREFIX + n for n in CHECKSUMS)
+        raise InvalidRequest(f"checksum {header!r} is not supported; supported: {offered}")
+    return name
+
+
+@dataclass
+class Checksum:
+    """One flexible checksum over a body: the algorithm, the value the client
+    declared (base64; empty until a trailer brings it) and the computed one."""
+
+    name: str
+    declared: str = ""
+    computed: str = ""
+
+    @property
+    def header(self) -> str:
+        return CHECKSUM_PREFIX + self.name
+
+
+async def checked(
+    body: AsyncIterator[bytes],
+    checksum: Checksum | None = None,
+    sha256_hex: str = "",
+) -> AsyncIterator[bytes]:
+    """``body``, checked at its end against a flexible checksum and/or the
+    SHA-256 the signature covers (``x-amz-content-sha256``). For a trailer
+    checksum, ``checksum.declared`` is filled by the decoder before the end."""
+    hasher = CHECKSUMS[checksum.name]() if checksum is not None else None
+    sha = hashlib.sha256() if sha256_hex else None
+    async for piece in body:
+        if hasher is not None:
+            hasher.update(piece)
+        if sha is not None:
+            sha.update(piece)
+        yield piece
+    if sha is not None and sha.hexdigest() != sha256_hex.lower():
+        raise XAmzContentSHA256Mismatch(
+            "the body's SHA-256 is not the x-amz-content-sha256 the request was signed with; "
+            "nothing was stored"
+        )
+    if checksum is not None and hasher is not None:
+        checksum.computed = base64.b64encode(hasher.digest()).decode()
+        if not checksum.declared:
+            raise InvalidRequest(f"the body ended without its {checksum.header} trailer")
+        if checksum.declared != checksum.computed:
+            raise XAmzContentSHA256Mismatch(
+                f"the body's {checksum.name.upper()} is {checksum.computed}, not the "
+                f"{checksum.declared} the request declared ({checksum.header}); nothing was stored"
+            )
+
+
+# -- aws-chunked -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChunkSigner:
+    """What checks each chunk's signature: the request's signing key, date,
+    scope and seed signature (the request's own)."""
+
+    key: bytes
+    amz_date: str
+    scope: str
+    seed: str
+
+
+async def _line(reader: Reader, what: str) -> bytes:
+    line = await reader.readline()
+    if not line.endswith(b"\n"):
+        raise IncompleteBody(f"the aws-chunked body ended inside {what}")
+    if len(line) > MAX_CHUNK_LINE:
+        raise InvalidArgument(f"an aws-chunked {what} line is longer than {MAX_CHUNK_LINE} bytes")
+    return line.rstrip(b"\r\n")
+
+
+async def aws_chunked(
+    reader: Reader,
+    signer: ChunkSigner | None = None,
+    trailer: Checksum | None = None,
+    trailer_signed: bool = False,
+) -> AsyncIterator[bytes]:
+    """The payload of an aws-chunked body (``Content-Encoding: aws-chunked``)::
+
+        <hex size>[;chunk-signature=<sig>]\\r\\n<data>\\r\\n ... 0[;chunk-signature=<sig>]\\r\\n
+        [<trailer name>:<value>\\r\\n ... [x-amz-trailer-signature:<sig>\\r\\n]]\\r\\n
+
+    With ``signer``, every chunk's signature is checked (chained from the
+    request's) before its data is passed on. ``trailer``: the checksum whose
+    value the trailer carries (set on it when read)."""
+    previous = signer.seed if signer is not None else ""
+    while True:
+        header = await _line(reader, "a chunk header")
+        size_hex, _, ext = header.partition(b";")
+        try:
+            size = int(size_hex, 16)
+        except ValueError:
+            raise InvalidArgument(
+                f"an aws-chunked chunk size is not hex: {size_hex[:20]!r}"
+            ) from None
+        if size < 0 or size > MAX_CHUNK_BYTES:
+            raise InvalidArgument(
+                f"an aws-chunked chunk of {size} bytes (at most {MAX_CHUNK_BYTES})"
+            )
+        data = await _read(reader, size) if size else b""
+        if signer is not None:
+            name, _, sig = ext.decode("latin-1").partition("=")
+            if name.strip() != "chunk-signature" or not sig:
+                raise SignatureDoesNotMatch("an aws-chunked chunk carries no chunk-signature")
+            want = sigv4.chunk_signature(
+                signer.key,
+                signer.amz_date,
+                signer.scope,
+                previous,
+                hashlib.sha256(data).hexdigest(),
+            )
+            if not sigv4.matches(want, sig.strip()):
+                raise SignatureDoesNotMatch(
+                    "an aws-chunked chunk's signature does not match its data; nothing was stored"
+                )
+            previous = want
+        if size == 0:
+            break
+        if await _read(reader, 2) != b"\r\n":
+            raise InvalidArgument("an aws-chunked chunk does not end with CRLF")
+        yield data
+    await _trailer(reader, signer, previous, trailer, trailer_signed)
+
+
+async def _read(reader: Reader, n: int) -> bytes:
+    try:
+        return await reader.readexactly(n)
+    except (asyncio.IncompleteReadError, EOFError):
+        raise IncompleteBody("the aws-chunked body ended inside a chunk") from None
+
+
+async def _trailer(
+    reader: Reader,
+    signer: ChunkSigner | None,
+    previous: str,
+    trailer: Checksum | None,
+    trailer_signed: bool,
+) -> None:
+    """The trailing headers after the last (empty) chunk, up to the empty line."""
+    lines: list[bytes] = []
+    total = 0
+    signature = ""
+    while True:
+        line = await reader.readline()
+        if not line:  # the body may end without the final empty line
+            break
+        total += len(line)
+        if total > MAX_TRAILER_BYTES:
+            raise InvalidArgument(f"the aws-chunked trailer is over {MAX_TRAILER_BYTES} bytes")
+        text = line.rstrip(b"\r\n")
+        if not text:
+            break
+        name, _, value = text.decode("latin-1").partition(":")
+        name = name.strip().lower()
+        if name == "x-amz-trailer-signature":
+            signature = value.strip()
+            continue
+        lines.append(text)
+        if trailer is not None and name == trailer.header:
+            trailer.declared = value.strip()
+    if trailer_signed and signer is not None:
+        if not signature:
+            raise SignatureDoesNotMatch(
+                "the aws-chunked trailer carries no x-amz-trailer-signature"
+            )
+        canonical = b"".join(line + b"\n" for line in lines)
+        want = sigv4.trailer_signature(
+            signer.key, signer.amz_date, signer.scope, previous, canonical
+        )
+        if not sigv4.matches(want, signature):
+            raise SignatureDoesNotMatch("the aws-chunked trailer's signature does not match")

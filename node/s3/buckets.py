@@ -1,0 +1,192 @@
+"""The S3 operations on the service and on buckets: create, head, delete,
+location, versioning, policy, encryption, replication, listings and DeleteObjects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from node.s3 import xml
+from node.s3.call import Base, Call, answer, empty
+from tristore import errors
+from tristore.errors import (
+    InvalidArgument,
+    TristoreError,
+)
+from tristore.model import VERSIONING_ENABLED, VERSIONING_SUSPENDED
+
+#: DeleteObjects deletes this many keys at once.
+DELETE_CONCURRENCY = 16
+
+
+class BucketHandlers(Base):
+    """One method per bucket-level S3 operation."""
+
+    async def list_buckets(self, call: Call) -> web.StreamResponse:
+        await self.guard.authorize(call.caller.user, "ListBuckets", "", "", "", call.context)
+        buckets = await self.coord.list_buckets()
+        shown = await self.guard.visible([b.name for b in buckets])
+        return answer(xml.list_buckets([b for b in buckets if b.name in shown], call.owner))
+
+    async def create_bucket(self, call: Call) -> web.StreamResponse:
+        await self.allow(call, "CreateBucket")
+        acl = call.headers.get("x-amz-acl", "private")
+        if acl != "private":
+            raise errors.NotImplemented(f"bucket ACLs are not supported (x-amz-acl: {acl})")
+        await self.small_body(call)  # a CreateBucketConfiguration: any region is this one
+        await self.coord.create_bucket(call.bucket)
+        return empty(headers={"Location": f"/{call.bucket}"})
+
+    async def head_bucket(self, call: Call) -> web.StreamResponse:
+        await self.allow(call, "HeadBucket")
+        await self.coord.head_bucket(call.bucket)
+        return empty(headers={"x-amz-bucket-region": self.region})
+
+    async def delete_bucket(self, call: Call) -> web.StreamResponse:
+        await self.allow(call, "DeleteBucket")
+        await self.coord.delete_bucket(call.bucket)
+        return empty(204)
+
+    async def get_bucket_location(self, call: Call) -> web.StreamResponse:
+        await self.allow(call, "GetBucketLocation")
+        await self.coord.head_bucket(call.bucket)
+        return answer(xml.location(self.region))
+
+    async def get_bucket_versioning(self, call: Call) -> web.StreamResponse:
+        await self.allow(call, "GetBucketVersioning")
+        info = await self.coord.head_bucket(call.bucket)
+        return answer(xml.versioning(info.versioning))
+
+    async def put_bucket_versioning(self, call: Call) -> web.StreamResponse:
+        await self.allow(call, "PutBucketVersioning")
+        status = xml.parse_versioning(await self.small_body(call))
+        if status not in (VERSIONING_ENABLED, VERSIONING_SUSPENDED):
+            raise errors.MalformedXML(
+                f"<Status> must be {VERSIONING_ENABLED} or {VERSIONING_SUSPENDED}, not {status!r}"
+            )
+        await self.coord.put_bucket_versioning(call.bucket, status)
+        return empty()
+
+    async def get_bucket_policy(self, call: Call) -> web.StreamResponse:
+        await self.allow(call, "GetBucketPolicy")
+        text = await self.coord.get_bucket_policy(call.bucket)
+        return web.Response(text=text, content_type="application/json")
+
+    async def put_bucket_policy(self, call: Call) -> web.StreamResponse:
+        await self.allow(call, "PutBucketPolicy")
+        text = (await self.small_body(call, 20 * 1024)).decode("utf-8", errors="replace")
+        await self.coord.put_bucket_policy(call.bucket, text)
+        return empty(204)
+
+    async def delete_bucket_policy(self, call: Call) -> web.StreamResponse:
+        await self.allow(call, "DeleteBucketPolicy")
+        await self.coord.delete_bucket_policy(call.bucket)
+        return empty(204)
+
+    async def get_bucket_encryption(self, call: Call) -> web.StreamResponse:
+        await self.allow(call, "GetBucketEncryption")
+        return answer(xml.encryption(await self.coord.get_bucket_encryption(call.bucket)))
+
+    async def put_bucket_encryption(self, call: Call) -> web.StreamResponse:
+        await self.allow(call, "PutBucketEncryption")
+        algorithm = xml.parse_encryption(await self.small_body(call))
+        await self.coord.put_bucket_encryption(call.bucket, algorithm)
+        return empty()
+
+    async def delete_bucket_encryption(self, call: Call) -> web.StreamResponse:
+        await self.allow(call, "DeleteBucketEncryption")
+        await self.coord.delete_bucket_encryption(call.bucket)
+        return empty(204)
+
+    async def get_bucket_replication(self, call: Call) -> web.StreamResponse:
+        await self.allow(call, "GetBucketReplication")
+        rules = await self.coord.get_bucket_replication(call.bucket)
+        if not rules:
+            raise errors.ReplicationConfigurationNotFoundError(
+                f"bucket {call.bucket!r} has no replication configuration"
+            )
+        return answer(xml.replication_config(rules))
+
+    async def put_bucket_replication(self, call: Call) -> web.StreamResponse:
+        await self.allow(call, "PutBucketReplication")
+        rules = xml.parse_replication(await self.small_body(call))
+        await self.coord.put_bucket_replication(call.bucket, rules)
+        return empty()
+
+    async def delete_bucket_replication(self, call: Call) -> web.StreamResponse:
+        await self.allow(call, "DeleteBucketReplication")
+        await self.coord.delete_bucket_replication(call.bucket)
+        return empty(204)
+
+    async def list_objects(self, call: Call) -> web.StreamResponse:
+        q = call.query
+        v2 = q.get("list-type") == "2"
+        prefix, delimiter = q.get("prefix", ""), q.get("delimiter", "")
+        enc = q.get("encoding-type", "")
+        if enc not in ("", "url"):
+            raise InvalidArgument(f"encoding-type must be url, not {enc!r}")
+        await self.allow(call, "ListObjects", prefix=prefix)
+        max_keys = call.int_param("max-keys", 1000)
+        if v2:
+            token = q.get("continuation-token", "")
+            if q.get("fetch-owner") == "true":
+                raise errors.NotImplemented("fetch-owner: listings do not carry object owners")
+            args = xml.ListArgs(
+                call.bucket, prefix, delimiter, max_keys, enc, token, q.get("start-after", "")
+            )
+            page = await self.coord.list_objects(
+                call.bucket, prefix, delimiter, max_keys, token or None, args.start_after
+            )
+            return answer(xml.list_objects_v2(page, args))
+        marker = q.get("marker", "")
+        args = xml.ListArgs(call.bucket, prefix, delimiter, max_keys, enc, marker=marker)
+        after = marker
+        if delimiter and marker.endswith(delimiter) and marker.startswith(prefix):
+            # A common prefix as the marker: skip every key under it.
+            after = marker + "\U0010ffff"
+        page = await self.coord.list_objects(call.bucket, prefix, delimiter, max_keys, None, after)
+        return answer(xml.list_objects_v1(page, args))
+
+    async def list_object_versions(self, call: Call) -> web.StreamResponse:
+        q = call.query
+        prefix, delimiter = q.get("prefix", ""), q.get("delimiter", "")
+        await self.allow(call, "ListObjectVersions", prefix=prefix)
+        max_keys = call.int_param("max-keys", 1000)
+        key_marker, vid_marker = q.get("key-marker", ""), q.get("version-id-marker", "")
+        page = await self.coord.list_object_versions(
+            call.bucket, prefix, delimiter, max_keys, key_marker, vid_marker
+        )
+        args = xml.ListArgs(call.bucket, prefix, delimiter, max_keys, q.get("encoding-type", ""))
+        return answer(xml.list_versions(page, args, key_marker, vid_marker))
+
+    async def list_multipart_uploads(self, call: Call) -> web.StreamResponse:
+        q = call.query
+        prefix = q.get("prefix", "")
+        await self.allow(call, "ListMultipartUploads", prefix=prefix)
+        if q.get("delimiter"):
+            raise errors.NotImplemented("ListMultipartUploads with a delimiter is not supported")
+        key_marker, id_marker = q.get("key-marker", ""), q.get("upload-id-marker", "")
+        max_up = call.int_param("max-uploads", 1000)
+        page = await self.multipart.list_uploads(call.bucket, prefix, key_marker, id_marker, max_up)
+        return answer(xml.list_uploads(page, call.bucket, prefix, key_marker, id_marker, max_up))
+
+    async def delete_objects(self, call: Call) -> web.StreamResponse:
+        """POST ?delete: each key authorized and deleted as its own DeleteObject."""
+        objects, quiet = xml.parse_delete(await self.small_body(call))
+        limit = asyncio.Semaphore(DELETE_CONCURRENCY)
+
+        async def one(key: str, version: str) -> xml.Deleted | xml.DeleteError:
+            async with limit:
+                try:
+                    await self.allow(call, "DeleteObject", key=key, version=version)
+                    r = await self.coord.delete_object(call.bucket, key, version)
+                except TristoreError as e:
+                    return xml.DeleteError(key, version, e.code, e.message)
+            if r.delete_marker:
+                return xml.Deleted(key, version, True, r.version_id)
+            return xml.Deleted(key, version or "")
+
+        results = await asyncio.gather(*(one(k, v) for k, v in objects))
+        return answer(xml.delete_result(results, quiet))

@@ -1,0 +1,22 @@
+"""Every S3 operation the HTTP API offers, one method each, grouped by what
+they act on (node/s3/buckets.py, objects.py, multipart.py): authorize
+(node/guard.py, as the gRPC door does), call the Coordinator (as
+node/servicer.py does), answer in S3's form.
+
+Nothing here decides anything about objects: consistency, versioning,
+replication and encryption are the Coordinator's, whichever door a request
+came in by.
+"""
+
+from __future__ import annotations
+
+from node.s3.buckets import BucketHandlers
+from node.s3.call import Call
+from node.s3.multipart import MultipartHandlers
+from node.s3.objects import ObjectHandlers
+
+__all__ = ["Call", "Handlers"]
+
+
+class Handlers(BucketHandlers, ObjectHandlers, MultipartHandlers):
+    """The handlers node/s3/server.py routes to (by method name)."""

@@ -1,0 +1,236 @@
+"""HTTP headers of the S3 API to and from the domain's dataclasses: a PUT's
+PutHeader, GET's conditions and range, an object's headers in an answer."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import email.header
+import email.utils
+from collections.abc import Mapping
+from urllib.parse import parse_qsl
+
+from node.objects import PutHeader
+from node.s3.auth import decode
+from tristore import errors, sse
+from tristore.errors import InvalidArgument, InvalidDigest, InvalidRequest
+from tristore.model import ByteRange, Conditions, ObjectInfo
+
+META_PREFIX = "x-amz-meta-"
+#: GET's response-* query parameters and the header each one sets.
+RESPONSE_OVERRIDES = {
+    "response-content-type": "Content-Type",
+    "response-content-language": "Content-Language",
+    "response-expires": "Expires",
+    "response-cache-control": "Cache-Control",
+    "response-content-disposition": "Content-Disposition",
+    "response-content-encoding": "Content-Encoding",
+}
+
+
+def http_date(t: dt.datetime) -> str:
+    """RFC 7231's date form (Last-Modified)."""
+    return email.utils.format_datetime(t.astimezone(dt.UTC), usegmt=True)
+
+
+def parse_http_date(value: str | None) -> dt.datetime | None:
+    """An HTTP date; None when absent or not a date (HTTP ignores such a header)."""
+    if not value:
+        return None
+    try:
+        t = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return t if t.tzinfo is not None else t.replace(tzinfo=dt.UTC)
+
+
+def md5_hex(content_md5: str | None) -> str:
+    """Content-MD5 (base64 of 16 bytes) as the hex digest the domain compares."""
+    if not content_md5:
+        return ""
+    try:
+        raw = base64.b64decode(content_md5, validate=True)
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) != 16:
+        raise InvalidDigest(f"the Content-MD5 you specified is not valid: {content_md5!r}")
+    return raw.hex()
+
+
+def _metadata(h: Mapping[str, str]) -> dict[str, str]:
+    out = {}
+    for name, value in h.items():
+        if name.startswith(META_PREFIX):
+            out[name[len(META_PREFIX) :]] = _decode_word(value)
+    return out
+
+
+def _decode_word(value: str) -> str:
+    """A metadata value that a client sent as an RFC 2047 encoded word."""
+    if value.startswith("=?") and value.endswith("?="):
+        try:
+            return str(email.header.make_header(email.header.decode_header(value)))
+        except (ValueError, LookupError, binascii.Error):
+            return value
+    return value
+
+
+def tags(value: str | None) -> dict[str, str]:
+    """x-amz-tagging: a URL-encoded query string of tags."""
+    if not value:
+        return {}
+    return dict(parse_qsl(value, keep_blank_values=True, strict_parsing=False))
+
+
+def customer_key(
+    h: Mapping[str, str], prefix: str = "x-amz-server-side-encryption"
+) -> sse.CustomerKey | None:
+    """SSE-C's three headers (``prefix``: of the copy source, for a copy)."""
+    algorithm = h.get(f"{prefix}-customer-algorithm", "")
+    key_b64 = h.get(f"{prefix}-customer-key", "")
+    try:
+        key = base64.b64decode(key_b64, validate=True) if key_b64 else b""
+    except (binascii.Error, ValueError):
+        raise InvalidArgument(f"{prefix}-customer-key is not base64") from None
+    return sse.customer_key(algorithm, key, h.get(f"{prefix}-customer-key-md5", ""))
+
+
+#: Standard headers S3 stores with an object that tristore does not store yet:
+#: refused on a write rather than dropped.
+UNSTORED = ("cache-control", "content-disposition", "content-language", "expires")
+
+
+#: Header prefixes of what tristore does not offer on a write (explicit ACL
+#: grants, object lock, website redirects): refused rather than ignored.
+UNOFFERED = ("x-amz-grant-", "x-amz-object-lock-", "x-amz-website-redirect-location")
+
+
+def _refuse_unstored(h: Mapping[str, str]) -> None:
+    named = [n for n in UNSTORED if n in h]
+    named += sorted(n for n in h if n.startswith(UNOFFERED))
+    encodings = [e.strip() for e in h.get("content-encoding", "").split(",") if e.strip()]
+    if any(e != "aws-chunked" for e in encodings):
+        named.append("content-encoding")
+    if named:
+        raise errors.NotImplemented(
+            f"storing {', '.join(named)} with an object is not supported yet; "
+            "leave the header out (GET's response-* parameters can set it on the way out)"
+        )
+
+
+def put_header(bucket: str, key: str, h: Mapping[str, str], size: int = -1) -> PutHeader:
+    """A PUT's (or CreateMultipartUpload's, or a copy's target) PutHeader."""
+    _refuse_unstored(h)
+    return PutHeader(
+        bucket,
+        key,
+        h.get("content-type", ""),
+        _metadata(h),
+        size,
+        md5_hex(h.get("content-md5")),
+        tags=tags(h.get("x-amz-tagging")),
+        acl=h.get("x-amz-acl", ""),
+        storage_class=h.get("x-amz-storage-class", ""),
+        sse=h.get("x-amz-server-side-encryption", ""),
+        if_none_match=h.get("if-none-match", ""),
+        if_match=h.get("if-match", ""),
+        sse_customer=customer_key(h),
+    )
+
+
+def conditions(h: Mapping[str, str], prefix: str = "") -> Conditions | None:
+    """GET/HEAD's preconditions (``prefix`` ``x-amz-copy-source-`` for a copy's source)."""
+    c = Conditions(
+        if_match=h.get(f"{prefix}if-match", ""),
+        if_none_match=h.get(f"{prefix}if-none-match", ""),
+        if_modified_since=parse_http_date(h.get(f"{prefix}if-modified-since")),
+        if_unmodified_since=parse_http_date(h.get(f"{prefix}if-unmodified-since")),
+    )
+    return c if c != Conditions() else None
+
+
+def byte_range(value: str | None) -> ByteRange | None:
+    """A Range header: ``bytes=A-B``, ``bytes=A-``, ``bytes=-N``. A header that
+    is not one single byte range is ignored, as S3 does (the whole object)."""
+    if not value:
+        return None
+    unit, _, spec = value.strip().partition("=")
+    if unit.strip().lower() != "bytes" or "," in spec:
+        return None
+    first, dash, last = spec.strip().partition("-")
+    if not dash:
+        return None
+    try:
+        if not first:
+            n = int(last)
+            return ByteRange(-n) if n > 0 else None
+        start = int(first)
+        end = int(last) if last else -1
+    except ValueError:
+        return None
+    if start < 0 or (end >= 0 and end < start):
+        return None
+    return ByteRange(start, end)
+
+
+def _header_value(v: str) -> str:
+    """A value for an HTTP header: non-ASCII text as an RFC 2047 encoded word (S3's way)."""
+    if v.isascii() and "\n" not in v and "\r" not in v:
+        return v
+    return "=?UTF-8?B?" + base64.b64encode(v.encode()).decode() + "?="
+
+
+def object_headers(info: ObjectInfo) -> dict[str, str]:
+    """What GET and HEAD answer about an object (besides length and range)."""
+    out = {
+        "ETag": f'"{info.etag}"',
+        "Last-Modified": http_date(info.last_modified),
+        "Content-Type": info.content_type or "binary/octet-stream",
+        "Accept-Ranges": "bytes",
+    }
+    if info.version_id:
+        out["x-amz-version-id"] = info.version_id
+    for k, v in info.metadata.items():
+        out[META_PREFIX + k] = _header_value(v)
+    if info.sse:
+        out["x-amz-server-side-encryption"] = info.sse
+    if info.sse_customer_algorithm:
+        out["x-amz-server-side-encryption-customer-algorithm"] = info.sse_customer_algorithm
+        out["x-amz-server-side-encryption-customer-key-MD5"] = info.sse_customer_key_md5
+    if info.storage_class and info.storage_class != "STANDARD":
+        out["x-amz-storage-class"] = info.storage_class
+    if info.tag_count:
+        out["x-amz-tagging-count"] = str(info.tag_count)
+    if info.replication_status:
+        out["x-amz-replication-status"] = info.replication_status
+    return out
+
+
+def put_answer(info: ObjectInfo) -> dict[str, str]:
+    """What PUT (and Complete) answer: the ETag, version and encryption."""
+    out = {"ETag": f'"{info.etag}"'}
+    if info.version_id:
+        out["x-amz-version-id"] = info.version_id
+    if info.sse:
+        out["x-amz-server-side-encryption"] = info.sse
+    if info.sse_customer_algorithm:
+        out["x-amz-server-side-encryption-customer-algorithm"] = info.sse_customer_algorithm
+        out["x-amz-server-side-encryption-customer-key-MD5"] = info.sse_customer_key_md5
+    return out
+
+
+def copy_source(value: str) -> tuple[str, str, str]:
+    """x-amz-copy-source: ``[/]bucket/key[?versionId=V]``, URL-encoded."""
+    path, _, query = value.partition("?")
+    path = decode(path, "x-amz-copy-source").lstrip("/")
+    bucket, _, key = path.partition("/")
+    if not bucket or not key:
+        raise InvalidArgument(f"x-amz-copy-source {value!r} is not BUCKET/KEY")
+    version = ""
+    for name, v in parse_qsl(query, keep_blank_values=True):
+        if name == "versionId":
+            version = v
+        else:
+            raise InvalidRequest(f"x-amz-copy-source takes only versionId, not {name!r}")
+    return bucket, key, version

@@ -1,0 +1,120 @@
+"""The S3 multipart upload operations: create, upload part (and part copy),
+complete, abort, list parts.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from node.s3 import headers as hdr
+from node.s3 import xml
+from node.s3.call import Base, Call, answer, empty
+from tristore import errors
+from tristore.errors import (
+    InvalidArgument,
+)
+
+
+class MultipartHandlers(Base):
+    """One method per multipart S3 operation."""
+
+    async def create_multipart_upload(self, call: Call) -> web.StreamResponse:
+        await self.allow(call, "CreateMultipartUpload")
+        u = await self.multipart.create(hdr.put_header(call.bucket, call.key, call.headers))
+        return answer(xml.initiate_multipart(u))
+
+    async def upload_part(self, call: Call) -> web.StreamResponse:
+        await self.allow(call, "UploadPart")
+        if "x-amz-copy-source" in call.headers:
+            return await self.upload_part_copy(call)
+        number = call.int_param("partNumber", 0)
+        stream, size, checksum = self.body(call)
+        part = await self.multipart.upload_part(
+            call.bucket,
+            call.key,
+            call.query["uploadId"],
+            number,
+            stream,
+            size,
+            hdr.md5_hex(call.headers.get("content-md5")),
+            hdr.customer_key(call.headers),
+        )
+        out = {"ETag": f'"{part.etag}"'}
+        if checksum is not None:
+            out[checksum.header] = checksum.computed
+        return empty(headers=out)
+
+    async def upload_part_copy(self, call: Call) -> web.StreamResponse:
+        """UploadPart with x-amz-copy-source: a GetObject of the source (or of
+        x-amz-copy-source-range of it) streamed into an UploadPart."""
+        h = call.headers
+        src_bucket, src_key, src_version = hdr.copy_source(h["x-amz-copy-source"])
+        await self.guard.authorize(
+            call.caller.user, "GetObject", src_bucket, src_key, src_version, call.context
+        )
+        rng = None
+        if "x-amz-copy-source-range" in h:
+            rng = hdr.byte_range(h["x-amz-copy-source-range"])
+            if rng is None or rng.start < 0 or rng.end < 0:
+                raise InvalidArgument(
+                    "x-amz-copy-source-range must be bytes=FIRST-LAST, "
+                    f"not {h['x-amz-copy-source-range']!r}"
+                )
+        try:
+            result = await self.coord.get_object(
+                src_bucket,
+                src_key,
+                rng,
+                src_version,
+                hdr.conditions(h, "x-amz-copy-source-"),
+                hdr.customer_key(h, "x-amz-copy-source-server-side-encryption"),
+            )
+        except errors.NotModified as e:  # a copy source answers every failed condition so
+            raise errors.PreconditionFailed(e.message) from None
+        try:
+            part = await self.multipart.upload_part(
+                call.bucket,
+                call.key,
+                call.query["uploadId"],
+                call.int_param("partNumber", 0),
+                result.body,
+                result.last - result.first + 1 if result.info.size else 0,
+                "",
+                hdr.customer_key(h),
+            )
+        finally:
+            aclose = getattr(result.body, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        vid = result.info.version_id
+        out = {"x-amz-copy-source-version-id": vid} if vid else {}
+        return answer(xml.copy_result(part.etag, part.last_modified, part=True), headers=out)
+
+    async def complete_multipart_upload(self, call: Call) -> web.StreamResponse:
+        await self.allow(call, "CompleteMultipartUpload")
+        parts = xml.parse_complete(await self.small_body(call))
+        info = await self.multipart.complete(
+            call.bucket,
+            call.key,
+            call.query["uploadId"],
+            parts,
+            hdr.customer_key(call.headers),
+        )
+        url = f"{call.request.scheme}://{call.request.host}/{call.bucket}/{call.key}"
+        out = hdr.put_answer(info)
+        out.pop("ETag")
+        return answer(xml.complete_multipart(info, url), headers=out)
+
+    async def abort_multipart_upload(self, call: Call) -> web.StreamResponse:
+        await self.allow(call, "AbortMultipartUpload")
+        await self.multipart.abort(call.bucket, call.key, call.query["uploadId"])
+        return empty(204)
+
+    async def list_parts(self, call: Call) -> web.StreamResponse:
+        await self.allow(call, "ListParts")
+        marker = call.int_param("part-number-marker", 0)
+        max_parts = call.int_param("max-parts", 1000)
+        upload_id = call.query["uploadId"]
+        page = await self.multipart.list_parts(call.bucket, call.key, upload_id, marker, max_parts)
+        doc = xml.list_parts(page, call.bucket, call.key, upload_id, marker, max_parts)
+        return answer(doc)

@@ -1,0 +1,167 @@
+"""The S3 operations on objects: PUT (and copy), GET, HEAD, DELETE, tagging, ACLs."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from node.metrics import S3_BYTES
+from node.s3 import headers as hdr
+from node.s3 import xml
+from node.s3.call import Base, Call, answer, empty, version_header
+from tristore import errors
+from tristore.errors import (
+    InvalidArgument,
+)
+from tristore.model import Conditions, CopySource
+
+
+class ObjectHandlers(Base):
+    """One method per object-level S3 operation."""
+
+    async def put_object(self, call: Call) -> web.StreamResponse:
+        if "x-amz-copy-source" in call.headers:
+            return await self.copy_object(call)
+        await self.allow(call, "PutObject")
+        stream, size, checksum = self.body(call)
+        header = hdr.put_header(call.bucket, call.key, call.headers, size)
+        info = await self.coord.put_object(header, stream)
+        out = hdr.put_answer(info)
+        if checksum is not None:
+            out[checksum.header] = checksum.computed
+        return empty(headers=out)
+
+    async def copy_object(self, call: Call) -> web.StreamResponse:
+        h = call.headers
+        src = hdr.copy_source(h["x-amz-copy-source"])
+        await self.allow(call, "CopyObject", source=src)
+        directive = h.get("x-amz-metadata-directive", "COPY").upper()
+        tagging = h.get("x-amz-tagging-directive", "COPY").upper()
+        for name, value in (("metadata", directive), ("tagging", tagging)):
+            if value not in ("COPY", "REPLACE"):
+                raise InvalidArgument(f"x-amz-{name}-directive must be COPY or REPLACE")
+        source = CopySource(*src, hdr.conditions(h, "x-amz-copy-source-") or Conditions())
+        dest = hdr.put_header(call.bucket, call.key, h)
+        result = await self.coord.copy_object(
+            source,
+            dest,
+            directive,
+            tagging,
+            hdr.customer_key(h, "x-amz-copy-source-server-side-encryption"),
+        )
+        out = {}
+        if result.info.version_id:
+            out["x-amz-version-id"] = result.info.version_id
+        if result.source_version_id:
+            out["x-amz-copy-source-version-id"] = result.source_version_id
+        if result.info.sse:
+            out["x-amz-server-side-encryption"] = result.info.sse
+        return answer(xml.copy_result(result.info.etag, result.info.last_modified), headers=out)
+
+    async def get_object(self, call: Call) -> web.StreamResponse:
+        q = call.query
+        version = q.get("versionId", "")
+        await self.allow(call, "GetObject", version=version)
+        if "partNumber" in q:
+            raise errors.NotImplemented("GetObject by partNumber is not supported")
+        h = call.headers
+        rng = hdr.byte_range(h.get("range"))
+        try:
+            result = await self.coord.get_object(
+                call.bucket, call.key, rng, version, hdr.conditions(h), hdr.customer_key(h)
+            )
+        except errors.NotModified:
+            return await self._not_modified(call, version)
+        out = hdr.object_headers(result.info)
+        for param, name in hdr.RESPONSE_OVERRIDES.items():
+            if param in q:
+                out[name] = q[param]
+        length = result.last - result.first + 1 if result.info.size else 0
+        status = 200
+        if rng is not None and result.info.size:
+            status = 206
+            out["Content-Range"] = f"bytes {result.first}-{result.last}/{result.info.size}"
+        resp = web.StreamResponse(status=status, headers=out)
+        resp.content_length = length
+        try:
+            await resp.prepare(call.request)
+            call.prepared = True
+            async for piece in result.body:
+                S3_BYTES.labels("sent").inc(len(piece))
+                await resp.write(piece)
+            await resp.write_eof()
+        finally:
+            aclose = getattr(result.body, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        return resp
+
+    async def head_object(self, call: Call) -> web.StreamResponse:
+        version = call.query.get("versionId", "")
+        await self.allow(call, "HeadObject", version=version)
+        h = call.headers
+        try:
+            info = await self.coord.head_object(
+                call.bucket, call.key, version, hdr.conditions(h), hdr.customer_key(h)
+            )
+        except errors.NotModified:
+            return await self._not_modified(call, version)
+        resp = web.StreamResponse(headers=hdr.object_headers(info))
+        resp.content_length = info.size
+        await resp.prepare(call.request)
+        call.prepared = True
+        await resp.write_eof()
+        return resp
+
+    async def _not_modified(self, call: Call, version: str) -> web.StreamResponse:
+        """304, with the ETag and Last-Modified a cache revalidates by (as S3's)."""
+        info = await self.coord.head_object(
+            call.bucket, call.key, version, None, hdr.customer_key(call.headers)
+        )
+        out = hdr.object_headers(info)
+        keep = ("ETag", "Last-Modified", "x-amz-version-id")
+        return empty(304, {k: v for k, v in out.items() if k in keep})
+
+    async def delete_object(self, call: Call) -> web.StreamResponse:
+        version = call.query.get("versionId", "")
+        await self.allow(call, "DeleteObject", version=version)
+        r = await self.coord.delete_object(call.bucket, call.key, version)
+        out = {}
+        if r.version_id:
+            out["x-amz-version-id"] = r.version_id
+        if r.delete_marker:
+            out["x-amz-delete-marker"] = "true"
+        return empty(204, out)
+
+    async def get_object_tagging(self, call: Call) -> web.StreamResponse:
+        version = call.query.get("versionId", "")
+        await self.allow(call, "GetObjectTagging", version=version)
+        t = await self.coord.get_object_tagging(call.bucket, call.key, version)
+        return answer(xml.tagging(t.tags), headers=version_header(t.version_id))
+
+    async def put_object_tagging(self, call: Call) -> web.StreamResponse:
+        version = call.query.get("versionId", "")
+        await self.allow(call, "PutObjectTagging", version=version)
+        tags = xml.parse_tagging(await self.small_body(call))
+        t = await self.coord.put_object_tagging(call.bucket, call.key, version, tags)
+        return empty(headers=version_header(t.version_id))
+
+    async def delete_object_tagging(self, call: Call) -> web.StreamResponse:
+        version = call.query.get("versionId", "")
+        await self.allow(call, "DeleteObjectTagging", version=version)
+        t = await self.coord.put_object_tagging(call.bucket, call.key, version, {})
+        return empty(204, version_header(t.version_id))
+
+    async def get_object_acl(self, call: Call) -> web.StreamResponse:
+        version = call.query.get("versionId", "")
+        await self.allow(call, "GetObjectAcl", version=version)
+        a = await self.coord.get_object_acl(call.bucket, call.key, version)
+        return answer(xml.acl(a.owner, a.acl), headers=version_header(a.version_id))
+
+    async def put_object_acl(self, call: Call) -> web.StreamResponse:
+        version = call.query.get("versionId", "")
+        await self.allow(call, "PutObjectAcl", version=version)
+        canned = call.headers.get("x-amz-acl")
+        if canned is None:
+            raise errors.NotImplemented("only canned ACLs (the x-amz-acl header) are supported")
+        a = await self.coord.put_object_acl(call.bucket, call.key, version, canned)
+        return empty(headers=version_header(a.version_id))

@@ -1,0 +1,337 @@
+"""The S3 HTTP endpoint of a node: an aiohttp server on the node's own event
+loop, started and stopped with the node (node/server.py), HTTPS with the
+node's certificate unless the cluster is ``[tls] insecure``.
+
+A request goes: address (path style: ``/BUCKET/KEY``) → authentication
+(node/s3/auth.py) → the operation its method, target and sub-resource name
+(:data:`ROUTES`) → the handler (node/s3/handlers.py), which authorizes and
+calls the Coordinator. Every error is S3's XML with S3's status
+(tristore.errors.HTTP_STATUS); an operation not offered is NotImplemented.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import ssl
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import unquote
+
+from aiohttp import web
+from aiohttp.web_urldispatcher import _default_expect_handler
+
+from node.coordinator import Coordinator
+from node.guard import Guard, count_refused, enter
+from node.metrics import S3_REQUESTS, S3_SECONDS
+from node.s3 import xml
+from node.s3.auth import Caller, authenticate, decode, lower_headers, query_pairs
+from node.s3.handlers import Call, Handlers
+from tristore import errors, sigv4, tls
+from tristore.config import ClusterConfig, NodeSpec
+from tristore.errors import TristoreError
+from tristore.server import CALLER
+
+log = logging.getLogger(__name__)
+
+SERVICE, BUCKET, OBJECT = "service", "bucket", "object"
+#: What a request carries between the Expect check and its handler.
+REQUEST_ID = "s3_request_id"
+STARTED = "s3_started"
+OPERATION = "s3_operation"
+CALL = "s3_call"
+#: Errors counted as refused requests (tristore_node_auth_refused_total), as
+#: the gRPC door counts them.
+_REFUSALS = (
+    errors.AccessDenied,
+    errors.SignatureDoesNotMatch,
+    errors.InvalidAccessKeyId,
+    errors.RequestTimeTooSkewed,
+)
+#: How often the HTTPS endpoint looks whether its certificate files were renewed.
+CERT_CHECK_S = 5.0
+#: Query parameters that name a sub-resource (an operation other than the plain one).
+SUBRESOURCES = frozenset(
+    {
+        "accelerate", "acl", "analytics", "attributes", "cors", "delete", "encryption",
+        "intelligent-tiering", "inventory", "legal-hold", "lifecycle", "location", "logging",
+        "metrics", "notification", "object-lock", "ownershipControls", "policy",
+        "policyStatus", "publicAccessBlock", "replication", "requestPayment", "restore",
+        "retention", "select", "tagging", "torrent", "uploadId", "uploads", "versioning",
+        "versions", "website",
+    }
+)  # fmt: skip
+
+#: (method, target, sub-resource) -> (S3 operation, Handlers method name).
+ROUTES: dict[tuple[str, str, str], tuple[str, str]] = {
+    ("GET", SERVICE, ""): ("ListBuckets", "list_buckets"),
+    ("PUT", BUCKET, ""): ("CreateBucket", "create_bucket"),
+    ("HEAD", BUCKET, ""): ("HeadBucket", "head_bucket"),
+    ("DELETE", BUCKET, ""): ("DeleteBucket", "delete_bucket"),
+    ("GET", BUCKET, ""): ("ListObjects", "list_objects"),
+    ("GET", BUCKET, "location"): ("GetBucketLocation", "get_bucket_location"),
+    ("GET", BUCKET, "versioning"): ("GetBucketVersioning", "get_bucket_versioning"),
+    ("PUT", BUCKET, "versioning"): ("PutBucketVersioning", "put_bucket_versioning"),
+    ("GET", BUCKET, "versions"): ("ListObjectVersions", "list_object_versions"),
+    ("GET", BUCKET, "uploads"): ("ListMultipartUploads", "list_multipart_uploads"),
+    ("POST", BUCKET, "delete"): ("DeleteObjects", "delete_objects"),
+    ("GET", BUCKET, "policy"): ("GetBucketPolicy", "get_bucket_policy"),
+    ("PUT", BUCKET, "policy"): ("PutBucketPolicy", "put_bucket_policy"),
+    ("DELETE", BUCKET, "policy"): ("DeleteBucketPolicy", "delete_bucket_policy"),
+    ("GET", BUCKET, "encryption"): ("GetBucketEncryption", "get_bucket_encryption"),
+    ("PUT", BUCKET, "encryption"): ("PutBucketEncryption", "put_bucket_encryption"),
+    ("DELETE", BUCKET, "encryption"): ("DeleteBucketEncryption", "delete_bucket_encryption"),
+    ("GET", BUCKET, "replication"): ("GetBucketReplication", "get_bucket_replication"),
+    ("PUT", BUCKET, "replication"): ("PutBucketReplication", "put_bucket_replication"),
+    ("DELETE", BUCKET, "replication"): ("DeleteBucketReplication", "delete_bucket_replication"),
+    ("PUT", OBJECT, ""): ("PutObject", "put_object"),
+    ("GET", OBJECT, ""): ("GetObject", "get_object"),
+    ("HEAD", OBJECT, ""): ("HeadObject", "head_object"),
+    ("DELETE", OBJECT, ""): ("DeleteObject", "delete_object"),
+    ("GET", OBJECT, "tagging"): ("GetObjectTagging", "get_object_tagging"),
+    ("PUT", OBJECT, "tagging"): ("PutObjectTagging", "put_object_tagging"),
+    ("DELETE", OBJECT, "tagging"): ("DeleteObjectTagging", "delete_object_tagging"),
+    ("GET", OBJECT, "acl"): ("GetObjectAcl", "get_object_acl"),
+    ("PUT", OBJECT, "acl"): ("PutObjectAcl", "put_object_acl"),
+    ("POST", OBJECT, "uploads"): ("CreateMultipartUpload", "create_multipart_upload"),
+    ("PUT", OBJECT, "uploadId"): ("UploadPart", "upload_part"),
+    ("POST", OBJECT, "uploadId"): ("CompleteMultipartUpload", "complete_multipart_upload"),
+    ("DELETE", OBJECT, "uploadId"): ("AbortMultipartUpload", "abort_multipart_upload"),
+    ("GET", OBJECT, "uploadId"): ("ListParts", "list_parts"),
+}
+
+
+def route(method: str, bucket: str, key: str, query: dict[str, str]) -> tuple[str, str]:
+    """The (operation, handler name) of a request; NotImplemented when none."""
+    target = OBJECT if key else BUCKET if bucket else SERVICE
+    subs = sorted(n for n in query if n in SUBRESOURCES)
+    sub = subs[0] if subs else ""
+    if "uploadId" in subs:
+        sub = "uploadId"  # ?uploadId beside ?partNumber, never with another
+    found = ROUTES.get((method, target, sub))
+    if found is None:
+        what = f"{method} on a {target}" + (f" with ?{sub}" if sub else "")
+        raise errors.NotImplemented(f"{what} is not supported by this S3 endpoint")
+    return found
+
+
+def split_path(raw_path: str, host: str = "", domain: str = "") -> tuple[str, str]:
+    """The (bucket, key) a request addresses: virtual-host style when its Host
+    is ``BUCKET.<domain>`` (the whole path is the key), else path style
+    (``/BUCKET/KEY``). ``raw_path`` as sent (encoded)."""
+    path = decode(raw_path, "the request path")
+    if domain:
+        name = host.rpartition(":")[0] if host.count(":") == 1 else host
+        name = name.rstrip(".").lower()
+        suffix = "." + domain.lower()
+        if name.endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)], path[1:] if path.startswith("/") else path
+    bucket, _, key = path.lstrip("/").partition("/")
+    return bucket, key
+
+
+async def _stamp(request: web.Request, response: web.StreamResponse) -> None:
+    """Every answer names its request (x-amz-request-id), streamed ones too,
+    and the server without its library's version."""
+    response.headers["x-amz-request-id"] = request.get(REQUEST_ID, "")
+    response.headers["Server"] = "tristore"
+
+
+def _error(err: TristoreError, resource: str, request_id: str, head: bool) -> web.Response:
+    status = errors.http_status(err)
+    if head or status == 304:  # HEAD and Not Modified carry no body, as S3's
+        return web.Response(status=status)
+    body = xml.error(err.code, err.message, resource, request_id)
+    return web.Response(status=status, body=body, content_type=xml.CONTENT_TYPE)
+
+
+class S3Server:
+    """The S3 HTTP endpoint of one node."""
+
+    def __init__(self, cfg: ClusterConfig, me: NodeSpec, coord: Coordinator, guard: Guard) -> None:
+        self.cfg = cfg
+        self.me = me
+        self.guard = guard
+        self.region = sigv4.DEFAULT_REGION
+        self.handlers = Handlers(coord, guard, self.region)
+        self._bound: dict[str, Callable[[Call], Any]] = {
+            name: getattr(self.handlers, name) for _, name in ROUTES.values()
+        }
+        self._runner: web.AppRunner | None = None
+        self.secure = not cfg.tls.insecure
+        self.domain = cfg.node.s3_domain.strip(".")
+        self._certs: tls.Reloader | None = None
+        self._served = 0
+        self._watcher: asyncio.Task[None] | None = None
+        self._stopping: asyncio.Task[None] | None = None
+        #: How long requests in flight get when the node stops (gRPC's grace too).
+        self.grace_s = 5.0
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=xml.MAX_REQUEST_XML)
+        app.router.add_route("*", "/{tail:.*}", self.handle, expect_handler=self.expect)
+        app.on_response_prepare.append(_stamp)
+        return app
+
+    def _ssl(self) -> ssl.SSLContext | None:
+        if not self.secure:
+            return None
+        files = self.cfg.tls_files(self.me.name)
+        self._certs = tls.Reloader(files)
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(str(files.cert), str(files.key))
+        self._served = self._certs.generation
+        return ctx
+
+    async def _watch_certs(self, ctx: ssl.SSLContext) -> None:
+        """Serve a renewed certificate (the node's files replaced, or SIGHUP
+        for gRPC) from the next handshake on, as the gRPC ports do: the files
+        are looked at every :data:`CERT_CHECK_S` seconds."""
+        assert self._certs is not None
+        files = self._certs.files
+        while True:
+            await asyncio.sleep(CERT_CHECK_S)
+            await asyncio.to_thread(self._certs.refresh)
+            if self._certs.generation != self._served:
+                try:
+                    ctx.load_cert_chain(str(files.cert), str(files.key))
+                except (OSError, ssl.SSLError) as exc:
+                    log.warning("S3 endpoint: the new certificate cannot be loaded: %s", exc)
+                    continue
+                self._served = self._certs.generation
+                log.info("S3 endpoint: serving certificate serial %x", self._certs.serial)
+
+    async def start(self) -> None:
+        if not self.me.s3:
+            return
+        host, _, port = self.me.s3.rpartition(":")
+        self._runner = web.AppRunner(
+            self.app(), access_log=None, handle_signals=False, shutdown_timeout=self.grace_s
+        )
+        await self._runner.setup()
+        ctx = self._ssl()
+        site = web.TCPSite(self._runner, host or "127.0.0.1", int(port), ssl_context=ctx)
+        await site.start()
+        if ctx is not None:
+            self._watcher = asyncio.create_task(self._watch_certs(ctx))
+        log.info(
+            "S3 HTTP API on %s://%s (%s)",
+            "https" if self.secure else "http",
+            self.me.s3,
+            f"path style, and virtual-host style under {self.domain}"
+            if self.domain
+            else "path-style addressing",
+        )
+
+    async def stop(self) -> None:
+        """Stop listening, give requests in flight ``grace_s`` to finish, close.
+        Idempotent: the node calls it when it starts stopping (beside gRPC's
+        own grace period) and again in its on_stop."""
+        if self._stopping is None:
+            self._stopping = asyncio.create_task(self._stop())
+        await asyncio.shield(self._stopping)
+
+    async def _stop(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+            self._watcher = None
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def _call(self, request: web.Request) -> tuple[str, str, Call]:
+        """Address, route and authenticate a request: (operation, handler
+        name, the call). Once a request (the Expect: 100-continue check made
+        it before the body was sent)."""
+        made = request.get(CALL)
+        if made is not None:
+            enter(made[2].caller.user)
+            return made
+        raw_path = request.rel_url.raw_path
+        bucket, key = split_path(raw_path, request.host, self.domain)
+        pairs = query_pairs(request.rel_url.raw_query_string)
+        query = dict(reversed(pairs))
+        headers = lower_headers(list(request.headers.items()))
+        operation, name = route(request.method, bucket, key, query)
+        request[OPERATION] = operation
+        caller = await self._authenticate(request, raw_path, pairs, headers)
+        ctx = {
+            "aws:SourceIp": request.remote or "",
+            "aws:SecureTransport": str(self.secure).lower(),
+        }
+        call = Call(request, request[REQUEST_ID], bucket, key, query, headers, caller, ctx)
+        request[CALL] = made = (operation, name, call)
+        return made
+
+    async def expect(self, request: web.Request) -> web.StreamResponse | None:
+        """``Expect: 100-continue``: authenticate before asking for the body,
+        so a wrongly signed upload is refused before it is sent."""
+        request[REQUEST_ID] = os.urandom(8).hex().upper()
+        request[STARTED] = time.monotonic()
+        try:
+            await self._call(request)
+        except TristoreError as e:
+            return self._answer(request, self._refusal(request, e))
+        await _default_expect_handler(request)  # aiohttp's own: 100 Continue
+        return None
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        if REQUEST_ID not in request:
+            request[REQUEST_ID] = os.urandom(8).hex().upper()
+            request[STARTED] = time.monotonic()
+        call: Call | None = None
+        try:
+            _, name, call = await self._call(request)
+            resp = await self._bound[name](call)
+        except TristoreError as e:
+            if call is not None and call.prepared:
+                return self._broken(request, e)
+            resp = self._refusal(request, e)
+        except Exception as e:  # answered as S3's InternalError
+            if call is not None and call.prepared:
+                return self._broken(request, e)
+            log.exception("S3 %s failed", request.get(OPERATION, "Unknown"))
+            resp = self._refusal(request, errors.InternalError(f"{type(e).__name__}: {e}"))
+        return self._answer(request, resp)
+
+    def _refusal(self, request: web.Request, e: TristoreError) -> web.Response:
+        if isinstance(e, _REFUSALS):
+            count_refused(e)
+        resource = unquote(request.rel_url.raw_path)
+        return _error(e, resource, request[REQUEST_ID], request.method == "HEAD")
+
+    def _answer(self, request: web.Request, resp: web.StreamResponse) -> web.StreamResponse:
+        operation = request.get(OPERATION, "Unknown")
+        S3_REQUESTS.labels(operation, str(resp.status)).inc()
+        S3_SECONDS.labels(operation).observe(time.monotonic() - request[STARTED])
+        return resp
+
+    async def _authenticate(
+        self,
+        request: web.Request,
+        raw_path: str,
+        pairs: list[tuple[str, str]],
+        headers: dict[str, str],
+    ) -> Caller:
+        if not self.guard.enabled:
+            CALLER.set("root")
+            return Caller(None, headers.get("x-amz-content-sha256", ""))
+        path = decode(raw_path, "the request path")
+        caller = await authenticate(self.guard, request.method, path, pairs, headers)
+        enter(caller.user)
+        return caller
+
+    def _broken(self, request: web.Request, exc: BaseException) -> web.StreamResponse:
+        """An error after a streamed answer's headers went out: nothing is left
+        to say it with but cutting the connection (the client sees a short body)."""
+        operation = request.get(OPERATION, "Unknown")
+        log.warning("S3 %s failed while streaming: %s", operation, exc)
+        S3_REQUESTS.labels(operation, "aborted").inc()
+        if request.transport is not None:
+            request.transport.close()
+        raise ConnectionResetError(f"S3 {operation} failed while streaming")

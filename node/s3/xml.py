@@ -1,0 +1,609 @@
+"""S3's XML, both ways: the documents the S3 HTTP API answers with (as S3
+writes them: the 2006-03-01 namespace, quoted ETags, ISO 8601 times with
+milliseconds) and the few it reads (DeleteObjects, CompleteMultipartUpload,
+versioning and tagging configurations).
+
+Pure functions of domain dataclasses (tristore.model), so that they are tested
+without a server.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from urllib.parse import quote
+from xml.etree import ElementTree as ET
+
+from tristore import errors, replication
+from tristore.errors import MalformedXML
+from tristore.model import (
+    BucketInfo,
+    ListPage,
+    MultipartUpload,
+    ObjectInfo,
+    PartPage,
+    UploadPage,
+    VersionPage,
+)
+
+NS = "http://s3.amazonaws.com/doc/2006-03-01/"
+CONTENT_TYPE = "application/xml"
+_DECL = b'<?xml version="1.0" encoding="UTF-8"?>\n'
+#: A request document larger than this is refused (DeleteObjects of 1,000 long keys fits).
+MAX_REQUEST_XML = 2 * 1024 * 1024
+
+
+def iso(t: dt.datetime) -> str:
+    """S3's timestamp form: ``2009-10-12T17:50:30.000Z``."""
+    t = t.astimezone(dt.UTC)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+
+
+def quote_etag(etag: str) -> str:
+    return etag if etag.startswith('"') else f'"{etag}"'
+
+
+def _doc(root: ET.Element) -> bytes:
+    return _DECL + ET.tostring(root, encoding="utf-8", xml_declaration=False)
+
+
+def _root(tag: str) -> ET.Element:
+    return ET.Element(tag, xmlns=NS)
+
+
+def _add(parent: ET.Element, tag: str, text: object = None) -> ET.Element:
+    el = ET.SubElement(parent, tag)
+    if text is not None:
+        el.text = text if isinstance(text, str) else _text(text)
+    return el
+
+
+def _text(v: object) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, dt.datetime):
+        return iso(v)
+    return str(v)
+
+
+def _owner(parent: ET.Element, owner: str, tag: str = "Owner") -> None:
+    el = _add(parent, tag)
+    _add(el, "ID", owner)
+    _add(el, "DisplayName", owner)
+
+
+class Encoder:
+    """Keys and prefixes as the listing asked for them: as they are, or
+    URL-encoded (``encoding-type=url``; spaces as %20, ``/`` kept)."""
+
+    def __init__(self, encoding_type: str) -> None:
+        self.url = encoding_type == "url"
+
+    def __call__(self, s: str) -> str:
+        return quote(s, safe="/") if self.url else s
+
+
+def error(code: str, message: str, resource: str, request_id: str) -> bytes:
+    root = ET.Element("Error")
+    _add(root, "Code", code)
+    _add(root, "Message", message)
+    _add(root, "Resource", resource)
+    _add(root, "RequestId", request_id)
+    return _doc(root)
+
+
+def list_buckets(buckets: Sequence[BucketInfo], owner: str) -> bytes:
+    root = _root("ListAllMyBucketsResult")
+    _owner(root, owner)
+    el = _add(root, "Buckets")
+    for b in buckets:
+        one = _add(el, "Bucket")
+        _add(one, "Name", b.name)
+        _add(one, "CreationDate", b.created)
+    return _doc(root)
+
+
+def location(region: str) -> bytes:
+    root = _root("LocationConstraint")
+    # us-east-1 is written as an empty constraint, as S3 does.
+    if region != "us-east-1":
+        root.text = region
+    return _doc(root)
+
+
+def versioning(status: str) -> bytes:
+    root = _root("VersioningConfiguration")
+    if status:
+        _add(root, "Status", status)
+    return _doc(root)
+
+
+def tagging(tags: dict[str, str]) -> bytes:
+    root = _root("Tagging")
+    ts = _add(root, "TagSet")
+    for k, v in sorted(tags.items()):
+        t = _add(ts, "Tag")
+        _add(t, "Key", k)
+        _add(t, "Value", v)
+    return _doc(root)
+
+
+def acl(owner: str, canned: str) -> bytes:
+    """An AccessControlPolicy: the owner's FULL_CONTROL, and the grants a canned ACL adds."""
+    root = _root("AccessControlPolicy")
+    _owner(root, owner)
+    grants = _add(root, "AccessControlList")
+    xsi = "http://www.w3.org/2001/XMLSchema-instance"
+
+    def grant(kind: str, who: str, perm: str) -> None:
+        g = _add(grants, "Grant")
+        gr = ET.SubElement(g, "Grantee", {"xmlns:xsi": xsi, "xsi:type": kind})
+        if kind == "CanonicalUser":
+            _add(gr, "ID", who)
+            _add(gr, "DisplayName", who)
+        else:
+            _add(gr, "URI", who)
+        _add(g, "Permission", perm)
+
+    grant("CanonicalUser", owner, "FULL_CONTROL")
+    everyone = "http://acs.amazonaws.com/groups/global/AllUsers"
+    if canned in ("public-read", "public-read-write"):
+        grant("Group", everyone, "READ")
+    if canned == "public-read-write":
+        grant("Group", everyone, "WRITE")
+    if canned == "authenticated-read":
+        grant("Group", "http://acs.amazonaws.com/groups/global/AuthenticatedUsers", "READ")
+    return _doc(root)
+
+
+@dataclass(frozen=True)
+class ListArgs:
+    """What a ListObjects request asked for, echoed in its answer."""
+
+    bucket: str
+    prefix: str = ""
+    delimiter: str = ""
+    max_keys: int = 1000
+    encoding_type: str = ""
+    #: v2
+    continuation_token: str = ""
+    start_after: str = ""
+    #: v1
+    marker: str = ""
+
+
+def _contents(root: ET.Element, page: ListPage, enc: Encoder) -> None:
+    """Keys and common prefixes. No <Owner>: a listing's entries do not carry
+    their writer (ListObjectVersions' do), and the caller is not the owner."""
+    for e in page.contents:
+        c = _add(root, "Contents")
+        _add(c, "Key", enc(e.key))
+        _add(c, "LastModified", e.last_modified)
+        _add(c, "ETag", quote_etag(e.etag))
+        _add(c, "Size", e.size)
+        _add(c, "StorageClass", "STANDARD")
+    for p in page.common_prefixes:
+        _add(_add(root, "CommonPrefixes"), "Prefix", enc(p))
+
+
+def _list_head(root: ET.Element, a: ListArgs, enc: Encoder) -> None:
+    _add(root, "Name", a.bucket)
+    _add(root, "Prefix", enc(a.prefix))
+
+
+def list_objects_v2(page: ListPage, a: ListArgs) -> bytes:
+    enc = Encoder(a.encoding_type)
+    root = _root("ListBucketResult")
+    _list_head(root, a, enc)
+    if a.continuation_token:
+        _add(root, "ContinuationToken", a.continuation_token)
+    if page.next_continuation_token and page.is_truncated:
+        _add(root, "NextContinuationToken", page.next_continuation_token)
+    if a.start_after:
+        _add(root, "StartAfter", enc(a.start_after))
+    _add(root, "KeyCount", len(page.contents) + len(page.common_prefixes))
+    _add(root, "MaxKeys", a.max_keys)
+    if a.delimiter:
+        _add(root, "Delimiter", enc(a.delimiter))
+    if a.encoding_type:
+        _add(root, "EncodingType", a.encoding_type)
+    _add(root, "IsTruncated", page.is_truncated)
+    _contents(root, page, enc)
+    return _doc(root)
+
+
+def next_marker(page: ListPage) -> str:
+    """ListObjects v1's NextMarker: the last key or common prefix of the page."""
+    last = [*(e.key for e in page.contents[-1:]), *page.common_prefixes[-1:]]
+    return max(last) if last else ""
+
+
+def list_objects_v1(page: ListPage, a: ListArgs) -> bytes:
+    enc = Encoder(a.encoding_type)
+    root = _root("ListBucketResult")
+    _list_head(root, a, enc)
+    _add(root, "Marker", enc(a.marker))
+    if page.is_truncated and a.delimiter:
+        _add(root, "NextMarker", enc(next_marker(page)))
+    _add(root, "MaxKeys", a.max_keys)
+    if a.delimiter:
+        _add(root, "Delimiter", enc(a.delimiter))
+    if a.encoding_type:
+        _add(root, "EncodingType", a.encoding_type)
+    _add(root, "IsTruncated", page.is_truncated)
+    _contents(root, page, enc)
+    return _doc(root)
+
+
+def list_versions(
+    page: VersionPage,
+    a: ListArgs,
+    key_marker: str,
+    version_id_marker: str,
+) -> bytes:
+    enc = Encoder(a.encoding_type)
+    root = _root("ListVersionsResult")
+    _list_head(root, a, enc)
+    _add(root, "KeyMarker", enc(key_marker))
+    _add(root, "VersionIdMarker", version_id_marker)
+    if page.is_truncated:
+        _add(root, "NextKeyMarker", enc(page.next_key_marker or ""))
+        _add(root, "NextVersionIdMarker", page.next_version_id_marker or "")
+    _add(root, "MaxKeys", a.max_keys)
+    if a.delimiter:
+        _add(root, "Delimiter", enc(a.delimiter))
+    if a.encoding_type:
+        _add(root, "EncodingType", a.encoding_type)
+    _add(root, "IsTruncated", page.is_truncated)
+    for v in page.versions:
+        el = _add(root, "DeleteMarker" if v.delete_marker else "Version")
+        _add(el, "Key", enc(v.key))
+        _add(el, "VersionId", v.version_id or "null")
+        _add(el, "IsLatest", v.is_latest)
+        _add(el, "LastModified", v.last_modified)
+        if not v.delete_marker:
+            _add(el, "ETag", quote_etag(v.etag))
+            _add(el, "Size", v.size)
+            _add(el, "StorageClass", v.storage_class or "STANDARD")
+        _owner(el, v.owner)
+    for p in page.common_prefixes:
+        _add(_add(root, "CommonPrefixes"), "Prefix", enc(p))
+    return _doc(root)
+
+
+def copy_result(etag: str, last_modified: dt.datetime, part: bool = False) -> bytes:
+    root = _root("CopyPartResult" if part else "CopyObjectResult")
+    _add(root, "LastModified", last_modified)
+    _add(root, "ETag", quote_etag(etag))
+    return _doc(root)
+
+
+def encryption(algorithm: str) -> bytes:
+    root = _root("ServerSideEncryptionConfiguration")
+    rule = _add(_add(root, "Rule"), "ApplyServerSideEncryptionByDefault")
+    _add(rule, "SSEAlgorithm", algorithm)
+    return _doc(root)
+
+
+def initiate_multipart(u: MultipartUpload) -> bytes:
+    root = _root("InitiateMultipartUploadResult")
+    _add(root, "Bucket", u.bucket)
+    _add(root, "Key", u.key)
+    _add(root, "UploadId", u.upload_id)
+    return _doc(root)
+
+
+def complete_multipart(info: ObjectInfo, location_url: str) -> bytes:
+    root = _root("CompleteMultipartUploadResult")
+    _add(root, "Location", location_url)
+    _add(root, "Bucket", info.bucket)
+    _add(root, "Key", info.key)
+    _add(root, "ETag", quote_etag(info.etag))
+    return _doc(root)
+
+
+def list_parts(
+    page: PartPage, bucket: str, key: str, upload_id: str, marker: int, max_parts: int
+) -> bytes:
+    root = _root("ListPartsResult")
+    _add(root, "Bucket", bucket)
+    _add(root, "Key", key)
+    _add(root, "UploadId", upload_id)
+    _add(root, "StorageClass", "STANDARD")
+    _add(root, "PartNumberMarker", marker)
+    if page.next_part_number_marker is not None:
+        _add(root, "NextPartNumberMarker", page.next_part_number_marker)
+    _add(root, "MaxParts", max_parts)
+    _add(root, "IsTruncated", page.is_truncated)
+    for p in page.parts:
+        el = _add(root, "Part")
+        _add(el, "PartNumber", p.part_number)
+        _add(el, "LastModified", p.last_modified)
+        _add(el, "ETag", quote_etag(p.etag))
+        _add(el, "Size", p.size)
+    return _doc(root)
+
+
+def list_uploads(
+    page: UploadPage, bucket: str, prefix: str, key_marker: str, upload_id_marker: str, max_up: int
+) -> bytes:
+    root = _root("ListMultipartUploadsResult")
+    _add(root, "Bucket", bucket)
+    _add(root, "KeyMarker", key_marker)
+    _add(root, "UploadIdMarker", upload_id_marker)
+    if page.is_truncated:
+        _add(root, "NextKeyMarker", page.next_key_marker or "")
+        _add(root, "NextUploadIdMarker", page.next_upload_id_marker or "")
+    _add(root, "Prefix", prefix)
+    _add(root, "MaxUploads", max_up)
+    _add(root, "IsTruncated", page.is_truncated)
+    for u in page.uploads:
+        el = _add(root, "Upload")
+        _add(el, "Key", u.key)
+        _add(el, "UploadId", u.upload_id)
+        _owner(el, u.owner, "Initiator")
+        _owner(el, u.owner)
+        _add(el, "StorageClass", u.storage_class or "STANDARD")
+        _add(el, "Initiated", u.initiated)
+    return _doc(root)
+
+
+@dataclass(frozen=True)
+class Deleted:
+    key: str
+    version_id: str = ""
+    delete_marker: bool = False
+    delete_marker_version_id: str = ""
+
+
+@dataclass(frozen=True)
+class DeleteError:
+    key: str
+    version_id: str
+    code: str
+    message: str
+
+
+def delete_result(items: Iterable[Deleted | DeleteError], quiet: bool) -> bytes:
+    root = _root("DeleteResult")
+    for it in items:
+        if isinstance(it, DeleteError):
+            el = _add(root, "Error")
+            _add(el, "Key", it.key)
+            if it.version_id:
+                _add(el, "VersionId", it.version_id)
+            _add(el, "Code", it.code)
+            _add(el, "Message", it.message)
+        elif not quiet:
+            el = _add(root, "Deleted")
+            _add(el, "Key", it.key)
+            if it.version_id:
+                _add(el, "VersionId", it.version_id)
+            if it.delete_marker:
+                _add(el, "DeleteMarker", True)
+                _add(el, "DeleteMarkerVersionId", it.delete_marker_version_id)
+    return _doc(root)
+
+
+# -- parsing ---------------------------------------------------------------------
+
+
+def _local(tag: str) -> str:
+    return tag.rpartition("}")[2]
+
+
+def _parse(body: bytes, root_tag: str) -> ET.Element:
+    if not body.strip():
+        raise MalformedXML(f"the request body is empty; expected a <{root_tag}> document")
+    if b"<!DOCTYPE" in body or b"<!ENTITY" in body:
+        raise MalformedXML("document type declarations are not accepted")
+    try:
+        root = ET.fromstring(body)
+    except ET.ParseError as e:
+        raise MalformedXML(f"the XML you provided was not well-formed: {e}") from None
+    if _local(root.tag) != root_tag:
+        raise MalformedXML(f"expected a <{root_tag}> document, not <{_local(root.tag)}>")
+    return root
+
+
+def _children(el: ET.Element, tag: str) -> list[ET.Element]:
+    return [c for c in el if _local(c.tag) == tag]
+
+
+def _child_text(el: ET.Element, tag: str) -> str | None:
+    found = _children(el, tag)
+    return (found[0].text or "") if found else None
+
+
+def parse_delete(body: bytes) -> tuple[list[tuple[str, str]], bool]:
+    """A DeleteObjects document: the (key, version id) pairs and Quiet."""
+    root = _parse(body, "Delete")
+    objects = []
+    for o in _children(root, "Object"):
+        key = _child_text(o, "Key")
+        if key is None:
+            raise MalformedXML("an <Object> of <Delete> has no <Key>")
+        objects.append((key, _child_text(o, "VersionId") or ""))
+    if not objects:
+        raise MalformedXML("<Delete> lists no <Object>")
+    if len(objects) > 1000:
+        raise MalformedXML(f"<Delete> lists {len(objects)} objects; at most 1000 a request")
+    quiet = (_child_text(root, "Quiet") or "").strip().lower() == "true"
+    return objects, quiet
+
+
+def parse_complete(body: bytes) -> list[tuple[int, str]]:
+    """A CompleteMultipartUpload document: (part number, ETag without quotes)."""
+    root = _parse(body, "CompleteMultipartUpload")
+    parts = []
+    for p in _children(root, "Part"):
+        num, etag = _child_text(p, "PartNumber"), _child_text(p, "ETag")
+        if num is None or etag is None:
+            raise MalformedXML("a <Part> needs <PartNumber> and <ETag>")
+        try:
+            n = int(num)
+        except ValueError:
+            raise MalformedXML(f"<PartNumber> {num!r} is not a number") from None
+        parts.append((n, etag.strip().strip('"')))
+    return parts
+
+
+def parse_versioning(body: bytes) -> str:
+    root = _parse(body, "VersioningConfiguration")
+    return (_child_text(root, "Status") or "").strip()
+
+
+def parse_encryption(body: bytes) -> str:
+    """A ServerSideEncryptionConfiguration: its one rule's SSEAlgorithm."""
+    root = _parse(body, "ServerSideEncryptionConfiguration")
+    found = [
+        _child_text(d, "SSEAlgorithm") or ""
+        for r in _children(root, "Rule")
+        for d in _children(r, "ApplyServerSideEncryptionByDefault")
+    ]
+    if len(found) != 1:
+        raise MalformedXML("a ServerSideEncryptionConfiguration takes exactly one default rule")
+    return found[0].strip()
+
+
+#: The role S3's ReplicationConfiguration names (replicators sign with their own keys).
+REPLICATION_ROLE = "arn:aws:iam:::role/tristore-replicator"
+
+
+def destination_arn(d: replication.Destination) -> str:
+    """A destination bucket as an ARN whose region names its cluster (a
+    ``[[remotes]]`` name): ``arn:aws:s3:CLUSTER::BUCKET``."""
+    return f"arn:aws:s3:{d.cluster}::{d.bucket}"
+
+
+def _destination(arn: str) -> tuple[str, str]:
+    parts = arn.split(":", 5)
+    if len(parts) != 6 or parts[:3] != ["arn", "aws", "s3"] or not parts[3] or not parts[5]:
+        raise MalformedXML(
+            f"destination bucket {arn!r} is not arn:aws:s3:CLUSTER::BUCKET "
+            "(CLUSTER: a remote cluster of [[remotes]])"
+        )
+    return parts[3], parts[5]
+
+
+def replication_config(rules: Sequence[replication.Rule]) -> bytes:
+    root = _root("ReplicationConfiguration")
+    _add(root, "Role", REPLICATION_ROLE)
+    for r in rules:
+        if len(r.destinations) != 1:
+            raise errors.NotImplemented(
+                f"rule {r.id!r} has {len(r.destinations)} destinations, which S3's XML cannot "
+                "say (one a rule); read it with `tristore replication get`"
+            )
+        d = r.destinations[0]
+        el = _add(root, "Rule")
+        _add(el, "ID", r.id)
+        _add(el, "Priority", r.priority)
+        _add(el, "Status", "Enabled" if r.enabled else "Disabled")
+        f = _add(el, "Filter")
+        if r.tags:
+            both = _add(f, "And")
+            if r.prefix:
+                _add(both, "Prefix", r.prefix)
+            for k, v in sorted(r.tags.items()):
+                tag = _add(both, "Tag")
+                _add(tag, "Key", k)
+                _add(tag, "Value", v)
+        else:
+            _add(f, "Prefix", r.prefix)
+        dm = _add(el, "DeleteMarkerReplication")
+        _add(dm, "Status", "Enabled" if r.delete_markers else "Disabled")
+        ssc = _add(_add(el, "SourceSelectionCriteria"), "ReplicaModifications")
+        _add(ssc, "Status", "Enabled" if r.replica_modifications else "Disabled")
+        dest = _add(el, "Destination")
+        _add(dest, "Bucket", destination_arn(d))
+        if d.owner:
+            _add(dest, "Account", d.owner)
+            _add(_add(dest, "AccessControlTranslation"), "Owner", "Destination")
+        if d.storage_class:
+            _add(dest, "StorageClass", d.storage_class)
+    return _doc(root)
+
+
+def _enabled(el: ET.Element, *path: str) -> bool:
+    for tag in path:
+        found = _children(el, tag)
+        if not found:
+            return False
+        el = found[0]
+    status = (_child_text(el, "Status") or "").strip()
+    if status not in ("Enabled", "Disabled"):
+        raise MalformedXML(f"<{path[-1]}><Status> must be Enabled or Disabled, not {status!r}")
+    return status == "Enabled"
+
+
+def _filter(rule: ET.Element) -> tuple[str, dict[str, str]]:
+    """A rule's prefix and tags: <Filter> (Prefix, Tag or And) or the older <Prefix>."""
+    filters = _children(rule, "Filter")
+    if not filters:
+        return (_child_text(rule, "Prefix") or ""), {}
+    f = filters[0]
+    ands = _children(f, "And")
+    scope = ands[0] if ands else f
+    tags = {}
+    for t in _children(scope, "Tag"):
+        k = _child_text(t, "Key")
+        if k is None:
+            raise MalformedXML("a <Tag> has no <Key>")
+        tags[k] = _child_text(t, "Value") or ""
+    return (_child_text(scope, "Prefix") or ""), tags
+
+
+def parse_replication(body: bytes) -> list[replication.Rule]:
+    """A ReplicationConfiguration as tristore's rules (checked by the bucket's code)."""
+    root = _parse(body, "ReplicationConfiguration")
+    rules = []
+    for i, el in enumerate(_children(root, "Rule")):
+        dests = _children(el, "Destination")
+        if len(dests) != 1:
+            raise MalformedXML("a <Rule> has exactly one <Destination>")
+        cluster, bucket = _destination(_child_text(dests[0], "Bucket") or "")
+        prefix, tags = _filter(el)
+        try:
+            priority = int(_child_text(el, "Priority") or "0")
+        except ValueError:
+            raise MalformedXML("<Priority> is not a number") from None
+        status = (_child_text(el, "Status") or "").strip()
+        if status not in ("Enabled", "Disabled"):
+            raise MalformedXML(f"<Status> must be Enabled or Disabled, not {status!r}")
+        dest = replication.Destination(
+            cluster,
+            bucket,
+            (_child_text(dests[0], "StorageClass") or "").strip(),
+            (_child_text(dests[0], "Account") or "").strip(),
+        )
+        rules.append(
+            replication.Rule(
+                id=(_child_text(el, "ID") or f"rule-{i + 1}").strip(),
+                destinations=(dest,),
+                priority=priority,
+                enabled=status == "Enabled",
+                prefix=prefix,
+                tags=tags,
+                delete_markers=_enabled(el, "DeleteMarkerReplication"),
+                replica_modifications=_enabled(
+                    el, "SourceSelectionCriteria", "ReplicaModifications"
+                ),
+            )
+        )
+    if not rules:
+        raise MalformedXML("<ReplicationConfiguration> has no <Rule>")
+    return rules
+
+
+def parse_tagging(body: bytes) -> dict[str, str]:
+    root = _parse(body, "Tagging")
+    tags: dict[str, str] = {}
+    for ts in _children(root, "TagSet"):
+        for t in _children(ts, "Tag"):
+            k, v = _child_text(t, "Key"), _child_text(t, "Value")
+            if k is None:
+                raise MalformedXML("a <Tag> has no <Key>")
+            tags[k] = v or ""
+    return tags

@@ -1,0 +1,894 @@
+"""The S3 HTTP API with a real S3 client (boto3) and plain HTTP, against a
+default dev cluster (TLS, authenticated) started by ``dev up``, configured
+only from the export lines ``dev up`` prints; and objects written through one
+door (gRPC SDK) read through the other (HTTP), and back."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import http.client
+import json
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode, urlsplit
+from xml.etree import ElementTree as ET
+
+import boto3
+import pytest
+from boto3.s3.transfer import TransferConfig
+from botocore.auth import S3SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.config import Config
+from botocore.credentials import Credentials
+from botocore.exceptions import ClientError
+
+from tests.integration.cluster import (
+    ROOT,
+    DevCluster,
+    exported,
+    free_base_port,
+    start_cluster,
+    wait_until,
+)
+from tristore import sigv4, tls
+
+pytestmark = pytest.mark.integration
+
+MiB = 1024 * 1024
+#: The nodes' [node] s3_domain (virtual-host addressing).
+VHOST_DOMAIN = "s3.test"
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevCluster]:
+    # Ports below the range the other integration modules pick from: the S3
+    # ports sit between a cluster's own blocks.
+    base = free_base_port(low=12_000, high=19_000)
+    c = start_cluster(
+        tmp_path_factory.mktemp("s3"),
+        "--nodes-per-az",
+        "1",
+        "--replicators",
+        "0",
+        base_port=base,
+        extra_env={"TRISTORE_NODE_S3_DOMAIN": VHOST_DOMAIN},
+    )
+    try:
+        yield c
+    finally:
+        c.down()
+
+
+@pytest.fixture(scope="module")
+def env(cluster: DevCluster) -> dict[str, str]:
+    """The AWS_* export lines of ``dev up`` (run again: it starts nothing new)."""
+    out = exported(cluster.dev("up").stdout.decode())
+    return {k: v for k, v in out.items() if k.startswith("AWS_")}
+
+
+def _client(env: dict[str, str], **kw: Any) -> Any:
+    return boto3.client(
+        "s3",
+        endpoint_url=env["AWS_ENDPOINT_URL"],
+        aws_access_key_id=kw.pop("access_key", env["AWS_ACCESS_KEY_ID"]),
+        aws_secret_access_key=kw.pop("secret", env["AWS_SECRET_ACCESS_KEY"]),
+        region_name=env["AWS_DEFAULT_REGION"],
+        verify=env["AWS_CA_BUNDLE"],
+        **kw,
+    )
+
+
+@pytest.fixture(scope="module")
+def s3(env: dict[str, str]) -> Any:
+    return _client(env)
+
+
+@pytest.fixture(scope="module")
+def bucket(s3: Any) -> str:
+    s3.create_bucket(Bucket="http")
+    return "http"
+
+
+def _ssl(env: dict[str, str]) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=env["AWS_CA_BUNDLE"])
+
+
+def _fetch(env: dict[str, str], url: str, method: str = "GET", data: bytes | None = None) -> bytes:
+    """The body of a 2xx answer (HTTPError for any other), over plain HTTPS."""
+    req = urllib.request.Request(url, data=data, method=method)
+    with urllib.request.urlopen(req, context=_ssl(env), timeout=30) as resp:
+        return bytes(resp.read())
+
+
+def _error_of(exc: urllib.error.HTTPError) -> dict[str, str]:
+    with exc:
+        root = ET.fromstring(exc.read())
+    assert root.tag == "Error"
+    return {child.tag: child.text or "" for child in root}
+
+
+def test_dev_up_exports_what_boto3_needs(cluster: DevCluster, env: dict[str, str]) -> None:
+    assert env["AWS_ENDPOINT_URL"] == cluster.s3_endpoint
+    assert env["AWS_ENDPOINT_URL"].startswith("https://127.0.0.1:")
+    assert env["AWS_ACCESS_KEY_ID"] == ROOT.access_key_id
+    assert env["AWS_SECRET_ACCESS_KEY"] == ROOT.secret_access_key
+    assert env["AWS_DEFAULT_REGION"] == sigv4.DEFAULT_REGION
+    assert Path(env["AWS_CA_BUNDLE"]).read_bytes().startswith(b"-----BEGIN CERTIFICATE-----")
+    # Every node serves the API.
+    for node in cluster.config.nodes:
+        host, _, port = node.s3.rpartition(":")
+        conn = http.client.HTTPSConnection(host, int(port), context=_ssl(env), timeout=10)
+        try:
+            conn.request("GET", "/")
+            with conn.getresponse() as resp:
+                assert resp.status == 403  # anonymous ListBuckets
+                assert b"<Code>AccessDenied</Code>" in resp.read()
+        finally:
+            conn.close()
+
+
+def test_buckets(s3: Any) -> None:
+    s3.create_bucket(Bucket="b-one")
+    assert "b-one" in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+    s3.head_bucket(Bucket="b-one")
+    assert s3.get_bucket_location(Bucket="b-one")["LocationConstraint"] is None
+    with pytest.raises(ClientError) as e:
+        s3.create_bucket(Bucket="b-one")
+    assert e.value.response["Error"]["Code"] in ("BucketAlreadyExists", "BucketAlreadyOwnedByYou")
+    s3.put_object(Bucket="b-one", Key="k", Body=b"x")
+    with pytest.raises(ClientError) as e:
+        s3.delete_bucket(Bucket="b-one")
+    assert e.value.response["Error"]["Code"] == "BucketNotEmpty"
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 409
+    s3.delete_object(Bucket="b-one", Key="k")
+    s3.delete_bucket(Bucket="b-one")
+    with pytest.raises(ClientError) as e:
+        s3.head_bucket(Bucket="b-one")
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+    with pytest.raises(ClientError) as e:
+        s3.list_objects_v2(Bucket="b-one")
+    assert e.value.response["Error"]["Code"] == "NoSuchBucket"
+
+
+def test_put_get_head_delete_with_metadata(s3: Any, bucket: str) -> None:
+    body = os.urandom(300_000)
+    r = s3.put_object(
+        Bucket=bucket,
+        Key="dir/obj ü+x.bin",
+        Body=body,
+        ContentType="application/x-test",
+        Metadata={"colour": "blue", "n": "1"},
+        Tagging="a=1&b=two",
+    )
+    md5 = hashlib.md5(body).hexdigest()
+    assert r["ETag"] == f'"{md5}"'
+    # boto3 sends a CRC32 in an aws-chunked trailer by default; it comes back.
+    assert r.get("ChecksumCRC32")
+    g = s3.get_object(Bucket=bucket, Key="dir/obj ü+x.bin")
+    assert g["Body"].read() == body
+    assert g["ContentType"] == "application/x-test"
+    assert g["Metadata"] == {"colour": "blue", "n": "1"}
+    assert g["ETag"] == f'"{md5}"'
+    assert g["TagCount"] == 2
+    h = s3.head_object(Bucket=bucket, Key="dir/obj ü+x.bin")
+    assert h["ContentLength"] == len(body)
+    assert h["LastModified"].tzinfo is not None
+    assert h["ResponseMetadata"]["HTTPHeaders"]["x-amz-request-id"]
+    s3.delete_object(Bucket=bucket, Key="dir/obj ü+x.bin")
+    with pytest.raises(ClientError) as e:
+        s3.get_object(Bucket=bucket, Key="dir/obj ü+x.bin")
+    err = e.value.response["Error"]
+    assert err["Code"] == "NoSuchKey"
+    assert err["Resource"] == f"/{bucket}/dir/obj ü+x.bin"
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+
+
+def test_empty_objects_and_customer_keys(s3: Any, bucket: str) -> None:
+    s3.put_object(Bucket=bucket, Key="empty", Body=b"")
+    got = s3.get_object(Bucket=bucket, Key="empty")
+    assert (got["ContentLength"], got["Body"].read()) == (0, b"")
+    key = os.urandom(32)
+    s3.put_object(
+        Bucket=bucket, Key="ssec", Body=b"sealed", SSECustomerAlgorithm="AES256", SSECustomerKey=key
+    )
+    got = s3.get_object(
+        Bucket=bucket, Key="ssec", SSECustomerAlgorithm="AES256", SSECustomerKey=key
+    )
+    assert got["Body"].read() == b"sealed"
+    assert got["SSECustomerAlgorithm"] == "AES256"
+    with pytest.raises(ClientError):
+        s3.get_object(Bucket=bucket, Key="ssec")
+    with pytest.raises(ClientError):
+        s3.get_object(
+            Bucket=bucket, Key="ssec", SSECustomerAlgorithm="AES256", SSECustomerKey=os.urandom(32)
+        )
+
+
+def test_checksums_are_verified(s3: Any, bucket: str) -> None:
+    # (CRC32C: botocore needs awscrt for it; tests/unit/test_s3_http.py checks ours.)
+    for algo in ("CRC32", "SHA1", "SHA256"):
+        r = s3.put_object(Bucket=bucket, Key=f"sum-{algo}", Body=b"checked", ChecksumAlgorithm=algo)
+        assert r[f"Checksum{algo}"]
+    with pytest.raises(ClientError) as e:
+        s3.put_object(Bucket=bucket, Key="sum-bad", Body=b"checked", ChecksumCRC32="AAAAAA==")
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    with pytest.raises(ClientError) as e:
+        s3.put_object(
+            Bucket=bucket, Key="md5-bad", Body=b"x", ContentMD5="XrY7u+Ae7tCTyyK7j1rNww=="
+        )
+    assert e.value.response["Error"]["Code"] == "BadDigest"
+    for key in ("sum-bad", "md5-bad"):
+        with pytest.raises(ClientError):
+            s3.head_object(Bucket=bucket, Key=key)
+
+
+def test_ranges_and_conditions(s3: Any, bucket: str) -> None:
+    body = bytes(range(256)) * 40
+    etag = s3.put_object(Bucket=bucket, Key="ranged", Body=body)["ETag"]
+    r = s3.get_object(Bucket=bucket, Key="ranged", Range="bytes=10-19")
+    assert r["Body"].read() == body[10:20]
+    assert r["ContentRange"] == f"bytes 10-19/{len(body)}"
+    assert r["ResponseMetadata"]["HTTPStatusCode"] == 206
+    assert s3.get_object(Bucket=bucket, Key="ranged", Range="bytes=-5")["Body"].read() == body[-5:]
+    assert (
+        s3.get_object(Bucket=bucket, Key="ranged", Range="bytes=10000-")["Body"].read()
+        == (body[10000:])
+    )
+    with pytest.raises(ClientError) as e:
+        s3.get_object(Bucket=bucket, Key="ranged", Range=f"bytes={len(body)}-")
+    assert e.value.response["Error"]["Code"] == "InvalidRange"
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 416
+    assert s3.get_object(Bucket=bucket, Key="ranged", IfMatch=etag)["Body"].read() == body
+    with pytest.raises(ClientError) as e:
+        s3.get_object(Bucket=bucket, Key="ranged", IfMatch='"0000"')
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 412
+    with pytest.raises(ClientError) as e:
+        s3.get_object(Bucket=bucket, Key="ranged", IfNoneMatch=etag)
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 304
+    assert e.value.response["ResponseMetadata"]["HTTPHeaders"]["etag"] == etag
+    past = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+    assert s3.get_object(Bucket=bucket, Key="ranged", IfModifiedSince=past)["Body"].read() == body
+    with pytest.raises(ClientError) as e:
+        s3.get_object(Bucket=bucket, Key="ranged", IfUnmodifiedSince=past)
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 412
+    r = s3.get_object(
+        Bucket=bucket,
+        Key="ranged",
+        ResponseContentType="text/x-override",
+        ResponseContentDisposition="attachment; filename=x.bin",
+    )
+    assert r["ContentType"] == "text/x-override"
+    assert r["ContentDisposition"] == "attachment; filename=x.bin"
+    assert r["Body"].read() == body
+
+
+def test_copy_with_metadata_directive(s3: Any, bucket: str) -> None:
+    s3.put_object(Bucket=bucket, Key="copy-src", Body=b"original", Metadata={"a": "1"})
+    r = s3.copy_object(
+        Bucket=bucket, Key="copy-dst", CopySource={"Bucket": bucket, "Key": "copy-src"}
+    )
+    assert r["CopyObjectResult"]["ETag"] == f'"{hashlib.md5(b"original").hexdigest()}"'
+    assert s3.head_object(Bucket=bucket, Key="copy-dst")["Metadata"] == {"a": "1"}
+    s3.copy_object(
+        Bucket=bucket,
+        Key="copy-dst",
+        CopySource=f"{bucket}/copy-src",
+        MetadataDirective="REPLACE",
+        Metadata={"b": "2"},
+        ContentType="text/plain",
+    )
+    h = s3.head_object(Bucket=bucket, Key="copy-dst")
+    assert h["Metadata"] == {"b": "2"}
+    assert h["ContentType"] == "text/plain"
+    assert s3.get_object(Bucket=bucket, Key="copy-dst")["Body"].read() == b"original"
+    with pytest.raises(ClientError) as e:
+        s3.copy_object(
+            Bucket=bucket,
+            Key="copy-dst",
+            CopySource={"Bucket": bucket, "Key": "copy-src"},
+            CopySourceIfMatch='"0000"',
+        )
+    assert e.value.response["Error"]["Code"] == "PreconditionFailed"
+
+
+def test_listings_page_with_the_paginators(s3: Any) -> None:
+    s3.create_bucket(Bucket="lists")
+    keys = [f"p/{i:03d} a+b" for i in range(23)] + ["q/1", "q/2/x", "top"]
+    for k in keys:
+        s3.put_object(Bucket="lists", Key=k, Body=b"x")
+    got = []
+    for page in s3.get_paginator("list_objects_v2").paginate(
+        Bucket="lists", PaginationConfig={"PageSize": 7}
+    ):
+        got += [c["Key"] for c in page.get("Contents", [])]
+    assert got == sorted(keys)
+    v1 = []
+    for page in s3.get_paginator("list_objects").paginate(
+        Bucket="lists", PaginationConfig={"PageSize": 5}
+    ):
+        v1 += [c["Key"] for c in page.get("Contents", [])]
+    assert v1 == sorted(keys)
+    r = s3.list_objects_v2(Bucket="lists", Delimiter="/")
+    assert [p["Prefix"] for p in r["CommonPrefixes"]] == ["p/", "q/"]
+    assert [c["Key"] for c in r["Contents"]] == ["top"]
+    assert r["KeyCount"] == 3
+    # v1 with a delimiter pages through prefixes by NextMarker.
+    seen: list[str] = []
+    for page in s3.get_paginator("list_objects").paginate(
+        Bucket="lists", Delimiter="/", PaginationConfig={"PageSize": 1}
+    ):
+        seen += [p["Prefix"] for p in page.get("CommonPrefixes", [])]
+        seen += [c["Key"] for c in page.get("Contents", [])]
+    assert seen == ["p/", "q/", "top"]
+    r = s3.list_objects_v2(Bucket="lists", Prefix="q/", StartAfter="q/1")
+    assert [c["Key"] for c in r["Contents"]] == ["q/2/x"]
+    r = s3.delete_objects(
+        Bucket="lists", Delete={"Objects": [{"Key": k} for k in keys] + [{"Key": "never"}]}
+    )
+    assert sorted(d["Key"] for d in r["Deleted"]) == sorted([*keys, "never"])
+    assert not r.get("Errors")
+    assert s3.list_objects_v2(Bucket="lists")["KeyCount"] == 0
+
+
+def test_upload_and_download_file_multipart(s3: Any, bucket: str, tmp_path: Path) -> None:
+    src = tmp_path / "big.bin"
+    data = os.urandom(20 * MiB)
+    src.write_bytes(data)
+    cfg = TransferConfig(
+        multipart_threshold=5 * MiB, multipart_chunksize=5 * MiB, max_concurrency=2
+    )
+    s3.upload_file(str(src), bucket, "big.bin", Config=cfg)
+    h = s3.head_object(Bucket=bucket, Key="big.bin")
+    assert h["ContentLength"] == len(data)
+    assert h["ETag"].endswith('-4"')
+    out = tmp_path / "big.out"
+    s3.download_file(bucket, "big.bin", str(out), Config=cfg)
+    assert hashlib.sha256(out.read_bytes()).digest() == hashlib.sha256(data).digest()
+
+
+def test_multipart_by_hand(s3: Any, bucket: str) -> None:
+    u = s3.create_multipart_upload(Bucket=bucket, Key="mp", Metadata={"m": "1"})["UploadId"]
+    assert u in [x["UploadId"] for x in s3.list_multipart_uploads(Bucket=bucket)["Uploads"]]
+    p1 = s3.upload_part(Bucket=bucket, Key="mp", UploadId=u, PartNumber=1, Body=b"a" * 5 * MiB)
+    p2 = s3.upload_part(Bucket=bucket, Key="mp", UploadId=u, PartNumber=2, Body=b"b" * 10)
+    parts = s3.list_parts(Bucket=bucket, Key="mp", UploadId=u)["Parts"]
+    assert [(p["PartNumber"], p["Size"]) for p in parts] == [(1, 5 * MiB), (2, 10)]
+    s3.complete_multipart_upload(
+        Bucket=bucket,
+        Key="mp",
+        UploadId=u,
+        MultipartUpload={
+            "Parts": [
+                {"PartNumber": 1, "ETag": p1["ETag"]},
+                {"PartNumber": 2, "ETag": p2["ETag"]},
+            ]
+        },
+    )
+    got = s3.get_object(Bucket=bucket, Key="mp")
+    assert got["Metadata"] == {"m": "1"}
+    assert got["Body"].read() == b"a" * 5 * MiB + b"b" * 10
+    u2 = s3.create_multipart_upload(Bucket=bucket, Key="mp2")["UploadId"]
+    s3.abort_multipart_upload(Bucket=bucket, Key="mp2", UploadId=u2)
+    with pytest.raises(ClientError) as e:
+        s3.list_parts(Bucket=bucket, Key="mp2", UploadId=u2)
+    assert e.value.response["Error"]["Code"] == "NoSuchUpload"
+
+
+def test_multipart_copy(s3: Any, bucket: str) -> None:
+    """UploadPartCopy, by hand with ranges and through boto3's managed copy."""
+    data = os.urandom(12 * MiB)
+    s3.put_object(Bucket=bucket, Key="copy-big", Body=data)
+    cfg = TransferConfig(multipart_threshold=5 * MiB, multipart_chunksize=5 * MiB)
+    s3.copy({"Bucket": bucket, "Key": "copy-big"}, bucket, "copy-big-2", Config=cfg)
+    h = s3.head_object(Bucket=bucket, Key="copy-big-2")
+    assert h["ETag"].endswith('-3"')
+    assert s3.get_object(Bucket=bucket, Key="copy-big-2")["Body"].read() == data
+    u = s3.create_multipart_upload(Bucket=bucket, Key="spliced")["UploadId"]
+    p1 = s3.upload_part_copy(
+        Bucket=bucket, Key="spliced", UploadId=u, PartNumber=1,
+        CopySource={"Bucket": bucket, "Key": "copy-big"}, CopySourceRange=f"bytes=0-{5 * MiB - 1}",
+    )  # fmt: skip
+    p2 = s3.upload_part_copy(
+        Bucket=bucket, Key="spliced", UploadId=u, PartNumber=2,
+        CopySource={"Bucket": bucket, "Key": "copy-big"}, CopySourceRange="bytes=100-199",
+    )  # fmt: skip
+    s3.complete_multipart_upload(
+        Bucket=bucket,
+        Key="spliced",
+        UploadId=u,
+        MultipartUpload={
+            "Parts": [
+                {"PartNumber": 1, "ETag": p1["CopyPartResult"]["ETag"]},
+                {"PartNumber": 2, "ETag": p2["CopyPartResult"]["ETag"]},
+            ]
+        },
+    )
+    got = s3.get_object(Bucket=bucket, Key="spliced")["Body"].read()
+    assert got == data[: 5 * MiB] + data[100:200]
+
+
+def test_replication_configuration_reaches_the_bucket(s3: Any) -> None:
+    """Rules in S3's XML go through the same checks as gRPC's (a one-cluster
+    dev dir has no remote to replicate to, so the rule is refused by them)."""
+    s3.create_bucket(Bucket="replicated")
+    with pytest.raises(ClientError) as e:
+        s3.get_bucket_replication(Bucket="replicated")
+    assert e.value.response["Error"]["Code"] == "ReplicationConfigurationNotFoundError"
+    s3.put_bucket_versioning(Bucket="replicated", VersioningConfiguration={"Status": "Enabled"})
+    rule = {
+        "ID": "r1",
+        "Priority": 1,
+        "Status": "Enabled",
+        "Filter": {"Prefix": "docs/"},
+        "DeleteMarkerReplication": {"Status": "Disabled"},
+        "Destination": {"Bucket": "arn:aws:s3:nowhere::copy"},
+    }
+    with pytest.raises(ClientError) as e:
+        s3.put_bucket_replication(
+            Bucket="replicated",
+            ReplicationConfiguration={"Role": "arn:aws:iam:::role/r", "Rules": [rule]},
+        )
+    assert "nowhere" in e.value.response["Error"]["Message"]
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+
+
+def test_bucket_encryption(s3: Any) -> None:
+    s3.create_bucket(Bucket="sealed")
+    with pytest.raises(ClientError) as e:
+        s3.get_bucket_encryption(Bucket="sealed")
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+    s3.put_bucket_encryption(
+        Bucket="sealed",
+        ServerSideEncryptionConfiguration={
+            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+        },
+    )
+    rules = s3.get_bucket_encryption(Bucket="sealed")["ServerSideEncryptionConfiguration"]
+    assert rules["Rules"][0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    assert s3.put_object(Bucket="sealed", Key="k", Body=b"x")["ServerSideEncryption"] == "AES256"
+    assert s3.head_object(Bucket="sealed", Key="k")["ServerSideEncryption"] == "AES256"
+    s3.delete_bucket_encryption(Bucket="sealed")
+    with pytest.raises(ClientError):
+        s3.get_bucket_encryption(Bucket="sealed")
+
+
+def test_versioning(s3: Any) -> None:
+    s3.create_bucket(Bucket="versioned")
+    s3.put_bucket_versioning(Bucket="versioned", VersioningConfiguration={"Status": "Enabled"})
+    assert s3.get_bucket_versioning(Bucket="versioned")["Status"] == "Enabled"
+    v1 = s3.put_object(Bucket="versioned", Key="k", Body=b"one")["VersionId"]
+    v2 = s3.put_object(Bucket="versioned", Key="k", Body=b"two")["VersionId"]
+    assert v1 and v2 and v1 != v2
+    assert s3.get_object(Bucket="versioned", Key="k", VersionId=v1)["Body"].read() == b"one"
+    assert s3.head_object(Bucket="versioned", Key="k")["VersionId"] == v2
+    d = s3.delete_object(Bucket="versioned", Key="k")
+    assert d["DeleteMarker"] is True
+    with pytest.raises(ClientError):
+        s3.get_object(Bucket="versioned", Key="k")
+    r = s3.list_object_versions(Bucket="versioned")
+    assert [v["VersionId"] for v in r["Versions"]] == [v2, v1]
+    assert [m["VersionId"] for m in r["DeleteMarkers"]] == [d["VersionId"]]
+    assert r["DeleteMarkers"][0]["IsLatest"] is True
+    s3.delete_object(Bucket="versioned", Key="k", VersionId=d["VersionId"])
+    assert s3.get_object(Bucket="versioned", Key="k")["Body"].read() == b"two"
+
+
+def test_presigned_urls_with_plain_http(s3: Any, env: dict[str, str], bucket: str) -> None:
+    v4 = _client(env, config=Config(signature_version="s3v4"))
+    s3.put_object(Bucket=bucket, Key="shared", Body=b"for the link")
+    url = v4.generate_presigned_url("get_object", {"Bucket": bucket, "Key": "shared"}, ExpiresIn=60)
+    assert _fetch(env, url) == b"for the link"
+    url = v4.generate_presigned_url("put_object", {"Bucket": bucket, "Key": "up"}, ExpiresIn=60)
+    _fetch(env, url, "PUT", b"put by link")
+    assert s3.get_object(Bucket=bucket, Key="up")["Body"].read() == b"put by link"
+    # Expired: signed ten minutes ago for five.
+    parts = urlsplit(env["AWS_ENDPOINT_URL"])
+    then = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=10)
+    key = sigv4.signing_key(ROOT.secret_access_key, sigv4.amz_date(then)[:8], sigv4.DEFAULT_REGION)
+    q = sigv4.presign_query(
+        ROOT.access_key_id, key, sigv4.DEFAULT_REGION, "GET", f"/{bucket}/shared",
+        parts.netloc, 300, now=then,
+    )  # fmt: skip
+    with pytest.raises(urllib.error.HTTPError) as e:
+        _fetch(env, f"{env['AWS_ENDPOINT_URL']}/{bucket}/shared?{urlencode(q, quote_via=quote)}")
+    assert e.value.code == 403
+    assert _error_of(e.value)["Code"] == "AccessDenied"
+    # A tampered one.
+    url = v4.generate_presigned_url("get_object", {"Bucket": bucket, "Key": "shared"}, ExpiresIn=60)
+    with pytest.raises(urllib.error.HTTPError) as e:
+        _fetch(env, url.replace("/shared?", "/up?"))
+    assert _error_of(e.value)["Code"] == "SignatureDoesNotMatch"
+    # Signature Version 2 (boto3's default for presigning) is refused, saying so.
+    url = s3.generate_presigned_url("get_object", {"Bucket": bucket, "Key": "shared"})
+    with pytest.raises(urllib.error.HTTPError) as e:
+        _fetch(env, url)
+    assert e.value.code == 400
+    assert "AWS4-HMAC-SHA256" in _error_of(e.value)["Message"]
+
+
+def test_unsigned_and_wrongly_signed_requests_are_refused(
+    s3: Any, env: dict[str, str], bucket: str
+) -> None:
+    s3.put_object(Bucket=bucket, Key="private", Body=b"secret")
+    with pytest.raises(urllib.error.HTTPError) as e:
+        _fetch(env, f"{env['AWS_ENDPOINT_URL']}/{bucket}/private")
+    assert e.value.code == 403
+    err = _error_of(e.value)
+    assert err["Code"] == "AccessDenied"
+    assert err["Resource"] == f"/{bucket}/private"
+    assert err["RequestId"] == e.value.headers["x-amz-request-id"]
+    wrong = _client(env, secret="x" * 40)
+    with pytest.raises(ClientError) as ce:
+        wrong.get_object(Bucket=bucket, Key="private")
+    assert ce.value.response["Error"]["Code"] == "SignatureDoesNotMatch"
+    assert ce.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    with pytest.raises(ClientError) as ce:
+        wrong.put_object(Bucket=bucket, Key="private", Body=b"overwritten?")
+    assert ce.value.response["Error"]["Code"] == "SignatureDoesNotMatch"
+    unknown = _client(env, access_key="AKNOSUCHKEY000000000")
+    with pytest.raises(ClientError) as ce:
+        unknown.list_buckets()
+    assert ce.value.response["Error"]["Code"] == "InvalidAccessKeyId"
+    assert s3.get_object(Bucket=bucket, Key="private")["Body"].read() == b"secret"
+    # A public-read object: anonymous GET allowed (the same ACL check as gRPC), PUT not.
+    s3.put_object(Bucket=bucket, Key="public", Body=b"for all", ACL="public-read")
+    assert _fetch(env, f"{env['AWS_ENDPOINT_URL']}/{bucket}/public") == b"for all"
+    grants = s3.get_object_acl(Bucket=bucket, Key="public")["Grants"]
+    assert {"Type": "Group", "URI": "http://acs.amazonaws.com/groups/global/AllUsers"} in [
+        g["Grantee"] for g in grants
+    ]
+    with pytest.raises(urllib.error.HTTPError) as e:
+        _fetch(env, f"{env['AWS_ENDPOINT_URL']}/{bucket}/public", "PUT", b"defaced")
+    assert _error_of(e.value)["Code"] == "AccessDenied"
+    assert e.value.code == 403
+
+
+def test_a_bucket_policy_opens_a_prefix_to_anonymous_readers(s3: Any, env: dict[str, str]) -> None:
+    s3.create_bucket(Bucket="opened")
+    s3.put_object(Bucket="opened", Key="pub/a", Body=b"open")
+    s3.put_object(Bucket="opened", Key="priv/a", Body=b"closed")
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": "*",
+                "Action": "s3:GetObject",
+                "Resource": "arn:aws:s3:::opened/pub/*",
+            }
+        ],
+    }
+    s3.put_bucket_policy(Bucket="opened", Policy=json.dumps(policy))
+    assert json.loads(s3.get_bucket_policy(Bucket="opened")["Policy"])["Statement"]
+    url = env["AWS_ENDPOINT_URL"]
+    assert _fetch(env, f"{url}/opened/pub/a") == b"open"
+    with pytest.raises(urllib.error.HTTPError) as e:
+        _fetch(env, f"{url}/opened/priv/a")
+    assert _error_of(e.value)["Code"] == "AccessDenied"
+    s3.delete_bucket_policy(Bucket="opened")
+    with pytest.raises(urllib.error.HTTPError) as e:
+        _fetch(env, f"{url}/opened/pub/a")
+    assert _error_of(e.value)["Code"] == "AccessDenied"
+
+
+def test_conditional_writes(s3: Any, bucket: str) -> None:
+    s3.put_object(Bucket=bucket, Key="once", Body=b"first", IfNoneMatch="*")
+    with pytest.raises(ClientError) as e:
+        s3.put_object(Bucket=bucket, Key="once", Body=b"second", IfNoneMatch="*")
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 412
+    assert s3.get_object(Bucket=bucket, Key="once")["Body"].read() == b"first"
+
+
+def test_a_signed_aws_chunked_upload(env: dict[str, str], s3: Any, bucket: str) -> None:
+    """STREAMING-AWS4-HMAC-SHA256-PAYLOAD as the Java and Go SDKs send it, by
+    hand: accepted when every chunk's signature chains, refused (nothing
+    stored) when one chunk was altered."""
+    chunks = [os.urandom(70_000), os.urandom(70_000), os.urandom(1_000)]
+    status, _ = _chunked_put(env, bucket, "chunked", chunks)
+    assert status == 200
+    assert s3.get_object(Bucket=bucket, Key="chunked")["Body"].read() == b"".join(chunks)
+    status, answer = _chunked_put(env, bucket, "chunked-bad", chunks, tamper=True)
+    assert status == 403
+    root = ET.fromstring(answer)
+    assert root.findtext("Code") == "SignatureDoesNotMatch"
+    with pytest.raises(ClientError):
+        s3.head_object(Bucket=bucket, Key="chunked-bad")
+
+
+def _chunked_put(
+    env: dict[str, str], bucket: str, key: str, chunks: list[bytes], tamper: bool = False
+) -> tuple[int, bytes]:
+    """PUT ``chunks`` as a signed aws-chunked body; (status, answer)."""
+    parts = urlsplit(env["AWS_ENDPOINT_URL"])
+    when = sigv4.amz_date()
+    scope = sigv4.scope(when[:8], sigv4.DEFAULT_REGION)
+    skey = sigv4.signing_key(ROOT.secret_access_key, when[:8], sigv4.DEFAULT_REGION)
+    size = sum(len(c) for c in chunks)
+    headers = {
+        "host": parts.netloc,
+        "x-amz-date": when,
+        "x-amz-content-sha256": sigv4.STREAMING_SIGNED,
+        "content-encoding": "aws-chunked",
+        "x-amz-decoded-content-length": str(size),
+    }
+    names = sorted(headers)
+    path = f"/{bucket}/{key}"
+    canonical = sigv4.http_canonical_request(
+        "PUT", path, [], headers, names, sigv4.STREAMING_SIGNED
+    )
+    seed = sigv4.signature(skey, sigv4.string_to_sign(when, scope, canonical))
+    body = b""
+    previous = seed
+    for data in [*chunks, b""]:
+        sig = sigv4.chunk_signature(skey, when, scope, previous, hashlib.sha256(data).hexdigest())
+        previous = sig
+        sent = data[:-1] + bytes([data[-1] ^ 1]) if tamper and data is chunks[1] else data
+        body += f"{len(data):x};chunk-signature={sig}\r\n".encode() + sent + b"\r\n"
+    headers["authorization"] = (
+        f"{sigv4.ALGORITHM} Credential={ROOT.access_key_id}/{scope}, "
+        f"SignedHeaders={';'.join(names)}, Signature={seed}"
+    )
+    headers["content-length"] = str(len(body))
+    conn = http.client.HTTPSConnection(
+        parts.hostname or "", parts.port, context=_ssl(env), timeout=30
+    )
+    try:
+        conn.request("PUT", path, body=body, headers=headers)
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+def test_one_door_then_the_other(cluster: DevCluster, s3: Any, bucket: str) -> None:
+    with cluster.client() as c:
+        info = c.put_object(bucket, "by-grpc", b"written over gRPC", metadata={"door": "grpc"})
+        got = s3.get_object(Bucket=bucket, Key="by-grpc")
+        assert got["Body"].read() == b"written over gRPC"
+        assert got["Metadata"] == {"door": "grpc"}
+        assert got["ETag"] == f'"{info.etag}"'
+        r = s3.put_object(
+            Bucket=bucket, Key="by-http", Body=b"written over HTTP", Metadata={"door": "http"}
+        )
+        assert c.get_object(bucket, "by-http") == b"written over HTTP"
+        head = c.head_object(bucket, "by-http")
+        assert head.metadata == {"door": "http"}
+        assert f'"{head.etag}"' == r["ETag"]
+        keys = [e.key for e in c.list_objects(bucket, prefix="by-").contents]
+        assert keys == ["by-grpc", "by-http"]
+
+
+def test_an_aws_cli_session(env: dict[str, str], tmp_path: Path) -> None:
+    """The aws CLI, configured by nothing but ``dev up``'s export lines."""
+    aws = Path(sys.executable).parent / "aws"
+    if not aws.exists():
+        pytest.skip("the aws CLI is not installed (pip install -e '.[dev]' installs it)")
+    run_env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), **env}
+
+    def cli(*args: str) -> str:
+        proc = subprocess.run(
+            [str(aws), *args], env=run_env, capture_output=True, timeout=120, check=False
+        )
+        assert proc.returncode == 0, proc.stderr.decode()
+        return proc.stdout.decode()
+
+    tree = tmp_path / "tree"
+    (tree / "sub").mkdir(parents=True)
+    files = {"a.txt": os.urandom(1000), "b.txt": b"bee", "sub/big.bin": os.urandom(9 * MiB)}
+    for name, data in files.items():
+        (tree / name).write_bytes(data)
+    assert "make_bucket: awscli" in cli("s3", "mb", "s3://awscli")
+    cli("s3", "sync", str(tree), "s3://awscli/tree", "--no-progress")
+    listed = cli("s3", "ls", "s3://awscli/tree/", "--recursive")
+    assert sorted(line.split()[-1] for line in listed.splitlines()) == sorted(
+        f"tree/{n}" for n in files
+    )
+    assert cli("s3", "sync", str(tree), "s3://awscli/tree", "--no-progress") == ""
+    cli("s3", "cp", "s3://awscli/tree/sub/big.bin", str(tmp_path / "big.out"), "--no-progress")
+    assert (tmp_path / "big.out").read_bytes() == files["sub/big.bin"]
+    cli("s3", "cp", "s3://awscli/tree/sub/big.bin", "s3://awscli/copy.bin", "--no-progress")
+    head = json.loads(cli("s3api", "head-object", "--bucket", "awscli", "--key", "copy.bin"))
+    assert head["ContentLength"] == 9 * MiB
+    cli("s3", "rm", "s3://awscli", "--recursive")
+    assert "remove_bucket: awscli" in cli("s3", "rb", "s3://awscli")
+
+
+def _tool(name: str) -> str:
+    found = shutil.which(name)
+    if found is None:
+        pytest.skip(f"{name} is not installed (.ci/run installs Debian's package)")
+    return found
+
+
+def _run(args: list[str], env: dict[str, str]) -> str:
+    proc = subprocess.run(args, env=env, capture_output=True, timeout=180, check=False)
+    assert proc.returncode == 0, f"{args[:3]}: {proc.stderr.decode()[-2000:]}"
+    return proc.stdout.decode()
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    files = {"a.txt": os.urandom(3000), "sub/b.bin": os.urandom(17 * MiB)}
+    for name, data in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(data)
+    return files
+
+
+def test_an_rclone_session(env: dict[str, str], tmp_path: Path) -> None:
+    rclone = _tool("rclone")
+    run_env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(tmp_path),
+        "RCLONE_CONFIG_TS_TYPE": "s3",
+        "RCLONE_CONFIG_TS_PROVIDER": "Other",
+        "RCLONE_CONFIG_TS_ENDPOINT": env["AWS_ENDPOINT_URL"],
+        "RCLONE_CONFIG_TS_ACCESS_KEY_ID": env["AWS_ACCESS_KEY_ID"],
+        "RCLONE_CONFIG_TS_SECRET_ACCESS_KEY": env["AWS_SECRET_ACCESS_KEY"],
+        "RCLONE_CONFIG_TS_REGION": env["AWS_DEFAULT_REGION"],
+        "RCLONE_CONFIG_TS_FORCE_PATH_STYLE": "true",
+    }
+    # (rclone's AWS SDK cannot take AWS_CA_BUNDLE; --ca-cert gives it the CA.)
+    base = [rclone, "-q", "--ca-cert", env["AWS_CA_BUNDLE"]]
+    files = _tree(tmp_path / "src")
+    _run([*base, "mkdir", "ts:rclone"], run_env)
+    _run([*base, "copy", str(tmp_path / "src"), "ts:rclone/copy"], run_env)
+    _run([*base, "check", str(tmp_path / "src"), "ts:rclone/copy"], run_env)
+    (tmp_path / "src" / "a.txt").unlink()
+    _run([*base, "sync", str(tmp_path / "src"), "ts:rclone/copy"], run_env)
+    listed = _run([*base, "ls", "ts:rclone"], run_env)
+    assert [line.split()[-1] for line in listed.splitlines()] == ["copy/sub/b.bin"]
+    _run([*base, "copy", "ts:rclone/copy", str(tmp_path / "back")], run_env)
+    assert (tmp_path / "back" / "sub" / "b.bin").read_bytes() == files["sub/b.bin"]
+    _run([*base, "purge", "ts:rclone"], run_env)
+
+
+def test_an_s3cmd_session(env: dict[str, str], tmp_path: Path) -> None:
+    """s3cmd signs every payload's SHA-256 (no UNSIGNED-PAYLOAD) and uploads
+    large files in 15 MiB parts."""
+    s3cmd = _tool("s3cmd")
+    host = urlsplit(env["AWS_ENDPOINT_URL"]).netloc
+    cfg = tmp_path / "s3cfg"
+    cfg.write_text(
+        "[default]\n"
+        f"access_key = {env['AWS_ACCESS_KEY_ID']}\n"
+        f"secret_key = {env['AWS_SECRET_ACCESS_KEY']}\n"
+        f"host_base = {host}\nhost_bucket = {host}\n"
+        f"use_https = True\nca_certs_file = {env['AWS_CA_BUNDLE']}\n"
+        f"bucket_location = {env['AWS_DEFAULT_REGION']}\nsignature_v2 = False\n"
+    )
+    run_env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)}
+    base = [s3cmd, "-c", str(cfg)]
+    files = _tree(tmp_path / "src")
+    _run([*base, "mb", "s3://s3cmd"], run_env)
+    _run([*base, "sync", f"{tmp_path / 'src'}/", "s3://s3cmd/tree/"], run_env)
+    listed = _run([*base, "ls", "--recursive", "s3://s3cmd"], run_env)
+    assert sorted(line.split()[-1] for line in listed.splitlines()) == [
+        "s3://s3cmd/tree/a.txt",
+        "s3://s3cmd/tree/sub/b.bin",
+    ]
+    _run([*base, "get", "s3://s3cmd/tree/sub/b.bin", str(tmp_path / "b.out")], run_env)
+    assert (tmp_path / "b.out").read_bytes() == files["sub/b.bin"]
+    _run([*base, "del", "--recursive", "--force", "s3://s3cmd"], run_env)
+    _run([*base, "rb", "s3://s3cmd"], run_env)
+
+
+def test_virtual_host_addressing(s3: Any, env: dict[str, str], bucket: str) -> None:
+    """``BUCKET.<s3_domain>``: signed by botocore's own SigV4 signer, sent to
+    the node's address (the name need not resolve for the test)."""
+    s3.put_object(Bucket=bucket, Key="vhost/key x", Body=b"by host name")
+    port = urlsplit(env["AWS_ENDPOINT_URL"]).port
+    url = f"https://{bucket}.{VHOST_DOMAIN}:{port}/vhost/key%20x"
+    req = AWSRequest(method="GET", url=url, headers={"x-amz-content-sha256": sigv4.EMPTY_SHA256})
+    creds = Credentials(env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"])
+    S3SigV4Auth(creds, "s3", env["AWS_DEFAULT_REGION"]).add_auth(req)
+    conn = http.client.HTTPSConnection("127.0.0.1", port, context=_ssl(env), timeout=10)
+    try:
+        headers = {**dict(req.headers.items()), "Host": f"{bucket}.{VHOST_DOMAIN}:{port}"}
+        conn.request("GET", "/vhost/key%20x", headers=headers)
+        resp = conn.getresponse()
+        assert (resp.status, resp.read()) == (200, b"by host name")
+    finally:
+        conn.close()
+
+
+def _signed_put_head(env: dict[str, str], url: str, headers: dict[str, str], secret: str) -> bytes:
+    """The request line and headers of a PUT signed by botocore with
+    ``secret``, to send by hand on a socket (the body follows, or not)."""
+    req = AWSRequest(method="PUT", url=url, headers=headers)
+    creds = Credentials(env["AWS_ACCESS_KEY_ID"], secret)
+    S3SigV4Auth(creds, "s3", env["AWS_DEFAULT_REGION"]).add_auth(req)
+    parts = urlsplit(url)
+    lines = [
+        f"PUT {parts.path} HTTP/1.1",
+        f"Host: {parts.hostname}:{parts.port}",
+        *(f"{k}: {v}" for k, v in req.headers.items()),
+    ]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def test_a_body_cut_short_stores_nothing(s3: Any, env: dict[str, str], bucket: str) -> None:
+    """A signed PUT that declares 100,000 bytes, sends 10 and hangs up."""
+    url = f"{env['AWS_ENDPOINT_URL']}/{bucket}/cut-short"
+    headers = {"x-amz-content-sha256": sigv4.UNSIGNED_PAYLOAD, "content-length": "100000"}
+    head = _signed_put_head(env, url, headers, env["AWS_SECRET_ACCESS_KEY"])
+    parts = urlsplit(url)
+    raw = socket.create_connection((parts.hostname, parts.port), timeout=10)
+    with _ssl(env).wrap_socket(raw, server_hostname=parts.hostname) as conn:
+        conn.sendall(head + b"x" * 10)
+    time.sleep(1)  # the node sees the hang-up: the PUT its body fed fails
+    with pytest.raises(ClientError) as e:
+        s3.head_object(Bucket=bucket, Key="cut-short")
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+
+
+def test_a_wrongly_signed_upload_is_refused_before_its_body(
+    env: dict[str, str], bucket: str
+) -> None:
+    """Expect: 100-continue: the signature is checked before the body is asked for."""
+    url = f"{env['AWS_ENDPOINT_URL']}/{bucket}/never-sent"
+    headers = {
+        "x-amz-content-sha256": sigv4.UNSIGNED_PAYLOAD,
+        "content-length": str(50 * MiB),
+        "expect": "100-continue",
+    }
+    head = _signed_put_head(env, url, headers, "x" * 40)
+    parts = urlsplit(url)
+    raw = socket.create_connection((parts.hostname, parts.port), timeout=10)
+    with _ssl(env).wrap_socket(raw, server_hostname=parts.hostname) as conn:
+        conn.sendall(head)
+        answer = b""
+        while b"</Error>" not in answer:
+            chunk = conn.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 403"), answer[:200]
+    assert b"<Code>SignatureDoesNotMatch</Code>" in answer
+
+
+def test_what_is_not_offered_is_refused_as_not_implemented(s3: Any, bucket: str) -> None:
+    with pytest.raises(ClientError) as e:
+        s3.get_bucket_cors(Bucket=bucket)
+    assert e.value.response["Error"]["Code"] == "NotImplemented"
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 501
+
+
+def test_requests_are_counted(cluster: DevCluster, s3: Any) -> None:
+    s3.list_buckets()
+    assert cluster.metric("a1", "tristore_s3_requests_total") > 0
+    assert cluster.metric("a1", "tristore_s3_bytes_total") > 0
+
+
+def test_a_renewed_certificate_is_served_without_a_restart(
+    cluster: DevCluster, s3: Any, env: dict[str, str]
+) -> None:
+    cfg = cluster.config
+    files = cfg.tls_files("a1")
+    assert files.cert is not None and files.key is not None
+    host, _, port = cfg.nodes[0].s3.rpartition(":")
+
+    def served() -> int:
+        pem = ssl.get_server_certificate((host, int(port)), ca_certs=env["AWS_CA_BUNDLE"])
+        return tls.serial_of(pem.encode())
+
+    assert served() == tls.serial_of(files.cert.read_bytes())
+    new = tls.issue(
+        files.ca.parent,
+        files.cert,
+        files.key,
+        ["127.0.0.1", "localhost"],
+        tls.Identity(cfg.cluster.name, "node", "a1"),
+    )
+    wait_until(lambda: served() == new, 15, what="the renewed certificate on the S3 port")
+    assert s3.list_buckets()["Buckets"]

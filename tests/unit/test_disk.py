@@ -1,0 +1,55 @@
+"""The free-space watch of a node (node/disk.py): refusal below the reserve,
+hysteresis on the way back, and a store that failed for lack of space staying
+refused until a restart."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from node.disk import DiskWatch, is_out_of_space
+from tristore.errors import StorageFull
+
+pytestmark = pytest.mark.unit
+
+
+def _free(path: Path) -> int:
+    st = os.statvfs(path)
+    return st.f_bavail * st.f_frsize
+
+
+def test_below_the_reserve_new_data_is_refused_naming_the_node(tmp_path: Path) -> None:
+    watch = DiskWatch("b1", tmp_path, reserve_bytes=_free(tmp_path) * 4, resume_bytes=0)
+    assert watch.check()
+    with pytest.raises(StorageFull, match="node b1: its disk") as info:
+        watch.refuse_if_full("new writes")
+    assert info.value.retriable
+    assert "disk full" in watch.health()
+
+
+def test_writes_come_back_only_past_the_resume_margin(tmp_path: Path) -> None:
+    free = _free(tmp_path)
+    watch = DiskWatch("b1", tmp_path, reserve_bytes=free * 4, resume_bytes=0)
+    assert watch.check()
+    watch.reserve_bytes, watch.resume_bytes = free // 2, free * 4  # space freed, not enough
+    assert watch.check()
+    watch.resume_bytes = 0
+    assert not watch.check()
+    watch.refuse_if_full("new writes")  # no error
+    assert watch.health() == ""
+
+
+def test_a_store_that_ran_out_of_space_stays_refused(tmp_path: Path) -> None:
+    watch = DiskWatch("b1", tmp_path, reserve_bytes=0, resume_bytes=0)
+    assert not watch.check()
+    watch.write_failed(RuntimeError("IO error: something else"))
+    assert not watch.full
+    err = RuntimeError("IO error: No space left on device: While appending to file: 000004.log")
+    assert is_out_of_space(err)
+    watch.write_failed(err)
+    assert watch.check()  # space is plenty, but the store needs a restart
+    with pytest.raises(StorageFull, match="restarted"):
+        watch.refuse_if_full("new writes")
+    assert "restart" in watch.health()

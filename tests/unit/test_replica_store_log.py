@@ -1,0 +1,185 @@
+"""The change log as replicators read it: only entries awaiting replication,
+from an index written in the same batch as the entry, on a real RocksDB."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import rocksdict
+
+from node import keys
+from node.replica_store import PENDING_FROM, ReplicaStore
+from tristore.config import NodeSection
+from tristore.model import Change, ObjectVersion
+from tristore.replication import COMPLETED, PENDING
+from tristore.stamps import Stamp
+
+pytestmark = pytest.mark.unit
+
+
+def _change(i: int, target: str | None, bucket: str = "b") -> Change:
+    v = ObjectVersion(bucket, f"k{i}", Stamp(1_000 + i, 0, 1, 1), inline=b"x", size=1)
+    if target is not None:
+        v = replace(v, replication_targets={"west": target})
+    return Change.of(v)
+
+
+def _seqs(entries: list[tuple[int, bytes]]) -> list[int]:
+    return [seq for seq, _ in entries]
+
+
+def test_only_pending_entries_and_how_far_it_looked(tmp_path: Path) -> None:
+    async def go() -> None:
+        store = ReplicaStore(tmp_path / "n", NodeSection(), lambda: 1_000)
+        store.start(asyncio.get_running_loop())
+        try:
+            # seq 1..6: plain, pending, done, internal bucket pending, pending, plain
+            for i, target, bucket in [
+                (1, None, "b"),
+                (2, PENDING, "b"),
+                (3, COMPLETED, "b"),
+                (4, PENDING, ".uploads"),
+                (5, PENDING, "b"),
+                (6, None, "b"),
+            ]:
+                await store.commit(_change(i, target, bucket))
+            entries, scanned = await store.read_pending_log(0, 100)
+            assert _seqs(entries) == [2, 5]
+            assert scanned == 6
+            # A full page stops at its last entry: the rest is read next time.
+            entries, scanned = await store.read_pending_log(0, 1)
+            assert (_seqs(entries), scanned) == ([2], 2)
+            entries, scanned = await store.read_pending_log(2, 1)
+            assert (_seqs(entries), scanned) == ([5], 5)
+            assert await store.read_pending_log(5, 10) == ([], 6)
+            # Nothing pending after 5: the wait ends for want of one, and a
+            # plain commit does not end it; a pending one does.
+            assert not await store.wait_for_log(5, 0.05, pending_only=True)
+            assert await store.wait_for_log(5, 0.05)  # seq 6 exists
+            waiter = asyncio.ensure_future(store.wait_for_log(6, 5.0, pending_only=True))
+            await store.commit(_change(7, None))
+            await asyncio.sleep(0.05)
+            assert not waiter.done()
+            await store.commit(_change(8, PENDING))
+            assert await asyncio.wait_for(waiter, 5.0)
+            assert _seqs((await store.read_pending_log(6, 10))[0]) == [8]
+        finally:
+            store.close()
+
+    asyncio.run(go())
+
+
+def test_a_log_from_before_the_index_is_read_whole(tmp_path: Path) -> None:
+    path = tmp_path / "n"
+
+    async def write(changes: list[Change]) -> None:
+        store = ReplicaStore(path, NodeSection(), lambda: 1_000)
+        store.start(asyncio.get_running_loop())
+        try:
+            for c in changes:
+                await store.commit(c)
+        finally:
+            store.close()
+
+    asyncio.run(write([_change(1, None), _change(2, PENDING), _change(3, None)]))
+    # As a node of the previous version left it: no index, no start marker.
+    db = rocksdict.Rdict(str(path), options=rocksdict.Options(raw_mode=True))
+    for k in [keys.pending_log_key(2), keys.meta_key(PENDING_FROM)]:
+        db.delete(k)
+    db.close()
+
+    async def read() -> None:
+        store = ReplicaStore(path, NodeSection(), lambda: 1_000)
+        store.start(asyncio.get_running_loop())
+        try:
+            await store.commit(_change(4, PENDING))
+            await store.commit(_change(5, None))
+            # Below the index's start every entry comes (the replicator filters).
+            entries, scanned = await store.read_pending_log(0, 100)
+            assert (_seqs(entries), scanned) == ([1, 2, 3], 3)
+            assert await store.wait_for_log(0, 0.01, pending_only=True)
+            entries, scanned = await store.read_pending_log(3, 100)
+            assert (_seqs(entries), scanned) == ([4], 5)
+        finally:
+            store.close()
+
+    asyncio.run(read())
+
+
+def _at(i: int, ms: int, target: str | None = None) -> Change:
+    v = ObjectVersion("b", f"k{i}", Stamp(ms, 0, 1, 1), inline=b"x", size=1)
+    if target is not None:
+        v = replace(v, replication_targets={"west": target})
+    return Change.of(v)
+
+
+def test_trim_keeps_retention_and_what_replicators_have_not_read(tmp_path: Path) -> None:
+    now = [100_000]
+    cfg = NodeSection(changelog_retention_s=10.0)
+    path = tmp_path / "n"
+
+    async def go() -> None:
+        store = ReplicaStore(path, cfg, lambda: now[0])
+        store.start(asyncio.get_running_loop())
+        try:
+            # seq 1..6 at 1 s apart; seq 3 and 5 await replication.
+            for i in range(1, 7):
+                await store.commit(_at(i, 1_000 * i, PENDING if i in (3, 5) else None))
+            assert await store.first_change_ms() == 1_000
+            # Nothing is older than the retention yet.
+            now[0] = 10_500
+            assert await store.trim_log(["r1", "r2"]) == 0
+            # Entries 1..4 are older than 10 s; r2 has not read anything, so the
+            # trim stops below the first entry awaiting replication (3).
+            now[0] = 14_500
+            store.note_reader("r1", 6)
+            assert await store.trim_log(["r1", "r2"]) == 2
+            assert store.trimmed_to == 2
+            assert _seqs(await store.read_log(0, 100)) == [3, 4, 5, 6]
+            # r2 passes 3: 3 and 4 go; 5 awaits r2 still (and is not old enough).
+            store.note_reader("r2", 3)
+            store.note_reader("r2", 1)  # a cursor never moves back
+            assert await store.trim_log(["r1", "r2"]) == 2
+            assert _seqs(await store.read_log(0, 100)) == [5, 6]
+            assert _seqs((await store.read_pending_log(0, 100))[0]) == [5]
+            # Without replicators only age counts.
+            now[0] = 100_000
+            assert await store.trim_log([]) == 2
+            assert await store.read_log(0, 100) == []
+            assert store.log_seq == 6  # numbering goes on
+            await store.commit(_at(7, 99_000))
+            assert _seqs(await store.read_log(0, 100)) == [7]
+        finally:
+            store.close()
+
+    asyncio.run(go())
+
+    async def reopened() -> None:
+        store = ReplicaStore(path, cfg, lambda: now[0])
+        store.start(asyncio.get_running_loop())
+        try:
+            assert store.trimmed_to == 6
+            assert await store.first_change_ms() == 1_000, "kept though its entry is gone"
+            assert _seqs(await store.read_log(0, 100)) == [7]
+        finally:
+            store.close()
+
+    asyncio.run(reopened())
+
+
+def test_a_trim_stops_at_its_batch(tmp_path: Path) -> None:
+    async def go() -> None:
+        cfg = NodeSection(changelog_retention_s=0.0, changelog_trim_batch=3)
+        store = ReplicaStore(tmp_path / "n", cfg, lambda: 10_000)
+        store.start(asyncio.get_running_loop())
+        try:
+            for i in range(1, 8):
+                await store.commit(_at(i, i))
+            assert [await store.trim_log([]) for _ in range(4)] == [3, 3, 1, 0]
+        finally:
+            store.close()
+
+    asyncio.run(go())

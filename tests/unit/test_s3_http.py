@@ -1,0 +1,390 @@
+"""The pure pieces of the S3 HTTP API: SigV4 over HTTP (AWS's own worked
+examples), aws-chunked decoding, checksums, XML, routing, headers and the
+error-to-status table."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import hashlib
+import zlib
+from collections.abc import AsyncIterator
+from xml.etree import ElementTree as ET
+
+import pytest
+
+from node.s3 import body as bodies
+from node.s3 import headers as hdr
+from node.s3 import xml
+from node.s3.auth import lower_headers, query_pairs
+from node.s3.server import route, split_path
+from tristore import errors, replication, sigv4
+from tristore.model import ByteRange, ListEntry, ListPage
+
+pytestmark = pytest.mark.unit
+
+# AWS's worked examples (S3 documentation, "Signature Calculations for the
+# Authorization Header", "Query string authentication", "Transferring payload in
+# multiple chunks"): these keys, this date.
+AKID = "AKIAIOSFODNN7EXAMPLE"
+SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+WHEN = "20130524T000000Z"
+SCOPE = "20130524/us-east-1/s3/aws4_request"
+KEY = sigv4.signing_key(SECRET, "20130524", "us-east-1")
+
+
+def test_header_auth_matches_the_aws_example() -> None:
+    headers = {
+        "host": "examplebucket.s3.amazonaws.com",
+        "range": "bytes=0-9",
+        "x-amz-content-sha256": sigv4.EMPTY_SHA256,
+        "x-amz-date": WHEN,
+    }
+    canonical = sigv4.http_canonical_request(
+        "GET", "/test.txt", [], headers, sorted(headers), sigv4.EMPTY_SHA256
+    )
+    assert canonical.splitlines()[:3] == ["GET", "/test.txt", ""]
+    sig = sigv4.signature(KEY, sigv4.string_to_sign(WHEN, SCOPE, canonical))
+    assert sig == "f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41"
+    auth = (
+        f"AWS4-HMAC-SHA256 Credential={AKID}/{SCOPE},"
+        f"SignedHeaders=host;range;x-amz-content-sha256;x-amz-date,Signature={sig}"
+    )
+    parsed = sigv4.parse_http({**headers, "authorization": auth}, {})
+    assert parsed is not None
+    assert parsed.signed.access_key_id == AKID
+    assert parsed.signed_headers == ("host", "range", "x-amz-content-sha256", "x-amz-date")
+    assert sigv4.http_signature(parsed.signed, KEY, canonical) == sig
+
+
+def test_presigned_url_matches_the_aws_example() -> None:
+    query = [
+        ("X-Amz-Algorithm", "AWS4-HMAC-SHA256"),
+        ("X-Amz-Credential", f"{AKID}/{SCOPE}"),
+        ("X-Amz-Date", WHEN),
+        ("X-Amz-Expires", "86400"),
+        ("X-Amz-SignedHeaders", "host"),
+    ]
+    canonical = sigv4.http_canonical_request(
+        "GET",
+        "/test.txt",
+        query,
+        {"host": "examplebucket.s3.amazonaws.com"},
+        ["host"],
+        sigv4.UNSIGNED_PAYLOAD,
+    )
+    sig = sigv4.signature(KEY, sigv4.string_to_sign(WHEN, SCOPE, canonical))
+    assert sig == "aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404"
+    when = dt.datetime(2013, 5, 24, tzinfo=dt.UTC)
+    made = sigv4.presign_query(
+        AKID, KEY, "us-east-1", "GET", "/test.txt", "examplebucket.s3.amazonaws.com", 86400,
+        now=when,
+    )  # fmt: skip
+    assert made[-1] == ("X-Amz-Signature", sig)
+    parsed = sigv4.parse_http({}, dict(made))
+    assert parsed is not None and parsed.expires_s == 86400
+    assert parsed.signed.payload_sha256 == sigv4.UNSIGNED_PAYLOAD
+    # Valid for its day, expired after.
+    sigv4.check_time(parsed.signed, when + dt.timedelta(hours=23), expires_s=86400)
+    with pytest.raises(errors.AccessDenied, match="expired"):
+        sigv4.check_time(parsed.signed, when + dt.timedelta(hours=25), expires_s=86400)
+
+
+def test_presigned_parameters_are_checked() -> None:
+    good = dict(
+        sigv4.presign_query(
+            AKID, KEY, "us-east-1", "GET", "/b/k", "h", 60, now=dt.datetime.now(dt.UTC)
+        )
+    )
+    for name in ("X-Amz-Expires", "X-Amz-Date", "X-Amz-Credential"):
+        with pytest.raises(errors.AccessDenied):
+            sigv4.parse_http({}, {k: v for k, v in good.items() if k != name})
+    with pytest.raises(errors.AccessDenied, match="X-Amz-Expires"):
+        sigv4.parse_http({}, {**good, "X-Amz-Expires": str(8 * 24 * 3600)})
+    with pytest.raises(errors.InvalidRequest, match="AWS4-HMAC-SHA256"):
+        sigv4.parse_http({}, {"AWSAccessKeyId": AKID, "Signature": "x", "Expires": "1"})
+    with pytest.raises(errors.InvalidRequest):
+        sigv4.parse_http({"authorization": f"AWS {AKID}:c2ln"}, {})
+    assert sigv4.parse_http({}, {"prefix": "a"}) is None
+
+
+def test_canonical_query_and_path_encoding() -> None:
+    pairs = query_pairs("prefix=a%20b%2Bc&list-type=2&delimiter=%2F&empty")
+    assert pairs == [("prefix", "a b+c"), ("list-type", "2"), ("delimiter", "/"), ("empty", "")]
+    assert sigv4.canonical_query(pairs) == "delimiter=%2F&empty=&list-type=2&prefix=a%20b%2Bc"
+    canonical = sigv4.http_canonical_request("GET", "/b/ü +~x", [], {}, [], "-")
+    assert canonical.splitlines()[1] == "/b/%C3%BC%20%2B~x"
+    assert split_path("/b/dir/%C3%BC%20x") == ("b", "dir/ü x")
+    assert split_path("/") == ("", "")
+    with pytest.raises(errors.InvalidArgument, match="UTF-8"):
+        split_path("/b/%FF%FE")
+    with pytest.raises(errors.InvalidArgument, match="UTF-8"):
+        query_pairs("prefix=%C3")
+    assert split_path("/k/x", "b.s3.test:8443", "s3.test") == ("b", "k/x")
+    assert split_path("/", "B.S3.test", "s3.test") == ("b", "")
+    assert split_path("/b/k", "s3.test:8443", "s3.test") == ("b", "k")
+    assert split_path("/b/k", "127.0.0.1:8443", "s3.test") == ("b", "k")
+    assert lower_headers([("X-Amz-Meta-A", "1"), ("x-amz-meta-a", "2")]) == {"x-amz-meta-a": "1,2"}
+
+
+# -- aws-chunked ------------------------------------------------------------------
+
+
+def _reader(data: bytes) -> asyncio.StreamReader:
+    r = asyncio.StreamReader()
+    r.feed_data(data)
+    r.feed_eof()
+    return r
+
+
+async def _all(it: AsyncIterator[bytes]) -> bytes:
+    return b"".join([piece async for piece in it])
+
+
+def _decode(
+    raw: bytes,
+    signer: bodies.ChunkSigner | None = None,
+    checksum: bodies.Checksum | None = None,
+    trailer_signed: bool = False,
+) -> bytes:
+    """An aws-chunked body decoded (and its trailer checksum checked)."""
+
+    async def go() -> bytes:
+        it = bodies.aws_chunked(_reader(raw), signer, checksum, trailer_signed)
+        return await _all(bodies.checked(it, checksum) if checksum is not None else it)
+
+    return asyncio.run(go())
+
+
+def _signed_body(chunks: list[bytes], seed: str, tamper: int = -1) -> bytes:
+    out, previous = b"", seed
+    for i, data in enumerate([*chunks, b""]):
+        sig = sigv4.chunk_signature(KEY, WHEN, SCOPE, previous, hashlib.sha256(data).hexdigest())
+        previous = sig
+        sent = data[:-1] + b"!" if i == tamper else data
+        out += f"{len(data):x};chunk-signature={sig}\r\n".encode() + sent + b"\r\n"
+    return out
+
+
+def test_chunk_signatures_match_the_aws_example() -> None:
+    seed = "4f232c4386841ef735655705268965c44a0e4690baa4adea153f7db9fa80a0a9"
+    first = sigv4.chunk_signature(KEY, WHEN, SCOPE, seed, hashlib.sha256(b"a" * 65536).hexdigest())
+    assert first == "ad80c730a21e5b8d04586a2213dd63b9a0e99e0e2307b0ade35a65485a288648"
+    second = sigv4.chunk_signature(KEY, WHEN, SCOPE, first, hashlib.sha256(b"a" * 1024).hexdigest())
+    assert second == "0055627c9e194cb4542bae2aa5492e3c1575bbb81b612b7d234b86a503ef5497"
+    final = sigv4.chunk_signature(KEY, WHEN, SCOPE, second, sigv4.EMPTY_SHA256)
+    assert final == "b6c6ea8a5354eaf15b3cb7646744f4275b71ea724fed81ceb9323e279d449df9"
+
+
+def test_signed_chunks_decode_and_a_tampered_one_is_refused() -> None:
+    seed = "4f232c4386841ef735655705268965c44a0e4690baa4adea153f7db9fa80a0a9"
+    signer = bodies.ChunkSigner(KEY, WHEN, SCOPE, seed)
+    chunks = [b"a" * 65536, b"a" * 1024]
+    assert _decode(_signed_body(chunks, seed), signer) == b"a" * 66560
+    with pytest.raises(errors.SignatureDoesNotMatch):
+        _decode(_signed_body(chunks, seed, 1), signer)
+    with pytest.raises(errors.IncompleteBody):
+        _decode(_signed_body(chunks, seed)[:60000], signer)
+
+
+def _unsigned_trailer_body(data: bytes, name: str, value: str) -> bytes:
+    return f"{len(data):x}\r\n".encode() + data + b"\r\n0\r\n" + f"{name}:{value}\r\n\r\n".encode()
+
+
+def test_an_unsigned_body_with_a_checksum_trailer() -> None:
+    data = b"hello, trailer" * 1000
+    crc = base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
+    raw = _unsigned_trailer_body(data, "x-amz-checksum-crc32", crc)
+    checksum = bodies.Checksum("crc32")
+    assert _decode(raw, None, checksum) == data
+    assert checksum.declared == checksum.computed == crc
+    wrong = _unsigned_trailer_body(data, "x-amz-checksum-crc32", "AAAAAA==")
+    with pytest.raises(errors.XAmzContentSHA256Mismatch):
+        _decode(wrong, None, bodies.Checksum("crc32"))
+    missing = f"{len(data):x}\r\n".encode() + data + b"\r\n0\r\n\r\n"
+    with pytest.raises(errors.InvalidRequest, match="trailer"):
+        _decode(missing, None, bodies.Checksum("crc32"))
+
+
+def test_a_signed_trailer() -> None:
+    seed = "0" * 64
+    signer = bodies.ChunkSigner(KEY, WHEN, SCOPE, seed)
+    data = b"x" * 100
+    sha = base64.b64encode(hashlib.sha256(data).digest()).decode()
+    body = _signed_body([data], seed)
+    previous = sigv4.chunk_signature(
+        KEY, WHEN, SCOPE,
+        sigv4.chunk_signature(KEY, WHEN, SCOPE, seed, hashlib.sha256(data).hexdigest()),
+        sigv4.EMPTY_SHA256,
+    )  # fmt: skip
+    line = f"x-amz-checksum-sha256:{sha}".encode()
+    tsig = sigv4.trailer_signature(KEY, WHEN, SCOPE, previous, line + b"\n")
+    body = (
+        body[: -len(b"\r\n")] + line + b"\r\n" + f"x-amz-trailer-signature:{tsig}\r\n\r\n".encode()
+    )
+    assert _decode(body, signer, bodies.Checksum("sha256"), trailer_signed=True) == data
+    forged = body.replace(tsig.encode(), b"0" * 64)
+    with pytest.raises(errors.SignatureDoesNotMatch):
+        _decode(forged, signer, bodies.Checksum("sha256"), trailer_signed=True)
+
+
+def test_payload_sha256_is_checked() -> None:
+    async def one() -> AsyncIterator[bytes]:
+        yield b"body"
+
+    good = hashlib.sha256(b"body").hexdigest()
+    assert asyncio.run(_all(bodies.checked(one(), sha256_hex=good))) == b"body"
+    with pytest.raises(errors.XAmzContentSHA256Mismatch):
+        asyncio.run(_all(bodies.checked(one(), sha256_hex=sigv4.EMPTY_SHA256)))
+
+
+def test_checksum_algorithms() -> None:
+    assert bodies.crc32c(b"123456789") == 0xE3069283
+    assert bodies.crc32c(b"6789", bodies.crc32c(b"12345")) == 0xE3069283
+    assert bodies.checksum_name("x-amz-checksum-CRC32") == "crc32"
+    with pytest.raises(errors.InvalidRequest):
+        bodies.checksum_name("x-amz-checksum-md4")
+
+
+# -- XML, routing, headers, statuses ----------------------------------------------
+
+
+def test_list_v2_xml_url_encoded() -> None:
+    when = dt.datetime(2024, 1, 2, 3, 4, 5, 678000, tzinfo=dt.UTC)
+    page = ListPage([ListEntry("a b+c", 3, "abc", when)], ["p/ q/"], True, "tok", 1)
+    args = xml.ListArgs("bkt", prefix="", delimiter="/", max_keys=2, encoding_type="url")
+    root = ET.fromstring(xml.list_objects_v2(page, args))
+    ns = {"s": xml.NS}
+    assert root.tag == f"{{{xml.NS}}}ListBucketResult"
+    assert root.findtext("s:Contents/s:Key", namespaces=ns) == "a%20b%2Bc"
+    assert root.findtext("s:Contents/s:ETag", namespaces=ns) == '"abc"'
+    assert root.findtext("s:Contents/s:LastModified", namespaces=ns) == "2024-01-02T03:04:05.678Z"
+    assert root.findtext("s:CommonPrefixes/s:Prefix", namespaces=ns) == "p/%20q/"
+    assert root.findtext("s:NextContinuationToken", namespaces=ns) == "tok"
+    assert root.findtext("s:IsTruncated", namespaces=ns) == "true"
+    assert root.findtext("s:KeyCount", namespaces=ns) == "2"
+    assert xml.next_marker(page) == "p/ q/"
+
+
+def test_error_xml() -> None:
+    root = ET.fromstring(xml.error("NoSuchKey", "no <such> key", "/b/k", "RID"))
+    assert root.tag == "Error"
+    assert [c.tag for c in root] == ["Code", "Message", "Resource", "RequestId"]
+    assert root.findtext("Message") == "no <such> key"
+
+
+def test_request_documents() -> None:
+    doc = (
+        f'<Delete xmlns="{xml.NS}"><Quiet>true</Quiet><Object><Key>a</Key></Object>'
+        "<Object><Key>b</Key><VersionId>v1</VersionId></Object></Delete>"
+    ).encode()
+    assert xml.parse_delete(doc) == ([("a", ""), ("b", "v1")], True)
+    doc = (
+        b"<CompleteMultipartUpload><Part><PartNumber>1</PartNumber>"
+        b'<ETag>"e1"</ETag></Part></CompleteMultipartUpload>'
+    )
+    assert xml.parse_complete(doc) == [(1, "e1")]
+    assert (
+        xml.parse_versioning(
+            b"<VersioningConfiguration><Status>Enabled</Status></VersioningConfiguration>"
+        )
+        == "Enabled"
+    )
+    for bad in (b"", b"<Delete>", b"<Other/>", b"<Delete></Delete>",
+                b'<!DOCTYPE x [<!ENTITY a "b">]><Delete/>'):  # fmt: skip
+        with pytest.raises(errors.MalformedXML):
+            xml.parse_delete(bad)
+    out = ET.fromstring(
+        xml.delete_result([xml.Deleted("a"), xml.DeleteError("b", "", "AccessDenied", "no")], False)
+    )
+    assert [c.tag.rpartition("}")[2] for c in out] == ["Deleted", "Error"]
+
+
+def test_replication_configuration_both_ways() -> None:
+    rules = [
+        replication.Rule(
+            "r1", (replication.Destination("east", "copy", "STANDARD_IA", "alice"),),
+            priority=2, prefix="docs/", tags={"k": "v"}, delete_markers=True,
+        ),
+        replication.Rule("r2", (replication.Destination("west", "all"),), enabled=False),
+    ]  # fmt: skip
+    doc = xml.replication_config(rules)
+    assert b"<Bucket>arn:aws:s3:east::copy</Bucket>" in doc
+    assert xml.parse_replication(doc) == rules
+    legacy = (
+        b"<ReplicationConfiguration><Role>x</Role><Rule><Status>Enabled</Status>"
+        b"<Prefix>p/</Prefix><Destination><Bucket>arn:aws:s3:east::b</Bucket></Destination>"
+        b"</Rule></ReplicationConfiguration>"
+    )
+    (rule,) = xml.parse_replication(legacy)
+    assert (rule.id, rule.prefix, rule.destinations[0].name) == ("rule-1", "p/", "east/b")
+    with pytest.raises(errors.MalformedXML, match="CLUSTER"):
+        xml.parse_replication(legacy.replace(b"arn:aws:s3:east::b", b"arn:aws:s3:::b"))
+    two = replication.Rule("r", (rules[0].destinations[0], rules[1].destinations[0]))
+    with pytest.raises(errors.NotImplemented):
+        xml.replication_config([two])
+
+
+def test_routing() -> None:
+    assert route("GET", "", "", {}) == ("ListBuckets", "list_buckets")
+    assert route("GET", "b", "", {"list-type": "2"})[0] == "ListObjects"
+    assert route("GET", "b", "", {"versions": ""})[0] == "ListObjectVersions"
+    assert route("POST", "b", "", {"delete": ""})[0] == "DeleteObjects"
+    assert route("PUT", "b", "k", {"partNumber": "1", "uploadId": "u"})[0] == "UploadPart"
+    assert route("GET", "b", "k", {"versionId": "v"})[0] == "GetObject"
+    assert route("POST", "b", "k", {"uploads": ""})[0] == "CreateMultipartUpload"
+    for method, key, query in (("GET", "", {"cors": ""}), ("PUT", "k", {"retention": ""}),
+                               ("POST", "", {}), ("PATCH", "k", {})):  # fmt: skip
+        with pytest.raises(errors.NotImplemented):
+            route(method, "b", key, query)
+
+
+def test_request_headers() -> None:
+    assert hdr.byte_range("bytes=0-9") == ByteRange(0, 9)
+    assert hdr.byte_range("bytes=5-") == ByteRange(5, -1)
+    assert hdr.byte_range("bytes=-3") == ByteRange(-3)
+    for ignored in ("bytes=0-1,3-4", "items=0-1", "bytes=9-1", "bytes=x-", None):
+        assert hdr.byte_range(ignored) is None
+    assert hdr.md5_hex(base64.b64encode(hashlib.md5(b"x").digest()).decode()) == (
+        hashlib.md5(b"x").hexdigest()
+    )
+    with pytest.raises(errors.InvalidDigest):
+        hdr.md5_hex("not-an-md5")
+    assert hdr.copy_source("/b/dir/%C3%BC?versionId=v1") == ("b", "dir/ü", "v1")
+    with pytest.raises(errors.InvalidArgument):
+        hdr.copy_source("only-a-bucket")
+    h = hdr.put_header(
+        "b", "k",
+        {"x-amz-meta-colour": "blue", "x-amz-tagging": "a=1&b=", "content-type": "text/plain",
+         "x-amz-acl": "public-read"},
+        5,
+    )  # fmt: skip
+    assert (h.metadata, h.tags, h.content_type, h.acl, h.size) == (
+        {"colour": "blue"}, {"a": "1", "b": ""}, "text/plain", "public-read", 5,
+    )  # fmt: skip
+    for unstored in (
+        {"cache-control": "no-cache"},
+        {"content-encoding": "aws-chunked,gzip"},
+        {"x-amz-grant-read": "uri=http://acs.amazonaws.com/groups/global/AllUsers"},
+        {"x-amz-object-lock-mode": "GOVERNANCE"},
+    ):
+        with pytest.raises(errors.NotImplemented):
+            hdr.put_header("b", "k", unstored)
+    assert hdr.put_header("b", "k", {"content-encoding": "aws-chunked"}).key == "k"
+    c = hdr.conditions({"if-modified-since": "Wed, 21 Oct 2015 07:28:00 GMT", "if-match": '"e"'})
+    assert c is not None and c.if_match == '"e"'
+    assert c.if_modified_since == dt.datetime(2015, 10, 21, 7, 28, tzinfo=dt.UTC)
+    assert hdr.conditions({"if-modified-since": "garbage"}) is None
+
+
+def test_every_error_has_an_http_status() -> None:
+    assert set(errors.BY_CODE) <= set(errors.HTTP_STATUS)
+    table = {
+        "NoSuchBucket": 404, "NoSuchKey": 404, "AccessDenied": 403,
+        "SignatureDoesNotMatch": 403, "PreconditionFailed": 412, "InvalidRange": 416,
+        "BucketNotEmpty": 409, "NotModified": 304, "NotImplemented": 501,
+        "QuorumUnavailable": 503, "InternalError": 500,
+    }  # fmt: skip
+    for code, status in table.items():
+        assert errors.http_status(errors.BY_CODE[code]("x")) == status

@@ -1,0 +1,58 @@
+"""Removal markers in the store (node/replica_store.py): dated, counted, found
+by age in batches, and forgotten only while the version stays away."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from prometheus_client import REGISTRY
+
+from node.replica_store import ReplicaStore
+from tristore.config import NodeSection
+from tristore.model import Change, ObjectVersion
+from tristore.stamps import Stamp
+
+pytestmark = pytest.mark.unit
+
+
+def _version(i: int) -> ObjectVersion:
+    return ObjectVersion("b", "k", Stamp(1_000 + i, 0, 1, 1), inline=b"x", size=1)
+
+
+def test_markers_are_dated_counted_listed_and_dropped(tmp_path: Path) -> None:
+    now = [5_000]
+
+    async def go() -> None:
+        store = ReplicaStore(tmp_path / "n", NodeSection(), lambda: now[0])
+        store.start(asyncio.get_running_loop())
+        try:
+            vs = [_version(i) for i in range(4)]
+            for v in vs:
+                await store.commit(Change.of(v))
+            for v in vs[:3]:  # removed at 5000, 6000, 7000
+                await store.commit(Change("b", "k", v.stamp, removed=(v.vstamp,)))
+                now[0] += 1_000
+            assert store.tombstones == 3
+            assert REGISTRY.get_sample_value("tristore_node_tombstones") == 3
+            # Removed before 6500: the first two, one batch of one at a time.
+            first, cursor = await store.old_tombstones(b"", 1, 6_500)
+            assert [s for _, _, s, _ in first] == [vs[0].vstamp.encode()]
+            rest, end = await store.old_tombstones(cursor, 10, 6_500)
+            assert [s for _, _, s, _ in rest] == [vs[1].vstamp.encode()] and end == b""
+            # Dropped once; a marker changed since it was seen is kept.
+            (bucket, key, vstamp, seen) = first[0]
+            assert await store.drop_tombstone(bucket, key, vstamp, seen)
+            assert not await store.drop_tombstone(bucket, key, vstamp, seen)  # gone already
+            (bucket, key, vstamp, _seen) = rest[0]
+            assert not await store.drop_tombstone(bucket, key, vstamp, b"\x01")
+            assert store.tombstones == 2
+            # The marker still refuses a late copy of its version.
+            await store.commit(Change("b", "k", vs[1].stamp, versions=(vs[1],)))
+            got, removed = await store.read_versions("b", "k", vs[1].vstamp)
+            assert got == [] and removed
+        finally:
+            await asyncio.to_thread(store.close)
+
+    asyncio.run(go())
