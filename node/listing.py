@@ -4,8 +4,10 @@ Every acknowledged key has a copy on a node of three of the cluster's AZs, and
 hints stay inside their AZ. So a listing scans every node of N-2 whole AZs
 (:meth:`Listing._list_sources`), merges the scans by newest stamp, and checks each
 record at the witness the way a read does (node/protocol.py); when too few AZs
-are whole, it merges every reachable node. Continuation tokens are opaque to
-clients: the last key (or common prefix) of a page, encoded.
+are whole (by this node's view), it scans every node of the cluster, and
+fails (``ServiceUnavailable``) if any of them does not answer: a listing is
+complete or refused, never served from part of the keys. Continuation tokens
+are opaque to clients: the last key (or common prefix) of a page, encoded.
 """
 
 from __future__ import annotations
@@ -147,9 +149,12 @@ class Listing:
 
         A key lives in three of the cluster's N AZs, so any N-2 of them share at
         least one with it (N-2 + 3 > N). With three AZs one whole AZ is enough.
-        When not enough AZs are whole, merge every reachable node. An AZ where
-        keys are moving between nodes (a drain, a map change, hinted handoff)
-        is not relied on alone: a key in flight could be missed by both scans.
+        When not enough AZs are whole, every node of the cluster: the view
+        may be stale (a node just started, a probe that timed out on a busy
+        machine), and a key whose every holder was left out would be missing
+        from the page. An AZ where keys are moving between nodes (a drain, a
+        map change, hinted handoff) is not relied on alone: a key in flight
+        could be missed by both scans.
         """
         need = max(1, len(self.placer.azs) - 2)
         azs = [self.me.az, *(az for az in self.placer.azs if az != self.me.az)]
@@ -161,7 +166,7 @@ class Listing:
         ]
         if len(whole) >= need:
             return [n for az in whole[:need] for n in self.placer.nodes_in(az)]
-        return [n for n in self.placer.nodes if self.peers.is_up(n.name)]
+        return list(self.placer.nodes)
 
     async def list_keys(
         self,
@@ -186,12 +191,11 @@ class Listing:
 
     async def _from_sources(self, what: str, scan: Callable[[list[NodeSpec]], Awaitable[_T]]) -> _T:
         """Run a merged scan over :meth:`_list_sources`; a node that fails it is
-        marked down and the scan starts again over the sources left."""
+        marked down and the scan starts again over the sources left. A scan of
+        every node that fails is not tried again: too few AZs are whole."""
         last_error: Exception | None = None
         for _attempt in range(3):
             sources = self._list_sources()
-            if not sources:
-                break
             try:
                 return await scan(sources)
             except ReplicaUnavailable as exc:
@@ -199,6 +203,11 @@ class Listing:
                 for n in sources:
                     if n.name in str(exc):
                         self.peers.mark_down(n.name, str(exc))
+                if len(sources) == len(self.placer.nodes):
+                    raise ServiceUnavailable(
+                        f"the {what} needs every node of {max(1, len(self.placer.azs) - 2)} "
+                        f"AZ(s), or every node of the cluster, to answer ({exc}); retry"
+                    ) from exc
         raise ServiceUnavailable(f"no set of nodes could complete the {what} ({last_error}); retry")
 
     async def _list_from(

@@ -11,10 +11,13 @@ import pytest
 
 from tests.integration.cluster import DevCluster, wait_until
 from tristore import errors
+from tristore.client import RetryPolicy
 
 pytestmark = pytest.mark.integration
 
 BUCKET = "faults"
+#: Keys whose PUT was refused with QuorumUnavailable: it may have taken effect.
+MAYBE = ("az/new", "az/new-big", "az/cli")
 
 
 class Writer(threading.Thread):
@@ -151,6 +154,27 @@ def test_whole_az_down_reads_work_writes_fail_fast(own_cluster: DevCluster) -> N
             for k in bodies
             if name in cluster.homes(BUCKET, k)
         )
+
+    # A listing is complete or refused: with one node of each AZ down, no AZ
+    # holds every key, and a page merged from the nodes left could miss some.
+    a2 = next(n.grpc for n in cluster.config.nodes if n.name == "a2")
+    cluster.kill("a1", "KILL")
+    cluster.kill("c1", "KILL")
+    with cluster.client(a2) as c:
+        listed = {e.key for e in c.list_objects(BUCKET, prefix="az/").contents}
+        # az-b is whole: its scans hold every key. (The PUTs refused above may
+        # have reached two AZs; a refusal says so, and a later read may finish them.)
+        assert {*bodies, "az/after"} <= listed <= {*bodies, "az/after", *MAYBE}
+    cluster.kill("b1", "KILL")
+    with cluster.client(a2, retry=RetryPolicy(max_attempts=1)) as c:
+        with pytest.raises(errors.ServiceUnavailable) as refused:
+            c.list_objects(BUCKET, prefix="az/")
+        assert "every node" in str(refused.value)
+    for name in ("a1", "b1", "c1"):
+        cluster.start(name)
+    with cluster.client() as c:
+        listed = {e.key for e in c.list_objects(BUCKET, prefix="az/").contents}
+        assert {*bodies, "az/after"} <= listed <= {*bodies, "az/after", *MAYBE}
 
 
 def test_whole_cluster_restart_keeps_everything(own_cluster: DevCluster) -> None:
