@@ -19,6 +19,8 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+import crc32c as _crc32c
+
 from tristore import sigv4
 from tristore.errors import (
     IncompleteBody,
@@ -46,27 +48,9 @@ class Reader(Protocol):
 # -- checksums ---------------------------------------------------------------------
 
 
-def _crc32c_table() -> list[int]:
-    table = []
-    for i in range(256):
-        c = i
-        for _ in range(8):
-            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
-        table.append(c)
-    return table
-
-
-_CRC32C = _crc32c_table()
-
-
 def crc32c(data: bytes, crc: int = 0) -> int:
-    """CRC-32C (Castagnoli), as S3's ``x-amz-checksum-crc32c``. Pure Python:
-    clients send CRC-32 by default; this one only when asked for."""
-    c = crc ^ 0xFFFFFFFF
-    t = _CRC32C
-    for b in data:
-        c = t[(c ^ b) & 0xFF] ^ (c >> 8)
-    return c ^ 0xFFFFFFFF
+    """CRC-32C (Castagnoli), as S3's ``x-amz-checksum-crc32c``, continuing ``crc``."""
+    return int(_crc32c.crc32c(data, crc))
 
 
 class _Crc:
