@@ -22,7 +22,7 @@ import logging
 from node.metrics import TOMBSTONES_CHECKED, TOMBSTONES_COLLECTED
 from node.peers import Peers, ReplicaUnavailable
 from node.replica_store import ReplicaStore
-from tristore.config import NodeSection
+from tristore.config import NodeSection, NodeSpec
 from tristore.errors import TristoreError
 from tristore.placement import Placer
 from tristore.stamps import Stamp
@@ -64,15 +64,16 @@ class TombstoneCollector:
 
     async def _held_nowhere(self, bucket: str, key: str, vstamp: Stamp) -> bool:
         """Whether every node of the key's AZs answers that it holds no copy
-        of the version (removed, or never had it)."""
-        for azr in self.placer.place(bucket, key).azs:
-            for node in azr.nodes:
-                try:
-                    versions, _removed = await self.peers.replica(node).read_versions(
-                        bucket, key, vstamp
-                    )
-                except (ReplicaUnavailable, TristoreError):
-                    return False
-                if versions:
-                    return False
-        return True
+        of the version (removed, or never had it); the nodes are asked at once."""
+
+        async def holds_none(node: NodeSpec) -> bool:
+            try:
+                versions, _removed = await self.peers.replica(node).read_versions(
+                    bucket, key, vstamp
+                )
+            except (ReplicaUnavailable, TristoreError):
+                return False
+            return not versions
+
+        nodes = [node for azr in self.placer.place(bucket, key).azs for node in azr.nodes]
+        return all(await asyncio.gather(*(holds_none(n) for n in nodes)))
