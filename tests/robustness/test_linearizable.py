@@ -113,7 +113,7 @@ class Recorder:
 
 
 #: How much longer than its ``seconds`` a run may last for its nemesis to finish.
-NEMESIS_SLACK_S = 120.0
+NEMESIS_SLACK_S = 240.0
 
 #: A client makes its ``ops`` operations, and more, up to this many times as
 #: many, while the nemesis still has steps to do: a fault nobody runs into
@@ -238,7 +238,7 @@ def run_workload(
 ) -> tuple[list[Op], Recorder]:
     """Eight clients for at least ``seconds``, and on until ``nemesis`` has done
     its steps (restarts are slow on a loaded machine: a run that ended on the
-    clock would leave faults out), but never past ``seconds`` + 120 s, the
+    clock would leave faults out), but never past ``seconds`` + NEMESIS_SLACK_S, the
     deadline the nemesis is given. Each client also stops after
     ``ops_per_client`` operations once the nemesis is done, and after
     ``OPS_STRETCH`` times as many in any case."""
