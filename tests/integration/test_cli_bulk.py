@@ -4,7 +4,11 @@ authorized key by key) and the CLI's rm --recursive, rb --force, ls, cp
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -104,3 +108,216 @@ def test_delete_objects_authorizes_each_key(cluster: DevCluster, alice: Credenti
     assert got == {"open/x": "", "r": "AccessDenied"}
     with cluster.client() as root:
         assert _keys(root, "rootsbulk") == ["r"]
+
+
+# --- CLI ---------------------------------------------------------------------------
+
+
+def _out(r: subprocess.CompletedProcess[bytes]) -> str:
+    return r.stdout.decode()
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def _make_tree(root: Path) -> dict[str, bytes]:
+    files = {
+        "top.txt": b"top",
+        "a/one.txt": b"one",
+        "a/b/c/deep.bin": os.urandom(3000),
+        "a/b/two.txt": b"two!",
+        "x y/space name.txt": b"spaces",
+    }
+    for rel, body in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(body)
+    (root / "empty-dir").mkdir()
+    return files
+
+
+def test_ls_is_one_level_unless_recursive(cluster: DevCluster) -> None:
+    with cluster.client() as c:
+        c.create_bucket("clils")
+        for k in ("top", "a/1", "a/b/2", "z/3"):
+            c.put_object("clils", k, b"x")
+    lines = _out(cluster.cli("ls", "s3://clils")).splitlines()
+    assert [line.split()[-1] for line in lines] == ["a/", "z/", "top"]
+    assert lines[0].split()[0] == "PRE"
+    nested = _out(cluster.cli("ls", "s3://clils/a/")).splitlines()
+    assert [line.split()[-1] for line in nested] == ["a/b/", "a/1"]
+    every = _out(cluster.cli("ls", "s3://clils", "--recursive")).splitlines()
+    assert [line.split()[-1] for line in every] == ["a/1", "a/b/2", "top", "z/3"]
+    listing = json.loads(cluster.cli("ls", "s3://clils", "--json").stdout)
+    assert listing["common_prefixes"] == ["a/", "z/"]
+    assert [e["key"] for e in listing["contents"]] == ["top"]
+    r = cluster.cli("ls", "s3://clils", "--recursive", "--delimiter", "/", check=False)
+    assert r.returncode == 1 and r.stderr.decode().startswith("InvalidArgument: --recursive")
+
+
+def test_rm_recursive_dryrun_then_for_real(cluster: DevCluster) -> None:
+    with cluster.client() as c:
+        c.create_bucket("clirm")
+        keys = [f"logs/{i:04d}.log" for i in range(1005)] + ["logs/sub/x.log", "logsmore", "keep"]
+        for k in keys:
+            c.put_object("clirm", k, b"l")
+    dry = _out(cluster.cli("rm", "--recursive", "--dryrun", "s3://clirm/logs"))
+    assert dry.count("(dryrun) delete: s3://clirm/logs/") == 1006
+    with cluster.client() as c:
+        assert len(_keys(c, "clirm")) == len(keys)  # a dry run changes nothing
+    out = _out(cluster.cli("rm", "--recursive", "s3://clirm/logs", "--exclude", "0001.log"))
+    assert "delete: s3://clirm/logs/sub/x.log\n" in out and out.count("\n") == 1005
+    with cluster.client() as c:
+        assert _keys(c, "clirm") == ["keep", "logs/0001.log", "logsmore"]
+    doc = json.loads(cluster.cli("rm", "--recursive", "s3://clirm", "--json").stdout)
+    assert doc["schema"] == 1 and doc["command"] == "rm" and doc["summary"]["failed"] == 0
+    assert sorted(o["src"] for o in doc["operations"]) == [
+        "s3://clirm/keep",
+        "s3://clirm/logs/0001.log",
+        "s3://clirm/logsmore",
+    ]
+    cluster.cli("rb", "s3://clirm")
+
+
+def test_rb_force_removes_versions_markers_and_uploads(cluster: DevCluster) -> None:
+    with cluster.client() as c:
+        c.create_bucket("clirb")
+        c.put_bucket_versioning("clirb", "Enabled")
+        c.put_object("clirb", "k", b"1")
+        c.put_object("clirb", "k", b"2")
+        c.delete_object("clirb", "k")
+        c.put_object("clirb", "d/e", b"e")
+        c.create_multipart_upload("clirb", "big")
+    r = cluster.cli("rb", "s3://clirb", check=False)
+    assert r.returncode == 1 and r.stderr.decode().startswith("BucketNotEmpty:")
+    doc = json.loads(cluster.cli("rb", "s3://clirb", "--force", "--json").stdout)
+    assert doc == {
+        "schema": 1,
+        "command": "rb",
+        "bucket": "clirb",
+        "deleted_versions": 4,
+        "aborted_uploads": 1,
+    }
+    with cluster.client() as c, pytest.raises(errors.NoSuchBucket):
+        c.head_bucket("clirb")
+
+
+def test_cp_recursive_up_down_and_across(cluster: DevCluster, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    files = _make_tree(src)
+    cluster.cli("mb", "s3://clicp")
+    out = _out(cluster.cli("cp", "--recursive", str(src), "s3://clicp/up", "--parallel", "3"))
+    assert f"upload: {src / 'a/b/c/deep.bin'} to s3://clicp/up/a/b/c/deep.bin\n" in out
+    with cluster.client() as c:
+        assert _keys(c, "clicp") == sorted(f"up/{k}" for k in files)
+        assert c.get_object("clicp", "up/a/b/c/deep.bin") == files["a/b/c/deep.bin"]
+    down = tmp_path / "down"
+    cluster.cli("cp", "--recursive", "s3://clicp/up/", str(down))
+    assert _tree(down) == files
+    doc = json.loads(
+        cluster.cli("cp", "--recursive", "s3://clicp/up", "s3://clicp/copy", "--json").stdout
+    )
+    assert doc["schema"] == 1 and {o["op"] for o in doc["operations"]} == {"copy"}
+    assert doc["summary"] == {"operations": 5, "failed": 0, "bytes": sum(map(len, files.values()))}
+    with cluster.client() as c:
+        assert c.get_object("clicp", "copy/x y/space name.txt") == b"spaces"
+    only = tmp_path / "only"
+    cluster.cli(
+        "cp", "--recursive", "s3://clicp/up", str(only), "--exclude", "*", "--include", "a/*.txt"
+    )
+    assert _tree(only) == {"a/one.txt": b"one", "a/b/two.txt": b"two!"}
+    r = cluster.cli("cp", "--recursive", str(src), "s3://clicp/x", "--tag", "a=1", check=False)
+    assert r.returncode == 1 and "not with --recursive" in r.stderr.decode()
+
+
+def test_download_never_writes_outside_the_destination(cluster: DevCluster, tmp_path: Path) -> None:
+    with cluster.client() as c:
+        c.create_bucket("clievil")
+        c.put_object("clievil", "p/../../escape.txt", b"evil")
+        c.put_object("clievil", "p/ok//runs///file.txt", b"ok")
+        c.put_object("clievil", "p/dirmarker/", b"")
+    dest = tmp_path / "inner" / "dest"
+    r = cluster.cli("cp", "--recursive", "s3://clievil/p", str(dest), check=False)
+    assert r.returncode == 1
+    err = r.stderr.decode()
+    assert "download failed: s3://clievil/p/../../escape.txt: InvalidArgument" in err
+    assert err.splitlines()[-1].startswith("InvalidArgument: 1 of 2 operations failed")
+    assert _tree(dest) == {"ok/runs/file.txt": b"ok"}
+    assert not (tmp_path / "escape.txt").exists() and not (tmp_path / "inner/escape.txt").exists()
+
+
+def test_sync_up_down_delete_and_dryrun(cluster: DevCluster, tmp_path: Path) -> None:
+    src = tmp_path / "site"
+    files = _make_tree(src)
+    cluster.cli("mb", "s3://clisync")
+    first = _out(cluster.cli("sync", str(src), "s3://clisync/www"))
+    assert first.count("upload: ") == len(files)
+    assert _out(cluster.cli("sync", str(src), "s3://clisync/www")) == ""  # nothing differs
+    # same size, other bytes: the MD5 ETag tells them apart
+    (src / "top.txt").write_bytes(b"TOP")
+    (src / "new.txt").write_bytes(b"new")
+    (src / "a/one.txt").unlink()
+    dry = json.loads(
+        cluster.cli("sync", str(src), "s3://clisync/www", "--delete", "--dryrun", "--json").stdout
+    )
+    planned = {(o["op"], o["reason"], o["src"].rsplit("/", 1)[-1]) for o in dry["operations"]}
+    assert planned == {
+        ("upload", "etag", "top.txt"),
+        ("upload", "new", "new.txt"),
+        ("delete", "extra", "one.txt"),
+    }
+    with cluster.client() as c:
+        assert c.get_object("clisync", "www/top.txt") == b"top"  # the dry run did nothing
+    cluster.cli("sync", str(src), "s3://clisync/www", "--delete")
+    with cluster.client() as c:
+        assert c.get_object("clisync", "www/top.txt") == b"TOP"
+        assert "www/a/one.txt" not in _keys(c, "clisync")
+    down = tmp_path / "mirror"
+    cluster.cli("sync", "s3://clisync/www", str(down))
+    assert _tree(down) == _tree(src)
+    assert _out(cluster.cli("sync", "s3://clisync/www", str(down))) == ""
+    (down / "stray.txt").write_bytes(b"stray")
+    out = _out(cluster.cli("sync", "s3://clisync/www", str(down), "--delete"))
+    assert out == f"delete: {down / 'stray.txt'}\n"
+    assert _tree(down) == _tree(src)
+
+
+def test_mv_one_object_and_recursive(cluster: DevCluster, tmp_path: Path) -> None:
+    cluster.cli("mb", "s3://climv")
+    f = tmp_path / "f.txt"
+    f.write_bytes(b"moving")
+    assert (
+        _out(cluster.cli("mv", str(f), "s3://climv/in/")) == f"move: {f} to s3://climv/in/f.txt\n"
+    )
+    assert not f.exists()
+    cluster.cli("mv", "s3://climv/in/f.txt", "s3://climv/there.txt")
+    cluster.cli("mv", "s3://climv/there.txt", str(tmp_path / "back.txt"))
+    assert (tmp_path / "back.txt").read_bytes() == b"moving"
+    with cluster.client() as c:
+        assert _keys(c, "climv") == []
+    src = tmp_path / "tree"
+    files = _make_tree(src)
+    cluster.cli("mv", "--recursive", str(src), "s3://climv/t")
+    assert _tree(src) == {}
+    cluster.cli("mv", "--recursive", "s3://climv/t", "s3://climv/u")
+    with cluster.client() as c:
+        assert _keys(c, "climv") == sorted(f"u/{k}" for k in files)
+
+
+def test_du_counts_and_sums(cluster: DevCluster) -> None:
+    with cluster.client() as c:
+        c.create_bucket("clidu")
+        c.put_object("clidu", "a/1", b"x" * 100)
+        c.put_object("clidu", "a/2/3", b"y" * 28)
+        c.put_object("clidu", "ab", b"z" * 5)
+    doc = json.loads(cluster.cli("du", "s3://clidu/a", "--json").stdout)
+    assert doc == {"schema": 1, "url": "s3://clidu/a/", "objects": 2, "bytes": 128}
+    assert _out(cluster.cli("du", "s3://clidu")).split("\t") == [
+        "133", "133 B", "3 objects", "s3://clidu/\n"
+    ]  # fmt: skip
+    r = cluster.cli("du", "s3://nosuchdu", check=False)
+    assert r.returncode == 1 and r.stderr.decode().startswith("NoSuchBucket:")
