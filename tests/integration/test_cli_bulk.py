@@ -204,6 +204,51 @@ def test_rb_force_removes_versions_markers_and_uploads(cluster: DevCluster) -> N
     }
     with cluster.client() as c, pytest.raises(errors.NoSuchBucket):
         c.head_bucket("clirb")
+    # unversioned, nested keys: the text form
+    with cluster.client() as c:
+        c.create_bucket("clirb2")
+        c.put_object("clirb2", "a/b/c", b"1")
+        c.put_object("clirb2", "top", b"2")
+    out = _out(cluster.cli("rb", "s3://clirb2", "--force"))
+    assert out.splitlines() == [
+        "delete: s3://clirb2/a/b/c",
+        "delete: s3://clirb2/top",
+        "remove_bucket: clirb2",
+    ]
+
+
+def test_one_object_json_forms(cluster: DevCluster, tmp_path: Path) -> None:
+    assert json.loads(cluster.cli("mb", "s3://clijson", "--json").stdout) == {
+        "schema": 1,
+        "command": "mb",
+        "bucket": "clijson",
+    }
+    f = tmp_path / "f.txt"
+    f.write_bytes(b"hello")
+    up = json.loads(cluster.cli("cp", str(f), "s3://clijson/", "--json").stdout)
+    assert up == {
+        "schema": 1,
+        "command": "cp",
+        "op": "upload",
+        "src": str(f),
+        "dst": "s3://clijson/f.txt",
+        "size": 5,
+        "etag": "5d41402abc4b2a76b9719d911017c592",
+        "version_id": "null",  # as head_object says of an unversioned bucket's object
+        "parts": None,
+    }
+    down = json.loads(cluster.cli("cp", "s3://clijson/f.txt", str(tmp_path / "g"), "--json").stdout)
+    assert (down["op"], down["dst"], down["size"]) == ("download", str(tmp_path / "g"), 5)
+    rm = json.loads(cluster.cli("rm", "s3://clijson/f.txt", "--json").stdout)
+    assert rm == {
+        "schema": 1,
+        "command": "rm",
+        "url": "s3://clijson/f.txt",
+        "version_id": None,
+        "delete_marker": False,
+    }
+    rb = json.loads(cluster.cli("rb", "s3://clijson", "--json").stdout)
+    assert rb["command"] == "rb" and rb["bucket"] == "clijson" and rb["deleted_versions"] == 0
 
 
 def test_cp_recursive_up_down_and_across(cluster: DevCluster, tmp_path: Path) -> None:

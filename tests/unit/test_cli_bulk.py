@@ -195,6 +195,7 @@ def test_plan_copy_down_refuses_escapes_and_collisions_and_skips_markers(tmp_pat
             remote("a//b", 1, MD5_A),
             remote("../up", 1, MD5_A),
             remote("dir/", 0, MD5_A),
+            remote("", 0, MD5_A),  # the key that is the prefix itself: a marker too
         ],
     )
     dest = tmp_path / "d"
@@ -246,6 +247,7 @@ def test_batches_of_at_most_n() -> None:
         (["mv", "a", "b"], "must be an s3:// URL"),
         (["mv", "s3://bkt/k", "x", "--exclude", "*"], "only with --recursive"),
         (["cp", "--recursive", "-", "s3://bkt/p"], "'-'"),
+        (["cp", "s3://bkt/k", "-", "--json"], "--json: not when DST is '-'"),
     ],
 )
 def test_refused_before_connecting(

@@ -262,7 +262,8 @@ def removal(side: Side, e: Entry, reason: str = "") -> Op:
 def wanted(e: Entry, dst: Side, filters: Sequence[tuple[str, str]]) -> bool:
     """Whether ``e`` is copied to ``dst``: it passes the filters, and it is not a
     directory marker (a key ending in '/') bound for a local directory."""
-    return included(e.rel, filters) and not (dst.local and e.rel.endswith("/"))
+    marker = not e.rel or e.rel.endswith("/")
+    return included(e.rel, filters) and not (dst.local and marker)
 
 
 def plan_copy(src: Side, dst: Side, filters: Sequence[tuple[str, str]]) -> list[Op]:

@@ -194,7 +194,7 @@ def run_ops(c: Client | None, ops: Sequence[Op], options: RunOptions) -> list[Ou
         for fut in cf.as_completed(futures):
             for o in fut.result():
                 outcomes.append(o)
-                bar.add(o.op.size if transfers else 1)
+                bar.add(_progress_step(o.op, bool(transfers)))
                 _report(o, options)
     except BaseException:
         pool.shutdown(wait=False, cancel_futures=True)
@@ -203,6 +203,13 @@ def run_ops(c: Client | None, ops: Sequence[Op], options: RunOptions) -> list[Ou
         bar.close()
     pool.shutdown()
     return outcomes
+
+
+def _progress_step(op: Op, counting_bytes: bool) -> int:
+    """What an operation adds to the bar: its bytes (a delete none), or one key."""
+    if not counting_bytes:
+        return 1
+    return 0 if op.kind == DELETE else op.size
 
 
 def _report(o: Outcome, options: RunOptions, verb: str = "") -> None:

@@ -46,7 +46,7 @@ from tristore.validation import MAX_LIST_KEYS, check_key, check_max_keys
 
 if TYPE_CHECKING:
     from tristore.client import Client
-    from tristore.model import ListPage
+    from tristore.model import ListPage, ObjectInfo
 
 STDIO = "-"
 
@@ -164,6 +164,8 @@ def cmd_cp(args: argparse.Namespace) -> int:
     _refuse_filters(args)
     if args.dryrun:
         raise InvalidArgument("--dryrun: only with --recursive")
+    if args.json and args.dst == STDIO:
+        raise InvalidArgument("--json: not when DST is '-' (stdout carries the object's body)")
     metadata = parse_kv_list(args.meta, "--meta")
     tags = parse_kv_list(args.tag, "--tag")
     src, dst = args.src, args.dst
@@ -256,12 +258,43 @@ def _copy(
     with connect(args.endpoint) as c:
         result = c.copy_object(source, dst.bucket, key, **copy_directives(args, metadata, tags))
     info = result.info
-    print(
-        f"copy: {src} to s3://{dst.bucket}/{key} ({info.size} bytes, etag {info.etag}"
+    target = f"s3://{dst.bucket}/{key}"
+    line = (
+        f"copy: {src} to {target} ({info.size} bytes, etag {info.etag}"
         + (f", version {info.version_id}" if info.version_id else "")
         + ")"
     )
+    _cp_done(args, "copy", str(src), target, info.size, info, line)
     return 0
+
+
+def _cp_done(
+    args: argparse.Namespace,
+    op: str,
+    src: str,
+    dst: str,
+    size: int,
+    info: ObjectInfo,
+    line: str,
+    parts: int | None = None,
+) -> None:
+    """The line a one-object cp prints, or with --json its document (schema 1)."""
+    if not args.json:
+        print(line)
+        return
+    print_json(
+        {
+            "schema": JSON_SCHEMA,
+            "command": "cp",
+            "op": op,
+            "src": src,
+            "dst": dst,
+            "size": size,
+            "etag": info.etag,
+            "version_id": info.version_id or None,
+            "parts": parts,
+        }
+    )
 
 
 def _upload_key(src: str, url: S3Url) -> str:
@@ -338,7 +371,9 @@ def _upload(
             )
     name = "stdin" if src == STDIO else src
     parts = f", {done.parts} parts" if done is not None else ""
-    print(f"upload: {name} to s3://{url.bucket}/{key} ({info.size} bytes, etag {info.etag}{parts})")
+    target = f"s3://{url.bucket}/{key}"
+    line = f"upload: {name} to {target} ({info.size} bytes, etag {info.etag}{parts})"
+    _cp_done(args, "upload", name, target, info.size, info, line, done.parts if done else None)
     if done is not None and multipart.bare_etag(info.etag) != done.expected_etag:
         raise BadDigest(
             f"the store's ETag {info.etag} is not {done.expected_etag}, "
@@ -367,7 +402,8 @@ def _download(url: S3Url, dst: str, args: argparse.Namespace) -> int:
             written = write_atomically(target, stream, bar, expect=stream.info.size)
         finally:
             bar.close()
-    print(f"download: {url} to {target} ({written} bytes)")
+    line = f"download: {url} to {target} ({written} bytes)"
+    _cp_done(args, "download", str(url), str(target), written, stream.info, line)
     return 0
 
 
@@ -922,7 +958,8 @@ def _register_cp(sub: Any, common: argparse.ArgumentParser) -> None:
         parents=[common],
         help="copy a file to or from the store",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Copy one object. SRC and DST are each a local path, '-' (stdin as\n"
+        description="Copy one object (--recursive: a directory or prefix, see 'sync' too).\n"
+        "SRC and DST are each a local path, '-' (stdin as\n"
         "SRC, stdout as DST) or s3://BUCKET/KEY; one of them must be s3://. A key ending\n"
         "in '/' (or none) takes the file's name; a local directory takes the key's.\n"
         "Transfers stream, so objects larger than memory are fine.\n\n"
@@ -936,6 +973,7 @@ def _register_cp(sub: Any, common: argparse.ArgumentParser) -> None:
         "examples:\n"
         "  tristore cp photo.jpg s3://photos/2024/     # key 2024/photo.jpg\n"
         "  tristore cp s3://photos/2024/photo.jpg .    # ./photo.jpg\n"
+        "  tristore cp --recursive ./site s3://www/    # every file below ./site\n"
         "  tar c dir | tristore cp - s3://backups/dir.tar\n"
         "  tristore cp s3://backups/dir.tar - | tar x\n"
         "  tristore cp disk.img s3://backups/ --part-size 64MiB --parallel 8\n"
@@ -1028,7 +1066,11 @@ def _register_cp(sub: Any, common: argparse.ArgumentParser) -> None:
         help="copy a directory or an s3:// prefix (local -> s3, s3 -> local, s3 -> s3); "
         "--parallel is then files at once (default: 8)",
     )
-    add_bulk_flags(p, json_help="with --recursive: print one JSON object (schema 1)")
+    add_bulk_flags(
+        p,
+        json_help="print one JSON object (schema 1): op, src, dst, size, etag, version_id, "
+        "parts; with --recursive, the bulk document",
+    )
     p.set_defaults(func=cmd_cp)
 
 
