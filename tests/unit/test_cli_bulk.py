@@ -268,3 +268,33 @@ def test_parallel_is_bounded() -> None:
     with pytest.raises(SystemExit):
         parse("sync", "d", "s3://b", "--parallel", "0")
     assert parse("rm", "--recursive", "s3://b", "--parallel", "4").parallel == 4
+
+
+def test_dryrun_prints_the_plan_and_finish_reports_refused_ops(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from tristore.cli import bulk_commands as bc
+    from tristore.cli.util import CliError
+
+    ops = [
+        bulk.Op(bulk.DOWNLOAD, "s3://bkt/a", "d/a", 3),
+        bulk.Op(bulk.DOWNLOAD, "s3://bkt/../x", "d", 1, refused=("InvalidArgument", "outside")),
+    ]
+    options = bc.RunOptions(dryrun=True)
+    outcomes = bc.run_ops(None, ops, options)
+    captured = capsys.readouterr()
+    assert captured.out == "(dryrun) download: s3://bkt/a to d/a\n"
+    assert "download failed: s3://bkt/../x: InvalidArgument: outside" in captured.err
+    with pytest.raises(CliError) as info:
+        bc.finish("cp", outcomes, options)
+    assert info.value.code == "InvalidArgument"
+    assert info.value.message.startswith("1 of 2 operations failed; first: download s3://bkt/../x")
+
+
+def test_a_move_whose_source_stays_is_a_failure() -> None:
+    from tristore.cli import bulk_commands as bc
+
+    op = bulk.Op(bulk.UPLOAD, "f", "s3://bkt/f", 1)
+    assert bc._moved(bc.Outcome(op), {}) == bc.Outcome(op)
+    failed = bc._moved(bc.Outcome(op), {"f": ("PermissionError", "denied")})
+    assert failed.error == ("PermissionError", "copied, but the source was not removed: denied")

@@ -202,7 +202,9 @@ def run_ops(c: Client | None, ops: Sequence[Op], options: RunOptions) -> list[Ou
     finally:
         bar.close()
     pool.shutdown()
-    return outcomes
+    # Lines went out as operations ended; the answer keeps the plan's order.
+    order = {id(op): i for i, op in enumerate(ops)}
+    return sorted(outcomes, key=lambda o: order[id(o.op)])
 
 
 def _progress_step(op: Op, counting_bytes: bool) -> int:
@@ -377,7 +379,8 @@ def cmd_mv(args: argparse.Namespace) -> int:
         moved = [o.op for o in copied if o.error is None]
         removals = [_source_removal(src, op) for op in moved]
         removed = run_ops(c, removals, _quiet(options, False))
-    outcomes = [_moved(o, removed) for o in copied]
+    failed_removals = {r.op.src: r.error for r in removed if r.error is not None}
+    outcomes = [_moved(o, failed_removals) for o in copied]
     for o in outcomes:
         _report(o, options, verb="move")
     return finish("mv", outcomes, options)
@@ -434,16 +437,12 @@ def _source_removal(src: Side, op: Op) -> Op:
     return bulk.Op(DELETE, op.src, bucket=bucket, key=key)
 
 
-def _moved(o: Outcome, removed: list[Outcome]) -> Outcome:
+def _moved(o: Outcome, failed_removals: dict[str, tuple[str, str]]) -> Outcome:
     """A move is done when its copy and the removal of its source are."""
-    if o.error is not None:
+    err = failed_removals.get(o.op.src) if o.error is None else None
+    if err is None:
         return o
-    for r in removed:
-        if r.op.src == o.op.src and r.error is not None:
-            return Outcome(
-                o.op, (r.error[0], f"copied, but the source was not removed: {r.error[1]}")
-            )
-    return o
+    return Outcome(o.op, (err[0], f"copied, but the source was not removed: {err[1]}"))
 
 
 def _quiet(options: RunOptions, show_progress: bool) -> RunOptions:
