@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -103,6 +104,9 @@ def test_delete_objects_authorizes_each_key(cluster: DevCluster, alice: Credenti
     with cluster.client() as root:
         root.put_object("rootsbulk", "open/x", b"x")
         root.put_bucket_policy("rootsbulk", policy)
+    # The node that took the policy knows at once; the others within [auth] cache_s
+    # (a probe would delete the object it probes, so wait the bound out).
+    time.sleep(2 * cluster.config.auth.cache_s)
     with Client(cluster.endpoint, credentials=alice) as a:
         got = {r.key: r.error_code for r in a.delete_objects("rootsbulk", ["open/x", "r"])}
     assert got == {"open/x": "", "r": "AccessDenied"}
