@@ -29,6 +29,7 @@ import contextvars
 import hashlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,6 +66,7 @@ BUCKET = "bucket"  # on the bucket: policy, owner
 OBJECT = "object"  # on an object: policy, owner, ACL
 COPY = "copy"  # PutObject on the target, GetObject on the source
 REPLICA = "replica"  # ApplyReplica(s): admin, or a replication principal's buckets
+PER_KEY = "per-key"  # DeleteObjects: each key checked by the handler as DeleteObject
 
 #: RPC (short name) -> (S3 action, kind). A public RPC missing here is admin-only.
 RULES: dict[str, tuple[str, str]] = {
@@ -78,6 +80,7 @@ RULES: dict[str, tuple[str, str]] = {
     "GetSmallObject": ("s3:GetObject", OBJECT),
     "HeadObject": ("s3:GetObject", OBJECT),
     "DeleteObject": ("s3:DeleteObject", OBJECT),
+    "DeleteObjects": ("s3:DeleteObject", PER_KEY),
     "ListObjects": ("s3:ListBucket", BUCKET),
     "PutBucketVersioning": ("s3:PutBucketVersioning", BUCKET),
     "GetBucketVersioning": ("s3:GetBucketVersioning", BUCKET),
@@ -116,6 +119,12 @@ POLICY_ACTIONS = frozenset({"s3:GetBucketPolicy", "s3:PutBucketPolicy", "s3:Dele
 #: Whether the caller of the RPC being handled has the admin role (set by the guard).
 CALLER_IS_ADMIN: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "tristore_caller_is_admin", default=True
+)
+#: For a PER_KEY call (DeleteObjects): ``await check(bucket, key, version_id)``
+#: raises AccessDenied unless the caller may DeleteObject that key (set by the
+#: guard after authenticating the call; None when no signatures are checked).
+KEY_CHECK: contextvars.ContextVar[Callable[[str, str, str], Awaitable[None]] | None] = (
+    contextvars.ContextVar("tristore_key_check", default=None)
 )
 _REFUSED: dict[str, Any] = {}
 
@@ -336,6 +345,9 @@ class Guard:
             "aws:SourceIp": _peer_ip(context),
             "aws:SecureTransport": str(_secure(context)).lower(),
         }
+        if public and RULES.get(short, ("", ADMIN_ONLY))[1] == PER_KEY:
+            KEY_CHECK.set(await self._key_check(user, short, bucket, message, ctx))
+            return
         source = None
         if short == "CopyObject":
             source = (message.source_bucket, message.source_key, message.source_version_id)
@@ -350,6 +362,34 @@ class Guard:
             source=source,
             admin_only=not public,
         )
+
+    async def _key_check(
+        self, user: User | None, operation: str, bucket: str, message: Any, ctx: dict[str, str]
+    ) -> Callable[[str, str, str], Awaitable[None]]:
+        """Admit a PER_KEY call (DeleteObjects): each key it names is checked
+        as the single-key operation (DeleteObject). A call that may delete none
+        of its keys is refused whole (one that names none: as the bucket-level
+        check); otherwise the returned check refuses the denied keys one by one,
+        as S3 answers them."""
+        single = operation.removesuffix("s")
+        items = [(o.key, o.version_id) for o in getattr(message, "objects", ())]
+        if not items:
+            await self.authorize(user, single, bucket, "", "", ctx)
+        refused: dict[tuple[str, str], TristoreError] = {}
+        for key, version_id in items:
+            try:
+                await self.authorize(user, single, bucket, key, version_id, ctx)
+            except TristoreError as e:
+                refused[key, version_id] = e
+        if items and len(refused) == len(set(items)):
+            raise refused[items[0]]
+
+        async def check(b: str, key: str, version_id: str) -> None:
+            err = refused.get((key, version_id))
+            if err is not None or b != bucket:
+                raise err or _denied("caller", "s3:DeleteObject", f"{b}/{key}")
+
+        return check
 
     async def authorize(
         self,

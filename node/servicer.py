@@ -10,10 +10,10 @@ from typing import Any, TypeAlias, TypeVar
 
 import grpc
 
-from node import keys, records
+from node import bulk_delete, keys, records
 from node.coordinator import Coordinator
 from node.events import EventStreams, NodeEvents
-from node.guard import Guard
+from node.guard import KEY_CHECK, Guard
 from node.iam import AccessKey, Iam, User
 from node.membership import Membership
 from node.multipart import Multipart
@@ -32,6 +32,7 @@ from tristore.convert import (
     cluster_map_from_pb,
     cluster_map_to_pb,
     conditions_from_pb,
+    deleted_to_pb,
     info_to_pb,
     page_to_pb,
     part_page_to_pb,
@@ -45,7 +46,13 @@ from tristore.convert import (
     version_page_to_pb,
     version_to_pb,
 )
-from tristore.errors import InvalidArgument, InvalidRequest, TristoreError, as_tristore
+from tristore.errors import (
+    AccessDenied,
+    InvalidArgument,
+    InvalidRequest,
+    TristoreError,
+    as_tristore,
+)
 from tristore.events import event_to_pb, message_to_pb
 from tristore.model import SMALL_BODY_MAX, ByteRange, Change, CopySource
 from tristore.pb import (
@@ -186,6 +193,31 @@ class ObjectServicer(objects_pb2_grpc.ObjectServiceServicer):
         return objects_pb2.DeleteObjectResponse(
             version_id=result.version_id, delete_marker=result.delete_marker
         )
+
+    async def DeleteObjects(
+        self, request: objects_pb2.DeleteObjectsRequest, context: Ctx
+    ) -> objects_pb2.DeleteObjectsResponse:
+        bucket = request.bucket
+        check = self._key_check(bucket)
+        objects = [(o.key, o.version_id) for o in request.objects]
+        results = await bulk_delete.delete_objects(self.coord, bucket, objects, check)
+        shown = [r for r in results if not (request.quiet and r.deleted)]
+        return objects_pb2.DeleteObjectsResponse(results=[deleted_to_pb(r) for r in shown])
+
+    def _key_check(self, bucket: str) -> bulk_delete.KeyCheck | None:
+        """DeleteObject's authorization of each key of a DeleteObjects call."""
+        check = KEY_CHECK.get()
+        if check is None:
+            if self.guard is not None and self.guard.enabled:
+                # Fail closed: the guard sets the check for every call it admits.
+                raise AccessDenied("DeleteObjects reached its handler without authorization")
+            return None
+        bound = check
+
+        async def one(key: str, version_id: str) -> None:
+            await bound(bucket, key, version_id)
+
+        return one
 
     async def ListObjects(
         self, request: objects_pb2.ListObjectsRequest, context: Ctx

@@ -12,6 +12,7 @@ from tristore.model import (
     Change,
     ClusterStatus,
     Conditions,
+    DeletedObject,
     ListEntry,
     ListPage,
     MultipartUpload,
@@ -171,6 +172,30 @@ def bucket_to_pb(b: BucketInfo) -> objects_pb2.BucketInfo:
 
 def bucket_from_pb(p: objects_pb2.BucketInfo) -> BucketInfo:
     return BucketInfo(name=p.name, created=ms_to_datetime(p.created_ms))
+
+
+def deleted_to_pb(r: DeletedObject) -> objects_pb2.DeletedObject:
+    out = objects_pb2.DeletedObject(
+        key=r.key,
+        version_id=r.version_id,
+        delete_marker=r.delete_marker,
+        delete_marker_version_id=r.delete_marker_version_id,
+    )
+    if not r.deleted:
+        out.error.code = r.error_code
+        out.error.message = r.error_message
+    return out
+
+
+def deleted_from_pb(p: objects_pb2.DeletedObject) -> DeletedObject:
+    return DeletedObject(
+        key=p.key,
+        version_id=p.version_id,
+        delete_marker=p.delete_marker,
+        delete_marker_version_id=p.delete_marker_version_id,
+        error_code=p.error.code,
+        error_message=p.error.message,
+    )
 
 
 def page_to_pb(page: ListPage) -> objects_pb2.ListObjectsResponse:

@@ -256,6 +256,26 @@ class DeleteResult:
 
 
 @dataclass(frozen=True, slots=True)
+class DeletedObject:
+    """One key of a DeleteObjects call: S3's ``<Deleted>`` (``error_code`` empty)
+    or ``<Error>``."""
+
+    key: str
+    #: The version id asked for ("" for the key itself).
+    version_id: str = ""
+    #: A delete marker was made (or, deleted by its version id, removed).
+    delete_marker: bool = False
+    delete_marker_version_id: str = ""
+    #: The S3 code (``AccessDenied``, ``NoSuchVersion``, ...) of a key not deleted.
+    error_code: str = ""
+    error_message: str = ""
+
+    @property
+    def deleted(self) -> bool:
+        return not self.error_code
+
+
+@dataclass(frozen=True, slots=True)
 class VersionEntry:
     key: str
     version_id: str

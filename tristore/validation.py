@@ -25,6 +25,8 @@ MAX_KEY_BYTES = 1024
 MAX_METADATA_BYTES = 2048
 MAX_CONTENT_TYPE = 1024
 MAX_LIST_KEYS = 1000
+#: Keys a DeleteObjects call deletes at most (S3's limit).
+MAX_DELETE_KEYS = 1000
 DEFAULT_CONTENT_TYPE = "binary/octet-stream"
 META_PREFIX = "x-amz-meta-"
 
@@ -109,6 +111,15 @@ def normalize_content_type(content_type: str | None) -> str:
             f"content type must be at most {MAX_CONTENT_TYPE} characters with no CR, LF or NUL"
         )
     return content_type
+
+
+def check_delete_count(n: int) -> None:
+    """A DeleteObjects call names 1..MAX_DELETE_KEYS keys."""
+    if not 1 <= n <= MAX_DELETE_KEYS:
+        raise InvalidArgument(
+            f"DeleteObjects takes 1 to {MAX_DELETE_KEYS} keys a call (got {n}); "
+            "split the keys into batches"
+        )
 
 
 def check_max_keys(max_keys: int) -> None:

@@ -4,21 +4,14 @@ location, versioning, policy, encryption, replication, listings and DeleteObject
 
 from __future__ import annotations
 
-import asyncio
-
 from aiohttp import web
 
+from node import bulk_delete
 from node.s3 import xml
 from node.s3.call import Base, Call, answer, empty
 from tristore import errors
-from tristore.errors import (
-    InvalidArgument,
-    TristoreError,
-)
-from tristore.model import VERSIONING_ENABLED, VERSIONING_SUSPENDED
-
-#: DeleteObjects deletes this many keys at once.
-DELETE_CONCURRENCY = 16
+from tristore.errors import InvalidArgument
+from tristore.model import VERSIONING_ENABLED, VERSIONING_SUSPENDED, DeletedObject
 
 
 class BucketHandlers(Base):
@@ -175,18 +168,15 @@ class BucketHandlers(Base):
     async def delete_objects(self, call: Call) -> web.StreamResponse:
         """POST ?delete: each key authorized and deleted as its own DeleteObject."""
         objects, quiet = xml.parse_delete(await self.small_body(call))
-        limit = asyncio.Semaphore(DELETE_CONCURRENCY)
 
-        async def one(key: str, version: str) -> xml.Deleted | xml.DeleteError:
-            async with limit:
-                try:
-                    await self.allow(call, "DeleteObject", key=key, version=version)
-                    r = await self.coord.delete_object(call.bucket, key, version)
-                except TristoreError as e:
-                    return xml.DeleteError(key, version, e.code, e.message)
-            if r.delete_marker:
-                return xml.Deleted(key, version, True, r.version_id)
-            return xml.Deleted(key, version or "")
+        async def check(key: str, version: str) -> None:
+            await self.allow(call, "DeleteObject", key=key, version=version)
 
-        results = await asyncio.gather(*(one(k, v) for k, v in objects))
-        return answer(xml.delete_result(results, quiet))
+        results = await bulk_delete.delete_objects(self.coord, call.bucket, objects, check)
+        return answer(xml.delete_result([_xml_item(r) for r in results], quiet))
+
+
+def _xml_item(r: DeletedObject) -> xml.Deleted | xml.DeleteError:
+    if not r.deleted:
+        return xml.DeleteError(r.key, r.version_id, r.error_code, r.error_message)
+    return xml.Deleted(r.key, r.version_id, r.delete_marker, r.delete_marker_version_id)

@@ -539,17 +539,19 @@ def test_object_commands(cluster: DevCluster, tmp_path: Path) -> None:
     one_error_line(cluster.cli("cp", f"s3://{b}/nope", f"{dest}/", check=False), "NoSuchKey")
     assert [p.name for p in dest.iterdir()] == ["page.html"]
 
-    listing = json.loads(cluster.cli("ls", f"s3://{b}", "--json").stdout)
+    listing = json.loads(cluster.cli("ls", f"s3://{b}", "--recursive", "--json").stdout)
     assert [e["key"] for e in listing["contents"]] == ["in.bin", "site/page.html"]
     assert set(listing["contents"][0]) == {"key", "size", "etag", "last_modified"}
     assert listing["is_truncated"] is False and listing["next_continuation_token"] is None
     lines = cluster.cli("ls", f"s3://{b}", "--delimiter", "/").stdout.decode().splitlines()
     assert lines[0].split() == ["PRE", "site/"] and lines[1].endswith(" 10 in.bin")
-    page = json.loads(cluster.cli("ls", f"s3://{b}", "--max-keys", "1", "--json").stdout)
+    one = ("--max-keys", "1", "--json", "--recursive")
+    page = json.loads(cluster.cli("ls", f"s3://{b}", *one).stdout)
     assert len(page["contents"]) == 1 and page["is_truncated"] is True
     rest = cluster.cli(
         "ls",
         f"s3://{b}",
+        "--recursive",
         "--max-keys",
         "5",
         "--json",
@@ -557,7 +559,14 @@ def test_object_commands(cluster: DevCluster, tmp_path: Path) -> None:
         page["next_continuation_token"],
     )
     assert [e["key"] for e in json.loads(rest.stdout)["contents"]] == ["site/page.html"]
-    assert cluster.cli("ls", f"s3://{b}/site").stdout.decode().endswith(" site/page.html\n")
+    # Not recursive: the first '/' level, deeper keys as PRE lines (as aws s3 ls).
+    assert cluster.cli("ls", f"s3://{b}").stdout.decode().split() == [
+        "PRE",
+        "site/",
+        *lines[1].split(),
+    ]
+    assert cluster.cli("ls", f"s3://{b}/site").stdout.decode().split() == ["PRE", "site/"]
+    assert cluster.cli("ls", f"s3://{b}/site/").stdout.decode().endswith(" site/page.html\n")
 
     one_error_line(cluster.cli("rb", f"s3://{b}", check=False), "BucketNotEmpty")
     cluster.cli("rm", f"s3://{b}/in.bin")

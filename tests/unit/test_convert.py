@@ -10,6 +10,7 @@ from tristore import convert
 from tristore.model import (
     BucketInfo,
     ClusterStatus,
+    DeletedObject,
     ListEntry,
     ListPage,
     NodeHealth,
@@ -129,3 +130,17 @@ def test_cluster_status_summaries() -> None:
     assert js["nodes"][1] == {  # type: ignore[index]
         "name": "a2", "az": "az-a", "grpc": "x", "up": False, "error": "down", "status": None,
     }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        DeletedObject("k"),
+        DeletedObject("k", "v1", True, "v1"),
+        DeletedObject("k", "", error_code="AccessDenied", error_message="no"),
+    ],
+)
+def test_deleted_object_round_trip(item: DeletedObject) -> None:
+    back = convert.deleted_from_pb(convert.deleted_to_pb(item))
+    assert back == item
+    assert back.deleted is (item.error_code == "")

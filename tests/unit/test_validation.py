@@ -480,3 +480,17 @@ def test_content_md5_forms(given: str, hex_digest: str) -> None:
 def test_content_md5_that_is_no_md5_is_invalid_digest(bad: str) -> None:
     with pytest.raises(errors.InvalidDigest, match="not an MD5"):
         v.check_content_md5(bad)
+
+
+# -- DeleteObjects ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n", [1, 500, v.MAX_DELETE_KEYS])
+def test_delete_count_within_limits(n: int) -> None:
+    v.check_delete_count(n)
+
+
+@pytest.mark.parametrize("n", [0, v.MAX_DELETE_KEYS + 1])
+def test_delete_count_refused_outside_limits(n: int) -> None:
+    with pytest.raises(errors.InvalidArgument, match="1 to 1000 keys"):
+        v.check_delete_count(n)

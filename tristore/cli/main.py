@@ -12,7 +12,17 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from tristore.cli import admin, auth, dev, events, mpu, objects, replication, serve
+from tristore.cli import (
+    admin,
+    auth,
+    bulk_commands,
+    dev,
+    events,
+    mpu,
+    objects,
+    replication,
+    serve,
+)
 from tristore.cli.util import CliError
 from tristore.errors import TristoreError
 from tristore.tls import CA_BUNDLE_ENV, INSECURE_ENV
@@ -24,7 +34,8 @@ examples:
   # sets TRISTORE_ENDPOINT=127.0.0.1:7101,... and TRISTORE_CA_BUNDLE=.tristore/tls/ca.crt
   tristore mb s3://photos
   tristore cp cat.jpg s3://photos/2024/cat.jpg
-  tristore ls s3://photos --delimiter /
+  tristore ls s3://photos                    # one level; --recursive for every key
+  tristore sync ./photos s3://photos/2024 --delete
   tristore admin status
 
 Exit status: 0 ok, 1 error (one 'Code: message' line on stderr), 2 usage."""
@@ -69,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     dev.register(sub, common)
     objects.register(sub, common)
+    bulk_commands.register(sub, common)
     mpu.register(sub, common)
     replication.register(sub, common)
     auth.register(sub, common)

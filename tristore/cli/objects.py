@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from tristore.cli import multipart, progress
+from tristore.cli.bulk import JSON_SCHEMA, FilterAction
 from tristore.cli.upload_state import LocalFile, has_state
 from tristore.cli.util import (
     S3Url,
@@ -45,7 +46,7 @@ from tristore.validation import MAX_LIST_KEYS, check_key, check_max_keys
 
 if TYPE_CHECKING:
     from tristore.client import Client
-    from tristore.model import ListPage
+    from tristore.model import ListPage, ObjectInfo
 
 STDIO = "-"
 
@@ -57,23 +58,60 @@ def cmd_mb(args: argparse.Namespace) -> int:
     bucket = parse_bucket_url(args.bucket)
     with connect(args.endpoint) as c:
         c.create_bucket(bucket)
-    print(f"make_bucket: {bucket}")
+    if args.json:
+        print_json({"schema": JSON_SCHEMA, "command": "mb", "bucket": bucket})
+    else:
+        print(f"make_bucket: {bucket}")
     return 0
 
 
 def cmd_rb(args: argparse.Namespace) -> int:
+    if args.force:
+        from tristore.cli import bulk_commands  # it uses this module's download helpers
+
+        return bulk_commands.rb_force(args)
     bucket = parse_bucket_url(args.bucket)
     with connect(args.endpoint) as c:
         c.delete_bucket(bucket)
-    print(f"remove_bucket: {bucket}")
+    if args.json:
+        print_json(
+            {
+                "schema": JSON_SCHEMA,
+                "command": "rb",
+                "bucket": bucket,
+                "deleted_versions": 0,
+                "aborted_uploads": 0,
+            }
+        )
+    else:
+        print(f"remove_bucket: {bucket}")
     return 0
 
 
 def cmd_rm(args: argparse.Namespace) -> int:
+    if args.recursive:
+        from tristore.cli import bulk_commands
+
+        return bulk_commands.rm_recursive(args)
+    _refuse_filters(args)
     url = parse_object_url(args.url)
+    if args.dryrun:
+        print(f"(dryrun) delete: {url}")
+        return 0
     with connect(args.endpoint) as c:
         result = c.delete_object(url.bucket, url.key, version_id=args.version_id)
-    print(describe_delete(url, result, by_version=bool(args.version_id)))
+    if args.json:
+        print_json(
+            {
+                "schema": JSON_SCHEMA,
+                "command": "rm",
+                "url": str(url),
+                "version_id": result.version_id or None,
+                "delete_marker": result.delete_marker,
+            }
+        )
+    else:
+        print(describe_delete(url, result, by_version=bool(args.version_id)))
     return 0
 
 
@@ -102,13 +140,32 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+def _refuse_filters(args: argparse.Namespace) -> None:
+    if args.filters:
+        raise InvalidArgument("--exclude and --include: only with --recursive")
+
+
 def _refuse_flags(args: argparse.Namespace, names: Iterable[str], why: str) -> None:
     given = [_flag(n) for n in names if getattr(args, n) not in (None, [])]
     if given:
         raise InvalidArgument(f"{' and '.join(given)}: {why}")
 
 
+#: cp flags that describe one object: not for a recursive copy.
+_SINGLE_FLAGS = (*_WRITE_FLAGS, *_PUT_CONDITION_FLAGS, "version_id", "sse_c_copy_source_key")
+
+
 def cmd_cp(args: argparse.Namespace) -> int:
+    if args.recursive:
+        _refuse_flags(args, _SINGLE_FLAGS, "one object's flags, not with --recursive")
+        from tristore.cli import bulk_commands
+
+        return bulk_commands.cp_recursive(args)
+    _refuse_filters(args)
+    if args.dryrun:
+        raise InvalidArgument("--dryrun: only with --recursive")
+    if args.json and args.dst == STDIO:
+        raise InvalidArgument("--json: not when DST is '-' (stdout carries the object's body)")
     metadata = parse_kv_list(args.meta, "--meta")
     tags = parse_kv_list(args.tag, "--tag")
     src, dst = args.src, args.dst
@@ -201,12 +258,43 @@ def _copy(
     with connect(args.endpoint) as c:
         result = c.copy_object(source, dst.bucket, key, **copy_directives(args, metadata, tags))
     info = result.info
-    print(
-        f"copy: {src} to s3://{dst.bucket}/{key} ({info.size} bytes, etag {info.etag}"
+    target = f"s3://{dst.bucket}/{key}"
+    line = (
+        f"copy: {src} to {target} ({info.size} bytes, etag {info.etag}"
         + (f", version {info.version_id}" if info.version_id else "")
         + ")"
     )
+    _cp_done(args, "copy", str(src), target, info.size, info, line)
     return 0
+
+
+def _cp_done(
+    args: argparse.Namespace,
+    op: str,
+    src: str,
+    dst: str,
+    size: int,
+    info: ObjectInfo,
+    line: str,
+    parts: int | None = None,
+) -> None:
+    """The line a one-object cp prints, or with --json its document (schema 1)."""
+    if not args.json:
+        print(line)
+        return
+    print_json(
+        {
+            "schema": JSON_SCHEMA,
+            "command": "cp",
+            "op": op,
+            "src": src,
+            "dst": dst,
+            "size": size,
+            "etag": info.etag,
+            "version_id": info.version_id or None,
+            "parts": parts,
+        }
+    )
 
 
 def _upload_key(src: str, url: S3Url) -> str:
@@ -283,7 +371,9 @@ def _upload(
             )
     name = "stdin" if src == STDIO else src
     parts = f", {done.parts} parts" if done is not None else ""
-    print(f"upload: {name} to s3://{url.bucket}/{key} ({info.size} bytes, etag {info.etag}{parts})")
+    target = f"s3://{url.bucket}/{key}"
+    line = f"upload: {name} to {target} ({info.size} bytes, etag {info.etag}{parts})"
+    _cp_done(args, "upload", name, target, info.size, info, line, done.parts if done else None)
     if done is not None and multipart.bare_etag(info.etag) != done.expected_etag:
         raise BadDigest(
             f"the store's ETag {info.etag} is not {done.expected_etag}, "
@@ -312,7 +402,8 @@ def _download(url: S3Url, dst: str, args: argparse.Namespace) -> int:
             written = write_atomically(target, stream, bar, expect=stream.info.size)
         finally:
             bar.close()
-    print(f"download: {url} to {target} ({written} bytes)")
+    line = f"download: {url} to {target} ({written} bytes)"
+    _cp_done(args, "download", str(url), str(target), written, stream.info, line)
     return 0
 
 
@@ -418,6 +509,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
     url = parse_s3_url(args.url)
     if args.delimiter == "":
         raise InvalidArgument("--delimiter must not be empty")
+    args.delimiter = ls_delimiter(args.delimiter, args.recursive)
     if args.versions:
         if args.continuation_token:
             raise InvalidArgument(
@@ -438,6 +530,18 @@ def cmd_ls(args: argparse.Namespace) -> int:
             return 0
         _ls_all(c, url, args)
     return 0
+
+
+def ls_delimiter(delimiter: str | None, recursive: bool) -> str | None:
+    """What ls groups keys by: '/' by default (one level, PRE lines, as aws s3
+    ls), nothing with --recursive, or the --delimiter given."""
+    if recursive:
+        if delimiter is not None:
+            raise InvalidArgument(
+                "--recursive lists every key, --delimiter groups them: give one or the other"
+            )
+        return None
+    return "/" if delimiter is None else delimiter
 
 
 def _list(c: Client, url: S3Url, args: argparse.Namespace, n: int, token: str | None) -> ListPage:
@@ -687,15 +791,28 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         description="Create a bucket. Example: tristore mb s3://photos",
     )
     p.add_argument("bucket", metavar="s3://BUCKET")
+    p.add_argument("--json", action="store_true", help=f'print {{"schema": {JSON_SCHEMA}, ...}}')
     p.set_defaults(func=cmd_mb)
 
     p = sub.add_parser(
         "rb",
         parents=[common],
-        help="remove an empty bucket",
-        description="Delete a bucket; it must be empty (BucketNotEmpty otherwise).",
+        help="remove a bucket (--force: with everything in it)",
+        description="Delete a bucket; it must be empty (BucketNotEmpty otherwise). With "
+        "--force, first abort its unfinished multipart uploads and delete every object "
+        "version and delete marker, as 'aws s3 rb --force' does.",
     )
     p.add_argument("bucket", metavar="s3://BUCKET")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="delete every version, delete marker and unfinished upload first",
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object: schema, command, bucket, deleted_versions, aborted_uploads",
+    )
     p.set_defaults(func=cmd_rb)
 
     _register_cp(sub, common)
@@ -719,11 +836,23 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "rm",
         parents=[common],
-        help="delete an object",
-        description="Delete an object (or, with --version-id, one version).",
+        help="delete an object, or (--recursive) every object under a prefix",
+        description="Delete an object (or, with --version-id, one version). With "
+        "--recursive, every key under s3://BUCKET[/PREFIX] (PREFIX taken as a folder), "
+        "1,000 keys a DeleteObjects call; one 'delete: s3://...' line a key.",
     )
     p.add_argument("url", metavar="s3://BUCKET/KEY")
     p.add_argument("--version-id", metavar="ID", help="delete this version")
+    p.add_argument("--recursive", action="store_true", help="delete every key under the prefix")
+    add_bulk_flags(p, json_help="print one JSON object (schema 1; see the README)")
+    p.add_argument(
+        "--parallel",
+        metavar="N",
+        type=multipart.parallel_arg,
+        help=f"with --recursive: DeleteObjects calls at once, 1..{multipart.MAX_PARALLEL} "
+        "(default: 8)",
+    )
+    p.add_argument("--no-progress", action="store_true", help="never draw the progress bar")
     p.set_defaults(func=cmd_rm)
 
     p = sub.add_parser(
@@ -742,6 +871,26 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
     _register_ls(sub, common)
     _register_semantics(sub, common)
+
+
+def add_bulk_flags(p: argparse.ArgumentParser, json_help: str) -> None:
+    """--dryrun, --exclude, --include and --json of a command that can work in bulk."""
+    p.add_argument("--dryrun", action="store_true", help="print what would be done, and do nothing")
+    p.add_argument(
+        "--exclude",
+        metavar="GLOB",
+        action=FilterAction,
+        dest="filters",
+        help="with --recursive: skip paths (below the prefix or directory) matching GLOB",
+    )
+    p.add_argument(
+        "--include",
+        metavar="GLOB",
+        action=FilterAction,
+        dest="filters",
+        help="take back paths an earlier --exclude skipped (the last match wins)",
+    )
+    p.add_argument("--json", action="store_true", help=json_help)
 
 
 def _register_semantics(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -809,7 +958,8 @@ def _register_cp(sub: Any, common: argparse.ArgumentParser) -> None:
         parents=[common],
         help="copy a file to or from the store",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Copy one object. SRC and DST are each a local path, '-' (stdin as\n"
+        description="Copy one object (--recursive: a directory or prefix, see 'sync' too).\n"
+        "SRC and DST are each a local path, '-' (stdin as\n"
         "SRC, stdout as DST) or s3://BUCKET/KEY; one of them must be s3://. A key ending\n"
         "in '/' (or none) takes the file's name; a local directory takes the key's.\n"
         "Transfers stream, so objects larger than memory are fine.\n\n"
@@ -823,6 +973,7 @@ def _register_cp(sub: Any, common: argparse.ArgumentParser) -> None:
         "examples:\n"
         "  tristore cp photo.jpg s3://photos/2024/     # key 2024/photo.jpg\n"
         "  tristore cp s3://photos/2024/photo.jpg .    # ./photo.jpg\n"
+        "  tristore cp --recursive ./site s3://www/    # every file below ./site\n"
         "  tar c dir | tristore cp - s3://backups/dir.tar\n"
         "  tristore cp s3://backups/dir.tar - | tar x\n"
         "  tristore cp disk.img s3://backups/ --part-size 64MiB --parallel 8\n"
@@ -909,6 +1060,17 @@ def _register_cp(sub: Any, common: argparse.ArgumentParser) -> None:
         action="store_true",
         help="never draw the progress bar (it only appears when stderr is a terminal)",
     )
+    p.add_argument(
+        "--recursive",
+        action="store_true",
+        help="copy a directory or an s3:// prefix (local -> s3, s3 -> local, s3 -> s3); "
+        "--parallel is then files at once (default: 8)",
+    )
+    add_bulk_flags(
+        p,
+        json_help="print one JSON object (schema 1): op, src, dst, size, etag, version_id, "
+        "parts; with --recursive, the bulk document",
+    )
     p.set_defaults(func=cmd_cp)
 
 
@@ -918,14 +1080,20 @@ def _register_ls(sub: Any, common: argparse.ArgumentParser) -> None:
         parents=[common],
         help="list buckets, or objects under a prefix",
         description="With no URL, list buckets. With s3://BUCKET[/PREFIX], list the keys under "
-        "PREFIX: every page (1,000 keys each) unless --max-keys asks for one page. "
+        "PREFIX one '/' level deep, deeper ones as 'PRE dir/' lines, as 'aws s3 ls' does "
+        "(--recursive: every key): every page (1,000 each) unless --max-keys asks for one. "
         "With --versions, list every version and delete marker instead.",
     )
     p.add_argument("url", metavar="s3://BUCKET[/PREFIX]", nargs="?")
     p.add_argument(
         "--delimiter",
         metavar="D",
-        help="group keys that share a prefix up to D (e.g. '/') as PRE lines",
+        help="group keys that share a prefix up to D as PRE lines (default: '/')",
+    )
+    p.add_argument(
+        "--recursive",
+        action="store_true",
+        help="list every key under the prefix, not only the first '/' level",
     )
     p.add_argument(
         "--max-keys",

@@ -58,6 +58,7 @@ from tristore.model import (
     Conditions,
     CopyResult,
     CopySource,
+    DeletedObject,
     DeleteResult,
     KeyRotation,
     ListPage,
@@ -114,6 +115,24 @@ def coerce_range(spec: RangeSpec | None) -> ByteRange | None:
     if start >= 0 and 0 <= end < start:
         raise errors.InvalidRange(f"range end {end} is before its start {start}")
     return ByteRange(start, -1 if end < 0 else end)
+
+
+#: A key to delete, or a ``(key, version_id)`` pair.
+ObjectRef = str | tuple[str, str | None]
+
+
+def _object_ref(ref: ObjectRef) -> tuple[str, str]:
+    """(key, version id) of a :meth:`AsyncClient.delete_objects` item, checked."""
+    if isinstance(ref, str):
+        key, version_id = ref, None
+    elif isinstance(ref, tuple) and len(ref) == 2 and isinstance(ref[0], str):
+        key, version_id = ref
+    else:
+        raise errors.InvalidArgument(
+            f"delete_objects takes keys or (key, version_id) pairs, not {ref!r}"
+        )
+    validation.check_key(key)
+    return key, check_version_id(version_id)
 
 
 def check_version_id(version_id: str | None) -> str:
@@ -509,6 +528,39 @@ class AsyncClient:
         )
         resp = await self._unary("DeleteObject", request)
         return DeleteResult(version_id=resp.version_id, delete_marker=resp.delete_marker)
+
+    async def delete_objects(
+        self,
+        bucket: str,
+        objects: Iterable[ObjectRef],
+        quiet: bool = False,
+    ) -> list[DeletedObject]:
+        """Delete many keys of ``bucket`` (S3's DeleteObjects), 1,000 a call.
+
+        ``objects``: keys, or ``(key, version_id)`` pairs to delete one version
+        each. Every key is authorized and deleted as its own
+        :meth:`delete_object`; one that fails does not stop the others. The
+        result has one :class:`DeletedObject` a key, in order: deleted, or
+        ``error_code``/``error_message`` (``AccessDenied``, ``NoSuchVersion``,
+        ...). With ``quiet``, only the keys that failed. Every key and version
+        id is checked before anything is deleted (InvalidArgument,
+        KeyTooLongError)."""
+        validation.check_bucket_name(bucket)
+        pairs = [_object_ref(o) for o in objects]
+        out: list[DeletedObject] = []
+        step = validation.MAX_DELETE_KEYS
+        for start in range(0, len(pairs), step):
+            request = objects_pb2.DeleteObjectsRequest(
+                bucket=bucket,
+                objects=[
+                    objects_pb2.ObjectIdentifier(key=k, version_id=v)
+                    for k, v in pairs[start : start + step]
+                ],
+                quiet=quiet,
+            )
+            resp = await self._unary("DeleteObjects", request)
+            out.extend(convert.deleted_from_pb(r) for r in resp.results)
+        return out
 
     async def list_objects(
         self,

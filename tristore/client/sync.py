@@ -28,6 +28,7 @@ from tristore.client.aio import (
     DEFAULT_TIMEOUT_S,
     AsyncClient,
     AsyncObjectStream,
+    ObjectRef,
     Progress,
     RangeSpec,
 )
@@ -43,6 +44,7 @@ from tristore.model import (
     Conditions,
     CopyResult,
     CopySource,
+    DeletedObject,
     DeleteResult,
     KeyRotation,
     ListPage,
@@ -302,6 +304,18 @@ class Client:
 
     def delete_object(self, bucket: str, key: str, version_id: str | None = None) -> DeleteResult:
         return self._run(self._aio.delete_object(bucket, key, version_id))
+
+    def delete_objects(
+        self, bucket: str, objects: Iterable[ObjectRef], quiet: bool = False
+    ) -> list[DeletedObject]:
+        """Delete many keys of ``bucket`` (S3's DeleteObjects), 1,000 a call.
+
+        ``objects``: keys, or ``(key, version_id)`` pairs. Each key is
+        authorized and deleted as its own :meth:`delete_object`; one result a
+        key, in order (with ``quiet``, only the failures): ``deleted``, or the
+        S3 ``error_code`` and ``error_message`` of the key that was not.
+        Bad keys or version ids raise before anything is deleted."""
+        return self._run(self._aio.delete_objects(bucket, objects, quiet))
 
     def list_objects(
         self,

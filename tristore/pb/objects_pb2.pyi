@@ -288,6 +288,44 @@ class DeleteObjectResponse(_message.Message):
     delete_marker: bool
     def __init__(self, version_id: _Optional[str] = ..., delete_marker: _Optional[bool] = ...) -> None: ...
 
+class ObjectIdentifier(_message.Message):
+    __slots__ = ("key", "version_id")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    VERSION_ID_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    version_id: str
+    def __init__(self, key: _Optional[str] = ..., version_id: _Optional[str] = ...) -> None: ...
+
+class DeleteObjectsRequest(_message.Message):
+    __slots__ = ("bucket", "objects", "quiet")
+    BUCKET_FIELD_NUMBER: _ClassVar[int]
+    OBJECTS_FIELD_NUMBER: _ClassVar[int]
+    QUIET_FIELD_NUMBER: _ClassVar[int]
+    bucket: str
+    objects: _containers.RepeatedCompositeFieldContainer[ObjectIdentifier]
+    quiet: bool
+    def __init__(self, bucket: _Optional[str] = ..., objects: _Optional[_Iterable[_Union[ObjectIdentifier, _Mapping]]] = ..., quiet: _Optional[bool] = ...) -> None: ...
+
+class DeletedObject(_message.Message):
+    __slots__ = ("key", "version_id", "delete_marker", "delete_marker_version_id", "error")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    VERSION_ID_FIELD_NUMBER: _ClassVar[int]
+    DELETE_MARKER_FIELD_NUMBER: _ClassVar[int]
+    DELETE_MARKER_VERSION_ID_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    version_id: str
+    delete_marker: bool
+    delete_marker_version_id: str
+    error: ItemError
+    def __init__(self, key: _Optional[str] = ..., version_id: _Optional[str] = ..., delete_marker: _Optional[bool] = ..., delete_marker_version_id: _Optional[str] = ..., error: _Optional[_Union[ItemError, _Mapping]] = ...) -> None: ...
+
+class DeleteObjectsResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[DeletedObject]
+    def __init__(self, results: _Optional[_Iterable[_Union[DeletedObject, _Mapping]]] = ...) -> None: ...
+
 class ListObjectsRequest(_message.Message):
     __slots__ = ("bucket", "prefix", "delimiter", "max_keys", "has_max_keys", "continuation_token", "start_after")
     BUCKET_FIELD_NUMBER: _ClassVar[int]

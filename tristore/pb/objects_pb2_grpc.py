@@ -84,6 +84,11 @@ class ObjectServiceStub:
                 request_serializer=tristore_dot_pb_dot_objects__pb2.DeleteObjectRequest.SerializeToString,
                 response_deserializer=tristore_dot_pb_dot_objects__pb2.DeleteObjectResponse.FromString,
                 _registered_method=True)
+        self.DeleteObjects = channel.unary_unary(
+                '/tristore.v1.ObjectService/DeleteObjects',
+                request_serializer=tristore_dot_pb_dot_objects__pb2.DeleteObjectsRequest.SerializeToString,
+                response_deserializer=tristore_dot_pb_dot_objects__pb2.DeleteObjectsResponse.FromString,
+                _registered_method=True)
         self.ListObjects = channel.unary_unary(
                 '/tristore.v1.ObjectService/ListObjects',
                 request_serializer=tristore_dot_pb_dot_objects__pb2.ListObjectsRequest.SerializeToString,
@@ -296,6 +301,14 @@ class ObjectServiceServicer:
 
     def DeleteObject(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteObjects(self, request, context):
+        """S3's DeleteObjects: up to 1000 keys (or versions) of one bucket, each
+        authorized and deleted as its own DeleteObject; one result a key.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -543,6 +556,11 @@ def add_ObjectServiceServicer_to_server(servicer, server):
                     servicer.DeleteObject,
                     request_deserializer=tristore_dot_pb_dot_objects__pb2.DeleteObjectRequest.FromString,
                     response_serializer=tristore_dot_pb_dot_objects__pb2.DeleteObjectResponse.SerializeToString,
+            ),
+            'DeleteObjects': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteObjects,
+                    request_deserializer=tristore_dot_pb_dot_objects__pb2.DeleteObjectsRequest.FromString,
+                    response_serializer=tristore_dot_pb_dot_objects__pb2.DeleteObjectsResponse.SerializeToString,
             ),
             'ListObjects': grpc.unary_unary_rpc_method_handler(
                     servicer.ListObjects,
@@ -960,6 +978,33 @@ class ObjectService:
             '/tristore.v1.ObjectService/DeleteObject',
             tristore_dot_pb_dot_objects__pb2.DeleteObjectRequest.SerializeToString,
             tristore_dot_pb_dot_objects__pb2.DeleteObjectResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteObjects(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tristore.v1.ObjectService/DeleteObjects',
+            tristore_dot_pb_dot_objects__pb2.DeleteObjectsRequest.SerializeToString,
+            tristore_dot_pb_dot_objects__pb2.DeleteObjectsResponse.FromString,
             options,
             channel_credentials,
             insecure,
