@@ -89,6 +89,10 @@ TOMBSTONES_COLLECTED = Counter(
     "tristore_node_tombstones_collected_total",
     "Markers of removed versions this node collected.",
 )
+MULTIPART_EXPIRED = Counter(
+    "tristore_node_multipart_uploads_expired_total",
+    "Multipart uploads this node aborted because they were older than [node] multipart_expiry_s.",
+)
 DISK_FREE_BYTES = Gauge(
     "tristore_node_disk_free_bytes",
     "Bytes free on the filesystem of this node's data directory (at the last check).",

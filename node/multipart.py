@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import itertools
+import logging
 import os
 import re
 from collections.abc import AsyncIterator
@@ -57,6 +58,8 @@ from tristore.stamps import ZERO
 
 #: S3's limits.
 MIN_PART_SIZE = 5 * 1024**2
+log = logging.getLogger(__name__)
+
 MAX_PART_SIZE = 5 * 1024**3
 MAX_PARTS = 10_000
 MAX_OBJECT_SIZE = 5 * 1024**4
@@ -236,6 +239,33 @@ class Multipart:
         upload = await self._upload(bucket, key, upload_id)
         parts = await self._all_parts(upload_id)
         await self._discard([_part_key(upload_id, p.part_number) for p in parts] + [upload.key])
+
+    async def expire(self, created_before_ms: int) -> int:
+        """Abort every upload of every bucket created before ``created_before_ms``
+        (wall-clock ms, which its id begins with); returns how many."""
+        expired = 0
+        token: str | None = None
+        while True:
+            page = await self.coord.listing.list_keys(keys.UPLOADS, "u/", "", MAX_LIST, token, "")
+            for entry in page.contents:
+                upload_id = entry.key.rpartition(_SEP)[2]
+                if not _UPLOAD_ID.fullmatch(upload_id):
+                    continue
+                if int(upload_id[:12], 16) >= created_before_ms:
+                    continue
+                parts = await self._all_parts(upload_id)
+                await self._discard(
+                    [_part_key(upload_id, p.part_number) for p in parts] + [entry.key]
+                )
+                log.info(
+                    "aborted multipart upload %s (%s): older than the expiry",
+                    upload_id,
+                    entry.key[2:].partition(_SEP)[0],
+                )
+                expired += 1
+            if not page.is_truncated:
+                return expired
+            token = page.next_continuation_token
 
     async def list_uploads(
         self,

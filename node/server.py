@@ -15,12 +15,14 @@ from node.guard import Guard
 from node.hints import HintedHandoff
 from node.iam import Iam
 from node.membership import Membership, map_path, starting_config
+from node.multipart import Multipart
 from node.peers import Peers
 from node.repair import Repairer, rebuild_if_new
 from node.replica_store import ReplicaStore
 from node.s3.server import S3Server
 from node.servicer import AdminServicer, EventServicer, ObjectServicer, ReplicaServicer
 from node.tombstones import TombstoneCollector
+from node.upload_expiry import UploadExpiry
 from node.witness_client import WitnessFleet
 from tristore import credentials, server
 from tristore.config import ClusterConfig
@@ -69,6 +71,7 @@ async def build(cfg: ClusterConfig, name: str) -> server.ProcessSpec:
     coord = Coordinator(cfg, me, peers, placer, clock, witnesses)
     handoff = HintedHandoff(store, peers, placer, cfg.node)
     tombstones = TombstoneCollector(store, peers, placer, cfg.node)
+    upload_expiry = UploadExpiry(Multipart(coord, cfg.node), peers, cfg.node)
     membership = Membership(cfg, me, placer, peers, handoff, store)
     coord.moving_azs = membership.moving_azs
     repairer = Repairer(coord, cfg.node)
@@ -151,6 +154,7 @@ async def build(cfg: ClusterConfig, name: str) -> server.ProcessSpec:
             rebuild_if_new(repairer, store, peers, set_rebuilding),
             disk.run_forever(cfg.node.disk_check_s),
             tombstones.run_forever(),
+            upload_expiry.run_forever(),
         ]
         if witnesses is not None:
             background.append(witnesses.learn())  # best effort; any answer teaches it too

@@ -167,6 +167,13 @@ class NodeSection:
     #: Internal reads and deletes one multipart request (list, complete, abort)
     #: runs at once.
     multipart_parallel: int = 32
+    #: A multipart upload neither completed nor aborted this long after it was
+    #: created is aborted, its parts deleted (as S3's lifecycle rule
+    #: AbortIncompleteMultipartUpload, and MinIO's stale upload expiry, do); 0
+    #: keeps them until a client ends them.
+    multipart_expiry_s: float = 7 * 86_400.0
+    #: How often one node of the cluster looks for uploads past multipart_expiry_s.
+    multipart_expiry_check_s: float = 3_600.0
     #: Keys repair compares (and writes back) at once.
     repair_parallel_keys: int = 16
     #: Keys between two progress reports of a repair.
@@ -723,6 +730,11 @@ def validate(cfg: ClusterConfig) -> None:
         )
     if cfg.node.tombstone_batch < 1:
         raise InvalidArgument("[node] tombstone_batch must be 1 or more")
+    if cfg.node.multipart_expiry_s < 0 or cfg.node.multipart_expiry_check_s <= 0:
+        raise InvalidArgument(
+            "[node] multipart_expiry_s must be 0 (never) or more and multipart_expiry_check_s "
+            "above 0"
+        )
     if cfg.node.disk_check_s <= 0:
         raise InvalidArgument("[node] disk_check_s must be above 0")
 
