@@ -442,12 +442,17 @@ def rule_cases() -> list[dict[str, Any]]:
                 _series("tristore_node_disk_full", "0 0 1x10", **a1),
                 _series("tristore_node_disk_full", "0x12", **a2),
                 _series("tristore_node_tombstones", "0+10x1800", **a2),
+                # A change log that levels off (a steady load) never alerts.
+                _series("tristore_node_changelog_entries", "0+50x360 18000x1440", **a1),
+                _series("tristore_node_changelog_entries", "0+10x1800", **a2),
             ],
             "alert_rule_test": [
                 _alert("TristoreNodeDiskFull", "3m"),
                 _alert("TristoreNodeDiskFull", "5m", a1 | crit),
                 _alert("TristoreTombstonesGrowing", "20h"),
                 _alert("TristoreTombstonesGrowing", "29h", a2 | warn),
+                _alert("TristoreChangeLogGrowing", "20h"),
+                _alert("TristoreChangeLogGrowing", "29h", a2 | warn),
             ],
         },
         {
