@@ -10,7 +10,7 @@ import pytest
 
 from node.s3 import cors as s3cors
 from node.s3 import xml
-from tristore import cors, errors
+from tristore import convert, cors, errors
 from tristore.cors import Rule
 
 pytestmark = pytest.mark.unit
@@ -195,3 +195,8 @@ def test_cors_errors_have_s3_statuses() -> None:
     assert errors.http_status(errors.NoSuchCORSConfiguration()) == 404
     assert errors.http_status(errors.AccessForbidden()) == 403
     assert errors.http_status(errors.BadRequest()) == 400
+
+
+def test_rules_round_trip_through_protobuf() -> None:
+    for rule in (*RULES, Rule(("*",), ("GET",), max_age_seconds=0)):
+        assert convert.cors_rule_from_pb(convert.cors_rule_to_pb(rule)) == rule
