@@ -41,7 +41,7 @@ from tests.integration.cluster import (
     start_cluster,
     wait_until,
 )
-from tristore import sigv4, tls
+from tristore import cors, errors, sigv4, tls
 
 pytestmark = pytest.mark.integration
 
@@ -996,6 +996,37 @@ def test_cors_configuration_preflight_and_cross_origin_answers(
     # A bucket that does not exist answers as one without CORS (nothing learnt).
     status, _, body = _plain(env, "OPTIONS", "/no-such-bucket/k", ask)
     assert status == 403 and b"AccessForbidden" in body
+
+
+def test_cors_through_one_door_then_the_other(cluster: DevCluster, s3: Any) -> None:
+    s3.create_bucket(Bucket="cors-grpc")
+    rule = cors.Rule(("https://*.example.com",), ("GET",), ("x-amz-*",), ("ETag",), 60, "sdk")
+    with cluster.client() as c:
+        with pytest.raises(errors.NoSuchCORSConfiguration):
+            c.get_bucket_cors("cors-grpc")
+        with pytest.raises(errors.InvalidRequest):
+            c.put_bucket_cors("cors-grpc", [cors.Rule(("*",), ("PATCH",))])
+        c.put_bucket_cors("cors-grpc", [rule])
+        assert c.get_bucket_cors("cors-grpc") == (rule,)
+        assert s3.get_bucket_cors(Bucket="cors-grpc")["CORSRules"] == [
+            {
+                "ID": "sdk",
+                "AllowedHeaders": ["x-amz-*"],
+                "AllowedMethods": ["GET"],
+                "AllowedOrigins": ["https://*.example.com"],
+                "ExposeHeaders": ["ETag"],
+                "MaxAgeSeconds": 60,
+            }
+        ]
+        s3.put_bucket_cors(
+            Bucket="cors-grpc",
+            CORSConfiguration={"CORSRules": [{"AllowedMethods": ["PUT"], "AllowedOrigins": ["*"]}]},
+        )
+        assert c.get_bucket_cors("cors-grpc") == (cors.Rule(("*",), ("PUT",)),)
+        c.delete_bucket_cors("cors-grpc")
+        with pytest.raises(ClientError) as e:
+            s3.get_bucket_cors(Bucket="cors-grpc")
+        assert e.value.response["Error"]["Code"] == "NoSuchCORSConfiguration"
 
 
 def test_requests_are_counted(cluster: DevCluster, s3: Any) -> None:
