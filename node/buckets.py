@@ -1,4 +1,5 @@
-"""Buckets: create, head, delete, versioning and replication configuration.
+"""Buckets: create, head, delete, versioning, replication, policy, encryption
+and CORS configuration.
 
 A bucket is a record of the internal bucket :data:`keys.BUCKETS`, read and
 written through the same linearizable protocol as any key (node/protocol.py):
@@ -13,7 +14,7 @@ from dataclasses import replace
 
 from node import keys
 from node.protocol import Protocol
-from tristore import policy, replication, validation
+from tristore import cors, policy, replication, validation
 from tristore.config import ClusterConfig
 from tristore.errors import (
     BucketAlreadyExists,
@@ -23,6 +24,7 @@ from tristore.errors import (
     InvalidRequest,
     NoSuchBucket,
     NoSuchBucketPolicy,
+    NoSuchCORSConfiguration,
     ServerSideEncryptionConfigurationNotFoundError,
 )
 from tristore.model import VERSIONING_ENABLED, BucketInfo, ObjectVersion, ms_to_datetime
@@ -31,6 +33,8 @@ from tristore.stamps import ZERO
 
 #: The bucket record's metadata entry that holds its policy document.
 POLICY_FIELD = "policy"
+#: The bucket record's metadata entry that holds its CORS rules (tristore.cors's stored form).
+CORS_FIELD = "cors"
 
 
 def bucket_info(record: ObjectVersion) -> BucketInfo:
@@ -247,6 +251,38 @@ class Buckets:
                 return None
             return replace(
                 record, metadata={k: v for k, v in record.metadata.items() if k != POLICY_FIELD}
+            )
+
+        await self._update_bucket(name, edit)
+
+    # -- CORS (answered by node/s3/cors.py) ---------------------------------------
+
+    @staticmethod
+    def cors_rules(record: ObjectVersion) -> tuple[cors.Rule, ...]:
+        return cors.load(record.metadata.get(CORS_FIELD, ""))
+
+    async def put_bucket_cors(self, name: str, rules: list[cors.Rule]) -> None:
+        text = cors.dump(cors.check_rules(rules))
+
+        def edit(record: ObjectVersion) -> ObjectVersion | None:
+            if record.metadata.get(CORS_FIELD) == text:
+                return None
+            return replace(record, metadata={**record.metadata, CORS_FIELD: text})
+
+        await self._update_bucket(name, edit)
+
+    async def get_bucket_cors(self, name: str) -> tuple[cors.Rule, ...]:
+        rules = self.cors_rules(await self.bucket_record(name))
+        if not rules:
+            raise NoSuchCORSConfiguration(f"bucket {name!r} has no CORS configuration")
+        return rules
+
+    async def delete_bucket_cors(self, name: str) -> None:
+        def edit(record: ObjectVersion) -> ObjectVersion | None:
+            if CORS_FIELD not in record.metadata:
+                return None
+            return replace(
+                record, metadata={k: v for k, v in record.metadata.items() if k != CORS_FIELD}
             )
 
         await self._update_bucket(name, edit)

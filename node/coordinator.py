@@ -27,7 +27,7 @@ from node.protocol import Protocol
 from node.quorum import Quorum
 from node.replication_apply import ReplicationApply, StatusUpdate
 from node.witness_client import WitnessFleet
-from tristore import replication, sse, validation
+from tristore import cors, replication, sse, validation
 from tristore.config import ClusterConfig, NodeSpec
 from tristore.model import (
     Acl,
@@ -120,6 +120,15 @@ class Coordinator:
 
     async def delete_bucket_policy(self, name: str) -> None:
         await self.buckets.delete_bucket_policy(name)
+
+    async def put_bucket_cors(self, name: str, rules: list[cors.Rule]) -> None:
+        await self.buckets.put_bucket_cors(name, rules)
+
+    async def get_bucket_cors(self, name: str) -> tuple[cors.Rule, ...]:
+        return await self.buckets.get_bucket_cors(name)
+
+    async def delete_bucket_cors(self, name: str) -> None:
+        await self.buckets.delete_bucket_cors(name)
 
     async def list_buckets(self) -> list[BucketInfo]:
         return await self.listing.list_buckets()

@@ -38,7 +38,7 @@ import grpc
 from node.coordinator import Coordinator
 from node.iam import ADMIN, REPLICATION, ROOT, Iam, User
 from node.metrics import AUTH_REFUSED
-from tristore import policy, sigv4
+from tristore import cors, policy, sigv4
 from tristore.config import ClusterConfig
 from tristore.credentials import SIGNED_SERVICES
 from tristore.errors import (
@@ -105,6 +105,10 @@ RULES: dict[str, tuple[str, str]] = {
     "PutBucketPolicy": ("s3:PutBucketPolicy", BUCKET),
     "GetBucketPolicy": ("s3:GetBucketPolicy", BUCKET),
     "DeleteBucketPolicy": ("s3:DeleteBucketPolicy", BUCKET),
+    # S3 has no s3:DeleteBucketCORS: deleting the configuration is putting it.
+    "PutBucketCors": ("s3:PutBucketCORS", BUCKET),
+    "GetBucketCors": ("s3:GetBucketCORS", BUCKET),
+    "DeleteBucketCors": ("s3:PutBucketCORS", BUCKET),
     "Subscribe": ("s3:ListenBucketNotification", BUCKET),
     # Operations only the S3 HTTP API has (node/s3/); DeleteObjects is checked
     # key by key as DeleteObject, as S3 does.
@@ -134,6 +138,7 @@ class _BucketAuth:
     exists: bool
     owner: str = ""
     policy: policy.Policy | None = None
+    cors: tuple[cors.Rule, ...] = ()
 
 
 def enter(user: User | None) -> None:
@@ -192,7 +197,7 @@ class Guard:
         return method.startswith(SIGNED_SERVICES)
 
     def forget(self, bucket: str) -> None:
-        """Drop what is cached of a bucket's owner and policy (it changed here)."""
+        """Drop what is cached of a bucket's owner, policy and CORS rules (it changed here)."""
         self._buckets.pop(bucket, None)
 
     # -- authentication ----------------------------------------------------
@@ -250,6 +255,15 @@ class Guard:
                 out.add(name)
         return out
 
+    async def bucket_cors(self, name: str) -> tuple[cors.Rule, ...]:
+        """The bucket's CORS rules (none: no configuration, or no such bucket)
+        as cached with its owner and policy: what the S3 door answers
+        preflights and cross-origin requests with. Costs no read while the
+        request's authorization has it cached (or will: the same entry), so a
+        change shows on this node at once and on the others within
+        ``[auth] cache_s``, as a policy change does."""
+        return (await self._bucket(name)).cors
+
     async def _bucket(self, name: str) -> _BucketAuth:
         hit = self._buckets.get(name)
         now = time.monotonic()
@@ -262,7 +276,8 @@ class Guard:
         else:
             text = self.coord.buckets.policy_text(record)
             pol = policy.parse(text, name) if text else None
-            auth = _BucketAuth(True, record.owner, pol)
+            rules = self.coord.buckets.cors_rules(record)
+            auth = _BucketAuth(True, record.owner, pol, rules)
         if len(self._buckets) > 10_000:
             self._buckets.clear()
         self._buckets[name] = (now, auth)

@@ -32,6 +32,8 @@ from tristore.convert import (
     cluster_map_from_pb,
     cluster_map_to_pb,
     conditions_from_pb,
+    cors_rule_from_pb,
+    cors_rule_to_pb,
     deleted_to_pb,
     info_to_pb,
     page_to_pb,
@@ -487,6 +489,25 @@ class ObjectServicer(objects_pb2_grpc.ObjectServiceServicer):
     ) -> objects_pb2.BucketPolicyResponse:
         await self.coord.delete_bucket_policy(request.bucket)
         return objects_pb2.BucketPolicyResponse()
+
+    async def PutBucketCors(
+        self, request: objects_pb2.BucketCorsRequest, context: Ctx
+    ) -> objects_pb2.BucketCorsResponse:
+        rules = [cors_rule_from_pb(r) for r in request.rules]
+        await self.coord.put_bucket_cors(request.bucket, rules)
+        return objects_pb2.BucketCorsResponse()
+
+    async def GetBucketCors(
+        self, request: objects_pb2.BucketCorsRequest, context: Ctx
+    ) -> objects_pb2.BucketCorsResponse:
+        rules = await self.coord.get_bucket_cors(request.bucket)
+        return objects_pb2.BucketCorsResponse(rules=[cors_rule_to_pb(r) for r in rules])
+
+    async def DeleteBucketCors(
+        self, request: objects_pb2.BucketCorsRequest, context: Ctx
+    ) -> objects_pb2.BucketCorsResponse:
+        await self.coord.delete_bucket_cors(request.bucket)
+        return objects_pb2.BucketCorsResponse()
 
     async def PutReplicationStatuses(
         self, request: objects_pb2.PutReplicationStatusesRequest, context: Ctx

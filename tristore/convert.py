@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from tristore import cors
 from tristore.clustermap import ClusterMap
 from tristore.config import NodeSpec
 from tristore.model import (
@@ -637,6 +638,32 @@ def rule_from_pb(p: common_pb2.ReplicationRule) -> Rule:
         tags=dict(p.tags),
         delete_markers=p.delete_markers,
         replica_modifications=p.replica_modifications,
+    )
+
+
+# -- CORS --------------------------------------------------------------------------
+
+
+def cors_rule_to_pb(r: cors.Rule) -> objects_pb2.CorsRule:
+    return objects_pb2.CorsRule(
+        id=r.id,
+        allowed_origins=r.allowed_origins,
+        allowed_methods=r.allowed_methods,
+        allowed_headers=r.allowed_headers,
+        expose_headers=r.expose_headers,
+        max_age_seconds=r.max_age_seconds or 0,
+        has_max_age=r.max_age_seconds is not None,
+    )
+
+
+def cors_rule_from_pb(p: objects_pb2.CorsRule) -> cors.Rule:
+    return cors.Rule(
+        tuple(p.allowed_origins),
+        tuple(p.allowed_methods),
+        tuple(p.allowed_headers),
+        tuple(p.expose_headers),
+        p.max_age_seconds if p.has_max_age else None,
+        p.id,
     )
 
 

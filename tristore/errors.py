@@ -19,6 +19,7 @@ Hierarchy::
     │   ├── AccessDenied, SignatureDoesNotMatch, InvalidAccessKeyId,
     │   │   RequestTimeTooSkewed
     │   ├── MalformedPolicy, NoSuchBucketPolicy
+    │   ├── NoSuchCORSConfiguration, AccessForbidden, BadRequest   (CORS)
     │   └── NoSuchEntity, EntityAlreadyExists     (users and access keys)
     └── ServerError                 (the cluster could not do it now)
         ├── QuorumUnavailable       (retriable: an AZ is unreachable)
@@ -247,6 +248,27 @@ class NoSuchBucketPolicy(ClientError):
     grpc_status = grpc.StatusCode.NOT_FOUND
 
 
+class NoSuchCORSConfiguration(ClientError):
+    """GetBucketCors of a bucket without a CORS configuration."""
+
+    code = "NoSuchCORSConfiguration"
+    grpc_status = grpc.StatusCode.NOT_FOUND
+
+
+class AccessForbidden(ClientError):
+    """A CORS preflight (OPTIONS) that no rule of the bucket's CORS
+    configuration allows, or of a bucket without one (S3's 403 CORSResponse)."""
+
+    code = "AccessForbidden"
+    grpc_status = grpc.StatusCode.PERMISSION_DENIED
+
+
+class BadRequest(ClientError):
+    """A CORS preflight without Origin or with no valid Access-Control-Request-Method."""
+
+    code = "BadRequest"
+
+
 class NoSuchEntity(ClientError):
     """No user (or access key) of that name."""
 
@@ -385,6 +407,9 @@ HTTP_STATUS: dict[str, int] = {
     "RequestTimeTooSkewed": 403,
     "MalformedPolicy": 400,
     "NoSuchBucketPolicy": 404,
+    "NoSuchCORSConfiguration": 404,
+    "AccessForbidden": 403,
+    "BadRequest": 400,
     "NoSuchEntity": 404,
     "EntityAlreadyExists": 409,
     "XAmzContentSHA256Mismatch": 400,

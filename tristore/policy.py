@@ -69,6 +69,8 @@ ACTIONS = frozenset(
         "s3:GetBucketPolicy",
         "s3:PutBucketPolicy",
         "s3:DeleteBucketPolicy",
+        "s3:GetBucketCORS",
+        "s3:PutBucketCORS",
         "s3:ListenBucketNotification",
     )
 )

@@ -1,5 +1,6 @@
 """The S3 operations on the service and on buckets: create, head, delete,
-location, versioning, policy, encryption, replication, listings and DeleteObjects.
+location, versioning, policy, encryption, replication, CORS, listings and
+DeleteObjects.
 """
 
 from __future__ import annotations
@@ -111,6 +112,21 @@ class BucketHandlers(Base):
     async def delete_bucket_replication(self, call: Call) -> web.StreamResponse:
         await self.allow(call, "DeleteBucketReplication")
         await self.coord.delete_bucket_replication(call.bucket)
+        return empty(204)
+
+    async def get_bucket_cors(self, call: Call) -> web.StreamResponse:
+        await self.allow(call, "GetBucketCors")
+        return answer(xml.cors_config(await self.coord.get_bucket_cors(call.bucket)))
+
+    async def put_bucket_cors(self, call: Call) -> web.StreamResponse:
+        await self.allow(call, "PutBucketCors")
+        rules = xml.parse_cors(await self.small_body(call, xml.MAX_CORS_XML))
+        await self.coord.put_bucket_cors(call.bucket, rules)
+        return empty()
+
+    async def delete_bucket_cors(self, call: Call) -> web.StreamResponse:
+        await self.allow(call, "DeleteBucketCors")
+        await self.coord.delete_bucket_cors(call.bucket)
         return empty(204)
 
     async def list_objects(self, call: Call) -> web.StreamResponse:

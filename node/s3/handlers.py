@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from node.s3.buckets import BucketHandlers
 from node.s3.call import Call
+from node.s3.cors import CorsHandlers
 from node.s3.multipart import MultipartHandlers
 from node.s3.objects import ObjectHandlers
 
 __all__ = ["Call", "Handlers"]
 
 
-class Handlers(BucketHandlers, ObjectHandlers, MultipartHandlers):
+class Handlers(BucketHandlers, ObjectHandlers, MultipartHandlers, CorsHandlers):
     """The handlers node/s3/server.py routes to (by method name)."""

@@ -7,6 +7,11 @@ A request goes: address (path style: ``/BUCKET/KEY``) → authentication
 (:data:`ROUTES`) → the handler (node/s3/handlers.py), which authorizes and
 calls the Coordinator. Every error is S3's XML with S3's status
 (tristore.errors.HTTP_STATUS); an operation not offered is NotImplemented.
+
+CORS (node/s3/cors.py): an ``OPTIONS`` on a bucket or object is a preflight,
+answered without authentication whatever its query; any other request with an
+``Origin`` header gets the bucket's Access-Control-* headers when a rule
+allows it, on its answer whatever it is (errors too, streamed answers too).
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from aiohttp.web_urldispatcher import _default_expect_handler
 from node.coordinator import Coordinator
 from node.guard import Guard, count_refused, enter
 from node.metrics import S3_REQUESTS, S3_SECONDS
-from node.s3 import xml
+from node.s3 import cors, xml
 from node.s3.auth import Caller, authenticate, decode, lower_headers, query_pairs
 from node.s3.handlers import Call, Handlers
 from tristore import errors, sigv4, tls
@@ -43,6 +48,10 @@ REQUEST_ID = "s3_request_id"
 STARTED = "s3_started"
 OPERATION = "s3_operation"
 CALL = "s3_call"
+#: The Access-Control-* headers of a cross-origin request (node/s3/cors.py).
+CORS = "s3_cors"
+#: The operation of an OPTIONS on a bucket or object, whatever its query.
+PREFLIGHT = ("PreflightRequest", "preflight")
 #: Errors counted as refused requests (tristore_node_auth_refused_total), as
 #: the gRPC door counts them.
 _REFUSALS = (
@@ -101,12 +110,19 @@ ROUTES: dict[tuple[str, str, str], tuple[str, str]] = {
     ("POST", OBJECT, "uploadId"): ("CompleteMultipartUpload", "complete_multipart_upload"),
     ("DELETE", OBJECT, "uploadId"): ("AbortMultipartUpload", "abort_multipart_upload"),
     ("GET", OBJECT, "uploadId"): ("ListParts", "list_parts"),
+    ("GET", BUCKET, "cors"): ("GetBucketCors", "get_bucket_cors"),
+    ("PUT", BUCKET, "cors"): ("PutBucketCors", "put_bucket_cors"),
+    ("DELETE", BUCKET, "cors"): ("DeleteBucketCors", "delete_bucket_cors"),
+    ("OPTIONS", BUCKET, ""): PREFLIGHT,
+    ("OPTIONS", OBJECT, ""): PREFLIGHT,
 }
 
 
 def route(method: str, bucket: str, key: str, query: dict[str, str]) -> tuple[str, str]:
     """The (operation, handler name) of a request; NotImplemented when none."""
     target = OBJECT if key else BUCKET if bucket else SERVICE
+    if method == "OPTIONS" and target != SERVICE:
+        return PREFLIGHT  # a preflight of any operation (UploadPart's ?uploadId too)
     subs = sorted(n for n in query if n in SUBRESOURCES)
     sub = subs[0] if subs else ""
     if "uploadId" in subs:
@@ -135,9 +151,13 @@ def split_path(raw_path: str, host: str = "", domain: str = "") -> tuple[str, st
 
 async def _stamp(request: web.Request, response: web.StreamResponse) -> None:
     """Every answer names its request (x-amz-request-id), streamed ones too,
-    and the server without its library's version."""
+    and the server without its library's version; a cross-origin one carries
+    its CORS headers."""
     response.headers["x-amz-request-id"] = request.get(REQUEST_ID, "")
     response.headers["Server"] = "tristore"
+    allowed = request.get(CORS)
+    if allowed:
+        response.headers.update(allowed)
 
 
 def _error(err: TristoreError, resource: str, request_id: str, head: bool) -> web.Response:
@@ -259,7 +279,11 @@ class S3Server:
         headers = lower_headers(list(request.headers.items()))
         operation, name = route(request.method, bucket, key, query)
         request[OPERATION] = operation
-        caller = await self._authenticate(request, raw_path, pairs, headers)
+        if (operation, name) == PREFLIGHT:
+            enter(None)  # browsers send a preflight without credentials
+            caller = Caller(None)
+        else:
+            caller = await self._authenticate(request, raw_path, pairs, headers)
         ctx = {
             "aws:SourceIp": request.remote or "",
             "aws:SecureTransport": str(self.secure).lower(),
@@ -273,6 +297,7 @@ class S3Server:
         so a wrongly signed upload is refused before it is sent."""
         request[REQUEST_ID] = os.urandom(8).hex().upper()
         request[STARTED] = time.monotonic()
+        await self._cors(request)
         try:
             await self._call(request)
         except TristoreError as e:
@@ -284,6 +309,7 @@ class S3Server:
         if REQUEST_ID not in request:
             request[REQUEST_ID] = os.urandom(8).hex().upper()
             request[STARTED] = time.monotonic()
+            await self._cors(request)
         call: Call | None = None
         try:
             _, name, call = await self._call(request)
@@ -298,6 +324,19 @@ class S3Server:
             log.exception("S3 %s failed", request.get(OPERATION, "Unknown"))
             resp = self._refusal(request, errors.InternalError(f"{type(e).__name__}: {e}"))
         return self._answer(request, resp)
+
+    async def _cors(self, request: web.Request) -> None:
+        """Look up the CORS headers of a cross-origin request (one with an
+        Origin, not a preflight) before it is handled, so that its answer
+        carries them whatever it is. Costs nothing without an Origin."""
+        origin = request.headers.get("Origin")
+        if not origin or request.method == "OPTIONS":
+            return
+        try:
+            bucket, _ = split_path(request.rel_url.raw_path, request.host, self.domain)
+        except TristoreError:
+            return
+        request[CORS] = await cors.for_request(self.guard, bucket, origin, request.method)
 
     def _refusal(self, request: web.Request, e: TristoreError) -> web.Response:
         if isinstance(e, _REFUSALS):

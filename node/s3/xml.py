@@ -1,7 +1,7 @@
 """S3's XML, both ways: the documents the S3 HTTP API answers with (as S3
 writes them: the 2006-03-01 namespace, quoted ETags, ISO 8601 times with
 milliseconds) and the few it reads (DeleteObjects, CompleteMultipartUpload,
-versioning and tagging configurations).
+versioning, tagging, encryption, replication and CORS configurations).
 
 Pure functions of domain dataclasses (tristore.model), so that they are tested
 without a server.
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from urllib.parse import quote
 from xml.etree import ElementTree as ET
 
-from tristore import errors, replication
+from tristore import cors, errors, replication
 from tristore.errors import MalformedXML
 from tristore.model import (
     BucketInfo,
@@ -32,6 +32,8 @@ CONTENT_TYPE = "application/xml"
 _DECL = b'<?xml version="1.0" encoding="UTF-8"?>\n'
 #: A request document larger than this is refused (DeleteObjects of 1,000 long keys fits).
 MAX_REQUEST_XML = 2 * 1024 * 1024
+#: A CORSConfiguration larger than this is refused (S3's limit).
+MAX_CORS_XML = 64 * 1024
 
 
 def iso(t: dt.datetime) -> str:
@@ -607,3 +609,70 @@ def parse_tagging(body: bytes) -> dict[str, str]:
                 raise MalformedXML("a <Tag> has no <Key>")
             tags[k] = v or ""
     return tags
+
+
+# -- CORS (tristore/cors.py) ---------------------------------------------------------
+
+#: A CORSRule's elements: (tag, whether it may repeat).
+_CORS_FIELDS = {
+    "ID": False,
+    "AllowedOrigin": True,
+    "AllowedMethod": True,
+    "AllowedHeader": True,
+    "ExposeHeader": True,
+    "MaxAgeSeconds": False,
+}
+
+
+def cors_config(rules: Sequence[cors.Rule]) -> bytes:
+    root = _root("CORSConfiguration")
+    for r in rules:
+        el = _add(root, "CORSRule")
+        if r.id:
+            _add(el, "ID", r.id)
+        for tag, values in (
+            ("AllowedHeader", r.allowed_headers),
+            ("AllowedMethod", r.allowed_methods),
+            ("AllowedOrigin", r.allowed_origins),
+            ("ExposeHeader", r.expose_headers),
+        ):
+            for v in values:
+                _add(el, tag, v)
+        if r.max_age_seconds is not None:
+            _add(el, "MaxAgeSeconds", r.max_age_seconds)
+    return _doc(root)
+
+
+def _cors_rule(el: ET.Element) -> cors.Rule:
+    values: dict[str, list[str]] = {tag: [] for tag in _CORS_FIELDS}
+    for child in el:
+        tag = _local(child.tag)
+        if tag not in _CORS_FIELDS:
+            raise MalformedXML(f"<CORSRule> has an unknown element <{tag}>")
+        if values[tag] and not _CORS_FIELDS[tag]:
+            raise MalformedXML(f"<CORSRule> has more than one <{tag}>")
+        values[tag].append((child.text or "").strip())
+    max_age = None
+    if values["MaxAgeSeconds"]:
+        raw = values["MaxAgeSeconds"][0]
+        try:
+            max_age = int(raw)
+        except ValueError:
+            raise MalformedXML(f"<MaxAgeSeconds> {raw!r} is not an integer") from None
+    return cors.Rule(
+        tuple(values["AllowedOrigin"]),
+        tuple(values["AllowedMethod"]),
+        tuple(values["AllowedHeader"]),
+        tuple(values["ExposeHeader"]),
+        max_age,
+        values["ID"][0] if values["ID"] else "",
+    )
+
+
+def parse_cors(body: bytes) -> list[cors.Rule]:
+    """A CORSConfiguration, checked as S3 checks it (tristore.cors.check_rules)."""
+    root = _parse(body, "CORSConfiguration")
+    for child in root:
+        if _local(child.tag) != "CORSRule":
+            raise MalformedXML(f"<CORSConfiguration> has an unknown element <{_local(child.tag)}>")
+    return list(cors.check_rules([_cors_rule(r) for r in _children(root, "CORSRule")]))

@@ -41,7 +41,7 @@ from tests.integration.cluster import (
     start_cluster,
     wait_until,
 )
-from tristore import sigv4, tls
+from tristore import cors, errors, sigv4, tls
 
 pytestmark = pytest.mark.integration
 
@@ -859,9 +859,174 @@ def test_a_wrongly_signed_upload_is_refused_before_its_body(
 
 def test_what_is_not_offered_is_refused_as_not_implemented(s3: Any, bucket: str) -> None:
     with pytest.raises(ClientError) as e:
-        s3.get_bucket_cors(Bucket=bucket)
+        s3.get_bucket_lifecycle_configuration(Bucket=bucket)
     assert e.value.response["Error"]["Code"] == "NotImplemented"
     assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 501
+
+
+def _plain(
+    env: dict[str, str], method: str, path: str, headers: dict[str, str]
+) -> tuple[int, dict[str, str], bytes]:
+    """(status, headers by lower-case name, body) of one plain HTTPS request
+    to the node (``path`` with its query), signed by nobody."""
+    port = urlsplit(env["AWS_ENDPOINT_URL"]).port
+    conn = http.client.HTTPSConnection("127.0.0.1", port, context=_ssl(env), timeout=10)
+    try:
+        conn.request(method, path, headers=headers)
+        resp = conn.getresponse()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+    finally:
+        conn.close()
+
+
+APP = "https://app.example.com"
+PREFLIGHT_VARY = "Origin, Access-Control-Request-Headers, Access-Control-Request-Method"
+
+
+def test_cors_configuration_preflight_and_cross_origin_answers(
+    s3: Any, env: dict[str, str]
+) -> None:
+    s3.create_bucket(Bucket="cors")
+    s3.put_object(Bucket="cors", Key="private", Body=b"secret")
+    with pytest.raises(ClientError) as e:
+        s3.get_bucket_cors(Bucket="cors")
+    assert e.value.response["Error"]["Code"] == "NoSuchCORSConfiguration"
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+    ask = {"Origin": APP, "Access-Control-Request-Method": "GET"}
+    status, _, body = _plain(env, "OPTIONS", "/cors/private", ask)
+    assert status == 403 and b"<Code>AccessForbidden</Code>" in body
+    assert b"CORS is not enabled for this bucket" in body
+
+    rules = [
+        {
+            "ID": "app",
+            "AllowedHeaders": ["x-amz-*", "Content-Type"],
+            "AllowedMethods": ["GET", "PUT"],
+            "AllowedOrigins": ["https://*.example.com"],
+            "ExposeHeaders": ["ETag", "x-amz-request-id"],
+            "MaxAgeSeconds": 600,
+        },
+        {"AllowedMethods": ["GET", "HEAD"], "AllowedOrigins": ["*"]},
+    ]
+    s3.put_bucket_cors(Bucket="cors", CORSConfiguration={"CORSRules": rules})
+    assert s3.get_bucket_cors(Bucket="cors")["CORSRules"] == rules
+    for bad, code in (
+        ({"AllowedMethods": ["PATCH"], "AllowedOrigins": ["*"]}, "InvalidRequest"),
+        ({"AllowedMethods": ["GET"], "AllowedOrigins": ["https://*.*.com"]}, "InvalidRequest"),
+        ({"AllowedMethods": ["GET"], "AllowedOrigins": []}, "MalformedXML"),
+    ):
+        with pytest.raises(ClientError) as e:
+            s3.put_bucket_cors(Bucket="cors", CORSConfiguration={"CORSRules": [bad]})
+        assert e.value.response["Error"]["Code"] == code
+        assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert s3.get_bucket_cors(Bucket="cors")["CORSRules"] == rules  # unchanged
+
+    # A preflight needs no signature, of an object (a multipart part too) or the bucket.
+    for path in ("/cors/private", "/cors/new%20key?partNumber=1&uploadId=x", "/cors"):
+        status, h, body = _plain(
+            env,
+            "OPTIONS",
+            path,
+            {**ask, "Access-Control-Request-Method": "PUT",
+             "Access-Control-Request-Headers": "Content-Type, X-Amz-Date"},
+        )  # fmt: skip
+        assert (status, body) == (200, b""), (path, body)
+        assert h["access-control-allow-origin"] == APP
+        assert h["access-control-allow-methods"] == "GET, PUT"
+        assert h["access-control-allow-headers"] == "content-type, x-amz-date"
+        assert h["access-control-expose-headers"] == "ETag, x-amz-request-id"
+        assert h["access-control-max-age"] == "600"
+        assert h["access-control-allow-credentials"] == "true"
+        assert h["vary"] == PREFLIGHT_VARY
+    # The second rule: any origin, GET and HEAD only, no headers.
+    status, h, _ = _plain(env, "OPTIONS", "/cors/private", {**ask, "Origin": "https://x.org"})
+    assert status == 200 and h["access-control-allow-origin"] == "*"
+    assert "access-control-allow-credentials" not in h
+    # No rule allows these: 403 AccessForbidden.
+    for refused in (
+        {**ask, "Origin": "https://x.org", "Access-Control-Request-Method": "PUT"},
+        {**ask, "Access-Control-Request-Method": "DELETE"},
+        {**ask, "Origin": "https://x.org", "Access-Control-Request-Headers": "x-amz-date"},
+    ):
+        status, h, body = _plain(env, "OPTIONS", "/cors/private", refused)
+        assert status == 403, refused
+        assert b"<Code>AccessForbidden</Code>" in body and b"CORSResponse" in body
+        assert "access-control-allow-origin" not in h
+    # Without Origin or the method asked for: 400.
+    status, _, body = _plain(env, "OPTIONS", "/cors/private", {"Origin": APP})
+    assert status == 400 and b"<Code>BadRequest</Code>" in body
+    status, _, body = _plain(
+        env, "OPTIONS", "/cors/private", {"Access-Control-Request-Method": "GET"}
+    )
+    assert status == 400 and b"Origin request header needed" in body
+    # Virtual-host style.
+    port = urlsplit(env["AWS_ENDPOINT_URL"]).port
+    status, h, _ = _plain(
+        env, "OPTIONS", "/private", {**ask, "Host": f"cors.{VHOST_DOMAIN}:{port}"}
+    )
+    assert status == 200 and h["access-control-allow-origin"] == APP
+
+    # Actual requests: an unsigned GET of a private object is still refused,
+    # and its error carries the CORS headers (so the page can read the error).
+    status, h, body = _plain(env, "GET", "/cors/private", {"Origin": APP})
+    assert status == 403 and b"<Code>AccessDenied</Code>" in body
+    assert h["access-control-allow-origin"] == APP
+    assert h["access-control-allow-credentials"] == "true"
+    assert h["access-control-expose-headers"] == "ETag, x-amz-request-id"
+    assert "Origin" in h["vary"]
+    # A signed one (a presigned URL, as a page would use) gets the object and the headers.
+    v4 = _client(env, config=Config(signature_version="s3v4"))
+    url = urlsplit(v4.generate_presigned_url("get_object", {"Bucket": "cors", "Key": "private"}))
+    status, h, body = _plain(env, "GET", f"{url.path}?{url.query}", {"Origin": "https://x.org"})
+    assert (status, body) == (200, b"secret")
+    assert h["access-control-allow-origin"] == "*"
+    assert "access-control-allow-credentials" not in h
+    # An origin no rule allows for the method, or no Origin at all: no CORS headers.
+    status, h, _ = _plain(env, "DELETE", "/cors/private", {"Origin": APP})
+    assert status == 403 and "access-control-allow-origin" not in h
+    status, h, _ = _plain(env, "GET", "/cors/private", {})
+    assert "access-control-allow-origin" not in h and "vary" not in h
+
+    s3.delete_bucket_cors(Bucket="cors")
+    with pytest.raises(ClientError) as e:
+        s3.get_bucket_cors(Bucket="cors")
+    assert e.value.response["Error"]["Code"] == "NoSuchCORSConfiguration"
+    status, _, _ = _plain(env, "OPTIONS", "/cors/private", ask)
+    assert status == 403
+    # A bucket that does not exist answers as one without CORS (nothing learnt).
+    status, _, body = _plain(env, "OPTIONS", "/no-such-bucket/k", ask)
+    assert status == 403 and b"AccessForbidden" in body
+
+
+def test_cors_through_one_door_then_the_other(cluster: DevCluster, s3: Any) -> None:
+    s3.create_bucket(Bucket="cors-grpc")
+    rule = cors.Rule(("https://*.example.com",), ("GET",), ("x-amz-*",), ("ETag",), 60, "sdk")
+    with cluster.client() as c:
+        with pytest.raises(errors.NoSuchCORSConfiguration):
+            c.get_bucket_cors("cors-grpc")
+        with pytest.raises(errors.InvalidRequest):
+            c.put_bucket_cors("cors-grpc", [cors.Rule(("*",), ("PATCH",))])
+        c.put_bucket_cors("cors-grpc", [rule])
+        assert c.get_bucket_cors("cors-grpc") == (rule,)
+        assert s3.get_bucket_cors(Bucket="cors-grpc")["CORSRules"] == [
+            {
+                "ID": "sdk",
+                "AllowedHeaders": ["x-amz-*"],
+                "AllowedMethods": ["GET"],
+                "AllowedOrigins": ["https://*.example.com"],
+                "ExposeHeaders": ["ETag"],
+                "MaxAgeSeconds": 60,
+            }
+        ]
+        s3.put_bucket_cors(
+            Bucket="cors-grpc",
+            CORSConfiguration={"CORSRules": [{"AllowedMethods": ["PUT"], "AllowedOrigins": ["*"]}]},
+        )
+        assert c.get_bucket_cors("cors-grpc") == (cors.Rule(("*",), ("PUT",)),)
+        c.delete_bucket_cors("cors-grpc")
+        with pytest.raises(ClientError) as e:
+            s3.get_bucket_cors(Bucket="cors-grpc")
+        assert e.value.response["Error"]["Code"] == "NoSuchCORSConfiguration"
 
 
 def test_requests_are_counted(cluster: DevCluster, s3: Any) -> None:

@@ -334,10 +334,15 @@ def test_routing() -> None:
     assert route("PUT", "b", "k", {"partNumber": "1", "uploadId": "u"})[0] == "UploadPart"
     assert route("GET", "b", "k", {"versionId": "v"})[0] == "GetObject"
     assert route("POST", "b", "k", {"uploads": ""})[0] == "CreateMultipartUpload"
-    for method, key, query in (("GET", "", {"cors": ""}), ("PUT", "k", {"retention": ""}),
-                               ("POST", "", {}), ("PATCH", "k", {})):  # fmt: skip
+    assert route("PUT", "b", "", {"cors": ""}) == ("PutBucketCors", "put_bucket_cors")
+    assert route("DELETE", "b", "", {"cors": ""})[0] == "DeleteBucketCors"
+    assert route("OPTIONS", "b", "k", {"uploadId": "u", "partNumber": "1"})[1] == "preflight"
+    assert route("OPTIONS", "b", "", {})[1] == "preflight"
+    for method, key, query in (("GET", "", {"lifecycle": ""}), ("PUT", "k", {"retention": ""}),
+                               ("POST", "", {}), ("PATCH", "k", {}), ("OPTIONS", "", {}),
+                               ("GET", "k", {"cors": ""})):  # fmt: skip
         with pytest.raises(errors.NotImplemented):
-            route(method, "b", key, query)
+            route(method, "b" if method != "OPTIONS" else "", key, query)
 
 
 def test_request_headers() -> None:

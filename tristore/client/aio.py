@@ -32,7 +32,7 @@ from typing import Any, Self, TypeVar
 
 import grpc
 
-from tristore import clustermap, convert, errors, validation
+from tristore import clustermap, convert, cors, errors, validation
 from tristore import sse as sse_mod
 from tristore.client._body import Body, BodyInput, BytesBody, make_body
 from tristore.client._transport import (
@@ -1240,6 +1240,31 @@ class AsyncClient:
     async def delete_bucket_policy(self, bucket: str) -> None:
         validation.check_bucket_name(bucket)
         await self._unary("DeleteBucketPolicy", objects_pb2.BucketPolicyRequest(bucket=bucket))
+
+    # -- bucket CORS ---------------------------------------------------------------
+
+    async def put_bucket_cors(self, bucket: str, rules: Sequence[cors.Rule]) -> None:
+        """Replace the bucket's CORS configuration (S3's CORSRules, at most
+        100; MalformedXML or InvalidRequest say what S3 would refuse). The S3
+        HTTP API answers preflights and cross-origin requests with it."""
+        validation.check_bucket_name(bucket)
+        checked = cors.check_rules(rules)
+        request = objects_pb2.BucketCorsRequest(
+            bucket=bucket, rules=[convert.cors_rule_to_pb(r) for r in checked]
+        )
+        await self._unary("PutBucketCors", request)
+
+    async def get_bucket_cors(self, bucket: str) -> tuple[cors.Rule, ...]:
+        """The bucket's CORS rules; NoSuchCORSConfiguration when it has none."""
+        validation.check_bucket_name(bucket)
+        request = objects_pb2.BucketCorsRequest(bucket=bucket)
+        resp = await self._unary("GetBucketCors", request)
+        return tuple(convert.cors_rule_from_pb(r) for r in resp.rules)
+
+    async def delete_bucket_cors(self, bucket: str) -> None:
+        """Remove the bucket's CORS configuration (a no-op when it has none)."""
+        validation.check_bucket_name(bucket)
+        await self._unary("DeleteBucketCors", objects_pb2.BucketCorsRequest(bucket=bucket))
 
     # -- users and access keys (admin role) ---------------------------------------
 

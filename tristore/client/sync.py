@@ -22,6 +22,7 @@ from typing import Any, Self, TypeVar
 
 import uvloop
 
+from tristore import cors
 from tristore.client._body import BodyInput
 from tristore.client._transport import RetryPolicy
 from tristore.client.aio import (
@@ -640,6 +641,18 @@ class Client:
 
     def delete_bucket_policy(self, bucket: str) -> None:
         self._run(self._aio.delete_bucket_policy(bucket))
+
+    def put_bucket_cors(self, bucket: str, rules: Sequence[cors.Rule]) -> None:
+        """Replace the CORS rules; see :meth:`AsyncClient.put_bucket_cors`."""
+        self._run(self._aio.put_bucket_cors(bucket, rules))
+
+    def get_bucket_cors(self, bucket: str) -> tuple[cors.Rule, ...]:
+        """The CORS rules; NoSuchCORSConfiguration when the bucket has none."""
+        return self._run(self._aio.get_bucket_cors(bucket))
+
+    def delete_bucket_cors(self, bucket: str) -> None:
+        """Remove the bucket's CORS configuration."""
+        self._run(self._aio.delete_bucket_cors(bucket))
 
     def create_user(self, name: str, role: str = "user", buckets: Sequence[str] = ()) -> UserInfo:
         return self._run(self._aio.create_user(name, role, buckets))

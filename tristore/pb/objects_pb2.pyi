@@ -21,6 +21,38 @@ class BucketPolicyResponse(_message.Message):
     policy: str
     def __init__(self, policy: _Optional[str] = ...) -> None: ...
 
+class CorsRule(_message.Message):
+    __slots__ = ("id", "allowed_origins", "allowed_methods", "allowed_headers", "expose_headers", "max_age_seconds", "has_max_age")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    ALLOWED_ORIGINS_FIELD_NUMBER: _ClassVar[int]
+    ALLOWED_METHODS_FIELD_NUMBER: _ClassVar[int]
+    ALLOWED_HEADERS_FIELD_NUMBER: _ClassVar[int]
+    EXPOSE_HEADERS_FIELD_NUMBER: _ClassVar[int]
+    MAX_AGE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    HAS_MAX_AGE_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    allowed_origins: _containers.RepeatedScalarFieldContainer[str]
+    allowed_methods: _containers.RepeatedScalarFieldContainer[str]
+    allowed_headers: _containers.RepeatedScalarFieldContainer[str]
+    expose_headers: _containers.RepeatedScalarFieldContainer[str]
+    max_age_seconds: int
+    has_max_age: bool
+    def __init__(self, id: _Optional[str] = ..., allowed_origins: _Optional[_Iterable[str]] = ..., allowed_methods: _Optional[_Iterable[str]] = ..., allowed_headers: _Optional[_Iterable[str]] = ..., expose_headers: _Optional[_Iterable[str]] = ..., max_age_seconds: _Optional[int] = ..., has_max_age: _Optional[bool] = ...) -> None: ...
+
+class BucketCorsRequest(_message.Message):
+    __slots__ = ("bucket", "rules")
+    BUCKET_FIELD_NUMBER: _ClassVar[int]
+    RULES_FIELD_NUMBER: _ClassVar[int]
+    bucket: str
+    rules: _containers.RepeatedCompositeFieldContainer[CorsRule]
+    def __init__(self, bucket: _Optional[str] = ..., rules: _Optional[_Iterable[_Union[CorsRule, _Mapping]]] = ...) -> None: ...
+
+class BucketCorsResponse(_message.Message):
+    __slots__ = ("rules",)
+    RULES_FIELD_NUMBER: _ClassVar[int]
+    rules: _containers.RepeatedCompositeFieldContainer[CorsRule]
+    def __init__(self, rules: _Optional[_Iterable[_Union[CorsRule, _Mapping]]] = ...) -> None: ...
+
 class Conditions(_message.Message):
     __slots__ = ("if_match", "if_none_match", "if_modified_since_ms", "has_if_modified_since", "if_unmodified_since_ms", "has_if_unmodified_since")
     IF_MATCH_FIELD_NUMBER: _ClassVar[int]

@@ -234,6 +234,21 @@ class ObjectServiceStub:
                 request_serializer=tristore_dot_pb_dot_objects__pb2.BucketPolicyRequest.SerializeToString,
                 response_deserializer=tristore_dot_pb_dot_objects__pb2.BucketPolicyResponse.FromString,
                 _registered_method=True)
+        self.PutBucketCors = channel.unary_unary(
+                '/tristore.v1.ObjectService/PutBucketCors',
+                request_serializer=tristore_dot_pb_dot_objects__pb2.BucketCorsRequest.SerializeToString,
+                response_deserializer=tristore_dot_pb_dot_objects__pb2.BucketCorsResponse.FromString,
+                _registered_method=True)
+        self.GetBucketCors = channel.unary_unary(
+                '/tristore.v1.ObjectService/GetBucketCors',
+                request_serializer=tristore_dot_pb_dot_objects__pb2.BucketCorsRequest.SerializeToString,
+                response_deserializer=tristore_dot_pb_dot_objects__pb2.BucketCorsResponse.FromString,
+                _registered_method=True)
+        self.DeleteBucketCors = channel.unary_unary(
+                '/tristore.v1.ObjectService/DeleteBucketCors',
+                request_serializer=tristore_dot_pb_dot_objects__pb2.BucketCorsRequest.SerializeToString,
+                response_deserializer=tristore_dot_pb_dot_objects__pb2.BucketCorsResponse.FromString,
+                _registered_method=True)
 
 
 class ObjectServiceServicer:
@@ -504,6 +519,26 @@ class ObjectServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PutBucketCors(self, request, context):
+        """Bucket CORS configurations (tristore/cors.py): the S3 HTTP API answers
+        preflights and cross-origin requests with them.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetBucketCors(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteBucketCors(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ObjectServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -706,6 +741,21 @@ def add_ObjectServiceServicer_to_server(servicer, server):
                     servicer.DeleteBucketPolicy,
                     request_deserializer=tristore_dot_pb_dot_objects__pb2.BucketPolicyRequest.FromString,
                     response_serializer=tristore_dot_pb_dot_objects__pb2.BucketPolicyResponse.SerializeToString,
+            ),
+            'PutBucketCors': grpc.unary_unary_rpc_method_handler(
+                    servicer.PutBucketCors,
+                    request_deserializer=tristore_dot_pb_dot_objects__pb2.BucketCorsRequest.FromString,
+                    response_serializer=tristore_dot_pb_dot_objects__pb2.BucketCorsResponse.SerializeToString,
+            ),
+            'GetBucketCors': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetBucketCors,
+                    request_deserializer=tristore_dot_pb_dot_objects__pb2.BucketCorsRequest.FromString,
+                    response_serializer=tristore_dot_pb_dot_objects__pb2.BucketCorsResponse.SerializeToString,
+            ),
+            'DeleteBucketCors': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteBucketCors,
+                    request_deserializer=tristore_dot_pb_dot_objects__pb2.BucketCorsRequest.FromString,
+                    response_serializer=tristore_dot_pb_dot_objects__pb2.BucketCorsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1788,6 +1838,87 @@ class ObjectService:
             '/tristore.v1.ObjectService/DeleteBucketPolicy',
             tristore_dot_pb_dot_objects__pb2.BucketPolicyRequest.SerializeToString,
             tristore_dot_pb_dot_objects__pb2.BucketPolicyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PutBucketCors(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tristore.v1.ObjectService/PutBucketCors',
+            tristore_dot_pb_dot_objects__pb2.BucketCorsRequest.SerializeToString,
+            tristore_dot_pb_dot_objects__pb2.BucketCorsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetBucketCors(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tristore.v1.ObjectService/GetBucketCors',
+            tristore_dot_pb_dot_objects__pb2.BucketCorsRequest.SerializeToString,
+            tristore_dot_pb_dot_objects__pb2.BucketCorsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteBucketCors(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tristore.v1.ObjectService/DeleteBucketCors',
+            tristore_dot_pb_dot_objects__pb2.BucketCorsRequest.SerializeToString,
+            tristore_dot_pb_dot_objects__pb2.BucketCorsResponse.FromString,
             options,
             channel_credentials,
             insecure,
