@@ -107,20 +107,46 @@ class Signer:
         self._day = ""
         self._key = b""
 
-    def metadata(
-        self, method: str, message: Any, now: dt.datetime | None = None
-    ) -> list[tuple[str, str]]:
-        now = now or dt.datetime.now(dt.UTC)
+    def _key_of(self, now: dt.datetime) -> bytes:
         day = f"{now.year:04d}{now.month:02d}{now.day:02d}"
         if day != self._day:
             self._key = sigv4.signing_key(self.creds.secret_access_key, day, self.creds.region)
             self._day = day
+        return self._key
+
+    def metadata(
+        self, method: str, message: Any, now: dt.datetime | None = None
+    ) -> list[tuple[str, str]]:
+        now = now or dt.datetime.now(dt.UTC)
         return sigv4.sign_metadata(
             self.creds.access_key_id,
-            self._key,
+            self._key_of(now),
             self.creds.region,
             method,
             message,
+            now,
+        )
+
+    def presign(
+        self,
+        method: str,
+        path: str,
+        host: str,
+        expires_s: int,
+        query: list[tuple[str, str]],
+        now: dt.datetime | None = None,
+    ) -> list[tuple[str, str]]:
+        """The query string of an S3 HTTP presigned URL (SigV4, host signed)."""
+        now = now or dt.datetime.now(dt.UTC)
+        return sigv4.presign_query(
+            self.creds.access_key_id,
+            self._key_of(now),
+            self.creds.region,
+            method,
+            path,
+            host,
+            expires_s,
+            query,
             now,
         )
 

@@ -517,6 +517,32 @@ def test_presigned_urls_with_plain_http(s3: Any, env: dict[str, str], bucket: st
     assert "AWS4-HMAC-SHA256" in _error_of(e.value)["Message"]
 
 
+def test_the_sdk_presigns_urls_that_plain_http_can_use(
+    cluster: DevCluster, env: dict[str, str]
+) -> None:
+    """An object written through gRPC, read and replaced through links the
+    SDK signed (no call to the cluster), and a link past its time refused."""
+    base, bucket = env["AWS_ENDPOINT_URL"], "sdk-links"
+    with cluster.client() as c:
+        c.create_bucket(bucket)
+        c.put_bucket_versioning(bucket, "Enabled")
+        first = c.put_object(bucket, "linked/a b+ü", b"first").version_id
+        url = c.presign_url(bucket, "linked/a b+ü", expires_in=60, endpoint_url=base)
+        assert _fetch(env, url) == b"first"
+        put = c.presign_url(bucket, "linked/a b+ü", method="PUT", endpoint_url=base)
+        _fetch(env, put, "PUT", b"second")
+        assert c.get_object(bucket, "linked/a b+ü") == b"second"
+        # An older version by its id; the newest by the first link, made before it.
+        old = c.presign_url(bucket, "linked/a b+ü", version_id=first, endpoint_url=base)
+        assert _fetch(env, old) == b"first"
+        assert _fetch(env, url) == b"second"
+        then = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=10)
+        stale = c.presign_url(bucket, "linked/a b+ü", expires_in=300, endpoint_url=base, now=then)
+        with pytest.raises(urllib.error.HTTPError) as e:
+            _fetch(env, stale)
+        assert e.value.code == 403 and _error_of(e.value)["Code"] == "AccessDenied"
+
+
 def test_unsigned_and_wrongly_signed_requests_are_refused(
     s3: Any, env: dict[str, str], bucket: str
 ) -> None:

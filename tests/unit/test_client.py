@@ -32,6 +32,7 @@ from tristore.client import CHUNK_SIZE, ENDPOINT_ENV, RetryPolicy, parse_endpoin
 from tristore.client._body import FileBody, make_body, rechunk
 from tristore.client._transport import Security, resolve_security
 from tristore.client.aio import coerce_range
+from tristore.credentials import Credentials
 from tristore.tls import CA_BUNDLE_ENV, INSECURE_ENV
 
 pytestmark = pytest.mark.unit
@@ -650,3 +651,62 @@ def test_async_client_belongs_to_one_loop(refused_endpoint: str) -> None:
         asyncio.run(client.list_buckets())
     with pytest.raises(RuntimeError, match="another event loop"):
         asyncio.run(client.list_buckets())
+
+
+# --- presigned URLs ---------------------------------------------------------------
+
+PRESIGN_CREDS = Credentials("TKPRESIGN0000001", "presign-secret")
+PRESIGN_AT = dt.datetime(2026, 12, 2, 10, 0, 0, tzinfo=dt.UTC)
+
+
+def test_a_presigned_url_is_the_sigv4_query_of_its_path() -> None:
+    from urllib.parse import parse_qsl, urlsplit
+
+    from tristore import sigv4
+
+    client = AsyncClient("127.0.0.1:7101", credentials=PRESIGN_CREDS)
+    url = client.presign_url(
+        "bkt", "dir/a b+ü.txt", method="put", expires_in=600,
+        endpoint_url="https://127.0.0.1:7600", now=PRESIGN_AT,
+    )  # fmt: skip
+    parts = urlsplit(url)
+    assert (parts.scheme, parts.netloc) == ("https", "127.0.0.1:7600")
+    assert parts.path == "/bkt/dir/a%20b%2B%C3%BC.txt"  # encoded once, slashes kept
+    key = sigv4.signing_key(PRESIGN_CREDS.secret_access_key, "20261202", sigv4.DEFAULT_REGION)
+    expected = sigv4.presign_query(
+        PRESIGN_CREDS.access_key_id, key, sigv4.DEFAULT_REGION, "PUT",
+        "/bkt/dir/a b+ü.txt", "127.0.0.1:7600", 600, now=PRESIGN_AT,
+    )  # fmt: skip
+    assert parse_qsl(parts.query) == expected
+    assert dict(expected)["X-Amz-Expires"] == "600"
+
+
+@pytest.mark.parametrize(
+    ("kw", "says"),
+    [
+        ({"method": "POST"}, "not 'POST'"),
+        ({"expires_in": 0}, "1 to 604800"),
+        ({"expires_in": 604801}, "1 to 604800"),
+        ({"endpoint_url": "127.0.0.1:7600"}, "base URL"),
+        ({"endpoint_url": "https://127.0.0.1:7600/bkt"}, "base URL"),
+        ({"version_id": "not-a-version"}, "version"),
+    ],
+)
+def test_presign_refuses_what_no_url_could_do(kw: dict[str, Any], says: str) -> None:
+    client = AsyncClient("127.0.0.1:7101", credentials=PRESIGN_CREDS)
+    args: dict[str, Any] = {"endpoint_url": "https://127.0.0.1:7600", **kw}
+    with pytest.raises(errors.InvalidArgument, match=re.escape(says)):
+        client.presign_url("bkt", "k", **args)
+
+
+def test_presign_needs_credentials_and_an_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(errors.InvalidArgument, match="access key"):
+        AsyncClient("127.0.0.1:7101", anonymous=True).presign_url(
+            "bkt", "k", endpoint_url="https://h:1"
+        )
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    client = AsyncClient("127.0.0.1:7101", credentials=PRESIGN_CREDS)
+    with pytest.raises(errors.InvalidArgument, match="AWS_ENDPOINT_URL"):
+        client.presign_url("bkt", "k")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "https://h:7600")
+    assert client.presign_url("bkt", "k").startswith("https://h:7600/bkt/k?")

@@ -29,10 +29,11 @@ from collections.abc import (
 from dataclasses import replace
 from types import TracebackType
 from typing import Any, Self, TypeVar
+from urllib.parse import quote, urlencode, urlsplit
 
 import grpc
 
-from tristore import clustermap, convert, cors, errors, validation
+from tristore import clustermap, convert, cors, errors, sigv4, validation
 from tristore import sse as sse_mod
 from tristore.client._body import Body, BodyInput, BytesBody, make_body
 from tristore.client._transport import (
@@ -116,6 +117,13 @@ def coerce_range(spec: RangeSpec | None) -> ByteRange | None:
         raise errors.InvalidRange(f"range end {end} is before its start {start}")
     return ByteRange(start, -1 if end < 0 else end)
 
+
+#: What a presigned URL may do, and for how long at most (S3's 7 days).
+PRESIGN_METHODS = ("GET", "HEAD", "PUT", "DELETE")
+MAX_PRESIGN_EXPIRES_S = 7 * 86_400
+#: Where the S3 HTTP API is, as `tristore dev up` exports it (the aws CLI and
+#: boto3 read the same variable).
+S3_ENDPOINT_ENV = "AWS_ENDPOINT_URL"
 
 #: A key to delete, or a ``(key, version_id)`` pair.
 ObjectRef = str | tuple[str, str | None]
@@ -528,6 +536,57 @@ class AsyncClient:
         )
         resp = await self._unary("DeleteObject", request)
         return DeleteResult(version_id=resp.version_id, delete_marker=resp.delete_marker)
+
+    def presign_url(
+        self,
+        bucket: str,
+        key: str,
+        *,
+        method: str = "GET",
+        expires_in: int = 3600,
+        version_id: str | None = None,
+        endpoint_url: str | None = None,
+        now: dt.datetime | None = None,
+    ) -> str:
+        """A presigned URL of the S3 HTTP API for one object: whoever holds it
+        may ``method`` it (GET, HEAD, PUT or DELETE) until it expires, with no
+        credentials of their own, as this client's access key may.
+
+        ``expires_in``: seconds, 1 to 604,800 (7 days, S3's limit).
+        ``endpoint_url``: the S3 API's base URL (``https://HOST:PORT``);
+        default ``$AWS_ENDPOINT_URL``, which ``tristore dev up`` exports.
+        Signed here, with no call to the cluster: a URL for a key that does not
+        exist is made all the same (its use answers NoSuchKey).
+        """
+        validation.check_bucket_name(bucket)
+        validation.check_key(key)
+        method = method.upper()
+        if method not in PRESIGN_METHODS:
+            raise errors.InvalidArgument(
+                f"a presigned URL is for {', '.join(PRESIGN_METHODS)}, not {method!r}"
+            )
+        if isinstance(expires_in, bool) or not 1 <= expires_in <= MAX_PRESIGN_EXPIRES_S:
+            raise errors.InvalidArgument(
+                f"expires_in must be 1 to {MAX_PRESIGN_EXPIRES_S} seconds (7 days), "
+                f"not {expires_in!r}"
+            )
+        if self._signer is None:
+            raise errors.InvalidArgument(
+                "a presigned URL is signed with an access key: give the client credentials "
+                "(or set TRISTORE_ACCESS_KEY_ID and TRISTORE_SECRET_ACCESS_KEY)"
+            )
+        base = endpoint_url or os.environ.get(S3_ENDPOINT_ENV, "")
+        parts = urlsplit(base)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
+            raise errors.InvalidArgument(
+                f"endpoint_url {base!r} is not the S3 API's base URL (https://HOST:PORT; "
+                f"`tristore dev up` prints it as {S3_ENDPOINT_ENV})"
+            )
+        query = [("versionId", check_version_id(version_id))] if version_id else []
+        path = f"/{bucket}/{key}"
+        signed = self._signer.presign(method, path, parts.netloc, expires_in, query, now)
+        encoded = sigv4.uri_encode(path, encode_slash=False)
+        return f"{parts.scheme}://{parts.netloc}{encoded}?{urlencode(signed, quote_via=quote)}"
 
     async def delete_objects(
         self,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import datetime as dt
 import logging
 import os
 import threading
@@ -305,6 +306,31 @@ class Client:
 
     def delete_object(self, bucket: str, key: str, version_id: str | None = None) -> DeleteResult:
         return self._run(self._aio.delete_object(bucket, key, version_id))
+
+    def presign_url(
+        self,
+        bucket: str,
+        key: str,
+        *,
+        method: str = "GET",
+        expires_in: int = 3600,
+        version_id: str | None = None,
+        endpoint_url: str | None = None,
+        now: dt.datetime | None = None,
+    ) -> str:
+        """A presigned URL of the S3 HTTP API for one object (see
+        :meth:`tristore.client.aio.AsyncClient.presign_url`): whoever holds it
+        may GET (or HEAD, PUT, DELETE) it until it expires, with no credentials
+        of their own. No call is made to the cluster."""
+        return self._aio.presign_url(
+            bucket,
+            key,
+            method=method,
+            expires_in=expires_in,
+            version_id=version_id,
+            endpoint_url=endpoint_url,
+            now=now,
+        )
 
     def delete_objects(
         self, bucket: str, objects: Iterable[ObjectRef], quiet: bool = False
