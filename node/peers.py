@@ -410,14 +410,25 @@ class Peers:
     def _probe_due(self, name: str, now: float) -> bool:
         """A peer is probed every ``probe_interval_s`` while it is down, marked
         down or its connection is not open; one that is up over an open
-        connection only every ``probe_idle_interval_s`` (its death closes the
-        connection, which the next round sees without an RPC)."""
+        connection only once it was not heard from (a probe, or a map
+        comparison either way: :meth:`heard_from`) for
+        ``probe_idle_interval_s`` (its death closes the connection, which the
+        next round sees without an RPC)."""
         if not self._probe_up.get(name, False) or name in self._down_until:
             return True
         if not self.remote[name].connected():
             return True
         since = now - self._probed_at.get(name, float("-inf"))
         return since >= self.cfg.node.probe_idle_interval_s
+
+    def heard_from(self, name: str) -> None:
+        """``name`` answered a call or made one here just now: its server is
+        serving, which is what a probe would learn. An idle cluster's map
+        comparisons (node/membership.py) so stand in for its probes, which
+        were half of its RPCs. Only a peer already up counts: bringing one
+        back is the probe's job (it logs it and clears a mark)."""
+        if self._probe_up.get(name, False) and name not in self._down_until:
+            self._probed_at[name] = time.monotonic()
 
     async def probe_once(self) -> None:
         now = time.monotonic()

@@ -83,10 +83,13 @@ class NodeSection:
     peer_down_s: float = 1.0
     #: How often the node probes its peers' health.
     probe_interval_s: float = 0.5
-    #: How often a peer that is up over an open connection is still probed with
-    #: an RPC (a peer that dies closes its connection and is probed at the next
+    #: How long a peer that is up over an open connection may go unheard from
+    #: (no probe, no map comparison either way) before it is probed with an
+    #: RPC (a peer that dies closes its connection and is probed at the next
     #: ``probe_interval_s``; this bounds how long a hung one goes unseen).
-    probe_idle_interval_s: float = 10.0
+    #: Above ``map_sync_max_interval_s``: an idle cluster's map comparisons
+    #: stand in for its probes.
+    probe_idle_interval_s: float = 15.0
     #: How often hints are offered back to their home nodes.
     hint_interval_s: float = 0.5
     #: Superseded bodies are deleted this long after they were replaced, so a
