@@ -41,6 +41,10 @@ class HintedHandoff:
         self.rescan.set()  # at start too: a map may have changed while this node was down
         self.scanning = False
         store.rehome = self.home_in_my_az
+        #: Set when a write added hints: the loop sleeps on it (and on
+        #: rescan) while none are pending, instead of looking twice a second.
+        self._hinted = asyncio.Event()
+        store.on_hinted = self._hinted.set
 
     def home_in_my_az(self, bucket: str, key: str) -> str | None:
         """The node of this AZ that is home to the key, if that is not this node
@@ -64,7 +68,24 @@ class HintedHandoff:
                     await self.run_once()
             except Exception:
                 log.exception("hinted handoff round failed")
-            await asyncio.sleep(self.cfg.hint_interval_s)
+            if self.store.hints_pending or self.rescan.is_set():
+                # Hints wait for a home that is down (or a round failed):
+                # offered again every hint_interval_s.
+                await asyncio.sleep(self.cfg.hint_interval_s)
+            else:
+                await self._until_hinted()
+
+    async def _until_hinted(self) -> None:
+        """Return once a write added hints or the map changed."""
+        self._hinted.clear()
+        if self.store.hints_pending or self.rescan.is_set():
+            return
+        waits = [asyncio.ensure_future(e.wait()) for e in (self._hinted, self.rescan)]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
 
     async def rehome_all(self) -> int:
         """Hint every key held here that another node of this AZ is home to."""

@@ -295,6 +295,9 @@ class ReplicaStore:
         #: Given a key, the node of this AZ to hand it to when this node is not
         #: its home by the current map (None: keep it). Set by the node.
         self.rehome: Callable[[str, str], str | None] | None = None
+        #: Called on the event loop after a batch that added hints (the
+        #: handoff loop sleeps on it while none are pending). Set by the node.
+        self.on_hinted: Callable[[], None] | None = None
         # The change-log seq of the last commit to each recently changed key
         # (bounded; a key that fell out counts as changed after _forgotten_seq).
         self._committed_seq = self._seq
@@ -410,6 +413,8 @@ class ReplicaStore:
             self._seq = seq_before
             outcomes = [(False, exc)] * len(batch)
         else:
+            if self.disk is not None:
+                self.disk.note_write()
             self._hints += self._hint_delta
             HINTS_PENDING.set(self._hints)
             self._tombstones += self._tomb_delta
@@ -422,6 +427,8 @@ class ReplicaStore:
             self._batches += 1
             if self._seq > seq_before:
                 loop.call_soon_threadsafe(self._wake_log_readers)
+            if self._hint_delta > 0 and self.on_hinted is not None:
+                loop.call_soon_threadsafe(self.on_hinted)
         for (_op, fut), (ok, value) in zip(batch, outcomes, strict=True):
             loop.call_soon_threadsafe(_resolve, fut, ok, value)
 
@@ -702,6 +709,8 @@ class ReplicaStore:
             if self.disk is not None:
                 self.disk.write_failed(exc)
             raise
+        if self.disk is not None:
+            self.disk.note_write()
 
     # -- reads -----------------------------------------------------------
 

@@ -149,7 +149,7 @@ async def build(cfg: ClusterConfig, name: str) -> server.ProcessSpec:
             membership.sync_forever(),
             peers.wait_for_peers(),
             rebuild_if_new(repairer, store, peers, set_rebuilding),
-            disk.run_forever(cfg.node.disk_check_s),
+            disk.run_forever(cfg.node.disk_check_s, cfg.node.disk_idle_check_s),
             tombstones.run_forever(),
         ]
         if witnesses is not None:

@@ -81,7 +81,9 @@ class NodeSection:
     replication_max_batch: int = 1000
     #: How long a peer that failed a call is skipped before it is tried again.
     peer_down_s: float = 1.0
-    #: How often the node probes its peers' health.
+    #: How often the node probes its peers' health while one is down, marked
+    #: down or not connected (while all are up over open connections, the loop
+    #: sleeps until an idle probe is due or a connection changes state).
     probe_interval_s: float = 0.5
     #: How long a peer that is up over an open connection may go unheard from
     #: (no probe, no map comparison either way) before it is probed with an
@@ -90,7 +92,8 @@ class NodeSection:
     #: Above ``map_sync_max_interval_s``: an idle cluster's map comparisons
     #: stand in for its probes.
     probe_idle_interval_s: float = 15.0
-    #: How often hints are offered back to their home nodes.
+    #: How often hints are offered back to their home nodes while any are held
+    #: (holding none, the loop waits for a write that adds one).
     hint_interval_s: float = 0.5
     #: Superseded bodies are deleted this long after they were replaced, so a
     #: GET that started on them still finishes.
@@ -151,8 +154,11 @@ class NodeSection:
     disk_reserve_bytes: int = 128 * 1024 * 1024
     #: Free bytes beyond the reserve before writes are taken again.
     disk_resume_bytes: int = 32 * 1024 * 1024
-    #: How often the free space is looked at.
+    #: How often the free space is looked at while the node writes (or is full).
     disk_check_s: float = 1.0
+    #: How often it is looked at while the node writes nothing (a write makes
+    #: it look at once): how late an idle node sees a disk another process filled.
+    disk_idle_check_s: float = 10.0
     #: Hinted keys handed to one home at once.
     handoff_parallel: int = 16
     #: Recently changed keys whose last commit the store remembers, so that
