@@ -113,7 +113,7 @@ async def build(cfg: ClusterConfig, name: str) -> server.ProcessSpec:
 
     async def gc_forever() -> None:
         while True:
-            await asyncio.sleep(cfg.node.gc_interval_s)
+            await asyncio.sleep(store.gc_wait_s(cfg.node.gc_interval_s))
             try:
                 await store.collect_garbage()
             except Exception:

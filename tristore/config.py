@@ -131,7 +131,9 @@ class NodeSection:
     list_verify_parallel: int = 32
     #: Chunks of a large body queued for each replica it is staged on.
     stage_queue_chunks: int = 4
-    #: How often superseded bodies and abandoned staged chunks that are due are deleted.
+    #: How often superseded bodies and abandoned staged chunks that are due are
+    #: deleted (at most: while none falls due sooner, the collector sleeps until
+    #: the first does, at most the shorter of gc_grace_s and stage_ttl_s).
     gc_interval_s: float = 5.0
     #: Change-log entries are kept at least this long (for event subscribers,
     #: whose cursors then expire), and until every replicator has read those
