@@ -26,13 +26,13 @@ a restart once space is freed, which ``/healthz`` and the log say.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 from pathlib import Path
 
 from node.metrics import DISK_FREE_BYTES, DISK_FULL, DISK_REFUSALS
 from tristore.errors import StorageFull
+from tristore.wakeup import wait_for_any
 
 log = logging.getLogger(__name__)
 
@@ -106,8 +106,7 @@ class DiskWatch:
                 )
             await asyncio.sleep(interval_s)
             if not self._wrote and not self.full and idle_interval_s > interval_s:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._written.wait(), idle_interval_s - interval_s)
+                await wait_for_any([self._written], idle_interval_s - interval_s)
 
     def refuse_if_full(self, what: str) -> None:
         if not self.full:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from node.metrics import HINTS_HANDED_OFF, KEYS_REHOMED
 from node.peers import Peers, RemoteReplica, ReplicaUnavailable
@@ -26,6 +26,7 @@ from tristore.errors import TristoreError
 from tristore.model import Change
 from tristore.placement import Placer
 from tristore.stamps import Stamp
+from tristore.wakeup import wait_for_any
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,14 @@ class HintedHandoff:
         #: Set when a write added hints: the loop sleeps on it (and on
         #: rescan) while none are pending, instead of looking twice a second.
         self._hinted = asyncio.Event()
-        store.on_hinted = self._hinted.set
+        store.on_hinted = self._on_hinted
+        #: Also called when a write added hints (the map comparison loop).
+        self.on_hinted: Callable[[], None] | None = None
+
+    def _on_hinted(self) -> None:
+        self._hinted.set()
+        if self.on_hinted is not None:
+            self.on_hinted()
 
     def home_in_my_az(self, bucket: str, key: str) -> str | None:
         """The node of this AZ that is home to the key, if that is not this node
@@ -80,12 +88,7 @@ class HintedHandoff:
         self._hinted.clear()
         if self.store.hints_pending or self.rescan.is_set():
             return
-        waits = [asyncio.ensure_future(e.wait()) for e in (self._hinted, self.rescan)]
-        try:
-            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for w in waits:
-                w.cancel()
+        await wait_for_any([self._hinted, self.rescan], None)
 
     async def rehome_all(self) -> int:
         """Hint every key held here that another node of this AZ is home to."""

@@ -39,6 +39,7 @@ from tristore.config import DRAINING, ClusterConfig, NodeSpec
 from tristore.errors import ConditionalRequestConflict, InvalidRequest, TristoreError
 from tristore.pb import admin_pb2
 from tristore.placement import Placer
+from tristore.wakeup import wait_for_any
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +107,16 @@ class Membership:
         self.on_removed: Callable[[], None] | None = None
         self._adopt_lock = asyncio.Lock()
         self._change_lock = asyncio.Lock()
+        #: Set when what :meth:`_view` sees may have changed (with
+        #: ``peers.changed``): the loop looks then, not every second.
+        self._poke = asyncio.Event()
+        handoff.on_hinted = self.poke
         MAP_EPOCH.set(self.map.epoch)
+
+    def poke(self) -> None:
+        """Something a map comparison should hear of soon may have changed
+        here (a new map, handoffs or a rebuild starting)."""
+        self._poke.set()
 
     @property
     def epoch(self) -> int:
@@ -146,6 +156,7 @@ class Membership:
             self.placer.update(new.nodes, new.epoch)
             self.peers.update(new.nodes)
             self.handoff.rescan.set()
+            self.poke()
             MAP_EPOCH.set(new.epoch)
             log.info("cluster map epoch %d -> %d: %s", old.epoch, new.epoch, _diff(old, new))
         if not new.has(self.me.name) and self.on_removed is not None:
@@ -244,15 +255,27 @@ class Membership:
                 settled = False
             last_round = started
             interval = min(2 * interval, longest) if settled else step
-            # Idle: sleep long, but look (locally, no RPC) every step whether
-            # a peer came or went, the map changed or handoffs began here.
-            view, waited = self._view(), 0.0
-            while waited < interval:
-                await asyncio.sleep(step)
-                waited += step
-                if self._view() != view:
-                    interval = step
-                    break
+            # Idle: sleep long, but compare at once when a peer comes or goes,
+            # the map changes or handoffs begin here (woken by those, not by
+            # looking every step).
+            if await self._changed_within(interval):
+                interval = step
+
+    async def _changed_within(self, interval: float) -> bool:
+        """Wait up to ``interval``; True as soon as :meth:`_view` changes."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + interval
+        view = self._view()
+        while True:
+            # Cleared before looking: a change from here on wakes the wait.
+            self._poke.clear()
+            self.peers.changed.clear()
+            if self._view() != view:
+                return True
+            left = deadline - loop.time()
+            if left <= 0:
+                return False
+            await wait_for_any([self._poke, self.peers.changed], left)
 
     # -- changing it -------------------------------------------------------------
 

@@ -11,7 +11,6 @@ short while so the next writes go to its fallback at once; a background probe
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -31,6 +30,7 @@ from tristore.pb import admin_pb2, admin_pb2_grpc, replica_pb2, replica_pb2_grpc
 from tristore.pipe import PipeBroken, PipeClient
 from tristore.server import cluster_channel
 from tristore.stamps import Stamp
+from tristore.wakeup import wait_for_any
 
 log = logging.getLogger(__name__)
 
@@ -359,6 +359,9 @@ class Peers:
         #: Set when a probe may be due before the idle one: a peer marked
         #: down, a connection that changed state, a new map.
         self._wake = asyncio.Event()
+        #: Set when a peer comes up or goes down (what the map comparison
+        #: loop waits on, node/membership.py); whoever waits clears it.
+        self.changed = asyncio.Event()
         #: Peer -> (the replica watched, the task watching its channel).
         self._watches: dict[str, tuple[RemoteReplica, asyncio.Task[None]]] = {}
         self.update(cfg.nodes)
@@ -424,6 +427,7 @@ class Peers:
             return
         if self.is_up(name):
             log.warning("node %s marked down: %s", name, why)
+            self.changed.set()
         self._down_until[name] = time.monotonic() + self.cfg.node.peer_down_s
         self._wake.set()
 
@@ -459,10 +463,11 @@ class Peers:
             was = self._probe_up.get(name)
             self._probe_up[name] = ok
             self._probed_at[name] = now
-            if ok:
-                self._down_until.pop(name, None)
+            if ok and self._down_until.pop(name, None) is not None:
+                self.changed.set()
             if was != ok:
                 log.info("node %s is %s", name, "up" if ok else "down")
+                self.changed.set()
         for az in {n.az for n in self.nodes}:
             NODES_UP.labels(az).set(sum(1 for n in self.nodes if n.az == az and self.is_up(n.name)))
 
@@ -533,8 +538,7 @@ class Peers:
         idle = self.cfg.node.probe_idle_interval_s
         never = float("-inf")
         due = min((self._probed_at.get(n, never) + idle for n in self.remote), default=now + idle)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), max(step, due - now))
+        await wait_for_any([self._wake], max(step, due - now))
 
     def _watch_channels(self) -> None:
         """One watch a peer's channel, started (and ended) as the map changes."""

@@ -87,6 +87,7 @@ async def build(cfg: ClusterConfig, name: str) -> server.ProcessSpec:
 
     def set_rebuilding(on: bool) -> None:
         membership.rebuilding = on
+        membership.poke()
 
     set_rebuilding(store.needs_rebuild)  # until rebuild_if_new knows better
 

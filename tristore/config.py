@@ -168,9 +168,9 @@ class NodeSection:
     #: it was shipped (a key forgotten counts as changed: its copy is kept and
     #: offered again).
     handoff_touched_remembered: int = 200_000
-    #: How often peers compare cluster maps while something changes, and how
-    #: often a node looks (locally) whether something did (a peer up or down,
-    #: handoffs starting here); also the deadline of one comparison.
+    #: How often peers compare cluster maps while something changes (a peer
+    #: coming up or going down, a new map, handoffs starting here wake the
+    #: loop at once; nothing is polled); also the deadline of one comparison.
     map_sync_interval_s: float = 1.0
     #: Longest time between two map comparisons while nothing changes (the
     #: interval doubles from ``map_sync_interval_s`` up to this).
