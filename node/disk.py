@@ -11,6 +11,13 @@ refused write to another node of the AZ with a hint, as for a dead node
 (node/quorum.py). Writes are taken again by themselves once ``[node]
 disk_resume_bytes`` more than the reserve are free.
 
+The free space is looked at every ``[node] disk_check_s`` while the node
+writes (or is full, waiting for space); a node that wrote nothing for a whole
+interval looks only every ``disk_idle_check_s``, or at once when it writes
+again (the store tells it: a wakeup, no polling). An idle node's own use does
+not change; the longer interval bounds how late it sees a disk that another
+process filled.
+
 Should RocksDB fail a write for lack of space all the same (another process
 filled the disk between two checks), the node stays refusing: the store needs
 a restart once space is freed, which ``/healthz`` and the log say.
@@ -25,6 +32,7 @@ from pathlib import Path
 
 from node.metrics import DISK_FREE_BYTES, DISK_FULL, DISK_REFUSALS
 from tristore.errors import StorageFull
+from tristore.wakeup import wait_for_any
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +56,18 @@ class DiskWatch:
         #: RocksDB itself failed a write for lack of space: only a restart
         #: (once space is freed) makes the store take writes again.
         self.stuck = False
+        #: Whether the store wrote since the last check (set from any thread).
+        self._wrote = True
+        self._written = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def note_write(self) -> None:
+        """The store wrote to the disk (called from its threads): an idle
+        watch looks again now, an active one stays at ``disk_check_s``."""
+        if not self._wrote:
+            self._wrote = True
+            if self._loop is not None:
+                self._loop.call_soon_threadsafe(self._written.set)
 
     def check(self) -> bool:
         """Look at the free space (a syscall: run it off the event loop);
@@ -72,8 +92,12 @@ class DiskWatch:
         DISK_FULL.set(int(self.full))
         return self.full
 
-    async def run_forever(self, interval_s: float) -> None:
+    async def run_forever(self, interval_s: float, idle_interval_s: float) -> None:
+        self._loop = asyncio.get_running_loop()
         while True:
+            # Cleared before the check: a write from here on is after it.
+            self._wrote = False
+            self._written.clear()
             try:
                 await asyncio.to_thread(self.check)
             except OSError as exc:
@@ -81,6 +105,8 @@ class DiskWatch:
                     "node %s: cannot read the free space of %s: %s", self.node, self.path, exc
                 )
             await asyncio.sleep(interval_s)
+            if not self._wrote and not self.full and idle_interval_s > interval_s:
+                await wait_for_any([self._written], idle_interval_s - interval_s)
 
     def refuse_if_full(self, what: str) -> None:
         if not self.full:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from node.metrics import HINTS_HANDED_OFF, KEYS_REHOMED
 from node.peers import Peers, RemoteReplica, ReplicaUnavailable
@@ -26,6 +26,7 @@ from tristore.errors import TristoreError
 from tristore.model import Change
 from tristore.placement import Placer
 from tristore.stamps import Stamp
+from tristore.wakeup import wait_for_any
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,17 @@ class HintedHandoff:
         self.rescan.set()  # at start too: a map may have changed while this node was down
         self.scanning = False
         store.rehome = self.home_in_my_az
+        #: Set when a write added hints: the loop sleeps on it (and on
+        #: rescan) while none are pending, instead of looking twice a second.
+        self._hinted = asyncio.Event()
+        store.on_hinted = self._on_hinted
+        #: Also called when a write added hints (the map comparison loop).
+        self.on_hinted: Callable[[], None] | None = None
+
+    def _on_hinted(self) -> None:
+        self._hinted.set()
+        if self.on_hinted is not None:
+            self.on_hinted()
 
     def home_in_my_az(self, bucket: str, key: str) -> str | None:
         """The node of this AZ that is home to the key, if that is not this node
@@ -64,7 +76,19 @@ class HintedHandoff:
                     await self.run_once()
             except Exception:
                 log.exception("hinted handoff round failed")
-            await asyncio.sleep(self.cfg.hint_interval_s)
+            if self.store.hints_pending or self.rescan.is_set():
+                # Hints wait for a home that is down (or a round failed):
+                # offered again every hint_interval_s.
+                await asyncio.sleep(self.cfg.hint_interval_s)
+            else:
+                await self._until_hinted()
+
+    async def _until_hinted(self) -> None:
+        """Return once a write added hints or the map changed."""
+        self._hinted.clear()
+        if self.store.hints_pending or self.rescan.is_set():
+            return
+        await wait_for_any([self._hinted, self.rescan], None)
 
     async def rehome_all(self) -> int:
         """Hint every key held here that another node of this AZ is home to."""

@@ -8,7 +8,10 @@ node takes it), a peer with an older one is given this node's. (Of two maps of
 one epoch, the one with the higher digest wins everywhere.) While every peer
 agrees and no node hands keys off, the comparison backs off from
 ``[node] map_sync_interval_s`` to ``map_sync_max_interval_s``; a peer coming up or going
-down, a new map or handoffs starting here make it due at once. ``ChangeNode``
+down, a new map or handoffs starting here make it due at once. A comparison
+tells both sides: a peer that compared maps here since the last round (same
+map, no handoffs pending) is not asked back, and either direction counts as
+hearing from the peer, in place of a health probe (node/peers.py). ``ChangeNode``
 (``tristore admin drain|undrain|decommission``) makes the next map here and
 hands it to every node at once.
 
@@ -22,6 +25,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -35,6 +39,7 @@ from tristore.config import DRAINING, ClusterConfig, NodeSpec
 from tristore.errors import ConditionalRequestConflict, InvalidRequest, TristoreError
 from tristore.pb import admin_pb2
 from tristore.placement import Placer
+from tristore.wakeup import wait_for_any
 
 log = logging.getLogger(__name__)
 
@@ -93,13 +98,25 @@ class Membership:
         self.path = map_path(cfg, me.name)
         #: Handoffs each peer reported pending at the last sync.
         self.peer_handoffs: dict[str, int] = {}
+        #: Peer -> (when it last compared maps here, the map order it held,
+        #: its handoffs pending, this node's handoffs pending it was told).
+        self._asked_by: dict[str, tuple[float, tuple[int, str], int, int]] = {}
         #: Set while this node rebuilds its copies (node/repair.py).
         self.rebuilding = False
         #: Called once this node is no longer in the map (decommissioned).
         self.on_removed: Callable[[], None] | None = None
         self._adopt_lock = asyncio.Lock()
         self._change_lock = asyncio.Lock()
+        #: Set when what :meth:`_view` sees may have changed (with
+        #: ``peers.changed``): the loop looks then, not every second.
+        self._poke = asyncio.Event()
+        handoff.on_hinted = self.poke
         MAP_EPOCH.set(self.map.epoch)
+
+    def poke(self) -> None:
+        """Something a map comparison should hear of soon may have changed
+        here (a new map, handoffs or a rebuild starting)."""
+        self._poke.set()
 
     @property
     def epoch(self) -> int:
@@ -139,6 +156,7 @@ class Membership:
             self.placer.update(new.nodes, new.epoch)
             self.peers.update(new.nodes)
             self.handoff.rescan.set()
+            self.poke()
             MAP_EPOCH.set(new.epoch)
             log.info("cluster map epoch %d -> %d: %s", old.epoch, new.epoch, _diff(old, new))
         if not new.has(self.me.name) and self.on_removed is not None:
@@ -150,10 +168,16 @@ class Membership:
             self.on_removed()
         return True
 
-    async def sync_once(self) -> bool:
+    async def sync_once(self, asked_since: float | None = None) -> bool:
         """Compare maps with every reachable peer; take a newer map, give an
         older one. True when every peer asked holds this very map and no node
-        asked (nor this one) has handoffs pending: nothing to compare soon."""
+        asked (nor this one) has handoffs pending: nothing to compare soon.
+
+        With ``asked_since`` (a ``time.monotonic()``), a peer that compared
+        maps here since then, holding this very map, with no handoffs pending
+        on either side then or here now, is not asked again: that comparison
+        told both sides all this one would (one RPC a pair of idle nodes, not
+        one each way)."""
         mine = self.map
         pending = self.handoffs_pending()
         settled = not pending
@@ -164,11 +188,21 @@ class Membership:
             remote = self.peers.remote.get(name)
             if remote is None or not self.peers.is_up(name):
                 return
+            asked = self._asked_by.get(name)
+            if (
+                asked_since is not None
+                and asked is not None
+                and asked[0] >= asked_since
+                and asked[1:] == (mine.order, 0, 0)
+                and not pending
+            ):
+                return
             try:
                 resp = await remote.get_map(mine.epoch, timeout_s, mine.order[1], me, pending)
             except (ReplicaUnavailable, TristoreError):
                 settled = False
                 return
+            self.peers.heard_from(name)
             self.peer_handoffs[name] = resp.handoffs_pending
             if resp.handoffs_pending:
                 settled = False
@@ -187,10 +221,20 @@ class Membership:
         await asyncio.gather(*(one(n) for n in list(self.peers.remote)))
         return settled and self.map is mine
 
-    def heard_from(self, name: str, handoffs_pending: int) -> None:
-        """A peer compared maps with this node and told its handoffs pending."""
+    def heard_from(
+        self, name: str, handoffs_pending: int, known_epoch: int = 0, known_digest: str = ""
+    ) -> None:
+        """A peer compared maps with this node: it told its handoffs pending
+        and the map it holds (and is told this node's, and its handoffs)."""
         if name and name != self.me.name:
             self.peer_handoffs[name] = handoffs_pending
+            self._asked_by[name] = (
+                time.monotonic(),
+                (known_epoch, known_digest),
+                handoffs_pending,
+                self.handoffs_pending(),
+            )
+            self.peers.heard_from(name)
 
     def _view(self) -> tuple[object, ...]:
         """What makes a map comparison due at once when it changes."""
@@ -201,22 +245,37 @@ class Membership:
         step = self.cfg.node.map_sync_interval_s
         longest = self.cfg.node.map_sync_max_interval_s
         interval = step
+        last_round: float | None = None
         while True:
+            started = time.monotonic()
             try:
-                settled = await self.sync_once()
+                settled = await self.sync_once(last_round)
             except Exception:
                 log.exception("cluster map sync failed")
                 settled = False
+            last_round = started
             interval = min(2 * interval, longest) if settled else step
-            # Idle: sleep long, but look (locally, no RPC) every step whether
-            # a peer came or went, the map changed or handoffs began here.
-            view, waited = self._view(), 0.0
-            while waited < interval:
-                await asyncio.sleep(step)
-                waited += step
-                if self._view() != view:
-                    interval = step
-                    break
+            # Idle: sleep long, but compare at once when a peer comes or goes,
+            # the map changes or handoffs begin here (woken by those, not by
+            # looking every step).
+            if await self._changed_within(interval):
+                interval = step
+
+    async def _changed_within(self, interval: float) -> bool:
+        """Wait up to ``interval``; True as soon as :meth:`_view` changes."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + interval
+        view = self._view()
+        while True:
+            # Cleared before looking: a change from here on wakes the wait.
+            self._poke.clear()
+            self.peers.changed.clear()
+            if self._view() != view:
+                return True
+            left = deadline - loop.time()
+            if left <= 0:
+                return False
+            await wait_for_any([self._poke, self.peers.changed], left)
 
     # -- changing it -------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
 import grpc
@@ -30,6 +30,7 @@ from tristore.pb import admin_pb2, admin_pb2_grpc, replica_pb2, replica_pb2_grpc
 from tristore.pipe import PipeBroken, PipeClient
 from tristore.server import cluster_channel
 from tristore.stamps import Stamp
+from tristore.wakeup import wait_for_any
 
 log = logging.getLogger(__name__)
 
@@ -318,6 +319,18 @@ class RemoteReplica:
         dies closes it, and the channel leaves READY at once)."""
         return self.channel.get_state(try_to_connect=False) == grpc.ChannelConnectivity.READY
 
+    async def watch_state(self, changed: Callable[[], None]) -> None:
+        """Call ``changed`` each time the channel's connection state changes,
+        until the channel is closed (gRPC's own watch: no polling)."""
+        state = self.channel.get_state(try_to_connect=False)
+        try:
+            while state != grpc.ChannelConnectivity.SHUTDOWN:
+                await self.channel.wait_for_state_change(state)
+                state = self.channel.get_state(try_to_connect=False)
+                changed()
+        except Exception as exc:  # noqa: BLE001 - a closed channel; the probe goes on
+            log.debug("watching the channel to %s ended: %s", self.spec.name, exc)
+
     async def healthy(self, timeout_s: float) -> bool:
         try:
             resp = await self.health.Check(health_pb2.HealthCheckRequest(), timeout=timeout_s)
@@ -343,6 +356,14 @@ class Peers:
         self._probe_up: dict[str, bool] = {}
         self._probed_at: dict[str, float] = {}
         self._closing: list[RemoteReplica] = []
+        #: Set when a probe may be due before the idle one: a peer marked
+        #: down, a connection that changed state, a new map.
+        self._wake = asyncio.Event()
+        #: Set when a peer comes up or goes down (what the map comparison
+        #: loop waits on, node/membership.py); whoever waits clears it.
+        self.changed = asyncio.Event()
+        #: Peer -> (the replica watched, the task watching its channel).
+        self._watches: dict[str, tuple[RemoteReplica, asyncio.Task[None]]] = {}
         self.update(cfg.nodes)
 
     def update(self, nodes: tuple[NodeSpec, ...]) -> None:
@@ -364,6 +385,7 @@ class Peers:
             self._probed_at.pop(name, None)
         for az in {n.az for n in nodes}:
             NODES_TOTAL.labels(az).set(sum(1 for n in nodes if n.az == az))
+        self._wake.set()
 
     def replica(self, spec: NodeSpec) -> Replica:
         if spec.name == self.me.name:
@@ -405,19 +427,32 @@ class Peers:
             return
         if self.is_up(name):
             log.warning("node %s marked down: %s", name, why)
+            self.changed.set()
         self._down_until[name] = time.monotonic() + self.cfg.node.peer_down_s
+        self._wake.set()
 
     def _probe_due(self, name: str, now: float) -> bool:
         """A peer is probed every ``probe_interval_s`` while it is down, marked
         down or its connection is not open; one that is up over an open
-        connection only every ``probe_idle_interval_s`` (its death closes the
-        connection, which the next round sees without an RPC)."""
+        connection only once it was not heard from (a probe, or a map
+        comparison either way: :meth:`heard_from`) for
+        ``probe_idle_interval_s`` (its death closes the connection, which the
+        next round sees without an RPC)."""
         if not self._probe_up.get(name, False) or name in self._down_until:
             return True
         if not self.remote[name].connected():
             return True
         since = now - self._probed_at.get(name, float("-inf"))
         return since >= self.cfg.node.probe_idle_interval_s
+
+    def heard_from(self, name: str) -> None:
+        """``name`` answered a call or made one here just now: its server is
+        serving, which is what a probe would learn. An idle cluster's map
+        comparisons (node/membership.py) so stand in for its probes, which
+        were half of its RPCs. Only a peer already up counts: bringing one
+        back is the probe's job (it logs it and clears a mark)."""
+        if self._probe_up.get(name, False) and name not in self._down_until:
+            self._probed_at[name] = time.monotonic()
 
     async def probe_once(self) -> None:
         now = time.monotonic()
@@ -428,10 +463,11 @@ class Peers:
             was = self._probe_up.get(name)
             self._probe_up[name] = ok
             self._probed_at[name] = now
-            if ok:
-                self._down_until.pop(name, None)
+            if ok and self._down_until.pop(name, None) is not None:
+                self.changed.set()
             if was != ok:
                 log.info("node %s is %s", name, "up" if ok else "down")
+                self.changed.set()
         for az in {n.az for n in self.nodes}:
             NODES_UP.labels(az).set(sum(1 for n in self.nodes if n.az == az and self.is_up(n.name)))
 
@@ -467,12 +503,51 @@ class Peers:
                 )
 
     async def probe_forever(self) -> None:
-        while True:
-            try:
-                await self.probe_once()
-            except Exception:
-                log.exception("peer probe failed")
-            await asyncio.sleep(self.cfg.node.probe_interval_s)
+        try:
+            while True:
+                try:
+                    await self.probe_once()
+                except Exception:
+                    log.exception("peer probe failed")
+                await self._until_probe_due()
+        finally:
+            for _, task in self._watches.values():
+                task.cancel()
+
+    def _quiet(self, name: str) -> bool:
+        """Up over an open connection, not marked down: probed only when idle."""
+        return (
+            self._probe_up.get(name, False)
+            and name not in self._down_until
+            and self.remote[name].connected()
+        )
+
+    async def _until_probe_due(self) -> None:
+        """Sleep ``probe_interval_s`` while a peer is down, marked down or not
+        connected. While every peer is quiet, sleep until the first idle probe
+        is due, or until something makes one due sooner (:attr:`_wake`: a
+        connection changing state, a peer marked down, a new map): an idle
+        node does not look at its peers twice a second."""
+        self._watch_channels()
+        step = self.cfg.node.probe_interval_s
+        self._wake.clear()
+        if not all(self._quiet(n) for n in self.remote):
+            await asyncio.sleep(step)
+            return
+        now = time.monotonic()
+        idle = self.cfg.node.probe_idle_interval_s
+        never = float("-inf")
+        due = min((self._probed_at.get(n, never) + idle for n in self.remote), default=now + idle)
+        await wait_for_any([self._wake], max(step, due - now))
+
+    def _watch_channels(self) -> None:
+        """One watch a peer's channel, started (and ended) as the map changes."""
+        for name in [n for n, (r, _) in self._watches.items() if self.remote.get(n) is not r]:
+            self._watches.pop(name)[1].cancel()
+        for name, r in self.remote.items():
+            if name not in self._watches:
+                task = asyncio.create_task(r.watch_state(self._wake.set))
+                self._watches[name] = (r, task)
 
     async def close(self) -> None:
         await asyncio.gather(*(r.close() for r in [*self.remote.values(), *self._closing]))

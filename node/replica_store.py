@@ -295,6 +295,12 @@ class ReplicaStore:
         #: Given a key, the node of this AZ to hand it to when this node is not
         #: its home by the current map (None: keep it). Set by the node.
         self.rehome: Callable[[str, str], str | None] | None = None
+        #: Called on the event loop after a batch that added hints (the
+        #: handoff loop sleeps on it while none are pending). Set by the node.
+        self.on_hinted: Callable[[], None] | None = None
+        #: When (ms) the first GC entry or staged body held falls due, as of
+        #: the last collection (0 before the first: it looks at once; None: none held).
+        self._gc_next_ms: int | None = 0
         # The change-log seq of the last commit to each recently changed key
         # (bounded; a key that fell out counts as changed after _forgotten_seq).
         self._committed_seq = self._seq
@@ -410,6 +416,8 @@ class ReplicaStore:
             self._seq = seq_before
             outcomes = [(False, exc)] * len(batch)
         else:
+            if self.disk is not None:
+                self.disk.note_write()
             self._hints += self._hint_delta
             HINTS_PENDING.set(self._hints)
             self._tombstones += self._tomb_delta
@@ -422,6 +430,8 @@ class ReplicaStore:
             self._batches += 1
             if self._seq > seq_before:
                 loop.call_soon_threadsafe(self._wake_log_readers)
+            if self._hint_delta > 0 and self.on_hinted is not None:
+                loop.call_soon_threadsafe(self.on_hinted)
         for (_op, fut), (ok, value) in zip(batch, outcomes, strict=True):
             loop.call_soon_threadsafe(_resolve, fut, ok, value)
 
@@ -702,6 +712,8 @@ class ReplicaStore:
             if self.disk is not None:
                 self.disk.write_failed(exc)
             raise
+        if self.disk is not None:
+            self.disk.note_write()
 
     # -- reads -----------------------------------------------------------
 
@@ -1012,29 +1024,48 @@ class ReplicaStore:
 
     # -- garbage collection -----------------------------------------------
 
-    def _collectable(self, now_ms: int, limit: int) -> tuple[list[bytes], list[bytes]]:
-        """GC entries that are due, and staged bodies that were abandoned."""
+    def _collectable(self, now_ms: int, limit: int) -> tuple[list[bytes], list[bytes], int | None]:
+        """GC entries that are due, staged bodies that were abandoned, and
+        when (ms) the first of those that are not yet will be (None: none held)."""
         due: list[bytes] = []
+        later: int | None = None
         for k, _v in self._prefix_items(keys.GC):
             if len(due) >= limit:
+                later = now_ms
                 break
             when, _ = keys.split_gc_key(k)
             if when > now_ms:
+                later = when
                 break
             due.append(k)
         stale: list[bytes] = []
         ttl_ms = int(self.cfg.stage_ttl_s * 1000)
         for k, v in self._prefix_items(keys.STAGED):
             if len(stale) >= limit:
+                later = now_ms
                 break
-            if records.decode_ms(v) + ttl_ms <= now_ms:
+            at = records.decode_ms(v) + ttl_ms
+            if at <= now_ms:
                 stale.append(k)
-        return due, stale
+            elif later is None or at < later:
+                later = at
+        return due, stale, later
+
+    def gc_wait_s(self, floor_s: float) -> float:
+        """How long the collector may sleep: until the first entry held falls
+        due, and no longer than the shortest grace a new entry gets (one made
+        from now on is due that long after it was made), at least ``floor_s``.
+        Sleeping long is never unsafe (the scan checks due times itself); an
+        idle node so scans once every gc_grace_s, not every gc_interval_s."""
+        now = self._clock_ms()
+        horizon = now + int(min(self.cfg.gc_grace_s, self.cfg.stage_ttl_s) * 1000)
+        nxt = horizon if self._gc_next_ms is None else min(self._gc_next_ms, horizon)
+        return max(floor_s, (nxt - now) / 1000)
 
     async def collect_garbage(self, limit: int = 1000) -> int:
         """Delete superseded bodies past their grace period and abandoned
         uploads. Returns how many bodies went."""
-        due, stale = await self._read(self._collectable, self._clock_ms(), limit)
+        due, stale, self._gc_next_ms = await self._read(self._collectable, self._clock_ms(), limit)
         if not due and not stale:
             return 0
         ranges = [keys.chunk_range(keys.split_gc_key(k)[1]) for k in due]

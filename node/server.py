@@ -90,6 +90,7 @@ async def build(cfg: ClusterConfig, name: str) -> server.ProcessSpec:
 
     def set_rebuilding(on: bool) -> None:
         membership.rebuilding = on
+        membership.poke()
 
     set_rebuilding(store.needs_rebuild)  # until rebuild_if_new knows better
 
@@ -116,7 +117,7 @@ async def build(cfg: ClusterConfig, name: str) -> server.ProcessSpec:
 
     async def gc_forever() -> None:
         while True:
-            await asyncio.sleep(cfg.node.gc_interval_s)
+            await asyncio.sleep(store.gc_wait_s(cfg.node.gc_interval_s))
             try:
                 await store.collect_garbage()
             except Exception:
@@ -152,7 +153,7 @@ async def build(cfg: ClusterConfig, name: str) -> server.ProcessSpec:
             membership.sync_forever(),
             peers.wait_for_peers(),
             rebuild_if_new(repairer, store, peers, set_rebuilding),
-            disk.run_forever(cfg.node.disk_check_s),
+            disk.run_forever(cfg.node.disk_check_s, cfg.node.disk_idle_check_s),
             tombstones.run_forever(),
             upload_expiry.run_forever(),
         ]

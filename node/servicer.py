@@ -952,7 +952,9 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
                     cfg.cluster.name,
                     "GetClusterMap with from_node (the peer map exchange)",
                 )
-        self.membership.heard_from(request.from_node, request.handoffs_pending)
+        self.membership.heard_from(
+            request.from_node, request.handoffs_pending, request.known_epoch, request.known_digest
+        )
         return self.membership.to_pb(request.known_epoch, request.known_digest)
 
     async def PutClusterMap(

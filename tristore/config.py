@@ -81,13 +81,19 @@ class NodeSection:
     replication_max_batch: int = 1000
     #: How long a peer that failed a call is skipped before it is tried again.
     peer_down_s: float = 1.0
-    #: How often the node probes its peers' health.
+    #: How often the node probes its peers' health while one is down, marked
+    #: down or not connected (while all are up over open connections, the loop
+    #: sleeps until an idle probe is due or a connection changes state).
     probe_interval_s: float = 0.5
-    #: How often a peer that is up over an open connection is still probed with
-    #: an RPC (a peer that dies closes its connection and is probed at the next
+    #: How long a peer that is up over an open connection may go unheard from
+    #: (no probe, no map comparison either way) before it is probed with an
+    #: RPC (a peer that dies closes its connection and is probed at the next
     #: ``probe_interval_s``; this bounds how long a hung one goes unseen).
-    probe_idle_interval_s: float = 10.0
-    #: How often hints are offered back to their home nodes.
+    #: Above ``map_sync_max_interval_s``: an idle cluster's map comparisons
+    #: stand in for its probes.
+    probe_idle_interval_s: float = 15.0
+    #: How often hints are offered back to their home nodes while any are held
+    #: (holding none, the loop waits for a write that adds one).
     hint_interval_s: float = 0.5
     #: Superseded bodies are deleted this long after they were replaced, so a
     #: GET that started on them still finishes.
@@ -125,7 +131,9 @@ class NodeSection:
     list_verify_parallel: int = 32
     #: Chunks of a large body queued for each replica it is staged on.
     stage_queue_chunks: int = 4
-    #: How often superseded bodies and abandoned staged chunks that are due are deleted.
+    #: How often superseded bodies and abandoned staged chunks that are due are
+    #: deleted (at most: while none falls due sooner, the collector sleeps until
+    #: the first does, at most the shorter of gc_grace_s and stage_ttl_s).
     gc_interval_s: float = 5.0
     #: Change-log entries are kept at least this long (for event subscribers,
     #: whose cursors then expire), and until every replicator has read those
@@ -148,8 +156,11 @@ class NodeSection:
     disk_reserve_bytes: int = 128 * 1024 * 1024
     #: Free bytes beyond the reserve before writes are taken again.
     disk_resume_bytes: int = 32 * 1024 * 1024
-    #: How often the free space is looked at.
+    #: How often the free space is looked at while the node writes (or is full).
     disk_check_s: float = 1.0
+    #: How often it is looked at while the node writes nothing (a write makes
+    #: it look at once): how late an idle node sees a disk another process filled.
+    disk_idle_check_s: float = 10.0
     #: Hinted keys handed to one home at once.
     handoff_parallel: int = 16
     #: Recently changed keys whose last commit the store remembers, so that
@@ -157,9 +168,9 @@ class NodeSection:
     #: it was shipped (a key forgotten counts as changed: its copy is kept and
     #: offered again).
     handoff_touched_remembered: int = 200_000
-    #: How often peers compare cluster maps while something changes, and how
-    #: often a node looks (locally) whether something did (a peer up or down,
-    #: handoffs starting here); also the deadline of one comparison.
+    #: How often peers compare cluster maps while something changes (a peer
+    #: coming up or going down, a new map, handoffs starting here wake the
+    #: loop at once; nothing is polled); also the deadline of one comparison.
     map_sync_interval_s: float = 1.0
     #: Longest time between two map comparisons while nothing changes (the
     #: interval doubles from ``map_sync_interval_s`` up to this).

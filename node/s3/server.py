@@ -17,7 +17,6 @@ allows it, on its answer whatever it is (errors too, streamed answers too).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import ssl
@@ -60,8 +59,6 @@ _REFUSALS = (
     errors.InvalidAccessKeyId,
     errors.RequestTimeTooSkewed,
 )
-#: How often the HTTPS endpoint looks whether its certificate files were renewed.
-CERT_CHECK_S = 5.0
 #: Query parameters that name a sub-resource (an operation other than the plain one).
 SUBRESOURCES = frozenset(
     {
@@ -185,7 +182,8 @@ class S3Server:
         self.domain = cfg.node.s3_domain.strip(".")
         self._certs: tls.Reloader | None = None
         self._served = 0
-        self._watcher: asyncio.Task[None] | None = None
+        #: The context of the newest certificate (handshakes switch to it).
+        self._newest: ssl.SSLContext | None = None
         self._stopping: asyncio.Task[None] | None = None
         #: How long requests in flight get when the node stops (gRPC's grace too).
         self.grace_s = 5.0
@@ -201,28 +199,36 @@ class S3Server:
             return None
         files = self.cfg.tls_files(self.me.name)
         self._certs = tls.Reloader(files)
-        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ctx.load_cert_chain(str(files.cert), str(files.key))
+        ctx = self._context()
+        ctx.sni_callback = self._on_hello
+        self._newest = ctx
         self._served = self._certs.generation
         return ctx
 
-    async def _watch_certs(self, ctx: ssl.SSLContext) -> None:
-        """Serve a renewed certificate (the node's files replaced, or SIGHUP
-        for gRPC) from the next handshake on, as the gRPC ports do: the files
-        are looked at every :data:`CERT_CHECK_S` seconds."""
+    def _context(self) -> ssl.SSLContext:
         assert self._certs is not None
         files = self._certs.files
-        while True:
-            await asyncio.sleep(CERT_CHECK_S)
-            await asyncio.to_thread(self._certs.refresh)
-            if self._certs.generation != self._served:
-                try:
-                    ctx.load_cert_chain(str(files.cert), str(files.key))
-                except (OSError, ssl.SSLError) as exc:
-                    log.warning("S3 endpoint: the new certificate cannot be loaded: %s", exc)
-                    continue
-                self._served = self._certs.generation
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(str(files.cert), str(files.key))
+        return ctx
+
+    def _on_hello(self, conn: Any, server_name: str | None, ctx: ssl.SSLContext) -> None:
+        """At each handshake (OpenSSL calls it on every ClientHello, with or
+        without a server name): a renewed certificate (the node's files
+        replaced) is served from this handshake on, as the gRPC ports do. A
+        few ``stat`` calls, no timer."""
+        assert self._certs is not None and self._newest is not None
+        self._certs.refresh()
+        if self._certs.generation != self._served:
+            self._served = self._certs.generation
+            try:
+                self._newest = self._context()
+            except (OSError, ssl.SSLError) as exc:
+                log.warning("S3 endpoint: the new certificate cannot be loaded: %s", exc)
+            else:
                 log.info("S3 endpoint: serving certificate serial %x", self._certs.serial)
+        if self._newest is not ctx:
+            conn.context = self._newest
 
     async def start(self) -> None:
         if not self.me.s3:
@@ -235,8 +241,6 @@ class S3Server:
         ctx = self._ssl()
         site = web.TCPSite(self._runner, host or "127.0.0.1", int(port), ssl_context=ctx)
         await site.start()
-        if ctx is not None:
-            self._watcher = asyncio.create_task(self._watch_certs(ctx))
         log.info(
             "S3 HTTP API on %s://%s (%s)",
             "https" if self.secure else "http",
@@ -255,11 +259,6 @@ class S3Server:
         await asyncio.shield(self._stopping)
 
     async def _stop(self) -> None:
-        if self._watcher is not None:
-            self._watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watcher
-            self._watcher = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

@@ -4,7 +4,10 @@ refused until a restart."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -53,3 +56,34 @@ def test_a_store_that_ran_out_of_space_stays_refused(tmp_path: Path) -> None:
     with pytest.raises(StorageFull, match="restarted"):
         watch.refuse_if_full("new writes")
     assert "restart" in watch.health()
+
+
+def test_an_idle_watch_looks_again_at_once_when_the_store_writes(tmp_path: Path) -> None:
+    watch = DiskWatch("b1", tmp_path, reserve_bytes=0, resume_bytes=0)
+    checks = 0
+    check = watch.check
+
+    def counted() -> bool:
+        nonlocal checks
+        checks += 1
+        return check()
+
+    watch.check = counted  # type: ignore[method-assign]
+
+    async def scenario() -> None:
+        task = asyncio.create_task(watch.run_forever(0.01, 60.0))
+        await asyncio.sleep(0.2)
+        assert checks == 1  # nothing written: the next look is a minute away
+        writer = threading.Thread(target=watch.note_write)  # as the store's threads do
+        writer.start()
+        writer.join()
+        await asyncio.sleep(0.2)
+        assert checks == 2  # at once, not after the idle interval
+        watch.note_write()
+        await asyncio.sleep(0.2)
+        assert checks == 3
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    asyncio.run(scenario())
