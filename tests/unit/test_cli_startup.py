@@ -50,7 +50,14 @@ def _heavy(modules: set[str]) -> list[str]:
 
 @pytest.mark.parametrize(
     "argv",
-    [("--help",), ("--version",), ("ls", "--help"), ("cp", "--help"), ("cp",), ("nosuch",)],
+    [
+        ("--help",),
+        ("--version",),
+        ("cp",),
+        ("nosuch",),
+        ("ls", "s3://bucket", "--max-keys", "x"),
+        *((name, "--help") for name in main.COMMANDS),
+    ],
 )
 def test_help_and_usage_errors_import_nothing_heavy(argv: tuple[str, ...]) -> None:
     assert _heavy(_imported(*argv)) == []
