@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 # Extra flags for bench targets, e.g. ARGS=--quick.
 ARGS ?=
 
-.PHONY: install up down status test test-unit test-integration lint format proto bench bench-compare bench-replication bench-operations bench-idle bench-large clean
+.PHONY: install up down status test test-unit test-integration lint format proto bench bench-compare bench-replication bench-operations bench-idle bench-large bench-cli clean
 
 $(INSTALLED): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -74,6 +74,9 @@ bench-idle: install ## CPU of an idle dev cluster, per process; bench/results/id
 
 bench-large: install ## MiB/s of PUT, GET and multipart of 64 MiB and 1 GiB; bench/results/large.json
 	$(BIN)/python -m bench.large $(ARGS)
+
+bench-cli: install ## start-up time of the tristore command; bench/results/cli_startup.json
+	$(BIN)/python -m bench.cli_startup $(ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

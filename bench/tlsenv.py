@@ -16,7 +16,7 @@ from pathlib import Path
 import grpc
 
 from tristore import tls
-from tristore.server import CHANNEL_OPTIONS
+from tristore.channel import CHANNEL_OPTIONS
 
 INSECURE_ENV = "TRISTORE_BENCH_INSECURE"
 _ca: Path | None = None

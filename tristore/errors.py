@@ -33,19 +33,33 @@ Hierarchy::
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-import grpc
+if TYPE_CHECKING:
+    import grpc
 
 ERROR_CODE_KEY = "tristore-error-code"
 ERROR_RETRIABLE_KEY = "tristore-error-retriable"
+
+
+class _Status:
+    """``grpc.StatusCode.<name>``, looked up when first read: the CLI's parser and
+    the core modules import this tree, and importing grpc costs ~70 ms a process."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: object, owner: type | None = None) -> grpc.StatusCode:
+        import grpc
+
+        return grpc.StatusCode[self.name]
 
 
 class TristoreError(Exception):
     """Base of every tristore error. ``code`` is the S3 error code."""
 
     code: ClassVar[str] = "InternalError"
-    grpc_status: ClassVar[grpc.StatusCode] = grpc.StatusCode.INTERNAL
+    grpc_status = _Status("INTERNAL")
     retriable: ClassVar[bool] = False
 
     def __init__(self, message: str = "") -> None:
@@ -57,7 +71,7 @@ class TristoreError(Exception):
 
 
 class ClientError(TristoreError):
-    grpc_status = grpc.StatusCode.INVALID_ARGUMENT
+    grpc_status = _Status("INVALID_ARGUMENT")
 
 
 class InvalidArgument(ClientError):
@@ -82,7 +96,7 @@ class EntityTooLarge(ClientError):
 
 class InvalidRange(ClientError):
     code = "InvalidRange"
-    grpc_status = grpc.StatusCode.OUT_OF_RANGE
+    grpc_status = _Status("OUT_OF_RANGE")
 
 
 class BadDigest(ClientError):
@@ -120,21 +134,21 @@ class MalformedXML(ClientError):
 
 class PreconditionFailed(ClientError):
     code = "PreconditionFailed"
-    grpc_status = grpc.StatusCode.FAILED_PRECONDITION
+    grpc_status = _Status("FAILED_PRECONDITION")
 
 
 class NotModified(ClientError):
     """HTTP 304: If-None-Match matched or If-Modified-Since is not older."""
 
     code = "NotModified"
-    grpc_status = grpc.StatusCode.FAILED_PRECONDITION
+    grpc_status = _Status("FAILED_PRECONDITION")
 
 
 class ConditionalRequestConflict(ClientError):
     """HTTP 409: a conditional write raced another write to the key; retry."""
 
     code = "ConditionalRequestConflict"
-    grpc_status = grpc.StatusCode.ABORTED
+    grpc_status = _Status("ABORTED")
     retriable = True
 
 
@@ -142,7 +156,7 @@ class MethodNotAllowed(ClientError):
     """HTTP 405: the version asked for is a delete marker."""
 
     code = "MethodNotAllowed"
-    grpc_status = grpc.StatusCode.FAILED_PRECONDITION
+    grpc_status = _Status("FAILED_PRECONDITION")
 
 
 class InvalidTag(ClientError):
@@ -163,17 +177,17 @@ class IllegalVersioningConfigurationException(ClientError):
 
 class NoSuchBucket(ClientError):
     code = "NoSuchBucket"
-    grpc_status = grpc.StatusCode.NOT_FOUND
+    grpc_status = _Status("NOT_FOUND")
 
 
 class NoSuchKey(ClientError):
     code = "NoSuchKey"
-    grpc_status = grpc.StatusCode.NOT_FOUND
+    grpc_status = _Status("NOT_FOUND")
 
 
 class NoSuchVersion(ClientError):
     code = "NoSuchVersion"
-    grpc_status = grpc.StatusCode.NOT_FOUND
+    grpc_status = _Status("NOT_FOUND")
 
 
 class CursorExpired(ClientError):
@@ -181,62 +195,62 @@ class CursorExpired(ClientError):
     holds (entries past ``[node] changelog_retention_s`` are trimmed)."""
 
     code = "CursorExpired"
-    grpc_status = grpc.StatusCode.OUT_OF_RANGE
+    grpc_status = _Status("OUT_OF_RANGE")
 
 
 class NoSuchUpload(ClientError):
     code = "NoSuchUpload"
-    grpc_status = grpc.StatusCode.NOT_FOUND
+    grpc_status = _Status("NOT_FOUND")
 
 
 class ServerSideEncryptionConfigurationNotFoundError(ClientError):
     """GetBucketEncryption of a bucket without a default encryption."""
 
     code = "ServerSideEncryptionConfigurationNotFoundError"
-    grpc_status = grpc.StatusCode.NOT_FOUND
+    grpc_status = _Status("NOT_FOUND")
 
 
 class ReplicationConfigurationNotFoundError(ClientError):
     """GetBucketReplication of a bucket without replication rules."""
 
     code = "ReplicationConfigurationNotFoundError"
-    grpc_status = grpc.StatusCode.NOT_FOUND
+    grpc_status = _Status("NOT_FOUND")
 
 
 class BucketAlreadyExists(ClientError):
     code = "BucketAlreadyExists"
-    grpc_status = grpc.StatusCode.ALREADY_EXISTS
+    grpc_status = _Status("ALREADY_EXISTS")
 
 
 class BucketNotEmpty(ClientError):
     code = "BucketNotEmpty"
-    grpc_status = grpc.StatusCode.FAILED_PRECONDITION
+    grpc_status = _Status("FAILED_PRECONDITION")
 
 
 class AccessDenied(ClientError):
     code = "AccessDenied"
-    grpc_status = grpc.StatusCode.PERMISSION_DENIED
+    grpc_status = _Status("PERMISSION_DENIED")
 
 
 class SignatureDoesNotMatch(ClientError):
     """The request's signature is not the one its access key's secret gives."""
 
     code = "SignatureDoesNotMatch"
-    grpc_status = grpc.StatusCode.UNAUTHENTICATED
+    grpc_status = _Status("UNAUTHENTICATED")
 
 
 class InvalidAccessKeyId(ClientError):
     """The access key id is not known to the cluster (or was revoked)."""
 
     code = "InvalidAccessKeyId"
-    grpc_status = grpc.StatusCode.UNAUTHENTICATED
+    grpc_status = _Status("UNAUTHENTICATED")
 
 
 class RequestTimeTooSkewed(ClientError):
     """The request is dated more than 15 minutes away from the server's clock."""
 
     code = "RequestTimeTooSkewed"
-    grpc_status = grpc.StatusCode.UNAUTHENTICATED
+    grpc_status = _Status("UNAUTHENTICATED")
 
 
 class MalformedPolicy(ClientError):
@@ -245,7 +259,7 @@ class MalformedPolicy(ClientError):
 
 class NoSuchBucketPolicy(ClientError):
     code = "NoSuchBucketPolicy"
-    grpc_status = grpc.StatusCode.NOT_FOUND
+    grpc_status = _Status("NOT_FOUND")
 
 
 class NoSuchCORSConfiguration(ClientError):
@@ -273,16 +287,16 @@ class NoSuchEntity(ClientError):
     """No user (or access key) of that name."""
 
     code = "NoSuchEntity"
-    grpc_status = grpc.StatusCode.NOT_FOUND
+    grpc_status = _Status("NOT_FOUND")
 
 
 class EntityAlreadyExists(ClientError):
     code = "EntityAlreadyExists"
-    grpc_status = grpc.StatusCode.ALREADY_EXISTS
+    grpc_status = _Status("ALREADY_EXISTS")
 
 
 class ServerError(TristoreError):
-    grpc_status = grpc.StatusCode.INTERNAL
+    grpc_status = _Status("INTERNAL")
 
 
 class StorageFull(ServerError):
@@ -290,7 +304,7 @@ class StorageFull(ServerError):
     (node/disk.py). Coordinators send the write to another node of the AZ."""
 
     code = "StorageFull"
-    grpc_status = grpc.StatusCode.RESOURCE_EXHAUSTED
+    grpc_status = _Status("RESOURCE_EXHAUSTED")
     retriable = True
 
 
@@ -299,26 +313,26 @@ class KeyUnavailable(ServerError):
     provider, or the blob was altered or sealed for another purpose."""
 
     code = "KeyUnavailable"
-    grpc_status = grpc.StatusCode.FAILED_PRECONDITION
+    grpc_status = _Status("FAILED_PRECONDITION")
 
 
 class QuorumUnavailable(ServerError):
     """Not every AZ a write needs could be reached; the message names the AZ."""
 
     code = "QuorumUnavailable"
-    grpc_status = grpc.StatusCode.UNAVAILABLE
+    grpc_status = _Status("UNAVAILABLE")
     retriable = True
 
 
 class ServiceUnavailable(ServerError):
     code = "ServiceUnavailable"
-    grpc_status = grpc.StatusCode.UNAVAILABLE
+    grpc_status = _Status("UNAVAILABLE")
     retriable = True
 
 
 class SlowDown(ServerError):
     code = "SlowDown"
-    grpc_status = grpc.StatusCode.RESOURCE_EXHAUSTED
+    grpc_status = _Status("RESOURCE_EXHAUSTED")
     retriable = True
 
 
@@ -328,7 +342,7 @@ class OutcomeUnknown(ServerError):
     Not retriable (another try could not tell either): read the key."""
 
     code = "OutcomeUnknown"
-    grpc_status = grpc.StatusCode.ABORTED
+    grpc_status = _Status("ABORTED")
 
 
 class InternalError(ServerError):
@@ -340,7 +354,7 @@ class NotImplemented(ServerError):
     offer (yet). Refused rather than half done."""
 
     code = "NotImplemented"
-    grpc_status = grpc.StatusCode.UNIMPLEMENTED
+    grpc_status = _Status("UNIMPLEMENTED")
 
 
 class XAmzContentSHA256Mismatch(ClientError):
@@ -435,15 +449,16 @@ def http_status(err: TristoreError) -> int:
 
 # Status codes of errors that did not come from a tristore handler (transport
 # failures, deadlines): how the client should read them.
-_TRANSPORT: dict[grpc.StatusCode, type[TristoreError]] = {
-    grpc.StatusCode.UNAVAILABLE: ServiceUnavailable,
-    grpc.StatusCode.DEADLINE_EXCEEDED: ServiceUnavailable,
-    grpc.StatusCode.RESOURCE_EXHAUSTED: SlowDown,
-    grpc.StatusCode.CANCELLED: ServiceUnavailable,
-    grpc.StatusCode.INVALID_ARGUMENT: InvalidArgument,
-    grpc.StatusCode.NOT_FOUND: NoSuchKey,
-    grpc.StatusCode.PERMISSION_DENIED: AccessDenied,
-    grpc.StatusCode.UNAUTHENTICATED: AccessDenied,
+# Keyed by the status's name, so that this module need not import grpc.
+_TRANSPORT: dict[str, type[TristoreError]] = {
+    "UNAVAILABLE": ServiceUnavailable,
+    "DEADLINE_EXCEEDED": ServiceUnavailable,
+    "RESOURCE_EXHAUSTED": SlowDown,
+    "CANCELLED": ServiceUnavailable,
+    "INVALID_ARGUMENT": InvalidArgument,
+    "NOT_FOUND": NoSuchKey,
+    "PERMISSION_DENIED": AccessDenied,
+    "UNAUTHENTICATED": AccessDenied,
 }
 
 
@@ -478,8 +493,8 @@ def from_grpc(
     message = details or ""
     if code is not None and code in BY_CODE:
         return BY_CODE[code](message)
-    cls = _TRANSPORT.get(status, InternalError) if status is not None else InternalError
     name = status.name if status is not None else "UNKNOWN"
+    cls = _TRANSPORT.get(name, InternalError)
     return cls(f"{message} (gRPC {name})" if message else f"gRPC {name}")
 
 

@@ -21,9 +21,6 @@ import threading
 from pathlib import Path
 from typing import Protocol
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
 from tristore.errors import InvalidArgument, KeyUnavailable
 
 _MAGIC = b"K1"
@@ -115,7 +112,11 @@ class LocalKeyFile:
         self._refresh()
         return sorted(self._keys)
 
+    # cryptography is imported where a key is used: the CLI reads key files
+    # (admin kms, dev up) and --help need not load it.
     def seal(self, plaintext: bytes, context: bytes) -> bytes:
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
         self._refresh()
         kid = self._current.encode("ascii")
         nonce = os.urandom(_NONCE)
@@ -123,6 +124,9 @@ class LocalKeyFile:
         return _MAGIC + bytes([len(kid)]) + kid + nonce + ct
 
     def open(self, blob: bytes, context: bytes) -> bytes:
+        from cryptography.exceptions import InvalidTag
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
         key_id, nonce, ct = _split(blob)
         self._refresh()
         key = self._keys.get(key_id)

@@ -29,35 +29,17 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from tristore import errors, pipe, tls
+from tristore.channel import CHANNEL_OPTIONS, MAX_MESSAGE_BYTES
 from tristore.config import ClusterConfig
 from tristore.metrics import PROCESS_INFO, RPC_HANDLED, RPC_SECONDS
 
 log = logging.getLogger(__name__)
 
-MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 #: What gRPC itself lets a server take in: above MAX_MESSAGE_BYTES, so that the
 #: interceptor sees a message that is too large and answers EntityTooLarge
 #: (gRPC's own refusal is RESOURCE_EXHAUSTED, which clients take for "slow down").
 #: Only messages over this cap still get gRPC's answer.
 RECEIVE_CAP_BYTES = 4 * MAX_MESSAGE_BYTES
-#: How long one attempt to connect (TCP, TLS handshake, HTTP/2 settings) may take.
-CONNECT_TIMEOUT_MS = 5_000
-CHANNEL_OPTIONS: list[tuple[str, Any]] = [
-    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-    ("grpc.keepalive_time_ms", 20_000),
-    ("grpc.keepalive_timeout_ms", 5_000),
-    ("grpc.http2.max_pings_without_data", 0),
-    ("grpc.keepalive_permit_without_calls", 1),
-    # A restarted peer must be seen within a second, not after gRPC's default
-    # reconnect backoff of up to two minutes.
-    ("grpc.initial_reconnect_backoff_ms", 100),
-    # gRPC takes this as the time one connection attempt may take (not as a
-    # bound on the backoff): a TLS handshake on a busy host needs more than
-    # the 100 ms it once was, or dozens of new connections at once all time out.
-    ("grpc.min_reconnect_backoff_ms", CONNECT_TIMEOUT_MS),
-    ("grpc.max_reconnect_backoff_ms", 1000),
-]
 SERVER_OPTIONS: list[tuple[str, Any]] = [
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_receive_message_length", RECEIVE_CAP_BYTES),

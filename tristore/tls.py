@@ -33,15 +33,17 @@ import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import grpc
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from typing import TYPE_CHECKING, Any
 
 from tristore.errors import AccessDenied, InvalidArgument
+
+# grpc and cryptography are imported by the functions that use them: the CLI
+# reads this module's constants and config.py its Files, and the two libraries
+# cost ~110 ms a process that never issues a certificate or opens a channel.
+if TYPE_CHECKING:
+    import grpc
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +115,8 @@ def _write_public(path: Path, data: bytes) -> None:
 
 
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
     return key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
@@ -126,6 +130,11 @@ def ensure_ca(directory: Path, name: str = "tristore") -> Path:
     crt, key_path = directory / "ca.crt", directory / "ca.key"
     if crt.exists() and key_path.exists():
         return crt
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{name} cluster CA")])
     now = _now()
@@ -163,6 +172,8 @@ def ensure_ca(directory: Path, name: str = "tristore") -> Path:
 
 
 def _san_entries(hosts: Iterable[str]) -> list[x509.GeneralName]:
+    from cryptography import x509
+
     out: list[x509.GeneralName] = []
     for h in dict.fromkeys(hosts):
         try:
@@ -184,6 +195,11 @@ def issue(
     IP addresses), naming ``identity`` in a SAN URI when given (a cluster
     process; without it, a plain server or client certificate). Writes the key
     0600. Returns the serial number."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
     ca_key = serialization.load_pem_private_key((ca_dir / "ca.key").read_bytes(), None)
     ca_cert = x509.load_pem_x509_certificate((ca_dir / "ca.crt").read_bytes())
     if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
@@ -238,6 +254,8 @@ def _read(path: Path, what: str) -> bytes:
 
 
 def serial_of(cert_pem: bytes) -> int:
+    from cryptography import x509
+
     return x509.load_pem_x509_certificate(cert_pem).serial_number
 
 
@@ -278,6 +296,8 @@ class Reloader:
         cert = _read(self.files.cert, "[tls] cert_file")  # type: ignore[arg-type]
         key = _read(self.files.key, "[tls] key_file")  # type: ignore[arg-type]
         self.serial = serial_of(cert)
+        import grpc
+
         return grpc.ssl_server_certificate_configuration([(key, cert)], root_certificates=ca)
 
     def request_reload(self) -> None:
@@ -304,6 +324,8 @@ class Reloader:
     def server_credentials(self, require_client_cert: bool) -> grpc.ServerCredentials:
         """Credentials of one port; each port learns of a new certificate on
         its own next handshake."""
+        import grpc
+
         served = self.generation
 
         def fetch() -> Any:
@@ -322,6 +344,8 @@ class Reloader:
 def channel_credentials(files: Files) -> grpc.ChannelCredentials:
     """Credentials of a client channel that verifies the server against the CA
     and, with a certificate in ``files``, presents it (mutual TLS)."""
+    import grpc
+
     ca = _read(files.ca, "CA bundle")
     if files.cert is None or files.key is None:
         return grpc.ssl_channel_credentials(root_certificates=ca)

@@ -20,16 +20,16 @@ from tristore.cli import admin_repair, auth, progress
 from tristore.cli.util import connect, format_size, format_table, print_json
 from tristore.errors import InvalidArgument, ServiceUnavailable
 from tristore.kms import LocalKeyFile
-from tristore.model import (
-    ClusterStatus,
-    NodeHealth,
-    NodeStatus,
-    ReplicatorHealth,
-    WitnessHealth,
-)
 
 if TYPE_CHECKING:
     from tristore.client import Client
+    from tristore.model import (
+        ClusterStatus,
+        NodeHealth,
+        NodeStatus,
+        ReplicatorHealth,
+        WitnessHealth,
+    )
 
 #: Seconds between two looks at a draining node.
 POLL_S = 0.5

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from tristore import validation
 from tristore.cli import progress
 from tristore.cli.util import connect, format_table, is_s3_url, parse_bucket_url, print_json
 from tristore.errors import ServiceUnavailable
-from tristore.model import RepairReport
+
+if TYPE_CHECKING:
+    from tristore.model import RepairReport
 
 TOTAL = "(total)"
 
@@ -35,6 +37,8 @@ class RepairProgress(progress.Progress):
     """cp's progress bar, with the repair's running counts instead of bytes."""
 
     def __init__(self, out: IO[str], **kwargs: Any) -> None:
+        from tristore.model import RepairReport
+
         super().__init__(None, out, **kwargs)
         self.report = RepairReport("")
 

@@ -35,7 +35,6 @@ from tristore.cli.util import (
     print_json,
 )
 from tristore.errors import InvalidArgument, TristoreError, as_tristore
-from tristore.model import CopySource
 from tristore.validation import MAX_DELETE_KEYS
 
 if TYPE_CHECKING:
@@ -113,6 +112,8 @@ def _transfer(c: Client, op: Op, options: multipart.TransferOptions) -> None:
         # As aws s3 does: the file's mtime is the object's, so sync sees it as current.
         os.utime(op.path, (stamp, stamp))
     elif op.kind == COPY:
+        from tristore.model import CopySource  # the model loads with the SDK, not --help
+
         c.copy_object(CopySource(op.src_bucket, op.src_key), op.bucket, op.key)
     else:
         raise InvalidArgument(f"not a transfer: {op.kind}")

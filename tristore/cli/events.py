@@ -8,13 +8,10 @@ end (``--json`` puts it in every line too).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import json
 import sys
 from typing import TYPE_CHECKING, Any
-
-import uvloop
 
 from tristore.cli.util import S3Url, format_time, is_s3_url, parse_s3_url
 from tristore.errors import InvalidArgument
@@ -48,7 +45,10 @@ class _Tail:
         self.count = 0
 
     async def run(self) -> None:
-        # Imported here so that other commands never load the SDK's gRPC stubs.
+        # Imported here so that other commands (and --help) never load the
+        # SDK's gRPC stubs or an event loop.
+        import asyncio
+
         from tristore.client import AsyncClient
         from tristore.events import Heartbeat
 
@@ -86,6 +86,8 @@ def cmd_tail(args: argparse.Namespace) -> int:
         raise InvalidArgument(f"--limit must be 0 or more, got {args.limit}")
     if args.timeout is not None and args.timeout <= 0:
         raise InvalidArgument(f"--timeout must be more than 0 seconds, got {args.timeout:g}")
+    import uvloop  # here, not at the top: `events tail --help` needs no event loop
+
     tail = _Tail(args, bucket, prefix)
     try:
         uvloop.run(tail.run())

@@ -7,22 +7,13 @@ Exit status: 0 ok; 1 an error, reported as one ``Code: message`` line on stderr
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import signal
 import sys
 from collections.abc import Sequence
+from typing import Any
 
-from tristore.cli import (
-    admin,
-    auth,
-    bulk_commands,
-    dev,
-    events,
-    mpu,
-    objects,
-    replication,
-    serve,
-)
 from tristore.cli.util import CliError
 from tristore.errors import TristoreError
 from tristore.tls import CA_BUNDLE_ENV, INSECURE_ENV
@@ -41,6 +32,42 @@ examples:
 Exit status: 0 ok, 1 error (one 'Code: message' line on stderr), 2 usage."""
 
 
+#: Every command, in the order ``--help`` lists them: the module of
+#: ``tristore.cli`` whose ``register(sub, common)`` adds it, and its line in
+#: ``--help``. Only the module of the command being run is imported (a command
+#: module loads the model, and most load the SDK and grpc when they run): the
+#: others stand in as stubs with the same help line, so ``tristore --help``
+#: imports none. tests/unit/test_cli_startup.py checks this table against what
+#: the modules register.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "dev": ("dev", "run a local cluster on loopback"),
+    "mb": ("objects", "make a bucket"),
+    "rb": ("objects", "remove a bucket (--force: with everything in it)"),
+    "cp": ("objects", "copy a file to or from the store"),
+    "cat": ("objects", "write an object to stdout"),
+    "rm": ("objects", "delete an object, or (--recursive) every object under a prefix"),
+    "stat": ("objects", "show an object's metadata"),
+    "ls": ("objects", "list buckets, or objects under a prefix"),
+    "version": ("objects", "turn bucket versioning on or off, or show it"),
+    "encryption": ("objects", "set, show or remove a bucket's default encryption"),
+    "tag": ("objects", "show, set or remove an object's tags"),
+    "acl": ("objects", "show or set an object's canned ACL"),
+    "sync": ("bulk_commands", "make a directory or prefix hold what another holds"),
+    "mv": ("bulk_commands", "move a file or object (--recursive: a directory or prefix)"),
+    "du": ("bulk_commands", "total size and object count under a prefix"),
+    "mpu": ("mpu", "list, inspect and abort unfinished multipart uploads"),
+    "replication": (
+        "replication",
+        "a bucket's replication rules, status, backfill, verify and dead-letter queue",
+    ),
+    "policy": ("auth", "bucket policies (S3's JSON form)"),
+    "events": ("events", "object-created and object-removed events of a bucket"),
+    "admin": ("admin", "cluster administration"),
+    "serve": ("serve", "run one process (node, witness, replicator) in the foreground"),
+}
+MODULES = tuple(dict.fromkeys(module for module, _ in COMMANDS.values()))
+
+
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -50,14 +77,31 @@ def _version() -> str:
         return "0.1.0 (source)"
 
 
-def build_parser() -> argparse.ArgumentParser:
+class _VersionAction(argparse._VersionAction):
+    """``--version``, looking the version up only when asked: importlib.metadata
+    costs ~40 ms a run."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        self.version = f"%(prog)s {_version()}"
+        super().__call__(parser, *args, **kwargs)
+
+
+def _register(module: str, sub: Any, common: argparse.ArgumentParser) -> None:
+    importlib.import_module(f"tristore.cli.{module}").register(sub, common)
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command (``command`` None), or of ``command`` alone
+    with the others as stubs that only know their help line: the same
+    ``--help`` and usage errors, without importing the other command modules.
+    An unknown ``command`` gives stubs only, enough to parse the command name."""
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="tristore: an S3-style object store. Object, admin and local-cluster commands.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--version", action=_VersionAction)
     endpoint_help = "HOST:PORT[,HOST:PORT...] of the cluster (default: $TRISTORE_ENDPOINT)"
     parser.add_argument("--endpoint", metavar="HOST:PORT[,...]", default=None, help=endpoint_help)
     # Also accepted after the command (`tristore ls --endpoint ...`); SUPPRESS keeps a
@@ -78,16 +122,24 @@ def build_parser() -> argparse.ArgumentParser:
             help=insecure_help,
         )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    dev.register(sub, common)
-    objects.register(sub, common)
-    bulk_commands.register(sub, common)
-    mpu.register(sub, common)
-    replication.register(sub, common)
-    auth.register(sub, common)
-    events.register(sub, common)
-    admin.register(sub, common)
-    serve.register(sub, common)
+    wanted = COMMANDS.get(command or "", ("", ""))[0]
+    for module in MODULES:
+        if command is None or module == wanted:
+            _register(module, sub, common)
+            continue
+        for name, (owner, help_line) in COMMANDS.items():
+            if owner == module:
+                sub.add_parser(name, help=help_line, add_help=False)
     return parser
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """``argv`` parsed as the full parser would, importing one command module:
+    a parser of stubs finds the command (or answers ``--help``, ``--version``
+    and a bad command name itself), then that command's parser parses it all."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    command = build_parser("").parse_known_args(args)[0].command
+    return build_parser(command).parse_args(args)
 
 
 def _one_line(text: str) -> str:
@@ -113,13 +165,13 @@ def _terminate(signum: int, _frame: object) -> None:
 
 
 def run(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     # The flags win over the environment; the SDK reads both from there.
     if getattr(args, "ca_bundle", None):
         os.environ[CA_BUNDLE_ENV] = args.ca_bundle
     if getattr(args, "client_insecure", False):
         os.environ[INSECURE_ENV] = "1"
-    if args.func is not serve.cmd_serve:  # a served role handles SIGTERM itself
+    if args.command != "serve":  # a served role handles SIGTERM itself
         signal.signal(signal.SIGTERM, _terminate)
     try:
         code: int = args.func(args)

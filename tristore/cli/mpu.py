@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import argparse
 import shlex
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tristore.cli import multipart, upload_state
 from tristore.cli.util import connect, format_time, parse_object_url, parse_s3_url, print_json
-from tristore.model import MultipartUpload, Part, PartPage, UploadPage
+
+if TYPE_CHECKING:
+    from tristore.model import MultipartUpload, Part
 
 
 def upload_line(u: MultipartUpload) -> str:
@@ -30,6 +32,8 @@ def cmd_ls(args: argparse.Namespace) -> int:
     with connect(args.endpoint) as c:
         uploads = multipart.iter_uploads(c, url.bucket, url.key)
         if args.json:
+            from tristore.model import UploadPage
+
             print_json(UploadPage(list(uploads), False, None, None).to_json())
             return 0
         for u in uploads:
@@ -42,6 +46,8 @@ def cmd_parts(args: argparse.Namespace) -> int:
     with connect(args.endpoint) as c:
         parts = multipart.iter_parts(c, url.bucket, url.key, args.upload_id)
         if args.json:
+            from tristore.model import PartPage
+
             print_json(PartPage(list(parts), False, None).to_json())
             return 0
         for p in parts:

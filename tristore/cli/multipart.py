@@ -43,10 +43,10 @@ from tristore.cli.upload_state import (
 )
 from tristore.cli.util import CliError, format_size, parse_size
 from tristore.errors import BadDigest, InvalidArgument, NoSuchUpload, TristoreError
-from tristore.model import MultipartUpload, ObjectInfo, Part
 
 if TYPE_CHECKING:
     from tristore.client import Client
+    from tristore.model import MultipartUpload, ObjectInfo, Part
 
 #: S3's limits on parts.
 MIN_PART_SIZE = 5 * 1024**2

@@ -41,12 +41,13 @@ from tristore.errors import (
     InvalidArgument,
     ServerSideEncryptionConfigurationNotFoundError,
 )
-from tristore.model import CopySource, DeleteResult, VersionEntry, VersionPage
 from tristore.validation import MAX_LIST_KEYS, check_key, check_max_keys
 
+# The model (~50 ms of dataclasses) is imported where a command builds one, so
+# that `tristore CMD --help` and usage errors do not load it.
 if TYPE_CHECKING:
     from tristore.client import Client
-    from tristore.model import ListPage, ObjectInfo
+    from tristore.model import DeleteResult, ListPage, ObjectInfo, VersionEntry, VersionPage
 
 STDIO = "-"
 
@@ -253,6 +254,8 @@ def _copy(
     tags: dict[str, str],
 ) -> int:
     """A server-side copy: the body moves between the storage nodes only."""
+    from tristore.model import CopySource
+
     key = copy_target(src.key, dst)
     source = CopySource(src.bucket, src.key, version_id=args.version_id or "")
     with connect(args.endpoint) as c:
@@ -648,6 +651,8 @@ def version_line(e: VersionEntry) -> str:
 def merge_version_pages(pages: list[VersionPage]) -> VersionPage:
     """One page of everything; truncated (with the last markers) only when the
     last page given is, which happens when --max-keys asked for one page."""
+    from tristore.model import VersionPage
+
     if not pages:
         return VersionPage([], [], False, None, None)
     last = pages[-1]

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import importlib
 from collections.abc import Callable
-from importlib.metadata import entry_points
 from typing import Any
 
 from tristore.cli.util import not_implemented
@@ -32,6 +31,8 @@ def _not_built(role: str) -> Exception:
 
 
 def find_role(role: str) -> RoleMain:
+    from importlib.metadata import entry_points  # ~40 ms: not for dev's or serve's --help
+
     for ep in entry_points(group=ENTRY_POINT_GROUP, name=role):
         main: RoleMain = ep.load()
         return main

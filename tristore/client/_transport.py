@@ -18,6 +18,7 @@ from typing import Any
 import grpc
 
 from tristore import errors
+from tristore.channel import CHANNEL_OPTIONS, CONNECT_TIMEOUT_MS
 from tristore.credentials import SignedStub, Signer
 from tristore.pb import (
     admin_pb2,
@@ -27,7 +28,6 @@ from tristore.pb import (
     objects_pb2,
     objects_pb2_grpc,
 )
-from tristore.server import CHANNEL_OPTIONS, CONNECT_TIMEOUT_MS
 from tristore.tls import CA_BUNDLE_ENV, INSECURE_ENV
 
 log = logging.getLogger(__name__)
