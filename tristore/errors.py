@@ -266,7 +266,7 @@ class NoSuchCORSConfiguration(ClientError):
     """GetBucketCors of a bucket without a CORS configuration."""
 
     code = "NoSuchCORSConfiguration"
-    grpc_status = grpc.StatusCode.NOT_FOUND
+    grpc_status = _Status("NOT_FOUND")
 
 
 class AccessForbidden(ClientError):
@@ -274,7 +274,7 @@ class AccessForbidden(ClientError):
     configuration allows, or of a bucket without one (S3's 403 CORSResponse)."""
 
     code = "AccessForbidden"
-    grpc_status = grpc.StatusCode.PERMISSION_DENIED
+    grpc_status = _Status("PERMISSION_DENIED")
 
 
 class BadRequest(ClientError):
