@@ -27,9 +27,13 @@ No Docker daemon needed. What is checked:
 from __future__ import annotations
 
 import functools
+import http.server
+import json
+import os
 import re
 import shutil
 import subprocess
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -420,7 +424,7 @@ def test_dockerfile_has_what_the_deployment_relies_on() -> None:
     assert users and users[-1] == f"{UID}:{UID}", "run as the non-root UID of deploy/k8s"
     assert ("VOLUME", "/var/lib/tristore") in ins
     (health,) = [a for w, a in ins if w == "HEALTHCHECK"]
-    assert "grpc_health" in health and f"127.0.0.1:{GRPC_PORT}" in health
+    assert "/healthz" in health and f"HEALTH_PORT:-{METRICS_PORT}" in health
     assert ("ENTRYPOINT", '["tristore"]') in ins
     # The build reaches no index: only the wheelhouse.
     (run,) = [a for w, a in ins if w == "RUN" and "pip install" in a]
@@ -429,6 +433,34 @@ def test_dockerfile_has_what_the_deployment_relies_on() -> None:
     lines = (DEPLOY / ".dockerignore").read_text().splitlines()
     ignore = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
     assert ignore == ["*", "!wheelhouse/"], "only the wheelhouse goes into the build context"
+
+
+class _Healthz(http.server.BaseHTTPRequestHandler):
+    status = 200
+
+    def do_GET(self) -> None:
+        self.send_response(self.status if self.path == "/healthz" else 404)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.mark.parametrize("status, healthy", [(200, True), (503, False)])
+def test_healthcheck_command_reads_the_healthz_status(status: int, healthy: bool) -> None:
+    """The image's HEALTHCHECK, run as Docker runs it (its JSON exec form),
+    against a /healthz that answers ``status``; and with nothing listening."""
+    (health,) = [a for w, a in _instructions() if w == "HEALTHCHECK"]
+    argv = json.loads(health[health.index("CMD") + 3 :])
+    handler = type("H", (_Healthz,), {"status": status})
+    with http.server.HTTPServer(("127.0.0.1", 0), handler) as srv:
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        env = {"PATH": os.environ["PATH"], "TRISTORE_HEALTH_PORT": str(srv.server_port)}
+        proc = subprocess.run(argv, env=env, capture_output=True, timeout=10)
+        srv.shutdown()
+    assert (proc.returncode == 0) == healthy, proc.stderr
+    env["TRISTORE_HEALTH_PORT"] = str(srv.server_port)  # closed now: refused
+    assert subprocess.run(argv, env=env, capture_output=True, timeout=10).returncode != 0
 
 
 def test_base_image_script_parses() -> None:
