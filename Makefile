@@ -20,7 +20,15 @@ $(INSTALLED): pyproject.toml
 
 install: $(INSTALLED)
 
+# Bytecode for the project's own modules, written even where the environment
+# sets PYTHONDONTWRITEBYTECODE (Python then reads .pyc files but never writes
+# them, so every process compiled tristore/ and node/ from source again:
+# 0.25 s of CPU per CLI call, 13.1 -> 10.6 s per dev cluster start).
+# Incremental: only changed files are compiled.
+BYTECODE = $(BIN)/python -m compileall -q -j 0 tristore node witness replicator bench >/dev/null
+
 up: install ## start a local three-AZ cluster in $(DEV_DIR)
+	@$(BYTECODE)
 	$(BIN)/tristore dev up --dir $(DEV_DIR) $(UP_ARGS)
 
 down: install
@@ -35,6 +43,7 @@ status: install
 # ports. Much of their time is waiting (starts, fsyncs, kills), not CPU. The
 # compose stack (e2e: 22 containers) runs last, alone.
 test: install ## every tier, short form; TRISTORE_LONG=1 for the long fault runs
+	@$(BYTECODE)
 	$(BIN)/python -m pytest -m unit -n 2 $(PYTEST_ARGS)
 	$(BIN)/python -m pytest -m "not unit and not e2e" -n 2 --dist loadfile $(PYTEST_ARGS)
 	$(BIN)/python -m pytest -m e2e $(PYTEST_ARGS)
