@@ -2,7 +2,11 @@
 PY ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
+# What `make up` needs (the project and its runtime dependencies), and what
+# the tests, lint and benchmarks need on top (the `dev` extra: S3 clients,
+# schemas, plotting, type checking), each a stamp file in the venv.
 INSTALLED := $(VENV)/.installed
+INSTALLED_DEV := $(VENV)/.installed-dev
 DEV_DIR ?= .tristore
 # Extra flags for `tristore dev up`, e.g. UP_ARGS='--base-port 27100'.
 UP_ARGS ?=
@@ -10,15 +14,21 @@ PYTEST_ARGS ?=
 # Extra flags for bench targets, e.g. ARGS=--quick.
 ARGS ?=
 
-.PHONY: install up down status test test-unit test-integration lint format proto bench bench-compare bench-replication bench-operations bench-idle bench-large bench-cli clean
+.PHONY: install install-dev up down status test test-unit test-integration lint format proto bench bench-compare bench-replication bench-operations bench-idle bench-large bench-cli clean
 
 $(INSTALLED): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e .
 	@touch $(INSTALLED)
 
+$(INSTALLED_DEV): $(INSTALLED)
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(INSTALLED_DEV)
+
 install: $(INSTALLED)
+
+install-dev: $(INSTALLED_DEV)
 
 # Bytecode for the project's own modules, written even where the environment
 # sets PYTHONDONTWRITEBYTECODE (Python then reads .pyc files but never writes
@@ -42,49 +52,49 @@ status: install
 # cluster lives in one worker) and starts its clusters on its own share of the
 # ports. Much of their time is waiting (starts, fsyncs, kills), not CPU. The
 # compose stack (e2e: 22 containers) runs last, alone.
-test: install ## every tier, short form; TRISTORE_LONG=1 for the long fault runs
+test: install-dev ## every tier, short form; TRISTORE_LONG=1 for the long fault runs
 	@$(BYTECODE)
 	$(BIN)/python -m pytest -m unit -n 2 $(PYTEST_ARGS)
 	$(BIN)/python -m pytest -m "not unit and not e2e" -n 2 --dist loadfile $(PYTEST_ARGS)
 	$(BIN)/python -m pytest -m e2e $(PYTEST_ARGS)
 
-test-unit: install
+test-unit: install-dev
 	$(BIN)/python -m pytest -m unit $(PYTEST_ARGS)
 
-test-integration: install
+test-integration: install-dev
 	$(BIN)/python -m pytest -m integration $(PYTEST_ARGS)
 
-lint: install
+lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy tristore node witness replicator bench
 
-format: install
+format: install-dev
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-proto: install ## regenerate tristore/pb from proto/
+proto: install-dev ## regenerate tristore/pb from proto/
 	$(BIN)/python scripts/gen_protos.py
 
-bench: install ## writes bench/results/latest.json and prints a table
+bench: install-dev ## writes bench/results/latest.json and prints a table
 	$(BIN)/python -m bench.run
 
-bench-compare: install ## tristore vs three-member etcd vs the grpc.aio echo ceiling; bench/results/compare.{json,png}
+bench-compare: install-dev ## tristore vs three-member etcd vs the grpc.aio echo ceiling; bench/results/compare.{json,png}
 	$(BIN)/python -m bench.compare $(ARGS)
 
-bench-replication: install ## replication lag under PUT load; bench/results/replication.json
+bench-replication: install-dev ## replication lag under PUT load; bench/results/replication.json
 	$(BIN)/python -m bench.replication
 
-bench-operations: install ## drain, undrain, repair, rebuild times; bench/results/operations.json
+bench-operations: install-dev ## drain, undrain, repair, rebuild times; bench/results/operations.json
 	$(BIN)/python -m bench.operations
 
-bench-idle: install ## CPU of an idle dev cluster, per process; bench/results/idle.json
+bench-idle: install-dev ## CPU of an idle dev cluster, per process; bench/results/idle.json
 	$(BIN)/python -m bench.idle
 
-bench-large: install ## MiB/s of PUT, GET and multipart of 64 MiB and 1 GiB; bench/results/large.json
+bench-large: install-dev ## MiB/s of PUT, GET and multipart of 64 MiB and 1 GiB; bench/results/large.json
 	$(BIN)/python -m bench.large $(ARGS)
 
-bench-cli: install ## start-up time of the tristore command; bench/results/cli_startup.json
+bench-cli: install-dev ## start-up time of the tristore command; bench/results/cli_startup.json
 	$(BIN)/python -m bench.cli_startup $(ARGS)
 
 clean:
