@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 # Extra flags for bench targets, e.g. ARGS=--quick.
 ARGS ?=
 
-.PHONY: install install-dev up down status test test-unit test-integration lint format proto bench bench-compare bench-replication bench-operations bench-idle bench-large bench-cli clean
+.PHONY: install install-dev up down status compose-up compose-down test test-unit test-integration lint format proto bench bench-compare bench-replication bench-operations bench-idle bench-large bench-cli clean
 
 $(INSTALLED): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -46,6 +46,14 @@ down: install
 
 status: install
 	$(BIN)/tristore dev status --dir $(DEV_DIR)
+
+# The docker compose stack (two clusters, Prometheus, Grafana if its image is
+# here) in one step, offline or not: images, `up`, healthchecks, export lines.
+compose-up: install ## deploy/compose.sh up; COMPOSE_PROJECT_NAME, TRISTORE_IMAGE, BASE_IMAGE override
+	PYTHON=$(BIN)/python deploy/compose.sh up
+
+compose-down: ## stop the compose stack; ARGS=-v also removes its volumes (every object)
+	deploy/compose.sh down $(ARGS)
 
 # Two workers (pytest-xdist) for the unit tests and for the tiers that start
 # processes: each worker takes whole files (--dist loadfile, so a module's

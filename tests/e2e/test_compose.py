@@ -1,12 +1,13 @@
 """The docker compose deployment, for real: build offline, bring it up, use it.
 
-Builds the base image from Debian packages (deploy/base-image.sh, unless the
-tag already exists), a wheelhouse of the checkout and the tristore image on
-that base, with no container registry; brings up both clusters of
-deploy/docker-compose.yml (Prometheus from an image built from Debian's
-package, checked through its HTTP API; Grafana when its image is already on
-the machine: nothing is pulled); waits for every container's
-healthcheck; writes through east's published ports with the SDK and the CLI,
+Runs deploy/compose.sh up (what ``make compose-up`` runs): the base image
+from Debian packages (deploy/base-image.sh, unless the tag already exists), a
+wheelhouse of the checkout and the tristore image on that base, with no
+container registry; both clusters of deploy/docker-compose.yml (Prometheus
+from an image built from Debian's package, checked through its HTTP API;
+Grafana when its image is already on the machine: nothing is pulled); every
+container's healthcheck; the export lines it prints. Then writes through
+east's published ports with the SDK, the CLI and boto3 (the S3 HTTP API),
 reads the replicas on west; stops one node container and keeps writing and
 reading; asks `admin status`, drains and undrains a node (a cluster map change
 spread across containers); and always tears the stack down (``down -v``).
@@ -52,6 +53,8 @@ MONITORING = ("prometheus", "grafana")
 #: Host ports the compose file publishes the nodes' gRPC on (a1 a2 b1 b2 c1 c2).
 EAST = ",".join(f"127.0.0.1:{p}" for p in range(7101, 7107))
 WEST = ",".join(f"127.0.0.1:{p}" for p in range(7111, 7117))
+#: east a1's S3 HTTP API (plain HTTP in this stack; signing is off).
+EAST_S3 = "http://127.0.0.1:7301"
 HEALTH_TIMEOUT_S = 240
 REPLICATION_TIMEOUT_S = 60
 
@@ -100,29 +103,6 @@ def _image_exists(tag: str) -> bool:
     return _run(["docker", "image", "inspect", tag], timeout=30, check=False).returncode == 0
 
 
-def _build_images() -> None:
-    if not _image_exists(BASE_IMAGE):
-        if os.geteuid() != 0 or shutil.which("debootstrap") is None:
-            _unavailable(
-                f"base image {BASE_IMAGE} is missing and building it needs root + debootstrap"
-            )
-        _run(["bash", str(DEPLOY / "base-image.sh")], env={**os.environ, "BASE_TAG": BASE_IMAGE})
-    # The checkout and its dependencies as wheels, for the image's offline install.
-    _run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--disable-pip-version-check",
-         str(ROOT), "-w", str(DEPLOY / "wheelhouse")],
-    )  # fmt: skip
-    _run(
-        ["docker", "build", "-q", "-f", str(DEPLOY / "Dockerfile"),
-         "--build-arg", f"BASE_IMAGE={BASE_IMAGE}", "-t", APP_IMAGE, str(DEPLOY)],
-    )  # fmt: skip
-    # Prometheus from Debian's package, on the same base: no registry needed.
-    _run(
-        ["docker", "build", "-q", "-f", str(DEPLOY / "Dockerfile.prometheus"),
-         "--build-arg", f"BASE_IMAGE={BASE_IMAGE}", "-t", PROMETHEUS_IMAGE, str(DEPLOY)],
-    )  # fmt: skip
-
-
 @dataclass
 class Stack:
     compose: list[str]
@@ -151,46 +131,44 @@ class Stack:
         out = _run(["docker", "inspect", "--format", fmt, *ids]).stdout
         return dict(line.split(" ", 1) for line in out.splitlines() if line.strip())
 
-    def wait_healthy(self, services: list[str], timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        status: dict[str, str] = {}
-        while time.monotonic() < deadline:
-            status = self.health()
-            if all(status.get(s) == "healthy" for s in services):
-                return
-            time.sleep(2)
-        bad = {s: status.get(s, "missing") for s in services if status.get(s) != "healthy"}
-        logs = self("logs", "--tail", "30", *bad, timeout=60).stdout
-        raise AssertionError(f"not healthy after {timeout}s: {bad}\n{logs[-6000:]}")
-
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
+    """``make compose-up``'s script, as a user runs it: images, both clusters,
+    every healthcheck; its export lines name east's endpoints. Always ``down -v``."""
     compose = _compose_command()
-    _build_images()
+    if not _image_exists(BASE_IMAGE) and (os.geteuid() != 0 or shutil.which("debootstrap") is None):
+        _unavailable(f"base image {BASE_IMAGE} is missing and building it needs root + debootstrap")
     env = {
         **os.environ,
+        "COMPOSE_PROJECT_NAME": PROJECT,
         "TRISTORE_IMAGE": APP_IMAGE,
         "BASE_IMAGE": BASE_IMAGE,
         "PROMETHEUS_IMAGE": PROMETHEUS_IMAGE,
+        "HEALTH_TIMEOUT_S": str(HEALTH_TIMEOUT_S),
+        "PYTHON": sys.executable,
     }
-    # Nothing is pulled: monitoring comes up only if its images are here already.
     spec = yaml.safe_load(COMPOSE_FILE.read_text())["services"]
-    services = [
-        name
-        for name, svc in spec.items()
-        if "build" in svc or _image_exists(_expand(svc["image"], env))
-    ]
     # One-shot containers (CL-init makes the master keys) exit once done.
     one_shot = {name for name, svc in spec.items() if svc.get("restart") == "on-failure"}
-    st = Stack(compose, env, services, [s for s in services if s not in (*MONITORING, *one_shot)])
-    st("down", "-v", "--remove-orphans", timeout=180)  # a previous run's leftovers
+    servers = [s for s in spec if s not in (*MONITORING, *one_shot)]
+    st = Stack(compose, env, list(spec), servers)
+    script = ["bash", str(DEPLOY / "compose.sh")]
+    _run([*script, "down", "-v"], env=env, timeout=300)  # a previous run's leftovers
     try:
-        st("up", "-d", "--no-build", *services, timeout=600)
-        st.wait_healthy(st.servers, HEALTH_TIMEOUT_S)
+        up = _run([*script, "up"], env=env, timeout=1500)
+        printed = dict(
+            line.removeprefix("export ").split("=", 1)
+            for line in up.stdout.splitlines()
+            if line.startswith("export ")
+        )
+        assert printed["TRISTORE_ENDPOINT"] == EAST, up.stdout
+        assert printed["TRISTORE_INSECURE"] == "1" and printed["AWS_ENDPOINT_URL"] == EAST_S3
+        health = st.health()
+        assert all(health.get(s) == "healthy" for s in servers), health
         yield st
     finally:
-        st("down", "-v", "--remove-orphans", timeout=300)
+        _run([*script, "down", "-v"], env=env, timeout=300)
 
 
 def _wait_for(pred: Callable[[], bool], timeout: float, what: str) -> None:
@@ -216,6 +194,20 @@ def _cli(endpoint: str, *args: str, stdin: bytes | None = None) -> bytes:
     )
     assert proc.returncode == 0, proc.stderr.decode()
     return proc.stdout
+
+
+def _s3(endpoint: str) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="compose",  # signing is off in the compose stack: any pair
+        aws_secret_access_key="compose-signing-is-off",
+        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2}),
+    )
 
 
 def _prometheus(path: str) -> Any:
@@ -274,6 +266,12 @@ def test_write_east_read_west_survive_a_node(stack: Stack) -> None:
             east.put_object(src, f"before/{i}", body)
             written[f"before/{i}"] = body
         assert _cli(EAST, "cat", f"s3://{src}/cli.txt") == b"through the CLI\n"
+        # The S3 HTTP API on east's published port: one door writes, the other reads.
+        s3 = _s3(EAST_S3)
+        s3.put_object(Bucket=src, Key="s3.txt", Body=b"through S3\n")
+        written["s3.txt"] = b"through S3\n"
+        assert east.get_object(src, "s3.txt") == b"through S3\n"
+        assert s3.get_object(Bucket=src, Key="cli.txt")["Body"].read() == b"through the CLI\n"
 
         def replicated(keys: list[str]) -> Callable[[], bool]:
             return lambda: all(west.get_object(dst, k) == written[k] for k in keys)

@@ -53,7 +53,7 @@ BASE_IMAGE_SH = DEPLOY / "base-image.sh"
 CONFIG_IN_CONTAINER = "/etc/tristore/cluster.toml"
 CLUSTERS = ("east", "west")
 UID = 10001
-GRPC_PORT, METRICS_PORT = 7100, 7200
+GRPC_PORT, METRICS_PORT, S3_PORT = 7100, 7200, 7300
 
 #: What the 3.8 file format allows (compose-spec keys added later are refused:
 #: Compose v1 rejects them).
@@ -354,18 +354,23 @@ def test_everyone_reaches_whom_it_must(processes: list[Process]) -> None:
     assert reaches("grafana", "prometheus")
 
 
-def test_nodes_publish_grpc_on_distinct_loopback_ports(processes: list[Process]) -> None:
+def test_nodes_publish_grpc_and_s3_on_distinct_loopback_ports(processes: list[Process]) -> None:
     host_ports = []
     for p in processes:
         ports = _services()[p.service].get("ports", [])
         if p.role != "node":
             assert not ports, f"{p.service}: only nodes serve clients"
             continue
-        (spec,) = ports
-        host, host_port, container_port = str(spec).split(":")
-        assert host == "127.0.0.1" and int(container_port) == GRPC_PORT, spec
-        host_ports.append(int(host_port))
-    assert len(set(host_ports)) == len(host_ports) == 12
+        (node,) = [n for n in p.cfg.nodes if n.name == p.name]
+        assert node.s3 == f"{p.service}:{S3_PORT}", f"{p.service}: its S3 API on {S3_PORT}"
+        published = {}
+        for spec in ports:
+            host, host_port, container_port = str(spec).split(":")
+            assert host == "127.0.0.1", spec
+            published[int(container_port)] = int(host_port)
+        assert set(published) == {GRPC_PORT, S3_PORT}, ports
+        host_ports += published.values()
+    assert len(set(host_ports)) == len(host_ports) == 24
 
 
 # --------------------------------------------------------------- monitoring
