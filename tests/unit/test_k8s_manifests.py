@@ -528,7 +528,8 @@ def test_each_process_finds_its_config_name_and_addresses(docs: list[Doc]) -> No
         if not selects(svc.obj["spec"]["selector"], pod.labels):
             problems.append(f"{svc}: does not select {pod.name}")
         host = f"{pod.name}.{svc.name}.{svc.obj['metadata']['namespace']}.{CLUSTER_DOMAIN}"
-        for kind in ("grpc", "metrics"):
+        kinds = ("grpc", "metrics", "s3") if pod.role == "node" else ("grpc", "metrics")
+        for kind in kinds:
             want = f"{host}:{pod.port(kind)}"
             if getattr(spec, kind) != want:
                 problems.append(f"{pod.name}: {kind} is {getattr(spec, kind)}, the pod is {want}")
@@ -542,6 +543,20 @@ def test_each_process_finds_its_config_name_and_addresses(docs: list[Doc]) -> No
         ):
             problems.append(f"{pod.name}: data_dir {cfg.cluster.data_dir} is not its volume")
     assert not problems, "\n".join(problems)
+
+
+def test_the_api_service_reaches_every_nodes_grpc_and_s3(docs: list[Doc]) -> None:
+    """The in-cluster client Service: gRPC and the S3 HTTP API of every storage
+    node, and of nothing else."""
+    (api,) = [s for s in of_kind(docs, "Service") if s.name.endswith("-api")]
+    assert api.obj["spec"]["type"] == "ClusterIP", "never exposed outside the cluster"
+    ports = {p["name"]: p for p in api.obj["spec"]["ports"]}
+    assert set(ports) == {"grpc", "s3"}, ports
+    selected = [p for p in pods(docs) if selects(api.obj["spec"]["selector"], p.labels)]
+    assert selected and all(p.role == "node" for p in selected)
+    for pod in selected:
+        for kind, port in ports.items():
+            assert port["targetPort"] in (kind, pod.port(kind)), f"{api}: {kind} -> {pod.name}"
 
 
 def test_every_node_mounts_the_clusters_master_keys(docs: list[Doc]) -> None:
