@@ -458,8 +458,22 @@ class Peers:
         now = time.monotonic()
         names = [n for n in self.remote if self._probe_due(n, now)]
         timeout = max(0.2, self.cfg.node.probe_interval_s)
-        results = await asyncio.gather(*(self.remote[n].healthy(timeout) for n in names))
-        for name, ok in zip(names, results, strict=True):
+        # A peer never probed yet gets the replica timeout: its first probe
+        # also connects (and shakes hands), which on a busy machine takes
+        # longer than a probe interval; taking it for down would send this
+        # node's first writes to its AZ's other node as hints for nothing. A
+        # peer that is not listening still fails at once (refused), and each
+        # answer counts as it comes: one slow peer holds up no other's.
+
+        async def probe(name: str) -> tuple[str, bool]:
+            first = name not in self._probed_at
+            wait = max(timeout, self.cfg.node.replica_timeout_s) if first else timeout
+            return name, await self.remote[name].healthy(wait)
+
+        for done in asyncio.as_completed([probe(n) for n in names]):
+            name, ok = await done
+            if name not in self.remote:  # left the map meanwhile
+                continue
             was = self._probe_up.get(name)
             self._probe_up[name] = ok
             self._probed_at[name] = now

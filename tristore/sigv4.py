@@ -39,6 +39,7 @@ the server's clock is refused (RequestTimeTooSkewed).
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import hmac
@@ -344,11 +345,12 @@ def parse_http(headers: Mapping[str, str], query: Mapping[str, str]) -> HttpSign
     """The signature of an HTTP request: Authorization header or presigned
     query (None: anonymous). ``headers``: lower-case names."""
     auth = headers.get("authorization")
-    if (auth is not None and auth.startswith("AWS ")) or "AWSAccessKeyId" in query:
-        # Signature Version 2 (HMAC-SHA1): refused, as S3 does in its newer regions.
+    if auth is not None and auth.startswith("AWS "):
+        # Signature Version 2 in a header (HMAC-SHA1): refused, as S3 does in
+        # its newer regions. (V2 presigned URLs are taken: parse_v2_presigned.)
         raise InvalidRequest(
             "The authorization mechanism you have provided is not supported. Please use "
-            "AWS4-HMAC-SHA256 (boto3: Config(signature_version='s3v4') for presigned URLs)"
+            "AWS4-HMAC-SHA256 (s3cmd: signature_v2 = False)"
         )
     if auth is not None:
         m = _HTTP_AUTH_RE.match(auth)
@@ -457,3 +459,86 @@ def presign_query(
     )
     sig = signature(key, string_to_sign(when, cred_scope, canonical))
     return [*pairs, ("X-Amz-Signature", sig)]
+
+
+# -- Signature Version 2, presigned query strings only ---------------------------
+
+#: The query parameters a V2 signature covers (the "sub-resources" of S3's
+#: CanonicalizedResource, as botocore and s3cmd list them); others are not signed.
+V2_SUBRESOURCES = frozenset(
+    {
+        "accelerate", "acl", "analytics", "cors", "delete", "inventory", "lifecycle",
+        "location", "logging", "metrics", "notification", "object-lock", "partNumber",
+        "policy", "replication", "requestPayment", "response-cache-control",
+        "response-content-disposition", "response-content-encoding",
+        "response-content-language", "response-content-type", "response-expires",
+        "restore", "select", "select-type", "storageClass", "tagging", "torrent",
+        "uploadId", "uploads", "versionId", "versioning", "versions", "website",
+    }
+)  # fmt: skip
+V2_QUERY_KEYS = ("AWSAccessKeyId", "Expires", "Signature")
+
+
+@dataclass(frozen=True)
+class V2Presigned:
+    """A Signature Version 2 presigned URL (``AWSAccessKeyId``, ``Expires``,
+    ``Signature``): what the aws CLI v1's ``s3 presign`` and s3cmd's
+    ``signurl`` make. HMAC-SHA1 over the method, Content-MD5, Content-Type,
+    the expiry, the x-amz-* headers and the resource."""
+
+    access_key_id: str
+    expires: int
+    signature: str
+
+
+def parse_v2_presigned(query: Mapping[str, str], now: dt.datetime | None = None) -> V2Presigned:
+    """The V2 signature of a presigned query; AccessDenied when it is
+    malformed, expired, or valid for longer than a presigned URL may be."""
+    missing = [k for k in V2_QUERY_KEYS if not query.get(k)]
+    if missing:
+        raise AccessDenied(f"the presigned URL lacks {', '.join(missing)}")
+    try:
+        expires = int(query["Expires"])
+    except ValueError:
+        raise AccessDenied("Expires must be seconds since the epoch") from None
+    t = (now or dt.datetime.now(dt.UTC)).timestamp()
+    if t > expires:
+        raise AccessDenied(
+            f"Request has expired: the URL was valid until {expires} (epoch seconds)"
+        )
+    if expires - t > MAX_PRESIGN_S + MAX_SKEW_S:
+        raise AccessDenied(
+            f"Expires is more than {MAX_PRESIGN_S} seconds (a week) ahead: a presigned URL "
+            "lives at most a week"
+        )
+    return V2Presigned(query["AWSAccessKeyId"], expires, query["Signature"])
+
+
+def v2_string_to_sign(
+    method: str,
+    headers: Mapping[str, str],
+    expires: int,
+    resource: str,
+    query: Iterable[tuple[str, str]],
+) -> str:
+    """S3's V2 StringToSign of a presigned request. ``headers`` by lower-case
+    name; ``resource`` the path-style path as sent (``/BUCKET/KEY``, encoded);
+    ``query`` the decoded pairs (only sub-resources count)."""
+    amz = sorted(
+        (name, " ".join(value.split()))
+        for name, value in headers.items()
+        if name.startswith("x-amz-")
+    )
+    sub = sorted((k, v) for k, v in query if k in V2_SUBRESOURCES)
+    canonical = resource
+    if sub:
+        canonical += "?" + "&".join(f"{k}={v}" if v else k for k, v in sub)
+    return (
+        f"{method}\n{headers.get('content-md5', '')}\n{headers.get('content-type', '')}\n"
+        f"{expires}\n" + "".join(f"{k}:{v}\n" for k, v in amz) + canonical
+    )
+
+
+def v2_signature(secret: str, string_to_sign: str) -> str:
+    mac = hmac.new(secret.encode(), string_to_sign.encode(), hashlib.sha1)
+    return base64.b64encode(mac.digest()).decode()

@@ -75,10 +75,14 @@ async def authenticate(
     path: str,
     query: Sequence[tuple[str, str]],
     headers: Mapping[str, str],
+    v2_resource: str = "",
 ) -> Caller:
     """The caller of one request (``path`` decoded, ``headers`` by lower-case
     name); raises SignatureDoesNotMatch, InvalidAccessKeyId, AccessDenied
-    (malformed or expired), RequestTimeTooSkewed."""
+    (malformed or expired), RequestTimeTooSkewed. ``v2_resource``: the
+    request's path-style path as sent (encoded), which a V2 presigned URL signs."""
+    if "AWSAccessKeyId" in (k for k, _ in query):
+        return await _v2_presigned(guard, method, query, headers, v2_resource or path)
     signed = sigv4.parse_http(headers, dict(reversed(query)))
     if signed is None:
         return Caller(None, headers.get("x-amz-content-sha256", ""))
@@ -106,3 +110,30 @@ async def authenticate(
     if s.payload_sha256 in (sigv4.STREAMING_SIGNED, sigv4.STREAMING_SIGNED_TRAILER):
         chunks = ChunkSigner(key, s.amz_date, sigv4.scope(s.date, s.region), s.signature)
     return Caller(user, s.payload_sha256, chunks)
+
+
+async def _v2_presigned(
+    guard: Guard,
+    method: str,
+    query: Sequence[tuple[str, str]],
+    headers: Mapping[str, str],
+    resource: str,
+) -> Caller:
+    """A Signature Version 2 presigned URL (the aws CLI v1's ``s3 presign``,
+    s3cmd's ``signurl``): its body is not signed (UNSIGNED-PAYLOAD)."""
+    v2 = sigv4.parse_v2_presigned(dict(reversed(query)))
+    found = await guard.iam.lookup(v2.access_key_id)
+    if found is None:
+        raise InvalidAccessKeyId(
+            f"the access key id {v2.access_key_id} does not exist in this cluster"
+        )
+    user, secret = found
+    want = sigv4.v2_signature(
+        secret, sigv4.v2_string_to_sign(method, headers, v2.expires, resource, query)
+    )
+    if not sigv4.matches(want, v2.signature):
+        raise SignatureDoesNotMatch(
+            "The request signature we calculated does not match the signature you provided. "
+            "Check your key and signing method."
+        )
+    return Caller(user, sigv4.UNSIGNED_PAYLOAD)

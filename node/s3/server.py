@@ -136,14 +136,23 @@ def split_path(raw_path: str, host: str = "", domain: str = "") -> tuple[str, st
     is ``BUCKET.<domain>`` (the whole path is the key), else path style
     (``/BUCKET/KEY``). ``raw_path`` as sent (encoded)."""
     path = decode(raw_path, "the request path")
-    if domain:
-        name = host.rpartition(":")[0] if host.count(":") == 1 else host
-        name = name.rstrip(".").lower()
-        suffix = "." + domain.lower()
-        if name.endswith(suffix) and len(name) > len(suffix):
-            return name[: -len(suffix)], path[1:] if path.startswith("/") else path
+    bucket = virtual_bucket(host, domain)
+    if bucket:
+        return bucket, path[1:] if path.startswith("/") else path
     bucket, _, key = path.lstrip("/").partition("/")
     return bucket, key
+
+
+def virtual_bucket(host: str, domain: str) -> str:
+    """The bucket a virtual-host style Host names (``BUCKET.<domain>``), else ""."""
+    if not domain:
+        return ""
+    name = host.rpartition(":")[0] if host.count(":") == 1 else host
+    name = name.rstrip(".").lower()
+    suffix = "." + domain.lower()
+    if name.endswith(suffix) and len(name) > len(suffix):
+        return name[: -len(suffix)]
+    return ""
 
 
 async def _stamp(request: web.Request, response: web.StreamResponse) -> None:
@@ -360,7 +369,13 @@ class S3Server:
             CALLER.set("root")
             return Caller(None, headers.get("x-amz-content-sha256", ""))
         path = decode(raw_path, "the request path")
-        caller = await authenticate(self.guard, request.method, path, pairs, headers)
+        # A V2 signature covers the path-style path: /BUCKET before a
+        # virtual-host request's own.
+        bucket = virtual_bucket(request.host, self.domain)
+        v2_resource = f"/{bucket}{raw_path}" if bucket else raw_path
+        caller = await authenticate(
+            self.guard, request.method, path, pairs, headers, v2_resource=v2_resource
+        )
         enter(caller.user)
         return caller
 

@@ -104,9 +104,15 @@ def _ssl(env: dict[str, str]) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=env["AWS_CA_BUNDLE"])
 
 
-def _fetch(env: dict[str, str], url: str, method: str = "GET", data: bytes | None = None) -> bytes:
+def _fetch(
+    env: dict[str, str],
+    url: str,
+    method: str = "GET",
+    data: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> bytes:
     """The body of a 2xx answer (HTTPError for any other), over plain HTTPS."""
-    req = urllib.request.Request(url, data=data, method=method)
+    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
     with urllib.request.urlopen(req, context=_ssl(env), timeout=30) as resp:
         return bytes(resp.read())
 
@@ -509,10 +515,49 @@ def test_presigned_urls_with_plain_http(s3: Any, env: dict[str, str], bucket: st
     with pytest.raises(urllib.error.HTTPError) as e:
         _fetch(env, url.replace("/shared?", "/up?"))
     assert _error_of(e.value)["Code"] == "SignatureDoesNotMatch"
-    # Signature Version 2 (boto3's default for presigning) is refused, saying so.
+    # Signature Version 2 presigned URLs (boto3's default for presigning, the
+    # aws CLI v1's `s3 presign`, s3cmd's `signurl`) work too.
     url = s3.generate_presigned_url("get_object", {"Bucket": bucket, "Key": "shared"})
+    assert "AWSAccessKeyId=" in url and "X-Amz-" not in url
+    assert _fetch(env, url) == b"for the link"
+    url = s3.generate_presigned_url(
+        "get_object",
+        {"Bucket": bucket, "Key": "shared", "ResponseContentType": "text/x-link"},
+        ExpiresIn=60,
+    )
+    assert _fetch(env, url) == b"for the link"
+    url = s3.generate_presigned_url("put_object", {"Bucket": bucket, "Key": "up2"}, ExpiresIn=60)
+    # V2 signs the Content-Type: none was signed, so none is sent (urllib
+    # would add a form type of its own).
+    plain = {"Content-Type": ""}
+    _fetch(env, url, "PUT", b"put by a V2 link", plain)
+    assert s3.get_object(Bucket=bucket, Key="up2")["Body"].read() == b"put by a V2 link"
+    for bad, method, headers in (
+        (url.replace("/up2?", "/up?"), "PUT", plain),  # another key
+        (url, "PUT", {"Content-Type": "text/plain"}),  # another content type
+        (url, "GET", {}),  # a GET with a PUT's link
+    ):
+        with pytest.raises(urllib.error.HTTPError) as e:
+            _fetch(env, bad, method, b"x" if method == "PUT" else None, headers)
+        assert _error_of(e.value)["Code"] == "SignatureDoesNotMatch", (method, headers)
+    # Expired: validly signed, for a second that has passed.
+    expires = int(time.time()) - 5
+    to_sign = sigv4.v2_string_to_sign("GET", {}, expires, f"/{bucket}/shared", [])
+    q = {
+        "AWSAccessKeyId": ROOT.access_key_id,
+        "Expires": str(expires),
+        "Signature": sigv4.v2_signature(ROOT.secret_access_key, to_sign),
+    }
     with pytest.raises(urllib.error.HTTPError) as e:
-        _fetch(env, url)
+        _fetch(env, f"{env['AWS_ENDPOINT_URL']}/{bucket}/shared?{urlencode(q)}")
+    assert e.value.code == 403 and "expired" in _error_of(e.value)["Message"]
+    # A V2 signature in the Authorization header is refused, saying what to use.
+    req = urllib.request.Request(
+        f"{env['AWS_ENDPOINT_URL']}/{bucket}/shared",
+        headers={"Authorization": f"AWS {ROOT.access_key_id}:c2lnbmF0dXJl"},
+    )
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(req, context=_ssl(env), timeout=30)
     assert e.value.code == 400
     assert "AWS4-HMAC-SHA256" in _error_of(e.value)["Message"]
 
@@ -726,6 +771,8 @@ def test_an_aws_cli_session(env: dict[str, str], tmp_path: Path) -> None:
     cli("s3", "cp", "s3://awscli/tree/sub/big.bin", "s3://awscli/copy.bin", "--no-progress")
     head = json.loads(cli("s3api", "head-object", "--bucket", "awscli", "--key", "copy.bin"))
     assert head["ContentLength"] == 9 * MiB
+    url = cli("s3", "presign", "s3://awscli/tree/b.txt", "--expires-in", "60").strip()
+    assert _fetch(env, url) == b"bee"
     cli("s3", "rm", "s3://awscli", "--recursive")
     assert "remove_bucket: awscli" in cli("s3", "rb", "s3://awscli")
 
@@ -805,6 +852,9 @@ def test_an_s3cmd_session(env: dict[str, str], tmp_path: Path) -> None:
     ]
     _run([*base, "get", "s3://s3cmd/tree/sub/b.bin", str(tmp_path / "b.out")], run_env)
     assert (tmp_path / "b.out").read_bytes() == files["sub/b.bin"]
+    # s3cmd prints its signed URL with http: whatever use_https says.
+    url = _run([*base, "signurl", "s3://s3cmd/tree/a.txt", "+60"], run_env).strip()
+    assert _fetch(env, url.replace("http://", "https://", 1)) == files["a.txt"]
     _run([*base, "del", "--recursive", "--force", "s3://s3cmd"], run_env)
     _run([*base, "rb", "s3://s3cmd"], run_env)
 

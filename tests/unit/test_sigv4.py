@@ -167,3 +167,48 @@ def test_sealed_secret_file_is_private_and_bound_to_its_key_id(tmp_path: Path) -
     assert credentials.read_sealed_file(path, kms, "TKROOT00000") == "the-secret"
     with pytest.raises(errors.KeyUnavailable):
         credentials.read_sealed_file(path, kms, "TKOTHER0000")
+
+
+# -- Signature Version 2 presigned URLs ----------------------------------------
+
+
+def test_v2_matches_the_documented_example() -> None:
+    """S3's documentation of query string authentication (Signature Version 2):
+    GET /johnsmith/photos/puppy.jpg, Expires 1175139620."""
+    to_sign = sigv4.v2_string_to_sign("GET", {}, 1175139620, "/johnsmith/photos/puppy.jpg", [])
+    assert to_sign == "GET\n\n\n1175139620\n/johnsmith/photos/puppy.jpg"
+    secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+    assert sigv4.v2_signature(secret, to_sign) == "NpgCjnDzrM+WFzoENXmpNDUsSn8="
+
+
+def test_v2_signs_sub_resources_amz_headers_and_content_type_only() -> None:
+    headers = {"content-type": "text/plain", "x-amz-meta-b": " two  words ", "x-amz-acl": "private"}
+    query = [("versionId", "v1"), ("AWSAccessKeyId", "AK"), ("uploads", ""), ("prefix", "p")]
+    to_sign = sigv4.v2_string_to_sign("PUT", headers, 9, "/b/k%20x", query)
+    assert to_sign == (
+        "PUT\n\ntext/plain\n9\nx-amz-acl:private\nx-amz-meta-b:two words\n"
+        "/b/k%20x?uploads&versionId=v1"
+    )
+
+
+@pytest.mark.parametrize(
+    "query, says",
+    [
+        ({"AWSAccessKeyId": "AK", "Signature": "s"}, "lacks Expires"),
+        ({"AWSAccessKeyId": "AK", "Expires": "soon", "Signature": "s"}, "epoch"),
+        ({"AWSAccessKeyId": "AK", "Expires": "999", "Signature": "s"}, "expired"),
+        ({"AWSAccessKeyId": "AK", "Expires": str(2**40), "Signature": "s"}, "at most a week"),
+    ],
+)
+def test_v2_presigned_urls_that_are_refused(query: dict[str, str], says: str) -> None:
+    with pytest.raises(errors.AccessDenied, match=says):
+        sigv4.parse_v2_presigned(query)
+
+
+def test_v2_presigned_url_within_its_time_is_taken() -> None:
+    now = dt.datetime(2026, 12, 2, tzinfo=dt.UTC)
+    expires = int(now.timestamp()) + 3600
+    got = sigv4.parse_v2_presigned(
+        {"AWSAccessKeyId": "AK", "Expires": str(expires), "Signature": "c2ln"}, now=now
+    )
+    assert (got.access_key_id, got.expires, got.signature) == ("AK", expires, "c2ln")
