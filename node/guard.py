@@ -264,6 +264,12 @@ class Guard:
         ``[auth] cache_s``, as a policy change does."""
         return (await self._bucket(name)).cors
 
+    async def bucket_owner(self, name: str) -> str:
+        """The user who owns bucket ``name`` ("" if it has none), from the same
+        cached record its requests are authorized with: the Owner S3 listings
+        show (the bucket owner owns every object, as S3's BucketOwnerEnforced)."""
+        return (await self._bucket(name)).owner
+
     async def _bucket(self, name: str) -> _BucketAuth:
         hit = self._buckets.get(name)
         now = time.monotonic()

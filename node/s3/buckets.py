@@ -138,19 +138,23 @@ class BucketHandlers(Base):
             raise InvalidArgument(f"encoding-type must be url, not {enc!r}")
         await self.allow(call, "ListObjects", prefix=prefix)
         max_keys = call.int_param("max-keys", 1000)
+        # Each entry's Owner: always in v1, with fetch-owner=true in v2, as in S3.
+        fetch_owner = not v2 or q.get("fetch-owner", "").lower() == "true"
+        owner = await self.guard.bucket_owner(call.bucket) if fetch_owner else None
         if v2:
             token = q.get("continuation-token", "")
-            if q.get("fetch-owner") == "true":
-                raise errors.NotImplemented("fetch-owner: listings do not carry object owners")
             args = xml.ListArgs(
-                call.bucket, prefix, delimiter, max_keys, enc, token, q.get("start-after", "")
-            )
+                call.bucket, prefix, delimiter, max_keys, enc, token, q.get("start-after", ""),
+                owner=owner,
+            )  # fmt: skip
             page = await self.coord.list_objects(
                 call.bucket, prefix, delimiter, max_keys, token or None, args.start_after
             )
             return answer(xml.list_objects_v2(page, args))
         marker = q.get("marker", "")
-        args = xml.ListArgs(call.bucket, prefix, delimiter, max_keys, enc, marker=marker)
+        args = xml.ListArgs(
+            call.bucket, prefix, delimiter, max_keys, enc, marker=marker, owner=owner
+        )
         after = marker
         if delimiter and marker.endswith(delimiter) and marker.startswith(prefix):
             # A common prefix as the marker: skip every key under it.

@@ -173,11 +173,12 @@ class ListArgs:
     start_after: str = ""
     #: v1
     marker: str = ""
+    #: Each entry's Owner (ID and DisplayName), or None to leave it out.
+    owner: str | None = None
 
 
-def _contents(root: ET.Element, page: ListPage, enc: Encoder) -> None:
-    """Keys and common prefixes. No <Owner>: a listing's entries do not carry
-    their writer (ListObjectVersions' do), and the caller is not the owner."""
+def _contents(root: ET.Element, page: ListPage, enc: Encoder, owner: str | None) -> None:
+    """Keys (with their Owner unless ``owner`` is None) and common prefixes."""
     for e in page.contents:
         c = _add(root, "Contents")
         _add(c, "Key", enc(e.key))
@@ -185,6 +186,8 @@ def _contents(root: ET.Element, page: ListPage, enc: Encoder) -> None:
         _add(c, "ETag", quote_etag(e.etag))
         _add(c, "Size", e.size)
         _add(c, "StorageClass", "STANDARD")
+        if owner is not None:
+            _owner(c, owner)
     for p in page.common_prefixes:
         _add(_add(root, "CommonPrefixes"), "Prefix", enc(p))
 
@@ -211,7 +214,7 @@ def list_objects_v2(page: ListPage, a: ListArgs) -> bytes:
     if a.encoding_type:
         _add(root, "EncodingType", a.encoding_type)
     _add(root, "IsTruncated", page.is_truncated)
-    _contents(root, page, enc)
+    _contents(root, page, enc, a.owner)
     return _doc(root)
 
 
@@ -234,7 +237,7 @@ def list_objects_v1(page: ListPage, a: ListArgs) -> bytes:
     if a.encoding_type:
         _add(root, "EncodingType", a.encoding_type)
     _add(root, "IsTruncated", page.is_truncated)
-    _contents(root, page, enc)
+    _contents(root, page, enc, a.owner)
     return _doc(root)
 
 

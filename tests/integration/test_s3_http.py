@@ -339,6 +339,14 @@ def test_listings_page_with_the_paginators(s3: Any) -> None:
     assert seen == ["p/", "q/", "top"]
     r = s3.list_objects_v2(Bucket="lists", Prefix="q/", StartAfter="q/1")
     assert [c["Key"] for c in r["Contents"]] == ["q/2/x"]
+    # Owner (the bucket's: it owns every object): v1 always, v2 with FetchOwner.
+    assert all("Owner" not in c for c in r["Contents"])
+    owner = s3.list_buckets()["Owner"]
+    for r in (
+        s3.list_objects_v2(Bucket="lists", Prefix="q/", FetchOwner=True),
+        s3.list_objects(Bucket="lists", Prefix="q/"),
+    ):
+        assert [c["Owner"] for c in r["Contents"]] == [owner, owner]
     r = s3.delete_objects(
         Bucket="lists", Delete={"Objects": [{"Key": k} for k in keys] + [{"Key": "never"}]}
     )
