@@ -345,9 +345,10 @@ def parse_http(headers: Mapping[str, str], query: Mapping[str, str]) -> HttpSign
     """The signature of an HTTP request: Authorization header or presigned
     query (None: anonymous). ``headers``: lower-case names."""
     auth = headers.get("authorization")
-    if auth is not None and auth.startswith("AWS "):
-        # Signature Version 2 in a header (HMAC-SHA1): refused, as S3 does in
-        # its newer regions. (V2 presigned URLs are taken: parse_v2_presigned.)
+    if (auth is not None and auth.startswith("AWS ")) or "AWSAccessKeyId" in query:
+        # Signature Version 2 (HMAC-SHA1) in a header: refused, as S3 does in
+        # its newer regions. A V2 presigned query is checked before this, by
+        # parse_v2_presigned (node/s3/auth.py); here it is never anonymous.
         raise InvalidRequest(
             "The authorization mechanism you have provided is not supported. Please use "
             "AWS4-HMAC-SHA256 (s3cmd: signature_v2 = False)"
