@@ -6,6 +6,7 @@ import hashlib
 import io
 import os
 import random
+from pathlib import Path
 
 import pytest
 
@@ -227,3 +228,42 @@ def test_buckets(cluster: DevCluster) -> None:
             c.put_object("bkt-life", "x", b"1")
         with pytest.raises(errors.NoSuchBucket):
             c.delete_bucket("bkt-life")
+
+
+def test_upload_file_and_download_file(cluster: DevCluster, bucket: str, tmp_path: Path) -> None:
+    """The SDK's whole-file calls: one PUT for a small file, a multipart upload
+    of MD5-checked parts for a large one; a download that fails leaves no file."""
+    mib = 1024 * 1024
+    small, large = tmp_path / "small.bin", tmp_path / "large.bin"
+    small.write_bytes(random.randbytes(100_000))
+    large.write_bytes(random.randbytes(12 * mib + 123))
+    out = tmp_path / "out"
+    out.mkdir()
+    with cluster.client() as c:
+        info = c.upload_file(small, bucket, "files/small", "text/x-small", {"from": "file"})
+        assert info.etag == hashlib.md5(small.read_bytes()).hexdigest()
+        got = c.download_file(bucket, "files/small", out / "small")
+        assert (out / "small").read_bytes() == small.read_bytes()
+        assert (got.content_type, got.metadata) == ("text/x-small", {"from": "file"})
+
+        info = c.upload_file(
+            large, bucket, "files/large", multipart_threshold=5 * mib, part_size=5 * mib, parallel=2
+        )
+        assert info.size == large.stat().st_size and info.etag.endswith("-3"), info.etag
+        assert not c.list_multipart_uploads(bucket, prefix="files/").uploads
+        got = c.download_file(bucket, "files/large", out / "large")
+        assert (out / "large").read_bytes() == large.read_bytes()
+        assert got.etag == info.etag
+        # Again over an existing file: replaced whole.
+        c.download_file(bucket, "files/small", out / "large")
+        assert (out / "large").read_bytes() == small.read_bytes()
+
+        with pytest.raises(errors.NoSuchKey):
+            c.download_file(bucket, "files/never", out / "never")
+        assert sorted(p.name for p in out.iterdir()) == ["large", "small"], "no partial files"
+        with pytest.raises(errors.InvalidArgument, match="5 MiB"):
+            c.upload_file(large, bucket, "files/x", multipart_threshold=mib, part_size=mib)
+        with pytest.raises(errors.InvalidArgument, match="not a file"):
+            c.upload_file(tmp_path, bucket, "files/dir")
+        with pytest.raises(errors.InvalidArgument, match="directory"):
+            c.download_file(bucket, "files/small", out)

@@ -623,3 +623,16 @@ def test_a_file_that_grows_during_the_upload_never_sends_its_declared_size() -> 
     # read): a server takes what did reach it as a short body (IncompleteBody,
     # tests/integration/test_bad_input.py), never as the object.
     assert all(len(b) < 3 * MiB for b in script.bodies), [len(b) for b in script.bodies]
+
+
+def test_upload_file_part_sizes() -> None:
+    from tristore.client import _files
+
+    mib = 1024 * 1024
+    assert _files.part_size_for(100 * mib, 8 * mib) == 8 * mib
+    # 10,000 parts at most: a 100 GiB file gets parts of just over 10 MiB.
+    size = 100 * 1024 * mib
+    part = _files.part_size_for(size, 8 * mib)
+    assert part > 8 * mib and -(-size // part) <= _files.MAX_PARTS
+    with pytest.raises(errors.InvalidArgument, match="5 MiB"):
+        _files.part_size_for(10 * mib, mib)

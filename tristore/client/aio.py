@@ -35,6 +35,7 @@ import grpc
 
 from tristore import clustermap, convert, cors, errors, sigv4, validation
 from tristore import sse as sse_mod
+from tristore.client import _files
 from tristore.client._body import Body, BodyInput, BytesBody, make_body
 from tristore.client._transport import (
     CLUSTER_WIDE,
@@ -955,6 +956,52 @@ class AsyncClient:
         _set_ssec(request.sse_customer, sse_customer_key)
         resp = await self._unary("CompleteMultipartUpload", request, timeout=timeout)
         return convert.info_from_pb(resp.info)
+
+    async def upload_file(
+        self,
+        path: str | os.PathLike[str],
+        bucket: str,
+        key: str,
+        content_type: str | None = None,
+        metadata: dict[str, str] | None = None,
+        *,
+        multipart_threshold: int = _files.DEFAULT_MULTIPART_THRESHOLD,
+        part_size: int = _files.DEFAULT_PART_SIZE,
+        parallel: int = _files.DEFAULT_PARALLEL,
+        tags: Mapping[str, str] | None = None,
+        acl: str | None = None,
+        storage_class: str | None = None,
+        sse: str | None = None,
+        sse_customer_key: bytes | None = None,
+    ) -> ObjectInfo:
+        """Upload the file at ``path``: one PUT below ``multipart_threshold``
+        bytes (64 MiB), else a multipart upload of ``part_size`` parts (8 MiB,
+        grown so that the file needs at most 10,000), ``parallel`` in flight,
+        each checked by its MD5. A failed multipart upload is aborted (no
+        parts left behind). The other arguments are :meth:`put_object`'s."""
+        extra = {"tags": tags, "acl": acl, "storage_class": storage_class, "sse": sse,
+                 "sse_customer_key": sse_customer_key}  # fmt: skip
+        return await _files.upload_file(
+            self, path, bucket, key, content_type=content_type, metadata=metadata,
+            multipart_threshold=multipart_threshold, part_size=part_size, parallel=parallel,
+            extra=extra,
+        )  # fmt: skip
+
+    async def download_file(
+        self,
+        bucket: str,
+        key: str,
+        path: str | os.PathLike[str],
+        version_id: str | None = None,
+        *,
+        sse_customer_key: bytes | None = None,
+    ) -> ObjectInfo:
+        """Write the object (or ``version_id``) to ``path``, streamed: into a
+        temporary file beside it, renamed over ``path`` once complete, so a
+        failed download leaves no partial file there. Returns its info."""
+        return await _files.download_file(
+            self, bucket, key, path, version_id=version_id, sse_customer_key=sse_customer_key
+        )
 
     async def abort_multipart_upload(self, bucket: str, key: str, upload_id: str) -> None:
         """Drop an upload and every part uploaded for it."""

@@ -24,6 +24,7 @@ from typing import Any, Self, TypeVar
 import uvloop
 
 from tristore import cors
+from tristore.client import _files
 from tristore.client._body import BodyInput
 from tristore.client._transport import RetryPolicy
 from tristore.client.aio import (
@@ -541,6 +542,49 @@ class Client:
                 list(parts),
                 timeout=timeout,
                 sse_customer_key=sse_customer_key,
+            )
+        )
+
+    def upload_file(
+        self,
+        path: str | os.PathLike[str],
+        bucket: str,
+        key: str,
+        content_type: str | None = None,
+        metadata: dict[str, str] | None = None,
+        *,
+        multipart_threshold: int = _files.DEFAULT_MULTIPART_THRESHOLD,
+        part_size: int = _files.DEFAULT_PART_SIZE,
+        parallel: int = _files.DEFAULT_PARALLEL,
+        tags: Mapping[str, str] | None = None,
+        acl: str | None = None,
+        storage_class: str | None = None,
+        sse: str | None = None,
+        sse_customer_key: bytes | None = None,
+    ) -> ObjectInfo:
+        """See :meth:`AsyncClient.upload_file`."""
+        return self._run(
+            self._aio.upload_file(
+                path, bucket, key, content_type, metadata,
+                multipart_threshold=multipart_threshold, part_size=part_size,
+                parallel=parallel, tags=tags, acl=acl, storage_class=storage_class, sse=sse,
+                sse_customer_key=sse_customer_key,
+            )
+        )  # fmt: skip
+
+    def download_file(
+        self,
+        bucket: str,
+        key: str,
+        path: str | os.PathLike[str],
+        version_id: str | None = None,
+        *,
+        sse_customer_key: bytes | None = None,
+    ) -> ObjectInfo:
+        """See :meth:`AsyncClient.download_file`."""
+        return self._run(
+            self._aio.download_file(
+                bucket, key, path, version_id, sse_customer_key=sse_customer_key
             )
         )
 
