@@ -55,13 +55,11 @@ from tristore.model import (
     ms_to_datetime,
 )
 from tristore.stamps import ZERO
+from tristore.validation import MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE
 
-#: S3's limits.
-MIN_PART_SIZE = 5 * 1024**2
 log = logging.getLogger(__name__)
 
-MAX_PART_SIZE = 5 * 1024**3
-MAX_PARTS = 10_000
+#: S3's limits (the part limits: tristore.validation).
 MAX_OBJECT_SIZE = 5 * 1024**4
 MAX_LIST = 1000
 

@@ -306,3 +306,31 @@ def check_directive(name: str, value: str) -> str:
     if value not in ("COPY", "REPLACE"):
         raise InvalidArgument(f"{name} must be COPY or REPLACE (got {value!r})")
     return value
+
+
+# -- multipart uploads ------------------------------------------------------
+
+#: S3's limits on the parts of a multipart upload.
+MIN_PART_SIZE = 5 * 1024**2
+MAX_PART_SIZE = 5 * 1024**3
+MAX_PARTS = 10_000
+
+
+def choose_part_size(size: int, requested: int) -> int:
+    """``requested``, or, when a file of ``size`` bytes would need more than
+    10,000 such parts, the smallest whole number of MiB that keeps it within
+    (the SDK's ``upload_file`` and ``tristore cp`` both plan with it)."""
+    if requested < MIN_PART_SIZE:
+        raise InvalidArgument(f"a part must be at least 5 MiB, not {requested} bytes")
+    if -(-size // requested) <= MAX_PARTS:
+        return requested
+    mib = 1024**2
+    grown = -(-size // MAX_PARTS)
+    grown = -(-grown // mib) * mib
+    if grown > MAX_PART_SIZE:
+        # Past 10,000 parts of 5 GiB, so always TiB.
+        raise InvalidArgument(
+            f"{size / 1024**4:.1f} TiB is too large for a multipart upload "
+            f"({MAX_PARTS} parts of at most 5 GiB)"
+        )
+    return grown

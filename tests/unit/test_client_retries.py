@@ -626,13 +626,14 @@ def test_a_file_that_grows_during_the_upload_never_sends_its_declared_size() -> 
 
 
 def test_upload_file_part_sizes() -> None:
-    from tristore.client import _files
+    """upload_file plans its parts as tristore cp does (validation.choose_part_size)."""
+    from tristore.validation import MAX_PARTS, choose_part_size
 
     mib = 1024 * 1024
-    assert _files.part_size_for(100 * mib, 8 * mib) == 8 * mib
+    assert choose_part_size(100 * mib, 8 * mib) == 8 * mib
     # 10,000 parts at most: a 100 GiB file gets parts of just over 10 MiB.
     size = 100 * 1024 * mib
-    part = _files.part_size_for(size, 8 * mib)
-    assert part > 8 * mib and -(-size // part) <= _files.MAX_PARTS
+    part = choose_part_size(size, 8 * mib)
+    assert part > 8 * mib and -(-size // part) <= MAX_PARTS
     with pytest.raises(errors.InvalidArgument, match="5 MiB"):
-        _files.part_size_for(10 * mib, mib)
+        choose_part_size(10 * mib, mib)

@@ -43,15 +43,12 @@ from tristore.cli.upload_state import (
 )
 from tristore.cli.util import CliError, format_size, parse_size
 from tristore.errors import BadDigest, InvalidArgument, NoSuchUpload, TristoreError
+from tristore.validation import MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE, choose_part_size
 
 if TYPE_CHECKING:
     from tristore.client import Client
     from tristore.model import MultipartUpload, ObjectInfo, Part
 
-#: S3's limits on parts.
-MIN_PART_SIZE = 5 * 1024**2
-MAX_PART_SIZE = 5 * 1024**3
-MAX_PARTS = 10_000
 #: cp's defaults (``--multipart-threshold``, ``--part-size``, ``--parallel``).
 DEFAULT_THRESHOLD = 64 * 1024**2
 DEFAULT_PART_SIZE = 8 * 1024**2
@@ -147,24 +144,6 @@ class PartSpec:
     number: int
     offset: int
     size: int
-
-
-def choose_part_size(size: int, requested: int) -> int:
-    """``requested``, or, when a file of ``size`` bytes would need more than
-    10,000 such parts, the smallest whole number of MiB that keeps it within."""
-    if requested < MIN_PART_SIZE:
-        raise InvalidArgument(f"a part must be at least 5 MiB, not {requested} bytes")
-    if -(-size // requested) <= MAX_PARTS:
-        return requested
-    mib = 1024**2
-    grown = -(-size // MAX_PARTS)
-    grown = -(-grown // mib) * mib
-    if grown > MAX_PART_SIZE:
-        raise InvalidArgument(
-            f"{format_size(size)} is too large for a multipart upload "
-            f"({MAX_PARTS} parts of at most 5 GiB)"
-        )
-    return grown
 
 
 def plan_parts(size: int, part_size: int) -> list[PartSpec]:

@@ -26,24 +26,14 @@ from typing import TYPE_CHECKING, Any
 
 from tristore.errors import InvalidArgument
 from tristore.model import ObjectInfo
+from tristore.validation import choose_part_size
 
 if TYPE_CHECKING:
     from tristore.client.aio import AsyncClient
 
-#: S3's limits on parts.
-MIN_PART_SIZE = 5 * 1024**2
-MAX_PARTS = 10_000
 DEFAULT_MULTIPART_THRESHOLD = 64 * 1024**2
 DEFAULT_PART_SIZE = 8 * 1024**2
 DEFAULT_PARALLEL = 4
-
-
-def part_size_for(size: int, wanted: int) -> int:
-    """``wanted`` (at least S3's 5 MiB minimum), grown so that ``size`` bytes
-    need at most 10,000 parts."""
-    if wanted < MIN_PART_SIZE:
-        raise InvalidArgument(f"part_size must be at least {MIN_PART_SIZE} bytes (5 MiB)")
-    return max(wanted, -(-size // MAX_PARTS))
 
 
 def _read_at(path: Path, offset: int, length: int) -> bytes:
@@ -78,7 +68,7 @@ async def upload_file(
     if size < multipart_threshold:
         with src.open("rb") as f:
             return await client.put_object(bucket, key, f, content_type, metadata, **kw)
-    part = part_size_for(size, part_size)
+    part = choose_part_size(size, part_size)
     ssec = kw.get("sse_customer_key")
     upload = await client.create_multipart_upload(bucket, key, content_type, metadata, **kw)
     limit = asyncio.Semaphore(parallel)
