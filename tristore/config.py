@@ -311,10 +311,11 @@ class ReplicatorSection:
 @dataclass(frozen=True)
 class KmsSection:
     #: The master-key file of the local key-file provider (``tristore.kms``):
-    #: every process of a cluster reads the same keys. Empty means
-    #: ``<data_dir>/master.key``. ``dev up`` and ``tristore admin kms init``
-    #: (compose: the CL-init container) create it; a process never creates it
-    #: itself (two made separately would not match).
+    #: every process of a cluster reads the same keys. Relative paths are
+    #: relative to the config file; empty means ``<data_dir>/master.key``.
+    #: ``dev up``, ``tristore admin kms init`` and ``admin bootstrap`` (compose:
+    #: the init container) create it; a process never creates it itself (two
+    #: made separately would not match).
     key_file: str = ""
 
 
@@ -487,8 +488,11 @@ class ClusterConfig:
 
     @property
     def kms_key_file(self) -> Path:
-        """Where the master keys are (``[kms] key_file``, or its default)."""
-        return Path(self.kms.key_file or Path(self.cluster.data_dir) / "master.key")
+        """Where the master keys are (``[kms] key_file``, relative to this
+        config file like every other file it names; or its default)."""
+        if self.kms.key_file:
+            return self.relative(self.kms.key_file)
+        return Path(self.cluster.data_dir) / "master.key"
 
     def relative(self, path: str) -> Path:
         """``path`` as given in this config (relative to the file's directory)."""

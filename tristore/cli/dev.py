@@ -583,28 +583,43 @@ def _save_layout(
     _write_atomic(d.prometheus_targets, json.dumps(prometheus_targets(layout), indent=2) + "\n")
 
 
-def issue_certificates(cfg: ClusterConfig) -> None:
-    """The CA (if missing; ``[tls] ca_file``'s directory) and a certificate for
-    every process of ``cfg`` that has none yet, naming its role and cluster
-    (``tristore://CLUSTER/ROLE/NAME``) and the host it serves on. Nothing in
-    plaintext mode."""
+def issue_certificates(
+    cfg: ClusterConfig, ca_dir: Path | None = None, node_hosts: Sequence[str] = ()
+) -> list[str]:
+    """The CA (if missing) and a certificate for every process of ``cfg`` that
+    has none yet, naming its role and cluster (``tristore://CLUSTER/ROLE/NAME``)
+    and the host it serves on (with 127.0.0.1 and localhost; a node also with
+    ``node_hosts``: the names clients reach the nodes by besides their own).
+    The CA lives in ``[tls] ca_file``'s directory, or in ``ca_dir`` when given:
+    then only its certificate is copied to ``ca_file``, so the CA key stays
+    out of the processes' reach. Nothing in plaintext mode. Returns the names
+    of the processes it issued a certificate to."""
     if cfg.tls.insecure:
-        return
+        return []
     ca = cfg.tls_files("-").ca
-    tls.ensure_ca(ca.parent, cfg.cluster.name)
+    if ca_dir is None:
+        ca_dir = ca.parent
+    ca_crt = tls.ensure_ca(ca_dir, cfg.cluster.name)
+    if not ca.exists():
+        tls.write_public(ca, ca_crt.read_bytes())
     procs = [
         *(("node", n.name, n.grpc) for n in cfg.nodes),
         *(("witness", w.name, w.grpc) for w in cfg.witnesses),
         *(("replicator", r.name, r.grpc) for r in cfg.replicators),
     ]
+    issued = []
     for role, name, grpc_addr in procs:
         files = cfg.tls_files(name)
         assert files.cert is not None and files.key is not None
         if files.cert.exists() and files.key.exists():
             continue
         hosts = [tls.host_of(grpc_addr), "127.0.0.1", "localhost"]
+        if role == "node":
+            hosts += node_hosts
         ident = tls.Identity(cfg.cluster.name, role, name)
-        tls.issue(ca.parent, files.cert, files.key, hosts, ident)
+        tls.issue(ca_dir, files.cert, files.key, hosts, ident)
+        issued.append(name)
+    return issued
 
 
 # --- processes ----------------------------------------------------------------
