@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tristore.cli import bulk, multipart, objects, progress
-from tristore.cli.bulk import COPY, DELETE, DOWNLOAD, JSON_SCHEMA, UPLOAD, Op, Side
+from tristore.cli.bulk import COPY, DELETE, DOWNLOAD, UPLOAD, Op, Side
 from tristore.cli.upload_state import LocalFile
 from tristore.cli.util import (
+    JSON_SCHEMA,
     CliError,
     S3Url,
     connect,
