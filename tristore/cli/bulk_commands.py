@@ -33,6 +33,7 @@ from tristore.cli.util import (
     parse_bucket_url,
     parse_object_url,
     parse_s3_url,
+    print_doc,
     print_json,
 )
 from tristore.errors import InvalidArgument, TristoreError, as_tristore
@@ -475,7 +476,7 @@ def cmd_du(args: argparse.Namespace) -> int:
             size += sum(e.size for e in page.contents)
     shown = f"s3://{url.bucket}/{prefix}"
     if args.json:
-        print_json({"schema": JSON_SCHEMA, "url": shown, "objects": count, "bytes": size})
+        print_doc("du", {"url": shown, "objects": count, "bytes": size})
     else:
         noun = "object" if count == 1 else "objects"
         print(f"{size}\t{format_size(size)}\t{count} {noun}\t{shown}")
