@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
+from tristore.errors import InvalidArgument
 from tristore.replication import Rule
 from tristore.stamps import Stamp
 
@@ -22,6 +23,20 @@ SMALL_BODY_MAX = 1024 * 1024
 #: Bucket versioning states (S3's), and the empty state of a bucket never versioned.
 VERSIONING_ENABLED = "Enabled"
 VERSIONING_SUSPENDED = "Suspended"
+
+
+def check_version_id(version_id: str | None) -> str:
+    """A version id as the server writes it: a stamp's hex, or ``"null"``
+    (``""`` for none); else InvalidArgument."""
+    if not version_id:
+        return ""
+    if version_id == NULL_VERSION:
+        return version_id
+    try:
+        Stamp.from_version_id(version_id)
+    except ValueError:
+        raise InvalidArgument(f"invalid version id {version_id!r}") from None
+    return version_id
 
 
 def ms_to_datetime(ms: int) -> dt.datetime:

@@ -15,7 +15,7 @@ from node.objects import PutHeader
 from node.s3.auth import decode
 from tristore import errors, sse
 from tristore.errors import InvalidArgument, InvalidDigest, InvalidRequest
-from tristore.model import ByteRange, Conditions, ObjectInfo
+from tristore.model import NULL_VERSION, ByteRange, Conditions, ObjectInfo
 
 META_PREFIX = "x-amz-meta-"
 #: GET's response-* query parameters and the header each one sets.
@@ -181,15 +181,17 @@ def _header_value(v: str) -> str:
     return "=?UTF-8?B?" + base64.b64encode(v.encode()).decode() + "?="
 
 
-def object_headers(info: ObjectInfo) -> dict[str, str]:
-    """What GET and HEAD answer about an object (besides length and range)."""
+def object_headers(info: ObjectInfo, bucket_versioned: bool = True) -> dict[str, str]:
+    """What GET and HEAD answer about an object (besides length and range).
+    ``bucket_versioned``: the bucket has had versioning (Enabled or Suspended);
+    in one that never had it, S3 sends no x-amz-version-id, not even ``null``."""
     out = {
         "ETag": f'"{info.etag}"',
         "Last-Modified": http_date(info.last_modified),
         "Content-Type": info.content_type or "binary/octet-stream",
         "Accept-Ranges": "bytes",
     }
-    if info.version_id:
+    if info.version_id and (bucket_versioned or info.version_id != NULL_VERSION):
         out["x-amz-version-id"] = info.version_id
     for k, v in info.metadata.items():
         out[META_PREFIX + k] = _header_value(v)

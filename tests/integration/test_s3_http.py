@@ -477,6 +477,45 @@ def test_bucket_encryption(s3: Any) -> None:
         s3.get_bucket_encryption(Bucket="sealed")
 
 
+def test_version_id_header_only_once_the_bucket_had_versioning(s3: Any) -> None:
+    """S3 sends x-amz-version-id on GET and HEAD only in a bucket whose
+    versioning was ever Enabled or Suspended (``null`` for a null version
+    there); in one never versioned, none at all."""
+    s3.create_bucket(Bucket="never-versioned")
+    etag = s3.put_object(Bucket="never-versioned", Key="k", Body=b"plain")["ETag"]
+    for r in (
+        s3.head_object(Bucket="never-versioned", Key="k"),
+        s3.get_object(Bucket="never-versioned", Key="k"),
+        s3.get_object(Bucket="never-versioned", Key="k", Range="bytes=0-1"),
+    ):
+        assert "VersionId" not in r
+        assert "x-amz-version-id" not in r["ResponseMetadata"]["HTTPHeaders"]
+    with pytest.raises(ClientError) as ce:  # a 304 answers no version either
+        s3.get_object(Bucket="never-versioned", Key="k", IfNoneMatch=etag)
+    assert ce.value.response["ResponseMetadata"]["HTTPStatusCode"] == 304
+    assert "x-amz-version-id" not in ce.value.response["ResponseMetadata"]["HTTPHeaders"]
+
+    # Enabled: a new version has its id; the object written before is "null".
+    s3.put_bucket_versioning(
+        Bucket="never-versioned", VersioningConfiguration={"Status": "Enabled"}
+    )
+    assert s3.head_object(Bucket="never-versioned", Key="k")["VersionId"] == "null"
+    v = s3.put_object(Bucket="never-versioned", Key="k", Body=b"versioned")["VersionId"]
+    assert v != "null"
+    assert s3.head_object(Bucket="never-versioned", Key="k")["VersionId"] == v
+    assert s3.get_object(Bucket="never-versioned", Key="k")["VersionId"] == v
+    old = s3.get_object(Bucket="never-versioned", Key="k", VersionId="null")
+    assert (old["VersionId"], old["Body"].read()) == ("null", b"plain")
+    # Suspended: new writes are the null version again, and named so.
+    s3.put_bucket_versioning(
+        Bucket="never-versioned", VersioningConfiguration={"Status": "Suspended"}
+    )
+    s3.put_object(Bucket="never-versioned", Key="k2", Body=b"suspended")
+    assert s3.head_object(Bucket="never-versioned", Key="k2")["VersionId"] == "null"
+    assert s3.get_object(Bucket="never-versioned", Key="k2")["VersionId"] == "null"
+    assert s3.head_object(Bucket="never-versioned", Key="k", VersionId=v)["VersionId"] == v
+
+
 def test_versioning(s3: Any) -> None:
     s3.create_bucket(Bucket="versioned")
     s3.put_bucket_versioning(Bucket="versioned", VersioningConfiguration={"Status": "Enabled"})

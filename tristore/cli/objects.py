@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from tristore.cli import multipart, progress
-from tristore.cli.bulk import JSON_SCHEMA, FilterAction
+from tristore.cli.bulk import FilterAction
 from tristore.cli.upload_state import LocalFile, has_state
 from tristore.cli.util import (
+    JSON_SCHEMA,
     S3Url,
     connect,
     format_time,

@@ -29,11 +29,10 @@ from collections.abc import (
 from dataclasses import replace
 from types import TracebackType
 from typing import Any, Self, TypeVar
-from urllib.parse import quote, urlencode, urlsplit
 
 import grpc
 
-from tristore import clustermap, convert, cors, errors, sigv4, validation
+from tristore import clustermap, convert, cors, errors, presign, validation
 from tristore import sse as sse_mod
 from tristore.client import _files
 from tristore.client._body import Body, BodyInput, BytesBody, make_body
@@ -50,7 +49,6 @@ from tristore.credentials import Credentials, Signer
 from tristore.credentials import from_env as credentials_from_env
 from tristore.events import Event, Heartbeat, message_from_pb
 from tristore.model import (
-    NULL_VERSION,
     SMALL_BODY_MAX,
     AccessKeyInfo,
     Acl,
@@ -73,11 +71,11 @@ from tristore.model import (
     UploadPage,
     UserInfo,
     VersionPage,
+    check_version_id,
     ms_to_datetime,
 )
 from tristore.pb import admin_pb2, events_pb2, objects_pb2
 from tristore.replication import Rule, check_rules
-from tristore.stamps import Stamp
 
 log = logging.getLogger(__name__)
 
@@ -119,13 +117,6 @@ def coerce_range(spec: RangeSpec | None) -> ByteRange | None:
     return ByteRange(start, -1 if end < 0 else end)
 
 
-#: What a presigned URL may do, and for how long at most (S3's 7 days).
-PRESIGN_METHODS = ("GET", "HEAD", "PUT", "DELETE")
-MAX_PRESIGN_EXPIRES_S = 7 * 86_400
-#: Where the S3 HTTP API is, as `tristore dev up` exports it (the aws CLI and
-#: boto3 read the same variable).
-S3_ENDPOINT_ENV = "AWS_ENDPOINT_URL"
-
 #: A key to delete, or a ``(key, version_id)`` pair.
 ObjectRef = str | tuple[str, str | None]
 
@@ -142,19 +133,6 @@ def _object_ref(ref: ObjectRef) -> tuple[str, str]:
         )
     validation.check_key(key)
     return key, check_version_id(version_id)
-
-
-def check_version_id(version_id: str | None) -> str:
-    """A version id as the server writes it: a stamp's hex, or ``"null"``."""
-    if not version_id:
-        return ""
-    if version_id == NULL_VERSION:
-        return version_id
-    try:
-        Stamp.from_version_id(version_id)
-    except ValueError:
-        raise errors.InvalidArgument(f"invalid version id {version_id!r}") from None
-    return version_id
 
 
 def _check_etag(what: str, etag: str) -> str:
@@ -559,35 +537,16 @@ class AsyncClient:
         Signed here, with no call to the cluster: a URL for a key that does not
         exist is made all the same (its use answers NoSuchKey).
         """
-        validation.check_bucket_name(bucket)
-        validation.check_key(key)
-        method = method.upper()
-        if method not in PRESIGN_METHODS:
-            raise errors.InvalidArgument(
-                f"a presigned URL is for {', '.join(PRESIGN_METHODS)}, not {method!r}"
-            )
-        if isinstance(expires_in, bool) or not 1 <= expires_in <= MAX_PRESIGN_EXPIRES_S:
-            raise errors.InvalidArgument(
-                f"expires_in must be 1 to {MAX_PRESIGN_EXPIRES_S} seconds (7 days), "
-                f"not {expires_in!r}"
-            )
-        if self._signer is None:
-            raise errors.InvalidArgument(
-                "a presigned URL is signed with an access key: give the client credentials "
-                "(or set TRISTORE_ACCESS_KEY_ID and TRISTORE_SECRET_ACCESS_KEY)"
-            )
-        base = endpoint_url or os.environ.get(S3_ENDPOINT_ENV, "")
-        parts = urlsplit(base)
-        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
-            raise errors.InvalidArgument(
-                f"endpoint_url {base!r} is not the S3 API's base URL (https://HOST:PORT; "
-                f"`tristore dev up` prints it as {S3_ENDPOINT_ENV})"
-            )
-        query = [("versionId", check_version_id(version_id))] if version_id else []
-        path = f"/{bucket}/{key}"
-        signed = self._signer.presign(method, path, parts.netloc, expires_in, query, now)
-        encoded = sigv4.uri_encode(path, encode_slash=False)
-        return f"{parts.scheme}://{parts.netloc}{encoded}?{urlencode(signed, quote_via=quote)}"
+        return presign.presign_url(
+            self._signer,
+            bucket,
+            key,
+            method=method,
+            expires_in=expires_in,
+            version_id=version_id,
+            endpoint_url=endpoint_url,
+            now=now,
+        )
 
     async def delete_objects(
         self,
