@@ -175,3 +175,26 @@ def test_dev_down_json_without_a_cluster(
         "stopped": [],
         "data": [],
     }
+
+
+def test_root_credentials_json_matches_its_export_lines(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    deploy = Path(__file__).resolve().parents[2] / "deploy" / "compose"
+    configs = ["--config", str(deploy / "east.toml"), "--config", str(deploy / "west.toml")]
+    code, _, err = _run(capsys, "admin", "bootstrap", *configs, "--dest", str(tmp_path))
+    assert code == 0, err
+    east = ["admin", "root-credentials", "--config", str(deploy / "east.toml")]
+    code, out, err = _run(capsys, *east, "--dest", str(tmp_path))
+    assert code == 0, err
+    exports = dict(line.removeprefix("export ").split("=", 1) for line in out.splitlines())
+    code, out, err = _run(capsys, *east, "--dest", str(tmp_path), "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc == {
+        "schema": JSON_SCHEMA,
+        "command": "admin root-credentials",
+        "access_key_id": exports["TRISTORE_ACCESS_KEY_ID"],
+        "secret_access_key": exports["TRISTORE_SECRET_ACCESS_KEY"],
+    }
+    assert exports["AWS_SECRET_ACCESS_KEY"] == doc["secret_access_key"]

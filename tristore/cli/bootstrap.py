@@ -28,7 +28,7 @@ from typing import Any
 
 from tristore import config, credentials
 from tristore.cli.dev import issue_certificates
-from tristore.cli.util import CliError, print_json
+from tristore.cli.util import CliError, print_doc, print_json
 from tristore.config import ClusterConfig
 from tristore.errors import InvalidArgument
 from tristore.kms import LocalKeyFile
@@ -164,6 +164,12 @@ def cmd_root_credentials(args: argparse.Namespace) -> int:
         raise CliError(
             "InvalidArgument", f"{args.config} names no root key ([auth] root_access_key_id)"
         )
+    if args.json:
+        print_doc(
+            "admin root-credentials",
+            {"access_key_id": creds.access_key_id, "secret_access_key": creds.secret_access_key},
+        )
+        return 0
     # In the order `dev up` prints them.
     print(f"export {credentials.ACCESS_KEY_ENV}={creds.access_key_id}")
     print(f"export {credentials.SECRET_KEY_ENV}={creds.secret_access_key}")
@@ -222,4 +228,9 @@ def add_parsers(actions: Any) -> None:
     )
     p.add_argument("--config", metavar="FILE", required=True, help="the cluster's TOML file")
     p.add_argument("--dest", metavar="DIR", help=dest_help)
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help='print {"schema": 1, "command", "access_key_id", "secret_access_key"} instead',
+    )
     p.set_defaults(func=cmd_root_credentials)
