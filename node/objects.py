@@ -97,6 +97,8 @@ class PutHeader:
     resend: bool = False
     #: When the call's first attempt began (Unix ms, the client's clock; 0: unknown).
     first_attempt_ms: int = 0
+    #: Standard headers to store (validation.STORED_HEADERS: Cache-Control, ...).
+    headers: dict[str, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -370,6 +372,7 @@ class Objects:
             owner=self.cfg.cluster.name,
             storage_class=validation.check_storage_class(header.storage_class),
             sse=validation.check_sse(header.sse),
+            headers=validation.normalize_headers(header.headers),
         )
 
     async def _earlier_attempt(self, header: PutHeader, versioned: bool) -> ObjectVersion | None:
@@ -875,14 +878,19 @@ class Objects:
                 "this copy request is illegal because it is trying to copy an object to itself "
                 "without changing the object's metadata, storage class or encryption"
             )
-        content_type, metadata = (
-            (src.content_type, src.metadata)
+        content_type, metadata, headers = (
+            (src.content_type, src.metadata, src.headers)
             if meta_mode == "COPY"
-            else (dest.content_type, dest.metadata)
+            else (dest.content_type, dest.metadata, dest.headers)
         )
         tags = src.tags if tag_mode == "COPY" else dest.tags
         header = replace(
-            dest, content_type=content_type, metadata=metadata, tags=tags, size=src.size
+            dest,
+            content_type=content_type,
+            metadata=metadata,
+            headers=headers,
+            tags=tags,
+            size=src.size,
         )
         body = self.body(src, cipher, holders, 0, src.size)
         info = await self.put_object(header, body)

@@ -97,6 +97,10 @@ class ObjectVersion:
     #: The id of the call that wrote the version, the same in each of its
     #: attempts ("": not given): a retry that finds it took effect already.
     request_id: str = ""
+    #: Standard HTTP headers stored with the object and answered by GET and
+    #: HEAD (S3's system metadata): lower-case names of
+    #: :data:`tristore.validation.STORED_HEADERS` to their values.
+    headers: dict[str, str] = field(default_factory=dict)
 
     @property
     def encrypted(self) -> bool:
@@ -185,6 +189,9 @@ class ObjectInfo:
     #: SSE-C: "AES256" and the base64 MD5 of the customer's key.
     sse_customer_algorithm: str = ""
     sse_customer_key_md5: str = ""
+    #: Cache-Control, Content-Disposition, Content-Encoding, Content-Language
+    #: and Expires as stored with the object (lower-case names; absent: not set).
+    headers: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def of(cls, v: ObjectVersion, key_md5: str = "") -> ObjectInfo:
@@ -203,6 +210,7 @@ class ObjectInfo:
             sse=v.sse,
             sse_customer_algorithm="AES256" if v.sse_customer_hmac else "",
             sse_customer_key_md5=key_md5 if v.sse_customer_hmac else "",
+            headers=dict(v.headers),
         )
 
     def to_json(self) -> dict[str, object]:
@@ -227,6 +235,7 @@ class ObjectInfo:
             "tag_count": self.tag_count,
             "storage_class": self.storage_class,
             "sse": self.sse,
+            "headers": dict(self.headers),
         }
 
 

@@ -113,12 +113,13 @@ class ObjectHandlers(Base):
         return resp
 
     async def _not_modified(self, call: Call, version: str) -> web.StreamResponse:
-        """304, with the ETag and Last-Modified a cache revalidates by (as S3's)."""
+        """304, with the ETag and Last-Modified a cache revalidates by, and the
+        object's Cache-Control and Expires (as S3's, and RFC 9110 asks)."""
         info, versioned = await self.coord.stat_object(
             call.bucket, call.key, version, None, hdr.customer_key(call.headers)
         )
         out = hdr.object_headers(info, versioned)
-        keep = ("ETag", "Last-Modified", "x-amz-version-id")
+        keep = ("ETag", "Last-Modified", "x-amz-version-id", "Cache-Control", "Expires")
         return empty(304, {k: v for k, v in out.items() if k in keep})
 
     async def delete_object(self, call: Call) -> web.StreamResponse:

@@ -358,12 +358,16 @@ class AsyncClient:
         if_none_match: str | None = None,
         if_match: str | None = None,
         sse_customer_key: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> ObjectInfo:
         """Store ``data`` (bytes, a binary file, or an (async) iterable of bytes).
 
         ``tags`` (at most 10), a canned ``acl`` (default private), a
-        ``storage_class`` (default STANDARD) and an ``sse`` algorithm are stored
-        with the version. ``if_none_match="*"`` writes only if the key has no
+        ``storage_class`` (default STANDARD), an ``sse`` algorithm and
+        ``headers`` (any of Cache-Control, Content-Disposition,
+        Content-Encoding, Content-Language and Expires, by name: answered as
+        HTTP headers by the S3 API's GET and HEAD, and in ``ObjectInfo.headers``)
+        are stored with the version. ``if_none_match="*"`` writes only if the key has no
         current object, ``if_match=ETAG`` only if the current object has that
         ETag; otherwise PreconditionFailed (ConditionalRequestConflict, which is
         retried, when another write raced this one). ``sse="AES256"`` encrypts
@@ -386,7 +390,9 @@ class AsyncClient:
         that is current, and written again otherwise (at least once, as S3).
         """
         none_match, match = check_put_conditions(if_none_match, if_match)
-        header = _object_header(bucket, key, content_type, metadata, tags, acl, storage_class, sse)
+        header = _object_header(
+            bucket, key, content_type, metadata, tags, acl, storage_class, sse, headers
+        )
         header.if_none_match, header.if_match = none_match, match
         _set_ssec(header.sse_customer, sse_customer_key)
         body = make_body(data)
@@ -847,10 +853,13 @@ class AsyncClient:
         storage_class: str | None = None,
         sse: str | None = None,
         sse_customer_key: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> MultipartUpload:
         """Start a multipart upload; the object gets these fields on complete.
         With ``sse_customer_key`` every part and the complete must give it too."""
-        header = _object_header(bucket, key, content_type, metadata, tags, acl, storage_class, sse)
+        header = _object_header(
+            bucket, key, content_type, metadata, tags, acl, storage_class, sse, headers
+        )
         _set_ssec(header.sse_customer, sse_customer_key)
         request = objects_pb2.CreateMultipartUploadRequest(header=header)
         resp = await self._unary("CreateMultipartUpload", request)
@@ -932,6 +941,7 @@ class AsyncClient:
         storage_class: str | None = None,
         sse: str | None = None,
         sse_customer_key: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> ObjectInfo:
         """Upload the file at ``path``: one PUT below ``multipart_threshold``
         bytes (64 MiB), else a multipart upload of ``part_size`` parts (8 MiB,
@@ -939,7 +949,7 @@ class AsyncClient:
         each checked by its MD5. A failed multipart upload is aborted (no
         parts left behind). The other arguments are :meth:`put_object`'s."""
         extra = {"tags": tags, "acl": acl, "storage_class": storage_class, "sse": sse,
-                 "sse_customer_key": sse_customer_key}  # fmt: skip
+                 "sse_customer_key": sse_customer_key, "headers": headers}  # fmt: skip
         return await _files.upload_file(
             self, path, bucket, key, content_type=content_type, metadata=metadata,
             multipart_threshold=multipart_threshold, part_size=part_size, parallel=parallel,
@@ -1024,13 +1034,15 @@ class AsyncClient:
         sse: str | None = None,
         sse_customer_key: bytes | None = None,
         copy_source_sse_customer_key: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> CopyResult:
         """Copy ``source`` to ``bucket``/``key`` inside the cluster (the body
         never passes through the client).
 
         The copy keeps the source's content type and metadata (its tags) unless
         ``metadata_directive`` (``tagging_directive``) is ``"REPLACE"``; then
-        ``content_type`` and ``metadata`` (``tags``) are the new ones. ACL,
+        ``content_type``, ``metadata`` and ``headers`` (``tags``) are the new
+        ones. ACL,
         storage class and encryption are never copied: they are the ones given
         here, or the defaults. ``source.conditions`` are checked against the
         source (PreconditionFailed). Copying the current object onto itself
@@ -1047,9 +1059,11 @@ class AsyncClient:
         validation.check_key(key)
         meta_dir = validation.check_directive("metadata_directive", metadata_directive)
         tag_dir = validation.check_directive("tagging_directive", tagging_directive)
-        if meta_dir == "COPY" and (content_type is not None or metadata is not None):
+        if meta_dir == "COPY" and (
+            content_type is not None or metadata is not None or headers is not None
+        ):
             raise errors.InvalidArgument(
-                "content_type and metadata replace the source's only with "
+                "content_type, metadata and headers replace the source's only with "
                 "metadata_directive='REPLACE'"
             )
         if tag_dir == "COPY" and tags is not None:
@@ -1076,6 +1090,7 @@ class AsyncClient:
         if meta_dir == "REPLACE":
             request.content_type = validation.normalize_content_type(content_type)
             request.metadata.update(validation.normalize_metadata(metadata))
+            request.headers.update(validation.normalize_headers(headers))
         if tag_dir == "REPLACE":
             request.tags.update(check_tag_set(tags))
         if (
@@ -1635,6 +1650,7 @@ def _object_header(
     acl: str | None,
     storage_class: str | None,
     sse: str | None,
+    headers: Mapping[str, str] | None = None,
 ) -> objects_pb2.PutObjectHeader:
     """The validated fields of a new object (a PUT's, or a multipart upload's)."""
     validation.check_bucket_name(bucket)
@@ -1648,6 +1664,7 @@ def _object_header(
         acl=validation.check_acl(acl) if acl else "",
         storage_class=validation.check_storage_class(storage_class) if storage_class else "",
         sse=validation.check_sse(sse or ""),
+        headers=validation.normalize_headers(headers),
     )
 
 
