@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import shutil
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
@@ -180,7 +181,12 @@ def test_dev_down_json_without_a_cluster(
 def test_root_credentials_json_matches_its_export_lines(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    deploy = Path(__file__).resolve().parents[2] / "deploy" / "compose"
+    # Copies of compose's maps: the files they name relative to themselves
+    # (keys/, tls/) are made beside them.
+    deploy = tmp_path / "compose"
+    deploy.mkdir()
+    for name in ("east.toml", "west.toml"):
+        shutil.copy(Path(__file__).resolve().parents[2] / "deploy" / "compose" / name, deploy)
     configs = ["--config", str(deploy / "east.toml"), "--config", str(deploy / "west.toml")]
     code, _, err = _run(capsys, "admin", "bootstrap", *configs, "--dest", str(tmp_path))
     assert code == 0, err
