@@ -23,8 +23,8 @@ through the kernel's FUSE::
 SIGUSR1 pulls the plug: every operation from then on fails with EIO, the
 unsynced data is dropped from the backing directory, the filesystem is
 detached and the process exits 0 at once (a process still holding a file
-there gets ENOTCONN). SIGTERM unmounts without losing
-anything. A new process over the same backing directory is the machine after
+there gets ENOTCONN). Unmounting it (``umount``) loses nothing and ends the
+process. A new process over the same backing directory is the machine after
 the power came back. :class:`LazyMount` does all this for a test.
 
 :class:`UnsyncedData` is the bookkeeping alone, on ordinary file descriptors,
@@ -124,12 +124,18 @@ class UnsyncedData:
     def dirty_files(self) -> int:
         return len(self._files)
 
-    def pull_plug(self) -> tuple[int, int]:
+    def pull_plug(self, details: list[str] | None = None) -> tuple[int, int]:
         """Put every unsynced file back as it was at its last sync; returns
-        (files reverted, bytes dropped past their synced size)."""
+        (files reverted, bytes dropped past their synced size), and adds a
+        line a file to ``details``."""
         files = dropped = 0
         for d in self._files.values():
             size = os.fstat(d.fd).st_size
+            if details is not None:
+                details.append(
+                    f"{os.readlink(f'/proc/self/fd/{d.fd}')}: size {size} -> {d.synced_size}, "
+                    f"{len(d.saved)} pages put back"
+                )
             for page, old in sorted(d.saved.items()):
                 os.pwrite(d.fd, old, page * PAGE)
             os.ftruncate(d.fd, d.synced_size)
@@ -331,10 +337,10 @@ def _fs_class() -> type:
             os.close(fh)
             return 0
 
-        def pull_plug(self) -> tuple[int, int]:
+        def pull_plug(self, details: list[str]) -> tuple[int, int]:
             with self.mutex:
                 self.off = True
-                return self.state.pull_plug()
+                return self.state.pull_plug(details)
 
     return LazyFS
 
@@ -350,13 +356,19 @@ def main(argv: list[str]) -> int:
         print("usage: python -m tests.lazyfs BACKING MOUNTPOINT", file=sys.stderr)
         return 2
     backing, mountpoint = Path(argv[0]).resolve(), str(Path(argv[1]).resolve())
+    if not backing.is_dir():
+        print(f"lazyfs: {backing} is not a directory", file=sys.stderr)
+        return 2
     import mfusepy
 
     fs = _fs_class()(backing)
 
     def plug_puller() -> None:
         signal.sigwait({signal.SIGUSR1})
-        files, dropped = fs.pull_plug()
+        details: list[str] = []
+        files, dropped = fs.pull_plug(details)
+        for line in details:
+            print(f"lazyfs: reverted {line}", file=sys.stderr)
         print(
             f"lazyfs: plug pulled: {files} files reverted to their last sync, "
             f"{dropped} bytes past it dropped",
@@ -428,17 +440,16 @@ class LazyMount:
         return next((ln for ln in reversed(lines) if "plug pulled" in ln), "")
 
     def stop(self) -> None:
-        """Unmount, losing nothing (a clean shutdown)."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
+        """Unmount, losing nothing (a clean shutdown: the process ends by itself)."""
+        if is_mounted(self.mountpoint):
+            _unmount(str(self.mountpoint))
+        if self.proc is not None:
             try:
                 self.proc.wait(20)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
         self.proc = None
-        if is_mounted(self.mountpoint):
-            _unmount(str(self.mountpoint))
 
 
 if __name__ == "__main__":
