@@ -270,7 +270,7 @@ class ReplicaStore:
         self._sync = rocksdict.WriteOptions()
         self._sync.sync = True
         self._nosync = rocksdict.WriteOptions()
-        self._wal = WalSync(path)
+        self._wal = WalSync(path, fsync=not cfg.unsafe_no_fsync)
         fmt = self.db.get(keys.meta_key("format"))
         if fmt is None:
             # A new data directory: if the cluster already holds data, this

@@ -31,8 +31,10 @@ from pathlib import Path
 class WalSync:
     """fdatasync of a RocksDB's write-ahead logs; used by one thread at a time."""
 
-    def __init__(self, wal_dir: Path) -> None:
+    def __init__(self, wal_dir: Path, fsync: bool = True) -> None:
         self._dir = wal_dir
+        #: False only with ``[node] unsafe_no_fsync``: :meth:`sync` does nothing.
+        self._fsync = fsync
         self._fds: dict[int, int] = {}
         #: No log below this number can hold data written since the last sync.
         self._from = 0
@@ -49,6 +51,8 @@ class WalSync:
 
     def sync(self) -> None:
         """Make everything written to the logs before this call durable."""
+        if not self._fsync:
+            return
         logs = [(n, name) for n, name in self._logs() if n >= self._from]
         if not logs:
             return

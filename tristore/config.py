@@ -116,6 +116,10 @@ class NodeSection:
     #: below acknowledged ones, and they never become current: acknowledged
     #: writes vanish, which the linearizability checker must catch.
     unsafe_skip_floor: bool = False
+    #: DELIBERATELY UNSAFE, for benchmarks and tests only (like etcd's
+    #: --unsafe-no-fsync): group commits are written but never fsynced, so a
+    #: power cut loses acknowledged writes; the power-loss test must catch it.
+    unsafe_no_fsync: bool = False
     #: Worker threads for RocksDB reads.
     read_threads: int = 4
     #: RocksDB block cache size.

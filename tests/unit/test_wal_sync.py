@@ -111,3 +111,22 @@ def test_a_commit_survives_reopening(tmp_path: Path) -> None:
             again.close()
 
     asyncio.run(main())
+
+
+def test_unsafe_no_fsync_syncs_nothing(tmp_path: Path, synced: list[str]) -> None:
+    """``[node] unsafe_no_fsync``: the store's commits reach the log and are
+    never synced (what tests/robustness/test_power_loss.py must catch)."""
+
+    async def main() -> None:
+        store = ReplicaStore(tmp_path, NodeSection(unsafe_no_fsync=True), lambda: 1_000)
+        store.start(asyncio.get_running_loop())
+        try:
+            synced.clear()  # the new store's own first record is synced by RocksDB
+            v = ObjectVersion("b", "k", Stamp(1_000, 0, 1, 1), inline=b"x", size=1)
+            await store.commit(Change.of(v))
+            assert await store.read_meta("b", "k") is not None
+        finally:
+            store.close()
+
+    asyncio.run(main())
+    assert synced == []
