@@ -275,9 +275,13 @@ class ReplicaStore:
         if fmt is None:
             # A new data directory: if the cluster already holds data, this
             # node's copies must be rebuilt from the other AZs (node/repair.py).
-            self.db.put(keys.meta_key(CREATED), records.encode_ms(clock_ms()))
-            self.db.put(keys.meta_key(REBUILD), b"1", self._sync)
-            self.db.put(keys.meta_key("format"), FORMAT)
+            # One synced batch: a directory marked with the format is marked
+            # for the rebuild too, whenever the power goes.
+            wb = rocksdict.WriteBatch(raw_mode=True)
+            wb.put(keys.meta_key(CREATED), records.encode_ms(clock_ms()))
+            wb.put(keys.meta_key(REBUILD), b"1")
+            wb.put(keys.meta_key("format"), FORMAT)
+            self.db.write(wb, self._sync)
         elif fmt != FORMAT:
             raise RuntimeError(f"{path} holds data of format {fmt!r}, not {FORMAT!r}")
         created = self.db.get(keys.meta_key(CREATED))
