@@ -71,6 +71,9 @@ def _code(exc: grpc.RpcError) -> str:
 def call(endpoint: str, svc: Any, m: Any, msg: Any, metadata: list[tuple[str, str]] | None) -> str:
     """The S3 code the call ends with ("OK" if it was let in)."""
     path = f"/{svc.full_name}/{m.name}"
+    # wait_for_ready: a connection that is slow to come up (a loaded machine:
+    # a TLS handshake per call) is waited for within the timeout, not answered
+    # UNAVAILABLE by the channel; every answer checked here is the node's.
     with user_channel(endpoint) as ch:
         kw: dict[str, Any] = {
             "request_serializer": lambda x: x.SerializeToString(),
@@ -78,15 +81,21 @@ def call(endpoint: str, svc: Any, m: Any, msg: Any, metadata: list[tuple[str, st
         }
         try:
             if m.client_streaming and m.server_streaming:
-                for _ in ch.stream_stream(path, **kw)(iter([msg]), metadata=metadata, timeout=10):
+                for _ in ch.stream_stream(path, **kw)(
+                    iter([msg]), metadata=metadata, timeout=10, wait_for_ready=True
+                ):
                     break
             elif m.client_streaming:
-                ch.stream_unary(path, **kw)(iter([msg]), metadata=metadata, timeout=10)
+                ch.stream_unary(path, **kw)(
+                    iter([msg]), metadata=metadata, timeout=10, wait_for_ready=True
+                )
             elif m.server_streaming:
-                for _ in ch.unary_stream(path, **kw)(msg, metadata=metadata, timeout=10):
+                for _ in ch.unary_stream(path, **kw)(
+                    msg, metadata=metadata, timeout=10, wait_for_ready=True
+                ):
                     break
             else:
-                ch.unary_unary(path, **kw)(msg, metadata=metadata, timeout=10)
+                ch.unary_unary(path, **kw)(msg, metadata=metadata, timeout=10, wait_for_ready=True)
         except grpc.RpcError as exc:
             return _code(exc)
     return "OK"
