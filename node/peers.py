@@ -46,6 +46,8 @@ class Replica(Protocol):
 
     async def stage(self, data_id: bytes, chunks: AsyncIterator[tuple[int, bytes]]) -> None: ...
 
+    async def mend(self, data_id: bytes, chunks: AsyncIterator[tuple[int, bytes]]) -> int: ...
+
     async def read_meta(
         self, bucket: str, key: str, include_inline: bool
     ) -> ObjectVersion | None: ...
@@ -83,6 +85,9 @@ class LocalReplica:
 
     async def stage(self, data_id: bytes, chunks: AsyncIterator[tuple[int, bytes]]) -> None:
         await self.store.stage(data_id, chunks)
+
+    async def mend(self, data_id: bytes, chunks: AsyncIterator[tuple[int, bytes]]) -> int:
+        return await self.store.mend(data_id, chunks)
 
     async def read_meta(self, bucket: str, key: str, include_inline: bool) -> ObjectVersion | None:
         return await self.store.read_meta(bucket, key)
@@ -237,6 +242,17 @@ class RemoteReplica:
             await self.stub.Stage(requests())
         except grpc.aio.AioRpcError as exc:
             raise _unavailable(self.spec, exc) from None
+
+    async def mend(self, data_id: bytes, chunks: AsyncIterator[tuple[int, bytes]]) -> int:
+        async def requests() -> AsyncIterator[replica_pb2.StageRequest]:
+            async for index, data in chunks:
+                yield replica_pb2.StageRequest(data_id=data_id, index=index, data=data, mend=True)
+
+        try:
+            resp = await self.stub.Stage(requests(), timeout=self.timeout_s * 4)
+        except grpc.aio.AioRpcError as exc:
+            raise _unavailable(self.spec, exc) from None
+        return int(resp.mended)
 
     async def read_meta(self, bucket: str, key: str, include_inline: bool) -> ObjectVersion | None:
         req = replica_pb2.ReadMetaRequest(bucket=bucket, key=key, include_inline=include_inline)

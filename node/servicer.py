@@ -693,6 +693,8 @@ class ReplicaServicer(replica_pb2_grpc.ReplicaServiceServicer):
                     raise InvalidArgument("one Stage stream carries one body")
                 yield msg.index, msg.data
 
+        if first.mend:
+            return replica_pb2.StageResponse(mended=await self.store.mend(first.data_id, chunks()))
         count, total = await self.store.stage(first.data_id, chunks())
         return replica_pb2.StageResponse(chunks=count, bytes=total)
 
