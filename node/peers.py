@@ -24,8 +24,14 @@ from node.replica_store import CommitResult, ReplicaStore
 from tristore import credentials, errors
 from tristore.batcher import Batcher
 from tristore.config import ClusterConfig, NodeSpec
-from tristore.convert import change_to_pb, stamp_from_pb, stamp_to_pb, version_from_pb
-from tristore.model import Change, ObjectVersion
+from tristore.convert import (
+    change_to_pb,
+    scrub_report_from_pb,
+    stamp_from_pb,
+    stamp_to_pb,
+    version_from_pb,
+)
+from tristore.model import Change, ObjectVersion, ScrubReport
 from tristore.pb import admin_pb2, admin_pb2_grpc, replica_pb2, replica_pb2_grpc
 from tristore.pipe import PipeBroken, PipeClient
 from tristore.server import cluster_channel
@@ -292,6 +298,17 @@ class RemoteReplica:
         except grpc.aio.AioRpcError as exc:
             raise _unavailable(self.spec, exc) from None
         return [version_from_pb(v) for v in resp.versions], resp.exhausted
+
+    async def scrub(self, bucket: str) -> AsyncIterator[ScrubReport]:
+        """The node's own scrub (AdminService.Scrub, node_only), its reports."""
+        call = self.admin.Scrub(admin_pb2.ScrubRequest(bucket=bucket, node_only=True))
+        try:
+            async for msg in call:
+                yield scrub_report_from_pb(msg)
+        except grpc.aio.AioRpcError as exc:
+            raise _unavailable(self.spec, exc) from None
+        finally:
+            call.cancel()
 
     async def node_status(self) -> admin_pb2.NodeStatusResponse:
         try:

@@ -76,9 +76,17 @@ def record_payload(raw: bytes) -> memoryview:
     raise corrupt(RECORD, f"unknown object record format {raw[:1]!r}")
 
 
-def check_record(raw: bytes) -> None:
-    """Raise CorruptData unless ``raw`` is a sound version record."""
-    version_record_pb(raw)
+def record_sound(raw: bytes) -> bool:
+    """Whether ``raw`` is a sound version record (not counted: no read)."""
+    if raw[:1] == bytes([VERSION_V2]) and len(raw) >= _RECORD_HEADER.size:
+        return crc(memoryview(raw)[_RECORD_HEADER.size :]) == _RECORD_HEADER.unpack_from(raw)[1]
+    if raw[:1] == bytes([VERSION_V1]):
+        try:
+            common_pb2.ObjectVersion().ParseFromString(raw[1:])
+        except DecodeError:
+            return False
+        return True
+    return False
 
 
 def version_record_pb(raw: bytes, with_inline: bool = True) -> common_pb2.ObjectVersion:

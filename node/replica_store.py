@@ -75,6 +75,8 @@ TRIMMED_TO = "log_trimmed_to"
 FIRST_CHANGE = "first_change_ms"
 #: Meta key prefix: the change-log cursor a replicator last reported reading from.
 READER = "reader/"
+#: Meta key: when (ms) the last background scrub of this node ended.
+SCRUBBED = "scrub_done_ms"
 #: Meta key set in data directories made with checksummed chunks: a chunk
 #: without its checksum is damaged there (in an older one, it is an old chunk).
 CHUNK_CRC = "chunk_crc"
@@ -338,6 +340,9 @@ class ReplicaStore:
         #: Every chunk here was written with its checksum (a data directory
         #: made since chunks have one): one without is damaged, not old.
         self.strict_chunks = self.db.get(keys.meta_key(CHUNK_CRC)) is not None
+        scrubbed = self.db.get(keys.meta_key(SCRUBBED))
+        #: When (ms) the last background scrub ended (0: none yet).
+        self.scrub_done_ms = records.decode_ms(scrubbed) if scrubbed is not None else 0
         created = self.db.get(keys.meta_key(CREATED))
         #: When this data directory was made (0: before this was recorded).
         self.created_ms = records.decode_ms(created) if created is not None else 0
@@ -1241,6 +1246,23 @@ class ReplicaStore:
                     upto = min(upto, keys.split_log_key(key) - 1)
                 break
         return max(upto, start)
+
+    async def note_scrubbed(self, ms: int) -> None:
+        """Record, durably, that a background scrub ended at ``ms``."""
+        await self._submit(_Raw([(keys.meta_key(SCRUBBED), records.encode_ms(ms))], [], []))
+        self.scrub_done_ms = ms
+
+    async def record_sound(self, raw_key: bytes) -> bool:
+        """Whether the record at ``raw_key`` reads sound now (or is gone)."""
+        sound: bool = await self._read(self._record_sound, raw_key)
+        return sound
+
+    def _record_sound(self, raw_key: bytes) -> bool:
+        try:
+            raw = self.db.get(raw_key)
+        except Exception:  # noqa: BLE001 - RocksDB cannot read it
+            return False
+        return raw is None or records.record_sound(raw)
 
     async def rebuilt(self) -> None:
         """Clear :attr:`needs_rebuild`, durably."""
