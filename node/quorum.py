@@ -94,18 +94,26 @@ class Quorum:
         self.me = me
         # Repairs of damaged copies under way (held so they are not collected).
         self._healing: set[asyncio.Task[None]] = set()
+        self._healing_what: set[str] = set()
 
     def heal(self, work: Coroutine[Any, Any, object], what: str) -> None:
         """Run ``work`` (writing a sound copy over a damaged one) in the
         background: the read that found the damage answers without waiting.
         A failure is logged; the next read or scrub finds the damage again."""
 
+        if what in self._healing_what:
+            work.close()  # the same copy is being repaired already
+            return
+
         async def run() -> None:
             try:
                 await work
             except Exception as exc:  # noqa: BLE001 - logged; found again later
                 log.warning("repairing %s failed: %s", what, exc)
+            finally:
+                self._healing_what.discard(what)
 
+        self._healing_what.add(what)
         task = asyncio.create_task(run())
         self._healing.add(task)
         task.add_done_callback(self._healing.discard)

@@ -158,6 +158,7 @@ class _Commit(_Op):
         if c.head is not None:
             if cur_stamp >= c.head.stamp and cur is not None:
                 if not c.merge:
+                    store._unstage_held(wb, overlay, c.head, cur_rec)
                     return CommitResult(False, cur_stamp)
             else:
                 encoded = records.encode_version(c.head)
@@ -602,6 +603,27 @@ class ReplicaStore:
         except CorruptData as exc:
             log.warning("record %r is damaged (%s): taken as absent by this write", key, exc)
             return None
+
+    def _unstage_held(
+        self,
+        wb: rocksdict.WriteBatch,
+        overlay: dict[bytes, bytes | None],
+        v: ObjectVersion,
+        cur: ObjectVersion | None,
+    ) -> None:
+        """A refused commit of ``v`` whose body was staged again (a write-back
+        racing another, a damaged copy healed twice): if a record here holds
+        that body (the current one, or ``v``'s version record), its staging
+        marker must go, or the collector would take the body for abandoned."""
+        if not v.data_id:
+            return
+        held = cur is not None and cur.data_id == v.data_id
+        if not held:
+            vk = keys.version_key(v.bucket, v.key, v.vstamp.encode())
+            old = self._sound_record(self._get_overlay(vk, overlay), vk)
+            held = old is not None and old.data_id == v.data_id
+        if held:
+            wb.delete(keys.staged_key(v.data_id))
 
     def _get_checked(self, key: bytes, kind: str) -> bytes | None:
         """``db.get``, RocksDB's own corruption error as CorruptData."""

@@ -204,3 +204,20 @@ def test_a_scrub_step_finds_damaged_records_and_chunks(tmp_path: Path) -> None:
         assert seen == [2]
 
     _run(tmp_path, body)
+
+
+def test_a_refused_write_back_of_a_held_body_leaves_no_staging_marker(tmp_path: Path) -> None:
+    """Two heals of one damaged copy (or two write-backs racing) both stage the
+    body; the second commit is refused, and its staging marker must not make
+    the collector take the body for an abandoned upload."""
+
+    async def body(store: ReplicaStore) -> None:
+        v = _chunked()
+        await store.stage(DATA_ID, _chunks(3))
+        assert (await store.commit(Change.of(v))).applied
+        await store.stage(DATA_ID, _chunks(3))
+        assert store.db.get(keys.staged_key(DATA_ID)) is not None
+        assert not (await store.commit(Change.of(v))).applied
+        assert store.db.get(keys.staged_key(DATA_ID)) is None
+
+    _run(tmp_path, body)
