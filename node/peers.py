@@ -107,7 +107,10 @@ class LocalReplica:
     async def scan(
         self, bucket: str, prefix: str, start_after: str, skip_prefix: bool, limit: int
     ) -> tuple[list[ObjectVersion], bool]:
-        return await self.store.scan(bucket, prefix, start_after, skip_prefix, limit)
+        try:
+            return await self.store.scan(bucket, prefix, start_after, skip_prefix, limit)
+        except errors.CorruptData as exc:
+            raise _named(self.spec, exc) from None
 
     async def read_versions(
         self,
@@ -123,11 +126,24 @@ class LocalReplica:
     async def scan_versions(
         self, bucket: str, prefix: str, key_marker: str, after: Stamp | None, limit: int
     ) -> tuple[list[ObjectVersion], bool]:
-        return await self.store.scan_versions(bucket, prefix, key_marker, after, limit)
+        try:
+            return await self.store.scan_versions(bucket, prefix, key_marker, after, limit)
+        except errors.CorruptData as exc:
+            raise _named(self.spec, exc) from None
+
+
+def _named(spec: NodeSpec, exc: errors.CorruptData) -> errors.CorruptData:
+    """A damaged value's error naming its node (``node NAME: ...``): a listing
+    then scans around that node."""
+    return errors.CorruptData(f"node {spec.name}: {exc}")
 
 
 def _unavailable(spec: NodeSpec, exc: grpc.aio.AioRpcError) -> Exception:
     code = exc.code()
+    if code == grpc.StatusCode.DATA_LOSS:
+        err = errors.from_rpc_error(exc)
+        if isinstance(err, errors.CorruptData):
+            return _named(spec, err)
     if code in (
         grpc.StatusCode.UNAVAILABLE,
         grpc.StatusCode.DEADLINE_EXCEEDED,
