@@ -221,3 +221,53 @@ def test_a_refused_write_back_of_a_held_body_leaves_no_staging_marker(tmp_path: 
         assert store.db.get(keys.staged_key(DATA_ID)) is None
 
     _run(tmp_path, body)
+
+
+def test_the_background_scrub_is_paced_and_remembers_its_pass(tmp_path: Path) -> None:
+    from node.scrub import Scrubber
+    from tristore.config import NodeSpec
+
+    mib = 1024 * 1024
+    cfg = NodeSection(scrub_interval_s=0.001, scrub_bytes_per_s=2 * mib, scrub_step_bytes=mib)
+    me = NodeSpec(name="a1", az="az-a", grpc="127.0.0.1:1", metrics="127.0.0.1:2", id=1)
+
+    async def go() -> None:
+        store = ReplicaStore(tmp_path / "n", cfg, lambda: 5_000)
+        store.start(asyncio.get_running_loop())
+        try:
+            v = ObjectVersion(
+                "b", "big", Stamp(1_000, 0, 1, 1), size=3 * mib, data_id=DATA_ID, chunk_size=mib
+            )
+
+            async def chunks() -> AsyncIterator[tuple[int, bytes]]:
+                for i in range(3):
+                    yield i, bytes([i]) * mib
+
+            await store.stage(DATA_ID, chunks())
+            await store.commit(Change.of(v))
+            # No damage: the repairer is never asked.
+            scrubber = Scrubber(store, None, cfg, me)  # type: ignore[arg-type]
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            reports = [r async for r in scrubber.run(paced=True)]
+            assert loop.time() - started >= 0.9  # 3 MiB at 2 MiB/s, the last step unpaced
+            final = reports[-1]
+            # The current record and its version record; the body read once.
+            assert final.done and (final.records_checked, final.chunks_checked) == (2, 3)
+            assert final.bytes_checked > 3 * mib and final.unrepaired == 0
+            task = asyncio.create_task(scrubber.run_forever())
+            for _ in range(100):
+                if store.scrub_done_ms:
+                    break
+                await asyncio.sleep(0.1)
+            task.cancel()
+            assert store.scrub_done_ms == 5_000
+        finally:
+            store.close()
+
+    asyncio.run(go())
+    reopened = ReplicaStore(tmp_path / "n", cfg, lambda: 5_000)
+    try:
+        assert reopened.scrub_done_ms == 5_000
+    finally:
+        reopened.close()
