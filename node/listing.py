@@ -26,7 +26,7 @@ from node.peers import Peers, ReplicaUnavailable
 from node.protocol import Protocol, parse_version_id
 from tristore import validation
 from tristore.config import NodeSpec
-from tristore.errors import InvalidArgument, ServiceUnavailable
+from tristore.errors import CorruptData, InvalidArgument, ServiceUnavailable
 from tristore.model import (
     BucketInfo,
     ListEntry,
@@ -144,7 +144,7 @@ class Listing:
         await asyncio.gather(*(settle(n) for n in doubtful))
         return out
 
-    def _list_sources(self) -> list[NodeSpec]:
+    def _list_sources(self, avoid: frozenset[str] = frozenset()) -> list[NodeSpec]:
         """Nodes whose merged scans hold every key: all nodes of enough whole AZs.
 
         A key lives in three of the cluster's N AZs, so any N-2 of them share at
@@ -154,7 +154,8 @@ class Listing:
         machine), and a key whose every holder was left out would be missing
         from the page. An AZ where keys are moving between nodes (a drain, a
         map change, hinted handoff) is not relied on alone: a key in flight
-        could be missed by both scans.
+        could be missed by both scans. Nor is an AZ with a node in ``avoid``
+        (one whose scan met a damaged record).
         """
         need = max(1, len(self.placer.azs) - 2)
         azs = [self.me.az, *(az for az in self.placer.azs if az != self.me.az)]
@@ -162,7 +163,10 @@ class Listing:
         whole = [
             az
             for az in azs
-            if az not in moving and all(self.peers.is_up(n.name) for n in self.placer.nodes_in(az))
+            if az not in moving
+            and all(
+                self.peers.is_up(n.name) and n.name not in avoid for n in self.placer.nodes_in(az)
+            )
         ]
         if len(whole) >= need:
             return [n for az in whole[:need] for n in self.placer.nodes_in(az)]
@@ -194,10 +198,19 @@ class Listing:
         marked down and the scan starts again over the sources left. A scan of
         every node that fails is not tried again: too few AZs are whole."""
         last_error: Exception | None = None
+        damaged: set[str] = set()
         for _attempt in range(3):
-            sources = self._list_sources()
+            sources = self._list_sources(frozenset(damaged))
             try:
                 return await scan(sources)
+            except CorruptData as exc:
+                # A record that fails its checksum on a node: scan other AZs
+                # (the scrub, or a read of the key, repairs it).
+                last_error = exc
+                found = {n.name for n in sources if f"node {n.name}:" in str(exc)}
+                if not found - damaged:
+                    raise
+                damaged |= found
             except ReplicaUnavailable as exc:
                 last_error = exc
                 for n in sources:

@@ -193,3 +193,32 @@ S3_BYTES = Counter(
     "Object bytes through the S3 HTTP API: received (PUT, UploadPart) and sent (GET).",
     ["direction"],
 )
+CORRUPT_READS = Counter(
+    "tristore_node_corrupt_reads_total",
+    "Stored values that failed their checksum (or RocksDB's block checksum) when "
+    "read here, by kind (record: an object or version record; chunk: a body chunk).",
+    ["kind"],
+)
+CORRUPT_REPAIRED = Counter(
+    "tristore_node_corrupt_repaired_total",
+    "Damaged copies a read or a scrub wrote back from another holder, by kind.",
+    ["kind"],
+)
+SCRUB_CHECKED = Counter(
+    "tristore_node_scrub_checked_total",
+    "Values a scrub of this node read and verified, by kind (record, chunk).",
+    ["kind"],
+)
+SCRUB_CHECKED_BYTES = Counter(
+    "tristore_node_scrub_checked_bytes_total",
+    "Bytes of stored values a scrub of this node read and verified.",
+)
+SCRUB_CORRUPT = Counter(
+    "tristore_node_scrub_corrupt_total",
+    "Damaged values a scrub of this node found, by kind (record, chunk).",
+    ["kind"],
+)
+SCRUB_PASSES = Counter(
+    "tristore_node_scrub_passes_total",
+    "Whole passes of the background scrub over this node's records and chunks.",
+)

@@ -24,8 +24,14 @@ from node.replica_store import CommitResult, ReplicaStore
 from tristore import credentials, errors
 from tristore.batcher import Batcher
 from tristore.config import ClusterConfig, NodeSpec
-from tristore.convert import change_to_pb, stamp_from_pb, stamp_to_pb, version_from_pb
-from tristore.model import Change, ObjectVersion
+from tristore.convert import (
+    change_to_pb,
+    scrub_report_from_pb,
+    stamp_from_pb,
+    stamp_to_pb,
+    version_from_pb,
+)
+from tristore.model import Change, ObjectVersion, ScrubReport
 from tristore.pb import admin_pb2, admin_pb2_grpc, replica_pb2, replica_pb2_grpc
 from tristore.pipe import PipeBroken, PipeClient
 from tristore.server import cluster_channel
@@ -45,6 +51,8 @@ class Replica(Protocol):
     async def commit(self, change: Change, hint_for: str = "") -> CommitResult: ...
 
     async def stage(self, data_id: bytes, chunks: AsyncIterator[tuple[int, bytes]]) -> None: ...
+
+    async def mend(self, data_id: bytes, chunks: AsyncIterator[tuple[int, bytes]]) -> int: ...
 
     async def read_meta(
         self, bucket: str, key: str, include_inline: bool
@@ -84,6 +92,9 @@ class LocalReplica:
     async def stage(self, data_id: bytes, chunks: AsyncIterator[tuple[int, bytes]]) -> None:
         await self.store.stage(data_id, chunks)
 
+    async def mend(self, data_id: bytes, chunks: AsyncIterator[tuple[int, bytes]]) -> int:
+        return await self.store.mend(data_id, chunks)
+
     async def read_meta(self, bucket: str, key: str, include_inline: bool) -> ObjectVersion | None:
         return await self.store.read_meta(bucket, key)
 
@@ -96,7 +107,10 @@ class LocalReplica:
     async def scan(
         self, bucket: str, prefix: str, start_after: str, skip_prefix: bool, limit: int
     ) -> tuple[list[ObjectVersion], bool]:
-        return await self.store.scan(bucket, prefix, start_after, skip_prefix, limit)
+        try:
+            return await self.store.scan(bucket, prefix, start_after, skip_prefix, limit)
+        except errors.CorruptData as exc:
+            raise _named(self.spec, exc) from None
 
     async def read_versions(
         self,
@@ -112,11 +126,24 @@ class LocalReplica:
     async def scan_versions(
         self, bucket: str, prefix: str, key_marker: str, after: Stamp | None, limit: int
     ) -> tuple[list[ObjectVersion], bool]:
-        return await self.store.scan_versions(bucket, prefix, key_marker, after, limit)
+        try:
+            return await self.store.scan_versions(bucket, prefix, key_marker, after, limit)
+        except errors.CorruptData as exc:
+            raise _named(self.spec, exc) from None
+
+
+def _named(spec: NodeSpec, exc: errors.CorruptData) -> errors.CorruptData:
+    """A damaged value's error naming its node (``node NAME: ...``): a listing
+    then scans around that node."""
+    return errors.CorruptData(f"node {spec.name}: {exc}")
 
 
 def _unavailable(spec: NodeSpec, exc: grpc.aio.AioRpcError) -> Exception:
     code = exc.code()
+    if code == grpc.StatusCode.DATA_LOSS:
+        err = errors.from_rpc_error(exc)
+        if isinstance(err, errors.CorruptData):
+            return _named(spec, err)
     if code in (
         grpc.StatusCode.UNAVAILABLE,
         grpc.StatusCode.DEADLINE_EXCEEDED,
@@ -238,6 +265,17 @@ class RemoteReplica:
         except grpc.aio.AioRpcError as exc:
             raise _unavailable(self.spec, exc) from None
 
+    async def mend(self, data_id: bytes, chunks: AsyncIterator[tuple[int, bytes]]) -> int:
+        async def requests() -> AsyncIterator[replica_pb2.StageRequest]:
+            async for index, data in chunks:
+                yield replica_pb2.StageRequest(data_id=data_id, index=index, data=data, mend=True)
+
+        try:
+            resp = await self.stub.Stage(requests(), timeout=self.timeout_s * 4)
+        except grpc.aio.AioRpcError as exc:
+            raise _unavailable(self.spec, exc) from None
+        return int(resp.mended)
+
     async def read_meta(self, bucket: str, key: str, include_inline: bool) -> ObjectVersion | None:
         req = replica_pb2.ReadMetaRequest(bucket=bucket, key=key, include_inline=include_inline)
         resp = (await self._batch.submit(replica_pb2.BatchOp(read_meta=req))).read_meta
@@ -276,6 +314,17 @@ class RemoteReplica:
         except grpc.aio.AioRpcError as exc:
             raise _unavailable(self.spec, exc) from None
         return [version_from_pb(v) for v in resp.versions], resp.exhausted
+
+    async def scrub(self, bucket: str) -> AsyncIterator[ScrubReport]:
+        """The node's own scrub (AdminService.Scrub, node_only), its reports."""
+        call = self.admin.Scrub(admin_pb2.ScrubRequest(bucket=bucket, node_only=True))
+        try:
+            async for msg in call:
+                yield scrub_report_from_pb(msg)
+        except grpc.aio.AioRpcError as exc:
+            raise _unavailable(self.spec, exc) from None
+        finally:
+            call.cancel()
 
     async def node_status(self) -> admin_pb2.NodeStatusResponse:
         try:

@@ -34,13 +34,18 @@ import logging
 from dataclasses import dataclass, replace
 
 from node.cache import MetadataCache
-from node.metrics import CACHE_HITS, CACHE_MISSES, WRITE_BACKS
+from node.metrics import CACHE_HITS, CACHE_MISSES, CORRUPT_REPAIRED, WRITE_BACKS
 from node.peers import Replica
 from node.quorum import AzDown, Quorum, Target, quorum_error
 from node.replica_store import CommitResult
 from node.witness_client import Fence, WitnessFleet
 from tristore.config import NodeSection, NodeSpec
-from tristore.errors import ConditionalRequestConflict, InvalidArgument, ServiceUnavailable
+from tristore.errors import (
+    ConditionalRequestConflict,
+    CorruptData,
+    InvalidArgument,
+    ServiceUnavailable,
+)
 from tristore.model import NULL_VERSION, Change, ObjectVersion
 from tristore.placement import AzReplicas, Placement, Placer
 from tristore.stamps import ZERO, HybridClock, Stamp
@@ -59,11 +64,45 @@ class ReplicaRead:
     holders: list[Replica]
     #: (AZ, replica asked, what it holds) for every AZ that answered.
     answers: list[tuple[AzReplicas, Replica, ObjectVersion | None]]
+    #: AZs whose replica's record failed its checksum: taken as holding
+    #: nothing (in ``answers`` with None), and owed a sound copy.
+    corrupt: tuple[AzReplicas, ...] = ()
 
 
 #: What one AZ holds of a key's versions: (AZ, replica asked, versions, whether
 #: the one asked for was removed for good).
 AzVersions = tuple[AzReplicas, Replica, list[ObjectVersion], bool]
+
+
+async def _read_meta(
+    replica: Replica, bucket: str, key: str, damaged: set[str]
+) -> ObjectVersion | None:
+    """A replica's current record of the key; a damaged one (CorruptData) as
+    none, its node's name added to ``damaged``: another AZ serves the read."""
+    try:
+        return await replica.read_meta(bucket, key, True)
+    except CorruptData as exc:
+        log.warning("record of %s/%s on %s is damaged: %s", bucket, key, replica.spec.name, exc)
+        damaged.add(replica.spec.name)
+        return None
+
+
+async def _read_versions(
+    replica: Replica,
+    bucket: str,
+    key: str,
+    vstamp: Stamp | None,
+    null: bool,
+    limit: int,
+    damaged: set[str],
+) -> tuple[list[ObjectVersion], bool]:
+    """As :func:`_read_meta`, for version records."""
+    try:
+        return await replica.read_versions(bucket, key, vstamp, null, limit, True)
+    except CorruptData as exc:
+        log.warning("versions of %s/%s on %s are damaged: %s", bucket, key, replica.spec.name, exc)
+        damaged.add(replica.spec.name)
+        return [], False
 
 
 def parse_version_id(version_id: str) -> Stamp | None:
@@ -293,6 +332,8 @@ class Protocol:
         """
         if self.witness is None:
             rr = await self.read_replicas(bucket, key)
+            if rr.best is not None:
+                self.heal_records(rr.best, rr)
             return rr.best, rr.holders
         cached = self.cache.get(bucket, key)
         if self.ncfg.unsafe_skip_witness and cached is not None:
@@ -319,18 +360,38 @@ class Protocol:
                 "acknowledged version; retry when more of its AZs are reachable"
             )
         if w is None or best.stamp > w:
-            await self.finish(best, rr, fence)
+            await self.finish(best, rr, fence)  # writes back to the damaged AZs too
         else:
             self.cache.put(best)
+            self.heal_records(best, rr)
         return best, rr.holders
+
+    def heal_records(self, v: ObjectVersion, rr: ReplicaRead, as_version: bool = False) -> None:
+        """Write ``v`` (current, or ``as_version`` only as a version) back to the
+        AZs whose copy was damaged, in the background: as to an AZ that lacked it."""
+        for azr in rr.corrupt:
+
+            async def one(azr: AzReplicas = azr) -> None:
+                await self.quorum.write_back(v, azr, rr.holders, as_version=as_version)
+                CORRUPT_REPAIRED.labels("record").inc()
+                log.info(
+                    "wrote %s/%s@%s back over a damaged copy in %s",
+                    v.bucket,
+                    v.key,
+                    v.version_id,
+                    azr.az,
+                )
+
+            self.quorum.heal(one(), f"the record of {v.bucket}/{v.key} in {azr.az}")
 
     async def read_replicas(self, bucket: str, key: str) -> ReplicaRead:
         """What one node of each of the key's AZs holds (bodies up to inline_max
         included), without the witness: the raw material of a read. At least
         one AZ must answer."""
         placement = self.placer.place(bucket, key)
+        damaged: set[str] = set()
         answers, down = await self.quorum.ask_every_az(
-            placement, lambda r: r.read_meta(bucket, key, True)
+            placement, lambda r: _read_meta(r, bucket, key, damaged)
         )
         if not answers:
             raise quorum_error(down, "a read")
@@ -341,7 +402,8 @@ class Protocol:
             self.clock.observe(best.stamp)
             holders = [rep for _, rep, v in answers if v is not None and v.stamp == best.stamp]
             holders.sort(key=lambda rep: rep.spec.name != self.me.name)
-        return ReplicaRead(placement, best, holders, answers)
+        corrupt = tuple(azr for azr, rep, _ in answers if rep.spec.name in damaged)
+        return ReplicaRead(placement, best, holders, answers, corrupt)
 
     async def settle_everywhere(self, v: ObjectVersion, what: str) -> None:
         """Make sure every AZ of ``v``'s key holds ``v`` (the key's current
@@ -402,8 +464,10 @@ class Protocol:
         removed anywhere is gone. Replicas holding it come back for its body.
         """
         placement = self.placer.place(bucket, key)
+        damaged: set[str] = set()
         answers, down = await self.quorum.ask_every_az(
-            placement, lambda r: r.read_versions(bucket, key, vstamp, vstamp is None, 1, True)
+            placement,
+            lambda r: _read_versions(r, bucket, key, vstamp, vstamp is None, 1, damaged),
         )
         if not answers:
             raise quorum_error(down, "a read")
@@ -415,6 +479,10 @@ class Protocol:
         best = max((v for _, v in found), key=lambda v: (v.vstamp, v.stamp))
         holders = [rep for rep, v in found if v.vstamp == best.vstamp and v.data_id == best.data_id]
         holders.sort(key=lambda rep: rep.spec.name != self.me.name)
+        if damaged:
+            corrupt = tuple(azr for azr, rep, _ in answers if rep.spec.name in damaged)
+            rr = ReplicaRead(placement, best, holders, [], corrupt)
+            self.heal_records(best, rr, as_version=True)
         return best, holders
 
     async def versions_in_azs(
@@ -431,10 +499,11 @@ class Protocol:
         the one asked for was removed for good. With ``every``, an AZ that does
         not answer fails the whole ``what``; otherwise it is left out."""
         placement = self.placer.place(bucket, key)
+        damaged: set[str] = set()  # taken as holding none: repair writes them back
         results = await asyncio.gather(
             *(
                 self.quorum.ask_az(
-                    a, lambda r: r.read_versions(bucket, key, vstamp, False, limit, True)
+                    a, lambda r: _read_versions(r, bucket, key, vstamp, False, limit, damaged)
                 )
                 for a in placement.azs
             ),

@@ -13,7 +13,12 @@ Garage's ``try_call_many(endpoint, nodes, msg, RequestStrategy::with_quorum(n))`
 - :meth:`Quorum.pick_targets` — one live node per AZ for a streamed body;
 - :meth:`Quorum.commit` / :meth:`Quorum.commit_all` — a change in all three AZs;
 - :meth:`Quorum.write_back` / :meth:`Quorum.write_back_all` — a version to AZs lacking it;
-- :meth:`Quorum.stream_body` / :meth:`Quorum.copy_chunks` — a body from its holders.
+- :meth:`Quorum.stream_body` / :meth:`Quorum.copy_chunks` — a body from its holders;
+- :meth:`Quorum.heal` — a damaged copy (CorruptData) written over in the background.
+
+A holder whose copy of a chunk fails its checksum answers CorruptData: the
+body goes on from the next holder, and the damaged chunk is mended (a sound
+copy written over it) in the background.
 """
 
 from __future__ import annotations
@@ -21,16 +26,17 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
 from dataclasses import replace
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from node.metrics import QUORUM_FAILURES
+from node.metrics import CORRUPT_REPAIRED, QUORUM_FAILURES
 from node.peers import Peers, Replica, ReplicaUnavailable
 from node.replica_store import CommitResult
 from tristore.config import NodeSpec
 from tristore.errors import (
     ConditionalRequestConflict,
+    CorruptData,
     QuorumUnavailable,
     ServiceUnavailable,
     StorageFull,
@@ -86,6 +92,61 @@ class Quorum:
         self.peers = peers
         self.placer = placer
         self.me = me
+        # Repairs of damaged copies under way (held so they are not collected).
+        self._healing: set[asyncio.Task[None]] = set()
+        self._healing_what: set[str] = set()
+
+    def heal(self, work: Coroutine[Any, Any, object], what: str) -> None:
+        """Run ``work`` (writing a sound copy over a damaged one) in the
+        background: the read that found the damage answers without waiting.
+        A failure is logged; the next read or scrub finds the damage again."""
+
+        if what in self._healing_what:
+            work.close()  # the same copy is being repaired already
+            return
+
+        async def run() -> None:
+            try:
+                await work
+            except Exception as exc:  # noqa: BLE001 - logged; found again later
+                log.warning("repairing %s failed: %s", what, exc)
+            finally:
+                self._healing_what.discard(what)
+
+        self._healing_what.add(what)
+        task = asyncio.create_task(run())
+        self._healing.add(task)
+        task.add_done_callback(self._healing.discard)
+
+    async def healed(self) -> None:
+        """Wait for the repairs under way (tests)."""
+        while self._healing:
+            await asyncio.gather(*self._healing, return_exceptions=True)
+
+    async def mend_chunk(
+        self, bad: Replica, version: ObjectVersion, index: int, holders: list[Replica]
+    ) -> bool:
+        """Write a sound copy of chunk ``index`` of ``version``'s body, read
+        from ``holders``, over the damaged one ``bad`` holds."""
+        start = index * version.chunk_size
+        length = min(version.chunk_size, version.body_size - start)
+        data = b"".join([p async for p in self._read_range(version, holders, 0, start, length)])
+
+        async def one() -> AsyncIterator[tuple[int, bytes]]:
+            yield index, data
+
+        mended = await bad.mend(version.data_id, one()) > 0
+        if mended:
+            CORRUPT_REPAIRED.labels("chunk").inc()
+            log.info(
+                "mended chunk %d of %s/%s@%s on %s",
+                index,
+                version.bucket,
+                version.key,
+                version.version_id,
+                bad.spec.name,
+            )
+        return mended
 
     def candidates(self, azr: AzReplicas, writing: bool = False) -> list[NodeSpec]:
         """The AZ's nodes to try, in order: those believed up (for ``writing``,
@@ -386,6 +447,25 @@ class Quorum:
                     replica.spec.name,
                     exc,
                 )
+            except CorruptData as exc:
+                # The chunk that starts here is damaged on that holder: the
+                # body goes on from the next, which also gives the sound copy.
+                last_error = exc
+                index = (offset + sent) // version.chunk_size
+                log.warning(
+                    "chunk %d of %s/%s on %s is damaged (%s): read from another holder",
+                    index,
+                    version.bucket,
+                    version.key,
+                    replica.spec.name,
+                    exc,
+                )
+                others = [h for h in holders if h is not replica]
+                if others:
+                    self.heal(
+                        self.mend_chunk(replica, version, index, others),
+                        f"chunk {index} of {version.bucket}/{version.key} on {replica.spec.name}",
+                    )
         raise ServiceUnavailable(
             f"no replica could deliver the rest of {version.bucket}/{version.key} "
             f"after {offset + sent} of {offset + length} bytes ({last_error}); retry"

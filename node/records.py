@@ -1,32 +1,103 @@
 """Encoding of stored values. Every value starts with a format-version byte, so
-a future format can migrate old records when it reads them (as Garage does)."""
+a future format can migrate old records when it reads them (as Garage does).
+
+Version records and body chunks carry a CRC-32C of their bytes, checked on
+every read (:func:`record_payload`, :func:`chunk_payload`): RocksDB checksums
+its own blocks, but a value damaged before it reached them (in memory, in the
+memtable or the write-ahead log) would pass. A damaged value raises
+:class:`~tristore.errors.CorruptData` and is counted; the coordinator then
+reads another copy and writes it back (node/protocol.py, node/scrub.py).
+
+- a version record is ``0x02 | crc32c(payload) u32 BE | payload`` (``0x01 |
+  payload``: a record written before checksums, still read as it is);
+- a chunk is ``CHUNK_MAGIC | crc32c(data) u32 BE | data``. Chunks had no
+  format byte, so a chunk without the magic is one from before checksums: read
+  as it is in a data directory made before them, damaged in one made since
+  (:attr:`node.replica_store.ReplicaStore.strict_chunks`).
+"""
 
 from __future__ import annotations
 
 import struct
 from dataclasses import replace
 
+import crc32c as _crc32c
+from google.protobuf.message import DecodeError
+
+from node.metrics import CORRUPT_READS
 from tristore.convert import change_from_pb, change_to_pb, version_from_pb, version_to_pb
-from tristore.errors import InternalError
+from tristore.errors import CorruptData, InternalError
 from tristore.model import Change, ObjectVersion
 from tristore.pb import common_pb2, replica_pb2
 
 VERSION_V1 = 1
+#: A version record behind the CRC-32C of its bytes.
+VERSION_V2 = 2
 _U64 = struct.Struct(">Q")
 _GC = struct.Struct(">QI")  # created/due ms, chunk count
+_RECORD_HEADER = struct.Struct(">BI")  # format, crc32c
+_CRC = struct.Struct(">I")
+#: The first bytes of a chunk stored with its checksum (4 bytes: a chunk from
+#: before checksums starts with them by chance once in 2^32).
+CHUNK_MAGIC = b"\xd3tc\x01"
+CHUNK_HEADER = len(CHUNK_MAGIC) + _CRC.size
+RECORD = "record"
+CHUNK = "chunk"
+
+
+def crc(data: bytes | memoryview) -> int:
+    """CRC-32C, in C (hardware instructions where the CPU has them)."""
+    return int(_crc32c.crc32c(data))
+
+
+def corrupt(kind: str, what: str) -> CorruptData:
+    """The error of a damaged value of ``kind`` (RECORD, CHUNK), counted."""
+    CORRUPT_READS.labels(kind).inc()
+    return CorruptData(what)
 
 
 def encode_version(v: ObjectVersion, with_inline: bool = True) -> bytes:
-    return bytes([VERSION_V1]) + version_to_pb(v, with_inline).SerializeToString()
+    payload = version_to_pb(v, with_inline).SerializeToString()
+    return _RECORD_HEADER.pack(VERSION_V2, crc(payload)) + payload
+
+
+def record_payload(raw: bytes) -> memoryview:
+    """The protobuf bytes of a stored version record, its checksum checked."""
+    if not raw:
+        raise corrupt(RECORD, "empty object record")
+    fmt = raw[0]
+    if fmt == VERSION_V2 and len(raw) >= _RECORD_HEADER.size:
+        payload = memoryview(raw)[_RECORD_HEADER.size :]
+        if crc(payload) != _RECORD_HEADER.unpack_from(raw)[1]:
+            raise corrupt(RECORD, "object record fails its checksum")
+        return payload
+    if fmt == VERSION_V1:
+        return memoryview(raw)[1:]
+    raise corrupt(RECORD, f"unknown object record format {raw[:1]!r}")
+
+
+def record_sound(raw: bytes) -> bool:
+    """Whether ``raw`` is a sound version record (not counted: no read)."""
+    if raw[:1] == bytes([VERSION_V2]) and len(raw) >= _RECORD_HEADER.size:
+        return crc(memoryview(raw)[_RECORD_HEADER.size :]) == _RECORD_HEADER.unpack_from(raw)[1]
+    if raw[:1] == bytes([VERSION_V1]):
+        try:
+            common_pb2.ObjectVersion().ParseFromString(raw[1:])
+        except DecodeError:
+            return False
+        return True
+    return False
 
 
 def version_record_pb(raw: bytes, with_inline: bool = True) -> common_pb2.ObjectVersion:
     """A stored record as the protobuf it is stored as: what a replica sends
     a coordinator as is, without building the dataclass in between."""
-    if not raw or raw[0] != VERSION_V1:
-        raise InternalError(f"unknown object record format {raw[:1]!r}")
+    payload = record_payload(raw)
     msg = common_pb2.ObjectVersion()
-    msg.ParseFromString(raw[1:])
+    try:
+        msg.ParseFromString(payload)
+    except DecodeError as exc:  # a damaged record from before checksums
+        raise corrupt(RECORD, f"object record does not parse: {exc}") from None
     if not with_inline and msg.has_inline:
         msg.ClearField("inline_data")
         msg.has_inline = False
@@ -35,6 +106,31 @@ def version_record_pb(raw: bytes, with_inline: bool = True) -> common_pb2.Object
 
 def decode_version(raw: bytes) -> ObjectVersion:
     return version_from_pb(version_record_pb(raw))
+
+
+def frame_chunk(data: bytes) -> bytes:
+    """A body chunk as stored: behind its magic and checksum."""
+    return CHUNK_MAGIC + _CRC.pack(crc(data)) + data
+
+
+def chunk_payload(raw: bytes, strict: bool) -> bytes:
+    """The data of a stored chunk, its checksum checked. Without the magic:
+    a chunk from before checksums, taken as it is unless ``strict``."""
+    if raw[: len(CHUNK_MAGIC)] == CHUNK_MAGIC and len(raw) >= CHUNK_HEADER:
+        data = raw[CHUNK_HEADER:]
+        if crc(data) != _CRC.unpack_from(raw, len(CHUNK_MAGIC))[0]:
+            raise corrupt(CHUNK, "body chunk fails its checksum")
+        return data
+    if strict:
+        raise corrupt(CHUNK, "body chunk without its checksum")
+    return raw
+
+
+def chunk_sound(raw: bytes, strict: bool) -> bool:
+    """Whether a stored chunk passes its checksum (not counted: no read)."""
+    if raw[: len(CHUNK_MAGIC)] == CHUNK_MAGIC and len(raw) >= CHUNK_HEADER:
+        return crc(memoryview(raw)[CHUNK_HEADER:]) == _CRC.unpack_from(raw, len(CHUNK_MAGIC))[0]
+    return not strict
 
 
 def encode_ms(ms: int) -> bytes:

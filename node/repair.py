@@ -332,6 +332,11 @@ class Repairer:
 
     # -- one key -------------------------------------------------------------------
 
+    async def repair_key(self, bucket: str, key: str) -> bool:
+        """Repair one key (what a scrub does for a damaged record of it); False
+        when it could not be compared in every AZ or written back."""
+        return not (await self._repair_key(bucket, key, dry_run=False)).failed
+
     async def _repair_key(self, bucket: str, key: str, dry_run: bool) -> _Outcome:
         REPAIR_KEYS_CHECKED.inc()
         try:

@@ -12,6 +12,12 @@ Body chunks are written without sync before their commit: the commit's sync of
 the write-ahead log covers them.
 
 Reads run on a small thread pool so RocksDB never blocks the event loop.
+
+Version records and body chunks carry a checksum (node/records.py), checked on
+every read here: a damaged value, or a RocksDB block that fails RocksDB's own
+checksum, is a :class:`~tristore.errors.CorruptData` for the reader (counted in
+``tristore_node_corrupt_reads_total``). A write over a damaged record takes it
+as absent: that is how a good copy is written back.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -38,6 +44,7 @@ from node.metrics import (
     CHANGE_LOG_ENTRIES,
     CHANGE_LOG_SEQ,
     CHANGE_LOG_TRIMMED,
+    CORRUPT_READS,
     FSYNC_SECONDS,
     GC_BODIES,
     HINTS_PENDING,
@@ -47,7 +54,7 @@ from node.metrics import (
 from node.wal import WalSync
 from tristore.batcher import Batcher
 from tristore.config import NodeSection
-from tristore.errors import InternalError
+from tristore.errors import CorruptData, InternalError
 from tristore.model import Change, ObjectVersion
 from tristore.replication import PENDING
 from tristore.stamps import ZERO, Stamp
@@ -68,6 +75,11 @@ TRIMMED_TO = "log_trimmed_to"
 FIRST_CHANGE = "first_change_ms"
 #: Meta key prefix: the change-log cursor a replicator last reported reading from.
 READER = "reader/"
+#: Meta key: when (ms) the last background scrub of this node ended.
+SCRUBBED = "scrub_done_ms"
+#: Meta key set in data directories made with checksummed chunks: a chunk
+#: without its checksum is damaged there (in an older one, it is an old chunk).
+CHUNK_CRC = "chunk_crc"
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +98,24 @@ class KeyState:
     head: ObjectVersion | None
     versions: list[ObjectVersion]
     removed: list[Stamp]
+
+
+@dataclass
+class ScrubPage:
+    """What one step of a scrub (:meth:`ReplicaStore.scrub_page`) read."""
+
+    records: int = 0
+    chunks: int = 0
+    read_bytes: int = 0
+    #: Raw keys (``o`` or ``v``) of records that fail their checksum.
+    bad_records: list[bytes] = field(default_factory=list)
+    #: Chunks that fail theirs: the (sound) record holding the body, the index.
+    bad_chunks: list[tuple[ObjectVersion, int]] = field(default_factory=list)
+    #: RocksDB could not read on past the last key (a damaged block in an SST
+    #: file): the rest of this family cannot be scanned.
+    unreadable: str = ""
+    #: Where the next step starts (raw key, chunk index), None: the end.
+    cursor: tuple[bytes, int] | None = None
 
 
 class _Op:
@@ -115,7 +145,10 @@ class _Commit(_Op):
                 )
         okey = keys.object_key(c.bucket, c.key)
         cur = store._get_overlay(okey, overlay)
-        cur_stamp = records.decode_version(cur).stamp if cur is not None else ZERO
+        cur_rec = store._sound_record(cur, okey)
+        if cur_rec is None:
+            cur = None  # damaged: taken as absent, so a good copy replaces it
+        cur_stamp = cur_rec.stamp if cur_rec is not None else ZERO
         # The key's first AZ serializes conditional changes: one whose reader saw
         # ``expect`` goes through only if nothing newer got here first. (A node
         # back from the dead may be behind ``expect``, which is no conflict.)
@@ -125,6 +158,7 @@ class _Commit(_Op):
         if c.head is not None:
             if cur_stamp >= c.head.stamp and cur is not None:
                 if not c.merge:
+                    store._unstage_held(wb, overlay, c.head, cur_rec)
                     return CommitResult(False, cur_stamp)
             else:
                 encoded = records.encode_version(c.head)
@@ -236,6 +270,29 @@ class _MarkHints(_Op):
 
 
 @dataclass
+class _Mend(_Op):
+    """Write a sound copy over a damaged chunk. A chunk no longer held (its
+    body collected meanwhile) is not made again, and a sound one is left."""
+
+    data_id: bytes
+    index: int
+    framed: bytes
+
+    def apply(
+        self, store: ReplicaStore, wb: rocksdict.WriteBatch, overlay: dict[bytes, bytes | None]
+    ) -> bool:
+        k = keys.chunk_key(self.data_id, self.index)
+        try:
+            raw = store.db.get(k)
+        except Exception:  # noqa: BLE001 - RocksDB cannot read it: damaged, written over
+            raw = b""
+        if raw is None or (raw and records.chunk_sound(raw, store.strict_chunks)):
+            return False
+        wb.put(k, self.framed)
+        return True
+
+
+@dataclass
 class _Raw(_Op):
     """Puts and deletes prepared by the caller (garbage collection)."""
 
@@ -279,11 +336,18 @@ class ReplicaStore:
             # for the rebuild too, whenever the power goes.
             wb = rocksdict.WriteBatch(raw_mode=True)
             wb.put(keys.meta_key(CREATED), records.encode_ms(clock_ms()))
+            wb.put(keys.meta_key(CHUNK_CRC), b"1")
             wb.put(keys.meta_key(REBUILD), b"1")
             wb.put(keys.meta_key("format"), FORMAT)
             self.db.write(wb, self._sync)
         elif fmt != FORMAT:
             raise RuntimeError(f"{path} holds data of format {fmt!r}, not {FORMAT!r}")
+        #: Every chunk here was written with its checksum (a data directory
+        #: made since chunks have one): one without is damaged, not old.
+        self.strict_chunks = self.db.get(keys.meta_key(CHUNK_CRC)) is not None
+        scrubbed = self.db.get(keys.meta_key(SCRUBBED))
+        #: When (ms) the last background scrub ended (0: none yet).
+        self.scrub_done_ms = records.decode_ms(scrubbed) if scrubbed is not None else 0
         created = self.db.get(keys.meta_key(CREATED))
         #: When this data directory was made (0: before this was recorded).
         self.created_ms = records.decode_ms(created) if created is not None else 0
@@ -525,8 +589,63 @@ class ReplicaStore:
     def _get_overlay(self, key: bytes, overlay: dict[bytes, bytes | None]) -> bytes | None:
         if key in overlay:
             return overlay[key]
-        value: bytes | None = self.db.get(key)
+        try:
+            value: bytes | None = self.db.get(key)
+        except Exception as exc:  # noqa: BLE001 - RocksDB's Corruption: written over
+            log.warning("value of %r unreadable (%s): taken as absent by this write", key, exc)
+            return None
         return value
+
+    @staticmethod
+    def _sound_record(raw: bytes | None, key: bytes) -> ObjectVersion | None:
+        """A record about to be replaced or dropped, or None when there is
+        none or it is damaged (then it is written over: a good copy repairs it)."""
+        if raw is None:
+            return None
+        try:
+            return records.decode_version(raw)
+        except CorruptData as exc:
+            log.warning("record %r is damaged (%s): taken as absent by this write", key, exc)
+            return None
+
+    def _unstage_held(
+        self,
+        wb: rocksdict.WriteBatch,
+        overlay: dict[bytes, bytes | None],
+        v: ObjectVersion,
+        cur: ObjectVersion | None,
+    ) -> None:
+        """A refused commit of ``v`` whose body was staged again (a write-back
+        racing another, a damaged copy healed twice): if a record here holds
+        that body (the current one, or ``v``'s version record), its staging
+        marker must go, or the collector would take the body for abandoned."""
+        if not v.data_id:
+            return
+        held = cur is not None and cur.data_id == v.data_id
+        if not held:
+            vk = keys.version_key(v.bucket, v.key, v.vstamp.encode())
+            old = self._sound_record(self._get_overlay(vk, overlay), vk)
+            held = old is not None and old.data_id == v.data_id
+        if held:
+            wb.delete(keys.staged_key(v.data_id))
+
+    def _get_checked(self, key: bytes, kind: str) -> bytes | None:
+        """``db.get``, RocksDB's own corruption error as CorruptData."""
+        try:
+            value: bytes | None = self.db.get(key)
+        except Exception as exc:  # noqa: BLE001 - rocksdict raises a bare Exception
+            raise records.corrupt(kind, f"RocksDB could not read {kind} {key!r}: {exc}") from None
+        return value
+
+    def _get_chunk(self, data_id: bytes, index: int) -> bytes | None:
+        """One chunk's data (None: not held), its checksum checked."""
+        raw = self._get_checked(keys.chunk_key(data_id, index), records.CHUNK)
+        if raw is None:
+            return None
+        try:
+            return records.chunk_payload(raw, self.strict_chunks)
+        except CorruptData as exc:
+            raise CorruptData(f"chunk {index} of body {data_id.hex()}: {exc}") from None
 
     def _append_log(self, wb: rocksdict.WriteBatch, c: Change) -> None:
         if not self._first_change and not self._batch_first_change:
@@ -560,9 +679,8 @@ class ReplicaStore:
             if not v.is_version:
                 return False  # an unversioned DELETE: the null version is gone, nothing replaces it
         vk = keys.version_key(v.bucket, v.key, vs)
-        existing = self._get_overlay(vk, overlay)
-        if existing is not None:
-            old = records.decode_version(existing)
+        old = self._sound_record(self._get_overlay(vk, overlay), vk)
+        if old is not None:
             if old.stamp >= v.stamp:
                 return old.data_id == v.data_id
             if old.data_id and old.data_id != v.data_id:
@@ -583,8 +701,8 @@ class ReplicaStore:
         vk = keys.version_key(bucket, key, vs)
         existing = self._get_overlay(vk, overlay)
         if existing is not None:
-            old = records.decode_version(existing)
-            if old.data_id:
+            old = self._sound_record(existing, vk)
+            if old is not None and old.data_id:
                 self._schedule_gc(wb, old.data_id)
             wb.delete(vk)
             overlay[vk] = None
@@ -619,8 +737,8 @@ class ReplicaStore:
         for k, raw in self._prefix_items(keys.version_prefix(bucket, key)):
             if k in overlay and overlay[k] is None:
                 continue
-            old = records.decode_version(raw)
-            if old.data_id:
+            old = self._sound_record(raw, k)
+            if old is not None and old.data_id:
                 self._schedule_gc(wb, old.data_id)
             wb.delete(k)
             overlay[k] = None
@@ -726,11 +844,24 @@ class ReplicaStore:
         count = total = 0
         async for index, data in chunks:
             await loop.run_in_executor(
-                self._readers, self._put_nosync, keys.chunk_key(data_id, index), data
+                self._readers,
+                self._put_nosync,
+                keys.chunk_key(data_id, index),
+                records.frame_chunk(data),
             )
             count += 1
             total += len(data)
         return count, total
+
+    async def mend(self, data_id: bytes, chunks: AsyncIterator[tuple[int, bytes]]) -> int:
+        """Write sound copies (read from another holder) over the chunks of a
+        body that are damaged here, durably; chunks not held or sound are
+        left. Returns the chunks written."""
+        mended = 0
+        async for index, data in chunks:
+            if await self._submit(_Mend(data_id, index, records.frame_chunk(data))):
+                mended += 1
+        return mended
 
     def _put_nosync(self, key: bytes, value: bytes) -> None:
         try:
@@ -747,9 +878,21 @@ class ReplicaStore:
     async def _read(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._readers, fn, *args)
 
-    async def _get_many(self, okeys: list[bytes]) -> list[bytes | None]:
-        got = await self._read(self.db.get, okeys)
-        return list(got)
+    async def _get_many(self, okeys: list[bytes]) -> list[bytes | BaseException | None]:
+        got: list[bytes | BaseException | None] = await self._read(self._multi_get, okeys)
+        return got
+
+    def _multi_get(self, okeys: list[bytes]) -> list[bytes | BaseException | None]:
+        try:
+            return list(cast(list[bytes | None], self.db.get(cast(Any, okeys))))
+        except Exception:  # noqa: BLE001 - one damaged block fails them all: ask one by one
+            out: list[bytes | BaseException | None] = []
+            for k in okeys:
+                try:
+                    out.append(self._get_checked(k, records.RECORD))
+                except CorruptData as exc:
+                    out.append(exc)
+            return out
 
     async def read_meta_record(self, bucket: str, key: str) -> bytes | None:
         """The key's current record as stored (see node/records.py)."""
@@ -769,7 +912,7 @@ class ReplicaStore:
             vstamp = Stamp.decode(held)
         if vstamp is not None:
             vs = vstamp.encode()
-            raw = self.db.get(keys.version_key(bucket, key, vs))
+            raw = self._get_checked(keys.version_key(bucket, key, vs), records.RECORD)
             if raw is not None:
                 return [records.decode_version(raw)], False
             return [], self.db.get(keys.removed_key(bucket, key, vs)) is not None
@@ -818,6 +961,7 @@ class ReplicaStore:
                     return out, False
                 out.append(replace(records.decode_version(it.value()), inline=None))
                 it.next()
+            _iter_status(it)
             return out, True
         finally:
             del it
@@ -832,7 +976,7 @@ class ReplicaStore:
         return result
 
     def _key_state(self, bucket: str, key: str) -> KeyState:
-        raw = self.db.get(keys.object_key(bucket, key))
+        raw = self._get_checked(keys.object_key(bucket, key), records.RECORD)
         head = records.decode_version(raw) if raw is not None else None
         versions = [
             records.decode_version(v)
@@ -849,7 +993,7 @@ class ReplicaStore:
         return result
 
     async def read_chunk(self, data_id: bytes, index: int) -> bytes | None:
-        chunk: bytes | None = await self._read(self.db.get, keys.chunk_key(data_id, index))
+        chunk: bytes | None = await self._read(self._get_chunk, data_id, index)
         return chunk
 
     async def read_data(
@@ -866,7 +1010,7 @@ class ReplicaStore:
         loop = asyncio.get_running_loop()
 
         def read(i: int) -> asyncio.Future[bytes | None]:
-            return loop.run_in_executor(self._readers, self.db.get, keys.chunk_key(data_id, i))
+            return loop.run_in_executor(self._readers, self._get_chunk, data_id, i)
 
         # The next chunk is read while this one is sent (at most two held).
         pending = read(index)
@@ -884,6 +1028,89 @@ class ReplicaStore:
                 index += 1
         finally:
             pending.cancel()
+
+    async def scrub_page(
+        self, prefix: bytes, cursor: tuple[bytes, int] | None, max_bytes: int, max_records: int
+    ) -> ScrubPage:
+        """Read and verify the records whose raw key starts with ``prefix``
+        (one family, ``o`` or ``v``, maybe of one bucket) from ``cursor`` (None:
+        the first), and the chunks of the bodies they hold, until about
+        ``max_bytes`` or ``max_records`` were read. A version record's body is
+        read only when the key's current record does not hold the same one."""
+        page: ScrubPage = await self._read(self._scrub_page, prefix, cursor, max_bytes, max_records)
+        return page
+
+    def _scrub_page(
+        self, prefix: bytes, cursor: tuple[bytes, int] | None, max_bytes: int, max_records: int
+    ) -> ScrubPage:
+        page = ScrubPage()
+        start, first_chunk = cursor if cursor is not None else (prefix, 0)
+        it = self.db.iter()
+        try:
+            it.seek(start)
+            while it.valid():
+                k = cast(bytes, it.key())
+                if not k.startswith(prefix):
+                    return page
+                if page.read_bytes >= max_bytes or page.records >= max_records:
+                    page.cursor = (k, first_chunk)
+                    return page
+                raw = cast(bytes, it.value())
+                if first_chunk == 0:
+                    page.records += 1
+                    page.read_bytes += len(raw)
+                try:
+                    v = records.decode_version(raw)
+                except CorruptData:
+                    page.bad_records.append(k)
+                    it.next()
+                    continue
+                if v.data_id and self._scrub_body(k, v):
+                    resume = self._scrub_chunks(v, first_chunk, max_bytes, page)
+                    if resume is not None:
+                        page.cursor = (k, resume)
+                        return page
+                first_chunk = 0
+                it.next()
+            try:
+                it.status()
+            except Exception as exc:  # noqa: BLE001 - rocksdict raises a bare Exception
+                CORRUPT_READS.labels(records.RECORD).inc()
+                page.unreadable = str(exc)
+            return page
+        finally:
+            del it
+
+    def _scrub_body(self, k: bytes, v: ObjectVersion) -> bool:
+        """Whether a scrub reads the body of the record at ``k``: a version
+        record's body is read with the key's current record when that holds it."""
+        if not k.startswith(keys.VERSION):
+            return True
+        try:
+            head = self.db.get(keys.object_key(v.bucket, v.key))
+            return head is None or records.decode_version(head).data_id != v.data_id
+        except Exception:  # noqa: BLE001 - a damaged head: its own step reports it
+            return True
+
+    def _scrub_chunks(
+        self, v: ObjectVersion, first: int, max_bytes: int, page: ScrubPage
+    ) -> int | None:
+        """Verify ``v``'s chunks from ``first``; the index to resume at when
+        the page is full (None: all done)."""
+        count = -(-v.body_size // v.chunk_size) if v.chunk_size > 0 else 0
+        for index in range(first, count):
+            if page.read_bytes >= max_bytes and index > first:
+                return index
+            try:
+                data = self._get_chunk(v.data_id, index)
+            except CorruptData:
+                page.chunks += 1
+                page.bad_chunks.append((v, index))
+                continue
+            if data is not None:
+                page.chunks += 1
+                page.read_bytes += len(data)
+        return None
 
     def _scan(
         self, bucket: str, prefix: str, start_after: str, skip_prefix: bool, limit: int
@@ -907,6 +1134,7 @@ class ReplicaStore:
                 v = records.decode_version(it.value())
                 out.append(replace(v, inline=None))
                 it.next()
+            _iter_status(it)
             return out, True
         finally:
             del it
@@ -920,12 +1148,21 @@ class ReplicaStore:
         return result
 
     def _prefix_items(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
-        """Every (key, value) whose key starts with ``prefix``, in order."""
-        for k, v in self.db.items(from_key=prefix):
-            key = cast(bytes, k)
-            if not key.startswith(prefix):
-                return
-            yield key, cast(bytes, v)
+        """Every (key, value) whose key starts with ``prefix``, in order.
+        A block RocksDB cannot read ends it with CorruptData (``items()``
+        would end there silently)."""
+        it = self.db.iter()
+        try:
+            it.seek(prefix)
+            while it.valid():
+                key = cast(bytes, it.key())
+                if not key.startswith(prefix):
+                    return
+                yield key, cast(bytes, it.value())
+                it.next()
+            _iter_status(it)
+        finally:
+            del it
 
     def _hints_for(self, home: str, limit: int) -> list[tuple[str, str, Stamp]]:
         out: list[tuple[str, str, Stamp]] = []
@@ -1035,6 +1272,23 @@ class ReplicaStore:
                     upto = min(upto, keys.split_log_key(key) - 1)
                 break
         return max(upto, start)
+
+    async def note_scrubbed(self, ms: int) -> None:
+        """Record, durably, that a background scrub ended at ``ms``."""
+        await self._submit(_Raw([(keys.meta_key(SCRUBBED), records.encode_ms(ms))], [], []))
+        self.scrub_done_ms = ms
+
+    async def record_sound(self, raw_key: bytes) -> bool:
+        """Whether the record at ``raw_key`` reads sound now (or is gone)."""
+        sound: bool = await self._read(self._record_sound, raw_key)
+        return sound
+
+    def _record_sound(self, raw_key: bytes) -> bool:
+        try:
+            raw = self.db.get(raw_key)
+        except Exception:  # noqa: BLE001 - RocksDB cannot read it
+            return False
+        return raw is None or records.record_sound(raw)
 
     async def rebuilt(self) -> None:
         """Clear :attr:`needs_rebuild`, durably."""
@@ -1228,6 +1482,15 @@ class ReplicaStore:
         """Every version record (tests and tools; runs on the caller's thread)."""
         for _k, v in self._prefix_items(keys.VERSION):
             yield records.decode_version(v)
+
+
+def _iter_status(it: Any) -> None:
+    """Raise CorruptData if a RocksDB iterator stopped at a block it could not
+    read (``valid()`` is then false, as at the end)."""
+    try:
+        it.status()
+    except Exception as exc:  # noqa: BLE001 - rocksdict raises a bare Exception
+        raise records.corrupt(records.RECORD, f"RocksDB could not read on: {exc}") from None
 
 
 def awaits_replication(c: Change) -> bool:

@@ -20,6 +20,7 @@ from node.peers import Peers
 from node.repair import Repairer, rebuild_if_new
 from node.replica_store import ReplicaStore
 from node.s3.server import S3Server
+from node.scrub import Scrubber
 from node.servicer import AdminServicer, EventServicer, ObjectServicer, ReplicaServicer
 from node.tombstones import TombstoneCollector
 from node.upload_expiry import UploadExpiry
@@ -75,6 +76,7 @@ async def build(cfg: ClusterConfig, name: str) -> server.ProcessSpec:
     membership = Membership(cfg, me, placer, peers, handoff, store)
     coord.moving_azs = membership.moving_azs
     repairer = Repairer(coord, cfg.node)
+    scrubber = Scrubber(store, repairer, cfg.node, me)
     iam = Iam(cfg, coord.protocol, await asyncio.to_thread(LocalKeyFile, cfg.kms_key_file))
     guard = Guard(cfg, iam, coord)
     if cfg.node.unsafe_no_fsync:
@@ -108,7 +110,7 @@ async def build(cfg: ClusterConfig, name: str) -> server.ProcessSpec:
         objects_pb2_grpc.add_ObjectServiceServicer_to_server(ObjectServicer(coord, guard), srv)
         replica_pb2_grpc.add_ReplicaServiceServicer_to_server(ReplicaServicer(store), srv)
         admin_pb2_grpc.add_AdminServiceServicer_to_server(
-            AdminServicer(membership, store, peers, witnesses, repairer, iam), srv
+            AdminServicer(membership, store, peers, witnesses, repairer, iam, scrubber), srv
         )
         events_pb2_grpc.add_EventServiceServicer_to_server(
             EventServicer(event_streams, node_events), srv
@@ -160,6 +162,7 @@ async def build(cfg: ClusterConfig, name: str) -> server.ProcessSpec:
             rebuild_if_new(repairer, store, peers, set_rebuilding),
             disk.run_forever(cfg.node.disk_check_s, cfg.node.disk_idle_check_s),
             tombstones.run_forever(),
+            scrubber.run_forever(),
             upload_expiry.run_forever(),
         ]
         if witnesses is not None:

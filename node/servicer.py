@@ -22,6 +22,7 @@ from node.peers import Peers
 from node.repair import Repairer, serve_repair
 from node.replica_store import ReplicaStore
 from node.replication_apply import StatusUpdate
+from node.scrub import Scrubber, scrub_nodes
 from node.witness_client import WitnessConn, WitnessFleet
 from tristore import clustermap, config, pipe, tls, validation
 from tristore.config import NodeSpec, ReplicatorSpec
@@ -40,6 +41,7 @@ from tristore.convert import (
     part_page_to_pb,
     rule_from_pb,
     rule_to_pb,
+    scrub_report_to_pb,
     stamp_from_pb,
     stamp_to_pb,
     tagging_to_pb,
@@ -693,6 +695,8 @@ class ReplicaServicer(replica_pb2_grpc.ReplicaServiceServicer):
                     raise InvalidArgument("one Stage stream carries one body")
                 yield msg.index, msg.data
 
+        if first.mend:
+            return replica_pb2.StageResponse(mended=await self.store.mend(first.data_id, chunks()))
         count, total = await self.store.stage(first.data_id, chunks())
         return replica_pb2.StageResponse(chunks=count, bytes=total)
 
@@ -810,9 +814,11 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         witness: WitnessFleet | None,
         repairer: Repairer,
         iam: Iam | None = None,
+        scrubber: Scrubber | None = None,
     ) -> None:
         self.iam = iam
         self.repairer = repairer
+        self.scrubber = scrubber
         self._replicator_stubs: dict[str, Any] = {}
         self.witness = witness
         self.membership = membership
@@ -984,6 +990,23 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
     ) -> AsyncIterator[admin_pb2.RepairProgress]:
         async for progress in serve_repair(self.repairer, request):
             yield progress
+
+    async def Scrub(
+        self, request: admin_pb2.ScrubRequest, context: Ctx
+    ) -> AsyncIterator[admin_pb2.ScrubProgress]:
+        if self.scrubber is None:
+            raise InvalidRequest("this node runs no scrubber")
+        if request.bucket:
+            validation.check_bucket_name(request.bucket)
+        if request.node_only:
+            reports = self.scrubber.run(request.bucket)
+        else:
+            remotes = [
+                self.peers.replica_for_map(n) for n in self.peers.nodes if n.name != self.me.name
+            ]
+            reports = scrub_nodes(self.scrubber, remotes, request.bucket)
+        async for report in reports:
+            yield scrub_report_to_pb(report)
 
     async def RotateMasterKey(
         self, request: admin_pb2.RotateMasterKeyRequest, context: Ctx

@@ -198,6 +198,17 @@ class NodeSection:
     #: Seconds between two tries of a rebuild (new data directory) that could
     #: not compare every key.
     repair_rebuild_retry_s: float = 30.0
+    #: Seconds from the end of one background scrub of a node (every record and
+    #: body chunk read and its checksum verified, damaged ones written over
+    #: from another holder) to the start of the next; 0: no background scrub
+    #: (``tristore admin scrub`` still runs one).
+    scrub_interval_s: float = 7 * 86_400.0
+    #: Bytes a second the background scrub reads at most (``admin scrub`` is
+    #: not paced).
+    scrub_bytes_per_s: int = 8 * 1024 * 1024
+    #: Bytes one step of a scrub reads on a read thread before it reports,
+    #: repairs what it found and is paced.
+    scrub_step_bytes: int = 4 * 1024 * 1024
     #: Change-log entries a node reads from RocksDB at once for a subscription.
     events_scan_batch: int = 1024
     #: Most change-log entries one ReadNodeEvents call looks at (then it
@@ -747,6 +758,12 @@ def validate(cfg: ClusterConfig) -> None:
         raise InvalidArgument(
             "[node] tombstone_retention_s must be 0 or more and tombstone_check_s above 0"
         )
+    if cfg.node.scrub_interval_s < 0 or cfg.node.scrub_bytes_per_s <= 0:
+        raise InvalidArgument(
+            "[node] scrub_interval_s must be 0 (never) or more and scrub_bytes_per_s above 0"
+        )
+    if cfg.node.scrub_step_bytes < 1:
+        raise InvalidArgument("[node] scrub_step_bytes must be 1 or more")
     if cfg.node.tombstone_batch < 1:
         raise InvalidArgument("[node] tombstone_batch must be 1 or more")
     if cfg.node.multipart_expiry_s < 0 or cfg.node.multipart_expiry_check_s <= 0:

@@ -26,6 +26,7 @@ from tristore.model import (
     RepairReport,
     ReplicatorHealth,
     ReplicatorStatus,
+    ScrubReport,
     Tagging,
     UploadPage,
     VersionEntry,
@@ -668,6 +669,34 @@ def cors_rule_from_pb(p: objects_pb2.CorsRule) -> cors.Rule:
         tuple(p.expose_headers),
         p.max_age_seconds if p.has_max_age else None,
         p.id,
+    )
+
+
+def scrub_report_to_pb(r: ScrubReport) -> admin_pb2.ScrubProgress:
+    return admin_pb2.ScrubProgress(
+        node=r.node,
+        records_checked=r.records_checked,
+        chunks_checked=r.chunks_checked,
+        bytes_checked=r.bytes_checked,
+        corrupt_records=r.corrupt_records,
+        corrupt_chunks=r.corrupt_chunks,
+        repaired=r.repaired,
+        error=r.error,
+        done=r.done,
+    )
+
+
+def scrub_report_from_pb(p: admin_pb2.ScrubProgress) -> ScrubReport:
+    return ScrubReport(
+        node=p.node,
+        records_checked=p.records_checked,
+        chunks_checked=p.chunks_checked,
+        bytes_checked=p.bytes_checked,
+        corrupt_records=p.corrupt_records,
+        corrupt_chunks=p.corrupt_chunks,
+        repaired=p.repaired,
+        error=p.error,
+        done=p.done,
     )
 
 

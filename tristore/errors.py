@@ -28,6 +28,7 @@ Hierarchy::
         ├── StorageFull             (retriable: a node's disk is full)
         ├── KeyUnavailable          (a master key is missing)
         ├── OutcomeUnknown          (a retried write may or may not have taken effect)
+        ├── CorruptData             (a stored copy failed its checksum; read elsewhere)
         └── InternalError
 """
 
@@ -345,6 +346,16 @@ class OutcomeUnknown(ServerError):
     grpc_status = _Status("ABORTED")
 
 
+class CorruptData(ServerError):
+    """A value a node stored failed its checksum (or RocksDB's own block
+    checksum) when read. Coordinators read another copy and write the good
+    one back; a client sees it only when no copy was sound. Not retriable:
+    the same copies would be read again."""
+
+    code = "CorruptData"
+    grpc_status = _Status("DATA_LOSS")
+
+
 class InternalError(ServerError):
     code = "InternalError"
 
@@ -434,6 +445,7 @@ HTTP_STATUS: dict[str, int] = {
     "SlowDown": 503,
     "StorageFull": 507,
     "OutcomeUnknown": 409,
+    "CorruptData": 500,
     "InternalError": 500,
     "NotImplemented": 501,
 }

@@ -683,6 +683,44 @@ class PartPage:
 
 
 @dataclass(frozen=True, slots=True)
+class ScrubReport:
+    """Progress of ``tristore admin scrub`` (AdminService.Scrub) on one node
+    so far, or (``done``) its final counts."""
+
+    node: str
+    records_checked: int = 0
+    chunks_checked: int = 0
+    bytes_checked: int = 0
+    #: Records (object or version) and body chunks that failed their checksum.
+    corrupt_records: int = 0
+    corrupt_chunks: int = 0
+    #: Damaged values a sound copy from another holder was written over.
+    repaired: int = 0
+    #: Why the node was not scrubbed, or not whole ("": it was).
+    error: str = ""
+    done: bool = False
+
+    @property
+    def unrepaired(self) -> int:
+        """Damaged values still damaged (no sound copy could be written)."""
+        return max(0, self.corrupt_records + self.corrupt_chunks - self.repaired)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "node": self.node,
+            "records_checked": self.records_checked,
+            "chunks_checked": self.chunks_checked,
+            "bytes_checked": self.bytes_checked,
+            "corrupt_records": self.corrupt_records,
+            "corrupt_chunks": self.corrupt_chunks,
+            "repaired": self.repaired,
+            "unrepaired": self.unrepaired,
+            "error": self.error,
+            "done": self.done,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class RepairReport:
     """Progress of ``tristore admin repair`` (AdminService.Repair), for one
     bucket so far, or (``done``) the totals of the whole run."""

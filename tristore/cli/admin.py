@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tristore import clustermap, config
-from tristore.cli import admin_repair, auth, bootstrap, progress
+from tristore.cli import admin_repair, admin_scrub, auth, bootstrap, progress
 from tristore.cli.util import connect, format_size, format_table, print_json
 from tristore.errors import InvalidArgument, ServiceUnavailable
 from tristore.kms import LocalKeyFile
@@ -380,6 +380,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="remove without draining (lost node)")
 
     admin_repair.add_parser(actions, common)
+    admin_scrub.add_parser(actions, common)
     auth.register_admin(actions, common)
     bootstrap.add_parsers(actions)
 

@@ -89,7 +89,7 @@ def to_json(buckets: list[RepairReport], total: RepairReport, dry_run: bool) -> 
     return out
 
 
-def _bucket_arg(text: str) -> str:
+def bucket_arg(text: str) -> str:
     if is_s3_url(text):
         return parse_bucket_url(text)
     validation.check_bucket_name(text)
@@ -97,7 +97,7 @@ def _bucket_arg(text: str) -> str:
 
 
 def cmd_repair(args: argparse.Namespace) -> int:
-    bucket = _bucket_arg(args.bucket) if args.bucket else ""
+    bucket = bucket_arg(args.bucket) if args.bucket else ""
     latest: dict[str, RepairReport] = {}
     total: RepairReport | None = None
     bar = RepairProgress(sys.stderr) if sys.stderr.isatty() else None  # a terminal only

@@ -67,6 +67,7 @@ from tristore.model import (
     Part,
     PartPage,
     RepairReport,
+    ScrubReport,
     Tagging,
     UploadPage,
     UserInfo,
@@ -1260,6 +1261,39 @@ class AsyncClient:
         try:
             while msg is not grpc.aio.EOF:
                 yield convert.repair_report_from_pb(msg)
+                msg = await call.read()
+        except grpc.aio.AioRpcError as exc:
+            raise errors.from_rpc_error(exc) from None
+        finally:
+            call.cancel()
+
+    async def scrub(self, bucket: str = "") -> AsyncIterator[ScrubReport]:
+        """Scrub (``tristore admin scrub``): every node of the cluster reads
+        every record and body chunk it holds (of ``bucket``, or all), checks
+        their checksums and writes a sound copy from another holder over each
+        damaged one::
+
+            async for report in client.scrub():
+                print(report.node, report.corrupt_records, report.repaired)
+
+        Reports come per node as it goes; each node's last one has ``done``
+        set (and ``error`` when it could not be scrubbed, or not whole)."""
+        if bucket:
+            validation.check_bucket_name(bucket)
+        request = admin_pb2.ScrubRequest(bucket=bucket)
+
+        async def start(ep: Endpoint) -> tuple[Any, Any]:
+            call = ep.admin.Scrub(request)
+            try:
+                return call, await call.read()
+            except BaseException:
+                call.cancel()
+                raise
+
+        call, msg = await self._call("Scrub", start)
+        try:
+            while msg is not grpc.aio.EOF:
+                yield convert.scrub_report_from_pb(msg)
                 msg = await call.read()
         except grpc.aio.AioRpcError as exc:
             raise errors.from_rpc_error(exc) from None

@@ -56,6 +56,7 @@ from tristore.model import (
     Part,
     PartPage,
     RepairReport,
+    ScrubReport,
     Tagging,
     UploadPage,
     UserInfo,
@@ -706,6 +707,11 @@ class Client:
         """Anti-entropy repair (see AsyncClient.repair): progress reports as
         they come, the last one with ``done`` set and the totals."""
         return self._iterate(self._aio.repair(bucket, dry_run))
+
+    def scrub(self, bucket: str = "") -> Iterator[ScrubReport]:
+        """Scrub every node (see AsyncClient.scrub): progress reports as they
+        come, each node's last one with ``done`` set."""
+        return self._iterate(self._aio.scrub(bucket))
 
     def cluster_map(self) -> ClusterMap:
         return self._run(self._aio.cluster_map())

@@ -258,6 +258,36 @@ class RepairRequest(_message.Message):
     dry_run: bool
     def __init__(self, bucket: _Optional[str] = ..., dry_run: _Optional[bool] = ...) -> None: ...
 
+class ScrubRequest(_message.Message):
+    __slots__ = ("bucket", "node_only")
+    BUCKET_FIELD_NUMBER: _ClassVar[int]
+    NODE_ONLY_FIELD_NUMBER: _ClassVar[int]
+    bucket: str
+    node_only: bool
+    def __init__(self, bucket: _Optional[str] = ..., node_only: _Optional[bool] = ...) -> None: ...
+
+class ScrubProgress(_message.Message):
+    __slots__ = ("node", "records_checked", "chunks_checked", "bytes_checked", "corrupt_records", "corrupt_chunks", "repaired", "error", "done")
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    RECORDS_CHECKED_FIELD_NUMBER: _ClassVar[int]
+    CHUNKS_CHECKED_FIELD_NUMBER: _ClassVar[int]
+    BYTES_CHECKED_FIELD_NUMBER: _ClassVar[int]
+    CORRUPT_RECORDS_FIELD_NUMBER: _ClassVar[int]
+    CORRUPT_CHUNKS_FIELD_NUMBER: _ClassVar[int]
+    REPAIRED_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    node: str
+    records_checked: int
+    chunks_checked: int
+    bytes_checked: int
+    corrupt_records: int
+    corrupt_chunks: int
+    repaired: int
+    error: str
+    done: bool
+    def __init__(self, node: _Optional[str] = ..., records_checked: _Optional[int] = ..., chunks_checked: _Optional[int] = ..., bytes_checked: _Optional[int] = ..., corrupt_records: _Optional[int] = ..., corrupt_chunks: _Optional[int] = ..., repaired: _Optional[int] = ..., error: _Optional[str] = ..., done: _Optional[bool] = ...) -> None: ...
+
 class RepairProgress(_message.Message):
     __slots__ = ("bucket", "keys_checked", "keys_repaired", "versions_written", "missing_by_az", "keys_failed", "done")
     class MissingByAzEntry(_message.Message):

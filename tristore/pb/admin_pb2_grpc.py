@@ -69,6 +69,11 @@ class AdminServiceStub:
                 request_serializer=tristore_dot_pb_dot_admin__pb2.RepairRequest.SerializeToString,
                 response_deserializer=tristore_dot_pb_dot_admin__pb2.RepairProgress.FromString,
                 _registered_method=True)
+        self.Scrub = channel.unary_stream(
+                '/tristore.v1.AdminService/Scrub',
+                request_serializer=tristore_dot_pb_dot_admin__pb2.ScrubRequest.SerializeToString,
+                response_deserializer=tristore_dot_pb_dot_admin__pb2.ScrubProgress.FromString,
+                _registered_method=True)
         self.CreateUser = channel.unary_unary(
                 '/tristore.v1.AdminService/CreateUser',
                 request_serializer=tristore_dot_pb_dot_admin__pb2.UserRequest.SerializeToString,
@@ -161,6 +166,16 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Scrub(self, request, context):
+        """Read every record and body chunk the nodes hold and verify its checksum
+        (every node of the map, or with node_only the node asked alone), writing
+        a sound copy from another holder over each damaged one. Progress per
+        node as it goes, then each node's final counts with done set.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CreateUser(self, request, context):
         """Users and access keys (admin role).
         """
@@ -245,6 +260,11 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.Repair,
                     request_deserializer=tristore_dot_pb_dot_admin__pb2.RepairRequest.FromString,
                     response_serializer=tristore_dot_pb_dot_admin__pb2.RepairProgress.SerializeToString,
+            ),
+            'Scrub': grpc.unary_stream_rpc_method_handler(
+                    servicer.Scrub,
+                    request_deserializer=tristore_dot_pb_dot_admin__pb2.ScrubRequest.FromString,
+                    response_serializer=tristore_dot_pb_dot_admin__pb2.ScrubProgress.SerializeToString,
             ),
             'CreateUser': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateUser,
@@ -471,6 +491,33 @@ class AdminService:
             '/tristore.v1.AdminService/Repair',
             tristore_dot_pb_dot_admin__pb2.RepairRequest.SerializeToString,
             tristore_dot_pb_dot_admin__pb2.RepairProgress.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Scrub(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/tristore.v1.AdminService/Scrub',
+            tristore_dot_pb_dot_admin__pb2.ScrubRequest.SerializeToString,
+            tristore_dot_pb_dot_admin__pb2.ScrubProgress.FromString,
             options,
             channel_credentials,
             insecure,

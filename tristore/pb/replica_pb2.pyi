@@ -168,22 +168,26 @@ class ScanVersionsResponse(_message.Message):
     def __init__(self, versions: _Optional[_Iterable[_Union[_common_pb2.ObjectVersion, _Mapping]]] = ..., exhausted: _Optional[bool] = ...) -> None: ...
 
 class StageRequest(_message.Message):
-    __slots__ = ("data_id", "index", "data")
+    __slots__ = ("data_id", "index", "data", "mend")
     DATA_ID_FIELD_NUMBER: _ClassVar[int]
     INDEX_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
+    MEND_FIELD_NUMBER: _ClassVar[int]
     data_id: bytes
     index: int
     data: bytes
-    def __init__(self, data_id: _Optional[bytes] = ..., index: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...
+    mend: bool
+    def __init__(self, data_id: _Optional[bytes] = ..., index: _Optional[int] = ..., data: _Optional[bytes] = ..., mend: _Optional[bool] = ...) -> None: ...
 
 class StageResponse(_message.Message):
-    __slots__ = ("chunks", "bytes")
+    __slots__ = ("chunks", "bytes", "mended")
     CHUNKS_FIELD_NUMBER: _ClassVar[int]
     BYTES_FIELD_NUMBER: _ClassVar[int]
+    MENDED_FIELD_NUMBER: _ClassVar[int]
     chunks: int
     bytes: int
-    def __init__(self, chunks: _Optional[int] = ..., bytes: _Optional[int] = ...) -> None: ...
+    mended: int
+    def __init__(self, chunks: _Optional[int] = ..., bytes: _Optional[int] = ..., mended: _Optional[int] = ...) -> None: ...
 
 class ReadMetaRequest(_message.Message):
     __slots__ = ("bucket", "key", "include_inline")
