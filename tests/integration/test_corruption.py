@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -147,15 +148,26 @@ def _keys_homed_on(cluster: DevCluster, bucket: str, node: str, prefix: str, n: 
 
 
 def _scrub(cluster: DevCluster, *extra: str) -> dict[str, dict[str, object]]:
-    proc = cluster.cli("admin", "scrub", "--json", *extra, check=False)
-    doc = json.loads(proc.stdout)
-    assert doc["command"] == "admin scrub"
-    nodes = {str(n["node"]): n for n in doc["nodes"]}
-    assert set(nodes) == {n.name for n in cluster.config.nodes}
-    assert proc.returncode == (
-        1 if doc["unrepaired"] or any(n["error"] for n in nodes.values()) else 0
-    )
-    return nodes
+    """One ``admin scrub --json``, by node. Run again (for at most 30 s) while
+    a node could not be scrubbed at all: a node just restarted is taken for
+    down by its peers until their next probe."""
+    deadline = time.monotonic() + 30
+    while True:
+        proc = cluster.cli("admin", "scrub", "--json", *extra, check=False)
+        doc = json.loads(proc.stdout)
+        assert doc["command"] == "admin scrub"
+        nodes = {str(n["node"]): n for n in doc["nodes"]}
+        assert set(nodes) == {n.name for n in cluster.config.nodes}
+        assert proc.returncode == (
+            1 if doc["unrepaired"] or any(n["error"] for n in nodes.values()) else 0
+        )
+        unreached = [
+            n for n in nodes.values()
+            if n["error"] and not n["records_checked"] and not n["chunks_checked"]
+        ]  # fmt: skip
+        if not unreached or time.monotonic() > deadline:
+            return nodes
+        time.sleep(0.5)
 
 
 def test_admin_scrub_finds_and_repairs_damaged_records_and_chunks(
@@ -236,9 +248,11 @@ def test_a_damaged_sst_file_is_read_around_and_scrubbed(cluster: DevCluster, buc
         30,
         what="the chunk mended",
     )
-    # The scrub finds the other one (the first now reads sound) and mends it.
+    # The scrub finds the other one and mends it (and the first again, when
+    # the scrub came before its mend was written: both are counted then).
     mine = _scrub(cluster, "--bucket", bucket)[victim]
-    assert (mine["corrupt_records"], mine["corrupt_chunks"], mine["repaired"]) == (0, 1, 1), mine
+    assert mine["corrupt_records"] == 0 and mine["corrupt_chunks"] in (1, 2), mine
+    assert mine["repaired"] == mine["corrupt_chunks"] and not mine["unrepaired"], mine
     assert not mine["error"]
     assert _scrub(cluster, "--bucket", bucket)[victim]["corrupt_chunks"] == 0
     with cluster.client(_node_endpoint(cluster, victim)) as c:
