@@ -509,3 +509,27 @@ def health(cluster: DevCluster) -> dict[str, object]:
         "config": cluster.config_path.read_bytes(),
         "master keys": cfg.kms_key_file.read_bytes() if cfg.kms_key_file.exists() else b"",
     }
+
+
+def _all_up(h: dict[str, Any]) -> bool:
+    return (
+        all(up for _name, _pid, up in h["processes"])
+        and all(up and state == "active" for _name, up, state in h["nodes"])
+        and all(up for _name, up, _inc in h["witnesses"])
+    )
+
+
+def settled_health(
+    cluster: DevCluster, like: dict[str, object] | None = None, timeout: float = 20.0
+) -> dict[str, object]:
+    """``health(cluster)`` once it shows every process up (or, given ``like``,
+    once it equals that), else as it is after ``timeout`` seconds: on a loaded
+    machine a peer can look down to a node for a moment, which is no change."""
+    deadline = time.monotonic() + timeout
+    while True:
+        h = health(cluster)
+        if (h == like) if like is not None else _all_up(h):
+            return h
+        if time.monotonic() >= deadline:
+            return h
+        time.sleep(0.5)

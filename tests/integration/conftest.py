@@ -9,7 +9,7 @@ from tests.integration.cluster import (
     DevCluster,
     SharedCluster,
     cluster_fixture,
-    health,
+    settled_health,
     start_cluster,
     start_shared_cluster,
 )
@@ -63,9 +63,9 @@ def cluster(
         return
     shared: _Shared = request.getfixturevalue("_shared")
     c = shared.get()
-    before = health(c)
+    before = settled_health(c)
     yield c
-    after = health(c)
+    after = settled_health(c, like=before)
     if after != before:
         shared.discard()
         changed = sorted(k for k in before if before[k] != after.get(k))
