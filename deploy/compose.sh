@@ -18,7 +18,13 @@
 #   4. `compose up -d` of every service whose image is here (Grafana only when
 #      its image already is: nothing else is pulled), then waits until every
 #      tristore container's healthcheck passes (at most $HEALTH_TIMEOUT_S, 300).
-# It ends with the export lines a client needs, as `tristore dev up` does.
+# It ends with the export lines a client needs, as `tristore dev up` does:
+# the stack runs TLS everywhere and checks every request's signature. The
+# one-shot `init` container makes the CA, the certificates, the master keys
+# and the root key once, in docker volumes (kept across `up`s, removed by
+# `down -v`); `up` copies the CA's certificate to deploy/.compose/PROJECT/ca.crt
+# (gitignored; what clients verify the nodes against) and unseals the root
+# key inside east-a1 (`tristore admin root-credentials`) to print it.
 #
 # Environment: COMPOSE_PROJECT_NAME (default tristore), BASE_IMAGE,
 # TRISTORE_IMAGE, PROMETHEUS_IMAGE, GRAFANA_IMAGE, HEALTH_TIMEOUT_S,
@@ -34,6 +40,8 @@ export TRISTORE_IMAGE=${TRISTORE_IMAGE:-tristore:latest}
 export PROMETHEUS_IMAGE=${PROMETHEUS_IMAGE:-tristore-prometheus:latest}
 export GRAFANA_IMAGE=${GRAFANA_IMAGE:-grafana/grafana:11.1.0}
 health_timeout=${HEALTH_TIMEOUT_S:-300}
+# The client side of the stack's secrets: the CA's certificate.
+client_dir="${here}/.compose/${COMPOSE_PROJECT_NAME}"
 # Host ports the compose file publishes (a1 a2 b1 b2 c1 c2): gRPC and S3 HTTP.
 east_grpc=$(printf '127.0.0.1:%s,' 7101 7102 7103 7104 7105 7106)
 west_grpc=$(printf '127.0.0.1:%s,' 7111 7112 7113 7114 7115 7116)
@@ -128,29 +136,45 @@ up() {
   BASE_IMAGE=${base} compose up -d --no-build "${services[@]}"
   say "waiting for every healthcheck (at most ${health_timeout}s)"
   wait_healthy
+  local ca=${client_dir}/ca.crt creds
+  mkdir -p "${client_dir}"
+  compose exec -T east-a1 cat /etc/tristore/tls/ca.crt >"${ca}.tmp"
+  mv "${ca}.tmp" "${ca}"
+  # Unsealed in the container and printed below, never written on the host.
+  creds=$(compose exec -T east-a1 tristore admin root-credentials --config /etc/tristore/cluster.toml)
+  grep -q '^export TRISTORE_SECRET_ACCESS_KEY=' <<<"${creds}" || die "no root credentials from east-a1"
   cat <<EOF
 # tristore compose stack "${COMPOSE_PROJECT_NAME}" is up: clusters east and west,
-# replicating to each other. Plaintext and without request signing (see the
-# README's Security section): never expose these ports beyond this machine.
-# east (for west: TRISTORE_ENDPOINT=${west_grpc%,}
-# and AWS_ENDPOINT_URL=http://127.0.0.1:7311):
+# replicating to each other. TLS on every port (clients verify the nodes
+# against the stack's CA) and every request signed; the root key serves both
+# clusters. east (for west: TRISTORE_ENDPOINT=${west_grpc%,}
+# and AWS_ENDPOINT_URL=https://127.0.0.1:7311):
 export TRISTORE_ENDPOINT=${east_grpc%,}
-export TRISTORE_INSECURE=1
-export AWS_ENDPOINT_URL=http://127.0.0.1:7301
-# Signing is off in this stack: any key pair is taken, as root.
-export AWS_ACCESS_KEY_ID=compose
-export AWS_SECRET_ACCESS_KEY=compose-signing-is-off
+export TRISTORE_CA_BUNDLE=${ca}
+$(grep '^export TRISTORE_' <<<"${creds}")
+export AWS_ENDPOINT_URL=https://127.0.0.1:7301
+$(grep '^export AWS_' <<<"${creds}")
 export AWS_DEFAULT_REGION=us-east-1
+export AWS_CA_BUNDLE=${ca}
 # Prometheus: http://127.0.0.1:9090  Grafana (if its image is here): http://127.0.0.1:3000
-# Stop: make compose-down (data kept in volumes; make compose-down ARGS=-v removes them)
+# Stop: make compose-down (data and keys kept in volumes; make compose-down ARGS=-v removes them)
 EOF
+}
+
+down() {
+  compose down --remove-orphans "$@"
+  local arg
+  for arg in "$@"; do
+    # The volumes are gone, and the CA with them: its copy goes too.
+    if [[ ${arg} == -v || ${arg} == --volumes ]]; then rm -rf "${client_dir}"; fi
+  done
 }
 
 case ${1:-} in
   up) up ;;
   down)
     shift
-    compose down --remove-orphans "$@"
+    down "$@"
     ;;
   *) die "usage: $0 up | down [-v]" ;;
 esac

@@ -6,7 +6,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 FSYNC_SECONDS = Histogram(
     "tristore_node_fsync_seconds",
-    "Time of one synced RocksDB write (one group commit).",
+    "Time of one group commit: the RocksDB write and the fdatasync of its log.",
     buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
 )
 WRITE_BATCH_SIZE = Histogram(

@@ -97,6 +97,8 @@ class PutHeader:
     resend: bool = False
     #: When the call's first attempt began (Unix ms, the client's clock; 0: unknown).
     first_attempt_ms: int = 0
+    #: Standard headers to store (validation.STORED_HEADERS: Cache-Control, ...).
+    headers: dict[str, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +108,9 @@ class GetResult:
     first: int
     last: int
     body: AsyncIterator[bytes]
+    #: Whether the bucket has had versioning (Enabled or Suspended): only then
+    #: does S3 name the version (``x-amz-version-id``), ``null`` included.
+    bucket_versioned: bool = False
 
 
 def _etag_matches(header: str, etag: str) -> bool:
@@ -367,6 +372,7 @@ class Objects:
             owner=self.cfg.cluster.name,
             storage_class=validation.check_storage_class(header.storage_class),
             sse=validation.check_sse(header.sse),
+            headers=validation.normalize_headers(header.headers),
         )
 
     async def _earlier_attempt(self, header: PutHeader, versioned: bool) -> ObjectVersion | None:
@@ -577,13 +583,14 @@ class Objects:
     ) -> tuple[ObjectVersion, list[Replica]]:
         """The version a GET or HEAD is about: the current one, or ``version_id``
         (a delete marker only with ``markers``: it has no body)."""
-        version, holders, _ = await self._lookup(bucket, key, version_id, markers)
+        version, holders, _, _ = await self._lookup(bucket, key, version_id, markers)
         return version, holders
 
     async def _lookup(
         self, bucket: str, key: str, version_id: str = "", markers: bool = False
-    ) -> tuple[ObjectVersion, list[Replica], ObjectVersion | None]:
-        """:meth:`_current`, and the key's current record it read on the way."""
+    ) -> tuple[ObjectVersion, list[Replica], ObjectVersion | None, BucketInfo]:
+        """:meth:`_current`, and the key's current record and the bucket's
+        info it read on the way."""
         validation.check_key(key)
         validation.check_bucket_name(bucket)
         wanted = parse_version_id(version_id) if version_id else None
@@ -597,6 +604,7 @@ class Objects:
             raise exists
         if isinstance(read, BaseException):
             raise read
+        info = exists
         current, holders = read
         if not version_id:
             if current is None or current.deleted:
@@ -606,7 +614,7 @@ class Objects:
                     else ""
                 )
                 raise NoSuchKey(f"key {key!r} does not exist in bucket {bucket!r}{marker}")
-            return current, holders, current
+            return current, holders, current, info
         if current is not None and current.is_version and current.version_id == version_id:
             version: ObjectVersion | None = current
         else:
@@ -617,7 +625,7 @@ class Objects:
             raise MethodNotAllowed(
                 f"version {version_id} of {bucket}/{key} is a delete marker; it has no body"
             )
-        return version, holders, current
+        return version, holders, current, info
 
     async def head_object(
         self,
@@ -627,10 +635,23 @@ class Objects:
         conditions: Conditions | None = None,
         sse_customer: sse.CustomerKey | None = None,
     ) -> ObjectInfo:
-        version, _ = await self._current(bucket, key, version_id)
+        info, _ = await self.stat_object(bucket, key, version_id, conditions, sse_customer)
+        return info
+
+    async def stat_object(
+        self,
+        bucket: str,
+        key: str,
+        version_id: str = "",
+        conditions: Conditions | None = None,
+        sse_customer: sse.CustomerKey | None = None,
+    ) -> tuple[ObjectInfo, bool]:
+        """:meth:`head_object`, and whether the bucket has had versioning
+        (:attr:`GetResult.bucket_versioned`), from the read the HEAD made."""
+        version, _, _, bucket_info = await self._lookup(bucket, key, version_id)
         given = sse.check_customer_key(version.sse_customer_hmac, sse_customer, f"{bucket}/{key}")
         check_conditions(version, conditions)
-        return ObjectInfo.of(version, given.key_md5 if given else "")
+        return ObjectInfo.of(version, given.key_md5 if given else ""), bool(bucket_info.versioning)
 
     def body(
         self,
@@ -657,7 +678,7 @@ class Objects:
         conditions: Conditions | None = None,
         sse_customer: sse.CustomerKey | None = None,
     ) -> GetResult:
-        version, holders = await self._current(bucket, key, version_id)
+        version, holders, _, bucket_info = await self._lookup(bucket, key, version_id)
         cipher = await self.encryption.opener(version, sse_customer)
         check_conditions(version, conditions)
         if byte_range is not None:
@@ -668,7 +689,8 @@ class Objects:
         OBJECT_BYTES.labels("out").inc(length)
         body = self.body(version, cipher, holders, first, length)
         key_md5 = sse_customer.key_md5 if sse_customer is not None else ""
-        return GetResult(ObjectInfo.of(version, key_md5), first, last, body)
+        info = ObjectInfo.of(version, key_md5)
+        return GetResult(info, first, last, body, bool(bucket_info.versioning))
 
     # -- DELETE ----------------------------------------------------------------
 
@@ -748,7 +770,7 @@ class Objects:
     ) -> tuple[ObjectVersion, ObjectVersion | None]:
         """(the version, the current record when the version is current);
         delete markers only with ``markers``."""
-        version, _, current = await self._lookup(bucket, key, version_id, markers)
+        version, _, current, _ = await self._lookup(bucket, key, version_id, markers)
         return (version, current) if version is current else (version, None)
 
     async def update_version(
@@ -856,14 +878,19 @@ class Objects:
                 "this copy request is illegal because it is trying to copy an object to itself "
                 "without changing the object's metadata, storage class or encryption"
             )
-        content_type, metadata = (
-            (src.content_type, src.metadata)
+        content_type, metadata, headers = (
+            (src.content_type, src.metadata, src.headers)
             if meta_mode == "COPY"
-            else (dest.content_type, dest.metadata)
+            else (dest.content_type, dest.metadata, dest.headers)
         )
         tags = src.tags if tag_mode == "COPY" else dest.tags
         header = replace(
-            dest, content_type=content_type, metadata=metadata, tags=tags, size=src.size
+            dest,
+            content_type=content_type,
+            metadata=metadata,
+            headers=headers,
+            tags=tags,
+            size=src.size,
         )
         body = self.body(src, cipher, holders, 0, src.size)
         info = await self.put_object(header, body)

@@ -3,12 +3,13 @@
 Every change that must survive a crash (a committed version, its change-log
 entry, a hint, the removal of a handed-off copy) goes through :class:`Writer`:
 one thread takes every request queued since its last write, applies them in
-order to one ``WriteBatch`` and writes it with ``sync=True``. Concurrent writes
-therefore share one fsync, and the read-check-write of last-writer-wins is
-atomic because only that thread does it.
+order to one ``WriteBatch``, writes it and fdatasyncs the write-ahead log
+(:mod:`node.wal`: done by Python, not RocksDB, so the event loop runs during
+the fsync). Concurrent writes therefore share one fsync, and the
+read-check-write of last-writer-wins is atomic because only that thread does it.
 
-Body chunks are written without sync before their commit: the commit's synced
-write flushes the write-ahead log up to and including them.
+Body chunks are written without sync before their commit: the commit's sync of
+the write-ahead log covers them.
 
 Reads run on a small thread pool so RocksDB never blocks the event loop.
 """
@@ -19,6 +20,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import logging
+import os
 import queue
 import threading
 import time
@@ -42,6 +44,7 @@ from node.metrics import (
     TOMBSTONES,
     WRITE_BATCH_SIZE,
 )
+from node.wal import WalSync
 from tristore.batcher import Batcher
 from tristore.config import NodeSection
 from tristore.errors import InternalError
@@ -267,13 +270,18 @@ class ReplicaStore:
         self._sync = rocksdict.WriteOptions()
         self._sync.sync = True
         self._nosync = rocksdict.WriteOptions()
+        self._wal = WalSync(path, fsync=not cfg.unsafe_no_fsync)
         fmt = self.db.get(keys.meta_key("format"))
         if fmt is None:
             # A new data directory: if the cluster already holds data, this
             # node's copies must be rebuilt from the other AZs (node/repair.py).
-            self.db.put(keys.meta_key(CREATED), records.encode_ms(clock_ms()))
-            self.db.put(keys.meta_key(REBUILD), b"1", self._sync)
-            self.db.put(keys.meta_key("format"), FORMAT)
+            # One synced batch: a directory marked with the format is marked
+            # for the rebuild too, whenever the power goes.
+            wb = rocksdict.WriteBatch(raw_mode=True)
+            wb.put(keys.meta_key(CREATED), records.encode_ms(clock_ms()))
+            wb.put(keys.meta_key(REBUILD), b"1")
+            wb.put(keys.meta_key("format"), FORMAT)
+            self.db.write(wb, self._sync)
         elif fmt != FORMAT:
             raise RuntimeError(f"{path} holds data of format {fmt!r}, not {FORMAT!r}")
         created = self.db.get(keys.meta_key(CREATED))
@@ -360,6 +368,7 @@ class ReplicaStore:
             self._writer.join(timeout=10)
         self._readers.shutdown(wait=True)
         self.db.close()
+        self._wal.close()
 
     # -- the group-commit writer -----------------------------------------
 
@@ -391,6 +400,23 @@ class ReplicaStore:
             if stop:
                 return
 
+    def _sync_wal(self) -> None:
+        try:
+            self._wal.sync()
+        except OSError as exc:
+            # After a failed fsync the kernel may have dropped the dirty pages
+            # and a second fsync can succeed without writing them: nothing
+            # written since the last good sync can be trusted. As PostgreSQL
+            # does, stop at once; a restart replays what is really on disk.
+            log.critical(
+                "fdatasync of the write-ahead log in %s failed (%s): writes since the last "
+                "sync may be lost; the node stops now, restart it to recover from disk",
+                self.path,
+                exc,
+            )
+            logging.shutdown()
+            os._exit(1)
+
     def _write_batch(
         self, batch: list[tuple[_Op, asyncio.Future[Any]]], loop: asyncio.AbstractEventLoop
     ) -> None:
@@ -406,7 +432,8 @@ class ReplicaStore:
                 outcomes.append((False, exc))
         try:
             started = time.perf_counter()
-            self.db.write(wb, self._sync)
+            self.db.write(wb, self._nosync)
+            self._sync_wal()
             FSYNC_SECONDS.observe(time.perf_counter() - started)
             WRITE_BATCH_SIZE.observe(len(batch))
         except Exception as exc:

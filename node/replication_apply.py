@@ -113,6 +113,8 @@ def check_replica(version: ObjectVersion, origin: str, wall_ms: int, max_skew_ms
     if validation.normalize_metadata(version.metadata) != version.metadata:
         raise InvalidArgument("metadata names must be stored lower-case, without x-amz-meta-")
     validation.normalize_content_type(version.content_type)
+    if validation.normalize_headers(version.headers) != version.headers:
+        raise InvalidArgument("stored headers must have lower-case names and non-empty values")
     validation.normalize_tags(version.tags)
     validation.check_acl(version.acl)
     validation.check_storage_class(version.storage_class)

@@ -77,6 +77,11 @@ async def build(cfg: ClusterConfig, name: str) -> server.ProcessSpec:
     repairer = Repairer(coord, cfg.node)
     iam = Iam(cfg, coord.protocol, await asyncio.to_thread(LocalKeyFile, cfg.kms_key_file))
     guard = Guard(cfg, iam, coord)
+    if cfg.node.unsafe_no_fsync:
+        log.warning(
+            "[node] unsafe_no_fsync = true: writes are acknowledged WITHOUT fsync; a power "
+            "cut loses them. Only for benchmarks and tests, never for data you keep!"
+        )
     if not cfg.auth.enabled:
         log.warning(
             "[auth] enabled = false: every call is taken as root's, signed or not. "

@@ -330,6 +330,7 @@ class ObjectServicer(objects_pb2_grpc.ObjectServiceServicer):
             storage_class=request.storage_class,
             sse=request.sse,
             sse_customer=_customer_key(request.sse_customer),
+            headers=dict(request.headers),
         )
         result = await self.coord.copy_object(
             source,
@@ -601,6 +602,7 @@ def _put_header(h: objects_pb2.PutObjectHeader) -> PutHeader:
         request_id=validation.check_request_id(h.request_id),
         resend=h.resend,
         first_attempt_ms=h.first_attempt_ms,
+        headers=dict(h.headers),
     )
 
 

@@ -116,6 +116,10 @@ class NodeSection:
     #: below acknowledged ones, and they never become current: acknowledged
     #: writes vanish, which the linearizability checker must catch.
     unsafe_skip_floor: bool = False
+    #: DELIBERATELY UNSAFE, for benchmarks and tests only (like etcd's
+    #: --unsafe-no-fsync): group commits are written but never fsynced, so a
+    #: power cut loses acknowledged writes; the power-loss test must catch it.
+    unsafe_no_fsync: bool = False
     #: Worker threads for RocksDB reads.
     read_threads: int = 4
     #: RocksDB block cache size.
@@ -311,10 +315,11 @@ class ReplicatorSection:
 @dataclass(frozen=True)
 class KmsSection:
     #: The master-key file of the local key-file provider (``tristore.kms``):
-    #: every process of a cluster reads the same keys. Empty means
-    #: ``<data_dir>/master.key``. ``dev up`` and ``tristore admin kms init``
-    #: (compose: the CL-init container) create it; a process never creates it
-    #: itself (two made separately would not match).
+    #: every process of a cluster reads the same keys. Relative paths are
+    #: relative to the config file; empty means ``<data_dir>/master.key``.
+    #: ``dev up``, ``tristore admin kms init`` and ``admin bootstrap`` (compose:
+    #: the init container) create it; a process never creates it itself (two
+    #: made separately would not match).
     key_file: str = ""
 
 
@@ -487,8 +492,11 @@ class ClusterConfig:
 
     @property
     def kms_key_file(self) -> Path:
-        """Where the master keys are (``[kms] key_file``, or its default)."""
-        return Path(self.kms.key_file or Path(self.cluster.data_dir) / "master.key")
+        """Where the master keys are (``[kms] key_file``, relative to this
+        config file like every other file it names; or its default)."""
+        if self.kms.key_file:
+            return self.relative(self.kms.key_file)
+        return Path(self.cluster.data_dir) / "master.key"
 
     def relative(self, path: str) -> Path:
         """``path`` as given in this config (relative to the file's directory)."""

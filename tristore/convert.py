@@ -81,6 +81,7 @@ def version_to_pb(v: ObjectVersion, with_inline: bool = True) -> common_pb2.Obje
         sse_customer_hmac=v.sse_customer_hmac,
         default_sse=v.default_sse,
         request_id=v.request_id,
+        headers=v.headers,
     )
     if v.version_stamp is not None:
         msg.version_stamp.CopyFrom(stamp_to_pb(v.version_stamp))
@@ -126,6 +127,7 @@ def version_from_pb(p: common_pb2.ObjectVersion) -> ObjectVersion:
         sse_customer_hmac=p.sse_customer_hmac,
         default_sse=p.default_sse,
         request_id=p.request_id,
+        headers=dict(p.headers),
     )
 
 
@@ -145,6 +147,7 @@ def info_to_pb(i: ObjectInfo) -> objects_pb2.ObjectInfo:
         sse=i.sse,
         sse_customer_algorithm=i.sse_customer_algorithm,
         sse_customer_key_md5=i.sse_customer_key_md5,
+        headers=i.headers,
     )
 
 
@@ -164,6 +167,7 @@ def info_from_pb(p: objects_pb2.ObjectInfo) -> ObjectInfo:
         sse=p.sse,
         sse_customer_algorithm=p.sse_customer_algorithm,
         sse_customer_key_md5=p.sse_customer_key_md5,
+        headers=dict(p.headers),
     )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
+from tristore.errors import InvalidArgument
 from tristore.replication import Rule
 from tristore.stamps import Stamp
 
@@ -22,6 +23,20 @@ SMALL_BODY_MAX = 1024 * 1024
 #: Bucket versioning states (S3's), and the empty state of a bucket never versioned.
 VERSIONING_ENABLED = "Enabled"
 VERSIONING_SUSPENDED = "Suspended"
+
+
+def check_version_id(version_id: str | None) -> str:
+    """A version id as the server writes it: a stamp's hex, or ``"null"``
+    (``""`` for none); else InvalidArgument."""
+    if not version_id:
+        return ""
+    if version_id == NULL_VERSION:
+        return version_id
+    try:
+        Stamp.from_version_id(version_id)
+    except ValueError:
+        raise InvalidArgument(f"invalid version id {version_id!r}") from None
+    return version_id
 
 
 def ms_to_datetime(ms: int) -> dt.datetime:
@@ -82,6 +97,10 @@ class ObjectVersion:
     #: The id of the call that wrote the version, the same in each of its
     #: attempts ("": not given): a retry that finds it took effect already.
     request_id: str = ""
+    #: Standard HTTP headers stored with the object and answered by GET and
+    #: HEAD (S3's system metadata): lower-case names of
+    #: :data:`tristore.validation.STORED_HEADERS` to their values.
+    headers: dict[str, str] = field(default_factory=dict)
 
     @property
     def encrypted(self) -> bool:
@@ -170,6 +189,9 @@ class ObjectInfo:
     #: SSE-C: "AES256" and the base64 MD5 of the customer's key.
     sse_customer_algorithm: str = ""
     sse_customer_key_md5: str = ""
+    #: Cache-Control, Content-Disposition, Content-Encoding, Content-Language
+    #: and Expires as stored with the object (lower-case names; absent: not set).
+    headers: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def of(cls, v: ObjectVersion, key_md5: str = "") -> ObjectInfo:
@@ -188,6 +210,7 @@ class ObjectInfo:
             sse=v.sse,
             sse_customer_algorithm="AES256" if v.sse_customer_hmac else "",
             sse_customer_key_md5=key_md5 if v.sse_customer_hmac else "",
+            headers=dict(v.headers),
         )
 
     def to_json(self) -> dict[str, object]:
@@ -212,6 +235,7 @@ class ObjectInfo:
             "tag_count": self.tag_count,
             "storage_class": self.storage_class,
             "sse": self.sse,
+            "headers": dict(self.headers),
         }
 
 

@@ -107,7 +107,8 @@ def _write_private(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def _write_public(path: Path, data: bytes) -> None:
+def write_public(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` (a certificate: anyone may read it), atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(data)
@@ -167,7 +168,7 @@ def ensure_ca(directory: Path, name: str = "tristore") -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     os.chmod(directory, 0o700)
     _write_private(key_path, _key_pem(key))
-    _write_public(crt, cert.public_bytes(serialization.Encoding.PEM))
+    write_public(crt, cert.public_bytes(serialization.Encoding.PEM))
     return crt
 
 
@@ -234,7 +235,7 @@ def issue(
     )
     # Key first: a reader that sees the new certificate must find its key.
     _write_private(key_path, _key_pem(key))
-    _write_public(cert_path, cert.public_bytes(serialization.Encoding.PEM))
+    write_public(cert_path, cert.public_bytes(serialization.Encoding.PEM))
     return serial
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import re
+from collections.abc import Mapping
 
 from tristore.errors import (
     IllegalVersioningConfigurationException,
@@ -111,6 +112,48 @@ def normalize_content_type(content_type: str | None) -> str:
             f"content type must be at most {MAX_CONTENT_TYPE} characters with no CR, LF or NUL"
         )
     return content_type
+
+
+#: Standard HTTP headers stored with an object and answered by GET and HEAD
+#: (S3's system metadata), by their lower-case names.
+STORED_HEADERS = (
+    "cache-control",
+    "content-disposition",
+    "content-encoding",
+    "content-language",
+    "expires",
+)
+#: At most this many bytes in one stored header's value (S3 refuses a request
+#: whose headers pass 8 KiB in all).
+MAX_STORED_HEADER = 2048
+
+
+def normalize_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
+    """The standard headers to store with an object: names of
+    :data:`STORED_HEADERS` in any case, values of printable ASCII (and tab)
+    up to :data:`MAX_STORED_HEADER` bytes; empty values are left out."""
+    out: dict[str, str] = {}
+    for raw_name, value in (headers or {}).items():
+        if not isinstance(raw_name, str) or not isinstance(value, str):
+            raise InvalidArgument("header names and values must be strings")
+        name = raw_name.strip().lower()
+        if name not in STORED_HEADERS:
+            raise InvalidArgument(
+                f"{raw_name!r} is not a header stored with an object; "
+                f"these are: {', '.join(STORED_HEADERS)} (use metadata for others)"
+            )
+        value = value.strip()
+        if not value:
+            continue
+        if len(value) > MAX_STORED_HEADER or not all(" " <= c <= "~" or c == "\t" for c in value):
+            raise InvalidArgument(
+                f"the value of {name} must be at most {MAX_STORED_HEADER} characters of "
+                "printable ASCII (no CR, LF or other control characters)"
+            )
+        if name in out:
+            raise InvalidArgument(f"header {name!r} is given twice")
+        out[name] = value
+    return out
 
 
 def check_delete_count(n: int) -> None:

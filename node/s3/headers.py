@@ -13,9 +13,10 @@ from urllib.parse import parse_qsl
 
 from node.objects import PutHeader
 from node.s3.auth import decode
-from tristore import errors, sse
+from tristore import errors, sse, validation
 from tristore.errors import InvalidArgument, InvalidDigest, InvalidRequest
-from tristore.model import ByteRange, Conditions, ObjectInfo
+from tristore.model import NULL_VERSION, ByteRange, Conditions, ObjectInfo
+from tristore.validation import STORED_HEADERS
 
 META_PREFIX = "x-amz-meta-"
 #: GET's response-* query parameters and the header each one sets.
@@ -96,32 +97,36 @@ def customer_key(
     return sse.customer_key(algorithm, key, h.get(f"{prefix}-customer-key-md5", ""))
 
 
-#: Standard headers S3 stores with an object that tristore does not store yet:
-#: refused on a write rather than dropped.
-UNSTORED = ("cache-control", "content-disposition", "content-language", "expires")
-
-
 #: Header prefixes of what tristore does not offer on a write (explicit ACL
 #: grants, object lock, website redirects): refused rather than ignored.
 UNOFFERED = ("x-amz-grant-", "x-amz-object-lock-", "x-amz-website-redirect-location")
+#: The name each stored header (validation.STORED_HEADERS) is answered under.
+STORED_NAMES = {n: "-".join(p.capitalize() for p in n.split("-")) for n in STORED_HEADERS}
 
 
-def _refuse_unstored(h: Mapping[str, str]) -> None:
-    named = [n for n in UNSTORED if n in h]
-    named += sorted(n for n in h if n.startswith(UNOFFERED))
-    encodings = [e.strip() for e in h.get("content-encoding", "").split(",") if e.strip()]
-    if any(e != "aws-chunked" for e in encodings):
-        named.append("content-encoding")
+def _refuse_unoffered(h: Mapping[str, str]) -> None:
+    named = sorted(n for n in h if n.startswith(UNOFFERED))
     if named:
         raise errors.NotImplemented(
-            f"storing {', '.join(named)} with an object is not supported yet; "
-            "leave the header out (GET's response-* parameters can set it on the way out)"
+            f"{', '.join(named)} on a write is not supported; leave the header out"
         )
+
+
+def stored_headers(h: Mapping[str, str]) -> dict[str, str]:
+    """Cache-Control, Content-Disposition, Content-Encoding, Content-Language
+    and Expires of a write, to store with the object. ``aws-chunked`` in
+    Content-Encoding says how this request's body is framed, not what the
+    object is: it is taken out, as S3 does."""
+    out = {n: h[n] for n in STORED_HEADERS if n in h}
+    if "content-encoding" in out:
+        encodings = [e.strip() for e in out["content-encoding"].split(",")]
+        out["content-encoding"] = ", ".join(e for e in encodings if e and e != "aws-chunked")
+    return validation.normalize_headers(out)
 
 
 def put_header(bucket: str, key: str, h: Mapping[str, str], size: int = -1) -> PutHeader:
     """A PUT's (or CreateMultipartUpload's, or a copy's target) PutHeader."""
-    _refuse_unstored(h)
+    _refuse_unoffered(h)
     return PutHeader(
         bucket,
         key,
@@ -136,6 +141,7 @@ def put_header(bucket: str, key: str, h: Mapping[str, str], size: int = -1) -> P
         if_none_match=h.get("if-none-match", ""),
         if_match=h.get("if-match", ""),
         sse_customer=customer_key(h),
+        headers=stored_headers(h),
     )
 
 
@@ -181,15 +187,17 @@ def _header_value(v: str) -> str:
     return "=?UTF-8?B?" + base64.b64encode(v.encode()).decode() + "?="
 
 
-def object_headers(info: ObjectInfo) -> dict[str, str]:
-    """What GET and HEAD answer about an object (besides length and range)."""
+def object_headers(info: ObjectInfo, bucket_versioned: bool = True) -> dict[str, str]:
+    """What GET and HEAD answer about an object (besides length and range).
+    ``bucket_versioned``: the bucket has had versioning (Enabled or Suspended);
+    in one that never had it, S3 sends no x-amz-version-id, not even ``null``."""
     out = {
         "ETag": f'"{info.etag}"',
         "Last-Modified": http_date(info.last_modified),
         "Content-Type": info.content_type or "binary/octet-stream",
         "Accept-Ranges": "bytes",
     }
-    if info.version_id:
+    if info.version_id and (bucket_versioned or info.version_id != NULL_VERSION):
         out["x-amz-version-id"] = info.version_id
     for k, v in info.metadata.items():
         out[META_PREFIX + k] = _header_value(v)
@@ -204,6 +212,8 @@ def object_headers(info: ObjectInfo) -> dict[str, str]:
         out["x-amz-tagging-count"] = str(info.tag_count)
     if info.replication_status:
         out["x-amz-replication-status"] = info.replication_status
+    for name, value in info.headers.items():
+        out[STORED_NAMES.get(name, name)] = value
     return out
 
 

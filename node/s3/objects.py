@@ -71,7 +71,7 @@ class ObjectHandlers(Base):
             )
         except errors.NotModified:
             return await self._not_modified(call, version)
-        out = hdr.object_headers(result.info)
+        out = hdr.object_headers(result.info, result.bucket_versioned)
         for param, name in hdr.RESPONSE_OVERRIDES.items():
             if param in q:
                 out[name] = q[param]
@@ -100,12 +100,12 @@ class ObjectHandlers(Base):
         await self.allow(call, "HeadObject", version=version)
         h = call.headers
         try:
-            info = await self.coord.head_object(
+            info, versioned = await self.coord.stat_object(
                 call.bucket, call.key, version, hdr.conditions(h), hdr.customer_key(h)
             )
         except errors.NotModified:
             return await self._not_modified(call, version)
-        resp = web.StreamResponse(headers=hdr.object_headers(info))
+        resp = web.StreamResponse(headers=hdr.object_headers(info, versioned))
         resp.content_length = info.size
         await resp.prepare(call.request)
         call.prepared = True
@@ -113,12 +113,13 @@ class ObjectHandlers(Base):
         return resp
 
     async def _not_modified(self, call: Call, version: str) -> web.StreamResponse:
-        """304, with the ETag and Last-Modified a cache revalidates by (as S3's)."""
-        info = await self.coord.head_object(
+        """304, with the ETag and Last-Modified a cache revalidates by, and the
+        object's Cache-Control and Expires (as S3's, and RFC 9110 asks)."""
+        info, versioned = await self.coord.stat_object(
             call.bucket, call.key, version, None, hdr.customer_key(call.headers)
         )
-        out = hdr.object_headers(info)
-        keep = ("ETag", "Last-Modified", "x-amz-version-id")
+        out = hdr.object_headers(info, versioned)
+        keep = ("ETag", "Last-Modified", "x-amz-version-id", "Cache-Control", "Expires")
         return empty(304, {k: v for k, v in out.items() if k in keep})
 
     async def delete_object(self, call: Call) -> web.StreamResponse:

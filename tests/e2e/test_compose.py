@@ -6,9 +6,13 @@ wheelhouse of the checkout and the tristore image on that base, with no
 container registry; both clusters of deploy/docker-compose.yml (Prometheus
 from an image built from Debian's package, checked through its HTTP API;
 Grafana when its image is already on the machine: nothing is pulled); every
-container's healthcheck; the export lines it prints. Then writes through
-east's published ports with the SDK, the CLI and boto3 (the S3 HTTP API),
-reads the replicas on west; stops one node container and keeps writing and
+container's healthcheck; the export lines it prints, the ones ``tristore dev
+up`` prints: https endpoints, the stack's CA, real root keys. Checks that the
+stack is closed (no answer without a signature, over gRPC or S3; none in
+plaintext; none to a client that does not verify against the CA). Then
+writes through east's published ports with the SDK, the CLI and boto3 (the
+S3 HTTP API), all configured by those export lines only, reads the replicas
+on west; stops one node container and keeps writing and
 reading; asks `admin status`, drains and undrains a node (a cluster map change
 spread across containers); and always tears the stack down (``down -v``).
 
@@ -19,6 +23,7 @@ an existing base image (``python:3.11-slim`` where a registry is reachable).
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import re
@@ -26,6 +31,7 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
@@ -36,7 +42,9 @@ from typing import Any
 import pytest
 import yaml
 
+from tristore import errors
 from tristore.client import Client
+from tristore.credentials import Credentials
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
 
@@ -53,8 +61,14 @@ MONITORING = ("prometheus", "grafana")
 #: Host ports the compose file publishes the nodes' gRPC on (a1 a2 b1 b2 c1 c2).
 EAST = ",".join(f"127.0.0.1:{p}" for p in range(7101, 7107))
 WEST = ",".join(f"127.0.0.1:{p}" for p in range(7111, 7117))
-#: east a1's S3 HTTP API (plain HTTP in this stack; signing is off).
-EAST_S3 = "http://127.0.0.1:7301"
+#: east a1's S3 HTTP API (HTTPS, like gRPC).
+EAST_S3 = "https://127.0.0.1:7301"
+#: What `tristore dev up` prints for a TLS cluster with keys, and so compose.sh.
+EXPORTS = {
+    "TRISTORE_ENDPOINT", "TRISTORE_CA_BUNDLE", "TRISTORE_ACCESS_KEY_ID",
+    "TRISTORE_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "AWS_CA_BUNDLE",
+}  # fmt: skip
 HEALTH_TIMEOUT_S = 240
 REPLICATION_TIMEOUT_S = 60
 
@@ -110,6 +124,19 @@ class Stack:
     services: list[str]
     #: The tristore processes among them (not monitoring, not one-shot).
     servers: list[str]
+    #: What `compose.sh up` told the user to export.
+    exports: dict[str, str]
+
+    def client(self, endpoint: str = EAST, **kwargs: Any) -> Client:
+        """An SDK client configured by the export lines (CA and root key)."""
+        kwargs.setdefault("ca_file", self.exports["TRISTORE_CA_BUNDLE"])
+        kwargs.setdefault(
+            "credentials",
+            Credentials(
+                self.exports["TRISTORE_ACCESS_KEY_ID"], self.exports["TRISTORE_SECRET_ACCESS_KEY"]
+            ),
+        )
+        return Client(endpoint, **kwargs)
 
     def __call__(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         return _run(
@@ -152,7 +179,7 @@ def stack() -> Iterator[Stack]:
     # One-shot containers (CL-init makes the master keys) exit once done.
     one_shot = {name for name, svc in spec.items() if svc.get("restart") == "on-failure"}
     servers = [s for s in spec if s not in (*MONITORING, *one_shot)]
-    st = Stack(compose, env, list(spec), servers)
+    st = Stack(compose, env, list(spec), servers, {})
     script = ["bash", str(DEPLOY / "compose.sh")]
     _run([*script, "down", "-v"], env=env, timeout=300)  # a previous run's leftovers
     try:
@@ -162,8 +189,15 @@ def stack() -> Iterator[Stack]:
             for line in up.stdout.splitlines()
             if line.startswith("export ")
         )
+        assert set(printed) == EXPORTS, up.stdout
         assert printed["TRISTORE_ENDPOINT"] == EAST, up.stdout
-        assert printed["TRISTORE_INSECURE"] == "1" and printed["AWS_ENDPOINT_URL"] == EAST_S3
+        assert printed["AWS_ENDPOINT_URL"] == EAST_S3, up.stdout
+        ca = Path(printed["TRISTORE_CA_BUNDLE"])
+        assert printed["AWS_CA_BUNDLE"] == str(ca) and b"BEGIN CERTIFICATE" in ca.read_bytes()
+        assert printed["AWS_ACCESS_KEY_ID"] == printed["TRISTORE_ACCESS_KEY_ID"]
+        assert printed["AWS_SECRET_ACCESS_KEY"] == printed["TRISTORE_SECRET_ACCESS_KEY"]
+        assert len(printed["TRISTORE_SECRET_ACCESS_KEY"]) >= 32, "a generated secret"
+        st.exports.update(printed)
         health = st.health()
         assert all(health.get(s) == "healthy" for s in servers), health
         yield st
@@ -184,30 +218,49 @@ def _wait_for(pred: Callable[[], bool], timeout: float, what: str) -> None:
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last error: {last!r})")
 
 
-def _cli(endpoint: str, *args: str, stdin: bytes | None = None) -> bytes:
-    proc = subprocess.run(
-        [sys.executable, "-m", "tristore", "--endpoint", endpoint, "--insecure", *args],
+def _clean_env() -> dict[str, str]:
+    """This process's environment without any tristore or AWS setting: what
+    a test passes is all a client gets."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("TRISTORE_", "AWS_"))}
+
+
+def _cli_run(
+    exports: dict[str, str], endpoint: str, *args: str, stdin: bytes | None = None
+) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "tristore", "--endpoint", endpoint, *args],
         input=stdin,
         capture_output=True,
         timeout=60,
         check=False,
+        env={**_clean_env(), **exports},
     )
+
+
+def _cli(stack: Stack, endpoint: str, *args: str, stdin: bytes | None = None) -> bytes:
+    """The CLI with the export lines of compose.sh up in its environment."""
+    proc = _cli_run(stack.exports, endpoint, *args, stdin=stdin)
     assert proc.returncode == 0, proc.stderr.decode()
     return proc.stdout
 
 
-def _s3(endpoint: str) -> Any:
+def _s3(env: dict[str, str], **kwargs: Any) -> Any:
+    """boto3 configured by ``env`` alone (AWS_ENDPOINT_URL, the keys, the
+    region, AWS_CA_BUNDLE), as a user's shell would configure it."""
     import boto3
     from botocore.config import Config
 
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="compose",  # signing is off in the compose stack: any pair
-        aws_secret_access_key="compose-signing-is-off",
-        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2}),
-    )
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update({**_clean_env(), **env})
+    try:
+        return boto3.session.Session().client(
+            "s3",
+            config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2}, **kwargs),
+        )
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 def _prometheus(path: str) -> Any:
@@ -248,26 +301,82 @@ def test_prometheus_scrapes_every_process(stack: Stack) -> None:
     assert {"TristoreNodeDown", "TristoreAZDown", "TristoreReplicationDLQNotEmpty"} <= names
 
 
+def test_the_stack_is_closed_without_keys_or_tls(stack: Stack) -> None:
+    """No signature, no answer (gRPC and S3); a wrong secret neither; no
+    plaintext; no answer to a client that does not verify the nodes against
+    the stack's CA."""
+    from botocore import UNSIGNED
+    from botocore.exceptions import ClientError, SSLError
+
+    ca = stack.exports["TRISTORE_CA_BUNDLE"]
+    with stack.client() as root:
+        bucket = f"e2e-closed-{uuid.uuid4().hex[:8]}"
+        root.create_bucket(bucket)
+        root.put_object(bucket, "k", b"secret")
+    # gRPC: anonymous, and signed with a wrong secret.
+    with Client(EAST, ca_file=ca, anonymous=True, timeout=10) as anon:
+        with pytest.raises(errors.AccessDenied):
+            anon.get_object(bucket, "k")
+        with pytest.raises(errors.AccessDenied):
+            anon.create_bucket(f"{bucket}-anon")
+    forged = Credentials(stack.exports["TRISTORE_ACCESS_KEY_ID"], "not-the-secret")
+    with (
+        stack.client(credentials=forged, timeout=10) as c,
+        pytest.raises(errors.SignatureDoesNotMatch),
+    ):
+        c.get_object(bucket, "k")
+    # The CLI without keys: refused, with the S3 code on stderr.
+    no_keys = {k: v for k, v in stack.exports.items() if "KEY" not in k}
+    proc = _cli_run(no_keys, EAST, "cat", f"s3://{bucket}/k")
+    assert proc.returncode == 1 and proc.stderr.startswith(b"AccessDenied"), proc.stderr
+    # S3: unsigned requests, and signed with a wrong secret.
+    s3_env = {k: v for k, v in stack.exports.items() if k.startswith("AWS_")}
+    with pytest.raises(ClientError) as e:
+        _s3(s3_env, signature_version=UNSIGNED).get_object(Bucket=bucket, Key="k")
+    assert e.value.response["Error"]["Code"] == "AccessDenied"
+    with pytest.raises(ClientError) as e:
+        _s3({**s3_env, "AWS_SECRET_ACCESS_KEY": "not-the-secret"}).get_object(
+            Bucket=bucket, Key="k"
+        )
+    assert e.value.response["Error"]["Code"] == "SignatureDoesNotMatch"
+    # Plaintext gets no answer, on either door.
+    plain = stack.client(insecure=True, ca_file=None, timeout=5)
+    with plain, pytest.raises(errors.ServiceUnavailable):
+        plain.get_object(bucket, "k")
+    with pytest.raises((urllib.error.URLError, http.client.HTTPException, OSError)):
+        urllib.request.urlopen(f"http://127.0.0.1:7301/{bucket}/k", timeout=10)
+    # Nor does a client that verifies against other roots (its public ones).
+    unverified = stack.client(ca_file=None, timeout=5)
+    with unverified, pytest.raises(errors.ServiceUnavailable):
+        unverified.get_object(bucket, "k")
+    with pytest.raises(SSLError):
+        _s3({k: v for k, v in s3_env.items() if k != "AWS_CA_BUNDLE"}).get_object(
+            Bucket=bucket, Key="k"
+        )
+    # The root key through S3 reads what the SDK wrote.
+    assert _s3(s3_env).get_object(Bucket=bucket, Key="k")["Body"].read() == b"secret"
+
+
 def test_write_east_read_west_survive_a_node(stack: Stack) -> None:
     tag = uuid.uuid4().hex[:8]
     src, dst = f"e2e-src-{tag}", f"e2e-dst-{tag}"
-    with Client(EAST, insecure=True) as east, Client(WEST, insecure=True) as west:
+    with stack.client(EAST) as east, stack.client(WEST) as west:
         east.create_bucket(src)
         east.put_bucket_versioning(src, "Enabled")
         west.create_bucket(dst)
         west.put_bucket_versioning(dst, "Enabled")
-        _cli(EAST, "replication", "put", f"s3://{src}", "--to", f"west/{dst}")
+        _cli(stack, EAST, "replication", "put", f"s3://{src}", "--to", f"west/{dst}")
 
         written: dict[str, bytes] = {}
-        _cli(EAST, "cp", "-", f"s3://{src}/cli.txt", stdin=b"through the CLI\n")
+        _cli(stack, EAST, "cp", "-", f"s3://{src}/cli.txt", stdin=b"through the CLI\n")
         written["cli.txt"] = b"through the CLI\n"
         for i in range(10):
             body = os.urandom(100 + i * 20_000)  # inline and chunked bodies
             east.put_object(src, f"before/{i}", body)
             written[f"before/{i}"] = body
-        assert _cli(EAST, "cat", f"s3://{src}/cli.txt") == b"through the CLI\n"
+        assert _cli(stack, EAST, "cat", f"s3://{src}/cli.txt") == b"through the CLI\n"
         # The S3 HTTP API on east's published port: one door writes, the other reads.
-        s3 = _s3(EAST_S3)
+        s3 = _s3({k: v for k, v in stack.exports.items() if k.startswith("AWS_")})
         s3.put_object(Bucket=src, Key="s3.txt", Body=b"through S3\n")
         written["s3.txt"] = b"through S3\n"
         assert east.get_object(src, "s3.txt") == b"through S3\n"
@@ -290,14 +399,14 @@ def test_write_east_read_west_survive_a_node(stack: Stack) -> None:
         _wait_for(replicated(list(written)), REPLICATION_TIMEOUT_S, "replicas of later writes")
 
         # The operator's view, and a change of the cluster map across containers.
-        status = json.loads(_cli(EAST, "admin", "status", "--json"))
+        status = json.loads(_cli(stack, EAST, "admin", "status", "--json"))
         up = {n["name"]: n["up"] for n in status["nodes"]}
         assert up.pop("a1") is False and all(up.values()), status["nodes"]
         assert {r["name"] for r in status["replicators"] if r["up"]} == {"r1", "r2"}
-        _cli(EAST, "admin", "drain", "b2", "--timeout", "50")
+        _cli(stack, EAST, "admin", "drain", "b2", "--timeout", "50")
         for key, body in written.items():
             assert east.get_object(src, key) == body, key
-        _cli(EAST, "admin", "undrain", "b2")
-        status = json.loads(_cli(EAST, "admin", "status", "--json"))
+        _cli(stack, EAST, "admin", "undrain", "b2")
+        status = json.loads(_cli(stack, EAST, "admin", "status", "--json"))
         assert status["epoch"] >= 3
         assert {n["status"]["epoch"] for n in status["nodes"] if n["up"]} == {status["epoch"]}

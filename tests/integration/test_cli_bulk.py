@@ -369,7 +369,7 @@ def test_du_counts_and_sums(cluster: DevCluster) -> None:
         c.put_object("clidu", "a/2/3", b"y" * 28)
         c.put_object("clidu", "ab", b"z" * 5)
     doc = json.loads(cluster.cli("du", "s3://clidu/a", "--json").stdout)
-    assert doc == {"schema": 1, "url": "s3://clidu/a/", "objects": 2, "bytes": 128}
+    assert doc == {"schema": 1, "command": "du", "url": "s3://clidu/a/", "objects": 2, "bytes": 128}
     assert _out(cluster.cli("du", "s3://clidu")).split("\t") == [
         "133", "133 B", "3 objects", "s3://clidu/\n"
     ]  # fmt: skip

@@ -308,6 +308,89 @@ def test_copy_with_metadata_directive(s3: Any, bucket: str) -> None:
     assert e.value.response["Error"]["Code"] == "PreconditionFailed"
 
 
+STANDARD = {
+    "CacheControl": "max-age=3600, public",
+    "ContentDisposition": 'attachment; filename="report.csv"',
+    "ContentEncoding": "gzip",
+    "ContentLanguage": "de-CH",
+    "Expires": dt.datetime(2044, 12, 1, 16, 0, tzinfo=dt.UTC),
+}
+
+
+def _standard(r: dict[str, Any]) -> dict[str, Any]:
+    return {k: r.get(k) for k in STANDARD}
+
+
+def test_standard_headers_are_stored_and_answered(
+    cluster: DevCluster, s3: Any, env: dict[str, str], bucket: str
+) -> None:
+    """Cache-Control, Content-Disposition, Content-Encoding, Content-Language
+    and Expires: stored by PUT, multipart and copy (kept by COPY, replaced by
+    REPLACE), answered by GET, HEAD and 304, overridden by response-*, and the
+    same through the gRPC door."""
+    s3.put_object(Bucket=bucket, Key="std", Body=b"\x1f\x8b...", **STANDARD)
+    assert _standard(s3.head_object(Bucket=bucket, Key="std")) == STANDARD
+    got = s3.get_object(Bucket=bucket, Key="std")
+    assert _standard(got) == STANDARD and got["Body"].read() == b"\x1f\x8b..."
+    over = s3.get_object(Bucket=bucket, Key="std", ResponseCacheControl="no-store")
+    assert over["CacheControl"] == "no-store" and over["ContentLanguage"] == "de-CH"
+    with pytest.raises(ClientError) as e:
+        s3.get_object(Bucket=bucket, Key="std", IfNoneMatch=got["ETag"])
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 304
+    cached = e.value.response["ResponseMetadata"]["HTTPHeaders"]
+    assert cached["cache-control"] == STANDARD["CacheControl"]
+    assert "expires" in cached
+
+    # An object written without them answers none of them.
+    s3.put_object(Bucket=bucket, Key="plain-std", Body=b"x")
+    assert _standard(s3.head_object(Bucket=bucket, Key="plain-std")) == dict.fromkeys(STANDARD)
+
+    # Copy: COPY keeps them, REPLACE takes the request's (none here: all gone).
+    src = {"Bucket": bucket, "Key": "std"}
+    s3.copy_object(Bucket=bucket, Key="std-copy", CopySource=src)
+    assert _standard(s3.head_object(Bucket=bucket, Key="std-copy")) == STANDARD
+    s3.copy_object(
+        Bucket=bucket, Key="std-replace", CopySource=src, MetadataDirective="REPLACE",
+        CacheControl="no-cache",
+    )  # fmt: skip
+    replaced = _standard(s3.head_object(Bucket=bucket, Key="std-replace"))
+    assert replaced == dict.fromkeys(STANDARD) | {"CacheControl": "no-cache"}
+
+    # Multipart: given at create, the completed object has them.
+    up = s3.create_multipart_upload(Bucket=bucket, Key="std-mpu", **STANDARD)
+    part = s3.upload_part(
+        Bucket=bucket, Key="std-mpu", UploadId=up["UploadId"], PartNumber=1, Body=b"p"
+    )
+    s3.complete_multipart_upload(
+        Bucket=bucket, Key="std-mpu", UploadId=up["UploadId"],
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]},
+    )  # fmt: skip
+    assert _standard(s3.head_object(Bucket=bucket, Key="std-mpu")) == STANDARD
+
+    # A presigned GET (what a browser follows) carries them too.
+    url = s3.generate_presigned_url(
+        "get_object", Params={"Bucket": bucket, "Key": "std"}, ExpiresIn=60
+    )
+    with urllib.request.urlopen(url, context=_ssl(env), timeout=30) as resp:
+        assert resp.headers["Content-Disposition"] == STANDARD["ContentDisposition"]
+        assert resp.headers["Content-Encoding"] == "gzip"
+
+    # The other door: the SDK stores and reads the same headers.
+    with cluster.client() as c:
+        assert c.head_object(bucket, "std").headers["cache-control"] == STANDARD["CacheControl"]
+        c.put_object(bucket, "std-grpc", b"x", headers={"Content-Language": "fr"})
+        assert s3.head_object(Bucket=bucket, Key="std-grpc")["ContentLanguage"] == "fr"
+        with pytest.raises(errors.InvalidArgument):
+            c.put_object(bucket, "std-bad", b"x", headers={"x-custom": "1"})
+
+    # Bad values are refused with S3's 400, and nothing is stored.
+    with pytest.raises(ClientError) as e:
+        s3.put_object(Bucket=bucket, Key="std-bad", Body=b"x", CacheControl="\u00e9")
+    assert e.value.response["Error"]["Code"] == "InvalidArgument"
+    with pytest.raises(ClientError):
+        s3.head_object(Bucket=bucket, Key="std-bad")
+
+
 def test_listings_page_with_the_paginators(s3: Any) -> None:
     s3.create_bucket(Bucket="lists")
     keys = [f"p/{i:03d} a+b" for i in range(23)] + ["q/1", "q/2/x", "top"]
@@ -475,6 +558,45 @@ def test_bucket_encryption(s3: Any) -> None:
     s3.delete_bucket_encryption(Bucket="sealed")
     with pytest.raises(ClientError):
         s3.get_bucket_encryption(Bucket="sealed")
+
+
+def test_version_id_header_only_once_the_bucket_had_versioning(s3: Any) -> None:
+    """S3 sends x-amz-version-id on GET and HEAD only in a bucket whose
+    versioning was ever Enabled or Suspended (``null`` for a null version
+    there); in one never versioned, none at all."""
+    s3.create_bucket(Bucket="never-versioned")
+    etag = s3.put_object(Bucket="never-versioned", Key="k", Body=b"plain")["ETag"]
+    for r in (
+        s3.head_object(Bucket="never-versioned", Key="k"),
+        s3.get_object(Bucket="never-versioned", Key="k"),
+        s3.get_object(Bucket="never-versioned", Key="k", Range="bytes=0-1"),
+    ):
+        assert "VersionId" not in r
+        assert "x-amz-version-id" not in r["ResponseMetadata"]["HTTPHeaders"]
+    with pytest.raises(ClientError) as ce:  # a 304 answers no version either
+        s3.get_object(Bucket="never-versioned", Key="k", IfNoneMatch=etag)
+    assert ce.value.response["ResponseMetadata"]["HTTPStatusCode"] == 304
+    assert "x-amz-version-id" not in ce.value.response["ResponseMetadata"]["HTTPHeaders"]
+
+    # Enabled: a new version has its id; the object written before is "null".
+    s3.put_bucket_versioning(
+        Bucket="never-versioned", VersioningConfiguration={"Status": "Enabled"}
+    )
+    assert s3.head_object(Bucket="never-versioned", Key="k")["VersionId"] == "null"
+    v = s3.put_object(Bucket="never-versioned", Key="k", Body=b"versioned")["VersionId"]
+    assert v != "null"
+    assert s3.head_object(Bucket="never-versioned", Key="k")["VersionId"] == v
+    assert s3.get_object(Bucket="never-versioned", Key="k")["VersionId"] == v
+    old = s3.get_object(Bucket="never-versioned", Key="k", VersionId="null")
+    assert (old["VersionId"], old["Body"].read()) == ("null", b"plain")
+    # Suspended: new writes are the null version again, and named so.
+    s3.put_bucket_versioning(
+        Bucket="never-versioned", VersioningConfiguration={"Status": "Suspended"}
+    )
+    s3.put_object(Bucket="never-versioned", Key="k2", Body=b"suspended")
+    assert s3.head_object(Bucket="never-versioned", Key="k2")["VersionId"] == "null"
+    assert s3.get_object(Bucket="never-versioned", Key="k2")["VersionId"] == "null"
+    assert s3.head_object(Bucket="never-versioned", Key="k", VersionId=v)["VersionId"] == v
 
 
 def test_versioning(s3: Any) -> None:

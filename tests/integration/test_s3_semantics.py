@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -277,6 +278,42 @@ def test_server_side_copy(cluster: DevCluster) -> None:
         cluster.cli("cp", "s3://cli-copy-a/missing", "s3://cli-copy-b/x", check=False),
         "NoSuchKey",
     )
+
+
+def test_cp_stores_standard_headers(cluster: DevCluster, tmp_path: Path) -> None:
+    cluster.cli("mb", "s3://cli-headers")
+    src = tmp_path / "report.csv.gz"
+    src.write_bytes(b"\x1f\x8b")
+    url = "s3://cli-headers/report.csv.gz"
+    cluster.cli(
+        "cp", str(src), url, "--cache-control", "max-age=60",
+        "--content-disposition", 'attachment; filename="report.csv"',
+        "--content-encoding", "gzip", "--content-language", "en",
+        "--expires", "Thu, 01 Dec 2044 16:00:00 GMT",
+    )  # fmt: skip
+    assert stat(cluster, url)["headers"] == {
+        "cache-control": "max-age=60",
+        "content-disposition": 'attachment; filename="report.csv"',
+        "content-encoding": "gzip",
+        "content-language": "en",
+        "expires": "Thu, 01 Dec 2044 16:00:00 GMT",
+    }
+    # A copy keeps them; a standard header given on a copy replaces them all
+    # (with the metadata and content type: S3's REPLACE directive).
+    cluster.cli("cp", url, "s3://cli-headers/kept.gz")
+    assert stat(cluster, "s3://cli-headers/kept.gz")["headers"]["content-encoding"] == "gzip"
+    cluster.cli("cp", url, "s3://cli-headers/new.gz", "--cache-control", "no-cache")
+    assert stat(cluster, "s3://cli-headers/new.gz")["headers"] == {"cache-control": "no-cache"}
+    # Not for a download, and a bad value is refused before anything is stored.
+    error_line(
+        cluster.cli("cp", url, str(tmp_path / "x"), "--cache-control", "x", check=False),
+        "InvalidArgument",
+    )
+    error_line(
+        cluster.cli("cp", str(src), "s3://cli-headers/bad", "--expires", "a\tb\x01", check=False),
+        "InvalidArgument",
+    )
+    error_line(cluster.cli("stat", "s3://cli-headers/bad", check=False), "NoSuchKey")
 
 
 def test_copy_of_an_older_version(cluster: DevCluster) -> None:

@@ -230,6 +230,7 @@ def test_copy_directives_follow_the_flags() -> None:
         "metadata_directive": "COPY",
         "content_type": None,
         "metadata": None,
+        "headers": None,
         "tagging_directive": "COPY",
         "tags": None,
         "acl": None,
@@ -248,6 +249,14 @@ def test_copy_directives_follow_the_flags() -> None:
     assert (d["tagging_directive"], d["acl"]) == ("COPY", "private")
     d = objects.copy_directives(args, {"m": "1"}, {"t": "2"})
     assert (d["metadata"], d["tagging_directive"], d["tags"]) == ({"m": "1"}, "REPLACE", {"t": "2"})
+    # A standard header alone replaces the content type, metadata and headers too.
+    args = parse("cp", "s3://a/k", "s3://b/k", "--cache-control", "no-cache")
+    d = objects.copy_directives(args, {}, {})
+    assert (d["metadata_directive"], d["headers"], d["metadata"]) == (
+        "REPLACE",
+        {"cache-control": "no-cache"},
+        {},
+    )
 
 
 def test_sse_c_keys_from_the_command_line(tmp_path: Path) -> None:

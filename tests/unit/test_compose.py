@@ -35,7 +35,7 @@ import shutil
 import subprocess
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,8 @@ import pytest
 import yaml
 
 from tristore import config
+from tristore.credentials import Credentials
+from tristore.kms import LocalKeyFile
 
 pytestmark = pytest.mark.unit
 
@@ -210,7 +212,7 @@ def test_compose_v1_accepts_the_file() -> None:
 
 def test_every_tristore_service_uses_the_image_of_deploy_dockerfile() -> None:
     services = {name: svc for name, svc in _services().items() if _is_tristore(svc)}
-    assert len(services) == 2 * (1 + 6 + 3 + 2)
+    assert len(services) == 1 + 2 * (6 + 3 + 2)  # init, then each cluster's processes
     for name, svc in services.items():
         build = svc["build"]
         assert (DEPLOY / build["context"] / build["dockerfile"]).resolve() == DOCKERFILE, name
@@ -238,34 +240,175 @@ def test_every_tristore_service_runs_as_non_root_with_data_volume_and_healthchec
     assert len(set(data_volumes)) == len(data_volumes), "every process needs its own volume"
 
 
-def test_nodes_share_master_keys_made_before_they_start(processes: list[Process]) -> None:
-    """A node does not start without its cluster's master-key file, and every
-    node of a cluster must read the same one: CL-init makes it in the CL-keys
-    volume, which each node mounts (writable: `admin kms rotate` adds keys)."""
+INIT = "init"
+CA_IN_INIT = "/etc/tristore/ca"
+
+
+def _in_container(cfg: config.ClusterConfig, path: str) -> config.ClusterConfig:
+    """``cfg`` as a container sees it: read from ``path`` (relative paths in it
+    are relative to that)."""
+    return replace(cfg, path=path)
+
+
+def _init_configs() -> dict[str, str]:
+    """Cluster -> where the init container reads its map."""
+    init = _services()[INIT]
+    cmd = init["command"]
+    paths = [cmd[i + 1] for i, arg in enumerate(cmd) if arg == "--config"]
+    out = {}
+    for path in paths:
+        (source,) = [v.split(":")[0] for v in init["volumes"] if v.split(":")[1] == path]
+        out[config.load(DEPLOY / source, env={}).cluster.name] = path
+    return out
+
+
+def _dockerfile_makes(directory: str) -> bool:
+    """The Dockerfile creates ``directory`` and gives it to UID 10001 (a new
+    named volume copies its mount point's owner: else UID 10001 cannot write it)."""
+    text = re.sub(r"\\\n", " ", DOCKERFILE.read_text())
+    listed = re.search(r'secrets="([^"]*)"', text)
+    dirs = set(listed.group(1).split()) if listed else set()
+    return (
+        directory in dirs
+        and re.search(r"mkdir -p [^&]*\$secrets\b", text) is not None
+        and re.search(rf"chown {UID}:{UID} [^&]*\$secrets\b", text) is not None
+    )
+
+
+def test_compose_configs_run_tls_and_signed_requests(processes: list[Process]) -> None:
+    """Secure by default: no cluster map of the stack says insecure, and every
+    one checks signatures with bootstrap keys it names."""
+    for path in sorted((DEPLOY / "compose").glob("*.toml")):
+        assert not re.search(r"^\s*insecure\s*=\s*true", path.read_text(), re.M), path
+    for p in processes:
+        assert not p.cfg.tls.insecure, p.service
+        assert p.cfg.auth.enabled and p.cfg.auth.root_access_key_id, p.service
+        assert p.cfg.auth.root_secret_file, p.service
+    roots = {p.cfg.auth.root_access_key_id for p in processes}
+    assert len(roots) == 1, f"one root key serves both clusters: {roots}"
+    maps = {p.cluster: p.cfg for p in processes}
+    for cluster, cfg in maps.items():
+        for remote in cfg.remotes:
+            # The other cluster's replication principal, which its map names.
+            assert remote.access_key_id == maps[remote.name].auth.replication_access_key_id
+            assert remote.secret_file, f"{cluster}: [[remotes]] {remote.name}: its sealed secret"
+
+
+def test_init_makes_every_secret_before_anyone_starts(processes: list[Process]) -> None:
+    """One one-shot container, `tristore admin bootstrap` for both clusters,
+    writes the CA (in a volume nobody else mounts), each cluster's keys and
+    certificates (in the volumes the processes mount where their maps say);
+    every process waits for it."""
     services = _services()
-    made_by = "Dockerfile creates and chowns it, so a new volume there is UID 10001's"
-    dockerfile = re.sub(r"\\\n", " ", DOCKERFILE.read_text())
-    for cluster in CLUSTERS:
-        init = services[f"{cluster}-init"]
-        assert _is_init(init) and init["labels"]["tristore.cluster"] == cluster
-        assert init["command"] == ["admin", "kms", "init", "--config", CONFIG_IN_CONTAINER]
-        assert init["restart"] == "on-failure", "runs once (and again only if it failed)"
-        cfg = _config_of(f"{cluster}-init", init)
-        key_dir = str(cfg.kms_key_file.parent)
-        volume = _mounts(init).get(key_dir)
-        assert volume == f"{cluster}-keys", f"{cluster}-init: the keys volume at {key_dir}"
-        assert f"{volume}:{key_dir}" in init["volumes"], f"{cluster}-init: mount it writable"
-        assert re.search(rf"mkdir -p [^&]*{re.escape(key_dir)}\b", dockerfile), made_by
-        assert re.search(rf"chown {UID}:{UID} [^&]*{re.escape(key_dir)}\b", dockerfile), made_by
-        for p in processes:
-            if p.cluster != cluster or p.role != "node":
-                continue
-            svc = services[p.service]
-            assert p.cfg.kms_key_file == cfg.kms_key_file, p.service
-            assert _mounts(svc).get(key_dir) == volume, f"{p.service}: mount {volume}"
-            assert f"{volume}:{key_dir}" in svc["volumes"], f"{p.service}: mount it writable"
-            deps = svc["depends_on"]
-            assert deps[f"{cluster}-init"] == {"condition": "service_completed_successfully"}
+    init = services[INIT]
+    assert _is_init(init) and init["restart"] == "on-failure", "runs once (again if it failed)"
+    assert init.get("network_mode") == "none", "it needs no network"
+    cmd = init["command"]
+    assert cmd[:2] == ["admin", "bootstrap"]
+    assert cmd[cmd.index("--ca-dir") + 1] == CA_IN_INIT
+    mounts = _mounts(init)
+    assert mounts[CA_IN_INIT] == "ca" and f"ca:{CA_IN_INIT}" in init["volumes"]
+    assert _dockerfile_makes(CA_IN_INIT)
+    others = [name for name, svc in services.items() if name != INIT]
+    assert not any("ca" in _mounts(services[n]).values() for n in others), "the CA key: init only"
+    paths = _init_configs()
+    assert set(paths) == set(CLUSTERS)
+    for p in processes:
+        mine = _in_container(p.cfg, CONFIG_IN_CONTAINER)
+        theirs = _in_container(p.cfg, paths[p.cluster])
+        # What init writes for the cluster lands where the process reads it.
+        for path_mine, path_init in (
+            (mine.kms_key_file.parent, theirs.kms_key_file.parent),
+            (mine.tls_files(p.name).cert.parent, theirs.tls_files(p.name).cert.parent),
+        ):
+            assert mounts[str(path_init)] == f"{p.cluster}-{path_init.name}", path_init
+            assert f"{mounts[str(path_init)]}:{path_init}" in init["volumes"], "writable"
+            assert _dockerfile_makes(str(path_init)) and _dockerfile_makes(str(path_mine))
+        deps = services[p.service].get("depends_on", {})
+        if p.role == "replicator":
+            # The short form: it starts after the nodes, which wait for init.
+            assert all(services[d]["depends_on"][INIT] for d in deps), p.service
+        else:
+            assert deps[INIT] == {"condition": "service_completed_successfully"}, p.service
+
+
+def test_every_process_mounts_its_certificate_and_keys(processes: list[Process]) -> None:
+    """Each process reads its certificate, key and the CA from its cluster's
+    tls volume, read-only; nodes and replicators (which unseal the root and
+    replication keys) the cluster's keys volume, writable by nodes only (`admin
+    kms rotate` adds a master key and re-seals); witnesses no master key."""
+    services = _services()
+    for p in processes:
+        svc = services[p.service]
+        cfg = _in_container(p.cfg, CONFIG_IN_CONTAINER)
+        files = cfg.tls_files(p.name)
+        assert files.cert is not None and files.key is not None
+        tls_dir = files.cert.parent
+        assert {files.ca.parent, files.key.parent} == {tls_dir}, p.service
+        assert f"{p.cluster}-tls:{tls_dir}:ro" in svc["volumes"], p.service
+        keys = cfg.kms_key_file.parent
+        sealed = [cfg.relative(cfg.auth.root_secret_file)]
+        sealed += [cfg.relative(r.secret_file) for r in cfg.remotes]
+        assert {f.parent for f in sealed} == {keys}, f"{p.service}: sealed secrets beside the keys"
+        volume = f"{p.cluster}-keys:{keys}"
+        if p.role == "node":
+            assert volume in svc["volumes"], f"{p.service}: mount {volume} writable"
+        elif p.role == "replicator":
+            assert f"{volume}:ro" in svc["volumes"], f"{p.service}: mount {volume} read-only"
+        else:
+            assert str(keys) not in _mounts(svc), f"{p.service}: a witness needs no master key"
+
+
+def test_bootstrap_as_init_runs_it_gives_each_process_what_it_reads(
+    processes: list[Process], tmp_path: Path
+) -> None:
+    """`tristore admin bootstrap` run as the init container runs it (its mounts
+    made under tmp_path): every process finds a certificate naming its role and
+    its service, a 0600 key, the CA; no CA key beside them; both clusters open
+    one root key and each other's replication key; a second run changes nothing."""
+    from cryptography import x509
+
+    from tristore import credentials, tls
+    from tristore.cli.bootstrap import bootstrap
+
+    # The maps' paths are relative to the file: as if it were read at tmp_path/PATH.
+    cfgs = [
+        _in_container(config.load(DEPLOY / f"compose/{c}.toml", env={}), f"{tmp_path}{path}")
+        for c, path in _init_configs().items()
+    ]
+    made = bootstrap(cfgs, tmp_path / CA_IN_INIT.lstrip("/"))
+    assert len(made["certificates"]) == len(processes)
+    assert bootstrap(cfgs, tmp_path / CA_IN_INIT.lstrip("/")) == {
+        "master_keys": [], "certificates": [], "sealed_secrets": []
+    }  # fmt: skip
+    by_name = {c.cluster.name: c for c in cfgs}
+    for p in processes:
+        cfg = by_name[p.cluster]
+        files = cfg.tls_files(p.name)
+        assert files.cert is not None and files.key is not None
+        assert files.key.stat().st_mode & 0o777 == 0o600, files.key
+        assert not (files.cert.parent / "ca.key").exists(), "the CA key stays in init's volume"
+        cert = x509.load_pem_x509_certificate(files.cert.read_bytes())
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        uris = san.get_values_for_type(x509.UniformResourceIdentifier)
+        assert uris == [tls.Identity(p.cluster, p.role, p.name).uri], p.service
+        assert p.service in san.get_values_for_type(x509.DNSName), p.service
+        assert "127.0.0.1" in [str(ip) for ip in san.get_values_for_type(x509.IPAddress)]
+        assert files.ca.read_bytes() == (tmp_path / CA_IN_INIT.lstrip("/") / "ca.crt").read_bytes()
+    for cfg in cfgs:
+        for path in cfg.kms_key_file.parent.iterdir():
+            assert path.stat().st_mode & 0o777 == 0o600, path
+    roots = {credentials.root_credentials(c) for c in cfgs}
+    assert len(roots) == 1 and None not in roots
+    east, west = by_name["east"], by_name["west"]
+    assert credentials.remote_credentials(east, east.remote_named("west")) == Credentials(
+        west.auth.replication_access_key_id,
+        credentials.read_sealed_file(
+            west.relative(west.auth.replication_secret_file),
+            LocalKeyFile(west.kms_key_file),
+            west.auth.replication_access_key_id,
+        ),
+    )
 
 
 # ------------------------------------------------------- compose <-> cluster maps

@@ -48,6 +48,7 @@ def test_milliseconds_survive_the_datetime_round_trip(t: int) -> None:
         version_id=text,
         last_modified=ms.map(ms_to_datetime),
         replication_status=st.sampled_from(["", "PENDING", "COMPLETED", "FAILED", "REPLICA"]),
+        headers=st.dictionaries(st.sampled_from(["cache-control", "expires"]), text, max_size=2),
     )
 )
 def test_object_info_round_trip(info: ObjectInfo) -> None:
@@ -67,6 +68,7 @@ def test_object_version_round_trip(inline: bytes | None) -> None:
         data_id=b"\x01\x02",
         chunk_size=4096,
         inline=inline,
+        headers={"cache-control": "no-cache", "content-encoding": "gzip"},
     )
     assert convert.version_from_pb(convert.version_to_pb(v)) == v
     without = convert.version_from_pb(convert.version_to_pb(v, with_inline=False))

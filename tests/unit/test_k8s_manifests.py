@@ -578,6 +578,75 @@ def test_every_node_mounts_the_clusters_master_keys(docs: list[Doc]) -> None:
     assert len(secrets) == 1, f"every node must read the same master keys: {secrets}"
 
 
+def _mount_of(pod: Pod, path: Path) -> dict[str, Any]:
+    """The volume of ``pod`` mounted at ``path``'s directory (read-only, a
+    Secret of mode 0440: readable by the pod's group, fsGroup 10001)."""
+    mounts = {m["mountPath"]: m for m in pod.container.get("volumeMounts", [])}
+    mount = mounts.get(str(path.parent))
+    assert mount is not None, f"{pod.name}: nothing mounted at {path.parent} (for {path})"
+    assert mount.get("readOnly"), f"{pod.name}: mount {path.parent} read-only"
+    (vol,) = [v for v in pod.spec["volumes"] if v["name"] == mount["name"]]
+    assert "secret" in vol and vol["secret"]["defaultMode"] == 0o440, f"{pod.name}: {vol}"
+    return dict(vol["secret"])
+
+
+def test_the_config_runs_tls_and_signed_requests(docs: list[Doc]) -> None:
+    """Secure by default: no plaintext, signatures checked, a root key named."""
+    text = the_configmap(docs).obj["data"]["cluster.toml"]
+    assert not re.search(r"^\s*insecure\s*=\s*true", text, re.M), "no insecure config"
+    cfg = cluster_map(docs)
+    assert not cfg.tls.insecure and cfg.auth.enabled
+    assert cfg.auth.root_access_key_id and cfg.auth.root_secret_file
+    for path in (cfg.tls.ca_file, cfg.tls.cert_file, cfg.tls.key_file, cfg.auth.root_secret_file):
+        assert Path(path).is_absolute(), f"{path}: relative paths are relative to /etc/tristore"
+
+
+def test_every_pod_mounts_its_certificate_and_nodes_the_root_key(docs: list[Doc]) -> None:
+    """Every pod reads its certificate, key and the CA from one Secret; nodes and
+    replicators (they sign their own calls as root) the sealed root key and the
+    master keys that open it. One Secret of each kind for all pods."""
+    cfg = cluster_map(docs)
+    names: dict[str, set[str]] = {"tls": set(), "root": set(), "kms": set()}
+    for pod in pods(docs):
+        files = cfg.tls_files(pod.name)
+        assert files.cert is not None and files.key is not None
+        assert {files.ca.parent, files.key.parent} == {files.cert.parent}, pod.name
+        names["tls"].add(_mount_of(pod, files.cert)["secretName"])
+        if pod.role in ("node", "replicator"):
+            names["root"].add(_mount_of(pod, Path(cfg.auth.root_secret_file))["secretName"])
+            names["kms"].add(_mount_of(pod, cfg.kms_key_file)["secretName"])
+        assert pod.spec["securityContext"]["fsGroup"] == 10001, pod.name
+    assert all(len(v) == 1 for v in names.values()), names
+    assert len(set().union(*names.values())) == 3, f"three Secrets: {names}"
+
+
+def test_bootstrap_makes_the_secrets_files(docs: list[Doc], tmp_path: Path) -> None:
+    """The README's `tristore admin bootstrap --dest DIR` on the ConfigMap's map:
+    each Secret's files in one directory, a certificate for every pod naming
+    its role and the API Service, keys 0600, no CA key among them."""
+    from cryptography import x509
+
+    from tristore import credentials, tls
+    from tristore.cli.bootstrap import bootstrap, rebase
+
+    cfg = cluster_map(docs)
+    made = rebase(cfg, tmp_path / "out")
+    result = bootstrap([made], tmp_path / "ca", ["east-api.tristore.svc"])
+    assert len(result["certificates"]) == len(pods(docs))
+    for pod in pods(docs):
+        files = made.tls_files(pod.name)
+        assert files.cert is not None and files.key is not None
+        assert files.key.stat().st_mode & 0o777 == 0o600
+        cert = x509.load_pem_x509_certificate(files.cert.read_bytes())
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        uris = san.get_values_for_type(x509.UniformResourceIdentifier)
+        assert uris == [tls.Identity(cfg.cluster.name, pod.role, pod.name).uri]
+        dns = san.get_values_for_type(x509.DNSName)
+        assert ("east-api.tristore.svc" in dns) == (pod.role == "node"), dns
+    assert not list((tmp_path / "out").rglob("ca.key"))
+    assert credentials.root_credentials(made) is not None
+
+
 def _zones(pod_spec: dict[str, Any]) -> list[str]:
     terms = pod_spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
     return [
@@ -667,25 +736,22 @@ def test_every_container_runs_as_non_root_and_has_probes(docs: list[Doc]) -> Non
                     problems.append(f"{where}: no cpu and memory {kind}")
             if c in spec.get("initContainers", []):
                 continue
-            role = c["args"][1]
-            grpc_ports = [p["containerPort"] for p in c["ports"] if p["name"] == "grpc"]
+            metrics = [p["name"] for p in c["ports"] if p["name"] == "metrics"]
             for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
                 if probe not in c:
                     if probe != "startupProbe":
                         problems.append(f"{where}: no {probe}")
                     continue
-                action = c[probe].get("grpc")
-                if action is None or [action["port"]] != grpc_ports:
-                    problems.append(f"{where}: {probe} is not gRPC health on the gRPC port")
-                    continue
-                service = action.get("service", "")
-                if service and service not in ROLE_SERVICES[role]:
-                    problems.append(f"{where}: {probe} asks for {service!r}, not a {role} service")
-            ready = c.get("readinessProbe", {}).get("grpc", {}).get("service", "")
-            if ROLE_SERVICES[role] and ready not in ROLE_SERVICES[role]:
-                problems.append(
-                    f"{where}: readiness must ask for a {role} service: the server as a "
-                    "whole reports SERVING before the process is ready"
-                )
+                # /healthz: 200 once the process serves, 503 while it drains. The
+                # kubelet's gRPC probe speaks plaintext only, and gRPC is TLS.
+                action = c[probe].get("httpGet")
+                if (
+                    action is None
+                    or action.get("path") != "/healthz"
+                    or [action["port"]] != metrics
+                ):
+                    problems.append(f"{where}: {probe} is not GET /healthz on the metrics port")
+                elif action.get("scheme", "HTTP") != "HTTP":
+                    problems.append(f"{where}: {probe}: /healthz is plain HTTP")
     assert checked >= 5, "found too few containers; is the walk broken?"
     assert not problems, "\n".join(problems)

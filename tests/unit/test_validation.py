@@ -494,3 +494,29 @@ def test_delete_count_within_limits(n: int) -> None:
 def test_delete_count_refused_outside_limits(n: int) -> None:
     with pytest.raises(errors.InvalidArgument, match="1 to 1000 keys"):
         v.check_delete_count(n)
+
+
+def test_stored_headers_are_normalized() -> None:
+    assert v.normalize_headers(None) == {}
+    assert v.normalize_headers(
+        {"Cache-Control": " no-cache ", "EXPIRES": "0", "content-language": ""}
+    ) == {
+        "cache-control": "no-cache",
+        "expires": "0",
+    }
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"x-amz-meta-a": "1"},  # user metadata has its own argument
+        {"content-type": "text/plain"},  # so has the content type
+        {"cache-control": "a\r\nx-injected: 1"},
+        {"content-disposition": 'attachment; filename="ü.txt"'},  # not ASCII
+        {"cache-control": "x" * (v.MAX_STORED_HEADER + 1)},
+        {"cache-control": "a", "Cache-Control": "b"},
+    ],
+)
+def test_bad_stored_headers_are_refused(headers: dict[str, str]) -> None:
+    with pytest.raises(errors.InvalidArgument):
+        v.normalize_headers(headers)

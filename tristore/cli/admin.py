@@ -1,4 +1,5 @@
-"""Admin commands: ``tristore admin status|drain|undrain|decommission|config show|kms init|rotate``.
+"""Admin commands: ``tristore admin status|drain|undrain|decommission|config show|kms init|rotate``
+(and ``bootstrap``, ``root-credentials``: :mod:`tristore.cli.bootstrap`).
 
 The cluster's view comes from the SDK's ``cluster_status()`` (asked of any
 node). Witness and replication columns join the table when those roles exist.
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tristore import clustermap, config
-from tristore.cli import admin_repair, auth, progress
+from tristore.cli import admin_repair, auth, bootstrap, progress
 from tristore.cli.util import connect, format_size, format_table, print_json
 from tristore.errors import InvalidArgument, ServiceUnavailable
 from tristore.kms import LocalKeyFile
@@ -380,6 +381,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
     admin_repair.add_parser(actions, common)
     auth.register_admin(actions, common)
+    bootstrap.add_parsers(actions)
 
     config = actions.add_parser(
         "config", help="the cluster's configuration", description="Show the configuration."

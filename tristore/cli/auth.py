@@ -1,23 +1,26 @@
 """Users, access keys and bucket policies:
 
 tristore admin user add NAME [--role user|admin|replication] [--bucket B ...]
-tristore admin user ls [--json]          tristore admin user rm NAME
-tristore admin key create USER [--json]  # prints the secret, once
-tristore admin key ls [--user U] [--json]
+tristore admin user ls                   tristore admin user rm NAME
+tristore admin key create USER           # prints the secret, once
+tristore admin key ls [--user U]
 tristore admin key revoke ACCESS_KEY_ID
 tristore policy put s3://BUCKET FILE|-   tristore policy get s3://BUCKET
 tristore policy rm s3://BUCKET
+
+Every one takes ``--json``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any
 
 from tristore import credentials
-from tristore.cli.util import connect, format_table, parse_s3_url, print_json
+from tristore.cli.util import connect, format_table, parse_s3_url, print_doc, print_json
 from tristore.errors import InvalidArgument
 
 
@@ -28,20 +31,22 @@ def _when(d: Any) -> str:
 def cmd_user_add(args: argparse.Namespace) -> int:
     with connect(args.endpoint) as c:
         u = c.create_user(args.name, args.role, args.bucket or ())
-    print(f"user {u.name} ({u.role}) added")
+    if args.json:
+        print_doc("admin user add", _user_json(u))
+    else:
+        print(f"user {u.name} ({u.role}) added")
     return 0
+
+
+def _user_json(u: Any) -> dict[str, object]:
+    return {"name": u.name, "role": u.role, "buckets": list(u.buckets), "created": u.created}
 
 
 def cmd_user_ls(args: argparse.Namespace) -> int:
     with connect(args.endpoint) as c:
         users = c.list_users()
     if args.json:
-        print_json(
-            [
-                {"name": u.name, "role": u.role, "buckets": list(u.buckets), "created": u.created}
-                for u in users
-            ]
-        )
+        print_json([_user_json(u) for u in users])
         return 0
     rows = [[u.name, u.role, ",".join(u.buckets) or "-", _when(u.created)] for u in users]
     print(format_table(["NAME", "ROLE", "BUCKETS", "CREATED"], rows))
@@ -51,7 +56,10 @@ def cmd_user_ls(args: argparse.Namespace) -> int:
 def cmd_user_rm(args: argparse.Namespace) -> int:
     with connect(args.endpoint) as c:
         c.delete_user(args.name)
-    print(f"user {args.name} removed, with its access keys")
+    if args.json:
+        print_doc("admin user rm", {"name": args.name})
+    else:
+        print(f"user {args.name} removed, with its access keys")
     return 0
 
 
@@ -90,7 +98,10 @@ def cmd_key_ls(args: argparse.Namespace) -> int:
 def cmd_key_revoke(args: argparse.Namespace) -> int:
     with connect(args.endpoint) as c:
         c.revoke_access_key(args.access_key_id)
-    print(f"access key {args.access_key_id} revoked")
+    if args.json:
+        print_doc("admin key revoke", {"access_key_id": args.access_key_id})
+    else:
+        print(f"access key {args.access_key_id} revoked")
     return 0
 
 
@@ -112,13 +123,23 @@ def cmd_policy_put(args: argparse.Namespace) -> int:
             raise InvalidArgument(f"cannot read {args.file}: {e.strerror}") from None
     with connect(args.endpoint) as c:
         c.put_bucket_policy(bucket, text)
-    print(f"policy of s3://{bucket} set")
+    if args.json:
+        print_doc("policy put", {"bucket": bucket})
+    else:
+        print(f"policy of s3://{bucket} set")
     return 0
 
 
 def cmd_policy_get(args: argparse.Namespace) -> int:
+    bucket = _bucket(args.url)
     with connect(args.endpoint) as c:
-        print(c.get_bucket_policy(_bucket(args.url)))
+        text = c.get_bucket_policy(bucket)
+    if args.json:
+        # The document itself, not a string of it: the cluster stores only
+        # policies it could parse.
+        print_doc("policy get", {"bucket": bucket, "policy": json.loads(text)})
+    else:
+        print(text)
     return 0
 
 
@@ -126,7 +147,10 @@ def cmd_policy_rm(args: argparse.Namespace) -> int:
     bucket = _bucket(args.url)
     with connect(args.endpoint) as c:
         c.delete_bucket_policy(bucket)
-    print(f"policy of s3://{bucket} removed")
+    if args.json:
+        print_doc("policy rm", {"bucket": bucket})
+    else:
+        print(f"policy of s3://{bucket} removed")
     return 0
 
 
@@ -148,12 +172,18 @@ def register_admin(actions: Any, common: argparse.ArgumentParser) -> None:
         action="append",
         help="a replication user: a bucket it may apply replicas to (repeatable; * for any)",
     )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help='print {"schema": 1, "command", "name", "role", "buckets", "created"}',
+    )
     p.set_defaults(func=cmd_user_add)
     p = ua.add_parser("ls", parents=[common], help="list users")
     p.add_argument("--json", action="store_true", help="print a JSON list")
     p.set_defaults(func=cmd_user_ls)
     p = ua.add_parser("rm", parents=[common], help="remove a user and its keys")
     p.add_argument("name", metavar="NAME")
+    p.add_argument("--json", action="store_true", help='print {"schema": 1, "command", "name"}')
     p.set_defaults(func=cmd_user_rm)
 
     key = actions.add_parser("key", help="access keys (admin role)")
@@ -168,6 +198,9 @@ def register_admin(actions: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(func=cmd_key_ls)
     p = ka.add_parser("revoke", parents=[common], help="delete an access key")
     p.add_argument("access_key_id", metavar="ACCESS_KEY_ID")
+    p.add_argument(
+        "--json", action="store_true", help='print {"schema": 1, "command", "access_key_id"}'
+    )
     p.set_defaults(func=cmd_key_revoke)
 
 
@@ -182,10 +215,17 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = pa.add_parser("put", parents=[common], help="set a bucket's policy from a JSON file")
     p.add_argument("url", metavar="s3://BUCKET")
     p.add_argument("file", metavar="FILE", help="the policy document ('-': stdin)")
+    p.add_argument("--json", action="store_true", help='print {"schema": 1, "command", "bucket"}')
     p.set_defaults(func=cmd_policy_put)
     p = pa.add_parser("get", parents=[common], help="print a bucket's policy")
     p.add_argument("url", metavar="s3://BUCKET")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help='print {"schema": 1, "command", "bucket", "policy": {...}}',
+    )
     p.set_defaults(func=cmd_policy_get)
     p = pa.add_parser("rm", parents=[common], help="remove a bucket's policy")
     p.add_argument("url", metavar="s3://BUCKET")
+    p.add_argument("--json", action="store_true", help='print {"schema": 1, "command", "bucket"}')
     p.set_defaults(func=cmd_policy_rm)

@@ -24,8 +24,6 @@ from tristore.validation import check_key
 if TYPE_CHECKING:
     from tristore.client import Client
 
-#: Version of the ``--json`` documents the bulk commands print.
-JSON_SCHEMA = 1
 
 UPLOAD, DOWNLOAD, COPY, DELETE = "upload", "download", "copy", "delete"
 

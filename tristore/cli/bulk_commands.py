@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tristore.cli import bulk, multipart, objects, progress
-from tristore.cli.bulk import COPY, DELETE, DOWNLOAD, JSON_SCHEMA, UPLOAD, Op, Side
+from tristore.cli.bulk import COPY, DELETE, DOWNLOAD, UPLOAD, Op, Side
 from tristore.cli.upload_state import LocalFile
 from tristore.cli.util import (
+    JSON_SCHEMA,
     CliError,
     S3Url,
     connect,
@@ -32,6 +33,7 @@ from tristore.cli.util import (
     parse_bucket_url,
     parse_object_url,
     parse_s3_url,
+    print_doc,
     print_json,
 )
 from tristore.errors import InvalidArgument, TristoreError, as_tristore
@@ -474,7 +476,7 @@ def cmd_du(args: argparse.Namespace) -> int:
             size += sum(e.size for e in page.contents)
     shown = f"s3://{url.bucket}/{prefix}"
     if args.json:
-        print_json({"schema": JSON_SCHEMA, "url": shown, "objects": count, "bytes": size})
+        print_doc("du", {"url": shown, "objects": count, "bytes": size})
     else:
         noun = "object" if count == 1 else "objects"
         print(f"{size}\t{format_size(size)}\t{count} {noun}\t{shown}")

@@ -45,7 +45,7 @@ from typing import Any
 from tristore import credentials, sigv4, tls
 from tristore.cli import processes
 from tristore.cli.serve import find_role
-from tristore.cli.util import CliError, format_table, print_json
+from tristore.cli.util import CliError, format_table, print_doc, print_json
 from tristore.config import (
     AuthSection,
     ClusterConfig,
@@ -583,28 +583,43 @@ def _save_layout(
     _write_atomic(d.prometheus_targets, json.dumps(prometheus_targets(layout), indent=2) + "\n")
 
 
-def issue_certificates(cfg: ClusterConfig) -> None:
-    """The CA (if missing; ``[tls] ca_file``'s directory) and a certificate for
-    every process of ``cfg`` that has none yet, naming its role and cluster
-    (``tristore://CLUSTER/ROLE/NAME``) and the host it serves on. Nothing in
-    plaintext mode."""
+def issue_certificates(
+    cfg: ClusterConfig, ca_dir: Path | None = None, node_hosts: Sequence[str] = ()
+) -> list[str]:
+    """The CA (if missing) and a certificate for every process of ``cfg`` that
+    has none yet, naming its role and cluster (``tristore://CLUSTER/ROLE/NAME``)
+    and the host it serves on (with 127.0.0.1 and localhost; a node also with
+    ``node_hosts``: the names clients reach the nodes by besides their own).
+    The CA lives in ``[tls] ca_file``'s directory, or in ``ca_dir`` when given:
+    then only its certificate is copied to ``ca_file``, so the CA key stays
+    out of the processes' reach. Nothing in plaintext mode. Returns the names
+    of the processes it issued a certificate to."""
     if cfg.tls.insecure:
-        return
+        return []
     ca = cfg.tls_files("-").ca
-    tls.ensure_ca(ca.parent, cfg.cluster.name)
+    if ca_dir is None:
+        ca_dir = ca.parent
+    ca_crt = tls.ensure_ca(ca_dir, cfg.cluster.name)
+    if not ca.exists():
+        tls.write_public(ca, ca_crt.read_bytes())
     procs = [
         *(("node", n.name, n.grpc) for n in cfg.nodes),
         *(("witness", w.name, w.grpc) for w in cfg.witnesses),
         *(("replicator", r.name, r.grpc) for r in cfg.replicators),
     ]
+    issued = []
     for role, name, grpc_addr in procs:
         files = cfg.tls_files(name)
         assert files.cert is not None and files.key is not None
         if files.cert.exists() and files.key.exists():
             continue
         hosts = [tls.host_of(grpc_addr), "127.0.0.1", "localhost"]
+        if role == "node":
+            hosts += node_hosts
         ident = tls.Identity(cfg.cluster.name, role, name)
-        tls.issue(ca.parent, files.cert, files.key, hosts, ident)
+        tls.issue(ca_dir, files.cert, files.key, hosts, ident)
+        issued.append(name)
+    return issued
 
 
 # --- processes ----------------------------------------------------------------
@@ -917,17 +932,56 @@ def cmd_up(args: argparse.Namespace) -> int:
     layout = _layout_for_up(d, args)
     to_start = [p for p in layout.processes if running_pid(d, p.name) is None]
     if not to_start:
-        print(f"the dev cluster in {d.root} is already running")
+        if not args.json:
+            print(f"the dev cluster in {d.root} is already running")
+    else:
+        check_ports(to_start, _ports_fix(d, fresh))
+        ca_dir = args.ca_dir or os.environ.get(CA_DIR_ENV) or None
+        _save_layout(d, layout, Path(ca_dir).resolve() if ca_dir else None, args.insecure)
+        started = {p.name: spawn(d, p) for p in to_start}
+        wait_healthy(d, started, to_start, args.timeout)
+        wait_connected(layout.processes, CONNECT_TIMEOUT_S)
+    if args.json:
+        print_doc("dev up", _up_json(d, layout, [p.name for p in to_start]))
+    else:
         _print_ready(d, layout)
-        return 0
-    check_ports(to_start, _ports_fix(d, fresh))
-    ca_dir = args.ca_dir or os.environ.get(CA_DIR_ENV) or None
-    _save_layout(d, layout, Path(ca_dir).resolve() if ca_dir else None, args.insecure)
-    started = {p.name: spawn(d, p) for p in to_start}
-    wait_healthy(d, started, to_start, args.timeout)
-    wait_connected(layout.processes, CONNECT_TIMEOUT_S)
-    _print_ready(d, layout)
     return 0
+
+
+def _pairs(lines: Iterable[str]) -> dict[str, str]:
+    """``{NAME: VALUE}`` of ``export NAME=VALUE`` lines."""
+    pairs = (line.removeprefix("export ").partition("=") for line in lines)
+    return {name: value for name, _, value in pairs}
+
+
+def cluster_env(d: DevDir, layout: Layout, cluster: str) -> dict[str, str]:
+    """The variables ``dev up`` prints ``export`` lines for, of one cluster:
+    what the CLI, the SDK, boto3 and the aws CLI need to reach it."""
+    env = {"TRISTORE_ENDPOINT": _endpoints(layout, cluster)}
+    env |= _pairs([_security_export(d, layout)])
+    try:
+        cfg = load_config(d.cluster_home(cluster if layout.clusters > 1 else None) / "cluster.toml")
+        creds = credentials.root_credentials(cfg)
+    except InvalidArgument as e:
+        print(f"warning: the root credentials cannot be read: {e}", file=sys.stderr)
+        return env
+    if creds is not None:
+        env[credentials.ACCESS_KEY_ENV] = creds.access_key_id
+        env[credentials.SECRET_KEY_ENV] = creds.secret_access_key
+    return env | _pairs(s3_exports(cfg, creds))
+
+
+def _up_json(d: DevDir, layout: Layout, started: Sequence[str]) -> dict[str, Any]:
+    """``dev up --json``: the dir, what was started, every process, and each
+    cluster's environment (the ``export`` lines as an object)."""
+    return {
+        "dir": str(d.root),
+        "started": list(started),
+        "processes": status_rows(d, layout),
+        "clusters": [
+            {"name": name, "env": cluster_env(d, layout, name)} for name in layout.cluster_names
+        ],
+    }
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -944,8 +998,11 @@ def cmd_kill(args: argparse.Namespace) -> int:
     d = resolve_dir(args.dir)
     p = load_layout(d).proc(args.name, d.root)
     pid = running_pid(d, p.name)
+    doc = {"name": p.name, "pid": pid, "signal": args.signal.name, "exited": False}
     if pid is None:
         print(f"{p.name} is not running", file=sys.stderr)
+        if args.json:
+            print_doc("dev kill", doc)
         return 0
     left = stop(d, [p.name], args.signal, STOP_TIMEOUT_S)
     if left and args.signal not in _NO_WAIT:
@@ -954,25 +1011,35 @@ def cmd_kill(args: argparse.Namespace) -> int:
             f"{p.name} (pid {pid}) still runs {STOP_TIMEOUT_S:.0f} s after "
             f"{args.signal.name}; try --signal KILL",
         )
-    print(f"sent {args.signal.name} to {p.name} (pid {pid})" + ("" if left else "; it exited"))
+    if args.json:
+        print_doc("dev kill", doc | {"exited": not left})
+    else:
+        print(f"sent {args.signal.name} to {p.name} (pid {pid})" + ("" if left else "; it exited"))
     return 0
 
 
-def _start_one(d: DevDir, p: Proc, timeout_s: float) -> None:
+def _start_one(d: DevDir, p: Proc, timeout_s: float, quiet: bool = False) -> int:
+    """Start ``p`` and wait until it is healthy; its pid."""
     check_ports([p], _ports_fix(d, fresh=False))
     proc = spawn(d, p)
     wait_healthy(d, {p.name: proc}, [p], timeout_s)
-    print(f"started {p.name} (pid {proc.pid}), healthy on http://{p.metrics}/healthz")
+    if not quiet:
+        print(f"started {p.name} (pid {proc.pid}), healthy on http://{p.metrics}/healthz")
+    return proc.pid
 
 
 def cmd_start(args: argparse.Namespace) -> int:
     d = resolve_dir(args.dir)
     p = load_layout(d).proc(args.name, d.root)
     pid = running_pid(d, p.name)
+    started = pid is None
     if pid is not None:
-        print(f"{p.name} is already running (pid {pid})")
-        return 0
-    _start_one(d, p, args.timeout)
+        if not args.json:
+            print(f"{p.name} is already running (pid {pid})")
+    else:
+        pid = _start_one(d, p, args.timeout, quiet=args.json)
+    if args.json:
+        print_doc("dev start", {"name": p.name, "pid": pid, "started": started})
     return 0
 
 
@@ -989,9 +1056,12 @@ def cmd_restart(args: argparse.Namespace) -> int:
         stop(d, [p.name], signal.SIGKILL, STOP_TIMEOUT_S)
     if running_pid(d, p.name) is not None:
         raise CliError("Timeout", f"{p.name} is still running; not started again")
-    if pid is not None:
+    if pid is not None and not args.json:
         print(f"stopped {p.name} (pid {pid}) with {args.signal.name}")
-    _start_one(d, p, args.timeout)
+    new_pid = _start_one(d, p, args.timeout, quiet=args.json)
+    if args.json:
+        doc = {"name": p.name, "stopped_pid": pid, "signal": args.signal.name, "pid": new_pid}
+        print_doc("dev restart", doc)
     return 0
 
 
@@ -999,6 +1069,8 @@ def cmd_down(args: argparse.Namespace) -> int:
     d = resolve_dir(args.dir)
     if not d.state.exists():
         print(f"no dev cluster in {d.root}; nothing to stop", file=sys.stderr)
+        if args.json:
+            print_doc("dev down", {"dir": str(d.root), "stopped": [], "data": []})
         return 0
     layout = load_layout(d)
     names = [p.name for p in layout.processes]
@@ -1015,8 +1087,11 @@ def cmd_down(args: argparse.Namespace) -> int:
             d.pid_file(n).unlink(missing_ok=True)
     if left:
         raise CliError("Timeout", f"{', '.join(sorted(left))} did not exit even after SIGKILL")
-    data = ", ".join(str(h / "data") for h in dict.fromkeys(d.home(n) for n in names))
-    print(f"stopped {len(running)} processes; data kept in {data}")
+    data = [str(h / "data") for h in dict.fromkeys(d.home(n) for n in names)]
+    if args.json:
+        print_doc("dev down", {"dir": str(d.root), "stopped": running, "data": data})
+    else:
+        print(f"stopped {len(running)} processes; data kept in {', '.join(data)}")
     return 0
 
 
@@ -1070,6 +1145,17 @@ def _timeout_parent() -> argparse.ArgumentParser:
     return p
 
 
+#: ``--json`` of each dev command: one document, ``{"schema": 1, "command": "dev ..."}`` and:
+_JSON_HELP = {
+    "up": "print one JSON object: dir, started, processes (as dev status --json), "
+    "clusters (name, env: the variables of the export lines)",
+    "kill": "print one JSON object: name, pid, signal, exited",
+    "start": "print one JSON object: name, pid, started (false: it was running)",
+    "restart": "print one JSON object: name, stopped_pid, signal, pid",
+    "down": "print one JSON object: dir, stopped (names), data (directories kept)",
+}
+
+
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     dev = sub.add_parser(
         "dev",
@@ -1119,6 +1205,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
             metavar="NAME",
             help="process name, e.g. a1, or west/a1 with two clusters (see dev status)",
         )
+        p.add_argument("--json", action="store_true", help=_JSON_HELP[name])
         if name != "start":
             p.add_argument(
                 "--signal",
@@ -1136,6 +1223,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         description="SIGTERM every process, SIGKILL those still running "
         f"after {STOP_TIMEOUT_S:.0f} s; keeps data and logs.",
     )
+    p.add_argument("--json", action="store_true", help=_JSON_HELP["down"])
     p.set_defaults(func=cmd_down)
 
 
@@ -1200,4 +1288,5 @@ def _register_up(actions: Any, parents: list[argparse.ArgumentParser]) -> None:
         help="plaintext, no certificates, internal services open ([tls] insecure = true); "
         "for experiments only",
     )
+    p.add_argument("--json", action="store_true", help=_JSON_HELP["up"])
     p.set_defaults(func=cmd_up)

@@ -52,6 +52,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "encryption": ("objects", "set, show or remove a bucket's default encryption"),
     "tag": ("objects", "show, set or remove an object's tags"),
     "acl": ("objects", "show or set an object's canned ACL"),
+    "presign": ("presign", "a URL that lets anyone GET (or PUT) one object for a while"),
     "sync": ("bulk_commands", "make a directory or prefix hold what another holds"),
     "mv": ("bulk_commands", "move a file or object (--recursive: a directory or prefix)"),
     "du": ("bulk_commands", "total size and object count under a prefix"),

@@ -11,7 +11,14 @@ import shlex
 from typing import TYPE_CHECKING, Any
 
 from tristore.cli import multipart, upload_state
-from tristore.cli.util import connect, format_time, parse_object_url, parse_s3_url, print_json
+from tristore.cli.util import (
+    connect,
+    format_time,
+    parse_object_url,
+    parse_s3_url,
+    print_doc,
+    print_json,
+)
 
 if TYPE_CHECKING:
     from tristore.model import MultipartUpload, Part
@@ -61,7 +68,11 @@ def cmd_abort(args: argparse.Namespace) -> int:
         c.abort_multipart_upload(url.bucket, url.key, args.upload_id)
     # A state file of this upload could only lead cp to find it gone.
     upload_state.forget_upload(url.bucket, url.key, args.upload_id)
-    print(f"abort: {shlex.quote(str(url))} (upload {args.upload_id})")
+    if args.json:
+        fields = {"bucket": url.bucket, "key": url.key, "upload_id": args.upload_id}
+        print_doc("mpu abort", fields)
+    else:
+        print(f"abort: {shlex.quote(str(url))} (upload {args.upload_id})")
     return 0
 
 
@@ -117,4 +128,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("url", metavar="s3://BUCKET/KEY")
     p.add_argument("upload_id", metavar="UPLOAD_ID")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help='print {"schema": 1, "command": "mpu abort", "bucket", "key", "upload_id"}',
+    )
     p.set_defaults(func=cmd_abort)

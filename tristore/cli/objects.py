@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from tristore.cli import multipart, progress
-from tristore.cli.bulk import JSON_SCHEMA, FilterAction
+from tristore.cli.bulk import FilterAction
 from tristore.cli.upload_state import LocalFile, has_state
 from tristore.cli.util import (
+    JSON_SCHEMA,
     S3Url,
     connect,
     format_time,
@@ -130,7 +131,22 @@ def describe_delete(url: S3Url, result: DeleteResult, by_version: bool) -> str:
 
 
 #: cp flags that describe the new object: not for downloads.
-_WRITE_FLAGS = ("meta", "content_type", "tag", "acl", "storage_class", "sse")
+_STANDARD_FLAGS = (
+    "cache_control",
+    "content_disposition",
+    "content_encoding",
+    "content_language",
+    "expires",
+)
+_WRITE_FLAGS = ("meta", "content_type", "tag", "acl", "storage_class", "sse", *_STANDARD_FLAGS)
+
+
+def standard_headers(args: argparse.Namespace) -> dict[str, str]:
+    """--cache-control, --content-disposition, --content-encoding,
+    --content-language and --expires: the headers stored with the new object."""
+    return {_flag(n)[2:]: getattr(args, n) for n in _STANDARD_FLAGS if getattr(args, n) is not None}
+
+
 #: cp flags that make a PUT conditional: uploads only.
 _PUT_CONDITION_FLAGS = ("if_none_match", "if_match")
 #: cp flags that shape a multipart upload: uploads of a local file only.
@@ -207,13 +223,16 @@ def copy_target(src_key: str, url: S3Url) -> str:
 def copy_directives(
     args: argparse.Namespace, metadata: dict[str, str], tags: dict[str, str]
 ) -> dict[str, Any]:
-    """copy_object's keyword arguments: --meta or --content-type replace the
-    source's content type and metadata; --tag replaces its tags."""
-    replace_meta = bool(metadata) or args.content_type is not None
+    """copy_object's keyword arguments: --meta, --content-type or a standard
+    header (--cache-control, ...) replace the source's content type, metadata
+    and standard headers; --tag replaces its tags."""
+    headers = standard_headers(args)
+    replace_meta = bool(metadata) or args.content_type is not None or bool(headers)
     return {
         "metadata_directive": "REPLACE" if replace_meta else "COPY",
         "content_type": args.content_type if replace_meta else None,
         "metadata": metadata if replace_meta else None,
+        "headers": headers if replace_meta else None,
         "tagging_directive": "REPLACE" if tags else "COPY",
         "tags": tags or None,
         "acl": args.acl,
@@ -328,6 +347,7 @@ def _upload(
     transfer = multipart.TransferOptions.from_args(args)
     new_object: dict[str, Any] = {
         "metadata": metadata or None,
+        "headers": standard_headers(args) or None,
         "tags": tags or None,
         "acl": args.acl,
         "storage_class": args.storage_class,
@@ -968,8 +988,9 @@ def _register_cp(sub: Any, common: argparse.ArgumentParser) -> None:
         "SRC, stdout as DST) or s3://BUCKET/KEY; one of them must be s3://. A key ending\n"
         "in '/' (or none) takes the file's name; a local directory takes the key's.\n"
         "Transfers stream, so objects larger than memory are fine.\n\n"
-        "Both s3://: a server-side copy (the body never leaves the cluster); --meta or\n"
-        "--content-type replace the source's metadata, --tag its tags.\n\n"
+        "Both s3://: a server-side copy (the body never leaves the cluster); --meta,\n"
+        "--content-type or a standard header (--cache-control, ...) replace the source's\n"
+        "metadata and headers, --tag its tags.\n\n"
         "A file of --multipart-threshold bytes or more goes up as a multipart upload,\n"
         "--parallel parts at a time. If it stops (Ctrl-C, an error), run the same command\n"
         "again to resume: parts the store already has are not sent again. 'tristore mpu'\n"
@@ -995,6 +1016,19 @@ def _register_cp(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--meta", metavar="K=V", action="append", help="user metadata for the upload (repeatable)"
     )
+    for name, example in (
+        ("cache-control", "max-age=3600"),
+        ("content-disposition", "'attachment; filename=\"a.csv\"'"),
+        ("content-encoding", "gzip"),
+        ("content-language", "de"),
+        ("expires", "'Thu, 01 Dec 2044 16:00:00 GMT'"),
+    ):
+        p.add_argument(
+            f"--{name}",
+            metavar="V",
+            help=f"the {name.title()} header stored with the new object and answered by GET "
+            f"and HEAD (e.g. {example})",
+        )
     p.add_argument(
         "--tag",
         metavar="K=V",

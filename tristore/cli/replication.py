@@ -39,6 +39,7 @@ from tristore.cli.util import (
     parse_kv_list,
     parse_object_url,
     parse_s3_url,
+    print_doc,
     print_json,
 )
 from tristore.errors import (
@@ -802,7 +803,10 @@ def cmd_delete(args: argparse.Namespace) -> int:
     bucket = parse_bucket_url(args.bucket)
     with connect(args.endpoint) as c:
         c.delete_bucket_replication(bucket)
-    print(f"delete_replication: s3://{bucket}")
+    if args.json:
+        print_doc("replication delete", {"bucket": bucket})
+    else:
+        print(f"delete_replication: s3://{bucket}")
     return 0
 
 
@@ -893,8 +897,12 @@ def _enabled_rules(c: Client, bucket: str) -> tuple[Rule, ...]:
 class _Errors:
     """Requeue failures: the first MAX_ERROR_LINES on stderr, then only counted."""
 
-    def __init__(self) -> None:
+    def __init__(self, quiet: bool = False) -> None:
         self.count = 0
+        #: With ``quiet`` (``--json``) nothing is printed: each failure is kept
+        #: here, for the document.
+        self.quiet = quiet
+        self.failures: list[dict[str, object]] = []
 
     def report(
         self,
@@ -906,7 +914,17 @@ class _Errors:
         delete_marker: bool = False,
     ) -> None:
         self.count += 1
-        if self.count <= MAX_ERROR_LINES:
+        if self.quiet:
+            self.failures.append(
+                {
+                    "key": key,
+                    "version_id": version_id,
+                    "destination": dest,
+                    "delete_marker": delete_marker,
+                    "error": {"code": exc.code, "message": exc.message},
+                }
+            )
+        elif self.count <= MAX_ERROR_LINES:
             print(
                 f"requeue s3://{bucket}/{key} ({_which(version_id, delete_marker)}) to {dest}: "
                 f"{exc.code}: {exc.message}",
@@ -914,7 +932,7 @@ class _Errors:
             )
 
     def close(self) -> None:
-        if self.count > MAX_ERROR_LINES:
+        if not self.quiet and self.count > MAX_ERROR_LINES:
             print(f"({self.count - MAX_ERROR_LINES} more errors not shown)", file=sys.stderr)
 
 
@@ -1140,8 +1158,8 @@ def cmd_dlq_replay(args: argparse.Namespace) -> int:
         parse_destination(args.destination, flag="--destination").name if args.destination else None
     )
     prefix = args.key if args.key is not None else args.prefix or ""
-    requeued = 0
-    errors = _Errors()
+    requeued: list[FailedTarget] = []
+    errors = _Errors(quiet=args.json)
     with connect(args.endpoint) as c:
         entries = _entries(c, bucket, prefix)
         for t in failed_targets(entries, args.key, args.version_id, dest):
@@ -1151,13 +1169,21 @@ def cmd_dlq_replay(args: argparse.Namespace) -> int:
             except TristoreError as exc:
                 errors.report(bucket, t.key, t.version_id, t.destination, exc, t.delete_marker)
                 continue
-            requeued += 1
-            print(f"requeue: s3://{bucket}/{t.key} ({which}) to {t.destination}")
+            requeued.append(t)
+            if not args.json:
+                print(f"requeue: s3://{bucket}/{t.key} ({which}) to {t.destination}")
     errors.close()
-    if requeued + errors.count == 0:
+    if args.json:
+        fields = ("key", "version_id", "destination", "delete_marker")
+        done = [{f: getattr(t, f) for f in fields} for t in requeued]
+        print_doc(
+            "replication dlq replay",
+            {"bucket": bucket, "requeued": done, "failed": errors.failures},
+        )
+    elif not requeued and not errors.count:
         print(f"nothing to replay: no FAILED replication of s3://{bucket} matches", file=sys.stderr)
     else:
-        print(f"requeued {requeued} of {requeued + errors.count} FAILED replication(s)")
+        print(f"requeued {len(requeued)} of {len(requeued) + errors.count} FAILED replication(s)")
     return 1 if errors.count else 0
 
 
@@ -1240,6 +1266,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         description="Remove the bucket's replication rules (no error when it has none).",
     )
     p.add_argument("bucket", metavar="s3://BUCKET")
+    p.add_argument(
+        "--json", action="store_true", help='print {"schema": 1, "command": ..., "bucket": ...}'
+    )
     p.set_defaults(func=cmd_delete)
 
     p = actions.add_parser(
@@ -1359,4 +1388,10 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--version-id", metavar="V", help="with --key: only this version")
     p.add_argument("--destination", metavar="CLUSTER/BUCKET", help="only this destination")
     p.add_argument("--prefix", metavar="P", help="only keys starting with P (not with --key)")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object: bucket, requeued (key, version_id, destination, "
+        "delete_marker), failed (the same with error {code, message})",
+    )
     p.set_defaults(func=cmd_dlq_replay)

@@ -165,6 +165,17 @@ def print_json(value: object, out: IO[str] | None = None) -> None:
     stream.write(json.dumps(value, indent=2, default=_json_default) + "\n")
 
 
+#: Version of the ``--json`` documents that carry a ``schema`` field: a field
+#: may be added within a version, none removed or changed without a new one.
+JSON_SCHEMA = 1
+
+
+def print_doc(command: str, fields: dict[str, Any], out: IO[str] | None = None) -> None:
+    """Print a command's ``--json`` document: ``{"schema": 1, "command": ...,
+    **fields}``, ``command`` as typed (``mb``, ``dev up``, ``policy put``)."""
+    print_json({"schema": JSON_SCHEMA, "command": command, **fields}, out)
+
+
 def connect(endpoint: str | None) -> Client:
     """A client for ``--endpoint`` or, when it is not given, ``TRISTORE_ENDPOINT``."""
     # Imported here so that `dev` and `serve` never load the SDK's gRPC stubs.

@@ -29,11 +29,10 @@ from collections.abc import (
 from dataclasses import replace
 from types import TracebackType
 from typing import Any, Self, TypeVar
-from urllib.parse import quote, urlencode, urlsplit
 
 import grpc
 
-from tristore import clustermap, convert, cors, errors, sigv4, validation
+from tristore import clustermap, convert, cors, errors, presign, validation
 from tristore import sse as sse_mod
 from tristore.client import _files
 from tristore.client._body import Body, BodyInput, BytesBody, make_body
@@ -50,7 +49,6 @@ from tristore.credentials import Credentials, Signer
 from tristore.credentials import from_env as credentials_from_env
 from tristore.events import Event, Heartbeat, message_from_pb
 from tristore.model import (
-    NULL_VERSION,
     SMALL_BODY_MAX,
     AccessKeyInfo,
     Acl,
@@ -73,11 +71,11 @@ from tristore.model import (
     UploadPage,
     UserInfo,
     VersionPage,
+    check_version_id,
     ms_to_datetime,
 )
 from tristore.pb import admin_pb2, events_pb2, objects_pb2
 from tristore.replication import Rule, check_rules
-from tristore.stamps import Stamp
 
 log = logging.getLogger(__name__)
 
@@ -119,13 +117,6 @@ def coerce_range(spec: RangeSpec | None) -> ByteRange | None:
     return ByteRange(start, -1 if end < 0 else end)
 
 
-#: What a presigned URL may do, and for how long at most (S3's 7 days).
-PRESIGN_METHODS = ("GET", "HEAD", "PUT", "DELETE")
-MAX_PRESIGN_EXPIRES_S = 7 * 86_400
-#: Where the S3 HTTP API is, as `tristore dev up` exports it (the aws CLI and
-#: boto3 read the same variable).
-S3_ENDPOINT_ENV = "AWS_ENDPOINT_URL"
-
 #: A key to delete, or a ``(key, version_id)`` pair.
 ObjectRef = str | tuple[str, str | None]
 
@@ -142,19 +133,6 @@ def _object_ref(ref: ObjectRef) -> tuple[str, str]:
         )
     validation.check_key(key)
     return key, check_version_id(version_id)
-
-
-def check_version_id(version_id: str | None) -> str:
-    """A version id as the server writes it: a stamp's hex, or ``"null"``."""
-    if not version_id:
-        return ""
-    if version_id == NULL_VERSION:
-        return version_id
-    try:
-        Stamp.from_version_id(version_id)
-    except ValueError:
-        raise errors.InvalidArgument(f"invalid version id {version_id!r}") from None
-    return version_id
 
 
 def _check_etag(what: str, etag: str) -> str:
@@ -380,12 +358,16 @@ class AsyncClient:
         if_none_match: str | None = None,
         if_match: str | None = None,
         sse_customer_key: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> ObjectInfo:
         """Store ``data`` (bytes, a binary file, or an (async) iterable of bytes).
 
         ``tags`` (at most 10), a canned ``acl`` (default private), a
-        ``storage_class`` (default STANDARD) and an ``sse`` algorithm are stored
-        with the version. ``if_none_match="*"`` writes only if the key has no
+        ``storage_class`` (default STANDARD), an ``sse`` algorithm and
+        ``headers`` (any of Cache-Control, Content-Disposition,
+        Content-Encoding, Content-Language and Expires, by name: answered as
+        HTTP headers by the S3 API's GET and HEAD, and in ``ObjectInfo.headers``)
+        are stored with the version. ``if_none_match="*"`` writes only if the key has no
         current object, ``if_match=ETAG`` only if the current object has that
         ETag; otherwise PreconditionFailed (ConditionalRequestConflict, which is
         retried, when another write raced this one). ``sse="AES256"`` encrypts
@@ -408,7 +390,9 @@ class AsyncClient:
         that is current, and written again otherwise (at least once, as S3).
         """
         none_match, match = check_put_conditions(if_none_match, if_match)
-        header = _object_header(bucket, key, content_type, metadata, tags, acl, storage_class, sse)
+        header = _object_header(
+            bucket, key, content_type, metadata, tags, acl, storage_class, sse, headers
+        )
         header.if_none_match, header.if_match = none_match, match
         _set_ssec(header.sse_customer, sse_customer_key)
         body = make_body(data)
@@ -559,35 +543,16 @@ class AsyncClient:
         Signed here, with no call to the cluster: a URL for a key that does not
         exist is made all the same (its use answers NoSuchKey).
         """
-        validation.check_bucket_name(bucket)
-        validation.check_key(key)
-        method = method.upper()
-        if method not in PRESIGN_METHODS:
-            raise errors.InvalidArgument(
-                f"a presigned URL is for {', '.join(PRESIGN_METHODS)}, not {method!r}"
-            )
-        if isinstance(expires_in, bool) or not 1 <= expires_in <= MAX_PRESIGN_EXPIRES_S:
-            raise errors.InvalidArgument(
-                f"expires_in must be 1 to {MAX_PRESIGN_EXPIRES_S} seconds (7 days), "
-                f"not {expires_in!r}"
-            )
-        if self._signer is None:
-            raise errors.InvalidArgument(
-                "a presigned URL is signed with an access key: give the client credentials "
-                "(or set TRISTORE_ACCESS_KEY_ID and TRISTORE_SECRET_ACCESS_KEY)"
-            )
-        base = endpoint_url or os.environ.get(S3_ENDPOINT_ENV, "")
-        parts = urlsplit(base)
-        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
-            raise errors.InvalidArgument(
-                f"endpoint_url {base!r} is not the S3 API's base URL (https://HOST:PORT; "
-                f"`tristore dev up` prints it as {S3_ENDPOINT_ENV})"
-            )
-        query = [("versionId", check_version_id(version_id))] if version_id else []
-        path = f"/{bucket}/{key}"
-        signed = self._signer.presign(method, path, parts.netloc, expires_in, query, now)
-        encoded = sigv4.uri_encode(path, encode_slash=False)
-        return f"{parts.scheme}://{parts.netloc}{encoded}?{urlencode(signed, quote_via=quote)}"
+        return presign.presign_url(
+            self._signer,
+            bucket,
+            key,
+            method=method,
+            expires_in=expires_in,
+            version_id=version_id,
+            endpoint_url=endpoint_url,
+            now=now,
+        )
 
     async def delete_objects(
         self,
@@ -888,10 +853,13 @@ class AsyncClient:
         storage_class: str | None = None,
         sse: str | None = None,
         sse_customer_key: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> MultipartUpload:
         """Start a multipart upload; the object gets these fields on complete.
         With ``sse_customer_key`` every part and the complete must give it too."""
-        header = _object_header(bucket, key, content_type, metadata, tags, acl, storage_class, sse)
+        header = _object_header(
+            bucket, key, content_type, metadata, tags, acl, storage_class, sse, headers
+        )
         _set_ssec(header.sse_customer, sse_customer_key)
         request = objects_pb2.CreateMultipartUploadRequest(header=header)
         resp = await self._unary("CreateMultipartUpload", request)
@@ -973,6 +941,7 @@ class AsyncClient:
         storage_class: str | None = None,
         sse: str | None = None,
         sse_customer_key: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> ObjectInfo:
         """Upload the file at ``path``: one PUT below ``multipart_threshold``
         bytes (64 MiB), else a multipart upload of ``part_size`` parts (8 MiB,
@@ -980,7 +949,7 @@ class AsyncClient:
         each checked by its MD5. A failed multipart upload is aborted (no
         parts left behind). The other arguments are :meth:`put_object`'s."""
         extra = {"tags": tags, "acl": acl, "storage_class": storage_class, "sse": sse,
-                 "sse_customer_key": sse_customer_key}  # fmt: skip
+                 "sse_customer_key": sse_customer_key, "headers": headers}  # fmt: skip
         return await _files.upload_file(
             self, path, bucket, key, content_type=content_type, metadata=metadata,
             multipart_threshold=multipart_threshold, part_size=part_size, parallel=parallel,
@@ -1065,13 +1034,15 @@ class AsyncClient:
         sse: str | None = None,
         sse_customer_key: bytes | None = None,
         copy_source_sse_customer_key: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> CopyResult:
         """Copy ``source`` to ``bucket``/``key`` inside the cluster (the body
         never passes through the client).
 
         The copy keeps the source's content type and metadata (its tags) unless
         ``metadata_directive`` (``tagging_directive``) is ``"REPLACE"``; then
-        ``content_type`` and ``metadata`` (``tags``) are the new ones. ACL,
+        ``content_type``, ``metadata`` and ``headers`` (``tags``) are the new
+        ones. ACL,
         storage class and encryption are never copied: they are the ones given
         here, or the defaults. ``source.conditions`` are checked against the
         source (PreconditionFailed). Copying the current object onto itself
@@ -1088,9 +1059,11 @@ class AsyncClient:
         validation.check_key(key)
         meta_dir = validation.check_directive("metadata_directive", metadata_directive)
         tag_dir = validation.check_directive("tagging_directive", tagging_directive)
-        if meta_dir == "COPY" and (content_type is not None or metadata is not None):
+        if meta_dir == "COPY" and (
+            content_type is not None or metadata is not None or headers is not None
+        ):
             raise errors.InvalidArgument(
-                "content_type and metadata replace the source's only with "
+                "content_type, metadata and headers replace the source's only with "
                 "metadata_directive='REPLACE'"
             )
         if tag_dir == "COPY" and tags is not None:
@@ -1117,6 +1090,7 @@ class AsyncClient:
         if meta_dir == "REPLACE":
             request.content_type = validation.normalize_content_type(content_type)
             request.metadata.update(validation.normalize_metadata(metadata))
+            request.headers.update(validation.normalize_headers(headers))
         if tag_dir == "REPLACE":
             request.tags.update(check_tag_set(tags))
         if (
@@ -1676,6 +1650,7 @@ def _object_header(
     acl: str | None,
     storage_class: str | None,
     sse: str | None,
+    headers: Mapping[str, str] | None = None,
 ) -> objects_pb2.PutObjectHeader:
     """The validated fields of a new object (a PUT's, or a multipart upload's)."""
     validation.check_bucket_name(bucket)
@@ -1689,6 +1664,7 @@ def _object_header(
         acl=validation.check_acl(acl) if acl else "",
         storage_class=validation.check_storage_class(storage_class) if storage_class else "",
         sse=validation.check_sse(sse or ""),
+        headers=validation.normalize_headers(headers),
     )
 
 

@@ -227,6 +227,7 @@ class Client:
         if_none_match: str | None = None,
         if_match: str | None = None,
         sse_customer_key: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> ObjectInfo:
         return self._run(
             self._aio.put_object(
@@ -243,6 +244,7 @@ class Client:
                 if_none_match=if_none_match,
                 if_match=if_match,
                 sse_customer_key=sse_customer_key,
+                headers=headers,
             )
         )
 
@@ -484,6 +486,7 @@ class Client:
         storage_class: str | None = None,
         sse: str | None = None,
         sse_customer_key: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> MultipartUpload:
         return self._run(
             self._aio.create_multipart_upload(
@@ -496,6 +499,7 @@ class Client:
                 storage_class=storage_class,
                 sse=sse,
                 sse_customer_key=sse_customer_key,
+                headers=headers,
             )
         )
 
@@ -561,6 +565,7 @@ class Client:
         storage_class: str | None = None,
         sse: str | None = None,
         sse_customer_key: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> ObjectInfo:
         """See :meth:`AsyncClient.upload_file`."""
         return self._run(
@@ -568,7 +573,7 @@ class Client:
                 path, bucket, key, content_type, metadata,
                 multipart_threshold=multipart_threshold, part_size=part_size,
                 parallel=parallel, tags=tags, acl=acl, storage_class=storage_class, sse=sse,
-                sse_customer_key=sse_customer_key,
+                sse_customer_key=sse_customer_key, headers=headers,
             )
         )  # fmt: skip
 
@@ -634,6 +639,7 @@ class Client:
         sse: str | None = None,
         sse_customer_key: bytes | None = None,
         copy_source_sse_customer_key: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> CopyResult:
         """Server-side copy; see :meth:`AsyncClient.copy_object`."""
         return self._run(
@@ -651,6 +657,7 @@ class Client:
                 sse,
                 sse_customer_key,
                 copy_source_sse_customer_key,
+                headers,
             )
         )
 

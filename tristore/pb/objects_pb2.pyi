@@ -70,8 +70,15 @@ class Conditions(_message.Message):
     def __init__(self, if_match: _Optional[str] = ..., if_none_match: _Optional[str] = ..., if_modified_since_ms: _Optional[int] = ..., has_if_modified_since: _Optional[bool] = ..., if_unmodified_since_ms: _Optional[int] = ..., has_if_unmodified_since: _Optional[bool] = ...) -> None: ...
 
 class ObjectInfo(_message.Message):
-    __slots__ = ("bucket", "key", "size", "etag", "content_type", "metadata", "version_id", "last_modified_ms", "replication_status", "tag_count", "storage_class", "sse", "sse_customer_algorithm", "sse_customer_key_md5")
+    __slots__ = ("bucket", "key", "size", "etag", "content_type", "metadata", "version_id", "last_modified_ms", "replication_status", "tag_count", "storage_class", "sse", "sse_customer_algorithm", "sse_customer_key_md5", "headers")
     class MetadataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class HeadersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -92,6 +99,7 @@ class ObjectInfo(_message.Message):
     SSE_FIELD_NUMBER: _ClassVar[int]
     SSE_CUSTOMER_ALGORITHM_FIELD_NUMBER: _ClassVar[int]
     SSE_CUSTOMER_KEY_MD5_FIELD_NUMBER: _ClassVar[int]
+    HEADERS_FIELD_NUMBER: _ClassVar[int]
     bucket: str
     key: str
     size: int
@@ -106,7 +114,8 @@ class ObjectInfo(_message.Message):
     sse: str
     sse_customer_algorithm: str
     sse_customer_key_md5: str
-    def __init__(self, bucket: _Optional[str] = ..., key: _Optional[str] = ..., size: _Optional[int] = ..., etag: _Optional[str] = ..., content_type: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., version_id: _Optional[str] = ..., last_modified_ms: _Optional[int] = ..., replication_status: _Optional[str] = ..., tag_count: _Optional[int] = ..., storage_class: _Optional[str] = ..., sse: _Optional[str] = ..., sse_customer_algorithm: _Optional[str] = ..., sse_customer_key_md5: _Optional[str] = ...) -> None: ...
+    headers: _containers.ScalarMap[str, str]
+    def __init__(self, bucket: _Optional[str] = ..., key: _Optional[str] = ..., size: _Optional[int] = ..., etag: _Optional[str] = ..., content_type: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., version_id: _Optional[str] = ..., last_modified_ms: _Optional[int] = ..., replication_status: _Optional[str] = ..., tag_count: _Optional[int] = ..., storage_class: _Optional[str] = ..., sse: _Optional[str] = ..., sse_customer_algorithm: _Optional[str] = ..., sse_customer_key_md5: _Optional[str] = ..., headers: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class SseCustomerKey(_message.Message):
     __slots__ = ("algorithm", "key", "key_md5")
@@ -171,7 +180,7 @@ class ListBucketsResponse(_message.Message):
     def __init__(self, buckets: _Optional[_Iterable[_Union[BucketInfo, _Mapping]]] = ...) -> None: ...
 
 class PutObjectHeader(_message.Message):
-    __slots__ = ("bucket", "key", "content_type", "metadata", "size", "content_md5", "tags", "acl", "storage_class", "sse", "if_none_match", "if_match", "sse_customer", "request_id", "resend", "first_attempt_ms")
+    __slots__ = ("bucket", "key", "content_type", "metadata", "size", "content_md5", "tags", "acl", "storage_class", "sse", "if_none_match", "if_match", "sse_customer", "request_id", "resend", "first_attempt_ms", "headers")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -180,6 +189,13 @@ class PutObjectHeader(_message.Message):
         value: str
         def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     class TagsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class HeadersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -202,6 +218,7 @@ class PutObjectHeader(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     RESEND_FIELD_NUMBER: _ClassVar[int]
     FIRST_ATTEMPT_MS_FIELD_NUMBER: _ClassVar[int]
+    HEADERS_FIELD_NUMBER: _ClassVar[int]
     bucket: str
     key: str
     content_type: str
@@ -218,7 +235,8 @@ class PutObjectHeader(_message.Message):
     request_id: str
     resend: bool
     first_attempt_ms: int
-    def __init__(self, bucket: _Optional[str] = ..., key: _Optional[str] = ..., content_type: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., size: _Optional[int] = ..., content_md5: _Optional[str] = ..., tags: _Optional[_Mapping[str, str]] = ..., acl: _Optional[str] = ..., storage_class: _Optional[str] = ..., sse: _Optional[str] = ..., if_none_match: _Optional[str] = ..., if_match: _Optional[str] = ..., sse_customer: _Optional[_Union[SseCustomerKey, _Mapping]] = ..., request_id: _Optional[str] = ..., resend: _Optional[bool] = ..., first_attempt_ms: _Optional[int] = ...) -> None: ...
+    headers: _containers.ScalarMap[str, str]
+    def __init__(self, bucket: _Optional[str] = ..., key: _Optional[str] = ..., content_type: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., size: _Optional[int] = ..., content_md5: _Optional[str] = ..., tags: _Optional[_Mapping[str, str]] = ..., acl: _Optional[str] = ..., storage_class: _Optional[str] = ..., sse: _Optional[str] = ..., if_none_match: _Optional[str] = ..., if_match: _Optional[str] = ..., sse_customer: _Optional[_Union[SseCustomerKey, _Mapping]] = ..., request_id: _Optional[str] = ..., resend: _Optional[bool] = ..., first_attempt_ms: _Optional[int] = ..., headers: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class PutObjectRequest(_message.Message):
     __slots__ = ("header", "data")
@@ -548,7 +566,7 @@ class ObjectAclResponse(_message.Message):
     def __init__(self, version_id: _Optional[str] = ..., owner: _Optional[str] = ..., acl: _Optional[str] = ...) -> None: ...
 
 class CopyObjectRequest(_message.Message):
-    __slots__ = ("source_bucket", "source_key", "source_version_id", "source_conditions", "bucket", "key", "metadata_directive", "content_type", "metadata", "tagging_directive", "tags", "acl", "storage_class", "sse", "sse_customer", "copy_source_sse_customer")
+    __slots__ = ("source_bucket", "source_key", "source_version_id", "source_conditions", "bucket", "key", "metadata_directive", "content_type", "metadata", "tagging_directive", "tags", "acl", "storage_class", "sse", "sse_customer", "copy_source_sse_customer", "headers")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -557,6 +575,13 @@ class CopyObjectRequest(_message.Message):
         value: str
         def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     class TagsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class HeadersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -579,6 +604,7 @@ class CopyObjectRequest(_message.Message):
     SSE_FIELD_NUMBER: _ClassVar[int]
     SSE_CUSTOMER_FIELD_NUMBER: _ClassVar[int]
     COPY_SOURCE_SSE_CUSTOMER_FIELD_NUMBER: _ClassVar[int]
+    HEADERS_FIELD_NUMBER: _ClassVar[int]
     source_bucket: str
     source_key: str
     source_version_id: str
@@ -595,7 +621,8 @@ class CopyObjectRequest(_message.Message):
     sse: str
     sse_customer: SseCustomerKey
     copy_source_sse_customer: SseCustomerKey
-    def __init__(self, source_bucket: _Optional[str] = ..., source_key: _Optional[str] = ..., source_version_id: _Optional[str] = ..., source_conditions: _Optional[_Union[Conditions, _Mapping]] = ..., bucket: _Optional[str] = ..., key: _Optional[str] = ..., metadata_directive: _Optional[str] = ..., content_type: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., tagging_directive: _Optional[str] = ..., tags: _Optional[_Mapping[str, str]] = ..., acl: _Optional[str] = ..., storage_class: _Optional[str] = ..., sse: _Optional[str] = ..., sse_customer: _Optional[_Union[SseCustomerKey, _Mapping]] = ..., copy_source_sse_customer: _Optional[_Union[SseCustomerKey, _Mapping]] = ...) -> None: ...
+    headers: _containers.ScalarMap[str, str]
+    def __init__(self, source_bucket: _Optional[str] = ..., source_key: _Optional[str] = ..., source_version_id: _Optional[str] = ..., source_conditions: _Optional[_Union[Conditions, _Mapping]] = ..., bucket: _Optional[str] = ..., key: _Optional[str] = ..., metadata_directive: _Optional[str] = ..., content_type: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., tagging_directive: _Optional[str] = ..., tags: _Optional[_Mapping[str, str]] = ..., acl: _Optional[str] = ..., storage_class: _Optional[str] = ..., sse: _Optional[str] = ..., sse_customer: _Optional[_Union[SseCustomerKey, _Mapping]] = ..., copy_source_sse_customer: _Optional[_Union[SseCustomerKey, _Mapping]] = ..., headers: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class CopyObjectResponse(_message.Message):
     __slots__ = ("info", "source_version_id")

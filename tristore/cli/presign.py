@@ -1,0 +1,115 @@
+"""``tristore presign s3://BUCKET/KEY``: a URL of the S3 HTTP API that lets
+whoever holds it GET (or PUT, HEAD, DELETE) one object until it expires, as
+``aws s3 presign`` prints one. Signed locally with the caller's access key; no
+call is made to the cluster."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+from typing import Any
+
+from tristore.cli.util import parse_object_url, print_doc
+from tristore.errors import InvalidArgument
+
+#: Seconds a URL lives unless --expires-in says otherwise (aws s3 presign's default).
+DEFAULT_EXPIRES_S = 3600
+METHODS = ("GET", "PUT", "HEAD", "DELETE")
+#: S3's limit (tristore.presign.MAX_PRESIGN_EXPIRES_S, not imported: the parser stays light).
+MAX_EXPIRES_S = 7 * 24 * 3600
+
+
+def parse_expires_in(text: str) -> int:
+    """``--expires-in``: whole seconds, 1 to 604,800 (7 days); InvalidArgument
+    (an S3 code, exit 1) otherwise, as S3 answers a URL that asks for more."""
+    try:
+        seconds = int(text.strip())
+    except ValueError:
+        seconds = 0
+    if not 1 <= seconds <= MAX_EXPIRES_S:
+        raise InvalidArgument(
+            f"--expires-in must be a whole number of seconds from 1 to {MAX_EXPIRES_S} "
+            f"(7 days, S3's limit), not {text!r}"
+        )
+    return seconds
+
+
+def cmd_presign(args: argparse.Namespace) -> int:
+    url = parse_object_url(args.url)
+    expires_in = parse_expires_in(args.expires_in)
+    # Here, not at the top: the parser (and --help) stays free of the signing code.
+    from tristore import credentials, presign
+
+    creds = credentials.from_env()
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    link = presign.presign_url(
+        credentials.Signer(creds) if creds is not None else None,
+        url.bucket,
+        url.key,
+        method=args.method,
+        expires_in=expires_in,
+        version_id=args.version_id,
+        endpoint_url=args.s3_endpoint,
+        now=now,
+    )
+    if not args.json:
+        print(link)
+        return 0
+    print_doc(
+        "presign",
+        {
+            "url": link,
+            "method": args.method,
+            "bucket": url.bucket,
+            "key": url.key,
+            "version_id": args.version_id,
+            "expires_in": expires_in,
+            "expires": now + dt.timedelta(seconds=expires_in),
+        },
+    )
+    return 0
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "presign",
+        parents=[common],
+        help="a URL that lets anyone GET (or PUT) one object for a while",
+        description="Print a presigned URL of the S3 HTTP API (SigV4 query authentication, "
+        "signed with your access key, no call to the cluster): whoever holds it may do "
+        "METHOD on the object, with no credentials of their own, until it expires. "
+        "The URL's host is --s3-endpoint, default $AWS_ENDPOINT_URL (tristore dev up "
+        "exports it).",
+        epilog="examples:\n"
+        "  tristore presign s3://photos/cat.jpg                 # GET, valid 1 hour\n"
+        '  curl --cacert $AWS_CA_BUNDLE -o cat.jpg "$(tristore presign s3://photos/cat.jpg)"\n'
+        "  tristore presign s3://inbox/upload.bin --method PUT --expires-in 600",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("url", metavar="s3://BUCKET/KEY")
+    p.add_argument(
+        "--expires-in",
+        metavar="SECONDS",
+        default=str(DEFAULT_EXPIRES_S),
+        help=f"seconds the URL is valid, 1 to 604800 (7 days; default {DEFAULT_EXPIRES_S})",
+    )
+    p.add_argument(
+        "--method",
+        type=str.upper,
+        choices=METHODS,
+        default="GET",
+        help="what the URL may do: GET (default), PUT, HEAD or DELETE",
+    )
+    p.add_argument("--version-id", metavar="ID", help="this version of the object, not the newest")
+    p.add_argument(
+        "--s3-endpoint",
+        metavar="URL",
+        help="the S3 API's base URL, https://HOST:PORT (default: $AWS_ENDPOINT_URL)",
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help='print {"schema": 1, "command": "presign", "url", "method", "bucket", "key", '
+        '"version_id", "expires_in", "expires"}',
+    )
+    p.set_defaults(func=cmd_presign)
