@@ -97,6 +97,7 @@ def check_key(key: str, ops: list[Op], initial: Hashable | None, max_states: int
     # long history costs n/8 bytes, not a frozenset of n ints.
     # Operations that must all be linearized: everything except unknown writes.
     required = sum(1 << i for i, o in enumerate(ops) if o.ok)
+    everything = (1 << n) - 1
     seen: set[tuple[int, Hashable | None]] = set()
     # Depth-first search over (linearized set, register value).
     stack: list[tuple[int, Hashable | None]] = [(0, initial)]
@@ -116,26 +117,24 @@ def check_key(key: str, ops: list[Op], initial: Hashable | None, max_states: int
         # next. Ops are sorted by invocation and complete after they are
         # invoked, so the pending ops from the first one on, up to the first
         # invoked after the smallest completion seen so far, are all there is
-        # to look at (not the whole history: a state costs its window).
+        # to look at (not the whole history: a state costs its window). The
+        # pending ops are visited bit by bit, lowest first, skipping the done
+        # ones at once: a write of unknown outcome stays pending to the end,
+        # and stepping over every done op after it made each state cost the
+        # length of the history.
         horizon = math.inf
-        i = (~done & (done + 1)).bit_length() - 1  # the first pending op
-        while i < n:
-            if not (done >> i) & 1:
-                op = ops[i]
-                if op.invoked > horizon:
-                    break  # sorted by invocation: no later op can go first either
-                horizon = min(horizon, op.completed)
-            i += 1
-        for j in range((~done & (done + 1)).bit_length() - 1, i):
-            if (done >> j) & 1:
-                continue
-            op = ops[j]
+        pending = everything & ~done
+        while pending:
+            low = pending & -pending
+            op = ops[low.bit_length() - 1]
             if op.invoked > horizon:
-                break
+                break  # sorted by invocation: no later op can go first either
+            horizon = min(horizon, op.completed)
             if op.kind == WRITE:
-                stack.append((done | (1 << j), op.value))
+                stack.append((done | low, op.value))
             elif op.value == value:
-                stack.append((done | (1 << j), value))
+                stack.append((done | low, value))
+            pending ^= low
     unplaced = required & ~best
     missing = tuple(ops[i] for i in range(n) if unplaced >> i & 1)
     return Verdict(

@@ -431,3 +431,105 @@ def cluster_fixture(tmp: Path) -> Iterator[DevCluster]:
         yield cluster
     finally:
         cluster.down()
+
+
+#: What a test may run on the shared cluster: ``dev`` and ``admin`` commands
+#: that only look. Anything else (kill, start, down, drain, decommission,
+#: repair, a master-key rotation) changes what the next module finds.
+_SHARED_DEV = {("status",)}
+_SHARED_ADMIN = {("status",), ("config", "show")}
+
+
+class SharedClusterMisuse(AssertionError):
+    """A test asked the worker's shared cluster for something that changes it."""
+
+
+@dataclass
+class SharedCluster(DevCluster):
+    """The plain cluster that the test modules of one pytest-xdist worker share
+    (``cluster`` in tests/integration/conftest.py). It refuses the launcher and
+    admin commands that would leave it different for the next module: a module
+    that needs them marks itself ``private_cluster`` or takes ``own_cluster``."""
+
+    def dev(
+        self,
+        *args: str,
+        check: bool = True,
+        timeout: float = 120,
+        extra_env: dict[str, str] | None = None,
+    ) -> subprocess.CompletedProcess[bytes]:
+        if tuple(a for a in args if not a.startswith("-")) not in _SHARED_DEV:
+            raise SharedClusterMisuse(
+                f"`dev {' '.join(args)}` on the cluster this worker's modules share; "
+                "mark the module `pytestmark = pytest.mark.private_cluster` or use own_cluster"
+            )
+        return super().dev(*args, check=check, timeout=timeout, extra_env=extra_env)
+
+    def cli(
+        self,
+        *args: str,
+        input: bytes | None = None,
+        timeout: float = 120,
+        check: bool = True,
+        extra_env: dict[str, str] | None = None,
+    ) -> subprocess.CompletedProcess[bytes]:
+        if args[:1] == ("admin",):
+            words = tuple(a for a in args[1:] if not a.startswith("-"))
+            if not any(words[: len(ok)] == ok for ok in _SHARED_ADMIN):
+                raise SharedClusterMisuse(
+                    f"`admin {' '.join(args[1:])}` on the cluster this worker's modules share; "
+                    "mark the module `pytestmark = pytest.mark.private_cluster`"
+                )
+        return super().cli(*args, input=input, timeout=timeout, check=check, extra_env=extra_env)
+
+    def stop(self) -> None:
+        """``dev down``, for the fixture that owns it."""
+        super().dev("down", check=False)
+
+
+def start_shared_cluster(tmp: Path) -> SharedCluster:
+    plain = start_cluster(tmp)
+    return SharedCluster(plain.dir, plain.base_port, plain.name)
+
+
+def health(cluster: DevCluster) -> dict[str, object]:
+    """What a module sharing ``cluster`` must leave as it found it: every
+    process up with the same pid, the map's epoch, each node's state (not
+    draining), the witnesses' incarnations, the config and master-key files."""
+    d = dev.resolve_dir(str(cluster.dir))
+    rows = dev.status_rows(d, dev.load_layout(d))
+    cfg = cluster.config
+    with cluster.client() as c:
+        st = c.cluster_status()
+    return {
+        "processes": sorted((str(r["name"]), r["pid"], r["up"]) for r in rows),
+        "epoch": st.epoch,
+        "nodes": sorted((n.name, n.up, n.status.state if n.status else None) for n in st.nodes),
+        "witnesses": sorted((w.name, w.up, w.incarnation) for w in st.witnesses),
+        "config": cluster.config_path.read_bytes(),
+        "master keys": cfg.kms_key_file.read_bytes() if cfg.kms_key_file.exists() else b"",
+    }
+
+
+def _all_up(h: dict[str, Any]) -> bool:
+    return (
+        all(up for _name, _pid, up in h["processes"])
+        and all(up and state == "active" for _name, up, state in h["nodes"])
+        and all(up for _name, up, _inc in h["witnesses"])
+    )
+
+
+def settled_health(
+    cluster: DevCluster, like: dict[str, object] | None = None, timeout: float = 20.0
+) -> dict[str, object]:
+    """``health(cluster)`` once it shows every process up (or, given ``like``,
+    once it equals that), else as it is after ``timeout`` seconds: on a loaded
+    machine a peer can look down to a node for a moment, which is no change."""
+    deadline = time.monotonic() + timeout
+    while True:
+        h = health(cluster)
+        if (h == like) if like is not None else _all_up(h):
+            return h
+        if time.monotonic() >= deadline:
+            return h
+        time.sleep(0.5)

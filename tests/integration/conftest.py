@@ -5,13 +5,74 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.cluster import DevCluster, cluster_fixture, start_cluster
+from tests.integration.cluster import (
+    DevCluster,
+    SharedCluster,
+    cluster_fixture,
+    settled_health,
+    start_cluster,
+    start_shared_cluster,
+)
+
+
+class _Shared:
+    """The worker's shared cluster, started when a module first asks for it
+    and started afresh if a module left it changed."""
+
+    def __init__(self, tmp_path_factory: pytest.TempPathFactory) -> None:
+        self.tmp_path_factory = tmp_path_factory
+        self.cluster: SharedCluster | None = None
+
+    def get(self) -> SharedCluster:
+        if self.cluster is None:
+            self.cluster = start_shared_cluster(self.tmp_path_factory.mktemp("shared"))
+        return self.cluster
+
+    def discard(self) -> None:
+        if self.cluster is not None:
+            self.cluster.stop()
+            self.cluster = None
+
+
+@pytest.fixture(scope="session")
+def _shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_Shared]:
+    # A session of a pytest-xdist worker is that worker's: each has its own.
+    shared = _Shared(tmp_path_factory)
+    try:
+        yield shared
+    finally:
+        shared.discard()
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevCluster]:
-    """One three-AZ cluster shared by a test module (tests must not break it)."""
-    yield from cluster_fixture(tmp_path_factory.mktemp("cluster"))
+def cluster(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DevCluster]:
+    """A healthy three-AZ cluster of the default layout for a test module.
+
+    Modules share one per test worker (a cluster start costs ~9 s of CPU): their
+    tests use bucket names of their own, change nothing cluster-wide, and count
+    cluster-wide state only as deltas. The shared cluster refuses launcher and
+    admin commands that change it, and a module that leaves it changed anyway
+    (a process restarted, the map or a node's state changed) fails and gets it
+    replaced. A module that needs a cluster of its own (kills, map changes,
+    users, cluster-wide totals) says ``pytestmark = pytest.mark.private_cluster``.
+    """
+    if request.node.get_closest_marker("private_cluster") is not None:
+        yield from cluster_fixture(tmp_path_factory.mktemp("cluster"))
+        return
+    shared: _Shared = request.getfixturevalue("_shared")
+    c = shared.get()
+    before = settled_health(c)
+    yield c
+    after = settled_health(c, like=before)
+    if after != before:
+        shared.discard()
+        changed = sorted(k for k in before if before[k] != after.get(k))
+        raise AssertionError(
+            f"{request.node.name} left the shared cluster changed ({', '.join(changed)}): "
+            "mark it `pytestmark = pytest.mark.private_cluster`"
+        )
 
 
 @pytest.fixture

@@ -24,7 +24,8 @@ from tristore.clustermap import ClusterMap
 from tristore.config import NodeSpec
 from tristore.placement import Placer
 
-pytestmark = pytest.mark.integration
+# Its tests change the map, or check that changes are refused: a cluster of its own.
+pytestmark = [pytest.mark.integration, pytest.mark.private_cluster]
 
 BUCKET = "moving"
 POOL = 240

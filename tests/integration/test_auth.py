@@ -19,7 +19,8 @@ from tristore.client import Client, Credentials
 from tristore.pb import admin_pb2, events_pb2, objects_pb2
 from tristore.server import internal_roles
 
-pytestmark = pytest.mark.integration
+# Users, keys and a snapshot of every bucket and user: cluster-wide state.
+pytestmark = [pytest.mark.integration, pytest.mark.private_cluster]
 
 SERVICES = [
     objects_pb2.DESCRIPTOR.services_by_name["ObjectService"],

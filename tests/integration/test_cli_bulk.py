@@ -9,6 +9,7 @@ import os
 import subprocess
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,12 @@ def alice(cluster: DevCluster) -> Iterator[Credentials]:
     yield Credentials(k.access_key_id, k.secret_access_key)
 
 
+def _put_all(c: Client, bucket: str, keys: list[str], body: bytes) -> None:
+    """Setup: the keys written 16 at a time (a Client takes calls from many threads)."""
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda k: c.put_object(bucket, k, body), keys))
+
+
 def _keys(c: Client, bucket: str, prefix: str = "") -> list[str]:
     return [e.key for page in c.iter_objects(bucket, prefix) for e in page.contents]
 
@@ -39,8 +46,7 @@ def test_delete_objects_batches_and_answers_per_key(cluster: DevCluster) -> None
     with cluster.client() as c:
         c.create_bucket("bulkdel")
         keys = [f"d/{i:04d}" for i in range(1203)]  # two calls: 1000 + 203
-        for k in keys:
-            c.put_object("bulkdel", k, b"x")
+        _put_all(c, "bulkdel", keys, b"x")
         c.put_object("bulkdel", "keep", b"k")
         results = c.delete_objects("bulkdel", keys)
         assert [r.key for r in results] == keys
@@ -167,8 +173,7 @@ def test_rm_recursive_dryrun_then_for_real(cluster: DevCluster) -> None:
     with cluster.client() as c:
         c.create_bucket("clirm")
         keys = [f"logs/{i:04d}.log" for i in range(1005)] + ["logs/sub/x.log", "logsmore", "keep"]
-        for k in keys:
-            c.put_object("clirm", k, b"l")
+        _put_all(c, "clirm", keys, b"l")
     dry = _out(cluster.cli("rm", "--recursive", "--dryrun", "s3://clirm/logs"))
     assert dry.count("(dryrun) delete: s3://clirm/logs/") == 1006
     with cluster.client() as c:

@@ -20,7 +20,8 @@ import pytest
 from tests.integration.cluster import ROOT, DevCluster, exported
 from tristore import tls
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+# Adds and removes a user, runs `dev up` for its export lines: a cluster of its own.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300), pytest.mark.private_cluster]
 
 SCHEMA = 1
 

@@ -32,8 +32,21 @@ ENV = {"TRISTORE_NODE_CHUNK_SIZE": str(CHUNK)}
 MIB = 1024 * 1024
 
 
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevCluster]:
+    """One cluster (small chunks) for the tests of this module that look at
+    their own buckets only and leave every process running."""
+    c = start_cluster(tmp_path_factory.mktemp("enc"), extra_env=ENV)
+    try:
+        yield c
+    finally:
+        c.down()
+
+
 @pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[DevCluster]:
+def fresh(tmp_path: Path) -> Iterator[DevCluster]:
+    """A cluster for one test alone: it scans every file of the cluster,
+    restarts every node, or counts every bucket."""
     c = start_cluster(tmp_path, extra_env=ENV)
     try:
         yield c
@@ -86,8 +99,9 @@ def _flush_to_sst(cluster: DevCluster) -> None:
 
 
 def test_no_plaintext_on_disk_after_puts_overwrites_copies_multipart_and_handoff(
-    cluster: DevCluster,
+    fresh: DevCluster,
 ) -> None:
+    cluster = fresh
     markers: list[bytes] = []
     expect: dict[str, bytes] = {}
     ssec = os.urandom(32)
@@ -316,8 +330,9 @@ def test_bucket_keys_spare_the_key_provider(cluster: DevCluster) -> None:
 
 
 def test_master_key_rotation_rewraps_bucket_keys_and_old_objects_still_read(
-    cluster: DevCluster,
+    fresh: DevCluster,
 ) -> None:
+    cluster = fresh
     data = {f"k{i}": os.urandom(100 if i % 2 else 3 * CHUNK) for i in range(6)}
     with cluster.client() as c:
         for b in ("rot-a", "rot-b", "rot-plain"):

@@ -19,15 +19,26 @@ CHUNK = 64 * 1024
 ENV = {"TRISTORE_NODE_CHUNK_SIZE": str(CHUNK), "TRISTORE_NODE_READ_AHEAD_CHUNKS": "8"}
 
 
-@pytest.fixture
-def ahead(tmp_path: Path) -> Iterator[DevCluster]:
-    cluster = start_cluster(tmp_path, extra_env=ENV)
+def _ahead(tmp: Path) -> Iterator[DevCluster]:
+    cluster = start_cluster(tmp, extra_env=ENV)
     try:
         with cluster.client() as c:
             c.create_bucket("ahead")
         yield cluster
     finally:
         cluster.down()
+
+
+@pytest.fixture(scope="module")
+def ahead(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevCluster]:
+    """One cluster for the tests that read and write keys of their own."""
+    yield from _ahead(tmp_path_factory.mktemp("ahead"))
+
+
+@pytest.fixture
+def ahead_alone(tmp_path: Path) -> Iterator[DevCluster]:
+    """A cluster for a test that kills one of its nodes."""
+    yield from _ahead(tmp_path)
 
 
 def _coordinator(cluster: DevCluster, key: str) -> str:
@@ -67,7 +78,8 @@ def test_a_streaming_get_keeps_its_version_through_an_overwrite(ahead: DevCluste
         assert c.get_object("ahead", "ow") == new
 
 
-def test_a_holder_killed_mid_get_is_failed_over(ahead: DevCluster) -> None:
+def test_a_holder_killed_mid_get_is_failed_over(ahead_alone: DevCluster) -> None:
+    ahead = ahead_alone
     data = os.urandom(200 * CHUNK + 7)
     coordinator = _coordinator(ahead, "kill")
     with ahead.client(coordinator) as c:

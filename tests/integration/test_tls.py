@@ -35,7 +35,8 @@ from tristore import Client, errors, tls
 from tristore.pb import admin_pb2, events_pb2, objects_pb2, replica_pb2, witness_pb2
 from tristore.stamps import Stamp
 
-pytestmark = pytest.mark.integration
+# Renews a node's certificate, SIGHUPs it, forges internal RPCs: a cluster of its own.
+pytestmark = [pytest.mark.integration, pytest.mark.private_cluster]
 
 BUCKET = "tls"
 #: A second CA, trusted by nothing in the cluster.

@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+import pytest
+
+#: The files that take a test worker longest (minutes for the fault runs
+#: whose histories are checked), longest first, as ``--durations`` measured
+#: them (process tier, two workers). They are collected first: ``make test``
+#: hands whole files to two workers in collection order
+#: (``--no-loadscope-reorder``), and a long file taken last keeps one worker
+#: busy while the other has nothing left to do. The rest follow in their
+#: usual order; each takes about a minute or less.
+LONG_FILES = (
+    "tests/robustness/test_linearizable.py",
+    "tests/integration/test_replication_cli.py",
+    "tests/integration/test_faults.py",
+    "tests/integration/test_events.py",
+    "tests/integration/test_admin_repair.py",
+    "tests/robustness/test_conditional.py",
+    "tests/integration/test_admin_map.py",
+    "tests/integration/test_readme_tour.py",
+    "tests/integration/test_cli_launcher.py",
+    "tests/integration/test_witness.py",
+    "tests/integration/test_disk_full.py",
+    "tests/integration/test_encryption.py",
+    "tests/integration/test_versioning.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        path = item.nodeid.partition("::")[0]
+        return LONG_FILES.index(path) if path in LONG_FILES else len(LONG_FILES)
+
+    items.sort(key=rank)  # stable: the order within a file, and of the rest, stays
