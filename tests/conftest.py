@@ -16,6 +16,7 @@ LONG_FILES = (
     "tests/integration/test_events.py",
     "tests/integration/test_admin_repair.py",
     "tests/robustness/test_conditional.py",
+    "tests/robustness/test_power_loss.py",
     "tests/integration/test_admin_map.py",
     "tests/integration/test_readme_tour.py",
     "tests/integration/test_cli_launcher.py",

@@ -25,7 +25,7 @@ import rocksdict
 from node import keys, records
 from tests.integration.cluster import DevCluster, all_versions, wait_until
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600), pytest.mark.private_cluster]
 
 BUCKET = "damaged"
 MiB = 1024 * 1024
