@@ -96,16 +96,18 @@ def test_a_partition_cuts_a_side_off_and_heals(echo: tuple[int, int]) -> None:
 
 def test_an_established_connection_is_cut_off_too(echo: tuple[int, int]) -> None:
     pid, port = echo
-    with NetFaults([Side("s", (pid,), (port,))]) as nf:
-        with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-            s.sendall(b"a")
-            assert s.recv(1) == b"a"
-            nf.drop("s")
-            s.sendall(b"b")
-            with pytest.raises(TimeoutError):
-                s.recv(1)
-            nf.heal()
-            assert s.recv(1) == b"b"  # TCP retransmits once the link is back
+    with (
+        NetFaults([Side("s", (pid,), (port,))]) as nf,
+        socket.create_connection(("127.0.0.1", port), timeout=1) as s,
+    ):
+        s.sendall(b"a")
+        assert s.recv(1) == b"a"
+        nf.drop("s")
+        s.sendall(b"b")
+        with pytest.raises(TimeoutError):
+            s.recv(1)
+        nf.heal()
+        assert s.recv(1) == b"b"  # TCP retransmits once the link is back
     assert not nf.leftovers()
 
 
