@@ -12,7 +12,8 @@ its destination; then the fault heals, and:
   made them, and they drain once the fault heals; no node's memory runs away.
 
 One cluster serves every fault (each healed before the next, each with a
-bucket of its own, so each history starts from keys nobody wrote). Each fault
+bucket of its own, so each history starts from keys nobody wrote); the
+replicator's case has two clusters of its own. Each fault
 is on for FAULT_S seconds (longer with TRISTORE_LONG=1). Needs root, iptables
 and cgroup v2 (tests/netfaults.py); skipped without them.
 """
@@ -41,6 +42,8 @@ from tests.robustness.test_linearizable import (
 )
 from tristore import errors
 from tristore.cli import processes
+from tristore.client import Client
+from tristore.replication import Destination, Rule
 
 pytestmark = [pytest.mark.robustness, pytest.mark.timeout(900)]
 
@@ -266,3 +269,70 @@ def _report(fault: Fault, ops: list[Op], rec: Recorder, watch: Watch) -> None:
         f"reads {dict(rec.failed[READ])} writes {dict(rec.failed[WRITE])}, "
         f"longest {longest:.2f} s, hints max {max(watch.hints, default=0):.0f}"
     )
+
+
+def test_a_replicator_cut_off_from_its_destination_catches_up(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """East's replicators lose every link to west while east takes writes: the
+    writes go on, the backlog waits (bounded, nothing parked in the
+    dead-letter queue), and once the link heals every version arrives."""
+    if _WHY:
+        pytest.skip(f"cannot inject network faults here: {_WHY}")
+    east = start_cluster(tmp_path_factory.mktemp("repl"), "--clusters", "2")
+    try:
+        west = east.clusters["west"]
+        status = east.status()
+        replicators = [p for p in status if p["cluster"] == "east" and p["role"] == "replicator"]
+        west_procs = [p for p in status if p["cluster"] == "west"]
+        sides = [_side("east-replicators", replicators), _side("west", west_procs)]
+        with NetFaults(sides) as nf, east.client() as e, west.client() as w:
+            wait_until(_answers(east), 60, 0.5, "east to answer after the reconnect")
+            for c, name in ((e, "part-src"), (w, "part-dst")):
+                c.create_bucket(name)
+                c.put_bucket_versioning(name, "Enabled")
+            e.put_bucket_replication("part-src", [Rule("all", (Destination("west", "part-dst"),))])
+            first = e.put_object("part-src", "before", b"0")
+            wait_until(lambda: _has(w, "before", first.version_id), 60, 0.5, "replication to work")
+
+            nf.drop("east-replicators", "west")
+            written: dict[str, str] = {}
+            began = time.monotonic()
+            while time.monotonic() - began < FAULT_S:
+                t = time.monotonic()
+                key = f"k{len(written) % 20}"
+                info = e.put_object("part-src", key, str(len(written)).encode())
+                assert time.monotonic() - t < CALL_TIMEOUT_S, "a write waited for replication"
+                written[info.version_id] = key
+                time.sleep(0.05)
+            arrived = sum(_has(w, k, v) for v, k in written.items())
+            pending = max(
+                east.metric(r["name"].rpartition("/")[2], "tristore_replication_pending_operations")
+                for r in replicators
+            )
+            print(
+                f"\nreplicator cut off: {len(written)} writes, {arrived} arrived, pending {pending}"
+            )
+            assert arrived < len(written), "versions crossed a partition"
+            assert pending <= len(written) + 1, pending
+            nf.heal()
+
+            wait_until(
+                lambda: all(_has(w, k, v) for v, k in written.items()),
+                120,
+                1.0,
+                "every version written during the partition to reach west",
+            )
+            for r in replicators:
+                name = str(r["name"]).rpartition("/")[2]
+                assert east.metric(name, "tristore_replication_dlq_entries") == 0, name
+    finally:
+        east.down()
+
+
+def _has(w: Client, key: str, version_id: str) -> bool:
+    try:
+        w.head_object("part-dst", key, version_id=version_id)
+    except errors.TristoreError:
+        return False
+    return True
