@@ -307,7 +307,9 @@ def test_a_replicator_cut_off_from_its_destination_catches_up(
                 time.sleep(0.05)
             arrived = sum(_has(w, k, v) for v, k in written.items())
             pending = max(
-                east.metric(r["name"].rpartition("/")[2], "tristore_replication_pending_operations")
+                east.metric(
+                    str(r["name"]).rpartition("/")[2], "tristore_replication_pending_operations"
+                )
                 for r in replicators
             )
             print(
