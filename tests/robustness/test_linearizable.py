@@ -59,7 +59,8 @@ class Recorder:
         #: answer ETags, not bodies) read values too.
         self.etags: dict[str, str] = {}
         #: (kind, invoked, completed) of every call, failed ones included: how
-        #: long each took (a call must end by its deadline, never hang).
+        #: long each took (a call must end by its deadline, never hang). The
+        #: kind is READ, WRITE or MULTIPART.
         self.calls: list[tuple[str, float, float]] = []
 
     def now(self) -> float:
@@ -133,6 +134,10 @@ FAILED_WRITE_PAUSE_S = 0.3
 #: How long a reader waits after a read that failed before its next operation.
 FAILED_READ_PAUSE_S = 0.1
 
+#: The kind of a call that wrote by multipart upload: three SDK calls in a row,
+#: each with its own deadline (Recorder.calls).
+MULTIPART = "multipart"
+
 #: What a call may fail with while a process is down or just restarted: the
 #: cluster says it cannot answer now (a caller retries). Anything else is a bug.
 FAULT_CODES = {"ServiceUnavailable", "QuorumUnavailable", "SlowDown"}
@@ -178,6 +183,7 @@ def client_loop(
                 started = rec.now()
                 if writer and seq % 2 == 0:
                     deleting = seq % 10 == 4
+                    multipart = not deleting and seq % 6 == 2
                     value = None if deleting else f"{ident}-{seq}"
                     try:
                         if deleting:
@@ -187,13 +193,13 @@ def client_loop(
                             rec.will_write(value)
                             info = (
                                 _multipart_put(c, bucket, key, value.encode())
-                                if seq % 6 == 2
+                                if multipart
                                 else c.put_object(bucket, key, value.encode())
                             )
                             if acked is not None:
                                 acked[info.version_id] = f"{key}={value}"
                     except errors.TristoreError as exc:
-                        rec.took(WRITE, started)
+                        rec.took(MULTIPART if multipart else WRITE, started)
                         rec.fail(WRITE, exc)
                         rec.add(Op(key, WRITE, value, started, ok=False, client=ident))
                         # Back off, as a caller without retries would: every
@@ -202,7 +208,7 @@ def client_loop(
                         # for seconds) are more than the checker can search.
                         rec.stop.wait(FAILED_WRITE_PAUSE_S)
                     else:
-                        rec.took(WRITE, started)
+                        rec.took(MULTIPART if multipart else WRITE, started)
                         rec.add(Op(key, WRITE, value, started, rec.now(), client=ident))
                 else:
                     try:
@@ -304,6 +310,7 @@ def assert_linearizable(ops: list[Op], where: Path) -> None:
     verdict = check(ops)
     if verdict.ok:
         return
+    where.mkdir(parents=True, exist_ok=True)
     dump = where / f"history-{int(time.time())}.json"
     dump.write_text(json.dumps([dataclasses.asdict(o) for o in ops]))
     raise AssertionError(
