@@ -97,7 +97,7 @@ class Net:
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
     if _WHY:
         pytest.skip(f"cannot inject network faults here: {_WHY}")
-    cluster = start_cluster(tmp_path_factory.mktemp("partitions"))
+    cluster = _start(tmp_path_factory, "partitions")
     try:
         procs = {str(p["name"]): p for p in cluster.status()}
         nodes = cluster.config.nodes
@@ -116,6 +116,18 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
         assert not nf.leftovers(), nf.leftovers()
     finally:
         cluster.down()
+
+
+def _start(factory: pytest.TempPathFactory, name: str, *flags: str) -> DevCluster:
+    """``start_cluster``, tried again on a port another test's cluster took
+    between the check and the start (other test runs share the machine)."""
+    for attempt in range(3):
+        try:
+            return start_cluster(factory.mktemp(name), *flags)
+        except AssertionError as exc:
+            if "PortInUse" not in str(exc) or attempt == 2:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _answers(cluster: DevCluster) -> Callable[[], bool]:
@@ -290,7 +302,7 @@ def test_a_replicator_cut_off_from_its_destination_catches_up(
     dead-letter queue), and once the link heals every version arrives."""
     if _WHY:
         pytest.skip(f"cannot inject network faults here: {_WHY}")
-    east = start_cluster(tmp_path_factory.mktemp("repl"), "--clusters", "2")
+    east = _start(tmp_path_factory, "repl", "--clusters", "2")
     try:
         west = east.clusters["west"]
         status = east.status()
