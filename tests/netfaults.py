@@ -55,15 +55,23 @@ log = logging.getLogger(__name__)
 
 #: Where the kernel's cgroup v2 hierarchy is mounted, if anywhere.
 _CGROUP2_CANDIDATES = ("/sys/fs/cgroup/unified", "/sys/fs/cgroup")
-#: Two conntrack mark bits a side (origin, target), from this bit up; the low
-#: bits are left to whoever else marks connections.
-_MARK_SHIFT = 16
-#: At most this many sides (two bits each, under 32 bits).
+#: A connection's conntrack mark, as this module writes it: the instance that
+#: marked it in the top byte (several tests may inject faults at once on one
+#: machine; each instance's rules match its own marks only), and two bits a
+#: side (origin, target) from this bit up; the low byte is left to others.
+_MARK_SHIFT = 8
+_INSTANCE_SHIFT = 24
+_INSTANCE_MASK = 0xFF << _INSTANCE_SHIFT
+#: At most this many sides (two bits each, between the low and the top byte).
 MAX_SIDES = 8
 #: The skb mark of the delay relay's own connections (they are not redirected).
 _RELAY_MARK = 0x7E57
 #: getsockopt(SOL_IP, SO_ORIGINAL_DST): a redirected connection's real destination.
 _SO_ORIGINAL_DST = 80
+#: Every chain and cgroup of this module: the prefix, the pid of the process
+#: that made it, '-' and a random tag (iptables chain names stay under 29 bytes).
+_PREFIX = "tsx"
+_TAG = re.compile(rf"{_PREFIX}(\d+)-[0-9a-f]{{4}}")
 #: multiport takes at most 15 ports a rule.
 _MULTIPORT_MAX = 15
 
@@ -126,7 +134,7 @@ class NetFaults:
             raise ValueError(f"at most {MAX_SIDES} sides")
         self.sides = {s.name: s for s in sides}
         self._bits = {s.name: i for i, s in enumerate(sides)}
-        tag = f"tsx{os.getpid() % 100000}{uuid.uuid4().hex[:5]}"
+        tag = f"{_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:4]}"
         #: mangle OUTPUT: marks new connections (before nat sees them).
         self.mark_chain = f"{tag}-mark"
         #: filter INPUT: the drops of the fault that is on.
@@ -138,6 +146,7 @@ class NetFaults:
             raise NetFaultsUnavailable("no cgroup v2 hierarchy mounted")
         self._cg_root = root
         self.cgroup = root / tag
+        self._instance = _free_instance_id()
         self._relay: subprocess.Popen[bytes] | None = None
         self._started = False
         self.fault: str | None = None
@@ -161,9 +170,14 @@ class NetFaults:
     def _target(self, side: str) -> int:
         return 2 << (_MARK_SHIFT + 2 * self._bits[side])
 
+    def _mine(self, bits: int) -> int:
+        """``bits`` with this instance's id: what a mark rule ors in."""
+        return (self._instance << _INSTANCE_SHIFT) | bits
+
     def start(self) -> None:
         """Make the chains and cgroups, move each side's processes into theirs,
         and cut every connection they had (they reconnect, marked)."""
+        sweep_stale()
         self._started = True
         self.cgroup.mkdir()
         for name, side in self.sides.items():
@@ -180,13 +194,13 @@ class NetFaults:
             _run(
                 *base,
                 *("-m", "cgroup", "--path", str(rel / name)),
-                *("-j", "CONNMARK", "--or-mark", hex(self._origin(name))),
+                *("-j", "CONNMARK", "--or-mark", hex(self._mine(self._origin(name)))),
             )
             for chunk in _chunks(side.ports):
                 _run(
                     *base,
                     *("-p", "tcp", "-m", "multiport", "--dports", chunk),
-                    *("-j", "CONNMARK", "--or-mark", hex(self._target(name))),
+                    *("-j", "CONNMARK", "--or-mark", hex(self._mine(self._target(name)))),
                 )
         new = ("-m", "conntrack", "--ctstate", "NEW")
         _run("iptables", "-t", "mangle", "-I", "OUTPUT", "-o", "lo", *new, "-j", self.mark_chain)
@@ -251,9 +265,11 @@ class NetFaults:
         was dialled, 'origin' when it dialled."""
         o, t = self._origin(side), self._target(side)
         if other is None:
-            return [(t, o | t, "target"), (o, o | t, "origin")]
-        oo, ot = self._origin(other), self._target(other)
-        return [(oo | t, oo | t, "target"), (o | ot, o | ot, "origin")]
+            pairs = [(t, o | t, "target"), (o, o | t, "origin")]
+        else:
+            oo, ot = self._origin(other), self._target(other)
+            pairs = [(oo | t, oo | t, "target"), (o | ot, o | ot, "origin")]
+        return [(self._mine(v), _INSTANCE_MASK | m, end) for v, m, end in pairs]
 
     def drop(
         self,
@@ -396,6 +412,70 @@ class NetFaults:
             "1",
         )
         _run("ss", "-tnH", "state", "listening")
+
+
+def _free_instance_id() -> int:
+    """An instance id (1-255) no live instance's mark rules use."""
+    listed = _run("iptables", "-t", "mangle", "-S", check=False).stdout
+    taken = {
+        int(m.group(1), 16) >> _INSTANCE_SHIFT
+        for line in listed.splitlines()
+        if _PREFIX in line
+        for m in [re.search(r"--set-xmark (0x[0-9a-f]+)/", line)]
+        if m is not None
+    }
+    free = [i for i in range(1, 256) if i not in taken]
+    if not free:
+        raise NetFaultsUnavailable("every instance id is taken")
+    return random.choice(free)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_stale() -> list[str]:
+    """Remove the chains and cgroups of test processes that ended without
+    cleaning up (killed); those of live processes stay. What was removed."""
+    removed = []
+    for table, hook in (("mangle", "OUTPUT"), ("filter", "INPUT"), ("nat", "OUTPUT")):
+        for line in _run("iptables", "-t", table, "-S", check=False).stdout.splitlines():
+            m = _TAG.search(line)
+            if m is None or _alive(int(m.group(1))):
+                continue
+            if line.startswith(f"-A {hook} "):
+                _run("iptables", "-t", table, *line.replace("-A", "-D", 1).split(), check=False)
+                removed.append(f"{table}: {line}")
+        for line in _run("iptables", "-t", table, "-S", check=False).stdout.splitlines():
+            m = _TAG.search(line)
+            if line.startswith("-N ") and m is not None and not _alive(int(m.group(1))):
+                chain = line.split()[1]
+                _run("iptables", "-t", table, "-F", chain, check=False)
+                _run("iptables", "-t", table, "-X", chain, check=False)
+                removed.append(f"{table}: {chain}")
+    root = _cgroup2_root()
+    if root is not None:
+        for group in root.glob(f"{_PREFIX}*-*"):
+            m = _TAG.fullmatch(group.name)
+            if m is None or _alive(int(m.group(1))):
+                continue
+            for sub in [*group.iterdir(), group]:
+                if not sub.is_dir():
+                    continue
+                if sub != group:
+                    for pid in (sub / "cgroup.procs").read_text().split():
+                        with contextlib.suppress(OSError):
+                            (root / "cgroup.procs").write_text(pid)
+                with contextlib.suppress(OSError):
+                    sub.rmdir()
+            removed.append(str(group))
+    return removed
 
 
 def _chunks(ports: Sequence[int]) -> list[str]:

@@ -157,3 +157,31 @@ def test_the_side_s_own_outgoing_connections_are_cut_off(echo: tuple[int, int]) 
         assert not nf.leftovers()
     finally:
         listener.close()
+
+
+def test_two_instances_at_once_touch_only_their_own_sides(echo: tuple[int, int]) -> None:
+    """Tests run side by side on one machine: a fault of one instance never
+    touches the connections another instance marked."""
+    pid, port = echo
+    with NetFaults([Side("s", (pid,), (port,))]), NetFaults([Side("t", (), ())]) as other:
+        other.drop("t")  # everything across t's boundary, and t is empty
+        assert _echoes(port)
+        other.drop("t", direction=INTO)
+        assert _echoes(port)
+
+
+def test_what_a_killed_test_left_behind_is_swept() -> None:
+    """Chains and cgroups of a test process that was killed before it could
+    clean up go at the next start; those of a live process stay."""
+    if _WHY:
+        pytest.skip(f"cannot inject network faults here: {_WHY}")
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    chain = f"tsx{gone.pid}-dead-drop"  # the tag of a process that ended
+    subprocess.run(["iptables", "-N", chain], check=True)
+    subprocess.run(["iptables", "-I", "INPUT", "-i", "lo", "-j", chain], check=True)
+    with NetFaults([]) as live:  # sweeps as it starts
+        listed = subprocess.run(["iptables", "-S"], capture_output=True, text=True).stdout
+        assert chain not in listed
+        assert live.leftovers() != []  # the live instance's own chains stay
+    assert not live.leftovers()
