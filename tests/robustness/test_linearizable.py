@@ -58,6 +58,10 @@ class Recorder:
         #: ETag -> the value written with it, so that HEAD and LIST (which
         #: answer ETags, not bodies) read values too.
         self.etags: dict[str, str] = {}
+        #: (kind, invoked, completed) of every call, failed ones included: how
+        #: long each took (a call must end by its deadline, never hang). The
+        #: kind is READ, WRITE or MULTIPART.
+        self.calls: list[tuple[str, float, float]] = []
 
     def now(self) -> float:
         return time.monotonic() - self.t0
@@ -81,6 +85,10 @@ class Recorder:
     def fail(self, kind: str, exc: errors.TristoreError) -> None:
         with self.lock:
             self.failed[kind][exc.code] += 1
+
+    def took(self, kind: str, started: float) -> None:
+        with self.lock:
+            self.calls.append((kind, started, self.now()))
 
     def kill_and_restart(
         self, cluster: DevCluster, name: str, down_s: float, env: dict[str, str] | None = None
@@ -126,6 +134,10 @@ FAILED_WRITE_PAUSE_S = 0.3
 #: How long a reader waits after a read that failed before its next operation.
 FAILED_READ_PAUSE_S = 0.1
 
+#: The kind of a call that wrote by multipart upload: three SDK calls in a row,
+#: each with its own deadline (Recorder.calls).
+MULTIPART = "multipart"
+
 #: What a call may fail with while a process is down or just restarted: the
 #: cluster says it cannot answer now (a caller retries). Anything else is a bug.
 FAULT_CODES = {"ServiceUnavailable", "QuorumUnavailable", "SlowDown"}
@@ -155,13 +167,15 @@ def client_loop(
     acked: dict[str, str] | None = None,
     retries: bool = True,
     stretch: int = OPS_STRETCH,
+    timeout: float | None = None,
 ) -> None:
     try:
         # Without retries a call takes effect at most once: an SDK retry of a PUT
         # whose first attempt had in fact landed writes the value twice, which a
         # history of calls cannot show (issue 14, point 9).
         policy = RetryPolicy() if retries else RetryPolicy(max_attempts=1)
-        with cluster.client(endpoint, retry=policy) as c:
+        kw = {} if timeout is None else {"timeout": timeout}
+        with cluster.client(endpoint, retry=policy, **kw) as c:
             for seq in range(ops * stretch):
                 if rec.stop.is_set() or (seq >= ops and rec.nemesis_done.is_set()):
                     return
@@ -169,6 +183,7 @@ def client_loop(
                 started = rec.now()
                 if writer and seq % 2 == 0:
                     deleting = seq % 10 == 4
+                    multipart = not deleting and seq % 6 == 2
                     value = None if deleting else f"{ident}-{seq}"
                     try:
                         if deleting:
@@ -178,12 +193,13 @@ def client_loop(
                             rec.will_write(value)
                             info = (
                                 _multipart_put(c, bucket, key, value.encode())
-                                if seq % 6 == 2
+                                if multipart
                                 else c.put_object(bucket, key, value.encode())
                             )
                             if acked is not None:
                                 acked[info.version_id] = f"{key}={value}"
                     except errors.TristoreError as exc:
+                        rec.took(MULTIPART if multipart else WRITE, started)
                         rec.fail(WRITE, exc)
                         rec.add(Op(key, WRITE, value, started, ok=False, client=ident))
                         # Back off, as a caller without retries would: every
@@ -192,15 +208,18 @@ def client_loop(
                         # for seconds) are more than the checker can search.
                         rec.stop.wait(FAILED_WRITE_PAUSE_S)
                     else:
+                        rec.took(MULTIPART if multipart else WRITE, started)
                         rec.add(Op(key, WRITE, value, started, rec.now(), client=ident))
                 else:
                     try:
                         got = _read(c, rec, bucket, key, seq)
                     except errors.TristoreError as exc:
+                        rec.took(READ, started)
                         rec.fail(READ, exc)  # constrains nothing, but is counted
                         # Back off too: a client of a killed node would spin.
                         rec.stop.wait(FAILED_READ_PAUSE_S)
                         continue
+                    rec.took(READ, started)
                     rec.add(Op(key, READ, got, started, rec.now(), client=ident))
     finally:
         with rec.lock:
@@ -237,13 +256,15 @@ def run_workload(
     acked: dict[str, str] | None = None,
     retries: bool = True,
     stretch: int = OPS_STRETCH,
+    timeout: float | None = None,
 ) -> tuple[list[Op], Recorder]:
     """Eight clients for at least ``seconds``, and on until ``nemesis`` has done
     its steps (restarts are slow on a loaded machine: a run that ended on the
     clock would leave faults out), but never past ``seconds`` + NEMESIS_SLACK_S, the
     deadline the nemesis is given. Each client also stops after
     ``ops_per_client`` operations once the nemesis is done, and after
-    ``OPS_STRETCH`` times as many in any case."""
+    ``OPS_STRETCH`` times as many in any case. ``timeout``: each call's deadline
+    (the SDK's default when None)."""
     rec = Recorder()
     nodes = [n.grpc for n in cluster.config.nodes]
     started = time.monotonic()
@@ -262,6 +283,7 @@ def run_workload(
                 acked,
                 retries,
                 stretch,
+                timeout,
             ),
             daemon=True,
         )
@@ -288,6 +310,7 @@ def assert_linearizable(ops: list[Op], where: Path) -> None:
     verdict = check(ops)
     if verdict.ok:
         return
+    where.mkdir(parents=True, exist_ok=True)
     dump = where / f"history-{int(time.time())}.json"
     dump.write_text(json.dumps([dataclasses.asdict(o) for o in ops]))
     raise AssertionError(
