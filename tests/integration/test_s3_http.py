@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import http.client
+import io
 import json
 import os
 import shutil
@@ -113,8 +114,20 @@ def _fetch(
 ) -> bytes:
     """The body of a 2xx answer (HTTPError for any other), over plain HTTPS."""
     req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
-    with urllib.request.urlopen(req, context=_ssl(env), timeout=30) as resp:
-        return bytes(resp.read())
+    return _urlopen(req, env)
+
+
+def _urlopen(req: urllib.request.Request, env: dict[str, str]) -> bytes:
+    """urlopen's body; an HTTPError raised with its body read and its
+    connection closed (one left open is closed only when collected: a
+    ResourceWarning in whichever test runs then)."""
+    try:
+        with urllib.request.urlopen(req, context=_ssl(env), timeout=30) as resp:
+            return bytes(resp.read())
+    except urllib.error.HTTPError as e:
+        with e:
+            body = e.read()
+        raise urllib.error.HTTPError(e.url, e.code, e.msg, e.headers, io.BytesIO(body)) from None
 
 
 def _error_of(exc: urllib.error.HTTPError) -> dict[str, str]:
@@ -687,7 +700,7 @@ def test_presigned_urls_with_plain_http(s3: Any, env: dict[str, str], bucket: st
         headers={"Authorization": f"AWS {ROOT.access_key_id}:c2lnbmF0dXJl"},
     )
     with pytest.raises(urllib.error.HTTPError) as e:
-        urllib.request.urlopen(req, context=_ssl(env), timeout=30)
+        _urlopen(req, env)
     assert e.value.code == 400
     assert "AWS4-HMAC-SHA256" in _error_of(e.value)["Message"]
 
