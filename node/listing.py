@@ -120,14 +120,21 @@ class Listing:
     ) -> dict[str, ObjectVersion]:
         """Check scanned records against the witness, as a read would.
 
-        A record whose stamp is the witness's is current. Any other (a newer,
+        A record whose stamp is the one a witness majority agrees on is
+        current. Any other (one member's only: a record in flight; a newer,
         unfinished write; an older copy on a node back from the dead; a key the
         witness does not know) gets a full read, which finishes what needs it.
         """
         assert self.protocol.witness is not None
         names = list(scanned)
-        stamps = await asyncio.gather(*(self.protocol.witness.check(bucket, n) for n in names))
-        doubtful = [n for n, w in zip(names, stamps, strict=True) if w != scanned[n].stamp]
+        checks = await asyncio.gather(
+            *(self.protocol.witness.check_agreed(bucket, n) for n in names)
+        )
+        doubtful = [
+            n
+            for n, (w, agreed) in zip(names, checks, strict=True)
+            if w != scanned[n].stamp or not agreed
+        ]
         if not doubtful:
             return scanned
         out = dict(scanned)

@@ -339,7 +339,7 @@ class Protocol:
         if self.ncfg.unsafe_skip_witness and cached is not None:
             CACHE_HITS.inc()
             return cached, []
-        w = await self.witness.check(bucket, key)
+        w, agreed = await self.witness.check_agreed(bucket, key)
         if cached is not None and w is not None and cached.stamp >= w:
             CACHE_HITS.inc()
             return cached, []
@@ -359,8 +359,11 @@ class Protocol:
                 f"the replicas that answered for {bucket}/{key} are behind the newest "
                 "acknowledged version; retry when more of its AZs are reachable"
             )
-        if w is None or best.stamp > w:
-            await self.finish(best, rr, fence)  # writes back to the damaged AZs too
+        if w is None or best.stamp > w or not agreed:
+            # Newer than the witness, unknown to it, or at one member of the
+            # majority only (a record in flight): finished (recorded at a
+            # majority) before it is returned; written back to damaged AZs too.
+            await self.finish(best, rr, fence)
         else:
             self.cache.put(best)
             self.heal_records(best, rr)

@@ -189,11 +189,25 @@ class WitnessFleet:
         goes to a bare majority first; a member that fails, or has not answered
         within ``[witness] check_hedge_s``, is joined by the next. Any
         "unknown" answers unknown at once."""
+        return (await self.check_agreed(bucket, key))[0]
+
+    async def check_agreed(self, bucket: str, key: str) -> tuple[Stamp | None, bool]:
+        """:meth:`check`, and whether every member of the majority answered
+        that same stamp.
+
+        The largest stamp of a majority is at or above every acknowledged
+        one, but it need not be at a majority itself: a record in flight (or
+        whose writer died) may have reached one member only. Only an agreed
+        stamp is known to be at a majority, where every later check meets
+        it; a reader that returns a version at a stamp not agreed must record
+        it first, or a later check at another majority answers an older stamp
+        and a reader trusts an older cached version (flicker). The model
+        checker found that interleaving (tests/modelcheck, README)."""
         wkey = witness_key(bucket, key)
         order = self._ask_order[self._group_index(wkey)]
         need = len(order) // 2 + 1
         loop = asyncio.get_running_loop()
-        outcome: asyncio.Future[Stamp | None] = loop.create_future()
+        outcome: asyncio.Future[tuple[Stamp | None, bool]] = loop.create_future()
         got: list[bytes] = []
         asked = failed = 0
 
@@ -212,17 +226,17 @@ class WitnessFleet:
                 if asked < len(order):
                     ask_next()
                 elif asked - failed < need:
-                    outcome.set_result(None)  # no majority can answer
+                    outcome.set_result((None, False))  # no majority can answer
                 return
             if outcome.done():
                 return
             stamp = fut.result()
             if stamp == UNKNOWN:
-                outcome.set_result(None)
+                outcome.set_result((None, False))
                 return
             got.append(stamp)
             if len(got) >= need:
-                outcome.set_result(Stamp.decode(max(got)))
+                outcome.set_result((Stamp.decode(max(got)), len(set(got)) == 1))
 
         for _ in range(need):
             ask_next()
@@ -232,12 +246,12 @@ class WitnessFleet:
             self._hedge_s, lambda: ask_next() if not outcome.done() and asked < len(order) else None
         )
         try:
-            w = await outcome
+            w, agreed = await outcome
         finally:
             hedge.cancel()
         if w is None:
             WITNESS_UNKNOWN.inc()
-        return w
+        return w, agreed
 
     def fence(self, bucket: str, key: str) -> Fence:
         """What this process knows of the key's witnesses now; take it before a

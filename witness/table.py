@@ -14,6 +14,16 @@ per slot of keys (a hash of the key), the newest stamp it forgot, and takes a
 record of a key it does not know only at or above that floor (the same
 stamp is the same version of the same key). Below it the key stays
 unknown, which is always safe (tests/unit/test_protocol_model.py has the trace).
+
+Why that is enough: a reader trusts a stamp only from a majority check, and a
+check answers unknown if any member does not know the key. A member that
+forgot the key takes it back only at or above the newest stamp forgotten in
+its slot, which is at or above everything it had been told of the key; a
+record below it (late, from before the eviction) leaves the key unknown. So
+no member ever answers a stamp of the key older than one it answered before
+(per incarnation; a restart is fenced). The model checker explores the
+eviction steps (and a second key raising the shared floor) with the floor
+on, clean, and with it off finds the stale read (tests/unit/test_modelcheck.py).
 """
 
 from __future__ import annotations

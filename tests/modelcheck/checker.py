@@ -1,0 +1,512 @@
+"""An explicit-state model checker over the protocol model (model.py).
+
+Breadth first, from the initial state, over every interleaving of the model's
+atomic steps with every choice each step has (coordinator, witness majority,
+the AZs a read hears from, the write concerned, and the clock: every position
+a new stamp can take among those that exist, which is every clock skew), up to
+the budgets of :class:`Bounds`. States are canonical: the stamps of a state
+are renamed by rank (only their order matters to the protocol), so two
+states that differ only in clock values are one. The invariants are checked
+in every state reached and the reference model at every read; breadth first,
+the first violation found has a shortest trace.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from tests.modelcheck import model as m
+from tests.modelcheck.model import NONE, SAFE, Cond, Stamp, State, Variant, Violation, Write, _with
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """Every bound of a run, in one place. What is not bounded here (reads,
+    records, commits, hand-offs, abandons, resends) is unbounded: the state
+    space is finite because stamps are."""
+
+    #: Nodes in each of the 3 AZs: 1, or 2 (a home and a fallback with hints).
+    nodes_per_az: int = 1
+    #: Plain writes (PUT or DELETE) started in all, and at once.
+    writes: int = 2
+    pending: int = 2
+    #: Conditional writes (If-Match, If-None-Match) started in all.
+    conditionals: int = 1
+    #: Witness restarts (new incarnation) and evictions of the key, in all.
+    witness_restarts: int = 1
+    evictions: int = 2
+    #: Evictions of a second key sharing the floor's slot (a raised floor).
+    other_key_evictions: int = 1
+    #: Storage node crashes in all (each may restart, before its hand-off).
+    node_crashes: int = 0
+    #: Whether a read (or a write's floor) may hear from only some of the
+    #: AZs (the others time out), rather than from every AZ with a live node.
+    partial_reads: bool = False
+    #: Whether a client may lose a conditional call's reply and resend it.
+    resends: bool = True
+    #: Stop (and fail) past this many states: a guard against a bound typo.
+    max_states: int = 3_000_000
+
+    def describe(self) -> str:
+        return (
+            f"3 AZs x {self.nodes_per_az} node(s), 3 witnesses, 2 coordinators; "
+            f"{self.writes} writes ({self.pending} at once), {self.conditionals} conditional, "
+            f"{self.witness_restarts} witness restart(s), {self.evictions} eviction(s), "
+            f"{self.other_key_evictions} eviction(s) of a key sharing the floor, "
+            f"{self.node_crashes} node crash(es), "
+            f"{'partial' if self.partial_reads else 'whole'} reads, "
+            f"resends {'on' if self.resends else 'off'}"
+        )
+
+
+#: The runs in the unit tier (each well under a minute on two slow cores):
+#: plain writes racing with evictions (2 writes, one at a time, 2 evictions),
+#: and a conditional write beside a plain one (resends: the mutant tests).
+CI = Bounds(
+    writes=2,
+    pending=1,
+    conditionals=0,
+    witness_restarts=0,
+    evictions=2,
+    other_key_evictions=0,
+    resends=False,
+)
+CI_CONDITIONAL = Bounds(
+    writes=1,
+    pending=1,
+    conditionals=1,
+    witness_restarts=0,
+    evictions=0,
+    other_key_evictions=0,
+    resends=False,
+)
+#: TRISTORE_LONG=1: two writes at once with restarts, evictions, a second
+#: key's floor and a conditional write (not timed: expect many minutes).
+LONG = Bounds(
+    writes=2,
+    pending=2,
+    conditionals=1,
+    witness_restarts=1,
+    evictions=2,
+    other_key_evictions=1,
+    resends=True,
+)
+
+
+def bounds_from_env() -> Bounds:
+    return LONG if os.environ.get("TRISTORE_LONG") == "1" else CI
+
+
+# -- canonical states --------------------------------------------------------------
+
+
+def _stamps(s: State) -> set[Stamp]:
+    out: set[Stamp] = {s.acked, s.observed, *s.refused, *s.returned, *s.floor}
+    for az in s.nodes:
+        out.update(az)
+    out.update(w for w in s.witness if w is not None)
+    out.update(c for c in s.cache if c is not None)
+    for w in s.pending:
+        out.update((w.stamp, w.record_stamp, w.after))
+    for c in (*s.conds, *s.lost):
+        out.update((c.first_expect, c.expect, c.stamp, c.newer, *c.tries))
+    return out
+
+
+def canonical(s: State) -> State:
+    """One representative of the states that behave alike:
+
+    - stamps renamed by rank (clock = rank, uid 0) and the next uid reset:
+      every stamp a step makes is then (clock, 1), just above the stamp of
+      rank ``clock``; only their order matters to the protocol;
+    - incarnations: only whether a fence is the witness's current one
+      matters (1) or not (0), so restarts need no budget;
+    - ``returned`` kept only for stamps of conditional tries still in flight
+      (the only ones it is asked about);
+    - symmetry: the three witnesses, the two coordinators, and AZs 1 and 2
+      (AZ 0 decides conditional writes) are put in a fixed order.
+    """
+    tries = {t for c in (*s.conds, *s.lost) for t in c.tries}
+    returned = s.returned & tries
+    order = sorted(_stamps(s) - {NONE})
+    if not all(st.uid == 0 and st.clock == i + 1 for i, st in enumerate(order)):
+        r: dict[Stamp | None, Stamp | None] = {NONE: NONE, None: None}
+        r.update((st, Stamp(i + 1, 0)) for i, st in enumerate(order))
+        s = _rename(s, r)
+        returned = frozenset(r[x] for x in returned)  # type: ignore[misc]
+    if returned != s.returned or s.next_uid != 1:
+        s = _with(s, returned=returned, next_uid=1)
+    return _symmetric(s)
+
+
+def _rename(s: State, r: dict[Stamp | None, Stamp | None]) -> State:
+    def write(w: Write) -> Write:
+        return _with(w, stamp=r[w.stamp], record_stamp=r[w.record_stamp], after=r[w.after])
+
+    def cond(c: Cond) -> Cond:
+        return _with(
+            c,
+            first_expect=r[c.first_expect],
+            expect=r[c.expect],
+            stamp=r[c.stamp],
+            newer=r[c.newer],
+            tries=tuple(r[t] for t in c.tries),
+        )
+
+    return _with(
+        s,
+        nodes=tuple(tuple(r[n] for n in az) for az in s.nodes),
+        witness=tuple(r[w] for w in s.witness),
+        floor=tuple(r[f] for f in s.floor),
+        cache=tuple(r[c] for c in s.cache),
+        pending=tuple(write(w) for w in s.pending),
+        conds=tuple(cond(c) for c in s.conds),
+        lost=tuple(cond(c) for c in s.lost),
+        acked=r[s.acked],
+        observed=r[s.observed],
+        refused=frozenset(r[x] for x in s.refused),
+    )
+
+
+def _symmetric(s: State) -> State:
+    inc = s.incarnation
+    calls = (*s.conds, *s.lost)
+
+    def fence(f: tuple[int, ...]) -> tuple[int, ...]:
+        return tuple(int(f[i] == inc[i]) for i in range(m.WITNESSES))
+
+    # Witnesses, by everything that tells one from another.
+    def wsig(i: int) -> tuple:
+        return (
+            s.witness[i] or (-1, -1),
+            s.floor[i],
+            tuple((w.fence[i] == inc[i], i in w.recorded) for w in s.pending),
+            tuple(c.fence[i] == inc[i] for c in calls),
+        )
+
+    wp = sorted(range(m.WITNESSES), key=wsig)  # new position j holds old witness wp[j]
+    wnew = {old: j for j, old in enumerate(wp)}
+
+    def cp_sig(c: int) -> tuple:
+        return (
+            s.cache[c] or (-1, -1),
+            tuple(w.coordinator == c for w in s.pending),
+            tuple(x.coordinator == c for x in calls),
+        )
+
+    cp = sorted(range(m.COORDINATORS), key=cp_sig)
+    cnew = {old: j for j, old in enumerate(cp)}
+
+    def azsig(az: int) -> tuple:
+        return (
+            s.nodes[az],
+            s.up[az],
+            s.hinted[az],
+            tuple(az in w.committed for w in s.pending),
+            tuple(az in c.others for c in calls),
+        )
+
+    ap = [0, *sorted((1, 2), key=azsig)]
+    if inc == (1,) * m.WITNESSES and wp == [0, 1, 2] and cp == [0, 1] and ap == [0, 1, 2]:
+        return s  # already in order
+    anew = {old: j for j, old in enumerate(ap)}
+
+    def write(w: Write) -> Write:
+        f = fence(w.fence)
+        return _with(
+            w,
+            coordinator=cnew[w.coordinator],
+            fence=tuple(f[i] for i in wp),
+            committed=frozenset(anew[a] for a in w.committed),
+            recorded=frozenset(wnew[i] for i in w.recorded),
+        )
+
+    def cond(c: Cond) -> Cond:
+        f = fence(c.fence)
+        return _with(
+            c,
+            coordinator=cnew[c.coordinator],
+            fence=tuple(f[i] for i in wp),
+            others=frozenset(anew[a] for a in c.others),
+        )
+
+    return _with(
+        s,
+        nodes=tuple(s.nodes[a] for a in ap),
+        up=tuple(s.up[a] for a in ap),
+        hinted=tuple(s.hinted[a] for a in ap),
+        witness=tuple(s.witness[i] for i in wp),
+        floor=tuple(s.floor[i] for i in wp),
+        incarnation=(1,) * m.WITNESSES,
+        cache=tuple(s.cache[c] for c in cp),
+        pending=tuple(write(w) for w in s.pending),
+        conds=tuple(cond(c) for c in s.conds),
+        lost=tuple(cond(c) for c in s.lost),
+    )
+
+
+# -- the steps a state allows --------------------------------------------------------
+
+Step = Callable[[State, Variant], State]
+
+
+def _read(
+    coordinator: int, check_at: tuple[int, ...], record_at: tuple[int, ...], hear: tuple[int, ...]
+) -> Step:
+    return lambda s, v: m.read(s, v, coordinator, check_at, record_at, hear)[0]
+
+
+def actions(s: State, b: Bounds) -> Iterator[tuple[str, Step]]:
+    """Every step the state allows within the bounds, with a label that says
+    which (its arguments: what a trace prints)."""
+    coords = range(m.COORDINATORS)
+    clocks = range(len(_stamps(s)) + 1)  # every position among the stamps
+    hears: list[tuple[int, ...]] = [m.ALL_AZS]
+    if b.partial_reads:
+        hears = [h for n in (1, 2, 3) for h in itertools.combinations(m.ALL_AZS, n)]
+
+    # A majority matters only by its answer: one majority for each answer.
+    by_answer = {(m.majority_check(s, at), m.majority_agrees(s, at)): at for at in m.MAJORITIES}
+    checks = [(w, at) for (w, _), at in by_answer.items()]
+    if s.used("writes") < b.writes and len(s.pending) < b.pending:
+        for c, (w, at), clock in itertools.product(coords, checks, clocks):
+            for h in hears if w is None else [m.ALL_AZS]:
+                yield (
+                    f"start_write(coordinator={c}, clock={clock}, check_at={at}, hear={h})",
+                    lambda s, v, c=c, clock=clock, at=at, h=h: m.start_write(s, v, c, clock, at, h),
+                )
+    for i, w in enumerate(s.pending):
+        for az in m.ALL_AZS:
+            if az not in w.committed:
+                yield (
+                    f"commit_to_az(which={i}, az={az})",
+                    lambda s, v, i=i, az=az: m.commit_to_az(s, i, az),
+                )
+        yield f"abandon(which={i})", lambda s, v, i=i: m.abandon(s, i)
+    for i, w in enumerate(m._ready(s)):
+        for wi in range(m.WITNESSES):
+            if wi not in w.recorded:
+                yield (
+                    f"record(which={i}, witness={wi})",
+                    lambda s, v, i=i, wi=wi: m.record(s, v, i, wi),
+                )
+        yield f"refence(which={i})", lambda s, v, i=i: m.refence(s, i)
+    if any(len(w.recorded) * 2 > m.WITNESSES for w in s.pending):
+        n = sum(len(w.recorded) * 2 > m.WITNESSES for w in s.pending)
+        for i in range(n):
+            yield f"acknowledge(which={i})", lambda s, v, i=i: m.acknowledge(s, i)
+
+    for wi in range(m.WITNESSES):
+        if s.used("witness_restarts") < b.witness_restarts:
+            yield f"restart_witness(witness={wi})", lambda s, v, wi=wi: m.restart_witness(s, wi)
+        if s.used("evictions") < b.evictions and s.witness[wi] is not None:
+            yield f"evict(witness={wi})", lambda s, v, wi=wi: m.evict(s, wi)
+        if s.used("other_key_evictions") < b.other_key_evictions:
+            for clock in clocks:
+                yield (
+                    f"other_key_evicted(witness={wi}, clock={clock})",
+                    lambda s, v, wi=wi, clock=clock: m.other_key_evicted(s, wi, clock),
+                )
+    for c in coords:
+        if s.cache[c] is not None:
+            yield (
+                f"restart_coordinator(coordinator={c})",
+                lambda s, v, c=c: m.restart_coordinator(s, c),
+            )
+    for az in m.ALL_AZS:
+        for node in range(b.nodes_per_az):
+            if s.up[az][node] and s.used("node_crashes") < b.node_crashes:
+                yield (
+                    f"crash_node(az={az}, node={node})",
+                    lambda s, v, az=az, node=node: m.crash_node(s, az, node),
+                )
+            if not s.up[az][node]:
+                yield (
+                    f"restart_node(az={az}, node={node})",
+                    lambda s, v, az=az, node=node: m.restart_node(s, az, node),
+                )
+        if s.hinted[az]:
+            yield f"hand_off(az={az})", lambda s, v, az=az: m.hand_off(s, az)
+
+    for c, (w, at), h in itertools.product(coords, checks, hears):
+        # Where it records matters only when it finishes what it read.
+        best, _ = m.newest_answer(s, h)
+        finishes = (
+            best is not None
+            and best != m.NONE
+            and (w is None or best > w or not m.majority_agrees(s, at))
+        )
+        for rec in m.MAJORITIES if finishes else m.MAJORITIES[:1]:
+            yield (
+                f"read(coordinator={c}, check_at={at}, record_at={rec}, hear={h})",
+                _read(c, at, rec, h),
+            )
+
+    # Conditional writes.
+    if s.used("conditionals") < b.conditionals:
+        for c, clock in itertools.product(coords, clocks):
+            yield (
+                f"start_conditional(coordinator={c}, clock={clock})",
+                (lambda s, v, c=c, clock=clock: m.start_conditional(s, c, clock)),
+            )
+    for i in range(len(m._waiting(s))):
+        yield (
+            f"conditional_at_first_az(which={i})",
+            lambda s, v, i=i: m.conditional_at_first_az(s, v, i),
+        )
+    for i, cw in enumerate(m._going(s)):
+        for az in range(1, m.AZS):
+            if az in cw.others:
+                continue
+            last = len(cw.others) == m.AZS - 2
+            for clock in clocks if last else [0]:
+                yield (
+                    f"conditional_at_other_az(which={i}, az={az}, clock={clock})",
+                    lambda s, v, i=i, az=az, clock=clock: m.conditional_at_other_az(
+                        s, i, az, clock
+                    ),
+                )
+    for i in range(sum(cw.finishing for cw in s.conds)):
+        for at in m.MAJORITIES:
+            yield (
+                f"conditional_acknowledged(which={i}, at={at})",
+                lambda s, v, i=i, at=at: m.conditional_acknowledged(s, v, i, at),
+            )
+    for i in range(len(s.conds)):
+        yield f"conditional_abandoned(which={i})", lambda s, v, i=i: m.conditional_abandoned(s, i)
+    if b.resends:
+        for i in range(sum(not cw.gone for cw in s.conds)):
+            yield f"reply_lost(which={i})", lambda s, v, i=i: m.reply_lost(s, i)
+        calls = len(s.lost) + sum(cw.gone for cw in s.conds)
+        recs = m.MAJORITIES
+        for i, c, (_, at), rec in itertools.product(range(calls), coords, checks, recs):
+            yield (
+                f"resend(which={i}, coordinator={c}, check_at={at}, record_at={rec})",
+                lambda s, v, i=i, c=c, at=at, rec=rec: m.resend(s, v, i, c, at, rec),
+            )
+
+
+# -- the search --------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    bounds: Bounds
+    variant: Variant
+    states: int = 0
+    transitions: int = 0
+    depth: int = 0
+    seconds: float = 0.0
+    #: The violation's message and its shortest trace: (step, state after) pairs.
+    violation: str | None = None
+    trace: list[tuple[str, State]] = field(default_factory=list)
+
+    def summary(self) -> str:
+        what = f"VIOLATION: {self.violation}" if self.violation else "no violation"
+        return (
+            f"{what}; {self.states:,} states, {self.transitions:,} transitions, "
+            f"depth {self.depth}, {self.seconds:.1f} s ({self.bounds.describe()})"
+        )
+
+    def format_trace(self) -> str:
+        lines = [f"{len(self.trace)} steps to: {self.violation}"]
+        lines += [
+            f"  {i + 1:2}. {step}\n      {describe(st)}" for i, (step, st) in enumerate(self.trace)
+        ]
+        return "\n".join(lines)
+
+
+def explore(bounds: Bounds = CI, variant: Variant = SAFE) -> Result:
+    """Every state within ``bounds``, breadth first; stops at the first violation."""
+    t0 = time.perf_counter()
+    start = canonical(m.initial(bounds.nodes_per_az))
+    parent: dict[State, tuple[State, str] | None] = {start: None}
+    frontier = [start]
+    res = Result(bounds, variant)
+
+    def path(s: State) -> list[tuple[str, State]]:
+        out: list[tuple[str, State]] = []
+        while (p := parent[s]) is not None:
+            out.append((p[1], s))
+            s = p[0]
+        return out[::-1]
+
+    while frontier:
+        nxt: list[State] = []
+        for s in frontier:
+            for label, step in actions(s, bounds):
+                res.transitions += 1
+                try:
+                    t = step(s, variant)
+                    m.check_invariants(t)
+                except Violation as exc:
+                    res.violation = str(exc)
+                    res.trace = [*path(s), (label, s)]
+                    res.depth += 1
+                    res.states = len(parent)
+                    res.seconds = time.perf_counter() - t0
+                    return res
+                if t is s:
+                    continue
+                t = canonical(t)
+                if t not in parent:
+                    parent[t] = (s, label)
+                    nxt.append(t)
+            if len(parent) > bounds.max_states:
+                raise RuntimeError(f"more than {bounds.max_states:,} states: {bounds}")
+        if nxt:
+            res.depth += 1
+        frontier = nxt
+    res.states = len(parent)
+    res.seconds = time.perf_counter() - t0
+    return res
+
+
+def replay(trace: list[tuple[str, State]], bounds: Bounds, variant: Variant) -> None:
+    """Run a trace's steps again from the initial state (each from the state
+    the trace holds before it): raises the violation it ends in."""
+    s = canonical(m.initial(bounds.nodes_per_az))
+    for label, after in trace:
+        step = dict(actions(s, bounds))[label]
+        t = step(s, variant)
+        m.check_invariants(t)
+        s = canonical(t)
+        if s != after and label != trace[-1][0]:
+            raise AssertionError(f"the trace does not replay at {label}")
+
+
+def _stamp(st: Stamp | None) -> str:
+    return "-" if st is None else f"s{st.clock}"
+
+
+def describe(s: State) -> str:
+    """One line of a state, stamps by rank (s0: none)."""
+    azs = " ".join(
+        "/".join(
+            ("" if up else "x") + _stamp(n) for n, up in zip(s.nodes[az], s.up[az], strict=True)
+        )
+        + ("h" if s.hinted[az] else "")
+        for az in m.ALL_AZS
+    )
+    pend = ", ".join(
+        f"{_stamp(w.stamp)}@c{w.coordinator}:az{''.join(map(str, sorted(w.committed)))}"
+        f"w{''.join(map(str, sorted(w.recorded)))}"
+        for w in s.pending
+    )
+    conds = ", ".join(
+        f"call{c.call}:{_stamp(c.stamp)}>{_stamp(c.expect)}"
+        f"{' tries=' + ','.join(map(_stamp, c.tries)) if c.tries else ''}"
+        f"{' finishing' if c.finishing else ''}{' gone' if c.gone else ''}"
+        for c in s.conds
+    )
+    return (
+        f"nodes[{azs}] witness[{' '.join(map(_stamp, s.witness))}] "
+        f"floor[{' '.join(map(_stamp, s.floor))}] inc{list(s.incarnation)} "
+        f"cache[{' '.join(map(_stamp, s.cache))}] pending[{pend}]"
+        + (f" conds[{conds}]" if s.conds else "")
+        + f" acked={_stamp(s.acked)} observed={_stamp(s.observed)}"
+    )

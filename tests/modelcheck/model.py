@@ -1,0 +1,679 @@
+"""A model of the witness / cache / write-back protocol for one key
+(DESIGN.md §3, issue 4), as pure step functions over frozen states.
+
+Both the Hypothesis machine (tests/unit/test_protocol_model.py) and the
+explicit-state checker (tests/modelcheck/checker.py) drive these functions, so
+there is one model. A step takes a :class:`State` and its arguments (the
+choices: which coordinator, which witness majority, which write) and returns
+the next state; the state itself when the step does nothing. A step that
+breaks the reference model raises :class:`Violation`.
+
+The model follows node/protocol.py (with node/quorum.py and
+node/witness_client.py) step by step, at the granularity where interleavings
+matter: a write takes its stamp above the key's floor (witness majority, or
+the replicas when a member does not know the key), commits AZ by AZ (last
+writer wins; never re-stamped), then records at a witness majority, then is
+acknowledged; writes can be abandoned half way (unfinished writes);
+witnesses can restart at any moment (and know nothing) or forget the key to
+stay within their size (eviction: same incarnation, and a floor below which a
+record of a key they do not know is not taken); keys sharing the floor's slot
+raise it too; coordinators keep caches. Each AZ has a home node and, with two
+nodes an AZ, a fallback that takes a write (and a hint) while the home is
+down and hands it back later. A read is one atomic step: majority check,
+cache if at least the witness's stamp, else the newest answer of the AZs it
+hears from, finished (written back and recorded) when newer than the
+witness or when the witness does not know the key.
+
+Conditional writes (If-Match, If-None-Match) go beside the plain ones: the
+key's first AZ serializes them, and what matters is that a refusal is true (a
+refused write never becomes visible, a refused call never took effect).
+
+The reference model is the newest acknowledged stamp and the newest stamp any
+read returned: every read must return at least both (read-after-write, no
+flicker); and every AZ holds the newest acknowledged stamp on some node.
+
+Stamps are (clock, uid): unique and totally ordered, as the hybrid logical
+clock's are. Clock skew is the ``clock`` a write brings: any value, above
+the floor or not; the checker tries every position among the stamps that
+exist, which is every skew there is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import NamedTuple, TypeVar
+
+_T = TypeVar("_T")
+
+
+class Stamp(NamedTuple):
+    clock: int
+    uid: int
+
+
+NONE = Stamp(0, 0)
+AZS = 3
+WITNESSES = 3
+COORDINATORS = 2
+MAJORITIES: tuple[tuple[int, int], ...] = ((0, 1), (0, 2), (1, 2))
+ALL_AZS: tuple[int, ...] = tuple(range(AZS))
+#: A conditional write is stamped again at most this many times (restamp_attempts).
+TRIES = 4
+
+
+class Violation(AssertionError):
+    """The reference model is broken: the message says how."""
+
+
+@dataclass(frozen=True)
+class Variant:
+    """What the node and witness do; every field off its default is a mutant
+    the model must catch."""
+
+    #: A witness keeps the floor of what it evicted (witness/table.py).
+    eviction_floor: bool = True
+    #: A witness refuses a record meant for an earlier incarnation.
+    incarnation_fence: bool = True
+    #: A coordinator serves its cache without the witness (unsafe_skip_witness).
+    reads_skip_witness: bool = False
+    #: A write is stamped by its clock alone, not above the key's floor
+    #: (unsafe_skip_floor).
+    skip_floor: bool = False
+    #: What the node does when the first AZ refuses a try after an earlier try
+    #: of the same write was taken there: ``finish`` it (the fix), or
+    #: ``refuse`` (the old behaviour, a false refusal).
+    on_late_conflict: str = "finish"
+    #: A read that finds the majority's largest stamp at one member only
+    #: records it before returning it (the fix the checker led to; off: the
+    #: old read, which took any stamp of the check for one at a majority).
+    agreed_checks: bool = True
+    #: A resent call looks for its request id among the key's versions.
+    resend_lookup: bool = True
+    #: A resent call takes the current version by a linearizable read (which
+    #: finishes it), not by a plain look at the replicas.
+    resend_reads: bool = True
+
+
+SAFE = Variant()
+
+
+@dataclass(frozen=True)
+class Write:
+    """A plain write (PUT or DELETE: a tombstone is a version like any) in flight."""
+
+    stamp: Stamp
+    coordinator: int
+    #: The witnesses' incarnations when the write began: a record under an
+    #: older one is refused (node/witness_client.py).
+    fence: tuple[int, ...]
+    #: What it records: its own stamp, or a newer one it finished on a re-fence.
+    record_stamp: Stamp
+    #: The newest stamp acknowledged when it began: it must be ordered after.
+    after: Stamp = NONE
+    committed: frozenset[int] = frozenset()
+    recorded: frozenset[int] = frozenset()
+
+
+@dataclass(frozen=True)
+class Cond:
+    """A conditional write: the key's first AZ (AZ 0) serializes it against
+    ``expect``, the current stamp its precondition read saw. A try that some
+    other AZ holds something newer than is stamped again, conditional on the
+    try before it (node/protocol.py)."""
+
+    call: int  # the request id, the same in every attempt
+    first_expect: Stamp  # what the call's precondition read saw
+    expect: Stamp
+    stamp: Stamp
+    coordinator: int
+    fence: tuple[int, ...]
+    gone: bool = False  # the client's attempt failed; its coordinator may go on
+    tries: tuple[Stamp, ...] = ()  # stamps the first AZ took, in order
+    others: frozenset[int] = frozenset()  # AZs 1.. that answered for this try
+    newer: Stamp = NONE  # the newest a later AZ held above this try
+    finishing: bool = False  # committed everywhere: recording, then acknowledged
+
+
+@dataclass(frozen=True)
+class State:
+    #: Per AZ, per node (home first), the stamp of the key's current record.
+    nodes: tuple[tuple[Stamp, ...], ...] = ((NONE,),) * AZS
+    up: tuple[tuple[bool, ...], ...] = ((True,),) * AZS
+    #: Per AZ: the fallback holds a hint for the home (hands the key back).
+    hinted: tuple[bool, ...] = (False,) * AZS
+    witness: tuple[Stamp | None, ...] = (None,) * WITNESSES  # None: unknown
+    floor: tuple[Stamp, ...] = (NONE,) * WITNESSES  # the newest stamp it evicted
+    incarnation: tuple[int, ...] = (0,) * WITNESSES
+    cache: tuple[Stamp | None, ...] = (None,) * COORDINATORS
+    pending: tuple[Write, ...] = ()
+    conds: tuple[Cond, ...] = ()
+    #: Conditional calls finished and recorded whose client was not told.
+    lost: tuple[Cond, ...] = ()
+    next_uid: int = 1
+    next_call: int = 1
+    # The reference model.
+    acked: Stamp = NONE
+    observed: Stamp = NONE
+    refused: frozenset[Stamp] = frozenset()
+    returned: frozenset[Stamp] = frozenset()
+    #: Calls whose try the first AZ took, and calls a resend refused.
+    took_effect: frozenset[int] = frozenset()
+    refused_calls: frozenset[int] = frozenset()
+    #: How many of each bounded step happened (the checker's budgets).
+    spent: tuple[tuple[str, int], ...] = field(default=())
+
+    def used(self, what: str) -> int:
+        for name, n in self.spent:
+            if name == what:
+                return n
+        return 0
+
+
+def initial(nodes_per_az: int = 1) -> State:
+    return State(
+        nodes=((NONE,) * nodes_per_az,) * AZS,
+        up=((True,) * nodes_per_az,) * AZS,
+    )
+
+
+def _with(obj: _T, **changes: object) -> _T:
+    """dataclasses.replace without its cost (the checker makes millions):
+    a frozen dataclass copied field by field."""
+    new = object.__new__(type(obj))
+    d = new.__dict__
+    d.update(obj.__dict__)
+    d.update(changes)
+    return new
+
+
+def _spend(s: State, what: str) -> tuple[tuple[str, int], ...]:
+    counts = dict(s.spent)
+    counts[what] = counts.get(what, 0) + 1
+    return tuple(sorted(counts.items()))
+
+
+def _set(t: tuple, i: int, v: object) -> tuple:
+    return (*t[:i], v, *t[i + 1 :])
+
+
+def _drop(t: tuple, i: int) -> tuple:
+    return (*t[:i], *t[i + 1 :])
+
+
+# -- the AZs (node/quorum.py) ---------------------------------------------------
+
+
+def az_holds(s: State, az: int) -> Stamp:
+    """The newest the AZ holds on any node (what durability promises)."""
+    return max(s.nodes[az])
+
+
+def az_answer(s: State, az: int) -> Stamp | None:
+    """What a read of the AZ gets: the first live node's record, home first
+    (Quorum.ask_az); None when no node of the AZ answers."""
+    for i, up in enumerate(s.up[az]):
+        if up:
+            return s.nodes[az][i]
+    return None
+
+
+def az_commit(s: State, az: int, stamp: Stamp) -> State | None:
+    """Commit (or write back) ``stamp`` in the AZ: at the home, or, when it is
+    down, at the next live node, which keeps a hint. Last writer wins. None
+    when no node of the AZ is up."""
+    for i, up in enumerate(s.up[az]):
+        if up:
+            held = s.nodes[az]
+            nodes = _set(s.nodes, az, _set(held, i, max(held[i], stamp)))
+            hinted = _set(s.hinted, az, True) if i > 0 else s.hinted
+            return _with(s, nodes=nodes, hinted=hinted)
+    return None
+
+
+def commit_everywhere(s: State, stamp: Stamp, azs: Iterable[int] = ALL_AZS) -> State | None:
+    for az in azs:
+        nxt = az_commit(s, az, stamp)
+        if nxt is None:
+            return None
+        s = nxt
+    return s
+
+
+def newest_answer(s: State, hear: Iterable[int] = ALL_AZS) -> tuple[Stamp | None, tuple[int, ...]]:
+    """The newest record among the AZs in ``hear`` that answer, and those AZs
+    (Protocol.read_replicas); (None, ()) when none answers."""
+    answered = tuple(az for az in hear if az_answer(s, az) is not None)
+    if not answered:
+        return None, ()
+    return max(az_answer(s, az) or NONE for az in answered), answered
+
+
+# -- the witnesses (witness/table.py, node/witness_client.py) ---------------------
+
+
+def majority_check(s: State, at: tuple[int, ...]) -> Stamp | None:
+    """The largest stamp of the majority, or None (unknown) if any member of it
+    does not know the key."""
+    answers = [s.witness[i] for i in at]
+    if any(a is None for a in answers):
+        return None
+    return max(a for a in answers if a is not None)
+
+
+def majority_agrees(s: State, at: tuple[int, ...]) -> bool:
+    """Whether every member of the majority holds the same stamp: only then
+    is the check's stamp known to be at a majority (WitnessFleet.check_agreed)."""
+    return len({s.witness[i] for i in at}) == 1
+
+
+def witness_record(s: State, v: Variant, witness: int, stamp: Stamp) -> State:
+    """The witness keeps the larger stamp; a key it does not know only at or
+    above its eviction floor (else it stays unknown: "ask the nodes")."""
+    held = s.witness[witness]
+    if held is None:
+        if v.eviction_floor and stamp < s.floor[witness]:
+            return s
+        return _with(s, witness=_set(s.witness, witness, stamp))
+    return _with(s, witness=_set(s.witness, witness, max(held, stamp)))
+
+
+def _returned(s: State, stamp: Stamp) -> State:
+    """A read returns ``stamp``: checked against the reference model."""
+    if stamp in s.refused:
+        raise Violation(f"{stamp} was refused, then read")
+    if stamp < s.acked:
+        raise Violation(f"stale read: {stamp} after {s.acked} was acknowledged")
+    if stamp < s.observed:
+        raise Violation(f"flicker: {stamp} after {s.observed} was returned")
+    return _with(s, observed=stamp, returned=s.returned | {stamp})
+
+
+def _cache(s: State, coordinator: int, stamp: Stamp) -> State:
+    cached = s.cache[coordinator]
+    return _with(
+        s, cache=_set(s.cache, coordinator, stamp if cached is None else max(cached, stamp))
+    )
+
+
+# -- plain writes ----------------------------------------------------------------
+
+
+def start_write(
+    s: State,
+    v: Variant,
+    coordinator: int,
+    clock: int,
+    check_at: tuple[int, ...],
+    hear: tuple[int, ...] = ALL_AZS,
+) -> State:
+    """A write learns the key's floor (the witness majority's stamp, or the
+    newest record of the AZs it hears from when a member does not know the
+    key: Protocol.floor) and takes a stamp above it and at or above what its
+    (possibly skewed) clock gives. A floor the nodes cannot give
+    (QuorumUnavailable) fails the write before it began."""
+    floor = majority_check(s, check_at)
+    if floor is None:
+        floor, _ = newest_answer(s, hear)
+        if floor is None:
+            return s
+    if v.skip_floor:
+        floor = NONE
+    # (floor.clock, uid) is above the floor: the uid is the newest there is.
+    stamp = Stamp(max(clock, floor.clock), s.next_uid)
+    w = Write(stamp, coordinator, s.incarnation, stamp, s.acked)
+    return _with(s, pending=(*s.pending, w), next_uid=s.next_uid + 1, spent=_spend(s, "writes"))
+
+
+def commit_to_az(s: State, which: int, az: int) -> State:
+    """Last writer wins: a replica holding a newer (concurrent) write keeps
+    it; the write is stored there as an older version and not stamped again."""
+    w = s.pending[which % len(s.pending)]
+    nxt = az_commit(s, az, w.stamp)
+    if nxt is None:
+        return s  # the AZ is down: the write waits (or is abandoned)
+    i = s.pending.index(w)
+    return _with(nxt, pending=_set(s.pending, i, _with(w, committed=w.committed | {az})))
+
+
+def _ready(s: State) -> list[Write]:
+    return [w for w in s.pending if len(w.committed) == AZS]
+
+
+def record(s: State, v: Variant, which: int, witness: int) -> State:
+    ready = _ready(s)
+    if not ready:
+        return s
+    w = ready[which % len(ready)]
+    if v.incarnation_fence and w.fence[witness] != s.incarnation[witness]:
+        return s  # refused: the witness restarted since the write began
+    nxt = witness_record(s, v, witness, w.record_stamp)
+    i = s.pending.index(w)
+    return _with(nxt, pending=_set(s.pending, i, _with(w, recorded=w.recorded | {witness})))
+
+
+def refence(s: State, which: int) -> State:
+    """Refused by restarted witnesses: take a new fence, read the replicas,
+    finish the newest they hold (write it back) and record that instead
+    (Protocol.confirm)."""
+    ready = _ready(s)
+    if not ready:
+        return s
+    w = ready[which % len(ready)]
+    newest, answered = newest_answer(s)
+    if newest is None:
+        return s
+    nxt = commit_everywhere(s, newest, answered) if newest > w.stamp else s
+    assert nxt is not None
+    i = s.pending.index(w)
+    w2 = _with(w, fence=s.incarnation, record_stamp=max(w.stamp, newest), recorded=frozenset())
+    return _with(nxt, pending=_set(s.pending, i, w2))
+
+
+def acknowledge(s: State, which: int) -> State:
+    ready = [w for w in s.pending if len(w.recorded) * 2 > WITNESSES]
+    if not ready:
+        return s
+    w = ready[which % len(ready)]
+    if w.stamp < w.after:
+        raise Violation(f"lost write: {w.stamp} acknowledged below {w.after}, acknowledged first")
+    s = _cache(s, w.coordinator, w.record_stamp)
+    return _with(s, pending=_drop(s.pending, s.pending.index(w)), acked=max(s.acked, w.stamp))
+
+
+def abandon(s: State, which: int) -> State:
+    """The writer's coordinator died: whatever it committed stays, unfinished."""
+    if not s.pending:
+        return s
+    return _with(s, pending=_drop(s.pending, which % len(s.pending)))
+
+
+# -- faults ----------------------------------------------------------------------
+
+
+def restart_witness(s: State, witness: int) -> State:
+    """A new process: a new incarnation that knows nothing (floors included)."""
+    return _with(
+        s,
+        witness=_set(s.witness, witness, None),
+        floor=_set(s.floor, witness, NONE),
+        incarnation=_set(s.incarnation, witness, s.incarnation[witness] + 1),
+        spent=_spend(s, "witness_restarts"),
+    )
+
+
+def evict(s: State, witness: int) -> State:
+    """The witness forgets the key to stay within max_keys: same incarnation;
+    the slot's floor rises to what it forgot."""
+    held = s.witness[witness]
+    if held is None:
+        return s
+    return _with(
+        s,
+        witness=_set(s.witness, witness, None),
+        floor=_set(s.floor, witness, max(s.floor[witness], held)),
+        spent=_spend(s, "evictions"),
+    )
+
+
+def other_key_evicted(s: State, witness: int, clock: int) -> State:
+    """Another key of the same floor slot (a second key: they share the
+    witness's floor) is forgotten at its own stamp, which may sit anywhere
+    among this key's stamps; the floor rises to it."""
+    stamp = Stamp(clock, s.next_uid)
+    return _with(
+        s,
+        floor=_set(s.floor, witness, max(s.floor[witness], stamp)),
+        next_uid=s.next_uid + 1,
+        spent=_spend(s, "other_key_evictions"),
+    )
+
+
+def restart_coordinator(s: State, coordinator: int) -> State:
+    if s.cache[coordinator] is None:
+        return s
+    return _with(s, cache=_set(s.cache, coordinator, None))
+
+
+def crash_node(s: State, az: int, node: int) -> State:
+    """A storage node stops (SIGKILL): it keeps what it fsynced."""
+    if node >= len(s.up[az]) or not s.up[az][node]:
+        return s
+    return _with(s, up=_set(s.up, az, _set(s.up[az], node, False)), spent=_spend(s, "node_crashes"))
+
+
+def restart_node(s: State, az: int, node: int) -> State:
+    """Back from the dead, before it collected its hints."""
+    if node >= len(s.up[az]) or s.up[az][node]:
+        return s
+    return _with(s, up=_set(s.up, az, _set(s.up[az], node, True)))
+
+
+def hand_off(s: State, az: int) -> State:
+    """The fallback hands the key back to its live home (node/hints.py): the
+    home takes its record (last writer wins), then the fallback drops its
+    hint and its stand-in copy in one batch."""
+    if not s.hinted[az] or not s.up[az][0] or not s.up[az][1]:
+        return s
+    held = s.nodes[az]
+    nodes = _set(s.nodes, az, (max(held[0], held[1]), NONE, *held[2:]))
+    return _with(s, nodes=nodes, hinted=_set(s.hinted, az, False))
+
+
+# -- reads -----------------------------------------------------------------------
+
+
+def read(
+    s: State,
+    v: Variant,
+    coordinator: int,
+    check_at: tuple[int, ...],
+    record_at: tuple[int, ...],
+    hear: tuple[int, ...] = ALL_AZS,
+) -> tuple[State, Stamp | None]:
+    """Protocol.read: the next state and the stamp returned, or None (no
+    value: ServiceUnavailable or QuorumUnavailable)."""
+    cached = s.cache[coordinator]
+    if v.reads_skip_witness and cached is not None:
+        return _returned(s, cached), cached
+    w = majority_check(s, check_at)
+    if cached is not None and w is not None and cached >= w:
+        return _returned(s, cached), cached
+    best, answered = newest_answer(s, hear)
+    if best is None:
+        return s, None  # no AZ answered: QuorumUnavailable
+    if best == NONE:
+        if w is None:
+            return _returned(s, NONE), NONE
+        return s, None  # ServiceUnavailable: an acknowledged version is missing
+    if w is not None and best < w:
+        return s, None  # ServiceUnavailable
+    if w is None or best > w or (v.agreed_checks and not majority_agrees(s, check_at)):
+        # Finish it: write back to every AZ that answered, then record at a
+        # majority. A stamp the majority does not agree on may be at one
+        # witness only (a record in flight): recorded too.
+        nxt = commit_everywhere(s, best, answered)
+        assert nxt is not None
+        s = nxt
+        for i in record_at:
+            s = witness_record(s, v, i, best)
+    s = _cache(s, coordinator, best)
+    return _returned(s, best), best
+
+
+# -- conditional writes (If-Match / If-None-Match, bucket updates) -----------------
+
+
+def start_conditional(s: State, coordinator: int, clock: int) -> State:
+    """Its precondition read saw the newest stamp; it takes a stamp above."""
+    expect = max(az_holds(s, az) for az in ALL_AZS)
+    stamp = Stamp(max(clock, expect.clock), s.next_uid)
+    c = Cond(s.next_call, expect, expect, stamp, coordinator, s.incarnation)
+    return _with(
+        s,
+        conds=(*s.conds, c),
+        next_uid=s.next_uid + 1,
+        next_call=s.next_call + 1,
+        spent=_spend(s, "conditionals"),
+    )
+
+
+def _waiting(s: State) -> list[Cond]:
+    return [c for c in s.conds if not c.finishing and (not c.tries or c.tries[-1] != c.stamp)]
+
+
+def conditional_at_first_az(s: State, v: Variant, which: int) -> State:
+    """The first AZ's home takes the try, or refuses it when its record is
+    newer than ``expect`` (a conditional write's first AZ is always its
+    home: while it is down, the write waits)."""
+    waiting = _waiting(s)
+    if not waiting or not s.up[0][0]:
+        return s
+    c = waiting[which % len(waiting)]
+    i = s.conds.index(c)
+    home = s.nodes[0][0]
+    if home > c.expect:
+        if not c.tries:
+            # Refused before anything was written.
+            return _with(s, conds=_drop(s.conds, i), refused=s.refused | {c.stamp})
+        if v.on_late_conflict == "refuse":
+            if set(c.tries) & s.returned:
+                raise Violation("a refused write was seen")
+            return _with(s, conds=_drop(s.conds, i), refused=s.refused | set(c.tries))
+        # The earlier try happened: finish it (merge commits everywhere).
+        stamp = c.tries[-1]
+        nxt = commit_everywhere(s, stamp)
+        if nxt is None:
+            return s  # an AZ is down: the call fails, outcome unknown (abandon)
+        return _with(nxt, conds=_set(s.conds, i, _with(c, stamp=stamp, finishing=True)))
+    nodes = _set(s.nodes, 0, _set(s.nodes[0], 0, max(home, c.stamp)))
+    c2 = _with(c, tries=(*c.tries, c.stamp), others=frozenset(), newer=NONE)
+    return _with(s, nodes=nodes, conds=_set(s.conds, i, c2), took_effect=s.took_effect | {c.call})
+
+
+def _going(s: State) -> list[Cond]:
+    return [c for c in s.conds if c.tries and c.tries[-1] == c.stamp and not c.finishing]
+
+
+def conditional_at_other_az(s: State, which: int, az: int, clock: int = 0) -> State:
+    going = _going(s)
+    if not going:
+        return s
+    c = going[which % len(going)]
+    if az in c.others or az == 0:
+        return s
+    i = s.conds.index(c)
+    held = az_answer(s, az)
+    if held is None:
+        return s  # the AZ is down: the write waits
+    if held > c.stamp:
+        c = _with(c, others=c.others | {az}, newer=max(c.newer, held))
+    else:
+        nxt = az_commit(s, az, c.stamp)
+        assert nxt is not None
+        s = nxt
+        c = _with(c, others=c.others | {az})
+    nxt_uid = s.next_uid
+    if len(c.others) == AZS - 1:
+        if c.newer != NONE and len(c.tries) < TRIES:
+            # Stamped again above what it met, conditional on this try.
+            c = _with(c, expect=c.stamp, stamp=Stamp(max(clock, c.newer.clock), nxt_uid))
+            nxt_uid += 1
+        else:
+            c = _with(c, finishing=True)
+    return _with(s, conds=_set(s.conds, i, c), next_uid=nxt_uid)
+
+
+def conditional_acknowledged(s: State, v: Variant, which: int, at: tuple[int, ...]) -> State:
+    ready = [c for c in s.conds if c.finishing]
+    if not ready:
+        return s
+    c = ready[which % len(ready)]
+    i = s.conds.index(c)
+    stamp = c.stamp
+    if any(c.fence[w] != s.incarnation[w] for w in at):
+        # Refused by a restarted witness: finish the newest the replicas
+        # hold and record that under a new fence (Protocol.confirm).
+        newest, answered = newest_answer(s)
+        stamp = max(c.stamp, newest or NONE)
+        nxt = commit_everywhere(s, stamp, answered)
+        assert nxt is not None
+        s = nxt
+    for w in at:
+        s = witness_record(s, v, w, stamp)
+    s = _with(s, conds=_drop(s.conds, i))
+    if c.stamp in s.refused:
+        raise Violation(f"{c.stamp} was refused, then acknowledged")
+    if c.gone:
+        return _with(s, lost=(*s.lost, c))  # done, but the client was not told: it resends
+    return _with(s, acked=max(s.acked, c.stamp))
+
+
+def conditional_abandoned(s: State, which: int) -> State:
+    """Its coordinator died: the outcome is unknown (neither refused nor acknowledged)."""
+    if not s.conds:
+        return s
+    return _with(s, conds=_drop(s.conds, which % len(s.conds)))
+
+
+def reply_lost(s: State, which: int) -> State:
+    """The client's attempt fails (a timeout, a dropped connection) without
+    saying whether it took effect; its coordinator goes on."""
+    going = [c for c in s.conds if not c.gone]
+    if not going:
+        return s
+    c = going[which % len(going)]
+    return _with(s, conds=_set(s.conds, s.conds.index(c), _with(c, gone=True)))
+
+
+def resend(
+    s: State,
+    v: Variant,
+    which: int,
+    coordinator: int,
+    check_at: tuple[int, ...],
+    record_at: tuple[int, ...],
+) -> State:
+    """The client sends the call again, flagged as a resend, to any node."""
+    calls = list(s.lost) + [c for c in s.conds if c.gone]
+    if not calls:
+        return s
+    c = calls[which % len(calls)]
+    if v.resend_reads:
+        s, current = read(s, v, coordinator, check_at, record_at)
+        if current is None:
+            return s  # ServiceUnavailable: the client will try again
+    else:
+        current = max(az_holds(s, az) for az in ALL_AZS)
+
+    def done(s: State) -> State:
+        if c in s.lost:
+            return _with(s, lost=_drop(s.lost, s.lost.index(c)))
+        return _with(s, conds=_drop(s.conds, s.conds.index(c)))
+
+    if v.resend_lookup and c.call in s.took_effect:
+        # Found among the versions (spread to every AZ): answered success; its
+        # coordinator may stop now.
+        return done(s)
+    if current > c.first_expect:
+        # The precondition fails: refused. Its coordinator, if still going,
+        # must never get a try of it taken now.
+        s = _with(
+            s,
+            refused_calls=s.refused_calls | {c.call},
+            refused=s.refused | {*c.tries, c.stamp},
+        )
+        return _with(s, lost=_drop(s.lost, s.lost.index(c))) if c in s.lost else s
+    # A fresh attempt: the call goes on.
+    return _with(s, conds=_set(s.conds, s.conds.index(c), _with(c, gone=False)))
+
+
+# -- invariants ------------------------------------------------------------------
+
+
+def check_invariants(s: State) -> None:
+    for az in ALL_AZS:
+        if az_holds(s, az) < s.acked:
+            raise Violation(f"AZ {az} lost the acknowledged {s.acked}")
+    if s.refused_calls & s.took_effect:
+        raise Violation("a refused call took effect")
