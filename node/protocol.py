@@ -67,6 +67,14 @@ class ReplicaRead:
     #: AZs whose replica's record failed its checksum: taken as holding
     #: nothing (in ``answers`` with None), and owed a sound copy.
     corrupt: tuple[AzReplicas, ...] = ()
+    #: AZs none of whose nodes answered.
+    down: tuple[AzDown, ...] = ()
+
+    def heard_majority(self, holding: int | None = None) -> bool:
+        """Whether a majority of the key's AZs answered (or, with ``holding``,
+        hold what the read returns)."""
+        n = len(self.answers) if holding is None else holding
+        return n >= len(self.placement.azs) // 2 + 1
 
 
 #: What one AZ holds of a key's versions: (AZ, replica asked, versions, whether
@@ -309,7 +317,7 @@ class Protocol:
                 fence = self.fence(bucket, key)
                 rr = await self.read_replicas(bucket, key)
                 if rr.best is not None and rr.best.stamp > version.stamp:
-                    await self.write_back_lacking(rr.best, rr)
+                    await self.spread_to_majority(rr.best, rr)
                     version = rr.best
             else:
                 raise ServiceUnavailable(
@@ -353,6 +361,7 @@ class Protocol:
                     f"the replicas that answered for {bucket}/{key} hold no version, but one "
                     "was acknowledged; retry when more of its AZs are reachable"
                 )
+            self.need_majority(rr, f"{bucket}/{key}")
             return None, []
         if w is not None and best.stamp < w:
             raise ServiceUnavailable(
@@ -368,6 +377,26 @@ class Protocol:
             self.cache.put(best)
             self.heal_records(best, rr)
         return best, rr.holders
+
+    @staticmethod
+    def need_majority(rr: ReplicaRead, what: str, holding: int | None = None) -> None:
+        """QuorumUnavailable unless a majority of the key's AZs answered (or,
+        with ``holding``, hold the version the read returns).
+
+        A read the witness cannot vouch for (it does not know the key, or the
+        version is not agreed there) relies on the AZs. An acknowledged
+        version is in all three, but one a read finished is only in the AZs
+        that answered that read: returned from one AZ, it could vanish from
+        the next read, which hears another AZ and a witness member that missed
+        its record (flicker: the protocol model found it, tests/modelcheck).
+        At a majority of AZs, every later read that relies on the AZs meets it.
+        """
+        if not rr.heard_majority(holding):
+            raise quorum_error(
+                list(rr.down),
+                f"a read of {what} the witness cannot vouch for",
+                f"{len(rr.placement.azs) // 2 + 1} of the key's {len(rr.placement.azs)} AZs",
+            )
 
     def heal_records(self, v: ObjectVersion, rr: ReplicaRead, as_version: bool = False) -> None:
         """Write ``v`` (current, or ``as_version`` only as a version) back to the
@@ -406,7 +435,7 @@ class Protocol:
             holders = [rep for _, rep, v in answers if v is not None and v.stamp == best.stamp]
             holders.sort(key=lambda rep: rep.spec.name != self.me.name)
         corrupt = tuple(azr for azr, rep, _ in answers if rep.spec.name in damaged)
-        return ReplicaRead(placement, best, holders, answers, corrupt)
+        return ReplicaRead(placement, best, holders, answers, corrupt, tuple(down))
 
     async def settle_everywhere(self, v: ObjectVersion, what: str) -> None:
         """Make sure every AZ of ``v``'s key holds ``v`` (the key's current
@@ -430,31 +459,46 @@ class Protocol:
             await self.quorum.write_back_all(v, lacking, holders, what)
 
     async def finish(self, v: ObjectVersion, rr: ReplicaRead, fence: Fence) -> None:
-        """Write ``v`` back to every AZ that answered without it, then confirm it."""
-        await self.write_back_lacking(v, rr)
+        """Write ``v`` back to every AZ that answered without it, then confirm
+        it: QuorumUnavailable unless it is then held by a majority of AZs."""
+        await self.spread_to_majority(v, rr)
         await self.confirm(v, fence)
 
-    async def write_back_lacking(self, v: ObjectVersion, rr: ReplicaRead) -> None:
-        """Write ``v`` back to every AZ that answered without it.
+    async def spread_to_majority(self, v: ObjectVersion, rr: ReplicaRead) -> None:
+        """:meth:`write_back_lacking`, refused (QuorumUnavailable) unless ``v``
+        then is in a majority of the key's AZs (:meth:`need_majority`)."""
+        what = f"{v.bucket}/{v.key}"
+        self.need_majority(rr, what)
+        skipped = await self.write_back_lacking(v, rr)
+        if skipped:
+            self.need_majority(
+                replace(rr, down=(*rr.down, *skipped)), what, len(rr.answers) - len(skipped)
+            )
+
+    async def write_back_lacking(self, v: ObjectVersion, rr: ReplicaRead) -> list[AzDown]:
+        """Write ``v`` back to every AZ that answered without it; the AZs left
+        out are returned.
 
         An AZ that did not answer at all is left alone: the version is then held
-        by the AZs that answered, and every later read takes the newest version
-        of the AZs it reaches. So is one whose nodes all refuse new data for
-        lack of disk space (node/disk.py): reads go on while an AZ is full.
+        by the AZs that answered (a majority: :meth:`need_majority`), and every
+        later read that relies on the AZs hears a majority. So is one whose
+        nodes all refuse new data for lack of disk space (node/disk.py): reads
+        go on while an AZ is full.
         """
         lacking = [azr for azr, _, held in rr.answers if held is None or held.stamp != v.stamp]
-        if lacking:
-            WRITE_BACKS.inc()
-            log.info(
-                "finishing %s/%s@%s: writing back to %s",
-                v.bucket,
-                v.key,
-                v.version_id,
-                ", ".join(a.az for a in lacking),
-            )
-            await self.quorum.write_back_all(
-                v, lacking, rr.holders, "finishing an interrupted write", skip_full=True
-            )
+        if not lacking:
+            return []
+        WRITE_BACKS.inc()
+        log.info(
+            "finishing %s/%s@%s: writing back to %s",
+            v.bucket,
+            v.key,
+            v.version_id,
+            ", ".join(a.az for a in lacking),
+        )
+        return await self.quorum.write_back_all(
+            v, lacking, rr.holders, "finishing an interrupted write", skip_full=True
+        )
 
     # -- versions --------------------------------------------------------------
 

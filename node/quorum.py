@@ -63,9 +63,12 @@ class AzDown(Exception):
         self.full = list(full)
 
 
-def quorum_error(failed: list[AzDown], what: str) -> QuorumUnavailable:
-    """The error of a step (``what``) that needed the AZs in ``failed``;
-    counted in the quorum-failure metric by AZ."""
+def quorum_error(
+    failed: list[AzDown], what: str, need: str = "all three of the key's AZs"
+) -> QuorumUnavailable:
+    """The error of a step (``what``) that needed the AZs in ``failed``
+    (``need`` says how many it needs); counted in the quorum-failure metric
+    by AZ."""
     for f in failed:
         QUORUM_FAILURES.labels(f.az).inc()
 
@@ -77,7 +80,7 @@ def quorum_error(failed: list[AzDown], what: str) -> QuorumUnavailable:
         return "; ".join(parts)
 
     parts = "; ".join(f"AZ {f.az} is unavailable (nodes {why(f)})" for f in failed)
-    return QuorumUnavailable(f"{parts}: {what} needs all three of the key's AZs")
+    return QuorumUnavailable(f"{parts}: {what} needs {need}")
 
 
 def hint_for(node: NodeSpec, azr: AzReplicas) -> str:
@@ -331,11 +334,11 @@ class Quorum:
         what: str,
         as_version: bool = False,
         skip_full: bool = False,
-    ) -> None:
+    ) -> list[AzDown]:
         """:meth:`write_back` to each of ``azs`` in parallel; every one must
         take it (else QuorumUnavailable for ``what``). With ``skip_full`` an
         AZ whose every node refuses for lack of disk space is left out, as
-        one that does not answer."""
+        one that does not answer: those AZs are returned."""
         results = await asyncio.gather(
             *(self.write_back(v, azr, holders, as_version=as_version) for azr in azs),
             return_exceptions=True,
@@ -351,6 +354,7 @@ class Quorum:
         for r in results:
             if isinstance(r, BaseException) and r not in skipped:
                 raise r
+        return skipped
 
     async def copy_chunks(
         self, v: ObjectVersion, holders: list[Replica]

@@ -84,6 +84,18 @@ CI_CONDITIONAL = Bounds(
     other_key_evictions=0,
     resends=False,
 )
+#: Reads (and writes' floors) that hear from only some AZs, the others timing
+#: out: two plain writes, one at a time.
+CI_PARTIAL = Bounds(
+    writes=2,
+    pending=1,
+    conditionals=0,
+    witness_restarts=0,
+    evictions=0,
+    other_key_evictions=0,
+    partial_reads=True,
+    resends=False,
+)
 #: TRISTORE_LONG=1: two writes at once with restarts, evictions, a second
 #: key's floor and a conditional write (not timed: expect many minutes).
 LONG = Bounds(

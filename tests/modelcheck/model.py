@@ -58,6 +58,7 @@ WITNESSES = 3
 COORDINATORS = 2
 MAJORITIES: tuple[tuple[int, int], ...] = ((0, 1), (0, 2), (1, 2))
 ALL_AZS: tuple[int, ...] = tuple(range(AZS))
+MAJORITY_OF_AZS = AZS // 2 + 1
 #: A conditional write is stamped again at most this many times (restamp_attempts).
 TRIES = 4
 
@@ -93,6 +94,11 @@ class Variant:
     #: A resent call takes the current version by a linearizable read (which
     #: finishes it), not by a plain look at the replicas.
     resend_reads: bool = True
+    #: A read that relies on the AZs (the witness does not know the key, or
+    #: the version is not agreed at the witness: it is finished first) hears
+    #: a majority of them; off: one AZ was enough, and a version finished in
+    #: one AZ could vanish behind a witness that missed its record (flicker).
+    reads_hear_majority: bool = True
 
 
 SAFE = Variant()
@@ -482,13 +488,16 @@ def read(
     best, answered = newest_answer(s, hear)
     if best is None:
         return s, None  # no AZ answered: QuorumUnavailable
-    if best == NONE:
-        if w is None:
-            return _returned(s, NONE), NONE
-        return s, None  # ServiceUnavailable: an acknowledged version is missing
     if w is not None and best < w:
-        return s, None  # ServiceUnavailable
-    if w is None or best > w or (v.agreed_checks and not majority_agrees(s, check_at)):
+        return s, None  # ServiceUnavailable: an acknowledged version is missing
+    relies_on_azs = w is None or best > w or (v.agreed_checks and not majority_agrees(s, check_at))
+    if v.reads_hear_majority and relies_on_azs and len(answered) < MAJORITY_OF_AZS:
+        # QuorumUnavailable: what one AZ holds is not known to be at a
+        # majority of AZs, where every later read meets it.
+        return s, None
+    if best == NONE:
+        return _returned(s, NONE), NONE
+    if relies_on_azs:
         # Finish it: write back to every AZ that answered, then record at a
         # majority. A stamp the majority does not agree on may be at one
         # witness only (a record in flight): recorded too.

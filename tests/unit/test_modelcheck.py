@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from tests.modelcheck.checker import CI, CI_CONDITIONAL, LONG, Bounds, explore, replay
+from tests.modelcheck.checker import CI, CI_CONDITIONAL, CI_PARTIAL, LONG, Bounds, explore, replay
 from tests.modelcheck.model import Variant
 
 pytestmark = pytest.mark.unit
@@ -21,6 +21,13 @@ def test_every_interleaving_within_the_bounds_is_clean() -> None:
     print(res.summary())
     assert res.violation is None, res.format_trace()
     assert res.states > 10_000
+
+
+def test_every_interleaving_of_reads_that_hear_some_azs_is_clean() -> None:
+    res = explore(CI_PARTIAL)
+    print(res.summary())
+    assert res.violation is None, res.format_trace()
+    assert res.states > 1_000
 
 
 @pytest.mark.skipif(not LONG_RUN, reason="TRISTORE_LONG=1 (minutes on a loaded machine)")
@@ -48,6 +55,12 @@ MUTANTS = [
     ),
     (Variant(resend_lookup=False), Bounds(**_COND, **_COND0), "a refused call took effect", 4),
     (Variant(resend_reads=False), Bounds(**_COND, **_COND0), "a refused call took effect", 6),
+    (
+        Variant(reads_hear_majority=False),
+        Bounds(writes=1, pending=1, partial_reads=True, **_PLAIN),
+        "flicker",
+        4,
+    ),
 ]
 
 
@@ -61,6 +74,7 @@ MUTANTS = [
         "false-refusal",
         "resend-no-lookup",
         "resend-plain-look",
+        "finish-in-one-az",
     ],
 )
 def test_the_checker_finds_each_mutant(

@@ -11,6 +11,7 @@ a refused call never took effect.
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 
 import pytest
@@ -109,15 +110,29 @@ class Protocol(RuleBasedStateMachine):
 
 
 TestProtocol = Protocol.TestCase
+_RANDOM_EXAMPLES = int(os.environ.get("TRISTORE_MODEL_EXAMPLES", "0"))
+
+
+def _search(examples: int) -> settings:
+    return settings(
+        max_examples=_RANDOM_EXAMPLES or examples,
+        stateful_step_count=40 if _RANDOM_EXAMPLES else 30,
+        deadline=None,
+        derandomize=not _RANDOM_EXAMPLES,
+        database=None,
+    )
+
+
 # Derandomized (a fixed search, the same in every run) and without the example
-# database: the random search of the conditional machine once found a flicker
-# with node crashes and a restart (the session-24 note on issue 14 gives the
-# trace), outside the exhaustive checker's bounds and not yet explained (a
-# step of the model or a path of the real code); until it is, CI must not pass
-# or fail by the luck of the draw.
-TestProtocol.settings = settings(
-    max_examples=1000, stateful_step_count=30, deadline=None, derandomize=True, database=None
-)
+# database, so that CI never passes or fails by the luck of the draw. A random
+# search of the conditional machine once found a flicker with node crashes: a
+# read finished a write in the one AZ that answered, and a later read heard
+# another AZ and a witness that missed the record. It was the real read path's
+# (node/protocol.py); reads the witness cannot vouch for now need a majority of
+# AZs (Variant.reads_hear_majority; tests/unit/test_modelcheck.py finds the
+# mutant with partial reads). TRISTORE_MODEL_EXAMPLES=N searches at random
+# instead, N examples per machine (for a long run by hand).
+TestProtocol.settings = _search(1000)
 
 
 def _machine(variant: Variant = SAFE, cls: type[Protocol] = Protocol) -> Protocol:
@@ -278,9 +293,7 @@ class ConditionalProtocol(Protocol):
 
 
 TestConditionalProtocol = ConditionalProtocol.TestCase
-TestConditionalProtocol.settings = settings(
-    max_examples=300, stateful_step_count=30, deadline=None, derandomize=True, database=None
-)
+TestConditionalProtocol.settings = _search(300)
 
 
 def _cond(variant: Variant = SAFE) -> ConditionalProtocol:
