@@ -31,6 +31,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -152,12 +153,21 @@ class WitnessConn:
 
 
 class WitnessFleet:
-    def __init__(self, cfg: ClusterConfig, me: str, prefer: int = 0) -> None:
+    def __init__(
+        self,
+        cfg: ClusterConfig,
+        me: str,
+        prefer: int = 0,
+        channel: Callable[[str], grpc.aio.Channel] | None = None,
+    ) -> None:
+        """``channel`` makes the channel to a witness's address (default:
+        :func:`tristore.server.cluster_channel`); a seam for the
+        deterministic simulation (tests/sim/)."""
         self.groups = [
             [
                 WitnessConn(
                     w,
-                    cluster_channel(cfg, me, w.grpc),
+                    channel(w.grpc) if channel is not None else cluster_channel(cfg, me, w.grpc),
                     cfg.witness.timeout_s,
                     cfg.witness.max_batch,
                 )
