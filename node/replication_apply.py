@@ -2,7 +2,9 @@
 status, the source) cluster.
 
 - :meth:`ReplicationApply.apply_replica` stores a version another cluster
-  wrote, keeping its version id, and never moves a key backwards;
+  wrote, keeping its version id, and never moves a key backwards (its body
+  sealed here under this cluster's keys, or, an SSE-C one, stored as the
+  source stored it: :func:`check_sealed_replica`);
 - :meth:`ReplicationApply.put_replication_status` records a replicator's word
   on one destination of a source version (or requeues it);
 - :meth:`ReplicationApply.apply_replicas` and

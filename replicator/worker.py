@@ -9,9 +9,11 @@ new version that its bucket's rules send somewhere to every destination.
 - **What is sent.** A new version (or delete marker) marked PENDING for a
   destination: its body is read from the source by version id, and it is
   applied at the destination with its version id, stamp, ETag,
-  Last-Modified, metadata, tags and ACL: small ones (inline bodies, delete
-  markers) many to an ApplyReplicas message, large ones streamed by
-  ApplyReplica each. The destination keeps it as a version
+  Last-Modified, metadata, tags and ACL (an SSE-C body as its ciphertext,
+  with its wrapped data key, stored as it is there: see
+  :meth:`Replicator._send`): small ones (inline bodies, delete markers) many
+  to an ApplyReplicas message, large ones streamed by ApplyReplica each.
+  The destination keeps it as a version
   and makes it current only if nothing newer is there: applies are idempotent
   and never go backwards, so the three copies of an entry, retries, and
   replicators that restart halfway are all harmless.
