@@ -265,3 +265,8 @@ class Coordinator:
         self, items: Sequence[StatusUpdate]
     ) -> list[Exception | None]:
         return await self.replication.put_replication_statuses(items)
+
+    async def sealed_body(
+        self, bucket: str, key: str, version_id: str, sse_key: bytes
+    ) -> AsyncIterator[bytes]:
+        return await self.objects.sealed_body(bucket, key, version_id, sse_key)

@@ -44,6 +44,7 @@ from tristore.errors import (
     StorageFull,
 )
 from tristore.model import (
+    SSE_TAG,
     VERSIONING_ENABLED,
     Acl,
     BucketInfo,
@@ -348,6 +349,44 @@ class Objects:
         OBJECT_BYTES.labels("in").inc(version.size)
         return version
 
+    async def store_sealed(
+        self, base: ObjectVersion, body: AsyncIterator[bytes], limit: int
+    ) -> ObjectVersion:
+        """Store an SSE-C replica's body as its source stored it (see
+        :meth:`sealed_body`): ciphertext in chunks of ``base.chunk_size``
+        (0: one chunk, a body the source kept inline), each kept whole and at
+        its index, which is its nonce. Nothing is opened (no key here, nor
+        needed): the framing is checked, by the length of the whole, and a
+        chunk altered on the way fails its AES-GCM tag when it is read. Kept
+        inline here if it is one chunk no larger than ``inline_max`` allows."""
+        if base.size > limit:
+            raise EntityTooLarge(
+                f"object of {base.size} bytes is larger than the limit of {limit} bytes"
+            )
+        stored = base.chunk_size or max(base.size, 1) + SSE_TAG
+        base = replace(base, chunk_size=stored)
+        whole = base.body_size
+        if whole <= stored and whole <= self.ncfg.inline_max + SSE_TAG:
+            data = bytearray()
+            async for piece in body:
+                data += piece
+                if len(data) > whole:
+                    break
+            if len(data) != whole:
+                raise IncompleteBody(
+                    f"the sealed body of {base.key!r} has {len(data)} bytes, not the "
+                    f"{whole} its size and chunk size make; nothing was stored"
+                )
+            version = replace(base, chunk_size=0, inline=bytes(data))
+            version = await self.protocol.write(version, replica=True)
+        else:
+            chunks = _rechunk(body.__aiter__(), b"", stored)
+            version = await self._put_large(
+                base, chunks, -1, "", whole, None, base.etag, True, sealed=True
+            )
+        OBJECT_BYTES.labels("in").inc(version.size)
+        return version
+
     def new_version(
         self,
         header: PutHeader,
@@ -491,7 +530,10 @@ class Objects:
         replica: bool,
         floor: asyncio.Future[Stamp | None] | None = None,
         cipher: sse.ChunkCipher | None = None,
+        sealed: bool = False,
     ) -> ObjectVersion:
+        """The chunked body of :meth:`store`; ``sealed``: chunks already sealed
+        (an SSE-C replica's, in ``base.chunk_size``), stored as they come."""
         placement = self.placer.place(base.bucket, base.key)
         targets = await self.quorum.pick_targets(placement, conditional=expect is not None)
         data_id = os.urandom(keys.DATA_ID_SIZE)
@@ -519,15 +561,19 @@ class Objects:
                     raise EntityTooLarge(
                         f"the body is larger than the limit of {limit} bytes; nothing was stored"
                     )
-                # The chunk is hashed (in a thread) while it is queued for the replicas.
-                hashing = asyncio.ensure_future(asyncio.to_thread(md5.update, chunk))
+                # The chunk is hashed (in a thread) while it is queued for the
+                # replicas (a sealed one is not: its ETag is the source's).
+                hashing = (
+                    None if sealed else asyncio.ensure_future(asyncio.to_thread(md5.update, chunk))
+                )
                 try:
                     if cipher is not None:
                         chunk = await seal_chunk(cipher, index, chunk)
                     for q, task in zip(queues, tasks, strict=True):
                         await self._feed(q, (index, chunk), task)
                 finally:
-                    await hashing
+                    if hashing is not None:
+                        await hashing
                 index += 1
             for q, task in zip(queues, tasks, strict=True):
                 await self._feed(q, None, task)
@@ -548,6 +594,13 @@ class Objects:
         finally:
             for task in tasks:
                 task.cancel()
+        if sealed:
+            if size != base.body_size:
+                raise IncompleteBody(
+                    f"the sealed body of {base.key!r} has {size} bytes, not the "
+                    f"{base.body_size} its size and chunk size make; nothing was stored"
+                )
+            return await self.protocol.write(replace(base, data_id=data_id), targets, None, True)
         md5_hex = self._check_body(declared, content_md5, size, md5.hexdigest())
         version = replace(
             base,
@@ -691,6 +744,34 @@ class Objects:
         key_md5 = sse_customer.key_md5 if sse_customer is not None else ""
         info = ObjectInfo.of(version, key_md5)
         return GetResult(info, first, last, body, bool(bucket_info.versioning))
+
+    async def sealed_body(
+        self, bucket: str, key: str, version_id: str, sse_key: bytes
+    ) -> AsyncIterator[bytes]:
+        """The body of an SSE-C version as stored: ciphertext, never opened,
+        for a replicator to ship as it is (:meth:`store_sealed` keeps it so
+        at the destination, which opens it with the customer's key as this
+        cluster does). ``sse_key`` is the version's wrapped data key as the
+        replicator knows it. Any other version is refused: SSE-S3 and
+        plaintext bodies are replicated as plaintext and sealed again there."""
+        if not version_id:
+            raise InvalidArgument("a sealed body is read by version id")
+        version, holders = await self._current(bucket, key, version_id)
+        if sse.scheme_of(version.sse_key) != sse.SCHEME_CUSTOMER_KEY:
+            raise InvalidRequest(
+                f"version {version_id} of {bucket}/{key} is not encrypted with a "
+                "customer-provided key (SSE-C): only such a body is read sealed"
+            )
+        if version.sse_key != sse_key:
+            # A null version written over since the replicator read the change log.
+            raise NoSuchVersion(
+                f"version {version_id} of {bucket}/{key} has another data key than the one "
+                "asked for"
+            )
+        OBJECT_BYTES.labels("out").inc(version.size)
+        if version.inline is not None:
+            return _single(version.inline)
+        return self.quorum.stream_body(version, holders, 0, version.body_size)
 
     # -- DELETE ----------------------------------------------------------------
 

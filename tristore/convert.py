@@ -83,6 +83,7 @@ def version_to_pb(v: ObjectVersion, with_inline: bool = True) -> common_pb2.Obje
         default_sse=v.default_sse,
         request_id=v.request_id,
         headers=v.headers,
+        sse_bucket=v.sse_bucket,
     )
     if v.version_stamp is not None:
         msg.version_stamp.CopyFrom(stamp_to_pb(v.version_stamp))
@@ -129,6 +130,7 @@ def version_from_pb(p: common_pb2.ObjectVersion) -> ObjectVersion:
         default_sse=p.default_sse,
         request_id=p.request_id,
         headers=dict(p.headers),
+        sse_bucket=p.sse_bucket,
     )
 
 

@@ -101,6 +101,9 @@ class ObjectVersion:
     #: HEAD (S3's system metadata): lower-case names of
     #: :data:`tristore.validation.STORED_HEADERS` to their values.
     headers: dict[str, str] = field(default_factory=dict)
+    #: SSE-C replicas only: the bucket the ciphertext and the wrapped data key
+    #: are bound to (the source bucket), when not this version's own.
+    sse_bucket: str = ""
 
     @property
     def encrypted(self) -> bool:
