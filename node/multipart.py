@@ -231,7 +231,8 @@ class Multipart:
             cipher=cipher,
         )
         await self._discard([_part_key(upload_id, n) for n in stored] + [upload.key])
-        return ObjectInfo.of(version, ck.key_md5 if ck is not None else "")
+        key_md5 = ck.key_md5 if ck is not None else ""
+        return ObjectInfo.of(version, key_md5, bool(info.versioning))
 
     async def abort(self, bucket: str, key: str, upload_id: str) -> None:
         upload = await self._upload(bucket, key, upload_id)

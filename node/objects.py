@@ -108,9 +108,6 @@ class GetResult:
     first: int
     last: int
     body: AsyncIterator[bytes]
-    #: Whether the bucket has had versioning (Enabled or Suspended): only then
-    #: does S3 name the version (``x-amz-version-id``), ``null`` included.
-    bucket_versioned: bool = False
 
 
 def _etag_matches(header: str, etag: str) -> bool:
@@ -277,7 +274,7 @@ class Objects:
                     else "no earlier attempt is current; written now",
                 )
                 if earlier is not None:
-                    return ObjectInfo.of(earlier, key_md5)
+                    return ObjectInfo.of(earlier, key_md5, bool(bucket.versioning))
             expect = await self._put_precondition(header)
             version = await self.store(
                 base,
@@ -294,7 +291,7 @@ class Objects:
                 if floor.done() and not floor.cancelled():
                     floor.exception()  # retrieved: its error, if any, was raised or is moot
                 floor.cancel()  # not needed after all (the PUT failed before its write)
-        return ObjectInfo.of(version, key_md5)
+        return ObjectInfo.of(version, key_md5, bool(bucket.versioning))
 
     async def store(
         self,
@@ -635,23 +632,11 @@ class Objects:
         conditions: Conditions | None = None,
         sse_customer: sse.CustomerKey | None = None,
     ) -> ObjectInfo:
-        info, _ = await self.stat_object(bucket, key, version_id, conditions, sse_customer)
-        return info
-
-    async def stat_object(
-        self,
-        bucket: str,
-        key: str,
-        version_id: str = "",
-        conditions: Conditions | None = None,
-        sse_customer: sse.CustomerKey | None = None,
-    ) -> tuple[ObjectInfo, bool]:
-        """:meth:`head_object`, and whether the bucket has had versioning
-        (:attr:`GetResult.bucket_versioned`), from the read the HEAD made."""
         version, _, _, bucket_info = await self._lookup(bucket, key, version_id)
         given = sse.check_customer_key(version.sse_customer_hmac, sse_customer, f"{bucket}/{key}")
         check_conditions(version, conditions)
-        return ObjectInfo.of(version, given.key_md5 if given else ""), bool(bucket_info.versioning)
+        key_md5 = given.key_md5 if given else ""
+        return ObjectInfo.of(version, key_md5, bool(bucket_info.versioning))
 
     def body(
         self,
@@ -689,8 +674,8 @@ class Objects:
         OBJECT_BYTES.labels("out").inc(length)
         body = self.body(version, cipher, holders, first, length)
         key_md5 = sse_customer.key_md5 if sse_customer is not None else ""
-        info = ObjectInfo.of(version, key_md5)
-        return GetResult(info, first, last, body, bool(bucket_info.versioning))
+        info = ObjectInfo.of(version, key_md5, bool(bucket_info.versioning))
+        return GetResult(info, first, last, body)
 
     # -- DELETE ----------------------------------------------------------------
 
@@ -857,7 +842,9 @@ class Objects:
         validation.check_key(dest.key)
         meta_mode = validation.check_directive("metadata directive", metadata_directive)
         tag_mode = validation.check_directive("tagging directive", tagging_directive)
-        src, holders = await self._current(source.bucket, source.key, source.version_id)
+        src, holders, _, src_bucket = await self._lookup(
+            source.bucket, source.key, source.version_id
+        )
         cipher = await self.encryption.opener(src, source_sse_customer)
         check_conditions(src, source.conditions, copy_source=True)
         # Copying a named version onto its own key is S3's way to restore it.
@@ -894,4 +881,4 @@ class Objects:
         )
         body = self.body(src, cipher, holders, 0, src.size)
         info = await self.put_object(header, body)
-        return CopyResult(info, src.version_id)
+        return CopyResult(info, src.version_id, bool(src_bucket.versioning))

@@ -192,9 +192,14 @@ class ObjectInfo:
     #: Cache-Control, Content-Disposition, Content-Encoding, Content-Language
     #: and Expires as stored with the object (lower-case names; absent: not set).
     headers: dict[str, str] = field(default_factory=dict)
+    #: Whether the bucket has had versioning (Enabled or Suspended) when the
+    #: answer was made. Only then does S3's HTTP API name a ``null`` version
+    #: (``x-amz-version-id``); in a bucket never versioned it sends none. Not
+    #: on the wire: the gRPC API always gives ``version_id``, ``null`` included.
+    bucket_versioned: bool = True
 
     @classmethod
-    def of(cls, v: ObjectVersion, key_md5: str = "") -> ObjectInfo:
+    def of(cls, v: ObjectVersion, key_md5: str = "", bucket_versioned: bool = True) -> ObjectInfo:
         return cls(
             bucket=v.bucket,
             key=v.key,
@@ -211,6 +216,7 @@ class ObjectInfo:
             sse_customer_algorithm="AES256" if v.sse_customer_hmac else "",
             sse_customer_key_md5=key_md5 if v.sse_customer_hmac else "",
             headers=dict(v.headers),
+            bucket_versioned=bucket_versioned,
         )
 
     def to_json(self) -> dict[str, object]:
@@ -372,6 +378,8 @@ class CopySource:
 class CopyResult:
     info: ObjectInfo
     source_version_id: str
+    #: The source bucket has had versioning (see ObjectInfo.bucket_versioned).
+    source_bucket_versioned: bool = True
 
 
 @dataclass(frozen=True, slots=True)

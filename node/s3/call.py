@@ -179,10 +179,6 @@ class Base:
         return data
 
 
-def version_header(version_id: str) -> dict[str, str]:
-    return {"x-amz-version-id": version_id} if version_id else {}
-
-
 def _checksum(h: dict[str, str], trailer: str) -> bodies.Checksum | None:
     """The flexible checksum a request declares: named by x-amz-trailer (its
     value comes at the end of the body), or one x-amz-checksum-* header."""

@@ -187,18 +187,27 @@ def _header_value(v: str) -> str:
     return "=?UTF-8?B?" + base64.b64encode(v.encode()).decode() + "?="
 
 
-def object_headers(info: ObjectInfo, bucket_versioned: bool = True) -> dict[str, str]:
-    """What GET and HEAD answer about an object (besides length and range).
-    ``bucket_versioned``: the bucket has had versioning (Enabled or Suspended);
-    in one that never had it, S3 sends no x-amz-version-id, not even ``null``."""
+def version_header(
+    version_id: str, bucket_versioned: bool = True, name: str = "x-amz-version-id"
+) -> dict[str, str]:
+    """The header naming a version (``name``: x-amz-version-id, or a copy's
+    x-amz-copy-source-version-id). In a bucket that never had versioning S3
+    sends none, not even ``null``; once the bucket has been versioned (now
+    Enabled or Suspended) it names the ``null`` version too."""
+    if not version_id or (version_id == NULL_VERSION and not bucket_versioned):
+        return {}
+    return {name: version_id}
+
+
+def object_headers(info: ObjectInfo) -> dict[str, str]:
+    """What GET and HEAD answer about an object (besides length and range)."""
     out = {
         "ETag": f'"{info.etag}"',
         "Last-Modified": http_date(info.last_modified),
         "Content-Type": info.content_type or "binary/octet-stream",
         "Accept-Ranges": "bytes",
     }
-    if info.version_id and (bucket_versioned or info.version_id != NULL_VERSION):
-        out["x-amz-version-id"] = info.version_id
+    out |= version_header(info.version_id, info.bucket_versioned)
     for k, v in info.metadata.items():
         out[META_PREFIX + k] = _header_value(v)
     if info.sse:
@@ -220,8 +229,7 @@ def object_headers(info: ObjectInfo, bucket_versioned: bool = True) -> dict[str,
 def put_answer(info: ObjectInfo) -> dict[str, str]:
     """What PUT (and Complete) answer: the ETag, version and encryption."""
     out = {"ETag": f'"{info.etag}"'}
-    if info.version_id:
-        out["x-amz-version-id"] = info.version_id
+    out |= version_header(info.version_id, info.bucket_versioned)
     if info.sse:
         out["x-amz-server-side-encryption"] = info.sse
     if info.sse_customer_algorithm:

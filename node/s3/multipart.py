@@ -86,8 +86,10 @@ class MultipartHandlers(Base):
             aclose = getattr(result.body, "aclose", None)
             if aclose is not None:
                 await aclose()
-        vid = result.info.version_id
-        out = {"x-amz-copy-source-version-id": vid} if vid else {}
+        info = result.info
+        out = hdr.version_header(
+            info.version_id, info.bucket_versioned, "x-amz-copy-source-version-id"
+        )
         return answer(xml.copy_result(part.etag, part.last_modified, part=True), headers=out)
 
     async def complete_multipart_upload(self, call: Call) -> web.StreamResponse:

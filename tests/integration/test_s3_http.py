@@ -612,6 +612,70 @@ def test_version_id_header_only_once_the_bucket_had_versioning(s3: Any) -> None:
     assert s3.head_object(Bucket="never-versioned", Key="k", VersionId=v)["VersionId"] == v
 
 
+def _writes_and_deletes(s3: Any, bucket: str) -> dict[str, Any]:
+    """The answers of every write and delete that can name a version, in ``bucket``."""
+    out: dict[str, Any] = {"put": s3.put_object(Bucket=bucket, Key="src", Body=b"source")}
+    u = s3.create_multipart_upload(Bucket=bucket, Key="mp")["UploadId"]
+    p1 = s3.upload_part(Bucket=bucket, Key="mp", UploadId=u, PartNumber=1, Body=b"part")
+    out["part_copy"] = s3.upload_part_copy(
+        Bucket=bucket, Key="mp", UploadId=u, PartNumber=2, CopySource=f"{bucket}/src"
+    )
+    parts = [
+        {"PartNumber": 1, "ETag": p1["ETag"]},
+        {"PartNumber": 2, "ETag": out["part_copy"]["CopyPartResult"]["ETag"]},
+    ]
+    # (parts under 5 MiB: only the last may be small, so this one completes with one)
+    out["complete"] = s3.complete_multipart_upload(
+        Bucket=bucket, Key="mp", UploadId=u, MultipartUpload={"Parts": parts[:1]}
+    )
+    out["copy"] = s3.copy_object(Bucket=bucket, Key="copied", CopySource=f"{bucket}/src")
+    out["delete"] = s3.delete_object(Bucket=bucket, Key="copied")
+    out["delete_objects"] = s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": "mp"}]})
+    return out
+
+
+def test_writes_name_a_version_only_once_the_bucket_had_versioning(s3: Any) -> None:
+    """PUT, Complete, copies and deletes, as S3: no version id at all in a
+    bucket never versioned; ``null`` in a Suspended one; the id when Enabled."""
+    s3.create_bucket(Bucket="vid-never")
+    r = _writes_and_deletes(s3, "vid-never")
+    for name in ("put", "complete", "copy", "delete"):
+        assert "VersionId" not in r[name], name
+        assert "x-amz-version-id" not in r[name]["ResponseMetadata"]["HTTPHeaders"], name
+    assert "CopySourceVersionId" not in r["copy"]
+    assert "CopySourceVersionId" not in r["part_copy"]
+    assert "DeleteMarker" not in r["delete"]
+    assert r["delete_objects"]["Deleted"] == [{"Key": "mp"}]
+
+    s3.create_bucket(Bucket="vid-suspended")
+    s3.put_bucket_versioning(
+        Bucket="vid-suspended", VersioningConfiguration={"Status": "Suspended"}
+    )
+    r = _writes_and_deletes(s3, "vid-suspended")
+    for name in ("put", "complete", "copy", "delete"):
+        assert r[name]["VersionId"] == "null", name
+    assert r["copy"]["CopySourceVersionId"] == "null"
+    assert r["part_copy"]["CopySourceVersionId"] == "null"
+    assert r["delete"]["DeleteMarker"] is True
+    (deleted,) = r["delete_objects"]["Deleted"]
+    assert (deleted["DeleteMarker"], deleted["DeleteMarkerVersionId"]) == (True, "null")
+
+    s3.create_bucket(Bucket="vid-enabled")
+    s3.put_bucket_versioning(Bucket="vid-enabled", VersioningConfiguration={"Status": "Enabled"})
+    r = _writes_and_deletes(s3, "vid-enabled")
+    ids = [r[name]["VersionId"] for name in ("put", "complete", "copy", "delete")]
+    assert "null" not in ids and len(set(ids)) == 4
+    assert r["copy"]["CopySourceVersionId"] == r["put"]["VersionId"]
+    assert r["part_copy"]["CopySourceVersionId"] == r["put"]["VersionId"]
+    (deleted,) = r["delete_objects"]["Deleted"]
+    assert deleted["DeleteMarkerVersionId"] not in ("", "null")
+    # Once versioned, the never-versioned bucket's null version is named.
+    s3.put_bucket_versioning(Bucket="vid-never", VersioningConfiguration={"Status": "Enabled"})
+    assert s3.put_object(Bucket="vid-never", Key="k", Body=b"x")["VersionId"] != "null"
+    c = s3.copy_object(Bucket="vid-never", Key="k2", CopySource="vid-never/src")
+    assert c["CopySourceVersionId"] == "null"
+
+
 def test_versioning(s3: Any) -> None:
     s3.create_bucket(Bucket="versioned")
     s3.put_bucket_versioning(Bucket="versioned", VersioningConfiguration={"Status": "Enabled"})
