@@ -25,13 +25,15 @@ from node.metrics import OBJECT_BYTES, PUT_RESENDS
 from node.peers import Peers, Replica, ReplicaUnavailable
 from node.protocol import Protocol, parse_version_id
 from node.quorum import Quorum
-from tristore import replication, sse, validation
+from tristore import checksums, replication, sse, validation
+from tristore.checksums import Checksum
 from tristore.config import ClusterConfig
 from tristore.errors import (
     BadDigest,
     ConditionalRequestConflict,
     EntityTooLarge,
     IncompleteBody,
+    InternalError,
     InvalidArgument,
     InvalidRequest,
     MethodNotAllowed,
@@ -99,6 +101,13 @@ class PutHeader:
     first_attempt_ms: int = 0
     #: Standard headers to store (validation.STORED_HEADERS: Cache-Control, ...).
     headers: dict[str, str] | None = None
+    #: The body's flexible checksum as its writer declared it (the door that
+    #: streams the body in checks it and sets ``computed``); for a copy or
+    #: CreateMultipartUpload, only the algorithm asked for. None: the body
+    #: gets CRC-64/NVME (S3's default), a copy keeps or renews the source's.
+    checksum: Checksum | None = None
+    #: CreateMultipartUpload: FULL_OBJECT or COMPOSITE ("": the algorithm's default).
+    checksum_type: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +117,39 @@ class GetResult:
     first: int
     last: int
     body: AsyncIterator[bytes]
+
+
+def _with_checksum(v: ObjectVersion, checksum: Checksum | None) -> ObjectVersion:
+    """``v`` with the body's flexible checksum, once the body has been read."""
+    if checksum is None or not checksum.name:  # none (a multipart object's may be so)
+        return v
+    if not checksum.computed:  # a bug of the body's iterator, not the client's
+        raise InternalError(f"the {checksum.name} checksum of the body was never computed")
+    return replace(
+        v,
+        checksum_algorithm=checksum.name,
+        checksum_type=checksum.type,
+        checksum=checksum.computed,
+    )
+
+
+def _copy_checksum(
+    header: PutHeader, src: ObjectVersion, body: AsyncIterator[bytes]
+) -> tuple[PutHeader, AsyncIterator[bytes]]:
+    """A copy's checksum, as S3's: computed over the copied body with the
+    algorithm asked for; else the source's when it is of the whole body (the
+    bytes are the same); else the source's algorithm (a multipart source's
+    checksum of parts means nothing for one single body) or CRC-64/NVME,
+    computed over the body."""
+    if header.checksum is None and src.checksum and src.checksum_type == checksums.FULL_OBJECT:
+        kept = Checksum(src.checksum_algorithm, computed=src.checksum)
+        return replace(header, checksum=kept), body
+    checksum = Checksum(
+        header.checksum.name
+        if header.checksum is not None
+        else src.checksum_algorithm or checksums.DEFAULT
+    )
+    return replace(header, checksum=checksum), checksums.hashed(body, checksum)
 
 
 def _etag_matches(header: str, etag: str) -> bool:
@@ -276,6 +318,10 @@ class Objects:
                 if earlier is not None:
                     return ObjectInfo.of(earlier, key_md5, bool(bucket.versioning))
             expect = await self._put_precondition(header)
+            checksum = header.checksum
+            if checksum is None:
+                checksum = Checksum(checksums.DEFAULT)
+                body = checksums.hashed(body, checksum)
             version = await self.store(
                 base,
                 body,
@@ -285,6 +331,7 @@ class Objects:
                 expect,
                 floor=floor,
                 cipher=cipher,
+                checksum=checksum,
             )
         finally:
             if floor is not None:
@@ -305,6 +352,7 @@ class Objects:
         replica: bool = False,
         floor: asyncio.Future[Stamp | None] | None = None,
         cipher: sse.ChunkCipher | None = None,
+        checksum: Checksum | None = None,
     ) -> ObjectVersion:
         """Store ``body`` as a new version of ``base``'s key: inline when small,
         else staged in chunks on one node per AZ, then committed in all three.
@@ -314,7 +362,9 @@ class Objects:
         ``size`` (-1: unknown) and ``content_md5`` ("": none) are what the
         client declared; ``etag`` replaces the body's MD5 as the ETag (a
         completed multipart upload's). A ``replica`` keeps ``base``'s version
-        id (see :meth:`Protocol.write`)."""
+        id (see :meth:`Protocol.write`). ``checksum``: stored with the
+        version, its value (``computed``) set by ``body`` by the time it ends;
+        None keeps ``base``'s (a replica's, from its source)."""
         content_md5 = validation.check_content_md5(content_md5)
         # Read just past the inline limit to learn whether the body is small.
         head = bytearray()
@@ -332,6 +382,7 @@ class Objects:
             md5 = self._check_body(size, content_md5, len(data), hashlib.md5(data).hexdigest())
             stored = await seal_chunk(cipher, 0, data) if cipher is not None else data
             version = replace(base, size=len(data), etag=etag or md5, inline=stored)
+            version = _with_checksum(version, checksum)
             if not replica:
                 version = replace(version, stamp=self.clock.now())
             version = await self.protocol.write(
@@ -340,7 +391,17 @@ class Objects:
         else:
             chunks = _rechunk(stream, bytes(head), self.ncfg.chunk_size)
             version = await self._put_large(
-                base, chunks, size, content_md5, limit, expect, etag, replica, floor, cipher
+                base,
+                chunks,
+                size,
+                content_md5,
+                limit,
+                expect,
+                etag,
+                replica,
+                floor,
+                cipher,
+                checksum,
             )
         OBJECT_BYTES.labels("in").inc(version.size)
         return version
@@ -488,6 +549,7 @@ class Objects:
         replica: bool,
         floor: asyncio.Future[Stamp | None] | None = None,
         cipher: sse.ChunkCipher | None = None,
+        checksum: Checksum | None = None,
     ) -> ObjectVersion:
         placement = self.placer.place(base.bucket, base.key)
         targets = await self.quorum.pick_targets(placement, conditional=expect is not None)
@@ -556,6 +618,7 @@ class Objects:
             if cipher is None
             else sse.stored_chunk_size(self.ncfg.chunk_size),
         )
+        version = _with_checksum(version, checksum)
         return await self.protocol.write(version, targets, expect, replica, floor)
 
     @staticmethod
@@ -858,6 +921,7 @@ class Objects:
                 or dest.sse_customer
                 or source_sse_customer
                 or dest.acl
+                or dest.checksum
                 or tag_mode == "REPLACE"
             )
         ):
@@ -880,5 +944,6 @@ class Objects:
             size=src.size,
         )
         body = self.body(src, cipher, holders, 0, src.size)
+        header, body = _copy_checksum(header, src, body)
         info = await self.put_object(header, body)
         return CopyResult(info, src.version_id, bool(src_bucket.versioning))

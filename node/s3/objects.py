@@ -8,7 +8,7 @@ from node.metrics import S3_BYTES
 from node.s3 import headers as hdr
 from node.s3 import xml
 from node.s3.call import Base, Call, answer, empty
-from tristore import errors
+from tristore import checksums, errors
 from tristore.errors import (
     InvalidArgument,
 )
@@ -23,12 +23,12 @@ class ObjectHandlers(Base):
             return await self.copy_object(call)
         await self.allow(call, "PutObject")
         stream, size, checksum = self.body(call)
-        header = hdr.put_header(call.bucket, call.key, call.headers, size)
+        if checksum is None and (checksum := hdr.asked_checksum(call.headers)) is not None:
+            stream = checksums.hashed(stream, checksum)
+        # With none declared nor asked for, the object gets S3's default (CRC-64/NVME).
+        header = hdr.put_header(call.bucket, call.key, call.headers, size, checksum)
         info = await self.coord.put_object(header, stream)
-        out = hdr.put_answer(info)
-        if checksum is not None:
-            out[checksum.header] = checksum.computed
-        return empty(headers=out)
+        return empty(headers=hdr.put_answer(info))
 
     async def copy_object(self, call: Call) -> web.StreamResponse:
         h = call.headers
@@ -40,7 +40,7 @@ class ObjectHandlers(Base):
             if value not in ("COPY", "REPLACE"):
                 raise InvalidArgument(f"x-amz-{name}-directive must be COPY or REPLACE")
         source = CopySource(*src, hdr.conditions(h, "x-amz-copy-source-") or Conditions())
-        dest = hdr.put_header(call.bucket, call.key, h)
+        dest = hdr.put_header(call.bucket, call.key, h, checksum=hdr.asked_checksum(h))
         result = await self.coord.copy_object(
             source,
             dest,
@@ -56,7 +56,7 @@ class ObjectHandlers(Base):
         )
         if result.info.sse:
             out["x-amz-server-side-encryption"] = result.info.sse
-        return answer(xml.copy_result(result.info.etag, result.info.last_modified), headers=out)
+        return answer(xml.copy_result(result.info), headers=out)
 
     async def get_object(self, call: Call) -> web.StreamResponse:
         q = call.query
@@ -73,6 +73,10 @@ class ObjectHandlers(Base):
         except errors.NotModified:
             return await self._not_modified(call, version)
         out = hdr.object_headers(result.info)
+        if hdr.checksum_mode(h) and rng is None:
+            # Of the whole object only: a range gets none (as S3).
+            i = result.info
+            out |= hdr.checksum_headers(i.checksum_algorithm, i.checksum, i.checksum_type)
         for param, name in hdr.RESPONSE_OVERRIDES.items():
             if param in q:
                 out[name] = q[param]
@@ -106,7 +110,10 @@ class ObjectHandlers(Base):
             )
         except errors.NotModified:
             return await self._not_modified(call, version)
-        resp = web.StreamResponse(headers=hdr.object_headers(info))
+        out = hdr.object_headers(info)
+        if hdr.checksum_mode(h):
+            out |= hdr.checksum_headers(info.checksum_algorithm, info.checksum, info.checksum_type)
+        resp = web.StreamResponse(headers=out)
         resp.content_length = info.size
         await resp.prepare(call.request)
         call.prepared = True
