@@ -25,13 +25,15 @@ from node.metrics import OBJECT_BYTES, PUT_RESENDS
 from node.peers import Peers, Replica, ReplicaUnavailable
 from node.protocol import Protocol, parse_version_id
 from node.quorum import Quorum
-from tristore import replication, sse, validation
+from tristore import checksums, replication, sse, validation
+from tristore.checksums import Checksum
 from tristore.config import ClusterConfig
 from tristore.errors import (
     BadDigest,
     ConditionalRequestConflict,
     EntityTooLarge,
     IncompleteBody,
+    InternalError,
     InvalidArgument,
     InvalidRequest,
     MethodNotAllowed,
@@ -100,6 +102,13 @@ class PutHeader:
     first_attempt_ms: int = 0
     #: Standard headers to store (validation.STORED_HEADERS: Cache-Control, ...).
     headers: dict[str, str] | None = None
+    #: The body's flexible checksum as its writer declared it (the door that
+    #: streams the body in checks it and sets ``computed``); for a copy or
+    #: CreateMultipartUpload, only the algorithm asked for. None: the body
+    #: gets CRC-64/NVME (S3's default), a copy keeps or renews the source's.
+    checksum: Checksum | None = None
+    #: CreateMultipartUpload: FULL_OBJECT or COMPOSITE ("": the algorithm's default).
+    checksum_type: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,9 +118,39 @@ class GetResult:
     first: int
     last: int
     body: AsyncIterator[bytes]
-    #: Whether the bucket has had versioning (Enabled or Suspended): only then
-    #: does S3 name the version (``x-amz-version-id``), ``null`` included.
-    bucket_versioned: bool = False
+
+
+def _with_checksum(v: ObjectVersion, checksum: Checksum | None) -> ObjectVersion:
+    """``v`` with the body's flexible checksum, once the body has been read."""
+    if checksum is None or not checksum.name:  # none (a multipart object's may be so)
+        return v
+    if not checksum.computed:  # a bug of the body's iterator, not the client's
+        raise InternalError(f"the {checksum.name} checksum of the body was never computed")
+    return replace(
+        v,
+        checksum_algorithm=checksum.name,
+        checksum_type=checksum.type,
+        checksum=checksum.computed,
+    )
+
+
+def _copy_checksum(
+    header: PutHeader, src: ObjectVersion, body: AsyncIterator[bytes]
+) -> tuple[PutHeader, AsyncIterator[bytes]]:
+    """A copy's checksum, as S3's: computed over the copied body with the
+    algorithm asked for; else the source's when it is of the whole body (the
+    bytes are the same); else the source's algorithm (a multipart source's
+    checksum of parts means nothing for one single body) or CRC-64/NVME,
+    computed over the body."""
+    if header.checksum is None and src.checksum and src.checksum_type == checksums.FULL_OBJECT:
+        kept = Checksum(src.checksum_algorithm, computed=src.checksum)
+        return replace(header, checksum=kept), body
+    checksum = Checksum(
+        header.checksum.name
+        if header.checksum is not None
+        else src.checksum_algorithm or checksums.DEFAULT
+    )
+    return replace(header, checksum=checksum), checksums.hashed(body, checksum)
 
 
 def _etag_matches(header: str, etag: str) -> bool:
@@ -278,8 +317,12 @@ class Objects:
                     else "no earlier attempt is current; written now",
                 )
                 if earlier is not None:
-                    return ObjectInfo.of(earlier, key_md5)
+                    return ObjectInfo.of(earlier, key_md5, bool(bucket.versioning))
             expect = await self._put_precondition(header)
+            checksum = header.checksum
+            if checksum is None:
+                checksum = Checksum(checksums.DEFAULT)
+                body = checksums.hashed(body, checksum)
             version = await self.store(
                 base,
                 body,
@@ -289,13 +332,14 @@ class Objects:
                 expect,
                 floor=floor,
                 cipher=cipher,
+                checksum=checksum,
             )
         finally:
             if floor is not None:
                 if floor.done() and not floor.cancelled():
                     floor.exception()  # retrieved: its error, if any, was raised or is moot
                 floor.cancel()  # not needed after all (the PUT failed before its write)
-        return ObjectInfo.of(version, key_md5)
+        return ObjectInfo.of(version, key_md5, bool(bucket.versioning))
 
     async def store(
         self,
@@ -309,6 +353,7 @@ class Objects:
         replica: bool = False,
         floor: asyncio.Future[Stamp | None] | None = None,
         cipher: sse.ChunkCipher | None = None,
+        checksum: Checksum | None = None,
     ) -> ObjectVersion:
         """Store ``body`` as a new version of ``base``'s key: inline when small,
         else staged in chunks on one node per AZ, then committed in all three.
@@ -318,7 +363,9 @@ class Objects:
         ``size`` (-1: unknown) and ``content_md5`` ("": none) are what the
         client declared; ``etag`` replaces the body's MD5 as the ETag (a
         completed multipart upload's). A ``replica`` keeps ``base``'s version
-        id (see :meth:`Protocol.write`)."""
+        id (see :meth:`Protocol.write`). ``checksum``: stored with the
+        version, its value (``computed``) set by ``body`` by the time it ends;
+        None keeps ``base``'s (a replica's, from its source)."""
         content_md5 = validation.check_content_md5(content_md5)
         # Read just past the inline limit to learn whether the body is small.
         head = bytearray()
@@ -336,6 +383,7 @@ class Objects:
             md5 = self._check_body(size, content_md5, len(data), hashlib.md5(data).hexdigest())
             stored = await seal_chunk(cipher, 0, data) if cipher is not None else data
             version = replace(base, size=len(data), etag=etag or md5, inline=stored)
+            version = _with_checksum(version, checksum)
             if not replica:
                 version = replace(version, stamp=self.clock.now())
             version = await self.protocol.write(
@@ -344,7 +392,17 @@ class Objects:
         else:
             chunks = _rechunk(stream, bytes(head), self.ncfg.chunk_size)
             version = await self._put_large(
-                base, chunks, size, content_md5, limit, expect, etag, replica, floor, cipher
+                base,
+                chunks,
+                size,
+                content_md5,
+                limit,
+                expect,
+                etag,
+                replica,
+                floor,
+                cipher,
+                checksum=checksum,
             )
         OBJECT_BYTES.labels("in").inc(version.size)
         return version
@@ -531,6 +589,7 @@ class Objects:
         floor: asyncio.Future[Stamp | None] | None = None,
         cipher: sse.ChunkCipher | None = None,
         sealed: bool = False,
+        checksum: Checksum | None = None,
     ) -> ObjectVersion:
         """The chunked body of :meth:`store`; ``sealed``: chunks already sealed
         (an SSE-C replica's, in ``base.chunk_size``), stored as they come."""
@@ -612,6 +671,7 @@ class Objects:
             if cipher is None
             else sse.stored_chunk_size(self.ncfg.chunk_size),
         )
+        version = _with_checksum(version, checksum)
         return await self.protocol.write(version, targets, expect, replica, floor)
 
     @staticmethod
@@ -688,23 +748,11 @@ class Objects:
         conditions: Conditions | None = None,
         sse_customer: sse.CustomerKey | None = None,
     ) -> ObjectInfo:
-        info, _ = await self.stat_object(bucket, key, version_id, conditions, sse_customer)
-        return info
-
-    async def stat_object(
-        self,
-        bucket: str,
-        key: str,
-        version_id: str = "",
-        conditions: Conditions | None = None,
-        sse_customer: sse.CustomerKey | None = None,
-    ) -> tuple[ObjectInfo, bool]:
-        """:meth:`head_object`, and whether the bucket has had versioning
-        (:attr:`GetResult.bucket_versioned`), from the read the HEAD made."""
         version, _, _, bucket_info = await self._lookup(bucket, key, version_id)
         given = sse.check_customer_key(version.sse_customer_hmac, sse_customer, f"{bucket}/{key}")
         check_conditions(version, conditions)
-        return ObjectInfo.of(version, given.key_md5 if given else ""), bool(bucket_info.versioning)
+        key_md5 = given.key_md5 if given else ""
+        return ObjectInfo.of(version, key_md5, bool(bucket_info.versioning))
 
     def body(
         self,
@@ -742,8 +790,8 @@ class Objects:
         OBJECT_BYTES.labels("out").inc(length)
         body = self.body(version, cipher, holders, first, length)
         key_md5 = sse_customer.key_md5 if sse_customer is not None else ""
-        info = ObjectInfo.of(version, key_md5)
-        return GetResult(info, first, last, body, bool(bucket_info.versioning))
+        info = ObjectInfo.of(version, key_md5, bool(bucket_info.versioning))
+        return GetResult(info, first, last, body)
 
     async def sealed_body(
         self, bucket: str, key: str, version_id: str, sse_key: bytes
@@ -938,7 +986,9 @@ class Objects:
         validation.check_key(dest.key)
         meta_mode = validation.check_directive("metadata directive", metadata_directive)
         tag_mode = validation.check_directive("tagging directive", tagging_directive)
-        src, holders = await self._current(source.bucket, source.key, source.version_id)
+        src, holders, _, src_bucket = await self._lookup(
+            source.bucket, source.key, source.version_id
+        )
         cipher = await self.encryption.opener(src, source_sse_customer)
         check_conditions(src, source.conditions, copy_source=True)
         # Copying a named version onto its own key is S3's way to restore it.
@@ -952,6 +1002,7 @@ class Objects:
                 or dest.sse_customer
                 or source_sse_customer
                 or dest.acl
+                or dest.checksum
                 or tag_mode == "REPLACE"
             )
         ):
@@ -974,5 +1025,6 @@ class Objects:
             size=src.size,
         )
         body = self.body(src, cipher, holders, 0, src.size)
+        header, body = _copy_checksum(header, src, body)
         info = await self.put_object(header, body)
-        return CopyResult(info, src.version_id)
+        return CopyResult(info, src.version_id, bool(src_bucket.versioning))
