@@ -2,8 +2,8 @@
 
 Every default lives here, in the dataclass fields, and nowhere else. Any scalar
 field can be overridden from the environment as ``TRISTORE_<SECTION>_<FIELD>``
-(for example ``TRISTORE_NODE_CHUNK_SIZE=262144``). The README's configuration
-table is this module, written out.
+(for example ``TRISTORE_NODE_CHUNK_SIZE=262144``). The configuration table
+of docs/configuration.md is this module, written out.
 
 Example file::
 
