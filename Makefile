@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 # Extra flags for bench targets, e.g. ARGS=--quick.
 ARGS ?=
 
-.PHONY: install install-dev up down status compose-up compose-down test test-unit test-integration lint format proto bench bench-compare bench-replication bench-operations bench-idle bench-large bench-cli clean
+.PHONY: install install-dev up down status compose-up compose-down test test-unit test-integration lint format proto docs bench bench-compare bench-replication bench-operations bench-idle bench-large bench-cli clean
 
 $(INSTALLED): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -86,6 +86,11 @@ format: install-dev
 proto: install-dev ## regenerate tristore/pb from proto/
 	$(BIN)/python scripts/gen_protos.py
 
+# The documentation site (mkdocs.yml): docs/*.md with README.md as its front
+# page, into site/. --strict: a broken link or a missing anchor fails the build.
+docs: install-dev ## build the documentation site into site/
+	$(BIN)/mkdocs build --strict --site-dir site
+
 bench: install-dev ## writes bench/results/latest.json and prints a table
 	$(BIN)/python -m bench.run
 
@@ -108,4 +113,4 @@ bench-cli: install-dev ## start-up time of the tristore command; bench/results/c
 	$(BIN)/python -m bench.cli_startup $(ARGS)
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build site *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -212,7 +212,7 @@ class WitnessFleet:
         it; a reader that returns a version at a stamp not agreed must record
         it first, or a later check at another majority answers an older stamp
         and a reader trusts an older cached version (flicker). The model
-        checker found that interleaving (tests/modelcheck, README)."""
+        checker found that interleaving (tests/modelcheck, docs/architecture.md)."""
         wkey = witness_key(bucket, key)
         order = self._ask_order[self._group_index(wkey)]
         need = len(order) // 2 + 1

@@ -135,7 +135,7 @@ class SimNode:
         witnesses = WitnessFleet(cfg, self.name, prefer=self.spec.id, channel=channel)
         self.coord = Coordinator(cfg, self.spec, peers, placer, clock, witnesses)
         handoff = HintedHandoff(store, peers, placer, cfg.node)
-        servicer = ReplicaServicer(store)
+        servicer = ReplicaServicer(store, self.coord)
         self.proc.serve(
             lambda srv: replica_pb2_grpc.add_ReplicaServiceServicer_to_server(servicer, srv)
         )

@@ -74,7 +74,7 @@ class Params:
     #: One fault at a time, crashes and restarts only (nodes and witnesses,
     #: the witness table forgetting too), no cut or slow links or stalls past
     #: a deadline, and the default deadlines. The full mix (False) finds a
-    #: stale read (see the README): a read the witness cannot vouch for trusts
+    #: stale read (docs/tests-and-benchmarks.md): a read the witness cannot vouch for trusts
     #: fallbacks of AZs whose homes the coordinator takes for down.
     gentle: bool = False
 

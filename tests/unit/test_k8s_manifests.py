@@ -18,6 +18,7 @@ What is checked, offline:
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -39,7 +40,7 @@ from tristore.pb import admin_pb2, objects_pb2, replica_pb2, witness_pb2
 pytestmark = pytest.mark.unit
 
 K8S = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
-#: Native gRPC probes are GA from Kubernetes 1.27; the README says so.
+#: Native gRPC probes are GA from Kubernetes 1.27; docs/operations.md says so.
 OLDEST_KUBERNETES = "1.27"
 CLUSTER_DOMAIN = "svc.cluster.local"
 ZONE_KEY = "topology.kubernetes.io/zone"
@@ -179,8 +180,12 @@ def test_kustomization_lists_every_manifest_and_one_namespace(docs: list[Doc]) -
     assert [d.name for d in of_kind(docs, "Namespace")] == [namespace]
 
 
-@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
+@pytest.mark.skipif(
+    shutil.which("kubectl") is None and os.environ.get("TRISTORE_KUBECTL") != "1",
+    reason="kubectl is not installed (.ci/run installs it and sets TRISTORE_KUBECTL=1)",
+)
 def test_kubectl_kustomize_builds_every_object(docs: list[Doc]) -> None:
+    assert shutil.which("kubectl"), "TRISTORE_KUBECTL=1 but kubectl is not on PATH"
     out = subprocess.run(
         ["kubectl", "kustomize", str(K8S)], capture_output=True, text=True, timeout=60
     )
@@ -621,7 +626,7 @@ def test_every_pod_mounts_its_certificate_and_nodes_the_root_key(docs: list[Doc]
 
 
 def test_bootstrap_makes_the_secrets_files(docs: list[Doc], tmp_path: Path) -> None:
-    """The README's `tristore admin bootstrap --dest DIR` on the ConfigMap's map:
+    """docs/operations.md's `tristore admin bootstrap --dest DIR` on the ConfigMap's map:
     each Secret's files in one directory, a certificate for every pod naming
     its role and the API Service, keys 0600, no CA key among them."""
     from cryptography import x509
@@ -645,6 +650,73 @@ def test_bootstrap_makes_the_secrets_files(docs: list[Doc], tmp_path: Path) -> N
         assert ("east-api.tristore.svc" in dns) == (pod.role == "node"), dns
     assert not list((tmp_path / "out").rglob("ca.key"))
     assert credentials.root_credentials(made) is not None
+
+
+def _doc_block(first: str) -> list[str]:
+    """The shell lines (continuations joined) of the README's (or docs/') code
+    block that holds a line starting with ``first``."""
+    root = K8S.parents[1]
+    for page in [root / "README.md", *sorted((root / "docs").glob("*.md"))]:
+        if not page.exists():
+            continue
+        for block in re.findall(r"```sh\n(.*?)```", page.read_text(), re.S):
+            lines = block.replace("\\\n", " ").splitlines()
+            if any(line.startswith(first) for line in lines):
+                return [re.sub(r"\s+#.*$", "", line).strip() for line in lines]
+    raise AssertionError(f"no code block with {first!r} in the README or docs/")
+
+
+@pytest.mark.skipif(
+    shutil.which("kubectl") is None and os.environ.get("TRISTORE_KUBECTL") != "1",
+    reason="kubectl is not installed (.ci/run installs it and sets TRISTORE_KUBECTL=1)",
+)
+def test_the_readmes_secret_steps_make_every_file_the_pods_mount(
+    docs: list[Doc], tmp_path: Path
+) -> None:
+    """The README's Kubernetes steps, run as written (the Secrets with
+    `--dry-run=client`; the first line, which asks an API server to parse the
+    manifest, from the manifest itself): each Secret holds every file the
+    pods that mount it read."""
+    import base64
+    import sys
+
+    lines = _doc_block("tristore admin bootstrap --config east.toml")
+    (tmp_path / "east.toml").write_text(the_configmap(docs).obj["data"]["cluster.toml"])
+    (boot,) = [line for line in lines if line.startswith("tristore admin bootstrap")]
+    run = subprocess.run(
+        [sys.executable, "-m", "tristore", *boot.split()[1:]],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    secrets: dict[str, dict[str, bytes]] = {}
+    for line in lines:
+        if not line.startswith("kubectl -n tristore create secret generic"):
+            continue
+        out = subprocess.run(
+            [*line.split(), "--dry-run=client", "-o", "yaml"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert out.returncode == 0, f"{line}: {out.stderr}"
+        secret = yaml.safe_load(out.stdout)
+        data = {k: base64.b64decode(v) for k, v in secret["data"].items()}
+        secrets[secret["metadata"]["name"]] = data
+    cfg = cluster_map(docs)
+    for pod in pods(docs):
+        files = cfg.tls_files(pod.name)
+        needed = [p for p in (files.cert, files.key, files.ca) if p is not None]
+        if pod.role in ("node", "replicator"):
+            needed += [Path(cfg.auth.root_secret_file), cfg.kms_key_file]
+        for path in needed:
+            name = _mount_of(pod, path)["secretName"]
+            assert name in secrets, f"{pod.name} mounts Secret {name}, which no step makes"
+            assert secrets[name].get(path.name), f"Secret {name} lacks {path.name} ({pod.name})"
+    assert not any("ca.key" in data for data in secrets.values()), "the CA key stays out"
 
 
 def _zones(pod_spec: dict[str, Any]) -> list[str]:

@@ -48,7 +48,7 @@ def test_a_seed_replays_exactly() -> None:
 def test_seeds_are_clean(chunk: int) -> None:
     # The gentle mix (one crash at a time, nodes and witnesses) until reads
     # that rely on the AZs stop trusting fallbacks that never held the key
-    # (README, "Tests and benchmarks"); test_full_fault_mix_is_clean runs the rest.
+    # (docs/tests-and-benchmarks.md); test_full_fault_mix_is_clean runs the rest.
     params = Params(gentle=True)
     results = [run(seed, params) for seed in range(FIRST + chunk, FIRST + SEEDS, CHUNKS)]
     failed = [(r, params) for r in results if not r.ok]
@@ -61,7 +61,7 @@ def test_seeds_are_clean(chunk: int) -> None:
 
 @pytest.mark.xfail(
     reason="a read the witness cannot vouch for trusts the fallbacks of AZs whose "
-    "homes it cannot reach, which may never have held the key (README)",
+    "homes it cannot reach, which may never have held the key (docs/tests-and-benchmarks.md)",
     strict=False,
 )
 def test_full_fault_mix_is_clean() -> None:
