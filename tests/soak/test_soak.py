@@ -166,6 +166,9 @@ def _small_disk(
 ) -> tuple[DiskFull | None, Path | None]:
     """Move DISK_NODE's data onto a tmpfs of its own (as
     tests/integration/test_disk_full.py does); None where mounting is not allowed."""
+    if os.geteuid() != 0:
+        unavailable["disk-full"] = "not root: cannot mount a tmpfs"
+        return None, None
     data = east.config.data_dir_for(DISK_NODE)
     east.kill(DISK_NODE, "TERM")
     moved = data.with_name(data.name + ".before")
@@ -389,6 +392,7 @@ def _check_events(
             "received": len(s.events),
             "distinct": len(s.seen()),
             "stream_restarts": s.resumed,
+            "late_arrivals": versions.late_arrivals(s.events),
         }
     return out
 

@@ -98,6 +98,19 @@ def md5(data: bytes) -> str:
     return hashlib.md5(data).hexdigest()
 
 
+def starting_at(cluster: DevCluster, i: int) -> str:
+    """The cluster's endpoints from its ``i``-th node on: a client sticks to
+    the first that answers, so writers that start at different nodes have
+    different coordinators (and the nemesis' clock skew reaches them)."""
+    nodes = [n.grpc for n in cluster.config.nodes]
+    return ",".join(nodes[i:] + nodes[:i])
+
+
+def stamp_ms(version_id: str) -> int:
+    """The physical time (ms) of the stamp a version id is made of."""
+    return int(version_id[:16], 16)
+
+
 # -- linearizable registers ---------------------------------------------------
 
 LIN_BUCKETS = ("soak-lin", "soak-lin-versioned")
@@ -254,7 +267,7 @@ class Blobs:
 
     def _run(self) -> None:
         rnd = random.Random(7)
-        with self.cluster.client() as c:
+        with self.cluster.client(starting_at(self.cluster, 4)) as c:
             for i in range(10_000_000):
                 if self.traffic.stop.wait(self.pace_s):
                     return
@@ -330,6 +343,8 @@ EVENT_PREFIXES = ("ev/", "other/")
 VERSION_KEYS = tuple(f"ev/k{i}" for i in range(6)) + tuple(f"other/k{i}" for i in range(3))
 #: The pruner keeps this many newest versions (and markers) of each key.
 KEEP = 3
+#: How far a node's clock may be from the test's (the nemesis' skews, and more).
+SKEW_MARGIN_MS = 6000
 
 
 @dataclass
@@ -361,8 +376,10 @@ class Versions:
         #: MD5s of every body sent (acknowledged or not): an event or a
         #: version with one of them came from a write of this run.
         self.sent_md5: set[str] = set()
-        #: Keys a DELETE was sent to without an answer (a marker may exist).
-        self.unknown_deletes: set[str] = set()
+        #: (key, wall ms when sent, wall ms when answered) of every DELETE:
+        #: a marker no answer named (a DELETE without one, or an SDK retry
+        #: whose first attempt had landed) must be stamped within one of them.
+        self.deletes: list[tuple[str, int, int]] = []
         #: Version ids the pruner deleted at the source (acknowledged or not),
         #: or tried to; and those whose deletion was acknowledged.
         self.pruned: set[str] = set()
@@ -377,7 +394,7 @@ class Versions:
 
     def _write_loop(self) -> None:
         rnd = random.Random(11)
-        with self.east.client() as c:
+        with self.east.client(starting_at(self.east, 2)) as c:
             for i in range(10_000_000):
                 if self.traffic.stop.wait(self.pace_s):
                     return
@@ -400,13 +417,15 @@ class Versions:
                     self.acked[info.version_id] = Acked(key, info.version_id, digest, False)
 
     def _delete(self, c: Client, key: str) -> None:
+        sent = int(time.time() * 1000)
         try:
             res = c.delete_object(VERSIONS_BUCKET, key)
         except errors.TristoreError as exc:
             self.traffic.count("versions", exc)
-            with self.lock:
-                self.unknown_deletes.add(key)
             return
+        finally:
+            with self.lock:
+                self.deletes.append((key, sent, int(time.time() * 1000)))
         self.traffic.count("versions")
         with self.lock:
             self.acked[res.version_id] = Acked(key, res.version_id, "", True)
@@ -517,7 +536,7 @@ class Versions:
         with self.lock:
             acked = dict(self.acked)
             pruned = set(self.pruned)
-            sent, unknown_deletes = set(self.sent_md5), set(self.unknown_deletes)
+            sent, deletes = set(self.sent_md5), list(self.deletes)
         seq_of: dict[tuple[str, str], str] = {}
         for e in events:
             if not e.key.startswith(prefix):
@@ -528,7 +547,11 @@ class Versions:
                     out.append(f"an event of a version nobody wrote: {e.key} {e.version_id}")
                 seq_of[e.key, e.version_id] = e.sequencer
             elif e.name == REMOVED_MARKER:
-                if known is None and e.key not in unknown_deletes:
+                ms = stamp_ms(e.version_id)
+                if known is None and not any(
+                    k == e.key and t0 - SKEW_MARGIN_MS <= ms <= t1 + SKEW_MARGIN_MS
+                    for k, t0, t1 in deletes
+                ):
                     out.append(f"an event of a marker nobody made: {e.key} {e.version_id}")
                 seq_of[e.key, e.version_id] = e.sequencer
             elif e.name == REMOVED_DELETE and e.version_id not in pruned:
@@ -539,6 +562,21 @@ class Versions:
             if by_seq != [v for v in order if (key, v) in seq_of]:
                 out.append(f"{key}: sequencers order its versions {by_seq}, acknowledged {order}")
         return out
+
+    def late_arrivals(self, events: list[Event]) -> int:
+        """Acknowledged versions whose first event came after that of a version
+        acknowledged after them (allowed: a key's first-AZ home was down)."""
+        with self.lock:
+            rank = {v: i for i, v in enumerate(self.acked)}
+        late, newest = 0, dict[str, int]()
+        for e in events:
+            r = rank.get(e.version_id)
+            if r is None or e.name == REMOVED_DELETE:
+                continue
+            if r < newest.get(e.key, -1):
+                late += 1
+            newest[e.key] = max(newest.get(e.key, -1), r)
+        return late
 
 
 def versions_of(c: Client, bucket: str, key: str) -> list[VersionEntry]:
