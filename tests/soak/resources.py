@@ -128,6 +128,8 @@ class Sampler:
         self.lock = threading.Lock()
         self.stop_event = threading.Event()
         self.t0 = time.monotonic()
+        #: Wall-clock time of t0 (version ids and event sequencers are in it).
+        self.wall0 = time.time()
         self.thread = threading.Thread(target=self._run, name="soak-sampler", daemon=True)
         for p in self.procs:
             pid = self.pid_of(p.name)

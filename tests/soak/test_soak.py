@@ -77,6 +77,9 @@ from tristore.replication import Destination, Rule
 MINUTES = float(os.environ.get("TRISTORE_SOAK_MINUTES") or 2)
 SHORT = MINUTES <= 5
 OUT = os.environ.get("TRISTORE_SOAK_OUT")
+#: Where the report of a failed run is kept too (pytest's temporary
+#: directories are deleted by later runs on the machine).
+HISTORIES = Path(os.environ.get("TRISTORE_HISTORIES", "/tmp/tristore-histories"))
 #: How long past the traffic's end the nemesis may go to finish one rotation
 #: of every kind (restarts are slow on a loaded machine).
 NEMESIS_SLACK_S = 240.0
@@ -113,7 +116,9 @@ class Soak:
     netfaults: NetFaults | None
     disk: DiskFull | None
     unavailable: dict[str, str]
+    #: Where the report goes; and where a failed run's report and history are kept.
     out: Path
+    keep: Path
 
 
 @pytest.fixture
@@ -139,7 +144,8 @@ def soak(tmp_path: Path) -> Iterator[Soak]:
             # Every connection was cut once: wait until east answers again.
             wait_until(_answers(east), 60, 0.5, "east to answer after the reconnect")
         out = Path(OUT).resolve() if OUT else tmp_path / "report"
-        yield Soak(east, west, nf, disk, unavailable, out)
+        keep = Path(OUT).resolve() if OUT else HISTORIES / time.strftime("soak-%Y%m%d-%H%M%S")
+        yield Soak(east, west, nf, disk, unavailable, out, keep)
     finally:
         if nf is not None:
             nf.close()
@@ -278,7 +284,7 @@ def test_soak(soak: Soak) -> None:
             failures.append(f"faults never done: {sorted(set(nemesis.kinds) - done)}")
         if soak.disk is not None and not any(f.felt for f in nemesis.faults):
             failures.append(f"{DISK_NODE} never said its disk was full")
-        checks |= _check_registers(registers, east, soak.out, failures)
+        checks |= _check_registers(registers, east, soak.keep, failures)
         checks |= _check_data(blobs, versions, east, west, failures)
         checks |= _check_events(versions, subscribers, failures)
     finally:
@@ -393,6 +399,7 @@ def _check_events(
             "distinct": len(s.seen()),
             "stream_restarts": s.resumed,
             "late_arrivals": versions.late_arrivals(s.events),
+            "removals_only": versions.removals_only(s.prefix, s.events),
         }
     return out
 
@@ -422,6 +429,7 @@ def _report(
             "minutes": MINUTES,
             "duration_s": round(duration, 1),
             "interval_s": sampler.interval_s,
+            "started_unix_ms": round(sampler.wall0 * 1000),
             "fit": "least squares over the second half, samples of the pid that covers most of it",
             "kinds": nemesis.kinds,
             "unavailable": nemesis.unavailable,
@@ -437,9 +445,10 @@ def _report(
         "processes": processes,
         "series": sampler.raw(),
     }
-    soak.out.mkdir(parents=True, exist_ok=True)
-    (soak.out / "soak.json").write_text(json.dumps(result, indent=1) + "\n")
-    plot.plot(result, soak.out / "soak.png")
+    for where in {soak.out, soak.keep} if failures else {soak.out}:
+        where.mkdir(parents=True, exist_ok=True)
+        (where / "soak.json").write_text(json.dumps(result, indent=1) + "\n")
+        plot.plot(result, where / "soak.png")
     print(f"\nsoak: {MINUTES:g} min, {len(nemesis.faults)} faults "
           f"({', '.join(sorted({f.kind for f in nemesis.faults}))}), "
           f"calls {dict(traffic.calls)}, failed {result['failed_calls']}")  # fmt: skip
@@ -455,6 +464,8 @@ def _report(
     cpu = sum(float(p["cpu_s"]) for p in processes)
     print(f"CPU of every process: {cpu:.0f} s over {duration:.0f} s ({cpu / duration:.2f} cores)")
     print(f"report: {soak.out / 'soak.json'}, {soak.out / 'soak.png'}")
+    if failures:
+        print(f"kept, with the history if it did not check: {soak.keep}")
     return result
 
 

@@ -514,19 +514,38 @@ class Versions:
     # -- events --------------------------------------------------------------
 
     def expected_events(self, prefix: str) -> set[tuple[str, str, str]]:
-        """(key, version id, name) of every acknowledged change under ``prefix``."""
+        """(key, version id, name) of the acknowledged changes under ``prefix``
+        whose events must come: each version's creation, or its removal if the
+        pruner removed it (a version created and removed while its key's
+        first-AZ home was down gives only the removal: the home gets the key's
+        state back, not each change; see the README), and each marker the
+        pruner left alone."""
+        out: set[tuple[str, str, str]] = set()
         with self.lock:
-            out = {
-                (a.key, a.version_id, REMOVED_MARKER if a.marker else CREATED_PUT)
+            for a in self.acked.values():
+                if not a.key.startswith(prefix):
+                    continue
+                if a.marker:
+                    if not a.pruned:
+                        out.add((a.key, a.version_id, REMOVED_MARKER))
+                elif a.version_id in self.removed:
+                    out.add((a.key, a.version_id, REMOVED_DELETE))
+                else:
+                    out.add((a.key, a.version_id, CREATED_PUT))
+        return out
+
+    def removals_only(self, prefix: str, events: list[Event]) -> int:
+        """Acknowledged versions whose removal came but never their creation."""
+        seen = {(e.version_id, e.name) for e in events}
+        with self.lock:
+            return sum(
+                1
                 for a in self.acked.values()
                 if a.key.startswith(prefix)
-            }
-            out |= {
-                (a.key, a.version_id, REMOVED_DELETE)
-                for a in self.acked.values()
-                if a.key.startswith(prefix) and a.version_id in self.removed and not a.marker
-            }
-        return out
+                and not a.marker
+                and (a.version_id, REMOVED_DELETE) in seen
+                and (a.version_id, CREATED_PUT) not in seen
+            )
 
     def check_events(self, prefix: str, events: list[Event]) -> list[str]:
         """Nothing unexplained, and each key's acknowledged versions in order of
