@@ -513,24 +513,32 @@ class Versions:
 
     # -- events --------------------------------------------------------------
 
-    def expected_events(self, prefix: str) -> set[tuple[str, str, str]]:
+    def expected_events(
+        self, prefix: str, home_faulted: Callable[[str, int], bool]
+    ) -> set[tuple[str, str, str]]:
         """(key, version id, name) of the acknowledged changes under ``prefix``
-        whose events must come: each version's creation, or its removal if the
-        pruner removed it (a version created and removed while its key's
-        first-AZ home was down gives only the removal: the home gets the key's
-        state back, not each change; see the README), and each marker the
-        pruner left alone."""
+        whose events must come: each version's creation, and its removal if
+        the pruner removed it; each marker, unless the pruner removed it.
+
+        A version created and removed while its key's first-AZ home was down
+        (or cut off, or full) gives only the removal: the home gets the key's
+        state back, not each change (see the README). So the creation of a
+        removed version is not required when ``home_faulted(key, stamp ms)``
+        says a fault hit the key's first-AZ home around its stamp; nor is a
+        removed marker's anything."""
         out: set[tuple[str, str, str]] = set()
         with self.lock:
             for a in self.acked.values():
                 if not a.key.startswith(prefix):
                     continue
+                removed = a.version_id in self.removed
                 if a.marker:
                     if not a.pruned:
                         out.add((a.key, a.version_id, REMOVED_MARKER))
-                elif a.version_id in self.removed:
+                    continue
+                if removed:
                     out.add((a.key, a.version_id, REMOVED_DELETE))
-                else:
+                if not removed or not home_faulted(a.key, stamp_ms(a.version_id)):
                     out.add((a.key, a.version_id, CREATED_PUT))
         return out
 
