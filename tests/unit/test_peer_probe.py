@@ -14,7 +14,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from node.peers import Peers
-from tristore import config
+from tristore import config, errors
 
 from .clusters import node_table
 
@@ -49,34 +49,51 @@ async def _probe(tmp_path: Any) -> tuple[Peers, _SlowHealth, float]:
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     slow_port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
-    table = node_table()
-    for n in table:
-        n["grpc"] = f"127.0.0.1:{_closed_port()}"
-    cfg = config.parse(
-        {"nodes": table, "tls": {"insecure": True}, "cluster": {"data_dir": str(tmp_path)}},
-        env={},
-    )
-    offset = cfg.tls.internal_port_offset
-    (b1,) = [n for n in table if n["name"] == "b1"]
-    b1["grpc"] = f"127.0.0.1:{slow_port - offset}"  # its internal port: the slow server
-    cfg = config.parse(
-        {"nodes": table, "tls": {"insecure": True}, "cluster": {"data_dir": str(tmp_path)}},
-        env={},
-    )
-    me = next(n for n in cfg.nodes if n.name == "a1")
-    peers = Peers(cfg, me, store=None)  # type: ignore[arg-type] # probes only
     try:
-        started = time.monotonic()
-        probing = asyncio.ensure_future(peers.probe_once())
-        await asyncio.sleep(SLOW_S / 2)
-        # The closed ports' answers count before the slow one's comes.
-        assert not probing.done() and not peers.is_up("b2") and not peers.is_up("c1")
-        await probing
-        return peers, health, time.monotonic() - started
+        cfg = _config_around(tmp_path, slow_port)
+        me = next(n for n in cfg.nodes if n.name == "a1")
+        peers = Peers(cfg, me, store=None)  # type: ignore[arg-type] # probes only
+        try:
+            started = time.monotonic()
+            probing = asyncio.ensure_future(peers.probe_once())
+            await asyncio.sleep(SLOW_S / 2)
+            # The closed ports' answers count before the slow one's comes.
+            assert not probing.done() and not peers.is_up("b2") and not peers.is_up("c1")
+            await probing
+            return peers, health, time.monotonic() - started
+        finally:
+            for r in peers.remote.values():
+                await r.close()
     finally:
-        for r in peers.remote.values():
-            await r.close()
         await server.stop(0)
+
+
+def _config_around(tmp_path: Any, slow_port: int) -> config.ClusterConfig:
+    """A map whose b1 has ``slow_port`` as its internal port and whose other
+    nodes have closed ports. Free ports are drawn at random: a draw whose
+    ports collide (one's internal port another's gRPC port, which the map
+    refuses) is drawn again."""
+    for _ in range(50):
+        table = node_table()
+        for n in table:
+            n["grpc"] = f"127.0.0.1:{_closed_port()}"
+        raw = {"nodes": table, "tls": {"insecure": True}, "cluster": {"data_dir": str(tmp_path)}}
+        offset = config.parse(raw, env={}).tls.internal_port_offset if _parses(raw) else None
+        if offset is None:
+            continue
+        (b1,) = [n for n in table if n["name"] == "b1"]
+        b1["grpc"] = f"127.0.0.1:{slow_port - offset}"  # its internal port: the slow server
+        if _parses(raw):
+            return config.parse(raw, env={})
+    raise AssertionError("no free ports that make a valid map in 50 draws")
+
+
+def _parses(raw: dict[str, Any]) -> bool:
+    try:
+        config.parse(raw, env={})
+    except errors.InvalidArgument:
+        return False
+    return True
 
 
 def test_a_slow_first_answer_is_up_and_a_closed_port_is_down(tmp_path: Any) -> None:
