@@ -13,8 +13,10 @@ UP_ARGS ?=
 PYTEST_ARGS ?=
 # Extra flags for bench targets, e.g. ARGS=--quick.
 ARGS ?=
+# Minutes of traffic of `make soak` (make test runs the 2-minute form).
+SOAK_MINUTES ?= 30
 
-.PHONY: install install-dev up down status compose-up compose-down test test-unit test-integration lint format proto bench bench-compare bench-replication bench-operations bench-idle bench-large bench-cli clean
+.PHONY: install install-dev up down status compose-up compose-down test test-unit test-integration lint format proto docs bench bench-compare bench-replication bench-operations bench-idle bench-large bench-cli soak clean
 
 $(INSTALLED): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -86,6 +88,11 @@ format: install-dev
 proto: install-dev ## regenerate tristore/pb from proto/
 	$(BIN)/python scripts/gen_protos.py
 
+# The documentation site (mkdocs.yml): docs/*.md with README.md as its front
+# page, into site/. --strict: a broken link or a missing anchor fails the build.
+docs: install-dev ## build the documentation site into site/
+	$(BIN)/mkdocs build --strict --site-dir site
+
 bench: install-dev ## writes bench/results/latest.json and prints a table
 	$(BIN)/python -m bench.run
 
@@ -107,5 +114,9 @@ bench-large: install-dev ## MiB/s of PUT, GET and multipart of 64 MiB and 1 GiB;
 bench-cli: install-dev ## start-up time of the tristore command; bench/results/cli_startup.json
 	$(BIN)/python -m bench.cli_startup $(ARGS)
 
+soak: install-dev ## SOAK_MINUTES (30) of mixed traffic under faults, every guarantee checked; bench/results/soak.{json,png}
+	@$(BYTECODE)
+	TRISTORE_SOAK_MINUTES=$(SOAK_MINUTES) TRISTORE_SOAK_OUT=bench/results $(BIN)/python -m pytest -m soak tests/soak -s $(PYTEST_ARGS)
+
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build site *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -160,18 +160,6 @@ class Coordinator:
     ) -> ObjectInfo:
         return await self.objects.head_object(bucket, key, version_id, conditions, sse_customer)
 
-    async def stat_object(
-        self,
-        bucket: str,
-        key: str,
-        version_id: str = "",
-        conditions: Conditions | None = None,
-        sse_customer: sse.CustomerKey | None = None,
-    ) -> tuple[ObjectInfo, bool]:
-        """HEAD, and whether the bucket has had versioning (the S3 API's
-        x-amz-version-id depends on it)."""
-        return await self.objects.stat_object(bucket, key, version_id, conditions, sse_customer)
-
     async def get_object(
         self,
         bucket: str,
@@ -265,3 +253,8 @@ class Coordinator:
         self, items: Sequence[StatusUpdate]
     ) -> list[Exception | None]:
         return await self.replication.put_replication_statuses(items)
+
+    async def sealed_body(
+        self, bucket: str, key: str, version_id: str, sse_key: bytes
+    ) -> AsyncIterator[bytes]:
+        return await self.objects.sealed_body(bucket, key, version_id, sse_key)

@@ -4,7 +4,9 @@ plaintext for the coordinator (the ciphers are tristore/sse.py's).
 A coordinator encrypts a body before it leaves for the replicas and decrypts
 it after it comes back: every replica, staged chunk, hint, change-log entry
 and inline body holds ciphertext only, and repair, hinted handoff and rebuild
-copy it as is.
+copy it as is. So does replication for an SSE-C version: its ciphertext,
+wrapped data key and key HMAC are shipped and stored as they are
+(node/replication_apply.py), and the replica opens with the customer's key.
 
 Keys, from the bottom up:
 
@@ -154,15 +156,21 @@ class Encryption:
         if ck is not None:
             dk = sse.new_key()
             wrapped = sse.wrap_data_key(sse.SCHEME_CUSTOMER_KEY, ck.key, dk, v.bucket, v.key)
-            sealed = replace(v, sse="", sse_key=wrapped, sse_customer_hmac=sse.customer_hmac(ck))
+            sealed = replace(
+                v,
+                sse="",
+                sse_key=wrapped,
+                sse_customer_hmac=sse.customer_hmac(ck),
+                sse_bucket="",
+            )
             return sealed, sse.ChunkCipher(dk, v.bucket, v.key)
         algorithm = v.sse or bucket.default_sse
         if not algorithm:
-            return replace(v, sse_key=b"", sse_customer_hmac=b""), None
+            return replace(v, sse_key=b"", sse_customer_hmac=b"", sse_bucket=""), None
         bk = await self.bucket_key(bucket.name, bucket.sse_key)
         dk = sse.new_key()
         wrapped = sse.wrap_data_key(sse.SCHEME_BUCKET_KEY, bk, dk, v.bucket, v.key)
-        sealed = replace(v, sse=algorithm, sse_key=wrapped, sse_customer_hmac=b"")
+        sealed = replace(v, sse=algorithm, sse_key=wrapped, sse_customer_hmac=b"", sse_bucket="")
         return sealed, sse.ChunkCipher(dk, v.bucket, v.key)
 
     async def opener(
@@ -170,7 +178,9 @@ class Encryption:
     ) -> sse.ChunkCipher | None:
         """The cipher that opens ``v``'s body (None: plaintext), after S3's SSE-C
         checks (tristore.sse.check_customer_key). ``key_bucket`` names the
-        bucket whose key wraps it, when not ``v``'s own (multipart parts)."""
+        bucket whose key wraps it, when not ``v``'s own (multipart parts).
+        An SSE-C replica opens under the bucket its ciphertext is bound to
+        (``v.sse_bucket``: its source bucket, when named otherwise)."""
         what = f"{v.bucket}/{v.key}" if not key_bucket else "the upload's part"
         given = sse.check_customer_key(v.sse_customer_hmac, ck, what)
         if not v.sse_key:
@@ -178,18 +188,22 @@ class Encryption:
         if sse.scheme_of(v.sse_key) == sse.SCHEME_CUSTOMER_KEY:
             if given is None:
                 raise KeyUnavailable(f"{what}: an SSE-C data key without its key's HMAC")
-            dk = sse.unwrap_data_key(v.sse_key, given.key, v.bucket, v.key)
-        else:
-            name = key_bucket or v.bucket
-            last = self._last.get(name)
-            try:
-                if last is None:
-                    raise KeyUnavailable("not seen yet")
-                dk = sse.unwrap_data_key(v.sse_key, last, v.bucket, v.key)
-            except KeyUnavailable:
-                # The bucket was made again since (a new key): its record says.
-                bk = await self.bucket_key(name)
-                dk = sse.unwrap_data_key(v.sse_key, bk, v.bucket, v.key)
+            bound = v.sse_bucket or v.bucket
+            dk = sse.unwrap_data_key(v.sse_key, given.key, bound, v.key)
+            return sse.ChunkCipher(dk, bound, v.key)
+        if v.sse_bucket:
+            # SSE-S3 stays bound to the version's own bucket (replicas are sealed again).
+            raise KeyUnavailable(f"{what}: only an SSE-C body may be bound to another bucket")
+        name = key_bucket or v.bucket
+        last = self._last.get(name)
+        try:
+            if last is None:
+                raise KeyUnavailable("not seen yet")
+            dk = sse.unwrap_data_key(v.sse_key, last, v.bucket, v.key)
+        except KeyUnavailable:
+            # The bucket was made again since (a new key): its record says.
+            bk = await self.bucket_key(name)
+            dk = sse.unwrap_data_key(v.sse_key, bk, v.bucket, v.key)
         return sse.ChunkCipher(dk, v.bucket, v.key)
 
     async def plain_body(

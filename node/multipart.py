@@ -33,7 +33,8 @@ from dataclasses import replace
 from node import keys
 from node.coordinator import Coordinator
 from node.objects import PutHeader, to_replicate
-from tristore import sse, validation
+from tristore import checksums, sse, validation
+from tristore.checksums import Checksum
 from tristore.config import NodeSection
 from tristore.errors import (
     EntityTooLarge,
@@ -41,6 +42,7 @@ from tristore.errors import (
     InvalidArgument,
     InvalidPart,
     InvalidPartOrder,
+    InvalidRequest,
     MalformedXML,
     NoSuchUpload,
 )
@@ -114,6 +116,10 @@ class Multipart:
             sse="" if ck is not None else base.sse or info.default_sse,
             sse_customer_hmac=sse.customer_hmac(ck) if ck is not None else b"",
         )
+        algorithm = header.checksum.name if header.checksum is not None else ""
+        if algorithm or header.checksum_type:
+            kind = checksums.check_type(algorithm, header.checksum_type)
+            base = replace(base, checksum_algorithm=algorithm, checksum_type=kind)
         stamp = c.clock.now()
         upload_id = f"{stamp.physical_ms:012x}{os.urandom(8).hex()}"
         record = replace(
@@ -150,7 +156,11 @@ class Multipart:
         size: int = -1,
         content_md5: str = "",
         ck: sse.CustomerKey | None = None,
+        checksum: Checksum | None = None,
     ) -> Part:
+        """One part. ``checksum``: the one its writer declared (and the door
+        checks as the body streams in); else the upload's algorithm, or
+        CRC-64/NVME, is computed here."""
         if not 1 <= part_number <= MAX_PARTS:
             raise InvalidArgument(
                 f"part number {part_number} is out of range: parts are numbered 1 to {MAX_PARTS}"
@@ -159,13 +169,22 @@ class Multipart:
             raise EntityTooLarge(f"a part holds at most {MAX_PART_SIZE} bytes, not {size}")
         upload = await self._upload(bucket, key, upload_id)
         sse.check_customer_key(upload.sse_customer_hmac, ck, f"upload {upload_id}")
+        wanted = upload.checksum_algorithm
+        if checksum is not None and wanted and checksum.name != wanted:
+            raise InvalidRequest(
+                f"upload {upload_id} was created for {wanted.upper()} checksums; part "
+                f"{part_number} carries {checksum.name.upper()} (checksum type mismatch)"
+            )
+        if checksum is None:
+            checksum = Checksum(wanted or checksums.DEFAULT)
+            body = checksums.hashed(body, checksum)
         info = await self.coord.buckets.require_bucket(bucket)
         base = ObjectVersion(
             keys.UPLOADS, _part_key(upload_id, part_number), ZERO, null_version=True, sse=upload.sse
         )
         base, cipher = await self.coord.encryption.sealer(base, info, ck)
         v = await self.coord.objects.store(
-            base, body, size, content_md5, limit=MAX_PART_SIZE, cipher=cipher
+            base, body, size, content_md5, limit=MAX_PART_SIZE, cipher=cipher, checksum=checksum
         )
         try:
             await self._upload(bucket, key, upload_id)
@@ -173,7 +192,8 @@ class Multipart:
             # Completed or aborted while the part streamed in: leave nothing behind.
             await self._discard([v.key])
             raise
-        return Part(part_number, v.etag, v.size, ms_to_datetime(v.last_modified_ms))
+        modified = ms_to_datetime(v.last_modified_ms)
+        return Part(part_number, v.etag, v.size, modified, v.checksum_algorithm, v.checksum)
 
     async def complete(
         self,
@@ -217,21 +237,26 @@ class Multipart:
             key=key,
             stamp=ZERO,
             null_version=info.versioning != VERSIONING_ENABLED,
+            checksum_algorithm="",
+            checksum_type="",
         )
         target = to_replicate(target, info)
         target, cipher = await c.encryption.sealer(target, info, ck)
         total = sum(p.size for p in parts)
+        checksum = Checksum(upload.checksum_algorithm, type=upload.checksum_type)
         version = await c.objects.store(
             target,
-            self._bodies(upload_id, parts, bucket, ck),
+            self._bodies(upload_id, parts, bucket, ck, checksum),
             total,
             "",
             limit=MAX_OBJECT_SIZE,
             etag=multipart_etag([p.etag for p in parts]),
             cipher=cipher,
+            checksum=checksum,
         )
         await self._discard([_part_key(upload_id, n) for n in stored] + [upload.key])
-        return ObjectInfo.of(version, ck.key_md5 if ck is not None else "")
+        key_md5 = ck.key_md5 if ck is not None else ""
+        return ObjectInfo.of(version, key_md5, bool(info.versioning))
 
     async def abort(self, bucket: str, key: str, upload_id: str) -> None:
         upload = await self._upload(bucket, key, upload_id)
@@ -344,17 +369,27 @@ class Multipart:
         return out
 
     async def _bodies(
-        self, upload_id: str, parts: list[Part], bucket: str, ck: sse.CustomerKey | None
+        self,
+        upload_id: str,
+        parts: list[Part],
+        bucket: str,
+        ck: sse.CustomerKey | None,
+        checksum: Checksum,
     ) -> AsyncIterator[bytes]:
-        """The chosen parts' bodies (plaintext), one after the other."""
+        """The chosen parts' bodies (plaintext), one after the other; at the
+        end, ``checksum`` (the upload's algorithm and type, if it named them)
+        is set from the parts' checksums (:func:`_object_checksum`)."""
         c = self.coord
+        sums: list[tuple[str, str, int]] = []
         for p in parts:
             v, holders = await c.protocol.read(keys.UPLOADS, _part_key(upload_id, p.part_number))
             if v is None or v.deleted or v.etag != p.etag:
                 raise InvalidPart(f"part {p.part_number} changed while the upload completed")
+            sums.append((v.checksum_algorithm, v.checksum, v.size))
             cipher = await c.encryption.opener(v, ck, key_bucket=bucket)
             async for piece in c.objects.body(v, cipher, holders, 0, v.size):
                 yield piece
+        _object_checksum(checksum, sums)
 
     async def _discard(self, names: list[str]) -> None:
         """Delete internal keys for good (their bodies go to the garbage collector)."""
@@ -371,6 +406,27 @@ class Multipart:
         await asyncio.gather(*(one(n) for n in names))
 
 
+def _object_checksum(checksum: Checksum, parts: list[tuple[str, str, int]]) -> None:
+    """A multipart object's checksum from its parts' (algorithm, checksum,
+    size), set on ``checksum``. The parts must all carry one algorithm (the
+    upload's, when it named one); then the object's is of the upload's type,
+    or, when it named none, the whole body's for CRC-64/NVME (what parts get
+    by default) and a checksum of the parts' checksums (``-N``) for the rest.
+    Parts of mixed algorithms (an upload that named none) give the object no
+    checksum: ``checksum.name`` is cleared."""
+    algorithms = {a for a, _, _ in parts}
+    if len(algorithms) != 1 or not all(value for _, value, _ in parts):
+        checksum.name = ""
+        return
+    (algorithm,) = algorithms
+    if checksum.name and checksum.name != algorithm:  # refused at UploadPart already
+        checksum.name = ""
+        return
+    kind = checksum.type if checksum.name else checksums.check_type(algorithm, "")
+    checksum.name, checksum.type = algorithm, kind
+    checksum.computed = checksums.combined(algorithm, kind, [(v, n) for _, v, n in parts])
+
+
 def _upload_of(bucket: str, key: str, upload_id: str, record: ObjectVersion) -> MultipartUpload:
     return MultipartUpload(
         bucket,
@@ -379,4 +435,6 @@ def _upload_of(bucket: str, key: str, upload_id: str, record: ObjectVersion) -> 
         ms_to_datetime(record.last_modified_ms),
         record.storage_class,
         record.owner,
+        record.checksum_algorithm,
+        record.checksum_type,
     )

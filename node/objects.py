@@ -25,13 +25,15 @@ from node.metrics import OBJECT_BYTES, PUT_RESENDS
 from node.peers import Peers, Replica, ReplicaUnavailable
 from node.protocol import Protocol, parse_version_id
 from node.quorum import Quorum
-from tristore import replication, sse, validation
+from tristore import checksums, replication, sse, validation
+from tristore.checksums import Checksum
 from tristore.config import ClusterConfig
 from tristore.errors import (
     BadDigest,
     ConditionalRequestConflict,
     EntityTooLarge,
     IncompleteBody,
+    InternalError,
     InvalidArgument,
     InvalidRequest,
     MethodNotAllowed,
@@ -44,6 +46,7 @@ from tristore.errors import (
     StorageFull,
 )
 from tristore.model import (
+    SSE_TAG,
     VERSIONING_ENABLED,
     Acl,
     BucketInfo,
@@ -99,6 +102,13 @@ class PutHeader:
     first_attempt_ms: int = 0
     #: Standard headers to store (validation.STORED_HEADERS: Cache-Control, ...).
     headers: dict[str, str] | None = None
+    #: The body's flexible checksum as its writer declared it (the door that
+    #: streams the body in checks it and sets ``computed``); for a copy or
+    #: CreateMultipartUpload, only the algorithm asked for. None: the body
+    #: gets CRC-64/NVME (S3's default), a copy keeps or renews the source's.
+    checksum: Checksum | None = None
+    #: CreateMultipartUpload: FULL_OBJECT or COMPOSITE ("": the algorithm's default).
+    checksum_type: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,9 +118,39 @@ class GetResult:
     first: int
     last: int
     body: AsyncIterator[bytes]
-    #: Whether the bucket has had versioning (Enabled or Suspended): only then
-    #: does S3 name the version (``x-amz-version-id``), ``null`` included.
-    bucket_versioned: bool = False
+
+
+def _with_checksum(v: ObjectVersion, checksum: Checksum | None) -> ObjectVersion:
+    """``v`` with the body's flexible checksum, once the body has been read."""
+    if checksum is None or not checksum.name:  # none (a multipart object's may be so)
+        return v
+    if not checksum.computed:  # a bug of the body's iterator, not the client's
+        raise InternalError(f"the {checksum.name} checksum of the body was never computed")
+    return replace(
+        v,
+        checksum_algorithm=checksum.name,
+        checksum_type=checksum.type,
+        checksum=checksum.computed,
+    )
+
+
+def _copy_checksum(
+    header: PutHeader, src: ObjectVersion, body: AsyncIterator[bytes]
+) -> tuple[PutHeader, AsyncIterator[bytes]]:
+    """A copy's checksum, as S3's: computed over the copied body with the
+    algorithm asked for; else the source's when it is of the whole body (the
+    bytes are the same); else the source's algorithm (a multipart source's
+    checksum of parts means nothing for one single body) or CRC-64/NVME,
+    computed over the body."""
+    if header.checksum is None and src.checksum and src.checksum_type == checksums.FULL_OBJECT:
+        kept = Checksum(src.checksum_algorithm, computed=src.checksum)
+        return replace(header, checksum=kept), body
+    checksum = Checksum(
+        header.checksum.name
+        if header.checksum is not None
+        else src.checksum_algorithm or checksums.DEFAULT
+    )
+    return replace(header, checksum=checksum), checksums.hashed(body, checksum)
 
 
 def _etag_matches(header: str, etag: str) -> bool:
@@ -277,8 +317,12 @@ class Objects:
                     else "no earlier attempt is current; written now",
                 )
                 if earlier is not None:
-                    return ObjectInfo.of(earlier, key_md5)
+                    return ObjectInfo.of(earlier, key_md5, bool(bucket.versioning))
             expect = await self._put_precondition(header)
+            checksum = header.checksum
+            if checksum is None:
+                checksum = Checksum(checksums.DEFAULT)
+                body = checksums.hashed(body, checksum)
             version = await self.store(
                 base,
                 body,
@@ -288,13 +332,14 @@ class Objects:
                 expect,
                 floor=floor,
                 cipher=cipher,
+                checksum=checksum,
             )
         finally:
             if floor is not None:
                 if floor.done() and not floor.cancelled():
                     floor.exception()  # retrieved: its error, if any, was raised or is moot
                 floor.cancel()  # not needed after all (the PUT failed before its write)
-        return ObjectInfo.of(version, key_md5)
+        return ObjectInfo.of(version, key_md5, bool(bucket.versioning))
 
     async def store(
         self,
@@ -308,6 +353,7 @@ class Objects:
         replica: bool = False,
         floor: asyncio.Future[Stamp | None] | None = None,
         cipher: sse.ChunkCipher | None = None,
+        checksum: Checksum | None = None,
     ) -> ObjectVersion:
         """Store ``body`` as a new version of ``base``'s key: inline when small,
         else staged in chunks on one node per AZ, then committed in all three.
@@ -317,7 +363,9 @@ class Objects:
         ``size`` (-1: unknown) and ``content_md5`` ("": none) are what the
         client declared; ``etag`` replaces the body's MD5 as the ETag (a
         completed multipart upload's). A ``replica`` keeps ``base``'s version
-        id (see :meth:`Protocol.write`)."""
+        id (see :meth:`Protocol.write`). ``checksum``: stored with the
+        version, its value (``computed``) set by ``body`` by the time it ends;
+        None keeps ``base``'s (a replica's, from its source)."""
         content_md5 = validation.check_content_md5(content_md5)
         # Read just past the inline limit to learn whether the body is small.
         head = bytearray()
@@ -335,6 +383,7 @@ class Objects:
             md5 = self._check_body(size, content_md5, len(data), hashlib.md5(data).hexdigest())
             stored = await seal_chunk(cipher, 0, data) if cipher is not None else data
             version = replace(base, size=len(data), etag=etag or md5, inline=stored)
+            version = _with_checksum(version, checksum)
             if not replica:
                 version = replace(version, stamp=self.clock.now())
             version = await self.protocol.write(
@@ -343,7 +392,55 @@ class Objects:
         else:
             chunks = _rechunk(stream, bytes(head), self.ncfg.chunk_size)
             version = await self._put_large(
-                base, chunks, size, content_md5, limit, expect, etag, replica, floor, cipher
+                base,
+                chunks,
+                size,
+                content_md5,
+                limit,
+                expect,
+                etag,
+                replica,
+                floor,
+                cipher,
+                checksum=checksum,
+            )
+        OBJECT_BYTES.labels("in").inc(version.size)
+        return version
+
+    async def store_sealed(
+        self, base: ObjectVersion, body: AsyncIterator[bytes], limit: int
+    ) -> ObjectVersion:
+        """Store an SSE-C replica's body as its source stored it (see
+        :meth:`sealed_body`): ciphertext in chunks of ``base.chunk_size``
+        (0: one chunk, a body the source kept inline), each kept whole and at
+        its index, which is its nonce. Nothing is opened (no key here, nor
+        needed): the framing is checked, by the length of the whole, and a
+        chunk altered on the way fails its AES-GCM tag when it is read. Kept
+        inline here if it is one chunk no larger than ``inline_max`` allows."""
+        if base.size > limit:
+            raise EntityTooLarge(
+                f"object of {base.size} bytes is larger than the limit of {limit} bytes"
+            )
+        stored = base.chunk_size or max(base.size, 1) + SSE_TAG
+        base = replace(base, chunk_size=stored)
+        whole = base.body_size
+        if whole <= stored and whole <= self.ncfg.inline_max + SSE_TAG:
+            data = bytearray()
+            async for piece in body:
+                data += piece
+                if len(data) > whole:
+                    break
+            if len(data) != whole:
+                raise IncompleteBody(
+                    f"the sealed body of {base.key!r} has {len(data)} bytes, not the "
+                    f"{whole} its size and chunk size make; nothing was stored"
+                )
+            version = replace(base, chunk_size=0, inline=bytes(data))
+            version = await self.protocol.write(version, replica=True)
+        else:
+            chunks = _rechunk(body.__aiter__(), b"", stored)
+            version = await self._put_large(
+                base, chunks, -1, "", whole, None, base.etag, True, sealed=True
             )
         OBJECT_BYTES.labels("in").inc(version.size)
         return version
@@ -491,7 +588,11 @@ class Objects:
         replica: bool,
         floor: asyncio.Future[Stamp | None] | None = None,
         cipher: sse.ChunkCipher | None = None,
+        sealed: bool = False,
+        checksum: Checksum | None = None,
     ) -> ObjectVersion:
+        """The chunked body of :meth:`store`; ``sealed``: chunks already sealed
+        (an SSE-C replica's, in ``base.chunk_size``), stored as they come."""
         placement = self.placer.place(base.bucket, base.key)
         targets = await self.quorum.pick_targets(placement, conditional=expect is not None)
         data_id = os.urandom(keys.DATA_ID_SIZE)
@@ -519,15 +620,19 @@ class Objects:
                     raise EntityTooLarge(
                         f"the body is larger than the limit of {limit} bytes; nothing was stored"
                     )
-                # The chunk is hashed (in a thread) while it is queued for the replicas.
-                hashing = asyncio.ensure_future(asyncio.to_thread(md5.update, chunk))
+                # The chunk is hashed (in a thread) while it is queued for the
+                # replicas (a sealed one is not: its ETag is the source's).
+                hashing = (
+                    None if sealed else asyncio.ensure_future(asyncio.to_thread(md5.update, chunk))
+                )
                 try:
                     if cipher is not None:
                         chunk = await seal_chunk(cipher, index, chunk)
                     for q, task in zip(queues, tasks, strict=True):
                         await self._feed(q, (index, chunk), task)
                 finally:
-                    await hashing
+                    if hashing is not None:
+                        await hashing
                 index += 1
             for q, task in zip(queues, tasks, strict=True):
                 await self._feed(q, None, task)
@@ -548,6 +653,13 @@ class Objects:
         finally:
             for task in tasks:
                 task.cancel()
+        if sealed:
+            if size != base.body_size:
+                raise IncompleteBody(
+                    f"the sealed body of {base.key!r} has {size} bytes, not the "
+                    f"{base.body_size} its size and chunk size make; nothing was stored"
+                )
+            return await self.protocol.write(replace(base, data_id=data_id), targets, None, True)
         md5_hex = self._check_body(declared, content_md5, size, md5.hexdigest())
         version = replace(
             base,
@@ -559,6 +671,7 @@ class Objects:
             if cipher is None
             else sse.stored_chunk_size(self.ncfg.chunk_size),
         )
+        version = _with_checksum(version, checksum)
         return await self.protocol.write(version, targets, expect, replica, floor)
 
     @staticmethod
@@ -635,23 +748,11 @@ class Objects:
         conditions: Conditions | None = None,
         sse_customer: sse.CustomerKey | None = None,
     ) -> ObjectInfo:
-        info, _ = await self.stat_object(bucket, key, version_id, conditions, sse_customer)
-        return info
-
-    async def stat_object(
-        self,
-        bucket: str,
-        key: str,
-        version_id: str = "",
-        conditions: Conditions | None = None,
-        sse_customer: sse.CustomerKey | None = None,
-    ) -> tuple[ObjectInfo, bool]:
-        """:meth:`head_object`, and whether the bucket has had versioning
-        (:attr:`GetResult.bucket_versioned`), from the read the HEAD made."""
         version, _, _, bucket_info = await self._lookup(bucket, key, version_id)
         given = sse.check_customer_key(version.sse_customer_hmac, sse_customer, f"{bucket}/{key}")
         check_conditions(version, conditions)
-        return ObjectInfo.of(version, given.key_md5 if given else ""), bool(bucket_info.versioning)
+        key_md5 = given.key_md5 if given else ""
+        return ObjectInfo.of(version, key_md5, bool(bucket_info.versioning))
 
     def body(
         self,
@@ -689,8 +790,36 @@ class Objects:
         OBJECT_BYTES.labels("out").inc(length)
         body = self.body(version, cipher, holders, first, length)
         key_md5 = sse_customer.key_md5 if sse_customer is not None else ""
-        info = ObjectInfo.of(version, key_md5)
-        return GetResult(info, first, last, body, bool(bucket_info.versioning))
+        info = ObjectInfo.of(version, key_md5, bool(bucket_info.versioning))
+        return GetResult(info, first, last, body)
+
+    async def sealed_body(
+        self, bucket: str, key: str, version_id: str, sse_key: bytes
+    ) -> AsyncIterator[bytes]:
+        """The body of an SSE-C version as stored: ciphertext, never opened,
+        for a replicator to ship as it is (:meth:`store_sealed` keeps it so
+        at the destination, which opens it with the customer's key as this
+        cluster does). ``sse_key`` is the version's wrapped data key as the
+        replicator knows it. Any other version is refused: SSE-S3 and
+        plaintext bodies are replicated as plaintext and sealed again there."""
+        if not version_id:
+            raise InvalidArgument("a sealed body is read by version id")
+        version, holders = await self._current(bucket, key, version_id)
+        if sse.scheme_of(version.sse_key) != sse.SCHEME_CUSTOMER_KEY:
+            raise InvalidRequest(
+                f"version {version_id} of {bucket}/{key} is not encrypted with a "
+                "customer-provided key (SSE-C): only such a body is read sealed"
+            )
+        if version.sse_key != sse_key:
+            # A null version written over since the replicator read the change log.
+            raise NoSuchVersion(
+                f"version {version_id} of {bucket}/{key} has another data key than the one "
+                "asked for"
+            )
+        OBJECT_BYTES.labels("out").inc(version.size)
+        if version.inline is not None:
+            return _single(version.inline)
+        return self.quorum.stream_body(version, holders, 0, version.body_size)
 
     # -- DELETE ----------------------------------------------------------------
 
@@ -857,7 +986,9 @@ class Objects:
         validation.check_key(dest.key)
         meta_mode = validation.check_directive("metadata directive", metadata_directive)
         tag_mode = validation.check_directive("tagging directive", tagging_directive)
-        src, holders = await self._current(source.bucket, source.key, source.version_id)
+        src, holders, _, src_bucket = await self._lookup(
+            source.bucket, source.key, source.version_id
+        )
         cipher = await self.encryption.opener(src, source_sse_customer)
         check_conditions(src, source.conditions, copy_source=True)
         # Copying a named version onto its own key is S3's way to restore it.
@@ -871,6 +1002,7 @@ class Objects:
                 or dest.sse_customer
                 or source_sse_customer
                 or dest.acl
+                or dest.checksum
                 or tag_mode == "REPLACE"
             )
         ):
@@ -893,5 +1025,6 @@ class Objects:
             size=src.size,
         )
         body = self.body(src, cipher, holders, 0, src.size)
+        header, body = _copy_checksum(header, src, body)
         info = await self.put_object(header, body)
-        return CopyResult(info, src.version_id)
+        return CopyResult(info, src.version_id, bool(src_bucket.versioning))

@@ -41,6 +41,12 @@ from tristore.wakeup import wait_for_any
 log = logging.getLogger(__name__)
 
 
+#: Makes the channel to the process whose gRPC address is given. A node's is
+#: :func:`tristore.server.cluster_channel` (mutual TLS to its internal port);
+#: the deterministic simulation (tests/sim/) passes one that delivers in memory.
+ChannelFactory = Callable[[str], grpc.aio.Channel]
+
+
 class ReplicaUnavailable(Exception):
     """A replica could not be reached or did not answer in time."""
 
@@ -167,12 +173,16 @@ def _encoded(change: Change) -> replica_pb2.CommitRequest:
 
 
 class RemoteReplica:
-    def __init__(self, spec: NodeSpec, config: ClusterConfig, me: str) -> None:
+    def __init__(
+        self, spec: NodeSpec, config: ClusterConfig, me: str, channel: ChannelFactory | None = None
+    ) -> None:
         cfg = config.node
         self.spec = spec
         self.timeout_s = cfg.replica_timeout_s
         # The peer's internal port, mutual TLS with this node's certificate.
-        self.channel = cluster_channel(config, me, spec.grpc)
+        self.channel = (
+            channel(spec.grpc) if channel is not None else cluster_channel(config, me, spec.grpc)
+        )
         self.stub = replica_pb2_grpc.ReplicaServiceStub(self.channel)
         self.admin = credentials.SignedStub(
             admin_pb2_grpc.AdminServiceStub(self.channel),
@@ -393,9 +403,20 @@ class RemoteReplica:
 
 
 class Peers:
-    def __init__(self, cfg: ClusterConfig, me: NodeSpec, store: ReplicaStore) -> None:
+    def __init__(
+        self,
+        cfg: ClusterConfig,
+        me: NodeSpec,
+        store: ReplicaStore,
+        channel: ChannelFactory | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """``channel`` and ``clock`` (what peer health is timed by) are seams
+        for the deterministic simulation (tests/sim/); a node takes the defaults."""
         self.cfg = cfg
         self.me = me
+        self._channel = channel
+        self._clock = clock
         self.local = LocalReplica(me, store)
         self.nodes: tuple[NodeSpec, ...] = ()
         self.remote: dict[str, RemoteReplica] = {}
@@ -424,7 +445,7 @@ class Peers:
             if n.name != self.me.name and (held is None or held.spec.grpc != n.grpc):
                 if held is not None:
                     self._closing.append(held)
-                self.remote[n.name] = RemoteReplica(n, self.cfg, self.me.name)
+                self.remote[n.name] = RemoteReplica(n, self.cfg, self.me.name, self._channel)
                 self._probe_up.setdefault(n.name, True)
             elif held is not None:
                 held.spec = n  # its state may have changed
@@ -441,35 +462,35 @@ class Peers:
             return self.local
         held = self.remote.get(spec.name)
         if held is None:  # placed by a map this node has just left behind
-            held = self.remote[spec.name] = RemoteReplica(spec, self.cfg, self.me.name)
+            held = self.remote[spec.name] = RemoteReplica(
+                spec, self.cfg, self.me.name, self._channel
+            )
         return held
 
     def replica_for_map(self, spec: NodeSpec) -> RemoteReplica:
         """A stub for ``spec`` even when it left the map (to tell it so)."""
         held = self.remote.get(spec.name)
         if held is None:
-            held = RemoteReplica(spec, self.cfg, self.me.name)
+            held = RemoteReplica(spec, self.cfg, self.me.name, self._channel)
             self._closing.append(held)
         return held
 
     def is_up(self, name: str) -> bool:
         if name == self.me.name:
             return True
-        return self._probe_up.get(name, False) and time.monotonic() >= self._down_until.get(
-            name, 0.0
-        )
+        return self._probe_up.get(name, False) and self._clock() >= self._down_until.get(name, 0.0)
 
     def is_full(self, name: str) -> bool:
         """Whether ``name`` refused new data for lack of disk space lately."""
         until = self._full_until.get(name)
-        return until is not None and time.monotonic() < until
+        return until is not None and self._clock() < until
 
     def mark_full(self, name: str, why: str) -> None:
         """``name`` answered StorageFull: new data goes to another node of its
         AZ for a while (reads still go to it)."""
         if not self.is_full(name):
             log.warning("node %s refuses new data: %s", name, why)
-        self._full_until[name] = time.monotonic() + self.cfg.node.peer_down_s
+        self._full_until[name] = self._clock() + self.cfg.node.peer_down_s
 
     def mark_down(self, name: str, why: str) -> None:
         if name == self.me.name:
@@ -477,7 +498,7 @@ class Peers:
         if self.is_up(name):
             log.warning("node %s marked down: %s", name, why)
             self.changed.set()
-        self._down_until[name] = time.monotonic() + self.cfg.node.peer_down_s
+        self._down_until[name] = self._clock() + self.cfg.node.peer_down_s
         self._wake.set()
 
     def _probe_due(self, name: str, now: float) -> bool:
@@ -501,10 +522,10 @@ class Peers:
         were half of its RPCs. Only a peer already up counts: bringing one
         back is the probe's job (it logs it and clears a mark)."""
         if self._probe_up.get(name, False) and name not in self._down_until:
-            self._probed_at[name] = time.monotonic()
+            self._probed_at[name] = self._clock()
 
     async def probe_once(self) -> None:
-        now = time.monotonic()
+        now = self._clock()
         names = [n for n in self.remote if self._probe_due(n, now)]
         timeout = max(0.2, self.cfg.node.probe_interval_s)
         # A peer never probed yet gets the replica timeout: its first probe
@@ -552,8 +573,8 @@ class Peers:
                     "peers reachable: every AZ has a node up (%d of %d nodes)", up, len(self.nodes)
                 )
                 return
-            if say and time.monotonic() - last_said >= log_every_s:
-                last_said = time.monotonic()
+            if say and self._clock() - last_said >= log_every_s:
+                last_said = self._clock()
                 log.warning(
                     "waiting for peers: no node of %s answers (%d of %d nodes up: %s); "
                     "requests that need those AZs fail with ServiceUnavailable until one "
@@ -597,7 +618,7 @@ class Peers:
         if not all(self._quiet(n) for n in self.remote):
             await asyncio.sleep(step)
             return
-        now = time.monotonic()
+        now = self._clock()
         idle = self.cfg.node.probe_idle_interval_s
         never = float("-inf")
         due = min((self._probed_at.get(n, never) + idle for n in self.remote), default=now + idle)

@@ -70,11 +70,8 @@ class ReplicaRead:
     #: AZs none of whose nodes answered.
     down: tuple[AzDown, ...] = ()
 
-    def heard_majority(self, holding: int | None = None) -> bool:
-        """Whether a majority of the key's AZs answered (or, with ``holding``,
-        hold what the read returns)."""
-        n = len(self.answers) if holding is None else holding
-        return n >= len(self.placement.azs) // 2 + 1
+    def answered(self) -> set[str]:
+        return {azr.az for azr, _, _ in self.answers}
 
 
 #: What one AZ holds of a key's versions: (AZ, replica asked, versions, whether
@@ -361,7 +358,7 @@ class Protocol:
                     f"the replicas that answered for {bucket}/{key} hold no version, but one "
                     "was acknowledged; retry when more of its AZs are reachable"
                 )
-            self.need_majority(rr, f"{bucket}/{key}")
+            self.need_azs(rr, rr.answered(), f"a read of {bucket}/{key}", first=False)
             return None, []
         if w is not None and best.stamp < w:
             raise ServiceUnavailable(
@@ -379,24 +376,30 @@ class Protocol:
         return best, rr.holders
 
     @staticmethod
-    def need_majority(rr: ReplicaRead, what: str, holding: int | None = None) -> None:
-        """QuorumUnavailable unless a majority of the key's AZs answered (or,
-        with ``holding``, hold the version the read returns).
+    def need_azs(rr: ReplicaRead, holding: set[str], what: str, first: bool = True) -> None:
+        """QuorumUnavailable unless the AZs in ``holding`` are a majority of the
+        key's AZs and (with ``first``) include its first AZ.
 
         A read the witness cannot vouch for (it does not know the key, or the
         version is not agreed there) relies on the AZs. An acknowledged
-        version is in all three, but one a read finished is only in the AZs
-        that answered that read: returned from one AZ, it could vanish from
+        version is in all three, but one a read finishes is only in the AZs
+        that answered that read. Returned from one AZ, it could vanish from
         the next read, which hears another AZ and a witness member that missed
-        its record (flicker: the protocol model found it, tests/modelcheck).
-        At a majority of AZs, every later read that relies on the AZs meets it.
+        its record (flicker); at a majority, every later read that relies on
+        the AZs meets it. And the key's first AZ decides conditional writes:
+        a version returned without it could be overtaken there by a
+        conditional write whose precondition it had already broken. The
+        protocol model found both (tests/modelcheck: partial reads).
         """
-        if not rr.heard_majority(holding):
-            raise quorum_error(
-                list(rr.down),
-                f"a read of {what} the witness cannot vouch for",
-                f"{len(rr.placement.azs) // 2 + 1} of the key's {len(rr.placement.azs)} AZs",
-            )
+        azs = [a.az for a in rr.placement.azs]
+        majority = len(azs) // 2 + 1
+        if len(holding & set(azs)) >= majority and (not first or azs[0] in holding):
+            return
+        missing = [d for d in rr.down if d.az not in holding]
+        need = f"{majority} of the key's {len(azs)} AZs"
+        if first:
+            need += f", its first AZ {azs[0]} among them"
+        raise quorum_error(missing, f"{what} (a version the witness cannot vouch for)", need)
 
     def heal_records(self, v: ObjectVersion, rr: ReplicaRead, as_version: bool = False) -> None:
         """Write ``v`` (current, or ``as_version`` only as a version) back to the
@@ -466,21 +469,21 @@ class Protocol:
 
     async def spread_to_majority(self, v: ObjectVersion, rr: ReplicaRead) -> None:
         """:meth:`write_back_lacking`, refused (QuorumUnavailable) unless ``v``
-        then is in a majority of the key's AZs (:meth:`need_majority`)."""
-        what = f"{v.bucket}/{v.key}"
-        self.need_majority(rr, what)
+        then is in a majority of the key's AZs, its first AZ among them
+        (:meth:`need_azs`)."""
+        what = f"finishing {v.bucket}/{v.key}@{v.version_id}"
+        self.need_azs(rr, rr.answered(), what)
         skipped = await self.write_back_lacking(v, rr)
         if skipped:
-            self.need_majority(
-                replace(rr, down=(*rr.down, *skipped)), what, len(rr.answers) - len(skipped)
-            )
+            rr = replace(rr, down=(*rr.down, *skipped))
+            self.need_azs(rr, rr.answered() - {d.az for d in skipped}, what)
 
     async def write_back_lacking(self, v: ObjectVersion, rr: ReplicaRead) -> list[AzDown]:
         """Write ``v`` back to every AZ that answered without it; the AZs left
         out are returned.
 
         An AZ that did not answer at all is left alone: the version is then held
-        by the AZs that answered (a majority: :meth:`need_majority`), and every
+        by the AZs that answered (a majority: :meth:`need_azs`), and every
         later read that relies on the AZs hears a majority. So is one whose
         nodes all refuse new data for lack of disk space (node/disk.py): reads
         go on while an AZ is full.

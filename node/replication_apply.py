@@ -2,7 +2,9 @@
 status, the source) cluster.
 
 - :meth:`ReplicationApply.apply_replica` stores a version another cluster
-  wrote, keeping its version id, and never moves a key backwards;
+  wrote, keeping its version id, and never moves a key backwards (its body
+  sealed here under this cluster's keys, or, an SSE-C one, stored as the
+  source stored it: :func:`check_sealed_replica`);
 - :meth:`ReplicationApply.put_replication_status` records a replicator's word
   on one destination of a source version (or requeues it);
 - :meth:`ReplicationApply.apply_replicas` and
@@ -29,14 +31,14 @@ from typing import TypeVar
 from node.buckets import Buckets
 from node.objects import Objects, replication_status_of
 from node.protocol import Protocol
-from tristore import replication, validation
-from tristore.config import ClusterConfig
+from tristore import replication, sse, validation
+from tristore.config import MAX_CHUNK_SIZE, ClusterConfig
 from tristore.errors import (
     ConditionalRequestConflict,
     InvalidArgument,
     InvalidRequest,
 )
-from tristore.model import VERSIONING_ENABLED, ObjectVersion
+from tristore.model import SSE_TAG, VERSIONING_ENABLED, ObjectVersion
 from tristore.stamps import check_skew
 
 log = logging.getLogger(__name__)
@@ -119,6 +121,43 @@ def check_replica(version: ObjectVersion, origin: str, wall_ms: int, max_skew_ms
     validation.check_acl(version.acl)
     validation.check_storage_class(version.storage_class)
     validation.check_sse(version.sse)
+    check_sealed_replica(version)
+
+
+def check_sealed_replica(version: ObjectVersion) -> None:
+    """The encryption fields of a replica. Empty: its body comes in plaintext
+    (to be sealed here, as its ``sse`` or the bucket's default asks). Set: an
+    SSE-C version shipped as its source stored it (a data key wrapped under
+    the customer's key, the key's salted HMAC, ciphertext in chunks of
+    ``chunk_size``, 0 for one chunk), stored as it is; only its form can be
+    checked here (no key), its ciphertext is checked by AES-GCM when read."""
+    if not (version.sse_key or version.sse_customer_hmac or version.sse_bucket):
+        return
+    if version.delete_marker:
+        raise InvalidArgument("a delete marker has no encryption fields")
+    if (
+        len(version.sse_key) != sse.WRAPPED_KEY_SIZE
+        or sse.scheme_of(version.sse_key) != sse.SCHEME_CUSTOMER_KEY
+    ):
+        raise InvalidArgument(
+            "a replica comes in plaintext or sealed under a customer key (SSE-C): its data "
+            f"key must be wrapped under one ({sse.WRAPPED_KEY_SIZE} bytes, scheme "
+            f"{sse.SCHEME_CUSTOMER_KEY.decode()}), not {len(version.sse_key)} bytes"
+        )
+    if len(version.sse_customer_hmac) != sse.CUSTOMER_HMAC_SIZE:
+        raise InvalidArgument(
+            f"an SSE-C replica carries its key's salted HMAC ({sse.CUSTOMER_HMAC_SIZE} "
+            f"bytes), not {len(version.sse_customer_hmac)} bytes"
+        )
+    if version.sse:
+        raise InvalidArgument("an SSE-C replica has no server-side encryption (sse) of its own")
+    if version.sse_bucket:
+        validation.check_bucket_name(version.sse_bucket)
+    if version.chunk_size and not SSE_TAG < version.chunk_size <= MAX_CHUNK_SIZE + SSE_TAG:
+        raise InvalidArgument(
+            f"an SSE-C replica's chunks are {version.chunk_size} bytes; stored chunks hold "
+            f"{SSE_TAG + 1} to {MAX_CHUNK_SIZE + SSE_TAG} bytes"
+        )
 
 
 async def _bytes(data: bytes) -> AsyncIterator[bytes]:
@@ -174,11 +213,24 @@ class ReplicationApply:
             origin_cluster=origin,
             sse_key=b"",
             sse_customer_hmac=b"",
+            sse_bucket="",
         )
         if version.delete_marker:
             await self.protocol.write(base, replica=True)
             return True
         multipart = "-" in version.etag
+        limit = self.ncfg.max_object_size if not multipart else 5 * 1024**4
+        if version.sse_key:
+            # SSE-C: stored as the source stored it; only the customer's key opens it.
+            sealed = replace(
+                base,
+                sse_key=version.sse_key,
+                sse_customer_hmac=version.sse_customer_hmac,
+                sse_bucket=version.sse_bucket if version.sse_bucket != version.bucket else "",
+                chunk_size=version.chunk_size,
+            )
+            await self.objects.store_sealed(sealed, body, limit)
+            return True
         # Encrypted here under this cluster's keys, as the source's SSE asks (or
         # this bucket's default): the replicator brought the plaintext.
         base, cipher = await self.objects.encryption.sealer(base, info, None)
@@ -187,7 +239,7 @@ class ReplicationApply:
             body,
             version.size,
             "" if multipart else version.etag,
-            self.ncfg.max_object_size if not multipart else 5 * 1024**4,
+            limit,
             etag=version.etag,
             replica=True,
             cipher=cipher,

@@ -108,7 +108,7 @@ async def build(cfg: ClusterConfig, name: str) -> server.ProcessSpec:
 
     def register(srv: grpc.aio.Server) -> list[str]:
         objects_pb2_grpc.add_ObjectServiceServicer_to_server(ObjectServicer(coord, guard), srv)
-        replica_pb2_grpc.add_ReplicaServiceServicer_to_server(ReplicaServicer(store), srv)
+        replica_pb2_grpc.add_ReplicaServiceServicer_to_server(ReplicaServicer(store, coord), srv)
         admin_pb2_grpc.add_AdminServiceServicer_to_server(
             AdminServicer(membership, store, peers, witnesses, repairer, iam, scrubber), srv
         )

@@ -633,8 +633,10 @@ def _customer_key(k: objects_pb2.SseCustomerKey) -> CustomerKey | None:
 
 
 class ReplicaServicer(replica_pb2_grpc.ReplicaServiceServicer):
-    def __init__(self, store: ReplicaStore) -> None:
+    def __init__(self, store: ReplicaStore, coord: Coordinator) -> None:
         self.store = store
+        #: For ReadSealedBody, the one call here a node serves as coordinator.
+        self.coord = coord
 
     async def Commit(
         self, request: replica_pb2.CommitRequest, context: Ctx
@@ -793,6 +795,15 @@ class ReplicaServicer(replica_pb2_grpc.ReplicaServiceServicer):
         return replica_pb2.ReadLogResponse(
             entries=entries, last_seq=self.store.log_seq, scanned_to=scanned
         )
+
+    async def ReadSealedBody(
+        self, request: replica_pb2.ReadSealedBodyRequest, context: Ctx
+    ) -> AsyncIterator[replica_pb2.ReadDataResponse]:
+        body = await self.coord.sealed_body(
+            request.bucket, request.key, request.version_id, request.sse_key
+        )
+        async for piece in body:
+            yield replica_pb2.ReadDataResponse(data=piece)
 
 
 def _user_pb(u: User) -> admin_pb2.User:

@@ -31,6 +31,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -152,12 +153,21 @@ class WitnessConn:
 
 
 class WitnessFleet:
-    def __init__(self, cfg: ClusterConfig, me: str, prefer: int = 0) -> None:
+    def __init__(
+        self,
+        cfg: ClusterConfig,
+        me: str,
+        prefer: int = 0,
+        channel: Callable[[str], grpc.aio.Channel] | None = None,
+    ) -> None:
+        """``channel`` makes the channel to a witness's address (default:
+        :func:`tristore.server.cluster_channel`); a seam for the
+        deterministic simulation (tests/sim/)."""
         self.groups = [
             [
                 WitnessConn(
                     w,
-                    cluster_channel(cfg, me, w.grpc),
+                    channel(w.grpc) if channel is not None else cluster_channel(cfg, me, w.grpc),
                     cfg.witness.timeout_s,
                     cfg.witness.max_batch,
                 )
@@ -202,7 +212,7 @@ class WitnessFleet:
         it; a reader that returns a version at a stamp not agreed must record
         it first, or a later check at another majority answers an older stamp
         and a reader trusts an older cached version (flicker). The model
-        checker found that interleaving (tests/modelcheck, README)."""
+        checker found that interleaving (tests/modelcheck, docs/architecture.md)."""
         wkey = witness_key(bucket, key)
         order = self._ask_order[self._group_index(wkey)]
         need = len(order) // 2 + 1

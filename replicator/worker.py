@@ -9,9 +9,11 @@ new version that its bucket's rules send somewhere to every destination.
 - **What is sent.** A new version (or delete marker) marked PENDING for a
   destination: its body is read from the source by version id, and it is
   applied at the destination with its version id, stamp, ETag,
-  Last-Modified, metadata, tags and ACL: small ones (inline bodies, delete
-  markers) many to an ApplyReplicas message, large ones streamed by
-  ApplyReplica each. The destination keeps it as a version
+  Last-Modified, metadata, tags and ACL (an SSE-C body as its ciphertext,
+  with its wrapped data key, stored as it is there: see
+  :meth:`Replicator._send`): small ones (inline bodies, delete markers) many
+  to an ApplyReplicas message, large ones streamed by ApplyReplica each.
+  The destination keeps it as a version
   and makes it current only if nothing newer is there: applies are idempotent
   and never go backwards, so the three copies of an entry, retries, and
   replicators that restart halfway are all harmless.
@@ -45,7 +47,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from replicator import metrics
 from replicator.state import ReplicatorState
-from tristore import credentials, errors, replication
+from tristore import credentials, errors, replication, sse
 from tristore.batcher import Batcher
 from tristore.client import AsyncClient
 from tristore.config import ClusterConfig, NodeSpec, ReplicatorSpec
@@ -175,6 +177,7 @@ class Replicator:
             name: Batcher(self._applier(name), self.rcfg.max_batch, self.rcfg.max_inflight)
             for name in self.remotes
         }
+        self._next_sealed = 0
         self._inflight: dict[tuple[str, str, str, str], asyncio.Future[None]] = {}
         self._tails: dict[str, asyncio.Task[None]] = {}
         self._lag: dict[str, float] = {}
@@ -564,42 +567,94 @@ class Replicator:
             raise errors.InvalidArgument(
                 f"destination cluster {dest.cluster!r} is not in this cluster's [[remotes]]"
             )
+        # An SSE-C version is shipped as stored: ciphertext, its data key
+        # wrapped under the customer's key and the key's salted HMAC (nobody
+        # here can open it), bound to the bucket it was sealed in. Any other
+        # is read in plaintext and sealed again at the destination under its
+        # own keys (as ``sse``, or the destination bucket's default, asks).
+        sealed = sse.scheme_of(v.sse_key) == sse.SCHEME_CUSTOMER_KEY
+        bound = v.sse_bucket or v.bucket
         replica = replace(
             v,
             bucket=dest.bucket,
             storage_class=dest.storage_class or v.storage_class,
             owner=dest.owner or v.owner,
-            # The destination encrypts under its own keys (as ``sse`` asks).
-            sse_key=b"",
-            sse_customer_hmac=b"",
+            sse_key=v.sse_key if sealed else b"",
+            sse_customer_hmac=v.sse_customer_hmac if sealed else b"",
+            sse_bucket=bound if sealed and bound != dest.bucket else "",
         )
         header = objects_pb2.ApplyReplicaHeader(
             version=version_to_pb(replica, with_inline=False),
             origin_cluster=v.origin_cluster or self.cfg.cluster.name,
         )
 
-        if v.delete_marker or v.size == 0 or (v.inline is not None and not v.encrypted):
-            # A small version travels whole in one item of a batched call (an
-            # encrypted one's inline body is ciphertext: it is read decrypted).
-            data = v.inline or b"" if not v.encrypted else b""
-            item = objects_pb2.ApplyReplicaItem(header=header, data=data)
+        # A small version travels whole in one item of a batched call: its
+        # body from the change-log entry (an SSE-S3 one's is ciphertext under
+        # this cluster's keys: it is read decrypted instead).
+        inline = v.inline if v.inline is not None and (sealed or not v.encrypted) else None
+        if v.delete_marker or inline is not None or (v.size == 0 and not sealed):
+            item = objects_pb2.ApplyReplicaItem(header=header, data=inline or b"")
             return await self._applies[dest.cluster].submit(item)
+        body = self._sealed_body if sealed else self._plain_body
         async with self._streams:
-            return await self._stream(v, remote, header)
+            return await self._stream(remote, header, lambda: body(v))
+
+    def _plain_body(self, v: ObjectVersion) -> AsyncIterator[bytes]:
+        """A version's body in plaintext, read from the source like a GET."""
+
+        async def read() -> AsyncIterator[bytes]:
+            stream = self.source.get_object_stream(v.bucket, v.key, version_id=v.version_id)
+            async with stream as s:
+                async for chunk in s:
+                    yield chunk
+
+        return read()
+
+    async def _sealed_body(self, v: ObjectVersion) -> AsyncIterator[bytes]:
+        """An SSE-C version's body as the source stores it (ciphertext), from
+        ReplicaService.ReadSealedBody: open to this cluster's replicators only,
+        on the nodes' internal port; the next node is asked while none has
+        answered yet."""
+        request = replica_pb2.ReadSealedBodyRequest(
+            bucket=v.bucket, key=v.key, version_id=v.version_id, sse_key=v.sse_key
+        )
+        stubs = list(self._logs.values())
+        first = self._next_sealed
+        self._next_sealed = (first + 1) % len(stubs)
+        last: errors.TristoreError | None = None
+        for i in range(len(stubs)):
+            sent = False
+            try:
+                call = stubs[(first + i) % len(stubs)].ReadSealedBody(
+                    request, timeout=self.rcfg.timeout_s
+                )
+                async for msg in call:
+                    sent = True
+                    yield msg.data
+                return
+            except grpc.aio.AioRpcError as exc:
+                err = errors.from_rpc_error(exc)
+                if sent or not err.retriable:
+                    raise err from None
+                last = err
+        assert last is not None
+        raise last
 
     async def _stream(
-        self, v: ObjectVersion, remote: _Cluster, header: objects_pb2.ApplyReplicaHeader
+        self,
+        remote: _Cluster,
+        header: objects_pb2.ApplyReplicaHeader,
+        source: Callable[[], AsyncIterator[bytes]],
     ) -> bool:
-        """Apply a version with a large body, streamed from the source."""
+        """Apply a version with a large body, streamed from ``source()`` (anew
+        for each node of the destination tried)."""
         source_failed: list[Exception] = []
 
         async def requests() -> AsyncIterator[objects_pb2.ApplyReplicaRequest]:
             yield objects_pb2.ApplyReplicaRequest(header=header)
             try:
-                stream = self.source.get_object_stream(v.bucket, v.key, version_id=v.version_id)
-                async with stream as s:
-                    async for chunk in s:
-                        yield objects_pb2.ApplyReplicaRequest(data=chunk)
+                async for chunk in source():
+                    yield objects_pb2.ApplyReplicaRequest(data=chunk)
             except Exception as exc:  # noqa: BLE001 - raised below, once the call is over
                 # An error raised inside a request iterator can leave the call
                 # hanging; end the body short instead (the destination refuses

@@ -11,6 +11,7 @@ import pytest
 #: usual order; each takes about a minute or less.
 LONG_FILES = (
     "tests/robustness/test_linearizable.py",
+    "tests/soak/test_soak.py",
     "tests/robustness/test_partitions.py",
     "tests/integration/test_replication_cli.py",
     "tests/integration/test_faults.py",

@@ -2,8 +2,8 @@
 
 Every default lives here, in the dataclass fields, and nowhere else. Any scalar
 field can be overridden from the environment as ``TRISTORE_<SECTION>_<FIELD>``
-(for example ``TRISTORE_NODE_CHUNK_SIZE=262144``). The README's configuration
-table is this module, written out.
+(for example ``TRISTORE_NODE_CHUNK_SIZE=262144``). The configuration table
+of docs/configuration.md is this module, written out.
 
 Example file::
 
@@ -42,6 +42,8 @@ from tristore.tls import Files as TlsFiles
 from tristore.tls import internal_address as _internal_address
 
 ENV_PREFIX = "TRISTORE_"
+#: The largest [node] chunk_size (and so the largest chunk a replica stores).
+MAX_CHUNK_SIZE = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -734,7 +736,7 @@ def validate(cfg: ClusterConfig) -> None:
         )
     if cfg.cluster.epoch < 1:
         raise InvalidArgument("[cluster] epoch must be 1 or more")
-    if cfg.node.chunk_size < 4096 or cfg.node.chunk_size > 4 * 1024 * 1024:
+    if cfg.node.chunk_size < 4096 or cfg.node.chunk_size > MAX_CHUNK_SIZE:
         raise InvalidArgument("[node] chunk_size must be between 4 KiB and 4 MiB")
     if cfg.node.inline_max > cfg.node.chunk_size:
         raise InvalidArgument("[node] inline_max must not exceed chunk_size")

@@ -83,6 +83,10 @@ def version_to_pb(v: ObjectVersion, with_inline: bool = True) -> common_pb2.Obje
         default_sse=v.default_sse,
         request_id=v.request_id,
         headers=v.headers,
+        sse_bucket=v.sse_bucket,
+        checksum_algorithm=v.checksum_algorithm,
+        checksum_type=v.checksum_type,
+        checksum=v.checksum,
     )
     if v.version_stamp is not None:
         msg.version_stamp.CopyFrom(stamp_to_pb(v.version_stamp))
@@ -129,6 +133,10 @@ def version_from_pb(p: common_pb2.ObjectVersion) -> ObjectVersion:
         default_sse=p.default_sse,
         request_id=p.request_id,
         headers=dict(p.headers),
+        sse_bucket=p.sse_bucket,
+        checksum_algorithm=p.checksum_algorithm,
+        checksum_type=p.checksum_type,
+        checksum=p.checksum,
     )
 
 
@@ -149,6 +157,9 @@ def info_to_pb(i: ObjectInfo) -> objects_pb2.ObjectInfo:
         sse_customer_algorithm=i.sse_customer_algorithm,
         sse_customer_key_md5=i.sse_customer_key_md5,
         headers=i.headers,
+        checksum_algorithm=i.checksum_algorithm,
+        checksum_type=i.checksum_type,
+        checksum=i.checksum,
     )
 
 
@@ -169,6 +180,9 @@ def info_from_pb(p: objects_pb2.ObjectInfo) -> ObjectInfo:
         sse_customer_algorithm=p.sse_customer_algorithm,
         sse_customer_key_md5=p.sse_customer_key_md5,
         headers=dict(p.headers),
+        checksum_algorithm=p.checksum_algorithm,
+        checksum_type=p.checksum_type,
+        checksum=p.checksum,
     )
 
 

@@ -83,7 +83,7 @@ class LocalKeyFile:
         except FileNotFoundError:
             raise InvalidArgument(
                 f"master key file {self.path} does not exist "
-                "(dev up creates one; see the README's Security section)"
+                "(dev up creates one; see docs/security.md)"
             ) from None
         if st.st_mtime == self._mtime:
             return
@@ -161,7 +161,7 @@ class LocalKeyFile:
                 raise KeyUnavailable(
                     f"cannot add a master key to {self.path} ({exc.strerror}): a rotation "
                     "needs the key file writable by the node that runs it (a Kubernetes "
-                    "Secret is mounted read-only; see the README's Kubernetes section)"
+                    "Secret is mounted read-only; see Kubernetes in docs/operations.md)"
                 ) from None
             self._mtime = -1.0
             self._load()

@@ -101,6 +101,15 @@ class ObjectVersion:
     #: HEAD (S3's system metadata): lower-case names of
     #: :data:`tristore.validation.STORED_HEADERS` to their values.
     headers: dict[str, str] = field(default_factory=dict)
+    #: SSE-C replicas only: the bucket the ciphertext and the wrapped data key
+    #: are bound to (the source bucket), when not this version's own.
+    sse_bucket: str = ""
+    #: S3's flexible checksum of the body (:mod:`tristore.checksums`): its
+    #: algorithm ("": none), type (FULL_OBJECT or COMPOSITE) and base64 value.
+    #: An upload record: the algorithm and type its parts and object take.
+    checksum_algorithm: str = ""
+    checksum_type: str = ""
+    checksum: str = ""
 
     @property
     def encrypted(self) -> bool:
@@ -192,9 +201,18 @@ class ObjectInfo:
     #: Cache-Control, Content-Disposition, Content-Encoding, Content-Language
     #: and Expires as stored with the object (lower-case names; absent: not set).
     headers: dict[str, str] = field(default_factory=dict)
+    #: The flexible checksum stored with the object ("": none; see ObjectVersion).
+    checksum_algorithm: str = ""
+    checksum_type: str = ""
+    checksum: str = ""
+    #: Whether the bucket has had versioning (Enabled or Suspended) when the
+    #: answer was made. Only then does S3's HTTP API name a ``null`` version
+    #: (``x-amz-version-id``); in a bucket never versioned it sends none. Not
+    #: on the wire: the gRPC API always gives ``version_id``, ``null`` included.
+    bucket_versioned: bool = True
 
     @classmethod
-    def of(cls, v: ObjectVersion, key_md5: str = "") -> ObjectInfo:
+    def of(cls, v: ObjectVersion, key_md5: str = "", bucket_versioned: bool = True) -> ObjectInfo:
         return cls(
             bucket=v.bucket,
             key=v.key,
@@ -211,6 +229,10 @@ class ObjectInfo:
             sse_customer_algorithm="AES256" if v.sse_customer_hmac else "",
             sse_customer_key_md5=key_md5 if v.sse_customer_hmac else "",
             headers=dict(v.headers),
+            checksum_algorithm=v.checksum_algorithm,
+            checksum_type=v.checksum_type,
+            checksum=v.checksum,
+            bucket_versioned=bucket_versioned,
         )
 
     def to_json(self) -> dict[str, object]:
@@ -222,21 +244,34 @@ class ObjectInfo:
             if self.sse_customer_algorithm
             else {}
         )
-        return ssec | {
-            "bucket": self.bucket,
-            "key": self.key,
-            "size": self.size,
-            "etag": self.etag,
-            "content_type": self.content_type,
-            "metadata": dict(self.metadata),
-            "version_id": self.version_id,
-            "last_modified": self.last_modified.isoformat(),
-            "replication_status": self.replication_status,
-            "tag_count": self.tag_count,
-            "storage_class": self.storage_class,
-            "sse": self.sse,
-            "headers": dict(self.headers),
-        }
+        checksum = (
+            {
+                "checksum_algorithm": self.checksum_algorithm,
+                "checksum_type": self.checksum_type,
+                "checksum": self.checksum,
+            }
+            if self.checksum_algorithm
+            else {}
+        )
+        return (
+            ssec
+            | checksum
+            | {
+                "bucket": self.bucket,
+                "key": self.key,
+                "size": self.size,
+                "etag": self.etag,
+                "content_type": self.content_type,
+                "metadata": dict(self.metadata),
+                "version_id": self.version_id,
+                "last_modified": self.last_modified.isoformat(),
+                "replication_status": self.replication_status,
+                "tag_count": self.tag_count,
+                "storage_class": self.storage_class,
+                "sse": self.sse,
+                "headers": dict(self.headers),
+            }
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -372,6 +407,8 @@ class CopySource:
 class CopyResult:
     info: ObjectInfo
     source_version_id: str
+    #: The source bucket has had versioning (see ObjectInfo.bucket_versioned).
+    source_bucket_versioned: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -619,6 +656,10 @@ class MultipartUpload:
     initiated: dt.datetime
     storage_class: str = ""
     owner: str = ""
+    #: The checksum its parts and object take ("": as each part comes; see
+    #: tristore.checksums): algorithm and type (FULL_OBJECT or COMPOSITE).
+    checksum_algorithm: str = ""
+    checksum_type: str = ""
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -639,6 +680,9 @@ class Part:
     etag: str
     size: int
     last_modified: dt.datetime
+    #: The part's flexible checksum ("": not known here, as in a listing).
+    checksum_algorithm: str = ""
+    checksum: str = ""
 
     def to_json(self) -> dict[str, object]:
         return {

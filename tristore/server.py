@@ -57,6 +57,8 @@ INTERNAL_METHODS: dict[str, frozenset[str]] = {
     f"{_SVC}ReplicaService/": _NODE,
     # Replicators of the same cluster tail the change logs.
     f"{_SVC}ReplicaService/ReadLog": frozenset({"node", "replicator"}),
+    # SSE-C bodies as stored (ciphertext), for replicators to ship as they are.
+    f"{_SVC}ReplicaService/ReadSealedBody": frozenset({"replicator"}),
     f"{_SVC}WitnessService/": _NODE,
     f"{_SVC}ReplicatorAdmin/": _NODE,
     f"{_SVC}AdminService/PutClusterMap": _NODE,

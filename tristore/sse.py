@@ -16,6 +16,14 @@ Envelope encryption, as S3 does it:
 
 Stored chunk ``i`` is ``AES-GCM(data key, nonce=i, aad).encrypt(plain chunk
 i)``: the plain chunk's length plus a 16-byte tag. An inline body is chunk 0.
+
+The binding names neither the version id nor the cluster. An SSE-C version
+is replicated as stored (its chunks, wrapped data key and key HMAC: nobody
+but the customer can open it), so its replica on another cluster opens with
+the same key, to the same key name; when a rule sends it to a bucket of
+another name, the replica records the bucket its ciphertext is bound to
+(``ObjectVersion.sse_bucket``) and is opened under that name. SSE-S3 versions
+are sealed again at the destination: their binding never changes.
 """
 
 from __future__ import annotations
@@ -42,6 +50,10 @@ SCHEME_CUSTOMER_KEY = b"C"
 _U32 = struct.Struct(">I")
 
 SSE_C_ALGORITHM = "AES256"
+#: A wrapped data key: scheme, nonce, the sealed key and its tag.
+WRAPPED_KEY_SIZE = 1 + _NONCE + KEY_SIZE + 16
+#: What SSE-C stores of the customer's key: salt and HMAC-SHA256.
+CUSTOMER_HMAC_SIZE = _SALT + hashlib.sha256().digest_size
 
 
 def new_key() -> bytes:

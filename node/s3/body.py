@@ -12,16 +12,13 @@ coordinator commits only after the body's last piece).
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
-import zlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol
 
-import crc32c as _crc32c
-
-from tristore import sigv4
+from tristore import checksums, sigv4
+from tristore.checksums import Checksum
 from tristore.errors import (
     IncompleteBody,
     InvalidArgument,
@@ -47,55 +44,21 @@ class Reader(Protocol):
 
 # -- checksums ---------------------------------------------------------------------
 
-
-def crc32c(data: bytes, crc: int = 0) -> int:
-    """CRC-32C (Castagnoli), as S3's ``x-amz-checksum-crc32c``, continuing ``crc``."""
-    return int(_crc32c.crc32c(data, crc))
-
-
-class _Crc:
-    def __init__(self, fn: Callable[[bytes, int], int]) -> None:
-        self.fn = fn
-        self.value = 0
-
-    def update(self, data: bytes) -> None:
-        self.value = self.fn(data, self.value)
-
-    def digest(self) -> bytes:
-        return self.value.to_bytes(4, "big")
-
-
-#: x-amz-checksum-<name> -> a fresh hasher.
-CHECKSUMS: dict[str, Callable[[], _Crc | hashlib._Hash]] = {
-    "crc32": lambda: _Crc(zlib.crc32),
-    "crc32c": lambda: _Crc(crc32c),
-    "sha1": lambda: hashlib.sha1(usedforsecurity=False),
-    "sha256": hashlib.sha256,
-}
 CHECKSUM_PREFIX = "x-amz-checksum-"
 
 
 def checksum_name(header: str) -> str:
     """``x-amz-checksum-crc32`` -> ``crc32``; refuses an algorithm not offered."""
     name = header.lower().removeprefix(CHECKSUM_PREFIX)
-    if not header.lower().startswith(CHECKSUM_PREFIX) or name not in CHECKSUMS:
-        offered = ", ".join(CHECKSUM_PREFIX + n for n in CHECKSUMS)
+    if not header.lower().startswith(CHECKSUM_PREFIX) or name not in checksums.ALGORITHMS:
+        offered = ", ".join(CHECKSUM_PREFIX + n for n in checksums.ALGORITHMS)
         raise InvalidRequest(f"checksum {header!r} is not supported; supported: {offered}")
     return name
 
 
-@dataclass
-class Checksum:
-    """One flexible checksum over a body: the algorithm, the value the client
-    declared (base64; empty until a trailer brings it) and the computed one."""
-
-    name: str
-    declared: str = ""
-    computed: str = ""
-
-    @property
-    def header(self) -> str:
-        return CHECKSUM_PREFIX + self.name
+def checksum_header(name: str) -> str:
+    """``crc32`` -> ``x-amz-checksum-crc32``."""
+    return CHECKSUM_PREFIX + name
 
 
 async def checked(
@@ -106,7 +69,7 @@ async def checked(
     """``body``, checked at its end against a flexible checksum and/or the
     SHA-256 the signature covers (``x-amz-content-sha256``). For a trailer
     checksum, ``checksum.declared`` is filled by the decoder before the end."""
-    hasher = CHECKSUMS[checksum.name]() if checksum is not None else None
+    hasher = checksums.ALGORITHMS[checksum.name]() if checksum is not None else None
     sha = hashlib.sha256() if sha256_hex else None
     async for piece in body:
         if hasher is not None:
@@ -120,14 +83,17 @@ async def checked(
             "nothing was stored"
         )
     if checksum is not None and hasher is not None:
-        checksum.computed = base64.b64encode(hasher.digest()).decode()
+        computed = checksums.encode(hasher.digest())
+        header = checksum_header(checksum.name)
         if not checksum.declared:
-            raise InvalidRequest(f"the body ended without its {checksum.header} trailer")
-        if checksum.declared != checksum.computed:
+            raise InvalidRequest(f"the body ended without its {header} trailer")
+        if checksum.declared != computed:
             raise XAmzContentSHA256Mismatch(
-                f"the body's {checksum.name.upper()} is {checksum.computed}, not the "
-                f"{checksum.declared} the request declared ({checksum.header}); nothing was stored"
+                f"the body's {checksum.name.upper()} is {computed}, not the "
+                f"{checksum.declared} the request declared ({header}); nothing was stored"
             )
+        # Set only once checked: the write this body feeds stores it.
+        checksum.computed = computed
 
 
 # -- aws-chunked -------------------------------------------------------------------
@@ -240,7 +206,7 @@ async def _trailer(
             signature = value.strip()
             continue
         lines.append(text)
-        if trailer is not None and name == trailer.header:
+        if trailer is not None and name == checksum_header(trailer.name):
             trailer.declared = value.strip()
     if trailer_signed and signer is not None:
         if not signature:

@@ -179,10 +179,6 @@ class Base:
         return data
 
 
-def version_header(version_id: str) -> dict[str, str]:
-    return {"x-amz-version-id": version_id} if version_id else {}
-
-
 def _checksum(h: dict[str, str], trailer: str) -> bodies.Checksum | None:
     """The flexible checksum a request declares: named by x-amz-trailer (its
     value comes at the end of the body), or one x-amz-checksum-* header."""
@@ -191,7 +187,12 @@ def _checksum(h: dict[str, str], trailer: str) -> bodies.Checksum | None:
     named = [n for n in h if n.startswith(bodies.CHECKSUM_PREFIX) and n not in _NOT_CHECKSUMS]
     if len(named) > 1:
         raise InvalidRequest("a request may carry only one x-amz-checksum-* header")
-    return bodies.Checksum(bodies.checksum_name(named[0]), h[named[0]]) if named else None
+    if not named:
+        return None
+    value = h[named[0]].strip()
+    if not value:
+        raise InvalidRequest(f"{named[0]} is empty: give the body's checksum, or leave it out")
+    return bodies.Checksum(bodies.checksum_name(named[0]), value)
 
 
 async def _reading(body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:

@@ -13,7 +13,9 @@ from urllib.parse import parse_qsl
 
 from node.objects import PutHeader
 from node.s3.auth import decode
-from tristore import errors, sse, validation
+from node.s3.body import CHECKSUM_PREFIX
+from tristore import checksums, errors, sse, validation
+from tristore.checksums import Checksum
 from tristore.errors import InvalidArgument, InvalidDigest, InvalidRequest
 from tristore.model import NULL_VERSION, ByteRange, Conditions, ObjectInfo
 from tristore.validation import STORED_HEADERS
@@ -124,8 +126,15 @@ def stored_headers(h: Mapping[str, str]) -> dict[str, str]:
     return validation.normalize_headers(out)
 
 
-def put_header(bucket: str, key: str, h: Mapping[str, str], size: int = -1) -> PutHeader:
-    """A PUT's (or CreateMultipartUpload's, or a copy's target) PutHeader."""
+def put_header(
+    bucket: str,
+    key: str,
+    h: Mapping[str, str],
+    size: int = -1,
+    checksum: Checksum | None = None,
+) -> PutHeader:
+    """A PUT's (or CreateMultipartUpload's, or a copy's target) PutHeader.
+    ``checksum``: the body's (:func:`asked_checksum` for a copy or an upload)."""
     _refuse_unoffered(h)
     return PutHeader(
         bucket,
@@ -142,7 +151,16 @@ def put_header(bucket: str, key: str, h: Mapping[str, str], size: int = -1) -> P
         if_match=h.get("if-match", ""),
         sse_customer=customer_key(h),
         headers=stored_headers(h),
+        checksum=checksum,
+        checksum_type=h.get("x-amz-checksum-type", ""),
     )
+
+
+def asked_checksum(h: Mapping[str, str]) -> Checksum | None:
+    """The checksum algorithm x-amz-checksum-algorithm asks a copy, an upload
+    or a PUT that declares no value to compute (None: not asked)."""
+    name = h.get("x-amz-checksum-algorithm", "")
+    return Checksum(checksums.check_algorithm(name)) if name else None
 
 
 def conditions(h: Mapping[str, str], prefix: str = "") -> Conditions | None:
@@ -187,18 +205,27 @@ def _header_value(v: str) -> str:
     return "=?UTF-8?B?" + base64.b64encode(v.encode()).decode() + "?="
 
 
-def object_headers(info: ObjectInfo, bucket_versioned: bool = True) -> dict[str, str]:
-    """What GET and HEAD answer about an object (besides length and range).
-    ``bucket_versioned``: the bucket has had versioning (Enabled or Suspended);
-    in one that never had it, S3 sends no x-amz-version-id, not even ``null``."""
+def version_header(
+    version_id: str, bucket_versioned: bool = True, name: str = "x-amz-version-id"
+) -> dict[str, str]:
+    """The header naming a version (``name``: x-amz-version-id, or a copy's
+    x-amz-copy-source-version-id). In a bucket that never had versioning S3
+    sends none, not even ``null``; once the bucket has been versioned (now
+    Enabled or Suspended) it names the ``null`` version too."""
+    if not version_id or (version_id == NULL_VERSION and not bucket_versioned):
+        return {}
+    return {name: version_id}
+
+
+def object_headers(info: ObjectInfo) -> dict[str, str]:
+    """What GET and HEAD answer about an object (besides length and range)."""
     out = {
         "ETag": f'"{info.etag}"',
         "Last-Modified": http_date(info.last_modified),
         "Content-Type": info.content_type or "binary/octet-stream",
         "Accept-Ranges": "bytes",
     }
-    if info.version_id and (bucket_versioned or info.version_id != NULL_VERSION):
-        out["x-amz-version-id"] = info.version_id
+    out |= version_header(info.version_id, info.bucket_versioned)
     for k, v in info.metadata.items():
         out[META_PREFIX + k] = _header_value(v)
     if info.sse:
@@ -217,11 +244,27 @@ def object_headers(info: ObjectInfo, bucket_versioned: bool = True) -> dict[str,
     return out
 
 
+def checksum_headers(algorithm: str, value: str, kind: str = "") -> dict[str, str]:
+    """``x-amz-checksum-<algorithm>`` (and ``x-amz-checksum-type``): S3's
+    flexible checksum of an object or a part; none when it has none."""
+    if not algorithm or not value:
+        return {}
+    out = {CHECKSUM_PREFIX + algorithm: value}
+    if kind:
+        out["x-amz-checksum-type"] = kind
+    return out
+
+
+def checksum_mode(h: Mapping[str, str]) -> bool:
+    """Whether a GET or HEAD asks for the stored checksum (x-amz-checksum-mode)."""
+    return h.get("x-amz-checksum-mode", "").strip().upper() == "ENABLED"
+
+
 def put_answer(info: ObjectInfo) -> dict[str, str]:
-    """What PUT (and Complete) answer: the ETag, version and encryption."""
+    """What PUT (and Complete) answer: the ETag, version, checksum and encryption."""
     out = {"ETag": f'"{info.etag}"'}
-    if info.version_id:
-        out["x-amz-version-id"] = info.version_id
+    out |= version_header(info.version_id, info.bucket_versioned)
+    out |= checksum_headers(info.checksum_algorithm, info.checksum, info.checksum_type)
     if info.sse:
         out["x-amz-server-side-encryption"] = info.sse
     if info.sse_customer_algorithm:

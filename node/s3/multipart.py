@@ -20,8 +20,14 @@ class MultipartHandlers(Base):
 
     async def create_multipart_upload(self, call: Call) -> web.StreamResponse:
         await self.allow(call, "CreateMultipartUpload")
-        u = await self.multipart.create(hdr.put_header(call.bucket, call.key, call.headers))
-        return answer(xml.initiate_multipart(u))
+        h = call.headers
+        header = hdr.put_header(call.bucket, call.key, h, checksum=hdr.asked_checksum(h))
+        u = await self.multipart.create(header)
+        out = {}
+        if u.checksum_algorithm:
+            out["x-amz-checksum-algorithm"] = u.checksum_algorithm.upper()
+            out["x-amz-checksum-type"] = u.checksum_type
+        return answer(xml.initiate_multipart(u), headers=out)
 
     async def upload_part(self, call: Call) -> web.StreamResponse:
         await self.allow(call, "UploadPart")
@@ -38,10 +44,10 @@ class MultipartHandlers(Base):
             size,
             hdr.md5_hex(call.headers.get("content-md5")),
             hdr.customer_key(call.headers),
+            checksum,
         )
         out = {"ETag": f'"{part.etag}"'}
-        if checksum is not None:
-            out[checksum.header] = checksum.computed
+        out |= hdr.checksum_headers(part.checksum_algorithm, part.checksum)
         return empty(headers=out)
 
     async def upload_part_copy(self, call: Call) -> web.StreamResponse:
@@ -86,9 +92,11 @@ class MultipartHandlers(Base):
             aclose = getattr(result.body, "aclose", None)
             if aclose is not None:
                 await aclose()
-        vid = result.info.version_id
-        out = {"x-amz-copy-source-version-id": vid} if vid else {}
-        return answer(xml.copy_result(part.etag, part.last_modified, part=True), headers=out)
+        info = result.info
+        out = hdr.version_header(
+            info.version_id, info.bucket_versioned, "x-amz-copy-source-version-id"
+        )
+        return answer(xml.copy_part_result(part), headers=out)
 
     async def complete_multipart_upload(self, call: Call) -> web.StreamResponse:
         await self.allow(call, "CompleteMultipartUpload")

@@ -8,8 +8,8 @@ from node.metrics import S3_BYTES
 from node.objects import GetResult
 from node.s3 import headers as hdr
 from node.s3 import xml
-from node.s3.call import Base, Call, answer, empty, version_header
-from tristore import errors
+from node.s3.call import Base, Call, answer, empty
+from tristore import checksums, errors
 from tristore.errors import (
     InvalidArgument,
 )
@@ -43,12 +43,12 @@ class ObjectHandlers(Base):
             return await self.copy_object(call)
         await self.allow(call, "PutObject")
         stream, size, checksum = self.body(call)
-        header = hdr.put_header(call.bucket, call.key, call.headers, size)
+        if checksum is None and (checksum := hdr.asked_checksum(call.headers)) is not None:
+            stream = checksums.hashed(stream, checksum)
+        # With none declared nor asked for, the object gets S3's default (CRC-64/NVME).
+        header = hdr.put_header(call.bucket, call.key, call.headers, size, checksum)
         info = await self.coord.put_object(header, stream)
-        out = hdr.put_answer(info)
-        if checksum is not None:
-            out[checksum.header] = checksum.computed
-        return empty(headers=out)
+        return empty(headers=hdr.put_answer(info))
 
     async def copy_object(self, call: Call) -> web.StreamResponse:
         h = call.headers
@@ -60,7 +60,7 @@ class ObjectHandlers(Base):
             if value not in ("COPY", "REPLACE"):
                 raise InvalidArgument(f"x-amz-{name}-directive must be COPY or REPLACE")
         source = CopySource(*src, hdr.conditions(h, "x-amz-copy-source-") or Conditions())
-        dest = hdr.put_header(call.bucket, call.key, h)
+        dest = hdr.put_header(call.bucket, call.key, h, checksum=hdr.asked_checksum(h))
         result = await self.coord.copy_object(
             source,
             dest,
@@ -68,14 +68,15 @@ class ObjectHandlers(Base):
             tagging,
             hdr.customer_key(h, "x-amz-copy-source-server-side-encryption"),
         )
-        out = {}
-        if result.info.version_id:
-            out["x-amz-version-id"] = result.info.version_id
-        if result.source_version_id:
-            out["x-amz-copy-source-version-id"] = result.source_version_id
+        out = hdr.version_header(result.info.version_id, result.info.bucket_versioned)
+        out |= hdr.version_header(
+            result.source_version_id,
+            result.source_bucket_versioned,
+            "x-amz-copy-source-version-id",
+        )
         if result.info.sse:
             out["x-amz-server-side-encryption"] = result.info.sse
-        return answer(xml.copy_result(result.info.etag, result.info.last_modified), headers=out)
+        return answer(xml.copy_result(result.info), headers=out)
 
     async def get_object(self, call: Call) -> web.StreamResponse:
         q = call.query
@@ -91,7 +92,11 @@ class ObjectHandlers(Base):
             )
         except errors.NotModified:
             return await self._not_modified(call, version)
-        out = hdr.object_headers(result.info, result.bucket_versioned)
+        out = hdr.object_headers(result.info)
+        if hdr.checksum_mode(h) and rng is None:
+            # Of the whole object only: a range gets none (as S3).
+            i = result.info
+            out |= hdr.checksum_headers(i.checksum_algorithm, i.checksum, i.checksum_type)
         for param, name in hdr.RESPONSE_OVERRIDES.items():
             if param in q:
                 out[name] = q[param]
@@ -122,12 +127,15 @@ class ObjectHandlers(Base):
         await self.allow(call, "HeadObject", version=version)
         h = call.headers
         try:
-            info, versioned = await self.coord.stat_object(
+            info = await self.coord.head_object(
                 call.bucket, call.key, version, hdr.conditions(h), hdr.customer_key(h)
             )
         except errors.NotModified:
             return await self._not_modified(call, version)
-        resp = web.StreamResponse(headers=hdr.object_headers(info, versioned))
+        out = hdr.object_headers(info)
+        if hdr.checksum_mode(h):
+            out |= hdr.checksum_headers(info.checksum_algorithm, info.checksum, info.checksum_type)
+        resp = web.StreamResponse(headers=out)
         resp.content_length = info.size
         await resp.prepare(call.request)
         call.prepared = True
@@ -137,10 +145,10 @@ class ObjectHandlers(Base):
     async def _not_modified(self, call: Call, version: str) -> web.StreamResponse:
         """304, with the ETag and Last-Modified a cache revalidates by, and the
         object's Cache-Control and Expires (as S3's, and RFC 9110 asks)."""
-        info, versioned = await self.coord.stat_object(
+        info = await self.coord.head_object(
             call.bucket, call.key, version, None, hdr.customer_key(call.headers)
         )
-        out = hdr.object_headers(info, versioned)
+        out = hdr.object_headers(info)
         keep = ("ETag", "Last-Modified", "x-amz-version-id", "Cache-Control", "Expires")
         return empty(304, {k: v for k, v in out.items() if k in keep})
 
@@ -148,9 +156,9 @@ class ObjectHandlers(Base):
         version = call.query.get("versionId", "")
         await self.allow(call, "DeleteObject", version=version)
         r = await self.coord.delete_object(call.bucket, call.key, version)
-        out = {}
-        if r.version_id:
-            out["x-amz-version-id"] = r.version_id
+        # The version asked for is echoed, or the delete marker made named; an
+        # unversioned DELETE (no version id, bucket never versioned) has neither.
+        out = hdr.version_header(r.version_id)
         if r.delete_marker:
             out["x-amz-delete-marker"] = "true"
         return empty(204, out)
@@ -159,26 +167,26 @@ class ObjectHandlers(Base):
         version = call.query.get("versionId", "")
         await self.allow(call, "GetObjectTagging", version=version)
         t = await self.coord.get_object_tagging(call.bucket, call.key, version)
-        return answer(xml.tagging(t.tags), headers=version_header(t.version_id))
+        return answer(xml.tagging(t.tags), headers=hdr.version_header(t.version_id))
 
     async def put_object_tagging(self, call: Call) -> web.StreamResponse:
         version = call.query.get("versionId", "")
         await self.allow(call, "PutObjectTagging", version=version)
         tags = xml.parse_tagging(await self.small_body(call))
         t = await self.coord.put_object_tagging(call.bucket, call.key, version, tags)
-        return empty(headers=version_header(t.version_id))
+        return empty(headers=hdr.version_header(t.version_id))
 
     async def delete_object_tagging(self, call: Call) -> web.StreamResponse:
         version = call.query.get("versionId", "")
         await self.allow(call, "DeleteObjectTagging", version=version)
         t = await self.coord.put_object_tagging(call.bucket, call.key, version, {})
-        return empty(204, version_header(t.version_id))
+        return empty(204, hdr.version_header(t.version_id))
 
     async def get_object_acl(self, call: Call) -> web.StreamResponse:
         version = call.query.get("versionId", "")
         await self.allow(call, "GetObjectAcl", version=version)
         a = await self.coord.get_object_acl(call.bucket, call.key, version)
-        return answer(xml.acl(a.owner, a.acl), headers=version_header(a.version_id))
+        return answer(xml.acl(a.owner, a.acl), headers=hdr.version_header(a.version_id))
 
     async def put_object_acl(self, call: Call) -> web.StreamResponse:
         version = call.query.get("versionId", "")
@@ -187,4 +195,4 @@ class ObjectHandlers(Base):
         if canned is None:
             raise errors.NotImplemented("only canned ACLs (the x-amz-acl header) are supported")
         a = await self.coord.put_object_acl(call.bucket, call.key, version, canned)
-        return empty(headers=version_header(a.version_id))
+        return empty(headers=hdr.version_header(a.version_id))

@@ -22,6 +22,7 @@ from tristore.model import (
     ListPage,
     MultipartUpload,
     ObjectInfo,
+    Part,
     PartPage,
     UploadPage,
     VersionPage,
@@ -277,10 +278,27 @@ def list_versions(
     return _doc(root)
 
 
-def copy_result(etag: str, last_modified: dt.datetime, part: bool = False) -> bytes:
-    root = _root("CopyPartResult" if part else "CopyObjectResult")
-    _add(root, "LastModified", last_modified)
-    _add(root, "ETag", quote_etag(etag))
+def _checksum(root: ET.Element, algorithm: str, value: str, kind: str = "") -> None:
+    """S3's ``<ChecksumCRC32>`` (or CRC32C, CRC64NVME, SHA1, SHA256) and ``<ChecksumType>``."""
+    if algorithm and value:
+        _add(root, f"Checksum{algorithm.upper()}", value)
+        if kind:
+            _add(root, "ChecksumType", kind)
+
+
+def copy_result(info: ObjectInfo) -> bytes:
+    root = _root("CopyObjectResult")
+    _add(root, "LastModified", info.last_modified)
+    _add(root, "ETag", quote_etag(info.etag))
+    _checksum(root, info.checksum_algorithm, info.checksum, info.checksum_type)
+    return _doc(root)
+
+
+def copy_part_result(part: Part) -> bytes:
+    root = _root("CopyPartResult")
+    _add(root, "LastModified", part.last_modified)
+    _add(root, "ETag", quote_etag(part.etag))
+    _checksum(root, part.checksum_algorithm, part.checksum)
     return _doc(root)
 
 
@@ -305,6 +323,7 @@ def complete_multipart(info: ObjectInfo, location_url: str) -> bytes:
     _add(root, "Bucket", info.bucket)
     _add(root, "Key", info.key)
     _add(root, "ETag", quote_etag(info.etag))
+    _checksum(root, info.checksum_algorithm, info.checksum, info.checksum_type)
     return _doc(root)
 
 

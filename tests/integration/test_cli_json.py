@@ -1,7 +1,7 @@
 """``--json`` of the CLI against a real cluster: every command's document
 parses and says what happened, and ``tristore presign`` links that plain HTTPS
 (urllib, trusting the dev cluster's CA) can use, refused once expired or
-altered. The document shapes are in the README's Commands section."""
+altered. The document shapes are in docs/commands.md."""
 
 from __future__ import annotations
 

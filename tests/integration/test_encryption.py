@@ -1,7 +1,8 @@
 """Encryption at rest on real clusters: no plaintext of an encrypted object in
 any file under the data directories (RocksDB WAL and SST files, staged
 chunks, hints, change log) after puts, overwrites, copies, multipart uploads,
-hinted handoff and replication to a second cluster; ranged reads that cross
+hinted handoff and replication to a second cluster (SSE-S3 sealed again
+there, SSE-C shipped and stored as it is); ranged reads that cross
 chunk boundaries; SSE-C refusals as S3 answers them; default bucket
 encryption; master-key rotation (the old master key can go afterwards); the
 key provider called once per bucket and node, not per object; file modes."""
@@ -13,17 +14,23 @@ import hashlib
 import json
 import os
 import stat
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
+import grpc
 import pytest
 
-from tests.integration.cluster import DevCluster, start_cluster, wait_until
-from tristore import errors
+from tests.integration.cluster import DevCluster, signed_channel, start_cluster, wait_until
+from tristore import errors, sse
 from tristore.client import Client
-from tristore.model import CopySource, ObjectInfo
+from tristore.convert import version_to_pb
+from tristore.model import CopySource, ObjectInfo, ObjectVersion
+from tristore.pb import objects_pb2, objects_pb2_grpc
 from tristore.replication import Destination, Rule
+from tristore.stamps import Stamp
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -393,42 +400,282 @@ def test_data_files_are_private(cluster: DevCluster) -> None:
     wait_until(lambda: stat.S_IMODE(d.stat().st_mode) == 0o700, 30, what="data dir tightened")
 
 
-def test_replicas_are_encrypted_under_the_destination_keys(tmp_path: Path) -> None:
-    east = start_cluster(tmp_path, "--clusters", "2", extra_env=ENV)
+#: The destination stores with other sizes than the source (1 MiB chunks,
+#: bodies inline up to 4 KiB): an SSE-C replica keeps its source's framing.
+WEST_ENV = {"TRISTORE_NODE_CHUNK_SIZE": str(MIB), "TRISTORE_NODE_INLINE_MAX": "4096"}
+
+
+@pytest.fixture(scope="module")
+def two(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DevCluster, DevCluster]]:
+    """Two clusters, east (64 KiB chunks) replicating to west (restarted with WEST_ENV)."""
+    east = start_cluster(tmp_path_factory.mktemp("enc2"), "--clusters", "2", extra_env=ENV)
     west = east.cluster("west")
     try:
-        markers: list[bytes] = []
-        sent: dict[str, tuple[ObjectInfo, bytes]] = {}
-        with east.client() as e, west.client() as w:
-            for c, b in ((e, "rep-src"), (w, "rep-dst")):
-                c.create_bucket(b)
-                c.put_bucket_versioning(b, "Enabled")
-            e.put_bucket_replication("rep-src", [Rule("all", (Destination("west", "rep-dst"),))])
-            for i, size in enumerate((200, 3000, 4 * CHUNK + 3, 0)):
-                m = _marker()
-                markers.append(m)
-                data = _body(m, size)
-                sent[f"k{i}"] = (e.put_object("rep-src", f"k{i}", data, sse="AES256"), data)
-
-            def arrived() -> bool:
-                try:
-                    return all(
-                        w.head_object("rep-dst", k, version_id=i.version_id).etag == i.etag
-                        for k, (i, _) in sent.items()
-                    )
-                except errors.TristoreError:
-                    return False
-
-            wait_until(arrived, 90, what="replicas at the destination")
-            for k, (_info, data) in sent.items():
-                head = w.head_object("rep-dst", k)
-                assert head.sse == "AES256" and head.replication_status == "REPLICA"
-                assert w.get_object("rep-dst", k) == data
-        # Each cluster has its own master keys.
-        assert east.config.kms_key_file.read_bytes() != west.config.kms_key_file.read_bytes()
-        assert _plaintext_in(east.dir, markers) == []
+        names = [n.name for n in west.config.nodes]
+        for name in names:
+            west.kill(name, "TERM")
+            west.start(name, extra_env=WEST_ENV)
+        wait_until(lambda: west.up_names() == set(names), 60, what="west's nodes up")
+        yield east, west
     finally:
         east.down()
+
+
+def test_replicas_are_encrypted_under_the_destination_keys(
+    two: tuple[DevCluster, DevCluster],
+) -> None:
+    east, west = two
+    markers: list[bytes] = []
+    sent: dict[str, tuple[ObjectInfo, bytes]] = {}
+    with east.client() as e, west.client() as w:
+        for c, b in ((e, "rep-src"), (w, "rep-dst")):
+            c.create_bucket(b)
+            c.put_bucket_versioning(b, "Enabled")
+        e.put_bucket_replication("rep-src", [Rule("all", (Destination("west", "rep-dst"),))])
+        for i, size in enumerate((200, 3000, 4 * CHUNK + 3, 0)):
+            m = _marker()
+            markers.append(m)
+            data = _body(m, size)
+            sent[f"k{i}"] = (e.put_object("rep-src", f"k{i}", data, sse="AES256"), data)
+
+        def arrived() -> bool:
+            try:
+                return all(
+                    w.head_object("rep-dst", k, version_id=i.version_id).etag == i.etag
+                    for k, (i, _) in sent.items()
+                )
+            except errors.TristoreError:
+                return False
+
+        wait_until(arrived, 90, what="replicas at the destination")
+        for k, (_info, data) in sent.items():
+            head = w.head_object("rep-dst", k)
+            assert head.sse == "AES256" and head.replication_status == "REPLICA"
+            assert w.get_object("rep-dst", k) == data
+    # Each cluster has its own master keys.
+    assert east.config.kms_key_file.read_bytes() != west.config.kms_key_file.read_bytes()
+    assert _plaintext_in(east.dir, markers) == []
+
+
+def _stored(cluster: DevCluster, bucket: str) -> dict[str, ObjectVersion]:
+    """The newest version record of each key of ``bucket``, read from the nodes' disks."""
+    out: dict[str, ObjectVersion] = {}
+    for n in cluster.config.nodes:
+        for v in cluster.node_versions_all(n.name):
+            if v.bucket != bucket or v.delete_marker:
+                continue
+            if v.key not in out or out[v.key].vstamp < v.vstamp:
+                out[v.key] = v
+    return out
+
+
+def test_sse_c_versions_are_replicated_as_stored(two: tuple[DevCluster, DevCluster]) -> None:
+    """An SSE-C version reaches the destination as its ciphertext, wrapped data
+    key and key HMAC, stored as they are: the replica reads with the same key
+    and is refused without it or with another, as at the source; no plaintext
+    anywhere; the source's chunk framing kept over the destination's own."""
+    east, west = two
+    key, wrong = os.urandom(32), os.urandom(32)
+    markers: list[bytes] = []
+
+    def body(size: int) -> bytes:
+        m = _marker()
+        markers.append(m)
+        return _body(m, size)
+
+    sent: dict[str, tuple[ObjectInfo, bytes]] = {}
+    with east.client() as e, west.client() as w:
+        for c, b in ((e, "ssec-src"), (w, "ssec-dst")):
+            c.create_bucket(b)
+            c.put_bucket_versioning(b, "Enabled")
+        rule = Rule("all", (Destination("west", "ssec-dst"),), delete_markers=True)
+        e.put_bucket_replication("ssec-src", [rule])
+        # In its change-log entry (a batched apply); inline at the source but not
+        # in the entry (read sealed; chunked at west, whose inline_max is 4 KiB);
+        # empty; many chunks of the source's 64 KiB.
+        for name, size in (("tiny", 200), ("inline", 20_000), ("empty", 0), ("big", 3 * MIB + 5)):
+            data = body(size)
+            sent[name] = (e.put_object("ssec-src", name, data, sse_customer_key=key), data)
+        # Multipart: the complete seals the whole object under one data key.
+        p1, p2 = body(5 * MIB), body(MIB + 7)
+        up = e.create_multipart_upload("ssec-src", "multi", sse_customer_key=key)
+        e1 = e.upload_part("ssec-src", "multi", up.upload_id, 1, p1, sse_customer_key=key).etag
+        e2 = e.upload_part("ssec-src", "multi", up.upload_id, 2, p2, sse_customer_key=key).etag
+        done = e.complete_multipart_upload(
+            "ssec-src", "multi", up.upload_id, [(1, e1), (2, e2)], sse_customer_key=key
+        )
+        sent["multi"] = (done, p1 + p2)
+
+        def completed() -> bool:
+            statuses = {
+                k: e.head_object(
+                    "ssec-src", k, version_id=i.version_id, sse_customer_key=key
+                ).replication_status
+                for k, (i, _) in sent.items()
+            }
+            assert "FAILED" not in statuses.values(), statuses
+            return set(statuses.values()) == {"COMPLETED"}
+
+        wait_until(completed, 120, what="every SSE-C version COMPLETED at the source")
+        for k, (info, data) in sent.items():
+            head = w.head_object("ssec-dst", k, sse_customer_key=key)
+            assert (head.version_id, head.etag, head.size) == (
+                info.version_id,
+                info.etag,
+                len(data),
+            )
+            assert head.replication_status == "REPLICA"
+            assert (head.sse_customer_algorithm, head.sse) == ("AES256", "")
+            assert head.sse_customer_key_md5 == info.sse_customer_key_md5
+            assert w.get_object("ssec-dst", k, sse_customer_key=key) == data, k
+            for c, b in ((e, "ssec-src"), (w, "ssec-dst")):
+                with pytest.raises(errors.InvalidRequest):
+                    c.get_object(b, k)
+                with pytest.raises(errors.InvalidRequest):
+                    c.head_object(b, k)
+                with pytest.raises(errors.AccessDenied):
+                    c.get_object(b, k, sse_customer_key=wrong)
+                with pytest.raises(errors.AccessDenied):
+                    c.head_object(b, k, sse_customer_key=wrong)
+        # Ranged reads across the source's chunk boundaries and the parts' seam.
+        big, multi, inline = (sent[k][1] for k in ("big", "multi", "inline"))
+        span = f"bytes={CHUNK - 3}-{3 * CHUNK + 3}"
+        assert (
+            w.get_object("ssec-dst", "big", range=span, sse_customer_key=key)
+            == big[CHUNK - 3 : 3 * CHUNK + 4]
+        )
+        seam = 5 * MIB - 10
+        got = w.get_object(
+            "ssec-dst", "multi", range=f"bytes={seam}-{seam + 19}", sse_customer_key=key
+        )
+        assert got == multi[seam : seam + 20]
+        assert (
+            w.get_object("ssec-dst", "inline", range="bytes=-100", sse_customer_key=key)
+            == (inline[-100:])
+        )
+
+        # Stored as the source stored it: the same wrapped data key and HMAC
+        # (not sealed again), bound to the source's bucket, in its chunks.
+        src, dst = _stored(east, "ssec-src"), _stored(west, "ssec-dst")
+        for k in sent:
+            assert dst[k].sse_key == src[k].sse_key and dst[k].sse_key, k
+            assert dst[k].sse_customer_hmac == src[k].sse_customer_hmac, k
+            assert (dst[k].sse_bucket, src[k].sse_bucket) == ("ssec-src", ""), k
+        for k in ("big", "multi"):
+            assert dst[k].chunk_size == src[k].chunk_size == CHUNK + 16, k
+        assert dst["tiny"].data_id == b"" and dst["empty"].data_id == b""
+        assert src["inline"].data_id == b"" and dst["inline"].data_id != b""
+        assert dst["inline"].chunk_size == 20_000 + 16
+
+        # Delete markers replicate as before.
+        e.delete_object("ssec-src", "tiny")
+
+        def marked() -> bool:
+            try:
+                w.head_object("ssec-dst", "tiny", sse_customer_key=key)
+            except errors.NoSuchKey:
+                return True
+            return False
+
+        wait_until(marked, 60, what="the delete marker at west")
+        tiny = sent["tiny"]
+        assert (
+            w.get_object("ssec-dst", "tiny", version_id=tiny[0].version_id, sse_customer_key=key)
+            == tiny[1]
+        )
+    assert _plaintext_in(east.dir, markers) == []
+
+
+def _forged(v: ObjectVersion) -> objects_pb2.ApplyReplicaHeader:
+    return objects_pb2.ApplyReplicaHeader(
+        version=version_to_pb(v, with_inline=False), origin_cluster="east"
+    )
+
+
+def test_sse_c_replicas_are_checked_for_form_and_opened_by_aes_gcm(
+    two: tuple[DevCluster, DevCluster],
+) -> None:
+    """What a replicator ships is stored only if well formed (lengths, chunk
+    framing) and, having no key, as it is: a chunk altered on the way is stored
+    but refused when read (its AES-GCM tag), and only the chunks a read touches
+    are opened."""
+    _east, west = two
+    key = os.urandom(32)
+    ck = sse.customer_key("AES256", key, "")
+    assert ck is not None
+    with west.client() as w:
+        w.create_bucket("forge-dst")
+        w.put_bucket_versioning("forge-dst", "Enabled")
+    plain_chunk = 4096
+    plain = os.urandom(3 * plain_chunk + 5)
+    dk = sse.new_key()
+    cipher = sse.ChunkCipher(dk, "forge-src", "k")
+    chunks = [cipher.seal(i, plain[i * plain_chunk : (i + 1) * plain_chunk]) for i in range(4)]
+    now = int(time.time() * 1000)
+
+    def version(n: int, size: int, chunk_size: int) -> ObjectVersion:
+        return ObjectVersion(
+            "forge-dst",
+            "k",
+            Stamp(now + n, 0, 1, 1),
+            size=size,
+            etag=hashlib.md5(plain[:size]).hexdigest(),
+            chunk_size=chunk_size,
+            sse_key=sse.wrap_data_key(sse.SCHEME_CUSTOMER_KEY, key, dk, "forge-src", "k"),
+            sse_customer_hmac=sse.customer_hmac(ck),
+            sse_bucket="forge-src",
+        )
+
+    stored = plain_chunk + 16
+    intact, altered, short = (version(n, len(plain), stored) for n in (1, 2, 3))
+    flipped = [*chunks]
+    flipped[2] = flipped[2][:100] + bytes([flipped[2][100] ^ 1]) + flipped[2][101:]
+    stub = objects_pb2_grpc.ObjectServiceStub(signed_channel(west.config.nodes[0].grpc))
+
+    def apply(v: ObjectVersion, pieces: list[bytes]) -> None:
+        msgs = [objects_pb2.ApplyReplicaRequest(header=_forged(v))]
+        msgs += [objects_pb2.ApplyReplicaRequest(data=p) for p in pieces]
+        stub.ApplyReplica(iter(msgs), timeout=30)
+
+    apply(intact, [b"".join(chunks)])  # framing is the receiver's: one piece is fine
+    apply(altered, flipped)
+    with pytest.raises(grpc.RpcError) as refused:
+        apply(short, [b"".join(chunks)[:-5]])
+    assert errors.from_rpc_error(refused.value).code == "IncompleteBody"
+    # One chunk, too short, in a batched apply; a data key wrapped otherwise.
+    small = version(4, 100, 0)
+    items = objects_pb2.ApplyReplicasRequest(
+        items=[
+            objects_pb2.ApplyReplicaItem(
+                header=_forged(small), data=cipher.seal(0, plain[:100])[:-1]
+            ),
+            objects_pb2.ApplyReplicaItem(
+                header=_forged(replace(small, sse_key=b"S" + small.sse_key[1:])),
+                data=cipher.seal(0, plain[:100]),
+            ),
+        ]
+    )
+    answers = stub.ApplyReplicas(items, timeout=30).results
+    assert [a.error.code for a in answers] == ["IncompleteBody", "InvalidArgument"]
+
+    with west.client() as w:
+        assert w.get_object(
+            "forge-dst", "k", version_id=intact.version_id, sse_customer_key=key
+        ) == (plain)
+        with pytest.raises(errors.KeyUnavailable):
+            w.get_object("forge-dst", "k", version_id=altered.version_id, sse_customer_key=key)
+        # The altered chunk is the third: a read of the first two opens only them.
+        head = w.get_object(
+            "forge-dst",
+            "k",
+            range=f"bytes=0-{2 * plain_chunk - 1}",
+            version_id=altered.version_id,
+            sse_customer_key=key,
+        )
+        assert head == plain[: 2 * plain_chunk]
+        for v in (short, small):
+            with pytest.raises(errors.NoSuchVersion):
+                w.head_object("forge-dst", "k", version_id=v.version_id, sse_customer_key=key)
 
 
 def test_cli_sse_c_and_default_encryption(cluster: DevCluster, tmp_path: Path) -> None:

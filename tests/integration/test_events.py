@@ -312,7 +312,7 @@ def test_an_event_written_while_the_key_home_was_down_arrives_after_it_returns(
         late = c.put_object("ev-home", key, b"written while its home was down")
         now = c.put_object("ev-home", other, b"its home is up")
         # Put and deleted while the home is down: the stand-in keeps only the
-        # delete, and that is what comes (the key's final state; see README).
+        # delete, and that is what comes (the key's final state; see docs/architecture.md).
         c.put_object("ev-home", gone, b"short-lived")
         c.delete_object("ev-home", gone)
         early, _ = collect(c, "ev-home", lambda ev: False, cursor=before, timeout=3)

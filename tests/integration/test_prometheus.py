@@ -3,7 +3,7 @@ file_sd targets `dev up` writes and deploy/prometheus/dev.yml: every process up,
 the key series there with the labels the alerts and the dashboard group by,
 every alert rule and dashboard query accepted, nothing alerting while the
 clusters are healthy, and a node killed raising TristoreNodeDown and
-TristoreAZDown (README: Monitoring)."""
+TristoreAZDown (docs/metrics-and-health.md: Monitoring)."""
 
 from __future__ import annotations
 

@@ -91,6 +91,8 @@ def test_one_way_with_filters_statuses_and_delete_markers(
                 info.last_modified,
                 info.size,
             )
+            # The flexible checksum travels with the version (CRC-64/NVME here).
+            assert (got.checksum_algorithm, got.checksum) == ("crc64nvme", info.checksum)
             assert got.replication_status == "REPLICA"
         assert w.get_object("rep-dst", "logs/3") == e.get_object("rep-src", "logs/3")
         assert w.head_object("rep-dst", "logs/3").metadata == {"n": "3"}

@@ -5,6 +5,7 @@ door (gRPC SDK) read through the other (HTTP), and back."""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import http.client
@@ -33,6 +34,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
+from botocore.httpchecksum import StreamingChecksumBody
 
 from node.s3.objects import WHOLE_ANSWER_MAX
 from tests.integration.cluster import (
@@ -43,7 +45,7 @@ from tests.integration.cluster import (
     start_cluster,
     wait_until,
 )
-from tristore import cors, errors, sigv4, tls
+from tristore import checksums, cors, errors, sigv4, tls
 
 pytestmark = pytest.mark.integration
 
@@ -94,6 +96,15 @@ def _client(env: dict[str, str], **kw: Any) -> Any:
 @pytest.fixture(scope="module")
 def s3(env: dict[str, str]) -> Any:
     return _client(env)
+
+
+@pytest.fixture(scope="module")
+def s3_plain(env: dict[str, str]) -> Iterator[Any]:
+    """A client that sends no flexible checksum unless an operation needs one
+    (boto3 sends a CRC32 with every PUT and UploadPart by default)."""
+    client = _client(env, config=Config(request_checksum_calculation="when_required"))
+    yield client
+    client.close()
 
 
 @pytest.fixture(scope="module")
@@ -236,8 +247,8 @@ def test_empty_objects_and_customer_keys(s3: Any, bucket: str) -> None:
 
 
 def test_checksums_are_verified(s3: Any, bucket: str) -> None:
-    # (CRC32C: botocore needs awscrt for it; tests/unit/test_s3_http.py checks ours.)
-    for algo in ("CRC32", "SHA1", "SHA256"):
+    # (CRC32C and CRC64NVME: botocore computes them with awscrt, a dependency.)
+    for algo in ("CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256"):
         r = s3.put_object(Bucket=bucket, Key=f"sum-{algo}", Body=b"checked", ChecksumAlgorithm=algo)
         assert r[f"Checksum{algo}"]
     with pytest.raises(ClientError) as e:
@@ -251,6 +262,162 @@ def test_checksums_are_verified(s3: Any, bucket: str) -> None:
     for key in ("sum-bad", "md5-bad"):
         with pytest.raises(ClientError):
             s3.head_object(Bucket=bucket, Key=key)
+
+
+def _sums(r: dict[str, Any]) -> dict[str, str]:
+    """The Checksum* fields of a boto3 answer (ChecksumType included)."""
+    return {k: v for k, v in r.items() if k.startswith("Checksum")}
+
+
+def test_stored_checksums_come_back_on_get_and_head(
+    s3: Any, s3_plain: Any, env: dict[str, str]
+) -> None:
+    """S3's flexible checksums: stored with the object, returned on GET and
+    HEAD with ChecksumMode=ENABLED (which boto3 then checks against the body),
+    never for a range; an object sent without one gets a CRC-64/NVME."""
+    s3.create_bucket(Bucket="sums")
+    body = os.urandom(100_000)
+    for algo in ("SHA256", "CRC32C", "CRC32", "SHA1", "CRC64NVME"):
+        key = f"sum-{algo}"
+        put = s3.put_object(Bucket="sums", Key=key, Body=body, ChecksumAlgorithm=algo)
+        want = {f"Checksum{algo}": checksums.digest_of(algo.lower(), body)}
+        want["ChecksumType"] = "FULL_OBJECT"
+        assert _sums(put) == want, algo
+        got = s3.get_object(Bucket="sums", Key=key, ChecksumMode="ENABLED")
+        assert _sums(got) == want, algo
+        # boto3 checks what it can (every algorithm here, with awscrt) as it reads.
+        assert isinstance(got["Body"], StreamingChecksumBody), algo
+        assert got["Body"].read() == body
+        assert _sums(s3.head_object(Bucket="sums", Key=key, ChecksumMode="ENABLED")) == want
+        assert _sums(s3.head_object(Bucket="sums", Key=key)) == {}  # not asked
+        ranged = s3.get_object(Bucket="sums", Key=key, Range="bytes=0-9", ChecksumMode="ENABLED")
+        assert _sums(ranged) == {}
+        assert ranged["Body"].read() == body[:10]
+    # Sent with none (boto3 sends a CRC32 unless told not to): CRC-64/NVME, as S3.
+    put = s3_plain.put_object(Bucket="sums", Key="none", Body=body)
+    assert put["ChecksumCRC64NVME"] == checksums.digest_of("crc64nvme", body)
+    head = s3.head_object(Bucket="sums", Key="none", ChecksumMode="ENABLED")
+    assert head["ChecksumCRC64NVME"] == put["ChecksumCRC64NVME"]
+    got = s3.get_object(Bucket="sums", Key="none", ChecksumMode="ENABLED")
+    assert got["Body"].read() == body
+    # An algorithm asked for (x-amz-checksum-algorithm) with no value: computed.
+    asking = _client(env, config=Config(request_checksum_calculation="when_required"))
+    try:
+
+        def ask(request: AWSRequest, **_: Any) -> None:
+            request.headers["x-amz-checksum-algorithm"] = "SHA1"
+
+        asking.meta.events.register("before-sign.s3.PutObject", ask)
+        put = asking.put_object(Bucket="sums", Key="asked", Body=body)
+    finally:
+        asking.close()
+    assert put["ChecksumSHA1"] == checksums.digest_of("sha1", body)
+
+
+def test_copies_keep_or_compute_the_checksum(s3: Any) -> None:
+    s3.create_bucket(Bucket="sums-copy")
+    body = os.urandom(70_000)
+    s3.put_object(Bucket="sums-copy", Key="src", Body=body, ChecksumAlgorithm="SHA256")
+    sha = checksums.digest_of("sha256", body)
+    # No algorithm asked: the source's whole-object checksum is kept.
+    c = s3.copy_object(Bucket="sums-copy", Key="kept", CopySource="sums-copy/src")
+    assert c["CopyObjectResult"]["ChecksumSHA256"] == sha
+    h = s3.head_object(Bucket="sums-copy", Key="kept", ChecksumMode="ENABLED")
+    assert (h["ChecksumSHA256"], h["ChecksumType"]) == (sha, "FULL_OBJECT")
+    # One asked: computed over the copied body.
+    c = s3.copy_object(
+        Bucket="sums-copy", Key="crc", CopySource="sums-copy/src", ChecksumAlgorithm="CRC32C"
+    )
+    crc = checksums.digest_of("crc32c", body)
+    assert c["CopyObjectResult"]["ChecksumCRC32C"] == crc
+    h = s3.head_object(Bucket="sums-copy", Key="crc", ChecksumMode="ENABLED")
+    assert _sums(h) == {"ChecksumCRC32C": crc, "ChecksumType": "FULL_OBJECT"}
+    # Onto itself, only to change the checksum: allowed, as in S3.
+    s3.copy_object(
+        Bucket="sums-copy", Key="src", CopySource="sums-copy/src", ChecksumAlgorithm="CRC32"
+    )
+    h = s3.head_object(Bucket="sums-copy", Key="src", ChecksumMode="ENABLED")
+    assert h["ChecksumCRC32"] == checksums.digest_of("crc32", body)
+    # A multipart source's checksum of parts is no checksum of the copy's one
+    # body: the copy gets the whole body's, of the same algorithm.
+    u = s3.create_multipart_upload(Bucket="sums-copy", Key="mp", ChecksumAlgorithm="SHA256")
+    p = s3.upload_part(
+        Bucket="sums-copy", Key="mp", UploadId=u["UploadId"], PartNumber=1, Body=body,
+        ChecksumAlgorithm="SHA256",
+    )  # fmt: skip
+    s3.complete_multipart_upload(
+        Bucket="sums-copy", Key="mp", UploadId=u["UploadId"],
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": p["ETag"]}]},
+    )  # fmt: skip
+    assert s3.head_object(Bucket="sums-copy", Key="mp", ChecksumMode="ENABLED")[
+        "ChecksumSHA256"
+    ].endswith("-1")
+    c = s3.copy_object(Bucket="sums-copy", Key="mp-copy", CopySource="sums-copy/mp")
+    assert c["CopyObjectResult"]["ChecksumSHA256"] == sha
+
+
+def _multipart(s3: Any, key: str, parts: list[bytes], create: dict[str, str], **part: Any) -> Any:
+    """Upload ``parts`` to sums-mp/``key``; the answers of Complete and of a HEAD
+    asking for the checksum. ``part``: each UploadPart's extra arguments, or
+    ``algorithms``, one ChecksumAlgorithm a part."""
+    u = s3.create_multipart_upload(Bucket="sums-mp", Key=key, **create)["UploadId"]
+    algorithms = part.pop("algorithms", [None] * len(parts))
+    done = []
+    for n, (data, algo) in enumerate(zip(parts, algorithms, strict=True), 1):
+        extra = dict(part, ChecksumAlgorithm=algo) if algo else part
+        r = s3.upload_part(Bucket="sums-mp", Key=key, UploadId=u, PartNumber=n, Body=data, **extra)
+        done.append({"PartNumber": n, "ETag": r["ETag"]})
+    complete = s3.complete_multipart_upload(
+        Bucket="sums-mp", Key=key, UploadId=u, MultipartUpload={"Parts": done}
+    )
+    return complete, s3.head_object(Bucket="sums-mp", Key=key, ChecksumMode="ENABLED")
+
+
+def test_multipart_checksums(s3: Any, s3_plain: Any) -> None:
+    """A multipart object's checksum: of the parts' checksums with -N
+    (COMPOSITE), or, for CRCs of FULL_OBJECT type, the whole body's."""
+    s3.create_bucket(Bucket="sums-mp")
+    parts = [os.urandom(5 * MiB), os.urandom(1000)]
+    whole = b"".join(parts)
+    raw = b"".join(hashlib.sha256(p).digest() for p in parts)
+    composite = base64.b64encode(hashlib.sha256(raw).digest()).decode() + "-2"
+    sha = {"ChecksumAlgorithm": "SHA256"}
+    complete, head = _multipart(s3, "sha", parts, sha, ChecksumAlgorithm="SHA256")
+    assert (head["ChecksumSHA256"], head["ChecksumType"]) == (composite, "COMPOSITE")
+    assert (complete["ChecksumSHA256"], complete["ChecksumType"]) == (composite, "COMPOSITE")
+    got = s3.get_object(Bucket="sums-mp", Key="sha", ChecksumMode="ENABLED")
+    assert got["Body"].read() == whole  # boto3 skips a -N checksum, as for S3's
+
+    full = {"ChecksumAlgorithm": "CRC32", "ChecksumType": "FULL_OBJECT"}
+    _, head = _multipart(s3, "crc", parts, full, ChecksumAlgorithm="CRC32")
+    assert _sums(head) == {
+        "ChecksumCRC32": checksums.digest_of("crc32", whole),
+        "ChecksumType": "FULL_OBJECT",
+    }
+    got = s3.get_object(Bucket="sums-mp", Key="crc", ChecksumMode="ENABLED")
+    assert isinstance(got["Body"], StreamingChecksumBody)
+    assert got["Body"].read() == whole
+
+    # No algorithm named, parts sent with none: CRC-64/NVME of the whole, as S3.
+    _, head = _multipart(s3_plain, "none", parts, {})
+    assert head["ChecksumCRC64NVME"] == checksums.digest_of("crc64nvme", whole)
+    assert head["ChecksumType"] == "FULL_OBJECT"
+    # ... parts of mixed algorithms: no checksum at all.
+    _, head = _multipart(s3, "mixed", parts, {}, algorithms=["CRC32", "SHA1"])
+    assert _sums(head) == {}
+    # A part of another algorithm than the upload's is refused.
+    u = s3.create_multipart_upload(Bucket="sums-mp", Key="bad", **sha)["UploadId"]
+    with pytest.raises(ClientError) as e:
+        s3.upload_part(
+            Bucket="sums-mp", Key="bad", UploadId=u, PartNumber=1, Body=b"x",
+            ChecksumAlgorithm="CRC32",
+        )  # fmt: skip
+    assert e.value.response["Error"]["Code"] == "InvalidRequest"
+    with pytest.raises(ClientError) as e:
+        s3.create_multipart_upload(
+            Bucket="sums-mp", Key="bad", ChecksumAlgorithm="SHA256", ChecksumType="FULL_OBJECT"
+        )
+    assert e.value.response["Error"]["Code"] == "InvalidRequest"
 
 
 def test_ranges_and_conditions(s3: Any, bucket: str) -> None:
@@ -301,13 +468,17 @@ def test_small_answers_go_whole_and_large_ones_stream_alike(s3: Any, bucket: str
     s3.put_object(
         Bucket=bucket, Key="edge", Body=body, ContentType="application/x-edge", Metadata={"m": "1"}
     )
+    # Both ranged, so that both answers follow the same rules (a range carries
+    # no checksum headers).
     whole = s3.get_object(Bucket=bucket, Key="edge", Range=f"bytes=1-{limit}")
-    streamed = s3.get_object(Bucket=bucket, Key="edge")
+    streamed = s3.get_object(Bucket=bucket, Key="edge", Range=f"bytes=0-{limit}")
     assert whole["Body"].read() == body[1:]
     assert streamed["Body"].read() == body
     assert whole["ContentLength"] == limit and streamed["ContentLength"] == limit + 1
     assert whole["ContentRange"] == f"bytes 1-{limit}/{limit + 1}"
-    assert whole["ResponseMetadata"]["HTTPStatusCode"] == 206
+    assert streamed["ContentRange"] == f"bytes 0-{limit}/{limit + 1}"
+    for r in (whole, streamed):
+        assert r["ResponseMetadata"]["HTTPStatusCode"] == 206
     differ = {"content-range", "content-length", "x-amz-request-id", "date"}
     heads = [r["ResponseMetadata"]["HTTPHeaders"] for r in (whole, streamed)]
     assert {k: v for k, v in heads[0].items() if k not in differ} == {
@@ -643,6 +814,70 @@ def test_version_id_header_only_once_the_bucket_had_versioning(s3: Any) -> None:
     assert s3.head_object(Bucket="never-versioned", Key="k", VersionId=v)["VersionId"] == v
 
 
+def _writes_and_deletes(s3: Any, bucket: str) -> dict[str, Any]:
+    """The answers of every write and delete that can name a version, in ``bucket``."""
+    out: dict[str, Any] = {"put": s3.put_object(Bucket=bucket, Key="src", Body=b"source")}
+    u = s3.create_multipart_upload(Bucket=bucket, Key="mp")["UploadId"]
+    p1 = s3.upload_part(Bucket=bucket, Key="mp", UploadId=u, PartNumber=1, Body=b"part")
+    out["part_copy"] = s3.upload_part_copy(
+        Bucket=bucket, Key="mp", UploadId=u, PartNumber=2, CopySource=f"{bucket}/src"
+    )
+    parts = [
+        {"PartNumber": 1, "ETag": p1["ETag"]},
+        {"PartNumber": 2, "ETag": out["part_copy"]["CopyPartResult"]["ETag"]},
+    ]
+    # (parts under 5 MiB: only the last may be small, so this one completes with one)
+    out["complete"] = s3.complete_multipart_upload(
+        Bucket=bucket, Key="mp", UploadId=u, MultipartUpload={"Parts": parts[:1]}
+    )
+    out["copy"] = s3.copy_object(Bucket=bucket, Key="copied", CopySource=f"{bucket}/src")
+    out["delete"] = s3.delete_object(Bucket=bucket, Key="copied")
+    out["delete_objects"] = s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": "mp"}]})
+    return out
+
+
+def test_writes_name_a_version_only_once_the_bucket_had_versioning(s3: Any) -> None:
+    """PUT, Complete, copies and deletes, as S3: no version id at all in a
+    bucket never versioned; ``null`` in a Suspended one; the id when Enabled."""
+    s3.create_bucket(Bucket="vid-never")
+    r = _writes_and_deletes(s3, "vid-never")
+    for name in ("put", "complete", "copy", "delete"):
+        assert "VersionId" not in r[name], name
+        assert "x-amz-version-id" not in r[name]["ResponseMetadata"]["HTTPHeaders"], name
+    assert "CopySourceVersionId" not in r["copy"]
+    assert "CopySourceVersionId" not in r["part_copy"]
+    assert "DeleteMarker" not in r["delete"]
+    assert r["delete_objects"]["Deleted"] == [{"Key": "mp"}]
+
+    s3.create_bucket(Bucket="vid-suspended")
+    s3.put_bucket_versioning(
+        Bucket="vid-suspended", VersioningConfiguration={"Status": "Suspended"}
+    )
+    r = _writes_and_deletes(s3, "vid-suspended")
+    for name in ("put", "complete", "copy", "delete"):
+        assert r[name]["VersionId"] == "null", name
+    assert r["copy"]["CopySourceVersionId"] == "null"
+    assert r["part_copy"]["CopySourceVersionId"] == "null"
+    assert r["delete"]["DeleteMarker"] is True
+    (deleted,) = r["delete_objects"]["Deleted"]
+    assert (deleted["DeleteMarker"], deleted["DeleteMarkerVersionId"]) == (True, "null")
+
+    s3.create_bucket(Bucket="vid-enabled")
+    s3.put_bucket_versioning(Bucket="vid-enabled", VersioningConfiguration={"Status": "Enabled"})
+    r = _writes_and_deletes(s3, "vid-enabled")
+    ids = [r[name]["VersionId"] for name in ("put", "complete", "copy", "delete")]
+    assert "null" not in ids and len(set(ids)) == 4
+    assert r["copy"]["CopySourceVersionId"] == r["put"]["VersionId"]
+    assert r["part_copy"]["CopySourceVersionId"] == r["put"]["VersionId"]
+    (deleted,) = r["delete_objects"]["Deleted"]
+    assert deleted["DeleteMarkerVersionId"] not in ("", "null")
+    # Once versioned, the never-versioned bucket's null version is named.
+    s3.put_bucket_versioning(Bucket="vid-never", VersioningConfiguration={"Status": "Enabled"})
+    assert s3.put_object(Bucket="vid-never", Key="k", Body=b"x")["VersionId"] != "null"
+    c = s3.copy_object(Bucket="vid-never", Key="k2", CopySource="vid-never/src")
+    assert c["CopySourceVersionId"] == "null"
+
+
 def test_versioning(s3: Any) -> None:
     s3.create_bucket(Bucket="versioned")
     s3.put_bucket_versioning(Bucket="versioned", VersioningConfiguration={"Status": "Enabled"})
@@ -910,6 +1145,13 @@ def test_one_door_then_the_other(cluster: DevCluster, s3: Any, bucket: str) -> N
         head = c.head_object(bucket, "by-http")
         assert head.metadata == {"door": "http"}
         assert f'"{head.etag}"' == r["ETag"]
+        # The checksum boto3 sent (CRC32) is the object's, through either door;
+        # one written over gRPC gets a CRC-64/NVME, as S3's default.
+        assert (head.checksum_algorithm, head.checksum) == ("crc32", r["ChecksumCRC32"])
+        assert head.checksum_type == "FULL_OBJECT"
+        h = s3.head_object(Bucket=bucket, Key="by-grpc", ChecksumMode="ENABLED")
+        assert h["ChecksumCRC64NVME"] == info.checksum
+        assert info.checksum == checksums.digest_of("crc64nvme", b"written over gRPC")
         keys = [e.key for e in c.list_objects(bucket, prefix="by-").contents]
         assert keys == ["by-grpc", "by-http"]
 

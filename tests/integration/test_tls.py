@@ -98,6 +98,8 @@ def _hostile(path: str, cls: type) -> Any:
         return cls(limit=1000)
     if path.endswith("ReplicaService/Stage"):
         return cls(data_id=b"\x01" * 16, index=0, data=b"attacker bytes")
+    if path.endswith("ReplicaService/ReadSealedBody"):
+        return cls(bucket=BUCKET, key="k0", version_id="null")
     return cls()
 
 
@@ -214,11 +216,12 @@ def test_every_internal_rpc_refuses_outsiders_and_changes_nothing(
     rpcs = internal_rpcs(cluster)
     assert len(rpcs) >= 17, [
         p for p, *_ in rpcs
-    ]  # 9 replica, 4 witness, 2 map, 1 events, 1 replicator
+    ]  # 10 replica, 4 witness, 2 map, 1 events, 1 replicator
     user = _cert(tmp_path, "user", None)
     elsewhere = _cert(tmp_path, "elsewhere", tls.Identity("elsewhere", "node", "a1"))
     replicator = _cert(tmp_path, "replicator", tls.Identity(name, "replicator", "r9"))
     witness = _cert(tmp_path, "witness", tls.Identity(name, "witness", "w9"))
+    node = _cert(tmp_path, "node", tls.Identity(name, "node", "a9"))
     rogue_ca = tmp_path / ROGUE
     tls.ensure_ca(rogue_ca)
     rogue_node = _cert(tmp_path, "rogue-node", tls.Identity(name, "node", "a1"), rogue_ca)
@@ -233,8 +236,10 @@ def test_every_internal_rpc_refuses_outsiders_and_changes_nothing(
         # A user's certificate from the cluster's own CA, another cluster's
         # node, a replicator (except where replicators may call), a witness.
         callers = [("user", user), ("other cluster", elsewhere), ("witness", witness)]
-        if not path.endswith("ReplicaService/ReadLog"):
+        if not path.endswith(("ReplicaService/ReadLog", "ReplicaService/ReadSealedBody")):
             callers.append(("replicator", replicator))
+        if path.endswith("ReplicaService/ReadSealedBody"):
+            callers.append(("node", node))  # SSE-C ciphertext: for replicators only
         for label, files in callers:
             with _mtls_channel(internal, files) as ch:
                 err = _refused(ch, path, request, m)
@@ -276,7 +281,16 @@ def test_a_node_certificate_of_this_cluster_is_let_through(
             replica_pb2.ReadLogRequest.SerializeToString,
             replica_pb2.ReadLogResponse.FromString,
         )(replica_pb2.ReadLogRequest(limit=1), timeout=5)
-    assert resp is not None
+        assert resp is not None
+        # Let through to the domain, which reads only SSE-C bodies sealed.
+        sealed = ch.unary_stream(
+            "/tristore.v1.ReplicaService/ReadSealedBody",
+            replica_pb2.ReadSealedBodyRequest.SerializeToString,
+            replica_pb2.ReadDataResponse.FromString,
+        )(replica_pb2.ReadSealedBodyRequest(bucket=BUCKET, key="k0", version_id="null"), timeout=5)
+        with pytest.raises(grpc.RpcError) as refused:
+            list(sealed)
+        assert errors.from_rpc_error(refused.value).code == "InvalidRequest"
 
 
 def test_a_witness_refuses_a_stamp_3s_ahead(seeded: DevCluster, tmp_path: Path) -> None:

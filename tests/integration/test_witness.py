@@ -128,7 +128,7 @@ def test_an_interrupted_write_is_finished_by_the_next_read(own_cluster: DevClust
 
     # AZ c back for every coordinator before anything reads: a read while one
     # still takes AZ c for down would finish the write in AZs a and b only
-    # (README, "Limits of what is built").
+    # (docs/architecture.md, "Limits of what is built").
     wait_until(
         lambda: all(cluster.metric(n, "tristore_cluster_nodes_up") == len(nodes) for n in nodes),
         30,

@@ -99,6 +99,12 @@ class Variant:
     #: a majority of them; off: one AZ was enough, and a version finished in
     #: one AZ could vanish behind a witness that missed its record (flicker).
     reads_hear_majority: bool = True
+    #: A read finishes a version only where the key's first AZ (the one that
+    #: serializes conditional writes) holds it afterwards; off: a version
+    #: finished in the other two AZs, and returned, was unknown to the first
+    #: AZ, which then took a conditional write's try whose precondition the
+    #: returned version had already broken.
+    finish_at_first_az: bool = True
 
 
 SAFE = Variant()
@@ -495,6 +501,8 @@ def read(
         # QuorumUnavailable: what one AZ holds is not known to be at a
         # majority of AZs, where every later read meets it.
         return s, None
+    if v.finish_at_first_az and relies_on_azs and best != NONE and 0 not in answered:
+        return s, None  # QuorumUnavailable: the first AZ must hold what is finished
     if best == NONE:
         return _returned(s, NONE), NONE
     if relies_on_azs:

@@ -192,7 +192,7 @@ def client_loop(
                             assert value is not None
                             rec.will_write(value)
                             info = (
-                                _multipart_put(c, bucket, key, value.encode())
+                                multipart_put(c, bucket, key, value.encode())
                                 if multipart
                                 else c.put_object(bucket, key, value.encode())
                             )
@@ -212,7 +212,7 @@ def client_loop(
                         rec.add(Op(key, WRITE, value, started, rec.now(), client=ident))
                 else:
                     try:
-                        got = _read(c, rec, bucket, key, seq)
+                        got = read_value(c, rec, bucket, key, seq)
                     except errors.TristoreError as exc:
                         rec.took(READ, started)
                         rec.fail(READ, exc)  # constrains nothing, but is counted
@@ -226,7 +226,7 @@ def client_loop(
             rec.running -= 1
 
 
-def _read(c: Client, rec: Recorder, bucket: str, key: str, seq: int) -> str | None:
+def read_value(c: Client, rec: Recorder, bucket: str, key: str, seq: int) -> str | None:
     """A read of ``key`` by GET, HEAD or LIST in turn: all three are linearizable."""
     how = (seq // 2) % 3
     try:
@@ -240,7 +240,7 @@ def _read(c: Client, rec: Recorder, bucket: str, key: str, seq: int) -> str | No
     return rec.value_of(listed[0].etag) if listed else None
 
 
-def _multipart_put(c: Client, bucket: str, key: str, body: bytes) -> ObjectInfo:
+def multipart_put(c: Client, bucket: str, key: str, body: bytes) -> ObjectInfo:
     """A write through multipart upload: one (last, so small) part, then complete."""
     up = c.create_multipart_upload(bucket, key)
     part = c.upload_part(bucket, key, up.upload_id, 1, body)

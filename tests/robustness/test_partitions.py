@@ -66,7 +66,7 @@ _WHY = netfaults.unavailable()
 HISTORIES = Path(os.environ.get("TRISTORE_HISTORIES", "/tmp/tristore-histories"))
 
 
-def _ports(proc: dict[str, object]) -> tuple[int, ...]:
+def ports_of(proc: dict[str, object]) -> tuple[int, ...]:
     """Every port a process of ``dev up`` listens on: gRPC, internal (mTLS),
     S3 (nodes) and metrics."""
     grpc = int(str(proc["grpc"]).rpartition(":")[2])
@@ -74,11 +74,11 @@ def _ports(proc: dict[str, object]) -> tuple[int, ...]:
     return (grpc, grpc + 1000, grpc + 500, metrics)
 
 
-def _side(name: str, procs: list[dict[str, object]]) -> Side:
+def side_of(name: str, procs: list[dict[str, object]]) -> Side:
     return Side(
         name,
         tuple(int(str(p["pid"])) for p in procs),
-        tuple(port for p in procs for port in _ports(p)),
+        tuple(port for p in procs for port in ports_of(p)),
     )
 
 
@@ -106,9 +106,9 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
         for n in nodes:
             by_az.setdefault(n.az, []).append(procs[n.name])
         witnesses = [procs[w.name] for w in cluster.config.witnesses]
-        sides = [_side(a, ps) for a, ps in by_az.items()]
+        sides = [side_of(a, ps) for a, ps in by_az.items()]
         # One witness (a minority of the group), and the two others (a majority).
-        sides += [_side("w-minority", witnesses[:1]), _side("w-majority", witnesses[1:])]
+        sides += [side_of("w-minority", witnesses[:1]), side_of("w-majority", witnesses[1:])]
         with NetFaults(sides) as nf:
             # Every connection was cut once: wait until the cluster answers again.
             wait_until(_answers(cluster), 60, 0.5, "the cluster to answer after the reconnect")
@@ -308,7 +308,7 @@ def test_a_replicator_cut_off_from_its_destination_catches_up(
         status = east.status()
         replicators = [p for p in status if p["cluster"] == "east" and p["role"] == "replicator"]
         west_procs = [p for p in status if p["cluster"] == "west"]
-        sides = [_side("east-replicators", replicators), _side("west", west_procs)]
+        sides = [side_of("east-replicators", replicators), side_of("west", west_procs)]
         with NetFaults(sides) as nf, east.client() as e, west.client() as w:
             wait_until(_answers(east), 60, 0.5, "east to answer after the reconnect")
             for c, name in ((e, "part-src"), (w, "part-dst")):

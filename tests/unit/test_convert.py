@@ -49,6 +49,9 @@ def test_milliseconds_survive_the_datetime_round_trip(t: int) -> None:
         last_modified=ms.map(ms_to_datetime),
         replication_status=st.sampled_from(["", "PENDING", "COMPLETED", "FAILED", "REPLICA"]),
         headers=st.dictionaries(st.sampled_from(["cache-control", "expires"]), text, max_size=2),
+        checksum_algorithm=st.sampled_from(["", "crc32", "crc64nvme", "sha256"]),
+        checksum_type=st.sampled_from(["", "FULL_OBJECT", "COMPOSITE"]),
+        checksum=text,
     )
 )
 def test_object_info_round_trip(info: ObjectInfo) -> None:
@@ -69,6 +72,9 @@ def test_object_version_round_trip(inline: bytes | None) -> None:
         chunk_size=4096,
         inline=inline,
         headers={"cache-control": "no-cache", "content-encoding": "gzip"},
+        checksum_algorithm="sha256",
+        checksum_type="COMPOSITE",
+        checksum="LCa0a2j/xo/5m0U8HTBBNBNCLXBkg7+g+YpeiGJm564=-3",
     )
     assert convert.version_from_pb(convert.version_to_pb(v)) == v
     without = convert.version_from_pb(convert.version_to_pb(v, with_inline=False))

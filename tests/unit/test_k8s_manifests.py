@@ -40,7 +40,7 @@ from tristore.pb import admin_pb2, objects_pb2, replica_pb2, witness_pb2
 pytestmark = pytest.mark.unit
 
 K8S = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
-#: Native gRPC probes are GA from Kubernetes 1.27; the README says so.
+#: Native gRPC probes are GA from Kubernetes 1.27; docs/operations.md says so.
 OLDEST_KUBERNETES = "1.27"
 CLUSTER_DOMAIN = "svc.cluster.local"
 ZONE_KEY = "topology.kubernetes.io/zone"
@@ -626,7 +626,7 @@ def test_every_pod_mounts_its_certificate_and_nodes_the_root_key(docs: list[Doc]
 
 
 def test_bootstrap_makes_the_secrets_files(docs: list[Doc], tmp_path: Path) -> None:
-    """The README's `tristore admin bootstrap --dest DIR` on the ConfigMap's map:
+    """docs/operations.md's `tristore admin bootstrap --dest DIR` on the ConfigMap's map:
     each Secret's files in one directory, a certificate for every pod naming
     its role and the API Service, keys 0600, no CA key among them."""
     from cryptography import x509

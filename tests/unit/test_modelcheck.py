@@ -5,6 +5,7 @@ protocol is found, with a shortest trace that replays."""
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 import pytest
 
@@ -31,7 +32,11 @@ def test_every_interleaving_of_reads_that_hear_some_azs_is_clean() -> None:
 
 
 @pytest.mark.skipif(not LONG_RUN, reason="TRISTORE_LONG=1 (minutes on a loaded machine)")
-@pytest.mark.parametrize("bounds", [CI_CONDITIONAL, LONG], ids=["conditional", "long"])
+@pytest.mark.parametrize(
+    "bounds",
+    [CI_CONDITIONAL, replace(CI_CONDITIONAL, partial_reads=True, resends=True), LONG],
+    ids=["conditional", "conditional-partial-reads", "long"],
+)
 def test_every_interleaving_within_the_long_bounds_is_clean(bounds: Bounds) -> None:
     res = explore(bounds)
     print(res.summary())
@@ -61,6 +66,12 @@ MUTANTS = [
         "flicker",
         4,
     ),
+    (
+        Variant(finish_at_first_az=False),
+        Bounds(partial_reads=True, **_COND, **_COND0),
+        "a refused call took effect",
+        7,
+    ),
 ]
 
 
@@ -75,6 +86,7 @@ MUTANTS = [
         "resend-no-lookup",
         "resend-plain-look",
         "finish-in-one-az",
+        "finish-without-first-az",
     ],
 )
 def test_the_checker_finds_each_mutant(

@@ -1,15 +1,17 @@
-"""README.md is documentation of the code; these tests fail when the two drift apart.
+"""README.md and docs/ are documentation of the code; these tests fail when they drift apart.
 
 What is checked, each against the code itself rather than a copy of it:
 
 - every key of every ``[section]`` and ``[[list]]`` of ``tristore/config.py`` has a
-  row in the README's table for it, with the right default, and no row names a
-  key that no longer exists; the example ``cluster.toml`` still loads;
-- every metric that ``tristore.metrics``, ``node.metrics`` and ``witness.metrics``
-  define has a row with its exposed name, type and labels, and every metric
-  name the README mentions exists;
+  row in its table in docs/configuration.md, with the right default, and no row
+  names a key that no longer exists; the example ``cluster.toml`` still loads;
+- every metric that ``tristore.metrics``, ``node.metrics``, ``witness.metrics``
+  and ``replicator.metrics`` define has a row in docs/metrics-and-health.md with
+  its exposed name, type and labels, and every metric name that the README or
+  a docs page mentions exists;
 - every ``tristore`` command (``dev up``, ``serve``, ...) has a row in the
-  Commands table naming each of its flags (and, for ``serve``, each role);
+  table of docs/commands.md naming each of its flags (and, for ``serve``, each
+  role), and the global options are documented there;
 - the README opens with ``make up`` and ``make test``.
 """
 
@@ -36,7 +38,13 @@ from tristore.cli.main import build_parser
 
 pytestmark = pytest.mark.unit
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+REPO = Path(__file__).resolve().parents[2]
+README = REPO / "README.md"
+DOCS = REPO / "docs"
+#: The pages that hold the tables checked here.
+CONFIGURATION = DOCS / "configuration.md"
+METRICS = DOCS / "metrics-and-health.md"
+COMMANDS = DOCS / "commands.md"
 METRIC_MODULES = (tristore.metrics, node.metrics, witness.metrics, replicator.metrics)
 #: Documented once, in the line above the Commands table, for every command.
 GLOBAL_OPTIONS = {"--help", "--endpoint", "--ca-bundle", "--insecure"}
@@ -50,7 +58,29 @@ def readme() -> str:
     return README.read_text()
 
 
-# --- reading the README -----------------------------------------------------------
+@pytest.fixture(scope="module")
+def configuration() -> str:
+    return CONFIGURATION.read_text()
+
+
+@pytest.fixture(scope="module")
+def metrics_page() -> str:
+    return METRICS.read_text()
+
+
+@pytest.fixture(scope="module")
+def commands() -> str:
+    return COMMANDS.read_text()
+
+
+@pytest.fixture(scope="module")
+def all_docs() -> str:
+    """The README and every page of docs/, one after the other."""
+    pages = [README, *sorted(DOCS.glob("*.md"))]
+    return "\n".join(p.read_text() for p in pages)
+
+
+# --- reading the docs -----------------------------------------------------------
 
 
 def fenced_blocks(text: str) -> list[tuple[str, str]]:
@@ -59,7 +89,7 @@ def fenced_blocks(text: str) -> list[tuple[str, str]]:
 
 
 def without_code(text: str) -> str:
-    """The README's prose and tables, fenced code blocks removed."""
+    """The prose and tables of a page, fenced code blocks removed."""
     return _FENCE.sub("", text)
 
 
@@ -80,19 +110,19 @@ def table_rows(text: str) -> Iterator[list[str]]:
 
 def table_after(text: str, marker: str) -> list[list[str]]:
     """Body rows of the table under the heading line ``marker`` (alone on its
-    line, or followed by a note in parentheses)."""
+    line, or followed by a note in parentheses) in docs/configuration.md."""
     lines = without_code(text).splitlines()
     start = next(
         (i for i, ln in enumerate(lines) if ln == marker or ln.startswith(marker + " (")), None
     )
-    assert start is not None, f"README.md has no heading line {marker} before its table"
+    assert start is not None, f"{CONFIGURATION.name} has no heading line {marker} before its table"
     rows: list[list[str]] = []
     for line in lines[start + 1 :]:
         if line.startswith("|"):
             rows.append(cells(line))
         elif rows:
             break
-    assert len(rows) >= 2, f"no table follows {marker} in README.md"
+    assert len(rows) >= 2, f"no table follows {marker} in {CONFIGURATION.name}"
     return rows[2:] if set(rows[1][0]) <= set("-: ") else rows[1:]
 
 
@@ -105,7 +135,7 @@ def first_ticked(cell: str) -> str | None:
 
 
 def toml_value(v: Any) -> str:
-    """A default as it is written in TOML (and in the README's default column)."""
+    """A default as it is written in TOML (and in the docs' default column)."""
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, int | float):
@@ -127,14 +157,15 @@ def config_tables() -> Iterator[tuple[str, type, bool]]:
     ids=[m.strip("`") for m, _, _ in config_tables()],
 )
 def test_every_config_key_has_a_row_with_its_default(
-    readme: str, marker: str, cls: type, with_defaults: bool
+    configuration: str, marker: str, cls: type, with_defaults: bool
 ) -> None:
-    rows = {first_ticked(r[0]): r for r in table_after(readme, marker)}
+    rows = {first_ticked(r[0]): r for r in table_after(configuration, marker)}
     fields = {f.name: f for f in dataclasses.fields(cls)}
+    page = CONFIGURATION.name
     missing = sorted(set(fields) - set(rows))
-    assert not missing, f"README.md's {marker} table lacks {missing}"
+    assert not missing, f"{page}'s {marker} table lacks {missing}"
     stale = sorted(str(k) for k in set(rows) - set(fields))
-    assert not stale, f"README.md's {marker} table names keys that do not exist: {stale}"
+    assert not stale, f"{page}'s {marker} table names keys that do not exist: {stale}"
     if not with_defaults:
         return
     wrong = {
@@ -142,12 +173,12 @@ def test_every_config_key_has_a_row_with_its_default(
         for name, f in fields.items()
         if first_ticked(rows[name][1]) != toml_value(f.default)
     }
-    assert not wrong, f"README.md's {marker} defaults differ (README, code): {wrong}"
+    assert not wrong, f"{page}'s {marker} defaults differ (docs, code): {wrong}"
 
 
-def test_the_example_cluster_toml_loads(readme: str) -> None:
-    examples = [body for lang, body in fenced_blocks(readme) if lang == "toml"]
-    assert examples, "README.md has no ```toml example"
+def test_the_example_cluster_toml_loads(configuration: str) -> None:
+    examples = [body for lang, body in fenced_blocks(configuration) if lang == "toml"]
+    assert examples, f"{CONFIGURATION.name} has no ```toml example"
     for body in examples:
         cfg = config.parse(tomllib.loads(body), env={})
         assert cfg.nodes and cfg.witnesses, "the example should show nodes and witnesses"
@@ -164,7 +195,7 @@ class Metric:
 
     @property
     def exposed(self) -> set[str]:
-        """Names the README may give it: a counter is scraped as NAME_total."""
+        """Names the docs may give it: a counter is scraped as NAME_total."""
         return {self.name, f"{self.name}_total"} if self.type == "counter" else {self.name}
 
 
@@ -182,8 +213,8 @@ def test_metric_modules_define_metrics() -> None:
     assert len(defined_metrics()) >= 20, "metric discovery found too little; is it broken?"
 
 
-def test_every_metric_has_a_row_with_its_type_and_labels(readme: str) -> None:
-    rows = {first_ticked(r[0]): r for r in table_rows(readme) if len(r) >= 4}
+def test_every_metric_has_a_row_with_its_type_and_labels(metrics_page: str) -> None:
+    rows = {first_ticked(r[0]): r for r in table_rows(metrics_page) if len(r) >= 4}
     problems = []
     for m in defined_metrics():
         row = next((rows[n] for n in sorted(m.exposed) if n in rows), None)
@@ -191,17 +222,17 @@ def test_every_metric_has_a_row_with_its_type_and_labels(readme: str) -> None:
             problems.append(f"{m.name}: no row (as {' or '.join(sorted(m.exposed))})")
             continue
         if row[1] != m.type:
-            problems.append(f"{m.name}: README says {row[1]!r}, the code {m.type!r}")
+            problems.append(f"{m.name}: the docs say {row[1]!r}, the code {m.type!r}")
         labels = tuple(_TICKED.findall(row[2]))
         if sorted(labels) != sorted(m.labels):
-            problems.append(f"{m.name}: README labels {labels}, the code's {m.labels}")
-    assert not problems, "README.md's metric tables:\n" + "\n".join(problems)
+            problems.append(f"{m.name}: the docs' labels {labels}, the code's {m.labels}")
+    assert not problems, f"{METRICS.name}'s metric tables:\n" + "\n".join(problems)
 
 
-def test_every_metric_the_readme_names_exists(readme: str) -> None:
+def test_every_metric_the_docs_name_exists(all_docs: str) -> None:
     known = {n for m in defined_metrics() for n in m.exposed}
-    named = set(re.findall(r"`(tristore_[a-z0-9_]+)`", readme))
-    assert not named - known, f"README.md names metrics no module defines: {named - known}"
+    named = set(re.findall(r"`(tristore_[a-z0-9_]+)`", all_docs))
+    assert not named - known, f"the docs name metrics no module defines: {named - known}"
 
 
 # --- commands -------------------------------------------------------------------
@@ -235,15 +266,15 @@ def test_commands_are_discovered() -> None:
 
 
 @pytest.mark.parametrize("path", sorted(leaf_commands()))
-def test_every_command_has_a_row_naming_its_flags(readme: str, path: str) -> None:
+def test_every_command_has_a_row_naming_its_flags(commands: str, path: str) -> None:
     parser = leaf_commands()[path]
     words = path.split()
     rows = [
         " | ".join(r)
-        for r in table_rows(readme)
+        for r in table_rows(commands)
         if (first_ticked(r[0]) or "").split()[: len(words)] == words
     ]
-    assert rows, f"README.md's Commands table has no row for `tristore {path}`"
+    assert rows, f"{COMMANDS.name}'s table has no row for `tristore {path}`"
     row = rows[0]
     missing = [
         opt
@@ -256,12 +287,13 @@ def test_every_command_has_a_row_naming_its_flags(readme: str, path: str) -> Non
             missing += [
                 f"{path} {choice}" for choice in action.choices if f"`{path} {choice}" not in row
             ]
-    assert not missing, f"README.md's row for `{path}` does not mention {missing}"
+    assert not missing, f"{COMMANDS.name}'s row for `{path}` does not mention {missing}"
 
 
-def test_global_options_are_documented(readme: str) -> None:
+def test_global_options_are_documented(commands: str) -> None:
+    """Each in the usage line above the table (``[--opt ...]``), or ticked."""
     for opt in ("--endpoint", "--version", "--ca-bundle", "--insecure"):
-        assert f"`tristore {opt}" in readme or f"{opt}`" in readme, opt
+        assert re.search(rf"(`|\[|`tristore ){re.escape(opt)}(?![\w-])", commands), opt
 
 
 # --- the start ------------------------------------------------------------------

@@ -1,10 +1,12 @@
 """What a destination checks in a replica before it stores it
 (node/replication_apply.py ``check_replica``): the rules of a PUT, plus a
-stamp no further ahead than the clocks may disagree."""
+stamp no further ahead than the clocks may disagree, and the form of an
+SSE-C replica shipped as stored (it cannot be opened there)."""
 
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import replace
 from typing import Any
 
@@ -13,8 +15,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from node.replication_apply import check_replica
-from tristore import errors
-from tristore.model import ObjectVersion
+from tristore import errors, sse
+from tristore.config import MAX_CHUNK_SIZE
+from tristore.model import SSE_TAG, ObjectVersion
 from tristore.stamps import Stamp
 
 pytestmark = pytest.mark.unit
@@ -87,3 +90,52 @@ def test_stamps_are_refused_exactly_beyond_the_skew(ahead: int) -> None:
             check_replica(v, "east", NOW, SKEW)
     else:
         check_replica(v, "east", NOW, SKEW)
+
+
+def _sse_c(**change: Any) -> ObjectVersion:
+    """GOOD as an SSE-C replica shipped as stored (tristore/sse.py)."""
+    ck = sse.customer_key("AES256", os.urandom(32), "")
+    assert ck is not None
+    wrapped = sse.wrap_data_key(sse.SCHEME_CUSTOMER_KEY, ck.key, sse.new_key(), "src", "k")
+    fields: dict[str, Any] = {
+        "sse": "",
+        "sse_key": wrapped,
+        "sse_customer_hmac": sse.customer_hmac(ck),
+        "sse_bucket": "src",
+        "chunk_size": 64 * 1024 + SSE_TAG,
+    }
+    return replace(GOOD, **(fields | change))
+
+
+def test_an_sse_c_replica_of_the_right_form_passes() -> None:
+    check_replica(_sse_c(), "east", NOW, SKEW)
+    check_replica(_sse_c(sse_bucket="", chunk_size=0), "east", NOW, SKEW)  # inline, same bucket
+    check_replica(_sse_c(chunk_size=MAX_CHUNK_SIZE + SSE_TAG), "east", NOW, SKEW)
+
+
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        # A data key wrapped under the source cluster's bucket key (SSE-S3): meaningless here.
+        ({"sse_key": sse.SCHEME_BUCKET_KEY + os.urandom(sse.WRAPPED_KEY_SIZE - 1)}, "wrapped"),
+        ({"sse_key": sse.SCHEME_CUSTOMER_KEY + os.urandom(20)}, "wrapped"),
+        ({"sse_key": b""}, "wrapped"),  # an HMAC without a key
+        ({"sse_customer_hmac": b""}, "HMAC"),
+        ({"sse_customer_hmac": os.urandom(sse.CUSTOMER_HMAC_SIZE + 1)}, "HMAC"),
+        ({"sse": "AES256"}, "sse"),
+        ({"sse_bucket": "Bad_Bucket"}, "bucket"),
+        ({"chunk_size": SSE_TAG}, "chunks"),
+        ({"chunk_size": MAX_CHUNK_SIZE + SSE_TAG + 1}, "chunks"),
+    ],
+)
+def test_an_sse_c_replica_of_another_form_is_refused(change: dict[str, Any], error: str) -> None:
+    with pytest.raises((errors.InvalidArgument, errors.InvalidBucketName), match=f"(?i){error}"):
+        check_replica(_sse_c(**change), "east", NOW, SKEW)
+
+
+def test_a_delete_marker_carries_no_encryption_fields() -> None:
+    marker = ObjectVersion(
+        "dst", "k", Stamp(NOW, 0, 2, 101), delete_marker=True, deleted=True, sse_bucket="src"
+    )
+    with pytest.raises(errors.InvalidArgument, match="delete marker"):
+        check_replica(marker, "east", NOW, SKEW)

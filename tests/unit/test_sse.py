@@ -3,16 +3,21 @@ place, data-key wrapping, SSE-C checks as S3 answers them, stored sizes."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import datetime as dt
 import hashlib
 import os
+from dataclasses import replace
+from typing import Any, cast
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from node.encryption import Encryption
 from tristore import errors, sse
-from tristore.model import SSE_TAG, ObjectVersion
+from tristore.model import SSE_TAG, BucketInfo, ObjectVersion
 from tristore.stamps import ZERO
 
 pytestmark = pytest.mark.unit
@@ -92,3 +97,42 @@ def test_chunk_span_covers_the_range(first: int, length: int, chunk: int) -> Non
     i, j = sse.chunk_span(first, first + length - 1, chunk)
     assert i * chunk <= first < (i + 1) * chunk
     assert j * chunk <= first + length - 1 < (j + 1) * chunk
+
+
+def test_an_sse_c_replica_opens_under_the_bucket_it_was_sealed_in() -> None:
+    """A replica in a bucket of another name keeps its source's ciphertext and
+    wrapped key: it opens under ``sse_bucket`` (and the same key name), only
+    with the customer's key; an SSE-S3 body never takes another bucket."""
+    enc = Encryption(cast(Any, None), cast(Any, None), cast(Any, None), cast(Any, None))
+    ck = sse.customer_key("AES256", os.urandom(32), "")
+    other = sse.customer_key("AES256", os.urandom(32), "")
+    assert ck is not None and other is not None
+
+    async def run() -> None:
+        bucket = BucketInfo("src", dt.datetime.now(dt.UTC))
+        v, cipher = await enc.sealer(ObjectVersion("src", "k", ZERO, sse_bucket="x"), bucket, ck)
+        assert cipher is not None and v.sse_bucket == ""  # a new version is bound to its own
+        sealed = cipher.seal(0, b"secret body")
+        replica = replace(v, bucket="dst", sse_bucket="src", inline=sealed)
+        opened = await enc.opener(replica, ck)
+        assert opened is not None and opened.open(0, sealed) == b"secret body"
+        with pytest.raises(errors.KeyUnavailable):  # bound to "src", not to "dst"
+            await enc.opener(replace(replica, sse_bucket=""), ck)
+        with pytest.raises(errors.KeyUnavailable):  # nor to another key name
+            await enc.opener(replace(replica, key="k2"), ck)
+        with pytest.raises(errors.InvalidRequest):
+            await enc.opener(replica, None)
+        with pytest.raises(errors.AccessDenied):
+            await enc.opener(replica, other)
+        with pytest.raises(errors.KeyUnavailable):  # altered on the way
+            opened.open(0, bytes([sealed[0] ^ 1]) + sealed[1:])
+        s3 = replace(
+            replica,
+            sse="AES256",
+            sse_key=sse.SCHEME_BUCKET_KEY + replica.sse_key[1:],
+            sse_customer_hmac=b"",
+        )
+        with pytest.raises(errors.KeyUnavailable, match="only an SSE-C body"):
+            await enc.opener(s3, None)
+
+    asyncio.run(run())

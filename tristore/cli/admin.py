@@ -401,8 +401,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     kms = actions.add_parser(
         "kms",
         help="master keys of encryption at rest",
-        description="Manage the master keys that seal bucket keys (see the README's Security "
-        "section).",
+        description="Manage the master keys that seal bucket keys (see docs/security.md).",
     )
     kms_actions = kms.add_subparsers(dest="kms_command", metavar="COMMAND", required=True)
     p = kms_actions.add_parser(

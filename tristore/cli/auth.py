@@ -209,7 +209,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     pol = sub.add_parser(
         "policy",
         help="bucket policies (S3's JSON form)",
-        description="Set, show or remove a bucket's policy (README: Security).",
+        description="Set, show or remove a bucket's policy (docs/security.md).",
     )
     pa = pol.add_subparsers(dest="policy_command", metavar="COMMAND", required=True)
     p = pa.add_parser("put", parents=[common], help="set a bucket's policy from a JSON file")

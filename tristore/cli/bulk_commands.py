@@ -487,7 +487,7 @@ def cmd_du(args: argparse.Namespace) -> int:
 
 
 def _transfer_flags(p: argparse.ArgumentParser) -> None:
-    objects.add_bulk_flags(p, json_help="print one JSON object (schema 1; see the README)")
+    objects.add_bulk_flags(p, json_help="print one JSON object (schema 1; see docs/commands.md)")
     p.add_argument(
         "--parallel",
         metavar="N",

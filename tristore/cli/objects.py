@@ -869,7 +869,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("url", metavar="s3://BUCKET/KEY")
     p.add_argument("--version-id", metavar="ID", help="delete this version")
     p.add_argument("--recursive", action="store_true", help="delete every key under the prefix")
-    add_bulk_flags(p, json_help="print one JSON object (schema 1; see the README)")
+    add_bulk_flags(p, json_help="print one JSON object (schema 1; see docs/commands.md)")
     p.add_argument(
         "--parallel",
         metavar="N",

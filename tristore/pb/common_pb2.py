@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18tristore/pb/common.proto\x12\x0btristore.v1\"R\n\x05Stamp\x12\x13\n\x0bphysical_ms\x18\x01 \x01(\x04\x12\x0f\n\x07logical\x18\x02 \x01(\r\x12\x12\n\ncluster_id\x18\x03 \x01(\r\x12\x0f\n\x07node_id\x18\x04 \x01(\r\"\x92\t\n\rObjectVersion\x12\x0e\n\x06\x62ucket\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12!\n\x05stamp\x18\x03 \x01(\x0b\x32\x12.tristore.v1.Stamp\x12\x0f\n\x07\x64\x65leted\x18\x04 \x01(\x08\x12\x0c\n\x04size\x18\x05 \x01(\x04\x12\x0c\n\x04\x65tag\x18\x06 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x07 \x01(\t\x12:\n\x08metadata\x18\x08 \x03(\x0b\x32(.tristore.v1.ObjectVersion.MetadataEntry\x12\x0f\n\x07\x64\x61ta_id\x18\t \x01(\x0c\x12\x12\n\nchunk_size\x18\n \x01(\r\x12\x13\n\x0binline_data\x18\x0b \x01(\x0c\x12\x12\n\nhas_inline\x18\x0c \x01(\x08\x12)\n\rversion_stamp\x18\r \x01(\x0b\x32\x12.tristore.v1.Stamp\x12\x19\n\x11has_version_stamp\x18\x0e \x01(\x08\x12\x14\n\x0cnull_version\x18\x0f \x01(\x08\x12\x15\n\rdelete_marker\x18\x10 \x01(\x08\x12\x32\n\x04tags\x18\x11 \x03(\x0b\x32$.tristore.v1.ObjectVersion.TagsEntry\x12\x0b\n\x03\x61\x63l\x18\x12 \x01(\t\x12\r\n\x05owner\x18\x13 \x01(\t\x12\x15\n\rstorage_class\x18\x14 \x01(\t\x12\x0b\n\x03sse\x18\x15 \x01(\t\x12#\n\x07removed\x18\x16 \x03(\x0b\x32\x12.tristore.v1.Stamp\x12\x12\n\nversioning\x18\x17 \x01(\t\x12\x37\n\x11replication_rules\x18\x18 \x03(\x0b\x32\x1c.tristore.v1.ReplicationRule\x12\x1a\n\x12replication_status\x18\x19 \x01(\t\x12O\n\x13replication_targets\x18\x1a \x03(\x0b\x32\x32.tristore.v1.ObjectVersion.ReplicationTargetsEntry\x12\x16\n\x0eorigin_cluster\x18\x1b \x01(\t\x12&\n\nmeta_stamp\x18\x1c \x01(\x0b\x32\x12.tristore.v1.Stamp\x12\x16\n\x0ehas_meta_stamp\x18\x1d \x01(\x08\x12\x0f\n\x07sse_key\x18\x1e \x01(\x0c\x12\x19\n\x11sse_customer_hmac\x18\x1f \x01(\x0c\x12\x13\n\x0b\x64\x65\x66\x61ult_sse\x18  \x01(\t\x12\x12\n\nrequest_id\x18! \x01(\t\x12\x38\n\x07headers\x18\" \x03(\x0b\x32\'.tristore.v1.ObjectVersion.HeadersEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a+\n\tTagsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x39\n\x17ReplicationTargetsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xa5\x02\n\x0fReplicationRule\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08priority\x18\x02 \x01(\x05\x12\x0f\n\x07\x65nabled\x18\x03 \x01(\x08\x12\x0e\n\x06prefix\x18\x04 \x01(\t\x12\x34\n\x04tags\x18\x05 \x03(\x0b\x32&.tristore.v1.ReplicationRule.TagsEntry\x12\x39\n\x0c\x64\x65stinations\x18\x06 \x03(\x0b\x32#.tristore.v1.ReplicationDestination\x12\x16\n\x0e\x64\x65lete_markers\x18\x07 \x01(\x08\x12\x1d\n\x15replica_modifications\x18\x08 \x01(\x08\x1a+\n\tTagsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"_\n\x16ReplicationDestination\x12\x0f\n\x07\x63luster\x18\x01 \x01(\t\x12\x0e\n\x06\x62ucket\x18\x02 \x01(\t\x12\x15\n\rstorage_class\x18\x03 \x01(\t\x12\r\n\x05owner\x18\x04 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18tristore/pb/common.proto\x12\x0btristore.v1\"R\n\x05Stamp\x12\x13\n\x0bphysical_ms\x18\x01 \x01(\x04\x12\x0f\n\x07logical\x18\x02 \x01(\r\x12\x12\n\ncluster_id\x18\x03 \x01(\r\x12\x0f\n\x07node_id\x18\x04 \x01(\r\"\xeb\t\n\rObjectVersion\x12\x0e\n\x06\x62ucket\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12!\n\x05stamp\x18\x03 \x01(\x0b\x32\x12.tristore.v1.Stamp\x12\x0f\n\x07\x64\x65leted\x18\x04 \x01(\x08\x12\x0c\n\x04size\x18\x05 \x01(\x04\x12\x0c\n\x04\x65tag\x18\x06 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x07 \x01(\t\x12:\n\x08metadata\x18\x08 \x03(\x0b\x32(.tristore.v1.ObjectVersion.MetadataEntry\x12\x0f\n\x07\x64\x61ta_id\x18\t \x01(\x0c\x12\x12\n\nchunk_size\x18\n \x01(\r\x12\x13\n\x0binline_data\x18\x0b \x01(\x0c\x12\x12\n\nhas_inline\x18\x0c \x01(\x08\x12)\n\rversion_stamp\x18\r \x01(\x0b\x32\x12.tristore.v1.Stamp\x12\x19\n\x11has_version_stamp\x18\x0e \x01(\x08\x12\x14\n\x0cnull_version\x18\x0f \x01(\x08\x12\x15\n\rdelete_marker\x18\x10 \x01(\x08\x12\x32\n\x04tags\x18\x11 \x03(\x0b\x32$.tristore.v1.ObjectVersion.TagsEntry\x12\x0b\n\x03\x61\x63l\x18\x12 \x01(\t\x12\r\n\x05owner\x18\x13 \x01(\t\x12\x15\n\rstorage_class\x18\x14 \x01(\t\x12\x0b\n\x03sse\x18\x15 \x01(\t\x12#\n\x07removed\x18\x16 \x03(\x0b\x32\x12.tristore.v1.Stamp\x12\x12\n\nversioning\x18\x17 \x01(\t\x12\x37\n\x11replication_rules\x18\x18 \x03(\x0b\x32\x1c.tristore.v1.ReplicationRule\x12\x1a\n\x12replication_status\x18\x19 \x01(\t\x12O\n\x13replication_targets\x18\x1a \x03(\x0b\x32\x32.tristore.v1.ObjectVersion.ReplicationTargetsEntry\x12\x16\n\x0eorigin_cluster\x18\x1b \x01(\t\x12&\n\nmeta_stamp\x18\x1c \x01(\x0b\x32\x12.tristore.v1.Stamp\x12\x16\n\x0ehas_meta_stamp\x18\x1d \x01(\x08\x12\x0f\n\x07sse_key\x18\x1e \x01(\x0c\x12\x19\n\x11sse_customer_hmac\x18\x1f \x01(\x0c\x12\x13\n\x0b\x64\x65\x66\x61ult_sse\x18  \x01(\t\x12\x12\n\nrequest_id\x18! \x01(\t\x12\x38\n\x07headers\x18\" \x03(\x0b\x32\'.tristore.v1.ObjectVersion.HeadersEntry\x12\x12\n\nsse_bucket\x18# \x01(\t\x12\x1a\n\x12\x63hecksum_algorithm\x18$ \x01(\t\x12\x15\n\rchecksum_type\x18% \x01(\t\x12\x10\n\x08\x63hecksum\x18& \x01(\t\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a+\n\tTagsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x39\n\x17ReplicationTargetsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xa5\x02\n\x0fReplicationRule\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08priority\x18\x02 \x01(\x05\x12\x0f\n\x07\x65nabled\x18\x03 \x01(\x08\x12\x0e\n\x06prefix\x18\x04 \x01(\t\x12\x34\n\x04tags\x18\x05 \x03(\x0b\x32&.tristore.v1.ReplicationRule.TagsEntry\x12\x39\n\x0c\x64\x65stinations\x18\x06 \x03(\x0b\x32#.tristore.v1.ReplicationDestination\x12\x16\n\x0e\x64\x65lete_markers\x18\x07 \x01(\x08\x12\x1d\n\x15replica_modifications\x18\x08 \x01(\x08\x1a+\n\tTagsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"_\n\x16ReplicationDestination\x12\x0f\n\x07\x63luster\x18\x01 \x01(\t\x12\x0e\n\x06\x62ucket\x18\x02 \x01(\t\x12\x15\n\rstorage_class\x18\x03 \x01(\t\x12\r\n\x05owner\x18\x04 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -44,19 +44,19 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_STAMP']._serialized_start=41
   _globals['_STAMP']._serialized_end=123
   _globals['_OBJECTVERSION']._serialized_start=126
-  _globals['_OBJECTVERSION']._serialized_end=1296
-  _globals['_OBJECTVERSION_METADATAENTRY']._serialized_start=1097
-  _globals['_OBJECTVERSION_METADATAENTRY']._serialized_end=1144
-  _globals['_OBJECTVERSION_TAGSENTRY']._serialized_start=1146
-  _globals['_OBJECTVERSION_TAGSENTRY']._serialized_end=1189
-  _globals['_OBJECTVERSION_REPLICATIONTARGETSENTRY']._serialized_start=1191
-  _globals['_OBJECTVERSION_REPLICATIONTARGETSENTRY']._serialized_end=1248
-  _globals['_OBJECTVERSION_HEADERSENTRY']._serialized_start=1250
-  _globals['_OBJECTVERSION_HEADERSENTRY']._serialized_end=1296
-  _globals['_REPLICATIONRULE']._serialized_start=1299
-  _globals['_REPLICATIONRULE']._serialized_end=1592
-  _globals['_REPLICATIONRULE_TAGSENTRY']._serialized_start=1146
-  _globals['_REPLICATIONRULE_TAGSENTRY']._serialized_end=1189
-  _globals['_REPLICATIONDESTINATION']._serialized_start=1594
-  _globals['_REPLICATIONDESTINATION']._serialized_end=1689
+  _globals['_OBJECTVERSION']._serialized_end=1385
+  _globals['_OBJECTVERSION_METADATAENTRY']._serialized_start=1186
+  _globals['_OBJECTVERSION_METADATAENTRY']._serialized_end=1233
+  _globals['_OBJECTVERSION_TAGSENTRY']._serialized_start=1235
+  _globals['_OBJECTVERSION_TAGSENTRY']._serialized_end=1278
+  _globals['_OBJECTVERSION_REPLICATIONTARGETSENTRY']._serialized_start=1280
+  _globals['_OBJECTVERSION_REPLICATIONTARGETSENTRY']._serialized_end=1337
+  _globals['_OBJECTVERSION_HEADERSENTRY']._serialized_start=1339
+  _globals['_OBJECTVERSION_HEADERSENTRY']._serialized_end=1385
+  _globals['_REPLICATIONRULE']._serialized_start=1388
+  _globals['_REPLICATIONRULE']._serialized_end=1681
+  _globals['_REPLICATIONRULE_TAGSENTRY']._serialized_start=1235
+  _globals['_REPLICATIONRULE_TAGSENTRY']._serialized_end=1278
+  _globals['_REPLICATIONDESTINATION']._serialized_start=1683
+  _globals['_REPLICATIONDESTINATION']._serialized_end=1778
 # @@protoc_insertion_point(module_scope)

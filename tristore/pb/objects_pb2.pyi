@@ -70,7 +70,7 @@ class Conditions(_message.Message):
     def __init__(self, if_match: _Optional[str] = ..., if_none_match: _Optional[str] = ..., if_modified_since_ms: _Optional[int] = ..., has_if_modified_since: _Optional[bool] = ..., if_unmodified_since_ms: _Optional[int] = ..., has_if_unmodified_since: _Optional[bool] = ...) -> None: ...
 
 class ObjectInfo(_message.Message):
-    __slots__ = ("bucket", "key", "size", "etag", "content_type", "metadata", "version_id", "last_modified_ms", "replication_status", "tag_count", "storage_class", "sse", "sse_customer_algorithm", "sse_customer_key_md5", "headers")
+    __slots__ = ("bucket", "key", "size", "etag", "content_type", "metadata", "version_id", "last_modified_ms", "replication_status", "tag_count", "storage_class", "sse", "sse_customer_algorithm", "sse_customer_key_md5", "headers", "checksum_algorithm", "checksum_type", "checksum")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -100,6 +100,9 @@ class ObjectInfo(_message.Message):
     SSE_CUSTOMER_ALGORITHM_FIELD_NUMBER: _ClassVar[int]
     SSE_CUSTOMER_KEY_MD5_FIELD_NUMBER: _ClassVar[int]
     HEADERS_FIELD_NUMBER: _ClassVar[int]
+    CHECKSUM_ALGORITHM_FIELD_NUMBER: _ClassVar[int]
+    CHECKSUM_TYPE_FIELD_NUMBER: _ClassVar[int]
+    CHECKSUM_FIELD_NUMBER: _ClassVar[int]
     bucket: str
     key: str
     size: int
@@ -115,7 +118,10 @@ class ObjectInfo(_message.Message):
     sse_customer_algorithm: str
     sse_customer_key_md5: str
     headers: _containers.ScalarMap[str, str]
-    def __init__(self, bucket: _Optional[str] = ..., key: _Optional[str] = ..., size: _Optional[int] = ..., etag: _Optional[str] = ..., content_type: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., version_id: _Optional[str] = ..., last_modified_ms: _Optional[int] = ..., replication_status: _Optional[str] = ..., tag_count: _Optional[int] = ..., storage_class: _Optional[str] = ..., sse: _Optional[str] = ..., sse_customer_algorithm: _Optional[str] = ..., sse_customer_key_md5: _Optional[str] = ..., headers: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    checksum_algorithm: str
+    checksum_type: str
+    checksum: str
+    def __init__(self, bucket: _Optional[str] = ..., key: _Optional[str] = ..., size: _Optional[int] = ..., etag: _Optional[str] = ..., content_type: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., version_id: _Optional[str] = ..., last_modified_ms: _Optional[int] = ..., replication_status: _Optional[str] = ..., tag_count: _Optional[int] = ..., storage_class: _Optional[str] = ..., sse: _Optional[str] = ..., sse_customer_algorithm: _Optional[str] = ..., sse_customer_key_md5: _Optional[str] = ..., headers: _Optional[_Mapping[str, str]] = ..., checksum_algorithm: _Optional[str] = ..., checksum_type: _Optional[str] = ..., checksum: _Optional[str] = ...) -> None: ...
 
 class SseCustomerKey(_message.Message):
     __slots__ = ("algorithm", "key", "key_md5")

@@ -7,6 +7,18 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class ReadSealedBodyRequest(_message.Message):
+    __slots__ = ("bucket", "key", "version_id", "sse_key")
+    BUCKET_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    VERSION_ID_FIELD_NUMBER: _ClassVar[int]
+    SSE_KEY_FIELD_NUMBER: _ClassVar[int]
+    bucket: str
+    key: str
+    version_id: str
+    sse_key: bytes
+    def __init__(self, bucket: _Optional[str] = ..., key: _Optional[str] = ..., version_id: _Optional[str] = ..., sse_key: _Optional[bytes] = ...) -> None: ...
+
 class PipeRequest(_message.Message):
     __slots__ = ("id", "ops")
     ID_FIELD_NUMBER: _ClassVar[int]

@@ -79,6 +79,11 @@ class ReplicaServiceStub:
                 request_serializer=tristore_dot_pb_dot_replica__pb2.PipeRequest.SerializeToString,
                 response_deserializer=tristore_dot_pb_dot_replica__pb2.PipeResponse.FromString,
                 _registered_method=True)
+        self.ReadSealedBody = channel.unary_stream(
+                '/tristore.v1.ReplicaService/ReadSealedBody',
+                request_serializer=tristore_dot_pb_dot_replica__pb2.ReadSealedBodyRequest.SerializeToString,
+                response_deserializer=tristore_dot_pb_dot_replica__pb2.ReadDataResponse.FromString,
+                _registered_method=True)
 
 
 class ReplicaServiceServicer:
@@ -153,6 +158,14 @@ class ReplicaServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReadSealedBody(self, request, context):
+        """The body of one SSE-C version as stored (ciphertext, never opened), for
+        replicators only: served by the node as coordinator (node/objects.py).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ReplicaServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -200,6 +213,11 @@ def add_ReplicaServiceServicer_to_server(servicer, server):
                     servicer.Pipe,
                     request_deserializer=tristore_dot_pb_dot_replica__pb2.PipeRequest.FromString,
                     response_serializer=tristore_dot_pb_dot_replica__pb2.PipeResponse.SerializeToString,
+            ),
+            'ReadSealedBody': grpc.unary_stream_rpc_method_handler(
+                    servicer.ReadSealedBody,
+                    request_deserializer=tristore_dot_pb_dot_replica__pb2.ReadSealedBodyRequest.FromString,
+                    response_serializer=tristore_dot_pb_dot_replica__pb2.ReadDataResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -445,6 +463,33 @@ class ReplicaService:
             '/tristore.v1.ReplicaService/Pipe',
             tristore_dot_pb_dot_replica__pb2.PipeRequest.SerializeToString,
             tristore_dot_pb_dot_replica__pb2.PipeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReadSealedBody(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/tristore.v1.ReplicaService/ReadSealedBody',
+            tristore_dot_pb_dot_replica__pb2.ReadSealedBodyRequest.SerializeToString,
+            tristore_dot_pb_dot_replica__pb2.ReadDataResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,1 @@
+"""Deterministic simulation of the real protocol code (see tests/sim/run.py)."""
