@@ -1,16 +1,20 @@
 """tristore against etcd and the Python gRPC ceiling, on this machine, in one run.
 
-    make bench-compare                          # the full run (a few minutes)
+    make bench-compare                          # the full run (several minutes)
     make bench-compare ARGS=--quick             # tiny counts, c1 and c16: < ~60 s
     python -m bench.compare --quick --out /tmp/cmp   # what CI runs
 
 Starts, in a temporary directory, a three-member etcd (``etcd`` on PATH, Debian's
 ``etcd-server`` 3.4, members on 127.0.0.1, default fsync), a tristore dev
-cluster through the real launcher (``python -m tristore dev up``) and a grpc.aio
-echo server (``python -m bench.echo``), and drives all three with the same
-client: asyncio on uvloop, N concurrent workers, each with its own gRPC channel
-(the tristore SDK's channel options), a fixed number of operations per phase
-that also stops at a time limit, 1 KiB values. The phases:
+cluster through the real launcher (``python -m tristore dev up``: TLS, signed
+calls) and a grpc.aio echo server (``python -m bench.echo``), and drives all
+three with the same client: asyncio on uvloop, N concurrent workers, each with
+its own gRPC channel (the tristore SDK's channel options), a fixed number of
+operations per phase that also stops at a time limit, 1 KiB values. Beside
+them, for what TLS and signing cost, their twins: ``etcd-tls`` (three members
+with TLS for clients and peers, client certificates required: certificates
+from tristore.tls) and ``tristore-plain`` (``dev up --insecure`` with
+``TRISTORE_AUTH_ENABLED=false``: plaintext, unsigned calls). The phases:
 
 - ``put``: etcd ``KV.Put``, tristore ``put_object``; concurrency 1, 4, 16, 64, 256.
 - ``get``: linearizable reads of keys written before the sweep: etcd ``KV.Range``
@@ -21,13 +25,26 @@ that also stops at a time limit, 1 KiB values. The phases:
   hot keys is served from the coordinator's metadata cache.
 - ``echo``: 1 KiB in, 1 KiB out to a server that does nothing else, over the same
   sweep: no Python gRPC server answers faster, so it is the ceiling.
+- ``s3-put``, ``s3-get`` at c1 and c64 (``pair_conc``; c16 with ``--quick``):
+  the same PUT and GET through a node's S3 HTTP door (node/s3/), workers
+  spread over the nodes as the gRPC ones are, with bench/s3client.py: aiohttp,
+  one pool of keep-alive connections sized to the concurrency, SigV4 as boto3
+  signs by default over HTTPS (PUT: aws-chunked, STREAMING-UNSIGNED-PAYLOAD-
+  TRAILER with a CRC32 trailer, Expect: 100-continue). On tristore-plain at
+  ``pair_conc`` too (plain HTTP, unsigned).
+- at ``pair_conc``, ``put`` and ``get`` on etcd-tls and tristore-plain. Before
+  the GET sweep every key is read once through every node of both tristore
+  clusters (not measured), so that neither meets colder metadata caches.
 
-Phases of one operation and concurrency run back to back for the three
-systems, so load from elsewhere on the machine hits them alike. For every
+Phases of one operation and concurrency run back to back for the systems
+(each plain twin right after its secure one, the S3 door right after the gRPC
+one), so load from elsewhere on the machine hits them alike. For every
 phase, CPU milliseconds per operation are summed over every server process of
 that system (utime+stime from /proc/PID/stat): tristore's from ``dev status
 --json``, etcd's and the echo server's from their Popen. After the load, and a
 pause for it to settle, the idle CPU of each system over 10 s (% of one core).
+Every row also has the load generator's own CPU a request and the mean lag of
+its event loop: a client whose loop lags tens of ms limited that phase itself.
 
 Output: a table on stdout, ``OUT/compare.json`` and ``OUT/compare.png``
 (``--out``, default bench/results/). compare.json is an object:
@@ -36,14 +53,32 @@ Output: a table on stdout, ``OUT/compare.json`` and ``OUT/compare.png``
                "uptime_after"}, "etcd_version", "value_bytes", "notes": [...]},
      "rows":  [{"system", "op", "mode", "conc", "ops", "errors", "seconds",
                 "per_s", "p50_ms", "p99_ms", "p999_ms", "cpu_ms_per_op",
-                "cpu_ms_per_op_by_role", "ok", "error"}],
+                "cpu_ms_per_op_by_role", "client_cpu_ms_per_op", "client_lag_ms",
+                "ok", "error"}],
      "ratios": [{"op", "conc", "tristore_vs_etcd", "tristore_vs_echo",
                  "p50_tristore_vs_etcd", "p99_tristore_vs_etcd",
                  "cpu_tristore_vs_etcd"}],
-     "idle_cpu_pct": {"seconds", "etcd", "tristore", "echo", "tristore_by_role"}}
+     "s3":     [{"system", "op", "conc", "s3_per_s", "grpc_per_s", "s3_vs_grpc",
+                 "p50_ms_s3", "p50_ms_grpc", "p99_ms_s3", "p99_ms_grpc",
+                 "cpu_ms_per_op_s3", "cpu_ms_per_op_grpc", "client_lag_ms_s3",
+                 "client_lag_ms_grpc", "meets_goal"}],
+     "security": [{"system", "op", "conc", "plain_per_s", "secure_per_s",
+                   "secure_vs_plain", "plain_p50_ms", "secure_p50_ms",
+                   "plain_cpu_ms_per_op", "secure_cpu_ms_per_op",
+                   "cpu_secure_minus_plain_ms",
+                   "tristore_vs_etcd_plain", "tristore_vs_etcd_secure"}],
+     "idle_cpu_pct": {"seconds", "etcd", "etcd-tls", "tristore", "tristore-plain",
+                      "echo", "tristore_by_role"}}
 
-``ratios`` compare throughput (per_s) unless named otherwise; tristore_vs_echo
-uses the echo row at the same concurrency. The command exits 1 if any phase
+Row ``system`` is etcd, etcd-tls, tristore, tristore-plain or echo; the S3
+door's rows are its cluster's (op ``s3-put`` / ``s3-get``). ``ratios`` compare
+throughput (per_s) unless named otherwise; tristore_vs_echo uses the echo row
+at the same concurrency. ``s3`` sets each S3 row beside the gRPC row of the
+same cluster, op and concurrency (``meets_goal``: s3_vs_grpc >= 0.7, issue
+15). ``security`` sets each system's secure row beside its plain twin at
+``pair_conc`` (tristore secure = TLS + signing; the tristore entries of put and
+get add the like-for-like tristore/etcd ratios, plain with plain and secure
+with secure; ``tristore_vs_etcd_*`` only on those). The command exits 1 if any phase
 failed (an error, a wrong answer, or no operation done) or a system did not
 start. Absolute numbers swing between machines; only ratios from one run count.
 """
@@ -71,7 +106,7 @@ import uvloop
 from bench import systems
 from bench.compare_plot import plot
 from bench.run import percentile
-from bench.systems import Session, System
+from bench.systems import Session, System, Tristore, TristoreS3
 
 RESULTS = Path(__file__).resolve().parent / "results"
 VALUE_BYTES = 1024
@@ -92,14 +127,17 @@ class Settings:
     phase_limit_s: float
     idle_s: float
     settle_s: float
+    #: The concurrency of the S3 phases (beside c1) and of the plain-vs-TLS
+    #: pairs (etcd-tls, tristore-plain); one of ``concs``.
+    pair_conc: int
 
     @classmethod
     def full(cls) -> Settings:
-        return cls((1, 4, 16, 64, 256), 5000, 1000, 1000, 15.0, 10.0, 5.0)
+        return cls((1, 4, 16, 64, 256), 5000, 1000, 1000, 15.0, 10.0, 5.0, 64)
 
     @classmethod
     def quick(cls) -> Settings:
-        return cls((1, 16), 150, 50, 100, 5.0, 2.0, 1.0)
+        return cls((1, 16), 150, 50, 100, 5.0, 2.0, 1.0, 16)
 
 
 @dataclass
@@ -117,6 +155,11 @@ class Row:
     p999_ms: float = 0.0
     cpu_ms_per_op: float = 0.0
     cpu_ms_per_op_by_role: dict[str, float] = field(default_factory=dict)
+    #: The load generator itself (this process): its CPU a request, and how
+    #: late its event loop ran a timer, on average (a client that lags is
+    #: what limited the phase, not the servers).
+    client_cpu_ms_per_op: float = 0.0
+    client_lag_ms: float = 0.0
     ok: bool = False
     error: str = ""
 
@@ -155,10 +198,12 @@ async def run_phase(
     """``ops`` operations by ``conc`` workers, each with its own session; stops
     early at ``limit_s``. A worker stops at its first failure."""
     row = Row(system.name, op_name, mode, conc)
-    sessions = [system.session(w) for w in range(conc)]
+    sessions = system.sessions(conc)
     latencies: list[float] = []
     counter = iter(range(ops))
     failures: list[BaseException] = []
+    lags: list[float] = []
+    client_cpu = 0.0
     pids = system.pids()
     try:
         async with asyncio.timeout(systems.READY_TIMEOUT_S):
@@ -178,12 +223,18 @@ async def run_phase(
                 latencies.append(time.perf_counter() - started)
 
         cpu_before = cpu_by_role(pids)
+        client_before = _own_cpu()
         started = time.perf_counter()
-        # Bounded twice: workers stop at the deadline, and one call at its own.
-        async with asyncio.timeout(limit_s + 2 * systems.CALL_TIMEOUT_S):
-            await asyncio.gather(*(worker(s) for s in sessions))
+        probe = asyncio.create_task(_lag_probe(lags))
+        try:
+            # Bounded twice: workers stop at the deadline, and one call at its own.
+            async with asyncio.timeout(limit_s + 2 * systems.CALL_TIMEOUT_S):
+                await asyncio.gather(*(worker(s) for s in sessions))
+        finally:
+            probe.cancel()
         row.seconds = round(time.perf_counter() - started, 3)
         cpu_after = cpu_by_role(pids)
+        client_cpu = _own_cpu() - client_before
     except Exception as e:  # noqa: BLE001 - a phase that cannot run is a failed phase
         failures.append(e)
     finally:
@@ -207,7 +258,25 @@ async def run_phase(
         by_role = {r: 1000 * (cpu_after[r] - cpu_before.get(r, 0.0)) / row.ops for r in cpu_after}
         row.cpu_ms_per_op_by_role = {r: round(v, 4) for r, v in sorted(by_role.items())}
         row.cpu_ms_per_op = round(sum(by_role.values()), 4)
+        row.client_cpu_ms_per_op = round(1000 * client_cpu / row.ops, 4)
+        row.client_lag_ms = round(1000 * sum(lags) / len(lags), 2) if lags else 0.0
     return row
+
+
+LAG_PROBE_S = 0.01
+
+
+async def _lag_probe(lags: list[float]) -> None:
+    """How late the event loop wakes a sleeper, every LAG_PROBE_S."""
+    while True:
+        t = time.perf_counter()
+        await asyncio.sleep(LAG_PROBE_S)
+        lags.append(max(0.0, time.perf_counter() - t - LAG_PROBE_S))
+
+
+def _own_cpu() -> float:
+    t = os.times()
+    return t.user + t.system
 
 
 def _key(i: int, keys: int) -> str:
@@ -216,7 +285,7 @@ def _key(i: int, keys: int) -> str:
 
 async def load_keys(system: System, keys: int, value: bytes, conc: int = 16) -> None:
     """Write every key the GET phases read (not measured)."""
-    sessions = [system.session(w) for w in range(conc)]
+    sessions = system.sessions(conc)
     counter = iter(range(keys))
 
     async def worker(s: Session) -> None:
@@ -226,6 +295,23 @@ async def load_keys(system: System, keys: int, value: bytes, conc: int = 16) -> 
     try:
         async with asyncio.timeout(120):
             await asyncio.gather(*(worker(s) for s in sessions))
+    finally:
+        await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)
+
+
+async def warm_reads(system: Tristore, keys: int, per_node: int = 4) -> None:
+    """Read every key through every node once (not measured): ``per_node``
+    workers a node (worker w reads on node w mod n), each a share of the keys."""
+    n = len(system.endpoints)
+    sessions = system.sessions(n * per_node)
+
+    async def worker(w: int, s: Session) -> None:
+        for i in range(w // n, keys, per_node):
+            await s.get(_key(i, keys), VALUE_BYTES)
+
+    try:
+        async with asyncio.timeout(180):
+            await asyncio.gather(*(worker(w, s) for w, s in enumerate(sessions)))
     finally:
         await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)
 
@@ -252,18 +338,37 @@ async def measure_idle(syss: list[System], seconds: float) -> dict[str, Any]:
     return out
 
 
+@dataclass(frozen=True)
+class Systems:
+    """Everything one run drives."""
+
+    etcd: System
+    tri: Tristore
+    echo: System
+    #: etcd with TLS, clients and peers (the like-for-like pair of ``tri``).
+    etcd_tls: System
+    #: tristore plaintext with signatures off (the pair of ``tri``).
+    tri_plain: Tristore
+    #: The S3 HTTP doors of ``tri`` and ``tri_plain``.
+    s3: TristoreS3
+    s3_plain: TristoreS3
+
+    def all(self) -> list[System]:
+        return [self.etcd, self.etcd_tls, self.tri, self.tri_plain, self.s3, self.s3_plain]
+
+
 async def run_all(
-    etcd: System, tri: System, echo: System, cfg: Settings, log: Callable[[str], None]
+    sy: Systems, cfg: Settings, log: Callable[[str], None]
 ) -> tuple[list[Row], dict[str, Any]]:
     value = os.urandom(VALUE_BYTES)
-    for s in (etcd, tri, echo):
+    for s in [*sy.all(), sy.echo]:
         await s.ready()
-    for s in (etcd, tri):
+    for s in (sy.etcd, sy.etcd_tls, sy.tri, sy.tri_plain):
         try:
             await load_keys(s, cfg.keys, value)
         except Exception as e:
             raise RuntimeError(f"loading {cfg.keys} keys into {s.name}: {e!r}") from e
-    log(f"ready; {cfg.keys} keys loaded into etcd and tristore")
+    log(f"ready; {cfg.keys} keys loaded into etcd, etcd-tls, tristore and tristore-plain")
 
     async def put(s: Session, i: int) -> None:
         await s.put(_key(i, cfg.keys), value)
@@ -282,27 +387,53 @@ async def run_all(
         rows.append(row)
         status = "ok" if row.ok else f"FAILED {row.error}"
         log(
-            f"{name:>7} c{conc:<3} {system.name:>8}: {row.ops:6d} ops {row.per_s:9.1f}/s "
+            f"{name:>7} c{conc:<3} {system.name:>14}: {row.ops:6d} ops {row.per_s:9.1f}/s "
             f"p50 {row.p50_ms:7.2f} ms p99 {row.p99_ms:7.2f} ms "
-            f"cpu {row.cpu_ms_per_op:.3f} ms/op  {status}"
+            f"cpu {row.cpu_ms_per_op:.3f} ms/op client lag {row.client_lag_ms:.1f} ms  {status}"
         )
         await asyncio.sleep(SETTLE_S)
 
+    s3_mode, s3_plain_mode = sy.s3.target.mode, sy.s3_plain.target.mode
+    # Each pair back to back: plain beside TLS, the S3 door beside the gRPC one.
     for conc in cfg.concs:
-        await phase(etcd, "put", "linearizable", conc, put)
-        await phase(tri, "put", "linearizable", conc, put)
-        await phase(echo, "echo", "echo", conc, put)
+        paired = conc == cfg.pair_conc
+        await phase(sy.etcd, "put", "linearizable", conc, put)
+        if paired:
+            await phase(sy.etcd_tls, "put", "linearizable", conc, put)
+        await phase(sy.tri, "put", "linearizable", conc, put)
+        if conc in (1, cfg.pair_conc):
+            await phase(sy.s3, "s3-put", s3_mode, conc, put)
+        if paired:
+            await phase(sy.tri_plain, "put", "linearizable", conc, put)
+            await phase(sy.s3_plain, "s3-put", s3_plain_mode, conc, put)
+        await phase(sy.echo, "echo", "echo", conc, put)
+    # The PUTs made new versions; the twin's GETs run only at pair_conc. So
+    # that neither meets colder metadata caches, read every key through every
+    # node of both clusters first.
+    for t in (sy.tri, sy.tri_plain):
+        try:
+            await warm_reads(t, cfg.keys)
+        except Exception as e:
+            raise RuntimeError(f"reading {cfg.keys} keys through every {t.name} node: {e!r}") from e
     for conc in cfg.concs:
-        await phase(etcd, "get", "linearizable", conc, get)
-        await phase(tri, "get", "linearizable", conc, get)
-    await phase(etcd, "get_hot", etcd.hot_mode, HOT_CONC, get_hot)
-    await phase(tri, "get_hot", tri.hot_mode, HOT_CONC, get_hot)
+        paired = conc == cfg.pair_conc
+        await phase(sy.etcd, "get", "linearizable", conc, get)
+        if paired:
+            await phase(sy.etcd_tls, "get", "linearizable", conc, get)
+        await phase(sy.tri, "get", "linearizable", conc, get)
+        if conc in (1, cfg.pair_conc):
+            await phase(sy.s3, "s3-get", s3_mode, conc, get)
+        if paired:
+            await phase(sy.tri_plain, "get", "linearizable", conc, get)
+            await phase(sy.s3_plain, "s3-get", s3_plain_mode, conc, get)
+    await phase(sy.etcd, "get_hot", sy.etcd.hot_mode, HOT_CONC, get_hot)
+    await phase(sy.tri, "get_hot", sy.tri.hot_mode, HOT_CONC, get_hot)
     if HOT_CONC not in cfg.concs:
-        await phase(echo, "echo", "echo", HOT_CONC, put)
+        await phase(sy.echo, "echo", "echo", HOT_CONC, put)
 
     log(f"settling {cfg.settle_s:.0f} s, then idle CPU over {cfg.idle_s:.0f} s")
     await asyncio.sleep(cfg.settle_s)
-    idle = await measure_idle([etcd, tri, echo], cfg.idle_s)
+    idle = await measure_idle([sy.etcd, sy.etcd_tls, sy.tri, sy.tri_plain, sy.echo], cfg.idle_s)
     return rows, idle
 
 
@@ -314,7 +445,7 @@ def ratios(rows: list[Row]) -> list[dict[str, Any]]:
     by = {(r.system, r.op, r.conc): r for r in rows if r.ok}
     out = []
     for r in rows:
-        if r.system != "tristore":
+        if r.system != "tristore" or r.op not in ("put", "get", "get_hot"):
             continue
         e, x = by.get(("etcd", r.op, r.conc)), by.get(("echo", "echo", r.conc))
         t = by.get(("tristore", r.op, r.conc))
@@ -331,6 +462,86 @@ def ratios(rows: list[Row]) -> list[dict[str, Any]]:
                 ),
             }
         )
+    return out
+
+
+#: Issue 15's goal: the S3 door's throughput over the gRPC door's, same run.
+S3_GOAL = 0.7
+
+
+def s3_ratios(rows: list[Row]) -> list[dict[str, Any]]:
+    """The S3 door against the gRPC door of the same cluster, same op and
+    concurrency: throughput, latency and CPU a request."""
+    by = {(r.system, r.op, r.conc): r for r in rows if r.ok}
+    out = []
+    for r in rows:
+        if not r.op.startswith("s3-"):
+            continue
+        op = r.op.removeprefix("s3-")
+        s, g = by.get((r.system, r.op, r.conc)), by.get((r.system, op, r.conc))
+        vs = _ratio(s.per_s, g.per_s) if s and g else None
+        out.append(
+            {
+                "system": r.system,
+                "op": op,
+                "conc": r.conc,
+                "s3_per_s": s.per_s if s else None,
+                "grpc_per_s": g.per_s if g else None,
+                "s3_vs_grpc": vs,
+                "p50_ms_s3": s.p50_ms if s else None,
+                "p50_ms_grpc": g.p50_ms if g else None,
+                "p99_ms_s3": s.p99_ms if s else None,
+                "p99_ms_grpc": g.p99_ms if g else None,
+                "cpu_ms_per_op_s3": s.cpu_ms_per_op if s else None,
+                "cpu_ms_per_op_grpc": g.cpu_ms_per_op if g else None,
+                "client_lag_ms_s3": s.client_lag_ms if s else None,
+                "client_lag_ms_grpc": g.client_lag_ms if g else None,
+                "meets_goal": None if vs is None else vs >= S3_GOAL,
+            }
+        )
+    return out
+
+
+#: (system with TLS, its plaintext twin) for each op the pairs run.
+PAIRS = (
+    ("etcd-tls", "etcd", ("put", "get")),
+    ("tristore", "tristore-plain", ("put", "get", "s3-put", "s3-get")),
+)
+
+
+def security(rows: list[Row], conc: int) -> list[dict[str, Any]]:
+    """What TLS (and, for tristore, signing) costs: each system plain against
+    secure at ``conc``, throughput and CPU a request, and the like-for-like
+    tristore/etcd ratios (plain against plain, secure against secure)."""
+    by = {(r.system, r.op, r.conc): r for r in rows if r.ok}
+    out = []
+    for secure_name, plain_name, ops in PAIRS:
+        for op in ops:
+            sec, pl = by.get((secure_name, op, conc)), by.get((plain_name, op, conc))
+            if sec is None and pl is None:
+                continue
+            entry: dict[str, Any] = {
+                "system": "etcd" if secure_name.startswith("etcd") else "tristore",
+                "op": op,
+                "conc": conc,
+                "plain_per_s": pl.per_s if pl else None,
+                "secure_per_s": sec.per_s if sec else None,
+                "secure_vs_plain": _ratio(sec.per_s, pl.per_s) if sec and pl else None,
+                "plain_p50_ms": pl.p50_ms if pl else None,
+                "secure_p50_ms": sec.p50_ms if sec else None,
+                "plain_cpu_ms_per_op": pl.cpu_ms_per_op if pl else None,
+                "secure_cpu_ms_per_op": sec.cpu_ms_per_op if sec else None,
+                "cpu_secure_minus_plain_ms": (
+                    round(sec.cpu_ms_per_op - pl.cpu_ms_per_op, 4) if sec and pl else None
+                ),
+            }
+            if entry["system"] == "tristore" and op in ("put", "get"):
+                ep, es = by.get(("etcd", op, conc)), by.get(("etcd-tls", op, conc))
+                entry["tristore_vs_etcd_plain"] = _ratio(pl.per_s, ep.per_s) if pl and ep else None
+                entry["tristore_vs_etcd_secure"] = (
+                    _ratio(sec.per_s, es.per_s) if sec and es else None
+                )
+            out.append(entry)
     return out
 
 
@@ -364,19 +575,86 @@ def table(rows: list[Row], rats: list[dict[str, Any]], idle: dict[str, Any]) -> 
                 col("cpu_ms_per_op", ".3f"),
             ]
         )
-    widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(head)]
-    lines = ["  ".join(h.rjust(w) for h, w in zip(head, widths, strict=True))]
-    lines += ["  ".join(c.rjust(w) for c, w in zip(b, widths, strict=True)) for b in body]
+    lines = _grid(head, body)
     lines.append("(e|t|x: etcd | tristore | echo at the same concurrency)")
     roles = ", ".join(f"{r} {v:.1f}%" for r, v in idle.get("tristore_by_role", {}).items())
     lines.append(
         f"idle CPU over {idle.get('seconds', 0):.0f} s (% of one core): "
         f"etcd {idle.get('etcd', 0):.1f}%, tristore {idle.get('tristore', 0):.1f}% "
-        f"({roles}), echo {idle.get('echo', 0):.1f}%"
+        f"({roles}), echo {idle.get('echo', 0):.1f}%; etcd-tls "
+        f"{idle.get('etcd-tls', 0):.1f}%, tristore-plain {idle.get('tristore-plain', 0):.1f}%"
     )
     lines.append(
         "get_hot: etcd serializable Range vs tristore linearizable GET of hot keys "
         "(metadata cache); tristore has no non-linearizable read mode."
+    )
+    return "\n".join(lines)
+
+
+def _grid(head: list[str], body: list[list[str]]) -> list[str]:
+    widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(head)]
+    lines = ["  ".join(h.rjust(w) for h, w in zip(head, widths, strict=True))]
+    lines += ["  ".join(c.rjust(w) for c, w in zip(b, widths, strict=True)) for b in body]
+    return lines
+
+
+def _f(v: float | None, fmt: str) -> str:
+    return "-" if v is None else format(v, fmt)
+
+
+def s3_table(s3: list[dict[str, Any]]) -> str:
+    head = ["door", "op", "conc", "s3/s", "grpc/s", "s3/grpc", "p50 s3|grpc ms",
+            "p99 s3|grpc ms", "cpu ms/op s3|grpc", "client lag s3|grpc ms"]  # fmt: skip
+    body = [
+        [
+            e["system"],
+            e["op"],
+            str(e["conc"]),
+            _f(e["s3_per_s"], ".0f"),
+            _f(e["grpc_per_s"], ".0f"),
+            _f(e["s3_vs_grpc"], ".2f"),
+            f"{_f(e['p50_ms_s3'], '.2f')}|{_f(e['p50_ms_grpc'], '.2f')}",
+            f"{_f(e['p99_ms_s3'], '.1f')}|{_f(e['p99_ms_grpc'], '.1f')}",
+            f"{_f(e['cpu_ms_per_op_s3'], '.3f')}|{_f(e['cpu_ms_per_op_grpc'], '.3f')}",
+            f"{_f(e['client_lag_ms_s3'], '.1f')}|{_f(e['client_lag_ms_grpc'], '.1f')}",
+        ]
+        for e in s3
+    ]
+    lines = ["S3 HTTP door vs gRPC door (same cluster, same run):", *_grid(head, body)]
+    lines.append(f"(goal, issue 15: s3/grpc >= {S3_GOAL} for PUT and GET at c64)")
+    return "\n".join(lines)
+
+
+def security_table(sec: list[dict[str, Any]]) -> str:
+    head = ["system", "op", "conc", "plain/s", "secure/s", "secure/plain", "p50 plain|sec ms",
+            "cpu ms/op plain|sec", "+cpu ms/op", "tri/etcd plain|sec"]  # fmt: skip
+    body = []
+    for e in sec:
+        like = "-"
+        if "tristore_vs_etcd_plain" in e:
+            like = (
+                f"{_f(e['tristore_vs_etcd_plain'], '.2f')}|"
+                f"{_f(e['tristore_vs_etcd_secure'], '.2f')}"
+            )
+        body.append(
+            [
+                e["system"],
+                e["op"],
+                str(e["conc"]),
+                _f(e["plain_per_s"], ".0f"),
+                _f(e["secure_per_s"], ".0f"),
+                _f(e["secure_vs_plain"], ".2f"),
+                f"{_f(e['plain_p50_ms'], '.2f')}|{_f(e['secure_p50_ms'], '.2f')}",
+                f"{_f(e['plain_cpu_ms_per_op'], '.3f')}|{_f(e['secure_cpu_ms_per_op'], '.3f')}",
+                _f(e["cpu_secure_minus_plain_ms"], "+.3f"),
+                like,
+            ]
+        )
+    lines = ["What TLS and signing cost (plain vs secure, same run):", *_grid(head, body)]
+    lines.append(
+        "(etcd secure: TLS for clients and peers, client certificates; tristore secure: the "
+        "default dev cluster, TLS everywhere, mutual TLS inside, SigV4-signed calls; "
+        "tristore plain: [tls] insecure, [auth] enabled = false, unsigned calls)"
     )
     return "\n".join(lines)
 
@@ -430,6 +708,11 @@ def main() -> None:
             "etcd get_hot is Range(serializable=True): member-local and possibly stale",
             "echo rows: 1 KiB in and out to a grpc.aio server that does nothing else",
             "cpu_ms_per_op: utime+stime of every server process of that system per op",
+            "s3-put / s3-get rows: the S3 HTTP door of the same cluster (aiohttp client, "
+            "one pool of keep-alive connections sized to the concurrency); see 's3'",
+            "etcd-tls: etcd with TLS for clients and peers and client certificates required; "
+            "tristore-plain: dev up --insecure with [auth] enabled = false, unsigned calls; "
+            "tristore: the default dev cluster (TLS, SigV4-signed calls); see 'security'",
         ],
     }
     tmp = Path(tempfile.mkdtemp(prefix="tristore-compare-"))
@@ -442,10 +725,24 @@ def main() -> None:
             pb, pb_grpc = systems.load_etcd_stubs(tmp)
             (tmp / "etcd").mkdir()
             etcd = stack.enter_context(systems.etcd_cluster(tmp / "etcd", pb, pb_grpc))
+            (tmp / "etcd-tls").mkdir()
+            etcd_tls = stack.enter_context(
+                systems.etcd_cluster(tmp / "etcd-tls", pb, pb_grpc, secure=True)
+            )
             echo = stack.enter_context(systems.echo_server(tmp))
-            log("starting tristore (dev up)")
+            log("starting tristore (dev up), then tristore-plain (dev up --insecure, auth off)")
             tri = stack.enter_context(systems.tristore_cluster(tmp / "tristore"))
-            rows, idle = uvloop.run(run_all(etcd, tri, echo, cfg, log))
+            plain = stack.enter_context(systems.tristore_cluster(tmp / "plain", plain=True))
+            meta["security"] = {
+                "tristore": tri.security,
+                "tristore-plain": plain.security,
+                "s3": systems.TristoreS3(tri).target.mode,
+                "s3_plain": systems.TristoreS3(plain).target.mode,
+            }
+            sy = Systems(
+                etcd, tri, echo, etcd_tls, plain, systems.TristoreS3(tri), systems.TristoreS3(plain)
+            )
+            rows, idle = uvloop.run(run_all(sy, cfg, log))
     except (RuntimeError, OSError, TimeoutError) as e:
         failed_start = f"{type(e).__name__}: {e}"
         log(f"FAILED: {failed_start}")
@@ -458,17 +755,27 @@ def main() -> None:
             shutil.rmtree(tmp, ignore_errors=True)
     meta["machine"]["uptime_after"] = _uptime()
     rats = ratios(rows)
+    s3 = s3_ratios(rows)
+    sec = security(rows, cfg.pair_conc)
     args.out.mkdir(parents=True, exist_ok=True)
     result = {
         "meta": meta | ({"failed": failed_start} if failed_start else {}),
         "rows": [asdict(r) for r in rows],
         "ratios": rats,
+        "s3": s3,
+        "security": sec,
         "idle_cpu_pct": idle,
     }
     (args.out / "compare.json").write_text(json.dumps(result, indent=2) + "\n")
     if rows:
         print()
         print(table(rows, rats, idle))
+        if s3:
+            print()
+            print(s3_table(s3))
+        if sec:
+            print()
+            print(security_table(sec))
         plot(result, args.out / "compare.png")
     print(f"\nwritten to {args.out / 'compare.json'} and {args.out / 'compare.png'}")
     failed = [f"{r.system} {r.op} c{r.conc}" for r in rows if not r.ok]

@@ -2,7 +2,9 @@
 
 Two panels, log-scaled concurrency on x: operations per second (left) and p99
 latency in ms (right), both log y, for etcd and tristore PUT and GET, the echo
-ceiling, and the hot-key reads at c64 as stars. Drawn with matplotlib's Agg
+ceiling, the hot-key reads at c64 as stars, tristore's S3 door (PUT and GET
+at c1 and c64), and the plain-vs-TLS twins (etcd-tls, tristore-plain) at c64
+as x (PUT) and + (GET). Drawn with matplotlib's Agg
 backend, so no display is needed.
 """
 
@@ -27,6 +29,12 @@ SERIES: list[tuple[str, str, str, str, str, str]] = [
     ("echo", "echo", "grpc.aio echo (Python ceiling)", "tab:gray", ":", "^"),
     ("etcd", "get_hot", "etcd GET serializable, hot keys", "tab:blue", "", "*"),
     ("tristore", "get_hot", "tristore GET hot keys (cache, linearizable)", "tab:orange", "", "*"),
+    ("tristore", "s3-put", "tristore S3 PUT (HTTP door)", "tab:red", "-", "D"),
+    ("tristore", "s3-get", "tristore S3 GET (HTTP door)", "tab:red", "--", "d"),
+    ("etcd-tls", "put", "etcd TLS PUT", "tab:blue", "", "x"),
+    ("etcd-tls", "get", "etcd TLS GET", "tab:blue", "", "+"),
+    ("tristore-plain", "put", "tristore plain, unsigned PUT", "tab:orange", "", "x"),
+    ("tristore-plain", "get", "tristore plain, unsigned GET", "tab:orange", "", "+"),
 ]
 
 
@@ -53,7 +61,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
     ):
         ax.set_xscale("log", base=2)
         ax.set_xticks(concs, [str(c) for c in concs])
-        ax.set_xlabel("concurrent workers (one gRPC channel each)")
+        ax.set_xlabel("concurrent workers (one gRPC channel each; S3: one keep-alive pool)")
         ax.set_ylabel(ylabel)
         ax.set_title(title)
         ax.grid(True, which="both", alpha=0.3)
@@ -62,7 +70,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
     lat.set_yscale("log")
     # Below both panels, where it covers no point.
     handles, labels = thr.get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=8, frameon=False)
+    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=7.5, frameon=False)
     meta = result.get("meta", {})
     uptime = meta.get("machine", {}).get("uptime_before", "")
     load = uptime.split("load average:")[-1].strip() if "load average" in uptime else "?"
@@ -71,7 +79,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
         f"{' (quick)' if meta.get('quick') else ''}; load before: {load}",
         fontsize=10,
     )
-    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    fig.tight_layout(rect=(0, 0.14, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     plt.close(fig)

@@ -1,18 +1,23 @@
-"""The three servers bench/compare.py drives, behind one face.
+"""The servers bench/compare.py drives, behind one face.
 
 Each system is started by a context manager that stops every process it
 started on the way out, whatever happened:
 
 - :func:`tristore_cluster`: a dev cluster through the real launcher
-  (``python -m tristore dev up --dir D --base-port P``), ``dev down`` at the end;
+  (``python -m tristore dev up --dir D --base-port P``), ``dev down`` at the
+  end; TLS and signed calls, or (``plain``) plaintext with signatures off;
+  :class:`TristoreS3` drives the same cluster through its S3 HTTP door;
 - :func:`etcd_cluster`: three ``etcd`` members on 127.0.0.1, default fsync;
+  plaintext, or (``secure``) TLS for clients and peers with client
+  certificates, issued by tristore.tls;
 - :func:`echo_server`: ``python -m bench.echo``, the Python gRPC ceiling.
 
 Every system gives the same things: ``pids()`` (server process id -> role, for
 CPU accounting), ``ready()`` (waits, bounded, until it answers correctly) and
-``session(worker)`` (one client with its own channel, for one worker). A
-session has ``put``, ``get`` and ``get_hot``; the echo server answers all three
-with a 1 KiB echo.
+``sessions(conc)`` (one client a worker: its own gRPC channel, or for the S3
+door a share of one pool of ``conc`` keep-alive connections). A session has
+``put``, ``get`` and ``get_hot``; the echo server answers all three with a
+1 KiB echo.
 """
 
 from __future__ import annotations
@@ -34,11 +39,13 @@ from typing import Any, Protocol
 
 import grpc
 
-from bench import tlsenv
+from bench import s3client, tlsenv
 from bench.echo import METHOD as ECHO_METHOD
-from tristore import errors
+from tristore import credentials, errors, tls
 from tristore.client import AsyncClient
 from tristore.client._transport import CLIENT_CHANNEL_OPTIONS
+from tristore.config import ClusterConfig
+from tristore.config import load as load_config
 
 HOST = "127.0.0.1"
 BUCKET = "bench"
@@ -66,7 +73,7 @@ class System(Protocol):
 
     def pids(self) -> dict[int, str]: ...
     async def ready(self) -> None: ...
-    def session(self, worker: int) -> Session: ...
+    def sessions(self, conc: int) -> list[Session]: ...
 
 
 # -- ports and processes -------------------------------------------------------
@@ -89,14 +96,19 @@ def _port_free(port: int) -> bool:
     return True
 
 
-def free_base_port(count: int, metrics_offset: int = 100, tries: int = 200) -> int:
-    """A base P for ``tristore dev up --base-port P``: P+1..P+count (gRPC) and
-    P+offset+1..P+offset+count (metrics) all free. Below Linux's ephemeral range,
-    so that ports the kernel hands out meanwhile do not land in it."""
+#: The port blocks a dev cluster takes above its base (``tristore dev up``): gRPC,
+#: metrics, S3 (nodes) and the internal gRPC ports ([tls] internal_port_offset).
+DEV_PORT_OFFSETS = (0, 100, 500, 1000)
+
+
+def free_base_port(count: int, tries: int = 200) -> int:
+    """A base P for ``tristore dev up --base-port P``: P+o+1..P+o+count free
+    for every o of DEV_PORT_OFFSETS, so that a second cluster never lands on
+    the first's ports. Below Linux's ephemeral range, so that ports the
+    kernel hands out meanwhile do not land in it."""
     for _ in range(tries):
-        base = random.randrange(20_000, 32_000 - 2 * metrics_offset)
-        wanted = [base + i for i in range(1, count + 1)]
-        wanted += [p + metrics_offset for p in wanted]
+        base = random.randrange(20_000, 32_000 - 2 * DEV_PORT_OFFSETS[-1])
+        wanted = [base + o + i for o in DEV_PORT_OFFSETS for i in range(1, count + 1)]
         if all(_port_free(p) for p in wanted):
             return base
     raise RuntimeError(f"no free block of {count} ports after {tries} tries")
@@ -136,10 +148,12 @@ async def _until_ready(what: str, check: Any, procs: list[subprocess.Popen[bytes
     raise RuntimeError(f"{what} not ready after {READY_TIMEOUT_S:.0f} s: {last!r}")
 
 
-def _channel(address: str) -> grpc.aio.Channel:
+def _channel(address: str, creds: grpc.ChannelCredentials | None = None) -> grpc.aio.Channel:
     # The tristore SDK's own channel options, so that every system sees the same
-    # client. Plaintext: the echo server and etcd here run without TLS.
-    return grpc.aio.insecure_channel(address, options=CLIENT_CHANNEL_OPTIONS)
+    # client. Plaintext unless given credentials (etcd with TLS).
+    if creds is None:
+        return grpc.aio.insecure_channel(address, options=CLIENT_CHANNEL_OPTIONS)
+    return grpc.aio.secure_channel(address, creds, options=CLIENT_CHANNEL_OPTIONS)
 
 
 # -- echo ----------------------------------------------------------------------
@@ -202,8 +216,8 @@ class Echo:
 
         await _until_ready("echo server", check, [self._proc])
 
-    def session(self, worker: int) -> Session:
-        return EchoSession(self.address)
+    def sessions(self, conc: int) -> list[Session]:
+        return [EchoSession(self.address) for _ in range(conc)]
 
 
 @contextlib.contextmanager
@@ -254,9 +268,11 @@ def load_etcd_stubs(out: Path) -> tuple[Any, Any]:
 
 
 class EtcdSession:
-    def __init__(self, address: str, pb: Any, pb_grpc: Any) -> None:
+    def __init__(
+        self, address: str, pb: Any, pb_grpc: Any, creds: grpc.ChannelCredentials | None = None
+    ) -> None:
         self._pb = pb
-        self._channel = _channel(address)
+        self._channel = _channel(address, creds)
         self._kv = pb_grpc.KVStub(self._channel)
 
     async def _range(self, key: str, size: int, serializable: bool) -> None:
@@ -288,15 +304,25 @@ class EtcdSession:
 
 
 class Etcd:
-    name = "etcd"
     hot_mode = "serializable (member-local, may be stale)"
 
     def __init__(
-        self, procs: list[subprocess.Popen[bytes]], addresses: list[str], pb: Any, pb_grpc: Any
+        self,
+        procs: list[subprocess.Popen[bytes]],
+        addresses: list[str],
+        pb: Any,
+        pb_grpc: Any,
+        tls_files: tls.Files | None = None,
     ) -> None:
         self._procs = procs
         self.addresses = addresses
         self._pb, self._pb_grpc = pb, pb_grpc
+        #: Client TLS (the CA, and a client certificate: etcd asks for one).
+        self._creds = tls.channel_credentials(tls_files) if tls_files is not None else None
+        self.name = "etcd-tls" if tls_files is not None else "etcd"
+
+    def _session(self, address: str) -> EtcdSession:
+        return EtcdSession(address, self._pb, self._pb_grpc, self._creds)
 
     def pids(self) -> dict[int, str]:
         return {p.pid: "etcd" for p in self._procs}
@@ -307,7 +333,7 @@ class Etcd:
 
         async def check() -> None:
             value = b"v" * 1024
-            first = EtcdSession(self.addresses[0], self._pb, self._pb_grpc)
+            first = self._session(self.addresses[0])
             try:
                 put = await first._kv.Put(
                     self._pb.PutRequest(key=b"bench/ready", value=value), timeout=2
@@ -316,7 +342,7 @@ class Etcd:
             finally:
                 await first.close()
             for address in self.addresses:
-                s = EtcdSession(address, self._pb, self._pb_grpc)
+                s = self._session(address)
                 try:
                     resp = await s._kv.Range(self._pb.RangeRequest(key=b"bench/ready"), timeout=2)
                     assert len(resp.kvs) == 1, resp
@@ -326,20 +352,58 @@ class Etcd:
                 finally:
                     await s.close()
 
-        await _until_ready("etcd", check, self._procs)
+        await _until_ready(self.name, check, self._procs)
 
-    def session(self, worker: int) -> Session:
-        return EtcdSession(self.addresses[worker % len(self.addresses)], self._pb, self._pb_grpc)
+    def sessions(self, conc: int) -> list[Session]:
+        return [self._session(self.addresses[w % len(self.addresses)]) for w in range(conc)]
+
+
+def etcd_tls_flags(workdir: Path, name: str) -> list[str]:
+    """The flags of a member that serves clients and peers over TLS with
+    client certificates required on both (``--client-cert-auth``,
+    ``--peer-client-cert-auth``), its certificate issued (by tristore.tls)
+    from the CA in ``workdir/tls``, which :func:`etcd_client_tls` trusts."""
+    ca_dir = workdir / "tls"
+    ca = tls.ensure_ca(ca_dir, "etcd-bench")
+    crt, key = ca_dir / f"{name}.crt", ca_dir / f"{name}.key"
+    # One certificate for both sides: tristore.tls issues it for server and
+    # client authentication, for 127.0.0.1 and localhost.
+    tls.issue(ca_dir, crt, key, [HOST, "localhost"])
+    return [
+        f"--cert-file={crt}",
+        f"--key-file={key}",
+        f"--trusted-ca-file={ca}",
+        "--client-cert-auth",
+        f"--peer-cert-file={crt}",
+        f"--peer-key-file={key}",
+        f"--peer-trusted-ca-file={ca}",
+        "--peer-client-cert-auth",
+    ]
+
+
+def etcd_client_tls(workdir: Path) -> tls.Files:
+    """The CA and a client certificate for the members of ``etcd_tls_flags``."""
+    ca_dir = workdir / "tls"
+    files = tls.Files(ca_dir / "ca.crt", ca_dir / "client.crt", ca_dir / "client.key")
+    assert files.cert is not None and files.key is not None
+    if not files.cert.exists():
+        tls.issue(ca_dir, files.cert, files.key, ["bench-client"])
+    return files
 
 
 @contextlib.contextmanager
-def etcd_cluster(workdir: Path, pb: Any, pb_grpc: Any, members: int = 3) -> Iterator[Etcd]:
+def etcd_cluster(
+    workdir: Path, pb: Any, pb_grpc: Any, members: int = 3, secure: bool = False
+) -> Iterator[Etcd]:
     """``members`` etcd members on 127.0.0.1, each in its own data dir under
-    ``workdir``, with etcd's defaults otherwise (fsync on every commit)."""
+    ``workdir``, with etcd's defaults otherwise (fsync on every commit).
+    ``secure``: clients and peers speak TLS with client certificates (mutual
+    TLS, as tristore's processes among themselves), https URLs."""
     names = [f"m{i}" for i in range(members)]
     client = {n: free_port() for n in names}
     peer = {n: free_port() for n in names}
-    initial = ",".join(f"{n}=http://{HOST}:{peer[n]}" for n in names)
+    scheme = "https" if secure else "http"
+    initial = ",".join(f"{n}={scheme}://{HOST}:{peer[n]}" for n in names)
     # ETCD_* variables from the caller's environment would change the members.
     env = {k: v for k, v in os.environ.items() if not k.startswith("ETCD_")}
     procs: list[subprocess.Popen[bytes]] = []
@@ -353,22 +417,24 @@ def etcd_cluster(workdir: Path, pb: Any, pb_grpc: Any, members: int = 3) -> Iter
                             "etcd",
                             f"--name={n}",
                             f"--data-dir={workdir / n}",
-                            f"--listen-client-urls=http://{HOST}:{client[n]}",
-                            f"--advertise-client-urls=http://{HOST}:{client[n]}",
-                            f"--listen-peer-urls=http://{HOST}:{peer[n]}",
-                            f"--initial-advertise-peer-urls=http://{HOST}:{peer[n]}",
+                            f"--listen-client-urls={scheme}://{HOST}:{client[n]}",
+                            f"--advertise-client-urls={scheme}://{HOST}:{client[n]}",
+                            f"--listen-peer-urls={scheme}://{HOST}:{peer[n]}",
+                            f"--initial-advertise-peer-urls={scheme}://{HOST}:{peer[n]}",
                             f"--initial-cluster={initial}",
                             "--initial-cluster-state=new",
                             "--initial-cluster-token=tristore-bench",
                             "--logger=zap",
                             "--log-level=warn",
+                            *(etcd_tls_flags(workdir, n) if secure else []),
                         ],
                         stdout=out,
                         stderr=subprocess.STDOUT,
                         env=env,
                     )
                 )
-        yield Etcd(procs, [f"{HOST}:{client[n]}" for n in names], pb, pb_grpc)
+        files = etcd_client_tls(workdir) if secure else None
+        yield Etcd(procs, [f"{HOST}:{client[n]}" for n in names], pb, pb_grpc, files)
     finally:
         for p in procs:
             stop_process(p)
@@ -378,8 +444,12 @@ def etcd_cluster(workdir: Path, pb: Any, pb_grpc: Any, members: int = 3) -> Iter
 
 
 class TristoreSession:
-    def __init__(self, address: str) -> None:
-        self._client = AsyncClient(address)
+    def __init__(self, address: str, plain: bool) -> None:
+        # A plaintext cluster with authentication off is called as such:
+        # no TLS and no signature. Otherwise the SDK's defaults, from the
+        # environment: the bench CA (bench/tlsenv.py) and the bench key.
+        kw: dict[str, Any] = {"insecure": True, "anonymous": True} if plain else {}
+        self._client = AsyncClient(address, **kw)
 
     async def warm(self) -> None:
         await self._client.head_bucket(BUCKET)
@@ -401,54 +471,136 @@ class TristoreSession:
 
 
 class Tristore:
-    name = "tristore"
     hot_mode = "linearizable, coordinator metadata cache (no relaxed read mode exists)"
 
-    def __init__(self, status: list[dict[str, Any]]) -> None:
+    def __init__(self, status: list[dict[str, Any]], cfg: ClusterConfig, plain: bool) -> None:
         self._status = status
         self.endpoints = [p["grpc"] for p in status if p["role"] == "node"]
+        self.plain = plain
+        #: ``tristore-plain``: ``[tls] insecure`` and ``[auth] enabled = false``.
+        self.name = "tristore-plain" if plain else "tristore"
+        secure = not cfg.tls.insecure
+        self.security = (
+            "plaintext, unsigned (auth off)"
+            if plain
+            else ("TLS" if secure else "plaintext") + ", SigV4-signed calls"
+        )
+        self.s3 = s3client.Target(
+            tuple(n.s3 for n in cfg.nodes if n.s3),
+            str(cfg.relative(cfg.tls.ca_file)) if secure else None,
+            None if plain else credentials.from_env(),
+        )
 
     def pids(self) -> dict[int, str]:
         return {int(p["pid"]): str(p["role"]) for p in self._status if p["pid"]}
 
     async def ready(self) -> None:
         async def check() -> None:
-            async with AsyncClient(",".join(self.endpoints)) as admin:
+            s = TristoreSession(",".join(self.endpoints), self.plain)
+            try:
                 with contextlib.suppress(errors.BucketAlreadyExists):
-                    await admin.create_bucket(BUCKET)
-                await admin.head_bucket(BUCKET)
+                    await s._client.create_bucket(BUCKET)
+                await s._client.head_bucket(BUCKET)
+            finally:
+                await s.close()
 
-        await _until_ready("tristore", check, [])
+        await _until_ready(self.name, check, [])
 
-    def session(self, worker: int) -> Session:
-        return TristoreSession(self.endpoints[worker % len(self.endpoints)])
+    def sessions(self, conc: int) -> list[Session]:
+        n = len(self.endpoints)
+        return [TristoreSession(self.endpoints[w % n], self.plain) for w in range(conc)]
 
 
-def _tristore_cli(*args: str) -> subprocess.CompletedProcess[str]:
+class TristoreS3:
+    """The S3 HTTP door of a :class:`Tristore` cluster (node/s3/): the same
+    processes, objects and bucket; workers spread over the nodes' endpoints as
+    the gRPC ones are, on one pool of keep-alive connections a phase."""
+
+    hot_mode = "linearizable (S3 GET)"
+
+    def __init__(self, tri: Tristore) -> None:
+        self._tri = tri
+        self.name = tri.name
+        self.target = tri.s3
+
+    def pids(self) -> dict[int, str]:
+        return self._tri.pids()
+
+    async def ready(self) -> None:
+        async def check() -> None:
+            (s,) = self.sessions(1)
+            try:
+                await s.warm()
+            finally:
+                await s.close()
+
+        await _until_ready(f"{self.name} S3", check, [])
+
+    def sessions(self, conc: int) -> list[Session]:
+        pool = s3client.Pool(self.target, conc)
+        eps = self.target.endpoints
+        return [S3Session(pool.session(eps[w % len(eps)])) for w in range(conc)]
+
+
+class S3Session:
+    """The Session face over one S3 worker (bucket :data:`BUCKET`)."""
+
+    def __init__(self, s3: s3client.S3Session) -> None:
+        self._s3 = s3
+
+    async def warm(self) -> None:
+        await self._s3.bucket_location(BUCKET)
+
+    async def put(self, key: str, value: bytes) -> None:
+        await self._s3.put(BUCKET, key, value)
+
+    async def get(self, key: str, size: int) -> None:
+        await self._s3.get(BUCKET, key, size)
+
+    get_hot = get
+
+    async def close(self) -> None:
+        await self._s3.close()
+
+
+def _tristore_cli(
+    *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "tristore", *args],
         capture_output=True,
         text=True,
         check=False,
         timeout=180,
+        env=env,
     )
 
 
 @contextlib.contextmanager
-def tristore_cluster(workdir: Path, processes: int = 11) -> Iterator[Tristore]:
+def tristore_cluster(workdir: Path, processes: int = 11, plain: bool = False) -> Iterator[Tristore]:
     """The launcher's default dev cluster (six nodes in three AZs, witnesses,
-    replicators) on a free block of ports; ``dev down`` on the way out."""
+    replicators) on a free block of ports; ``dev down`` on the way out.
+    ``plain``: ``dev up --insecure`` (plaintext, ``[tls] insecure = true``)
+    with signatures off (``TRISTORE_AUTH_ENABLED=false``: every call is taken
+    as root's, signed or not), to measure what TLS and signing cost."""
     base = free_base_port(processes)
+    env = None
     try:
-        flags = tlsenv.setup()
-        up = _tristore_cli("dev", "up", "--dir", str(workdir), "--base-port", str(base), *flags)
+        if plain:
+            env = dict(os.environ, TRISTORE_AUTH_ENABLED="false")
+            flags = ["--insecure"]
+        else:
+            flags = tlsenv.setup()
+        up = _tristore_cli(
+            "dev", "up", "--dir", str(workdir), "--base-port", str(base), *flags, env=env
+        )
         if up.returncode != 0:
             raise RuntimeError(f"tristore dev up failed:\n{up.stdout}{up.stderr}")
-        st = _tristore_cli("dev", "status", "--dir", str(workdir), "--json")
+        st = _tristore_cli("dev", "status", "--dir", str(workdir), "--json", env=env)
         status = json.loads(st.stdout)
         down = [p["name"] for p in status if not p["up"] or not p["pid"]]
         if down:
             raise RuntimeError(f"tristore processes not up: {down}")
-        yield Tristore(status)
+        yield Tristore(status, load_config(workdir / "cluster.toml", env), plain)
     finally:
-        _tristore_cli("dev", "down", "--dir", str(workdir))
+        _tristore_cli("dev", "down", "--dir", str(workdir), env=env)

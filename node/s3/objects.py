@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from node.metrics import S3_BYTES
+from node.objects import GetResult
 from node.s3 import headers as hdr
 from node.s3 import xml
 from node.s3.call import Base, Call, answer, empty
@@ -13,6 +14,25 @@ from tristore.errors import (
     InvalidArgument,
 )
 from tristore.model import Conditions, CopySource
+
+#: A GET answer up to this size is read whole and sent with its headers in one
+#: write; a larger one is streamed. A streamed answer sends its headers on
+#: their own: for a small object, two sends and two wake-ups of the client
+#: where one does.
+WHOLE_ANSWER_MAX = 64 * 1024
+
+
+async def _whole(result: GetResult, status: int, headers: dict[str, str]) -> web.Response:
+    """A small GET answer, read before anything is sent (so an error reading it
+    is still S3's XML error, not a cut connection)."""
+    try:
+        body = b"".join([piece async for piece in result.body])
+    finally:
+        aclose = getattr(result.body, "aclose", None)
+        if aclose is not None:
+            await aclose()
+    S3_BYTES.labels("sent").inc(len(body))
+    return web.Response(status=status, headers=headers, body=body)
 
 
 class ObjectHandlers(Base):
@@ -85,6 +105,8 @@ class ObjectHandlers(Base):
         if rng is not None and result.info.size:
             status = 206
             out["Content-Range"] = f"bytes {result.first}-{result.last}/{result.info.size}"
+        if length <= WHOLE_ANSWER_MAX:
+            return await _whole(result, status, out)
         resp = web.StreamResponse(status=status, headers=out)
         resp.content_length = length
         try:

@@ -36,6 +36,7 @@ from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 from botocore.httpchecksum import StreamingChecksumBody
 
+from node.s3.objects import WHOLE_ANSWER_MAX
 from tests.integration.cluster import (
     ROOT,
     DevCluster,
@@ -457,6 +458,40 @@ def test_ranges_and_conditions(s3: Any, bucket: str) -> None:
     assert r["ContentType"] == "text/x-override"
     assert r["ContentDisposition"] == "attachment; filename=x.bin"
     assert r["Body"].read() == body
+
+
+def test_small_answers_go_whole_and_large_ones_stream_alike(s3: Any, bucket: str) -> None:
+    """A GET answer up to WHOLE_ANSWER_MAX is sent whole with its headers (one
+    write), a larger one streamed: both carry the same headers and the bytes."""
+    limit = WHOLE_ANSWER_MAX
+    body = os.urandom(limit + 1)
+    s3.put_object(
+        Bucket=bucket, Key="edge", Body=body, ContentType="application/x-edge", Metadata={"m": "1"}
+    )
+    # Both ranged, so that both answers follow the same rules (a range carries
+    # no checksum headers).
+    whole = s3.get_object(Bucket=bucket, Key="edge", Range=f"bytes=1-{limit}")
+    streamed = s3.get_object(Bucket=bucket, Key="edge", Range=f"bytes=0-{limit}")
+    assert whole["Body"].read() == body[1:]
+    assert streamed["Body"].read() == body
+    assert whole["ContentLength"] == limit and streamed["ContentLength"] == limit + 1
+    assert whole["ContentRange"] == f"bytes 1-{limit}/{limit + 1}"
+    assert streamed["ContentRange"] == f"bytes 0-{limit}/{limit + 1}"
+    for r in (whole, streamed):
+        assert r["ResponseMetadata"]["HTTPStatusCode"] == 206
+    differ = {"content-range", "content-length", "x-amz-request-id", "date"}
+    heads = [r["ResponseMetadata"]["HTTPHeaders"] for r in (whole, streamed)]
+    assert {k: v for k, v in heads[0].items() if k not in differ} == {
+        k: v for k, v in heads[1].items() if k not in differ
+    }
+    for r in (whole, streamed):
+        assert r["ContentType"] == "application/x-edge"
+        assert r["Metadata"] == {"m": "1"}
+        assert r["ETag"] == f'"{hashlib.md5(body).hexdigest()}"'
+        assert r["ResponseMetadata"]["HTTPHeaders"]["server"] == "tristore"
+    # An empty object goes whole too.
+    s3.put_object(Bucket=bucket, Key="edge-empty", Body=b"")
+    assert s3.get_object(Bucket=bucket, Key="edge-empty")["Body"].read() == b""
 
 
 def test_copy_with_metadata_directive(s3: Any, bucket: str) -> None:
