@@ -22,6 +22,7 @@ CLI read it from the environment.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import itertools
 import json
 import os
@@ -351,6 +352,33 @@ class DevCluster:
 
     def wait_hints_drained(self, timeout: float = 60) -> None:
         wait_until(lambda: self.hints_pending() == 0, timeout, interval=0.3, what="hints to drain")
+
+    @contextlib.contextmanager
+    def paused(self, *names: str) -> Iterator[None]:
+        """The named processes of this cluster SIGSTOPped for the block
+        (SIGCONT after it): what they would do meanwhile waits, so a test can
+        look at what was left for them (a version queued for a paused
+        replicator stays PENDING) instead of sleeping and finding nothing."""
+        stopped: list[str] = []
+        try:
+            for name in names:
+                self.kill(name, "STOP")
+                stopped.append(name)
+            yield
+        finally:
+            for name in stopped:
+                self.kill(name, "CONT")
+
+    @property
+    def replicator_names(self) -> list[str]:
+        return [r.name for r in self.config.replicators]
+
+    def replicators_idle(self) -> bool:
+        """No replicator of this cluster has a version in flight."""
+        return all(
+            self.metric(r, "tristore_replication_pending_operations") == 0
+            for r in self.replicator_names
+        )
 
     def metric(self, name: str, metric: str) -> float:
         """Sum of one metric's samples on one process's /metrics."""

@@ -176,7 +176,14 @@ def test_repair_restores_lost_objects(own_cluster: DevCluster) -> None:
     with cluster.client() as c:
         n_nodes = len(cluster.config.nodes)
         wait_until(lambda: c.cluster_status().nodes_up == n_nodes, 30, what="every node up")
-    time.sleep(1.0)  # every coordinator's probe sees it up again
+    wait_until(
+        lambda: all(
+            cluster.metric(n.name, "tristore_cluster_nodes_up") == n_nodes
+            for n in cluster.config.nodes
+        ),
+        30,
+        what="every coordinator to see every node up",
+    )
     expected = _expected_missing(cluster, victim_az)
     assert expected > 50
 
@@ -306,10 +313,19 @@ def test_a_node_on_a_new_data_directory_rebuilds_itself(own_cluster: DevCluster)
     for (key, vid), body in vers.items():
         if victim in cluster.homes(VERS, key) and body != "removed":
             assert (VERS, key, vid) in versions, (key, vid)
-    # Restarted, it does not rebuild again.
+    # Restarted, it does not rebuild again: a rebuild would show as a handoff
+    # pending from the node's start until it had logged "rebuilt: " again.
     cluster.kill(victim, "TERM")
     cluster.start(victim)
-    time.sleep(2)
+    with cluster.client() as c:
+        wait_until(
+            lambda: any(
+                n.name == victim and n.status is not None and n.status.handoffs_pending == 0
+                for n in c.cluster_status().nodes
+            ),
+            30,
+            what=f"{victim} to have no handoff pending",
+        )
     assert log.read_text().count("rebuilt: ") == 1
 
 

@@ -7,14 +7,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from tests.integration.cluster import DevCluster
+from tests.integration.cluster import DevCluster, wait_until
 from tristore import errors
 from tristore.client import Client, Credentials
 
@@ -110,9 +109,23 @@ def test_delete_objects_authorizes_each_key(cluster: DevCluster, alice: Credenti
     with cluster.client() as root:
         root.put_object("rootsbulk", "open/x", b"x")
         root.put_bucket_policy("rootsbulk", policy)
-    # The node that took the policy knows at once; the others within [auth] cache_s
-    # (a probe would delete the object it probes, so wait the bound out).
-    time.sleep(2 * cluster.config.auth.cache_s)
+
+    # The node that took the policy knows at once; the others within [auth]
+    # cache_s: each node is asked to delete a key the policy lets alice delete
+    # and that does not exist (nothing visible changes) until it lets her.
+    def lets_her(c: Client) -> bool:
+        try:
+            return c.delete_objects("rootsbulk", ["open/absent"])[0].deleted
+        except errors.AccessDenied:  # the whole call: no key of it is hers to delete
+            return False
+
+    for n in cluster.config.nodes:
+        with Client(n.grpc, credentials=alice) as one:
+            wait_until(
+                lambda one=one: lets_her(one),
+                cluster.config.auth.cache_s + 5,
+                what=f"the policy on {n.name}",
+            )
     with Client(cluster.endpoint, credentials=alice) as a:
         got = {r.key: r.error_code for r in a.delete_objects("rootsbulk", ["open/x", "r"])}
     assert got == {"open/x": "", "r": "AccessDenied"}

@@ -40,7 +40,14 @@ def test_a_process_started_before_its_peers_waits_and_says_so(own_cluster: DevCl
         15,
         what="r1 to see a node of its cluster",
     )
-    time.sleep(1.0)
+    # a1 says it again a wait later ([node] peers are logged every 5 s): both
+    # lived on past what they waited for, instead of a sleep that proves
+    # nothing on a slow machine.
+    wait_until(
+        lambda: _log(cluster, "a1").count("waiting for peers: no node of az-b, az-c") >= 2,
+        30,
+        what="a1 to say it again",
+    )
     assert {"a1"} == cluster.up_names()
     assert "r1" in cluster.up_names("replicator")
     assert "Traceback" not in _log(cluster, "a1") + _log(cluster, "r1")
@@ -60,11 +67,15 @@ class _SlowBody:
         self.chunks = [bytes([i]) * size for i in range(chunks)]
         self.pause_s = pause_s
         self.started = threading.Event()
+        #: Set when the second chunk is asked for: the first was taken by the
+        #: request stream, so the PUT is under way.
+        self.streaming = threading.Event()
         self._buf = b""
 
     def read(self, n: int = -1) -> bytes:
         if not self._buf and self.chunks:
             if self.started.is_set():
+                self.streaming.set()
                 time.sleep(self.pause_s)
             self.started.set()
             self._buf = self.chunks.pop(0)
@@ -91,8 +102,7 @@ def test_sigterm_lets_a_put_in_flight_finish(own_cluster: DevCluster, tmp_path: 
 
     t = threading.Thread(target=put, daemon=True)
     t.start()
-    assert body.started.wait(15)
-    time.sleep(0.3)
+    assert body.streaming.wait(15)
     cluster.kill("a1", "TERM")  # returns once a1 exited
     t.join(30)
     assert "error" not in result, result

@@ -15,7 +15,7 @@ import pytest
 
 from node import keys
 from node.multipart import MIN_PART_SIZE, multipart_etag
-from tests.integration.cluster import DevCluster, start_cluster
+from tests.integration.cluster import DevCluster, start_cluster, wait_until
 from tristore import errors
 
 pytestmark = pytest.mark.integration
@@ -217,9 +217,25 @@ def test_completed_and_aborted_uploads_leave_no_orphans(tmp_path: Path) -> None:
             with pytest.raises(errors.NoSuchUpload):
                 c.list_parts("orphans", "dropped", dropped.upload_id)
         cluster.wait_hints_drained()
-        time.sleep(7)  # past the grace period and a garbage-collection round (5 s)
-        cluster.down()
         nodes = [n.name for n in cluster.config.nodes]
+
+        def only_the_object_held() -> bool:
+            # Read-only opens of the running nodes' stores (see below for the stopped ones).
+            try:
+                held = set().union(*(_data_ids_on_disk(cluster, n) for n in nodes))
+                kept = {
+                    v.data_id
+                    for n in nodes
+                    for (bucket, key), v in cluster.node_versions(n).items()
+                    if (bucket, key) == ("orphans", "kept")
+                }
+            except Exception:  # noqa: BLE001 - a store caught mid-flush: look again
+                return False
+            return len(kept) == 1 and held == kept
+
+        # The grace period (1 s) and a collection round (every 5 s) pass.
+        wait_until(only_the_object_held, 60, interval=1, what="garbage bodies to be collected")
+        cluster.down()
         for name in nodes:
             live = {
                 v.key: v

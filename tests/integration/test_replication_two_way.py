@@ -43,6 +43,16 @@ def _status(c, bucket: str, key: str, version_id: str) -> str:  # type: ignore[n
     return str(c.head_object(bucket, key, version_id=version_id).replication_status)
 
 
+def _targets(c, bucket: str, key: str, version_id: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """A version's replication status by destination."""
+    (v,) = [
+        v
+        for v in c.list_object_versions(bucket, prefix=key).versions
+        if v.key == key and v.version_id == version_id
+    ]
+    return dict(v.replication_targets)
+
+
 def _current(c, bucket: str, key: str) -> tuple[str, str] | None:  # type: ignore[no-untyped-def]
     try:
         info = c.head_object(bucket, key)
@@ -131,22 +141,31 @@ def test_a_change_made_to_a_replica_comes_back_only_with_replica_modification_sy
             60,
             what="the version on west",
         )
-        w.put_object_tagging(bucket, "doc", {"state": "final"}, version_id=v.version_id)
-        w.put_object_acl(bucket, "doc", "public-read", version_id=v.version_id)
         if sync:
-            wait_until(
-                lambda: (
-                    _tags(e, bucket, "doc", v.version_id) == {"state": "final"}
-                    and _acl(e, bucket, "doc", v.version_id) == "public-read"
-                ),
-                60,
-                what="west's change of its replica back on east",
-            )
-            # ... and it does not bounce back and forth: both sides hold one version.
-            time.sleep(1.5)
+            # East's replicators paused: a change applied from west that were
+            # queued to go back would stay PENDING there for this test to see
+            # (sent, it would read COMPLETED again and prove nothing).
+            with east.paused(*east.replicator_names):
+                w.put_object_tagging(bucket, "doc", {"state": "final"}, version_id=v.version_id)
+                w.put_object_acl(bucket, "doc", "public-read", version_id=v.version_id)
+                wait_until(
+                    lambda: (
+                        _tags(e, bucket, "doc", v.version_id) == {"state": "final"}
+                        and _acl(e, bucket, "doc", v.version_id) == "public-read"
+                    ),
+                    60,
+                    what="west's change of its replica back on east",
+                )
+                # ... and it does not bounce back: nothing queued for west.
+                assert _targets(e, bucket, "doc", v.version_id) == {f"west/{bucket}": "COMPLETED"}
             assert _tags(w, bucket, "doc", v.version_id) == {"state": "final"}
         else:
-            time.sleep(3)  # time enough for a change to travel (it must not)
+            w.put_object_tagging(bucket, "doc", {"state": "final"}, version_id=v.version_id)
+            w.put_object_acl(bucket, "doc", "public-read", version_id=v.version_id)
+            # Not queued for east, in the very commits that made the changes:
+            # with nothing queued nothing can travel (a replica has no
+            # destination until a change of it is queued for one).
+            assert _targets(w, bucket, "doc", v.version_id) == {}
             assert _tags(e, bucket, "doc", v.version_id) == {"state": "draft"}
             assert _acl(e, bucket, "doc", v.version_id) != "public-read"
         for c in (e, w):

@@ -1309,16 +1309,35 @@ def _signed_put_head(env: dict[str, str], url: str, headers: dict[str, str], sec
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
-def test_a_body_cut_short_stores_nothing(s3: Any, env: dict[str, str], bucket: str) -> None:
+def _put_answers(cluster: DevCluster, node: str) -> float:
+    """PutObject requests a node's S3 API has answered (any status)."""
+    addr = cluster.config.node_named(node).metrics
+    with urllib.request.urlopen(f"http://{addr}/metrics", timeout=5) as resp:
+        lines = resp.read().decode().splitlines()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in lines
+        if line.startswith("tristore_s3_requests_total{") and 'operation="PutObject"' in line
+    )
+
+
+def test_a_body_cut_short_stores_nothing(
+    cluster: DevCluster, s3: Any, env: dict[str, str], bucket: str
+) -> None:
     """A signed PUT that declares 100,000 bytes, sends 10 and hangs up."""
     url = f"{env['AWS_ENDPOINT_URL']}/{bucket}/cut-short"
+    node = next(n.name for n in cluster.config.nodes if n.s3 == urlsplit(url).netloc)
+    answered = _put_answers(cluster, node)
     headers = {"x-amz-content-sha256": sigv4.UNSIGNED_PAYLOAD, "content-length": "100000"}
     head = _signed_put_head(env, url, headers, env["AWS_SECRET_ACCESS_KEY"])
     parts = urlsplit(url)
     raw = socket.create_connection((parts.hostname, parts.port), timeout=10)
     with _ssl(env).wrap_socket(raw, server_hostname=parts.hostname) as conn:
         conn.sendall(head + b"x" * 10)
-    time.sleep(1)  # the node sees the hang-up: the PUT its body fed fails
+    # The node saw the hang-up and ended the PUT its body fed (counted once it did).
+    wait_until(
+        lambda: _put_answers(cluster, node) > answered, 30, what="the PUT to end on the node"
+    )
     with pytest.raises(ClientError) as e:
         s3.head_object(Bucket=bucket, Key="cut-short")
     assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404

@@ -70,18 +70,25 @@ def test_an_idle_watch_looks_again_at_once_when_the_store_writes(tmp_path: Path)
 
     watch.check = counted  # type: ignore[method-assign]
 
+    async def looked(n: int) -> None:
+        """Until the watch has looked ``n`` times: at once, not after the idle interval."""
+        for _ in range(500):
+            if checks >= n:
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError(f"{checks} looks, not {n}")
+
     async def scenario() -> None:
         task = asyncio.create_task(watch.run_forever(0.01, 60.0))
-        await asyncio.sleep(0.2)
+        await looked(1)
+        await asyncio.sleep(0.2)  # twenty busy intervals
         assert checks == 1  # nothing written: the next look is a minute away
         writer = threading.Thread(target=watch.note_write)  # as the store's threads do
         writer.start()
         writer.join()
-        await asyncio.sleep(0.2)
-        assert checks == 2  # at once, not after the idle interval
+        await looked(2)
         watch.note_write()
-        await asyncio.sleep(0.2)
-        assert checks == 3
+        await looked(3)
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task

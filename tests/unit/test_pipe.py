@@ -152,8 +152,10 @@ def test_a_lost_peer_fails_the_call_at_once(refused_endpoint: str) -> None:
 
 def test_close_all_answers_what_is_in_flight_then_ends_the_stream() -> None:
     release = asyncio.Event()
+    arrived = asyncio.Event()
 
     async def handle(req: replica_pb2.PipeRequest) -> replica_pb2.PipeResponse:
+        arrived.set()
         await release.wait()
         return _echo_keys(req)
 
@@ -162,9 +164,9 @@ def test_close_all_answers_what_is_in_flight_then_ends_the_stream() -> None:
         channel, client = _client(addr)
         try:
             in_flight = asyncio.ensure_future(client.call(_ask("inflight")))
-            await asyncio.sleep(0.2)  # the server has it
+            await asyncio.wait_for(arrived.wait(), 5)  # the server has it
             pipe.close_all()
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.1)  # the close takes effect before the answer is ready
             release.set()
             resp = await asyncio.wait_for(in_flight, 5)
             assert resp.results[0].read_meta.version.key == "inflight"

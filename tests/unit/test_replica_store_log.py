@@ -60,8 +60,11 @@ def test_only_pending_entries_and_how_far_it_looked(tmp_path: Path) -> None:
             assert not await store.wait_for_log(5, 0.05, pending_only=True)
             assert await store.wait_for_log(5, 0.05)  # seq 6 exists
             waiter = asyncio.ensure_future(store.wait_for_log(6, 5.0, pending_only=True))
+            plain = asyncio.ensure_future(store.wait_for_log(6, 5.0))
             await store.commit(_change(7, None))
-            await asyncio.sleep(0.05)
+            # The wakeup that ends the plain wait reached the other one too.
+            assert await asyncio.wait_for(plain, 5.0)
+            await asyncio.sleep(0)
             assert not waiter.done()
             await store.commit(_change(8, PENDING))
             assert await asyncio.wait_for(waiter, 5.0)
