@@ -111,7 +111,7 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
         sides += [side_of("w-minority", witnesses[:1]), side_of("w-majority", witnesses[1:])]
         with NetFaults(sides) as nf:
             # Every connection was cut once: wait until the cluster answers again.
-            wait_until(_answers(cluster), 60, 0.5, "the cluster to answer after the reconnect")
+            wait_until(answers(cluster), 60, 0.5, "the cluster to answer after the reconnect")
             yield Net(cluster, nf, procs, az, [n.name for n in nodes if n.az == az])
         assert not nf.leftovers(), nf.leftovers()
     finally:
@@ -130,7 +130,9 @@ def _start(factory: pytest.TempPathFactory, name: str, *flags: str) -> DevCluste
     raise AssertionError("unreachable")
 
 
-def _answers(cluster: DevCluster) -> Callable[[], bool]:
+def answers(cluster: DevCluster) -> Callable[[], bool]:
+    """Whether the cluster answers a listing now (for ``wait_until``)."""
+
     def probe() -> bool:
         try:
             with cluster.client(timeout=3) as c:
@@ -253,7 +255,7 @@ def test_a_network_fault_loses_nothing_and_hangs_nothing(net: Net, fault: Fault)
     assert_linearizable(ops, HISTORIES)
 
     # Nothing lost: every acknowledged version reads back, listed and by id.
-    wait_until(_answers(cluster), 60, 0.5, "the cluster to answer after the heal")
+    wait_until(answers(cluster), 60, 0.5, "the cluster to answer after the heal")
     with cluster.client(timeout=30) as c:
         for vid, kv in acked.items():
             key, value = kv.split("=", 1)
@@ -310,7 +312,7 @@ def test_a_replicator_cut_off_from_its_destination_catches_up(
         west_procs = [p for p in status if p["cluster"] == "west"]
         sides = [side_of("east-replicators", replicators), side_of("west", west_procs)]
         with NetFaults(sides) as nf, east.client() as e, west.client() as w:
-            wait_until(_answers(east), 60, 0.5, "east to answer after the reconnect")
+            wait_until(answers(east), 60, 0.5, "east to answer after the reconnect")
             for c, name in ((e, "part-src"), (w, "part-dst")):
                 c.create_bucket(name)
                 c.put_bucket_versioning(name, "Enabled")

@@ -52,7 +52,7 @@ from tests.integration.cluster import DevCluster, start_cluster, wait_until
 from tests.linearizability import READ, Op, check
 from tests.netfaults import NetFaults
 from tests.robustness.test_linearizable import WIDE_SKEW, read_value
-from tests.robustness.test_partitions import side_of
+from tests.robustness.test_partitions import answers, side_of
 from tests.soak import plot
 from tests.soak.nemesis import DiskFull, Nemesis
 from tests.soak.resources import Proc, Sampler
@@ -70,7 +70,6 @@ from tests.soak.workload import (
     Versions,
     wait_for,
 )
-from tristore import errors
 from tristore.cli import dev
 from tristore.replication import Destination, Rule
 
@@ -142,7 +141,7 @@ def soak(tmp_path: Path) -> Iterator[Soak]:
             nf = NetFaults([side_of(az, ps) for az, ps in by_az.items()])
             nf.start()
             # Every connection was cut once: wait until east answers again.
-            wait_until(_answers(east), 60, 0.5, "east to answer after the reconnect")
+            wait_until(answers(east), 60, 0.5, "east to answer after the reconnect")
         out = Path(OUT).resolve() if OUT else tmp_path / "report"
         keep = Path(OUT).resolve() if OUT else HISTORIES / time.strftime("soak-%Y%m%d-%H%M%S")
         yield Soak(east, west, nf, disk, unavailable, out, keep)
@@ -195,18 +194,6 @@ def _small_disk(
     shutil.copytree(moved, data, dirs_exist_ok=True)
     east.start(DISK_NODE, extra_env=ENV)
     return DiskFull(DISK_NODE, data, DISK_RESERVE), data
-
-
-def _answers(cluster: DevCluster) -> Any:
-    def probe() -> bool:
-        try:
-            with cluster.client(timeout=3) as c:
-                c.list_buckets()
-        except errors.TristoreError:
-            return False
-        return True
-
-    return probe
 
 
 def _procs(east: DevCluster) -> tuple[list[Proc], Any]:
