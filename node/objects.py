@@ -523,7 +523,12 @@ class Objects:
         """The version of ``key`` that request ``rid`` wrote (finished in every
         AZ first, as a read would), or None if no AZ holds one."""
         held = await self.protocol.versions_in_azs(
-            bucket, key, None, RESEND_SEARCH_VERSIONS, "looking for an earlier attempt"
+            bucket,
+            key,
+            None,
+            RESEND_SEARCH_VERSIONS,
+            "looking for an earlier attempt",
+            whole_first=True,
         )
         for _, _, versions, _ in held:
             for v in versions:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Set
 from dataclasses import dataclass, replace
 
 from node.cache import MetadataCache
@@ -55,20 +56,30 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class ReplicaRead:
-    """What one node of each of a key's AZs holds as its current record."""
+    """What a key's AZs hold as its current record: one node of each (the
+    first that answers), or every node of each (``every``)."""
 
     placement: Placement
-    #: The newest version any answering AZ holds.
+    #: The newest version any answering node holds.
     best: ObjectVersion | None
     #: Replicas holding ``best``, this node first.
     holders: list[Replica]
-    #: (AZ, replica asked, what it holds) for every AZ that answered.
+    #: (AZ, replica, what it holds) for every AZ some node of which answered:
+    #: the replica asked, or (``every``) the one holding the AZ's newest.
     answers: list[tuple[AzReplicas, Replica, ObjectVersion | None]]
     #: AZs whose replica's record failed its checksum: taken as holding
     #: nothing (in ``answers`` with None), and owed a sound copy.
     corrupt: tuple[AzReplicas, ...] = ()
-    #: AZs none of whose nodes answered.
+    #: AZs none of whose nodes answered; with ``every``, also those only
+    #: some of whose nodes answered (the nodes that did not).
     down: tuple[AzDown, ...] = ()
+    #: Whether every node of each AZ was asked.
+    every: bool = False
+    #: With ``every``: the AZs every node of which answered. What such an AZ
+    #: holds is known; one only some of whose nodes answered may hold a
+    #: newer version on a node that did not (a write it took while the
+    #: others were away, or a hint not yet handed back to a home).
+    heard: frozenset[str] = frozenset()
 
     def answered(self) -> set[str]:
         return {azr.az for azr, _, _ in self.answers}
@@ -273,12 +284,16 @@ class Protocol:
 
     async def floor(self, bucket: str, key: str) -> Stamp | None:
         """A stamp at or above every acknowledged write of the key: the
-        witness's, or (unknown there) the newest its replicas hold."""
+        witness's, or (unknown there) the newest its replicas hold, read as
+        a read the witness cannot vouch for reads them (every node of each
+        AZ, a majority of AZs heard: :meth:`need_azs`), so that it is also
+        above every version a read finished and returned."""
         assert self.witness is not None
         w = await self.witness.check(bucket, key)
         if w is not None:
             return w
-        rr = await self.read_replicas(bucket, key)
+        rr = await self.read_replicas(bucket, key, every=True)
+        self.need_azs(rr, f"a write of {bucket}/{key}", first=False)
         return rr.best.stamp if rr.best is not None else None
 
     def early_floor(self, bucket: str, key: str) -> asyncio.Future[Stamp | None] | None:
@@ -312,7 +327,11 @@ class Protocol:
                 if await self.witness.record(bucket, key, version.stamp, fence):
                     break
                 fence = self.fence(bucket, key)
-                rr = await self.read_replicas(bucket, key)
+                rr = await self.read_replicas(bucket, key, every=True)
+                # Read as a read the witness cannot vouch for: a newer version
+                # a read returned must be found, or this one, recorded and
+                # cached, would bring back an older one.
+                self.need_azs(rr, f"confirming {bucket}/{key}", first=False)
                 if rr.best is not None and rr.best.stamp > version.stamp:
                     await self.spread_to_majority(rr.best, rr)
                     version = rr.best
@@ -350,7 +369,16 @@ class Protocol:
             return cached, []
         CACHE_MISSES.inc()
         fence = self.fence(bucket, key)  # before the nodes are read: see confirm
-        rr = await self.read_replicas(bucket, key)
+        if w is not None and agreed:
+            # The hot path: one node an AZ. A version at w is acknowledged (or
+            # finished), and the witness vouches for it.
+            rr = await self.read_replicas(bucket, key)
+            if rr.best is not None and rr.best.stamp == w:
+                return self._vouched(rr.best, rr)
+        # The witness cannot vouch for what one node an AZ holds (it does not
+        # know the key, the version found is not the one it knows, or it is
+        # not agreed there): every node of each AZ is asked.
+        rr = await self.read_replicas(bucket, key, every=True)
         best = rr.best
         if best is None:
             if w is not None:
@@ -358,44 +386,61 @@ class Protocol:
                     f"the replicas that answered for {bucket}/{key} hold no version, but one "
                     "was acknowledged; retry when more of its AZs are reachable"
                 )
-            self.need_azs(rr, rr.answered(), f"a read of {bucket}/{key}", first=False)
+            self.need_azs(rr, f"a read of {bucket}/{key}", first=False)
             return None, []
         if w is not None and best.stamp < w:
             raise ServiceUnavailable(
                 f"the replicas that answered for {bucket}/{key} are behind the newest "
                 "acknowledged version; retry when more of its AZs are reachable"
             )
-        if w is None or best.stamp > w or not agreed:
-            # Newer than the witness, unknown to it, or at one member of the
-            # majority only (a record in flight): finished (recorded at a
-            # majority) before it is returned; written back to damaged AZs too.
-            await self.finish(best, rr, fence)
-        else:
-            self.cache.put(best)
-            self.heal_records(best, rr)
+        if w is not None and best.stamp == w and agreed:
+            return self._vouched(best, rr)
+        # Newer than the witness, unknown to it, or at one member of the
+        # majority only (a record in flight): finished (recorded at a
+        # majority) before it is returned; written back to damaged AZs too.
+        await self.finish(best, rr, fence)
         return best, rr.holders
 
+    def _vouched(
+        self, v: ObjectVersion, rr: ReplicaRead
+    ) -> tuple[ObjectVersion | None, list[Replica]]:
+        """A version at the witness majority's agreed stamp: current."""
+        self.cache.put(v)
+        self.heal_records(v, rr)
+        return v, rr.holders
+
     @staticmethod
-    def need_azs(rr: ReplicaRead, holding: set[str], what: str, first: bool = True) -> None:
-        """QuorumUnavailable unless the AZs in ``holding`` are a majority of the
-        key's AZs and (with ``first``) include its first AZ.
+    def need_azs(
+        rr: ReplicaRead, what: str, first: bool = True, skipped: Set[str] = frozenset()
+    ) -> None:
+        """QuorumUnavailable unless a majority of the key's AZs were heard
+        whole by ``rr`` (a read of every node: every node of each answered)
+        and, with ``first``, its first AZ answered (and holds the version a
+        read finishes, once written back); AZs in ``skipped`` (they refused
+        the write-back) count for neither.
 
         A read the witness cannot vouch for (it does not know the key, or the
-        version is not agreed there) relies on the AZs. An acknowledged
-        version is in all three, but one a read finishes is only in the AZs
-        that answered that read. Returned from one AZ, it could vanish from
-        the next read, which hears another AZ and a witness member that missed
-        its record (flicker); at a majority, every later read that relies on
-        the AZs meets it. And the key's first AZ decides conditional writes:
-        a version returned without it could be overtaken there by a
-        conditional write whose precondition it had already broken. The
-        protocol model found both (tests/modelcheck: partial reads).
+        version is not agreed there) relies on the AZs, and only on AZs every
+        node of which answered: an AZ answered by a fallback alone may hold
+        the key on its home, and one answered by its home alone may hold a
+        newer version on a fallback (a hint not yet handed back). An
+        acknowledged version is in all three AZs, but one a read finishes is
+        only in the AZs that answered that read. Returned from one AZ, it
+        could vanish from the next read, which hears another AZ and a witness
+        member that missed its record (flicker); at a majority, every later
+        read that hears a majority whole meets it. And the key's first AZ
+        decides conditional writes: a version returned without it could be
+        overtaken there by a conditional write whose precondition it had
+        already broken. The protocol model found each (tests/modelcheck:
+        partial reads, AZs of two nodes).
         """
         azs = [a.az for a in rr.placement.azs]
         majority = len(azs) // 2 + 1
-        if len(holding & set(azs)) >= majority and (not first or azs[0] in holding):
+        heard = rr.heard - skipped
+        holding = rr.answered() - skipped
+        if len(heard & set(azs)) >= majority and (not first or azs[0] in holding):
             return
-        missing = [d for d in rr.down if d.az not in holding]
+        missing = [d for d in rr.down if d.az not in heard]
         need = f"{majority} of the key's {len(azs)} AZs"
         if first:
             need += f", its first AZ {azs[0]} among them"
@@ -419,26 +464,53 @@ class Protocol:
 
             self.quorum.heal(one(), f"the record of {v.bucket}/{v.key} in {azr.az}")
 
-    async def read_replicas(self, bucket: str, key: str) -> ReplicaRead:
-        """What one node of each of the key's AZs holds (bodies up to inline_max
-        included), without the witness: the raw material of a read. At least
-        one AZ must answer."""
+    async def read_replicas(self, bucket: str, key: str, every: bool = False) -> ReplicaRead:
+        """What the key's AZs hold (bodies up to inline_max included), without
+        the witness: the raw material of a read. One node of each AZ (the
+        first that answers, home first); with ``every``, every node of each,
+        the newest of an AZ's answers taken as the AZ's (what a read the
+        witness cannot vouch for relies on: a fallback holds the key only if
+        it took a write for it while the home was away, and a home back from
+        the dead may not have collected its hints yet). At least one AZ must
+        answer."""
         placement = self.placer.place(bucket, key)
         damaged: set[str] = set()
-        answers, down = await self.quorum.ask_every_az(
-            placement, lambda r: _read_meta(r, bucket, key, damaged)
-        )
+        heard: set[str] = set()
+        answers: list[tuple[AzReplicas, Replica, ObjectVersion | None]] = []
+        down: list[AzDown] = []
+        found: list[tuple[Replica, ObjectVersion]] = []
+        if not every:
+            answers, down = await self.quorum.ask_every_az(
+                placement, lambda r: _read_meta(r, bucket, key, damaged)
+            )
+            found = [(rep, v) for _, rep, v in answers if v is not None]
+        else:
+            by_az = await self.quorum.ask_every_node(
+                placement, lambda r: _read_meta(r, bucket, key, damaged)
+            )
+            for azr, got, failed in by_az:
+                if failed:
+                    down.append(AzDown(azr.az, failed))
+                if not got:
+                    continue
+                if not failed:
+                    heard.add(azr.az)
+                held = [(rep, v) for rep, v in got if v is not None]
+                found += held
+                rep, newest = max(held, key=lambda h: h[1].stamp) if held else (got[0][0], None)
+                answers.append((azr, rep, newest))
         if not answers:
             raise quorum_error(down, "a read")
-        found = [v for _, _, v in answers if v is not None]
-        best = max(found, key=lambda v: v.stamp) if found else None
+        best = max((v for _, v in found), key=lambda v: v.stamp) if found else None
         holders: list[Replica] = []
         if best is not None:
             self.clock.observe(best.stamp)
-            holders = [rep for _, rep, v in answers if v is not None and v.stamp == best.stamp]
+            holders = [rep for rep, v in found if v.stamp == best.stamp]
             holders.sort(key=lambda rep: rep.spec.name != self.me.name)
-        corrupt = tuple(azr for azr, rep, _ in answers if rep.spec.name in damaged)
-        return ReplicaRead(placement, best, holders, answers, corrupt, tuple(down))
+        corrupt = tuple(azr for azr, _, _ in answers if any(n.name in damaged for n in azr.nodes))
+        return ReplicaRead(
+            placement, best, holders, answers, corrupt, tuple(down), every, frozenset(heard)
+        )
 
     async def settle_everywhere(self, v: ObjectVersion, what: str) -> None:
         """Make sure every AZ of ``v``'s key holds ``v`` (the key's current
@@ -471,12 +543,13 @@ class Protocol:
         """:meth:`write_back_lacking`, refused (QuorumUnavailable) unless ``v``
         then is in a majority of the key's AZs, its first AZ among them
         (:meth:`need_azs`)."""
+        assert rr.every, "a version is finished from a read of every node"
         what = f"finishing {v.bucket}/{v.key}@{v.version_id}"
-        self.need_azs(rr, rr.answered(), what)
+        self.need_azs(rr, what)
         skipped = await self.write_back_lacking(v, rr)
         if skipped:
             rr = replace(rr, down=(*rr.down, *skipped))
-            self.need_azs(rr, rr.answered() - {d.az for d in skipped}, what)
+            self.need_azs(rr, what, skipped={d.az for d in skipped})
 
     async def write_back_lacking(self, v: ObjectVersion, rr: ReplicaRead) -> list[AzDown]:
         """Write ``v`` back to every AZ that answered without it; the AZs left
@@ -543,24 +616,41 @@ class Protocol:
         limit: int,
         what: str,
         every: bool = True,
+        whole_first: bool = False,
     ) -> list[AzVersions]:
         """What one node of each of the key's AZs holds of its versions (with
         inline bodies): version ``vstamp``, or the newest ``limit``; and whether
         the one asked for was removed for good. With ``every``, an AZ that does
-        not answer fails the whole ``what``; otherwise it is left out."""
+        not answer fails the whole ``what``; otherwise it is left out.
+
+        With ``whole_first``, every node of the key's first AZ is asked and
+        must answer (else ``what`` fails), their versions merged: that AZ
+        takes a conditional change first, on its home or, when the home does
+        not answer, on a fallback, so only all of its nodes together tell
+        whether a try of one took effect."""
         placement = self.placer.place(bucket, key)
         damaged: set[str] = set()  # taken as holding none: repair writes them back
+
+        def call(r: Replica) -> Awaitable[tuple[list[ObjectVersion], bool]]:
+            return _read_versions(r, bucket, key, vstamp, False, limit, damaged)
+
+        async def whole(azr: AzReplicas) -> tuple[Replica, tuple[list[ObjectVersion], bool]]:
+            got, failed = await self.quorum.ask_whole_az(azr, call)
+            if failed:
+                raise AzDown(azr.az, failed)
+            merged = {v.stamp: v for _, (vs, _) in got for v in vs}
+            vs = sorted(merged.values(), key=lambda v: v.vstamp, reverse=True)[:limit]
+            return got[0][0], (vs, any(removed for _, (_, removed) in got))
+
         results = await asyncio.gather(
             *(
-                self.quorum.ask_az(
-                    a, lambda r: _read_versions(r, bucket, key, vstamp, False, limit, damaged)
-                )
-                for a in placement.azs
+                whole(a) if whole_first and i == 0 else self.quorum.ask_az(a, call)
+                for i, a in enumerate(placement.azs)
             ),
             return_exceptions=True,
         )
         down = [r for r in results if isinstance(r, AzDown)]
-        if down and every:
+        if down and (every or (whole_first and isinstance(results[0], AzDown))):
             raise quorum_error(down, what)
         out = []
         for azr, r in zip(placement.azs, results, strict=True):

@@ -10,6 +10,8 @@ Garage's ``try_call_many(endpoint, nodes, msg, RequestStrategy::with_quorum(n))`
 
 - :meth:`Quorum.ask_az` — a call on the first node of one AZ that answers;
 - :meth:`Quorum.ask_every_az` — that, in every AZ of a placement at once;
+- :meth:`Quorum.ask_every_node` — a call on every node of every AZ of a
+  placement (what a read the witness cannot vouch for relies on);
 - :meth:`Quorum.pick_targets` — one live node per AZ for a streamed body;
 - :meth:`Quorum.commit` / :meth:`Quorum.commit_all` — a change in all three AZs;
 - :meth:`Quorum.write_back` / :meth:`Quorum.write_back_all` — a version to AZs lacking it;
@@ -192,6 +194,52 @@ class Quorum:
             else:
                 answers.append((azr, *r))
         return answers, down
+
+    async def ask_whole_az(
+        self, azr: AzReplicas, call: Callable[[Replica], Awaitable[_T]]
+    ) -> tuple[list[tuple[Replica, _T]], list[str]]:
+        """``call`` on every node of the AZ, whatever this node believes of
+        their health: the answers (in the AZ's order, home first) and the
+        nodes that did not answer. Any other error is raised.
+
+        The home is asked once the others answered. A hinted hand-off gives a
+        key to its home before the fallback drops its stand-in copy
+        (node/hints.py), so a home asked after its fallback answered holds
+        whatever that fallback no longer did; both asked at once, the home
+        could answer before a hand-off and the fallback after it, and neither
+        would hold the key."""
+
+        async def one(node: NodeSpec) -> tuple[Replica, _T] | None:
+            replica = self.peers.replica(node)
+            try:
+                return replica, await call(replica)
+            except ReplicaUnavailable as exc:
+                self.peers.mark_down(node.name, str(exc))
+                return None
+
+        others = await asyncio.gather(*(one(n) for n in azr.nodes[1:]), return_exceptions=True)
+        for r in others:
+            if isinstance(r, BaseException):
+                raise r
+        results = [await one(azr.home), *others]
+        answers = [r for r in results if isinstance(r, tuple)]
+        failed = [n.name for n, r in zip(azr.nodes, results, strict=True) if r is None]
+        return answers, failed
+
+    async def ask_every_node(
+        self, placement: Placement, call: Callable[[Replica], Awaitable[_T]]
+    ) -> list[tuple[AzReplicas, list[tuple[Replica, _T]], list[str]]]:
+        """:meth:`ask_whole_az` in every AZ of ``placement`` at once: for each
+        AZ (in order), the answers and the nodes that did not answer."""
+        results = await asyncio.gather(
+            *(self.ask_whole_az(a, call) for a in placement.azs), return_exceptions=True
+        )
+        out: list[tuple[AzReplicas, list[tuple[Replica, _T]], list[str]]] = []
+        for azr, r in zip(placement.azs, results, strict=True):
+            if isinstance(r, BaseException):
+                raise r
+            out.append((azr, *r))
+        return out
 
     async def pick_targets(self, placement: Placement, conditional: bool = False) -> list[Target]:
         """One node per AZ for a streamed body, with the home it stands in for.

@@ -6,6 +6,7 @@ import pytest
 
 from tests.integration.cluster import DevCluster, wait_until
 from tristore import errors
+from tristore.client import RetryPolicy
 
 pytestmark = pytest.mark.integration
 
@@ -259,3 +260,82 @@ def test_a_deleted_bucket_is_gone_through_every_coordinator_at_once(cluster: Dev
         # Created again through b, it is there through a at once.
         b.create_bucket(bucket)
         assert a.list_objects(bucket).contents == []
+
+
+def test_a_read_the_witness_cannot_vouch_for_asks_every_node_of_each_az(
+    own_cluster: DevCluster,
+) -> None:
+    """A key's homes back from the dead before they collected their hints,
+    and witnesses that forgot the key: the read asks every node of each AZ,
+    so it finds the acknowledged version the fallbacks hold, not the older
+    one the homes answer. Then, with the fallbacks gone, the AZs are only
+    partly heard: QuorumUnavailable naming them, never the older version
+    (docs/architecture.md, the read path)."""
+    cluster = own_cluster
+    key = "hinted"
+    homes = cluster.homes(BUCKET, key)
+    fallbacks = [
+        next(
+            n.name
+            for n in cluster.config.nodes
+            if n.az == cluster.config.node_named(h).az and n.name != h
+        )
+        for h in homes
+    ]
+    nodes = [n.name for n in cluster.config.nodes]
+
+    def all_up_for(name: str) -> bool:
+        return cluster.metric(name, "tristore_cluster_nodes_up") == len(nodes)
+
+    # The fallbacks hand their hints back only after 10 minutes.
+    for f in fallbacks:
+        cluster.kill(f, "KILL")
+        cluster.start(f, extra_env={"TRISTORE_NODE_HINT_INTERVAL_S": "600"})
+    with cluster.client(cluster.config.node_named(homes[0]).grpc) as c:
+        c.create_bucket(BUCKET)
+        c.put_object(BUCKET, key, b"old")
+    for h in homes:
+        cluster.kill(h, "KILL")
+    with cluster.client(cluster.config.node_named(fallbacks[0]).grpc) as c:
+        c.put_object(BUCKET, key, b"new")  # on the fallbacks, with hints
+    for h in homes:
+        cluster.start(h)
+    wait_until(lambda: all(all_up_for(n) for n in nodes), 30, what="every node to see every node")
+    assert all(cluster.node_versions(h)[(BUCKET, key)].size == len(b"old") for h in homes)
+    for w in _witness_names(cluster):
+        cluster.kill(w, "KILL")
+        cluster.start(w)
+
+    # A home coordinates: one node an AZ would be the three homes, all "old".
+    reader = cluster.config.node_named(homes[1]).grpc
+    with cluster.client(reader) as c:
+        assert c.get_object(BUCKET, key) == b"new"
+        assert c.get_object(BUCKET, key) == b"new"
+
+    # Every AZ without the node that holds its hint: none is heard whole.
+    for f in fallbacks:
+        cluster.kill(f, "KILL")
+    for w in _witness_names(cluster):
+        cluster.kill(w, "KILL")
+        cluster.start(w)
+    with (
+        cluster.client(reader, retry=RetryPolicy(max_attempts=1)) as c,
+        pytest.raises(errors.QuorumUnavailable) as info,
+    ):
+        c.get_object(BUCKET, key)
+    message = str(info.value)
+    assert "needs 2 of the key's 3 AZs" in message, message
+    assert sum(f"AZ {cluster.config.node_named(h).az}" in message for h in homes) >= 2, message
+    for f in fallbacks:
+        cluster.start(f)
+    cluster.wait_hints_drained()
+
+    def read_back() -> bytes | None:
+        try:
+            with cluster.client(reader) as c:
+                return c.get_object(BUCKET, key)
+        except errors.QuorumUnavailable:
+            return None  # the fallbacks not seen up yet
+
+    wait_until(lambda: read_back() is not None, 30, what="the fallbacks to be back for the reader")
+    assert read_back() == b"new"

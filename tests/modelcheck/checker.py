@@ -96,6 +96,22 @@ CI_PARTIAL = Bounds(
     partial_reads=True,
     resends=False,
 )
+#: AZs of two nodes (a home and a fallback that takes writes, and hints,
+#: while the home is down), a node crash, and reads (and floors) that hear
+#: from only some AZs: one plain write; the witness starts out not knowing
+#: the key, so every read relies on the AZs.
+CI_TWO_NODES = Bounds(
+    nodes_per_az=2,
+    writes=1,
+    pending=1,
+    conditionals=0,
+    witness_restarts=0,
+    evictions=0,
+    other_key_evictions=0,
+    node_crashes=1,
+    partial_reads=True,
+    resends=False,
+)
 #: TRISTORE_LONG=1: two writes at once with restarts, evictions, a second
 #: key's floor and a conditional write (not timed: expect many minutes).
 LONG = Bounds(
@@ -306,7 +322,7 @@ def actions(s: State, b: Bounds) -> Iterator[tuple[str, Step]]:
                     f"record(which={i}, witness={wi})",
                     lambda s, v, i=i, wi=wi: m.record(s, v, i, wi),
                 )
-        yield f"refence(which={i})", lambda s, v, i=i: m.refence(s, i)
+        yield f"refence(which={i})", lambda s, v, i=i: m.refence(s, v, i)
     if any(len(w.recorded) * 2 > m.WITNESSES for w in s.pending):
         n = sum(len(w.recorded) * 2 > m.WITNESSES for w in s.pending)
         for i in range(n):
@@ -346,7 +362,7 @@ def actions(s: State, b: Bounds) -> Iterator[tuple[str, Step]]:
 
     for c, (w, at), h in itertools.product(coords, checks, hears):
         # Where it records matters only when it finishes what it read.
-        best, _ = m.newest_answer(s, h)
+        best = m.read_azs(s, True, h).best  # at least what one node an AZ gives
         finishes = (
             best is not None
             and best != m.NONE

@@ -21,8 +21,10 @@ raise it too; coordinators keep caches. Each AZ has a home node and, with two
 nodes an AZ, a fallback that takes a write (and a hint) while the home is
 down and hands it back later. A read is one atomic step: majority check,
 cache if at least the witness's stamp, else the newest answer of the AZs it
-hears from, finished (written back and recorded) when newer than the
-witness or when the witness does not know the key.
+hears from (one node an AZ when that is the agreed witness stamp, else every
+node of each AZ, an AZ heard only when all of its nodes answer), finished
+(written back and recorded) when newer than the witness or when the witness
+does not know the key.
 
 Conditional writes (If-Match, If-None-Match) go beside the plain ones: the
 key's first AZ serializes them, and what matters is that a refusal is true (a
@@ -105,6 +107,25 @@ class Variant:
     #: AZ, which then took a conditional write's try whose precondition the
     #: returned version had already broken.
     finish_at_first_az: bool = True
+    #: A read the witness cannot vouch for asks every node of each AZ (the
+    #: newest any of them holds is the AZ's answer) and counts an AZ toward
+    #: the majority and the first-AZ rule only when every node of it
+    #: answered; off: it asked one node an AZ (the first live one, home
+    #: first), and an AZ answered by a fallback that never took a write for
+    #: the key, or by a home back from the dead that has not collected its
+    #: hints, counted as heard: a stale read.
+    reads_ask_every_node: bool = True
+    #: The same for a write's floor when the witness does not know the key
+    #: (Protocol.floor) and for the read of a confirmation the witnesses
+    #: refused (Protocol.confirm); off: one node an AZ, and a floor that
+    #: missed a version it should be above (a lost write).
+    floors_ask_every_node: bool = True
+    #: The first AZ's home decides a conditional write against everything
+    #: its AZ holds of the key, as if it had collected its hints first. Not
+    #: what the node does (a home back from the dead decides against its own
+    #: record: a known gap); an idealization, on in the runs that check the
+    #: rest of the protocol with AZs of two nodes and conditional writes.
+    home_knows_its_hints: bool = False
 
 
 SAFE = Variant()
@@ -121,7 +142,8 @@ class Write:
     fence: tuple[int, ...]
     #: What it records: its own stamp, or a newer one it finished on a re-fence.
     record_stamp: Stamp
-    #: The newest stamp acknowledged when it began: it must be ordered after.
+    #: The newest stamp acknowledged or returned when it began: it must be
+    #: ordered after.
     after: Stamp = NONE
     committed: frozenset[int] = frozenset()
     recorded: frozenset[int] = frozenset()
@@ -253,12 +275,55 @@ def commit_everywhere(s: State, stamp: Stamp, azs: Iterable[int] = ALL_AZS) -> S
 
 
 def newest_answer(s: State, hear: Iterable[int] = ALL_AZS) -> tuple[Stamp | None, tuple[int, ...]]:
-    """The newest record among the AZs in ``hear`` that answer, and those AZs
-    (Protocol.read_replicas); (None, ()) when none answers."""
+    """The newest record among the AZs in ``hear`` that answer, one node an
+    AZ, and those AZs (Protocol.read_replicas); (None, ()) when none answers."""
     answered = tuple(az for az in hear if az_answer(s, az) is not None)
     if not answered:
         return None, ()
     return max(az_answer(s, az) or NONE for az in answered), answered
+
+
+def az_newest(s: State, az: int) -> Stamp | None:
+    """What a read of every node of the AZ gets: the newest record of its
+    live nodes (None when none answers)."""
+    live = [n for n, up in zip(s.nodes[az], s.up[az], strict=True) if up]
+    return max(live) if live else None
+
+
+class AzsRead(NamedTuple):
+    """A read of the AZs in ``hear`` (Protocol.read_azs): the newest record
+    found, the AZs some node of which answered, and those every node of
+    which answered (heard: what the AZ holds is known)."""
+
+    best: Stamp | None
+    answered: tuple[int, ...]
+    heard: tuple[int, ...]
+
+
+def read_azs(s: State, every: bool, hear: Iterable[int] = ALL_AZS) -> AzsRead:
+    """With ``every``, every node of each AZ asked; else one node an AZ, and
+    an AZ that answered counts as heard."""
+    if not every:
+        best, answered = newest_answer(s, hear)
+        return AzsRead(best, answered, answered)
+    answered = tuple(az for az in hear if az_newest(s, az) is not None)
+    if not answered:
+        return AzsRead(None, (), ())
+    heard = tuple(az for az in answered if all(s.up[az]))
+    return AzsRead(max(az_newest(s, az) or NONE for az in answered), answered, heard)
+
+
+def write_back(s: State, every: bool, stamp: Stamp, azs: Iterable[int]) -> State:
+    """Write ``stamp`` back to each of ``azs`` that lacks it: judged by the
+    newest of its nodes (``every``) or by its first live node
+    (Protocol.write_back_lacking); it lands on the first live node."""
+    for az in azs:
+        held = az_newest(s, az) if every else az_answer(s, az)
+        if held is not None and held < stamp:
+            nxt = az_commit(s, az, stamp)
+            assert nxt is not None
+            s = nxt
+    return s
 
 
 # -- the witnesses (witness/table.py, node/witness_client.py) ---------------------
@@ -326,14 +391,17 @@ def start_write(
     (QuorumUnavailable) fails the write before it began."""
     floor = majority_check(s, check_at)
     if floor is None:
-        floor, _ = newest_answer(s, hear)
-        if floor is None:
+        found = read_azs(s, v.floors_ask_every_node, hear)
+        if found.best is None:
             return s
+        if v.floors_ask_every_node and len(found.heard) < MAJORITY_OF_AZS:
+            return s  # QuorumUnavailable: a version finished in a majority may be missed
+        floor = found.best
     if v.skip_floor:
         floor = NONE
     # (floor.clock, uid) is above the floor: the uid is the newest there is.
     stamp = Stamp(max(clock, floor.clock), s.next_uid)
-    w = Write(stamp, coordinator, s.incarnation, stamp, s.acked)
+    w = Write(stamp, coordinator, s.incarnation, stamp, max(s.acked, s.observed))
     return _with(s, pending=(*s.pending, w), next_uid=s.next_uid + 1, spent=_spend(s, "writes"))
 
 
@@ -364,19 +432,20 @@ def record(s: State, v: Variant, which: int, witness: int) -> State:
     return _with(nxt, pending=_set(s.pending, i, _with(w, recorded=w.recorded | {witness})))
 
 
-def refence(s: State, which: int) -> State:
+def refence(s: State, v: Variant, which: int) -> State:
     """Refused by restarted witnesses: take a new fence, read the replicas,
     finish the newest they hold (write it back) and record that instead
-    (Protocol.confirm)."""
+    (Protocol.confirm). A read that does not hear a majority of AZs cannot
+    tell the newest: the confirmation fails (the write stays unconfirmed)."""
     ready = _ready(s)
     if not ready:
         return s
     w = ready[which % len(ready)]
-    newest, answered = newest_answer(s)
-    if newest is None:
+    every = v.floors_ask_every_node
+    newest, answered, heard = read_azs(s, every)
+    if newest is None or (every and len(heard) < MAJORITY_OF_AZS):
         return s
-    nxt = commit_everywhere(s, newest, answered) if newest > w.stamp else s
-    assert nxt is not None
+    nxt = write_back(s, every, newest, answered) if newest > w.stamp else s
     i = s.pending.index(w)
     w2 = _with(w, fence=s.incarnation, record_stamp=max(w.stamp, newest), recorded=frozenset())
     return _with(nxt, pending=_set(s.pending, i, w2))
@@ -388,7 +457,9 @@ def acknowledge(s: State, which: int) -> State:
         return s
     w = ready[which % len(ready)]
     if w.stamp < w.after:
-        raise Violation(f"lost write: {w.stamp} acknowledged below {w.after}, acknowledged first")
+        raise Violation(
+            f"lost write: {w.stamp} acknowledged below {w.after}, acknowledged or read first"
+        )
     s = _cache(s, w.coordinator, w.record_stamp)
     return _with(s, pending=_drop(s.pending, s.pending.index(w)), acked=max(s.acked, w.stamp))
 
@@ -491,16 +562,26 @@ def read(
     w = majority_check(s, check_at)
     if cached is not None and w is not None and cached >= w:
         return _returned(s, cached), cached
+    agreed = not v.agreed_checks or majority_agrees(s, check_at)
+    # One node an AZ first: the hot path (a version the witness vouches for).
     best, answered = newest_answer(s, hear)
+    heard = answered
+    every = v.reads_ask_every_node
+    if every and not (w is not None and agreed and best == w):
+        # The witness cannot vouch for what one node an AZ gave: every node.
+        best, answered, heard = read_azs(s, True, hear)
     if best is None:
         return s, None  # no AZ answered: QuorumUnavailable
     if w is not None and best < w:
         return s, None  # ServiceUnavailable: an acknowledged version is missing
-    relies_on_azs = w is None or best > w or (v.agreed_checks and not majority_agrees(s, check_at))
-    if v.reads_hear_majority and relies_on_azs and len(answered) < MAJORITY_OF_AZS:
+    relies_on_azs = w is None or best > w or not agreed
+    if v.reads_hear_majority and relies_on_azs and len(heard) < MAJORITY_OF_AZS:
         # QuorumUnavailable: what one AZ holds is not known to be at a
         # majority of AZs, where every later read meets it.
         return s, None
+    # The first AZ must answer (a node of it then holds what is finished); it
+    # need not be heard whole: with a home that decides knowing its hints
+    # (home_knows_its_hints), a version on its fallback is enough.
     if v.finish_at_first_az and relies_on_azs and best != NONE and 0 not in answered:
         return s, None  # QuorumUnavailable: the first AZ must hold what is finished
     if best == NONE:
@@ -509,9 +590,7 @@ def read(
         # Finish it: write back to every AZ that answered, then record at a
         # majority. A stamp the majority does not agree on may be at one
         # witness only (a record in flight): recorded too.
-        nxt = commit_everywhere(s, best, answered)
-        assert nxt is not None
-        s = nxt
+        s = write_back(s, every, best, answered)
         for i in record_at:
             s = witness_record(s, v, i, best)
     s = _cache(s, coordinator, best)
@@ -548,7 +627,7 @@ def conditional_at_first_az(s: State, v: Variant, which: int) -> State:
         return s
     c = waiting[which % len(waiting)]
     i = s.conds.index(c)
-    home = s.nodes[0][0]
+    home = az_holds(s, 0) if v.home_knows_its_hints else s.nodes[0][0]
     if home > c.expect:
         if not c.tries:
             # Refused before anything was written.
@@ -611,11 +690,12 @@ def conditional_acknowledged(s: State, v: Variant, which: int, at: tuple[int, ..
     if any(c.fence[w] != s.incarnation[w] for w in at):
         # Refused by a restarted witness: finish the newest the replicas
         # hold and record that under a new fence (Protocol.confirm).
-        newest, answered = newest_answer(s)
+        every = v.floors_ask_every_node
+        newest, answered, heard = read_azs(s, every)
+        if every and len(heard) < MAJORITY_OF_AZS:
+            return s  # the newest cannot be told: not confirmed now
         stamp = max(c.stamp, newest or NONE)
-        nxt = commit_everywhere(s, stamp, answered)
-        assert nxt is not None
-        s = nxt
+        s = write_back(s, every, stamp, answered)
     for w in at:
         s = witness_record(s, v, w, stamp)
     s = _with(s, conds=_drop(s.conds, i))

@@ -9,7 +9,16 @@ from dataclasses import replace
 
 import pytest
 
-from tests.modelcheck.checker import CI, CI_CONDITIONAL, CI_PARTIAL, LONG, Bounds, explore, replay
+from tests.modelcheck.checker import (
+    CI,
+    CI_CONDITIONAL,
+    CI_PARTIAL,
+    CI_TWO_NODES,
+    LONG,
+    Bounds,
+    explore,
+    replay,
+)
 from tests.modelcheck.model import Variant
 
 pytestmark = pytest.mark.unit
@@ -26,6 +35,13 @@ def test_every_interleaving_within_the_bounds_is_clean() -> None:
 
 def test_every_interleaving_of_reads_that_hear_some_azs_is_clean() -> None:
     res = explore(CI_PARTIAL)
+    print(res.summary())
+    assert res.violation is None, res.format_trace()
+    assert res.states > 1_000
+
+
+def test_every_interleaving_with_azs_of_two_nodes_is_clean() -> None:
+    res = explore(CI_TWO_NODES)
     print(res.summary())
     assert res.violation is None, res.format_trace()
     assert res.states > 1_000
@@ -72,6 +88,13 @@ MUTANTS = [
         "a refused call took effect",
         7,
     ),
+    (Variant(reads_ask_every_node=False), CI_TWO_NODES, "flicker", 5),
+    (
+        Variant(floors_ask_every_node=False),
+        Bounds(writes=2, pending=1, partial_reads=True, **_PLAIN),
+        "lost write",
+        12,
+    ),
 ]
 
 
@@ -87,6 +110,8 @@ MUTANTS = [
         "resend-plain-look",
         "finish-in-one-az",
         "finish-without-first-az",
+        "read-one-node-an-az",
+        "floor-from-one-node-an-az",
     ],
 )
 def test_the_checker_finds_each_mutant(
@@ -120,3 +145,27 @@ def test_the_checker_finds_a_disabled_incarnation_fence() -> None:
     bounds = Bounds(writes=2, pending=2, **{**_PLAIN, "witness_restarts": 2})
     res = explore(bounds, Variant(incarnation_fence=False))
     assert res.violation is not None and "flicker" in res.violation
+
+
+def test_the_checker_finds_the_known_gap_of_a_home_back_from_the_dead() -> None:
+    """A known gap (docs/architecture.md, "Guarantees today"): a plain write
+    lands on the first AZ's fallback while its home is down; the home comes
+    back before the hand-off and decides a conditional write against its own,
+    older record, after a resend of that call was refused. Once the home
+    decides knowing its hints, this test fails: then run these bounds clean
+    with SAFE instead."""
+    bounds = Bounds(
+        nodes_per_az=2,
+        node_crashes=1,
+        writes=1,
+        pending=1,
+        conditionals=1,
+        witness_restarts=0,
+        evictions=0,
+        other_key_evictions=0,
+    )
+    res = explore(bounds)
+    print(res.format_trace())
+    assert res.violation is not None and "a refused call took effect" in res.violation
+    assert len(res.trace) <= 8
+    assert "restart_node(az=0, node=0)" in [step for step, _ in res.trace]

@@ -58,7 +58,7 @@ class Protocol(RuleBasedStateMachine):
     @precondition(lambda self: model._ready(self.s))
     @rule(which=st.integers(0, 2))
     def refence(self, which: int) -> None:
-        self.s = model.refence(self.s, which)
+        self.s = model.refence(self.s, self.variant, which)
 
     @rule(which=st.integers(0, 2))
     def acknowledge(self, which: int) -> None:
