@@ -94,8 +94,10 @@ def _client(env: dict[str, str], **kw: Any) -> Any:
 
 
 @pytest.fixture(scope="module")
-def s3(env: dict[str, str]) -> Any:
-    return _client(env)
+def s3(env: dict[str, str]) -> Iterator[Any]:
+    client = _client(env)
+    yield client
+    client.close()  # its pooled connections, closed now rather than by the collector
 
 
 @pytest.fixture(scope="module")
@@ -1016,9 +1018,11 @@ def test_unsigned_and_wrongly_signed_requests_are_refused(
     with pytest.raises(ClientError) as ce:
         wrong.put_object(Bucket=bucket, Key="private", Body=b"overwritten?")
     assert ce.value.response["Error"]["Code"] == "SignatureDoesNotMatch"
+    wrong.close()
     unknown = _client(env, access_key="AKNOSUCHKEY000000000")
     with pytest.raises(ClientError) as ce:
         unknown.list_buckets()
+    unknown.close()
     assert ce.value.response["Error"]["Code"] == "InvalidAccessKeyId"
     assert s3.get_object(Bucket=bucket, Key="private")["Body"].read() == b"secret"
     # A public-read object: anonymous GET allowed (the same ACL check as gRPC), PUT not.
