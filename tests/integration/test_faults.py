@@ -161,6 +161,14 @@ def test_whole_az_down_reads_work_writes_fail_fast(own_cluster: DevCluster) -> N
     # az-b's hints handed back first: an AZ keys are still moving into is
     # never relied on alone for a listing.
     cluster.wait_hints_drained()
+    # ... and a2 (the coordinator below) sees az-b's nodes up again, or it
+    # takes no AZ for whole.
+    every = len(cluster.config.nodes)
+    wait_until(
+        lambda: cluster.metric("a2", "tristore_cluster_nodes_up") == every,
+        30,
+        what="a2 to see every node up",
+    )
     cluster.kill("a1", "KILL")
     cluster.kill("c1", "KILL")
     with cluster.client(a2) as c:
