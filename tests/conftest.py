@@ -1,6 +1,13 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import settings
+
+# No per-example deadline: speed is measured by the benchmarks in bench/, never
+# by a test, and on a loaded machine (CI, helpers beside `make test`) examples
+# of the history checkers took over Hypothesis's default 200 ms and failed.
+settings.register_profile("tristore", deadline=None)
+settings.load_profile("tristore")
 
 #: The files that take a test worker longest (minutes for the fault runs
 #: whose histories are checked), longest first, as ``--durations`` measured

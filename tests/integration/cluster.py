@@ -390,11 +390,21 @@ class DevCluster:
         return total
 
 
+#: A test's channel makes its own connections. By default gRPC shares them
+#: between channels of the process with the same address and arguments, and a
+#: connection to a port an earlier test's cluster used (and stopped) may still
+#: be waiting out its reconnect backoff: a call on a new channel to the new
+#: cluster on that port then failed at once with the old "Connection refused".
+OWN_CONNECTIONS = [("grpc.use_local_subchannel_pool", 1)]
+
+
 def user_channel(address: str) -> grpc.Channel:
     """A raw (sync) gRPC channel to ``address`` as a user opens it: TLS, the
     server checked against ``TRISTORE_CA_BUNDLE``, no client certificate."""
     ca = Path(os.environ[tls.CA_BUNDLE_ENV]).read_bytes()
-    return grpc.secure_channel(address, grpc.ssl_channel_credentials(root_certificates=ca))
+    return grpc.secure_channel(
+        address, grpc.ssl_channel_credentials(root_certificates=ca), options=OWN_CONNECTIONS
+    )
 
 
 def all_versions(c: Client, bucket: str) -> set[tuple[str, str, str]]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import random
 import socket
 import subprocess
 import sys
@@ -19,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.cluster import DevCluster, start_cluster, worker_share
-from tristore.cli import dev, processes
+from tests.integration.cluster import DevCluster, free_base_port, start_cluster
+from tristore.cli import dev
 from tristore.config import dump, load
 
 pytestmark = pytest.mark.integration
@@ -63,19 +62,6 @@ def assert_error(r: subprocess.CompletedProcess[str], code: str, *fragments: str
     assert lines[0].startswith(f"{code}: "), r.stderr
     for f in fragments:
         assert f in lines[0], r.stderr
-
-
-def free_base_port(n: int = 11) -> int:
-    """A base port whose gRPC (base+1..) and metrics (base+101..) ports are all free."""
-    rng = random.Random()
-    # Above the 20000-40000 blocks tests/integration/cluster.py hands out.
-    lo, hi = worker_share(40000, 60000, 100 + n + 1)
-    for _ in range(200):
-        base = rng.randrange(lo, hi, 10)
-        ports = [base + i for i in range(1, n + 1)] + [base + 100 + i for i in range(1, n + 1)]
-        if all(processes.port_free(f"127.0.0.1:{p}") for p in ports):
-            return base
-    raise RuntimeError("no free port range found")
 
 
 def write_stopped_dir(

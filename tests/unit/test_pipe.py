@@ -113,7 +113,7 @@ def test_no_answer_in_time_fails_every_waiter_and_the_next_call_reconnects() -> 
 
     async def go() -> None:
         server, addr = await _server(handle)
-        channel, client = _client(addr, timeout_s=0.3)
+        channel, client = _client(addr, timeout_s=1.5)
         try:
             results = await asyncio.gather(
                 client.call(_ask("hang")),
@@ -121,7 +121,7 @@ def test_no_answer_in_time_fails_every_waiter_and_the_next_call_reconnects() -> 
                 return_exceptions=True,
             )
             assert all(isinstance(r, pipe.PipeBroken) for r in results), results
-            assert "within 0.3s" in str(results[0])
+            assert "within 1.5s" in str(results[0])
             # A new stream answers again.
             resp = await client.call(_ask("after"))
             assert resp.results[0].read_meta.version.key == "after"
