@@ -393,20 +393,25 @@ async def run_all(
         )
         await asyncio.sleep(SETTLE_S)
 
-    s3_mode, s3_plain_mode = sy.s3.target.mode, sy.s3_plain.target.mode
-    # Each pair back to back: plain beside TLS, the S3 door beside the gRPC one.
-    for conc in cfg.concs:
-        paired = conc == cfg.pair_conc
-        await phase(sy.etcd, "put", "linearizable", conc, put)
-        if paired:
-            await phase(sy.etcd_tls, "put", "linearizable", conc, put)
-        await phase(sy.tri, "put", "linearizable", conc, put)
-        if conc in (1, cfg.pair_conc):
-            await phase(sy.s3, "s3-put", s3_mode, conc, put)
-        if paired:
-            await phase(sy.tri_plain, "put", "linearizable", conc, put)
-            await phase(sy.s3_plain, "s3-put", s3_plain_mode, conc, put)
-        await phase(sy.echo, "echo", "echo", conc, put)
+    async def sweep(name: str, op: Op) -> None:
+        """The concurrency sweep of one operation, each pair back to back:
+        plain beside TLS, the S3 door beside the gRPC one (PUTs: the echo
+        ceiling too)."""
+        for conc in cfg.concs:
+            paired = conc == cfg.pair_conc
+            await phase(sy.etcd, name, "linearizable", conc, op)
+            if paired:
+                await phase(sy.etcd_tls, name, "linearizable", conc, op)
+            await phase(sy.tri, name, "linearizable", conc, op)
+            if conc in (1, cfg.pair_conc):
+                await phase(sy.s3, f"s3-{name}", sy.s3.target.mode, conc, op)
+            if paired:
+                await phase(sy.tri_plain, name, "linearizable", conc, op)
+                await phase(sy.s3_plain, f"s3-{name}", sy.s3_plain.target.mode, conc, op)
+            if name == "put":
+                await phase(sy.echo, "echo", "echo", conc, op)
+
+    await sweep("put", put)
     # The PUTs made new versions; the twin's GETs run only at pair_conc. So
     # that neither meets colder metadata caches, read every key through every
     # node of both clusters first.
@@ -415,17 +420,7 @@ async def run_all(
             await warm_reads(t, cfg.keys)
         except Exception as e:
             raise RuntimeError(f"reading {cfg.keys} keys through every {t.name} node: {e!r}") from e
-    for conc in cfg.concs:
-        paired = conc == cfg.pair_conc
-        await phase(sy.etcd, "get", "linearizable", conc, get)
-        if paired:
-            await phase(sy.etcd_tls, "get", "linearizable", conc, get)
-        await phase(sy.tri, "get", "linearizable", conc, get)
-        if conc in (1, cfg.pair_conc):
-            await phase(sy.s3, "s3-get", s3_mode, conc, get)
-        if paired:
-            await phase(sy.tri_plain, "get", "linearizable", conc, get)
-            await phase(sy.s3_plain, "s3-get", s3_plain_mode, conc, get)
+    await sweep("get", get)
     await phase(sy.etcd, "get_hot", sy.etcd.hot_mode, HOT_CONC, get_hot)
     await phase(sy.tri, "get_hot", sy.tri.hot_mode, HOT_CONC, get_hot)
     if HOT_CONC not in cfg.concs:

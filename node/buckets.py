@@ -89,6 +89,11 @@ class Buckets:
         try:
             record = await self.protocol.write(record, expect=expect)
         except ConditionalRequestConflict:
+            # Another request created it first, or the node deciding could not
+            # hear its whole AZ (nothing written: retry): the record tells.
+            now, _ = await self.protocol.read(keys.BUCKETS, name)
+            if now is None or now.deleted:
+                raise
             raise BucketAlreadyExists(
                 f"bucket {name!r} was just created by another request"
             ) from None

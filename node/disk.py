@@ -19,8 +19,14 @@ not change; the longer interval bounds how late it sees a disk that another
 process filled.
 
 Should RocksDB fail a write for lack of space all the same (another process
-filled the disk between two checks), the node stays refusing: the store needs
-a restart once space is freed, which ``/healthz`` and the log say.
+filled the disk between two checks, or the reserve is too small for what
+RocksDB itself writes: WAL files, flushes, compactions), its error is sticky:
+the store takes no write until it is opened again. The node then refuses
+writes ("stuck", in ``/healthz``, ``admin status`` and the log) until the
+same free space is back, and then restarts itself in place (the same pid,
+command line and environment: tristore/server.py ``reexec``), which opens the
+store afresh; RocksDB's recovery drops the write that failed half-way (it was
+never acknowledged). No operator needs to step in.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from node.metrics import DISK_FREE_BYTES, DISK_FULL, DISK_REFUSALS
@@ -56,6 +63,8 @@ class DiskWatch:
         #: RocksDB itself failed a write for lack of space: only a restart
         #: (once space is freed) makes the store take writes again.
         self.stuck = False
+        #: Called once when a stuck store has its space back: the node restarts.
+        self.on_space_back: Callable[[], None] | None = None
         #: Whether the store wrote since the last check (set from any thread).
         self._wrote = True
         self._written = asyncio.Event()
@@ -86,9 +95,19 @@ class DiskWatch:
                 self.reserve_bytes,
                 self.reserve_bytes + self.resume_bytes,
             )
-        elif self.full and not self.stuck and self.free >= self.reserve_bytes + self.resume_bytes:
-            self.full = False
-            log.info("node %s: %d bytes free again: taking writes", self.node, self.free)
+        elif self.full and self.free >= self.reserve_bytes + self.resume_bytes:
+            if not self.stuck:
+                self.full = False
+                log.info("node %s: %d bytes free again: taking writes", self.node, self.free)
+            elif self.on_space_back is not None:
+                log.warning(
+                    "node %s: %d bytes free again; its store stopped writing when the disk "
+                    "was full, so the node restarts to open it again",
+                    self.node,
+                    self.free,
+                )
+                callback, self.on_space_back = self.on_space_back, None
+                callback()
         DISK_FULL.set(int(self.full))
         return self.full
 
@@ -115,8 +134,9 @@ class DiskWatch:
         if self.stuck:
             raise StorageFull(
                 f"node {self.node}: its store failed a write for lack of disk space and "
-                f"refuses {what} until it is restarted with space freed; another node of "
-                "its AZ takes the write meanwhile"
+                f"refuses {what} until {self.reserve_bytes + self.resume_bytes} bytes are "
+                "free (it then restarts by itself); another node of its AZ takes the "
+                "write meanwhile"
             )
         raise StorageFull(
             f"node {self.node}: its disk ({self.path}) has {self.free} bytes free, under "
@@ -124,17 +144,29 @@ class DiskWatch:
             f"{self.reserve_bytes + self.resume_bytes} are free (reads go on)"
         )
 
-    def write_failed(self, exc: BaseException) -> None:
-        """A write to the store failed: if for lack of space, stop taking any."""
-        if is_out_of_space(exc) and not self.stuck:
+    def write_failed(self, exc: BaseException) -> BaseException:
+        """A write to the store failed: if for lack of space, stop taking any.
+        Returns the error for the writers: StorageFull for lack of space (so
+        a coordinator sends the write to another node of the AZ with a hint,
+        as for any full node), else ``exc`` itself."""
+        if not is_out_of_space(exc):
+            return exc
+        if not self.stuck:
             self.stuck = self.full = True
             DISK_FULL.set(1)
             log.error(
                 "node %s: the store failed a write for lack of disk space (%s); it takes "
-                "no writes until the node is restarted with space freed",
+                "no writes until %d bytes are free, and then restarts by itself",
                 self.node,
                 exc,
+                self.reserve_bytes + self.resume_bytes,
             )
+        DISK_REFUSALS.inc()
+        return StorageFull(
+            f"node {self.node}: its store failed a write for lack of disk space; it refuses "
+            f"writes until {self.reserve_bytes + self.resume_bytes} bytes are free (it then "
+            "restarts by itself); another node of its AZ takes the write meanwhile"
+        )
 
     @property
     def state(self) -> str:
@@ -144,7 +176,10 @@ class DiskWatch:
     def health(self) -> str:
         """ "" when writes are taken; else what /healthz says."""
         if self.stuck:
-            return "disk full: the store stopped writing; free space and restart the node"
+            return (
+                "disk full: the store stopped writing; the node restarts by itself once "
+                f"{self.reserve_bytes + self.resume_bytes} bytes are free"
+            )
         if self.full:
             return (
                 f"disk full: {self.free} bytes free, under the reserve of {self.reserve_bytes}; "

@@ -6,6 +6,16 @@ answers again (one merging commit: the home keeps, record by record, whatever
 is newer, so a repeat is harmless), then drops the hint and the stand-in copy
 in one synced batch.
 
+The other way round, a home that decides a conditional change (the key's
+first AZ serializes them on its home) first asks the other nodes of its AZ
+what they hold of the key (:meth:`HintedHandoff.newest_in_my_az`): a home back
+from the dead, or one a coordinator could not reach for a while, may not have
+been handed a write its fallback took meanwhile, and deciding against its own
+older record could take a change whose precondition that write had already
+broken. One round in the AZ, on the conditional path only; a node that does
+not answer makes the home refuse the change (ConditionalRequestConflict:
+nothing written, retry) rather than guess.
+
 The same loop moves data when the cluster map changes (a node drains, comes
 back, or joins): :meth:`HintedHandoff.rehome_all` hints every key this node
 holds but is no longer home to, for the node of its AZ that is, and hints
@@ -16,16 +26,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 
-from node.metrics import HINTS_HANDED_OFF, KEYS_REHOMED
-from node.peers import Peers, RemoteReplica, ReplicaUnavailable
+from node.metrics import (
+    CONDITIONAL_AZ_CHECKS_ELSEWHERE,
+    CONDITIONAL_AZ_REFUSALS,
+    HINTS_HANDED_OFF,
+    KEYS_REHOMED,
+)
+from node.peers import Peers, RemoteReplica, Replica, ReplicaUnavailable
+from node.quorum import Quorum
 from node.replica_store import ReplicaStore
-from tristore.config import NodeSection
-from tristore.errors import TristoreError
+from tristore.config import NodeSection, NodeSpec
+from tristore.errors import ConditionalRequestConflict, TristoreError
 from tristore.model import Change
-from tristore.placement import Placer
-from tristore.stamps import Stamp
+from tristore.placement import AzReplicas, Placer
+from tristore.stamps import ZERO, Stamp
 from tristore.wakeup import wait_for_any
 
 log = logging.getLogger(__name__)
@@ -37,11 +53,13 @@ class HintedHandoff:
         self.peers = peers
         self.placer = placer
         self.cfg = cfg
+        self.quorum = Quorum(peers, placer, peers.me)
         #: Set when the map changed: every key held here is looked at again.
         self.rescan = asyncio.Event()
         self.rescan.set()  # at start too: a map may have changed while this node was down
         self.scanning = False
         store.rehome = self.home_in_my_az
+        store.hear_az = self.newest_in_my_az
         #: Set when a write added hints: the loop sleeps on it (and on
         #: rescan) while none are pending, instead of looking twice a second.
         self._hinted = asyncio.Event()
@@ -61,6 +79,84 @@ class HintedHandoff:
             if azr.az == self.peers.me.az:
                 return None if azr.home.name == self.store_name else azr.home.name
         return None
+
+    async def newest_in_my_az(self, bucket: str, key: str) -> Stamp:
+        """The newest record of the key the other nodes of this AZ hold (ZERO:
+        none), each asked at once. Asked by this node before it decides a
+        conditional change for the key's first AZ (ReplicaStore.commit): as
+        its home, or as the fallback that stands in while the home does not
+        answer a coordinator.
+
+        A hand-off gives the key to the home before the fallback drops its
+        copy, so a version a fallback no longer holds when asked is here
+        already: the decision, made here after every answer, sees it.
+
+        A node of this AZ that does not answer (down, or a damaged copy) may
+        hold a write it took while this one was away; then every node of the
+        key's other AZs is asked instead (:meth:`_newest_elsewhere`): a write
+        that was acknowledged is in all three AZs, and a version a read
+        finished is in a majority of them, this one among them, so in one of
+        the others too. Only when those do not all answer either is the
+        change refused (ConditionalRequestConflict: nothing written): one
+        node down never refuses a conditional change."""
+        placement = self.placer.place(bucket, key)
+        others = [
+            n
+            for azr in placement.azs
+            if azr.az == self.peers.me.az
+            for n in azr.nodes
+            if n.name != self.store_name
+        ]
+        if not others:
+            return ZERO
+        results = await self._ask(bucket, key, others)
+        heard = [r for r in results.values() if isinstance(r, Stamp)]
+        unheard = [
+            f"{n} ({type(r).__name__}: {r})" for n, r in results.items() if isinstance(r, Exception)
+        ]
+        if not unheard:
+            return max(heard, default=ZERO)
+        elsewhere = await self._newest_elsewhere(bucket, key, placement.azs)
+        if isinstance(elsewhere, Stamp):
+            CONDITIONAL_AZ_CHECKS_ELSEWHERE.inc()
+            return max([*heard, elsewhere])
+        CONDITIONAL_AZ_REFUSALS.labels("unheard").inc()
+        raise ConditionalRequestConflict(
+            f"{bucket}/{key}: this conditional request is decided by {self.store_name}, "
+            f"which must first hear what the other nodes of {self.peers.me.az} hold of the "
+            f"key (a write taken while it was away), and {', '.join(unheard)} did not "
+            f"answer, nor did every node of the key's other AZs ({elsewhere}): nothing "
+            "was written; retry"
+        )
+
+    async def _newest_elsewhere(
+        self, bucket: str, key: str, azs: Sequence[AzReplicas]
+    ) -> Stamp | str:
+        """The newest record of the key every node of its other AZs holds, or
+        (a str) which of them did not answer."""
+        nodes = [n for azr in azs if azr.az != self.peers.me.az for n in azr.nodes]
+        results = await self._ask(bucket, key, nodes)
+        silent = [n for n, r in results.items() if isinstance(r, Exception)]
+        if silent or not nodes:
+            return ", ".join(silent) or "none"
+        return max((r for r in results.values() if isinstance(r, Stamp)), default=ZERO)
+
+    async def _ask(
+        self, bucket: str, key: str, nodes: Sequence[NodeSpec]
+    ) -> dict[str, Stamp | Exception]:
+        """Each node's record of the key (its stamp; ZERO: none), asked at
+        once (:meth:`Quorum.ask_nodes`), within half the coordinator's
+        deadline for the commit; a node that failed, timed out or holds a
+        damaged copy: its error."""
+
+        async def stamp(replica: Replica) -> Stamp:
+            v = await replica.read_meta(bucket, key, False)
+            return v.stamp if v is not None else ZERO
+
+        answers = await self.quorum.ask_nodes(
+            nodes, stamp, timeout_s=self.cfg.replica_timeout_s / 2, keep_errors=True
+        )
+        return {replica.spec.name: r for replica, r in answers}
 
     async def run_forever(self) -> None:
         while True:
@@ -162,12 +258,23 @@ class HintedHandoff:
         for data_id, v in bodies.items():
             await target.stage(data_id, self._chunks(data_id, v.body_size, v.chunk_size))
         if state.head is not None or state.versions or state.removed:
+            versions = list(state.versions)
+            head = state.head
+            if (
+                head is not None
+                and head.null_version
+                and not head.is_version
+                and all(v.vstamp != head.vstamp for v in versions)
+            ):
+                # As its own commit carried it (Change.of): an unversioned
+                # DELETE ends the null version the home may still hold.
+                versions.append(head)
             change = Change(
                 bucket,
                 key,
                 stamp,
-                head=state.head,
-                versions=tuple(state.versions),
+                head=head,
+                versions=tuple(versions),
                 removed=tuple(state.removed),
                 merge=True,
             )

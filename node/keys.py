@@ -11,13 +11,19 @@ prefix     key                                          value
                                                         a key's versions sort newest first
 ``x``      x | bucket | 0x00 | key | 0x00 | vstamp(16)  a version removed for good: its
                                                         record must not come back
+                                                        (records.encode_marker: when)
 ``n``      n | bucket | 0x00 | key                      vstamp(16) of the key's null version
+``r``      r | bucket | 0x00 | key                      stamp(16) of the key's current record
+                                                        when that is a removal (an unversioned
+                                                        DELETE, the last version removed):
+                                                        what node/tombstones.py collects
 ``d``      d | data_id(16) | chunk index (u32 BE)       raw chunk bytes
 ``s``      s | data_id(16)                              staged body awaiting its commit
-                                                        (records.STAGED)
+                                                        (records.encode_marker: when)
 ``g``      g | due_ms (u64 BE) | data_id(16)            superseded body to delete after
                                                         the grace period (records.GC)
-``h``      h | home node | 0x00 | bucket | 0x00 | key   hint: stamp(16) held for home
+``h``      h | home node | 0x00 | bucket | 0x00 | key   hint: stamp held for home
+                                                        (records.encode_hint)
 ``l``      l | seq (u64 BE)                             change-log entry (records.CHANGE:
                                                         the commit, no inline bodies)
 ``p``      p | seq (u64 BE)                             empty: the change-log entry of this
@@ -43,6 +49,7 @@ OBJECT = b"o"
 VERSION = b"v"
 REMOVED = b"x"
 NULL = b"n"
+REMOVAL = b"r"
 DATA = b"d"
 STAGED = b"s"
 GC = b"g"
@@ -111,6 +118,10 @@ def split_removed_key(raw: bytes) -> tuple[str, str, bytes]:
 
 def removed_prefix(bucket: str, key: str) -> bytes:
     return REMOVED + bucket.encode() + SEP + key.encode() + SEP
+
+
+def removal_key(bucket: str, key: str) -> bytes:
+    return REMOVAL + bucket.encode() + SEP + key.encode()
 
 
 def null_key(bucket: str, key: str) -> bytes:

@@ -278,9 +278,9 @@ class Listing:
                         if len(items) >= need:
                             break
                         continue
-                items.append(
-                    (name, ListEntry(name, v.size, v.etag, ms_to_datetime(v.last_modified_ms)))
-                )
+                modified = ms_to_datetime(v.last_modified_ms)
+                sums = (v.checksum_algorithm, v.checksum, v.checksum_type)
+                items.append((name, ListEntry(name, v.size, v.etag, modified, *sums)))
                 if len(items) >= need:
                     break
             if bound is None:
@@ -463,4 +463,6 @@ def _version_entry(v: ObjectVersion, is_latest: bool) -> VersionEntry:
         owner=v.owner,
         replication_status=v.replication_status,
         replication_targets=dict(v.replication_targets),
+        checksum_algorithm=v.checksum_algorithm,
+        checksum_type=v.checksum_type,
     )

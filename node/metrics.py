@@ -29,6 +29,19 @@ HINTS_HANDED_OFF = Counter(
     "tristore_node_hints_handed_off_total",
     "Hinted writes handed back to their home node.",
 )
+CONDITIONAL_AZ_REFUSALS = Counter(
+    "tristore_node_conditional_az_refusals_total",
+    "Conditional changes this node refused as the key's home because of another "
+    "node of its AZ, by reason: newer_in_az (it held a newer record of the key, "
+    "a write taken while this home was away) or unheard (it did not answer, nor did "
+    "every node of the key's other AZs).",
+    ["reason"],
+)
+CONDITIONAL_AZ_CHECKS_ELSEWHERE = Counter(
+    "tristore_node_conditional_az_checks_elsewhere_total",
+    "Conditional changes this node decided for the key's first AZ while another node "
+    "of its AZ did not answer, after hearing every node of the key's other AZs instead.",
+)
 KEYS_REHOMED = Counter(
     "tristore_node_keys_rehomed_total",
     "Keys this node found it held for another node of its AZ after a cluster map change.",
@@ -77,17 +90,24 @@ OBJECT_BYTES = Counter(
 )
 TOMBSTONES = Gauge(
     "tristore_node_tombstones",
-    "Markers of removed versions this node holds (collected [node] "
-    "tombstone_retention_s after the removal, once no node of the key's AZs holds the version).",
+    "Tombstones this node holds: markers of removed versions and current records that are "
+    "removals (collected [node] tombstone_retention_s after the removal, once every node of "
+    "the key's AZs agrees: node/tombstones.py).",
 )
 TOMBSTONES_CHECKED = Counter(
     "tristore_node_tombstones_checked_total",
-    "Markers of removed versions old enough to collect that this node looked at "
-    "(each asks every node of the key's AZs whether it still holds the version).",
+    "Tombstones old enough to collect that this node looked at "
+    "(each asks every node of the key's AZs what it holds of the key).",
 )
 TOMBSTONES_COLLECTED = Counter(
     "tristore_node_tombstones_collected_total",
-    "Markers of removed versions this node collected.",
+    "Tombstones (markers of removed versions, removals) this node collected.",
+)
+REMOVALS_FINISHED = Counter(
+    "tristore_node_removals_finished_total",
+    "Removed versions this node found still held by a node of the key's AZs "
+    "tombstone_retention_s after their removal (a DELETE that missed that AZ), "
+    "and removed there (node/tombstones.py).",
 )
 MULTIPART_EXPIRED = Counter(
     "tristore_node_multipart_uploads_expired_total",
@@ -196,17 +216,19 @@ S3_BYTES = Counter(
 CORRUPT_READS = Counter(
     "tristore_node_corrupt_reads_total",
     "Stored values that failed their checksum (or RocksDB's block checksum) when "
-    "read here, by kind (record: an object or version record; chunk: a body chunk).",
+    "read here, by kind (record: an object or version record; chunk: a body chunk; "
+    "log: a change-log entry; hint; marker: a removal or staging marker).",
     ["kind"],
 )
 CORRUPT_REPAIRED = Counter(
     "tristore_node_corrupt_repaired_total",
-    "Damaged copies a read or a scrub wrote back from another holder, by kind.",
+    "Damaged copies a read or a scrub wrote a sound value over (from another holder; "
+    "a hint or marker from what is known without it), by kind.",
     ["kind"],
 )
 SCRUB_CHECKED = Counter(
     "tristore_node_scrub_checked_total",
-    "Values a scrub of this node read and verified, by kind (record, chunk).",
+    "Values a scrub of this node read and verified, by kind (record, chunk, log, hint, marker).",
     ["kind"],
 )
 SCRUB_CHECKED_BYTES = Counter(
@@ -215,7 +237,7 @@ SCRUB_CHECKED_BYTES = Counter(
 )
 SCRUB_CORRUPT = Counter(
     "tristore_node_scrub_corrupt_total",
-    "Damaged values a scrub of this node found, by kind (record, chunk).",
+    "Damaged values a scrub of this node found, by kind (record, chunk, log, hint, marker).",
     ["kind"],
 )
 SCRUB_PASSES = Counter(

@@ -48,6 +48,7 @@ from tristore.errors import (
 )
 from tristore.model import (
     VERSIONING_ENABLED,
+    CompletedPart,
     MultipartUpload,
     ObjectInfo,
     ObjectVersion,
@@ -158,9 +159,9 @@ class Multipart:
         ck: sse.CustomerKey | None = None,
         checksum: Checksum | None = None,
     ) -> Part:
-        """One part. ``checksum``: the one its writer declared (and the door
-        checks as the body streams in); else the upload's algorithm, or
-        CRC-64/NVME, is computed here."""
+        """One part. ``checksum``: the one its writer declared (computed and
+        checked as the part is stored); else the upload's algorithm, or
+        CRC-64/NVME, is computed."""
         if not 1 <= part_number <= MAX_PARTS:
             raise InvalidArgument(
                 f"part number {part_number} is out of range: parts are numbered 1 to {MAX_PARTS}"
@@ -177,7 +178,6 @@ class Multipart:
             )
         if checksum is None:
             checksum = Checksum(wanted or checksums.DEFAULT)
-            body = checksums.hashed(body, checksum)
         info = await self.coord.buckets.require_bucket(bucket)
         base = ObjectVersion(
             keys.UPLOADS, _part_key(upload_id, part_number), ZERO, null_version=True, sse=upload.sse
@@ -200,29 +200,36 @@ class Multipart:
         bucket: str,
         key: str,
         upload_id: str,
-        chosen: list[tuple[int, str]],
+        chosen: list[CompletedPart],
         ck: sse.CustomerKey | None = None,
     ) -> ObjectInfo:
+        """The upload's ``chosen`` parts as one new version of the key. Each
+        must be a stored part with the ETag given and, when a checksum is
+        given, that checksum (S3's InvalidPart otherwise); an upload of
+        COMPOSITE checksums needs every part's (InvalidRequest). Both doors
+        come here: the S3 API's XML and gRPC's CompletedPart list the same."""
         upload = await self._upload(bucket, key, upload_id)
         # Parts are opened and the object sealed here: an SSE-C upload needs
         # its key once more (S3 takes it here too).
         sse.check_customer_key(upload.sse_customer_hmac, ck, f"upload {upload_id}")
         if not chosen:
             raise MalformedXML("the part list is empty: name at least one part to complete")
-        numbers = [n for n, _ in chosen]
+        numbers = [listed.part_number for listed in chosen]
         if any(b <= a for a, b in itertools.pairwise(numbers)):
             raise InvalidPartOrder(
                 "the parts must be listed in ascending order of part number, each once"
             )
         stored = {p.part_number: p for p in await self._all_parts(upload_id)}
         parts: list[Part] = []
-        for i, (number, etag) in enumerate(chosen):
+        for i, listed in enumerate(chosen):
+            number, etag = listed.part_number, listed.etag
             p = stored.get(number)
             if p is None or _bare(etag) != p.etag:
                 have = f"its ETag is {p.etag!r}" if p is not None else "it was not uploaded"
                 raise InvalidPart(
                     f"part {number} with ETag {etag!r} is not a part of this upload ({have})"
                 )
+            _check_part_checksum(listed, p, upload)
             if i < len(chosen) - 1 and p.size < MIN_PART_SIZE:
                 raise EntityTooSmall(
                     f"part {number} has {p.size} bytes; every part but the last needs at "
@@ -243,7 +250,7 @@ class Multipart:
         target = to_replicate(target, info)
         target, cipher = await c.encryption.sealer(target, info, ck)
         total = sum(p.size for p in parts)
-        checksum = Checksum(upload.checksum_algorithm, type=upload.checksum_type)
+        checksum = Checksum(upload.checksum_algorithm, type=upload.checksum_type, of_parts=True)
         version = await c.objects.store(
             target,
             self._bodies(upload_id, parts, bucket, ck, checksum),
@@ -342,8 +349,13 @@ class Multipart:
         validation.check_max_keys(max_parts)
         if not 0 <= part_number_marker <= MAX_PARTS:
             raise InvalidArgument(f"part-number marker {part_number_marker} is out of range")
-        await self._upload(bucket, key, upload_id)
-        return await self._parts_page(upload_id, part_number_marker, max_parts)
+        upload = await self._upload(bucket, key, upload_id)
+        page = await self._parts_page(upload_id, part_number_marker, max_parts)
+        return replace(
+            page,
+            checksum_algorithm=upload.checksum_algorithm,
+            checksum_type=upload.checksum_type,
+        )
 
     async def _parts_page(self, upload_id: str, after: int, max_parts: int) -> PartPage:
         start = _part_key(upload_id, after) if after else ""
@@ -351,7 +363,14 @@ class Multipart:
             keys.UPLOADS, _part_prefix(upload_id), "", max_parts, None, start
         )
         parts = [
-            Part(int(e.key.rsplit("/", 1)[1]), e.etag, e.size, e.last_modified)
+            Part(
+                int(e.key.rsplit("/", 1)[1]),
+                e.etag,
+                e.size,
+                e.last_modified,
+                e.checksum_algorithm,
+                e.checksum,
+            )
             for e in page.contents
         ]
         marker = parts[-1].part_number if page.is_truncated and parts else None
@@ -404,6 +423,44 @@ class Multipart:
                 await c.protocol.write(tomb)
 
         await asyncio.gather(*(one(n) for n in names))
+
+
+def _check_part_checksum(chosen: CompletedPart, stored: Part, upload: ObjectVersion) -> None:
+    """A checksum the Complete request lists for a part must be the part's
+    (S3's InvalidPart): same algorithm, same value. An upload created for
+    COMPOSITE checksums (the object's is of its parts' checksums) needs each
+    part's listed, as S3 does (InvalidRequest); one of FULL_OBJECT type is
+    combined from the stored parts' either way, so there they stay optional."""
+    n = chosen.part_number
+    if not chosen.checksum_algorithm:
+        if chosen.checksum:
+            raise InvalidRequest(f"part {n} lists a checksum value but no checksum algorithm")
+        if upload.checksum_type == checksums.COMPOSITE:
+            raise InvalidRequest(
+                f"The upload was created using a {upload.checksum_algorithm} checksum. The "
+                "complete request must include the checksum for each part. It was missing "
+                f"for part {n} in the request."
+            )
+        return
+    try:
+        algorithm = checksums.check_algorithm(chosen.checksum_algorithm)
+    except InvalidRequest as e:
+        raise InvalidRequest(f"part {n}: {e.message}") from None
+    given = algorithm.upper()
+    if not chosen.checksum.strip():
+        raise InvalidRequest(f"part {n} lists a {given} checksum without its value")
+    if algorithm != stored.checksum_algorithm:
+        has = (
+            f"a {stored.checksum_algorithm.upper()} checksum"
+            if stored.checksum_algorithm
+            else "no checksum"
+        )
+        raise InvalidPart(f"part {n} has {has}, not the {given} one the request lists")
+    if chosen.checksum.strip() != stored.checksum:
+        raise InvalidPart(
+            f"part {n}'s {given} checksum is {stored.checksum}, not the "
+            f"{chosen.checksum.strip()!r} the request lists"
+        )
 
 
 def _object_checksum(checksum: Checksum, parts: list[tuple[str, str, int]]) -> None:

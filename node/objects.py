@@ -102,10 +102,11 @@ class PutHeader:
     first_attempt_ms: int = 0
     #: Standard headers to store (validation.STORED_HEADERS: Cache-Control, ...).
     headers: dict[str, str] | None = None
-    #: The body's flexible checksum as its writer declared it (the door that
-    #: streams the body in checks it and sets ``computed``); for a copy or
-    #: CreateMultipartUpload, only the algorithm asked for. None: the body
-    #: gets CRC-64/NVME (S3's default), a copy keeps or renews the source's.
+    #: The body's flexible checksum as its writer declared it or asked for it
+    #: (computed, and checked against a declared value, by
+    #: :meth:`Objects.store`); for a copy or CreateMultipartUpload, only the
+    #: algorithm asked for. None: the body gets CRC-64/NVME (S3's default), a
+    #: copy keeps or renews the source's.
     checksum: Checksum | None = None
     #: CreateMultipartUpload: FULL_OBJECT or COMPOSITE ("": the algorithm's default).
     checksum_type: str = ""
@@ -134,9 +135,7 @@ def _with_checksum(v: ObjectVersion, checksum: Checksum | None) -> ObjectVersion
     )
 
 
-def _copy_checksum(
-    header: PutHeader, src: ObjectVersion, body: AsyncIterator[bytes]
-) -> tuple[PutHeader, AsyncIterator[bytes]]:
+def _copy_checksum(header: PutHeader, src: ObjectVersion) -> PutHeader:
     """A copy's checksum, as S3's: computed over the copied body with the
     algorithm asked for; else the source's when it is of the whole body (the
     bytes are the same); else the source's algorithm (a multipart source's
@@ -144,13 +143,30 @@ def _copy_checksum(
     computed over the body."""
     if header.checksum is None and src.checksum and src.checksum_type == checksums.FULL_OBJECT:
         kept = Checksum(src.checksum_algorithm, computed=src.checksum)
-        return replace(header, checksum=kept), body
+        return replace(header, checksum=kept)
     checksum = Checksum(
         header.checksum.name
         if header.checksum is not None
         else src.checksum_algorithm or checksums.DEFAULT
     )
-    return replace(header, checksum=checksum), checksums.hashed(body, checksum)
+    return replace(header, checksum=checksum)
+
+
+def _hash(md5: checksums.Hasher | None, other: checksums.Hasher | None, chunk: bytes) -> None:
+    """One chunk of a body into its MD5 and its flexible checksum: one pass,
+    run in a thread (both let go of the GIL), off the event loop."""
+    if md5 is not None:
+        md5.update(chunk)
+    if other is not None:
+        other.update(chunk)
+
+
+def _needs_md5(etag: str | None, content_md5: str) -> bool:
+    """Whether the body's MD5 is needed: as its ETag, or to check a
+    Content-MD5. Not when an ``etag`` is given (a completed multipart
+    upload's, of its parts' MD5s) and nothing is to be checked: a 64 MiB
+    Complete spent ~0.1 s of CPU on an MD5 it threw away."""
+    return not etag or bool(content_md5)
 
 
 def _etag_matches(header: str, etag: str) -> bool:
@@ -319,10 +335,7 @@ class Objects:
                 if earlier is not None:
                     return ObjectInfo.of(earlier, key_md5, bool(bucket.versioning))
             expect = await self._put_precondition(header)
-            checksum = header.checksum
-            if checksum is None:
-                checksum = Checksum(checksums.DEFAULT)
-                body = checksums.hashed(body, checksum)
+            checksum = header.checksum or Checksum(checksums.DEFAULT)
             version = await self.store(
                 base,
                 body,
@@ -364,7 +377,9 @@ class Objects:
         client declared; ``etag`` replaces the body's MD5 as the ETag (a
         completed multipart upload's). A ``replica`` keeps ``base``'s version
         id (see :meth:`Protocol.write`). ``checksum``: stored with the
-        version, its value (``computed``) set by ``body`` by the time it ends;
+        version, its value computed here over the body (inline for a small
+        one, with the MD5 in a thread for a chunked one) and checked against
+        the declared one, unless known already (:meth:`Checksum.hasher`);
         None keeps ``base``'s (a replica's, from its source)."""
         content_md5 = validation.check_content_md5(content_md5)
         # Read just past the inline limit to learn whether the body is small.
@@ -380,7 +395,15 @@ class Objects:
             small = False
         if small:
             data = bytes(head)
-            md5 = self._check_body(size, content_md5, len(data), hashlib.md5(data).hexdigest())
+            if checksum is not None and (hasher := checksum.hasher()) is not None:
+                hasher.update(data)
+                checksum.finish(hasher)
+            md5 = self._check_body(
+                size,
+                content_md5,
+                len(data),
+                hashlib.md5(data).hexdigest() if _needs_md5(etag, content_md5) else "",
+            )
             stored = await seal_chunk(cipher, 0, data) if cipher is not None else data
             version = replace(base, size=len(data), etag=etag or md5, inline=stored)
             version = _with_checksum(version, checksum)
@@ -491,13 +514,17 @@ class Objects:
         def mine(v: ObjectVersion | None) -> bool:
             return v is not None and v.request_id == rid and not v.deleted
 
+        fence = self.protocol.fence(bucket, key)  # before the look: see Protocol.confirm
         newest = (await self.protocol.read_replicas(bucket, key)).best
         if mine(newest):
             # This call's success promises all three AZs: the attempt is written
-            # back where it lacks first (or the resend fails), so that the read
-            # below, which finishes it, does not confirm it in fewer.
+            # back where it lacks first (or the resend fails). Then it is
+            # recorded at the witness: the read below may be served from a
+            # cache the witness vouches for at an older stamp, and would not
+            # meet it (Protocol.finish_attempt).
             assert newest is not None
             await self.protocol.settle_everywhere(newest, what)
+            await self.protocol.confirm(newest, fence)
         current, _ = await self.protocol.read(bucket, key)
         if mine(current):
             assert current is not None
@@ -520,8 +547,10 @@ class Objects:
         )
 
     async def _version_of_request(self, bucket: str, key: str, rid: str) -> ObjectVersion | None:
-        """The version of ``key`` that request ``rid`` wrote (finished in every
-        AZ first, as a read would), or None if no AZ holds one."""
+        """The version of ``key`` that request ``rid`` wrote (finished first: in
+        every AZ, then recorded at the witness, as the write path finishes a
+        late try), or None if no AZ holds one."""
+        fence = self.protocol.fence(bucket, key)  # before the look: see Protocol.confirm
         held = await self.protocol.versions_in_azs(
             bucket,
             key,
@@ -534,7 +563,13 @@ class Objects:
             for v in versions:
                 if v.request_id == rid and not v.delete_marker:
                     found, removed = await self.protocol.spread_version(bucket, key, v.vstamp)
-                    return None if removed else found
+                    if removed or found is None:
+                        return None
+                    holders = [
+                        rep for _, rep, vs, _ in held if any(x.vstamp == v.vstamp for x in vs)
+                    ]
+                    await self.protocol.finish_attempt(found, holders, fence)
+                    return found
         if any(len(vs) >= RESEND_SEARCH_VERSIONS for _, _, vs, _ in held):
             raise OutcomeUnknown(
                 f"{bucket}/{key} has more versions than the newest {RESEND_SEARCH_VERSIONS} "
@@ -615,7 +650,9 @@ class Objects:
             asyncio.create_task(self.peers.replica(node).stage(data_id, drain(q)))
             for (node, _home), q in zip(targets, queues, strict=True)
         ]
-        md5 = hashlib.md5()
+        md5 = hashlib.md5() if _needs_md5(etag, content_md5) and not sealed else None
+        # The flexible checksum, computed beside the MD5 (a sealed body's is the source's).
+        hasher = checksum.hasher() if checksum is not None and not sealed else None
         size = 0
         try:
             index = 0
@@ -626,9 +663,12 @@ class Objects:
                         f"the body is larger than the limit of {limit} bytes; nothing was stored"
                     )
                 # The chunk is hashed (in a thread) while it is queued for the
-                # replicas (a sealed one is not: its ETag is the source's).
+                # replicas (a sealed one is not: its ETag is the source's; nor
+                # one with a given ETag and a checksum known or of its parts).
                 hashing = (
-                    None if sealed else asyncio.ensure_future(asyncio.to_thread(md5.update, chunk))
+                    None
+                    if md5 is None and hasher is None
+                    else asyncio.ensure_future(asyncio.to_thread(_hash, md5, hasher, chunk))
                 )
                 try:
                     if cipher is not None:
@@ -665,7 +705,9 @@ class Objects:
                     f"{base.body_size} its size and chunk size make; nothing was stored"
                 )
             return await self.protocol.write(replace(base, data_id=data_id), targets, None, True)
-        md5_hex = self._check_body(declared, content_md5, size, md5.hexdigest())
+        if checksum is not None and hasher is not None:
+            checksum.finish(hasher)
+        md5_hex = self._check_body(declared, content_md5, size, md5.hexdigest() if md5 else "")
         version = replace(
             base,
             stamp=base.stamp if replica else self.clock.now(),
@@ -705,18 +747,25 @@ class Objects:
         return version, holders
 
     async def _lookup(
-        self, bucket: str, key: str, version_id: str = "", markers: bool = False
+        self,
+        bucket: str,
+        key: str,
+        version_id: str = "",
+        markers: bool = False,
+        known: BucketInfo | None = None,
     ) -> tuple[ObjectVersion, list[Replica], ObjectVersion | None, BucketInfo]:
         """:meth:`_current`, and the key's current record and the bucket's
-        info it read on the way."""
+        info it read on the way (``known``: the caller read it already)."""
         validation.check_key(key)
         validation.check_bucket_name(bucket)
         wanted = parse_version_id(version_id) if version_id else None
+
+        async def bucket_info() -> BucketInfo:
+            return known if known is not None else await self.buckets.require_bucket(bucket)
+
         # The bucket and the key are read side by side; a missing bucket wins.
         exists, read = await asyncio.gather(
-            self.buckets.require_bucket(bucket),
-            self.protocol.read(bucket, key),
-            return_exceptions=True,
+            bucket_info(), self.protocol.read(bucket, key), return_exceptions=True
         )
         if isinstance(exists, BaseException):
             raise exists
@@ -875,14 +924,14 @@ class Objects:
                 except ConditionalRequestConflict:
                     continue
                 return DeleteResult(version_id, target.delete_marker)
-            found, _ = await self.protocol.read_version(bucket, key, wanted)
-            if found is None:
+            # A removal some AZs hold already (an earlier try of this DELETE
+            # that failed) is committed again, so that it reaches every AZ.
+            found, gone = await self.protocol.version_to_remove(bucket, key, wanted)
+            if gone is None:
                 return DeleteResult(version_id, False)  # as S3: nothing to delete is no error
             now = self.clock.now()
-            await self.protocol.commit_change(
-                Change(bucket, key, now, removed=(found.vstamp,)), placement
-            )
-            return DeleteResult(version_id, found.delete_marker)
+            await self.protocol.commit_change(Change(bucket, key, now, removed=(gone,)), placement)
+            return DeleteResult(version_id, found is not None and found.delete_marker)
         raise ConditionalRequestConflict(
             f"{bucket}/{key} kept changing while version {version_id} was deleted; retry"
         )
@@ -900,11 +949,16 @@ class Objects:
     # -- tags and ACLs ---------------------------------------------------------
 
     async def _version_for_update(
-        self, bucket: str, key: str, version_id: str, markers: bool = False
+        self,
+        bucket: str,
+        key: str,
+        version_id: str,
+        markers: bool = False,
+        known: BucketInfo | None = None,
     ) -> tuple[ObjectVersion, ObjectVersion | None]:
         """(the version, the current record when the version is current);
         delete markers only with ``markers``."""
-        version, _, current, _ = await self._lookup(bucket, key, version_id, markers)
+        version, _, current, _ = await self._lookup(bucket, key, version_id, markers, known)
         return (version, current) if version is current else (version, None)
 
     async def update_version(
@@ -916,16 +970,25 @@ class Objects:
         modifies: bool = False,
         markers: bool = False,
         settle: Callable[[], Awaitable[None]] | None = None,
+        info: BucketInfo | None = None,
     ) -> ObjectVersion:
         """Change a version's record in place (same version id, same
         Last-Modified); ``edit`` returning None leaves it as it is. A change
         that ``modifies`` the version (its tags or ACL, as a user sees them) is
         stamped as such and queued again for the destinations that take it.
-        ``settle`` runs after a change committed to a noncurrent version."""
+        ``settle`` runs after a change committed to a noncurrent version.
+        ``info``: the bucket's, when the caller has read it already (it is
+        not read again)."""
         placement = self.placer.place(bucket, key)
-        info = await self.buckets.require_bucket(bucket) if modifies else None
+        known = info
+        if not modifies:
+            info = None
+        elif info is None:
+            info = known = await self.buckets.require_bucket(bucket)
         for _attempt in range(self.ncfg.restamp_attempts):
-            version, current = await self._version_for_update(bucket, key, version_id, markers)
+            version, current = await self._version_for_update(
+                bucket, key, version_id, markers, known
+            )
             self.clock.observe(version.stamp)
             edited = edit(version)
             if edited is None:
@@ -948,32 +1011,34 @@ class Objects:
         raise ConditionalRequestConflict(f"{bucket}/{key} kept changing; retry")
 
     async def get_object_tagging(self, bucket: str, key: str, version_id: str = "") -> Tagging:
-        version, _ = await self._current(bucket, key, version_id)
-        return Tagging(version.version_id, dict(version.tags))
+        version, _, _, info = await self._lookup(bucket, key, version_id)
+        return Tagging(version.version_id, dict(version.tags), bool(info.versioning))
 
     async def put_object_tagging(
         self, bucket: str, key: str, version_id: str, tags: dict[str, str]
     ) -> Tagging:
         tags = validation.normalize_tags(tags)
+        info = await self.buckets.require_bucket(bucket)
         v = await self.update_version(
-            bucket, key, version_id, lambda v: replace(v, tags=tags), modifies=True
+            bucket, key, version_id, lambda v: replace(v, tags=tags), modifies=True, info=info
         )
-        return Tagging(v.version_id, dict(v.tags))
+        return Tagging(v.version_id, dict(v.tags), bool(info.versioning))
 
     async def get_object_acl(self, bucket: str, key: str, version_id: str = "") -> Acl:
-        version, _ = await self._current(bucket, key, version_id)
-        return Acl(
-            version.version_id, version.owner or self.cfg.cluster.name, version.acl or "private"
-        )
+        version, _, _, info = await self._lookup(bucket, key, version_id)
+        owner = version.owner or self.cfg.cluster.name
+        return Acl(version.version_id, owner, version.acl or "private", bool(info.versioning))
 
     async def put_object_acl(self, bucket: str, key: str, version_id: str, acl: str) -> Acl:
         if not acl:
             raise InvalidArgument("give a canned ACL to set (private, public-read, ...)")
         acl = validation.check_acl(acl)
+        info = await self.buckets.require_bucket(bucket)
         v = await self.update_version(
-            bucket, key, version_id, lambda v: replace(v, acl=acl), modifies=True
+            bucket, key, version_id, lambda v: replace(v, acl=acl), modifies=True, info=info
         )
-        return Acl(v.version_id, v.owner or self.cfg.cluster.name, v.acl)
+        owner = v.owner or self.cfg.cluster.name
+        return Acl(v.version_id, owner, v.acl, bool(info.versioning))
 
     # -- COPY ----------------------------------------------------------------------
 
@@ -1030,6 +1095,6 @@ class Objects:
             size=src.size,
         )
         body = self.body(src, cipher, holders, 0, src.size)
-        header, body = _copy_checksum(header, src, body)
+        header = _copy_checksum(header, src)
         info = await self.put_object(header, body)
         return CopyResult(info, src.version_id, bool(src_bucket.versioning))

@@ -518,8 +518,21 @@ class Protocol:
         QuorumUnavailable for ``what`` if an AZ cannot take it. What a write's
         own success promises; a read's finishing settles for the AZs that
         answer (and take new data)."""
+        rr, lacking = await self._lacking_everywhere(v, what)
+        holders = [rep for _, rep, held in rr.answers if held is not None and held.stamp == v.stamp]
+        if lacking:
+            WRITE_BACKS.inc()
+            await self.quorum.write_back_all(v, lacking, holders, what)
+
+    async def _lacking_everywhere(
+        self, v: ObjectVersion, what: str
+    ) -> tuple[ReplicaRead, list[AzReplicas]]:
+        """What the AZs of ``v``'s key hold (:meth:`read_replicas`), and those
+        of them whose current record is older than ``v`` or none; every AZ must
+        answer, else QuorumUnavailable for ``what``. The first step of
+        :meth:`settle_everywhere` and :meth:`finish_attempt`."""
         rr = await self.read_replicas(v.bucket, v.key)
-        answered = {azr.az for azr, _, _ in rr.answers}
+        answered = rr.answered()
         down = [
             AzDown(a.az, [n.name for n in a.nodes])
             for a in rr.placement.azs
@@ -528,10 +541,7 @@ class Protocol:
         if down:
             raise quorum_error(down, what)
         lacking = [azr for azr, _, held in rr.answers if held is None or held.stamp < v.stamp]
-        holders = [rep for _, rep, held in rr.answers if held is not None and held.stamp == v.stamp]
-        if lacking:
-            WRITE_BACKS.inc()
-            await self.quorum.write_back_all(v, lacking, holders, what)
+        return rr, lacking
 
     async def finish(self, v: ObjectVersion, rr: ReplicaRead, fence: Fence) -> None:
         """Write ``v`` back to every AZ that answered without it, then confirm
@@ -607,6 +617,40 @@ class Protocol:
             rr = ReplicaRead(placement, best, holders, [], corrupt)
             self.heal_records(best, rr, as_version=True)
         return best, holders
+
+    async def version_to_remove(
+        self, bucket: str, key: str, vstamp: Stamp | None
+    ) -> tuple[ObjectVersion | None, Stamp | None]:
+        """For a DELETE of one version (``None``: the null version): (the
+        version as a reachable AZ still holds it, or None; the stamp of the
+        version whose removal must be committed in every AZ, or None when
+        there is nothing to remove).
+
+        Unlike :meth:`read_version`, a removal found in one AZ does not end
+        the look: an earlier try of the DELETE may have reached only some AZs
+        (one was down, or cut off) before it failed, and its retry must write
+        the removal to the others before it answers success, or the version
+        stays for good where the try missed it (listed by a scan of that AZ,
+        and, on the key's first-AZ home, never notified as removed). So the
+        removal is to be committed again whenever some AZ holds the version,
+        or some AZ, answering or not, is not known to have removed it.
+        Committing a removal twice is harmless.
+        """
+        placement = self.placer.place(bucket, key)
+        answers, down = await self.quorum.ask_every_az(
+            placement,
+            lambda r: _read_versions(r, bucket, key, vstamp, vstamp is None, 1, set()),
+        )
+        if not answers:
+            raise quorum_error(down, "a read")
+        held = [v for _, _, (vs, _) in answers for v in vs]
+        removed_in = sum(1 for _, _, (_, removed) in answers if removed)
+        best = max(held, key=lambda v: (v.vstamp, v.stamp)) if held else None
+        if best is not None:
+            return best, best.vstamp
+        if vstamp is not None and 0 < removed_in < len(placement.azs):
+            return None, vstamp  # removed in some AZs only: finish it in the others
+        return None, None
 
     async def versions_in_azs(
         self,
@@ -700,3 +744,43 @@ class Protocol:
             if rr.best is not None:
                 await self.write_back_lacking(rr.best, rr)
         return v, False
+
+    async def finish_attempt(self, v: ObjectVersion, holders: list[Replica], fence: Fence) -> None:
+        """Finish ``v``, an earlier attempt of a conditional change that a
+        resend found among the key's versions (and spread to every AZ as a
+        version: :meth:`spread_version`), before the resend answers success
+        with it: as :meth:`write` finishes a late try, by a merge commit
+        (current where it is the newest, a version where it is not) in every
+        AZ whose current record is older, its body copied from ``holders``;
+        then recorded at the witness and cached (:meth:`confirm`). ``fence``
+        was taken before the look that found it. Every AZ must answer, else
+        QuorumUnavailable (the outcome stays unknown to the client).
+
+        Spread as a version is not enough: the attempt may be newer than the
+        stamp the witness holds (its try was taken on the first AZ's
+        fallback while the home was down, and the resend's read, vouched for
+        by the witness at the older stamp, did not meet it); a coordinator
+        that cached the older version would serve it after the success.
+
+        A record changed since the attempt (new tags on it, kept as a
+        version) carries that change's stamp, which may be above the key's
+        current record: it is finished at its version stamp, so that it
+        never becomes current over a newer version."""
+        if v.version_stamp is not None:
+            v = replace(v, stamp=v.version_stamp, version_stamp=None)
+        what = f"finishing the earlier attempt {v.bucket}/{v.key}@{v.version_id}"
+        _, lacking = await self._lacking_everywhere(v, what)
+        if lacking:
+            WRITE_BACKS.inc()
+            log.info("%s: writing it back to %s", what, ", ".join(a.az for a in lacking))
+            results = await asyncio.gather(
+                *(self.quorum.write_back(v, azr, holders, merge=True) for azr in lacking),
+                return_exceptions=True,
+            )
+            failed = [r for r in results if isinstance(r, AzDown)]
+            if failed:
+                raise quorum_error(failed, what)
+            for r in results:
+                if isinstance(r, BaseException):
+                    raise r
+        await self.confirm(v, fence)

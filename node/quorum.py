@@ -10,6 +10,8 @@ Garage's ``try_call_many(endpoint, nodes, msg, RequestStrategy::with_quorum(n))`
 
 - :meth:`Quorum.ask_az` — a call on the first node of one AZ that answers;
 - :meth:`Quorum.ask_every_az` — that, in every AZ of a placement at once;
+- :meth:`Quorum.ask_nodes` — a call on each of some nodes at once, whatever
+  is believed of their health;
 - :meth:`Quorum.ask_every_node` — a call on every node of every AZ of a
   placement (what a read the witness cannot vouch for relies on);
 - :meth:`Quorum.pick_targets` — one live node per AZ for a streamed body;
@@ -28,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import replace
 from typing import Any, TypeVar
 
@@ -195,12 +197,49 @@ class Quorum:
                 answers.append((azr, *r))
         return answers, down
 
+    async def ask_nodes(
+        self,
+        nodes: Sequence[NodeSpec],
+        call: Callable[[Replica], Awaitable[_T]],
+        timeout_s: float | None = None,
+        keep_errors: bool = False,
+    ) -> list[tuple[Replica, _T | Exception]]:
+        """``call`` on each of ``nodes`` at once, whatever this node believes
+        of their health (a view that lags, at start-up say, must not make a
+        step fail that could succeed): each node's replica and answer, in the
+        order of ``nodes``. A node that does not answer (ReplicaUnavailable,
+        or nothing within ``timeout_s`` when given) is marked down, its error
+        as its answer. Any other error is raised (the first, in order), or
+        with ``keep_errors`` given as that node's answer too."""
+        silent: tuple[type[Exception], ...] = (ReplicaUnavailable,)
+        if timeout_s is not None:
+            silent = (ReplicaUnavailable, TimeoutError)
+
+        async def one(replica: Replica) -> tuple[Replica, _T | Exception]:
+            try:
+                return replica, await asyncio.wait_for(call(replica), timeout_s)
+            except silent as exc:
+                self.peers.mark_down(replica.spec.name, str(exc) or "timed out")
+                return replica, exc
+            except Exception as exc:
+                if keep_errors:
+                    return replica, exc
+                raise
+
+        results = await asyncio.gather(
+            *(one(self.peers.replica(n)) for n in nodes), return_exceptions=True
+        )
+        for r in results:
+            if isinstance(r, BaseException):
+                raise r
+        return [r for r in results if not isinstance(r, BaseException)]
+
     async def ask_whole_az(
         self, azr: AzReplicas, call: Callable[[Replica], Awaitable[_T]]
     ) -> tuple[list[tuple[Replica, _T]], list[str]]:
-        """``call`` on every node of the AZ, whatever this node believes of
-        their health: the answers (in the AZ's order, home first) and the
-        nodes that did not answer. Any other error is raised.
+        """:meth:`ask_nodes` on every node of the AZ: the answers (in the AZ's
+        order, home first) and the nodes that did not answer. Any other error
+        is raised.
 
         The home is asked once the others answered. A hinted hand-off gives a
         key to its home before the fallback drops its stand-in copy
@@ -208,22 +247,15 @@ class Quorum:
         whatever that fallback no longer did; both asked at once, the home
         could answer before a hand-off and the fallback after it, and neither
         would hold the key."""
-
-        async def one(node: NodeSpec) -> tuple[Replica, _T] | None:
-            replica = self.peers.replica(node)
-            try:
-                return replica, await call(replica)
-            except ReplicaUnavailable as exc:
-                self.peers.mark_down(node.name, str(exc))
-                return None
-
-        others = await asyncio.gather(*(one(n) for n in azr.nodes[1:]), return_exceptions=True)
-        for r in others:
-            if isinstance(r, BaseException):
-                raise r
-        results = [await one(azr.home), *others]
-        answers = [r for r in results if isinstance(r, tuple)]
-        failed = [n.name for n, r in zip(azr.nodes, results, strict=True) if r is None]
+        others = await self.ask_nodes(azr.nodes[1:], call)
+        results = [*await self.ask_nodes([azr.home], call), *others]
+        answers: list[tuple[Replica, _T]] = []
+        failed: list[str] = []
+        for replica, r in results:
+            if isinstance(r, Exception):
+                failed.append(replica.spec.name)
+            else:
+                answers.append((replica, r))
         return answers, failed
 
     async def ask_every_node(

@@ -13,7 +13,18 @@ reads another copy and writes it back (node/protocol.py, node/scrub.py).
 - a chunk is ``CHUNK_MAGIC | crc32c(data) u32 BE | data``. Chunks had no
   format byte, so a chunk without the magic is one from before checksums: read
   as it is in a data directory made before them, damaged in one made since
-  (:attr:`node.replica_store.ReplicaStore.strict_chunks`).
+  (:attr:`node.replica_store.ReplicaStore.strict_chunks`);
+- a change-log entry is ``0x02 | crc32c u32 BE | payload`` (``0x01 |
+  payload``: from before checksums), counted as ``log``;
+- a hint is ``0x02 | crc32c u32 BE | stamp(16)`` (a bare 16-byte stamp: from
+  before checksums), counted as ``hint``;
+- a removal marker (``x``) and a staging marker (``s``) are ``0x02 | crc32c
+  u32 BE | ms u64 BE`` (``0x01 | ms``, or a bare ``0x01``: from before
+  checksums), counted as ``marker``.
+
+All of these share :func:`frame` and :func:`unframe`. Where a damaged log
+entry, hint or marker is met on a write or a background pass, it is counted
+and handled as the caller's docstring says (never taken for sound).
 """
 
 from __future__ import annotations
@@ -29,6 +40,7 @@ from tristore.convert import change_from_pb, change_to_pb, version_from_pb, vers
 from tristore.errors import CorruptData, InternalError
 from tristore.model import Change, ObjectVersion
 from tristore.pb import common_pb2, replica_pb2
+from tristore.stamps import ENCODED_SIZE, Stamp
 
 VERSION_V1 = 1
 #: A version record behind the CRC-32C of its bytes.
@@ -43,6 +55,12 @@ CHUNK_MAGIC = b"\xd3tc\x01"
 CHUNK_HEADER = len(CHUNK_MAGIC) + _CRC.size
 RECORD = "record"
 CHUNK = "chunk"
+#: Kinds of the framed small values (the ``kind`` label of the corruption counters).
+LOG = "log"
+HINT = "hint"
+MARKER = "marker"
+#: The format byte of a framed value: ``FRAMED | crc32c(payload) u32 BE | payload``.
+FRAMED = 2
 
 
 def crc(data: bytes | memoryview) -> int:
@@ -133,7 +151,27 @@ def chunk_sound(raw: bytes, strict: bool) -> bool:
     return not strict
 
 
+def frame(payload: bytes) -> bytes:
+    """A small value as stored: behind its format byte and CRC-32C."""
+    return _RECORD_HEADER.pack(FRAMED, crc(payload)) + payload
+
+
+def unframe(raw: bytes, kind: str, what: str) -> bytes | None:
+    """The payload of a framed value, its checksum checked (CorruptData,
+    counted as ``kind``, when it fails); None when ``raw`` is not framed (a
+    value from before checksums: the caller reads its old format)."""
+    if raw[:1] != bytes([FRAMED]):
+        return None
+    if len(raw) < _RECORD_HEADER.size:
+        raise corrupt(kind, f"{what} is cut short")
+    payload = raw[_RECORD_HEADER.size :]
+    if crc(payload) != _RECORD_HEADER.unpack_from(raw)[1]:
+        raise corrupt(kind, f"{what} fails its checksum")
+    return payload
+
+
 def encode_ms(ms: int) -> bytes:
+    """A time in ms as meta values hold it (unframed: meta keys are read once, at start)."""
     return bytes([VERSION_V1]) + _U64.pack(ms)
 
 
@@ -141,6 +179,42 @@ def decode_ms(raw: bytes) -> int:
     if not raw or raw[0] != VERSION_V1:
         raise InternalError(f"unknown timestamp record format {raw[:1]!r}")
     return int(_U64.unpack_from(raw, 1)[0])
+
+
+def encode_marker(ms: int) -> bytes:
+    """A removal or staging marker: when it was made, framed."""
+    return frame(_U64.pack(ms))
+
+
+def decode_marker(raw: bytes) -> int:
+    """When a removal or staging marker was made (ms); 0 for a removal marker
+    from before they were dated (``0x01``). CorruptData when damaged."""
+    payload = unframe(raw, MARKER, "marker")
+    if payload is not None:
+        if len(payload) != _U64.size:
+            raise corrupt(MARKER, "marker has the wrong size")
+        return int(_U64.unpack(payload)[0])
+    if raw == bytes([VERSION_V1]):
+        return 0
+    if len(raw) == 1 + _U64.size and raw[0] == VERSION_V1:
+        return int(_U64.unpack_from(raw, 1)[0])
+    raise corrupt(MARKER, f"unknown marker format {raw[:1]!r}")
+
+
+def encode_hint(stamp: Stamp) -> bytes:
+    return frame(stamp.encode())
+
+
+def decode_hint(raw: bytes) -> Stamp:
+    """The stamp a hint holds. CorruptData when damaged."""
+    payload = unframe(raw, HINT, "hint")
+    if payload is None:
+        if len(raw) != ENCODED_SIZE:
+            raise corrupt(HINT, "hint has the wrong size")
+        payload = raw  # from before checksums: the bare stamp
+    elif len(payload) != ENCODED_SIZE:
+        raise corrupt(HINT, "hint has the wrong size")
+    return Stamp.decode(payload)
 
 
 #: Inline bodies up to this size travel in change-log entries too, so that a
@@ -162,22 +236,45 @@ def encode_change(c: Change) -> bytes:
         head=slim(c.head) if c.head is not None else None,
         versions=tuple(slim(v) for v in c.versions),
     )
-    return bytes([VERSION_V1]) + change_to_pb(c, with_inline=True).SerializeToString()
+    return frame(change_to_pb(c, with_inline=True).SerializeToString())
 
 
-def _change_pb(raw: bytes) -> replica_pb2.CommitRequest:
-    if not raw or raw[0] != VERSION_V1:
-        raise InternalError(f"unknown change-log record format {raw[:1]!r}")
+def change_pb(raw: bytes) -> replica_pb2.CommitRequest:
+    """A change-log entry as the protobuf it is stored as, its checksum
+    checked (CorruptData, counted as ``log``, when damaged)."""
+    payload: bytes | memoryview | None = unframe(raw, LOG, "change-log entry")
+    if payload is None:
+        if raw[:1] != bytes([VERSION_V1]):
+            raise corrupt(LOG, f"unknown change-log entry format {raw[:1]!r}")
+        payload = memoryview(raw)[1:]
     msg = replica_pb2.CommitRequest()
-    msg.ParseFromString(raw[1:])
+    try:
+        msg.ParseFromString(payload)
+    except DecodeError as exc:  # a damaged entry from before checksums
+        raise corrupt(LOG, f"change-log entry does not parse: {exc}") from None
     return msg
 
 
 def decode_change(raw: bytes) -> Change:
-    return change_from_pb(_change_pb(raw))
+    return change_from_pb(change_pb(raw))
 
 
 def change_time_ms(raw: bytes) -> int:
     """The wall time (ms) of a change-log entry's stamp, without decoding its
     versions (what log trimming asks of every entry it passes)."""
-    return int(_change_pb(raw).stamp.physical_ms)
+    return int(change_pb(raw).stamp.physical_ms)
+
+
+def value_sound(kind: str, raw: bytes) -> bool:
+    """Whether a stored log entry, hint or marker (``kind``) reads sound
+    (what a scrub asks; a damaged one is counted as a read)."""
+    try:
+        if kind == LOG:
+            change_pb(raw)
+        elif kind == HINT:
+            decode_hint(raw)
+        else:
+            decode_marker(raw)
+    except CorruptData:
+        return False
+    return True

@@ -14,8 +14,9 @@ the write-ahead log covers them.
 Reads run on a small thread pool so RocksDB never blocks the event loop.
 
 Version records and body chunks carry a checksum (node/records.py), checked on
-every read here: a damaged value, or a RocksDB block that fails RocksDB's own
-checksum, is a :class:`~tristore.errors.CorruptData` for the reader (counted in
+every read here (so do change-log entries, hints and markers: node/records.py
+says how a damaged one is taken): a damaged value, or a RocksDB block that
+fails RocksDB's own checksum, is a :class:`~tristore.errors.CorruptData` for the reader (counted in
 ``tristore_node_corrupt_reads_total``). A write over a damaged record takes it
 as absent: that is how a good copy is written back.
 """
@@ -31,10 +32,10 @@ import queue
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import rocksdict
 
@@ -44,6 +45,7 @@ from node.metrics import (
     CHANGE_LOG_ENTRIES,
     CHANGE_LOG_SEQ,
     CHANGE_LOG_TRIMMED,
+    CONDITIONAL_AZ_REFUSALS,
     CORRUPT_READS,
     FSYNC_SECONDS,
     GC_BODIES,
@@ -61,6 +63,8 @@ from tristore.stamps import ZERO, Stamp
 
 log = logging.getLogger(__name__)
 
+_T = TypeVar("_T")
+
 FORMAT = b"tristore-node-2"
 #: Meta key set while a node made with a new data directory has not rebuilt
 #: its copies yet.
@@ -77,6 +81,8 @@ FIRST_CHANGE = "first_change_ms"
 READER = "reader/"
 #: Meta key: when (ms) the last background scrub of this node ended.
 SCRUBBED = "scrub_done_ms"
+#: Meta key set once the removal index (keys.REMOVAL) covers every current record.
+REMOVAL_INDEX = "removal_index"
 #: Meta key set in data directories made with checksummed chunks: a chunk
 #: without its checksum is damaged there (in an older one, it is an old chunk).
 CHUNK_CRC = "chunk_crc"
@@ -111,6 +117,10 @@ class ScrubPage:
     bad_records: list[bytes] = field(default_factory=list)
     #: Chunks that fail theirs: the (sound) record holding the body, the index.
     bad_chunks: list[tuple[ObjectVersion, int]] = field(default_factory=list)
+    #: Change-log entries, hints and markers read (:meth:`ReplicaStore.scrub_values`).
+    values: int = 0
+    #: Raw keys of those that fail their checksum.
+    bad_values: list[bytes] = field(default_factory=list)
     #: RocksDB could not read on past the last key (a damaged block in an SST
     #: file): the rest of this family cannot be scanned.
     unreadable: str = ""
@@ -132,6 +142,9 @@ class _Op:
 class _Commit(_Op):
     change: Change
     hint_for: str
+    #: For a conditional change this node decides as the key's home: the
+    #: newest record the other nodes of its AZ hold of the key (ZERO: none).
+    in_az: Stamp = ZERO
 
     def apply(
         self, store: ReplicaStore, wb: rocksdict.WriteBatch, overlay: dict[bytes, bytes | None]
@@ -146,14 +159,19 @@ class _Commit(_Op):
         okey = keys.object_key(c.bucket, c.key)
         cur = store._get_overlay(okey, overlay)
         cur_rec = store._sound_record(cur, okey)
+        damaged = cur is not None and cur_rec is None
         if cur_rec is None:
             cur = None  # damaged: taken as absent, so a good copy replaces it
         cur_stamp = cur_rec.stamp if cur_rec is not None else ZERO
         # The key's first AZ serializes conditional changes: one whose reader saw
-        # ``expect`` goes through only if nothing newer got here first. (A node
-        # back from the dead may be behind ``expect``, which is no conflict.)
-        if c.expect is not None and cur_stamp > c.expect:
-            return CommitResult(False, cur_stamp, conflict=True)
+        # ``expect`` goes through only if nothing newer got here first, here or
+        # on another node of the AZ (a write it took while this home was away:
+        # ``in_az``). (A node back from the dead may be behind ``expect``,
+        # which is no conflict.)
+        if c.expect is not None and max(cur_stamp, self.in_az) > c.expect:
+            if cur_stamp <= c.expect:
+                CONDITIONAL_AZ_REFUSALS.labels("newer_in_az").inc()
+            return CommitResult(False, max(cur_stamp, self.in_az), conflict=True)
         kept: set[bytes] = set()  # bodies a record now refers to
         if c.head is not None:
             if cur_stamp >= c.head.stamp and cur is not None:
@@ -164,6 +182,9 @@ class _Commit(_Op):
                 encoded = records.encode_version(c.head)
                 wb.put(okey, encoded)
                 overlay[okey] = encoded
+                # Whether a removal is replaced (a damaged record: the index tells).
+                was = None if damaged else (cur_rec is not None and not cur_rec.is_version)
+                store._index_removal(wb, overlay, c.head, was)
                 cur_stamp = c.head.stamp
                 kept.add(c.head.data_id)
         for vstamp in c.removed:
@@ -188,9 +209,10 @@ class _Commit(_Op):
             held = store._get_overlay(hk, overlay)
             if held is None:
                 store._hint_delta += 1
-            if held is None or Stamp.decode(held) < c.stamp:
-                wb.put(hk, c.stamp.encode())
-                overlay[hk] = c.stamp.encode()
+            if held is None or _hint_stamp(held, hk) < c.stamp:
+                encoded = records.encode_hint(c.stamp)
+                wb.put(hk, encoded)
+                overlay[hk] = encoded
         return CommitResult(True, cur_stamp)
 
 
@@ -212,7 +234,7 @@ class _DropHint(_Op):
         held = store._get_overlay(hk, overlay)
         if held is None:
             return False
-        if Stamp.decode(held) > self.stamp:
+        if _hint_stamp(held, hk) > self.stamp:
             return False  # a newer hinted write arrived meanwhile: hand that one over later
         if self.drop_copy and store._touched_since(self.bucket, self.key, self.shipped_seq):
             return False
@@ -250,6 +272,39 @@ class _DropTombstone(_Op):
 
 
 @dataclass
+class _DropRemoval(_Op):
+    """Forget a key whose current record is the removal ``stamp`` (see
+    node/tombstones.py), unless the key changed meanwhile (its current record
+    is another one now), a version record of it is held, or a hint for it
+    (to any of ``homes``) is held here."""
+
+    bucket: str
+    key: str
+    stamp: bytes
+    homes: tuple[str, ...]
+
+    def apply(
+        self, store: ReplicaStore, wb: rocksdict.WriteBatch, overlay: dict[bytes, bytes | None]
+    ) -> bool:
+        b, k = self.bucket, self.key
+        rk = keys.removal_key(b, k)
+        if store._get_overlay(rk, overlay) != self.stamp:
+            return False
+        vprefix = keys.version_prefix(b, k)
+        if any(x.startswith(vprefix) and v is not None for x, v in overlay.items()):
+            return False
+        if any(x not in overlay for x, _ in store._prefix_items(vprefix)):
+            return False
+        if any(store._get_overlay(keys.hint_key(h, b, k), overlay) for h in self.homes):
+            return False
+        for dk in (rk, keys.object_key(b, k), keys.null_key(b, k)):
+            wb.delete(dk)
+            overlay[dk] = None
+        store._tomb_delta -= 1
+        return True
+
+
+@dataclass
 class _MarkHints(_Op):
     """Hints for keys this node holds but is not home to (a map change)."""
 
@@ -262,8 +317,9 @@ class _MarkHints(_Op):
         for home, bucket, key, stamp in self.items:
             hk = keys.hint_key(home, bucket, key)
             if store._get_overlay(hk, overlay) is None:
-                wb.put(hk, stamp.encode())
-                overlay[hk] = stamp.encode()
+                encoded = records.encode_hint(stamp)
+                wb.put(hk, encoded)
+                overlay[hk] = encoded
                 store._hint_delta += 1
                 added += 1
         return added
@@ -289,6 +345,35 @@ class _Mend(_Op):
         if raw is None or (raw and records.chunk_sound(raw, store.strict_chunks)):
             return False
         wb.put(k, self.framed)
+        return True
+
+
+@dataclass
+class _MendValue(_Op):
+    """See :meth:`ReplicaStore.mend_value`. A value gone, or sound, since the
+    scrub read it is left."""
+
+    raw_key: bytes
+    staged_marker: bytes
+
+    def apply(
+        self, store: ReplicaStore, wb: rocksdict.WriteBatch, overlay: dict[bytes, bytes | None]
+    ) -> bool:
+        k = self.raw_key
+        kind = {keys.HINT: records.HINT, keys.LOG: records.LOG}.get(k[:1], records.MARKER)
+        if kind == records.LOG:
+            return False
+        raw = store._get_overlay(k, overlay)
+        if raw is None or records.value_sound(kind, raw):
+            return False
+        if kind == records.HINT:
+            value = records.encode_hint(ZERO)
+        elif k.startswith(keys.STAGED):
+            value = self.staged_marker
+        else:
+            value = records.encode_marker(0)
+        wb.put(k, value)
+        overlay[k] = value
         return True
 
 
@@ -337,6 +422,7 @@ class ReplicaStore:
             wb = rocksdict.WriteBatch(raw_mode=True)
             wb.put(keys.meta_key(CREATED), records.encode_ms(clock_ms()))
             wb.put(keys.meta_key(CHUNK_CRC), b"1")
+            wb.put(keys.meta_key(REMOVAL_INDEX), b"1")
             wb.put(keys.meta_key(REBUILD), b"1")
             wb.put(keys.meta_key("format"), FORMAT)
             self.db.write(wb, self._sync)
@@ -360,8 +446,11 @@ class ReplicaStore:
         #: (set by the node; None: never refused).
         self.disk: DiskWatch | None = None
         self._hint_delta = 0
-        #: Removal markers held (a removed version's tombstone).
-        self._tombstones = self._count_prefix(keys.REMOVED)
+        if self.db.get(keys.meta_key(REMOVAL_INDEX)) is None:
+            self._index_removals()
+        #: Removal markers (a removed version's tombstone) and current records
+        #: that are removals held (node/tombstones.py collects both).
+        self._tombstones = self._count_prefix(keys.REMOVED) + self._count_prefix(keys.REMOVAL)
         self._tomb_delta = 0
         TOMBSTONES.set(self._tombstones)
         #: Given a key, the node of this AZ to hand it to when this node is not
@@ -370,6 +459,11 @@ class ReplicaStore:
         #: Called on the event loop after a batch that added hints (the
         #: handoff loop sleeps on it while none are pending). Set by the node.
         self.on_hinted: Callable[[], None] | None = None
+        #: Given a key, the newest record of it the other nodes of this AZ
+        #: hold, asked before this node decides a conditional change as the
+        #: key's home; raises ConditionalRequestConflict when one of them
+        #: does not answer (node/hints.py). Set by the node.
+        self.hear_az: Callable[[str, str], Awaitable[Stamp]] | None = None
         #: When (ms) the first GC entry or staged body held falls due, as of
         #: the last collection (0 before the first: it looks at once; None: none held).
         self._gc_next_ms: int | None = 0
@@ -431,7 +525,12 @@ class ReplicaStore:
         if self._writer.is_alive():
             self._writer.join(timeout=10)
         self._readers.shutdown(wait=True)
-        self.db.close()
+        try:
+            self.db.close()
+        except Exception as exc:  # noqa: BLE001 - a store that failed a write says so again
+            # Its last write failed (a full disk); what it had synced is on disk,
+            # and the next open recovers from the WAL.
+            log.warning("closing the store at %s: %s", self.path, exc)
         self._wal.close()
 
     # -- the group-commit writer -----------------------------------------
@@ -502,10 +601,9 @@ class ReplicaStore:
             WRITE_BATCH_SIZE.observe(len(batch))
         except Exception as exc:
             log.exception("group commit of %d writes failed", len(batch))
-            if self.disk is not None:
-                self.disk.write_failed(exc)
+            failed = self.disk.write_failed(exc) if self.disk is not None else exc
             self._seq = seq_before
-            outcomes = [(False, exc)] * len(batch)
+            outcomes = [(False, failed)] * len(batch)
         else:
             if self.disk is not None:
                 self.disk.note_write()
@@ -722,9 +820,32 @@ class ReplicaStore:
             self._tomb_delta += 1
         # The value is when the version was removed: the marker is collected
         # some time after (node/tombstones.py).
-        marker = records.encode_ms(self._clock_ms())
+        marker = records.encode_marker(self._clock_ms())
         wb.put(rk, marker)
         overlay[rk] = marker
+
+    def _index_removal(
+        self,
+        wb: rocksdict.WriteBatch,
+        overlay: dict[bytes, bytes | None],
+        head: ObjectVersion,
+        was: bool | None,
+    ) -> None:
+        """Keep the removal index (``keys.REMOVAL``) in step with a new current
+        record ``head``; ``was``: whether the record it replaces was a removal
+        (None: unknown, a damaged record, so the index is read)."""
+        rk = keys.removal_key(head.bucket, head.key)
+        if was is None:
+            was = self._get_overlay(rk, overlay) is not None
+        if not head.is_version:
+            stamp = head.stamp.encode()
+            wb.put(rk, stamp)
+            overlay[rk] = stamp
+            self._tomb_delta += not was
+        elif was:
+            wb.delete(rk)
+            overlay[rk] = None
+            self._tomb_delta -= 1
 
     def _drop_key(
         self, wb: rocksdict.WriteBatch, overlay: dict[bytes, bytes | None], bucket: str, key: str
@@ -734,6 +855,11 @@ class ReplicaStore:
         if self._get_overlay(okey, overlay) is not None:
             wb.delete(okey)
             overlay[okey] = None
+        rk = keys.removal_key(bucket, key)
+        if self._get_overlay(rk, overlay) is not None:
+            wb.delete(rk)
+            overlay[rk] = None
+            self._tomb_delta -= 1
         for k, raw in self._prefix_items(keys.version_prefix(bucket, key)):
             if k in overlay and overlay[k] is None:
                 continue
@@ -759,9 +885,18 @@ class ReplicaStore:
     # -- writes ----------------------------------------------------------
 
     async def commit(self, change: Change, hint_for: str = "") -> CommitResult:
+        """Apply ``change`` (durable once this returns). A conditional change
+        (only the key's first AZ is sent one: its home, or a fallback standing
+        in, ``hint_for``, while the home does not answer) is decided against
+        what every node of this AZ holds of the key: the others are asked
+        first (:attr:`hear_az`), since one may hold a write it took while this
+        node was away or out of a coordinator's reach."""
         if self.disk is not None:
             self.disk.refuse_if_full("new writes")
-        result: CommitResult = await self._submit(_Commit(change, hint_for))
+        in_az = ZERO
+        if change.expect is not None and self.hear_az is not None:
+            in_az = await self.hear_az(change.bucket, change.key)
+        result: CommitResult = await self._submit(_Commit(change, hint_for, in_az))
         return result
 
     async def drop_hint(
@@ -791,24 +926,75 @@ class ReplicaStore:
     def _old_tombstones(
         self, after: bytes, limit: int, removed_before_ms: int
     ) -> tuple[list[tuple[str, str, bytes, bytes]], bytes]:
-        out: list[tuple[str, str, bytes, bytes]] = []
+        def old(key: bytes, value: bytes) -> tuple[str, str, bytes, bytes] | None:
+            # A marker from before they were dated ("\x01") counts as old, and
+            # so does a damaged one (its date is all it held: whether the
+            # version is gone is asked of the nodes all the same).
+            try:
+                removed_ms = records.decode_marker(value)
+            except CorruptData:
+                removed_ms = 0
+            if removed_ms >= removed_before_ms:
+                return None
+            bucket, name, vstamp = keys.split_removed_key(key)
+            return bucket, name, vstamp, value
+
+        return self._scan_index(keys.REMOVED, after, limit, old)
+
+    async def old_removals(
+        self, after: bytes, limit: int, before_ms: int
+    ) -> tuple[list[tuple[str, str, bytes]], bytes]:
+        """Up to ``limit`` keys whose current record is a removal stamped
+        before ``before_ms`` (wall time), after the raw index key ``after``
+        (b"": from the first), as (bucket, key, encoded stamp); and where the
+        next scan starts (b"" once the end was reached)."""
+        result: tuple[list[tuple[str, str, bytes]], bytes] = await self._read(
+            self._old_removals, after, limit, before_ms
+        )
+        return result
+
+    def _old_removals(
+        self, after: bytes, limit: int, before_ms: int
+    ) -> tuple[list[tuple[str, str, bytes]], bytes]:
+        def old(key: bytes, stamp: bytes) -> tuple[str, str, bytes] | None:
+            if Stamp.decode(stamp).physical_ms >= before_ms:
+                return None
+            bucket, name = keys.split_object_key(key)
+            return bucket, name, stamp
+
+        return self._scan_index(keys.REMOVAL, after, limit, old)
+
+    def _scan_index(
+        self,
+        prefix: bytes,
+        after: bytes,
+        limit: int,
+        pick: Callable[[bytes, bytes], _T | None],
+    ) -> tuple[list[_T], bytes]:
+        """Up to ``limit`` entries of the index ``prefix`` after the raw key
+        ``after`` (b"": from the first), each given to ``pick`` with its
+        value: what it returns, kept unless None; and where the next scan
+        starts (b"" once the end was reached)."""
+        out: list[_T] = []
         scanned = 0
-        for k, v in self.db.items(from_key=after or keys.REMOVED):
+        for k, v in self.db.items(from_key=after or prefix):
             key = cast(bytes, k)
-            if not key.startswith(keys.REMOVED):
+            if not key.startswith(prefix):
                 return out, b""
             if key == after:
                 continue
             scanned += 1
-            value = cast(bytes, v)
-            # A marker from before they were dated ("\x01") counts as old.
-            removed_ms = records.decode_ms(value) if len(value) > 1 else 0
-            if removed_ms < removed_before_ms:
-                bucket, name, vstamp = keys.split_removed_key(key)
-                out.append((bucket, name, vstamp, value))
+            item = pick(key, cast(bytes, v))
+            if item is not None:
+                out.append(item)
             if scanned >= limit:
                 return out, key
         return out, b""
+
+    async def drop_removal(self, bucket: str, key: str, stamp: bytes, homes: Sequence[str]) -> bool:
+        """Forget a key whose current record is a removal (see :class:`_DropRemoval`)."""
+        done: bool = await self._submit(_DropRemoval(bucket, key, stamp, tuple(homes)))
+        return done
 
     async def drop_tombstone(self, bucket: str, key: str, vstamp: bytes, seen: bytes) -> bool:
         """Forget the marker of a removed version (see :class:`_DropTombstone`)."""
@@ -837,7 +1023,7 @@ class ReplicaStore:
         if self.disk is not None:
             self.disk.refuse_if_full("new bodies")
         loop = asyncio.get_running_loop()
-        marker = records.encode_ms(self._clock_ms())
+        marker = records.encode_marker(self._clock_ms())
         await loop.run_in_executor(
             self._readers, self._put_nosync, keys.staged_key(data_id), marker
         )
@@ -868,7 +1054,9 @@ class ReplicaStore:
             self.db.put(key, value, self._nosync)
         except Exception as exc:
             if self.disk is not None:
-                self.disk.write_failed(exc)
+                failed = self.disk.write_failed(exc)
+                if failed is not exc:
+                    raise failed from exc
             raise
         if self.disk is not None:
             self.disk.note_write()
@@ -1081,6 +1269,60 @@ class ReplicaStore:
         finally:
             del it
 
+    async def scrub_values(
+        self, prefix: bytes, kind: str, cursor: bytes | None, max_bytes: int, max_records: int
+    ) -> ScrubPage:
+        """Read and verify the framed small values of one family (``prefix``:
+        change log, hints, removal or staging markers; ``kind`` as
+        :func:`node.records.value_sound` takes it) from just past the raw key
+        ``cursor`` (None: the first), until about ``max_bytes`` or
+        ``max_records`` were read."""
+        page: ScrubPage = await self._read(
+            self._scrub_values, prefix, kind, cursor, max_bytes, max_records
+        )
+        return page
+
+    def _scrub_values(
+        self, prefix: bytes, kind: str, cursor: bytes | None, max_bytes: int, max_records: int
+    ) -> ScrubPage:
+        page = ScrubPage()
+        it = self.db.iter()
+        try:
+            it.seek(cursor + b"\x00" if cursor is not None else prefix)
+            while it.valid():
+                k = cast(bytes, it.key())
+                if not k.startswith(prefix):
+                    return page
+                raw = cast(bytes, it.value())
+                page.values += 1
+                page.read_bytes += len(raw)
+                if not records.value_sound(kind, raw):
+                    page.bad_values.append(k)
+                if page.read_bytes >= max_bytes or page.values >= max_records:
+                    page.cursor = (k, 0)
+                    return page
+                it.next()
+            try:
+                it.status()
+            except Exception as exc:  # noqa: BLE001 - rocksdict raises a bare Exception
+                CORRUPT_READS.labels(kind).inc()
+                page.unreadable = str(exc)
+            return page
+        finally:
+            del it
+
+    async def mend_value(self, raw_key: bytes) -> bool:
+        """Write a sound value over a damaged hint or marker, from what is
+        known without it: a hint of the oldest stamp (handoff then ships
+        everything held for the key and drops it), a removal marker from
+        before markers were dated (still refusing its version; old enough
+        to collect once no node holds the version), a staging marker dated
+        now (its body is collected ``stage_ttl_s`` from now unless a commit
+        claims it). A change-log entry cannot be made again: False."""
+        op = _MendValue(raw_key, records.encode_marker(self._clock_ms()))
+        done: bool = await self._submit(op)
+        return done
+
     def _scrub_body(self, k: bytes, v: ObjectVersion) -> bool:
         """Whether a scrub reads the body of the record at ``k``: a version
         record's body is read with the key's current record when that holds it."""
@@ -1170,7 +1412,7 @@ class ReplicaStore:
             if len(out) >= limit:
                 break
             _, bucket, key = keys.split_hint_key(k)
-            out.append((bucket, key, Stamp.decode(v)))
+            out.append((bucket, key, _hint_stamp(v, k)))
         return out
 
     async def hints_for(self, home: str, limit: int = 256) -> list[tuple[str, str, Stamp]]:
@@ -1195,13 +1437,31 @@ class ReplicaStore:
         result: list[str] = await self._read(self._hint_homes)
         return result
 
+    def _index_removals(self) -> None:
+        """Index the current records that are removals of a data directory
+        made before the index (once, at start)."""
+        wb = rocksdict.WriteBatch(raw_mode=True)
+        for k, raw in self._prefix_items(keys.OBJECT):
+            try:
+                v = records.decode_version(raw)
+            except CorruptData:
+                continue  # a scrub or a read repairs it; the write indexes it then
+            if not v.is_version:
+                bucket, key = keys.split_object_key(k)
+                wb.put(keys.removal_key(bucket, key), v.stamp.encode())
+        wb.put(keys.meta_key(REMOVAL_INDEX), b"1")
+        self.db.write(wb, self._sync)
+
     def _stored_first_change(self) -> int:
         raw = self.db.get(keys.meta_key(FIRST_CHANGE))
         if raw is not None:
             return records.decode_ms(raw)
         # A store from before this was recorded: its log has not been trimmed.
         for _k, entry in self._prefix_items(keys.LOG):
-            ms = records.decode_change(entry).stamp.physical_ms
+            try:
+                ms = records.change_time_ms(entry)
+            except CorruptData:
+                continue
             self.db.put(keys.meta_key(FIRST_CHANGE), records.encode_ms(ms), self._sync)
             return ms
         return 0
@@ -1260,7 +1520,11 @@ class ReplicaStore:
         for seq, raw in self._read_log(start, limit):
             if seq > self._committed_seq:
                 break
-            if records.change_time_ms(raw) > horizon_ms:
+            try:
+                at_ms = records.change_time_ms(raw)
+            except CorruptData:
+                at_ms = 0  # damaged: no reader can use it; the replication index still holds it
+            if at_ms > horizon_ms:
                 break
             upto = seq
         # Entries awaiting replication stay until every replicator read past them.
@@ -1325,7 +1589,12 @@ class ReplicaStore:
             if len(stale) >= limit:
                 later = now_ms
                 break
-            at = records.decode_ms(v) + ttl_ms
+            try:
+                at = records.decode_marker(v) + ttl_ms
+            except CorruptData:
+                # Damaged: when it was staged is lost; its body may still be
+                # on its way to a commit, so it is kept (a scrub dates it anew).
+                continue
             if at <= now_ms:
                 stale.append(k)
             elif later is None or at < later:
@@ -1482,6 +1751,17 @@ class ReplicaStore:
         """Every version record (tests and tools; runs on the caller's thread)."""
         for _k, v in self._prefix_items(keys.VERSION):
             yield records.decode_version(v)
+
+
+def _hint_stamp(raw: bytes, key: bytes) -> Stamp:
+    """The stamp a hint holds; ZERO for a damaged one (counted): older than
+    any write, so the next hinted write replaces it, and handoff ships all
+    that is held for the key and then drops it."""
+    try:
+        return records.decode_hint(raw)
+    except CorruptData as exc:
+        log.warning("hint %r is damaged (%s): taken as the oldest", key, exc)
+        return ZERO
 
 
 def _iter_status(it: Any) -> None:

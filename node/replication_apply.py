@@ -36,9 +36,10 @@ from tristore.config import MAX_CHUNK_SIZE, ClusterConfig
 from tristore.errors import (
     ConditionalRequestConflict,
     InvalidArgument,
+    InvalidBucketName,
     InvalidRequest,
 )
-from tristore.model import SSE_TAG, VERSIONING_ENABLED, ObjectVersion
+from tristore.model import SSE_TAG, VERSIONING_ENABLED, BucketInfo, ObjectVersion
 from tristore.stamps import check_skew
 
 log = logging.getLogger(__name__)
@@ -179,16 +180,21 @@ class ReplicationApply:
         self.max_skew_ms = cfg.cluster.max_clock_skew_ms
 
     async def apply_replica(
-        self, version: ObjectVersion, origin: str, body: AsyncIterator[bytes]
+        self,
+        version: ObjectVersion,
+        origin: str,
+        body: AsyncIterator[bytes],
+        bucket_info: BucketInfo | None = None,
     ) -> bool:
         """Store a version another cluster wrote, with its version id, ETag,
         Last-Modified, metadata, tags and ACL; it becomes the key's current
         version only if it is newer than the current one (never backwards: see
         :meth:`Protocol.write`). A version already here takes the incoming tags
         and ACL if they changed later than its own (:meth:`sync_modification`).
-        False when nothing changed."""
+        False when nothing changed. ``bucket_info``: the destination bucket's,
+        when the caller has read it already."""
         check_replica(version, origin, self.clock.wall_ms(), self.max_skew_ms)
-        info = await self.buckets.require_bucket(version.bucket)
+        info = bucket_info or await self.buckets.require_bucket(version.bucket)
         if info.versioning != VERSIONING_ENABLED:
             raise InvalidRequest(
                 f"destination bucket {version.bucket!r} must have versioning Enabled to "
@@ -256,41 +262,77 @@ class ReplicationApply:
     async def apply_replicas(
         self, items: Sequence[tuple[ObjectVersion, str, bytes]]
     ) -> list[bool | Exception]:
-        """:meth:`apply_replica` of many (version, origin, whole body) items."""
+        """:meth:`apply_replica` of many (version, origin, whole body) items;
+        each bucket named is read once for all of its items."""
         self._check_batch(len(items))
-        return await per_key(
-            items,
-            lambda it: (it[0].bucket, it[0].key),
-            lambda it: self.apply_replica(it[0], it[1], _bytes(it[2])),
+        infos = await self._buckets_of({it[0].bucket for it in items})
+
+        async def one(it: tuple[ObjectVersion, str, bytes]) -> bool:
+            info = infos.get(it[0].bucket)
+            if isinstance(info, BaseException):
+                # A bad item says what is wrong with it before the bucket does.
+                check_replica(it[0], it[1], self.clock.wall_ms(), self.max_skew_ms)
+                raise info
+            return await self.apply_replica(it[0], it[1], _bytes(it[2]), info)
+
+        return await per_key(items, lambda it: (it[0].bucket, it[0].key), one)
+
+    async def _buckets_of(self, names: set[str]) -> dict[str, BucketInfo | BaseException]:
+        """Each bucket's info, or the error reading it raised (an invalid
+        name is left to the item's own checks, which say it better)."""
+        valid = []
+        for name in sorted(names):
+            with contextlib.suppress(InvalidBucketName, InvalidArgument):
+                validation.check_bucket_name(name)
+                valid.append(name)
+        read = await asyncio.gather(
+            *(self.buckets.require_bucket(b) for b in valid), return_exceptions=True
         )
+        return dict(zip(valid, read, strict=True))
 
     async def put_replication_statuses(
         self, items: Sequence[StatusUpdate]
     ) -> list[Exception | None]:
-        """:meth:`put_replication_status` of many items."""
+        """:meth:`put_replication_status` of many items. Each bucket named is
+        read once for all of its items (a backfill's or a replicator's call
+        names one or a few), not once an item."""
         self._check_batch(len(items))
-        return await per_key(
-            items,
-            lambda u: (u.bucket, u.key),
-            lambda u: self.put_replication_status(
-                u.bucket, u.key, u.version_id, u.destination, u.status, u.error
-            ),
-        )
+        infos = await self._buckets_of({u.bucket for u in items})
+
+        async def one(u: StatusUpdate) -> None:
+            info = infos.get(u.bucket)
+            if isinstance(info, BaseException):
+                raise info
+            await self.put_replication_status(
+                u.bucket, u.key, u.version_id, u.destination, u.status, u.error, info
+            )
+
+        return await per_key(items, lambda u: (u.bucket, u.key), one)
 
     async def put_replication_status(
-        self, bucket: str, key: str, version_id: str, destination: str, status: str, error: str
+        self,
+        bucket: str,
+        key: str,
+        version_id: str,
+        destination: str,
+        status: str,
+        error: str,
+        bucket_info: BucketInfo | None = None,
     ) -> None:
         """A replicator's word on one destination of a source version: COMPLETED
         or FAILED. PENDING (re)queues the version for a destination its bucket's
         rules send it to (backfill of versions older than the rule, replay of a
-        failed one): the change lands in the change log, where replicators find it."""
+        failed one): the change lands in the change log, where replicators find it.
+        ``bucket_info``: the bucket's, when the caller has read it already."""
         states = (replication.COMPLETED, replication.FAILED, replication.PENDING)
         if status not in states:
             raise InvalidArgument(
                 f"replication status must be one of {', '.join(states)}, not {status!r}"
             )
         wanted = f"{status}: {error}" if error and status == replication.FAILED else status
-        info = await self.buckets.require_bucket(bucket) if status == replication.PENDING else None
+        if status == replication.PENDING and bucket_info is None:
+            bucket_info = await self.buckets.require_bucket(bucket)
+        info = bucket_info if status == replication.PENDING else None
 
         def edit(v: ObjectVersion) -> ObjectVersion | None:
             if v.replication_targets.get(destination) == wanted:
@@ -330,6 +372,7 @@ class ReplicationApply:
             edit,
             markers=True,
             settle=lambda: self.settle_current(bucket, key),
+            info=bucket_info,
         )
 
     async def settle_current(self, bucket: str, key: str) -> None:

@@ -18,6 +18,15 @@ What a step finds damaged is repaired before the next step:
   is read from another node of the key's AZs that holds the body and written
   over the damaged one.
 
+A whole-node pass (no bucket given) then reads the framed small values too
+(:meth:`~node.replica_store.ReplicaStore.scrub_values`): change-log entries,
+hints, removal and staging markers, counted as records in the report and by
+their own ``kind`` in the metrics. A damaged hint or marker is written over
+with what is known without it (:meth:`~node.replica_store.ReplicaStore.mend_value`);
+a damaged change-log entry cannot be made again and is only reported: the
+same commit is in the logs of the key's other AZs, which replicators and
+event streams read too.
+
 A value is counted repaired once this node reads it sound again. A block that
 RocksDB itself cannot read while scanning (an SST file damaged on disk) ends
 the scan of that family: it is reported as the node's error, since no
@@ -29,8 +38,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from node import keys, records
 from node.metrics import (
@@ -49,6 +59,9 @@ from tristore.model import ObjectVersion, ScrubReport
 
 log = logging.getLogger(__name__)
 
+#: A scrub's cursor: (raw key, chunk index) for records, the raw key for values.
+_C = TypeVar("_C")
+
 
 @dataclass
 class _Tally:
@@ -61,7 +74,15 @@ class _Tally:
     repaired: int = 0
     error: str = ""
 
-    def add(self, page: ScrubPage) -> None:
+    def add(self, page: ScrubPage, kind: str = "") -> None:
+        if kind:
+            self.records += page.values
+            self.read_bytes += page.read_bytes
+            self.bad_records += len(page.bad_values) + int(bool(page.unreadable))
+            SCRUB_CHECKED.labels(kind).inc(page.values)
+            SCRUB_CHECKED_BYTES.inc(page.read_bytes)
+            SCRUB_CORRUPT.labels(kind).inc(len(page.bad_values) + int(bool(page.unreadable)))
+            return
         self.records += page.records
         self.chunks += page.chunks
         self.read_bytes += page.read_bytes
@@ -94,6 +115,16 @@ def _families(bucket: str) -> list[bytes]:
     return [keys.object_prefix(bucket), keys.version_prefix(bucket, prefix="")]
 
 
+#: The families of framed small values a whole-node scrub reads after the
+#: records, with their kind (node/records.py).
+_VALUE_FAMILIES = (
+    (keys.LOG, records.LOG),
+    (keys.HINT, records.HINT),
+    (keys.REMOVED, records.MARKER),
+    (keys.STAGED, records.MARKER),
+)
+
+
 def _split(raw_key: bytes) -> tuple[str, str]:
     if raw_key.startswith(keys.VERSION):
         bucket, key, _ = keys.split_version_key(raw_key)
@@ -116,31 +147,15 @@ class Scrubber:
         """One pass over this node's records (of ``bucket``, or all) and their
         bodies: a report after each step, then the final one (``done``).
         ``paced``: no faster than ``scrub_bytes_per_s``."""
-        loop = asyncio.get_running_loop()
         tally = _Tally(self.me.name)
-        started = loop.time()
+        started = asyncio.get_running_loop().time()
         for prefix in _families(bucket):
-            cursor: tuple[bytes, int] | None = None
-            while True:
-                page = await self.store.scrub_page(
-                    prefix, cursor, self.cfg.scrub_step_bytes, self.cfg.repair_scan_batch
-                )
-                tally.add(page)
-                await self._repair(page, tally)
-                if page.unreadable:
-                    tally.error = (
-                        f"RocksDB could not read past a damaged block (after {cursor!r}): "
-                        f"{page.unreadable}; rebuild this node from the other AZs"
-                    )
-                    log.error("scrub of %s: %s", self.me.name, tally.error)
-                yield tally.report()
-                if page.unreadable or page.cursor is None:
-                    break
-                cursor = page.cursor
-                if paced:
-                    ahead = tally.read_bytes / self.cfg.scrub_bytes_per_s - (loop.time() - started)
-                    if ahead > 0:
-                        await asyncio.sleep(ahead)
+            async for report in self._run_records(prefix, tally, paced, started):
+                yield report
+        if not bucket:
+            for prefix, kind in _VALUE_FAMILIES:
+                async for report in self._run_values(prefix, kind, tally, paced, started):
+                    yield report
         final = tally.report(done=True)
         log.info(
             "scrub of %s%s: %d records, %d chunks (%d bytes) checked; %d damaged records, "
@@ -155,6 +170,75 @@ class Scrubber:
             final.repaired,
         )
         yield final
+
+    async def _run_records(
+        self, prefix: bytes, tally: _Tally, paced: bool, started: float
+    ) -> AsyncIterator[ScrubReport]:
+        async def read(cursor: tuple[bytes, int] | None) -> ScrubPage:
+            return await self.store.scrub_page(
+                prefix, cursor, self.cfg.scrub_step_bytes, self.cfg.repair_scan_batch
+            )
+
+        async def check(page: ScrubPage) -> None:
+            tally.add(page)
+            await self._repair(page, tally)
+
+        async for report in self._pages(read, check, lambda c: c, tally, paced, started):
+            yield report
+
+    async def _run_values(
+        self, prefix: bytes, kind: str, tally: _Tally, paced: bool, started: float
+    ) -> AsyncIterator[ScrubReport]:
+        async def read(cursor: bytes | None) -> ScrubPage:
+            return await self.store.scrub_values(
+                prefix, kind, cursor, self.cfg.scrub_step_bytes, self.cfg.repair_scan_batch
+            )
+
+        async def check(page: ScrubPage) -> None:
+            tally.add(page, kind)
+            for k in page.bad_values:
+                if await self.store.mend_value(k):
+                    tally.repaired += 1
+                    CORRUPT_REPAIRED.labels(kind).inc()
+                else:
+                    log.warning("scrub of %s: %s %r is damaged", self.me.name, kind, k)
+
+        async for report in self._pages(read, check, lambda c: c[0], tally, paced, started):
+            yield report
+
+    async def _pages(
+        self,
+        read: Callable[[_C | None], Awaitable[ScrubPage]],
+        check: Callable[[ScrubPage], Awaitable[None]],
+        resume: Callable[[tuple[bytes, int]], _C],
+        tally: _Tally,
+        paced: bool,
+        started: float,
+    ) -> AsyncIterator[ScrubReport]:
+        """One family a step at a time: ``read`` a page from the cursor (None:
+        the first), ``check`` it (count it, repair what is damaged), a report
+        after each, until the end or a block RocksDB cannot read past;
+        ``resume`` makes a page's cursor the next read's. ``paced``: no faster
+        than ``scrub_bytes_per_s`` since ``started`` (loop time)."""
+        loop = asyncio.get_running_loop()
+        cursor: _C | None = None
+        while True:
+            page = await read(cursor)
+            await check(page)
+            if page.unreadable:
+                tally.error = (
+                    f"RocksDB could not read past a damaged block (after {cursor!r}): "
+                    f"{page.unreadable}; rebuild this node from the other AZs"
+                )
+                log.error("scrub of %s: %s", self.me.name, tally.error)
+            yield tally.report()
+            if page.unreadable or page.cursor is None:
+                return
+            cursor = resume(page.cursor)
+            if paced:
+                ahead = tally.read_bytes / self.cfg.scrub_bytes_per_s - (loop.time() - started)
+                if ahead > 0:
+                    await asyncio.sleep(ahead)
 
     async def _repair(self, page: ScrubPage, tally: _Tally) -> None:
         for bucket, key in dict.fromkeys(_split(k) for k in page.bad_records):

@@ -71,7 +71,9 @@ async def build(cfg: ClusterConfig, name: str) -> server.ProcessSpec:
     witnesses = WitnessFleet(cfg, me.name, prefer=me.id) if cfg.witnesses else None
     coord = Coordinator(cfg, me, peers, placer, clock, witnesses)
     handoff = HintedHandoff(store, peers, placer, cfg.node)
-    tombstones = TombstoneCollector(store, peers, placer, cfg.node)
+    tombstones = TombstoneCollector(
+        store, peers, placer, cfg.node, clock, witnesses, cfg.cluster.max_clock_skew_ms
+    )
     upload_expiry = UploadExpiry(Multipart(coord, cfg.node), peers, cfg.node)
     membership = Membership(cfg, me, placer, peers, handoff, store)
     coord.moving_azs = membership.moving_azs
@@ -198,6 +200,12 @@ async def build(cfg: ClusterConfig, name: str) -> server.ProcessSpec:
     )
 
     s3.grace_s = spec.grace_s
+
+    def reopen() -> None:
+        spec.restart = "the store's space is back after it failed a write for lack of it"
+        spec.stop.set()
+
+    disk.on_space_back = reopen
 
     def removed() -> None:
         # Decommissioned: stop a moment later, once the call that said so is answered.

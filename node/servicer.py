@@ -32,6 +32,7 @@ from tristore.convert import (
     change_from_pb,
     cluster_map_from_pb,
     cluster_map_to_pb,
+    completed_part_from_pb,
     conditions_from_pb,
     cors_rule_from_pb,
     cors_rule_to_pb,
@@ -52,6 +53,7 @@ from tristore.convert import (
 )
 from tristore.errors import (
     AccessDenied,
+    CorruptData,
     InvalidArgument,
     InvalidRequest,
     TristoreError,
@@ -370,7 +372,12 @@ class ObjectServicer(objects_pb2_grpc.ObjectServiceServicer):
             h.content_md5,
             _customer_key(h.sse_customer),
         )
-        return objects_pb2.UploadPartResponse(etag=part.etag, size=part.size)
+        return objects_pb2.UploadPartResponse(
+            etag=part.etag,
+            size=part.size,
+            checksum_algorithm=part.checksum_algorithm,
+            checksum=part.checksum,
+        )
 
     async def CompleteMultipartUpload(
         self, request: objects_pb2.CompleteMultipartUploadRequest, context: Ctx
@@ -379,7 +386,7 @@ class ObjectServicer(objects_pb2_grpc.ObjectServiceServicer):
             request.bucket,
             request.key,
             request.upload_id,
-            [(p.part_number, p.etag) for p in request.parts],
+            [completed_part_from_pb(p) for p in request.parts],
             _customer_key(request.sse_customer),
         )
         return objects_pb2.CompleteMultipartUploadResponse(info=info_to_pb(info))
@@ -789,8 +796,13 @@ class ReplicaServicer(replica_pb2_grpc.ReplicaServiceServicer):
             scanned = found[-1][0] if found else request.after
         entries = []
         for seq, raw in found:
-            change = replica_pb2.CommitRequest()
-            change.ParseFromString(raw[1:])  # records.encode_change: a format byte, then this
+            try:
+                change = records.change_pb(raw)
+            except CorruptData as exc:
+                # Counted; the same commit is in the logs of the key's other
+                # AZs, which the replicators read too.
+                log.warning("change-log entry %d is damaged (%s): not sent", seq, exc)
+                continue
             entries.append(replica_pb2.LogEntry(seq=seq, change=change))
         return replica_pb2.ReadLogResponse(
             entries=entries, last_seq=self.store.log_seq, scanned_to=scanned

@@ -144,6 +144,15 @@ class WitnessConn:
                 r += 1
         return out
 
+    async def forget(self, wkey: bytes, stamp: bytes) -> bool:
+        """Ask the witness to forget the key at ``stamp`` (see
+        :meth:`WitnessFleet.forget`); False if it holds a newer stamp."""
+        resp = await self.stub.Forget(
+            witness_pb2.ForgetRequest(keys=[wkey], stamps=stamp), timeout=self.timeout_s
+        )
+        self._heard(resp.incarnation)
+        return not resp.newer
+
     async def status(self) -> witness_pb2.WitnessStatusResponse:
         return await self.stub.Status(witness_pb2.WitnessStatusRequest(), timeout=self.timeout_s)
 
@@ -307,6 +316,23 @@ class WitnessFleet:
             f"no majority of witness group {members[0].spec.group} ({names}) answered; "
             "the write is durable on the storage nodes but could not be confirmed, retry"
         )
+
+    async def forget(self, bucket: str, key: str, stamp: Stamp) -> bool:
+        """Make every member of the key's group forget it at ``stamp`` (a
+        removal the nodes collect, node/tombstones.py). True only when every
+        member answered that it forgot it: from then on no member answers the
+        key at ``stamp`` or older (a record of such a stamp is left out), so a
+        check answers unknown or a newer stamp. False when a member holds a
+        newer stamp or did not answer (try again later)."""
+        wkey = witness_key(bucket, key)
+        encoded = stamp.encode()
+        results = await asyncio.gather(
+            *(m.forget(wkey, encoded) for m in self.group_of(wkey)), return_exceptions=True
+        )
+        for m, r in zip(self.group_of(wkey), results, strict=True):
+            if isinstance(r, BaseException):
+                log.info("witness %s did not forget %s/%s: %s", m.spec.name, bucket, key, r)
+        return all(r is True for r in results)
 
     async def close(self) -> None:
         await asyncio.gather(*(m.close() for g in self.groups for m in g))

@@ -40,6 +40,7 @@ import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 import grpc
@@ -165,6 +166,9 @@ class Replicator:
             for n in cfg.nodes
         }
         self._rules: dict[str, tuple[float, tuple[replication.Rule, ...]]] = {}
+        #: A bucket's rules being fetched: every version that needs them meanwhile
+        #: waits for that one call (not one call each when the cache expires).
+        self._rules_fetching: dict[str, asyncio.Future[tuple[replication.Rule, ...]]] = {}
         self._destinations_seen: set[str] = set()
         self._gate = asyncio.Semaphore(self.rcfg.parallel)
         self._streams = asyncio.Semaphore(self.rcfg.streams)
@@ -545,19 +549,34 @@ class Replicator:
         """The destination with its overrides, from the bucket's rules now."""
         cached = self._rules.get(v.bucket)
         if cached is None or time.monotonic() - cached[0] > self.rcfg.rules_ttl_s:
-            rules = await self.source_raw.call(
-                lambda s: s.GetBucketReplication(
-                    objects_pb2.GetBucketReplicationRequest(bucket=v.bucket),
-                    timeout=self.rcfg.timeout_s,
-                )
-            )
-            cached = (time.monotonic(), tuple(rule_from_pb(r) for r in rules.rules))
-            self._rules[v.bucket] = cached
-        for d in replication.destinations_for(cached[1], v.key, v.tags, v.delete_marker):
+            fetching = self._rules_fetching.get(v.bucket)
+            if fetching is None:
+                fetching = asyncio.ensure_future(self._fetch_rules(v.bucket))
+                self._rules_fetching[v.bucket] = fetching
+                fetching.add_done_callback(partial(self._fetched, v.bucket))
+            rules = await asyncio.shield(fetching)
+        else:
+            rules = cached[1]
+        for d in replication.destinations_for(rules, v.key, v.tags, v.delete_marker):
             if d.name == dest:
                 return d
         cluster, _, bucket = dest.partition("/")
         return replication.Destination(cluster, bucket)
+
+    def _fetched(self, bucket: str, _done: asyncio.Future[tuple[replication.Rule, ...]]) -> None:
+        self._rules_fetching.pop(bucket, None)
+
+    async def _fetch_rules(self, bucket: str) -> tuple[replication.Rule, ...]:
+        """The bucket's replication rules, from its cluster now (and cached)."""
+        resp = await self.source_raw.call(
+            lambda s: s.GetBucketReplication(
+                objects_pb2.GetBucketReplicationRequest(bucket=bucket),
+                timeout=self.rcfg.timeout_s,
+            )
+        )
+        rules = tuple(rule_from_pb(r) for r in resp.rules)
+        self._rules[bucket] = (time.monotonic(), rules)
+        return rules
 
     async def _send(self, v: ObjectVersion, dest_name: str) -> bool:
         """Apply ``v`` at the destination; False if it was there already."""

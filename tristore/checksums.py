@@ -12,7 +12,9 @@ A version stores one (``ObjectVersion.checksum_algorithm``, ``checksum_type``,
   (their raw digests concatenated), with ``-N`` for N parts.
 
 The CRCs and their combination come from awscrt (C, with the CPU's carry-less
-multiply where it has one), the SHAs from hashlib.
+multiply where it has one), the SHAs from hashlib. Both let go of the GIL
+over a large buffer: a body's checksum is computed in the thread that also
+computes its MD5 (node/objects.py), off the event loop.
 """
 
 from __future__ import annotations
@@ -20,13 +22,13 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 from awscrt import checksums as crt
 
-from tristore.errors import InvalidRequest
+from tristore.errors import BadDigest, InvalidRequest
 
 FULL_OBJECT = "FULL_OBJECT"
 COMPOSITE = "COMPOSITE"
@@ -73,14 +75,39 @@ _COMBINE: dict[str, tuple[Callable[[int, int, int], int], int]] = {
 class Checksum:
     """One flexible checksum of a body being written: the algorithm, the value
     its writer declared (base64; may come only at the body's end, in an
-    aws-chunked trailer), and the value computed over the body, set by the
-    body's iterator when the body ends (:func:`hashed`, or the S3 API's own
-    check), before the write that stores it commits."""
+    aws-chunked trailer), and the value computed over the body by whoever
+    stores it (:meth:`hasher`, then :meth:`finish`, which checks it against
+    the declared one), before the write that stores it commits."""
 
     name: str
     declared: str = ""
+    #: Set by :meth:`finish`; or known before the body is read (a copy keeps
+    #: its source's), or set by the body's iterator when it ends (``of_parts``).
     computed: str = ""
     type: str = FULL_OBJECT
+    #: A multipart object's: combined from its parts' checksums by the body's
+    #: iterator when the body ends, never computed over the body.
+    of_parts: bool = False
+
+    def hasher(self) -> Hasher | None:
+        """A fresh hasher to compute this checksum over the body; None when
+        there is nothing to compute (no algorithm, a value already known, or
+        one combined from the parts)."""
+        if not self.name or self.computed or self.of_parts:
+            return None
+        return ALGORITHMS[self.name]()
+
+    def finish(self, hasher: Hasher) -> None:
+        """Take the value ``hasher`` computed over the whole body; one that is
+        not the value declared is refused (the body must not be stored)."""
+        computed = encode(hasher.digest())
+        if self.declared and self.declared != computed:
+            raise BadDigest(
+                f"The {self.name.upper()} you specified did not match the calculated "
+                f"checksum: the body's is {computed}, the request declared {self.declared} "
+                f"(x-amz-checksum-{self.name}); nothing was stored"
+            )
+        self.computed = computed
 
 
 def check_algorithm(name: str) -> str:
@@ -122,15 +149,6 @@ def digest_of(algorithm: str, data: bytes) -> str:
     h = ALGORITHMS[algorithm]()
     h.update(data)
     return encode(h.digest())
-
-
-async def hashed(body: AsyncIterator[bytes], checksum: Checksum) -> AsyncIterator[bytes]:
-    """``body``, with ``checksum.computed`` set over it when it ends."""
-    h = ALGORITHMS[checksum.name]()
-    async for piece in body:
-        h.update(piece)
-        yield piece
-    checksum.computed = encode(h.digest())
 
 
 def _raw(value: str) -> bytes:

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import TYPE_CHECKING
 
 from tristore import cors
-from tristore.clustermap import ClusterMap
-from tristore.config import NodeSpec
 from tristore.model import (
     Acl,
     BucketInfo,
     Change,
     ClusterStatus,
+    CompletedPart,
     Conditions,
     DeletedObject,
     ListEntry,
@@ -37,6 +37,11 @@ from tristore.model import (
 from tristore.pb import admin_pb2, common_pb2, objects_pb2, replica_pb2
 from tristore.replication import Destination, Rule
 from tristore.stamps import Stamp
+
+if TYPE_CHECKING:
+    # Only the admin calls convert cluster maps: a client's object calls load
+    # neither module (the cluster config's dataclasses cost ~50 ms a process).
+    from tristore.clustermap import ClusterMap
 
 
 def _ms(t: dt.datetime) -> int:
@@ -311,6 +316,9 @@ def cluster_map_to_pb(m: ClusterMap) -> admin_pb2.ClusterMap:
 
 
 def cluster_map_from_pb(p: admin_pb2.ClusterMap) -> ClusterMap:
+    from tristore.clustermap import ClusterMap
+    from tristore.config import NodeSpec
+
     return ClusterMap(
         p.epoch,
         tuple(
@@ -472,6 +480,8 @@ def version_page_to_pb(page: VersionPage) -> objects_pb2.ListObjectVersionsRespo
                 owner=e.owner,
                 replication_status=e.replication_status,
                 replication_targets=e.replication_targets,
+                checksum_algorithm=e.checksum_algorithm,
+                checksum_type=e.checksum_type,
             )
             for e in page.versions
         ],
@@ -497,6 +507,8 @@ def version_page_from_pb(p: objects_pb2.ListObjectVersionsResponse) -> VersionPa
                 owner=e.owner,
                 replication_status=e.replication_status,
                 replication_targets=dict(e.replication_targets),
+                checksum_algorithm=e.checksum_algorithm,
+                checksum_type=e.checksum_type,
             )
             for e in p.versions
         ],
@@ -603,11 +615,20 @@ def part_to_pb(part: Part) -> objects_pb2.Part:
         etag=part.etag,
         size=part.size,
         last_modified_ms=_ms(part.last_modified),
+        checksum_algorithm=part.checksum_algorithm,
+        checksum=part.checksum,
     )
 
 
 def part_from_pb(p: objects_pb2.Part) -> Part:
-    return Part(p.part_number, p.etag, p.size, ms_to_datetime(p.last_modified_ms))
+    return Part(
+        p.part_number,
+        p.etag,
+        p.size,
+        ms_to_datetime(p.last_modified_ms),
+        p.checksum_algorithm,
+        p.checksum,
+    )
 
 
 def part_page_to_pb(page: PartPage) -> objects_pb2.ListPartsResponse:
@@ -615,13 +636,32 @@ def part_page_to_pb(page: PartPage) -> objects_pb2.ListPartsResponse:
         parts=[part_to_pb(p) for p in page.parts],
         is_truncated=page.is_truncated,
         next_part_number_marker=page.next_part_number_marker or 0,
+        checksum_algorithm=page.checksum_algorithm,
+        checksum_type=page.checksum_type,
     )
 
 
 def part_page_from_pb(p: objects_pb2.ListPartsResponse) -> PartPage:
     return PartPage(
-        [part_from_pb(x) for x in p.parts], p.is_truncated, p.next_part_number_marker or None
+        [part_from_pb(x) for x in p.parts],
+        p.is_truncated,
+        p.next_part_number_marker or None,
+        p.checksum_algorithm,
+        p.checksum_type,
     )
+
+
+def completed_part_to_pb(part: CompletedPart) -> objects_pb2.CompletedPart:
+    return objects_pb2.CompletedPart(
+        part_number=part.part_number,
+        etag=part.etag,
+        checksum_algorithm=part.checksum_algorithm,
+        checksum=part.checksum,
+    )
+
+
+def completed_part_from_pb(p: objects_pb2.CompletedPart) -> CompletedPart:
+    return CompletedPart(p.part_number, p.etag, p.checksum_algorithm, p.checksum)
 
 
 # -- replication -------------------------------------------------------------------

@@ -25,12 +25,16 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tristore import sigv4
-from tristore.config import ClusterConfig, RemoteSpec
 from tristore.errors import InvalidArgument
-from tristore.kms import LocalKeyFile
+
+if TYPE_CHECKING:
+    # The cluster's files are a server's and the launcher's business: an SDK
+    # call that only signs requests loads neither (~50 ms of dataclasses).
+    from tristore.config import ClusterConfig, RemoteSpec
+    from tristore.kms import LocalKeyFile
 
 ACCESS_KEY_ENV = "TRISTORE_ACCESS_KEY_ID"
 SECRET_KEY_ENV = "TRISTORE_SECRET_ACCESS_KEY"
@@ -258,6 +262,8 @@ def root_credentials(cfg: ClusterConfig) -> Credentials | None:
     auth = cfg.auth
     if not auth.root_access_key_id or not auth.root_secret_file:
         return None
+    from tristore.kms import LocalKeyFile
+
     kms = LocalKeyFile(cfg.kms_key_file)
     secret = read_sealed_file(cfg.relative(auth.root_secret_file), kms, auth.root_access_key_id)
     return Credentials(auth.root_access_key_id, secret)
@@ -267,6 +273,8 @@ def remote_credentials(cfg: ClusterConfig, remote: RemoteSpec) -> Credentials | 
     """What this cluster's replicators sign with at ``remote``."""
     if not remote.access_key_id or not remote.secret_file:
         return None
+    from tristore.kms import LocalKeyFile
+
     kms = LocalKeyFile(cfg.kms_key_file)
     secret = read_sealed_file(cfg.relative(remote.secret_file), kms, remote.access_key_id)
     return Credentials(remote.access_key_id, secret)

@@ -20,7 +20,8 @@ Hierarchy::
     │   │   RequestTimeTooSkewed
     │   ├── MalformedPolicy, NoSuchBucketPolicy
     │   ├── NoSuchCORSConfiguration, AccessForbidden, BadRequest   (CORS)
-    │   └── NoSuchEntity, EntityAlreadyExists     (users and access keys)
+    │   ├── NoSuchEntity, EntityAlreadyExists     (users and access keys)
+    │   └── FileChanged             (the SDK's: a file changed during upload_file)
     └── ServerError                 (the cluster could not do it now)
         ├── QuorumUnavailable       (retriable: an AZ is unreachable)
         ├── ServiceUnavailable      (retriable: this endpoint cannot serve)
@@ -380,6 +381,14 @@ class MissingContentLength(ClientError):
     code = "MissingContentLength"
 
 
+class FileChanged(ClientError):
+    """The SDK's own, never a server's: a file was written to while
+    ``upload_file`` sent it, so its parts would not make one version of it.
+    The upload is aborted; nothing is written."""
+
+    code = "FileChanged"
+
+
 def _all_subclasses(cls: type[TristoreError]) -> list[type[TristoreError]]:
     out: list[type[TristoreError]] = []
     for sub in cls.__subclasses__():
@@ -439,6 +448,7 @@ HTTP_STATUS: dict[str, int] = {
     "EntityAlreadyExists": 409,
     "XAmzContentSHA256Mismatch": 400,
     "MissingContentLength": 411,
+    "FileChanged": 400,
     "KeyUnavailable": 500,
     "QuorumUnavailable": 503,
     "ServiceUnavailable": 503,

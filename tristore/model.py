@@ -347,6 +347,10 @@ class VersionEntry:
     owner: str = ""
     replication_status: str = ""
     replication_targets: dict[str, str] = field(default_factory=dict)
+    #: The version's flexible checksum algorithm and type ("": none, or a
+    #: delete marker), as S3's ListObjectVersions names them.
+    checksum_algorithm: str = ""
+    checksum_type: str = ""
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -386,6 +390,8 @@ class VersionPage:
 class Tagging:
     version_id: str
     tags: dict[str, str]
+    #: Whether the bucket has had versioning (see ObjectInfo.bucket_versioned).
+    bucket_versioned: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -393,6 +399,8 @@ class Acl:
     version_id: str
     owner: str
     acl: str
+    #: Whether the bucket has had versioning (see ObjectInfo.bucket_versioned).
+    bucket_versioned: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -417,6 +425,12 @@ class ListEntry:
     size: int
     etag: str
     last_modified: dt.datetime
+    #: The version's flexible checksum ("": none), for listings that show it
+    #: (ListParts: the value; the S3 door's ListObjects: the algorithm and
+    #: type); not on the gRPC wire of ListObjects.
+    checksum_algorithm: str = ""
+    checksum: str = ""
+    checksum_type: str = ""
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -673,6 +687,17 @@ class MultipartUpload:
 
 
 @dataclass(frozen=True, slots=True)
+class CompletedPart:
+    """One part a CompleteMultipartUpload lists: its number and ETag, and the
+    flexible checksum its writer says it has ("": none listed)."""
+
+    part_number: int
+    etag: str
+    checksum_algorithm: str = ""
+    checksum: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Part:
     """One uploaded part of a multipart upload."""
 
@@ -680,7 +705,7 @@ class Part:
     etag: str
     size: int
     last_modified: dt.datetime
-    #: The part's flexible checksum ("": not known here, as in a listing).
+    #: The part's flexible checksum ("": none, or not known here).
     checksum_algorithm: str = ""
     checksum: str = ""
 
@@ -714,6 +739,9 @@ class PartPage:
     parts: list[Part]
     is_truncated: bool
     next_part_number_marker: int | None
+    #: The upload's checksum algorithm and type ("": it named none).
+    checksum_algorithm: str = ""
+    checksum_type: str = ""
 
     def to_json(self) -> dict[str, object]:
         return {

@@ -16,6 +16,7 @@ import logging
 import os
 import signal
 import stat
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -333,6 +334,10 @@ class ProcessSpec:
     #: What ``/healthz`` adds while the process serves, degraded ("": all
     #: well), e.g. a node whose disk is full (reads served, writes refused).
     health: Callable[[], str] | None = None
+    #: Set before :attr:`stop` to have the process start itself again, with
+    #: the same command line and environment, once it has stopped (a node
+    #: whose store needs reopening: see node/disk.py).
+    restart: str = ""
     _ready: bool = field(default=False, init=False)
 
 
@@ -504,10 +509,28 @@ def main(make_spec: Callable[[], Awaitable[ProcessSpec]]) -> None:
     """Build the process's spec inside the loop and serve until SIGTERM."""
     tune_malloc()
 
+    spec: ProcessSpec | None = None
+
     async def go() -> None:
-        await run(await make_spec())
+        nonlocal spec
+        spec = await make_spec()
+        await run(spec)
 
     uvloop.run(go())
+    if spec is not None and spec.restart:
+        reexec(spec.restart)
+
+
+def reexec(why: str) -> None:
+    """Start this process again in place: the same pid (launchers, pid files
+    and supervisors still see it), command line and environment. Every file
+    it held is closed on exec (Python and RocksDB open them close-on-exec), so
+    the new image opens the store afresh."""
+    log.warning("restarting in place: %s", why)
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, sys.orig_argv)
 
 
 async def aiter_items(items: Iterable[Any]) -> AsyncIterator[Any]:

@@ -357,6 +357,11 @@ def check_directive(name: str, value: str) -> str:
 MIN_PART_SIZE = 5 * 1024**2
 MAX_PART_SIZE = 5 * 1024**3
 MAX_PARTS = 10_000
+#: How a file is uploaded unless told otherwise (the SDK's ``upload_file`` and
+#: ``tristore cp``): multipart from 64 MiB, in parts of 8 MiB, 4 in flight.
+DEFAULT_MULTIPART_THRESHOLD = 64 * 1024**2
+DEFAULT_PART_SIZE = 8 * 1024**2
+DEFAULT_PARALLEL_PARTS = 4
 
 
 def choose_part_size(size: int, requested: int) -> int:

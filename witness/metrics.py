@@ -23,6 +23,11 @@ BELOW_FLOOR = Counter(
     "Stamps of keys this witness had forgotten, left out because they were not "
     "as new as what it forgot (a late record): the key stays unknown.",
 )
+FORGOTTEN = Counter(
+    "tristore_witness_forgotten_total",
+    "Keys forgotten on a node's request: removals it collects once every copy agrees "
+    "(node/tombstones.py); no record at or below the forgotten stamp is taken again.",
+)
 INCARNATION = Gauge(
     "tristore_witness_incarnation",
     "Random id of this witness process's lifetime; changes on every restart.",

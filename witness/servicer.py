@@ -13,7 +13,16 @@ from tristore.config import WitnessSpec
 from tristore.errors import InvalidArgument, TristoreError
 from tristore.pb import witness_pb2, witness_pb2_grpc
 from tristore.stamps import ENCODED_SIZE, check_skew
-from witness.metrics import BELOW_FLOOR, CHECKS, EVICTIONS, KEYS, RECORDS, REFUSED, UNKNOWN
+from witness.metrics import (
+    BELOW_FLOOR,
+    CHECKS,
+    EVICTIONS,
+    FORGOTTEN,
+    KEYS,
+    RECORDS,
+    REFUSED,
+    UNKNOWN,
+)
 from witness.table import WitnessTable
 
 Ctx: TypeAlias = grpc.aio.ServicerContext
@@ -98,6 +107,18 @@ class WitnessServicer(witness_pb2_grpc.WitnessServiceServicer):
         if unknown:
             UNKNOWN.inc(unknown)
         return witness_pb2.CheckResponse(stamps=stamps, incarnation=self.table.incarnation)
+
+    async def Forget(
+        self, request: witness_pb2.ForgetRequest, context: Ctx
+    ) -> witness_pb2.ForgetResponse:
+        keys = list(request.keys)
+        try:
+            newer = self.table.forget(keys, request.stamps)
+        except ValueError as exc:
+            raise InvalidArgument(str(exc)) from None
+        FORGOTTEN.inc(len(keys) - len(newer))
+        KEYS.set(len(self.table))
+        return witness_pb2.ForgetResponse(newer=newer, incarnation=self.table.incarnation)
 
     async def Status(
         self, request: witness_pb2.WitnessStatusRequest, context: Ctx

@@ -24,6 +24,12 @@ no member ever answers a stamp of the key older than one it answered before
 (per incarnation; a restart is fenced). The model checker explores the
 eviction steps (and a second key raising the shared floor) with the floor
 on, clean, and with it off finds the stale read (tests/unit/test_modelcheck.py).
+
+:meth:`WitnessTable.forget` is an eviction on request, for a removal the nodes
+collect (node/tombstones.py): the key goes, and its slot's floor rises to just
+*above* the forgotten stamp, so that not even a record of that same stamp (a
+late one, or a read finishing a copy of the removal a node still held) makes
+the witness answer it again; only a newer write does.
 """
 
 from __future__ import annotations
@@ -100,8 +106,37 @@ class WitnessTable:
             evicted += 1
         return refused, evicted, below
 
+    def forget(self, keys: list[bytes], stamps: bytes) -> list[int]:
+        """Forget each key whose stamp here is at or below the one given (or
+        that is not known), and raise its slot's floor above that stamp.
+        Returns the indexes of the keys kept: this witness holds a newer stamp."""
+        if len(stamps) != ENCODED_SIZE * len(keys):
+            raise ValueError(f"{len(keys)} keys need {ENCODED_SIZE * len(keys)} bytes of stamps")
+        floors, mask = self._floors, FLOOR_SLOTS - 1
+        newer: list[int] = []
+        for i, key in enumerate(keys):
+            stamp = stamps[i * ENCODED_SIZE : (i + 1) * ENCODED_SIZE]
+            held = self._stamps.get(key)
+            if held is not None and held > stamp:
+                newer.append(i)
+                continue
+            self._stamps.pop(key, None)
+            above = _successor(stamp)
+            slot = hash(key) & mask
+            if above > floors[slot]:
+                floors[slot] = above
+        return newer
+
     def check(self, keys: list[bytes]) -> tuple[bytes, int]:
         """Stamps of ``keys`` in order (all-zero for unknown) and how many were unknown."""
         get = self._stamps.get
         out = [get(k, UNKNOWN) for k in keys]
         return b"".join(out), out.count(UNKNOWN)
+
+
+def _successor(stamp: bytes) -> bytes:
+    """The smallest encoded stamp above ``stamp`` (the encoding is a big-endian number)."""
+    value = int.from_bytes(stamp, "big") + 1
+    if value >= 1 << (8 * ENCODED_SIZE):
+        return stamp  # the largest stamp: nothing is above it
+    return value.to_bytes(ENCODED_SIZE, "big")

@@ -6,7 +6,9 @@ Everything here is a wrapper around an async iterator of byte pieces: the body
 reaches the coordinator's PUT as it arrives and is never held whole. A check
 that can only be made at the end (a digest, a trailer) raises from the
 iterator before it ends, so the PUT it feeds fails and stores nothing (the
-coordinator commits only after the body's last piece).
+coordinator commits only after the body's last piece). The flexible checksum
+is computed by the coordinator's PUT, which checks it against the value
+declared here (:class:`tristore.checksums.Checksum`).
 """
 
 from __future__ import annotations
@@ -32,6 +34,11 @@ MAX_CHUNK_LINE = 4096
 #: The largest chunk taken in one piece (clients send 64 KiB to 8 MiB chunks).
 MAX_CHUNK_BYTES = 16 * 1024 * 1024
 MAX_TRAILER_BYTES = 16 * 1024
+#: A piece of a body at least this large has its SHA-256 computed in a thread
+#: (hashlib lets go of the GIL over it), off the event loop, as the store
+#: computes MD5s and flexible checksums; a smaller one costs less to hash
+#: than the hop to a thread (the store's own line is its inline_max, 64 KiB).
+OFF_LOOP_MIN = 64 * 1024
 
 
 class Reader(Protocol):
@@ -66,34 +73,40 @@ async def checked(
     checksum: Checksum | None = None,
     sha256_hex: str = "",
 ) -> AsyncIterator[bytes]:
-    """``body``, checked at its end against a flexible checksum and/or the
-    SHA-256 the signature covers (``x-amz-content-sha256``). For a trailer
-    checksum, ``checksum.declared`` is filled by the decoder before the end."""
-    hasher = checksums.ALGORITHMS[checksum.name]() if checksum is not None else None
+    """``body``, checked at its end against the SHA-256 the signature covers
+    (``x-amz-content-sha256``), and for a flexible checksum, that its value
+    came (a trailer's is filled by the decoder before the end). The checksum
+    itself is computed, and compared with that value, where the body is
+    stored (:meth:`node.objects.Objects.store`: with the MD5, in one pass off
+    the event loop), before anything commits. The SHA-256 of a large piece
+    is computed in a thread while the piece goes on to the store; the next
+    piece waits for it (one hasher, fed in order)."""
     sha = hashlib.sha256() if sha256_hex else None
-    async for piece in body:
-        if hasher is not None:
-            hasher.update(piece)
-        if sha is not None:
-            sha.update(piece)
-        yield piece
+    hashing: asyncio.Future[None] | None = None
+    try:
+        async for piece in body:
+            if sha is not None:
+                if hashing is not None:
+                    await hashing
+                    hashing = None
+                if len(piece) >= OFF_LOOP_MIN:
+                    hashing = asyncio.ensure_future(asyncio.to_thread(sha.update, piece))
+                else:
+                    sha.update(piece)
+            yield piece
+        if hashing is not None:
+            await hashing
+            hashing = None
+    finally:
+        if hashing is not None:  # the body was abandoned: nobody wants the hash
+            hashing.cancel()
     if sha is not None and sha.hexdigest() != sha256_hex.lower():
         raise XAmzContentSHA256Mismatch(
             "the body's SHA-256 is not the x-amz-content-sha256 the request was signed with; "
             "nothing was stored"
         )
-    if checksum is not None and hasher is not None:
-        computed = checksums.encode(hasher.digest())
-        header = checksum_header(checksum.name)
-        if not checksum.declared:
-            raise InvalidRequest(f"the body ended without its {header} trailer")
-        if checksum.declared != computed:
-            raise XAmzContentSHA256Mismatch(
-                f"the body's {checksum.name.upper()} is {computed}, not the "
-                f"{checksum.declared} the request declared ({header}); nothing was stored"
-            )
-        # Set only once checked: the write this body feeds stores it.
-        checksum.computed = computed
+    if checksum is not None and not checksum.declared:
+        raise InvalidRequest(f"the body ended without its {checksum_header(checksum.name)} trailer")
 
 
 # -- aws-chunked -------------------------------------------------------------------
@@ -157,7 +170,7 @@ async def aws_chunked(
                 signer.amz_date,
                 signer.scope,
                 previous,
-                hashlib.sha256(data).hexdigest(),
+                await _sha256_hex(data),
             )
             if not sigv4.matches(want, sig.strip()):
                 raise SignatureDoesNotMatch(
@@ -170,6 +183,13 @@ async def aws_chunked(
             raise InvalidArgument("an aws-chunked chunk does not end with CRLF")
         yield data
     await _trailer(reader, signer, previous, trailer, trailer_signed)
+
+
+async def _sha256_hex(data: bytes) -> str:
+    """A chunk's SHA-256 (what its signature covers); a large one's in a thread."""
+    if len(data) < OFF_LOOP_MIN:
+        return hashlib.sha256(data).hexdigest()
+    return await asyncio.to_thread(lambda: hashlib.sha256(data).hexdigest())
 
 
 async def _read(reader: Reader, n: int) -> bytes:

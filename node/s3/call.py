@@ -76,8 +76,12 @@ def answer(doc: bytes, status: int = 200, headers: dict[str, str] | None = None)
 
 
 def empty(status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    """An answer of headers only."""
-    return web.Response(status=status, headers=headers)
+    """An answer of headers only, ``Content-Length: 0`` said outright, as S3
+    says it: aiohttp leaves it out of an answer to HEAD (whose length would
+    be the GET's), and a client that cannot tell where the answer ends closes
+    the connection instead of keeping it alive (aiohttp's does). A 204 or 304
+    carries none (RFC 9110; aiohttp takes it out)."""
+    return web.Response(status=status, headers={"Content-Length": "0", **(headers or {})})
 
 
 class Base:

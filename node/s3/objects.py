@@ -9,7 +9,7 @@ from node.objects import GetResult
 from node.s3 import headers as hdr
 from node.s3 import xml
 from node.s3.call import Base, Call, answer, empty
-from tristore import checksums, errors
+from tristore import errors
 from tristore.errors import (
     InvalidArgument,
 )
@@ -43,8 +43,8 @@ class ObjectHandlers(Base):
             return await self.copy_object(call)
         await self.allow(call, "PutObject")
         stream, size, checksum = self.body(call)
-        if checksum is None and (checksum := hdr.asked_checksum(call.headers)) is not None:
-            stream = checksums.hashed(stream, checksum)
+        if checksum is None:
+            checksum = hdr.asked_checksum(call.headers)
         # With none declared nor asked for, the object gets S3's default (CRC-64/NVME).
         header = hdr.put_header(call.bucket, call.key, call.headers, size, checksum)
         info = await self.coord.put_object(header, stream)
@@ -167,26 +167,30 @@ class ObjectHandlers(Base):
         version = call.query.get("versionId", "")
         await self.allow(call, "GetObjectTagging", version=version)
         t = await self.coord.get_object_tagging(call.bucket, call.key, version)
-        return answer(xml.tagging(t.tags), headers=hdr.version_header(t.version_id))
+        return answer(
+            xml.tagging(t.tags), headers=hdr.version_header(t.version_id, t.bucket_versioned)
+        )
 
     async def put_object_tagging(self, call: Call) -> web.StreamResponse:
         version = call.query.get("versionId", "")
         await self.allow(call, "PutObjectTagging", version=version)
         tags = xml.parse_tagging(await self.small_body(call))
         t = await self.coord.put_object_tagging(call.bucket, call.key, version, tags)
-        return empty(headers=hdr.version_header(t.version_id))
+        return empty(headers=hdr.version_header(t.version_id, t.bucket_versioned))
 
     async def delete_object_tagging(self, call: Call) -> web.StreamResponse:
         version = call.query.get("versionId", "")
         await self.allow(call, "DeleteObjectTagging", version=version)
         t = await self.coord.put_object_tagging(call.bucket, call.key, version, {})
-        return empty(204, hdr.version_header(t.version_id))
+        return empty(204, hdr.version_header(t.version_id, t.bucket_versioned))
 
     async def get_object_acl(self, call: Call) -> web.StreamResponse:
         version = call.query.get("versionId", "")
         await self.allow(call, "GetObjectAcl", version=version)
         a = await self.coord.get_object_acl(call.bucket, call.key, version)
-        return answer(xml.acl(a.owner, a.acl), headers=hdr.version_header(a.version_id))
+        return answer(
+            xml.acl(a.owner, a.acl), headers=hdr.version_header(a.version_id, a.bucket_versioned)
+        )
 
     async def put_object_acl(self, call: Call) -> web.StreamResponse:
         version = call.query.get("versionId", "")
@@ -195,4 +199,4 @@ class ObjectHandlers(Base):
         if canned is None:
             raise errors.NotImplemented("only canned ACLs (the x-amz-acl header) are supported")
         a = await self.coord.put_object_acl(call.bucket, call.key, version, canned)
-        return empty(headers=hdr.version_header(a.version_id))
+        return empty(headers=hdr.version_header(a.version_id, a.bucket_versioned))

@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from urllib.parse import quote
 from xml.etree import ElementTree as ET
 
-from tristore import cors, errors, replication
+from tristore import checksums, cors, errors, replication
 from tristore.errors import MalformedXML
 from tristore.model import (
     BucketInfo,
+    CompletedPart,
     ListPage,
     MultipartUpload,
     ObjectInfo,
@@ -187,10 +188,20 @@ def _contents(root: ET.Element, page: ListPage, enc: Encoder, owner: str | None)
         _add(c, "ETag", quote_etag(e.etag))
         _add(c, "Size", e.size)
         _add(c, "StorageClass", "STANDARD")
+        _checksum_algorithm(c, e.checksum_algorithm, e.checksum_type)
         if owner is not None:
             _owner(c, owner)
     for p in page.common_prefixes:
         _add(_add(root, "CommonPrefixes"), "Prefix", enc(p))
+
+
+def _checksum_algorithm(el: ET.Element, algorithm: str, kind: str) -> None:
+    """A listed object's ``<ChecksumAlgorithm>`` and ``<ChecksumType>``, as S3
+    lists them (no value: HeadObject and GetObject give it)."""
+    if algorithm:
+        _add(el, "ChecksumAlgorithm", algorithm.upper())
+        if kind:
+            _add(el, "ChecksumType", kind)
 
 
 def _list_head(root: ET.Element, a: ListArgs, enc: Encoder) -> None:
@@ -272,6 +283,7 @@ def list_versions(
             _add(el, "ETag", quote_etag(v.etag))
             _add(el, "Size", v.size)
             _add(el, "StorageClass", v.storage_class or "STANDARD")
+            _checksum_algorithm(el, v.checksum_algorithm, v.checksum_type)
         _owner(el, v.owner)
     for p in page.common_prefixes:
         _add(_add(root, "CommonPrefixes"), "Prefix", enc(p))
@@ -346,6 +358,10 @@ def list_parts(
         _add(el, "LastModified", p.last_modified)
         _add(el, "ETag", quote_etag(p.etag))
         _add(el, "Size", p.size)
+        _checksum(el, p.checksum_algorithm, p.checksum)
+    if page.checksum_algorithm:
+        _add(root, "ChecksumAlgorithm", page.checksum_algorithm.upper())
+        _add(root, "ChecksumType", page.checksum_type)
     return _doc(root)
 
 
@@ -457,8 +473,9 @@ def parse_delete(body: bytes) -> tuple[list[tuple[str, str]], bool]:
     return objects, quiet
 
 
-def parse_complete(body: bytes) -> list[tuple[int, str]]:
-    """A CompleteMultipartUpload document: (part number, ETag without quotes)."""
+def parse_complete(body: bytes) -> list[CompletedPart]:
+    """A CompleteMultipartUpload document: each part's number, ETag (without
+    quotes) and the checksum it lists (``<ChecksumCRC32>`` etc.), if any."""
     root = _parse(body, "CompleteMultipartUpload")
     parts = []
     for p in _children(root, "Part"):
@@ -469,7 +486,19 @@ def parse_complete(body: bytes) -> list[tuple[int, str]]:
             n = int(num)
         except ValueError:
             raise MalformedXML(f"<PartNumber> {num!r} is not a number") from None
-        parts.append((n, etag.strip().strip('"')))
+        sums = [
+            (_local(c.tag)[len("Checksum") :].lower(), (c.text or "").strip())
+            for c in p
+            if _local(c.tag).startswith("Checksum")
+        ]
+        algorithm, value = sums[0] if sums else ("", "")
+        if len(sums) > 1:
+            raise MalformedXML(f"<Part> {n} lists {len(sums)} checksums; give at most one")
+        if algorithm:
+            algorithm = checksums.check_algorithm(algorithm)
+            if not value:
+                raise MalformedXML(f"<Checksum{algorithm.upper()}> of <Part> {n} is empty")
+        parts.append(CompletedPart(n, etag.strip().strip('"'), algorithm, value))
     return parts
 
 

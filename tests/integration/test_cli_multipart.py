@@ -19,9 +19,9 @@ import pytest
 
 from tests.integration.cluster import DevCluster, cli_env
 from tristore import errors
-from tristore.cli import upload_state
-from tristore.cli.multipart import multipart_etag
-from tristore.cli.upload_state import LocalFile, UploadState
+from tristore.client import upload_state
+from tristore.client.parts import multipart_etag
+from tristore.client.upload_state import LocalFile, UploadState
 
 pytestmark = pytest.mark.integration
 

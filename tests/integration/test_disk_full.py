@@ -8,6 +8,7 @@ The two nodes of one AZ run on small tmpfs filesystems the test mounts itself
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -170,3 +171,62 @@ def test_a_full_node_refuses_writes_serves_reads_and_recovers_by_itself(
         assert c.get_object(BUCKET, keys[0]) == b"after"
     held = cluster.node_versions(b1)
     assert all((BUCKET, k) in held for k in keys[6:]), "the hints did not reach b1"
+
+
+def _pid(cluster: DevCluster, name: str) -> int:
+    want = cluster.proc_name(name)
+    [pid] = [int(str(p["pid"])) for p in cluster.status() if p["name"] == want]
+    return pid
+
+
+def test_a_store_that_ran_out_of_space_restarts_by_itself_once_space_is_back(
+    small_disks: tuple[DevCluster, list[str]],
+) -> None:
+    """Without a reserve, RocksDB itself meets the full disk, and its error is
+    sticky: the node refuses writes ("stuck"), the AZ's other node takes them
+    with hints, and once space is back the node restarts in place (the same
+    pid), opens its store again and takes writes; nothing acknowledged is lost."""
+    cluster, (b1, b2) = small_disks
+    cluster.kill(b1, "TERM")
+    cluster.start(b1, extra_env={**DISK_ENV, "TRISTORE_NODE_DISK_RESERVE_BYTES": "0"})
+    wait_until(lambda: b1 in cluster.up_names(), 60, what="b1 up")
+    pid = _pid(cluster, b1)
+    keys = _keys_homed_at(cluster, b1, 12)
+    with cluster.client() as c:
+        c.put_object(BUCKET, keys[0], b"before")
+
+    filler = cluster.config.data_dir_for(b1) / "filler"
+    with filler.open("wb") as f, contextlib.suppress(OSError):
+        while True:  # to the last byte: the check has no reserve to refuse by
+            f.write(b"\0" * MiB)
+    with cluster.client() as c:
+        for k in keys[1:]:  # acknowledged: a write b1 fails goes to b2 with a hint
+            c.put_object(BUCKET, k, b"during " + k.encode())
+    wait_until(lambda: _full(cluster, b1), 30, what="b1 stuck")
+    assert "restarts by itself" in _healthz(cluster, b1)
+    assert cluster.metric(b2, "tristore_node_hints_pending") >= 1
+    with cluster.client() as c:
+        shown = {n.name: n.status for n in c.cluster_status().nodes}
+        assert shown[b1] is not None and shown[b1].disk_state == "stuck"
+        assert c.get_object(BUCKET, keys[0]) == b"before"  # reads go on
+
+    filler.unlink()
+
+    def taking_writes() -> bool:
+        try:
+            return cluster.metric(b1, "tristore_node_disk_full") == 0
+        except AssertionError:
+            return False  # restarting: its /metrics does not answer yet
+
+    wait_until(taking_writes, 60, what="b1 restarted with its store open")
+    assert _pid(cluster, b1) == pid, "the node restarts in place"
+    assert _healthz(cluster, b1) == "ok\n"
+    cluster.wait_hints_drained(120)
+    with cluster.client() as c:
+        c.put_object(BUCKET, keys[0], b"after")
+        assert c.get_object(BUCKET, keys[0]) == b"after"
+        for k in keys[1:]:
+            assert c.get_object(BUCKET, k) == b"during " + k.encode()
+    held = cluster.node_versions(b1)
+    assert held[(BUCKET, keys[0])].size == len(b"after")
+    assert all((BUCKET, k) in held for k in keys[1:]), "the hints did not reach b1"

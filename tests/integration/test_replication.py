@@ -71,6 +71,16 @@ def test_one_way_with_filters_statuses_and_delete_markers(
             for i in range(10)
         }
         sent["logs/big"] = e.put_object("rep-src", "logs/big", os.urandom(3 * 1024 * 1024))
+        # A multipart object: its ETag is of its parts' MD5s (no MD5 of the
+        # whole body is computed, on either side), its checksum of its parts'.
+        mp_parts = [os.urandom(5 * 1024 * 1024), os.urandom(1000)]
+        up = e.create_multipart_upload("rep-src", "logs/mp")
+        done = [
+            e.upload_part("rep-src", "logs/mp", up.upload_id, n, d)
+            for n, d in enumerate(mp_parts, 1)
+        ]
+        sent["logs/mp"] = e.complete_multipart_upload("rep-src", "logs/mp", up.upload_id, done)
+        assert sent["logs/mp"].etag.endswith("-2")
         tagged = e.put_object("rep-src", "data/t", b"tagged", tags={"copy": "yes"})
         untouched = e.put_object("rep-src", "data/plain", b"stays home")
         assert e.head_object("rep-src", "data/plain").replication_status == ""
@@ -95,6 +105,7 @@ def test_one_way_with_filters_statuses_and_delete_markers(
             assert (got.checksum_algorithm, got.checksum) == ("crc64nvme", info.checksum)
             assert got.replication_status == "REPLICA"
         assert w.get_object("rep-dst", "logs/3") == e.get_object("rep-src", "logs/3")
+        assert w.get_object("rep-dst", "logs/mp") == b"".join(mp_parts)
         assert w.head_object("rep-dst", "logs/3").metadata == {"n": "3"}
         assert w.head_object("rep-tagged", "data/t").storage_class == "GLACIER"
         assert w.get_object_tagging("rep-tagged", "data/t").tags == {"copy": "yes"}

@@ -5,6 +5,7 @@ door (gRPC SDK) read through the other (HTTP), and back."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
 import hashlib
@@ -26,6 +27,7 @@ from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 from xml.etree import ElementTree as ET
 
+import aiohttp
 import boto3
 import pytest
 from boto3.s3.transfer import TransferConfig
@@ -46,6 +48,7 @@ from tests.integration.cluster import (
     wait_until,
 )
 from tristore import checksums, cors, errors, sigv4, tls
+from tristore.model import CompletedPart
 
 pytestmark = pytest.mark.integration
 
@@ -194,6 +197,67 @@ def test_buckets(s3: Any) -> None:
     assert e.value.response["Error"]["Code"] == "NoSuchBucket"
 
 
+def _length(r: dict[str, Any]) -> str | None:
+    """The Content-Length of a boto3 answer (or of a ClientError's response)."""
+    return r["ResponseMetadata"]["HTTPHeaders"].get("content-length")
+
+
+def _signed_heads(env: dict[str, str], urls: list[str]) -> tuple[list[int], int]:
+    """HEAD each of ``urls`` (signed by botocore) with one aiohttp client
+    session: the statuses, and how many connections it opened."""
+
+    async def go() -> tuple[list[int], int]:
+        opened: list[object] = []
+
+        async def on_open(*_: object) -> None:
+            opened.append(1)
+
+        trace = aiohttp.TraceConfig()
+        trace.on_connection_create_end.append(on_open)
+        creds = Credentials(env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"])
+        statuses = []
+        tls_context = _ssl(env)  # one: connections are pooled by it too
+        async with aiohttp.ClientSession(trace_configs=[trace]) as session:
+            for url in urls:
+                req = AWSRequest(method="HEAD", url=url)
+                S3SigV4Auth(creds, "s3", env["AWS_DEFAULT_REGION"]).add_auth(req)
+                async with session.head(url, headers=dict(req.headers), ssl=tls_context) as resp:
+                    await resp.read()
+                    statuses.append(resp.status)
+        return statuses, len(opened)
+
+    return asyncio.run(go())
+
+
+def test_answers_without_a_body_say_content_length_0(
+    s3: Any, env: dict[str, str], bucket: str
+) -> None:
+    """HeadBucket, and HEAD answers of errors, carry Content-Length: 0, as
+    S3's: without it aiohttp's client drops the connection after each one."""
+    etag = s3.put_object(Bucket=bucket, Key="cl", Body=b"body")["ETag"]
+    assert _length(s3.head_bucket(Bucket=bucket)) == "0"
+    assert _length(s3.head_object(Bucket=bucket, Key="cl")) == "4"
+    assert _length(s3.put_object_tagging(Bucket=bucket, Key="cl", Tagging={"TagSet": []})) == "0"
+    for kw in ({"Key": "absent"}, {"Key": "cl", "IfMatch": '"0"'}):
+        with pytest.raises(ClientError) as e:
+            s3.head_object(Bucket=bucket, **kw)
+        assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] in (404, 412)
+        assert _length(e.value.response) == "0", kw
+    with pytest.raises(ClientError) as e:
+        s3.head_bucket(Bucket="no-such-bucket-here")
+    assert _length(e.value.response) == "0"
+    # 204 and 304 carry none (RFC 9110): their status says there is no body.
+    assert _length(s3.delete_object(Bucket=bucket, Key="absent")) is None
+    with pytest.raises(ClientError) as e:
+        s3.head_object(Bucket=bucket, Key="cl", IfNoneMatch=etag)
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 304
+    assert _length(e.value.response) is None
+    # aiohttp's client keeps one connection alive through them all.
+    url = f"{env['AWS_ENDPOINT_URL']}/{bucket}"
+    statuses, connections = _signed_heads(env, [url, url, f"{url}/absent", url])
+    assert (statuses, connections) == ([200, 200, 404, 200], 1)
+
+
 def test_put_get_head_delete_with_metadata(s3: Any, bucket: str) -> None:
     body = os.urandom(300_000)
     r = s3.put_object(
@@ -256,12 +320,30 @@ def test_checksums_are_verified(s3: Any, bucket: str) -> None:
     with pytest.raises(ClientError) as e:
         s3.put_object(Bucket=bucket, Key="sum-bad", Body=b"checked", ChecksumCRC32="AAAAAA==")
     assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert e.value.response["Error"]["Code"] == "BadDigest"  # as S3 answers it
     with pytest.raises(ClientError) as e:
         s3.put_object(
             Bucket=bucket, Key="md5-bad", Body=b"x", ContentMD5="XrY7u+Ae7tCTyyK7j1rNww=="
         )
     assert e.value.response["Error"]["Code"] == "BadDigest"
-    for key in ("sum-bad", "md5-bad"):
+    # A body stored in chunks (its checksum computed beside its MD5, off the
+    # event loop) is checked as well: a whole PUT, and a part.
+    big = os.urandom(3 * MiB)
+    with pytest.raises(ClientError) as e:
+        s3.put_object(Bucket=bucket, Key="sum-bad-big", Body=big, ChecksumCRC32="AAAAAA==")
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    u = s3.create_multipart_upload(Bucket=bucket, Key="sum-bad-part")["UploadId"]
+    with pytest.raises(ClientError) as e:
+        s3.upload_part(
+            Bucket=bucket, Key="sum-bad-part", UploadId=u, PartNumber=1, Body=big,
+            ChecksumSHA256=checksums.digest_of("sha256", b"another body"),
+        )  # fmt: skip
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert s3.list_parts(Bucket=bucket, Key="sum-bad-part", UploadId=u).get("Parts", []) == []
+    s3.abort_multipart_upload(Bucket=bucket, Key="sum-bad-part", UploadId=u)
+    r = s3.put_object(Bucket=bucket, Key="sum-big", Body=big, ChecksumAlgorithm="SHA1")
+    assert r["ChecksumSHA1"] == checksums.digest_of("sha1", big)
+    for key in ("sum-bad", "md5-bad", "sum-bad-big"):
         with pytest.raises(ClientError):
             s3.head_object(Bucket=bucket, Key=key)
 
@@ -314,6 +396,14 @@ def test_stored_checksums_come_back_on_get_and_head(
     finally:
         asking.close()
     assert put["ChecksumSHA1"] == checksums.digest_of("sha1", body)
+    # Listings name each object's algorithm and type, as S3's do.
+    listed = {
+        o["Key"]: (o.get("ChecksumAlgorithm"), o.get("ChecksumType"))
+        for o in s3.list_objects_v2(Bucket="sums")["Contents"]
+    }
+    assert listed["sum-SHA256"] == (["SHA256"], "FULL_OBJECT")
+    assert listed["none"] == (["CRC64NVME"], "FULL_OBJECT")
+    assert listed["asked"] == (["SHA1"], "FULL_OBJECT")
 
 
 def test_copies_keep_or_compute_the_checksum(s3: Any) -> None:
@@ -347,9 +437,10 @@ def test_copies_keep_or_compute_the_checksum(s3: Any) -> None:
         Bucket="sums-copy", Key="mp", UploadId=u["UploadId"], PartNumber=1, Body=body,
         ChecksumAlgorithm="SHA256",
     )  # fmt: skip
+    listed = {"PartNumber": 1, "ETag": p["ETag"], "ChecksumSHA256": p["ChecksumSHA256"]}
     s3.complete_multipart_upload(
         Bucket="sums-copy", Key="mp", UploadId=u["UploadId"],
-        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": p["ETag"]}]},
+        MultipartUpload={"Parts": [listed]},
     )  # fmt: skip
     assert s3.head_object(Bucket="sums-copy", Key="mp", ChecksumMode="ENABLED")[
         "ChecksumSHA256"
@@ -361,14 +452,18 @@ def test_copies_keep_or_compute_the_checksum(s3: Any) -> None:
 def _multipart(s3: Any, key: str, parts: list[bytes], create: dict[str, str], **part: Any) -> Any:
     """Upload ``parts`` to sums-mp/``key``; the answers of Complete and of a HEAD
     asking for the checksum. ``part``: each UploadPart's extra arguments, or
-    ``algorithms``, one ChecksumAlgorithm a part."""
-    u = s3.create_multipart_upload(Bucket="sums-mp", Key=key, **create)["UploadId"]
+    ``algorithms``, one ChecksumAlgorithm a part. Complete lists the parts'
+    checksums only where S3 needs them (an upload of COMPOSITE type)."""
+    created = s3.create_multipart_upload(Bucket="sums-mp", Key=key, **create)
+    u = created["UploadId"]
+    composite = created.get("ChecksumType") == "COMPOSITE"
     algorithms = part.pop("algorithms", [None] * len(parts))
     done = []
     for n, (data, algo) in enumerate(zip(parts, algorithms, strict=True), 1):
         extra = dict(part, ChecksumAlgorithm=algo) if algo else part
         r = s3.upload_part(Bucket="sums-mp", Key=key, UploadId=u, PartNumber=n, Body=data, **extra)
-        done.append({"PartNumber": n, "ETag": r["ETag"]})
+        sums = {k: v for k, v in _sums(r).items() if k != "ChecksumType"} if composite else {}
+        done.append({"PartNumber": n, "ETag": r["ETag"], **sums})
     complete = s3.complete_multipart_upload(
         Bucket="sums-mp", Key=key, UploadId=u, MultipartUpload={"Parts": done}
     )
@@ -420,6 +515,254 @@ def test_multipart_checksums(s3: Any, s3_plain: Any) -> None:
             Bucket="sums-mp", Key="bad", ChecksumAlgorithm="SHA256", ChecksumType="FULL_OBJECT"
         )
     assert e.value.response["Error"]["Code"] == "InvalidRequest"
+
+
+def test_complete_checks_the_part_checksums_it_lists_and_list_parts_shows_them(
+    s3: Any, s3_plain: Any
+) -> None:
+    """CompleteMultipartUpload: a part's checksum listed in the request
+    (``<ChecksumCRC32>``) must be the stored part's, else InvalidPart and the
+    upload stays as it was. ListParts lists each part's checksum, and the
+    upload's algorithm and type."""
+    s3.create_bucket(Bucket="sums-parts")
+    parts = [os.urandom(5 * MiB), os.urandom(1000)]
+    sums = [checksums.digest_of("crc32", p) for p in parts]
+    key = "crc"
+    u = s3.create_multipart_upload(Bucket="sums-parts", Key=key, ChecksumAlgorithm="CRC32")
+    uid = u["UploadId"]
+    done = []
+    for n, data in enumerate(parts, 1):
+        r = s3.upload_part(
+            Bucket="sums-parts", Key=key, UploadId=uid, PartNumber=n, Body=data,
+            ChecksumAlgorithm="CRC32",
+        )  # fmt: skip
+        assert r["ChecksumCRC32"] == sums[n - 1]
+        done.append({"PartNumber": n, "ETag": r["ETag"], "ChecksumCRC32": r["ChecksumCRC32"]})
+    listed = s3.list_parts(Bucket="sums-parts", Key=key, UploadId=uid)
+    assert [(p["PartNumber"], p["ChecksumCRC32"]) for p in listed["Parts"]] == [
+        (1, sums[0]),
+        (2, sums[1]),
+    ]
+    assert (listed["ChecksumAlgorithm"], listed["ChecksumType"]) == ("CRC32", "COMPOSITE")
+
+    wrong_value = [done[0], dict(done[1], ChecksumCRC32=sums[0])]
+    other_algorithm = [
+        done[0],
+        {"PartNumber": 2, "ETag": done[1]["ETag"], "ChecksumSHA256": sums[1]},
+    ]
+    for listing in (wrong_value, other_algorithm):
+        with pytest.raises(ClientError) as e:
+            s3.complete_multipart_upload(
+                Bucket="sums-parts", Key=key, UploadId=uid, MultipartUpload={"Parts": listing}
+            )
+        assert e.value.response["Error"]["Code"] == "InvalidPart"
+        assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+        assert "part 2" in e.value.response["Error"]["Message"]
+    with pytest.raises(ClientError) as e:
+        s3.head_object(Bucket="sums-parts", Key=key)
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+    assert len(s3.list_parts(Bucket="sums-parts", Key=key, UploadId=uid)["Parts"]) == 2
+
+    c = s3.complete_multipart_upload(
+        Bucket="sums-parts", Key=key, UploadId=uid, MultipartUpload={"Parts": done}
+    )
+    raw = b"".join(base64.b64decode(v) for v in sums)
+    assert c["ChecksumCRC32"] == checksums.digest_of("crc32", raw) + "-2"
+    assert s3.get_object(Bucket="sums-parts", Key=key)["Body"].read() == b"".join(parts)
+
+    # An upload that named no algorithm: parts sent with none get CRC-64/NVME,
+    # listed as such; the upload lists no algorithm.
+    uid = s3_plain.create_multipart_upload(Bucket="sums-parts", Key="plain")["UploadId"]
+    s3_plain.upload_part(Bucket="sums-parts", Key="plain", UploadId=uid, PartNumber=1, Body=b"p")
+    listed = s3_plain.list_parts(Bucket="sums-parts", Key="plain", UploadId=uid)
+    assert listed["Parts"][0]["ChecksumCRC64NVME"] == checksums.digest_of("crc64nvme", b"p")
+    assert "ChecksumAlgorithm" not in listed and "ChecksumType" not in listed
+    s3_plain.abort_multipart_upload(Bucket="sums-parts", Key="plain", UploadId=uid)
+
+
+def test_a_composite_upload_completes_only_with_every_part_checksum(
+    cluster: DevCluster, s3: Any
+) -> None:
+    """An upload created for COMPOSITE checksums (SHA-256) completes only when
+    the request lists every part's checksum, through either door (S3's
+    InvalidRequest, naming the first part without one); the upload stays as
+    it was. One of FULL_OBJECT type needs none (test_multipart_checksums)."""
+    s3.create_bucket(Bucket="sums-need")
+    parts = [os.urandom(5 * MiB), os.urandom(1000)]
+    u = s3.create_multipart_upload(Bucket="sums-need", Key="k", ChecksumAlgorithm="SHA256")
+    uid = u["UploadId"]
+    done = []
+    for n, data in enumerate(parts, 1):
+        r = s3.upload_part(
+            Bucket="sums-need", Key="k", UploadId=uid, PartNumber=n, Body=data,
+            ChecksumAlgorithm="SHA256",
+        )  # fmt: skip
+        done.append({"PartNumber": n, "ETag": r["ETag"], "ChecksumSHA256": r["ChecksumSHA256"]})
+    bare = [{"PartNumber": p["PartNumber"], "ETag": p["ETag"]} for p in done]
+    for listing, missing in ((bare, 1), ([done[0], bare[1]], 2)):
+        with pytest.raises(ClientError) as e:
+            s3.complete_multipart_upload(
+                Bucket="sums-need", Key="k", UploadId=uid, MultipartUpload={"Parts": listing}
+            )
+        assert e.value.response["Error"]["Code"] == "InvalidRequest"
+        assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+        message = e.value.response["Error"]["Message"]
+        assert f"missing for part {missing}" in message and "sha256" in message
+    with cluster.client() as c:
+        pairs = [(p["PartNumber"], p["ETag"].strip('"')) for p in done]
+        with pytest.raises(errors.InvalidRequest, match="missing for part 1"):
+            c.complete_multipart_upload("sums-need", "k", uid, pairs)
+        listed = c.list_parts("sums-need", "k", uid)
+        assert [p.part_number for p in listed.parts] == [1, 2]
+        with pytest.raises(errors.NoSuchKey):
+            c.head_object("sums-need", "k")
+        # The parts as ListParts gives them carry their checksums: enough.
+        info = c.complete_multipart_upload("sums-need", "k", uid, listed.parts)
+    raw = b"".join(hashlib.sha256(p).digest() for p in parts)
+    want = base64.b64encode(hashlib.sha256(raw).digest()).decode() + "-2"
+    assert (info.checksum_algorithm, info.checksum_type, info.checksum) == (
+        "sha256",
+        "COMPOSITE",
+        want,
+    )
+    assert s3.get_object(Bucket="sums-need", Key="k")["Body"].read() == b"".join(parts)
+
+
+def test_grpc_lists_and_checks_part_checksums_as_the_s3_door_does(
+    cluster: DevCluster, s3: Any
+) -> None:
+    """gRPC's UploadPart and ListParts name each part's checksum (and ListParts
+    the upload's algorithm and type), and its Complete checks a listed one as
+    the S3 door's does: another value or algorithm is InvalidPart, an
+    algorithm not offered or a value without one InvalidRequest."""
+    s3.create_bucket(Bucket="sums-grpc")
+    parts = [os.urandom(5 * MiB), os.urandom(2000)]
+    uid = s3.create_multipart_upload(Bucket="sums-grpc", Key="crc", ChecksumAlgorithm="CRC32")[
+        "UploadId"
+    ]
+    with cluster.client() as c:
+        sent = [c.upload_part("sums-grpc", "crc", uid, n, d) for n, d in enumerate(parts, 1)]
+        sums = [checksums.digest_of("crc32", d) for d in parts]
+        assert [(p.checksum_algorithm, p.checksum) for p in sent] == [("crc32", v) for v in sums]
+        page = c.list_parts("sums-grpc", "crc", uid)
+        assert (page.checksum_algorithm, page.checksum_type) == ("crc32", "COMPOSITE")
+        assert [(p.part_number, p.checksum_algorithm, p.checksum) for p in page.parts] == [
+            (1, "crc32", sums[0]),
+            (2, "crc32", sums[1]),
+        ]
+        # The same as the S3 door lists them.
+        http = s3.list_parts(Bucket="sums-grpc", Key="crc", UploadId=uid)["Parts"]
+        assert [p["ChecksumCRC32"] for p in http] == sums
+
+        first = CompletedPart(1, sent[0].etag, "crc32", sums[0])
+        refused = [
+            (CompletedPart(2, sent[1].etag, "crc32", sums[0]), errors.InvalidPart),
+            (CompletedPart(2, sent[1].etag, "sha256", sums[1]), errors.InvalidPart),
+            (CompletedPart(2, sent[1].etag, "md5", sums[1]), errors.InvalidRequest),
+            (CompletedPart(2, sent[1].etag, "", sums[1]), errors.InvalidRequest),
+            (CompletedPart(2, sent[1].etag, "crc32", ""), errors.InvalidRequest),
+        ]
+        for second, error in refused:
+            with pytest.raises(error, match="part 2"):
+                c.complete_multipart_upload("sums-grpc", "crc", uid, [first, second])
+        assert len(c.list_parts("sums-grpc", "crc", uid).parts) == 2
+        # Upper case, as S3 spells algorithms, is taken too.
+        second = CompletedPart(2, sent[1].etag, "CRC32", sums[1])
+        info = c.complete_multipart_upload("sums-grpc", "crc", uid, [first, second])
+    raw = b"".join(base64.b64decode(v) for v in sums)
+    assert info.checksum == checksums.digest_of("crc32", raw) + "-2"
+    head = s3.head_object(Bucket="sums-grpc", Key="crc", ChecksumMode="ENABLED")
+    assert (head["ChecksumCRC32"], head["ChecksumType"]) == (info.checksum, "COMPOSITE")
+
+    # An upload over gRPC (no algorithm named): CRC-64/NVME parts, and a
+    # Complete that lists them or not.
+    with cluster.client() as c:
+        u = c.create_multipart_upload("sums-grpc", "plain")
+        p = c.upload_part("sums-grpc", "plain", u.upload_id, 1, b"plain part")
+        assert (p.checksum_algorithm, p.checksum) == (
+            "crc64nvme",
+            checksums.digest_of("crc64nvme", b"plain part"),
+        )
+        page = c.list_parts("sums-grpc", "plain", u.upload_id)
+        assert (page.checksum_algorithm, page.checksum_type) == ("", "")
+        assert page.parts[0].checksum == p.checksum
+        info = c.complete_multipart_upload("sums-grpc", "plain", u.upload_id, [p])
+        assert (info.checksum_algorithm, info.checksum) == ("crc64nvme", p.checksum)
+
+
+def test_version_listings_name_each_version_checksum(cluster: DevCluster, s3: Any) -> None:
+    """ListObjectVersions names each version's checksum algorithm and type, as
+    ListObjects v2 does (a delete marker has none), through both doors."""
+    s3.create_bucket(Bucket="sums-versions")
+    s3.put_bucket_versioning(Bucket="sums-versions", VersioningConfiguration={"Status": "Enabled"})
+    body = os.urandom(3000)
+    s3.put_object(Bucket="sums-versions", Key="k", Body=body, ChecksumAlgorithm="SHA256")
+    s3.put_object(Bucket="sums-versions", Key="k", Body=body, ChecksumAlgorithm="CRC32C")
+    with cluster.client() as c:
+        c.put_object("sums-versions", "g", body)  # CRC-64/NVME, gRPC's default
+        s3.delete_object(Bucket="sums-versions", Key="g")
+        listed = s3.list_object_versions(Bucket="sums-versions")
+        got = [
+            (v["Key"], v.get("ChecksumAlgorithm"), v.get("ChecksumType"))
+            for v in listed["Versions"]
+        ]
+        assert got == [
+            ("g", ["CRC64NVME"], "FULL_OBJECT"),
+            ("k", ["CRC32C"], "FULL_OBJECT"),
+            ("k", ["SHA256"], "FULL_OBJECT"),
+        ]
+        marker = listed["DeleteMarkers"][0]
+        assert "ChecksumAlgorithm" not in marker and "ChecksumType" not in marker
+        page = c.list_object_versions("sums-versions")
+        assert [
+            (v.key, v.delete_marker, v.checksum_algorithm, v.checksum_type) for v in page.versions
+        ] == [
+            ("g", True, "", ""),
+            ("g", False, "crc64nvme", "FULL_OBJECT"),
+            ("k", False, "crc32c", "FULL_OBJECT"),
+            ("k", False, "sha256", "FULL_OBJECT"),
+        ]
+
+
+def test_a_signed_payload_is_checked_against_its_sha256(
+    env: dict[str, str], s3: Any, bucket: str
+) -> None:
+    """x-amz-content-sha256 with the body's real SHA-256 (boto3 with payload
+    signing): a body of many pieces (hashed off the event loop) is stored
+    when it matches, refused with XAmzContentSHA256Mismatch (nothing stored)
+    when a byte changed after signing."""
+    signing = _client(
+        env,
+        config=Config(
+            s3={"payload_signing_enabled": True}, request_checksum_calculation="when_required"
+        ),
+    )
+    body = os.urandom(3 * MiB + 12345)
+    sent: list[str] = []
+
+    def seen(request: Any, **_: Any) -> None:
+        value = request.headers["x-amz-content-sha256"]
+        sent.append(value.decode() if isinstance(value, bytes) else value)
+
+    def damage(request: Any, **_: Any) -> None:
+        data = request.body if isinstance(request.body, bytes) else request.body.read()
+        request.body = data[:-1] + bytes([data[-1] ^ 1])
+
+    try:
+        signing.meta.events.register("before-send.s3.PutObject", seen)
+        signing.put_object(Bucket=bucket, Key="signed-sha", Body=body)
+        assert sent == [hashlib.sha256(body).hexdigest()]  # a real hash was signed
+        assert s3.get_object(Bucket=bucket, Key="signed-sha")["Body"].read() == body
+        signing.meta.events.register_first("before-send.s3.PutObject", damage)
+        with pytest.raises(ClientError) as e:
+            signing.put_object(Bucket=bucket, Key="signed-sha-bad", Body=body)
+    finally:
+        signing.close()
+    assert e.value.response["Error"]["Code"] == "XAmzContentSHA256Mismatch"
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    with pytest.raises(ClientError) as e:
+        s3.head_object(Bucket=bucket, Key="signed-sha-bad")
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
 
 
 def test_ranges_and_conditions(s3: Any, bucket: str) -> None:
@@ -878,6 +1221,36 @@ def test_writes_name_a_version_only_once_the_bucket_had_versioning(s3: Any) -> N
     assert s3.put_object(Bucket="vid-never", Key="k", Body=b"x")["VersionId"] != "null"
     c = s3.copy_object(Bucket="vid-never", Key="k2", CopySource="vid-never/src")
     assert c["CopySourceVersionId"] == "null"
+
+
+def test_tagging_and_acl_answers_name_a_version_only_once_the_bucket_had_versioning(
+    s3: Any,
+) -> None:
+    """Get/Put/DeleteObjectTagging and Get/PutObjectAcl, as S3: no
+    x-amz-version-id in a bucket never versioned, ``null`` in a Suspended
+    one, the version's id in an Enabled one."""
+    want = {}
+    for name, status in (("tag-never", ""), ("tag-suspended", "Suspended"), ("tag-on", "Enabled")):
+        s3.create_bucket(Bucket=name)
+        if status:
+            s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": status})
+        put = s3.put_object(Bucket=name, Key="k", Body=b"tagged")
+        want[name] = put.get("VersionId")
+        tags = {"TagSet": [{"Key": "a", "Value": "1"}]}
+        answers = {
+            "put_tagging": s3.put_object_tagging(Bucket=name, Key="k", Tagging=tags),
+            "get_tagging": s3.get_object_tagging(Bucket=name, Key="k"),
+            "delete_tagging": s3.delete_object_tagging(Bucket=name, Key="k"),
+            "put_acl": s3.put_object_acl(Bucket=name, Key="k", ACL="public-read"),
+            "get_acl": s3.get_object_acl(Bucket=name, Key="k"),
+        }
+        assert answers["get_tagging"]["TagSet"] == tags["TagSet"]
+        for op, r in answers.items():
+            headers = r["ResponseMetadata"]["HTTPHeaders"]
+            assert headers.get("x-amz-version-id") == want[name], (name, op)
+    assert want["tag-never"] is None
+    assert want["tag-suspended"] == "null"
+    assert want["tag-on"] not in (None, "null")
 
 
 def test_versioning(s3: Any) -> None:

@@ -1,15 +1,25 @@
-"""``python -m tests.modelcheck [--long]``: explore the protocol model and print
-what was explored, or the shortest trace to a violation."""
+"""``python -m tests.modelcheck [--ci | --collect | --long]``: explore the
+protocol model (the unit tier's first bounds, its deletes-and-collection
+bounds, or the long ones; default: ``TRISTORE_LONG``) and print what was
+explored, or the shortest trace to a violation."""
 
 from __future__ import annotations
 
 import sys
 
-from tests.modelcheck.checker import CI, LONG, bounds_from_env, explore
+from tests.modelcheck.checker import CI, CI_COLLECT, LONG, bounds_from_env, explore
 
 
 def main(argv: list[str]) -> int:
-    bounds = LONG if "--long" in argv else (CI if "--ci" in argv else bounds_from_env())
+    if "--help" in argv or "-h" in argv:
+        print(__doc__)
+        return 0
+    if "--long" in argv:
+        bounds = LONG
+    elif "--collect" in argv:
+        bounds = CI_COLLECT
+    else:
+        bounds = CI if "--ci" in argv else bounds_from_env()
     res = explore(bounds)
     print(res.summary())
     if res.violation:

@@ -17,7 +17,7 @@ import itertools
 import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from tests.modelcheck import model as m
 from tests.modelcheck.model import NONE, SAFE, Cond, Stamp, State, Variant, Violation, Write, _with
@@ -34,6 +34,11 @@ class Bounds:
     #: Plain writes (PUT or DELETE) started in all, and at once.
     writes: int = 2
     pending: int = 2
+    #: How many of those writes may be removals (an unversioned DELETE).
+    deletes: int = 0
+    #: Collections of a removal (node/tombstones.py): the witnesses forget
+    #: the key at its stamp, then each node drops it (unbounded drops).
+    collections: int = 0
     #: Conditional writes (If-Match, If-None-Match) started in all.
     conditionals: int = 1
     #: Witness restarts (new incarnation) and evictions of the key, in all.
@@ -48,70 +53,53 @@ class Bounds:
     partial_reads: bool = False
     #: Whether a client may lose a conditional call's reply and resend it.
     resends: bool = True
+    #: Explore only this many steps from the start (None: to the end): a
+    #: shorter run that still covers every trace a mutant needs to show.
+    max_depth: int | None = None
     #: Stop (and fail) past this many states: a guard against a bound typo.
     max_states: int = 3_000_000
 
     def describe(self) -> str:
         return (
             f"3 AZs x {self.nodes_per_az} node(s), 3 witnesses, 2 coordinators; "
-            f"{self.writes} writes ({self.pending} at once), {self.conditionals} conditional, "
+            f"{self.writes} writes ({self.pending} at once, {self.deletes} may be a delete), "
+            f"{self.collections} collection(s), {self.conditionals} conditional, "
             f"{self.witness_restarts} witness restart(s), {self.evictions} eviction(s), "
             f"{self.other_key_evictions} eviction(s) of a key sharing the floor, "
             f"{self.node_crashes} node crash(es), "
             f"{'partial' if self.partial_reads else 'whole'} reads, "
             f"resends {'on' if self.resends else 'off'}"
+            + (f", {self.max_depth} steps deep" if self.max_depth is not None else "")
         )
 
 
-#: The runs in the unit tier (each well under a minute on two slow cores):
-#: plain writes racing with evictions (2 writes, one at a time, 2 evictions),
-#: and a conditional write beside a plain one (resends: the mutant tests).
-CI = Bounds(
-    writes=2,
+#: What every run in the unit tier starts from (each well under a minute on
+#: two slow cores): one write at a time, no conditional write, no witness
+#: restarts or evictions, no resends; each run adds what it explores.
+_CI_BASE = Bounds(
     pending=1,
     conditionals=0,
-    witness_restarts=0,
-    evictions=2,
-    other_key_evictions=0,
-    resends=False,
-)
-CI_CONDITIONAL = Bounds(
-    writes=1,
-    pending=1,
-    conditionals=1,
     witness_restarts=0,
     evictions=0,
     other_key_evictions=0,
     resends=False,
 )
+#: Plain writes racing with evictions: 2 writes, one at a time, 2 evictions.
+CI = replace(_CI_BASE, writes=2, evictions=2)
+#: A conditional write beside a plain one (with resends: the mutant tests).
+CI_CONDITIONAL = replace(_CI_BASE, writes=1, conditionals=1)
 #: Reads (and writes' floors) that hear from only some AZs, the others timing
 #: out: two plain writes, one at a time.
-CI_PARTIAL = Bounds(
-    writes=2,
-    pending=1,
-    conditionals=0,
-    witness_restarts=0,
-    evictions=0,
-    other_key_evictions=0,
-    partial_reads=True,
-    resends=False,
-)
+CI_PARTIAL = replace(_CI_BASE, writes=2, partial_reads=True)
 #: AZs of two nodes (a home and a fallback that takes writes, and hints,
 #: while the home is down), a node crash, and reads (and floors) that hear
 #: from only some AZs: one plain write; the witness starts out not knowing
 #: the key, so every read relies on the AZs.
-CI_TWO_NODES = Bounds(
-    nodes_per_az=2,
-    writes=1,
-    pending=1,
-    conditionals=0,
-    witness_restarts=0,
-    evictions=0,
-    other_key_evictions=0,
-    node_crashes=1,
-    partial_reads=True,
-    resends=False,
-)
+CI_TWO_NODES = replace(_CI_BASE, nodes_per_az=2, writes=1, node_crashes=1, partial_reads=True)
+#: Removals and their collection: two plain writes, one at a time, either of
+#: which may be a delete (one at most), and one collection; the witness
+#: knows everything it was told (no restarts or evictions).
+CI_COLLECT = replace(_CI_BASE, writes=2, deletes=1, collections=1)
 #: TRISTORE_LONG=1: two writes at once with restarts, evictions, a second
 #: key's floor and a conditional write (not timed: expect many minutes).
 LONG = Bounds(
@@ -133,7 +121,7 @@ def bounds_from_env() -> Bounds:
 
 
 def _stamps(s: State) -> set[Stamp]:
-    out: set[Stamp] = {s.acked, s.observed, *s.refused, *s.returned, *s.floor}
+    out: set[Stamp] = {s.acked, s.observed, s.retired, *s.refused, *s.returned, *s.floor}
     for az in s.nodes:
         out.update(az)
     out.update(w for w in s.witness if w is not None)
@@ -160,14 +148,17 @@ def canonical(s: State) -> State:
     """
     tries = {t for c in (*s.conds, *s.lost) for t in c.tries}
     returned = s.returned & tries
-    order = sorted(_stamps(s) - {NONE})
+    stamps = _stamps(s)
+    removals = s.removals & stamps if s.removals else s.removals
+    order = sorted(stamps - {NONE})
     if not all(st.uid == 0 and st.clock == i + 1 for i, st in enumerate(order)):
         r: dict[Stamp | None, Stamp | None] = {NONE: NONE, None: None}
         r.update((st, Stamp(i + 1, 0)) for i, st in enumerate(order))
         s = _rename(s, r)
         returned = frozenset(r[x] for x in returned)  # type: ignore[misc]
-    if returned != s.returned or s.next_uid != 1:
-        s = _with(s, returned=returned, next_uid=1)
+        removals = frozenset(r[x] for x in removals)  # type: ignore[misc]
+    if returned != s.returned or s.next_uid != 1 or removals != s.removals:
+        s = _with(s, returned=returned, next_uid=1, removals=removals)
     return _symmetric(s)
 
 
@@ -196,6 +187,7 @@ def _rename(s: State, r: dict[Stamp | None, Stamp | None]) -> State:
         lost=tuple(cond(c) for c in s.lost),
         acked=r[s.acked],
         observed=r[s.observed],
+        retired=r[s.retired],
         refused=frozenset(r[x] for x in s.refused),
     )
 
@@ -212,6 +204,7 @@ def _symmetric(s: State) -> State:
         return (
             s.witness[i] or (-1, -1),
             s.floor[i],
+            s.above[i],
             tuple((w.fence[i] == inc[i], i in w.recorded) for w in s.pending),
             tuple(c.fence[i] == inc[i] for c in calls),
         )
@@ -269,6 +262,7 @@ def _symmetric(s: State) -> State:
         hinted=tuple(s.hinted[a] for a in ap),
         witness=tuple(s.witness[i] for i in wp),
         floor=tuple(s.floor[i] for i in wp),
+        above=tuple(s.above[i] for i in wp),
         incarnation=(1,) * m.WITNESSES,
         cache=tuple(s.cache[c] for c in cp),
         pending=tuple(write(w) for w in s.pending),
@@ -301,11 +295,15 @@ def actions(s: State, b: Bounds) -> Iterator[tuple[str, Step]]:
     by_answer = {(m.majority_check(s, at), m.majority_agrees(s, at)): at for at in m.MAJORITIES}
     checks = [(w, at) for (w, _), at in by_answer.items()]
     if s.used("writes") < b.writes and len(s.pending) < b.pending:
-        for c, (w, at), clock in itertools.product(coords, checks, clocks):
+        kinds = (False, True) if s.used("deletes") < b.deletes else (False,)
+        for c, (w, at), clock, rm in itertools.product(coords, checks, clocks, kinds):
             for h in hears if w is None else [m.ALL_AZS]:
                 yield (
-                    f"start_write(coordinator={c}, clock={clock}, check_at={at}, hear={h})",
-                    lambda s, v, c=c, clock=clock, at=at, h=h: m.start_write(s, v, c, clock, at, h),
+                    f"start_write(coordinator={c}, clock={clock}, check_at={at}, hear={h}"
+                    + (", remove=True)" if rm else ")"),
+                    lambda s, v, c=c, clock=clock, at=at, h=h, rm=rm: m.start_write(
+                        s, v, c, clock, at, h, rm
+                    ),
                 )
     for i, w in enumerate(s.pending):
         for az in m.ALL_AZS:
@@ -339,6 +337,16 @@ def actions(s: State, b: Bounds) -> Iterator[tuple[str, Step]]:
                     f"other_key_evicted(witness={wi}, clock={clock})",
                     lambda s, v, wi=wi, clock=clock: m.other_key_evicted(s, wi, clock),
                 )
+    if s.used("collections") < b.collections and m._newest_held(s) in s.removals:
+        yield "collect_removal()", m.collect_removal  # the state itself when not enabled
+    if s.retired != NONE:
+        for az in m.ALL_AZS:
+            for node in range(b.nodes_per_az):
+                if s.nodes[az][node] == s.retired:
+                    yield (
+                        f"drop_removal(az={az}, node={node})",
+                        lambda s, v, az=az, node=node: m.drop_removal(s, az, node),
+                    )
     for c in coords:
         if s.cache[c] is not None:
             yield (
@@ -489,6 +497,8 @@ def explore(bounds: Bounds = CI, variant: Variant = SAFE) -> Result:
         if nxt:
             res.depth += 1
         frontier = nxt
+        if bounds.max_depth is not None and res.depth >= bounds.max_depth:
+            break
     res.states = len(parent)
     res.seconds = time.perf_counter() - t0
     return res
@@ -512,7 +522,8 @@ def _stamp(st: Stamp | None) -> str:
 
 
 def describe(s: State) -> str:
-    """One line of a state, stamps by rank (s0: none)."""
+    """One line of a state, stamps by rank (s0: none; a floor just above
+    its stamp has a +), the removals among them, the retired removal."""
     azs = " ".join(
         "/".join(
             ("" if up else "x") + _stamp(n) for n, up in zip(s.nodes[az], s.up[az], strict=True)
@@ -531,10 +542,15 @@ def describe(s: State) -> str:
         f"{' finishing' if c.finishing else ''}{' gone' if c.gone else ''}"
         for c in s.conds
     )
+    floors = " ".join(
+        _stamp(f) + ("+" if above else "") for f, above in zip(s.floor, s.above, strict=True)
+    )
     return (
         f"nodes[{azs}] witness[{' '.join(map(_stamp, s.witness))}] "
-        f"floor[{' '.join(map(_stamp, s.floor))}] inc{list(s.incarnation)} "
+        f"floor[{floors}] inc{list(s.incarnation)} "
         f"cache[{' '.join(map(_stamp, s.cache))}] pending[{pend}]"
         + (f" conds[{conds}]" if s.conds else "")
         + f" acked={_stamp(s.acked)} observed={_stamp(s.observed)}"
+        + (f" deletes[{' '.join(sorted(map(_stamp, s.removals)))}]" if s.removals else "")
+        + (f" retired={_stamp(s.retired)}" if s.retired != NONE else "")
     )

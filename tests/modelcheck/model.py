@@ -26,13 +26,29 @@ node of each AZ, an AZ heard only when all of its nodes answer), finished
 (written back and recorded) when newer than the witness or when the witness
 does not know the key.
 
+A plain write may be a removal (an unversioned DELETE): the key's value
+becomes absent, and a read whose answer is that removal, or no record at
+all, reads absent. Removals are collected as node/tombstones.py does it
+(:func:`collect_removal`, :func:`drop_removal`): every witness of the key's
+group forgets the key at the removal's stamp (the floor rises just above it),
+then each node drops the record; from then on "no record" stands for the
+collected removal, in the reference model as in the protocol.
+
 Conditional writes (If-Match, If-None-Match) go beside the plain ones: the
-key's first AZ serializes them, and what matters is that a refusal is true (a
-refused write never becomes visible, a refused call never took effect).
+key's first AZ serializes them on its home, which decides against the newest
+record of every node of its AZ (it asks the others first; while one is down,
+every node of the other AZs instead), and what matters is that a refusal is true (a refused write
+never becomes visible, a refused call never took effect).
 
 The reference model is the newest acknowledged stamp and the newest stamp any
 read returned: every read must return at least both (read-after-write, no
-flicker); and every AZ holds the newest acknowledged stamp on some node.
+flicker); and every AZ holds the newest acknowledged stamp on some node. A
+read that answers no record after a removal was collected answers that
+removal (:func:`_returned`), so it is checked as that stamp: a stale read if
+a newer write was acknowledged, an older value come back if anything older
+than the removal is read. A read that meets a witness stamp no node holds
+at all, with every node up and every AZ heard, fails for ever
+(ServiceUnavailable where DESIGN.md promises the read works): a violation.
 
 Stamps are (clock, uid): unique and totally ordered, as the hybrid logical
 clock's are. Clock skew is the ``clock`` a write brings: any value, above
@@ -93,6 +109,14 @@ class Variant:
     agreed_checks: bool = True
     #: A resent call looks for its request id among the key's versions.
     resend_lookup: bool = True
+    #: A resent call that finds its earlier attempt among the key's versions
+    #: finishes it as a late try is finished (a merge commit in every AZ) and
+    #: records it at the witness before it answers success
+    #: (Protocol.finish_attempt); off: it spread the attempt to every AZ and
+    #: answered, and when the attempt was newer than the witness's stamp a
+    #: coordinator whose cache the witness vouched for served the older
+    #: version after the success (a stale read; the simulation's seed 1,592).
+    found_attempts_recorded: bool = True
     #: A resent call takes the current version by a linearizable read (which
     #: finishes it), not by a plain look at the replicas.
     resend_reads: bool = True
@@ -120,12 +144,29 @@ class Variant:
     #: refused (Protocol.confirm); off: one node an AZ, and a floor that
     #: missed a version it should be above (a lost write).
     floors_ask_every_node: bool = True
-    #: The first AZ's home decides a conditional write against everything
-    #: its AZ holds of the key, as if it had collected its hints first. Not
-    #: what the node does (a home back from the dead decides against its own
-    #: record: a known gap); an idealization, on in the runs that check the
-    #: rest of the protocol with AZs of two nodes and conditional writes.
-    home_knows_its_hints: bool = False
+    #: The first AZ's home asks the other nodes of its AZ for their record of
+    #: the key before it decides a conditional write, and decides against the
+    #: newest of them all; when one of them does not answer it hears every
+    #: node of the other AZs instead, and only when one of those is silent
+    #: too refuses the try (ConditionalRequestConflict: nothing written)
+    #: rather than guess (node/replica_store.py, node/hints.py). Off: the old home, which
+    #: decided against its own record, and a home back from the dead that had
+    #: not collected its hints took a try whose precondition a version on its
+    #: fallback had already broken (after a resend of that call was refused).
+    home_hears_its_az: bool = True
+    #: A removal is collected only after every witness of the group forgot
+    #: the key at its stamp (node/tombstones.py, rule 3); off: the nodes drop
+    #: it while the witnesses still vouch for it, and reads fail.
+    collect_forgets: bool = True
+    #: Forgetting raises the witness's floor just above the removal's stamp
+    #: (WitnessTable.forget); off: it forgets like an eviction of nothing,
+    #: and a late record of the removal (a read finishing it on a node that
+    #: has not dropped it yet) is taken again, and vouched for after the drop.
+    forget_raises_floor: bool = True
+    #: A removal is collected only once no write at or below its stamp is
+    #: still in flight (what the retention period stands for); off: an older
+    #: write that was on its way lands after the drop and comes back.
+    collect_after_retention: bool = True
 
 
 SAFE = Variant()
@@ -133,7 +174,7 @@ SAFE = Variant()
 
 @dataclass(frozen=True)
 class Write:
-    """A plain write (PUT or DELETE: a tombstone is a version like any) in flight."""
+    """A plain write (PUT, or DELETE: a removal, ``State.removals``) in flight."""
 
     stamp: Stamp
     coordinator: int
@@ -178,6 +219,9 @@ class State:
     hinted: tuple[bool, ...] = (False,) * AZS
     witness: tuple[Stamp | None, ...] = (None,) * WITNESSES  # None: unknown
     floor: tuple[Stamp, ...] = (NONE,) * WITNESSES  # the newest stamp it evicted
+    #: Per witness: its floor is just *above* its stamp (it forgot the key
+    #: there on request, WitnessTable.forget), so not even that stamp is taken.
+    above: tuple[bool, ...] = (False,) * WITNESSES
     incarnation: tuple[int, ...] = (0,) * WITNESSES
     cache: tuple[Stamp | None, ...] = (None,) * COORDINATORS
     pending: tuple[Write, ...] = ()
@@ -186,6 +230,12 @@ class State:
     lost: tuple[Cond, ...] = ()
     next_uid: int = 1
     next_call: int = 1
+    #: The stamps whose write is a removal (the key's value absent).
+    removals: frozenset[Stamp] = frozenset()
+    #: The newest removal collected (its witnesses forgot it; nodes holding
+    #: it may drop it): no record now reads as this removal, and every clock
+    #: is past it (the retention period and the skew bound: rule 1).
+    retired: Stamp = NONE
     # The reference model.
     acked: Stamp = NONE
     observed: Stamp = NONE
@@ -196,6 +246,17 @@ class State:
     refused_calls: frozenset[int] = frozenset()
     #: How many of each bounded step happened (the checker's budgets).
     spent: tuple[tuple[str, int], ...] = field(default=())
+
+    def _raise(self, witness: int, stamp: Stamp, above: bool = False) -> State:
+        """The witness's floor rises to ``stamp`` (just above it: ``above``)."""
+        floor = self.floor[witness]
+        if stamp < floor or (stamp == floor and not above):
+            return self
+        return _with(
+            self,
+            floor=_set(self.floor, witness, stamp),
+            above=_set(self.above, witness, above),
+        )
 
     def used(self, what: str) -> int:
         for name, n in self.spent:
@@ -346,17 +407,30 @@ def majority_agrees(s: State, at: tuple[int, ...]) -> bool:
 
 def witness_record(s: State, v: Variant, witness: int, stamp: Stamp) -> State:
     """The witness keeps the larger stamp; a key it does not know only at or
-    above its eviction floor (else it stays unknown: "ask the nodes")."""
+    above its eviction floor (only above it, after a forget); else it stays
+    unknown: "ask the nodes"."""
     held = s.witness[witness]
     if held is None:
-        if v.eviction_floor and stamp < s.floor[witness]:
+        floor = s.floor[witness]
+        if v.eviction_floor and (stamp < floor or (stamp == floor and s.above[witness])):
             return s
         return _with(s, witness=_set(s.witness, witness, stamp))
     return _with(s, witness=_set(s.witness, witness, max(held, stamp)))
 
 
+def absent(s: State, stamp: Stamp) -> bool:
+    """Whether a read answering ``stamp`` answers that the key is absent: no
+    record (NONE), or a removal."""
+    return stamp == NONE or stamp in s.removals
+
+
 def _returned(s: State, stamp: Stamp) -> State:
-    """A read returns ``stamp``: checked against the reference model."""
+    """A read returns ``stamp``: checked against the reference model. No
+    record, once a removal was collected, is that removal: absent, as it
+    reads; so it is stale if a newer write was acknowledged or read, and
+    anything older than it (present or absent) read later is a flicker."""
+    if stamp == NONE:
+        stamp = s.retired
     if stamp in s.refused:
         raise Violation(f"{stamp} was refused, then read")
     if stamp < s.acked:
@@ -383,12 +457,13 @@ def start_write(
     clock: int,
     check_at: tuple[int, ...],
     hear: tuple[int, ...] = ALL_AZS,
+    remove: bool = False,
 ) -> State:
-    """A write learns the key's floor (the witness majority's stamp, or the
-    newest record of the AZs it hears from when a member does not know the
-    key: Protocol.floor) and takes a stamp above it and at or above what its
-    (possibly skewed) clock gives. A floor the nodes cannot give
-    (QuorumUnavailable) fails the write before it began."""
+    """A write (a removal: ``remove``) learns the key's floor (the witness
+    majority's stamp, or the newest record of the AZs it hears from when a
+    member does not know the key: Protocol.floor) and takes a stamp above
+    it and at or above what its (possibly skewed) clock gives. A floor the
+    nodes cannot give (QuorumUnavailable) fails the write before it began."""
     floor = majority_check(s, check_at)
     if floor is None:
         found = read_azs(s, v.floors_ask_every_node, hear)
@@ -400,9 +475,12 @@ def start_write(
     if v.skip_floor:
         floor = NONE
     # (floor.clock, uid) is above the floor: the uid is the newest there is.
-    stamp = Stamp(max(clock, floor.clock), s.next_uid)
+    stamp = Stamp(max(clock, floor.clock, s.retired.clock), s.next_uid)
     w = Write(stamp, coordinator, s.incarnation, stamp, max(s.acked, s.observed))
-    return _with(s, pending=(*s.pending, w), next_uid=s.next_uid + 1, spent=_spend(s, "writes"))
+    s = _with(s, pending=(*s.pending, w), next_uid=s.next_uid + 1, spent=_spend(s, "writes"))
+    if remove:
+        s = _with(s, removals=s.removals | {stamp}, spent=_spend(s, "deletes"))
+    return s
 
 
 def commit_to_az(s: State, which: int, az: int) -> State:
@@ -480,6 +558,7 @@ def restart_witness(s: State, witness: int) -> State:
         s,
         witness=_set(s.witness, witness, None),
         floor=_set(s.floor, witness, NONE),
+        above=_set(s.above, witness, False),
         incarnation=_set(s.incarnation, witness, s.incarnation[witness] + 1),
         spent=_spend(s, "witness_restarts"),
     )
@@ -491,11 +570,8 @@ def evict(s: State, witness: int) -> State:
     held = s.witness[witness]
     if held is None:
         return s
-    return _with(
-        s,
-        witness=_set(s.witness, witness, None),
-        floor=_set(s.floor, witness, max(s.floor[witness], held)),
-        spent=_spend(s, "evictions"),
+    return _with(s, witness=_set(s.witness, witness, None), spent=_spend(s, "evictions"))._raise(
+        witness, held
     )
 
 
@@ -504,11 +580,8 @@ def other_key_evicted(s: State, witness: int, clock: int) -> State:
     witness's floor) is forgotten at its own stamp, which may sit anywhere
     among this key's stamps; the floor rises to it."""
     stamp = Stamp(clock, s.next_uid)
-    return _with(
-        s,
-        floor=_set(s.floor, witness, max(s.floor[witness], stamp)),
-        next_uid=s.next_uid + 1,
-        spent=_spend(s, "other_key_evictions"),
+    return _with(s, next_uid=s.next_uid + 1, spent=_spend(s, "other_key_evictions"))._raise(
+        witness, stamp
     )
 
 
@@ -543,6 +616,74 @@ def hand_off(s: State, az: int) -> State:
     return _with(s, nodes=nodes, hinted=_set(s.hinted, az, False))
 
 
+# -- collecting a removal (node/tombstones.py) -------------------------------------
+
+
+def _newest_held(s: State) -> Stamp:
+    return max(az_holds(s, az) for az in ALL_AZS)
+
+
+def collectable(s: State, v: Variant) -> Stamp | None:
+    """The removal a collection may take now, or None: the key's current
+    record on every node of every AZ is that removal or nothing (rule 2:
+    every node answers, so every node is up), no hint for the key is held,
+    nothing at or below it is in flight (rule 1), and no witness of the
+    group holds a newer stamp (rule 3: WitnessTable.forget keeps a newer
+    one and the collection waits for a later round)."""
+    r = _newest_held(s)
+    if r <= s.retired or r not in s.removals or any(s.hinted):
+        return None
+    if not all(all(up) for up in s.up):
+        return None
+    if any(n != r and n != NONE for az in s.nodes for n in az):
+        return None
+    # Rule 1, the retention period: the removal is older than any request
+    # lives (plus the clock-skew bound), so no write, conditional try,
+    # write-back or hand-off at or below its stamp is still on its way. In
+    # the model that is a condition on what is in flight, not a clock.
+    if v.collect_after_retention and (
+        any(w.stamp <= r for w in s.pending)
+        or any(c.stamp <= r or any(t <= r for t in c.tries) for c in s.conds)
+    ):
+        return None
+    if v.collect_forgets and any(w is not None and w > r for w in s.witness):
+        return None
+    return r
+
+
+def collect_removal(s: State, v: Variant) -> State:
+    """TombstoneCollector._collect_removal up to the drop: every witness of
+    the group forgets the key at the removal's stamp, its floor raised just
+    above it (WitnessFleet.forget; one step: a member that forgot alone is an
+    eviction, which the model explores on its own). From then on the
+    removal is retired: every node holding it may drop it (:func:`drop_removal`),
+    and every clock is past it (rule 1 with the skew bound: a later write's
+    stamp is above it even when its floor finds nothing)."""
+    r = collectable(s, v)
+    if r is None:
+        return s
+    s = _with(s, retired=r, spent=_spend(s, "collections"))
+    if v.collect_forgets:
+        for i in range(WITNESSES):
+            s = _with(s, witness=_set(s.witness, i, None))
+            if v.forget_raises_floor:
+                s = s._raise(i, r, above=True)
+    return s
+
+
+def drop_removal(s: State, az: int, node: int) -> State:
+    """ReplicaStore.drop_removal on one node, after the witnesses forgot
+    (each node drops its own record; a node may crash before it does): only
+    while its current record is still the retired removal and it holds no
+    hint (rule 4, atomic with the drop). A copy of the removal written back
+    after the drop (a read finishing it) is dropped again later."""
+    if s.retired == NONE or not s.up[az][node] or s.nodes[az][node] != s.retired:
+        return s
+    if node > 0 and s.hinted[az]:
+        return s  # the fallback holds a hint for the key: it keeps the record
+    return _with(s, nodes=_set(s.nodes, az, _set(s.nodes[az], node, NONE)))
+
+
 # -- reads -----------------------------------------------------------------------
 
 
@@ -573,6 +714,10 @@ def read(
     if best is None:
         return s, None  # no AZ answered: QuorumUnavailable
     if w is not None and best < w:
+        if hear == ALL_AZS and all(all(up) for up in s.up) and w > _newest_held(s):
+            # Not a node down or an AZ timing out: no replica holds what the
+            # witness vouches for, and every read of the key fails like this.
+            raise Violation(f"unavailable: the witnesses vouch for {w}, which no replica holds")
         return s, None  # ServiceUnavailable: an acknowledged version is missing
     relies_on_azs = w is None or best > w or not agreed
     if v.reads_hear_majority and relies_on_azs and len(heard) < MAJORITY_OF_AZS:
@@ -580,8 +725,9 @@ def read(
         # majority of AZs, where every later read meets it.
         return s, None
     # The first AZ must answer (a node of it then holds what is finished); it
-    # need not be heard whole: with a home that decides knowing its hints
-    # (home_knows_its_hints), a version on its fallback is enough.
+    # need not be heard whole: its home decides conditional writes against
+    # every node of it (home_hears_its_az), so a version on its fallback is
+    # enough.
     if v.finish_at_first_az and relies_on_azs and best != NONE and 0 not in answered:
         return s, None  # QuorumUnavailable: the first AZ must hold what is finished
     if best == NONE:
@@ -603,7 +749,7 @@ def read(
 def start_conditional(s: State, coordinator: int, clock: int) -> State:
     """Its precondition read saw the newest stamp; it takes a stamp above."""
     expect = max(az_holds(s, az) for az in ALL_AZS)
-    stamp = Stamp(max(clock, expect.clock), s.next_uid)
+    stamp = Stamp(max(clock, expect.clock, s.retired.clock), s.next_uid)
     c = Cond(s.next_call, expect, expect, stamp, coordinator, s.incarnation)
     return _with(
         s,
@@ -619,32 +765,56 @@ def _waiting(s: State) -> list[Cond]:
 
 
 def conditional_at_first_az(s: State, v: Variant, which: int) -> State:
-    """The first AZ's home takes the try, or refuses it when its record is
-    newer than ``expect`` (a conditional write's first AZ is always its
-    home: while it is down, the write waits)."""
+    """The first AZ's home takes the try, or refuses it when the newest
+    record its AZ holds is newer than ``expect`` (a conditional write's
+    first AZ is always its home: while it is down, the write waits). It asks
+    the AZ's other nodes first (home_hears_its_az): a fallback may hold a
+    write it took while the home was away (or unreachable), not yet handed
+    back; one that does not answer makes it refuse."""
     waiting = _waiting(s)
     if not waiting or not s.up[0][0]:
         return s
     c = waiting[which % len(waiting)]
+    own = s.nodes[0][0]
+    newest = own
+    if v.home_hears_its_az:
+        newest = az_holds(s, 0)
+        if not all(s.up[0]):
+            # What the silent node holds is unknown: every node of the other
+            # AZs is heard instead (an acknowledged write is in all three, a
+            # version a read finished in a majority with this one), or, when
+            # one of them is silent too, the try is refused rather than
+            # guessed (node/hints.py).
+            if not all(all(s.up[az]) for az in range(1, len(s.up))):
+                return _conflict_at_first_az(s, v, c)
+            heard = [n for n, up in zip(s.nodes[0], s.up[0], strict=True) if up]
+            newest = max([*heard, *(az_holds(s, az) for az in range(1, len(s.up)))])
+    if newest > c.expect:
+        return _conflict_at_first_az(s, v, c)
     i = s.conds.index(c)
-    home = az_holds(s, 0) if v.home_knows_its_hints else s.nodes[0][0]
-    if home > c.expect:
-        if not c.tries:
-            # Refused before anything was written.
-            return _with(s, conds=_drop(s.conds, i), refused=s.refused | {c.stamp})
-        if v.on_late_conflict == "refuse":
-            if set(c.tries) & s.returned:
-                raise Violation("a refused write was seen")
-            return _with(s, conds=_drop(s.conds, i), refused=s.refused | set(c.tries))
-        # The earlier try happened: finish it (merge commits everywhere).
-        stamp = c.tries[-1]
-        nxt = commit_everywhere(s, stamp)
-        if nxt is None:
-            return s  # an AZ is down: the call fails, outcome unknown (abandon)
-        return _with(nxt, conds=_set(s.conds, i, _with(c, stamp=stamp, finishing=True)))
-    nodes = _set(s.nodes, 0, _set(s.nodes[0], 0, max(home, c.stamp)))
+    nodes = _set(s.nodes, 0, _set(s.nodes[0], 0, max(own, c.stamp)))
     c2 = _with(c, tries=(*c.tries, c.stamp), others=frozenset(), newer=NONE)
     return _with(s, nodes=nodes, conds=_set(s.conds, i, c2), took_effect=s.took_effect | {c.call})
+
+
+def _conflict_at_first_az(s: State, v: Variant, c: Cond) -> State:
+    """The first AZ refused the try (ConditionalRequestConflict: nothing
+    written there): a true refusal of the call when it was the first try;
+    else the earlier try, which that AZ took, is finished."""
+    i = s.conds.index(c)
+    if not c.tries:
+        # Refused before anything was written.
+        return _with(s, conds=_drop(s.conds, i), refused=s.refused | {c.stamp})
+    if v.on_late_conflict == "refuse":
+        if set(c.tries) & s.returned:
+            raise Violation("a refused write was seen")
+        return _with(s, conds=_drop(s.conds, i), refused=s.refused | set(c.tries))
+    # The earlier try happened: finish it (merge commits everywhere).
+    stamp = c.tries[-1]
+    nxt = commit_everywhere(s, stamp)
+    if nxt is None:
+        return s  # an AZ is down: the call fails, outcome unknown (abandon)
+    return _with(nxt, conds=_set(s.conds, i, _with(c, stamp=stamp, finishing=True)))
 
 
 def _going(s: State) -> list[Cond]:
@@ -673,7 +843,9 @@ def conditional_at_other_az(s: State, which: int, az: int, clock: int = 0) -> St
     if len(c.others) == AZS - 1:
         if c.newer != NONE and len(c.tries) < TRIES:
             # Stamped again above what it met, conditional on this try.
-            c = _with(c, expect=c.stamp, stamp=Stamp(max(clock, c.newer.clock), nxt_uid))
+            c = _with(
+                c, expect=c.stamp, stamp=Stamp(max(clock, c.newer.clock, s.retired.clock), nxt_uid)
+            )
             nxt_uid += 1
         else:
             c = _with(c, finishing=True)
@@ -749,9 +921,24 @@ def resend(
         return _with(s, conds=_drop(s.conds, s.conds.index(c)))
 
     if v.resend_lookup and c.call in s.took_effect:
-        # Found among the versions (spread to every AZ): answered success; its
+        # Found among the versions: the newest try the first AZ took (a later
+        # try removes the one before it). Spread to every AZ (merge commits:
+        # current where it is the newest), then recorded at the witness
+        # majority and cached (Protocol.finish_attempt): the resend's read may
+        # have been served from a cache the witness vouched for at an older
+        # stamp, and not met it. Answered success (acknowledged); its
         # coordinator may stop now.
-        return done(s)
+        found = c.tries[-1]
+        nxt = commit_everywhere(s, found)
+        if nxt is None:
+            return s  # an AZ is down: QuorumUnavailable, the client will try again
+        s = nxt
+        if v.found_attempts_recorded:
+            for i in record_at:
+                s = witness_record(s, v, i, found)
+            s = _cache(s, coordinator, found)
+        s = done(s)
+        return _with(s, acked=max(s.acked, found))
     if current > c.first_expect:
         # The precondition fails: refused. Its coordinator, if still going,
         # must never get a try of it taken now.
@@ -770,7 +957,8 @@ def resend(
 
 def check_invariants(s: State) -> None:
     for az in ALL_AZS:
-        if az_holds(s, az) < s.acked:
+        # No record, after a collection, is the collected removal.
+        if max(az_holds(s, az), s.retired) < s.acked:
             raise Violation(f"AZ {az} lost the acknowledged {s.acked}")
     if s.refused_calls & s.took_effect:
         raise Violation("a refused call took effect")

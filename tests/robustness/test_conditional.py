@@ -107,17 +107,7 @@ def writer(
 
 @pytest.mark.parametrize(
     "retries",
-    [
-        False,
-        pytest.param(
-            True,
-            marks=pytest.mark.xfail(
-                strict=False,
-                reason="a home back from the dead decides a conditional try before it has "
-                "collected its hints (docs/architecture.md, Guarantees today: a known gap)",
-            ),
-        ),
-    ],
+    [False, True],
     ids=["one-attempt", "sdk-retries"],
 )
 def test_a_refused_conditional_write_never_becomes_visible(

@@ -442,6 +442,7 @@ class Sim:
         try:
             # Retried: a message stalled past a short deadline (no fault needed)
             # can fail an attempt; one that took effect makes the next refuse.
+            # So does a home that could not hear its AZ whole (nothing written).
             for attempt in range(10):
                 try:
                     if attempt == 0 or await self._bucket_missing(coord):
@@ -449,7 +450,7 @@ class Sim:
                     if self.versioned:
                         await coord.put_bucket_versioning(BUCKET, "Enabled")
                     break
-                except EXPECTED as exc:
+                except (*EXPECTED, errors.ConditionalRequestConflict) as exc:
                     self.note(f"setup: {type(exc).__name__}: {exc}")
                     await asyncio.sleep(0.5)
         finally:

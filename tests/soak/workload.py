@@ -452,7 +452,12 @@ class Versions:
                 continue  # not replicated yet: next pass
             with self.lock:
                 acked = self.acked.get(v.version_id)
-            if acked is not None:
+                tried = v.version_id in self.pruned
+            if acked is not None and not tried:
+                # Checked once, before its first DELETE. A DELETE that failed
+                # may have removed it in some AZs (reads answer NoSuchVersion)
+                # and left it in the one this listing scans: it is deleted
+                # again, which finishes the removal everywhere.
                 self._check_source(e, acked, v)
             with self.lock:
                 # Checked: from here on it may be gone (a delete whose answer

@@ -252,8 +252,9 @@ def test_the_background_scrub_is_paced_and_remembers_its_pass(tmp_path: Path) ->
             reports = [r async for r in scrubber.run(paced=True)]
             assert loop.time() - started >= 0.9  # 3 MiB at 2 MiB/s, the last step unpaced
             final = reports[-1]
-            # The current record and its version record; the body read once.
-            assert final.done and (final.records_checked, final.chunks_checked) == (2, 3)
+            # The current record, its version record and its change-log entry;
+            # the body read once.
+            assert final.done and (final.records_checked, final.chunks_checked) == (3, 3)
             assert final.bytes_checked > 3 * mib and final.unrepaired == 0
             task = asyncio.create_task(scrubber.run_forever())
             for _ in range(100):
@@ -271,3 +272,63 @@ def test_the_background_scrub_is_paced_and_remembers_its_pass(tmp_path: Path) ->
         assert reopened.scrub_done_ms == 5_000
     finally:
         reopened.close()
+
+
+# -- change-log entries, hints and markers -----------------------------------------
+
+
+def test_log_entries_hints_and_markers_are_framed_and_old_ones_still_read() -> None:
+    change = Change.of(_version())
+    entry = records.encode_change(change)
+    assert entry[0] == records.FRAMED and records.decode_change(entry) == change
+    old_entry = bytes([records.VERSION_V1]) + entry[5:]  # as written before checksums
+    assert records.decode_change(old_entry) == change
+    stamp = Stamp(1_000, 2, 1, 3)
+    assert records.decode_hint(records.encode_hint(stamp)) == stamp
+    assert records.decode_hint(stamp.encode()) == stamp  # a bare stamp: an old hint
+    assert records.decode_marker(records.encode_marker(7_000)) == 7_000
+    assert records.decode_marker(bytes([1]) + (7_000).to_bytes(8, "big")) == 7_000
+    assert records.decode_marker(b"\x01") == 0  # an undated removal marker
+    for kind, raw, decode in (
+        (records.LOG, entry, records.decode_change),
+        (records.HINT, records.encode_hint(stamp), records.decode_hint),
+        (records.MARKER, records.encode_marker(7_000), records.decode_marker),
+    ):
+        for at in (1, len(raw) - 1):
+            before = _corrupt_reads(kind)
+            with pytest.raises(CorruptData, match="checksum"):
+                decode(_flip(raw, at))  # type: ignore[operator]
+            assert _corrupt_reads(kind) == before + 1
+            assert not records.value_sound(kind, _flip(raw, at))
+        assert records.value_sound(kind, raw)
+
+
+def test_a_scrub_step_finds_damaged_log_entries_hints_and_markers_and_mends_some(
+    tmp_path: Path,
+) -> None:
+    async def body(store: ReplicaStore) -> None:
+        v = _version()
+        await store.commit(Change.of(v), hint_for="home")
+        await store.commit(Change("b", "k", Stamp(2_000, 0, 1, 1), removed=(v.vstamp,)))
+        hk = keys.hint_key("home", "b", "k")
+        lk = keys.log_key(1)
+        rk = keys.removed_key("b", "k", v.vstamp.encode())
+        for k in (hk, lk, rk):
+            store.db.put(k, _flip(store.db[k], 6))
+        for prefix, kind, bad in (
+            (keys.LOG, records.LOG, lk),
+            (keys.HINT, records.HINT, hk),
+            (keys.REMOVED, records.MARKER, rk),
+        ):
+            page = await store.scrub_values(prefix, kind, None, 1 << 30, 1000)
+            assert page.bad_values == [bad] and page.cursor is None
+            assert await store.mend_value(bad) == (kind != records.LOG)
+        # Mended from what is known without them: the oldest hint, an old marker.
+        assert await store.hints_for("home") == [("b", "k", Stamp.decode(bytes(16)))]
+        assert records.decode_marker(store.db[rk]) == 0
+        assert not records.value_sound(records.LOG, store.db[lk])
+        # The hint still hands off, and goes.
+        assert await store.drop_hint("home", "b", "k", Stamp.decode(bytes(16)), False)
+        assert store.hints_pending == 0
+
+    _run(tmp_path, body)

@@ -8,6 +8,7 @@ import asyncio
 import dataclasses
 import datetime as dt
 import hashlib
+import inspect
 import itertools
 import json
 import os
@@ -18,23 +19,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from node.multipart import multipart_etag as node_multipart_etag
-from tristore.cli import mpu, multipart, upload_state
+from tristore.cli import mpu, multipart
 from tristore.cli.main import build_parser, run
-from tristore.cli.multipart import (
-    MAX_PART_SIZE,
-    MAX_PARTS,
-    MIN_PART_SIZE,
-    PartSpec,
-    choose_part_size,
-    plan_parts,
-    resume_candidates,
-    reusable_parts,
-)
-from tristore.cli.upload_state import LocalFile, PartRecord, StateFile, UploadState
 from tristore.cli.util import parse_size
+from tristore.client import Client, parts, upload_state
 from tristore.client._body import make_body
-from tristore.errors import InvalidArgument
+from tristore.client.parts import PartSpec, plan_parts, resume_candidates, reusable_parts
+from tristore.client.upload_state import LocalFile, PartRecord, StateFile, UploadState
+from tristore.errors import FileChanged, InvalidArgument
 from tristore.model import MultipartUpload, Part
+from tristore.validation import MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE, choose_part_size
 
 pytestmark = pytest.mark.unit
 
@@ -103,6 +97,18 @@ def test_cp_multipart_defaults() -> None:
     assert (args.multipart_threshold, args.part_size, args.parallel) == (None, None, None)
     options = multipart.TransferOptions.from_args(args)
     assert options == multipart.TransferOptions(64 * MiB, 8 * MiB, 4)
+    # cp's defaults are the SDK's upload_file's.
+    defaults = inspect.signature(Client.upload_file).parameters
+    assert (options.threshold, options.part_size, options.parallel) == (
+        defaults["multipart_threshold"].default,
+        defaults["part_size"].default,
+        defaults["parallel"].default,
+    )
+
+
+def test_etag_parts() -> None:
+    assert parts.etag_parts('"9b2cf535f27731c974343645a3985328-16"') == 16
+    assert parts.etag_parts("9b2cf535f27731c974343645a3985328") is None
 
 
 @pytest.mark.parametrize(
@@ -256,11 +262,11 @@ def test_plan_covers_the_file_exactly(size: int, part_size: int) -> None:
 
 
 def test_multipart_etag_is_the_one_the_node_computes() -> None:
-    parts = [b"a" * 100, b"b" * 7, b""]
-    md5s = [md5(p) for p in parts]
-    expect = md5(b"".join(hashlib.md5(p).digest() for p in parts)) + "-3"
-    assert multipart.multipart_etag(md5s) == expect == node_multipart_etag(md5s)
-    assert multipart.multipart_etag(f'"{m.upper()}"' for m in md5s) == expect
+    bodies = [b"a" * 100, b"b" * 7, b""]
+    md5s = [md5(p) for p in bodies]
+    expect = md5(b"".join(hashlib.md5(p).digest() for p in bodies)) + "-3"
+    assert parts.multipart_etag(md5s) == expect == node_multipart_etag(md5s)
+    assert parts.multipart_etag(f'"{m.upper()}"' for m in md5s) == expect
 
 
 # --- the resume decision ------------------------------------------------------------
@@ -428,7 +434,7 @@ def test_forget_upload_removes_only_that_uploads_state(tmp_path: Path) -> None:
 
 
 def test_resume_hint_says_how_to_resume_and_abort() -> None:
-    hint = upload_state.resume_hint(state(key="my dir/disk.img"))
+    hint = multipart.resume_hint(state(key="my dir/disk.img"))
     assert "run the same command again" in hint
     assert f"tristore mpu abort 's3://backups/my dir/disk.img' {UPLOAD}" in hint
 
@@ -448,20 +454,20 @@ def test_a_part_reads_as_its_own_seekable_file(data_file: tuple[Path, bytes]) ->
     path, data = data_file
     spec = PartSpec(2, MiB + 7, MiB + 100)
     expect = data[spec.offset : spec.offset + spec.size]
-    with multipart.open_part(path, spec) as f:
+    with parts.open_part(path, spec) as f:
         assert f.seekable() and f.tell() == 0
         assert f.seek(0, os.SEEK_END) == spec.size
         f.seek(0)
         assert f.read() == expect
         f.seek(10)
         assert f.read(5) == expect[10:15]
-    assert multipart.part_md5(path, spec) == md5(expect)
+    assert parts.part_md5(path, spec) == md5(expect)
 
 
 def test_the_sdk_sends_a_part_and_no_more(data_file: tuple[Path, bytes]) -> None:
     path, data = data_file
     spec = plan_parts(len(data), MiB)[-1]
-    with multipart.open_part(path, spec) as f:
+    with parts.open_part(path, spec) as f:
         body = make_body(f)
         assert (body.size, body.replayable) == (spec.size, True)
 
@@ -475,22 +481,22 @@ def test_the_sdk_sends_a_part_and_no_more(data_file: tuple[Path, bytes]) -> None
 def test_a_file_shorter_than_planned_is_a_changed_file(data_file: tuple[Path, bytes]) -> None:
     path, data = data_file
     spec = PartSpec(1, len(data) - 10, 20)
-    with pytest.raises(multipart.FileChanged, match="changed during the upload"):
-        multipart.part_md5(path, spec)
+    with pytest.raises(FileChanged, match="changed during the upload"):
+        parts.part_md5(path, spec)
 
 
 def test_check_unchanged(data_file: tuple[Path, bytes]) -> None:
     path, _ = data_file
     src = LocalFile.from_stat(path, os.stat(path))
-    multipart.check_unchanged(src)
+    parts.check_unchanged(src)
     os.utime(path, ns=(src.mtime_ns, src.mtime_ns + 1))
-    with pytest.raises(multipart.FileChanged):
-        multipart.check_unchanged(src)
+    with pytest.raises(FileChanged):
+        parts.check_unchanged(src)
 
 
 def test_parts_progress_adds_parts_in_flight() -> None:
     seen: list[int] = []
-    tracker = multipart.PartsProgress(seen.append)
+    tracker = parts.PartsProgress(seen.append)
     tracker.skip(100)
     first, second = tracker.for_part(2), tracker.for_part(3)
     first(10)
@@ -559,5 +565,5 @@ def test_complete_deadline_grows_with_the_object() -> None:
     # the client's 15 s default, a small object no less than that default.
     from tristore.client.aio import DEFAULT_TIMEOUT_S
 
-    assert multipart.complete_timeout(1024**3) >= 4 * DEFAULT_TIMEOUT_S
-    assert multipart.complete_timeout(5 * 1024**2) < DEFAULT_TIMEOUT_S  # the client's wins
+    assert parts.complete_timeout(1024**3) >= 4 * DEFAULT_TIMEOUT_S
+    assert parts.complete_timeout(5 * 1024**2) < DEFAULT_TIMEOUT_S  # the client's wins

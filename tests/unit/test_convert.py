@@ -10,6 +10,7 @@ from tristore import convert
 from tristore.model import (
     BucketInfo,
     ClusterStatus,
+    CompletedPart,
     DeletedObject,
     ListEntry,
     ListPage,
@@ -17,6 +18,10 @@ from tristore.model import (
     NodeStatus,
     ObjectInfo,
     ObjectVersion,
+    Part,
+    PartPage,
+    VersionEntry,
+    VersionPage,
     ms_to_datetime,
 )
 from tristore.stamps import Stamp
@@ -152,3 +157,33 @@ def test_deleted_object_round_trip(item: DeletedObject) -> None:
     back = convert.deleted_from_pb(convert.deleted_to_pb(item))
     assert back == item
     assert back.deleted is (item.error_code == "")
+
+
+def test_multipart_checksums_round_trip() -> None:
+    """A part's checksum, listed (ListParts, with the upload's algorithm and
+    type) and given back (Complete's CompletedPart)."""
+    page = PartPage(
+        [
+            Part(1, "e1", 5, ms_to_datetime(1001), "sha256", "c2hh"),
+            Part(2, "e2", 1, ms_to_datetime(1002)),
+        ],
+        True,
+        2,
+        "sha256",
+        "COMPOSITE",
+    )
+    assert convert.part_page_from_pb(convert.part_page_to_pb(page)) == page
+    done = CompletedPart(3, "e3", "crc32", "AAAAAA==")
+    assert convert.completed_part_from_pb(convert.completed_part_to_pb(done)) == done
+
+
+def test_version_checksums_round_trip() -> None:
+    entries = [
+        VersionEntry("k", "v2", True, True, 0, "", ms_to_datetime(2)),
+        VersionEntry(
+            "k", "v1", False, False, 3, "e", ms_to_datetime(1), "STANDARD", "o", "",
+            {}, "crc32c", "FULL_OBJECT",
+        ),
+    ]  # fmt: skip
+    page = VersionPage(entries, [], False, None, None)
+    assert convert.version_page_from_pb(convert.version_page_to_pb(page)) == page

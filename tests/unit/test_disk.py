@@ -1,6 +1,6 @@
 """The free-space watch of a node (node/disk.py): refusal below the reserve,
 hysteresis on the way back, and a store that failed for lack of space staying
-refused until a restart."""
+refused until space is back, when the node restarts itself."""
 
 from __future__ import annotations
 
@@ -44,18 +44,30 @@ def test_writes_come_back_only_past_the_resume_margin(tmp_path: Path) -> None:
     assert watch.health() == ""
 
 
-def test_a_store_that_ran_out_of_space_stays_refused(tmp_path: Path) -> None:
-    watch = DiskWatch("b1", tmp_path, reserve_bytes=0, resume_bytes=0)
+def test_a_store_that_ran_out_of_space_refuses_until_space_is_back_then_restarts(
+    tmp_path: Path,
+) -> None:
+    free = _free(tmp_path)
+    watch = DiskWatch("b1", tmp_path, reserve_bytes=0, resume_bytes=free * 4)
+    restarts: list[bool] = []
+    watch.on_space_back = lambda: restarts.append(True)
     assert not watch.check()
-    watch.write_failed(RuntimeError("IO error: something else"))
+    other = RuntimeError("IO error: something else")
+    assert watch.write_failed(other) is other
     assert not watch.full
     err = RuntimeError("IO error: No space left on device: While appending to file: 000004.log")
     assert is_out_of_space(err)
-    watch.write_failed(err)
-    assert watch.check()  # space is plenty, but the store needs a restart
-    with pytest.raises(StorageFull, match="restarted"):
+    told = watch.write_failed(err)
+    assert isinstance(told, StorageFull) and told.retriable and "node b1" in str(told)
+    assert watch.check()  # the store is stuck: space alone does not make it write
+    assert not restarts  # not enough free yet (the resume margin)
+    with pytest.raises(StorageFull, match="restarts by itself"):
         watch.refuse_if_full("new writes")
-    assert "restart" in watch.health()
+    assert "restarts by itself" in watch.health()
+    watch.resume_bytes = 0  # space is back
+    assert watch.check()  # still refusing: only the restart opens the store again
+    assert restarts == [True]
+    assert watch.check() and restarts == [True]  # asked once
 
 
 def test_an_idle_watch_looks_again_at_once_when_the_store_writes(tmp_path: Path) -> None:

@@ -5,16 +5,14 @@ checksum types an upload may ask for."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import os
-from collections.abc import AsyncIterator
 
 import pytest
 
 from tristore import checksums
-from tristore.errors import InvalidRequest
+from tristore.errors import BadDigest, InvalidRequest
 
 pytestmark = pytest.mark.unit
 
@@ -34,24 +32,31 @@ def test_check_values() -> None:
     assert len(base64.b64decode(checksums.digest_of("crc64nvme", b""))) == 8
 
 
-def test_hashed_sets_the_value_when_the_body_ends() -> None:
+def test_a_checksum_is_computed_in_pieces_and_checked_against_the_declared() -> None:
     pieces = [os.urandom(1000) for _ in range(5)]
-
-    async def body() -> AsyncIterator[bytes]:
-        for p in pieces:
-            yield p
-
-    async def drain(c: checksums.Checksum) -> bytes:
-        out = b""
-        async for piece in checksums.hashed(body(), c):
-            assert not c.computed  # only once the body has ended
-            out += piece
-        return out
-
+    whole = b"".join(pieces)
     for name in checksums.ALGORITHMS:
-        c = checksums.Checksum(name)
-        assert asyncio.run(drain(c)) == b"".join(pieces)
-        assert c.computed == checksums.digest_of(name, b"".join(pieces))
+        want = checksums.digest_of(name, whole)
+        for declared in ("", want):
+            c = checksums.Checksum(name, declared)
+            h = c.hasher()
+            assert h is not None
+            for p in pieces:
+                h.update(p)
+            assert not c.computed  # only once the body has ended
+            c.finish(h)
+            assert c.computed == want, name
+        c = checksums.Checksum(name, checksums.digest_of(name, b"another body"))
+        h = c.hasher()
+        assert h is not None
+        h.update(whole)
+        with pytest.raises(BadDigest, match="nothing was stored"):
+            c.finish(h)
+        assert not c.computed
+    # Nothing to compute: a value known already, one of parts, no algorithm.
+    assert checksums.Checksum("crc32", computed="AAAAAA==").hasher() is None
+    assert checksums.Checksum("crc32", of_parts=True).hasher() is None
+    assert checksums.Checksum("").hasher() is None
 
 
 def test_multipart_checksums() -> None:

@@ -11,6 +11,7 @@ import pytest
 
 from tests.modelcheck.checker import (
     CI,
+    CI_COLLECT,
     CI_CONDITIONAL,
     CI_PARTIAL,
     CI_TWO_NODES,
@@ -47,11 +48,30 @@ def test_every_interleaving_with_azs_of_two_nodes_is_clean() -> None:
     assert res.states > 1_000
 
 
+def test_every_interleaving_with_a_delete_and_its_collection_is_clean() -> None:
+    res = explore(CI_COLLECT)
+    print(res.summary())
+    assert res.violation is None, res.format_trace()
+    assert res.states > 1_000
+
+
 @pytest.mark.skipif(not LONG_RUN, reason="TRISTORE_LONG=1 (minutes on a loaded machine)")
 @pytest.mark.parametrize(
     "bounds",
-    [CI_CONDITIONAL, replace(CI_CONDITIONAL, partial_reads=True, resends=True), LONG],
-    ids=["conditional", "conditional-partial-reads", "long"],
+    [
+        CI_CONDITIONAL,
+        replace(CI_CONDITIONAL, partial_reads=True, resends=True),
+        replace(CI_COLLECT, pending=2),
+        replace(CI_COLLECT, nodes_per_az=2, node_crashes=1),
+        LONG,
+    ],
+    ids=[
+        "conditional",
+        "conditional-partial-reads",
+        "collect-two-at-once",
+        "collect-two-nodes",
+        "long",
+    ],
 )
 def test_every_interleaving_within_the_long_bounds_is_clean(bounds: Bounds) -> None:
     res = explore(bounds)
@@ -88,6 +108,12 @@ MUTANTS = [
         "a refused call took effect",
         7,
     ),
+    (
+        Variant(found_attempts_recorded=False),
+        Bounds(**_COND, **_COND0),
+        "stale read",
+        8,
+    ),
     (Variant(reads_ask_every_node=False), CI_TWO_NODES, "flicker", 5),
     (
         Variant(floors_ask_every_node=False),
@@ -95,6 +121,13 @@ MUTANTS = [
         "lost write",
         12,
     ),
+    # Nodes drop a removal the witnesses still vouch for: reads fail.
+    (Variant(collect_forgets=False), CI_COLLECT, "unavailable", 9),
+    # A read finishes the removal after the forget; taken again, it is
+    # vouched for after the drop.
+    (Variant(forget_raises_floor=False), CI_COLLECT, "unavailable", 9),
+    # Collected while an older write is on its way: it lands and comes back.
+    (Variant(collect_after_retention=False), replace(CI_COLLECT, pending=2), "flicker", 8),
 ]
 
 
@@ -110,8 +143,12 @@ MUTANTS = [
         "resend-plain-look",
         "finish-in-one-az",
         "finish-without-first-az",
+        "resend-found-unrecorded",
         "read-one-node-an-az",
         "floor-from-one-node-an-az",
+        "collect-without-forgetting",
+        "forget-without-floor",
+        "collect-before-retention",
     ],
 )
 def test_the_checker_finds_each_mutant(
@@ -147,25 +184,53 @@ def test_the_checker_finds_a_disabled_incarnation_fence() -> None:
     assert res.violation is not None and "flicker" in res.violation
 
 
-def test_the_checker_finds_the_known_gap_of_a_home_back_from_the_dead() -> None:
-    """A known gap (docs/architecture.md, "Guarantees today"): a plain write
-    lands on the first AZ's fallback while its home is down; the home comes
-    back before the hand-off and decides a conditional write against its own,
-    older record, after a resend of that call was refused. Once the home
-    decides knowing its hints, this test fails: then run these bounds clean
-    with SAFE instead."""
-    bounds = Bounds(
-        nodes_per_az=2,
-        node_crashes=1,
-        writes=1,
-        pending=1,
-        conditionals=1,
-        witness_restarts=0,
-        evictions=0,
-        other_key_evictions=0,
-    )
-    res = explore(bounds)
+#: AZs of two nodes, one node crash, a plain write, a conditional write and
+#: resends: where a home back from the dead decided a conditional write
+#: against its own record, before its fallback handed the plain write back.
+HOME_BACK = Bounds(
+    nodes_per_az=2,
+    node_crashes=1,
+    writes=1,
+    pending=1,
+    conditionals=1,
+    witness_restarts=0,
+    evictions=0,
+    other_key_evictions=0,
+)
+
+
+def test_the_checker_finds_a_home_that_decides_without_its_hints() -> None:
+    """The old home (issue 14): a plain write lands on the first AZ's fallback
+    while its home is down; the home comes back before the hand-off, a resend
+    of a conditional call reads the write (on the fallback) and refuses the
+    call, and the home then takes the call's try against its own, older
+    record."""
+    variant = Variant(home_hears_its_az=False)
+    res = explore(HOME_BACK, variant)
     print(res.format_trace())
     assert res.violation is not None and "a refused call took effect" in res.violation
     assert len(res.trace) <= 8
     assert "restart_node(az=0, node=0)" in [step for step, _ in res.trace]
+    with pytest.raises(AssertionError, match="a refused call took effect"):
+        replay(res.trace, HOME_BACK, variant)
+
+
+def test_a_home_that_hears_its_az_before_it_decides_is_clean_as_deep_as_the_old_gap() -> None:
+    """The same bounds with the home that asks the other nodes of its AZ first
+    (and, when one does not answer, every node of the other AZs; it refuses
+    when one of those is silent too), every interleaving as long as
+    the old home's trace (the whole space: TRISTORE_LONG=1)."""
+    res = explore(replace(HOME_BACK, max_depth=8))
+    print(res.summary())
+    assert res.violation is None, res.format_trace()
+    assert res.depth == 8 and res.states > 50_000
+
+
+@pytest.mark.skipif(not LONG_RUN, reason="TRISTORE_LONG=1 (many minutes on a loaded machine)")
+def test_a_home_that_hears_its_az_before_it_decides_is_clean() -> None:
+    """Every interleaving within those bounds (which are also CI_CONDITIONAL's
+    with AZs of two nodes, a node crash and resends)."""
+    assert replace(CI_CONDITIONAL, nodes_per_az=2, node_crashes=1, resends=True) == HOME_BACK
+    res = explore(HOME_BACK)
+    print(res.summary())
+    assert res.violation is None, res.format_trace()

@@ -26,7 +26,8 @@ pytestmark = pytest.mark.unit
 
 
 class Protocol(RuleBasedStateMachine):
-    """Plain writes, reads, witness restarts and evictions, node crashes."""
+    """Plain writes and deletes, reads, witness restarts and evictions, node
+    crashes, and the collection of removals."""
 
     variant: Variant = SAFE
 
@@ -44,6 +45,17 @@ class Protocol(RuleBasedStateMachine):
     def start_write(self, coordinator: int, clock: int, check_at: tuple[int, int]) -> None:
         if len(self.s.pending) < 3:
             self.s = model.start_write(self.s, self.variant, coordinator, clock, check_at)
+
+    @rule(
+        coordinator=st.integers(0, COORDINATORS - 1),
+        clock=st.integers(1, 8),
+        check_at=st.sampled_from(MAJORITIES),
+    )
+    def start_delete(self, coordinator: int, clock: int, check_at: tuple[int, int]) -> None:
+        if len(self.s.pending) < 3:
+            self.s = model.start_write(
+                self.s, self.variant, coordinator, clock, check_at, remove=True
+            )
 
     @precondition(lambda self: self.s.pending)
     @rule(which=st.integers(0, 2), az=st.integers(0, AZS - 1))
@@ -81,6 +93,15 @@ class Protocol(RuleBasedStateMachine):
     @rule(witness=st.integers(0, WITNESSES - 1), clock=st.integers(1, 8))
     def other_key_evicted(self, witness: int, clock: int) -> None:
         self.s = model.other_key_evicted(self.s, witness, clock)
+
+    @rule()
+    def collect_removal(self) -> None:
+        self.s = model.collect_removal(self.s, self.variant)
+
+    @precondition(lambda self: self.s.retired != model.NONE)
+    @rule(az=st.integers(0, AZS - 1))
+    def drop_removal(self, az: int) -> None:
+        self.s = model.drop_removal(self.s, az, 0)
 
     @rule(coordinator=st.integers(0, COORDINATORS - 1))
     def restart_coordinator(self, coordinator: int) -> None:
@@ -247,6 +268,76 @@ def test_the_model_finds_the_flicker_when_reads_trust_a_stamp_of_one_witness() -
         _read_of_a_record_in_flight(_machine(Variant(agreed_checks=False)))
 
 
+# -- deletes and their collection (node/tombstones.py) -------------------------------
+
+
+def _collect_a_finished_delete(m: Protocol, finish_late: bool = False) -> None:
+    """A present value, then a delete over it, both acknowledged; the removal
+    is collected: the witnesses forget, then (with ``finish_late``, after a
+    read finished the removal on the nodes not yet dropped) every node
+    drops it; a read then answers absent."""
+    _write(m, 0, 1)
+    m.start_delete(coordinator=1, clock=5, check_at=(0, 1))
+    for az in range(AZS):
+        m.commit_to_az(which=0, az=az)
+    m.record(which=0, witness=0)
+    m.record(which=0, witness=1)
+    m.acknowledge(which=0)
+    m.collect_removal()
+    m.drop_removal(az=0)
+    if finish_late:
+        m.read(coordinator=1, check_at=(0, 1), record_at=(0, 1))  # writes it back, records it
+        m.drop_removal(az=0)
+    m.drop_removal(az=1)
+    m.drop_removal(az=2)
+    m.read(coordinator=0, check_at=(0, 1), record_at=(0, 1))  # its cache holds the value
+
+
+def test_a_collected_delete_reads_absent() -> None:
+    for late in (False, True):
+        m = _machine()
+        _collect_a_finished_delete(m, late)
+        assert m.s.nodes == ((model.NONE,),) * AZS and m.s.witness == (None,) * WITNESSES
+        assert model.absent(m.s, m.s.acked) and m.s.observed == m.s.acked
+        m.reference_model_holds()
+
+
+def test_the_model_finds_a_collection_the_witnesses_did_not_forget() -> None:
+    """The integration test's find: nodes dropped the removal while the
+    witnesses vouched for it, and every read failed."""
+    with pytest.raises(AssertionError, match="unavailable"):
+        _collect_a_finished_delete(_machine(Variant(collect_forgets=False)))
+
+
+def test_the_model_finds_a_forget_that_does_not_raise_the_floor() -> None:
+    with pytest.raises(AssertionError, match="unavailable"):
+        _collect_a_finished_delete(_machine(Variant(forget_raises_floor=False)), finish_late=True)
+
+
+def test_a_delete_is_not_collected_while_an_older_write_is_on_its_way() -> None:
+    """Write A is in flight when a delete above it is committed and read; a
+    collection waits for A (the retention period); without that wait A lands
+    after the drop and is read back."""
+    for variant in (SAFE, Variant(collect_after_retention=False)):
+        m = _machine(variant)
+        m.start_write(coordinator=0, clock=1, check_at=(0, 1))  # A
+        m.start_delete(coordinator=1, clock=5, check_at=(0, 1))
+        for az in range(AZS):
+            m.commit_to_az(which=1, az=az)
+        m.read(coordinator=1, check_at=(0, 1), record_at=(0, 1))  # absent, finished
+        m.abandon(which=1)
+        m.collect_removal()
+        assert (m.s.retired == model.NONE) == (variant == SAFE)
+        for az in range(AZS):
+            m.drop_removal(az=az)
+        m.commit_to_az(which=0, az=0)  # A lands
+        if variant == SAFE:
+            m.read(coordinator=0, check_at=(0, 1), record_at=(0, 1))
+        else:
+            with pytest.raises(AssertionError, match="flicker"):
+                m.read(coordinator=0, check_at=(0, 1), record_at=(0, 1))
+
+
 # -- conditional writes (If-Match / If-None-Match, bucket updates) -----------------
 
 
@@ -383,6 +474,35 @@ def test_a_refused_resend_stays_refused() -> None:
 def test_the_model_finds_a_resend_that_did_not_read_linearizably() -> None:
     with pytest.raises(AssertionError, match="a refused call took effect"):
         _resend_beside_an_unfinished_write(_cond(Variant(resend_reads=False)))
+
+
+def _resend_served_from_a_cache(m: ConditionalProtocol) -> None:
+    """The simulation's seed 1,592: a read finishes a write and caches it; a
+    conditional write's try is taken by the first AZ and its reply is lost;
+    the resend's read is served from that cache (the witness vouches for it)
+    and the resend finds its attempt among the versions and answers success;
+    the same coordinator reads again."""
+    m.start_write(coordinator=0, clock=1, check_at=(0, 1))
+    m.commit_to_az(which=0, az=0)
+    m.read(coordinator=1, check_at=(0, 1), record_at=(0, 1))  # finished, cached by 1
+    m.start_conditional(coordinator=0, clock=2)
+    m.conditional_at_first_az(which=0)  # the try, newer than the witness's stamp
+    m.reply_lost(which=0)
+    m.resend(which=0, coordinator=1, check_at=(0, 1), record_at=(1, 2))  # found
+    assert not m.s.conds and m.s.acked == m.s.nodes[0][0]  # answered success
+    m.read(coordinator=1, check_at=(0, 1), record_at=(0, 1))
+    m.reference_model_holds()
+
+
+def test_a_resend_that_finds_its_attempt_records_it_at_the_witness() -> None:
+    m = _cond()
+    _resend_served_from_a_cache(m)
+    assert m.s.observed == m.s.acked
+
+
+def test_the_model_finds_a_found_attempt_left_unrecorded() -> None:
+    with pytest.raises(AssertionError, match="stale read"):
+        _resend_served_from_a_cache(_cond(Variant(found_attempts_recorded=False)))
 
 
 def test_variants_are_frozen() -> None:

@@ -8,8 +8,10 @@ import asyncio
 import base64
 import datetime as dt
 import hashlib
+import os
 import zlib
 from collections.abc import AsyncIterator
+from typing import Any
 from xml.etree import ElementTree as ET
 
 import pytest
@@ -20,7 +22,7 @@ from node.s3 import xml
 from node.s3.auth import lower_headers, query_pairs
 from node.s3.server import route, split_path
 from tristore import errors, replication, sigv4
-from tristore.model import ByteRange, ListEntry, ListPage
+from tristore.model import ByteRange, CompletedPart, ListEntry, ListPage
 
 pytestmark = pytest.mark.unit
 
@@ -148,11 +150,16 @@ def _decode(
     checksum: bodies.Checksum | None = None,
     trailer_signed: bool = False,
 ) -> bytes:
-    """An aws-chunked body decoded (and its trailer checksum checked)."""
+    """An aws-chunked body decoded (and its trailer checksum checked, as the
+    store that takes the body computes and checks it)."""
 
     async def go() -> bytes:
         it = bodies.aws_chunked(_reader(raw), signer, checksum, trailer_signed)
-        return await _all(bodies.checked(it, checksum) if checksum is not None else it)
+        data = await _all(bodies.checked(it, checksum) if checksum is not None else it)
+        if checksum is not None and (h := checksum.hasher()) is not None:
+            h.update(data)
+            checksum.finish(h)
+        return data
 
     return asyncio.run(go())
 
@@ -200,7 +207,7 @@ def test_an_unsigned_body_with_a_checksum_trailer() -> None:
     assert _decode(raw, None, checksum) == data
     assert checksum.declared == checksum.computed == crc
     wrong = _unsigned_trailer_body(data, "x-amz-checksum-crc32", "AAAAAA==")
-    with pytest.raises(errors.XAmzContentSHA256Mismatch):
+    with pytest.raises(errors.BadDigest, match="CRC32 you specified did not match"):
         _decode(wrong, None, bodies.Checksum("crc32"))
     missing = f"{len(data):x}\r\n".encode() + data + b"\r\n0\r\n\r\n"
     with pytest.raises(errors.InvalidRequest, match="trailer"):
@@ -237,6 +244,36 @@ def test_payload_sha256_is_checked() -> None:
     assert asyncio.run(_all(bodies.checked(one(), sha256_hex=good))) == b"body"
     with pytest.raises(errors.XAmzContentSHA256Mismatch):
         asyncio.run(_all(bodies.checked(one(), sha256_hex=sigv4.EMPTY_SHA256)))
+
+
+def test_a_large_payload_sha256_is_hashed_in_threads_in_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """x-amz-content-sha256 over a body of large and small pieces: each large
+    piece is hashed in a thread (off the event loop), the small ones here, all
+    in order into one digest; a wrong one is still XAmzContentSHA256Mismatch."""
+    sizes = [300_000, 10, bodies.OFF_LOOP_MIN, 5, bodies.OFF_LOOP_MIN - 1, 2 * 1024 * 1024, 7]
+    pieces = [os.urandom(n) for n in sizes]
+    whole = b"".join(pieces)
+    threaded: list[int] = []
+    real = asyncio.to_thread
+
+    async def counting(fn: Any, *args: Any) -> Any:
+        threaded.append(len(args[0]))
+        return await real(fn, *args)
+
+    monkeypatch.setattr(asyncio, "to_thread", counting)
+
+    async def body() -> AsyncIterator[bytes]:
+        for piece in pieces:
+            yield piece
+
+    good = hashlib.sha256(whole).hexdigest()
+    assert asyncio.run(_all(bodies.checked(body(), sha256_hex=good))) == whole
+    assert threaded == [n for n in sizes if n >= bodies.OFF_LOOP_MIN]
+    other = hashlib.sha256(whole[:-1] + b"!").hexdigest()
+    with pytest.raises(errors.XAmzContentSHA256Mismatch):
+        asyncio.run(_all(bodies.checked(body(), sha256_hex=other)))
 
 
 def test_checksum_names() -> None:
@@ -283,7 +320,19 @@ def test_request_documents() -> None:
         b"<CompleteMultipartUpload><Part><PartNumber>1</PartNumber>"
         b'<ETag>"e1"</ETag></Part></CompleteMultipartUpload>'
     )
-    assert xml.parse_complete(doc) == [(1, "e1")]
+    assert xml.parse_complete(doc) == [CompletedPart(1, "e1")]
+    doc = (
+        b"<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>e1</ETag>"
+        b"<ChecksumCRC32> AAAAAA== </ChecksumCRC32></Part></CompleteMultipartUpload>"
+    )
+    assert xml.parse_complete(doc) == [CompletedPart(1, "e1", "crc32", "AAAAAA==")]
+    two = doc.replace(b"</Part>", b"<ChecksumSHA1>AA==</ChecksumSHA1></Part>")
+    with pytest.raises(errors.MalformedXML, match="checksums"):
+        xml.parse_complete(two)
+    with pytest.raises(errors.MalformedXML, match="empty"):
+        xml.parse_complete(doc.replace(b" AAAAAA== ", b""))
+    with pytest.raises(errors.InvalidRequest, match="md4"):
+        xml.parse_complete(doc.replace(b"CRC32>", b"MD4>"))
     assert (
         xml.parse_versioning(
             b"<VersioningConfiguration><Status>Enabled</Status></VersioningConfiguration>"

@@ -4,6 +4,7 @@ by age in batches, and forgotten only while the version stays away."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -56,3 +57,60 @@ def test_markers_are_dated_counted_listed_and_dropped(tmp_path: Path) -> None:
             await asyncio.to_thread(store.close)
 
     asyncio.run(go())
+
+
+def test_removals_are_indexed_counted_and_dropped_only_while_unchanged(tmp_path: Path) -> None:
+    """The current record an unversioned DELETE leaves is indexed (and counted
+    as a tombstone) until the key is written again or the removal is dropped;
+    a data directory from before the index is indexed when it opens."""
+    now = [5_000]
+    live = ObjectVersion("b", "k", Stamp(1_000, 0, 1, 1), inline=b"x", size=1, null_version=True)
+    gone = ObjectVersion("b", "k", Stamp(2_000, 0, 1, 1), deleted=True, null_version=True)
+    other = ObjectVersion("b", "o", Stamp(2_500, 0, 1, 1), deleted=True, null_version=True)
+
+    async def go() -> None:
+        store = ReplicaStore(tmp_path / "n", NodeSection(), lambda: now[0])
+        store.start(asyncio.get_running_loop())
+        try:
+            await store.commit(Change.of(live))
+            assert store.tombstones == 0
+            await store.commit(Change.of(gone))
+            await store.commit(Change.of(other))
+            assert store.tombstones == 2
+            old, end = await store.old_removals(b"", 10, 2_200)
+            assert old == [("b", "k", gone.stamp.encode())] and end == b""
+            # Written again: no longer a removal.
+            again = replace(live, stamp=Stamp(3_000, 0, 1, 1))
+            await store.commit(Change.of(again))
+            assert store.tombstones == 1
+            assert not await store.drop_removal("b", "k", gone.stamp.encode(), [])
+            # A hint held for the key keeps it; without, it goes.
+            hinted = replace(other, stamp=Stamp(2_600, 0, 1, 1))
+            await store.commit(Change.of(hinted), hint_for="n2")
+            assert not await store.drop_removal("b", "o", hinted.stamp.encode(), ["n2"])
+            assert await store.drop_removal("b", "o", hinted.stamp.encode(), ["n3"])
+            assert store.tombstones == 0
+            assert await store.read_meta("b", "o") is None
+        finally:
+            await asyncio.to_thread(store.close)
+
+    asyncio.run(go())
+    # An older data directory: the index is made when it opens.
+
+    async def reopen() -> None:
+        store = ReplicaStore(tmp_path / "n", NodeSection(), lambda: now[0])
+        store.start(asyncio.get_running_loop())
+        try:
+            await store.commit(Change.of(replace(gone, stamp=Stamp(4_000, 0, 1, 1))))
+            store.db.delete(b"r" + b"b\x00k")
+            store.db.delete(b"mremoval_index")
+        finally:
+            await asyncio.to_thread(store.close)
+        store = ReplicaStore(tmp_path / "n", NodeSection(), lambda: now[0])
+        try:
+            assert store.tombstones == 1
+            assert store.db.get(b"r" + b"b\x00k") is not None
+        finally:
+            store.close()
+
+    asyncio.run(reopen())

@@ -87,3 +87,21 @@ def test_the_floor_is_per_slot_of_keys() -> None:
     )
     assert t.record([fresh], _s(1), inc) == ([], 1, 0)
     assert t.check([fresh]) == (_s(1), 0)
+
+
+def test_forget_drops_the_key_and_refuses_that_stamp_again() -> None:
+    """A removal the nodes collect: the key goes, and not even a record of the
+    stamp forgotten (a late confirmation, a read finishing a copy of the
+    removal) makes the witness answer it again; a newer one does."""
+    t = WitnessTable(max_keys=10)
+    inc = [t.incarnation]
+    t.record([b"k", b"newer"], _s(5) + _s(9), inc * 2)
+    assert t.forget([b"k", b"newer", b"unknown"], _s(5) + _s(8) + _s(5)) == [1]
+    assert t.check([b"k", b"newer", b"unknown"]) == (UNKNOWN + _s(9) + UNKNOWN, 2)
+    for late in (4, 5):
+        assert t.record([b"k"], _s(late), inc) == ([], 0, 1)
+        assert t.check([b"k"]) == (UNKNOWN, 1)
+    assert t.record([b"k"], _s(6), inc) == ([], 0, 0)
+    assert t.check([b"k"]) == (_s(6), 0)
+    with pytest.raises(ValueError):
+        t.forget([b"k"], b"")

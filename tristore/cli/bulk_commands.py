@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 
 from tristore.cli import bulk, multipart, objects, progress
 from tristore.cli.bulk import COPY, DELETE, DOWNLOAD, UPLOAD, Op, Side
-from tristore.cli.upload_state import LocalFile
 from tristore.cli.util import (
     JSON_SCHEMA,
     CliError,
@@ -97,14 +96,10 @@ def _transfer(c: Client, op: Op, options: multipart.TransferOptions) -> None:
     if op.kind == UPLOAD:
         assert op.path is not None
         content_type = mimetypes.guess_type(op.path.name)[0]
-        with op.path.open("rb") as f:
+        with op.path.open("rb") as f:  # an unreadable file fails here, as cp's does
             st = os.fstat(f.fileno())
-            if options.use_multipart(st.st_size):
-                local = LocalFile.from_stat(op.path, st)
-                create = {"content_type": content_type}
-                multipart.upload_file(c, local, op.bucket, op.key, options, quiet, create)
-            else:
-                c.put_object(op.bucket, op.key, f, content_type=content_type)
+        create = {"content_type": content_type}
+        multipart.upload(c, op.path, st, op.bucket, op.key, options, quiet, create)
     elif op.kind == DOWNLOAD:
         assert op.path is not None
         op.path.parent.mkdir(parents=True, exist_ok=True)

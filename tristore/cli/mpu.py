@@ -10,7 +10,7 @@ import argparse
 import shlex
 from typing import TYPE_CHECKING, Any
 
-from tristore.cli import multipart, upload_state
+from tristore.cli import multipart
 from tristore.cli.util import (
     connect,
     format_time,
@@ -66,6 +66,8 @@ def cmd_abort(args: argparse.Namespace) -> int:
     url = parse_object_url(args.url)
     with connect(args.endpoint) as c:
         c.abort_multipart_upload(url.bucket, url.key, args.upload_id)
+    from tristore.client import upload_state
+
     # A state file of this upload could only lead cp to find it gone.
     upload_state.forget_upload(url.bucket, url.key, args.upload_id)
     if args.json:

@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from tristore.cli import multipart, progress
 from tristore.cli.bulk import FilterAction
-from tristore.cli.upload_state import LocalFile, has_state
 from tristore.cli.util import (
     JSON_SCHEMA,
     S3Url,
@@ -37,7 +36,6 @@ from tristore.cli.util import (
     print_json,
 )
 from tristore.errors import (
-    BadDigest,
     IncompleteBody,
     InvalidArgument,
     ServerSideEncryptionConfigurationNotFoundError,
@@ -354,7 +352,6 @@ def _upload(
         "sse": args.sse,
         "sse_customer_key": sse_c_key(args.sse_c_key),
     }
-    done: multipart.Uploaded | None = None
     with contextlib.ExitStack() as stack:
         body: BinaryIO
         if src == STDIO:
@@ -370,16 +367,12 @@ def _upload(
         c = stack.enter_context(connect(args.endpoint))
         bar = progress.for_stderr(size, enabled=not args.no_progress)
         stack.callback(bar.close)
-        local = None if size is None else LocalFile.from_stat(path, st)
-        # An upload an earlier run left is resumed even below the threshold.
-        if (
-            local is not None
-            and not conditional
-            and (transfer.use_multipart(local.size) or has_state(local, url.bucket, key))
-        ):
+        if size is not None and not conditional:
+            # The SDK's upload_file: one PUT below the threshold, else a
+            # resumable multipart upload (and an upload an earlier run left is
+            # resumed even below the threshold).
             create = {"content_type": content_type, **new_object}
-            done = multipart.upload_file(c, local, url.bucket, key, transfer, bar, create)
-            info = done.info
+            info = multipart.upload(c, path, st, url.bucket, key, transfer, bar, create)
         else:
             # The SDK reads the file object chunk by chunk: the body is never all in memory.
             info = c.put_object(
@@ -393,15 +386,13 @@ def _upload(
                 **new_object,
             )
     name = "stdin" if src == STDIO else src
-    parts = f", {done.parts} parts" if done is not None else ""
+    from tristore.client.parts import etag_parts  # the SDK is loaded by now
+
+    parts = etag_parts(info.etag)
     target = f"s3://{url.bucket}/{key}"
-    line = f"upload: {name} to {target} ({info.size} bytes, etag {info.etag}{parts})"
-    _cp_done(args, "upload", name, target, info.size, info, line, done.parts if done else None)
-    if done is not None and multipart.bare_etag(info.etag) != done.expected_etag:
-        raise BadDigest(
-            f"the store's ETag {info.etag} is not {done.expected_etag}, "
-            "the one the file's parts make"
-        )
+    more = f", {parts} parts" if parts is not None else ""
+    line = f"upload: {name} to {target} ({info.size} bytes, etag {info.etag}{more})"
+    _cp_done(args, "upload", name, target, info.size, info, line, parts)
     return 0
 
 

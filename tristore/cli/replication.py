@@ -19,6 +19,7 @@ import dataclasses
 import itertools
 import json
 import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -368,9 +369,11 @@ DEFAULT_BACKFILL_PARALLEL = 8
 #: (the node's ``[node] replication_max_batch``).
 DEFAULT_BACKFILL_BATCH = 200
 MAX_BACKFILL_BATCH = 1000
-#: Requeue calls of ``backfill`` in flight: each item is a conditional write,
-#: and a few hundred at once already fill a cluster's pipes.
-BACKFILL_CALLS = 2
+#: Requeue calls of ``backfill`` in flight, each from a client of its own:
+#: clients start on a random endpoint, so the calls' coordinating work is
+#: spread over the cluster's nodes instead of all falling on one. Each item
+#: is a conditional write; a few hundred at once already fill a cluster's pipes.
+BACKFILL_CALLS = 4
 #: Tries of an item the cluster answered "retry" to (overloaded, say).
 REQUEUE_TRIES = 5
 
@@ -952,16 +955,20 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     errors = _Errors()
     parallel = args.parallel if args.parallel is not None else DEFAULT_BACKFILL_PARALLEL
     size = args.batch if args.batch is not None else DEFAULT_BACKFILL_BATCH
+    clients = _SenderClients(args.endpoint)
     with (
         connect(args.endpoint) as c,
         ThreadPoolExecutor(parallel) as pool,
         ThreadPoolExecutor(BACKFILL_CALLS) as senders,
+        clients,
     ):
         rules = _enabled_rules(c, bucket)
         tags_of = _tags_reader(c, bucket)
 
         def send(plans: list[BackfillPlan]) -> list[Requeued]:
-            return [(p, []) for p in plans] if args.dry_run else _requeue(c, bucket, plans)
+            if args.dry_run:
+                return [(p, []) for p in plans]
+            return _requeue(clients.mine(), bucket, plans)
 
         entries = _entries(c, bucket, args.prefix or "")
         if any(r.enabled and r.tags for r in rules):  # one call a version: several at once
@@ -1002,6 +1009,35 @@ def cmd_backfill(args: argparse.Namespace) -> int:
             print(f"{label}: {n}")
     _backfill_notes(bucket, count)
     return 1 if count.errors else 0
+
+
+class _SenderClients:
+    """A client for each thread that sends requeue calls (each starts on an
+    endpoint of its own choosing, so the calls spread over the nodes); all
+    closed at the end of the ``with``."""
+
+    def __init__(self, endpoint: str | None) -> None:
+        self._endpoint = endpoint
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._made: list[Client] = []
+
+    def mine(self) -> Client:
+        got: Client | None = getattr(self._local, "client", None)
+        if got is None:
+            got = self._local.client = connect(self._endpoint)
+            with self._lock:
+                self._made.append(got)
+        return got
+
+    def __enter__(self) -> _SenderClients:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            made, self._made = self._made, []
+        for c in made:
+            c.close()
 
 
 def in_order(pool: Executor, fn: Callable[[A], R], items: Iterable[A], window: int) -> Iterator[R]:

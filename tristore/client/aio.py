@@ -28,13 +28,11 @@ from collections.abc import (
 )
 from dataclasses import replace
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import grpc
 
-from tristore import clustermap, convert, cors, errors, presign, validation
-from tristore import sse as sse_mod
-from tristore.client import _files
+from tristore import convert, cors, errors, presign, validation
 from tristore.client._body import Body, BodyInput, BytesBody, make_body
 from tristore.client._transport import (
     CLUSTER_WIDE,
@@ -44,7 +42,6 @@ from tristore.client._transport import (
     parse_endpoints,
     resolve_security,
 )
-from tristore.clustermap import ClusterMap, MapChange, NodeConfig
 from tristore.credentials import Credentials, Signer
 from tristore.credentials import from_env as credentials_from_env
 from tristore.events import Event, Heartbeat, message_from_pb
@@ -55,6 +52,7 @@ from tristore.model import (
     BucketInfo,
     ByteRange,
     ClusterStatus,
+    CompletedPart,
     Conditions,
     CopyResult,
     CopySource,
@@ -77,6 +75,11 @@ from tristore.model import (
 )
 from tristore.pb import admin_pb2, events_pb2, objects_pb2
 from tristore.replication import Rule, check_rules
+
+if TYPE_CHECKING:
+    # Loaded by the calls that use them: the admin calls (the cluster map and
+    # its config dataclasses) and SSE-C (cryptography), ~70 ms a CLI process.
+    from tristore.clustermap import ClusterMap, MapChange, NodeConfig
 
 log = logging.getLogger(__name__)
 
@@ -203,6 +206,16 @@ def check_put_conditions(if_none_match: str | None, if_match: str | None) -> tup
 def _check_prefix(what: str, prefix: str) -> None:
     if len(prefix.encode("utf-8", errors="surrogatepass")) > validation.MAX_KEY_BYTES:
         raise errors.InvalidArgument(f"{what} is longer than a key can be")
+
+
+def _completed(part: tuple[int, str] | CompletedPart | Part) -> CompletedPart:
+    """One entry of a Complete's part list, with the checksum a Part carries."""
+    if isinstance(part, CompletedPart):
+        return part
+    if isinstance(part, Part):
+        return CompletedPart(part.part_number, part.etag, part.checksum_algorithm, part.checksum)
+    number, etag = part
+    return CompletedPart(number, etag)
 
 
 def _check_max_keys(max_keys: int) -> int:
@@ -881,7 +894,9 @@ class AsyncClient:
         sse_customer_key: bytes | None = None,
     ) -> Part:
         """Upload one part (1..10,000; 5 MiB to 5 GiB except the last); uploading a
-        part number again replaces it. Returns its number, ETag and size."""
+        part number again replaces it. Returns its number, ETag, size and
+        flexible checksum (``checksum_algorithm``, ``checksum``: the upload's
+        algorithm, or CRC-64/NVME), which Complete may be given back."""
         header = objects_pb2.UploadPartHeader(
             bucket=bucket,
             key=key,
@@ -899,19 +914,31 @@ class AsyncClient:
         resp = await self._call(
             "UploadPart", attempt, retry_if=lambda: body.replayable or not body.started
         )
-        return Part(part_number, resp.etag, resp.size, dt.datetime.now(dt.UTC))
+        return Part(
+            part_number,
+            resp.etag,
+            resp.size,
+            dt.datetime.now(dt.UTC),
+            resp.checksum_algorithm,
+            resp.checksum,
+        )
 
     async def complete_multipart_upload(
         self,
         bucket: str,
         key: str,
         upload_id: str,
-        parts: Iterable[tuple[int, str]],
+        parts: Iterable[tuple[int, str] | CompletedPart | Part],
         *,
         timeout: float | None = None,
         sse_customer_key: bytes | None = None,
     ) -> ObjectInfo:
-        """Assemble the object from ``parts`` ((part number, ETag), ascending).
+        """Assemble the object from ``parts``, ascending: (part number, ETag)
+        pairs, or CompletedPart or Part objects (:mod:`tristore.model`; the
+        ones ``upload_part`` and ``list_parts`` return), whose checksums are
+        listed too. A listed checksum must be the
+        stored part's (InvalidPart); an upload created for COMPOSITE checksums
+        needs each part's (InvalidRequest), as in S3.
 
         The cluster copies the parts into the object before it answers, which
         takes a while for a large one: ``timeout`` gives each attempt a longer
@@ -920,7 +947,7 @@ class AsyncClient:
             bucket=bucket,
             key=key,
             upload_id=upload_id,
-            parts=[objects_pb2.CompletedPart(part_number=n, etag=e) for n, e in parts],
+            parts=[convert.completed_part_to_pb(_completed(p)) for p in parts],
         )
         _set_ssec(request.sse_customer, sse_customer_key)
         resp = await self._unary("CompleteMultipartUpload", request, timeout=timeout)
@@ -934,9 +961,12 @@ class AsyncClient:
         content_type: str | None = None,
         metadata: dict[str, str] | None = None,
         *,
-        multipart_threshold: int = _files.DEFAULT_MULTIPART_THRESHOLD,
-        part_size: int = _files.DEFAULT_PART_SIZE,
-        parallel: int = _files.DEFAULT_PARALLEL,
+        multipart_threshold: int = validation.DEFAULT_MULTIPART_THRESHOLD,
+        part_size: int = validation.DEFAULT_PART_SIZE,
+        parallel: int = validation.DEFAULT_PARALLEL_PARTS,
+        progress: Progress | None = None,
+        resume: bool = True,
+        state_dir: str | os.PathLike[str] | None = None,
         tags: Mapping[str, str] | None = None,
         acl: str | None = None,
         storage_class: str | None = None,
@@ -947,14 +977,27 @@ class AsyncClient:
         """Upload the file at ``path``: one PUT below ``multipart_threshold``
         bytes (64 MiB), else a multipart upload of ``part_size`` parts (8 MiB,
         grown so that the file needs at most 10,000), ``parallel`` in flight,
-        each checked by its MD5. A failed multipart upload is aborted (no
-        parts left behind). The other arguments are :meth:`put_object`'s."""
+        each checked by its MD5, and the object's ETag checked (BadDigest).
+        ``progress`` is called with the bytes done so far (parts a resume
+        skips count at once).
+
+        Resumable across runs (``resume=True``): the upload keeps a record in
+        ``state_dir`` (default ``$XDG_STATE_HOME/tristore/uploads``, shared
+        with ``tristore cp``); if it fails or is interrupted, the upload and
+        its parts stay, and the next call for the same unchanged file and key
+        (whatever the threshold) sends only the parts the store lacks (by size
+        and MD5), keeping the content type and other fields it began with. A
+        changed file starts a new upload; a file that changes while it is
+        sent aborts it (FileChanged). ``resume=False``: no record, and a
+        failed upload is aborted. The other arguments are :meth:`put_object`'s."""
         extra = {"tags": tags, "acl": acl, "storage_class": storage_class, "sse": sse,
                  "sse_customer_key": sse_customer_key, "headers": headers}  # fmt: skip
-        return await _files.upload_file(
+        from tristore.client import files  # hashing, file slices, the resume record
+
+        return await files.upload_file(
             self, path, bucket, key, content_type=content_type, metadata=metadata,
             multipart_threshold=multipart_threshold, part_size=part_size, parallel=parallel,
-            extra=extra,
+            progress=progress, resume=resume, state_dir=state_dir, extra=extra,
         )  # fmt: skip
 
     async def download_file(
@@ -969,7 +1012,9 @@ class AsyncClient:
         """Write the object (or ``version_id``) to ``path``, streamed: into a
         temporary file beside it, renamed over ``path`` once complete, so a
         failed download leaves no partial file there. Returns its info."""
-        return await _files.download_file(
+        from tristore.client import files
+
+        return await files.download_file(
             self, bucket, key, path, version_id=version_id, sse_customer_key=sse_customer_key
         )
 
@@ -1311,6 +1356,8 @@ class AsyncClient:
         """``drain``, ``undrain`` or ``remove`` a node: a new map, epoch + 1,
         handed to every node. ``expect_epoch`` refuses the change when the map
         moved on meanwhile (ConditionalRequestConflict)."""
+        from tristore import clustermap
+
         if action not in clustermap.ACTIONS:
             raise errors.InvalidArgument(
                 f"unknown action {action!r}; actions: {', '.join(clustermap.ACTIONS)}"
@@ -1319,7 +1366,7 @@ class AsyncClient:
             name=name, action=action, expect_epoch=expect_epoch, force=force
         )
         resp = await self._unary("ChangeNode", req, admin=True)
-        return MapChange(
+        return clustermap.MapChange(
             convert.cluster_map_from_pb(resp.map), tuple(resp.acked), tuple(resp.not_reached)
         )
 
@@ -1333,6 +1380,8 @@ class AsyncClient:
     async def node_config(self) -> NodeConfig:
         """The answering node's effective configuration, as TOML."""
         resp = await self._unary("GetConfig", admin_pb2.GetConfigRequest(), admin=True)
+        from tristore.clustermap import NodeConfig
+
         return NodeConfig(resp.node, resp.epoch, resp.toml)
 
     # -- bucket policies ---------------------------------------------------------
@@ -1894,6 +1943,8 @@ def _set_ssec(field: Any, key: bytes | None) -> None:
     """Fill an SseCustomerKey message from a customer's key (checked, MD5 added)."""
     if key is None:
         return
+    from tristore import sse as sse_mod  # cryptography: only with SSE-C
+
     ck = sse_mod.customer_key(sse_mod.SSE_C_ALGORITHM, bytes(key), "")
     assert ck is not None
     field.algorithm = sse_mod.SSE_C_ALGORITHM

@@ -19,12 +19,11 @@ import threading
 import weakref
 from collections.abc import Coroutine, Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import uvloop
 
-from tristore import cors
-from tristore.client import _files
+from tristore import cors, validation
 from tristore.client._body import BodyInput
 from tristore.client._transport import RetryPolicy
 from tristore.client.aio import (
@@ -35,7 +34,6 @@ from tristore.client.aio import (
     Progress,
     RangeSpec,
 )
-from tristore.clustermap import ClusterMap, MapChange, NodeConfig
 from tristore.credentials import Credentials
 from tristore.errors import TristoreError
 from tristore.events import Event, Heartbeat
@@ -44,6 +42,7 @@ from tristore.model import (
     Acl,
     BucketInfo,
     ClusterStatus,
+    CompletedPart,
     Conditions,
     CopyResult,
     CopySource,
@@ -64,11 +63,16 @@ from tristore.model import (
 )
 from tristore.replication import Rule
 
+if TYPE_CHECKING:
+    from tristore.clustermap import ClusterMap, MapChange, NodeConfig
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 _SHUTDOWN_TIMEOUT_S = 10.0
+#: How often a caller waiting for a call looks for a signal to handle.
+_SIGNAL_CHECK_S = 0.2
 
 
 class _LoopThread:
@@ -98,7 +102,7 @@ class _LoopThread:
                 raise RuntimeError("the tristore client is closed")
             fut = asyncio.run_coroutine_threadsafe(coro, self.loop)
         try:
-            return fut.result()
+            return _wait(fut)
         except concurrent.futures.CancelledError:
             # Only close() cancels work behind a caller's back.
             raise RuntimeError("the tristore client was closed during the call") from None
@@ -125,6 +129,21 @@ class _LoopThread:
             self.thread.join(_SHUTDOWN_TIMEOUT_S)
             if not self.thread.is_alive():
                 self.loop.close()
+
+
+def _wait(fut: concurrent.futures.Future[T]) -> T:
+    """``fut``'s result, waking every _SIGNAL_CHECK_S: a signal the kernel
+    hands to another thread (the loop's) only runs its Python handler (Ctrl-C's
+    KeyboardInterrupt, SIGTERM) once the main thread wakes, and an untimed wait
+    would not wake until a long call (a whole upload_file) ended."""
+    while True:
+        try:
+            return fut.result(_SIGNAL_CHECK_S)
+        except concurrent.futures.TimeoutError:
+            if fut.done():
+                # It ended just now, or raised TimeoutError itself: its own
+                # outcome, never the wait's timeout.
+                return fut.result()
 
 
 async def _shutdown(aclose: Coroutine[Any, Any, None]) -> None:
@@ -534,7 +553,7 @@ class Client:
         bucket: str,
         key: str,
         upload_id: str,
-        parts: Iterable[tuple[int, str]],
+        parts: Iterable[tuple[int, str] | CompletedPart | Part],
         *,
         timeout: float | None = None,
         sse_customer_key: bytes | None = None,
@@ -558,9 +577,12 @@ class Client:
         content_type: str | None = None,
         metadata: dict[str, str] | None = None,
         *,
-        multipart_threshold: int = _files.DEFAULT_MULTIPART_THRESHOLD,
-        part_size: int = _files.DEFAULT_PART_SIZE,
-        parallel: int = _files.DEFAULT_PARALLEL,
+        multipart_threshold: int = validation.DEFAULT_MULTIPART_THRESHOLD,
+        part_size: int = validation.DEFAULT_PART_SIZE,
+        parallel: int = validation.DEFAULT_PARALLEL_PARTS,
+        progress: Progress | None = None,
+        resume: bool = True,
+        state_dir: str | os.PathLike[str] | None = None,
         tags: Mapping[str, str] | None = None,
         acl: str | None = None,
         storage_class: str | None = None,
@@ -568,12 +590,14 @@ class Client:
         sse_customer_key: bytes | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> ObjectInfo:
-        """See :meth:`AsyncClient.upload_file`."""
+        """See :meth:`AsyncClient.upload_file` (``progress`` runs on the
+        client's loop thread)."""
         return self._run(
             self._aio.upload_file(
                 path, bucket, key, content_type, metadata,
                 multipart_threshold=multipart_threshold, part_size=part_size,
-                parallel=parallel, tags=tags, acl=acl, storage_class=storage_class, sse=sse,
+                parallel=parallel, progress=progress, resume=resume, state_dir=state_dir,
+                tags=tags, acl=acl, storage_class=storage_class, sse=sse,
                 sse_customer_key=sse_customer_key, headers=headers,
             )
         )  # fmt: skip

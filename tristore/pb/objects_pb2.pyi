@@ -469,7 +469,7 @@ class ListObjectVersionsRequest(_message.Message):
     def __init__(self, bucket: _Optional[str] = ..., prefix: _Optional[str] = ..., delimiter: _Optional[str] = ..., max_keys: _Optional[int] = ..., has_max_keys: _Optional[bool] = ..., key_marker: _Optional[str] = ..., version_id_marker: _Optional[str] = ...) -> None: ...
 
 class VersionEntry(_message.Message):
-    __slots__ = ("key", "version_id", "is_latest", "delete_marker", "size", "etag", "last_modified_ms", "storage_class", "owner", "replication_status", "replication_targets")
+    __slots__ = ("key", "version_id", "is_latest", "delete_marker", "size", "etag", "last_modified_ms", "storage_class", "owner", "replication_status", "replication_targets", "checksum_algorithm", "checksum_type")
     class ReplicationTargetsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -488,6 +488,8 @@ class VersionEntry(_message.Message):
     OWNER_FIELD_NUMBER: _ClassVar[int]
     REPLICATION_STATUS_FIELD_NUMBER: _ClassVar[int]
     REPLICATION_TARGETS_FIELD_NUMBER: _ClassVar[int]
+    CHECKSUM_ALGORITHM_FIELD_NUMBER: _ClassVar[int]
+    CHECKSUM_TYPE_FIELD_NUMBER: _ClassVar[int]
     key: str
     version_id: str
     is_latest: bool
@@ -499,7 +501,9 @@ class VersionEntry(_message.Message):
     owner: str
     replication_status: str
     replication_targets: _containers.ScalarMap[str, str]
-    def __init__(self, key: _Optional[str] = ..., version_id: _Optional[str] = ..., is_latest: _Optional[bool] = ..., delete_marker: _Optional[bool] = ..., size: _Optional[int] = ..., etag: _Optional[str] = ..., last_modified_ms: _Optional[int] = ..., storage_class: _Optional[str] = ..., owner: _Optional[str] = ..., replication_status: _Optional[str] = ..., replication_targets: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    checksum_algorithm: str
+    checksum_type: str
+    def __init__(self, key: _Optional[str] = ..., version_id: _Optional[str] = ..., is_latest: _Optional[bool] = ..., delete_marker: _Optional[bool] = ..., size: _Optional[int] = ..., etag: _Optional[str] = ..., last_modified_ms: _Optional[int] = ..., storage_class: _Optional[str] = ..., owner: _Optional[str] = ..., replication_status: _Optional[str] = ..., replication_targets: _Optional[_Mapping[str, str]] = ..., checksum_algorithm: _Optional[str] = ..., checksum_type: _Optional[str] = ...) -> None: ...
 
 class ListObjectVersionsResponse(_message.Message):
     __slots__ = ("versions", "common_prefixes", "is_truncated", "next_key_marker", "next_version_id_marker")
@@ -681,20 +685,28 @@ class UploadPartRequest(_message.Message):
     def __init__(self, header: _Optional[_Union[UploadPartHeader, _Mapping]] = ..., data: _Optional[bytes] = ...) -> None: ...
 
 class UploadPartResponse(_message.Message):
-    __slots__ = ("etag", "size")
+    __slots__ = ("etag", "size", "checksum_algorithm", "checksum")
     ETAG_FIELD_NUMBER: _ClassVar[int]
     SIZE_FIELD_NUMBER: _ClassVar[int]
+    CHECKSUM_ALGORITHM_FIELD_NUMBER: _ClassVar[int]
+    CHECKSUM_FIELD_NUMBER: _ClassVar[int]
     etag: str
     size: int
-    def __init__(self, etag: _Optional[str] = ..., size: _Optional[int] = ...) -> None: ...
+    checksum_algorithm: str
+    checksum: str
+    def __init__(self, etag: _Optional[str] = ..., size: _Optional[int] = ..., checksum_algorithm: _Optional[str] = ..., checksum: _Optional[str] = ...) -> None: ...
 
 class CompletedPart(_message.Message):
-    __slots__ = ("part_number", "etag")
+    __slots__ = ("part_number", "etag", "checksum_algorithm", "checksum")
     PART_NUMBER_FIELD_NUMBER: _ClassVar[int]
     ETAG_FIELD_NUMBER: _ClassVar[int]
+    CHECKSUM_ALGORITHM_FIELD_NUMBER: _ClassVar[int]
+    CHECKSUM_FIELD_NUMBER: _ClassVar[int]
     part_number: int
     etag: str
-    def __init__(self, part_number: _Optional[int] = ..., etag: _Optional[str] = ...) -> None: ...
+    checksum_algorithm: str
+    checksum: str
+    def __init__(self, part_number: _Optional[int] = ..., etag: _Optional[str] = ..., checksum_algorithm: _Optional[str] = ..., checksum: _Optional[str] = ...) -> None: ...
 
 class CompleteMultipartUploadRequest(_message.Message):
     __slots__ = ("bucket", "key", "upload_id", "parts", "sse_customer")
@@ -771,16 +783,20 @@ class ListMultipartUploadsResponse(_message.Message):
     def __init__(self, uploads: _Optional[_Iterable[_Union[MultipartUpload, _Mapping]]] = ..., is_truncated: _Optional[bool] = ..., next_key_marker: _Optional[str] = ..., next_upload_id_marker: _Optional[str] = ...) -> None: ...
 
 class Part(_message.Message):
-    __slots__ = ("part_number", "etag", "size", "last_modified_ms")
+    __slots__ = ("part_number", "etag", "size", "last_modified_ms", "checksum_algorithm", "checksum")
     PART_NUMBER_FIELD_NUMBER: _ClassVar[int]
     ETAG_FIELD_NUMBER: _ClassVar[int]
     SIZE_FIELD_NUMBER: _ClassVar[int]
     LAST_MODIFIED_MS_FIELD_NUMBER: _ClassVar[int]
+    CHECKSUM_ALGORITHM_FIELD_NUMBER: _ClassVar[int]
+    CHECKSUM_FIELD_NUMBER: _ClassVar[int]
     part_number: int
     etag: str
     size: int
     last_modified_ms: int
-    def __init__(self, part_number: _Optional[int] = ..., etag: _Optional[str] = ..., size: _Optional[int] = ..., last_modified_ms: _Optional[int] = ...) -> None: ...
+    checksum_algorithm: str
+    checksum: str
+    def __init__(self, part_number: _Optional[int] = ..., etag: _Optional[str] = ..., size: _Optional[int] = ..., last_modified_ms: _Optional[int] = ..., checksum_algorithm: _Optional[str] = ..., checksum: _Optional[str] = ...) -> None: ...
 
 class ListPartsRequest(_message.Message):
     __slots__ = ("bucket", "key", "upload_id", "part_number_marker", "max_parts")
@@ -797,14 +813,18 @@ class ListPartsRequest(_message.Message):
     def __init__(self, bucket: _Optional[str] = ..., key: _Optional[str] = ..., upload_id: _Optional[str] = ..., part_number_marker: _Optional[int] = ..., max_parts: _Optional[int] = ...) -> None: ...
 
 class ListPartsResponse(_message.Message):
-    __slots__ = ("parts", "is_truncated", "next_part_number_marker")
+    __slots__ = ("parts", "is_truncated", "next_part_number_marker", "checksum_algorithm", "checksum_type")
     PARTS_FIELD_NUMBER: _ClassVar[int]
     IS_TRUNCATED_FIELD_NUMBER: _ClassVar[int]
     NEXT_PART_NUMBER_MARKER_FIELD_NUMBER: _ClassVar[int]
+    CHECKSUM_ALGORITHM_FIELD_NUMBER: _ClassVar[int]
+    CHECKSUM_TYPE_FIELD_NUMBER: _ClassVar[int]
     parts: _containers.RepeatedCompositeFieldContainer[Part]
     is_truncated: bool
     next_part_number_marker: int
-    def __init__(self, parts: _Optional[_Iterable[_Union[Part, _Mapping]]] = ..., is_truncated: _Optional[bool] = ..., next_part_number_marker: _Optional[int] = ...) -> None: ...
+    checksum_algorithm: str
+    checksum_type: str
+    def __init__(self, parts: _Optional[_Iterable[_Union[Part, _Mapping]]] = ..., is_truncated: _Optional[bool] = ..., next_part_number_marker: _Optional[int] = ..., checksum_algorithm: _Optional[str] = ..., checksum_type: _Optional[str] = ...) -> None: ...
 
 class PutBucketReplicationRequest(_message.Message):
     __slots__ = ("bucket", "rules")

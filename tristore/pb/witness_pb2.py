@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19tristore/pb/witness.proto\x12\x0btristore.v1\"v\n\x12WitnessPipeRequest\x12\n\n\x02id\x18\x01 \x01(\x04\x12(\n\x05\x63heck\x18\x02 \x01(\x0b\x32\x19.tristore.v1.CheckRequest\x12*\n\x06record\x18\x03 \x01(\x0b\x32\x1a.tristore.v1.RecordRequest\"\xa4\x01\n\x13WitnessPipeResponse\x12\n\n\x02id\x18\x01 \x01(\x04\x12)\n\x05\x63heck\x18\x02 \x01(\x0b\x32\x1a.tristore.v1.CheckResponse\x12+\n\x06record\x18\x03 \x01(\x0b\x32\x1b.tristore.v1.RecordResponse\x12\x12\n\nerror_code\x18\x04 \x01(\t\x12\x15\n\rerror_message\x18\x05 \x01(\t\"C\n\rRecordRequest\x12\x0c\n\x04keys\x18\x01 \x03(\x0c\x12\x0e\n\x06stamps\x18\x02 \x01(\x0c\x12\x14\n\x0cincarnations\x18\x03 \x03(\x04\"6\n\x0eRecordResponse\x12\x13\n\x0bincarnation\x18\x01 \x01(\x04\x12\x0f\n\x07refused\x18\x02 \x03(\r\"\x1c\n\x0c\x43heckRequest\x12\x0c\n\x04keys\x18\x01 \x03(\x0c\"4\n\rCheckResponse\x12\x0e\n\x06stamps\x18\x01 \x01(\x0c\x12\x13\n\x0bincarnation\x18\x02 \x01(\x04\"\x16\n\x14WitnessStatusRequest\"\x81\x01\n\x15WitnessStatusResponse\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05group\x18\x02 \x01(\r\x12\x13\n\x0bincarnation\x18\x03 \x01(\x04\x12\x0c\n\x04keys\x18\x04 \x01(\x04\x12\x10\n\x08max_keys\x18\x05 \x01(\x04\x12\x16\n\x0euptime_seconds\x18\x06 \x01(\x01\x32\xb3\x02\n\x0eWitnessService\x12\x41\n\x06Record\x12\x1a.tristore.v1.RecordRequest\x1a\x1b.tristore.v1.RecordResponse\x12>\n\x05\x43heck\x12\x19.tristore.v1.CheckRequest\x1a\x1a.tristore.v1.CheckResponse\x12O\n\x06Status\x12!.tristore.v1.WitnessStatusRequest\x1a\".tristore.v1.WitnessStatusResponse\x12M\n\x04Pipe\x12\x1f.tristore.v1.WitnessPipeRequest\x1a .tristore.v1.WitnessPipeResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19tristore/pb/witness.proto\x12\x0btristore.v1\"v\n\x12WitnessPipeRequest\x12\n\n\x02id\x18\x01 \x01(\x04\x12(\n\x05\x63heck\x18\x02 \x01(\x0b\x32\x19.tristore.v1.CheckRequest\x12*\n\x06record\x18\x03 \x01(\x0b\x32\x1a.tristore.v1.RecordRequest\"\xa4\x01\n\x13WitnessPipeResponse\x12\n\n\x02id\x18\x01 \x01(\x04\x12)\n\x05\x63heck\x18\x02 \x01(\x0b\x32\x1a.tristore.v1.CheckResponse\x12+\n\x06record\x18\x03 \x01(\x0b\x32\x1b.tristore.v1.RecordResponse\x12\x12\n\nerror_code\x18\x04 \x01(\t\x12\x15\n\rerror_message\x18\x05 \x01(\t\"C\n\rRecordRequest\x12\x0c\n\x04keys\x18\x01 \x03(\x0c\x12\x0e\n\x06stamps\x18\x02 \x01(\x0c\x12\x14\n\x0cincarnations\x18\x03 \x03(\x04\"6\n\x0eRecordResponse\x12\x13\n\x0bincarnation\x18\x01 \x01(\x04\x12\x0f\n\x07refused\x18\x02 \x03(\r\"-\n\rForgetRequest\x12\x0c\n\x04keys\x18\x01 \x03(\x0c\x12\x0e\n\x06stamps\x18\x02 \x01(\x0c\"4\n\x0e\x46orgetResponse\x12\r\n\x05newer\x18\x01 \x03(\r\x12\x13\n\x0bincarnation\x18\x02 \x01(\x04\"\x1c\n\x0c\x43heckRequest\x12\x0c\n\x04keys\x18\x01 \x03(\x0c\"4\n\rCheckResponse\x12\x0e\n\x06stamps\x18\x01 \x01(\x0c\x12\x13\n\x0bincarnation\x18\x02 \x01(\x04\"\x16\n\x14WitnessStatusRequest\"\x81\x01\n\x15WitnessStatusResponse\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05group\x18\x02 \x01(\r\x12\x13\n\x0bincarnation\x18\x03 \x01(\x04\x12\x0c\n\x04keys\x18\x04 \x01(\x04\x12\x10\n\x08max_keys\x18\x05 \x01(\x04\x12\x16\n\x0euptime_seconds\x18\x06 \x01(\x01\x32\xf6\x02\n\x0eWitnessService\x12\x41\n\x06Record\x12\x1a.tristore.v1.RecordRequest\x1a\x1b.tristore.v1.RecordResponse\x12>\n\x05\x43heck\x12\x19.tristore.v1.CheckRequest\x1a\x1a.tristore.v1.CheckResponse\x12O\n\x06Status\x12!.tristore.v1.WitnessStatusRequest\x1a\".tristore.v1.WitnessStatusResponse\x12\x41\n\x06\x46orget\x12\x1a.tristore.v1.ForgetRequest\x1a\x1b.tristore.v1.ForgetResponse\x12M\n\x04Pipe\x12\x1f.tristore.v1.WitnessPipeRequest\x1a .tristore.v1.WitnessPipeResponse(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,14 +39,18 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RECORDREQUEST']._serialized_end=396
   _globals['_RECORDRESPONSE']._serialized_start=398
   _globals['_RECORDRESPONSE']._serialized_end=452
-  _globals['_CHECKREQUEST']._serialized_start=454
-  _globals['_CHECKREQUEST']._serialized_end=482
-  _globals['_CHECKRESPONSE']._serialized_start=484
-  _globals['_CHECKRESPONSE']._serialized_end=536
-  _globals['_WITNESSSTATUSREQUEST']._serialized_start=538
-  _globals['_WITNESSSTATUSREQUEST']._serialized_end=560
-  _globals['_WITNESSSTATUSRESPONSE']._serialized_start=563
-  _globals['_WITNESSSTATUSRESPONSE']._serialized_end=692
-  _globals['_WITNESSSERVICE']._serialized_start=695
-  _globals['_WITNESSSERVICE']._serialized_end=1002
+  _globals['_FORGETREQUEST']._serialized_start=454
+  _globals['_FORGETREQUEST']._serialized_end=499
+  _globals['_FORGETRESPONSE']._serialized_start=501
+  _globals['_FORGETRESPONSE']._serialized_end=553
+  _globals['_CHECKREQUEST']._serialized_start=555
+  _globals['_CHECKREQUEST']._serialized_end=583
+  _globals['_CHECKRESPONSE']._serialized_start=585
+  _globals['_CHECKRESPONSE']._serialized_end=637
+  _globals['_WITNESSSTATUSREQUEST']._serialized_start=639
+  _globals['_WITNESSSTATUSREQUEST']._serialized_end=661
+  _globals['_WITNESSSTATUSRESPONSE']._serialized_start=664
+  _globals['_WITNESSSTATUSRESPONSE']._serialized_end=793
+  _globals['_WITNESSSERVICE']._serialized_start=796
+  _globals['_WITNESSSERVICE']._serialized_end=1170
 # @@protoc_insertion_point(module_scope)

@@ -48,6 +48,22 @@ class RecordResponse(_message.Message):
     refused: _containers.RepeatedScalarFieldContainer[int]
     def __init__(self, incarnation: _Optional[int] = ..., refused: _Optional[_Iterable[int]] = ...) -> None: ...
 
+class ForgetRequest(_message.Message):
+    __slots__ = ("keys", "stamps")
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    STAMPS_FIELD_NUMBER: _ClassVar[int]
+    keys: _containers.RepeatedScalarFieldContainer[bytes]
+    stamps: bytes
+    def __init__(self, keys: _Optional[_Iterable[bytes]] = ..., stamps: _Optional[bytes] = ...) -> None: ...
+
+class ForgetResponse(_message.Message):
+    __slots__ = ("newer", "incarnation")
+    NEWER_FIELD_NUMBER: _ClassVar[int]
+    INCARNATION_FIELD_NUMBER: _ClassVar[int]
+    newer: _containers.RepeatedScalarFieldContainer[int]
+    incarnation: int
+    def __init__(self, newer: _Optional[_Iterable[int]] = ..., incarnation: _Optional[int] = ...) -> None: ...
+
 class CheckRequest(_message.Message):
     __slots__ = ("keys",)
     KEYS_FIELD_NUMBER: _ClassVar[int]

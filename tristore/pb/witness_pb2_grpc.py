@@ -49,6 +49,11 @@ class WitnessServiceStub:
                 request_serializer=tristore_dot_pb_dot_witness__pb2.WitnessStatusRequest.SerializeToString,
                 response_deserializer=tristore_dot_pb_dot_witness__pb2.WitnessStatusResponse.FromString,
                 _registered_method=True)
+        self.Forget = channel.unary_unary(
+                '/tristore.v1.WitnessService/Forget',
+                request_serializer=tristore_dot_pb_dot_witness__pb2.ForgetRequest.SerializeToString,
+                response_deserializer=tristore_dot_pb_dot_witness__pb2.ForgetResponse.FromString,
+                _registered_method=True)
         self.Pipe = channel.stream_stream(
                 '/tristore.v1.WitnessService/Pipe',
                 request_serializer=tristore_dot_pb_dot_witness__pb2.WitnessPipeRequest.SerializeToString,
@@ -80,6 +85,15 @@ class WitnessServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Forget(self, request, context):
+        """Forget keys whose stamp is at or below the one given (a removal a node
+        collects: node/tombstones.py), and take no record of them at or below
+        it again: they are unknown until a newer stamp is recorded.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Pipe(self, request_iterator, context):
         """Checks and records on one long-lived stream (tristore/pipe.py): a request
         carries either or both, and an id its answer repeats.
@@ -105,6 +119,11 @@ def add_WitnessServiceServicer_to_server(servicer, server):
                     servicer.Status,
                     request_deserializer=tristore_dot_pb_dot_witness__pb2.WitnessStatusRequest.FromString,
                     response_serializer=tristore_dot_pb_dot_witness__pb2.WitnessStatusResponse.SerializeToString,
+            ),
+            'Forget': grpc.unary_unary_rpc_method_handler(
+                    servicer.Forget,
+                    request_deserializer=tristore_dot_pb_dot_witness__pb2.ForgetRequest.FromString,
+                    response_serializer=tristore_dot_pb_dot_witness__pb2.ForgetResponse.SerializeToString,
             ),
             'Pipe': grpc.stream_stream_rpc_method_handler(
                     servicer.Pipe,
@@ -193,6 +212,33 @@ class WitnessService:
             '/tristore.v1.WitnessService/Status',
             tristore_dot_pb_dot_witness__pb2.WitnessStatusRequest.SerializeToString,
             tristore_dot_pb_dot_witness__pb2.WitnessStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Forget(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tristore.v1.WitnessService/Forget',
+            tristore_dot_pb_dot_witness__pb2.ForgetRequest.SerializeToString,
+            tristore_dot_pb_dot_witness__pb2.ForgetResponse.FromString,
             options,
             channel_credentials,
             insecure,

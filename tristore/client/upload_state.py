@@ -1,9 +1,11 @@
-"""cp's resume state: one small JSON file an unfinished multipart upload.
+"""The resume record of ``upload_file`` (and so of ``tristore cp``): one small
+JSON file an unfinished multipart upload.
 
 The file lives in :func:`state_dir` and is named by a hash of the source
-file's absolute path, size and mtime and the destination, so the same command
-on the same unchanged file finds it again, and a changed file never resumes an
-upload of its old bytes. It holds what a resume needs from any endpoint of the
+file's absolute path, size and mtime and the destination, so an upload of the
+same unchanged file to the same key finds it again (from the SDK or the CLI,
+they share the directory), and a changed file never resumes an upload of its
+old bytes. It holds what a resume needs from any endpoint of the
 cluster (no endpoint is stored): bucket, key, upload id, part size, and the
 parts known to be uploaded. It starts with a format version.
 
@@ -21,7 +23,6 @@ import hashlib
 import json
 import os
 import secrets
-import shlex
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -32,14 +33,14 @@ from typing import Any
 #: The state file's format version (its ``format`` field).
 STATE_FORMAT = 1
 #: While parts complete the state file is rewritten at most this often (and
-#: always when cp stops): losing the last second of records costs nothing,
+#: always when the upload stops): losing the last second of records costs nothing,
 #: since a resume asks the store which parts it has.
 SAVE_INTERVAL_S = 1.0
 
 
 @dataclass(frozen=True)
 class LocalFile:
-    """The file being uploaded as it was when cp began."""
+    """The file being uploaded as it was when the upload began."""
 
     path: Path  # absolute
     size: int
@@ -250,11 +251,3 @@ class StateFile:
 
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)
-
-
-def resume_hint(state: UploadState) -> str:
-    url = shlex.quote(state.url)
-    return (
-        f"upload {state.upload_id} is kept: run the same command again to resume it, "
-        f"or discard it with: tristore mpu abort {url} {state.upload_id}"
-    )

@@ -1,0 +1,141 @@
+"""The key's first AZ decides its conditional changes on its home, and the home
+decides knowing what the other nodes of its AZ hold of the key (issue 14;
+docs/architecture.md, conditional writes).
+
+A home back from the dead before its fallback handed back the write it took
+meanwhile holds an older record than its AZ does. A conditional change whose
+precondition read came before that write (a coordinator that read, then was
+slow: sent here by hand to the home's internal Commit, as a coordinator sends
+it) must be refused there, not taken against the home's own older record.
+With the fallback unreachable the home hears every node of the key's other
+AZs instead; with one of those silent too it cannot know, so it refuses
+(ConditionalRequestConflict, nothing written) rather than guess."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from dataclasses import replace
+
+import grpc
+import pytest
+
+from tests.integration.cluster import DevCluster, wait_until
+from tristore import errors
+from tristore.convert import change_to_pb, stamp_from_pb
+from tristore.model import Change, ObjectVersion
+from tristore.pb import replica_pb2, replica_pb2_grpc
+from tristore.server import cluster_channel
+from tristore.stamps import Stamp
+
+pytestmark = pytest.mark.integration
+
+BUCKET = "cas-home"
+KEY = "k"
+REFUSALS = "tristore_node_conditional_az_refusals_total"
+ELSEWHERE = "tristore_node_conditional_az_checks_elsewhere_total"
+
+
+def _commit(cluster: DevCluster, home: str, change: Change) -> replica_pb2.CommitResponse:
+    """``change`` sent to ``home`` as the key's home, as a coordinator (the
+    node ``me``) sends it: the internal Commit, mutual TLS as a node."""
+    cfg = cluster.config
+    me = next(n.name for n in cfg.nodes if n.name != home)
+
+    async def call() -> replica_pb2.CommitResponse:
+        async with cluster_channel(cfg, me, cfg.node_named(home).grpc) as ch:
+            stub = replica_pb2_grpc.ReplicaServiceStub(ch)
+            resp: replica_pb2.CommitResponse = await stub.Commit(change_to_pb(change), timeout=10)
+            return resp
+
+    return asyncio.run(call())
+
+
+def _try(old: ObjectVersion, above: Stamp, body: bytes) -> ObjectVersion:
+    """A conditional try of a new body, stamped above ``above``."""
+    stamp = replace(above, physical_ms=above.physical_ms + 1000)
+    return replace(
+        old, stamp=stamp, inline=body, size=len(body), etag=hashlib.md5(body).hexdigest()
+    )
+
+
+def test_a_home_back_from_the_dead_decides_knowing_its_fallbacks_write(
+    own_cluster: DevCluster,
+) -> None:
+    cluster = own_cluster
+    cfg = cluster.config
+    home = cluster.homes(BUCKET, KEY)[0]
+    az = cfg.node_named(home).az
+    fallback = next(n.name for n in cfg.nodes if n.az == az and n.name != home)
+    nodes = [n.name for n in cfg.nodes]
+    # The fallback hands its hints back only after 10 minutes.
+    cluster.kill(fallback, "KILL")
+    cluster.start(fallback, extra_env={"TRISTORE_NODE_HINT_INTERVAL_S": "600"})
+    with cluster.client(cfg.node_named(fallback).grpc) as c:
+        c.create_bucket(BUCKET)
+        c.put_object(BUCKET, KEY, b"old")
+    old = cluster.node_versions(home)[(BUCKET, KEY)]
+    cluster.kill(home, "KILL")
+    with cluster.client(cfg.node_named(fallback).grpc) as c:
+        c.put_object(BUCKET, KEY, b"new")  # the first AZ's copy on its fallback, with a hint
+    cluster.start(home)
+
+    def all_up(name: str) -> bool:
+        return cluster.metric(name, "tristore_cluster_nodes_up") == len(nodes)
+
+    wait_until(lambda: all_up(home) and all_up(fallback), 30, what="the AZ's nodes up")
+    new = cluster.node_versions(fallback)[(BUCKET, KEY)]
+    assert new.stamp > old.stamp
+    assert cluster.node_versions(home)[(BUCKET, KEY)].stamp == old.stamp  # not handed back
+    before = cluster.metric(home, REFUSALS)
+
+    # A try whose precondition read saw "old": "new", acknowledged since, broke it.
+    late = _try(old, new.stamp, b"late")
+    resp = _commit(cluster, home, Change.of(late, expect=old.stamp))
+    assert resp.conflict and not resp.applied, resp
+    assert stamp_from_pb(resp.current) == new.stamp
+    assert cluster.node_versions(home)[(BUCKET, KEY)].stamp == old.stamp  # nothing written
+    assert cluster.metric(home, REFUSALS) == before + 1
+
+    # The fallback unreachable: what it holds is unknown, so the home hears
+    # every node of the key's other AZs instead, where "new" is too (an
+    # acknowledged write is in all three), and refuses the same try.
+    elsewhere = cluster.metric(home, ELSEWHERE)
+    cluster.kill(fallback, "KILL")
+    blind = _try(old, new.stamp, b"blind")
+    resp = _commit(cluster, home, Change.of(blind, expect=old.stamp))
+    assert resp.conflict and not resp.applied, resp
+    assert stamp_from_pb(resp.current) == new.stamp
+    assert cluster.node_versions(home)[(BUCKET, KEY)].stamp == old.stamp  # nothing written
+    assert cluster.metric(home, REFUSALS) == before + 2
+    assert cluster.metric(home, ELSEWHERE) == elsewhere + 1
+
+    # A node of another AZ down too: nothing can tell what the fallback holds,
+    # so the home refuses even a try its own record would let through.
+    other = next(n.name for n in cfg.nodes if n.az != az)
+    cluster.kill(other, "KILL")
+    with pytest.raises(grpc.RpcError) as refused:
+        _commit(cluster, home, Change.of(blind, expect=old.stamp))
+    err = errors.from_rpc_error(refused.value)
+    assert isinstance(err, errors.ConditionalRequestConflict), err
+    assert fallback in str(err) and other in str(err) and "nothing was written" in str(err), err
+    assert cluster.node_versions(home)[(BUCKET, KEY)].stamp == old.stamp
+    cluster.start(other)
+    up = len(nodes) - 1  # all but the fallback
+    wait_until(lambda: cluster.metric(home, "tristore_cluster_nodes_up") == up, 30, what=other)
+
+    # One node down never refuses a conditional change: with only the
+    # fallback down, a try conditional on what the AZ holds is taken.
+    taken = _try(old, new.stamp, b"taken")
+    resp = _commit(cluster, home, Change.of(taken, expect=new.stamp))
+    assert resp.applied and not resp.conflict, resp
+    assert cluster.node_versions(home)[(BUCKET, KEY)].stamp == taken.stamp
+
+    # And with the fallback back, its own answer is enough.
+    cluster.start(fallback, extra_env={"TRISTORE_NODE_HINT_INTERVAL_S": "600"})
+    wait_until(lambda: all_up(home), 30, what="the fallback up for the home")
+    again = _try(old, taken.stamp, b"again")
+    resp = _commit(cluster, home, Change.of(again, expect=taken.stamp))
+    assert resp.applied and not resp.conflict, resp
+    assert cluster.node_versions(home)[(BUCKET, KEY)].stamp == again.stamp
+    assert cluster.metric(home, ELSEWHERE) == elsewhere + 2
