@@ -1,13 +1,21 @@
-"""``python -m tests.modelcheck [--ci | --collect | --long]``: explore the
-protocol model (the unit tier's first bounds, its deletes-and-collection
-bounds, or the long ones; default: ``TRISTORE_LONG``) and print what was
-explored, or the shortest trace to a violation."""
+"""``python -m tests.modelcheck [--ci | --collect | --versions | --long]``:
+explore the protocol model (the unit tier's first bounds, its
+deletes-and-collection bounds, its DELETEs of one version, or the long ones;
+default: ``TRISTORE_LONG``) and print what was explored, or the shortest
+trace to a violation."""
 
 from __future__ import annotations
 
 import sys
 
-from tests.modelcheck.checker import CI, CI_COLLECT, LONG, bounds_from_env, explore
+from tests.modelcheck.checker import (
+    CI,
+    CI_COLLECT,
+    CI_VERSIONS,
+    LONG,
+    bounds_from_env,
+    explore,
+)
 
 
 def main(argv: list[str]) -> int:
@@ -18,6 +26,8 @@ def main(argv: list[str]) -> int:
         bounds = LONG
     elif "--collect" in argv:
         bounds = CI_COLLECT
+    elif "--versions" in argv:
+        bounds = CI_VERSIONS
     else:
         bounds = CI if "--ci" in argv else bounds_from_env()
     res = explore(bounds)

@@ -53,6 +53,9 @@ class Bounds:
     partial_reads: bool = False
     #: Whether a client may lose a conditional call's reply and resend it.
     resends: bool = True
+    #: DELETEs of one non-current version V (node/objects.py
+    #: _delete_version), first calls and retries, in all; 0: no version V.
+    version_deletes: int = 0
     #: Explore only this many steps from the start (None: to the end): a
     #: shorter run that still covers every trace a mutant needs to show.
     max_depth: int | None = None
@@ -69,6 +72,7 @@ class Bounds:
             f"{self.node_crashes} node crash(es), "
             f"{'partial' if self.partial_reads else 'whole'} reads, "
             f"resends {'on' if self.resends else 'off'}"
+            + (f", {self.version_deletes} DELETE(s) of a version" if self.version_deletes else "")
             + (f", {self.max_depth} steps deep" if self.max_depth is not None else "")
         )
 
@@ -100,6 +104,12 @@ CI_TWO_NODES = replace(_CI_BASE, nodes_per_az=2, writes=1, node_crashes=1, parti
 #: which may be a delete (one at most), and one collection; the witness
 #: knows everything it was told (no restarts or evictions).
 CI_COLLECT = replace(_CI_BASE, writes=2, deletes=1, collections=1)
+#: DELETEs of one non-current version V, each try committing its removal AZ
+#: by AZ, with a node crash (and restart) and reads (and the DELETE's look)
+#: that hear from only some AZs: 3 DELETEs (a first call and two retries),
+#: any of them at once; no plain writes (the key's current record does not
+#: change), and the tombstone collector's steps.
+CI_VERSIONS = replace(_CI_BASE, writes=0, version_deletes=3, node_crashes=1, partial_reads=True)
 #: TRISTORE_LONG=1: two writes at once with restarts, evictions, a second
 #: key's floor and a conditional write (not timed: expect many minutes).
 LONG = Bounds(
@@ -223,17 +233,20 @@ def _symmetric(s: State) -> State:
     cnew = {old: j for j, old in enumerate(cp)}
 
     def azsig(az: int) -> tuple:
-        return (
+        sig = (
             s.nodes[az],
             s.up[az],
             s.hinted[az],
             tuple(az in w.committed for w in s.pending),
             tuple(az in c.others for c in calls),
         )
+        if s.version:
+            return (*sig, s.version[az], tuple(az in d for d in s.vdeletes))
+        return sig
 
     ap = [0, *sorted((1, 2), key=azsig)]
     if inc == (1,) * m.WITNESSES and wp == [0, 1, 2] and cp == [0, 1] and ap == [0, 1, 2]:
-        return s  # already in order
+        return _sorted_deletes(s) if s.version else s  # already in order
     anew = {old: j for j, old in enumerate(ap)}
 
     def write(w: Write) -> Write:
@@ -255,7 +268,7 @@ def _symmetric(s: State) -> State:
             others=frozenset(anew[a] for a in c.others),
         )
 
-    return _with(
+    s = _with(
         s,
         nodes=tuple(s.nodes[a] for a in ap),
         up=tuple(s.up[a] for a in ap),
@@ -269,6 +282,23 @@ def _symmetric(s: State) -> State:
         conds=tuple(cond(c) for c in s.conds),
         lost=tuple(cond(c) for c in s.lost),
     )
+    if s.version:
+        s = _with(
+            s,
+            version=tuple(s.version[a] for a in ap),
+            vdeletes=tuple(frozenset(anew[a] for a in d) for d in s.vdeletes),
+        )
+        return _sorted_deletes(s)
+    return s
+
+
+def _sorted_deletes(s: State) -> State:
+    """DELETEs of the version in flight in a fixed order (only the AZs each
+    committed to tells one from another)."""
+    if len(s.vdeletes) < 2:
+        return s
+    order = tuple(sorted(s.vdeletes, key=sorted))
+    return s if order == s.vdeletes else _with(s, vdeletes=order)
 
 
 # -- the steps a state allows --------------------------------------------------------
@@ -368,7 +398,13 @@ def actions(s: State, b: Bounds) -> Iterator[tuple[str, Step]]:
         if s.hinted[az]:
             yield f"hand_off(az={az})", lambda s, v, az=az: m.hand_off(s, az)
 
-    for c, (w, at), h in itertools.product(coords, checks, hears):
+    if s.version:
+        yield from _version_actions(s, b, hears)
+
+    # Reads of the key's current record; with no write of it in the run
+    # (the versions' runs), every one of them answers no record.
+    key_reads = itertools.product(coords, checks, hears) if b.writes or b.conditionals else ()
+    for c, (w, at), h in key_reads:
         # Where it records matters only when it finishes what it read.
         best = m.read_azs(s, True, h).best  # at least what one node an AZ gives
         finishes = (
@@ -426,6 +462,49 @@ def actions(s: State, b: Bounds) -> Iterator[tuple[str, Step]]:
             )
 
 
+def _version_actions(
+    s: State, b: Bounds, hears: list[tuple[int, ...]]
+) -> Iterator[tuple[str, Step]]:
+    """The steps of DELETEs of the version V, its reads (which change
+    nothing: the checker checks them and goes on), and the tombstone
+    collector's."""
+    if s.used("version_deletes") < b.version_deletes:
+        for h in hears:
+            yield (
+                f"delete_version(hear={h})",
+                lambda s, v, h=h: m.delete_version(s, v, h),
+            )
+    for i, done in enumerate(s.vdeletes):
+        for az in m.ALL_AZS:
+            if az not in done:
+                yield (
+                    f"commit_version_removal(which={i}, az={az})",
+                    lambda s, v, i=i, az=az: m.commit_version_removal(s, i, az),
+                )
+        yield f"abandon_version_delete(which={i})", lambda s, v, i=i: m.abandon_version_delete(s, i)
+        if len(done) == m.AZS:
+            yield (
+                f"acknowledge_version_delete(which={i})",
+                lambda s, v, i=i: m.acknowledge_version_delete(s, i),
+            )
+    for h in hears:
+        yield f"read_version(hear={h})", lambda s, v, h=h: (m.read_version(s, h), s)[1]
+    if all(all(up) for up in s.up):
+        for az in m.ALL_AZS:
+            for node in range(b.nodes_per_az):
+                held = s.version[az][node]
+                if held == m.HELD:
+                    yield (
+                        f"finish_version_removal(az={az}, node={node})",
+                        lambda s, v, az=az, node=node: m.finish_version_removal(s, az, node),
+                    )
+                elif held == m.REMOVED:
+                    yield (
+                        f"drop_version_marker(az={az}, node={node})",
+                        lambda s, v, az=az, node=node: m.drop_version_marker(s, az, node),
+                    )
+
+
 # -- the search --------------------------------------------------------------------------
 
 
@@ -459,7 +538,7 @@ class Result:
 def explore(bounds: Bounds = CI, variant: Variant = SAFE) -> Result:
     """Every state within ``bounds``, breadth first; stops at the first violation."""
     t0 = time.perf_counter()
-    start = canonical(m.initial(bounds.nodes_per_az))
+    start = canonical(m.initial(bounds.nodes_per_az, bounds.version_deletes > 0))
     parent: dict[State, tuple[State, str] | None] = {start: None}
     frontier = [start]
     res = Result(bounds, variant)
@@ -507,7 +586,7 @@ def explore(bounds: Bounds = CI, variant: Variant = SAFE) -> Result:
 def replay(trace: list[tuple[str, State]], bounds: Bounds, variant: Variant) -> None:
     """Run a trace's steps again from the initial state (each from the state
     the trace holds before it): raises the violation it ends in."""
-    s = canonical(m.initial(bounds.nodes_per_az))
+    s = canonical(m.initial(bounds.nodes_per_az, bounds.version_deletes > 0))
     for label, after in trace:
         step = dict(actions(s, bounds))[label]
         t = step(s, variant)
@@ -553,4 +632,15 @@ def describe(s: State) -> str:
         + f" acked={_stamp(s.acked)} observed={_stamp(s.observed)}"
         + (f" deletes[{' '.join(sorted(map(_stamp, s.removals)))}]" if s.removals else "")
         + (f" retired={_stamp(s.retired)}" if s.retired != NONE else "")
+        + (_describe_version(s) if s.version else "")
     )
+
+
+def _describe_version(s: State) -> str:
+    """The version V on each node (V: held, r: its removal, -: no record),
+    the DELETEs in flight by the AZs they committed to, and whether one was
+    acknowledged."""
+    marks = {m.NO_COPY: "-", m.HELD: "V", m.REMOVED: "r"}
+    azs = " ".join("/".join(marks[x] for x in held) for held in s.version)
+    tries = ", ".join("az" + "".join(map(str, sorted(d))) for d in s.vdeletes)
+    return f" version[{azs}] vdeletes[{tries}]" + (" vdeleted" if s.vdeleted else "")

@@ -40,6 +40,26 @@ record of every node of its AZ (it asks the others first; while one is down,
 every node of the other AZs instead), and what matters is that a refusal is true (a refused write
 never becomes visible, a refused call never took effect).
 
+Versions (a versioned bucket's key, node/objects.py ``_delete_version``) in
+their own, smaller form: one non-current version V, held on the home of
+every AZ at the start (``State.version``; empty when a run has none). A
+DELETE of V looks for it first (:func:`delete_version`: the AZs that answer,
+one node an AZ, as Protocol.version_to_remove asks them), then commits its
+removal AZ by AZ (:func:`commit_version_removal`, Protocol.commit_change:
+not through the witness, the current record does not change; a down home's
+fallback takes it with a hint), and is acknowledged once every AZ took it;
+a try can fail after some AZs (:func:`abandon_version_delete`), and the
+client's retry is a new DELETE, the same look. A GET ?versionId
+(:func:`read_version`) hears the AZs that answer, one node an AZ, as
+Protocol.read_version does: a removal in any of them wins. Once a DELETE of
+V was acknowledged, no read returns V. The tombstone collector's part
+(node/tombstones.py: finishing a removal a node missed, dropping the
+markers once no node holds a copy) is in the model too. With AZs of two
+nodes this holds only for reads (and looks) that hear every AZ: one that
+hears some AZs takes one node's answer for its AZ's, a fallback that never
+held V or a home back from the dead that missed the removal its fallback
+took (the checker's traces: 3 and 8 steps).
+
 The reference model is the newest acknowledged stamp and the newest stamp any
 read returned: every read must return at least both (read-after-write, no
 flicker); and every AZ holds the newest acknowledged stamp on some node. A
@@ -79,6 +99,12 @@ ALL_AZS: tuple[int, ...] = tuple(range(AZS))
 MAJORITY_OF_AZS = AZS // 2 + 1
 #: A conditional write is stamped again at most this many times (restamp_attempts).
 TRIES = 4
+
+
+#: What a node holds of the version V (State.version): no record of it (never
+#: had it, or its removal marker was collected), V itself, or the marker of
+#: its removal (a removed version never comes back).
+NO_COPY, HELD, REMOVED = 0, 1, 2
 
 
 class Violation(AssertionError):
@@ -167,6 +193,14 @@ class Variant:
     #: still in flight (what the retention period stands for); off: an older
     #: write that was on its way lands after the drop and comes back.
     collect_after_retention: bool = True
+    #: A DELETE of one version commits its removal again whenever some AZ
+    #: that answers holds the version, or some AZ (answering or not) is not
+    #: known to have removed it, and answers success only once every AZ took
+    #: the removal (Protocol.version_to_remove); off: the old look, a read's
+    #: (Protocol.read_version), where a removal found in one AZ ended it and
+    #: the retry answered success, so the AZ an earlier try missed kept the
+    #: version for good, and a read that heard that AZ returned it.
+    retry_removes_everywhere: bool = True
 
 
 SAFE = Variant()
@@ -244,6 +278,13 @@ class State:
     #: Calls whose try the first AZ took, and calls a resend refused.
     took_effect: frozenset[int] = frozenset()
     refused_calls: frozenset[int] = frozenset()
+    #: Per AZ, per node (home first), what it holds of the version V
+    #: (NO_COPY, HELD, REMOVED); empty when the run has no versions.
+    version: tuple[tuple[int, ...], ...] = ()
+    #: DELETEs of V in flight: the AZs each one's removal was committed to.
+    vdeletes: tuple[frozenset[int], ...] = ()
+    #: A DELETE of V was acknowledged (the reference model of versions).
+    vdeleted: bool = False
     #: How many of each bounded step happened (the checker's budgets).
     spent: tuple[tuple[str, int], ...] = field(default=())
 
@@ -265,10 +306,13 @@ class State:
         return 0
 
 
-def initial(nodes_per_az: int = 1) -> State:
+def initial(nodes_per_az: int = 1, versions: bool = False) -> State:
+    """The key absent; with ``versions``, the version V on the home of
+    every AZ (written there while every node was up, acknowledged)."""
     return State(
         nodes=((NONE,) * nodes_per_az,) * AZS,
         up=((True,) * nodes_per_az,) * AZS,
+        version=((HELD,) + (NO_COPY,) * (nodes_per_az - 1),) * AZS if versions else (),
     )
 
 
@@ -613,7 +657,12 @@ def hand_off(s: State, az: int) -> State:
         return s
     held = s.nodes[az]
     nodes = _set(s.nodes, az, (max(held[0], held[1]), NONE, *held[2:]))
-    return _with(s, nodes=nodes, hinted=_set(s.hinted, az, False))
+    s = _with(s, nodes=nodes, hinted=_set(s.hinted, az, False))
+    if s.version:
+        # A removal wins over the version it removes, a copy over no record.
+        vs = s.version[az]
+        s = _with(s, version=_set(s.version, az, (max(vs[0], vs[1]), NO_COPY, *vs[2:])))
+    return s
 
 
 # -- collecting a removal (node/tombstones.py) -------------------------------------
@@ -950,6 +999,127 @@ def resend(
         return _with(s, lost=_drop(s.lost, s.lost.index(c))) if c in s.lost else s
     # A fresh attempt: the call goes on.
     return _with(s, conds=_set(s.conds, s.conds.index(c), _with(c, gone=False)))
+
+
+# -- versions (node/objects.py _delete_version, node/tombstones.py) ----------------
+
+
+def version_answers(s: State, hear: Iterable[int] = ALL_AZS) -> list[int]:
+    """What the AZs in ``hear`` answer of the version V, one node an AZ: the
+    first live one, home first (Quorum.ask_every_az); an AZ none of whose
+    nodes is up does not answer."""
+    out = []
+    for az in hear:
+        for held, up in zip(s.version[az], s.up[az], strict=True):
+            if up:
+                out.append(held)
+                break
+    return out
+
+
+def delete_version(s: State, v: Variant, hear: tuple[int, ...] = ALL_AZS) -> State:
+    """A DELETE of V, a first call or a client's retry after a try failed
+    (the same call, the same look): it asks the AZs of ``hear`` that answer
+    and either commits the removal (a try in flight, :func:`commit_version_removal`)
+    or answers success at once, as S3 does when there is nothing to remove.
+    No AZ answers: QuorumUnavailable, nothing done.
+
+    The look (``retry_removes_everywhere``, Protocol.version_to_remove):
+    commit when an AZ holds V, or when some AZs hold its removal and not
+    all three answered that they do. The old look (Protocol.read_version):
+    a removal in any AZ meant nothing to do."""
+    answers = version_answers(s, hear)
+    if not answers:
+        return s
+    s = _with(s, spent=_spend(s, "version_deletes"))
+    removed_in = answers.count(REMOVED)
+    if v.retry_removes_everywhere:
+        commit = HELD in answers or 0 < removed_in < AZS
+    else:
+        commit = HELD in answers and not removed_in
+    if not commit:
+        return _with(s, vdeleted=True)
+    return _with(s, vdeletes=(*s.vdeletes, frozenset()))
+
+
+def commit_version_removal(s: State, which: int, az: int) -> State:
+    """The try's removal lands in the AZ (Protocol.commit_change, not through
+    the witness): on the home, or, while it is down, on the next live node,
+    which keeps a hint. An AZ none of whose nodes is up does not take it:
+    the try waits there, or fails (:func:`abandon_version_delete`)."""
+    if not s.vdeletes:
+        return s
+    i = which % len(s.vdeletes)
+    done = s.vdeletes[i]
+    if az in done:
+        return s
+    for node, up in enumerate(s.up[az]):
+        if up:
+            return _with(
+                s,
+                version=_set(s.version, az, _set(s.version[az], node, REMOVED)),
+                hinted=_set(s.hinted, az, True) if node > 0 else s.hinted,
+                vdeletes=_set(s.vdeletes, i, done | {az}),
+            )
+    return s
+
+
+def abandon_version_delete(s: State, which: int) -> State:
+    """The try fails (an AZ down or cut off: QuorumUnavailable; or its
+    coordinator died): not acknowledged; what it committed stays."""
+    if not s.vdeletes:
+        return s
+    return _with(s, vdeletes=_drop(s.vdeletes, which % len(s.vdeletes)))
+
+
+def acknowledge_version_delete(s: State, which: int) -> State:
+    """Every AZ took the removal (commit_change needs all three, as every
+    write does): the DELETE answers success."""
+    if not s.vdeletes:
+        return s
+    i = which % len(s.vdeletes)
+    if len(s.vdeletes[i]) < AZS:
+        return s
+    return _with(s, vdeletes=_drop(s.vdeletes, i), vdeleted=True)
+
+
+def read_version(s: State, hear: tuple[int, ...] = ALL_AZS) -> bool | None:
+    """GET ?versionId of V (Protocol.read_version): whether V is returned
+    (False: NoSuchVersion), None when no AZ of ``hear`` answers
+    (QuorumUnavailable). One node an AZ, every AZ that answers; a removal
+    in any of them wins. A read changes nothing."""
+    answers = version_answers(s, hear)
+    if not answers:
+        return None
+    if REMOVED in answers or HELD not in answers:
+        return False
+    if s.vdeleted:
+        raise Violation("a removed version was read after its DELETE was acknowledged")
+    return True
+
+
+def finish_version_removal(s: State, az: int, node: int) -> State:
+    """TombstoneCollector._finish_removal: a node holding the marker of V's
+    removal asks every node of the key's AZs (each must answer) which still
+    hold V, and commits the removal on such a node (it missed the DELETE).
+    The retention period it waits for is no clock here: the step may come
+    at any time, which only adds interleavings."""
+    if s.version[az][node] != HELD or not all(all(up) for up in s.up):
+        return s
+    if not any(REMOVED in held for held in s.version):
+        return s
+    return _with(s, version=_set(s.version, az, _set(s.version[az], node, REMOVED)))
+
+
+def drop_version_marker(s: State, az: int, node: int) -> State:
+    """TombstoneCollector._collect_markers: a node drops its marker of V's
+    removal once every node of the key's AZs answers that it holds no copy
+    of V."""
+    if s.version[az][node] != REMOVED or not all(all(up) for up in s.up):
+        return s
+    if any(HELD in held for held in s.version):
+        return s
+    return _with(s, version=_set(s.version, az, _set(s.version[az], node, NO_COPY)))
 
 
 # -- invariants ------------------------------------------------------------------

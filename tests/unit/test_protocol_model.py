@@ -6,7 +6,8 @@ them at random, and tests/unit/test_modelcheck.py explores every interleaving
 of them within small bounds. The reference model: every read returns at
 least the newest acknowledged stamp and the newest stamp any read returned
 (read-after-write, no flicker); a refused conditional write is never seen and
-a refused call never took effect.
+a refused call never took effect; a version whose DELETE was acknowledged is
+never read.
 """
 
 from __future__ import annotations
@@ -15,9 +16,15 @@ import os
 from dataclasses import replace
 
 import pytest
-from hypothesis import settings
+from hypothesis import Phase, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 
 from tests.modelcheck import model
 from tests.modelcheck.model import AZS, COORDINATORS, MAJORITIES, SAFE, WITNESSES, Variant
@@ -336,6 +343,165 @@ def test_a_delete_is_not_collected_while_an_older_write_is_on_its_way() -> None:
         else:
             with pytest.raises(AssertionError, match="flicker"):
                 m.read(coordinator=0, check_at=(0, 1), record_at=(0, 1))
+
+
+# -- DELETE of one version (node/objects.py _delete_version) ------------------------
+
+#: The AZs a version's read (or a DELETE's look) may hear from, the others
+#: timing out.
+_HEARS = [(0, 1, 2), (0,), (1,), (2,), (0, 1), (0, 2), (1, 2)]
+
+
+class VersionProtocol(RuleBasedStateMachine):
+    """A non-current version V of the key, held in every AZ: DELETEs of V
+    (first calls and retries), each try committing its removal AZ by AZ and
+    failing or acknowledged; GETs of V by version id hearing some AZs; node
+    crashes; the tombstone collector finishing a removal a node missed and
+    dropping the markers. Once a DELETE of V was acknowledged, no read
+    returns V. The key's current record does not change (no plain writes
+    here: they would only dilute the search)."""
+
+    variant: Variant = SAFE
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.s = model.initial(versions=True)
+        #: What the last read of V returned (None: no AZ answered).
+        self.got: bool | None = None
+
+    @rule(hear=st.sampled_from(_HEARS))
+    def delete_version(self, hear: tuple[int, ...]) -> None:
+        if len(self.s.vdeletes) < 2:
+            self.s = model.delete_version(self.s, self.variant, hear)
+
+    @precondition(lambda self: self.s.vdeletes)
+    @rule(which=st.integers(0, 1), az=st.integers(0, AZS - 1))
+    def commit_version_removal(self, which: int, az: int) -> None:
+        self.s = model.commit_version_removal(self.s, which, az)
+
+    @precondition(lambda self: self.s.vdeletes)
+    @rule(which=st.integers(0, 1))
+    def abandon_version_delete(self, which: int) -> None:
+        self.s = model.abandon_version_delete(self.s, which)
+
+    @precondition(lambda self: self.s.vdeletes)
+    @rule(which=st.integers(0, 1))
+    def acknowledge_version_delete(self, which: int) -> None:
+        self.s = model.acknowledge_version_delete(self.s, which)
+
+    @rule(hear=st.sampled_from(_HEARS))
+    def read_version(self, hear: tuple[int, ...]) -> None:
+        self.got = model.read_version(self.s, hear)
+
+    @rule(az=st.integers(0, AZS - 1))
+    def crash_node(self, az: int) -> None:
+        if self.s.used("node_crashes") < 2:
+            self.s = model.crash_node(self.s, az, 0)
+
+    @rule(az=st.integers(0, AZS - 1))
+    def restart_node(self, az: int) -> None:
+        self.s = model.restart_node(self.s, az, 0)
+
+    @rule(az=st.integers(0, AZS - 1))
+    def finish_version_removal(self, az: int) -> None:
+        self.s = model.finish_version_removal(self.s, az, 0)
+
+    @rule(az=st.integers(0, AZS - 1))
+    def drop_version_marker(self, az: int) -> None:
+        self.s = model.drop_version_marker(self.s, az, 0)
+
+
+TestVersionProtocol = VersionProtocol.TestCase
+TestVersionProtocol.settings = _search(300)
+
+
+def _versions(variant: Variant = SAFE) -> VersionProtocol:
+    m = VersionProtocol()
+    m.variant = variant
+    return m
+
+
+def test_the_random_search_finds_the_old_version_delete_retry() -> None:
+    """The machine can fail: its (derandomized) search finds the old retry."""
+
+    class OldRetry(VersionProtocol):
+        variant = Variant(retry_removes_everywhere=False)
+
+    # Not shrunk: the shortest trace is the model checker's (test_modelcheck.py).
+    search = settings(_search(300), phases=[Phase.generate])
+    with pytest.raises(AssertionError, match="a removed version was read"):
+        run_state_machine_as_test(OldRetry, settings=search)
+
+
+def _retry_after_a_try_that_reached_one_az(m: VersionProtocol) -> None:
+    """A DELETE of V commits its removal in AZ 0 and fails (AZ 1 cut off,
+    say); the client retries it, and once it is acknowledged a read hears
+    AZ 1 only."""
+    m.delete_version(hear=(0, 1, 2))
+    m.commit_version_removal(which=0, az=0)
+    m.abandon_version_delete(which=0)
+    m.delete_version(hear=(0, 1, 2))  # the retry
+    for az in range(AZS):
+        m.commit_version_removal(which=0, az=az)
+    m.acknowledge_version_delete(which=0)
+    assert m.s.vdeleted and not m.s.vdeletes
+    m.read_version(hear=(1,))
+
+
+def test_a_retried_version_delete_removes_it_in_every_az() -> None:
+    m = _versions()
+    _retry_after_a_try_that_reached_one_az(m)
+    assert m.got is False  # NoSuchVersion
+    assert m.s.version == ((model.REMOVED,),) * AZS
+
+
+def test_the_model_finds_a_version_delete_retry_that_stops_at_a_removal() -> None:
+    """The old retry looked as a read does: the removal in AZ 0 ended the
+    look and it answered success at once; AZ 1 kept V for good."""
+    with pytest.raises(AssertionError, match="a removed version was read"):
+        _retry_after_a_try_that_reached_one_az(_versions(Variant(retry_removes_everywhere=False)))
+
+
+def test_a_version_delete_retried_while_an_az_is_down_waits_for_it() -> None:
+    """AZ 2 is down: a try takes AZs 0 and 1 and fails; the retry hears
+    them both holding the removal, commits it again and cannot be
+    acknowledged until AZ 2 is back and takes it too."""
+    m = _versions()
+    m.crash_node(az=2)
+    m.delete_version(hear=(0, 1, 2))
+    for az in range(AZS):
+        m.commit_version_removal(which=0, az=az)
+    m.abandon_version_delete(which=0)
+    m.delete_version(hear=(0, 1, 2))  # the retry: AZ 2 does not answer
+    assert len(m.s.vdeletes) == 1 and not m.s.vdeleted
+    for az in range(AZS):
+        m.commit_version_removal(which=0, az=az)
+    m.acknowledge_version_delete(which=0)
+    assert not m.s.vdeleted  # AZ 2 has not taken it
+    m.restart_node(az=2)
+    m.commit_version_removal(which=0, az=2)
+    m.acknowledge_version_delete(which=0)
+    assert m.s.vdeleted
+    m.read_version(hear=(2,))
+    assert m.got is False
+
+
+def test_the_collector_finishes_a_removal_a_node_missed() -> None:
+    """A try that reached AZ 0 only, never retried: the collector commits the
+    removal on the nodes still holding V, then the markers go."""
+    m = _versions()
+    m.delete_version(hear=(0, 1, 2))
+    m.commit_version_removal(which=0, az=0)
+    m.abandon_version_delete(which=0)
+    m.drop_version_marker(az=0)  # not while a node holds V
+    assert m.s.version[0] == (model.REMOVED,)
+    for az in (1, 2):
+        m.finish_version_removal(az=az)
+    for az in range(AZS):
+        m.drop_version_marker(az=az)
+    assert m.s.version == ((model.NO_COPY,),) * AZS
+    m.delete_version(hear=(0, 1, 2))  # nothing to remove: success
+    assert m.s.vdeleted and not m.s.vdeletes
 
 
 # -- conditional writes (If-Match / If-None-Match, bucket updates) -----------------
