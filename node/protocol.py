@@ -32,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Set
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from node.cache import MetadataCache
 from node.metrics import CACHE_HITS, CACHE_MISSES, CORRUPT_REPAIRED, WRITE_BACKS
@@ -130,6 +130,25 @@ def parse_version_id(version_id: str) -> Stamp | None:
         return Stamp.from_version_id(version_id)
     except ValueError:
         raise InvalidArgument(f"version id {version_id!r} is not valid") from None
+
+
+@dataclass
+class VersionLook:
+    """What the nodes of a key's AZs answered of one version."""
+
+    #: AZs every node of which answered.
+    whole: set[str] = field(default_factory=set)
+    #: AZs a node of which holds the version's removal.
+    removed_in: set[str] = field(default_factory=set)
+    #: The nodes holding the version, with their copy.
+    found: list[tuple[Replica, ObjectVersion]] = field(default_factory=list)
+    #: The nodes that did not answer, by AZ.
+    down: list[AzDown] = field(default_factory=list)
+    answered: bool = False
+
+
+def _version_name(vstamp: Stamp | None) -> str:
+    return NULL_VERSION if vstamp is None else vstamp.version_id
 
 
 class Protocol:
@@ -593,27 +612,38 @@ class Protocol:
     ) -> tuple[ObjectVersion | None, list[Replica]]:
         """One version (``None``: the null version) as the key's AZs hold it.
 
-        Every reachable AZ is asked: a version written anywhere is found, one
-        removed anywhere is gone. Replicas holding it come back for its body.
+        Every node of each AZ is asked (:meth:`_look_for_version`): a version
+        removed on any node heard is gone (a removal is final). Otherwise the
+        answer needs an AZ heard whole, since an acknowledged PUT or DELETE
+        of a version is in every AZ on its home *or* on a fallback that
+        stood in for it: an AZ answered by a fallback alone may hold the
+        version on its home, and one answered by a home back from the dead
+        alone may lack the removal its fallback took (the protocol model's
+        versions, AZs of two nodes). With no AZ heard whole:
+        QuorumUnavailable. Replicas holding it come back for its body.
         """
         placement = self.placer.place(bucket, key)
         damaged: set[str] = set()
-        answers, down = await self.quorum.ask_every_az(
-            placement,
-            lambda r: _read_versions(r, bucket, key, vstamp, vstamp is None, 1, damaged),
-        )
-        if not answers:
-            raise quorum_error(down, "a read")
-        if any(removed for _, _, (_, removed) in answers):
+        look = await self._look_for_version(placement, bucket, key, vstamp, damaged)
+        if look.removed_in:
             return None, []
-        found = [(rep, v) for _, rep, (vs, _) in answers for v in vs]
-        if not found:
+        if not look.whole:
+            raise quorum_error(
+                look.down,
+                f"a read of version {_version_name(vstamp)} of {bucket}/{key}",
+                "every node of one of the key's AZs",
+            )
+        if not look.found:
             return None, []
-        best = max((v for _, v in found), key=lambda v: (v.vstamp, v.stamp))
-        holders = [rep for rep, v in found if v.vstamp == best.vstamp and v.data_id == best.data_id]
+        best = max((v for _, v in look.found), key=lambda v: (v.vstamp, v.stamp))
+        holders = [
+            rep for rep, v in look.found if v.vstamp == best.vstamp and v.data_id == best.data_id
+        ]
         holders.sort(key=lambda rep: rep.spec.name != self.me.name)
         if damaged:
-            corrupt = tuple(azr for azr, rep, _ in answers if rep.spec.name in damaged)
+            corrupt = tuple(
+                azr for azr in placement.azs if any(n.name in damaged for n in azr.nodes)
+            )
             rr = ReplicaRead(placement, best, holders, [], corrupt)
             self.heal_records(best, rr, as_version=True)
         return best, holders
@@ -622,35 +652,67 @@ class Protocol:
         self, bucket: str, key: str, vstamp: Stamp | None
     ) -> tuple[ObjectVersion | None, Stamp | None]:
         """For a DELETE of one version (``None``: the null version): (the
-        version as a reachable AZ still holds it, or None; the stamp of the
-        version whose removal must be committed in every AZ, or None when
-        there is nothing to remove).
+        version as a node still holds it, or None; the stamp of the version
+        whose removal must be committed in every AZ, or None when there is
+        nothing to remove).
 
         Unlike :meth:`read_version`, a removal found in one AZ does not end
         the look: an earlier try of the DELETE may have reached only some AZs
         (one was down, or cut off) before it failed, and its retry must write
         the removal to the others before it answers success, or the version
         stays for good where the try missed it (listed by a scan of that AZ,
-        and, on the key's first-AZ home, never notified as removed). So the
-        removal is to be committed again whenever some AZ holds the version,
-        or some AZ, answering or not, is not known to have removed it.
-        Committing a removal twice is harmless.
+        and, on the key's first-AZ home, never notified as removed). Every
+        node of each AZ is asked, as :meth:`read_version` asks: a fallback
+        that never held the version says nothing of its home. So there is
+        nothing to remove only when every AZ holds the removal, or every node
+        of every AZ answered and none holds the version or its removal (it
+        never existed); otherwise the removal is committed (again: twice is
+        harmless), which needs every AZ, as a write does. For the null
+        version, whose stamp only a holder can tell, a silent node that may
+        hold it is QuorumUnavailable.
         """
         placement = self.placer.place(bucket, key)
-        answers, down = await self.quorum.ask_every_az(
-            placement,
-            lambda r: _read_versions(r, bucket, key, vstamp, vstamp is None, 1, set()),
-        )
-        if not answers:
-            raise quorum_error(down, "a read")
-        held = [v for _, _, (vs, _) in answers for v in vs]
-        removed_in = sum(1 for _, _, (_, removed) in answers if removed)
-        best = max(held, key=lambda v: (v.vstamp, v.stamp)) if held else None
-        if best is not None:
+        look = await self._look_for_version(placement, bucket, key, vstamp, set())
+        if look.found:
+            best = max((v for _, v in look.found), key=lambda v: (v.vstamp, v.stamp))
             return best, best.vstamp
-        if vstamp is not None and 0 < removed_in < len(placement.azs):
-            return None, vstamp  # removed in some AZs only: finish it in the others
-        return None, None
+        if len(look.removed_in) == len(placement.azs):
+            return None, None  # removed in every AZ already
+        if not look.down and not look.removed_in:
+            return None, None  # every node answered: it never existed
+        if vstamp is not None:
+            return None, vstamp  # removed in some AZs only, or a node is silent
+        raise quorum_error(
+            look.down, f"a DELETE of the null version of {bucket}/{key}", "every node to answer"
+        )
+
+    async def _look_for_version(
+        self,
+        placement: Placement,
+        bucket: str,
+        key: str,
+        vstamp: Stamp | None,
+        damaged: set[str],
+    ) -> VersionLook:
+        """What every node of each of the key's AZs holds of one version
+        (:meth:`Quorum.ask_every_node`): QuorumUnavailable when no node answers."""
+        by_az = await self.quorum.ask_every_node(
+            placement,
+            lambda r: _read_versions(r, bucket, key, vstamp, vstamp is None, 1, damaged),
+        )
+        look = VersionLook()
+        for azr, got, failed in by_az:
+            if failed:
+                look.down.append(AzDown(azr.az, failed))
+            else:
+                look.whole.add(azr.az)
+            if any(removed for _, (_, removed) in got):
+                look.removed_in.add(azr.az)
+            look.found += [(rep, v) for rep, (vs, _) in got for v in vs]
+            look.answered |= bool(got)
+        if not look.answered:
+            raise quorum_error(look.down, "a read")
+        return look
 
     async def versions_in_azs(
         self,

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from node import keys
 from tests.integration.cluster import DevCluster, start_cluster, wait_until
 from tests.integration.test_events import collect
 from tristore import errors
@@ -168,3 +169,67 @@ def test_a_removal_never_retried_is_finished_by_the_tombstone_collector(
         )
         > finished
     )
+
+
+def _key_sharing_a_home_with_the_bucket(cluster: DevCluster) -> tuple[str, str]:
+    """A key one of whose homes is also a home of the bucket's record: with
+    only that node up, and the witnesses, the bucket and the key's current
+    version can still be read (the witness vouches for both)."""
+    bucket_homes = set(cluster.homes(keys.BUCKETS, BUCKET))
+    for i in range(200):
+        key = f"k{i}"
+        shared = [h for h in cluster.homes(BUCKET, key) if h in bucket_homes]
+        if shared:
+            return key, shared[0]
+    raise AssertionError("no key shares a home with the bucket's record")
+
+
+def test_a_home_back_from_the_dead_does_not_answer_for_its_az_alone(
+    cluster: DevCluster,
+) -> None:
+    """The protocol model's versions (AZs of two nodes) found it: a DELETE of
+    a version acknowledged while the key's home H was down left the removal
+    on H's fallback F, with a hint; H came back before the hand-off (F died).
+    A GET of that version that heard only H's AZ, by H alone, returned it.
+    A read by version id now asks every node of each AZ and answers only
+    with an AZ heard whole: here none is, so it fails instead of answering
+    the removed version; with the cluster back, the version is gone."""
+    key, home = _key_sharing_a_home_with_the_bucket(cluster)
+    az = cluster.config.node_named(home).az
+    fallback = next(n.name for n in cluster.config.nodes if n.az == az and n.name != home)
+    others = [n.name for n in cluster.config.nodes if n.az != az]
+    with cluster.client() as c:
+        old = c.put_object(BUCKET, key, b"old").version_id
+        c.put_object(BUCKET, key, b"new")
+    cluster.kill(home)
+    with cluster.client(_endpoint(cluster, [fallback, *others])) as c:
+        c.delete_object(BUCKET, key, version_id=old)  # acknowledged: F holds it for H
+    cluster.kill(fallback)
+    cluster.start(home)
+    for name in others:
+        cluster.kill(name)
+    try:
+        # H came back holding the removed version (read from its disk, which
+        # it may be opening still).
+        wait_until(lambda: home in _holders(cluster, key, old), 15, 0.3, f"{home} to hold {old}")
+        once = RetryPolicy(max_attempts=1)
+        with cluster.client(_endpoint(cluster, [home]), retry=once) as c:
+            # H alone serves what the witness vouches for...
+            wait_until(lambda: _reads_new(c, key), 30, 0.3, f"{home} alone to serve {key}")
+            # ...but cannot tell a removed version from a kept one.
+            with pytest.raises(errors.QuorumUnavailable, match="every node of one of"):
+                c.get_object(BUCKET, key, version_id=old)
+    finally:
+        for name in [fallback, *others]:
+            cluster.start(name)
+    with cluster.client() as c:
+        wait_until(lambda: not _holders(cluster, key, old), 60, 0.5, f"no node to hold {old}")
+        with pytest.raises(errors.NoSuchVersion):
+            c.get_object(BUCKET, key, version_id=old)
+
+
+def _reads_new(c: Client, key: str) -> bool:
+    try:
+        return c.get_object(BUCKET, key) == b"new"
+    except (errors.QuorumUnavailable, errors.ServiceUnavailable):
+        return False
