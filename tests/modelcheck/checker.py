@@ -488,7 +488,7 @@ def _version_actions(
                 lambda s, v, i=i: m.acknowledge_version_delete(s, i),
             )
     for h in hears:
-        yield f"read_version(hear={h})", lambda s, v, h=h: (m.read_version(s, h), s)[1]
+        yield f"read_version(hear={h})", lambda s, v, h=h: (m.read_version(s, v, h), s)[1]
     if all(all(up) for up in s.up):
         for az in m.ALL_AZS:
             for node in range(b.nodes_per_az):

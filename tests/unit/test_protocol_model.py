@@ -391,7 +391,7 @@ class VersionProtocol(RuleBasedStateMachine):
 
     @rule(hear=st.sampled_from(_HEARS))
     def read_version(self, hear: tuple[int, ...]) -> None:
-        self.got = model.read_version(self.s, hear)
+        self.got = model.read_version(self.s, self.variant, hear)
 
     @rule(az=st.integers(0, AZS - 1))
     def crash_node(self, az: int) -> None:
