@@ -1,7 +1,8 @@
-"""``python -m tests.modelcheck [--ci | --collect | --versions | --long]``:
-explore the protocol model (the unit tier's first bounds, its
-deletes-and-collection bounds, its DELETEs of one version, or the long ones;
-default: ``TRISTORE_LONG``) and print what was explored, or the shortest
+"""``python -m tests.modelcheck [--ci | --collect | --versions |
+--versions-two-nodes | --long]``: explore the protocol model (the unit
+tier's first bounds, its deletes-and-collection bounds, its DELETEs of one
+version with AZs of one node or two, or the long ones; default:
+``TRISTORE_LONG``) and print what was explored, or the shortest
 trace to a violation."""
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from tests.modelcheck.checker import (
     CI,
     CI_COLLECT,
     CI_VERSIONS,
+    CI_VERSIONS_TWO_NODES,
     LONG,
     bounds_from_env,
     explore,
@@ -26,6 +28,8 @@ def main(argv: list[str]) -> int:
         bounds = LONG
     elif "--collect" in argv:
         bounds = CI_COLLECT
+    elif "--versions-two-nodes" in argv:
+        bounds = CI_VERSIONS_TWO_NODES
     elif "--versions" in argv:
         bounds = CI_VERSIONS
     else:

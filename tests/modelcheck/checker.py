@@ -110,6 +110,11 @@ CI_COLLECT = replace(_CI_BASE, writes=2, deletes=1, collections=1)
 #: any of them at once; no plain writes (the key's current record does not
 #: change), and the tombstone collector's steps.
 CI_VERSIONS = replace(_CI_BASE, writes=0, version_deletes=3, node_crashes=1, partial_reads=True)
+#: The same with AZs of two nodes (a home and a fallback that takes the
+#: removal, and a hint, while the home is down; hand-offs): where the old
+#: look and read, one node an AZ, took a fallback's answer, or a home's
+#: back from the dead, for its AZ's.
+CI_VERSIONS_TWO_NODES = replace(CI_VERSIONS, nodes_per_az=2)
 #: TRISTORE_LONG=1: two writes at once with restarts, evictions, a second
 #: key's floor and a conditional write (not timed: expect many minutes).
 LONG = Bounds(
@@ -488,7 +493,7 @@ def _version_actions(
                 lambda s, v, i=i: m.acknowledge_version_delete(s, i),
             )
     for h in hears:
-        yield f"read_version(hear={h})", lambda s, v, h=h: (m.read_version(s, h), s)[1]
+        yield f"read_version(hear={h})", lambda s, v, h=h: (m.read_version(s, v, h), s)[1]
     if all(all(up) for up in s.up):
         for az in m.ALL_AZS:
             for node in range(b.nodes_per_az):

@@ -43,22 +43,23 @@ never becomes visible, a refused call never took effect).
 Versions (a versioned bucket's key, node/objects.py ``_delete_version``) in
 their own, smaller form: one non-current version V, held on the home of
 every AZ at the start (``State.version``; empty when a run has none). A
-DELETE of V looks for it first (:func:`delete_version`: the AZs that answer,
-one node an AZ, as Protocol.version_to_remove asks them), then commits its
+DELETE of V looks for it first (:func:`delete_version`: every node of the
+AZs that answer, as Protocol.version_to_remove asks them), then commits its
 removal AZ by AZ (:func:`commit_version_removal`, Protocol.commit_change:
 not through the witness, the current record does not change; a down home's
 fallback takes it with a hint), and is acknowledged once every AZ took it;
 a try can fail after some AZs (:func:`abandon_version_delete`), and the
 client's retry is a new DELETE, the same look. A GET ?versionId
-(:func:`read_version`) hears the AZs that answer, one node an AZ, as
-Protocol.read_version does: a removal in any of them wins. Once a DELETE of
-V was acknowledged, no read returns V. The tombstone collector's part
+(:func:`read_version`) asks every node of the AZs that answer, as
+Protocol.read_version does: a removal on any of them wins, and otherwise
+it answers only when some AZ was heard whole. Once a DELETE of V was
+acknowledged, no read returns V. The tombstone collector's part
 (node/tombstones.py: finishing a removal a node missed, dropping the
-markers once no node holds a copy) is in the model too. With AZs of two
-nodes this holds only for reads (and looks) that hear every AZ: one that
-hears some AZs takes one node's answer for its AZ's, a fallback that never
-held V or a home back from the dead that missed the removal its fallback
-took (the checker's traces: 3 and 8 steps).
+markers once no node holds a copy) is in the model too. The old look and
+read asked one node an AZ (``versions_ask_every_node`` off): with AZs of
+two nodes, a fallback that never held V, or a home back from the dead that
+missed the removal its fallback took, answered for its AZ (the checker's
+trace: 3 steps; the hand trace of the home: 8).
 
 The reference model is the newest acknowledged stamp and the newest stamp any
 read returned: every read must return at least both (read-after-write, no
@@ -201,6 +202,19 @@ class Variant:
     #: the retry answered success, so the AZ an earlier try missed kept the
     #: version for good, and a read that heard that AZ returned it.
     retry_removes_everywhere: bool = True
+    #: A GET by version id and a DELETE's look ask every node of each AZ
+    #: they hear (Quorum.ask_every_node: the AZ's other nodes first, then
+    #: the home), as the reads the witness cannot vouch for do. A read
+    #: answers only when some AZ was heard whole (every node of it
+    #: answered), unless it heard a removal; a look answers "nothing to
+    #: do" only when every AZ holds the removal, or when every node of
+    #: every AZ answered that it holds neither the version nor its removal.
+    #: Off: one node an AZ (the first live one, home first), and a fallback
+    #: that never held the version (its home down: a look answered success,
+    #: nothing removed), or a home back from the dead that missed the
+    #: removal its fallback took, answered for its AZ (a removed version
+    #: read).
+    versions_ask_every_node: bool = True
 
 
 SAFE = Variant()
@@ -1007,7 +1021,8 @@ def resend(
 def version_answers(s: State, hear: Iterable[int] = ALL_AZS) -> list[int]:
     """What the AZs in ``hear`` answer of the version V, one node an AZ: the
     first live one, home first (Quorum.ask_every_az); an AZ none of whose
-    nodes is up does not answer."""
+    nodes is up does not answer. (The old look and read:
+    ``versions_ask_every_node`` off.)"""
     out = []
     for az in hear:
         for held, up in zip(s.version[az], s.up[az], strict=True):
@@ -1017,26 +1032,82 @@ def version_answers(s: State, hear: Iterable[int] = ALL_AZS) -> list[int]:
     return out
 
 
+class VersionLook(NamedTuple):
+    """What every node of the AZs in ``hear`` answers of the version V
+    (Quorum.ask_every_node): per AZ that answered, what its live nodes
+    hold, and whether it was heard whole (every node of it answered)."""
+
+    #: (az, what each live node of it holds, heard whole) per AZ that answered.
+    azs: tuple[tuple[int, tuple[int, ...], bool], ...]
+
+    def holds(self, what: int) -> bool:
+        return any(what in held for _, held, _ in self.azs)
+
+    def any_whole(self) -> bool:
+        return any(whole for _, _, whole in self.azs)
+
+
+def version_look(s: State, hear: Iterable[int] = ALL_AZS) -> VersionLook:
+    """Every node of each AZ in ``hear`` asked; a node that is down does not
+    answer, and an AZ none of whose nodes is up is left out."""
+    azs = []
+    for az in hear:
+        held = tuple(x for x, up in zip(s.version[az], s.up[az], strict=True) if up)
+        if held:
+            azs.append((az, held, len(held) == len(s.up[az])))
+    return VersionLook(tuple(azs))
+
+
+def _look_commits(look: VersionLook, v: Variant) -> bool:
+    """Whether a look that asked every node commits the removal."""
+    if not v.retry_removes_everywhere:
+        return look.holds(HELD) and not look.holds(REMOVED)
+    if look.holds(HELD):
+        return True
+    every_az = len(look.azs) == AZS
+    if every_az and all(REMOVED in held for _, held, _ in look.azs):
+        return False  # removed in every AZ: nothing to do
+    # Nothing to do when every node answered and none holds V or its
+    # removal; else (removed in some AZs only, or a node silent) the commit
+    # again is harmless.
+    every_node = every_az and all(whole for _, _, whole in look.azs)
+    return not every_node or look.holds(REMOVED)
+
+
 def delete_version(s: State, v: Variant, hear: tuple[int, ...] = ALL_AZS) -> State:
     """A DELETE of V, a first call or a client's retry after a try failed
     (the same call, the same look): it asks the AZs of ``hear`` that answer
     and either commits the removal (a try in flight, :func:`commit_version_removal`)
     or answers success at once, as S3 does when there is nothing to remove.
-    No AZ answers: QuorumUnavailable, nothing done.
+    No node answers: QuorumUnavailable, nothing done.
 
-    The look (``retry_removes_everywhere``, Protocol.version_to_remove):
-    commit when an AZ holds V, or when some AZs hold its removal and not
-    all three answered that they do. The old look (Protocol.read_version):
-    a removal in any AZ meant nothing to do."""
-    answers = version_answers(s, hear)
-    if not answers:
-        return s
-    s = _with(s, spent=_spend(s, "version_deletes"))
-    removed_in = answers.count(REMOVED)
-    if v.retry_removes_everywhere:
-        commit = HELD in answers or 0 < removed_in < AZS
+    The look (Protocol.version_to_remove) asks every node of each AZ
+    (``versions_ask_every_node``): it commits when a node holds V; answers
+    success when every AZ holds the removal on some node, or when every
+    node of every AZ answered that it holds neither V nor its removal (V
+    never was, or its markers were collected); else (removed in some AZs
+    only, or a node silent) it commits the removal again, which is
+    harmless: the commit needs all three AZs. The old look, one node an
+    AZ (``retry_removes_everywhere``): commit when an AZ holds V, or when
+    some AZs hold its removal and not all three answered that they do.
+    The older look still (Protocol.read_version's): a removal in any AZ
+    meant nothing to do."""
+    if v.versions_ask_every_node:
+        look = version_look(s, hear)
+        if not look.azs:
+            return s
+        s = _with(s, spent=_spend(s, "version_deletes"))
+        commit = _look_commits(look, v)
     else:
-        commit = HELD in answers and not removed_in
+        answers = version_answers(s, hear)
+        if not answers:
+            return s
+        s = _with(s, spent=_spend(s, "version_deletes"))
+        removed_in = answers.count(REMOVED)
+        if v.retry_removes_everywhere:
+            commit = HELD in answers or 0 < removed_in < AZS
+        else:
+            commit = HELD in answers and not removed_in
     if not commit:
         return _with(s, vdeleted=True)
     return _with(s, vdeletes=(*s.vdeletes, frozenset()))
@@ -1083,15 +1154,31 @@ def acknowledge_version_delete(s: State, which: int) -> State:
     return _with(s, vdeletes=_drop(s.vdeletes, i), vdeleted=True)
 
 
-def read_version(s: State, hear: tuple[int, ...] = ALL_AZS) -> bool | None:
+def read_version(s: State, v: Variant, hear: tuple[int, ...] = ALL_AZS) -> bool | None:
     """GET ?versionId of V (Protocol.read_version): whether V is returned
-    (False: NoSuchVersion), None when no AZ of ``hear`` answers
-    (QuorumUnavailable). One node an AZ, every AZ that answers; a removal
-    in any of them wins. A read changes nothing."""
-    answers = version_answers(s, hear)
-    if not answers:
-        return None
-    if REMOVED in answers or HELD not in answers:
+    (False: NoSuchVersion), None when it cannot answer (QuorumUnavailable).
+    It asks every node of each AZ of ``hear`` (``versions_ask_every_node``):
+    a removal on any node heard wins; else an answer (V, or NoSuchVersion
+    when no node holds it) needs some AZ heard whole, since a node that did
+    not answer may hold the removal. Off: one node an AZ, every AZ that
+    answers; a removal in any of them wins. A read changes nothing."""
+    if v.versions_ask_every_node:
+        look = version_look(s, hear)
+        if not look.azs:
+            return None
+        if look.holds(REMOVED):
+            return False
+        if not look.any_whole():
+            return None
+        found = look.holds(HELD)
+    else:
+        answers = version_answers(s, hear)
+        if not answers:
+            return None
+        if REMOVED in answers:
+            return False
+        found = HELD in answers
+    if not found:
         return False
     if s.vdeleted:
         raise Violation("a removed version was read after its DELETE was acknowledged")

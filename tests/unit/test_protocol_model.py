@@ -359,13 +359,16 @@ class VersionProtocol(RuleBasedStateMachine):
     crashes; the tombstone collector finishing a removal a node missed and
     dropping the markers. Once a DELETE of V was acknowledged, no read
     returns V. The key's current record does not change (no plain writes
-    here: they would only dilute the search)."""
+    here: they would only dilute the search). With AZs of two nodes
+    (``nodes_per_az``), a node is the home (0) or the fallback (1), and
+    fallbacks hand the removal back to their home."""
 
     variant: Variant = SAFE
+    nodes_per_az: int = 1
 
     def __init__(self) -> None:
         super().__init__()
-        self.s = model.initial(versions=True)
+        self.s = model.initial(self.nodes_per_az, versions=True)
         #: What the last read of V returned (None: no AZ answered).
         self.got: bool | None = None
 
@@ -391,32 +394,45 @@ class VersionProtocol(RuleBasedStateMachine):
 
     @rule(hear=st.sampled_from(_HEARS))
     def read_version(self, hear: tuple[int, ...]) -> None:
-        self.got = model.read_version(self.s, hear)
+        self.got = model.read_version(self.s, self.variant, hear)
 
-    @rule(az=st.integers(0, AZS - 1))
-    def crash_node(self, az: int) -> None:
+    @rule(az=st.integers(0, AZS - 1), node=st.integers(0, 1))
+    def crash_node(self, az: int, node: int = 0) -> None:
         if self.s.used("node_crashes") < 2:
-            self.s = model.crash_node(self.s, az, 0)
+            self.s = model.crash_node(self.s, az, node % self.nodes_per_az)
+
+    @rule(az=st.integers(0, AZS - 1), node=st.integers(0, 1))
+    def restart_node(self, az: int, node: int = 0) -> None:
+        self.s = model.restart_node(self.s, az, node % self.nodes_per_az)
 
     @rule(az=st.integers(0, AZS - 1))
-    def restart_node(self, az: int) -> None:
-        self.s = model.restart_node(self.s, az, 0)
+    def hand_off(self, az: int) -> None:
+        self.s = model.hand_off(self.s, az)
 
-    @rule(az=st.integers(0, AZS - 1))
-    def finish_version_removal(self, az: int) -> None:
-        self.s = model.finish_version_removal(self.s, az, 0)
+    @rule(az=st.integers(0, AZS - 1), node=st.integers(0, 1))
+    def finish_version_removal(self, az: int, node: int = 0) -> None:
+        self.s = model.finish_version_removal(self.s, az, node % self.nodes_per_az)
 
-    @rule(az=st.integers(0, AZS - 1))
-    def drop_version_marker(self, az: int) -> None:
-        self.s = model.drop_version_marker(self.s, az, 0)
+    @rule(az=st.integers(0, AZS - 1), node=st.integers(0, 1))
+    def drop_version_marker(self, az: int, node: int = 0) -> None:
+        self.s = model.drop_version_marker(self.s, az, node % self.nodes_per_az)
+
+
+class TwoNodeVersionProtocol(VersionProtocol):
+    """The same with AZs of two nodes: a version's GET and a DELETE's look
+    ask every node of each AZ they hear."""
+
+    nodes_per_az = 2
 
 
 TestVersionProtocol = VersionProtocol.TestCase
 TestVersionProtocol.settings = _search(300)
+TestTwoNodeVersionProtocol = TwoNodeVersionProtocol.TestCase
+TestTwoNodeVersionProtocol.settings = _search(300)
 
 
-def _versions(variant: Variant = SAFE) -> VersionProtocol:
-    m = VersionProtocol()
+def _versions(variant: Variant = SAFE, nodes_per_az: int = 1) -> VersionProtocol:
+    m = VersionProtocol() if nodes_per_az == 1 else TwoNodeVersionProtocol()
     m.variant = variant
     return m
 
@@ -502,6 +518,61 @@ def test_the_collector_finishes_a_removal_a_node_missed() -> None:
     assert m.s.version == ((model.NO_COPY,),) * AZS
     m.delete_version(hear=(0, 1, 2))  # nothing to remove: success
     assert m.s.vdeleted and not m.s.vdeletes
+
+
+def _home_back_before_its_hand_off(m: VersionProtocol) -> None:
+    """AZs of two nodes: the home of AZ 0 is down, its fallback takes the
+    removal (and a hint), the DELETE is acknowledged; the home restarts
+    before the hand-off, and a read hears only AZ 0."""
+    m.crash_node(az=0, node=0)
+    m.delete_version(hear=(0, 1, 2))
+    for az in range(AZS):
+        m.commit_version_removal(which=0, az=az)
+    m.acknowledge_version_delete(which=0)
+    assert m.s.vdeleted and m.s.hinted[0]
+    assert m.s.version[0] == (model.HELD, model.REMOVED)
+    m.restart_node(az=0, node=0)
+    m.read_version(hear=(0,))
+
+
+def test_a_version_read_asks_the_fallback_of_a_home_back_from_the_dead() -> None:
+    """Every node of AZ 0 is asked: the fallback's removal wins."""
+    m = _versions(nodes_per_az=2)
+    _home_back_before_its_hand_off(m)
+    assert m.got is False  # NoSuchVersion
+    m.hand_off(az=0)
+    assert m.s.version[0] == (model.REMOVED, model.NO_COPY)
+    m.read_version(hear=(0,))
+    assert m.got is False
+
+
+def test_the_model_finds_a_version_read_that_asks_the_home_alone() -> None:
+    """The old read, one node an AZ, home first: the home still holds V."""
+    m = _versions(Variant(versions_ask_every_node=False), nodes_per_az=2)
+    with pytest.raises(AssertionError, match="a removed version was read"):
+        _home_back_before_its_hand_off(m)
+
+
+def test_a_version_look_that_hears_only_a_fallback_commits_the_removal() -> None:
+    """The home of AZ 0 is down and the look hears only AZ 0: its fallback
+    never held V, but the AZ was not heard whole, so the DELETE commits the
+    removal (and needs all three AZs) instead of answering success; a read
+    that hears only that fallback cannot answer."""
+    m = _versions(nodes_per_az=2)
+    m.crash_node(az=0, node=0)
+    m.delete_version(hear=(0,))
+    assert not m.s.vdeleted and len(m.s.vdeletes) == 1
+    m.read_version(hear=(0,))
+    assert m.got is None  # QuorumUnavailable: no AZ heard whole
+    m.read_version(hear=(1,))
+    assert m.got is True  # V, not yet removed
+    for az in range(AZS):
+        m.commit_version_removal(which=0, az=az)
+    m.acknowledge_version_delete(which=0)
+    assert m.s.vdeleted
+    for hear in _HEARS:
+        m.read_version(hear=hear)
+        assert m.got is not True
 
 
 # -- conditional writes (If-Match / If-None-Match, bucket updates) -----------------
