@@ -1,10 +1,11 @@
 """Listings: ListObjects(V2), ListObjectVersions and the list of buckets.
 
-Every acknowledged key has a copy on a node of three of the cluster's AZs, and
-hints stay inside their AZ. So a listing scans every node of N-2 whole AZs
-(:meth:`Listing._list_sources`), merges the scans by newest stamp, and checks each
-record at the witness the way a read does (node/protocol.py); when too few AZs
-are whole (by this node's view), it scans every node of the cluster, and
+Every acknowledged key has a copy on a node of three of the cluster's AZs (a
+version a read finished, of two of them), and hints stay inside their AZ. So a
+listing scans every node of N-1 whole AZs (:meth:`Listing._list_sources`),
+merges the scans by newest stamp, and checks each record at the witness the
+way a read does (node/protocol.py); when too few AZs are whole (by this
+node's view), it scans every node of the cluster, and
 fails (``ServiceUnavailable``) if any of them does not answer: a listing is
 complete or refused, never served from part of the keys. Continuation tokens
 are opaque to clients: the last key (or common prefix) of a page, encoded.
@@ -154,17 +155,20 @@ class Listing:
     def _list_sources(self, avoid: frozenset[str] = frozenset()) -> list[NodeSpec]:
         """Nodes whose merged scans hold every key: all nodes of enough whole AZs.
 
-        A key lives in three of the cluster's N AZs, so any N-2 of them share at
-        least one with it (N-2 + 3 > N). With three AZs one whole AZ is enough.
-        When not enough AZs are whole, every node of the cluster: the view
-        may be stale (a node just started, a probe that timed out on a busy
-        machine), and a key whose every holder was left out would be missing
-        from the page. An AZ where keys are moving between nodes (a drain, a
-        map change, hinted handoff) is not relied on alone: a key in flight
-        could be missed by both scans. Nor is an AZ with a node in ``avoid``
-        (one whose scan met a damaged record).
+        An acknowledged write is in all three of its key's AZs, but a version a read
+        finished (a write that failed part way) only in a majority of them, two, which a
+        read relies on (Protocol.need_azs). So the scans cover N-1 of the cluster's N
+        AZs: the one left out can hold at most one of the two (with three AZs, two whole
+        AZs). One AZ was enough for acknowledged writes only: the 30-minute soak listed
+        a key absent through a node of an AZ that had been cut off while a read finished
+        the key's write in the other two. When not enough AZs are whole, every node of
+        the cluster: the view may be stale (a node just started, a probe that timed out
+        on a busy machine), and a key whose every holder was left out would be missing
+        from the page. An AZ where keys are moving between nodes (a drain, a map change,
+        hinted handoff) is not relied on: a key in flight could be missed by both scans.
+        Nor is an AZ with a node in ``avoid`` (one whose scan met a damaged record).
         """
-        need = max(1, len(self.placer.azs) - 2)
+        need = max(1, len(self.placer.azs) - 1)
         azs = [self.me.az, *(az for az in self.placer.azs if az != self.me.az)]
         moving = self.moving_azs()
         whole = [
@@ -225,7 +229,7 @@ class Listing:
                         self.peers.mark_down(n.name, str(exc))
                 if len(sources) == len(self.placer.nodes):
                     raise ServiceUnavailable(
-                        f"the {what} needs every node of {max(1, len(self.placer.azs) - 2)} "
+                        f"the {what} needs every node of {max(1, len(self.placer.azs) - 1)} "
                         f"AZ(s), or every node of the cluster, to answer ({exc}); retry"
                     ) from exc
         raise ServiceUnavailable(f"no set of nodes could complete the {what} ({last_error}); retry")
