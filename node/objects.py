@@ -334,19 +334,41 @@ class Objects:
                 )
                 if earlier is not None:
                     return ObjectInfo.of(earlier, key_md5, bool(bucket.versioning))
-            expect = await self._put_precondition(header)
-            checksum = header.checksum or Checksum(checksums.DEFAULT)
-            version = await self.store(
-                base,
-                body,
-                header.size,
-                header.content_md5,
-                self.ncfg.max_object_size,
-                expect,
-                floor=floor,
-                cipher=cipher,
-                checksum=checksum,
-            )
+            try:
+                expect = await self._put_precondition(header)
+                checksum = header.checksum or Checksum(checksums.DEFAULT)
+                version = await self.store(
+                    base,
+                    body,
+                    header.size,
+                    header.content_md5,
+                    self.ncfg.max_object_size,
+                    expect,
+                    floor=floor,
+                    cipher=cipher,
+                    checksum=checksum,
+                )
+            except (PreconditionFailed, NoSuchKey, ConditionalRequestConflict):
+                if not (resend and conditional):
+                    raise
+                # The earlier attempt may have been on its way during the look
+                # above and taken by the first AZ since: the refusal may be its
+                # own doing. Once refused, a try of it that has not been taken
+                # never will be (the first AZ now holds something newer than
+                # what it expects), so one more look tells the truth.
+                earlier = await self._earlier_attempt(header, versioned)
+                if earlier is None:
+                    raise
+                PUT_RESENDS.labels("found").inc()
+                log.info(
+                    "resent PUT of %s/%s (request %s) refused by its earlier attempt, "
+                    "which took effect as version %s meanwhile",
+                    header.bucket,
+                    header.key,
+                    header.request_id,
+                    earlier.version_id,
+                )
+                return ObjectInfo.of(earlier, key_md5, bool(bucket.versioning))
         finally:
             if floor is not None:
                 if floor.done() and not floor.cancelled():
@@ -562,12 +584,11 @@ class Objects:
         for _, _, versions, _ in held:
             for v in versions:
                 if v.request_id == rid and not v.delete_marker:
-                    found, removed = await self.protocol.spread_version(bucket, key, v.vstamp)
+                    found, removed, holders = await self.protocol.spread_version(
+                        bucket, key, v.vstamp
+                    )
                     if removed or found is None:
                         return None
-                    holders = [
-                        rep for _, rep, vs, _ in held if any(x.vstamp == v.vstamp for x in vs)
-                    ]
                     await self.protocol.finish_attempt(found, holders, fence)
                     return found
         if any(len(vs) >= RESEND_SEARCH_VERSIONS for _, _, vs, _ in held):

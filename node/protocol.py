@@ -144,7 +144,8 @@ class VersionLook:
     found: list[tuple[Replica, ObjectVersion]] = field(default_factory=list)
     #: The nodes that did not answer, by AZ.
     down: list[AzDown] = field(default_factory=list)
-    answered: bool = False
+    #: AZs some node of which answered.
+    heard: set[str] = field(default_factory=set)
 
 
 def _version_name(vstamp: Stamp | None) -> str:
@@ -709,8 +710,9 @@ class Protocol:
             if any(removed for _, (_, removed) in got):
                 look.removed_in.add(azr.az)
             look.found += [(rep, v) for rep, (vs, _) in got for v in vs]
-            look.answered |= bool(got)
-        if not look.answered:
+            if got:
+                look.heard.add(azr.az)
+        if not look.heard:
             raise quorum_error(look.down, "a read")
         return look
 
@@ -770,22 +772,32 @@ class Protocol:
 
     async def spread_version(
         self, bucket: str, key: str, vstamp: Stamp
-    ) -> tuple[ObjectVersion | None, bool]:
+    ) -> tuple[ObjectVersion | None, bool, list[Replica]]:
         """(the version as the key's AZs hold it, whether it was removed for
-        good). A version only some AZs hold is first written back to the others:
-        an earlier try that reached only some AZs (one was down) is finished
-        this way, never taken for done. Every AZ must answer."""
-        held_by = await self.versions_in_azs(bucket, key, vstamp, 1, "checking a version")
-        answers: list[tuple[AzReplicas, Replica, ObjectVersion | None]] = []
-        for azr, rep, vs, removed in held_by:
-            if removed:
-                return None, True  # removed here for good: it never comes back
-            answers.append((azr, rep, vs[0] if vs else None))
-        held = [(rep, v) for _, rep, v in answers if v is not None]
+        good, the nodes found holding it). A version only some AZs hold is
+        first written back to the others: an earlier try that reached only
+        some AZs (one was down) is finished this way, never taken for done.
+        Some node of every AZ must answer.
+
+        Every node of each AZ is asked (:meth:`_look_for_version`): while a
+        home is away, or until its fallback has handed back what it took
+        meanwhile, the fallback may be the only node of its AZ holding the
+        version; one node an AZ, home first, missed it there, and a resend
+        found its earlier attempt in the first AZ's look and then took it
+        for gone (the CI run of 2026-12-03: a write refused, then visible)."""
+        placement = self.placer.place(bucket, key)
+        look = await self._look_for_version(placement, bucket, key, vstamp, set())
+        if look.removed_in:
+            return None, True, []  # removed there for good: it never comes back
+        silent = [d for d in look.down if d.az not in look.heard]
+        if silent:
+            raise quorum_error(silent, "checking a version")
+        held = look.found
         if not held:
-            return None, False
+            return None, False, []
         v = max((v for _, v in held), key=lambda v: v.stamp)
-        lacking = [azr for azr, _, got in answers if got is None]
+        holders = [rep for rep, _ in held]
+        lacking = [azr for azr in placement.azs if not any(r.spec.az == azr.az for r in holders)]
         if lacking:
             WRITE_BACKS.inc()
             log.info(
@@ -795,7 +807,6 @@ class Protocol:
                 v.version_id,
                 ", ".join(a.az for a in lacking),
             )
-            holders = [rep for rep, _ in held]
             # As a version only: its record stamp may be above the key's current
             # record (a later status or tag change), and it must not become
             # current where it lands. The current record follows separately.
@@ -805,7 +816,7 @@ class Protocol:
             rr = await self.read_replicas(bucket, key)
             if rr.best is not None:
                 await self.write_back_lacking(rr.best, rr)
-        return v, False
+        return v, False, holders
 
     async def finish_attempt(self, v: ObjectVersion, holders: list[Replica], fence: Fence) -> None:
         """Finish ``v``, an earlier attempt of a conditional change that a

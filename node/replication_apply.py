@@ -200,7 +200,7 @@ class ReplicationApply:
                 f"destination bucket {version.bucket!r} must have versioning Enabled to "
                 "receive replicas"
             )
-        held, removed = await self.protocol.spread_version(
+        held, removed, _ = await self.protocol.spread_version(
             version.bucket, version.key, version.vstamp
         )
         if removed:

@@ -458,6 +458,9 @@ def actions(s: State, b: Bounds) -> Iterator[tuple[str, Step]]:
     if b.resends:
         for i in range(sum(not cw.gone for cw in s.conds)):
             yield f"reply_lost(which={i})", lambda s, v, i=i: m.reply_lost(s, i)
+        looks = sum(cw.gone and not cw.looked and cw.call not in s.took_effect for cw in s.conds)
+        for i in range(looks):
+            yield f"resend_look(which={i})", lambda s, v, i=i: m.resend_look(s, i)
         calls = len(s.lost) + sum(cw.gone for cw in s.conds)
         recs = m.MAJORITIES
         for i, c, (_, at), rec in itertools.product(range(calls), coords, checks, recs):
@@ -624,6 +627,7 @@ def describe(s: State) -> str:
         f"call{c.call}:{_stamp(c.stamp)}>{_stamp(c.expect)}"
         f"{' tries=' + ','.join(map(_stamp, c.tries)) if c.tries else ''}"
         f"{' finishing' if c.finishing else ''}{' gone' if c.gone else ''}"
+        f"{' looked' if c.looked else ''}"
         for c in s.conds
     )
     floors = " ".join(

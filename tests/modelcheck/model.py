@@ -147,6 +147,13 @@ class Variant:
     #: A resent call takes the current version by a linearizable read (which
     #: finishes it), not by a plain look at the replicas.
     resend_reads: bool = True
+    #: A resend about to be refused looks for its call among the versions
+    #: once more (node/objects.py put_object): its earlier attempt may have
+    #: been on its way during the first look (:func:`resend_look`) and taken
+    #: by the first AZ since, which is what made the precondition fail; off:
+    #: the first look only, and that refusal was false (the CI run of
+    #: 2026-12-03: a refused write, then visible).
+    refusals_look_again: bool = True
     #: A read that relies on the AZs (the witness does not know the key, or
     #: the version is not agreed at the witness: it is finished first) hears
     #: a majority of them; off: one AZ was enough, and a version finished in
@@ -256,6 +263,9 @@ class Cond:
     others: frozenset[int] = frozenset()  # AZs 1.. that answered for this try
     newer: Stamp = NONE  # the newest a later AZ held above this try
     finishing: bool = False  # committed everywhere: recording, then acknowledged
+    #: A resend of the call looked for it among the versions and did not
+    #: find it; it decides later (:func:`resend`), this attempt still going.
+    looked: bool = False
 
 
 @dataclass(frozen=True)
@@ -983,7 +993,7 @@ def resend(
             return _with(s, lost=_drop(s.lost, s.lost.index(c)))
         return _with(s, conds=_drop(s.conds, s.conds.index(c)))
 
-    if v.resend_lookup and c.call in s.took_effect:
+    def found(s: State) -> State:
         # Found among the versions: the newest try the first AZ took (a later
         # try removes the one before it). Spread to every AZ (merge commits:
         # current where it is the newest), then recorded at the witness
@@ -991,18 +1001,25 @@ def resend(
         # have been served from a cache the witness vouched for at an older
         # stamp, and not met it. Answered success (acknowledged); its
         # coordinator may stop now.
-        found = c.tries[-1]
-        nxt = commit_everywhere(s, found)
+        attempt = c.tries[-1]
+        nxt = commit_everywhere(s, attempt)
         if nxt is None:
             return s  # an AZ is down: QuorumUnavailable, the client will try again
         s = nxt
         if v.found_attempts_recorded:
             for i in record_at:
-                s = witness_record(s, v, i, found)
-            s = _cache(s, coordinator, found)
+                s = witness_record(s, v, i, attempt)
+            s = _cache(s, coordinator, attempt)
         s = done(s)
-        return _with(s, acked=max(s.acked, found))
+        return _with(s, acked=max(s.acked, attempt))
+
+    # The look at the resend's start (:func:`resend_look`, when it was a
+    # step of its own, saw what the first AZ had taken then).
+    if v.resend_lookup and c.call in s.took_effect and not c.looked:
+        return found(s)
     if current > c.first_expect:
+        if v.resend_lookup and v.refusals_look_again and c.call in s.took_effect:
+            return found(s)  # the look again: the refusal was the attempt's own doing
         # The precondition fails: refused. Its coordinator, if still going,
         # must never get a try of it taken now.
         s = _with(
@@ -1012,7 +1029,19 @@ def resend(
         )
         return _with(s, lost=_drop(s.lost, s.lost.index(c))) if c in s.lost else s
     # A fresh attempt: the call goes on.
-    return _with(s, conds=_set(s.conds, s.conds.index(c), _with(c, gone=False)))
+    return _with(s, conds=_set(s.conds, s.conds.index(c), _with(c, gone=False, looked=False)))
+
+
+def resend_look(s: State, which: int) -> State:
+    """A resend's first step (node/objects.py ``_earlier_attempt``): it looks
+    for its call among the key's versions while the earlier attempt is
+    still on its way, and does not find it; it decides later
+    (:func:`resend`). Without this step a resend looks and decides at once."""
+    going = [c for c in s.conds if c.gone and not c.looked and c.call not in s.took_effect]
+    if not going:
+        return s
+    c = going[which % len(going)]
+    return _with(s, conds=_set(s.conds, s.conds.index(c), _with(c, looked=True)))
 
 
 # -- versions (node/objects.py _delete_version, node/tombstones.py) ----------------

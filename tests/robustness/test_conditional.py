@@ -97,8 +97,8 @@ def writer(
                 else:
                     c.put_object(BUCKET, key, body, if_none_match="*")
                 out.add(out.acked, body, what)
-            except REFUSALS:
-                out.add(out.refused, body, what)
+            except REFUSALS as exc:
+                out.add(out.refused, body, f"{what} ({exc.code}: {exc})")
             except errors.TristoreError as exc:
                 # Unavailable, timed out, OutcomeUnknown: allowed either way.
                 out.add(out.unknown, body, f"{what} ({exc.code})")

@@ -11,7 +11,8 @@ clocks, then heals everything, reads every key back, and checks:
 - the history is linearizable (tests/linearizability.py);
 - no read returned the value of a conditional PUT that was refused;
 - in a versioned bucket, every acknowledged version is held by a node of
-  each of its key's three AZs at the end (nothing acknowledged was lost);
+  each of its key's three AZs at the end (nothing acknowledged was lost),
+  and no node holds a version a refused conditional PUT wrote;
 - no call failed with an error a fault does not explain (an InternalError
   is a bug), and the run did not hang (every task waiting, no timer).
 
@@ -466,8 +467,20 @@ class Sim:
         return False
 
     async def check_versions(self) -> None:
-        """Every acknowledged version is on a node of each of its key's AZs."""
+        """Every acknowledged version is on a node of each of its key's AZs,
+        and no node holds a version of a refused conditional PUT (a listing
+        would show it: the call took effect after all)."""
         placer = Placer(self.cfg)
+        for n in self.nodes:
+            assert n.store is not None
+            for key in self.keys:
+                held, _ = await n.store.read_versions(BUCKET, key, None, False, 100_000)
+                for v in held:
+                    if v.request_id in self.refused and not v.delete_marker:
+                        self.violations.append(
+                            f"{n.name} holds version {v.version_id} of {key}, written by the "
+                            f"refused conditional PUT {v.request_id!r}"
+                        )
         for key, vid in self.acked_versions:
             stamp = Stamp.from_version_id(vid)
             for azr in placer.place(BUCKET, key).azs:

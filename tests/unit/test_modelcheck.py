@@ -132,6 +132,14 @@ MUTANTS = [
     ),
     (Variant(resend_lookup=False), Bounds(**_COND, **_COND0), "a refused call took effect", 4),
     (Variant(resend_reads=False), Bounds(**_COND, **_COND0), "a refused call took effect", 6),
+    # A resend looks (its earlier attempt still on its way), the first AZ
+    # takes the attempt's try, the resend's read then meets it and refuses.
+    (
+        Variant(refusals_look_again=False),
+        Bounds(**_COND, **_COND0),
+        "a refused call took effect",
+        5,
+    ),
     (
         Variant(reads_hear_majority=False),
         Bounds(writes=1, pending=1, partial_reads=True, **_PLAIN),
@@ -186,6 +194,7 @@ MUTANTS = [
         "false-refusal",
         "resend-no-lookup",
         "resend-plain-look",
+        "resend-refused-on-the-first-look",
         "finish-in-one-az",
         "finish-without-first-az",
         "resend-found-unrecorded",

@@ -610,6 +610,10 @@ class ConditionalProtocol(Protocol):
     def reply_lost(self, which: int) -> None:
         self.s = model.reply_lost(self.s, which)
 
+    @rule(which=st.integers(0, 1))
+    def resend_look(self, which: int) -> None:
+        self.s = model.resend_look(self.s, which)
+
     @rule(
         which=st.integers(0, 2),
         coordinator=st.integers(0, COORDINATORS - 1),
