@@ -32,7 +32,7 @@ from dataclasses import replace
 
 from node import keys
 from node.coordinator import Coordinator
-from node.objects import PutHeader, to_replicate
+from node.objects import RESEND_SEARCH_VERSIONS, PutHeader, to_replicate
 from tristore import checksums, sse, validation
 from tristore.checksums import Checksum
 from tristore.config import NodeSection
@@ -207,8 +207,21 @@ class Multipart:
         must be a stored part with the ETag given and, when a checksum is
         given, that checksum (S3's InvalidPart otherwise); an upload of
         COMPOSITE checksums needs every part's (InvalidRequest). Both doors
-        come here: the S3 API's XML and gRPC's CompletedPart list the same."""
-        upload = await self._upload(bucket, key, upload_id)
+        come here: the S3 API's XML and gRPC's CompletedPart list the same.
+
+        A Complete of an upload an earlier Complete with the same parts
+        finished (a retry whose first attempt's reply was lost) answers
+        success with that version, as S3 does; the version carries the upload
+        id as its request id."""
+        try:
+            upload = await self._upload(bucket, key, upload_id)
+        except NoSuchUpload:
+            done = await self._completed(bucket, key, upload_id, chosen)
+            if done is None:
+                raise
+            log.info("Complete of %s/%s (upload %s) again: it was done", bucket, key, upload_id)
+            version, versioned = done
+            return ObjectInfo.of(version, ck.key_md5 if ck is not None else "", versioned)
         # Parts are opened and the object sealed here: an SSE-C upload needs
         # its key once more (S3 takes it here too).
         sse.check_customer_key(upload.sse_customer_hmac, ck, f"upload {upload_id}")
@@ -246,6 +259,7 @@ class Multipart:
             null_version=info.versioning != VERSIONING_ENABLED,
             checksum_algorithm="",
             checksum_type="",
+            request_id=upload_id,
         )
         target = to_replicate(target, info)
         target, cipher = await c.encryption.sealer(target, info, ck)
@@ -264,6 +278,35 @@ class Multipart:
         await self._discard([_part_key(upload_id, n) for n in stored] + [upload.key])
         key_md5 = ck.key_md5 if ck is not None else ""
         return ObjectInfo.of(version, key_md5, bool(info.versioning))
+
+    async def _completed(
+        self, bucket: str, key: str, upload_id: str, chosen: list[CompletedPart]
+    ) -> tuple[ObjectVersion, bool] | None:
+        """The version of ``key`` that upload ``upload_id`` became with the
+        parts ``chosen``, if it was completed so (None: it was not, or with
+        other parts), and whether the bucket has versioning. Its Complete
+        acknowledged it in every AZ before the upload was removed: the
+        current version, or in a versioned bucket one of the newest of each
+        AZ, holds it."""
+        if not _UPLOAD_ID.fullmatch(upload_id) or not chosen:
+            return None
+        try:
+            etag = multipart_etag([_bare(p.etag) for p in chosen])
+        except ValueError:
+            return None  # not ETags a part can have
+
+        def made(v: ObjectVersion | None) -> bool:
+            return v is not None and v.request_id == upload_id and v.etag == etag and not v.deleted
+
+        info = await self.coord.buckets.require_bucket(bucket)
+        current, _ = await self.coord.protocol.read(bucket, key)
+        found = current if made(current) else None
+        if found is None and info.versioning == VERSIONING_ENABLED:
+            held = await self.coord.protocol.versions_in_azs(
+                bucket, key, None, RESEND_SEARCH_VERSIONS, "looking for a completed upload", False
+            )
+            found = next((v for _, _, vs, _ in held for v in vs if made(v)), None)
+        return (found, bool(info.versioning)) if found is not None else None
 
     async def abort(self, bucket: str, key: str, upload_id: str) -> None:
         upload = await self._upload(bucket, key, upload_id)

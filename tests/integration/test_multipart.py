@@ -73,6 +73,12 @@ def test_upload_complete_and_read_back(cluster: DevCluster) -> None:
         assert c.list_multipart_uploads("mpu").uploads == []
         with pytest.raises(errors.NoSuchUpload):
             c.list_parts("mpu", "big/object", up.upload_id)
+        # The same Complete again (a retry whose first reply was lost) answers
+        # with the object it made, as S3 does; with other parts it is refused.
+        again = c.complete_multipart_upload(
+            "mpu", "big/object", up.upload_id, [(1, etags[0]), (2, etags[1]), (3, etags[2])]
+        )
+        assert (again.version_id, again.etag, again.size) == (info.version_id, info.etag, info.size)
         with pytest.raises(errors.NoSuchUpload):
             c.complete_multipart_upload("mpu", "big/object", up.upload_id, [(1, etags[0])])
 
@@ -178,6 +184,12 @@ def test_versioned_bucket_gets_a_new_version(cluster: DevCluster) -> None:
         assert info.version_id not in ("", "null", first.version_id)
         assert c.get_object("mpu-ver", "k") == b"v2"
         assert c.get_object("mpu-ver", "k", version_id=first.version_id) == b"v1"
+        # A Complete retried after a newer version replaced it finds it among
+        # the versions: the same answer, and no new version.
+        c.put_object("mpu-ver", "k", b"v3")
+        again = c.complete_multipart_upload("mpu-ver", "k", up.upload_id, [(1, p.etag)])
+        assert again.version_id == info.version_id and again.etag == info.etag
+        assert len(c.list_object_versions("mpu-ver", prefix="k").versions) == 3
 
 
 def _data_ids_on_disk(cluster: DevCluster, name: str) -> set[bytes]:
