@@ -1636,6 +1636,13 @@ class AsyncClient:
                 real = first.error_hidden_by(exc)
                 if real is not None:
                     raise real from None
+                if _FirstStatus.masks(exc):
+                    # No status of the server's under the mask: the connection
+                    # broke while the body went out (the node died, say).
+                    raise errors.ServiceUnavailable(
+                        f"{method} on {ep.address}: the connection broke while the body "
+                        "was sent; whether the write took effect is unknown"
+                    ) from None
                 raise
         except BaseException:
             call.cancel()
@@ -1800,9 +1807,14 @@ class _FirstStatus:
         if self._status is None:
             self._status = getattr(getattr(call, "_cython_call", None), "_status", None)
 
+    @classmethod
+    def masks(cls, exc: grpc.aio.AioRpcError) -> bool:
+        """Whether ``exc`` is grpc.aio's INTERNAL "Internal error from Core"."""
+        return exc.code() is grpc.StatusCode.INTERNAL and exc.details() == cls._CORE_ERROR
+
     def error_hidden_by(self, exc: grpc.aio.AioRpcError) -> errors.TristoreError | None:
         """The server's error, when ``exc`` is grpc.aio's INTERNAL mask over it."""
-        if exc.code() is not grpc.StatusCode.INTERNAL or exc.details() != self._CORE_ERROR:
+        if not self.masks(exc):
             return None
         try:
             code = self._status.code()
