@@ -152,6 +152,12 @@ class Listing:
         await asyncio.gather(*(settle(n) for n in doubtful))
         return out
 
+    @property
+    def whole_azs_needed(self) -> int:
+        """How many whole AZs a listing scans: N-1 of the cluster's N (see
+        :meth:`_list_sources`)."""
+        return max(1, len(self.placer.azs) - 1)
+
     def _list_sources(self, avoid: frozenset[str] = frozenset()) -> list[NodeSpec]:
         """Nodes whose merged scans hold every key: all nodes of enough whole AZs.
 
@@ -168,7 +174,7 @@ class Listing:
         hinted handoff) is not relied on: a key in flight could be missed by both scans.
         Nor is an AZ with a node in ``avoid`` (one whose scan met a damaged record).
         """
-        need = max(1, len(self.placer.azs) - 1)
+        need = self.whole_azs_needed
         azs = [self.me.az, *(az for az in self.placer.azs if az != self.me.az)]
         moving = self.moving_azs()
         whole = [
@@ -229,7 +235,7 @@ class Listing:
                         self.peers.mark_down(n.name, str(exc))
                 if len(sources) == len(self.placer.nodes):
                     raise ServiceUnavailable(
-                        f"the {what} needs every node of {max(1, len(self.placer.azs) - 1)} "
+                        f"the {what} needs every node of {self.whole_azs_needed} "
                         f"AZ(s), or every node of the cluster, to answer ({exc}); retry"
                     ) from exc
         raise ServiceUnavailable(f"no set of nodes could complete the {what} ({last_error}); retry")
