@@ -150,12 +150,15 @@ def _unavailable(spec: NodeSpec, exc: grpc.aio.AioRpcError) -> Exception:
         err = errors.from_rpc_error(exc)
         if isinstance(err, errors.CorruptData):
             return _named(spec, err)
-    if code in (
+    broke = code == grpc.StatusCode.INTERNAL and exc.details() == errors.GRPC_CORE_ERROR
+    if broke or code in (
         grpc.StatusCode.UNAVAILABLE,
         grpc.StatusCode.DEADLINE_EXCEEDED,
         grpc.StatusCode.CANCELLED,
         grpc.StatusCode.UNKNOWN,
     ):
+        # (grpc.aio's INTERNAL "Internal error from Core": the connection broke
+        # under the call, the node died mid-stream, say.)
         return ReplicaUnavailable(f"node {spec.name} ({spec.az}): {code.name} {exc.details()}")
     return errors.from_rpc_error(exc)
 

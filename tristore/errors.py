@@ -472,6 +472,10 @@ def http_status(err: TristoreError) -> int:
 # Status codes of errors that did not come from a tristore handler (transport
 # failures, deadlines): how the client should read them.
 # Keyed by the status's name, so that this module need not import grpc.
+#: What grpc.aio reports, as INTERNAL, for a call whose connection broke (and
+#: for a write to a stream the server has ended; see tristore/client/aio.py).
+GRPC_CORE_ERROR = "Internal error from Core"
+
 _TRANSPORT: dict[str, type[TristoreError]] = {
     "UNAVAILABLE": ServiceUnavailable,
     "DEADLINE_EXCEEDED": ServiceUnavailable,
@@ -517,6 +521,11 @@ def from_grpc(
         return BY_CODE[code](message)
     name = status.name if status is not None else "UNKNOWN"
     cls = _TRANSPORT.get(name, InternalError)
+    if name == "INTERNAL" and message == GRPC_CORE_ERROR:
+        # gRPC's own mask when the connection broke under a call (a server's
+        # own errors carry their code): a transport failure, outcome unknown.
+        cls = ServiceUnavailable
+        message = f"{message}: the connection broke under the call"
     return cls(f"{message} (gRPC {name})" if message else f"gRPC {name}")
 
 

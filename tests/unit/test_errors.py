@@ -127,6 +127,19 @@ def test_transport_statuses_without_a_code(
     assert (status.name if status else "UNKNOWN") in err.message
 
 
+def test_grpc_core_mask_is_a_broken_connection() -> None:
+    """grpc.aio's INTERNAL "Internal error from Core" with no code of a server's
+    is a connection that broke under the call: retriable, outcome unknown. A
+    server's own InternalError carries its code and stays one."""
+    err = errors.from_grpc(grpc.StatusCode.INTERNAL, errors.GRPC_CORE_ERROR, None)
+    assert type(err) is errors.ServiceUnavailable and err.retriable
+    assert "connection broke" in err.message
+    md = errors.trailing_metadata(errors.InternalError(errors.GRPC_CORE_ERROR))
+    assert type(errors.from_grpc(grpc.StatusCode.INTERNAL, errors.GRPC_CORE_ERROR, md)) is (
+        errors.InternalError
+    )
+
+
 def test_transport_status_without_details_names_the_status() -> None:
     assert errors.from_grpc(grpc.StatusCode.UNAVAILABLE, None, None).message == "gRPC UNAVAILABLE"
 

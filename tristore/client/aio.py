@@ -1636,13 +1636,9 @@ class AsyncClient:
                 real = first.error_hidden_by(exc)
                 if real is not None:
                     raise real from None
-                if _FirstStatus.masks(exc):
-                    # No status of the server's under the mask: the connection
-                    # broke while the body went out (the node died, say).
-                    raise errors.ServiceUnavailable(
-                        f"{method} on {ep.address}: the connection broke while the body "
-                        "was sent; whether the write took effect is unknown"
-                    ) from None
+                # No status of the server's under the mask: the connection broke
+                # while the body went out (the node died, say): errors.from_grpc
+                # makes that ServiceUnavailable.
                 raise
         except BaseException:
             call.cancel()
@@ -1797,7 +1793,7 @@ class _FirstStatus:
     quietly does nothing.
     """
 
-    _CORE_ERROR = "Internal error from Core"
+    _CORE_ERROR = errors.GRPC_CORE_ERROR
 
     def __init__(self, call: Any) -> None:
         self._status: Any = None
@@ -1807,14 +1803,9 @@ class _FirstStatus:
         if self._status is None:
             self._status = getattr(getattr(call, "_cython_call", None), "_status", None)
 
-    @classmethod
-    def masks(cls, exc: grpc.aio.AioRpcError) -> bool:
-        """Whether ``exc`` is grpc.aio's INTERNAL "Internal error from Core"."""
-        return exc.code() is grpc.StatusCode.INTERNAL and exc.details() == cls._CORE_ERROR
-
     def error_hidden_by(self, exc: grpc.aio.AioRpcError) -> errors.TristoreError | None:
         """The server's error, when ``exc`` is grpc.aio's INTERNAL mask over it."""
-        if not self.masks(exc):
+        if exc.code() is not grpc.StatusCode.INTERNAL or exc.details() != self._CORE_ERROR:
             return None
         try:
             code = self._status.code()
