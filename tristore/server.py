@@ -175,6 +175,10 @@ async def _abort(context: grpc.aio.ServicerContext, exc: BaseException, method: 
         await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{method} is not implemented here")
     if not isinstance(exc, errors.TristoreError):
         log.exception("unhandled error in %s", method, exc_info=exc)
+    elif isinstance(exc, errors.InternalError):
+        # Raised on purpose, but a bug or damage all the same: an operator
+        # should see it without the client's help.
+        log.error("%s answered InternalError: %s", method, exc.message)
     err = errors.as_tristore(exc)
     await context.abort(
         err.grpc_status, err.message, trailing_metadata=errors.trailing_metadata(err)
