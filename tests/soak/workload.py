@@ -66,6 +66,8 @@ class Traffic:
     problems: list[str] = field(default_factory=list)
     #: Exceptions that ended a worker thread (each is a failure).
     crashed: list[str] = field(default_factory=list)
+    #: The first message of each (worker kind, error code) a fault does not explain.
+    first_unexpected: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def count(self, kind: str, exc: BaseException | None = None) -> None:
         with self.lock:
@@ -73,13 +75,20 @@ class Traffic:
             if exc is not None:
                 code = exc.code if isinstance(exc, errors.TristoreError) else type(exc).__name__
                 self.failed[kind, code] += 1
+                if code not in FAULT_CODES:
+                    self.first_unexpected.setdefault((kind, code), str(exc)[:500])
 
     def problem(self, what: str) -> None:
         with self.lock:
             self.problems.append(what)
 
-    def unexpected_failures(self) -> dict[str, int]:
-        return {f"{k}: {c}": n for (k, c), n in self.failed.items() if c not in FAULT_CODES}
+    def unexpected_failures(self) -> dict[str, str]:
+        """``kind: code`` -> how many, and the first one's message."""
+        return {
+            f"{k}: {c}": f"{n}x, first: {self.first_unexpected.get((k, c), '')}"
+            for (k, c), n in self.failed.items()
+            if c not in FAULT_CODES
+        }
 
     def thread(self, name: str, target: Callable[[], None]) -> threading.Thread:
         """A daemon thread running ``target``; an exception it raises is kept."""
