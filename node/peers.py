@@ -21,7 +21,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from node.metrics import NODES_TOTAL, NODES_UP, PEER_BATCH_SIZE
 from node.replica_store import CommitResult, ReplicaStore
-from tristore import credentials, errors
+from tristore import credentials, errors, framed
 from tristore.batcher import Batcher
 from tristore.config import ClusterConfig, NodeSpec
 from tristore.convert import (
@@ -33,8 +33,8 @@ from tristore.convert import (
 )
 from tristore.model import Change, ObjectVersion, ScrubReport
 from tristore.pb import admin_pb2, admin_pb2_grpc, replica_pb2, replica_pb2_grpc
-from tristore.pipe import PipeBroken, PipeClient
-from tristore.server import cluster_channel
+from tristore.pipe import GrpcConn, PipeBroken, PipeClient
+from tristore.server import cluster_channel, cluster_pipe
 from tristore.stamps import Stamp
 from tristore.wakeup import wait_for_any
 
@@ -195,8 +195,17 @@ class RemoteReplica:
         self.health = health_pb2_grpc.HealthStub(self.channel)
         # Commits and metadata reads go on one long-lived stream, and those of
         # concurrent requests share one message (tristore/pipe.py).
+        # On the peer's pipe port; on the gRPC stream where the channel is made
+        # elsewhere (the deterministic simulation).
+        opener = (
+            GrpcConn.opener(self.stub.Pipe)
+            if channel is not None
+            else cluster_pipe(
+                config, me, spec.grpc, framed.REPLICA_PIPE, replica_pb2.PipeResponse.FromString
+            )
+        )
         self._pipe: PipeClient[replica_pb2.PipeRequest, replica_pb2.PipeResponse] = PipeClient(
-            self.stub.Pipe, self.timeout_s, spec.name
+            opener, self.timeout_s, spec.name
         )
         self._batch: Batcher[replica_pb2.BatchOp, replica_pb2.BatchResult] = Batcher(
             self._send_batch,

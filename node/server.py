@@ -108,9 +108,11 @@ async def build(cfg: ClusterConfig, name: str) -> server.ProcessSpec:
     event_streams = EventStreams(cfg, node_events, peers, coord.head_bucket)
     tasks: list[asyncio.Task[None]] = []
 
+    replica = ReplicaServicer(store, coord)
+
     def register(srv: grpc.aio.Server) -> list[str]:
         objects_pb2_grpc.add_ObjectServiceServicer_to_server(ObjectServicer(coord, guard), srv)
-        replica_pb2_grpc.add_ReplicaServiceServicer_to_server(ReplicaServicer(store, coord), srv)
+        replica_pb2_grpc.add_ReplicaServiceServicer_to_server(replica, srv)
         admin_pb2_grpc.add_AdminServiceServicer_to_server(
             AdminServicer(membership, store, peers, witnesses, repairer, iam, scrubber), srv
         )
@@ -192,6 +194,7 @@ async def build(cfg: ClusterConfig, name: str) -> server.ProcessSpec:
         cluster=cfg.cluster.name,
         az=me.az,
         register=register,
+        pipe=replica.pipe_service(),
         config=cfg,
         on_start=on_start,
         on_stop=on_stop,

@@ -24,7 +24,7 @@ from node.replica_store import ReplicaStore
 from node.replication_apply import StatusUpdate
 from node.scrub import Scrubber, scrub_nodes
 from node.witness_client import WitnessConn, WitnessFleet
-from tristore import clustermap, config, pipe, tls, validation
+from tristore import clustermap, config, framed, pipe, tls, validation
 from tristore.config import NodeSpec, ReplicatorSpec
 from tristore.convert import (
     acl_to_pb,
@@ -661,10 +661,16 @@ class ReplicaServicer(replica_pb2_grpc.ReplicaServiceServicer):
     async def Pipe(
         self, request_iterator: AsyncIterator[replica_pb2.PipeRequest], context: Ctx
     ) -> AsyncIterator[replica_pb2.PipeResponse]:
-        async for answer in pipe.serve(request_iterator, self._batch):
+        async for answer in pipe.serve(request_iterator, self.answer):
             yield answer
 
-    async def _batch(self, request: replica_pb2.PipeRequest) -> replica_pb2.PipeResponse:
+    def pipe_service(self) -> framed.PipeService[Any, Any]:
+        """The pipe on the pipe port (tristore/framed.py): the same messages as :meth:`Pipe`."""
+        return framed.PipeService(
+            framed.REPLICA_PIPE, replica_pb2.PipeRequest.FromString, self.answer
+        )
+
+    async def answer(self, request: replica_pb2.PipeRequest) -> replica_pb2.PipeResponse:
         # Side by side: the commits land in the store's next group commit together.
         if len(request.ops) == 1:
             results = [await self._one(request.ops[0])]

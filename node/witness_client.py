@@ -37,13 +37,13 @@ from typing import Any
 import grpc
 
 from node.metrics import PEER_BATCH_SIZE, WITNESS_CALLS, WITNESS_FENCED, WITNESS_UNKNOWN
-from tristore import errors
+from tristore import errors, framed
 from tristore.batcher import Batcher
 from tristore.config import ClusterConfig, WitnessSpec
 from tristore.errors import QuorumUnavailable
 from tristore.pb import witness_pb2, witness_pb2_grpc
-from tristore.pipe import PipeBroken, PipeClient
-from tristore.server import cluster_channel
+from tristore.pipe import GrpcConn, Opener, PipeBroken, PipeClient
+from tristore.server import cluster_channel, cluster_pipe
 from tristore.stamps import ENCODED_SIZE, Stamp
 
 log = logging.getLogger(__name__)
@@ -67,8 +67,15 @@ _Op = tuple[bytes, bytes | None, int]
 
 class WitnessConn:
     def __init__(
-        self, spec: WitnessSpec, channel: grpc.aio.Channel, timeout_s: float, max_batch: int
+        self,
+        spec: WitnessSpec,
+        channel: grpc.aio.Channel,
+        timeout_s: float,
+        max_batch: int,
+        open_pipe: Opener[Any, Any] | None = None,
     ) -> None:
+        """``open_pipe`` opens the pipe's streams (the witness's pipe port:
+        :func:`tristore.server.cluster_pipe`); None: the gRPC stream on ``channel``."""
         self.spec = spec
         self.timeout_s = timeout_s
         self.channel = channel
@@ -78,7 +85,7 @@ class WitnessConn:
         # Checks and records of concurrent requests share one message on one
         # long-lived stream (tristore/pipe.py).
         self._pipe: PipeClient[witness_pb2.WitnessPipeRequest, witness_pb2.WitnessPipeResponse] = (
-            PipeClient(self.stub.Pipe, timeout_s, spec.name)
+            PipeClient(open_pipe or GrpcConn.opener(self.stub.Pipe), timeout_s, spec.name)
         )
         self._ops: Batcher[_Op, bytes | bool] = Batcher(
             self._send, max_batch, sizes=PEER_BATCH_SIZE.labels("witness")
@@ -179,6 +186,15 @@ class WitnessFleet:
                     channel(w.grpc) if channel is not None else cluster_channel(cfg, me, w.grpc),
                     cfg.witness.timeout_s,
                     cfg.witness.max_batch,
+                    None
+                    if channel is not None
+                    else cluster_pipe(
+                        cfg,
+                        me,
+                        w.grpc,
+                        framed.WITNESS_PIPE,
+                        witness_pb2.WitnessPipeResponse.FromString,
+                    ),
                 )
                 for w in members
             ]

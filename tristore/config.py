@@ -354,6 +354,10 @@ class TlsSection:
     #: Every process serves the cluster-internal services (mutual TLS, a
     #: cluster certificate required) on its gRPC port plus this.
     internal_port_offset: int = 1000
+    #: Every storage node and witness serves its pipe (the long-lived stream
+    #: peers send commits, reads, checks and records on: tristore/framed.py)
+    #: on its gRPC port plus this, mutual TLS like the internal port.
+    pipe_port_offset: int = 1100
 
 
 @dataclass(frozen=True)
@@ -529,6 +533,10 @@ class ClusterConfig:
     def internal_address(self, public: str) -> str:
         """The internal (mutual TLS) listener of the process serving ``public``."""
         return _internal_address(public, self.tls.internal_port_offset)
+
+    def pipe_address(self, public: str) -> str:
+        """The pipe port (mutual TLS, framed messages) of the process serving ``public``."""
+        return _internal_address(public, self.tls.pipe_port_offset)
 
     def data_dir_for(self, name: str) -> Path:
         base = Path(self.cluster.data_dir)
@@ -744,14 +752,23 @@ def validate(cfg: ClusterConfig) -> None:
         raise InvalidArgument("[cluster] max_clock_skew_ms must be 1 or more")
     if not 1 <= cfg.tls.internal_port_offset < 65535:
         raise InvalidArgument("[tls] internal_port_offset must be between 1 and 65534")
+    if not 1 <= cfg.tls.pipe_port_offset < 65535:
+        raise InvalidArgument("[tls] pipe_port_offset must be between 1 and 65534")
+    if cfg.tls.pipe_port_offset == cfg.tls.internal_port_offset:
+        raise InvalidArgument("[tls] pipe_port_offset must differ from internal_port_offset")
     if cfg.nodes or cfg.witnesses or cfg.replicators:
         publics = {p.grpc for p in procs} | {p.metrics for p in procs}
-        clash = [p.name for p in procs if cfg.internal_address(p.grpc) in publics]
-        if clash:
-            raise InvalidArgument(
-                f"the internal port of {', '.join(clash)} (gRPC port + [tls] "
-                "internal_port_offset) is another process's gRPC or metrics port"
-            )
+        for what, address in (
+            ("internal port", cfg.internal_address),
+            ("pipe port", cfg.pipe_address),
+        ):
+            clash = [p.name for p in procs if address(p.grpc) in publics]
+            if clash:
+                offset = what.replace(" ", "_") + "_offset"
+                raise InvalidArgument(
+                    f"the {what} of {', '.join(clash)} (gRPC port + [tls] "
+                    f"{offset}) is another process's gRPC or metrics port"
+                )
     if not 1 <= cfg.node.read_ahead_chunks <= 64:
         raise InvalidArgument("[node] read_ahead_chunks must be between 1 and 64")
     if cfg.node.disk_reserve_bytes < 0 or cfg.node.disk_resume_bytes < 0:

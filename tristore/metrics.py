@@ -20,3 +20,14 @@ PROCESS_INFO = Gauge(
     "Always 1; labels say what this process is.",
     ["name", "role", "cluster", "az"],
 )
+PIPE_CONNECTIONS = Gauge(
+    "tristore_pipe_connections",
+    "Pipe streams open on this process's pipe port (tristore/framed.py): one "
+    "from each peer that sends it commits, reads, checks or records.",
+)
+PIPE_REFUSED = Counter(
+    "tristore_pipe_refused_total",
+    "Pipe streams this process's pipe port refused, by reason: identity (the "
+    "caller's certificate names no role that may call the pipe) or method.",
+    ["reason"],
+)

@@ -47,19 +47,84 @@ class PipeBroken(Exception):
     """The stream to the peer failed, ended, or a request on it timed out."""
 
 
+_ReqIn = TypeVar("_ReqIn", contravariant=True)
+_RespOut = TypeVar("_RespOut", covariant=True)
+
+
+class Conn(Protocol[_ReqIn]):
+    """One open stream to a peer, as :class:`PipeClient` uses it."""
+
+    def send(self, req: _ReqIn) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class Opener(Protocol[_ReqIn, _RespOut]):
+    """Opens a stream: each answer that arrives goes to ``on_answer``; when the
+    stream fails or ends, ``on_broken`` gets why."""
+
+    def __call__(
+        self, on_answer: Callable[[_RespOut], None], on_broken: Callable[[str], None], /
+    ) -> Conn[_ReqIn]: ...
+
+
+class GrpcConn(Generic[Req, Resp]):
+    """A pipe stream on a gRPC bidirectional call (``open_call``: a stub's
+    stream-stream method, e.g. ``stub.Pipe``)."""
+
+    def __init__(
+        self,
+        open_call: Callable[[AsyncIterator[Req]], Any],
+        on_answer: Callable[[Resp], None],
+        on_broken: Callable[[str], None],
+    ) -> None:
+        self._outgoing: asyncio.Queue[Req | None] = asyncio.Queue()
+        self._on_answer = on_answer
+        self._on_broken = on_broken
+        self._call = open_call(self._requests())
+        self._reader = asyncio.get_running_loop().create_task(self._read())
+
+    @classmethod
+    def opener(cls, open_call: Callable[[AsyncIterator[Req]], Any]) -> Opener[Req, Resp]:
+        return lambda on_answer, on_broken: cls(open_call, on_answer, on_broken)
+
+    async def _requests(self) -> AsyncIterator[Req]:
+        while (req := await self._outgoing.get()) is not None:
+            yield req
+
+    async def _read(self) -> None:
+        why = "the stream ended"
+        try:
+            async for resp in self._call:
+                self._on_answer(resp)
+        except grpc.aio.AioRpcError as exc:
+            why = f"{exc.code().name} {exc.details()}"
+        except asyncio.CancelledError:
+            why = "the stream was closed"
+        except Exception as exc:  # noqa: BLE001 - any failure of the stream is a broken pipe
+            why = f"{type(exc).__name__}: {exc}"
+        self._on_broken(why)
+
+    def send(self, req: Req) -> None:
+        self._outgoing.put_nowait(req)
+
+    def close(self) -> None:
+        self._outgoing.put_nowait(None)
+        self._call.cancel()
+
+
 class _Stream(Generic[Req, Resp]):
-    """One open stream: its outgoing queue, its reader task and who waits for what."""
+    """One open stream: its connection and who waits for what."""
 
     def __init__(self) -> None:
-        self.outgoing: asyncio.Queue[Req | None] = asyncio.Queue()
         self.waiting: dict[int, asyncio.Future[Resp]] = {}
-        self.call: Any = None
-        self.reader: asyncio.Task[None] | None = None
+        self.conn: Conn[Req] | None = None
         self.broken = False
 
-    async def requests(self) -> AsyncIterator[Req]:
-        while (req := await self.outgoing.get()) is not None:
-            yield req
+    def answered(self, resp: Resp) -> None:
+        fut = self.waiting.pop(resp.id, None)
+        if fut is not None and not fut.done():
+            fut.set_result(resp)
 
     def fail(self, why: str) -> None:
         """Fail every waiting request and end the stream."""
@@ -71,20 +136,15 @@ class _Stream(Generic[Req, Resp]):
             if not fut.done():
                 fut.set_exception(err)
         self.waiting.clear()
-        self.outgoing.put_nowait(None)
-        if self.call is not None:
-            self.call.cancel()
+        if self.conn is not None:
+            self.conn.close()
 
 
 class PipeClient(Generic[Req, Resp]):
-    """The sending end of a pipe to one peer.
+    """The sending end of a pipe to one peer; ``open`` opens a stream to it
+    (:meth:`GrpcConn.opener`, or :func:`tristore.framed.opener`)."""
 
-    ``open`` starts the bidirectional call given the iterator of requests (a
-    stub's stream-stream method, e.g. ``stub.Pipe``)."""
-
-    def __init__(
-        self, open: Callable[[AsyncIterator[Req]], Any], timeout_s: float, peer: str
-    ) -> None:
+    def __init__(self, open: Opener[Req, Resp], timeout_s: float, peer: str) -> None:
         self._open = open
         self._timeout_s = timeout_s
         self._peer = peer
@@ -95,24 +155,8 @@ class PipeClient(Generic[Req, Resp]):
         stream = self._stream
         if stream is None or stream.broken:
             stream = self._stream = _Stream()
-            stream.call = self._open(stream.requests())
-            stream.reader = asyncio.get_running_loop().create_task(self._read(stream))
+            stream.conn = self._open(stream.answered, stream.fail)
         return stream
-
-    async def _read(self, stream: _Stream[Req, Resp]) -> None:
-        why = "the stream ended"
-        try:
-            async for resp in stream.call:
-                fut = stream.waiting.pop(resp.id, None)
-                if fut is not None and not fut.done():
-                    fut.set_result(resp)
-        except grpc.aio.AioRpcError as exc:
-            why = f"{exc.code().name} {exc.details()}"
-        except asyncio.CancelledError:
-            why = "the stream was closed"
-        except Exception as exc:  # noqa: BLE001 - any failure of the stream is a broken pipe
-            why = f"{type(exc).__name__}: {exc}"
-        stream.fail(why)
 
     async def call(self, req: Req) -> Resp:
         """Send ``req`` and wait for its answer; PipeBroken if none comes."""
@@ -121,7 +165,8 @@ class PipeClient(Generic[Req, Resp]):
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Resp] = loop.create_future()
         stream.waiting[req.id] = fut
-        stream.outgoing.put_nowait(req)
+        assert stream.conn is not None
+        stream.conn.send(req)
         timer = loop.call_later(self._timeout_s, self._expire, stream, fut)
         try:
             return await fut
@@ -136,9 +181,6 @@ class PipeClient(Generic[Req, Resp]):
         stream, self._stream = self._stream, None
         if stream is not None:
             stream.fail("the pipe was closed")
-            if stream.reader is not None:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await stream.reader
 
 
 #: Set when this process stops: every open pipe answers what it has and ends.

@@ -29,7 +29,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from tristore import errors, pipe, tls
+from tristore import errors, framed, pipe, tls
 from tristore.channel import CHANNEL_OPTIONS, MAX_MESSAGE_BYTES
 from tristore.config import ClusterConfig
 from tristore.metrics import PROCESS_INFO, RPC_HANDLED, RPC_SECONDS
@@ -322,6 +322,9 @@ class ProcessSpec:
     az: str = ""
     #: Adds servicers to the server; returns the full names of the services.
     register: Callable[[grpc.aio.Server], Iterable[str]] = lambda _s: ()
+    #: The pipe this process serves on its pipe port (``[tls] pipe_port_offset``):
+    #: nodes the replica pipe, witnesses the witness pipe.
+    pipe: framed.PipeService[Any, Any] | None = None
     #: Runs after the listeners are up (start background tasks here).
     on_start: Callable[[], Awaitable[None]] | None = None
     #: Runs after the gRPC server stopped (flush and close state here).
@@ -437,6 +440,14 @@ async def run(spec: ProcessSpec) -> None:
         server,
     )
     reloader = _listen(server, spec)
+    pipes = None
+    if spec.pipe is not None and spec.config is not None:
+        method = spec.pipe.method
+        pipes = framed.PipeServer(
+            spec.pipe, spec.cluster, internal_roles(method) if checked else None, reloader
+        )
+        await pipes.start(spec.config.pipe_address(spec.grpc_addr))
+        log.info("pipe %s on %s", method, spec.config.pipe_address(spec.grpc_addr))
     host, port = _split(spec.metrics_addr)
     http = await asyncio.start_server(lambda r, w: _http_handler(spec, r, w), host, port)
     await server.start()
@@ -469,6 +480,8 @@ async def run(spec: ProcessSpec) -> None:
     )
     spec._ready = False
     pipe.close_all()  # peers' long-lived streams end now, not after the grace period
+    if pipes is not None:
+        pipes.stop()
     await health_servicer.enter_graceful_shutdown()
     await server.stop(spec.grace_s)
     http.close()
@@ -555,6 +568,20 @@ def cluster_channel(
         return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
     creds = tls.channel_credentials(cfg.tls_files(me))
     return grpc.aio.secure_channel(target, creds, options=CHANNEL_OPTIONS)
+
+
+def cluster_pipe(
+    cfg: ClusterConfig, me: str, address: str, method: str, parse: Callable[[bytes], Any]
+) -> pipe.Opener[Any, Any]:
+    """Opens pipe streams from this cluster's process ``me`` to the pipe port of
+    the process whose gRPC (public) address is ``address`` (tristore/framed.py):
+    mutual TLS with ``me``'s certificate, read at each new stream; plaintext
+    with ``[tls] insecure``."""
+
+    def context() -> Any:
+        return None if cfg.tls.insecure else framed.client_context(cfg.tls_files(me))
+
+    return framed.opener(cfg.pipe_address(address), method, parse, context)
 
 
 def private_files(data_dir: Path | None = None) -> None:

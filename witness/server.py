@@ -22,10 +22,10 @@ async def build(cfg: ClusterConfig, name: str) -> server.ProcessSpec:
     INCARNATION.set(table.incarnation)
     log.info("witness %s starts empty, incarnation %x", name, table.incarnation)
 
+    servicer = WitnessServicer(spec, table, cfg.cluster.max_clock_skew_ms)
+
     def register(srv: grpc.aio.Server) -> list[str]:
-        witness_pb2_grpc.add_WitnessServiceServicer_to_server(
-            WitnessServicer(spec, table, cfg.cluster.max_clock_skew_ms), srv
-        )
+        witness_pb2_grpc.add_WitnessServiceServicer_to_server(servicer, srv)
         return [witness_pb2.DESCRIPTOR.services_by_name["WitnessService"].full_name]
 
     return server.ProcessSpec(
@@ -36,6 +36,7 @@ async def build(cfg: ClusterConfig, name: str) -> server.ProcessSpec:
         cluster=cfg.cluster.name,
         az=f"group-{spec.group}",
         register=register,
+        pipe=servicer.pipe_service(),
         config=cfg,
     )
 

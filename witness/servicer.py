@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 import grpc
 
-from tristore import pipe
+from tristore import framed, pipe
 from tristore.config import WitnessSpec
 from tristore.errors import InvalidArgument, TristoreError
 from tristore.pb import witness_pb2, witness_pb2_grpc
@@ -54,9 +54,15 @@ class WitnessServicer(witness_pb2_grpc.WitnessServiceServicer):
         # The table answers at once: each request is answered in turn, no task each.
         with pipe.ends_on_close():
             async for req in request_iterator:
-                yield self._answer(req)
+                yield self.answer(req)
 
-    def _answer(self, req: witness_pb2.WitnessPipeRequest) -> witness_pb2.WitnessPipeResponse:
+    def pipe_service(self) -> framed.PipeService[Any, Any]:
+        """The pipe on the pipe port (tristore/framed.py): the same messages as :meth:`Pipe`."""
+        return framed.PipeService(
+            framed.WITNESS_PIPE, witness_pb2.WitnessPipeRequest.FromString, self.answer
+        )
+
+    def answer(self, req: witness_pb2.WitnessPipeRequest) -> witness_pb2.WitnessPipeResponse:
         try:
             # Records first: a check in the same message then sees them.
             record = self._record(req.record) if req.HasField("record") else None

@@ -176,8 +176,9 @@ def worker_share(lo: int, hi: int, reach: int) -> tuple[int, int]:
 
 def free_base_port(clusters: int = 1, low: int = 20_000, high: int | None = None) -> int:
     """A base port whose whole block (grpc and metrics ports of each cluster,
-    the nodes' S3 ports and their internal ports) is free, below the
-    ephemeral range, in this test worker's share of ports [low, high)."""
+    the nodes' S3 ports and their internal ports, which span the pipe ports
+    too: gRPC + 1100 is the internal port of a metrics port) is free, below
+    the ephemeral range, in this test worker's share of ports [low, high)."""
     span = PORTS_PER_CLUSTER * clusters
     top = high or max(low + span + PORTS_PER_CLUSTER, min(40_000, _ephemeral_low()))
     lo, hi = worker_share(low, top, INTERNAL_OFFSET + span)

@@ -11,6 +11,7 @@ refused for who called, not for what was sent.
 from __future__ import annotations
 
 import os
+import socket
 import ssl
 import time
 from collections.abc import Callable, Iterator
@@ -31,7 +32,7 @@ from tests.integration.cluster import (
     user_channel,
     wait_until,
 )
-from tristore import Client, errors, tls
+from tristore import Client, errors, framed, tls
 from tristore.pb import admin_pb2, events_pb2, objects_pb2, replica_pb2, witness_pb2
 from tristore.stamps import Stamp
 
@@ -291,6 +292,104 @@ def test_a_node_certificate_of_this_cluster_is_let_through(
         with pytest.raises(grpc.RpcError) as refused:
             list(sealed)
         assert errors.from_rpc_error(refused.value).code == "InvalidRequest"
+
+
+# --- the pipe port (tristore/framed.py) -------------------------------------------
+
+
+def _pipe_session(
+    address: str, files: tls.Files | None, frames: list[bytes], answers: int
+) -> list[bytes]:
+    """Dial a pipe port (TLS with ``files``' certificate, or plaintext with
+    None), send ``frames`` (each length-prefixed) and read up to ``answers``
+    frames back, fewer if the server ends the stream."""
+    host, _, port = address.rpartition(":")
+    raw = socket.create_connection((host, int(port)), timeout=5)
+    sock: Any = raw
+    if files is not None:
+        ctx = ssl.create_default_context(cafile=str(files.ca))
+        assert files.cert is not None and files.key is not None
+        ctx.load_cert_chain(str(files.cert), str(files.key))
+        sock = ctx.wrap_socket(raw, server_hostname=host)
+    with sock:
+        sock.sendall(b"".join(framed.frame(f) for f in frames))
+        got: list[bytes] = []
+        buf = b""
+        while len(got) < answers:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            buf += chunk
+            while len(buf) >= 4 and len(buf) >= 4 + int.from_bytes(buf[:4], "big"):
+                n = int.from_bytes(buf[:4], "big")
+                got.append(buf[4 : 4 + n])
+                buf = buf[4 + n :]
+        return got
+
+
+def test_the_pipe_port_serves_only_this_clusters_nodes(seeded: DevCluster, tmp_path: Path) -> None:
+    """Each node's and witness's pipe port: a caller whose certificate is not a
+    node of this cluster is refused with why, and what it sent after its hello
+    (a forged witness record, a forged commit) changes nothing; no certificate
+    or one from another CA gets no handshake; a node of this cluster gets answers."""
+    cfg = seeded.config
+    name = cfg.cluster.name
+    before = _snapshot(seeded)
+    node_spec, witness_spec = cfg.nodes[0], cfg.witnesses[0]
+    wkey = f"{BUCKET}\x00k0".encode()
+    ahead = Stamp(int(time.time() * 1000) + 3_600_000, 0, 1, 1).encode()
+    forged_record = witness_pb2.WitnessPipeRequest(
+        id=1, record=witness_pb2.RecordRequest(keys=[wkey], stamps=ahead, incarnations=[0])
+    ).SerializeToString()
+    forged_commit = replica_pb2.PipeRequest(
+        id=1,
+        ops=[replica_pb2.BatchOp(read_meta=replica_pb2.ReadMetaRequest(bucket=BUCKET, key="k0"))],
+    ).SerializeToString()
+    pipes = [
+        (cfg.pipe_address(node_spec.grpc), framed.REPLICA_PIPE, forged_commit),
+        (cfg.pipe_address(witness_spec.grpc), framed.WITNESS_PIPE, forged_record),
+    ]
+    outsiders = {
+        "user": _cert(tmp_path, "user", None),
+        "other cluster": _cert(tmp_path, "elsewhere", tls.Identity("elsewhere", "node", "a1")),
+        "witness": _cert(tmp_path, "witness", tls.Identity(name, "witness", "w9")),
+        "replicator": _cert(tmp_path, "replicator", tls.Identity(name, "replicator", "r9")),
+    }
+    node = _cert(tmp_path, "node", tls.Identity(name, "node", "a9"))
+    rogue_ca = tmp_path / ROGUE
+    tls.ensure_ca(rogue_ca)
+    rogue_node = _cert(tmp_path, "rogue-node", tls.Identity(name, "node", "a1"), rogue_ca)
+    for address, method, forged in pipes:
+        for label, files in outsiders.items():
+            got = _pipe_session(address, files, [method.encode(), forged], 2)
+            assert len(got) == 1, (address, label, got)  # the refusal, then the end
+            assert b"internal to the cluster" in got[0], (label, got[0])
+        # The right caller, the wrong pipe: refused by name.
+        other = framed.WITNESS_PIPE if method == framed.REPLICA_PIPE else framed.REPLICA_PIPE
+        got = _pipe_session(address, node, [other.encode()], 2)
+        assert len(got) == 1 and b"this port serves" in got[0], got
+        # No certificate, or one from a CA the cluster does not trust: no handshake.
+        for files in (_cert(tmp_path, "nocert", None, rogue_ca), rogue_node):
+            with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
+                _pipe_session(address, files, [method.encode()], 1)
+        # Plaintext: the server waits for a TLS hello and never answers a frame.
+        with pytest.raises((ConnectionError, OSError)):
+            got = _pipe_session(address, None, [method.encode()], 1)
+            assert got == [], got
+            raise ConnectionError("ended without an answer")
+    # The positive control: a node of this cluster is greeted and answered.
+    got = _pipe_session(pipes[0][0], node, [framed.REPLICA_PIPE.encode(), forged_commit], 2)
+    assert got[0] == b""
+    answer = replica_pb2.PipeResponse.FromString(got[1])
+    assert answer.id == 1 and answer.results[0].read_meta.found
+    check = witness_pb2.WitnessPipeRequest(id=7, check=witness_pb2.CheckRequest(keys=[wkey]))
+    got = _pipe_session(
+        pipes[1][0], node, [framed.WITNESS_PIPE.encode(), check.SerializeToString()], 2
+    )
+    checked = witness_pb2.WitnessPipeResponse.FromString(got[1])
+    assert got[0] == b"" and checked.id == 7
+    assert checked.check.stamps != ahead  # the outsiders' forged record was never taken
+    assert _snapshot(seeded) == before
 
 
 def test_a_witness_refuses_a_stamp_3s_ahead(seeded: DevCluster, tmp_path: Path) -> None:

@@ -41,7 +41,7 @@ from tests.robustness.test_linearizable import (
     assert_linearizable,
     run_workload,
 )
-from tristore import errors
+from tristore import config, errors
 from tristore.cli import processes
 from tristore.client import Client
 from tristore.replication import Destination, Rule
@@ -68,10 +68,17 @@ HISTORIES = Path(os.environ.get("TRISTORE_HISTORIES", "/tmp/tristore-histories")
 
 def ports_of(proc: dict[str, object]) -> tuple[int, ...]:
     """Every port a process of ``dev up`` listens on: gRPC, internal (mTLS),
-    S3 (nodes) and metrics."""
+    pipe (nodes and witnesses), S3 (nodes) and metrics."""
     grpc = int(str(proc["grpc"]).rpartition(":")[2])
     metrics = int(str(proc["metrics"]).rpartition(":")[2])
-    return (grpc, grpc + 1000, grpc + 500, metrics)
+    tls = config.TlsSection
+    return (
+        grpc,
+        grpc + tls.internal_port_offset,
+        grpc + tls.pipe_port_offset,
+        grpc + 500,
+        metrics,
+    )
 
 
 def side_of(name: str, procs: list[dict[str, object]]) -> Side:

@@ -6,13 +6,14 @@ one event-loop turn's requests share one message."""
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
 import pytest
 
-from tristore import pipe
+from tristore import framed, pipe
 from tristore.batcher import Batcher
 from tristore.pb import replica_pb2
 
@@ -33,7 +34,7 @@ def _echo_keys(req: replica_pb2.PipeRequest) -> replica_pb2.PipeResponse:
     return replica_pb2.PipeResponse(id=req.id, results=results)
 
 
-async def _server(handle: Handler) -> tuple[grpc.aio.Server, str]:
+async def _grpc_server(handle: Handler) -> tuple[grpc.aio.Server, str]:
     async def serve(
         requests: AsyncIterator[replica_pb2.PipeRequest], context: Any
     ) -> AsyncIterator[replica_pb2.PipeResponse]:
@@ -57,16 +58,67 @@ async def _server(handle: Handler) -> tuple[grpc.aio.Server, str]:
     return server, f"127.0.0.1:{port}"
 
 
-def _client(
-    addr: str, timeout_s: float = 5.0
-) -> tuple[grpc.aio.Channel, pipe.PipeClient[Any, Any]]:
-    channel = grpc.aio.insecure_channel(addr)
-    open_call = channel.stream_stream(
-        METHOD,
-        request_serializer=replica_pb2.PipeRequest.SerializeToString,
-        response_deserializer=replica_pb2.PipeResponse.FromString,
-    )
-    return channel, pipe.PipeClient(open_call, timeout_s, "test-peer")
+class Transport:
+    """A pipe server and the clients of it, on gRPC or on the pipe port."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._stops: list[Callable[[], Awaitable[None]]] = []
+        self._servers: list[framed.PipeServer] = []
+
+    async def serve(self, handle: Handler) -> str:
+        if self.kind == "grpc":
+            server, addr = await _grpc_server(handle)
+            self._stops.append(lambda: server.stop(None))
+            return addr
+        service = framed.PipeService(METHOD, replica_pb2.PipeRequest.FromString, handle)
+        srv = framed.PipeServer(service, "local", None, None)
+        self._servers.append(srv)
+        port = free_port()
+        await srv.start(f"127.0.0.1:{port}")
+
+        async def stop() -> None:
+            srv.stop()
+
+        self._stops.append(stop)
+        return f"127.0.0.1:{port}"
+
+    def client(self, addr: str, timeout_s: float = 5.0) -> pipe.PipeClient[Any, Any]:
+        if self.kind == "grpc":
+            channel = grpc.aio.insecure_channel(addr)
+            self._stops.append(channel.close)
+            open_call = channel.stream_stream(
+                METHOD,
+                request_serializer=replica_pb2.PipeRequest.SerializeToString,
+                response_deserializer=replica_pb2.PipeResponse.FromString,
+            )
+            opener: pipe.Opener[Any, Any] = pipe.GrpcConn.opener(open_call)
+        else:
+            opener = framed.opener(addr, METHOD, replica_pb2.PipeResponse.FromString, lambda: None)
+        client: pipe.PipeClient[Any, Any] = pipe.PipeClient(opener, timeout_s, "test-peer")
+        self._stops.insert(0, client.close)
+        return client
+
+    def close_all(self) -> None:
+        """What a stopping process does (tristore.server.run)."""
+        pipe.close_all()
+        for srv in self._servers:
+            srv.stop()
+
+    async def stop(self) -> None:
+        for stop in self._stops:
+            await stop()
+
+
+@pytest.fixture(params=["grpc", "framed"])
+def transport(request: pytest.FixtureRequest) -> Transport:
+    return Transport(request.param)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def _ask(key: str) -> replica_pb2.PipeRequest:
@@ -75,15 +127,14 @@ def _ask(key: str) -> replica_pb2.PipeRequest:
     )
 
 
-def test_answers_reach_their_requests_even_out_of_order() -> None:
+def test_answers_reach_their_requests_even_out_of_order(transport: Transport) -> None:
     async def handle(req: replica_pb2.PipeRequest) -> replica_pb2.PipeResponse:
         # The first request asked is answered last.
         await asyncio.sleep(0.2 if req.ops[0].read_meta.key == "slow" else 0)
         return _echo_keys(req)
 
     async def go() -> list[str]:
-        server, addr = await _server(handle)
-        channel, client = _client(addr)
+        client = transport.client(await transport.serve(handle))
         try:
             finished: list[str] = []
 
@@ -96,14 +147,14 @@ def test_answers_reach_their_requests_even_out_of_order() -> None:
             assert finished[-1] == "slow"
             return got
         finally:
-            await client.close()
-            await channel.close()
-            await server.stop(None)
+            await transport.stop()
 
     assert asyncio.run(go()) == ["slow", "a", "b", "c"]
 
 
-def test_no_answer_in_time_fails_every_waiter_and_the_next_call_reconnects() -> None:
+def test_no_answer_in_time_fails_every_waiter_and_the_next_call_reconnects(
+    transport: Transport,
+) -> None:
     hang = asyncio.Event()
 
     async def handle(req: replica_pb2.PipeRequest) -> replica_pb2.PipeResponse:
@@ -112,8 +163,7 @@ def test_no_answer_in_time_fails_every_waiter_and_the_next_call_reconnects() -> 
         return _echo_keys(req)
 
     async def go() -> None:
-        server, addr = await _server(handle)
-        channel, client = _client(addr, timeout_s=1.5)
+        client = transport.client(await transport.serve(handle), timeout_s=1.5)
         try:
             results = await asyncio.gather(
                 client.call(_ask("hang")),
@@ -127,30 +177,28 @@ def test_no_answer_in_time_fails_every_waiter_and_the_next_call_reconnects() -> 
             assert resp.results[0].read_meta.version.key == "after"
         finally:
             hang.set()
-            await client.close()
-            await channel.close()
-            await server.stop(None)
+            await transport.stop()
 
     asyncio.run(go())
 
 
-def test_a_lost_peer_fails_the_call_at_once(refused_endpoint: str) -> None:
+def test_a_lost_peer_fails_the_call_at_once(refused_endpoint: str, transport: Transport) -> None:
     async def go() -> None:
-        channel, client = _client(refused_endpoint, timeout_s=30)
+        client = transport.client(refused_endpoint, timeout_s=30)
         try:
             loop = asyncio.get_running_loop()
             started = loop.time()
-            with pytest.raises(pipe.PipeBroken, match="UNAVAILABLE"):
+            why = "UNAVAILABLE" if transport.kind == "grpc" else "cannot reach the pipe port"
+            with pytest.raises(pipe.PipeBroken, match=why):
                 await client.call(_ask("k"))
             assert loop.time() - started < 10  # refused, not timed out
         finally:
-            await client.close()
-            await channel.close()
+            await transport.stop()
 
     asyncio.run(go())
 
 
-def test_close_all_answers_what_is_in_flight_then_ends_the_stream() -> None:
+def test_close_all_answers_what_is_in_flight_then_ends_the_stream(transport: Transport) -> None:
     release = asyncio.Event()
     arrived = asyncio.Event()
 
@@ -160,12 +208,11 @@ def test_close_all_answers_what_is_in_flight_then_ends_the_stream() -> None:
         return _echo_keys(req)
 
     async def go() -> None:
-        server, addr = await _server(handle)
-        channel, client = _client(addr)
+        client = transport.client(await transport.serve(handle))
         try:
             in_flight = asyncio.ensure_future(client.call(_ask("inflight")))
             await asyncio.wait_for(arrived.wait(), 5)  # the server has it
-            pipe.close_all()
+            transport.close_all()
             await asyncio.sleep(0.1)  # the close takes effect before the answer is ready
             release.set()
             resp = await asyncio.wait_for(in_flight, 5)
@@ -174,9 +221,7 @@ def test_close_all_answers_what_is_in_flight_then_ends_the_stream() -> None:
             with pytest.raises(pipe.PipeBroken):
                 await asyncio.wait_for(client.call(_ask("late")), 5)
         finally:
-            await client.close()
-            await channel.close()
-            await server.stop(None)
+            await transport.stop()
 
     asyncio.run(go())  # the flag close_all sets belongs to this test's event loop
 

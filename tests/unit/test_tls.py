@@ -96,6 +96,17 @@ def test_an_internal_port_on_another_process_port_is_refused(raw_config: dict[st
         config.parse(raw_config, env={})
 
 
+def test_the_pipe_port_is_its_own(raw_config: dict[str, object]) -> None:
+    cfg = config.parse(raw_config, env={})
+    assert cfg.pipe_address("127.0.0.1:7101") == "127.0.0.1:8201"
+    raw_config["tls"] = {"pipe_port_offset": 1}  # a1's pipe port is a2's gRPC port
+    with pytest.raises(errors.InvalidArgument, match="pipe port of .*pipe_port_offset"):
+        config.parse(raw_config, env={})
+    raw_config["tls"] = {"pipe_port_offset": 1000}
+    with pytest.raises(errors.InvalidArgument, match="must differ from internal_port_offset"):
+        config.parse(raw_config, env={})
+
+
 def test_the_clock_refuses_to_jump_further_than_the_bound() -> None:
     clock = HybridClock(1, 1, max_skew_ms=1000)
     now = int(time.time() * 1000)

@@ -72,6 +72,9 @@ METRICS_OFFSET = 100
 CLUSTER_PORT_STRIDE = 2 * METRICS_OFFSET
 #: Each process's internal (mutual TLS) listener: its gRPC port + this.
 INTERNAL_OFFSET = TlsSection.internal_port_offset
+#: Each node's and witness's pipe port: its gRPC port + this (the internal
+#: port of the metrics port, which has none: inside the cluster's block).
+PIPE_OFFSET = TlsSection.pipe_port_offset
 #: Each node's S3 HTTP endpoint: its gRPC port + this (inside the gap below the
 #: internal ports, so a cluster's ports stay in one block).
 S3_OFFSET = 500
@@ -657,7 +660,13 @@ def check_ports(procs: Iterable[Proc], fix: str) -> None:
     """Fail naming the first busy port; ``fix`` says what the user can do about it."""
     for p in procs:
         internal = tls.internal_address(p.grpc, INTERNAL_OFFSET)
-        for kind, addr in (("gRPC", p.grpc), ("metrics", p.metrics), ("internal", internal)):
+        pipes = tls.internal_address(p.grpc, PIPE_OFFSET)
+        for kind, addr in (
+            ("gRPC", p.grpc),
+            ("metrics", p.metrics),
+            ("internal", internal),
+            ("pipe", pipes),
+        ):
             if not processes.port_free(addr):
                 port = addr.rpartition(":")[2]
                 raise CliError(
