@@ -84,6 +84,34 @@ class _Frames:
         return out
 
 
+class _Corked:
+    """Writes to a transport, coalesced: what one event-loop turn wrote goes
+    out in one write at the turn's end (one TLS record and one system call
+    where each frame on its own would cost both)."""
+
+    __slots__ = ("_loop", "_parts", "transport")
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self.transport = transport
+        self._parts: list[bytes] = []
+        self._loop = asyncio.get_running_loop()
+
+    def write(self, data: bytes) -> None:
+        if not self._parts:
+            self._loop.call_soon(self.flush)
+        self._parts.append(data)
+
+    def flush(self) -> None:
+        parts, self._parts = self._parts, []
+        if parts and not self.transport.is_closing():
+            self.transport.write(parts[0] if len(parts) == 1 else b"".join(parts))
+
+    def close(self) -> None:
+        """Close the transport once what was written is sent."""
+        self.flush()
+        self.transport.close()
+
+
 # --- the client end -----------------------------------------------------------
 
 
@@ -115,6 +143,7 @@ class FramedConn(asyncio.Protocol, Generic[Req, Resp]):
         self._on_broken = on_broken
         self._frames = _Frames()
         self._transport: asyncio.Transport | None = None
+        self._out: _Corked | None = None
         self._early: list[bytes] = [frame(method.encode())]
         self._greeted = False
         self._over = False
@@ -149,8 +178,8 @@ class FramedConn(asyncio.Protocol, Generic[Req, Resp]):
 
     def send(self, req: Any) -> None:
         data = frame(req.SerializeToString())
-        if self._transport is not None:
-            self._transport.write(data)
+        if self._out is not None:
+            self._out.write(data)
         elif not self._over:
             self._early.append(data)
 
@@ -175,7 +204,8 @@ class FramedConn(asyncio.Protocol, Generic[Req, Resp]):
             transport.abort()
             return
         self._transport = transport
-        transport.writelines(self._early)
+        self._out = _Corked(transport)
+        transport.write(b"".join(self._early))
         self._early = []
 
     def data_received(self, data: bytes) -> None:
@@ -194,7 +224,7 @@ class FramedConn(asyncio.Protocol, Generic[Req, Resp]):
                 self._transport.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._transport = None
+        self._transport = self._out = None
         self._broken(f"the stream ended: {exc}" if exc else "the stream ended")
 
 
@@ -240,14 +270,17 @@ class _Serving(asyncio.Protocol):
         self._server = server
         self._frames = _Frames()
         self._transport: asyncio.Transport | None = None
+        self._out: _Corked | None = None
         self._greeted = False
         self._busy: set[asyncio.Future[Any]] = set()
         self._stopping = False
         self._caller = "?"
+        self._loop = asyncio.get_running_loop()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         transport = cast(asyncio.Transport, transport)  # as above
         self._transport = transport
+        self._out = _Corked(transport)
         peer = transport.get_extra_info("peername")
         self._caller = f"{peer[0]}:{peer[1]}" if peer else "?"
         self._server.conns.add(self)
@@ -292,6 +325,8 @@ class _Serving(asyncio.Protocol):
             transport.abort()
             return
         service = self._server.service
+        out = self._out
+        assert out is not None
         for body in bodies:
             if not self._greeted:
                 if not self._greet(body.decode("utf-8", "replace")):
@@ -306,12 +341,12 @@ class _Serving(asyncio.Protocol):
                 transport.abort()
                 return
             answer = service.handle(req)
-            if isinstance(answer, Awaitable):
-                task = asyncio.ensure_future(answer)
+            if asyncio.iscoroutine(answer):
+                task = self._loop.create_task(answer)
                 self._busy.add(task)
                 task.add_done_callback(self._finished)
             else:
-                transport.write(frame(answer.SerializeToString()))
+                out.write(frame(answer.SerializeToString()))  # type: ignore[union-attr]
 
     def _finished(self, task: asyncio.Future[Any]) -> None:
         self._busy.discard(task)
@@ -319,22 +354,22 @@ class _Serving(asyncio.Protocol):
             pass
         elif (exc := task.exception()) is not None:
             log.error("a pipe request failed without an answer", exc_info=exc)
-        elif self._transport is not None and not self._transport.is_closing():
-            self._transport.write(frame(task.result().SerializeToString()))
-        if self._stopping and not self._busy and self._transport is not None:
-            self._transport.close()
+        elif self._out is not None and not self._out.transport.is_closing():
+            self._out.write(frame(task.result().SerializeToString()))
+        if self._stopping and not self._busy and self._out is not None:
+            self._out.close()
 
     def stop(self) -> None:
         """Read no more; close once every request taken is answered."""
         self._stopping = True
-        if self._transport is not None:
+        if self._out is not None:
             if not self._busy:
-                self._transport.close()
+                self._out.close()
             else:
-                self._transport.pause_reading()
+                self._out.transport.pause_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._transport = None
+        self._transport = self._out = None
         self._server.conns.discard(self)
         PIPE_CONNECTIONS.dec()
         for task in list(self._busy):
