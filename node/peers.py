@@ -150,15 +150,13 @@ def _unavailable(spec: NodeSpec, exc: grpc.aio.AioRpcError) -> Exception:
         err = errors.from_rpc_error(exc)
         if isinstance(err, errors.CorruptData):
             return _named(spec, err)
-    broke = code == grpc.StatusCode.INTERNAL and exc.details() == errors.GRPC_CORE_ERROR
-    if broke or code in (
+    if errors.broken_connection(code.name, exc.details()) or code in (
         grpc.StatusCode.UNAVAILABLE,
         grpc.StatusCode.DEADLINE_EXCEEDED,
         grpc.StatusCode.CANCELLED,
         grpc.StatusCode.UNKNOWN,
     ):
-        # (grpc.aio's INTERNAL "Internal error from Core": the connection broke
-        # under the call, the node died mid-stream, say.)
+        # (a broken connection: the node died mid-stream, say)
         return ReplicaUnavailable(f"node {spec.name} ({spec.az}): {code.name} {exc.details()}")
     return errors.from_rpc_error(exc)
 

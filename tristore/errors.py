@@ -469,13 +469,20 @@ def http_status(err: TristoreError) -> int:
     return 500 if isinstance(err, ServerError) else 400
 
 
-# Status codes of errors that did not come from a tristore handler (transport
-# failures, deadlines): how the client should read them.
-# Keyed by the status's name, so that this module need not import grpc.
 #: What grpc.aio reports, as INTERNAL, for a call whose connection broke (and
 #: for a write to a stream the server has ended; see tristore/client/aio.py).
 GRPC_CORE_ERROR = "Internal error from Core"
 
+
+def broken_connection(status_name: str, details: str | None) -> bool:
+    """gRPC's own mask for a connection that broke under a call (a server's
+    own errors carry their code): a transport failure, outcome unknown."""
+    return status_name == "INTERNAL" and details == GRPC_CORE_ERROR
+
+
+# Status codes of errors that did not come from a tristore handler (transport
+# failures, deadlines): how the client should read them.
+# Keyed by the status's name, so that this module need not import grpc.
 _TRANSPORT: dict[str, type[TristoreError]] = {
     "UNAVAILABLE": ServiceUnavailable,
     "DEADLINE_EXCEEDED": ServiceUnavailable,
@@ -521,9 +528,7 @@ def from_grpc(
         return BY_CODE[code](message)
     name = status.name if status is not None else "UNKNOWN"
     cls = _TRANSPORT.get(name, InternalError)
-    if name == "INTERNAL" and message == GRPC_CORE_ERROR:
-        # gRPC's own mask when the connection broke under a call (a server's
-        # own errors carry their code): a transport failure, outcome unknown.
+    if broken_connection(name, message):
         cls = ServiceUnavailable
         message = f"{message}: the connection broke under the call"
     return cls(f"{message} (gRPC {name})" if message else f"gRPC {name}")

@@ -1793,8 +1793,6 @@ class _FirstStatus:
     quietly does nothing.
     """
 
-    _CORE_ERROR = errors.GRPC_CORE_ERROR
-
     def __init__(self, call: Any) -> None:
         self._status: Any = None
         call.add_done_callback(self._on_done)
@@ -1805,7 +1803,7 @@ class _FirstStatus:
 
     def error_hidden_by(self, exc: grpc.aio.AioRpcError) -> errors.TristoreError | None:
         """The server's error, when ``exc`` is grpc.aio's INTERNAL mask over it."""
-        if exc.code() is not grpc.StatusCode.INTERNAL or exc.details() != self._CORE_ERROR:
+        if not errors.broken_connection(exc.code().name, exc.details()):
             return None
         try:
             code = self._status.code()
@@ -1814,7 +1812,7 @@ class _FirstStatus:
         except Exception:  # noqa: BLE001 - grpc.aio internals changed: give up quietly
             return None
         status = next((s for s in grpc.StatusCode if s.value[0] == code), None)
-        if status in (None, grpc.StatusCode.OK) or details == self._CORE_ERROR:
+        if status in (None, grpc.StatusCode.OK) or details == errors.GRPC_CORE_ERROR:
             return None
         return errors.from_grpc(status, details, trailers)
 
