@@ -458,8 +458,7 @@ def actions(s: State, b: Bounds) -> Iterator[tuple[str, Step]]:
     if b.resends:
         for i in range(sum(not cw.gone for cw in s.conds)):
             yield f"reply_lost(which={i})", lambda s, v, i=i: m.reply_lost(s, i)
-        looks = sum(cw.gone and not cw.looked and cw.call not in s.took_effect for cw in s.conds)
-        for i in range(looks):
+        for i in range(len(m._lookable(s))):
             yield f"resend_look(which={i})", lambda s, v, i=i: m.resend_look(s, i)
         calls = len(s.lost) + sum(cw.gone for cw in s.conds)
         recs = m.MAJORITIES

@@ -1032,12 +1032,18 @@ def resend(
     return _with(s, conds=_set(s.conds, s.conds.index(c), _with(c, gone=False, looked=False)))
 
 
+def _lookable(s: State) -> list[Cond]:
+    """Calls whose reply was lost and whose resend has not looked yet, with
+    nothing of them taken (a look that finds its call is :func:`resend`'s)."""
+    return [c for c in s.conds if c.gone and not c.looked and c.call not in s.took_effect]
+
+
 def resend_look(s: State, which: int) -> State:
     """A resend's first step (node/objects.py ``_earlier_attempt``): it looks
     for its call among the key's versions while the earlier attempt is
     still on its way, and does not find it; it decides later
     (:func:`resend`). Without this step a resend looks and decides at once."""
-    going = [c for c in s.conds if c.gone and not c.looked and c.call not in s.took_effect]
+    going = _lookable(s)
     if not going:
         return s
     c = going[which % len(going)]
