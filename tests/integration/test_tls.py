@@ -508,8 +508,9 @@ def test_a_certificate_renewed_on_disk_is_served_without_a_restart(seeded: DevCl
     )
     assert new != old
     wait_until(lambda: _served_serial(address, files.ca) == new, 10, what="the new certificate")
-    # The internal port serves it too, and the cluster works on through a1.
+    # The internal port and the pipe port serve it too, and the cluster works on through a1.
     assert _served_serial(_internal(cluster, address), files.ca) == new
+    assert _served_serial(cfg.pipe_address(address), files.ca) == new
     with Client(address) as c:
         c.put_object(BUCKET, "renewed", b"after renewal")
         assert c.get_object(BUCKET, "renewed") == b"after renewal"

@@ -100,7 +100,7 @@ def test_the_pipe_port_is_its_own(raw_config: dict[str, object]) -> None:
     cfg = config.parse(raw_config, env={})
     assert cfg.pipe_address("127.0.0.1:7101") == "127.0.0.1:8201"
     raw_config["tls"] = {"pipe_port_offset": 1}  # a1's pipe port is a2's gRPC port
-    with pytest.raises(errors.InvalidArgument, match="pipe port of .*pipe_port_offset"):
+    with pytest.raises(errors.InvalidArgument, match=r"pipe port of .*pipe_port_offset"):
         config.parse(raw_config, env={})
     raw_config["tls"] = {"pipe_port_offset": 1000}
     with pytest.raises(errors.InvalidArgument, match="must differ from internal_port_offset"):
