@@ -446,8 +446,15 @@ async def run(spec: ProcessSpec) -> None:
         pipes = framed.PipeServer(
             spec.pipe, spec.cluster, internal_roles(method) if checked else None, reloader
         )
-        await pipes.start(spec.config.pipe_address(spec.grpc_addr))
-        log.info("pipe %s on %s", method, spec.config.pipe_address(spec.grpc_addr))
+        address = spec.config.pipe_address(spec.grpc_addr)
+        try:
+            await pipes.start(address)
+        except OSError as exc:
+            raise RuntimeError(
+                f"cannot listen on the pipe port {address} (the gRPC port + [tls] "
+                f"pipe_port_offset): {exc.strerror or exc}"
+            ) from None
+        log.info("pipe %s on %s", method, address)
     host, port = _split(spec.metrics_addr)
     http = await asyncio.start_server(lambda r, w: _http_handler(spec, r, w), host, port)
     await server.start()
