@@ -224,11 +224,12 @@ class RemoteReplica:
                 f"node {self.spec.name} answered {len(resp.results)} results for {len(ops)} ops"
             )
         return [
-            errors.from_code(r.error.code, r.error.message)
-            if r.WhichOneof("result") == "error"
-            else r
-            for r in resp.results
+            self._failed(r.error) if r.WhichOneof("result") == "error" else r for r in resp.results
         ]
+
+    def _failed(self, error: replica_pb2.BatchError) -> errors.TristoreError:
+        err = errors.from_code(error.code, error.message)
+        return _named(self.spec, err) if isinstance(err, errors.CorruptData) else err
 
     async def commit(self, change: Change, hint_for: str = "") -> CommitResult:
         op = replica_pb2.BatchOp(commit=_encoded(change))
@@ -252,10 +253,8 @@ class RemoteReplica:
         if vstamp is not None:
             req.version_stamp.CopyFrom(stamp_to_pb(vstamp))
             req.has_version_stamp = True
-        try:
-            resp = await self.stub.ReadVersions(req, timeout=self.timeout_s)
-        except grpc.aio.AioRpcError as exc:
-            raise _unavailable(self.spec, exc) from None
+        # On the pipe, with the commits and metadata reads of the moment.
+        resp = (await self._batch.submit(replica_pb2.BatchOp(read_versions=req))).read_versions
         return [version_from_pb(v) for v in resp.versions], resp.removed
 
     async def scan_versions(

@@ -685,7 +685,13 @@ class ReplicaServicer(replica_pb2_grpc.ReplicaServiceServicer):
                 return replica_pb2.BatchResult(commit=await self._commit(op.commit))
             if kind == "read_meta":
                 return replica_pb2.BatchResult(read_meta=await self._read_meta(op.read_meta))
-            raise InvalidArgument("a batch operation must be a commit or a read_meta")
+            if kind == "read_versions":
+                return replica_pb2.BatchResult(
+                    read_versions=await self._read_versions(op.read_versions)
+                )
+            raise InvalidArgument(
+                "a batch operation must be a commit, a read_meta or a read_versions"
+            )
         except Exception as exc:  # noqa: BLE001 - one operation's failure is its own
             err = _failure(exc, "batch operation")
             return replica_pb2.BatchResult(
@@ -760,6 +766,11 @@ class ReplicaServicer(replica_pb2_grpc.ReplicaServiceServicer):
 
     async def ReadVersions(
         self, request: replica_pb2.ReadVersionsRequest, context: Ctx
+    ) -> replica_pb2.ReadVersionsResponse:
+        return await self._read_versions(request)
+
+    async def _read_versions(
+        self, request: replica_pb2.ReadVersionsRequest
     ) -> replica_pb2.ReadVersionsResponse:
         versions, removed = await self.store.read_versions(
             request.bucket,

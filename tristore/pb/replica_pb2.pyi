@@ -28,12 +28,14 @@ class PipeRequest(_message.Message):
     def __init__(self, id: _Optional[int] = ..., ops: _Optional[_Iterable[_Union[BatchOp, _Mapping]]] = ...) -> None: ...
 
 class BatchOp(_message.Message):
-    __slots__ = ("commit", "read_meta")
+    __slots__ = ("commit", "read_meta", "read_versions")
     COMMIT_FIELD_NUMBER: _ClassVar[int]
     READ_META_FIELD_NUMBER: _ClassVar[int]
+    READ_VERSIONS_FIELD_NUMBER: _ClassVar[int]
     commit: CommitRequest
     read_meta: ReadMetaRequest
-    def __init__(self, commit: _Optional[_Union[CommitRequest, _Mapping]] = ..., read_meta: _Optional[_Union[ReadMetaRequest, _Mapping]] = ...) -> None: ...
+    read_versions: ReadVersionsRequest
+    def __init__(self, commit: _Optional[_Union[CommitRequest, _Mapping]] = ..., read_meta: _Optional[_Union[ReadMetaRequest, _Mapping]] = ..., read_versions: _Optional[_Union[ReadVersionsRequest, _Mapping]] = ...) -> None: ...
 
 class BatchError(_message.Message):
     __slots__ = ("code", "message")
@@ -44,14 +46,16 @@ class BatchError(_message.Message):
     def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
 class BatchResult(_message.Message):
-    __slots__ = ("commit", "read_meta", "error")
+    __slots__ = ("commit", "read_meta", "error", "read_versions")
     COMMIT_FIELD_NUMBER: _ClassVar[int]
     READ_META_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    READ_VERSIONS_FIELD_NUMBER: _ClassVar[int]
     commit: CommitResponse
     read_meta: ReadMetaResponse
     error: BatchError
-    def __init__(self, commit: _Optional[_Union[CommitResponse, _Mapping]] = ..., read_meta: _Optional[_Union[ReadMetaResponse, _Mapping]] = ..., error: _Optional[_Union[BatchError, _Mapping]] = ...) -> None: ...
+    read_versions: ReadVersionsResponse
+    def __init__(self, commit: _Optional[_Union[CommitResponse, _Mapping]] = ..., read_meta: _Optional[_Union[ReadMetaResponse, _Mapping]] = ..., error: _Optional[_Union[BatchError, _Mapping]] = ..., read_versions: _Optional[_Union[ReadVersionsResponse, _Mapping]] = ...) -> None: ...
 
 class PipeResponse(_message.Message):
     __slots__ = ("id", "results")
