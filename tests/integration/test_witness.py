@@ -131,8 +131,13 @@ def test_restarting_every_witness_costs_speed_not_correctness(own_cluster: DevCl
         assert _sum(cluster, nodes, "tristore_witness_unknown_answers_total") > unknown
         listed = {e.key for e in c.list_objects(BUCKET).contents}
         assert listed == {f"k{i}" for i in range(1, 30)}
-        # Reads re-taught the witnesses: they know the keys again.
-        assert all(cluster.metric(w, "tristore_witness_keys") >= 29 for w in witnesses[:2])
+        # Reads re-taught the witnesses: each key is known at a majority of its
+        # group again. Which majority is up to timing: a member whose new
+        # incarnation the reading coordinator had not heard of yet refuses
+        # that record (the incarnation fence), and the others make the majority.
+        (group,) = cluster.config.witness_groups
+        known = _sum(cluster, [w.name for w in group], "tristore_witness_keys")
+        assert known >= (len(group) // 2 + 1) * 29
 
 
 def test_the_incarnation_fence_keeps_a_late_record_from_a_stale_read(
