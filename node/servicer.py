@@ -995,7 +995,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
             cfg = self.membership.cfg
             if not cfg.tls.insecure:
                 tls.check_peer(
-                    context.auth_context(),
+                    tls.identity_of(context.auth_context()),
                     frozenset({"node"}),
                     cfg.cluster.name,
                     "GetClusterMap with from_node (the peer map exchange)",

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
 
 from tristore import tls
+from tristore.errors import AccessDenied
 from tristore.metrics import PIPE_CONNECTIONS, PIPE_REFUSED
 
 log = logging.getLogger(__name__)
@@ -253,18 +254,6 @@ def server_context(files: tls.Files) -> ssl.SSLContext:
     return ctx
 
 
-def peer_identity(peercert: Any) -> tls.Identity | None:
-    """The cluster identity in a verified peer certificate (``getpeercert()``)."""
-    if not peercert:
-        return None
-    for kind, value in peercert.get("subjectAltName", ()):
-        if kind == "URI":
-            ident = tls.Identity.from_uri(value)
-            if ident is not None:
-                return ident
-    return None
-
-
 class _Serving(asyncio.Protocol):
     def __init__(self, server: PipeServer) -> None:
         self._server = server
@@ -300,15 +289,11 @@ class _Serving(asyncio.Protocol):
             self._refuse(f"this port serves {srv.service.method}, not {method!r}", "method")
             return False
         if srv.roles is not None:
-            ident = peer_identity(self._transport.get_extra_info("peercert"))
-            wanted = " or ".join(sorted(srv.roles))
-            if ident is None or ident.cluster != srv.cluster or ident.role not in srv.roles:
-                who = ident.uri if ident is not None else "no cluster identity"
-                self._refuse(
-                    f"{method} is internal to the cluster: only a {wanted} of cluster "
-                    f"{srv.cluster!r} may call it (the caller's certificate names {who})",
-                    "identity",
-                )
+            ident = tls.peer_identity(self._transport.get_extra_info("peercert"))
+            try:
+                tls.check_peer(ident, srv.roles, srv.cluster, method)
+            except AccessDenied as exc:
+                self._refuse(str(exc), "identity")
                 return False
         self._transport.write(frame(b""))
         self._greeted = True

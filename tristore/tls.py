@@ -15,7 +15,8 @@ two listeners from one gRPC server (:mod:`tristore.server`):
 gRPC's Python server either requires a client certificate on a port or never
 asks for one, so the two kinds of caller need two ports; the interceptor then
 lets an internal RPC through only when the caller's certificate names the
-right role and this cluster (:func:`peer_identity`).
+right role and this cluster (:func:`check_peer`; the pipe port, a third, does
+the same on its own TLS stream: tristore/framed.py).
 
 Certificates renew without a restart: the server asks :class:`Reloader` for
 its certificate at every TLS handshake, and it re-reads the files when they
@@ -372,17 +373,30 @@ def identity_of(auth: Mapping[str, Iterable[bytes]]) -> Identity | None:
     return None
 
 
+def peer_identity(peercert: Any) -> Identity | None:
+    """The cluster identity in a verified peer certificate (Python's
+    ``getpeercert()``: the pipe port, tristore/framed.py)."""
+    if not peercert:
+        return None
+    for kind, value in peercert.get("subjectAltName", ()):
+        if kind == "URI":
+            ident = Identity.from_uri(value)
+            if ident is not None:
+                return ident
+    return None
+
+
 def check_peer(
-    auth: Mapping[str, Iterable[bytes]], roles: frozenset[str], cluster: str, method: str
+    ident: Identity | None, roles: frozenset[str], cluster: str, method: str
 ) -> Identity:
-    """The caller's identity if it is a process of ``cluster`` in one of
+    """``ident`` (the caller's, from :func:`identity_of` or
+    :func:`peer_identity`) if it is a process of ``cluster`` in one of
     ``roles``; else AccessDenied naming what was missing."""
-    ident = identity_of(auth)
     wanted = " or ".join(sorted(roles))
     if ident is None:
         raise AccessDenied(
             f"{method} is internal to the cluster: only a {wanted} of cluster {cluster!r} "
-            "may call it, with its cluster certificate, on the internal port"
+            "may call it, with its cluster certificate, on the internal or pipe port"
         )
     if ident.cluster != cluster or ident.role not in roles:
         raise AccessDenied(

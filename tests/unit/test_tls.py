@@ -54,7 +54,8 @@ def _auth(*uris: str) -> dict[str, list[bytes]]:
 
 def test_check_peer() -> None:
     node = frozenset({"node"})
-    assert tls.check_peer(_auth("tristore://east/node/a1"), node, "east", "Commit").name == "a1"
+    ident = tls.identity_of(_auth("tristore://east/node/a1"))
+    assert tls.check_peer(ident, node, "east", "Commit").name == "a1"
     for auth in (
         {},  # no certificate
         _auth(),  # a certificate that names no cluster identity (a user's)
@@ -62,7 +63,7 @@ def test_check_peer() -> None:
         _auth("tristore://east/replicator/r1"),  # another role
     ):
         with pytest.raises(errors.AccessDenied, match="internal to the cluster"):
-            tls.check_peer(auth, node, "east", "Commit")
+            tls.check_peer(tls.identity_of(auth), node, "east", "Commit")
 
 
 def test_internal_methods() -> None:
