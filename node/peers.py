@@ -33,8 +33,8 @@ from tristore.convert import (
 )
 from tristore.model import Change, ObjectVersion, ScrubReport
 from tristore.pb import admin_pb2, admin_pb2_grpc, replica_pb2, replica_pb2_grpc
-from tristore.pipe import GrpcConn, PipeBroken, PipeClient
-from tristore.server import cluster_channel, cluster_pipe
+from tristore.pipe import PipeBroken, PipeClient
+from tristore.server import cluster_channel, peer_pipe
 from tristore.stamps import Stamp
 from tristore.wakeup import wait_for_any
 
@@ -191,16 +191,17 @@ class RemoteReplica:
             credentials.process_signer(),
         )
         self.health = health_pb2_grpc.HealthStub(self.channel)
-        # Commits and metadata reads go on one long-lived stream, and those of
-        # concurrent requests share one message (tristore/pipe.py).
-        # On the peer's pipe port; on the gRPC stream where the channel is made
-        # elsewhere (the deterministic simulation).
-        opener = (
-            GrpcConn.opener(self.stub.Pipe)
-            if channel is not None
-            else cluster_pipe(
-                config, me, spec.grpc, framed.REPLICA_PIPE, replica_pb2.PipeResponse.FromString
-            )
+        # Commits, metadata reads and version reads go on one long-lived stream
+        # to the peer's pipe port, and those of concurrent requests share one
+        # message (tristore/pipe.py).
+        opener = peer_pipe(
+            config,
+            me,
+            spec.grpc,
+            framed.REPLICA_PIPE,
+            replica_pb2.PipeResponse.FromString,
+            self.stub.Pipe,
+            simulated=channel is not None,
         )
         self._pipe: PipeClient[replica_pb2.PipeRequest, replica_pb2.PipeResponse] = PipeClient(
             opener, self.timeout_s, spec.name

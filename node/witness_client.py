@@ -42,8 +42,8 @@ from tristore.batcher import Batcher
 from tristore.config import ClusterConfig, WitnessSpec
 from tristore.errors import QuorumUnavailable
 from tristore.pb import witness_pb2, witness_pb2_grpc
-from tristore.pipe import GrpcConn, Opener, PipeBroken, PipeClient
-from tristore.server import cluster_channel, cluster_pipe
+from tristore.pipe import PipeBroken, PipeClient
+from tristore.server import cluster_channel, peer_pipe
 from tristore.stamps import ENCODED_SIZE, Stamp
 
 log = logging.getLogger(__name__)
@@ -69,26 +69,35 @@ class WitnessConn:
     def __init__(
         self,
         spec: WitnessSpec,
-        channel: grpc.aio.Channel,
-        timeout_s: float,
-        max_batch: int,
-        open_pipe: Opener[Any, Any] | None = None,
+        cfg: ClusterConfig,
+        me: str,
+        channel: Callable[[str], grpc.aio.Channel] | None = None,
     ) -> None:
-        """``open_pipe`` opens the pipe's streams (the witness's pipe port:
-        :func:`tristore.server.cluster_pipe`); None: the gRPC stream on ``channel``."""
+        """``channel``: see :class:`WitnessFleet`."""
         self.spec = spec
-        self.timeout_s = timeout_s
-        self.channel = channel
+        self.timeout_s = cfg.witness.timeout_s
+        self.channel = (
+            channel(spec.grpc) if channel is not None else cluster_channel(cfg, me, spec.grpc)
+        )
         self.stub = witness_pb2_grpc.WitnessServiceStub(self.channel)
         #: The incarnation this process last heard of (0: none yet).
         self.incarnation = 0
         # Checks and records of concurrent requests share one message on one
-        # long-lived stream (tristore/pipe.py).
+        # long-lived stream to the witness's pipe port (tristore/pipe.py).
+        opener = peer_pipe(
+            cfg,
+            me,
+            spec.grpc,
+            framed.WITNESS_PIPE,
+            witness_pb2.WitnessPipeResponse.FromString,
+            self.stub.Pipe,
+            simulated=channel is not None,
+        )
         self._pipe: PipeClient[witness_pb2.WitnessPipeRequest, witness_pb2.WitnessPipeResponse] = (
-            PipeClient(open_pipe or GrpcConn.opener(self.stub.Pipe), timeout_s, spec.name)
+            PipeClient(opener, self.timeout_s, spec.name)
         )
         self._ops: Batcher[_Op, bytes | bool] = Batcher(
-            self._send, max_batch, sizes=PEER_BATCH_SIZE.labels("witness")
+            self._send, cfg.witness.max_batch, sizes=PEER_BATCH_SIZE.labels("witness")
         )
 
     def check(self, wkey: bytes) -> asyncio.Future[bytes]:
@@ -180,25 +189,7 @@ class WitnessFleet:
         :func:`tristore.server.cluster_channel`); a seam for the
         deterministic simulation (tests/sim/)."""
         self.groups = [
-            [
-                WitnessConn(
-                    w,
-                    channel(w.grpc) if channel is not None else cluster_channel(cfg, me, w.grpc),
-                    cfg.witness.timeout_s,
-                    cfg.witness.max_batch,
-                    None
-                    if channel is not None
-                    else cluster_pipe(
-                        cfg,
-                        me,
-                        w.grpc,
-                        framed.WITNESS_PIPE,
-                        witness_pb2.WitnessPipeResponse.FromString,
-                    ),
-                )
-                for w in members
-            ]
-            for members in cfg.witness_groups
+            [WitnessConn(w, cfg, me, channel) for w in members] for members in cfg.witness_groups
         ]
         # The order each group's members are asked in: a check goes to a bare
         # majority (the first ones) and to the next member only when one of

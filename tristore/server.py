@@ -253,7 +253,7 @@ class Interceptor(grpc.aio.ServerInterceptor):
             """The request to run the handler with, once the caller's certificate
             (internal RPCs) and the guard (signature, permission) let it in."""
             if roles is not None:
-                tls.check_peer(context.auth_context(), roles, cluster, method)
+                tls.check_peer(tls.identity_of(context.auth_context()), roles, cluster, method)
             request = _checked_stream(request) if streamed_in else _checked(request)
             if guard is None:
                 return request
@@ -589,6 +589,24 @@ def cluster_pipe(
         return None if cfg.tls.insecure else framed.client_context(cfg.tls_files(me))
 
     return framed.opener(cfg.pipe_address(address), method, parse, context)
+
+
+def peer_pipe(
+    cfg: ClusterConfig,
+    me: str,
+    address: str,
+    method: str,
+    parse: Callable[[bytes], Any],
+    grpc_pipe: Callable[..., Any],
+    simulated: bool,
+) -> pipe.Opener[Any, Any]:
+    """How ``me`` opens its pipe to a peer: :func:`cluster_pipe` (the peer's
+    pipe port), or the gRPC stream method ``grpc_pipe`` where the channels are
+    made elsewhere (``simulated``: the deterministic simulation, tests/sim/,
+    whose network carries gRPC calls only)."""
+    if simulated:
+        return pipe.GrpcConn.opener(grpc_pipe)
+    return cluster_pipe(cfg, me, address, method, parse)
 
 
 def private_files(data_dir: Path | None = None) -> None:
