@@ -588,6 +588,7 @@ class ReplicaStore:
         seq_before, self._hint_delta, self._tomb_delta = self._seq, 0, 0
         self._batch_touched, self._batch_pending, self._batch_first_change = [], 0, 0
         outcomes: list[tuple[bool, Any]] = []
+        wake_log = hinted = False
         for op, _fut in batch:
             try:
                 outcomes.append((True, op.apply(self, wb, overlay)))
@@ -617,12 +618,26 @@ class ReplicaStore:
             self._note_touched(self._batch_touched, self._seq)
             self._pending_committed = max(self._pending_committed, self._batch_pending)
             self._batches += 1
-            if self._seq > seq_before:
-                loop.call_soon_threadsafe(self._wake_log_readers)
-            if self._hint_delta > 0 and self.on_hinted is not None:
-                loop.call_soon_threadsafe(self.on_hinted)
+            wake_log = self._seq > seq_before
+            hinted = self._hint_delta > 0
+        # One wakeup of the event loop for the whole batch.
+        loop.call_soon_threadsafe(self._settle, batch, outcomes, wake_log, hinted)
+
+    def _settle(
+        self,
+        batch: list[tuple[_Op, asyncio.Future[Any]]],
+        outcomes: list[tuple[bool, Any]],
+        wake_log: bool,
+        hinted: bool,
+    ) -> None:
+        """On the event loop: a group commit's waiters (log readers and the
+        hint handoff first, as the commit's changes are in the log)."""
+        if wake_log:
+            self._wake_log_readers()
+        if hinted and self.on_hinted is not None:
+            self.on_hinted()
         for (_op, fut), (ok, value) in zip(batch, outcomes, strict=True):
-            loop.call_soon_threadsafe(_resolve, fut, ok, value)
+            _resolve(fut, ok, value)
 
     def _note_touched(self, touched: list[tuple[str, str]], seq: int) -> None:
         for bk in touched:
