@@ -173,6 +173,7 @@ class _Commit(_Op):
                 CONDITIONAL_AZ_REFUSALS.labels("newer_in_az").inc()
             return CommitResult(False, max(cur_stamp, self.in_az), conflict=True)
         kept: set[bytes] = set()  # bodies a record now refers to
+        stored: tuple[ObjectVersion, bytes] | None = None  # the head, as encoded
         if c.head is not None:
             if cur_stamp >= c.head.stamp and cur is not None:
                 if not c.merge:
@@ -180,6 +181,7 @@ class _Commit(_Op):
                     return CommitResult(False, cur_stamp)
             else:
                 encoded = records.encode_version(c.head)
+                stored = (c.head, encoded)
                 wb.put(okey, encoded)
                 overlay[okey] = encoded
                 # Whether a removal is replaced (a damaged record: the index tells).
@@ -190,7 +192,7 @@ class _Commit(_Op):
         for vstamp in c.removed:
             store._remove_version(wb, overlay, c.bucket, c.key, vstamp)
         for v in c.versions:
-            if store._put_version(wb, overlay, v):
+            if store._put_version(wb, overlay, v, stored):
                 kept.add(v.data_id)
         for data_id in {v.data_id for v in (c.head, *c.versions) if v is not None and v.data_id}:
             wb.delete(keys.staged_key(data_id))
@@ -710,13 +712,13 @@ class ReplicaStore:
         return value
 
     @staticmethod
-    def _sound_record(raw: bytes | None, key: bytes) -> ObjectVersion | None:
+    def _sound_record(raw: bytes | None, key: bytes) -> records.RecordHead | None:
         """A record about to be replaced or dropped, or None when there is
         none or it is damaged (then it is written over: a good copy repairs it)."""
         if raw is None:
             return None
         try:
-            return records.decode_version(raw)
+            return records.decode_head(raw)
         except CorruptData as exc:
             log.warning("record %r is damaged (%s): taken as absent by this write", key, exc)
             return None
@@ -726,7 +728,7 @@ class ReplicaStore:
         wb: rocksdict.WriteBatch,
         overlay: dict[bytes, bytes | None],
         v: ObjectVersion,
-        cur: ObjectVersion | None,
+        cur: records.RecordHead | None,
     ) -> None:
         """A refused commit of ``v`` whose body was staged again (a write-back
         racing another, a damaged copy healed twice): if a record here holds
@@ -771,12 +773,19 @@ class ReplicaStore:
             self._batch_pending = self._seq
 
     def _put_version(
-        self, wb: rocksdict.WriteBatch, overlay: dict[bytes, bytes | None], v: ObjectVersion
+        self,
+        wb: rocksdict.WriteBatch,
+        overlay: dict[bytes, bytes | None],
+        v: ObjectVersion,
+        stored: tuple[ObjectVersion, bytes] | None = None,
     ) -> bool:
         """Add or replace one version record (last writer wins per version). A
         null version replaces the key's older null version; a removed version
-        never comes back. True when the record was stored."""
-        v = replace(v, removed=())
+        never comes back. True when the record was stored. ``stored``: a
+        record this commit stored and its encoding (the new head: most
+        versions are it, and need not be encoded twice)."""
+        if v.removed:
+            v = replace(v, removed=())
         vs = v.vstamp.encode()
         if self._get_overlay(keys.removed_key(v.bucket, v.key, vs), overlay) is not None:
             return False
@@ -798,7 +807,11 @@ class ReplicaStore:
                 return old.data_id == v.data_id
             if old.data_id and old.data_id != v.data_id:
                 self._schedule_gc(wb, old.data_id)
-        encoded = records.encode_version(v)
+        encoded = (
+            stored[1]
+            if stored is not None and (stored[0] is v or stored[0] == v)
+            else records.encode_version(v)
+        )
         wb.put(vk, encoded)
         overlay[vk] = encoded
         return True

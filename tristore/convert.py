@@ -560,12 +560,20 @@ def change_to_pb(
 
 
 def change_from_pb(p: replica_pb2.CommitRequest) -> Change:
+    versions = tuple(version_from_pb(v) for v in p.versions)
+    head = None
+    if p.has_head:
+        # A new version is usually also the head (see change_to_pb): converted
+        # once, and the same object, as it was where the change was made.
+        head = next((v for v, pb in zip(versions, p.versions, strict=True) if pb == p.head), None)
+        if head is None:
+            head = version_from_pb(p.head)
     return Change(
         bucket=p.bucket,
         key=p.key,
         stamp=stamp_from_pb(p.stamp),
-        head=version_from_pb(p.head) if p.has_head else None,
-        versions=tuple(version_from_pb(v) for v in p.versions),
+        head=head,
+        versions=versions,
         removed=tuple(stamp_from_pb(r) for r in p.removed),
         expect=stamp_from_pb(p.expect) if p.has_expect else None,
         merge=p.merge,
