@@ -32,7 +32,8 @@ from typing import Any, Generic, TypeVar, cast
 
 from tristore import tls
 from tristore.errors import AccessDenied
-from tristore.metrics import PIPE_CONNECTIONS, PIPE_REFUSED
+from tristore.metrics import PIPE_CONNECTIONS, PIPE_FALLBACKS, PIPE_REFUSED
+from tristore.pipe import Conn, Opener
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +131,12 @@ class FramedConn(asyncio.Protocol, Generic[Req, Resp]):
 
     Requests sent before the stream is up wait in order and go out once it is.
     Each answer goes to ``on_answer``; when the stream fails or ends,
-    ``on_broken`` gets why, once."""
+    ``on_broken`` gets why, once.
+
+    ``fallback`` opens the same pipe another way (the peer's gRPC ``Pipe``
+    method): taken when nothing listens on the pipe port (the connection is
+    refused), as on a peer of a version from before pipe ports, during a
+    rolling upgrade. The requests that waited go there, in order."""
 
     def __init__(
         self,
@@ -138,6 +144,7 @@ class FramedConn(asyncio.Protocol, Generic[Req, Resp]):
         parse: Callable[[bytes], Resp],
         on_answer: Callable[[Resp], None],
         on_broken: Callable[[str], None],
+        fallback: Opener[Req, Resp] | None = None,
     ) -> None:
         self._parse = parse
         self._on_answer = on_answer
@@ -146,6 +153,10 @@ class FramedConn(asyncio.Protocol, Generic[Req, Resp]):
         self._transport: asyncio.Transport | None = None
         self._out: _Corked | None = None
         self._early: list[bytes] = [frame(method.encode())]
+        self._fallback = fallback
+        #: The requests in ``_early``, for the fallback (kept only with one).
+        self._early_reqs: list[Req] = []
+        self._via: Conn[Req] | None = None
         self._greeted = False
         self._over = False
         self._connecting: asyncio.Task[Any] | None = None
@@ -172,21 +183,37 @@ class FramedConn(asyncio.Protocol, Generic[Req, Resp]):
                 )
             except asyncio.CancelledError:
                 self._broken("the pipe was closed")
+            except ConnectionRefusedError as exc:
+                if self._fallback is None or self._over:
+                    self._broken(f"cannot reach the pipe port {address}: {exc}")
+                    return
+                PIPE_FALLBACKS.inc()
+                self._via = self._fallback(self._on_answer, self._broken)
+                for req in self._early_reqs:
+                    self._via.send(req)
+                self._early, self._early_reqs = [], []
             except (OSError, TimeoutError, ssl.SSLError) as exc:
                 self._broken(f"cannot reach the pipe port {address}: {exc}")
 
         self._connecting = loop.create_task(connect())
 
-    def send(self, req: Any) -> None:
-        data = frame(req.SerializeToString())
+    def send(self, req: Req) -> None:
+        if self._via is not None:
+            self._via.send(req)
+            return
+        data = frame(cast(Any, req).SerializeToString())
         if self._out is not None:
             self._out.write(data)
         elif not self._over:
             self._early.append(data)
+            if self._fallback is not None:
+                self._early_reqs.append(req)
 
     def close(self) -> None:
         self._broken("the pipe was closed")
-        if self._transport is not None:
+        if self._via is not None:
+            self._via.close()
+        elif self._transport is not None:
             self._transport.abort()
         elif self._connecting is not None:
             self._connecting.cancel()
@@ -207,7 +234,7 @@ class FramedConn(asyncio.Protocol, Generic[Req, Resp]):
         self._transport = transport
         self._out = _Corked(transport)
         transport.write(b"".join(self._early))
-        self._early = []
+        self._early, self._early_reqs = [], []
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -420,13 +447,15 @@ def opener(
     method: str,
     parse: Callable[[bytes], Resp],
     context: Callable[[], ssl.SSLContext | None],
+    fallback: Opener[Any, Resp] | None = None,
 ) -> Callable[[Callable[[Resp], None], Callable[[str], None]], FramedConn[Any, Resp]]:
     """Opens streams to the pipe port ``address`` (the ``open`` of a
     :class:`tristore.pipe.PipeClient`); ``context`` gives the TLS of each new
-    stream (None: plaintext), so a stream opened after a renewal uses the new files."""
+    stream (None: plaintext), so a stream opened after a renewal uses the new
+    files; ``fallback``: see :class:`FramedConn`."""
 
     def open(on_answer: Callable[[Resp], None], on_broken: Callable[[str], None]) -> Any:
-        conn: FramedConn[Any, Resp] = FramedConn(method, parse, on_answer, on_broken)
+        conn: FramedConn[Any, Resp] = FramedConn(method, parse, on_answer, on_broken, fallback)
         conn.start(address, context())
         return conn
 

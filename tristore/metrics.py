@@ -25,6 +25,12 @@ PIPE_CONNECTIONS = Gauge(
     "Pipe streams open on this process's pipe port (tristore/framed.py): one "
     "from each peer that sends it commits, reads, checks or records.",
 )
+PIPE_FALLBACKS = Counter(
+    "tristore_pipe_fallbacks_total",
+    "Pipe streams this process opened on a peer's gRPC Pipe method because "
+    "nothing listened on the peer's pipe port (a peer of an older version, "
+    "during a rolling upgrade; or a peer that is down, whose gRPC port refuses too).",
+)
 PIPE_REFUSED = Counter(
     "tristore_pipe_refused_total",
     "Pipe streams this process's pipe port refused, by reason: identity (the "

@@ -578,17 +578,23 @@ def cluster_channel(
 
 
 def cluster_pipe(
-    cfg: ClusterConfig, me: str, address: str, method: str, parse: Callable[[bytes], Any]
+    cfg: ClusterConfig,
+    me: str,
+    address: str,
+    method: str,
+    parse: Callable[[bytes], Any],
+    fallback: pipe.Opener[Any, Any] | None = None,
 ) -> pipe.Opener[Any, Any]:
     """Opens pipe streams from this cluster's process ``me`` to the pipe port of
     the process whose gRPC (public) address is ``address`` (tristore/framed.py):
     mutual TLS with ``me``'s certificate, read at each new stream; plaintext
-    with ``[tls] insecure``."""
+    with ``[tls] insecure``. ``fallback``: where a stream goes when nothing
+    listens on the pipe port (:class:`tristore.framed.FramedConn`)."""
 
     def context() -> Any:
         return None if cfg.tls.insecure else framed.client_context(cfg.tls_files(me))
 
-    return framed.opener(cfg.pipe_address(address), method, parse, context)
+    return framed.opener(cfg.pipe_address(address), method, parse, context, fallback)
 
 
 def peer_pipe(
@@ -601,12 +607,14 @@ def peer_pipe(
     simulated: bool,
 ) -> pipe.Opener[Any, Any]:
     """How ``me`` opens its pipe to a peer: :func:`cluster_pipe` (the peer's
-    pipe port), or the gRPC stream method ``grpc_pipe`` where the channels are
-    made elsewhere (``simulated``: the deterministic simulation, tests/sim/,
-    whose network carries gRPC calls only)."""
+    pipe port; the gRPC stream method ``grpc_pipe`` of a peer that has none,
+    one of an older version during a rolling upgrade), or ``grpc_pipe`` alone
+    where the channels are made elsewhere (``simulated``: the deterministic
+    simulation, tests/sim/, whose network carries gRPC calls only)."""
+    over_grpc: pipe.Opener[Any, Any] = pipe.GrpcConn.opener(grpc_pipe)
     if simulated:
-        return pipe.GrpcConn.opener(grpc_pipe)
-    return cluster_pipe(cfg, me, address, method, parse)
+        return over_grpc
+    return cluster_pipe(cfg, me, address, method, parse, fallback=over_grpc)
 
 
 def private_files(data_dir: Path | None = None) -> None:

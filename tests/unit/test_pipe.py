@@ -12,6 +12,7 @@ from typing import Any
 
 import grpc
 import pytest
+from prometheus_client import REGISTRY
 
 from tristore import framed, pipe
 from tristore.batcher import Batcher
@@ -196,6 +197,91 @@ def test_a_lost_peer_fails_the_call_at_once(refused_endpoint: str, transport: Tr
             await transport.stop()
 
     asyncio.run(go())
+
+
+def _grpc_opener(addr: str, stops: list[Callable[[], Awaitable[None]]]) -> pipe.Opener[Any, Any]:
+    channel = grpc.aio.insecure_channel(addr)
+    stops.append(channel.close)
+    return pipe.GrpcConn.opener(
+        channel.stream_stream(
+            METHOD,
+            request_serializer=replica_pb2.PipeRequest.SerializeToString,
+            response_deserializer=replica_pb2.PipeResponse.FromString,
+        )
+    )
+
+
+def test_a_peer_without_a_pipe_port_is_reached_on_its_grpc_pipe(refused_endpoint: str) -> None:
+    """A peer of a version from before pipe ports (a rolling upgrade): nothing
+    listens on its pipe port, and the requests that waited for it, in order,
+    and every later one go to its gRPC Pipe method instead."""
+    seen: list[str] = []
+
+    async def handle(req: replica_pb2.PipeRequest) -> replica_pb2.PipeResponse:
+        seen.extend(op.read_meta.key for op in req.ops)
+        return _echo_keys(req)
+
+    async def go() -> None:
+        stops: list[Callable[[], Awaitable[None]]] = []
+        server, addr = await _grpc_server(handle)
+        stops.append(lambda: server.stop(None))
+        opener = framed.opener(
+            refused_endpoint,
+            METHOD,
+            replica_pb2.PipeResponse.FromString,
+            lambda: None,
+            fallback=_grpc_opener(addr, stops),
+        )
+        client: pipe.PipeClient[Any, Any] = pipe.PipeClient(opener, 5.0, "old-peer")
+        try:
+            before = _fallbacks()
+            first = await asyncio.gather(*(client.call(_ask(k)) for k in ("a", "b", "c")))
+            assert [r.results[0].read_meta.version.key for r in first] == ["a", "b", "c"]
+            later = await client.call(_ask("d"))
+            assert later.results[0].read_meta.version.key == "d"
+            assert seen == ["a", "b", "c", "d"]
+            assert _fallbacks() == before + 1  # one stream, opened once
+        finally:
+            await client.close()
+            for stop in stops:
+                await stop()
+
+    asyncio.run(go())
+
+
+def test_a_down_peer_fails_the_call_at_once_on_its_grpc_pipe_too(refused_endpoint: str) -> None:
+    """Both ports refuse (the peer is down): the call fails at once, as
+    without the fallback, and the next call tries the pipe port again."""
+
+    async def go() -> None:
+        stops: list[Callable[[], Awaitable[None]]] = []
+        opener = framed.opener(
+            refused_endpoint,
+            METHOD,
+            replica_pb2.PipeResponse.FromString,
+            lambda: None,
+            fallback=_grpc_opener(refused_endpoint, stops),
+        )
+        client: pipe.PipeClient[Any, Any] = pipe.PipeClient(opener, 30.0, "down-peer")
+        try:
+            loop = asyncio.get_running_loop()
+            before = _fallbacks()
+            for _ in range(2):
+                started = loop.time()
+                with pytest.raises(pipe.PipeBroken, match="UNAVAILABLE"):
+                    await client.call(_ask("k"))
+                assert loop.time() - started < 10  # refused, not timed out
+            assert _fallbacks() == before + 2
+        finally:
+            await client.close()
+            for stop in stops:
+                await stop()
+
+    asyncio.run(go())
+
+
+def _fallbacks() -> float:
+    return REGISTRY.get_sample_value("tristore_pipe_fallbacks_total") or 0.0
 
 
 def test_close_all_answers_what_is_in_flight_then_ends_the_stream(transport: Transport) -> None:
