@@ -225,14 +225,7 @@ def test_a_peer_without_a_pipe_port_is_reached_on_its_grpc_pipe(refused_endpoint
         stops: list[Callable[[], Awaitable[None]]] = []
         server, addr = await _grpc_server(handle)
         stops.append(lambda: server.stop(None))
-        opener = framed.opener(
-            refused_endpoint,
-            METHOD,
-            replica_pb2.PipeResponse.FromString,
-            lambda: None,
-            fallback=_grpc_opener(addr, stops),
-        )
-        client: pipe.PipeClient[Any, Any] = pipe.PipeClient(opener, 5.0, "old-peer")
+        client = _with_fallback(refused_endpoint, addr, stops, 5.0, "old-peer")
         try:
             before = _fallbacks()
             first = await asyncio.gather(*(client.call(_ask(k)) for k in ("a", "b", "c")))
@@ -249,20 +242,32 @@ def test_a_peer_without_a_pipe_port_is_reached_on_its_grpc_pipe(refused_endpoint
     asyncio.run(go())
 
 
+def _with_fallback(
+    endpoint: str,
+    grpc_addr: str,
+    stops: list[Callable[[], Awaitable[None]]],
+    timeout: float,
+    name: str,
+) -> pipe.PipeClient[Any, Any]:
+    """A client of the pipe port ``endpoint`` that falls back to the gRPC
+    ``Pipe`` method at ``grpc_addr``."""
+    opener = framed.opener(
+        endpoint,
+        METHOD,
+        replica_pb2.PipeResponse.FromString,
+        lambda: None,
+        fallback=_grpc_opener(grpc_addr, stops),
+    )
+    return pipe.PipeClient(opener, timeout, name)
+
+
 def test_a_down_peer_fails_the_call_at_once_on_its_grpc_pipe_too(refused_endpoint: str) -> None:
     """Both ports refuse (the peer is down): the call fails at once, as
     without the fallback, and the next call tries the pipe port again."""
 
     async def go() -> None:
         stops: list[Callable[[], Awaitable[None]]] = []
-        opener = framed.opener(
-            refused_endpoint,
-            METHOD,
-            replica_pb2.PipeResponse.FromString,
-            lambda: None,
-            fallback=_grpc_opener(refused_endpoint, stops),
-        )
-        client: pipe.PipeClient[Any, Any] = pipe.PipeClient(opener, 30.0, "down-peer")
+        client = _with_fallback(refused_endpoint, refused_endpoint, stops, 30.0, "down-peer")
         try:
             loop = asyncio.get_running_loop()
             before = _fallbacks()
