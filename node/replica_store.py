@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import logging
 import os
 import queue
@@ -491,8 +490,11 @@ class ReplicaStore:
             for k, v in self._prefix_items(keys.meta_key(READER))
         }
         self._batch_first_change = 0
-        # Resolved (and replaced) when a batch adding change-log entries is synced.
+        # Resolved (and replaced) when a batch adding change-log entries is
+        # synced; the second only for a batch with an entry awaiting replication
+        # (what replicators wait for: every other commit leaves them asleep).
         self._log_grown: asyncio.Future[None] | None = None
+        self._pending_grown: asyncio.Future[None] | None = None
         self._log_waits_ended = False
         # Batches written so far, and (batches then, current records) of the last count.
         self._batches = 0
@@ -590,7 +592,7 @@ class ReplicaStore:
         seq_before, self._hint_delta, self._tomb_delta = self._seq, 0, 0
         self._batch_touched, self._batch_pending, self._batch_first_change = [], 0, 0
         outcomes: list[tuple[bool, Any]] = []
-        wake_log = hinted = False
+        wake_log = wake_pending = hinted = False
         for op, _fut in batch:
             try:
                 outcomes.append((True, op.apply(self, wb, overlay)))
@@ -621,21 +623,23 @@ class ReplicaStore:
             self._pending_committed = max(self._pending_committed, self._batch_pending)
             self._batches += 1
             wake_log = self._seq > seq_before
+            wake_pending = self._batch_pending > 0
             hinted = self._hint_delta > 0
         # One wakeup of the event loop for the whole batch.
-        loop.call_soon_threadsafe(self._settle, batch, outcomes, wake_log, hinted)
+        loop.call_soon_threadsafe(self._settle, batch, outcomes, wake_log, wake_pending, hinted)
 
     def _settle(
         self,
         batch: list[tuple[_Op, asyncio.Future[Any]]],
         outcomes: list[tuple[bool, Any]],
         wake_log: bool,
+        wake_pending: bool,
         hinted: bool,
     ) -> None:
         """On the event loop: a group commit's waiters (log readers and the
         hint handoff first, as the commit's changes are in the log)."""
         if wake_log:
-            self._wake_log_readers()
+            self._wake_log_readers(wake_pending)
         if hinted and self.on_hinted is not None:
             self.on_hinted()
         for (_op, fut), (ok, value) in zip(batch, outcomes, strict=True):
@@ -658,10 +662,16 @@ class ReplicaStore:
         at = self._touched.get((bucket, key))
         return at > seq if at is not None else self._forgotten_seq > seq
 
-    def _wake_log_readers(self) -> None:
+    def _wake_log_readers(self, pending: bool = True) -> None:
+        """Wake the readers waiting for any new entry, and with ``pending``
+        those waiting for one awaiting replication."""
         grown, self._log_grown = self._log_grown, None
         if grown is not None and not grown.done():
             grown.set_result(None)
+        if pending:
+            grown, self._pending_grown = self._pending_grown, None
+            if grown is not None and not grown.done():
+                grown.set_result(None)
 
     def end_log_waits(self) -> None:
         """The process is stopping: every wait for the log returns now (a long
@@ -682,19 +692,34 @@ class ReplicaStore:
             remaining = deadline - loop.time()
             if remaining <= 0 or self._log_waits_ended:
                 return False
-            if self._log_grown is None:
-                self._log_grown = loop.create_future()
-            # Shielded: one reader's timeout must not cancel the others' wakeup.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(self._log_grown), remaining)
+            # asyncio.wait leaves the future alone when its time is up: one
+            # reader's timeout does not cancel the others' wakeup.
+            await asyncio.wait((self._wakeup(after, pending_only, loop),), timeout=remaining)
         return True
+
+    def _indexed(self, after: int, pending_only: bool) -> bool:
+        """Whether a reader from ``after`` waits for entries awaiting
+        replication only (their index covers what it reads next)."""
+        return pending_only and after + 1 >= self._pending_from
 
     def _log_waiting(self, after: int, pending_only: bool) -> bool:
         if after > self._seq:
             return False  # the log restarted: the reader must hear of it now
-        if not pending_only or after + 1 < self._pending_from:
+        if not self._indexed(after, pending_only):
             return self._committed_seq <= after
         return self._pending_committed <= after
+
+    def _wakeup(
+        self, after: int, pending_only: bool, loop: asyncio.AbstractEventLoop
+    ) -> asyncio.Future[None]:
+        """The future a reader from ``after`` waits on (see _wake_log_readers)."""
+        if self._indexed(after, pending_only):
+            if self._pending_grown is None:
+                self._pending_grown = loop.create_future()
+            return self._pending_grown
+        if self._log_grown is None:
+            self._log_grown = loop.create_future()
+        return self._log_grown
 
     @property
     def committed_seq(self) -> int:

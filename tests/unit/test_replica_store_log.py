@@ -61,11 +61,16 @@ def test_only_pending_entries_and_how_far_it_looked(tmp_path: Path) -> None:
             assert await store.wait_for_log(5, 0.05)  # seq 6 exists
             waiter = asyncio.ensure_future(store.wait_for_log(6, 5.0, pending_only=True))
             plain = asyncio.ensure_future(store.wait_for_log(6, 5.0))
+            await asyncio.sleep(0)
+            asleep = store._pending_grown
+            assert asleep is not None
             await store.commit(_change(7, None))
-            # The wakeup that ends the plain wait reached the other one too.
             assert await asyncio.wait_for(plain, 5.0)
             await asyncio.sleep(0)
             assert not waiter.done()
+            # A commit with nothing awaiting replication leaves the replicators'
+            # long polls asleep: not woken to look and wait again.
+            assert store._pending_grown is asleep and not asleep.done()
             await store.commit(_change(8, PENDING))
             assert await asyncio.wait_for(waiter, 5.0)
             assert _seqs((await store.read_pending_log(6, 10))[0]) == [8]
