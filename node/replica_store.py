@@ -666,12 +666,12 @@ class ReplicaStore:
         """Wake the readers waiting for any new entry, and with ``pending``
         those waiting for one awaiting replication."""
         grown, self._log_grown = self._log_grown, None
-        if grown is not None and not grown.done():
-            grown.set_result(None)
+        if grown is not None:
+            _resolve(grown, True, None)
         if pending:
             grown, self._pending_grown = self._pending_grown, None
-            if grown is not None and not grown.done():
-                grown.set_result(None)
+            if grown is not None:
+                _resolve(grown, True, None)
 
     def end_log_waits(self) -> None:
         """The process is stopping: every wait for the log returns now (a long

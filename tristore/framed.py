@@ -126,6 +126,10 @@ def client_context(files: tls.Files) -> ssl.SSLContext:
     return ctx
 
 
+def _framed(req: Any) -> bytes:
+    return frame(req.SerializeToString())
+
+
 class FramedConn(asyncio.Protocol, Generic[Req, Resp]):
     """The client end of one pipe stream (the ``Conn`` of :class:`tristore.pipe.PipeClient`).
 
@@ -152,10 +156,11 @@ class FramedConn(asyncio.Protocol, Generic[Req, Resp]):
         self._frames = _Frames()
         self._transport: asyncio.Transport | None = None
         self._out: _Corked | None = None
-        self._early: list[bytes] = [frame(method.encode())]
+        self._greeting = frame(method.encode())
+        #: Requests sent before the stream is up, in order: framed once it is,
+        #: or handed to the fallback as they are.
+        self._early: list[Req] = []
         self._fallback = fallback
-        #: The requests in ``_early``, for the fallback (kept only with one).
-        self._early_reqs: list[Req] = []
         self._via: Conn[Req] | None = None
         self._greeted = False
         self._over = False
@@ -189,9 +194,9 @@ class FramedConn(asyncio.Protocol, Generic[Req, Resp]):
                     return
                 PIPE_FALLBACKS.inc()
                 self._via = self._fallback(self._on_answer, self._broken)
-                for req in self._early_reqs:
+                for req in self._early:
                     self._via.send(req)
-                self._early, self._early_reqs = [], []
+                self._early = []
             except (OSError, TimeoutError, ssl.SSLError) as exc:
                 self._broken(f"cannot reach the pipe port {address}: {exc}")
 
@@ -201,13 +206,10 @@ class FramedConn(asyncio.Protocol, Generic[Req, Resp]):
         if self._via is not None:
             self._via.send(req)
             return
-        data = frame(cast(Any, req).SerializeToString())
         if self._out is not None:
-            self._out.write(data)
+            self._out.write(_framed(req))
         elif not self._over:
-            self._early.append(data)
-            if self._fallback is not None:
-                self._early_reqs.append(req)
+            self._early.append(req)
 
     def close(self) -> None:
         self._broken("the pipe was closed")
@@ -233,8 +235,8 @@ class FramedConn(asyncio.Protocol, Generic[Req, Resp]):
             return
         self._transport = transport
         self._out = _Corked(transport)
-        transport.write(b"".join(self._early))
-        self._early, self._early_reqs = [], []
+        transport.write(b"".join([self._greeting, *map(_framed, self._early)]))
+        self._early = []
 
     def data_received(self, data: bytes) -> None:
         try:
