@@ -93,7 +93,9 @@ class LocalReplica:
         self.store = store
 
     async def commit(self, change: Change, hint_for: str = "") -> CommitResult:
-        return await self.store.commit(change, hint_for)
+        # The message the other AZs' nodes are sent (converted once): stored
+        # from it here too, as they store it.
+        return await self.store.commit(change, hint_for, _encoded(change))
 
     async def stage(self, data_id: bytes, chunks: AsyncIterator[tuple[int, bytes]]) -> None:
         await self.store.stage(data_id, chunks)
@@ -162,7 +164,8 @@ def _unavailable(spec: NodeSpec, exc: grpc.aio.AioRpcError) -> Exception:
 
 
 #: The last change converted to a message, and the message: one change goes to
-#: the nodes of three AZs in one event-loop turn, and is converted once.
+#: the nodes of three AZs in one event-loop turn, and is converted once (this
+#: node's own store takes it too). Never changed once made: callers copy it.
 _last_encoded: tuple[Change, replica_pb2.CommitRequest] | None = None
 
 

@@ -81,7 +81,13 @@ def corrupt(kind: str, what: str) -> CorruptData:
 
 
 def encode_version(v: ObjectVersion, with_inline: bool = True) -> bytes:
-    payload = version_to_pb(v, with_inline).SerializeToString()
+    return encode_version_pb(version_to_pb(v, with_inline))
+
+
+def encode_version_pb(msg: common_pb2.ObjectVersion) -> bytes:
+    """A version record from the message it is stored as (what a peer's
+    commit carries: no dataclass in between)."""
+    payload = msg.SerializeToString()
     return _RECORD_HEADER.pack(VERSION_V2, crc(payload)) + payload
 
 
@@ -260,6 +266,24 @@ def encode_change(c: Change) -> bytes:
         versions=tuple(slim(v) for v in c.versions),
     )
     return frame(change_to_pb(c, with_inline=True).SerializeToString())
+
+
+def encode_change_pb(msg: replica_pb2.CommitRequest) -> bytes:
+    """:func:`encode_change` of the message a peer's commit arrived as (the
+    same entry, without converting the change back): the peer's ``hint_for``
+    is not part of it, and inline bodies above LOG_INLINE_MAX are left out."""
+    if msg.hint_for or any(_fat(v) for v in (*msg.versions, msg.head)):
+        msg = replica_pb2.CommitRequest.FromString(msg.SerializeToString())
+        msg.hint_for = ""
+        for v in (*msg.versions, msg.head):
+            if _fat(v):
+                v.ClearField("inline_data")
+                v.has_inline = False
+    return frame(msg.SerializeToString())
+
+
+def _fat(v: common_pb2.ObjectVersion) -> bool:
+    return v.has_inline and len(v.inline_data) > LOG_INLINE_MAX
 
 
 def change_pb(raw: bytes) -> replica_pb2.CommitRequest:

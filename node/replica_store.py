@@ -57,6 +57,7 @@ from tristore.batcher import Batcher
 from tristore.config import NodeSection
 from tristore.errors import CorruptData, InternalError
 from tristore.model import Change, ObjectVersion
+from tristore.pb import replica_pb2
 from tristore.replication import PENDING
 from tristore.stamps import ZERO, Stamp
 
@@ -144,6 +145,9 @@ class _Commit(_Op):
     #: For a conditional change this node decides as the key's home: the
     #: newest record the other nodes of its AZ hold of the key (ZERO: none).
     in_az: Stamp = ZERO
+    #: The message a peer's commit arrived as (``change`` is made from it):
+    #: records and the log entry are its bytes, not the change encoded again.
+    wire: replica_pb2.CommitRequest | None = None
 
     def apply(
         self, store: ReplicaStore, wb: rocksdict.WriteBatch, overlay: dict[bytes, bytes | None]
@@ -179,7 +183,11 @@ class _Commit(_Op):
                     store._unstage_held(wb, overlay, c.head, cur_rec)
                     return CommitResult(False, cur_stamp)
             else:
-                encoded = records.encode_version(c.head)
+                encoded = (
+                    records.encode_version_pb(self.wire.head)
+                    if self.wire is not None
+                    else records.encode_version(c.head)
+                )
                 stored = (c.head, encoded)
                 wb.put(okey, encoded)
                 overlay[okey] = encoded
@@ -197,7 +205,7 @@ class _Commit(_Op):
             wb.delete(keys.staged_key(data_id))
             if data_id not in kept:
                 store._schedule_gc(wb, data_id)  # superseded on arrival (a merge commit)
-        store._append_log(wb, c)
+        store._append_log(wb, c, self.wire)
         store._batch_touched.append((c.bucket, c.key))
         hint_for = self.hint_for
         if not hint_for and store.rehome is not None:
@@ -787,12 +795,15 @@ class ReplicaStore:
         except CorruptData as exc:
             raise CorruptData(f"chunk {index} of body {data_id.hex()}: {exc}") from None
 
-    def _append_log(self, wb: rocksdict.WriteBatch, c: Change) -> None:
+    def _append_log(
+        self, wb: rocksdict.WriteBatch, c: Change, wire: replica_pb2.CommitRequest | None = None
+    ) -> None:
         if not self._first_change and not self._batch_first_change:
             self._batch_first_change = c.stamp.physical_ms
             wb.put(keys.meta_key(FIRST_CHANGE), records.encode_ms(c.stamp.physical_ms))
         self._seq += 1
-        wb.put(keys.log_key(self._seq), records.encode_change(c))
+        entry = records.encode_change(c) if wire is None else records.encode_change_pb(wire)
+        wb.put(keys.log_key(self._seq), entry)
         if awaits_replication(c):
             wb.put(keys.pending_log_key(self._seq), b"")
             self._batch_pending = self._seq
@@ -937,19 +948,22 @@ class ReplicaStore:
 
     # -- writes ----------------------------------------------------------
 
-    async def commit(self, change: Change, hint_for: str = "") -> CommitResult:
+    async def commit(
+        self, change: Change, hint_for: str = "", wire: replica_pb2.CommitRequest | None = None
+    ) -> CommitResult:
         """Apply ``change`` (durable once this returns). A conditional change
         (only the key's first AZ is sent one: its home, or a fallback standing
         in, ``hint_for``, while the home does not answer) is decided against
         what every node of this AZ holds of the key: the others are asked
         first (:attr:`hear_az`), since one may hold a write it took while this
-        node was away or out of a coordinator's reach."""
+        node was away or out of a coordinator's reach. ``wire``: the message
+        ``change`` was made from (a peer's commit), stored as it came."""
         if self.disk is not None:
             self.disk.refuse_if_full("new writes")
         in_az = ZERO
         if change.expect is not None and self.hear_az is not None:
             in_az = await self.hear_az(change.bucket, change.key)
-        result: CommitResult = await self._submit(_Commit(change, hint_for, in_az))
+        result: CommitResult = await self._submit(_Commit(change, hint_for, in_az, wire))
         return result
 
     async def drop_hint(

@@ -653,7 +653,7 @@ class ReplicaServicer(replica_pb2_grpc.ReplicaServiceServicer):
     async def _commit(self, request: replica_pb2.CommitRequest) -> replica_pb2.CommitResponse:
         change = change_from_pb(request)
         _check_change(change)
-        result = await self.store.commit(change, request.hint_for)
+        result = await self.store.commit(change, request.hint_for, request)
         return replica_pb2.CommitResponse(
             applied=result.applied, current=stamp_to_pb(result.current), conflict=result.conflict
         )

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 import rocksdict
 
-from node import keys
+from node import keys, records
 from node.replica_store import PENDING_FROM, ReplicaStore
 from tristore.config import NodeSection
+from tristore.convert import change_from_pb, change_to_pb
 from tristore.model import Change, ObjectVersion
 from tristore.replication import COMPLETED, PENDING
 from tristore.stamps import Stamp
@@ -189,5 +190,49 @@ def test_a_trim_stops_at_its_batch(tmp_path: Path) -> None:
             assert [await store.trim_log([]) for _ in range(4)] == [3, 3, 1, 0]
         finally:
             store.close()
+
+    asyncio.run(go())
+
+
+def test_a_peers_commit_is_stored_as_the_change_encoded_here_would_be(tmp_path: Path) -> None:
+    """A replica stores a peer's commit from the message it came as (no
+    re-encoding): every value written must be what encoding the change here
+    writes, the peer's ``hint_for`` aside and bodies above LOG_INLINE_MAX left
+    out of the log entry, as they are on the other path."""
+    small = ObjectVersion(
+        "b", "small", Stamp(2_000, 0, 1, 1), inline=b"x", size=1, metadata={"m": "1"}
+    )
+    fat_body = b"y" * (records.LOG_INLINE_MAX + 1)
+    fat = ObjectVersion("b", "fat", Stamp(2_001, 0, 1, 1), inline=fat_body, size=len(fat_body))
+    fat = replace(fat, tags={"t": "v"}, replication_targets={"west": PENDING})
+    older = replace(fat, stamp=Stamp(1_999, 0, 1, 1), inline=b"z", size=1)
+    changes = [
+        (Change.of(small), ""),
+        (Change("b", "fat", fat.stamp, head=fat, versions=(older, fat)), "b2"),
+    ]
+
+    async def stored(path: Path, wire: bool) -> dict[bytes, bytes]:
+        store = ReplicaStore(path, NodeSection(), lambda: 1_000)
+        store.start(asyncio.get_running_loop())
+        try:
+            for change, hint_for in changes:
+                if wire:
+                    msg = change_to_pb(change, hint_for)
+                    await store.commit(change_from_pb(msg), hint_for, msg)
+                else:
+                    await store.commit(change, hint_for)
+            return {k: v for k, v in store.db.items() if not k.startswith(keys.META)}
+        finally:
+            store.close()
+
+    async def go() -> None:
+        plain = await stored(tmp_path / "plain", wire=False)
+        from_wire = await stored(tmp_path / "wire", wire=True)
+        assert from_wire == plain
+        entries = [records.decode_change(v) for k, v in plain.items() if k.startswith(keys.LOG)]
+        assert [e.key for e in entries] == ["small", "fat"]
+        assert entries[0].head == small
+        assert entries[1].head is not None and entries[1].head.inline is None
+        assert [v.inline for v in entries[1].versions] == [b"z", None]
 
     asyncio.run(go())
