@@ -114,17 +114,40 @@ def resource_of(msg: Any) -> tuple[str, str, str]:
     / ``get`` (GetSmallObject).
     Empty strings where the message has none."""
     for _ in range(2):
-        if hasattr(msg, "bucket"):
+        own, inner = _resource_plan(msg)
+        if "bucket" in own:
             break
-        inner = next((n for n in ("header", "version", "get") if _has(msg, n)), None)
-        if inner is None:
+        name = next((n for n in inner if _has(msg, n)), None)
+        if name is None:
             break
-        msg = getattr(msg, inner)
+        msg = getattr(msg, name)
+    own, _ = _resource_plan(msg)
     return (
-        str(getattr(msg, "bucket", "") or ""),
-        str(getattr(msg, "key", "") or ""),
-        str(getattr(msg, "version_id", "") or ""),
+        str(getattr(msg, "bucket") or "") if "bucket" in own else "",
+        str(getattr(msg, "key") or "") if "key" in own else "",
+        str(getattr(msg, "version_id") or "") if "version_id" in own else "",
     )
+
+
+_RESOURCE_FIELDS = ("bucket", "key", "version_id")
+_RESOURCE_INNER = ("header", "version", "get")
+#: Per message type: which of _RESOURCE_FIELDS it has, and which of
+#: _RESOURCE_INNER could hold them (every request is signed and checked: its
+#: type is looked at once, not by attribute errors on each call).
+_resource_plans: dict[Any, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+
+
+def _resource_plan(msg: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    kind = type(msg)
+    plan = _resource_plans.get(kind)
+    if plan is None:
+        plan = (
+            tuple(f for f in _RESOURCE_FIELDS if hasattr(msg, f)),
+            tuple(n for n in _RESOURCE_INNER if hasattr(msg, n)),
+        )
+        if len(_resource_plans) < 1024:
+            _resource_plans[kind] = plan
+    return plan
 
 
 def _has(msg: Any, name: str) -> bool:
