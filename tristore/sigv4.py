@@ -123,9 +123,9 @@ def resource_of(msg: Any) -> tuple[str, str, str]:
         msg = getattr(msg, name)
     own, _ = _resource_plan(msg)
     return (
-        str(getattr(msg, "bucket") or "") if "bucket" in own else "",
-        str(getattr(msg, "key") or "") if "key" in own else "",
-        str(getattr(msg, "version_id") or "") if "version_id" in own else "",
+        str(msg.bucket or "") if "bucket" in own else "",
+        str(msg.key or "") if "key" in own else "",
+        str(msg.version_id or "") if "version_id" in own else "",
     )
 
 
