@@ -64,6 +64,9 @@ from tristore.stamps import ZERO, Stamp
 log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
+#: What :meth:`ReplicaStore.read_version_records` is asked: bucket, key,
+#: version stamp (None: the newest), the null version, how many.
+_VersionRead = tuple[str, str, Stamp | None, bool, int]
 
 FORMAT = b"tristore-node-2"
 #: Meta key set while a node made with a new data directory has not rebuilt
@@ -520,6 +523,11 @@ class ReplicaStore:
         # one thread hop (a RocksDB multi-get) instead of one each.
         self._meta_reads: Batcher[bytes, bytes | None] = Batcher(
             self._get_many, max_batch=256, max_inflight=cfg.read_threads
+        )
+        # Reads of a key's versions likewise (a replication apply asks every
+        # node of each AZ for the version it brings; backfills, a version).
+        self._version_reads: Batcher[_VersionRead, tuple[list[bytes], bool]] = Batcher(
+            self._read_version_records, max_batch=256, max_inflight=cfg.read_threads
         )
         self._closed = False
 
@@ -1157,9 +1165,8 @@ class ReplicaStore:
         raw = await self.read_meta_record(bucket, key)
         return records.decode_version(raw) if raw is not None else None
 
-    def _read_versions(
-        self, bucket: str, key: str, vstamp: Stamp | None, null: bool, limit: int
-    ) -> tuple[list[ObjectVersion], bool]:
+    def _version_records(self, ask: _VersionRead) -> tuple[list[bytes], bool]:
+        bucket, key, vstamp, null, limit = ask
         if null:
             held = self.db.get(keys.null_key(bucket, key))
             if held is None:
@@ -1169,14 +1176,47 @@ class ReplicaStore:
             vs = vstamp.encode()
             raw = self._get_checked(keys.version_key(bucket, key, vs), records.RECORD)
             if raw is not None:
-                return [records.decode_version(raw)], False
+                return [raw], False
             return [], self.db.get(keys.removed_key(bucket, key, vs)) is not None
-        out: list[ObjectVersion] = []
+        out: list[bytes] = []
         for _k, raw in self._prefix_items(keys.version_prefix(bucket, key)):
             if len(out) >= limit:
                 break
-            out.append(records.decode_version(raw))
+            out.append(raw)
         return out, False
+
+    def _many_version_records(
+        self, asks: list[_VersionRead]
+    ) -> list[tuple[list[bytes], bool] | BaseException]:
+        out: list[tuple[list[bytes], bool] | BaseException] = []
+        for ask in asks:
+            try:
+                out.append(self._version_records(ask))
+            except Exception as exc:  # noqa: BLE001 - this read's failure, not the others'
+                out.append(exc)
+        return out
+
+    async def _read_version_records(
+        self, asks: list[_VersionRead]
+    ) -> list[tuple[list[bytes], bool] | BaseException]:
+        got: list[tuple[list[bytes], bool] | BaseException] = await self._read(
+            self._many_version_records, asks
+        )
+        return got
+
+    async def read_version_records(
+        self,
+        bucket: str,
+        key: str,
+        vstamp: Stamp | None = None,
+        null: bool = False,
+        limit: int = 1,
+    ) -> tuple[list[bytes], bool]:
+        """One version's record (by stamp, or the null one's), or the newest
+        ``limit`` records, as stored (see node/records.py; their checksums
+        are checked when they are decoded); and whether the one asked for was
+        removed for good. Those asked in one event-loop turn share a thread hop."""
+        return await self._version_reads.submit((bucket, key, vstamp, null, limit))
 
     async def read_versions(
         self,
@@ -1186,12 +1226,9 @@ class ReplicaStore:
         null: bool = False,
         limit: int = 1,
     ) -> tuple[list[ObjectVersion], bool]:
-        """One version (by stamp, or the null one), or the newest ``limit``;
-        and whether the one asked for was removed for good."""
-        result: tuple[list[ObjectVersion], bool] = await self._read(
-            self._read_versions, bucket, key, vstamp, null, limit
-        )
-        return result
+        """:meth:`read_version_records`, decoded."""
+        raws, removed = await self.read_version_records(bucket, key, vstamp, null, limit)
+        return [records.decode_version(raw) for raw in raws], removed
 
     def _scan_versions(
         self, bucket: str, prefix: str, key_marker: str, after: Stamp | None, limit: int

@@ -772,15 +772,17 @@ class ReplicaServicer(replica_pb2_grpc.ReplicaServiceServicer):
     async def _read_versions(
         self, request: replica_pb2.ReadVersionsRequest
     ) -> replica_pb2.ReadVersionsResponse:
-        versions, removed = await self.store.read_versions(
+        raws, removed = await self.store.read_version_records(
             request.bucket,
             request.key,
             stamp_from_pb(request.version_stamp) if request.has_version_stamp else None,
             request.null_version,
             request.limit or 1,
         )
+        # Records are stored as the messages they are sent as (see _read_meta).
         return replica_pb2.ReadVersionsResponse(
-            versions=[version_to_pb(v, request.include_inline) for v in versions], removed=removed
+            versions=[records.version_record_pb(raw, request.include_inline) for raw in raws],
+            removed=removed,
         )
 
     async def ScanVersions(

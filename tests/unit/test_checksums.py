@@ -144,6 +144,39 @@ def test_a_damaged_record_fails_its_read_and_a_write_replaces_it(tmp_path: Path)
     _run(tmp_path, body)
 
 
+def test_version_reads_asked_together_each_get_their_own_answer(tmp_path: Path) -> None:
+    """Version reads asked together (one RocksDB batch); each gets its
+    own answer (by stamp, the newest, a removed one, a missing key), and a
+    damaged record fails its own read only."""
+
+    async def body(store: ReplicaStore) -> None:
+        v1, v2 = _version(1_000), _version(2_000)
+        other = ObjectVersion("b", "k2", Stamp(3_000, 0, 1, 1), size=1, inline=b"z")
+        for v in (v1, v2, other):
+            await store.commit(Change.of(v))
+        await store.commit(Change("b", "k", Stamp(4_000, 0, 1, 1), removed=(v1.vstamp,)))
+        vk = keys.version_key("b", "k2", other.vstamp.encode())
+        store.db.put(vk, _flip(store.db[vk], 8))
+        got = await asyncio.gather(
+            store.read_versions("b", "k", v2.vstamp),
+            store.read_versions("b", "k", None, False, 5),
+            store.read_versions("b", "k", v1.vstamp),
+            store.read_versions("b", "nothing"),
+            store.read_versions("b", "k2", other.vstamp),
+            store.read_versions("b", "k2", None, False, 5),
+            return_exceptions=True,
+        )
+        assert got[0] == ([v2], False)
+        assert got[1] == ([v2], False)
+        assert got[2] == ([], True)  # removed for good
+        assert got[3] == ([], False)
+        assert isinstance(got[4], CorruptData) and isinstance(got[5], CorruptData)
+        raws, removed = await store.read_version_records("b", "k", v2.vstamp)
+        assert [records.decode_version(r) for r in raws] == [v2] and not removed
+
+    _run(tmp_path, body)
+
+
 def test_a_damaged_chunk_fails_its_read_and_is_mended(tmp_path: Path) -> None:
     async def body(store: ReplicaStore) -> None:
         assert store.strict_chunks  # a new data directory
