@@ -34,7 +34,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, NamedTuple, TypeVar, cast
 
 import rocksdict
 
@@ -64,9 +64,19 @@ from tristore.stamps import ZERO, Stamp
 log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
-#: What :meth:`ReplicaStore.read_version_records` is asked: bucket, key,
-#: version stamp (None: the newest), the null version, how many.
-_VersionRead = tuple[str, str, Stamp | None, bool, int]
+
+
+class VersionRead(NamedTuple):
+    """What :meth:`ReplicaStore.read_version_records` is asked."""
+
+    bucket: str
+    key: str
+    #: The version's stamp; None: the newest ``limit``.
+    vstamp: Stamp | None = None
+    #: The key's null version instead.
+    null: bool = False
+    limit: int = 1
+
 
 FORMAT = b"tristore-node-2"
 #: Meta key set while a node made with a new data directory has not rebuilt
@@ -526,7 +536,7 @@ class ReplicaStore:
         )
         # Reads of a key's versions likewise (a replication apply asks every
         # node of each AZ for the version it brings; backfills, a version).
-        self._version_reads: Batcher[_VersionRead, tuple[list[bytes], bool]] = Batcher(
+        self._version_reads: Batcher[VersionRead, tuple[list[bytes], bool]] = Batcher(
             self._read_version_records, max_batch=256, max_inflight=cfg.read_threads
         )
         self._closed = False
@@ -1165,7 +1175,7 @@ class ReplicaStore:
         raw = await self.read_meta_record(bucket, key)
         return records.decode_version(raw) if raw is not None else None
 
-    def _version_records(self, ask: _VersionRead) -> tuple[list[bytes], bool]:
+    def _version_records(self, ask: VersionRead) -> tuple[list[bytes], bool]:
         bucket, key, vstamp, null, limit = ask
         if null:
             held = self.db.get(keys.null_key(bucket, key))
@@ -1186,7 +1196,7 @@ class ReplicaStore:
         return out, False
 
     def _many_version_records(
-        self, asks: list[_VersionRead]
+        self, asks: list[VersionRead]
     ) -> list[tuple[list[bytes], bool] | BaseException]:
         out: list[tuple[list[bytes], bool] | BaseException] = []
         for ask in asks:
@@ -1197,26 +1207,19 @@ class ReplicaStore:
         return out
 
     async def _read_version_records(
-        self, asks: list[_VersionRead]
+        self, asks: list[VersionRead]
     ) -> list[tuple[list[bytes], bool] | BaseException]:
         got: list[tuple[list[bytes], bool] | BaseException] = await self._read(
             self._many_version_records, asks
         )
         return got
 
-    async def read_version_records(
-        self,
-        bucket: str,
-        key: str,
-        vstamp: Stamp | None = None,
-        null: bool = False,
-        limit: int = 1,
-    ) -> tuple[list[bytes], bool]:
+    async def read_version_records(self, ask: VersionRead) -> tuple[list[bytes], bool]:
         """One version's record (by stamp, or the null one's), or the newest
         ``limit`` records, as stored (see node/records.py; their checksums
         are checked when they are decoded); and whether the one asked for was
         removed for good. Those asked in one event-loop turn share a thread hop."""
-        return await self._version_reads.submit((bucket, key, vstamp, null, limit))
+        return await self._version_reads.submit(ask)
 
     async def read_versions(
         self,
@@ -1227,7 +1230,9 @@ class ReplicaStore:
         limit: int = 1,
     ) -> tuple[list[ObjectVersion], bool]:
         """:meth:`read_version_records`, decoded."""
-        raws, removed = await self.read_version_records(bucket, key, vstamp, null, limit)
+        raws, removed = await self.read_version_records(
+            VersionRead(bucket, key, vstamp, null, limit)
+        )
         return [records.decode_version(raw) for raw in raws], removed
 
     def _scan_versions(

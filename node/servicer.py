@@ -20,7 +20,7 @@ from node.multipart import Multipart
 from node.objects import GetResult, PutHeader
 from node.peers import Peers
 from node.repair import Repairer, serve_repair
-from node.replica_store import ReplicaStore
+from node.replica_store import ReplicaStore, VersionRead
 from node.replication_apply import StatusUpdate
 from node.scrub import Scrubber, scrub_nodes
 from node.witness_client import WitnessConn, WitnessFleet
@@ -773,11 +773,13 @@ class ReplicaServicer(replica_pb2_grpc.ReplicaServiceServicer):
         self, request: replica_pb2.ReadVersionsRequest
     ) -> replica_pb2.ReadVersionsResponse:
         raws, removed = await self.store.read_version_records(
-            request.bucket,
-            request.key,
-            stamp_from_pb(request.version_stamp) if request.has_version_stamp else None,
-            request.null_version,
-            request.limit or 1,
+            VersionRead(
+                request.bucket,
+                request.key,
+                stamp_from_pb(request.version_stamp) if request.has_version_stamp else None,
+                request.null_version,
+                request.limit or 1,
+            )
         )
         # Records are stored as the messages they are sent as (see _read_meta).
         return replica_pb2.ReadVersionsResponse(

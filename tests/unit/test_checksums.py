@@ -13,7 +13,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from node import keys, records
-from node.replica_store import ReplicaStore
+from node.replica_store import ReplicaStore, VersionRead
 from tristore.config import NodeSection
 from tristore.convert import version_to_pb
 from tristore.errors import CorruptData
@@ -171,7 +171,7 @@ def test_version_reads_asked_together_each_get_their_own_answer(tmp_path: Path) 
         assert got[2] == ([], True)  # removed for good
         assert got[3] == ([], False)
         assert isinstance(got[4], CorruptData) and isinstance(got[5], CorruptData)
-        raws, removed = await store.read_version_records("b", "k", v2.vstamp)
+        raws, removed = await store.read_version_records(VersionRead("b", "k", v2.vstamp))
         assert [records.decode_version(r) for r in raws] == [v2] and not removed
 
     _run(tmp_path, body)
