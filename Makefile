@@ -16,7 +16,7 @@ ARGS ?=
 # Minutes of traffic of `make soak` (make test runs the 2-minute form).
 SOAK_MINUTES ?= 30
 
-.PHONY: install install-dev up down status compose-up compose-down test test-unit test-integration lint format proto docs bench bench-compare bench-replication bench-operations bench-idle bench-large bench-cli soak clean
+.PHONY: install install-dev up down status compose-up compose-down test test-unit test-integration lint format proto docs bench bench-compare bench-replication bench-ab bench-operations bench-idle bench-large bench-cli soak clean
 
 $(INSTALLED): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -101,6 +101,9 @@ bench-compare: install-dev ## tristore vs three-member etcd vs the grpc.aio echo
 
 bench-replication: install-dev ## replication lag under PUT load; bench/results/replication.json
 	$(BIN)/python -m bench.replication
+
+bench-ab: install-dev ## two trees interleaved, CPU per operation (ARGS="REF_A [REF_B]"); bench/results/ab.json
+	$(BIN)/python -m bench.ab $(ARGS)
 
 bench-operations: install-dev ## drain, undrain, repair, rebuild times; bench/results/operations.json
 	$(BIN)/python -m bench.operations
