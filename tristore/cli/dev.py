@@ -753,11 +753,12 @@ def wait_healthy(
 
 
 def _wait_gone(d: DevDir, names: Iterable[str], pids: dict[str, int], timeout_s: float) -> set[str]:
-    """Wait until the processes exit; return the names still running."""
+    """Wait until the processes exit, every thread of them (their ports are
+    free then); return the names still running."""
     left = set(names)
     deadline = time.monotonic() + timeout_s
     while left:
-        left = {n for n in left if is_ours(pids[n], d, n)}
+        left = {n for n in left if is_ours(pids[n], d, n) or processes.exiting(pids[n])}
         if not left or time.monotonic() >= deadline:
             break
         time.sleep(0.05)

@@ -49,6 +49,30 @@ def argv_of(pid: int) -> list[str] | None:
     return [a.decode(errors="replace") for a in raw.split(b"\0") if a]
 
 
+def _task_state(pid: int, tid: int) -> str | None:
+    """The state letter of one thread (R, S, D, Z, ...); None when it is gone
+    or /proc cannot tell."""
+    try:
+        return Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
+
+
+def exiting(pid: int) -> bool:
+    """Whether ``pid``'s main thread has exited (a zombie) while another of its
+    threads has not yet. A killed process's thread blocked in the kernel (one
+    in fdatasync waits for the disk) outlives the main one, and until it is
+    gone so are not the process's files: its listening sockets still hold
+    their ports. False where /proc cannot tell."""
+    if _task_state(pid, pid) != "Z":
+        return False
+    try:
+        tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+    except (OSError, ValueError):
+        return False
+    return any(_task_state(pid, t) not in (None, "Z", "X") for t in tids if t != pid)
+
+
 def send(pid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, sig)
