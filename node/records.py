@@ -30,7 +30,7 @@ and handled as the caller's docstring says (never taken for sound).
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import crc32c as _crc32c
 from google.protobuf.message import DecodeError
@@ -253,25 +253,15 @@ LOG_INLINE_MAX = 4096
 
 def encode_change(c: Change) -> bytes:
     """A change-log entry: the commit, with small inline bodies, larger bodies
-    by reference only."""
-
-    def slim(v: ObjectVersion) -> ObjectVersion:
-        if v.inline is not None and len(v.inline) > LOG_INLINE_MAX:
-            return replace(v, inline=None)
-        return v
-
-    c = replace(
-        c,
-        head=slim(c.head) if c.head is not None else None,
-        versions=tuple(slim(v) for v in c.versions),
-    )
-    return frame(change_to_pb(c, with_inline=True).SerializeToString())
+    by reference only (:func:`encode_change_pb` of the change's message)."""
+    return encode_change_pb(change_to_pb(c))
 
 
 def encode_change_pb(msg: replica_pb2.CommitRequest) -> bytes:
-    """:func:`encode_change` of the message a peer's commit arrived as (the
-    same entry, without converting the change back): the peer's ``hint_for``
-    is not part of it, and inline bodies above LOG_INLINE_MAX are left out."""
+    """A change-log entry from the message a commit arrives as (a peer's: no
+    converting the change back): the sender's ``hint_for`` is not part of it,
+    and inline bodies above LOG_INLINE_MAX are left out (the message itself
+    is left as it is)."""
     if msg.hint_for or any(_fat(v) for v in (*msg.versions, msg.head)):
         msg = replica_pb2.CommitRequest.FromString(msg.SerializeToString())
         msg.hint_for = ""
