@@ -3,7 +3,9 @@
 Only versions known to be finished (acknowledged by this coordinator, or read
 and confirmed at the witness) ever enter it. An entry is served only when the
 witness says nothing newer was acknowledged, so the cache never has to be
-invalidated: a stale entry is simply not used, and is replaced on the next miss.
+invalidated for a read to be right: a stale entry is simply not used, and is
+replaced on the next miss. An entry is dropped only for liveness, when a
+conditional write checked against it fails (:meth:`MetadataCache.forget`).
 """
 
 from __future__ import annotations
@@ -53,6 +55,23 @@ class MetadataCache:
             while self._bytes > self.max_bytes:
                 _, (_, dropped) = self._entries.popitem(last=False)
                 self._bytes -= dropped
+        CACHE_BYTES.set(self._bytes)
+        CACHE_ENTRIES.set(len(self._entries))
+
+    def forget(self, bucket: str, key: str) -> None:
+        """Drop the key's entry: the next read of it asks its replicas.
+
+        For a coordinator that learns its entry, though the newest finished
+        version, is not what the key's first AZ holds (a conditional write it
+        sent was refused there): an unfinished write newer than the entry (a
+        coordinator that died, or a request cancelled, after the first AZ took
+        its change) is invisible to cache hits, and each conditional write
+        checked against the entry would be refused again, for as long as it
+        stays cached. A read of the replicas finds that write and finishes it."""
+        held = self._entries.pop((bucket, key), None)
+        if held is None:
+            return
+        self._bytes -= held[1]
         CACHE_BYTES.set(self._bytes)
         CACHE_ENTRIES.set(len(self._entries))
 

@@ -213,6 +213,26 @@ class Protocol:
         """
         if replica:
             return await self._write_replica(head, targets)
+        try:
+            return await self._write(head, targets, expect, floor)
+        except BaseException:
+            # A write that failed may have left a change in some AZs (the first
+            # AZ took a conditional try, then the others failed, or the request
+            # was cancelled), and a refused one met something newer than the
+            # read it was checked against, maybe such an unfinished write. A
+            # cache hit never shows one: conditional writes checked against
+            # this node's entry would be refused for as long as it stays. So
+            # the key's next read here asks its replicas, and finishes it.
+            self.cache.forget(head.bucket, head.key)
+            raise
+
+    async def _write(
+        self,
+        head: ObjectVersion,
+        targets: list[Target] | None,
+        expect: Stamp | None,
+        floor: asyncio.Future[Stamp | None] | None,
+    ) -> ObjectVersion:
         placement = self.placer.place(head.bucket, head.key)
         fence = self.fence(head.bucket, head.key)
         if expect is None and self.witness is not None:

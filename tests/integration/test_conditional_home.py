@@ -139,3 +139,47 @@ def test_a_home_back_from_the_dead_decides_knowing_its_fallbacks_write(
     assert resp.applied and not resp.conflict, resp
     assert cluster.node_versions(home)[(BUCKET, KEY)].stamp == again.stamp
     assert cluster.metric(home, ELSEWHERE) == elsewhere + 2
+
+
+def test_a_write_the_first_az_took_alone_does_not_block_the_keys_conditional_writes(
+    cluster: DevCluster,
+) -> None:
+    """A coordinator that died (or a request cancelled) after the key's first
+    AZ took its conditional try leaves a write no one finished. A coordinator
+    that cached the version before it must not be refused on every
+    conditional write it checks against that entry (the CI run of 2026-12-04:
+    a backfill's requeues, each refused again until "kept changing"): the
+    refusal sends its retry to the replicas, which finish the write, and the
+    request succeeds against it."""
+    cfg = cluster.config
+    bucket, key = "cas-unfinished", "k"
+    first_home = cluster.homes(bucket, key)[0]
+    coordinator = next(n.name for n in cfg.nodes if n.az != cfg.node_named(first_home).az)
+    with cluster.client(cfg.node_named(coordinator).grpc) as c:
+        c.create_bucket(bucket)
+        c.put_object(bucket, key, b"body")  # the coordinator caches the version
+        assert c.get_object(bucket, key) == b"body"
+        old = cluster.node_versions(first_home)[(bucket, key)]
+        # A tags change the first AZ took, its coordinator gone before the others did.
+        unfinished = replace(
+            old,
+            stamp=replace(old.stamp, physical_ms=old.stamp.physical_ms + 1),
+            version_stamp=old.vstamp,
+            tags={"by": "unfinished"},
+        )
+        resp = _commit(cluster, first_home, Change.of(unfinished, expect=old.stamp))
+        assert resp.applied and not resp.conflict, resp
+        for home in cluster.homes(bucket, key)[1:]:
+            assert cluster.node_versions(home)[(bucket, key)].stamp == old.stamp
+
+        c.put_object_tagging(bucket, key, {"by": "user"})  # conditional on the current record
+        assert c.get_object_tagging(bucket, key).tags == {"by": "user"}
+        # The unfinished write was finished on the way, and the user's came after it.
+        for home in cluster.homes(bucket, key):
+            held = cluster.node_versions(home)[(bucket, key)]
+            assert held.stamp > unfinished.stamp and held.tags == {"by": "user"}, (home, held)
+        # The other conditional writes of the key go through, here and elsewhere.
+        etag = c.head_object(bucket, key).etag
+        c.put_object(bucket, key, b"next", if_match=etag)
+    with cluster.client() as other:
+        assert other.get_object(bucket, key) == b"next"
