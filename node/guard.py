@@ -29,7 +29,7 @@ import contextvars
 import hashlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -180,6 +180,57 @@ def _secure(context: grpc.aio.ServicerContext) -> bool:
     return b"ssl" in kind
 
 
+class _CallConditions(Mapping[str, str]):
+    """The policy condition keys of a gRPC call (aws:SourceIp,
+    aws:SecureTransport), read from the call only when a bucket policy's
+    condition asks for one: most buckets have no policy, and reading them
+    costs a call's peer and auth context on every request."""
+
+    __slots__ = ("_context", "_keys")
+
+    def __init__(self, context: grpc.aio.ServicerContext) -> None:
+        self._context = context
+        self._keys: dict[str, str] | None = None
+
+    def _read(self) -> dict[str, str]:
+        if self._keys is None:
+            self._keys = {
+                "aws:SourceIp": _peer_ip(self._context),
+                "aws:SecureTransport": str(_secure(self._context)).lower(),
+            }
+        return self._keys
+
+    def __getitem__(self, name: str) -> str:
+        return self._read()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._read())
+
+    def __len__(self) -> int:
+        return len(self._read())
+
+
+class _Over(Mapping[str, str]):
+    """``own`` over ``base``, neither copied (``base`` may read its keys lazily)."""
+
+    __slots__ = ("_base", "_own")
+
+    def __init__(self, own: dict[str, str], base: Mapping[str, str]) -> None:
+        self._own = own
+        self._base = base
+
+    def __getitem__(self, name: str) -> str:
+        own = self._own.get(name)
+        return own if own is not None else self._base[name]
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._own
+        yield from (k for k in self._base if k not in self._own)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
 class Guard:
     """The node's :class:`tristore.server.Guard`."""
 
@@ -215,10 +266,15 @@ class Guard:
         return key
 
     async def authenticate(
-        self, method: str, context: grpc.aio.ServicerContext, payload: Any
+        self,
+        method: str,
+        context: grpc.aio.ServicerContext,
+        payload: Any,
+        resource: tuple[str, str, str],
     ) -> User | None:
         """The signed caller (None: anonymous); raises when a signature is
-        present and wrong."""
+        present and wrong. ``resource``: the payload's, as
+        :func:`tristore.sigv4.resource_of` finds it."""
         signed = sigv4.parse(context.invocation_metadata())
         if signed is None:
             return None
@@ -230,7 +286,6 @@ class Guard:
             )
         user, secret = found
         sha = _EMPTY_SHA if payload is None else sigv4.payload_sha256(payload)
-        resource = ("", "", "") if payload is None else sigv4.resource_of(payload)
         key = self.signing_key(signed.access_key_id, secret, signed)
         want = sigv4.expected(signed, key, method, resource, sha)
         if not sigv4.matches(want, signed.signature) or signed.payload_sha256 != sha:
@@ -295,7 +350,7 @@ class Guard:
         action: str,
         bucket: str,
         key: str | None,
-        context: dict[str, str],
+        context: Mapping[str, str],
         acl_of: tuple[str, str] | None = None,
     ) -> bool:
         """Steps 1-4 of the module's list for one action on one resource (an
@@ -353,7 +408,8 @@ class Guard:
     async def _admit(
         self, method: str, context: grpc.aio.ServicerContext, message: Any, payload: Any
     ) -> None:
-        user = await self.authenticate(method, context, payload)
+        resource = sigv4.resource_of(payload) if payload is not None else ("", "", "")
+        user = await self.authenticate(method, context, payload, resource)
         enter(user)
         short = method.rsplit("/", 1)[-1]
         public = method.startswith("/tristore.v1.ObjectService/") or short == "Subscribe"
@@ -361,11 +417,8 @@ class Guard:
             who = f"user {user.name}" if user is not None else ANONYMOUS
             await self._admit_replicas(user, who, message, payload)
             return
-        bucket, key, version = sigv4.resource_of(payload) if payload is not None else ("", "", "")
-        ctx = {
-            "aws:SourceIp": _peer_ip(context),
-            "aws:SecureTransport": str(_secure(context)).lower(),
-        }
+        bucket, key, version = resource
+        ctx = _CallConditions(context)
         if public and RULES.get(short, ("", ADMIN_ONLY))[1] == PER_KEY:
             KEY_CHECK.set(await self._key_check(user, short, bucket, message, ctx))
             return
@@ -385,7 +438,7 @@ class Guard:
         )
 
     async def _key_check(
-        self, user: User | None, operation: str, bucket: str, message: Any, ctx: dict[str, str]
+        self, user: User | None, operation: str, bucket: str, message: Any, ctx: Mapping[str, str]
     ) -> Callable[[str, str, str], Awaitable[None]]:
         """Admit a PER_KEY call (DeleteObjects): each key it names is checked
         as the single-key operation (DeleteObject). A call that may delete none
@@ -419,7 +472,7 @@ class Guard:
         bucket: str,
         key: str,
         version: str,
-        ctx: dict[str, str],
+        ctx: Mapping[str, str],
         prefix: str = "",
         source: tuple[str, str, str] | None = None,
         admin_only: bool = False,
@@ -451,11 +504,12 @@ class Guard:
             raise _denied(who, action, "*")
         if user is not None and user.role == REPLICATION:
             raise _denied(who, action, "*")
-        ctx = dict(ctx)
+        own: dict[str, str] = {}
         if user is not None:
-            ctx["aws:username"] = user.name
+            own["aws:username"] = user.name
         if operation in ("ListObjects", "ListObjectVersions", "ListMultipartUploads"):
-            ctx["s3:prefix"] = prefix
+            own["s3:prefix"] = prefix
+        ctx = _Over(own, ctx)  # the call's own keys read only if a policy asks
         if kind == BUCKET or not key:
             if not await self._allowed(user, action, bucket, None, ctx):
                 raise _denied(who, action, bucket)

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import re
@@ -69,6 +70,7 @@ _AUTH_RE = re.compile(
     r"(?P<service>[^/,\s]+)/aws4_request, ?SignedHeaders=(?P<headers>[^,\s]+), ?"
     r"Signature=(?P<sig>[0-9a-f]{64})$"
 )
+_AKID_RE = re.compile(r"[A-Za-z0-9]{8,128}")
 
 
 def signing_key(secret: str, date: str, region: str, service: str = SERVICE) -> bytes:
@@ -228,9 +230,22 @@ def parse(metadata: Any) -> Signed | None:
         raise AccessDenied(f"SignedHeaders must be {SIGNED_HEADERS}")
     if m["service"] != SERVICE:
         raise AccessDenied(f"the credential scope names service {m['service']!r}, not {SERVICE!r}")
-    if not re.fullmatch(r"[A-Za-z0-9]{8,128}", m["akid"]):
+    if not _AKID_RE.fullmatch(m["akid"]):
         raise InvalidAccessKeyId("the access key id is malformed")
     return Signed(m["akid"], m["date"], m["region"], m["service"], when, sha, m["sig"])
+
+
+@functools.lru_cache(maxsize=64)
+def _amz_time(d: str) -> dt.datetime:
+    """A YYYYMMDDTHHMMSSZ date (ValueError if it is not one). Remembered: the
+    requests of one second all carry the same."""
+    if len(d) != 16 or d[8] != "T" or d[15] != "Z":
+        raise ValueError(d)
+    # By hand: strptime costs a third of a verification.
+    return dt.datetime(
+        int(d[0:4]), int(d[4:6]), int(d[6:8]), int(d[9:11]), int(d[11:13]), int(d[13:15]),
+        tzinfo=dt.UTC,
+    )  # fmt: skip
 
 
 def check_time(
@@ -240,15 +255,8 @@ def check_time(
     date is not its own. ``field`` names the date's header in the message;
     ``expires_s`` > 0: a presigned URL, valid from its date (with the same
     skew allowed before it) until that many seconds after it."""
-    d = signed.amz_date
     try:
-        if len(d) != 16 or d[8] != "T" or d[15] != "Z":
-            raise ValueError(d)
-        # By hand: strptime costs a third of a verification.
-        t = dt.datetime(
-            int(d[0:4]), int(d[4:6]), int(d[6:8]), int(d[9:11]), int(d[11:13]), int(d[13:15]),
-            tzinfo=dt.UTC,
-        )  # fmt: skip
+        t = _amz_time(signed.amz_date)
     except ValueError:
         raise AccessDenied(f"{field} {signed.amz_date!r} is not YYYYMMDDTHHMMSSZ") from None
     if signed.amz_date[:8] != signed.date:

@@ -265,6 +265,59 @@ def test_owner_only_by_default_then_policy_allow_and_explicit_deny(
         wait_until(lambda: not _can(lambda: bob.get_object("alices", "docs/a")), 10, what="revert")
 
 
+def test_policy_conditions_see_the_calls_own_keys_on_the_grpc_door(
+    cluster: DevCluster, users: dict[str, Credentials]
+) -> None:
+    """aws:SourceIp, aws:SecureTransport, aws:username and s3:prefix, as the
+    guard reads them from a gRPC call: each condition decides a request."""
+
+    def allow(action: str, resource: str, condition: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "Effect": "Allow",
+            "Principal": {"AWS": ["bob"]},
+            "Action": action,
+            "Resource": f"arn:aws:s3:::conds{resource}",
+            "Condition": condition,
+        }
+
+    def policy(net: str, deny_secure: str) -> dict[str, Any]:
+        return {
+            "Statement": [
+                allow("s3:GetObject", "/*", {"IpAddress": {"aws:SourceIp": net}}),
+                allow("s3:ListBucket", "", {"StringLike": {"s3:prefix": "docs/*"}}),
+                allow("s3:PutObject", "/*", {"StringEquals": {"aws:username": "bob"}}),
+                {
+                    "Effect": "Deny",
+                    "Principal": "*",
+                    "Action": "s3:PutObject",
+                    "Resource": "arn:aws:s3:::conds/*",
+                    "Condition": {"Bool": {"aws:SecureTransport": deny_secure}},
+                },
+            ]
+        }
+
+    with _as(cluster, users["alice"]) as alice, _as(cluster, users["bob"]) as bob:
+        alice.create_bucket("conds")
+        alice.put_object("conds", "docs/a", b"A")
+        alice.put_bucket_policy("conds", policy("127.0.0.0/8", "false"))
+        wait_until(lambda: _can(lambda: bob.get_object("conds", "docs/a")), 10, what="allow")
+        assert bob.get_object("conds", "docs/a") == b"A"  # from 127.0.0.1
+        assert [o.key for o in bob.list_objects("conds", prefix="docs/").contents] == ["docs/a"]
+        with pytest.raises(errors.AccessDenied):
+            bob.list_objects("conds", prefix="secret/")
+        bob.put_object("conds", "docs/b", b"B")  # his own name, over TLS: not denied
+
+        alice.put_bucket_policy("conds", policy("10.0.0.0/8", "true"))
+        wait_until(
+            lambda: not _can(lambda: bob.get_object("conds", "docs/a")), 10, what="the new policy"
+        )
+        with pytest.raises(errors.AccessDenied):
+            bob.get_object("conds", "docs/a")  # not from 10/8
+        with pytest.raises(errors.AccessDenied):
+            bob.put_object("conds", "docs/c", b"C")  # the call came over TLS: denied
+        assert alice.get_object("conds", "docs/b") == b"B"  # the owner needs no policy
+
+
 def _can(f: Any) -> bool:
     try:
         f()
