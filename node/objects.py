@@ -1006,12 +1006,27 @@ class Objects:
             info = None
         elif info is None:
             info = known = await self.buckets.require_bucket(bucket)
-        for _attempt in range(self.ncfg.restamp_attempts):
+        fresh = False
+        attempt = 0
+        while attempt < self.ncfg.restamp_attempts:
             version, current = await self._version_for_update(
                 bucket, key, version_id, markers, known
             )
             self.clock.observe(version.stamp)
-            edited = edit(version)
+            try:
+                edited = edit(version)
+            except ConditionalRequestConflict:
+                if fresh:
+                    raise
+                # The edit finds the version short of a change it builds on (a
+                # status for a requeue it does not show). The read may have been
+                # this node's cache, which hides a write no one finished (its
+                # first AZ took it, then its coordinator died or its request was
+                # cancelled): once more, from the replicas, which finish it.
+                self.protocol.cache.forget(bucket, key)
+                fresh = True
+                continue
+            attempt += 1
             if edited is None:
                 return version
             updated = replace(

@@ -21,10 +21,10 @@ import grpc
 import pytest
 
 from tests.integration.cluster import DevCluster, wait_until
-from tristore import errors
+from tristore import credentials, errors
 from tristore.convert import change_to_pb, stamp_from_pb
 from tristore.model import Change, ObjectVersion
-from tristore.pb import replica_pb2, replica_pb2_grpc
+from tristore.pb import objects_pb2, objects_pb2_grpc, replica_pb2, replica_pb2_grpc
 from tristore.server import cluster_channel
 from tristore.stamps import Stamp
 
@@ -183,3 +183,62 @@ def test_a_write_the_first_az_took_alone_does_not_block_the_keys_conditional_wri
         c.put_object(bucket, key, b"next", if_match=etag)
     with cluster.client() as other:
         assert other.get_object(bucket, key) == b"next"
+
+
+def _put_status(cluster: DevCluster, coordinator: str, v: ObjectVersion, dest: str) -> None:
+    """A replicator's COMPLETED for ``v`` at ``dest``, sent to ``coordinator``
+    as replicators send it (signed as the cluster's root)."""
+    cfg = cluster.config
+    service = objects_pb2.DESCRIPTOR.services_by_name["ObjectService"]
+    signer = credentials.Signer(credentials.root_credentials(cfg))
+    request = objects_pb2.PutReplicationStatusRequest(
+        bucket=v.bucket, key=v.key, version_id=v.version_id, destination=dest, status="COMPLETED"
+    )
+
+    async def call() -> None:
+        address = cfg.node_named(coordinator).grpc
+        async with cluster_channel(cfg, coordinator, address, internal=False) as ch:
+            stub = credentials.SignedStub(objects_pb2_grpc.ObjectServiceStub(ch), service, signer)
+            try:
+                await stub.PutReplicationStatus(request, timeout=10)
+            except grpc.aio.AioRpcError as exc:
+                raise errors.from_rpc_error(exc) from None
+
+    asyncio.run(call())
+
+
+def test_a_status_for_a_requeue_the_first_az_took_alone_is_recorded(
+    cluster: DevCluster,
+) -> None:
+    """A requeue (PENDING for a destination) the key's first AZ took alone, its
+    coordinator gone, and the replicator, which read it from that AZ's change
+    log, reports COMPLETED to a node that cached the version before it: the
+    status update must not be told "not (yet) queued" for as long as the
+    cache holds the older record (the replicator gives up after a few tries,
+    and the version would stay PENDING). The node reads the replicas, which
+    finish the requeue, and records the status."""
+    cfg = cluster.config
+    bucket, key, dest = "cas-requeue", "k", "west/dst"
+    first_home = cluster.homes(bucket, key)[0]
+    coordinator = next(n.name for n in cfg.nodes if n.az != cfg.node_named(first_home).az)
+    with cluster.client(cfg.node_named(coordinator).grpc) as c:
+        c.create_bucket(bucket)
+        c.put_bucket_versioning(bucket, "Enabled")
+        c.put_object(bucket, key, b"body")
+        assert c.get_object(bucket, key) == b"body"  # the coordinator caches the version
+    old = cluster.node_versions(first_home)[(bucket, key)]
+    requeued = replace(
+        old,
+        stamp=replace(old.stamp, physical_ms=old.stamp.physical_ms + 1),
+        version_stamp=old.vstamp,
+        replication_status="PENDING",
+        replication_targets={dest: "PENDING"},
+    )
+    resp = _commit(cluster, first_home, Change.of(requeued, expect=old.stamp))
+    assert resp.applied and not resp.conflict, resp
+
+    _put_status(cluster, coordinator, old, dest)
+    for home in cluster.homes(bucket, key):
+        held = cluster.node_versions(home)[(bucket, key)]
+        assert held.replication_targets == {dest: "COMPLETED"}, (home, held)
+        assert held.vstamp == old.vstamp and held.stamp > requeued.stamp
