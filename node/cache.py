@@ -5,7 +5,7 @@ and confirmed at the witness) ever enter it. An entry is served only when the
 witness says nothing newer was acknowledged, so the cache never has to be
 invalidated for a read to be right: a stale entry is simply not used, and is
 replaced on the next miss. An entry is dropped only for liveness, when a
-conditional write checked against it fails (:meth:`MetadataCache.forget`).
+write of its key fails or is refused (:meth:`MetadataCache.forget`).
 """
 
 from __future__ import annotations
