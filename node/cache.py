@@ -59,15 +59,8 @@ class MetadataCache:
         CACHE_ENTRIES.set(len(self._entries))
 
     def forget(self, bucket: str, key: str) -> None:
-        """Drop the key's entry: the next read of it asks its replicas.
-
-        For a coordinator that learns its entry, though the newest finished
-        version, is not what the key's first AZ holds (a conditional write it
-        sent was refused there): an unfinished write newer than the entry (a
-        coordinator that died, or a request cancelled, after the first AZ took
-        its change) is invisible to cache hits, and each conditional write
-        checked against the entry would be refused again, for as long as it
-        stays cached. A read of the replicas finds that write and finishes it."""
+        """Drop the key's entry: the next read of it asks its replicas
+        (:meth:`node.protocol.Protocol.forget` says when)."""
         held = self._entries.pop((bucket, key), None)
         if held is None:
             return

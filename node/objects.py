@@ -1019,11 +1019,9 @@ class Objects:
                 if fresh:
                     raise
                 # The edit finds the version short of a change it builds on (a
-                # status for a requeue it does not show). The read may have been
-                # this node's cache, which hides a write no one finished (its
-                # first AZ took it, then its coordinator died or its request was
-                # cancelled): once more, from the replicas, which finish it.
-                self.protocol.cache.forget(bucket, key)
+                # status for a requeue it does not show): maybe one no one
+                # finished, hidden by the cache. Once more, from the replicas.
+                self.protocol.forget(bucket, key)
                 fresh = True
                 continue
             attempt += 1

@@ -219,12 +219,19 @@ class Protocol:
             # A write that failed may have left a change in some AZs (the first
             # AZ took a conditional try, then the others failed, or the request
             # was cancelled), and a refused one met something newer than the
-            # read it was checked against, maybe such an unfinished write. A
-            # cache hit never shows one: conditional writes checked against
-            # this node's entry would be refused for as long as it stays. So
-            # the key's next read here asks its replicas, and finishes it.
-            self.cache.forget(head.bucket, head.key)
+            # read it was checked against, maybe such an unfinished write.
+            self.forget(head.bucket, head.key)
             raise
+
+    def forget(self, bucket: str, key: str) -> None:
+        """The key's next read here asks its replicas, not this node's cache:
+        for a caller that has reason to think the key holds a write no one
+        finished (its first AZ took it, then its coordinator died or its
+        request was cancelled). Such a write is newer than the cached version
+        but unknown to the witness, so a cache hit never shows it, and every
+        conditional write checked against the entry would be refused for as
+        long as it stayed. A read of the replicas finds it and finishes it."""
+        self.cache.forget(bucket, key)
 
     async def _write(
         self,
