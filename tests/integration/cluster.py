@@ -351,6 +351,20 @@ class DevCluster:
         with self.client() as c:
             return c.cluster_status().hints_pending
 
+    def wait_every_node_seen_up(self, timeout: float = 30) -> None:
+        """Until every node takes every node for up (a node just restarted is
+        taken for down by its peers until their next probe; one whose /metrics
+        does not answer yet counts as not seeing them)."""
+        names = [n.name for n in self.config.nodes]
+
+        def seen() -> bool:
+            try:
+                return all(self.metric(n, "tristore_cluster_nodes_up") == len(names) for n in names)
+            except AssertionError:
+                return False
+
+        wait_until(seen, timeout, what="every node to see every node up")
+
     def wait_hints_drained(self, timeout: float = 60) -> None:
         wait_until(lambda: self.hints_pending() == 0, timeout, interval=0.3, what="hints to drain")
 

@@ -176,14 +176,7 @@ def test_repair_restores_lost_objects(own_cluster: DevCluster) -> None:
     with cluster.client() as c:
         n_nodes = len(cluster.config.nodes)
         wait_until(lambda: c.cluster_status().nodes_up == n_nodes, 30, what="every node up")
-    wait_until(
-        lambda: all(
-            cluster.metric(n.name, "tristore_cluster_nodes_up") == n_nodes
-            for n in cluster.config.nodes
-        ),
-        30,
-        what="every coordinator to see every node up",
-    )
+    cluster.wait_every_node_seen_up()
     expected = _expected_missing(cluster, victim_az)
     assert expected > 50
 

@@ -167,15 +167,7 @@ def _scrub(
     probe). Run again (for at most 30 s) while a node could not be scrubbed
     at all. Every run's answer goes into ``runs``: each counts in the nodes'
     scrub metrics."""
-    names = [n.name for n in cluster.config.nodes]
-
-    def all_up() -> bool:
-        try:
-            return all(cluster.metric(n, "tristore_cluster_nodes_up") == len(names) for n in names)
-        except AssertionError:  # a node's /metrics not answering yet
-            return False
-
-    wait_until(all_up, 30, what="every node seen up by every node")
+    cluster.wait_every_node_seen_up()
     deadline = time.monotonic() + 30
     while True:
         proc = cluster.cli("admin", "scrub", "--json", *extra, check=False)

@@ -285,11 +285,7 @@ def test_an_interrupted_write_is_finished_by_the_next_read(own_cluster: DevClust
     # AZ c back for every coordinator before anything reads: a read while one
     # still takes AZ c for down would finish the write in AZs a and b only
     # (docs/architecture.md, "Limits of what is built").
-    wait_until(
-        lambda: all(cluster.metric(n, "tristore_cluster_nodes_up") == len(nodes) for n in nodes),
-        30,
-        what="every node to see AZ c",
-    )
+    cluster.wait_every_node_seen_up()
     wait_until(readable, 30, what="AZ c to be back")
     with cluster.client(reader) as c:
         # The failed write's outcome was unknown; once a read returned it, it
