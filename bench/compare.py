@@ -681,6 +681,13 @@ def main() -> None:
     parser.add_argument(
         "--keep", action="store_true", help="keep the temporary directory (logs, data)"
     )
+    parser.add_argument(
+        "--nodes-per-az",
+        type=int,
+        choices=(1, 2),
+        default=2,
+        help="storage nodes in each AZ of both tristore clusters (default 2, as dev up)",
+    )
     args = parser.parse_args()
     cfg = Settings.quick() if args.quick else Settings.full()
     if shutil.which("etcd") is None:
@@ -696,6 +703,7 @@ def main() -> None:
         "machine": {"cpus": os.cpu_count(), "uptime_before": _uptime()},
         "etcd_version": _etcd_version(),
         "value_bytes": VALUE_BYTES,
+        "tristore_nodes_per_az": args.nodes_per_az,
         "settings": asdict(cfg),
         "notes": [
             "tristore has no non-linearizable read mode; its get_hot row is a "
@@ -708,6 +716,8 @@ def main() -> None:
             "etcd-tls: etcd with TLS for clients and peers and client certificates required; "
             "tristore-plain: dev up --insecure with [auth] enabled = false, unsigned calls; "
             "tristore: the default dev cluster (TLS, SigV4-signed calls); see 'security'",
+            f"tristore clusters: {args.nodes_per_az} storage node(s) an AZ "
+            "(tristore_nodes_per_az; dev up's default is 2)",
         ],
     }
     tmp = Path(tempfile.mkdtemp(prefix="tristore-compare-"))
@@ -726,8 +736,11 @@ def main() -> None:
             )
             echo = stack.enter_context(systems.echo_server(tmp))
             log("starting tristore (dev up), then tristore-plain (dev up --insecure, auth off)")
-            tri = stack.enter_context(systems.tristore_cluster(tmp / "tristore"))
-            plain = stack.enter_context(systems.tristore_cluster(tmp / "plain", plain=True))
+            layout = {"nodes_per_az": args.nodes_per_az}
+            tri = stack.enter_context(systems.tristore_cluster(tmp / "tristore", **layout))
+            plain = stack.enter_context(
+                systems.tristore_cluster(tmp / "plain", plain=True, **layout)
+            )
             meta["security"] = {
                 "tristore": tri.security,
                 "tristore-plain": plain.security,

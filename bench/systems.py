@@ -578,12 +578,15 @@ def _tristore_cli(
 
 
 @contextlib.contextmanager
-def tristore_cluster(workdir: Path, processes: int = 11, plain: bool = False) -> Iterator[Tristore]:
+def tristore_cluster(
+    workdir: Path, processes: int = 11, plain: bool = False, nodes_per_az: int = 2
+) -> Iterator[Tristore]:
     """The launcher's default dev cluster (six nodes in three AZs, witnesses,
     replicators) on a free block of ports; ``dev down`` on the way out.
     ``plain``: ``dev up --insecure`` (plaintext, ``[tls] insecure = true``)
     with signatures off (``TRISTORE_AUTH_ENABLED=false``: every call is taken
-    as root's, signed or not), to measure what TLS and signing cost."""
+    as root's, signed or not), to measure what TLS and signing cost.
+    ``nodes_per_az``: ``dev up --nodes-per-az`` (1: one node an AZ, three in all)."""
     base = free_base_port(processes)
     env = None
     try:
@@ -593,8 +596,9 @@ def tristore_cluster(workdir: Path, processes: int = 11, plain: bool = False) ->
         else:
             flags = tlsenv.setup()
         up = _tristore_cli(
-            "dev", "up", "--dir", str(workdir), "--base-port", str(base), *flags, env=env
-        )
+            "dev", "up", "--dir", str(workdir), "--base-port", str(base),
+            "--nodes-per-az", str(nodes_per_az), *flags, env=env,
+        )  # fmt: skip
         if up.returncode != 0:
             raise RuntimeError(f"tristore dev up failed:\n{up.stdout}{up.stderr}")
         st = _tristore_cli("dev", "status", "--dir", str(workdir), "--json", env=env)
