@@ -58,7 +58,7 @@ from tristore.config import NodeSection
 from tristore.errors import CorruptData, InternalError
 from tristore.model import Change, ObjectVersion
 from tristore.pb import replica_pb2
-from tristore.replication import PENDING
+from tristore.replication import PENDING, key_digest, share_of
 from tristore.stamps import ZERO, Stamp
 
 log = logging.getLogger(__name__)
@@ -823,7 +823,8 @@ class ReplicaStore:
         entry = records.encode_change(c) if wire is None else records.encode_change_pb(wire)
         wb.put(keys.log_key(self._seq), entry)
         if awaits_replication(c):
-            wb.put(keys.pending_log_key(self._seq), b"")
+            # The key's digest: a replicator is sent only its share's entries.
+            wb.put(keys.pending_log_key(self._seq), key_digest(c.bucket, c.key))
             self._batch_pending = self._seq
 
     def _put_version(
@@ -1748,35 +1749,50 @@ class ReplicaStore:
         """Change-log entries (seq, encoded change) after ``after``, in order."""
         return cast(list[tuple[int, bytes]], await self._read(self._read_log, after, limit))
 
-    async def read_pending_log(self, after: int, limit: int) -> tuple[list[tuple[int, bytes]], int]:
+    async def read_pending_log(
+        self, after: int, limit: int, share: int = 0, shares: int = 0
+    ) -> tuple[list[tuple[int, bytes]], int]:
         """The change-log entries after ``after`` that carry a version awaiting
         replication (at most ``limit``), and the seq the reader may move its
         cursor to: every synced entry up to it was considered. A replicator
         reads only these, so a cluster that replicates nothing costs it nothing.
-        Below the index's start (a log from before it) entries come unfiltered."""
+        With ``shares`` > 0, only the entries of keys in share ``share`` (the
+        replicator's part of the keys: :func:`tristore.replication.share_of`);
+        the others' are passed over, at most ``limit`` * ``shares`` index
+        entries a call. Below the index's start (a log from before it), and for
+        index entries written before they carried the key's digest, entries
+        come unfiltered."""
         committed = self._committed_seq
-        got = await self._read(self._read_pending_log, after, limit, committed)
+        got = await self._read(self._read_pending_log, after, limit, committed, share, shares)
         return cast(tuple[list[tuple[int, bytes]], int], got)
 
     def _read_pending_log(
-        self, after: int, limit: int, committed: int
+        self, after: int, limit: int, committed: int, share: int = 0, shares: int = 0
     ) -> tuple[list[tuple[int, bytes]], int]:
         if after + 1 < self._pending_from:
             entries = self._read_log(after, min(limit, self._pending_from - 1 - after))
             entries = [(seq, raw) for seq, raw in entries if seq <= committed]
             return entries, entries[-1][0] if entries else after
         seqs: list[int] = []
-        for k, _ in self.db.items(from_key=keys.pending_log_key(after + 1)):
+        looked, seen, full = after, 0, False
+        budget = limit * max(1, shares)
+        for k, digest in self.db.items(from_key=keys.pending_log_key(after + 1)):
             key = cast(bytes, k)
-            if not key.startswith(keys.PENDING_LOG) or len(seqs) >= limit:
+            if not key.startswith(keys.PENDING_LOG):
+                break
+            if len(seqs) >= limit or seen >= budget:
+                full = True
                 break
             seq = keys.split_log_key(key)
             if seq > committed:
                 break
+            looked, seen = seq, seen + 1
+            if shares and len(digest) == 8 and share_of(cast(bytes, digest), shares) != share:
+                continue
             seqs.append(seq)
         raws = cast(list[bytes | None], self.db.get([keys.log_key(seq) for seq in seqs]))
         entries = [(seq, raw) for seq, raw in zip(seqs, raws, strict=True) if raw is not None]
-        scanned = seqs[-1] if len(seqs) >= limit else max(committed, after)
+        scanned = looked if full or len(seqs) >= limit else max(committed, after)
         return entries, scanned
 
     def _last_seq_of(self, family: bytes) -> int:

@@ -809,12 +809,24 @@ class ReplicaServicer(replica_pb2_grpc.ReplicaServiceServicer):
         wait_ms = min(request.wait_ms, self.store.cfg.read_log_max_wait_ms)
         if request.reader:
             self.store.note_reader(request.reader, request.after)
-        await self.store.wait_for_log(request.after, wait_ms / 1000, request.pending_only)
-        if request.pending_only:
-            found, scanned = await self.store.read_pending_log(request.after, limit)
-        else:
-            found = await self.store.read_log(request.after, limit)
-            scanned = found[-1][0] if found else request.after
+        share, shares = request.share, request.shares
+        if shares and share >= shares:
+            raise InvalidArgument(f"share {share} of {shares}: a share is 0 to shares - 1")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_ms / 1000
+        after = request.after
+        while True:
+            await self.store.wait_for_log(after, deadline - loop.time(), request.pending_only)
+            if not request.pending_only:
+                found = await self.store.read_log(after, limit)
+                scanned = found[-1][0] if found else after
+                break
+            found, scanned = await self.store.read_pending_log(after, limit, share, shares)
+            if found or scanned <= after or loop.time() >= deadline:
+                break
+            # Only other replicators' entries arrived: wait on past them
+            # (their reader is not woken for entries it would skip).
+            after = scanned
         entries = []
         for seq, raw in found:
             try:

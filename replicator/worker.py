@@ -34,7 +34,6 @@ new version that its bucket's rules send somewhere to every destination.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
 from collections import OrderedDict
@@ -63,11 +62,6 @@ log = logging.getLogger(__name__)
 def _item_error(err: objects_pb2.ItemError) -> errors.TristoreError:
     """One item's failure in a batched answer, as the single call would have raised it."""
     return errors.from_code(err.code, err.message)
-
-
-def _share(bucket: str, key: str, count: int) -> int:
-    digest = hashlib.blake2b(f"{bucket}\x00{key}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") % count
 
 
 class _Cluster:
@@ -274,6 +268,8 @@ class Replicator:
                         wait_ms=self.rcfg.log_wait_ms,
                         pending_only=True,
                         reader=self.spec.name,
+                        share=self.index,
+                        shares=self.count,
                     ),
                     timeout=self.rcfg.timeout_s + self.rcfg.log_wait_ms / 1000,
                 )
@@ -337,7 +333,10 @@ class Replicator:
         if v.bucket.startswith("."):
             return
         dests = [d for d, s in v.replication_targets.items() if s == replication.PENDING]
-        if not dests or _share(v.bucket, v.key, self.count) != self.index:
+        # The node sends only this replicator's share (ReadLogRequest.share);
+        # a node that does not filter sends every entry.
+        mine = replication.share_of(replication.key_digest(v.bucket, v.key), self.count)
+        if not dests or mine != self.index:
             return
         await asyncio.gather(*(self._once(v, d) for d in dests))
 

@@ -10,6 +10,7 @@ S3. Where enabled rules overlap on one destination, the highest priority wins
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -174,3 +175,16 @@ def overall_status(targets: Mapping[str, str]) -> str:
     if all(s == COMPLETED for s in states):
         return COMPLETED
     return PENDING
+
+
+def key_digest(bucket: str, key: str) -> bytes:
+    """Eight bytes of a hash of the key's name: which replicator's share it is
+    in (:func:`share_of`). A node keeps it in its replication index, so it can
+    send each replicator only its share's entries."""
+    return hashlib.blake2b(f"{bucket}\x00{key}".encode(), digest_size=8).digest()
+
+
+def share_of(digest: bytes, shares: int) -> int:
+    """The share (0 .. ``shares`` - 1) of the keys a :func:`key_digest` is of:
+    replicator i of n handles the keys of share i."""
+    return int.from_bytes(digest, "big") % shares

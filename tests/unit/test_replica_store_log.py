@@ -12,10 +12,13 @@ import rocksdict
 
 from node import keys, records
 from node.replica_store import PENDING_FROM, ReplicaStore
+from node.servicer import ReplicaServicer
 from tristore.config import NodeSection
 from tristore.convert import change_from_pb, change_to_pb
+from tristore.errors import InvalidArgument
 from tristore.model import Change, ObjectVersion
-from tristore.replication import COMPLETED, PENDING
+from tristore.pb import replica_pb2
+from tristore.replication import COMPLETED, PENDING, key_digest, share_of
 from tristore.stamps import Stamp
 
 pytestmark = pytest.mark.unit
@@ -75,6 +78,87 @@ def test_only_pending_entries_and_how_far_it_looked(tmp_path: Path) -> None:
             await store.commit(_change(8, PENDING))
             assert await asyncio.wait_for(waiter, 5.0)
             assert _seqs((await store.read_pending_log(6, 10))[0]) == [8]
+        finally:
+            store.close()
+
+    asyncio.run(go())
+
+
+def _share(i: int) -> int:
+    return share_of(key_digest("b", f"k{i}"), 2)
+
+
+def test_a_replicator_is_sent_only_its_share_of_the_keys(tmp_path: Path) -> None:
+    async def go() -> None:
+        store = ReplicaStore(tmp_path / "n", NodeSection(), lambda: 1_000)
+        store.start(asyncio.get_running_loop())
+        try:
+            for i in range(1, 21):  # seq i: key k{i}, awaiting replication
+                await store.commit(_change(i, PENDING))
+            mine = {s: [i for i in range(1, 21) if _share(i) == s] for s in (0, 1)}
+            assert mine[0] and mine[1]  # 20 keys land in both shares
+            for s in (0, 1):
+                entries, scanned = await store.read_pending_log(0, 100, s, 2)
+                assert (_seqs(entries), scanned) == (mine[s], 20)
+            # A full page stops at its last entry, as without shares.
+            entries, scanned = await store.read_pending_log(0, 1, 0, 2)
+            assert (_seqs(entries), scanned) == ([mine[0][0]], mine[0][0])
+            # One call looks at most limit * shares index entries: a run of the
+            # other share's entries is passed over in steps, never sent.
+            other = mine[1][0]
+            entries, scanned = await store.read_pending_log(other - 1, 1, 0, 2)
+            looked = [i for i in range(other, 21)][:2]
+            got = [i for i in looked if _share(i) == 0][:1]
+            assert (_seqs(entries), scanned) == (got, got[0] if got else looked[-1])
+            # An index entry written before entries carried the key's digest
+            # is sent to every share (the replicator checks the key itself).
+            store.db.put(keys.pending_log_key(mine[1][0]), b"")
+            entries, _ = await store.read_pending_log(0, 100, 0, 2)
+            assert _seqs(entries) == sorted([*mine[0], mine[1][0]])
+        finally:
+            store.close()
+
+    asyncio.run(go())
+
+
+def test_a_long_poll_waits_past_other_shares_entries(tmp_path: Path) -> None:
+    async def go() -> None:
+        store = ReplicaStore(tmp_path / "n", NodeSection(), lambda: 1_000)
+        store.start(asyncio.get_running_loop())
+        servicer = ReplicaServicer(store, None)  # type: ignore[arg-type]
+        try:
+            ours = next(i for i in range(1, 100) if _share(i) == 0)
+            theirs = next(i for i in range(1, 100) if _share(i) == 1)
+            await store.commit(_change(theirs, PENDING))  # seq 1
+            ask = replica_pb2.ReadLogRequest(
+                after=0, limit=10, wait_ms=5_000, pending_only=True, share=0, shares=2
+            )
+            poll = asyncio.ensure_future(servicer.ReadLog(ask, None))  # type: ignore[arg-type]
+            await asyncio.sleep(0.2)
+            assert not poll.done()  # seq 1 is share 1's: still waiting
+            await store.commit(_change(theirs + 100, None))  # seq 2: nothing to replicate
+            await store.commit(_change(ours, PENDING))  # seq 3
+            resp = await asyncio.wait_for(poll, 5.0)
+            assert [e.seq for e in resp.entries] == [3]
+            assert resp.scanned_to == 3
+            assert change_from_pb(resp.entries[0].change).key == f"k{ours}"
+            # Time up with only other shares' entries: none sent, the cursor moves past them.
+            again = next(
+                i
+                for i in range(theirs + 1, 300)
+                if _share(i) == 1 and i not in (ours, theirs + 100)
+            )
+            await store.commit(_change(again, PENDING))  # seq 4
+            quick = replica_pb2.ReadLogRequest(
+                after=3, limit=10, wait_ms=100, pending_only=True, share=0, shares=2
+            )
+            resp = await servicer.ReadLog(quick, None)  # type: ignore[arg-type]
+            assert (list(resp.entries), resp.scanned_to) == ([], 4)
+            with pytest.raises(InvalidArgument):
+                await servicer.ReadLog(
+                    replica_pb2.ReadLogRequest(pending_only=True, share=2, shares=2),
+                    None,  # type: ignore[arg-type]
+                )
         finally:
             store.close()
 

@@ -66,18 +66,22 @@ class PipeResponse(_message.Message):
     def __init__(self, id: _Optional[int] = ..., results: _Optional[_Iterable[_Union[BatchResult, _Mapping]]] = ...) -> None: ...
 
 class ReadLogRequest(_message.Message):
-    __slots__ = ("after", "limit", "wait_ms", "pending_only", "reader")
+    __slots__ = ("after", "limit", "wait_ms", "pending_only", "reader", "share", "shares")
     AFTER_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     WAIT_MS_FIELD_NUMBER: _ClassVar[int]
     PENDING_ONLY_FIELD_NUMBER: _ClassVar[int]
     READER_FIELD_NUMBER: _ClassVar[int]
+    SHARE_FIELD_NUMBER: _ClassVar[int]
+    SHARES_FIELD_NUMBER: _ClassVar[int]
     after: int
     limit: int
     wait_ms: int
     pending_only: bool
     reader: str
-    def __init__(self, after: _Optional[int] = ..., limit: _Optional[int] = ..., wait_ms: _Optional[int] = ..., pending_only: _Optional[bool] = ..., reader: _Optional[str] = ...) -> None: ...
+    share: int
+    shares: int
+    def __init__(self, after: _Optional[int] = ..., limit: _Optional[int] = ..., wait_ms: _Optional[int] = ..., pending_only: _Optional[bool] = ..., reader: _Optional[str] = ..., share: _Optional[int] = ..., shares: _Optional[int] = ...) -> None: ...
 
 class LogEntry(_message.Message):
     __slots__ = ("seq", "change")
