@@ -209,7 +209,19 @@ class RemoteReplica:
         self._pipe: PipeClient[replica_pb2.PipeRequest, replica_pb2.PipeResponse] = PipeClient(
             opener, self.timeout_s, spec.name
         )
-        self._batch: Batcher[replica_pb2.BatchOp, replica_pb2.BatchResult] = Batcher(
+        # Commits and reads queue apart, each with its own messages in flight:
+        # a node deciding a conditional commit reads the other nodes of its AZ
+        # first (ReplicaStore.hear_az), so a read queued behind commits that
+        # wait, at the peer, on reads queued behind this node's commits to it
+        # would wait for them in a circle (until the read's deadline). Reads
+        # wait on nothing, so their messages always go out and come back.
+        self._commits: Batcher[replica_pb2.BatchOp, replica_pb2.BatchResult] = Batcher(
+            self._send_batch,
+            cfg.replica_max_batch,
+            cfg.replica_max_inflight,
+            PEER_BATCH_SIZE.labels("node"),
+        )
+        self._reads: Batcher[replica_pb2.BatchOp, replica_pb2.BatchResult] = Batcher(
             self._send_batch,
             cfg.replica_max_batch,
             cfg.replica_max_inflight,
@@ -239,7 +251,7 @@ class RemoteReplica:
         op = replica_pb2.BatchOp(commit=_encoded(change))
         if hint_for:
             op.commit.hint_for = hint_for
-        resp = (await self._batch.submit(op)).commit
+        resp = (await self._commits.submit(op)).commit
         return CommitResult(resp.applied, stamp_from_pb(resp.current), resp.conflict)
 
     async def read_versions(
@@ -258,7 +270,7 @@ class RemoteReplica:
             req.version_stamp.CopyFrom(stamp_to_pb(vstamp))
             req.has_version_stamp = True
         # On the pipe, with the commits and metadata reads of the moment.
-        resp = (await self._batch.submit(replica_pb2.BatchOp(read_versions=req))).read_versions
+        resp = (await self._reads.submit(replica_pb2.BatchOp(read_versions=req))).read_versions
         return [version_from_pb(v) for v in resp.versions], resp.removed
 
     async def scan_versions(
@@ -301,7 +313,7 @@ class RemoteReplica:
 
     async def read_meta(self, bucket: str, key: str, include_inline: bool) -> ObjectVersion | None:
         req = replica_pb2.ReadMetaRequest(bucket=bucket, key=key, include_inline=include_inline)
-        resp = (await self._batch.submit(replica_pb2.BatchOp(read_meta=req))).read_meta
+        resp = (await self._reads.submit(replica_pb2.BatchOp(read_meta=req))).read_meta
         return version_from_pb(resp.version) if resp.found else None
 
     async def read_data(

@@ -76,7 +76,8 @@ class NodeSection:
     #: Most commits and metadata reads one batched call to a peer carries;
     #: concurrent requests for a peer share a call (see tristore/batcher.py).
     replica_max_batch: int = 512
-    #: Batched calls to one peer in flight at once.
+    #: Batched calls to one peer in flight at once, for commits and for reads
+    #: each (apart: see node/peers.py).
     replica_max_inflight: int = 2
     #: Most items one batched replication call (ApplyReplicas,
     #: PutReplicationStatuses) may carry; more is refused with InvalidArgument.

@@ -16,11 +16,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from dataclasses import replace
+from pathlib import Path
 
 import grpc
 import pytest
 
-from tests.integration.cluster import DevCluster, wait_until
+from tests.integration.cluster import DevCluster, start_cluster, wait_until
 from tristore import credentials, errors
 from tristore.convert import change_to_pb, stamp_from_pb
 from tristore.model import Change, ObjectVersion
@@ -242,3 +243,64 @@ def test_a_status_for_a_requeue_the_first_az_took_alone_is_recorded(
         held = cluster.node_versions(home)[(bucket, key)]
         assert held.replication_targets == {dest: "COMPLETED"}, (home, held)
         assert held.vstamp == old.vstamp and held.stamp > requeued.stamp
+
+
+def test_conditional_writes_through_every_node_at_once_do_not_wait_on_each_other(
+    tmp_path: Path,
+) -> None:
+    """A home deciding a conditional commit first reads the other nodes of
+    its AZ. Every node coordinates conditional writes to the others and
+    decides the ones it is home to, all at once: the home's read must not
+    queue behind the commits it sends that node, which wait there on reads
+    queued behind that node's commits to it. That circle held reads until
+    their deadline (half `replica_timeout_s`), when the home marked its healthy
+    peer down and asked the other AZs instead (counted in ELSEWHERE, which
+    must not move while every node is up). One message in flight to a peer
+    (`replica_max_inflight = 1`) closes the circle most often; the default of
+    two closed it about once in a thousand conditional writes at c64."""
+    cluster = start_cluster(tmp_path, extra_env={"TRISTORE_NODE_REPLICA_MAX_INFLIGHT": "1"})
+    try:
+        _all_at_once(cluster)
+    finally:
+        cluster.down()
+
+
+def _all_at_once(cluster: DevCluster) -> None:
+    from tristore.client import AsyncClient
+
+    bucket = "cas-all-at-once"
+    nodes = list(cluster.config.nodes)
+    with cluster.client() as c:
+        c.create_bucket(bucket)
+    workers, each = 64, 20  # 1,280 creates, every node coordinating
+
+    async def load() -> list[BaseException]:
+        failed: list[BaseException] = []
+        clients = [AsyncClient(n.grpc) for n in nodes]
+        try:
+
+            async def worker(w: int) -> None:
+                c = clients[w % len(clients)]
+                for i in range(each):
+                    try:
+                        await c.put_object(bucket, f"w{w}-{i}", b"x", if_none_match="*")
+                    except errors.TristoreError as exc:
+                        failed.append(exc)
+
+            await asyncio.wait_for(asyncio.gather(*(worker(w) for w in range(workers))), 240)
+        finally:
+            for c in clients:
+                await c.close()
+        return failed
+
+    failed = asyncio.run(load())
+    assert failed == [], f"{len(failed)} creates failed, the first: {failed[0]!r}"
+    looked_elsewhere = {
+        n.name: got for n in nodes if (got := cluster.metric(n.name, ELSEWHERE)) != 0
+    }
+    assert looked_elsewhere == {}, (
+        f"homes heard their AZ peer out and asked the other AZs: {looked_elsewhere}"
+    )
+    with cluster.client() as c:
+        listed = {e.key for page in c.iter_objects(bucket) for e in page.contents}
+    assert len(listed) == workers * each
