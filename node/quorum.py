@@ -307,15 +307,18 @@ class Quorum:
         if change.expect is None:
             return await self.commit_all(change, azs, targets)
         uncertain: set[int] = set()
-        first = await self.commit_all(change, azs[:1], targets, uncertain)
+        try:
+            first = await self.commit_all(change, azs[:1], targets, uncertain)
+        except ConditionalRequestConflict:
+            # A fallback that could not hear its AZ refuses by raising: after
+            # a home that did not answer, that refusal is a guess too.
+            if uncertain:
+                raise self._undecided(change, placement) from None
+            raise
         if first[0].conflict and uncertain:
             # The home did not answer and a fallback refused: the home may
             # have taken the change all the same. A refusal would be a guess.
-            raise ServiceUnavailable(
-                f"{change.bucket}/{change.key}: the node deciding this conditional request "
-                f"({placement.azs[0].home.name}) did not answer, and whether it took the "
-                "change is unknown; read the key before retrying"
-            )
+            raise self._undecided(change, placement)
         if first[0].conflict:
             raise ConditionalRequestConflict(
                 f"{change.bucket}/{change.key} changed while this conditional request ran; "
@@ -324,6 +327,14 @@ class Quorum:
         if not first[0].applied:
             return first  # newer than this try: restamp and go again
         return first + await self.commit_all(replace(change, expect=None), azs[1:], targets)
+
+    @staticmethod
+    def _undecided(change: Change, placement: Placement) -> ServiceUnavailable:
+        return ServiceUnavailable(
+            f"{change.bucket}/{change.key}: the node deciding this conditional request "
+            f"({placement.azs[0].home.name}) did not answer, and whether it took the "
+            "change is unknown; read the key before retrying"
+        )
 
     async def commit_all(
         self,
@@ -362,6 +373,10 @@ class Quorum:
                     self.peers.mark_full(node.name, str(exc))
                     full.append(node.name)
                     continue
+                except ConditionalRequestConflict:
+                    if maybe_took and uncertain is not None:
+                        uncertain.add(i)
+                    raise
                 if maybe_took and uncertain is not None:
                     uncertain.add(i)
                 return result
