@@ -158,6 +158,12 @@ WITNESS_FENCED = Counter(
     "Records a witness refused because it restarted since the change began; the "
     "coordinator re-read the nodes and recorded what they hold.",
 )
+CREATES_REFUSED = Counter(
+    "tristore_creates_refused_total",
+    "PUTs of a key the witness majority did not know, tried as a create and refused "
+    "(the key was there, or the first AZ could not tell): written as before, after "
+    "reading the key's floor from every node.",
+)
 WRITE_BACKS = Counter(
     "tristore_write_backs_total",
     "Unfinished versions found by a read and finished (written back to three AZs, recorded).",

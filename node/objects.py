@@ -23,7 +23,7 @@ from node.buckets import Buckets
 from node.encryption import Encryption, seal_chunk
 from node.metrics import OBJECT_BYTES, PUT_RESENDS
 from node.peers import Peers, Replica, ReplicaUnavailable
-from node.protocol import Protocol, parse_version_id
+from node.protocol import Floor, Protocol, parse_version_id
 from node.quorum import Quorum
 from tristore import checksums, replication, sse, validation
 from tristore.checksums import Checksum
@@ -386,7 +386,7 @@ class Objects:
         expect: Stamp | None = None,
         etag: str | None = None,
         replica: bool = False,
-        floor: asyncio.Future[Stamp | None] | None = None,
+        floor: asyncio.Future[Floor] | None = None,
         cipher: sse.ChunkCipher | None = None,
         checksum: Checksum | None = None,
     ) -> ObjectVersion:
@@ -647,7 +647,7 @@ class Objects:
         expect: Stamp | None,
         etag: str | None,
         replica: bool,
-        floor: asyncio.Future[Stamp | None] | None = None,
+        floor: asyncio.Future[Floor] | None = None,
         cipher: sse.ChunkCipher | None = None,
         sealed: bool = False,
         checksum: Checksum | None = None,

@@ -35,7 +35,7 @@ from collections.abc import Awaitable, Set
 from dataclasses import dataclass, field, replace
 
 from node.cache import MetadataCache
-from node.metrics import CACHE_HITS, CACHE_MISSES, CORRUPT_REPAIRED, WRITE_BACKS
+from node.metrics import CACHE_HITS, CACHE_MISSES, CORRUPT_REPAIRED, CREATES_REFUSED, WRITE_BACKS
 from node.peers import Replica
 from node.quorum import AzDown, Quorum, Target, quorum_error
 from node.replica_store import CommitResult
@@ -152,6 +152,16 @@ def _version_name(vstamp: Stamp | None) -> str:
     return NULL_VERSION if vstamp is None else vstamp.version_id
 
 
+class NotKnown:
+    """:meth:`Protocol.floor`'s answer for a key a member of the witness
+    majority does not know: its floor is not read from the replicas yet."""
+
+
+NOT_KNOWN = NotKnown()
+#: A key's floor (:meth:`Protocol.floor`).
+Floor = Stamp | None | NotKnown
+
+
 class Protocol:
     """The protocol's steps, run by this node as coordinator."""
 
@@ -181,7 +191,7 @@ class Protocol:
         targets: list[Target] | None = None,
         expect: Stamp | None = None,
         replica: bool = False,
-        floor: asyncio.Future[Stamp | None] | None = None,
+        floor: asyncio.Future[Floor] | None = None,
     ) -> ObjectVersion:
         """Make ``head`` the key's current record in all three AZs; returns it
         with the stamp it got.
@@ -196,7 +206,12 @@ class Protocol:
         (every acknowledged write of the key is at or below it), or, when the
         witness does not know the key, the newest stamp its replicas hold. Its
         stamp is taken above that, so it is ordered after every write that was
-        acknowledged before it began. A replica that holds a newer stamp than
+        acknowledged before it began. A key the witness majority does not know
+        (most often a new key) is first tried as a create: a conditional write
+        expecting nothing, which the first AZ decides against what every node
+        of it holds (an acknowledged write is in all three AZs), so no floor is
+        read; refused (the key is there, or the AZ cannot tell), the write goes
+        on as above, its floor read from the replicas. A replica that holds a newer stamp than
         this write's at commit holds a *concurrent* write, which may come after
         it: the write is then added as a version there but does not become
         current (last writer wins), and it is not stamped again. (Stamping again
@@ -238,7 +253,7 @@ class Protocol:
         head: ObjectVersion,
         targets: list[Target] | None,
         expect: Stamp | None,
-        floor: asyncio.Future[Stamp | None] | None,
+        floor: asyncio.Future[Floor] | None,
     ) -> ObjectVersion:
         placement = self.placer.place(head.bucket, head.key)
         fence = self.fence(head.bucket, head.key)
@@ -248,7 +263,22 @@ class Protocol:
                 if floor is not None:
                     floor.cancel()
             else:
-                known = await (floor if floor is not None else self.floor(head.bucket, head.key))
+                found = await (floor if floor is not None else self.floor(head.bucket, head.key))
+                if isinstance(found, NotKnown):
+                    try:
+                        return await self._write_conditional(head, placement, targets, ZERO, fence)
+                    except ConditionalRequestConflict:
+                        pass  # refused before anything was written: the key is there
+                    except ServiceUnavailable:
+                        # The first AZ's home did not answer and whether it took
+                        # the try is unknown: this write goes above it, and
+                        # removes it (a version no one was told of).
+                        self.clock.observe(head.stamp)
+                        left = (head.stamp,) if head.is_version and not head.null_version else ()
+                        head = replace(head, stamp=self.clock.now(), removed=head.removed + left)
+                    CREATES_REFUSED.inc()
+                    found = await self.replicas_floor(head.bucket, head.key)
+                known = found
             if known is not None:
                 self.clock.observe(known)
                 if head.stamp <= known:
@@ -256,6 +286,18 @@ class Protocol:
             await self.commit_change(replace(Change.of(head), merge=True), placement, targets)
             await self.confirm(head, fence)
             return head
+        return await self._write_conditional(head, placement, targets, expect, fence)
+
+    async def _write_conditional(
+        self,
+        head: ObjectVersion,
+        placement: Placement,
+        targets: list[Target] | None,
+        expect: Stamp | None,
+        fence: Fence,
+    ) -> ObjectVersion:
+        """A write the first AZ decides against ``expect`` (None: without
+        witnesses, a plain write a newer replica sends round again)."""
         prev = head
         attempts = self.ncfg.restamp_attempts
         for attempt in range(attempts):
@@ -329,21 +371,25 @@ class Protocol:
         version added or removed) or that :meth:`confirm` follows."""
         return await self.quorum.commit(change, placement, targets)
 
-    async def floor(self, bucket: str, key: str) -> Stamp | None:
-        """A stamp at or above every acknowledged write of the key: the
-        witness's, or (unknown there) the newest its replicas hold, read as
-        a read the witness cannot vouch for reads them (every node of each
-        AZ, a majority of AZs heard: :meth:`need_azs`), so that it is also
-        above every version a read finished and returned."""
-        assert self.witness is not None
-        w = await self.witness.check(bucket, key)
-        if w is not None:
-            return w
+    async def replicas_floor(self, bucket: str, key: str) -> Stamp | None:
+        """The newest stamp the key's replicas hold, read as a read the witness
+        cannot vouch for reads them (every node of each AZ, a majority of AZs
+        heard: :meth:`need_azs`), so that it is also above every version a
+        read finished and returned (None: none)."""
         rr = await self.read_replicas(bucket, key, every=True)
         self.need_azs(rr, f"a write of {bucket}/{key}", first=False)
         return rr.best.stamp if rr.best is not None else None
 
-    def early_floor(self, bucket: str, key: str) -> asyncio.Future[Stamp | None] | None:
+    async def floor(self, bucket: str, key: str) -> Floor:
+        """A stamp at or above every acknowledged write of the key: the
+        witness majority's; :data:`NOT_KNOWN` when a member does not know
+        the key (then :meth:`replicas_floor` is, unless the write is tried as
+        a create first: :meth:`write`)."""
+        assert self.witness is not None
+        w = await self.witness.check(bucket, key)
+        return w if w is not None else NOT_KNOWN
+
+    def early_floor(self, bucket: str, key: str) -> asyncio.Future[Floor] | None:
         """Start asking the key's floor now, for an unconditional write about
         to begin: a floor taken any time after the request began is a floor
         for it, and asked in the same turn as the request's other witness

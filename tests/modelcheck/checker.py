@@ -41,6 +41,9 @@ class Bounds:
     collections: int = 0
     #: Conditional writes (If-Match, If-None-Match) started in all.
     conditionals: int = 1
+    #: Of the plain writes, how many may start as a PUT does: tried as a
+    #: create when the witness majority does not know the key (model.start_create).
+    creates: int = 0
     #: Witness restarts (new incarnation) and evictions of the key, in all.
     witness_restarts: int = 1
     evictions: int = 2
@@ -67,6 +70,7 @@ class Bounds:
             f"3 AZs x {self.nodes_per_az} node(s), 3 witnesses, 2 coordinators; "
             f"{self.writes} writes ({self.pending} at once, {self.deletes} may be a delete), "
             f"{self.collections} collection(s), {self.conditionals} conditional, "
+            f"{self.creates} write(s) tried as a create, "
             f"{self.witness_restarts} witness restart(s), {self.evictions} eviction(s), "
             f"{self.other_key_evictions} eviction(s) of a key sharing the floor, "
             f"{self.node_crashes} node crash(es), "
@@ -90,6 +94,9 @@ _CI_BASE = Bounds(
 )
 #: Plain writes racing with evictions: 2 writes, one at a time, 2 evictions.
 CI = replace(_CI_BASE, writes=2, evictions=2)
+#: A PUT of a key the witness majority does not know, tried as a create,
+#: beside a plain write (the long tier adds a witness restart: about 450 s).
+CI_CREATE = replace(_CI_BASE, writes=2, creates=1)
 #: A conditional write beside a plain one (with resends: the mutant tests).
 CI_CONDITIONAL = replace(_CI_BASE, writes=1, conditionals=1)
 #: Reads (and writes' floors) that hear from only some AZs, the others timing
@@ -329,6 +336,18 @@ def actions(s: State, b: Bounds) -> Iterator[tuple[str, Step]]:
     # A majority matters only by its answer: one majority for each answer.
     by_answer = {(m.majority_check(s, at), m.majority_agrees(s, at)): at for at in m.MAJORITIES}
     checks = [(w, at) for (w, _), at in by_answer.items()]
+    if s.used("creates") < b.creates and s.used("writes") < b.writes:
+        # A PUT of a key the majority does not know (one it knows is a plain
+        # write, above): tried as a create.
+        for c, (w, at), clock in itertools.product(coords, checks, clocks):
+            if w is None:
+                for h in hears:
+                    yield (
+                        f"start_create(coordinator={c}, clock={clock}, check_at={at}, hear={h})",
+                        lambda s, v, c=c, clock=clock, at=at, h=h: m.start_create(
+                            s, v, c, clock, at, h
+                        ),
+                    )
     if s.used("writes") < b.writes and len(s.pending) < b.pending:
         kinds = (False, True) if s.used("deletes") < b.deletes else (False,)
         for c, (w, at), clock, rm in itertools.product(coords, checks, clocks, kinds):

@@ -126,6 +126,12 @@ class Variant:
     #: A write is stamped by its clock alone, not above the key's floor
     #: (unsafe_skip_floor).
     skip_floor: bool = False
+    #: A plain write of a key no witness of the majority knows is tried as a
+    #: create (a conditional write expecting nothing, decided by the first AZ),
+    #: and one the first AZ refuses goes on as a plain write above the floor
+    #: the nodes give (Protocol._write). Off: it goes on stamped by its clock
+    #: alone.
+    create_reads_floor_when_refused: bool = True
     #: What the node does when the first AZ refuses a try after an earlier try
     #: of the same write was taken there: ``finish`` it (the fix), or
     #: ``refuse`` (the old behaviour, a false refusal).
@@ -266,6 +272,12 @@ class Cond:
     #: A resend of the call looked for it among the versions and did not
     #: find it; it decides later (:func:`resend`), this attempt still going.
     looked: bool = False
+    #: A plain write tried as a create (:func:`start_create`): what it goes
+    #: on as a plain write with when the first AZ refuses it (clock, the
+    #: witness majority it checks, the AZs its floor read hears), and the
+    #: newest stamp acknowledged or read when it began (it must land above).
+    plain: tuple[int, tuple[int, ...], tuple[int, ...]] | None = None
+    after: Stamp = NONE
 
 
 @dataclass(frozen=True)
@@ -833,6 +845,42 @@ def start_conditional(s: State, coordinator: int, clock: int) -> State:
     )
 
 
+def start_create(
+    s: State,
+    v: Variant,
+    coordinator: int,
+    clock: int,
+    check_at: tuple[int, ...],
+    hear: tuple[int, ...] = ALL_AZS,
+) -> State:
+    """A plain write (PUT) whose floor check finds the key unknown to a
+    member of the witness majority: instead of reading the floor from every
+    node, it is tried as a create (expect nothing) stamped by its clock, which
+    the first AZ decides as any conditional write (node/protocol.py). A key
+    the majority knows is written as :func:`start_write` writes it."""
+    if majority_check(s, check_at) is not None:
+        return start_write(s, v, coordinator, clock, check_at, hear)
+    stamp = Stamp(max(clock, s.retired.clock), s.next_uid)
+    c = Cond(
+        s.next_call,
+        NONE,
+        NONE,
+        stamp,
+        coordinator,
+        s.incarnation,
+        plain=(clock, check_at, hear),
+        after=max(s.acked, s.observed),
+    )
+    s = _with(s, spent=_spend(s, "writes"))
+    return _with(
+        s,
+        conds=(*s.conds, c),
+        next_uid=s.next_uid + 1,
+        next_call=s.next_call + 1,
+        spent=_spend(s, "creates"),
+    )
+
+
 def _waiting(s: State) -> list[Cond]:
     return [c for c in s.conds if not c.finishing and (not c.tries or c.tries[-1] != c.stamp)]
 
@@ -877,7 +925,14 @@ def _conflict_at_first_az(s: State, v: Variant, c: Cond) -> State:
     i = s.conds.index(c)
     if not c.tries:
         # Refused before anything was written.
-        return _with(s, conds=_drop(s.conds, i), refused=s.refused | {c.stamp})
+        s = _with(s, conds=_drop(s.conds, i), refused=s.refused | {c.stamp})
+        if c.plain is not None:
+            # A create: the PUT goes on as a plain write, above the floor the
+            # nodes give (the key exists somewhere, or an AZ-0 node is silent).
+            clock, check_at, hear = c.plain
+            variant = v if v.create_reads_floor_when_refused else _with(v, skip_floor=True)
+            s = start_write(s, variant, c.coordinator, clock, check_at, hear)
+        return s
     if v.on_late_conflict == "refuse":
         if set(c.tries) & s.returned:
             raise Violation("a refused write was seen")
@@ -946,6 +1001,10 @@ def conditional_acknowledged(s: State, v: Variant, which: int, at: tuple[int, ..
     s = _with(s, conds=_drop(s.conds, i))
     if c.stamp in s.refused:
         raise Violation(f"{c.stamp} was refused, then acknowledged")
+    if c.plain is not None and stamp < c.after:
+        raise Violation(
+            f"lost write: create {stamp} acknowledged below {c.after}, acknowledged or read first"
+        )
     if c.gone:
         return _with(s, lost=(*s.lost, c))  # done, but the client was not told: it resends
     return _with(s, acked=max(s.acked, c.stamp))
@@ -961,7 +1020,7 @@ def conditional_abandoned(s: State, which: int) -> State:
 def reply_lost(s: State, which: int) -> State:
     """The client's attempt fails (a timeout, a dropped connection) without
     saying whether it took effect; its coordinator goes on."""
-    going = [c for c in s.conds if not c.gone]
+    going = [c for c in s.conds if not c.gone and c.plain is None]
     if not going:
         return s
     c = going[which % len(going)]

@@ -13,6 +13,7 @@ from tests.modelcheck.checker import (
     CI,
     CI_COLLECT,
     CI_CONDITIONAL,
+    CI_CREATE,
     CI_PARTIAL,
     CI_TWO_NODES,
     CI_VERSIONS,
@@ -34,6 +35,16 @@ def test_every_interleaving_within_the_bounds_is_clean() -> None:
     print(res.summary())
     assert res.violation is None, res.format_trace()
     assert res.states > 10_000
+
+
+def test_every_interleaving_of_a_put_tried_as_a_create_is_clean() -> None:
+    """A PUT of a key the witness majority does not know is tried as a
+    create, decided by the first AZ; refused, it goes on as a plain write
+    above the floor the nodes give (node/protocol.py). About a minute."""
+    res = explore(CI_CREATE)
+    print(res.summary())
+    assert res.violation is None, res.format_trace()
+    assert res.states > 1_000
 
 
 def test_every_interleaving_of_reads_that_hear_some_azs_is_clean() -> None:
@@ -96,6 +107,7 @@ def test_the_checker_finds_a_version_look_that_asks_one_node_an_az() -> None:
     "bounds",
     [
         CI_CONDITIONAL,
+        replace(CI_CREATE, witness_restarts=1),
         replace(CI_CONDITIONAL, partial_reads=True, resends=True),
         replace(CI_COLLECT, pending=2),
         replace(CI_COLLECT, nodes_per_az=2, node_crashes=1),
@@ -103,6 +115,7 @@ def test_the_checker_finds_a_version_look_that_asks_one_node_an_az() -> None:
     ],
     ids=[
         "conditional",
+        "create-witness-restart",
         "conditional-partial-reads",
         "collect-two-at-once",
         "collect-two-nodes",
@@ -123,6 +136,14 @@ MUTANTS = [
     # (mutant, bounds, what it breaks, steps at most)
     (Variant(reads_skip_witness=True), Bounds(writes=2, pending=1, **_PLAIN), "flicker", 8),
     (Variant(skip_floor=True), Bounds(writes=2, pending=1, **_PLAIN), "lost write", 14),
+    # A PUT tried as a create, refused (a read finished an older write in
+    # the first AZ meanwhile), goes on stamped by its clock alone.
+    (
+        Variant(create_reads_floor_when_refused=False),
+        Bounds(writes=2, pending=1, creates=1, max_depth=11, **_PLAIN),
+        "lost write",
+        11,
+    ),
     (Variant(agreed_checks=False), Bounds(writes=2, pending=2, **_PLAIN), "flicker", 10),
     (
         Variant(on_late_conflict="refuse"),
@@ -190,6 +211,7 @@ MUTANTS = [
     ids=[
         "reads-skip-witness",
         "no-write-floor",
+        "create-refused-without-floor",
         "trust-one-witness",
         "false-refusal",
         "resend-no-lookup",

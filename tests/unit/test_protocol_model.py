@@ -590,6 +590,16 @@ class ConditionalProtocol(Protocol):
         if len(self.s.conds) < 2:
             self.s = model.start_conditional(self.s, coordinator, clock)
 
+    @rule(
+        coordinator=st.integers(0, COORDINATORS - 1),
+        clock=st.integers(1, 8),
+        check_at=st.sampled_from(MAJORITIES),
+    )
+    def start_create(self, coordinator: int, clock: int, check_at: tuple[int, int]) -> None:
+        """A PUT: tried as a create when the majority does not know the key."""
+        if len(self.s.conds) < 2 and len(self.s.pending) < 3:
+            self.s = model.start_create(self.s, self.variant, coordinator, clock, check_at)
+
     @rule(which=st.integers(0, 1))
     def conditional_at_first_az(self, which: int) -> None:
         self.s = model.conditional_at_first_az(self.s, self.variant, which)
