@@ -107,7 +107,6 @@ def test_the_checker_finds_a_version_look_that_asks_one_node_an_az() -> None:
     "bounds",
     [
         CI_CONDITIONAL,
-        replace(CI_CREATE, witness_restarts=1),
         replace(CI_CONDITIONAL, partial_reads=True, resends=True),
         replace(CI_COLLECT, pending=2),
         replace(CI_COLLECT, nodes_per_az=2, node_crashes=1),
@@ -115,7 +114,6 @@ def test_the_checker_finds_a_version_look_that_asks_one_node_an_az() -> None:
     ],
     ids=[
         "conditional",
-        "create-witness-restart",
         "conditional-partial-reads",
         "collect-two-at-once",
         "collect-two-nodes",
