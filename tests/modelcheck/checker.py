@@ -95,8 +95,8 @@ _CI_BASE = Bounds(
 #: Plain writes racing with evictions: 2 writes, one at a time, 2 evictions.
 CI = replace(_CI_BASE, writes=2, evictions=2)
 #: A PUT of a key the witness majority does not know, tried as a create,
-#: beside a plain write. With a witness restart too (python -m tests.modelcheck
-#: style run by hand: 644,919 states, clean, 447 s) it is past the test timeout.
+#: beside a plain write. With a witness restart too (run by hand with
+#: explore(): 644,919 states, clean, 447 s) it is past the test timeout.
 CI_CREATE = replace(_CI_BASE, writes=2, creates=1)
 #: A conditional write beside a plain one (with resends: the mutant tests).
 CI_CONDITIONAL = replace(_CI_BASE, writes=1, conditionals=1)
