@@ -269,7 +269,7 @@ class RemoteReplica:
         if vstamp is not None:
             req.version_stamp.CopyFrom(stamp_to_pb(vstamp))
             req.has_version_stamp = True
-        # On the pipe, with the commits and metadata reads of the moment.
+        # On the pipe, with the metadata reads of the moment (commits queue apart).
         resp = (await self._reads.submit(replica_pb2.BatchOp(read_versions=req))).read_versions
         return [version_from_pb(v) for v in resp.versions], resp.removed
 

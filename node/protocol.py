@@ -152,6 +152,11 @@ def _version_name(vstamp: Stamp | None) -> str:
     return NULL_VERSION if vstamp is None else vstamp.version_id
 
 
+class _FirstTryUndecided(Exception):
+    """Internal: a PUT tried as a create whose first try the first AZ left
+    undecided (its home did not answer, its fallback refused)."""
+
+
 class NotKnown:
     """:meth:`Protocol.floor`'s answer for a key a member of the witness
     majority does not know: its floor is not read from the replicas yet."""
@@ -210,9 +215,10 @@ class Protocol:
         (most often a new key) is first tried as a create: a conditional write
         expecting nothing, which the first AZ decides against what every node
         of it holds (an acknowledged write is in all three AZs), so no floor is
-        read; refused (the key is there, or the AZ cannot tell), the write goes
-        on as above, its floor read from the replicas. A replica that holds a newer stamp than
-        this write's at commit holds a *concurrent* write, which may come after
+        read; refused (the key is there, or the AZ cannot tell), the write
+        goes on as above, its floor read from the replicas. A replica that
+        holds a newer stamp than this write's at commit holds a *concurrent*
+        write, which may come after
         it: the write is then added as a version there but does not become
         current (last writer wins), and it is not stamped again. (Stamping again
         would make it current a second time after a concurrent delete a reader
@@ -266,16 +272,16 @@ class Protocol:
                 found = await (floor if floor is not None else self.floor(head.bucket, head.key))
                 if isinstance(found, NotKnown):
                     try:
-                        return await self._write_conditional(head, placement, targets, ZERO, fence)
+                        return await self._write_conditional(
+                            head, placement, targets, ZERO, fence, create=True
+                        )
                     except ConditionalRequestConflict:
                         pass  # refused before anything was written: the key is there
-                    except ServiceUnavailable:
+                    except _FirstTryUndecided:
                         # The first AZ's home did not answer and whether it took
                         # the try is unknown: this write goes above it, and
                         # removes it (a version no one was told of).
-                        self.clock.observe(head.stamp)
-                        left = (head.stamp,) if head.is_version and not head.null_version else ()
-                        head = replace(head, stamp=self.clock.now(), removed=head.removed + left)
+                        head = self._restamped(head)
                     CREATES_REFUSED.inc()
                     found = await self.replicas_floor(head.bucket, head.key)
                 known = found
@@ -295,9 +301,12 @@ class Protocol:
         targets: list[Target] | None,
         expect: Stamp | None,
         fence: Fence,
+        create: bool = False,
     ) -> ObjectVersion:
         """A write the first AZ decides against ``expect`` (None: without
-        witnesses, a plain write a newer replica sends round again)."""
+        witnesses, a plain write a newer replica sends round again). A
+        ``create`` (a PUT tried as one: :meth:`write`) whose first try the
+        first AZ left undecided raises :class:`_FirstTryUndecided`."""
         prev = head
         attempts = self.ncfg.restamp_attempts
         for attempt in range(attempts):
@@ -316,6 +325,10 @@ class Protocol:
                 head = prev
                 await self.commit_change(replace(Change.of(head), merge=True), placement, targets)
                 break
+            except ServiceUnavailable:
+                if create and attempt == 0:
+                    raise _FirstTryUndecided from None
+                raise
             newer = [r.current for r in results if not r.applied and r.current > head.stamp]
             if not newer:
                 break
@@ -324,10 +337,15 @@ class Protocol:
             if attempt + 1 < attempts:
                 if expect is not None:
                     expect = head.stamp  # the first AZ holds this try: go on from it
-                left = (head.stamp,) if head.version_stamp is None and head.is_version else ()
-                head = replace(head, stamp=self.clock.now(), removed=head.removed + left)
+                head = self._restamped(head)
         await self.confirm(head, fence)
         return head
+
+    def _restamped(self, head: ObjectVersion) -> ObjectVersion:
+        """``head`` stamped again, removing its earlier try (a version: a
+        record that takes a version's place keeps its version stamp)."""
+        left = (head.stamp,) if head.version_stamp is None and head.is_version else ()
+        return replace(head, stamp=self.clock.now(), removed=head.removed + left)
 
     async def _write_replica(self, v: ObjectVersion, targets: list[Target] | None) -> ObjectVersion:
         """A version another cluster wrote keeps its version id (``vstamp``)

@@ -363,6 +363,10 @@ class Quorum:
             maybe_took = False  # a node tried before may have taken it
             full: list[str] = []
             for node, home in candidates:
+                if maybe_took and uncertain is not None:
+                    # Whatever this node answers (or refuses by raising), the
+                    # one before it may have taken the change.
+                    uncertain.add(i)
                 try:
                     result = await self.peers.replica(node).commit(change, home)
                 except ReplicaUnavailable as exc:
@@ -373,12 +377,6 @@ class Quorum:
                     self.peers.mark_full(node.name, str(exc))
                     full.append(node.name)
                     continue
-                except ConditionalRequestConflict:
-                    if maybe_took and uncertain is not None:
-                        uncertain.add(i)
-                    raise
-                if maybe_took and uncertain is not None:
-                    uncertain.add(i)
                 return result
             raise AzDown(azr.az, [n.name for n in azr.nodes], full)
 

@@ -333,10 +333,11 @@ class Replicator:
         if v.bucket.startswith("."):
             return
         dests = [d for d, s in v.replication_targets.items() if s == replication.PENDING]
+        if not dests:
+            return
         # The node sends only this replicator's share (ReadLogRequest.share);
         # a node that does not filter sends every entry.
-        mine = replication.share_of(replication.key_digest(v.bucket, v.key), self.count)
-        if not dests or mine != self.index:
+        if replication.share_of(replication.key_digest(v.bucket, v.key), self.count) != self.index:
             return
         await asyncio.gather(*(self._once(v, d) for d in dests))
 

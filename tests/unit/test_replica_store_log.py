@@ -107,7 +107,7 @@ def test_a_replicator_is_sent_only_its_share_of_the_keys(tmp_path: Path) -> None
             # other share's entries is passed over in steps, never sent.
             other = mine[1][0]
             entries, scanned = await store.read_pending_log(other - 1, 1, 0, 2)
-            looked = [i for i in range(other, 21)][:2]
+            looked = list(range(other, 21))[:2]
             got = [i for i in looked if _share(i) == 0][:1]
             assert (_seqs(entries), scanned) == (got, got[0] if got else looked[-1])
             # An index entry written before entries carried the key's digest
