@@ -160,9 +160,9 @@ WITNESS_FENCED = Counter(
 )
 CREATES_REFUSED = Counter(
     "tristore_creates_refused_total",
-    "PUTs of a key the witness majority did not know, tried as a create and refused "
-    "(the key was there, or the first AZ could not tell): written as before, after "
-    "reading the key's floor from every node.",
+    "PUTs (and replicas applied) of a key the witness majority did not know, tried as "
+    "a create and refused or left undecided (the key was there, or the first AZ could "
+    "not tell): written as before, after reading the key from every node.",
 )
 WRITE_BACKS = Counter(
     "tristore_write_backs_total",

@@ -357,11 +357,39 @@ class Protocol:
         so there are no ties). An older one is added as a noncurrent version.
         The record is stamped above the current one, by a conditional write
         tried again if the key moves meanwhile: current records' stamps only
-        grow, as the witness needs."""
+        grow, as the witness needs.
+
+        A key the witness majority does not know (most often one new here) is
+        first tried as a create, as a PUT is (:meth:`write`): a conditional
+        write expecting nothing, which the key's first AZ decides against what
+        every node of it holds, so the current record is not read from every
+        node first. Refused (the key is there, or the AZ cannot tell) or
+        undecided (the first AZ's home did not answer), it goes on as above:
+        the read finds the key, or the try if the home took it (the same
+        version: it is then added again as a version, harmlessly)."""
         bucket, key = v.bucket, v.key
         self.clock.observe(v.stamp)
+        checked: tuple[ObjectVersion | None, Stamp | None, bool] | None = None
+        if self.witness is not None and not self.ncfg.unsafe_skip_witness:
+            cached = self.cache.get(bucket, key)
+            fence = self.fence(bucket, key)
+            w, agreed = await self.witness.check_agreed(bucket, key)
+            if w is None:
+                record = replace(v, stamp=self.clock.now(), version_stamp=v.vstamp)
+                try:
+                    return await self._write_conditional(
+                        record, self.placer.place(bucket, key), targets, ZERO, fence, create=True
+                    )
+                except (ConditionalRequestConflict, _FirstTryUndecided):
+                    CREATES_REFUSED.inc()
+            else:
+                checked = (cached, w, agreed)  # the loop's first read starts from it
         for _attempt in range(self.ncfg.restamp_attempts):
-            current, _ = await self.read(bucket, key)
+            if checked is not None:
+                current, _ = await self._read_checked(bucket, key, *checked)
+                checked = None
+            else:
+                current, _ = await self.read(bucket, key)
             if current is not None:
                 self.clock.observe(current.stamp)
             record = replace(v, stamp=self.clock.now(), version_stamp=v.vstamp)
@@ -475,6 +503,19 @@ class Protocol:
             CACHE_HITS.inc()
             return cached, []
         w, agreed = await self.witness.check_agreed(bucket, key)
+        return await self._read_checked(bucket, key, cached, w, agreed)
+
+    async def _read_checked(
+        self,
+        bucket: str,
+        key: str,
+        cached: ObjectVersion | None,
+        w: Stamp | None,
+        agreed: bool,
+    ) -> tuple[ObjectVersion | None, list[Replica]]:
+        """:meth:`read` once the witness majority answered ``w`` (``agreed``
+        or not); ``cached``: this node's cached version, taken before it asked."""
+        assert self.witness is not None
         if cached is not None and w is not None and cached.stamp >= w:
             CACHE_HITS.inc()
             return cached, []

@@ -441,3 +441,43 @@ def test_writes_nobody_replicates_cost_the_replicators_nothing(
     # once or twice); one answer per write would be 60 and more.
     bound = len(east.config.nodes) * len(REPLICATORS) + 3 * len(probes) * len(REPLICATORS)
     assert after - before <= bound, (before, after, bound)
+
+
+def _creates_refused(cluster: DevCluster) -> float:
+    return sum(
+        cluster.metric(n.name, "tristore_creates_refused_total") for n in cluster.config.nodes
+    )
+
+
+def test_a_replica_of_a_key_the_witnesses_do_not_know_is_tried_as_a_create(
+    pair: tuple[DevCluster, DevCluster],
+) -> None:
+    # A replica of a key new at the destination is written as a create, which
+    # the key's first AZ decides (no read of every node first). One whose key
+    # is there but unknown to the witnesses (they restarted) is refused as a
+    # create, and the apply goes on as before: read, then last writer wins
+    # by version id.
+    east, west = pair
+    with east.client() as e, west.client() as w:
+        _versioned(e, "rc-src")
+        _versioned(w, "rc-dst")
+        e.put_bucket_replication("rc-src", [Rule("all", (Destination("west", "rc-dst"),))])
+        refused = _creates_refused(west)
+        fresh = e.put_object("rc-src", "fresh", b"new on west")
+        wait_until(lambda: _arrived(w, "rc-dst", "fresh", fresh), 60, what="the new key")
+        assert w.get_object("rc-dst", "fresh") == b"new on west"
+        assert _creates_refused(west) == refused  # taken as a create
+
+        with east.paused(*east.replicator_names):
+            older = e.put_object("rc-src", "taken", b"east's, older")
+            newer = w.put_object("rc-dst", "taken", b"west's own, newer")
+            for name in [x.name for x in west.config.witnesses]:
+                west.kill(name)
+                west.start(name)  # a new incarnation: it knows no key
+        wait_until(lambda: _arrived(w, "rc-dst", "taken", older), 60, what="east's older version")
+        assert _creates_refused(west) > refused
+        # West's own version stays current; east's is there as an older one.
+        assert w.get_object("rc-dst", "taken") == b"west's own, newer"
+        assert w.head_object("rc-dst", "taken").version_id == newer.version_id
+        ids = [v.version_id for v in w.list_object_versions("rc-dst", prefix="taken").versions]
+        assert sorted(ids) == sorted([older.version_id, newer.version_id])

@@ -852,13 +852,22 @@ def start_create(
     clock: int,
     check_at: tuple[int, ...],
     hear: tuple[int, ...] = ALL_AZS,
+    replica: bool = False,
 ) -> State:
     """A plain write (PUT) whose floor check finds the key unknown to a
     member of the witness majority: instead of reading the floor from every
     node, it is tried as a create (expect nothing) stamped by its clock, which
     the first AZ decides as any conditional write (node/protocol.py). A key
-    the majority knows is written as :func:`start_write` writes it."""
+    the majority knows is written as :func:`start_write` writes it.
+
+    A ``replica`` (a version a replicator brings: Protocol._write_replica)
+    is tried the same way, but refused it ends there: the apply then reads
+    the key and goes on as a conditional write, a call of its own
+    (:func:`read`, :func:`start_conditional`), under a new stamp; a key the
+    majority knows is not tried at all."""
     if majority_check(s, check_at) is not None:
+        if replica:
+            return s
         return start_write(s, v, coordinator, clock, check_at, hear)
     stamp = Stamp(max(clock, s.retired.clock), s.next_uid)
     c = Cond(
@@ -868,16 +877,16 @@ def start_create(
         stamp,
         coordinator,
         s.incarnation,
-        plain=(clock, check_at, hear),
+        plain=None if replica else (clock, check_at, hear),
         after=max(s.acked, s.observed),
     )
-    s = _with(s, spent=_spend(s, "writes"))
+    s = _with(s, spent=_spend(s, "replica_creates" if replica else "writes"))
     return _with(
         s,
         conds=(*s.conds, c),
         next_uid=s.next_uid + 1,
         next_call=s.next_call + 1,
-        spent=_spend(s, "creates"),
+        spent=_spend(s, "creates") if not replica else s.spent,
     )
 
 

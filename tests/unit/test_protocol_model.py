@@ -600,6 +600,20 @@ class ConditionalProtocol(Protocol):
         if len(self.s.conds) < 2 and len(self.s.pending) < 3:
             self.s = model.start_create(self.s, self.variant, coordinator, clock, check_at)
 
+    @rule(
+        coordinator=st.integers(0, model.COORDINATORS - 1),
+        clock=st.integers(1, 8),
+        check_at=st.sampled_from(MAJORITIES),
+    )
+    def start_replica_create(self, coordinator: int, clock: int, check_at: tuple[int, int]) -> None:
+        """A replica applied: tried as a create when the majority does not
+        know the key; refused, the apply's read and conditional retry are
+        calls of their own (start_conditional)."""
+        if len(self.s.conds) < 2:
+            self.s = model.start_create(
+                self.s, self.variant, coordinator, clock, check_at, replica=True
+            )
+
     @rule(which=st.integers(0, 1))
     def conditional_at_first_az(self, which: int) -> None:
         self.s = model.conditional_at_first_az(self.s, self.variant, which)
