@@ -271,18 +271,14 @@ class Protocol:
             else:
                 found = await (floor if floor is not None else self.floor(head.bucket, head.key))
                 if isinstance(found, NotKnown):
-                    try:
-                        return await self._write_conditional(
-                            head, placement, targets, ZERO, fence, create=True
-                        )
-                    except ConditionalRequestConflict:
-                        pass  # refused before anything was written: the key is there
-                    except _FirstTryUndecided:
-                        # The first AZ's home did not answer and whether it took
-                        # the try is unknown: this write goes above it, and
-                        # removes it (a version no one was told of).
+                    written, undecided = await self._create(head, placement, targets, fence)
+                    if written is not None:
+                        return written
+                    if undecided:
+                        # Whether the first AZ's home took the try is unknown:
+                        # this write goes above it, and removes it (a version
+                        # no one was told of).
                         head = self._restamped(head)
-                    CREATES_REFUSED.inc()
                     found = await self.replicas_floor(head.bucket, head.key)
                 known = found
             if known is not None:
@@ -341,6 +337,26 @@ class Protocol:
         await self.confirm(head, fence)
         return head
 
+    async def _create(
+        self, head: ObjectVersion, placement: Placement, targets: list[Target] | None, fence: Fence
+    ) -> tuple[ObjectVersion | None, bool]:
+        """``head`` tried as a create: a conditional write expecting nothing,
+        which the key's first AZ takes only if no node of it holds the key.
+        (the version written, or None; whether the first try was left
+        undecided: the first AZ's home did not answer). One not written is
+        counted in ``tristore_creates_refused_total``."""
+        try:
+            written = await self._write_conditional(
+                head, placement, targets, ZERO, fence, create=True
+            )
+            return written, False
+        except ConditionalRequestConflict:
+            undecided = False  # refused before anything was written: the key is there
+        except _FirstTryUndecided:
+            undecided = True
+        CREATES_REFUSED.inc()
+        return None, undecided
+
     def _restamped(self, head: ObjectVersion) -> ObjectVersion:
         """``head`` stamped again, removing its earlier try (a version: a
         record that takes a version's place keeps its version stamp)."""
@@ -376,12 +392,10 @@ class Protocol:
             w, agreed = await self.witness.check_agreed(bucket, key)
             if w is None:
                 record = replace(v, stamp=self.clock.now(), version_stamp=v.vstamp)
-                try:
-                    return await self._write_conditional(
-                        record, self.placer.place(bucket, key), targets, ZERO, fence, create=True
-                    )
-                except (ConditionalRequestConflict, _FirstTryUndecided):
-                    CREATES_REFUSED.inc()
+                placement = self.placer.place(bucket, key)
+                written, _ = await self._create(record, placement, targets, fence)
+                if written is not None:
+                    return written
             else:
                 checked = (cached, w, agreed)  # the loop's first read starts from it
         for _attempt in range(self.ncfg.restamp_attempts):
