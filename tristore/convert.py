@@ -59,6 +59,9 @@ def stamp_from_pb(p: common_pb2.Stamp) -> Stamp:
 
 
 def version_to_pb(v: ObjectVersion, with_inline: bool = True) -> common_pb2.ObjectVersion:
+    # Maps and lists are filled only when they hold something: most records
+    # have none, and each empty one given to the constructor still costs a
+    # generic update (a commit converts every version it carries).
     msg = common_pb2.ObjectVersion(
         bucket=v.bucket,
         key=v.key,
@@ -67,32 +70,38 @@ def version_to_pb(v: ObjectVersion, with_inline: bool = True) -> common_pb2.Obje
         size=v.size,
         etag=v.etag,
         content_type=v.content_type,
-        metadata=v.metadata,
         data_id=v.data_id,
         chunk_size=v.chunk_size,
         null_version=v.null_version,
         delete_marker=v.delete_marker,
-        tags=v.tags,
         acl=v.acl,
         owner=v.owner,
         storage_class=v.storage_class,
         sse=v.sse,
-        removed=[stamp_to_pb(r) for r in v.removed],
         versioning=v.versioning,
-        replication_rules=[rule_to_pb(r) for r in v.replication_rules],
         replication_status=v.replication_status,
-        replication_targets=v.replication_targets,
         origin_cluster=v.origin_cluster,
         sse_key=v.sse_key,
         sse_customer_hmac=v.sse_customer_hmac,
         default_sse=v.default_sse,
         request_id=v.request_id,
-        headers=v.headers,
         sse_bucket=v.sse_bucket,
         checksum_algorithm=v.checksum_algorithm,
         checksum_type=v.checksum_type,
         checksum=v.checksum,
     )
+    if v.metadata:
+        msg.metadata.update(v.metadata)
+    if v.tags:
+        msg.tags.update(v.tags)
+    if v.replication_targets:
+        msg.replication_targets.update(v.replication_targets)
+    if v.headers:
+        msg.headers.update(v.headers)
+    if v.removed:
+        msg.removed.extend(stamp_to_pb(r) for r in v.removed)
+    if v.replication_rules:
+        msg.replication_rules.extend(rule_to_pb(r) for r in v.replication_rules)
     if v.version_stamp is not None:
         msg.version_stamp.CopyFrom(stamp_to_pb(v.version_stamp))
         msg.has_version_stamp = True
@@ -127,9 +136,11 @@ def version_from_pb(p: common_pb2.ObjectVersion) -> ObjectVersion:
         owner=p.owner,
         storage_class=p.storage_class,
         sse=p.sse,
-        removed=tuple(stamp_from_pb(r) for r in p.removed),
+        removed=tuple(stamp_from_pb(r) for r in p.removed) if p.removed else (),
         versioning=p.versioning,
-        replication_rules=tuple(rule_from_pb(r) for r in p.replication_rules),
+        replication_rules=(
+            tuple(rule_from_pb(r) for r in p.replication_rules) if p.replication_rules else ()
+        ),
         replication_status=p.replication_status,
         replication_targets=dict(p.replication_targets) if p.replication_targets else {},
         origin_cluster=p.origin_cluster,
