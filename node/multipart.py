@@ -32,7 +32,7 @@ from dataclasses import replace
 
 from node import keys
 from node.coordinator import Coordinator
-from node.objects import RESEND_SEARCH_VERSIONS, PutHeader, to_replicate
+from node.objects import RESEND_SEARCH_VERSIONS, PutHeader, check_put_conditions, to_replicate
 from tristore import checksums, sse, validation
 from tristore.checksums import Checksum
 from tristore.config import NodeSection
@@ -202,6 +202,8 @@ class Multipart:
         upload_id: str,
         chosen: list[CompletedPart],
         ck: sse.CustomerKey | None = None,
+        if_none_match: str = "",
+        if_match: str = "",
     ) -> ObjectInfo:
         """The upload's ``chosen`` parts as one new version of the key. Each
         must be a stored part with the ETag given and, when a checksum is
@@ -212,7 +214,14 @@ class Multipart:
         A Complete of an upload an earlier Complete with the same parts
         finished (a retry whose first attempt's reply was lost) answers
         success with that version, as S3 does; the version carries the upload
-        id as its request id."""
+        id as its request id.
+
+        ``if_none_match`` (``*``: only if the key has no current object) and
+        ``if_match`` (only over the current object of that ETag) make it a
+        conditional write, as a PUT's: PreconditionFailed (NoSuchKey for
+        If-Match on no object) leaves the upload as it was, to complete
+        otherwise or abort."""
+        check_put_conditions(if_none_match, if_match)
         try:
             upload = await self._upload(bucket, key, upload_id)
         except NoSuchUpload:
@@ -251,6 +260,9 @@ class Multipart:
             parts.append(p)
         c = self.coord
         info = await c.buckets.require_bucket(bucket)
+        expect = await c.objects.put_precondition(
+            PutHeader(bucket, key, if_none_match=if_none_match, if_match=if_match)
+        )
         target = replace(
             upload,
             bucket=bucket,
@@ -274,6 +286,7 @@ class Multipart:
             etag=multipart_etag([p.etag for p in parts]),
             cipher=cipher,
             checksum=checksum,
+            expect=expect,
         )
         await self._discard([_part_key(upload_id, n) for n in stored] + [upload.key])
         key_md5 = ck.key_md5 if ck is not None else ""

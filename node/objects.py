@@ -169,6 +169,15 @@ def _needs_md5(etag: str | None, content_md5: str) -> bool:
     return not etag or bool(content_md5)
 
 
+def check_put_conditions(if_none_match: str, if_match: str) -> None:
+    """The conditions a write takes (a PUT, a multipart Complete): If-None-Match
+    only as ``*`` (create if absent), or If-Match, not both."""
+    if if_none_match and if_none_match.strip() != "*":
+        raise InvalidArgument("If-None-Match on a write takes only '*' (create if absent)")
+    if if_none_match and if_match:
+        raise InvalidArgument("give If-None-Match or If-Match on a write, not both")
+
+
 def _etag_matches(header: str, etag: str) -> bool:
     """An If-Match / If-None-Match list: ``*`` or ETags, quoted or weak or not."""
     for item in header.split(","):
@@ -300,10 +309,7 @@ class Objects:
                 f"object of {header.size} bytes is larger than the limit of "
                 f"{self.ncfg.max_object_size} bytes for one PUT"
             )
-        if header.if_none_match and header.if_none_match.strip() != "*":
-            raise InvalidArgument("If-None-Match on a PUT takes only '*' (create if absent)")
-        if header.if_none_match and header.if_match:
-            raise InvalidArgument("give If-None-Match or If-Match on a PUT, not both")
+        check_put_conditions(header.if_none_match, header.if_match)
         conditional = bool(header.if_none_match or header.if_match)
         resend = header.resend and bool(header.request_id)
         floor = (
@@ -335,7 +341,7 @@ class Objects:
                 if earlier is not None:
                     return ObjectInfo.of(earlier, key_md5, bool(bucket.versioning))
             try:
-                expect = await self._put_precondition(header)
+                expect = await self.put_precondition(header)
                 checksum = header.checksum or Checksum(checksums.DEFAULT)
                 version = await self.store(
                     base,
@@ -599,9 +605,10 @@ class Objects:
             )
         return None
 
-    async def _put_precondition(self, header: PutHeader) -> Stamp | None:
-        """Check a conditional PUT against the current object; the stamp its
-        commit must not find exceeded (None for an unconditional PUT)."""
+    async def put_precondition(self, header: PutHeader) -> Stamp | None:
+        """Check a conditional PUT (or multipart Complete) against the current
+        object; the stamp its commit must not find exceeded (None for an
+        unconditional one). The commit is refused if the key changed since."""
         if not header.if_none_match and not header.if_match:
             return None
         current, _ = await self.protocol.read(header.bucket, header.key)

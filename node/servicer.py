@@ -388,6 +388,8 @@ class ObjectServicer(objects_pb2_grpc.ObjectServiceServicer):
             request.upload_id,
             [completed_part_from_pb(p) for p in request.parts],
             _customer_key(request.sse_customer),
+            request.if_none_match,
+            request.if_match,
         )
         return objects_pb2.CompleteMultipartUploadResponse(info=info_to_pb(info))
 

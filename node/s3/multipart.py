@@ -107,6 +107,8 @@ class MultipartHandlers(Base):
             call.query["uploadId"],
             parts,
             hdr.customer_key(call.headers),
+            call.headers.get("if-none-match", ""),
+            call.headers.get("if-match", ""),
         )
         url = f"{call.request.scheme}://{call.request.host}/{call.bucket}/{call.key}"
         out = hdr.put_answer(info)

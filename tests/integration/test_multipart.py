@@ -192,6 +192,40 @@ def test_versioned_bucket_gets_a_new_version(cluster: DevCluster) -> None:
         assert len(c.list_object_versions("mpu-ver", prefix="k").versions) == 3
 
 
+def test_a_conditional_complete_is_refused_when_the_key_is_not_as_expected(
+    cluster: DevCluster,
+) -> None:
+    """if_none_match="*" / if_match on Complete, as on a PUT (a body of
+    several chunks: the conditional write of a large object). Refused, the
+    object stays and the upload can still be completed."""
+    body = os.urandom(MIN_PART_SIZE) + b"tail"
+    with cluster.client() as c:
+        c.create_bucket("mpu-cond")
+        first = c.put_object("mpu-cond", "k", b"first")
+        up = c.create_multipart_upload("mpu-cond", "k")
+        parts = [
+            (1, c.upload_part("mpu-cond", "k", up.upload_id, 1, body[:MIN_PART_SIZE]).etag),
+            (2, c.upload_part("mpu-cond", "k", up.upload_id, 2, body[MIN_PART_SIZE:]).etag),
+        ]
+        with pytest.raises(errors.PreconditionFailed):
+            c.complete_multipart_upload("mpu-cond", "k", up.upload_id, parts, if_none_match="*")
+        with pytest.raises(errors.PreconditionFailed):
+            c.complete_multipart_upload("mpu-cond", "k", up.upload_id, parts, if_match=_md5(b""))
+        none = c.create_multipart_upload("mpu-cond", "none")
+        small = [(1, c.upload_part("mpu-cond", "none", none.upload_id, 1, b"x").etag)]
+        with pytest.raises(errors.NoSuchKey):
+            c.complete_multipart_upload(
+                "mpu-cond", "none", none.upload_id, small, if_match="0" * 32
+            )
+        assert c.get_object("mpu-cond", "k") == b"first"
+        assert [p.part_number for p in c.list_parts("mpu-cond", "k", up.upload_id).parts] == [1, 2]
+        done = c.complete_multipart_upload(
+            "mpu-cond", "k", up.upload_id, parts, if_match=first.etag
+        )
+        assert done.etag == multipart_etag([e for _, e in parts])
+        assert c.get_object("mpu-cond", "k") == body
+
+
 def _data_ids_on_disk(cluster: DevCluster, name: str) -> set[bytes]:
     """Body ids of every chunk in a node's own RocksDB."""
     from rocksdict import AccessType, Options, Rdict

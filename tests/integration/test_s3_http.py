@@ -1042,6 +1042,43 @@ def test_multipart_by_hand(s3: Any, bucket: str) -> None:
     assert e.value.response["Error"]["Code"] == "NoSuchUpload"
 
 
+def test_complete_multipart_upload_is_a_conditional_write(s3: Any, bucket: str) -> None:
+    """If-None-Match: * and If-Match on CompleteMultipartUpload, as on a PUT: a
+    refusal changes nothing (the object stays, the upload can still be
+    completed), a condition that holds completes."""
+    key = "mp-conditional"
+    s3.put_object(Bucket=bucket, Key=key, Body=b"original")
+    etag = s3.head_object(Bucket=bucket, Key=key)["ETag"]
+    u = s3.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+    p = s3.upload_part(Bucket=bucket, Key=key, UploadId=u, PartNumber=1, Body=b"assembled")
+    parts = {"Parts": [{"PartNumber": 1, "ETag": p["ETag"]}]}
+    for condition in ({"IfNoneMatch": "*"}, {"IfMatch": '"0123456789abcdef0123456789abcdef"'}):
+        with pytest.raises(ClientError) as e:
+            s3.complete_multipart_upload(
+                Bucket=bucket, Key=key, UploadId=u, MultipartUpload=parts, **condition
+            )
+        assert e.value.response["Error"]["Code"] == "PreconditionFailed", condition
+        assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 412
+        assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == b"original"
+    listed = s3.list_parts(Bucket=bucket, Key=key, UploadId=u)["Parts"]
+    assert [x["PartNumber"] for x in listed] == [1]
+    s3.complete_multipart_upload(
+        Bucket=bucket, Key=key, UploadId=u, MultipartUpload=parts, IfMatch=etag
+    )
+    assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == b"assembled"
+    # Create-if-absent on a key with no object completes.
+    u = s3.create_multipart_upload(Bucket=bucket, Key=key + "-new")["UploadId"]
+    p = s3.upload_part(Bucket=bucket, Key=key + "-new", UploadId=u, PartNumber=1, Body=b"new")
+    s3.complete_multipart_upload(
+        Bucket=bucket,
+        Key=key + "-new",
+        UploadId=u,
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": p["ETag"]}]},
+        IfNoneMatch="*",
+    )
+    assert s3.get_object(Bucket=bucket, Key=key + "-new")["Body"].read() == b"new"
+
+
 def test_multipart_copy(s3: Any, bucket: str) -> None:
     """UploadPartCopy, by hand with ranges and through boto3's managed copy."""
     data = os.urandom(12 * MiB)

@@ -932,6 +932,8 @@ class AsyncClient:
         *,
         timeout: float | None = None,
         sse_customer_key: bytes | None = None,
+        if_none_match: str | None = None,
+        if_match: str | None = None,
     ) -> ObjectInfo:
         """Assemble the object from ``parts``, ascending: (part number, ETag)
         pairs, or CompletedPart or Part objects (:mod:`tristore.model`; the
@@ -942,12 +944,20 @@ class AsyncClient:
 
         The cluster copies the parts into the object before it answers, which
         takes a while for a large one: ``timeout`` gives each attempt a longer
-        deadline than the client's."""
+        deadline than the client's.
+
+        ``if_none_match="*"`` completes only if the key has no object yet, and
+        ``if_match=ETAG`` only over the object with that ETag (PreconditionFailed
+        otherwise; the upload stays, to complete otherwise or abort), as for
+        ``put_object``."""
+        none_match, match = check_put_conditions(if_none_match, if_match)
         request = objects_pb2.CompleteMultipartUploadRequest(
             bucket=bucket,
             key=key,
             upload_id=upload_id,
             parts=[convert.completed_part_to_pb(_completed(p)) for p in parts],
+            if_none_match=none_match,
+            if_match=match,
         )
         _set_ssec(request.sse_customer, sse_customer_key)
         resp = await self._unary("CompleteMultipartUpload", request, timeout=timeout)

@@ -557,6 +557,8 @@ class Client:
         *,
         timeout: float | None = None,
         sse_customer_key: bytes | None = None,
+        if_none_match: str | None = None,
+        if_match: str | None = None,
     ) -> ObjectInfo:
         return self._run(
             self._aio.complete_multipart_upload(
@@ -566,6 +568,8 @@ class Client:
                 list(parts),
                 timeout=timeout,
                 sse_customer_key=sse_customer_key,
+                if_none_match=if_none_match,
+                if_match=if_match,
             )
         )
 

@@ -709,18 +709,22 @@ class CompletedPart(_message.Message):
     def __init__(self, part_number: _Optional[int] = ..., etag: _Optional[str] = ..., checksum_algorithm: _Optional[str] = ..., checksum: _Optional[str] = ...) -> None: ...
 
 class CompleteMultipartUploadRequest(_message.Message):
-    __slots__ = ("bucket", "key", "upload_id", "parts", "sse_customer")
+    __slots__ = ("bucket", "key", "upload_id", "parts", "sse_customer", "if_none_match", "if_match")
     BUCKET_FIELD_NUMBER: _ClassVar[int]
     KEY_FIELD_NUMBER: _ClassVar[int]
     UPLOAD_ID_FIELD_NUMBER: _ClassVar[int]
     PARTS_FIELD_NUMBER: _ClassVar[int]
     SSE_CUSTOMER_FIELD_NUMBER: _ClassVar[int]
+    IF_NONE_MATCH_FIELD_NUMBER: _ClassVar[int]
+    IF_MATCH_FIELD_NUMBER: _ClassVar[int]
     bucket: str
     key: str
     upload_id: str
     parts: _containers.RepeatedCompositeFieldContainer[CompletedPart]
     sse_customer: SseCustomerKey
-    def __init__(self, bucket: _Optional[str] = ..., key: _Optional[str] = ..., upload_id: _Optional[str] = ..., parts: _Optional[_Iterable[_Union[CompletedPart, _Mapping]]] = ..., sse_customer: _Optional[_Union[SseCustomerKey, _Mapping]] = ...) -> None: ...
+    if_none_match: str
+    if_match: str
+    def __init__(self, bucket: _Optional[str] = ..., key: _Optional[str] = ..., upload_id: _Optional[str] = ..., parts: _Optional[_Iterable[_Union[CompletedPart, _Mapping]]] = ..., sse_customer: _Optional[_Union[SseCustomerKey, _Mapping]] = ..., if_none_match: _Optional[str] = ..., if_match: _Optional[str] = ...) -> None: ...
 
 class CompleteMultipartUploadResponse(_message.Message):
     __slots__ = ("info",)
