@@ -128,10 +128,14 @@ async def _v2_presigned(
             f"the access key id {v2.access_key_id} does not exist in this cluster"
         )
     user, secret = found
-    want = sigv4.v2_signature(
-        secret, sigv4.v2_string_to_sign(method, headers, v2.expires, resource, query)
+    # A link to a bucket names /BUCKET; its signer may have signed /BUCKET/
+    # (botocore does, as V2 writes a bucket's resource).
+    resources = [resource, resource + "/"] if resource.count("/") == 1 else [resource]
+    wants = (
+        sigv4.v2_signature(secret, sigv4.v2_string_to_sign(method, headers, v2.expires, r, query))
+        for r in resources
     )
-    if not sigv4.matches(want, v2.signature):
+    if not any(sigv4.matches(want, v2.signature) for want in wants):
         raise SignatureDoesNotMatch(
             "The request signature we calculated does not match the signature you provided. "
             "Check your key and signing method."

@@ -39,6 +39,7 @@ from botocore.exceptions import ClientError
 from botocore.httpchecksum import StreamingChecksumBody
 
 from node.s3.objects import WHOLE_ANSWER_MAX
+from node.s3.xml import NS as S3_NS
 from tests.integration.cluster import (
     ROOT,
     DevCluster,
@@ -1361,6 +1362,13 @@ def test_presigned_urls_with_plain_http(s3: Any, env: dict[str, str], bucket: st
         with pytest.raises(urllib.error.HTTPError) as e:
             _fetch(env, bad, method, b"x" if method == "PUT" else None, headers)
         assert _error_of(e.value)["Code"] == "SignatureDoesNotMatch", (method, headers)
+    # Links to a bucket (botocore signs its resource as /BUCKET/, the URL
+    # names /BUCKET): a listing, and the bucket's location.
+    url = s3.generate_presigned_url("list_objects", {"Bucket": bucket, "Prefix": "up"})
+    keys = [k.text for k in ET.fromstring(_fetch(env, url)).iter(f"{{{S3_NS}}}Key")]
+    assert keys == ["up", "up2"]
+    url = s3.generate_presigned_url("get_bucket_location", {"Bucket": bucket})
+    assert ET.fromstring(_fetch(env, url)).tag == f"{{{S3_NS}}}LocationConstraint"
     # Expired: validly signed, for a second that has passed.
     expires = int(time.time()) - 5
     to_sign = sigv4.v2_string_to_sign("GET", {}, expires, f"/{bucket}/shared", [])
