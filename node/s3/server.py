@@ -310,7 +310,12 @@ class S3Server:
         try:
             await self._call(request)
         except TristoreError as e:
-            return self._answer(request, self._refusal(request, e))
+            refusal = self._refusal(request, e)
+            # The client holds its body back: what it sends next on this
+            # connection could be that body or its next request, which the
+            # server cannot tell apart. S3 closes it too.
+            refusal.force_close()
+            return self._answer(request, refusal)
         await _default_expect_handler(request)  # aiohttp's own: 100 Continue
         return None
 

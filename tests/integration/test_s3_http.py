@@ -1788,6 +1788,10 @@ def test_a_wrongly_signed_upload_is_refused_before_its_body(
             answer += chunk
     assert answer.startswith(b"HTTP/1.1 403"), answer[:200]
     assert b"<Code>SignatureDoesNotMatch</Code>" in answer
+    # The body was never sent: the connection cannot carry another request
+    # (its next bytes would be read as this one's body), and the answer says
+    # so, or a client would send its next request on it.
+    assert b"\r\nConnection: close\r\n" in answer.split(b"\r\n\r\n")[0], answer[:400]
 
 
 def test_what_is_not_offered_is_refused_as_not_implemented(s3: Any, bucket: str) -> None:
