@@ -458,13 +458,18 @@ class Quorum:
             yield index, piece
             index += 1
 
-    def _any_holders(self, version: ObjectVersion) -> list[Replica]:
-        """With no holders known (a cache hit): one node of each of the key's
-        AZs, this node first."""
+    def _any_holders(self, version: ObjectVersion) -> tuple[list[Replica], int]:
+        """With no holders known (a cache hit): the node of each of the key's
+        AZs a write stores the body on (its home, unless that was down), this
+        node first if it is one of them; then the others, for a body written
+        while a home was down. And how many of the list are the first (the
+        segments of a read are spread over those). A node that is not a home
+        holds no body: asked first, it would miss for every segment."""
         placement = self.placer.place(version.bucket, version.key)
-        nodes = [n for azr in placement.azs for n in self.candidates(azr)]
-        nodes.sort(key=lambda n: n.name != self.me.name)
-        return [self.peers.replica(n) for n in nodes]
+        ordered = [self.candidates(azr) for azr in placement.azs]
+        first = sorted((nodes[0] for nodes in ordered), key=lambda n: n.name != self.me.name)
+        rest = [n for nodes in ordered for n in nodes[1:]]
+        return [self.peers.replica(n) for n in first + rest], len(first)
 
     async def stream_body(
         self, version: ObjectVersion, holders: list[Replica], offset: int, length: int
@@ -476,8 +481,9 @@ class Quorum:
         over the holders (all on this node when it holds the body: no RPC is
         cheaper); a stream that fails resumes on the next holder. Memory stays
         bounded by the read-ahead whatever the size of the body."""
+        spread = len(holders)
         if not holders:
-            holders = self._any_holders(version)
+            holders, spread = self._any_holders(version)
         ahead = self.peers.cfg.node.read_ahead_chunks
         per_segment = max(1, ahead // 4)
         segment = per_segment * version.chunk_size
@@ -492,7 +498,7 @@ class Quorum:
         async def fetch(i: int) -> list[bytes]:
             start = starts[i]
             stop = starts[i + 1] if i + 1 < len(starts) else end
-            first = 0 if local else i
+            first = 0 if local else i % spread
             return [p async for p in self._read_range(version, holders, first, start, stop - start)]
 
         window = max(1, ahead // per_segment)

@@ -64,6 +64,21 @@ def test_ranges_across_many_chunks_and_segments(ahead: DevCluster) -> None:
             assert got == data[first : last + 1], (first, last)
 
 
+def test_a_cached_get_reads_the_body_from_its_holders_only(ahead: DevCluster) -> None:
+    """A GET served from the coordinator's record cache learns no holders from
+    its read: it asks the key's homes for the body, not this node (which
+    holds none of it) first for every segment."""
+    data = os.urandom(20 * CHUNK)
+    address = _coordinator(ahead, "cached")
+    name = next(n.name for n in ahead.config.nodes if n.grpc == address)
+    with ahead.client(address) as c:
+        c.put_object("ahead", "cached", data)
+        for _ in range(3):  # the first read may fill the cache; the others hit it
+            assert c.get_object("ahead", "cached") == data
+    log = (ahead.dir / "logs" / f"{name}.log").read_text()
+    assert "body of ahead/cached from" not in log
+
+
 def test_a_streaming_get_keeps_its_version_through_an_overwrite(ahead: DevCluster) -> None:
     old, new = os.urandom(40 * CHUNK), os.urandom(40 * CHUNK)
     with ahead.client(_coordinator(ahead, "ow")) as c:
