@@ -107,7 +107,7 @@ class Listing:
         start_after: str = "",
     ) -> ListPage:
         validation.check_bucket_name(bucket)
-        validation.check_max_keys(max_keys)
+        max_keys = validation.cap_max_keys(max_keys)
         validation.check_delimiter(delimiter)
         if len(prefix.encode()) > validation.MAX_KEY_BYTES:
             raise InvalidArgument("prefix is longer than a key can be")
@@ -321,7 +321,7 @@ class Listing:
         """S3's ListObjectVersions: every version and delete marker, by key and
         newest first, merged from the same nodes a listing scans."""
         validation.check_bucket_name(bucket)
-        validation.check_max_keys(max_keys)
+        max_keys = validation.cap_max_keys(max_keys)
         validation.check_delimiter(delimiter)
         if len(prefix.encode()) > validation.MAX_KEY_BYTES:
             raise InvalidArgument("prefix is longer than a key can be")

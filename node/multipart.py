@@ -362,7 +362,7 @@ class Multipart:
         max_uploads: int = MAX_LIST,
     ) -> UploadPage:
         validation.check_bucket_name(bucket)
-        validation.check_max_keys(max_uploads)
+        max_uploads = validation.cap_max_keys(max_uploads, "max-uploads")
         if upload_id_marker and not key_marker:
             raise InvalidArgument("an upload-id marker needs a key marker")
         await self.coord.buckets.require_bucket(bucket)
@@ -402,7 +402,7 @@ class Multipart:
         part_number_marker: int = 0,
         max_parts: int = MAX_LIST,
     ) -> PartPage:
-        validation.check_max_keys(max_parts)
+        max_parts = validation.cap_max_keys(max_parts, "max-parts")
         if not 0 <= part_number_marker <= MAX_PARTS:
             raise InvalidArgument(f"part-number marker {part_number_marker} is out of range")
         upload = await self._upload(bucket, key, upload_id)

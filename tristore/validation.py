@@ -165,9 +165,21 @@ def check_delete_count(n: int) -> None:
         )
 
 
-def check_max_keys(max_keys: int) -> None:
-    if not 0 <= max_keys <= MAX_LIST_KEYS:
-        raise InvalidArgument(f"max-keys must be between 0 and {MAX_LIST_KEYS} (got {max_keys})")
+#: The largest value a listing's limit may be given as (S3 reads it as an int32).
+MAX_LIMIT_VALUE = 2**31 - 1
+
+
+def cap_max_keys(max_keys: int, name: str = "max-keys") -> int:
+    """A listing's limit (``max-keys``, ``max-uploads``, ``max-parts``) as S3
+    reads it: a page holds at most :data:`MAX_LIST_KEYS` entries, and a larger
+    limit is capped to it, not refused (``aws s3 ls --page-size 5000`` and
+    Hadoop S3A's ``fs.s3a.paging.maximum=5000`` ask for more). Negative, or
+    past an int32: InvalidArgument naming the parameter."""
+    if max_keys < 0:
+        raise InvalidArgument(f"{name} must be a non-negative integer (got {max_keys})")
+    if max_keys > MAX_LIMIT_VALUE:
+        raise InvalidArgument(f"{name} {max_keys} is not within the integer range")
+    return min(max_keys, MAX_LIST_KEYS)
 
 
 def check_delimiter(delimiter: str) -> None:

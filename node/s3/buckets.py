@@ -10,7 +10,7 @@ from aiohttp import web
 from node import bulk_delete
 from node.s3 import xml
 from node.s3.call import Base, Call, answer, empty
-from tristore import errors
+from tristore import errors, validation
 from tristore.errors import InvalidArgument
 from tristore.model import VERSIONING_ENABLED, VERSIONING_SUSPENDED, DeletedObject
 
@@ -137,7 +137,7 @@ class BucketHandlers(Base):
         if enc not in ("", "url"):
             raise InvalidArgument(f"encoding-type must be url, not {enc!r}")
         await self.allow(call, "ListObjects", prefix=prefix)
-        max_keys = call.int_param("max-keys", 1000)
+        max_keys = validation.cap_max_keys(call.int_param("max-keys", 1000))
         # Each entry's Owner: always in v1, with fetch-owner=true in v2, as in S3.
         fetch_owner = not v2 or q.get("fetch-owner", "").lower() == "true"
         owner = await self.guard.bucket_owner(call.bucket) if fetch_owner else None
@@ -166,7 +166,7 @@ class BucketHandlers(Base):
         q = call.query
         prefix, delimiter = q.get("prefix", ""), q.get("delimiter", "")
         await self.allow(call, "ListObjectVersions", prefix=prefix)
-        max_keys = call.int_param("max-keys", 1000)
+        max_keys = validation.cap_max_keys(call.int_param("max-keys", 1000))
         key_marker, vid_marker = q.get("key-marker", ""), q.get("version-id-marker", "")
         page = await self.coord.list_object_versions(
             call.bucket, prefix, delimiter, max_keys, key_marker, vid_marker
@@ -181,7 +181,7 @@ class BucketHandlers(Base):
         if q.get("delimiter"):
             raise errors.NotImplemented("ListMultipartUploads with a delimiter is not supported")
         key_marker, id_marker = q.get("key-marker", ""), q.get("upload-id-marker", "")
-        max_up = call.int_param("max-uploads", 1000)
+        max_up = validation.cap_max_keys(call.int_param("max-uploads", 1000), "max-uploads")
         page = await self.multipart.list_uploads(call.bucket, prefix, key_marker, id_marker, max_up)
         return answer(xml.list_uploads(page, call.bucket, prefix, key_marker, id_marker, max_up))
 

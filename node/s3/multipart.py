@@ -9,7 +9,7 @@ from aiohttp import web
 from node.s3 import headers as hdr
 from node.s3 import xml
 from node.s3.call import Base, Call, answer, empty
-from tristore import errors
+from tristore import errors, validation
 from tristore.errors import (
     InvalidArgument,
 )
@@ -123,7 +123,7 @@ class MultipartHandlers(Base):
     async def list_parts(self, call: Call) -> web.StreamResponse:
         await self.allow(call, "ListParts")
         marker = call.int_param("part-number-marker", 0)
-        max_parts = call.int_param("max-parts", 1000)
+        max_parts = validation.cap_max_keys(call.int_param("max-parts", 1000), "max-parts")
         upload_id = call.query["uploadId"]
         page = await self.multipart.list_parts(call.bucket, call.key, upload_id, marker, max_parts)
         doc = xml.list_parts(page, call.bucket, call.key, upload_id, marker, max_parts)

@@ -1994,3 +1994,37 @@ def test_a_renewed_certificate_is_served_without_a_restart(
     )
     wait_until(lambda: served() == new, 15, what="the renewed certificate on the S3 port")
     assert s3.list_buckets()["Buckets"]
+
+
+# --- S3 compatibility: buckets and listings
+
+
+def test_list_limits_above_a_page_are_capped(s3: Any, bucket: str) -> None:
+    """``aws s3 ls --page-size 5000`` and Hadoop S3A (paging.maximum=5000) ask
+    for more than a page holds: S3 answers at most 1,000 and echoes the capped
+    limit. Negative stays InvalidArgument, naming the parameter."""
+    s3.put_object(Bucket=bucket, Key="cap/a", Body=b"a")
+    v2 = s3.list_objects_v2(Bucket=bucket, Prefix="cap/", MaxKeys=5000)
+    assert v2["MaxKeys"] == 1000 and [c["Key"] for c in v2["Contents"]] == ["cap/a"]
+    assert s3.list_objects(Bucket=bucket, Prefix="cap/", MaxKeys=5000)["MaxKeys"] == 1000
+    versions = s3.list_object_versions(Bucket=bucket, Prefix="cap/", MaxKeys=5000)
+    assert versions["MaxKeys"] == 1000 and len(versions["Versions"]) == 1
+    assert s3.list_multipart_uploads(Bucket=bucket, MaxUploads=5000)["MaxUploads"] == 1000
+    upload_id = s3.create_multipart_upload(Bucket=bucket, Key="cap/mpu")["UploadId"]
+    try:
+        parts = s3.list_parts(Bucket=bucket, Key="cap/mpu", UploadId=upload_id, MaxParts=5000)
+        assert parts["MaxParts"] == 1000
+        refused = {
+            "max-keys": lambda: s3.list_objects_v2(Bucket=bucket, MaxKeys=-1),
+            "max-uploads": lambda: s3.list_multipart_uploads(Bucket=bucket, MaxUploads=-1),
+            "max-parts": lambda: s3.list_parts(
+                Bucket=bucket, Key="cap/mpu", UploadId=upload_id, MaxParts=-1
+            ),
+        }
+        for name, call in refused.items():
+            with pytest.raises(ClientError) as e:
+                call()
+            assert e.value.response["Error"]["Code"] == "InvalidArgument"
+            assert e.value.response["Error"]["Message"].startswith(f"{name} "), name
+    finally:
+        s3.abort_multipart_upload(Bucket=bucket, Key="cap/mpu", UploadId=upload_id)

@@ -180,13 +180,21 @@ def test_content_type() -> None:
 
 @pytest.mark.parametrize("n", [0, 1, 999, 1000])
 def test_max_keys_in_bounds(n: int) -> None:
-    v.check_max_keys(n)
+    assert v.cap_max_keys(n) == n
 
 
-@pytest.mark.parametrize("n", [-1, 1001, 10**9])
-def test_max_keys_out_of_bounds(n: int) -> None:
-    with pytest.raises(errors.InvalidArgument, match="between 0 and 1000"):
-        v.check_max_keys(n)
+@pytest.mark.parametrize("n", [1001, 5000, 10**9, 2**31 - 1])
+def test_max_keys_above_a_page_is_capped(n: int) -> None:
+    """S3 answers at most 1,000 entries a page and caps a larger limit
+    (aws s3 ls --page-size 5000, Hadoop S3A's paging.maximum=5000)."""
+    assert v.cap_max_keys(n) == 1000
+
+
+@pytest.mark.parametrize("name", ["max-keys", "max-uploads", "max-parts"])
+@pytest.mark.parametrize("n", [-1, -1000, 2**31])
+def test_max_keys_negative_or_past_int32_is_refused(name: str, n: int) -> None:
+    with pytest.raises(errors.InvalidArgument, match=f"^{name} "):
+        v.cap_max_keys(n, name)
 
 
 def test_delimiter_length() -> None:

@@ -40,7 +40,7 @@ from tristore.errors import (
     InvalidArgument,
     ServerSideEncryptionConfigurationNotFoundError,
 )
-from tristore.validation import MAX_LIST_KEYS, check_key, check_max_keys
+from tristore.validation import MAX_LIST_KEYS, cap_max_keys, check_key
 
 # The model (~50 ms of dataclasses) is imported where a command builds one, so
 # that `tristore CMD --help` and usage errors do not load it.
@@ -534,7 +534,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
     _refuse_flags(args, ("key_marker", "version_id_marker"), "only with --versions")
     with connect(args.endpoint) as c:
         if args.max_keys is not None:
-            check_max_keys(args.max_keys)
+            args.max_keys = cap_max_keys(args.max_keys)
             page = _list(c, url, args, args.max_keys, args.continuation_token)
             _print_page(page, args.json)
             if page.is_truncated and not args.json:
@@ -608,7 +608,7 @@ def _ls_versions(url: S3Url, args: argparse.Namespace) -> int:
     """Every version and delete marker under the prefix, newest first per key."""
     with connect(args.endpoint) as c:
         if args.max_keys is not None:
-            check_max_keys(args.max_keys)
+            args.max_keys = cap_max_keys(args.max_keys)
             page = c.list_object_versions(
                 url.bucket,
                 prefix=url.key,
@@ -1129,7 +1129,7 @@ def _register_ls(sub: Any, common: argparse.ArgumentParser) -> None:
         "--max-keys",
         metavar="N",
         type=int,
-        help=f"return one page of at most N keys (0..{MAX_LIST_KEYS})",
+        help=f"return one page of at most N keys (N >= 0; a page holds at most {MAX_LIST_KEYS}: more is capped, as S3 caps it)",
     )
     p.add_argument(
         "--continuation-token",

@@ -218,11 +218,12 @@ def _completed(part: tuple[int, str] | CompletedPart | Part) -> CompletedPart:
     return CompletedPart(number, etag)
 
 
-def _check_max_keys(max_keys: int) -> int:
+def _check_max_keys(max_keys: int, name: str = "max-keys") -> int:
+    """A listing's limit, capped to a page's 1,000 as the server caps it (so
+    that it also fits the request's int32)."""
     if isinstance(max_keys, bool) or not isinstance(max_keys, int):
-        raise errors.InvalidArgument(f"max-keys must be an integer, got {max_keys!r}")
-    validation.check_max_keys(max_keys)
-    return max_keys
+        raise errors.InvalidArgument(f"{name} must be an integer, got {max_keys!r}")
+    return validation.cap_max_keys(max_keys, name)
 
 
 def check_tag_set(tags: Mapping[str, str] | None) -> dict[str, str]:
@@ -1049,7 +1050,9 @@ class AsyncClient:
             prefix=prefix,
             key_marker=key_marker,
             upload_id_marker=upload_id_marker,
-            max_uploads=_check_max_keys(max_uploads) if max_uploads is not None else 0,
+            max_uploads=_check_max_keys(max_uploads, "max-uploads")
+            if max_uploads is not None
+            else 0,
         )
         return convert.upload_page_from_pb(
             bucket, await self._unary("ListMultipartUploads", request)
@@ -1069,7 +1072,7 @@ class AsyncClient:
             key=key,
             upload_id=upload_id,
             part_number_marker=part_number_marker,
-            max_parts=_check_max_keys(max_parts) if max_parts is not None else 0,
+            max_parts=_check_max_keys(max_parts, "max-parts") if max_parts is not None else 0,
         )
         return convert.part_page_from_pb(await self._unary("ListParts", request))
 
