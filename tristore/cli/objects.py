@@ -1129,7 +1129,8 @@ def _register_ls(sub: Any, common: argparse.ArgumentParser) -> None:
         "--max-keys",
         metavar="N",
         type=int,
-        help=f"return one page of at most N keys (N >= 0; a page holds at most {MAX_LIST_KEYS}: more is capped, as S3 caps it)",
+        help=f"return one page of at most N keys (a page holds at most {MAX_LIST_KEYS}: "
+        "a larger N is capped, as S3 caps it)",
     )
     p.add_argument(
         "--continuation-token",
