@@ -18,6 +18,7 @@ from tristore import cors, policy, replication, validation
 from tristore.config import ClusterConfig
 from tristore.errors import (
     BucketAlreadyExists,
+    BucketAlreadyOwnedByYou,
     BucketNotEmpty,
     ConditionalRequestConflict,
     InvalidArgument,
@@ -35,6 +36,14 @@ from tristore.stamps import ZERO
 POLICY_FIELD = "policy"
 #: The bucket record's metadata entry that holds its CORS rules (tristore.cors's stored form).
 CORS_FIELD = "cors"
+
+
+def _exists(record: ObjectVersion, what: str) -> BucketAlreadyExists:
+    """The error a create of an existing bucket answers, as S3's: the caller's
+    own (tristore.server.CALLER, as the guard set it), or someone else's."""
+    if record.owner == CALLER.get():
+        return BucketAlreadyOwnedByYou(f"bucket {record.key!r} {what}, and you own it")
+    return BucketAlreadyExists(f"bucket {record.key!r} {what}")
 
 
 def bucket_info(record: ObjectVersion) -> BucketInfo:
@@ -72,7 +81,7 @@ class Buckets:
         validation.check_bucket_name(name)
         current, _ = await self.protocol.read(keys.BUCKETS, name)
         if current is not None and not current.deleted:
-            raise BucketAlreadyExists(f"bucket {name!r} already exists")
+            raise _exists(current, "already exists")
         expect = current.stamp if current is not None else ZERO
         self.clock.observe(expect)
         # The creating user owns the bucket (tristore.server.CALLER, set by the
@@ -94,9 +103,7 @@ class Buckets:
             now, _ = await self.protocol.read(keys.BUCKETS, name)
             if now is None or now.deleted:
                 raise
-            raise BucketAlreadyExists(
-                f"bucket {name!r} was just created by another request"
-            ) from None
+            raise _exists(now, "was just created by another request") from None
         return bucket_info(record)
 
     async def head_bucket(self, name: str) -> BucketInfo:

@@ -15,7 +15,7 @@ Hierarchy::
     │   │   IncompleteBody, InvalidPart, PreconditionFailed
     │   ├── NoSuchBucket, NoSuchKey, NoSuchVersion, CursorExpired,
     │   │   ReplicationConfigurationNotFoundError
-    │   ├── BucketAlreadyExists, BucketNotEmpty
+    │   ├── BucketAlreadyExists (└── BucketAlreadyOwnedByYou), BucketNotEmpty
     │   ├── AccessDenied, SignatureDoesNotMatch, InvalidAccessKeyId,
     │   │   RequestTimeTooSkewed
     │   ├── MalformedPolicy, NoSuchBucketPolicy
@@ -220,8 +220,18 @@ class ReplicationConfigurationNotFoundError(ClientError):
 
 
 class BucketAlreadyExists(ClientError):
+    """CreateBucket of a bucket another user owns."""
+
     code = "BucketAlreadyExists"
     grpc_status = _Status("ALREADY_EXISTS")
+
+
+class BucketAlreadyOwnedByYou(BucketAlreadyExists):
+    """CreateBucket of a bucket the caller owns already (S3's answer in every
+    region but us-east-1's legacy endpoint, which answers 200). A subclass of
+    BucketAlreadyExists, so that code catching that one catches both."""
+
+    code = "BucketAlreadyOwnedByYou"
 
 
 class BucketNotEmpty(ClientError):
@@ -434,6 +444,7 @@ HTTP_STATUS: dict[str, int] = {
     "ServerSideEncryptionConfigurationNotFoundError": 404,
     "ReplicationConfigurationNotFoundError": 404,
     "BucketAlreadyExists": 409,
+    "BucketAlreadyOwnedByYou": 409,
     "BucketNotEmpty": 409,
     "AccessDenied": 403,
     "SignatureDoesNotMatch": 403,

@@ -187,9 +187,11 @@ def test_every_public_rpc_refuses_bad_or_missing_signatures(
     assert len(METHODS) > 40
     with cluster.client() as c:
         assert snapshot(c) == before
-    # alice may make buckets of her own, not take root's
-    with _as(cluster, alice) as a, pytest.raises(errors.BucketAlreadyExists):
+    # alice may make buckets of her own, not take root's (someone else's: not
+    # BucketAlreadyOwnedByYou)
+    with _as(cluster, alice) as a, pytest.raises(errors.BucketAlreadyExists) as taken:
         a.create_bucket(VICTIM)
+    assert type(taken.value) is errors.BucketAlreadyExists
 
 
 def _root(cluster: DevCluster) -> tuple[str, str]:

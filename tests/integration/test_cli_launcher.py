@@ -499,7 +499,7 @@ def one_error_line(r: subprocess.CompletedProcess[bytes], code: str) -> str:
 def test_object_commands(cluster: DevCluster, tmp_path: Path) -> None:
     b = "cli-objects"
     cluster.cli("mb", f"s3://{b}")
-    one_error_line(cluster.cli("mb", f"s3://{b}", check=False), "BucketAlreadyExists")
+    one_error_line(cluster.cli("mb", f"s3://{b}", check=False), "BucketAlreadyOwnedByYou")
     assert f" {b}" in cluster.cli("ls").stdout.decode()
 
     src = tmp_path / "page.html"

@@ -216,7 +216,7 @@ def test_buckets(cluster: DevCluster) -> None:
     with cluster.client() as c:
         c.create_bucket("bkt-life")
         assert "bkt-life" in {b.name for b in c.list_buckets()}
-        with pytest.raises(errors.BucketAlreadyExists):
+        with pytest.raises(errors.BucketAlreadyOwnedByYou):
             c.create_bucket("bkt-life")
         c.put_object("bkt-life", "x", b"1")
         with pytest.raises(errors.BucketNotEmpty):

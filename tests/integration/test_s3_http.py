@@ -2028,3 +2028,26 @@ def test_list_limits_above_a_page_are_capped(s3: Any, bucket: str) -> None:
             assert e.value.response["Error"]["Message"].startswith(f"{name} "), name
     finally:
         s3.abort_multipart_upload(Bucket=bucket, Key="cap/mpu", UploadId=upload_id)
+
+
+@pytest.fixture(scope="module")
+def other(cluster: DevCluster, env: dict[str, str]) -> Iterator[Any]:
+    """A boto3 client of a second user (role user), with a key of its own."""
+    with cluster.client() as root:
+        root.create_user("s3compat")
+        key = root.create_access_key("s3compat")
+    client = _client(env, access_key=key.access_key_id, secret=key.secret_access_key)
+    yield client
+    client.close()
+
+
+def test_create_bucket_of_ones_own_is_bucket_already_owned_by_you(s3: Any, other: Any) -> None:
+    s3.create_bucket(Bucket="owned-twice")
+    with pytest.raises(ClientError) as e:
+        s3.create_bucket(Bucket="owned-twice")
+    assert e.value.response["Error"]["Code"] == "BucketAlreadyOwnedByYou"
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 409
+    with pytest.raises(ClientError) as e:
+        other.create_bucket(Bucket="owned-twice")  # someone else's
+    assert e.value.response["Error"]["Code"] == "BucketAlreadyExists"
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 409

@@ -97,6 +97,16 @@ def test_status_codes_of_well_known_errors() -> None:
     assert errors.InternalError.grpc_status is S.INTERNAL
 
 
+def test_bucket_already_owned_by_you_is_a_bucket_already_exists() -> None:
+    """S3's 409 for a create of the caller's own bucket; code that catches
+    BucketAlreadyExists (the CLI, benchmarks, idempotent creates) catches it."""
+    err = errors.from_code("BucketAlreadyOwnedByYou", "bucket 'b' already exists")
+    assert type(err) is errors.BucketAlreadyOwnedByYou
+    assert isinstance(err, errors.BucketAlreadyExists)
+    assert errors.BucketAlreadyOwnedByYou.grpc_status is grpc.StatusCode.ALREADY_EXISTS
+    assert errors.http_status(err) == errors.http_status(errors.BucketAlreadyExists()) == 409
+
+
 def test_default_message_is_the_code() -> None:
     assert str(errors.NoSuchKey()) == "NoSuchKey"
     assert errors.NoSuchKey().message == "NoSuchKey"

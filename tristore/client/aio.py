@@ -327,9 +327,13 @@ class AsyncClient:
     # -- buckets ---------------------------------------------------------------
 
     async def create_bucket(self, bucket: str) -> None:
-        """Create a bucket; BucketAlreadyExists if it exists. When an attempt
-        fails retriably and the retry finds the bucket, the failed attempt had
-        created it: that counts as success."""
+        """Create a bucket; BucketAlreadyOwnedByYou if the caller has it
+        already, BucketAlreadyExists (its base class) if another user does.
+        When an attempt fails retriably and the retry finds the bucket, the
+        failed attempt had created it: that counts as success. The retry finds
+        it as the caller's own (BucketAlreadyOwnedByYou); BucketAlreadyExists
+        counts too, as before, because a server from before that code answers
+        it for both."""
         validation.check_bucket_name(bucket)
         await self._unary(
             "CreateBucket",
@@ -1582,7 +1586,8 @@ class AsyncClient:
     ) -> Any:
         """One unary call with retries. ``done_if``: the error that means a
         retry found the work already done, by an earlier attempt that failed
-        after it took effect (BucketAlreadyExists for a create). ``timeout``:
+        after it took effect (BucketAlreadyExists for a create, and so its
+        subclass BucketAlreadyOwnedByYou). ``timeout``:
         each attempt's deadline, when longer than the client's."""
         retried = False
         if timeout is not None and self._timeout is not None:
