@@ -33,8 +33,10 @@ async def delete_objects(
 ) -> list[DeletedObject]:
     """Delete each ``(key, version_id)`` of ``objects``; one result each, in order.
     A key that fails does not stop the others: its result carries the S3 code
-    and message its own DeleteObject would have raised."""
+    and message its own DeleteObject would have raised. A bucket that does not
+    exist fails the whole call (NoSuchBucket, S3's 404), not each key."""
     check_delete_count(len(objects))
+    await coord.buckets.require_bucket(bucket)
     limit = asyncio.Semaphore(concurrency)
 
     async def one(key: str, version_id: str) -> DeletedObject:

@@ -96,6 +96,9 @@ def test_missing_bucket(stub: objects_pb2_grpc.ObjectServiceStub) -> None:
         _error(stub.DeleteBucket, pb.DeleteBucketRequest(bucket="no-such-bucket")).code
         == "NoSuchBucket"
     )
+    # The whole call, not one error a key (S3's 404).
+    gone = pb.DeleteObjectsRequest(bucket="no-such-bucket", objects=[pb.ObjectIdentifier(key="k")])
+    assert _error(stub.DeleteObjects, gone).code == "NoSuchBucket"
 
 
 def test_key_limits(cluster: DevCluster, stub: objects_pb2_grpc.ObjectServiceStub) -> None:

@@ -2051,3 +2051,13 @@ def test_create_bucket_of_ones_own_is_bucket_already_owned_by_you(s3: Any, other
         other.create_bucket(Bucket="owned-twice")  # someone else's
     assert e.value.response["Error"]["Code"] == "BucketAlreadyExists"
     assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 409
+
+
+def test_delete_objects_of_a_missing_bucket_is_no_such_bucket(s3: Any) -> None:
+    """S3 answers 404 NoSuchBucket for the whole request, not one error a key."""
+    with pytest.raises(ClientError) as e:
+        s3.delete_objects(
+            Bucket="no-such-bucket-here", Delete={"Objects": [{"Key": "a"}, {"Key": "b"}]}
+        )
+    assert e.value.response["Error"]["Code"] == "NoSuchBucket"
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
