@@ -12,7 +12,8 @@ Hierarchy::
     ├── ClientError                 (the request is wrong: fix it, do not retry)
     │   ├── InvalidArgument, InvalidBucketName, KeyTooLongError,
     │   │   MetadataTooLarge, EntityTooLarge, InvalidRange, BadDigest, InvalidDigest,
-    │   │   IncompleteBody, InvalidPart, PreconditionFailed
+    │   │   IncompleteBody, InvalidPart, PreconditionFailed,
+    │   │   InvalidLocationConstraint, IllegalLocationConstraintException
     │   ├── NoSuchBucket, NoSuchKey, NoSuchVersion, CursorExpired,
     │   │   ReplicationConfigurationNotFoundError
     │   ├── BucketAlreadyExists (└── BucketAlreadyOwnedByYou), BucketNotEmpty
@@ -175,6 +176,19 @@ class InvalidRequest(ClientError):
 
 class IllegalVersioningConfigurationException(ClientError):
     code = "IllegalVersioningConfigurationException"
+
+
+class InvalidLocationConstraint(ClientError):
+    """A CreateBucketConfiguration whose LocationConstraint names no region."""
+
+    code = "InvalidLocationConstraint"
+
+
+class IllegalLocationConstraintException(ClientError):
+    """A CreateBucketConfiguration whose LocationConstraint is a region, not
+    the cluster's (S3's answer from a regional endpoint)."""
+
+    code = "IllegalLocationConstraintException"
 
 
 class NoSuchBucket(ClientError):
@@ -436,6 +450,8 @@ HTTP_STATUS: dict[str, int] = {
     "InvalidStorageClass": 400,
     "InvalidRequest": 400,
     "IllegalVersioningConfigurationException": 400,
+    "InvalidLocationConstraint": 400,
+    "IllegalLocationConstraintException": 400,
     "NoSuchBucket": 404,
     "NoSuchKey": 404,
     "NoSuchVersion": 404,

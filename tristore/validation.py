@@ -11,10 +11,12 @@ import re
 from collections.abc import Mapping
 
 from tristore.errors import (
+    IllegalLocationConstraintException,
     IllegalVersioningConfigurationException,
     InvalidArgument,
     InvalidBucketName,
     InvalidDigest,
+    InvalidLocationConstraint,
     InvalidRange,
     InvalidStorageClass,
     InvalidTag,
@@ -180,6 +182,40 @@ def cap_max_keys(max_keys: int, name: str = "max-keys") -> int:
     if max_keys > MAX_LIMIT_VALUE:
         raise InvalidArgument(f"{name} {max_keys} is not within the integer range")
     return min(max_keys, MAX_LIST_KEYS)
+
+
+#: The regions a CreateBucketConfiguration's LocationConstraint may name (S3's
+#: BucketLocationConstraint, with ``EU``, the old name of eu-west-1, and
+#: us-east-1, which S3's own list leaves out: it is the empty constraint).
+S3_REGIONS = frozenset(
+    {
+        "af-south-1", "ap-east-1", "ap-east-2", "ap-northeast-1", "ap-northeast-2",
+        "ap-northeast-3", "ap-south-1", "ap-south-2", "ap-southeast-1", "ap-southeast-2",
+        "ap-southeast-3", "ap-southeast-4", "ap-southeast-5", "ap-southeast-6",
+        "ap-southeast-7", "ca-central-1", "ca-west-1", "cn-north-1", "cn-northwest-1", "EU",
+        "eu-central-1", "eu-central-2", "eu-north-1", "eu-south-1", "eu-south-2", "eu-west-1",
+        "eu-west-2", "eu-west-3", "il-central-1", "me-central-1", "me-south-1",
+        "mx-central-1", "sa-east-1", "us-east-1", "us-east-2", "us-gov-east-1",
+        "us-gov-west-1", "us-west-1", "us-west-2",
+    }
+)  # fmt: skip
+
+
+def check_location_constraint(constraint: str, region: str) -> None:
+    """A CreateBucket's LocationConstraint where the cluster is ``region``:
+    none or the cluster's own is fine; another region is refused as S3's
+    regional endpoints refuse it (a bucket is made where the request is
+    sent), a name that is no region as S3 refuses it."""
+    if not constraint or constraint == region:
+        return
+    if constraint in S3_REGIONS:
+        raise IllegalLocationConstraintException(
+            f"The {constraint} location constraint is incompatible for the region specific "
+            f"endpoint this request was sent to (this cluster is {region})."
+        )
+    raise InvalidLocationConstraint(
+        f"The specified location-constraint is not valid: {constraint[:64]!r}"
+    )
 
 
 def check_delimiter(delimiter: str) -> None:

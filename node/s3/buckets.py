@@ -29,7 +29,8 @@ class BucketHandlers(Base):
         acl = call.headers.get("x-amz-acl", "private")
         if acl != "private":
             raise errors.NotImplemented(f"bucket ACLs are not supported (x-amz-acl: {acl})")
-        await self.small_body(call)  # a CreateBucketConfiguration: any region is this one
+        constraint = xml.parse_create_bucket(await self.small_body(call))
+        validation.check_location_constraint(constraint, self.region)
         await self.coord.create_bucket(call.bucket)
         return empty(headers={"Location": f"/{call.bucket}"})
 

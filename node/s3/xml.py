@@ -502,6 +502,15 @@ def parse_complete(body: bytes) -> list[CompletedPart]:
     return parts
 
 
+def parse_create_bucket(body: bytes) -> str:
+    """A CreateBucket body: none, or a CreateBucketConfiguration; its
+    LocationConstraint ("" when it names none). Anything else is MalformedXML."""
+    if not body.strip():
+        return ""
+    root = _parse(body, "CreateBucketConfiguration")
+    return (_child_text(root, "LocationConstraint") or "").strip()
+
+
 def parse_versioning(body: bytes) -> str:
     root = _parse(body, "VersioningConfiguration")
     return (_child_text(root, "Status") or "").strip()

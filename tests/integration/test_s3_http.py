@@ -2061,3 +2061,32 @@ def test_delete_objects_of_a_missing_bucket_is_no_such_bucket(s3: Any) -> None:
         )
     assert e.value.response["Error"]["Code"] == "NoSuchBucket"
     assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+
+
+def test_create_bucket_reads_its_configuration(s3: Any, env: dict[str, str]) -> None:
+    """A body that is not a CreateBucketConfiguration is MalformedXML; a
+    LocationConstraint other than the cluster's region is refused as S3's
+    regional endpoints refuse it; none, or the cluster's own, is fine."""
+    region = env["AWS_DEFAULT_REGION"]
+    refused = {
+        "eu-west-1": "IllegalLocationConstraintException",
+        "mars-north-1": "InvalidLocationConstraint",
+    }
+    for constraint, code in refused.items():
+        with pytest.raises(ClientError) as e:
+            s3.create_bucket(
+                Bucket="located", CreateBucketConfiguration={"LocationConstraint": constraint}
+            )
+        assert e.value.response["Error"]["Code"] == code
+        assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    v4 = _client(env, config=Config(signature_version="s3v4"))
+    url = v4.generate_presigned_url("create_bucket", Params={"Bucket": "located"})
+    v4.close()
+    with pytest.raises(urllib.error.HTTPError) as h:
+        _fetch(env, url, "PUT", data=b"this is not XML")
+    assert h.value.code == 400 and _error_of(h.value)["Code"] == "MalformedXML"
+    with pytest.raises(ClientError):
+        s3.head_bucket(Bucket="located")  # none of them made it
+    s3.create_bucket(Bucket="located", CreateBucketConfiguration={"LocationConstraint": region})
+    s3.create_bucket(Bucket="located-too")
+    assert s3.get_bucket_location(Bucket="located")["LocationConstraint"] is None

@@ -454,3 +454,19 @@ def test_every_error_has_an_http_status() -> None:
     }  # fmt: skip
     for code, status in table.items():
         assert errors.http_status(errors.BY_CODE[code]("x")) == status
+
+
+def test_create_bucket_body() -> None:
+    """None, or a CreateBucketConfiguration (boto3's, with S3's namespace);
+    anything else is MalformedXML, as S3 answers it."""
+    assert xml.parse_create_bucket(b"") == ""
+    assert xml.parse_create_bucket(b"  \n") == ""
+    doc = (
+        b'<CreateBucketConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+        b"<LocationConstraint>eu-west-1</LocationConstraint></CreateBucketConfiguration>"
+    )
+    assert xml.parse_create_bucket(doc) == "eu-west-1"
+    assert xml.parse_create_bucket(b"<CreateBucketConfiguration/>") == ""
+    for bad in (b"not xml at all", b"<Other/>", b"<CreateBucketConfiguration>"):
+        with pytest.raises(errors.MalformedXML):
+            xml.parse_create_bucket(bad)

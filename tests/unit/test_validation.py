@@ -528,3 +528,20 @@ def test_stored_headers_are_normalized() -> None:
 def test_bad_stored_headers_are_refused(headers: dict[str, str]) -> None:
     with pytest.raises(errors.InvalidArgument):
         v.normalize_headers(headers)
+
+
+@pytest.mark.parametrize("constraint", ["", "us-east-1"])
+def test_location_constraint_of_the_cluster(constraint: str) -> None:
+    v.check_location_constraint(constraint, "us-east-1")
+
+
+@pytest.mark.parametrize("constraint", ["eu-west-1", "EU", "us-west-2"])
+def test_location_constraint_of_another_region(constraint: str) -> None:
+    with pytest.raises(errors.IllegalLocationConstraintException, match=constraint):
+        v.check_location_constraint(constraint, "us-east-1")
+
+
+@pytest.mark.parametrize("constraint", ["mars-north-1", "US", "eu-west-1 "])
+def test_location_constraint_that_is_no_region(constraint: str) -> None:
+    with pytest.raises(errors.InvalidLocationConstraint):
+        v.check_location_constraint(constraint, "us-east-1")
