@@ -5,6 +5,9 @@ DeleteObjects.
 
 from __future__ import annotations
 
+import base64
+from collections.abc import Sequence
+
 from aiohttp import web
 
 from node import bulk_delete
@@ -12,7 +15,7 @@ from node.s3 import xml
 from node.s3.call import Base, Call, answer, empty
 from tristore import errors, validation
 from tristore.errors import InvalidArgument
-from tristore.model import VERSIONING_ENABLED, VERSIONING_SUSPENDED, DeletedObject
+from tristore.model import VERSIONING_ENABLED, VERSIONING_SUSPENDED, BucketInfo, DeletedObject
 
 
 class BucketHandlers(Base):
@@ -20,9 +23,16 @@ class BucketHandlers(Base):
 
     async def list_buckets(self, call: Call) -> web.StreamResponse:
         await self.guard.authorize(call.caller.user, "ListBuckets", "", "", "", call.context)
+        q = call.query
+        prefix = q.get("prefix")
+        limit = max_buckets(q.get("max-buckets"))
+        after = bucket_after(q["continuation-token"]) if "continuation-token" in q else ""
         buckets = await self.coord.list_buckets()
+        if q.get("bucket-region", self.region) != self.region:
+            buckets = []  # every bucket here is in the cluster's region
         shown = await self.guard.visible([b.name for b in buckets])
-        return answer(xml.list_buckets([b for b in buckets if b.name in shown], call.owner))
+        page, token = bucket_page([b for b in buckets if b.name in shown], prefix, limit, after)
+        return answer(xml.list_buckets(page, call.owner, self.region, prefix, token))
 
     async def create_bucket(self, call: Call) -> web.StreamResponse:
         await self.allow(call, "CreateBucket")
@@ -195,6 +205,60 @@ class BucketHandlers(Base):
 
         results = await bulk_delete.delete_objects(self.coord, call.bucket, objects, check)
         return answer(xml.delete_result([_xml_item(r) for r in results], quiet))
+
+
+#: Buckets a ListBuckets page holds at most (S3's max-buckets range is 1..10000;
+#: without one, S3 answers every bucket up to this many).
+MAX_BUCKETS = 10_000
+#: What a ListBuckets continuation token starts with (it is opaque to clients).
+_TOKEN_TAG = "tristore-buckets:"
+
+
+def max_buckets(raw: str | None) -> int:
+    """ListBuckets' ``max-buckets``: 1..10000, as S3 checks it (absent: 10000)."""
+    if raw is None:
+        return MAX_BUCKETS
+    try:
+        n = int(raw)
+    except ValueError:
+        n = 0
+    if not 1 <= n <= MAX_BUCKETS:
+        raise InvalidArgument(
+            f"max-buckets must be an integer from 1 to {MAX_BUCKETS}, not {raw[:32]!r}"
+        )
+    return n
+
+
+def bucket_token(name: str) -> str:
+    """The opaque ContinuationToken of the page after bucket ``name``."""
+    return base64.urlsafe_b64encode((_TOKEN_TAG + name).encode()).decode()
+
+
+def bucket_after(token: str) -> str:
+    """The last bucket of the page a ContinuationToken came with; a token
+    this endpoint did not make is InvalidArgument, as S3's answer to one."""
+    try:
+        text = base64.urlsafe_b64decode(token.encode("ascii")).decode()
+    except (ValueError, UnicodeError):
+        text = ""
+    name = text[len(_TOKEN_TAG) :]
+    if not text.startswith(_TOKEN_TAG) or not name or bucket_token(name) != token:
+        raise InvalidArgument("The continuation token provided is incorrect")
+    return name
+
+
+def bucket_page(
+    buckets: Sequence[BucketInfo], prefix: str | None, limit: int, after: str
+) -> tuple[list[BucketInfo], str]:
+    """One ListBuckets page: the buckets after ``after`` whose names start
+    with ``prefix``, by name, at most ``limit``; and the next page's token
+    ("" when this page is the last)."""
+    chosen = sorted(
+        (b for b in buckets if b.name > after and b.name.startswith(prefix or "")),
+        key=lambda b: b.name,
+    )
+    page = chosen[:limit]
+    return page, bucket_token(page[-1].name) if len(chosen) > limit else ""
 
 
 def _xml_item(r: DeletedObject) -> xml.Deleted | xml.DeleteError:

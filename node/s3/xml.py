@@ -97,7 +97,16 @@ def error(code: str, message: str, resource: str, request_id: str) -> bytes:
     return _doc(root)
 
 
-def list_buckets(buckets: Sequence[BucketInfo], owner: str) -> bytes:
+def list_buckets(
+    buckets: Sequence[BucketInfo],
+    owner: str,
+    region: str = "",
+    prefix: str | None = None,
+    next_token: str = "",
+) -> bytes:
+    """ListAllMyBucketsResult: the page's buckets (each with its region when
+    given), the next page's ContinuationToken when there is one, and the
+    Prefix asked for, echoed when given (S3's since 2024)."""
     root = _root("ListAllMyBucketsResult")
     _owner(root, owner)
     el = _add(root, "Buckets")
@@ -105,6 +114,12 @@ def list_buckets(buckets: Sequence[BucketInfo], owner: str) -> bytes:
         one = _add(el, "Bucket")
         _add(one, "Name", b.name)
         _add(one, "CreationDate", b.created)
+        if region:
+            _add(one, "BucketRegion", region)
+    if next_token:
+        _add(root, "ContinuationToken", next_token)
+    if prefix is not None:
+        _add(root, "Prefix", prefix)
     return _doc(root)
 
 

@@ -2090,3 +2090,31 @@ def test_create_bucket_reads_its_configuration(s3: Any, env: dict[str, str]) -> 
     s3.create_bucket(Bucket="located", CreateBucketConfiguration={"LocationConstraint": region})
     s3.create_bucket(Bucket="located-too")
     assert s3.get_bucket_location(Bucket="located")["LocationConstraint"] is None
+
+
+def test_list_buckets_by_prefix_and_in_pages(s3: Any) -> None:
+    """ListBuckets' Prefix, MaxBuckets and ContinuationToken (S3's since 2024)."""
+    names = [f"lb-page-{i}" for i in range(5)]
+    for name in names:
+        s3.create_bucket(Bucket=name)
+    whole = s3.list_buckets(Prefix="lb-page-")
+    assert [b["Name"] for b in whole["Buckets"]] == names and whole["Prefix"] == "lb-page-"
+    assert "ContinuationToken" not in whole
+    assert {b["BucketRegion"] for b in whole["Buckets"]} == {s3.meta.region_name}
+    assert s3.list_buckets(Prefix="lb-page-", BucketRegion="eu-west-1")["Buckets"] == []
+    seen, kw = [], {}
+    while True:
+        page = s3.list_buckets(Prefix="lb-page-", MaxBuckets=2, **kw)
+        assert len(page["Buckets"]) <= 2
+        seen += [b["Name"] for b in page["Buckets"]]
+        if "ContinuationToken" not in page:
+            break
+        kw = {"ContinuationToken": page["ContinuationToken"]}
+    assert seen == names
+    paged = [b["Name"] for p in s3.get_paginator("list_buckets").paginate(
+        Prefix="lb-page-", PaginationConfig={"PageSize": 3}) for b in p["Buckets"]]  # fmt: skip
+    assert paged == names
+    for kw in ({"MaxBuckets": 10001}, {"ContinuationToken": "not-ours"}):
+        with pytest.raises(ClientError) as e:
+            s3.list_buckets(**kw)
+        assert e.value.response["Error"]["Code"] == "InvalidArgument", kw

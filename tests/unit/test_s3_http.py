@@ -17,12 +17,13 @@ from xml.etree import ElementTree as ET
 import pytest
 
 from node.s3 import body as bodies
+from node.s3 import buckets as bucket_pages
 from node.s3 import headers as hdr
 from node.s3 import xml
 from node.s3.auth import lower_headers, query_pairs
 from node.s3.server import route, split_path
 from tristore import errors, replication, sigv4
-from tristore.model import ByteRange, CompletedPart, ListEntry, ListPage
+from tristore.model import BucketInfo, ByteRange, CompletedPart, ListEntry, ListPage
 
 pytestmark = pytest.mark.unit
 
@@ -470,3 +471,45 @@ def test_create_bucket_body() -> None:
     for bad in (b"not xml at all", b"<Other/>", b"<CreateBucketConfiguration>"):
         with pytest.raises(errors.MalformedXML):
             xml.parse_create_bucket(bad)
+
+
+def _buckets(*names: str) -> list[BucketInfo]:
+    return [BucketInfo(n, dt.datetime(2024, 1, 1, tzinfo=dt.UTC)) for n in names]
+
+
+def test_list_buckets_pages_by_name_with_an_opaque_token() -> None:
+    """ListBuckets' prefix, max-buckets and continuation-token (S3's since 2024)."""
+    every = _buckets("b-c", "a-x", "b-a", "b-b", "c-1")
+    page, token = bucket_pages.bucket_page(every, "b-", 2, "")
+    assert [b.name for b in page] == ["b-a", "b-b"] and token
+    after = bucket_pages.bucket_after(token)
+    assert after == "b-b" and "b-b" not in token  # opaque, as S3's
+    page, token = bucket_pages.bucket_page(every, "b-", 2, after)
+    assert [b.name for b in page] == ["b-c"] and token == ""
+    page, token = bucket_pages.bucket_page(every, None, bucket_pages.MAX_BUCKETS, "")
+    assert [b.name for b in page] == ["a-x", "b-a", "b-b", "b-c", "c-1"] and token == ""
+    doc = ET.fromstring(xml.list_buckets(page[:1], "root", "us-east-1", "b-", "tok"))
+    ns = {"s3": xml.NS}
+    assert doc.findtext("s3:Prefix", namespaces=ns) == "b-"
+    assert doc.findtext("s3:ContinuationToken", namespaces=ns) == "tok"
+    assert doc.findtext("s3:Buckets/s3:Bucket/s3:BucketRegion", namespaces=ns) == "us-east-1"
+    bare = ET.fromstring(xml.list_buckets(page[:1], "root"))
+    assert bare.find("s3:Prefix", ns) is None and bare.find("s3:ContinuationToken", ns) is None
+
+
+@pytest.mark.parametrize("raw", ["0", "-3", "10001", "2000000", "many", ""])
+def test_max_buckets_out_of_range(raw: str) -> None:
+    with pytest.raises(errors.InvalidArgument, match="max-buckets"):
+        bucket_pages.max_buckets(raw)
+
+
+def test_max_buckets_in_range() -> None:
+    assert bucket_pages.max_buckets(None) == 10_000
+    assert bucket_pages.max_buckets("1") == 1
+    assert bucket_pages.max_buckets("10000") == 10_000
+
+
+@pytest.mark.parametrize("token", ["", "garbage!", "Yi1i", base64.urlsafe_b64encode(b"x").decode()])
+def test_bad_list_buckets_token(token: str) -> None:
+    with pytest.raises(errors.InvalidArgument, match="continuation token"):
+        bucket_pages.bucket_after(token)
