@@ -182,7 +182,11 @@ class BucketHandlers(Base):
         page = await self.coord.list_object_versions(
             call.bucket, prefix, delimiter, max_keys, key_marker, vid_marker
         )
-        args = xml.ListArgs(call.bucket, prefix, delimiter, max_keys, q.get("encoding-type", ""))
+        # Every Owner is the bucket's, as ListObjects' (S3's BucketOwnerEnforced).
+        owner = await self.guard.bucket_owner(call.bucket)
+        args = xml.ListArgs(
+            call.bucket, prefix, delimiter, max_keys, q.get("encoding-type", ""), owner=owner
+        )
         return answer(xml.list_versions(page, args, key_marker, vid_marker))
 
     async def list_multipart_uploads(self, call: Call) -> web.StreamResponse:
@@ -194,7 +198,9 @@ class BucketHandlers(Base):
         key_marker, id_marker = q.get("key-marker", ""), q.get("upload-id-marker", "")
         max_up = validation.cap_max_keys(call.int_param("max-uploads", 1000), "max-uploads")
         page = await self.multipart.list_uploads(call.bucket, prefix, key_marker, id_marker, max_up)
-        return answer(xml.list_uploads(page, call.bucket, prefix, key_marker, id_marker, max_up))
+        owner = await self.guard.bucket_owner(call.bucket)
+        doc = xml.list_uploads(page, call.bucket, prefix, key_marker, id_marker, max_up, owner)
+        return answer(doc)
 
     async def delete_objects(self, call: Call) -> web.StreamResponse:
         """POST ?delete: each key authorized and deleted as its own DeleteObject."""

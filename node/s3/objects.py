@@ -188,8 +188,11 @@ class ObjectHandlers(Base):
         version = call.query.get("versionId", "")
         await self.allow(call, "GetObjectAcl", version=version)
         a = await self.coord.get_object_acl(call.bucket, call.key, version)
+        # The bucket's owner owns every object in it (S3's BucketOwnerEnforced),
+        # as every other Owner this door answers.
+        owner = await self.guard.bucket_owner(call.bucket)
         return answer(
-            xml.acl(a.owner, a.acl), headers=hdr.version_header(a.version_id, a.bucket_versioned)
+            xml.acl(owner, a.acl), headers=hdr.version_header(a.version_id, a.bucket_versioned)
         )
 
     async def put_object_acl(self, call: Call) -> web.StreamResponse:

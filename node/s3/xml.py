@@ -190,7 +190,8 @@ class ListArgs:
     start_after: str = ""
     #: v1
     marker: str = ""
-    #: Each entry's Owner (ID and DisplayName), or None to leave it out.
+    #: Each entry's Owner (ID and DisplayName), or None to leave it out (a
+    #: ListObjectVersions entry then shows its version's own).
     owner: str | None = None
 
 
@@ -299,7 +300,7 @@ def list_versions(
             _add(el, "Size", v.size)
             _add(el, "StorageClass", v.storage_class or "STANDARD")
             _checksum_algorithm(el, v.checksum_algorithm, v.checksum_type)
-        _owner(el, v.owner)
+        _owner(el, v.owner if a.owner is None else a.owner)
     for p in page.common_prefixes:
         _add(_add(root, "CommonPrefixes"), "Prefix", enc(p))
     return _doc(root)
@@ -381,8 +382,16 @@ def list_parts(
 
 
 def list_uploads(
-    page: UploadPage, bucket: str, prefix: str, key_marker: str, upload_id_marker: str, max_up: int
+    page: UploadPage,
+    bucket: str,
+    prefix: str,
+    key_marker: str,
+    upload_id_marker: str,
+    max_up: int,
+    owner: str | None = None,
 ) -> bytes:
+    """ListMultipartUploadsResult; each upload's Owner and Initiator is
+    ``owner`` when given (the bucket's: BucketOwnerEnforced), else the upload's."""
     root = _root("ListMultipartUploadsResult")
     _add(root, "Bucket", bucket)
     _add(root, "KeyMarker", key_marker)
@@ -397,8 +406,8 @@ def list_uploads(
         el = _add(root, "Upload")
         _add(el, "Key", u.key)
         _add(el, "UploadId", u.upload_id)
-        _owner(el, u.owner, "Initiator")
-        _owner(el, u.owner)
+        _owner(el, u.owner if owner is None else owner, "Initiator")
+        _owner(el, u.owner if owner is None else owner)
         _add(el, "StorageClass", u.storage_class or "STANDARD")
         _add(el, "Initiated", u.initiated)
     return _doc(root)

@@ -2118,3 +2118,33 @@ def test_list_buckets_by_prefix_and_in_pages(s3: Any) -> None:
         with pytest.raises(ClientError) as e:
             s3.list_buckets(**kw)
         assert e.value.response["Error"]["Code"] == "InvalidArgument", kw
+
+
+def test_every_owner_is_the_bucket_owner(s3: Any, other: Any) -> None:
+    """ListBuckets, ListObjects, GetObjectAcl, ListObjectVersions (versions
+    and delete markers) and ListMultipartUploads name one owner: the bucket's,
+    who owns every object in it (S3's BucketOwnerEnforced), not the cluster."""
+    for client, name in ((s3, "owners-root"), (other, "owners-other")):
+        client.create_bucket(Bucket=name)
+        client.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+        client.put_object(Bucket=name, Key="k", Body=b"v")
+        client.delete_object(Bucket=name, Key="k")  # a delete marker
+        client.put_object(Bucket=name, Key="k2", Body=b"v")
+        upload_id = client.create_multipart_upload(Bucket=name, Key="mpu")["UploadId"]
+        try:
+            me = client.list_buckets()["Owner"]
+            listed = client.list_objects_v2(Bucket=name, FetchOwner=True)["Contents"]
+            versions = client.list_object_versions(Bucket=name)
+            uploads = client.list_multipart_uploads(Bucket=name)["Uploads"]
+            owners = [
+                *(c["Owner"] for c in listed),
+                client.get_object_acl(Bucket=name, Key="k2")["Owner"],
+                *(v["Owner"] for v in versions["Versions"]),
+                *(m["Owner"] for m in versions["DeleteMarkers"]),
+                *(u["Owner"] for u in uploads),
+                *(u["Initiator"] for u in uploads),
+            ]
+            assert len(owners) == 7 and all(o == me for o in owners), (me, owners)
+        finally:
+            client.abort_multipart_upload(Bucket=name, Key="mpu", UploadId=upload_id)
+    assert s3.list_buckets()["Owner"] != other.list_buckets()["Owner"]
