@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from tristore.errors import (
     IllegalLocationConstraintException,
@@ -334,6 +334,18 @@ def normalize_tags(tags: dict[str, str] | None) -> dict[str, str]:
             )
         if k.lower().startswith("aws:"):
             raise InvalidTag(f"tag key {k!r}: the aws: prefix is reserved")
+    return out
+
+
+def tags_from_pairs(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Tags as a request lists them (a Tagging document's TagSet, the query
+    string of x-amz-tagging), as a dict. A key listed twice is S3's InvalidTag:
+    looked for here, before a dict would keep only the last of them."""
+    out: dict[str, str] = {}
+    for k, v in pairs:
+        if k in out:
+            raise InvalidTag(f"Cannot provide multiple Tags with the same key ({k!r})")
+        out[k] = v
     return out
 
 

@@ -80,10 +80,13 @@ def _decode_word(value: str) -> str:
 
 
 def tags(value: str | None) -> dict[str, str]:
-    """x-amz-tagging: a URL-encoded query string of tags."""
+    """x-amz-tagging: a URL-encoded query string of tags (a key given twice:
+    InvalidTag, as S3)."""
     if not value:
         return {}
-    return dict(parse_qsl(value, keep_blank_values=True, strict_parsing=False))
+    return validation.tags_from_pairs(
+        parse_qsl(value, keep_blank_values=True, strict_parsing=False)
+    )
 
 
 def customer_key(

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from urllib.parse import quote
 from xml.etree import ElementTree as ET
 
-from tristore import checksums, cors, errors, replication
+from tristore import checksums, cors, errors, replication, validation
 from tristore.errors import MalformedXML
 from tristore.model import (
     BucketInfo,
@@ -684,15 +684,16 @@ def parse_replication(body: bytes) -> list[replication.Rule]:
 
 
 def parse_tagging(body: bytes) -> dict[str, str]:
+    """A Tagging document's tags (a key given twice: InvalidTag, as S3)."""
     root = _parse(body, "Tagging")
-    tags: dict[str, str] = {}
+    pairs: list[tuple[str, str]] = []
     for ts in _children(root, "TagSet"):
         for t in _children(ts, "Tag"):
             k, v = _child_text(t, "Key"), _child_text(t, "Value")
             if k is None:
                 raise MalformedXML("a <Tag> has no <Key>")
-            tags[k] = v or ""
-    return tags
+            pairs.append((k, v or ""))
+    return validation.tags_from_pairs(pairs)
 
 
 # -- CORS (tristore/cors.py) ---------------------------------------------------------

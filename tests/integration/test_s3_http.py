@@ -2148,3 +2148,45 @@ def test_every_owner_is_the_bucket_owner(s3: Any, other: Any) -> None:
         finally:
             client.abort_multipart_upload(Bucket=name, Key="mpu", UploadId=upload_id)
     assert s3.list_buckets()["Owner"] != other.list_buckets()["Owner"]
+
+
+# --- S3 compatibility: objects and parts
+
+
+def _refusal(e: pytest.ExceptionInfo[ClientError]) -> tuple[int, str, dict[str, str]]:
+    """(status, error code, headers) of a refused boto3 call."""
+    r = e.value.response
+    meta = r["ResponseMetadata"]
+    return meta["HTTPStatusCode"], r["Error"]["Code"], meta["HTTPHeaders"]
+
+
+def test_duplicate_tag_keys_are_refused(s3: Any) -> None:
+    """Two tags of one key, in a Tagging document or in x-amz-tagging: 400
+    InvalidTag, and nothing is written."""
+    b = "s3c-tags"
+    s3.create_bucket(Bucket=b)
+    s3.put_object(Bucket=b, Key="tagged", Body=b"x", Tagging="k=v")
+    twice = {"TagSet": [{"Key": "k", "Value": "v"}, {"Key": "k", "Value": "w"}]}
+    calls = [
+        lambda: s3.put_object_tagging(Bucket=b, Key="tagged", Tagging=twice),
+        lambda: s3.put_object(Bucket=b, Key="new", Body=b"x", Tagging="k=v&k=w"),
+        lambda: s3.create_multipart_upload(Bucket=b, Key="new", Tagging="k=v&k=w"),
+        lambda: s3.copy_object(
+            Bucket=b,
+            Key="new",
+            CopySource={"Bucket": b, "Key": "tagged"},
+            TaggingDirective="REPLACE",
+            Tagging="k=v&k=w",
+        ),
+    ]
+    for call in calls:
+        with pytest.raises(ClientError) as e:
+            call()
+        status, code, _ = _refusal(e)
+        assert (status, code) == (400, "InvalidTag")
+        assert (
+            "Cannot provide multiple Tags with the same key" in e.value.response["Error"]["Message"]
+        )
+    assert s3.get_object_tagging(Bucket=b, Key="tagged")["TagSet"] == [{"Key": "k", "Value": "v"}]
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket=b)["Contents"]] == ["tagged"]
+    assert s3.list_multipart_uploads(Bucket=b).get("Uploads", []) == []

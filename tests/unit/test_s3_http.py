@@ -445,6 +445,24 @@ def test_request_headers() -> None:
     assert hdr.conditions({"if-modified-since": "garbage"}) is None
 
 
+def test_a_tag_key_given_twice_is_refused_before_it_becomes_a_dict() -> None:
+    """S3's InvalidTag ("Cannot provide multiple Tags with the same key"),
+    whether the values differ or not; keys differing in case are two keys."""
+    tag = "<Tag><Key>{}</Key><Value>{}</Value></Tag>"
+    for second in (("k", "w"), ("k", "v")):
+        doc = f"<Tagging><TagSet>{tag.format('k', 'v')}{tag.format(*second)}</TagSet></Tagging>"
+        with pytest.raises(errors.InvalidTag, match="multiple Tags with the same key"):
+            xml.parse_tagging(doc.encode())
+        with pytest.raises(errors.InvalidTag, match="multiple Tags with the same key"):
+            hdr.tags(f"k=v&{second[0]}={second[1]}")
+        with pytest.raises(errors.InvalidTag):
+            hdr.put_header("b", "k", {"x-amz-tagging": f"k=v&{second[0]}={second[1]}"})
+    doc = f"<Tagging><TagSet>{tag.format('k', 'v')}{tag.format('K', 'w')}</TagSet></Tagging>"
+    assert xml.parse_tagging(doc.encode()) == {"k": "v", "K": "w"}
+    assert hdr.tags("k=v&K=w&e=") == {"k": "v", "K": "w", "e": ""}
+    assert hdr.tags("k%3D=v&k=w") == {"k=": "v", "k": "w"}
+
+
 def test_every_error_has_an_http_status() -> None:
     assert set(errors.BY_CODE) <= set(errors.HTTP_STATUS)
     table = {
