@@ -216,6 +216,15 @@ def check_conditions(v: ObjectVersion, c: Conditions | None, copy_source: bool =
         raise unchanged(f"not modified after {c.if_modified_since.isoformat()} (If-Modified-Since)")
 
 
+def marker_source(bucket: str, key: str, version_id: str) -> InvalidRequest:
+    """S3's answer to a copy (CopyObject, UploadPartCopy) whose source names
+    a delete marker by version id: 400 InvalidRequest, not a GET's 405."""
+    return InvalidRequest(
+        "The source of a copy request may not specifically refer to a delete marker by "
+        f"version id (version {version_id} of {bucket}/{key})"
+    )
+
+
 def to_replicate(
     v: ObjectVersion, bucket: BucketInfo, delete_marker: bool = False
 ) -> ObjectVersion:
@@ -1097,9 +1106,12 @@ class Objects:
         validation.check_key(dest.key)
         meta_mode = validation.check_directive("metadata directive", metadata_directive)
         tag_mode = validation.check_directive("tagging directive", tagging_directive)
-        src, holders, _, src_bucket = await self._lookup(
-            source.bucket, source.key, source.version_id
-        )
+        try:
+            src, holders, _, src_bucket = await self._lookup(
+                source.bucket, source.key, source.version_id
+            )
+        except MethodNotAllowed:
+            raise marker_source(source.bucket, source.key, source.version_id) from None
         cipher = await self.encryption.opener(src, source_sse_customer)
         check_conditions(src, source.conditions, copy_source=True)
         # Copying a named version onto its own key is S3's way to restore it.

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from node.objects import marker_source
 from node.s3 import headers as hdr
 from node.s3 import xml
 from node.s3.call import Base, Call, answer, empty
@@ -77,6 +78,8 @@ class MultipartHandlers(Base):
             )
         except errors.NotModified as e:  # a copy source answers every failed condition so
             raise errors.PreconditionFailed(e.message) from None
+        except errors.MethodNotAllowed:
+            raise marker_source(src_bucket, src_key, src_version) from None
         try:
             part = await self.multipart.upload_part(
                 call.bucket,

@@ -49,7 +49,7 @@ from tests.integration.cluster import (
     wait_until,
 )
 from tristore import checksums, cors, errors, sigv4, tls
-from tristore.model import CompletedPart
+from tristore.model import CompletedPart, CopySource
 
 pytestmark = pytest.mark.integration
 
@@ -2190,3 +2190,26 @@ def test_duplicate_tag_keys_are_refused(s3: Any) -> None:
     assert s3.get_object_tagging(Bucket=b, Key="tagged")["TagSet"] == [{"Key": "k", "Value": "v"}]
     assert [o["Key"] for o in s3.list_objects_v2(Bucket=b)["Contents"]] == ["tagged"]
     assert s3.list_multipart_uploads(Bucket=b).get("Uploads", []) == []
+
+
+def test_a_copy_from_a_delete_marker_is_an_invalid_request(cluster: DevCluster, s3: Any) -> None:
+    """CopyObject and UploadPartCopy naming a delete marker by version id:
+    400 InvalidRequest (S3's), not 405; a gRPC copy too."""
+    b = "s3c-copymarker"
+    s3.create_bucket(Bucket=b)
+    s3.put_bucket_versioning(Bucket=b, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_object(Bucket=b, Key="k", Body=b"x")
+    marker = s3.delete_object(Bucket=b, Key="k")["VersionId"]
+    source = {"Bucket": b, "Key": "k", "VersionId": marker}
+    with pytest.raises(ClientError) as e:
+        s3.copy_object(Bucket=b, Key="copy", CopySource=source)
+    assert _refusal(e)[:2] == (400, "InvalidRequest")
+    u = s3.create_multipart_upload(Bucket=b, Key="copy")["UploadId"]
+    try:
+        with pytest.raises(ClientError) as e:
+            s3.upload_part_copy(Bucket=b, Key="copy", UploadId=u, PartNumber=1, CopySource=source)
+        assert _refusal(e)[:2] == (400, "InvalidRequest")
+    finally:
+        s3.abort_multipart_upload(Bucket=b, Key="copy", UploadId=u)
+    with cluster.client() as c, pytest.raises(errors.InvalidRequest, match="delete marker"):
+        c.copy_object(CopySource(b, "k", marker), b, "copy")
