@@ -168,9 +168,10 @@ class Coordinator:
         version_id: str = "",
         conditions: Conditions | None = None,
         sse_customer: sse.CustomerKey | None = None,
+        copy_range: bool = False,
     ) -> GetResult:
         return await self.objects.get_object(
-            bucket, key, byte_range, version_id, conditions, sse_customer
+            bucket, key, byte_range, version_id, conditions, sse_customer, copy_range
         )
 
     async def delete_object(self, bucket: str, key: str, version_id: str = "") -> DeleteResult:

@@ -869,11 +869,20 @@ class Objects:
         version_id: str = "",
         conditions: Conditions | None = None,
         sse_customer: sse.CustomerKey | None = None,
+        copy_range: bool = False,
     ) -> GetResult:
+        """The body (or ``byte_range`` of it) of the current version or of
+        ``version_id``. ``copy_range``: the range is a copy source's
+        (x-amz-copy-source-range), refused rather than clamped when it reaches
+        past the last byte."""
         version, holders, _, bucket_info = await self._lookup(bucket, key, version_id)
         cipher = await self.encryption.opener(version, sse_customer)
         check_conditions(version, conditions)
-        if byte_range is not None:
+        if byte_range is not None and copy_range:
+            first, last = validation.resolve_copy_range(
+                byte_range.start, byte_range.end, version.size
+            )
+        elif byte_range is not None:
             first, last = validation.resolve_range(byte_range.start, byte_range.end, version.size)
         else:
             first, last = 0, version.size - 1

@@ -246,6 +246,17 @@ def resolve_range(start: int, end: int, size: int) -> tuple[int, int]:
     return start, last
 
 
+def resolve_copy_range(start: int, end: int, size: int) -> tuple[int, int]:
+    """x-amz-copy-source-range ``bytes=start-end`` of a source of ``size``
+    bytes as ``(first, last)``. Unlike a GET's Range it is not clamped: a
+    range reaching past the source's last byte is S3's InvalidArgument."""
+    if start < 0 or end < start or end >= size:
+        raise InvalidArgument(
+            f"Range specified is not valid for source object of size: {size} (bytes={start}-{end})"
+        )
+    return start, end
+
+
 #: Range bounds travel as int64; anything larger is past every object anyway.
 MAX_RANGE_BOUND = 2**63 - 1
 

@@ -75,6 +75,7 @@ class MultipartHandlers(Base):
                 src_version,
                 hdr.conditions(h, "x-amz-copy-source-"),
                 hdr.customer_key(h, "x-amz-copy-source-server-side-encryption"),
+                copy_range=True,
             )
         except errors.NotModified as e:  # a copy source answers every failed condition so
             raise errors.PreconditionFailed(e.message) from None

@@ -2160,6 +2160,36 @@ def _refusal(e: pytest.ExceptionInfo[ClientError]) -> tuple[int, str, dict[str, 
     return meta["HTTPStatusCode"], r["Error"]["Code"], meta["HTTPHeaders"]
 
 
+def test_upload_part_copy_refuses_a_range_past_the_source(s3: Any) -> None:
+    """x-amz-copy-source-range reaching past the source's last byte is
+    refused (400 InvalidArgument naming the source's size), not clamped."""
+    b = "s3c-copyrange"
+    s3.create_bucket(Bucket=b)
+    size = 6 * MiB
+    s3.put_object(Bucket=b, Key="src", Body=os.urandom(size))
+    u = s3.create_multipart_upload(Bucket=b, Key="dst")["UploadId"]
+    try:
+        for rng in ("bytes=0-99999999", f"bytes={size}-{size + 10}", f"bytes=0-{size}"):
+            with pytest.raises(ClientError) as e:
+                s3.upload_part_copy(
+                    Bucket=b, Key="dst", UploadId=u, PartNumber=1,
+                    CopySource={"Bucket": b, "Key": "src"}, CopySourceRange=rng,
+                )  # fmt: skip
+            status, code, _ = _refusal(e)
+            assert (status, code) == (400, "InvalidArgument"), rng
+            message = e.value.response["Error"]["Message"]
+            assert f"Range specified is not valid for source object of size: {size}" in message
+        assert s3.list_parts(Bucket=b, Key="dst", UploadId=u).get("Parts", []) == []
+        # The last byte itself is in range.
+        r = s3.upload_part_copy(
+            Bucket=b, Key="dst", UploadId=u, PartNumber=1,
+            CopySource={"Bucket": b, "Key": "src"}, CopySourceRange=f"bytes=0-{size - 1}",
+        )  # fmt: skip
+        assert r["CopyPartResult"]["ETag"]
+    finally:
+        s3.abort_multipart_upload(Bucket=b, Key="dst", UploadId=u)
+
+
 def test_duplicate_tag_keys_are_refused(s3: Any) -> None:
     """Two tags of one key, in a Tagging document or in x-amz-tagging: 400
     InvalidTag, and nothing is written."""

@@ -288,6 +288,30 @@ def test_resolve_range_unsatisfiable(start: int, end: int, size: int, why: str) 
         v.resolve_range(start, end, size)
 
 
+@pytest.mark.parametrize(
+    ("start", "end", "size", "resolved"),
+    [(0, 9, 100, (0, 9)), (0, 99, 100, (0, 99)), (99, 99, 100, (99, 99)), (0, 0, 1, (0, 0))],
+)
+def test_resolve_copy_range(start: int, end: int, size: int, resolved: tuple[int, int]) -> None:
+    assert v.resolve_copy_range(start, end, size) == resolved
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "size"),
+    [
+        (0, 100, 100),  # one past the end: refused, not clamped as a GET's
+        (0, 99_999_999, 6 * 1024 * 1024),
+        (100, 110, 100),  # the first byte past the end
+        (0, 0, 0),  # any range of an empty source
+        (5, 3, 100),
+        (-5, -1, 100),
+    ],
+)
+def test_copy_ranges_past_the_source_are_refused(start: int, end: int, size: int) -> None:
+    with pytest.raises(errors.InvalidArgument, match=f"source object of size: {size}"):
+        v.resolve_copy_range(start, end, size)
+
+
 @settings(deadline=None)  # CI machines stall; correctness is what counts
 @given(
     data=st.binary(min_size=1, max_size=300),
