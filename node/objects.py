@@ -31,6 +31,7 @@ from tristore.config import ClusterConfig
 from tristore.errors import (
     BadDigest,
     ConditionalRequestConflict,
+    DeleteMarker,
     EntityTooLarge,
     IncompleteBody,
     InternalError,
@@ -214,6 +215,10 @@ def check_conditions(v: ObjectVersion, c: Conditions | None, copy_source: bool =
             raise unchanged(f"If-None-Match {c.if_none_match!r}: the ETag is {v.etag!r}")
     elif c.if_modified_since is not None and modified_s <= int(c.if_modified_since.timestamp()):
         raise unchanged(f"not modified after {c.if_modified_since.isoformat()} (If-Modified-Since)")
+
+
+def _marker(v: ObjectVersion) -> DeleteMarker:
+    return DeleteMarker(v.version_id, v.last_modified_ms)
 
 
 def marker_source(bucket: str, key: str, version_id: str) -> InvalidRequest:
@@ -812,12 +817,13 @@ class Objects:
         current, holders = read
         if not version_id:
             if current is None or current.deleted:
-                marker = (
-                    f" (its current version is delete marker {current.version_id})"
-                    if current is not None and current.delete_marker
-                    else ""
-                )
-                raise NoSuchKey(f"key {key!r} does not exist in bucket {bucket!r}{marker}")
+                if current is not None and current.delete_marker:
+                    raise NoSuchKey(
+                        f"key {key!r} does not exist in bucket {bucket!r} (its current "
+                        f"version is delete marker {current.version_id})",
+                        _marker(current),
+                    )
+                raise NoSuchKey(f"key {key!r} does not exist in bucket {bucket!r}")
             return current, holders, current, info
         if current is not None and current.is_version and current.version_id == version_id:
             version: ObjectVersion | None = current
@@ -827,7 +833,8 @@ class Objects:
             raise NoSuchVersion(f"version {version_id} of {bucket}/{key} does not exist")
         if version.delete_marker and not markers:
             raise MethodNotAllowed(
-                f"version {version_id} of {bucket}/{key} is a delete marker; it has no body"
+                f"version {version_id} of {bucket}/{key} is a delete marker; it has no body",
+                _marker(version),
             )
         return version, holders, current, info
 

@@ -36,6 +36,7 @@ Hierarchy::
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
@@ -43,6 +44,20 @@ if TYPE_CHECKING:
 
 ERROR_CODE_KEY = "tristore-error-code"
 ERROR_RETRIABLE_KEY = "tristore-error-retriable"
+#: Trailers naming the delete marker an error is about (:class:`DeleteMarker`).
+DELETE_MARKER_KEY = "tristore-delete-marker"
+DELETE_MARKER_MS_KEY = "tristore-delete-marker-ms"
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteMarker:
+    """The delete marker a NoSuchKey (the key's current version is one) or a
+    MethodNotAllowed (the version asked for is one) is about: S3 names it in
+    its answer (x-amz-delete-marker, x-amz-version-id, Last-Modified), so a
+    client can tell a deleted key from one never written."""
+
+    version_id: str
+    last_modified_ms: int
 
 
 class _Status:
@@ -65,9 +80,11 @@ class TristoreError(Exception):
     grpc_status = _Status("INTERNAL")
     retriable: ClassVar[bool] = False
 
-    def __init__(self, message: str = "") -> None:
+    def __init__(self, message: str = "", delete_marker: DeleteMarker | None = None) -> None:
         super().__init__(message or self.code)
         self.message = message or self.code
+        #: The delete marker the error is about, if any (see :class:`DeleteMarker`).
+        self.delete_marker = delete_marker
 
     def __str__(self) -> str:
         return self.message
@@ -536,7 +553,14 @@ def as_tristore(exc: BaseException) -> TristoreError:
 
 
 def trailing_metadata(err: TristoreError) -> tuple[tuple[str, str], ...]:
-    return ((ERROR_CODE_KEY, err.code), (ERROR_RETRIABLE_KEY, "1" if err.retriable else "0"))
+    out: tuple[tuple[str, str], ...] = (
+        (ERROR_CODE_KEY, err.code),
+        (ERROR_RETRIABLE_KEY, "1" if err.retriable else "0"),
+    )
+    m = err.delete_marker
+    if m is not None:
+        out += ((DELETE_MARKER_KEY, m.version_id), (DELETE_MARKER_MS_KEY, str(m.last_modified_ms)))
+    return out
 
 
 def from_grpc(
@@ -546,13 +570,19 @@ def from_grpc(
 ) -> TristoreError:
     """Rebuild the exception a server raised from a gRPC status and trailers."""
     code = None
+    marker_id, marker_ms = None, 0
     for item in metadata or ():  # type: ignore[attr-defined]
         key, value = item[0], item[1]
         if key == ERROR_CODE_KEY:
             code = value
+        elif key == DELETE_MARKER_KEY:
+            marker_id = value
+        elif key == DELETE_MARKER_MS_KEY and value.isdigit():
+            marker_ms = int(value)
     message = details or ""
     if code is not None and code in BY_CODE:
-        return BY_CODE[code](message)
+        marker = DeleteMarker(marker_id, marker_ms) if marker_id is not None else None
+        return BY_CODE[code](message, marker)
     name = status.name if status is not None else "UNKNOWN"
     cls = _TRANSPORT.get(name, InternalError)
     if broken_connection(name, message):

@@ -17,7 +17,7 @@ from node.s3.body import CHECKSUM_PREFIX
 from tristore import checksums, errors, sse, validation
 from tristore.checksums import Checksum
 from tristore.errors import InvalidArgument, InvalidDigest, InvalidRequest
-from tristore.model import NULL_VERSION, ByteRange, Conditions, ObjectInfo
+from tristore.model import NULL_VERSION, ByteRange, Conditions, ObjectInfo, ms_to_datetime
 from tristore.validation import STORED_HEADERS
 
 META_PREFIX = "x-amz-meta-"
@@ -244,6 +244,19 @@ def object_headers(info: ObjectInfo) -> dict[str, str]:
         out["x-amz-replication-status"] = info.replication_status
     for name, value in info.headers.items():
         out[STORED_NAMES.get(name, name)] = value
+    return out
+
+
+def error_headers(err: errors.TristoreError) -> dict[str, str]:
+    """What an error answer says besides its XML: the delete marker it is
+    about (x-amz-delete-marker and its x-amz-version-id; a 405 for a marker
+    asked for by version id, its Last-Modified too), as S3's."""
+    m = err.delete_marker
+    if m is None:
+        return {}
+    out = {"x-amz-delete-marker": "true", "x-amz-version-id": m.version_id}
+    if isinstance(err, errors.MethodNotAllowed):
+        out["Last-Modified"] = http_date(ms_to_datetime(m.last_modified_ms))
     return out
 
 

@@ -32,6 +32,7 @@ from node.coordinator import Coordinator
 from node.guard import Guard, count_refused, enter
 from node.metrics import S3_REQUESTS, S3_SECONDS
 from node.s3 import cors, xml
+from node.s3 import headers as hdr
 from node.s3.auth import Caller, authenticate, decode, lower_headers, query_pairs
 from node.s3.call import empty
 from node.s3.handlers import Call, Handlers
@@ -169,10 +170,11 @@ async def _stamp(request: web.Request, response: web.StreamResponse) -> None:
 
 def _error(err: TristoreError, resource: str, request_id: str, head: bool) -> web.Response:
     status = errors.http_status(err)
+    headers = hdr.error_headers(err)
     if head or status == 304:  # HEAD and Not Modified carry no body, as S3's
-        return empty(status)
+        return empty(status, headers)
     body = xml.error(err.code, err.message, resource, request_id)
-    return web.Response(status=status, body=body, content_type=xml.CONTENT_TYPE)
+    return web.Response(status=status, body=body, content_type=xml.CONTENT_TYPE, headers=headers)
 
 
 class S3Server:

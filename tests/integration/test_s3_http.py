@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
+import email.utils
 import hashlib
 import http.client
 import io
@@ -2158,6 +2159,50 @@ def _refusal(e: pytest.ExceptionInfo[ClientError]) -> tuple[int, str, dict[str, 
     r = e.value.response
     meta = r["ResponseMetadata"]
     return meta["HTTPStatusCode"], r["Error"]["Code"], meta["HTTPHeaders"]
+
+
+def test_a_delete_marker_is_named_by_get_and_head(cluster: DevCluster, s3: Any) -> None:
+    """GET and HEAD of a key whose current version is a delete marker: 404
+    with x-amz-delete-marker and the marker's version id; of the marker by
+    its id: 405 with the same and its Last-Modified. A key never written has
+    neither. The gRPC door's errors carry the marker too."""
+    b = "s3c-markers"
+    s3.create_bucket(Bucket=b)
+    s3.put_bucket_versioning(Bucket=b, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_object(Bucket=b, Key="k", Body=b"x")
+    marker = s3.delete_object(Bucket=b, Key="k")["VersionId"]
+    listed = s3.list_object_versions(Bucket=b)["DeleteMarkers"][0]["LastModified"]
+    for call in (s3.get_object, s3.head_object):
+        with pytest.raises(ClientError) as e:
+            call(Bucket=b, Key="k")
+        status, code, headers = _refusal(e)
+        assert status == 404 and code in ("NoSuchKey", "404")
+        assert headers["x-amz-delete-marker"] == "true"
+        assert headers["x-amz-version-id"] == marker
+        with pytest.raises(ClientError) as e:
+            call(Bucket=b, Key="k", VersionId=marker)
+        status, code, headers = _refusal(e)
+        assert status == 405 and code in ("MethodNotAllowed", "405")
+        assert headers["x-amz-delete-marker"] == "true"
+        assert headers["x-amz-version-id"] == marker
+        modified = email.utils.parsedate_to_datetime(headers["last-modified"])
+        assert modified == listed.replace(microsecond=0)
+        with pytest.raises(ClientError) as e:
+            call(Bucket=b, Key="never")
+        status, _, headers = _refusal(e)
+        assert status == 404
+        assert "x-amz-delete-marker" not in headers and "x-amz-version-id" not in headers
+    with cluster.client() as c:
+        with pytest.raises(errors.NoSuchKey) as g:
+            c.head_object(b, "k")
+        assert g.value.delete_marker is not None
+        assert g.value.delete_marker.version_id == marker
+        with pytest.raises(errors.MethodNotAllowed) as m:
+            c.get_object(b, "k", version_id=marker)
+        assert m.value.delete_marker == g.value.delete_marker
+        with pytest.raises(errors.NoSuchKey) as g:
+            c.head_object(b, "never")
+        assert g.value.delete_marker is None
 
 
 def test_upload_part_copy_refuses_a_range_past_the_source(s3: Any) -> None:

@@ -77,6 +77,26 @@ def test_round_trip_through_an_aio_rpc_error(cls: type[errors.TristoreError]) ->
     assert rebuilt.message == "details here"
 
 
+def test_a_delete_marker_crosses_the_wire_with_its_error() -> None:
+    """NoSuchKey (current version a delete marker) and MethodNotAllowed (a
+    marker asked for by id) carry the marker back to the SDK; others none."""
+    marker = errors.DeleteMarker("0123abcd", 1_700_000_000_123)
+    for cls in (errors.NoSuchKey, errors.MethodNotAllowed):
+        err = cls("gone", marker)
+        rpc = grpc.aio.AioRpcError(
+            cls.grpc_status,
+            grpc.aio.Metadata(),
+            grpc.aio.Metadata(*errors.trailing_metadata(err)),
+            details=err.message,
+        )
+        rebuilt = errors.from_rpc_error(rpc)
+        assert type(rebuilt) is cls and rebuilt.delete_marker == marker
+    plain = errors.from_grpc(
+        errors.NoSuchKey.grpc_status, "x", errors.trailing_metadata(errors.NoSuchKey("x"))
+    )
+    assert plain.delete_marker is None
+
+
 def test_retriable_flags() -> None:
     for cls in ALL:
         assert cls.retriable is (cls in RETRIABLE), cls.code

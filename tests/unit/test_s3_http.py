@@ -463,6 +463,22 @@ def test_a_tag_key_given_twice_is_refused_before_it_becomes_a_dict() -> None:
     assert hdr.tags("k%3D=v&k=w") == {"k=": "v", "k": "w"}
 
 
+def test_an_error_about_a_delete_marker_names_it() -> None:
+    """S3's headers of a 404 whose key's current version is a delete marker,
+    and of a 405 for a marker asked for by id (its Last-Modified too)."""
+    marker = errors.DeleteMarker("v1", 1_445_412_480_000)
+    assert hdr.error_headers(errors.NoSuchKey("x", marker)) == {
+        "x-amz-delete-marker": "true",
+        "x-amz-version-id": "v1",
+    }
+    assert hdr.error_headers(errors.MethodNotAllowed("x", marker)) == {
+        "x-amz-delete-marker": "true",
+        "x-amz-version-id": "v1",
+        "Last-Modified": "Wed, 21 Oct 2015 07:28:00 GMT",
+    }
+    assert hdr.error_headers(errors.NoSuchKey("x")) == {}
+
+
 def test_every_error_has_an_http_status() -> None:
     assert set(errors.BY_CODE) <= set(errors.HTTP_STATUS)
     table = {
