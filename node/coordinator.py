@@ -157,8 +157,11 @@ class Coordinator:
         version_id: str = "",
         conditions: Conditions | None = None,
         sse_customer: sse.CustomerKey | None = None,
+        part_number: int = 0,
     ) -> ObjectInfo:
-        return await self.objects.head_object(bucket, key, version_id, conditions, sse_customer)
+        return await self.objects.head_object(
+            bucket, key, version_id, conditions, sse_customer, part_number
+        )
 
     async def get_object(
         self,
@@ -169,9 +172,10 @@ class Coordinator:
         conditions: Conditions | None = None,
         sse_customer: sse.CustomerKey | None = None,
         copy_range: bool = False,
+        part_number: int = 0,
     ) -> GetResult:
         return await self.objects.get_object(
-            bucket, key, byte_range, version_id, conditions, sse_customer, copy_range
+            bucket, key, byte_range, version_id, conditions, sse_customer, copy_range, part_number
         )
 
     async def delete_object(self, bucket: str, key: str, version_id: str = "") -> DeleteResult:

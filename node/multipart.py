@@ -272,6 +272,7 @@ class Multipart:
             checksum_algorithm="",
             checksum_type="",
             request_id=upload_id,
+            part_sizes=tuple(p.size for p in parts),
         )
         target = to_replicate(target, info)
         target, cipher = await c.encryption.sealer(target, info, ck)

@@ -845,10 +845,17 @@ class Objects:
         version_id: str = "",
         conditions: Conditions | None = None,
         sse_customer: sse.CustomerKey | None = None,
+        part_number: int = 0,
     ) -> ObjectInfo:
+        """The version's info; ``part_number`` (0: none) is checked against its
+        parts (InvalidPartNumber past the last: see :func:`validation.resolve_part`)."""
+        if part_number:
+            validation.check_part_number(part_number)
         version, _, _, bucket_info = await self._lookup(bucket, key, version_id)
         given = sse.check_customer_key(version.sse_customer_hmac, sse_customer, f"{bucket}/{key}")
         check_conditions(version, conditions)
+        if part_number:
+            validation.resolve_part(version.part_sizes, version.size, part_number)
         key_md5 = given.key_md5 if given else ""
         return ObjectInfo.of(version, key_md5, bool(bucket_info.versioning))
 
@@ -877,15 +884,23 @@ class Objects:
         conditions: Conditions | None = None,
         sse_customer: sse.CustomerKey | None = None,
         copy_range: bool = False,
+        part_number: int = 0,
     ) -> GetResult:
         """The body (or ``byte_range`` of it) of the current version or of
         ``version_id``. ``copy_range``: the range is a copy source's
         (x-amz-copy-source-range), refused rather than clamped when it reaches
-        past the last byte."""
+        past the last byte. ``part_number`` (0: none): that part's bytes
+        (:func:`validation.resolve_part`), never with a range."""
+        if part_number:
+            validation.check_part_number(part_number)
+            if byte_range is not None:
+                validation.resolve_part((), 0, part_number, has_range=True)
         version, holders, _, bucket_info = await self._lookup(bucket, key, version_id)
         cipher = await self.encryption.opener(version, sse_customer)
         check_conditions(version, conditions)
-        if byte_range is not None and copy_range:
+        if part_number:
+            first, last = validation.resolve_part(version.part_sizes, version.size, part_number)
+        elif byte_range is not None and copy_range:
             first, last = validation.resolve_copy_range(
                 byte_range.start, byte_range.end, version.size
             )

@@ -132,6 +132,7 @@ class ObjectServicer(objects_pb2_grpc.ObjectServiceServicer):
             request.version_id,
             conditions_from_pb(request.conditions),
             _customer_key(request.sse_customer),
+            part_number=request.part_number,
         )
         head = objects_pb2.GetObjectResponse(
             info=info_to_pb(result.info),
@@ -189,6 +190,7 @@ class ObjectServicer(objects_pb2_grpc.ObjectServiceServicer):
             request.version_id,
             conditions_from_pb(request.conditions),
             _customer_key(request.sse_customer),
+            request.part_number,
         )
         return objects_pb2.HeadObjectResponse(info=info_to_pb(info))
 

@@ -98,6 +98,8 @@ def version_to_pb(v: ObjectVersion, with_inline: bool = True) -> common_pb2.Obje
         msg.replication_targets.update(v.replication_targets)
     if v.headers:
         msg.headers.update(v.headers)
+    if v.part_sizes:
+        msg.part_sizes.extend(v.part_sizes)
     if v.removed:
         msg.removed.extend(stamp_to_pb(r) for r in v.removed)
     if v.replication_rules:
@@ -153,6 +155,7 @@ def version_from_pb(p: common_pb2.ObjectVersion) -> ObjectVersion:
         checksum_algorithm=p.checksum_algorithm,
         checksum_type=p.checksum_type,
         checksum=p.checksum,
+        part_sizes=tuple(p.part_sizes) if p.part_sizes else (),
     )
 
 
@@ -176,6 +179,7 @@ def info_to_pb(i: ObjectInfo) -> objects_pb2.ObjectInfo:
         checksum_algorithm=i.checksum_algorithm,
         checksum_type=i.checksum_type,
         checksum=i.checksum,
+        part_sizes=i.part_sizes,
     )
 
 
@@ -199,6 +203,7 @@ def info_from_pb(p: objects_pb2.ObjectInfo) -> ObjectInfo:
         checksum_algorithm=p.checksum_algorithm,
         checksum_type=p.checksum_type,
         checksum=p.checksum,
+        part_sizes=tuple(p.part_sizes),
     )
 
 

@@ -138,6 +138,13 @@ class InvalidPart(ClientError):
     code = "InvalidPart"
 
 
+class InvalidPartNumber(ClientError):
+    """HTTP 416: GET or HEAD with a partNumber past the object's last part."""
+
+    code = "InvalidPartNumber"
+    grpc_status = _Status("OUT_OF_RANGE")
+
+
 class InvalidPartOrder(ClientError):
     code = "InvalidPartOrder"
 
@@ -456,6 +463,7 @@ HTTP_STATUS: dict[str, int] = {
     "InvalidDigest": 400,
     "IncompleteBody": 400,
     "InvalidPart": 400,
+    "InvalidPartNumber": 416,
     "InvalidPartOrder": 400,
     "EntityTooSmall": 400,
     "MalformedXML": 400,

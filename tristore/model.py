@@ -110,6 +110,9 @@ class ObjectVersion:
     checksum_algorithm: str = ""
     checksum_type: str = ""
     checksum: str = ""
+    #: A completed multipart upload: its parts' sizes, in order (empty: not
+    #: uploaded in parts, or completed before they were kept: one part).
+    part_sizes: tuple[int, ...] = ()
 
     @property
     def encrypted(self) -> bool:
@@ -205,6 +208,8 @@ class ObjectInfo:
     checksum_algorithm: str = ""
     checksum_type: str = ""
     checksum: str = ""
+    #: The sizes of the parts the object was uploaded in (empty: one part).
+    part_sizes: tuple[int, ...] = ()
     #: Whether the bucket has had versioning (Enabled or Suspended) when the
     #: answer was made. Only then does S3's HTTP API name a ``null`` version
     #: (``x-amz-version-id``); in a bucket never versioned it sends none. Not
@@ -232,6 +237,7 @@ class ObjectInfo:
             checksum_algorithm=v.checksum_algorithm,
             checksum_type=v.checksum_type,
             checksum=v.checksum,
+            part_sizes=v.part_sizes,
             bucket_versioned=bucket_versioned,
         )
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 from tristore.errors import (
     IllegalLocationConstraintException,
@@ -17,7 +17,9 @@ from tristore.errors import (
     InvalidBucketName,
     InvalidDigest,
     InvalidLocationConstraint,
+    InvalidPartNumber,
     InvalidRange,
+    InvalidRequest,
     InvalidStorageClass,
     InvalidTag,
     KeyTooLongError,
@@ -244,6 +246,36 @@ def resolve_range(start: int, end: int, size: int) -> tuple[int, int]:
         )
     last = size - 1 if end < 0 else min(end, size - 1)
     return start, last
+
+
+def check_part_number(number: int) -> int:
+    """S3's partNumber of a GET or HEAD: 1 to :data:`MAX_PARTS`."""
+    if not 1 <= number <= MAX_PARTS:
+        raise InvalidArgument(
+            f"Part number must be an integer between 1 and {MAX_PARTS}, inclusive (not {number})"
+        )
+    return number
+
+
+def resolve_part(
+    part_sizes: Sequence[int], size: int, number: int, has_range: bool = False
+) -> tuple[int, int]:
+    """Part ``number`` of an object of ``size`` bytes uploaded in parts of
+    ``part_sizes`` as ``(first, last)`` byte offsets (``(0, -1)``: an empty
+    part). Without part sizes (not uploaded in parts, or completed before
+    they were kept) the object is one part. Past the last part: S3's
+    InvalidPartNumber; with a Range too (``has_range``): InvalidRequest."""
+    check_part_number(number)
+    if has_range:
+        raise InvalidRequest("Cannot specify both Range header and partNumber query parameter")
+    sizes = part_sizes or (size,)
+    if number > len(sizes):
+        raise InvalidPartNumber(
+            f"The requested partnumber is not satisfiable: part {number} of an object "
+            f"of {len(sizes)} part{'s' if len(sizes) > 1 else ''}"
+        )
+    first = sum(sizes[: number - 1])
+    return first, first + sizes[number - 1] - 1
 
 
 def resolve_copy_range(start: int, end: int, size: int) -> tuple[int, int]:

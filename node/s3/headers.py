@@ -247,6 +247,13 @@ def object_headers(info: ObjectInfo) -> dict[str, str]:
     return out
 
 
+def parts_count(info: ObjectInfo) -> dict[str, str]:
+    """x-amz-mp-parts-count of a GET or HEAD by partNumber: only for an object
+    uploaded in parts (as S3; one completed before part sizes were kept is
+    answered as one part, without it)."""
+    return {"x-amz-mp-parts-count": str(len(info.part_sizes))} if info.part_sizes else {}
+
+
 def error_headers(err: errors.TristoreError) -> dict[str, str]:
     """What an error answer says besides its XML: the delete marker it is
     about (x-amz-delete-marker and its x-amz-version-id; a 405 for a marker

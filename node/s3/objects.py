@@ -9,7 +9,7 @@ from node.objects import GetResult
 from node.s3 import headers as hdr
 from node.s3 import xml
 from node.s3.call import Base, Call, answer, empty
-from tristore import errors
+from tristore import errors, validation
 from tristore.errors import (
     InvalidArgument,
 )
@@ -33,6 +33,21 @@ async def _whole(result: GetResult, status: int, headers: dict[str, str]) -> web
             await aclose()
     S3_BYTES.labels("sent").inc(len(body))
     return web.Response(status=status, headers=headers, body=body)
+
+
+def _part_number(call: Call) -> int:
+    """GET's and HEAD's partNumber (0: none), 1 to 10,000 (InvalidArgument otherwise)."""
+    if "partNumber" not in call.query:
+        return 0
+    raw = call.query["partNumber"]
+    try:
+        number = int(raw)
+    except ValueError:
+        raise InvalidArgument(
+            f"Part number must be an integer between 1 and {validation.MAX_PARTS}, "
+            f"inclusive (not {raw!r})"
+        ) from None
+    return validation.check_part_number(number)
 
 
 class ObjectHandlers(Base):
@@ -82,29 +97,37 @@ class ObjectHandlers(Base):
         q = call.query
         version = q.get("versionId", "")
         await self.allow(call, "GetObject", version=version)
-        if "partNumber" in q:
-            raise errors.NotImplemented("GetObject by partNumber is not supported")
         h = call.headers
+        part = _part_number(call)
         rng = hdr.byte_range(h.get("range"))
         try:
             result = await self.coord.get_object(
-                call.bucket, call.key, rng, version, hdr.conditions(h), hdr.customer_key(h)
+                call.bucket,
+                call.key,
+                rng,
+                version,
+                hdr.conditions(h),
+                hdr.customer_key(h),
+                part_number=part,
             )
         except errors.NotModified:
             return await self._not_modified(call, version)
-        out = hdr.object_headers(result.info)
-        if hdr.checksum_mode(h) and rng is None:
-            # Of the whole object only: a range gets none (as S3).
-            i = result.info
-            out |= hdr.checksum_headers(i.checksum_algorithm, i.checksum, i.checksum_type)
+        info = result.info
+        out = hdr.object_headers(info)
+        whole = result.first == 0 and result.last == info.size - 1
+        if hdr.checksum_mode(h) and (rng is None and (not part or whole)):
+            # Of the whole object only: a range, or a part of several, gets none (as S3).
+            out |= hdr.checksum_headers(info.checksum_algorithm, info.checksum, info.checksum_type)
         for param, name in hdr.RESPONSE_OVERRIDES.items():
             if param in q:
                 out[name] = q[param]
-        length = result.last - result.first + 1 if result.info.size else 0
+        length = result.last - result.first + 1 if info.size else 0
         status = 200
-        if rng is not None and result.info.size:
+        if (rng is not None or part) and info.size:
             status = 206
-            out["Content-Range"] = f"bytes {result.first}-{result.last}/{result.info.size}"
+            out["Content-Range"] = f"bytes {result.first}-{result.last}/{info.size}"
+        if part:
+            out |= hdr.parts_count(info)
         if length <= WHOLE_ANSWER_MAX:
             return await _whole(result, status, out)
         resp = web.StreamResponse(status=status, headers=out)
@@ -126,17 +149,29 @@ class ObjectHandlers(Base):
         version = call.query.get("versionId", "")
         await self.allow(call, "HeadObject", version=version)
         h = call.headers
+        part = _part_number(call)
+        if part and hdr.byte_range(h.get("range")) is not None:
+            validation.resolve_part((), 0, part, has_range=True)
         try:
             info = await self.coord.head_object(
-                call.bucket, call.key, version, hdr.conditions(h), hdr.customer_key(h)
+                call.bucket, call.key, version, hdr.conditions(h), hdr.customer_key(h), part
             )
         except errors.NotModified:
             return await self._not_modified(call, version)
         out = hdr.object_headers(info)
-        if hdr.checksum_mode(h):
+        first, last = 0, info.size - 1
+        status = 200
+        if part:
+            # As a GET of the part would answer (S3's "ranged HEAD").
+            first, last = validation.resolve_part(info.part_sizes, info.size, part)
+            out |= hdr.parts_count(info)
+            if info.size:
+                status = 206
+                out["Content-Range"] = f"bytes {first}-{last}/{info.size}"
+        if hdr.checksum_mode(h) and first == 0 and last == info.size - 1:
             out |= hdr.checksum_headers(info.checksum_algorithm, info.checksum, info.checksum_type)
-        resp = web.StreamResponse(headers=out)
-        resp.content_length = info.size
+        resp = web.StreamResponse(status=status, headers=out)
+        resp.content_length = last - first + 1 if info.size else 0
         await resp.prepare(call.request)
         call.prepared = True
         await resp.write_eof()

@@ -2161,6 +2161,75 @@ def _refusal(e: pytest.ExceptionInfo[ClientError]) -> tuple[int, str, dict[str, 
     return meta["HTTPStatusCode"], r["Error"]["Code"], meta["HTTPHeaders"]
 
 
+def test_get_and_head_by_part_number(cluster: DevCluster, s3: Any, env: dict[str, str]) -> None:
+    """GET and HEAD with ?partNumber=N: that part's bytes as a 206 with its
+    Content-Range and the object's part count; part 1 of an object not
+    uploaded in parts is the whole object; a part beyond the last is 416
+    InvalidPartNumber; a part number with a Range, or outside 1..10000, 400."""
+    b = "s3c-parts"
+    s3.create_bucket(Bucket=b)
+    parts = [os.urandom(5 * MiB), os.urandom(5 * MiB + 7), b"tail" * 10]
+    u = s3.create_multipart_upload(Bucket=b, Key="mp")["UploadId"]
+    done = [
+        {"PartNumber": n, "ETag": s3.upload_part(
+            Bucket=b, Key="mp", UploadId=u, PartNumber=n, Body=data)["ETag"]}
+        for n, data in enumerate(parts, 1)
+    ]  # fmt: skip
+    s3.complete_multipart_upload(Bucket=b, Key="mp", UploadId=u, MultipartUpload={"Parts": done})
+    total = sum(len(p) for p in parts)
+    first = 0
+    for n, data in enumerate(parts, 1):
+        last = first + len(data) - 1
+        got = s3.get_object(Bucket=b, Key="mp", PartNumber=n)
+        head = s3.head_object(Bucket=b, Key="mp", PartNumber=n)
+        for r in (got, head):
+            assert r["ResponseMetadata"]["HTTPStatusCode"] == 206
+            assert r["ContentRange"] == f"bytes {first}-{last}/{total}"
+            assert r["ContentLength"] == len(data)
+            assert r["PartsCount"] == 3
+            assert r["ETag"].endswith('-3"')
+        assert got["Body"].read() == data
+        first = last + 1
+    with cluster.client() as c:  # the gRPC door names the parts' sizes
+        assert c.head_object(b, "mp").part_sizes == tuple(len(p) for p in parts)
+    # Without a part number: the whole object, and no part count (as S3).
+    whole = s3.head_object(Bucket=b, Key="mp")
+    assert whole["ContentLength"] == total and "PartsCount" not in whole
+    for call in (s3.get_object, s3.head_object):
+        with pytest.raises(ClientError) as e:
+            call(Bucket=b, Key="mp", PartNumber=4)
+        status, code, _ = _refusal(e)
+        assert status == 416 and code in ("InvalidPartNumber", "416")
+        with pytest.raises(ClientError) as e:
+            call(Bucket=b, Key="mp", PartNumber=1, Range="bytes=0-9")
+        status, code, _ = _refusal(e)
+        assert status == 400 and code in ("InvalidRequest", "400")
+    # Not uploaded in parts: part 1 is the whole object, there is no part 2.
+    s3.put_object(Bucket=b, Key="one", Body=b"0123456789")
+    for call in (s3.get_object, s3.head_object):
+        r = call(Bucket=b, Key="one", PartNumber=1)
+        assert r["ResponseMetadata"]["HTTPStatusCode"] == 206
+        assert r["ContentRange"] == "bytes 0-9/10" and r["ContentLength"] == 10
+        assert "PartsCount" not in r
+        with pytest.raises(ClientError) as e:
+            call(Bucket=b, Key="one", PartNumber=2)
+        assert _refusal(e)[0] == 416
+    assert s3.get_object(Bucket=b, Key="one", PartNumber=1)["Body"].read() == b"0123456789"
+    # An empty object has no range to answer: 200, no Content-Range.
+    s3.put_object(Bucket=b, Key="empty", Body=b"")
+    r = s3.get_object(Bucket=b, Key="empty", PartNumber=1)
+    assert r["ResponseMetadata"]["HTTPStatusCode"] == 200 and "ContentRange" not in r
+    assert r["Body"].read() == b""
+    # Outside 1..10000 (by a presigned URL: plain HTTP, the answer's XML).
+    for bad in (0, 10001):
+        params = {"Bucket": b, "Key": "one", "PartNumber": bad}
+        url = s3.generate_presigned_url("get_object", params, ExpiresIn=60)
+        with pytest.raises(urllib.error.HTTPError) as h:
+            _fetch(env, url)
+        assert h.value.code == 400
+        assert _error_of(h.value)["Code"] == "InvalidArgument"
+
+
 def test_a_delete_marker_is_named_by_get_and_head(cluster: DevCluster, s3: Any) -> None:
     """GET and HEAD of a key whose current version is a delete marker: 404
     with x-amz-delete-marker and the marker's version id; of the marker by

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -77,6 +78,22 @@ def test_a_record_from_before_checksums_still_reads() -> None:
     v = _version()
     old = bytes([records.VERSION_V1]) + version_to_pb(v, True).SerializeToString()
     assert records.decode_version(old) == v
+
+
+#: A multipart object's record as written before part sizes were kept (the
+#: bytes of records.encode_version then): it reads with none, as one part.
+RECORD_BEFORE_PART_SIZES = bytes.fromhex(
+    "029cbe6fde0a016212026d701a0b0880d095ffbc3118012001280a32223031323334353637383961"
+    "6263646566303132333435363738396162636465662d324a04010101015004"
+)
+
+
+def test_a_multipart_record_keeps_its_part_sizes_and_an_older_one_reads_without() -> None:
+    old = records.decode_version(RECORD_BEFORE_PART_SIZES)
+    assert (old.key, old.size, old.etag[-2:], old.part_sizes) == ("mp", 10, "-2", ())
+    new = replace(old, part_sizes=(6, 4))
+    assert records.decode_version(records.encode_version(new)) == new
+    assert records.encode_version(replace(new, part_sizes=())) == RECORD_BEFORE_PART_SIZES
 
 
 def test_a_chunk_round_trips_and_a_flip_is_caught() -> None:

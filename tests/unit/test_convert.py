@@ -57,6 +57,7 @@ def test_milliseconds_survive_the_datetime_round_trip(t: int) -> None:
         checksum_algorithm=st.sampled_from(["", "crc32", "crc64nvme", "sha256"]),
         checksum_type=st.sampled_from(["", "FULL_OBJECT", "COMPOSITE"]),
         checksum=text,
+        part_sizes=st.lists(st.integers(min_value=0, max_value=2**40), max_size=3).map(tuple),
     )
 )
 def test_object_info_round_trip(info: ObjectInfo) -> None:
@@ -80,6 +81,7 @@ def test_object_version_round_trip(inline: bytes | None) -> None:
         checksum_algorithm="sha256",
         checksum_type="COMPOSITE",
         checksum="LCa0a2j/xo/5m0U8HTBBNBNCLXBkg7+g+YpeiGJm564=-3",
+        part_sizes=(5 * 2**20, 3),
     )
     assert convert.version_from_pb(convert.version_to_pb(v)) == v
     without = convert.version_from_pb(convert.version_to_pb(v, with_inline=False))

@@ -289,6 +289,49 @@ def test_resolve_range_unsatisfiable(start: int, end: int, size: int, why: str) 
 
 
 @pytest.mark.parametrize(
+    ("sizes", "size", "number", "resolved"),
+    [
+        ((5, 3, 2), 10, 1, (0, 4)),
+        ((5, 3, 2), 10, 2, (5, 7)),
+        ((5, 3, 2), 10, 3, (8, 9)),
+        ((), 10, 1, (0, 9)),  # not uploaded in parts (or before sizes were kept): one part
+        ((), 0, 1, (0, -1)),  # an empty object: an empty part
+        ((7,), 7, 1, (0, 6)),
+    ],
+)
+def test_resolve_part(
+    sizes: tuple[int, ...], size: int, number: int, resolved: tuple[int, int]
+) -> None:
+    assert v.resolve_part(sizes, size, number) == resolved
+
+
+def test_parts_that_cannot_be_answered() -> None:
+    with pytest.raises(errors.InvalidPartNumber):
+        v.resolve_part((5, 3), 8, 3)
+    with pytest.raises(errors.InvalidPartNumber):
+        v.resolve_part((), 8, 2)
+    for bad in (0, -1, 10_001):
+        with pytest.raises(errors.InvalidArgument, match="between 1 and 10000"):
+            v.resolve_part((5, 3), 8, bad)
+    with pytest.raises(errors.InvalidRequest, match="both Range header and partNumber"):
+        v.resolve_part((5, 3), 8, 1, has_range=True)
+    assert v.check_part_number(10_000) == 10_000
+    assert errors.http_status(errors.InvalidPartNumber("x")) == 416
+
+
+@settings(deadline=None)  # CI machines stall; correctness is what counts
+@given(sizes=st.lists(st.integers(min_value=0, max_value=50), min_size=1, max_size=8))
+def test_parts_tile_the_object(sizes: list[int]) -> None:
+    """Every part's range starts where the one before it ended, and they cover the object."""
+    data = bytes(i % 251 for i in range(sum(sizes)))
+    pieces = []
+    for n in range(1, len(sizes) + 1):
+        first, last = v.resolve_part(sizes, len(data), n)
+        pieces.append(data[first : last + 1])
+    assert [len(p) for p in pieces] == sizes and b"".join(pieces) == data
+
+
+@pytest.mark.parametrize(
     ("start", "end", "size", "resolved"),
     [(0, 9, 100, (0, 9)), (0, 99, 100, (0, 99)), (99, 99, 100, (99, 99)), (0, 0, 1, (0, 0))],
 )

@@ -70,7 +70,7 @@ class Conditions(_message.Message):
     def __init__(self, if_match: _Optional[str] = ..., if_none_match: _Optional[str] = ..., if_modified_since_ms: _Optional[int] = ..., has_if_modified_since: _Optional[bool] = ..., if_unmodified_since_ms: _Optional[int] = ..., has_if_unmodified_since: _Optional[bool] = ...) -> None: ...
 
 class ObjectInfo(_message.Message):
-    __slots__ = ("bucket", "key", "size", "etag", "content_type", "metadata", "version_id", "last_modified_ms", "replication_status", "tag_count", "storage_class", "sse", "sse_customer_algorithm", "sse_customer_key_md5", "headers", "checksum_algorithm", "checksum_type", "checksum")
+    __slots__ = ("bucket", "key", "size", "etag", "content_type", "metadata", "version_id", "last_modified_ms", "replication_status", "tag_count", "storage_class", "sse", "sse_customer_algorithm", "sse_customer_key_md5", "headers", "checksum_algorithm", "checksum_type", "checksum", "part_sizes")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -103,6 +103,7 @@ class ObjectInfo(_message.Message):
     CHECKSUM_ALGORITHM_FIELD_NUMBER: _ClassVar[int]
     CHECKSUM_TYPE_FIELD_NUMBER: _ClassVar[int]
     CHECKSUM_FIELD_NUMBER: _ClassVar[int]
+    PART_SIZES_FIELD_NUMBER: _ClassVar[int]
     bucket: str
     key: str
     size: int
@@ -121,7 +122,8 @@ class ObjectInfo(_message.Message):
     checksum_algorithm: str
     checksum_type: str
     checksum: str
-    def __init__(self, bucket: _Optional[str] = ..., key: _Optional[str] = ..., size: _Optional[int] = ..., etag: _Optional[str] = ..., content_type: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., version_id: _Optional[str] = ..., last_modified_ms: _Optional[int] = ..., replication_status: _Optional[str] = ..., tag_count: _Optional[int] = ..., storage_class: _Optional[str] = ..., sse: _Optional[str] = ..., sse_customer_algorithm: _Optional[str] = ..., sse_customer_key_md5: _Optional[str] = ..., headers: _Optional[_Mapping[str, str]] = ..., checksum_algorithm: _Optional[str] = ..., checksum_type: _Optional[str] = ..., checksum: _Optional[str] = ...) -> None: ...
+    part_sizes: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, bucket: _Optional[str] = ..., key: _Optional[str] = ..., size: _Optional[int] = ..., etag: _Optional[str] = ..., content_type: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., version_id: _Optional[str] = ..., last_modified_ms: _Optional[int] = ..., replication_status: _Optional[str] = ..., tag_count: _Optional[int] = ..., storage_class: _Optional[str] = ..., sse: _Optional[str] = ..., sse_customer_algorithm: _Optional[str] = ..., sse_customer_key_md5: _Optional[str] = ..., headers: _Optional[_Mapping[str, str]] = ..., checksum_algorithm: _Optional[str] = ..., checksum_type: _Optional[str] = ..., checksum: _Optional[str] = ..., part_sizes: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class SseCustomerKey(_message.Message):
     __slots__ = ("algorithm", "key", "key_md5")
@@ -267,7 +269,7 @@ class Range(_message.Message):
     def __init__(self, start: _Optional[int] = ..., end: _Optional[int] = ...) -> None: ...
 
 class GetObjectRequest(_message.Message):
-    __slots__ = ("bucket", "key", "range", "has_range", "version_id", "conditions", "sse_customer")
+    __slots__ = ("bucket", "key", "range", "has_range", "version_id", "conditions", "sse_customer", "part_number")
     BUCKET_FIELD_NUMBER: _ClassVar[int]
     KEY_FIELD_NUMBER: _ClassVar[int]
     RANGE_FIELD_NUMBER: _ClassVar[int]
@@ -275,6 +277,7 @@ class GetObjectRequest(_message.Message):
     VERSION_ID_FIELD_NUMBER: _ClassVar[int]
     CONDITIONS_FIELD_NUMBER: _ClassVar[int]
     SSE_CUSTOMER_FIELD_NUMBER: _ClassVar[int]
+    PART_NUMBER_FIELD_NUMBER: _ClassVar[int]
     bucket: str
     key: str
     range: Range
@@ -282,7 +285,8 @@ class GetObjectRequest(_message.Message):
     version_id: str
     conditions: Conditions
     sse_customer: SseCustomerKey
-    def __init__(self, bucket: _Optional[str] = ..., key: _Optional[str] = ..., range: _Optional[_Union[Range, _Mapping]] = ..., has_range: _Optional[bool] = ..., version_id: _Optional[str] = ..., conditions: _Optional[_Union[Conditions, _Mapping]] = ..., sse_customer: _Optional[_Union[SseCustomerKey, _Mapping]] = ...) -> None: ...
+    part_number: int
+    def __init__(self, bucket: _Optional[str] = ..., key: _Optional[str] = ..., range: _Optional[_Union[Range, _Mapping]] = ..., has_range: _Optional[bool] = ..., version_id: _Optional[str] = ..., conditions: _Optional[_Union[Conditions, _Mapping]] = ..., sse_customer: _Optional[_Union[SseCustomerKey, _Mapping]] = ..., part_number: _Optional[int] = ...) -> None: ...
 
 class GetObjectResponse(_message.Message):
     __slots__ = ("info", "range_start", "range_end", "data", "too_large")
@@ -307,18 +311,20 @@ class GetSmallObjectRequest(_message.Message):
     def __init__(self, get: _Optional[_Union[GetObjectRequest, _Mapping]] = ..., max_size: _Optional[int] = ...) -> None: ...
 
 class HeadObjectRequest(_message.Message):
-    __slots__ = ("bucket", "key", "version_id", "conditions", "sse_customer")
+    __slots__ = ("bucket", "key", "version_id", "conditions", "sse_customer", "part_number")
     BUCKET_FIELD_NUMBER: _ClassVar[int]
     KEY_FIELD_NUMBER: _ClassVar[int]
     VERSION_ID_FIELD_NUMBER: _ClassVar[int]
     CONDITIONS_FIELD_NUMBER: _ClassVar[int]
     SSE_CUSTOMER_FIELD_NUMBER: _ClassVar[int]
+    PART_NUMBER_FIELD_NUMBER: _ClassVar[int]
     bucket: str
     key: str
     version_id: str
     conditions: Conditions
     sse_customer: SseCustomerKey
-    def __init__(self, bucket: _Optional[str] = ..., key: _Optional[str] = ..., version_id: _Optional[str] = ..., conditions: _Optional[_Union[Conditions, _Mapping]] = ..., sse_customer: _Optional[_Union[SseCustomerKey, _Mapping]] = ...) -> None: ...
+    part_number: int
+    def __init__(self, bucket: _Optional[str] = ..., key: _Optional[str] = ..., version_id: _Optional[str] = ..., conditions: _Optional[_Union[Conditions, _Mapping]] = ..., sse_customer: _Optional[_Union[SseCustomerKey, _Mapping]] = ..., part_number: _Optional[int] = ...) -> None: ...
 
 class HeadObjectResponse(_message.Message):
     __slots__ = ("info",)
