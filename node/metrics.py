@@ -113,6 +113,11 @@ MULTIPART_EXPIRED = Counter(
     "tristore_node_multipart_uploads_expired_total",
     "Multipart uploads this node aborted because they were older than [node] multipart_expiry_s.",
 )
+MULTIPART_ORPHANED = Counter(
+    "tristore_node_multipart_uploads_orphaned_total",
+    "Unfinished multipart uploads (and their parts) this node removed because their bucket "
+    "was deleted after they began.",
+)
 DISK_FREE_BYTES = Gauge(
     "tristore_node_disk_free_bytes",
     "Bytes free on the filesystem of this node's data directory (at the last check).",

@@ -44,10 +44,12 @@ from tristore.errors import (
     InvalidPartOrder,
     InvalidRequest,
     MalformedXML,
+    NoSuchBucket,
     NoSuchUpload,
 )
 from tristore.model import (
     VERSIONING_ENABLED,
+    BucketInfo,
     CompletedPart,
     MultipartUpload,
     ObjectInfo,
@@ -92,6 +94,15 @@ def multipart_etag(part_etags: list[str]) -> str:
     return f"{digest}-{len(part_etags)}"
 
 
+def _before_bucket(began_ms: int, bucket: BucketInfo) -> bool:
+    """Whether an upload that began at ``began_ms`` (its record's stamp, which
+    its id begins with) began before ``bucket`` was created: an upload of an
+    earlier bucket of the same name, deleted since. An upload of this bucket
+    began after the coordinator that created it read the bucket's record, so
+    its stamp is not below the bucket's creation."""
+    return began_ms < round(bucket.created.timestamp() * 1000)
+
+
 def _bare(etag: str) -> str:
     return etag.strip().strip('"').lower()
 
@@ -134,13 +145,17 @@ class Multipart:
         return _upload_of(header.bucket, header.key, upload_id, record)
 
     async def _upload(self, bucket: str, key: str, upload_id: str) -> ObjectVersion:
-        """The upload's record, read linearizably; NoSuchUpload if it is not in progress."""
+        """The upload's record, read linearizably; NoSuchUpload if it is not in
+        progress, or began before its bucket was made (it was an upload of a
+        bucket of that name since deleted: it is not this one's)."""
         validation.check_bucket_name(bucket)
         validation.check_key(key)
         if _UPLOAD_ID.fullmatch(upload_id):
             v, _ = await self.coord.protocol.read(keys.UPLOADS, _upload_key(bucket, key, upload_id))
             if v is not None and not v.deleted:
-                return v
+                info = await self.coord.buckets.require_bucket(bucket)
+                if not _before_bucket(v.stamp.physical_ms, info):
+                    return v
         await self.coord.buckets.require_bucket(bucket)
         raise NoSuchUpload(
             f"upload {upload_id!r} of {bucket}/{key} does not exist: it was never created, "
@@ -327,10 +342,15 @@ class Multipart:
         parts = await self._all_parts(upload_id)
         await self._discard([_part_key(upload_id, p.part_number) for p in parts] + [upload.key])
 
-    async def expire(self, created_before_ms: int) -> int:
-        """Abort every upload of every bucket created before ``created_before_ms``
-        (wall-clock ms, which its id begins with); returns how many."""
-        expired = 0
+    async def sweep(self, created_before_ms: int | None) -> tuple[int, int]:
+        """Abort every upload created before ``created_before_ms`` (wall-clock
+        ms, which its id begins with; None: none expire), and remove every
+        upload whose bucket is gone, or was deleted and created again after
+        the upload began (DeleteBucket leaves its uploads to this: they are
+        no longer the bucket's from the moment it is deleted, see
+        :func:`_before_bucket`). Returns (expired, orphaned)."""
+        expired = orphaned = 0
+        buckets: dict[str, BucketInfo | None] = {}
         token: str | None = None
         while True:
             page = await self.coord.listing.list_keys(keys.UPLOADS, "u/", "", MAX_LIST, token, "")
@@ -338,20 +358,33 @@ class Multipart:
                 upload_id = entry.key.rpartition(_SEP)[2]
                 if not _UPLOAD_ID.fullmatch(upload_id):
                     continue
-                if int(upload_id[:12], 16) >= created_before_ms:
+                began = int(upload_id[:12], 16)
+                bucket = entry.key[2:].partition("/")[0]
+                if bucket not in buckets:
+                    try:
+                        buckets[bucket] = await self.coord.buckets.require_bucket(bucket)
+                    except NoSuchBucket:
+                        buckets[bucket] = None
+                info = buckets[bucket]
+                gone = info is None or _before_bucket(began, info)
+                if not gone and (created_before_ms is None or began >= created_before_ms):
                     continue
                 parts = await self._all_parts(upload_id)
                 await self._discard(
                     [_part_key(upload_id, p.part_number) for p in parts] + [entry.key]
                 )
                 log.info(
-                    "aborted multipart upload %s (%s): older than the expiry",
+                    "removed multipart upload %s (%s): %s",
                     upload_id,
                     entry.key[2:].partition(_SEP)[0],
+                    "its bucket was deleted" if gone else "older than the expiry",
                 )
-                expired += 1
+                if gone:
+                    orphaned += 1
+                else:
+                    expired += 1
             if not page.is_truncated:
-                return expired
+                return expired, orphaned
             token = page.next_continuation_token
 
     async def list_uploads(
@@ -366,7 +399,7 @@ class Multipart:
         max_uploads = validation.cap_max_keys(max_uploads, "max-uploads")
         if upload_id_marker and not key_marker:
             raise InvalidArgument("an upload-id marker needs a key marker")
-        await self.coord.buckets.require_bucket(bucket)
+        info = await self.coord.buckets.require_bucket(bucket)
         start_after = ""
         if key_marker:
             # After every upload of the marker's key, or after the marker's upload.
@@ -383,6 +416,8 @@ class Multipart:
                 record, _ = await self.coord.protocol.read(keys.UPLOADS, entry_key)
             if record is None or record.deleted:
                 return None  # completed or aborted since it was listed
+            if _before_bucket(record.stamp.physical_ms, info):
+                return None  # of a deleted bucket of this name, until the sweep removes it
             return _upload_of(bucket, name, upload_id, record)
 
         found = await asyncio.gather(*(one(e.key) for e in page.contents))

@@ -1,4 +1,5 @@
-"""Multipart uploads nobody ends are aborted once old ([node] multipart_expiry_s).
+"""Multipart uploads nobody ends are aborted once old ([node] multipart_expiry_s),
+and those of deleted buckets removed.
 
 A client that dies between CreateMultipartUpload and Complete leaves the upload
 and its parts on disk for good: S3 leaves that to a lifecycle rule
@@ -7,6 +8,11 @@ Here one node of the cluster (the first by name of those up, by its own view)
 looks through the uploads every ``multipart_expiry_check_s`` and aborts those
 created more than ``multipart_expiry_s`` ago, as AbortMultipartUpload does. Two
 nodes that both think themselves first only do the same aborts twice.
+
+DeleteBucket succeeds with uploads in progress, as S3's does; from then on they
+are not the bucket's (nor a new bucket's of the same name: see
+``node.multipart._before_bucket``), and the same look removes them and their
+parts, whether or not uploads expire.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from node.metrics import MULTIPART_EXPIRED
+from node.metrics import MULTIPART_EXPIRED, MULTIPART_ORPHANED
 from node.multipart import Multipart
 from node.peers import Peers
 from tristore.config import NodeSection
@@ -32,16 +38,18 @@ class UploadExpiry:
         up = [n.name for n in self.peers.nodes if self.peers.is_up(n.name)]
         return bool(up) and min(up) == self.peers.me.name
 
-    async def expire_once(self) -> int:
-        """Abort the uploads past the expiry; returns how many."""
-        before = self.multipart.coord.clock.wall_ms() - int(self.cfg.multipart_expiry_s * 1000)
-        expired = await self.multipart.expire(before)
+    async def expire_once(self) -> tuple[int, int]:
+        """Abort the uploads past the expiry, remove those of deleted buckets;
+        returns how many of each."""
+        before = None
+        if self.cfg.multipart_expiry_s > 0:
+            before = self.multipart.coord.clock.wall_ms() - int(self.cfg.multipart_expiry_s * 1000)
+        expired, orphaned = await self.multipart.sweep(before)
         MULTIPART_EXPIRED.inc(expired)
-        return expired
+        MULTIPART_ORPHANED.inc(orphaned)
+        return expired, orphaned
 
     async def run_forever(self) -> None:
-        if self.cfg.multipart_expiry_s <= 0:
-            return
         while True:
             await asyncio.sleep(self.cfg.multipart_expiry_check_s)
             if not self._is_mine():

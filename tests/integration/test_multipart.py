@@ -244,11 +244,35 @@ def _data_ids_on_disk(cluster: DevCluster, name: str) -> set[bytes]:
 
 
 def test_completed_and_aborted_uploads_leave_no_orphans(tmp_path: Path) -> None:
-    """After complete and abort, the nodes' RocksDB hold no live upload or part
-    record, and (once garbage is collected) no body but the object's."""
-    cluster = start_cluster(tmp_path, extra_env={"TRISTORE_NODE_GC_GRACE_S": "1"})
+    """After complete and abort, and the deletion of a bucket with an upload in
+    progress, the nodes' RocksDB hold no live upload or part record, and (once
+    garbage is collected) no body but the object's. The deleted bucket's
+    upload is gone at once: a new bucket of that name does not have it."""
+    cluster = start_cluster(
+        tmp_path,
+        extra_env={
+            "TRISTORE_NODE_GC_GRACE_S": "1",
+            "TRISTORE_NODE_MULTIPART_EXPIRY_CHECK_S": "0.5",
+        },
+    )
     try:
         with cluster.client() as c:
+            c.create_bucket("deleted")
+            left = c.create_multipart_upload("deleted", "left")
+            part = c.upload_part("deleted", "left", left.upload_id, 1, os.urandom(2 * MIB))
+            c.delete_bucket("deleted")  # as S3: an upload in progress does not hold it
+            c.create_bucket("deleted")
+            assert c.list_multipart_uploads("deleted").uploads == []
+            for call in (
+                lambda: c.list_parts("deleted", "left", left.upload_id),
+                lambda: c.upload_part("deleted", "left", left.upload_id, 2, b"x"),
+                lambda: c.complete_multipart_upload(
+                    "deleted", "left", left.upload_id, [(1, part.etag)]
+                ),
+            ):
+                with pytest.raises(errors.NoSuchUpload):
+                    call()
+            assert c.list_objects("deleted").contents == []
             c.create_bucket("orphans")
             done = c.create_multipart_upload("orphans", "kept")
             a = c.upload_part("orphans", "kept", done.upload_id, 1, os.urandom(MIN_PART_SIZE))
@@ -279,8 +303,13 @@ def test_completed_and_aborted_uploads_leave_no_orphans(tmp_path: Path) -> None:
                 return False
             return len(kept) == 1 and held == kept
 
-        # The grace period (1 s) and a collection round (every 5 s) pass.
+        # The sweep (every 0.5 s) removes the deleted bucket's upload; the
+        # grace period (1 s) and a collection round (every 5 s) pass.
         wait_until(only_the_object_held, 60, interval=1, what="garbage bodies to be collected")
+        orphaned = sum(
+            cluster.metric(n, "tristore_node_multipart_uploads_orphaned_total") for n in nodes
+        )
+        assert orphaned == 1
         cluster.down()
         for name in nodes:
             live = {

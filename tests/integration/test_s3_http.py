@@ -2054,6 +2054,31 @@ def test_create_bucket_of_ones_own_is_bucket_already_owned_by_you(s3: Any, other
     assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 409
 
 
+def test_uploads_of_a_deleted_bucket_are_not_a_new_buckets(s3: Any, other: Any) -> None:
+    """DeleteBucket with an upload in progress succeeds, as S3's; the upload is
+    gone with the bucket: another user who creates a bucket of that name can
+    neither list it nor read or complete its parts."""
+    s3.create_bucket(Bucket="reused-name")
+    u = s3.create_multipart_upload(Bucket="reused-name", Key="secret")["UploadId"]
+    p = s3.upload_part(Bucket="reused-name", Key="secret", UploadId=u, PartNumber=1, Body=b"s")
+    s3.delete_bucket(Bucket="reused-name")
+    other.create_bucket(Bucket="reused-name")
+    assert other.list_multipart_uploads(Bucket="reused-name").get("Uploads", []) == []
+    for call, args in (
+        (other.list_parts, {}),
+        (
+            other.complete_multipart_upload,
+            {"MultipartUpload": {"Parts": [{"PartNumber": 1, "ETag": p["ETag"]}]}},
+        ),
+    ):
+        with pytest.raises(ClientError) as e:
+            call(Bucket="reused-name", Key="secret", UploadId=u, **args)
+        assert e.value.response["Error"]["Code"] == "NoSuchUpload"
+    with pytest.raises(ClientError) as e:
+        other.get_object(Bucket="reused-name", Key="secret")
+    assert e.value.response["Error"]["Code"] == "NoSuchKey"
+
+
 def test_delete_objects_of_a_missing_bucket_is_no_such_bucket(s3: Any) -> None:
     """S3 answers 404 NoSuchBucket for the whole request, not one error a key."""
     with pytest.raises(ClientError) as e:
