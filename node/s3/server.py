@@ -202,7 +202,9 @@ class S3Server:
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=xml.MAX_REQUEST_XML)
-        app.router.add_route("*", "/{tail:.*}", self.handle, expect_handler=self.expect)
+        # Every path (a key's LF too: `.` would not match it, and the request
+        # would get aiohttp's bare 404): the handler reads the raw path itself.
+        app.router.add_route("*", r"/{tail:[\s\S]*}", self.handle, expect_handler=self.expect)
         app.on_response_prepare.append(_stamp)
         return app
 

@@ -10,6 +10,7 @@ without a server.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from urllib.parse import quote
@@ -48,8 +49,20 @@ def quote_etag(etag: str) -> str:
     return etag if etag.startswith('"') else f'"{etag}"'
 
 
+#: Control characters, written as character references: a parser turns a raw
+#: CR (or CR LF) into LF, so a key with one would come back another key, and
+#: the others are not XML 1.0 text at all. S3 writes CR and LF so too; TAB is
+#: text, and kept. (UTF-8 never puts these bytes inside a longer character.)
+_CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f]")
+
+
+def _reference(m: re.Match[bytes]) -> bytes:
+    return b"&#%d;" % m.group()[0]
+
+
 def _doc(root: ET.Element) -> bytes:
-    return _DECL + ET.tostring(root, encoding="utf-8", xml_declaration=False)
+    body = ET.tostring(root, encoding="utf-8", xml_declaration=False)
+    return _DECL + _CONTROL.sub(_reference, body)
 
 
 def _root(tag: str) -> ET.Element:
