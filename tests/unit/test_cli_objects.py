@@ -76,6 +76,33 @@ def test_acl_arguments() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("between", "attr", "value"),
+    [
+        (["--version-id", VID], "version_id", VID),
+        (["--json"], "json", True),
+        (["--endpoint", "127.0.0.1:7101"], "endpoint", "127.0.0.1:7101"),
+        (["--delete"], "delete", True),
+    ],
+)
+def test_options_between_the_url_and_the_tags_or_acl(
+    between: list[str], attr: str, value: object
+) -> None:
+    # argparse binds every positional at the URL; intermixed parsing takes the rest after.
+    args = parse("tag", "s3://b/k", *between, "x=1", "y=2")
+    assert (args.url, args.tags, getattr(args, attr)) == ("s3://b/k", ["x=1", "y=2"], value)
+    if attr != "delete":  # acl has no --delete
+        args = parse("acl", "s3://b/k", *between, "public-read")
+        assert (args.url, args.canned, getattr(args, attr)) == ("s3://b/k", "public-read", value)
+
+
+def test_tag_delete_with_tags_says_why(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["tag", "s3://bkt/k", "--delete", "a=1"]) == 1
+    assert capsys.readouterr().err == (
+        "InvalidArgument: give K=V tags to set, or --delete to remove them all, not both\n"
+    )
+
+
 def test_ls_versions_arguments() -> None:
     args = parse("ls", "s3://b/p/", "--versions", "--key-marker", "p/a", "--version-id-marker", VID)
     assert (args.versions, args.key_marker, args.version_id_marker) == (True, "p/a", VID)

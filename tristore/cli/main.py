@@ -1,7 +1,8 @@
 """The ``tristore`` command: argument parsing, dispatch and error reporting.
 
 Exit status: 0 ok; 1 an error, reported as one ``Code: message`` line on stderr
-(``NoSuchKey: ...``) and never as a traceback; 2 a usage error (argparse).
+(``NoSuchKey: ...``) and never as a traceback; 2 a usage error (an argument the
+parser refuses), reported the same way as ``InvalidArgument: ...``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from tristore.cli.util import CliError
 from tristore.errors import TristoreError
@@ -29,7 +30,11 @@ examples:
   tristore sync ./photos s3://photos/2024 --delete
   tristore admin status
 
-Exit status: 0 ok, 1 error (one 'Code: message' line on stderr), 2 usage."""
+Exit status: 0 ok, 1 error (one 'Code: message' line on stderr), 2 usage
+(one 'InvalidArgument: message' line)."""
+
+#: Exit status of an argument the parser refuses (DESIGN.md section 4: "2 usage").
+USAGE_ERROR = 2
 
 
 #: Every command, in the order ``--help`` lists them: the module of
@@ -87,6 +92,55 @@ class _VersionAction(argparse._VersionAction):
         super().__call__(parser, *args, **kwargs)
 
 
+class CliParser(argparse.ArgumentParser):
+    """The parser of ``tristore`` and, as argparse gives a subparser its
+    parent's class, of every command and subcommand.
+
+    A usage error is one ``InvalidArgument: message`` line on stderr, like any
+    other error, with exit status 2 (not argparse's usage block). A command
+    with more than one positional, one of them taking a variable count (``tag
+    URL [K=V ...]``, ``acl URL [CANNED]``), parses them intermixed with its
+    options: plain argparse binds every positional at the first one, so an
+    option between the URL and the rest left the rest unrecognized.
+    """
+
+    _intermixing = False
+    #: The ``--help`` an error points to, when not this parser's own: a
+    #: command's unrecognized arguments are found by the top-level parser.
+    help_of: str | None = None
+
+    def error(self, message: str) -> NoReturn:
+        see = self.help_of or self.prog
+        print(f"InvalidArgument: {_one_line(message)} (see '{see} --help')", file=sys.stderr)
+        self.exit(USAGE_ERROR)
+
+    def _intermixed(self) -> bool:
+        positionals = self._get_positional_actions()
+        nargs = [a.nargs for a in positionals]
+        return (
+            len(positionals) > 1
+            and any(n in ("?", "*", "+") for n in nargs)
+            and not any(n in (argparse.PARSER, argparse.REMAINDER) for n in nargs)
+        )
+
+    # One signature for typeshed's overloads (namespace None or given).
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: Any = None
+    ) -> tuple[Any, list[str]]:
+        if self._intermixing or not self._intermixed():
+            parsed, extras = super().parse_known_args(args, namespace)
+            command = getattr(parsed, "command", None)
+            if self.prog == PROG and command in COMMANDS:
+                self.help_of = f"{PROG} {command}"
+            return parsed, extras
+        # parse_known_intermixed_args calls parse_known_args (twice): those are plain.
+        self._intermixing = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._intermixing = False
+
+
 def _register(module: str, sub: Any, common: argparse.ArgumentParser) -> None:
     importlib.import_module(f"tristore.cli.{module}").register(sub, common)
 
@@ -96,7 +150,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     with the others as stubs that only know their help line: the same
     ``--help`` and usage errors, without importing the other command modules.
     An unknown ``command`` gives stubs only, enough to parse the command name."""
-    parser = argparse.ArgumentParser(
+    parser = CliParser(
         prog=PROG,
         description="tristore: an S3-style object store. Object, admin and local-cluster commands.",
         epilog=EPILOG,

@@ -945,7 +945,8 @@ def _register_semantics(sub: Any, common: argparse.ArgumentParser) -> None:
         "the whole tag set (at most 10). With --delete, remove every tag.",
     )
     p.add_argument("url", metavar="s3://BUCKET/KEY")
-    p.add_argument("tags", metavar="K=V", nargs="*", help="the new tag set")
+    # default=[]: not listed as required when the URL is missing.
+    p.add_argument("tags", metavar="K=V", nargs="*", default=[], help="the new tag set")
     p.add_argument("--version-id", metavar="ID", help="this version instead of the newest")
     p.add_argument("--delete", action="store_true", help="remove every tag")
     p.add_argument("--json", action="store_true", help='print {"version_id": ..., "tags": {...}}')
