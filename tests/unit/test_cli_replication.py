@@ -149,12 +149,14 @@ def test_malformed_rules_files_are_refused_clearly(doc: str, message: str) -> No
     assert message in info.value.message
 
 
-def test_missing_rules_file_is_an_os_error(
+def test_missing_rules_file_is_invalid_argument(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     missing = tmp_path / "none.json"
     assert run(["replication", "put", "s3://src", "--file", str(missing)]) == 1
-    assert capsys.readouterr().err == f"FileNotFoundError: No such file or directory: {missing}\n"
+    assert capsys.readouterr().err == (
+        f"InvalidArgument: cannot read {missing}: No such file or directory\n"
+    )
 
 
 # --- checks before any connection ----------------------------------------------------

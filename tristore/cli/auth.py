@@ -20,7 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from tristore import credentials
-from tristore.cli.util import connect, format_table, parse_s3_url, print_doc, print_json
+from tristore.cli.util import (
+    cannot,
+    connect,
+    format_table,
+    parse_s3_url,
+    print_doc,
+    print_json,
+)
 from tristore.errors import InvalidArgument
 
 
@@ -120,7 +127,7 @@ def cmd_policy_put(args: argparse.Namespace) -> int:
         try:
             text = Path(args.file).read_text()
         except OSError as e:
-            raise InvalidArgument(f"cannot read {args.file}: {e.strerror}") from None
+            raise cannot("read", args.file, e) from None
     with connect(args.endpoint) as c:
         c.put_bucket_policy(bucket, text)
     if args.json:

@@ -29,6 +29,7 @@ from tristore.cli.util import (
     connect,
     format_size,
     is_s3_url,
+    local_error,
     parse_bucket_url,
     parse_object_url,
     parse_s3_url,
@@ -84,8 +85,7 @@ def _error(exc: BaseException) -> tuple[str, str]:
     if isinstance(exc, CliError):
         return exc.code, exc.message
     if isinstance(exc, OSError) and not isinstance(exc, TristoreError):
-        where = f": {exc.filename}" if exc.filename else ""
-        return type(exc).__name__, f"{exc.strerror or exc}{where}"
+        exc = local_error(exc)
     err = as_tristore(exc)
     return err.code, err.message
 

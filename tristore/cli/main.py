@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from tristore.cli.util import CliError
+from tristore.cli.util import CliError, local_error
 from tristore.errors import TristoreError
 from tristore.tls import CA_BUNDLE_ENV, INSECURE_ENV
 
@@ -241,9 +241,9 @@ def run(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("Interrupted", file=sys.stderr)
         return 130
-    except OSError as e:
-        where = f": {e.filename}" if e.filename else ""
-        return _report(type(e).__name__, f"{e.strerror or e}{where}")
+    except OSError as e:  # a local file no command named itself
+        err = local_error(e)
+        return _report(err.code, err.message)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tristore.cli.util import CliError, format_size, parse_size
+from tristore.cli.util import CliError, cannot, format_size, local_error, parse_size
 from tristore.errors import FileChanged, InvalidArgument, TristoreError
 from tristore.validation import (
     DEFAULT_MULTIPART_THRESHOLD,
@@ -218,14 +218,16 @@ def upload(
         ) from None
     except Exception as e:
         state = _kept(path, st, bucket, key)
+        err: Exception = e
+        if isinstance(e, OSError) and not isinstance(e, TristoreError):
+            err = _local_error(e, path)
         if state is None:
-            raise
+            if err is e:
+                raise
+            raise err from None
         hint = resume_hint(state)
-        if isinstance(e, TristoreError | CliError):
-            raise CliError(e.code, f"{e.message}; {hint}") from e
-        if isinstance(e, OSError):
-            where = f": {e.filename}" if e.filename else ""
-            raise CliError(type(e).__name__, f"{e.strerror or e}{where}; {hint}") from e
+        if isinstance(err, TristoreError | CliError):
+            raise CliError(err.code, f"{err.message}; {hint}") from e
         _close(bar)
         print(hint, file=sys.stderr)
         raise
@@ -235,6 +237,14 @@ def upload(
             _close(bar)
             print(resume_hint(state), file=sys.stderr)
         raise
+
+
+def _local_error(e: OSError, path: Path) -> InvalidArgument:
+    """A local failure of an upload: reading the file, or (the error names
+    it) the SDK's resume record."""
+    if e.filename is not None and os.fspath(e.filename) != os.fspath(path):
+        return local_error(e)
+    return cannot("read", path, e)
 
 
 def _close(bar: Callable[[int], object]) -> None:

@@ -17,7 +17,7 @@ import mimetypes
 import os
 import secrets
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -26,6 +26,7 @@ from tristore.cli.bulk import FilterAction
 from tristore.cli.util import (
     JSON_SCHEMA,
     S3Url,
+    cannot,
     connect,
     format_time,
     is_s3_url,
@@ -247,10 +248,11 @@ def sse_c_key(value: str | None) -> bytes | None:
     if value is None:
         return None
     if value.startswith("fileb://"):
+        path = value[len("fileb://") :]
         try:
-            key = Path(value[len("fileb://") :]).read_bytes()
+            key = Path(path).read_bytes()
         except OSError as e:
-            raise InvalidArgument(f"cannot read the SSE-C key: {e}") from None
+            raise cannot("read the SSE-C key", path, e) from None
     else:
         try:
             key = base64.b64decode(value, validate=True)
@@ -360,7 +362,10 @@ def _upload(
             path = Path(src)
             if path.is_dir():
                 raise InvalidArgument(f"{src} is a directory; cp copies a single file")
-            body = stack.enter_context(path.open("rb"))
+            try:
+                body = stack.enter_context(path.open("rb"))
+            except OSError as e:
+                raise cannot("read", src, e) from None
             st = os.fstat(body.fileno())
             size = st.st_size
             content_type = args.content_type or mimetypes.guess_type(path.name)[0]
@@ -429,7 +434,10 @@ def local_target(dst: str, key: str) -> Path:
         name = key.rsplit("/", 1)[-1]
         if not name:
             raise InvalidArgument(f"key {key!r} has no file name; give a destination file name")
-        path.mkdir(parents=True, exist_ok=True)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise cannot("write", dst, e) from None
         return path / name
     if not path.parent.is_dir():
         raise InvalidArgument(f"cannot write {dst}: directory {path.parent} does not exist")
@@ -440,25 +448,42 @@ def write_atomically(
     target: Path, chunks: Iterable[bytes], bar: progress.Progress, expect: int | None = None
 ) -> int:
     """Stream ``chunks`` into a temporary file beside ``target``, then rename it
-    over ``target``. On any failure the temporary file is removed."""
+    over ``target``. On any failure the temporary file is removed. A local
+    failure (no directory, no permission, a full disk) is ``InvalidArgument``
+    naming ``target``, never the temporary file the user did not ask for."""
     tmp = target.parent / f".{target.name}.{secrets.token_hex(4)}.tristore-part"
     written = 0
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except OSError as e:
+        why = f"cannot create a file in {target.parent} ({e.strerror or e})"
+        raise InvalidArgument(f"cannot write {target}: {why}") from None
     try:
         with os.fdopen(fd, "wb") as f:
-            for chunk in chunks:
-                f.write(chunk)
+            for chunk in chunks:  # only the local side: chunks may fail on their own
+                with _writing(target):
+                    f.write(chunk)
                 written += len(chunk)
                 bar.add(len(chunk))
-            f.flush()
-            os.fsync(f.fileno())
+            with _writing(target):
+                f.flush()
+                os.fsync(f.fileno())
         if expect is not None and written != expect:
             raise IncompleteBody(f"got {written} bytes of a {expect}-byte object; nothing written")
-        os.replace(tmp, target)
+        with _writing(target):
+            os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     return written
+
+
+@contextlib.contextmanager
+def _writing(target: Path) -> Iterator[None]:
+    try:
+        yield
+    except OSError as e:
+        raise cannot("write", target, e) from None
 
 
 def _write_stdout(chunks: Iterable[bytes], bar: progress.Progress | None = None) -> None:

@@ -34,6 +34,7 @@ from tristore.cli.multipart import MAX_PARALLEL, parallel_arg
 from tristore.cli.util import (
     CliError,
     S3Url,
+    cannot,
     connect,
     format_table,
     parse_bucket_url,
@@ -203,7 +204,11 @@ def read_rules_file(path: str) -> tuple[Rule, ...]:
     """``--file PATH`` (``-``: stdin)."""
     if path == "-":
         return rules_from_json(sys.stdin.read(), "stdin")
-    return rules_from_json(Path(path).read_text(encoding="utf-8"), path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as e:
+        raise cannot("read", path, e) from None
+    return rules_from_json(text, path)
 
 
 # --- showing rules --------------------------------------------------------------

@@ -39,6 +39,24 @@ def not_implemented(message: str) -> CliError:
     return CliError("NotImplemented", message)
 
 
+def _reason(exc: OSError) -> str:
+    return exc.strerror or str(exc)
+
+
+def cannot(doing: str, path: object, exc: OSError) -> InvalidArgument:
+    """A local file the command cannot use, named as the user gave it:
+    ``cannot read notes.txt: No such file or directory``. Every local file
+    problem (missing, a directory, no permission, a full disk) is
+    ``InvalidArgument``, never the name of Python's exception."""
+    return InvalidArgument(f"cannot {doing} {path}: {_reason(exc)}")
+
+
+def local_error(exc: OSError) -> InvalidArgument:
+    """An ``OSError`` no command turned into :func:`cannot`, as ``InvalidArgument``
+    naming the file it is about, if any."""
+    return InvalidArgument(f"{exc.filename}: {_reason(exc)}" if exc.filename else _reason(exc))
+
+
 @dataclass(frozen=True)
 class S3Url:
     bucket: str
