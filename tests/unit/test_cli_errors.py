@@ -159,3 +159,35 @@ def test_other_os_errors_are_invalid_argument(capsys: pytest.CaptureFixture[str]
     failed = bulk_commands._error(FileNotFoundError(errno.ENOENT, NOENT, "photos/a.jpg"))
     assert failed == ("InvalidArgument", f"photos/a.jpg: {NOENT}")
     assert bulk_commands._error(CliError("FileChanged", "x")) == ("FileChanged", "x")
+
+
+# --- flags given empty ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "flag"),
+    [
+        (["--endpoint", "", "ls"], "--endpoint"),
+        (["ls", "--endpoint", ""], "--endpoint"),
+        (["stat", "s3://bkt/k", "--endpoint", " "], "--endpoint"),
+        (["events", "tail", "s3://bkt", "--endpoint", "", "--limit", "1"], "--endpoint"),
+        (["presign", "s3://bkt/k", "--s3-endpoint", ""], "--s3-endpoint"),
+        (["--ca-bundle", "", "ls"], "--ca-bundle"),
+    ],
+)
+def test_an_empty_flag_is_refused_not_ignored(
+    argv: list[str],
+    flag: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    refused_endpoint: str,
+) -> None:
+    # The environment names something usable: an empty flag must not fall back to it.
+    monkeypatch.setenv("TRISTORE_ENDPOINT", refused_endpoint)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "https://127.0.0.1:7601")
+    monkeypatch.setenv("TRISTORE_ACCESS_KEY_ID", "TKEMPTYFLAG00001")
+    monkeypatch.setenv("TRISTORE_SECRET_ACCESS_KEY", "secret")
+    monkeypatch.delenv("TRISTORE_PROFILE", raising=False)
+    code, err = _run(capsys, *argv)
+    assert code == 1
+    assert _one_line(err, "InvalidArgument").startswith(f"InvalidArgument: {flag} is empty: "), err

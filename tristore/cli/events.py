@@ -13,7 +13,7 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
-from tristore.cli.util import S3Url, format_time, is_s3_url, parse_s3_url
+from tristore.cli.util import S3Url, endpoint_of, format_time, is_s3_url, parse_s3_url
 from tristore.errors import InvalidArgument
 
 if TYPE_CHECKING:
@@ -53,7 +53,7 @@ class _Tail:
         from tristore.events import Heartbeat
 
         args = self.args
-        async with AsyncClient(args.endpoint) as client:
+        async with AsyncClient(endpoint_of(args.endpoint)) as client:
             messages = client.subscribe_events(
                 self.bucket,
                 self.prefix,

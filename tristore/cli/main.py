@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from tristore.cli.util import CliError, local_error
+from tristore.cli.util import CliError, local_error, not_empty
 from tristore.errors import TristoreError
 from tristore.tls import CA_BUNDLE_ENV, INSECURE_ENV
 
@@ -219,16 +219,22 @@ def _terminate(signum: int, _frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
-def run(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    # The flags win over the environment; the SDK reads both from there.
-    if getattr(args, "ca_bundle", None):
-        os.environ[CA_BUNDLE_ENV] = args.ca_bundle
+def _tls_flags(args: argparse.Namespace) -> None:
+    """``--ca-bundle`` and ``--insecure``: the flags win over the environment,
+    and the SDK reads both from there."""
+    ca = not_empty(getattr(args, "ca_bundle", None), "--ca-bundle", "a PEM file", CA_BUNDLE_ENV)
+    if ca is not None:
+        os.environ[CA_BUNDLE_ENV] = ca
     if getattr(args, "client_insecure", False):
         os.environ[INSECURE_ENV] = "1"
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
     if args.command != "serve":  # a served role handles SIGTERM itself
         signal.signal(signal.SIGTERM, _terminate)
     try:
+        _tls_flags(args)
         code: int = args.func(args)
         return code
     except TristoreError as e:

@@ -9,7 +9,7 @@ import argparse
 import datetime as dt
 from typing import Any
 
-from tristore.cli.util import parse_object_url, print_doc
+from tristore.cli.util import not_empty, parse_object_url, print_doc
 from tristore.errors import InvalidArgument
 
 #: Seconds a URL lives unless --expires-in says otherwise (aws s3 presign's default).
@@ -17,6 +17,8 @@ DEFAULT_EXPIRES_S = 3600
 METHODS = ("GET", "PUT", "HEAD", "DELETE")
 #: S3's limit (tristore.presign.MAX_PRESIGN_EXPIRES_S, not imported: the parser stays light).
 MAX_EXPIRES_S = 7 * 24 * 3600
+#: tristore.presign.S3_ENDPOINT_ENV, not imported for the same reason.
+ENDPOINT_ENV = "AWS_ENDPOINT_URL"
 
 
 def parse_expires_in(text: str) -> int:
@@ -37,6 +39,7 @@ def parse_expires_in(text: str) -> int:
 def cmd_presign(args: argparse.Namespace) -> int:
     url = parse_object_url(args.url)
     expires_in = parse_expires_in(args.expires_in)
+    s3_endpoint = not_empty(args.s3_endpoint, "--s3-endpoint", "https://HOST:PORT", ENDPOINT_ENV)
     # Here, not at the top: the parser (and --help) stays free of the signing code.
     from tristore import credentials, presign
 
@@ -49,7 +52,7 @@ def cmd_presign(args: argparse.Namespace) -> int:
         method=args.method,
         expires_in=expires_in,
         version_id=args.version_id,
-        endpoint_url=args.s3_endpoint,
+        endpoint_url=s3_endpoint,
         now=now,
     )
     if not args.json:

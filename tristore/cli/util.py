@@ -194,9 +194,24 @@ def print_doc(command: str, fields: dict[str, Any], out: IO[str] | None = None) 
     print_json({"schema": JSON_SCHEMA, "command": command, **fields}, out)
 
 
+def not_empty(value: str | None, flag: str, want: str, env: str) -> str | None:
+    """A flag's value, None when it was not given. One given empty (``--endpoint
+    ''``, an unset shell variable) is refused, not read as absent: the command
+    would otherwise quietly use the environment's value instead."""
+    if value is not None and not value.strip():
+        raise InvalidArgument(f"{flag} is empty: give {want}, or leave it out to use ${env}")
+    return value
+
+
+def endpoint_of(endpoint: str | None) -> str | None:
+    """``--endpoint``: None when not given (the SDK reads ``TRISTORE_ENDPOINT``)."""
+    return not_empty(endpoint, "--endpoint", "HOST:PORT[,HOST:PORT...]", "TRISTORE_ENDPOINT")
+
+
 def connect(endpoint: str | None) -> Client:
     """A client for ``--endpoint`` or, when it is not given, ``TRISTORE_ENDPOINT``."""
+    endpoint = endpoint_of(endpoint)
     # Imported here so that `dev` and `serve` never load the SDK's gRPC stubs.
     from tristore.client import Client
 
-    return Client(endpoint) if endpoint else Client()
+    return Client(endpoint) if endpoint is not None else Client()
