@@ -8,6 +8,7 @@ import binascii
 import datetime as dt
 import email.header
 import email.utils
+import re
 from collections.abc import Mapping
 from urllib.parse import parse_qsl
 
@@ -157,6 +158,27 @@ def put_header(
         checksum=checksum,
         checksum_type=h.get("x-amz-checksum-type", ""),
     )
+
+
+#: The attempt number an AWS SDK sends with each try of a call
+#: (``amz-sdk-request: attempt=2; max=5``).
+_SDK_ATTEMPT = re.compile(r"(?:^|;)\s*attempt=(\d+)")
+
+
+def sdk_attempt(h: Mapping[str, str]) -> tuple[str, bool]:
+    """(the call's id, whether this try is a retry) from what AWS SDKs send
+    with every try of one call: ``amz-sdk-invocation-id`` (the same in each)
+    and ``amz-sdk-request`` (its attempt number). A PUT retried after a try
+    whose answer was lost then finds that try's version instead of failing
+    its own condition (node.objects.PutHeader.resend), as the gRPC SDK's
+    request id does. ("", False) when the headers are absent or not of that form."""
+    rid = h.get("amz-sdk-invocation-id", "")
+    try:
+        validation.check_request_id(rid)
+    except InvalidArgument:
+        return "", False
+    m = _SDK_ATTEMPT.search(h.get("amz-sdk-request", ""))
+    return rid, bool(rid) and m is not None and int(m.group(1)) > 1
 
 
 def asked_checksum(h: Mapping[str, str]) -> Checksum | None:

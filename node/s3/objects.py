@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from aiohttp import web
 
 from node.metrics import S3_BYTES
@@ -62,6 +64,8 @@ class ObjectHandlers(Base):
             checksum = hdr.asked_checksum(call.headers)
         # With none declared nor asked for, the object gets S3's default (CRC-64/NVME).
         header = hdr.put_header(call.bucket, call.key, call.headers, size, checksum)
+        rid, resend = hdr.sdk_attempt(call.headers)
+        header = replace(header, request_id=rid, resend=resend)
         info = await self.coord.put_object(header, stream)
         return empty(headers=hdr.put_answer(info))
 

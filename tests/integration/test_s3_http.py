@@ -1515,6 +1515,53 @@ def test_conditional_writes(s3: Any, bucket: str) -> None:
     assert s3.get_object(Bucket=bucket, Key="once")["Body"].read() == b"first"
 
 
+def _signed_put(
+    env: dict[str, str], url: str, body: bytes, headers: dict[str, str]
+) -> tuple[int, dict[str, str]]:
+    """A PUT signed by botocore with ``headers``, sent once (no SDK retry):
+    its status, and the error code or the version id header."""
+    req = AWSRequest(method="PUT", url=url, data=body, headers=headers)
+    creds = Credentials(env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"])
+    S3SigV4Auth(creds, "s3", env["AWS_DEFAULT_REGION"]).add_auth(req)
+    try:
+        _urlopen(urllib.request.Request(url, body, dict(req.headers), method="PUT"), env)
+    except urllib.error.HTTPError as e:
+        return e.code, _error_of(e)
+    return 200, {}
+
+
+def test_an_sdk_retry_of_a_put_finds_its_earlier_try(s3: Any, env: dict[str, str]) -> None:
+    """AWS SDKs send the same amz-sdk-invocation-id with every try of a call
+    and the try's number in amz-sdk-request. A conditional PUT retried after a
+    try that took effect (its answer lost) succeeds with that try's version,
+    as the gRPC SDK's request id does, instead of failing its own condition."""
+    s3.create_bucket(Bucket="sdk-retries")
+    url = f"{env['AWS_ENDPOINT_URL']}/sdk-retries/lock"
+    call = {"If-None-Match": "*", "amz-sdk-invocation-id": "0f6c1f54-4c1e-4d42-9a2e-7d5b3a1c0e11"}
+    assert _signed_put(env, url, b"mine", {**call, "amz-sdk-request": "attempt=1; max=3"})[0] == 200
+    # The same call's second try: its first took effect.
+    assert _signed_put(env, url, b"mine", {**call, "amz-sdk-request": "attempt=2; max=3"})[0] == 200
+    # A first try of another call is refused.
+    other = {**call, "amz-sdk-invocation-id": "7a0e2b6d-1c55-4f0b-8a4e-2f9d6c3b5a70"}
+    status, err = _signed_put(env, url, b"theirs", {**other, "amz-sdk-request": "attempt=1"})
+    assert (status, err["Code"]) == (412, "PreconditionFailed")
+    # Its retry cannot tell whether its first try took effect and was
+    # replaced since (the bucket keeps no versions to look in): it says so.
+    status, err = _signed_put(env, url, b"theirs", {**other, "amz-sdk-request": "attempt=2"})
+    assert (status, err["Code"]) == (409, "OutcomeUnknown")
+    assert s3.get_object(Bucket="sdk-retries", Key="lock")["Body"].read() == b"mine"
+    # With versions to look in, it can tell: refused.
+    s3.put_bucket_versioning(Bucket="sdk-retries", VersioningConfiguration={"Status": "Enabled"})
+    status, err = _signed_put(env, url, b"theirs", {**other, "amz-sdk-request": "attempt=3"})
+    assert (status, err["Code"]) == (412, "PreconditionFailed")
+    # An unconditional PUT retried after its try took effect adds no second version.
+    plain = {"amz-sdk-invocation-id": "5d1e7c2a-9b3f-4e6d-8c0a-1f2e3d4c5b6a"}
+    for attempt in (1, 2):
+        headers = {**plain, "amz-sdk-request": f"attempt={attempt}; max=3"}
+        assert _signed_put(env, f"{url}-v", b"once", headers)[0] == 200
+    assert len(s3.list_object_versions(Bucket="sdk-retries", Prefix="lock-v")["Versions"]) == 1
+
+
 def test_a_signed_aws_chunked_upload(env: dict[str, str], s3: Any, bucket: str) -> None:
     """STREAMING-AWS4-HMAC-SHA256-PAYLOAD as the Java and Go SDKs send it, by
     hand: accepted when every chunk's signature chains, refused (nothing
