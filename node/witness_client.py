@@ -320,8 +320,9 @@ class WitnessFleet:
             return False
         names = ", ".join(m.spec.name for m in members)
         raise QuorumUnavailable(
-            f"no majority of witness group {members[0].spec.group} ({names}) answered; "
-            "the write is durable on the storage nodes but could not be confirmed, retry"
+            f"no majority of witness group {members[0].spec.group} ({names}) answered, so "
+            "the change could not be confirmed: it may not take effect; retry (a retry of "
+            "a write finds it if it did)"
         )
 
     async def forget(self, bucket: str, key: str, stamp: Stamp) -> bool:
