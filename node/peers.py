@@ -13,8 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
-from typing import Protocol
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Protocol, TypeVar
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -39,6 +39,8 @@ from tristore.stamps import Stamp
 from tristore.wakeup import wait_for_any
 
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 
 #: Makes the channel to the process whose gRPC address is given. A node's is
@@ -183,6 +185,7 @@ class RemoteReplica:
         cfg = config.node
         self.spec = spec
         self.timeout_s = cfg.replica_timeout_s
+        self.stream_timeout_s = cfg.stream_timeout_s
         # The peer's internal port, mutual TLS with this node's certificate.
         self.channel = (
             channel(spec.grpc) if channel is not None else cluster_channel(config, me, spec.grpc)
@@ -289,16 +292,21 @@ class RemoteReplica:
         return [version_from_pb(v) for v in resp.versions], resp.exhausted
 
     async def stage(self, data_id: bytes, chunks: AsyncIterator[tuple[int, bytes]]) -> None:
-        async def requests() -> AsyncIterator[replica_pb2.StageRequest]:
-            async for index, data in chunks:
-                yield replica_pb2.StageRequest(data_id=data_id, index=index, data=data)
-
+        # No overall deadline: a large body takes as long as it takes. Each
+        # chunk the peer must take within stream_timeout_s (flow control holds
+        # a write a frozen peer does not read); a dead peer the channel's
+        # keepalive catches too.
+        call = self.stub.Stage()
         try:
-            # No overall deadline: a large body takes as long as it takes; the
-            # keepalive settings on the channel catch a dead peer.
-            await self.stub.Stage(requests())
+            async for index, data in chunks:
+                req = replica_pb2.StageRequest(data_id=data_id, index=index, data=data)
+                await self._within(call.write(req), "took no data")
+            await self._within(call.done_writing(), "took no data")
+            await self._within(call, "did not answer")
         except grpc.aio.AioRpcError as exc:
             raise _unavailable(self.spec, exc) from None
+        finally:
+            call.cancel()
 
     async def mend(self, data_id: bytes, chunks: AsyncIterator[tuple[int, bytes]]) -> int:
         async def requests() -> AsyncIterator[replica_pb2.StageRequest]:
@@ -325,12 +333,25 @@ class RemoteReplica:
             )
         )
         try:
-            async for resp in call:
+            while True:
+                resp = await self._within(call.read(), "sent no data")
+                if resp is grpc.aio.EOF:
+                    return
                 yield resp.data
         except grpc.aio.AioRpcError as exc:
             raise _unavailable(self.spec, exc) from None
         finally:
             call.cancel()
+
+    async def _within(self, step: Awaitable[_T], what: str) -> _T:
+        """One step of a body stream, given ``stream_timeout_s``: a peer that
+        is frozen (not dead: the connection stays up) is given up as unavailable."""
+        try:
+            return await asyncio.wait_for(step, self.stream_timeout_s)
+        except TimeoutError:
+            raise ReplicaUnavailable(
+                f"node {self.spec.name} ({self.spec.az}): {what} for {self.stream_timeout_s:g} s"
+            ) from None
 
     async def scan(
         self, bucket: str, prefix: str, start_after: str, skip_prefix: bool, limit: int

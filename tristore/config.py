@@ -73,6 +73,10 @@ class NodeSection:
     max_object_size: int = 5 * 1024**3
     #: Deadline of one node-to-node call.
     replica_timeout_s: float = 5.0
+    #: A body stream between nodes (ReadData, Stage) that moves nothing for
+    #: this long is given up: a read goes on from another holder, a write
+    #: fails (retriable). A frozen peer otherwise held it for a minute or more.
+    stream_timeout_s: float = 15.0
     #: Most commits and metadata reads one batched call to a peer carries;
     #: concurrent requests for a peer share a call (see tristore/batcher.py).
     replica_max_batch: int = 512
@@ -793,6 +797,8 @@ def validate(cfg: ClusterConfig) -> None:
         )
     if cfg.node.disk_check_s <= 0:
         raise InvalidArgument("[node] disk_check_s must be above 0")
+    if cfg.node.stream_timeout_s <= 0:
+        raise InvalidArgument("[node] stream_timeout_s must be above 0")
 
 
 def _check_host_port(addr: str, what: str) -> None:

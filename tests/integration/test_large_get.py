@@ -11,12 +11,18 @@ from pathlib import Path
 import pytest
 
 from tests.integration.cluster import DevCluster, start_cluster
+from tristore.client import RetryPolicy
 
 pytestmark = pytest.mark.integration
 
 CHUNK = 64 * 1024
 #: Segments of two chunks, four in flight: a body of 40 chunks is 20 segments.
-ENV = {"TRISTORE_NODE_CHUNK_SIZE": str(CHUNK), "TRISTORE_NODE_READ_AHEAD_CHUNKS": "8"}
+#: A body stream silent for 3 s is given up (a frozen holder).
+ENV = {
+    "TRISTORE_NODE_CHUNK_SIZE": str(CHUNK),
+    "TRISTORE_NODE_READ_AHEAD_CHUNKS": "8",
+    "TRISTORE_NODE_STREAM_TIMEOUT_S": "3",
+}
 
 
 def _ahead(tmp: Path) -> Iterator[DevCluster]:
@@ -77,6 +83,30 @@ def test_a_cached_get_reads_the_body_from_its_holders_only(ahead: DevCluster) ->
             assert c.get_object("ahead", "cached") == data
     log = (ahead.dir / "logs" / f"{name}.log").read_text()
     assert "body of ahead/cached from" not in log
+
+
+def test_a_frozen_holder_is_given_up_and_the_get_goes_on(ahead_alone: DevCluster) -> None:
+    """A holder SIGSTOPped (its connections stay up, it answers nothing) is
+    given up after [node] stream_timeout_s of silence, not the minute and more
+    the channel's keepalive took: the GET goes on from another holder within
+    the client's deadline. The PUT of a key it holds fails over too."""
+    cluster = ahead_alone
+    data = os.urandom(30 * CHUNK)
+    address = _coordinator(cluster, "frozen")
+    frozen = cluster.homes("ahead", "frozen")[0]
+    # One attempt, a deadline well above the stream timeout and well below
+    # what the keepalive took (60 to 75 s here).
+    once = RetryPolicy(max_attempts=1, total_s=30)
+    with cluster.client(address, timeout=30, retry=once) as c:
+        c.put_object("ahead", "frozen", data)
+        # Read once: the record is in the coordinator's cache, so the next
+        # read learns no holders and asks the key's homes, the frozen one too.
+        assert c.get_object("ahead", "frozen") == data
+        cluster.kill(frozen, "STOP")
+        try:
+            assert c.get_object("ahead", "frozen") == data
+        finally:
+            cluster.kill(frozen, "CONT")
 
 
 def test_a_streaming_get_keeps_its_version_through_an_overwrite(ahead: DevCluster) -> None:
