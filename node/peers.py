@@ -339,6 +339,8 @@ class RemoteReplica:
                     return
                 yield resp.data
         except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:  # the peer does not hold it
+                raise LookupError(f"node {self.spec.name}: {exc.details()}") from None
             raise _unavailable(self.spec, exc) from None
         finally:
             call.cancel()

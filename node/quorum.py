@@ -458,6 +458,11 @@ class Quorum:
             yield index, piece
             index += 1
 
+    def _is_home(self, version: ObjectVersion, replica: Replica) -> bool:
+        """Whether ``replica`` is its AZ's home for ``version``'s key."""
+        placement = self.placer.place(version.bucket, version.key)
+        return any(azr.home.name == replica.spec.name for azr in placement.azs)
+
     def _any_holders(self, version: ObjectVersion) -> tuple[list[Replica], int]:
         """With no holders known (a cache hit): the node of each of the key's
         AZs a write stores the body on (its home, unless that was down), this
@@ -543,7 +548,12 @@ class Quorum:
                     return
             except (ReplicaUnavailable, LookupError) as exc:
                 last_error = exc
-                log.warning(
+                # A body missing on a node that is not its AZ's home for the
+                # key is expected (it answered for a home that was down): no
+                # warning for it.
+                missed = isinstance(exc, LookupError) and not self._is_home(version, replica)
+                log.log(
+                    logging.DEBUG if missed else logging.WARNING,
                     "body of %s/%s from %s failed: %s",
                     version.bucket,
                     version.key,

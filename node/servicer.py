@@ -751,8 +751,8 @@ class ReplicaServicer(replica_pb2_grpc.ReplicaServiceServicer):
                 request.data_id, request.chunk_size, request.offset, request.length
             ):
                 yield replica_pb2.ReadDataResponse(data=piece)
-        except LookupError as exc:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+        except LookupError as exc:  # a chunk this node does not hold
+            await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
 
     async def Scan(
         self, request: replica_pb2.ScanRequest, context: Ctx
