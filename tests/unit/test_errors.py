@@ -65,16 +65,19 @@ def test_round_trip_through_trailing_metadata(cls: type[errors.TristoreError]) -
 @pytest.mark.parametrize("cls", ALL, ids=lambda c: c.code)
 def test_round_trip_through_an_aio_rpc_error(cls: type[errors.TristoreError]) -> None:
     """The exact type the SDK catches, with grpc's own Metadata container."""
-    err = cls("details here")
-    rpc = grpc.aio.AioRpcError(
-        cls.grpc_status,
+    rebuilt = errors.from_rpc_error(_aio_rpc_error(cls("details here")))
+    assert type(rebuilt) is cls
+    assert rebuilt.message == "details here"
+
+
+def _aio_rpc_error(err: errors.TristoreError) -> grpc.aio.AioRpcError:
+    """``err`` as a grpc.aio client sees it: its status, details and trailers."""
+    return grpc.aio.AioRpcError(
+        type(err).grpc_status,
         grpc.aio.Metadata(),
         grpc.aio.Metadata(*errors.trailing_metadata(err)),
         details=err.message,
     )
-    rebuilt = errors.from_rpc_error(rpc)
-    assert type(rebuilt) is cls
-    assert rebuilt.message == "details here"
 
 
 def test_a_delete_marker_crosses_the_wire_with_its_error() -> None:
@@ -82,14 +85,7 @@ def test_a_delete_marker_crosses_the_wire_with_its_error() -> None:
     marker asked for by id) carry the marker back to the SDK; others none."""
     marker = errors.DeleteMarker("0123abcd", 1_700_000_000_123)
     for cls in (errors.NoSuchKey, errors.MethodNotAllowed):
-        err = cls("gone", marker)
-        rpc = grpc.aio.AioRpcError(
-            cls.grpc_status,
-            grpc.aio.Metadata(),
-            grpc.aio.Metadata(*errors.trailing_metadata(err)),
-            details=err.message,
-        )
-        rebuilt = errors.from_rpc_error(rpc)
+        rebuilt = errors.from_rpc_error(_aio_rpc_error(cls("gone", marker)))
         assert type(rebuilt) is cls and rebuilt.delete_marker == marker
     plain = errors.from_grpc(
         errors.NoSuchKey.grpc_status, "x", errors.trailing_metadata(errors.NoSuchKey("x"))
