@@ -224,6 +224,15 @@ def test_a_conditional_complete_is_refused_when_the_key_is_not_as_expected(
         )
         assert done.etag == multipart_etag([e for _, e in parts])
         assert c.get_object("mpu-cond", "k") == body
+        # By part, as S3's partNumber.
+        assert c.head_object("mpu-cond", "k", part_number=2).part_sizes == (MIN_PART_SIZE, 4)
+        assert c.get_object("mpu-cond", "k", part_number=2) == b"tail"
+        with c.get_object_stream("mpu-cond", "k", part_number=1) as s:
+            assert b"".join(s) == body[:MIN_PART_SIZE]
+        with pytest.raises(errors.InvalidPartNumber):
+            c.get_object("mpu-cond", "k", part_number=3)
+        with pytest.raises(errors.InvalidArgument):
+            c.head_object("mpu-cond", "k", part_number=0)
 
 
 def _data_ids_on_disk(cluster: DevCluster, name: str) -> set[bytes]:

@@ -193,6 +193,15 @@ def may_have_taken_effect(exc: grpc.aio.AioRpcError | errors.TristoreError) -> b
     return not isinstance(exc, _NOTHING_WRITTEN)
 
 
+def _check_part(part_number: int | None) -> int:
+    """A GET's or HEAD's part number (0: none): 1 to 10,000 (InvalidArgument)."""
+    if part_number is None:
+        return 0
+    if isinstance(part_number, bool) or not isinstance(part_number, int):
+        raise errors.InvalidArgument(f"part_number must be an integer, not {part_number!r}")
+    return validation.check_part_number(part_number)
+
+
 def check_put_conditions(if_none_match: str | None, if_match: str | None) -> tuple[str, str]:
     """A conditional PUT: ``if_none_match="*"`` (create only) or ``if_match=ETAG``
     (replace only that version). S3 accepts no other If-None-Match on a write."""
@@ -451,14 +460,20 @@ class AsyncClient:
         *,
         conditions: Conditions | None = None,
         sse_customer_key: bytes | None = None,
+        part_number: int | None = None,
     ) -> bytes:
         """The object's bytes (or the range's). Retried as a whole on retriable errors.
         An SSE-C object needs its ``sse_customer_key``.
 
         ``conditions`` are HTTP preconditions: PreconditionFailed when
         If-Match / If-Unmodified-Since fail, NotModified when If-None-Match /
-        If-Modified-Since do."""
-        request = self._get_request(bucket, key, range, version_id, conditions, sse_customer_key)
+        If-Modified-Since do. ``part_number``: the bytes of that part of an
+        object completed by multipart upload (1 to its part count; part 1 of
+        any other object is all of it; InvalidPartNumber past the last), not
+        with ``range``."""
+        request = self._get_request(
+            bucket, key, range, version_id, conditions, sse_customer_key, part_number
+        )
 
         small = objects_pb2.GetSmallObjectRequest(get=request, max_size=SMALL_BODY_MAX)
 
@@ -492,16 +507,19 @@ class AsyncClient:
         *,
         conditions: Conditions | None = None,
         sse_customer_key: bytes | None = None,
+        part_number: int | None = None,
     ) -> AsyncObjectStream:
         """A streaming GET: ``async with client.get_object_stream(b, k) as s:``
         then ``async for chunk in s``; or ``s = await client.get_object_stream(...)``.
+        ``part_number`` as for :meth:`get_object`.
 
         Opening is retried like any call; a failure once data flows is raised,
         never retried behind the caller's back.
         """
-        return AsyncObjectStream(
-            self, self._get_request(bucket, key, range, version_id, conditions, sse_customer_key)
+        request = self._get_request(
+            bucket, key, range, version_id, conditions, sse_customer_key, part_number
         )
+        return AsyncObjectStream(self, request)
 
     async def head_object(
         self,
@@ -511,11 +529,17 @@ class AsyncClient:
         *,
         conditions: Conditions | None = None,
         sse_customer_key: bytes | None = None,
+        part_number: int | None = None,
     ) -> ObjectInfo:
+        """The object's info; with ``part_number``, checked against its parts
+        (InvalidPartNumber past the last; ``info.part_sizes`` gives each)."""
         validation.check_bucket_name(bucket)
         validation.check_key(key)
         request = objects_pb2.HeadObjectRequest(
-            bucket=bucket, key=key, version_id=check_version_id(version_id)
+            bucket=bucket,
+            key=key,
+            version_id=check_version_id(version_id),
+            part_number=_check_part(part_number),
         )
         _set_ssec(request.sse_customer, sse_customer_key)
         checked = check_conditions(conditions)
@@ -1491,11 +1515,15 @@ class AsyncClient:
         version_id: str | None,
         conditions: Conditions | None,
         sse_customer_key: bytes | None = None,
+        part_number: int | None = None,
     ) -> Any:
         validation.check_bucket_name(bucket)
         validation.check_key(key)
         request = objects_pb2.GetObjectRequest(
-            bucket=bucket, key=key, version_id=check_version_id(version_id)
+            bucket=bucket,
+            key=key,
+            version_id=check_version_id(version_id),
+            part_number=_check_part(part_number),
         )
         _set_ssec(request.sse_customer, sse_customer_key)
         checked = check_conditions(conditions)

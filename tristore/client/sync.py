@@ -277,6 +277,7 @@ class Client:
         *,
         conditions: Conditions | None = None,
         sse_customer_key: bytes | None = None,
+        part_number: int | None = None,
     ) -> bytes:
         return self._run(
             self._aio.get_object(
@@ -286,6 +287,7 @@ class Client:
                 version_id,
                 conditions=conditions,
                 sse_customer_key=sse_customer_key,
+                part_number=part_number,
             )
         )
 
@@ -298,6 +300,7 @@ class Client:
         *,
         conditions: Conditions | None = None,
         sse_customer_key: bytes | None = None,
+        part_number: int | None = None,
     ) -> ObjectStream:
         """Open a streaming GET: ``with client.get_object_stream(b, k) as s:``,
         then ``for chunk in s``. Errors such as NoSuchKey raise here."""
@@ -308,6 +311,7 @@ class Client:
             version_id,
             conditions=conditions,
             sse_customer_key=sse_customer_key,
+            part_number=part_number,
         )
         self._run(stream.open())
         return ObjectStream(self, stream)
@@ -320,10 +324,16 @@ class Client:
         *,
         conditions: Conditions | None = None,
         sse_customer_key: bytes | None = None,
+        part_number: int | None = None,
     ) -> ObjectInfo:
         return self._run(
             self._aio.head_object(
-                bucket, key, version_id, conditions=conditions, sse_customer_key=sse_customer_key
+                bucket,
+                key,
+                version_id,
+                conditions=conditions,
+                sse_customer_key=sse_customer_key,
+                part_number=part_number,
             )
         )
 
