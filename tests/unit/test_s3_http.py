@@ -547,3 +547,37 @@ def test_max_buckets_in_range() -> None:
 def test_bad_list_buckets_token(token: str) -> None:
     with pytest.raises(errors.InvalidArgument, match="continuation token"):
         bucket_pages.bucket_after(token)
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({}, ("", False)),
+        ({"amz-sdk-invocation-id": "a1b2-c3"}, ("a1b2-c3", False)),
+        (
+            {"amz-sdk-invocation-id": "a1b2-c3", "amz-sdk-request": "attempt=1; max=3"},
+            ("a1b2-c3", False),
+        ),
+        (
+            {"amz-sdk-invocation-id": "a1b2-c3", "amz-sdk-request": "attempt=2; max=3"},
+            ("a1b2-c3", True),
+        ),
+        (
+            {
+                "amz-sdk-invocation-id": "a1b2-c3",
+                "amz-sdk-request": "ttl=20261205T000000Z; attempt=3",
+            },
+            ("a1b2-c3", True),
+        ),
+        # Not an id a version can keep: ignored, the PUT goes on as a first try.
+        ({"amz-sdk-invocation-id": "not an id!", "amz-sdk-request": "attempt=2"}, ("", False)),
+        ({"amz-sdk-invocation-id": "x" * 65, "amz-sdk-request": "attempt=2"}, ("", False)),
+        # An attempt number without an id cannot look for anything.
+        ({"amz-sdk-request": "attempt=2"}, ("", False)),
+        ({"amz-sdk-invocation-id": "a1", "amz-sdk-request": "max-attempt=2"}, ("a1", False)),
+    ],
+)
+def test_an_sdk_retry_is_told_by_its_invocation_id_and_attempt(
+    headers: dict[str, str], expected: tuple[str, bool]
+) -> None:
+    assert hdr.sdk_attempt(headers) == expected
