@@ -43,6 +43,18 @@ from tristore.server import CALLER
 
 log = logging.getLogger(__name__)
 
+
+class _StreamCut(ConnectionResetError):
+    """A streamed answer cut after its headers went out (see S3Server._broken):
+    logged once, as a warning, not again by aiohttp as an error with a traceback."""
+
+
+def _not_a_cut(record: logging.LogRecord) -> bool:
+    return not (record.exc_info and isinstance(record.exc_info[1], _StreamCut))
+
+
+logging.getLogger("aiohttp.server").addFilter(_not_a_cut)
+
 SERVICE, BUCKET, OBJECT = "service", "bucket", "object"
 #: What a request carries between the Expect check and its handler.
 REQUEST_ID = "s3_request_id"
@@ -397,4 +409,4 @@ class S3Server:
         S3_REQUESTS.labels(operation, "aborted").inc()
         if request.transport is not None:
             request.transport.close()
-        raise ConnectionResetError(f"S3 {operation} failed while streaming")
+        raise _StreamCut(f"S3 {operation} failed while streaming")

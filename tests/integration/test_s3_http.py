@@ -1864,6 +1864,26 @@ def test_a_wrongly_signed_upload_is_refused_before_its_body(
     assert b"\r\nConnection: close\r\n" in answer.split(b"\r\n\r\n")[0], answer[:400]
 
 
+def test_a_download_the_client_drops_is_one_warning_not_an_error(
+    cluster: DevCluster, s3: Any, env: dict[str, str], bucket: str
+) -> None:
+    """A client that goes away mid-download (routine) is logged once, as a
+    warning, not also as aiohttp's error with a traceback."""
+    s3.put_object(Bucket=bucket, Key="dropped", Body=os.urandom(24 * MiB))
+    v4 = _client(env, config=Config(signature_version="s3v4"))
+    url = urlsplit(v4.generate_presigned_url("get_object", {"Bucket": bucket, "Key": "dropped"}))
+    raw = socket.create_connection((url.hostname, url.port), timeout=10)
+    conn = _ssl(env).wrap_socket(raw, server_hostname=url.hostname)
+    conn.sendall(f"GET {url.path}?{url.query} HTTP/1.1\r\nHost: {url.netloc}\r\n\r\n".encode())
+    assert conn.recv(65536).startswith(b"HTTP/1.1 200")
+    # Gone at once, the rest unread (a reset, not a close the server waits out).
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    conn.close()
+    log = cluster.dir / "logs" / f"{cluster.config.nodes[0].name}.log"
+    wait_until(lambda: "S3 GetObject failed while streaming" in log.read_text(), 30)
+    assert "Error handling request" not in log.read_text()
+
+
 def test_what_is_not_offered_is_refused_as_not_implemented(s3: Any, bucket: str) -> None:
     with pytest.raises(ClientError) as e:
         s3.get_bucket_lifecycle_configuration(Bucket=bucket)
