@@ -112,6 +112,10 @@ def rule_from_json(raw: Mapping[str, object]) -> Rule:
         raise InvalidArgument(f"malformed replication rule {raw!r}: {exc}") from None
 
 
+#: A rule's priority is stored as a 32-bit integer.
+MIN_PRIORITY, MAX_PRIORITY = -(2**31), 2**31 - 1
+
+
 def check_rules(
     rules: Iterable[Rule], clusters: Iterable[str], versioning: str
 ) -> tuple[Rule, ...]:
@@ -135,6 +139,11 @@ def check_rules(
             raise InvalidArgument(f"rule id {r.id!r}: 1 to 255 letters, digits, '_', '-' or '.'")
         if not r.destinations:
             raise InvalidArgument(f"rule {r.id!r} has no destination")
+        if not MIN_PRIORITY <= r.priority <= MAX_PRIORITY:
+            raise InvalidArgument(
+                f"rule {r.id!r}: priority {r.priority} is out of range "
+                f"({MIN_PRIORITY} to {MAX_PRIORITY})"
+            )
         validation.normalize_tags(dict(r.tags))
         for d in r.destinations:
             validation.check_bucket_name(d.bucket)

@@ -650,8 +650,26 @@ def _filter(rule: ET.Element) -> tuple[str, dict[str, str]]:
         k = _child_text(t, "Key")
         if k is None:
             raise MalformedXML("a <Tag> has no <Key>")
+        if k in tags:
+            raise errors.InvalidRequest(f"Duplicate Tag Keys are not allowed ({k!r})")
         tags[k] = _child_text(t, "Value") or ""
     return (_child_text(scope, "Prefix") or ""), tags
+
+
+#: Rule elements tristore does not act on, and what to use instead: given
+#: Enabled, refused, rather than accepted and dropped.
+_NOT_OFFERED = {
+    ("ExistingObjectReplication",): "use `tristore replication backfill` for existing objects",
+    ("Destination", "ReplicationTime"): "the lag is in `tristore replication status` and metrics",
+    ("Destination", "Metrics"): "the replicators' metrics are always on",
+    ("SourceSelectionCriteria", "SseKmsEncryptedObjects"): "tristore has no SSE-KMS",
+}
+
+
+def _refuse_not_offered(rule: ET.Element) -> None:
+    for path, instead in _NOT_OFFERED.items():
+        if _enabled(rule, *path):
+            raise errors.NotImplemented(f"<{path[-1]}> Enabled is not supported: {instead}")
 
 
 def parse_replication(body: bytes) -> list[replication.Rule]:
@@ -664,6 +682,7 @@ def parse_replication(body: bytes) -> list[replication.Rule]:
             raise MalformedXML("a <Rule> has exactly one <Destination>")
         cluster, bucket = _destination(_child_text(dests[0], "Bucket") or "")
         prefix, tags = _filter(el)
+        _refuse_not_offered(el)
         try:
             priority = int(_child_text(el, "Priority") or "0")
         except ValueError:

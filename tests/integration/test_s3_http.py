@@ -1159,6 +1159,27 @@ def test_replication_configuration_reaches_the_bucket(s3: Any) -> None:
         )
     assert "nowhere" in e.value.response["Error"]["Message"]
     assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    # Refused as S3 refuses them, before the destination is looked at, not
+    # an InternalError and not accepted and dropped.
+    tags = {"And": {"Tags": [{"Key": "k", "Value": "v"}, {"Key": "k", "Value": "w"}]}}
+    for change, status, code in (
+        ({"Priority": 2**31}, 400, "InvalidArgument"),
+        ({"Filter": tags}, 400, "InvalidRequest"),
+        ({"ExistingObjectReplication": {"Status": "Enabled"}}, 501, "NotImplemented"),
+    ):
+        with pytest.raises(ClientError) as e:
+            s3.put_bucket_replication(
+                Bucket="replicated",
+                ReplicationConfiguration={
+                    "Role": "arn:aws:iam:::role/r",
+                    "Rules": [{**rule, **change}],
+                },
+            )
+        got = e.value.response
+        assert (got["ResponseMetadata"]["HTTPStatusCode"], got["Error"]["Code"]) == (
+            status,
+            code,
+        ), change
 
 
 def test_bucket_encryption(s3: Any) -> None:
