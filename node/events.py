@@ -19,7 +19,9 @@ object-created and object-removed events of one bucket.
   from it delivers everything after it at least once (the rest of a change
   that made several events may come again).
 - **What is an event.** A new version (PUT, copy, completed multipart upload,
-  replica, and the versions hinted handoff hands back), a delete marker, an
+  and the versions hinted handoff hands back; not a replica: it is committed
+  as a conditional write of a record whose stamp is not its version stamp,
+  which is what an edit looks like), a delete marker, an
   unversioned DELETE, or a version removed for good. A change that only edits
   an existing version (tags, ACL, replication status, a version made current
   again) is not an event. Internal buckets (``.buckets``, ``.uploads``) have none.
