@@ -15,7 +15,12 @@ import pytest
 from tristore.cli import replication as rep
 from tristore.cli.main import build_parser, run
 from tristore.cli.util import CliError
-from tristore.errors import InvalidArgument, InvalidBucketName, InvalidStorageClass
+from tristore.errors import (
+    InvalidArgument,
+    InvalidBucketName,
+    InvalidRequest,
+    InvalidStorageClass,
+)
 from tristore.model import VersionEntry
 from tristore.replication import COMPLETED, FAILED, PENDING, REPLICA, Destination, Rule
 
@@ -268,6 +273,28 @@ def test_count_statuses_gone_and_unknown_statuses() -> None:
     assert count.gone == 1 and count.counts["LATER"] == 1 and count.versions == 1
     assert list(count.counts)[:5] == list(rep.STATUSES)
     assert "1 version(s) deleted while counting" in rep.status_notes(count, 10)
+
+
+class _Heads:
+    """A client whose HEAD of an SSE-C version is refused for want of its key."""
+
+    def head_object(self, bucket: str, key: str, version_id: str | None = None) -> object:
+        if key == "sealed":
+            raise InvalidRequest(
+                f"{bucket}/{key} is stored using a form of server-side encryption (SSE-C): "
+                "the correct parameters must be provided"
+            )
+        if key == "other":
+            raise InvalidRequest("something else is wrong")
+        raise AssertionError(key)
+
+
+def test_a_status_count_takes_an_sse_c_versions_status_from_its_listing() -> None:
+    """Counting needs no SSE-C key: the version listing carries the status."""
+    status_of = rep._version_status(_Heads(), "b")  # type: ignore[arg-type]
+    assert status_of(entry("sealed", "v1", status=COMPLETED)) == COMPLETED
+    with pytest.raises(InvalidRequest):  # another refusal is not swallowed
+        status_of(entry("other", "v2", status=COMPLETED))
 
 
 def test_count_statuses_limit_must_be_positive() -> None:

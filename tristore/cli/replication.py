@@ -47,6 +47,7 @@ from tristore.cli.util import (
 from tristore.errors import (
     InvalidArgument,
     InvalidRequest,
+    MethodNotAllowed,
     NoSuchKey,
     NoSuchVersion,
     TristoreError,
@@ -349,8 +350,18 @@ def _version_status(c: Client, bucket: str) -> Callable[[VersionEntry], str | No
             return c.head_object(bucket, e.key, version_id=e.version_id).replication_status
         except (NoSuchKey, NoSuchVersion):
             return None
+        except InvalidRequest as exc:
+            if not _needs_customer_key(exc):
+                raise
+            return e.replication_status  # an SSE-C version: its listing entry says it
 
     return status_of
+
+
+def _needs_customer_key(exc: InvalidRequest) -> bool:
+    """Whether a HEAD was refused for want of an SSE-C version's key (which a
+    status does not need: the version listing carries it)."""
+    return "SSE-C" in exc.message
 
 
 # --- walking a bucket's versions -------------------------------------------------
@@ -845,20 +856,30 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def _status_of_version(url: S3Url, args: argparse.Namespace) -> int:
     with connect(args.endpoint) as c:
-        info = c.head_object(url.bucket, url.key, version_id=args.version_id)
-        targets = _targets_of(c, url.bucket, url.key, info.version_id)
+        try:
+            info = c.head_object(url.bucket, url.key, version_id=args.version_id)
+            version_id, status = info.version_id, info.replication_status
+        except (InvalidRequest, MethodNotAllowed) as exc:
+            if isinstance(exc, InvalidRequest) and not _needs_customer_key(exc):
+                raise
+            # An SSE-C version, or a delete marker: its listing entry has the status.
+            entry = _entry_of(c, url.bucket, url.key, args.version_id)
+            if entry is None:
+                raise
+            version_id, status = entry.version_id, entry.replication_status
+        targets = _targets_of(c, url.bucket, url.key, version_id)
     if args.json:
         print_json(
             {
-                "bucket": info.bucket,
-                "key": info.key,
-                "version_id": info.version_id,
-                "replication_status": info.replication_status,
+                "bucket": url.bucket,
+                "key": url.key,
+                "version_id": version_id,
+                "replication_status": status,
                 "destinations": targets,
             }
         )
     else:
-        print(status_label(info.replication_status))
+        print(status_label(status))
         width = max((len(d) for d in targets), default=0)
         for dest, value in sorted(targets.items()):
             print(f"  {dest:<{width}}  {value}")
@@ -868,12 +889,18 @@ def _status_of_version(url: S3Url, args: argparse.Namespace) -> int:
 def _targets_of(c: Client, bucket: str, key: str, version_id: str) -> dict[str, str]:
     """A version's status per destination, as the version listing carries it
     (a HEAD gives only the overall status)."""
+    e = _entry_of(c, bucket, key, version_id)
+    return dict(e.replication_targets) if e is not None else {}
+
+
+def _entry_of(c: Client, bucket: str, key: str, version_id: str | None) -> VersionEntry | None:
+    """The listing entry of ``key``'s version ``version_id`` (None: its latest)."""
     for e in _entries(c, bucket, key):
         if e.key > key:
             break
-        if e.key == key and e.version_id == version_id:
-            return dict(e.replication_targets)
-    return {}
+        if e.key == key and (e.version_id == version_id or (version_id is None and e.is_latest)):
+            return e
+    return None
 
 
 def _entries(c: Client, bucket: str, prefix: str = "") -> Iterator[VersionEntry]:
