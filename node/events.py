@@ -19,9 +19,9 @@ object-created and object-removed events of one bucket.
   from it delivers everything after it at least once (the rest of a change
   that made several events may come again).
 - **What is an event.** A new version (PUT, copy, completed multipart upload,
-  and the versions hinted handoff hands back; not a replica: it is committed
-  as a conditional write of a record whose stamp is not its version stamp,
-  which is what an edit looks like), a delete marker, an
+  a replica: its commit says so, as its record has the form of an edit, a
+  stamp that is not its version stamp; and the versions hinted handoff hands
+  back), a delete marker, an
   unversioned DELETE, or a version removed for good. A change that only edits
   an existing version (tags, ACL, replication status, a version made current
   again) is not an event. Internal buckets (``.buckets``, ``.uploads``) have none.
@@ -84,10 +84,11 @@ def events_of(change: Change, node: str, seq: int) -> list[Event]:
 
     A version record whose ``version_stamp`` differs from its stamp is an edit
     of an existing version (tags, ACL, replication status, made current
-    again), not an event, except in a merge commit without a condition: that
-    is a replica, or hinted handoff giving the home everything its stand-in
-    held, where the version may be new to the home (an edited version is then
-    sent as created: at least once, never missed).
+    again), not an event, except in a commit marked ``created`` (a replica,
+    new here) or a merge commit without a condition: hinted handoff giving
+    the home everything its stand-in held, where the version may be new to
+    the home (an edited version is then sent as created: at least once,
+    never missed).
     """
     whole = change.merge and change.expect is None
     versions = list(change.versions)
@@ -104,7 +105,7 @@ def events_of(change: Change, node: str, seq: int) -> list[Event]:
     out: list[Event] = []
     for v in sorted(versions, key=lambda v: (v.vstamp, v.stamp)):
         edit = v.version_stamp is not None and v.version_stamp != v.stamp
-        if edit and not whole:
+        if edit and not (whole or change.created):
             continue
         if v.delete_marker:
             name = REMOVED_MARKER

@@ -197,9 +197,10 @@ class Protocol:
         expect: Stamp | None = None,
         replica: bool = False,
         floor: asyncio.Future[Floor] | None = None,
+        created: bool = False,
     ) -> ObjectVersion:
         """Make ``head`` the key's current record in all three AZs; returns it
-        with the stamp it got.
+        with the stamp it got. ``created``: see :attr:`Change.created`.
 
         ``floor`` is the key's floor if the caller asked for it already
         (:meth:`early_floor`), to share a witness message with its own reads.
@@ -235,7 +236,7 @@ class Protocol:
         if replica:
             return await self._write_replica(head, targets)
         try:
-            return await self._write(head, targets, expect, floor)
+            return await self._write(head, targets, expect, floor, created)
         except BaseException:
             # A write that failed may have left a change in some AZs (the first
             # AZ took a conditional try, then the others failed, or the request
@@ -260,6 +261,7 @@ class Protocol:
         targets: list[Target] | None,
         expect: Stamp | None,
         floor: asyncio.Future[Floor] | None,
+        created: bool = False,
     ) -> ObjectVersion:
         placement = self.placer.place(head.bucket, head.key)
         fence = self.fence(head.bucket, head.key)
@@ -288,7 +290,9 @@ class Protocol:
             await self.commit_change(replace(Change.of(head), merge=True), placement, targets)
             await self.confirm(head, fence)
             return head
-        return await self._write_conditional(head, placement, targets, expect, fence)
+        return await self._write_conditional(
+            head, placement, targets, expect, fence, created=created
+        )
 
     async def _write_conditional(
         self,
@@ -298,15 +302,17 @@ class Protocol:
         expect: Stamp | None,
         fence: Fence,
         create: bool = False,
+        created: bool = False,
     ) -> ObjectVersion:
         """A write the first AZ decides against ``expect`` (None: without
         witnesses, a plain write a newer replica sends round again). A
         ``create`` (a PUT tried as one: :meth:`write`) whose first try the
-        first AZ left undecided raises :class:`_FirstTryUndecided`."""
+        first AZ left undecided raises :class:`_FirstTryUndecided`.
+        ``created``: see :attr:`Change.created`."""
         prev = head
         attempts = self.ncfg.restamp_attempts
         for attempt in range(attempts):
-            change = Change.of(head, expect)
+            change = Change.of(head, expect, created)
             try:
                 results = await self.commit_change(change, placement, targets)
             except ConditionalRequestConflict:
@@ -338,7 +344,12 @@ class Protocol:
         return head
 
     async def _create(
-        self, head: ObjectVersion, placement: Placement, targets: list[Target] | None, fence: Fence
+        self,
+        head: ObjectVersion,
+        placement: Placement,
+        targets: list[Target] | None,
+        fence: Fence,
+        created: bool = False,
     ) -> tuple[ObjectVersion | None, bool]:
         """``head`` tried as a create: a conditional write expecting nothing,
         which the key's first AZ takes only if no node of it holds the key.
@@ -347,7 +358,7 @@ class Protocol:
         counted in ``tristore_creates_refused_total``."""
         try:
             written = await self._write_conditional(
-                head, placement, targets, ZERO, fence, create=True
+                head, placement, targets, ZERO, fence, create=True, created=created
             )
             return written, False
         except ConditionalRequestConflict:
@@ -393,7 +404,7 @@ class Protocol:
             if w is None:
                 record = replace(v, stamp=self.clock.now(), version_stamp=v.vstamp)
                 placement = self.placer.place(bucket, key)
-                written, _ = await self._create(record, placement, targets, fence)
+                written, _ = await self._create(record, placement, targets, fence, created=True)
                 if written is not None:
                     return written
             else:
@@ -408,12 +419,15 @@ class Protocol:
                 self.clock.observe(current.stamp)
             record = replace(v, stamp=self.clock.now(), version_stamp=v.vstamp)
             if current is not None and current.vstamp >= v.vstamp:
-                change = Change(bucket, key, record.stamp, versions=(record,))
+                change = Change(bucket, key, record.stamp, versions=(record,), created=True)
                 await self.commit_change(change, self.placer.place(bucket, key), targets)
                 return record
             try:
                 return await self.write(
-                    record, targets, expect=current.stamp if current is not None else ZERO
+                    record,
+                    targets,
+                    expect=current.stamp if current is not None else ZERO,
+                    created=True,
                 )
             except ConditionalRequestConflict:
                 continue

@@ -563,6 +563,7 @@ def change_to_pb(
         removed=[stamp_to_pb(r) for r in c.removed],
         merge=c.merge,
         hint_for=hint_for,
+        created=c.created,
     )
     if c.head is not None:
         # A new version is usually also the head: converted once.
@@ -593,6 +594,7 @@ def change_from_pb(p: replica_pb2.CommitRequest) -> Change:
         removed=tuple(stamp_from_pb(r) for r in p.removed),
         expect=stamp_from_pb(p.expect) if p.has_expect else None,
         merge=p.merge,
+        created=p.created,
     )
 
 

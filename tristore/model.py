@@ -163,6 +163,8 @@ class Change:
     ``removed`` versions to remove for good. ``expect`` makes the change
     conditional: refused when the current record is newer (ZERO: any record). ``merge``
     applies each part on its own (hinted handoff) instead of all or nothing.
+    ``created``: its versions are new here though their records carry an older
+    version stamp (a replica): events name them as created, not as edits.
     """
 
     bucket: str
@@ -173,13 +175,16 @@ class Change:
     removed: tuple[Stamp, ...] = ()
     expect: Stamp | None = None
     merge: bool = False
+    created: bool = False
 
     @classmethod
-    def of(cls, head: ObjectVersion, expect: Stamp | None = None) -> Change:
+    def of(cls, head: ObjectVersion, expect: Stamp | None = None, created: bool = False) -> Change:
         """The change that makes ``head`` current: a new version, or the
         removal that ``head.removed`` records."""
         versions = (head,) if head.is_version or head.null_version else ()
-        return cls(head.bucket, head.key, head.stamp, head, versions, head.removed, expect)
+        return cls(
+            head.bucket, head.key, head.stamp, head, versions, head.removed, expect, False, created
+        )
 
 
 @dataclass(frozen=True, slots=True)

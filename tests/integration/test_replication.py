@@ -15,6 +15,7 @@ from collections import Counter
 import pytest
 
 from tests.integration.cluster import DevCluster, all_versions, wait_until
+from tests.integration.test_events import collect, start_cursor
 from tristore import errors
 from tristore.model import ObjectInfo
 from tristore.replication import Destination, Rule
@@ -256,6 +257,31 @@ def test_two_way_replicas_are_not_sent_back(pair: tuple[DevCluster, DevCluster])
         for c, key in ((e, "from-east"), (w, "from-west")):
             (source,) = c.list_object_versions("rep-both", prefix=key).versions
             assert len(source.replication_targets) == 1, source  # the other side only
+
+
+def test_a_replica_is_an_event_on_the_destination(pair: tuple[DevCluster, DevCluster]) -> None:
+    """A version replication brings is ObjectCreated:Put on the destination,
+    with its version id (its record, stamped here above the source's version
+    stamp, has the form of an edit, which is no event): a new key's replica,
+    an overwrite's, and an older version arriving after a newer one."""
+    east, west = pair
+    with east.client() as e, west.client() as w:
+        _versioned(e, "rep-events")
+        _versioned(w, "rep-events")
+        start = start_cursor(w, "rep-events")
+        e.put_bucket_replication(
+            "rep-events", [Rule("to-west", (Destination("west", "rep-events"),))]
+        )
+        written = [e.put_object("rep-events", k, k.encode()) for k in ("a", "b", "a")]
+        expected = {("ObjectCreated:Put", i.key, i.version_id) for i in written}
+        events, _ = collect(
+            w,
+            "rep-events",
+            lambda got: expected <= {(x.name, x.key, x.version_id) for x in got},
+            cursor=start,
+            timeout=60,
+        )
+        assert expected <= {(x.name, x.key, x.version_id) for x in events}
 
 
 def _current(c, bucket: str, key: str) -> str | None:  # type: ignore[no-untyped-def]

@@ -118,6 +118,20 @@ def _version(ms: int, **kw: object) -> ObjectVersion:
     return ObjectVersion("photos", "cat.jpg", _stamp(ms), **fields)  # type: ignore[arg-type]
 
 
+def test_a_replica_is_created_and_an_edit_is_not() -> None:
+    """A record stamped above its version stamp is an edit (tags, a status)
+    unless its commit says it is new here (a replica): then it is created,
+    with the source's version id, whether it becomes current or not."""
+    replica = _version(9, version_stamp=_stamp(2, node=3))
+    for change in (
+        Change.of(replica, _stamp(8), created=True),
+        Change("photos", "cat.jpg", replica.stamp, versions=(replica,), created=True),
+    ):
+        [e] = events_of(change, "a1", 1)
+        assert (e.name, e.version_id) == (CREATED_PUT, replica.vstamp.version_id)
+    assert events_of(Change.of(replica, _stamp(8)), "a1", 2) == []
+
+
 def test_a_new_version_is_created() -> None:
     v = _version(1)
     [e] = events_of(replace(Change.of(v), merge=True), "a1", 9)
