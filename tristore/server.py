@@ -10,6 +10,7 @@ process's own ``on_stop`` runs).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import ctypes
 import logging
@@ -25,6 +26,7 @@ from typing import Any, Protocol
 
 import grpc
 import uvloop
+from grpc._cython.cygrpc import ExecuteBatchError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -191,6 +193,20 @@ _HANDLED: dict[tuple[str, str], Any] = {}
 _SECONDS: dict[str, Any] = {}
 
 
+async def _sent(context: grpc.aio.ServicerContext, item: Any, method: str) -> bool:
+    """Send one message of a streamed answer; False when the caller went away
+    (it cancelled, or its connection closed under the write): the stream is
+    over, and nothing more, not even a status, can reach it. (Yielded from
+    the handler instead, grpc.aio would log the failed send as an error with
+    a traceback, for every download a client stops reading.)"""
+    try:
+        await context.write(item)
+    except ExecuteBatchError:
+        log.debug("%s: the caller went away while its answer streamed", method)
+        return False
+    return True
+
+
 def _record(method: str, started: float, context: grpc.aio.ServicerContext) -> None:
     code = context.code() if hasattr(context, "code") else None
     name = code.name if isinstance(code, grpc.StatusCode) else "OK"
@@ -279,6 +295,7 @@ class Interceptor(grpc.aio.ServerInterceptor):
                 finally:
                     _record(method, started, context)
 
+            behavior: Callable[..., Any] = unary_resp
             factory = (
                 grpc.unary_unary_rpc_method_handler
                 if handler.unary_unary
@@ -287,12 +304,14 @@ class Interceptor(grpc.aio.ServerInterceptor):
         else:
             inner_stream = handler.unary_stream or handler.stream_stream
 
-            async def unary_resp(request: Any, context: grpc.aio.ServicerContext) -> Any:  # type: ignore[misc]
+            async def stream_resp(request: Any, context: grpc.aio.ServicerContext) -> None:
                 started = time.perf_counter()
                 try:
                     request = await admit(request, context)
-                    async for item in inner_stream(request, context):
-                        yield item
+                    async with contextlib.aclosing(inner_stream(request, context)) as items:
+                        async for item in items:
+                            if not await _sent(context, item, method):
+                                return
                 except (asyncio.CancelledError, grpc.aio.AbortError):
                     raise
                 except Exception as exc:  # noqa: BLE001 - every error becomes a status
@@ -300,13 +319,14 @@ class Interceptor(grpc.aio.ServerInterceptor):
                 finally:
                     _record(method, started, context)
 
+            behavior = stream_resp
             factory = (
                 grpc.unary_stream_rpc_method_handler
                 if handler.unary_stream
                 else grpc.stream_stream_rpc_method_handler
             )
         return factory(
-            unary_resp,
+            behavior,
             request_deserializer=_guarded(handler.request_deserializer, method),
             response_serializer=handler.response_serializer,
         )

@@ -138,3 +138,23 @@ def test_a_holder_killed_mid_get_is_failed_over(ahead_alone: DevCluster) -> None
             ahead.kill(ahead.homes("ahead", "kill")[1])
             pieces.extend(it)
         assert b"".join(pieces) == data
+
+
+def test_a_download_the_client_stops_reading_ends_quietly(ahead: DevCluster) -> None:
+    """A client that closes a GetObject stream after its first message (a
+    download cancelled) ends that stream on the node, and on the holders whose
+    ReadData streams fed it, without an error: grpc.aio logged each such
+    stream as an ERROR with a traceback (ExecuteBatchError), which reads as a
+    node failing. The nodes serve on."""
+    data = os.urandom(200 * CHUNK)
+    address = _coordinator(ahead, "cut")
+    with ahead.client(address) as c:
+        c.put_object("ahead", "cut", data)
+        for _ in range(4):
+            with c.get_object_stream("ahead", "cut") as s:
+                assert len(next(iter(s))) > 0
+        assert c.get_object("ahead", "cut") == data
+    for node in ahead.config.nodes:
+        log = (ahead.dir / "logs" / f"{node.name}.log").read_text(errors="replace")
+        assert "ExecuteBatchError" not in log, node.name
+        assert "Traceback" not in log, node.name

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
+import inspect
 import itertools
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
@@ -53,9 +54,16 @@ class SimAbort(grpc.aio.AbortError):
 class SimContext:
     """What the servicers and the interceptor use of a ServicerContext."""
 
-    def __init__(self, peer: str) -> None:
+    def __init__(self, peer: str, write: Callable[[Any], None] | None = None) -> None:
         self._peer = peer
         self._code: grpc.StatusCode | None = None
+        self._write = write
+
+    async def write(self, message: Any) -> None:
+        """One message of a streamed answer (a handler that writes rather than
+        yields, as grpc.aio lets it)."""
+        assert self._write is not None, "write() outside a streaming call"
+        self._write(message)
 
     async def abort(
         self, code: grpc.StatusCode, details: str = "", trailing_metadata: Any = ()
@@ -291,8 +299,12 @@ class _Call:
         while (data := await self.requests.get()) is not _END:
             yield decode(data)
 
+    def _send(self, handler: grpc.RpcMethodHandler, resp: Any) -> None:
+        data = handler.response_serializer(resp)
+        self.net.transmit(self, False, functools.partial(self._answer, data), len(data))
+
     async def _serve(self, handler: grpc.RpcMethodHandler) -> None:
-        ctx = SimContext(self.src.name)
+        ctx = SimContext(self.src.name, functools.partial(self._send, handler))
         try:
             if self.request_stream:
                 request: Any = self._requests(handler.request_deserializer)
@@ -301,9 +313,11 @@ class _Call:
                 request = handler.request_deserializer(first)
             if self.response_stream:
                 fn = handler.stream_stream if self.request_stream else handler.unary_stream
-                async for resp in fn(request, ctx):
-                    data = handler.response_serializer(resp)
-                    self.net.transmit(self, False, functools.partial(self._answer, data), len(data))
+                if inspect.iscoroutinefunction(fn):
+                    await fn(request, ctx)  # writes its answers (ctx.write)
+                else:
+                    async for resp in fn(request, ctx):
+                        self._send(handler, resp)
             else:
                 fn = handler.stream_unary if self.request_stream else handler.unary_unary
                 resp = await fn(request, ctx)
