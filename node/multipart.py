@@ -148,6 +148,13 @@ class Multipart:
         """The upload's record, read linearizably; NoSuchUpload if it is not in
         progress, or began before its bucket was made (it was an upload of a
         bucket of that name since deleted: it is not this one's)."""
+        upload, _ = await self._upload_and_bucket(bucket, key, upload_id)
+        return upload
+
+    async def _upload_and_bucket(
+        self, bucket: str, key: str, upload_id: str
+    ) -> tuple[ObjectVersion, BucketInfo]:
+        """:meth:`_upload`, and the bucket's info it was checked against."""
         validation.check_bucket_name(bucket)
         validation.check_key(key)
         if _UPLOAD_ID.fullmatch(upload_id):
@@ -155,12 +162,19 @@ class Multipart:
             if v is not None and not v.deleted:
                 info = await self.coord.buckets.require_bucket(bucket)
                 if not _before_bucket(v.stamp.physical_ms, info):
-                    return v
+                    return v, info
         await self.coord.buckets.require_bucket(bucket)
-        raise NoSuchUpload(
-            f"upload {upload_id!r} of {bucket}/{key} does not exist: it was never created, "
-            "or was completed or aborted"
-        )
+        raise _no_such_upload(bucket, key, upload_id)
+
+    async def _still_in_progress(self, upload: ObjectVersion) -> bool:
+        """Whether ``upload``, found by :meth:`_upload` earlier in this call,
+        is still in progress (not completed or aborted since): its record
+        read again, linearizably. The bucket is not read again: the upload
+        was of this bucket when the call began, and an upload whose bucket
+        is deleted meanwhile stays invisible all the same (every later call
+        checks the bucket, and the sweep removes the upload and its parts)."""
+        v, _ = await self.coord.protocol.read(keys.UPLOADS, upload.key)
+        return v is not None and not v.deleted
 
     async def upload_part(
         self,
@@ -183,7 +197,7 @@ class Multipart:
             )
         if size > MAX_PART_SIZE:
             raise EntityTooLarge(f"a part holds at most {MAX_PART_SIZE} bytes, not {size}")
-        upload = await self._upload(bucket, key, upload_id)
+        upload, info = await self._upload_and_bucket(bucket, key, upload_id)
         sse.check_customer_key(upload.sse_customer_hmac, ck, f"upload {upload_id}")
         wanted = upload.checksum_algorithm
         if checksum is not None and wanted and checksum.name != wanted:
@@ -193,7 +207,6 @@ class Multipart:
             )
         if checksum is None:
             checksum = Checksum(wanted or checksums.DEFAULT)
-        info = await self.coord.buckets.require_bucket(bucket)
         base = ObjectVersion(
             keys.UPLOADS, _part_key(upload_id, part_number), ZERO, null_version=True, sse=upload.sse
         )
@@ -201,12 +214,10 @@ class Multipart:
         v = await self.coord.objects.store(
             base, body, size, content_md5, limit=MAX_PART_SIZE, cipher=cipher, checksum=checksum
         )
-        try:
-            await self._upload(bucket, key, upload_id)
-        except NoSuchUpload:
+        if not await self._still_in_progress(upload):
             # Completed or aborted while the part streamed in: leave nothing behind.
             await self._discard([v.key])
-            raise
+            raise _no_such_upload(bucket, key, upload_id)
         modified = ms_to_datetime(v.last_modified_ms)
         return Part(part_number, v.etag, v.size, modified, v.checksum_algorithm, v.checksum)
 
@@ -574,6 +585,13 @@ def _object_checksum(checksum: Checksum, parts: list[tuple[str, str, int]]) -> N
     kind = checksum.type if checksum.name else checksums.check_type(algorithm, "")
     checksum.name, checksum.type = algorithm, kind
     checksum.computed = checksums.combined(algorithm, kind, [(v, n) for _, v, n in parts])
+
+
+def _no_such_upload(bucket: str, key: str, upload_id: str) -> NoSuchUpload:
+    return NoSuchUpload(
+        f"upload {upload_id!r} of {bucket}/{key} does not exist: it was never created, "
+        "or was completed or aborted"
+    )
 
 
 def _upload_of(bucket: str, key: str, upload_id: str, record: ObjectVersion) -> MultipartUpload:

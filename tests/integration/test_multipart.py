@@ -9,6 +9,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -171,6 +172,28 @@ def test_uploads_list_by_key_then_creation_with_markers(cluster: DevCluster) -> 
         for key, uid in made:
             c.abort_multipart_upload("mpu-list", key, uid)
         assert c.list_multipart_uploads("mpu-list").uploads == []
+
+
+def test_a_part_whose_upload_is_aborted_while_it_streams_is_refused_and_dropped(
+    cluster: DevCluster,
+) -> None:
+    """UploadPart checks the upload again once the body is in: a part whose
+    upload was aborted meanwhile is NoSuchUpload, and no node keeps it."""
+    with cluster.client() as c, cluster.client() as aborter:
+        c.create_bucket("mpu-raced")
+        up = c.create_multipart_upload("mpu-raced", "k")
+
+        def body() -> Iterator[bytes]:
+            yield os.urandom(MIB)
+            aborter.abort_multipart_upload("mpu-raced", "k", up.upload_id)
+            yield os.urandom(MIB)
+
+        with pytest.raises(errors.NoSuchUpload):
+            c.upload_part("mpu-raced", "k", up.upload_id, 1, body())
+        part = f"p/{up.upload_id}/00001"
+        for n in cluster.config.nodes:
+            held = cluster.node_versions(n.name).get((keys.UPLOADS, part))
+            assert held is None or held.deleted, (n.name, held)
 
 
 def test_versioned_bucket_gets_a_new_version(cluster: DevCluster) -> None:
