@@ -295,7 +295,11 @@ async def scrub_nodes(
 ) -> AsyncIterator[ScrubReport]:
     """Every node's scrub at once (this node's and each of ``remotes``, the
     peers' ``scrub`` streams), their reports merged as they come. A node that
-    does not answer ends with a final report naming the error."""
+    does not answer ends with a final report naming the error. A ``bucket``
+    that does not exist is NoSuchBucket before any node starts, as a repair
+    of it is (each node's own pass would find nothing and report zeros)."""
+    if bucket:
+        await local.repairer.coord.head_bucket(bucket)  # NoSuchBucket
     queue: asyncio.Queue[ScrubReport | None] = asyncio.Queue()
 
     async def pump(name: str, reports: AsyncIterator[ScrubReport]) -> None:

@@ -171,6 +171,7 @@ def _scrub(
     deadline = time.monotonic() + 30
     while True:
         proc = cluster.cli("admin", "scrub", "--json", *extra, check=False)
+        assert proc.stdout, proc.stderr
         doc = json.loads(proc.stdout)
         assert doc["command"] == "admin scrub"
         nodes = {str(n["node"]): n for n in doc["nodes"]}
@@ -224,6 +225,16 @@ def test_admin_scrub_finds_and_repairs_damaged_records_and_chunks(
     with cluster.client(_node_endpoint(cluster, victim)) as c:
         assert c.get_object(bucket, small) == small_body
         assert c.get_object(bucket, big) == big_body
+
+
+def test_admin_scrub_of_a_missing_bucket_is_no_such_bucket(cluster: DevCluster) -> None:
+    """As `admin repair --bucket` of one: one line naming the error, exit 1
+    (not a table of zeros, exit 0)."""
+    for extra in ((), ("--json",)):
+        missing = cluster.cli("admin", "scrub", "--bucket", "no-such-bucket", *extra, check=False)
+        assert missing.returncode == 1, missing
+        assert missing.stdout == b"", missing.stdout
+        assert missing.stderr.decode().startswith("NoSuchBucket: "), missing.stderr
 
 
 def _flip_in_sst(path: Path, needle: bytes) -> None:
