@@ -130,5 +130,6 @@ class MultipartHandlers(Base):
         max_parts = validation.cap_max_keys(call.int_param("max-parts", 1000), "max-parts")
         upload_id = call.query["uploadId"]
         page = await self.multipart.list_parts(call.bucket, call.key, upload_id, marker, max_parts)
-        doc = xml.list_parts(page, call.bucket, call.key, upload_id, marker, max_parts)
+        owner = await self.guard.bucket_owner(call.bucket)
+        doc = xml.list_parts(page, call.bucket, call.key, upload_id, marker, max_parts, owner)
         return answer(doc)

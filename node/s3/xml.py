@@ -369,12 +369,22 @@ def complete_multipart(info: ObjectInfo, location_url: str) -> bytes:
 
 
 def list_parts(
-    page: PartPage, bucket: str, key: str, upload_id: str, marker: int, max_parts: int
+    page: PartPage,
+    bucket: str,
+    key: str,
+    upload_id: str,
+    marker: int,
+    max_parts: int,
+    owner: str,
 ) -> bytes:
+    """ListPartsResult; its Initiator and Owner are ``owner`` (the bucket's:
+    BucketOwnerEnforced), as each upload's in :func:`list_uploads`."""
     root = _root("ListPartsResult")
     _add(root, "Bucket", bucket)
     _add(root, "Key", key)
     _add(root, "UploadId", upload_id)
+    _owner(root, owner, "Initiator")
+    _owner(root, owner)
     _add(root, "StorageClass", "STANDARD")
     _add(root, "PartNumberMarker", marker)
     if page.next_part_number_marker is not None:

@@ -1043,8 +1043,13 @@ def test_multipart_by_hand(s3: Any, bucket: str) -> None:
     assert u in [x["UploadId"] for x in s3.list_multipart_uploads(Bucket=bucket)["Uploads"]]
     p1 = s3.upload_part(Bucket=bucket, Key="mp", UploadId=u, PartNumber=1, Body=b"a" * 5 * MiB)
     p2 = s3.upload_part(Bucket=bucket, Key="mp", UploadId=u, PartNumber=2, Body=b"b" * 10)
-    parts = s3.list_parts(Bucket=bucket, Key="mp", UploadId=u)["Parts"]
+    listed = s3.list_parts(Bucket=bucket, Key="mp", UploadId=u)
+    parts = listed["Parts"]
     assert [(p["PartNumber"], p["Size"]) for p in parts] == [(1, 5 * MiB), (2, 10)]
+    # Who started it and who owns the object-to-be, as ListMultipartUploads says.
+    (upload,) = [x for x in s3.list_multipart_uploads(Bucket=bucket)["Uploads"] if x["Key"] == "mp"]
+    assert upload["Owner"]["ID"]
+    assert (listed["Initiator"], listed["Owner"]) == (upload["Initiator"], upload["Owner"])
     s3.complete_multipart_upload(
         Bucket=bucket,
         Key="mp",
