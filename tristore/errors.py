@@ -18,7 +18,7 @@ Hierarchy::
     │   │   ReplicationConfigurationNotFoundError
     │   ├── BucketAlreadyExists (└── BucketAlreadyOwnedByYou), BucketNotEmpty
     │   ├── AccessDenied, SignatureDoesNotMatch, InvalidAccessKeyId,
-    │   │   RequestTimeTooSkewed
+    │   │   AuthorizationHeaderMalformed, RequestTimeTooSkewed
     │   ├── MalformedPolicy, NoSuchBucketPolicy
     │   ├── NoSuchCORSConfiguration, AccessForbidden, BadRequest   (CORS)
     │   ├── NoSuchEntity, EntityAlreadyExists     (users and access keys)
@@ -296,6 +296,15 @@ class InvalidAccessKeyId(ClientError):
     grpc_status = _Status("UNAUTHENTICATED")
 
 
+class AuthorizationHeaderMalformed(ClientError):
+    """An S3 HTTP request's ``Authorization: AWS4-HMAC-SHA256 ...`` header is
+    not well formed: a component missing or malformed, or a credential scope
+    that is not ``AKID/YYYYMMDD/REGION/s3/aws4_request``; the message names
+    which (HTTP 400, as S3's)."""
+
+    code = "AuthorizationHeaderMalformed"
+
+
 class RequestTimeTooSkewed(ClientError):
     """The request is dated more than 15 minutes away from the server's clock."""
 
@@ -490,6 +499,7 @@ HTTP_STATUS: dict[str, int] = {
     "AccessDenied": 403,
     "SignatureDoesNotMatch": 403,
     "InvalidAccessKeyId": 403,
+    "AuthorizationHeaderMalformed": 400,
     "RequestTimeTooSkewed": 403,
     "MalformedPolicy": 400,
     "NoSuchBucketPolicy": 404,

@@ -45,12 +45,20 @@ import functools
 import hashlib
 import hmac
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from tristore.errors import AccessDenied, InvalidAccessKeyId, InvalidRequest, RequestTimeTooSkewed
+from tristore.errors import (
+    AccessDenied,
+    AuthorizationHeaderMalformed,
+    InvalidAccessKeyId,
+    InvalidArgument,
+    InvalidRequest,
+    RequestTimeTooSkewed,
+    TristoreError,
+)
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 CANONICAL_HEAD = "TRISTORE-GRPC"
@@ -302,10 +310,9 @@ EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 #: A presigned URL lives at most a week, as in S3.
 MAX_PRESIGN_S = 7 * 24 * 3600
 
-_HTTP_AUTH_RE = re.compile(
-    r"^AWS4-HMAC-SHA256\s+Credential=(?P<cred>[^,\s]+)\s*,\s*SignedHeaders=(?P<headers>[^,\s]+)"
-    r"\s*,\s*Signature=(?P<sig>[0-9a-fA-F]{64})\s*$"
-)
+#: The components of an Authorization header after its scheme, each once.
+_AUTH_COMPONENTS = ("Credential", "SignedHeaders", "Signature")
+_HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 _SPACES = re.compile(r"\s+")
 
 
@@ -358,18 +365,73 @@ class HttpSigned:
     expires_s: int = 0
 
 
-def _credential(cred: str) -> tuple[str, str, str, str]:
+def _credential(cred: str, malformed: Callable[[str], TristoreError]) -> tuple[str, str, str, str]:
+    """A credential's access key id, date, region and service.
+    ``malformed(what is wrong)``: the error of the door it came by."""
     parts = cred.split("/")
-    if len(parts) != 5 or parts[4] != TERMINATOR or not re.fullmatch(r"\d{8}", parts[1]):
-        raise AccessDenied(
-            f"the credential {cred!r} is malformed: expected AKID/YYYYMMDD/REGION/s3/aws4_request"
+    if len(parts) != 5 or not _scope_date(parts[1]):
+        raise malformed(
+            'the Credential is mal-formed; expecting "<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/'
+            f'aws4_request" (got {len(parts)} part(s): {cred[:200]!r})'
         )
-    akid, date, region, service = parts[:4]
+    akid, date, region, service, terminal = parts
+    if not akid:
+        raise malformed("a non-empty Access Key (AKID) must be provided in the credential")
+    if not region:
+        raise malformed("the credential names no region")
     if service != SERVICE:
-        raise AccessDenied(f"the credential scope names service {service!r}, not {SERVICE!r}")
+        raise malformed(f'incorrect service "{service}"; this endpoint belongs to "{SERVICE}"')
+    if terminal != TERMINATOR:
+        raise malformed(f'incorrect terminal "{terminal}"; this endpoint uses "{TERMINATOR}"')
     if not re.fullmatch(r"[A-Za-z0-9]{8,128}", akid):
         raise InvalidAccessKeyId("the access key id is malformed")
     return akid, date, region, service
+
+
+def _scope_date(d: str) -> bool:
+    """Whether ``d`` is a credential scope's date: a real day as YYYYMMDD."""
+    if not re.fullmatch(r"\d{8}", d):
+        return False
+    try:
+        dt.date(int(d[:4]), int(d[4:6]), int(d[6:]))
+    except ValueError:
+        return False
+    return True
+
+
+def _header_malformed(what: str) -> AuthorizationHeaderMalformed:
+    return AuthorizationHeaderMalformed(f"The authorization header is malformed; {what}.")
+
+
+def _presigned_malformed(what: str) -> AccessDenied:
+    return AccessDenied(f"the presigned URL's X-Amz-Credential is malformed: {what}")
+
+
+def _header_components(auth: str) -> dict[str, str]:
+    """An Authorization header's Credential, SignedHeaders and Signature
+    (AWS4-HMAC-SHA256: InvalidRequest for Signature Version 2, InvalidArgument
+    for another scheme, as S3 answers; AuthorizationHeaderMalformed naming
+    what is wrong with the rest)."""
+    scheme, _, rest = auth.strip().partition(" ")
+    if scheme != ALGORITHM:
+        raise InvalidArgument(
+            f"Unsupported Authorization Type: {scheme[:40]!r}; sign requests with {ALGORITHM}"
+        )
+    components = [c.strip() for c in rest.split(",")] if rest.strip() else []
+    found: dict[str, str] = {}
+    for component in components:
+        name, eq, value = component.partition("=")
+        if not eq or not value:
+            raise _header_malformed(f'the authorization component "{component[:200]}" is malformed')
+        found.setdefault(name, value)
+    if len(components) != len(_AUTH_COMPONENTS) or set(found) != set(_AUTH_COMPONENTS):
+        raise _header_malformed(
+            "the authorization header requires three components: Credential, "
+            "SignedHeaders, and Signature"
+        )
+    if not _HEX64.fullmatch(found["Signature"]):
+        raise _header_malformed("the Signature must be 64 hexadecimal digits")
+    return found
 
 
 def parse_http(headers: Mapping[str, str], query: Mapping[str, str]) -> HttpSigned | None:
@@ -385,24 +447,18 @@ def parse_http(headers: Mapping[str, str], query: Mapping[str, str]) -> HttpSign
             "AWS4-HMAC-SHA256 (s3cmd: signature_v2 = False)"
         )
     if auth is not None:
-        m = _HTTP_AUTH_RE.match(auth)
-        if m is None:
-            raise AccessDenied(
-                "the Authorization header is malformed (only AWS4-HMAC-SHA256 is supported): "
-                f"expected '{ALGORITHM} Credential=AKID/DATE/REGION/s3/aws4_request, "
-                "SignedHeaders=..., Signature=HEX'"
-            )
-        akid, date, region, service = _credential(m["cred"])
+        m = _header_components(auth)
+        akid, date, region, service = _credential(m["Credential"], _header_malformed)
         when = headers.get("x-amz-date", "")
         if not when:
             raise AccessDenied("a signed request needs an x-amz-date header")
         sha = headers.get("x-amz-content-sha256", "")
         if not sha:
             raise AccessDenied("a signed request needs an x-amz-content-sha256 header")
-        signed_headers = tuple(m["headers"].lower().split(";"))
+        signed_headers = tuple(m["SignedHeaders"].lower().split(";"))
         if "host" not in signed_headers:
             raise AccessDenied("SignedHeaders must include host")
-        sig = Signed(akid, date, region, service, when, sha, m["sig"].lower())
+        sig = Signed(akid, date, region, service, when, sha, m["Signature"].lower())
         return HttpSigned(sig, signed_headers)
     if "X-Amz-Signature" not in query and "X-Amz-Credential" not in query:
         return None
@@ -419,7 +475,7 @@ def parse_http(headers: Mapping[str, str], query: Mapping[str, str]) -> HttpSign
         raise AccessDenied("X-Amz-Expires must be a number of seconds") from None
     if not 0 < expires <= MAX_PRESIGN_S:
         raise AccessDenied(f"X-Amz-Expires must be between 1 and {MAX_PRESIGN_S} seconds")
-    akid, date, region, service = _credential(query["X-Amz-Credential"])
+    akid, date, region, service = _credential(query["X-Amz-Credential"], _presigned_malformed)
     if not re.fullmatch(r"[0-9a-fA-F]{64}", query["X-Amz-Signature"]):
         raise AccessDenied("X-Amz-Signature is not 64 hex digits")
     signed_headers = tuple(query["X-Amz-SignedHeaders"].lower().split(";"))

@@ -78,8 +78,11 @@ async def authenticate(
     v2_resource: str = "",
 ) -> Caller:
     """The caller of one request (``path`` decoded, ``headers`` by lower-case
-    name); raises SignatureDoesNotMatch, InvalidAccessKeyId, AccessDenied
-    (malformed or expired), RequestTimeTooSkewed. ``v2_resource``: the
+    name); raises SignatureDoesNotMatch, InvalidAccessKeyId,
+    AuthorizationHeaderMalformed (a malformed AWS4-HMAC-SHA256 header),
+    InvalidArgument (another scheme), InvalidRequest (Signature V2 in the
+    header), AccessDenied (expired, or a malformed presigned URL),
+    RequestTimeTooSkewed. ``v2_resource``: the
     request's path-style path as sent (encoded), which a V2 presigned URL signs."""
     if "AWSAccessKeyId" in (k for k, _ in query):
         return await _v2_presigned(guard, method, query, headers, v2_resource or path)

@@ -1505,6 +1505,58 @@ def test_unsigned_and_wrongly_signed_requests_are_refused(
     assert e.value.code == 403
 
 
+def test_a_malformed_authorization_header_is_a_400_naming_the_fault(
+    s3: Any, env: dict[str, str], bucket: str
+) -> None:
+    """S3's answers: 400 AuthorizationHeaderMalformed for an AWS4-HMAC-SHA256
+    header that is not well formed, 400 InvalidArgument for another scheme (a
+    bearer token); nothing is read or written. A well-formed header with a
+    wrong signature stays 403 (test above)."""
+    s3.put_object(Bucket=bucket, Key="guarded", Body=b"secret")
+    url = f"{env['AWS_ENDPOINT_URL']}/{bucket}/guarded"
+    req = AWSRequest(method="GET", url=url)
+    creds = Credentials(env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"])
+    S3SigV4Auth(creds, "s3", env["AWS_DEFAULT_REGION"]).add_auth(req)
+    good = dict(req.headers)
+    assert _fetch(env, url, headers=good) == b"secret"  # as signed
+    auth = good["Authorization"]
+    scope = auth.split("Credential=", 1)[1].split(",", 1)[0]
+    akid, day, region, _, _ = scope.split("/")
+    malformed = {
+        "AWS4-HMAC-SHA256 garbage": 'component "garbage" is malformed',
+        auth.split(", Signature=")[0]: "requires three components",
+        auth.replace(scope, f"{akid}/{day}/{region}/s3"): "Credential is mal-formed",
+        auth.replace(scope, f"{akid}/{day}/extra/{region}/s3/aws4_request"): "mal-formed",
+        auth.replace(f"/{day}/", "/24-05-2013/"): "Credential is mal-formed",
+    }
+    for header, says in malformed.items():
+        with pytest.raises(urllib.error.HTTPError) as e:
+            _fetch(env, url, headers={**good, "Authorization": header})
+        assert e.value.code == 400, header
+        err = _error_of(e.value)
+        assert err["Code"] == "AuthorizationHeaderMalformed", (header, err)
+        assert err["Message"].startswith("The authorization header is malformed; "), err
+        assert says in err["Message"], (header, err)
+    with pytest.raises(urllib.error.HTTPError) as e:
+        _fetch(env, url, headers={**good, "Authorization": "Bearer a-token"})
+    assert e.value.code == 400
+    err = _error_of(e.value)
+    assert err["Code"] == "InvalidArgument", err
+    assert err["Message"].startswith("Unsupported Authorization Type"), err
+    # boto3 reads the code as S3's (its error class by that name).
+    bad = _client(env)
+
+    def spoil(request: Any, **_: Any) -> None:
+        request.headers["Authorization"] = "AWS4-HMAC-SHA256 garbage"
+
+    bad.meta.events.register("before-send.s3.GetObject", spoil)
+    with pytest.raises(ClientError) as ce:
+        bad.get_object(Bucket=bucket, Key="guarded")
+    bad.close()
+    assert ce.value.response["Error"]["Code"] == "AuthorizationHeaderMalformed"
+    assert ce.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+
+
 def test_a_bucket_policy_opens_a_prefix_to_anonymous_readers(s3: Any, env: dict[str, str]) -> None:
     s3.create_bucket(Bucket="opened")
     s3.put_object(Bucket="opened", Key="pub/a", Body=b"open")

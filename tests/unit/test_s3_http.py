@@ -112,6 +112,64 @@ def test_presigned_parameters_are_checked() -> None:
     assert sigv4.parse_http({}, {"prefix": "a"}) is None
 
 
+_SIG = "0" * 64
+_GOOD_AUTH = (
+    f"AWS4-HMAC-SHA256 Credential={AKID}/{SCOPE}, "
+    f"SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature={_SIG}"
+)
+
+
+@pytest.mark.parametrize(
+    "auth, says",
+    [
+        ("AWS4-HMAC-SHA256 garbage", 'component "garbage" is malformed'),
+        ("AWS4-HMAC-SHA256", "requires three components"),
+        (f"AWS4-HMAC-SHA256 Credential={AKID}/{SCOPE}, Signature={_SIG}", "three components"),
+        (
+            f"AWS4-HMAC-SHA256 Credential={AKID}/{SCOPE}, SignedHeaders=host, Signature=",
+            'component "Signature=" is malformed',
+        ),
+        (
+            f"AWS4-HMAC-SHA256 Credential={AKID}/{SCOPE}, SignedHeaders=host, Sig={_SIG}",
+            "three components",
+        ),
+        (
+            f"AWS4-HMAC-SHA256 Credential={AKID}/{SCOPE}, Credential={AKID}/{SCOPE}, "
+            f"Signature={_SIG}",
+            "three components",
+        ),
+        (_GOOD_AUTH.replace(_SIG, "xyz"), "64 hexadecimal digits"),
+        (_GOOD_AUTH.replace(SCOPE, "20130524/us-east-1/s3"), "Credential is mal-formed"),
+        (_GOOD_AUTH.replace(SCOPE, "2013-05-24/us-east-1/s3/aws4_request"), "mal-formed"),
+        (_GOOD_AUTH.replace(SCOPE, "20131324/us-east-1/s3/aws4_request"), "mal-formed"),
+        (_GOOD_AUTH.replace(f"{AKID}/", "/"), "non-empty Access Key"),
+        (_GOOD_AUTH.replace("/s3/", "/ec2/"), 'incorrect service "ec2"'),
+        (_GOOD_AUTH.replace("aws4_request", "aws4_reqest"), 'incorrect terminal "aws4_reqest"'),
+    ],
+)
+def test_a_malformed_authorization_header_says_what_is_wrong(auth: str, says: str) -> None:
+    """S3's 400 AuthorizationHeaderMalformed, not a 403: the request is wrong,
+    not its signer's rights."""
+    headers = {"x-amz-date": WHEN, "x-amz-content-sha256": sigv4.EMPTY_SHA256}
+    with pytest.raises(errors.AuthorizationHeaderMalformed, match=says) as e:
+        sigv4.parse_http({**headers, "authorization": auth}, {})
+    assert e.value.message.startswith("The authorization header is malformed; ")
+    assert errors.http_status(e.value) == 400
+    assert sigv4.parse_http({**headers, "authorization": _GOOD_AUTH}, {}) is not None
+
+
+@pytest.mark.parametrize(
+    "auth", ["Bearer secret-token", "", "AWS4-HMAC-SHA25 Credential=x", "Basic c2VjcmV0LXRva2Vu"]
+)
+def test_another_authorization_scheme_is_unsupported(auth: str) -> None:
+    """As S3: 400 InvalidArgument "Unsupported Authorization Type", naming the
+    scheme (not the credentials after it)."""
+    with pytest.raises(errors.InvalidArgument, match=r"^Unsupported Authorization Type") as e:
+        sigv4.parse_http({"authorization": auth}, {})
+    assert type(e.value) is errors.InvalidArgument
+    assert "secret-token" not in e.value.message and "c2VjcmV0" not in e.value.message
+
+
 def test_canonical_query_and_path_encoding() -> None:
     pairs = query_pairs("prefix=a%20b%2Bc&list-type=2&delimiter=%2F&empty")
     assert pairs == [("prefix", "a b+c"), ("list-type", "2"), ("delimiter", "/"), ("empty", "")]
