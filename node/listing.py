@@ -42,6 +42,11 @@ from tristore.stamps import Stamp
 
 _T = TypeVar("_T")
 
+#: How a listing of an internal bucket sees its names: the part of a name a
+#: delimiter is looked for in (a prefix of the name), or None to leave the
+#: name out of the page (see :meth:`Listing.list_keys`).
+NameView = Callable[[str], str | None]
+
 
 def encode_token(key: str, is_prefix: bool) -> str:
     raw = json.dumps({"k": key, "p": is_prefix}, separators=(",", ":")).encode()
@@ -197,16 +202,20 @@ class Listing:
         max_keys: int,
         continuation_token: str | None,
         start_after: str,
+        view: NameView | None = None,
     ) -> ListPage:
         """A page of ``bucket``'s current keys, checked at the witness, with no
         check that the bucket exists: the step behind :meth:`list_objects`,
-        and how internal buckets (buckets, multipart uploads) are listed."""
+        and how internal buckets (buckets, multipart uploads) are listed.
+        ``view``: names an internal bucket holds that are not what it lists
+        whole (an upload's name ends with its id, where a delimiter must not
+        be looked for), and names to leave out; before the page is counted."""
         if max_keys == 0:
             return ListPage([], [], False, None, 0)
         return await self._from_sources(
             "listing",
             lambda sources: self._list_from(
-                sources, bucket, prefix, delimiter, max_keys, continuation_token, start_after
+                sources, bucket, prefix, delimiter, max_keys, continuation_token, start_after, view
             ),
         )
 
@@ -249,6 +258,7 @@ class Listing:
         max_keys: int,
         continuation_token: str | None,
         start_after: str,
+        view: NameView | None = None,
     ) -> ListPage:
         cursor, skip = (
             decode_token(continuation_token) if continuation_token else (start_after, False)
@@ -280,8 +290,11 @@ class Listing:
                     continue
                 if v.deleted:
                     continue
+                shown = name if view is None else view(name)
+                if shown is None:
+                    continue
                 if delimiter:
-                    at = name.find(delimiter, len(prefix))
+                    at = shown.find(delimiter, len(prefix))
                     if at >= 0:
                         last_prefix = name[: at + len(delimiter)]
                         items.append((last_prefix, None))

@@ -32,6 +32,7 @@ from dataclasses import replace
 
 from node import keys
 from node.coordinator import Coordinator
+from node.listing import decode_token, encode_token
 from node.objects import RESEND_SEARCH_VERSIONS, PutHeader, check_put_conditions, to_replicate
 from tristore import checksums, sse, validation
 from tristore.checksums import Checksum
@@ -405,18 +406,47 @@ class Multipart:
         key_marker: str = "",
         upload_id_marker: str = "",
         max_uploads: int = MAX_LIST,
+        delimiter: str = "",
     ) -> UploadPage:
+        """A page of the bucket's uploads in progress, by key then creation.
+        With a ``delimiter``, the uploads of keys that hold it after the
+        prefix are rolled up into their common prefix (up to and with its
+        first occurrence), listed once and counted as one against
+        ``max_uploads``, as ListObjects does; a ``key_marker`` that is such
+        a common prefix (a page's ``next_key_marker``) resumes after every
+        upload under it."""
         validation.check_bucket_name(bucket)
         max_uploads = validation.cap_max_keys(max_uploads, "max-uploads")
+        validation.check_delimiter(delimiter)
+        if len(prefix.encode()) > validation.MAX_KEY_BYTES:
+            raise InvalidArgument("prefix is longer than a key can be")
         if upload_id_marker and not key_marker:
             raise InvalidArgument("an upload-id marker needs a key marker")
         info = await self.coord.buckets.require_bucket(bucket)
-        start_after = ""
-        if key_marker:
+        start_after, token = "", None
+        if key_marker and _is_common_prefix(key_marker, prefix, delimiter):
+            token = encode_token(_uploads_prefix(bucket, key_marker), True)
+        elif key_marker:
             # After every upload of the marker's key, or after the marker's upload.
             start_after = _upload_key(bucket, key_marker, upload_id_marker or "g")
+
+        def view(name: str) -> str | None:
+            # The delimiter is looked for in the key, never in the upload id
+            # after it; an upload of a deleted bucket of this name is left out
+            # before it is counted (or rolled up into a prefix).
+            key_part, _, upload_id = name.rpartition(_SEP)
+            if not _UPLOAD_ID.fullmatch(upload_id) or _before_bucket(int(upload_id[:12], 16), info):
+                return None
+            return key_part
+
         page = await self.coord.listing.list_keys(
-            keys.UPLOADS, _uploads_prefix(bucket, prefix), "", max_uploads, None, start_after
+            keys.UPLOADS,
+            _uploads_prefix(bucket, prefix),
+            delimiter,
+            max_uploads,
+            token,
+            start_after,
+            view,
         )
         cut = len(_uploads_prefix(bucket))
         gate = asyncio.Semaphore(self.cfg.multipart_parallel)
@@ -433,12 +463,20 @@ class Multipart:
 
         found = await asyncio.gather(*(one(e.key) for e in page.contents))
         uploads = [u for u in found if u is not None]
-        last = uploads[-1] if page.is_truncated and uploads else None
+        next_key = next_id = None
+        if page.is_truncated and page.next_continuation_token:
+            # Where the listing stopped: its last upload, or its last common prefix.
+            last, is_prefix = decode_token(page.next_continuation_token)
+            if is_prefix:
+                next_key = last[cut:]
+            else:
+                next_key, _, next_id = last[cut:].rpartition(_SEP)
         return UploadPage(
             uploads,
             page.is_truncated,
-            last.key if last else None,
-            last.upload_id if last else None,
+            next_key,
+            next_id,
+            [p[cut:] for p in page.common_prefixes],
         )
 
     async def list_parts(
@@ -585,6 +623,15 @@ def _object_checksum(checksum: Checksum, parts: list[tuple[str, str, int]]) -> N
     kind = checksum.type if checksum.name else checksums.check_type(algorithm, "")
     checksum.name, checksum.type = algorithm, kind
     checksum.computed = checksums.combined(algorithm, kind, [(v, n) for _, v, n in parts])
+
+
+def _is_common_prefix(key_marker: str, prefix: str, delimiter: str) -> bool:
+    """Whether ``key_marker`` is a common prefix a listing by ``prefix`` and
+    ``delimiter`` rolls keys up into (the prefix, then up to and with the
+    delimiter's first occurrence after it)."""
+    if not delimiter or not key_marker.startswith(prefix):
+        return False
+    return key_marker.find(delimiter, len(prefix)) == len(key_marker) - len(delimiter)
 
 
 def _no_such_upload(bucket: str, key: str, upload_id: str) -> NoSuchUpload:

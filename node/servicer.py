@@ -410,6 +410,7 @@ class ObjectServicer(objects_pb2_grpc.ObjectServiceServicer):
             request.key_marker,
             request.upload_id_marker,
             request.max_uploads or 1000,
+            request.delimiter,
         )
         return upload_page_to_pb(page)
 

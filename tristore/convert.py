@@ -623,6 +623,7 @@ def upload_page_to_pb(page: UploadPage) -> objects_pb2.ListMultipartUploadsRespo
         is_truncated=page.is_truncated,
         next_key_marker=page.next_key_marker or "",
         next_upload_id_marker=page.next_upload_id_marker or "",
+        common_prefixes=page.common_prefixes,
     )
 
 
@@ -632,6 +633,7 @@ def upload_page_from_pb(bucket: str, p: objects_pb2.ListMultipartUploadsResponse
         p.is_truncated,
         p.next_key_marker or None,
         p.next_upload_id_marker or None,
+        list(p.common_prefixes),
     )
 
 

@@ -733,12 +733,19 @@ class Part:
 class UploadPage:
     uploads: list[MultipartUpload]
     is_truncated: bool
+    #: Where the next page starts: the key and upload id of this page's last
+    #: upload, or (its upload id None) the common prefix it ended on.
     next_key_marker: str | None
     next_upload_id_marker: str | None
+    #: With a delimiter: the key prefixes (after the listing's prefix, up to
+    #: and with the delimiter's first occurrence) of uploads rolled up, each
+    #: once; each counts as one upload against the page's limit.
+    common_prefixes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, object]:
         return {
             "uploads": [u.to_json() for u in self.uploads],
+            "common_prefixes": list(self.common_prefixes),
             "is_truncated": self.is_truncated,
             "next_key_marker": self.next_key_marker,
             "next_upload_id_marker": self.next_upload_id_marker,

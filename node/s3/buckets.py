@@ -191,16 +191,20 @@ class BucketHandlers(Base):
 
     async def list_multipart_uploads(self, call: Call) -> web.StreamResponse:
         q = call.query
-        prefix = q.get("prefix", "")
+        prefix, delimiter = q.get("prefix", ""), q.get("delimiter", "")
+        enc = q.get("encoding-type", "")
+        if enc not in ("", "url"):
+            raise InvalidArgument(f"encoding-type must be url, not {enc!r}")
         await self.allow(call, "ListMultipartUploads", prefix=prefix)
-        if q.get("delimiter"):
-            raise errors.NotImplemented("ListMultipartUploads with a delimiter is not supported")
         key_marker, id_marker = q.get("key-marker", ""), q.get("upload-id-marker", "")
         max_up = validation.cap_max_keys(call.int_param("max-uploads", 1000), "max-uploads")
-        page = await self.multipart.list_uploads(call.bucket, prefix, key_marker, id_marker, max_up)
+        page = await self.multipart.list_uploads(
+            call.bucket, prefix, key_marker, id_marker, max_up, delimiter
+        )
+        # Every Owner and Initiator is the bucket's, as ListObjects' (BucketOwnerEnforced).
         owner = await self.guard.bucket_owner(call.bucket)
-        doc = xml.list_uploads(page, call.bucket, prefix, key_marker, id_marker, max_up, owner)
-        return answer(doc)
+        args = xml.ListArgs(call.bucket, prefix, delimiter, max_up, enc, owner=owner)
+        return answer(xml.list_uploads(page, args, key_marker, id_marker))
 
     async def delete_objects(self, call: Call) -> web.StreamResponse:
         """POST ?delete: each key authorized and deleted as its own DeleteObject."""

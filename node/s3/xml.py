@@ -406,33 +406,39 @@ def list_parts(
 
 def list_uploads(
     page: UploadPage,
-    bucket: str,
-    prefix: str,
+    a: ListArgs,
     key_marker: str,
     upload_id_marker: str,
-    max_up: int,
-    owner: str | None = None,
 ) -> bytes:
     """ListMultipartUploadsResult; each upload's Owner and Initiator is
-    ``owner`` when given (the bucket's: BucketOwnerEnforced), else the upload's."""
+    ``a.owner`` when given (the bucket's: BucketOwnerEnforced), else the
+    upload's. With ``encoding-type=url``, keys, prefixes, markers and the
+    delimiter are URL-encoded, as S3 encodes them."""
+    enc = Encoder(a.encoding_type)
     root = _root("ListMultipartUploadsResult")
-    _add(root, "Bucket", bucket)
-    _add(root, "KeyMarker", key_marker)
+    _add(root, "Bucket", a.bucket)
+    _add(root, "KeyMarker", enc(key_marker))
     _add(root, "UploadIdMarker", upload_id_marker)
     if page.is_truncated:
-        _add(root, "NextKeyMarker", page.next_key_marker or "")
+        _add(root, "NextKeyMarker", enc(page.next_key_marker or ""))
         _add(root, "NextUploadIdMarker", page.next_upload_id_marker or "")
-    _add(root, "Prefix", prefix)
-    _add(root, "MaxUploads", max_up)
+    _add(root, "Prefix", enc(a.prefix))
+    if a.delimiter:
+        _add(root, "Delimiter", enc(a.delimiter))
+    _add(root, "MaxUploads", a.max_keys)
+    if a.encoding_type:
+        _add(root, "EncodingType", a.encoding_type)
     _add(root, "IsTruncated", page.is_truncated)
     for u in page.uploads:
         el = _add(root, "Upload")
-        _add(el, "Key", u.key)
+        _add(el, "Key", enc(u.key))
         _add(el, "UploadId", u.upload_id)
-        _owner(el, u.owner if owner is None else owner, "Initiator")
-        _owner(el, u.owner if owner is None else owner)
+        _owner(el, u.owner if a.owner is None else a.owner, "Initiator")
+        _owner(el, u.owner if a.owner is None else a.owner)
         _add(el, "StorageClass", u.storage_class or "STANDARD")
         _add(el, "Initiated", u.initiated)
+    for p in page.common_prefixes:
+        _add(_add(root, "CommonPrefixes"), "Prefix", enc(p))
     return _doc(root)
 
 

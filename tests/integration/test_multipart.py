@@ -174,6 +174,39 @@ def test_uploads_list_by_key_then_creation_with_markers(cluster: DevCluster) -> 
         assert c.list_multipart_uploads("mpu-list").uploads == []
 
 
+def test_uploads_roll_up_by_a_delimiter(cluster: DevCluster) -> None:
+    """ListMultipartUploads with a delimiter over gRPC: common prefixes as
+    ListObjects gives them, and pages that resume after a prefix. The
+    delimiter is looked for in keys only: not in the byte that ends a key in
+    the store's name of an upload, nor in the upload id after it."""
+    with cluster.client() as c:
+        c.create_bucket("mpu-rolled")
+        made = [
+            (key, c.create_multipart_upload("mpu-rolled", key).upload_id)
+            for key in ("k", "k", "x/p", "x/q", "z")
+        ]
+        page = c.list_multipart_uploads("mpu-rolled", delimiter="/")
+        assert [(u.key, u.upload_id) for u in page.uploads] == sorted(
+            m for m in made if "/" not in m[0]
+        )
+        assert page.common_prefixes == ["x/"] and not page.is_truncated
+        walk: list[str] = []
+        key_marker, id_marker = "", ""
+        for _ in range(10):
+            page = c.list_multipart_uploads(
+                "mpu-rolled", "", key_marker, id_marker, max_uploads=1, delimiter="/"
+            )
+            walk += [u.key for u in page.uploads] + page.common_prefixes
+            if not page.is_truncated:
+                break
+            key_marker, id_marker = page.next_key_marker or "", page.next_upload_id_marker or ""
+        assert walk == ["k", "k", "x/", "z"]
+        for delimiter in ["\x01", *"0123456789abcdef"]:
+            whole = c.list_multipart_uploads("mpu-rolled", delimiter=delimiter)
+            assert whole.common_prefixes == [], delimiter
+            assert sorted((u.key, u.upload_id) for u in whole.uploads) == sorted(made)
+
+
 def test_a_part_whose_upload_is_aborted_while_it_streams_is_refused_and_dropped(
     cluster: DevCluster,
 ) -> None:

@@ -1071,6 +1071,72 @@ def test_multipart_by_hand(s3: Any, bucket: str) -> None:
     assert e.value.response["Error"]["Code"] == "NoSuchUpload"
 
 
+def test_list_multipart_uploads_with_a_delimiter(s3: Any) -> None:
+    """As S3: uploads of keys holding the delimiter after the prefix are
+    rolled up into CommonPrefixes, each once and counted against
+    max-uploads; a page that ends on one names it as NextKeyMarker, and the
+    next page starts after every upload under it; encoding-type=url encodes
+    the prefixes too."""
+    b = "mpu-delimited"
+    s3.create_bucket(Bucket=b)
+    ids = {}
+    for key in ("a/1", "a/2", "b", "c/x/1", "c/x/2", "c/y", "d", "e f/1"):
+        ids[key] = s3.create_multipart_upload(Bucket=b, Key=key)["UploadId"]
+    whole = s3.list_multipart_uploads(Bucket=b, Delimiter="/")
+    assert whole["Delimiter"] == "/" and whole["IsTruncated"] is False
+    assert [(u["Key"], u["UploadId"]) for u in whole["Uploads"]] == [
+        ("b", ids["b"]),
+        ("d", ids["d"]),
+    ]
+    assert [p["Prefix"] for p in whole["CommonPrefixes"]] == ["a/", "c/", "e f/"]
+    assert "Delimiter" not in s3.list_multipart_uploads(Bucket=b)
+    under = s3.list_multipart_uploads(Bucket=b, Prefix="c/", Delimiter="/")
+    assert [u["Key"] for u in under["Uploads"]] == ["c/y"]
+    assert [p["Prefix"] for p in under["CommonPrefixes"]] == ["c/x/"]
+    # Pages of one and of two, by the markers each page gives.
+    everything = ["a/", "b", "c/", "d", "e f/"]
+    for size in (1, 2):
+        seen: list[str] = []
+        markers: dict[str, str] = {}
+        while True:
+            page = s3.list_multipart_uploads(Bucket=b, Delimiter="/", MaxUploads=size, **markers)
+            got = sorted(
+                [u["Key"] for u in page.get("Uploads", [])]
+                + [p["Prefix"] for p in page.get("CommonPrefixes", [])]
+            )
+            assert 0 < len(got) <= size, page
+            seen += got
+            if not page["IsTruncated"]:
+                break
+            assert page["NextKeyMarker"] == got[-1], page
+            if got[-1].endswith("/"):  # a common prefix: no upload id to resume from
+                assert not page.get("NextUploadIdMarker"), page
+            else:
+                assert page["NextUploadIdMarker"] == ids[got[-1]], page
+            markers = {
+                "KeyMarker": page["NextKeyMarker"],
+                "UploadIdMarker": page.get("NextUploadIdMarker", ""),
+            }
+        assert seen == everything, (size, seen)
+    paginator = s3.get_paginator("list_multipart_uploads")
+    pages = list(paginator.paginate(Bucket=b, Delimiter="/", PaginationConfig={"PageSize": 2}))
+    assert [p["Prefix"] for page in pages for p in page.get("CommonPrefixes", [])] == [
+        "a/",
+        "c/",
+        "e f/",
+    ]
+    assert [u["Key"] for page in pages for u in page.get("Uploads", [])] == ["b", "d"]
+    encoded = s3.list_multipart_uploads(Bucket=b, Delimiter="/", EncodingType="url", Prefix="e")
+    assert encoded["EncodingType"] == "url"
+    assert [p["Prefix"] for p in encoded["CommonPrefixes"]] == ["e%20f/"]
+    inside = s3.list_multipart_uploads(Bucket=b, EncodingType="url", Prefix="e f/")
+    assert inside["Prefix"] == "e%20f/"
+    assert [u["Key"] for u in inside["Uploads"]] == ["e%20f/1"]
+    for key, upload_id in ids.items():
+        s3.abort_multipart_upload(Bucket=b, Key=key, UploadId=upload_id)
+    assert s3.list_multipart_uploads(Bucket=b, Delimiter="/").get("CommonPrefixes", []) == []
+
+
 def test_complete_multipart_upload_is_a_conditional_write(s3: Any, bucket: str) -> None:
     """If-None-Match: * and If-Match on CompleteMultipartUpload, as on a PUT: a
     refusal changes nothing (the object stays, the upload can still be
@@ -2228,9 +2294,12 @@ def test_uploads_of_a_deleted_bucket_are_not_a_new_buckets(s3: Any, other: Any) 
     s3.create_bucket(Bucket="reused-name")
     u = s3.create_multipart_upload(Bucket="reused-name", Key="secret")["UploadId"]
     p = s3.upload_part(Bucket="reused-name", Key="secret", UploadId=u, PartNumber=1, Body=b"s")
+    s3.create_multipart_upload(Bucket="reused-name", Key="hidden/secret")
     s3.delete_bucket(Bucket="reused-name")
     other.create_bucket(Bucket="reused-name")
     assert other.list_multipart_uploads(Bucket="reused-name").get("Uploads", []) == []
+    rolled = other.list_multipart_uploads(Bucket="reused-name", Delimiter="/")
+    assert rolled.get("CommonPrefixes", []) == [] and rolled.get("Uploads", []) == []
     for call, args in (
         (other.list_parts, {}),
         (

@@ -1071,8 +1071,16 @@ class AsyncClient:
         key_marker: str = "",
         upload_id_marker: str = "",
         max_uploads: int | None = None,
+        delimiter: str | None = None,
     ) -> UploadPage:
-        """One page of the bucket's uploads in progress, by key then creation."""
+        """One page of the bucket's uploads in progress, by key then creation.
+        With a ``delimiter``, the uploads of keys holding it after ``prefix``
+        are rolled up into ``common_prefixes`` (each once, each counted
+        against ``max_uploads``); a page that ends on one gives it as
+        ``next_key_marker`` (``next_upload_id_marker`` None), to pass back as
+        ``key_marker``."""
+        if delimiter:
+            validation.check_delimiter(delimiter)
         request = objects_pb2.ListMultipartUploadsRequest(
             bucket=bucket,
             prefix=prefix,
@@ -1081,6 +1089,7 @@ class AsyncClient:
             max_uploads=_check_max_keys(max_uploads, "max-uploads")
             if max_uploads is not None
             else 0,
+            delimiter=delimiter or "",
         )
         return convert.upload_page_from_pb(
             bucket, await self._unary("ListMultipartUploads", request)

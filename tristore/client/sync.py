@@ -642,10 +642,11 @@ class Client:
         key_marker: str = "",
         upload_id_marker: str = "",
         max_uploads: int | None = None,
+        delimiter: str | None = None,
     ) -> UploadPage:
         return self._run(
             self._aio.list_multipart_uploads(
-                bucket, prefix, key_marker, upload_id_marker, max_uploads
+                bucket, prefix, key_marker, upload_id_marker, max_uploads, delimiter
             )
         )
 

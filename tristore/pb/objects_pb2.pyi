@@ -767,30 +767,34 @@ class MultipartUpload(_message.Message):
     def __init__(self, key: _Optional[str] = ..., upload_id: _Optional[str] = ..., initiated_ms: _Optional[int] = ..., storage_class: _Optional[str] = ..., owner: _Optional[str] = ...) -> None: ...
 
 class ListMultipartUploadsRequest(_message.Message):
-    __slots__ = ("bucket", "prefix", "key_marker", "upload_id_marker", "max_uploads")
+    __slots__ = ("bucket", "prefix", "key_marker", "upload_id_marker", "max_uploads", "delimiter")
     BUCKET_FIELD_NUMBER: _ClassVar[int]
     PREFIX_FIELD_NUMBER: _ClassVar[int]
     KEY_MARKER_FIELD_NUMBER: _ClassVar[int]
     UPLOAD_ID_MARKER_FIELD_NUMBER: _ClassVar[int]
     MAX_UPLOADS_FIELD_NUMBER: _ClassVar[int]
+    DELIMITER_FIELD_NUMBER: _ClassVar[int]
     bucket: str
     prefix: str
     key_marker: str
     upload_id_marker: str
     max_uploads: int
-    def __init__(self, bucket: _Optional[str] = ..., prefix: _Optional[str] = ..., key_marker: _Optional[str] = ..., upload_id_marker: _Optional[str] = ..., max_uploads: _Optional[int] = ...) -> None: ...
+    delimiter: str
+    def __init__(self, bucket: _Optional[str] = ..., prefix: _Optional[str] = ..., key_marker: _Optional[str] = ..., upload_id_marker: _Optional[str] = ..., max_uploads: _Optional[int] = ..., delimiter: _Optional[str] = ...) -> None: ...
 
 class ListMultipartUploadsResponse(_message.Message):
-    __slots__ = ("uploads", "is_truncated", "next_key_marker", "next_upload_id_marker")
+    __slots__ = ("uploads", "is_truncated", "next_key_marker", "next_upload_id_marker", "common_prefixes")
     UPLOADS_FIELD_NUMBER: _ClassVar[int]
     IS_TRUNCATED_FIELD_NUMBER: _ClassVar[int]
     NEXT_KEY_MARKER_FIELD_NUMBER: _ClassVar[int]
     NEXT_UPLOAD_ID_MARKER_FIELD_NUMBER: _ClassVar[int]
+    COMMON_PREFIXES_FIELD_NUMBER: _ClassVar[int]
     uploads: _containers.RepeatedCompositeFieldContainer[MultipartUpload]
     is_truncated: bool
     next_key_marker: str
     next_upload_id_marker: str
-    def __init__(self, uploads: _Optional[_Iterable[_Union[MultipartUpload, _Mapping]]] = ..., is_truncated: _Optional[bool] = ..., next_key_marker: _Optional[str] = ..., next_upload_id_marker: _Optional[str] = ...) -> None: ...
+    common_prefixes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, uploads: _Optional[_Iterable[_Union[MultipartUpload, _Mapping]]] = ..., is_truncated: _Optional[bool] = ..., next_key_marker: _Optional[str] = ..., next_upload_id_marker: _Optional[str] = ..., common_prefixes: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Part(_message.Message):
     __slots__ = ("part_number", "etag", "size", "last_modified_ms", "checksum_algorithm", "checksum")
