@@ -412,10 +412,12 @@ def _header_components(auth: str) -> dict[str, str]:
     (AWS4-HMAC-SHA256: InvalidRequest for Signature Version 2, InvalidArgument
     for another scheme, as S3 answers; AuthorizationHeaderMalformed naming
     what is wrong with the rest)."""
-    scheme, _, rest = auth.strip().partition(" ")
+    scheme, rest = [*auth.split(None, 1), "", ""][:2]
     if scheme != ALGORITHM:
+        # Not echoed: what a client sent there may be a token of its own.
         raise InvalidArgument(
-            f"Unsupported Authorization Type: {scheme[:40]!r}; sign requests with {ALGORITHM}"
+            f"Unsupported Authorization Type: this endpoint takes {ALGORITHM} "
+            "signatures (Signature Version 4) in the Authorization header"
         )
     components = [c.strip() for c in rest.split(",")] if rest.strip() else []
     found: dict[str, str] = {}
