@@ -230,13 +230,15 @@ def resolve_range(start: int, end: int, size: int) -> tuple[int, int]:
 
     ``start < 0`` is a suffix range (the last ``-start`` bytes); ``end < 0``
     means "to the end". Raises InvalidRange when nothing of the object is in it.
+    A suffix of an empty object is its whole (empty) body, ``(0, -1)``: a
+    suffix range is satisfiable whatever the length (RFC 9110 14.1.3), and S3
+    answers it ``200`` with no bytes, which readers of a file's tail (Parquet
+    footers, Trino) count on; ``bytes=0-`` of an empty object stays refused.
     """
     if start < 0:
         if end >= 0:
             raise InvalidRange("a suffix range (bytes=-N) cannot also have an end")
         length = -start
-        if size == 0:
-            raise InvalidRange("the object is empty; no byte range can be satisfied")
         return max(0, size - length), size - 1
     if end >= 0 and end < start:
         raise InvalidRange(f"range end {end} is before its start {start}")

@@ -807,6 +807,25 @@ def test_ranges_and_conditions(s3: Any, bucket: str) -> None:
     assert r["Body"].read() == body
 
 
+def test_a_suffix_range_of_an_empty_object_is_its_empty_body(
+    cluster: DevCluster, s3: Any, bucket: str
+) -> None:
+    """``Range: bytes=-N`` of an empty object: 200 and no bytes, as S3 answers
+    (a suffix range is satisfiable whatever the length, RFC 9110 14.1.3);
+    readers of a file's tail (object_store, Trino) ask it of every file. Was
+    416 InvalidRange. A range that starts at a byte is still 416."""
+    s3.put_object(Bucket=bucket, Key="tail-of-empty", Body=b"")
+    r = s3.get_object(Bucket=bucket, Key="tail-of-empty", Range="bytes=-8")
+    assert r["ResponseMetadata"]["HTTPStatusCode"] == 200 and "ContentRange" not in r
+    assert (r["ContentLength"], r["Body"].read()) == (0, b"")
+    with pytest.raises(ClientError) as e:
+        s3.get_object(Bucket=bucket, Key="tail-of-empty", Range="bytes=0-")
+    assert _refusal(e)[:2] == (416, "InvalidRange")
+    # The gRPC door reads through the same code.
+    with cluster.client() as c:
+        assert c.get_object(bucket, "tail-of-empty", range="bytes=-8") == b""
+
+
 def test_small_answers_go_whole_and_large_ones_stream_alike(s3: Any, bucket: str) -> None:
     """A GET answer up to WHOLE_ANSWER_MAX is sent whole with its headers (one
     write), a larger one streamed: both carry the same headers and the bytes."""
