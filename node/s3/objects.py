@@ -154,7 +154,8 @@ class ObjectHandlers(Base):
         await self.allow(call, "HeadObject", version=version)
         h = call.headers
         part = _part_number(call)
-        if part and hdr.byte_range(h.get("range")) is not None:
+        rng = hdr.byte_range(h.get("range"))
+        if part and rng is not None:
             validation.resolve_part((), 0, part, has_range=True)
         try:
             info = await self.coord.head_object(
@@ -165,14 +166,17 @@ class ObjectHandlers(Base):
         out = hdr.object_headers(info)
         first, last = 0, info.size - 1
         status = 200
+        # A part or a Range is answered as a GET of it would be (S3's "ranged
+        # HEAD": 206 with its Content-Range and length, 416 if unsatisfiable).
         if part:
-            # As a GET of the part would answer (S3's "ranged HEAD").
             first, last = validation.resolve_part(info.part_sizes, info.size, part)
             out |= hdr.parts_count(info)
-            if info.size:
-                status = 206
-                out["Content-Range"] = f"bytes {first}-{last}/{info.size}"
-        if hdr.checksum_mode(h) and first == 0 and last == info.size - 1:
+        elif rng is not None:
+            first, last = validation.resolve_range(rng.start, rng.end, info.size)
+        if (part or rng is not None) and info.size:
+            status = 206
+            out["Content-Range"] = f"bytes {first}-{last}/{info.size}"
+        if hdr.checksum_mode(h) and rng is None and first == 0 and last == info.size - 1:
             out |= hdr.checksum_headers(info.checksum_algorithm, info.checksum, info.checksum_type)
         resp = web.StreamResponse(status=status, headers=out)
         resp.content_length = last - first + 1 if info.size else 0

@@ -826,6 +826,38 @@ def test_a_suffix_range_of_an_empty_object_is_its_empty_body(
         assert c.get_object(bucket, "tail-of-empty", range="bytes=-8") == b""
 
 
+def test_a_head_with_a_range_answers_as_a_get_of_it_would(s3: Any, bucket: str) -> None:
+    """HeadObject with a Range (boto3's ``head_object(Range=...)``): 206 with
+    the range's Content-Length and Content-Range, 416 when unsatisfiable, as
+    S3's API says ("only the ContentLength is affected"). Was: the Range
+    ignored, 200 with the whole length, never 416."""
+    s3.put_object(Bucket=bucket, Key="head-ranged", Body=b"0123456789")
+    for spec, length, content_range in [
+        ("bytes=2-4", 3, "bytes 2-4/10"),
+        ("bytes=-3", 3, "bytes 7-9/10"),
+        ("bytes=6-", 4, "bytes 6-9/10"),
+        ("bytes=8-100", 2, "bytes 8-9/10"),
+    ]:
+        r = s3.head_object(Bucket=bucket, Key="head-ranged", Range=spec)
+        assert r["ResponseMetadata"]["HTTPStatusCode"] == 206, spec
+        assert (r["ContentLength"], r["ContentRange"]) == (length, content_range), spec
+        got = s3.get_object(Bucket=bucket, Key="head-ranged", Range=spec)
+        assert (got["ContentLength"], got["ContentRange"]) == (length, content_range), spec
+    # Not one byte range: ignored, the whole object (as a GET).
+    r = s3.head_object(Bucket=bucket, Key="head-ranged", Range="bytes=0-1,4-5")
+    assert r["ResponseMetadata"]["HTTPStatusCode"] == 200 and r["ContentLength"] == 10
+    with pytest.raises(ClientError) as e:
+        s3.head_object(Bucket=bucket, Key="head-ranged", Range="bytes=10-")
+    assert _refusal(e)[0] == 416
+    # An empty object: a suffix is its empty body, any other range 416.
+    s3.put_object(Bucket=bucket, Key="head-ranged-empty", Body=b"")
+    r = s3.head_object(Bucket=bucket, Key="head-ranged-empty", Range="bytes=-4")
+    assert r["ResponseMetadata"]["HTTPStatusCode"] == 200 and r["ContentLength"] == 0
+    with pytest.raises(ClientError) as e:
+        s3.head_object(Bucket=bucket, Key="head-ranged-empty", Range="bytes=0-")
+    assert _refusal(e)[0] == 416
+
+
 def test_small_answers_go_whole_and_large_ones_stream_alike(s3: Any, bucket: str) -> None:
     """A GET answer up to WHOLE_ANSWER_MAX is sent whole with its headers (one
     write), a larger one streamed: both carry the same headers and the bytes."""
