@@ -1,5 +1,5 @@
-"""Buckets: create, head, delete, versioning, replication, policy, encryption
-and CORS configuration.
+"""Buckets: create, head, delete, versioning, replication, policy, encryption,
+CORS configuration and tags.
 
 A bucket is a record of the internal bucket :data:`keys.BUCKETS`, read and
 written through the same linearizable protocol as any key (node/protocol.py):
@@ -26,6 +26,7 @@ from tristore.errors import (
     NoSuchBucket,
     NoSuchBucketPolicy,
     NoSuchCORSConfiguration,
+    NoSuchTagSet,
     ServerSideEncryptionConfigurationNotFoundError,
 )
 from tristore.model import VERSIONING_ENABLED, BucketInfo, ObjectVersion, ms_to_datetime
@@ -298,3 +299,25 @@ class Buckets:
             )
 
         await self._update_bucket(name, edit)
+
+    # -- tags (S3's bucket tagging) -------------------------------------------------
+    # A bucket record's own ``tags`` (an object version's are its object tags):
+    # written, replicated to three AZs and read as the rest of the record.
+
+    async def put_bucket_tagging(self, name: str, tags: dict[str, str]) -> dict[str, str]:
+        """Replace the bucket's tags (InvalidTag before anything changes); an
+        empty set removes them, as :meth:`delete_bucket_tagging`."""
+        checked = validation.normalize_bucket_tags(tags)
+        written = await self._update_bucket(
+            name, lambda r: replace(r, tags=checked) if r.tags != checked else None
+        )
+        return dict(written.tags)
+
+    async def get_bucket_tagging(self, name: str) -> dict[str, str]:
+        tags = (await self.bucket_record(name)).tags
+        if not tags:
+            raise NoSuchTagSet(f"bucket {name!r} has no tags (The TagSet does not exist)")
+        return dict(tags)
+
+    async def delete_bucket_tagging(self, name: str) -> None:
+        await self._update_bucket(name, lambda r: replace(r, tags={}) if r.tags else None)

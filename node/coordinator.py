@@ -130,6 +130,15 @@ class Coordinator:
     async def delete_bucket_cors(self, name: str) -> None:
         await self.buckets.delete_bucket_cors(name)
 
+    async def put_bucket_tagging(self, name: str, tags: dict[str, str]) -> dict[str, str]:
+        return await self.buckets.put_bucket_tagging(name, tags)
+
+    async def get_bucket_tagging(self, name: str) -> dict[str, str]:
+        return await self.buckets.get_bucket_tagging(name)
+
+    async def delete_bucket_tagging(self, name: str) -> None:
+        await self.buckets.delete_bucket_tagging(name)
+
     async def list_buckets(self) -> list[BucketInfo]:
         return await self.listing.list_buckets()
 

@@ -109,6 +109,10 @@ RULES: dict[str, tuple[str, str]] = {
     "PutBucketCors": ("s3:PutBucketCORS", BUCKET),
     "GetBucketCors": ("s3:GetBucketCORS", BUCKET),
     "DeleteBucketCors": ("s3:PutBucketCORS", BUCKET),
+    # Nor an s3:DeleteBucketTagging: deleting the tags is putting them.
+    "PutBucketTagging": ("s3:PutBucketTagging", BUCKET),
+    "GetBucketTagging": ("s3:GetBucketTagging", BUCKET),
+    "DeleteBucketTagging": ("s3:PutBucketTagging", BUCKET),
     "Subscribe": ("s3:ListenBucketNotification", BUCKET),
     # Operations only the S3 HTTP API has (node/s3/); DeleteObjects is checked
     # key by key as DeleteObject, as S3 does.

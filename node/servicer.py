@@ -524,6 +524,24 @@ class ObjectServicer(objects_pb2_grpc.ObjectServiceServicer):
         await self.coord.delete_bucket_cors(request.bucket)
         return objects_pb2.BucketCorsResponse()
 
+    async def PutBucketTagging(
+        self, request: objects_pb2.BucketTaggingRequest, context: Ctx
+    ) -> objects_pb2.BucketTaggingResponse:
+        tags = await self.coord.put_bucket_tagging(request.bucket, dict(request.tags))
+        return objects_pb2.BucketTaggingResponse(tags=tags)
+
+    async def GetBucketTagging(
+        self, request: objects_pb2.BucketTaggingRequest, context: Ctx
+    ) -> objects_pb2.BucketTaggingResponse:
+        tags = await self.coord.get_bucket_tagging(request.bucket)
+        return objects_pb2.BucketTaggingResponse(tags=tags)
+
+    async def DeleteBucketTagging(
+        self, request: objects_pb2.BucketTaggingRequest, context: Ctx
+    ) -> objects_pb2.BucketTaggingResponse:
+        await self.coord.delete_bucket_tagging(request.bucket)
+        return objects_pb2.BucketTaggingResponse()
+
     async def PutReplicationStatuses(
         self, request: objects_pb2.PutReplicationStatusesRequest, context: Ctx
     ) -> objects_pb2.PutReplicationStatusesResponse:

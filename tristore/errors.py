@@ -21,6 +21,7 @@ Hierarchy::
     │   │   AuthorizationHeaderMalformed, RequestTimeTooSkewed
     │   ├── MalformedPolicy, NoSuchBucketPolicy
     │   ├── NoSuchCORSConfiguration, AccessForbidden, BadRequest   (CORS)
+    │   ├── NoSuchTagSet            (bucket tagging)
     │   ├── NoSuchEntity, EntityAlreadyExists     (users and access keys)
     │   └── FileChanged             (the SDK's: a file changed during upload_file)
     └── ServerError                 (the cluster could not do it now)
@@ -328,6 +329,13 @@ class NoSuchCORSConfiguration(ClientError):
     grpc_status = _Status("NOT_FOUND")
 
 
+class NoSuchTagSet(ClientError):
+    """GetBucketTagging of a bucket without tags."""
+
+    code = "NoSuchTagSet"
+    grpc_status = _Status("NOT_FOUND")
+
+
 class AccessForbidden(ClientError):
     """A CORS preflight (OPTIONS) that no rule of the bucket's CORS
     configuration allows, or of a bucket without one (S3's 403 CORSResponse)."""
@@ -504,6 +512,7 @@ HTTP_STATUS: dict[str, int] = {
     "MalformedPolicy": 400,
     "NoSuchBucketPolicy": 404,
     "NoSuchCORSConfiguration": 404,
+    "NoSuchTagSet": 404,
     "AccessForbidden": 403,
     "BadRequest": 400,
     "NoSuchEntity": 404,

@@ -71,6 +71,8 @@ ACTIONS = frozenset(
         "s3:DeleteBucketPolicy",
         "s3:GetBucketCORS",
         "s3:PutBucketCORS",
+        "s3:GetBucketTagging",
+        "s3:PutBucketTagging",
         "s3:ListenBucketNotification",
     )
 )

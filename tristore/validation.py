@@ -330,6 +330,8 @@ def parse_range_header(spec: str) -> tuple[int, int]:
 
 
 MAX_TAGS = 10
+#: Tags a bucket can have (S3's limit; an object's is :data:`MAX_TAGS`).
+MAX_BUCKET_TAGS = 50
 MAX_TAG_KEY = 128
 MAX_TAG_VALUE = 256
 _TAG_RE = re.compile(r"^[\w +\-=.:/@]*$")
@@ -360,12 +362,15 @@ SSE_ALGORITHMS = ("AES256", "aws:kms", "aws:kms:dsse")
 VERSIONING_STATES = ("Enabled", "Suspended")
 
 
-def normalize_tags(tags: dict[str, str] | None) -> dict[str, str]:
-    """S3 object tag rules: at most 10, keys 1-128 and values 0-256 characters of
+def normalize_tags(
+    tags: dict[str, str] | None, limit: int = MAX_TAGS, what: str = "an object"
+) -> dict[str, str]:
+    """S3's tag rules: at most ``limit`` (an object's 10, a bucket's
+    :data:`MAX_BUCKET_TAGS`), keys 1-128 and values 0-256 characters of
     letters, digits, spaces and ``+ - = . _ : / @``; no ``aws:`` keys."""
     out = dict(tags or {})
-    if len(out) > MAX_TAGS:
-        raise InvalidTag(f"an object can have at most {MAX_TAGS} tags (got {len(out)})")
+    if len(out) > limit:
+        raise InvalidTag(f"{what} can have at most {limit} tags (got {len(out)})")
     for k, v in out.items():
         if not isinstance(k, str) or not isinstance(v, str):
             raise InvalidTag("tag keys and values must be strings")
@@ -380,6 +385,11 @@ def normalize_tags(tags: dict[str, str] | None) -> dict[str, str]:
         if k.lower().startswith("aws:"):
             raise InvalidTag(f"tag key {k!r}: the aws: prefix is reserved")
     return out
+
+
+def normalize_bucket_tags(tags: dict[str, str] | None) -> dict[str, str]:
+    """A bucket's tags, checked as S3 checks PutBucketTagging's (InvalidTag)."""
+    return normalize_tags(tags, MAX_BUCKET_TAGS, "a bucket")
 
 
 def tags_from_pairs(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:

@@ -1,6 +1,6 @@
 """The S3 operations on the service and on buckets: create, head, delete,
-location, versioning, policy, encryption, replication, CORS, listings and
-DeleteObjects.
+location, versioning, policy, encryption, replication, CORS, tagging,
+listings and DeleteObjects.
 """
 
 from __future__ import annotations
@@ -138,6 +138,21 @@ class BucketHandlers(Base):
     async def delete_bucket_cors(self, call: Call) -> web.StreamResponse:
         await self.allow(call, "DeleteBucketCors")
         await self.coord.delete_bucket_cors(call.bucket)
+        return empty(204)
+
+    async def get_bucket_tagging(self, call: Call) -> web.StreamResponse:
+        await self.allow(call, "GetBucketTagging")
+        return answer(xml.tagging(await self.coord.get_bucket_tagging(call.bucket)))
+
+    async def put_bucket_tagging(self, call: Call) -> web.StreamResponse:
+        await self.allow(call, "PutBucketTagging")
+        tags = xml.parse_bucket_tagging(await self.small_body(call))
+        await self.coord.put_bucket_tagging(call.bucket, tags)
+        return empty(204)
+
+    async def delete_bucket_tagging(self, call: Call) -> web.StreamResponse:
+        await self.allow(call, "DeleteBucketTagging")
+        await self.coord.delete_bucket_tagging(call.bucket)
         return empty(204)
 
     async def list_objects(self, call: Call) -> web.StreamResponse:

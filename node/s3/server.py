@@ -124,6 +124,9 @@ ROUTES: dict[tuple[str, str, str], tuple[str, str]] = {
     ("GET", BUCKET, "cors"): ("GetBucketCors", "get_bucket_cors"),
     ("PUT", BUCKET, "cors"): ("PutBucketCors", "put_bucket_cors"),
     ("DELETE", BUCKET, "cors"): ("DeleteBucketCors", "delete_bucket_cors"),
+    ("GET", BUCKET, "tagging"): ("GetBucketTagging", "get_bucket_tagging"),
+    ("PUT", BUCKET, "tagging"): ("PutBucketTagging", "put_bucket_tagging"),
+    ("DELETE", BUCKET, "tagging"): ("DeleteBucketTagging", "delete_bucket_tagging"),
     ("OPTIONS", BUCKET, ""): PREFLIGHT,
     ("OPTIONS", OBJECT, ""): PREFLIGHT,
 }

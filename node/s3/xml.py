@@ -1,7 +1,8 @@
 """S3's XML, both ways: the documents the S3 HTTP API answers with (as S3
 writes them: the 2006-03-01 namespace, quoted ETags, ISO 8601 times with
 milliseconds) and the few it reads (DeleteObjects, CompleteMultipartUpload,
-versioning, tagging, encryption, replication and CORS configurations).
+versioning, object and bucket tagging, encryption, replication and CORS
+configurations).
 
 Pure functions of domain dataclasses (tristore.model), so that they are tested
 without a server.
@@ -733,7 +734,20 @@ def parse_replication(body: bytes) -> list[replication.Rule]:
 
 def parse_tagging(body: bytes) -> dict[str, str]:
     """A Tagging document's tags (a key given twice: InvalidTag, as S3)."""
+    return _tags(_parse(body, "Tagging"))
+
+
+def parse_bucket_tagging(body: bytes) -> dict[str, str]:
+    """PutBucketTagging's Tagging document: as :func:`parse_tagging`, and its
+    TagSet is required (S3's schema): a ``<Tagging/>`` is MalformedXML rather
+    than a way to remove the tags by accident."""
     root = _parse(body, "Tagging")
+    if not _children(root, "TagSet"):
+        raise MalformedXML("<Tagging> has no <TagSet>")
+    return _tags(root)
+
+
+def _tags(root: ET.Element) -> dict[str, str]:
     pairs: list[tuple[str, str]] = []
     for ts in _children(root, "TagSet"):
         for t in _children(ts, "Tag"):

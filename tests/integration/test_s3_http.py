@@ -2669,3 +2669,108 @@ def test_a_copy_from_a_delete_marker_is_an_invalid_request(cluster: DevCluster, 
         s3.abort_multipart_upload(Bucket=b, Key="copy", UploadId=u)
     with cluster.client() as c, pytest.raises(errors.InvalidRequest, match="delete marker"):
         c.copy_object(CopySource(b, "k", marker), b, "copy")
+
+
+# -- bucket tagging, ACLs and the configurations tristore does not offer ------------
+
+
+def test_bucket_tagging_is_stored_replaced_and_removed(s3: Any, other: Any) -> None:
+    """Put/Get/DeleteBucketTagging as S3's: the whole set replaced by each
+    put, NoSuchTagSet while there is none, S3's limits refused with InvalidTag
+    (nothing changed), the owner's to read and change unless a policy says
+    otherwise (s3:GetBucketTagging; deleting is s3:PutBucketTagging)."""
+    b = "s3c-btags"
+    s3.create_bucket(Bucket=b)
+    with pytest.raises(ClientError) as e:
+        s3.get_bucket_tagging(Bucket=b)
+    assert _refusal(e)[:2] == (404, "NoSuchTagSet")
+    tags = [{"Key": "team", "Value": "blue"}, {"Key": "cost-center", "Value": ""}]
+    put = s3.put_bucket_tagging(Bucket=b, Tagging={"TagSet": tags})
+    assert put["ResponseMetadata"]["HTTPStatusCode"] == 204
+    got = s3.get_bucket_tagging(Bucket=b)["TagSet"]
+    assert sorted(got, key=lambda t: t["Key"]) == sorted(tags, key=lambda t: t["Key"])
+    fifty = [{"Key": f"k{i:02}", "Value": "v" * 256} for i in range(50)]
+    s3.put_bucket_tagging(Bucket=b, Tagging={"TagSet": fifty})  # replaces, not adds
+    assert sorted(t["Key"] for t in s3.get_bucket_tagging(Bucket=b)["TagSet"]) == [
+        t["Key"] for t in fifty
+    ]
+    for bad in (
+        [*fifty, {"Key": "k50", "Value": "v"}],
+        [{"Key": "k" * 129, "Value": "v"}],
+        [{"Key": "k", "Value": "v" * 257}],
+        [{"Key": "aws:reserved", "Value": "v"}],
+        [{"Key": "dup", "Value": "1"}, {"Key": "dup", "Value": "2"}],
+    ):
+        with pytest.raises(ClientError) as e:
+            s3.put_bucket_tagging(Bucket=b, Tagging={"TagSet": bad})
+        assert _refusal(e)[:2] == (400, "InvalidTag"), bad[-1]["Key"][:8]
+    assert len(s3.get_bucket_tagging(Bucket=b)["TagSet"]) == 50  # unchanged
+    # Someone else's bucket: refused, until its policy opens reading the tags.
+    for call in (
+        lambda: other.get_bucket_tagging(Bucket=b),
+        lambda: other.put_bucket_tagging(Bucket=b, Tagging={"TagSet": tags}),
+        lambda: other.delete_bucket_tagging(Bucket=b),
+    ):
+        with pytest.raises(ClientError) as e:
+            call()
+        assert _refusal(e)[:2] == (403, "AccessDenied")
+    grant = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": ["s3compat"]},
+                "Action": "s3:GetBucketTagging",
+                "Resource": f"arn:aws:s3:::{b}",
+            }
+        ],
+    }
+    s3.put_bucket_policy(Bucket=b, Policy=json.dumps(grant))
+    assert len(other.get_bucket_tagging(Bucket=b)["TagSet"]) == 50
+    with pytest.raises(ClientError) as e:
+        other.delete_bucket_tagging(Bucket=b)  # s3:PutBucketTagging, not granted
+    assert _refusal(e)[:2] == (403, "AccessDenied")
+    s3.delete_bucket_policy(Bucket=b)
+
+    deleted = s3.delete_bucket_tagging(Bucket=b)
+    assert deleted["ResponseMetadata"]["HTTPStatusCode"] == 204
+    with pytest.raises(ClientError) as e:
+        s3.get_bucket_tagging(Bucket=b)
+    assert _refusal(e)[:2] == (404, "NoSuchTagSet")
+    s3.delete_bucket_tagging(Bucket=b)  # none to delete: 204 still
+    for call in (
+        lambda: s3.get_bucket_tagging(Bucket="s3c-no-such-bucket"),
+        lambda: s3.put_bucket_tagging(Bucket="s3c-no-such-bucket", Tagging={"TagSet": tags}),
+    ):
+        with pytest.raises(ClientError) as e:
+            call()
+        assert _refusal(e)[:2] == (404, "NoSuchBucket")
+
+
+def test_bucket_tags_through_one_door_then_the_other(cluster: DevCluster, s3: Any) -> None:
+    b = "s3c-btags-grpc"
+    s3.create_bucket(Bucket=b)
+    with cluster.client() as c:
+        with pytest.raises(errors.NoSuchTagSet):
+            c.get_bucket_tagging(b)
+        with pytest.raises(errors.InvalidTag, match="at most 50"):
+            c.put_bucket_tagging(b, {f"k{i}": "v" for i in range(51)})
+        assert c.put_bucket_tagging(b, {"team": "blue", "tier": ""}) == {
+            "team": "blue",
+            "tier": "",
+        }
+        assert s3.get_bucket_tagging(Bucket=b)["TagSet"] == [
+            {"Key": "team", "Value": "blue"},
+            {"Key": "tier", "Value": ""},
+        ]
+        s3.put_bucket_tagging(Bucket=b, Tagging={"TagSet": [{"Key": "from", "Value": "http"}]})
+        assert c.get_bucket_tagging(b) == {"from": "http"}
+        # The bucket's tags are not its objects' (nor the other way round).
+        s3.put_object(Bucket=b, Key="k", Body=b"x", Tagging="obj=1")
+        assert c.get_bucket_tagging(b) == {"from": "http"}
+        assert s3.get_object_tagging(Bucket=b, Key="k")["TagSet"] == [{"Key": "obj", "Value": "1"}]
+        c.delete_bucket_tagging(b)
+        with pytest.raises(ClientError) as e:
+            s3.get_bucket_tagging(Bucket=b)
+        assert _refusal(e)[:2] == (404, "NoSuchTagSet")
+        assert s3.get_object_tagging(Bucket=b, Key="k")["TagSet"] == [{"Key": "obj", "Value": "1"}]

@@ -443,6 +443,10 @@ def test_routing() -> None:
     assert route("POST", "b", "k", {"uploads": ""})[0] == "CreateMultipartUpload"
     assert route("PUT", "b", "", {"cors": ""}) == ("PutBucketCors", "put_bucket_cors")
     assert route("DELETE", "b", "", {"cors": ""})[0] == "DeleteBucketCors"
+    assert route("GET", "b", "", {"tagging": ""}) == ("GetBucketTagging", "get_bucket_tagging")
+    assert route("PUT", "b", "", {"tagging": ""})[0] == "PutBucketTagging"
+    assert route("DELETE", "b", "", {"tagging": ""})[0] == "DeleteBucketTagging"
+    assert route("PUT", "b", "k", {"tagging": ""})[0] == "PutObjectTagging"
     assert route("OPTIONS", "b", "k", {"uploadId": "u", "partNumber": "1"})[1] == "preflight"
     assert route("OPTIONS", "b", "", {})[1] == "preflight"
     for method, key, query in (("GET", "", {"lifecycle": ""}), ("PUT", "k", {"retention": ""}),
@@ -519,6 +523,29 @@ def test_a_tag_key_given_twice_is_refused_before_it_becomes_a_dict() -> None:
     assert xml.parse_tagging(doc.encode()) == {"k": "v", "K": "w"}
     assert hdr.tags("k=v&K=w&e=") == {"k": "v", "K": "w", "e": ""}
     assert hdr.tags("k%3D=v&k=w") == {"k=": "v", "k": "w"}
+
+
+def test_bucket_tagging_document() -> None:
+    doc = (
+        f'<Tagging xmlns="{xml.NS}"><TagSet><Tag><Key>team</Key><Value>blue</Value></Tag>'
+        "<Tag><Key>empty</Key><Value></Value></Tag></TagSet></Tagging>"
+    )
+    assert xml.parse_bucket_tagging(doc.encode()) == {"team": "blue", "empty": ""}
+    assert xml.parse_bucket_tagging(b"<Tagging><TagSet/></Tagging>") == {}
+    with pytest.raises(errors.MalformedXML, match="TagSet"):
+        xml.parse_bucket_tagging(b"<Tagging/>")  # not a way to remove them by accident
+    with pytest.raises(errors.InvalidTag, match="same key"):
+        xml.parse_bucket_tagging(
+            b"<Tagging><TagSet><Tag><Key>k</Key><Value>1</Value></Tag>"
+            b"<Tag><Key>k</Key><Value>2</Value></Tag></TagSet></Tagging>"
+        )
+    with pytest.raises(errors.MalformedXML):
+        xml.parse_bucket_tagging(b"<Tagging><TagSet><Tag><Value>v</Value></Tag></TagSet></Tagging>")
+    # GetBucketTagging answers the same document GetObjectTagging does.
+    root = ET.fromstring(xml.tagging({"team": "blue"}))
+    assert root.tag == f"{{{xml.NS}}}Tagging"
+    tag = root.find(f"{{{xml.NS}}}TagSet/{{{xml.NS}}}Tag")
+    assert tag is not None and [c.text for c in tag] == ["team", "blue"]
 
 
 def test_an_error_about_a_delete_marker_names_it() -> None:

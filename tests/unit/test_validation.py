@@ -410,6 +410,26 @@ def test_ten_tags_fit_eleven_do_not() -> None:
         v.normalize_tags({**ten, "k10": "v"})
 
 
+def test_a_bucket_takes_fifty_tags_not_fifty_one() -> None:
+    fifty = {f"k{i}": "v" for i in range(50)}
+    assert v.normalize_bucket_tags(fifty) == fifty
+    with pytest.raises(errors.InvalidTag, match="a bucket can have at most 50 tags"):
+        v.normalize_bucket_tags({**fifty, "k50": "v"})
+
+
+def test_bucket_tags_follow_the_object_tag_rules() -> None:
+    v.normalize_bucket_tags({"k" * 128: "v" * 256, "empty": ""})
+    for bad, says in (
+        ({"k" * 129: "v"}, "1 to 128"),
+        ({"": "v"}, "1 to 128"),
+        ({"k": "v" * 257}, "longer than 256"),
+        ({"aws:cost": "v"}, "aws: prefix"),
+        ({"k": "semi;colon"}, "letters, digits"),
+    ):
+        with pytest.raises(errors.InvalidTag, match=says):
+            v.normalize_bucket_tags(bad)
+
+
 def test_tag_key_length() -> None:
     v.normalize_tags({"k" * 128: "v"})
     with pytest.raises(errors.InvalidTag, match="1 to 128"):

@@ -235,9 +235,12 @@ def _check_max_keys(max_keys: int, name: str = "max-keys") -> int:
     return validation.cap_max_keys(max_keys, name)
 
 
-def check_tag_set(tags: Mapping[str, str] | None) -> dict[str, str]:
+def check_tag_set(tags: Mapping[str, str] | None, bucket: bool = False) -> dict[str, str]:
+    """An object's tags (a bucket's with ``bucket``), checked as the server checks them."""
     if tags is not None and not isinstance(tags, Mapping):
         raise errors.InvalidTag(f"tags must be a dict of str to str, got {type(tags).__name__}")
+    if bucket:
+        return validation.normalize_bucket_tags(dict(tags or {}))
     return validation.normalize_tags(dict(tags or {}))
 
 
@@ -1478,6 +1481,29 @@ class AsyncClient:
         """Remove the bucket's CORS configuration (a no-op when it has none)."""
         validation.check_bucket_name(bucket)
         await self._unary("DeleteBucketCors", objects_pb2.BucketCorsRequest(bucket=bucket))
+
+    # -- bucket tags ---------------------------------------------------------------
+
+    async def put_bucket_tagging(self, bucket: str, tags: Mapping[str, str]) -> dict[str, str]:
+        """Replace the bucket's tags (S3's PutBucketTagging: at most 50, keys
+        1-128 and values 0-256 characters; InvalidTag otherwise); an empty set
+        removes them. Returns the tags now stored."""
+        validation.check_bucket_name(bucket)
+        request = objects_pb2.BucketTaggingRequest(
+            bucket=bucket, tags=check_tag_set(tags, bucket=True)
+        )
+        return dict((await self._unary("PutBucketTagging", request)).tags)
+
+    async def get_bucket_tagging(self, bucket: str) -> dict[str, str]:
+        """The bucket's tags; NoSuchTagSet when it has none (as S3 answers)."""
+        validation.check_bucket_name(bucket)
+        request = objects_pb2.BucketTaggingRequest(bucket=bucket)
+        return dict((await self._unary("GetBucketTagging", request)).tags)
+
+    async def delete_bucket_tagging(self, bucket: str) -> None:
+        """Remove the bucket's tags (a no-op when it has none)."""
+        validation.check_bucket_name(bucket)
+        await self._unary("DeleteBucketTagging", objects_pb2.BucketTaggingRequest(bucket=bucket))
 
     # -- users and access keys (admin role) ---------------------------------------
 

@@ -776,6 +776,18 @@ class Client:
         """Remove the bucket's CORS configuration."""
         self._run(self._aio.delete_bucket_cors(bucket))
 
+    def put_bucket_tagging(self, bucket: str, tags: Mapping[str, str]) -> dict[str, str]:
+        """Replace the bucket's tags; see :meth:`AsyncClient.put_bucket_tagging`."""
+        return self._run(self._aio.put_bucket_tagging(bucket, tags))
+
+    def get_bucket_tagging(self, bucket: str) -> dict[str, str]:
+        """The bucket's tags; NoSuchTagSet when it has none."""
+        return self._run(self._aio.get_bucket_tagging(bucket))
+
+    def delete_bucket_tagging(self, bucket: str) -> None:
+        """Remove the bucket's tags."""
+        self._run(self._aio.delete_bucket_tagging(bucket))
+
     def create_user(self, name: str, role: str = "user", buckets: Sequence[str] = ()) -> UserInfo:
         return self._run(self._aio.create_user(name, role, buckets))
 

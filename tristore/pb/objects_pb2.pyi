@@ -53,6 +53,34 @@ class BucketCorsResponse(_message.Message):
     rules: _containers.RepeatedCompositeFieldContainer[CorsRule]
     def __init__(self, rules: _Optional[_Iterable[_Union[CorsRule, _Mapping]]] = ...) -> None: ...
 
+class BucketTaggingRequest(_message.Message):
+    __slots__ = ("bucket", "tags")
+    class TagsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    BUCKET_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    bucket: str
+    tags: _containers.ScalarMap[str, str]
+    def __init__(self, bucket: _Optional[str] = ..., tags: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class BucketTaggingResponse(_message.Message):
+    __slots__ = ("tags",)
+    class TagsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    tags: _containers.ScalarMap[str, str]
+    def __init__(self, tags: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
 class Conditions(_message.Message):
     __slots__ = ("if_match", "if_none_match", "if_modified_since_ms", "has_if_modified_since", "if_unmodified_since_ms", "has_if_unmodified_since")
     IF_MATCH_FIELD_NUMBER: _ClassVar[int]

@@ -249,6 +249,21 @@ class ObjectServiceStub:
                 request_serializer=tristore_dot_pb_dot_objects__pb2.BucketCorsRequest.SerializeToString,
                 response_deserializer=tristore_dot_pb_dot_objects__pb2.BucketCorsResponse.FromString,
                 _registered_method=True)
+        self.PutBucketTagging = channel.unary_unary(
+                '/tristore.v1.ObjectService/PutBucketTagging',
+                request_serializer=tristore_dot_pb_dot_objects__pb2.BucketTaggingRequest.SerializeToString,
+                response_deserializer=tristore_dot_pb_dot_objects__pb2.BucketTaggingResponse.FromString,
+                _registered_method=True)
+        self.GetBucketTagging = channel.unary_unary(
+                '/tristore.v1.ObjectService/GetBucketTagging',
+                request_serializer=tristore_dot_pb_dot_objects__pb2.BucketTaggingRequest.SerializeToString,
+                response_deserializer=tristore_dot_pb_dot_objects__pb2.BucketTaggingResponse.FromString,
+                _registered_method=True)
+        self.DeleteBucketTagging = channel.unary_unary(
+                '/tristore.v1.ObjectService/DeleteBucketTagging',
+                request_serializer=tristore_dot_pb_dot_objects__pb2.BucketTaggingRequest.SerializeToString,
+                response_deserializer=tristore_dot_pb_dot_objects__pb2.BucketTaggingResponse.FromString,
+                _registered_method=True)
 
 
 class ObjectServiceServicer:
@@ -539,6 +554,26 @@ class ObjectServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PutBucketTagging(self, request, context):
+        """Bucket tags (S3's PutBucketTagging ...): at most 50, stored with the
+        bucket record. GetBucketTagging of a bucket without tags: NoSuchTagSet.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetBucketTagging(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteBucketTagging(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ObjectServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -756,6 +791,21 @@ def add_ObjectServiceServicer_to_server(servicer, server):
                     servicer.DeleteBucketCors,
                     request_deserializer=tristore_dot_pb_dot_objects__pb2.BucketCorsRequest.FromString,
                     response_serializer=tristore_dot_pb_dot_objects__pb2.BucketCorsResponse.SerializeToString,
+            ),
+            'PutBucketTagging': grpc.unary_unary_rpc_method_handler(
+                    servicer.PutBucketTagging,
+                    request_deserializer=tristore_dot_pb_dot_objects__pb2.BucketTaggingRequest.FromString,
+                    response_serializer=tristore_dot_pb_dot_objects__pb2.BucketTaggingResponse.SerializeToString,
+            ),
+            'GetBucketTagging': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetBucketTagging,
+                    request_deserializer=tristore_dot_pb_dot_objects__pb2.BucketTaggingRequest.FromString,
+                    response_serializer=tristore_dot_pb_dot_objects__pb2.BucketTaggingResponse.SerializeToString,
+            ),
+            'DeleteBucketTagging': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteBucketTagging,
+                    request_deserializer=tristore_dot_pb_dot_objects__pb2.BucketTaggingRequest.FromString,
+                    response_serializer=tristore_dot_pb_dot_objects__pb2.BucketTaggingResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1919,6 +1969,87 @@ class ObjectService:
             '/tristore.v1.ObjectService/DeleteBucketCors',
             tristore_dot_pb_dot_objects__pb2.BucketCorsRequest.SerializeToString,
             tristore_dot_pb_dot_objects__pb2.BucketCorsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PutBucketTagging(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tristore.v1.ObjectService/PutBucketTagging',
+            tristore_dot_pb_dot_objects__pb2.BucketTaggingRequest.SerializeToString,
+            tristore_dot_pb_dot_objects__pb2.BucketTaggingResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetBucketTagging(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tristore.v1.ObjectService/GetBucketTagging',
+            tristore_dot_pb_dot_objects__pb2.BucketTaggingRequest.SerializeToString,
+            tristore_dot_pb_dot_objects__pb2.BucketTaggingResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteBucketTagging(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tristore.v1.ObjectService/DeleteBucketTagging',
+            tristore_dot_pb_dot_objects__pb2.BucketTaggingRequest.SerializeToString,
+            tristore_dot_pb_dot_objects__pb2.BucketTaggingResponse.FromString,
             options,
             channel_credentials,
             insecure,
