@@ -117,6 +117,8 @@ RULES: dict[str, tuple[str, str]] = {
     # Operations only the S3 HTTP API has (node/s3/); DeleteObjects is checked
     # key by key as DeleteObject, as S3 does.
     "GetBucketLocation": ("s3:GetBucketLocation", BUCKET),
+    "GetBucketAcl": ("s3:GetBucketAcl", BUCKET),
+    "PutBucketAcl": ("s3:PutBucketAcl", BUCKET),
 }
 PUBLIC_READ_ACLS = ("public-read", "public-read-write")
 #: The reads a public-read (or authenticated-read) object ACL opens.

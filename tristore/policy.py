@@ -73,6 +73,8 @@ ACTIONS = frozenset(
         "s3:PutBucketCORS",
         "s3:GetBucketTagging",
         "s3:PutBucketTagging",
+        "s3:GetBucketAcl",
+        "s3:PutBucketAcl",
         "s3:ListenBucketNotification",
     )
 )

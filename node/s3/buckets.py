@@ -1,12 +1,12 @@
 """The S3 operations on the service and on buckets: create, head, delete,
-location, versioning, policy, encryption, replication, CORS, tagging,
+location, versioning, policy, encryption, replication, CORS, tagging, ACLs,
 listings and DeleteObjects.
 """
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from aiohttp import web
 
@@ -36,9 +36,7 @@ class BucketHandlers(Base):
 
     async def create_bucket(self, call: Call) -> web.StreamResponse:
         await self.allow(call, "CreateBucket")
-        acl = call.headers.get("x-amz-acl", "private")
-        if acl != "private":
-            raise errors.NotImplemented(f"bucket ACLs are not supported (x-amz-acl: {acl})")
+        refuse_bucket_acl(call.headers)
         constraint = xml.parse_create_bucket(await self.small_body(call))
         validation.check_location_constraint(constraint, self.region)
         await self.coord.create_bucket(call.bucket)
@@ -140,6 +138,26 @@ class BucketHandlers(Base):
         await self.coord.delete_bucket_cors(call.bucket)
         return empty(204)
 
+    async def get_bucket_acl(self, call: Call) -> web.StreamResponse:
+        """The bucket owner's FULL_CONTROL, and nothing else: a bucket's ACL
+        is always ``private`` (access is given by bucket policies)."""
+        await self.allow(call, "GetBucketAcl")
+        await self.coord.head_bucket(call.bucket)
+        return answer(xml.acl(await self.guard.bucket_owner(call.bucket), "private"))
+
+    async def put_bucket_acl(self, call: Call) -> web.StreamResponse:
+        """The ACL a bucket has already (``private``, or a body granting only
+        the owner FULL_CONTROL) is taken and changes nothing; any other is
+        NotImplemented, as CreateBucket answers it."""
+        await self.allow(call, "PutBucketAcl")
+        await self.coord.head_bucket(call.bucket)
+        refuse_bucket_acl(call.headers)
+        body = await self.small_body(call)
+        if body.strip() or "x-amz-acl" not in call.headers:
+            owner = await self.guard.bucket_owner(call.bucket)
+            refuse_bucket_grants(xml.parse_acl(body), owner)
+        return empty()
+
     async def get_bucket_tagging(self, call: Call) -> web.StreamResponse:
         await self.allow(call, "GetBucketTagging")
         return answer(xml.tagging(await self.coord.get_bucket_tagging(call.bucket)))
@@ -230,6 +248,44 @@ class BucketHandlers(Base):
 
         results = await bulk_delete.delete_objects(self.coord, call.bucket, objects, check)
         return answer(xml.delete_result([_xml_item(r) for r in results], quiet))
+
+
+#: Headers that grant a bucket ACL's permissions one by one.
+_GRANT_HEADERS = (
+    "x-amz-grant-full-control",
+    "x-amz-grant-read",
+    "x-amz-grant-read-acp",
+    "x-amz-grant-write",
+    "x-amz-grant-write-acp",
+)
+
+
+def refuse_bucket_acl(headers: Mapping[str, str]) -> None:
+    """CreateBucket's and PutBucketAcl's ACL headers: a bucket's ACL is always
+    ``private`` (its owner's FULL_CONTROL; others get access by bucket
+    policies), so any other canned ACL, and any grant, is NotImplemented
+    naming it, rather than taken and not applied."""
+    acl = headers.get("x-amz-acl", "private")
+    if acl != "private":
+        raise errors.NotImplemented(f"bucket ACLs are not supported (x-amz-acl: {acl})")
+    granted = [h for h in _GRANT_HEADERS if h in headers]
+    if granted:
+        raise errors.NotImplemented(
+            f"bucket ACLs are not supported ({', '.join(f'{h}: {headers[h]}' for h in granted)})"
+        )
+
+
+def refuse_bucket_grants(grants: Sequence[xml.Grant], owner: str) -> None:
+    """A PutBucketAcl body: only the ``private`` ACL's one grant (FULL_CONTROL
+    to the bucket's owner) is taken, as it changes nothing."""
+    private = xml.Grant("CanonicalUser", owner, "FULL_CONTROL")
+    other = [g for g in grants if g != private]
+    if other or not grants:
+        named = ", ".join(str(g) for g in other) or "no grant at all"
+        raise errors.NotImplemented(
+            f"bucket ACLs are not supported (an AccessControlPolicy granting {named}); "
+            "a bucket's ACL is private: its owner's FULL_CONTROL"
+        )
 
 
 #: Buckets a ListBuckets page holds at most (S3's max-buckets range is 1..10000;

@@ -127,6 +127,8 @@ ROUTES: dict[tuple[str, str, str], tuple[str, str]] = {
     ("GET", BUCKET, "tagging"): ("GetBucketTagging", "get_bucket_tagging"),
     ("PUT", BUCKET, "tagging"): ("PutBucketTagging", "put_bucket_tagging"),
     ("DELETE", BUCKET, "tagging"): ("DeleteBucketTagging", "delete_bucket_tagging"),
+    ("GET", BUCKET, "acl"): ("GetBucketAcl", "get_bucket_acl"),
+    ("PUT", BUCKET, "acl"): ("PutBucketAcl", "put_bucket_acl"),
     ("OPTIONS", BUCKET, ""): PREFLIGHT,
     ("OPTIONS", OBJECT, ""): PREFLIGHT,
 }

@@ -162,16 +162,20 @@ def tagging(tags: dict[str, str]) -> bytes:
     return _doc(root)
 
 
+#: The namespace of a Grantee's ``xsi:type``.
+XSI = "http://www.w3.org/2001/XMLSchema-instance"
+
+
 def acl(owner: str, canned: str) -> bytes:
-    """An AccessControlPolicy: the owner's FULL_CONTROL, and the grants a canned ACL adds."""
+    """An AccessControlPolicy: the owner's FULL_CONTROL, and the grants a canned
+    ACL adds (GetObjectAcl's; GetBucketAcl's is always ``private``'s)."""
     root = _root("AccessControlPolicy")
     _owner(root, owner)
     grants = _add(root, "AccessControlList")
-    xsi = "http://www.w3.org/2001/XMLSchema-instance"
 
     def grant(kind: str, who: str, perm: str) -> None:
         g = _add(grants, "Grant")
-        gr = ET.SubElement(g, "Grantee", {"xmlns:xsi": xsi, "xsi:type": kind})
+        gr = ET.SubElement(g, "Grantee", {"xmlns:xsi": XSI, "xsi:type": kind})
         if kind == "CanonicalUser":
             _add(gr, "ID", who)
             _add(gr, "DisplayName", who)
@@ -563,6 +567,43 @@ def parse_create_bucket(body: bytes) -> str:
         return ""
     root = _parse(body, "CreateBucketConfiguration")
     return (_child_text(root, "LocationConstraint") or "").strip()
+
+
+@dataclass(frozen=True)
+class Grant:
+    """One Grant of an AccessControlPolicy a request sent."""
+
+    #: The Grantee's xsi:type: CanonicalUser, Group or AmazonCustomerByEmail.
+    kind: str
+    #: Its ID, URI or EmailAddress (whichever it names).
+    who: str
+    permission: str
+
+    def __str__(self) -> str:
+        return f"{self.permission} to {self.kind} {self.who!r}"
+
+
+def parse_acl(body: bytes) -> list[Grant]:
+    """An AccessControlPolicy document's grants (PutBucketAcl's body)."""
+    root = _parse(body, "AccessControlPolicy")
+    out = []
+    for acl_list in _children(root, "AccessControlList"):
+        for g in _children(acl_list, "Grant"):
+            grantee = _children(g, "Grantee")
+            permission = (_child_text(g, "Permission") or "").strip()
+            if not grantee or not permission:
+                raise MalformedXML("a <Grant> needs a <Grantee> and a <Permission>")
+            kind = grantee[0].get(f"{{{XSI}}}type", "")
+            out.append(Grant(kind, _grantee(grantee[0]), permission))
+    return out
+
+
+def _grantee(el: ET.Element) -> str:
+    for tag in ("ID", "URI", "EmailAddress"):
+        text = _child_text(el, tag)
+        if text is not None:
+            return text.strip()
+    return ""
 
 
 def parse_versioning(body: bytes) -> str:

@@ -2774,3 +2774,70 @@ def test_bucket_tags_through_one_door_then_the_other(cluster: DevCluster, s3: An
             s3.get_bucket_tagging(Bucket=b)
         assert _refusal(e)[:2] == (404, "NoSuchTagSet")
         assert s3.get_object_tagging(Bucket=b, Key="k")["TagSet"] == [{"Key": "obj", "Value": "1"}]
+
+
+def test_a_bucket_acl_is_its_owners_full_control(s3: Any, other: Any) -> None:
+    """GetBucketAcl answers the owner's FULL_CONTROL (as GetObjectAcl of a
+    private object); PutBucketAcl of that same ACL (canned ``private``, or the
+    policy GetBucketAcl gave) succeeds and changes nothing; any other is 501
+    NotImplemented naming it, as CreateBucket answers a non-private ACL."""
+    b = "s3c-bacl"
+    s3.create_bucket(Bucket=b)
+    got = s3.get_bucket_acl(Bucket=b)
+    owner = got["Owner"]["ID"]
+    assert owner == "root" and got["Owner"]["DisplayName"] == "root"
+    assert got["Grants"] == [
+        {
+            "Grantee": {"ID": owner, "DisplayName": owner, "Type": "CanonicalUser"},
+            "Permission": "FULL_CONTROL",
+        }
+    ]
+    s3.put_object(Bucket=b, Key="k", Body=b"x")
+    assert s3.get_object_acl(Bucket=b, Key="k")["Grants"] == got["Grants"]
+    assert s3.put_bucket_acl(Bucket=b, ACL="private")["ResponseMetadata"]["HTTPStatusCode"] == 200
+    policy = {"Owner": got["Owner"], "Grants": got["Grants"]}
+    s3.put_bucket_acl(Bucket=b, AccessControlPolicy=policy)  # as a tool writes back what it read
+    everyone = {"Type": "Group", "URI": "http://acs.amazonaws.com/groups/global/AllUsers"}
+    refused: list[tuple[dict[str, Any], str]] = [
+        ({"ACL": "public-read"}, "x-amz-acl: public-read"),
+        ({"ACL": "authenticated-read"}, "x-amz-acl: authenticated-read"),
+        ({"GrantRead": f"uri={everyone['URI']}"}, "x-amz-grant-read"),
+        (
+            {
+                "AccessControlPolicy": {
+                    "Owner": got["Owner"],
+                    "Grants": [*got["Grants"], {"Grantee": everyone, "Permission": "READ"}],
+                }
+            },
+            "READ to Group",
+        ),
+    ]
+    for kw, says in refused:
+        with pytest.raises(ClientError) as e:
+            s3.put_bucket_acl(Bucket=b, **kw)
+        assert _refusal(e)[:2] == (501, "NotImplemented"), kw
+        assert says in e.value.response["Error"]["Message"]
+    for kw, _ in refused[:3]:  # CreateBucket answers the same
+        with pytest.raises(ClientError) as e:
+            s3.create_bucket(Bucket="s3c-bacl-new", **kw)
+        assert _refusal(e)[:2] == (501, "NotImplemented"), kw
+    with pytest.raises(ClientError):
+        s3.head_bucket(Bucket="s3c-bacl-new")  # none of them made it
+    assert s3.get_bucket_acl(Bucket=b)["Grants"] == got["Grants"]  # unchanged
+    # Someone else's bucket: refused before anything else (s3:GetBucketAcl,
+    # s3:PutBucketAcl); a bucket that does not exist: NoSuchBucket.
+    for call in (
+        lambda: other.get_bucket_acl(Bucket=b),
+        lambda: other.put_bucket_acl(Bucket=b, ACL="private"),
+        lambda: other.put_bucket_acl(Bucket=b, ACL="public-read"),
+    ):
+        with pytest.raises(ClientError) as e:
+            call()
+        assert _refusal(e)[:2] == (403, "AccessDenied")
+    for call in (
+        lambda: s3.get_bucket_acl(Bucket="s3c-no-such-bucket"),
+        lambda: s3.put_bucket_acl(Bucket="s3c-no-such-bucket", ACL="private"),
+    ):
+        with pytest.raises(ClientError) as e:
+            call()
+        assert _refusal(e)[:2] == (404, "NoSuchBucket")

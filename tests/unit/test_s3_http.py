@@ -447,6 +447,8 @@ def test_routing() -> None:
     assert route("PUT", "b", "", {"tagging": ""})[0] == "PutBucketTagging"
     assert route("DELETE", "b", "", {"tagging": ""})[0] == "DeleteBucketTagging"
     assert route("PUT", "b", "k", {"tagging": ""})[0] == "PutObjectTagging"
+    assert route("GET", "b", "", {"acl": ""}) == ("GetBucketAcl", "get_bucket_acl")
+    assert route("PUT", "b", "", {"acl": ""})[0] == "PutBucketAcl"
     assert route("OPTIONS", "b", "k", {"uploadId": "u", "partNumber": "1"})[1] == "preflight"
     assert route("OPTIONS", "b", "", {})[1] == "preflight"
     for method, key, query in (("GET", "", {"lifecycle": ""}), ("PUT", "k", {"retention": ""}),
@@ -546,6 +548,36 @@ def test_bucket_tagging_document() -> None:
     assert root.tag == f"{{{xml.NS}}}Tagging"
     tag = root.find(f"{{{xml.NS}}}TagSet/{{{xml.NS}}}Tag")
     assert tag is not None and [c.text for c in tag] == ["team", "blue"]
+
+
+def test_a_bucket_acl_is_private_or_not_implemented() -> None:
+    private = xml.parse_acl(xml.acl("alice", "private"))
+    assert private == [xml.Grant("CanonicalUser", "alice", "FULL_CONTROL")]
+    bucket_pages.refuse_bucket_grants(private, "alice")  # what GetBucketAcl answers
+    bucket_pages.refuse_bucket_acl({})
+    bucket_pages.refuse_bucket_acl({"x-amz-acl": "private"})
+    public = xml.parse_acl(xml.acl("alice", "public-read"))
+    assert public[1] == xml.Grant(
+        "Group", "http://acs.amazonaws.com/groups/global/AllUsers", "READ"
+    )
+    for grants, owner, says in (
+        (public, "alice", "READ to Group 'http://acs.amazonaws.com/groups/global/AllUsers'"),
+        (private, "bob", "FULL_CONTROL to CanonicalUser 'alice'"),
+        ([], "alice", "no grant at all"),
+    ):
+        with pytest.raises(errors.NotImplemented, match=says):
+            bucket_pages.refuse_bucket_grants(grants, owner)
+    for headers, says in (
+        ({"x-amz-acl": "public-read"}, "x-amz-acl: public-read"),
+        ({"x-amz-grant-read": 'uri="http://acs"'}, "x-amz-grant-read"),
+    ):
+        with pytest.raises(errors.NotImplemented, match=says):
+            bucket_pages.refuse_bucket_acl(headers)
+    with pytest.raises(errors.MalformedXML):
+        xml.parse_acl(b"<AccessControlPolicy><AccessControlList><Grant/></AccessControlList>"
+                      b"</AccessControlPolicy>")  # fmt: skip
+    with pytest.raises(errors.MalformedXML):
+        xml.parse_acl(b"")
 
 
 def test_an_error_about_a_delete_marker_names_it() -> None:
