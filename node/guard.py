@@ -119,6 +119,19 @@ RULES: dict[str, tuple[str, str]] = {
     "GetBucketLocation": ("s3:GetBucketLocation", BUCKET),
     "GetBucketAcl": ("s3:GetBucketAcl", BUCKET),
     "PutBucketAcl": ("s3:PutBucketAcl", BUCKET),
+    # Configurations not offered, read as none (node/s3/configs.py); S3 has no
+    # s3:DeleteLifecycleConfiguration: deleting it is putting it.
+    "GetBucketLifecycleConfiguration": ("s3:GetLifecycleConfiguration", BUCKET),
+    "DeleteBucketLifecycle": ("s3:PutLifecycleConfiguration", BUCKET),
+    "GetBucketWebsite": ("s3:GetBucketWebsite", BUCKET),
+    "DeleteBucketWebsite": ("s3:DeleteBucketWebsite", BUCKET),
+    "GetBucketLogging": ("s3:GetBucketLogging", BUCKET),
+    "GetBucketNotificationConfiguration": ("s3:GetBucketNotification", BUCKET),
+    "GetObjectLockConfiguration": ("s3:GetBucketObjectLockConfiguration", BUCKET),
+    "GetPublicAccessBlock": ("s3:GetBucketPublicAccessBlock", BUCKET),
+    "GetBucketOwnershipControls": ("s3:GetBucketOwnershipControls", BUCKET),
+    "GetBucketAccelerateConfiguration": ("s3:GetAccelerateConfiguration", BUCKET),
+    "GetBucketRequestPayment": ("s3:GetBucketRequestPayment", BUCKET),
 }
 PUBLIC_READ_ACLS = ("public-read", "public-read-write")
 #: The reads a public-read (or authenticated-read) object ACL opens.

@@ -22,6 +22,10 @@ Hierarchy::
     │   ├── MalformedPolicy, NoSuchBucketPolicy
     │   ├── NoSuchCORSConfiguration, AccessForbidden, BadRequest   (CORS)
     │   ├── NoSuchTagSet            (bucket tagging)
+    │   ├── NoSuchLifecycleConfiguration, NoSuchWebsiteConfiguration,
+    │   │   ObjectLockConfigurationNotFoundError,
+    │   │   NoSuchPublicAccessBlockConfiguration, OwnershipControlsNotFoundError
+    │   │                           (S3 HTTP: configurations not offered, so none)
     │   ├── NoSuchEntity, EntityAlreadyExists     (users and access keys)
     │   └── FileChanged             (the SDK's: a file changed during upload_file)
     └── ServerError                 (the cluster could not do it now)
@@ -336,6 +340,42 @@ class NoSuchTagSet(ClientError):
     grpc_status = _Status("NOT_FOUND")
 
 
+class NoSuchLifecycleConfiguration(ClientError):
+    """GetBucketLifecycleConfiguration: tristore offers no lifecycle rules, so
+    every bucket answers as S3's without one."""
+
+    code = "NoSuchLifecycleConfiguration"
+    grpc_status = _Status("NOT_FOUND")
+
+
+class NoSuchWebsiteConfiguration(ClientError):
+    """GetBucketWebsite: no bucket has a website configuration (not offered)."""
+
+    code = "NoSuchWebsiteConfiguration"
+    grpc_status = _Status("NOT_FOUND")
+
+
+class ObjectLockConfigurationNotFoundError(ClientError):
+    """GetObjectLockConfiguration: no bucket has Object Lock (not offered)."""
+
+    code = "ObjectLockConfigurationNotFoundError"
+    grpc_status = _Status("NOT_FOUND")
+
+
+class NoSuchPublicAccessBlockConfiguration(ClientError):
+    """GetPublicAccessBlock: no bucket has one (not offered)."""
+
+    code = "NoSuchPublicAccessBlockConfiguration"
+    grpc_status = _Status("NOT_FOUND")
+
+
+class OwnershipControlsNotFoundError(ClientError):
+    """GetBucketOwnershipControls: no bucket has them (not offered)."""
+
+    code = "OwnershipControlsNotFoundError"
+    grpc_status = _Status("NOT_FOUND")
+
+
 class AccessForbidden(ClientError):
     """A CORS preflight (OPTIONS) that no rule of the bucket's CORS
     configuration allows, or of a bucket without one (S3's 403 CORSResponse)."""
@@ -513,6 +553,11 @@ HTTP_STATUS: dict[str, int] = {
     "NoSuchBucketPolicy": 404,
     "NoSuchCORSConfiguration": 404,
     "NoSuchTagSet": 404,
+    "NoSuchLifecycleConfiguration": 404,
+    "NoSuchWebsiteConfiguration": 404,
+    "ObjectLockConfigurationNotFoundError": 404,
+    "NoSuchPublicAccessBlockConfiguration": 404,
+    "OwnershipControlsNotFoundError": 404,
     "AccessForbidden": 403,
     "BadRequest": 400,
     "NoSuchEntity": 404,

@@ -75,6 +75,18 @@ ACTIONS = frozenset(
         "s3:PutBucketTagging",
         "s3:GetBucketAcl",
         "s3:PutBucketAcl",
+        "s3:GetBucketLocation",
+        "s3:GetLifecycleConfiguration",
+        "s3:PutLifecycleConfiguration",
+        "s3:GetBucketWebsite",
+        "s3:DeleteBucketWebsite",
+        "s3:GetBucketLogging",
+        "s3:GetBucketNotification",
+        "s3:GetBucketObjectLockConfiguration",
+        "s3:GetBucketPublicAccessBlock",
+        "s3:GetBucketOwnershipControls",
+        "s3:GetAccelerateConfiguration",
+        "s3:GetBucketRequestPayment",
         "s3:ListenBucketNotification",
     )
 )

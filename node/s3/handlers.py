@@ -1,5 +1,6 @@
 """Every S3 operation the HTTP API offers, one method each, grouped by what
-they act on (node/s3/buckets.py, objects.py, multipart.py): authorize
+they act on (node/s3/buckets.py, objects.py, multipart.py, cors.py, and
+configs.py for the bucket configurations not offered): authorize
 (node/guard.py, as the gRPC door does), call the Coordinator (as
 node/servicer.py does), answer in S3's form.
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 from node.s3.buckets import BucketHandlers
 from node.s3.call import Call
+from node.s3.configs import ConfigHandlers
 from node.s3.cors import CorsHandlers
 from node.s3.multipart import MultipartHandlers
 from node.s3.objects import ObjectHandlers
@@ -19,5 +21,5 @@ from node.s3.objects import ObjectHandlers
 __all__ = ["Call", "Handlers"]
 
 
-class Handlers(BucketHandlers, ObjectHandlers, MultipartHandlers, CorsHandlers):
+class Handlers(BucketHandlers, ObjectHandlers, MultipartHandlers, CorsHandlers, ConfigHandlers):
     """The handlers node/s3/server.py routes to (by method name)."""

@@ -129,8 +129,46 @@ ROUTES: dict[tuple[str, str, str], tuple[str, str]] = {
     ("DELETE", BUCKET, "tagging"): ("DeleteBucketTagging", "delete_bucket_tagging"),
     ("GET", BUCKET, "acl"): ("GetBucketAcl", "get_bucket_acl"),
     ("PUT", BUCKET, "acl"): ("PutBucketAcl", "put_bucket_acl"),
+    # Configurations not offered (node/s3/configs.py): none, as S3 answers it.
+    ("GET", BUCKET, "lifecycle"): ("GetBucketLifecycleConfiguration", "get_bucket_lifecycle"),
+    ("DELETE", BUCKET, "lifecycle"): ("DeleteBucketLifecycle", "delete_bucket_lifecycle"),
+    ("GET", BUCKET, "website"): ("GetBucketWebsite", "get_bucket_website"),
+    ("DELETE", BUCKET, "website"): ("DeleteBucketWebsite", "delete_bucket_website"),
+    ("GET", BUCKET, "logging"): ("GetBucketLogging", "get_bucket_logging"),
+    ("GET", BUCKET, "notification"): (
+        "GetBucketNotificationConfiguration",
+        "get_bucket_notification",
+    ),
+    ("GET", BUCKET, "object-lock"): (
+        "GetObjectLockConfiguration",
+        "get_object_lock_configuration",
+    ),
+    ("GET", BUCKET, "publicAccessBlock"): ("GetPublicAccessBlock", "get_public_access_block"),
+    ("GET", BUCKET, "ownershipControls"): (
+        "GetBucketOwnershipControls",
+        "get_bucket_ownership_controls",
+    ),
+    ("GET", BUCKET, "accelerate"): ("GetBucketAccelerateConfiguration", "get_bucket_accelerate"),
+    ("GET", BUCKET, "requestPayment"): ("GetBucketRequestPayment", "get_bucket_request_payment"),
     ("OPTIONS", BUCKET, ""): PREFLIGHT,
     ("OPTIONS", OBJECT, ""): PREFLIGHT,
+}
+
+#: Bucket sub-resources whose configuration tristore does not offer: reading
+#: one answers "none" (above); setting one is NotImplemented naming this.
+UNOFFERED = {
+    "lifecycle": "lifecycle configurations (expiration and transition rules)",
+    "website": "static website hosting",
+    "logging": "server access logging",
+    "notification": (
+        "S3 event notification configurations (tristore's own events are "
+        "subscribed to over gRPC: tristore events)"
+    ),
+    "object-lock": "Object Lock",
+    "publicAccessBlock": "public access block configurations",
+    "ownershipControls": "object ownership controls",
+    "accelerate": "transfer acceleration",
+    "requestPayment": "Requester Pays",
 }
 
 
@@ -146,6 +184,11 @@ def route(method: str, bucket: str, key: str, query: dict[str, str]) -> tuple[st
     found = ROUTES.get((method, target, sub))
     if found is None:
         what = f"{method} on a {target}" + (f" with ?{sub}" if sub else "")
+        if target == BUCKET and sub in UNOFFERED:
+            raise errors.NotImplemented(
+                f"{what} is not supported by this S3 endpoint: tristore does not offer "
+                f"{UNOFFERED[sub]}"
+            )
         raise errors.NotImplemented(f"{what} is not supported by this S3 endpoint")
     return found
 

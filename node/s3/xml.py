@@ -145,6 +145,17 @@ def location(region: str) -> bytes:
     return _doc(root)
 
 
+def empty_config(tag: str) -> bytes:
+    """A configuration document with nothing configured (``<BucketLoggingStatus/>``, ...)."""
+    return _doc(_root(tag))
+
+
+def request_payment(payer: str) -> bytes:
+    root = _root("RequestPaymentConfiguration")
+    _add(root, "Payer", payer)
+    return _doc(root)
+
+
 def versioning(status: str) -> bytes:
     root = _root("VersioningConfiguration")
     if status:

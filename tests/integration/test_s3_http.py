@@ -2080,10 +2080,14 @@ def test_a_download_the_client_drops_is_one_warning_not_an_error(
 
 
 def test_what_is_not_offered_is_refused_as_not_implemented(s3: Any, bucket: str) -> None:
+    rule = {"ID": "r", "Status": "Enabled", "Filter": {}, "Expiration": {"Days": 1}}
     with pytest.raises(ClientError) as e:
-        s3.get_bucket_lifecycle_configuration(Bucket=bucket)
+        s3.put_bucket_lifecycle_configuration(
+            Bucket=bucket, LifecycleConfiguration={"Rules": [rule]}
+        )
     assert e.value.response["Error"]["Code"] == "NotImplemented"
     assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 501
+    assert "tristore does not offer lifecycle" in e.value.response["Error"]["Message"]
 
 
 def _plain(
@@ -2841,3 +2845,70 @@ def test_a_bucket_acl_is_its_owners_full_control(s3: Any, other: Any) -> None:
         with pytest.raises(ClientError) as e:
             call()
         assert _refusal(e)[:2] == (404, "NoSuchBucket")
+
+
+def test_configurations_not_offered_read_as_none(s3: Any, other: Any) -> None:
+    """What tristore does not offer reads as S3 answers a bucket without it
+    (a tool asking "is there one?" learns "no"), after the NoSuchBucket and
+    authorization checks; deleting lifecycle or website has nothing to
+    delete (204); setting any is 501 NotImplemented naming it."""
+    b = "s3c-noconf"
+    s3.create_bucket(Bucket=b)
+    missing = {
+        "get_bucket_lifecycle_configuration": "NoSuchLifecycleConfiguration",
+        "get_bucket_lifecycle": "NoSuchLifecycleConfiguration",  # the older call, same query
+        "get_bucket_website": "NoSuchWebsiteConfiguration",
+        "get_object_lock_configuration": "ObjectLockConfigurationNotFoundError",
+        "get_public_access_block": "NoSuchPublicAccessBlockConfiguration",
+        "get_bucket_ownership_controls": "OwnershipControlsNotFoundError",
+    }
+    for name, code in missing.items():
+        with pytest.raises(ClientError) as e:
+            getattr(s3, name)(Bucket=b)
+        assert _refusal(e)[:2] == (404, code), name
+    logging = s3.get_bucket_logging(Bucket=b)
+    assert "LoggingEnabled" not in logging
+    notes = s3.get_bucket_notification_configuration(Bucket=b)
+    assert not {"TopicConfigurations", "QueueConfigurations", "LambdaFunctionConfigurations",
+                "EventBridgeConfiguration"} & set(notes)  # fmt: skip
+    assert "Status" not in s3.get_bucket_accelerate_configuration(Bucket=b)
+    assert s3.get_bucket_request_payment(Bucket=b)["Payer"] == "BucketOwner"
+    for name in ("delete_bucket_lifecycle", "delete_bucket_website"):
+        r = getattr(s3, name)(Bucket=b)
+        assert r["ResponseMetadata"]["HTTPStatusCode"] == 204, name
+
+    readers = [*missing, "get_bucket_logging", "get_bucket_notification_configuration",
+               "get_bucket_accelerate_configuration", "get_bucket_request_payment",
+               "delete_bucket_lifecycle", "delete_bucket_website"]  # fmt: skip
+    for name in readers:
+        with pytest.raises(ClientError) as e:
+            getattr(s3, name)(Bucket="s3c-no-such-bucket")
+        assert _refusal(e)[:2] == (404, "NoSuchBucket"), name
+        with pytest.raises(ClientError) as e:
+            getattr(other, name)(Bucket=b)  # someone else's bucket
+        assert _refusal(e)[:2] == (403, "AccessDenied"), name
+
+    setters: list[tuple[str, dict[str, Any], str]] = [
+        ("put_bucket_website", {"WebsiteConfiguration": {"IndexDocument": {"Suffix": "i"}}},
+         "static website hosting"),
+        ("put_bucket_logging", {"BucketLoggingStatus": {}}, "server access logging"),
+        ("put_bucket_notification_configuration", {"NotificationConfiguration": {}},
+         "S3 event notification"),
+        ("put_object_lock_configuration",
+         {"ObjectLockConfiguration": {"ObjectLockEnabled": "Enabled"}}, "Object Lock"),
+        ("put_public_access_block",
+         {"PublicAccessBlockConfiguration": {"BlockPublicAcls": True}}, "public access block"),
+        ("put_bucket_ownership_controls",
+         {"OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}},
+         "object ownership"),
+        ("put_bucket_accelerate_configuration",
+         {"AccelerateConfiguration": {"Status": "Enabled"}}, "transfer acceleration"),
+        ("put_bucket_request_payment",
+         {"RequestPaymentConfiguration": {"Payer": "Requester"}}, "Requester Pays"),
+    ]  # fmt: skip
+    for name, kw, says in setters:
+        with pytest.raises(ClientError) as e:
+            getattr(s3, name)(Bucket=b, **kw)
+        assert _refusal(e)[:2] == (501, "NotImplemented"), name
+        assert f"tristore does not offer {says}" in e.value.response["Error"]["Message"], name
+    assert s3.get_bucket_request_payment(Bucket=b)["Payer"] == "BucketOwner"  # unchanged

@@ -51,6 +51,17 @@ def test_actions_are_case_insensitive_and_take_wildcards() -> None:
     assert policy.evaluate(p, Request(None, "s3:GetBucketVersioning", "b")) == ALLOW
 
 
+def test_every_action_the_guard_checks_can_be_named() -> None:
+    """A policy may name any action an operation is authorized as
+    (node/guard.py RULES: s3:GetBucketLocation, s3:GetBucketTagging, ...)."""
+    from node.guard import RULES
+
+    actions = sorted({a for a, _ in RULES.values()})
+    p = policy.parse(doc(stmt(action=actions, resource="arn:aws:s3:::b")), "b")
+    for action in actions:
+        assert policy.evaluate(p, Request(None, action, "b")) == ALLOW, action
+
+
 @pytest.mark.parametrize(
     ("condition", "ctx", "verdict"),
     [

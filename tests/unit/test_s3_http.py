@@ -21,7 +21,7 @@ from node.s3 import buckets as bucket_pages
 from node.s3 import headers as hdr
 from node.s3 import xml
 from node.s3.auth import lower_headers, query_pairs
-from node.s3.server import route, split_path
+from node.s3.server import UNOFFERED, route, split_path
 from tristore import errors, replication, sigv4
 from tristore.model import BucketInfo, ByteRange, CompletedPart, ListEntry, ListPage
 
@@ -449,9 +449,12 @@ def test_routing() -> None:
     assert route("PUT", "b", "k", {"tagging": ""})[0] == "PutObjectTagging"
     assert route("GET", "b", "", {"acl": ""}) == ("GetBucketAcl", "get_bucket_acl")
     assert route("PUT", "b", "", {"acl": ""})[0] == "PutBucketAcl"
+    assert route("GET", "b", "", {"lifecycle": ""})[0] == "GetBucketLifecycleConfiguration"
+    assert route("DELETE", "b", "", {"website": ""})[0] == "DeleteBucketWebsite"
+    assert route("GET", "b", "", {"object-lock": ""})[0] == "GetObjectLockConfiguration"
     assert route("OPTIONS", "b", "k", {"uploadId": "u", "partNumber": "1"})[1] == "preflight"
     assert route("OPTIONS", "b", "", {})[1] == "preflight"
-    for method, key, query in (("GET", "", {"lifecycle": ""}), ("PUT", "k", {"retention": ""}),
+    for method, key, query in (("PUT", "", {"lifecycle": ""}), ("PUT", "k", {"retention": ""}),
                                ("POST", "", {}), ("PATCH", "k", {}), ("OPTIONS", "", {}),
                                ("GET", "k", {"cors": ""})):  # fmt: skip
         with pytest.raises(errors.NotImplemented):
@@ -548,6 +551,29 @@ def test_bucket_tagging_document() -> None:
     assert root.tag == f"{{{xml.NS}}}Tagging"
     tag = root.find(f"{{{xml.NS}}}TagSet/{{{xml.NS}}}Tag")
     assert tag is not None and [c.text for c in tag] == ["team", "blue"]
+
+
+def test_setting_a_configuration_not_offered_names_it() -> None:
+    """Reading one answers "none" (node/s3/configs.py); setting one is
+    NotImplemented, saying what tristore does not offer."""
+    for sub in UNOFFERED:
+        assert route("GET", "b", "", {sub: ""})[1].startswith("get_"), sub
+        with pytest.raises(errors.NotImplemented, match="tristore does not offer") as e:
+            route("PUT", "b", "", {sub: ""})
+        assert f"PUT on a bucket with ?{sub}" in str(e.value)
+    with pytest.raises(errors.NotImplemented, match="tristore does not offer Object Lock"):
+        route("PUT", "b", "", {"object-lock": ""})
+    with pytest.raises(errors.NotImplemented, match=r"supported by this S3 endpoint$"):
+        route("PUT", "b", "", {"inventory": "", "id": "x"})
+
+
+def test_none_configured_documents() -> None:
+    for tag in ("BucketLoggingStatus", "NotificationConfiguration", "AccelerateConfiguration"):
+        root = ET.fromstring(xml.empty_config(tag))
+        assert (root.tag, list(root), root.text) == (f"{{{xml.NS}}}{tag}", [], None)
+    root = ET.fromstring(xml.request_payment("BucketOwner"))
+    assert root.tag == f"{{{xml.NS}}}RequestPaymentConfiguration"
+    assert root.findtext(f"{{{xml.NS}}}Payer") == "BucketOwner"
 
 
 def test_a_bucket_acl_is_private_or_not_implemented() -> None:
