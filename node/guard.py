@@ -344,6 +344,19 @@ class Guard:
         show (the bucket owner owns every object, as S3's BucketOwnerEnforced)."""
         return (await self._bucket(name)).owner
 
+    async def expected_owner(self, name: str, expected: str, header: str) -> None:
+        """``header`` (x-amz-expected-bucket-owner, or a copy's
+        x-amz-source-expected-bucket-owner) names who the caller expects owns
+        bucket ``name``: AccessDenied when someone else does, as S3 refuses a
+        request meant for another owner's bucket. A bucket that does not
+        exist is left to the operation (NoSuchBucket)."""
+        info = await self._bucket(name)
+        if info.exists and info.owner != expected:
+            raise AccessDenied(
+                f"bucket {name!r} is not owned by {expected!r} ({header}); "
+                "check the bucket name and the owner expected"
+            )
+
     async def _bucket(self, name: str) -> _BucketAuth:
         hit = self._buckets.get(name)
         now = time.monotonic()

@@ -361,9 +361,22 @@ class S3Server:
             "aws:SourceIp": request.remote or "",
             "aws:SecureTransport": str(self.secure).lower(),
         }
+        await self._expected_owners(bucket, headers)
         call = Call(request, request[REQUEST_ID], bucket, key, query, headers, caller, ctx)
         request[CALL] = made = (operation, name, call)
         return made
+
+    async def _expected_owners(self, bucket: str, headers: dict[str, str]) -> None:
+        """The owners a request expects of its bucket and a copy's source
+        bucket (x-amz-expected-bucket-owner, x-amz-source-expected-bucket-owner):
+        AccessDenied when another user owns it (:meth:`Guard.expected_owner`)."""
+        expected = headers.get("x-amz-expected-bucket-owner")
+        if expected is not None and bucket:
+            await self.guard.expected_owner(bucket, expected, "x-amz-expected-bucket-owner")
+        expected = headers.get("x-amz-source-expected-bucket-owner")
+        if expected is not None and "x-amz-copy-source" in headers:
+            source = hdr.copy_source(headers["x-amz-copy-source"])[0]
+            await self.guard.expected_owner(source, expected, "x-amz-source-expected-bucket-owner")
 
     async def expect(self, request: web.Request) -> web.StreamResponse | None:
         """``Expect: 100-continue``: authenticate before asking for the body,

@@ -2912,3 +2912,44 @@ def test_configurations_not_offered_read_as_none(s3: Any, other: Any) -> None:
         assert _refusal(e)[:2] == (501, "NotImplemented"), name
         assert f"tristore does not offer {says}" in e.value.response["Error"]["Message"], name
     assert s3.get_bucket_request_payment(Bucket=b)["Payer"] == "BucketOwner"  # unchanged
+
+
+def test_a_request_for_another_owners_bucket_is_refused(other: Any) -> None:
+    """x-amz-expected-bucket-owner (boto3's ExpectedBucketOwner) and a copy's
+    x-amz-source-expected-bucket-owner: a request that expects another owner
+    is 403 AccessDenied and changes nothing, as S3's; the right owner passes;
+    a bucket that does not exist is still NoSuchBucket."""
+    other.create_bucket(Bucket="owner-expected")
+    other.put_object(Bucket="owner-expected", Key="k", Body=b"x", ExpectedBucketOwner="s3compat")
+    refused = {
+        "put": lambda: other.put_object(
+            Bucket="owner-expected", Key="k2", Body=b"y", ExpectedBucketOwner="someone"
+        ),
+        "head-bucket": lambda: other.head_bucket(
+            Bucket="owner-expected", ExpectedBucketOwner="someone"
+        ),
+        "get": lambda: other.get_object(
+            Bucket="owner-expected", Key="k", ExpectedBucketOwner="someone"
+        ),
+        "copy-source": lambda: other.copy_object(
+            Bucket="owner-expected",
+            Key="k3",
+            CopySource={"Bucket": "owner-expected", "Key": "k"},
+            ExpectedSourceBucketOwner="someone",
+        ),
+    }
+    for name, call in refused.items():
+        with pytest.raises(ClientError) as e:
+            call()
+        assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403, name
+    listed = other.list_objects_v2(Bucket="owner-expected", ExpectedBucketOwner="s3compat")
+    assert [o["Key"] for o in listed["Contents"]] == ["k"]
+    other.copy_object(
+        Bucket="owner-expected",
+        Key="k3",
+        CopySource={"Bucket": "owner-expected", "Key": "k"},
+        ExpectedSourceBucketOwner="s3compat",
+    )
+    with pytest.raises(ClientError) as e:
+        other.head_object(Bucket="no-such-owned", Key="k", ExpectedBucketOwner="s3compat")
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
