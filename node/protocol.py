@@ -157,6 +157,22 @@ class _FirstTryUndecided(Exception):
     undecided (its home did not answer, its fallback refused)."""
 
 
+class ReplicaHeld(Exception):
+    """Raised by :meth:`Protocol.write` of a replica whose version is the key's
+    current version here already: another apply of that very version got in
+    first (a copy sent twice: a replicator killed mid-stream and its resend,
+    or the version's tags changed while its first send was in flight). This
+    copy's body is not committed: recorded as that version's record, it would
+    replace the body the current record still holds, which would then be
+    collected as superseded. The caller settles the tags and ACL by their
+    modification stamp (:meth:`ReplicationApply.sync_modification`); this
+    copy's staged chunks are collected as abandoned. Never leaves the node."""
+
+    def __init__(self, held: ObjectVersion) -> None:
+        super().__init__(f"{held.bucket}/{held.key}@{held.version_id} is current here already")
+        self.held = held
+
+
 class NotKnown:
     """:meth:`Protocol.floor`'s answer for a key a member of the witness
     majority does not know: its floor is not read from the replicas yet."""
@@ -392,8 +408,10 @@ class Protocol:
         every node of it holds, so the current record is not read from every
         node first. Refused (the key is there, or the AZ cannot tell) or
         undecided (the first AZ's home did not answer), it goes on as above:
-        the read finds the key, or the try if the home took it (the same
-        version: it is then added again as a version, harmlessly)."""
+        the read finds the key, or the try if the home took it.
+
+        A replica whose version is current here already (another apply of it
+        got in first) is not stored again: :class:`ReplicaHeld`."""
         bucket, key = v.bucket, v.key
         self.clock.observe(v.stamp)
         checked: tuple[ObjectVersion | None, Stamp | None, bool] | None = None
@@ -417,8 +435,10 @@ class Protocol:
                 current, _ = await self.read(bucket, key)
             if current is not None:
                 self.clock.observe(current.stamp)
+            if current is not None and current.vstamp == v.vstamp:
+                raise ReplicaHeld(current)
             record = replace(v, stamp=self.clock.now(), version_stamp=v.vstamp)
-            if current is not None and current.vstamp >= v.vstamp:
+            if current is not None and current.vstamp > v.vstamp:
                 change = Change(bucket, key, record.stamp, versions=(record,), created=True)
                 await self.commit_change(change, self.placer.place(bucket, key), targets)
                 return record

@@ -30,7 +30,7 @@ from typing import TypeVar
 
 from node.buckets import Buckets
 from node.objects import Objects, replication_status_of
-from node.protocol import Protocol
+from node.protocol import Protocol, ReplicaHeld
 from tristore import replication, sse, validation
 from tristore.config import MAX_CHUNK_SIZE, ClusterConfig
 from tristore.errors import (
@@ -207,6 +207,16 @@ class ReplicationApply:
             return False
         if held is not None:
             return await self.sync_modification(held, version)
+        try:
+            return await self._store_replica(version, origin, body, info)
+        except ReplicaHeld as exc:
+            # Another apply of this version got in since the look above.
+            return await self.sync_modification(exc.held, version)
+
+    async def _store_replica(
+        self, version: ObjectVersion, origin: str, body: AsyncIterator[bytes], info: BucketInfo
+    ) -> bool:
+        """:meth:`apply_replica` of a version not held here yet: its record and body."""
         base = replace(
             version,
             data_id=b"",
