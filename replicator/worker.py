@@ -36,7 +36,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from functools import partial
@@ -178,7 +178,9 @@ class Replicator:
         self._next_sealed = 0
         self._inflight: dict[tuple[str, str, str, str], asyncio.Future[None]] = {}
         self._tails: dict[str, asyncio.Task[None]] = {}
-        self._lag: dict[str, float] = {}
+        #: By destination: when (s, the source's clock) each change read from a
+        #: log and not handled yet was made; the lag is the oldest one's age.
+        self._waiting: dict[str, Counter[float]] = {}
         self._sending: dict[str, int] = {}
         self._behind: dict[str, int] = {}
         self._started = time.monotonic()
@@ -203,7 +205,7 @@ class Replicator:
             dlq_entries=self.state.parked_count(),
             log_entries_behind=sum(self._behind.get(n, 0) for n in self._tails),
             nodes_tailed=len(self._tails),
-            lag_seconds=dict(self._lag),
+            lag_seconds={d: self.lag(d) for d in self._destinations_seen},
             in_flight=dict(self._sending),
         )
 
@@ -302,6 +304,7 @@ class Replicator:
             # per-key order itself (last writer wins, never backwards). The
             # cursor moves past the batch only once all of it is handled.
             versions = [v for e in resp.entries for v in change_from_pb(e.change).versions]
+            waiting = self._wait(versions)
             try:
                 await asyncio.gather(*(self._bounded(self.handle(v)) for v in versions))
             except Exception:
@@ -310,6 +313,8 @@ class Replicator:
                 )
                 await asyncio.sleep(self.rcfg.max_backoff_s)
                 continue
+            finally:
+                self._unwait(waiting)
             cursor = max(scanned, resp.entries[-1].seq)
             await asyncio.to_thread(self.state.set_cursor, node.name, cursor)
             self._caught_up(node.name, resp.last_seq, cursor)
@@ -322,10 +327,40 @@ class Replicator:
         behind = max(0, last_seq - cursor)
         metrics.LOG_BEHIND.labels(node).set(behind)
         self._behind[node] = behind
-        if behind == 0:
-            for dest in self._destinations_seen:
-                metrics.LAG.labels(dest).set(0)
-                self._lag[dest] = 0.0
+
+    def lag(self, dest: str) -> float:
+        """Age of the oldest change read for ``dest`` and not handled yet (0:
+        none). Read when asked (a scrape, a status call), so it keeps growing
+        while a destination does not answer, and is 0 only once nothing waits."""
+        times = self._waiting.get(dest)
+        if not times:
+            return 0.0
+        return max(0.0, time.time() - min(times))
+
+    def _wait(self, versions: list[ObjectVersion]) -> list[tuple[str, float]]:
+        """Count a batch's changes as waiting for their destinations (their
+        time: the change's stamp, a new version's write or a later change of
+        its tags or status, such as a requeue) until :meth:`_unwait`."""
+        waiting = []
+        for v in versions:
+            if v.bucket.startswith(".") or not self._ours(v):
+                continue
+            for dest, status in v.replication_targets.items():
+                if status != replication.PENDING:
+                    continue
+                if dest not in self._destinations_seen:
+                    self._destinations_seen.add(dest)
+                    metrics.LAG.labels(dest).set_function(partial(self.lag, dest))
+                self._waiting.setdefault(dest, Counter())[v.stamp.physical_ms / 1000] += 1
+                waiting.append((dest, v.stamp.physical_ms / 1000))
+        return waiting
+
+    def _unwait(self, waiting: list[tuple[str, float]]) -> None:
+        for dest, at in waiting:
+            times = self._waiting[dest]
+            times[at] -= 1
+            if times[at] <= 0:
+                del times[at]
 
     async def handle(self, v: ObjectVersion) -> None:
         """Replicate one logged version wherever it is still PENDING (a new
@@ -337,9 +372,14 @@ class Replicator:
             return
         # The node sends only this replicator's share (ReadLogRequest.share);
         # a node that does not filter sends every entry.
-        if replication.share_of(replication.key_digest(v.bucket, v.key), self.count) != self.index:
+        if not self._ours(v):
             return
         await asyncio.gather(*(self._once(v, d) for d in dests))
+
+    def _ours(self, v: ObjectVersion) -> bool:
+        """Whether ``v``'s key is in this replicator's share."""
+        digest = replication.key_digest(v.bucket, v.key)
+        return replication.share_of(digest, self.count) == self.index
 
     async def _bounded(self, work: Awaitable[None]) -> None:
         async with self._gate:
@@ -372,10 +412,6 @@ class Replicator:
     # -- one version to one destination -----------------------------------------
 
     async def _replicate(self, v: ObjectVersion, dest: str) -> None:
-        self._destinations_seen.add(dest)
-        age = max(0.0, time.time() - v.last_modified_ms / 1000)
-        metrics.LAG.labels(dest).set(age)
-        self._lag[dest] = age
         self._sending[dest] = self._sending.get(dest, 0) + 1
         metrics.PENDING.labels(dest).inc()
         metrics.PENDING_BYTES.labels(dest).inc(v.size)

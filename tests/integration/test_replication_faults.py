@@ -6,6 +6,7 @@ applied twice at once, and what the lag says while the destination is down."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import threading
 import time
@@ -14,11 +15,12 @@ from dataclasses import replace
 
 import pytest
 
-from tests.integration.cluster import DevCluster, signed_channel, start_cluster
+from tests.integration.cluster import DevCluster, signed_channel, start_cluster, wait_until
 from tristore import stamps
 from tristore.convert import version_to_pb
 from tristore.model import ObjectVersion
 from tristore.pb import objects_pb2, objects_pb2_grpc
+from tristore.replication import Destination, Rule
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -120,3 +122,46 @@ def test_one_version_applied_twice_at_once_keeps_its_body_and_newest_tags(
             assert w.get_object("dup-dst", key) == body, key
             assert w.get_object("dup-dst", key, version_id=vid) == body, key
             assert w.get_object_tagging("dup-dst", key, version_id=vid).tags == {"t": "new"}, key
+
+
+def _lag(east: DevCluster) -> float:
+    """The largest replication lag east's replicators report."""
+    return max(
+        east.metric(r.name, "tristore_replication_lag_seconds") for r in east.config.replicators
+    )
+
+
+def test_lag_keeps_growing_while_the_destination_cannot_take_writes(
+    pair: tuple[DevCluster, DevCluster],
+) -> None:
+    """West's az-c SIGKILLed (west refuses every write), east writes: the lag
+    its replicators report, by metric and in `admin status`, is the age of
+    the oldest change still to send, and grows while west is down. It was
+    set once, to the age of a version when its first try began (a few ms),
+    and reset to 0 by any change log found caught up, so `admin status` said
+    'replication lag 7ms' 20 s into the outage. Back to 0 once west is back."""
+    east, west = pair
+    with east.client() as e, west.client() as w:
+        _versioned(e, "lag-src")
+        _versioned(w, "lag-dst")
+        e.put_bucket_replication("lag-src", [Rule("all", (Destination("west", "lag-dst"),))])
+        west.kill("c1", "KILL")
+        west.kill("c2", "KILL")
+        try:
+            for i in range(6):
+                e.put_object("lag-src", f"k{i}", os.urandom(100 if i % 2 else 20000))
+            time.sleep(3)
+            first = _lag(east)
+            time.sleep(4)
+            later = _lag(east)
+            assert first >= 2.5, first
+            assert later >= first + 3, (first, later)
+            status = json.loads(east.cli("admin", "status", "--json").stdout)
+            assert status["replication_lag_seconds"]["west/lag-dst"] >= later, status
+            assert e.head_object("lag-src", "k0").replication_status == "PENDING"
+        finally:
+            west.start("c1")
+            west.start("c2")
+        wait_until(lambda: _lag(east) == 0, 120, what="lag back to 0 once west is back")
+        for i in range(6):
+            assert e.head_object("lag-src", f"k{i}").replication_status == "COMPLETED"
