@@ -298,10 +298,20 @@ class RemoteReplica:
         # keepalive catches too.
         call = self.stub.Stage()
         try:
-            async for index, data in chunks:
-                req = replica_pb2.StageRequest(data_id=data_id, index=index, data=data)
-                await self._within(call.write(req), "took no data")
-            await self._within(call.done_writing(), "took no data")
+            try:
+                async for index, data in chunks:
+                    req = replica_pb2.StageRequest(data_id=data_id, index=index, data=data)
+                    await self._within(call.write(req), "took no data")
+                await self._within(call.done_writing(), "took no data")
+            except asyncio.InvalidStateError:
+                # The call ended before the body was all sent: the peer refused
+                # it (a full disk) or its connection broke. grpc.aio says only
+                # "RPC already finished"; the call's status says why.
+                await self._within(call, "did not answer")
+                raise ReplicaUnavailable(
+                    f"node {self.spec.name} ({self.spec.az}) ended the stage of a body "
+                    "before it was all sent"
+                ) from None
             await self._within(call, "did not answer")
         except grpc.aio.AioRpcError as exc:
             raise _unavailable(self.spec, exc) from None
