@@ -367,8 +367,11 @@ class Quorum:
                     # Whatever this node answers (or refuses by raising), the
                     # one before it may have taken the change.
                     uncertain.add(i)
+                replica = self.peers.replica(node)
                 try:
-                    result = await self.peers.replica(node).commit(change, home)
+                    if home and targets is None:
+                        await self.give_bodies(change, replica)
+                    result = await replica.commit(change, home)
                 except ReplicaUnavailable as exc:
                     self.peers.mark_down(node.name, str(exc))
                     maybe_took = True
@@ -388,6 +391,39 @@ class Quorum:
             if isinstance(r, BaseException):
                 raise r
         return [r for r in results if isinstance(r, CommitResult)]
+
+    async def give_bodies(self, change: Change, replica: Replica) -> None:
+        """Stage on ``replica`` the chunked bodies ``change``'s records refer
+        to that it does not hold, copied from the key's nodes that do.
+
+        For a change committed without chosen targets (a record-only change
+        of a stored version: new tags or ACL, a replication status, a
+        version made current again) to a node standing in for its AZ's
+        home: that node may never have taken the version's body (the home
+        did, before it went down), and no node may hold a record whose body
+        it lacks. Its hint would hand the record back without the body, and
+        a read it answered for its AZ would find nothing to stream. A home
+        is not checked: a body written while it was away is handed back to
+        it by the fallback that took it (node/hints.py)."""
+        bodies = {
+            v.data_id: v
+            for v in (change.head, *change.versions)
+            if v is not None and v.data_id and v.body_size
+        }
+        for v in bodies.values():
+            if not await self.holds_body(replica, v):
+                await replica.stage(v.data_id, self.copy_chunks(v, []))
+
+    @staticmethod
+    async def holds_body(replica: Replica, v: ObjectVersion) -> bool:
+        """Whether ``replica`` holds the last chunk of ``v``'s body (a body is
+        committed whole: staged chunk by chunk before its record)."""
+        try:
+            async for _ in replica.read_data(v.data_id, v.chunk_size, v.body_size - 1, 1):
+                pass
+        except LookupError:
+            return False
+        return True
 
     async def write_back(
         self,
