@@ -26,12 +26,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
 
 from node.metrics import (
     CONDITIONAL_AZ_CHECKS_ELSEWHERE,
     CONDITIONAL_AZ_REFUSALS,
     HINTS_HANDED_OFF,
+    HINTS_STUCK,
     KEYS_REHOMED,
 )
 from node.peers import Peers, RemoteReplica, Replica, ReplicaUnavailable
@@ -39,12 +42,30 @@ from node.quorum import Quorum
 from node.replica_store import ReplicaStore
 from tristore.config import NodeSection, NodeSpec
 from tristore.errors import ConditionalRequestConflict, TristoreError
-from tristore.model import Change
+from tristore.model import Change, ObjectVersion
 from tristore.placement import AzReplicas, Placer
 from tristore.stamps import ZERO, Stamp
 from tristore.wakeup import wait_for_any
 
 log = logging.getLogger(__name__)
+
+#: (home, bucket, key) of one hint.
+HintKey = tuple[str, str, str]
+
+
+class KeyStuck(Exception):
+    """One hinted key cannot be handed over now (a body it refers to is held
+    by no node that answers, say): the other hints go on without it."""
+
+
+@dataclass
+class _Stuck:
+    """A hint whose hand-off failed though its home answered."""
+
+    why: str
+    tries: int
+    #: time.monotonic() before which it is not tried again.
+    next_try: float
 
 
 class HintedHandoff:
@@ -66,6 +87,9 @@ class HintedHandoff:
         store.on_hinted = self._on_hinted
         #: Also called when a write added hints (the map comparison loop).
         self.on_hinted: Callable[[], None] | None = None
+        #: Hints that failed to go though their home answered, tried again
+        #: with backoff (:meth:`_hand_to`).
+        self.stuck: dict[HintKey, _Stuck] = {}
 
     def _on_hinted(self) -> None:
         self._hinted.set()
@@ -213,6 +237,7 @@ class HintedHandoff:
         for home in await self.store.hint_homes():
             if self.placer.node_named(home) is None:
                 await self._redirect(home)  # the node left the map
+                self._forget_stuck(home, set())
                 continue
             if home not in self.peers.remote or not self.peers.is_up(home):
                 continue
@@ -223,6 +248,11 @@ class HintedHandoff:
         return done
 
     async def _hand_to(self, home: str) -> int:
+        """One pass over the hints held for ``home``. A key that fails while
+        the home answers (a body no node delivers, a commit the home refuses)
+        is logged once and tried again later, with backoff (:attr:`stuck`):
+        one such key must not hold back every other write the home missed.
+        A home that stops answering ends the pass (ReplicaUnavailable)."""
         target = self.peers.remote[home]
         done = 0
         gate = asyncio.Semaphore(self.cfg.handoff_parallel)
@@ -231,14 +261,68 @@ class HintedHandoff:
             async with gate:
                 return await self._hand_one(target, home, bucket, key, stamp)
 
-        while batch := await self.store.hints_for(home):
-            results = await asyncio.gather(*(one(*h) for h in batch), return_exceptions=True)
-            done += sum(1 for r in results if r is True)
-            for r in results:
-                if isinstance(r, BaseException):
+        seen: set[HintKey] = set()
+        after: tuple[str, str] | None = None
+        while batch := await self.store.hints_for(home, after=after):
+            after = batch[-1][:2]
+            now = time.monotonic()
+            due = [h for h in batch if self._due((home, h[0], h[1]), now)]
+            seen.update((home, b, k) for b, k, _ in batch)
+            results = await asyncio.gather(*(one(*h) for h in due), return_exceptions=True)
+            gone: ReplicaUnavailable | None = None
+            for (bucket, key, _), r in zip(due, results, strict=True):
+                hk = (home, bucket, key)
+                if isinstance(r, ReplicaUnavailable):
+                    gone = r
+                elif isinstance(r, Exception):
+                    self._stick(hk, r)
+                elif isinstance(r, BaseException):
                     raise r
+                else:
+                    done += r
+                    self._unstick(hk)
+            if gone is not None:
+                raise gone
+        self._forget_stuck(home, seen)
+        if done:
             log.info("handed %d hinted writes to %s", done, home)
         return done
+
+    def _forget_stuck(self, home: str, held: set[HintKey]) -> None:
+        """Forget the stuck hints for ``home`` not among ``held`` (handed
+        over or redirected meanwhile)."""
+        for hk in [hk for hk in self.stuck if hk[0] == home and hk not in held]:
+            del self.stuck[hk]
+        HINTS_STUCK.set(len(self.stuck))
+
+    def _due(self, hk: HintKey, now: float) -> bool:
+        stuck = self.stuck.get(hk)
+        return stuck is None or now >= stuck.next_try
+
+    def _stick(self, hk: HintKey, exc: Exception) -> None:
+        home, bucket, key = hk
+        why = f"{type(exc).__name__}: {exc}"
+        stuck = self.stuck.get(hk)
+        tries = 1 if stuck is None else stuck.tries + 1
+        wait = min(self.cfg.hint_interval_s * 2 ** (tries - 1), self.cfg.handoff_retry_max_s)
+        self.stuck[hk] = _Stuck(why, tries, time.monotonic() + wait)
+        HINTS_STUCK.set(len(self.stuck))
+        if stuck is None:
+            log.warning(
+                "hinted write of %s/%s cannot be handed to %s (%s); the other hints go on, "
+                "this one is tried again with backoff",
+                bucket,
+                key,
+                home,
+                why,
+            )
+        else:
+            log.debug("hinted write of %s/%s for %s still stuck: %s", bucket, key, home, why)
+
+    def _unstick(self, hk: HintKey) -> None:
+        if self.stuck.pop(hk, None) is not None:
+            HINTS_STUCK.set(len(self.stuck))
+            log.info("hinted write of %s/%s handed to %s after all", hk[1], hk[2], hk[0])
 
     async def _hand_one(
         self, target: RemoteReplica, home: str, bucket: str, key: str, stamp: Stamp
@@ -255,8 +339,8 @@ class HintedHandoff:
         bodies = {
             v.data_id: v for v in (state.head, *state.versions) if v is not None and v.data_id
         }
-        for data_id, v in bodies.items():
-            await target.stage(data_id, self._chunks(data_id, v.body_size, v.chunk_size))
+        for v in bodies.values():
+            await self._give_body(target, v)
         if state.head is not None or state.versions or state.removed:
             versions = list(state.versions)
             head = state.head
@@ -317,13 +401,40 @@ class HintedHandoff:
     def store_name(self) -> str:
         return self.peers.me.name
 
+    async def _give_body(self, target: RemoteReplica, v: ObjectVersion) -> None:
+        """Stage ``v``'s body on the home unless it holds it already: from
+        this node, or, when this node lacks it, from the key's other nodes.
+
+        A stand-in may hold a record without its body: one written before
+        record-only changes on a fallback copied the body there
+        (Quorum.give_bodies), or one whose home took the body and then
+        went down before a change of the record (new tags, a replication
+        status) came here. The home, back, most often holds the body."""
+        if not v.body_size or await Quorum.holds_body(target, v):
+            return
+        last = (v.body_size - 1) // v.chunk_size
+        if await self.store.read_chunk(v.data_id, last) is not None:
+            await target.stage(v.data_id, self._chunks(v.data_id, v.body_size, v.chunk_size))
+            return
+        log.info(
+            "body of %s/%s@%s for %s is not held here: copied from the key's other nodes",
+            v.bucket,
+            v.key,
+            v.version_id,
+            target.spec.name,
+        )
+        try:
+            await target.stage(v.data_id, self.quorum.copy_chunks(v, []))
+        except TristoreError as exc:  # no holder delivered it
+            raise KeyStuck(
+                f"body {v.data_id.hex()} is held by no node that answers: {exc}"
+            ) from exc
+
     async def _chunks(
         self, data_id: bytes, size: int, chunk_size: int
     ) -> AsyncIterator[tuple[int, bytes]]:
         for index in range((size + chunk_size - 1) // chunk_size):
             chunk = await self.store.read_chunk(data_id, index)
             if chunk is None:
-                raise ReplicaUnavailable(
-                    f"chunk {index} of body {data_id.hex()} is missing locally"
-                )
+                raise KeyStuck(f"chunk {index} of body {data_id.hex()} is missing locally")
             yield index, chunk

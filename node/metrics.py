@@ -29,6 +29,11 @@ HINTS_HANDED_OFF = Counter(
     "tristore_node_hints_handed_off_total",
     "Hinted writes handed back to their home node.",
 )
+HINTS_STUCK = Gauge(
+    "tristore_node_hints_stuck",
+    "Hinted writes whose last hand-off failed though their home answered (the "
+    "node log names each once); tried again, with backoff, while the others go on.",
+)
 CONDITIONAL_AZ_REFUSALS = Counter(
     "tristore_node_conditional_az_refusals_total",
     "Conditional changes this node refused as the key's home because of another "

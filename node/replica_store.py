@@ -1516,17 +1516,34 @@ class ReplicaStore:
         finally:
             del it
 
-    def _hints_for(self, home: str, limit: int) -> list[tuple[str, str, Stamp]]:
+    def _hints_for(
+        self, home: str, limit: int, after: tuple[str, str] | None
+    ) -> list[tuple[str, str, Stamp]]:
         out: list[tuple[str, str, Stamp]] = []
-        for k, v in self._prefix_items(keys.hint_prefix(home)):
-            if len(out) >= limit:
-                break
-            _, bucket, key = keys.split_hint_key(k)
-            out.append((bucket, key, _hint_stamp(v, k)))
+        prefix = keys.hint_prefix(home)
+        skip = keys.hint_key(home, *after) if after is not None else None
+        it = self.db.iter()
+        try:
+            it.seek(skip if skip is not None else prefix)
+            while it.valid() and len(out) < limit:
+                k = cast(bytes, it.key())
+                if not k.startswith(prefix):
+                    break
+                if k != skip:
+                    _, bucket, key = keys.split_hint_key(k)
+                    out.append((bucket, key, _hint_stamp(cast(bytes, it.value()), k)))
+                it.next()
+            _iter_status(it)
+        finally:
+            del it
         return out
 
-    async def hints_for(self, home: str, limit: int = 256) -> list[tuple[str, str, Stamp]]:
-        result: list[tuple[str, str, Stamp]] = await self._read(self._hints_for, home, limit)
+    async def hints_for(
+        self, home: str, limit: int = 256, after: tuple[str, str] | None = None
+    ) -> list[tuple[str, str, Stamp]]:
+        """Up to ``limit`` hints held for ``home`` (bucket, key, stamp), in key
+        order, after the hint of ``after`` (bucket, key) when given."""
+        result: list[tuple[str, str, Stamp]] = await self._read(self._hints_for, home, limit, after)
         return result
 
     def _hint_homes(self) -> list[str]:

@@ -174,6 +174,10 @@ class NodeSection:
     disk_idle_check_s: float = 10.0
     #: Hinted keys handed to one home at once.
     handoff_parallel: int = 16
+    #: A hinted key that cannot be handed over (the others go on without it)
+    #: is tried again after hint_interval_s, then twice as long each time,
+    #: at most this long apart.
+    handoff_retry_max_s: float = 30.0
     #: Recently changed keys whose last commit the store remembers, so that
     #: hinted handoff drops a stand-in copy only if the key did not change after
     #: it was shipped (a key forgotten counts as changed: its copy is kept and
