@@ -45,7 +45,7 @@ from tristore.model import (
     VersionPage,
 )
 from tristore.placement import Placer
-from tristore.stamps import HybridClock
+from tristore.stamps import HybridClock, Stamp
 
 
 class Coordinator:
@@ -252,10 +252,17 @@ class Coordinator:
         return await self.replication.apply_replica(version, origin, body)
 
     async def put_replication_status(
-        self, bucket: str, key: str, version_id: str, destination: str, status: str, error: str
+        self,
+        bucket: str,
+        key: str,
+        version_id: str,
+        destination: str,
+        status: str,
+        error: str,
+        stamp: Stamp | None = None,
     ) -> None:
         await self.replication.put_replication_status(
-            bucket, key, version_id, destination, status, error
+            bucket, key, version_id, destination, status, error, stamp=stamp
         )
 
     async def apply_replicas(

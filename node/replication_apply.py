@@ -40,7 +40,7 @@ from tristore.errors import (
     InvalidRequest,
 )
 from tristore.model import SSE_TAG, VERSIONING_ENABLED, BucketInfo, ObjectVersion
-from tristore.stamps import check_skew
+from tristore.stamps import Stamp, check_skew
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,8 @@ class StatusUpdate:
     destination: str
     status: str
     error: str = ""
+    #: The record the status is for (:meth:`ReplicationApply.put_replication_status`).
+    stamp: Stamp | None = None
 
 
 async def per_key(
@@ -314,7 +316,7 @@ class ReplicationApply:
             if isinstance(info, BaseException):
                 raise info
             await self.put_replication_status(
-                u.bucket, u.key, u.version_id, u.destination, u.status, u.error, info
+                u.bucket, u.key, u.version_id, u.destination, u.status, u.error, info, u.stamp
             )
 
         return await per_key(items, lambda u: (u.bucket, u.key), one)
@@ -328,12 +330,23 @@ class ReplicationApply:
         status: str,
         error: str,
         bucket_info: BucketInfo | None = None,
+        stamp: Stamp | None = None,
     ) -> None:
         """A replicator's word on one destination of a source version: COMPLETED
         or FAILED. PENDING (re)queues the version for a destination its bucket's
         rules send it to (backfill of versions older than the rule, replay of a
         failed one): the change lands in the change log, where replicators find it.
-        ``bucket_info``: the bucket's, when the caller has read it already."""
+        ``bucket_info``: the bucket's, when the caller has read it already.
+
+        ``stamp``: the record the replicator sent (its change-log entry's).
+        A record older than it is not the one to mark: the change is in a
+        change log before it is acknowledged, so a replicator may send it
+        and report while a coordinator still holds (in its cache, vouched
+        for by the witness) the record before it, already COMPLETED from the
+        change before: marked there, the report changed nothing, and the
+        change's own record stayed PENDING for good. Such a report reads the
+        version again from the replicas (finishing the change), else is
+        refused with ConditionalRequestConflict (retriable)."""
         states = (replication.COMPLETED, replication.FAILED, replication.PENDING)
         if status not in states:
             raise InvalidArgument(
@@ -345,6 +358,11 @@ class ReplicationApply:
         info = bucket_info if status == replication.PENDING else None
 
         def edit(v: ObjectVersion) -> ObjectVersion | None:
+            if stamp is not None and v.stamp < stamp:
+                raise ConditionalRequestConflict(
+                    f"version {version_id} of {bucket}/{key} is not (yet) at the change "
+                    f"the status is for; retry"
+                )
             if v.replication_targets.get(destination) == wanted:
                 return None  # another copy of the change-log entry got here first
             if info is None and destination not in v.replication_targets:

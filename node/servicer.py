@@ -467,6 +467,7 @@ class ObjectServicer(objects_pb2_grpc.ObjectServiceServicer):
             request.destination,
             request.status,
             request.error,
+            stamp_from_pb(request.stamp) if request.HasField("stamp") else None,
         )
         return objects_pb2.PutReplicationStatusResponse()
 
@@ -546,7 +547,15 @@ class ObjectServicer(objects_pb2_grpc.ObjectServiceServicer):
         self, request: objects_pb2.PutReplicationStatusesRequest, context: Ctx
     ) -> objects_pb2.PutReplicationStatusesResponse:
         items = [
-            StatusUpdate(i.bucket, i.key, i.version_id, i.destination, i.status, i.error)
+            StatusUpdate(
+                i.bucket,
+                i.key,
+                i.version_id,
+                i.destination,
+                i.status,
+                i.error,
+                stamp_from_pb(i.stamp) if i.HasField("stamp") else None,
+            )
             for i in request.items
         ]
         results = await self.coord.put_replication_statuses(items)

@@ -51,7 +51,7 @@ from tristore import credentials, errors, replication, sse
 from tristore.batcher import Batcher
 from tristore.client import AsyncClient
 from tristore.config import ClusterConfig, NodeSpec, ReplicatorSpec
-from tristore.convert import change_from_pb, rule_from_pb, version_to_pb
+from tristore.convert import change_from_pb, rule_from_pb, stamp_to_pb, version_to_pb
 from tristore.model import ObjectVersion, ReplicatorStatus
 from tristore.pb import objects_pb2, objects_pb2_grpc, replica_pb2, replica_pb2_grpc
 from tristore.server import cluster_channel
@@ -545,6 +545,7 @@ class Replicator:
             destination=dest,
             status=status,
             error=error[:500],
+            stamp=stamp_to_pb(v.stamp),
         )
         for attempt in range(self.rcfg.status_tries):
             try:

@@ -943,20 +943,22 @@ class ApplyReplicaResponse(_message.Message):
     def __init__(self, applied: _Optional[bool] = ...) -> None: ...
 
 class PutReplicationStatusRequest(_message.Message):
-    __slots__ = ("bucket", "key", "version_id", "destination", "status", "error")
+    __slots__ = ("bucket", "key", "version_id", "destination", "status", "error", "stamp")
     BUCKET_FIELD_NUMBER: _ClassVar[int]
     KEY_FIELD_NUMBER: _ClassVar[int]
     VERSION_ID_FIELD_NUMBER: _ClassVar[int]
     DESTINATION_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    STAMP_FIELD_NUMBER: _ClassVar[int]
     bucket: str
     key: str
     version_id: str
     destination: str
     status: str
     error: str
-    def __init__(self, bucket: _Optional[str] = ..., key: _Optional[str] = ..., version_id: _Optional[str] = ..., destination: _Optional[str] = ..., status: _Optional[str] = ..., error: _Optional[str] = ...) -> None: ...
+    stamp: _common_pb2.Stamp
+    def __init__(self, bucket: _Optional[str] = ..., key: _Optional[str] = ..., version_id: _Optional[str] = ..., destination: _Optional[str] = ..., status: _Optional[str] = ..., error: _Optional[str] = ..., stamp: _Optional[_Union[_common_pb2.Stamp, _Mapping]] = ...) -> None: ...
 
 class PutReplicationStatusResponse(_message.Message):
     __slots__ = ()
