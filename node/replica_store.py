@@ -187,6 +187,11 @@ class _Commit(_Op):
         if c.expect is not None and max(cur_stamp, self.in_az) > c.expect:
             if cur_stamp <= c.expect:
                 CONDITIONAL_AZ_REFUSALS.labels("newer_in_az").inc()
+            # A body staged again for it (Quorum.give_bodies racing another
+            # change of the record) must not be left to the collector.
+            for v in (c.head, *c.versions):
+                if v is not None:
+                    store._unstage_held(wb, overlay, v, cur_rec)
             return CommitResult(False, max(cur_stamp, self.in_az), conflict=True)
         kept: set[bytes] = set()  # bodies a record now refers to
         stored: tuple[ObjectVersion, bytes] | None = None  # the head, as encoded
