@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import itertools
 import json
 import os
@@ -33,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +45,7 @@ import rocksdict
 from google.protobuf import empty_pb2
 
 from node import keys, records
-from tristore import config, credentials, sigv4, tls
+from tristore import config, credentials, errors, sigv4, tls
 from tristore.cli import dev, processes
 from tristore.client import Client
 from tristore.model import ObjectVersion
@@ -213,6 +215,29 @@ def run_cli(
     )
 
 
+def load_config(path: Path) -> config.ClusterConfig:
+    """``config.load(path)``, parsed once for each content of the file and
+    environment (``parse`` reads TRISTORE_* overrides from it): a test asks
+    for its cluster's config per call (``homes``, ``endpoint``, ``metric``),
+    and a parse costs 5-15 ms of CPU, which a scan of a few thousand keys for
+    their homes turned into half a minute on a loaded machine. The file is
+    read every time, so a rewritten config is parsed afresh."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return config.load(path)  # and its error
+    return _parsed_config(str(path.resolve()), text, tuple(sorted(os.environ.items())))
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed_config(path: str, text: str, env: tuple[tuple[str, str], ...]) -> config.ClusterConfig:
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:  # as config.load says it
+        raise errors.InvalidArgument(f"config file {path} is not valid TOML: {e}") from None
+    return config.parse(raw, dict(env), path=path)
+
+
 @dataclass
 class DevCluster:
     dir: Path
@@ -259,7 +284,7 @@ class DevCluster:
 
     @property
     def config(self) -> config.ClusterConfig:
-        return config.load(self.config_path)
+        return load_config(self.config_path)
 
     def cluster(self, name: str) -> DevCluster:
         """Another cluster of the same two-cluster dir."""
