@@ -26,6 +26,8 @@ PLAIN = "repair-plain"  # never versioned: overwrites, unversioned deletes
 VERS = "repair-vers"  # versioned: versions, delete markers, versions deleted for good
 VICTIM = "b1"
 MARKER = None  # a delete marker's "body"
+#: A rebuild tries again after this many seconds (30 by default).
+REBUILD_RETRY = {"TRISTORE_NODE_REPAIR_REBUILD_RETRY_S": "1"}
 
 
 def _md5(body: bytes) -> str:
@@ -280,7 +282,9 @@ def test_a_node_on_a_new_data_directory_rebuilds_itself(own_cluster: DevCluster)
     victim = "c2"
     cluster.kill(victim)
     shutil.rmtree(cluster.config.data_dir_for(victim))  # a replaced disk
-    cluster.start(victim)
+    # A rebuild that could not compare every key (a peer slow to answer on a
+    # loaded machine) tries again after 30 s by default: a second here.
+    cluster.start(victim, extra_env=REBUILD_RETRY)
     log = cluster.dir / "logs" / f"{victim}.log"
     wait_until(lambda: "rebuilt: " in log.read_text(), 60, what=f"{victim} to rebuild")
     assert "rebuilding this AZ's copies" in log.read_text()
