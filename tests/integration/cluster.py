@@ -469,6 +469,17 @@ def wait_until(pred, timeout: float, interval: float = 0.2, what: str = "conditi
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
+def two_clusters(tmp: Path, extra_env: dict[str, str]) -> Iterator[tuple[DevCluster, DevCluster]]:
+    """Two clusters (`dev up --clusters 2`) in ``tmp``: east and west, each
+    naming the other in [[remotes]]; yields (east, west) and stops both. The
+    body of a test module's two-cluster fixture: ``yield from two_clusters(...)``."""
+    east = start_cluster(tmp, "--clusters", "2", extra_env=extra_env)
+    try:
+        yield east, east.clusters["west"]
+    finally:
+        east.down()
+
+
 def start_cluster(
     tmp: Path,
     *extra: str,

@@ -10,8 +10,8 @@ from tests.integration.cluster import (
     SharedCluster,
     cluster_fixture,
     settled_health,
-    start_cluster,
     start_shared_cluster,
+    two_clusters,
 )
 
 
@@ -85,16 +85,10 @@ def own_cluster(tmp_path: Path) -> Iterator[DevCluster]:
 def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DevCluster, DevCluster]]:
     """Two clusters (`dev up --clusters 2`): east and west, each naming the other
     in [[remotes]]; replicators give up on a refused version after two tries."""
-    east = start_cluster(
+    yield from two_clusters(
         tmp_path_factory.mktemp("pair"),
-        "--clusters",
-        "2",
-        extra_env={
+        {
             "TRISTORE_REPLICATOR_MAX_ATTEMPTS": "2",
             "TRISTORE_REPLICATOR_RETRY_BACKOFF_S": "0.1",
         },
     )
-    try:
-        yield east, east.clusters["west"]
-    finally:
-        east.down()

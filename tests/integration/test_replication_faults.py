@@ -15,7 +15,7 @@ from dataclasses import replace
 
 import pytest
 
-from tests.integration.cluster import DevCluster, signed_channel, start_cluster, wait_until
+from tests.integration.cluster import DevCluster, signed_channel, two_clusters, wait_until
 from tristore import stamps
 from tristore.convert import version_to_pb
 from tristore.model import ObjectVersion
@@ -29,21 +29,15 @@ GC_GRACE_S = 2.0
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DevCluster, DevCluster]]:
-    east = start_cluster(
+    yield from two_clusters(
         tmp_path_factory.mktemp("pair-faults"),
-        "--clusters",
-        "2",
-        extra_env={
+        {
             "TRISTORE_NODE_GC_GRACE_S": str(GC_GRACE_S),
             "TRISTORE_NODE_GC_INTERVAL_S": "0.5",
             "TRISTORE_REPLICATOR_RETRY_BACKOFF_S": "0.1",
             "TRISTORE_REPLICATOR_MAX_BACKOFF_S": "1",
         },
     )
-    try:
-        yield east, east.clusters["west"]
-    finally:
-        east.down()
 
 
 def _versioned(c, name: str) -> str:  # type: ignore[no-untyped-def]

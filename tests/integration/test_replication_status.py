@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.integration.cluster import DevCluster, start_cluster, wait_until
+from tests.integration.cluster import DevCluster, two_clusters, wait_until
 from tristore.config import NodeSpec
 from tristore.placement import Placer
 from tristore.replication import Destination, Rule
@@ -19,19 +19,13 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 @pytest.fixture
 def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DevCluster, DevCluster]]:
-    east = start_cluster(
+    yield from two_clusters(
         tmp_path_factory.mktemp("pair-status"),
-        "--clusters",
-        "2",
-        extra_env={
+        {
             "TRISTORE_REPLICATOR_RETRY_BACKOFF_S": "0.1",
             "TRISTORE_REPLICATOR_MAX_BACKOFF_S": "1",
         },
     )
-    try:
-        yield east, east.clusters["west"]
-    finally:
-        east.down()
 
 
 def _slow_az_home(east: DevCluster, bucket: str, key: str) -> NodeSpec:
