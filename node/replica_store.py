@@ -214,8 +214,12 @@ class _Commit(_Op):
                 store._index_removal(wb, overlay, c.head, was)
                 cur_stamp = c.head.stamp
                 kept.add(c.head.data_id)
-        for vstamp in c.removed:
-            store._remove_version(wb, overlay, c.bucket, c.key, vstamp)
+        # The removals this node made (it held the version): the log lists
+        # only those, so no event tells of removing a version this node never
+        # held (an undecided earlier try of a write that did not reach it).
+        made = tuple(
+            vs for vs in c.removed if store._remove_version(wb, overlay, c.bucket, c.key, vs)
+        )
         for v in c.versions:
             if store._put_version(wb, overlay, v, stored):
                 kept.add(v.data_id)
@@ -223,7 +227,10 @@ class _Commit(_Op):
             wb.delete(keys.staged_key(data_id))
             if data_id not in kept:
                 store._schedule_gc(wb, data_id)  # superseded on arrival (a merge commit)
-        store._append_log(wb, c, self.wire)
+        if made == c.removed:
+            store._append_log(wb, c, self.wire)
+        else:
+            store._append_log(wb, replace(c, removed=made))
         store._batch_touched.append((c.bucket, c.key))
         hint_for = self.hint_for
         if not hint_for and store.rehome is not None:
@@ -883,15 +890,17 @@ class ReplicaStore:
         bucket: str,
         key: str,
         vs: bytes,
-    ) -> None:
+    ) -> bool:
         vk = keys.version_key(bucket, key, vs)
         existing = self._get_overlay(vk, overlay)
-        if existing is not None:
-            old = self._sound_record(existing, vk)
-            if old is not None and old.data_id:
-                self._schedule_gc(wb, old.data_id)
-            wb.delete(vk)
-            overlay[vk] = None
+        if existing is None:
+            return False
+        old = self._sound_record(existing, vk)
+        if old is not None and old.data_id:
+            self._schedule_gc(wb, old.data_id)
+        wb.delete(vk)
+        overlay[vk] = None
+        return True
 
     def _remove_version(
         self,
@@ -900,9 +909,11 @@ class ReplicaStore:
         bucket: str,
         key: str,
         vstamp: Stamp,
-    ) -> None:
+    ) -> bool:
+        """Remove a version for good, leaving its marker; True when this node
+        held its record."""
         vs = vstamp.encode()
-        self._delete_version_record(wb, overlay, bucket, key, vs)
+        held = self._delete_version_record(wb, overlay, bucket, key, vs)
         rk = keys.removed_key(bucket, key, vs)
         if self._get_overlay(rk, overlay) is None:
             self._tomb_delta += 1
@@ -911,6 +922,7 @@ class ReplicaStore:
         marker = records.encode_marker(self._clock_ms())
         wb.put(rk, marker)
         overlay[rk] = marker
+        return held
 
     def _index_removal(
         self,
@@ -1504,13 +1516,16 @@ class ReplicaStore:
         )
         return result
 
-    def _prefix_items(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
-        """Every (key, value) whose key starts with ``prefix``, in order.
-        A block RocksDB cannot read ends it with CorruptData (``items()``
-        would end there silently)."""
+    def _prefix_items(
+        self, prefix: bytes, start: bytes | None = None
+    ) -> Iterator[tuple[bytes, bytes]]:
+        """Every (key, value) whose key starts with ``prefix``, in order (from
+        ``start`` on, when given: a key under ``prefix``). A block RocksDB
+        cannot read ends it with CorruptData (``items()`` would end there
+        silently)."""
         it = self.db.iter()
         try:
-            it.seek(prefix)
+            it.seek(prefix if start is None else start)
             while it.valid():
                 key = cast(bytes, it.key())
                 if not key.startswith(prefix):
@@ -1525,22 +1540,13 @@ class ReplicaStore:
         self, home: str, limit: int, after: tuple[str, str] | None
     ) -> list[tuple[str, str, Stamp]]:
         out: list[tuple[str, str, Stamp]] = []
-        prefix = keys.hint_prefix(home)
         skip = keys.hint_key(home, *after) if after is not None else None
-        it = self.db.iter()
-        try:
-            it.seek(skip if skip is not None else prefix)
-            while it.valid() and len(out) < limit:
-                k = cast(bytes, it.key())
-                if not k.startswith(prefix):
-                    break
-                if k != skip:
-                    _, bucket, key = keys.split_hint_key(k)
-                    out.append((bucket, key, _hint_stamp(cast(bytes, it.value()), k)))
-                it.next()
-            _iter_status(it)
-        finally:
-            del it
+        for k, v in self._prefix_items(keys.hint_prefix(home), skip):
+            if len(out) >= limit:
+                break
+            if k != skip:
+                _, bucket, key = keys.split_hint_key(k)
+                out.append((bucket, key, _hint_stamp(v, k)))
         return out
 
     async def hints_for(

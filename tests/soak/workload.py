@@ -595,7 +595,13 @@ class Versions:
                 ):
                     out.append(f"an event of a marker nobody made: {e.key} {e.version_id}")
                 seq_of[e.key, e.version_id] = e.sequencer
-            elif e.name == REMOVED_DELETE and e.version_id not in pruned:
+            elif (
+                e.name == REMOVED_DELETE
+                and e.version_id not in pruned
+                # A write's earlier try removed by its retry (new stamp): never
+                # acknowledged, and its creation came first.
+                and (known is not None or (e.key, e.version_id) not in seq_of)
+            ):
                 out.append(f"an event of a removal nobody made: {e.key} {e.version_id}")
         for key in {a.key for a in acked.values() if a.key.startswith(prefix)}:
             order = [a.version_id for a in acked.values() if a.key == key]

@@ -320,3 +320,44 @@ def test_a_peers_commit_is_stored_as_the_change_encoded_here_would_be(tmp_path: 
         assert [v.inline for v in entries[1].versions] == [b"z", None]
 
     asyncio.run(go())
+
+
+def test_the_log_lists_only_the_removals_this_node_made(tmp_path: Path) -> None:
+    """A change removing versions for good lists, in this node's change log,
+    only those it held: a write retried with a new stamp removes its earlier
+    try, which may never have reached this node, and the events read from the
+    log (node/events.py) must not tell of removing a version nobody saw here
+    (the soak's "an event of a removal nobody made"). The marker that keeps a
+    late copy out is left either way."""
+    held = ObjectVersion("b", "k", Stamp(1_000, 0, 1, 1), inline=b"x", size=1)
+    never = Stamp(1_001, 0, 1, 1)  # a try that never got here
+    head = ObjectVersion("b", "k", Stamp(1_002, 0, 1, 1), inline=b"y", size=1)
+    removal = Change.of(replace(head, removed=(held.stamp, never)))
+
+    async def go(wire: bool) -> None:
+        path = tmp_path / ("wire" if wire else "plain")
+        store = ReplicaStore(path, NodeSection(), lambda: 5_000)
+        store.start(asyncio.get_running_loop())
+        try:
+            await store.commit(Change.of(held))
+            if wire:
+                msg = change_to_pb(removal)
+                await store.commit(change_from_pb(msg), "", msg)
+            else:
+                await store.commit(removal)
+            entries = [records.decode_change(raw) for _, raw in await store.read_log(0, 10)]
+            assert [e.removed for e in entries] == [(), (held.stamp,)]
+            assert [e.stamp for e in entries] == [held.stamp, head.stamp]
+            # The stored head keeps the change's whole list (repair reads it).
+            assert entries[1].head is not None and entries[1].head.removed == (held.stamp, never)
+            for vs in (held.stamp, never):
+                assert store.db.get(keys.removed_key("b", "k", vs.encode())) is not None
+            # The same removal again (a resend, a handoff): nothing new removed.
+            await store.commit(replace(removal, stamp=Stamp(1_003, 0, 1, 1), merge=True))
+            [*_, last] = [records.decode_change(raw) for _, raw in await store.read_log(0, 10)]
+            assert last.removed == ()
+        finally:
+            store.close()
+
+    asyncio.run(go(False))
+    asyncio.run(go(True))
