@@ -304,9 +304,10 @@ class Replicator:
             # per-key order itself (last writer wins, never backwards). The
             # cursor moves past the batch only once all of it is handled.
             versions = [v for e in resp.entries for v in change_from_pb(e.change).versions]
-            waiting = self._wait(versions)
+            work = [(v, dests) for v in versions if (dests := self._pending(v))]
+            waiting = self._wait(work)
             try:
-                await asyncio.gather(*(self._bounded(self.handle(v)) for v in versions))
+                await asyncio.gather(*(self._bounded(self.handle(v, d)) for v, d in work))
             except Exception:
                 log.exception(
                     "handling %s's change log after %d failed; reading it again", node.name, cursor
@@ -337,22 +338,19 @@ class Replicator:
             return 0.0
         return max(0.0, time.time() - min(times))
 
-    def _wait(self, versions: list[ObjectVersion]) -> list[tuple[str, float]]:
+    def _wait(self, work: list[tuple[ObjectVersion, list[str]]]) -> list[tuple[str, float]]:
         """Count a batch's changes as waiting for their destinations (their
         time: the change's stamp, a new version's write or a later change of
         its tags or status, such as a requeue) until :meth:`_unwait`."""
         waiting = []
-        for v in versions:
-            if v.bucket.startswith(".") or not self._ours(v):
-                continue
-            for dest, status in v.replication_targets.items():
-                if status != replication.PENDING:
-                    continue
+        for v, dests in work:
+            at = v.stamp.physical_ms / 1000
+            for dest in dests:
                 if dest not in self._destinations_seen:
                     self._destinations_seen.add(dest)
                     metrics.LAG.labels(dest).set_function(partial(self.lag, dest))
-                self._waiting.setdefault(dest, Counter())[v.stamp.physical_ms / 1000] += 1
-                waiting.append((dest, v.stamp.physical_ms / 1000))
+                self._waiting.setdefault(dest, Counter())[at] += 1
+                waiting.append((dest, at))
         return waiting
 
     def _unwait(self, waiting: list[tuple[str, float]]) -> None:
@@ -362,18 +360,22 @@ class Replicator:
             if times[at] <= 0:
                 del times[at]
 
-    async def handle(self, v: ObjectVersion) -> None:
-        """Replicate one logged version wherever it is still PENDING (a new
-        version, a change of its tags or ACL, or a replica's change sent back)."""
+    def _pending(self, v: ObjectVersion) -> list[str]:
+        """The destinations a logged version is still PENDING for (a new
+        version, a change of its tags or ACL, or a replica's change sent
+        back) that this replicator sends it to: none for an internal
+        bucket's, or a key in another replicator's share."""
         if v.bucket.startswith("."):
-            return
+            return []
         dests = [d for d, s in v.replication_targets.items() if s == replication.PENDING]
-        if not dests:
-            return
         # The node sends only this replicator's share (ReadLogRequest.share);
         # a node that does not filter sends every entry.
-        if not self._ours(v):
-            return
+        if not dests or not self._ours(v):
+            return []
+        return dests
+
+    async def handle(self, v: ObjectVersion, dests: list[str]) -> None:
+        """Replicate one logged version to ``dests`` (:meth:`_pending`)."""
         await asyncio.gather(*(self._once(v, d) for d in dests))
 
     def _ours(self, v: ObjectVersion) -> bool:
