@@ -20,6 +20,7 @@ import pytest
 
 from tests.integration.cluster import DevCluster, start_cluster, wait_until
 from tristore import errors
+from tristore.model import NodeStatus
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -108,6 +109,23 @@ def _full(cluster: DevCluster, name: str) -> bool:
         return False
 
 
+def _statuses(cluster: DevCluster, *names: str) -> dict[str, NodeStatus]:
+    """The status ``cluster status`` shows of each of ``names``, asked again
+    while one is missing (a node that did not answer within the status call's
+    deadline on a loaded machine), for up to 30 s."""
+    got: dict[str, NodeStatus] = {}
+
+    def shown() -> bool:
+        with cluster.client() as c:
+            for n in c.cluster_status().nodes:
+                if n.name in names and n.status is not None:
+                    got[n.name] = n.status
+        return all(name in got for name in names)
+
+    wait_until(shown, 30, what=f"the status of {', '.join(names)}")
+    return got
+
+
 def test_a_full_node_refuses_writes_serves_reads_and_recovers_by_itself(
     small_disks: tuple[DevCluster, list[str]],
 ) -> None:
@@ -120,10 +138,9 @@ def test_a_full_node_refuses_writes_serves_reads_and_recovers_by_itself(
     filler = _fill(cluster, b1)
     wait_until(lambda: _full(cluster, b1), 30, what="b1 full")
     assert "disk full" in _healthz(cluster, b1)
-    with cluster.client() as c:
-        shown = {n.name: n.status for n in c.cluster_status().nodes}
-    assert shown[b1] is not None and shown[b1].disk_state == "full"
-    assert shown[b2] is not None and shown[b2].disk_state == ""
+    shown = _statuses(cluster, b1, b2)
+    assert shown[b1].disk_state == "full"
+    assert shown[b2].disk_state == ""
 
     with cluster.client() as c:
         # Writes whose home is b1 go to b2 with a hint; a large body is staged there.
@@ -205,9 +222,8 @@ def test_a_store_that_ran_out_of_space_restarts_by_itself_once_space_is_back(
     wait_until(lambda: _full(cluster, b1), 30, what="b1 stuck")
     assert "restarts by itself" in _healthz(cluster, b1)
     assert cluster.metric(b2, "tristore_node_hints_pending") >= 1
+    assert _statuses(cluster, b1)[b1].disk_state == "stuck"
     with cluster.client() as c:
-        shown = {n.name: n.status for n in c.cluster_status().nodes}
-        assert shown[b1] is not None and shown[b1].disk_state == "stuck"
         assert c.get_object(BUCKET, keys[0]) == b"before"  # reads go on
 
     filler.unlink()
