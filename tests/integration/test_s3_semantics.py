@@ -215,6 +215,57 @@ def test_tag_one_version(cluster: DevCluster) -> None:
     assert out(cluster.cli("tag", f"s3://{b}/k", "--version-id", first)) == "old=yes\n"
 
 
+def test_tag_a_bucket(cluster: DevCluster) -> None:
+    """``tag s3://BUCKET``: the bucket's own tags (Put/Get/DeleteBucketTagging),
+    as the SDK and the other door see them; its objects' tags are untouched."""
+    b = "cli-btags"
+    url = f"s3://{b}"
+    cluster.cli("mb", url)
+    put(cluster, f"{url}/k", b"x", "--tag", "obj=1")
+
+    # None yet: S3's NoSuchTagSet, shown as an empty set and said on stderr.
+    r = cluster.cli("tag", url)
+    assert (out(r), r.stderr.decode()) == ("", f"{url} has no tags\n")
+    assert as_json(cluster.cli("tag", url, "--json")) == {"bucket": b, "tags": {}}
+
+    r = cluster.cli("tag", url, "team=blue", "cost=a+b=c", "empty=")
+    assert out(r) == f"tagging: {url} (3 tags)\n"
+    assert out(cluster.cli("tag", url)) == "cost=a+b=c\nempty=\nteam=blue\n"
+    assert out(cluster.cli("tag", f"{url}/")) == "cost=a+b=c\nempty=\nteam=blue\n"
+    assert as_json(cluster.cli("tag", url, "--json")) == {
+        "bucket": b,
+        "tags": {"cost": "a+b=c", "empty": "", "team": "blue"},
+    }
+    with cluster.client() as c:
+        assert c.get_bucket_tagging(b) == {"cost": "a+b=c", "empty": "", "team": "blue"}
+    assert out(cluster.cli("tag", f"{url}/k")) == "obj=1\n"
+
+    # A put replaces the whole set; a bucket takes up to 50 (an object 10).
+    fifty = [f"k{i:02}=v" for i in range(50)]
+    assert out(cluster.cli("tag", url, *fifty)) == f"tagging: {url} (50 tags)\n"
+    r = cluster.cli("tag", url, "only=one", "--json")
+    assert as_json(r) == {"bucket": b, "tags": {"only": "one"}}
+
+    # Bad input changes nothing.
+    error_line(cluster.cli("tag", url, "novalue", check=False), "InvalidArgument")
+    error_line(cluster.cli("tag", url, "=v", check=False), "InvalidArgument")
+    error_line(cluster.cli("tag", url, "a=1", "a=2", check=False), "InvalidArgument")
+    error_line(cluster.cli("tag", url, "aws:x=1", check=False), "InvalidTag")
+    error_line(cluster.cli("tag", url, *fifty, "k50=v", check=False), "InvalidTag")
+    error_line(cluster.cli("tag", url, "a=1", "--delete", check=False), "InvalidArgument")
+    error_line(cluster.cli("tag", url, "--version-id", "null", check=False), "InvalidArgument")
+    assert out(cluster.cli("tag", url)) == "only=one\n"
+
+    r = cluster.cli("tag", url, "--delete")
+    assert out(r) == f"tagging: {url} (0 tags)\n"
+    assert out(cluster.cli("tag", url)) == ""
+    cluster.cli("tag", url, "--delete")  # none left: no error, as S3's DeleteBucketTagging
+    assert out(cluster.cli("tag", f"{url}/k")) == "obj=1\n"
+
+    error_line(cluster.cli("tag", "s3://cli-btags-missing", check=False), "NoSuchBucket")
+    error_line(cluster.cli("tag", "s3://cli-btags-missing", "a=1", check=False), "NoSuchBucket")
+
+
 # --- acl -------------------------------------------------------------------------------
 
 

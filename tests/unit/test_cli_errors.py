@@ -47,7 +47,7 @@ def _one_line(err: str, code: str) -> str:
         (["cp", "--part-size", "1MiB", "f", "s3://bkt/k"], ["--part-size", "at least 5 MiB"]),
         (["presign", "s3://bkt/k", "--method", "POST"], ["invalid choice: 'POST'"]),
         (["version", "bogus", "s3://bkt"], ["invalid choice: 'bogus'"]),
-        (["tag"], ["required: s3://BUCKET/KEY", "'tristore tag --help'"]),
+        (["tag"], ["required: s3://BUCKET[/KEY]", "'tristore tag --help'"]),
         (["acl", "s3://bkt/k", "private", "extra"], ["unrecognized arguments: extra"]),
         (["dev", "up", "--azs", "2"], ["--azs: 2 is not between 3 and 26"]),
         (["replication"], ["required", "'tristore replication --help'"]),

@@ -65,6 +65,13 @@ def test_tag_arguments() -> None:
     assert args.tags == [] and args.delete
 
 
+def test_tag_takes_a_bucket_url_too() -> None:
+    """``tag s3://BUCKET``: the bucket's own tags (the URL decides, as for ``mc tag``)."""
+    args = parse("tag", "s3://b", "a=1", "--json")
+    assert (args.func, args.url, args.tags, args.json) == (objects.cmd_tag, "s3://b", ["a=1"], True)
+    assert parse("tag", "s3://b/", "--delete").delete
+
+
 def test_acl_arguments() -> None:
     assert parse("acl", "s3://b/k").canned is None
     args = parse("acl", "s3://b/k", "public-read", "--version-id", VID, "--json")
@@ -131,7 +138,11 @@ def test_cp_write_flags() -> None:
         (["tag", "s3://bkt/k", "a=1", "--delete"], "not both"),
         (["tag", "s3://bkt/k", "novalue"], "NAME=VALUE"),
         (["tag", "s3://bkt/k", "a=1", "a=2"], "given twice"),
-        (["tag", "s3://bkt"], "no key"),
+        (["tag", "s3://bkt", "novalue"], "NAME=VALUE"),
+        (["tag", "s3://bkt", "=v"], "NAME=VALUE"),
+        (["tag", "s3://bkt/", "a=1", "--delete"], "not both"),
+        (["tag", "s3://bkt", "--version-id", VID], "--version-id: only with s3://BUCKET/KEY"),
+        (["tag", "s3://Bad_Bucket"], "Bad_Bucket"),
         (["acl", "s3://bkt/"], "no key"),
         (["version", "enable", "s3://bkt/k"], "object URL"),
         (["ls", "s3://bkt", "--key-marker", "k"], "--key-marker: only with --versions"),

@@ -55,7 +55,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ls": ("objects", "list buckets, or objects under a prefix"),
     "version": ("objects", "turn bucket versioning on or off, or show it"),
     "encryption": ("objects", "set, show or remove a bucket's default encryption"),
-    "tag": ("objects", "show, set or remove an object's tags"),
+    "tag": ("objects", "show, set or remove an object's or a bucket's tags"),
     "acl": ("objects", "show or set an object's canned ACL"),
     "presign": ("presign", "a URL that lets anyone GET (or PUT) one object for a while"),
     "sync": ("bulk_commands", "make a directory or prefix hold what another holds"),

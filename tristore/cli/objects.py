@@ -39,6 +39,7 @@ from tristore.cli.util import (
 from tristore.errors import (
     IncompleteBody,
     InvalidArgument,
+    NoSuchTagSet,
     ServerSideEncryptionConfigurationNotFoundError,
 )
 from tristore.validation import MAX_LIST_KEYS, cap_max_keys, check_key
@@ -782,10 +783,16 @@ def format_tags(tags: dict[str, str]) -> str:
 
 
 def cmd_tag(args: argparse.Namespace) -> int:
-    url = parse_object_url(args.url)
+    """An object's tags, or with ``s3://BUCKET`` the bucket's own (as ``mc tag``
+    takes either): no K=V shows them, K=V pairs replace them, --delete removes them."""
+    url = parse_s3_url(args.url)
+    if url.key:
+        check_key(url.key)
     tags = parse_kv_list(args.tags, "tag")
     if args.delete and tags:
         raise InvalidArgument("give K=V tags to set, or --delete to remove them all, not both")
+    if not url.key:
+        return _tag_bucket(url.bucket, tags, args)
     with connect(args.endpoint) as c:
         if args.delete:
             result = c.delete_object_tagging(url.bucket, url.key, version_id=args.version_id)
@@ -801,6 +808,37 @@ def cmd_tag(args: argparse.Namespace) -> int:
         print(f"tagging: {url} ({n} tag{'' if n == 1 else 's'}{version})")
     elif result.tags:
         print(format_tags(result.tags))
+    return 0
+
+
+def _tag_bucket(bucket: str, tags: dict[str, str], args: argparse.Namespace) -> int:
+    """``tag s3://BUCKET``: S3's Get/Put/DeleteBucketTagging. A bucket without
+    tags is S3's NoSuchTagSet; shown here as an empty set (exit 0, a note on
+    stderr), as ``tag`` shows an object without tags."""
+    if args.version_id is not None:
+        raise InvalidArgument(
+            "--version-id: only with s3://BUCKET/KEY (a bucket's tags have no versions)"
+        )
+    with connect(args.endpoint) as c:
+        if args.delete:
+            c.delete_bucket_tagging(bucket)
+            current: dict[str, str] = {}
+        elif tags:
+            current = c.put_bucket_tagging(bucket, tags)
+        else:
+            try:
+                current = c.get_bucket_tagging(bucket)
+            except NoSuchTagSet:
+                current = {}
+    if args.json:
+        print_json({"bucket": bucket, "tags": dict(sorted(current.items()))})
+    elif args.delete or tags:
+        n = len(current)
+        print(f"tagging: s3://{bucket} ({n} tag{'' if n == 1 else 's'})")
+    elif current:
+        print(format_tags(current))
+    else:
+        print(f"s3://{bucket} has no tags", file=sys.stderr)
     return 0
 
 
@@ -965,16 +1003,23 @@ def _register_semantics(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "tag",
         parents=[common],
-        help="show, set or remove an object's tags",
-        description="With no K=V, print the tags (K=V lines). With K=V pairs, replace "
-        "the whole tag set (at most 10). With --delete, remove every tag.",
+        help="show, set or remove an object's or a bucket's tags",
+        description="The tags of an object (s3://BUCKET/KEY) or of a bucket (s3://BUCKET). "
+        "With no K=V, print the tags (K=V lines). With K=V pairs, replace the whole tag "
+        "set (at most 10 on an object, 50 on a bucket). With --delete, remove every tag.",
     )
-    p.add_argument("url", metavar="s3://BUCKET/KEY")
+    p.add_argument("url", metavar="s3://BUCKET[/KEY]")
     # default=[]: not listed as required when the URL is missing.
     p.add_argument("tags", metavar="K=V", nargs="*", default=[], help="the new tag set")
-    p.add_argument("--version-id", metavar="ID", help="this version instead of the newest")
+    p.add_argument(
+        "--version-id", metavar="ID", help="an object: this version instead of the newest"
+    )
     p.add_argument("--delete", action="store_true", help="remove every tag")
-    p.add_argument("--json", action="store_true", help='print {"version_id": ..., "tags": {...}}')
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help='print {"version_id": ..., "tags": {...}} (a bucket: {"bucket": ..., "tags": {...}})',
+    )
     p.set_defaults(func=cmd_tag)
 
     p = sub.add_parser(
