@@ -14,6 +14,7 @@ Hierarchy::
     │   │   MetadataTooLarge, EntityTooLarge, InvalidRange, BadDigest, InvalidDigest,
     │   │   IncompleteBody, InvalidPart, PreconditionFailed,
     │   │   InvalidLocationConstraint, IllegalLocationConstraintException
+    │   ├── InvalidRequest (└── SSECustomerKeyRequired)
     │   ├── NoSuchBucket, NoSuchKey, NoSuchVersion, CursorExpired,
     │   │   ReplicationConfigurationNotFoundError
     │   ├── BucketAlreadyExists (└── BucketAlreadyOwnedByYou), BucketNotEmpty
@@ -37,6 +38,12 @@ Hierarchy::
         ├── OutcomeUnknown          (a retried write may or may not have taken effect)
         ├── CorruptData             (a stored copy failed its checksum; read elsewhere)
         └── InternalError
+
+A few classes *refine* another: a narrower case S3 answers with the same code
+(``SSECustomerKeyRequired`` is S3's InvalidRequest). They are not in
+:data:`BY_CODE`; the server sends the class name too (``tristore-error-class``),
+and the SDK raises the refinement when it knows it, the code's class otherwise.
+Code that must tell the case apart catches the refinement, never reads the message.
 """
 
 from __future__ import annotations
@@ -49,6 +56,8 @@ if TYPE_CHECKING:
 
 ERROR_CODE_KEY = "tristore-error-code"
 ERROR_RETRIABLE_KEY = "tristore-error-retriable"
+#: Trailer naming the class of an error that refines its code's (:data:`REFINEMENTS`).
+ERROR_CLASS_KEY = "tristore-error-class"
 #: Trailers naming the delete marker an error is about (:class:`DeleteMarker`).
 DELETE_MARKER_KEY = "tristore-delete-marker"
 DELETE_MARKER_MS_KEY = "tristore-delete-marker-ms"
@@ -201,6 +210,15 @@ class InvalidStorageClass(ClientError):
 
 class InvalidRequest(ClientError):
     code = "InvalidRequest"
+
+
+class SSECustomerKeyRequired(InvalidRequest):
+    """A read (GET, HEAD, a copy's source, a part of an SSE-C upload) of an
+    SSE-C object without its key. S3 answers it 400 InvalidRequest ("The
+    object was stored using a form of Server Side Encryption. The correct
+    parameters must be provided to retrieve the object."), as it answers many
+    other refusals: a refinement (:data:`REFINEMENTS`), so that a client can
+    tell it from them by its class."""
 
 
 class IllegalVersioningConfigurationException(ClientError):
@@ -502,9 +520,18 @@ def _all_subclasses(cls: type[TristoreError]) -> list[type[TristoreError]]:
     return out
 
 
+#: Classes that narrow the case of their parent under the same S3 code (S3
+#: has no code of its own for them), by class name: sent as the code plus
+#: the ``tristore-error-class`` trailer, rebuilt as the refinement by
+#: :func:`from_grpc` and as the code's class by anything that reads the code
+#: alone (a batched item's error, the S3 HTTP API, an older client).
+REFINEMENTS: dict[str, type[TristoreError]] = {c.__name__: c for c in (SSECustomerKeyRequired,)}
+
 #: S3 error code -> exception class. The single table both directions use.
 BY_CODE: dict[str, type[TristoreError]] = {
-    c.code: c for c in _all_subclasses(TristoreError) if c not in (ClientError, ServerError)
+    c.code: c
+    for c in _all_subclasses(TristoreError)
+    if c not in (ClientError, ServerError) and c.__name__ not in REFINEMENTS
 }
 
 #: S3 error code -> HTTP status, as S3 answers each (the S3 HTTP API, node/s3/).
@@ -629,6 +656,9 @@ def trailing_metadata(err: TristoreError) -> tuple[tuple[str, str], ...]:
         (ERROR_CODE_KEY, err.code),
         (ERROR_RETRIABLE_KEY, "1" if err.retriable else "0"),
     )
+    name = type(err).__name__
+    if REFINEMENTS.get(name) is type(err):
+        out += ((ERROR_CLASS_KEY, name),)
     m = err.delete_marker
     if m is not None:
         out += ((DELETE_MARKER_KEY, m.version_id), (DELETE_MARKER_MS_KEY, str(m.last_modified_ms)))
@@ -641,12 +671,14 @@ def from_grpc(
     metadata: object = None,
 ) -> TristoreError:
     """Rebuild the exception a server raised from a gRPC status and trailers."""
-    code = None
+    code = refined = None
     marker_id, marker_ms = None, 0
     for item in metadata or ():  # type: ignore[attr-defined]
         key, value = item[0], item[1]
         if key == ERROR_CODE_KEY:
             code = value
+        elif key == ERROR_CLASS_KEY:
+            refined = REFINEMENTS.get(value)
         elif key == DELETE_MARKER_KEY:
             marker_id = value
         elif key == DELETE_MARKER_MS_KEY and value.isdigit():
@@ -654,7 +686,9 @@ def from_grpc(
     message = details or ""
     if code is not None and code in BY_CODE:
         marker = DeleteMarker(marker_id, marker_ms) if marker_id is not None else None
-        return BY_CODE[code](message, marker)
+        # A refinement only of the code it was sent with: the code decides.
+        cls = refined if refined is not None and refined.code == code else BY_CODE[code]
+        return cls(message, marker)
     name = status.name if status is not None else "UNKNOWN"
     cls = _TRANSPORT.get(name, InternalError)
     if broken_connection(name, message):

@@ -38,7 +38,13 @@ from dataclasses import dataclass
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from tristore.errors import AccessDenied, InvalidArgument, InvalidRequest, KeyUnavailable
+from tristore.errors import (
+    AccessDenied,
+    InvalidArgument,
+    InvalidRequest,
+    KeyUnavailable,
+    SSECustomerKeyRequired,
+)
 from tristore.model import SSE_TAG
 
 KEY_SIZE = 32
@@ -166,8 +172,9 @@ def customer_hmac(ck: CustomerKey, salt: bytes | None = None) -> bytes:
 
 def check_customer_key(stored: bytes, ck: CustomerKey | None, what: str) -> CustomerKey | None:
     """S3's rules for reading: an SSE-C object needs its key (400 InvalidRequest
-    without one, 403 AccessDenied with another); an object that is not SSE-C
-    takes none (400 InvalidRequest). Returns the key to open an SSE-C body with."""
+    without one, as :class:`SSECustomerKeyRequired`; 403 AccessDenied with
+    another); an object that is not SSE-C takes none (400 InvalidRequest).
+    Returns the key to open an SSE-C body with."""
     if not stored:
         if ck is not None:
             raise InvalidRequest(
@@ -176,7 +183,7 @@ def check_customer_key(stored: bytes, ck: CustomerKey | None, what: str) -> Cust
             )
         return None
     if ck is None:
-        raise InvalidRequest(
+        raise SSECustomerKeyRequired(
             f"{what} is stored using a form of server-side encryption (SSE-C): the correct "
             "parameters (algorithm, key, key MD5) must be provided to retrieve it"
         )

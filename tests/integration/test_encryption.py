@@ -210,9 +210,11 @@ def test_sse_c_refusals_copy_and_multipart(cluster: DevCluster) -> None:
         md5 = base64.b64encode(hashlib.md5(key).digest()).decode()
         assert (info.sse_customer_algorithm, info.sse_customer_key_md5) == ("AES256", md5)
         assert info.sse == ""
-        with pytest.raises(errors.InvalidRequest):
-            c.get_object("ssec", "k")  # no key: 400 InvalidRequest, as S3
-        with pytest.raises(errors.InvalidRequest):
+        # No key: 400 InvalidRequest, as S3, told apart from other InvalidRequests by class.
+        with pytest.raises(errors.SSECustomerKeyRequired) as refused:
+            c.get_object("ssec", "k")
+        assert refused.value.code == "InvalidRequest"
+        with pytest.raises(errors.SSECustomerKeyRequired):
             c.head_object("ssec", "k")
         with pytest.raises(errors.AccessDenied):
             c.get_object("ssec", "k", sse_customer_key=other)  # wrong key: 403
@@ -226,15 +228,18 @@ def test_sse_c_refusals_copy_and_multipart(cluster: DevCluster) -> None:
         head = c.head_object("ssec", "k", sse_customer_key=key)
         assert head.sse_customer_key_md5 == md5 and head.size == len(data)
         c.put_object("ssec", "plain", b"not encrypted")
-        with pytest.raises(errors.InvalidRequest):
-            c.get_object("ssec", "plain", sse_customer_key=key)
+        for call in (c.get_object, c.head_object):
+            with pytest.raises(errors.InvalidRequest) as refused:
+                call("ssec", "plain", sse_customer_key=key)
+            # Its message names SSE-C too, but no key is missing.
+            assert not isinstance(refused.value, errors.SSECustomerKeyRequired)
         with pytest.raises(errors.InvalidArgument):
             c.put_object("ssec", "short", b"x", sse_customer_key=b"too short")
         with pytest.raises(errors.InvalidArgument):
             c.put_object("ssec", "both", b"x", sse="AES256", sse_customer_key=key)
 
         # Copy: the source's key to read it, the new object's own encryption.
-        with pytest.raises(errors.InvalidRequest):
+        with pytest.raises(errors.SSECustomerKeyRequired):
             c.copy_object(CopySource("ssec", "k"), "ssec", "copy")
         c.copy_object(
             CopySource("ssec", "k"), "ssec", "copy", sse="AES256", copy_source_sse_customer_key=key
@@ -260,14 +265,14 @@ def test_sse_c_refusals_copy_and_multipart(cluster: DevCluster) -> None:
 
         # Multipart: every part and the complete give the upload's key.
         up = c.create_multipart_upload("ssec", "mpu", sse_customer_key=key)
-        with pytest.raises(errors.InvalidRequest):
+        with pytest.raises(errors.SSECustomerKeyRequired):
             c.upload_part("ssec", "mpu", up.upload_id, 1, b"x" * 100)
         with pytest.raises(errors.AccessDenied):
             c.upload_part("ssec", "mpu", up.upload_id, 1, b"x" * 100, sse_customer_key=other)
         p1, p2 = os.urandom(5 * MIB), os.urandom(100)
         e1 = c.upload_part("ssec", "mpu", up.upload_id, 1, p1, sse_customer_key=key).etag
         e2 = c.upload_part("ssec", "mpu", up.upload_id, 2, p2, sse_customer_key=key).etag
-        with pytest.raises(errors.InvalidRequest):
+        with pytest.raises(errors.SSECustomerKeyRequired):
             c.complete_multipart_upload("ssec", "mpu", up.upload_id, [(1, e1), (2, e2)])
         done = c.complete_multipart_upload(
             "ssec", "mpu", up.upload_id, [(1, e1), (2, e2)], sse_customer_key=key

@@ -16,6 +16,8 @@ from tristore.server import SERVER_OPTIONS, Interceptor
 pytestmark = pytest.mark.unit
 
 ALL = sorted(errors.BY_CODE.values(), key=lambda c: c.code)
+#: Every class a server may raise: the codes' own and the refinements of them.
+EVERY = sorted([*ALL, *errors.REFINEMENTS.values()], key=lambda c: c.__name__)
 RETRIABLE = {
     errors.QuorumUnavailable,
     errors.ServiceUnavailable,
@@ -35,11 +37,43 @@ def _leaves(cls: type[errors.TristoreError]) -> Iterator[type[errors.TristoreErr
 
 
 def test_by_code_holds_every_error_once() -> None:
-    leaves = set(_leaves(errors.TristoreError))
+    leaves = set(_leaves(errors.TristoreError)) - set(errors.REFINEMENTS.values())
     assert set(errors.BY_CODE.values()) == leaves
     assert len(errors.BY_CODE) == len(leaves), "two error classes share an S3 code"
     for code, cls in errors.BY_CODE.items():
         assert cls.code == code == cls.__name__
+
+
+def test_a_refinement_narrows_its_codes_class() -> None:
+    """A refinement keeps its parent's S3 code (what S3 and the S3 HTTP API
+    answer), status and retriable flag: code that catches the parent catches it."""
+    assert errors.REFINEMENTS, "none left: drop the mechanism"
+    for name, cls in errors.REFINEMENTS.items():
+        assert cls.__name__ == name and name not in errors.BY_CODE
+        parent = errors.BY_CODE[cls.code]
+        assert issubclass(cls, parent) and cls is not parent
+        assert cls.grpc_status is parent.grpc_status and cls.retriable is parent.retriable
+        assert errors.http_status(cls()) == errors.http_status(parent())
+    assert errors.SSECustomerKeyRequired.code == "InvalidRequest"
+
+
+def test_a_refinement_is_rebuilt_only_with_its_own_code() -> None:
+    """Without the class trailer (an older server, a batched item's code), the
+    code's class; a class trailer that names no refinement of the code sent
+    (another code, an unknown name) changes nothing."""
+    err = errors.SSECustomerKeyRequired("b/k is stored using SSE-C")
+    trailers = errors.trailing_metadata(err)
+    assert (errors.ERROR_CLASS_KEY, "SSECustomerKeyRequired") in trailers
+    code_only = [t for t in trailers if t[0] != errors.ERROR_CLASS_KEY]
+    plain = errors.from_grpc(err.grpc_status, err.message, code_only)
+    assert type(plain) is errors.InvalidRequest
+    assert type(errors.from_code(err.code, err.message)) is errors.InvalidRequest
+    other = errors.trailing_metadata(errors.InvalidArgument("x"))
+    for extra in ("SSECustomerKeyRequired", "NoSuchKey", "Nonsense"):
+        rebuilt = errors.from_grpc(err.grpc_status, "x", [*other, (errors.ERROR_CLASS_KEY, extra)])
+        assert type(rebuilt) is errors.InvalidArgument, extra
+    # Only a refinement sends the trailer: its parent, the other codes, none.
+    assert errors.ERROR_CLASS_KEY not in dict(errors.trailing_metadata(errors.InvalidRequest()))
 
 
 def test_the_s3_errors_of_the_design_exist() -> None:
@@ -51,7 +85,7 @@ def test_the_s3_errors_of_the_design_exist() -> None:
         assert code in errors.BY_CODE
 
 
-@pytest.mark.parametrize("cls", ALL, ids=lambda c: c.code)
+@pytest.mark.parametrize("cls", EVERY, ids=lambda c: c.__name__)
 def test_round_trip_through_trailing_metadata(cls: type[errors.TristoreError]) -> None:
     original = cls("bucket 'b': something went wrong — ünïcode")
     rebuilt = errors.from_grpc(
@@ -62,7 +96,7 @@ def test_round_trip_through_trailing_metadata(cls: type[errors.TristoreError]) -
     assert rebuilt.retriable is cls.retriable
 
 
-@pytest.mark.parametrize("cls", ALL, ids=lambda c: c.code)
+@pytest.mark.parametrize("cls", EVERY, ids=lambda c: c.__name__)
 def test_round_trip_through_an_aio_rpc_error(cls: type[errors.TristoreError]) -> None:
     """The exact type the SDK catches, with grpc's own Metadata container."""
     rebuilt = errors.from_rpc_error(_aio_rpc_error(cls("details here")))

@@ -72,13 +72,14 @@ def test_customer_keys_are_checked_as_s3_does() -> None:
     assert key not in stored and len(stored) == 16 + 32
     assert sse.customer_hmac(ck) != stored  # salted: the same key stores differently
     assert sse.check_customer_key(stored, ck, "o") is ck
-    with pytest.raises(errors.InvalidRequest):
-        sse.check_customer_key(stored, None, "o")  # no key: 400
+    with pytest.raises(errors.SSECustomerKeyRequired):
+        sse.check_customer_key(stored, None, "o")  # no key: 400 InvalidRequest, told apart
     other = sse.customer_key("AES256", os.urandom(32), "")
     with pytest.raises(errors.AccessDenied):
         sse.check_customer_key(stored, other, "o")  # another key: 403
-    with pytest.raises(errors.InvalidRequest):
+    with pytest.raises(errors.InvalidRequest) as refused:
         sse.check_customer_key(b"", ck, "o")  # not an SSE-C object
+    assert type(refused.value) is errors.InvalidRequest  # not a missing key
     assert sse.check_customer_key(b"", None, "o") is None
 
 
