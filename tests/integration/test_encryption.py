@@ -721,3 +721,24 @@ def test_cli_sse_c_and_default_encryption(cluster: DevCluster, tmp_path: Path) -
     assert json.loads(cluster.cli("stat", "s3://cli-enc/d", "--json").stdout)["sse"] == "AES256"
     cluster.cli("encryption", "rm", "s3://cli-enc")
     assert cluster.cli("encryption", "status", "s3://cli-enc").stdout == b"none\n"
+
+
+def test_cli_replication_status_of_an_sse_c_version(cluster: DevCluster) -> None:
+    """``replication status`` needs no SSE-C key: the node refuses the HEAD
+    with SSECustomerKeyRequired (InvalidRequest to S3) and the CLI reads the
+    version's status from the listing instead; no rule sent it anywhere."""
+    key = base64.b64encode(os.urandom(32)).decode()
+    cluster.cli("mb", "s3://cli-enc-status")
+    cluster.cli("version", "enable", "s3://cli-enc-status")
+    cluster.cli("cp", "-", "s3://cli-enc-status/s", "--sse-c-key", key, input=b"sealed")
+    cluster.cli("cp", "-", "s3://cli-enc-status/p", input=b"plain")
+    refused = cluster.cli("stat", "s3://cli-enc-status/s", check=False)
+    assert refused.returncode == 1 and refused.stderr.startswith(b"InvalidRequest: ")
+    assert cluster.cli("replication", "status", "s3://cli-enc-status/s").stdout == b"none\n"
+    shown = json.loads(
+        cluster.cli("replication", "status", "s3://cli-enc-status/s", "--json").stdout
+    )
+    vid = json.loads(cluster.cli("ls", "s3://cli-enc-status/s", "--versions", "--json").stdout)
+    assert shown["version_id"] == vid["versions"][0]["version_id"]
+    counted = cluster.cli("replication", "status", "s3://cli-enc-status", "--json")
+    assert json.loads(counted.stdout)["counts"]["none"] == 2, counted.stdout

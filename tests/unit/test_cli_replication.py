@@ -8,6 +8,7 @@ import datetime as dt
 import json
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -20,8 +21,9 @@ from tristore.errors import (
     InvalidBucketName,
     InvalidRequest,
     InvalidStorageClass,
+    SSECustomerKeyRequired,
 )
-from tristore.model import VersionEntry
+from tristore.model import VersionEntry, VersionPage
 from tristore.replication import COMPLETED, FAILED, PENDING, REPLICA, Destination, Rule
 
 pytestmark = pytest.mark.unit
@@ -276,16 +278,21 @@ def test_count_statuses_gone_and_unknown_statuses() -> None:
 
 
 class _Heads:
-    """A client whose HEAD of an SSE-C version is refused for want of its key."""
+    """A client whose HEAD of an SSE-C version is refused for want of its key,
+    as the node refuses it (tristore.sse.check_customer_key)."""
 
     def head_object(self, bucket: str, key: str, version_id: str | None = None) -> object:
         if key == "sealed":
-            raise InvalidRequest(
-                f"{bucket}/{key} is stored using a form of server-side encryption (SSE-C): "
-                "the correct parameters must be provided"
-            )
+            raise SSECustomerKeyRequired("no key given")  # the class tells, not the words
         if key == "other":
             raise InvalidRequest("something else is wrong")
+        if key == "says-sse-c":
+            # Another refusal whose message names SSE-C (the node's own words
+            # for a key given to an object that is not SSE-C).
+            raise InvalidRequest(
+                f"{bucket}/{key} is not encrypted with a customer-provided key; "
+                "the request must not give SSE-C parameters"
+            )
         raise AssertionError(key)
 
 
@@ -293,8 +300,38 @@ def test_a_status_count_takes_an_sse_c_versions_status_from_its_listing() -> Non
     """Counting needs no SSE-C key: the version listing carries the status."""
     status_of = rep._version_status(_Heads(), "b")  # type: ignore[arg-type]
     assert status_of(entry("sealed", "v1", status=COMPLETED)) == COMPLETED
-    with pytest.raises(InvalidRequest):  # another refusal is not swallowed
-        status_of(entry("other", "v2", status=COMPLETED))
+    for key in ("other", "says-sse-c"):  # another refusal is not swallowed
+        with pytest.raises(InvalidRequest):
+            status_of(entry(key, "v2", status=COMPLETED))
+
+
+class _HeadsAndListing(_Heads):
+    """:class:`_Heads` as the CLI connects to it, with a version listing."""
+
+    def __enter__(self) -> _HeadsAndListing:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def iter_object_versions(self, bucket: str, prefix: str = "") -> Iterator[VersionPage]:
+        e = entry(prefix, "v1", status=COMPLETED)
+        e = replace(e, is_latest=True, replication_targets={"west/b": COMPLETED})
+        yield VersionPage([e], [], False, None, None)
+
+
+def test_status_of_an_sse_c_version_comes_from_its_listing(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``replication status s3://B/K`` of an SSE-C version (whose HEAD needs a
+    key) reads the listing; another InvalidRequest that mentions SSE-C is an
+    error, not an SSE-C version."""
+    monkeypatch.setattr(rep, "connect", lambda endpoint: _HeadsAndListing())
+    assert run(["replication", "status", "s3://bkt/sealed"]) == 0
+    assert capsys.readouterr().out.split() == [COMPLETED, "west/b", COMPLETED]
+    assert run(["replication", "status", "s3://bkt/says-sse-c"]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("InvalidRequest: bkt/says-sse-c is not encrypted"), err
 
 
 def test_count_statuses_limit_must_be_positive() -> None:

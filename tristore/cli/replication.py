@@ -50,6 +50,7 @@ from tristore.errors import (
     MethodNotAllowed,
     NoSuchKey,
     NoSuchVersion,
+    SSECustomerKeyRequired,
     TristoreError,
 )
 from tristore.replication import Destination, Rule, rule_from_json
@@ -350,18 +351,12 @@ def _version_status(c: Client, bucket: str) -> Callable[[VersionEntry], str | No
             return c.head_object(bucket, e.key, version_id=e.version_id).replication_status
         except (NoSuchKey, NoSuchVersion):
             return None
-        except InvalidRequest as exc:
-            if not _needs_customer_key(exc):
-                raise
-            return e.replication_status  # an SSE-C version: its listing entry says it
+        except SSECustomerKeyRequired:
+            # An SSE-C version: its HEAD needs the key, which a status does
+            # not; its listing entry carries the status.
+            return e.replication_status
 
     return status_of
-
-
-def _needs_customer_key(exc: InvalidRequest) -> bool:
-    """Whether a HEAD was refused for want of an SSE-C version's key (which a
-    status does not need: the version listing carries it)."""
-    return "SSE-C" in exc.message
 
 
 # --- walking a bucket's versions -------------------------------------------------
@@ -859,9 +854,7 @@ def _status_of_version(url: S3Url, args: argparse.Namespace) -> int:
         try:
             info = c.head_object(url.bucket, url.key, version_id=args.version_id)
             version_id, status = info.version_id, info.replication_status
-        except (InvalidRequest, MethodNotAllowed) as exc:
-            if isinstance(exc, InvalidRequest) and not _needs_customer_key(exc):
-                raise
+        except (SSECustomerKeyRequired, MethodNotAllowed):
             # An SSE-C version, or a delete marker: its listing entry has the status.
             entry = _entry_of(c, url.bucket, url.key, args.version_id)
             if entry is None:
