@@ -28,6 +28,9 @@ Hierarchy::
     │   │   NoSuchPublicAccessBlockConfiguration, OwnershipControlsNotFoundError
     │   │                           (S3 HTTP: configurations not offered, so none)
     │   ├── NoSuchEntity, EntityAlreadyExists     (users and access keys)
+│   ├── MalformedPOSTRequest, InvalidPolicyDocument,
+│   │   IncorrectNumberOfFilesInPostRequest, MaxPostPreDataLengthExceeded
+│   │                           (S3 HTTP: browser form uploads, POST Object)
     │   └── FileChanged             (the SDK's: a file changed during upload_file)
     └── ServerError                 (the cluster could not do it now)
         ├── QuorumUnavailable       (retriable: an AZ is unreachable)
@@ -219,6 +222,32 @@ class SSECustomerKeyRequired(InvalidRequest):
     parameters must be provided to retrieve the object."), as it answers many
     other refusals: a refinement (:data:`REFINEMENTS`), so that a client can
     tell it from them by its class."""
+
+
+class MalformedPOSTRequest(ClientError):
+    """S3 HTTP: a POST Object body that is not well-formed multipart/form-data."""
+
+    code = "MalformedPOSTRequest"
+
+
+class InvalidPolicyDocument(ClientError):
+    """S3 HTTP: a POST Object policy that is not base64 JSON of S3's form
+    (``expiration``, ``conditions``), as opposed to a form the policy refuses
+    (AccessDenied, "Invalid according to Policy: ...")."""
+
+    code = "InvalidPolicyDocument"
+
+
+class IncorrectNumberOfFilesInPostRequest(ClientError):
+    """S3 HTTP: a POST Object form without its ``file`` field."""
+
+    code = "IncorrectNumberOfFilesInPostRequest"
+
+
+class MaxPostPreDataLengthExceeded(ClientError):
+    """S3 HTTP: the fields of a POST Object form before its file are too large."""
+
+    code = "MaxPostPreDataLengthExceeded"
 
 
 class IllegalVersioningConfigurationException(ClientError):
@@ -559,6 +588,10 @@ HTTP_STATUS: dict[str, int] = {
     "InvalidStorageClass": 400,
     "InvalidRequest": 400,
     "IllegalVersioningConfigurationException": 400,
+    "MalformedPOSTRequest": 400,
+    "InvalidPolicyDocument": 400,
+    "IncorrectNumberOfFilesInPostRequest": 400,
+    "MaxPostPreDataLengthExceeded": 400,
     "InvalidLocationConstraint": 400,
     "IllegalLocationConstraintException": 400,
     "NoSuchBucket": 404,
