@@ -551,6 +551,44 @@ def presign_query(
     return [*pairs, ("X-Amz-Signature", sig)]
 
 
+# -- POST Object: browser form uploads (node/s3/post.py) -------------------------
+
+#: The fields that sign a POST Object form with Signature V4, beside its policy.
+POST_FIELDS = ("x-amz-algorithm", "x-amz-credential", "x-amz-date", "x-amz-signature")
+_AMZ_DATE = re.compile(r"\d{8}T\d{6}Z")
+
+
+def _post_malformed(what: str) -> InvalidArgument:
+    return InvalidArgument(f"the form's x-amz-credential is malformed: {what}")
+
+
+def parse_post(fields: Mapping[str, str]) -> Signed:
+    """The signature of a POST Object form (``fields`` by lower-case name,
+    each of :data:`POST_FIELDS` present): its credential, date and
+    signature. The signed "payload" is the base64 policy itself. No time
+    window: the policy's expiration says how long the form is good for."""
+    if fields["x-amz-algorithm"] != ALGORITHM:
+        raise InvalidArgument(
+            f"x-amz-algorithm {fields['x-amz-algorithm'][:50]!r} is not supported; use {ALGORITHM}"
+        )
+    akid, date, region, service = _credential(fields["x-amz-credential"], _post_malformed)
+    when = fields["x-amz-date"]
+    if not _AMZ_DATE.fullmatch(when):
+        raise InvalidArgument(f"x-amz-date {when[:50]!r} is not YYYYMMDDTHHMMSSZ")
+    if when[:8] != date:
+        raise InvalidArgument("the x-amz-credential's date is not the x-amz-date's day")
+    sig = fields["x-amz-signature"].lower()
+    if not _HEX64.fullmatch(sig):
+        raise InvalidArgument("x-amz-signature is not 64 hex digits")
+    return Signed(akid, date, region, service, when, UNSIGNED_PAYLOAD, sig)
+
+
+def post_signature(key: bytes, policy_b64: str) -> str:
+    """The x-amz-signature of a POST Object form: HMAC-SHA256 of its policy
+    as sent (base64), with the signing key of its credential's scope."""
+    return signature(key, policy_b64)
+
+
 # -- Signature Version 2, presigned query strings only ---------------------------
 
 #: The query parameters a V2 signature covers (the "sub-resources" of S3's

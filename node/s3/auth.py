@@ -1,6 +1,7 @@
-"""Who sent an S3 HTTP request: AWS Signature V4 from the Authorization header
-or a presigned query string, checked with the access keys of node/iam.py (the
-same keys and the same cached signing keys the gRPC door uses, node/guard.py).
+"""Who sent an S3 HTTP request: AWS Signature V4 from the Authorization header,
+a presigned query string or a POST Object form's fields, checked with the
+access keys of node/iam.py (the same keys and the same cached signing keys the
+gRPC door uses, node/guard.py).
 
 A request without either is anonymous; it then goes through the same
 authorization as a signed one (a public-read object can be read, nothing else).
@@ -17,7 +18,12 @@ from node.guard import Guard
 from node.iam import User
 from node.s3.body import ChunkSigner
 from tristore import sigv4
-from tristore.errors import InvalidAccessKeyId, InvalidArgument, SignatureDoesNotMatch
+from tristore.errors import (
+    InvalidAccessKeyId,
+    InvalidArgument,
+    InvalidRequest,
+    SignatureDoesNotMatch,
+)
 
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 
@@ -113,6 +119,53 @@ async def authenticate(
     if s.payload_sha256 in (sigv4.STREAMING_SIGNED, sigv4.STREAMING_SIGNED_TRAILER):
         chunks = ChunkSigner(key, s.amz_date, sigv4.scope(s.date, s.region), s.signature)
     return Caller(user, s.payload_sha256, chunks)
+
+
+def _missing_field(name: str) -> InvalidArgument:
+    # S3's words for it.
+    return InvalidArgument(
+        f"Bucket POST must contain a field named '{name}'.  If it is specified, "
+        "please check the order of the fields."
+    )
+
+
+async def authenticate_form(guard: Guard, fields: Mapping[str, str]) -> User | None:
+    """The signer of a POST Object form (``fields`` by lower-case name): a
+    Signature V4 of its base64 ``policy`` (``x-amz-algorithm``,
+    ``x-amz-credential``, ``x-amz-date``, ``x-amz-signature``), with the key
+    its credential names. None: a form without policy nor signature, an
+    anonymous upload. A policy without a signature, or the reverse, is
+    InvalidArgument naming the field missing, as S3 answers; a Signature V2
+    form (``AWSAccessKeyId``, ``signature``) is refused with InvalidRequest.
+    Signatures are not checked when the cluster checks none (auth disabled)."""
+    if "awsaccesskeyid" in fields and "x-amz-signature" not in fields:
+        raise InvalidRequest(
+            "POST forms signed with Signature Version 2 (AWSAccessKeyId, signature) are not "
+            "supported: sign the policy with AWS4-HMAC-SHA256 (the fields x-amz-algorithm, "
+            "x-amz-credential, x-amz-date and x-amz-signature; boto3's generate_presigned_post "
+            "does with Config(signature_version='s3v4'))"
+        )
+    if "policy" not in fields and not any(n in fields for n in sigv4.POST_FIELDS):
+        return None
+    for name in ("policy", *sigv4.POST_FIELDS):
+        if not fields.get(name):
+            raise _missing_field(name)
+    signed = sigv4.parse_post(fields)
+    if not guard.enabled:
+        return None
+    found = await guard.iam.lookup(signed.access_key_id)
+    if found is None:
+        raise InvalidAccessKeyId(
+            f"the access key id {signed.access_key_id} does not exist in this cluster"
+        )
+    user, secret = found
+    key = guard.signing_key(signed.access_key_id, secret, signed)
+    if not sigv4.matches(sigv4.post_signature(key, fields["policy"]), signed.signature):
+        raise SignatureDoesNotMatch(
+            "The request signature we calculated does not match the signature you provided. "
+            "Check your key and signing method."
+        )
+    return user
 
 
 async def _v2_presigned(

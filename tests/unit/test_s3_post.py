@@ -1,0 +1,192 @@
+"""POST Object (browser form uploads) without a server: the form's policy
+(node/s3/post_policy.py) and its Signature V4 (tristore/sigv4.py, checked
+against what boto3 signs)."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+
+from node.s3 import post_policy
+from tristore import errors, sigv4
+
+pytestmark = pytest.mark.unit
+
+AKID, SECRET = "AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+NOW = dt.datetime(2026, 12, 5, 12, 0, tzinfo=dt.UTC)
+
+
+def _b64(doc: Any) -> str:
+    return base64.b64encode(json.dumps(doc).encode()).decode()
+
+
+def _policy(*conditions: Any, expiration: str = "2026-12-05T13:00:00Z") -> post_policy.PostPolicy:
+    return post_policy.parse(_b64({"expiration": expiration, "conditions": list(conditions)}))
+
+
+def _presigned_post(**kw: Any) -> dict[str, Any]:
+    s3 = boto3.client(
+        "s3",
+        endpoint_url="https://127.0.0.1:7601",
+        aws_access_key_id=AKID,
+        aws_secret_access_key=SECRET,
+        region_name="us-east-1",
+        config=Config(signature_version="s3v4"),
+    )
+    try:
+        out: dict[str, Any] = s3.generate_presigned_post(**kw)
+    finally:
+        s3.close()
+    return out
+
+
+def _lower(fields: dict[str, str]) -> dict[str, str]:
+    return {k.lower(): v for k, v in fields.items()}
+
+
+# -- the policy --------------------------------------------------------------------
+
+
+def test_what_boto3_signs_is_parsed_checked_and_its_signature_matches() -> None:
+    made = _presigned_post(
+        Bucket="photos",
+        Key="up/${filename}",
+        Fields={"Content-Type": "image/png", "x-amz-meta-who": "ann"},
+        Conditions=[
+            {"Content-Type": "image/png"},
+            {"x-amz-meta-who": "ann"},
+            ["content-length-range", 1, 1000],
+        ],
+        ExpiresIn=600,
+    )
+    assert made["url"] == "https://127.0.0.1:7601/photos"
+    fields = _lower(made["fields"])
+    signed = sigv4.parse_post(fields)
+    assert (signed.access_key_id, signed.region) == (AKID, "us-east-1")
+    key = sigv4.signing_key(SECRET, signed.date, signed.region)
+    assert sigv4.post_signature(key, fields["policy"]) == signed.signature
+    wrong = sigv4.signing_key("x" * 40, signed.date, signed.region)
+    assert sigv4.post_signature(wrong, fields["policy"]) != signed.signature
+    policy = post_policy.parse(fields["policy"])
+    assert policy.length_range == (1, 1000)
+    form = {**fields, "key": "up/cat.png"}  # ${filename} filled in
+    post_policy.check(policy, form, "photos")
+    with pytest.raises(errors.AccessDenied, match="Policy Condition failed"):
+        post_policy.check(policy, form, "other-bucket")
+    # Ten minutes past its expiration.
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1200)
+    with pytest.raises(errors.AccessDenied) as e:
+        post_policy.check(policy, form, "photos", now=later)
+    assert e.value.message == "Invalid according to Policy: Policy expired."
+
+
+def test_conditions_exact_prefix_and_extra_fields() -> None:
+    policy = _policy(
+        {"bucket": "b"},
+        ["starts-with", "$key", "user/ann/"],
+        ["eq", "$Content-Type", "text/plain"],
+        ["starts-with", "$x-amz-meta-tag", ""],
+        {"success_action_status": "201"},
+    )
+    good = {
+        "key": "user/ann/a.txt",
+        "content-type": "text/plain",
+        "x-amz-meta-tag": "anything",
+        "success_action_status": "201",
+        "policy": "...",
+        "x-amz-signature": "...",
+        "x-ignore-this": "not named",
+    }
+    post_policy.check(policy, good, "b", now=NOW)
+    failures = {
+        "key": ("user/bob/a.txt", '["starts-with", "$key", "user/ann/"]'),
+        "content-type": ("text/html", '["eq", "$Content-Type", "text/plain"]'),
+        "success_action_status": ("200", '["eq", "$success_action_status", "201"]'),
+    }
+    for name, (value, shown) in failures.items():
+        with pytest.raises(errors.AccessDenied) as e:
+            post_policy.check(policy, {**good, name: value}, "b", now=NOW)
+        assert e.value.message == f"Invalid according to Policy: Policy Condition failed: {shown}"
+    with pytest.raises(errors.AccessDenied) as e:
+        post_policy.check(policy, {**good, "acl": "private", "x-amz-meta-more": "1"}, "b", now=NOW)
+    assert e.value.message == (
+        "Invalid according to Policy: Extra input fields: acl, x-amz-meta-more"
+    )
+    # The bucket is an input too: a policy must name it.
+    with pytest.raises(errors.AccessDenied, match=r"Extra input fields: bucket$"):
+        post_policy.check(_policy({"key": "k"}), {"key": "k"}, "b", now=NOW)
+
+
+def test_starts_with_only_where_s3_allows_it() -> None:
+    for name in ("bucket", "success_action_status", "x-amz-credential", "x-amz-storage-class"):
+        policy = _policy({"bucket": "b"}, ["starts-with", f"${name}", ""], {"key": "k"})
+        with pytest.raises(errors.AccessDenied, match="Policy Condition failed"):
+            post_policy.check(policy, {"key": "k", name: "b"}, "b", now=NOW)
+    # Content-Type: each type of a list must start so.
+    policy = _policy({"bucket": "b"}, {"key": "k"}, ["starts-with", "$Content-Type", "image/"])
+    post_policy.check(policy, {"key": "k", "content-type": "image/png, image/jpeg"}, "b", now=NOW)
+    with pytest.raises(errors.AccessDenied):
+        post_policy.check(policy, {"key": "k", "content-type": "image/png,text/html"}, "b", now=NOW)
+
+
+def test_content_length_ranges_meet() -> None:
+    assert _policy(["content-length-range", 0, 100]).length_range == (0, 100)
+    assert _policy(["content-length-range", "10", "100"]).length_range == (10, 100)
+    both = _policy(["content-length-range", 0, 100], ["content-length-range", 10, 1000])
+    assert both.length_range == (10, 100)
+    assert _policy({"key": "k"}).length_range is None
+
+
+@pytest.mark.parametrize(
+    ("policy", "says"),
+    [
+        ("not base64!", "Invalid JSON."),
+        (base64.b64encode(b"{not json").decode(), "Invalid JSON."),
+        (_b64(["a list"]), "Invalid JSON."),
+        (_b64({"conditions": []}), "Policy missing expiration."),
+        (_b64({"expiration": "2026-12-05T13:00:00Z"}), "Policy missing conditions."),
+        (_b64({"expiration": "tomorrow", "conditions": []}), "Invalid 'expiration' value"),
+        (_b64({"expiration": "2026-12-05T13:00:00Z", "conditions": {}}), "'conditions'"),
+        (_b64({"expiration": "2026-12-05T13:00:00Z", "conditions": [["eq", "key", "k"]]}),
+         "Invalid Condition"),
+        (_b64({"expiration": "2026-12-05T13:00:00Z", "conditions": [["in", "$key", "k"]]}),
+         "Invalid Condition"),
+        (_b64({"expiration": "2026-12-05T13:00:00Z", "conditions": [{"a": "1", "b": "2"}]}),
+         "Invalid Condition"),
+        (_b64({"expiration": "2026-12-05T13:00:00Z",
+               "conditions": [["content-length-range", 10, 1]]}), "content-length-range"),
+        (_b64({"expiration": "2026-12-05T13:00:00Z",
+               "conditions": [["content-length-range", -1, 1]]}), "content-length-range"),
+    ],
+)  # fmt: skip
+def test_a_malformed_policy_is_an_invalid_policy_document(policy: str, says: str) -> None:
+    with pytest.raises(errors.InvalidPolicyDocument) as e:
+        post_policy.parse(policy)
+    assert e.value.message.startswith("Invalid Policy: ")
+    assert says in e.value.message
+    assert errors.http_status(e.value) == 400
+
+
+def test_the_form_signature_fields_are_checked() -> None:
+    good = {
+        "x-amz-algorithm": "AWS4-HMAC-SHA256",
+        "x-amz-credential": f"{AKID}/20261205/us-east-1/s3/aws4_request",
+        "x-amz-date": "20261205T120000Z",
+        "x-amz-signature": "a" * 64,
+    }
+    assert sigv4.parse_post(good).date == "20261205"
+    for name, value in (
+        ("x-amz-algorithm", "AWS4-HMAC-SHA1"),
+        ("x-amz-credential", f"{AKID}/20261205/us-east-1/s3"),
+        ("x-amz-date", "2026-12-05"),
+        ("x-amz-date", "20261206T120000Z"),  # not the credential's day
+        ("x-amz-signature", "zz"),
+    ):
+        with pytest.raises(errors.InvalidArgument):
+            sigv4.parse_post({**good, name: value})
