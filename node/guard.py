@@ -117,6 +117,8 @@ RULES: dict[str, tuple[str, str]] = {
     # Operations only the S3 HTTP API has (node/s3/); DeleteObjects is checked
     # key by key as DeleteObject, as S3 does.
     "GetBucketLocation": ("s3:GetBucketLocation", BUCKET),
+    # A browser form upload (POST Object) is a PutObject of the form's key.
+    "PostObject": ("s3:PutObject", OBJECT),
     "GetBucketAcl": ("s3:GetBucketAcl", BUCKET),
     "PutBucketAcl": ("s3:PutBucketAcl", BUCKET),
     # Configurations not offered, read as none (node/s3/configs.py); S3 has no

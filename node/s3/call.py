@@ -6,7 +6,7 @@ bodies streamed (or, for small documents, read whole and checked), answers.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -122,7 +122,7 @@ class Base:
         h = call.headers
         mode = call.caller.payload or h.get("x-amz-content-sha256", "")
         trailer = h.get("x-amz-trailer", "")
-        checksum = _checksum(h, trailer)
+        checksum = declared_checksum(h, trailer)
         content = call.request.content
         stream: AsyncIterator[bytes]
         if mode.startswith("STREAMING-"):
@@ -183,7 +183,7 @@ class Base:
         return data
 
 
-def _checksum(h: dict[str, str], trailer: str) -> bodies.Checksum | None:
+def declared_checksum(h: Mapping[str, str], trailer: str = "") -> bodies.Checksum | None:
     """The flexible checksum a request declares: named by x-amz-trailer (its
     value comes at the end of the body), or one x-amz-checksum-* header."""
     if trailer:

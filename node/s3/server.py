@@ -98,6 +98,7 @@ ROUTES: dict[tuple[str, str, str], tuple[str, str]] = {
     ("GET", BUCKET, "versions"): ("ListObjectVersions", "list_object_versions"),
     ("GET", BUCKET, "uploads"): ("ListMultipartUploads", "list_multipart_uploads"),
     ("POST", BUCKET, "delete"): ("DeleteObjects", "delete_objects"),
+    ("POST", BUCKET, ""): ("PostObject", "post_object"),
     ("GET", BUCKET, "policy"): ("GetBucketPolicy", "get_bucket_policy"),
     ("PUT", BUCKET, "policy"): ("PutBucketPolicy", "put_bucket_policy"),
     ("DELETE", BUCKET, "policy"): ("DeleteBucketPolicy", "delete_bucket_policy"),

@@ -384,6 +384,17 @@ def complete_multipart(info: ObjectInfo, location_url: str) -> bytes:
     return _doc(root)
 
 
+def post_response(location_url: str, bucket: str, key: str, etag: str) -> bytes:
+    """POST Object's answer to ``success_action_status=201`` (S3 writes it
+    without the namespace)."""
+    root = ET.Element("PostResponse")
+    _add(root, "Location", location_url)
+    _add(root, "Bucket", bucket)
+    _add(root, "Key", key)
+    _add(root, "ETag", quote_etag(etag))
+    return _doc(root)
+
+
 def list_parts(
     page: PartPage,
     bucket: str,

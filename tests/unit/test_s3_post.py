@@ -1,19 +1,25 @@
 """POST Object (browser form uploads) without a server: the form's policy
-(node/s3/post_policy.py) and its Signature V4 (tristore/sigv4.py, checked
-against what boto3 signs)."""
+(node/s3/post_policy.py), its Signature V4 (tristore/sigv4.py, checked against
+what boto3 signs), and the form read and streamed (node/s3/post.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
 import json
+from collections.abc import AsyncIterator
 from typing import Any
+from unittest import mock
 
 import boto3
 import pytest
+from aiohttp import FormData, streams
+from aiohttp.test_utils import make_mocked_request
 from botocore.config import Config
 
-from node.s3 import post_policy
+from node.s3 import post, post_policy, xml
+from node.s3.server import route
 from tristore import errors, sigv4
 
 pytestmark = pytest.mark.unit
@@ -190,3 +196,132 @@ def test_the_form_signature_fields_are_checked() -> None:
     ):
         with pytest.raises(errors.InvalidArgument):
             sigv4.parse_post({**good, name: value})
+
+
+# -- the form ----------------------------------------------------------------------
+
+
+async def _request(form: FormData, content_type: str | None = None) -> Any:
+    payload = form()
+
+    class Sink:
+        def __init__(self) -> None:
+            self.data = bytearray()
+
+        async def write(self, b: bytes) -> None:
+            self.data += b
+
+    sink = Sink()
+    await payload.write(sink)  # type: ignore[arg-type]
+    reader = streams.StreamReader(
+        mock.Mock(_reading_paused=False), 2**16, loop=asyncio.get_running_loop()
+    )
+    reader.feed_data(bytes(sink.data))
+    reader.feed_eof()
+    headers = {"Content-Type": content_type or str(payload.content_type)}
+    return make_mocked_request("POST", "/b", headers=headers, payload=reader)
+
+
+def _form(*fields: tuple[str, str], file: bytes | None = None) -> FormData:
+    form = FormData(default_to_multipart=True)
+    for name, value in fields:
+        form.add_field(name, value)
+    if file is not None:
+        form.add_field("file", file, filename="cat.png", content_type="image/png")
+        form.add_field("after-the-file", "ignored")
+    return form
+
+
+async def _all(it: AsyncIterator[bytes]) -> list[bytes]:
+    return [piece async for piece in it]
+
+
+def test_a_form_is_read_up_to_its_file_which_streams_in_pieces() -> None:
+    body = bytes(range(256)) * 3000  # 768,000 bytes
+
+    async def go() -> None:
+        form = _form(("Key", "up/${filename}"), ("Content-Type", "image/png"), file=body)
+        read = await post.read_form(await _request(form))
+        assert read.fields == {"key": "up/${filename}", "content-type": "image/png"}
+        assert read.filename == "cat.png"
+        pieces = await _all(post.file_body(read.file, None))
+        assert b"".join(pieces) == body
+        assert max(len(p) for p in pieces) <= post.READ_PIECE < len(body)
+
+    asyncio.run(go())
+
+
+@pytest.mark.parametrize(
+    ("limits", "error"),
+    [((0, 99), errors.EntityTooLarge), ((101, 1000), errors.EntityTooSmall), ((100, 100), None)],
+)
+def test_the_file_size_is_held_to_the_content_length_range(
+    limits: tuple[int, int], error: type[errors.TristoreError] | None
+) -> None:
+    async def go() -> None:
+        read = await post.read_form(await _request(_form(("key", "k"), file=b"x" * 100)))
+        body = post.file_body(read.file, limits)
+        if error is None:
+            assert b"".join(await _all(body)) == b"x" * 100
+            return
+        with pytest.raises(error) as e:
+            await _all(body)
+        assert errors.http_status(e.value) == 400
+        assert "nothing was stored" in e.value.message
+
+    asyncio.run(go())
+
+
+def test_forms_s3_refuses() -> None:
+    async def refused(form: FormData, content_type: str | None = None) -> errors.TristoreError:
+        with pytest.raises(errors.TristoreError) as e:
+            await post.read_form(await _request(form, content_type))
+        return e.value
+
+    async def go() -> None:
+        no_file = await refused(_form(("key", "k")))
+        assert isinstance(no_file, errors.IncorrectNumberOfFilesInPostRequest)
+        urlencoded = await refused(_form(("key", "k")), "application/x-www-form-urlencoded")
+        assert isinstance(urlencoded, errors.PreconditionFailed)
+        assert "multipart/form-data" in urlencoded.message
+        big = await refused(_form(("key", "k"), ("policy", "p" * 30_000), file=b"x"))
+        assert isinstance(big, errors.MaxPostPreDataLengthExceeded)
+        twice = await refused(_form(("key", "k"), ("Key", "k2"), file=b"x"))
+        assert isinstance(twice, errors.InvalidArgument)
+        unbounded = await refused(_form(("key", "k")), "multipart/form-data")
+        assert isinstance(unbounded, errors.MalformedPOSTRequest)
+
+    asyncio.run(go())
+
+
+def test_fields_a_put_would_send_as_headers() -> None:
+    fields = {
+        "key": "k",
+        "acl": "private",
+        "content-type": "text/plain",
+        "cache-control": "no-cache",
+        "x-amz-meta-who": "ann",
+        "x-amz-checksum-crc32": "AAAAAA==",
+        "x-amz-grant-read": "id=x",  # refused by the PUT header, as a PUT's is
+        "success_action_status": "201",
+        "policy": "p",
+        "x-amz-credential": "c",
+    }
+    assert post.put_headers(fields) == {
+        "x-amz-acl": "private",
+        "content-type": "text/plain",
+        "cache-control": "no-cache",
+        "x-amz-meta-who": "ann",
+        "x-amz-checksum-crc32": "AAAAAA==",
+        "x-amz-grant-read": "id=x",
+    }
+
+
+def test_post_to_a_bucket_is_post_object_and_its_201_document() -> None:
+    assert route("POST", "b", "", {}) == ("PostObject", "post_object")
+    assert route("POST", "b", "", {"delete": ""})[0] == "DeleteObjects"
+    doc = xml.post_response("https://h/b/a%20b", "b", "a b", "abc")
+    assert doc.endswith(
+        b"<PostResponse><Location>https://h/b/a%20b</Location><Bucket>b</Bucket>"
+        b'<Key>a b</Key><ETag>"abc"</ETag></PostResponse>'
+    )
