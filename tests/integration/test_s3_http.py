@@ -25,12 +25,13 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import parse_qs, quote, urlencode, urlsplit
 from xml.etree import ElementTree as ET
 
 import aiohttp
 import boto3
 import pytest
+import urllib3
 from boto3.s3.transfer import TransferConfig
 from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
@@ -1996,15 +1997,15 @@ def _signed_put_head(env: dict[str, str], url: str, headers: dict[str, str], sec
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
-def _put_answers(cluster: DevCluster, node: str) -> float:
-    """PutObject requests a node's S3 API has answered (any status)."""
+def _put_answers(cluster: DevCluster, node: str, operation: str = "PutObject") -> float:
+    """``operation`` requests a node's S3 API has answered (any status)."""
     addr = cluster.config.node_named(node).metrics
     with urllib.request.urlopen(f"http://{addr}/metrics", timeout=5) as resp:
         lines = resp.read().decode().splitlines()
     return sum(
         float(line.rsplit(" ", 1)[1])
         for line in lines
-        if line.startswith("tristore_s3_requests_total{") and 'operation="PutObject"' in line
+        if line.startswith("tristore_s3_requests_total{") and f'operation="{operation}"' in line
     )
 
 
@@ -2952,4 +2953,305 @@ def test_a_request_for_another_owners_bucket_is_refused(other: Any) -> None:
     )
     with pytest.raises(ClientError) as e:
         other.head_object(Bucket="no-such-owned", Key="k", ExpectedBucketOwner="s3compat")
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+
+
+# -- POST Object: browser form uploads --------------------------------------------
+
+
+def _post_form(
+    env: dict[str, str],
+    url: str,
+    fields: dict[str, str],
+    file: bytes,
+    filename: str = "notes.txt",
+    host: str = "",
+) -> tuple[int, dict[str, str], bytes]:
+    """(status, headers by lower-case name, body) of a form POSTed as a
+    browser posts it (multipart/form-data, its file last), over plain HTTPS,
+    redirects not followed."""
+    body, content_type = urllib3.encode_multipart_formdata(
+        [*fields.items(), ("file", (filename, file, "text/plain"))]
+    )
+    parts = urlsplit(url)
+    conn = http.client.HTTPSConnection("127.0.0.1", parts.port, context=_ssl(env), timeout=30)
+    headers = {"Content-Type": content_type, **({"Host": host} if host else {})}
+    try:
+        conn.request("POST", parts.path or "/", body=body, headers=headers)
+        resp = conn.getresponse()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+    finally:
+        conn.close()
+
+
+def _form_error(answer: tuple[int, dict[str, str], bytes]) -> tuple[int, str, str]:
+    """(status, Code, Message) of an error answer."""
+    status, _, body = answer
+    root = ET.fromstring(body)
+    assert root.tag == "Error", body
+    return status, root.findtext("Code") or "", root.findtext("Message") or ""
+
+
+@pytest.fixture(scope="module")
+def s3v4(env: dict[str, str]) -> Iterator[Any]:
+    """A client that signs presigned URLs and POST policies with Signature V4
+    (boto3 signs them with V2 unless told)."""
+    client = _client(env, config=Config(signature_version="s3v4"))
+    yield client
+    client.close()
+
+
+def test_a_form_signed_by_boto3s_presigned_post_uploads_an_object(
+    s3: Any, s3v4: Any, env: dict[str, str]
+) -> None:
+    """boto3's generate_presigned_post, POSTed as a page would: the key's
+    ${filename} filled in, the form's Content-Type, Cache-Control and
+    x-amz-meta-* stored, streamed through PutObject (three chunks' worth),
+    in a bucket with versioning and default encryption: 204 by default."""
+    s3.create_bucket(Bucket="forms")
+    s3.put_bucket_versioning(Bucket="forms", VersioningConfiguration={"Status": "Enabled"})
+    s3.put_bucket_encryption(
+        Bucket="forms",
+        ServerSideEncryptionConfiguration={
+            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+        },
+    )
+    fields = {"Content-Type": "text/plain", "Cache-Control": "no-cache", "x-amz-meta-who": "ann"}
+    made = s3v4.generate_presigned_post(
+        "forms",
+        "up/${filename}",
+        Fields=fields,
+        Conditions=[{k: v} for k, v in fields.items()],
+        ExpiresIn=300,
+    )
+    assert made["url"] == f"{env['AWS_ENDPOINT_URL']}/forms"
+    data = os.urandom(3 * MiB + 5)
+    status, headers, body = _post_form(env, made["url"], made["fields"], data, "notes.txt")
+    assert (status, body) == (204, b""), body
+    etag = f'"{hashlib.md5(data).hexdigest()}"'
+    assert headers["etag"] == etag
+    assert headers["location"] == f"{env['AWS_ENDPOINT_URL']}/forms/up/notes.txt"
+    assert headers["x-amz-server-side-encryption"] == "AES256"
+    got = s3.get_object(Bucket="forms", Key="up/notes.txt", ChecksumMode="ENABLED")
+    assert got["Body"].read() == data
+    assert got["ETag"] == etag
+    assert got["ContentType"] == "text/plain"
+    assert got["CacheControl"] == "no-cache"
+    assert got["Metadata"] == {"who": "ann"}
+    assert got["ServerSideEncryption"] == "AES256"
+    assert got["VersionId"] == headers["x-amz-version-id"] != "null"
+    assert got["ChecksumCRC64NVME"] == headers["x-amz-checksum-crc64nvme"]  # S3's default
+
+
+def test_a_form_upload_answers_201_200_or_a_redirect_as_asked(
+    s3: Any, s3v4: Any, env: dict[str, str], bucket: str
+) -> None:
+    """success_action_status 201: S3's PostResponse document; 200: empty;
+    success_action_redirect: 303 to it with the bucket, key and ETag."""
+    etag = f'"{hashlib.md5(b"answered").hexdigest()}"'
+    for status in ("201", "200"):
+        made = s3v4.generate_presigned_post(
+            bucket,
+            f"answered-{status}",
+            Fields={"success_action_status": status},
+            Conditions=[{"success_action_status": status}],
+        )
+        got, headers, body = _post_form(env, made["url"], made["fields"], b"answered")
+        assert got == int(status), body
+        assert headers["etag"] == etag
+        if status == "201":
+            root = ET.fromstring(body)
+            assert root.tag == "PostResponse"
+            assert {el.tag: el.text for el in root} == {
+                "Location": f"{env['AWS_ENDPOINT_URL']}/{bucket}/answered-201",
+                "Bucket": bucket,
+                "Key": "answered-201",
+                "ETag": etag,
+            }
+        else:
+            assert body == b""
+    page = "https://app.example.com/done?from=form"
+    made = s3v4.generate_presigned_post(
+        bucket,
+        "redirected/a b",
+        Fields={"success_action_redirect": page},
+        Conditions=[{"success_action_redirect": page}],
+    )
+    got, headers, body = _post_form(env, made["url"], made["fields"], b"answered")
+    assert got == 303, body
+    to = urlsplit(headers["location"])
+    assert f"{to.scheme}://{to.netloc}{to.path}" == "https://app.example.com/done"
+    assert parse_qs(to.query) == {
+        "from": ["form"],
+        "bucket": [bucket],
+        "key": ["redirected/a b"],
+        "etag": [etag],
+    }
+    assert s3.get_object(Bucket=bucket, Key="redirected/a b")["Body"].read() == b"answered"
+
+
+def test_a_form_the_policy_refuses_stores_nothing(
+    s3: Any, s3v4: Any, env: dict[str, str], bucket: str
+) -> None:
+    """An expired policy, a field no condition names, a condition the form
+    fails, a file outside the content-length-range, a wrong signature: S3's
+    statuses, codes and words, and no object."""
+    made = s3v4.generate_presigned_post(
+        bucket,
+        "refused/${filename}",
+        Fields={"Content-Type": "text/plain"},
+        Conditions=[{"Content-Type": "text/plain"}, ["content-length-range", 1, MiB]],
+        ExpiresIn=300,
+    )
+    url, fields = made["url"], made["fields"]
+    expired = s3v4.generate_presigned_post(bucket, "refused/expired", ExpiresIn=-60)
+    cases = {
+        "expired": (
+            expired["fields"], b"x", "expired",
+            (403, "AccessDenied", "Invalid according to Policy: Policy expired."),
+        ),
+        "extra": (
+            {**fields, "x-amz-meta-extra": "1"}, b"x", "extra",
+            (403, "AccessDenied", "Invalid according to Policy: Extra input fields: "
+             "x-amz-meta-extra"),
+        ),
+        "starts-with": (
+            {**fields, "key": "elsewhere/${filename}"}, b"x", "starts-with",
+            (403, "AccessDenied", "Invalid according to Policy: Policy Condition failed: "
+             '["starts-with", "$key", "refused/"]'),
+        ),
+        "too large": (fields, b"x" * (MiB + 1), "too-large", (400, "EntityTooLarge", None)),
+        "too small": (fields, b"", "too-small", (400, "EntityTooSmall", None)),
+        "signature": (
+            {**fields, "x-amz-signature": "0" * 64}, b"x", "signature",
+            (403, "SignatureDoesNotMatch", None),
+        ),
+        "policy changed": (
+            {**fields, "policy": expired["fields"]["policy"]}, b"x", "policy-changed",
+            (403, "SignatureDoesNotMatch", None),
+        ),
+    }  # fmt: skip
+    for name, (form, data, filename, (status, code, message)) in cases.items():
+        answer = _form_error(_post_form(env, url, form, data, filename))
+        assert answer[:2] == (status, code), (name, answer)
+        if message is not None:
+            assert answer[2] == message, (name, answer)
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix="refused/")
+    assert listed["KeyCount"] == 0, listed.get("Contents")
+    for key in ("refused/expired", "elsewhere/starts-with"):
+        with pytest.raises(ClientError) as e:
+            s3.head_object(Bucket=bucket, Key=key)
+        assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+    # The same form within its limits goes in.
+    status, _, body = _post_form(env, url, fields, b"x" * MiB, "fits")
+    assert status == 204, body
+    assert s3.head_object(Bucket=bucket, Key="refused/fits")["ContentLength"] == MiB
+
+
+def _post_raw(
+    env: dict[str, str], path: str, body: bytes, content_type: str
+) -> tuple[int, dict[str, str], bytes]:
+    """(status, no headers, body) of the answer to a POST of ``body`` as ``content_type``."""
+    port = urlsplit(env["AWS_ENDPOINT_URL"]).port
+    conn = http.client.HTTPSConnection("127.0.0.1", port, context=_ssl(env), timeout=30)
+    try:
+        conn.request("POST", path, body=body, headers={"Content-Type": content_type})
+        resp = conn.getresponse()
+        return resp.status, {}, resp.read()
+    finally:
+        conn.close()
+
+
+def test_forms_s3_cannot_take_are_refused_naming_why(
+    s3: Any, s3v4: Any, other: Any, env: dict[str, str], bucket: str
+) -> None:
+    """No key, no file, a signature without its policy, a Signature V2 form
+    (what a boto3 client signs unless told s3v4), a form that is not
+    multipart, a signer the bucket is not open to (a user whose own form,
+    rightly signed, is AccessDenied as their PUT would be), and an unsigned
+    form: S3's answers, and no object."""
+    made = s3v4.generate_presigned_post(bucket, "odd/form")
+    fields = made["fields"]
+    v2 = s3.generate_presigned_post(bucket, "odd/form")
+    assert "AWSAccessKeyId" in v2["fields"]
+    creds = other._get_credentials()
+    theirs_v4 = _client(
+        env,
+        access_key=creds.access_key,
+        secret=creds.secret_key,
+        config=Config(signature_version="s3v4"),
+    )
+    theirs = theirs_v4.generate_presigned_post(bucket, "odd/form")
+    theirs_v4.close()
+    no_policy = {k: v for k, v in fields.items() if k != "policy"}
+    for form, (status, code, says) in (
+        ({k: v for k, v in fields.items() if k != "key"},
+         (400, "InvalidArgument", "Bucket POST must contain a field named 'key'.")),
+        (no_policy, (400, "InvalidArgument", "must contain a field named 'policy'")),
+        (v2["fields"], (400, "InvalidRequest", "AWS4-HMAC-SHA256")),
+        (theirs["fields"], (403, "AccessDenied", "user s3compat is not authorized")),
+        ({"key": "odd/form"}, (403, "AccessDenied", "anonymous is not authorized")),
+    ):  # fmt: skip
+        answer = _form_error(_post_form(env, made["url"], form, b"x"))
+        assert answer[:2] == (status, code), (form, answer)
+        assert says in answer[2], (form, answer)
+    body, content_type = urllib3.encode_multipart_formdata(list(fields.items()))
+    assert _form_error(_post_raw(env, f"/{bucket}", body, content_type)) == (
+        400,
+        "IncorrectNumberOfFilesInPostRequest",
+        "POST requires exactly one file upload per request.",
+    )
+    urlencoded = urlencode({**fields, "file": "x"}).encode()
+    status, code, says = _form_error(
+        _post_raw(env, f"/{bucket}", urlencoded, "application/x-www-form-urlencoded")
+    )
+    assert (status, code) == (412, "PreconditionFailed")
+    assert "multipart/form-data" in says
+    with pytest.raises(ClientError) as e:
+        s3.head_object(Bucket=bucket, Key="odd/form")
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+
+
+def test_a_form_upload_by_virtual_host(s3: Any, s3v4: Any, env: dict[str, str]) -> None:
+    """``POST /`` to ``BUCKET.<s3_domain>``: the same upload (the name need not
+    resolve: sent to the node's address)."""
+    made = s3v4.generate_presigned_post("forms-vhost", "by/${filename}")
+    s3.create_bucket(Bucket="forms-vhost")
+    port = urlsplit(env["AWS_ENDPOINT_URL"]).port
+    host = f"forms-vhost.{VHOST_DOMAIN}:{port}"
+    status, headers, body = _post_form(
+        env, f"https://{host}/", made["fields"], b"by host name", "v.txt", host=host
+    )
+    assert status == 204, body
+    assert headers["location"] == f"https://{host}/by/v.txt"
+    assert s3.get_object(Bucket="forms-vhost", Key="by/v.txt")["Body"].read() == b"by host name"
+
+
+def test_a_form_cut_short_stores_nothing(
+    cluster: DevCluster, s3v4: Any, s3: Any, env: dict[str, str], bucket: str
+) -> None:
+    """A form whose file is cut off (the closing boundary never comes, the
+    client hangs up): the PUT its file fed stores nothing."""
+    made = s3v4.generate_presigned_post(bucket, "cut-form")
+    body, content_type = urllib3.encode_multipart_formdata(
+        [*made["fields"].items(), ("file", ("f", b"y" * MiB, "text/plain"))]
+    )
+    url = made["url"]
+    node = next(n.name for n in cluster.config.nodes if n.s3 == urlsplit(url).netloc)
+    answered = _put_answers(cluster, node, "PostObject")
+    parts = urlsplit(url)
+    head = (
+        f"POST {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+        f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    raw = socket.create_connection((parts.hostname, parts.port), timeout=10)
+    with _ssl(env).wrap_socket(raw, server_hostname=parts.hostname) as conn:
+        conn.sendall(head + body[: len(body) // 2])
+    wait_until(
+        lambda: _put_answers(cluster, node, "PostObject") > answered,
+        30,
+        what="the POST to end on the node",
+    )
+    with pytest.raises(ClientError) as e:
+        s3.head_object(Bucket=bucket, Key="cut-form")
     assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
