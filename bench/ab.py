@@ -93,7 +93,8 @@ async def _phase(status: dict[str, Any], op: str, conc: int, ops: int, keys: int
                 latencies.append(time.perf_counter() - started)
 
         started = time.perf_counter()
-        await asyncio.wait_for(asyncio.gather(*(worker(c) for c in clients)), PHASE_LIMIT_S)
+        async with asyncio.timeout(PHASE_LIMIT_S):
+            await asyncio.gather(*(worker(c) for c in clients))
         elapsed = time.perf_counter() - started
         by_role: dict[str, float] = {}
         for p in procs:

@@ -445,10 +445,8 @@ class EventStreams:
 
         async def end(name: str) -> None:
             try:
-                batch = await asyncio.wait_for(
-                    self.logs[name].read(bucket, prefix, 0, 0, 0.0, from_end=True),
-                    self.cfg.node.replica_timeout_s,
-                )
+                async with asyncio.timeout(self.cfg.node.replica_timeout_s):
+                    batch = await self.logs[name].read(bucket, prefix, 0, 0, 0.0, from_end=True)
             except (ReplicaUnavailable, TimeoutError) as exc:
                 log.info("subscription starts without %s's log end: %s", name, exc)
                 return
@@ -480,7 +478,8 @@ class EventStreams:
             while True:
                 left = heartbeat_s - (time.monotonic() - quiet_since)
                 try:
-                    name, batch = await asyncio.wait_for(queue.get(), max(0.0, left))
+                    async with asyncio.timeout(max(0.0, left)):
+                        name, batch = await queue.get()
                 except TimeoutError:
                     yield Heartbeat(self._cursor(bucket, positions))
                     quiet_since = time.monotonic()

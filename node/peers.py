@@ -358,8 +358,13 @@ class RemoteReplica:
     async def _within(self, step: Awaitable[_T], what: str) -> _T:
         """One step of a body stream, given ``stream_timeout_s``: a peer that
         is frozen (not dead: the connection stays up) is given up as unavailable."""
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for drops a
+        # cancellation that arrives as its step completes, and a stage stream
+        # whose writer gave up then waited for its next chunk for ever (logged
+        # as "Task was destroyed but it is pending!", its call left open).
         try:
-            return await asyncio.wait_for(step, self.stream_timeout_s)
+            async with asyncio.timeout(self.stream_timeout_s):
+                return await step
         except TimeoutError:
             raise ReplicaUnavailable(
                 f"node {self.spec.name} ({self.spec.az}): {what} for {self.stream_timeout_s:g} s"

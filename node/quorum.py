@@ -217,7 +217,8 @@ class Quorum:
 
         async def one(replica: Replica) -> tuple[Replica, _T | Exception]:
             try:
-                return replica, await asyncio.wait_for(call(replica), timeout_s)
+                async with asyncio.timeout(timeout_s):  # not wait_for: see RemoteReplica._within
+                    return replica, await call(replica)
             except silent as exc:
                 self.peers.mark_down(replica.spec.name, str(exc) or "timed out")
                 return replica, exc

@@ -175,17 +175,15 @@ class FramedConn(asyncio.Protocol, Generic[Req, Resp]):
 
         async def connect() -> None:
             try:
-                await asyncio.wait_for(
-                    loop.create_connection(
+                async with asyncio.timeout(CONNECT_TIMEOUT_S + HANDSHAKE_TIMEOUT_S):
+                    await loop.create_connection(
                         lambda: self,
                         host,
                         int(port),
                         ssl=ctx,
                         server_hostname=host if ctx is not None else None,
                         ssl_handshake_timeout=HANDSHAKE_TIMEOUT_S if ctx is not None else None,
-                    ),
-                    CONNECT_TIMEOUT_S + HANDSHAKE_TIMEOUT_S,
-                )
+                    )
             except asyncio.CancelledError:
                 self._broken("the pipe was closed")
             except ConnectionRefusedError as exc:

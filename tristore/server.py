@@ -377,9 +377,10 @@ async def _http_handler(
     spec: ProcessSpec, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
 ) -> None:
     try:
-        line = await asyncio.wait_for(reader.readline(), 5)
-        while (await asyncio.wait_for(reader.readline(), 5)) not in (b"\r\n", b"\n", b""):
-            pass
+        async with asyncio.timeout(5):
+            line = await reader.readline()
+            while (await reader.readline()) not in (b"\r\n", b"\n", b""):
+                pass
         parts = line.decode("latin-1").split()
         path = parts[1] if len(parts) > 1 else "/"
         if path.startswith("/metrics"):

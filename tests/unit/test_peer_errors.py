@@ -97,3 +97,32 @@ async def _stage_refused(raw_config: dict[str, Any]) -> None:
     finally:
         await peer.channel.close()
         await server.stop(None)
+
+
+def test_a_stream_step_cancelled_as_it_completes_stays_cancelled(
+    raw_config: dict[str, Any],
+) -> None:
+    """A stage stream's writer that gives up (the upload failed, its client
+    went away) cancels the stream's task; a cancellation arriving as the
+    task's step (a chunk's write) completed was dropped by asyncio.wait_for
+    on Python 3.11, and the task then waited for a chunk that never came
+    ("Task was destroyed but it is pending!" in a node's log, its Stage call
+    left open, seen under node kills)."""
+
+    async def go() -> None:
+        cfg = config.parse(raw_config, env={})
+        peer = RemoteReplica(
+            cfg.nodes[2], cfg, cfg.nodes[0].name, channel=grpc.aio.insecure_channel
+        )
+        try:
+            step: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+            task = asyncio.create_task(peer._within(step, "took no data"))
+            await asyncio.sleep(0)  # the task waits on its step
+            step.set_result("written")
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        finally:
+            await peer.channel.close()
+
+    asyncio.run(go())

@@ -1284,7 +1284,8 @@ class AsyncClient:
             try:
                 while True:
                     try:
-                        msg = await asyncio.wait_for(call.read(), quiet_s)
+                        async with asyncio.timeout(quiet_s):
+                            msg = await call.read()
                     except TimeoutError:
                         raise errors.ServiceUnavailable(
                             f"{ep.address} sent nothing on the event stream for {quiet_s:g}s"
@@ -1954,7 +1955,8 @@ class AsyncObjectStream:
                 first = await call.read()
             else:
                 try:
-                    first = await asyncio.wait_for(call.read(), timeout)
+                    async with asyncio.timeout(timeout):
+                        first = await call.read()
                 except TimeoutError:
                     raise errors.ServiceUnavailable(
                         f"{ep.address} sent no response within {timeout:g}s"
