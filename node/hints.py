@@ -8,13 +8,15 @@ in one synced batch.
 
 The other way round, a home that decides a conditional change (the key's
 first AZ serializes them on its home) first asks the other nodes of its AZ
-what they hold of the key (:meth:`HintedHandoff.newest_in_my_az`): a home back
-from the dead, or one a coordinator could not reach for a while, may not have
-been handed a write its fallback took meanwhile, and deciding against its own
-older record could take a change whose precondition that write had already
-broken. One round in the AZ, on the conditional path only; a node that does
-not answer makes the home refuse the change (ConditionalRequestConflict:
-nothing written, retry) rather than guess.
+what they hold of the key (:meth:`HintedHandoff.newest_in_my_az`): a home
+back from the dead, or one a coordinator could not reach for a while, may
+not have been handed a write its fallback took meanwhile, and deciding
+against its own older record could take a change whose precondition that
+write had already broken. One round in the AZ, on the conditional path
+only; a node that does not answer makes the home hear every node of the
+key's other AZs instead, and refuse the change (ConditionalRequestConflict:
+nothing written, retry) rather than guess only when one of those is silent
+too.
 
 The same loop moves data when the cluster map changes (a node drains, comes
 back, or joins): :meth:`HintedHandoff.rehome_all` hints every key this node
@@ -27,8 +29,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from node.metrics import (
     CONDITIONAL_AZ_CHECKS_ELSEWHERE,
@@ -43,11 +46,13 @@ from node.replica_store import ReplicaStore
 from tristore.config import NodeSection, NodeSpec
 from tristore.errors import ConditionalRequestConflict, TristoreError
 from tristore.model import Change, ObjectVersion
-from tristore.placement import AzReplicas, Placer
+from tristore.placement import Placer
 from tristore.stamps import ZERO, Stamp
 from tristore.wakeup import wait_for_any
 
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 #: (home, bucket, key) of one hint.
 HintKey = tuple[str, str, str]
@@ -117,12 +122,26 @@ class HintedHandoff:
 
         A node of this AZ that does not answer (down, or a damaged copy) may
         hold a write it took while this one was away; then every node of the
-        key's other AZs is asked instead (:meth:`_newest_elsewhere`): a write
-        that was acknowledged is in all three AZs, and a version a read
-        finished is in a majority of them, this one among them, so in one of
-        the others too. Only when those do not all answer either is the
-        change refused (ConditionalRequestConflict: nothing written): one
-        node down never refuses a conditional change."""
+        key's other AZs is asked instead: a write that was acknowledged is in
+        all three AZs, and a version a read finished is in a majority of
+        them, this one among them, so in one of the others too. Only when
+        those do not all answer either is the change refused
+        (ConditionalRequestConflict: nothing written): one node down never
+        refuses a conditional change."""
+
+        async def stamp(replica: Replica) -> Stamp:
+            v = await replica.read_meta(bucket, key, False)
+            return v.stamp if v is not None else ZERO
+
+        return max(await self._hear_az(bucket, key, stamp), default=ZERO)
+
+    async def _hear_az(
+        self, bucket: str, key: str, call: Callable[[Replica], Awaitable[_T]]
+    ) -> list[_T]:
+        """``call``'s answers from the other nodes of this AZ of the key's,
+        each asked at once; when one does not answer, from every node of the
+        key's other AZs too (ConditionalRequestConflict when those do not all
+        answer either): see :meth:`newest_in_my_az`."""
         placement = self.placer.place(bucket, key)
         others = [
             n
@@ -132,53 +151,38 @@ class HintedHandoff:
             if n.name != self.store_name
         ]
         if not others:
-            return ZERO
-        results = await self._ask(bucket, key, others)
-        heard = [r for r in results.values() if isinstance(r, Stamp)]
+            return []
+        results = await self._ask(others, call)
+        heard = [r for r in results.values() if not isinstance(r, Exception)]
         unheard = [
             f"{n} ({type(r).__name__}: {r})" for n, r in results.items() if isinstance(r, Exception)
         ]
         if not unheard:
-            return max(heard, default=ZERO)
-        elsewhere = await self._newest_elsewhere(bucket, key, placement.azs)
-        if isinstance(elsewhere, Stamp):
+            return heard
+        nodes = [n for azr in placement.azs if azr.az != self.peers.me.az for n in azr.nodes]
+        elsewhere = await self._ask(nodes, call)
+        silent = [n for n, r in elsewhere.items() if isinstance(r, Exception)]
+        if nodes and not silent:
             CONDITIONAL_AZ_CHECKS_ELSEWHERE.inc()
-            return max([*heard, elsewhere])
+            return heard + [r for r in elsewhere.values() if not isinstance(r, Exception)]
         CONDITIONAL_AZ_REFUSALS.labels("unheard").inc()
         raise ConditionalRequestConflict(
             f"{bucket}/{key}: this conditional request is decided by {self.store_name}, "
             f"which must first hear what the other nodes of {self.peers.me.az} hold of the "
             f"key (a write taken while it was away), and {', '.join(unheard)} did not "
-            f"answer, nor did every node of the key's other AZs ({elsewhere}): nothing "
-            "was written; retry"
+            f"answer, nor did every node of the key's other AZs "
+            f"({', '.join(silent) or 'none'}): nothing was written; retry"
         )
 
-    async def _newest_elsewhere(
-        self, bucket: str, key: str, azs: Sequence[AzReplicas]
-    ) -> Stamp | str:
-        """The newest record of the key every node of its other AZs holds, or
-        (a str) which of them did not answer."""
-        nodes = [n for azr in azs if azr.az != self.peers.me.az for n in azr.nodes]
-        results = await self._ask(bucket, key, nodes)
-        silent = [n for n, r in results.items() if isinstance(r, Exception)]
-        if silent or not nodes:
-            return ", ".join(silent) or "none"
-        return max((r for r in results.values() if isinstance(r, Stamp)), default=ZERO)
-
     async def _ask(
-        self, bucket: str, key: str, nodes: Sequence[NodeSpec]
-    ) -> dict[str, Stamp | Exception]:
-        """Each node's record of the key (its stamp; ZERO: none), asked at
-        once (:meth:`Quorum.ask_nodes`), within half the coordinator's
-        deadline for the commit; a node that failed, timed out or holds a
-        damaged copy: its error."""
-
-        async def stamp(replica: Replica) -> Stamp:
-            v = await replica.read_meta(bucket, key, False)
-            return v.stamp if v is not None else ZERO
-
+        self, nodes: Sequence[NodeSpec], call: Callable[[Replica], Awaitable[_T]]
+    ) -> dict[str, _T | Exception]:
+        """Each node's answer to ``call``, asked at once
+        (:meth:`Quorum.ask_nodes`), within half the coordinator's deadline
+        for the commit; a node that failed, timed out or holds a damaged
+        copy: its error."""
         answers = await self.quorum.ask_nodes(
-            nodes, stamp, timeout_s=self.cfg.replica_timeout_s / 2, keep_errors=True
+            nodes, call, timeout_s=self.cfg.replica_timeout_s / 2, keep_errors=True
         )
         return {replica.spec.name: r for replica, r in answers}
 
