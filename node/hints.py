@@ -8,15 +8,16 @@ in one synced batch.
 
 The other way round, a home that decides a conditional change (the key's
 first AZ serializes them on its home) first asks the other nodes of its AZ
-what they hold of the key (:meth:`HintedHandoff.newest_in_my_az`): a home
-back from the dead, or one a coordinator could not reach for a while, may
-not have been handed a write its fallback took meanwhile, and deciding
-against its own older record could take a change whose precondition that
-write had already broken. One round in the AZ, on the conditional path
-only; a node that does not answer makes the home hear every node of the
-key's other AZs instead, and refuse the change (ConditionalRequestConflict:
-nothing written, retry) rather than guess only when one of those is silent
-too.
+what they hold of the key (:meth:`HintedHandoff.newest_in_my_az`; for a
+change whose versions must be new, whether they hold one of those:
+:meth:`HintedHandoff.versions_in_my_az`): a home back from the dead, or one
+a coordinator could not reach for a while, may not have been handed a write
+its fallback took meanwhile, and deciding against its own older record could
+take a change whose precondition that write had already broken. One round
+in the AZ, on the conditional path only; a node that does not answer makes
+the home hear every node of the key's other AZs instead, and refuse the
+change (ConditionalRequestConflict: nothing written, retry) rather than
+guess only when one of those is silent too.
 
 The same loop moves data when the cluster map changes (a node drains, comes
 back, or joins): :meth:`HintedHandoff.rehome_all` hints every key this node
@@ -86,6 +87,7 @@ class HintedHandoff:
         self.scanning = False
         store.rehome = self.home_in_my_az
         store.hear_az = self.newest_in_my_az
+        store.hear_az_versions = self.versions_in_my_az
         #: Set when a write added hints: the loop sleeps on it (and on
         #: rescan) while none are pending, instead of looking twice a second.
         self._hinted = asyncio.Event()
@@ -134,6 +136,22 @@ class HintedHandoff:
             return v.stamp if v is not None else ZERO
 
         return max(await self._hear_az(bucket, key, stamp), default=ZERO)
+
+    async def versions_in_my_az(self, bucket: str, key: str, vstamps: Sequence[Stamp]) -> bool:
+        """Whether another node of this AZ holds a record of one of the key's
+        versions ``vstamps``: asked by this node before it decides a change
+        whose versions must be new (``Change.new_versions``), for the reason
+        :meth:`newest_in_my_az` is asked (a fallback may hold such a version,
+        added while this home was away), and in the same way."""
+
+        async def held(replica: Replica) -> bool:
+            for vstamp in vstamps:
+                found, _ = await replica.read_versions(bucket, key, vstamp, False, 1, False)
+                if found:
+                    return True
+            return False
+
+        return any(await self._hear_az(bucket, key, held))
 
     async def _hear_az(
         self, bucket: str, key: str, call: Callable[[Replica], Awaitable[_T]]

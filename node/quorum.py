@@ -305,7 +305,7 @@ class Quorum:
         """Commit ``change`` in all three AZs (a conditional one in the first AZ
         first, and in the others only once that one took it)."""
         azs = list(enumerate(placement.azs))
-        if change.expect is None:
+        if not change.conditional:
             return await self.commit_all(change, azs, targets)
         uncertain: set[int] = set()
         try:
@@ -327,7 +327,8 @@ class Quorum:
             )
         if not first[0].applied:
             return first  # newer than this try: restamp and go again
-        return first + await self.commit_all(replace(change, expect=None), azs[1:], targets)
+        decided = replace(change, expect=None, new_versions=False)
+        return first + await self.commit_all(decided, azs[1:], targets)
 
     @staticmethod
     def _undecided(change: Change, placement: Placement) -> ServiceUnavailable:
@@ -353,7 +354,7 @@ class Quorum:
         async def one_az(i: int, azr: AzReplicas) -> CommitResult:
             if targets is not None:
                 candidates = [targets[i]]
-            elif change.expect is not None:
+            elif change.conditional:
                 # The home decides a conditional change whatever this node believes
                 # of its health (a view that lags, at start-up say, must not make
                 # two coordinators ask two different nodes); a fallback decides

@@ -106,7 +106,8 @@ class CommitResult:
     applied: bool
     #: The newest stamp this replica holds for the key's current record afterwards.
     current: Stamp
-    #: The change's ``expect`` did not match; nothing was applied.
+    #: The change's ``expect`` did not match, or a record of one of its
+    #: ``new_versions`` is held here; nothing was applied.
     conflict: bool = False
 
 
@@ -161,6 +162,9 @@ class _Commit(_Op):
     #: The message a peer's commit arrived as (``change`` is made from it):
     #: records and the log entry are its bytes, not the change encoded again.
     wire: replica_pb2.CommitRequest | None = None
+    #: For a change with ``new_versions`` this node decides: whether another
+    #: node of its AZ holds a record of one of them.
+    held_in_az: bool = False
 
     def apply(
         self, store: ReplicaStore, wb: rocksdict.WriteBatch, overlay: dict[bytes, bytes | None]
@@ -184,9 +188,19 @@ class _Commit(_Op):
         # on another node of the AZ (a write it took while this home was away:
         # ``in_az``). (A node back from the dead may be behind ``expect``,
         # which is no conflict.)
+        refused = False
         if c.expect is not None and max(cur_stamp, self.in_az) > c.expect:
             if cur_stamp <= c.expect:
                 CONDITIONAL_AZ_REFUSALS.labels("newer_in_az").inc()
+            refused = True
+        elif c.new_versions:
+            # Versions that must be new (a replica's noncurrent version): a
+            # record of one held here or in the AZ (another apply of it got
+            # in first) is kept. Replaced, the body it names would go to the collector,
+            # and whichever copy came last would win, not the one changed
+            # last; the coordinator settles tags and ACL on it instead.
+            refused = self.held_in_az or any(store._version_held(overlay, v) for v in c.versions)
+        if refused:
             # A body staged again for it (Quorum.give_bodies racing another
             # change of the record) must not be left to the collector.
             for v in (c.head, *c.versions):
@@ -498,6 +512,11 @@ class ReplicaStore:
         #: key's home; raises ConditionalRequestConflict when one of them
         #: does not answer (node/hints.py). Set by the node.
         self.hear_az: Callable[[str, str], Awaitable[Stamp]] | None = None
+        #: Given a key and version stamps, whether another node of this AZ
+        #: holds a record of one of them, asked before this node decides a
+        #: change whose versions must be new (``Change.new_versions``); raises
+        #: as :attr:`hear_az` does (node/hints.py). Set by the node.
+        self.hear_az_versions: Callable[[str, str, Sequence[Stamp]], Awaitable[bool]] | None = None
         #: When (ms) the first GC entry or staged body held falls due, as of
         #: the last collection (0 before the first: it looks at once; None: none held).
         self._gc_next_ms: int | None = 0
@@ -807,6 +826,12 @@ class ReplicaStore:
         if held:
             wb.delete(keys.staged_key(v.data_id))
 
+    def _version_held(self, overlay: dict[bytes, bytes | None], v: ObjectVersion) -> bool:
+        """Whether a sound record of version ``v`` is held here (a damaged
+        one is taken as absent: a good copy replaces it)."""
+        vk = keys.version_key(v.bucket, v.key, v.vstamp.encode())
+        return self._sound_record(self._get_overlay(vk, overlay), vk) is not None
+
     def _get_checked(self, key: bytes, kind: str) -> bytes | None:
         """``db.get``, RocksDB's own corruption error as CorruptData."""
         try:
@@ -991,15 +1016,22 @@ class ReplicaStore:
         (only the key's first AZ is sent one: its home, or a fallback standing
         in, ``hint_for``, while the home does not answer) is decided against
         what every node of this AZ holds of the key: the others are asked
-        first (:attr:`hear_az`), since one may hold a write it took while this
-        node was away or out of a coordinator's reach. ``wire``: the message
-        ``change`` was made from (a peer's commit), stored as it came."""
+        first (:attr:`hear_az`, :attr:`hear_az_versions`), since one may hold
+        a write it took while this node was away or out of a coordinator's
+        reach. ``wire``: the message ``change`` was made from (a peer's
+        commit), stored as it came."""
         if self.disk is not None:
             self.disk.refuse_if_full("new writes")
         in_az = ZERO
         if change.expect is not None and self.hear_az is not None:
             in_az = await self.hear_az(change.bucket, change.key)
-        result: CommitResult = await self._submit(_Commit(change, hint_for, in_az, wire))
+        held_in_az = False
+        if change.new_versions and self.hear_az_versions is not None:
+            vstamps = [v.vstamp for v in change.versions]
+            held_in_az = await self.hear_az_versions(change.bucket, change.key, vstamps)
+        result: CommitResult = await self._submit(
+            _Commit(change, hint_for, in_az, wire, held_in_az)
+        )
         return result
 
     async def drop_hint(

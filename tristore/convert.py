@@ -564,6 +564,7 @@ def change_to_pb(
         merge=c.merge,
         hint_for=hint_for,
         created=c.created,
+        new_versions=c.new_versions,
     )
     if c.head is not None:
         # A new version is usually also the head: converted once.
@@ -595,6 +596,7 @@ def change_from_pb(p: replica_pb2.CommitRequest) -> Change:
         expect=stamp_from_pb(p.expect) if p.has_expect else None,
         merge=p.merge,
         created=p.created,
+        new_versions=p.new_versions,
     )
 
 

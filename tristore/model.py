@@ -165,6 +165,11 @@ class Change:
     applies each part on its own (hinted handoff) instead of all or nothing.
     ``created``: its versions are new here though their records carry an older
     version stamp (a replica): events name them as created, not as edits.
+    ``new_versions`` makes it conditional on its versions: refused where a
+    record of one of them is held already (a replica's noncurrent version,
+    which another apply of it may have added meanwhile: node/protocol.py).
+    A conditional change (``expect``, ``new_versions``) is decided by the
+    key's first AZ before the others are sent it.
     """
 
     bucket: str
@@ -176,6 +181,12 @@ class Change:
     expect: Stamp | None = None
     merge: bool = False
     created: bool = False
+    new_versions: bool = False
+
+    @property
+    def conditional(self) -> bool:
+        """Whether the key's first AZ decides the change (it may refuse it)."""
+        return self.expect is not None or self.new_versions
 
     @classmethod
     def of(cls, head: ObjectVersion, expect: Stamp | None = None, created: bool = False) -> Change:
