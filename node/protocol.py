@@ -158,18 +158,20 @@ class _FirstTryUndecided(Exception):
 
 
 class ReplicaHeld(Exception):
-    """Raised by :meth:`Protocol.write` of a replica whose version is the key's
-    current version here already: another apply of that very version got in
-    first (a copy sent twice: a replicator killed mid-stream and its resend,
-    or the version's tags changed while its first send was in flight). This
-    copy's body is not committed: recorded as that version's record, it would
-    replace the body the current record still holds, which would then be
-    collected as superseded. The caller settles the tags and ACL by their
-    modification stamp (:meth:`ReplicationApply.sync_modification`); this
-    copy's staged chunks are collected as abandoned. Never leaves the node."""
+    """Raised by :meth:`Protocol.write` of a replica whose version is held
+    here already, as the key's current version or as a noncurrent one:
+    another apply of that very version got in first (a copy sent twice: a
+    replicator killed mid-stream and its resend, or the version's tags
+    changed while its first send was in flight). This copy's body is not
+    committed: recorded as that version's record, it would replace the body
+    the record held names, which would then be collected as superseded, and
+    its tags would win for coming last, though maybe older. The caller
+    settles the tags and ACL by their modification stamp
+    (:meth:`ReplicationApply.sync_modification`); this copy's staged chunks
+    are collected as abandoned. Never leaves the node."""
 
     def __init__(self, held: ObjectVersion) -> None:
-        super().__init__(f"{held.bucket}/{held.key}@{held.version_id} is current here already")
+        super().__init__(f"{held.bucket}/{held.key}@{held.version_id} is held here already")
         self.held = held
 
 
@@ -411,7 +413,9 @@ class Protocol:
         the read finds the key, or the try if the home took it.
 
         A replica whose version is current here already (another apply of it
-        got in first) is not stored again: :class:`ReplicaHeld`."""
+        got in first) is not stored again: :class:`ReplicaHeld`; nor is an
+        older one whose version another apply added meanwhile
+        (:meth:`_add_noncurrent_replica`)."""
         bucket, key = v.bucket, v.key
         self.clock.observe(v.stamp)
         checked: tuple[ObjectVersion | None, Stamp | None, bool] | None = None
@@ -439,8 +443,7 @@ class Protocol:
                 raise ReplicaHeld(current)
             record = replace(v, stamp=self.clock.now(), version_stamp=v.vstamp)
             if current is not None and current.vstamp > v.vstamp:
-                change = Change(bucket, key, record.stamp, versions=(record,), created=True)
-                await self.commit_change(change, self.placer.place(bucket, key), targets)
+                await self._add_noncurrent_replica(record, targets)
                 return record
             try:
                 return await self.write(
@@ -452,6 +455,33 @@ class Protocol:
             except ConditionalRequestConflict:
                 continue
         raise ConditionalRequestConflict(f"{bucket}/{key} kept changing; the replica is retried")
+
+    async def _add_noncurrent_replica(
+        self, record: ObjectVersion, targets: list[Target] | None
+    ) -> None:
+        """Add ``record``, a replica older than the key's current version, as
+        a noncurrent version: only if no record of it is held (a change with
+        ``new_versions``, which the key's first AZ decides before the others
+        are sent it). A record held already came from another apply of the
+        same version that got in first (two sends at once): :class:`ReplicaHeld`
+        with it, as for a current version. Its record is never replaced by
+        this copy, which would send the body it names to the collector, and
+        let whichever copy committed last win, not the one whose tags changed
+        last (a version record keeps the newest record stamp)."""
+        bucket, key = record.bucket, record.key
+        change = Change(
+            bucket, key, record.stamp, versions=(record,), created=True, new_versions=True
+        )
+        try:
+            await self.commit_change(change, self.placer.place(bucket, key), targets)
+        except ConditionalRequestConflict:
+            # Refused: the first AZ holds the version (or could not hear its
+            # other nodes). Taken as the AZs hold it, written back first to
+            # those an earlier try of it did not reach.
+            held, _, _ = await self.spread_version(bucket, key, record.vstamp)
+            if held is not None:
+                raise ReplicaHeld(held) from None
+            raise
 
     async def commit_change(
         self,

@@ -191,10 +191,12 @@ class ReplicationApply:
         """Store a version another cluster wrote, with its version id, ETag,
         Last-Modified, metadata, tags and ACL; it becomes the key's current
         version only if it is newer than the current one (never backwards: see
-        :meth:`Protocol.write`). A version already here takes the incoming tags
-        and ACL if they changed later than its own (:meth:`sync_modification`).
-        False when nothing changed. ``bucket_info``: the destination bucket's,
-        when the caller has read it already."""
+        :meth:`Protocol.write`). A version already here, or added by another
+        apply of it while this one ran (:class:`ReplicaHeld`), takes the
+        incoming tags and ACL if they changed later than its own
+        (:meth:`sync_modification`). False when nothing changed.
+        ``bucket_info``: the destination bucket's, when the caller has read
+        it already."""
         check_replica(version, origin, self.clock.wall_ms(), self.max_skew_ms)
         info = bucket_info or await self.buckets.require_bucket(version.bucket)
         if info.versioning != VERSIONING_ENABLED:

@@ -25,6 +25,8 @@ from tristore.replication import Destination, Rule
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 GC_GRACE_S = 2.0
+#: The ETag of the one-byte body b"x".
+MD5_X = hashlib.md5(b"x").hexdigest()
 
 
 @pytest.fixture(scope="module")
@@ -116,6 +118,150 @@ def test_one_version_applied_twice_at_once_keeps_its_body_and_newest_tags(
             assert w.get_object("dup-dst", key) == body, key
             assert w.get_object("dup-dst", key, version_id=vid) == body, key
             assert w.get_object_tagging("dup-dst", key, version_id=vid).tags == {"t": "new"}, key
+
+
+def _apply_held_back(address: str, v: ObjectVersion, body: bytes, go: threading.Event) -> bool:
+    """:func:`_apply`, its body held back after the first 64 KiB until ``go``:
+    the destination has looked for the version and staged part of the body,
+    and commits only once the rest arrives."""
+    header = objects_pb2.ApplyReplicaHeader(
+        version=version_to_pb(v, with_inline=False), origin_cluster="east"
+    )
+
+    def requests() -> Iterator[objects_pb2.ApplyReplicaRequest]:
+        yield objects_pb2.ApplyReplicaRequest(header=header)
+        for i in range(0, len(body), 65536):
+            if i == 65536:
+                assert go.wait(60)
+            yield objects_pb2.ApplyReplicaRequest(data=body[i : i + 65536])
+
+    with signed_channel(address) as ch:
+        stub = objects_pb2_grpc.ObjectServiceStub(ch)
+        return bool(stub.ApplyReplica(requests(), timeout=120).applied)
+
+
+def _apply_batch(address: str, items: list[tuple[ObjectVersion, bytes]]) -> None:
+    """One ApplyReplicas call, as a replicator of east sends small versions."""
+    request = objects_pb2.ApplyReplicasRequest(
+        items=[
+            objects_pb2.ApplyReplicaItem(
+                header=objects_pb2.ApplyReplicaHeader(
+                    version=version_to_pb(v, with_inline=False), origin_cluster="east"
+                ),
+                data=body,
+            )
+            for v, body in items
+        ]
+    )
+    with signed_channel(address) as ch:
+        reply = objects_pb2_grpc.ObjectServiceStub(ch).ApplyReplicas(request, timeout=60)
+    errors = [r.error for r in reply.results if r.HasField("error")]
+    assert not errors, errors
+
+
+def _run_at_once(*calls: tuple[object, ...]) -> None:
+    """Each (function, *args) in a thread of its own, all at once; an error
+    in one fails the test."""
+    failed: list[BaseException] = []
+
+    def run(fn, *args) -> None:  # type: ignore[no-untyped-def]
+        try:
+            fn(*args)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            failed.append(exc)
+
+    threads = [threading.Thread(target=run, args=call) for call in calls]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=150)
+    assert not failed, failed
+
+
+def test_a_noncurrent_version_applied_twice_keeps_the_tags_changed_last(
+    pair: tuple[DevCluster, DevCluster],
+) -> None:
+    """Two applies of one version older than the key's current one (so
+    added as a noncurrent version), one of them carrying a later change of
+    its tags. Each was added unconditionally, and the record committed last
+    stayed (a version record keeps the newest record stamp): a copy that
+    looked for the version before the other added it, and committed after,
+    replaced it with its older tags, for good. Sent so (the older copy's
+    body held back), at once (either copy first), and at once in two
+    ApplyReplicas calls (small bodies, and a delete marker): every version
+    keeps the tags changed last, and a body that reads whole past the
+    collector's grace."""
+    _, west = pair
+    east_id = west.config.cluster.id + 1
+    nodes = [n.grpc for n in west.config.nodes]
+    with west.client() as w:
+        _versioned(w, "dup-old")
+        now = int(time.time() * 1000)
+        cases: list[tuple[str, str, bytes]] = []
+
+        def versions(key: str, size: int, i: int) -> tuple[ObjectVersion, ObjectVersion, bytes]:
+            """The key's current version (applied here), and two copies of an
+            older version: as first sent, and after a change of its tags."""
+            t = now - 10_000 + 10 * i
+            newest = ObjectVersion(
+                "dup-old", key, stamp=stamps.Stamp(t + 5, 0, east_id, 101), size=1, etag=MD5_X
+            )
+            _apply_batch(nodes[0], [(newest, b"x")])
+            body = os.urandom(size)
+            vstamp = stamps.Stamp(t, 0, east_id, 101)
+            plain = ObjectVersion(
+                "dup-old", key, stamp=vstamp, size=size, etag=hashlib.md5(body).hexdigest()
+            )
+            changed = stamps.Stamp(t + 1, 0, east_id, 101)
+            tagged = replace(
+                plain, stamp=changed, version_stamp=vstamp, tags={"t": "new"}, meta_stamp=changed
+            )
+            cases.append((key, vstamp.version_id, body))
+            return plain, tagged, body
+
+        # The first copy looks (the version is not there yet), the second adds
+        # it, then the first one's body ends and it commits.
+        for i in range(2):
+            plain, tagged, body = versions(f"held{i}", 2 * 1024 * 1024, i)
+            go = threading.Event()
+            held = threading.Thread(target=_apply_held_back, args=(nodes[1], plain, body, go))
+            held.start()
+            try:
+                time.sleep(1.5)
+                assert _apply(nodes[2], tagged, body)
+            finally:
+                go.set()
+                held.join(timeout=120)
+        for i in range(4):
+            plain, tagged, body = versions(f"both{i}", 2 * 1024 * 1024, 10 + i)
+            copies = (plain, tagged) if i % 2 else (tagged, plain)
+            _run_at_once(*((_apply, nodes[1 + j], v, body) for j, v in enumerate(copies)))
+        first: list[tuple[ObjectVersion, bytes]] = []
+        then: list[tuple[ObjectVersion, bytes]] = []
+        for i in range(12):
+            plain, tagged, body = versions(f"small{i}", 1000, 20 + i)
+            first.append((plain, body))
+            then.append((tagged, body))
+        # And a delete marker older than small0's current version, sent twice.
+        at = first[0][0].vstamp.physical_ms + 3
+        marker = ObjectVersion(
+            "dup-old",
+            "small0",
+            stamp=stamps.Stamp(at, 0, east_id, 101),
+            deleted=True,
+            delete_marker=True,
+        )
+        first.append((marker, b""))
+        then.append((marker, b""))
+        _run_at_once((_apply_batch, nodes[1], first), (_apply_batch, nodes[2], then))
+        time.sleep(GC_GRACE_S + 3)  # past the grace: a body taken for superseded is gone
+        for key, vid, body in cases:
+            assert w.get_object("dup-old", key, version_id=vid) == body, key
+            tags = w.get_object_tagging("dup-old", key, version_id=vid).tags
+            assert tags == {"t": "new"}, (key, tags)
+        listed = w.list_object_versions("dup-old", prefix="small0").versions
+        assert [v.version_id for v in listed if v.delete_marker] == [marker.version_id]
+        assert len(listed) == 3, listed  # the marker, the version applied twice, the newest
 
 
 def _lag(east: DevCluster) -> float:
