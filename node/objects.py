@@ -905,7 +905,9 @@ class Objects:
                 byte_range.start, byte_range.end, version.size
             )
         elif byte_range is not None:
-            first, last = validation.resolve_range(byte_range.start, byte_range.end, version.size)
+            first, last = validation.resolve_range(
+                byte_range.start, byte_range.end, version.size, byte_range.empty_suffix
+            )
         else:
             first, last = 0, version.size - 1
         length = last - first + 1

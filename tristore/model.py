@@ -482,10 +482,17 @@ class ListPage:
 
 @dataclass(frozen=True, slots=True)
 class ByteRange:
-    """An HTTP-style inclusive range; ``start < 0`` is a suffix, ``end < 0`` open."""
+    """An HTTP-style inclusive range; ``start < 0`` is a suffix, ``end < 0`` open.
+
+    ``empty_suffix``: ``bytes=-0``, the last no bytes, which a negative
+    ``start`` cannot say (``start`` and ``end`` are then unused): the whole,
+    empty body of an empty object, unsatisfiable (InvalidRange) for any other
+    (RFC 9110 14.1.1), as S3 answers it. The S3 door's Range header only; the
+    SDK refuses ``bytes=-0`` before sending it."""
 
     start: int
     end: int = -1
+    empty_suffix: bool = False
 
 
 @dataclass(frozen=True, slots=True)

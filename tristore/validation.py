@@ -225,7 +225,7 @@ def check_delimiter(delimiter: str) -> None:
         raise InvalidArgument("delimiter is longer than a key can be")
 
 
-def resolve_range(start: int, end: int, size: int) -> tuple[int, int]:
+def resolve_range(start: int, end: int, size: int, empty_suffix: bool = False) -> tuple[int, int]:
     """Turn an HTTP-style inclusive range into ``(first, last)`` byte offsets.
 
     ``start < 0`` is a suffix range (the last ``-start`` bytes); ``end < 0``
@@ -234,7 +234,17 @@ def resolve_range(start: int, end: int, size: int) -> tuple[int, int]:
     suffix range is satisfiable whatever the length (RFC 9110 14.1.3), and S3
     answers it ``200`` with no bytes, which readers of a file's tail (Parquet
     footers, Trino) count on; ``bytes=0-`` of an empty object stays refused.
+    ``empty_suffix``: ``bytes=-0`` (:class:`tristore.model.ByteRange`): an
+    empty object's empty body too, but of any other nothing, so InvalidRange
+    (S3's 416), never the whole object.
     """
+    if empty_suffix:
+        if size:
+            raise InvalidRange(
+                f"range bytes=-0 asks for the last 0 bytes of the object (size {size}); "
+                "nothing satisfies it"
+            )
+        return 0, -1
     if start < 0:
         if end >= 0:
             raise InvalidRange("a suffix range (bytes=-N) cannot also have an end")

@@ -201,7 +201,8 @@ def conditions(h: Mapping[str, str], prefix: str = "") -> Conditions | None:
 
 def byte_range(value: str | None) -> ByteRange | None:
     """A Range header: ``bytes=A-B``, ``bytes=A-``, ``bytes=-N``. A header that
-    is not one single byte range is ignored, as S3 does (the whole object)."""
+    is not one single byte range is ignored, as S3 does (the whole object).
+    ``bytes=-0`` is not ignored: S3 refuses it (416) but of an empty object."""
     if not value:
         return None
     unit, _, spec = value.strip().partition("=")
@@ -213,6 +214,8 @@ def byte_range(value: str | None) -> ByteRange | None:
     try:
         if not first:
             n = int(last)
+            if n == 0:
+                return ByteRange(0, empty_suffix=True)
             return ByteRange(-n) if n > 0 else None
         start = int(first)
         end = int(last) if last else -1

@@ -172,7 +172,7 @@ class ObjectHandlers(Base):
             first, last = validation.resolve_part(info.part_sizes, info.size, part)
             out |= hdr.parts_count(info)
         elif rng is not None:
-            first, last = validation.resolve_range(rng.start, rng.end, info.size)
+            first, last = validation.resolve_range(rng.start, rng.end, info.size, rng.empty_suffix)
         if (part or rng is not None) and info.size:
             status = 206
             out["Content-Range"] = f"bytes {first}-{last}/{info.size}"

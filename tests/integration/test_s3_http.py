@@ -859,6 +859,25 @@ def test_a_head_with_a_range_answers_as_a_get_of_it_would(s3: Any, bucket: str) 
     assert _refusal(e)[0] == 416
 
 
+def test_the_last_0_bytes_of_an_object_are_unsatisfiable(s3: Any, bucket: str) -> None:
+    """``Range: bytes=-0`` asks for no bytes: S3 answers 416 InvalidRange, to
+    GET and HEAD alike, but for an empty object, whose whole (empty) body is
+    any suffix of it (200). Was: the header ignored, the whole object, 200."""
+    s3.put_object(Bucket=bucket, Key="last-0", Body=b"0123456789")
+    with pytest.raises(ClientError) as e:
+        s3.get_object(Bucket=bucket, Key="last-0", Range="bytes=-0")
+    assert _refusal(e)[:2] == (416, "InvalidRange")
+    with pytest.raises(ClientError) as e:
+        s3.head_object(Bucket=bucket, Key="last-0", Range="bytes=-0")
+    assert _refusal(e)[0] == 416
+    s3.put_object(Bucket=bucket, Key="last-0-empty", Body=b"")
+    r = s3.get_object(Bucket=bucket, Key="last-0-empty", Range="bytes=-0")
+    assert r["ResponseMetadata"]["HTTPStatusCode"] == 200 and "ContentRange" not in r
+    assert (r["ContentLength"], r["Body"].read()) == (0, b"")
+    r = s3.head_object(Bucket=bucket, Key="last-0-empty", Range="bytes=-0")
+    assert r["ResponseMetadata"]["HTTPStatusCode"] == 200 and r["ContentLength"] == 0
+
+
 def test_small_answers_go_whole_and_large_ones_stream_alike(s3: Any, bucket: str) -> None:
     """A GET answer up to WHOLE_ANSWER_MAX is sent whole with its headers (one
     write), a larger one streamed: both carry the same headers and the bytes."""

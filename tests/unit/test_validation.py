@@ -288,6 +288,16 @@ def test_resolve_range_unsatisfiable(start: int, end: int, size: int, why: str) 
         v.resolve_range(start, end, size)
 
 
+def test_an_empty_suffix_is_only_an_empty_objects_body() -> None:
+    """``bytes=-0`` (the S3 door's ByteRange(empty_suffix=True)): of an empty
+    object its empty body, as any suffix; of any other nothing, InvalidRange
+    (S3's 416), never the whole object."""
+    assert v.resolve_range(0, -1, 0, empty_suffix=True) == (0, -1)
+    for size in (1, 100):
+        with pytest.raises(errors.InvalidRange, match="last 0 bytes"):
+            v.resolve_range(0, -1, size, empty_suffix=True)
+
+
 @pytest.mark.parametrize(
     ("sizes", "size", "number", "resolved"),
     [

@@ -100,6 +100,8 @@ def coerce_range(spec: RangeSpec | None) -> ByteRange | None:
     if spec is None:
         return None
     if isinstance(spec, ByteRange):
+        if spec.empty_suffix:  # as "bytes=-0" (the wire's range cannot carry it)
+            raise errors.InvalidRange("range asks for the last 0 bytes; nothing satisfies it")
         start, end = spec.start, spec.end
     elif isinstance(spec, str):
         start, end = validation.parse_range_header(spec)
