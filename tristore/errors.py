@@ -528,7 +528,9 @@ class XAmzContentSHA256Mismatch(ClientError):
 
 
 class MissingContentLength(ClientError):
-    """A PUT without Content-Length (and not aws-chunked with a decoded length)."""
+    """A PutObject or UploadPart without Content-Length (HTTP 411): neither
+    chunked (``Transfer-Encoding: chunked``) nor aws-chunked with a decoded
+    length (``x-amz-decoded-content-length``)."""
 
     code = "MissingContentLength"
 

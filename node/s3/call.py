@@ -153,8 +153,14 @@ class Base:
         else:
             if trailer:
                 raise InvalidRequest("x-amz-trailer needs an aws-chunked body")
-            stream = content.iter_chunked(READ_PIECE)
             length = call.request.content_length
+            if length is None and "chunked" not in h.get("transfer-encoding", "").lower():
+                # No body framing at all: HTTP reads that as an empty body, S3
+                # as a client that forgot its length (curl -X PUT without
+                # data), not as an empty object. A chunked body (of unknown
+                # length, streamed) is taken.
+                raise MissingContentLength("You must provide the Content-Length HTTP header.")
+            stream = content.iter_chunked(READ_PIECE)
             size = length if length is not None else -1
         sha = call.caller.payload_sha256 or (
             mode if len(mode) == 64 and not mode.startswith("STREAMING") else ""

@@ -1777,6 +1777,72 @@ def test_an_sdk_retry_of_a_put_finds_its_earlier_try(s3: Any, env: dict[str, str
     assert len(s3.list_object_versions(Bucket="sdk-retries", Prefix="lock-v")["Versions"]) == 1
 
 
+def _put_without_length(
+    env: dict[str, str], path: str, chunks: list[bytes] | None = None
+) -> tuple[int, dict[str, str]]:
+    """A PUT of ``path`` (and its query), signed by botocore (UNSIGNED-PAYLOAD
+    over HTTPS), sent without Content-Length: no body framing at all
+    (``chunks`` None), or ``chunks`` as a plain HTTP/1.1 chunked body. Its
+    status and the error's fields ({} for a 2xx)."""
+    url = env["AWS_ENDPOINT_URL"] + path
+    req = AWSRequest(method="PUT", url=url)
+    # The body is unknown when signing: UNSIGNED-PAYLOAD, not the empty body's SHA-256.
+    req.context["client_config"] = Config(s3={"payload_signing_enabled": False})
+    creds = Credentials(env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"])
+    S3SigV4Auth(creds, "s3", env["AWS_DEFAULT_REGION"]).add_auth(req)
+    headers = dict(req.headers)
+    assert headers["X-Amz-Content-SHA256"] == sigv4.UNSIGNED_PAYLOAD
+    parts = urlsplit(url)
+    conn = http.client.HTTPSConnection(
+        parts.hostname or "", parts.port, context=_ssl(env), timeout=30
+    )
+    try:
+        if chunks is None:
+            # Not conn.request: it would add Content-Length: 0 to a PUT.
+            conn.putrequest("PUT", path, skip_accept_encoding=True)
+            for name, value in headers.items():
+                conn.putheader(name, value)
+            conn.endheaders()
+        else:
+            headers["Transfer-Encoding"] = "chunked"
+            conn.request("PUT", path, body=iter(chunks), headers=headers, encode_chunked=True)
+        with conn.getresponse() as resp:
+            status, answer = resp.status, resp.read()
+    finally:
+        conn.close()
+    if status < 300:
+        return status, {}
+    root = ET.fromstring(answer)
+    return status, {child.tag: child.text or "" for child in root}
+
+
+def test_a_put_without_content_length_is_411(env: dict[str, str], s3: Any, bucket: str) -> None:
+    """PutObject and UploadPart with neither Content-Length nor a chunked body
+    (HTTP reads that as no body): S3's 411 MissingContentLength, and nothing
+    stored. Was: taken, an empty object (or part) stored. A plain HTTP/1.1
+    chunked body of unknown length stays taken; aws-chunked ones (every boto3
+    PUT here) too."""
+    status, err = _put_without_length(env, f"/{bucket}/no-length")
+    assert (status, err.get("Code")) == (411, "MissingContentLength"), err
+    assert err["Message"] == "You must provide the Content-Length HTTP header."
+    with pytest.raises(ClientError) as e:
+        s3.head_object(Bucket=bucket, Key="no-length")
+    assert _refusal(e)[0] == 404
+    upload = s3.create_multipart_upload(Bucket=bucket, Key="no-length-parts")["UploadId"]
+    path = f"/{bucket}/no-length-parts?partNumber=1&uploadId={quote(upload, safe='')}"
+    status, err = _put_without_length(env, path)
+    assert (status, err.get("Code")) == (411, "MissingContentLength"), err
+    listed = s3.list_parts(Bucket=bucket, Key="no-length-parts", UploadId=upload)
+    assert listed.get("Parts", []) == []
+    # Chunked, of a length told by its last chunk: taken, as before.
+    assert _put_without_length(env, f"/{bucket}/chunked-plain", [b"ab", b"cde"]) == (200, {})
+    assert s3.get_object(Bucket=bucket, Key="chunked-plain")["Body"].read() == b"abcde"
+    assert _put_without_length(env, path, [b"part"]) == (200, {})
+    listed = s3.list_parts(Bucket=bucket, Key="no-length-parts", UploadId=upload)
+    assert [p["Size"] for p in listed["Parts"]] == [4]
+    s3.abort_multipart_upload(Bucket=bucket, Key="no-length-parts", UploadId=upload)
+
+
 def test_a_signed_aws_chunked_upload(env: dict[str, str], s3: Any, bucket: str) -> None:
     """STREAMING-AWS4-HMAC-SHA256-PAYLOAD as the Java and Go SDKs send it, by
     hand: accepted when every chunk's signature chains, refused (nothing
