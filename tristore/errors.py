@@ -19,7 +19,8 @@ Hierarchy::
     │   │   ReplicationConfigurationNotFoundError
     │   ├── BucketAlreadyExists (└── BucketAlreadyOwnedByYou), BucketNotEmpty
     │   ├── AccessDenied, SignatureDoesNotMatch, InvalidAccessKeyId,
-    │   │   AuthorizationHeaderMalformed, RequestTimeTooSkewed
+    │   │   AuthorizationHeaderMalformed, AuthorizationQueryParametersError,
+    │   │   RequestTimeTooSkewed
     │   ├── MalformedPolicy, NoSuchBucketPolicy
     │   ├── NoSuchCORSConfiguration, AccessForbidden, BadRequest   (CORS)
     │   ├── NoSuchTagSet            (bucket tagging)
@@ -357,6 +358,18 @@ class AuthorizationHeaderMalformed(ClientError):
     code = "AuthorizationHeaderMalformed"
 
 
+class AuthorizationQueryParametersError(ClientError):
+    """An S3 HTTP presigned URL's (SigV4 query string's) ``X-Amz-*``
+    parameters are not well formed: one missing, an ``X-Amz-Algorithm``
+    other than AWS4-HMAC-SHA256, an ``X-Amz-Credential`` that is not
+    ``AKID/YYYYMMDD/REGION/s3/aws4_request`` or of another day than
+    ``X-Amz-Date``, an ``X-Amz-Date`` that is not ``YYYYMMDDTHHMMSSZ``, an
+    ``X-Amz-Expires`` that is not a number of seconds up to a week; the
+    message names which (HTTP 400, as S3's)."""
+
+    code = "AuthorizationQueryParametersError"
+
+
 class RequestTimeTooSkewed(ClientError):
     """The request is dated more than 15 minutes away from the server's clock."""
 
@@ -610,6 +623,7 @@ HTTP_STATUS: dict[str, int] = {
     "SignatureDoesNotMatch": 403,
     "InvalidAccessKeyId": 403,
     "AuthorizationHeaderMalformed": 400,
+    "AuthorizationQueryParametersError": 400,
     "RequestTimeTooSkewed": 403,
     "MalformedPolicy": 400,
     "NoSuchBucketPolicy": 404,

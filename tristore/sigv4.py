@@ -53,6 +53,7 @@ from urllib.parse import quote
 from tristore.errors import (
     AccessDenied,
     AuthorizationHeaderMalformed,
+    AuthorizationQueryParametersError,
     InvalidAccessKeyId,
     InvalidArgument,
     InvalidRequest,
@@ -403,8 +404,14 @@ def _header_malformed(what: str) -> AuthorizationHeaderMalformed:
     return AuthorizationHeaderMalformed(f"The authorization header is malformed; {what}.")
 
 
-def _presigned_malformed(what: str) -> AccessDenied:
-    return AccessDenied(f"the presigned URL's X-Amz-Credential is malformed: {what}")
+def _query_malformed(what: str) -> AuthorizationQueryParametersError:
+    return AuthorizationQueryParametersError(what)
+
+
+def _query_credential_malformed(what: str) -> AuthorizationQueryParametersError:
+    return AuthorizationQueryParametersError(
+        f"Error parsing the X-Amz-Credential parameter; {what}."
+    )
 
 
 def _header_components(auth: str) -> dict[str, str]:
@@ -436,9 +443,20 @@ def _header_components(auth: str) -> dict[str, str]:
     return found
 
 
+#: The query parameters of a SigV4 presigned URL, each required; any of the
+#: first three makes a request one (else it is anonymous, or V2's).
+_PRESIGN_PARAMS = ("X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Signature", "X-Amz-Date",
+                  "X-Amz-SignedHeaders", "X-Amz-Expires")  # fmt: skip
+
+
 def parse_http(headers: Mapping[str, str], query: Mapping[str, str]) -> HttpSigned | None:
     """The signature of an HTTP request: Authorization header or presigned
-    query (None: anonymous). ``headers``: lower-case names."""
+    query (None: anonymous). ``headers``: lower-case names.
+
+    Raises what S3 answers a request it cannot read the signature of: a
+    malformed header is AuthorizationHeaderMalformed, malformed query
+    parameters AuthorizationQueryParametersError (both 400, naming the
+    fault)."""
     auth = headers.get("authorization")
     if (auth is not None and auth.startswith("AWS ")) or "AWSAccessKeyId" in query:
         # Signature Version 2 (HMAC-SHA1) in a header: refused, as S3 does in
@@ -462,34 +480,60 @@ def parse_http(headers: Mapping[str, str], query: Mapping[str, str]) -> HttpSign
             raise AccessDenied("SignedHeaders must include host")
         sig = Signed(akid, date, region, service, when, sha, m["Signature"].lower())
         return HttpSigned(sig, signed_headers)
-    if "X-Amz-Signature" not in query and "X-Amz-Credential" not in query:
+    if not any(name in query for name in _PRESIGN_PARAMS[:3]):
         return None
-    need = ("X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires",
-            "X-Amz-SignedHeaders", "X-Amz-Signature")  # fmt: skip
-    missing = [n for n in need if n not in query]
+    return _presigned(headers, query)
+
+
+def _presigned(headers: Mapping[str, str], query: Mapping[str, str]) -> HttpSigned:
+    """The signature of a presigned query string (:func:`parse_http`)."""
+    missing = [n for n in _PRESIGN_PARAMS if n not in query]
     if missing:
-        raise AccessDenied(f"the presigned URL lacks {', '.join(missing)}")
+        raise _query_malformed(
+            "Query-string authentication version 4 requires the X-Amz-Algorithm, "
+            "X-Amz-Credential, X-Amz-Signature, X-Amz-Date, X-Amz-SignedHeaders, and "
+            f"X-Amz-Expires parameters; missing: {', '.join(missing)}"
+        )
     if query["X-Amz-Algorithm"] != ALGORITHM:
-        raise AccessDenied(f"X-Amz-Algorithm must be {ALGORITHM}")
+        raise _query_malformed(f'X-Amz-Algorithm only supports "{ALGORITHM}"')
+    when = query["X-Amz-Date"]
     try:
-        expires = int(query["X-Amz-Expires"])
+        _amz_time(when)
     except ValueError:
-        raise AccessDenied("X-Amz-Expires must be a number of seconds") from None
-    if not 0 < expires <= MAX_PRESIGN_S:
-        raise AccessDenied(f"X-Amz-Expires must be between 1 and {MAX_PRESIGN_S} seconds")
-    akid, date, region, service = _credential(query["X-Amz-Credential"], _presigned_malformed)
-    if not re.fullmatch(r"[0-9a-fA-F]{64}", query["X-Amz-Signature"]):
-        raise AccessDenied("X-Amz-Signature is not 64 hex digits")
+        raise _query_malformed(
+            "X-Amz-Date must be in the ISO8601 Long Format \"yyyyMMdd'T'HHmmss'Z'\""
+        ) from None
+    raw_expires = query["X-Amz-Expires"]
+    if not re.fullmatch(r"-?\d{1,20}", raw_expires):
+        raise _query_malformed("X-Amz-Expires should be a number")
+    expires = int(raw_expires)
+    if expires < 0:
+        raise _query_malformed("X-Amz-Expires must be non-negative")
+    if expires > MAX_PRESIGN_S:
+        raise _query_malformed(
+            f"X-Amz-Expires must be less than a week (in seconds) that is {MAX_PRESIGN_S} seconds"
+        )
+    akid, date, region, service = _credential(
+        query["X-Amz-Credential"], _query_credential_malformed
+    )
+    if date != when[:8]:
+        raise _query_credential_malformed(
+            f'Invalid credential date "{date}": it is not the date of X-Amz-Date ({when})'
+        )
+    if not _HEX64.fullmatch(query["X-Amz-Signature"]):
+        raise _query_malformed("X-Amz-Signature must be 64 hexadecimal digits")
     signed_headers = tuple(query["X-Amz-SignedHeaders"].lower().split(";"))
     if "host" not in signed_headers:
-        raise AccessDenied("X-Amz-SignedHeaders must include host")
+        raise _query_malformed("X-Amz-SignedHeaders must include host")
+    if expires == 0:  # well formed, valid for no time at all
+        raise AccessDenied(f"Request has expired: signed {when}, for 0s")
     sha = query.get("X-Amz-Content-Sha256") or headers.get("x-amz-content-sha256") or ""
     sig = Signed(
         akid,
         date,
         region,
         service,
-        query["X-Amz-Date"],
+        when,
         sha or UNSIGNED_PAYLOAD,
         query["X-Amz-Signature"].lower(),
     )

@@ -86,8 +86,9 @@ async def authenticate(
     """The caller of one request (``path`` decoded, ``headers`` by lower-case
     name); raises SignatureDoesNotMatch, InvalidAccessKeyId,
     AuthorizationHeaderMalformed (a malformed AWS4-HMAC-SHA256 header),
+    AuthorizationQueryParametersError (a malformed presigned URL),
     InvalidArgument (another scheme), InvalidRequest (Signature V2 in the
-    header), AccessDenied (expired, or a malformed presigned URL),
+    header), AccessDenied (expired; a malformed V2 presigned URL),
     RequestTimeTooSkewed. ``v2_resource``: the
     request's path-style path as sent (encoded), which a V2 presigned URL signs."""
     if "AWSAccessKeyId" in (k for k, _ in query):

@@ -1577,6 +1577,64 @@ def test_presigned_urls_with_plain_http(s3: Any, env: dict[str, str], bucket: st
     assert "AWS4-HMAC-SHA256" in _error_of(e.value)["Message"]
 
 
+def _presigned_put(
+    env: dict[str, str], path: str, region: str = sigv4.DEFAULT_REGION, **change: str | None
+) -> str:
+    """A V4 presigned PUT URL of ``path``, signed now for a minute, with the
+    query parameters ``change`` names replaced (None: left out) after signing."""
+    parts = urlsplit(env["AWS_ENDPOINT_URL"])
+    key = sigv4.signing_key(ROOT.secret_access_key, sigv4.amz_date()[:8], region)
+    q = dict(sigv4.presign_query(ROOT.access_key_id, key, region, "PUT", path, parts.netloc, 60))
+    q = {k: v for k, v in {**q, **change}.items() if v is not None}
+    return f"{env['AWS_ENDPOINT_URL']}{path}?{urlencode(q, quote_via=quote)}"
+
+
+def test_a_malformed_presigned_url_is_a_400_naming_the_fault(
+    s3: Any, env: dict[str, str], bucket: str
+) -> None:
+    """S3's answer to a SigV4 presigned URL whose X-Amz-* parameters are not
+    well formed: 400 AuthorizationQueryParametersError naming the fault, and
+    nothing written. Was: 403 AccessDenied. One well formed but past its
+    time stays 403 AccessDenied "Request has expired"."""
+    path = f"/{bucket}/by-bad-link"
+    _fetch(env, _presigned_put(env, path), "PUT", b"as signed")  # the link itself is good
+    s3.delete_object(Bucket=bucket, Key="by-bad-link")
+    day = sigv4.amz_date()[:8]
+    cred = f"{ROOT.access_key_id}/{day}/{sigv4.DEFAULT_REGION}/s3/aws4_request"
+    malformed = {
+        "requires the X-Amz-Algorithm": {"X-Amz-SignedHeaders": None},
+        "X-Amz-Expires should be a number": {"X-Amz-Expires": "soon"},
+        "less than a week (in seconds) that is 604800 seconds": {"X-Amz-Expires": "604801"},
+        "non-negative": {"X-Amz-Expires": "-5"},
+        "X-Amz-Date must be in the ISO8601 Long Format": {"X-Amz-Date": f"{day}-120000"},
+        "the Credential is mal-formed": {"X-Amz-Credential": cred.rsplit("/", 1)[0]},
+        'incorrect service "ec2"': {"X-Amz-Credential": cred.replace("/s3/", "/ec2/")},
+        "X-Amz-Algorithm only supports": {"X-Amz-Algorithm": "AWS4-HMAC-SHA1"},
+        "X-Amz-SignedHeaders must include host": {"X-Amz-SignedHeaders": "x-amz-date"},
+    }
+    for says, change in malformed.items():
+        with pytest.raises(urllib.error.HTTPError) as e:
+            _fetch(env, _presigned_put(env, path, **change), "PUT", b"by a bad link")
+        err = _error_of(e.value)
+        assert (e.value.code, err["Code"]) == (400, "AuthorizationQueryParametersError"), err
+        assert says in err["Message"], (change, err)
+    with pytest.raises(ClientError) as ce:
+        s3.head_object(Bucket=bucket, Key="by-bad-link")
+    assert _refusal(ce)[0] == 404
+    # Well formed, signed ten minutes ago for five: expired.
+    parts = urlsplit(env["AWS_ENDPOINT_URL"])
+    then = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=10)
+    key = sigv4.signing_key(ROOT.secret_access_key, sigv4.amz_date(then)[:8], sigv4.DEFAULT_REGION)
+    q = sigv4.presign_query(
+        ROOT.access_key_id, key, sigv4.DEFAULT_REGION, "PUT", path, parts.netloc, 300, now=then
+    )
+    with pytest.raises(urllib.error.HTTPError) as e:
+        _fetch(env, f"{env['AWS_ENDPOINT_URL']}{path}?{urlencode(q, quote_via=quote)}", "PUT", b"x")
+    err = _error_of(e.value)
+    assert (e.value.code, err["Code"]) == (403, "AccessDenied")
+    assert err["Message"].startswith("Request has expired")
+
+
 def test_the_sdk_presigns_urls_that_plain_http_can_use(
     cluster: DevCluster, env: dict[str, str]
 ) -> None:
