@@ -75,6 +75,24 @@ def lower_headers(items: Sequence[tuple[str, str]]) -> dict[str, str]:
     return out
 
 
+async def _secret_of(guard: Guard, access_key_id: str) -> tuple[User, str]:
+    """The user and secret of an access key; InvalidAccessKeyId if the cluster has none such."""
+    found = await guard.iam.lookup(access_key_id)
+    if found is None:
+        raise InvalidAccessKeyId(
+            f"the access key id {access_key_id} does not exist in this cluster"
+        )
+    return found
+
+
+def _mismatch() -> SignatureDoesNotMatch:
+    # S3's words for it.
+    return SignatureDoesNotMatch(
+        "The request signature we calculated does not match the signature you provided. "
+        "Check your key and signing method."
+    )
+
+
 async def authenticate(
     guard: Guard,
     method: str,
@@ -101,21 +119,13 @@ async def authenticate(
     sigv4.check_time(
         s, field="X-Amz-Date" if presigned else "x-amz-date", expires_s=signed.expires_s
     )
-    found = await guard.iam.lookup(s.access_key_id)
-    if found is None:
-        raise InvalidAccessKeyId(
-            f"the access key id {s.access_key_id} does not exist in this cluster"
-        )
-    user, secret = found
+    user, secret = await _secret_of(guard, s.access_key_id)
     key = guard.signing_key(s.access_key_id, secret, s)
     canonical = sigv4.http_canonical_request(
         method, path, query, headers, signed.signed_headers, s.payload_sha256
     )
     if not sigv4.matches(sigv4.http_signature(s, key, canonical), s.signature):
-        raise SignatureDoesNotMatch(
-            "The request signature we calculated does not match the signature you provided. "
-            "Check your key and signing method."
-        )
+        raise _mismatch()
     chunks = None
     if s.payload_sha256 in (sigv4.STREAMING_SIGNED, sigv4.STREAMING_SIGNED_TRAILER):
         chunks = ChunkSigner(key, s.amz_date, sigv4.scope(s.date, s.region), s.signature)
@@ -154,18 +164,10 @@ async def authenticate_form(guard: Guard, fields: Mapping[str, str]) -> User | N
     signed = sigv4.parse_post(fields)
     if not guard.enabled:
         return None
-    found = await guard.iam.lookup(signed.access_key_id)
-    if found is None:
-        raise InvalidAccessKeyId(
-            f"the access key id {signed.access_key_id} does not exist in this cluster"
-        )
-    user, secret = found
+    user, secret = await _secret_of(guard, signed.access_key_id)
     key = guard.signing_key(signed.access_key_id, secret, signed)
     if not sigv4.matches(sigv4.post_signature(key, fields["policy"]), signed.signature):
-        raise SignatureDoesNotMatch(
-            "The request signature we calculated does not match the signature you provided. "
-            "Check your key and signing method."
-        )
+        raise _mismatch()
     return user
 
 
@@ -179,12 +181,7 @@ async def _v2_presigned(
     """A Signature Version 2 presigned URL (the aws CLI v1's ``s3 presign``,
     s3cmd's ``signurl``): its body is not signed (UNSIGNED-PAYLOAD)."""
     v2 = sigv4.parse_v2_presigned(dict(reversed(query)))
-    found = await guard.iam.lookup(v2.access_key_id)
-    if found is None:
-        raise InvalidAccessKeyId(
-            f"the access key id {v2.access_key_id} does not exist in this cluster"
-        )
-    user, secret = found
+    user, secret = await _secret_of(guard, v2.access_key_id)
     # A link to a bucket names /BUCKET; its signer may have signed /BUCKET/
     # (botocore does, as V2 writes a bucket's resource).
     resources = [resource, resource + "/"] if resource.count("/") == 1 else [resource]
@@ -193,8 +190,5 @@ async def _v2_presigned(
         for r in resources
     )
     if not any(sigv4.matches(want, v2.signature) for want in wants):
-        raise SignatureDoesNotMatch(
-            "The request signature we calculated does not match the signature you provided. "
-            "Check your key and signing method."
-        )
+        raise _mismatch()
     return Caller(user, sigv4.UNSIGNED_PAYLOAD)
