@@ -599,7 +599,27 @@ def presign_query(
 
 #: The fields that sign a POST Object form with Signature V4, beside its policy.
 POST_FIELDS = ("x-amz-algorithm", "x-amz-credential", "x-amz-date", "x-amz-signature")
+#: The fields that sign one with Signature V2 (what boto3's
+#: generate_presigned_post makes unless told s3v4), beside its policy.
+V2_POST_FIELDS = ("awsaccesskeyid", "signature")
 _AMZ_DATE = re.compile(r"\d{8}T\d{6}Z")
+
+
+def post_signature_version(fields: Mapping[str, str]) -> int:
+    """Which signature a POST Object form (``fields`` by lower-case name)
+    carries: 4 (any of :data:`POST_FIELDS`), 2 (any of :data:`V2_POST_FIELDS`)
+    or 0 (neither). A form with fields of both is InvalidArgument, as S3
+    answers a request that carries two of its auth mechanisms: which one
+    was meant is not for the server to guess."""
+    v4 = [n for n in POST_FIELDS if n in fields]
+    v2 = [n for n in V2_POST_FIELDS if n in fields]
+    if v4 and v2:
+        raise InvalidArgument(
+            "Only one auth mechanism allowed; a POST form is signed either with Signature "
+            "Version 4 (x-amz-algorithm, x-amz-credential, x-amz-date, x-amz-signature) or "
+            f"with Version 2 (AWSAccessKeyId, signature), not both (it has {', '.join(v4 + v2)})"
+        )
+    return 4 if v4 else 2 if v2 else 0
 
 
 def _post_malformed(what: str) -> InvalidArgument:
@@ -633,7 +653,7 @@ def post_signature(key: bytes, policy_b64: str) -> str:
     return signature(key, policy_b64)
 
 
-# -- Signature Version 2, presigned query strings only ---------------------------
+# -- Signature Version 2: presigned query strings and POST forms -----------------
 
 #: The query parameters a V2 signature covers (the "sub-resources" of S3's
 #: CanonicalizedResource, as botocore and s3cmd list them); others are not signed.
@@ -714,3 +734,9 @@ def v2_string_to_sign(
 def v2_signature(secret: str, string_to_sign: str) -> str:
     mac = hmac.new(secret.encode(), string_to_sign.encode(), hashlib.sha1)
     return base64.b64encode(mac.digest()).decode()
+
+
+def v2_post_signature(secret: str, policy_b64: str) -> str:
+    """The ``signature`` of a Signature V2 POST Object form: base64 of the
+    HMAC-SHA1 of its policy as sent (base64), with the secret itself."""
+    return v2_signature(secret, policy_b64)

@@ -1,7 +1,8 @@
 """Who sent an S3 HTTP request: AWS Signature V4 from the Authorization header,
-a presigned query string or a POST Object form's fields, checked with the
-access keys of node/iam.py (the same keys and the same cached signing keys the
-gRPC door uses, node/guard.py).
+a presigned query string or a POST Object form's fields, or Signature V2 from
+a presigned query string or a form's fields, checked with the access keys of
+node/iam.py (the same keys and the same cached signing keys the gRPC door
+uses, node/guard.py).
 
 A request without either is anonymous; it then goes through the same
 authorization as a signed one (a public-read object can be read, nothing else).
@@ -21,7 +22,6 @@ from tristore import sigv4
 from tristore.errors import (
     InvalidAccessKeyId,
     InvalidArgument,
-    InvalidRequest,
     SignatureDoesNotMatch,
 )
 
@@ -144,20 +144,17 @@ async def authenticate_form(guard: Guard, fields: Mapping[str, str]) -> User | N
     """The signer of a POST Object form (``fields`` by lower-case name): a
     Signature V4 of its base64 ``policy`` (``x-amz-algorithm``,
     ``x-amz-credential``, ``x-amz-date``, ``x-amz-signature``), with the key
-    its credential names. None: a form without policy nor signature, an
-    anonymous upload. A policy without a signature, or the reverse, is
-    InvalidArgument naming the field missing, as S3 answers; a Signature V2
-    form (``AWSAccessKeyId``, ``signature``) is refused with InvalidRequest.
-    Signatures are not checked when the cluster checks none (auth disabled)."""
-    if "awsaccesskeyid" in fields and "x-amz-signature" not in fields:
-        raise InvalidRequest(
-            "POST forms signed with Signature Version 2 (AWSAccessKeyId, signature) are not "
-            "supported: sign the policy with AWS4-HMAC-SHA256 (the fields x-amz-algorithm, "
-            "x-amz-credential, x-amz-date and x-amz-signature; boto3's generate_presigned_post "
-            "does with Config(signature_version='s3v4'))"
-        )
-    if "policy" not in fields and not any(n in fields for n in sigv4.POST_FIELDS):
+    its credential names, or a Signature V2 of it (``AWSAccessKeyId``,
+    ``signature``). None: a form without policy nor signature, an anonymous
+    upload. A policy without a signature, or the reverse, is InvalidArgument
+    naming the field missing, as S3 answers, and so is a form with fields of
+    both signatures. Signatures are not checked when the cluster checks none
+    (auth disabled)."""
+    version = sigv4.post_signature_version(fields)
+    if version == 0 and "policy" not in fields:
         return None
+    if version == 2:
+        return await _v2_form(guard, fields)
     for name in ("policy", *sigv4.POST_FIELDS):
         if not fields.get(name):
             raise _missing_field(name)
@@ -167,6 +164,20 @@ async def authenticate_form(guard: Guard, fields: Mapping[str, str]) -> User | N
     user, secret = await _secret_of(guard, signed.access_key_id)
     key = guard.signing_key(signed.access_key_id, secret, signed)
     if not sigv4.matches(sigv4.post_signature(key, fields["policy"]), signed.signature):
+        raise _mismatch()
+    return user
+
+
+async def _v2_form(guard: Guard, fields: Mapping[str, str]) -> User | None:
+    """A Signature V2 form: its ``signature`` the base64 HMAC-SHA1 of its
+    policy as sent, with the secret of its ``AWSAccessKeyId``."""
+    for name in ("policy", "AWSAccessKeyId", "signature"):  # as S3 names them
+        if not fields.get(name.lower()):
+            raise _missing_field(name)
+    if not guard.enabled:
+        return None
+    user, secret = await _secret_of(guard, fields["awsaccesskeyid"])
+    if not sigv4.matches(sigv4.v2_post_signature(secret, fields["policy"]), fields["signature"]):
         raise _mismatch()
     return user
 

@@ -2,7 +2,7 @@
 what boto3's ``generate_presigned_post`` and minio's ``presigned_post_policy``
 make for a page to use.
 
-The form's fields come first (``key``, ``policy``, the Signature V4 fields,
+The form's fields come first (``key``, ``policy``, the signature's fields,
 ``Content-Type``, ``x-amz-meta-*``, ``success_action_status`` ...), read whole
 (they are small: at most :data:`FIELDS_MAX` bytes together); its ``file`` comes
 last and is streamed, never held whole. When the file's part begins, before

@@ -12,8 +12,9 @@ A condition is an exact match (``{"field": "value"}`` or ``["eq", "$field",
 "value"]``), a prefix (``["starts-with", "$field", "prefix"]``, "" for any
 value) or the file's size (``["content-length-range", min, max]``). Field
 names are case-insensitive. Every field of the form but ``file``, ``policy``,
-``x-amz-signature`` and ``x-ignore-*`` must be named by a condition, and so
-must the bucket (the request's). What the form fails is AccessDenied in S3's
+the signature itself (``x-amz-signature``; a V2 form's ``AWSAccessKeyId`` and
+``signature``) and ``x-ignore-*`` must be named by a condition, and so must
+the bucket (the request's). What the form fails is AccessDenied in S3's
 words ("Invalid according to Policy: ..."); a policy that is not of this form
 is InvalidPolicyDocument. Pure functions, tested without a server.
 """
@@ -30,8 +31,11 @@ from typing import Any
 
 from tristore.errors import AccessDenied, InvalidPolicyDocument
 
-#: Form fields no condition needs to name (S3's list).
-EXEMPT = frozenset({"file", "policy", "x-amz-signature"})
+#: Form fields no condition needs to name (S3's lists: a V4 form's
+#: x-amz-signature, a V2 form's AWSAccessKeyId and signature). One set serves
+#: both: a form with the fields of both signatures is refused before its
+#: policy is read (tristore/sigv4.py, post_signature_version).
+EXEMPT = frozenset({"file", "policy", "x-amz-signature", "awsaccesskeyid", "signature"})
 IGNORED_PREFIX = "x-ignore-"
 META_PREFIX = "x-amz-meta-"
 #: The fields a starts-with condition may name (S3's table: the key, the ACL,

@@ -1,6 +1,6 @@
 """POST Object (browser form uploads) without a server: the form's policy
-(node/s3/post_policy.py), its Signature V4 (tristore/sigv4.py, checked against
-what boto3 signs), and the form read and streamed (node/s3/post.py)."""
+(node/s3/post_policy.py), its Signature V4 or V2 (tristore/sigv4.py, checked
+against what boto3 signs), and the form read and streamed (node/s3/post.py)."""
 
 from __future__ import annotations
 
@@ -36,14 +36,15 @@ def _policy(*conditions: Any, expiration: str = "2026-12-05T13:00:00Z") -> post_
     return post_policy.parse(_b64({"expiration": expiration, "conditions": list(conditions)}))
 
 
-def _presigned_post(**kw: Any) -> dict[str, Any]:
+def _presigned_post(v2: bool = False, **kw: Any) -> dict[str, Any]:
+    """boto3's form; signed with Signature V2 (its default) if ``v2``."""
     s3 = boto3.client(
         "s3",
         endpoint_url="https://127.0.0.1:7601",
         aws_access_key_id=AKID,
         aws_secret_access_key=SECRET,
         region_name="us-east-1",
-        config=Config(signature_version="s3v4"),
+        config=None if v2 else Config(signature_version="s3v4"),
     )
     try:
         out: dict[str, Any] = s3.generate_presigned_post(**kw)
@@ -90,6 +91,63 @@ def test_what_boto3_signs_is_parsed_checked_and_its_signature_matches() -> None:
     with pytest.raises(errors.AccessDenied) as e:
         post_policy.check(policy, form, "photos", now=later)
     assert e.value.message == "Invalid according to Policy: Policy expired."
+
+
+def test_what_boto3_signs_with_v2_is_checked_as_s3_checks_it() -> None:
+    """A boto3 client not told s3v4 signs a form with Signature V2
+    (botocore's HmacV1PostAuth): its signature is the HMAC-SHA1 of the
+    policy with the secret; its policy is checked as a V4 form's, the
+    signature's fields needing no condition."""
+    made = _presigned_post(
+        v2=True,
+        Bucket="photos",
+        Key="up/${filename}",
+        Fields={"Content-Type": "image/png"},
+        Conditions=[{"Content-Type": "image/png"}, ["content-length-range", 1, 1000]],
+        ExpiresIn=600,
+    )
+    assert set(made["fields"]) == {"Content-Type", "key", "AWSAccessKeyId", "policy", "signature"}
+    fields = _lower(made["fields"])
+    assert sigv4.post_signature_version(fields) == 2
+    assert fields["awsaccesskeyid"] == AKID
+    assert sigv4.v2_post_signature(SECRET, fields["policy"]) == fields["signature"]
+    assert sigv4.v2_post_signature("x" * 40, fields["policy"]) != fields["signature"]
+    other = _presigned_post(v2=True, Bucket="photos", Key="elsewhere")["fields"]["policy"]
+    assert sigv4.v2_post_signature(SECRET, other) != fields["signature"]
+    policy = post_policy.parse(fields["policy"])
+    assert policy.length_range == (1, 1000)
+    form = {**fields, "key": "up/cat.png"}  # ${filename} filled in
+    post_policy.check(policy, form, "photos")
+    with pytest.raises(errors.AccessDenied) as e:
+        post_policy.check(policy, {**form, "content-type": "text/html"}, "photos")
+    assert e.value.message == (
+        'Invalid according to Policy: Policy Condition failed: ["eq", "$Content-Type", "image/png"]'
+    )
+    with pytest.raises(errors.AccessDenied) as e:
+        post_policy.check(policy, {**form, "acl": "public-read"}, "photos")
+    assert e.value.message == "Invalid according to Policy: Extra input fields: acl"
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1200)
+    with pytest.raises(errors.AccessDenied, match="Policy expired"):
+        post_policy.check(policy, form, "photos", now=later)
+
+
+def test_which_signature_a_form_carries_and_never_both() -> None:
+    v4 = _lower(_presigned_post(Bucket="b", Key="k")["fields"])
+    v2 = _lower(_presigned_post(v2=True, Bucket="b", Key="k")["fields"])
+    assert sigv4.post_signature_version(v4) == 4
+    assert sigv4.post_signature_version(v2) == 2
+    assert sigv4.post_signature_version({"key": "k"}) == 0
+    assert sigv4.post_signature_version({"key": "k", "policy": v2["policy"]}) == 0
+    assert sigv4.post_signature_version({"key": "k", "signature": "s"}) == 2
+    for mixed in (
+        {**v4, "awsaccesskeyid": AKID},
+        {**v4, "signature": v2["signature"]},
+        {**v2, "x-amz-credential": v4["x-amz-credential"]},
+    ):
+        with pytest.raises(errors.InvalidArgument) as e:
+            sigv4.post_signature_version(mixed)
+        assert e.value.message.startswith("Only one auth mechanism allowed; ")
+        assert errors.http_status(e.value) == 400
 
 
 def test_conditions_exact_prefix_and_extra_fields() -> None:
