@@ -3308,11 +3308,11 @@ def _post_raw(
 def test_forms_s3_cannot_take_are_refused_naming_why(
     s3: Any, s3v4: Any, other: Any, env: dict[str, str], bucket: str
 ) -> None:
-    """No key, no file, a signature without its policy, a Signature V2 form
-    (what a boto3 client signs unless told s3v4), a form that is not
-    multipart, a signer the bucket is not open to (a user whose own form,
-    rightly signed, is AccessDenied as their PUT would be), and an unsigned
-    form: S3's answers, and no object."""
+    """No key, no file, a signature without its policy, a form with the
+    fields of both Signature V4 and V2, a form that is not multipart, a
+    signer the bucket is not open to (a user whose own form, rightly signed,
+    is AccessDenied as their PUT would be), and an unsigned form: S3's
+    answers, and no object."""
     made = s3v4.generate_presigned_post(bucket, "odd/form")
     fields = made["fields"]
     v2 = s3.generate_presigned_post(bucket, "odd/form")
@@ -3331,7 +3331,9 @@ def test_forms_s3_cannot_take_are_refused_naming_why(
         ({k: v for k, v in fields.items() if k != "key"},
          (400, "InvalidArgument", "Bucket POST must contain a field named 'key'.")),
         (no_policy, (400, "InvalidArgument", "must contain a field named 'policy'")),
-        (v2["fields"], (400, "InvalidRequest", "AWS4-HMAC-SHA256")),
+        ({**fields, "AWSAccessKeyId": v2["fields"]["AWSAccessKeyId"],
+          "signature": v2["fields"]["signature"]},
+         (400, "InvalidArgument", "Only one auth mechanism allowed")),
         (theirs["fields"], (403, "AccessDenied", "user s3compat is not authorized")),
         ({"key": "odd/form"}, (403, "AccessDenied", "anonymous is not authorized")),
     ):  # fmt: skip
@@ -3352,6 +3354,103 @@ def test_forms_s3_cannot_take_are_refused_naming_why(
     assert "multipart/form-data" in says
     with pytest.raises(ClientError) as e:
         s3.head_object(Bucket=bucket, Key="odd/form")
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+
+
+def test_a_form_signed_with_v2_by_a_default_boto3_client_uploads_an_object(
+    s3: Any, env: dict[str, str], bucket: str
+) -> None:
+    """The form a boto3 client makes when not told s3v4 (Signature V2:
+    AWSAccessKeyId, policy, signature), POSTed as a page would: stored as a
+    V4 form's upload is, readable after."""
+    fields = {"Content-Type": "text/plain", "x-amz-meta-who": "ann"}
+    made = s3.generate_presigned_post(
+        bucket,
+        "v2form/${filename}",
+        Fields={**fields, "success_action_status": "201"},
+        Conditions=[*({k: v} for k, v in fields.items()), {"success_action_status": "201"}],
+        ExpiresIn=300,
+    )
+    assert {"AWSAccessKeyId", "policy", "signature"} <= set(made["fields"])
+    assert "x-amz-signature" not in made["fields"]
+    status, headers, body = _post_form(env, made["url"], made["fields"], b"by a V2 form", "a.txt")
+    assert status == 201, body
+    etag = f'"{hashlib.md5(b"by a V2 form").hexdigest()}"'
+    assert headers["etag"] == etag
+    assert ET.fromstring(body).findtext("Key") == "v2form/a.txt"
+    got = s3.get_object(Bucket=bucket, Key="v2form/a.txt")
+    assert got["Body"].read() == b"by a V2 form"
+    assert got["ETag"] == etag
+    assert got["ContentType"] == "text/plain"
+    assert got["Metadata"] == {"who": "ann"}
+
+
+def test_a_v2_form_is_refused_as_s3_refuses_it(
+    s3: Any, other: Any, env: dict[str, str], bucket: str
+) -> None:
+    """A Signature V2 form with a wrong signature, an unknown access key, no
+    signature, a condition it fails, a field no condition names, an expired
+    policy, or a signer the bucket is not open to: S3's answers, as for a V4
+    form, and no object."""
+    made = s3.generate_presigned_post(
+        bucket,
+        "v2refused/${filename}",
+        Fields={"Content-Type": "text/plain"},
+        Conditions=[{"Content-Type": "text/plain"}],
+        ExpiresIn=300,
+    )
+    url, fields = made["url"], made["fields"]
+    expired = s3.generate_presigned_post(bucket, "v2refused/expired", ExpiresIn=-60)
+    theirs = other.generate_presigned_post(bucket, "v2refused/theirs")
+    cases = {
+        "signature": (
+            {**fields, "signature": "c2lnbmF0dXJlIG9mIG5vdGhpbmc="}, "signature",
+            (403, "SignatureDoesNotMatch", "The request signature we calculated"),
+        ),
+        "policy changed": (
+            {**fields, "policy": expired["fields"]["policy"]}, "policy-changed",
+            (403, "SignatureDoesNotMatch", "The request signature we calculated"),
+        ),
+        "access key": (
+            {**fields, "AWSAccessKeyId": "AKIANOSUCHKEY0000000"}, "access-key",
+            (403, "InvalidAccessKeyId", "AKIANOSUCHKEY0000000"),
+        ),
+        "no signature": (
+            {k: v for k, v in fields.items() if k != "signature"}, "no-signature",
+            (400, "InvalidArgument", "must contain a field named 'signature'"),
+        ),
+        "condition": (
+            {**fields, "Content-Type": "text/html"}, "condition",
+            (403, "AccessDenied", "Invalid according to Policy: Policy Condition failed: "
+             '["eq", "$Content-Type", "text/plain"]'),
+        ),
+        "starts-with": (
+            {**fields, "key": "elsewhere/${filename}"}, "starts-with",
+            (403, "AccessDenied", "Invalid according to Policy: Policy Condition failed: "
+             '["starts-with", "$key", "v2refused/"]'),
+        ),
+        "extra": (
+            {**fields, "x-amz-meta-extra": "1"}, "extra",
+            (403, "AccessDenied", "Invalid according to Policy: Extra input fields: "
+             "x-amz-meta-extra"),
+        ),
+        "expired": (
+            expired["fields"], "expired",
+            (403, "AccessDenied", "Invalid according to Policy: Policy expired."),
+        ),
+        "another user": (
+            theirs["fields"], "theirs",
+            (403, "AccessDenied", "user s3compat is not authorized"),
+        ),
+    }  # fmt: skip
+    for name, (form, filename, (status, code, says)) in cases.items():
+        answer = _form_error(_post_form(env, url, form, b"x", filename))
+        assert answer[:2] == (status, code), (name, answer)
+        assert says in answer[2], (name, answer)
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix="v2refused/")
+    assert listed["KeyCount"] == 0, listed.get("Contents")
+    with pytest.raises(ClientError) as e:
+        s3.head_object(Bucket=bucket, Key="elsewhere/starts-with")
     assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
 
 
