@@ -135,6 +135,16 @@ class EntityTooLarge(ClientError):
 class InvalidRange(ClientError):
     code = "InvalidRange"
     grpc_status = _Status("OUT_OF_RANGE")
+    #: The size of the object no byte of which the range asks for, where
+    #: known: S3's 416 tells it (``Content-Range: bytes */SIZE`` and
+    #: ``ActualObjectSize``), and a client learns the length from it.
+    object_size: int | None = None
+
+    @classmethod
+    def of_object(cls, message: str, size: int) -> InvalidRange:
+        err = cls(message)
+        err.object_size = size
+        return err
 
 
 class BadDigest(ClientError):

@@ -240,9 +240,10 @@ def resolve_range(start: int, end: int, size: int, empty_suffix: bool = False) -
     """
     if empty_suffix:
         if size:
-            raise InvalidRange(
+            raise InvalidRange.of_object(
                 f"range bytes=-0 asks for the last 0 bytes of the object (size {size}); "
-                "nothing satisfies it"
+                "nothing satisfies it",
+                size,
             )
         return 0, -1
     if start < 0:
@@ -253,8 +254,8 @@ def resolve_range(start: int, end: int, size: int, empty_suffix: bool = False) -
     if end >= 0 and end < start:
         raise InvalidRange(f"range end {end} is before its start {start}")
     if start >= size:
-        raise InvalidRange(
-            f"range start {start} is beyond the object's last byte (object size {size})"
+        raise InvalidRange.of_object(
+            f"range start {start} is beyond the object's last byte (object size {size})", size
         )
     last = size - 1 if end < 0 else min(end, size - 1)
     return start, last

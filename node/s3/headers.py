@@ -282,7 +282,10 @@ def parts_count(info: ObjectInfo) -> dict[str, str]:
 def error_headers(err: errors.TristoreError) -> dict[str, str]:
     """What an error answer says besides its XML: the delete marker it is
     about (x-amz-delete-marker and its x-amz-version-id; a 405 for a marker
-    asked for by version id, its Last-Modified too), as S3's."""
+    asked for by version id, its Last-Modified too), and an unsatisfiable
+    range's object size (``Content-Range: bytes */SIZE``), as S3's."""
+    if isinstance(err, errors.InvalidRange) and err.object_size is not None:
+        return {"Content-Range": f"bytes */{err.object_size}"}
     m = err.delete_marker
     if m is None:
         return {}

@@ -234,7 +234,10 @@ def _error(err: TristoreError, resource: str, request_id: str, head: bool) -> we
     headers = hdr.error_headers(err)
     if head or status == 304:  # HEAD and Not Modified carry no body, as S3's
         return empty(status, headers)
-    body = xml.error(err.code, err.message, resource, request_id)
+    extra: dict[str, object] = {}
+    if isinstance(err, errors.InvalidRange) and err.object_size is not None:
+        extra["ActualObjectSize"] = err.object_size
+    body = xml.error(err.code, err.message, resource, request_id, extra)
     return web.Response(status=status, body=body, content_type=xml.CONTENT_TYPE, headers=headers)
 
 

@@ -102,10 +102,16 @@ class Encoder:
         return quote(s, safe="/") if self.url else s
 
 
-def error(code: str, message: str, resource: str, request_id: str) -> bytes:
+def error(
+    code: str, message: str, resource: str, request_id: str, extra: dict[str, object] | None = None
+) -> bytes:
+    """S3's error document; ``extra``: elements some codes carry (an
+    InvalidRange's ``ActualObjectSize``)."""
     root = ET.Element("Error")
     _add(root, "Code", code)
     _add(root, "Message", message)
+    for tag, value in (extra or {}).items():
+        _add(root, tag, value)
     _add(root, "Resource", resource)
     _add(root, "RequestId", request_id)
     return _doc(root)

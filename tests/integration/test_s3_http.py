@@ -827,6 +827,19 @@ def test_a_suffix_range_of_an_empty_object_is_its_empty_body(
         assert c.get_object(bucket, "tail-of-empty", range="bytes=-8") == b""
 
 
+def test_an_unsatisfiable_range_tells_the_objects_size(s3: Any, bucket: str) -> None:
+    """A 416 carries the object's size, as S3's does: ``Content-Range: bytes
+    */SIZE`` (RFC 9110 15.5.17) and ``ActualObjectSize`` in the error
+    document; a reader past the end learns the length from it. Was: neither."""
+    s3.put_object(Bucket=bucket, Key="sized", Body=b"x" * 1000)
+    for spec in ("bytes=1000-", "bytes=5000-6000", "bytes=-0"):
+        with pytest.raises(ClientError) as e:
+            s3.get_object(Bucket=bucket, Key="sized", Range=spec)
+        status, code, headers = _refusal(e)
+        assert (status, code, headers["content-range"]) == (416, "InvalidRange", "bytes */1000")
+        assert e.value.response["Error"]["ActualObjectSize"] == "1000", spec
+
+
 def test_a_head_with_a_range_answers_as_a_get_of_it_would(s3: Any, bucket: str) -> None:
     """HeadObject with a Range (boto3's ``head_object(Range=...)``): 206 with
     the range's Content-Length and Content-Range, 416 when unsatisfiable, as
@@ -850,6 +863,7 @@ def test_a_head_with_a_range_answers_as_a_get_of_it_would(s3: Any, bucket: str) 
     with pytest.raises(ClientError) as e:
         s3.head_object(Bucket=bucket, Key="head-ranged", Range="bytes=10-")
     assert _refusal(e)[0] == 416
+    assert _refusal(e)[2]["content-range"] == "bytes */10"
     # An empty object: a suffix is its empty body, any other range 416.
     s3.put_object(Bucket=bucket, Key="head-ranged-empty", Body=b"")
     r = s3.head_object(Bucket=bucket, Key="head-ranged-empty", Range="bytes=-4")
@@ -870,6 +884,7 @@ def test_the_last_0_bytes_of_an_object_are_unsatisfiable(s3: Any, bucket: str) -
     with pytest.raises(ClientError) as e:
         s3.head_object(Bucket=bucket, Key="last-0", Range="bytes=-0")
     assert _refusal(e)[0] == 416
+    assert _refusal(e)[2]["content-range"] == "bytes */10"
     s3.put_object(Bucket=bucket, Key="last-0-empty", Body=b"")
     r = s3.get_object(Bucket=bucket, Key="last-0-empty", Range="bytes=-0")
     assert r["ResponseMetadata"]["HTTPStatusCode"] == 200 and "ContentRange" not in r
