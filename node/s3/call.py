@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
+from urllib.parse import quote
 
 from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMessage
@@ -55,6 +56,8 @@ class Call:
     context: dict[str, str] = field(default_factory=dict)
     #: Set once a streamed answer's headers went out (an error can no longer be XML).
     prepared: bool = False
+    #: Addressed virtual-host style (the bucket in the Host, the path the key).
+    virtual: bool = False
 
     def int_param(self, name: str, default: int) -> int:
         raw = self.query.get(name)
@@ -68,6 +71,14 @@ class Call:
     @property
     def owner(self) -> str:
         return self.caller.user.name if self.caller.user is not None else ""
+
+    def object_url(self, key: str) -> str:
+        """The URL of ``key`` in this call's bucket, addressed as the call was
+        (an answer's ``Location``), the key percent-encoded."""
+        path = quote(key, safe="/~")
+        if not self.virtual:
+            path = f"{self.bucket}/{path}"
+        return f"{self.request.scheme}://{self.request.host}/{path}"
 
 
 def answer(doc: bytes, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:

@@ -114,10 +114,9 @@ class MultipartHandlers(Base):
             call.headers.get("if-none-match", ""),
             call.headers.get("if-match", ""),
         )
-        url = f"{call.request.scheme}://{call.request.host}/{call.bucket}/{call.key}"
         out = hdr.put_answer(info)
         out.pop("ETag")
-        return answer(xml.complete_multipart(info, url), headers=out)
+        return answer(xml.complete_multipart(info, call.object_url(call.key)), headers=out)
 
     async def abort_multipart_upload(self, call: Call) -> web.StreamResponse:
         await self.allow(call, "AbortMultipartUpload")

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import BadHttpMessage
@@ -223,10 +223,7 @@ def _answer(
     """S3's answers: a 303 to ``success_action_redirect`` (with the bucket,
     key and ETag in its query), else ``success_action_status`` 200, 201 (with
     a PostResponse document) or 204 (the default, and for any other value)."""
-    request = call.request
-    virtual = request.rel_url.raw_path.strip("/") == ""  # the bucket was in the Host
-    path = quote(key, safe="/~") if virtual else f"{call.bucket}/{quote(key, safe='/~')}"
-    location = f"{request.scheme}://{request.host}/{path}"
+    location = call.object_url(key)
     redirect = fields.get("success_action_redirect") or fields.get("redirect", "")
     if redirect.startswith(("http://", "https://")):
         query = urlencode({"bucket": call.bucket, "key": key, "etag": xml.quote_etag(etag)})

@@ -366,7 +366,10 @@ class S3Server:
             "aws:SecureTransport": str(self.secure).lower(),
         }
         await self._expected_owners(bucket, headers)
-        call = Call(request, request[REQUEST_ID], bucket, key, query, headers, caller, ctx)
+        virtual = bool(virtual_bucket(request.host, self.domain))
+        call = Call(
+            request, request[REQUEST_ID], bucket, key, query, headers, caller, ctx, virtual=virtual
+        )
         request[CALL] = made = (operation, name, call)
         return made
 

@@ -473,6 +473,22 @@ def _multipart(s3: Any, key: str, parts: list[bytes], create: dict[str, str], **
     return complete, s3.head_object(Bucket="sums-mp", Key=key, ChecksumMode="ENABLED")
 
 
+def test_a_completed_uploads_location_is_its_url(s3: Any, env: dict[str, str], bucket: str) -> None:
+    """CompleteMultipartUpload's ``Location`` is the object's URL, its key
+    percent-encoded as S3's is. Was: the key as it is, spaces and all."""
+    key = "dir/a b+c&d.txt"
+    u = s3.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+    r = s3.upload_part(Bucket=bucket, Key=key, UploadId=u, PartNumber=1, Body=b"one part")
+    done = s3.complete_multipart_upload(
+        Bucket=bucket,
+        Key=key,
+        UploadId=u,
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": r["ETag"]}]},
+    )
+    assert done["Location"] == f"{env['AWS_ENDPOINT_URL']}/{bucket}/dir/a%20b%2Bc%26d.txt"
+    assert done["Key"] == key
+
+
 def test_multipart_checksums(s3: Any, s3_plain: Any) -> None:
     """A multipart object's checksum: of the parts' checksums with -N
     (COMPOSITE), or, for CRCs of FULL_OBJECT type, the whole body's."""
