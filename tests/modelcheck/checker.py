@@ -537,7 +537,7 @@ def _version_actions(
         for az in m.ALL_AZS:
             for node in range(b.nodes_per_az):
                 held = s.version[az][node]
-                if held == m.HELD:
+                if m.is_copy(held):
                     yield (
                         f"finish_version_removal(az={az}, node={node})",
                         lambda s, v, az=az, node=node: m.finish_version_removal(s, az, node),

@@ -103,9 +103,19 @@ TRIES = 4
 
 
 #: What a node holds of the version V (State.version): no record of it (never
-#: had it, or its removal marker was collected), V itself, or the marker of
-#: its removal (a removed version never comes back).
-NO_COPY, HELD, REMOVED = 0, 1, 2
+#: had it, or its removal marker was collected), a record of it, or the marker
+#: of its removal (a removed version never comes back). A record is a copy:
+#: HELD (V, or the first copy of a replica) up to MAX_COPIES, numbered in the
+#: order of their record stamps, so that where two meet the larger is kept
+#: (a version record keeps the newest record stamp), and a marker, above
+#: them all, wins over any copy.
+NO_COPY, HELD, REMOVED = 0, 1, 9
+MAX_COPIES = 3
+
+
+def is_copy(held: int) -> bool:
+    """Whether a node's ``held`` (State.version) is a record of the version."""
+    return NO_COPY < held < REMOVED
 
 
 class Violation(AssertionError):
@@ -695,7 +705,8 @@ def hand_off(s: State, az: int) -> State:
     nodes = _set(s.nodes, az, (max(held[0], held[1]), NONE, *held[2:]))
     s = _with(s, nodes=nodes, hinted=_set(s.hinted, az, False))
     if s.version:
-        # A removal wins over the version it removes, a copy over no record.
+        # A removal wins over the version it removes, a copy over no record,
+        # and of two copies the newer record.
         vs = s.version[az]
         s = _with(s, version=_set(s.version, az, (max(vs[0], vs[1]), NO_COPY, *vs[2:])))
     return s
@@ -1146,6 +1157,10 @@ class VersionLook(NamedTuple):
     def holds(self, what: int) -> bool:
         return any(what in held for _, held, _ in self.azs)
 
+    def holds_copy(self) -> bool:
+        """Whether some node answered with a record of the version."""
+        return any(is_copy(x) for _, held, _ in self.azs for x in held)
+
     def any_whole(self) -> bool:
         return any(whole for _, _, whole in self.azs)
 
@@ -1164,8 +1179,8 @@ def version_look(s: State, hear: Iterable[int] = ALL_AZS) -> VersionLook:
 def _look_commits(look: VersionLook, v: Variant) -> bool:
     """Whether a look that asked every node commits the removal."""
     if not v.retry_removes_everywhere:
-        return look.holds(HELD) and not look.holds(REMOVED)
-    if look.holds(HELD):
+        return look.holds_copy() and not look.holds(REMOVED)
+    if look.holds_copy():
         return True
     every_az = len(look.azs) == AZS
     if every_az and all(REMOVED in held for _, held, _ in look.azs):
@@ -1208,9 +1223,9 @@ def delete_version(s: State, v: Variant, hear: tuple[int, ...] = ALL_AZS) -> Sta
         s = _with(s, spent=_spend(s, "version_deletes"))
         removed_in = answers.count(REMOVED)
         if v.retry_removes_everywhere:
-            commit = HELD in answers or 0 < removed_in < AZS
+            commit = any(map(is_copy, answers)) or 0 < removed_in < AZS
         else:
-            commit = HELD in answers and not removed_in
+            commit = any(map(is_copy, answers)) and not removed_in
     if not commit:
         return _with(s, vdeleted=True)
     return _with(s, vdeletes=(*s.vdeletes, frozenset()))
@@ -1273,14 +1288,14 @@ def read_version(s: State, v: Variant, hear: tuple[int, ...] = ALL_AZS) -> bool 
             return False
         if not look.any_whole():
             return None
-        found = look.holds(HELD)
+        found = look.holds_copy()
     else:
         answers = version_answers(s, hear)
         if not answers:
             return None
         if REMOVED in answers:
             return False
-        found = HELD in answers
+        found = any(map(is_copy, answers))
     if not found:
         return False
     if s.vdeleted:
@@ -1294,7 +1309,7 @@ def finish_version_removal(s: State, az: int, node: int) -> State:
     hold V, and commits the removal on such a node (it missed the DELETE).
     The retention period it waits for is no clock here: the step may come
     at any time, which only adds interleavings."""
-    if s.version[az][node] != HELD or not all(all(up) for up in s.up):
+    if not is_copy(s.version[az][node]) or not all(all(up) for up in s.up):
         return s
     if not any(REMOVED in held for held in s.version):
         return s
@@ -1307,7 +1322,7 @@ def drop_version_marker(s: State, az: int, node: int) -> State:
     of V."""
     if s.version[az][node] != REMOVED or not all(all(up) for up in s.up):
         return s
-    if any(HELD in held for held in s.version):
+    if any(is_copy(x) for held in s.version for x in held):
         return s
     return _with(s, version=_set(s.version, az, _set(s.version[az], node, NO_COPY)))
 
