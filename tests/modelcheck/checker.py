@@ -62,6 +62,15 @@ class Bounds:
     #: DELETEs of one non-current version V (node/objects.py
     #: _delete_version), first calls and retries, in all; 0: no version V.
     version_deletes: int = 0
+    #: Applies of a replica version R older than the key's current one
+    #: (node/protocol.py _add_noncurrent_replica), each a copy of its own
+    #: (at most model.MAX_COPIES); the version is then R, held by no node
+    #: at the start (the DELETEs above are R's).
+    version_applies: int = 0
+    #: Whether an apply may bring a chunked body, streamed to the node of
+    #: the first AZ the coordinator believes up (the home's fallback too,
+    #: its view lagging), which then decides it.
+    streamed_bodies: bool = False
     #: Explore only this many steps from the start (None: to the end): a
     #: shorter run that still covers every trace a mutant needs to show.
     max_depth: int | None = None
@@ -81,6 +90,12 @@ class Bounds:
             f"{'partial' if self.partial_reads else 'whole'} reads, "
             f"resends {'on' if self.resends else 'off'}"
             + (f", {self.version_deletes} DELETE(s) of a version" if self.version_deletes else "")
+            + (
+                f", {self.version_applies} apply(ies) of a replica version"
+                + (" (streamed bodies too)" if self.streamed_bodies else "")
+                if self.version_applies
+                else ""
+            )
             + (f", {self.max_depth} steps deep" if self.max_depth is not None else "")
         )
 
@@ -131,6 +146,19 @@ CI_VERSIONS = replace(_CI_BASE, writes=0, version_deletes=3, node_crashes=1, par
 #: look and read, one node an AZ, took a fallback's answer, or a home's
 #: back from the dead, for its AZ's.
 CI_VERSIONS_TWO_NODES = replace(CI_VERSIONS, nodes_per_az=2)
+#: Applies of a replica version R older than the key's current one, R on
+#: no node at the start: three copies of it (three applies at once, or a
+#: replicator's retries), AZs of one node, a node crash, and the version's
+#: reads hearing some AZs; no DELETE (see test_modelcheck.py for why).
+CI_REPLICA_VERSIONS = replace(
+    _CI_BASE, writes=0, version_applies=3, node_crashes=1, partial_reads=True
+)
+#: One apply of R beside a DELETE of it, with AZs of two nodes (the first
+#: AZ's fallback deciding while its home is down, hints and hand-offs), a
+#: node crash and reads hearing some AZs.
+CI_REPLICA_VERSIONS_TWO_NODES = replace(
+    CI_REPLICA_VERSIONS, nodes_per_az=2, version_applies=1, version_deletes=1
+)
 #: TRISTORE_LONG=1: two writes at once with restarts, evictions, a second
 #: key's floor and a conditional write (not timed: expect many minutes).
 LONG = Bounds(
@@ -262,12 +290,17 @@ def _symmetric(s: State) -> State:
             tuple(az in c.others for c in calls),
         )
         if s.version:
-            return (*sig, s.version[az], tuple(az in d for d in s.vdeletes))
+            return (
+                *sig,
+                s.version[az],
+                tuple(az in d for d in s.vdeletes),
+                tuple(az in a.committed for a in s.vapplies),
+            )
         return sig
 
     ap = [0, *sorted((1, 2), key=azsig)]
     if inc == (1,) * m.WITNESSES and wp == [0, 1, 2] and cp == [0, 1] and ap == [0, 1, 2]:
-        return _sorted_deletes(s) if s.version else s  # already in order
+        return _sorted_versions(s) if s.version else s  # already in order
     anew = {old: j for j, old in enumerate(ap)}
 
     def write(w: Write) -> Write:
@@ -308,18 +341,30 @@ def _symmetric(s: State) -> State:
             s,
             version=tuple(s.version[a] for a in ap),
             vdeletes=tuple(frozenset(anew[a] for a in d) for d in s.vdeletes),
+            vapplies=tuple(
+                _with(a, committed=frozenset(anew[x] for x in a.committed)) for a in s.vapplies
+            ),
         )
-        return _sorted_deletes(s)
+        return _sorted_versions(s)
     return s
 
 
-def _sorted_deletes(s: State) -> State:
-    """DELETEs of the version in flight in a fixed order (only the AZs each
-    committed to tells one from another)."""
-    if len(s.vdeletes) < 2:
-        return s
-    order = tuple(sorted(s.vdeletes, key=sorted))
-    return s if order == s.vdeletes else _with(s, vdeletes=order)
+def _apply_order(a: m.VApply) -> tuple:
+    return (a.copy, a.phase, a.decider, a.streamed, a.heard, a.uncertain, sorted(a.committed))
+
+
+def _sorted_versions(s: State) -> State:
+    """DELETEs and applies of the version in flight in a fixed order (only
+    the AZs each DELETE committed to tells one from another)."""
+    if len(s.vdeletes) > 1:
+        order = tuple(sorted(s.vdeletes, key=sorted))
+        if order != s.vdeletes:
+            s = _with(s, vdeletes=order)
+    if len(s.vapplies) > 1:
+        applies = tuple(sorted(s.vapplies, key=_apply_order))
+        if applies != s.vapplies:
+            s = _with(s, vapplies=applies)
+    return s
 
 
 # -- the steps a state allows --------------------------------------------------------
@@ -531,6 +576,7 @@ def _version_actions(
                 f"acknowledge_version_delete(which={i})",
                 lambda s, v, i=i: m.acknowledge_version_delete(s, i),
             )
+    yield from _apply_actions(s, b)
     for h in hears:
         yield f"read_version(hear={h})", lambda s, v, h=h: (m.read_version(s, v, h), s)[1]
     if all(all(up) for up in s.up):
@@ -547,6 +593,56 @@ def _version_actions(
                         f"drop_version_marker(az={az}, node={node})",
                         lambda s, v, az=az, node=node: m.drop_version_marker(s, az, node),
                     )
+
+
+def _apply_actions(s: State, b: Bounds) -> Iterator[tuple[str, Step]]:
+    """The steps of applies of the replica version R: a start (its look),
+    the first AZ's hearing and decision, the commits to the other AZs (or
+    the write-backs of R found), the refused path's read, the
+    acknowledgement, and the coordinator's death at any point."""
+    if b.version_applies and not s.vcollected:
+        targets: list[int | None] = [None]
+        if b.streamed_bodies and b.nodes_per_az > 1:
+            targets += range(b.nodes_per_az)
+        for copy, t in itertools.product(range(1, b.version_applies + 1), targets):
+            if copy not in s.vstarted:
+                yield (
+                    f"start_version_apply(copy={copy}"
+                    + (f", target={t})" if t is not None else ")"),
+                    lambda s, v, copy=copy, t=t: m.start_version_apply(s, copy, t),
+                )
+    for i, a in enumerate(s.vapplies):
+        if a.phase == m.HEAR:
+            yield (
+                f"version_apply_hear(which={i})",
+                lambda s, v, i=i: m.version_apply_hear(s, i),
+            )
+        elif a.phase == m.DECIDE:
+            yield (
+                f"version_apply_decide(which={i})",
+                lambda s, v, i=i: m.version_apply_decide(s, v, i),
+            )
+        elif a.phase == m.REFUSED:
+            yield (
+                f"version_apply_refused(which={i})",
+                lambda s, v, i=i: m.version_apply_refused(s, i),
+            )
+        else:
+            for az in m.ALL_AZS:
+                if az not in a.committed:
+                    yield (
+                        f"commit_version_apply(which={i}, az={az})",
+                        lambda s, v, i=i, az=az: m.commit_version_apply(s, i, az),
+                    )
+            if len(a.committed) == m.AZS:
+                yield (
+                    f"acknowledge_version_apply(which={i})",
+                    lambda s, v, i=i: m.acknowledge_version_apply(s, i),
+                )
+        yield (
+            f"abandon_version_apply(which={i})",
+            lambda s, v, i=i: m.abandon_version_apply(s, i),
+        )
 
 
 # -- the search --------------------------------------------------------------------------
@@ -579,10 +675,17 @@ class Result:
         return "\n".join(lines)
 
 
+def initial(bounds: Bounds) -> State:
+    """The first state of a run: with DELETEs of a version, V on every
+    home; with applies of one, R on no node."""
+    versions = bounds.version_deletes > 0 or bounds.version_applies > 0
+    return m.initial(bounds.nodes_per_az, versions, held=bounds.version_applies == 0)
+
+
 def explore(bounds: Bounds = CI, variant: Variant = SAFE) -> Result:
     """Every state within ``bounds``, breadth first; stops at the first violation."""
     t0 = time.perf_counter()
-    start = canonical(m.initial(bounds.nodes_per_az, bounds.version_deletes > 0))
+    start = canonical(initial(bounds))
     parent: dict[State, tuple[State, str] | None] = {start: None}
     frontier = [start]
     res = Result(bounds, variant)
@@ -630,7 +733,7 @@ def explore(bounds: Bounds = CI, variant: Variant = SAFE) -> Result:
 def replay(trace: list[tuple[str, State]], bounds: Bounds, variant: Variant) -> None:
     """Run a trace's steps again from the initial state (each from the state
     the trace holds before it): raises the violation it ends in."""
-    s = canonical(m.initial(bounds.nodes_per_az, bounds.version_deletes > 0))
+    s = canonical(initial(bounds))
     for label, after in trace:
         step = dict(actions(s, bounds))[label]
         t = step(s, variant)
@@ -681,11 +784,43 @@ def describe(s: State) -> str:
     )
 
 
+_PHASES = {m.HEAR: "hear", m.DECIDE: "decide", m.COMMIT: "commit", m.REFUSED: "refused"}
+_HEARD = {m.HEARD_NONE: "", m.HEARD_HELD: " heard-held", m.UNHEARD: " unheard"}
+
+
 def _describe_version(s: State) -> str:
-    """The version V on each node (V: held, r: its removal, -: no record),
-    the DELETEs in flight by the AZs they committed to, and whether one was
-    acknowledged."""
-    marks = {m.NO_COPY: "-", m.HELD: "V", m.REMOVED: "r"}
-    azs = " ".join("/".join(marks[x] for x in held) for held in s.version)
+    """The version on each node (V: held, or cN: copy N of R; r: its
+    removal; -: no record), the DELETEs in flight by the AZs they committed
+    to, whether one was acknowledged, and the applies of R in flight (copy,
+    phase, deciding node, AZs taken)."""
+
+    def mark(x: int) -> str:
+        if x == m.NO_COPY:
+            return "-"
+        if x == m.REMOVED:
+            return "r"
+        return f"c{x}" if s.replica_version else "V"
+
+    azs = " ".join("/".join(map(mark, held)) for held in s.version)
     tries = ", ".join("az" + "".join(map(str, sorted(d))) for d in s.vdeletes)
-    return f" version[{azs}] vdeletes[{tries}]" + (" vdeleted" if s.vdeleted else "")
+    out = f" version[{azs}] vdeletes[{tries}]" + (" vdeleted" if s.vdeleted else "")
+    if not s.replica_version:
+        return out
+    applies = ", ".join(
+        f"c{a.copy}:"
+        + (
+            "spread"
+            if a.phase == m.SPREAD
+            else f"{_PHASES[a.phase]}@n{a.decider}{_HEARD[a.heard]}"
+            + (" streamed" if a.streamed else "")
+            + (" uncertain" if a.uncertain else "")
+        )
+        + (" az" + "".join(map(str, sorted(a.committed))) if a.committed else "")
+        for a in s.vapplies
+    )
+    return (
+        out
+        + f" applies[{applies}]"
+        + (" acked" if s.vacked else "")
+        + (" collected" if s.vcollected else "")
+    )

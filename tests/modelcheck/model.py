@@ -61,6 +61,44 @@ two nodes, a fallback that never held V, or a home back from the dead that
 missed the removal its fallback took, answered for its AZ (the checker's
 trace: 3 steps; the hand trace of the home: 8).
 
+Applies of a replica version (node/replication_apply.py apply_replica,
+node/protocol.py ``_add_noncurrent_replica``) in the same form: the version
+is then R, older than the key's current version and on no node at the
+start (``State.replica_version``), and each apply brings a copy of its own
+(a record stamp, tags, maybe a body; copies are numbered in the order of
+their record stamps, and where two meet the newer is kept, as a version
+record keeps the newest record stamp). An apply looks first
+(:func:`start_version_apply`: spread_version, every node of every AZ):
+removed, there is nothing to do; held, R is written back to the AZs
+lacking it and only its tags are settled (ReplicaHeld). Else its change,
+marked ``new_versions``, goes to the key's first AZ: to its home, or to
+the home's fallback after the home did not answer (a refusal there is
+then undecided: the apply fails), or to the node of the AZ a chunked body
+was streamed to (picked by the coordinator's view of which nodes are up,
+which may lag). That node first asks the other nodes of its AZ whether
+one holds a record of R (:func:`version_apply_hear`, a round of its own
+before the decision: HintedHandoff.versions_in_my_az; one silent, every
+node of the other AZs; one of those silent too, it will refuse), then
+decides against what it heard and its own records in one batch
+(:func:`version_apply_decide`; a removal marker is no record: taken,
+nothing stored). Taken, the copy is committed in the other AZs
+unconditionally (:func:`commit_version_apply`, on each AZ's first live
+node) and acknowledged once every AZ took it; refused by the home, the
+coordinator reads R as the AZs hold it (:func:`version_apply_refused`):
+found, it is spread as above and acknowledged, else the apply fails (a
+replicator's retry is a copy of its own). An apply may be abandoned at
+any point (its coordinator died). Markers of R's removal are kept for the
+retention period: none is dropped while an apply is in flight, and no
+apply begins after one was. The reference model of versions: no node
+ever holds a copy other than the first one any node held (V is the only
+copy of the V runs); once an apply was acknowledged, every AZ holds a
+copy on some node unless R is being removed; and once a DELETE of the
+version was acknowledged, no read returns it and no node holds a copy
+unless a removal marker is held too (the collector then finishes it). The
+old apply (``new_versions_decided`` off) committed every copy everywhere
+unconditionally: two applies at once, and the copy committed last
+replaced the first one's record (the checker's trace: 6 steps).
+
 The reference model is the newest acknowledged stamp and the newest stamp any
 read returned: every read must return at least both (read-after-write, no
 flicker); and every AZ holds the newest acknowledged stamp on some node. A
@@ -238,6 +276,15 @@ class Variant:
     #: removal its fallback took, answered for its AZ (a removed version
     #: read).
     versions_ask_every_node: bool = True
+    #: A replica older than the key's current version is added by a change
+    #: whose version must be new (Change.new_versions, node/protocol.py
+    #: _add_noncurrent_replica): the key's first AZ decides it, refusing it
+    #: where a record of the version is held, before the other AZs are sent
+    #: it. Off: the old apply, which committed every copy in every AZ
+    #: unconditionally (a version record keeps the newest record stamp), so
+    #: that of two applies of one version at once the copy committed last
+    #: replaced the first one's record, body and tags.
+    new_versions_decided: bool = True
 
 
 SAFE = Variant()
@@ -290,6 +337,43 @@ class Cond:
     after: Stamp = NONE
 
 
+#: Where an apply of R is (VApply.phase): its first AZ's node is to hear the
+#: other nodes of its AZ, then to decide; the first AZ took it and the
+#: others are sent it; the first AZ refused it and the coordinator is to
+#: read R as the AZs hold it; R was found and is written back to the AZs
+#: lacking it.
+HEAR, DECIDE, COMMIT, REFUSED, SPREAD = range(5)
+#: What the deciding node heard (VApply.heard): no record of R elsewhere,
+#: one, or nothing it could go by (a node of its AZ silent, and one of the
+#: other AZs too: it refuses).
+HEARD_NONE, HEARD_HELD, UNHEARD = range(3)
+
+
+@dataclass(frozen=True)
+class VApply:
+    """An apply of copy ``copy`` of the replica version R, older than the
+    key's current version (node/protocol.py _add_noncurrent_replica): a
+    change whose version must be new, decided by the key's first AZ."""
+
+    copy: int
+    #: The node of the first AZ that decides it: the home, or the fallback
+    #: after the home did not answer (``uncertain``), or the node its body
+    #: was streamed to (``streamed``).
+    decider: int = 0
+    #: A chunked body: its targets were picked as it was streamed
+    #: (Quorum.pick_targets, not as for a conditional write: by the
+    #: coordinator's view of which nodes are up, which may lag), and the
+    #: first AZ's target decides; no other node is tried.
+    streamed: bool = False
+    phase: int = HEAR
+    heard: int = HEARD_NONE
+    #: A node tried before the decider may have taken it: a refusal is no
+    #: refusal but "undecided" (ServiceUnavailable: the apply fails).
+    uncertain: bool = False
+    #: The AZs that took it (COMMIT) or hold R (SPREAD).
+    committed: frozenset[int] = frozenset()
+
+
 @dataclass(frozen=True)
 class State:
     #: Per AZ, per node (home first), the stamp of the key's current record.
@@ -331,6 +415,24 @@ class State:
     vdeletes: tuple[frozenset[int], ...] = ()
     #: A DELETE of V was acknowledged (the reference model of versions).
     vdeleted: bool = False
+    #: The version is R, a replica's, on no node at the start: applies bring it.
+    replica_version: bool = False
+    #: Applies of the replica version R in flight (:class:`VApply`).
+    vapplies: tuple[VApply, ...] = ()
+    #: The copies of R whose apply began (each copy once: a replicator's
+    #: retry is a copy of its own, under a new record stamp).
+    vstarted: frozenset[int] = frozenset()
+    #: The first copy of the version any node held (NO_COPY: none yet; V
+    #: is HELD from the start): no node may hold another one, ever.
+    vfirst: int = NO_COPY
+    #: An apply of R was acknowledged (committed in every AZ, or refused
+    #: and R found and spread): every AZ holds a copy of R from then on,
+    #: unless R is removed.
+    vacked: bool = False
+    #: A node dropped its marker of the version's removal: the retention
+    #: period is over, and no apply of R that might bring it back is in
+    #: flight or begins.
+    vcollected: bool = False
     #: How many of each bounded step happened (the checker's budgets).
     spent: tuple[tuple[str, int], ...] = field(default=())
 
@@ -352,13 +454,18 @@ class State:
         return 0
 
 
-def initial(nodes_per_az: int = 1, versions: bool = False) -> State:
+def initial(nodes_per_az: int = 1, versions: bool = False, held: bool = True) -> State:
     """The key absent; with ``versions``, the version V on the home of
-    every AZ (written there while every node was up, acknowledged)."""
+    every AZ (written there while every node was up, acknowledged), or,
+    without ``held``, the replica version R on no node (its applies bring
+    it: :func:`start_version_apply`)."""
+    first = HELD if versions and held else NO_COPY
     return State(
         nodes=((NONE,) * nodes_per_az,) * AZS,
         up=((True,) * nodes_per_az,) * AZS,
-        version=((HELD,) + (NO_COPY,) * (nodes_per_az - 1),) * AZS if versions else (),
+        version=((first,) + (NO_COPY,) * (nodes_per_az - 1),) * AZS if versions else (),
+        vfirst=first,
+        replica_version=versions and not held,
     )
 
 
@@ -1227,6 +1334,8 @@ def delete_version(s: State, v: Variant, hear: tuple[int, ...] = ALL_AZS) -> Sta
         else:
             commit = any(map(is_copy, answers)) and not removed_in
     if not commit:
+        if s.vfirst == NO_COPY and not any(REMOVED in held for held in s.version):
+            return s  # R never was here (its apply may bring it later): nothing removed
         return _with(s, vdeleted=True)
     return _with(s, vdeletes=(*s.vdeletes, frozenset()))
 
@@ -1319,12 +1428,186 @@ def finish_version_removal(s: State, az: int, node: int) -> State:
 def drop_version_marker(s: State, az: int, node: int) -> State:
     """TombstoneCollector._collect_markers: a node drops its marker of V's
     removal once every node of the key's AZs answers that it holds no copy
-    of V."""
+    of V. Markers are kept for the retention period (tombstone_retention_s,
+    longer than any request lives): an apply of R that began before the
+    removal has ended by then, and one that began after it met the marker
+    in its look, so none is in flight at a drop, and none begins after."""
     if s.version[az][node] != REMOVED or not all(all(up) for up in s.up):
         return s
-    if any(is_copy(x) for held in s.version for x in held):
+    if any(is_copy(x) for held in s.version for x in held) or s.vapplies:
         return s
-    return _with(s, version=_set(s.version, az, _set(s.version[az], node, NO_COPY)))
+    s = _with(s, version=_set(s.version, az, _set(s.version[az], node, NO_COPY)))
+    return _with(s, vcollected=True) if s.replica_version else s
+
+
+# -- replica versions (node/protocol.py _add_noncurrent_replica) ----------------
+
+
+def _land(s: State, az: int, node: int, copy: int) -> State:
+    """A commit of ``copy`` of the version on one node: a marker of its
+    removal stays (a removed version never comes back), else the newer
+    record is kept; a fallback keeps a hint for its home."""
+    held = s.version[az][node]
+    kept = held if held == REMOVED else max(held, copy)
+    s = _with(s, version=_set(s.version, az, _set(s.version[az], node, kept)))
+    if node > 0:
+        s = _with(s, hinted=_set(s.hinted, az, True))
+    if is_copy(kept) and s.vfirst == NO_COPY:
+        s = _with(s, vfirst=kept)
+    return s
+
+
+def _spread(look: VersionLook) -> VApply:
+    """Protocol.spread_version found R: the copy with the newest record
+    stamp it found, to be written back (as a version, merged) to every AZ
+    no node of which answered with a record of R."""
+    found = max(x for _, held, _ in look.azs for x in held if is_copy(x))
+    holding = frozenset(az for az, held, _ in look.azs if any(map(is_copy, held)))
+    return VApply(found, phase=SPREAD, committed=holding)
+
+
+def start_version_apply(s: State, copy: int, target: int | None = None) -> State:
+    """ReplicationApply.apply_replica of copy ``copy`` of R, a version older
+    than the key's current one: it looks for R first (spread_version: every
+    node of every AZ; an AZ none of whose nodes answers fails it,
+    QuorumUnavailable, nothing done). Removed: nothing to do (success,
+    nothing changed). Held: written back to the AZs lacking it, then only
+    its tags are settled (ReplicaHeld), acknowledged once every AZ holds it.
+    Else the copy is committed by a change with ``new_versions``
+    (:func:`version_apply_hear`): to the first AZ's home, or with a chunked
+    body (``target``) to the node of the first AZ it was streamed to, any
+    live one (the coordinator's view may lag)."""
+    if copy in s.vstarted or s.vcollected:
+        return s
+    if target is not None and not s.up[0][target]:
+        return s  # the body's stream to it failed: nothing done
+    look = version_look(s)
+    if len(look.azs) < AZS:
+        return s
+    s = _with(s, vstarted=s.vstarted | {copy})
+    if look.holds(REMOVED):
+        return s
+    if look.holds_copy():
+        return _with(s, vapplies=(*s.vapplies, _spread(look)))
+    a = VApply(copy, decider=target or 0, streamed=target is not None)
+    return _with(s, vapplies=(*s.vapplies, a))
+
+
+def _in_phase(s: State, which: int, *phases: int) -> VApply | None:
+    if not s.vapplies:
+        return None
+    a = s.vapplies[which % len(s.vapplies)]
+    return a if a.phase in phases else None
+
+
+def _put_apply(s: State, old: VApply, new: VApply | None) -> State:
+    i = s.vapplies.index(old)
+    if new is None:
+        return _with(s, vapplies=_drop(s.vapplies, i))
+    return _with(s, vapplies=_set(s.vapplies, i, new))
+
+
+def _decider_down(s: State, a: VApply) -> State:
+    """The deciding node does not answer (ReplicaUnavailable): the next node
+    of the first AZ is tried, the home's fallback, the earlier one perhaps
+    having taken the change (``uncertain``); with a streamed body, or none
+    left, the commit fails (QuorumUnavailable: the apply fails, retried later
+    as a copy of its own)."""
+    if a.streamed or a.decider + 1 >= len(s.up[0]):
+        return _put_apply(s, a, None)
+    return _put_apply(s, a, _with(a, decider=a.decider + 1, phase=HEAR, uncertain=True))
+
+
+def version_apply_hear(s: State, which: int) -> State:
+    """The deciding node asks the other nodes of its AZ whether one holds a
+    record of R (HintedHandoff.versions_in_my_az, a round of its own before
+    the decision); when one does not answer, every node of the other AZs
+    instead, and when one of those is silent too it will refuse
+    (node/hints.py _hear_az). A removal marker is no record."""
+    a = _in_phase(s, which, HEAR)
+    if a is None:
+        return s
+    node = a.decider
+    if not s.up[0][node]:
+        return _decider_down(s, a)
+    others = [n for n in range(len(s.up[0])) if n != node]
+    held = [s.version[0][n] for n in others if s.up[0][n]]
+    heard = HEARD_NONE
+    if len(held) < len(others):
+        if not all(all(up) for up in s.up[1:]):
+            heard = UNHEARD
+        held += [x for az in s.version[1:] for x in az]
+    if heard != UNHEARD and any(map(is_copy, held)):
+        heard = HEARD_HELD
+    return _put_apply(s, a, _with(a, phase=DECIDE, heard=heard))
+
+
+def version_apply_decide(s: State, v: Variant, which: int) -> State:
+    """The deciding node decides, against what it heard and its own records
+    (one batch: ReplicaStore _Commit.apply): refused where a record of R is
+    held (or it could not hear), else taken (a removal marker there: taken,
+    nothing stored). Refused by the home, the coordinator reads R
+    (:func:`version_apply_refused`); by a node tried after one that did not
+    answer, the refusal is no refusal (the earlier one may have taken it):
+    ServiceUnavailable, the apply fails."""
+    a = _in_phase(s, which, DECIDE)
+    if a is None:
+        return s
+    node = a.decider
+    if not s.up[0][node]:
+        return _decider_down(s, a)
+    refused = v.new_versions_decided and (a.heard != HEARD_NONE or is_copy(s.version[0][node]))
+    if refused:
+        return _put_apply(s, a, None if a.uncertain else _with(a, phase=REFUSED))
+    s = _land(s, 0, node, a.copy)
+    return _put_apply(s, a, _with(a, phase=COMMIT, committed=frozenset({0})))
+
+
+def commit_version_apply(s: State, which: int, az: int) -> State:
+    """The copy (COMMIT: the first AZ took it; SPREAD: the copy found)
+    lands in the AZ unconditionally, on its first live node (the home, or
+    its fallback, which keeps a hint); an AZ none of whose nodes is up
+    does not take it: the apply waits, or fails (:func:`abandon_version_apply`)."""
+    a = _in_phase(s, which, COMMIT, SPREAD)
+    if a is None or az in a.committed:
+        return s
+    for node, up in enumerate(s.up[az]):
+        if up:
+            s = _land(s, az, node, a.copy)
+            return _put_apply(s, a, _with(a, committed=a.committed | {az}))
+    return s
+
+
+def version_apply_refused(s: State, which: int) -> State:
+    """Refused by the first AZ (ConditionalRequestConflict): the coordinator
+    reads R as the AZs hold it (spread_version: every node of every AZ, some
+    node of each must answer). Found: written back to the AZs lacking it
+    (:func:`commit_version_apply`), then ReplicaHeld: its tags are settled on
+    that record. Removed, or not found (the AZ could not hear its nodes), or
+    an AZ silent: the apply fails, to be retried later as a copy of its own."""
+    a = _in_phase(s, which, REFUSED)
+    if a is None:
+        return s
+    look = version_look(s)
+    if len(look.azs) < AZS or look.holds(REMOVED) or not look.holds_copy():
+        return _put_apply(s, a, None)
+    return _put_apply(s, a, _spread(look))
+
+
+def acknowledge_version_apply(s: State, which: int) -> State:
+    """Every AZ took the copy (or holds R, spread): the apply answers success."""
+    a = _in_phase(s, which, COMMIT, SPREAD)
+    if a is None or len(a.committed) < AZS:
+        return s
+    return _with(_put_apply(s, a, None), vacked=True)
+
+
+def abandon_version_apply(s: State, which: int) -> State:
+    """Its coordinator died (or an AZ stayed down: QuorumUnavailable), at
+    any point: not acknowledged; what it committed stays."""
+    if not s.vapplies:
+        return s
+    return _with(s, vapplies=_drop(s.vapplies, which % len(s.vapplies)))
 
 
 # -- invariants ------------------------------------------------------------------
@@ -1337,3 +1620,21 @@ def check_invariants(s: State) -> None:
             raise Violation(f"AZ {az} lost the acknowledged {s.acked}")
     if s.refused_calls & s.took_effect:
         raise Violation("a refused call took effect")
+    if s.version:
+        check_version_invariants(s)
+
+
+def check_version_invariants(s: State) -> None:
+    """One copy of the version, ever; an acknowledged apply of R leaves R in
+    every AZ; a version whose DELETE was acknowledged never comes back."""
+    copies = {x for held in s.version for x in held if is_copy(x)}
+    if copies - {s.vfirst}:
+        other = min(copies - {s.vfirst})
+        raise Violation(f"two copies of the version: copy {other} held after copy {s.vfirst}")
+    removed = any(REMOVED in held for held in s.version)
+    if s.vacked and not (removed or s.vdeleted or s.vcollected):
+        for az in ALL_AZS:
+            if not any(map(is_copy, s.version[az])):
+                raise Violation(f"AZ {az} holds no copy of the version an apply acknowledged")
+    if s.vdeleted and copies and not removed:
+        raise Violation("a removed version came back")

@@ -16,6 +16,8 @@ from tests.modelcheck.checker import (
     CI_CREATE,
     CI_PARTIAL,
     CI_REPLICA_CREATE,
+    CI_REPLICA_VERSIONS,
+    CI_REPLICA_VERSIONS_TWO_NODES,
     CI_TWO_NODES,
     CI_VERSIONS,
     CI_VERSIONS_TWO_NODES,
@@ -115,6 +117,27 @@ def test_the_checker_finds_a_version_look_that_asks_one_node_an_az() -> None:
         replay(res.trace, CI_VERSIONS_TWO_NODES, variant)
 
 
+def test_every_interleaving_of_applies_of_a_replica_version_is_clean() -> None:
+    """Three applies of one noncurrent replica version, each its own copy,
+    with AZs of one node: the first AZ's home decides each one in one
+    batch, so the second and third are refused, read R as the AZs hold it
+    and spread the first copy (about a second)."""
+    res = explore(CI_REPLICA_VERSIONS)
+    print(res.summary())
+    assert res.violation is None, res.format_trace()
+    assert res.states > 1_000
+
+
+def test_every_interleaving_of_an_apply_of_a_replica_version_and_its_delete_is_clean() -> None:
+    """An apply of R beside a DELETE of R with AZs of two nodes: a fallback
+    that decides or takes the copy while its home is down, a hand-off, the
+    collector (about a second)."""
+    res = explore(CI_REPLICA_VERSIONS_TWO_NODES)
+    print(res.summary())
+    assert res.violation is None, res.format_trace()
+    assert res.states > 1_000
+
+
 @pytest.mark.skipif(not LONG_RUN, reason="TRISTORE_LONG=1 (minutes on a loaded machine)")
 @pytest.mark.parametrize(
     "bounds",
@@ -123,6 +146,8 @@ def test_the_checker_finds_a_version_look_that_asks_one_node_an_az() -> None:
         replace(CI_CONDITIONAL, partial_reads=True, resends=True),
         replace(CI_COLLECT, pending=2),
         replace(CI_COLLECT, nodes_per_az=2, node_crashes=1),
+        replace(CI_REPLICA_VERSIONS, node_crashes=2),
+        replace(CI_REPLICA_VERSIONS_TWO_NODES, node_crashes=2, version_deletes=2),
         LONG,
     ],
     ids=[
@@ -130,6 +155,8 @@ def test_the_checker_finds_a_version_look_that_asks_one_node_an_az() -> None:
         "conditional-partial-reads",
         "collect-two-at-once",
         "collect-two-nodes",
+        "replica-versions-two-crashes",
+        "replica-version-two-nodes-two-crashes",
         "long",
     ],
 )
@@ -213,6 +240,14 @@ MUTANTS = [
         "a removed version was read after its DELETE was acknowledged",
         4,
     ),
+    # Two applies of a replica version look at once and find nothing; the
+    # first AZ takes the first copy, then the second, committed as well.
+    (
+        Variant(new_versions_decided=False),
+        CI_REPLICA_VERSIONS,
+        "two copies of the version: copy 2 held after copy 1",
+        6,
+    ),
 ]
 
 
@@ -237,6 +272,7 @@ MUTANTS = [
         "forget-without-floor",
         "collect-before-retention",
         "version-delete-retry-stops-at-a-removal",
+        "replica-version-committed-unconditionally",
     ],
 )
 def test_the_checker_finds_each_mutant(
