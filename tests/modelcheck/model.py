@@ -99,6 +99,22 @@ old apply (``new_versions_decided`` off) committed every copy everywhere
 unconditionally: two applies at once, and the copy committed last
 replaced the first one's record (the checker's trace: 6 steps).
 
+The design takes a second copy all the same in three ways the checker
+finds (tests/unit/test_modelcheck.py pins the shortest traces; the
+invariant is not weakened for them). With AZs of two nodes: the home of
+the first AZ took copy 1 and is down, and AZs 1 and 2 do not hold it yet
+(its coordinator died, or is on its way): the fallback that decides copy
+2 does not hear the home, so it hears every node of those AZs instead and
+refuses only when one of them is silent too (8 steps); and the home and
+its fallback decide two copies at once, each asking the other before its
+own batch (6 steps with a chunked body streamed to the fallback by a
+coordinator whose view lags; by hand in test_protocol_model.py, 9 steps
+with the home back from the dead, no node silent when asked). With AZs
+of one node: a DELETE's removal reached the first AZ between the two
+decisions, and a removal marker is no record of the version there, so
+copy 2 is taken (nothing stored) and committed in AZs 1 and 2, where copy
+1 is on its way (9 steps).
+
 The reference model is the newest acknowledged stamp and the newest stamp any
 read returned: every read must return at least both (read-after-write, no
 flicker); and every AZ holds the newest acknowledged stamp on some node. A

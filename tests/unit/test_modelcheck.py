@@ -26,7 +26,7 @@ from tests.modelcheck.checker import (
     explore,
     replay,
 )
-from tests.modelcheck.model import Variant
+from tests.modelcheck.model import SAFE, Variant
 
 pytestmark = pytest.mark.unit
 
@@ -136,6 +136,98 @@ def test_every_interleaving_of_an_apply_of_a_replica_version_and_its_delete_is_c
     print(res.summary())
     assert res.violation is None, res.format_trace()
     assert res.states > 1_000
+
+
+# The design's open gaps (the replrace branch): the first AZ takes a second
+# copy of a replica version. The invariant stands; each test pins the
+# shortest trace the checker finds, so that a fix of the design (node/ and
+# the model's step) turns it into a clean run of these bounds.
+
+#: Two copies with AZs of two nodes, a node crash.
+TWO_COPIES_TWO_NODES = replace(CI_REPLICA_VERSIONS, nodes_per_az=2, version_applies=2)
+
+
+def _finds_two_copies(bounds: Bounds, steps: list[str]) -> None:
+    res = explore(bounds)
+    print(res.format_trace())
+    assert res.violation == "two copies of the version: copy 2 held after copy 1"
+    assert [step for step, _ in res.trace] == steps
+    with pytest.raises(AssertionError, match="two copies of the version"):
+        replay(res.trace, bounds, SAFE)
+
+
+def test_the_checker_finds_a_second_copy_taken_while_the_home_holding_the_first_is_down() -> None:
+    """The home of AZ 0 takes copy 1 (its coordinator dies, or is still on
+    its way to AZs 1 and 2) and goes down; copy 2's coordinator tries it,
+    then its fallback, which asks the home, hears nothing, and so asks
+    every node of AZs 1 and 2 instead (node/hints.py _hear_az: it refuses
+    only when one of those is silent too): none holds R yet, and it takes
+    copy 2. The fallback's hint later hands copy 2 to the home, over copy 1
+    if its record stamp is newer; else AZ 0 keeps copy 1 and AZs 1 and 2
+    copy 2 until a repair writes the newer record everywhere: either way the
+    copy with the newer record stamp wins, whatever its tags, which is what
+    new_versions was to prevent."""
+    _finds_two_copies(
+        TWO_COPIES_TWO_NODES,
+        [
+            "start_version_apply(copy=1)",
+            "start_version_apply(copy=2)",
+            "version_apply_hear(which=0)",
+            "version_apply_decide(which=0)",
+            "crash_node(az=0, node=0)",
+            "version_apply_hear(which=1)",  # the home does not answer: its fallback
+            "version_apply_hear(which=1)",  # the home silent: AZs 1 and 2 heard
+            "version_apply_decide(which=1)",
+        ],
+    )
+
+
+def test_the_checker_finds_two_nodes_of_the_first_az_deciding_at_once() -> None:
+    """No node down: copy 2's body is chunked, and streamed to the home's
+    fallback, which its coordinator believes is the first live node of AZ 0
+    (Quorum.pick_targets for a replica is not told the change is
+    conditional, and a view of the nodes may lag); the fallback then
+    decides copy 2 while the home decides copy 1. Each asks the other
+    before its own batch, neither holds R yet, and both take their copy.
+    (The same race without a chunked body: the home down when copy 1's
+    coordinator tries it, back when copy 2's does: test_protocol_model.py.)"""
+    bounds = replace(TWO_COPIES_TWO_NODES, node_crashes=0, streamed_bodies=True)
+    _finds_two_copies(
+        bounds,
+        [
+            "start_version_apply(copy=1)",
+            "start_version_apply(copy=2, target=1)",
+            "version_apply_hear(which=0)",
+            "version_apply_hear(which=1)",
+            "version_apply_decide(which=0)",
+            "version_apply_decide(which=1)",
+        ],
+    )
+
+
+def test_the_checker_finds_a_second_copy_taken_where_a_delete_removed_the_first() -> None:
+    """AZs of one node. A DELETE of R (its look heard AZ 0 only, so it
+    commits the removal) removes copy 1 from AZ 0 after the home took it;
+    copy 2's change is then taken there too (a removal marker is no record
+    of the version: nothing stored) and committed in AZs 1 and 2, where
+    copy 1 is on its way. R is being removed (the DELETE goes on, or the
+    collector finishes it), but until then two copies are held, and both
+    applies are acknowledged."""
+    bounds = replace(CI_REPLICA_VERSIONS, version_applies=2, node_crashes=0, version_deletes=1)
+    _finds_two_copies(
+        bounds,
+        [
+            "delete_version(hear=(0,))",
+            "start_version_apply(copy=1)",
+            "start_version_apply(copy=2)",
+            "version_apply_hear(which=0)",
+            "version_apply_decide(which=0)",
+            "commit_version_removal(which=0, az=0)",
+            "version_apply_hear(which=1)",
+            "version_apply_decide(which=1)",
+            "commit_version_apply(which=1, az=1)",
+        ],
+    )
 
 
 @pytest.mark.skipif(not LONG_RUN, reason="TRISTORE_LONG=1 (minutes on a loaded machine)")

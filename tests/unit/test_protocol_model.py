@@ -713,6 +713,33 @@ def test_a_replica_version_whose_first_az_is_down_is_not_applied() -> None:
     assert m.s.version == ((model.NO_COPY,),) * AZS
 
 
+def test_the_model_finds_the_home_and_its_fallback_deciding_two_copies_at_once() -> None:
+    """An open gap of the design, with AZs of two nodes and no node silent
+    when asked: the home of AZ 0 is down when copy 1's coordinator tries
+    it, so its fallback is to decide copy 1; the home is back when copy 2's
+    coordinator tries it. Each asks the other whether it holds R, a round
+    before its own batch (ReplicaStore.commit, then _Commit.apply): neither
+    does yet, and both take their copy. Refusing when a node of the AZ is
+    silent would not close it (no node is silent here); a model in which
+    only the home decides (the fallback never tried, a chunked body's
+    first target always the home) is clean with two and three copies."""
+    s = model.initial(2, versions=True, held=False)
+    s = model.crash_node(s, 0, 0)
+    s = model.start_version_apply(s, 1)
+    s = model.start_version_apply(s, 2)
+    s = model.version_apply_hear(s, 0)  # the home does not answer: its fallback decides
+    assert s.vapplies[0].decider == 1 and s.vapplies[0].uncertain
+    s = model.restart_node(s, 0, 0)
+    s = model.version_apply_hear(s, 0)  # the fallback asks the home: no record of R
+    s = model.version_apply_hear(s, 1)  # the home asks the fallback: none either
+    assert [a.heard for a in s.vapplies] == [model.HEARD_NONE] * 2
+    s = model.version_apply_decide(s, SAFE, 0)
+    s = model.version_apply_decide(s, SAFE, 1)
+    assert s.version[0] == (2, 1)  # copy 2 on the home, copy 1 on its fallback
+    with pytest.raises(AssertionError, match="two copies of the version"):
+        model.check_invariants(s)
+
+
 # -- conditional writes (If-Match / If-None-Match, bucket updates) -----------------
 
 
