@@ -1,9 +1,10 @@
 """``python -m tests.modelcheck [--ci | --collect | --versions |
---versions-two-nodes | --long]``: explore the protocol model (the unit
-tier's first bounds, its deletes-and-collection bounds, its DELETEs of one
-version with AZs of one node or two, or the long ones; default:
-``TRISTORE_LONG``) and print what was explored, or the shortest
-trace to a violation."""
+--versions-two-nodes | --replica-versions | --replica-versions-two-nodes |
+--long]``: explore the protocol model (the unit tier's first bounds, its
+deletes-and-collection bounds, its DELETEs of one version with AZs of one
+node or two, its applies of a replica version with AZs of one node or two,
+or the long ones; default: ``TRISTORE_LONG``) and print what was
+explored, or the shortest trace to a violation."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import sys
 from tests.modelcheck.checker import (
     CI,
     CI_COLLECT,
+    CI_REPLICA_VERSIONS,
+    CI_REPLICA_VERSIONS_TWO_NODES,
     CI_VERSIONS,
     CI_VERSIONS_TWO_NODES,
     LONG,
@@ -26,6 +29,10 @@ def main(argv: list[str]) -> int:
         return 0
     if "--long" in argv:
         bounds = LONG
+    elif "--replica-versions-two-nodes" in argv:
+        bounds = CI_REPLICA_VERSIONS_TWO_NODES
+    elif "--replica-versions" in argv:
+        bounds = CI_REPLICA_VERSIONS
     elif "--collect" in argv:
         bounds = CI_COLLECT
     elif "--versions-two-nodes" in argv:
