@@ -37,7 +37,7 @@ class BucketHandlers(Base):
     async def create_bucket(self, call: Call) -> web.StreamResponse:
         await self.allow(call, "CreateBucket")
         refuse_bucket_acl(call.headers)
-        constraint = xml.parse_create_bucket(await self.small_body(call))
+        constraint = xml.parse_create_bucket(await self.small_body(call, optional=True))
         validation.check_location_constraint(constraint, self.region)
         await self.coord.create_bucket(call.bucket)
         return empty(headers={"Location": f"/{call.bucket}"})

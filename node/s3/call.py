@@ -165,7 +165,7 @@ class Base:
             if trailer:
                 raise InvalidRequest("x-amz-trailer needs an aws-chunked body")
             length = call.request.content_length
-            if length is None and "chunked" not in h.get("transfer-encoding", "").lower():
+            if length is None and not _chunked(h):
                 # No body framing at all: HTTP reads that as an empty body, S3
                 # as a client that forgot its length (curl -X PUT without
                 # data), not as an empty object. A chunked body (of unknown
@@ -178,10 +178,17 @@ class Base:
         )
         return _counted(bodies.checked(_reading(stream), checksum, sha)), size, checksum
 
-    async def small_body(self, call: Call, limit: int = xml.MAX_REQUEST_XML) -> bytes:
+    async def small_body(
+        self, call: Call, limit: int = xml.MAX_REQUEST_XML, optional: bool = False
+    ) -> bytes:
         """A request document (XML, a policy), read whole: it is small, and
-        checked against its Content-MD5 and signed SHA-256."""
+        checked against its Content-MD5 and signed SHA-256. Without a
+        Content-Length (and not chunked) the request carries no document by
+        HTTP's framing: 411 MissingContentLength, as S3 answers, unless the
+        document is ``optional`` (CreateBucket's)."""
         length = call.request.content_length
+        if length is None and not optional and not _chunked(call.headers):
+            raise MissingContentLength("You must provide the Content-Length HTTP header.")
         if length is not None and length > limit:
             raise InvalidArgument(f"the request body is over {limit} bytes")
         data = b""
@@ -198,6 +205,12 @@ class Base:
                 "the body's SHA-256 is not the x-amz-content-sha256 the request was signed with"
             )
         return data
+
+
+def _chunked(h: Mapping[str, str]) -> bool:
+    """Whether a request's body is framed as HTTP/1.1 chunks (of a length not
+    known up front)."""
+    return "chunked" in h.get("transfer-encoding", "").lower()
 
 
 def declared_checksum(h: Mapping[str, str], trailer: str = "") -> bodies.Checksum | None:

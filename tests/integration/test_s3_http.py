@@ -1754,6 +1754,8 @@ def test_a_malformed_authorization_header_is_a_400_naming_the_fault(
         auth.replace(scope, f"{akid}/{day}/{region}/s3"): "Credential is mal-formed",
         auth.replace(scope, f"{akid}/{day}/extra/{region}/s3/aws4_request"): "mal-formed",
         auth.replace(f"/{day}/", "/24-05-2013/"): "Credential is mal-formed",
+        # A real day, not the request's (was 403 AccessDenied).
+        auth.replace(f"/{day}/", "/20130524/"): "Date is not the same as X-Amz-Date",
     }
     for header, says in malformed.items():
         with pytest.raises(urllib.error.HTTPError) as e:
@@ -1930,6 +1932,13 @@ def test_a_put_without_content_length_is_411(env: dict[str, str], s3: Any, bucke
     listed = s3.list_parts(Bucket=bucket, Key="no-length-parts", UploadId=upload)
     assert [p["Size"] for p in listed["Parts"]] == [4]
     s3.abort_multipart_upload(Bucket=bucket, Key="no-length-parts", UploadId=upload)
+    # A request document (tags, a policy) too; CreateBucket's is optional.
+    status, err = _put_without_length(env, f"/{bucket}?tagging")
+    assert (status, err.get("Code")) == (411, "MissingContentLength"), err
+    status, err = _put_without_length(env, f"/{bucket}/no-length-parts?tagging")
+    assert (status, err.get("Code")) == (411, "MissingContentLength"), err
+    assert _put_without_length(env, "/no-length-bucket") == (200, {})
+    s3.delete_bucket(Bucket="no-length-bucket")
 
 
 def test_a_signed_aws_chunked_upload(env: dict[str, str], s3: Any, bucket: str) -> None:
