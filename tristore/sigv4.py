@@ -472,6 +472,11 @@ def parse_http(headers: Mapping[str, str], query: Mapping[str, str]) -> HttpSign
         when = headers.get("x-amz-date", "")
         if not when:
             raise AccessDenied("a signed request needs an x-amz-date header")
+        if when[:8] != date:  # as a presigned URL's credential (_presigned)
+            raise _header_malformed(
+                "Invalid credential date. Date is not the same as X-Amz-Date: the scope "
+                f"names {date}, x-amz-date is {when[:50]}"
+            )
         sha = headers.get("x-amz-content-sha256", "")
         if not sha:
             raise AccessDenied("a signed request needs an x-amz-content-sha256 header")

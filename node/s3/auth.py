@@ -20,7 +20,6 @@ from node.iam import User
 from node.s3.body import ChunkSigner
 from tristore import sigv4
 from tristore.errors import (
-    AuthorizationHeaderMalformed,
     InvalidAccessKeyId,
     InvalidArgument,
     SignatureDoesNotMatch,
@@ -117,12 +116,6 @@ async def authenticate(
         return Caller(None, headers.get("x-amz-content-sha256", ""))
     s = signed.signed
     presigned = signed.expires_s > 0
-    if not presigned and s.amz_date[:8] != s.date:
-        # (A presigned URL's is refused by parse_http: its parameters.)
-        raise AuthorizationHeaderMalformed(
-            "The authorization header is malformed; Invalid credential date. Date is not "
-            f"the same as X-Amz-Date: the scope names {s.date}, x-amz-date is {s.amz_date}"
-        )
     sigv4.check_time(
         s, field="X-Amz-Date" if presigned else "x-amz-date", expires_s=signed.expires_s
     )

@@ -198,10 +198,15 @@ def split_path(raw_path: str, host: str = "", domain: str = "") -> tuple[str, st
     """The (bucket, key) a request addresses: virtual-host style when its Host
     is ``BUCKET.<domain>`` (the whole path is the key), else path style
     (``/BUCKET/KEY``). ``raw_path`` as sent (encoded)."""
+    return _split(raw_path, virtual_bucket(host, domain))
+
+
+def _split(raw_path: str, virtual: str) -> tuple[str, str]:
+    """:func:`split_path` with the bucket the Host names (``virtual``; "":
+    path style) known already."""
     path = decode(raw_path, "the request path")
-    bucket = virtual_bucket(host, domain)
-    if bucket:
-        return bucket, path[1:] if path.startswith("/") else path
+    if virtual:
+        return virtual, path[1:] if path.startswith("/") else path
     bucket, _, key = path.lstrip("/").partition("/")
     return bucket, key
 
@@ -350,7 +355,8 @@ class S3Server:
             enter(made[2].caller.user)
             return made
         raw_path = request.rel_url.raw_path
-        bucket, key = split_path(raw_path, request.host, self.domain)
+        virtual = virtual_bucket(request.host, self.domain)
+        bucket, key = _split(raw_path, virtual)
         pairs = query_pairs(request.rel_url.raw_query_string)
         query = dict(reversed(pairs))
         headers = lower_headers(list(request.headers.items()))
@@ -366,9 +372,16 @@ class S3Server:
             "aws:SecureTransport": str(self.secure).lower(),
         }
         await self._expected_owners(bucket, headers)
-        virtual = bool(virtual_bucket(request.host, self.domain))
         call = Call(
-            request, request[REQUEST_ID], bucket, key, query, headers, caller, ctx, virtual=virtual
+            request,
+            request[REQUEST_ID],
+            bucket,
+            key,
+            query,
+            headers,
+            caller,
+            ctx,
+            virtual=bool(virtual),
         )
         request[CALL] = made = (operation, name, call)
         return made
