@@ -22,8 +22,10 @@ object-created and object-removed events of one bucket.
   a replica: its commit says so, as its record has the form of an edit, a
   stamp that is not its version stamp; and the versions hinted handoff hands
   back), a delete marker, an
-  unversioned DELETE, or a version removed for good (the log lists only the
-  removals its node made: a version it never held has no removal). A change that only edits
+  unversioned DELETE, or a version removed for good (the first time the node
+  marks it, held there or not; a write's earlier try, ``Change.withdrawn``,
+  only where it was held: no event of removing a try nobody saw there). A
+  change that only edits
   an existing version (tags, ACL, replication status, a version made current
   again) is not an event. Internal buckets (``.buckets``, ``.uploads``) have none.
 """

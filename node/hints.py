@@ -363,7 +363,7 @@ class HintedHandoff:
         }
         for v in bodies.values():
             await self._give_body(target, v)
-        if state.head is not None or state.versions or state.removed:
+        if state.head is not None or state.versions or state.removed or state.withdrawn:
             versions = list(state.versions)
             head = state.head
             if (
@@ -383,6 +383,7 @@ class HintedHandoff:
                 versions=tuple(versions),
                 removed=tuple(state.removed),
                 merge=True,
+                withdrawn=tuple(state.withdrawn),
             )
             await target.commit(change)
         # The home now holds this version or a newer one; the copy here was

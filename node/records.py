@@ -20,7 +20,8 @@ reads another copy and writes it back (node/protocol.py, node/scrub.py).
   before checksums), counted as ``hint``;
 - a removal marker (``x``) and a staging marker (``s``) are ``0x02 | crc32c
   u32 BE | ms u64 BE`` (``0x01 | ms``, or a bare ``0x01``: from before
-  checksums), counted as ``marker``.
+  checksums), counted as ``marker``; a removal marker of a write's earlier
+  try (``Change.withdrawn``) has a last byte ``0x01`` after the time.
 
 All of these share :func:`frame` and :func:`unframe`. Where a damaged log
 entry, hint or marker is met on a write or a background pass, it is counted
@@ -210,9 +211,10 @@ def decode_ms(raw: bytes) -> int:
     return int(_U64.unpack_from(raw, 1)[0])
 
 
-def encode_marker(ms: int) -> bytes:
-    """A removal or staging marker: when it was made, framed."""
-    return frame(_U64.pack(ms))
+def encode_marker(ms: int, withdrawn: bool = False) -> bytes:
+    """A removal or staging marker: when it was made, framed; ``withdrawn``:
+    it removed a write's earlier try (see :func:`marker_withdrawn`)."""
+    return frame(_U64.pack(ms) + (b"\x01" if withdrawn else b""))
 
 
 def decode_marker(raw: bytes) -> int:
@@ -220,14 +222,25 @@ def decode_marker(raw: bytes) -> int:
     from before they were dated (``0x01``). CorruptData when damaged."""
     payload = unframe(raw, MARKER, "marker")
     if payload is not None:
-        if len(payload) != _U64.size:
+        if len(payload) not in (_U64.size, _U64.size + 1):
             raise corrupt(MARKER, "marker has the wrong size")
-        return int(_U64.unpack(payload)[0])
+        return int(_U64.unpack_from(payload)[0])
     if raw == bytes([VERSION_V1]):
         return 0
     if len(raw) == 1 + _U64.size and raw[0] == VERSION_V1:
         return int(_U64.unpack_from(raw, 1)[0])
     raise corrupt(MARKER, f"unknown marker format {raw[:1]!r}")
+
+
+def marker_withdrawn(raw: bytes) -> bool:
+    """Whether a removal marker removed a write's earlier try, never
+    acknowledged (``Change.withdrawn``), not a version a user or a rule
+    removed. A damaged or old marker reads as a removal."""
+    try:
+        payload = unframe(raw, MARKER, "marker")
+    except CorruptData:
+        return False
+    return payload is not None and len(payload) == _U64.size + 1 and payload[-1] == 1
 
 
 def encode_hint(stamp: Stamp) -> bytes:

@@ -29,7 +29,7 @@ from node.replica_store import ReplicaStore
 from tristore import convert, validation
 from tristore.config import NodeSection
 from tristore.errors import NoSuchBucket, TristoreError
-from tristore.model import Change, ObjectVersion, RepairReport
+from tristore.model import Change, ObjectVersion, RepairReport, removals_of
 from tristore.pb import admin_pb2
 from tristore.placement import REPLICA_AZS, AzReplicas
 from tristore.stamps import Stamp
@@ -499,6 +499,7 @@ def _change(bucket: str, key: str, plan: AzPlan) -> Change:
     versions = list(plan.versions)
     head = plan.head
     removed: tuple[Stamp, ...] = ()
+    withdrawn: tuple[Stamp, ...] = ()
     if head is not None:
         # As the head's own commit carried it (Change.of): its version record
         # (for an unversioned DELETE, the null version it ends) and its removals.
@@ -506,10 +507,17 @@ def _change(bucket: str, key: str, plan: AzPlan) -> Change:
             v.vstamp != head.vstamp for v in versions
         ):
             versions.append(head)
-        removed = head.removed
+        removed, withdrawn = removals_of(head)
     stamp = max(v.stamp for v in (*versions, *((head,) if head is not None else ())))
     return Change(
-        bucket, key, stamp, head=head, versions=tuple(versions), removed=removed, merge=True
+        bucket,
+        key,
+        stamp,
+        head=head,
+        versions=tuple(versions),
+        removed=removed,
+        merge=True,
+        withdrawn=withdrawn,
     )
 
 

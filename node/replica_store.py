@@ -118,6 +118,8 @@ class KeyState:
     head: ObjectVersion | None
     versions: list[ObjectVersion]
     removed: list[Stamp]
+    #: Removals of a write's earlier tries (:attr:`Change.withdrawn`).
+    withdrawn: list[Stamp] = field(default_factory=list)
 
 
 @dataclass
@@ -228,11 +230,20 @@ class _Commit(_Op):
                 store._index_removal(wb, overlay, c.head, was)
                 cur_stamp = c.head.stamp
                 kept.add(c.head.data_id)
-        # The removals this node made (it held the version): the log lists
-        # only those, so no event tells of removing a version this node never
-        # held (an undecided earlier try of a write that did not reach it).
+        # The removals the log lists (the events read from it: node/events.py):
+        # a removal the first time this node marks it, held here or not (a
+        # version created and removed while this node was down: its removal
+        # is all it learns); a write's earlier try only if it was held here,
+        # so no event tells of removing a try nobody saw here.
         made = tuple(
-            vs for vs in c.removed if store._remove_version(wb, overlay, c.bucket, c.key, vs)
+            vs
+            for vs in c.removed
+            if any(store._remove_version(wb, overlay, c.bucket, c.key, vs, False))
+        )
+        made += tuple(
+            vs
+            for vs in c.withdrawn
+            if store._remove_version(wb, overlay, c.bucket, c.key, vs, True)[0]
         )
         for v in c.versions:
             if store._put_version(wb, overlay, v, stored):
@@ -241,10 +252,10 @@ class _Commit(_Op):
             wb.delete(keys.staged_key(data_id))
             if data_id not in kept:
                 store._schedule_gc(wb, data_id)  # superseded on arrival (a merge commit)
-        if made == c.removed:
+        if made == c.removed and not c.withdrawn:
             store._append_log(wb, c, self.wire)
         else:
-            store._append_log(wb, replace(c, removed=made))
+            store._append_log(wb, replace(c, removed=made, withdrawn=()))
         store._batch_touched.append((c.bucket, c.key))
         hint_for = self.hint_for
         if not hint_for and store.rehome is not None:
@@ -934,20 +945,25 @@ class ReplicaStore:
         bucket: str,
         key: str,
         vstamp: Stamp,
-    ) -> bool:
-        """Remove a version for good, leaving its marker; True when this node
-        held its record."""
+        withdrawn: bool,
+    ) -> tuple[bool, bool]:
+        """Remove a version for good, leaving its marker (``withdrawn``: a
+        write's earlier try, :attr:`Change.withdrawn`). (whether this node held
+        its record, whether the marker is new here)."""
         vs = vstamp.encode()
         held = self._delete_version_record(wb, overlay, bucket, key, vs)
         rk = keys.removed_key(bucket, key, vs)
-        if self._get_overlay(rk, overlay) is None:
+        had = self._get_overlay(rk, overlay)
+        if had is None:
             self._tomb_delta += 1
+        elif withdrawn:
+            withdrawn = records.marker_withdrawn(had)  # a removal stays one
         # The value is when the version was removed: the marker is collected
         # some time after (node/tombstones.py).
-        marker = records.encode_marker(self._clock_ms())
+        marker = records.encode_marker(self._clock_ms(), withdrawn)
         wb.put(rk, marker)
         overlay[rk] = marker
-        return held
+        return held, had is None
 
     def _index_removal(
         self,
@@ -1329,11 +1345,13 @@ class ReplicaStore:
             records.decode_version(v)
             for _k, v in self._prefix_items(keys.version_prefix(bucket, key))
         ]
-        removed = [
-            Stamp.decode(k[-keys.STAMP_SIZE :])
-            for k, _ in self._prefix_items(keys.removed_prefix(bucket, key))
-        ]
-        return KeyState(head, versions, removed)
+        removed: list[Stamp] = []
+        withdrawn: list[Stamp] = []
+        for k, v in self._prefix_items(keys.removed_prefix(bucket, key)):
+            (withdrawn if records.marker_withdrawn(v) else removed).append(
+                Stamp.decode(k[-keys.STAMP_SIZE :])
+            )
+        return KeyState(head, versions, removed, withdrawn)
 
     async def key_state(self, bucket: str, key: str) -> KeyState:
         result: KeyState = await self._read(self._key_state, bucket, key)

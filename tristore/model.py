@@ -169,7 +169,11 @@ class Change:
     record of one of them is held already (a replica's noncurrent version,
     which another apply of it may have added meanwhile: node/protocol.py).
     A conditional change (``expect``, ``new_versions``) is decided by the
-    key's first AZ before the others are sent it.
+    key's first AZ before the others are sent it. ``withdrawn`` are removed
+    as ``removed`` are, but they are the write's own earlier tries (stamped
+    again, never acknowledged): a node's change log lists one only if the
+    node held it, where a removal is listed the first time the node marks it
+    (a version created and removed while the node was down included).
     """
 
     bucket: str
@@ -182,6 +186,7 @@ class Change:
     merge: bool = False
     created: bool = False
     new_versions: bool = False
+    withdrawn: tuple[Stamp, ...] = ()
 
     @property
     def conditional(self) -> bool:
@@ -193,9 +198,30 @@ class Change:
         """The change that makes ``head`` current: a new version, or the
         removal that ``head.removed`` records."""
         versions = (head,) if head.is_version or head.null_version else ()
+        removed, withdrawn = removals_of(head)
         return cls(
-            head.bucket, head.key, head.stamp, head, versions, head.removed, expect, False, created
+            head.bucket,
+            head.key,
+            head.stamp,
+            head,
+            versions,
+            removed,
+            expect,
+            False,
+            created,
+            withdrawn=withdrawn,
         )
+
+
+def removals_of(head: ObjectVersion) -> tuple[tuple[Stamp, ...], tuple[Stamp, ...]]:
+    """(removed, withdrawn) of the change that wrote current record ``head``
+    (see :class:`Change`). A new version's record (its stamp is its version
+    stamp) removes only its own earlier tries: a write stamped again
+    (node/protocol.py ``_restamped``); any other record's removals (a version
+    DELETE that made the next newest current, or left none) are removals."""
+    if head.is_version and head.version_stamp is None:
+        return (), head.removed
+    return head.removed, ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -339,6 +339,11 @@ def test_log_entries_hints_and_markers_are_framed_and_old_ones_still_read() -> N
     assert records.decode_marker(records.encode_marker(7_000)) == 7_000
     assert records.decode_marker(bytes([1]) + (7_000).to_bytes(8, "big")) == 7_000
     assert records.decode_marker(b"\x01") == 0  # an undated removal marker
+    # A try's removal marker (Change.withdrawn) keeps its date, and says so.
+    assert records.decode_marker(records.encode_marker(7_000, True)) == 7_000
+    assert records.marker_withdrawn(records.encode_marker(7_000, True))
+    for plain in (records.encode_marker(7_000), b"\x01", _flip(records.encode_marker(7, True), 3)):
+        assert not records.marker_withdrawn(plain)
     for kind, raw, decode in (
         (records.LOG, entry, records.decode_change),
         (records.HINT, records.encode_hint(stamp), records.decode_hint),

@@ -361,3 +361,87 @@ def test_the_log_lists_only_the_removals_this_node_made(tmp_path: Path) -> None:
 
     asyncio.run(go(False))
     asyncio.run(go(True))
+
+
+def test_a_removal_is_listed_where_the_version_never_was_a_try_is_not(tmp_path: Path) -> None:
+    """A version created and removed while the key's first-AZ home was down
+    reaches the home as its removal only (hinted handoff ships the key's
+    state): the home's log lists that removal, once, though it never held
+    the version, so its ObjectRemoved:Delete event comes (CI's soak: 'an
+    acknowledged change never came', after the log had listed only removals
+    of versions held). A write's earlier try is listed only where it was
+    held, also when it comes by handoff: the stand-in's marker keeps what it
+    was."""
+    gone = ObjectVersion("b", "k", Stamp(1_000, 0, 1, 1), inline=b"x", size=1)
+    try_ = Stamp(1_001, 0, 1, 1)  # an undecided try, removed by its retry
+    retry = ObjectVersion("b", "k", Stamp(1_002, 0, 1, 1), inline=b"y", size=1)
+    delete = Change("b", "k", Stamp(1_003, 0, 1, 1), removed=(gone.stamp,))  # by version id
+
+    async def go(wire: bool) -> None:
+        def open_(name: str) -> ReplicaStore:
+            store = ReplicaStore(tmp_path / f"{name}-{wire}", NodeSection(), lambda: 5_000)
+            store.start(asyncio.get_running_loop())
+            return store
+
+        async def commit(store: ReplicaStore, c: Change) -> None:
+            if wire:
+                msg = change_to_pb(c)
+                await store.commit(change_from_pb(msg), "", msg)
+            else:
+                await store.commit(c)
+
+        async def listed(store: ReplicaStore) -> list[tuple[Stamp, ...]]:
+            return [records.decode_change(raw).removed for _, raw in await store.read_log(0, 20)]
+
+        stand_in, home = open_("stand-in"), open_("home")
+        try:
+            # The stand-in takes all three changes; it held each version.
+            await commit(stand_in, Change.of(gone))
+            await commit(stand_in, Change.of(replace(retry, removed=(try_,))))
+            await commit(stand_in, delete)
+            assert await listed(stand_in) == [(), (), (gone.stamp,)]
+            state = await stand_in.key_state("b", "k")
+            assert (state.removed, state.withdrawn) == ([gone.stamp], [try_])
+            # Handed back as hints.py does: the key's state in one merge.
+            handoff = Change(
+                "b",
+                "k",
+                delete.stamp,
+                head=state.head,
+                versions=tuple(state.versions),
+                removed=tuple(state.removed),
+                merge=True,
+                withdrawn=tuple(state.withdrawn),
+            )
+            await commit(home, handoff)
+            assert await listed(home) == [(gone.stamp,)]
+            for vs in (gone.stamp, try_):
+                assert home.db.get(keys.removed_key("b", "k", vs.encode())) is not None
+            # Handed back again, and the DELETE resent: nothing listed twice.
+            await commit(home, replace(handoff, stamp=Stamp(1_004, 0, 1, 1)))
+            await commit(home, replace(delete, stamp=Stamp(1_005, 0, 1, 1)))
+            assert await listed(home) == [(gone.stamp,), (), ()]
+            # The home's own state keeps the try a try (a later handoff of it).
+            state = await home.key_state("b", "k")
+            assert (state.removed, state.withdrawn) == ([gone.stamp], [try_])
+        finally:
+            stand_in.close()
+            home.close()
+
+    asyncio.run(go(False))
+    asyncio.run(go(True))
+
+
+def test_a_new_versions_removals_are_its_tries_others_are_removals() -> None:
+    """Change.of splits a current record's removals: a new version removes
+    only its own earlier tries (withdrawn); a record a version DELETE made
+    current (the next newest, or none) removes what the user deleted."""
+    v1, v2 = (ObjectVersion("b", "k", Stamp(1_000 + i, 0, 1, 1)) for i in (1, 2))
+    retried = replace(v2, stamp=Stamp(1_003, 0, 1, 1), removed=(v2.stamp,))
+    assert (Change.of(retried).removed, Change.of(retried).withdrawn) == ((), (v2.stamp,))
+    promoted = replace(v1, stamp=Stamp(1_004, 0, 1, 1), version_stamp=v1.stamp, removed=(v2.stamp,))
+    assert (Change.of(promoted).removed, Change.of(promoted).withdrawn) == ((v2.stamp,), ())
+    none_left = ObjectVersion("b", "k", Stamp(1_005, 0, 1, 1), deleted=True, removed=(v1.stamp,))
+    assert (Change.of(none_left).removed, Change.of(none_left).withdrawn) == ((v1.stamp,), ())
+    msg = change_to_pb(Change.of(retried))
+    assert change_from_pb(msg).withdrawn == (v2.stamp,)
