@@ -245,17 +245,25 @@ class _Commit(_Op):
             for vs in c.withdrawn
             if store._remove_version(wb, overlay, c.bucket, c.key, vs, True)[0]
         )
+        # The versions the log lists: not one removed here for good (a late
+        # copy), which no event may tell of as created after its removal,
+        # nor a replicator send.
+        listed: list[ObjectVersion] = []
         for v in c.versions:
-            if store._put_version(wb, overlay, v, stored):
+            put = store._put_version(wb, overlay, v, stored)
+            if put is None:
+                continue
+            listed.append(v)
+            if put:
                 kept.add(v.data_id)
         for data_id in {v.data_id for v in (c.head, *c.versions) if v is not None and v.data_id}:
             wb.delete(keys.staged_key(data_id))
             if data_id not in kept:
                 store._schedule_gc(wb, data_id)  # superseded on arrival (a merge commit)
-        if made == c.removed and not c.withdrawn:
+        if made == c.removed and not c.withdrawn and len(listed) == len(c.versions):
             store._append_log(wb, c, self.wire)
         else:
-            store._append_log(wb, replace(c, removed=made, withdrawn=()))
+            store._append_log(wb, replace(c, versions=tuple(listed), removed=made, withdrawn=()))
         store._batch_touched.append((c.bucket, c.key))
         hint_for = self.hint_for
         if not hint_for and store.rehome is not None:
@@ -881,17 +889,17 @@ class ReplicaStore:
         overlay: dict[bytes, bytes | None],
         v: ObjectVersion,
         stored: tuple[ObjectVersion, bytes] | None = None,
-    ) -> bool:
+    ) -> bool | None:
         """Add or replace one version record (last writer wins per version). A
         null version replaces the key's older null version; a removed version
-        never comes back. True when the record was stored. ``stored``: a
+        never comes back (None). True when the record was stored. ``stored``: a
         record this commit stored and its encoding (the new head: most
         versions are it, and need not be encoded twice)."""
         if v.removed:
             v = replace(v, removed=())
         vs = v.vstamp.encode()
         if self._get_overlay(keys.removed_key(v.bucket, v.key, vs), overlay) is not None:
-            return False
+            return None
         if v.null_version:
             nk = keys.null_key(v.bucket, v.key)
             held = self._get_overlay(nk, overlay)

@@ -445,3 +445,28 @@ def test_a_new_versions_removals_are_its_tries_others_are_removals() -> None:
     assert (Change.of(none_left).removed, Change.of(none_left).withdrawn) == ((v1.stamp,), ())
     msg = change_to_pb(Change.of(retried))
     assert change_from_pb(msg).withdrawn == (v2.stamp,)
+
+
+def test_a_late_copy_of_a_removed_version_is_not_logged_as_created(tmp_path: Path) -> None:
+    """A copy of a version that arrives after its removal (a stand-in's
+    handoff, a resend) is kept out by the removal's marker, and the log does
+    not list it either: no ObjectCreated event after the ObjectRemoved one,
+    nothing for a replicator to send (it listed the copy before)."""
+    v = ObjectVersion("b", "k", Stamp(1_000, 0, 1, 1), inline=b"x", size=1)
+    newer = ObjectVersion("b", "k", Stamp(1_002, 0, 1, 1), inline=b"y", size=1)
+
+    async def go() -> None:
+        store = ReplicaStore(tmp_path / "n", NodeSection(), lambda: 5_000)
+        store.start(asyncio.get_running_loop())
+        try:
+            await store.commit(Change("b", "k", Stamp(1_001, 0, 1, 1), removed=(v.stamp,)))
+            late = Change("b", "k", newer.stamp, head=newer, versions=(v, newer), merge=True)
+            await store.commit(late)
+            [_, entry] = [records.decode_change(raw) for _, raw in await store.read_log(0, 10)]
+            assert entry.versions == (newer,) and entry.head == newer
+            assert await store.read_meta("b", "k") == newer
+            assert store.db.get(keys.version_key("b", "k", v.stamp.encode())) is None
+        finally:
+            store.close()
+
+    asyncio.run(go())
