@@ -18,6 +18,12 @@ Starts ``tristore dev up --clusters 2`` in a temporary directory and, in turn:
    ``tristore replication backfill`` timed (versions queued a second), then
    ``tristore replication verify`` until it is clean (bounded).
 
+Beside each phase's figures, CPU milliseconds a version summed over every
+server process of both clusters, by cluster and role (utime+stime from
+/proc, as ``bench.compare`` counts them): for the lag phase, from its first
+PUT until every version is applied and its status is back; for the backfill,
+while the command runs (the replication it queues goes on after).
+
 Results go to bench/results/replication.json and a table is printed.
 """
 
@@ -38,6 +44,7 @@ from pathlib import Path
 import uvloop
 
 from bench import tlsenv
+from bench.compare import cpu_by_role
 from tristore import config
 from tristore.client import AsyncClient, Client
 from tristore.replication import Destination, Rule
@@ -112,6 +119,24 @@ async def _load(
     return time.perf_counter() - started
 
 
+def _pids(d: Path) -> dict[int, str]:
+    """Every server process of both clusters: pid -> "cluster/role"."""
+    st = subprocess.run(
+        [sys.executable, "-m", "tristore", "dev", "status", "--dir", str(d), "--json"],
+        capture_output=True,
+        check=True,
+    )
+    return {int(p["pid"]): f"{p['cluster']}/{p['role']}" for p in json.loads(st.stdout) if p["pid"]}
+
+
+def _cpu_ms_per(pids: dict[int, str], before: dict[str, float], count: float) -> dict[str, float]:
+    """CPU ms per item by cluster and role since ``before`` (cpu_by_role)."""
+    now = cpu_by_role(pids)
+    out = {r: round((now[r] - before.get(r, 0.0)) * 1000 / count, 2) for r in sorted(now)}
+    out["total"] = round(sum(out.values()), 2)
+    return out
+
+
 def _cli(d: Path, cluster: str, *args: str) -> subprocess.CompletedProcess[bytes]:
     cfg = d / cluster / "cluster.toml"
     eps = ",".join(n.grpc for n in config.load(cfg).nodes)
@@ -146,9 +171,12 @@ def _backfill(
     uvloop.run(_load(east_eps, "bench-bf", n, 32, size))
     with Client(east_eps) as e:
         e.put_bucket_replication("bench-bf", [Rule("bf", (Destination("west", "bench-bf-dst"),))])
+    pids = _pids(d)
+    cpu_before = cpu_by_role(pids)
     started = time.perf_counter()
     proc = _cli(d, "east", "replication", "backfill", "s3://bench-bf", "--no-progress", "--json")
     took = time.perf_counter() - started
+    cpu = _cpu_ms_per(pids, cpu_before, n)
     out = json.loads(proc.stdout) if proc.stdout else {}
     queued = int(out.get("queued", 0))
     west_ep = ",".join(x.grpc for x in west.nodes)
@@ -170,6 +198,7 @@ def _backfill(
         "backfill_s": round(took, 2),
         "backfill_per_s": round(queued / took, 1) if took else 0.0,
         "backfill_errors": int(out.get("errors", 0)),
+        "backfill_cpu_ms_per_version": cpu,
         "verify_clean": verify is not None and verify.returncode == 0,
         "verify_differences": summary.get("total"),
         "verify_clean_after_s": round(clean_after, 1),
@@ -201,11 +230,15 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             procs = [n.metrics for n in (*east.nodes, *west.nodes)]
             procs += [r.metrics for r in east.replicators]
             rpcs_before = rpc_counts(procs)
+            pids = _pids(d)
+            cpu_before = cpu_by_role(pids)
             seconds = uvloop.run(
                 _load(east_eps, "bench-src", lag_ops, args.conc, args.size, rate=rate)
             )
             addrs = [r.metrics for r in east.replicators]
             buckets = _wait_replicated(addrs, lag_ops)
+            time.sleep(2.0)  # the last statuses recorded
+            cpu = _cpu_ms_per(pids, cpu_before, lag_ops)
             rpcs = {
                 m: round((n - rpcs_before.get(m, 0.0)) / lag_ops, 2)
                 for m, n in rpc_counts(procs).items()
@@ -221,6 +254,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
                 "lag_p50_ms": round(quantile(buckets, 0.5) * 1000, 1),
                 "lag_p99_ms": round(quantile(buckets, 0.99) * 1000, 1),
                 "rpcs_per_version": dict(sorted(rpcs.items())),
+                "cpu_ms_per_version": cpu,
             }
             if args.backfill:
                 result |= _backfill(d, east_eps, west, args.backfill, args.size)
