@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from aiohttp import web
 
 from node import bulk_delete
+from node.s3 import headers as hdr
 from node.s3 import xml
 from node.s3.call import Base, Call, answer, empty
 from tristore import errors, validation
@@ -250,16 +251,6 @@ class BucketHandlers(Base):
         return answer(xml.delete_result([_xml_item(r) for r in results], quiet))
 
 
-#: Headers that grant a bucket ACL's permissions one by one.
-_GRANT_HEADERS = (
-    "x-amz-grant-full-control",
-    "x-amz-grant-read",
-    "x-amz-grant-read-acp",
-    "x-amz-grant-write",
-    "x-amz-grant-write-acp",
-)
-
-
 def refuse_bucket_acl(headers: Mapping[str, str]) -> None:
     """CreateBucket's and PutBucketAcl's ACL headers: a bucket's ACL is always
     ``private`` (its owner's FULL_CONTROL; others get access by bucket
@@ -268,7 +259,7 @@ def refuse_bucket_acl(headers: Mapping[str, str]) -> None:
     acl = headers.get("x-amz-acl", "private")
     if acl != "private":
         raise errors.NotImplemented(f"bucket ACLs are not supported (x-amz-acl: {acl})")
-    granted = [h for h in _GRANT_HEADERS if h in headers]
+    granted = [h for h in hdr.GRANT_HEADERS if h in headers]
     if granted:
         raise errors.NotImplemented(
             f"bucket ACLs are not supported ({', '.join(f'{h}: {headers[h]}' for h in granted)})"
@@ -278,8 +269,8 @@ def refuse_bucket_acl(headers: Mapping[str, str]) -> None:
 def refuse_bucket_grants(grants: Sequence[xml.Grant], owner: str) -> None:
     """A PutBucketAcl body: only the ``private`` ACL's one grant (FULL_CONTROL
     to the bucket's owner) is taken, as it changes nothing."""
-    private = xml.Grant("CanonicalUser", owner, "FULL_CONTROL")
-    other = [g for g in grants if g != private]
+    private = xml.canned_grants(owner, "private")
+    other = [g for g in grants if g not in private]
     if other or not grants:
         named = ", ".join(str(g) for g in other) or "no grant at all"
         raise errors.NotImplemented(

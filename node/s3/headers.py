@@ -338,3 +338,14 @@ def copy_source(value: str) -> tuple[str, str, str]:
         else:
             raise InvalidRequest(f"x-amz-copy-source takes only versionId, not {name!r}")
     return bucket, key, version
+
+
+#: Headers that grant an ACL's permissions one by one (x-amz-acl's canned
+#: ACLs aside, not supported: node/s3/buckets.py, node/s3/objects.py).
+GRANT_HEADERS = (
+    "x-amz-grant-full-control",
+    "x-amz-grant-read",
+    "x-amz-grant-read-acp",
+    "x-amz-grant-write",
+    "x-amz-grant-write-acp",
+)

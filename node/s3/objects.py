@@ -242,7 +242,29 @@ class ObjectHandlers(Base):
         version = call.query.get("versionId", "")
         await self.allow(call, "PutObjectAcl", version=version)
         canned = call.headers.get("x-amz-acl")
+        granted = [h for h in hdr.GRANT_HEADERS if h in call.headers]
+        if granted:
+            raise errors.NotImplemented(
+                f"grant headers ({', '.join(granted)}) are not supported: give a canned ACL "
+                f"as x-amz-acl ({', '.join(xml.DISTINCT_CANNED)}), or the AccessControlPolicy "
+                "one makes"
+            )
+        body = await self.small_body(call, optional=canned is not None)
+        if canned is not None and body.strip():
+            raise errors.InvalidRequest(
+                "give either the x-amz-acl header or an AccessControlPolicy document, not both"
+            )
         if canned is None:
-            raise errors.NotImplemented("only canned ACLs (the x-amz-acl header) are supported")
+            # A tool's read-modify-write (s3cmd setacl --acl-public): the
+            # policy GetObjectAcl answered, a grant added or taken away.
+            grants = xml.parse_acl(body)
+            canned = xml.canned_of(grants, await self.guard.bucket_owner(call.bucket))
+            if canned is None:
+                named = ", ".join(str(g) for g in grants) or "no grant at all"
+                raise errors.NotImplemented(
+                    f"an object's ACL is one of the canned ACLs "
+                    f"({', '.join(xml.DISTINCT_CANNED)}), as x-amz-acl or as the "
+                    f"AccessControlPolicy it makes; this one grants {named}"
+                )
         a = await self.coord.put_object_acl(call.bucket, call.key, version, canned)
         return empty(headers=hdr.version_header(a.version_id, a.bucket_versioned))

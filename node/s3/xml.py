@@ -183,31 +183,50 @@ def tagging(tags: dict[str, str]) -> bytes:
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
 
 
+ALL_USERS = "http://acs.amazonaws.com/groups/global/AllUsers"
+AUTHENTICATED_USERS = "http://acs.amazonaws.com/groups/global/AuthenticatedUsers"
+#: The canned ACLs whose grants differ, the one each grant set is read as
+#: (bucket-owner-read and the like grant what ``private`` does here: the
+#: bucket's owner owns every object in it).
+DISTINCT_CANNED = ("private", "public-read", "public-read-write", "authenticated-read")
+
+
+def canned_grants(owner: str, canned: str) -> list[Grant]:
+    """The grants of a canned ACL: the owner's FULL_CONTROL, and what it adds."""
+    out = [Grant("CanonicalUser", owner, "FULL_CONTROL")]
+    if canned in ("public-read", "public-read-write"):
+        out.append(Grant("Group", ALL_USERS, "READ"))
+    if canned == "public-read-write":
+        out.append(Grant("Group", ALL_USERS, "WRITE"))
+    if canned == "authenticated-read":
+        out.append(Grant("Group", AUTHENTICATED_USERS, "READ"))
+    return out
+
+
+def canned_of(grants: Sequence[Grant], owner: str) -> str | None:
+    """The canned ACL that makes exactly ``grants`` (in any order), or None."""
+    sent = set(grants)
+    for canned in DISTINCT_CANNED:
+        if set(canned_grants(owner, canned)) == sent:
+            return canned
+    return None
+
+
 def acl(owner: str, canned: str) -> bytes:
-    """An AccessControlPolicy: the owner's FULL_CONTROL, and the grants a canned
-    ACL adds (GetObjectAcl's; GetBucketAcl's is always ``private``'s)."""
+    """An AccessControlPolicy: the grants of a canned ACL (GetObjectAcl's;
+    GetBucketAcl's is always ``private``'s)."""
     root = _root("AccessControlPolicy")
     _owner(root, owner)
     grants = _add(root, "AccessControlList")
-
-    def grant(kind: str, who: str, perm: str) -> None:
+    for grant in canned_grants(owner, canned):
         g = _add(grants, "Grant")
-        gr = ET.SubElement(g, "Grantee", {"xmlns:xsi": XSI, "xsi:type": kind})
-        if kind == "CanonicalUser":
-            _add(gr, "ID", who)
-            _add(gr, "DisplayName", who)
+        gr = ET.SubElement(g, "Grantee", {"xmlns:xsi": XSI, "xsi:type": grant.kind})
+        if grant.kind == "CanonicalUser":
+            _add(gr, "ID", grant.who)
+            _add(gr, "DisplayName", grant.who)
         else:
-            _add(gr, "URI", who)
-        _add(g, "Permission", perm)
-
-    grant("CanonicalUser", owner, "FULL_CONTROL")
-    everyone = "http://acs.amazonaws.com/groups/global/AllUsers"
-    if canned in ("public-read", "public-read-write"):
-        grant("Group", everyone, "READ")
-    if canned == "public-read-write":
-        grant("Group", everyone, "WRITE")
-    if canned == "authenticated-read":
-        grant("Group", "http://acs.amazonaws.com/groups/global/AuthenticatedUsers", "READ")
+            _add(gr, "URI", grant.who)
+        _add(g, "Permission", grant.permission)
     return _doc(root)
 
 
@@ -612,7 +631,8 @@ class Grant:
 
 
 def parse_acl(body: bytes) -> list[Grant]:
-    """An AccessControlPolicy document's grants (PutBucketAcl's body)."""
+    """An AccessControlPolicy document's grants (PutBucketAcl's and
+    PutObjectAcl's body)."""
     root = _parse(body, "AccessControlPolicy")
     out = []
     for acl_list in _children(root, "AccessControlList"):

@@ -621,6 +621,25 @@ def test_none_configured_documents() -> None:
     assert root.findtext(f"{{{xml.NS}}}Payer") == "BucketOwner"
 
 
+def test_an_acl_policy_is_read_as_the_canned_acl_that_makes_it() -> None:
+    """Each distinct canned ACL's policy reads back as it, its grants in any
+    order; any other grant set is None (refused by PutObjectAcl)."""
+    for canned in xml.DISTINCT_CANNED:
+        grants = xml.parse_acl(xml.acl("alice", canned))
+        assert xml.canned_of(grants, "alice") == canned
+        assert xml.canned_of(grants[::-1], "alice") == canned
+        assert xml.canned_of(grants, "bob") is None  # another owner's
+    # Those that grant what private does here read as private.
+    assert xml.canned_of(xml.parse_acl(xml.acl("alice", "bucket-owner-read")), "alice") == (
+        "private"
+    )
+    stranger = xml.Grant("CanonicalUser", "mallory", "READ")
+    owner = xml.Grant("CanonicalUser", "alice", "FULL_CONTROL")
+    everyone_write = xml.Grant("Group", xml.ALL_USERS, "WRITE")
+    for grants in ([], [owner, stranger], [everyone_write], [owner, everyone_write]):
+        assert xml.canned_of(grants, "alice") is None
+
+
 def test_a_bucket_acl_is_private_or_not_implemented() -> None:
     private = xml.parse_acl(xml.acl("alice", "private"))
     assert private == [xml.Grant("CanonicalUser", "alice", "FULL_CONTROL")]
