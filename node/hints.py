@@ -363,7 +363,7 @@ class HintedHandoff:
         }
         for v in bodies.values():
             await self._give_body(target, v)
-        if state.head is not None or state.versions or state.removed or state.withdrawn:
+        if state.head is not None or state.versions or state.removed:
             versions = list(state.versions)
             head = state.head
             if (

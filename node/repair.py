@@ -29,7 +29,7 @@ from node.replica_store import ReplicaStore
 from tristore import convert, validation
 from tristore.config import NodeSection
 from tristore.errors import NoSuchBucket, TristoreError
-from tristore.model import Change, ObjectVersion, RepairReport, removals_of
+from tristore.model import Change, ObjectVersion, RepairReport, tries_of
 from tristore.pb import admin_pb2
 from tristore.placement import REPLICA_AZS, AzReplicas
 from tristore.stamps import Stamp
@@ -507,7 +507,7 @@ def _change(bucket: str, key: str, plan: AzPlan) -> Change:
             v.vstamp != head.vstamp for v in versions
         ):
             versions.append(head)
-        removed, withdrawn = removals_of(head)
+        removed, withdrawn = head.removed, tries_of(head)
     stamp = max(v.stamp for v in (*versions, *((head,) if head is not None else ())))
     return Change(
         bucket,

@@ -118,7 +118,7 @@ class KeyState:
     head: ObjectVersion | None
     versions: list[ObjectVersion]
     removed: list[Stamp]
-    #: Removals of a write's earlier tries (:attr:`Change.withdrawn`).
+    #: Those of ``removed`` that are a write's earlier tries (:attr:`Change.withdrawn`).
     withdrawn: list[Stamp] = field(default_factory=list)
 
 
@@ -235,15 +235,11 @@ class _Commit(_Op):
         # version created and removed while this node was down: its removal
         # is all it learns); a write's earlier try only if it was held here,
         # so no event tells of removing a try nobody saw here.
+        tries = set(c.withdrawn)
         made = tuple(
             vs
             for vs in c.removed
-            if any(store._remove_version(wb, overlay, c.bucket, c.key, vs, False))
-        )
-        made += tuple(
-            vs
-            for vs in c.withdrawn
-            if store._remove_version(wb, overlay, c.bucket, c.key, vs, True)[0]
+            if store._remove_version(wb, overlay, c.bucket, c.key, vs, vs in tries)
         )
         # The versions the log lists: not one removed here for good (a late
         # copy), which no event may tell of as created after its removal,
@@ -954,10 +950,11 @@ class ReplicaStore:
         key: str,
         vstamp: Stamp,
         withdrawn: bool,
-    ) -> tuple[bool, bool]:
+    ) -> bool:
         """Remove a version for good, leaving its marker (``withdrawn``: a
-        write's earlier try, :attr:`Change.withdrawn`). (whether this node held
-        its record, whether the marker is new here)."""
+        write's earlier try, :attr:`Change.withdrawn`). Whether the change
+        log lists the removal: this node held the version, or (not a try) it
+        marks the removal for the first time."""
         vs = vstamp.encode()
         held = self._delete_version_record(wb, overlay, bucket, key, vs)
         rk = keys.removed_key(bucket, key, vs)
@@ -971,7 +968,7 @@ class ReplicaStore:
         marker = records.encode_marker(self._clock_ms(), withdrawn)
         wb.put(rk, marker)
         overlay[rk] = marker
-        return held, had is None
+        return held or (had is None and not withdrawn)
 
     def _index_removal(
         self,
@@ -1356,9 +1353,9 @@ class ReplicaStore:
         removed: list[Stamp] = []
         withdrawn: list[Stamp] = []
         for k, v in self._prefix_items(keys.removed_prefix(bucket, key)):
-            (withdrawn if records.marker_withdrawn(v) else removed).append(
-                Stamp.decode(k[-keys.STAMP_SIZE :])
-            )
+            removed.append(Stamp.decode(k[-keys.STAMP_SIZE :]))
+            if records.marker_withdrawn(v):
+                withdrawn.append(removed[-1])
         return KeyState(head, versions, removed, withdrawn)
 
     async def key_state(self, bucket: str, key: str) -> KeyState:

@@ -169,11 +169,13 @@ class Change:
     record of one of them is held already (a replica's noncurrent version,
     which another apply of it may have added meanwhile: node/protocol.py).
     A conditional change (``expect``, ``new_versions``) is decided by the
-    key's first AZ before the others are sent it. ``withdrawn`` are removed
-    as ``removed`` are, but they are the write's own earlier tries (stamped
-    again, never acknowledged): a node's change log lists one only if the
-    node held it, where a removal is listed the first time the node marks it
-    (a version created and removed while the node was down included).
+    key's first AZ before the others are sent it. ``withdrawn`` are those of
+    ``removed`` that are the write's own earlier tries (stamped again, never
+    acknowledged): a node's change log lists one only if the node held it,
+    where another removal is listed the first time the node marks it (a
+    version created and removed while the node was down included). They stay
+    in ``removed`` too, so a node of a version before the field removes them
+    all the same.
     """
 
     bucket: str
@@ -198,30 +200,27 @@ class Change:
         """The change that makes ``head`` current: a new version, or the
         removal that ``head.removed`` records."""
         versions = (head,) if head.is_version or head.null_version else ()
-        removed, withdrawn = removals_of(head)
         return cls(
             head.bucket,
             head.key,
             head.stamp,
             head,
             versions,
-            removed,
+            head.removed,
             expect,
             False,
             created,
-            withdrawn=withdrawn,
+            withdrawn=tries_of(head),
         )
 
 
-def removals_of(head: ObjectVersion) -> tuple[tuple[Stamp, ...], tuple[Stamp, ...]]:
-    """(removed, withdrawn) of the change that wrote current record ``head``
-    (see :class:`Change`). A new version's record (its stamp is its version
-    stamp) removes only its own earlier tries: a write stamped again
+def tries_of(head: ObjectVersion) -> tuple[Stamp, ...]:
+    """Those of current record ``head``'s removals that are its write's own
+    earlier tries (:attr:`Change.withdrawn`). A new version's record (its
+    stamp is its version stamp) removes nothing else: a write stamped again
     (node/protocol.py ``_restamped``); any other record's removals (a version
     DELETE that made the next newest current, or left none) are removals."""
-    if head.is_version and head.version_stamp is None:
-        return (), head.removed
-    return head.removed, ()
+    return head.removed if head.is_version and head.version_stamp is None else ()
 
 
 @dataclass(frozen=True, slots=True)

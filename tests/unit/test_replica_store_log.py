@@ -401,7 +401,7 @@ def test_a_removal_is_listed_where_the_version_never_was_a_try_is_not(tmp_path: 
             await commit(stand_in, delete)
             assert await listed(stand_in) == [(), (), (gone.stamp,)]
             state = await stand_in.key_state("b", "k")
-            assert (state.removed, state.withdrawn) == ([gone.stamp], [try_])
+            assert (state.removed, state.withdrawn) == ([gone.stamp, try_], [try_])
             # Handed back as hints.py does: the key's state in one merge.
             handoff = Change(
                 "b",
@@ -423,7 +423,7 @@ def test_a_removal_is_listed_where_the_version_never_was_a_try_is_not(tmp_path: 
             assert await listed(home) == [(gone.stamp,), (), ()]
             # The home's own state keeps the try a try (a later handoff of it).
             state = await home.key_state("b", "k")
-            assert (state.removed, state.withdrawn) == ([gone.stamp], [try_])
+            assert (state.removed, state.withdrawn) == ([gone.stamp, try_], [try_])
         finally:
             stand_in.close()
             home.close()
@@ -433,12 +433,13 @@ def test_a_removal_is_listed_where_the_version_never_was_a_try_is_not(tmp_path: 
 
 
 def test_a_new_versions_removals_are_its_tries_others_are_removals() -> None:
-    """Change.of splits a current record's removals: a new version removes
-    only its own earlier tries (withdrawn); a record a version DELETE made
-    current (the next newest, or none) removes what the user deleted."""
+    """Change.of marks a current record's removals: a new version removes
+    only its own earlier tries (withdrawn, and still removed for a node that
+    does not know the field); a record a version DELETE made current (the
+    next newest, or none) removes what the user deleted."""
     v1, v2 = (ObjectVersion("b", "k", Stamp(1_000 + i, 0, 1, 1)) for i in (1, 2))
     retried = replace(v2, stamp=Stamp(1_003, 0, 1, 1), removed=(v2.stamp,))
-    assert (Change.of(retried).removed, Change.of(retried).withdrawn) == ((), (v2.stamp,))
+    assert (Change.of(retried).removed, Change.of(retried).withdrawn) == ((v2.stamp,),) * 2
     promoted = replace(v1, stamp=Stamp(1_004, 0, 1, 1), version_stamp=v1.stamp, removed=(v2.stamp,))
     assert (Change.of(promoted).removed, Change.of(promoted).withdrawn) == ((v2.stamp,), ())
     none_left = ObjectVersion("b", "k", Stamp(1_005, 0, 1, 1), deleted=True, removed=(v1.stamp,))
