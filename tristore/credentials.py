@@ -22,7 +22,7 @@ import configparser
 import datetime as dt
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -153,6 +153,22 @@ class Signer:
             query,
             now,
         )
+
+    def post_fields(self, policy: Callable[[str, str], str], now: dt.datetime) -> dict[str, str]:
+        """The fields that sign a POST Object form with Signature V4:
+        ``policy(credential, amz_date)`` is the form's base64 policy, which
+        names them (x-amz-algorithm, x-amz-credential, x-amz-date, policy,
+        x-amz-signature)."""
+        when = sigv4.amz_date(now)
+        credential = f"{self.creds.access_key_id}/{sigv4.scope(when[:8], self.creds.region)}"
+        encoded = policy(credential, when)
+        return {
+            "x-amz-algorithm": sigv4.ALGORITHM,
+            "x-amz-credential": credential,
+            "x-amz-date": when,
+            "policy": encoded,
+            "x-amz-signature": sigv4.post_signature(self._key_of(now), encoded),
+        }
 
 
 class SignedStub:

@@ -1,12 +1,19 @@
 """Presigned URLs of the S3 HTTP API: SigV4 query authentication, signed with
 an access key and no call to the cluster (what boto3's
 ``generate_presigned_url`` makes). The SDK's ``presign_url`` and
-``tristore presign`` both come here; node/s3/auth.py checks them."""
+``tristore presign`` both come here; node/s3/auth.py checks them. And
+presigned POST forms (what boto3's ``generate_presigned_post`` makes, signed
+with SigV4): a page's browser upload, which node/s3/post.py checks."""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import json
 import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
 from tristore import errors, sigv4, validation
@@ -85,3 +92,94 @@ def presign_url(
     signed = signer.presign(method, path, netloc, expires_in, query, now)
     encoded = sigv4.uri_encode(path, encode_slash=False)
     return f"{scheme}://{netloc}{encoded}?{urlencode(signed, quote_via=quote)}"
+
+
+#: A key that ends so takes the uploaded file's name there (S3's form field).
+FILENAME = "${filename}"
+
+
+@dataclass(frozen=True)
+class PresignedPost:
+    """A browser upload form: POST ``url`` as multipart/form-data with each
+    of ``fields`` and, last, the ``file``."""
+
+    url: str
+    fields: dict[str, str]
+
+
+def presign_post(
+    signer: Signer | None,
+    bucket: str,
+    key: str,
+    *,
+    expires_in: int = 3600,
+    fields: Mapping[str, str] | None = None,
+    conditions: Sequence[Mapping[str, str] | Sequence[Any]] = (),
+    endpoint_url: str | None = None,
+    now: dt.datetime | None = None,
+) -> PresignedPost:
+    """A POST Object form for ``key`` in ``bucket``, good for ``expires_in``
+    seconds from ``now``, as ``signer``'s access key may (it must be allowed
+    s3:PutObject there when the form is used).
+
+    A key ending in ``${filename}`` takes the uploaded file's name there.
+    ``fields``: more form fields (``Content-Type``, ``acl``, ``x-amz-meta-*``,
+    ``success_action_status``...), each also made an exact-match condition
+    unless ``conditions`` names it already. ``conditions``: more of S3's
+    policy conditions, as boto3 takes them (``["content-length-range", 1,
+    10485760]``, ``["starts-with", "$Content-Type", "image/"]``,
+    ``{"acl": "public-read"}``).
+    """
+    validation.check_bucket_name(bucket)
+    if key.endswith(FILENAME):
+        if key != FILENAME:
+            validation.check_key(key[: -len(FILENAME)])
+    else:
+        validation.check_key(key)
+    check_expires_in(expires_in)
+    if signer is None:
+        raise errors.InvalidArgument(
+            "a presigned POST form is signed with an access key: give the client credentials "
+            "(or set TRISTORE_ACCESS_KEY_ID and TRISTORE_SECRET_ACCESS_KEY)"
+        )
+    scheme, netloc = s3_base_url(endpoint_url)
+    extra = dict(fields or {})
+    for reserved in ("key", "bucket", "file", "policy"):
+        if any(name.lower() == reserved for name in extra):
+            raise errors.InvalidArgument(f"fields may not set {reserved!r}: it is the form's own")
+    named = {_condition_field(c) for c in conditions}
+    policy_conditions: list[Any] = [list(c) if not isinstance(c, Mapping) else dict(c)
+                                    for c in conditions]  # fmt: skip
+    policy_conditions += [{k: v} for k, v in extra.items() if k.lower() not in named]
+    policy_conditions.append({"bucket": bucket})
+    if key.endswith(FILENAME):
+        policy_conditions.append(["starts-with", "$key", key[: -len(FILENAME)]])
+    else:
+        policy_conditions.append({"key": key})
+    now = now or dt.datetime.now(dt.UTC)
+    expiration = (now + dt.timedelta(seconds=expires_in)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+    def policy(credential: str, amz_date: str) -> str:
+        signed = [
+            {"x-amz-algorithm": sigv4.ALGORITHM},
+            {"x-amz-credential": credential},
+            {"x-amz-date": amz_date},
+        ]
+        doc = {"expiration": expiration, "conditions": [*policy_conditions, *signed]}
+        return base64.b64encode(json.dumps(doc).encode()).decode()
+
+    form = {**extra, "key": key, **signer.post_fields(policy, now)}
+    return PresignedPost(f"{scheme}://{netloc}/{quote(bucket)}", form)
+
+
+def _condition_field(c: Mapping[str, str] | Sequence[Any]) -> str:
+    """The form field a condition names, lower-case ("" for content-length-range)."""
+    if isinstance(c, Mapping):
+        if len(c) != 1:
+            raise errors.InvalidArgument(f"a condition names one field: {dict(c)!r}")
+        return str(next(iter(c))).lower()
+    if len(c) != 3 or not isinstance(c[0], str):
+        raise errors.InvalidArgument(f"a condition is [op, field, value]: {list(c)!r}")
+    if c[0].lower() == "content-length-range":
+        return ""
+    return str(c[1]).lstrip("$").lower()

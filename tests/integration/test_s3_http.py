@@ -3243,6 +3243,33 @@ def s3v4(env: dict[str, str]) -> Iterator[Any]:
     client.close()
 
 
+def test_a_form_from_the_sdks_presign_post_uploads_an_object(
+    s3: Any, cluster: DevCluster, env: dict[str, str]
+) -> None:
+    """Client.presign_post, signed on the client with no call to the
+    cluster, POSTed as a page would: stored with its fields; a file outside
+    its content-length-range is refused and nothing stored."""
+    s3.create_bucket(Bucket="sdk-forms")
+    with cluster.client() as c:
+        made = c.presign_post(
+            "sdk-forms",
+            "in/${filename}",
+            fields={"Content-Type": "text/csv", "x-amz-meta-from": "sdk"},
+            conditions=[["content-length-range", 1, 1000]],
+            expires_in=120,
+            endpoint_url=env["AWS_ENDPOINT_URL"],
+        )
+    status, _, body = _post_form(env, made.url, made.fields, b"a,b\n1,2\n", "t.csv")
+    assert (status, body) == (204, b""), body
+    got = s3.get_object(Bucket="sdk-forms", Key="in/t.csv")
+    assert (got["Body"].read(), got["ContentType"], got["Metadata"]) == (
+        b"a,b\n1,2\n", "text/csv", {"from": "sdk"},
+    )  # fmt: skip
+    status, _, body = _post_form(env, made.url, made.fields, b"x" * 1001, "big.csv")
+    assert _form_error((status, {}, body))[:2] == (400, "EntityTooLarge"), body
+    assert "Contents" not in s3.list_objects_v2(Bucket="sdk-forms", Prefix="in/big")
+
+
 def test_a_form_signed_by_boto3s_presigned_post_uploads_an_object(
     s3: Any, s3v4: Any, env: dict[str, str]
 ) -> None:

@@ -45,7 +45,7 @@ def _one_line(err: str, code: str) -> str:
         (["ls", "--max-keys", "abc"], ["--max-keys: invalid int value: 'abc'"]),
         (["cp", "--parallel", "0", "f", "s3://bkt/k"], ["--parallel: 0 is not between 1 and 64"]),
         (["cp", "--part-size", "1MiB", "f", "s3://bkt/k"], ["--part-size", "at least 5 MiB"]),
-        (["presign", "s3://bkt/k", "--method", "POST"], ["invalid choice: 'POST'"]),
+        (["presign", "s3://bkt/k", "--method", "PATCH"], ["invalid choice: 'PATCH'"]),
         (["version", "bogus", "s3://bkt"], ["invalid choice: 'bogus'"]),
         (["tag"], ["required: s3://BUCKET[/KEY]", "'tristore tag --help'"]),
         (["acl", "s3://bkt/k", "private", "extra"], ["unrecognized arguments: extra"]),

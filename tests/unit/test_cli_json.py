@@ -9,13 +9,15 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import shlex
 import shutil
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
-from tristore import sigv4
+from node.s3 import post_policy
+from tristore import errors, sigv4
 from tristore.cli.main import build_parser, run
 from tristore.cli.util import JSON_SCHEMA
 
@@ -159,9 +161,61 @@ def test_presign_needs_an_object_url_credentials_and_an_s3_endpoint(
 
 def test_presign_method_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
-        run(["presign", "s3://bkt/k", "--method", "POST"])
+        run(["presign", "s3://bkt/k", "--method", "PATCH"])
     assert info.value.code == 2
-    assert "invalid choice: 'POST'" in capsys.readouterr().err
+    assert "invalid choice: 'PATCH'" in capsys.readouterr().err
+
+
+def test_presign_post_prints_a_curl_command_of_a_form_the_door_takes(
+    signer_env: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--method POST: the curl command that uploads FILE with a browser form
+    (each field a --form-string, the file last); --json: its URL and fields.
+    The form is one the door's checks take (node/s3/post_policy.py)."""
+    argv = ["presign", "s3://bkt/up/${filename}", "--method", "post", "--max-size", "1KiB"]
+    argv += ["--field", "Content-Type=text/plain; charset=utf-8", "--field", "x-amz-meta-a=1"]
+    code, out, err = _run(capsys, *argv)
+    assert (code, err) == (0, "")
+    words = shlex.split(out)
+    assert words[:3] == ["curl", "--cacert", "$AWS_CA_BUNDLE"]
+    assert words[-3:] == ["-F", "file=@FILE", "https://127.0.0.1:7601/bkt"]
+    sent = dict(w.split("=", 1) for w in words[4:-3:2])
+    assert set(words[3:-3:2]) == {"--form-string"}
+    code, out, _ = _run(capsys, *argv, "--json")
+    doc = json.loads(out)
+    assert (doc["command"], doc["method"], doc["url"]) == ("presign", "POST", words[-1])
+    assert (doc["bucket"], doc["key"], doc["expires_in"]) == ("bkt", "up/${filename}", 3600)
+    for fields in (sent, doc["fields"]):
+        fields = {k.lower(): v for k, v in fields.items()}
+        assert fields["content-type"] == "text/plain; charset=utf-8"
+        signed = sigv4.parse_post(fields)
+        key = sigv4.signing_key(SECRET, signed.date, signed.region)
+        assert sigv4.post_signature(key, fields["policy"]) == signed.signature
+        policy = post_policy.parse(fields["policy"])
+        assert policy.length_range == (0, 1024)
+        post_policy.check(policy, {**fields, "key": "up/notes.txt"}, "bkt")
+        with pytest.raises(errors.AccessDenied):
+            post_policy.check(policy, {**fields, "key": "up/a", "x-amz-meta-a": "2"}, "bkt")
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["--field", "a=1"], "--field and --max-size are for a form: --method POST"),
+        (["--max-size", "1MiB"], "--field and --max-size are for a form"),
+        (["--method", "POST", "--max-size", "lots"], "'lots' is not a size"),
+        (["--method", "POST", "--field", "novalue"], "must be of the form NAME=VALUE"),
+        (["--method", "POST", "--field", "key=x"], "fields may not set 'key'"),
+        (["--method", "POST", "--version-id", "000001a2082a915f0000000000010002"],
+         "--version-id is not for a form"),
+    ],
+)  # fmt: skip
+def test_presign_post_refuses_what_a_form_cannot_be(
+    signer_env: None, capsys: pytest.CaptureFixture[str], argv: list[str], says: str
+) -> None:
+    code, out, err = _run(capsys, "presign", "s3://bkt/k", *argv)
+    assert (code, out) == (1, "")
+    assert err.startswith("InvalidArgument: ") and says in err, err
 
 
 def test_dev_down_json_without_a_cluster(

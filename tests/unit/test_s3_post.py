@@ -20,7 +20,7 @@ from botocore.config import Config
 
 from node.s3 import post, post_policy, xml
 from node.s3.server import route
-from tristore import errors, sigv4
+from tristore import credentials, errors, presign, sigv4
 
 pytestmark = pytest.mark.unit
 
@@ -383,3 +383,62 @@ def test_post_to_a_bucket_is_post_object_and_its_201_document() -> None:
         b"<PostResponse><Location>https://h/b/a%20b</Location><Bucket>b</Bucket>"
         b'<Key>a b</Key><ETag>"abc"</ETag></PostResponse>'
     )
+
+
+def test_the_sdks_presigned_post_is_a_form_the_door_takes() -> None:
+    """tristore.presign.presign_post (the SDK's Client.presign_post) signs
+    what boto3's generate_presigned_post would: each field an exact-match
+    condition unless one is given, ${filename} a key prefix, the bucket and
+    the signature's fields named; the door's checks take it, and refuse it
+    for another bucket, key, or after its expiration."""
+    signer = credentials.Signer(credentials.Credentials(AKID, SECRET, "us-east-1"))
+    made = presign.presign_post(
+        signer,
+        "photos",
+        "up/${filename}",
+        expires_in=600,
+        fields={"Content-Type": "image/png", "x-amz-meta-who": "ann", "acl": "public-read"},
+        conditions=[["starts-with", "$Content-Type", "image/"], ["content-length-range", 1, 1000]],
+        endpoint_url="https://127.0.0.1:7601",
+        now=NOW,
+    )
+    assert made.url == "https://127.0.0.1:7601/photos"
+    fields = _lower(made.fields)
+    assert fields["key"] == "up/${filename}" and fields["acl"] == "public-read"
+    signed = sigv4.parse_post(fields)
+    assert (signed.access_key_id, signed.region, signed.amz_date) == (
+        AKID, "us-east-1", "20261205T120000Z",
+    )  # fmt: skip
+    key = sigv4.signing_key(SECRET, signed.date, signed.region)
+    assert sigv4.post_signature(key, fields["policy"]) == signed.signature
+    policy = post_policy.parse(fields["policy"])
+    assert policy.expiration == NOW + dt.timedelta(seconds=600)
+    assert policy.length_range == (1, 1000)
+    form = {**fields, "key": "up/cat.png"}  # ${filename} filled in
+    post_policy.check(policy, form, "photos", now=NOW)
+    for bad, bucket in (
+        ({**form, "key": "elsewhere/cat.png"}, "photos"),
+        (form, "other-bucket"),
+        ({**form, "content-type": "text/html"}, "photos"),
+        ({**form, "acl": "public-read-write"}, "photos"),
+    ):
+        with pytest.raises(errors.AccessDenied, match="Policy Condition failed"):
+            post_policy.check(policy, bad, bucket, now=NOW)
+    with pytest.raises(errors.AccessDenied, match="Policy expired"):
+        post_policy.check(policy, form, "photos", now=NOW + dt.timedelta(seconds=601))
+    # An exact key, and what is refused before anything is signed.
+    exact = presign.presign_post(signer, "photos", "a b.txt", endpoint_url="https://h:1", now=NOW)
+    post_policy.check(post_policy.parse(exact.fields["policy"]), _lower(exact.fields), "photos",
+                      now=NOW)  # fmt: skip
+    for kw, says in (
+        ({"fields": {"Key": "x"}}, "'key'"),
+        ({"conditions": [["eq", "$acl"]]}, r"\[op, field, value\]"),
+        ({"conditions": [{"a": "1", "b": "2"}]}, "one field"),
+        ({"expires_in": 0}, "expires_in"),
+    ):
+        with pytest.raises(errors.InvalidArgument, match=says):
+            presign.presign_post(signer, "photos", "k", endpoint_url="https://h:1", **kw)
+    with pytest.raises(errors.InvalidArgument, match="access key"):
+        presign.presign_post(None, "photos", "k", endpoint_url="https://h:1")
+    with pytest.raises(errors.InvalidBucketName):
+        presign.presign_post(signer, "Not_A_Bucket", "k", endpoint_url="https://h:1")

@@ -602,6 +602,42 @@ class AsyncClient:
             now=now,
         )
 
+    def presign_post(
+        self,
+        bucket: str,
+        key: str,
+        *,
+        expires_in: int = 3600,
+        fields: Mapping[str, str] | None = None,
+        conditions: Sequence[Mapping[str, str] | Sequence[Any]] = (),
+        endpoint_url: str | None = None,
+        now: dt.datetime | None = None,
+    ) -> presign.PresignedPost:
+        """A browser upload form of the S3 HTTP API (POST Object, SigV4), as
+        boto3's ``generate_presigned_post`` makes it: a page POSTs ``url`` as
+        multipart/form-data with every one of ``fields`` and, last, the
+        file, until the form expires, with no credentials of its own.
+
+        A ``key`` ending in ``${filename}`` takes the uploaded file's name.
+        ``fields``: more form fields (``Content-Type``, ``acl``,
+        ``x-amz-meta-*``, ``success_action_status``...), each also an
+        exact-match condition unless ``conditions`` names it. ``conditions``:
+        more of S3's policy conditions (``["content-length-range", 1,
+        10485760]``, ``["starts-with", "$Content-Type", "image/"]``).
+        ``expires_in`` and ``endpoint_url`` as :meth:`presign_url`'s. Signed
+        here, with no call to the cluster.
+        """
+        return presign.presign_post(
+            self._signer,
+            bucket,
+            key,
+            expires_in=expires_in,
+            fields=fields,
+            conditions=conditions,
+            endpoint_url=endpoint_url,
+            now=now,
+        )
+
     async def delete_objects(
         self,
         bucket: str,

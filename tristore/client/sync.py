@@ -61,6 +61,7 @@ from tristore.model import (
     UserInfo,
     VersionPage,
 )
+from tristore.presign import PresignedPost
 from tristore.replication import Rule
 
 if TYPE_CHECKING:
@@ -361,6 +362,30 @@ class Client:
             method=method,
             expires_in=expires_in,
             version_id=version_id,
+            endpoint_url=endpoint_url,
+            now=now,
+        )
+
+    def presign_post(
+        self,
+        bucket: str,
+        key: str,
+        *,
+        expires_in: int = 3600,
+        fields: Mapping[str, str] | None = None,
+        conditions: Sequence[Mapping[str, str] | Sequence[Any]] = (),
+        endpoint_url: str | None = None,
+        now: dt.datetime | None = None,
+    ) -> PresignedPost:
+        """A browser upload form of the S3 HTTP API (see
+        :meth:`tristore.client.aio.AsyncClient.presign_post`): POST ``url``
+        with ``fields`` and the file. No call is made to the cluster."""
+        return self._aio.presign_post(
+            bucket,
+            key,
+            expires_in=expires_in,
+            fields=fields,
+            conditions=conditions,
             endpoint_url=endpoint_url,
             now=now,
         )
