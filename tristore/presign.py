@@ -60,6 +60,17 @@ def s3_base_url(endpoint_url: str | None) -> tuple[str, str]:
     return parts.scheme, parts.netloc
 
 
+def _signing(signer: Signer | None, expires_in: int, what: str) -> Signer:
+    """The signer of ``what``, its lifetime checked; InvalidArgument without one."""
+    check_expires_in(expires_in)
+    if signer is None:
+        raise errors.InvalidArgument(
+            f"{what} is signed with an access key: give the client credentials "
+            "(or set TRISTORE_ACCESS_KEY_ID and TRISTORE_SECRET_ACCESS_KEY)"
+        )
+    return signer
+
+
 def presign_url(
     signer: Signer | None,
     bucket: str,
@@ -80,12 +91,7 @@ def presign_url(
         raise errors.InvalidArgument(
             f"a presigned URL is for {', '.join(PRESIGN_METHODS)}, not {method!r}"
         )
-    check_expires_in(expires_in)
-    if signer is None:
-        raise errors.InvalidArgument(
-            "a presigned URL is signed with an access key: give the client credentials "
-            "(or set TRISTORE_ACCESS_KEY_ID and TRISTORE_SECRET_ACCESS_KEY)"
-        )
+    signer = _signing(signer, expires_in, "a presigned URL")
     scheme, netloc = s3_base_url(endpoint_url)
     query = [("versionId", check_version_id(version_id))] if version_id else []
     path = f"/{bucket}/{key}"
@@ -136,12 +142,7 @@ def presign_post(
             validation.check_key(key[: -len(FILENAME)])
     else:
         validation.check_key(key)
-    check_expires_in(expires_in)
-    if signer is None:
-        raise errors.InvalidArgument(
-            "a presigned POST form is signed with an access key: give the client credentials "
-            "(or set TRISTORE_ACCESS_KEY_ID and TRISTORE_SECRET_ACCESS_KEY)"
-        )
+    signer = _signing(signer, expires_in, "a presigned POST form")
     scheme, netloc = s3_base_url(endpoint_url)
     extra = dict(fields or {})
     for reserved in ("key", "bucket", "file", "policy"):
