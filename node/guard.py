@@ -89,6 +89,8 @@ RULES: dict[str, tuple[str, str]] = {
     "PutObjectTagging": ("s3:PutObjectTagging", OBJECT),
     "DeleteObjectTagging": ("s3:DeleteObjectTagging", OBJECT),
     "GetObjectAcl": ("s3:GetObjectAcl", OBJECT),
+    # S3 HTTP API only (node/s3/): an object's ETag, checksum, parts, size.
+    "GetObjectAttributes": ("s3:GetObjectAttributes", OBJECT),
     "PutObjectAcl": ("s3:PutObjectAcl", OBJECT),
     "CopyObject": ("s3:PutObject", COPY),
     "CreateMultipartUpload": ("s3:PutObject", OBJECT),
@@ -137,7 +139,7 @@ RULES: dict[str, tuple[str, str]] = {
 }
 PUBLIC_READ_ACLS = ("public-read", "public-read-write")
 #: The reads a public-read (or authenticated-read) object ACL opens.
-_READS = frozenset({"GetObject", "GetSmallObject", "HeadObject"})
+_READS = frozenset({"GetObject", "GetSmallObject", "HeadObject", "GetObjectAttributes"})
 #: What root may always do to a bucket, whatever its policy says.
 POLICY_ACTIONS = frozenset({"s3:GetBucketPolicy", "s3:PutBucketPolicy", "s3:DeleteBucketPolicy"})
 

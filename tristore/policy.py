@@ -50,6 +50,8 @@ ACTIONS = frozenset(
         "s3:ListBucketVersions",
         "s3:GetObject",
         "s3:GetObjectVersion",
+        "s3:GetObjectAttributes",
+        "s3:GetObjectVersionAttributes",
         "s3:PutObject",
         "s3:DeleteObject",
         "s3:DeleteObjectVersion",

@@ -185,6 +185,20 @@ class ObjectHandlers(Base):
         await resp.write_eof()
         return resp
 
+    async def get_object_attributes(self, call: Call) -> web.StreamResponse:
+        """GetObjectAttributes: what x-amz-object-attributes asks of an object
+        (ETag, Checksum, ObjectParts, StorageClass, ObjectSize) without its
+        body, read as HEAD reads it (SSE-C: the customer's key is needed)."""
+        version = call.query.get("versionId", "")
+        await self.allow(call, "GetObjectAttributes", version=version)
+        wanted = xml.parse_object_attributes(call.headers.get("x-amz-object-attributes"))
+        info = await self.coord.head_object(
+            call.bucket, call.key, version, None, hdr.customer_key(call.headers)
+        )
+        out = {"Last-Modified": hdr.http_date(info.last_modified)}
+        out |= hdr.version_header(info.version_id, info.bucket_versioned)
+        return answer(xml.object_attributes(info, wanted), headers=out)
+
     async def _not_modified(self, call: Call, version: str) -> web.StreamResponse:
         """304, with the ETag and Last-Modified a cache revalidates by, and the
         object's Cache-Control and Expires (as S3's, and RFC 9110 asks)."""

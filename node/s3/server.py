@@ -116,6 +116,7 @@ ROUTES: dict[tuple[str, str, str], tuple[str, str]] = {
     ("PUT", OBJECT, "tagging"): ("PutObjectTagging", "put_object_tagging"),
     ("DELETE", OBJECT, "tagging"): ("DeleteObjectTagging", "delete_object_tagging"),
     ("GET", OBJECT, "acl"): ("GetObjectAcl", "get_object_acl"),
+    ("GET", OBJECT, "attributes"): ("GetObjectAttributes", "get_object_attributes"),
     ("PUT", OBJECT, "acl"): ("PutObjectAcl", "put_object_acl"),
     ("POST", OBJECT, "uploads"): ("CreateMultipartUpload", "create_multipart_upload"),
     ("PUT", OBJECT, "uploadId"): ("UploadPart", "upload_part"),

@@ -179,6 +179,52 @@ def tagging(tags: dict[str, str]) -> bytes:
     return _doc(root)
 
 
+#: What GetObjectAttributes may be asked for (x-amz-object-attributes), in
+#: the order its answer gives them.
+OBJECT_ATTRIBUTES = ("ETag", "Checksum", "ObjectParts", "StorageClass", "ObjectSize")
+
+
+def parse_object_attributes(header: str | None) -> frozenset[str]:
+    """x-amz-object-attributes: a comma-separated list of
+    :data:`OBJECT_ATTRIBUTES` (as S3 names them); InvalidArgument when it is
+    missing or names another."""
+    names = {n.strip() for n in (header or "").split(",") if n.strip()}
+    if not names:
+        raise errors.InvalidArgument(
+            "x-amz-object-attributes, the attributes to answer, is missing or empty; give "
+            f"some of {', '.join(OBJECT_ATTRIBUTES)}, comma-separated"
+        )
+    unknown = sorted(names - set(OBJECT_ATTRIBUTES))
+    if unknown:
+        raise errors.InvalidArgument(
+            f"Invalid attribute name specified: {', '.join(unknown)} (x-amz-object-attributes "
+            f"takes {', '.join(OBJECT_ATTRIBUTES)})"
+        )
+    return frozenset(names)
+
+
+def object_attributes(info: ObjectInfo, wanted: frozenset[str]) -> bytes:
+    """GetObjectAttributesResponse: those of ``wanted`` the object has. The
+    ETag unquoted, as S3 answers it here; ObjectParts only for an object
+    uploaded in parts, as its count (S3 lists the parts themselves only for
+    an object with a checksum of each part, which tristore does not keep)."""
+    root = _root("GetObjectAttributesResponse")
+    if "ETag" in wanted:
+        _add(root, "ETag", info.etag)
+    if "Checksum" in wanted and info.checksum_algorithm and info.checksum:
+        c = _add(root, "Checksum")
+        _add(c, f"Checksum{info.checksum_algorithm.upper()}", info.checksum)
+        if info.checksum_type:
+            _add(c, "ChecksumType", info.checksum_type)
+    if "ObjectParts" in wanted and info.part_sizes:
+        _add(_add(root, "ObjectParts"), "PartsCount", len(info.part_sizes))
+    if "StorageClass" in wanted:
+        _add(root, "StorageClass", info.storage_class or "STANDARD")
+    if "ObjectSize" in wanted:
+        _add(root, "ObjectSize", info.size)
+    return _doc(root)
+
+
 #: The namespace of a Grantee's ``xsi:type``.
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import datetime as dt
 import hashlib
 import os
@@ -23,7 +24,7 @@ from node.s3 import xml
 from node.s3.auth import lower_headers, query_pairs
 from node.s3.server import UNOFFERED, route, split_path
 from tristore import errors, replication, sigv4
-from tristore.model import BucketInfo, ByteRange, CompletedPart, ListEntry, ListPage
+from tristore.model import BucketInfo, ByteRange, CompletedPart, ListEntry, ListPage, ObjectInfo
 
 pytestmark = pytest.mark.unit
 
@@ -788,3 +789,38 @@ def test_an_sdk_retry_is_told_by_its_invocation_id_and_attempt(
     headers: dict[str, str], expected: tuple[str, bool]
 ) -> None:
     assert hdr.sdk_attempt(headers) == expected
+
+
+def test_get_object_attributes_asks_by_a_header_and_answers_those() -> None:
+    """GET ?attributes is GetObjectAttributes; x-amz-object-attributes names
+    what it answers (S3's names, comma-separated, spaces allowed); missing
+    or naming another is InvalidArgument. The answer: the ETag unquoted, the
+    checksum by algorithm, the parts' count of an object uploaded in parts."""
+    assert route("GET", "b", "k", {"attributes": ""}) == (
+        "GetObjectAttributes", "get_object_attributes",
+    )  # fmt: skip
+    assert xml.parse_object_attributes("ETag, ObjectSize,StorageClass") == {
+        "ETag", "ObjectSize", "StorageClass",
+    }  # fmt: skip
+    for header, says in ((None, "missing or empty"), (" , ", "missing"), ("ETag,Size", "Size")):
+        with pytest.raises(errors.InvalidArgument, match=says):
+            xml.parse_object_attributes(header)
+    info = ObjectInfo(
+        "b", "k", 11, "abc-2", "", {}, "v1", dt.datetime(2026, 12, 5, tzinfo=dt.UTC),
+        checksum_algorithm="crc64nvme", checksum_type="FULL_OBJECT", checksum="AAAAAAAAAAA=",
+        part_sizes=(6, 5),
+    )  # fmt: skip
+    root = ET.fromstring(xml.object_attributes(info, frozenset(xml.OBJECT_ATTRIBUTES)))
+    ns = f"{{{xml.NS}}}"
+    assert root.tag == f"{ns}GetObjectAttributesResponse"
+    assert [el.tag.removeprefix(ns) for el in root] == list(xml.OBJECT_ATTRIBUTES)
+    assert root.findtext(f"{ns}ETag") == "abc-2"
+    assert root.findtext(f"{ns}Checksum/{ns}ChecksumCRC64NVME") == "AAAAAAAAAAA="
+    assert root.findtext(f"{ns}Checksum/{ns}ChecksumType") == "FULL_OBJECT"
+    assert root.findtext(f"{ns}ObjectParts/{ns}PartsCount") == "2"
+    assert (root.findtext(f"{ns}StorageClass"), root.findtext(f"{ns}ObjectSize")) == (
+        "STANDARD", "11",
+    )  # fmt: skip
+    one = dataclasses.replace(info, part_sizes=(), checksum="", checksum_algorithm="")
+    root = ET.fromstring(xml.object_attributes(one, frozenset({"ObjectParts", "Checksum"})))
+    assert list(root) == []  # neither: one part, no checksum
