@@ -235,11 +235,10 @@ class _Commit(_Op):
         # version created and removed while this node was down: its removal
         # is all it learns); a write's earlier try only if it was held here,
         # so no event tells of removing a try nobody saw here.
-        tries = set(c.withdrawn)
         made = tuple(
             vs
             for vs in c.removed
-            if store._remove_version(wb, overlay, c.bucket, c.key, vs, vs in tries)
+            if store._remove_version(wb, overlay, c.bucket, c.key, vs, vs in c.withdrawn)
         )
         # The versions the log lists: not one removed here for good (a late
         # copy), which no event may tell of as created after its removal,

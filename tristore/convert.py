@@ -565,7 +565,7 @@ def change_to_pb(
         hint_for=hint_for,
         created=c.created,
         new_versions=c.new_versions,
-        withdrawn=[stamp_to_pb(r) for r in c.withdrawn],
+        withdrawn=[stamp_to_pb(r) for r in c.withdrawn] if c.withdrawn else None,
     )
     if c.head is not None:
         # A new version is usually also the head: converted once.
@@ -598,7 +598,7 @@ def change_from_pb(p: replica_pb2.CommitRequest) -> Change:
         merge=p.merge,
         created=p.created,
         new_versions=p.new_versions,
-        withdrawn=tuple(stamp_from_pb(r) for r in p.withdrawn),
+        withdrawn=tuple(stamp_from_pb(r) for r in p.withdrawn) if p.withdrawn else (),
     )
 
 

@@ -137,11 +137,10 @@ def presign_post(
     ``{"acl": "public-read"}``).
     """
     validation.check_bucket_name(bucket)
-    if key.endswith(FILENAME):
-        if key != FILENAME:
-            validation.check_key(key[: -len(FILENAME)])
-    else:
-        validation.check_key(key)
+    # A ${filename} key is a prefix the file's name completes.
+    prefix = key.removesuffix(FILENAME) if key.endswith(FILENAME) else None
+    if prefix != "":
+        validation.check_key(key if prefix is None else prefix)
     signer = _signing(signer, expires_in, "a presigned POST form")
     scheme, netloc = s3_base_url(endpoint_url)
     extra = dict(fields or {})
@@ -149,14 +148,10 @@ def presign_post(
         if any(name.lower() == reserved for name in extra):
             raise errors.InvalidArgument(f"fields may not set {reserved!r}: it is the form's own")
     named = {_condition_field(c) for c in conditions}
-    policy_conditions: list[Any] = [list(c) if not isinstance(c, Mapping) else dict(c)
-                                    for c in conditions]  # fmt: skip
-    policy_conditions += [{k: v} for k, v in extra.items() if k.lower() not in named]
-    policy_conditions.append({"bucket": bucket})
-    if key.endswith(FILENAME):
-        policy_conditions.append(["starts-with", "$key", key[: -len(FILENAME)]])
-    else:
-        policy_conditions.append({"key": key})
+    conds: list[Any] = [dict(c) if isinstance(c, Mapping) else list(c) for c in conditions]
+    conds += [{k: v} for k, v in extra.items() if k.lower() not in named]
+    conds.append({"bucket": bucket})
+    conds.append({"key": key} if prefix is None else ["starts-with", "$key", prefix])
     now = now or dt.datetime.now(dt.UTC)
     expiration = (now + dt.timedelta(seconds=expires_in)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
@@ -166,7 +161,7 @@ def presign_post(
             {"x-amz-credential": credential},
             {"x-amz-date": amz_date},
         ]
-        doc = {"expiration": expiration, "conditions": [*policy_conditions, *signed]}
+        doc = {"expiration": expiration, "conditions": [*conds, *signed]}
         return base64.b64encode(json.dumps(doc).encode()).decode()
 
     form = {**extra, "key": key, **signer.post_fields(policy, now)}

@@ -259,7 +259,7 @@ def refuse_bucket_acl(headers: Mapping[str, str]) -> None:
     acl = headers.get("x-amz-acl", "private")
     if acl != "private":
         raise errors.NotImplemented(f"bucket ACLs are not supported (x-amz-acl: {acl})")
-    granted = [h for h in hdr.GRANT_HEADERS if h in headers]
+    granted = hdr.grant_headers(headers)
     if granted:
         raise errors.NotImplemented(
             f"bucket ACLs are not supported ({', '.join(f'{h}: {headers[h]}' for h in granted)})"

@@ -349,3 +349,8 @@ GRANT_HEADERS = (
     "x-amz-grant-write",
     "x-amz-grant-write-acp",
 )
+
+
+def grant_headers(h: Mapping[str, str]) -> list[str]:
+    """The :data:`GRANT_HEADERS` a request carries."""
+    return [name for name in GRANT_HEADERS if name in h]

@@ -256,7 +256,7 @@ class ObjectHandlers(Base):
         version = call.query.get("versionId", "")
         await self.allow(call, "PutObjectAcl", version=version)
         canned = call.headers.get("x-amz-acl")
-        granted = [h for h in hdr.GRANT_HEADERS if h in call.headers]
+        granted = hdr.grant_headers(call.headers)
         if granted:
             raise errors.NotImplemented(
                 f"grant headers ({', '.join(granted)}) are not supported: give a canned ACL "

@@ -10,10 +10,13 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import shlex
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tristore.cli.util import not_empty, parse_kv_list, parse_object_url, parse_size, print_doc
 from tristore.errors import InvalidArgument
+
+if TYPE_CHECKING:
+    from tristore.credentials import Signer
 
 #: Seconds a URL lives unless --expires-in says otherwise (aws s3 presign's default).
 DEFAULT_EXPIRES_S = 3600
@@ -87,7 +90,7 @@ def _form(
     key: str,
     expires_in: int,
     s3_endpoint: str | None,
-    signer: Any,
+    signer: Signer | None,
     now: dt.datetime,
 ) -> int:
     """``--method POST``: a browser upload form, printed as the curl command
