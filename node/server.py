@@ -195,6 +195,7 @@ async def build(cfg: ClusterConfig, name: str) -> server.ProcessSpec:
         az=me.az,
         register=register,
         pipe=replica.pipe_service(),
+        door=True,
         config=cfg,
         on_start=on_start,
         on_stop=on_stop,

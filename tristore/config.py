@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from tristore.errors import InvalidArgument
+from tristore.tls import DOOR_PORT_OFFSET
 from tristore.tls import Files as TlsFiles
 from tristore.tls import internal_address as _internal_address
 
@@ -367,6 +368,11 @@ class TlsSection:
     #: peers send commits, reads, checks and records on: tristore/framed.py)
     #: on its gRPC port plus this, mutual TLS like the internal port.
     pipe_port_offset: int = 1100
+    #: Every storage node serves the door (a client's small calls on one
+    #: long-lived TLS stream, no client certificate, every call signed:
+    #: tristore/door.py) on its gRPC port plus this; 0: no door (clients use
+    #: gRPC). Clients find it at the same offset (``TRISTORE_DOOR_PORT_OFFSET``).
+    door_port_offset: int = DOOR_PORT_OFFSET
 
 
 @dataclass(frozen=True)
@@ -546,6 +552,12 @@ class ClusterConfig:
     def pipe_address(self, public: str) -> str:
         """The pipe port (mutual TLS, framed messages) of the process serving ``public``."""
         return _internal_address(public, self.tls.pipe_port_offset)
+
+    def door_address(self, public: str) -> str | None:
+        """The door port of the node serving ``public`` (None: no door)."""
+        if not self.tls.door_port_offset:
+            return None
+        return _internal_address(public, self.tls.door_port_offset)
 
     def data_dir_for(self, name: str) -> Path:
         base = Path(self.cluster.data_dir)
@@ -765,6 +777,12 @@ def validate(cfg: ClusterConfig) -> None:
         raise InvalidArgument("[tls] pipe_port_offset must be between 1 and 65534")
     if cfg.tls.pipe_port_offset == cfg.tls.internal_port_offset:
         raise InvalidArgument("[tls] pipe_port_offset must differ from internal_port_offset")
+    if not 0 <= cfg.tls.door_port_offset < 65535:
+        raise InvalidArgument("[tls] door_port_offset must be between 0 (no door) and 65534")
+    if cfg.tls.door_port_offset in (cfg.tls.internal_port_offset, cfg.tls.pipe_port_offset):
+        raise InvalidArgument(
+            "[tls] door_port_offset must differ from internal_port_offset and pipe_port_offset"
+        )
     if cfg.nodes or cfg.witnesses or cfg.replicators:
         publics = {p.grpc for p in procs} | {p.metrics for p in procs}
         for what, address in (

@@ -32,7 +32,7 @@ from typing import Any, Generic, TypeVar, cast
 
 from tristore import tls
 from tristore.errors import AccessDenied
-from tristore.metrics import PIPE_CONNECTIONS, PIPE_FALLBACKS, PIPE_REFUSED
+from tristore.metrics import DOOR_CONNECTIONS, PIPE_CONNECTIONS, PIPE_FALLBACKS, PIPE_REFUSED
 from tristore.pipe import Conn, Opener
 
 log = logging.getLogger(__name__)
@@ -61,12 +61,13 @@ class FrameError(Exception):
 
 
 class _Frames:
-    """Splits what arrives on a stream into frames."""
+    """Splits what arrives on a stream into frames (at most ``limit`` bytes each)."""
 
-    __slots__ = ("_buf",)
+    __slots__ = ("_buf", "_limit")
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int = MAX_FRAME_BYTES) -> None:
         self._buf = bytearray()
+        self._limit = limit
 
     def feed(self, data: bytes) -> list[bytes]:
         buf = self._buf
@@ -75,8 +76,8 @@ class _Frames:
         off, end = 0, len(buf)
         while end - off >= 4:
             (n,) = _HEADER.unpack_from(buf, off)
-            if n > MAX_FRAME_BYTES:
-                raise FrameError(f"a frame of {n} bytes (the most is {MAX_FRAME_BYTES})")
+            if n > self._limit:
+                raise FrameError(f"a frame of {n} bytes (the most is {self._limit})")
             if end - off - 4 < n:
                 break
             out.append(bytes(buf[off + 4 : off + 4 + n]))
@@ -200,6 +201,11 @@ class FramedConn(asyncio.Protocol, Generic[Req, Resp]):
 
         self._connecting = loop.create_task(connect())
 
+    @property
+    def greeted(self) -> bool:
+        """Whether the server accepted the stream (answered its first frame)."""
+        return self._greeted
+
     def send(self, req: Req) -> None:
         if self._via is not None:
             self._via.send(req)
@@ -267,24 +273,26 @@ class PipeService(Generic[Req, Resp]):
     method: str
     parse: Callable[[bytes], Req]
     #: Answers one request: at once, or as an awaitable (which must answer, not
-    #: raise: a failure is part of its answer).
-    handle: Callable[[Req], Resp | Awaitable[Resp]]
+    #: raise: a failure is part of its answer). With ``with_peer``, called with
+    #: the caller's ``host:port`` too.
+    handle: Callable[..., Resp | Awaitable[Resp]]
+    with_peer: bool = False
 
 
-def server_context(files: tls.Files) -> ssl.SSLContext:
+def server_context(files: tls.Files, client_certs: bool = True) -> ssl.SSLContext:
     """TLS for the pipe port: this process's certificate, a client certificate
-    from the CA required."""
+    from the CA required (``client_certs``; else none is asked: the door)."""
     assert files.cert is not None and files.key is not None
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(files.ca))
     ctx.load_cert_chain(str(files.cert), str(files.key))
-    ctx.verify_mode = ssl.CERT_REQUIRED
+    ctx.verify_mode = ssl.CERT_REQUIRED if client_certs else ssl.CERT_NONE
     return ctx
 
 
 class _Serving(asyncio.Protocol):
     def __init__(self, server: PipeServer) -> None:
         self._server = server
-        self._frames = _Frames()
+        self._frames = _Frames(server.max_frame)
         self._transport: asyncio.Transport | None = None
         self._out: _Corked | None = None
         self._greeted = False
@@ -300,7 +308,7 @@ class _Serving(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self._caller = f"{peer[0]}:{peer[1]}" if peer else "?"
         self._server.conns.add(self)
-        PIPE_CONNECTIONS.inc()
+        self._server.gauge.inc()
 
     def _refuse(self, why: str, reason: str) -> None:
         assert self._transport is not None
@@ -352,7 +360,7 @@ class _Serving(asyncio.Protocol):
                 )
                 transport.abort()
                 return
-            answer = service.handle(req)
+            answer = service.handle(req, self._caller) if service.with_peer else service.handle(req)
             if asyncio.iscoroutine(answer):
                 task = self._loop.create_task(answer)
                 self._busy.add(task)
@@ -383,7 +391,7 @@ class _Serving(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = self._out = None
         self._server.conns.discard(self)
-        PIPE_CONNECTIONS.dec()
+        self._server.gauge.dec()
         for task in list(self._busy):
             task.cancel()
 
@@ -397,13 +405,20 @@ class PipeServer:
         cluster: str,
         roles: frozenset[str] | None,
         reloader: tls.Reloader | None,
+        *,
+        client_certs: bool = True,
+        max_frame: int = MAX_FRAME_BYTES,
     ) -> None:
         self.service = service
         self.cluster = cluster
-        #: None: every caller is let in (plaintext, ``[tls] insecure``).
+        #: None: every caller is let in (plaintext, ``[tls] insecure``; the door,
+        #: whose every call is signed).
         self.roles = roles
+        self.max_frame = max_frame
+        #: Open streams: the door's client streams apart from the pipes.
+        self.gauge = PIPE_CONNECTIONS if client_certs else DOOR_CONNECTIONS
         self._reloader = reloader
-        self._ctx = server_context(reloader.files) if reloader is not None else None
+        self._ctx = server_context(reloader.files, client_certs) if reloader is not None else None
         self._generation = reloader.generation if reloader is not None else 0
         self.conns: set[_Serving] = set()
         self._server: asyncio.base_events.Server | None = None

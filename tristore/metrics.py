@@ -25,6 +25,12 @@ PIPE_CONNECTIONS = Gauge(
     "Pipe streams open on this process's pipe port (tristore/framed.py): one "
     "from each peer that sends it commits, reads, checks or records.",
 )
+DOOR_CONNECTIONS = Gauge(
+    "tristore_door_connections",
+    "Client streams open on this node's door port (tristore/door.py): one from "
+    "each SDK client that made a small call here (their calls are counted in "
+    "tristore_rpc_handled_total as gRPC calls are).",
+)
 PIPE_FALLBACKS = Counter(
     "tristore_pipe_fallbacks_total",
     "Pipe streams this process opened on a peer's gRPC Pipe method because "

@@ -31,7 +31,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from tristore import errors, framed, pipe, tls
+from tristore import door, errors, framed, pipe, tls
 from tristore.channel import CHANNEL_OPTIONS, MAX_MESSAGE_BYTES
 from tristore.config import ClusterConfig
 from tristore.metrics import PROCESS_INFO, RPC_HANDLED, RPC_SECONDS
@@ -257,6 +257,12 @@ class Interceptor(grpc.aio.ServerInterceptor):
         self._wrapped[details.method] = wrapped
         return wrapped
 
+    def wrapped(self, full: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        """``handler`` of method ``full`` as this interceptor serves it (the door
+        runs its calls through this, as gRPC does)."""
+        guard = self.guard if self.guard is not None and self.guard.covers(full) else None
+        return self._wrap(handler, full, guard)
+
     def _wrap(
         self, handler: grpc.RpcMethodHandler, full: str, guard: Guard | None
     ) -> grpc.RpcMethodHandler:
@@ -345,6 +351,8 @@ class ProcessSpec:
     #: The pipe this process serves on its pipe port (``[tls] pipe_port_offset``):
     #: nodes the replica pipe, witnesses the witness pipe.
     pipe: framed.PipeService[Any, Any] | None = None
+    #: Serve the door (tristore/door.py) on ``[tls] door_port_offset``: nodes.
+    door: bool = False
     #: Runs after the listeners are up (start background tasks here).
     on_start: Callable[[], Awaitable[None]] | None = None
     #: Runs after the gRPC server stopped (flush and close state here).
@@ -449,7 +457,8 @@ async def run(spec: ProcessSpec) -> None:
     checked = spec.config is not None and not spec.config.tls.insecure
     interceptor = Interceptor(spec.cluster if checked else None, spec.guard)
     server = grpc.aio.server(interceptors=[interceptor], options=SERVER_OPTIONS)
-    names = list(spec.register(server))
+    recorder = _Recorder(server)
+    names = list(spec.register(recorder))
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
@@ -476,6 +485,7 @@ async def run(spec: ProcessSpec) -> None:
                 f"pipe_port_offset): {exc.strerror or exc}"
             ) from None
         log.info("pipe %s on %s", method, address)
+    doors = await _open_door(spec, interceptor, recorder.handlers, reloader)
     host, port = _split(spec.metrics_addr)
     http = await asyncio.start_server(lambda r, w: _http_handler(spec, r, w), host, port)
     await server.start()
@@ -510,12 +520,64 @@ async def run(spec: ProcessSpec) -> None:
     pipe.close_all()  # peers' long-lived streams end now, not after the grace period
     if pipes is not None:
         pipes.stop()
+    if doors is not None:
+        doors.stop()
     await health_servicer.enter_graceful_shutdown()
     await server.stop(spec.grace_s)
     http.close()
     if spec.on_stop is not None:
         await spec.on_stop()
     log.info("%s %s stopped", spec.role, spec.name)
+
+
+class _Recorder:
+    """The gRPC server as ``ProcessSpec.register`` sees it: what is registered
+    goes to the server, and each method's handler is kept (for the door)."""
+
+    def __init__(self, server: grpc.aio.Server) -> None:
+        self._server = server
+        self.handlers: dict[str, grpc.RpcMethodHandler] = {}
+
+    def add_generic_rpc_handlers(self, handlers: Any) -> None:
+        self._server.add_generic_rpc_handlers(handlers)
+
+    def add_registered_method_handlers(
+        self, service: str, handlers: dict[str, grpc.RpcMethodHandler]
+    ) -> None:
+        self._server.add_registered_method_handlers(service, handlers)
+        for method, handler in handlers.items():
+            self.handlers[f"/{service}/{method}"] = handler
+
+
+async def _open_door(
+    spec: ProcessSpec,
+    interceptor: Interceptor,
+    handlers: dict[str, grpc.RpcMethodHandler],
+    reloader: tls.Reloader | None,
+) -> framed.PipeServer | None:
+    """Listen on the door port (tristore/door.py) when the spec and config ask for it."""
+    address = spec.config.door_address(spec.grpc_addr) if spec.config is not None else None
+    if not spec.door or address is None:
+        return None
+    served = {m: interceptor.wrapped(m, h) for m, h in handlers.items() if m in door.METHODS}
+    gate = door.Door(served, secure=reloader is not None)
+    server = framed.PipeServer(
+        gate.service(),
+        spec.cluster,
+        None,  # every call is signed: the guard checks each one
+        reloader,
+        client_certs=False,
+        max_frame=door.MAX_FRAME_BYTES,
+    )
+    try:
+        await server.start(address)
+    except OSError as exc:
+        raise RuntimeError(
+            f"cannot listen on the door port {address} (the gRPC port + [tls] "
+            f"door_port_offset; 0 turns the door off): {exc.strerror or exc}"
+        ) from None
+    log.info("door (%d methods) on %s", len(served), address)
+    return server
 
 
 def setup_logging(name: str) -> None:

@@ -406,6 +406,11 @@ def check_peer(
     return ident
 
 
+#: The door port's default offset from a node's gRPC port (``[tls]
+#: door_port_offset``, tristore/door.py): clients look for it there.
+DOOR_PORT_OFFSET = 600
+
+
 def internal_address(public: str, offset: int) -> str:
     """The internal listener of a process whose public listener is ``public``."""
     host, sep, port = public.rpartition(":")

@@ -57,6 +57,8 @@ PORTS_PER_CLUSTER = 200
 INTERNAL_OFFSET = config.TlsSection.internal_port_offset
 #: A node's S3 HTTP port: its gRPC port + this (``dev up``'s plan).
 S3_OFFSET = dev.S3_OFFSET
+#: A node's door port (tristore/door.py): its gRPC port + this.
+DOOR_OFFSET = dev.DOOR_OFFSET
 
 
 def _test_ca() -> Path:
@@ -179,7 +181,8 @@ def worker_share(lo: int, hi: int, reach: int) -> tuple[int, int]:
 def free_base_port(clusters: int = 1, low: int = 20_000, high: int | None = None) -> int:
     """A base port whose whole block (grpc and metrics ports of each cluster,
     the nodes' S3 ports and their internal ports, which span the pipe ports
-    too: gRPC + 1100 is the internal port of a metrics port) is free, below
+    too: gRPC + 1100 is the internal port of a metrics port, and the nodes'
+    door ports) is free, below
     the ephemeral range, in this test worker's share of ports [low, high)."""
     span = PORTS_PER_CLUSTER * clusters
     top = high or max(low + span + PORTS_PER_CLUSTER, min(40_000, _ephemeral_low()))
@@ -188,7 +191,10 @@ def free_base_port(clusters: int = 1, low: int = 20_000, high: int | None = None
     random.shuffle(bases)  # every candidate, in a random order
     for base in bases:
         if all(
-            _free(base + i) and _free(base + INTERNAL_OFFSET + i) and _free(base + S3_OFFSET + i)
+            _free(base + i)
+            and _free(base + INTERNAL_OFFSET + i)
+            and _free(base + S3_OFFSET + i)
+            and _free(base + DOOR_OFFSET + i)
             for i in range(1, span)
         ):
             return base

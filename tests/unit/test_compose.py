@@ -45,6 +45,7 @@ import yaml
 from tristore import config
 from tristore.credentials import Credentials
 from tristore.kms import LocalKeyFile
+from tristore.tls import DOOR_PORT_OFFSET
 
 pytestmark = pytest.mark.unit
 
@@ -497,7 +498,9 @@ def test_everyone_reaches_whom_it_must(processes: list[Process]) -> None:
     assert reaches("grafana", "prometheus")
 
 
-def test_nodes_publish_grpc_and_s3_on_distinct_loopback_ports(processes: list[Process]) -> None:
+def test_nodes_publish_grpc_s3_and_door_on_distinct_loopback_ports(
+    processes: list[Process],
+) -> None:
     host_ports = []
     for p in processes:
         ports = _services()[p.service].get("ports", [])
@@ -511,9 +514,12 @@ def test_nodes_publish_grpc_and_s3_on_distinct_loopback_ports(processes: list[Pr
             host, host_port, container_port = str(spec).split(":")
             assert host == "127.0.0.1", spec
             published[int(container_port)] = int(host_port)
-        assert set(published) == {GRPC_PORT, S3_PORT}, ports
+        door = GRPC_PORT + p.cfg.tls.door_port_offset
+        assert set(published) == {GRPC_PORT, S3_PORT, door}, ports
+        # A client finds the door at its gRPC port + the offset, on the host too.
+        assert published[door] == published[GRPC_PORT] + DOOR_PORT_OFFSET, ports
         host_ports += published.values()
-    assert len(set(host_ports)) == len(host_ports) == 24
+    assert len(set(host_ports)) == len(host_ports) == 36
 
 
 # --------------------------------------------------------------- monitoring

@@ -36,6 +36,7 @@ from kubernetes_validate.utils import latest_version
 
 from tristore import config
 from tristore.pb import admin_pb2, objects_pb2, replica_pb2, witness_pb2
+from tristore.tls import DOOR_PORT_OFFSET
 
 pytestmark = pytest.mark.unit
 
@@ -534,6 +535,11 @@ def test_each_process_finds_its_config_name_and_addresses(docs: list[Doc]) -> No
             problems.append(f"{svc}: does not select {pod.name}")
         host = f"{pod.name}.{svc.name}.{svc.obj['metadata']['namespace']}.{CLUSTER_DOMAIN}"
         kinds = ("grpc", "metrics", "s3") if pod.role == "node" else ("grpc", "metrics")
+        if pod.role == "node":
+            # The door, where the SDK looks for it: the gRPC port + the offset.
+            door = next((p for p in svc.obj["spec"]["ports"] if p["name"] == "door"), None)
+            if pod.port("door") != pod.port("grpc") + cfg.tls.door_port_offset or door is None:
+                problems.append(f"{pod.name}: no door at its gRPC port + door_port_offset")
         for kind in kinds:
             want = f"{host}:{pod.port(kind)}"
             if getattr(spec, kind) != want:
@@ -550,13 +556,14 @@ def test_each_process_finds_its_config_name_and_addresses(docs: list[Doc]) -> No
     assert not problems, "\n".join(problems)
 
 
-def test_the_api_service_reaches_every_nodes_grpc_and_s3(docs: list[Doc]) -> None:
-    """The in-cluster client Service: gRPC and the S3 HTTP API of every storage
-    node, and of nothing else."""
+def test_the_api_service_reaches_every_nodes_grpc_s3_and_door(docs: list[Doc]) -> None:
+    """The in-cluster client Service: gRPC, the S3 HTTP API and the door of
+    every storage node, and of nothing else."""
     (api,) = [s for s in of_kind(docs, "Service") if s.name.endswith("-api")]
     assert api.obj["spec"]["type"] == "ClusterIP", "never exposed outside the cluster"
     ports = {p["name"]: p for p in api.obj["spec"]["ports"]}
-    assert set(ports) == {"grpc", "s3"}, ports
+    assert set(ports) == {"grpc", "s3", "door"}, ports
+    assert ports["door"]["port"] == ports["grpc"]["port"] + DOOR_PORT_OFFSET
     selected = [p for p in pods(docs) if selects(api.obj["spec"]["selector"], p.labels)]
     assert selected and all(p.role == "node" for p in selected)
     for pod in selected:

@@ -75,6 +75,8 @@ INTERNAL_OFFSET = TlsSection.internal_port_offset
 #: Each node's and witness's pipe port: its gRPC port + this (the internal
 #: port of the metrics port, which has none: inside the cluster's block).
 PIPE_OFFSET = TlsSection.pipe_port_offset
+#: Each node's door port (tristore/door.py): its gRPC port + this.
+DOOR_OFFSET = TlsSection.door_port_offset
 #: Each node's S3 HTTP endpoint: its gRPC port + this (inside the gap below the
 #: internal ports, so a cluster's ports stay in one block).
 S3_OFFSET = 500
@@ -661,12 +663,10 @@ def check_ports(procs: Iterable[Proc], fix: str) -> None:
     for p in procs:
         internal = tls.internal_address(p.grpc, INTERNAL_OFFSET)
         pipes = tls.internal_address(p.grpc, PIPE_OFFSET)
-        for kind, addr in (
-            ("gRPC", p.grpc),
-            ("metrics", p.metrics),
-            ("internal", internal),
-            ("pipe", pipes),
-        ):
+        ports = [("gRPC", p.grpc), ("metrics", p.metrics), ("internal", internal), ("pipe", pipes)]
+        if p.role == "node":
+            ports.append(("door", tls.internal_address(p.grpc, DOOR_OFFSET)))
+        for kind, addr in ports:
             if not processes.port_free(addr):
                 port = addr.rpartition(":")[2]
                 raise CliError(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import ssl
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ import grpc
 
 from tristore import errors
 from tristore.channel import CHANNEL_OPTIONS, CONNECT_TIMEOUT_MS
+from tristore.client._door import DoorClient, DoorStub, door_address, door_offset
 from tristore.credentials import SignedStub, Signer
 from tristore.pb import (
     admin_pb2,
@@ -49,6 +51,15 @@ class Security:
             return grpc.aio.insecure_channel(address, options=CLIENT_CHANNEL_OPTIONS)
         creds = grpc.ssl_channel_credentials(root_certificates=self.ca_pem)
         return grpc.aio.secure_channel(address, creds, options=CLIENT_CHANNEL_OPTIONS)
+
+    def door_context(self) -> ssl.SSLContext | None:
+        """TLS for a node's door (tristore/door.py), verifying it as the channel
+        does; None in plaintext."""
+        if self.insecure:
+            return None
+        if self.ca_pem is None:
+            return ssl.create_default_context()
+        return ssl.create_default_context(cadata=self.ca_pem.decode("ascii", "replace"))
 
 
 def resolve_security(
@@ -151,6 +162,8 @@ class Endpoint:
         self._events: Any = None
         #: Methods this endpoint's server answered UNIMPLEMENTED (an older version).
         self.unimplemented: set[str] = set()
+        door = door_address(address, door_offset())
+        self._door = DoorClient(door, self.security.door_context) if door else None
 
     def _open(self) -> None:
         self._channel = self.security.channel(self.address)
@@ -160,6 +173,9 @@ class Endpoint:
             objects_pb2.DESCRIPTOR.services_by_name["ObjectService"],
             self.signer,
         )
+        if self._door is not None:
+            # The small calls of the hot path on the node's door (tristore/door.py).
+            self._objects = DoorStub(self._objects, self._door, self.signer)
         self._admin = SignedStub(
             admin_pb2_grpc.AdminServiceStub(self._channel),
             admin_pb2.DESCRIPTOR.services_by_name["AdminService"],
@@ -204,6 +220,8 @@ class Endpoint:
     async def close(self) -> None:
         channel, self._channel = self._channel, None
         self._objects = self._admin = self._events = None
+        if self._door is not None:
+            self._door.close()
         if channel is not None:
             await channel.close()
 

@@ -1017,3 +1017,39 @@ class PutReplicationStatusesResponse(_message.Message):
     RESULTS_FIELD_NUMBER: _ClassVar[int]
     results: _containers.RepeatedCompositeFieldContainer[PutReplicationStatusResult]
     def __init__(self, results: _Optional[_Iterable[_Union[PutReplicationStatusResult, _Mapping]]] = ...) -> None: ...
+
+class DoorMetadatum(_message.Message):
+    __slots__ = ("key", "value")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    value: str
+    def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+
+class DoorCall(_message.Message):
+    __slots__ = ("id", "method", "metadata", "request", "timeout_ms")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    method: str
+    metadata: _containers.RepeatedCompositeFieldContainer[DoorMetadatum]
+    request: bytes
+    timeout_ms: int
+    def __init__(self, id: _Optional[int] = ..., method: _Optional[str] = ..., metadata: _Optional[_Iterable[_Union[DoorMetadatum, _Mapping]]] = ..., request: _Optional[bytes] = ..., timeout_ms: _Optional[int] = ...) -> None: ...
+
+class DoorAnswer(_message.Message):
+    __slots__ = ("id", "code", "details", "trailers", "response")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    DETAILS_FIELD_NUMBER: _ClassVar[int]
+    TRAILERS_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    code: int
+    details: str
+    trailers: _containers.RepeatedCompositeFieldContainer[DoorMetadatum]
+    response: bytes
+    def __init__(self, id: _Optional[int] = ..., code: _Optional[int] = ..., details: _Optional[str] = ..., trailers: _Optional[_Iterable[_Union[DoorMetadatum, _Mapping]]] = ..., response: _Optional[bytes] = ...) -> None: ...

@@ -1,0 +1,154 @@
+"""The door: a client's small unary calls on one long-lived TLS stream.
+
+Every gRPC call costs a Python server a call's set-up, headers and trailers in
+grpc.aio's layers: on a small machine about half a millisecond of CPU between
+client and server, more than a linearizable GET costs the cluster behind it.
+So a storage node also serves the SDK's hot, small calls (:data:`METHODS`) on
+its **door port** (``grpc`` port + ``[tls] door_port_offset``): one TLS stream a
+client keeps open, framed as the cluster's pipes are (:mod:`tristore.framed`),
+each frame one :class:`DoorCall` or :class:`DoorAnswer` matched by ``id``,
+answers in any order.
+
+A call carries what its gRPC twin carries: the full method name, the metadata
+(the SigV4 signature of :mod:`tristore.sigv4`, over the same method and request),
+the serialized request and the deadline. The node runs it through the very
+handler the gRPC server runs (the :class:`tristore.server.Interceptor`'s wrap:
+the guard's signature and permission checks, metrics, the error mapping), so
+an answer is the one gRPC would give: the status code, its details and the
+trailing metadata that carries the S3 error code. TLS verifies the node to the
+client as the public gRPC port does; the door asks no client certificate, every
+call is signed. Internal services are never served here.
+
+A client (tristore/client/_door.py) that finds nothing listening on the door
+port (a node of a version before it, a door turned off) uses gRPC instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import grpc
+
+from tristore.model import SMALL_BODY_MAX
+from tristore.pb import objects_pb2
+
+if TYPE_CHECKING:
+    from tristore.framed import PipeService
+
+#: The door's greeting (the first frame of a stream: the pipe it asks for).
+DOOR_PIPE = "/tristore.v1.ObjectService/Door"
+_OBJECTS = "/tristore.v1.ObjectService/"
+#: What the door serves: unary calls whose messages are small (bounded by
+#: SMALL_BODY_MAX), the calls a PUT, a GET or a HEAD of a small object makes.
+METHODS = frozenset(
+    _OBJECTS + m
+    for m in ("PutSmallObject", "GetSmallObject", "HeadObject", "HeadBucket", "DeleteObject")
+)
+#: The longest frame the door takes: a small body, its header and the call's
+#: metadata (a longer one breaks the stream, as gRPC refuses an oversized message).
+MAX_FRAME_BYTES = SMALL_BODY_MAX + (256 << 10)
+
+_OK = grpc.StatusCode.OK.value[0]
+
+
+def _code(status: grpc.StatusCode) -> int:
+    return int(status.value[0])
+
+
+class _Aborted(grpc.aio.AbortError):
+    """A handler aborted the call (grpc.aio's own abort raises AbortError too,
+    which the interceptor's wrap lets through)."""
+
+    def __init__(self, code: grpc.StatusCode, details: str, trailers: Any) -> None:
+        super().__init__(details)
+        self.status = code
+        self.details = details
+        self.trailers = tuple(trailers or ())
+
+
+class DoorContext:
+    """What the wrapped handlers and the guard ask of a gRPC servicer context,
+    for a call that came through the door."""
+
+    __slots__ = ("_code", "_metadata", "_peer", "_secure")
+
+    def __init__(self, metadata: tuple[tuple[str, str], ...], peer: str, secure: bool) -> None:
+        self._metadata = metadata
+        self._peer = peer
+        self._secure = secure
+        self._code: grpc.StatusCode | None = None
+
+    def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
+        return self._metadata
+
+    def peer(self) -> str:
+        return self._peer
+
+    def auth_context(self) -> dict[str, list[bytes]]:
+        # As grpc's: aws:SecureTransport is true on a TLS stream.
+        return {"transport_security_type": [b"ssl"]} if self._secure else {}
+
+    def code(self) -> grpc.StatusCode | None:
+        return self._code
+
+    async def abort(
+        self, code: grpc.StatusCode, details: str = "", trailing_metadata: Any = ()
+    ) -> None:
+        self._code = code
+        raise _Aborted(code, details, trailing_metadata)
+
+
+def grpc_peer(caller: str) -> str:
+    """A stream's ``host:port`` as gRPC names a peer (``ipv4:...``, ``ipv6:[...]:...``)."""
+    host, _, port = caller.rpartition(":")
+    if ":" in host:
+        return f"ipv6:[{host.strip('[]')}]:{port}"
+    return f"ipv4:{caller}"
+
+
+class Door:
+    """Answers door calls with the gRPC server's wrapped handlers
+    (``handlers``: full method name to the wrapped unary handler)."""
+
+    def __init__(self, handlers: Mapping[str, grpc.RpcMethodHandler], secure: bool) -> None:
+        self._handlers = {m: h for m, h in handlers.items() if m in METHODS and h.unary_unary}
+        self._secure = secure
+
+    def service(self) -> PipeService[objects_pb2.DoorCall, objects_pb2.DoorAnswer]:
+        from tristore.framed import PipeService
+
+        return PipeService(DOOR_PIPE, objects_pb2.DoorCall.FromString, self.answer, with_peer=True)
+
+    async def answer(self, call: objects_pb2.DoorCall, caller: str) -> objects_pb2.DoorAnswer:
+        handler = self._handlers.get(call.method)
+        if handler is None:
+            return objects_pb2.DoorAnswer(
+                id=call.id,
+                code=_code(grpc.StatusCode.UNIMPLEMENTED),
+                details=f"{call.method} is not served on the door: call it over gRPC",
+            )
+        ctx = DoorContext(
+            tuple((m.key, m.value) for m in call.metadata), grpc_peer(caller), self._secure
+        )
+        request = handler.request_deserializer(call.request)
+        try:
+            async with asyncio.timeout(call.timeout_ms / 1000 if call.timeout_ms else None):
+                response = await handler.unary_unary(request, ctx)
+        except _Aborted as a:
+            return objects_pb2.DoorAnswer(
+                id=call.id,
+                code=_code(a.status),
+                details=a.details,
+                trailers=[objects_pb2.DoorMetadatum(key=k, value=v) for k, v in a.trailers],
+            )
+        except TimeoutError:
+            return objects_pb2.DoorAnswer(
+                id=call.id,
+                code=_code(grpc.StatusCode.DEADLINE_EXCEEDED),
+                details="Deadline Exceeded",
+            )
+        return objects_pb2.DoorAnswer(
+            id=call.id, code=_OK, response=handler.response_serializer(response)
+        )
