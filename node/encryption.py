@@ -30,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import replace
 
 from node.buckets import Buckets
 from node.metrics import KMS_CALLS
@@ -40,7 +39,7 @@ from tristore import sse
 from tristore.config import ClusterConfig
 from tristore.errors import KeyUnavailable, TristoreError
 from tristore.kms import LocalKeyFile
-from tristore.model import SSE_TAG, BucketInfo, KeyRotation, ObjectVersion
+from tristore.model import SSE_TAG, BucketInfo, KeyRotation, ObjectVersion, evolve
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +155,7 @@ class Encryption:
         if ck is not None:
             dk = sse.new_key()
             wrapped = sse.wrap_data_key(sse.SCHEME_CUSTOMER_KEY, ck.key, dk, v.bucket, v.key)
-            sealed = replace(
+            sealed = evolve(
                 v,
                 sse="",
                 sse_key=wrapped,
@@ -166,11 +165,11 @@ class Encryption:
             return sealed, sse.ChunkCipher(dk, v.bucket, v.key)
         algorithm = v.sse or bucket.default_sse
         if not algorithm:
-            return replace(v, sse_key=b"", sse_customer_hmac=b"", sse_bucket=""), None
+            return evolve(v, sse_key=b"", sse_customer_hmac=b"", sse_bucket=""), None
         bk = await self.bucket_key(bucket.name, bucket.sse_key)
         dk = sse.new_key()
         wrapped = sse.wrap_data_key(sse.SCHEME_BUCKET_KEY, bk, dk, v.bucket, v.key)
-        sealed = replace(v, sse=algorithm, sse_key=wrapped, sse_customer_hmac=b"", sse_bucket="")
+        sealed = evolve(v, sse=algorithm, sse_key=wrapped, sse_customer_hmac=b"", sse_bucket="")
         return sealed, sse.ChunkCipher(dk, v.bucket, v.key)
 
     async def opener(

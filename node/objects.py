@@ -60,6 +60,7 @@ from tristore.model import (
     ObjectInfo,
     ObjectVersion,
     Tagging,
+    evolve,
 )
 from tristore.placement import Placer
 from tristore.sse import CustomerKey
@@ -128,7 +129,7 @@ def _with_checksum(v: ObjectVersion, checksum: Checksum | None) -> ObjectVersion
         return v
     if not checksum.computed:  # a bug of the body's iterator, not the client's
         raise InternalError(f"the {checksum.name} checksum of the body was never computed")
-    return replace(
+    return evolve(
         v,
         checksum_algorithm=checksum.name,
         checksum_type=checksum.type,
@@ -237,7 +238,7 @@ def to_replicate(
     dests = replication.destinations_for(bucket.replication, v.key, v.tags, delete_marker)
     if not dests:
         return v
-    return replace(
+    return evolve(
         v,
         replication_status=replication.PENDING,
         replication_targets={d.name: replication.PENDING for d in dests},
@@ -257,7 +258,7 @@ def requeue_modified(v: ObjectVersion, bucket: BucketInfo) -> ObjectVersion:
         return v
     targets = dict(v.replication_targets)
     targets.update({d.name: replication.PENDING for d in dests})
-    return replace(
+    return evolve(
         v, replication_targets=targets, replication_status=replication_status_of(v, targets)
     )
 
@@ -333,7 +334,7 @@ class Objects:
         try:
             bucket = await self.buckets.require_bucket(header.bucket)
             versioned = bucket.versioning == VERSIONING_ENABLED
-            base = replace(base, null_version=not versioned, request_id=header.request_id)
+            base = evolve(base, null_version=not versioned, request_id=header.request_id)
             base = to_replicate(base, bucket)
             base, cipher = await self.encryption.sealer(base, bucket, header.sse_customer)
             if resend:
@@ -447,10 +448,10 @@ class Objects:
                 hashlib.md5(data).hexdigest() if _needs_md5(etag, content_md5) else "",
             )
             stored = await seal_chunk(cipher, 0, data) if cipher is not None else data
-            version = replace(base, size=len(data), etag=etag or md5, inline=stored)
+            version = evolve(base, size=len(data), etag=etag or md5, inline=stored)
             version = _with_checksum(version, checksum)
             if not replica:
-                version = replace(version, stamp=self.clock.now())
+                version = evolve(version, stamp=self.clock.now())
             version = await self.protocol.write(
                 version, expect=expect, replica=replica, floor=floor
             )
@@ -487,7 +488,7 @@ class Objects:
                 f"object of {base.size} bytes is larger than the limit of {limit} bytes"
             )
         stored = base.chunk_size or max(base.size, 1) + SSE_TAG
-        base = replace(base, chunk_size=stored)
+        base = evolve(base, chunk_size=stored)
         whole = base.body_size
         if whole <= stored and whole <= self.ncfg.inline_max + SSE_TAG:
             data = bytearray()
@@ -500,7 +501,7 @@ class Objects:
                     f"the sealed body of {base.key!r} has {len(data)} bytes, not the "
                     f"{whole} its size and chunk size make; nothing was stored"
                 )
-            version = replace(base, chunk_size=0, inline=bytes(data))
+            version = evolve(base, chunk_size=0, inline=bytes(data))
             version = await self.protocol.write(version, replica=True)
         else:
             chunks = _rechunk(body.__aiter__(), b"", stored)
@@ -746,11 +747,11 @@ class Objects:
                     f"the sealed body of {base.key!r} has {size} bytes, not the "
                     f"{base.body_size} its size and chunk size make; nothing was stored"
                 )
-            return await self.protocol.write(replace(base, data_id=data_id), targets, None, True)
+            return await self.protocol.write(evolve(base, data_id=data_id), targets, None, True)
         if checksum is not None and hasher is not None:
             checksum.finish(hasher)
         md5_hex = self._check_body(declared, content_md5, size, md5.hexdigest() if md5 else "")
-        version = replace(
+        version = evolve(
             base,
             stamp=base.stamp if replica else self.clock.now(),
             size=size,
@@ -969,7 +970,7 @@ class Objects:
                 ObjectVersion(bucket, key, now, deleted=True, null_version=True)
             )
             return DeleteResult()
-        marker = to_replicate(replace(marker, owner=self.cfg.cluster.name), info, True)
+        marker = to_replicate(evolve(marker, owner=self.cfg.cluster.name), info, True)
         marker = await self.protocol.write(marker)
         return DeleteResult(marker.version_id, True)
 
@@ -985,10 +986,10 @@ class Objects:
                 self.clock.observe(current.stamp)
                 now = self.clock.now()
                 if following is not None:
-                    head = replace(following, stamp=now, version_stamp=following.vstamp, removed=())
+                    head = evolve(following, stamp=now, version_stamp=following.vstamp, removed=())
                 else:
                     head = ObjectVersion(bucket, key, now, deleted=True)
-                head = replace(head, removed=(target.vstamp,))
+                head = evolve(head, removed=(target.vstamp,))
                 try:
                     await self.protocol.write(head, expect=current.stamp)
                 except ConditionalRequestConflict:
@@ -1076,11 +1077,11 @@ class Objects:
             attempt += 1
             if edited is None:
                 return version
-            updated = replace(
+            updated = evolve(
                 edited, stamp=self.clock.now(), version_stamp=version.vstamp, removed=()
             )
             if info is not None:
-                updated = requeue_modified(replace(updated, meta_stamp=updated.stamp), info)
+                updated = requeue_modified(evolve(updated, meta_stamp=updated.stamp), info)
             if current is None:
                 change = Change(bucket, key, updated.stamp, versions=(updated,))
                 await self.protocol.commit_change(change, placement)
@@ -1103,7 +1104,7 @@ class Objects:
         tags = validation.normalize_tags(tags)
         info = await self.buckets.require_bucket(bucket)
         v = await self.update_version(
-            bucket, key, version_id, lambda v: replace(v, tags=tags), modifies=True, info=info
+            bucket, key, version_id, lambda v: evolve(v, tags=tags), modifies=True, info=info
         )
         return Tagging(v.version_id, dict(v.tags), bool(info.versioning))
 
@@ -1118,7 +1119,7 @@ class Objects:
         acl = validation.check_acl(acl)
         info = await self.buckets.require_bucket(bucket)
         v = await self.update_version(
-            bucket, key, version_id, lambda v: replace(v, acl=acl), modifies=True, info=info
+            bucket, key, version_id, lambda v: evolve(v, acl=acl), modifies=True, info=info
         )
         owner = v.owner or self.cfg.cluster.name
         return Acl(v.version_id, owner, v.acl, bool(info.versioning))

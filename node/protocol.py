@@ -47,7 +47,7 @@ from tristore.errors import (
     InvalidArgument,
     ServiceUnavailable,
 )
-from tristore.model import NULL_VERSION, Change, ObjectVersion
+from tristore.model import NULL_VERSION, Change, ObjectVersion, evolve
 from tristore.placement import AzReplicas, Placement, Placer
 from tristore.stamps import ZERO, HybridClock, Stamp
 
@@ -304,8 +304,8 @@ class Protocol:
             if known is not None:
                 self.clock.observe(known)
                 if head.stamp <= known:
-                    head = replace(head, stamp=self.clock.now())
-            await self.commit_change(replace(Change.of(head), merge=True), placement, targets)
+                    head = evolve(head, stamp=self.clock.now())
+            await self.commit_change(evolve(Change.of(head), merge=True), placement, targets)
             await self.confirm(head, fence)
             return head
         return await self._write_conditional(
@@ -343,7 +343,7 @@ class Protocol:
                 # version where it is not) and this request succeeds with it.
                 # Refusing now would be false: a reader may have seen it.
                 head = prev
-                await self.commit_change(replace(Change.of(head), merge=True), placement, targets)
+                await self.commit_change(evolve(Change.of(head), merge=True), placement, targets)
                 break
             except ServiceUnavailable:
                 if create and attempt == 0:
@@ -390,7 +390,7 @@ class Protocol:
         """``head`` stamped again, removing its earlier try (a version: a
         record that takes a version's place keeps its version stamp)."""
         left = (head.stamp,) if head.version_stamp is None and head.is_version else ()
-        return replace(head, stamp=self.clock.now(), removed=head.removed + left)
+        return evolve(head, stamp=self.clock.now(), removed=head.removed + left)
 
     async def _write_replica(self, v: ObjectVersion, targets: list[Target] | None) -> ObjectVersion:
         """A version another cluster wrote keeps its version id (``vstamp``)
@@ -424,7 +424,7 @@ class Protocol:
             fence = self.fence(bucket, key)
             w, agreed = await self.witness.check_agreed(bucket, key)
             if w is None:
-                record = replace(v, stamp=self.clock.now(), version_stamp=v.vstamp)
+                record = evolve(v, stamp=self.clock.now(), version_stamp=v.vstamp)
                 placement = self.placer.place(bucket, key)
                 written, _ = await self._create(record, placement, targets, fence, created=True)
                 if written is not None:
@@ -441,7 +441,7 @@ class Protocol:
                 self.clock.observe(current.stamp)
             if current is not None and current.vstamp == v.vstamp:
                 raise ReplicaHeld(current)
-            record = replace(v, stamp=self.clock.now(), version_stamp=v.vstamp)
+            record = evolve(v, stamp=self.clock.now(), version_stamp=v.vstamp)
             if current is not None and current.vstamp > v.vstamp:
                 await self._add_noncurrent_replica(record, targets)
                 return record
@@ -1050,7 +1050,7 @@ class Protocol:
         current record: it is finished at its version stamp, so that it
         never becomes current over a newer version."""
         if v.version_stamp is not None:
-            v = replace(v, stamp=v.version_stamp, version_stamp=None)
+            v = evolve(v, stamp=v.version_stamp, version_stamp=None)
         what = f"finishing the earlier attempt {v.bucket}/{v.key}@{v.version_id}"
         _, lacking = await self._lacking_everywhere(v, what)
         if lacking:

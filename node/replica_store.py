@@ -32,7 +32,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar, cast
 
@@ -56,7 +56,7 @@ from node.wal import WalSync
 from tristore.batcher import Batcher
 from tristore.config import NodeSection
 from tristore.errors import CorruptData, InternalError
-from tristore.model import Change, ObjectVersion
+from tristore.model import Change, ObjectVersion, evolve
 from tristore.pb import replica_pb2
 from tristore.replication import PENDING, key_digest, share_of
 from tristore.stamps import ZERO, Stamp
@@ -258,7 +258,7 @@ class _Commit(_Op):
         if made == c.removed and not c.withdrawn and len(listed) == len(c.versions):
             store._append_log(wb, c, self.wire)
         else:
-            store._append_log(wb, replace(c, versions=tuple(listed), removed=made, withdrawn=()))
+            store._append_log(wb, evolve(c, versions=tuple(listed), removed=made, withdrawn=()))
         store._batch_touched.append((c.bucket, c.key))
         hint_for = self.hint_for
         if not hint_for and store.rehome is not None:
@@ -891,7 +891,7 @@ class ReplicaStore:
         record this commit stored and its encoding (the new head: most
         versions are it, and need not be encoded twice)."""
         if v.removed:
-            v = replace(v, removed=())
+            v = evolve(v, removed=())
         vs = v.vstamp.encode()
         if self._get_overlay(keys.removed_key(v.bucket, v.key, vs), overlay) is not None:
             return None
@@ -1326,7 +1326,7 @@ class ReplicaStore:
                     return out, True
                 if len(out) >= limit:
                     return out, False
-                out.append(replace(records.decode_version(it.value()), inline=None))
+                out.append(evolve(records.decode_version(it.value()), inline=None))
                 it.next()
             _iter_status(it)
             return out, True
@@ -1555,7 +1555,7 @@ class ReplicaStore:
                 if len(out) >= limit:
                     return out, False
                 v = records.decode_version(it.value())
-                out.append(replace(v, inline=None))
+                out.append(evolve(v, inline=None))
                 it.next()
             _iter_status(it)
             return out, True

@@ -25,7 +25,7 @@ import contextlib
 import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TypeVar
 
 from node.buckets import Buckets
@@ -39,7 +39,7 @@ from tristore.errors import (
     InvalidBucketName,
     InvalidRequest,
 )
-from tristore.model import SSE_TAG, VERSIONING_ENABLED, BucketInfo, ObjectVersion
+from tristore.model import SSE_TAG, VERSIONING_ENABLED, BucketInfo, ObjectVersion, evolve
 from tristore.stamps import Stamp, check_skew
 
 log = logging.getLogger(__name__)
@@ -221,7 +221,7 @@ class ReplicationApply:
         self, version: ObjectVersion, origin: str, body: AsyncIterator[bytes], info: BucketInfo
     ) -> bool:
         """:meth:`apply_replica` of a version not held here yet: its record and body."""
-        base = replace(
+        base = evolve(
             version,
             data_id=b"",
             inline=None,
@@ -242,7 +242,7 @@ class ReplicationApply:
         limit = self.ncfg.max_object_size if not multipart else 5 * 1024**4
         if version.sse_key:
             # SSE-C: stored as the source stored it; only the customer's key opens it.
-            sealed = replace(
+            sealed = evolve(
                 base,
                 sse_key=version.sse_key,
                 sse_customer_hmac=version.sse_customer_hmac,
@@ -391,7 +391,7 @@ class ReplicationApply:
                     )
             targets = dict(v.replication_targets)
             targets[destination] = wanted
-            return replace(
+            return evolve(
                 v, replication_targets=targets, replication_status=replication_status_of(v, targets)
             )
 
@@ -423,7 +423,7 @@ class ReplicationApply:
         if newest is None or newest.vstamp <= current.vstamp:
             return
         self.clock.observe(current.stamp)
-        promoted = replace(newest, stamp=self.clock.now(), version_stamp=newest.vstamp, removed=())
+        promoted = evolve(newest, stamp=self.clock.now(), version_stamp=newest.vstamp, removed=())
         log.info(
             "%s/%s: newest version %s made current over %s",
             bucket,
@@ -449,7 +449,7 @@ class ReplicationApply:
         def edit(v: ObjectVersion) -> ObjectVersion | None:
             if incoming.modified <= v.modified:
                 return None
-            return replace(
+            return evolve(
                 v, tags=dict(incoming.tags), acl=incoming.acl, meta_stamp=incoming.modified
             )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from tristore.errors import InvalidArgument
 from tristore.replication import Rule
@@ -41,6 +42,24 @@ def check_version_id(version_id: str | None) -> str:
 
 def ms_to_datetime(ms: int) -> dt.datetime:
     return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
+
+
+_T = TypeVar("_T")
+_new = object.__new__
+_set = object.__setattr__
+
+
+def evolve(obj: _T, **changes: Any) -> _T:
+    """``dataclasses.replace`` of a frozen, slotted dataclass without
+    ``__post_init__`` (ObjectVersion, Change), at under half its cost: a PUT
+    replaces its version several times on the way, on every node it touches."""
+    cls = type(obj)
+    new = _new(cls)
+    for name in cls.__slots__:  # type: ignore[attr-defined]
+        _set(new, name, getattr(obj, name))
+    for name, value in changes.items():
+        _set(new, name, value)  # AttributeError for a name that is no field
+    return new
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,8 +6,10 @@ can be set beside the one gRPC gives."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -73,10 +75,19 @@ class _Recorder:
             self.handlers[f"/{service}/{m}"] = h
 
 
-async def _serve(
-    servicer: _Objects,
-) -> tuple[str, framed.PipeServer, grpc.aio.Server]:
-    """The door port and the gRPC server of ``servicer``; returns the gRPC address."""
+@dataclass
+class _Node:
+    servicer: _Objects
+    #: The gRPC address, its port, and the door's offset from it.
+    address: str
+    port: int
+    offset: int
+
+
+@contextlib.asynccontextmanager
+async def _node() -> AsyncIterator[_Node]:
+    """A gRPC server of :class:`_Objects` and its door port (plaintext)."""
+    servicer = _Objects()
     interceptor = Interceptor()
     server = grpc.aio.server(interceptors=[interceptor], options=SERVER_OPTIONS)
     rec = _Recorder(server)
@@ -87,56 +98,45 @@ async def _serve(
     pipes = framed.PipeServer(
         door.service(), "local", None, None, client_certs=False, max_frame=1 << 16
     )
-    await pipes.start(f"127.0.0.1:{_door_port(port)}")
-    return f"127.0.0.1:{port}", pipes, server
+    door_port = _free_port()
+    await pipes.start(f"127.0.0.1:{door_port}")
+    try:
+        yield _Node(servicer, f"127.0.0.1:{port}", port, door_port - port)
+    finally:
+        pipes.stop()
+        await server.stop(0)
 
 
-_OFFSETS: dict[int, int] = {}
-
-
-def _door_port(grpc_port: int) -> int:
-    """A free port for the door of ``grpc_port`` (its offset remembered)."""
-    door = _free_port()
-    _OFFSETS[grpc_port] = door - grpc_port
-    return door
-
-
-def _stub(address: str, offset: int) -> tuple[Any, grpc.aio.Channel, _door.DoorClient | None]:
+@contextlib.asynccontextmanager
+async def _stub(address: str, offset: int) -> AsyncIterator[tuple[Any, _door.DoorClient | None]]:
+    """The SDK's ObjectService stub of ``address`` with its door at ``offset``
+    (0: none), and the door's client."""
     channel = grpc.aio.insecure_channel(address)
     signed = SignedStub(objects_pb2_grpc.ObjectServiceStub(channel), _SERVICE, None)
     door_at = _door.door_address(address, offset)
-    if door_at is None:
-        return signed, channel, None
-    client = _door.DoorClient(door_at, lambda: None)
-    return _door.DoorStub(signed, client, None), channel, client
+    client = _door.DoorClient(door_at, lambda: None) if door_at else None
+    try:
+        yield (_door.DoorStub(signed, client, None) if client else signed), client
+    finally:
+        if client is not None:
+            client.close()
+        await channel.close()
 
 
 def _run(test: Callable[[], Awaitable[None]]) -> None:
     asyncio.run(test())
 
 
-async def _both(
-    call: Callable[[Any], Awaitable[Any]],
-) -> tuple[Any, Any]:
+async def _both(call: Callable[[Any], Awaitable[Any]]) -> tuple[Any, Any]:
     """``call`` on the door and on gRPC: each one's result or exception."""
-    servicer = _Objects()
-    address, pipes, server = await _serve(servicer)
-    port = int(address.rpartition(":")[2])
     out = []
-    try:
-        for offset in (_OFFSETS[port], 0):
-            stub, channel, client = _stub(address, offset)
-            try:
-                out.append(await call(stub))
-            except Exception as exc:  # noqa: BLE001 - compared below
-                out.append(exc)
-            finally:
-                if client is not None:
-                    client.close()
-                await channel.close()
-    finally:
-        pipes.stop()
-        await server.stop(0)
+    async with _node() as node:
+        for offset in (node.offset, 0):
+            async with _stub(node.address, offset) as (stub, _):
+                try:
+                    out.append(await call(stub))
+                except Exception as exc:  # noqa: BLE001 - compared below
+                    out.append(exc)
     return out[0], out[1]
 
 
@@ -145,16 +145,16 @@ def _as_error(exc: Any) -> errors.TristoreError:
     return errors.from_rpc_error(exc)
 
 
+def _head(bucket: str, timeout: float | None = 5) -> Callable[[Any], Awaitable[Any]]:
+    return lambda s: s.HeadBucket(objects_pb2.HeadBucketRequest(bucket=bucket), timeout=timeout)
+
+
 def test_the_door_answers_what_grpc_answers() -> None:
     async def test() -> None:
-        ok_door, ok_grpc = await _both(
-            lambda s: s.HeadBucket(objects_pb2.HeadBucketRequest(bucket="b"), timeout=5)
-        )
+        ok_door, ok_grpc = await _both(_head("b"))
         assert ok_door == ok_grpc and ok_door.bucket.name == "b"
 
-        missing = await _both(
-            lambda s: s.HeadBucket(objects_pb2.HeadBucketRequest(bucket="nope"), timeout=5)
-        )
+        missing = await _both(_head("nope"))
         door_err, grpc_err = (_as_error(e) for e in missing)
         assert type(door_err) is type(grpc_err) is errors.NoSuchBucket
         assert door_err.message == grpc_err.message
@@ -178,18 +178,9 @@ def test_the_door_answers_what_grpc_answers() -> None:
 
 def test_the_door_names_the_caller_as_grpc_does() -> None:
     async def test() -> None:
-        servicer = _Objects()
-        address, pipes, server = await _serve(servicer)
-        stub, channel, client = _stub(address, _OFFSETS[int(address.rpartition(":")[2])])
-        try:
-            await stub.HeadBucket(objects_pb2.HeadBucketRequest(bucket="b"), timeout=5)
-        finally:
-            assert client is not None
-            client.close()
-            await channel.close()
-            pipes.stop()
-            await server.stop(0)
-        assert servicer.peers[0].startswith("ipv4:127.0.0.1:")
+        async with _node() as node, _stub(node.address, node.offset) as (stub, _):
+            await _head("b")(stub)
+        assert node.servicer.peers[0].startswith("ipv4:127.0.0.1:")
         assert grpc_peer("[::1]:5") == "ipv6:[::1]:5" and grpc_peer("::1:5") == "ipv6:[::1]:5"
 
     _run(test)
@@ -197,99 +188,74 @@ def test_the_door_names_the_caller_as_grpc_does() -> None:
 
 def test_a_call_past_its_deadline_fails_alone_and_the_server_stops_it() -> None:
     async def test() -> None:
-        servicer = _Objects()
-        address, pipes, server = await _serve(servicer)
-        stub, channel, client = _stub(address, _OFFSETS[int(address.rpartition(":")[2])])
-        try:
-            slow = asyncio.ensure_future(
-                stub.HeadBucket(objects_pb2.HeadBucketRequest(bucket="slow"), timeout=0.3)
-            )
+        async with _node() as node, _stub(node.address, node.offset) as (stub, _):
+            slow = asyncio.ensure_future(_head("slow", timeout=0.3)(stub))
             # Another call on the same stream is answered meanwhile.
-            fast = await stub.HeadBucket(objects_pb2.HeadBucketRequest(bucket="b"), timeout=5)
-            assert fast.bucket.name == "b"
+            assert (await _head("b")(stub)).bucket.name == "b"
             with pytest.raises(grpc.aio.AioRpcError) as err:
                 await slow
             assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
             # The node cancels the handler at the deadline it was sent.
-            await asyncio.wait_for(servicer.cancelled.wait(), 5)
-        finally:
-            assert client is not None
-            client.close()
-            await channel.close()
-            pipes.stop()
-            await server.stop(0)
+            await asyncio.wait_for(node.servicer.cancelled.wait(), 5)
 
     _run(test)
 
 
 def test_the_door_refuses_what_it_does_not_serve() -> None:
     async def test() -> None:
-        servicer = _Objects()
-        address, pipes, server = await _serve(servicer)
-        port = int(address.rpartition(":")[2])
-        client = _door.DoorClient(f"127.0.0.1:{port + _OFFSETS[port]}", lambda: None)
-        try:
-            internal = await client.call("/tristore.v1.ReplicaService/Commit", b"", [], timeout=5)
-            assert internal.code == grpc.StatusCode.UNIMPLEMENTED.value[0]
-            assert "over gRPC" in internal.details
-            bad = await client.call(
-                "/tristore.v1.ObjectService/HeadBucket", b"\xff\xff\xff", [], timeout=5
-            )
-            err = errors.from_grpc(
-                grpc.StatusCode.INVALID_ARGUMENT,
-                bad.details,
-                [(t.key, t.value) for t in bad.trailers],
-            )
-            assert isinstance(err, errors.InvalidArgument) and "malformed" in err.message
-        finally:
-            client.close()
-            pipes.stop()
-            await server.stop(0)
+        async with _node() as node:
+            client = _door.DoorClient(f"127.0.0.1:{node.port + node.offset}", lambda: None)
+            try:
+                internal = await client.call(
+                    "/tristore.v1.ReplicaService/Commit", b"", [], timeout=5
+                )
+                assert internal.code == grpc.StatusCode.UNIMPLEMENTED.value[0]
+                assert "over gRPC" in internal.details
+                bad = await client.call(
+                    "/tristore.v1.ObjectService/HeadBucket", b"\xff\xff\xff", [], timeout=5
+                )
+                err = errors.from_grpc(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    bad.details,
+                    [(t.key, t.value) for t in bad.trailers],
+                )
+                assert isinstance(err, errors.InvalidArgument) and "malformed" in err.message
+            finally:
+                client.close()
         assert "/tristore.v1.ObjectService/ListBuckets" not in METHODS
 
     _run(test)
 
 
+async def _server(
+    handle: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+) -> tuple[asyncio.Server, int]:
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    return server, int(server.sockets[0].getsockname()[1])
+
+
+async def _junk(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Not a door: it answers something else and hangs up."""
+    writer.write(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+    await writer.drain()
+    writer.close()
+
+
 def test_without_a_door_the_calls_go_over_grpc() -> None:
     async def test() -> None:
-        servicer = _Objects()
-        address, pipes, server = await _serve(servicer)
-        port = int(address.rpartition(":")[2])
-        # Nothing listens there: refused. The gRPC port itself: not a door.
-        nothing = _free_port() - port
-        junk, junk_port = await _junk_server()
-        try:
-            for offset in (nothing, junk_port - port):
-                stub, channel, client = _stub(address, offset)
-                try:
-                    for _ in range(2):
-                        resp = await stub.HeadBucket(
-                            objects_pb2.HeadBucketRequest(bucket="b"), timeout=5
-                        )
-                        assert resp.bucket.name == "b"
-                    assert client is not None and not client.usable
-                finally:
-                    if client is not None:
-                        client.close()
-                    await channel.close()
-        finally:
-            junk.close()
-            pipes.stop()
-            await server.stop(0)
+        async with _node() as node:
+            # Nothing listens there: refused. A server that is not a door.
+            junk, junk_port = await _server(_junk)
+            try:
+                for offset in (_free_port() - node.port, junk_port - node.port):
+                    async with _stub(node.address, offset) as (stub, client):
+                        for _ in range(2):
+                            assert (await _head("b")(stub)).bucket.name == "b"
+                        assert client is not None and not client.usable
+            finally:
+                junk.close()
 
     _run(test)
-
-
-async def _junk_server() -> tuple[asyncio.Server, int]:
-    """A server that is not a door: it answers something else and hangs up."""
-
-    async def junk(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.write(b"HTTP/1.1 400 Bad Request\r\n\r\n")
-        await writer.drain()
-        writer.close()
-
-    server = await asyncio.start_server(junk, "127.0.0.1", 0)
-    return server, int(server.sockets[0].getsockname()[1])
 
 
 def test_a_call_without_a_deadline_goes_over_grpc() -> None:
@@ -297,19 +263,9 @@ def test_a_call_without_a_deadline_goes_over_grpc() -> None:
     a call that would wait for ever waits on gRPC's."""
 
     async def test() -> None:
-        servicer = _Objects()
-        address, pipes, server = await _serve(servicer)
-        stub, channel, client = _stub(address, _OFFSETS[int(address.rpartition(":")[2])])
-        try:
-            resp = await stub.HeadBucket(objects_pb2.HeadBucketRequest(bucket="b"), timeout=None)
-            assert resp.bucket.name == "b"
+        async with _node() as node, _stub(node.address, node.offset) as (stub, client):
+            assert (await _head("b", timeout=None)(stub)).bucket.name == "b"
             assert client is not None and client._stream is None  # never opened
-        finally:
-            assert client is not None
-            client.close()
-            await channel.close()
-            pipes.stop()
-            await server.stop(0)
 
     _run(test)
 
@@ -319,31 +275,22 @@ def test_a_door_port_that_never_answers_is_given_up_for_grpc() -> None:
     port that is not a door): the calls go over gRPC after a few seconds."""
 
     async def test() -> None:
-        servicer = _Objects()
-        address, pipes, server = await _serve(servicer)
-        port = int(address.rpartition(":")[2])
         held: list[asyncio.StreamWriter] = []
 
         async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             held.append(writer)
 
-        quiet = await asyncio.start_server(silent, "127.0.0.1", 0)
-        offset = int(quiet.sockets[0].getsockname()[1]) - port
-        stub, channel, client = _stub(address, offset)
-        try:
-            # Answered, not DEADLINE_EXCEEDED: gRPC took it over in time.
-            resp = await stub.HeadBucket(objects_pb2.HeadBucketRequest(bucket="b"), timeout=30)
-            assert resp.bucket.name == "b"
-            assert client is not None and not client.usable
-        finally:
-            assert client is not None
-            client.close()
-            await channel.close()
-            for w in held:
-                w.close()
-            quiet.close()
-            pipes.stop()
-            await server.stop(0)
+        async with _node() as node:
+            quiet, quiet_port = await _server(silent)
+            try:
+                async with _stub(node.address, quiet_port - node.port) as (stub, client):
+                    # Answered, not DEADLINE_EXCEEDED: gRPC took it over in time.
+                    assert (await _head("b", timeout=30)(stub)).bucket.name == "b"
+                    assert client is not None and not client.usable
+            finally:
+                for w in held:
+                    w.close()
+                quiet.close()
 
     _run(test)
 
