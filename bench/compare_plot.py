@@ -61,7 +61,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
     ):
         ax.set_xscale("log", base=2)
         ax.set_xticks(concs, [str(c) for c in concs])
-        ax.set_xlabel("concurrent workers (one gRPC channel each; S3: one keep-alive pool)")
+        ax.set_xlabel("concurrent workers (one client each; S3: one keep-alive pool)")
         ax.set_ylabel(ylabel)
         ax.set_title(title)
         ax.grid(True, which="both", alpha=0.3)

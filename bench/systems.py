@@ -97,9 +97,9 @@ def _port_free(port: int) -> bool:
 
 
 #: The port blocks a dev cluster takes above its base (``tristore dev up``): gRPC,
-#: metrics, S3 (nodes), the internal gRPC ports ([tls] internal_port_offset) and
-#: the pipe ports ([tls] pipe_port_offset).
-DEV_PORT_OFFSETS = (0, 100, 500, 1000, 1100)
+#: metrics, S3 and the doors (nodes: [tls] door_port_offset), the internal gRPC
+#: ports ([tls] internal_port_offset) and the pipe ports ([tls] pipe_port_offset).
+DEV_PORT_OFFSETS = (0, 100, 500, 600, 1000, 1100)
 
 
 def free_base_port(count: int, tries: int = 200) -> int:
