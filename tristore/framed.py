@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import ssl
 import struct
 from collections.abc import Awaitable, Callable
@@ -279,6 +280,29 @@ class PipeService(Generic[Req, Resp]):
     with_peer: bool = False
 
 
+#: TCP keepalive on every stream a pipe or door port takes: a peer whose host
+#: died (no FIN, no RST) is found out in about KEEPALIVE_IDLE_S +
+#: KEEPALIVE_INTERVAL_S * KEEPALIVE_PROBES seconds and its stream closed,
+#: instead of being held open for good.
+KEEPALIVE_IDLE_S = 60
+KEEPALIVE_INTERVAL_S = 10
+KEEPALIVE_PROBES = 6
+
+
+def _keepalive(transport: asyncio.BaseTransport) -> None:
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        if hasattr(socket, "TCP_KEEPIDLE"):  # Linux; elsewhere the system's timings
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, KEEPALIVE_IDLE_S)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, KEEPALIVE_INTERVAL_S)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, KEEPALIVE_PROBES)
+    except OSError as exc:
+        log.debug("no TCP keepalive on a pipe stream: %s", exc)
+
+
 def server_context(files: tls.Files, client_certs: bool = True) -> ssl.SSLContext:
     """TLS for the pipe port: this process's certificate, a client certificate
     from the CA required (``client_certs``; else none is asked: the door)."""
@@ -307,6 +331,7 @@ class _Serving(asyncio.Protocol):
         self._out = _Corked(transport)
         peer = transport.get_extra_info("peername")
         self._caller = f"{peer[0]}:{peer[1]}" if peer else "?"
+        _keepalive(transport)
         self._server.conns.add(self)
         self._server.gauge.inc()
 

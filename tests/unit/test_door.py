@@ -14,6 +14,7 @@ from typing import Any
 
 import grpc
 import pytest
+import uvloop
 
 from tristore import errors, framed
 from tristore.client import _door
@@ -82,6 +83,7 @@ class _Node:
     address: str
     port: int
     offset: int
+    pipes: framed.PipeServer
 
 
 @contextlib.asynccontextmanager
@@ -101,7 +103,7 @@ async def _node() -> AsyncIterator[_Node]:
     door_port = _free_port()
     await pipes.start(f"127.0.0.1:{door_port}")
     try:
-        yield _Node(servicer, f"127.0.0.1:{port}", port, door_port - port)
+        yield _Node(servicer, f"127.0.0.1:{port}", port, door_port - port, pipes)
     finally:
         pipes.stop()
         await server.stop(0)
@@ -199,6 +201,43 @@ def test_a_call_past_its_deadline_fails_alone_and_the_server_stops_it() -> None:
             await asyncio.wait_for(node.servicer.cancelled.wait(), 5)
 
     _run(test)
+
+
+def test_a_stream_silent_for_a_whole_deadline_is_given_up() -> None:
+    """A call that times out with no word on the stream meanwhile (a node or
+    host gone without a word) ends the stream: the next call opens a new one;
+    one that times out while others are answered keeps it (above)."""
+
+    async def test() -> None:
+        async with _node() as node, _stub(node.address, node.offset) as (stub, client):
+            assert client is not None
+            assert (await _head("b")(stub)).bucket.name == "b"
+            first = client._stream
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await _head("slow", timeout=0.3)(stub)
+            assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+            assert first is not None and first.broken
+            assert (await _head("b")(stub)).bucket.name == "b"
+            assert client._stream is not first and client.usable
+
+    _run(test)
+
+
+def test_door_streams_have_tcp_keepalive() -> None:
+    """A client whose host died leaves no stream held open on the node for good."""
+
+    async def test() -> None:
+        async with _node() as node, _stub(node.address, node.offset) as (stub, _):
+            await _head("b")(stub)
+            (serving,) = node.pipes.conns
+            assert serving._transport is not None
+            sock = serving._transport.get_extra_info("socket")
+            assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+            idle = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE)
+            assert idle == framed.KEEPALIVE_IDLE_S
+
+    _run(test)
+    uvloop.run(test())  # as the servers run
 
 
 def test_the_door_refuses_what_it_does_not_serve() -> None:

@@ -84,10 +84,13 @@ class _Stream:
         self.waiting: dict[int, asyncio.Future[objects_pb2.DoorAnswer]] = {}
         self.conn: Any = None
         self.broken = False
+        #: When the last answer arrived (loop time; 0: none yet).
+        self.heard = 0.0
         #: Called when the stream ends before the server accepted it.
         self.on_no_door: Callable[[], None] | None = None
 
     def answered(self, answer: objects_pb2.DoorAnswer) -> None:
+        self.heard = asyncio.get_running_loop().time()
         fut = self.waiting.pop(answer.id, None)
         if fut is not None and not fut.done():
             fut.set_result(answer)
@@ -196,10 +199,17 @@ class DoorClient:
                 timeout_ms=max(1, int(timeout * 1000)) if timeout is not None else 0,
             )
         )
+        sent = asyncio.get_running_loop().time()
         try:
             async with asyncio.timeout(timeout):
                 return await fut
         except TimeoutError:
+            stream.waiting.pop(ident, None)
+            if stream.heard < sent:
+                # Not a word on the stream for the call's whole deadline: the
+                # node (or its host) may be gone without a word, which TCP
+                # does not tell an idle stream. The next call opens a new one.
+                stream.fail(f"no answer on the door stream within {timeout:.1f} s")
             raise _rpc_error(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded") from None
         finally:
             stream.waiting.pop(ident, None)
