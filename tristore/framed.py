@@ -165,6 +165,8 @@ class FramedConn(asyncio.Protocol, Generic[Req, Resp]):
         self._fallback = fallback
         self._via: Conn[Req] | None = None
         self._greeted = False
+        #: The stream was set up: what was sent on it may have reached the server.
+        self._reached = False
         self._over = False
         self._connecting: asyncio.Task[Any] | None = None
         self._peer = ""
@@ -207,6 +209,12 @@ class FramedConn(asyncio.Protocol, Generic[Req, Resp]):
         """Whether the server accepted the stream (answered its first frame)."""
         return self._greeted
 
+    @property
+    def reached(self) -> bool:
+        """Whether the stream was set up (TCP and TLS): requests sent on it
+        may have reached the server, even if it never answered."""
+        return self._reached
+
     def send(self, req: Req) -> None:
         if self._via is not None:
             self._via.send(req)
@@ -240,6 +248,7 @@ class FramedConn(asyncio.Protocol, Generic[Req, Resp]):
             return
         self._transport = transport
         self._out = _Corked(transport)
+        self._reached = True
         transport.write(b"".join([self._greeting, *map(_framed, self._early)]))
         self._early = []
 

@@ -9,9 +9,11 @@ comes back as gRPC's would, and a refusal raises the ``grpc.aio.AioRpcError``
 gRPC would raise, so retries, failover and error mapping are the same. When
 nothing listens on the door port (a node of an older version, a door turned
 off, a port not published), or what answers there is no door, or nothing
-answers within :data:`DOOR_GREETING_TIMEOUT_S`, the call goes over gRPC, and
-so do the endpoint's calls for :data:`RETRY_DOOR_S`. A call without a deadline
-and every other method always do.
+answers within :data:`DOOR_GREETING_TIMEOUT_S`, the endpoint's calls go over
+gRPC for :data:`RETRY_DOOR_S`; the calls that waited on that stream go there
+at once only if none can have left (a refused connection), else they fail as
+from a broken connection and the caller's retry sends them (a PUT as a
+resend). A call without a deadline and every other method always use gRPC.
 """
 
 from __future__ import annotations
@@ -101,9 +103,14 @@ class _Stream:
         self.broken = True
         if self.on_no_door is not None and self.conn is not None and not self.conn.greeted:
             # It ended before the server took it: no door there (another
-            # server on the port, a door that refused the stream): gRPC instead.
+            # server on the port, a door that refused the stream, a hung
+            # one): the endpoint's calls go over gRPC. Those waiting go there
+            # at once only if none of them can have reached a server; else
+            # they fail as from a broken connection, and the caller's retry
+            # (which tells a PUT's server it is one) sends them again.
             self.on_no_door()
-            why = _NoDoor()
+            if not self.conn.reached:
+                why = _NoDoor()
         for fut in self.waiting.values():
             if not fut.done():
                 fut.set_exception(
