@@ -756,6 +756,18 @@ def from_grpc(
     return cls(f"{message} (gRPC {name})" if message else f"gRPC {name}")
 
 
+_STATUS_BY_NUMBER: dict[object, grpc.StatusCode] = {}
+
+
+def status_of_number(number: object) -> grpc.StatusCode | None:
+    """The gRPC status whose wire number is ``number`` (None: no such status)."""
+    if not _STATUS_BY_NUMBER:
+        import grpc  # when first needed, as _Status does
+
+        _STATUS_BY_NUMBER.update((s.value[0], s) for s in grpc.StatusCode)
+    return _STATUS_BY_NUMBER.get(number)
+
+
 def from_rpc_error(exc: grpc.RpcError) -> TristoreError:
     status = exc.code() if hasattr(exc, "code") else None
     details = exc.details() if hasattr(exc, "details") else None

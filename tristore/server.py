@@ -211,7 +211,7 @@ def _record(method: str, started: float, context: grpc.aio.ServicerContext) -> N
     code = context.code() if hasattr(context, "code") else None
     name = code.name if isinstance(code, grpc.StatusCode) else "OK"
     if isinstance(code, int) and not isinstance(code, grpc.StatusCode):
-        name = next((s.name for s in grpc.StatusCode if s.value[0] == code), "UNKNOWN")
+        name = (errors.status_of_number(code) or grpc.StatusCode.UNKNOWN).name
     handled = _HANDLED.get((method, name))
     if handled is None:
         handled = _HANDLED[method, name] = RPC_HANDLED.labels(method, name)

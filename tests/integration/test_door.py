@@ -94,7 +94,7 @@ def test_the_door_takes_only_signed_calls_of_its_methods(seeded: DevCluster) -> 
             ):
                 refused = await client.call(HEAD, request.SerializeToString(), md, 10)
                 err = errors.from_grpc(
-                    _door._BY_VALUE[refused.code],
+                    errors.status_of_number(refused.code),
                     refused.details,
                     [(t.key, t.value) for t in refused.trailers],
                 )

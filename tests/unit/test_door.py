@@ -21,7 +21,7 @@ from tristore.client import _door
 from tristore.credentials import SignedStub
 from tristore.door import DOOR_PIPE, METHODS, Door, grpc_peer
 from tristore.pb import objects_pb2, objects_pb2_grpc
-from tristore.server import SERVER_OPTIONS, Interceptor
+from tristore.server import SERVER_OPTIONS, Interceptor, _Recorder
 
 pytestmark = pytest.mark.unit
 
@@ -60,20 +60,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-class _Recorder:
-    def __init__(self, server: grpc.aio.Server) -> None:
-        self.server = server
-        self.handlers: dict[str, grpc.RpcMethodHandler] = {}
-
-    def add_generic_rpc_handlers(self, handlers: Any) -> None:
-        self.server.add_generic_rpc_handlers(handlers)
-
-    def add_registered_method_handlers(self, service: str, handlers: Any) -> None:
-        self.server.add_registered_method_handlers(service, handlers)
-        for m, h in handlers.items():
-            self.handlers[f"/{service}/{m}"] = h
 
 
 @dataclass

@@ -29,7 +29,7 @@ from typing import Any
 
 import grpc
 
-from tristore import door, tls
+from tristore import door, errors, tls
 from tristore.pb import objects_pb2
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,6 @@ def _rpc_error(code: grpc.StatusCode, details: str, trailers: Any = ()) -> grpc.
     )
 
 
-_BY_VALUE = {s.value[0]: s for s in grpc.StatusCode}
 _SERVICE = objects_pb2.DESCRIPTOR.services_by_name["ObjectService"]
 
 
@@ -124,16 +123,14 @@ class _Stream:
 
 
 class _Refused:
-    """What a door stream falls back to when the port refuses it: every call
-    on it fails with _NoDoor (and goes over gRPC instead)."""
+    """What a door stream falls back to when the port refuses it: the stream
+    ends before it reached a server, so its calls go over gRPC instead."""
 
-    def __init__(self, client: DoorClient, stream: _Stream) -> None:
-        self._client = client
+    def __init__(self, stream: _Stream) -> None:
         self._stream = stream
 
     def send(self, call: objects_pb2.DoorCall) -> None:
-        self._client.refused()
-        self._stream.fail(_NoDoor())
+        self._stream.fail("the door port refused the connection")
 
     def close(self) -> None:
         pass
@@ -169,7 +166,7 @@ class DoorClient:
                 objects_pb2.DoorAnswer.FromString,
                 stream.answered,
                 stream.fail,
-                fallback=lambda _answered, _broken: _Refused(self, stream),
+                fallback=lambda _answered, _broken: _Refused(stream),
             )
             stream.conn = conn
             try:
@@ -177,15 +174,14 @@ class DoorClient:
             except (ssl.SSLError, ValueError) as exc:
                 # A CA bundle ssl cannot load: gRPC says what is wrong with it.
                 log.debug("no TLS context for the door at %s: %s", self.address, exc)
-                self.refused()
-                stream.broken = True
+                stream.fail(exc)  # never started: no door, as a refused one
                 raise _NoDoor() from None
             conn.start(self.address, context)
             asyncio.get_running_loop().call_later(DOOR_GREETING_TIMEOUT_S, self._unanswered, stream)
         return stream
 
     def _unanswered(self, stream: _Stream) -> None:
-        if not stream.broken and stream.conn is not None and not stream.conn.greeted:
+        if not stream.broken and not stream.conn.greeted:
             stream.fail(f"no answer from the door within {DOOR_GREETING_TIMEOUT_S:.0f} s")
 
     async def call(
@@ -255,7 +251,7 @@ class DoorStub:
             except _NoDoor:
                 return await grpc_call(request, timeout=timeout, metadata=metadata)
             if answer.code:
-                code = _BY_VALUE.get(answer.code, grpc.StatusCode.UNKNOWN)
+                code = errors.status_of_number(answer.code) or grpc.StatusCode.UNKNOWN
                 raise _rpc_error(code, answer.details, [(t.key, t.value) for t in answer.trailers])
             return parse(answer.response)
 

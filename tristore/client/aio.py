@@ -1931,7 +1931,7 @@ class _FirstStatus:
             trailers = self._status.trailing_metadata()
         except Exception:  # noqa: BLE001 - grpc.aio internals changed: give up quietly
             return None
-        status = next((s for s in grpc.StatusCode if s.value[0] == code), None)
+        status = errors.status_of_number(code)
         if status in (None, grpc.StatusCode.OK) or details == errors.GRPC_CORE_ERROR:
             return None
         return errors.from_grpc(status, details, trailers)
