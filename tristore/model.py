@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
 
 from tristore.errors import InvalidArgument
 from tristore.replication import Rule
+from tristore.slots import copy_with, fast_init
 from tristore.stamps import Stamp
 
 #: Bytes an AES-GCM tag adds to each encrypted chunk (tristore/sse.py).
@@ -44,24 +44,13 @@ def ms_to_datetime(ms: int) -> dt.datetime:
     return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
 
 
-_T = TypeVar("_T")
-_new = object.__new__
-_set = object.__setattr__
+#: ``dataclasses.replace`` of a version or a change at a fraction of its cost
+#: (:func:`tristore.slots.copy_with`): a PUT replaces its version several
+#: times on the way, on every node it touches.
+evolve = copy_with
 
 
-def evolve(obj: _T, **changes: Any) -> _T:
-    """``dataclasses.replace`` of a frozen, slotted dataclass without
-    ``__post_init__`` (ObjectVersion, Change), at under half its cost: a PUT
-    replaces its version several times on the way, on every node it touches."""
-    cls = type(obj)
-    new = _new(cls)
-    for name in cls.__slots__:  # type: ignore[attr-defined]
-        _set(new, name, getattr(obj, name))
-    for name, value in changes.items():
-        _set(new, name, value)  # AttributeError for a name that is no field
-    return new
-
-
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ObjectVersion:
     """One version of a key (or its tombstone) as the storage nodes hold it."""
@@ -173,6 +162,7 @@ class ObjectVersion:
         return self.vstamp.physical_ms
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Change:
     """One change to a key, as a replica commits it in one batch.
@@ -242,6 +232,7 @@ def tries_of(head: ObjectVersion) -> tuple[Stamp, ...]:
     return head.removed if head.is_version and head.version_stamp is None else ()
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ObjectInfo:
     """What HEAD, GET and PUT tell a user about an object."""

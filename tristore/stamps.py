@@ -14,11 +14,13 @@ import time
 from dataclasses import dataclass
 
 from tristore.errors import InvalidArgument
+from tristore.slots import fast_init
 
 _FMT = struct.Struct(">QIHH")
 ENCODED_SIZE = _FMT.size  # 16
 
 
+@fast_init
 @dataclass(frozen=True, order=True, slots=True)
 class Stamp:
     physical_ms: int
