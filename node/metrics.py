@@ -174,6 +174,14 @@ CREATES_REFUSED = Counter(
     "a create and refused or left undecided (the key was there, or the first AZ could "
     "not tell): written as before, after reading the key from every node.",
 )
+UPDATE_GUESSES = Counter(
+    "tristore_update_guesses_total",
+    "Replication statuses whose first try edited the record the key's first AZ home "
+    "holds instead of reading the key, by outcome: taken (written), refused (the "
+    "home had moved on, or held a record the edit could not judge: the key was then "
+    "read) or none (no usable record there: the key was read at once).",
+    ["outcome"],
+)
 WRITE_BACKS = Counter(
     "tristore_write_backs_total",
     "Unfinished versions found by a read and finished (written back to three AZs, recorded).",

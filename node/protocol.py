@@ -36,7 +36,7 @@ from dataclasses import dataclass, field, replace
 
 from node.cache import MetadataCache
 from node.metrics import CACHE_HITS, CACHE_MISSES, CORRUPT_REPAIRED, CREATES_REFUSED, WRITE_BACKS
-from node.peers import Replica
+from node.peers import Replica, ReplicaUnavailable
 from node.quorum import AzDown, Quorum, Target, quorum_error
 from node.replica_store import CommitResult
 from node.witness_client import Fence, WitnessFleet
@@ -560,6 +560,25 @@ class Protocol:
         self.cache.put(version)
 
     # -- reads -----------------------------------------------------------------
+
+    async def home_record(self, bucket: str, key: str) -> ObjectVersion | None:
+        """The key's current record as the home of its first AZ holds it, its
+        inline body included, or None (it holds none, it is down or does not
+        answer, its record is damaged). Not a read: no witness vouches for it
+        and no other node is asked, so it may be behind what was acknowledged
+        (a home back from the dead) or ahead of it (a write that home took
+        alone). It is a guess for a conditional write, which that same home
+        decides against what every node of its AZ holds: one built on a
+        record behind is refused there, with nothing written (the caller
+        then reads as :meth:`read` does), and one built on a record ahead
+        finishes that write as a read would (Objects.update_version)."""
+        home = self.placer.place(bucket, key).azs[0].home
+        if not self.quorum.peers.is_up(home.name):
+            return None
+        try:
+            return await self.quorum.peers.replica(home).read_meta(bucket, key, True)
+        except (ReplicaUnavailable, CorruptData):
+            return None
 
     async def read(self, bucket: str, key: str) -> tuple[ObjectVersion | None, list[Replica]]:
         """The key's current version, linearizably, and replicas known to hold it.

@@ -403,6 +403,7 @@ class ReplicationApply:
             markers=True,
             settle=lambda: self.settle_current(bucket, key),
             info=bucket_info,
+            guess=True,
         )
 
     async def settle_current(self, bucket: str, key: str) -> None:

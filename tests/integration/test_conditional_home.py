@@ -15,15 +15,17 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import urllib.request
 from dataclasses import replace
 from pathlib import Path
 
 import grpc
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.cluster import DevCluster, start_cluster, wait_until
 from tristore import credentials, errors
-from tristore.convert import change_to_pb, stamp_from_pb
+from tristore.convert import change_to_pb, stamp_from_pb, stamp_to_pb
 from tristore.model import Change, ObjectVersion
 from tristore.pb import objects_pb2, objects_pb2_grpc, replica_pb2, replica_pb2_grpc
 from tristore.server import cluster_channel
@@ -186,14 +188,22 @@ def test_a_write_the_first_az_took_alone_does_not_block_the_keys_conditional_wri
         assert other.get_object(bucket, key) == b"next"
 
 
-def _put_status(cluster: DevCluster, coordinator: str, v: ObjectVersion, dest: str) -> None:
+def _put_status(
+    cluster: DevCluster, coordinator: str, v: ObjectVersion, dest: str, for_record: bool = False
+) -> None:
     """A replicator's COMPLETED for ``v`` at ``dest``, sent to ``coordinator``
-    as replicators send it (signed as the cluster's root)."""
+    as replicators send it (signed as the cluster's root); ``for_record``:
+    naming ``v``'s record as the one it is for, as they do now."""
     cfg = cluster.config
     service = objects_pb2.DESCRIPTOR.services_by_name["ObjectService"]
     signer = credentials.Signer(credentials.root_credentials(cfg))
     request = objects_pb2.PutReplicationStatusRequest(
-        bucket=v.bucket, key=v.key, version_id=v.version_id, destination=dest, status="COMPLETED"
+        bucket=v.bucket,
+        key=v.key,
+        version_id=v.version_id,
+        destination=dest,
+        status="COMPLETED",
+        stamp=stamp_to_pb(v.stamp) if for_record else None,
     )
 
     async def call() -> None:
@@ -243,6 +253,88 @@ def test_a_status_for_a_requeue_the_first_az_took_alone_is_recorded(
         held = cluster.node_versions(home)[(bucket, key)]
         assert held.replication_targets == {dest: "COMPLETED"}, (home, held)
         assert held.vstamp == old.vstamp and held.stamp > requeued.stamp
+
+
+def _guesses(cluster: DevCluster, node: str) -> dict[str, float]:
+    """``tristore_update_guesses_total`` of one node, by outcome."""
+    addr = cluster.config.node_named(node).metrics
+    with urllib.request.urlopen(f"http://{addr}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    return {
+        s.labels["outcome"]: s.value
+        for family in text_string_to_metric_families(text)
+        if family.name == "tristore_update_guesses"
+        for s in family.samples
+        if s.name == "tristore_update_guesses_total"
+    }
+
+
+def _requeued(cluster: DevCluster, bucket: str, key: str, dest: str) -> tuple[str, ObjectVersion]:
+    """A version PUT (its coordinator in another AZ than the key's first
+    AZ's), and that record queued for ``dest``: (the coordinator, the record)."""
+    cfg = cluster.config
+    first_home = cluster.homes(bucket, key)[0]
+    coordinator = next(n.name for n in cfg.nodes if n.az != cfg.node_named(first_home).az)
+    with cluster.client(cfg.node_named(coordinator).grpc) as c:
+        c.create_bucket(bucket)
+        c.put_bucket_versioning(bucket, "Enabled")
+        c.put_object(bucket, key, b"body")
+    old = cluster.node_versions(first_home)[(bucket, key)]
+    requeued = replace(
+        old,
+        stamp=replace(old.stamp, physical_ms=old.stamp.physical_ms + 1),
+        version_stamp=old.vstamp,
+        replication_status="PENDING",
+        replication_targets={dest: "PENDING"},
+    )
+    return coordinator, requeued
+
+
+def test_a_status_is_written_on_the_record_the_first_az_home_holds(cluster: DevCluster) -> None:
+    """The common case: the first AZ's home holds the record the status is
+    for (the queued version, in every AZ); the status edits it without
+    reading the key (no witness check, no other AZ read) and the home takes
+    it. Every AZ then holds it COMPLETED, above the queued record."""
+    bucket, key, dest = "guess-taken", "k", "west/dst"
+    coordinator, requeued = _requeued(cluster, bucket, key, dest)
+    for home in cluster.homes(bucket, key):
+        resp = _commit(cluster, home, Change.of(requeued))
+        assert resp.applied, (home, resp)
+    before = _guesses(cluster, coordinator)
+    _put_status(cluster, coordinator, requeued, dest, for_record=True)
+    after = _guesses(cluster, coordinator)
+    assert after.get("taken", 0) == before.get("taken", 0) + 1, (before, after)
+    for home in cluster.homes(bucket, key):
+        held = cluster.node_versions(home)[(bucket, key)]
+        assert held.replication_targets == {dest: "COMPLETED"}, (home, held)
+        assert held.vstamp == requeued.vstamp and held.stamp > requeued.stamp
+    with cluster.client() as c:
+        assert c.head_object(bucket, key).replication_status == "COMPLETED"
+        assert c.get_object(bucket, key) == b"body"
+
+
+def test_a_status_the_first_az_home_is_behind_on_reads_the_key(cluster: DevCluster) -> None:
+    """The first AZ's home is behind: the other AZs hold the queued record,
+    it holds the version before it. The status names the queued record, so
+    the home's cannot be the one to mark (the guess is refused, nothing
+    written); the key is read, which finishes the queued record, and the
+    status is recorded on it in every AZ."""
+    bucket, key, dest = "guess-behind", "k", "west/dst"
+    coordinator, requeued = _requeued(cluster, bucket, key, dest)
+    homes = cluster.homes(bucket, key)
+    for home in homes[1:]:
+        resp = _commit(cluster, home, Change.of(requeued))
+        assert resp.applied, (home, resp)
+    assert cluster.node_versions(homes[0])[(bucket, key)].stamp < requeued.stamp
+    before = _guesses(cluster, coordinator)
+    _put_status(cluster, coordinator, requeued, dest, for_record=True)
+    after = _guesses(cluster, coordinator)
+    assert after.get("refused", 0) == before.get("refused", 0) + 1, (before, after)
+    assert after.get("taken", 0) == before.get("taken", 0)
+    for home in homes:
+        held = cluster.node_versions(home)[(bucket, key)]
+        assert held.replication_targets == {dest: "COMPLETED"}, (home, held)
+        assert held.stamp > requeued.stamp
 
 
 def test_conditional_writes_through_every_node_at_once_do_not_wait_on_each_other(

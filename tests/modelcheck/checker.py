@@ -512,6 +512,15 @@ def actions(s: State, b: Bounds) -> Iterator[tuple[str, Step]]:
                 f"start_conditional(coordinator={c}, clock={clock})",
                 (lambda s, v, c=c, clock=clock: m.start_conditional(s, c, clock)),
             )
+        # A replication status expects what the first AZ's home holds, when
+        # that is not what a read would give (behind it, or a try ahead).
+        read = max(m.az_holds(s, az) for az in m.ALL_AZS)
+        if s.up[0][0] and s.nodes[0][0] != read:
+            for c, clock in itertools.product(coords, clocks):
+                yield (
+                    f"start_conditional(coordinator={c}, clock={clock}, guess=True)",
+                    (lambda s, v, c=c, clock=clock: m.start_conditional(s, c, clock, True)),
+                )
     for i in range(len(m._waiting(s))):
         yield (
             f"conditional_at_first_az(which={i})",

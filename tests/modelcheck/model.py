@@ -965,9 +965,16 @@ def read(
 # -- conditional writes (If-Match / If-None-Match, bucket updates) -----------------
 
 
-def start_conditional(s: State, coordinator: int, clock: int) -> State:
-    """Its precondition read saw the newest stamp; it takes a stamp above."""
-    expect = max(az_holds(s, az) for az in ALL_AZS)
+def start_conditional(s: State, coordinator: int, clock: int, guess: bool = False) -> State:
+    """Its precondition read saw the newest stamp; it takes a stamp above.
+
+    With ``guess`` (a replication status: Objects.update_version), no read:
+    the record the first AZ's home holds, which may be behind what was
+    acknowledged (a home back from the dead) or ahead of it (a try it took
+    alone), is the expectation; that home then decides the write against it
+    as against any. A home that is down gives no guess: the call reads."""
+    read = max(az_holds(s, az) for az in ALL_AZS)
+    expect = s.nodes[0][0] if guess and s.up[0][0] else read
     stamp = Stamp(max(clock, expect.clock, s.retired.clock), s.next_uid)
     c = Cond(s.next_call, expect, expect, stamp, coordinator, s.incarnation)
     return _with(

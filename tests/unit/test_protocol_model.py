@@ -748,10 +748,16 @@ class ConditionalProtocol(Protocol):
     is that a refusal is true: a conditional write that is refused never
     becomes visible, before or after the refusal."""
 
-    @rule(coordinator=st.integers(0, COORDINATORS - 1), clock=st.integers(1, 8))
-    def start_conditional(self, coordinator: int, clock: int) -> None:
+    @rule(
+        coordinator=st.integers(0, COORDINATORS - 1),
+        clock=st.integers(1, 8),
+        guess=st.booleans(),
+    )
+    def start_conditional(self, coordinator: int, clock: int, guess: bool = False) -> None:
+        """``guess``: expecting the first AZ home's record, not a read's (a
+        replication status)."""
         if len(self.s.conds) < 2:
-            self.s = model.start_conditional(self.s, coordinator, clock)
+            self.s = model.start_conditional(self.s, coordinator, clock, guess)
 
     @rule(
         coordinator=st.integers(0, COORDINATORS - 1),
@@ -852,6 +858,59 @@ def test_the_model_finds_false_refusals_of_conditional_writes() -> None:
     reader had seen the try."""
     with pytest.raises(AssertionError, match="a refused write was seen"):
         _race_a_conditional_write(_cond(Variant(on_late_conflict="refuse")))
+
+
+def test_a_guess_of_a_try_the_home_took_alone_finishes_it() -> None:
+    """A replication status expects what the first AZ's home holds: here a
+    try of a conditional write its coordinator abandoned after that home
+    took it (ahead of everything acknowledged). The home takes the status
+    (it holds what was expected); the status goes everywhere above the
+    try, and every read after it returns it."""
+    m = _cond()
+    m.start_conditional(coordinator=0, clock=1)
+    m.conditional_at_first_az(which=0)  # taken by the first AZ alone
+    m.conditional_abandoned(which=0)
+    ahead = m.s.nodes[0][0]
+    m.start_conditional(coordinator=1, clock=1, guess=True)
+    assert m.s.conds[0].expect == ahead
+    m.conditional_at_first_az(which=0)
+    m.conditional_at_other_az(which=0, az=1)
+    m.conditional_at_other_az(which=0, az=2)
+    m.conditional_acknowledged(which=0, at=(0, 1))
+    assert m.s.acked > ahead and not m.s.refused
+    m.read(coordinator=0, check_at=(1, 2), record_at=(0, 1))
+    m.reference_model_holds()
+
+
+def test_a_guess_behind_a_write_on_its_way_goes_above_it() -> None:
+    """The home has not yet got a plain write the other AZs hold: the
+    status, expecting the home's older record, is taken there, meets the
+    write in the other AZs, and is stamped again above it (as a conditional
+    write that read before the plain write began); once that plain write is
+    acknowledged and read, nothing it returned ever goes back."""
+    m = _cond()
+    _write(m, 0, 1)
+    m.start_write(coordinator=1, clock=3, check_at=(0, 1))
+    m.commit_to_az(which=0, az=1)
+    m.commit_to_az(which=0, az=2)  # in AZs 1 and 2, not yet in the home's
+    m.start_conditional(coordinator=0, clock=2, guess=True)
+    assert m.s.conds[0].expect < max(m.s.nodes[1])
+    m.conditional_at_first_az(which=0)
+    m.conditional_at_other_az(which=0, az=1)
+    m.conditional_at_other_az(which=0, az=2, clock=4)  # met it: stamped again
+    first_try = m.s.conds[0].tries[0]
+    assert m.s.conds[0].expect == first_try and m.s.conds[0].stamp > max(m.s.nodes[1])
+    m.conditional_at_first_az(which=0)
+    m.conditional_at_other_az(which=0, az=1)
+    m.conditional_at_other_az(which=0, az=2)
+    m.conditional_acknowledged(which=0, at=(0, 1))
+    m.commit_to_az(which=0, az=0)
+    m.record(which=0, witness=0)
+    m.record(which=0, witness=1)
+    m.acknowledge(which=0)
+    m.read(coordinator=1, check_at=(1, 2), record_at=(0, 1))
+    m.reference_model_holds()
+    assert not m.s.refused
 
 
 # -- resent conditional writes (request ids) ---------------------------------------
