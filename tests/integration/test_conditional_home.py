@@ -218,18 +218,13 @@ def _put_status(
     asyncio.run(call())
 
 
-def test_a_status_for_a_requeue_the_first_az_took_alone_is_recorded(
-    cluster: DevCluster,
-) -> None:
-    """A requeue (PENDING for a destination) the key's first AZ took alone, its
-    coordinator gone, and the replicator, which read it from that AZ's change
-    log, reports COMPLETED to a node that cached the version before it: the
-    status update must not be told "not (yet) queued" for as long as the
-    cache holds the older record (the replicator gives up after a few tries,
-    and the version would stay PENDING). The node reads the replicas, which
-    finish the requeue, and records the status."""
+def _requeued(
+    cluster: DevCluster, bucket: str, key: str, dest: str
+) -> tuple[str, ObjectVersion, ObjectVersion]:
+    """A version PUT and read through a coordinator in another AZ than the
+    key's first AZ's (it caches the version), and that record queued again
+    for ``dest``: (the coordinator, the version's record, the queued record)."""
     cfg = cluster.config
-    bucket, key, dest = "cas-requeue", "k", "west/dst"
     first_home = cluster.homes(bucket, key)[0]
     coordinator = next(n.name for n in cfg.nodes if n.az != cfg.node_named(first_home).az)
     with cluster.client(cfg.node_named(coordinator).grpc) as c:
@@ -245,6 +240,22 @@ def test_a_status_for_a_requeue_the_first_az_took_alone_is_recorded(
         replication_status="PENDING",
         replication_targets={dest: "PENDING"},
     )
+    return coordinator, old, requeued
+
+
+def test_a_status_for_a_requeue_the_first_az_took_alone_is_recorded(
+    cluster: DevCluster,
+) -> None:
+    """A requeue (PENDING for a destination) the key's first AZ took alone, its
+    coordinator gone, and the replicator, which read it from that AZ's change
+    log, reports COMPLETED to a node that cached the version before it: the
+    status update must not be told "not (yet) queued" for as long as the
+    cache holds the older record (the replicator gives up after a few tries,
+    and the version would stay PENDING). The node reads the replicas, which
+    finish the requeue, and records the status."""
+    bucket, key, dest = "cas-requeue", "k", "west/dst"
+    first_home = cluster.homes(bucket, key)[0]
+    coordinator, old, requeued = _requeued(cluster, bucket, key, dest)
     resp = _commit(cluster, first_home, Change.of(requeued, expect=old.stamp))
     assert resp.applied and not resp.conflict, resp
 
@@ -269,34 +280,13 @@ def _guesses(cluster: DevCluster, node: str) -> dict[str, float]:
     }
 
 
-def _requeued(cluster: DevCluster, bucket: str, key: str, dest: str) -> tuple[str, ObjectVersion]:
-    """A version PUT (its coordinator in another AZ than the key's first
-    AZ's), and that record queued for ``dest``: (the coordinator, the record)."""
-    cfg = cluster.config
-    first_home = cluster.homes(bucket, key)[0]
-    coordinator = next(n.name for n in cfg.nodes if n.az != cfg.node_named(first_home).az)
-    with cluster.client(cfg.node_named(coordinator).grpc) as c:
-        c.create_bucket(bucket)
-        c.put_bucket_versioning(bucket, "Enabled")
-        c.put_object(bucket, key, b"body")
-    old = cluster.node_versions(first_home)[(bucket, key)]
-    requeued = replace(
-        old,
-        stamp=replace(old.stamp, physical_ms=old.stamp.physical_ms + 1),
-        version_stamp=old.vstamp,
-        replication_status="PENDING",
-        replication_targets={dest: "PENDING"},
-    )
-    return coordinator, requeued
-
-
 def test_a_status_is_written_on_the_record_the_first_az_home_holds(cluster: DevCluster) -> None:
     """The common case: the first AZ's home holds the record the status is
     for (the queued version, in every AZ); the status edits it without
     reading the key (no witness check, no other AZ read) and the home takes
     it. Every AZ then holds it COMPLETED, above the queued record."""
     bucket, key, dest = "guess-taken", "k", "west/dst"
-    coordinator, requeued = _requeued(cluster, bucket, key, dest)
+    coordinator, _, requeued = _requeued(cluster, bucket, key, dest)
     for home in cluster.homes(bucket, key):
         resp = _commit(cluster, home, Change.of(requeued))
         assert resp.applied, (home, resp)
@@ -320,7 +310,7 @@ def test_a_status_the_first_az_home_is_behind_on_reads_the_key(cluster: DevClust
     written); the key is read, which finishes the queued record, and the
     status is recorded on it in every AZ."""
     bucket, key, dest = "guess-behind", "k", "west/dst"
-    coordinator, requeued = _requeued(cluster, bucket, key, dest)
+    coordinator, _, requeued = _requeued(cluster, bucket, key, dest)
     homes = cluster.homes(bucket, key)
     for home in homes[1:]:
         resp = _commit(cluster, home, Change.of(requeued))
