@@ -207,7 +207,6 @@ class DoorClient:
             async with asyncio.timeout(timeout):
                 return await fut
         except TimeoutError:
-            stream.waiting.pop(ident, None)
             if stream.heard < sent:
                 # Not a word on the stream for the call's whole deadline: the
                 # node (or its host) may be gone without a word, which TCP
