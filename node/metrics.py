@@ -174,6 +174,13 @@ CREATES_REFUSED = Counter(
     "a create and refused or left undecided (the key was there, or the first AZ could "
     "not tell): written as before, after reading the key from every node.",
 )
+WRITES_ABOVE_OLDER = Counter(
+    "tristore_writes_above_older_total",
+    "Writes of a new version stamped again because an AZ held a record of an older "
+    "version stamped above them (an edit of its tags or replication status, or a "
+    "DELETE of a version, that the key's first AZ took before the write got there): "
+    "committed again above it, so the new version is current when acknowledged.",
+)
 UPDATE_GUESSES = Counter(
     "tristore_update_guesses_total",
     "Replication statuses whose first try edited the record the key's first AZ home "

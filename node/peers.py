@@ -255,7 +255,9 @@ class RemoteReplica:
         if hint_for:
             op.commit.hint_for = hint_for
         resp = (await self._commits.submit(op)).commit
-        return CommitResult(resp.applied, stamp_from_pb(resp.current), resp.conflict)
+        return CommitResult(
+            resp.applied, stamp_from_pb(resp.current), resp.conflict, resp.older_above
+        )
 
     async def read_versions(
         self,

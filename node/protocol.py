@@ -35,7 +35,14 @@ from collections.abc import Awaitable, Set
 from dataclasses import dataclass, field, replace
 
 from node.cache import MetadataCache
-from node.metrics import CACHE_HITS, CACHE_MISSES, CORRUPT_REPAIRED, CREATES_REFUSED, WRITE_BACKS
+from node.metrics import (
+    CACHE_HITS,
+    CACHE_MISSES,
+    CORRUPT_REPAIRED,
+    CREATES_REFUSED,
+    WRITE_BACKS,
+    WRITES_ABOVE_OLDER,
+)
 from node.peers import Replica, ReplicaUnavailable
 from node.quorum import AzDown, Quorum, Target, quorum_error
 from node.replica_store import CommitResult
@@ -305,11 +312,43 @@ class Protocol:
                 self.clock.observe(known)
                 if head.stamp <= known:
                     head = evolve(head, stamp=self.clock.now())
-            await self.commit_change(evolve(Change.of(head), merge=True), placement, targets)
+            head = await self._merge_above_older(head, placement, targets)
             await self.confirm(head, fence)
             return head
         return await self._write_conditional(
             head, placement, targets, expect, fence, created=created
+        )
+
+    async def _merge_above_older(
+        self, head: ObjectVersion, placement: Placement, targets: list[Target] | None
+    ) -> ObjectVersion:
+        """Commit ``head``, a new version, in all three AZs as a merge (last
+        writer wins: where a newer record is held it is kept as a version).
+
+        Except above a record of an *older* version stamped above it: an edit
+        of that version (new tags, a replication status) or a DELETE of a
+        version, which the key's first AZ took as a conditional write before
+        this write got there. Kept below it, this version would be
+        acknowledged and the older one read as current (an edit of a version
+        never makes it current in S3). So ``head`` is stamped again above
+        what the AZs answered, keeping its version id, and committed again;
+        the first AZ decided that record before it held this write, so no
+        read can have returned this write before it (the protocol model:
+        ``versions_go_above_older_records``). Raises ServiceUnavailable
+        after ``restamp_attempts`` such rounds (a key edited without pause):
+        the write may then be visible or not, as any failed write."""
+        for _attempt in range(self.ncfg.restamp_attempts):
+            change = evolve(Change.of(head), merge=True)
+            results = await self.commit_change(change, placement, targets)
+            above = [r.current for r in results if r.older_above]
+            if not above:
+                return head
+            WRITES_ABOVE_OLDER.inc()
+            self.clock.observe(max(above))
+            # Its earlier round committed any removals it carries everywhere.
+            head = evolve(head, stamp=self.clock.now(), version_stamp=head.vstamp, removed=())
+        raise ServiceUnavailable(
+            f"{head.bucket}/{head.key} kept being edited while this write ran; retry it"
         )
 
     async def _write_conditional(

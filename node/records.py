@@ -149,11 +149,22 @@ class RecordHead:
     data_id: bytes
     #: :attr:`ObjectVersion.is_version`.
     is_version: bool
+    #: The version the record stands for, against a new version committed
+    #: below it: its version stamp; a removal that deleted versions (a
+    #: DELETE of the key's only version) the newest of them.
+    version: Stamp
 
 
 def decode_head(raw: bytes) -> RecordHead:
     msg = version_record_pb(raw)
-    return RecordHead(stamp_from_pb(msg.stamp), msg.data_id, not msg.deleted or msg.delete_marker)
+    stamp = stamp_from_pb(msg.stamp)
+    is_version = not msg.deleted or msg.delete_marker
+    version = stamp
+    if msg.has_version_stamp:
+        version = stamp_from_pb(msg.version_stamp)
+    elif not is_version and msg.removed:
+        version = max(stamp_from_pb(r) for r in msg.removed)
+    return RecordHead(stamp, msg.data_id, is_version, version)
 
 
 def frame_chunk(data: bytes) -> bytes:

@@ -109,6 +109,11 @@ class CommitResult:
     #: The change's ``expect`` did not match, or a record of one of its
     #: ``new_versions`` is held here; nothing was applied.
     conflict: bool = False
+    #: A merge commit's head is a newer version than the current record
+    #: here, which is stamped above it (an edit of an older version, or a
+    #: removal of one, that this node took first): the head was kept as a
+    #: version only, and its coordinator stamps it again above.
+    older_above: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,11 +216,24 @@ class _Commit(_Op):
             return CommitResult(False, max(cur_stamp, self.in_az), conflict=True)
         kept: set[bytes] = set()  # bodies a record now refers to
         stored: tuple[ObjectVersion, bytes] | None = None  # the head, as encoded
+        older_above = False
         if c.head is not None:
             if cur_stamp >= c.head.stamp and cur is not None:
                 if not c.merge:
                     store._unstage_held(wb, overlay, c.head, cur_rec)
                     return CommitResult(False, cur_stamp)
+                # Last writer wins by record stamp, but a record of an older
+                # version above a new one (an edit the first AZ took before
+                # this write got here) must not keep it from being current:
+                # the coordinator is told, unless the version is removed here.
+                older_above = (
+                    cur_rec is not None
+                    and cur_rec.version < c.head.vstamp
+                    and store._get_overlay(
+                        keys.removed_key(c.bucket, c.key, c.head.vstamp.encode()), overlay
+                    )
+                    is None
+                )
             else:
                 encoded = (
                     records.encode_version_pb(self.wire.head)
@@ -275,7 +293,7 @@ class _Commit(_Op):
                 encoded = records.encode_hint(c.stamp)
                 wb.put(hk, encoded)
                 overlay[hk] = encoded
-        return CommitResult(True, cur_stamp)
+        return CommitResult(True, cur_stamp, older_above=older_above)
 
 
 @dataclass

@@ -687,7 +687,10 @@ class ReplicaServicer(replica_pb2_grpc.ReplicaServiceServicer):
         _check_change(change)
         result = await self.store.commit(change, request.hint_for, request)
         return replica_pb2.CommitResponse(
-            applied=result.applied, current=stamp_to_pb(result.current), conflict=result.conflict
+            applied=result.applied,
+            current=stamp_to_pb(result.current),
+            conflict=result.conflict,
+            older_above=result.older_above,
         )
 
     async def Pipe(

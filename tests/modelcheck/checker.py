@@ -41,6 +41,12 @@ class Bounds:
     collections: int = 0
     #: Conditional writes (If-Match, If-None-Match) started in all.
     conditionals: int = 1
+    #: How many of those may be edits of the version they read (new tags, a
+    #: replication status): a record of that version, not a new one.
+    edits: int = 0
+    #: Whether the key starts written (a version acknowledged while every
+    #: node was up: on every home and witness), not absent.
+    written: bool = False
     #: Of the plain writes, how many may start as a PUT does: tried as a
     #: create when the witness majority does not know the key (model.start_create).
     creates: int = 0
@@ -81,7 +87,8 @@ class Bounds:
         return (
             f"3 AZs x {self.nodes_per_az} node(s), 3 witnesses, 2 coordinators; "
             f"{self.writes} writes ({self.pending} at once, {self.deletes} may be a delete), "
-            f"{self.collections} collection(s), {self.conditionals} conditional, "
+            f"{self.collections} collection(s), {self.conditionals} conditional "
+            f"({self.edits} may be an edit), "
             f"{self.creates} write(s) tried as a create, "
             f"{self.replica_creates} replica(s) tried as a create, "
             f"{self.witness_restarts} witness restart(s), {self.evictions} eviction(s), "
@@ -123,6 +130,10 @@ CI_CREATE = replace(_CI_BASE, writes=2, creates=1)
 CI_REPLICA_CREATE = replace(_CI_BASE, writes=1, replica_creates=1)
 #: A conditional write beside a plain one (with resends: the mutant tests).
 CI_CONDITIONAL = replace(_CI_BASE, writes=1, conditionals=1)
+#: An edit of a version (new tags, a replication status: decided by the
+#: first AZ as a conditional write) racing a plain write of a new version,
+#: the key written at the start (the version edited).
+CI_EDIT = replace(_CI_BASE, written=True, writes=1, conditionals=1, edits=1)
 #: Reads (and writes' floors) that hear from only some AZs, the others timing
 #: out: two plain writes, one at a time.
 CI_PARTIAL = replace(_CI_BASE, writes=2, partial_reads=True)
@@ -181,12 +192,13 @@ def bounds_from_env() -> Bounds:
 
 def _stamps(s: State) -> set[Stamp]:
     out: set[Stamp] = {s.acked, s.observed, s.retired, *s.refused, *s.returned, *s.floor}
+    out.add(s.acked_version)
     for az in s.nodes:
         out.update(az)
     out.update(w for w in s.witness if w is not None)
     out.update(c for c in s.cache if c is not None)
     for w in s.pending:
-        out.update((w.stamp, w.record_stamp, w.after))
+        out.update((w.stamp, w.record_stamp, w.after, w.behind))
     for c in (*s.conds, *s.lost):
         out.update((c.first_expect, c.expect, c.stamp, c.newer, *c.tries))
     return out
@@ -208,6 +220,12 @@ def canonical(s: State) -> State:
     tries = {t for c in (*s.conds, *s.lost) for t in c.tries}
     returned = s.returned & tries
     stamps = _stamps(s)
+    if s.of_version:
+        # Only the records still named somewhere matter (with their versions).
+        of_version = frozenset(p for p in s.of_version if p[0] in stamps)
+        if of_version != s.of_version:
+            s = _with(s, of_version=of_version)
+        stamps.update(version for _, version in of_version)
     removals = s.removals & stamps if s.removals else s.removals
     order = sorted(stamps - {NONE})
     if not all(st.uid == 0 and st.clock == i + 1 for i, st in enumerate(order)):
@@ -223,7 +241,13 @@ def canonical(s: State) -> State:
 
 def _rename(s: State, r: dict[Stamp | None, Stamp | None]) -> State:
     def write(w: Write) -> Write:
-        return _with(w, stamp=r[w.stamp], record_stamp=r[w.record_stamp], after=r[w.after])
+        return _with(
+            w,
+            stamp=r[w.stamp],
+            record_stamp=r[w.record_stamp],
+            after=r[w.after],
+            behind=r[w.behind],
+        )
 
     def cond(c: Cond) -> Cond:
         return _with(
@@ -245,6 +269,8 @@ def _rename(s: State, r: dict[Stamp | None, Stamp | None]) -> State:
         conds=tuple(cond(c) for c in s.conds),
         lost=tuple(cond(c) for c in s.lost),
         acked=r[s.acked],
+        acked_version=r[s.acked_version],
+        of_version=frozenset((r[a], r[b]) for a, b in s.of_version),
         observed=r[s.observed],
         retired=r[s.retired],
         refused=frozenset(r[x] for x in s.refused),
@@ -425,10 +451,16 @@ def actions(s: State, b: Bounds) -> Iterator[tuple[str, Step]]:
     for i, w in enumerate(s.pending):
         for az in m.ALL_AZS:
             if az not in w.committed:
-                yield (
-                    f"commit_to_az(which={i}, az={az})",
-                    lambda s, v, i=i, az=az: m.commit_to_az(s, i, az),
-                )
+                # The clock matters only to a write stamped again: after the
+                # last AZ answered, having met an older version above it.
+                last = len(w.committed) == m.AZS - 1
+                again = last and (w.behind != NONE or m.older_above(s, az, w.stamp) is not None)
+                for clock in clocks if again else [0]:
+                    yield (
+                        f"commit_to_az(which={i}, az={az}"
+                        + (f", clock={clock})" if again else ")"),
+                        lambda s, v, i=i, az=az, clock=clock: m.commit_to_az(s, i, az, v, clock),
+                    )
         yield f"abandon(which={i})", lambda s, v, i=i: m.abandon(s, i)
     for i, w in enumerate(m._ready(s)):
         for wi in range(m.WITNESSES):
@@ -507,19 +539,25 @@ def actions(s: State, b: Bounds) -> Iterator[tuple[str, Step]]:
 
     # Conditional writes.
     if s.used("conditionals") < b.conditionals:
-        for c, clock in itertools.product(coords, clocks):
+        edits: tuple[bool, ...] = (False,)
+        if s.used("edits") < b.edits:
+            # Every conditional write an edit when the bounds say so.
+            edits = (True,) if b.edits >= b.conditionals else (False, True)
+        for c, clock, e in itertools.product(coords, clocks, edits):
             yield (
-                f"start_conditional(coordinator={c}, clock={clock})",
-                (lambda s, v, c=c, clock=clock: m.start_conditional(s, c, clock)),
+                f"start_conditional(coordinator={c}, clock={clock}"
+                + (", edit=True)" if e else ")"),
+                (lambda s, v, c=c, clock=clock, e=e: m.start_conditional(s, c, clock, edit=e)),
             )
         # A replication status expects what the first AZ's home holds, when
         # that is not what a read would give (behind it, or a try ahead).
         read = max(m.az_holds(s, az) for az in m.ALL_AZS)
         if s.up[0][0] and s.nodes[0][0] != read:
-            for c, clock in itertools.product(coords, clocks):
+            for c, clock, e in itertools.product(coords, clocks, edits):
                 yield (
-                    f"start_conditional(coordinator={c}, clock={clock}, guess=True)",
-                    (lambda s, v, c=c, clock=clock: m.start_conditional(s, c, clock, True)),
+                    f"start_conditional(coordinator={c}, clock={clock}, guess=True"
+                    + (", edit=True)" if e else ")"),
+                    (lambda s, v, c=c, clock=clock, e=e: m.start_conditional(s, c, clock, True, e)),
                 )
     for i in range(len(m._waiting(s))):
         yield (
@@ -688,7 +726,9 @@ def initial(bounds: Bounds) -> State:
     """The first state of a run: with DELETEs of a version, V on every
     home; with applies of one, R on no node."""
     versions = bounds.version_deletes > 0 or bounds.version_applies > 0
-    return m.initial(bounds.nodes_per_az, versions, held=bounds.version_applies == 0)
+    return m.initial(
+        bounds.nodes_per_az, versions, held=bounds.version_applies == 0, written=bounds.written
+    )
 
 
 def explore(bounds: Bounds = CI, variant: Variant = SAFE) -> Result:

@@ -301,6 +301,14 @@ class Variant:
     #: that of two applies of one version at once the copy committed last
     #: replaced the first one's record, body and tags.
     new_versions_decided: bool = True
+    #: A plain write whose commit meets, in some AZ, a record of an older
+    #: version stamped above it (an edit of that version's tags or status
+    #: the first AZ took before this write got there) is stamped again above
+    #: it, keeping its version, and committed again before it is recorded
+    #: (node/protocol.py ``_write``; the replica says so:
+    #: CommitResult.older_above). Off: it stayed a noncurrent version there,
+    #: was acknowledged, and reads returned the older version as current.
+    versions_go_above_older_records: bool = True
 
 
 SAFE = Variant()
@@ -322,6 +330,11 @@ class Write:
     after: Stamp = NONE
     committed: frozenset[int] = frozenset()
     recorded: frozenset[int] = frozenset()
+    #: The newest record of an older version it met above it in an AZ
+    #: (NONE: none): it is stamped again once every AZ answered.
+    behind: Stamp = NONE
+    #: How many times it was stamped again (at most TRIES - 1).
+    restamps: int = 0
 
 
 @dataclass(frozen=True)
@@ -351,6 +364,10 @@ class Cond:
     #: newest stamp acknowledged or read when it began (it must land above).
     plain: tuple[int, tuple[int, ...], tuple[int, ...]] | None = None
     after: Stamp = NONE
+    #: An edit of the version its precondition read saw (new tags, a
+    #: replication status: Objects.update_version): each try's record is a
+    #: record of that version (:attr:`State.of_version`), not a new one.
+    edit: bool = False
 
 
 #: Where an apply of R is (VApply.phase): its first AZ's node is to hear the
@@ -416,8 +433,16 @@ class State:
     #: it may drop it): no record now reads as this removal, and every clock
     #: is past it (the retention period and the skew bound: rule 1).
     retired: Stamp = NONE
+    #: The stamps that are records of an older version, with that version's
+    #: stamp: an edit's tries, and a write stamped again above one (it keeps
+    #: its version). Every other stamp is a version of its own.
+    of_version: frozenset[tuple[Stamp, Stamp]] = frozenset()
     # The reference model.
     acked: Stamp = NONE
+    #: The newest version (by version stamp) a write made and acknowledged:
+    #: a read never returns a record of an older one (S3: an edit of a
+    #: version never makes it current again).
+    acked_version: Stamp = NONE
     observed: Stamp = NONE
     refused: frozenset[Stamp] = frozenset()
     returned: frozenset[Stamp] = frozenset()
@@ -470,19 +495,33 @@ class State:
         return 0
 
 
-def initial(nodes_per_az: int = 1, versions: bool = False, held: bool = True) -> State:
+def initial(
+    nodes_per_az: int = 1, versions: bool = False, held: bool = True, written: bool = False
+) -> State:
     """The key absent; with ``versions``, the version V on the home of
     every AZ (written there while every node was up, acknowledged), or,
     without ``held``, the replica version R on no node (its applies bring
-    it: :func:`start_version_apply`)."""
+    it: :func:`start_version_apply`). With ``written``, the key's current
+    record is a version written and acknowledged while every node was up:
+    on the home of every AZ, at every witness."""
     first = HELD if versions and held else NO_COPY
-    return State(
+    s = State(
         nodes=((NONE,) * nodes_per_az,) * AZS,
         up=((True,) * nodes_per_az,) * AZS,
         version=((first,) + (NO_COPY,) * (nodes_per_az - 1),) * AZS if versions else (),
         vfirst=first,
         replica_version=versions and not held,
     )
+    if written:
+        one = Stamp(1, 0)
+        s = _with(
+            s,
+            nodes=((one,) + (NONE,) * (nodes_per_az - 1),) * AZS,
+            witness=(one,) * WITNESSES,
+            acked=one,
+            acked_version=one,
+        )
+    return s
 
 
 def _with(obj: _T, **changes: object) -> _T:
@@ -637,6 +676,25 @@ def absent(s: State, stamp: Stamp) -> bool:
     return stamp == NONE or stamp in s.removals
 
 
+def version_of(s: State, stamp: Stamp) -> Stamp:
+    """The version ``stamp``'s record is a record of: itself, unless it is
+    an edit's try or a write stamped again (:attr:`State.of_version`)."""
+    for record, version in s.of_version:
+        if record == stamp:
+            return version
+    return stamp
+
+
+def _acked(s: State, stamp: Stamp, new_version: bool = True) -> State:
+    """A write of ``stamp`` acknowledged (``new_version``: it made a version,
+    not an edit of one)."""
+    if not new_version:
+        return _with(s, acked=max(s.acked, stamp))
+    return _with(
+        s, acked=max(s.acked, stamp), acked_version=max(s.acked_version, version_of(s, stamp))
+    )
+
+
 def _returned(s: State, stamp: Stamp) -> State:
     """A read returns ``stamp``: checked against the reference model. No
     record, once a removal was collected, is that removal: absent, as it
@@ -650,6 +708,11 @@ def _returned(s: State, stamp: Stamp) -> State:
         raise Violation(f"stale read: {stamp} after {s.acked} was acknowledged")
     if stamp < s.observed:
         raise Violation(f"flicker: {stamp} after {s.observed} was returned")
+    if version_of(s, stamp) < s.acked_version:
+        raise Violation(
+            f"an older version current again: {stamp}, a record of version "
+            f"{version_of(s, stamp)}, read after version {s.acked_version} was acknowledged"
+        )
     return _with(s, observed=stamp, returned=s.returned | {stamp})
 
 
@@ -696,15 +759,56 @@ def start_write(
     return s
 
 
-def commit_to_az(s: State, which: int, az: int) -> State:
+def commit_to_az(s: State, which: int, az: int, v: Variant = SAFE, clock: int = 0) -> State:
     """Last writer wins: a replica holding a newer (concurrent) write keeps
-    it; the write is stored there as an older version and not stamped again."""
+    it; the write is stored there as an older version and not stamped again.
+
+    Unless what it holds is a record of an older version stamped above the
+    write (an edit the first AZ took before the write got there: it was
+    decided there first, so no read can have returned the write before
+    it): once every AZ answered, the write is stamped again above it (at
+    or above ``clock``), keeping its version, and committed again in every
+    AZ (:func:`older_above`); after TRIES - 1 of those it fails."""
     w = s.pending[which % len(s.pending)]
     nxt = az_commit(s, az, w.stamp)
     if nxt is None:
         return s  # the AZ is down: the write waits (or is abandoned)
     i = s.pending.index(w)
-    return _with(nxt, pending=_set(s.pending, i, _with(w, committed=w.committed | {az})))
+    behind = older_above(s, az, w.stamp)
+    w = _with(w, committed=w.committed | {az}, behind=max(w.behind, behind or NONE))
+    if len(w.committed) < AZS or w.behind == NONE or not v.versions_go_above_older_records:
+        return _with(nxt, pending=_set(s.pending, i, w))
+    if w.restamps + 1 >= TRIES:
+        return _with(nxt, pending=_drop(s.pending, i))  # kept changing: it fails, unknown
+    stamp = Stamp(max(clock, w.behind.clock, nxt.retired.clock), nxt.next_uid)
+    again = _with(
+        w,
+        stamp=stamp,
+        record_stamp=stamp,
+        committed=frozenset(),
+        recorded=frozenset(),
+        behind=NONE,
+        restamps=w.restamps + 1,
+    )
+    return _with(
+        nxt,
+        pending=_set(s.pending, i, again),
+        next_uid=nxt.next_uid + 1,
+        of_version=nxt.of_version | {(stamp, version_of(nxt, w.stamp))},
+    )
+
+
+def older_above(s: State, az: int, stamp: Stamp) -> Stamp | None:
+    """What a commit of ``stamp`` in the AZ answers when the node that takes
+    it (its first live one) holds a record of an older version stamped above
+    it (ReplicaStore: CommitResult.older_above): that record; else None."""
+    for n, up in enumerate(s.up[az]):
+        if up:
+            held = s.nodes[az][n]
+            if held > stamp and version_of(s, held) < version_of(s, stamp):
+                return held
+            return None
+    return None
 
 
 def _ready(s: State) -> list[Write]:
@@ -752,7 +856,7 @@ def acknowledge(s: State, which: int) -> State:
             f"lost write: {w.stamp} acknowledged below {w.after}, acknowledged or read first"
         )
     s = _cache(s, w.coordinator, w.record_stamp)
-    return _with(s, pending=_drop(s.pending, s.pending.index(w)), acked=max(s.acked, w.stamp))
+    return _acked(_with(s, pending=_drop(s.pending, s.pending.index(w))), w.stamp)
 
 
 def abandon(s: State, which: int) -> State:
@@ -965,24 +1069,38 @@ def read(
 # -- conditional writes (If-Match / If-None-Match, bucket updates) -----------------
 
 
-def start_conditional(s: State, coordinator: int, clock: int, guess: bool = False) -> State:
+def start_conditional(
+    s: State, coordinator: int, clock: int, guess: bool = False, edit: bool = False
+) -> State:
     """Its precondition read saw the newest stamp; it takes a stamp above.
 
     With ``guess`` (a replication status: Objects.update_version), no read:
     the record the first AZ's home holds, which may be behind what was
     acknowledged (a home back from the dead) or ahead of it (a try it took
     alone), is the expectation; that home then decides the write against it
-    as against any. A home that is down gives no guess: the call reads."""
+    as against any. A home that is down gives no guess: the call reads.
+
+    An ``edit`` (new tags, a replication status) writes a record of the
+    version it expects, not a new one; there must be one (an absent key
+    has nothing to edit: NoSuchKey)."""
     read = max(az_holds(s, az) for az in ALL_AZS)
     expect = s.nodes[0][0] if guess and s.up[0][0] else read
+    if edit and absent(s, expect):
+        return s
     stamp = Stamp(max(clock, expect.clock, s.retired.clock), s.next_uid)
-    c = Cond(s.next_call, expect, expect, stamp, coordinator, s.incarnation)
+    c = Cond(s.next_call, expect, expect, stamp, coordinator, s.incarnation, edit=edit)
+    spent = _spend(s, "conditionals")
+    of_version = s.of_version
+    if edit:
+        spent = _spend(_with(s, spent=spent), "edits")
+        of_version = of_version | {(stamp, version_of(s, expect))}
     return _with(
         s,
         conds=(*s.conds, c),
         next_uid=s.next_uid + 1,
         next_call=s.next_call + 1,
-        spent=_spend(s, "conditionals"),
+        spent=spent,
+        of_version=of_version,
     )
 
 
@@ -1120,10 +1238,12 @@ def conditional_at_other_az(s: State, which: int, az: int, clock: int = 0) -> St
     nxt_uid = s.next_uid
     if len(c.others) == AZS - 1:
         if c.newer != NONE and len(c.tries) < TRIES:
-            # Stamped again above what it met, conditional on this try.
-            c = _with(
-                c, expect=c.stamp, stamp=Stamp(max(clock, c.newer.clock, s.retired.clock), nxt_uid)
-            )
+            # Stamped again above what it met, conditional on this try (an
+            # edit's next try is a record of the same version).
+            again = Stamp(max(clock, c.newer.clock, s.retired.clock), nxt_uid)
+            if c.edit:
+                s = _with(s, of_version=s.of_version | {(again, version_of(s, c.stamp))})
+            c = _with(c, expect=c.stamp, stamp=again)
             nxt_uid += 1
         else:
             c = _with(c, finishing=True)
@@ -1157,7 +1277,7 @@ def conditional_acknowledged(s: State, v: Variant, which: int, at: tuple[int, ..
         )
     if c.gone:
         return _with(s, lost=(*s.lost, c))  # done, but the client was not told: it resends
-    return _with(s, acked=max(s.acked, c.stamp))
+    return _acked(s, c.stamp, new_version=not c.edit)
 
 
 def conditional_abandoned(s: State, which: int) -> State:
@@ -1170,7 +1290,7 @@ def conditional_abandoned(s: State, which: int) -> State:
 def reply_lost(s: State, which: int) -> State:
     """The client's attempt fails (a timeout, a dropped connection) without
     saying whether it took effect; its coordinator goes on."""
-    going = [c for c in s.conds if not c.gone and c.plain is None]
+    going = [c for c in s.conds if not c.gone and c.plain is None and not c.edit]
     if not going:
         return s
     c = going[which % len(going)]
@@ -1220,7 +1340,7 @@ def resend(
                 s = witness_record(s, v, i, attempt)
             s = _cache(s, coordinator, attempt)
         s = done(s)
-        return _with(s, acked=max(s.acked, attempt))
+        return _acked(s, attempt, new_version=not c.edit)
 
     # The look at the resend's start (:func:`resend_look`, when it was a
     # step of its own, saw what the first AZ had taken then).

@@ -14,6 +14,7 @@ from tests.modelcheck.checker import (
     CI_COLLECT,
     CI_CONDITIONAL,
     CI_CREATE,
+    CI_EDIT,
     CI_PARTIAL,
     CI_REPLICA_CREATE,
     CI_REPLICA_VERSIONS,
@@ -60,6 +61,20 @@ def test_every_interleaving_of_a_replica_tried_as_a_create_is_clean() -> None:
     print(res.summary())
     assert res.violation is None, res.format_trace()
     assert res.states > 1_000
+
+
+def test_every_interleaving_of_an_edit_beside_a_write_is_clean() -> None:
+    """An edit of the key's version (new tags, a replication status: a
+    conditional write of a record of that version, which may guess on the
+    first AZ's home) beside a plain write of a new version: every read
+    returns at least the newest version acknowledged, never an edit of an
+    older one (docs/architecture.md, guarantees). Fourteen steps deep here
+    (the old write's trace is 10); the whole space: TRISTORE_LONG=1."""
+    bounds = CI_EDIT if LONG_RUN else replace(CI_EDIT, max_depth=14)
+    res = explore(bounds)
+    print(res.summary())
+    assert res.violation is None, res.format_trace()
+    assert res.states > 40_000
 
 
 def test_every_interleaving_of_reads_that_hear_some_azs_is_clean() -> None:
@@ -340,6 +355,16 @@ MUTANTS = [
         "two copies of the version: copy 2 held after copy 1",
         6,
     ),
+    # A PUT reaches AZs 1 and 2; an edit of the version before it (a
+    # replication status guessing on the first AZ's home) is taken there;
+    # the PUT reaches the first AZ below the edit, stays a noncurrent
+    # version there, and is acknowledged; a read finishes the edit.
+    (
+        Variant(versions_go_above_older_records=False),
+        replace(CI_EDIT, max_depth=10),
+        "an older version current again",
+        10,
+    ),
 ]
 
 
@@ -365,6 +390,7 @@ MUTANTS = [
         "collect-before-retention",
         "version-delete-retry-stops-at-a-removal",
         "replica-version-committed-unconditionally",
+        "new-version-kept-below-an-edit",
     ],
 )
 def test_the_checker_finds_each_mutant(

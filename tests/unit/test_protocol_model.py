@@ -67,9 +67,10 @@ class Protocol(RuleBasedStateMachine):
             )
 
     @precondition(lambda self: self.s.pending)
-    @rule(which=st.integers(0, 2), az=st.integers(0, AZS - 1))
-    def commit_to_az(self, which: int, az: int) -> None:
-        self.s = model.commit_to_az(self.s, which, az)
+    @rule(which=st.integers(0, 2), az=st.integers(0, AZS - 1), clock=st.integers(0, 8))
+    def commit_to_az(self, which: int, az: int, clock: int = 0) -> None:
+        """``clock``: a write stamped again (it met an older version above it) takes it."""
+        self.s = model.commit_to_az(self.s, which, az, self.variant, clock)
 
     @precondition(lambda self: model._ready(self.s))
     @rule(which=st.integers(0, 2), witness=st.integers(0, WITNESSES - 1))
@@ -752,12 +753,16 @@ class ConditionalProtocol(Protocol):
         coordinator=st.integers(0, COORDINATORS - 1),
         clock=st.integers(1, 8),
         guess=st.booleans(),
+        edit=st.booleans(),
     )
-    def start_conditional(self, coordinator: int, clock: int, guess: bool = False) -> None:
+    def start_conditional(
+        self, coordinator: int, clock: int, guess: bool = False, edit: bool = False
+    ) -> None:
         """``guess``: expecting the first AZ home's record, not a read's (a
-        replication status)."""
+        replication status); ``edit``: a record of the version it expects
+        (new tags, a replication status), not a new one."""
         if len(self.s.conds) < 2:
-            self.s = model.start_conditional(self.s, coordinator, clock, guess)
+            self.s = model.start_conditional(self.s, coordinator, clock, guess, edit)
 
     @rule(
         coordinator=st.integers(0, COORDINATORS - 1),
@@ -905,6 +910,83 @@ def test_a_guess_behind_a_write_on_its_way_goes_above_it() -> None:
     m.conditional_at_other_az(which=0, az=2)
     m.conditional_acknowledged(which=0, at=(0, 1))
     m.commit_to_az(which=0, az=0)
+    m.record(which=0, witness=0)
+    m.record(which=0, witness=1)
+    m.acknowledge(which=0)
+    m.read(coordinator=1, check_at=(1, 2), record_at=(0, 1))
+    m.reference_model_holds()
+    assert not m.s.refused
+
+
+def _edit_beside_a_new_version(m: ConditionalProtocol) -> None:
+    """The race a tagging call (or a replication status) and a PUT of the
+    same key ran into: the edit of version 1, stamped by a clock ahead of
+    the PUT's, is taken by the first AZ; the PUT of version 2 reaches AZs 1
+    and 2 first, where the edit then lands above it; the PUT gets to the
+    first AZ last, below the edit."""
+    _write(m, 0, 1)  # version 1, acknowledged
+    m.start_conditional(coordinator=1, clock=6, edit=True)
+    m.start_write(coordinator=0, clock=3, check_at=(0, 1))  # version 2, below the edit
+    m.commit_to_az(which=0, az=1)
+    m.commit_to_az(which=0, az=2)
+    m.conditional_at_first_az(which=0)  # the edit, taken where version 2 is not yet
+    m.conditional_at_other_az(which=0, az=1)  # above version 2 there
+    m.conditional_at_other_az(which=0, az=2)
+    m.conditional_acknowledged(which=0, at=(0, 1))
+    m.commit_to_az(which=0, az=0, clock=7)  # version 2 meets the edit above it
+
+
+def test_a_new_version_goes_above_an_edit_of_an_older_one() -> None:
+    """The PUT is stamped again above the edit, keeping its version, and
+    committed again: once acknowledged, every read returns version 2."""
+    m = _cond()
+    _edit_beside_a_new_version(m)
+    (w,) = m.s.pending
+    assert w.restamps == 1 and not w.committed
+    assert model.version_of(m.s, w.stamp) < w.stamp  # still version 2, a new record of it
+    for az in range(AZS):
+        m.commit_to_az(which=0, az=az)
+    m.record(which=0, witness=0)
+    m.record(which=0, witness=1)
+    m.acknowledge(which=0)
+    m.read(coordinator=1, check_at=(1, 2), record_at=(0, 1))
+    m.reference_model_holds()
+    assert m.s.observed == m.s.acked and m.s.acked_version == model.version_of(m.s, m.s.acked)
+
+
+def test_the_model_finds_an_edit_that_makes_an_older_version_current_again() -> None:
+    """The old write kept version 2 noncurrent where the edit was above it
+    and was acknowledged all the same: a read then returned version 1."""
+    m = _cond(Variant(versions_go_above_older_records=False))
+    _edit_beside_a_new_version(m)
+    m.record(which=0, witness=0)
+    m.record(which=0, witness=1)
+    m.acknowledge(which=0)
+    with pytest.raises(AssertionError, match="an older version current again"):
+        m.read(coordinator=1, check_at=(1, 2), record_at=(0, 1))
+
+
+def test_an_edit_stamped_again_above_a_new_version_on_its_way_is_overtaken_by_it() -> None:
+    """An edit whose try meets the new version in the other AZs is stamped
+    again above it (a conditional write's rule), but the new version, which
+    then meets that try in the first AZ, goes above it in turn."""
+    m = _cond()
+    _write(m, 0, 1)
+    m.start_write(coordinator=1, clock=3, check_at=(0, 1))
+    m.commit_to_az(which=0, az=1)
+    m.commit_to_az(which=0, az=2)
+    m.start_conditional(coordinator=0, clock=2, guess=True, edit=True)
+    m.conditional_at_first_az(which=0)
+    m.conditional_at_other_az(which=0, az=1)
+    m.conditional_at_other_az(which=0, az=2, clock=4)  # met it: stamped again
+    m.conditional_at_first_az(which=0)
+    m.conditional_at_other_az(which=0, az=1)
+    m.conditional_at_other_az(which=0, az=2)
+    m.conditional_acknowledged(which=0, at=(0, 1))
+    m.commit_to_az(which=0, az=0, clock=5)
+    assert m.s.pending[0].restamps == 1
+    for az in range(AZS):
+        m.commit_to_az(which=0, az=az)
     m.record(which=0, witness=0)
     m.record(which=0, witness=1)
     m.acknowledge(which=0)
