@@ -181,6 +181,21 @@ WRITES_ABOVE_OLDER = Counter(
     "DELETE of a version, that the key's first AZ took before the write got there): "
     "committed again above it, so the new version is current when acknowledged.",
 )
+READS_OVERTAKEN = Counter(
+    "tristore_reads_overtaken_total",
+    "Reads that were finishing a write no one finished (its coordinator gone) and met, "
+    "in some AZ, a record of an older version stamped above it (an edit the key's "
+    "first AZ took after the read looked): nothing returned or recorded, the key "
+    "read again.",
+)
+READS_PROMOTED = Counter(
+    "tristore_reads_promoted_total",
+    "Reads that found the key's newest record standing for an older version than "
+    "a version some node holds (an edit above a write whose coordinator died, or "
+    "whose write landed on a fallback while the home holding the edit was down): "
+    "the newer version was made current, stamped again above, before the read "
+    "returned it.",
+)
 UPDATE_GUESSES = Counter(
     "tristore_update_guesses_total",
     "Replication statuses whose first try edited the record the key's first AZ home "

@@ -40,6 +40,8 @@ from node.metrics import (
     CACHE_MISSES,
     CORRUPT_REPAIRED,
     CREATES_REFUSED,
+    READS_OVERTAKEN,
+    READS_PROMOTED,
     WRITE_BACKS,
     WRITES_ABOVE_OLDER,
 )
@@ -87,6 +89,9 @@ class ReplicaRead:
     #: newer version on a node that did not (a write it took while the
     #: others were away, or a hint not yet handed back to a home).
     heard: frozenset[str] = frozenset()
+    #: With ``every``: of every record found, one with the greatest version
+    #: stamp (it may stand below ``best``, a record of an older version).
+    newest_version: ObjectVersion | None = None
 
     def answered(self) -> set[str]:
         return {azr.az for azr, _, _ in self.answers}
@@ -162,6 +167,15 @@ def _version_name(vstamp: Stamp | None) -> str:
 class _FirstTryUndecided(Exception):
     """Internal: a PUT tried as a create whose first try the first AZ left
     undecided (its home did not answer, its fallback refused)."""
+
+
+class _Overtaken(Exception):
+    """A read's finishing of a version met a record of an older version
+    above it in some AZ (:meth:`Protocol.finish`); the stamp of that record."""
+
+    def __init__(self, above: Stamp) -> None:
+        super().__init__(f"a record of an older version at {above} is above it")
+        self.above = above
 
 
 class ReplicaHeld(Exception):
@@ -666,6 +680,22 @@ class Protocol:
         # The witness cannot vouch for what one node an AZ holds (it does not
         # know the key, the version found is not the one it knows, or it is
         # not agreed there): every node of each AZ is asked.
+        for _attempt in range(self.ncfg.restamp_attempts):
+            try:
+                return await self._read_every_node(bucket, key, w, agreed, fence)
+            except _Overtaken:
+                READS_OVERTAKEN.inc()
+        raise ServiceUnavailable(
+            f"{bucket}/{key} kept being edited while this read finished an unfinished write; retry"
+        )
+
+    async def _read_every_node(
+        self, bucket: str, key: str, w: Stamp | None, agreed: bool, fence: Fence
+    ) -> tuple[ObjectVersion | None, list[Replica]]:
+        """:meth:`_read_checked` when the witness cannot vouch for one node an
+        AZ: every node of each AZ, and what they give finished if it must be.
+        :class:`_Overtaken` when that finishing met, in some AZ, a record of
+        an older version above it: nothing returned, nothing recorded."""
         rr = await self.read_replicas(bucket, key, every=True)
         best = rr.best
         if best is None:
@@ -681,6 +711,15 @@ class Protocol:
                 f"the replicas that answered for {bucket}/{key} are behind the newest "
                 "acknowledged version; retry when more of its AZs are reachable"
             )
+        newer = rr.newest_version
+        if (
+            newer is not None
+            and newer.vstamp > best.stands_for
+            and newer.vstamp not in best.removed
+        ):
+            promoted = await self._promote_newer(best, newer, fence)
+            if promoted is not None:
+                return promoted, []
         if w is not None and best.stamp == w and agreed:
             return self._vouched(best, rr)
         # Newer than the witness, unknown to it, or at one member of the
@@ -688,6 +727,39 @@ class Protocol:
         # majority) before it is returned; written back to damaged AZs too.
         await self.finish(best, rr, fence)
         return best, rr.holders
+
+    async def _promote_newer(
+        self, best: ObjectVersion, newer: ObjectVersion, fence: Fence
+    ) -> ObjectVersion | None:
+        """A read found the key's newest record (``best``) standing for an
+        older version than ``newer``, a record some node holds: an edit of
+        that older version (or a DELETE of it) which the key's first AZ took
+        before ``newer``'s write got there, a write whose coordinator could
+        not stamp it again above the edit (it died, or the write landed on a
+        fallback while the home holding the edit was down). An edit never
+        makes an older version current: ``newer`` is finished as its writer
+        would have finished it, stamped again above ``best`` keeping its
+        version id, committed in every AZ and recorded; None (``best`` is
+        finished as usual) when the version was removed for good meanwhile.
+        ``tristore_reads_promoted_total``; the protocol model:
+        ``reads_promote_newer_versions``."""
+        bucket, key = best.bucket, best.key
+        held, removed, _ = await self.spread_version(bucket, key, newer.vstamp)
+        if removed or held is None:
+            return None
+        READS_PROMOTED.inc()
+        self.clock.observe(best.stamp)
+        promoted = evolve(held, stamp=self.clock.now(), version_stamp=held.vstamp, removed=())
+        log.info(
+            "%s/%s: version %s, below a record of older version %s, made current again",
+            bucket,
+            key,
+            held.version_id,
+            best.version_id,
+        )
+        promoted = await self._merge_above_older(promoted, self.placer.place(bucket, key), None)
+        await self.confirm(promoted, fence)
+        return promoted
 
     def _vouched(
         self, v: ObjectVersion, rr: ReplicaRead
@@ -790,6 +862,7 @@ class Protocol:
         if not answers:
             raise quorum_error(down, "a read")
         best = max((v for _, v in found), key=lambda v: v.stamp) if found else None
+        newest = max((v for _, v in found), key=lambda v: v.vstamp) if every and found else None
         holders: list[Replica] = []
         if best is not None:
             self.clock.observe(best.stamp)
@@ -797,7 +870,7 @@ class Protocol:
             holders.sort(key=lambda rep: rep.spec.name != self.me.name)
         corrupt = tuple(azr for azr, _, _ in answers if any(n.name in damaged for n in azr.nodes))
         return ReplicaRead(
-            placement, best, holders, answers, corrupt, tuple(down), every, frozenset(heard)
+            placement, best, holders, answers, corrupt, tuple(down), every, frozenset(heard), newest
         )
 
     async def settle_everywhere(self, v: ObjectVersion, what: str) -> None:
@@ -833,23 +906,38 @@ class Protocol:
 
     async def finish(self, v: ObjectVersion, rr: ReplicaRead, fence: Fence) -> None:
         """Write ``v`` back to every AZ that answered without it, then confirm
-        it: QuorumUnavailable unless it is then held by a majority of AZs."""
-        await self.spread_to_majority(v, rr)
+        it: QuorumUnavailable unless it is then held by a majority of AZs.
+
+        :class:`_Overtaken` (nothing confirmed) when an AZ holds a record of
+        an older version above ``v`` by then: an edit of that version (tags,
+        a replication status) the key's first AZ took after the read looked,
+        while ``v``, a write no one finished, was on its way. Confirmed and
+        returned, ``v`` would be followed by that older version once the
+        edit is finished (the simulation with tags: seed 289); read again,
+        the edit is what the read finds."""
+        above: list[Stamp] = []
+        await self.spread_to_majority(v, rr, above)
+        if above:
+            raise _Overtaken(max(above))
         await self.confirm(v, fence)
 
-    async def spread_to_majority(self, v: ObjectVersion, rr: ReplicaRead) -> None:
+    async def spread_to_majority(
+        self, v: ObjectVersion, rr: ReplicaRead, above: list[Stamp] | None = None
+    ) -> None:
         """:meth:`write_back_lacking`, refused (QuorumUnavailable) unless ``v``
         then is in a majority of the key's AZs, its first AZ among them
-        (:meth:`need_azs`)."""
+        (:meth:`need_azs`). ``above``: see :meth:`Quorum.write_back_all`."""
         assert rr.every, "a version is finished from a read of every node"
         what = f"finishing {v.bucket}/{v.key}@{v.version_id}"
         self.need_azs(rr, what)
-        skipped = await self.write_back_lacking(v, rr)
+        skipped = await self.write_back_lacking(v, rr, above)
         if skipped:
             rr = replace(rr, down=(*rr.down, *skipped))
             self.need_azs(rr, what, skipped={d.az for d in skipped})
 
-    async def write_back_lacking(self, v: ObjectVersion, rr: ReplicaRead) -> list[AzDown]:
+    async def write_back_lacking(
+        self, v: ObjectVersion, rr: ReplicaRead, above: list[Stamp] | None = None
+    ) -> list[AzDown]:
         """Write ``v`` back to every AZ that answered without it; the AZs left
         out are returned.
 
@@ -871,7 +959,7 @@ class Protocol:
             ", ".join(a.az for a in lacking),
         )
         return await self.quorum.write_back_all(
-            v, lacking, rr.holders, "finishing an interrupted write", skip_full=True
+            v, lacking, rr.holders, "finishing an interrupted write", skip_full=True, above=above
         )
 
     # -- versions --------------------------------------------------------------

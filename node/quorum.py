@@ -47,6 +47,7 @@ from tristore.errors import (
 )
 from tristore.model import Change, ObjectVersion
 from tristore.placement import AzReplicas, Placement, Placer
+from tristore.stamps import Stamp
 
 log = logging.getLogger(__name__)
 
@@ -434,10 +435,11 @@ class Quorum:
         holders: list[Replica],
         merge: bool = False,
         as_version: bool = False,
-    ) -> None:
+    ) -> CommitResult:
         """Write ``v`` to one node of ``azr``: as the key's current record (if
         newer than the one there), or ``as_version`` only as one of its versions.
-        A chunked body is staged first, copied from ``holders``."""
+        A chunked body is staged first, copied from ``holders``. What that
+        node answered."""
         if as_version:
             change = Change(v.bucket, v.key, v.stamp, versions=(v,), merge=True)
         else:
@@ -448,8 +450,7 @@ class Quorum:
             try:
                 if v.data_id:
                     await replica.stage(v.data_id, self.copy_chunks(v, holders))
-                await replica.commit(change, hint_for(node, azr))
-                return
+                return await replica.commit(change, hint_for(node, azr))
             except ReplicaUnavailable as exc:
                 self.peers.mark_down(node.name, str(exc))
             except StorageFull as exc:
@@ -465,11 +466,14 @@ class Quorum:
         what: str,
         as_version: bool = False,
         skip_full: bool = False,
+        above: list[Stamp] | None = None,
     ) -> list[AzDown]:
         """:meth:`write_back` to each of ``azs`` in parallel; every one must
         take it (else QuorumUnavailable for ``what``). With ``skip_full`` an
         AZ whose every node refuses for lack of disk space is left out, as
-        one that does not answer: those AZs are returned."""
+        one that does not answer: those AZs are returned. Into ``above`` go
+        the stamps of records of an older version that a node holds above
+        ``v`` (CommitResult.older_above): ``v`` is not current there."""
         results = await asyncio.gather(
             *(self.write_back(v, azr, holders, as_version=as_version) for azr in azs),
             return_exceptions=True,
@@ -485,6 +489,8 @@ class Quorum:
         for r in results:
             if isinstance(r, BaseException) and r not in skipped:
                 raise r
+            if above is not None and isinstance(r, CommitResult) and r.older_above:
+                above.append(r.current)
         return skipped
 
     async def copy_chunks(

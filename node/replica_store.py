@@ -219,9 +219,6 @@ class _Commit(_Op):
         older_above = False
         if c.head is not None:
             if cur_stamp >= c.head.stamp and cur is not None:
-                if not c.merge:
-                    store._unstage_held(wb, overlay, c.head, cur_rec)
-                    return CommitResult(False, cur_stamp)
                 # Last writer wins by record stamp, but a record of an older
                 # version above a new one (an edit the first AZ took before
                 # this write got here) must not keep it from being current:
@@ -234,6 +231,9 @@ class _Commit(_Op):
                     )
                     is None
                 )
+                if not c.merge:
+                    store._unstage_held(wb, overlay, c.head, cur_rec)
+                    return CommitResult(False, cur_stamp, older_above=older_above)
             else:
                 encoded = (
                     records.encode_version_pb(self.wire.head)

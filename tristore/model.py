@@ -143,6 +143,17 @@ class ObjectVersion:
         return self.version_stamp if self.version_stamp is not None else self.stamp
 
     @property
+    def stands_for(self) -> Stamp:
+        """The version this record stands for, against a new version: its
+        version stamp; a removal made by deleting versions (the key's last
+        one, by its id), the newest of them (node/records.py RecordHead)."""
+        if self.version_stamp is not None:
+            return self.version_stamp
+        if self.removed and not self.is_version:
+            return max(self.removed)
+        return self.stamp
+
+    @property
     def modified(self) -> Stamp:
         """When the version's tags or ACL last changed (its own stamp if never)."""
         return self.meta_stamp if self.meta_stamp is not None else self.vstamp

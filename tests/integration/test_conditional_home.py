@@ -27,7 +27,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.integration.cluster import DevCluster, start_cluster, wait_until
 from tristore import credentials, errors
 from tristore.convert import change_to_pb, stamp_from_pb, stamp_to_pb
-from tristore.model import Change, ObjectVersion
+from tristore.model import Change, ObjectVersion, evolve
 from tristore.pb import objects_pb2, objects_pb2_grpc, replica_pb2, replica_pb2_grpc
 from tristore.server import cluster_channel
 from tristore.stamps import Stamp
@@ -390,6 +390,7 @@ def _all_at_once(cluster: DevCluster) -> None:
 
 
 WRITES_ABOVE = "tristore_writes_above_older_total"
+PROMOTED = "tristore_reads_promoted_total"
 
 
 def test_a_put_goes_above_an_edit_of_an_older_version_its_first_az_took_first(
@@ -439,6 +440,61 @@ def _put_beside_an_edit(cluster: DevCluster) -> None:
         assert held.version_id == two.version_id, (home, held)
         assert held.vstamp < edit.stamp < held.stamp, (home, held)  # stamped again above it
     assert cluster.metric(coordinator, WRITES_ABOVE) == before + 1
+
+
+def test_a_read_makes_a_new_version_below_an_edit_current_when_its_writer_died(
+    tmp_path: Path,
+) -> None:
+    """The same race, the PUT's coordinator gone after its commit reached the
+    key's other two AZs (and before the first AZ, which had taken the edit):
+    no one is left to stamp version 2 above the edit. A read finds the edit
+    of version 1 newest by record stamp and version 2 on other nodes, and
+    finishes version 2 above the edit (as its writer would have), not the
+    edit: an edit never makes an older version current."""
+    cluster = start_cluster(tmp_path, extra_env={"TRISTORE_CLUSTER_MAX_CLOCK_SKEW_MS": "15000"})
+    try:
+        _read_beside_an_edit(cluster)
+    finally:
+        cluster.down()
+
+
+def _read_beside_an_edit(cluster: DevCluster) -> None:
+    cfg = cluster.config
+    bucket, key = "edit-race-read", "k"
+    homes = cluster.homes(bucket, key)
+    reader = next(n.name for n in cfg.nodes if n.az != cfg.node_named(homes[0]).az)
+    with cluster.client(cfg.node_named(reader).grpc) as c:
+        c.create_bucket(bucket)
+        c.put_bucket_versioning(bucket, "Enabled")
+        c.put_object(bucket, key, b"one")
+    v1 = cluster.node_versions(homes[0])[(bucket, key)]
+    ahead = replace(v1.stamp, physical_ms=v1.stamp.physical_ms + 5_000)
+    edit = replace(v1, stamp=ahead, version_stamp=v1.vstamp, tags={"by": "edit"})
+    assert _commit(cluster, homes[0], Change.of(edit, expect=v1.stamp)).applied
+    # Version 2 as a PUT's coordinator committed it to the other AZs, then died.
+    body = b"two"
+    two = replace(
+        v1,
+        stamp=replace(v1.stamp, physical_ms=v1.stamp.physical_ms + 1_000),
+        inline=body,
+        size=len(body),
+        etag=hashlib.md5(body).hexdigest(),
+        request_id="",
+    )
+    for home in homes[1:]:
+        assert _commit(cluster, home, evolve(Change.of(two), merge=True)).applied
+    # Read where version 1 is not cached (a cache the witness vouches for
+    # may answer it: neither write was acknowledged).
+    fresh = next(n.name for n in cfg.nodes if n.name not in (reader, *homes))
+    before = cluster.metric(fresh, PROMOTED)
+    with cluster.client(cfg.node_named(fresh).grpc) as c:
+        assert c.get_object(bucket, key) == body
+        assert c.head_object(bucket, key).version_id == two.version_id
+        assert c.get_object_tagging(bucket, key, version_id=v1.version_id).tags == {"by": "edit"}
+    assert cluster.metric(fresh, PROMOTED) == before + 1
+    for home in homes:
+        held = cluster.node_versions(home)[(bucket, key)]
+        assert held.version_id == two.version_id and held.stamp > edit.stamp, (home, held)
 
 
 def test_tag_changes_racing_puts_never_make_an_older_version_current(cluster: DevCluster) -> None:

@@ -309,6 +309,13 @@ class Variant:
     #: CommitResult.older_above). Off: it stayed a noncurrent version there,
     #: was acknowledged, and reads returned the older version as current.
     versions_go_above_older_records: bool = True
+    #: A read that finds the newest record (by record stamp) standing for an
+    #: older version than a record some node it heard holds (an edit above a
+    #: write whose coordinator could not put it above: the write landed on a
+    #: fallback while the first AZ's home, holding the edit, was down)
+    #: finishes that newer version, stamped again above, in every AZ
+    #: (node/protocol.py ``_promote_newer``). Off: it finished the edit.
+    reads_promote_newer_versions: bool = True
 
 
 SAFE = Variant()
@@ -1055,6 +1062,33 @@ def read(
         return s, None  # QuorumUnavailable: the first AZ must hold what is finished
     if best == NONE:
         return _returned(s, NONE), NONE
+    if v.reads_promote_newer_versions and relies_on_azs:
+        heard_nodes = [
+            n
+            for az in answered
+            for n, up in zip(s.nodes[az], s.up[az], strict=True)
+            if up and n != NONE
+        ]
+        newer = max(heard_nodes, key=lambda n: version_of(s, n), default=NONE)
+        if version_of(s, newer) > version_of(s, best):
+            # Stamped again above what it read, committed in every AZ (a
+            # merge commit: each must take it), then recorded.
+            stamp = Stamp(best.clock, s.next_uid)
+            nxt = commit_everywhere(
+                _with(
+                    s,
+                    next_uid=s.next_uid + 1,
+                    of_version=s.of_version | {(stamp, version_of(s, newer))},
+                ),
+                stamp,
+            )
+            if nxt is None:
+                return s, None  # an AZ is down: QuorumUnavailable
+            s = nxt
+            for i in record_at:
+                s = witness_record(s, v, i, stamp)
+            s = _cache(s, coordinator, stamp)
+            return _returned(s, stamp), stamp
     if relies_on_azs:
         # Finish it: write back to every AZ that answered, then record at a
         # majority. A stamp the majority does not agree on may be at one

@@ -76,6 +76,11 @@ class Params:
     #: the witness table forgetting too), no cut or slow links or stalls past
     #: a deadline, and the default deadlines (False: the full mix).
     gentle: bool = False
+    #: Clients also change the tags of a key's current version
+    #: (PutObjectTagging: a conditional edit of its record, which changes no
+    #: value), in place of some conditional PUTs. Off, a seed runs as it
+    #: always did.
+    tags: bool = False
 
 
 @dataclass
@@ -102,6 +107,8 @@ class Result:
             extra += " --no-faults"
         if params.gentle:
             extra += " --gentle"
+        if params.tags:
+            extra += " --tags"
         return f"python -m tests.sim --seed {self.seed}{extra} -v"
 
 
@@ -214,6 +221,8 @@ class Sim:
                 await self.put(cid, node, key, f"c{cid}-{n}")
             elif x < 0.8:
                 await self.delete(cid, node, key)
+            elif self.params.tags and x < 0.9:
+                await self.tag(cid, node, key, f"c{cid}-{n}")
             else:
                 await self.put(cid, node, key, f"c{cid}-{n}", cond=etags.get(key, ""))
 
@@ -319,6 +328,31 @@ class Sim:
         self.history.append(lin.Op(key, lin.WRITE, None, invoked, self.loop.now, True, cid))
         if self.versioned and res.version_id:
             self.acked_versions.append((key, res.version_id))
+
+    async def tag(self, cid: int, node: SimNode, key: str, value: str) -> None:
+        """New tags on the key's current version: no value changes, so it is
+        no operation of the history, but a read after it (and after any PUT
+        acknowledged before it) must not return an older value."""
+
+        async def op(coord: Any) -> Any:
+            return await coord.put_object_tagging(BUCKET, key, "", {"by": value})
+
+        self.note(f"c{cid} TAG {key} via {node.name}")
+        try:
+            await self.call(node, op)
+        except (
+            errors.NoSuchKey,  # absent
+            errors.MethodNotAllowed,  # a delete marker
+            errors.ConditionalRequestConflict,  # the key kept changing: retry
+        ) as exc:
+            self.ops += 1
+            self.note(f"c{cid} TAG {key}: {type(exc).__name__}")
+            return
+        except Exception as exc:  # noqa: BLE001 - judged below
+            self._failed(cid, "TAG", key, exc)
+            return
+        self.ops += 1
+        self.note(f"c{cid} TAG {key} ok")
 
     def _failed(self, cid: int, what: str, key: str, exc: BaseException) -> None:
         self.ops += 1

@@ -995,6 +995,65 @@ def test_an_edit_stamped_again_above_a_new_version_on_its_way_is_overtaken_by_it
     assert not m.s.refused
 
 
+def _write_on_a_fallback_below_an_edit(variant: Variant = SAFE) -> model.State:
+    """AZs of two nodes, the key written: a PUT of version 2 reaches AZs 1
+    and 2; the first AZ's home takes an edit of version 1 (a replication
+    status guessing on it), then goes down; the PUT lands on the home's
+    fallback, which does not hold the edit, and is acknowledged; the home
+    comes back, before its fallback hands the write back (the checker's
+    trace, 11 steps)."""
+    s = model.initial(2, written=True)
+    s = model.start_write(s, variant, 0, 0, (1, 2))
+    s = model.commit_to_az(s, 0, 1, variant)
+    s = model.commit_to_az(s, 0, 2, variant)
+    s = model.start_conditional(s, 0, 2, guess=True, edit=True)
+    s = model.conditional_at_first_az(s, variant, 0)
+    s = model.crash_node(s, 0, 0)
+    s = model.commit_to_az(s, 0, 0, variant)  # on the fallback, with a hint
+    assert s.pending[0].restamps == 0  # the fallback holds nothing above it
+    for w in (1, 2):
+        s = model.record(s, variant, 0, w)
+    s = model.acknowledge(s, 0)
+    return model.restart_node(s, 0, 0)
+
+
+def test_a_read_finishes_a_new_version_its_writer_left_below_an_edit() -> None:
+    """The read finds the edit newest by record stamp and version 2 on the
+    fallback and in the other AZs: it finishes version 2, stamped again
+    above the edit, not the edit."""
+    s = _write_on_a_fallback_below_an_edit()
+    edit = s.nodes[0][0]
+    s, got = model.read(s, SAFE, 1, (0, 2), (0, 1))  # not the writer's cache
+    assert got is not None and got > edit and model.version_of(s, got) == s.acked_version
+    model.check_invariants(s)
+
+
+def test_the_model_finds_a_read_that_finishes_the_edit() -> None:
+    variant = Variant(reads_promote_newer_versions=False)
+    s = _write_on_a_fallback_below_an_edit(variant)
+    with pytest.raises(AssertionError, match="an older version current again"):
+        model.read(s, variant, 1, (0, 2), (0, 1))
+
+
+def test_the_model_finds_an_edit_finished_over_a_write_its_fallback_took() -> None:
+    """An open gap of the design, with AZs of two nodes: the same start,
+    but the edit's coordinator goes on. The edit meets version 2 in AZs 1
+    and 2 below its own stamp, so it is committed there as their current
+    record and recorded at the witness, and a read the witness vouches for
+    returns version 1, edited, after version 2 was acknowledged. Closing
+    it takes a replica that never lets an edit replace a newer version
+    (the edit kept as that version's record only) and an edit coordinator
+    that then finishes the newer version above it; not built yet (the
+    home's crash must fall between its taking the edit and the PUT's
+    commit to it)."""
+    s = _write_on_a_fallback_below_an_edit()
+    s = model.conditional_at_other_az(s, 0, 1)
+    s = model.conditional_at_other_az(s, 0, 2)
+    s = model.conditional_acknowledged(s, SAFE, 0, (0, 1))
+    with pytest.raises(AssertionError, match="an older version current again"):
+        model.read(s, SAFE, 1, (0, 1), (0, 1))
+
+
 # -- resent conditional writes (request ids) ---------------------------------------
 
 
