@@ -936,6 +936,18 @@ def _edit_beside_a_new_version(m: ConditionalProtocol) -> None:
     m.commit_to_az(which=0, az=0, clock=7)  # version 2 meets the edit above it
 
 
+def _commit_ack_and_read(m: ConditionalProtocol) -> None:
+    """The one plain write in flight committed in every AZ, recorded,
+    acknowledged, then read on the other coordinator."""
+    for az in range(AZS):
+        m.commit_to_az(which=0, az=az)
+    m.record(which=0, witness=0)
+    m.record(which=0, witness=1)
+    m.acknowledge(which=0)
+    m.read(coordinator=1, check_at=(1, 2), record_at=(0, 1))
+    m.reference_model_holds()
+
+
 def test_a_new_version_goes_above_an_edit_of_an_older_one() -> None:
     """The PUT is stamped again above the edit, keeping its version, and
     committed again: once acknowledged, every read returns version 2."""
@@ -944,13 +956,7 @@ def test_a_new_version_goes_above_an_edit_of_an_older_one() -> None:
     (w,) = m.s.pending
     assert w.restamps == 1 and not w.committed
     assert model.version_of(m.s, w.stamp) < w.stamp  # still version 2, a new record of it
-    for az in range(AZS):
-        m.commit_to_az(which=0, az=az)
-    m.record(which=0, witness=0)
-    m.record(which=0, witness=1)
-    m.acknowledge(which=0)
-    m.read(coordinator=1, check_at=(1, 2), record_at=(0, 1))
-    m.reference_model_holds()
+    _commit_ack_and_read(m)
     assert m.s.observed == m.s.acked and m.s.acked_version == model.version_of(m.s, m.s.acked)
 
 
@@ -985,13 +991,7 @@ def test_an_edit_stamped_again_above_a_new_version_on_its_way_is_overtaken_by_it
     m.conditional_acknowledged(which=0, at=(0, 1))
     m.commit_to_az(which=0, az=0, clock=5)
     assert m.s.pending[0].restamps == 1
-    for az in range(AZS):
-        m.commit_to_az(which=0, az=az)
-    m.record(which=0, witness=0)
-    m.record(which=0, witness=1)
-    m.acknowledge(which=0)
-    m.read(coordinator=1, check_at=(1, 2), record_at=(0, 1))
-    m.reference_model_holds()
+    _commit_ack_and_read(m)
     assert not m.s.refused
 
 
