@@ -188,6 +188,13 @@ READS_OVERTAKEN = Counter(
     "first AZ took after the read looked): nothing returned or recorded, the key "
     "read again.",
 )
+EDITS_YIELDED = Counter(
+    "tristore_edits_yielded_total",
+    "Edits of a version (tags, ACL, a replication status) that some AZ kept as that "
+    "version's record only, a newer version being current there: not recorded as the "
+    "key's current record; the key was read (which makes the newer version current "
+    "above the edit where it was not).",
+)
 READS_PROMOTED = Counter(
     "tristore_reads_promoted_total",
     "Reads that found the key's newest record standing for an older version than "

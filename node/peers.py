@@ -256,7 +256,11 @@ class RemoteReplica:
             op.commit.hint_for = hint_for
         resp = (await self._commits.submit(op)).commit
         return CommitResult(
-            resp.applied, stamp_from_pb(resp.current), resp.conflict, resp.older_above
+            resp.applied,
+            stamp_from_pb(resp.current),
+            resp.conflict,
+            resp.older_above,
+            resp.newer_version,
         )
 
     async def read_versions(

@@ -40,6 +40,7 @@ from node.metrics import (
     CACHE_MISSES,
     CORRUPT_REPAIRED,
     CREATES_REFUSED,
+    EDITS_YIELDED,
     READS_OVERTAKEN,
     READS_PROMOTED,
     WRITE_BACKS,
@@ -396,7 +397,8 @@ class Protocol:
                 # version where it is not) and this request succeeds with it.
                 # Refusing now would be false: a reader may have seen it.
                 head = prev
-                await self.commit_change(evolve(Change.of(head), merge=True), placement, targets)
+                change = evolve(Change.of(head), merge=True)
+                results = await self.commit_change(change, placement, targets)
                 break
             except ServiceUnavailable:
                 if create and attempt == 0:
@@ -411,6 +413,17 @@ class Protocol:
                 if expect is not None:
                     expect = head.stamp  # the first AZ holds this try: go on from it
                 head = self._restamped(head)
+        if any(r.newer_version for r in results):
+            # An AZ holds a newer version than the one ``head`` is a record
+            # of (an edit stamped above a write that got there first), and
+            # kept ``head`` as that version's record only: ``head`` is not
+            # the key's current record, so it is not recorded. The edit took
+            # effect on its version; a read finishes the newer version above
+            # it where the first AZ took the edit (:meth:`_promote_newer`).
+            EDITS_YIELDED.inc()
+            self.forget(head.bucket, head.key)
+            await self.read(head.bucket, head.key)
+            return head
         await self.confirm(head, fence)
         return head
 

@@ -472,8 +472,10 @@ class Quorum:
         take it (else QuorumUnavailable for ``what``). With ``skip_full`` an
         AZ whose every node refuses for lack of disk space is left out, as
         one that does not answer: those AZs are returned. Into ``above`` go
-        the stamps of records of an older version that a node holds above
-        ``v`` (CommitResult.older_above): ``v`` is not current there."""
+        the current stamps of the nodes where ``v`` did not become current
+        though newer by stamp or by version: a record of an older version
+        above it (CommitResult.older_above), or a newer version that ``v``,
+        a record of an older one, may not replace (newer_version)."""
         results = await asyncio.gather(
             *(self.write_back(v, azr, holders, as_version=as_version) for azr in azs),
             return_exceptions=True,
@@ -489,7 +491,9 @@ class Quorum:
         for r in results:
             if isinstance(r, BaseException) and r not in skipped:
                 raise r
-            if above is not None and isinstance(r, CommitResult) and r.older_above:
+            if not isinstance(r, CommitResult) or above is None:
+                continue
+            if r.older_above or r.newer_version:
                 above.append(r.current)
         return skipped
 

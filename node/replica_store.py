@@ -114,6 +114,10 @@ class CommitResult:
     #: removal of one, that this node took first): the head was kept as a
     #: version only, and its coordinator stamps it again above.
     older_above: bool = False
+    #: The change's head is a record of an older version than the current
+    #: record here (an edit that a newer version got here before): kept as
+    #: its version's record only, the current record left as it was.
+    newer_version: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,7 +220,7 @@ class _Commit(_Op):
             return CommitResult(False, max(cur_stamp, self.in_az), conflict=True)
         kept: set[bytes] = set()  # bodies a record now refers to
         stored: tuple[ObjectVersion, bytes] | None = None  # the head, as encoded
-        older_above = False
+        older_above = newer_version = False
         if c.head is not None:
             if cur_stamp >= c.head.stamp and cur is not None:
                 # Last writer wins by record stamp, but a record of an older
@@ -234,6 +238,16 @@ class _Commit(_Op):
                 if not c.merge:
                     store._unstage_held(wb, overlay, c.head, cur_rec)
                     return CommitResult(False, cur_stamp, older_above=older_above)
+            elif (
+                cur_rec is not None
+                and cur_rec.version > c.head.stands_for
+                and cur_rec.version not in c.head.removed
+            ):
+                # A record of an older version (an edit of its tags or status
+                # stamped above a newer version that got here first) never
+                # replaces that version: kept as its version's record only
+                # (below), and the coordinator is told.
+                newer_version = True
             else:
                 encoded = (
                     records.encode_version_pb(self.wire.head)
@@ -293,7 +307,7 @@ class _Commit(_Op):
                 encoded = records.encode_hint(c.stamp)
                 wb.put(hk, encoded)
                 overlay[hk] = encoded
-        return CommitResult(True, cur_stamp, older_above=older_above)
+        return CommitResult(True, cur_stamp, older_above=older_above, newer_version=newer_version)
 
 
 @dataclass

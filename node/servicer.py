@@ -691,6 +691,7 @@ class ReplicaServicer(replica_pb2_grpc.ReplicaServiceServicer):
             current=stamp_to_pb(result.current),
             conflict=result.conflict,
             older_above=result.older_above,
+            newer_version=result.newer_version,
         )
 
     async def Pipe(

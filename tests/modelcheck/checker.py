@@ -573,7 +573,7 @@ def actions(s: State, b: Bounds) -> Iterator[tuple[str, Step]]:
                 yield (
                     f"conditional_at_other_az(which={i}, az={az}, clock={clock})",
                     lambda s, v, i=i, az=az, clock=clock: m.conditional_at_other_az(
-                        s, i, az, clock
+                        s, i, az, clock, v
                     ),
                 )
     for i in range(sum(cw.finishing for cw in s.conds)):

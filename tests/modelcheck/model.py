@@ -316,6 +316,14 @@ class Variant:
     #: finishes that newer version, stamped again above, in every AZ
     #: (node/protocol.py ``_promote_newer``). Off: it finished the edit.
     reads_promote_newer_versions: bool = True
+    #: A node never lets a record of an older version (an edit) replace a
+    #: newer version as the key's current record, whatever their stamps: the
+    #: edit is kept as its version's record only (ReplicaStore: the commit
+    #: answers newer_version), and the edit's coordinator then reads the key,
+    #: which finishes the newer version above it (node/protocol.py
+    #: ``_write_conditional``). Off: the edit replaced it in the AZs it
+    #: reached after the new version, and was recorded at the witness.
+    edits_yield_to_newer_versions: bool = True
 
 
 SAFE = Variant()
@@ -375,6 +383,9 @@ class Cond:
     #: replication status: Objects.update_version): each try's record is a
     #: record of that version (:attr:`State.of_version`), not a new one.
     edit: bool = False
+    #: An AZ kept its try as a version's record only, a newer version being
+    #: current there: it is not recorded; its coordinator reads the key.
+    yielded: bool = False
 
 
 #: Where an apply of R is (VApply.phase): its first AZ's node is to hear the
@@ -572,17 +583,28 @@ def az_answer(s: State, az: int) -> Stamp | None:
     return None
 
 
-def az_commit(s: State, az: int, stamp: Stamp) -> State | None:
+def az_commit(s: State, az: int, stamp: Stamp, v: Variant | None = None) -> State | None:
     """Commit (or write back) ``stamp`` in the AZ: at the home, or, when it is
-    down, at the next live node, which keeps a hint. Last writer wins. None
-    when no node of the AZ is up."""
+    down, at the next live node, which keeps a hint. Last writer wins
+    (:func:`takes`). None when no node of the AZ is up."""
     for i, up in enumerate(s.up[az]):
         if up:
             held = s.nodes[az]
-            nodes = _set(s.nodes, az, _set(held, i, max(held[i], stamp)))
+            nodes = _set(s.nodes, az, _set(held, i, takes(s, held[i], stamp, v)))
             hinted = _set(s.hinted, az, True) if i > 0 else s.hinted
             return _with(s, nodes=nodes, hinted=hinted)
     return None
+
+
+def takes(s: State, held: Stamp, stamp: Stamp, v: Variant | None = None) -> Stamp:
+    """A node's current record after ``stamp`` reaches it holding ``held``:
+    the newer by record stamp, except that a record of an older version
+    never replaces a newer version (``edits_yield_to_newer_versions``)."""
+    if stamp <= held:
+        return held
+    if (v or SAFE).edits_yield_to_newer_versions and version_of(s, held) > version_of(s, stamp):
+        return held
+    return stamp
 
 
 def commit_everywhere(s: State, stamp: Stamp, azs: Iterable[int] = ALL_AZS) -> State | None:
@@ -936,7 +958,7 @@ def hand_off(s: State, az: int) -> State:
     if not s.hinted[az] or not s.up[az][0] or not s.up[az][1]:
         return s
     held = s.nodes[az]
-    nodes = _set(s.nodes, az, (max(held[0], held[1]), NONE, *held[2:]))
+    nodes = _set(s.nodes, az, (takes(s, held[0], held[1]), NONE, *held[2:]))
     s = _with(s, nodes=nodes, hinted=_set(s.hinted, az, False))
     if s.version:
         # A removal wins over the version it removes, a copy over no record,
@@ -1216,7 +1238,7 @@ def conditional_at_first_az(s: State, v: Variant, which: int) -> State:
         return _conflict_at_first_az(s, v, c)
     i = s.conds.index(c)
     nodes = _set(s.nodes, 0, _set(s.nodes[0], 0, max(own, c.stamp)))
-    c2 = _with(c, tries=(*c.tries, c.stamp), others=frozenset(), newer=NONE)
+    c2 = _with(c, tries=(*c.tries, c.stamp), others=frozenset(), newer=NONE, yielded=False)
     return _with(s, nodes=nodes, conds=_set(s.conds, i, c2), took_effect=s.took_effect | {c.call})
 
 
@@ -1251,7 +1273,14 @@ def _going(s: State) -> list[Cond]:
     return [c for c in s.conds if c.tries and c.tries[-1] == c.stamp and not c.finishing]
 
 
-def conditional_at_other_az(s: State, which: int, az: int, clock: int = 0) -> State:
+def conditional_at_other_az(
+    s: State, which: int, az: int, clock: int = 0, v: Variant | None = None
+) -> State:
+    """The try of a conditional write the first AZ took, in another AZ: a
+    newer record there (by stamp) sends it round again above; an edit that
+    meets a newer version there is kept as its version's record only
+    (:func:`takes`), and once every AZ answered its coordinator reads the
+    key (which finishes that version above it) instead of recording it."""
     going = _going(s)
     if not going:
         return s
@@ -1265,10 +1294,12 @@ def conditional_at_other_az(s: State, which: int, az: int, clock: int = 0) -> St
     if held > c.stamp:
         c = _with(c, others=c.others | {az}, newer=max(c.newer, held))
     else:
-        nxt = az_commit(s, az, c.stamp)
+        nxt = az_commit(s, az, c.stamp, v)
         assert nxt is not None
         s = nxt
         c = _with(c, others=c.others | {az})
+        if az_answer(s, az) == held and held != c.stamp:
+            c = _with(c, yielded=True)  # a newer version is current there
     nxt_uid = s.next_uid
     if len(c.others) == AZS - 1:
         if c.newer != NONE and len(c.tries) < TRIES:
@@ -1291,6 +1322,12 @@ def conditional_acknowledged(s: State, v: Variant, which: int, at: tuple[int, ..
     c = ready[which % len(ready)]
     i = s.conds.index(c)
     stamp = c.stamp
+    if c.yielded:
+        # A newer version is current where the edit was kept as its
+        # version's record: the edit is not the key's current record, so it
+        # is not recorded (its coordinator's read, or any read, finishes the
+        # newer version above it: :func:`read`). The call succeeds.
+        return _with(s, conds=_drop(s.conds, i))
     if any(c.fence[w] != s.incarnation[w] for w in at):
         # Refused by a restarted witness: finish the newest the replicas
         # hold and record that under a new fence (Protocol.confirm).
@@ -1792,8 +1829,12 @@ def abandon_version_apply(s: State, which: int) -> State:
 
 def check_invariants(s: State) -> None:
     for az in ALL_AZS:
-        # No record, after a collection, is the collected removal.
-        if max(az_holds(s, az), s.retired) < s.acked:
+        # No record, after a collection, is the collected removal. An
+        # acknowledged edit's record may stand below a newer version a node
+        # holds (kept as its version's record there: ``takes``).
+        if max(az_holds(s, az), s.retired) < s.acked and not any(
+            version_of(s, n) > version_of(s, s.acked) for n in s.nodes[az]
+        ):
             raise Violation(f"AZ {az} lost the acknowledged {s.acked}")
     if s.refused_calls & s.took_effect:
         raise Violation("a refused call took effect")

@@ -794,7 +794,7 @@ class ConditionalProtocol(Protocol):
 
     @rule(which=st.integers(0, 1), az=st.integers(1, AZS - 1), clock=st.integers(0, 8))
     def conditional_at_other_az(self, which: int, az: int, clock: int = 0) -> None:
-        self.s = model.conditional_at_other_az(self.s, which, az, clock)
+        self.s = model.conditional_at_other_az(self.s, which, az, clock, self.variant)
 
     @rule(which=st.integers(0, 1), at=st.sampled_from(MAJORITIES))
     def conditional_acknowledged(self, which: int, at: tuple[int, int]) -> None:
@@ -962,8 +962,10 @@ def test_a_new_version_goes_above_an_edit_of_an_older_one() -> None:
 
 def test_the_model_finds_an_edit_that_makes_an_older_version_current_again() -> None:
     """The old write kept version 2 noncurrent where the edit was above it
-    and was acknowledged all the same: a read then returned version 1."""
-    m = _cond(Variant(versions_go_above_older_records=False))
+    and was acknowledged all the same: a read then returned version 1 (with
+    the old read too: the read's promotion alone would have finished
+    version 2 above the edit)."""
+    m = _cond(Variant(versions_go_above_older_records=False, reads_promote_newer_versions=False))
     _edit_beside_a_new_version(m)
     m.record(which=0, witness=0)
     m.record(which=0, witness=1)
@@ -1035,23 +1037,34 @@ def test_the_model_finds_a_read_that_finishes_the_edit() -> None:
         model.read(s, variant, 1, (0, 2), (0, 1))
 
 
+def _edit_goes_on(s: model.State, variant: Variant) -> model.State:
+    """The edit's coordinator goes on after :func:`_write_on_a_fallback_below_an_edit`:
+    its try reaches AZs 1 and 2, where version 2 is current, stamped below it."""
+    s = model.conditional_at_other_az(s, 0, 1, v=variant)
+    s = model.conditional_at_other_az(s, 0, 2, v=variant)
+    return model.conditional_acknowledged(s, variant, 0, (0, 1))
+
+
+def test_an_edit_that_meets_a_newer_version_is_kept_as_its_versions_record() -> None:
+    """The same start, the edit's coordinator going on: AZs 1 and 2 keep
+    version 2 current (the edit only as version 1's record), so the edit is
+    not recorded, and a read, vouched for or not, returns version 2."""
+    s = _edit_goes_on(_write_on_a_fallback_below_an_edit(), SAFE)
+    assert not s.conds and s.nodes[1][0] == s.nodes[2][0] == s.acked
+    for coordinator, at in ((1, (0, 1)), (1, (1, 2)), (0, (0, 2))):
+        s, got = model.read(s, SAFE, coordinator, at, (0, 1))
+        assert got is not None and model.version_of(s, got) == s.acked_version
+        model.check_invariants(s)
+
+
 def test_the_model_finds_an_edit_finished_over_a_write_its_fallback_took() -> None:
-    """An open gap of the design, with AZs of two nodes: the same start,
-    but the edit's coordinator goes on. The edit meets version 2 in AZs 1
-    and 2 below its own stamp, so it is committed there as their current
-    record and recorded at the witness, and a read the witness vouches for
-    returns version 1, edited, after version 2 was acknowledged. Closing
-    it takes a replica that never lets an edit replace a newer version
-    (the edit kept as that version's record only) and an edit coordinator
-    that then finishes the newer version above it; not built yet (the
-    home's crash must fall between its taking the edit and the PUT's
-    commit to it)."""
-    s = _write_on_a_fallback_below_an_edit()
-    s = model.conditional_at_other_az(s, 0, 1)
-    s = model.conditional_at_other_az(s, 0, 2)
-    s = model.conditional_acknowledged(s, SAFE, 0, (0, 1))
+    """Nodes that let the edit replace version 2 (above it by record stamp):
+    it is recorded at the witness, and a read it vouches for returns
+    version 1, edited, after version 2 was acknowledged."""
+    variant = Variant(edits_yield_to_newer_versions=False)
+    s = _edit_goes_on(_write_on_a_fallback_below_an_edit(variant), variant)
     with pytest.raises(AssertionError, match="an older version current again"):
-        model.read(s, SAFE, 1, (0, 1), (0, 1))
+        model.read(s, variant, 1, (0, 1), (0, 1))
 
 
 # -- resent conditional writes (request ids) ---------------------------------------

@@ -110,3 +110,27 @@ def test_a_new_version_below_the_removal_of_the_only_older_one_is_told_so(
         assert (await store.commit(_merge(plain))) == CommitResult(True, tomb.stamp)
 
     _run(tmp_path, body)
+
+
+def test_an_edit_of_an_older_version_never_replaces_a_newer_one(tmp_path: Path) -> None:
+    """The other side (``CommitResult.newer_version``): an edit of version ONE
+    decided by the first AZ reaches a node where TWO got first, stamped
+    above TWO. TWO stays current; the edit is kept as ONE's record."""
+
+    async def body(store: ReplicaStore) -> None:
+        await store.commit(Change.of(ONE))
+        await store.commit(Change.of(TWO))
+        result = await store.commit(Change.of(EDIT))  # as the other AZs get it: decided
+        assert result == CommitResult(True, TWO.stamp, newer_version=True)
+        assert (await store.read_meta("b", "k")) == TWO
+        [edited], _ = await store.read_versions("b", "k", ONE.stamp)
+        assert edited.tags == {"t": "1"} and edited.stamp == EDIT.stamp
+        # Handed back by a fallback (a merge commit): the same.
+        merged = await store.commit(_merge(evolve(EDIT, stamp=Stamp(3_500, 0, 1, 3))))
+        assert merged.newer_version and (await store.read_meta("b", "k")) == TWO
+        # A DELETE of TWO by its id makes ONE current again: it names TWO.
+        back = evolve(EDIT, stamp=Stamp(4_000, 0, 1, 4), removed=(TWO.stamp,))
+        assert (await store.commit(Change.of(back, expect=TWO.stamp))).applied
+        assert (await store.read_meta("b", "k")) == back
+
+    _run(tmp_path, body)
