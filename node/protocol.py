@@ -179,6 +179,12 @@ class _Overtaken(Exception):
         self.above = above
 
 
+class ReplicaRemoved(Exception):
+    """Raised by :meth:`Protocol.write` of a replica whose version was
+    removed here for good (a DELETE of it by version id on this cluster):
+    a late or repeated send never brings it back. Never leaves the node."""
+
+
 class ReplicaHeld(Exception):
     """Raised by :meth:`Protocol.write` of a replica whose version is held
     here already, as the key's current version or as a noncurrent one:
@@ -478,10 +484,19 @@ class Protocol:
         undecided (the first AZ's home did not answer), it goes on as above:
         the read finds the key, or the try if the home took it.
 
-        A replica whose version is current here already (another apply of it
-        got in first) is not stored again: :class:`ReplicaHeld`; nor is an
-        older one whose version another apply added meanwhile
-        (:meth:`_add_noncurrent_replica`)."""
+        Only when the key is here (the create was not taken, or the witness
+        knows the key) is the version looked for first (:meth:`spread_version`,
+        every node of every AZ): one whose version is held here already
+        (another apply of it got in first, or an earlier try reached some
+        AZs) is not stored again: :class:`ReplicaHeld`, once every AZ holds
+        it; one removed here for good is not stored at all:
+        :class:`ReplicaRemoved`. A create taken needs no look: the first AZ
+        took it holding nothing of the key (a removal record, or the marker
+        of that very version's removal on its home, refuses it), and every
+        change of a key, an earlier apply's among them, reaches the other AZs
+        only after the first AZ took it. So a new key costs its apply the
+        create alone, as it costs a PUT. Nor is an older one stored whose
+        version another apply added meanwhile (:meth:`_add_noncurrent_replica`)."""
         bucket, key = v.bucket, v.key
         self.clock.observe(v.stamp)
         checked: tuple[ObjectVersion | None, Stamp | None, bool] | None = None
@@ -497,6 +512,11 @@ class Protocol:
                     return written
             else:
                 checked = (cached, w, agreed)  # the loop's first read starts from it
+        held, removed, _ = await self.spread_version(bucket, key, v.vstamp)
+        if removed:
+            raise ReplicaRemoved(f"{bucket}/{key}@{v.version_id} was removed here")
+        if held is not None:
+            raise ReplicaHeld(held)
         for _attempt in range(self.ncfg.restamp_attempts):
             if checked is not None:
                 current, _ = await self._read_checked(bucket, key, *checked)

@@ -204,6 +204,16 @@ class _Commit(_Op):
             if cur_stamp <= c.expect:
                 CONDITIONAL_AZ_REFUSALS.labels("newer_in_az").inc()
             refused = True
+        elif c.expect == ZERO and c.head is not None and c.head.is_version:
+            # A create of a version removed here for good (a replica sent
+            # again after the key's last record was collected) is refused: its
+            # coordinator then finds the removal (Protocol.spread_version).
+            refused = (
+                store._get_overlay(
+                    keys.removed_key(c.bucket, c.key, c.head.vstamp.encode()), overlay
+                )
+                is not None
+            )
         elif c.new_versions:
             # Versions that must be new (a replica's noncurrent version): a
             # record of one held here or in the AZ (another apply of it got

@@ -30,7 +30,7 @@ from typing import TypeVar
 
 from node.buckets import Buckets
 from node.objects import Objects, replication_status_of
-from node.protocol import Protocol, ReplicaHeld
+from node.protocol import Protocol, ReplicaHeld, ReplicaRemoved
 from tristore import replication, sse, validation
 from tristore.config import MAX_CHUNK_SIZE, ClusterConfig
 from tristore.errors import (
@@ -187,6 +187,7 @@ class ReplicationApply:
         origin: str,
         body: AsyncIterator[bytes],
         bucket_info: BucketInfo | None = None,
+        whole: bool = False,
     ) -> bool:
         """Store a version another cluster wrote, with its version id, ETag,
         Last-Modified, metadata, tags and ACL; it becomes the key's current
@@ -194,9 +195,13 @@ class ReplicationApply:
         :meth:`Protocol.write`). A version already here, or added by another
         apply of it while this one ran (:class:`ReplicaHeld`), takes the
         incoming tags and ACL if they changed later than its own
-        (:meth:`sync_modification`). False when nothing changed.
+        (:meth:`sync_modification`). False when nothing changed (held
+        already, or removed here for good).
         ``bucket_info``: the destination bucket's, when the caller has read
-        it already."""
+        it already. ``whole``: the body came in the message (a batched
+        item): the write alone looks for the version, and only when the key
+        is here already. Else the version is looked for before its body
+        travels."""
         check_replica(version, origin, self.clock.wall_ms(), self.max_skew_ms)
         info = bucket_info or await self.buckets.require_bucket(version.bucket)
         if info.versioning != VERSIONING_ENABLED:
@@ -204,17 +209,22 @@ class ReplicationApply:
                 f"destination bucket {version.bucket!r} must have versioning Enabled to "
                 "receive replicas"
             )
-        held, removed, _ = await self.protocol.spread_version(
-            version.bucket, version.key, version.vstamp
-        )
-        if removed:
-            return False
-        if held is not None:
-            return await self.sync_modification(held, version)
+        if not whole:
+            # A body still to travel does not, when the version is here already.
+            held, removed, _ = await self.protocol.spread_version(
+                version.bucket, version.key, version.vstamp
+            )
+            if removed:
+                return False
+            if held is not None:
+                return await self.sync_modification(held, version)
         try:
             return await self._store_replica(version, origin, body, info)
+        except ReplicaRemoved:
+            return False
         except ReplicaHeld as exc:
-            # Another apply of this version got in since the look above.
+            # Another apply of this version got in first (the write looks for
+            # it unless the key was new here: Protocol._write_replica).
             return await self.sync_modification(exc.held, version)
 
     async def _store_replica(
@@ -287,7 +297,7 @@ class ReplicationApply:
                 # A bad item says what is wrong with it before the bucket does.
                 check_replica(it[0], it[1], self.clock.wall_ms(), self.max_skew_ms)
                 raise info
-            return await self.apply_replica(it[0], it[1], _bytes(it[2]), info)
+            return await self.apply_replica(it[0], it[1], _bytes(it[2]), info, whole=True)
 
         return await per_key(items, lambda it: (it[0].bucket, it[0].key), one)
 

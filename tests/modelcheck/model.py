@@ -67,7 +67,13 @@ is then R, older than the key's current version and on no node at the
 start (``State.replica_version``), and each apply brings a copy of its own
 (a record stamp, tags, maybe a body; copies are numbered in the order of
 their record stamps, and where two meet the newer is kept, as a version
-record keeps the newest record stamp). An apply looks first
+record keeps the newest record stamp). An apply of a key the witness
+majority does not know is first tried as a create (:func:`start_create`
+with ``replica``), which the first AZ takes only when none of its nodes
+holds a record of the key, nor its home the marker of R's removal; here
+the key's current version is held, so it is refused and the apply goes
+on as below (a create taken needs no look: every change of R reaches the
+other AZs only after the first AZ took it). An apply looks first
 (:func:`start_version_apply`: spread_version, every node of every AZ):
 removed, there is nothing to do; held, R is written back to the AZs
 lacking it and only its tags are settled (ReplicaHeld). Else its change,

@@ -13,7 +13,7 @@ from prometheus_client import REGISTRY
 from node.replica_store import ReplicaStore
 from tristore.config import NodeSection
 from tristore.model import Change, ObjectVersion
-from tristore.stamps import Stamp
+from tristore.stamps import ZERO, Stamp
 
 pytestmark = pytest.mark.unit
 
@@ -114,3 +114,39 @@ def test_removals_are_indexed_counted_and_dropped_only_while_unchanged(tmp_path:
             store.close()
 
     asyncio.run(reopen())
+
+
+def test_a_create_of_a_version_removed_here_is_refused(tmp_path: Path) -> None:
+    """A replica applied to a key this cluster no longer holds any record of
+    is tried as a create (Protocol._write_replica): refused where the marker
+    of that very version's removal is still held (its key's removal record
+    collected first), so a late send never brings a removed version back;
+    another version of the key is created as usual."""
+    now = [5_000]
+    vstamp = Stamp(1_000, 0, 9, 1)  # a version another cluster (id 9) wrote
+    replica = ObjectVersion(
+        "b", "k", Stamp(1_500, 0, 1, 1), version_stamp=vstamp, inline=b"x", size=1
+    )
+    removal = ObjectVersion("b", "k", Stamp(2_000, 0, 1, 1), deleted=True, removed=(vstamp,))
+
+    async def go() -> None:
+        store = ReplicaStore(tmp_path / "n", NodeSection(), lambda: now[0])
+        store.start(asyncio.get_running_loop())
+        try:
+            await store.commit(Change.of(replica, expect=ZERO, created=True))
+            await store.commit(Change.of(removal))
+            assert await store.drop_removal("b", "k", removal.stamp.encode(), [])
+            assert await store.read_meta("b", "k") is None
+            late = replace(replica, stamp=Stamp(3_000, 0, 1, 1))
+            result = await store.commit(Change.of(late, expect=ZERO, created=True))
+            assert result.conflict and not result.applied
+            got, removed = await store.read_versions("b", "k", vstamp)
+            assert got == [] and removed
+            assert await store.read_meta("b", "k") is None
+            other = ObjectVersion("b", "k", Stamp(3_500, 0, 1, 1), inline=b"y", size=1)
+            assert (await store.commit(Change.of(other, expect=ZERO))).applied
+            assert await store.read_meta("b", "k") == other
+        finally:
+            await asyncio.to_thread(store.close)
+
+    asyncio.run(go())
