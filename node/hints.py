@@ -137,21 +137,22 @@ class HintedHandoff:
 
         return max(await self._hear_az(bucket, key, stamp), default=ZERO)
 
-    async def versions_in_my_az(self, bucket: str, key: str, vstamps: Sequence[Stamp]) -> bool:
-        """Whether another node of this AZ holds a record of one of the key's
-        versions ``vstamps``: asked by this node before it decides a change
-        whose versions must be new (``Change.new_versions``), for the reason
-        :meth:`newest_in_my_az` is asked (a fallback may hold such a version,
-        added while this home was away), and in the same way."""
+    async def versions_in_my_az(self, bucket: str, key: str, vstamps: Sequence[Stamp]) -> Stamp:
+        """The newest record of the key's versions ``vstamps`` the other nodes
+        of this AZ hold (ZERO: none): asked by this node before it decides a
+        change whose versions must be new (``Change.new_versions``), or an
+        edit of one version's record (``Change.version_expect``), for the
+        reason :meth:`newest_in_my_az` is asked (a fallback may hold such a
+        record, taken while this home was away), and in the same way."""
 
-        async def held(replica: Replica) -> bool:
+        async def newest(replica: Replica) -> Stamp:
+            held = ZERO
             for vstamp in vstamps:
                 found, _ = await replica.read_versions(bucket, key, vstamp, False, 1, False)
-                if found:
-                    return True
-            return False
+                held = max([held, *(v.stamp for v in found)])
+            return held
 
-        return any(await self._hear_az(bucket, key, held))
+        return max(await self._hear_az(bucket, key, newest), default=ZERO)
 
     async def _hear_az(
         self, bucket: str, key: str, call: Callable[[Replica], Awaitable[_T]]

@@ -211,6 +211,12 @@ UPDATE_GUESSES = Counter(
     "read) or none (no usable record there: the key was read at once).",
     ["outcome"],
 )
+VERSION_EDITS_REFUSED = Counter(
+    "tristore_version_edits_refused_total",
+    "Edits of a noncurrent version's record (tags, ACL, a replication status) the "
+    "key's first AZ refused because another edit of that version got there first; "
+    "each was read again and made on top of it, so neither change is lost.",
+)
 WRITE_BACKS = Counter(
     "tristore_write_backs_total",
     "Unfinished versions found by a read and finished (written back to three AZs, recorded).",

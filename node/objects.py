@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from node import keys
 from node.buckets import Buckets
 from node.encryption import Encryption, seal_chunk
-from node.metrics import OBJECT_BYTES, PUT_RESENDS, UPDATE_GUESSES
+from node.metrics import OBJECT_BYTES, PUT_RESENDS, UPDATE_GUESSES, VERSION_EDITS_REFUSED
 from node.peers import Peers, Replica, ReplicaUnavailable
 from node.protocol import Floor, Protocol, parse_version_id
 from node.quorum import Quorum
@@ -1132,8 +1132,18 @@ class Objects:
             if info is not None:
                 updated = requeue_modified(evolve(updated, meta_stamp=updated.stamp), info)
             if current is None:
-                change = Change(bucket, key, updated.stamp, versions=(updated,))
-                await self.protocol.commit_change(change, placement)
+                # A noncurrent version: the first AZ takes the record only if
+                # it holds none newer than the one read (another edit of the
+                # version got there first: it is read again, and this edit
+                # made on top of that one, so neither change is lost).
+                change = Change(
+                    bucket, key, updated.stamp, versions=(updated,), version_expect=version.stamp
+                )
+                try:
+                    await self.protocol.commit_change(change, placement)
+                except ConditionalRequestConflict:
+                    VERSION_EDITS_REFUSED.inc()
+                    continue
                 if settle is not None:
                     await settle()
                 return updated

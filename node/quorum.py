@@ -328,7 +328,7 @@ class Quorum:
             )
         if not first[0].applied:
             return first  # newer than this try: restamp and go again
-        decided = replace(change, expect=None, new_versions=False)
+        decided = replace(change, expect=None, new_versions=False, version_expect=None)
         return first + await self.commit_all(decided, azs[1:], targets)
 
     @staticmethod

@@ -173,9 +173,10 @@ class _Commit(_Op):
     #: The message a peer's commit arrived as (``change`` is made from it):
     #: records and the log entry are its bytes, not the change encoded again.
     wire: replica_pb2.CommitRequest | None = None
-    #: For a change with ``new_versions`` this node decides: whether another
-    #: node of its AZ holds a record of one of them.
-    held_in_az: bool = False
+    #: For a change with ``new_versions`` or ``version_expect`` this node
+    #: decides: the newest record of its versions another node of its AZ
+    #: holds (ZERO: none).
+    version_in_az: Stamp = ZERO
 
     def apply(
         self, store: ReplicaStore, wb: rocksdict.WriteBatch, overlay: dict[bytes, bytes | None]
@@ -220,7 +221,16 @@ class _Commit(_Op):
             # in first) is kept. Replaced, the body it names would go to the collector,
             # and whichever copy came last would win, not the one changed
             # last; the coordinator settles tags and ACL on it instead.
-            refused = self.held_in_az or any(store._version_held(overlay, v) for v in c.versions)
+            refused = self.version_in_az > ZERO or any(
+                store._version_held(overlay, v) for v in c.versions
+            )
+        elif c.version_expect is not None:
+            # An edit of a version's record (tags, ACL, a replication status),
+            # built on the record its coordinator read: refused where a newer
+            # record of the version is held, here or in the AZ (another edit
+            # got there first, whose change it would drop).
+            here = [store._version_stamp(overlay, v) for v in c.versions]
+            refused = max([self.version_in_az, *here]) > c.version_expect
         if refused:
             # A body staged again for it (Quorum.give_bodies racing another
             # change of the record) must not be left to the collector.
@@ -568,11 +578,13 @@ class ReplicaStore:
         #: key's home; raises ConditionalRequestConflict when one of them
         #: does not answer (node/hints.py). Set by the node.
         self.hear_az: Callable[[str, str], Awaitable[Stamp]] | None = None
-        #: Given a key and version stamps, whether another node of this AZ
-        #: holds a record of one of them, asked before this node decides a
-        #: change whose versions must be new (``Change.new_versions``); raises
-        #: as :attr:`hear_az` does (node/hints.py). Set by the node.
-        self.hear_az_versions: Callable[[str, str, Sequence[Stamp]], Awaitable[bool]] | None = None
+        #: Given a key and version stamps, the newest record of one of them
+        #: the other nodes of this AZ hold (ZERO: none), asked before this
+        #: node decides a change whose versions must be new
+        #: (``Change.new_versions``) or an edit of a version's record
+        #: (``Change.version_expect``); raises as :attr:`hear_az` does
+        #: (node/hints.py). Set by the node.
+        self.hear_az_versions: Callable[[str, str, Sequence[Stamp]], Awaitable[Stamp]] | None = None
         #: When (ms) the first GC entry or staged body held falls due, as of
         #: the last collection (0 before the first: it looks at once; None: none held).
         self._gc_next_ms: int | None = 0
@@ -885,8 +897,13 @@ class ReplicaStore:
     def _version_held(self, overlay: dict[bytes, bytes | None], v: ObjectVersion) -> bool:
         """Whether a sound record of version ``v`` is held here (a damaged
         one is taken as absent: a good copy replaces it)."""
+        return self._version_stamp(overlay, v) > ZERO
+
+    def _version_stamp(self, overlay: dict[bytes, bytes | None], v: ObjectVersion) -> Stamp:
+        """The stamp of the sound record of version ``v`` held here (ZERO: none)."""
         vk = keys.version_key(v.bucket, v.key, v.vstamp.encode())
-        return self._sound_record(self._get_overlay(vk, overlay), vk) is not None
+        held = self._sound_record(self._get_overlay(vk, overlay), vk)
+        return held.stamp if held is not None else ZERO
 
     def _get_checked(self, key: bytes, kind: str) -> bytes | None:
         """``db.get``, RocksDB's own corruption error as CorruptData."""
@@ -1087,12 +1104,13 @@ class ReplicaStore:
         in_az = ZERO
         if change.expect is not None and self.hear_az is not None:
             in_az = await self.hear_az(change.bucket, change.key)
-        held_in_az = False
-        if change.new_versions and self.hear_az_versions is not None:
+        version_in_az = ZERO
+        versions_conditional = change.new_versions or change.version_expect is not None
+        if versions_conditional and self.hear_az_versions is not None:
             vstamps = [v.vstamp for v in change.versions]
-            held_in_az = await self.hear_az_versions(change.bucket, change.key, vstamps)
+            version_in_az = await self.hear_az_versions(change.bucket, change.key, vstamps)
         result: CommitResult = await self._submit(
-            _Commit(change, hint_for, in_az, wire, held_in_az)
+            _Commit(change, hint_for, in_az, wire, version_in_az)
         )
         return result
 

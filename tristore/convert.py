@@ -596,6 +596,9 @@ def change_to_pb(
     if c.expect is not None:
         msg.expect.CopyFrom(stamp_to_pb(c.expect))
         msg.has_expect = True
+    if c.version_expect is not None:
+        msg.version_expect.CopyFrom(stamp_to_pb(c.version_expect))
+        msg.has_version_expect = True
     return msg
 
 
@@ -620,6 +623,7 @@ def change_from_pb(p: replica_pb2.CommitRequest) -> Change:
         created=p.created,
         new_versions=p.new_versions,
         withdrawn=tuple(stamp_from_pb(r) for r in p.withdrawn) if p.withdrawn else (),
+        version_expect=stamp_from_pb(p.version_expect) if p.has_version_expect else None,
     )
 
 

@@ -195,7 +195,12 @@ class Change:
     where another removal is listed the first time the node marks it (a
     version created and removed while the node was down included). They stay
     in ``removed`` too, so a node of a version before the field removes them
-    all the same.
+    all the same. ``version_expect`` makes a change of one noncurrent
+    version's record (an edit of its tags, ACL or replication status)
+    conditional on that record: refused where a newer record of the version
+    is held (another edit got there first), so two edits of one version
+    never both write a record built on the same one (the later stamp would
+    drop the other's change).
     """
 
     bucket: str
@@ -209,11 +214,12 @@ class Change:
     created: bool = False
     new_versions: bool = False
     withdrawn: tuple[Stamp, ...] = ()
+    version_expect: Stamp | None = None
 
     @property
     def conditional(self) -> bool:
         """Whether the key's first AZ decides the change (it may refuse it)."""
-        return self.expect is not None or self.new_versions
+        return self.expect is not None or self.new_versions or self.version_expect is not None
 
     @classmethod
     def of(cls, head: ObjectVersion, expect: Stamp | None = None, created: bool = False) -> Change:

@@ -3,6 +3,7 @@ copy and conditional requests, checked against what S3 documents."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import os
 import threading
@@ -437,3 +438,51 @@ def test_stand_in_copies_do_not_outlive_what_their_home_removed(tmp_path: Path) 
             c.delete_bucket("standin")
     finally:
         cluster.down()
+
+
+def test_a_tag_change_and_an_acl_change_of_one_noncurrent_version_at_once_both_stay(
+    cluster: DevCluster,
+) -> None:
+    """Two clients change one noncurrent version at once through nodes of two
+    AZs, one its tags, the other its ACL: both calls succeed and both changes
+    stay. An edit of a noncurrent version was committed everywhere without a
+    decision: each wrote the record it read plus its own change, the later
+    stamp won, and the other change (acknowledged) was gone. Now the key's
+    first AZ takes an edit only if no newer record of the version is there;
+    the other is read again and made on top of it."""
+    from tristore.client import AsyncClient
+
+    nodes = cluster.config.nodes
+    second = next(n for n in nodes if n.az != nodes[0].az)
+    with cluster.client() as c:
+        bucket = _fresh(c, "edits-at-once")
+
+    async def rounds(n: int) -> list[str]:
+        lost: list[str] = []
+        a, b = AsyncClient(nodes[0].grpc), AsyncClient(second.grpc)
+        try:
+            for r in range(n):
+                key = f"k{r}"
+                old = await a.put_object(bucket, key, b"old", tags={"was": "here"})
+                await a.put_object(bucket, key, b"new")
+                await asyncio.wait_for(
+                    asyncio.gather(
+                        a.put_object_tagging(
+                            bucket, key, {"round": str(r)}, version_id=old.version_id
+                        ),
+                        b.put_object_acl(bucket, key, "public-read", version_id=old.version_id),
+                    ),
+                    30,
+                )
+                tags = (await a.get_object_tagging(bucket, key, version_id=old.version_id)).tags
+                acl = (await b.get_object_acl(bucket, key, version_id=old.version_id)).acl
+                if tags != {"round": str(r)} or acl != "public-read":
+                    lost.append(f"round {r}: tags {tags}, ACL {acl}")
+                assert await a.get_object(bucket, key) == b"new"  # the current one untouched
+        finally:
+            await a.close()
+            await b.close()
+        return lost
+
+    lost = asyncio.run(rounds(60))
+    assert lost == [], lost

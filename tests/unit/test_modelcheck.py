@@ -9,6 +9,7 @@ from dataclasses import replace
 
 import pytest
 
+from tests.modelcheck import version_edits
 from tests.modelcheck.checker import (
     CI,
     CI_COLLECT,
@@ -478,3 +479,23 @@ def test_a_home_that_hears_its_az_before_it_decides_is_clean() -> None:
     res = explore(HOME_BACK)
     print(res.summary())
     assert res.violation is None, res.format_trace()
+
+
+def test_edits_of_a_noncurrent_version_never_lose_an_acknowledged_one() -> None:
+    """tests/modelcheck/version_edits.py: three edits of one noncurrent
+    version, each read of any set of AZs, every clock, abandons: every AZ
+    keeps every acknowledged edit."""
+    res = version_edits.explore(version_edits.Bounds(edits=3, tries=2))
+    assert res.violation is None, res.trace
+    assert res.states > 10_000
+
+
+def test_edits_committed_without_a_decision_lose_one() -> None:
+    """The old edit (committed in every AZ, last writer wins per version
+    record): two edits that read the same record, and the later stamp drops
+    the other's change, acknowledged."""
+    res = version_edits.explore(
+        version_edits.Bounds(edits=2), version_edits.Variant(conditional=False)
+    )
+    assert res.violation is not None and res.trace is not None
+    assert len(res.trace) == 8, res.trace

@@ -16,7 +16,7 @@ from node.replica_store import ReplicaStore
 from tristore import convert
 from tristore.config import NodeSection
 from tristore.model import Change, ObjectVersion
-from tristore.stamps import Stamp
+from tristore.stamps import ZERO, Stamp
 
 pytestmark = pytest.mark.unit
 
@@ -95,9 +95,9 @@ def test_a_copy_is_refused_when_another_node_of_the_az_holds_the_version(
     taken, a removed one stays removed, and without ``new_versions`` the AZ
     is not asked."""
     asked: list[tuple[str, str, list[Stamp]]] = []
-    held_elsewhere = [True]
+    held_elsewhere = [Stamp(5_000, 0, 2, 1)]  # the newest record of them the AZ holds
 
-    async def hear(bucket: str, key: str, vstamps: Sequence[Stamp]) -> bool:
+    async def hear(bucket: str, key: str, vstamps: Sequence[Stamp]) -> Stamp:
         asked.append((bucket, key, list(vstamps)))
         return held_elsewhere[0]
 
@@ -110,7 +110,7 @@ def test_a_copy_is_refused_when_another_node_of_the_az_holds_the_version(
             assert (await store.commit(_added(copy))).conflict
             assert await store.read_versions("b", "k", VSTAMP) == ([], False)
             assert asked == [("b", "k", [VSTAMP])]
-            held_elsewhere[0] = False
+            held_elsewhere[0] = ZERO
             assert not (await store.commit(_added(copy))).conflict
             assert (await store.read_versions("b", "k", VSTAMP))[0] == [copy]
             await store.commit(Change("b", "k", Stamp(8_000, 0, 1, 1), removed=(VSTAMP,)))

@@ -102,7 +102,7 @@ class ReadLogResponse(_message.Message):
     def __init__(self, entries: _Optional[_Iterable[_Union[LogEntry, _Mapping]]] = ..., last_seq: _Optional[int] = ..., scanned_to: _Optional[int] = ...) -> None: ...
 
 class CommitRequest(_message.Message):
-    __slots__ = ("bucket", "key", "stamp", "head", "has_head", "versions", "removed", "expect", "has_expect", "merge", "hint_for", "created", "new_versions", "withdrawn")
+    __slots__ = ("bucket", "key", "stamp", "head", "has_head", "versions", "removed", "expect", "has_expect", "merge", "hint_for", "created", "new_versions", "withdrawn", "version_expect", "has_version_expect")
     BUCKET_FIELD_NUMBER: _ClassVar[int]
     KEY_FIELD_NUMBER: _ClassVar[int]
     STAMP_FIELD_NUMBER: _ClassVar[int]
@@ -117,6 +117,8 @@ class CommitRequest(_message.Message):
     CREATED_FIELD_NUMBER: _ClassVar[int]
     NEW_VERSIONS_FIELD_NUMBER: _ClassVar[int]
     WITHDRAWN_FIELD_NUMBER: _ClassVar[int]
+    VERSION_EXPECT_FIELD_NUMBER: _ClassVar[int]
+    HAS_VERSION_EXPECT_FIELD_NUMBER: _ClassVar[int]
     bucket: str
     key: str
     stamp: _common_pb2.Stamp
@@ -131,7 +133,9 @@ class CommitRequest(_message.Message):
     created: bool
     new_versions: bool
     withdrawn: _containers.RepeatedCompositeFieldContainer[_common_pb2.Stamp]
-    def __init__(self, bucket: _Optional[str] = ..., key: _Optional[str] = ..., stamp: _Optional[_Union[_common_pb2.Stamp, _Mapping]] = ..., head: _Optional[_Union[_common_pb2.ObjectVersion, _Mapping]] = ..., has_head: _Optional[bool] = ..., versions: _Optional[_Iterable[_Union[_common_pb2.ObjectVersion, _Mapping]]] = ..., removed: _Optional[_Iterable[_Union[_common_pb2.Stamp, _Mapping]]] = ..., expect: _Optional[_Union[_common_pb2.Stamp, _Mapping]] = ..., has_expect: _Optional[bool] = ..., merge: _Optional[bool] = ..., hint_for: _Optional[str] = ..., created: _Optional[bool] = ..., new_versions: _Optional[bool] = ..., withdrawn: _Optional[_Iterable[_Union[_common_pb2.Stamp, _Mapping]]] = ...) -> None: ...
+    version_expect: _common_pb2.Stamp
+    has_version_expect: bool
+    def __init__(self, bucket: _Optional[str] = ..., key: _Optional[str] = ..., stamp: _Optional[_Union[_common_pb2.Stamp, _Mapping]] = ..., head: _Optional[_Union[_common_pb2.ObjectVersion, _Mapping]] = ..., has_head: _Optional[bool] = ..., versions: _Optional[_Iterable[_Union[_common_pb2.ObjectVersion, _Mapping]]] = ..., removed: _Optional[_Iterable[_Union[_common_pb2.Stamp, _Mapping]]] = ..., expect: _Optional[_Union[_common_pb2.Stamp, _Mapping]] = ..., has_expect: _Optional[bool] = ..., merge: _Optional[bool] = ..., hint_for: _Optional[str] = ..., created: _Optional[bool] = ..., new_versions: _Optional[bool] = ..., withdrawn: _Optional[_Iterable[_Union[_common_pb2.Stamp, _Mapping]]] = ..., version_expect: _Optional[_Union[_common_pb2.Stamp, _Mapping]] = ..., has_version_expect: _Optional[bool] = ...) -> None: ...
 
 class CommitResponse(_message.Message):
     __slots__ = ("applied", "current", "conflict", "older_above", "newer_version")
