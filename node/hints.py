@@ -106,10 +106,8 @@ class HintedHandoff:
     def home_in_my_az(self, bucket: str, key: str) -> str | None:
         """The node of this AZ that is home to the key, if that is not this node
         (None also when this AZ holds no copy of the key)."""
-        for azr in self.placer.place(bucket, key).azs:
-            if azr.az == self.peers.me.az:
-                return None if azr.home.name == self.store_name else azr.home.name
-        return None
+        home = self.placer.home_in(bucket, key, self.peers.me.az)
+        return None if home is None or home.name == self.store_name else home.name
 
     async def newest_in_my_az(self, bucket: str, key: str) -> Stamp:
         """The newest record of the key the other nodes of this AZ hold (ZERO:

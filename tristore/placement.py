@@ -72,6 +72,23 @@ class Placer:
     def nodes_in(self, az: str) -> tuple[NodeSpec, ...]:
         return self._by_az.get(az, ())
 
+    def home_in(self, bucket: str, key: str, az: str) -> NodeSpec | None:
+        """The key's home in ``az`` (None: no copy of the key is held
+        there), as :meth:`place` would give it. Asked by every replica of
+        every commit (is this node the key's home?): from the placement when
+        it is known here, else without the whole of it, only ``az``'s nodes
+        scored when every AZ holds a copy (three AZs: most clusters)."""
+        item = f"{bucket}/{key}"
+        hit = self._cache.get(item)
+        if hit is None and len(self._by_az) > REPLICA_AZS:
+            hit = self.place(bucket, key)
+        if hit is not None:
+            return next((azr.home for azr in hit.azs if azr.az == az), None)
+        nodes = self._by_az.get(az)
+        if not nodes:
+            return None
+        return max(nodes, key=lambda n: (n.state == ACTIVE, _score(item, n.name)))
+
     def place(self, bucket: str, key: str) -> Placement:
         item = f"{bucket}/{key}"
         hit = self._cache.get(item)

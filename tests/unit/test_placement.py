@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 
 import pytest
 
 from tristore import config
+from tristore.config import DRAINING
 from tristore.placement import REPLICA_AZS, Placer
 
 from .clusters import node_table
@@ -99,3 +101,26 @@ def test_removing_a_node_hands_its_keys_to_their_first_fallback() -> None:
     for bucket, key in KEYS[:2000]:
         for o, c in zip(before.place(bucket, key).azs, after.place(bucket, key).azs, strict=True):
             assert list(c.nodes) == [n for n in o.nodes if n.name != gone]
+
+
+@pytest.mark.parametrize(("azs", "per_az"), [(3, 2), (3, 3), (4, 2)])
+def test_the_home_in_an_az_is_the_one_the_placement_gives(azs: int, per_az: int) -> None:
+    """``home_in`` (what each replica asks of every commit) agrees with the
+    whole placement, whether that is known to the placer yet or not, with a
+    draining node among them (never a home while an active node is there)."""
+    names = tuple(f"az-{chr(ord('a') + i)}" for i in range(azs))
+    placer = _placer(names, per_az)
+    drained = placer.nodes_in("az-a")[0]
+    placer.update([replace(n, state=DRAINING) if n == drained else n for n in placer.nodes], 2)
+    fresh = _placer(names, per_az)
+    fresh.update(placer.nodes, 2)
+    for bucket, key in KEYS[:1000]:
+        for az in names:
+            got = placer.home_in(bucket, key, az)  # nothing known of the key yet
+            want = next((r.home for r in fresh.place(bucket, key).azs if r.az == az), None)
+            assert got == want, (key, az)
+            assert got != drained
+        placer.place(bucket, key)
+        for az in names:  # and once the placement is known
+            want = next((r.home for r in fresh.place(bucket, key).azs if r.az == az), None)
+            assert placer.home_in(bucket, key, az) == want
