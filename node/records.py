@@ -45,7 +45,7 @@ from tristore.convert import (
     version_to_pb,
 )
 from tristore.errors import CorruptData, InternalError
-from tristore.model import Change, ObjectVersion
+from tristore.model import Change, ObjectVersion, version_stood_for
 from tristore.pb import common_pb2, replica_pb2
 from tristore.stamps import ENCODED_SIZE, Stamp
 
@@ -149,9 +149,7 @@ class RecordHead:
     data_id: bytes
     #: :attr:`ObjectVersion.is_version`.
     is_version: bool
-    #: The version the record stands for, against a new version committed
-    #: below it: its version stamp; a removal that deleted versions (a
-    #: DELETE of the key's only version) the newest of them.
+    #: The version the record stands for (:func:`tristore.model.version_stood_for`).
     version: Stamp
 
 
@@ -159,11 +157,12 @@ def decode_head(raw: bytes) -> RecordHead:
     msg = version_record_pb(raw)
     stamp = stamp_from_pb(msg.stamp)
     is_version = not msg.deleted or msg.delete_marker
-    version = stamp
-    if msg.has_version_stamp:
-        version = stamp_from_pb(msg.version_stamp)
-    elif not is_version and msg.removed:
-        version = max(stamp_from_pb(r) for r in msg.removed)
+    version = version_stood_for(
+        stamp,
+        stamp_from_pb(msg.version_stamp) if msg.has_version_stamp else None,
+        is_version,
+        (stamp_from_pb(r) for r in msg.removed),
+    )
     return RecordHead(stamp, msg.data_id, is_version, version)
 
 

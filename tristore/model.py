@@ -4,6 +4,7 @@ never with generated protobuf classes (see :mod:`tristore.convert`)."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from tristore.errors import InvalidArgument
@@ -48,6 +49,21 @@ def ms_to_datetime(ms: int) -> dt.datetime:
 #: (:func:`tristore.slots.copy_with`): a PUT replaces its version several
 #: times on the way, on every node it touches.
 evolve = copy_with
+
+
+def version_stood_for(
+    stamp: Stamp, version_stamp: Stamp | None, is_version: bool, removed: Iterable[Stamp]
+) -> Stamp:
+    """The version a current record stands for, against a new version
+    committed below it: its version stamp (a version's record, maybe edited
+    since); for a removal made by deleting versions (the key's last one, by
+    its id), the newest of them; else its own stamp. ``removed`` is read only
+    for a removal (node/records.py decodes it lazily)."""
+    if version_stamp is not None:
+        return version_stamp
+    if not is_version:
+        return max(removed, default=stamp)
+    return stamp
 
 
 @fast_init
@@ -144,14 +160,8 @@ class ObjectVersion:
 
     @property
     def stands_for(self) -> Stamp:
-        """The version this record stands for, against a new version: its
-        version stamp; a removal made by deleting versions (the key's last
-        one, by its id), the newest of them (node/records.py RecordHead)."""
-        if self.version_stamp is not None:
-            return self.version_stamp
-        if self.removed and not self.is_version:
-            return max(self.removed)
-        return self.stamp
+        """The version this record stands for (:func:`version_stood_for`)."""
+        return version_stood_for(self.stamp, self.version_stamp, self.is_version, self.removed)
 
     @property
     def modified(self) -> Stamp:
