@@ -188,6 +188,12 @@ READS_OVERTAKEN = Counter(
     "first AZ took after the read looked): nothing returned or recorded, the key "
     "read again.",
 )
+WRITES_YIELDED = Counter(
+    "tristore_writes_yielded_total",
+    "Writes stamped again above a record of an older version that then met, in some "
+    "AZ, a newer version written at the same time: kept as a version (the older of "
+    "two concurrent writes), not recorded at the witness; the key was read.",
+)
 EDITS_YIELDED = Counter(
     "tristore_edits_yielded_total",
     "Edits of a version (tags, ACL, a replication status) that some AZ kept as that "

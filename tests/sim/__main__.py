@@ -26,6 +26,11 @@ def main(argv: list[str] | None = None) -> int:
         "--gentle", action="store_true", help="one crash at a time, no cut or slow links"
     )
     ap.add_argument("--tags", action="store_true", help="clients change tags too")
+    ap.add_argument(
+        "--edits",
+        action="store_true",
+        help="clients change the tags and ACLs of acknowledged versions too (versioned runs)",
+    )
     ap.add_argument("-v", "--verbose", action="store_true", help="print the trace")
     ap.add_argument("--keep-going", action="store_true", help="do not stop at the first failure")
     args = ap.parse_args(argv)
@@ -35,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         mutant=args.mutant,
         gentle=args.gentle,
         tags=args.tags,
+        edits=args.edits,
     )
     seeds = [args.seed] if args.seed is not None else range(args.first, args.first + args.seeds)
     started = time.perf_counter()

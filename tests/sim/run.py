@@ -81,6 +81,17 @@ class Params:
     #: value), in place of some conditional PUTs. Off, a seed runs as it
     #: always did.
     tags: bool = False
+    #: In a versioned bucket, clients also change the tags or the ACL of an
+    #: acknowledged version, current or not (PutObjectTagging and
+    #: PutObjectAcl with a version id). Each part of each version is a
+    #: register of the history (``KEY@VERSION/tags``, ``/acl``), read at the
+    #: end: an acknowledged change that another change of the same version
+    #: dropped fails linearizability. Off, a seed runs as it always did.
+    edits: bool = False
+
+
+#: The ACLs an edit sets ("private", the default, stands for none set).
+EDIT_ACLS = ("public-read", "authenticated-read", "bucket-owner-read", "bucket-owner-full-control")
 
 
 @dataclass
@@ -109,6 +120,8 @@ class Result:
             extra += " --gentle"
         if params.tags:
             extra += " --tags"
+        if params.edits:
+            extra += " --edits"
         return f"python -m tests.sim --seed {self.seed}{extra} -v"
 
 
@@ -158,6 +171,9 @@ class Sim:
         self.refused: set[str] = set()
         #: (key, version id) of every acknowledged PUT or delete marker.
         self.acked_versions: list[tuple[str, str]] = []
+        #: Those that are versions (not delete markers), and those edited.
+        self.editable: list[tuple[str, str]] = []
+        self.edited: set[tuple[str, str]] = set()
         self.violations: list[str] = []
         self.faults = 0
         self.active_faults = 0
@@ -223,6 +239,9 @@ class Sim:
                 await self.delete(cid, node, key)
             elif self.params.tags and x < 0.9:
                 await self.tag(cid, node, key, f"c{cid}-{n}")
+            elif self.params.edits and self.editable and x < 0.9:
+                # The newest two: edits of one version at once, more often.
+                await self.edit(cid, node, rng.choice(self.editable[-2:]), f"c{cid}-{n}")
             else:
                 await self.put(cid, node, key, f"c{cid}-{n}", cond=etags.get(key, ""))
 
@@ -310,6 +329,7 @@ class Sim:
         self.history.append(lin.Op(key, lin.WRITE, value, invoked, self.loop.now, True, cid))
         if self.versioned:
             self.acked_versions.append((key, info.version_id))
+            self.editable.append((key, info.version_id))
 
     async def delete(self, cid: int, node: SimNode, key: str) -> None:
         async def op(coord: Any) -> Any:
@@ -353,6 +373,65 @@ class Sim:
             return
         self.ops += 1
         self.note(f"c{cid} TAG {key} ok")
+
+    async def edit(self, cid: int, node: SimNode, version: tuple[str, str], value: str) -> None:
+        """New tags (``{"by": value}``) or a new ACL on an acknowledged
+        version: a write of its register (``KEY@VERSION/tags`` or ``/acl``)."""
+        key, vid = version
+        part = self.rng.choice(("tags", "acl"))
+        if part == "acl":
+            value = self.rng.choice(EDIT_ACLS)
+
+        async def op(coord: Any) -> Any:
+            if part == "tags":
+                return await coord.put_object_tagging(BUCKET, key, vid, {"by": value})
+            return await coord.put_object_acl(BUCKET, key, vid, value)
+
+        register = f"{key}@{vid}/{part}"
+        invoked = self.loop.now
+        self.note(f"c{cid} EDIT {register}={value!r} via {node.name}")
+        self.edited.add(version)
+        try:
+            await self.call(node, op)
+        except Exception as exc:  # noqa: BLE001 - judged below
+            if not isinstance(exc, errors.ConditionalRequestConflict):  # kept changing: retry
+                self._failed(cid, "EDIT", register, exc)
+            else:
+                self.ops += 1
+            # Maybe written (a try the first AZ took before the call failed).
+            self.history.append(lin.Op(register, lin.WRITE, value, invoked, ok=False, client=cid))
+            return
+        self.ops += 1
+        self.note(f"c{cid} EDIT {register} ok")
+        self.history.append(lin.Op(register, lin.WRITE, value, invoked, self.loop.now, True, cid))
+
+    async def read_edits(self) -> None:
+        """Each edited version's tags and ACL, read once every fault healed:
+        the reads of its registers."""
+        for i, (key, vid) in enumerate(sorted(self.edited)):
+            node = self.nodes[i % len(self.nodes)]
+
+            async def op(coord: Any, key: str = key, vid: str = vid) -> tuple[Any, Any]:
+                tags = await coord.get_object_tagging(BUCKET, key, vid)
+                acl = await coord.get_object_acl(BUCKET, key, vid)
+                return tags.tags.get("by"), (None if acl.acl == "private" else acl.acl)
+
+            for _ in range(5):
+                invoked = self.loop.now
+                try:
+                    tags, acl = await self.call(node, op)
+                except Exception as exc:  # noqa: BLE001 - tried again
+                    self.note(f"final read of {key}@{vid}'s tags and ACL: {exc!r}")
+                    await asyncio.sleep(0.5)
+                    continue
+                done = self.loop.now
+                self.note(f"final read of {key}@{vid}: tags by {tags!r}, ACL {acl!r}")
+                for part, value in (("tags", tags), ("acl", acl)):
+                    register = f"{key}@{vid}/{part}"
+                    self.history.append(lin.Op(register, lin.READ, value, invoked, done, True))
+                break
+            else:
+                self.violations.append(f"final read of {key}@{vid}'s tags and ACL kept failing")
 
     def _failed(self, cid: int, what: str, key: str, exc: BaseException) -> None:
         self.ops += 1
@@ -469,6 +548,8 @@ class Sim:
                     self.violations.append(f"final read of {key} via {node.name} kept failing")
         if self.versioned:
             await self.check_versions()
+        if self.edited:
+            await self.read_edits()
 
     async def setup_bucket(self) -> None:
         coord = self.nodes[0].coord
@@ -625,6 +706,8 @@ def _quiet_logs(sim: Sim) -> Any:
 def run(seed: int, params: Params | None = None) -> Result:
     """Run seed ``seed``; the same seed (and params) gives the same result."""
     params = params or Params()
+    if params.tags and params.edits:
+        raise ValueError("--tags and --edits both write a version's tags: run one at a time")
     started = time.perf_counter()
     root = _scratch()
     sim = Sim(seed, params, root)
