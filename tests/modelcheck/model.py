@@ -330,6 +330,16 @@ class Variant:
     #: ``_write_conditional``). Off: the edit replaced it in the AZs it
     #: reached after the new version, and was recorded at the witness.
     edits_yield_to_newer_versions: bool = True
+    #: A plain write stamped again above an edit of the version before it
+    #: that meets, in some AZ, a newer version another write made current
+    #: there meanwhile (kept as its version's record only: :func:`takes`)
+    #: yields: it is the older of two concurrent writes, stays a version,
+    #: and is not recorded; its coordinator reads the key, which settles it
+    #: on the newer version (node/protocol.py ``_merge_above_older``,
+    #: ``_Yielded``). Off: its new stamp was recorded, the witnesses vouched
+    #: for a stamp no node held as current, and every read of the key
+    #: failed until its next write (the simulation, seed 1842 with edits).
+    writes_yield_to_newer_versions: bool = True
 
 
 SAFE = Variant()
@@ -356,6 +366,10 @@ class Write:
     behind: Stamp = NONE
     #: How many times it was stamped again (at most TRIES - 1).
     restamps: int = 0
+    #: An AZ kept it as its version's record only, a newer version being
+    #: current there (CommitResult.newer_version): it yields once every AZ
+    #: answered.
+    yielded: bool = False
 
 
 @dataclass(frozen=True)
@@ -803,14 +817,26 @@ def commit_to_az(s: State, which: int, az: int, v: Variant = SAFE, clock: int = 
     decided there first, so no read can have returned the write before
     it): once every AZ answered, the write is stamped again above it (at
     or above ``clock``), keeping its version, and committed again in every
-    AZ (:func:`older_above`); after TRIES - 1 of those it fails."""
+    AZ (:func:`older_above`); after TRIES - 1 of those it fails. And unless
+    an AZ kept it as its version's record only, a newer version being
+    current there (:func:`newer_version_kept`, a write stamped again): once
+    every AZ answered, it yields (``writes_yield_to_newer_versions``)."""
     w = s.pending[which % len(s.pending)]
     nxt = az_commit(s, az, w.stamp)
     if nxt is None:
         return s  # the AZ is down: the write waits (or is abandoned)
     i = s.pending.index(w)
     behind = older_above(s, az, w.stamp)
-    w = _with(w, committed=w.committed | {az}, behind=max(w.behind, behind or NONE))
+    w = _with(
+        w,
+        committed=w.committed | {az},
+        behind=max(w.behind, behind or NONE),
+        yielded=w.yielded or newer_version_kept(s, az, w.stamp),
+    )
+    if len(w.committed) == AZS and w.yielded and v.writes_yield_to_newer_versions:
+        # Not recorded; the call succeeds (its coordinator's read of the
+        # key, which finishes the newer version, is any read: :func:`read`).
+        return _with(nxt, pending=_drop(s.pending, i))
     if len(w.committed) < AZS or w.behind == NONE or not v.versions_go_above_older_records:
         return _with(nxt, pending=_set(s.pending, i, w))
     if w.restamps + 1 >= TRIES:
@@ -824,6 +850,7 @@ def commit_to_az(s: State, which: int, az: int, v: Variant = SAFE, clock: int = 
         recorded=frozenset(),
         behind=NONE,
         restamps=w.restamps + 1,
+        yielded=False,
     )
     return _with(
         nxt,
@@ -831,6 +858,19 @@ def commit_to_az(s: State, which: int, az: int, v: Variant = SAFE, clock: int = 
         next_uid=nxt.next_uid + 1,
         of_version=nxt.of_version | {(stamp, version_of(nxt, w.stamp))},
     )
+
+
+def newer_version_kept(s: State, az: int, stamp: Stamp) -> bool:
+    """Whether a commit of ``stamp`` in the AZ is kept as its version's
+    record only: the node that takes it (its first live one) holds, older by
+    record stamp, a record of a newer version (ReplicaStore:
+    CommitResult.newer_version; only a record stamped again can be newer
+    than the version current there and stand for an older one)."""
+    for n, up in enumerate(s.up[az]):
+        if up:
+            held = s.nodes[az][n]
+            return held < stamp and version_of(s, held) > version_of(s, stamp)
+    return False
 
 
 def older_above(s: State, az: int, stamp: Stamp) -> Stamp | None:

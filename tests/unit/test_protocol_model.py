@@ -1067,6 +1067,58 @@ def test_the_model_finds_an_edit_finished_over_a_write_its_fallback_took() -> No
         model.read(s, variant, 1, (0, 1), (0, 1))
 
 
+def _write_stamped_again_onto_a_newer_version(variant: Variant = SAFE) -> model.State:
+    """The key written (version 1): an edit of version 1 (a replication
+    status) is taken by the first AZ above a PUT of version 2, which reaches
+    the first AZ below it and AZ 1; a PUT of version 3 is made current in
+    every AZ and acknowledged; version 2 reaches AZ 2 (below version 3) and,
+    every AZ having answered, is stamped again above the edit, and above
+    version 3 by record stamp, and committed again (the simulation's seed
+    1842 with edits)."""
+    s = model.initial(written=True)
+    s = model.start_conditional(s, 1, 5, edit=True)
+    s = model.conditional_at_first_az(s, variant, 0)
+    s = model.start_write(s, variant, 0, 0, (0, 1))  # version 2, below the edit
+    s = model.commit_to_az(s, 0, 0, variant)
+    assert s.pending[0].behind == s.nodes[0][0]  # the edit, above it
+    s = model.commit_to_az(s, 0, 1, variant)
+    s = model.start_write(s, variant, 1, 6, (1, 2))  # version 3, above the edit
+    for az in model.ALL_AZS:
+        s = model.commit_to_az(s, 1, az, variant)
+    for w in (1, 2):
+        s = model.record(s, variant, 0, w)  # the one write committed everywhere
+    s = model.acknowledge(s, 0)
+    s = model.commit_to_az(s, 0, 2, variant, clock=7)  # stamped again, above version 3
+    assert s.pending[0].restamps == 1 and s.pending[0].stamp > s.acked
+    for az in model.ALL_AZS:
+        s = model.commit_to_az(s, 0, az, variant)
+    return s
+
+
+def test_a_write_stamped_again_that_meets_a_newer_version_yields() -> None:
+    """Version 3 stays current in every AZ (version 2's new record is kept
+    as its version's record only): version 2 yields, is not recorded, and
+    every read returns version 3."""
+    s = _write_stamped_again_onto_a_newer_version()
+    assert not s.pending
+    assert all(s.nodes[az][0] == s.acked for az in model.ALL_AZS)
+    for coordinator, at in ((0, (0, 1)), (1, (1, 2)), (0, (0, 2))):
+        s, got = model.read(s, SAFE, coordinator, at, (0, 1))
+        assert got == s.acked
+        model.check_invariants(s)
+
+
+def test_the_model_finds_a_write_recorded_after_it_met_a_newer_version() -> None:
+    """Recorded all the same, version 2's new stamp is vouched for by the
+    witnesses while no node holds it as current: every read fails."""
+    variant = Variant(writes_yield_to_newer_versions=False)
+    s = _write_stamped_again_onto_a_newer_version(variant)
+    for w in (0, 1):
+        s = model.record(s, variant, 0, w)
+    with pytest.raises(AssertionError, match="no replica holds"):
+        model.read(s, variant, 1, (0, 1), (0, 1))
+
+
 # -- resent conditional writes (request ids) ---------------------------------------
 
 
