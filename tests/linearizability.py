@@ -12,6 +12,13 @@ comes first) and makes every read return the latest write before it.
 
 Keys are independent registers, so each key is checked on its own
 (linearizability is compositional).
+
+A key of a versioned bucket whose history has :data:`REMOVE` operations (a
+DELETE of one version by its id) is checked as its list of versions instead:
+a write appends a version (``None``: a delete marker), a remove takes out
+the version written with its value (values are unique to a write), and a
+read returns the newest version left (``None`` when there is none or it is
+a delete marker). Without removes that is the register above.
 """
 
 from __future__ import annotations
@@ -20,9 +27,12 @@ import math
 from collections import defaultdict
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
+from typing import cast
 
 WRITE = "write"
 READ = "read"
+#: A DELETE of the version a write of ``value`` made (by its version id).
+REMOVE = "remove"
 
 
 @dataclass(frozen=True)
@@ -57,7 +67,10 @@ def check(
             continue  # a failed read returned nothing: it constrains nothing
         by_key[op.key].append(op)
     for key, ops in sorted(by_key.items()):
-        verdict = check_key(key, ops, initial, max_states)
+        if any(o.kind == REMOVE for o in ops):
+            verdict = check_key(key, ops, (), max_states, versions=True)
+        else:
+            verdict = check_key(key, ops, initial, max_states)
         if not verdict.ok:
             return verdict
     return Verdict(True)
@@ -87,7 +100,26 @@ def _settle_unknown_writes(ops: list[Op]) -> list[Op]:
     return out
 
 
-def check_key(key: str, ops: list[Op], initial: Hashable | None, max_states: int) -> Verdict:
+def _step(state: Hashable | None, op: Op, versions: bool) -> tuple[bool, Hashable | None]:
+    """Whether ``op`` can go next from ``state``, and the state after it: the
+    register's value, or (``versions``) the tuple of the key's versions'
+    values, oldest first."""
+    if not versions:
+        if op.kind == WRITE:
+            return True, op.value
+        return op.value == state, state
+    held = cast(tuple[Hashable | None, ...], state)
+    if op.kind == WRITE:
+        return True, (*held, op.value)
+    if op.kind == REMOVE:
+        # A version already gone (or never made: its write failed) is no error.
+        return True, tuple(v for v in held if v is None or v != op.value)
+    return op.value == (held[-1] if held else None), state
+
+
+def check_key(
+    key: str, ops: list[Op], initial: Hashable | None, max_states: int, versions: bool = False
+) -> Verdict:
     ops = [
         Op(o.key, o.kind, o.value, o.invoked, o.completed if o.ok else math.inf, o.ok, o.client, i)
         for i, o in enumerate(sorted(_settle_unknown_writes(ops), key=lambda o: o.invoked))
@@ -130,10 +162,9 @@ def check_key(key: str, ops: list[Op], initial: Hashable | None, max_states: int
             if op.invoked > horizon:
                 break  # sorted by invocation: no later op can go first either
             horizon = min(horizon, op.completed)
-            if op.kind == WRITE:
-                stack.append((done | low, op.value))
-            elif op.value == value:
-                stack.append((done | low, value))
+            ok, after = _step(value, op, versions)
+            if ok:
+                stack.append((done | low, after))
             pending ^= low
     unplaced = required & ~best
     missing = tuple(ops[i] for i in range(n) if unplaced >> i & 1)
@@ -141,6 +172,7 @@ def check_key(key: str, ops: list[Op], initial: Hashable | None, max_states: int
         False,
         key,
         missing,
-        f"key {key!r}: no order of its {n} operations respects real time and register "
-        f"semantics; the longest valid prefix linearized {best.bit_count()} of them",
+        f"key {key!r}: no order of its {n} operations respects real time and "
+        f"{'versions' if versions else 'register'} semantics; the longest valid prefix "
+        f"linearized {best.bit_count()} of them",
     )

@@ -31,6 +31,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="clients change the tags and ACLs of acknowledged versions too (versioned runs)",
     )
+    ap.add_argument(
+        "--version-deletes",
+        action="store_true",
+        help="clients DELETE acknowledged versions by id too (every run versioned)",
+    )
     ap.add_argument("-v", "--verbose", action="store_true", help="print the trace")
     ap.add_argument("--keep-going", action="store_true", help="do not stop at the first failure")
     args = ap.parse_args(argv)
@@ -41,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         gentle=args.gentle,
         tags=args.tags,
         edits=args.edits,
+        version_deletes=args.version_deletes,
     )
     seeds = [args.seed] if args.seed is not None else range(args.first, args.first + args.seeds)
     started = time.perf_counter()

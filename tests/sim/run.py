@@ -12,7 +12,10 @@ clocks, then heals everything, reads every key back, and checks:
 - no read returned the value of a conditional PUT that was refused;
 - in a versioned bucket, every acknowledged version is held by a node of
   each of its key's three AZs at the end (nothing acknowledged was lost),
-  and no node holds a version a refused conditional PUT wrote;
+  unless a DELETE of it may have taken effect, and no node holds a version
+  a refused conditional PUT wrote;
+- with ``version_deletes``, no version whose DELETE was acknowledged is
+  read at the end (nor, by linearizability, by any read after its DELETE);
 - no call failed with an error a fault does not explain (an InternalError
   is a bug), and the run did not hang (every task waiting, no timer).
 
@@ -88,6 +91,13 @@ class Params:
     #: end: an acknowledged change that another change of the same version
     #: dropped fails linearizability. Off, a seed runs as it always did.
     edits: bool = False
+    #: Clients also DELETE acknowledged versions by their id, current or
+    #: not (every run versioned). A key whose history has such a DELETE is
+    #: checked as its list of versions (tests/linearizability.py: the
+    #: current version's DELETE uncovers the one before), and a version
+    #: whose DELETE was acknowledged must be gone for good. Off, a seed runs
+    #: as it always did.
+    version_deletes: bool = False
 
 
 #: The ACLs an edit sets ("private", the default, stands for none set).
@@ -122,6 +132,8 @@ class Result:
             extra += " --tags"
         if params.edits:
             extra += " --edits"
+        if params.version_deletes:
+            extra += " --version-deletes"
         return f"python -m tests.sim --seed {self.seed}{extra} -v"
 
 
@@ -144,7 +156,7 @@ class Sim:
         rng = self.rng
         self.loop = SimLoop(rng, lambda: rng.uniform(0.00005, 0.0005))
         self.net = SimNet(self.loop, self.note)
-        self.versioned = rng.random() < 0.5
+        self.versioned = rng.random() < 0.5 or params.version_deletes
         self.keys = ["k0", "k1"][: rng.choice((1, 2))]
         self.n_clients = rng.randint(3, 5)
         #: Clients that retry a failed conditional PUT (as the SDK does).
@@ -174,6 +186,12 @@ class Sim:
         #: Those that are versions (not delete markers), and those edited.
         self.editable: list[tuple[str, str]] = []
         self.edited: set[tuple[str, str]] = set()
+        #: With version_deletes: (key, version id) -> the value its PUT wrote,
+        #: of every acknowledged PUT; the versions whose DELETE was tried
+        #: (it may have taken effect), and those whose DELETE was acknowledged.
+        self.values: dict[tuple[str, str], str] = {}
+        self.delete_tried: set[tuple[str, str]] = set()
+        self.deleted: set[tuple[str, str]] = set()
         self.violations: list[str] = []
         self.faults = 0
         self.active_faults = 0
@@ -242,6 +260,9 @@ class Sim:
             elif self.params.edits and self.editable and x < 0.9:
                 # The newest two: edits of one version at once, more often.
                 await self.edit(cid, node, rng.choice(self.editable[-2:]), f"c{cid}-{n}")
+            elif self.params.version_deletes and self.editable and x < 0.9:
+                # The newest three: the current version of a key, most often.
+                await self.delete_version(cid, node, rng.choice(self.editable[-3:]))
             else:
                 await self.put(cid, node, key, f"c{cid}-{n}", cond=etags.get(key, ""))
 
@@ -330,6 +351,7 @@ class Sim:
         if self.versioned:
             self.acked_versions.append((key, info.version_id))
             self.editable.append((key, info.version_id))
+            self.values[(key, info.version_id)] = value
 
     async def delete(self, cid: int, node: SimNode, key: str) -> None:
         async def op(coord: Any) -> Any:
@@ -404,6 +426,62 @@ class Sim:
         self.ops += 1
         self.note(f"c{cid} EDIT {register} ok")
         self.history.append(lin.Op(register, lin.WRITE, value, invoked, self.loop.now, True, cid))
+
+    async def delete_version(self, cid: int, node: SimNode, version: tuple[str, str]) -> None:
+        """A DELETE of an acknowledged version by its id: the REMOVE of its
+        value from the key's list of versions."""
+        key, vid = version
+        value = self.values[version]
+
+        async def op(coord: Any) -> Any:
+            return await coord.delete_object(BUCKET, key, vid)
+
+        invoked = self.loop.now
+        self.note(f"c{cid} DELETE {key}@{vid} ({value!r}) via {node.name}")
+        self.delete_tried.add(version)
+        try:
+            await self.call(node, op)
+        except Exception as exc:  # noqa: BLE001 - judged below
+            if not isinstance(exc, errors.ConditionalRequestConflict):  # kept changing: retry
+                self._failed(cid, "DELETE", f"{key}@{vid}", exc)
+            else:
+                self.ops += 1
+            self.history.append(lin.Op(key, lin.REMOVE, value, invoked, ok=False, client=cid))
+            return
+        self.ops += 1
+        self.note(f"c{cid} DELETE {key}@{vid} ok")
+        self.deleted.add(version)
+        self.history.append(lin.Op(key, lin.REMOVE, value, invoked, self.loop.now, True, cid))
+
+    async def check_deleted_versions(self) -> None:
+        """Every version whose DELETE was acknowledged, once every fault
+        healed: a GET of it answers NoSuchVersion. (A node may still hold it
+        beside its removal marker, until the tombstone collector finishes
+        the removal there: not checked.)"""
+        for i, (key, vid) in enumerate(sorted(self.deleted)):
+            node = self.nodes[i % len(self.nodes)]
+
+            async def op(coord: Any, key: str = key, vid: str = vid) -> Any:
+                try:
+                    await coord.get_object(BUCKET, key, version_id=vid)
+                except errors.NoSuchVersion:
+                    return False
+                return True
+
+            for _ in range(5):
+                try:
+                    found = await self.call(node, op)
+                except Exception as exc:  # noqa: BLE001 - tried again
+                    self.note(f"final read of deleted {key}@{vid}: {exc!r}")
+                    await asyncio.sleep(0.5)
+                    continue
+                if found:
+                    self.violations.append(
+                        f"{key}@{vid} was read after its DELETE was acknowledged"
+                    )
+                break
+            else:
+                self.violations.append(f"final read of deleted {key}@{vid} kept failing")
 
     async def read_edits(self) -> None:
         """Each edited version's tags and ACL, read once every fault healed:
@@ -548,6 +626,8 @@ class Sim:
                     self.violations.append(f"final read of {key} via {node.name} kept failing")
         if self.versioned:
             await self.check_versions()
+        if self.deleted:
+            await self.check_deleted_versions()
         if self.edited:
             await self.read_edits()
 
@@ -597,6 +677,8 @@ class Sim:
                             f"refused conditional PUT {v.request_id!r}"
                         )
         for key, vid in self.acked_versions:
+            if (key, vid) in self.delete_tried:
+                continue  # its DELETE may have taken effect
             stamp = Stamp.from_version_id(vid)
             for azr in placer.place(BUCKET, key).azs:
                 held = False

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.linearizability import READ, WRITE, Op, check
+from tests.linearizability import READ, REMOVE, WRITE, Op, check
 
 pytestmark = pytest.mark.unit
 
@@ -19,6 +19,11 @@ def w(value: object, start: float, end: float, ok: bool = True) -> Op:
 
 def r(value: object, start: float, end: float) -> Op:
     return Op("k", READ, value, start, end)  # type: ignore[arg-type]
+
+
+def rm(value: object, start: float, end: float, ok: bool = True) -> Op:
+    """A DELETE of the version the write of ``value`` made."""
+    return Op("k", REMOVE, value, start, end if ok else math.inf, ok)  # type: ignore[arg-type]
 
 
 def test_sequential_history_is_linearizable() -> None:
@@ -127,7 +132,8 @@ def test_an_unknown_write_seen_by_a_read_took_effect_before_that_read() -> None:
 
 
 def _brute(ops: list[Op]) -> bool:
-    """Reference: try every subset of the unknown writes and every order."""
+    """Reference: try every subset of the unknown writes and every order (a
+    history with removes: the key's list of versions)."""
     import itertools
 
     unknown = [o for o in ops if not o.ok]
@@ -140,12 +146,14 @@ def _brute(ops: list[Op]) -> bool:
                     b.completed < a.invoked for i, a in enumerate(order) for b in order[i + 1 :]
                 ):
                     continue
-                value: object = None
+                held: list[object] = []
                 good = True
                 for o in order:
                     if o.kind == WRITE:
-                        value = o.value
-                    elif o.value != value:
+                        held.append(o.value)
+                    elif o.kind == REMOVE:
+                        held = [v for v in held if v is None or v != o.value]
+                    elif o.value != (held[-1] if held else None):
                         good = False
                         break
                 if good:
@@ -172,6 +180,52 @@ def concurrent_histories(draw: st.DrawFn) -> list[Op]:
 
 @given(concurrent_histories())
 def test_the_checker_agrees_with_brute_force(ops: list[Op]) -> None:
+    assert check(ops).ok == _brute(ops)
+
+
+def test_removing_the_current_version_uncovers_the_one_before() -> None:
+    assert check([w(1, 0, 1), w(2, 2, 3), rm(2, 4, 5), r(1, 6, 7)]).ok
+    assert check([w(1, 0, 1), w(None, 2, 3), w(2, 4, 5), rm(2, 6, 7), r(None, 8, 9)]).ok
+    assert check([w(1, 0, 1), w(2, 2, 3), rm(1, 4, 5), r(2, 6, 7), rm(2, 8, 9), r(None, 10, 11)]).ok
+    # Removing a noncurrent version changes no read.
+    assert not check([w(1, 0, 1), w(2, 2, 3), rm(1, 4, 5), r(None, 6, 7)]).ok
+
+
+def test_a_removed_version_never_comes_back() -> None:
+    assert not check([w(1, 0, 1), w(2, 2, 3), rm(2, 4, 5), r(2, 6, 7)]).ok
+    # Once a read saw it gone, a later one may not see it again (a remove
+    # still in flight may have landed or not, but once).
+    history = [w(1, 0, 1), w(2, 2, 3), rm(2, 4, 20), r(1, 5, 6)]
+    assert check(history).ok
+    assert not check([*history, r(2, 7, 8)]).ok
+    assert check([w(1, 0, 1), w(2, 2, 3), rm(2, 4, 5, ok=False), r(2, 6, 7), r(1, 8, 9)]).ok
+
+
+@st.composite
+def version_histories(draw: st.DrawFn) -> list[Op]:
+    """Small overlapping histories of a versioned key: writes (unique values,
+    delete markers), reads, and removes of written values."""
+    ops: list[Op] = []
+    written: list[int] = []
+    for i in range(draw(st.integers(1, 6))):
+        start = draw(st.integers(0, 10))
+        end = start + draw(st.integers(0, 4))
+        kind = draw(st.sampled_from([WRITE, WRITE, READ, REMOVE] if written else [WRITE, READ]))
+        ok = draw(st.integers(0, 3)) != 0
+        if kind == WRITE:
+            value = None if draw(st.integers(0, 4)) == 0 else 10 + i
+            if value is not None:
+                written.append(value)
+            ops.append(w(value, start, end, ok=ok))
+        elif kind == REMOVE:
+            ops.append(rm(draw(st.sampled_from(written)), start, end, ok=ok))
+        else:
+            ops.append(r(draw(st.sampled_from([None, 10, 11, 12, 13])), start, end))
+    return ops
+
+
+@given(version_histories())
+def test_the_versions_checker_agrees_with_brute_force(ops: list[Op]) -> None:
     assert check(ops).ok == _brute(ops)
 
 

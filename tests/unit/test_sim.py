@@ -173,3 +173,22 @@ def test_a_write_stamped_again_yields_to_a_newer_version() -> None:
     params = Params(edits=True)
     r = run(1842, params)
     assert r.ok, _report([(r, params)])
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="open bug: a DELETE of the current version makes current the version "
+    "before it while a DELETE of that one runs",
+)
+def test_a_version_deleted_while_the_one_above_it_is_deleted_stays_deleted() -> None:
+    """Seed 245 with DELETEs of versions (Params.version_deletes): version
+    c0-0 and then c2-1 are written; a DELETE of c0-0 and a DELETE of c2-1
+    (the current one) run at once, a node of az-c down; both are
+    acknowledged, and every later read of the key (the final ones too, every
+    fault healed) returns c0-0, a version whose DELETE was acknowledged: the
+    current version's DELETE made current the version before it, which the
+    other DELETE was removing. Strict: it fails the tier once fixed, to be
+    turned into a replay that must pass."""
+    params = Params(version_deletes=True)
+    r = run(245, params)
+    assert r.ok, _report([(r, params)])
