@@ -38,6 +38,11 @@ class BucketHandlers(Base):
     async def create_bucket(self, call: Call) -> web.StreamResponse:
         await self.allow(call, "CreateBucket")
         refuse_bucket_acl(call.headers)
+        if call.headers.get("x-amz-bucket-object-lock-enabled", "").strip().lower() == "true":
+            raise errors.NotImplemented(
+                "Object Lock is not supported: no bucket was created; create it without "
+                "x-amz-bucket-object-lock-enabled"
+            )
         constraint = xml.parse_create_bucket(await self.small_body(call, optional=True))
         validation.check_location_constraint(constraint, self.region)
         await self.coord.create_bucket(call.bucket)

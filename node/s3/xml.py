@@ -615,7 +615,20 @@ def parse_delete(body: bytes) -> tuple[list[tuple[str, str]], bool]:
         key = _child_text(o, "Key")
         if key is None:
             raise MalformedXML("an <Object> of <Delete> has no <Key>")
-        objects.append((key, _child_text(o, "VersionId") or ""))
+        conditions = [c for c in ("ETag", "LastModifiedTime", "Size") if _child_text(o, c)]
+        if conditions:
+            # Ignored, the object would be deleted whatever it holds now.
+            raise errors.NotImplemented(
+                f"conditional deletes (<{'>, <'.join(conditions)}> of {key!r}) are not "
+                "supported: nothing was deleted; list the objects without conditions"
+            )
+        version = _child_text(o, "VersionId")
+        if version is not None and not version.strip():
+            raise errors.InvalidArgument(
+                f"the <VersionId> of {key!r} is empty: a version id cannot be the empty string "
+                "(leave the element out to delete the current object)"
+            )
+        objects.append((key, version or ""))
     if not objects:
         raise MalformedXML("<Delete> lists no <Object>")
     if len(objects) > 1000:

@@ -2283,6 +2283,53 @@ def test_what_is_not_offered_is_refused_as_not_implemented(s3: Any, bucket: str)
     assert "tristore does not offer lifecycle" in e.value.response["Error"]["Message"]
 
 
+def _error(e: pytest.ExceptionInfo[ClientError]) -> tuple[int, str]:
+    r = e.value.response
+    return r["ResponseMetadata"]["HTTPStatusCode"], r["Error"]["Code"]
+
+
+def test_a_conditional_delete_is_refused_not_ignored(s3: Any, bucket: str) -> None:
+    """S3 takes If-Match on DeleteObject (and ETag in DeleteObjects); ignored,
+    the object would be deleted whatever it holds. Refused: nothing deleted."""
+    s3.put_object(Bucket=bucket, Key="cd", Body=b"kept")
+    with pytest.raises(ClientError) as e:
+        s3.delete_object(Bucket=bucket, Key="cd", IfMatch='"00000000000000000000000000000000"')
+    assert _error(e) == (501, "NotImplemented")
+    assert "conditional deletes" in e.value.response["Error"]["Message"]
+    with pytest.raises(ClientError) as e:
+        s3.delete_objects(
+            Bucket=bucket,
+            Delete={"Objects": [{"Key": "cd", "ETag": '"00000000000000000000000000000000"'}]},
+        )
+    assert _error(e) == (501, "NotImplemented")
+    assert s3.get_object(Bucket=bucket, Key="cd")["Body"].read() == b"kept"
+
+
+def test_an_empty_version_id_is_refused(s3: Any, bucket: str) -> None:
+    """Taken for no version id, a DELETE would remove the current object."""
+    s3.put_object(Bucket=bucket, Key="ev", Body=b"kept")
+    for call in (
+        lambda: s3.get_object(Bucket=bucket, Key="ev", VersionId=""),
+        lambda: s3.delete_object(Bucket=bucket, Key="ev", VersionId=""),
+        lambda: s3.delete_objects(
+            Bucket=bucket, Delete={"Objects": [{"Key": "ev", "VersionId": ""}]}
+        ),
+    ):
+        with pytest.raises(ClientError) as e:
+            call()
+        assert _error(e) == (400, "InvalidArgument")
+    assert s3.get_object(Bucket=bucket, Key="ev")["Body"].read() == b"kept"
+
+
+def test_a_bucket_with_object_lock_is_refused(s3: Any) -> None:
+    with pytest.raises(ClientError) as e:
+        s3.create_bucket(Bucket="with-object-lock", ObjectLockEnabledForBucket=True)
+    assert _error(e) == (501, "NotImplemented")
+    with pytest.raises(ClientError) as e:
+        s3.head_bucket(Bucket="with-object-lock")
+    assert _error(e)[0] == 404  # no bucket was made
+
+
 def _plain(
     env: dict[str, str], method: str, path: str, headers: dict[str, str]
 ) -> tuple[int, dict[str, str], bytes]:
