@@ -303,7 +303,9 @@ class Listing:
                         continue
                 modified = ms_to_datetime(v.last_modified_ms)
                 sums = (v.checksum_algorithm, v.checksum, v.checksum_type)
-                items.append((name, ListEntry(name, v.size, v.etag, modified, *sums)))
+                items.append(
+                    (name, ListEntry(name, v.size, v.etag, modified, *sums, v.storage_class))
+                )
                 if len(items) >= need:
                     break
             if bound is None:

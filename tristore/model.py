@@ -515,6 +515,9 @@ class ListEntry:
     checksum_algorithm: str = ""
     checksum: str = ""
     checksum_type: str = ""
+    #: The version's storage class ("": STANDARD), for the S3 door's listings;
+    #: not on the gRPC wire of ListObjects.
+    storage_class: str = ""
 
     def to_json(self) -> dict[str, object]:
         return {

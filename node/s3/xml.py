@@ -303,7 +303,7 @@ def _contents(root: ET.Element, page: ListPage, enc: Encoder, owner: str | None)
         _add(c, "LastModified", e.last_modified)
         _add(c, "ETag", quote_etag(e.etag))
         _add(c, "Size", e.size)
-        _add(c, "StorageClass", "STANDARD")
+        _add(c, "StorageClass", e.storage_class or "STANDARD")
         _checksum_algorithm(c, e.checksum_algorithm, e.checksum_type)
         if owner is not None:
             _owner(c, owner)

@@ -2321,6 +2321,16 @@ def test_an_empty_version_id_is_refused(s3: Any, bucket: str) -> None:
     assert s3.get_object(Bucket=bucket, Key="ev")["Body"].read() == b"kept"
 
 
+def test_listings_name_each_objects_storage_class(s3: Any, bucket: str) -> None:
+    s3.put_object(Bucket=bucket, Key="sc/ia", Body=b"x", StorageClass="STANDARD_IA")
+    s3.put_object(Bucket=bucket, Key="sc/std", Body=b"x")
+    want = {"sc/ia": "STANDARD_IA", "sc/std": "STANDARD"}
+    v2 = s3.list_objects_v2(Bucket=bucket, Prefix="sc/")["Contents"]
+    v1 = s3.list_objects(Bucket=bucket, Prefix="sc/")["Contents"]
+    for listing in (v2, v1):
+        assert {c["Key"]: c["StorageClass"] for c in listing} == want
+
+
 def test_a_bucket_with_object_lock_is_refused(s3: Any) -> None:
     with pytest.raises(ClientError) as e:
         s3.create_bucket(Bucket="with-object-lock", ObjectLockEnabledForBucket=True)
