@@ -42,6 +42,12 @@ CONDITIONAL_AZ_REFUSALS = Counter(
     "every node of the key's other AZs).",
     ["reason"],
 )
+REMOVED_VERSION_REFUSALS = Counter(
+    "tristore_node_removed_version_refusals_total",
+    "Conditional writes of a record of a version whose removal this node holds "
+    "(the version below a deleted current one made current again, or an edit) it "
+    "refused as the key's home: a DELETE of that version got here first.",
+)
 CONDITIONAL_AZ_CHECKS_ELSEWHERE = Counter(
     "tristore_node_conditional_az_checks_elsewhere_total",
     "Conditional changes this node decided for the key's first AZ while another node "

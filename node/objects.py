@@ -1002,6 +1002,15 @@ class Objects:
                 return DeleteResult(version_id, False)  # as S3: nothing to delete is no error
             now = self.clock.now()
             await self.protocol.commit_change(Change(bucket, key, now, removed=(gone,)), placement)
+            # A DELETE of the version above it may have made it current
+            # meanwhile (its first AZ took that before this removal got
+            # there; once the removal is there, it refuses such a write):
+            # then it goes as the current version does. The key's replicas
+            # are read, not this node's cache, where the write may not be.
+            self.protocol.forget(bucket, key)
+            current, _ = await self.protocol.read(bucket, key)
+            if current is not None and current.is_version and current.vstamp == gone:
+                continue
             return DeleteResult(version_id, found is not None and found.delete_marker)
         raise ConditionalRequestConflict(
             f"{bucket}/{key} kept changing while version {version_id} was deleted; retry"

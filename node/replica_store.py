@@ -49,6 +49,7 @@ from node.metrics import (
     FSYNC_SECONDS,
     GC_BODIES,
     HINTS_PENDING,
+    REMOVED_VERSION_REFUSALS,
     TOMBSTONES,
     WRITE_BATCH_SIZE,
 )
@@ -204,6 +205,23 @@ class _Commit(_Op):
         if c.expect is not None and max(cur_stamp, self.in_az) > c.expect:
             if cur_stamp <= c.expect:
                 CONDITIONAL_AZ_REFUSALS.labels("newer_in_az").inc()
+            refused = True
+        elif (
+            c.expect is not None
+            and c.head is not None
+            and c.head.version_stamp is not None
+            and store._get_overlay(
+                keys.removed_key(c.bucket, c.key, c.head.version_stamp.encode()), overlay
+            )
+            is not None
+        ):
+            # A record of a version removed here (the version below a
+            # current one whose DELETE makes it current again, or an edit,
+            # while a DELETE of that version got here first): taken, it
+            # would bring back a version whose DELETE was acknowledged. Its
+            # coordinator reads the key again (the simulation, seed 245
+            # with DELETEs of versions).
+            REMOVED_VERSION_REFUSALS.inc()
             refused = True
         elif c.expect == ZERO and c.head is not None and c.head.is_version:
             # A create of a version removed here for good (a replica sent

@@ -486,3 +486,54 @@ def test_a_tag_change_and_an_acl_change_of_one_noncurrent_version_at_once_both_s
 
     lost = asyncio.run(rounds(60))
     assert lost == [], lost
+
+
+def test_deletes_of_the_current_version_and_the_one_below_it_at_once_leave_neither(
+    cluster: DevCluster,
+) -> None:
+    """Two clients DELETE, through nodes of two AZs at once, a key's current
+    version and the version below it: both calls succeed, and neither
+    version is read again. The current version's DELETE makes the version
+    below it current; when the other DELETE had removed that one first, it
+    came back as current for good (the simulation, seed 245 with DELETEs of
+    versions). Now the key's first AZ refuses to make a removed version
+    current, and a DELETE that finds the version it removed made current
+    meanwhile deletes it as the current one."""
+    from tristore.client import AsyncClient
+
+    nodes = cluster.config.nodes
+    second = next(n for n in nodes if n.az != nodes[0].az)
+    with cluster.client() as c:
+        bucket = _fresh(c, "deletes-at-once")
+
+    async def rounds(n: int) -> list[str]:
+        wrong: list[str] = []
+        a, b = AsyncClient(nodes[0].grpc), AsyncClient(second.grpc)
+        try:
+            for r in range(n):
+                key = f"k{r}"
+                below = await a.put_object(bucket, key, b"below")
+                top = await a.put_object(bucket, key, b"top")
+                await asyncio.wait_for(
+                    asyncio.gather(
+                        a.delete_object(bucket, key, version_id=top.version_id),
+                        b.delete_object(bucket, key, version_id=below.version_id),
+                    ),
+                    30,
+                )
+                for client in (a, b):
+                    try:
+                        got = await client.get_object(bucket, key)
+                    except errors.NoSuchKey:
+                        continue
+                    wrong.append(f"round {r}: {got!r} read after both versions were deleted")
+                listed = await a.list_object_versions(bucket, prefix=key)
+                if [v for v in listed.versions if v.key == key]:
+                    wrong.append(f"round {r}: versions listed after both were deleted")
+        finally:
+            await a.close()
+            await b.close()
+        return wrong
+
+    wrong = asyncio.run(rounds(60))
+    assert wrong == [], wrong

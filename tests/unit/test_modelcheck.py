@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import pytest
 
-from tests.modelcheck import version_edits
+from tests.modelcheck import version_deletes, version_edits
 from tests.modelcheck.checker import (
     CI,
     CI_COLLECT,
@@ -499,3 +499,34 @@ def test_edits_committed_without_a_decision_lose_one() -> None:
     )
     assert res.violation is not None and res.trace is not None
     assert len(res.trace) == 8, res.trace
+
+
+def test_deletes_of_a_version_and_the_one_above_it_at_once_never_bring_it_back() -> None:
+    """tests/modelcheck/version_deletes.py: a DELETE of the current version
+    (which makes the version below it current) and a DELETE of that version
+    at once, every look, clock and abandon: no version whose DELETE was
+    acknowledged is read."""
+    res = version_deletes.explore()
+    assert res.violation is None, res.trace
+    assert res.states > 500
+
+
+@pytest.mark.parametrize(
+    ("variant", "steps"),
+    [
+        # The removal reaches every AZ and is acknowledged; then the current
+        # version's DELETE, which looked before, makes it current again
+        # (the simulation's seed 245 with DELETEs of versions).
+        (version_deletes.Variant(removed_versions_refused=False), 9),
+        # The first AZ makes it current before the removal gets there; the
+        # removal is acknowledged under it.
+        (version_deletes.Variant(deletes_read_again=False), 8),
+    ],
+    ids=["removed-version-made-current", "removal-under-a-current-record"],
+)
+def test_deletes_of_adjacent_versions_without_either_rule_bring_one_back(
+    variant: version_deletes.Variant, steps: int
+) -> None:
+    res = version_deletes.explore(v=variant)
+    assert res.violation is not None and "after its DELETE was acknowledged" in res.violation
+    assert res.trace is not None and len(res.trace) == steps, res.trace

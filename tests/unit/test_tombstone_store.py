@@ -150,3 +150,40 @@ def test_a_create_of_a_version_removed_here_is_refused(tmp_path: Path) -> None:
             await asyncio.to_thread(store.close)
 
     asyncio.run(go())
+
+
+def test_a_record_of_a_version_removed_here_is_refused(tmp_path: Path) -> None:
+    """Versions A, then B (current). A DELETE of A removes it; a DELETE of B,
+    which read A as the version below it before that, makes A current again
+    (a conditional write of a record of A, expecting B): refused where A's
+    removal is held, so the acknowledged DELETE of A is not undone; the
+    write of the tombstone that takes B's place instead is taken."""
+    now = [5_000]
+    a = ObjectVersion("b", "k", Stamp(1_000, 0, 1, 1), inline=b"a", size=1)
+    b = ObjectVersion("b", "k", Stamp(2_000, 0, 1, 1), inline=b"b", size=1)
+
+    async def go() -> None:
+        store = ReplicaStore(tmp_path / "n", NodeSection(), lambda: now[0])
+        store.start(asyncio.get_running_loop())
+        before = REGISTRY.get_sample_value("tristore_node_removed_version_refusals_total") or 0
+        try:
+            for v in (a, b):
+                assert (await store.commit(Change.of(v))).applied
+            # The DELETE of A: its removal, the current record (B) untouched.
+            removal = Change("b", "k", Stamp(2_500, 0, 1, 1), removed=(a.stamp,))
+            assert (await store.commit(removal)).applied
+            promoted = replace(a, stamp=Stamp(3_000, 0, 1, 1), version_stamp=a.stamp)
+            promoted = replace(promoted, removed=(b.stamp,))
+            result = await store.commit(Change.of(promoted, expect=b.stamp))
+            assert result.conflict and not result.applied
+            assert await store.read_meta("b", "k") == b
+            after = REGISTRY.get_sample_value("tristore_node_removed_version_refusals_total")
+            assert after == before + 1
+            tomb = ObjectVersion("b", "k", Stamp(3_500, 0, 1, 1), deleted=True, removed=(b.stamp,))
+            assert (await store.commit(Change.of(tomb, expect=b.stamp))).applied
+            got, _ = await store.read_versions("b", "k", None, False, 10)
+            assert got == []
+        finally:
+            await asyncio.to_thread(store.close)
+
+    asyncio.run(go())
