@@ -27,11 +27,13 @@ KeyCheck = Callable[[str, str], Awaitable[None]]
 async def delete_objects(
     coord: Coordinator,
     bucket: str,
-    objects: Sequence[tuple[str, str]],
+    objects: Sequence[tuple[str, str, str]],
     check: KeyCheck | None,
     concurrency: int = DELETE_CONCURRENCY,
 ) -> list[DeletedObject]:
-    """Delete each ``(key, version_id)`` of ``objects``; one result each, in order.
+    """Delete each ``(key, version_id, if_match)`` of ``objects`` (``if_match``:
+    "", or the ETags the object must have, as DeleteObject's If-Match); one
+    result each, in order.
     A key that fails does not stop the others: its result carries the S3 code
     and message its own DeleteObject would have raised. A bucket that does not
     exist fails the whole call (NoSuchBucket, S3's 404), not each key."""
@@ -39,12 +41,12 @@ async def delete_objects(
     await coord.buckets.require_bucket(bucket)
     limit = asyncio.Semaphore(concurrency)
 
-    async def one(key: str, version_id: str) -> DeletedObject:
+    async def one(key: str, version_id: str, if_match: str) -> DeletedObject:
         async with limit:
             try:
                 if check is not None:
                     await check(key, version_id)
-                result = await coord.delete_object(bucket, key, version_id)
+                result = await coord.delete_object(bucket, key, version_id, if_match)
             except Exception as exc:
                 if not isinstance(exc, TristoreError):
                     log.error("DeleteObjects of %s/%s failed", bucket, key, exc_info=exc)
@@ -56,4 +58,4 @@ async def delete_objects(
             return DeletedObject(key, version_id, True, result.version_id)
         return DeletedObject(key, version_id)
 
-    return list(await asyncio.gather(*(one(k, v) for k, v in objects)))
+    return list(await asyncio.gather(*(one(k, v, m) for k, v, m in objects)))

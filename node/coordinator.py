@@ -187,8 +187,10 @@ class Coordinator:
             bucket, key, byte_range, version_id, conditions, sse_customer, copy_range, part_number
         )
 
-    async def delete_object(self, bucket: str, key: str, version_id: str = "") -> DeleteResult:
-        return await self.objects.delete_object(bucket, key, version_id)
+    async def delete_object(
+        self, bucket: str, key: str, version_id: str = "", if_match: str = ""
+    ) -> DeleteResult:
+        return await self.objects.delete_object(bucket, key, version_id, if_match)
 
     async def get_object_tagging(self, bucket: str, key: str, version_id: str = "") -> Tagging:
         return await self.objects.get_object_tagging(bucket, key, version_id)

@@ -948,14 +948,33 @@ class Objects:
 
     # -- DELETE ----------------------------------------------------------------
 
-    async def delete_object(self, bucket: str, key: str, version_id: str = "") -> DeleteResult:
+    async def delete_object(
+        self, bucket: str, key: str, version_id: str = "", if_match: str = ""
+    ) -> DeleteResult:
         """S3's DELETE: without a version id, a delete marker (versioned bucket)
         or the removal of the null version (unversioned); with one, that version
-        is removed for good, and the next newest becomes current if it was."""
+        is removed for good, and the next newest becomes current if it was.
+
+        ``if_match`` (S3's conditional delete): only if the object, or the
+        version named, has an ETag the header lists (``*``: any); else
+        PreconditionFailed, and NoSuchKey (NoSuchVersion) when there is none.
+        The delete of the object is then a conditional write against the
+        record the check read (ConditionalRequestConflict, nothing deleted,
+        if the key changed since); a version's ETag never changes."""
         validation.check_key(key)
+        if if_match:
+            return await self._delete_if_match(bucket, key, version_id, if_match)
         info = await self.buckets.require_bucket(bucket)
         if version_id:
             return await self._delete_version(bucket, key, version_id)
+        return await self._delete_current(info, key)
+
+    async def _delete_current(
+        self, info: BucketInfo, key: str, expect: Stamp | None = None
+    ) -> DeleteResult:
+        """A delete marker, or (unversioned) the null version's removal;
+        conditional on the key's record being ``expect`` if one is given."""
+        bucket = info.name
         now = self.clock.now()
         if info.versioning == VERSIONING_ENABLED:
             marker = ObjectVersion(bucket, key, now, deleted=True, delete_marker=True)
@@ -967,12 +986,27 @@ class Objects:
             # S3 answers a DELETE of a missing key with success: the tombstone is
             # cheap and keeps last-writer-wins ordering with any write racing it.
             await self.protocol.write(
-                ObjectVersion(bucket, key, now, deleted=True, null_version=True)
+                ObjectVersion(bucket, key, now, deleted=True, null_version=True), expect=expect
             )
             return DeleteResult()
         marker = to_replicate(evolve(marker, owner=self.cfg.cluster.name), info, True)
-        marker = await self.protocol.write(marker)
+        marker = await self.protocol.write(marker, expect=expect)
         return DeleteResult(marker.version_id, True)
+
+    async def _delete_if_match(
+        self, bucket: str, key: str, version_id: str, if_match: str
+    ) -> DeleteResult:
+        version, _, current, info = await self._lookup(bucket, key, version_id, markers=True)
+        if not _etag_matches(if_match, version.etag):
+            what = f"version {version_id}" if version_id else "the current object"
+            raise PreconditionFailed(
+                f"If-Match {if_match!r}: the ETag of {what} is {version.etag!r}; nothing deleted"
+            )
+        if version_id:
+            return await self._delete_version(bucket, key, version_id)
+        assert current is not None
+        self.clock.observe(current.stamp)
+        return await self._delete_current(info, key, expect=current.stamp)
 
     async def _delete_version(self, bucket: str, key: str, version_id: str) -> DeleteResult:
         wanted = parse_version_id(version_id)

@@ -207,7 +207,7 @@ class ObjectServicer(objects_pb2_grpc.ObjectServiceServicer):
     ) -> objects_pb2.DeleteObjectsResponse:
         bucket = request.bucket
         check = self._key_check(bucket)
-        objects = [(o.key, o.version_id) for o in request.objects]
+        objects = [(o.key, o.version_id, "") for o in request.objects]
         results = await bulk_delete.delete_objects(self.coord, bucket, objects, check)
         shown = [r for r in results if not (request.quiet and r.deleted)]
         return objects_pb2.DeleteObjectsResponse(results=[deleted_to_pb(r) for r in shown])

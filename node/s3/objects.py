@@ -212,14 +212,15 @@ class ObjectHandlers(Base):
     async def delete_object(self, call: Call) -> web.StreamResponse:
         version = _version_id(call)
         await self.allow(call, "DeleteObject", version=version)
-        conditions = [h for h in CONDITIONAL_DELETE_HEADERS if h in call.headers]
-        if conditions:
+        unoffered = [h for h in UNOFFERED_DELETE_CONDITIONS if h in call.headers]
+        if unoffered:
             # Ignored, the object would be deleted whatever it holds now.
             raise errors.NotImplemented(
-                f"conditional deletes ({', '.join(conditions)}) are not supported: nothing "
-                "was deleted; DELETE without the condition, or read the object first"
+                f"conditional deletes by {', '.join(unoffered)} are not supported (S3 takes "
+                "them in directory buckets only): nothing was deleted; use If-Match"
             )
-        r = await self.coord.delete_object(call.bucket, call.key, version)
+        if_match = call.headers.get("if-match", "")
+        r = await self.coord.delete_object(call.bucket, call.key, version, if_match)
         # The version asked for is echoed, or the delete marker made named; an
         # unversioned DELETE (no version id, bucket never versioned) has neither.
         out = hdr.version_header(r.version_id)
@@ -291,13 +292,9 @@ class ObjectHandlers(Base):
         return empty(headers=hdr.version_header(a.version_id, a.bucket_versioned))
 
 
-#: Headers that make a DeleteObject conditional (S3 takes them since 2025);
-#: refused here, not ignored.
-CONDITIONAL_DELETE_HEADERS = (
-    "if-match",
-    "x-amz-if-match-last-modified-time",
-    "x-amz-if-match-size",
-)
+#: Conditions of a DeleteObject S3 takes in directory buckets only: refused
+#: here, not ignored (If-Match is taken).
+UNOFFERED_DELETE_CONDITIONS = ("x-amz-if-match-last-modified-time", "x-amz-if-match-size")
 
 
 def _version_id(call: Call) -> str:

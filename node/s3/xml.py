@@ -607,20 +607,22 @@ def _child_text(el: ET.Element, tag: str) -> str | None:
     return (found[0].text or "") if found else None
 
 
-def parse_delete(body: bytes) -> tuple[list[tuple[str, str]], bool]:
-    """A DeleteObjects document: the (key, version id) pairs and Quiet."""
+def parse_delete(body: bytes) -> tuple[list[tuple[str, str, str]], bool]:
+    """A DeleteObjects document: the (key, version id, ETag to match) of each
+    object and Quiet."""
     root = _parse(body, "Delete")
     objects = []
     for o in _children(root, "Object"):
         key = _child_text(o, "Key")
         if key is None:
             raise MalformedXML("an <Object> of <Delete> has no <Key>")
-        conditions = [c for c in ("ETag", "LastModifiedTime", "Size") if _child_text(o, c)]
-        if conditions:
+        unoffered = [c for c in ("LastModifiedTime", "Size") if _child_text(o, c)]
+        if unoffered:
             # Ignored, the object would be deleted whatever it holds now.
             raise errors.NotImplemented(
-                f"conditional deletes (<{'>, <'.join(conditions)}> of {key!r}) are not "
-                "supported: nothing was deleted; list the objects without conditions"
+                f"conditional deletes by <{'>, <'.join(unoffered)}> (of {key!r}) are not "
+                "supported (S3 takes them in directory buckets only): nothing was deleted; "
+                "use <ETag>"
             )
         version = _child_text(o, "VersionId")
         if version is not None and not version.strip():
@@ -628,7 +630,7 @@ def parse_delete(body: bytes) -> tuple[list[tuple[str, str]], bool]:
                 f"the <VersionId> of {key!r} is empty: a version id cannot be the empty string "
                 "(leave the element out to delete the current object)"
             )
-        objects.append((key, version or ""))
+        objects.append((key, version or "", (_child_text(o, "ETag") or "").strip()))
     if not objects:
         raise MalformedXML("<Delete> lists no <Object>")
     if len(objects) > 1000:

@@ -2288,21 +2288,63 @@ def _error(e: pytest.ExceptionInfo[ClientError]) -> tuple[int, str]:
     return r["ResponseMetadata"]["HTTPStatusCode"], r["Error"]["Code"]
 
 
-def test_a_conditional_delete_is_refused_not_ignored(s3: Any, bucket: str) -> None:
-    """S3 takes If-Match on DeleteObject (and ETag in DeleteObjects); ignored,
-    the object would be deleted whatever it holds. Refused: nothing deleted."""
-    s3.put_object(Bucket=bucket, Key="cd", Body=b"kept")
+def test_conditional_deletes(s3: Any, bucket: str) -> None:
+    """S3's conditional delete (If-Match on DeleteObject, ETag in a
+    DeleteObjects entry): deleted only if the ETag matches; 412 and nothing
+    deleted if not; 404 for a key that is not there. Before, the condition
+    was ignored and the object deleted whatever it held."""
+    etag = s3.put_object(Bucket=bucket, Key="cd", Body=b"kept")["ETag"]
+    wrong = '"00000000000000000000000000000000"'
     with pytest.raises(ClientError) as e:
-        s3.delete_object(Bucket=bucket, Key="cd", IfMatch='"00000000000000000000000000000000"')
-    assert _error(e) == (501, "NotImplemented")
-    assert "conditional deletes" in e.value.response["Error"]["Message"]
-    with pytest.raises(ClientError) as e:
-        s3.delete_objects(
-            Bucket=bucket,
-            Delete={"Objects": [{"Key": "cd", "ETag": '"00000000000000000000000000000000"'}]},
-        )
-    assert _error(e) == (501, "NotImplemented")
+        s3.delete_object(Bucket=bucket, Key="cd", IfMatch=wrong)
+    assert _error(e) == (412, "PreconditionFailed")
+    out = s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": "cd", "ETag": wrong}]})
+    assert [(x["Key"], x["Code"]) for x in out["Errors"]] == [("cd", "PreconditionFailed")]
+    assert not out.get("Deleted")
     assert s3.get_object(Bucket=bucket, Key="cd")["Body"].read() == b"kept"
+    s3.delete_object(Bucket=bucket, Key="cd", IfMatch=etag)
+    with pytest.raises(ClientError) as e:
+        s3.head_object(Bucket=bucket, Key="cd")
+    assert _error(e)[0] == 404
+    with pytest.raises(ClientError) as e:
+        s3.delete_object(Bucket=bucket, Key="cd", IfMatch=etag)
+    assert _error(e) == (404, "NoSuchKey")
+    etag = s3.put_object(Bucket=bucket, Key="cd2", Body=b"two")["ETag"]
+    out = s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": "cd2", "ETag": etag}]})
+    assert [x["Key"] for x in out["Deleted"]] == ["cd2"] and not out.get("Errors")
+    with pytest.raises(ClientError) as e:
+        s3.head_object(Bucket=bucket, Key="cd2")
+    assert _error(e)[0] == 404
+
+
+def test_conditional_deletes_in_a_versioned_bucket(s3: Any) -> None:
+    """If-Match without a version id: a delete marker, only if the current
+    object's ETag matches; with one, that version's ETag."""
+    b = "conditional-deletes-versioned"
+    s3.create_bucket(Bucket=b)
+    s3.put_bucket_versioning(Bucket=b, VersioningConfiguration={"Status": "Enabled"})
+    first = s3.put_object(Bucket=b, Key="k", Body=b"one")
+    second = s3.put_object(Bucket=b, Key="k", Body=b"two")
+    with pytest.raises(ClientError) as e:
+        s3.delete_object(Bucket=b, Key="k", IfMatch=first["ETag"])
+    assert _error(e) == (412, "PreconditionFailed")
+    with pytest.raises(ClientError) as e:
+        s3.delete_object(Bucket=b, Key="k", VersionId=first["VersionId"], IfMatch=second["ETag"])
+    assert _error(e) == (412, "PreconditionFailed")
+    s3.delete_object(Bucket=b, Key="k", VersionId=first["VersionId"], IfMatch=first["ETag"])
+    marker = s3.delete_object(Bucket=b, Key="k", IfMatch=second["ETag"])
+    assert marker["DeleteMarker"] is True
+    versions = s3.list_object_versions(Bucket=b, Prefix="k")
+    assert [v["VersionId"] for v in versions["Versions"]] == [second["VersionId"]]
+    assert [m["VersionId"] for m in versions["DeleteMarkers"]] == [marker["VersionId"]]
+
+
+def test_conditions_only_directory_buckets_take_are_refused(s3: Any, bucket: str) -> None:
+    s3.put_object(Bucket=bucket, Key="cs", Body=b"kept")
+    with pytest.raises(ClientError) as e:
+        s3.delete_object(Bucket=bucket, Key="cs", IfMatchSize=4)
+    assert _error(e) == (501, "NotImplemented")
+    assert s3.get_object(Bucket=bucket, Key="cs")["Body"].read() == b"kept"
 
 
 def test_an_empty_version_id_is_refused(s3: Any, bucket: str) -> None:

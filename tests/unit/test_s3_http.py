@@ -418,7 +418,7 @@ def test_request_documents() -> None:
         f'<Delete xmlns="{xml.NS}"><Quiet>true</Quiet><Object><Key>a</Key></Object>'
         "<Object><Key>b</Key><VersionId>v1</VersionId></Object></Delete>"
     ).encode()
-    assert xml.parse_delete(doc) == ([("a", ""), ("b", "v1")], True)
+    assert xml.parse_delete(doc) == ([("a", "", ""), ("b", "v1", "")], True)
     doc = (
         b"<CompleteMultipartUpload><Part><PartNumber>1</PartNumber>"
         b'<ETag>"e1"</ETag></Part></CompleteMultipartUpload>'
