@@ -33,6 +33,10 @@ WRITE = "write"
 READ = "read"
 #: A DELETE of the version a write of ``value`` made (by its version id).
 REMOVE = "remove"
+#: A write's :attr:`Op.expect`: none (an unconditional write), and "the key
+#: holds some value" (If-Match ``*``).
+UNCONDITIONAL = "<unconditional>"
+PRESENT = "<present>"
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,9 @@ class Op:
     ok: bool = True
     client: int = 0
     ident: int = field(default=0, compare=False)
+    #: A conditional write (a DELETE with If-Match): it takes effect only
+    #: where the key holds this value (:data:`PRESENT`: any value).
+    expect: Hashable | None = UNCONDITIONAL
 
 
 @dataclass(frozen=True)
@@ -81,7 +88,11 @@ def _settle_unknown_writes(ops: list[Op]) -> list[Op]:
     is left out (linearizing it can only add constraints); if one did, it took
     effect, before the first read that returned it completed. Either way it no
     longer stays pending through the rest of the history, which is what makes
-    long histories with many failed writes (node kills) expensive to check."""
+    long histories with many failed writes (node kills) expensive to check.
+
+    Not left out in a history with conditional writes: one that goes only
+    where the key holds a value can need it."""
+    conditional = any(o.expect != UNCONDITIONAL for o in ops)
     writers: dict[Hashable | None, int] = defaultdict(int)
     first_read: dict[Hashable | None, float] = {}
     for o in ops:
@@ -94,8 +105,10 @@ def _settle_unknown_writes(ops: list[Op]) -> list[Op]:
         if o.kind == WRITE and not o.ok and o.value is not None and writers[o.value] == 1:
             seen = first_read.get(o.value)
             if seen is None:
+                if conditional:
+                    out.append(o)  # stays pending: it may have taken effect, or not
                 continue
-            o = Op(o.key, o.kind, o.value, o.invoked, seen, True, o.client, o.ident)
+            o = Op(o.key, o.kind, o.value, o.invoked, seen, True, o.client, o.ident, o.expect)
         out.append(o)
     return out
 
@@ -106,22 +119,41 @@ def _step(state: Hashable | None, op: Op, versions: bool) -> tuple[bool, Hashabl
     values, oldest first."""
     if not versions:
         if op.kind == WRITE:
-            return True, op.value
+            return _holds(state, op.expect), op.value
         return op.value == state, state
     held = cast(tuple[Hashable | None, ...], state)
     if op.kind == WRITE:
-        return True, (*held, op.value)
+        return _holds(held[-1] if held else None, op.expect), (*held, op.value)
     if op.kind == REMOVE:
         # A version already gone (or never made: its write failed) is no error.
         return True, tuple(v for v in held if v is None or v != op.value)
     return op.value == (held[-1] if held else None), state
 
 
+def _holds(current: Hashable | None, expect: Hashable | None) -> bool:
+    """Whether a write conditional on ``expect`` may go where the key reads ``current``."""
+    if expect == UNCONDITIONAL:
+        return True
+    if expect == PRESENT:
+        return current is not None
+    return current == expect
+
+
 def check_key(
     key: str, ops: list[Op], initial: Hashable | None, max_states: int, versions: bool = False
 ) -> Verdict:
     ops = [
-        Op(o.key, o.kind, o.value, o.invoked, o.completed if o.ok else math.inf, o.ok, o.client, i)
+        Op(
+            o.key,
+            o.kind,
+            o.value,
+            o.invoked,
+            o.completed if o.ok else math.inf,
+            o.ok,
+            o.client,
+            i,
+            o.expect,
+        )
         for i, o in enumerate(sorted(_settle_unknown_writes(ops), key=lambda o: o.invoked))
     ]
     n = len(ops)

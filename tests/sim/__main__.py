@@ -36,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="clients DELETE acknowledged versions by id too (every run versioned)",
     )
+    ap.add_argument(
+        "--cond-deletes", action="store_true", help="half the DELETEs are conditional (If-Match)"
+    )
     ap.add_argument("-v", "--verbose", action="store_true", help="print the trace")
     ap.add_argument("--keep-going", action="store_true", help="do not stop at the first failure")
     args = ap.parse_args(argv)
@@ -47,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         tags=args.tags,
         edits=args.edits,
         version_deletes=args.version_deletes,
+        cond_deletes=args.cond_deletes,
     )
     seeds = [args.seed] if args.seed is not None else range(args.first, args.first + args.seeds)
     started = time.perf_counter()

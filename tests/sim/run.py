@@ -98,6 +98,12 @@ class Params:
     #: whose DELETE was acknowledged must be gone for good. Off, a seed runs
     #: as it always did.
     version_deletes: bool = False
+    #: Half the DELETEs are conditional (If-Match: one of the ETags of the
+    #: key's three newest acknowledged PUTs, or ``*``): one refused (PreconditionFailed,
+    #: NoSuchKey, ConditionalRequestConflict) must not take effect, which
+    #: linearizability checks (it is no operation of the history). Off, a
+    #: seed runs as it always did.
+    cond_deletes: bool = False
 
 
 #: The ACLs an edit sets ("private", the default, stands for none set).
@@ -134,6 +140,8 @@ class Result:
             extra += " --edits"
         if params.version_deletes:
             extra += " --version-deletes"
+        if params.cond_deletes:
+            extra += " --cond-deletes"
         return f"python -m tests.sim --seed {self.seed}{extra} -v"
 
 
@@ -192,6 +200,10 @@ class Sim:
         self.values: dict[tuple[str, str], str] = {}
         self.delete_tried: set[tuple[str, str]] = set()
         self.deleted: set[tuple[str, str]] = set()
+        #: With cond_deletes: the ETags acknowledged PUTs wrote, by key, and
+        #: the value each stands for (values are unique).
+        self.etags_written: dict[str, list[str]] = {}
+        self.etag_values: dict[str, str] = {}
         self.violations: list[str] = []
         self.faults = 0
         self.active_faults = 0
@@ -254,7 +266,12 @@ class Sim:
             elif x < 0.7:
                 await self.put(cid, node, key, f"c{cid}-{n}")
             elif x < 0.8:
-                await self.delete(cid, node, key)
+                cond = ""
+                if self.params.cond_deletes and rng.random() < 0.5:
+                    # One of the key's newest ETags (often not its current
+                    # one: refused), or any.
+                    cond = rng.choice(self.etags_written.get(key, [])[-3:] or ["*"])
+                await self.delete(cid, node, key, cond)
             elif self.params.tags and x < 0.9:
                 await self.tag(cid, node, key, f"c{cid}-{n}")
             elif self.params.edits and self.editable and x < 0.9:
@@ -347,27 +364,49 @@ class Sim:
             break
         self.ops += 1
         self.note(f"c{cid} {what} {key}={value!r} ok {info.version_id}")
+        if self.params.cond_deletes:
+            self.etags_written.setdefault(key, []).append(info.etag)
+            self.etag_values[info.etag] = value
         self.history.append(lin.Op(key, lin.WRITE, value, invoked, self.loop.now, True, cid))
         if self.versioned:
             self.acked_versions.append((key, info.version_id))
             self.editable.append((key, info.version_id))
             self.values[(key, info.version_id)] = value
 
-    async def delete(self, cid: int, node: SimNode, key: str) -> None:
-        async def op(coord: Any) -> Any:
-            return await coord.delete_object(BUCKET, key)
+    async def delete(self, cid: int, node: SimNode, key: str, cond: str = "") -> None:
+        """A DELETE; ``cond``: If-Match (an ETag, or ``*``)."""
 
+        async def op(coord: Any) -> Any:
+            return await coord.delete_object(BUCKET, key, "", cond)
+
+        # A conditional DELETE takes effect only where the key holds the value
+        # whose ETag it names (any value, for ``*``).
+        expect: Any = lin.UNCONDITIONAL
+        if cond:
+            expect = lin.PRESENT if cond == "*" else self.etag_values[cond]
         invoked = self.loop.now
-        self.note(f"c{cid} DELETE {key} via {node.name}")
+        self.note(f"c{cid} DELETE {key} via {node.name}" + (f" (If-Match {cond})" if cond else ""))
         try:
             res = await self.call(node, op)
-        except Exception as exc:  # noqa: BLE001 - judged below
+        except REFUSED as exc:
+            if cond:
+                self.ops += 1  # nothing deleted: no operation of the history
+                self.note(f"c{cid} DELETE {key} refused: {type(exc).__name__}")
+                return
             self._failed(cid, "DELETE", key, exc)
             self.history.append(lin.Op(key, lin.WRITE, None, invoked, ok=False, client=cid))
             return
+        except Exception as exc:  # noqa: BLE001 - judged below
+            self._failed(cid, "DELETE", key, exc)
+            self.history.append(
+                lin.Op(key, lin.WRITE, None, invoked, ok=False, client=cid, expect=expect)
+            )
+            return
         self.ops += 1
         self.note(f"c{cid} DELETE {key} ok {res.version_id}")
-        self.history.append(lin.Op(key, lin.WRITE, None, invoked, self.loop.now, True, cid))
+        self.history.append(
+            lin.Op(key, lin.WRITE, None, invoked, self.loop.now, True, cid, expect=expect)
+        )
         if self.versioned and res.version_id:
             self.acked_versions.append((key, res.version_id))
 

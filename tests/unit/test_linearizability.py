@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.linearizability import READ, REMOVE, WRITE, Op, check
+from tests.linearizability import PRESENT, READ, REMOVE, WRITE, Op, check
 
 pytestmark = pytest.mark.unit
 
@@ -227,6 +227,23 @@ def version_histories(draw: st.DrawFn) -> list[Op]:
 @given(version_histories())
 def test_the_versions_checker_agrees_with_brute_force(ops: list[Op]) -> None:
     assert check(ops).ok == _brute(ops)
+
+
+def cdel(expect: object, start: float, end: float, ok: bool = True) -> Op:
+    """A DELETE with If-Match: it goes only where the key holds ``expect``."""
+    return Op("k", WRITE, None, start, end if ok else math.inf, ok, expect=expect)  # type: ignore[arg-type]
+
+
+def test_a_conditional_delete_goes_only_where_its_condition_holds() -> None:
+    assert check([w(1, 0, 1), cdel(1, 2, 3), r(None, 4, 5)]).ok
+    assert check([w(1, 0, 1), cdel(PRESENT, 2, 3), r(None, 4, 5)]).ok
+    # Acknowledged while the key held another value, or none: not linearizable.
+    assert not check([w(1, 0, 1), w(2, 2, 3), cdel(1, 4, 5)]).ok
+    assert not check([w(1, 0, 1), w(None, 2, 3), cdel(PRESENT, 4, 5)]).ok
+    # Concurrent with the write it names: it may go after it.
+    assert check([w(1, 0, 1), w(2, 2, 10), cdel(2, 3, 4), r(None, 11, 12)]).ok
+    # A write of unknown outcome no read saw may be what it found.
+    assert check([w(None, 0, 1), w(7, 2, 3, ok=False), cdel(PRESENT, 4, 5)]).ok
 
 
 def test_a_long_history_with_many_unknown_writes_is_checked() -> None:

@@ -208,3 +208,24 @@ def test_a_version_deleted_while_the_one_above_it_is_deleted_stays_deleted() -> 
     params = Params(version_deletes=True)
     r = run(245, params)
     assert r.ok, _report([(r, params)])
+
+
+#: Seeds of the mix with conditional DELETEs (Params.cond_deletes).
+COND_DELETE_SEEDS = 48
+
+
+@pytest.mark.parametrize("chunk", range(2))
+def test_seeds_with_conditional_deletes_are_clean(chunk: int) -> None:
+    """Half the DELETEs carry If-Match (an ETag of one of the key's three
+    newest PUTs, or ``*``): one acknowledged must have found the key holding
+    that value (a conditional write of the history), one refused must not
+    take effect. A DELETE that ignored its condition failed 26 of seeds 0-39."""
+    params = Params(cond_deletes=True)
+    results = [run(seed, params) for seed in range(FIRST + chunk, FIRST + COND_DELETE_SEEDS, 2)]
+    failed = [(r, params) for r in results if not r.ok]
+    assert not failed, _report(failed)
+    refused = sum(
+        any("DELETE" in line and "refused: PreconditionFailed" in line for line in r.trace)
+        for r in results
+    )
+    assert refused > len(results) // 4  # not vacuous: conditions refused DELETEs
