@@ -38,6 +38,17 @@ class BucketHandlers(Base):
     async def create_bucket(self, call: Call) -> web.StreamResponse:
         await self.allow(call, "CreateBucket")
         refuse_bucket_acl(call.headers)
+        ownership = call.headers.get("x-amz-object-ownership", OWNER_ENFORCED).strip()
+        if ownership != OWNER_ENFORCED:
+            if ownership not in OTHER_OWNERSHIPS:
+                raise InvalidArgument(
+                    f"x-amz-object-ownership {ownership!r} is not one of "
+                    f"{', '.join((OWNER_ENFORCED, *OTHER_OWNERSHIPS))}"
+                )
+            raise errors.NotImplemented(
+                f"object ownership {ownership} is not supported: no bucket was created; every "
+                f"object is its bucket owner's ({OWNER_ENFORCED}), leave the header out"
+            )
         if call.headers.get("x-amz-bucket-object-lock-enabled", "").strip().lower() == "true":
             raise errors.NotImplemented(
                 "Object Lock is not supported: no bucket was created; create it without "
@@ -254,6 +265,12 @@ class BucketHandlers(Base):
 
         results = await bulk_delete.delete_objects(self.coord, call.bucket, objects, check)
         return answer(xml.delete_result([_xml_item(r) for r in results], quiet))
+
+
+#: S3's object ownership settings: the one tristore has (the bucket owner
+#: owns every object, ACLs off), and the others.
+OWNER_ENFORCED = "BucketOwnerEnforced"
+OTHER_OWNERSHIPS = ("BucketOwnerPreferred", "ObjectWriter")
 
 
 def refuse_bucket_acl(headers: Mapping[str, str]) -> None:

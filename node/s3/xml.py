@@ -716,7 +716,14 @@ def _grantee(el: ET.Element) -> str:
 
 
 def parse_versioning(body: bytes) -> str:
+    """A VersioningConfiguration's Status. MFA delete is not offered: asked
+    for, it is refused rather than taken and not enforced."""
     root = _parse(body, "VersioningConfiguration")
+    if (_child_text(root, "MfaDelete") or "").strip() == "Enabled":
+        raise errors.NotImplemented(
+            "MFA delete is not supported: versioning was left as it was; set the "
+            "configuration without <MfaDelete>Enabled</MfaDelete>"
+        )
     return (_child_text(root, "Status") or "").strip()
 
 

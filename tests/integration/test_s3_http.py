@@ -2373,6 +2373,30 @@ def test_listings_name_each_objects_storage_class(s3: Any, bucket: str) -> None:
         assert {c["Key"]: c["StorageClass"] for c in listing} == want
 
 
+def test_mfa_delete_and_other_object_ownerships_are_refused_not_ignored(s3: Any) -> None:
+    b = "mfa-delete-refused"
+    s3.create_bucket(Bucket=b)
+    with pytest.raises(ClientError) as e:
+        s3.put_bucket_versioning(
+            Bucket=b,
+            MFA="arn:aws:iam::1:mfa/root 123456",
+            VersioningConfiguration={"Status": "Enabled", "MFADelete": "Enabled"},
+        )
+    assert _error(e) == (501, "NotImplemented")
+    assert "Status" not in s3.get_bucket_versioning(Bucket=b)  # left as it was
+    for ownership, status, code in (
+        ("ObjectWriter", 501, "NotImplemented"),
+        ("Bogus", 400, "InvalidArgument"),
+    ):
+        with pytest.raises(ClientError) as e:
+            s3.create_bucket(Bucket="ownership-refused", ObjectOwnership=ownership)
+        assert _error(e) == (status, code)
+    with pytest.raises(ClientError) as e:
+        s3.head_bucket(Bucket="ownership-refused")
+    assert _error(e)[0] == 404
+    s3.create_bucket(Bucket="ownership-enforced", ObjectOwnership="BucketOwnerEnforced")
+
+
 def test_a_bucket_with_object_lock_is_refused(s3: Any) -> None:
     with pytest.raises(ClientError) as e:
         s3.create_bucket(Bucket="with-object-lock", ObjectLockEnabledForBucket=True)
