@@ -57,6 +57,9 @@ def quote_etag(etag: str) -> str:
 _CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f]")
 
 
+_CONTROL_TEXT = re.compile("[\x00-\x08\x0a-\x1f]")
+
+
 def _reference(m: re.Match[bytes]) -> bytes:
     return b"&#%d;" % m.group()[0]
 
@@ -112,7 +115,10 @@ def error(
     _add(root, "Message", message)
     for tag, value in (extra or {}).items():
         _add(root, tag, value)
-    _add(root, "Resource", resource)
+    # A path: its control characters percent-encoded, not written as the
+    # character references XML 1.0 does not allow (an SDK's parser then fails
+    # and reports the HTTP status, not the code).
+    _add(root, "Resource", _CONTROL_TEXT.sub(lambda m: quote(m.group()), resource))
     _add(root, "RequestId", request_id)
     return _doc(root)
 

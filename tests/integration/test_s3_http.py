@@ -2397,6 +2397,14 @@ def test_mfa_delete_and_other_object_ownerships_are_refused_not_ignored(s3: Any)
     s3.create_bucket(Bucket="ownership-enforced", ObjectOwnership="BucketOwnerEnforced")
 
 
+def test_an_error_about_a_key_with_control_characters_names_its_code(s3: Any, bucket: str) -> None:
+    """The error document stays XML 1.0, so the SDK reads its code (it
+    reported the HTTP status instead)."""
+    with pytest.raises(ClientError) as e:
+        s3.get_object(Bucket=bucket, Key="no\x01such\x02key")
+    assert _error(e) == (404, "NoSuchKey")
+
+
 def test_a_bucket_with_object_lock_is_refused(s3: Any) -> None:
     with pytest.raises(ClientError) as e:
         s3.create_bucket(Bucket="with-object-lock", ObjectLockEnabledForBucket=True)

@@ -411,6 +411,11 @@ def test_error_xml() -> None:
     assert root.tag == "Error"
     assert [c.tag for c in root] == ["Code", "Message", "Resource", "RequestId"]
     assert root.findtext("Message") == "no <such> key"
+    # A key with control characters: the document stays XML 1.0 (botocore's
+    # parser), the resource percent-encoded.
+    doc = xml.error("NoSuchKey", "no such key", "/b/no\x01key\x00", "RID")
+    assert b"&#1;" not in doc and b"&#0;" not in doc
+    assert ET.fromstring(doc).findtext("Resource") == "/b/no%01key%00"
 
 
 def test_request_documents() -> None:
