@@ -41,11 +41,13 @@ gets there, and the removal is acknowledged under it
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from itertools import combinations
+
+from tests.modelcheck import bfs
+from tests.modelcheck.bfs import Result, Violation
 
 AZS = 3
 A, B = "A", "B"
@@ -104,10 +106,6 @@ class Variant:
     deletes_read_again: bool = True
 
 
-class Violation(Exception):
-    pass
-
-
 def initial() -> State:
     return State(azs=(Az(Record(Fraction(1), B)),) * AZS)
 
@@ -154,16 +152,6 @@ def _set_az(s: State, i: int, az: Az) -> State:
     return replace(s, azs=tuple(azs))
 
 
-def _above(s: State, base: Fraction) -> Iterator[Fraction]:
-    """Every position a new stamp above ``base`` can take among those held."""
-    higher = [st for st in _stamps(s) if st > base]
-    lower = base
-    for st in higher:
-        yield (lower + st) / 2
-        lower = st
-    yield lower + 1
-
-
 def _heard_sets() -> Iterator[tuple[int, ...]]:
     for n in range(1, AZS + 1):
         yield from combinations(range(AZS), n)
@@ -192,7 +180,7 @@ def read(s: State, i: int) -> Iterator[tuple[str, State]]:
     for heard in _heard_sets():
         found = [v for v in older if any(v in s.azs[az].held for az in heard)]
         below = found[-1] if found else None
-        for stamp in _above(s, cur.stamp):
+        for stamp in bfs.above(_stamps(s), cur.stamp):
             record = Record(stamp, below)
             yield (
                 f"{d.target}'s DELETE, current, looks at AZs {heard}: makes {below} current",
@@ -295,34 +283,6 @@ def steps(s: State, b: Bounds, v: Variant) -> Iterator[tuple[str, State]]:
             yield f"{d.target}'s DELETE reads the key again", read_again(s, i, b)
 
 
-@dataclass
-class Result:
-    states: int
-    violation: str | None = None
-    trace: list[str] | None = None
-
-
 def explore(b: Bounds = Bounds(), v: Variant = Variant()) -> Result:
     """Breadth first: the first violation found has a shortest trace."""
-    start = canonical(initial())
-    parent: dict[State, tuple[State, str] | None] = {start: None}
-    queue = deque([start])
-    while queue:
-        s = queue.popleft()
-        for label, nxt in steps(s, b, v):
-            c = canonical(nxt)
-            if c in parent:
-                continue
-            parent[c] = (s, label)
-            try:
-                check(c)
-            except Violation as exc:
-                trace: list[str] = []
-                at: State | None = c
-                while at is not None and parent[at] is not None:
-                    prev, step = parent[at]  # type: ignore[misc]
-                    trace.append(step)
-                    at = prev
-                return Result(len(parent), str(exc), trace[::-1])
-            queue.append(c)
-    return Result(len(parent))
+    return bfs.explore(initial(), lambda s: steps(s, b, v), canonical, check)

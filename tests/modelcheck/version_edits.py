@@ -45,11 +45,13 @@ checker's trace is 8 steps (tests/unit/test_modelcheck.py).
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from itertools import combinations
+
+from tests.modelcheck import bfs
+from tests.modelcheck.bfs import Result, Violation
 
 AZS = 3
 #: An edit's phases.
@@ -93,10 +95,6 @@ class Variant:
     conditional: bool = True
 
 
-class Violation(Exception):
-    pass
-
-
 def initial() -> State:
     return State(azs=(Record(Fraction(1), frozenset()),) * AZS)
 
@@ -131,20 +129,10 @@ def _put(s: State, i: int, e: Edit | None) -> State:
     return replace(s, edits=tuple(edits))
 
 
-def _above(s: State, base: Fraction) -> Iterator[Fraction]:
-    """Every position a new stamp above ``base`` can take among those held."""
-    higher = [st for st in _stamps(s) if st > base]
-    lower = base
-    for st in higher:
-        yield (lower + st) / 2
-        lower = st
-    yield lower + 1
-
-
 def read(s: State, i: int, heard: tuple[int, ...], v: Variant) -> Iterator[State]:
     e = s.edits[i]
     got = max(s.azs[az] for az in heard)
-    for stamp in _above(s, got.stamp):
+    for stamp in bfs.above(_stamps(s), got.stamp):
         record = Record(stamp, got.parts | {e.ident})
         phase = DECIDE if v.conditional else COMMIT
         yield _put(s, i, replace(e, phase=phase, base=got.stamp, record=record, reads=e.reads + 1))
@@ -208,34 +196,6 @@ def steps(s: State, b: Bounds, v: Variant) -> Iterator[tuple[str, State]]:
                     yield f"edit {e.ident} committed in AZ {az}", commit(s, i, az)
 
 
-@dataclass
-class Result:
-    states: int
-    violation: str | None = None
-    trace: list[str] | None = None
-
-
 def explore(b: Bounds = Bounds(), v: Variant = Variant()) -> Result:
     """Breadth first: the first violation found has a shortest trace."""
-    start = canonical(initial())
-    parent: dict[State, tuple[State, str] | None] = {start: None}
-    queue = deque([start])
-    while queue:
-        s = queue.popleft()
-        for label, nxt in steps(s, b, v):
-            c = canonical(nxt)
-            if c in parent:
-                continue
-            parent[c] = (s, label)
-            try:
-                check(c)
-            except Violation as exc:
-                trace: list[str] = []
-                at: State | None = c
-                while at is not None and parent[at] is not None:
-                    prev, step = parent[at]  # type: ignore[misc]
-                    trace.append(step)
-                    at = prev
-                return Result(len(parent), str(exc), trace[::-1])
-            queue.append(c)
-    return Result(len(parent))
+    return bfs.explore(initial(), lambda s: steps(s, b, v), canonical, check)
