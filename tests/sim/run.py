@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import math
 import os
 import random
 import shutil
@@ -452,19 +453,33 @@ class Sim:
         invoked = self.loop.now
         self.note(f"c{cid} EDIT {register}={value!r} via {node.name}")
         self.edited.add(version)
+        # Failed, maybe written (a try the first AZ took before the call failed).
+        ok = await self._change_of_a_version(cid, node, "EDIT", register, op)
+        done = self.loop.now if ok else math.inf
+        self.history.append(lin.Op(register, lin.WRITE, value, invoked, done, ok, cid))
+
+    async def _change_of_a_version(
+        self,
+        cid: int,
+        node: SimNode,
+        what: str,
+        name: str,
+        op: Callable[[Any], Coroutine[Any, Any, Any]],
+    ) -> bool:
+        """Run a change of one version (an edit, a DELETE by id); whether it
+        was acknowledged. ConditionalRequestConflict (the key kept changing:
+        retry) is an answer, not a fault."""
         try:
             await self.call(node, op)
         except Exception as exc:  # noqa: BLE001 - judged below
-            if not isinstance(exc, errors.ConditionalRequestConflict):  # kept changing: retry
-                self._failed(cid, "EDIT", register, exc)
+            if not isinstance(exc, errors.ConditionalRequestConflict):
+                self._failed(cid, what, name, exc)
             else:
                 self.ops += 1
-            # Maybe written (a try the first AZ took before the call failed).
-            self.history.append(lin.Op(register, lin.WRITE, value, invoked, ok=False, client=cid))
-            return
+            return False
         self.ops += 1
-        self.note(f"c{cid} EDIT {register} ok")
-        self.history.append(lin.Op(register, lin.WRITE, value, invoked, self.loop.now, True, cid))
+        self.note(f"c{cid} {what} {name} ok")
+        return True
 
     async def delete_version(self, cid: int, node: SimNode, version: tuple[str, str]) -> None:
         """A DELETE of an acknowledged version by its id: the REMOVE of its
@@ -478,19 +493,11 @@ class Sim:
         invoked = self.loop.now
         self.note(f"c{cid} DELETE {key}@{vid} ({value!r}) via {node.name}")
         self.delete_tried.add(version)
-        try:
-            await self.call(node, op)
-        except Exception as exc:  # noqa: BLE001 - judged below
-            if not isinstance(exc, errors.ConditionalRequestConflict):  # kept changing: retry
-                self._failed(cid, "DELETE", f"{key}@{vid}", exc)
-            else:
-                self.ops += 1
-            self.history.append(lin.Op(key, lin.REMOVE, value, invoked, ok=False, client=cid))
-            return
-        self.ops += 1
-        self.note(f"c{cid} DELETE {key}@{vid} ok")
-        self.deleted.add(version)
-        self.history.append(lin.Op(key, lin.REMOVE, value, invoked, self.loop.now, True, cid))
+        ok = await self._change_of_a_version(cid, node, "DELETE", f"{key}@{vid}", op)
+        if ok:
+            self.deleted.add(version)
+        done = self.loop.now if ok else math.inf
+        self.history.append(lin.Op(key, lin.REMOVE, value, invoked, done, ok, cid))
 
     async def check_deleted_versions(self) -> None:
         """Every version whose DELETE was acknowledged, once every fault
