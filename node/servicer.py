@@ -197,7 +197,9 @@ class ObjectServicer(objects_pb2_grpc.ObjectServiceServicer):
     async def DeleteObject(
         self, request: objects_pb2.DeleteObjectRequest, context: Ctx
     ) -> objects_pb2.DeleteObjectResponse:
-        result = await self.coord.delete_object(request.bucket, request.key, request.version_id)
+        result = await self.coord.delete_object(
+            request.bucket, request.key, request.version_id, request.if_match
+        )
         return objects_pb2.DeleteObjectResponse(
             version_id=result.version_id, delete_marker=result.delete_marker
         )

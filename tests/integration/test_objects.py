@@ -118,6 +118,21 @@ def test_overwrite_and_delete(cluster: DevCluster, bucket: str) -> None:
         assert "ow" not in {e.key for e in c.list_objects(bucket, prefix="ow").contents}
 
 
+def test_a_conditional_delete_deletes_only_what_it_names(cluster: DevCluster, bucket: str) -> None:
+    """The SDK's if_match (the S3 door's If-Match, over gRPC and the door)."""
+    with cluster.client() as c:
+        old = c.put_object(bucket, "cd", b"one")
+        new = c.put_object(bucket, "cd", b"two")
+        with pytest.raises(errors.PreconditionFailed):
+            c.delete_object(bucket, "cd", if_match=old.etag)
+        assert c.get_object(bucket, "cd") == b"two"
+        c.delete_object(bucket, "cd", if_match=f'"{old.etag}", "{new.etag}"')
+        with pytest.raises(errors.NoSuchKey):
+            c.get_object(bucket, "cd")
+        with pytest.raises(errors.NoSuchKey):
+            c.delete_object(bucket, "cd", if_match="*")
+
+
 def _model_listing(
     keys: list[str], prefix: str, delimiter: str | None
 ) -> tuple[list[str], list[str]]:

@@ -554,18 +554,26 @@ class AsyncClient:
         return convert.info_from_pb(resp.info)
 
     async def delete_object(
-        self, bucket: str, key: str, version_id: str | None = None
+        self, bucket: str, key: str, version_id: str | None = None, if_match: str | None = None
     ) -> DeleteResult:
         """Delete the key, or with ``version_id`` one version of it for good.
 
         In a versioned bucket a plain delete adds a delete marker: the result
         carries its version id and ``delete_marker=True``. Deleting a marker by
         its version id also says ``delete_marker=True``. In a bucket that was
-        never versioned the version id is empty."""
+        never versioned the version id is empty.
+
+        ``if_match`` (S3's conditional delete): only if the object, or the
+        version named, has that ETag (or one of a comma-separated list; ``*``:
+        any); else PreconditionFailed, NoSuchKey when there is none, and
+        nothing is deleted."""
         validation.check_bucket_name(bucket)
         validation.check_key(key)
         request = objects_pb2.DeleteObjectRequest(
-            bucket=bucket, key=key, version_id=check_version_id(version_id)
+            bucket=bucket,
+            key=key,
+            version_id=check_version_id(version_id),
+            if_match=if_match or "",
         )
         resp = await self._unary("DeleteObject", request)
         return DeleteResult(version_id=resp.version_id, delete_marker=resp.delete_marker)

@@ -338,8 +338,10 @@ class Client:
             )
         )
 
-    def delete_object(self, bucket: str, key: str, version_id: str | None = None) -> DeleteResult:
-        return self._run(self._aio.delete_object(bucket, key, version_id))
+    def delete_object(
+        self, bucket: str, key: str, version_id: str | None = None, if_match: str | None = None
+    ) -> DeleteResult:
+        return self._run(self._aio.delete_object(bucket, key, version_id, if_match))
 
     def presign_url(
         self,

@@ -361,14 +361,16 @@ class HeadObjectResponse(_message.Message):
     def __init__(self, info: _Optional[_Union[ObjectInfo, _Mapping]] = ...) -> None: ...
 
 class DeleteObjectRequest(_message.Message):
-    __slots__ = ("bucket", "key", "version_id")
+    __slots__ = ("bucket", "key", "version_id", "if_match")
     BUCKET_FIELD_NUMBER: _ClassVar[int]
     KEY_FIELD_NUMBER: _ClassVar[int]
     VERSION_ID_FIELD_NUMBER: _ClassVar[int]
+    IF_MATCH_FIELD_NUMBER: _ClassVar[int]
     bucket: str
     key: str
     version_id: str
-    def __init__(self, bucket: _Optional[str] = ..., key: _Optional[str] = ..., version_id: _Optional[str] = ...) -> None: ...
+    if_match: str
+    def __init__(self, bucket: _Optional[str] = ..., key: _Optional[str] = ..., version_id: _Optional[str] = ..., if_match: _Optional[str] = ...) -> None: ...
 
 class DeleteObjectResponse(_message.Message):
     __slots__ = ("version_id", "delete_marker")
