@@ -262,7 +262,13 @@ def test_one_object_json_forms(cluster: DevCluster, tmp_path: Path) -> None:
     }
     down = json.loads(cluster.cli("cp", "s3://clijson/f.txt", str(tmp_path / "g"), "--json").stdout)
     assert (down["op"], down["dst"], down["size"]) == ("download", str(tmp_path / "g"), 5)
-    rm = json.loads(cluster.cli("rm", "s3://clijson/f.txt", "--json").stdout)
+    stale = cluster.cli("rm", "s3://clijson/f.txt", "--if-match", "0" * 32, check=False)
+    assert stale.returncode != 0 and b"PreconditionFailed" in stale.stderr
+    rm = json.loads(
+        cluster.cli(
+            "rm", "s3://clijson/f.txt", "--json", "--if-match", "5d41402abc4b2a76b9719d911017c592"
+        ).stdout
+    )
     assert rm == {
         "schema": 1,
         "command": "rm",

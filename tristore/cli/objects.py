@@ -92,6 +92,8 @@ def cmd_rb(args: argparse.Namespace) -> int:
 
 def cmd_rm(args: argparse.Namespace) -> int:
     if args.recursive:
+        if args.if_match:
+            raise InvalidArgument("--if-match names one object's ETag: not with --recursive")
         from tristore.cli import bulk_commands
 
         return bulk_commands.rm_recursive(args)
@@ -101,7 +103,9 @@ def cmd_rm(args: argparse.Namespace) -> int:
         print(f"(dryrun) delete: {url}")
         return 0
     with connect(args.endpoint) as c:
-        result = c.delete_object(url.bucket, url.key, version_id=args.version_id)
+        result = c.delete_object(
+            url.bucket, url.key, version_id=args.version_id, if_match=args.if_match
+        )
     if args.json:
         print_json(
             {
@@ -922,6 +926,12 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("url", metavar="s3://BUCKET/KEY")
     p.add_argument("--version-id", metavar="ID", help="delete this version")
+    p.add_argument(
+        "--if-match",
+        metavar="ETAG",
+        help="delete only if the object (or the version) has this ETag ('*': any); "
+        "PreconditionFailed otherwise, and nothing is deleted",
+    )
     p.add_argument("--recursive", action="store_true", help="delete every key under the prefix")
     add_bulk_flags(p, json_help="print one JSON object (schema 1; see docs/commands.md)")
     p.add_argument(
