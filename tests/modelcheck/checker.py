@@ -201,6 +201,9 @@ def _stamps(s: State) -> set[Stamp]:
         out.update((w.stamp, w.record_stamp, w.after, w.behind))
     for c in (*s.conds, *s.lost):
         out.update((c.first_expect, c.expect, c.stamp, c.newer, *c.tries))
+    out.update(s.acked_plain)
+    for pair in s.acked_conds:
+        out.update(pair)
     return out
 
 
@@ -274,6 +277,8 @@ def _rename(s: State, r: dict[Stamp | None, Stamp | None]) -> State:
         observed=r[s.observed],
         retired=r[s.retired],
         refused=frozenset(r[x] for x in s.refused),
+        acked_plain=frozenset(r[x] for x in s.acked_plain),  # type: ignore[misc]
+        acked_conds=frozenset((r[a], r[b]) for a, b in s.acked_conds),  # type: ignore[misc]
     )
 
 
@@ -473,7 +478,7 @@ def actions(s: State, b: Bounds) -> Iterator[tuple[str, Step]]:
     if any(len(w.recorded) * 2 > m.WITNESSES for w in s.pending):
         n = sum(len(w.recorded) * 2 > m.WITNESSES for w in s.pending)
         for i in range(n):
-            yield f"acknowledge(which={i})", lambda s, v, i=i: m.acknowledge(s, i)
+            yield f"acknowledge(which={i})", lambda s, v, i=i: m.acknowledge(s, i, v)
 
     for wi in range(m.WITNESSES):
         if s.used("witness_restarts") < b.witness_restarts:
