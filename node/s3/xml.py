@@ -55,9 +55,8 @@ def quote_etag(etag: str) -> str:
 #: the others are not XML 1.0 text at all. S3 writes CR and LF so too; TAB is
 #: text, and kept. (UTF-8 never puts these bytes inside a longer character.)
 _CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f]")
-
-
-_CONTROL_TEXT = re.compile("[\x00-\x08\x0a-\x1f]")
+#: The same characters in text (an error's Resource, percent-encoded).
+_CONTROL_TEXT = re.compile(_CONTROL.pattern.decode())
 
 
 def _reference(m: re.Match[bytes]) -> bytes:
