@@ -198,7 +198,7 @@ def _stamps(s: State) -> set[Stamp]:
     out.update(w for w in s.witness if w is not None)
     out.update(c for c in s.cache if c is not None)
     for w in s.pending:
-        out.update((w.stamp, w.record_stamp, w.after, w.behind))
+        out.update((w.stamp, w.record_stamp, w.after, w.behind, w.under))
     for c in (*s.conds, *s.lost):
         out.update((c.first_expect, c.expect, c.stamp, c.newer, *c.tries))
     out.update(s.acked_plain)
@@ -229,6 +229,11 @@ def canonical(s: State) -> State:
         if of_version != s.of_version:
             s = _with(s, of_version=of_version)
         stamps.update(version for _, version in of_version)
+    if s.conditions:
+        conditions = frozenset(p for p in s.conditions if p[0] in stamps)
+        if conditions != s.conditions:
+            s = _with(s, conditions=conditions)
+        stamps.update(read for _, read in conditions)
     removals = s.removals & stamps if s.removals else s.removals
     order = sorted(stamps - {NONE})
     if not all(st.uid == 0 and st.clock == i + 1 for i, st in enumerate(order)):
@@ -250,6 +255,7 @@ def _rename(s: State, r: dict[Stamp | None, Stamp | None]) -> State:
             record_stamp=r[w.record_stamp],
             after=r[w.after],
             behind=r[w.behind],
+            under=r[w.under],
         )
 
     def cond(c: Cond) -> Cond:
@@ -279,6 +285,7 @@ def _rename(s: State, r: dict[Stamp | None, Stamp | None]) -> State:
         refused=frozenset(r[x] for x in s.refused),
         acked_plain=frozenset(r[x] for x in s.acked_plain),  # type: ignore[misc]
         acked_conds=frozenset((r[a], r[b]) for a, b in s.acked_conds),  # type: ignore[misc]
+        conditions=frozenset((r[a], r[b]) for a, b in s.conditions),  # type: ignore[misc]
     )
 
 
@@ -459,7 +466,12 @@ def actions(s: State, b: Bounds) -> Iterator[tuple[str, Step]]:
                 # The clock matters only to a write stamped again: after the
                 # last AZ answered, having met an older version above it.
                 last = len(w.committed) == m.AZS - 1
-                again = last and (w.behind != NONE or m.older_above(s, az, w.stamp) is not None)
+                again = last and (
+                    w.behind != NONE
+                    or w.under != NONE
+                    or m.older_above(s, az, w.stamp) is not None
+                    or m.under_condition(s, az, w.stamp) is not None
+                )
                 for clock in clocks if again else [0]:
                     yield (
                         f"commit_to_az(which={i}, az={az}"

@@ -532,22 +532,20 @@ def test_deletes_of_adjacent_versions_without_either_rule_bring_one_back(
     assert res.trace is not None and len(res.trace) == steps, res.trace
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open bug: a conditional write racing a plain PUT can lose the PUT "
-    "(docs/architecture.md, limits)",
-)
 def test_no_plain_write_is_lost_under_a_conditional_one() -> None:
-    """With the condition of each acknowledged conditional write checked
-    (``check_conditions``: no acknowledged plain write stamped between the
-    record its condition read and its own stamp), the checker finds the race
-    a fault probe measured with boto3 (about 1 in 60 races where both calls
-    succeed): a plain write reaches AZs 1 and 2; a conditional write, its
-    condition read before that, is taken by the first AZ stamped above it;
-    the plain write reaches the first AZ below it, is kept there as an older
-    write, and is acknowledged; the conditional write replaces it in AZs 1
-    and 2 and is acknowledged too (12 steps). Strict: once fixed, this
-    passes, fails the tier, and becomes a plain test."""
+    """Each acknowledged conditional write's condition held at its place in
+    the order (``check_conditions``: no acknowledged plain write stamped
+    between the record its condition read and its own stamp). The race a
+    fault probe measured with boto3 (about 1 in 60 races where both calls
+    succeeded, both acknowledged, the plain write lost): a plain write
+    reaches AZs 1 and 2; a conditional write, its condition read before
+    that, is taken by the first AZ stamped above it; the plain write reaches
+    the first AZ below it. Now the home says so, and the plain write goes
+    above it as a new version (``writes_go_above_conditions``); without
+    that the checker finds the loss in 12 steps."""
     bounds = replace(CI_CONDITIONAL, resends=False, max_depth=12)
-    res = explore(bounds, Variant(check_conditions=True))
+    res = explore(bounds)
     assert res.violation is None, res.format_trace()
+    res = explore(bounds, Variant(writes_go_above_conditions=False))
+    assert res.violation is not None and "lost under a conditional" in res.violation
+    assert res.trace is not None and len(res.trace) == 12, res.format_trace()
