@@ -180,6 +180,13 @@ CREATES_REFUSED = Counter(
     "a create and refused or left undecided (the key was there, or the first AZ could "
     "not tell): written as before, after reading the key from every node.",
 )
+WRITES_ABOVE_CONDITIONS = Counter(
+    "tristore_writes_above_conditions_total",
+    "Plain writes stamped again, as a new version, because the key's first AZ had "
+    "taken a conditional write (If-Match, If-None-Match) whose condition read a record "
+    "older than them before they got there: committed again above it, so the "
+    "conditional write is not acknowledged over them.",
+)
 WRITES_ABOVE_OLDER = Counter(
     "tristore_writes_above_older_total",
     "Writes of a new version stamped again because an AZ held a record of an older "

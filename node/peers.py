@@ -261,6 +261,7 @@ class RemoteReplica:
             resp.conflict,
             resp.older_above,
             resp.newer_version,
+            resp.below_condition,
         )
 
     async def read_versions(

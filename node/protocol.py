@@ -44,6 +44,7 @@ from node.metrics import (
     READS_OVERTAKEN,
     READS_PROMOTED,
     WRITE_BACKS,
+    WRITES_ABOVE_CONDITIONS,
     WRITES_ABOVE_OLDER,
     WRITES_YIELDED,
 )
@@ -359,7 +360,7 @@ class Protocol:
                 await self.confirm(head, fence)
             return head
         return await self._write_conditional(
-            head, placement, targets, expect, fence, created=created
+            head, placement, targets, expect, fence, created=created, condition=expect
         )
 
     async def _merge_above_older(
@@ -377,7 +378,13 @@ class Protocol:
         what the AZs answered, keeping its version id, and committed again;
         the first AZ decided that record before it held this write, so no
         read can have returned this write before it (the protocol model:
-        ``versions_go_above_older_records``). Raises ServiceUnavailable
+        ``versions_go_above_older_records``). And except below the record of
+        a conditional write whose condition read a record older than this
+        write, which the first AZ's home took before this write got there
+        (CommitResult.below_condition): the conditional write came first, so
+        this one is stamped again above it as a new version, for the same
+        reason no read can have returned it (the model:
+        ``writes_go_above_conditions``). Raises ServiceUnavailable
         after ``restamp_attempts`` such rounds (a key edited without pause):
         the write may then be visible or not, as any failed write."""
         for _attempt in range(self.ncfg.restamp_attempts):
@@ -386,12 +393,23 @@ class Protocol:
             if any(r.newer_version for r in results):
                 raise _Yielded
             above = [r.current for r in results if r.older_above]
-            if not above:
+            if above:
+                WRITES_ABOVE_OLDER.inc()
+                self.clock.observe(max(above))
+                # Its earlier round committed any removals it carries everywhere.
+                head = evolve(head, stamp=self.clock.now(), version_stamp=head.vstamp, removed=())
+            elif results[0].below_condition:
+                # The first AZ's home took a conditional write, whose
+                # condition read a record older than this write, before this
+                # write got there: that write is first, and this one goes
+                # above it, a new version (its earlier try removed), or it
+                # would be acknowledged and lost below it (a write no read
+                # can have returned: it was never current in the first AZ).
+                WRITES_ABOVE_CONDITIONS.inc()
+                self.clock.observe(results[0].current)
+                head = self._restamped(head)
+            else:
                 return head
-            WRITES_ABOVE_OLDER.inc()
-            self.clock.observe(max(above))
-            # Its earlier round committed any removals it carries everywhere.
-            head = evolve(head, stamp=self.clock.now(), version_stamp=head.vstamp, removed=())
         raise ServiceUnavailable(
             f"{head.bucket}/{head.key} kept being edited while this write ran; retry it"
         )
@@ -405,16 +423,18 @@ class Protocol:
         fence: Fence,
         create: bool = False,
         created: bool = False,
+        condition: Stamp | None = None,
     ) -> ObjectVersion:
         """A write the first AZ decides against ``expect`` (None: without
         witnesses, a plain write a newer replica sends round again). A
         ``create`` (a PUT tried as one: :meth:`write`) whose first try the
         first AZ left undecided raises :class:`_FirstTryUndecided`.
-        ``created``: see :attr:`Change.created`."""
+        ``created``: see :attr:`Change.created`; ``condition``: the caller's
+        condition (:attr:`Change.condition`), kept by every try."""
         prev = head
         attempts = self.ncfg.restamp_attempts
         for attempt in range(attempts):
-            change = Change.of(head, expect, created)
+            change = Change.of(head, expect, created, condition)
             try:
                 results = await self.commit_change(change, placement, targets)
             except ConditionalRequestConflict:

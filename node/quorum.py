@@ -328,7 +328,9 @@ class Quorum:
             )
         if not first[0].applied:
             return first  # newer than this try: restamp and go again
-        decided = replace(change, expect=None, new_versions=False, version_expect=None)
+        decided = replace(
+            change, expect=None, new_versions=False, version_expect=None, condition=None
+        )
         return first + await self.commit_all(decided, azs[1:], targets)
 
     @staticmethod

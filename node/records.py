@@ -41,6 +41,7 @@ from tristore.convert import (
     change_from_pb,
     change_to_pb,
     stamp_from_pb,
+    stamp_to_pb,
     version_from_pb,
     version_to_pb,
 )
@@ -81,8 +82,15 @@ def corrupt(kind: str, what: str) -> CorruptData:
     return CorruptData(what)
 
 
-def encode_version(v: ObjectVersion, with_inline: bool = True) -> bytes:
-    return encode_version_pb(version_to_pb(v, with_inline))
+def encode_version(
+    v: ObjectVersion, with_inline: bool = True, condition: Stamp | None = None
+) -> bytes:
+    """``condition``: see :attr:`tristore.model.Change.condition`."""
+    msg = version_to_pb(v, with_inline)
+    if condition is not None:
+        msg.condition_read.CopyFrom(stamp_to_pb(condition))
+        msg.has_condition_read = True
+    return encode_version_pb(msg)
 
 
 def encode_version_pb(msg: common_pb2.ObjectVersion) -> bytes:
@@ -151,6 +159,9 @@ class RecordHead:
     is_version: bool
     #: The version the record stands for (:func:`tristore.model.version_stood_for`).
     version: Stamp
+    #: The record the conditional write that made it read (None: none made
+    #: it, or not here): :attr:`tristore.model.Change.condition`.
+    condition: Stamp | None = None
 
 
 def decode_head(raw: bytes) -> RecordHead:
@@ -163,7 +174,8 @@ def decode_head(raw: bytes) -> RecordHead:
         is_version,
         (stamp_from_pb(r) for r in msg.removed),
     )
-    return RecordHead(stamp, msg.data_id, is_version, version)
+    condition = stamp_from_pb(msg.condition_read) if msg.has_condition_read else None
+    return RecordHead(stamp, msg.data_id, is_version, version, condition)
 
 
 def frame_chunk(data: bytes) -> bytes:

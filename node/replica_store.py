@@ -119,6 +119,11 @@ class CommitResult:
     #: record here (an edit that a newer version got here before): kept as
     #: its version's record only, the current record left as it was.
     newer_version: bool = False
+    #: A merge commit of a new version that this node, the key's home, kept
+    #: below the record of a conditional write whose condition read a record
+    #: older than it (:attr:`tristore.model.Change.condition`): taken first,
+    #: that write came first, so its coordinator stamps this one again above.
+    below_condition: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,7 +263,7 @@ class _Commit(_Op):
             return CommitResult(False, max(cur_stamp, self.in_az), conflict=True)
         kept: set[bytes] = set()  # bodies a record now refers to
         stored: tuple[ObjectVersion, bytes] | None = None  # the head, as encoded
-        older_above = newer_version = False
+        older_above = newer_version = below_condition = False
         if c.head is not None:
             if cur_stamp >= c.head.stamp and cur is not None:
                 # Last writer wins by record stamp, but a record of an older
@@ -272,6 +277,20 @@ class _Commit(_Op):
                         keys.removed_key(c.bucket, c.key, c.head.vstamp.encode()), overlay
                     )
                     is None
+                )
+                # Nor may a conditional write's record this home took keep a
+                # plain write stamped after the record its condition read
+                # (sent before it, arrived after): the conditional write was
+                # decided here first, so it is first, and the plain write,
+                # which no read can have returned yet, goes above it.
+                below_condition = (
+                    c.merge
+                    and not older_above
+                    and not self.hint_for
+                    and c.head.version_stamp is None
+                    and cur_rec is not None
+                    and cur_rec.condition is not None
+                    and cur_rec.condition < c.head.stamp
                 )
                 if not c.merge:
                     store._unstage_held(wb, overlay, c.head, cur_rec)
@@ -290,7 +309,7 @@ class _Commit(_Op):
                 encoded = (
                     records.encode_version_pb(self.wire.head)
                     if self.wire is not None
-                    else records.encode_version(c.head)
+                    else records.encode_version(c.head, condition=c.condition)
                 )
                 stored = (c.head, encoded)
                 wb.put(okey, encoded)
@@ -345,7 +364,13 @@ class _Commit(_Op):
                 encoded = records.encode_hint(c.stamp)
                 wb.put(hk, encoded)
                 overlay[hk] = encoded
-        return CommitResult(True, cur_stamp, older_above=older_above, newer_version=newer_version)
+        return CommitResult(
+            True,
+            cur_stamp,
+            older_above=older_above,
+            newer_version=newer_version,
+            below_condition=below_condition,
+        )
 
 
 @dataclass

@@ -694,6 +694,7 @@ class ReplicaServicer(replica_pb2_grpc.ReplicaServiceServicer):
             conflict=result.conflict,
             older_above=result.older_above,
             newer_version=result.newer_version,
+            below_condition=result.below_condition,
         )
 
     async def Pipe(

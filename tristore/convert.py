@@ -593,6 +593,9 @@ def change_to_pb(
         same = next((pb for v, pb in zip(c.versions, versions, strict=True) if v is c.head), None)
         msg.head.CopyFrom(same if same is not None else version_to_pb(c.head, with_inline))
         msg.has_head = True
+        if c.condition is not None:
+            msg.head.condition_read.CopyFrom(stamp_to_pb(c.condition))
+            msg.head.has_condition_read = True
     if c.expect is not None:
         msg.expect.CopyFrom(stamp_to_pb(c.expect))
         msg.has_expect = True
@@ -624,6 +627,7 @@ def change_from_pb(p: replica_pb2.CommitRequest) -> Change:
         new_versions=p.new_versions,
         withdrawn=tuple(stamp_from_pb(r) for r in p.withdrawn) if p.withdrawn else (),
         version_expect=stamp_from_pb(p.version_expect) if p.has_version_expect else None,
+        condition=stamp_from_pb(p.head.condition_read) if p.head.has_condition_read else None,
     )
 
 

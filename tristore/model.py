@@ -210,7 +210,11 @@ class Change:
     conditional on that record: refused where a newer record of the version
     is held (another edit got there first), so two edits of one version
     never both write a record built on the same one (the later stamp would
-    drop the other's change).
+    drop the other's change). ``condition`` is the record a client's
+    conditional write read (its ``expect`` on the first try; ZERO: none):
+    the key's first AZ's home keeps it in the record it takes, so that a
+    plain write stamped between the two that gets there later is stamped
+    again above it (CommitResult.below_condition).
     """
 
     bucket: str
@@ -225,6 +229,7 @@ class Change:
     new_versions: bool = False
     withdrawn: tuple[Stamp, ...] = ()
     version_expect: Stamp | None = None
+    condition: Stamp | None = None
 
     @property
     def conditional(self) -> bool:
@@ -232,7 +237,13 @@ class Change:
         return self.expect is not None or self.new_versions or self.version_expect is not None
 
     @classmethod
-    def of(cls, head: ObjectVersion, expect: Stamp | None = None, created: bool = False) -> Change:
+    def of(
+        cls,
+        head: ObjectVersion,
+        expect: Stamp | None = None,
+        created: bool = False,
+        condition: Stamp | None = None,
+    ) -> Change:
         """The change that makes ``head`` current: a new version, or the
         removal that ``head.removed`` records."""
         versions = (head,) if head.is_version or head.null_version else ()
@@ -247,6 +258,7 @@ class Change:
             False,
             created,
             withdrawn=tries_of(head),
+            condition=condition,
         )
 
 

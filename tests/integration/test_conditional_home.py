@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import time
 import urllib.request
 from dataclasses import replace
 from pathlib import Path
@@ -534,3 +535,130 @@ def test_tag_changes_racing_puts_never_make_an_older_version_current(cluster: De
 
     wrong = asyncio.run(rounds(200))
     assert wrong == [], wrong
+
+
+def test_a_plain_put_that_reaches_the_first_az_after_a_conditional_one_goes_above_it(
+    cluster: DevCluster,
+) -> None:
+    """The open bug a fault probe found (docs/architecture.md): a conditional
+    PUT (If-Match of the key's current version) and a plain PUT at once, both
+    acknowledged, the plain one lost. The key's first AZ took the conditional
+    write (sent here by hand to its home, as a coordinator sends it, stamped
+    ahead of the plain one); the plain PUT, stamped below it, reached that AZ
+    after it. Kept there as an older write, it was acknowledged, and once the
+    conditional write reached the other AZs every read returned that one:
+    neither order of the two explains it. Now the home says so, and the PUT
+    goes above it as a new version: the version id it answers is the key's
+    current version, everywhere, and the conditional write stays a version."""
+    cfg = cluster.config
+    bucket, key = "cas-plain-after", "k"
+    homes = cluster.homes(bucket, key)
+    first_az = cfg.node_named(homes[0]).az
+    coordinator = next(n for n in cfg.nodes if n.az != first_az)
+    reader = next(n for n in cfg.nodes if n.az != first_az and n.name != coordinator.name)
+    metric = "tristore_writes_above_conditions_total"
+    with cluster.client(coordinator.grpc) as c:
+        c.create_bucket(bucket)
+        c.put_bucket_versioning(bucket, "Enabled")
+        c.put_object(bucket, key, b"one")
+        one = cluster.node_versions(homes[0])[(bucket, key)]
+        # Taken by the first AZ, its coordinator on its way to the others;
+        # its stamp ahead of the plain PUT's (its clock 0.9 s ahead: within
+        # [cluster] max_clock_skew_ms).
+        ahead = replace(one.stamp, physical_ms=int(time.time() * 1000) - 100)
+        cond = _try(one, ahead, b"cond")
+        resp = _commit(cluster, homes[0], Change.of(cond, expect=one.stamp, condition=one.stamp))
+        assert resp.applied and not resp.conflict, resp
+        before = cluster.metric(coordinator.name, metric)
+
+        put = c.put_object(bucket, key, b"plain")
+
+        assert cluster.metric(coordinator.name, metric) == before + 1
+        # The conditional write's coordinator finishes it in the other AZs.
+        for home in homes[1:]:
+            _commit(cluster, home, Change.of(cond))
+        for home in homes:
+            held = cluster.node_versions(home)[(bucket, key)]
+            assert held.stamp > cond.stamp and held.inline == b"plain", (home, held)
+        listed = c.list_object_versions(bucket, prefix=key).versions
+        assert [(v.version_id, v.is_latest) for v in listed] == [
+            (put.version_id, True),
+            (cond.version_id, False),
+            (one.version_id, False),
+        ], (put, cond, one, listed)
+    with cluster.client(reader.grpc) as other:
+        assert other.get_object(bucket, key) == b"plain"
+        assert other.head_object(bucket, key).version_id == put.version_id
+
+
+@pytest.mark.parametrize("kind", ["put", "delete"])
+def test_a_plain_put_racing_a_conditional_write_is_never_lost(
+    cluster: DevCluster, kind: str
+) -> None:
+    """The race itself, as clients make it: a key's current version, then a
+    plain PUT through a node of another AZ and a PUT (or a DELETE) with
+    If-Match of that version through the key's first AZ's home (whose
+    decision is quickest), at once, with a small delay swept between them.
+    Whatever the conditional write's outcome, the plain PUT is the key's
+    value afterwards: refused, the conditional one changed nothing; taken,
+    its condition held, so it came before the plain one. On the code before
+    the fix several rounds in 400 ended with the conditional write applied and
+    both calls acknowledged."""
+    from tristore.client import AsyncClient
+
+    cfg = cluster.config
+    bucket = f"cas-race-{kind}"
+    with cluster.client() as c:
+        c.create_bucket(bucket)
+
+    async def conditional(
+        client: AsyncClient, key: str, etag: str, body: bytes, delay: float
+    ) -> bool:
+        await asyncio.sleep(delay)
+        try:
+            if kind == "put":
+                await client.put_object(bucket, key, body, if_match=etag)
+            else:
+                await client.delete_object(bucket, key, if_match=etag)
+        except (errors.PreconditionFailed, errors.ConditionalRequestConflict):
+            return False
+        return True
+
+    async def rounds(n: int, seconds: float) -> tuple[list[str], int]:
+        clients = {node.name: AsyncClient(node.grpc) for node in cfg.nodes}
+        wrong: list[str] = []
+        both = 0
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        try:
+            for r in range(n):
+                if loop.time() > deadline:
+                    break
+                key = f"k{r}"
+                home = cluster.homes(bucket, key)[0]
+                other = next(x for x in cfg.nodes if x.az != cfg.node_named(home).az)
+                plain_c, cond_c = clients[other.name], clients[home]
+                base = await cond_c.put_object(bucket, key, b"base")
+                plain = f"plain {r}".encode()
+                cond = conditional(cond_c, key, base.etag, f"cond {r}".encode(), (r % 8) * 0.0005)
+                _, taken = await asyncio.wait_for(
+                    asyncio.gather(plain_c.put_object(bucket, key, plain), cond), 30
+                )
+                both += taken
+                for client in (plain_c, cond_c):
+                    try:
+                        got: bytes | None = await client.get_object(bucket, key)
+                    except errors.NoSuchKey:
+                        got = None
+                    if got != plain:
+                        wrong.append(
+                            f"round {r}: {got!r} read, the conditional {kind} taken: {taken}"
+                        )
+        finally:
+            for client in clients.values():
+                await client.close()
+        return wrong, both
+
+    wrong, both = asyncio.run(rounds(400, 60))
+    assert wrong == [], wrong
+    assert both > 0  # the race was run: some conditional PUTs were taken

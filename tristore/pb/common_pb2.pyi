@@ -19,7 +19,7 @@ class Stamp(_message.Message):
     def __init__(self, physical_ms: _Optional[int] = ..., logical: _Optional[int] = ..., cluster_id: _Optional[int] = ..., node_id: _Optional[int] = ...) -> None: ...
 
 class ObjectVersion(_message.Message):
-    __slots__ = ("bucket", "key", "stamp", "deleted", "size", "etag", "content_type", "metadata", "data_id", "chunk_size", "inline_data", "has_inline", "version_stamp", "has_version_stamp", "null_version", "delete_marker", "tags", "acl", "owner", "storage_class", "sse", "removed", "versioning", "replication_rules", "replication_status", "replication_targets", "origin_cluster", "meta_stamp", "has_meta_stamp", "sse_key", "sse_customer_hmac", "default_sse", "request_id", "headers", "sse_bucket", "checksum_algorithm", "checksum_type", "checksum", "part_sizes")
+    __slots__ = ("bucket", "key", "stamp", "deleted", "size", "etag", "content_type", "metadata", "data_id", "chunk_size", "inline_data", "has_inline", "version_stamp", "has_version_stamp", "null_version", "delete_marker", "tags", "acl", "owner", "storage_class", "sse", "removed", "versioning", "replication_rules", "replication_status", "replication_targets", "origin_cluster", "meta_stamp", "has_meta_stamp", "sse_key", "sse_customer_hmac", "default_sse", "request_id", "headers", "sse_bucket", "checksum_algorithm", "checksum_type", "checksum", "part_sizes", "condition_read", "has_condition_read")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -87,6 +87,8 @@ class ObjectVersion(_message.Message):
     CHECKSUM_TYPE_FIELD_NUMBER: _ClassVar[int]
     CHECKSUM_FIELD_NUMBER: _ClassVar[int]
     PART_SIZES_FIELD_NUMBER: _ClassVar[int]
+    CONDITION_READ_FIELD_NUMBER: _ClassVar[int]
+    HAS_CONDITION_READ_FIELD_NUMBER: _ClassVar[int]
     bucket: str
     key: str
     stamp: Stamp
@@ -126,7 +128,9 @@ class ObjectVersion(_message.Message):
     checksum_type: str
     checksum: str
     part_sizes: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, bucket: _Optional[str] = ..., key: _Optional[str] = ..., stamp: _Optional[_Union[Stamp, _Mapping]] = ..., deleted: _Optional[bool] = ..., size: _Optional[int] = ..., etag: _Optional[str] = ..., content_type: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., data_id: _Optional[bytes] = ..., chunk_size: _Optional[int] = ..., inline_data: _Optional[bytes] = ..., has_inline: _Optional[bool] = ..., version_stamp: _Optional[_Union[Stamp, _Mapping]] = ..., has_version_stamp: _Optional[bool] = ..., null_version: _Optional[bool] = ..., delete_marker: _Optional[bool] = ..., tags: _Optional[_Mapping[str, str]] = ..., acl: _Optional[str] = ..., owner: _Optional[str] = ..., storage_class: _Optional[str] = ..., sse: _Optional[str] = ..., removed: _Optional[_Iterable[_Union[Stamp, _Mapping]]] = ..., versioning: _Optional[str] = ..., replication_rules: _Optional[_Iterable[_Union[ReplicationRule, _Mapping]]] = ..., replication_status: _Optional[str] = ..., replication_targets: _Optional[_Mapping[str, str]] = ..., origin_cluster: _Optional[str] = ..., meta_stamp: _Optional[_Union[Stamp, _Mapping]] = ..., has_meta_stamp: _Optional[bool] = ..., sse_key: _Optional[bytes] = ..., sse_customer_hmac: _Optional[bytes] = ..., default_sse: _Optional[str] = ..., request_id: _Optional[str] = ..., headers: _Optional[_Mapping[str, str]] = ..., sse_bucket: _Optional[str] = ..., checksum_algorithm: _Optional[str] = ..., checksum_type: _Optional[str] = ..., checksum: _Optional[str] = ..., part_sizes: _Optional[_Iterable[int]] = ...) -> None: ...
+    condition_read: Stamp
+    has_condition_read: bool
+    def __init__(self, bucket: _Optional[str] = ..., key: _Optional[str] = ..., stamp: _Optional[_Union[Stamp, _Mapping]] = ..., deleted: _Optional[bool] = ..., size: _Optional[int] = ..., etag: _Optional[str] = ..., content_type: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., data_id: _Optional[bytes] = ..., chunk_size: _Optional[int] = ..., inline_data: _Optional[bytes] = ..., has_inline: _Optional[bool] = ..., version_stamp: _Optional[_Union[Stamp, _Mapping]] = ..., has_version_stamp: _Optional[bool] = ..., null_version: _Optional[bool] = ..., delete_marker: _Optional[bool] = ..., tags: _Optional[_Mapping[str, str]] = ..., acl: _Optional[str] = ..., owner: _Optional[str] = ..., storage_class: _Optional[str] = ..., sse: _Optional[str] = ..., removed: _Optional[_Iterable[_Union[Stamp, _Mapping]]] = ..., versioning: _Optional[str] = ..., replication_rules: _Optional[_Iterable[_Union[ReplicationRule, _Mapping]]] = ..., replication_status: _Optional[str] = ..., replication_targets: _Optional[_Mapping[str, str]] = ..., origin_cluster: _Optional[str] = ..., meta_stamp: _Optional[_Union[Stamp, _Mapping]] = ..., has_meta_stamp: _Optional[bool] = ..., sse_key: _Optional[bytes] = ..., sse_customer_hmac: _Optional[bytes] = ..., default_sse: _Optional[str] = ..., request_id: _Optional[str] = ..., headers: _Optional[_Mapping[str, str]] = ..., sse_bucket: _Optional[str] = ..., checksum_algorithm: _Optional[str] = ..., checksum_type: _Optional[str] = ..., checksum: _Optional[str] = ..., part_sizes: _Optional[_Iterable[int]] = ..., condition_read: _Optional[_Union[Stamp, _Mapping]] = ..., has_condition_read: _Optional[bool] = ...) -> None: ...
 
 class ReplicationRule(_message.Message):
     __slots__ = ("id", "priority", "enabled", "prefix", "tags", "destinations", "delete_markers", "replica_modifications")

@@ -138,18 +138,20 @@ class CommitRequest(_message.Message):
     def __init__(self, bucket: _Optional[str] = ..., key: _Optional[str] = ..., stamp: _Optional[_Union[_common_pb2.Stamp, _Mapping]] = ..., head: _Optional[_Union[_common_pb2.ObjectVersion, _Mapping]] = ..., has_head: _Optional[bool] = ..., versions: _Optional[_Iterable[_Union[_common_pb2.ObjectVersion, _Mapping]]] = ..., removed: _Optional[_Iterable[_Union[_common_pb2.Stamp, _Mapping]]] = ..., expect: _Optional[_Union[_common_pb2.Stamp, _Mapping]] = ..., has_expect: _Optional[bool] = ..., merge: _Optional[bool] = ..., hint_for: _Optional[str] = ..., created: _Optional[bool] = ..., new_versions: _Optional[bool] = ..., withdrawn: _Optional[_Iterable[_Union[_common_pb2.Stamp, _Mapping]]] = ..., version_expect: _Optional[_Union[_common_pb2.Stamp, _Mapping]] = ..., has_version_expect: _Optional[bool] = ...) -> None: ...
 
 class CommitResponse(_message.Message):
-    __slots__ = ("applied", "current", "conflict", "older_above", "newer_version")
+    __slots__ = ("applied", "current", "conflict", "older_above", "newer_version", "below_condition")
     APPLIED_FIELD_NUMBER: _ClassVar[int]
     CURRENT_FIELD_NUMBER: _ClassVar[int]
     CONFLICT_FIELD_NUMBER: _ClassVar[int]
     OLDER_ABOVE_FIELD_NUMBER: _ClassVar[int]
     NEWER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    BELOW_CONDITION_FIELD_NUMBER: _ClassVar[int]
     applied: bool
     current: _common_pb2.Stamp
     conflict: bool
     older_above: bool
     newer_version: bool
-    def __init__(self, applied: _Optional[bool] = ..., current: _Optional[_Union[_common_pb2.Stamp, _Mapping]] = ..., conflict: _Optional[bool] = ..., older_above: _Optional[bool] = ..., newer_version: _Optional[bool] = ...) -> None: ...
+    below_condition: bool
+    def __init__(self, applied: _Optional[bool] = ..., current: _Optional[_Union[_common_pb2.Stamp, _Mapping]] = ..., conflict: _Optional[bool] = ..., older_above: _Optional[bool] = ..., newer_version: _Optional[bool] = ..., below_condition: _Optional[bool] = ...) -> None: ...
 
 class ReadVersionsRequest(_message.Message):
     __slots__ = ("bucket", "key", "version_stamp", "has_version_stamp", "null_version", "limit", "include_inline")
