@@ -420,8 +420,8 @@ class Multipart:
         validation.check_delimiter(delimiter)
         if len(prefix.encode()) > validation.MAX_KEY_BYTES:
             raise InvalidArgument("prefix is longer than a key can be")
-        if upload_id_marker and not key_marker:
-            raise InvalidArgument("an upload-id marker needs a key marker")
+        if not key_marker:
+            upload_id_marker = ""  # S3: without a key marker it is ignored
         info = await self.coord.buckets.require_bucket(bucket)
         start_after, token = "", None
         if key_marker and _is_common_prefix(key_marker, prefix, delimiter):
@@ -496,6 +496,7 @@ class Multipart:
             page,
             checksum_algorithm=upload.checksum_algorithm,
             checksum_type=upload.checksum_type,
+            storage_class=upload.storage_class,
         )
 
     async def _parts_page(self, upload_id: str, after: int, max_parts: int) -> PartPage:

@@ -180,13 +180,17 @@ def check_put_conditions(if_none_match: str, if_match: str) -> None:
         raise InvalidArgument("give If-None-Match or If-Match on a write, not both")
 
 
-def _etag_matches(header: str, etag: str) -> bool:
-    """An If-Match / If-None-Match list: ``*`` or ETags, quoted or weak or not."""
+def _etag_matches(header: str, etag: str, weak: bool = False) -> bool:
+    """An If-Match list (``*`` or ETags, quoted or not) compared strongly: a
+    weak ETag (``W/"..."``) matches nothing, as RFC 9110 has it; ``weak``
+    (If-None-Match) compares weakly: it matches its ETag too."""
     for item in header.split(","):
         tag = item.strip()
         if tag == "*":
             return True
         if tag.startswith("W/"):
+            if not weak:
+                continue
             tag = tag[2:]
         if tag.strip('"') == etag:
             return True
@@ -212,7 +216,7 @@ def check_conditions(v: ObjectVersion, c: Conditions | None, copy_source: bool =
         )
     unchanged = NotModified if not copy_source else PreconditionFailed
     if c.if_none_match:
-        if _etag_matches(c.if_none_match, v.etag):
+        if _etag_matches(c.if_none_match, v.etag, weak=True):
             raise unchanged(f"If-None-Match {c.if_none_match!r}: the ETag is {v.etag!r}")
     elif c.if_modified_since is not None and modified_s <= int(c.if_modified_since.timestamp()):
         raise unchanged(f"not modified after {c.if_modified_since.isoformat()} (If-Modified-Since)")

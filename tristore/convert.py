@@ -699,6 +699,7 @@ def part_page_to_pb(page: PartPage) -> objects_pb2.ListPartsResponse:
         next_part_number_marker=page.next_part_number_marker or 0,
         checksum_algorithm=page.checksum_algorithm,
         checksum_type=page.checksum_type,
+        storage_class=page.storage_class,
     )
 
 
@@ -709,6 +710,7 @@ def part_page_from_pb(p: objects_pb2.ListPartsResponse) -> PartPage:
         p.next_part_number_marker or None,
         p.checksum_algorithm,
         p.checksum_type,
+        p.storage_class,
     )
 
 

@@ -855,6 +855,8 @@ class PartPage:
     #: The upload's checksum algorithm and type ("": it named none).
     checksum_algorithm: str = ""
     checksum_type: str = ""
+    #: The storage class the upload was created with ("": STANDARD).
+    storage_class: str = ""
 
     def to_json(self) -> dict[str, object]:
         return {

@@ -17,6 +17,9 @@ allows it, on its answer whatever it is (errors too, streamed answers too).
 from __future__ import annotations
 
 import asyncio
+import base64
+import functools
+import hashlib
 import logging
 import os
 import ssl
@@ -224,18 +227,28 @@ def virtual_bucket(host: str, domain: str) -> str:
     return ""
 
 
-async def _stamp(request: web.Request, response: web.StreamResponse) -> None:
-    """Every answer names its request (x-amz-request-id), streamed ones too,
-    and the server without its library's version; a cross-origin one carries
-    its CORS headers."""
+def host_id(node: str) -> str:
+    """The node's S3 host id (x-amz-id-2, an error document's HostId): what a
+    support ticket names beside the request id, the same for every answer of
+    one node (a hash of its name, as MinIO's is of its deployment)."""
+    return base64.b64encode(hashlib.sha256(f"tristore:{node}".encode()).digest()).decode()
+
+
+async def _stamp(host: str, request: web.Request, response: web.StreamResponse) -> None:
+    """Every answer names its request (x-amz-request-id) and the node that
+    answered (x-amz-id-2), streamed ones too, and the server without its
+    library's version; a cross-origin one carries its CORS headers."""
     response.headers["x-amz-request-id"] = request.get(REQUEST_ID, "")
+    response.headers["x-amz-id-2"] = host
     response.headers["Server"] = "tristore"
     allowed = request.get(CORS)
     if allowed:
         response.headers.update(allowed)
 
 
-def _error(err: TristoreError, resource: str, request_id: str, head: bool) -> web.Response:
+def _error(
+    err: TristoreError, resource: str, request_id: str, head: bool, host: str = ""
+) -> web.Response:
     status = errors.http_status(err)
     headers = hdr.error_headers(err)
     if head or status == 304:  # HEAD and Not Modified carry no body, as S3's
@@ -243,7 +256,7 @@ def _error(err: TristoreError, resource: str, request_id: str, head: bool) -> we
     extra: dict[str, object] = {}
     if isinstance(err, errors.InvalidRange) and err.object_size is not None:
         extra["ActualObjectSize"] = err.object_size
-    body = xml.error(err.code, err.message, resource, request_id, extra)
+    body = xml.error(err.code, err.message, resource, request_id, extra, host)
     return web.Response(status=status, body=body, content_type=xml.CONTENT_TYPE, headers=headers)
 
 
@@ -255,6 +268,7 @@ class S3Server:
         self.me = me
         self.guard = guard
         self.region = sigv4.DEFAULT_REGION
+        self.host_id = host_id(me.name)
         self.handlers = Handlers(coord, guard, self.region)
         self._bound: dict[str, Callable[[Call], Any]] = {
             name: getattr(self.handlers, name) for _, name in ROUTES.values()
@@ -275,7 +289,7 @@ class S3Server:
         # Every path (a key's LF too: `.` would not match it, and the request
         # would get aiohttp's bare 404): the handler reads the raw path itself.
         app.router.add_route("*", r"/{tail:[\s\S]*}", self.handle, expect_handler=self.expect)
-        app.on_response_prepare.append(_stamp)
+        app.on_response_prepare.append(functools.partial(_stamp, self.host_id))
         return app
 
     def _ssl(self) -> ssl.SSLContext | None:
@@ -454,7 +468,7 @@ class S3Server:
         if isinstance(e, _REFUSALS):
             count_refused(e)
         resource = unquote(request.rel_url.raw_path)
-        return _error(e, resource, request[REQUEST_ID], request.method == "HEAD")
+        return _error(e, resource, request[REQUEST_ID], request.method == "HEAD", self.host_id)
 
     def _answer(self, request: web.Request, resp: web.StreamResponse) -> web.StreamResponse:
         operation = request.get(OPERATION, "Unknown")

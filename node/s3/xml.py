@@ -105,10 +105,16 @@ class Encoder:
 
 
 def error(
-    code: str, message: str, resource: str, request_id: str, extra: dict[str, object] | None = None
+    code: str,
+    message: str,
+    resource: str,
+    request_id: str,
+    extra: dict[str, object] | None = None,
+    host_id: str = "",
 ) -> bytes:
     """S3's error document; ``extra``: elements some codes carry (an
-    InvalidRange's ``ActualObjectSize``)."""
+    InvalidRange's ``ActualObjectSize``); ``host_id``: the node's
+    (x-amz-id-2)."""
     root = ET.Element("Error")
     _add(root, "Code", code)
     _add(root, "Message", message)
@@ -119,6 +125,8 @@ def error(
     # and reports the HTTP status, not the code).
     _add(root, "Resource", _CONTROL_TEXT.sub(lambda m: quote(m.group()), resource))
     _add(root, "RequestId", request_id)
+    if host_id:
+        _add(root, "HostId", host_id)
     return _doc(root)
 
 
@@ -488,7 +496,7 @@ def list_parts(
     _add(root, "UploadId", upload_id)
     _owner(root, owner, "Initiator")
     _owner(root, owner)
-    _add(root, "StorageClass", "STANDARD")
+    _add(root, "StorageClass", page.storage_class or "STANDARD")
     _add(root, "PartNumberMarker", marker)
     if page.next_part_number_marker is not None:
         _add(root, "NextPartNumberMarker", page.next_part_number_marker)

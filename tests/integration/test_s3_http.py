@@ -285,6 +285,7 @@ def test_put_get_head_delete_with_metadata(s3: Any, bucket: str) -> None:
     assert h["ContentLength"] == len(body)
     assert h["LastModified"].tzinfo is not None
     assert h["ResponseMetadata"]["HTTPHeaders"]["x-amz-request-id"]
+    assert h["ResponseMetadata"]["HostId"]  # x-amz-id-2, as botocore reads it
     s3.delete_object(Bucket=bucket, Key="dir/obj ü+x.bin")
     with pytest.raises(ClientError) as e:
         s3.get_object(Bucket=bucket, Key="dir/obj ü+x.bin")
@@ -1703,6 +1704,7 @@ def test_unsigned_and_wrongly_signed_requests_are_refused(
     assert err["Code"] == "AccessDenied"
     assert err["Resource"] == f"/{bucket}/private"
     assert err["RequestId"] == e.value.headers["x-amz-request-id"]
+    assert err["HostId"] == e.value.headers["x-amz-id-2"] and err["HostId"]
     wrong = _client(env, secret="x" * 40)
     with pytest.raises(ClientError) as ce:
         wrong.get_object(Bucket=bucket, Key="private")
@@ -3806,3 +3808,37 @@ def test_a_form_cut_short_stores_nothing(
     with pytest.raises(ClientError) as e:
         s3.head_object(Bucket=bucket, Key="cut-form")
     assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+
+
+def test_if_match_compares_etags_strongly(s3: Any, bucket: str) -> None:
+    """If-Match takes only a strong match (RFC 9110): a weak ETag of the
+    object's own value fails it, on a GET and on a conditional PUT; If-None-Match
+    compares weakly, so there it matches."""
+    etag = s3.put_object(Bucket=bucket, Key="weak", Body=b"v1")["ETag"]
+    assert s3.get_object(Bucket=bucket, Key="weak", IfMatch=etag)["Body"].read() == b"v1"
+    with pytest.raises(ClientError) as e:
+        s3.get_object(Bucket=bucket, Key="weak", IfMatch=f"W/{etag}")
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 412
+    with pytest.raises(ClientError) as e:
+        s3.put_object(Bucket=bucket, Key="weak", Body=b"v2", IfMatch=f"W/{etag}")
+    assert e.value.response["Error"]["Code"] == "PreconditionFailed"
+    with pytest.raises(ClientError) as e:
+        s3.get_object(Bucket=bucket, Key="weak", IfNoneMatch=f"W/{etag}")
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 304
+    assert s3.get_object(Bucket=bucket, Key="weak")["Body"].read() == b"v1"
+
+
+def test_multipart_listings_as_s3_answers_them(s3: Any, bucket: str) -> None:
+    """ListParts names the upload's storage class; ListMultipartUploads
+    ignores an upload-id-marker given without a key-marker (S3 does)."""
+    uid = s3.create_multipart_upload(Bucket=bucket, Key="mpu-ia", StorageClass="STANDARD_IA")[
+        "UploadId"
+    ]
+    try:
+        assert s3.list_parts(Bucket=bucket, Key="mpu-ia", UploadId=uid)["StorageClass"] == (
+            "STANDARD_IA"
+        )
+        page = s3.list_multipart_uploads(Bucket=bucket, Prefix="mpu-ia", UploadIdMarker=uid)
+        assert [u["UploadId"] for u in page["Uploads"]] == [uid]
+    finally:
+        s3.abort_multipart_upload(Bucket=bucket, Key="mpu-ia", UploadId=uid)

@@ -857,18 +857,20 @@ class ListPartsRequest(_message.Message):
     def __init__(self, bucket: _Optional[str] = ..., key: _Optional[str] = ..., upload_id: _Optional[str] = ..., part_number_marker: _Optional[int] = ..., max_parts: _Optional[int] = ...) -> None: ...
 
 class ListPartsResponse(_message.Message):
-    __slots__ = ("parts", "is_truncated", "next_part_number_marker", "checksum_algorithm", "checksum_type")
+    __slots__ = ("parts", "is_truncated", "next_part_number_marker", "checksum_algorithm", "checksum_type", "storage_class")
     PARTS_FIELD_NUMBER: _ClassVar[int]
     IS_TRUNCATED_FIELD_NUMBER: _ClassVar[int]
     NEXT_PART_NUMBER_MARKER_FIELD_NUMBER: _ClassVar[int]
     CHECKSUM_ALGORITHM_FIELD_NUMBER: _ClassVar[int]
     CHECKSUM_TYPE_FIELD_NUMBER: _ClassVar[int]
+    STORAGE_CLASS_FIELD_NUMBER: _ClassVar[int]
     parts: _containers.RepeatedCompositeFieldContainer[Part]
     is_truncated: bool
     next_part_number_marker: int
     checksum_algorithm: str
     checksum_type: str
-    def __init__(self, parts: _Optional[_Iterable[_Union[Part, _Mapping]]] = ..., is_truncated: _Optional[bool] = ..., next_part_number_marker: _Optional[int] = ..., checksum_algorithm: _Optional[str] = ..., checksum_type: _Optional[str] = ...) -> None: ...
+    storage_class: str
+    def __init__(self, parts: _Optional[_Iterable[_Union[Part, _Mapping]]] = ..., is_truncated: _Optional[bool] = ..., next_part_number_marker: _Optional[int] = ..., checksum_algorithm: _Optional[str] = ..., checksum_type: _Optional[str] = ..., storage_class: _Optional[str] = ...) -> None: ...
 
 class PutBucketReplicationRequest(_message.Message):
     __slots__ = ("bucket", "rules")
