@@ -290,7 +290,7 @@ class _Commit(_Op):
                     and c.head.version_stamp is None
                     and cur_rec is not None
                     and cur_rec.condition is not None
-                    and cur_rec.condition < c.head.stamp
+                    and cur_rec.condition < c.head.stamp < cur_stamp
                 )
                 if not c.merge:
                     store._unstage_held(wb, overlay, c.head, cur_rec)

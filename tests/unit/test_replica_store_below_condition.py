@@ -105,3 +105,15 @@ def test_if_none_match_orders_every_write_after_it(tmp_path: Path) -> None:
         assert result == CommitResult(True, COND.stamp, below_condition=True)
 
     _run(tmp_path, body)
+
+
+def test_the_conditional_write_itself_sent_again_is_not_told(tmp_path: Path) -> None:
+    """Its own record, committed again as a merge (a late try finished, a
+    write-back), is no write below it."""
+
+    async def body(store: ReplicaStore) -> None:
+        await store.commit(Change.of(ONE))
+        await store.commit(Change.of(COND, expect=ONE.stamp, condition=ONE.stamp))
+        assert (await store.commit(_merge(COND))) == CommitResult(True, COND.stamp)
+
+    _run(tmp_path, body)
