@@ -10,6 +10,7 @@ command that replays it, trace and all.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import pytest
 
@@ -36,6 +37,26 @@ def _report(failed: list[tuple[Result, Params]]) -> str:
     return "\n".join(lines)
 
 
+def _clean(params: Params, chunk: int, seeds: int, chunks: int = 2) -> list[Result]:
+    """Every ``chunks``-th seed of the first ``seeds`` from ``chunk``, run with
+    ``params``: all clean (else the report, replay commands and all)."""
+    results = [run(seed, params) for seed in range(FIRST + chunk, FIRST + seeds, chunks)]
+    failed = [(r, params) for r in results if not r.ok]
+    assert not failed, _report(failed)
+    return results
+
+
+def _runs_where(results: list[Result], happened: Callable[[str], bool]) -> int:
+    """How many of the runs have a trace line ``happened`` holds for (what a
+    mix exists to make happen, so that it is not vacuous)."""
+    return sum(any(happened(line) for line in r.trace) for r in results)
+
+
+def _replays_clean(seed: int, params: Params) -> None:
+    r = run(seed, params)
+    assert r.ok, _report([(r, params)])
+
+
 def test_a_seed_replays_exactly() -> None:
     a, b = run(3), run(3)
     assert a.digest == b.digest
@@ -50,13 +71,10 @@ def test_a_seed_replays_exactly() -> None:
 def test_seeds_are_clean(chunk: int) -> None:
     # The full fault mix: crashes (several at once), cut and slow links,
     # stalls past the deadlines, short deadlines.
-    params = Params()
-    results = [run(seed, params) for seed in range(FIRST + chunk, FIRST + SEEDS, CHUNKS)]
-    failed = [(r, params) for r in results if not r.ok]
+    results = _clean(Params(), chunk, SEEDS, CHUNKS)
     ops, faults = sum(r.ops for r in results), sum(r.faults for r in results)
     took = sum(r.wall_s for r in results)
     print(f"{len(results)} seeds, {ops} ops, {faults} faults, {took:.1f}s")
-    assert not failed, _report(failed)
     assert ops > 20 * len(results) and faults > len(results)
 
 
@@ -117,11 +135,8 @@ def test_seeds_with_tag_changes_are_clean(chunk: int) -> None:
     its record that changes no value. Before a PUT went above an edit of the
     version before it (docs/architecture.md, guarantees), 8 of the first 300
     such seeds read an older value back after a newer one (seed 9 first)."""
-    params = Params(tags=True)
-    results = [run(seed, params) for seed in range(FIRST + chunk, FIRST + TAG_SEEDS, 2)]
-    failed = [(r, params) for r in results if not r.ok]
-    assert not failed, _report(failed)
-    tagged = sum(any(" TAG " in line and line.endswith(" ok") for line in r.trace) for r in results)
+    results = _clean(Params(tags=True), chunk, TAG_SEEDS)
+    tagged = _runs_where(results, lambda line: " TAG " in line and line.endswith(" ok"))
     assert tagged > len(results) // 2  # not vacuous: tag changes were made
 
 
@@ -130,9 +145,7 @@ def test_a_read_that_finished_a_write_below_an_edit_reads_again() -> None:
     had crashed, while the edit's next try was taken by the first AZ above
     it; it returned the removal, and the next read the edited older value.
     Such a read now reads again (Protocol.finish)."""
-    params = Params(tags=True)
-    r = run(289, params)
-    assert r.ok, _report([(r, params)])
+    _replays_clean(289, Params(tags=True))
 
 
 #: Seeds of the mix with edits of acknowledged versions (Params.edits).
@@ -146,13 +159,8 @@ def test_seeds_with_edits_of_versions_are_clean(chunk: int) -> None:
     register read at the end. With an edit of a noncurrent version
     committed without a decision (the code before Change.version_expect),
     seeds 92 and 337 of the first 400 lost an acknowledged change."""
-    params = Params(edits=True)
-    results = [run(seed, params) for seed in range(FIRST + chunk, FIRST + EDIT_SEEDS, 2)]
-    failed = [(r, params) for r in results if not r.ok]
-    assert not failed, _report(failed)
-    edited = sum(
-        any(" EDIT " in line and line.endswith(" ok") for line in r.trace) for r in results
-    )
+    results = _clean(Params(edits=True), chunk, EDIT_SEEDS)
+    edited = _runs_where(results, lambda line: " EDIT " in line and line.endswith(" ok"))
     assert edited > len(results) // 4  # not vacuous: versions were edited
 
 
@@ -170,9 +178,7 @@ def test_a_write_stamped_again_yields_to_a_newer_version() -> None:
     recorded at the witness, which then vouched for a stamp no node held as
     current, and every read of the key failed ("replicas ... are behind")
     until the next write. Such a write now yields: not recorded, the key read."""
-    params = Params(edits=True)
-    r = run(1842, params)
-    assert r.ok, _report([(r, params)])
+    _replays_clean(1842, Params(edits=True))
 
 
 #: Seeds of the mix with DELETEs of acknowledged versions (Params.version_deletes).
@@ -186,13 +192,9 @@ def test_seeds_with_deletes_of_versions_are_clean(chunk: int) -> None:
     below it); each key is checked as its list of versions, and a version
     whose DELETE was acknowledged must not be read again. Before a removed
     version could no longer be made current, 7 of seeds 0-815 failed."""
-    params = Params(version_deletes=True)
-    results = [run(seed, params) for seed in range(FIRST + chunk, FIRST + VERSION_DELETE_SEEDS, 2)]
-    failed = [(r, params) for r in results if not r.ok]
-    assert not failed, _report(failed)
-    deleted = sum(
-        any(" DELETE " in line and "@" in line and line.endswith(" ok") for line in r.trace)
-        for r in results
+    results = _clean(Params(version_deletes=True), chunk, VERSION_DELETE_SEEDS)
+    deleted = _runs_where(
+        results, lambda line: " DELETE " in line and "@" in line and line.endswith(" ok")
     )
     assert deleted > len(results) // 2  # not vacuous: versions were deleted
 
@@ -205,9 +207,7 @@ def test_a_version_deleted_while_the_one_above_it_is_deleted_stays_deleted() -> 
     current version's DELETE made current the version below it, which the
     other DELETE had removed. The key's first AZ now refuses that write
     (tristore_node_removed_version_refusals_total)."""
-    params = Params(version_deletes=True)
-    r = run(245, params)
-    assert r.ok, _report([(r, params)])
+    _replays_clean(245, Params(version_deletes=True))
 
 
 #: Seeds of the mix with conditional DELETEs (Params.cond_deletes).
@@ -220,12 +220,8 @@ def test_seeds_with_conditional_deletes_are_clean(chunk: int) -> None:
     newest PUTs, or ``*``): one acknowledged must have found the key holding
     that value (a conditional write of the history), one refused must not
     take effect. A DELETE that ignored its condition failed 26 of seeds 0-39."""
-    params = Params(cond_deletes=True)
-    results = [run(seed, params) for seed in range(FIRST + chunk, FIRST + COND_DELETE_SEEDS, 2)]
-    failed = [(r, params) for r in results if not r.ok]
-    assert not failed, _report(failed)
-    refused = sum(
-        any("DELETE" in line and "refused: PreconditionFailed" in line for line in r.trace)
-        for r in results
+    results = _clean(Params(cond_deletes=True), chunk, COND_DELETE_SEEDS)
+    refused = _runs_where(
+        results, lambda line: "DELETE" in line and "refused: PreconditionFailed" in line
     )
     assert refused > len(results) // 4  # not vacuous: conditions refused DELETEs
