@@ -1119,6 +1119,61 @@ def test_the_model_finds_a_write_recorded_after_it_met_a_newer_version() -> None
         model.read(s, variant, 1, (0, 1), (0, 1))
 
 
+# -- a plain write racing a conditional one --------------------------------------
+
+
+def _plain_write_below_a_conditional_one(nodes_per_az: int, home_dies: bool) -> model.State:
+    """A plain write reaches AZs 1 and 2; a conditional write whose
+    condition read the key's record before it (a guess on the first AZ's
+    home) is taken by the first AZ stamped above it; the plain write then
+    reaches the first AZ (its fallback, when the home died just after
+    taking the conditional write) and is recorded and acknowledged; the
+    conditional write reaches AZs 1 and 2 and is acknowledged."""
+    s = model.initial(nodes_per_az=nodes_per_az)
+    s = model.start_write(s, SAFE, 0, 0, (1, 2))
+    for az in (1, 2):
+        s = model.commit_to_az(s, 0, az)
+    s = model.start_conditional(s, 0, 1, guess=True)
+    s = model.conditional_at_first_az(s, SAFE, 0)
+    if home_dies:
+        s = model.crash_node(s, 0, 0)
+    s = model.commit_to_az(s, 0, 0, SAFE, clock=2)
+    if s.pending[0].committed:  # not stamped again
+        for w in (1, 2):
+            s = model.record(s, SAFE, 0, w)
+        s = model.acknowledge(s, 0, SAFE)
+    for az in (1, 2):
+        s = model.conditional_at_other_az(s, 0, az, v=SAFE)
+    return model.conditional_acknowledged(s, SAFE, 0, (0, 1))
+
+
+def test_a_plain_write_the_home_gets_after_a_conditional_one_goes_above_it() -> None:
+    """The home tells the plain write it came after the conditional one
+    (CommitResult.below_condition): stamped again above it, a new version,
+    it is the key's value once both are acknowledged."""
+    s = _plain_write_below_a_conditional_one(1, home_dies=False)
+    [w] = s.pending
+    assert w.restamps == 1 and w.stamp > s.acked  # above the conditional write
+    for az in model.ALL_AZS:
+        s = model.commit_to_az(s, 0, az)
+    for wi in (1, 2):
+        s = model.record(s, SAFE, 0, wi)
+    s = model.acknowledge(s, 0, SAFE)
+    s, got = model.read(s, SAFE, 1, (1, 2), (1, 2))
+    assert got == w.stamp
+
+
+def test_the_documented_limit_a_plain_write_on_the_fallback_below_a_conditional_one() -> None:
+    """docs/architecture.md, limits: the home took the conditional write and
+    died; the plain write landed on its fallback, which cannot know of it,
+    and was acknowledged; the conditional write, acknowledged after it, is
+    stamped above it. The checker finds this with AZs of two nodes and a
+    conditional write (13 steps, minutes: this is its trace). A fix makes
+    this test fail: then it asserts the fix."""
+    with pytest.raises(model.Violation, match="lost under a conditional one"):
+        _plain_write_below_a_conditional_one(2, home_dies=True)
+
+
 # -- resent conditional writes (request ids) ---------------------------------------
 
 
