@@ -411,7 +411,8 @@ class Protocol:
             else:
                 return head
         raise ServiceUnavailable(
-            f"{head.bucket}/{head.key} kept being edited while this write ran; retry it"
+            f"{head.bucket}/{head.key} kept being edited or written conditionally while "
+            "this write ran; retry it"
         )
 
     async def _write_conditional(
