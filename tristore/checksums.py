@@ -144,6 +144,20 @@ def encode(digest: bytes) -> str:
     return base64.b64encode(digest).decode()
 
 
+#: The digest size of each algorithm, in bytes.
+DIGEST_SIZES = {"crc32": 4, "crc32c": 4, "crc64nvme": 8, "sha1": 20, "sha256": 32}
+
+
+def well_formed(algorithm: str, value: str) -> bool:
+    """Whether ``value`` can be a checksum of ``algorithm``: base64 of a
+    digest of its size (S3 refuses any other as invalid, not as a mismatch)."""
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except ValueError:
+        return False
+    return len(raw) == DIGEST_SIZES[algorithm]
+
+
 def digest_of(algorithm: str, data: bytes) -> str:
     """The base64 checksum of ``data`` whole."""
     h = ALGORITHMS[algorithm]()

@@ -21,7 +21,7 @@ from node.s3 import body as bodies
 from node.s3 import headers as hdr
 from node.s3 import xml
 from node.s3.auth import Caller
-from tristore import errors, sigv4
+from tristore import checksums, errors, sigv4
 from tristore.errors import (
     BadDigest,
     IncompleteBody,
@@ -215,18 +215,33 @@ def _chunked(h: Mapping[str, str]) -> bool:
 
 def declared_checksum(h: Mapping[str, str], trailer: str = "") -> bodies.Checksum | None:
     """The flexible checksum a request declares: named by x-amz-trailer (its
-    value comes at the end of the body), or one x-amz-checksum-* header."""
+    value comes at the end of the body), or one x-amz-checksum-* header. An
+    x-amz-sdk-checksum-algorithm beside it must name the same algorithm, and
+    a value must be one of that algorithm (else InvalidRequest, as S3)."""
+    sdk = h.get("x-amz-sdk-checksum-algorithm", "").strip().lower()
     if trailer:
-        return bodies.Checksum(bodies.checksum_name(trailer.strip()))
-    named = [n for n in h if n.startswith(bodies.CHECKSUM_PREFIX) and n not in _NOT_CHECKSUMS]
-    if len(named) > 1:
-        raise InvalidRequest("a request may carry only one x-amz-checksum-* header")
-    if not named:
-        return None
-    value = h[named[0]].strip()
-    if not value:
-        raise InvalidRequest(f"{named[0]} is empty: give the body's checksum, or leave it out")
-    return bodies.Checksum(bodies.checksum_name(named[0]), value)
+        checksum = bodies.Checksum(bodies.checksum_name(trailer.strip()))
+    else:
+        named = [n for n in h if n.startswith(bodies.CHECKSUM_PREFIX) and n not in _NOT_CHECKSUMS]
+        if len(named) > 1:
+            raise InvalidRequest("a request may carry only one x-amz-checksum-* header")
+        if not named:
+            return None
+        value = h[named[0]].strip()
+        if not value:
+            raise InvalidRequest(f"{named[0]} is empty: give the body's checksum, or leave it out")
+        checksum = bodies.Checksum(bodies.checksum_name(named[0]), value)
+        if not checksums.well_formed(checksum.name, value):
+            raise InvalidRequest(
+                f"Value for {named[0]} header is invalid: not the base64 of a "
+                f"{checksums.DIGEST_SIZES[checksum.name]}-byte {checksum.name.upper()}"
+            )
+    if sdk and sdk != checksum.name:
+        raise InvalidRequest(
+            f"Value for x-amz-sdk-checksum-algorithm header is invalid: {sdk.upper()}, "
+            f"but the request carries a {checksum.name.upper()} checksum"
+        )
+    return checksum
 
 
 async def _reading(body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:

@@ -334,6 +334,8 @@ def copy_source(value: str) -> tuple[str, str, str]:
     version = ""
     for name, v in parse_qsl(query, keep_blank_values=True):
         if name == "versionId":
+            if not v:  # as on a request's own versionId (node/s3/objects.py)
+                raise InvalidArgument("x-amz-copy-source: version id cannot be the empty string")
             version = v
         else:
             raise InvalidRequest(f"x-amz-copy-source takes only versionId, not {name!r}")

@@ -14,6 +14,7 @@ from node.s3.call import Base, Call, answer, empty
 from tristore import errors, validation
 from tristore.errors import (
     InvalidArgument,
+    InvalidRequest,
 )
 from tristore.model import Conditions, CopySource
 
@@ -101,6 +102,12 @@ class ObjectHandlers(Base):
         q = call.query
         version = _version_id(call)
         await self.allow(call, "GetObject", version=version)
+        overrides = {name: q[p] for p, name in hdr.RESPONSE_OVERRIDES.items() if p in q}
+        if overrides and call.caller.user is None and self.guard.enabled:
+            raise InvalidRequest(
+                "Request specific response headers cannot be used for anonymous GET requests "
+                "(response-* parameters need a signed request or a presigned URL)"
+            )
         h = call.headers
         part = _part_number(call)
         rng = hdr.byte_range(h.get("range"))
@@ -116,15 +123,15 @@ class ObjectHandlers(Base):
             )
         except errors.NotModified:
             return await self._not_modified(call, version)
+        except errors.NoSuchKey as exc:
+            raise await self._absent(call, exc) from None
         info = result.info
         out = hdr.object_headers(info)
         whole = result.first == 0 and result.last == info.size - 1
         if hdr.checksum_mode(h) and (rng is None and (not part or whole)):
             # Of the whole object only: a range, or a part of several, gets none (as S3).
             out |= hdr.checksum_headers(info.checksum_algorithm, info.checksum, info.checksum_type)
-        for param, name in hdr.RESPONSE_OVERRIDES.items():
-            if param in q:
-                out[name] = q[param]
+        out |= overrides
         length = result.last - result.first + 1 if info.size else 0
         status = 200
         if (rng is not None or part) and info.size:
@@ -163,6 +170,8 @@ class ObjectHandlers(Base):
             )
         except errors.NotModified:
             return await self._not_modified(call, version)
+        except errors.NoSuchKey as exc:
+            raise await self._absent(call, exc) from None
         out = hdr.object_headers(info)
         first, last = 0, info.size - 1
         status = 200
@@ -192,12 +201,29 @@ class ObjectHandlers(Base):
         version = _version_id(call)
         await self.allow(call, "GetObjectAttributes", version=version)
         wanted = xml.parse_object_attributes(call.headers.get("x-amz-object-attributes"))
-        info = await self.coord.head_object(
-            call.bucket, call.key, version, None, hdr.customer_key(call.headers)
-        )
+        try:
+            info = await self.coord.head_object(
+                call.bucket, call.key, version, None, hdr.customer_key(call.headers)
+            )
+        except errors.NoSuchKey as exc:
+            raise await self._absent(call, exc) from None
         out = {"Last-Modified": hdr.http_date(info.last_modified)}
         out |= hdr.version_header(info.version_id, info.bucket_versioned)
         return answer(xml.object_attributes(info, wanted), headers=out)
+
+    async def _absent(self, call: Call, missing: errors.NoSuchKey) -> errors.TristoreError:
+        """What a read of a key that is not there answers: NoSuchKey (404) only
+        to a caller who may list the bucket (s3:ListBucket); to any other
+        AccessDenied (403), as S3 answers, so that a caller allowed to read
+        keys it cannot list does not learn which keys exist."""
+        try:
+            await self.allow(call, "ListObjects", key="", prefix=call.key)
+        except errors.AccessDenied:
+            return errors.AccessDenied(
+                f"Access Denied: {call.bucket}/{call.key} cannot be read (without "
+                "s3:ListBucket on the bucket, a missing key answers this)"
+            )
+        return missing
 
     async def _not_modified(self, call: Call, version: str) -> web.StreamResponse:
         """304, with the ETag and Last-Modified a cache revalidates by, and the

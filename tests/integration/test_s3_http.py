@@ -22,6 +22,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -1809,6 +1810,38 @@ def test_a_bucket_policy_opens_a_prefix_to_anonymous_readers(s3: Any, env: dict[
     with pytest.raises(urllib.error.HTTPError) as e:
         _fetch(env, f"{url}/opened/priv/a")
     assert _error_of(e.value)["Code"] == "AccessDenied"
+    # A key the reader may read but that is not there: without s3:ListBucket
+    # it is not told apart from a key it may not read (403, as S3), a HEAD too.
+    with pytest.raises(urllib.error.HTTPError) as e:
+        _fetch(env, f"{url}/opened/pub/missing")
+    assert e.value.code == 403 and _error_of(e.value)["Code"] == "AccessDenied"
+    head = urllib.request.Request(f"{url}/opened/pub/missing", method="HEAD")
+    with pytest.raises(urllib.error.HTTPError) as e:
+        _urlopen(head, env)
+    assert e.value.code == 403
+    # response-* overrides need a signed request (S3: not for anonymous GETs).
+    with pytest.raises(urllib.error.HTTPError) as e:
+        _fetch(env, f"{url}/opened/pub/a?response-content-type=x/y")
+    assert e.value.code == 400 and _error_of(e.value)["Code"] == "InvalidRequest"
+    signed = s3.get_object(Bucket="opened", Key="pub/a", ResponseContentType="x/y")
+    assert signed["ContentType"] == "x/y"
+    # Given s3:ListBucket too, it is a 404 NoSuchKey.
+    policy["Statement"].append(
+        {
+            "Effect": "Allow",
+            "Principal": "*",
+            "Action": "s3:ListBucket",
+            "Resource": "arn:aws:s3:::opened",
+        }
+    )
+    s3.put_bucket_policy(Bucket="opened", Policy=json.dumps(policy))
+    with pytest.raises(urllib.error.HTTPError) as e:
+        _fetch(env, f"{url}/opened/pub/missing")
+    assert e.value.code == 404 and _error_of(e.value)["Code"] == "NoSuchKey"
+    # The owner (who may list) is told as before.
+    with pytest.raises(ClientError) as ce:
+        s3.head_object(Bucket="opened", Key="pub/missing")
+    assert ce.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
     s3.delete_bucket_policy(Bucket="opened")
     with pytest.raises(urllib.error.HTTPError) as e:
         _fetch(env, f"{url}/opened/pub/a")
@@ -3842,3 +3875,43 @@ def test_multipart_listings_as_s3_answers_them(s3: Any, bucket: str) -> None:
         assert [u["UploadId"] for u in page["Uploads"]] == [uid]
     finally:
         s3.abort_multipart_upload(Bucket=bucket, Key="mpu-ia", UploadId=uid)
+
+
+def test_checksum_headers_that_cannot_be_right_are_invalid(
+    s3: Any, env: dict[str, str], bucket: str
+) -> None:
+    """A checksum value that is no checksum of its algorithm, and an
+    x-amz-sdk-checksum-algorithm naming another algorithm than the checksum
+    sent, are InvalidRequest (S3), not a BadDigest; nothing is stored."""
+    url = f"{env['AWS_ENDPOINT_URL']}/{bucket}/sum-invalid"
+    body = b"checked"
+    crc = base64.b64encode(zlib.crc32(body).to_bytes(4, "big")).decode()
+    for headers in (
+        {"x-amz-checksum-crc32": "garbage"},
+        {"x-amz-checksum-crc32": base64.b64encode(b"\0" * 8).decode()},  # 8 bytes, not 4
+        {"x-amz-checksum-crc32": crc, "x-amz-sdk-checksum-algorithm": "SHA256"},
+    ):
+        status, err = _signed_put(env, url, body, headers)
+        assert (status, err.get("Code")) == (400, "InvalidRequest"), (headers, status, err)
+    assert _signed_put(env, url, body, {"x-amz-checksum-crc32": crc})[0] == 200
+    assert (
+        _signed_put(
+            env, url, body, {"x-amz-checksum-crc32": crc, "x-amz-sdk-checksum-algorithm": "crc32"}
+        )[0]
+        == 200
+    )
+
+
+def test_an_empty_version_id_in_a_copy_source_is_refused(
+    s3: Any, env: dict[str, str], bucket: str
+) -> None:
+    """As on a request's own versionId: taken for none, the copy would read
+    the current version instead of the one meant."""
+    s3.put_object(Bucket=bucket, Key="copy-src", Body=b"src")
+    url = f"{env['AWS_ENDPOINT_URL']}/{bucket}/copy-dst"
+    status, err = _signed_put(
+        env, url, b"", {"x-amz-copy-source": f"/{bucket}/copy-src?versionId="}
+    )
+    assert (status, err.get("Code")) == (400, "InvalidArgument"), err
+    with pytest.raises(ClientError):
+        s3.head_object(Bucket=bucket, Key="copy-dst")

@@ -526,6 +526,8 @@ def test_request_headers() -> None:
     assert hdr.copy_source("/b/dir/%C3%BC?versionId=v1") == ("b", "dir/ü", "v1")
     with pytest.raises(errors.InvalidArgument):
         hdr.copy_source("only-a-bucket")
+    with pytest.raises(errors.InvalidArgument, match="empty string"):
+        hdr.copy_source("/b/k?versionId=")
     h = hdr.put_header(
         "b", "k",
         {"x-amz-meta-colour": "blue", "x-amz-tagging": "a=1&b=", "content-type": "text/plain",
