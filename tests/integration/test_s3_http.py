@@ -3907,11 +3907,11 @@ def test_an_empty_version_id_in_a_copy_source_is_refused(
 ) -> None:
     """As on a request's own versionId: taken for none, the copy would read
     the current version instead of the one meant."""
-    s3.put_object(Bucket=bucket, Key="copy-src", Body=b"src")
-    url = f"{env['AWS_ENDPOINT_URL']}/{bucket}/copy-dst"
+    s3.put_object(Bucket=bucket, Key="empty-vid-src", Body=b"src")
+    url = f"{env['AWS_ENDPOINT_URL']}/{bucket}/empty-vid-dst"
     status, err = _signed_put(
-        env, url, b"", {"x-amz-copy-source": f"/{bucket}/copy-src?versionId="}
+        env, url, b"", {"x-amz-copy-source": f"/{bucket}/empty-vid-src?versionId="}
     )
     assert (status, err.get("Code")) == (400, "InvalidArgument"), err
     with pytest.raises(ClientError):
-        s3.head_object(Bucket=bucket, Key="copy-dst")
+        s3.head_object(Bucket=bucket, Key="empty-vid-dst")
