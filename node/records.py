@@ -40,8 +40,8 @@ from node.metrics import CORRUPT_READS
 from tristore.convert import (
     change_from_pb,
     change_to_pb,
+    mark_condition,
     stamp_from_pb,
-    stamp_to_pb,
     version_from_pb,
     version_to_pb,
 )
@@ -87,9 +87,7 @@ def encode_version(
 ) -> bytes:
     """``condition``: see :attr:`tristore.model.Change.condition`."""
     msg = version_to_pb(v, with_inline)
-    if condition is not None:
-        msg.condition_read.CopyFrom(stamp_to_pb(condition))
-        msg.has_condition_read = True
+    mark_condition(msg, condition)
     return encode_version_pb(msg)
 
 

@@ -37,6 +37,9 @@ DEFAULT = "crc64nvme"
 
 
 class Hasher(Protocol):
+    @property
+    def digest_size(self) -> int: ...
+
     def update(self, data: bytes) -> None: ...
 
     def digest(self) -> bytes: ...
@@ -45,14 +48,14 @@ class Hasher(Protocol):
 class _Crc:
     def __init__(self, fn: Callable[[bytes, int], int], size: int) -> None:
         self.fn = fn
-        self.size = size
+        self.digest_size = size
         self.value = 0
 
     def update(self, data: bytes) -> None:
         self.value = self.fn(data, self.value)
 
     def digest(self) -> bytes:
-        return self.value.to_bytes(self.size, "big")
+        return self.value.to_bytes(self.digest_size, "big")
 
 
 #: Algorithm (lower case, as in ``x-amz-checksum-<name>``) -> a fresh hasher.
@@ -144,8 +147,8 @@ def encode(digest: bytes) -> str:
     return base64.b64encode(digest).decode()
 
 
-#: The digest size of each algorithm, in bytes.
-DIGEST_SIZES = {"crc32": 4, "crc32c": 4, "crc64nvme": 8, "sha1": 20, "sha256": 32}
+#: The digest size of each algorithm, in bytes (its hasher's).
+DIGEST_SIZES = {name: make().digest_size for name, make in ALGORITHMS.items()}
 
 
 def well_formed(algorithm: str, value: str) -> bool:

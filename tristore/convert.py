@@ -593,9 +593,7 @@ def change_to_pb(
         same = next((pb for v, pb in zip(c.versions, versions, strict=True) if v is c.head), None)
         msg.head.CopyFrom(same if same is not None else version_to_pb(c.head, with_inline))
         msg.has_head = True
-        if c.condition is not None:
-            msg.head.condition_read.CopyFrom(stamp_to_pb(c.condition))
-            msg.head.has_condition_read = True
+        mark_condition(msg.head, c.condition)
     if c.expect is not None:
         msg.expect.CopyFrom(stamp_to_pb(c.expect))
         msg.has_expect = True
@@ -603,6 +601,14 @@ def change_to_pb(
         msg.version_expect.CopyFrom(stamp_to_pb(c.version_expect))
         msg.has_version_expect = True
     return msg
+
+
+def mark_condition(msg: common_pb2.ObjectVersion, condition: Stamp | None) -> None:
+    """Keep in record ``msg`` the record a conditional write read
+    (:attr:`Change.condition`; None: nothing to keep)."""
+    if condition is not None:
+        msg.condition_read.CopyFrom(stamp_to_pb(condition))
+        msg.has_condition_read = True
 
 
 def change_from_pb(p: replica_pb2.CommitRequest) -> Change:
