@@ -298,6 +298,9 @@ def test_a_node_on_a_new_data_directory_rebuilds_itself(own_cluster: DevCluster)
             what="no handoff pending",
         )
     # Nothing is left for a repair to do, and the node holds its keys again.
+    # (A peer that still takes the victim for down reads its AZ from the
+    # fallback, which holds none of its keys: wait until every node saw it.)
+    cluster.wait_every_node_seen_up()
     dry = _repair(cluster, "--dry-run")
     assert dry["keys_failed"] == 0 and set(dry["missing_by_az"].values()) == {0}, dry
     heads, versions = _records(cluster, victim)
