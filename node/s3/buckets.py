@@ -258,7 +258,7 @@ class BucketHandlers(Base):
 
     async def delete_objects(self, call: Call) -> web.StreamResponse:
         """POST ?delete: each key authorized and deleted as its own DeleteObject."""
-        objects, quiet = xml.parse_delete(await self.small_body(call))
+        objects, quiet = xml.parse_delete(await self.small_body(call, integrity=True))
 
         async def check(key: str, version: str) -> None:
             await self.allow(call, "DeleteObject", key=key, version=version)

@@ -179,13 +179,33 @@ class Base:
         return _counted(bodies.checked(_reading(stream), checksum, sha)), size, checksum
 
     async def small_body(
-        self, call: Call, limit: int = xml.MAX_REQUEST_XML, optional: bool = False
+        self,
+        call: Call,
+        limit: int = xml.MAX_REQUEST_XML,
+        optional: bool = False,
+        integrity: bool = False,
+        checksummed: bool = True,
     ) -> bytes:
         """A request document (XML, a policy), read whole: it is small, and
-        checked against its Content-MD5 and signed SHA-256. Without a
-        Content-Length (and not chunked) the request carries no document by
-        HTTP's framing: 411 MissingContentLength, as S3 answers, unless the
-        document is ``optional`` (CreateBucket's)."""
+        checked against its Content-MD5, its flexible checksum
+        (``x-amz-checksum-*``) and signed SHA-256. Without a Content-Length
+        (and not chunked) the request carries no document by HTTP's framing:
+        411 MissingContentLength, as S3 answers, unless the document is
+        ``optional`` (CreateBucket's). With ``integrity`` (DeleteObjects), a
+        request without a Content-MD5 or a flexible checksum is refused, as
+        S3 refuses it: a damaged list of keys would delete the wrong ones.
+        Not ``checksummed`` (CompleteMultipartUpload's), an
+        ``x-amz-checksum-*`` header is the object's, not the document's."""
+        h = call.headers
+        checksum = None
+        if checksummed:
+            if h.get("x-amz-trailer"):
+                raise InvalidRequest("x-amz-trailer needs an aws-chunked body")
+            checksum = declared_checksum(h)
+        if integrity and checksum is None and not h.get("content-md5"):
+            raise InvalidRequest(
+                "Missing required header for this request: Content-MD5 OR x-amz-checksum-*"
+            )
         length = call.request.content_length
         if length is None and not optional and not _chunked(call.headers):
             raise MissingContentLength("You must provide the Content-Length HTTP header.")
@@ -199,6 +219,11 @@ class Base:
         md5 = hdr.md5_hex(call.headers.get("content-md5"))
         if md5 and hashlib.md5(data, usedforsecurity=False).hexdigest() != md5:
             raise BadDigest("the Content-MD5 you specified did not match what we received")
+        if checksum is not None:
+            hasher = checksum.hasher()
+            if hasher is not None:
+                hasher.update(data)
+                checksum.finish(hasher)
         sha = call.caller.payload_sha256
         if sha and hashlib.sha256(data).hexdigest() != sha.lower():
             raise XAmzContentSHA256Mismatch(

@@ -23,7 +23,7 @@ import time
 import urllib.error
 import urllib.request
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
@@ -3915,3 +3915,59 @@ def test_an_empty_version_id_in_a_copy_source_is_refused(
     assert (status, err.get("Code")) == (400, "InvalidArgument"), err
     with pytest.raises(ClientError):
         s3.head_object(Bucket=bucket, Key="empty-vid-dst")
+
+
+def _delete_objects_with(s3: Any, bucket: str, headers: Callable[[bytes], dict[str, str]]) -> Any:
+    """DeleteObjects of key ``a``, its integrity headers replaced by
+    ``headers(body)`` before the request is signed."""
+
+    def swap(request: Any, **_: Any) -> None:
+        for name in list(request.headers):
+            low = name.lower()
+            if low.startswith("x-amz-checksum-") or low in (
+                "content-md5",
+                "x-amz-sdk-checksum-algorithm",
+            ):
+                del request.headers[name]
+        body = request.body if isinstance(request.body, bytes) else request.body.encode()
+        for name, value in headers(body).items():
+            request.headers[name] = value
+
+    event = "before-sign.s3.DeleteObjects"
+    s3.meta.events.register(event, swap)
+    try:
+        return s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": "a"}]})
+    finally:
+        s3.meta.events.unregister(event, swap)
+
+
+def _md5_b64(data: bytes) -> str:
+    return base64.b64encode(hashlib.md5(data).digest()).decode()
+
+
+def test_delete_objects_needs_and_checks_an_integrity_header(s3: Any, bucket: str) -> None:
+    """S3 refuses a DeleteObjects without Content-MD5 or a flexible checksum
+    (a damaged list of keys would delete the wrong ones), and one whose
+    checksum is not its body's: nothing is deleted then. Either header,
+    right, is enough."""
+    s3.put_object(Bucket=bucket, Key="a", Body=b"kept")
+    wrong: list[Callable[[bytes], dict[str, str]]] = [
+        lambda body: {},
+        lambda body: {"x-amz-checksum-crc32": checksums.digest_of("crc32", body + b" ")},
+        lambda body: {"Content-MD5": _md5_b64(body + b" ")},
+    ]
+    for headers, code in zip(wrong, ("InvalidRequest", "BadDigest", "BadDigest"), strict=True):
+        with pytest.raises(ClientError) as e:
+            _delete_objects_with(s3, bucket, headers)
+        assert e.value.response["Error"]["Code"] == code
+        assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+        assert s3.get_object(Bucket=bucket, Key="a")["Body"].read() == b"kept"
+    for right in (
+        lambda body: {"x-amz-checksum-crc32": checksums.digest_of("crc32", body)},
+        lambda body: {"Content-MD5": _md5_b64(body)},
+    ):
+        s3.put_object(Bucket=bucket, Key="a", Body=b"gone")
+        r = _delete_objects_with(s3, bucket, right)
+        assert r["Deleted"] == [{"Key": "a"}] and "Errors" not in r
+        with pytest.raises(ClientError):
+            s3.head_object(Bucket=bucket, Key="a")
