@@ -154,6 +154,12 @@ KEY_CHECK: contextvars.ContextVar[Callable[[str, str, str], Awaitable[None]] | N
     contextvars.ContextVar("tristore_key_check", default=None)
 )
 _REFUSED: dict[str, Any] = {}
+#: The caller, bucket, key and condition keys of the call being handled, once
+#: the guard let it in (None: not through the guard): what :meth:`Guard.answer_for`
+#: asks of a read that found no key.
+_ADMITTED: contextvars.ContextVar[tuple[User | None, str, str, Mapping[str, str]] | None] = (
+    contextvars.ContextVar("tristore_admitted", default=None)
+)
 
 
 @dataclass(frozen=True)
@@ -455,6 +461,7 @@ class Guard:
             return
         bucket, key, version = resource
         ctx = _CallConditions(context)
+        _ADMITTED.set((user, bucket, key, ctx))
         if public and RULES.get(short, ("", ADMIN_ONLY))[1] == PER_KEY:
             KEY_CHECK.set(await self._key_check(user, short, bucket, message, ctx))
             return
@@ -472,6 +479,41 @@ class Guard:
             source=source,
             admin_only=not public,
         )
+
+    async def answer_for(self, method: str, exc: Exception) -> Exception:
+        """A read of a key that is not there (NoSuchKey) answers AccessDenied
+        to a caller who may not list the bucket: see :meth:`absent`."""
+        admitted = _ADMITTED.get()
+        if (
+            not isinstance(exc, NoSuchKey)
+            or admitted is None
+            or method.rsplit("/", 1)[-1] not in _READS
+        ):
+            return exc
+        user, bucket, key, ctx = admitted
+        return await self.absent(user, bucket, key, ctx, exc)
+
+    async def absent(
+        self,
+        user: User | None,
+        bucket: str,
+        key: str,
+        ctx: Mapping[str, str],
+        missing: NoSuchKey,
+    ) -> TristoreError:
+        """What a read of a key that is not there answers, whichever door it
+        came in by: NoSuchKey (404) only to a caller who may list the bucket
+        (s3:ListBucket, the key as the prefix); to any other AccessDenied
+        (403), as S3 answers, so that a caller allowed to read keys it cannot
+        list does not learn which keys exist."""
+        try:
+            await self.authorize(user, "ListObjects", bucket, "", "", ctx, prefix=key)
+        except AccessDenied:
+            return AccessDenied(
+                f"Access Denied: {bucket}/{key} cannot be read (without "
+                "s3:ListBucket on the bucket, a missing key answers this)"
+            )
+        return missing
 
     async def _key_check(
         self, user: User | None, operation: str, bucket: str, message: Any, ctx: Mapping[str, str]

@@ -157,12 +157,23 @@ class Guard(Protocol):
         of a client stream (None if the stream is empty)."""
         ...
 
+    async def answer_for(self, method: str, exc: Exception) -> Exception:
+        """The error the caller of an admitted call that failed with ``exc``
+        is told (a caller that may not list a bucket is not told which keys
+        are missing from it)."""
+        ...
+
 
 async def _first_then_rest(first: Any, rest: Any) -> AsyncIterator[Any]:
     if first is not None:
         yield first
     async for item in rest:
         yield item
+
+
+async def _told(guard: Guard | None, full: str, exc: Exception) -> Exception:
+    """``exc`` as the guard has the caller told it (as it is without one)."""
+    return exc if guard is None else await guard.answer_for(full, exc)
 
 
 def _method_name(full: str) -> str:
@@ -297,7 +308,7 @@ class Interceptor(grpc.aio.ServerInterceptor):
                 except (asyncio.CancelledError, grpc.aio.AbortError):
                     raise
                 except Exception as exc:  # noqa: BLE001 - every error becomes a status
-                    await _abort(context, exc, method)
+                    await _abort(context, await _told(guard, full, exc), method)
                 finally:
                     _record(method, started, context)
 
@@ -321,7 +332,7 @@ class Interceptor(grpc.aio.ServerInterceptor):
                 except (asyncio.CancelledError, grpc.aio.AbortError):
                     raise
                 except Exception as exc:  # noqa: BLE001 - every error becomes a status
-                    await _abort(context, exc, method)
+                    await _abort(context, await _told(guard, full, exc), method)
                 finally:
                     _record(method, started, context)
 

@@ -212,18 +212,10 @@ class ObjectHandlers(Base):
         return answer(xml.object_attributes(info, wanted), headers=out)
 
     async def _absent(self, call: Call, missing: errors.NoSuchKey) -> errors.TristoreError:
-        """What a read of a key that is not there answers: NoSuchKey (404) only
-        to a caller who may list the bucket (s3:ListBucket); to any other
-        AccessDenied (403), as S3 answers, so that a caller allowed to read
-        keys it cannot list does not learn which keys exist."""
-        try:
-            await self.allow(call, "ListObjects", key="", prefix=call.key)
-        except errors.AccessDenied:
-            return errors.AccessDenied(
-                f"Access Denied: {call.bucket}/{call.key} cannot be read (without "
-                "s3:ListBucket on the bucket, a missing key answers this)"
-            )
-        return missing
+        """What a read of a key that is not there answers (Guard.absent)."""
+        return await self.guard.absent(
+            call.caller.user, call.bucket, call.key, call.context, missing
+        )
 
     async def _not_modified(self, call: Call, version: str) -> web.StreamResponse:
         """304, with the ETag and Last-Modified a cache revalidates by, and the

@@ -328,6 +328,54 @@ def _can(f: Any) -> bool:
     return True
 
 
+def test_a_missing_key_is_access_denied_to_a_reader_who_may_not_list(
+    cluster: DevCluster, users: dict[str, Credentials]
+) -> None:
+    """On the gRPC door as on the S3 one: a caller allowed to read keys but
+    not to list the bucket is told AccessDenied for a key that is not there,
+    not NoSuchKey, so it cannot probe which keys exist; allowed to list, it
+    is told NoSuchKey."""
+    with _as(cluster, users["alice"]) as alice, _as(cluster, users["bob"]) as bob:
+        alice.create_bucket("probed")
+        alice.put_object("probed", "docs/a", b"A")
+        read = {
+            "Effect": "Allow",
+            "Principal": {"AWS": ["bob"]},
+            "Action": "s3:GetObject",
+            "Resource": "arn:aws:s3:::probed/docs/*",
+        }
+        alice.put_bucket_policy("probed", {"Version": "2012-10-17", "Statement": [read]})
+        wait_until(lambda: _can(lambda: bob.get_object("probed", "docs/a")), 10, what="allow")
+        for f in (
+            lambda: bob.get_object("probed", "docs/missing"),
+            lambda: bob.head_object("probed", "docs/missing"),
+        ):
+            with pytest.raises(errors.AccessDenied, match="without s3:ListBucket"):
+                f()
+        with pytest.raises(errors.NoSuchKey):
+            alice.get_object("probed", "docs/missing")  # the owner may list
+        listing = {
+            "Effect": "Allow",
+            "Principal": {"AWS": ["bob"]},
+            "Action": "s3:ListBucket",
+            "Resource": "arn:aws:s3:::probed",
+        }
+        alice.put_bucket_policy("probed", {"Version": "2012-10-17", "Statement": [read, listing]})
+
+        def told_missing() -> bool:
+            try:
+                bob.head_object("probed", "docs/missing")
+            except errors.NoSuchKey:
+                return True
+            except errors.AccessDenied:
+                return False
+            raise AssertionError("docs/missing is there")
+
+        wait_until(told_missing, 10, what="NoSuchKey once bob may list")
+        with pytest.raises(errors.NoSuchKey):
+            bob.get_object("probed", "docs/missing")
+
+
 def test_public_read_lets_anonymous_get_and_head_only(
     cluster: DevCluster, users: dict[str, Credentials]
 ) -> None:
