@@ -132,6 +132,10 @@ class NodeSection:
     read_threads: int = 4
     #: RocksDB block cache size.
     block_cache_bytes: int = 64 * 1024 * 1024
+    #: RocksDB's own info log (the data directory's LOG): rolled at this size,
+    #: and this many rolled files kept (each start rolls one too).
+    rocksdb_log_max_bytes: int = 16 * 1024 * 1024
+    rocksdb_log_files: int = 5
     #: Times a write is re-stamped when a replica already holds a newer stamp
     #: (and tries of a compare-and-swap on a key that keeps changing).
     restamp_attempts: int = 4
@@ -749,6 +753,10 @@ def validate(cfg: ClusterConfig) -> None:
             raise InvalidArgument(
                 f"every node of {az} is draining; an AZ needs an active node to take its writes"
             )
+    if cfg.node.rocksdb_log_files < 1 or cfg.node.rocksdb_log_max_bytes < 64 * 1024:
+        raise InvalidArgument(
+            "[node] rocksdb_log_files must be 1 or more and rocksdb_log_max_bytes 65536 or more"
+        )
     rc = cfg.replicator
     if rc.dlq_max_entries < 1 or rc.dlq_retention_s <= 0 or rc.dlq_check_s <= 0:
         raise InvalidArgument(
