@@ -54,6 +54,7 @@ from node.metrics import (
     WRITE_BATCH_SIZE,
 )
 from node.wal import WalSync
+from tristore import rocks
 from tristore.batcher import Batcher
 from tristore.config import NodeSection
 from tristore.errors import CorruptData, InternalError
@@ -559,13 +560,8 @@ class ReplicaStore:
         self.cfg = cfg
         self._clock_ms = clock_ms
         path.mkdir(parents=True, exist_ok=True)
-        opts = rocksdict.Options(raw_mode=True)
-        opts.create_if_missing(True)
+        opts = rocks.options(cfg)
         opts.set_max_background_jobs(2)
-        # RocksDB's info log rolls at each start and keeps 1,000 files by
-        # default: a node restarted often would fill its disk with them.
-        opts.set_max_log_file_size(cfg.rocksdb_log_max_bytes)
-        opts.set_keep_log_file_num(cfg.rocksdb_log_files)
         table = rocksdict.BlockBasedOptions()
         table.set_block_cache(rocksdict.Cache(cfg.block_cache_bytes))
         opts.set_block_based_table_factory(table)

@@ -30,7 +30,7 @@ class ReplicatorAdminServicer(admin_pb2_grpc.ReplicatorAdminServicer):
 
 async def build(cfg: ClusterConfig, name: str) -> server.ProcessSpec:
     spec = cfg.replicator_named(name)
-    state = await asyncio.to_thread(ReplicatorState, cfg.data_dir_for(name))
+    state = await asyncio.to_thread(ReplicatorState, cfg.data_dir_for(name), cfg.node)
     worker = Replicator(cfg, spec, state)
     tasks: list[asyncio.Task[None]] = []
 

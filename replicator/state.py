@@ -25,6 +25,9 @@ from typing import Any, cast
 
 import rocksdict
 
+from tristore import rocks
+from tristore.config import NodeSection
+
 _U64 = struct.Struct(">Q")
 CURSOR = b"c"
 DLQ = b"q"
@@ -33,11 +36,10 @@ SEP = b"\x00"
 
 
 class ReplicatorState:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, cfg: NodeSection | None = None) -> None:
+        """``cfg``: the RocksDB info log's bounds (``[node]``'s, as for a node's store)."""
         path.mkdir(parents=True, exist_ok=True)
-        opts = rocksdict.Options(raw_mode=True)
-        opts.create_if_missing(True)
-        self.db = rocksdict.Rdict(str(path), opts)
+        self.db = rocksdict.Rdict(str(path), rocks.options(cfg or NodeSection()))
         self._sync = rocksdict.WriteOptions()
         self._sync.sync = True
         self._lock = threading.Lock()

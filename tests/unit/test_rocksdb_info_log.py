@@ -1,5 +1,6 @@
-"""RocksDB's own info log stays bounded: every open rolls it, and a node
-restarted often must not fill its data directory with the rolled files."""
+"""RocksDB's own info log stays bounded: every open rolls it, and a node (or
+a replicator) restarted often must not fill its data directory with the
+rolled files."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 import pytest
 
 from node.replica_store import ReplicaStore
+from replicator.state import ReplicatorState
 from tristore import config
 from tristore.config import NodeSection
 from tristore.errors import InvalidArgument
@@ -26,6 +28,12 @@ def test_restarts_keep_only_the_configured_number_of_rolled_info_logs(tmp_path: 
     for _ in range(8):
         ReplicaStore(tmp_path / "m", NodeSection(rocksdb_log_files=1000), lambda: 1_000).close()
     assert len(list((tmp_path / "m").glob("LOG.old.*"))) >= 7
+
+
+def test_a_replicators_state_keeps_them_bounded_too(tmp_path: Path) -> None:
+    for _ in range(8):
+        ReplicatorState(tmp_path / "r", NodeSection(rocksdb_log_files=2)).close()
+    assert 1 <= len(list((tmp_path / "r").glob("LOG.old.*"))) <= 2
 
 
 @pytest.mark.parametrize("key, value", [("rocksdb_log_files", 0), ("rocksdb_log_max_bytes", 10)])
