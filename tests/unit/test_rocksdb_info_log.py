@@ -15,6 +15,8 @@ from tristore import config
 from tristore.config import NodeSection
 from tristore.errors import InvalidArgument
 
+pytestmark = pytest.mark.unit
+
 
 def test_restarts_keep_only_the_configured_number_of_rolled_info_logs(tmp_path: Path) -> None:
     cfg = NodeSection(rocksdb_log_files=3)
