@@ -39,7 +39,26 @@ LONG_FILES = (
 )
 
 
+#: The tiers ``make test`` runs (pyproject's markers): every test is in one.
+TIERS = ("unit", "integration", "e2e", "robustness", "soak")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # A test in no tier would run in whichever run selects "not unit" (or in
+    # none): a file that forgot its pytestmark is refused at collection.
+    untiered = sorted(
+        {
+            i.nodeid.partition("::")[0]
+            for i in items
+            if not any(i.get_closest_marker(t) for t in TIERS)
+        }
+    )
+    if untiered:
+        raise pytest.UsageError(
+            f"tests in no tier ({', '.join(TIERS)}): {', '.join(untiered)}; "
+            "give the file a pytestmark"
+        )
+
     def rank(item: pytest.Item) -> int:
         path = item.nodeid.partition("::")[0]
         return LONG_FILES.index(path) if path in LONG_FILES else len(LONG_FILES)
