@@ -357,6 +357,9 @@ CANNED_ACLS = (
     "bucket-owner-read",
     "bucket-owner-full-control",
 )
+#: The storage classes of an S3 general-purpose bucket, kept as labels.
+#: OUTPOSTS and EXPRESS_ONEZONE are the classes of other kinds of bucket
+#: (S3 on Outposts, directory buckets): S3 refuses them on this kind, as here.
 STORAGE_CLASSES = (
     "STANDARD",
     "REDUCED_REDUNDANCY",
@@ -366,8 +369,6 @@ STORAGE_CLASSES = (
     "GLACIER",
     "DEEP_ARCHIVE",
     "GLACIER_IR",
-    "OUTPOSTS",
-    "EXPRESS_ONEZONE",
 )
 SSE_ALGORITHMS = ("AES256", "aws:kms", "aws:kms:dsse")
 VERSIONING_STATES = ("Enabled", "Suspended")

@@ -521,7 +521,9 @@ def test_empty_storage_class_is_standard() -> None:
     assert v.check_storage_class("") == "STANDARD"
 
 
-@pytest.mark.parametrize("cls", ["standard", "COLD", "GLACIER_FLEXIBLE", "STANDARD "])
+@pytest.mark.parametrize(
+    "cls", ["standard", "COLD", "GLACIER_FLEXIBLE", "STANDARD ", "EXPRESS_ONEZONE", "OUTPOSTS"]
+)
 def test_bad_storage_classes(cls: str) -> None:
     with pytest.raises(errors.InvalidStorageClass, match="not one of"):
         v.check_storage_class(cls)
