@@ -98,7 +98,8 @@ def _settle_unknown_writes(ops: list[Op]) -> list[Op]:
     for o in ops:
         if o.kind == WRITE:
             writers[o.value] += 1
-        elif o.value is not None:
+        elif o.kind == READ and o.value is not None:
+            # (A REMOVE names a value too, but returns nothing: it saw nothing.)
             first_read[o.value] = min(first_read.get(o.value, math.inf), o.completed)
     out: list[Op] = []
     for o in ops:

@@ -201,6 +201,13 @@ def test_a_removed_version_never_comes_back() -> None:
     assert check([w(1, 0, 1), w(2, 2, 3), rm(2, 4, 5, ok=False), r(2, 6, 7), r(1, 8, 9)]).ok
 
 
+def test_a_remove_is_not_taken_for_a_read_of_the_version_it_names() -> None:
+    # Hypothesis found it: the remove of version 10, done before a write of
+    # 10 of unknown outcome began, was counted as a read that returned 10,
+    # so the write was made to have happened before it was invoked.
+    assert check([w(10, 1, 2, ok=False), rm(10, 0, 0), r(None, 1, 1)]).ok
+
+
 @st.composite
 def version_histories(draw: st.DrawFn) -> list[Op]:
     """Small overlapping histories of a versioned key: writes (unique values,
