@@ -154,9 +154,9 @@ KEY_CHECK: contextvars.ContextVar[Callable[[str, str, str], Awaitable[None]] | N
     contextvars.ContextVar("tristore_key_check", default=None)
 )
 _REFUSED: dict[str, Any] = {}
-#: The caller, bucket, key and condition keys of the call being handled, once
-#: the guard let it in (None: not through the guard): what :meth:`Guard.answer_for`
-#: asks of a read that found no key.
+#: The caller, bucket, key and condition keys of the read (:data:`_READS`)
+#: being handled, once the guard let it in (None: not a read through the
+#: guard): what :meth:`Guard.answer_for` asks of a read that found no key.
 _ADMITTED: contextvars.ContextVar[tuple[User | None, str, str, Mapping[str, str]] | None] = (
     contextvars.ContextVar("tristore_admitted", default=None)
 )
@@ -461,7 +461,8 @@ class Guard:
             return
         bucket, key, version = resource
         ctx = _CallConditions(context)
-        _ADMITTED.set((user, bucket, key, ctx))
+        if short in _READS:  # only a read may need it (answer_for), not every PUT
+            _ADMITTED.set((user, bucket, key, ctx))
         if public and RULES.get(short, ("", ADMIN_ONLY))[1] == PER_KEY:
             KEY_CHECK.set(await self._key_check(user, short, bucket, message, ctx))
             return

@@ -207,7 +207,7 @@ class Base:
                 "Missing required header for this request: Content-MD5 OR x-amz-checksum-*"
             )
         length = call.request.content_length
-        if length is None and not optional and not _chunked(call.headers):
+        if length is None and not optional and not _chunked(h):
             raise MissingContentLength("You must provide the Content-Length HTTP header.")
         if length is not None and length > limit:
             raise InvalidArgument(f"the request body is over {limit} bytes")
@@ -216,7 +216,7 @@ class Base:
             data += piece
             if len(data) > limit:
                 raise InvalidArgument(f"the request body is over {limit} bytes")
-        md5 = hdr.md5_hex(call.headers.get("content-md5"))
+        md5 = hdr.md5_hex(h.get("content-md5"))
         if md5 and hashlib.md5(data, usedforsecurity=False).hexdigest() != md5:
             raise BadDigest("the Content-MD5 you specified did not match what we received")
         if checksum is not None:
