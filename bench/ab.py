@@ -163,8 +163,11 @@ def _checkout(ref: str, into: Path) -> Path:
 
 def _tristore(tree: Path, *args: str, out: Any = subprocess.DEVNULL) -> int:
     env = {**os.environ, "PYTHONPATH": str(tree)}
+    # From the tree itself: ``python -m`` puts the current directory first on
+    # the path, before PYTHONPATH, so run from another checkout it would
+    # start that checkout's code.
     return subprocess.run(
-        [sys.executable, "-m", "tristore", *args], env=env, stdout=out, check=False
+        [sys.executable, "-m", "tristore", *args], env=env, stdout=out, check=False, cwd=tree
     ).returncode
 
 

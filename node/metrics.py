@@ -25,6 +25,15 @@ HINTS_PENDING = Gauge(
     "tristore_node_hints_pending",
     "Writes this node holds for an unreachable home node, not yet handed back.",
 )
+RELAYED_CALLS = Counter(
+    "tristore_node_relayed_calls_total",
+    "Door calls (small writes) this node handed to a write coordinator "
+    "([node] write_coordinators), by outcome: answered (the coordinator's answer, "
+    "whatever it was), deadline (none came within the call's deadline) or broken "
+    "(the coordinator went away with the call: the client is told UNAVAILABLE, "
+    "outcome unknown, and resends it).",
+    ["outcome"],
+)
 HINTS_HANDED_OFF = Counter(
     "tristore_node_hints_handed_off_total",
     "Hinted writes handed back to their home node.",

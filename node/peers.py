@@ -32,7 +32,7 @@ from tristore.convert import (
     version_from_pb,
 )
 from tristore.model import Change, ObjectVersion, ScrubReport
-from tristore.pb import admin_pb2, admin_pb2_grpc, replica_pb2, replica_pb2_grpc
+from tristore.pb import admin_pb2, admin_pb2_grpc, objects_pb2, replica_pb2, replica_pb2_grpc
 from tristore.pipe import PipeBroken, PipeClient
 from tristore.server import cluster_channel, peer_pipe
 from tristore.stamps import Stamp
@@ -41,6 +41,11 @@ from tristore.wakeup import wait_for_any
 log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
+
+#: How long a relayed door call's stream waits for its answer before it is
+#: taken for broken: above any deadline a door call carries (each call's own
+#: deadline ends it sooner, node/relay.py).
+RELAY_TIMEOUT_S = 600.0
 
 
 #: Makes the channel to the process whose gRPC address is given. A node's is
@@ -224,6 +229,13 @@ class RemoteReplica:
             cfg.replica_max_inflight,
             PEER_BATCH_SIZE.labels("node"),
         )
+        # Door calls relayed to this peer (node/relay.py) go on a stream of
+        # their own, one call a message (a slow one holds up no other; the
+        # messages of a turn still leave in one write), with no deadline of
+        # the pipe's: each has its caller's.
+        self._relays: PipeClient[replica_pb2.PipeRequest, replica_pb2.PipeResponse] = PipeClient(
+            opener, RELAY_TIMEOUT_S, spec.name
+        )
         self._reads: Batcher[replica_pb2.BatchOp, replica_pb2.BatchResult] = Batcher(
             self._send_batch,
             cfg.replica_max_batch,
@@ -232,10 +244,12 @@ class RemoteReplica:
         )
 
     async def _send_batch(
-        self, ops: list[replica_pb2.BatchOp]
+        self,
+        ops: list[replica_pb2.BatchOp],
+        pipe: PipeClient[replica_pb2.PipeRequest, replica_pb2.PipeResponse] | None = None,
     ) -> list[replica_pb2.BatchResult | BaseException]:
         try:
-            resp = await self._pipe.call(replica_pb2.PipeRequest(ops=ops))
+            resp = await (pipe or self._pipe).call(replica_pb2.PipeRequest(ops=ops))
         except PipeBroken as exc:
             raise ReplicaUnavailable(f"node {self.spec.name} ({self.spec.az}): {exc}") from None
         if len(resp.results) != len(ops):
@@ -263,6 +277,15 @@ class RemoteReplica:
             resp.newer_version,
             resp.below_condition,
         )
+
+    async def relay(self, call: objects_pb2.DoorCall, caller: str) -> objects_pb2.DoorAnswer:
+        """``call``'s answer from this peer's door handlers (node/relay.py);
+        ReplicaUnavailable when the stream broke (the call may have run)."""
+        op = replica_pb2.BatchOp(relay=replica_pb2.RelayedCall(call=call, caller=caller))
+        (result,) = await self._send_batch([op], self._relays)
+        if isinstance(result, BaseException):
+            raise result
+        return result.relay
 
     async def read_versions(
         self,
@@ -469,6 +492,7 @@ class RemoteReplica:
 
     async def close(self) -> None:
         await self._pipe.close()
+        await self._relays.close()
         await self.channel.close()
 
 

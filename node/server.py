@@ -17,6 +17,7 @@ from node.iam import Iam
 from node.membership import Membership, map_path, starting_config
 from node.multipart import Multipart
 from node.peers import Peers
+from node.relay import WriteRelay
 from node.repair import Repairer, rebuild_if_new
 from node.replica_store import ReplicaStore
 from node.s3.server import S3Server
@@ -108,7 +109,10 @@ async def build(cfg: ClusterConfig, name: str) -> server.ProcessSpec:
     event_streams = EventStreams(cfg, node_events, peers, coord.head_bucket)
     tasks: list[asyncio.Task[None]] = []
 
-    replica = ReplicaServicer(store, coord)
+    # Every node runs the writes peers relay to it, whatever its own
+    # write_coordinators says (it relays only when that is above 0).
+    relay = WriteRelay(placer, peers, me, cfg.node.write_coordinators, cfg.node.inline_max)
+    replica = ReplicaServicer(store, coord, relay)
 
     def register(srv: grpc.aio.Server) -> list[str]:
         objects_pb2_grpc.add_ObjectServiceServicer_to_server(ObjectServicer(coord, guard), srv)
@@ -196,6 +200,7 @@ async def build(cfg: ClusterConfig, name: str) -> server.ProcessSpec:
         register=register,
         pipe=replica.pipe_service(),
         door=True,
+        door_relay=relay,
         config=cfg,
         on_start=on_start,
         on_stop=on_stop,

@@ -19,6 +19,7 @@ from node.membership import Membership
 from node.multipart import Multipart
 from node.objects import GetResult, PutHeader
 from node.peers import Peers
+from node.relay import WriteRelay
 from node.repair import Repairer, serve_repair
 from node.replica_store import ReplicaStore, VersionRead
 from node.replication_apply import StatusUpdate
@@ -674,10 +675,14 @@ def _customer_key(k: objects_pb2.SseCustomerKey) -> CustomerKey | None:
 
 
 class ReplicaServicer(replica_pb2_grpc.ReplicaServiceServicer):
-    def __init__(self, store: ReplicaStore, coord: Coordinator) -> None:
+    def __init__(
+        self, store: ReplicaStore, coord: Coordinator, relay: WriteRelay | None = None
+    ) -> None:
         self.store = store
         #: For ReadSealedBody, the one call here a node serves as coordinator.
         self.coord = coord
+        #: Runs the door calls peers relay here (a write coordinator).
+        self.relay = relay
 
     async def Commit(
         self, request: replica_pb2.CommitRequest, context: Ctx
@@ -724,18 +729,25 @@ class ReplicaServicer(replica_pb2_grpc.ReplicaServiceServicer):
                 return replica_pb2.BatchResult(commit=await self._commit(op.commit))
             if kind == "read_meta":
                 return replica_pb2.BatchResult(read_meta=await self._read_meta(op.read_meta))
+            if kind == "relay":
+                return replica_pb2.BatchResult(relay=await self._relayed(op.relay))
             if kind == "read_versions":
                 return replica_pb2.BatchResult(
                     read_versions=await self._read_versions(op.read_versions)
                 )
             raise InvalidArgument(
-                "a batch operation must be a commit, a read_meta or a read_versions"
+                "a batch operation must be a commit, a read_meta, a read_versions or a relay"
             )
         except Exception as exc:  # noqa: BLE001 - one operation's failure is its own
             err = _failure(exc, "batch operation")
             return replica_pb2.BatchResult(
                 error=replica_pb2.BatchError(code=err.code, message=err.message)
             )
+
+    async def _relayed(self, op: replica_pb2.RelayedCall) -> objects_pb2.DoorAnswer:
+        if self.relay is None:
+            raise InvalidArgument("this node coordinates no writes relayed to it")
+        return await self.relay.run_here(op.call, op.caller)
 
     async def Stage(
         self, request_iterator: AsyncIterator[replica_pb2.StageRequest], context: Ctx

@@ -84,6 +84,13 @@ class NodeSection:
     #: Batched calls to one peer in flight at once, for commits and for reads
     #: each (apart: see node/peers.py).
     replica_max_inflight: int = 2
+    #: How many nodes coordinate the small writes (PutSmallObject and
+    #: DeleteObject on the door) of the whole cluster: every other node relays
+    #: them there (node/relay.py), so that the writes of many clients share
+    #: each round's messages. 0: every node coordinates the writes it takes.
+    #: Worth it where the nodes share a host's cores (``tristore dev up`` sets
+    #: half of them); with a node per machine, 0 spreads the work.
+    write_coordinators: int = 0
     #: Most items one batched replication call (ApplyReplicas,
     #: PutReplicationStatuses) may carry; more is refused with InvalidArgument.
     replication_max_batch: int = 1000
@@ -829,6 +836,10 @@ def validate(cfg: ClusterConfig) -> None:
         raise InvalidArgument("[node] disk_check_s must be above 0")
     if cfg.node.stream_timeout_s <= 0:
         raise InvalidArgument("[node] stream_timeout_s must be above 0")
+    if cfg.node.write_coordinators < 0:
+        raise InvalidArgument(
+            "[node] write_coordinators must be 0 (every node coordinates its own writes) or more"
+        )
 
 
 def _check_host_port(addr: str, what: str) -> None:

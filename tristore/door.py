@@ -21,13 +21,20 @@ call is signed. Internal services are never served here.
 
 A client (tristore/client/_door.py) that finds nothing listening on the door
 port (a node of a version before it, a door turned off) uses gRPC instead.
+
+A process may hand some calls to another one instead of running them
+(a :class:`Relay`: a node relays small writes to the cluster's write
+coordinators, node/relay.py); the other process runs them through its own
+door's handlers (:meth:`Door.answer` with ``here``) with the caller's address,
+so the answer, the signature check and the policy's ``aws:SourceIp`` are what
+they would be there.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
 import grpc
 
@@ -108,20 +115,55 @@ def grpc_peer(caller: str) -> str:
     return f"ipv4:{caller}"
 
 
+class Relay(Protocol):
+    """Answers some door calls in another process (node/relay.py)."""
+
+    #: The door whose handlers run calls relayed to this process; the door
+    #: sets it when it opens.
+    door: Door | None
+
+    async def __call__(
+        self,
+        call: objects_pb2.DoorCall,
+        caller: str,
+        here: Callable[[], Awaitable[objects_pb2.DoorAnswer]],
+    ) -> objects_pb2.DoorAnswer:
+        """``call``'s answer: from another process, or ``here()``'s."""
+        ...
+
+
 class Door:
     """Answers door calls with the gRPC server's wrapped handlers
-    (``handlers``: full method name to the wrapped unary handler)."""
+    (``handlers``: full method name to the wrapped unary handler), or hands
+    them to ``relay`` first."""
 
-    def __init__(self, handlers: Mapping[str, grpc.RpcMethodHandler], secure: bool) -> None:
+    def __init__(
+        self,
+        handlers: Mapping[str, grpc.RpcMethodHandler],
+        secure: bool,
+        relay: Relay | None = None,
+    ) -> None:
         self._handlers = {m: h for m, h in handlers.items() if m in METHODS and h.unary_unary}
         self._secure = secure
+        self._relay = relay
+        if relay is not None:
+            relay.door = self
 
     def service(self) -> PipeService[objects_pb2.DoorCall, objects_pb2.DoorAnswer]:
         from tristore.framed import PipeService
 
         return PipeService(DOOR_PIPE, objects_pb2.DoorCall.FromString, self.answer, with_peer=True)
 
-    async def answer(self, call: objects_pb2.DoorCall, caller: str) -> objects_pb2.DoorAnswer:
+    async def answer(
+        self, call: objects_pb2.DoorCall, caller: str, here: bool = False
+    ) -> objects_pb2.DoorAnswer:
+        """Run ``call`` for ``caller`` (its ``host:port``); unless ``here``
+        (a call another process relayed), the relay may answer it instead."""
+        if not here and self._relay is not None:
+            return await self._relay(call, caller, lambda: self._run(call, caller))
+        return await self._run(call, caller)
+
+    async def _run(self, call: objects_pb2.DoorCall, caller: str) -> objects_pb2.DoorAnswer:
         handler = self._handlers.get(call.method)
         if handler is None:
             return objects_pb2.DoorAnswer(

@@ -34,6 +34,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from tristore import door, errors, framed, pipe, tls
 from tristore.channel import CHANNEL_OPTIONS, MAX_MESSAGE_BYTES
 from tristore.config import ClusterConfig
+from tristore.door import Relay
 from tristore.metrics import PROCESS_INFO, RPC_HANDLED, RPC_SECONDS
 
 log = logging.getLogger(__name__)
@@ -364,6 +365,8 @@ class ProcessSpec:
     pipe: framed.PipeService[Any, Any] | None = None
     #: Serve the door (tristore/door.py) on ``[tls] door_port_offset``: nodes.
     door: bool = False
+    #: Hands some door calls to other processes (a node's write relay).
+    door_relay: Relay | None = None
     #: Runs after the listeners are up (start background tasks here).
     on_start: Callable[[], Awaitable[None]] | None = None
     #: Runs after the gRPC server stopped (flush and close state here).
@@ -571,7 +574,7 @@ async def _open_door(
     if not spec.door or address is None:
         return None
     served = {m: interceptor.wrapped(m, h) for m, h in handlers.items() if m in door.METHODS}
-    gate = door.Door(served, secure=reloader is not None)
+    gate = door.Door(served, secure=reloader is not None, relay=spec.door_relay)
     server = framed.PipeServer(
         gate.service(),
         spec.cluster,

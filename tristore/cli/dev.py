@@ -50,6 +50,7 @@ from tristore.config import (
     AuthSection,
     ClusterConfig,
     ClusterSection,
+    NodeSection,
     NodeSpec,
     RemoteSpec,
     ReplicatorSpec,
@@ -298,11 +299,22 @@ def plan_cluster(
     rspecs = [ReplicatorSpec(name=f"r{k}", **addrs()) for k in range(1, replicators + 1)]
     return ClusterConfig(
         cluster=ClusterSection(name=name, id=cluster_id, data_dir=str(data_dir)),
+        node=NodeSection(write_coordinators=shared_host_coordinators(len(specs))),
         nodes=tuple(specs),
         witnesses=tuple(wspecs),
         replicators=tuple(rspecs),
         tls=tls_section or TlsSection(),
     )
+
+
+def shared_host_coordinators(nodes: int, cpus: int | None = None) -> int:
+    """``[node] write_coordinators`` for ``nodes`` nodes that share this
+    host's cores: half the cores (at least one), so that small writes share
+    each round's messages (node/relay.py); 0 (each node coordinates its own)
+    when that would be every node anyway."""
+    cores = cpus if cpus is not None else (os.cpu_count() or 1)
+    count = max(1, cores // 2)
+    return 0 if count >= nodes else count
 
 
 def dev_tls(

@@ -23,61 +23,64 @@ _sym_db = _symbol_database.Default()
 
 
 from tristore.pb import common_pb2 as tristore_dot_pb_dot_common__pb2
+from tristore.pb import objects_pb2 as tristore_dot_pb_dot_objects__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19tristore/pb/replica.proto\x12\x0btristore.v1\x1a\x18tristore/pb/common.proto\"Y\n\x15ReadSealedBodyRequest\x12\x0e\n\x06\x62ucket\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\x12\n\nversion_id\x18\x03 \x01(\t\x12\x0f\n\x07sse_key\x18\x04 \x01(\x0c\"<\n\x0bPipeRequest\x12\n\n\x02id\x18\x01 \x01(\x04\x12!\n\x03ops\x18\x02 \x03(\x0b\x32\x14.tristore.v1.BatchOp\"\xab\x01\n\x07\x42\x61tchOp\x12,\n\x06\x63ommit\x18\x01 \x01(\x0b\x32\x1a.tristore.v1.CommitRequestH\x00\x12\x31\n\tread_meta\x18\x02 \x01(\x0b\x32\x1c.tristore.v1.ReadMetaRequestH\x00\x12\x39\n\rread_versions\x18\x03 \x01(\x0b\x32 .tristore.v1.ReadVersionsRequestH\x00\x42\x04\n\x02op\"+\n\nBatchError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"\xe0\x01\n\x0b\x42\x61tchResult\x12-\n\x06\x63ommit\x18\x01 \x01(\x0b\x32\x1b.tristore.v1.CommitResponseH\x00\x12\x32\n\tread_meta\x18\x02 \x01(\x0b\x32\x1d.tristore.v1.ReadMetaResponseH\x00\x12(\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x17.tristore.v1.BatchErrorH\x00\x12:\n\rread_versions\x18\x04 \x01(\x0b\x32!.tristore.v1.ReadVersionsResponseH\x00\x42\x08\n\x06result\"E\n\x0cPipeResponse\x12\n\n\x02id\x18\x01 \x01(\x04\x12)\n\x07results\x18\x02 \x03(\x0b\x32\x18.tristore.v1.BatchResult\"\x84\x01\n\x0eReadLogRequest\x12\r\n\x05\x61\x66ter\x18\x01 \x01(\x04\x12\r\n\x05limit\x18\x02 \x01(\r\x12\x0f\n\x07wait_ms\x18\x03 \x01(\r\x12\x14\n\x0cpending_only\x18\x04 \x01(\x08\x12\x0e\n\x06reader\x18\x05 \x01(\t\x12\r\n\x05share\x18\x06 \x01(\r\x12\x0e\n\x06shares\x18\x07 \x01(\r\"C\n\x08LogEntry\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12*\n\x06\x63hange\x18\x02 \x01(\x0b\x32\x1a.tristore.v1.CommitRequest\"_\n\x0fReadLogResponse\x12&\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x15.tristore.v1.LogEntry\x12\x10\n\x08last_seq\x18\x02 \x01(\x04\x12\x12\n\nscanned_to\x18\x03 \x01(\x04\"\xcd\x03\n\rCommitRequest\x12\x0e\n\x06\x62ucket\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12!\n\x05stamp\x18\x03 \x01(\x0b\x32\x12.tristore.v1.Stamp\x12(\n\x04head\x18\x04 \x01(\x0b\x32\x1a.tristore.v1.ObjectVersion\x12\x10\n\x08has_head\x18\x05 \x01(\x08\x12,\n\x08versions\x18\x06 \x03(\x0b\x32\x1a.tristore.v1.ObjectVersion\x12#\n\x07removed\x18\x07 \x03(\x0b\x32\x12.tristore.v1.Stamp\x12\"\n\x06\x65xpect\x18\x08 \x01(\x0b\x32\x12.tristore.v1.Stamp\x12\x12\n\nhas_expect\x18\t \x01(\x08\x12\r\n\x05merge\x18\n \x01(\x08\x12\x10\n\x08hint_for\x18\x0b \x01(\t\x12\x0f\n\x07\x63reated\x18\x0c \x01(\x08\x12\x14\n\x0cnew_versions\x18\r \x01(\x08\x12%\n\twithdrawn\x18\x0e \x03(\x0b\x32\x12.tristore.v1.Stamp\x12*\n\x0eversion_expect\x18\x0f \x01(\x0b\x32\x12.tristore.v1.Stamp\x12\x1a\n\x12has_version_expect\x18\x10 \x01(\x08\"\x9d\x01\n\x0e\x43ommitResponse\x12\x0f\n\x07\x61pplied\x18\x01 \x01(\x08\x12#\n\x07\x63urrent\x18\x02 \x01(\x0b\x32\x12.tristore.v1.Stamp\x12\x10\n\x08\x63onflict\x18\x03 \x01(\x08\x12\x13\n\x0bolder_above\x18\x04 \x01(\x08\x12\x15\n\rnewer_version\x18\x05 \x01(\x08\x12\x17\n\x0f\x62\x65low_condition\x18\x06 \x01(\x08\"\xb5\x01\n\x13ReadVersionsRequest\x12\x0e\n\x06\x62ucket\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12)\n\rversion_stamp\x18\x03 \x01(\x0b\x32\x12.tristore.v1.Stamp\x12\x19\n\x11has_version_stamp\x18\x04 \x01(\x08\x12\x14\n\x0cnull_version\x18\x05 \x01(\x08\x12\r\n\x05limit\x18\x06 \x01(\r\x12\x16\n\x0einclude_inline\x18\x07 \x01(\x08\"U\n\x14ReadVersionsResponse\x12,\n\x08versions\x18\x01 \x03(\x0b\x32\x1a.tristore.v1.ObjectVersion\x12\x0f\n\x07removed\x18\x02 \x01(\x08\"\x9e\x01\n\x13ScanVersionsRequest\x12\x0e\n\x06\x62ucket\x18\x01 \x01(\t\x12\x0e\n\x06prefix\x18\x02 \x01(\t\x12\x12\n\nkey_marker\x18\x03 \x01(\t\x12)\n\rafter_version\x18\x04 \x01(\x0b\x32\x12.tristore.v1.Stamp\x12\x19\n\x11has_after_version\x18\x05 \x01(\x08\x12\r\n\x05limit\x18\x06 \x01(\r\"W\n\x14ScanVersionsResponse\x12,\n\x08versions\x18\x01 \x03(\x0b\x32\x1a.tristore.v1.ObjectVersion\x12\x11\n\texhausted\x18\x02 \x01(\x08\"J\n\x0cStageRequest\x12\x0f\n\x07\x64\x61ta_id\x18\x01 \x01(\x0c\x12\r\n\x05index\x18\x02 \x01(\r\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x12\x0c\n\x04mend\x18\x04 \x01(\x08\">\n\rStageResponse\x12\x0e\n\x06\x63hunks\x18\x01 \x01(\r\x12\r\n\x05\x62ytes\x18\x02 \x01(\x04\x12\x0e\n\x06mended\x18\x03 \x01(\r\"F\n\x0fReadMetaRequest\x12\x0e\n\x06\x62ucket\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\x16\n\x0einclude_inline\x18\x03 \x01(\x08\"N\n\x10ReadMetaResponse\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x12+\n\x07version\x18\x02 \x01(\x0b\x32\x1a.tristore.v1.ObjectVersion\"V\n\x0fReadDataRequest\x12\x0f\n\x07\x64\x61ta_id\x18\x01 \x01(\x0c\x12\x12\n\nchunk_size\x18\x02 \x01(\r\x12\x0e\n\x06offset\x18\x03 \x01(\x04\x12\x0e\n\x06length\x18\x04 \x01(\x04\" \n\x10ReadDataResponse\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"f\n\x0bScanRequest\x12\x0e\n\x06\x62ucket\x18\x01 \x01(\t\x12\x0e\n\x06prefix\x18\x02 \x01(\t\x12\x13\n\x0bstart_after\x18\x03 \x01(\t\x12\r\n\x05limit\x18\x04 \x01(\r\x12\x13\n\x0bskip_prefix\x18\x05 \x01(\x08\"O\n\x0cScanResponse\x12,\n\x08versions\x18\x01 \x03(\x0b\x32\x1a.tristore.v1.ObjectVersion\x12\x11\n\texhausted\x18\x02 \x01(\x08\x32\xee\x05\n\x0eReplicaService\x12\x41\n\x06\x43ommit\x12\x1a.tristore.v1.CommitRequest\x1a\x1b.tristore.v1.CommitResponse\x12@\n\x05Stage\x12\x19.tristore.v1.StageRequest\x1a\x1a.tristore.v1.StageResponse(\x01\x12G\n\x08ReadMeta\x12\x1c.tristore.v1.ReadMetaRequest\x1a\x1d.tristore.v1.ReadMetaResponse\x12I\n\x08ReadData\x12\x1c.tristore.v1.ReadDataRequest\x1a\x1d.tristore.v1.ReadDataResponse0\x01\x12;\n\x04Scan\x12\x18.tristore.v1.ScanRequest\x1a\x19.tristore.v1.ScanResponse\x12S\n\x0cReadVersions\x12 .tristore.v1.ReadVersionsRequest\x1a!.tristore.v1.ReadVersionsResponse\x12S\n\x0cScanVersions\x12 .tristore.v1.ScanVersionsRequest\x1a!.tristore.v1.ScanVersionsResponse\x12\x44\n\x07ReadLog\x12\x1b.tristore.v1.ReadLogRequest\x1a\x1c.tristore.v1.ReadLogResponse\x12?\n\x04Pipe\x12\x18.tristore.v1.PipeRequest\x1a\x19.tristore.v1.PipeResponse(\x01\x30\x01\x12U\n\x0eReadSealedBody\x12\".tristore.v1.ReadSealedBodyRequest\x1a\x1d.tristore.v1.ReadDataResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19tristore/pb/replica.proto\x12\x0btristore.v1\x1a\x18tristore/pb/common.proto\x1a\x19tristore/pb/objects.proto\"Y\n\x15ReadSealedBodyRequest\x12\x0e\n\x06\x62ucket\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\x12\n\nversion_id\x18\x03 \x01(\t\x12\x0f\n\x07sse_key\x18\x04 \x01(\x0c\"<\n\x0bPipeRequest\x12\n\n\x02id\x18\x01 \x01(\x04\x12!\n\x03ops\x18\x02 \x03(\x0b\x32\x14.tristore.v1.BatchOp\"\xd6\x01\n\x07\x42\x61tchOp\x12,\n\x06\x63ommit\x18\x01 \x01(\x0b\x32\x1a.tristore.v1.CommitRequestH\x00\x12\x31\n\tread_meta\x18\x02 \x01(\x0b\x32\x1c.tristore.v1.ReadMetaRequestH\x00\x12\x39\n\rread_versions\x18\x03 \x01(\x0b\x32 .tristore.v1.ReadVersionsRequestH\x00\x12)\n\x05relay\x18\x04 \x01(\x0b\x32\x18.tristore.v1.RelayedCallH\x00\x42\x04\n\x02op\"B\n\x0bRelayedCall\x12#\n\x04\x63\x61ll\x18\x01 \x01(\x0b\x32\x15.tristore.v1.DoorCall\x12\x0e\n\x06\x63\x61ller\x18\x02 \x01(\t\"+\n\nBatchError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"\x8a\x02\n\x0b\x42\x61tchResult\x12-\n\x06\x63ommit\x18\x01 \x01(\x0b\x32\x1b.tristore.v1.CommitResponseH\x00\x12\x32\n\tread_meta\x18\x02 \x01(\x0b\x32\x1d.tristore.v1.ReadMetaResponseH\x00\x12(\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x17.tristore.v1.BatchErrorH\x00\x12:\n\rread_versions\x18\x04 \x01(\x0b\x32!.tristore.v1.ReadVersionsResponseH\x00\x12(\n\x05relay\x18\x05 \x01(\x0b\x32\x17.tristore.v1.DoorAnswerH\x00\x42\x08\n\x06result\"E\n\x0cPipeResponse\x12\n\n\x02id\x18\x01 \x01(\x04\x12)\n\x07results\x18\x02 \x03(\x0b\x32\x18.tristore.v1.BatchResult\"\x84\x01\n\x0eReadLogRequest\x12\r\n\x05\x61\x66ter\x18\x01 \x01(\x04\x12\r\n\x05limit\x18\x02 \x01(\r\x12\x0f\n\x07wait_ms\x18\x03 \x01(\r\x12\x14\n\x0cpending_only\x18\x04 \x01(\x08\x12\x0e\n\x06reader\x18\x05 \x01(\t\x12\r\n\x05share\x18\x06 \x01(\r\x12\x0e\n\x06shares\x18\x07 \x01(\r\"C\n\x08LogEntry\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12*\n\x06\x63hange\x18\x02 \x01(\x0b\x32\x1a.tristore.v1.CommitRequest\"_\n\x0fReadLogResponse\x12&\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x15.tristore.v1.LogEntry\x12\x10\n\x08last_seq\x18\x02 \x01(\x04\x12\x12\n\nscanned_to\x18\x03 \x01(\x04\"\xcd\x03\n\rCommitRequest\x12\x0e\n\x06\x62ucket\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12!\n\x05stamp\x18\x03 \x01(\x0b\x32\x12.tristore.v1.Stamp\x12(\n\x04head\x18\x04 \x01(\x0b\x32\x1a.tristore.v1.ObjectVersion\x12\x10\n\x08has_head\x18\x05 \x01(\x08\x12,\n\x08versions\x18\x06 \x03(\x0b\x32\x1a.tristore.v1.ObjectVersion\x12#\n\x07removed\x18\x07 \x03(\x0b\x32\x12.tristore.v1.Stamp\x12\"\n\x06\x65xpect\x18\x08 \x01(\x0b\x32\x12.tristore.v1.Stamp\x12\x12\n\nhas_expect\x18\t \x01(\x08\x12\r\n\x05merge\x18\n \x01(\x08\x12\x10\n\x08hint_for\x18\x0b \x01(\t\x12\x0f\n\x07\x63reated\x18\x0c \x01(\x08\x12\x14\n\x0cnew_versions\x18\r \x01(\x08\x12%\n\twithdrawn\x18\x0e \x03(\x0b\x32\x12.tristore.v1.Stamp\x12*\n\x0eversion_expect\x18\x0f \x01(\x0b\x32\x12.tristore.v1.Stamp\x12\x1a\n\x12has_version_expect\x18\x10 \x01(\x08\"\x9d\x01\n\x0e\x43ommitResponse\x12\x0f\n\x07\x61pplied\x18\x01 \x01(\x08\x12#\n\x07\x63urrent\x18\x02 \x01(\x0b\x32\x12.tristore.v1.Stamp\x12\x10\n\x08\x63onflict\x18\x03 \x01(\x08\x12\x13\n\x0bolder_above\x18\x04 \x01(\x08\x12\x15\n\rnewer_version\x18\x05 \x01(\x08\x12\x17\n\x0f\x62\x65low_condition\x18\x06 \x01(\x08\"\xb5\x01\n\x13ReadVersionsRequest\x12\x0e\n\x06\x62ucket\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12)\n\rversion_stamp\x18\x03 \x01(\x0b\x32\x12.tristore.v1.Stamp\x12\x19\n\x11has_version_stamp\x18\x04 \x01(\x08\x12\x14\n\x0cnull_version\x18\x05 \x01(\x08\x12\r\n\x05limit\x18\x06 \x01(\r\x12\x16\n\x0einclude_inline\x18\x07 \x01(\x08\"U\n\x14ReadVersionsResponse\x12,\n\x08versions\x18\x01 \x03(\x0b\x32\x1a.tristore.v1.ObjectVersion\x12\x0f\n\x07removed\x18\x02 \x01(\x08\"\x9e\x01\n\x13ScanVersionsRequest\x12\x0e\n\x06\x62ucket\x18\x01 \x01(\t\x12\x0e\n\x06prefix\x18\x02 \x01(\t\x12\x12\n\nkey_marker\x18\x03 \x01(\t\x12)\n\rafter_version\x18\x04 \x01(\x0b\x32\x12.tristore.v1.Stamp\x12\x19\n\x11has_after_version\x18\x05 \x01(\x08\x12\r\n\x05limit\x18\x06 \x01(\r\"W\n\x14ScanVersionsResponse\x12,\n\x08versions\x18\x01 \x03(\x0b\x32\x1a.tristore.v1.ObjectVersion\x12\x11\n\texhausted\x18\x02 \x01(\x08\"J\n\x0cStageRequest\x12\x0f\n\x07\x64\x61ta_id\x18\x01 \x01(\x0c\x12\r\n\x05index\x18\x02 \x01(\r\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x12\x0c\n\x04mend\x18\x04 \x01(\x08\">\n\rStageResponse\x12\x0e\n\x06\x63hunks\x18\x01 \x01(\r\x12\r\n\x05\x62ytes\x18\x02 \x01(\x04\x12\x0e\n\x06mended\x18\x03 \x01(\r\"F\n\x0fReadMetaRequest\x12\x0e\n\x06\x62ucket\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\x16\n\x0einclude_inline\x18\x03 \x01(\x08\"N\n\x10ReadMetaResponse\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x12+\n\x07version\x18\x02 \x01(\x0b\x32\x1a.tristore.v1.ObjectVersion\"V\n\x0fReadDataRequest\x12\x0f\n\x07\x64\x61ta_id\x18\x01 \x01(\x0c\x12\x12\n\nchunk_size\x18\x02 \x01(\r\x12\x0e\n\x06offset\x18\x03 \x01(\x04\x12\x0e\n\x06length\x18\x04 \x01(\x04\" \n\x10ReadDataResponse\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"f\n\x0bScanRequest\x12\x0e\n\x06\x62ucket\x18\x01 \x01(\t\x12\x0e\n\x06prefix\x18\x02 \x01(\t\x12\x13\n\x0bstart_after\x18\x03 \x01(\t\x12\r\n\x05limit\x18\x04 \x01(\r\x12\x13\n\x0bskip_prefix\x18\x05 \x01(\x08\"O\n\x0cScanResponse\x12,\n\x08versions\x18\x01 \x03(\x0b\x32\x1a.tristore.v1.ObjectVersion\x12\x11\n\texhausted\x18\x02 \x01(\x08\x32\xee\x05\n\x0eReplicaService\x12\x41\n\x06\x43ommit\x12\x1a.tristore.v1.CommitRequest\x1a\x1b.tristore.v1.CommitResponse\x12@\n\x05Stage\x12\x19.tristore.v1.StageRequest\x1a\x1a.tristore.v1.StageResponse(\x01\x12G\n\x08ReadMeta\x12\x1c.tristore.v1.ReadMetaRequest\x1a\x1d.tristore.v1.ReadMetaResponse\x12I\n\x08ReadData\x12\x1c.tristore.v1.ReadDataRequest\x1a\x1d.tristore.v1.ReadDataResponse0\x01\x12;\n\x04Scan\x12\x18.tristore.v1.ScanRequest\x1a\x19.tristore.v1.ScanResponse\x12S\n\x0cReadVersions\x12 .tristore.v1.ReadVersionsRequest\x1a!.tristore.v1.ReadVersionsResponse\x12S\n\x0cScanVersions\x12 .tristore.v1.ScanVersionsRequest\x1a!.tristore.v1.ScanVersionsResponse\x12\x44\n\x07ReadLog\x12\x1b.tristore.v1.ReadLogRequest\x1a\x1c.tristore.v1.ReadLogResponse\x12?\n\x04Pipe\x12\x18.tristore.v1.PipeRequest\x1a\x19.tristore.v1.PipeResponse(\x01\x30\x01\x12U\n\x0eReadSealedBody\x12\".tristore.v1.ReadSealedBodyRequest\x1a\x1d.tristore.v1.ReadDataResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'tristore.pb.replica_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_READSEALEDBODYREQUEST']._serialized_start=68
-  _globals['_READSEALEDBODYREQUEST']._serialized_end=157
-  _globals['_PIPEREQUEST']._serialized_start=159
-  _globals['_PIPEREQUEST']._serialized_end=219
-  _globals['_BATCHOP']._serialized_start=222
-  _globals['_BATCHOP']._serialized_end=393
-  _globals['_BATCHERROR']._serialized_start=395
-  _globals['_BATCHERROR']._serialized_end=438
-  _globals['_BATCHRESULT']._serialized_start=441
-  _globals['_BATCHRESULT']._serialized_end=665
-  _globals['_PIPERESPONSE']._serialized_start=667
-  _globals['_PIPERESPONSE']._serialized_end=736
-  _globals['_READLOGREQUEST']._serialized_start=739
-  _globals['_READLOGREQUEST']._serialized_end=871
-  _globals['_LOGENTRY']._serialized_start=873
-  _globals['_LOGENTRY']._serialized_end=940
-  _globals['_READLOGRESPONSE']._serialized_start=942
-  _globals['_READLOGRESPONSE']._serialized_end=1037
-  _globals['_COMMITREQUEST']._serialized_start=1040
-  _globals['_COMMITREQUEST']._serialized_end=1501
-  _globals['_COMMITRESPONSE']._serialized_start=1504
-  _globals['_COMMITRESPONSE']._serialized_end=1661
-  _globals['_READVERSIONSREQUEST']._serialized_start=1664
-  _globals['_READVERSIONSREQUEST']._serialized_end=1845
-  _globals['_READVERSIONSRESPONSE']._serialized_start=1847
-  _globals['_READVERSIONSRESPONSE']._serialized_end=1932
-  _globals['_SCANVERSIONSREQUEST']._serialized_start=1935
-  _globals['_SCANVERSIONSREQUEST']._serialized_end=2093
-  _globals['_SCANVERSIONSRESPONSE']._serialized_start=2095
-  _globals['_SCANVERSIONSRESPONSE']._serialized_end=2182
-  _globals['_STAGEREQUEST']._serialized_start=2184
-  _globals['_STAGEREQUEST']._serialized_end=2258
-  _globals['_STAGERESPONSE']._serialized_start=2260
-  _globals['_STAGERESPONSE']._serialized_end=2322
-  _globals['_READMETAREQUEST']._serialized_start=2324
-  _globals['_READMETAREQUEST']._serialized_end=2394
-  _globals['_READMETARESPONSE']._serialized_start=2396
-  _globals['_READMETARESPONSE']._serialized_end=2474
-  _globals['_READDATAREQUEST']._serialized_start=2476
-  _globals['_READDATAREQUEST']._serialized_end=2562
-  _globals['_READDATARESPONSE']._serialized_start=2564
-  _globals['_READDATARESPONSE']._serialized_end=2596
-  _globals['_SCANREQUEST']._serialized_start=2598
-  _globals['_SCANREQUEST']._serialized_end=2700
-  _globals['_SCANRESPONSE']._serialized_start=2702
-  _globals['_SCANRESPONSE']._serialized_end=2781
-  _globals['_REPLICASERVICE']._serialized_start=2784
-  _globals['_REPLICASERVICE']._serialized_end=3534
+  _globals['_READSEALEDBODYREQUEST']._serialized_start=95
+  _globals['_READSEALEDBODYREQUEST']._serialized_end=184
+  _globals['_PIPEREQUEST']._serialized_start=186
+  _globals['_PIPEREQUEST']._serialized_end=246
+  _globals['_BATCHOP']._serialized_start=249
+  _globals['_BATCHOP']._serialized_end=463
+  _globals['_RELAYEDCALL']._serialized_start=465
+  _globals['_RELAYEDCALL']._serialized_end=531
+  _globals['_BATCHERROR']._serialized_start=533
+  _globals['_BATCHERROR']._serialized_end=576
+  _globals['_BATCHRESULT']._serialized_start=579
+  _globals['_BATCHRESULT']._serialized_end=845
+  _globals['_PIPERESPONSE']._serialized_start=847
+  _globals['_PIPERESPONSE']._serialized_end=916
+  _globals['_READLOGREQUEST']._serialized_start=919
+  _globals['_READLOGREQUEST']._serialized_end=1051
+  _globals['_LOGENTRY']._serialized_start=1053
+  _globals['_LOGENTRY']._serialized_end=1120
+  _globals['_READLOGRESPONSE']._serialized_start=1122
+  _globals['_READLOGRESPONSE']._serialized_end=1217
+  _globals['_COMMITREQUEST']._serialized_start=1220
+  _globals['_COMMITREQUEST']._serialized_end=1681
+  _globals['_COMMITRESPONSE']._serialized_start=1684
+  _globals['_COMMITRESPONSE']._serialized_end=1841
+  _globals['_READVERSIONSREQUEST']._serialized_start=1844
+  _globals['_READVERSIONSREQUEST']._serialized_end=2025
+  _globals['_READVERSIONSRESPONSE']._serialized_start=2027
+  _globals['_READVERSIONSRESPONSE']._serialized_end=2112
+  _globals['_SCANVERSIONSREQUEST']._serialized_start=2115
+  _globals['_SCANVERSIONSREQUEST']._serialized_end=2273
+  _globals['_SCANVERSIONSRESPONSE']._serialized_start=2275
+  _globals['_SCANVERSIONSRESPONSE']._serialized_end=2362
+  _globals['_STAGEREQUEST']._serialized_start=2364
+  _globals['_STAGEREQUEST']._serialized_end=2438
+  _globals['_STAGERESPONSE']._serialized_start=2440
+  _globals['_STAGERESPONSE']._serialized_end=2502
+  _globals['_READMETAREQUEST']._serialized_start=2504
+  _globals['_READMETAREQUEST']._serialized_end=2574
+  _globals['_READMETARESPONSE']._serialized_start=2576
+  _globals['_READMETARESPONSE']._serialized_end=2654
+  _globals['_READDATAREQUEST']._serialized_start=2656
+  _globals['_READDATAREQUEST']._serialized_end=2742
+  _globals['_READDATARESPONSE']._serialized_start=2744
+  _globals['_READDATARESPONSE']._serialized_end=2776
+  _globals['_SCANREQUEST']._serialized_start=2778
+  _globals['_SCANREQUEST']._serialized_end=2880
+  _globals['_SCANRESPONSE']._serialized_start=2882
+  _globals['_SCANRESPONSE']._serialized_end=2961
+  _globals['_REPLICASERVICE']._serialized_start=2964
+  _globals['_REPLICASERVICE']._serialized_end=3714
 # @@protoc_insertion_point(module_scope)

@@ -1,4 +1,5 @@
 from tristore.pb import common_pb2 as _common_pb2
+from tristore.pb import objects_pb2 as _objects_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -28,14 +29,24 @@ class PipeRequest(_message.Message):
     def __init__(self, id: _Optional[int] = ..., ops: _Optional[_Iterable[_Union[BatchOp, _Mapping]]] = ...) -> None: ...
 
 class BatchOp(_message.Message):
-    __slots__ = ("commit", "read_meta", "read_versions")
+    __slots__ = ("commit", "read_meta", "read_versions", "relay")
     COMMIT_FIELD_NUMBER: _ClassVar[int]
     READ_META_FIELD_NUMBER: _ClassVar[int]
     READ_VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    RELAY_FIELD_NUMBER: _ClassVar[int]
     commit: CommitRequest
     read_meta: ReadMetaRequest
     read_versions: ReadVersionsRequest
-    def __init__(self, commit: _Optional[_Union[CommitRequest, _Mapping]] = ..., read_meta: _Optional[_Union[ReadMetaRequest, _Mapping]] = ..., read_versions: _Optional[_Union[ReadVersionsRequest, _Mapping]] = ...) -> None: ...
+    relay: RelayedCall
+    def __init__(self, commit: _Optional[_Union[CommitRequest, _Mapping]] = ..., read_meta: _Optional[_Union[ReadMetaRequest, _Mapping]] = ..., read_versions: _Optional[_Union[ReadVersionsRequest, _Mapping]] = ..., relay: _Optional[_Union[RelayedCall, _Mapping]] = ...) -> None: ...
+
+class RelayedCall(_message.Message):
+    __slots__ = ("call", "caller")
+    CALL_FIELD_NUMBER: _ClassVar[int]
+    CALLER_FIELD_NUMBER: _ClassVar[int]
+    call: _objects_pb2.DoorCall
+    caller: str
+    def __init__(self, call: _Optional[_Union[_objects_pb2.DoorCall, _Mapping]] = ..., caller: _Optional[str] = ...) -> None: ...
 
 class BatchError(_message.Message):
     __slots__ = ("code", "message")
@@ -46,16 +57,18 @@ class BatchError(_message.Message):
     def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
 class BatchResult(_message.Message):
-    __slots__ = ("commit", "read_meta", "error", "read_versions")
+    __slots__ = ("commit", "read_meta", "error", "read_versions", "relay")
     COMMIT_FIELD_NUMBER: _ClassVar[int]
     READ_META_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     READ_VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    RELAY_FIELD_NUMBER: _ClassVar[int]
     commit: CommitResponse
     read_meta: ReadMetaResponse
     error: BatchError
     read_versions: ReadVersionsResponse
-    def __init__(self, commit: _Optional[_Union[CommitResponse, _Mapping]] = ..., read_meta: _Optional[_Union[ReadMetaResponse, _Mapping]] = ..., error: _Optional[_Union[BatchError, _Mapping]] = ..., read_versions: _Optional[_Union[ReadVersionsResponse, _Mapping]] = ...) -> None: ...
+    relay: _objects_pb2.DoorAnswer
+    def __init__(self, commit: _Optional[_Union[CommitResponse, _Mapping]] = ..., read_meta: _Optional[_Union[ReadMetaResponse, _Mapping]] = ..., error: _Optional[_Union[BatchError, _Mapping]] = ..., read_versions: _Optional[_Union[ReadVersionsResponse, _Mapping]] = ..., relay: _Optional[_Union[_objects_pb2.DoorAnswer, _Mapping]] = ...) -> None: ...
 
 class PipeResponse(_message.Message):
     __slots__ = ("id", "results")

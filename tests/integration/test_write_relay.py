@@ -1,0 +1,194 @@
+"""Small writes relayed to the cluster's write coordinator (``[node]
+write_coordinators``, node/relay.py) on a real ``dev up`` cluster: they land
+as if the client had called the coordinator, are checked there, and go on
+when the coordinator is SIGKILLed."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+
+from tests.integration.cluster import ROOT, DevCluster, start_cluster, wait_until
+from tristore import errors
+from tristore.client import AsyncClient
+from tristore.credentials import Credentials
+
+pytestmark = pytest.mark.integration
+
+ONE = {"TRISTORE_NODE_WRITE_COORDINATORS": "1"}
+BUCKET = "relay-test"
+#: The coordinator of one: the first node of the first AZ.
+COORDINATOR = "a1"
+
+
+@pytest.fixture(scope="module")
+def relaying(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevCluster]:
+    cluster = start_cluster(tmp_path_factory.mktemp("relay"), extra_env=ONE)
+    try:
+        with cluster.client() as c:
+            c.create_bucket(BUCKET)
+        yield cluster
+    finally:
+        cluster.down()
+
+
+def _samples(cluster: DevCluster, name: str, metric: str, **labels: str) -> float:
+    """Sum of ``metric``'s samples on node ``name`` that carry ``labels``."""
+    addr = {n.name: n.metrics for n in cluster.config.nodes}[name]
+    with urllib.request.urlopen(f"http://{addr}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    want = {f'{k}="{v}"' for k, v in labels.items()}
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(metric + "{"):
+            held = set(line.split("{", 1)[1].split("}", 1)[0].split(","))
+            if want <= held:
+                total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def _relayed(cluster: DevCluster, name: str) -> float:
+    return _samples(cluster, name, "tristore_node_relayed_calls_total", outcome="answered")
+
+
+def _handled(cluster: DevCluster, name: str, method: str) -> float:
+    return _samples(cluster, name, "tristore_rpc_handled_total", method=method)
+
+
+def _grpc(cluster: DevCluster, name: str) -> str:
+    return next(n.grpc for n in cluster.config.nodes if n.name == name)
+
+
+async def _put_all(endpoint: str, items: dict[str, bytes], conc: int, **kw: object) -> list[object]:
+    """PUT every item through ``endpoint``, ``conc`` at once; each call's
+    result (its ObjectInfo) or the error it raised."""
+    keys = iter(items)
+    out: list[object] = []
+
+    async def worker(c: AsyncClient) -> None:
+        for key in keys:
+            try:
+                out.append(await c.put_object(BUCKET, key, items[key]))
+            except errors.TristoreError as exc:
+                out.append(exc)
+
+    async with AsyncClient(endpoint, **kw) as c:  # type: ignore[arg-type]
+        await asyncio.gather(*(worker(c) for _ in range(conc)))
+    return out
+
+
+def test_writes_taken_by_any_node_are_coordinated_by_the_coordinator(
+    relaying: DevCluster,
+) -> None:
+    others = [n.name for n in relaying.config.nodes if n.name != COORDINATOR]
+    put = "PutSmallObject"
+    before = {n.name: (_relayed(relaying, n.name), _handled(relaying, n.name, put))
+              for n in relaying.config.nodes}  # fmt: skip
+    items = {
+        f"{name}/k{i}": hashlib.sha256(f"{name}{i}".encode()).digest() * 40
+        for name in others
+        for i in range(12)
+    }
+    for name in others:
+        mine = {k: v for k, v in items.items() if k.startswith(f"{name}/")}
+        results = asyncio.run(_put_all(_grpc(relaying, name), mine, conc=6))
+        assert not [r for r in results if isinstance(r, Exception)], results
+    after = {n.name: (_relayed(relaying, n.name), _handled(relaying, n.name, put))
+             for n in relaying.config.nodes}  # fmt: skip
+    for name in others:
+        relayed = after[name][0] - before[name][0]
+        here = after[name][1] - before[name][1]
+        # Each PUT was either relayed or run here (alone on the node), and
+        # with six at once most were relayed.
+        assert relayed + here == 12, (name, relayed, here)
+        assert relayed >= 6, (name, relayed, here)
+    total_relayed = sum(after[n][0] - before[n][0] for n in others)
+    coordinated = after[COORDINATOR][1] - before[COORDINATOR][1]
+    assert coordinated == total_relayed
+    assert after[COORDINATOR][0] == before[COORDINATOR][0]  # a coordinator relays nothing
+    # Written once, readable through every node.
+    for node in relaying.config.nodes:
+        with relaying.client(node.grpc) as c:
+            for key in list(items)[::7]:
+                assert c.get_object(BUCKET, key) == items[key]
+    with relaying.client(_grpc(relaying, others[0])) as c:
+        listed = {o.key for o in c.list_objects(BUCKET, prefix=f"{others[0]}/").contents}
+        assert listed == {k for k in items if k.startswith(f"{others[0]}/")}
+
+
+def _refused(cluster: DevCluster, name: str) -> float:
+    every = _handled(cluster, name, "PutSmallObject")
+    ok = _samples(cluster, name, "tristore_rpc_handled_total", method="PutSmallObject", code="OK")
+    return every - ok
+
+
+def test_a_relayed_call_is_checked_by_the_coordinator(relaying: DevCluster) -> None:
+    name = "c2"
+    wrong = Credentials(ROOT.access_key_id, "not-the-secret")
+    before = {n: _refused(relaying, n) for n in (name, COORDINATOR)}
+    forged = {f"forged/k{i}": b"x" * 100 for i in range(16)}
+    honest = {f"honest/k{i}": b"y" * 100 for i in range(48)}
+
+    async def both() -> tuple[list[object], list[object]]:
+        # A forged call is relayed when other writes are in flight on the
+        # node (alone, it runs there): honest ones keep some in flight.
+        endpoint = _grpc(relaying, name)
+        return await asyncio.gather(
+            _put_all(endpoint, forged, conc=4, credentials=wrong),
+            _put_all(endpoint, honest, conc=6),
+        )
+
+    bad, good = asyncio.run(both())
+    assert all(isinstance(r, errors.SignatureDoesNotMatch) for r in bad), bad
+    assert not [r for r in good if isinstance(r, Exception)], good
+    here = _refused(relaying, name) - before[name]
+    there = _refused(relaying, COORDINATOR) - before[COORDINATOR]
+    # Every forged call was refused by a guard: the coordinator's when relayed.
+    assert here + there == len(forged), (here, there)
+    assert there >= 1, (here, there)
+    with relaying.client() as c:
+        assert not c.list_objects(BUCKET, prefix="forged/").contents
+        assert len(c.list_objects(BUCKET, prefix="honest/").contents) == len(honest)
+
+
+def test_writes_go_on_when_the_coordinator_is_killed(relaying: DevCluster) -> None:
+    name = "b1"
+    items = {f"kill/k{i}": hashlib.sha256(str(i).encode()).digest() * 32 for i in range(240)}
+    done: list[object] = []
+    started = _relayed(relaying, name)
+
+    async def load_and_kill() -> None:
+        task = asyncio.ensure_future(_put_all(_grpc(relaying, name), items, conc=8))
+        # Kill the coordinator once the PUTs flow through it.
+        for _ in range(200):
+            if _relayed(relaying, name) > started + 10 or task.done():
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.to_thread(relaying.kill, COORDINATOR)
+        done.extend(await asyncio.wait_for(task, timeout=180))
+
+    try:
+        asyncio.run(load_and_kill())
+        failed = [r for r in done if isinstance(r, Exception)]
+        assert not failed, failed  # the SDK's retries carry every PUT through
+        with relaying.client(_grpc(relaying, "c1")) as c:
+            for key, body in items.items():
+                assert c.get_object(BUCKET, key) == body
+    finally:
+        relaying.start(COORDINATOR, extra_env=ONE)
+        relaying.wait_every_node_seen_up()
+    # Back up, the coordinator takes the relayed writes again.
+    before = _relayed(relaying, name)
+    more = {f"back/k{i}": b"y" * 64 for i in range(24)}
+
+    def relayed_again() -> bool:
+        asyncio.run(_put_all(_grpc(relaying, name), more, conc=6))
+        return _relayed(relaying, name) > before
+
+    wait_until(
+        relayed_again, timeout=60, interval=1, what="writes relayed to the restarted coordinator"
+    )
