@@ -29,9 +29,10 @@ RELAYED_CALLS = Counter(
     "tristore_node_relayed_calls_total",
     "Door calls (small writes) this node handed to a write coordinator "
     "([node] write_coordinators), by outcome: answered (the coordinator's answer, "
-    "whatever it was), deadline (none came within the call's deadline) or broken "
-    "(the coordinator went away with the call: the client is told UNAVAILABLE, "
-    "outcome unknown, and resends it).",
+    "whatever it was), deadline (none came within the call's deadline), broken "
+    "(the coordinator went away with the call, or left it unanswered for twice "
+    "replica_timeout_s: the client is told UNAVAILABLE, outcome unknown, and "
+    "resends it) or refused (the coordinator ran nothing: the call ran here).",
     ["outcome"],
 )
 HINTS_HANDED_OFF = Counter(

@@ -42,10 +42,9 @@ log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 
-#: How long a relayed door call's stream waits for its answer before it is
-#: taken for broken: above any deadline a door call carries (each call's own
-#: deadline ends it sooner, node/relay.py).
-RELAY_TIMEOUT_S = 600.0
+#: A relayed door call unanswered for this many ``replica_timeout_s`` breaks
+#: its stream (node/relay.py).
+RELAY_TIMEOUTS = 2
 
 
 #: Makes the channel to the process whose gRPC address is given. A node's is
@@ -231,10 +230,12 @@ class RemoteReplica:
         )
         # Door calls relayed to this peer (node/relay.py) go on a stream of
         # their own, one call a message (a slow one holds up no other; the
-        # messages of a turn still leave in one write), with no deadline of
-        # the pipe's: each has its caller's.
+        # messages of a turn still leave in one write). A call may take its
+        # coordinator a failover or two (each up to replica_timeout_s); a
+        # stream with a call unanswered for longer is taken for a peer that
+        # hangs (its connection open, its process stopped), and broken.
         self._relays: PipeClient[replica_pb2.PipeRequest, replica_pb2.PipeResponse] = PipeClient(
-            opener, RELAY_TIMEOUT_S, spec.name
+            opener, RELAY_TIMEOUTS * self.timeout_s, spec.name
         )
         self._reads: Batcher[replica_pb2.BatchOp, replica_pb2.BatchResult] = Batcher(
             self._send_batch,

@@ -18,11 +18,14 @@ would be had the client called it; only nodes may relay (the pipe port's
 mutual TLS).
 
 A coordinator this node takes for down (or draining) is skipped; with none
-left, the node coordinates the call itself. When the stream to a coordinator
-breaks with a call on it, the call may have run there: the client is answered
-UNAVAILABLE (outcome unknown), and the SDK's retry resends it as a resend,
-which finds a write that did happen (docs/architecture.md, "Retries tell the
-truth too"). A call that reaches its deadline is answered DEADLINE_EXCEEDED.
+left, the node coordinates the call itself, as it does a call the coordinator
+refuses unrun (a node of a version without relays, or serving no door). When
+the stream to a coordinator breaks with a call on it, or leaves a call
+unanswered for twice ``replica_timeout_s`` (a coordinator whose process
+hangs), the call may have run there: the client is answered UNAVAILABLE
+(outcome unknown), and the SDK's retry resends it as a resend, which finds a
+write that did happen (docs/architecture.md, "Retries tell the truth too").
+A call that reaches its deadline is answered DEADLINE_EXCEEDED.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from node.metrics import RELAYED_CALLS
 from node.peers import Peers, RemoteReplica, ReplicaUnavailable
 from tristore.config import ACTIVE, NodeSpec
 from tristore.door import Door
+from tristore.errors import InvalidArgument, TristoreError
 from tristore.pb import objects_pb2
 from tristore.placement import Placer
 
@@ -114,15 +118,16 @@ class WriteRelay:
         self._writes += 1
         try:
             peer = self.target(call) if self._writes > 1 else None
-            if peer is None:
-                return await here()
-            return await self._relay(peer, call, caller)
+            if peer is not None and (answer := await self._relay(peer, call, caller)):
+                return answer
+            return await here()
         finally:
             self._writes -= 1
 
     async def _relay(
         self, peer: RemoteReplica, call: objects_pb2.DoorCall, caller: str
-    ) -> objects_pb2.DoorAnswer:
+    ) -> objects_pb2.DoorAnswer | None:
+        """The coordinator's answer; None: it ran nothing, run it here."""
         # The coordinator ends the call at its deadline; this end waits a
         # little longer (the answer's way back) for a coordinator that hangs.
         deadline = call.timeout_ms / 1000 + _ANSWER_SLACK_S if call.timeout_ms else None
@@ -138,6 +143,11 @@ class WriteRelay:
                     f"Deadline Exceeded (write coordinator {peer.spec.name} did not answer in time)"
                 ),
             )
+        except TristoreError:
+            # The coordinator refused the call before running it (a version
+            # without relays, a node serving no door): it runs here.
+            RELAYED_CALLS.labels("refused").inc()
+            return None
         except ReplicaUnavailable as exc:
             RELAYED_CALLS.labels("broken").inc()
             self.peers.mark_down(peer.spec.name, str(exc))
@@ -156,9 +166,5 @@ class WriteRelay:
     async def run_here(self, call: objects_pb2.DoorCall, caller: str) -> objects_pb2.DoorAnswer:
         """A call a peer relayed to this node."""
         if self.door is None:
-            return objects_pb2.DoorAnswer(
-                id=call.id,
-                code=grpc.StatusCode.UNAVAILABLE.value[0],
-                details=f"node {self.me.name} serves no door yet: retry",
-            )
+            raise InvalidArgument(f"node {self.me.name} serves no door: run the call there")
         return await self.door.answer(call, caller, here=True)

@@ -746,7 +746,7 @@ class ReplicaServicer(replica_pb2_grpc.ReplicaServiceServicer):
 
     async def _relayed(self, op: replica_pb2.RelayedCall) -> objects_pb2.DoorAnswer:
         if self.relay is None:
-            raise InvalidArgument("this node coordinates no writes relayed to it")
+            raise InvalidArgument("this node runs no calls relayed to it")
         return await self.relay.run_here(op.call, op.caller)
 
     async def Stage(

@@ -131,16 +131,21 @@ def test_a_relayed_call_is_checked_by_the_coordinator(relaying: DevCluster) -> N
     wrong = Credentials(ROOT.access_key_id, "not-the-secret")
     before = {n: _refused(relaying, n) for n in (name, COORDINATOR)}
     forged = {f"forged/k{i}": b"x" * 100 for i in range(16)}
-    honest = {f"honest/k{i}": b"y" * 100 for i in range(48)}
+    honest = {f"honest/k{i}": b"y" * 100 for i in range(120)}
+    flowing = _relayed(relaying, name) + 5
 
     async def both() -> tuple[list[object], list[object]]:
         # A forged call is relayed when other writes are in flight on the
-        # node (alone, it runs there): honest ones keep some in flight.
+        # node (alone, it runs there): honest ones keep some in flight, and
+        # the forged ones go once the honest ones are being relayed.
         endpoint = _grpc(relaying, name)
-        return await asyncio.gather(
-            _put_all(endpoint, forged, conc=4, credentials=wrong),
-            _put_all(endpoint, honest, conc=6),
-        )
+        good = asyncio.ensure_future(_put_all(endpoint, honest, conc=8))
+        for _ in range(400):
+            if good.done() or await asyncio.to_thread(_relayed, relaying, name) >= flowing:
+                break
+            await asyncio.sleep(0.02)
+        bad = await _put_all(endpoint, forged, conc=4, credentials=wrong)
+        return bad, await good
 
     bad, good = asyncio.run(both())
     assert all(isinstance(r, errors.SignatureDoesNotMatch) for r in bad), bad
@@ -192,3 +197,24 @@ def test_writes_go_on_when_the_coordinator_is_killed(relaying: DevCluster) -> No
     wait_until(
         relayed_again, timeout=60, interval=1, what="writes relayed to the restarted coordinator"
     )
+
+
+def test_writes_go_on_while_the_coordinator_hangs(relaying: DevCluster) -> None:
+    """A coordinator whose process is stopped keeps its connections open: the
+    calls relayed to it are given up after twice ``replica_timeout_s`` (the
+    client told UNAVAILABLE, which the SDK retries), and the node then
+    coordinates its writes itself."""
+    name = "c1"
+    items = {f"hang/k{i}": hashlib.sha256(b"h%d" % i).digest() * 8 for i in range(60)}
+    before = _samples(relaying, name, "tristore_node_relayed_calls_total", outcome="broken")
+    with relaying.paused(COORDINATOR):
+        results = asyncio.run(_put_all(_grpc(relaying, name), items, conc=6))
+    failed = [r for r in results if isinstance(r, Exception)]
+    assert not failed, failed
+    relaying.wait_every_node_seen_up()
+    with relaying.client(_grpc(relaying, "b2")) as c:
+        for key, body in items.items():
+            assert c.get_object(BUCKET, key) == body
+    # The writes in flight when it stopped were given up on, not waited out.
+    broken = _samples(relaying, name, "tristore_node_relayed_calls_total", outcome="broken")
+    assert broken > before
