@@ -118,8 +118,10 @@ class WriteRelay:
         self._writes += 1
         try:
             peer = self.target(call) if self._writes > 1 else None
-            if peer is not None and (answer := await self._relay(peer, call, caller)):
-                return answer
+            if peer is not None:
+                answer = await self._relay(peer, call, caller)
+                if answer is not None:
+                    return answer
             return await here()
         finally:
             self._writes -= 1
