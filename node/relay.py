@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import logging
 from collections.abc import Awaitable, Callable
 
 import grpc
@@ -44,8 +43,6 @@ from tristore.door import Door
 from tristore.errors import InvalidArgument, TristoreError
 from tristore.pb import objects_pb2
 from tristore.placement import Placer
-
-log = logging.getLogger(__name__)
 
 _OBJECTS = "/tristore.v1.ObjectService/"
 #: The door calls a node relays to a write coordinator.
@@ -78,17 +75,24 @@ class WriteRelay:
         self.me = me
         self.count = count
         self.max_request = inline_max + _HEADER_ROOM
+        #: What this node relays: nothing when no node coordinates writes.
+        self.methods = RELAYED if count > 0 else frozenset()
         #: Set by the door when it opens: runs the calls relayed here.
         self.door: Door | None = None
         self._epoch = -1
         self._chosen: list[NodeSpec] = []
+        self._coordinating = False
         self._turn = itertools.count()
         #: Small writes this node's door is answering now.
         self._writes = 0
 
     def _coordinators(self) -> list[NodeSpec]:
+        """The coordinators of the map's epoch; empty when this node is one
+        (a coordinator runs what it takes)."""
         if self.placer.epoch != self._epoch:
-            self._chosen = coordinators(self.placer, self.count)
+            chosen = coordinators(self.placer, self.count)
+            self._coordinating = any(n.name == self.me.name for n in chosen)
+            self._chosen = [] if self._coordinating else chosen
             self._epoch = self.placer.epoch
         return self._chosen
 
@@ -97,8 +101,8 @@ class WriteRelay:
         if len(call.request) > self.max_request:
             return None
         chosen = self._coordinators()
-        if any(n.name == self.me.name for n in chosen):
-            return None  # a coordinator runs what it takes
+        if not chosen:
+            return None
         live = [n for n in chosen if self.peers.is_up(n.name)]
         if not live:
             return None
@@ -111,10 +115,9 @@ class WriteRelay:
         caller: str,
         here: Callable[[], Awaitable[objects_pb2.DoorAnswer]],
     ) -> objects_pb2.DoorAnswer:
-        if call.method not in RELAYED:
-            return await here()
-        # A write alone on this node runs here: nothing would share the
-        # coordinator's messages with it, and the hop would only add to it.
+        # The door hands over only the calls of :attr:`methods`. A write
+        # alone on this node runs here: nothing would share the coordinator's
+        # messages with it, and the hop would only add to it.
         self._writes += 1
         try:
             peer = self.target(call) if self._writes > 1 else None

@@ -121,6 +121,8 @@ class Relay(Protocol):
     #: The door whose handlers run calls relayed to this process; the door
     #: sets it when it opens.
     door: Door | None
+    #: The full method names it may answer; the door runs every other call.
+    methods: frozenset[str]
 
     async def __call__(
         self,
@@ -159,7 +161,7 @@ class Door:
     ) -> objects_pb2.DoorAnswer:
         """Run ``call`` for ``caller`` (its ``host:port``); unless ``here``
         (a call another process relayed), the relay may answer it instead."""
-        if not here and self._relay is not None:
+        if not here and self._relay is not None and call.method in self._relay.methods:
             return await self._relay(call, caller, lambda: self._run(call, caller))
         return await self._run(call, caller)
 

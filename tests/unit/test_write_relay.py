@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from node.relay import coordinators
+from node.relay import RELAYED, WriteRelay, coordinators
 from tristore import config
 from tristore.cli.dev import plan_cluster, shared_host_coordinators
 from tristore.errors import InvalidArgument
@@ -43,6 +43,27 @@ def test_a_draining_node_coordinates_nothing(tmp_path: Path) -> None:
     placer.update(nodes, cfg.cluster.epoch + 1)
     assert [n.name for n in coordinators(placer, 1)] == ["a2"]
     assert [n.name for n in coordinators(placer, 3)] == ["a2", "b1", "c1"]
+
+
+def test_a_coordinator_relays_nothing_and_a_cluster_without_coordinators_nothing_at_all(
+    tmp_path: Path,
+) -> None:
+    placer, cfg = _placer(tmp_path)
+    spec = {n.name: n for n in cfg.nodes}
+
+    def relay(name: str, count: int) -> WriteRelay:
+        return WriteRelay(placer, None, spec[name], count, cfg.node.inline_max)  # type: ignore[arg-type]
+
+    assert relay("b2", 0).methods == frozenset()
+    assert relay("b2", 1).methods == RELAYED
+    assert [n.name for n in relay("b2", 2)._coordinators()] == ["a1", "b1"]
+    assert relay("a1", 2)._coordinators() == []
+    # Whether it coordinates follows the map: with a1 draining, b2 is one of four.
+    b2 = relay("b2", 4)
+    assert [n.name for n in b2._coordinators()] == ["a1", "b1", "c1", "a2"]
+    nodes = tuple(replace(n, state="draining") if n.name == "a1" else n for n in cfg.nodes)
+    placer.update(nodes, cfg.cluster.epoch + 1)
+    assert b2._coordinators() == []
 
 
 @pytest.mark.parametrize(
