@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import contextvars
 import ctypes
+import gc
 import logging
 import os
 import signal
@@ -626,15 +627,46 @@ def tune_malloc() -> bool:
     return bool(ok and mallopt(_M_TRIM_THRESHOLD, MALLOC_TRIM_THRESHOLD) == 1)
 
 
+#: Allocations of container objects (less deallocations) between two of the
+#: cyclic garbage collector's young collections, and young (then middle-aged)
+#: collections between two older ones: Python's defaults are 700, 10, 10.
+GC_THRESHOLDS = (50_000, 20, 10)
+
+
+def tune_gc() -> None:
+    """Make Python's cyclic garbage collector cheap on a busy server.
+
+    With Python's defaults, a node under load spent about a sixth of its
+    event loop's CPU in the collector (py-spy --native, PUT at c64): every
+    700 allocations a young collection, each tenth of those a middle one,
+    and the full ones walked every object the process had made at start
+    (modules, generated message classes, the config) again and again. Objects
+    that live as long as the process are moved out of its reach once the
+    process is up (:func:`freeze_startup_objects`); the young generation is
+    collected far less often, so most of a call's objects are freed by their
+    reference counts before a collection ever looks at them. Cycles are still
+    collected, a little later."""
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
+def freeze_startup_objects() -> None:
+    """Move every object alive now to the collector's permanent generation
+    (``gc.freeze``): the process's startup objects are never walked again."""
+    gc.collect()
+    gc.freeze()
+
+
 def main(make_spec: Callable[[], Awaitable[ProcessSpec]]) -> None:
     """Build the process's spec inside the loop and serve until SIGTERM."""
     tune_malloc()
+    tune_gc()
 
     spec: ProcessSpec | None = None
 
     async def go() -> None:
         nonlocal spec
         spec = await make_spec()
+        freeze_startup_objects()
         await run(spec)
 
     uvloop.run(go())
