@@ -59,6 +59,7 @@ from tristore.errors import (
     InvalidArgument,
     ServiceUnavailable,
 )
+from tristore.loops import LoopBound
 from tristore.model import NULL_VERSION, Change, ObjectVersion, evolve
 from tristore.placement import AzReplicas, Placement, Placer
 from tristore.stamps import ZERO, HybridClock, Stamp
@@ -243,6 +244,7 @@ class Protocol:
         self.quorum = quorum
         self.cache = cache
         self.witness = witness
+        self._loop = LoopBound()
 
     # -- writes ----------------------------------------------------------------
 
@@ -653,7 +655,7 @@ class Protocol:
         does not happen."""
         if self.witness is None:
             return None
-        return asyncio.ensure_future(self.floor(bucket, key))
+        return self._loop.loop.create_task(self.floor(bucket, key))
 
     def fence(self, bucket: str, key: str) -> Fence:
         """The witnesses' incarnations now: taken before a change (or the read

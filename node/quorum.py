@@ -37,6 +37,7 @@ from typing import Any, TypeVar
 from node.metrics import CORRUPT_REPAIRED, QUORUM_FAILURES
 from node.peers import Peers, Replica, ReplicaUnavailable
 from node.replica_store import CommitResult
+from tristore import loops
 from tristore.config import NodeSpec
 from tristore.errors import (
     ConditionalRequestConflict,
@@ -103,6 +104,7 @@ class Quorum:
         # Repairs of damaged copies under way (held so they are not collected).
         self._healing: set[asyncio.Task[None]] = set()
         self._healing_what: set[str] = set()
+        self._loop = loops.LoopBound()
 
     def heal(self, work: Coroutine[Any, Any, object], what: str) -> None:
         """Run ``work`` (writing a sound copy over a damaged one) in the
@@ -388,7 +390,9 @@ class Quorum:
                 return result
             raise AzDown(azr.az, [n.name for n in azr.nodes], full)
 
-        results = await asyncio.gather(*(one_az(i, azr) for i, azr in azs), return_exceptions=True)
+        results = await loops.gather(
+            self._loop.loop, *(one_az(i, azr) for i, azr in azs), return_exceptions=True
+        )
         failed = [r for r in results if isinstance(r, AzDown)]
         if failed:
             raise quorum_error(failed, "a write")

@@ -25,7 +25,7 @@ from node.replica_store import ReplicaStore, VersionRead
 from node.replication_apply import StatusUpdate
 from node.scrub import Scrubber, scrub_nodes
 from node.witness_client import WitnessConn, WitnessFleet
-from tristore import clustermap, config, framed, pipe, tls, validation
+from tristore import clustermap, config, framed, loops, pipe, tls, validation
 from tristore.config import NodeSpec, ReplicatorSpec
 from tristore.convert import (
     acl_to_pb,
@@ -683,6 +683,7 @@ class ReplicaServicer(replica_pb2_grpc.ReplicaServiceServicer):
         self.coord = coord
         #: Runs the door calls peers relay here (a write coordinator).
         self.relay = relay
+        self._loop = loops.LoopBound()
 
     async def Commit(
         self, request: replica_pb2.CommitRequest, context: Ctx
@@ -719,7 +720,7 @@ class ReplicaServicer(replica_pb2_grpc.ReplicaServiceServicer):
         if len(request.ops) == 1:
             results = [await self._one(request.ops[0])]
         else:
-            results = await asyncio.gather(*(self._one(op) for op in request.ops))
+            results = await loops.gather(self._loop.loop, *(self._one(op) for op in request.ops))
         return replica_pb2.PipeResponse(id=request.id, results=results)
 
     async def _one(self, op: replica_pb2.BatchOp) -> replica_pb2.BatchResult:

@@ -32,7 +32,6 @@ import contextlib
 import hashlib
 import logging
 from collections.abc import Callable
-from typing import Any
 
 import grpc
 
@@ -41,6 +40,7 @@ from tristore import errors, framed
 from tristore.batcher import Batcher
 from tristore.config import ClusterConfig, WitnessSpec
 from tristore.errors import QuorumUnavailable
+from tristore.loops import LoopBound
 from tristore.pb import witness_pb2, witness_pb2_grpc
 from tristore.pipe import PipeBroken, PipeClient
 from tristore.server import cluster_channel, peer_pipe
@@ -197,6 +197,7 @@ class WitnessFleet:
         # the node's id) so that the witnesses share the load.
         self._ask_order = [g[prefer % len(g) :] + g[: prefer % len(g)] for g in self.groups]
         self._hedge_s = cfg.witness.check_hedge_s
+        self._loop = LoopBound()
 
     def _group_index(self, wkey: bytes) -> int:
         if len(self.groups) == 1:
@@ -232,7 +233,7 @@ class WitnessFleet:
         wkey = witness_key(bucket, key)
         order = self._ask_order[self._group_index(wkey)]
         need = len(order) // 2 + 1
-        loop = asyncio.get_running_loop()
+        loop = self._loop.loop
         outcome: asyncio.Future[tuple[Stamp | None, bool]] = loop.create_future()
         got: list[bytes] = []
         asked = failed = 0
@@ -299,21 +300,25 @@ class WitnessFleet:
         encoded = stamp.encode()
         futures = [m.record(wkey, encoded, inc) for m, inc in zip(members, fence, strict=True)]
         need = len(members) // 2 + 1
-        took = refused = 0
-        try:
-            for next_done in asyncio.as_completed(futures):
-                try:
-                    ok = await next_done
-                except Exception:  # noqa: BLE001 - a member that failed did not answer
-                    continue
+        took = refused = answered = 0
+        enough: asyncio.Future[None] = self._loop.loop.create_future()
+
+        def one(fut: asyncio.Future[bool]) -> None:
+            nonlocal took, refused, answered
+            answered += 1
+            # A member that failed did not answer (its exception is consumed here).
+            if not fut.cancelled() and fut.exception() is None:
+                if fut.result():
+                    took += 1
                 else:
-                    took += ok
-                    refused += not ok
-                if took >= need:
-                    break  # the rest need not be waited for
-        finally:
-            for fut in futures:
-                fut.add_done_callback(_consume)
+                    refused += 1
+            # The rest need not be waited for once a majority took it.
+            if not enough.done() and (took >= need or answered == len(futures)):
+                enough.set_result(None)
+
+        for fut in futures:
+            fut.add_done_callback(one)
+        await enough
         if took >= need:
             return True
         if took + refused >= need:
@@ -344,8 +349,3 @@ class WitnessFleet:
 
     async def close(self) -> None:
         await asyncio.gather(*(m.close() for g in self.groups for m in g))
-
-
-def _consume(fut: asyncio.Future[Any]) -> None:
-    if not fut.cancelled():
-        fut.exception()

@@ -16,6 +16,8 @@ from typing import Generic, TypeVar
 
 from prometheus_client import Histogram
 
+from tristore.loops import LoopBound
+
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
 
@@ -42,9 +44,10 @@ class Batcher(Generic[Req, Resp]):
         self._pending: list[tuple[Req, asyncio.Future[Resp]]] = []
         self._running = 0
         self._tasks: set[asyncio.Task[None]] = set()
+        self._loop = LoopBound()
 
     def submit(self, item: Req) -> asyncio.Future[Resp]:
-        loop = asyncio.get_running_loop()
+        loop = self._loop.loop
         fut: asyncio.Future[Resp] = loop.create_future()
         self._pending.append((item, fut))
         if self._running < self._max_inflight:

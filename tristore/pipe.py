@@ -32,6 +32,8 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import grpc
 
+from tristore.loops import LoopBound
+
 log = logging.getLogger(__name__)
 
 
@@ -150,6 +152,7 @@ class PipeClient(Generic[Req, Resp]):
         self._peer = peer
         self._ids = itertools.count(1)
         self._stream: _Stream[Req, Resp] | None = None
+        self._loop = LoopBound()
 
     def _current(self) -> _Stream[Req, Resp]:
         stream = self._stream
@@ -162,7 +165,7 @@ class PipeClient(Generic[Req, Resp]):
         """Send ``req`` and wait for its answer; PipeBroken if none comes."""
         stream = self._current()
         req.id = next(self._ids)
-        loop = asyncio.get_running_loop()
+        loop = self._loop.loop
         fut: asyncio.Future[Resp] = loop.create_future()
         stream.waiting[req.id] = fut
         assert stream.conn is not None
