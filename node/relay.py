@@ -15,7 +15,10 @@ and passes the answer back. The coordinator runs the call through its own
 door's handlers with the client's address, so the signature check, the
 policy (``aws:SourceIp`` included), the protocol and the answer are what they
 would be had the client called it; only nodes may relay (the pipe port's
-mutual TLS).
+mutual TLS). The answer names the coordinator (the :data:`tristore.door.WRITE_HINT`
+trailer), and the SDK sends the client's next small writes to that node's
+door itself, saving the hop (tristore/client/_door.py); other clients keep
+being relayed.
 
 A coordinator this node takes for down (or draining) is skipped; with none
 left, the node coordinates the call itself, as it does a call the coordinator
@@ -39,14 +42,13 @@ import grpc
 from node.metrics import RELAYED_CALLS
 from node.peers import Peers, RemoteReplica, ReplicaUnavailable
 from tristore.config import ACTIVE, NodeSpec
-from tristore.door import Door
+from tristore.door import WRITE_HINT, WRITES, Door
 from tristore.errors import InvalidArgument, TristoreError
 from tristore.pb import objects_pb2
 from tristore.placement import Placer
 
-_OBJECTS = "/tristore.v1.ObjectService/"
 #: The door calls a node relays to a write coordinator.
-RELAYED = frozenset(_OBJECTS + m for m in ("PutSmallObject", "DeleteObject"))
+RELAYED = WRITES
 #: Room for a relayed PutSmallObject's header and metadata beside its body.
 _HEADER_ROOM = 16 << 10
 #: How long after a relayed call's deadline this node still waits for its answer.
@@ -166,6 +168,8 @@ class WriteRelay:
                 ),
             )
         RELAYED_CALLS.labels("answered").inc()
+        # The client may send its next writes to the coordinator itself.
+        answer.trailers.add(key=WRITE_HINT, value=peer.spec.grpc)
         return answer
 
     async def run_here(self, call: objects_pb2.DoorCall, caller: str) -> objects_pb2.DoorAnswer:

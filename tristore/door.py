@@ -53,6 +53,14 @@ METHODS = frozenset(
     _OBJECTS + m
     for m in ("PutSmallObject", "GetSmallObject", "HeadObject", "HeadBucket", "DeleteObject")
 )
+#: The small writes: what a node may hand to one of the cluster's write
+#: coordinators (node/relay.py), and what a client sends to the coordinator a
+#: node named in :data:`WRITE_HINT`.
+WRITES = frozenset(_OBJECTS + m for m in ("PutSmallObject", "DeleteObject"))
+#: The trailer of an answer a write coordinator gave in a node's stead: the
+#: coordinator's gRPC address. A client may send its next small writes to that
+#: node's door itself (tristore/client/_door.py), saving the hop.
+WRITE_HINT = "x-tristore-write-coordinator"
 #: The longest frame the door takes: a small body, its header and the call's
 #: metadata (a longer one breaks the stream, as gRPC refuses an oversized message).
 MAX_FRAME_BYTES = SMALL_BODY_MAX + (256 << 10)

@@ -1,7 +1,8 @@
 """Small writes relayed to the cluster's write coordinator (``[node]
 write_coordinators``, node/relay.py) on a real ``dev up`` cluster: they land
 as if the client had called the coordinator, are checked there, and go on
-when the coordinator is SIGKILLed."""
+when the coordinator is SIGKILLed; the SDK sends its next writes to the
+coordinator the answers name (tristore/client/_door.py)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import pytest
 from tests.integration.cluster import ROOT, DevCluster, start_cluster, wait_until
 from tristore import errors
 from tristore.client import AsyncClient
+from tristore.client._door import WRITE_HINTS_ENV
 from tristore.credentials import Credentials
 
 pytestmark = pytest.mark.integration
@@ -81,6 +83,14 @@ async def _put_all(endpoint: str, items: dict[str, bytes], conc: int, **kw: obje
     return out
 
 
+@pytest.fixture
+def no_hints(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Clients that ignore the coordinator the answers name, as other SDKs do:
+    every write goes to the node they call, which relays it."""
+    monkeypatch.setenv(WRITE_HINTS_ENV, "0")
+
+
+@pytest.mark.usefixtures("no_hints")
 def test_writes_taken_by_any_node_are_coordinated_by_the_coordinator(
     relaying: DevCluster,
 ) -> None:
@@ -126,6 +136,7 @@ def _refused(cluster: DevCluster, name: str) -> float:
     return every - ok
 
 
+@pytest.mark.usefixtures("no_hints")
 def test_a_relayed_call_is_checked_by_the_coordinator(relaying: DevCluster) -> None:
     name = "c2"
     wrong = Credentials(ROOT.access_key_id, "not-the-secret")
@@ -164,13 +175,14 @@ def test_writes_go_on_when_the_coordinator_is_killed(relaying: DevCluster) -> No
     name = "b1"
     items = {f"kill/k{i}": hashlib.sha256(str(i).encode()).digest() * 32 for i in range(240)}
     done: list[object] = []
-    started = _relayed(relaying, name)
+    started = _handled(relaying, COORDINATOR, "PutSmallObject")
 
     async def load_and_kill() -> None:
         task = asyncio.ensure_future(_put_all(_grpc(relaying, name), items, conc=8))
-        # Kill the coordinator once the PUTs flow through it.
+        # Kill the coordinator once the PUTs flow through it (relayed by b1,
+        # or sent to it by the client once an answer named it).
         for _ in range(200):
-            if _relayed(relaying, name) > started + 10 or task.done():
+            if _handled(relaying, COORDINATOR, "PutSmallObject") > started + 20 or task.done():
                 break
             await asyncio.sleep(0.05)
         await asyncio.to_thread(relaying.kill, COORDINATOR)
@@ -218,3 +230,25 @@ def test_writes_go_on_while_the_coordinator_hangs(relaying: DevCluster) -> None:
     # The writes in flight when it stopped were given up on, not waited out.
     broken = _samples(relaying, name, "tristore_node_relayed_calls_total", outcome="broken")
     assert broken > before
+
+
+def test_the_sdk_sends_its_writes_to_the_coordinator_an_answer_names(
+    relaying: DevCluster,
+) -> None:
+    name = "b2"
+    put = "PutSmallObject"
+    before = {n: (_relayed(relaying, n), _handled(relaying, n, put)) for n in (name, COORDINATOR)}
+    items = {f"hinted/k{i}": hashlib.sha256(b"n%d" % i).digest() * 20 for i in range(120)}
+    results = asyncio.run(_put_all(_grpc(relaying, name), items, conc=6))
+    assert not [r for r in results if isinstance(r, Exception)], results
+    relayed = _relayed(relaying, name) - before[name][0]
+    here = _handled(relaying, name, put) - before[name][1]
+    coordinated = _handled(relaying, COORDINATOR, put) - before[COORDINATOR][1]
+    # Only the first writes, in flight before an answer named the
+    # coordinator, went through b2; every other one went to a1 directly.
+    assert 1 <= relayed <= 12, (relayed, here)
+    assert relayed + here <= 18, (relayed, here)
+    assert coordinated == len(items) - here, (coordinated, here)
+    with relaying.client(_grpc(relaying, "c2")) as c:
+        for key in list(items)[::5]:
+            assert c.get_object(BUCKET, key) == items[key]

@@ -14,6 +14,14 @@ gRPC for :data:`RETRY_DOOR_S`; the calls that waited on that stream go there
 at once only if none can have left (a refused connection), else they fail as
 from a broken connection and the caller's retry sends them (a PUT as a
 resend). A call without a deadline and every other method always use gRPC.
+
+A node that hands small writes to one of the cluster's write coordinators
+(node/relay.py) names it in the answer (:data:`tristore.door.WRITE_HINT`):
+the endpoint then sends its small writes (:data:`tristore.door.WRITES`) to
+that node's door itself, one hop less for both, while that door answers; when
+it refuses a stream (the node went away) they go to the endpoint's own door
+again, which relays them or names another coordinator. ``TRISTORE_WRITE_HINTS=0``
+ignores the hints (every write goes to the endpoint).
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ from tristore.pb import objects_pb2
 log = logging.getLogger(__name__)
 
 DOOR_OFFSET_ENV = "TRISTORE_DOOR_PORT_OFFSET"
+WRITE_HINTS_ENV = "TRISTORE_WRITE_HINTS"
 #: After a node's door port refused a stream, its calls go over gRPC for this
 #: long before the door is tried again.
 RETRY_DOOR_S = 30.0
@@ -145,10 +154,56 @@ class DoorClient:
         self._ids = itertools.count(1)
         self._stream: _Stream | None = None
         self._off_until = 0.0
+        #: The door of the write coordinator this node's answers named, and
+        #: the gRPC address they named it by.
+        self._writes: DoorClient | None = None
+        self._hint = ""
+        self._retired: list[DoorClient] = []
+        self._follow = os.environ.get(WRITE_HINTS_ENV, "").strip() != "0"
 
     @property
     def usable(self) -> bool:
         return time.monotonic() >= self._off_until
+
+    def for_writes(self) -> DoorClient:
+        """The door this endpoint's small writes go to: the write
+        coordinator's this node named, while it takes streams; else its own."""
+        writes = self._writes
+        return writes if writes is not None and writes.usable else self
+
+    def note(self, answer: objects_pb2.DoorAnswer) -> None:
+        """Take the write coordinator an answer names (its gRPC address)."""
+        for t in answer.trailers:
+            if t.key == door.WRITE_HINT and t.value != self._hint and self._follow:
+                address = door_address(t.value, door_offset())
+                if address is None or address == self.address:
+                    return
+                if self._writes is not None:
+                    self._retire(self._writes)
+                self._hint = t.value
+                self._writes = DoorClient(address, self._context)
+                log.debug("small writes of %s go to %s", self.address, address)
+
+    def forget_writes(self, writes: DoorClient) -> None:
+        """``writes``, the coordinator's door, broke with a call on it: the
+        next writes go to this node, which names a coordinator again when
+        it relays to one."""
+        if self._writes is writes:
+            self._writes, self._hint = None, ""
+            self._retire(writes)
+
+    def _retire(self, writes: DoorClient) -> None:
+        """Close a coordinator's door once no call waits on it (a hint that
+        changed leaves calls in flight on the door it replaced)."""
+        self._retired.append(writes)
+        self._retired = [w for w in self._retired if not w.idle_close()]
+
+    def idle_close(self) -> bool:
+        """Close when no call waits on this door; whether it did."""
+        if self._stream is not None and self._stream.waiting:
+            return False
+        self.close()
+        return True
 
     def refused(self) -> None:
         self._off_until = time.monotonic() + RETRY_DOOR_S
@@ -220,6 +275,9 @@ class DoorClient:
         stream, self._stream = self._stream, None
         if stream is not None:
             stream.fail("the client was closed")
+        for writes in [*self._retired, *([self._writes] if self._writes else [])]:
+            writes.close()
+        self._retired.clear()
 
 
 class DoorStub:
@@ -238,6 +296,7 @@ class DoorStub:
         client, signer = self._client, self._signer
         grpc_call = getattr(self._signed, name)
         parse = getattr(objects_pb2, _SERVICE.methods_by_name[name].output_type.name).FromString
+        write = path in door.WRITES
 
         async def call(request: Any, *, timeout: float | None = None, metadata: Any = None) -> Any:
             # A door stream has no keepalive to tell a hung node from a slow
@@ -245,10 +304,25 @@ class DoorStub:
             if timeout is None or not client.usable:
                 return await grpc_call(request, timeout=timeout, metadata=metadata)
             md = [*(metadata or ()), *(signer.metadata(path, request) if signer else ())]
+            payload = request.SerializeToString()
+            target = client.for_writes() if write else client
             try:
-                answer = await client.call(path, request.SerializeToString(), md, timeout)
+                try:
+                    answer = await target.call(path, payload, md, timeout)
+                except _NoDoor:
+                    if target is client:
+                        raise
+                    # The coordinator's door took no stream (it went away):
+                    # the endpoint's own door, which knows where writes go now.
+                    answer = await client.call(path, payload, md, timeout)
+                except grpc.aio.AioRpcError as exc:
+                    if target is not client and exc.code() == grpc.StatusCode.UNAVAILABLE:
+                        client.forget_writes(target)  # the caller's retry goes to the endpoint
+                    raise
             except _NoDoor:
                 return await grpc_call(request, timeout=timeout, metadata=metadata)
+            if answer.trailers:
+                client.note(answer)
             if answer.code:
                 code = errors.status_of_number(answer.code) or grpc.StatusCode.UNKNOWN
                 raise _rpc_error(code, answer.details, [(t.key, t.value) for t in answer.trailers])
