@@ -19,7 +19,7 @@ import uvloop
 from tristore import errors, framed
 from tristore.client import _door
 from tristore.credentials import SignedStub
-from tristore.door import DOOR_PIPE, METHODS, Door, grpc_peer
+from tristore.door import DOOR_PIPE, METHODS, WRITE_HINT, Door, grpc_peer
 from tristore.pb import objects_pb2, objects_pb2_grpc
 from tristore.server import SERVER_OPTIONS, Interceptor, _Recorder
 
@@ -347,3 +347,45 @@ def test_door_addresses() -> None:
     assert _door.door_offset({_door.DOOR_OFFSET_ENV: "0"}) == 0
     assert _door.door_offset({_door.DOOR_OFFSET_ENV: "nope"}) == 0
     assert DOOR_PIPE.startswith("/tristore.v1.ObjectService/")
+
+
+def _hinting(value: str) -> objects_pb2.DoorAnswer:
+    return objects_pb2.DoorAnswer(
+        id=1, trailers=[objects_pb2.DoorMetadatum(key=WRITE_HINT, value=value)]
+    )
+
+
+def test_small_writes_follow_the_coordinator_an_answer_names(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(_door.DOOR_OFFSET_ENV, raising=False)
+    monkeypatch.delenv(_door.WRITE_HINTS_ENV, raising=False)
+    client = _door.DoorClient("127.0.0.1:7703", lambda: None)
+    assert client.for_writes() is client
+    client.note(objects_pb2.DoorAnswer(id=1))  # no hint: nothing changes
+    assert client.for_writes() is client
+    client.note(_hinting("127.0.0.1:7101"))
+    writes = client.for_writes()
+    assert writes is not client and writes.address == "127.0.0.1:7701"
+    client.note(_hinting("127.0.0.1:7101"))  # the same hint again: the same door
+    assert client.for_writes() is writes
+    # A door that refuses streams is skipped; one that broke is forgotten.
+    writes.refused()
+    assert client.for_writes() is client
+    client.note(_hinting("127.0.0.1:7102"))
+    other = client.for_writes()
+    assert other.address == "127.0.0.1:7702"
+    client.forget_writes(other)
+    assert client.for_writes() is client
+    # A hint naming the endpoint itself, or nothing a door can be found at, is ignored.
+    client.note(_hinting("127.0.0.1:7103"))
+    client.note(_hinting("dns:///somewhere:7101"))
+    assert client.for_writes() is client
+    client.close()
+
+
+def test_write_hints_can_be_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(_door.WRITE_HINTS_ENV, "0")
+    client = _door.DoorClient("127.0.0.1:7703", lambda: None)
+    client.note(_hinting("127.0.0.1:7101"))
+    assert client.for_writes() is client
