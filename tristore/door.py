@@ -32,12 +32,12 @@ they would be there.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 import grpc
 
+from tristore.loops import LoopBound, Timeout
 from tristore.model import SMALL_BODY_MAX
 from tristore.pb import objects_pb2
 
@@ -156,6 +156,7 @@ class Door:
         self._handlers = {m: h for m, h in handlers.items() if m in METHODS and h.unary_unary}
         self._secure = secure
         self._relay = relay
+        self._loop = LoopBound()
         if relay is not None:
             relay.door = self
 
@@ -186,7 +187,8 @@ class Door:
         )
         request = handler.request_deserializer(call.request)
         try:
-            async with asyncio.timeout(call.timeout_ms / 1000 if call.timeout_ms else None):
+            limit = call.timeout_ms / 1000 if call.timeout_ms else None
+            async with Timeout(self._loop.loop, limit):
                 response = await handler.unary_unary(request, ctx)
         except _Aborted as a:
             return objects_pb2.DoorAnswer(

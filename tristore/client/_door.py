@@ -38,6 +38,7 @@ from typing import Any
 import grpc
 
 from tristore import door, errors, tls
+from tristore.loops import LoopBound, Timeout
 from tristore.pb import objects_pb2
 
 log = logging.getLogger(__name__)
@@ -90,7 +91,8 @@ _SERVICE = objects_pb2.DESCRIPTOR.services_by_name["ObjectService"]
 class _Stream:
     """One door stream and the calls waiting on it."""
 
-    def __init__(self) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
         self.waiting: dict[int, asyncio.Future[objects_pb2.DoorAnswer]] = {}
         self.conn: Any = None
         self.broken = False
@@ -100,7 +102,7 @@ class _Stream:
         self.on_no_door: Callable[[], None] | None = None
 
     def answered(self, answer: objects_pb2.DoorAnswer) -> None:
-        self.heard = asyncio.get_running_loop().time()
+        self.heard = self.loop.time()
         fut = self.waiting.pop(answer.id, None)
         if fut is not None and not fut.done():
             fut.set_result(answer)
@@ -152,6 +154,7 @@ class DoorClient:
         self.address = address
         self._context = context
         self._ids = itertools.count(1)
+        self._loop = LoopBound()
         self._stream: _Stream | None = None
         self._off_until = 0.0
         #: The door of the write coordinator this node's answers named, and
@@ -214,7 +217,7 @@ class DoorClient:
         if stream is None or stream.broken:
             from tristore import framed  # not before a door is used (the CLI starts faster)
 
-            stream = self._stream = _Stream()
+            stream = self._stream = _Stream(self._loop.loop)
             stream.on_no_door = self.refused
             conn: framed.FramedConn[Any, objects_pb2.DoorAnswer] = framed.FramedConn(
                 door.DOOR_PIPE,
@@ -232,7 +235,7 @@ class DoorClient:
                 stream.fail(exc)  # never started: no door, as a refused one
                 raise _NoDoor() from None
             conn.start(self.address, context)
-            asyncio.get_running_loop().call_later(DOOR_GREETING_TIMEOUT_S, self._unanswered, stream)
+            stream.loop.call_later(DOOR_GREETING_TIMEOUT_S, self._unanswered, stream)
         return stream
 
     def _unanswered(self, stream: _Stream) -> None:
@@ -246,7 +249,8 @@ class DoorClient:
         AioRpcError gRPC would raise for a broken stream or a deadline)."""
         stream = self._current()
         ident = next(self._ids)
-        fut: asyncio.Future[objects_pb2.DoorAnswer] = asyncio.get_running_loop().create_future()
+        loop = stream.loop
+        fut: asyncio.Future[objects_pb2.DoorAnswer] = loop.create_future()
         stream.waiting[ident] = fut
         stream.conn.send(
             objects_pb2.DoorCall(
@@ -257,9 +261,9 @@ class DoorClient:
                 timeout_ms=max(1, int(timeout * 1000)) if timeout is not None else 0,
             )
         )
-        sent = asyncio.get_running_loop().time()
+        sent = loop.time()
         try:
-            async with asyncio.timeout(timeout):
+            async with Timeout(loop, timeout):
                 return await fut
         except TimeoutError:
             if stream.heard < sent:

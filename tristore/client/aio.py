@@ -1315,8 +1315,7 @@ class AsyncClient:
     ) -> AsyncIterator[Event | Heartbeat]:
         if self._closed:
             raise RuntimeError("the tristore client is closed")
-        self._bind_loop()
-        loop = asyncio.get_running_loop()
+        loop = self._bind_loop()
         policy = self._retry
         n = len(self._endpoints)
         # A server sends a heartbeat at least this often; silence much longer
@@ -1772,7 +1771,8 @@ class AsyncClient:
             call.cancel()
             raise
 
-    def _bind_loop(self) -> None:
+    def _bind_loop(self) -> asyncio.AbstractEventLoop:
+        """The running loop, the one this client is bound to."""
         loop = asyncio.get_running_loop()
         if self._loop is None:
             self._loop = loop
@@ -1780,6 +1780,7 @@ class AsyncClient:
             raise RuntimeError(
                 "this AsyncClient is bound to another event loop; create one client per loop"
             )
+        return loop
 
     async def _call(
         self,
@@ -1793,8 +1794,7 @@ class AsyncClient:
         (and only while ``retry_if()``, when given, says a retry is possible)."""
         if self._closed:
             raise RuntimeError("the tristore client is closed")
-        self._bind_loop()
-        loop = asyncio.get_running_loop()
+        loop = self._bind_loop()
         policy = self._retry
         n = len(self._endpoints)
         max_attempts = policy.attempts(n)
