@@ -122,12 +122,18 @@ class WriteRelay:
         # messages with it, and the hop would only add to it.
         self._writes += 1
         try:
-            peer = self.target(call) if self._writes > 1 else None
-            if peer is not None:
+            peer = self.target(call)
+            if peer is not None and self._writes > 1:
                 answer = await self._relay(peer, call, caller)
                 if answer is not None:
                     return answer
-            return await here()
+                peer = None  # it refused the call unrun: no client is sent there
+            answer = await here()
+            if peer is not None:
+                # Run here, alone; the client's next writes may go to the
+                # coordinator all the same (they may not be alone).
+                answer.trailers.add(key=WRITE_HINT, value=peer.spec.grpc)
+            return answer
         finally:
             self._writes -= 1
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import ctypes
 import gc
 import logging
 import os
@@ -32,7 +31,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from tristore import door, errors, framed, pipe, tls
+from tristore import door, errors, framed, malloc, pipe, tls
 from tristore.channel import CHANNEL_OPTIONS, MAX_MESSAGE_BYTES
 from tristore.config import ClusterConfig
 from tristore.door import Relay
@@ -602,31 +601,6 @@ def setup_logging(name: str) -> None:
     )
 
 
-#: glibc's mallopt parameters (malloc.h).
-_M_TRIM_THRESHOLD = -1
-_M_MMAP_THRESHOLD = -3
-#: Buffers below this come from the heap, never from a fresh mmap of their own.
-MALLOC_MMAP_THRESHOLD = 32 * 1024 * 1024
-#: Free memory at the top of the heap kept for reuse rather than given back.
-MALLOC_TRIM_THRESHOLD = 64 * 1024 * 1024
-
-
-def tune_malloc() -> bool:
-    """Keep glibc from mapping and unmapping a fresh region for each body
-    chunk. Chunks (1 MiB) and their copies in protobuf messages sit above
-    glibc's default mmap and trim thresholds, so each one was a new mapping
-    whose pages the kernel faulted in and zeroed, then unmapped: about a third
-    of a node's CPU on a large GET. Returns whether the settings took (not on
-    other C libraries, which are left as they are)."""
-    try:
-        libc = ctypes.CDLL(None)
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return False
-    ok = mallopt(_M_MMAP_THRESHOLD, MALLOC_MMAP_THRESHOLD) == 1
-    return bool(ok and mallopt(_M_TRIM_THRESHOLD, MALLOC_TRIM_THRESHOLD) == 1)
-
-
 #: Allocations of container objects (less deallocations) between two of the
 #: cyclic garbage collector's young collections, and young (then middle-aged)
 #: collections between two older ones: Python's defaults are 700, 10, 10.
@@ -658,7 +632,7 @@ def freeze_startup_objects() -> None:
 
 def main(make_spec: Callable[[], Awaitable[ProcessSpec]]) -> None:
     """Build the process's spec inside the loop and serve until SIGTERM."""
-    tune_malloc()
+    malloc.tune(malloc.SERVER)
     tune_gc()
 
     spec: ProcessSpec | None = None

@@ -37,7 +37,7 @@ from typing import Any
 
 import grpc
 
-from tristore import door, errors, tls
+from tristore import door, errors, malloc, tls
 from tristore.loops import LoopBound, Timeout
 from tristore.pb import objects_pb2
 
@@ -217,6 +217,7 @@ class DoorClient:
         if stream is None or stream.broken:
             from tristore import framed  # not before a door is used (the CLI starts faster)
 
+            malloc.tune(malloc.CLIENT)  # uvloop's TLS reads: see tristore/malloc.py
             stream = self._stream = _Stream(self._loop.loop)
             stream.on_no_door = self.refused
             conn: framed.FramedConn[Any, objects_pb2.DoorAnswer] = framed.FramedConn(
