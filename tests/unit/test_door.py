@@ -377,6 +377,12 @@ def test_small_writes_follow_the_coordinator_an_answer_names(
     assert other.address == "127.0.0.1:7702"
     client.forget_writes(other)
     assert client.for_writes() is client
+    client.note(_hinting("127.0.0.1:7102"))  # named again: skipped for a while
+    assert client.for_writes() is client
+    monkeypatch.setattr(_door.time, "monotonic", lambda: 1e12)
+    client.note(_hinting("127.0.0.1:7102"))
+    assert client.for_writes().address == "127.0.0.1:7702"
+    client.forget_writes(client.for_writes())
     # A hint naming the endpoint itself, or nothing a door can be found at, is ignored.
     client.note(_hinting("127.0.0.1:7103"))
     client.note(_hinting("dns:///somewhere:7101"))

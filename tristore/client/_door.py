@@ -161,6 +161,8 @@ class DoorClient:
         #: the gRPC address they named it by.
         self._writes: DoorClient | None = None
         self._hint = ""
+        #: A hint whose door broke, and until when it is not taken again.
+        self._shunned = ("", 0.0)
         self._retired: list[DoorClient] = []
         self._follow = os.environ.get(WRITE_HINTS_ENV, "").strip() != "0"
 
@@ -175,9 +177,12 @@ class DoorClient:
         return writes if writes is not None and writes.usable else self
 
     def note(self, answer: objects_pb2.DoorAnswer) -> None:
-        """Take the write coordinator an answer names (its gRPC address)."""
+        """Take the write coordinator an answer names (its gRPC address),
+        unless its door broke with a call on it in the last RETRY_DOOR_S."""
         for t in answer.trailers:
             if t.key == door.WRITE_HINT and t.value != self._hint and self._follow:
+                if t.value == self._shunned[0] and time.monotonic() < self._shunned[1]:
+                    return
                 address = door_address(t.value, door_offset())
                 if address is None or address == self.address:
                     return
@@ -189,9 +194,11 @@ class DoorClient:
 
     def forget_writes(self, writes: DoorClient) -> None:
         """``writes``, the coordinator's door, broke with a call on it: the
-        next writes go to this node, which names a coordinator again when
-        it relays to one."""
+        writes go to this node for RETRY_DOOR_S (it relays them, runs them
+        or names another coordinator), as they do while a door that refused
+        a stream is skipped."""
         if self._writes is writes:
+            self._shunned = (self._hint, time.monotonic() + RETRY_DOOR_S)
             self._writes, self._hint = None, ""
             self._retire(writes)
 
