@@ -9,8 +9,9 @@ the client), 64 clients on one node cost the cluster about half the CPU a
 write that 64 clients spread over six nodes cost. So with
 ``write_coordinators = N`` the first N nodes of the map (an AZ at a time, by
 name) coordinate every small write: any other node hands the door calls
-PutSmallObject and DeleteObject (:data:`RELAYED`, bodies up to ``inline_max``)
-to one of them, in turn, on its pipe (:class:`node.peers.RemoteReplica.relay`),
+PutSmallObject and DeleteObject (:data:`tristore.door.WRITES`, bodies up to
+``inline_max``) to one of them, in turn, on its pipe
+(:class:`node.peers.RemoteReplica.relay`),
 and passes the answer back. The coordinator runs the call through its own
 door's handlers with the client's address, so the signature check, the
 policy (``aws:SourceIp`` included), the protocol and the answer are what they
@@ -47,8 +48,6 @@ from tristore.errors import InvalidArgument, TristoreError
 from tristore.pb import objects_pb2
 from tristore.placement import Placer
 
-#: The door calls a node relays to a write coordinator.
-RELAYED = WRITES
 #: Room for a relayed PutSmallObject's header and metadata beside its body.
 _HEADER_ROOM = 16 << 10
 #: How long after a relayed call's deadline this node still waits for its answer.
@@ -78,12 +77,11 @@ class WriteRelay:
         self.count = count
         self.max_request = inline_max + _HEADER_ROOM
         #: What this node relays: nothing when no node coordinates writes.
-        self.methods = RELAYED if count > 0 else frozenset()
+        self.methods = WRITES if count > 0 else frozenset()
         #: Set by the door when it opens: runs the calls relayed here.
         self.door: Door | None = None
         self._epoch = -1
         self._chosen: list[NodeSpec] = []
-        self._coordinating = False
         self._turn = itertools.count()
         #: Small writes this node's door is answering now.
         self._writes = 0
@@ -93,8 +91,8 @@ class WriteRelay:
         (a coordinator runs what it takes)."""
         if self.placer.epoch != self._epoch:
             chosen = coordinators(self.placer, self.count)
-            self._coordinating = any(n.name == self.me.name for n in chosen)
-            self._chosen = [] if self._coordinating else chosen
+            coordinating = any(n.name == self.me.name for n in chosen)
+            self._chosen = [] if coordinating else chosen
             self._epoch = self.placer.epoch
         return self._chosen
 

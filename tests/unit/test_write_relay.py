@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from node.relay import RELAYED, WriteRelay, coordinators
+from node.relay import WriteRelay, coordinators
 from tristore import config
 from tristore.cli.dev import plan_cluster, shared_host_coordinators
+from tristore.door import WRITES
 from tristore.errors import InvalidArgument
 from tristore.placement import Placer
 
@@ -55,7 +56,7 @@ def test_a_coordinator_relays_nothing_and_a_cluster_without_coordinators_nothing
         return WriteRelay(placer, None, spec[name], count, cfg.node.inline_max)  # type: ignore[arg-type]
 
     assert relay("b2", 0).methods == frozenset()
-    assert relay("b2", 1).methods == RELAYED
+    assert relay("b2", 1).methods == WRITES
     assert [n.name for n in relay("b2", 2)._coordinators()] == ["a1", "b1"]
     assert relay("a1", 2)._coordinators() == []
     # Whether it coordinates follows the map: with a1 draining, b2 is one of four.
