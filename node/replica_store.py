@@ -164,6 +164,9 @@ class _Op:
     """One request to the writer thread. ``apply`` adds to the batch and
     returns the value the caller's future gets once the batch is synced."""
 
+    #: How many writes the request is (the group commit's size counts writes).
+    writes = 1
+
     def apply(
         self, store: ReplicaStore, wb: rocksdict.WriteBatch, overlay: dict[bytes, bytes | None]
     ) -> Any:
@@ -372,6 +375,31 @@ class _Commit(_Op):
             newer_version=newer_version,
             below_condition=below_condition,
         )
+
+
+@dataclass
+class _Commits(_Op):
+    """Unconditional commits that came in one message (a peer's pipe batch):
+    one request to the writer instead of one each. Each keeps its own outcome,
+    (True, its CommitResult) or (False, the error its apply raised), as it
+    would alone; a failed group commit fails them all."""
+
+    commits: list[_Commit]
+
+    @property
+    def writes(self) -> int:  # type: ignore[override]
+        return len(self.commits)
+
+    def apply(
+        self, store: ReplicaStore, wb: rocksdict.WriteBatch, overlay: dict[bytes, bytes | None]
+    ) -> list[tuple[bool, Any]]:
+        outcomes: list[tuple[bool, Any]] = []
+        for c in self.commits:
+            try:
+                outcomes.append((True, c.apply(store, wb, overlay)))
+            except Exception as exc:  # noqa: BLE001 - handed to that commit's caller
+                outcomes.append((False, exc))
+        return outcomes
 
 
 @dataclass
@@ -771,7 +799,7 @@ class ReplicaStore:
             self.db.write(wb, self._nosync)
             self._sync_wal()
             FSYNC_SECONDS.observe(time.perf_counter() - started)
-            WRITE_BATCH_SIZE.observe(len(batch))
+            WRITE_BATCH_SIZE.observe(sum(op.writes for op, _ in batch))
         except Exception as exc:
             log.exception("group commit of %d writes failed", len(batch))
             failed = self.disk.write_failed(exc) if self.disk is not None else exc
@@ -1156,6 +1184,28 @@ class ReplicaStore:
             _Commit(change, hint_for, in_az, wire, version_in_az)
         )
         return result
+
+    def hears_az(self, change: Change) -> bool:
+        """Whether :meth:`commit` asks the AZ's other nodes before it decides
+        ``change`` (a conditional change: see there)."""
+        return (change.expect is not None and self.hear_az is not None) or (
+            (change.new_versions or change.version_expect is not None)
+            and self.hear_az_versions is not None
+        )
+
+    async def commit_plain(
+        self, commits: Sequence[tuple[Change, str, replica_pb2.CommitRequest | None]]
+    ) -> list[tuple[bool, Any]]:
+        """:meth:`commit` of each of ``commits`` (change, hint_for, wire), none
+        of which :meth:`hears_az`, as one request to the writer (one future,
+        not one each: a peer's message carries several). Their outcomes, in
+        order: (True, CommitResult) or (False, the error that commit met)."""
+        if self.disk is not None:
+            self.disk.refuse_if_full("new writes")
+        outcomes: list[tuple[bool, Any]] = await self._submit(
+            _Commits([_Commit(c, hint_for, ZERO, wire) for c, hint_for, wire in commits])
+        )
+        return outcomes
 
     async def drop_hint(
         self,

@@ -21,7 +21,7 @@ from node.objects import GetResult, PutHeader
 from node.peers import Peers
 from node.relay import WriteRelay
 from node.repair import Repairer, serve_repair
-from node.replica_store import ReplicaStore, VersionRead
+from node.replica_store import CommitResult, ReplicaStore, VersionRead
 from node.replication_apply import StatusUpdate
 from node.scrub import Scrubber, scrub_nodes
 from node.witness_client import WitnessConn, WitnessFleet
@@ -580,6 +580,23 @@ def _failure(exc: BaseException, what: str) -> TristoreError:
     return as_tristore(exc)
 
 
+def _batch_error(exc: BaseException) -> replica_pb2.BatchResult:
+    """The answer to one operation of a pipe batch that failed."""
+    err = _failure(exc, "batch operation")
+    return replica_pb2.BatchResult(error=replica_pb2.BatchError(code=err.code, message=err.message))
+
+
+def _commit_response(result: CommitResult) -> replica_pb2.CommitResponse:
+    return replica_pb2.CommitResponse(
+        applied=result.applied,
+        current=stamp_to_pb(result.current),
+        conflict=result.conflict,
+        older_above=result.older_above,
+        newer_version=result.newer_version,
+        below_condition=result.below_condition,
+    )
+
+
 def _item_error(exc: Exception) -> objects_pb2.ItemError:
     err = _failure(exc, "replication item")
     return objects_pb2.ItemError(code=err.code, message=err.message)
@@ -694,14 +711,7 @@ class ReplicaServicer(replica_pb2_grpc.ReplicaServiceServicer):
         change = change_from_pb(request)
         _check_change(change)
         result = await self.store.commit(change, request.hint_for, request)
-        return replica_pb2.CommitResponse(
-            applied=result.applied,
-            current=stamp_to_pb(result.current),
-            conflict=result.conflict,
-            older_above=result.older_above,
-            newer_version=result.newer_version,
-            below_condition=result.below_condition,
-        )
+        return _commit_response(result)
 
     async def Pipe(
         self, request_iterator: AsyncIterator[replica_pb2.PipeRequest], context: Ctx
@@ -716,11 +726,54 @@ class ReplicaServicer(replica_pb2_grpc.ReplicaServiceServicer):
         )
 
     async def answer(self, request: replica_pb2.PipeRequest) -> replica_pb2.PipeResponse:
-        # Side by side: the commits land in the store's next group commit together.
-        if len(request.ops) == 1:
-            results = [await self._one(request.ops[0])]
-        else:
-            results = await loops.gather(self._loop.loop, *(self._one(op) for op in request.ops))
+        ops = request.ops
+        if len(ops) == 1:
+            return replica_pb2.PipeResponse(id=request.id, results=[await self._one(ops[0])])
+        # Side by side: the commits land in the store's next group commit
+        # together. Those decided without asking the AZ (all but conditional
+        # ones) go to the writer as one request.
+        results: list[replica_pb2.BatchResult | None] = [None] * len(ops)
+        plain: list[tuple[int, Change, replica_pb2.CommitRequest]] = []
+        others: list[int] = []
+        for i, op in enumerate(ops):
+            if op.WhichOneof("op") != "commit":
+                others.append(i)
+                continue
+            try:
+                change = change_from_pb(op.commit)
+                _check_change(change)
+            except Exception as exc:  # noqa: BLE001 - one operation's failure is its own
+                results[i] = _batch_error(exc)
+                continue
+            if self.store.hears_az(change):
+                others.append(i)
+            else:
+                plain.append((i, change, op.commit))
+
+        async def commit_plain() -> None:
+            try:
+                outcomes = await self.store.commit_plain(
+                    [(change, wire.hint_for, wire) for _, change, wire in plain]
+                )
+            except Exception as exc:  # noqa: BLE001 - each commit's failure is its own
+                outcomes = [(False, exc)] * len(plain)
+            for (i, _, _), (ok, value) in zip(plain, outcomes, strict=True):
+                results[i] = (
+                    replica_pb2.BatchResult(commit=_commit_response(value))
+                    if ok
+                    else _batch_error(value)
+                )
+
+        async def other(i: int) -> None:
+            results[i] = await self._one(ops[i])
+
+        work = [other(i) for i in others]
+        if plain:
+            work.append(commit_plain())
+        if len(work) == 1:
+            await work[0]
+        elif work:
+            await loops.gather(self._loop.loop, *work)
         return replica_pb2.PipeResponse(id=request.id, results=results)
 
     async def _one(self, op: replica_pb2.BatchOp) -> replica_pb2.BatchResult:
@@ -740,10 +793,7 @@ class ReplicaServicer(replica_pb2_grpc.ReplicaServiceServicer):
                 "a batch operation must be a commit, a read_meta, a read_versions or a relay"
             )
         except Exception as exc:  # noqa: BLE001 - one operation's failure is its own
-            err = _failure(exc, "batch operation")
-            return replica_pb2.BatchResult(
-                error=replica_pb2.BatchError(code=err.code, message=err.message)
-            )
+            return _batch_error(exc)
 
     async def _relayed(self, op: replica_pb2.RelayedCall) -> objects_pb2.DoorAnswer:
         if self.relay is None:
