@@ -597,7 +597,7 @@ class ReplicaStore:
         self._sync = rocksdict.WriteOptions()
         self._sync.sync = True
         self._nosync = rocksdict.WriteOptions()
-        self._wal = WalSync(path, fsync=not cfg.unsafe_no_fsync)
+        self._wal = WalSync(path, fsync=not cfg.unsafe_no_fsync, generation=self._super_version)
         fmt = self.db.get(keys.meta_key("format"))
         if fmt is None:
             # A new data directory: if the cluster already holds data, this
@@ -762,6 +762,10 @@ class ReplicaStore:
             self._write_batch(batch, loop)
             if stop:
                 return
+
+    def _super_version(self) -> int:
+        """RocksDB's super-version number (node/wal.py: a new log changes it)."""
+        return int(self.db.property_int_value("rocksdb.current-super-version-number") or 0)
 
     def _sync_wal(self) -> None:
         try:

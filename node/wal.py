@@ -19,19 +19,29 @@ the directory and syncs every log from that number up (almost always just one
 file), and syncs the directory itself when a new log appeared, so the new
 file's name survives a power cut too. A log that vanished in between was
 flushed to table files by RocksDB first: there is nothing left to sync.
+
+Listing the directory is most of a sync's own CPU, and the answer rarely
+changes: RocksDB installs a new "super version" (its property
+``rocksdb.current-super-version-number``) whenever it switches memtables,
+which is when it starts a new log, and on every flush and compaction. Read
+before the listing, an unchanged number means no log was started since: the
+logs listed then are still the ones to sync.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 
 class WalSync:
     """fdatasync of a RocksDB's write-ahead logs; used by one thread at a time."""
 
-    def __init__(self, wal_dir: Path, fsync: bool = True) -> None:
+    def __init__(
+        self, wal_dir: Path, fsync: bool = True, generation: Callable[[], int] | None = None
+    ) -> None:
         self._dir = wal_dir
         #: False only with ``[node] unsafe_no_fsync``: :meth:`sync` does nothing.
         self._fsync = fsync
@@ -39,6 +49,12 @@ class WalSync:
         #: No log below this number can hold data written since the last sync.
         self._from = 0
         self._newest = -1
+        #: The database's super-version number (None: list every time), and
+        #: what it was when the logs were last listed, and those logs.
+        self._generation = generation
+        self._listed_at: int | None = None
+        self._listed: list[tuple[int, str]] = []
+        self.listings = 0
 
     def _logs(self) -> list[tuple[int, str]]:
         found = []
@@ -53,7 +69,12 @@ class WalSync:
         """Make everything written to the logs before this call durable."""
         if not self._fsync:
             return
-        logs = [(n, name) for n, name in self._logs() if n >= self._from]
+        gen = self._generation() if self._generation is not None else None
+        if gen is None or gen != self._listed_at:
+            self._listed = self._logs()
+            self._listed_at = gen
+            self.listings += 1
+        logs = [(n, name) for n, name in self._listed if n >= self._from]
         if not logs:
             return
         for n, name in logs:

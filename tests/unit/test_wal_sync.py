@@ -49,6 +49,42 @@ def _logs(path: Path) -> list[str]:
     return sorted(str(p) for p in path.glob("*.log"))
 
 
+def _super_version(db: rocksdict.Rdict) -> Callable[[], int]:
+    return lambda: int(db.property_int_value("rocksdb.current-super-version-number") or 0)
+
+
+def test_lists_the_logs_again_only_after_a_switch(tmp_path: Path, synced: list[str]) -> None:
+    """With the super-version number (as ReplicaStore gives it), syncs list
+    the directory only when RocksDB may have started a new log, and still
+    follow it there."""
+    db = _open(tmp_path)
+    nosync = rocksdict.WriteOptions()
+    ws = wal.WalSync(tmp_path, generation=_super_version(db))
+    try:
+        for i in range(5):
+            db.put(b"k%d" % i, b"v", nosync)
+            ws.sync()
+        first = _logs(tmp_path)
+        assert ws.listings == 1
+        assert synced == [first[0], str(tmp_path), *[first[0]] * 4]
+
+        db.flush()  # a new log, and a new super version
+        db.put(b"after", b"v", nosync)
+        synced.clear()
+        ws.sync()
+        newest = _logs(tmp_path)[-1]
+        assert newest not in first
+        assert ws.listings == 2
+        assert synced[-2:] == [newest, str(tmp_path)]
+        synced.clear()
+        db.put(b"again", b"v", nosync)
+        ws.sync()
+        assert (ws.listings, synced) == (2, [newest])
+    finally:
+        ws.close()
+        db.close()
+
+
 def test_syncs_the_current_log_and_follows_a_switch(tmp_path: Path, synced: list[str]) -> None:
     db = _open(tmp_path)
     nosync = rocksdict.WriteOptions()
