@@ -749,8 +749,10 @@ class ReplicaStore:
             if first is None:
                 return
             batch = [first]
+            writes = first[0].writes
             stop = False
-            while len(batch) < self.cfg.group_commit_max:
+            # Bounded by writes, not requests: a peer's message is one request.
+            while writes < self.cfg.group_commit_max:
                 try:
                     item = self._queue.get_nowait()
                 except queue.Empty:
@@ -759,6 +761,7 @@ class ReplicaStore:
                     stop = True
                     break
                 batch.append(item)
+                writes += item[0].writes
             self._write_batch(batch, loop)
             if stop:
                 return

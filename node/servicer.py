@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
-from typing import Any, TypeAlias, TypeVar
+from typing import Any, TypeAlias, TypeVar, cast
 
 import grpc
 
@@ -774,7 +774,9 @@ class ReplicaServicer(replica_pb2_grpc.ReplicaServiceServicer):
             await work[0]
         elif work:
             await loops.gather(self._loop.loop, *work)
-        return replica_pb2.PipeResponse(id=request.id, results=results)
+        # Every operation has its result now: each path above sets its own.
+        done = cast("list[replica_pb2.BatchResult]", results)
+        return replica_pb2.PipeResponse(id=request.id, results=done)
 
     async def _one(self, op: replica_pb2.BatchOp) -> replica_pb2.BatchResult:
         try:

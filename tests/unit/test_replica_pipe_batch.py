@@ -5,12 +5,13 @@ keeps its own outcome, and the answers come back in the batch's order."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from node.replica_store import ReplicaStore
+from node.replica_store import ReplicaStore, _Commit, _Commits
 from node.servicer import ReplicaServicer
 from tristore.config import NodeSection
 from tristore.convert import change_to_pb
@@ -131,3 +132,23 @@ def test_a_full_disk_refuses_every_plain_commit_of_the_batch(tmp_path: Path) -> 
             store.close()
 
     asyncio.run(go())
+
+
+def test_a_group_commit_is_bounded_by_writes_not_requests(tmp_path: Path) -> None:
+    """``group_commit_max`` counts the commits a peer's message carries, each."""
+    store = ReplicaStore(tmp_path / "n", replace(NodeSection(), group_commit_max=4), lambda: 1)
+    store._loop = object()  # type: ignore[assignment]  # the writer is run here, by hand
+    sizes: list[list[int]] = []
+    store._write_batch = lambda batch, loop: sizes.append([op.writes for op, _ in batch])  # type: ignore[method-assign]
+
+    def one(key: str) -> _Commit:
+        return _Commit(Change.of(_version(key, 2_000)), "")
+
+    for op in (_Commits([one("a"), one("b"), one("c")]), one("d"), one("e")):
+        store._queue.put((op, None))  # type: ignore[arg-type]  # no waiter
+    store._queue.put(None)
+    try:
+        store._write_loop()
+        assert sizes == [[3, 1], [1]]
+    finally:
+        store.close()
