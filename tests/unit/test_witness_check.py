@@ -1,0 +1,112 @@
+"""WitnessFleet.check_agreed's majority logic, with members that answer
+from the event loop (what a witness answers is all it looks at), and that
+a check leaves nothing for the cyclic garbage collector: under load the
+collector freed about 50,000 such objects at a time and stopped a node's
+event loop for 50-90 ms."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from collections.abc import Iterator
+
+import pytest
+
+from node.witness_client import UNKNOWN, WitnessFleet
+from tristore.loops import LoopBound
+from tristore.stamps import Stamp
+
+pytestmark = pytest.mark.unit
+
+
+class _Member:
+    """Answers each check with the next of ``answers`` (bytes, or an
+    exception to fail with, or None: never answers)."""
+
+    def __init__(self, answers: Iterator[bytes | Exception | None]) -> None:
+        self.answers = answers
+        self.asked = 0
+
+    def check(self, wkey: bytes) -> asyncio.Future[bytes]:
+        self.asked += 1
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[bytes] = loop.create_future()
+        answer = next(self.answers)
+        if isinstance(answer, Exception):
+            loop.call_soon(fut.set_exception, answer)
+        elif answer is not None:
+            loop.call_soon(fut.set_result, answer)
+        return fut
+
+
+def _fleet(members: list[_Member], hedge_s: float = 0.05) -> WitnessFleet:
+    fleet = WitnessFleet.__new__(WitnessFleet)
+    fleet.groups = [members]  # type: ignore[list-item]
+    fleet._ask_order = [members]  # type: ignore[list-item]
+    fleet._hedge_s = hedge_s
+    fleet._loop = LoopBound()
+    return fleet
+
+
+def _always(answer: bytes | Exception | None) -> Iterator[bytes | Exception | None]:
+    while True:
+        yield answer
+
+
+S1 = Stamp(1_000, 0, 1, 1)
+S2 = Stamp(2_000, 0, 1, 1)
+
+
+def test_majorities_hedges_and_failures() -> None:
+    async def go() -> None:
+        a, b, c = (_Member(_always(S1.encode())) for _ in range(3))
+        assert await _fleet([a, b, c]).check_agreed("bk", "k") == (S1, True)
+        assert (a.asked, b.asked, c.asked) == (1, 1, 0)  # a bare majority
+
+        # Different stamps: the larger, not agreed.
+        a, b = _Member(_always(S1.encode())), _Member(_always(S2.encode()))
+        assert await _fleet([a, b, _Member(_always(None))]).check_agreed("bk", "k") == (S2, False)
+
+        # Unknown anywhere: unknown at once.
+        unknown = _Member(_always(UNKNOWN))
+        assert await _fleet([unknown, a, a]).check_agreed("bk", "k") == (None, False)
+
+        # A failed member: the next is asked.
+        down, ok1, ok2 = (
+            _Member(_always(ConnectionError("down"))),
+            _Member(_always(S1.encode())),
+            _Member(_always(S1.encode())),
+        )
+        assert await _fleet([down, ok1, ok2]).check_agreed("bk", "k") == (S1, True)
+        assert ok2.asked == 1
+
+        # A member that never answers: after the hedge, the next is asked.
+        hung, ok1, ok2 = (
+            _Member(_always(None)),
+            _Member(_always(S1.encode())),
+            _Member(_always(S1.encode())),
+        )
+        assert await _fleet([hung, ok1, ok2], hedge_s=0.05).check_agreed("bk", "k") == (S1, True)
+        assert ok2.asked == 1
+
+        # Too few can answer: unknown.
+        downs = [_Member(_always(ConnectionError("down"))) for _ in range(2)]
+        assert await _fleet([*downs, ok1]).check_agreed("bk", "k") == (None, False)
+
+    asyncio.run(go())
+
+
+def test_a_check_leaves_no_garbage_cycles() -> None:
+    async def go() -> int:
+        fleet = _fleet([_Member(_always(S1.encode())) for _ in range(3)])
+        await fleet.check_agreed("bk", "warm")
+        gc.collect()
+        gc.disable()
+        try:
+            for i in range(200):
+                assert await fleet.check_agreed("bk", f"k{i}") == (S1, True)
+            return gc.collect()
+        finally:
+            gc.enable()
+
+    assert asyncio.run(go()) == 0
