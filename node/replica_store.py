@@ -31,7 +31,7 @@ import queue
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar, cast
@@ -393,13 +393,25 @@ class _Commits(_Op):
     def apply(
         self, store: ReplicaStore, wb: rocksdict.WriteBatch, overlay: dict[bytes, bytes | None]
     ) -> list[tuple[bool, Any]]:
-        outcomes: list[tuple[bool, Any]] = []
-        for c in self.commits:
-            try:
-                outcomes.append((True, c.apply(store, wb, overlay)))
-            except Exception as exc:  # noqa: BLE001 - handed to that commit's caller
-                outcomes.append((False, exc))
-        return outcomes
+        return _apply_each(self.commits, store, wb, overlay)
+
+
+def _apply_each(
+    ops: Iterable[_Op],
+    store: ReplicaStore,
+    wb: rocksdict.WriteBatch,
+    overlay: dict[bytes, bytes | None],
+) -> list[tuple[bool, Any]]:
+    """Apply each of ``ops`` to one write batch; their outcomes in order,
+    (True, what apply returned) or (False, the error it raised), each handed
+    to that op's own caller."""
+    outcomes: list[tuple[bool, Any]] = []
+    for op in ops:
+        try:
+            outcomes.append((True, op.apply(store, wb, overlay)))
+        except Exception as exc:  # noqa: BLE001 - handed to that op's caller
+            outcomes.append((False, exc))
+    return outcomes
 
 
 @dataclass
@@ -794,13 +806,8 @@ class ReplicaStore:
         overlay: dict[bytes, bytes | None] = {}
         seq_before, self._hint_delta, self._tomb_delta = self._seq, 0, 0
         self._batch_touched, self._batch_pending, self._batch_first_change = [], 0, 0
-        outcomes: list[tuple[bool, Any]] = []
         wake_log = wake_pending = hinted = False
-        for op, _fut in batch:
-            try:
-                outcomes.append((True, op.apply(self, wb, overlay)))
-            except Exception as exc:  # noqa: BLE001 - handed to the waiting caller
-                outcomes.append((False, exc))
+        outcomes = _apply_each((op for op, _fut in batch), self, wb, overlay)
         try:
             started = time.perf_counter()
             self.db.write(wb, self._nosync)
@@ -1179,26 +1186,38 @@ class ReplicaStore:
         commit), stored as it came."""
         if self.disk is not None:
             self.disk.refuse_if_full("new writes")
+        hear_key, hear_versions = self._hearings(change)
         in_az = ZERO
-        if change.expect is not None and self.hear_az is not None:
-            in_az = await self.hear_az(change.bucket, change.key)
+        if hear_key is not None:
+            in_az = await hear_key(change.bucket, change.key)
         version_in_az = ZERO
-        versions_conditional = change.new_versions or change.version_expect is not None
-        if versions_conditional and self.hear_az_versions is not None:
+        if hear_versions is not None:
             vstamps = [v.vstamp for v in change.versions]
-            version_in_az = await self.hear_az_versions(change.bucket, change.key, vstamps)
+            version_in_az = await hear_versions(change.bucket, change.key, vstamps)
         result: CommitResult = await self._submit(
             _Commit(change, hint_for, in_az, wire, version_in_az)
         )
         return result
 
+    def _hearings(
+        self, change: Change
+    ) -> tuple[
+        Callable[[str, str], Awaitable[Stamp]] | None,
+        Callable[[str, str, Sequence[Stamp]], Awaitable[Stamp]] | None,
+    ]:
+        """What :meth:`commit` asks the AZ's other nodes before it decides
+        ``change``: of the key (an ``expect``), of its versions (a versions
+        condition); None for what it need not ask."""
+        hear_key = self.hear_az if change.expect is not None else None
+        conditional = change.new_versions or change.version_expect is not None
+        hear_versions = self.hear_az_versions if conditional else None
+        return hear_key, hear_versions
+
     def hears_az(self, change: Change) -> bool:
         """Whether :meth:`commit` asks the AZ's other nodes before it decides
         ``change`` (a conditional change: see there)."""
-        return (change.expect is not None and self.hear_az is not None) or (
-            (change.new_versions or change.version_expect is not None)
-            and self.hear_az_versions is not None
-        )
+        hear_key, hear_versions = self._hearings(change)
+        return hear_key is not None or hear_versions is not None
 
     async def commit_plain(
         self, commits: Sequence[tuple[Change, str, replica_pb2.CommitRequest | None]]

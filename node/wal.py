@@ -54,7 +54,6 @@ class WalSync:
         self._generation = generation
         self._listed_at: int | None = None
         self._listed: list[tuple[int, str]] = []
-        self.listings = 0
 
     def _logs(self) -> list[tuple[int, str]]:
         found = []
@@ -73,7 +72,6 @@ class WalSync:
         if gen is None or gen != self._listed_at:
             self._listed = self._logs()
             self._listed_at = gen
-            self.listings += 1
         logs = [(n, name) for n, name in self._listed if n >= self._from]
         if not logs:
             return
