@@ -326,8 +326,14 @@ class ReplicatorSection:
     #: poll: the node answers as soon as one is synced).
     log_wait_ms: int = 20_000
     #: After a batch shorter than a full one, wait this long before reading that
-    #: log again, so a busy log's entries travel in batches, not an RPC per group commit.
-    log_gather_s: float = 0.01
+    #: log again, so a busy log's entries travel in batches, not an RPC per group
+    #: commit (a change after a quiet spell is still read at once: the read is
+    #: waiting at the node). Each batch's versions go to the destination in one
+    #: ApplyReplicas call, and a destination's apply costs far less a version in
+    #: a call of several (at 150 PUT/s, 0.05 against 0.01: 3.6 against 4.1 ms
+    #: of destination CPU a version, and half the lag, as the clusters saturate
+    #: later).
+    log_gather_s: float = 0.05
     #: How often, at start, a cluster no node of answered is tried again.
     cluster_probe_s: float = 1.0
     #: How often the "waiting for" line is repeated.
