@@ -449,6 +449,12 @@ class S3Server:
                 return self._broken(request, e)
             log.exception("S3 %s failed", request.get(OPERATION, "Unknown"))
             resp = self._refusal(request, errors.InternalError(f"{type(e).__name__}: {e}"))
+        finally:
+            # The call names the request and the request held the call: left
+            # so, every request's objects (~30: its headers, streams, match
+            # info) waited for the cyclic collector, whose runs then freed
+            # ~30,000 at a time and stopped the node's loop for 85-155 ms.
+            request.pop(CALL, None)
         return self._answer(request, resp)
 
     async def _cors(self, request: web.Request) -> None:
