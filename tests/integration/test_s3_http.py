@@ -275,23 +275,7 @@ def test_requests_leave_nothing_for_the_cyclic_collector(
     metric = "python_gc_objects_collected_total"
     before = cluster.metric("a1", metric)
 
-    async def go() -> list[int]:
-        creds = Credentials(env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"])
-        tls_context = _ssl(env)
-        statuses: list[int] = []
-        async with aiohttp.ClientSession() as session:
-
-            async def worker() -> None:
-                for _ in range(375):
-                    req = AWSRequest(method="HEAD", url=url)
-                    S3SigV4Auth(creds, "s3", env["AWS_DEFAULT_REGION"]).add_auth(req)
-                    async with session.head(url, headers=dict(req.headers), ssl=tls_context) as r:
-                        statuses.append(r.status)
-
-            await asyncio.gather(*(worker() for _ in range(8)))
-        return statuses
-
-    statuses = asyncio.run(go())
+    statuses, _ = _signed_heads(env, [url] * 3000)
     assert statuses == [200] * 3000
     collected = cluster.metric("a1", metric) - before
     assert collected < 3000, f"{collected:.0f} objects freed by the cyclic collector"
