@@ -6,7 +6,11 @@ or a read that returned a value (``None``: the key was absent), each with the
 times it was invoked and completed. A write whose outcome is unknown (the
 client saw an error or a timeout) may have taken effect at any point after its
 invocation, or never: it is given an infinite completion time and is allowed to
-be left out. The history is linearizable if some order of the operations
+be left out. A write whose call the client's SDK sent more than once (a retry)
+may take effect at each attempt (a plain PUT or DELETE is at least once, as in
+S3): beside the call's own operation it has an :attr:`Op.echo`, the earlier
+attempt, which may take effect at any point of the call or not at all. The
+history is linearizable if some order of the operations
 respects real time (an operation that completed before another was invoked
 comes first) and makes every read return the latest write before it.
 
@@ -23,6 +27,7 @@ a delete marker). Without removes that is the register above.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import defaultdict
 from collections.abc import Hashable, Iterable
@@ -53,6 +58,14 @@ class Op:
     #: A conditional write (a DELETE with If-Match): it takes effect only
     #: where the key holds this value (:data:`PRESENT`: any value).
     expect: Hashable | None = UNCONDITIONAL
+    #: An earlier attempt of a write whose call was retried: it may have taken
+    #: effect within the call (invoked..completed) as well, or not at all.
+    echo: bool = False
+
+
+def echo_of(op: Op) -> Op:
+    """The earlier attempt of ``op``'s call, which the client sent again."""
+    return dataclasses.replace(op, echo=True)
 
 
 @dataclass(frozen=True)
@@ -154,14 +167,16 @@ def check_key(
             o.client,
             i,
             o.expect,
+            o.echo,
         )
         for i, o in enumerate(sorted(_settle_unknown_writes(ops), key=lambda o: o.invoked))
     ]
     n = len(ops)
     # Sets of operations are bitmasks (an int, bit i for ops[i]): a state of a
     # long history costs n/8 bytes, not a frozenset of n ints.
-    # Operations that must all be linearized: everything except unknown writes.
-    required = sum(1 << i for i, o in enumerate(ops) if o.ok)
+    # Operations that must all be linearized: everything except unknown writes
+    # and the earlier attempts of retried calls.
+    required = sum(1 << i for i, o in enumerate(ops) if o.ok and not o.echo)
     everything = (1 << n) - 1
     seen: set[tuple[int, Hashable | None]] = set()
     # Depth-first search over (linearized set, register value).

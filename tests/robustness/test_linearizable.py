@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.cluster import DevCluster, start_cluster
-from tests.linearizability import READ, WRITE, Op, check
+from tests.linearizability import READ, WRITE, Op, check, echo_of
 from tristore import errors
 from tristore.client import Client, RetryPolicy
 from tristore.model import ObjectInfo
@@ -156,6 +156,19 @@ def assert_faults_were_felt(rec: Recorder, ops: list[Op]) -> None:
     assert failed_reads <= reads, f"{failed_reads} reads failed, {reads} answered"
 
 
+@dataclasses.dataclass(frozen=True)
+class CountedRetries(RetryPolicy):
+    """The SDK's retry policy, counting the failed attempts it is asked about
+    (:meth:`RetryPolicy.backoff` is asked after each): a call whose count
+    moved was sent more than once."""
+
+    failed: list[int] = dataclasses.field(default_factory=lambda: [0], compare=False)
+
+    def backoff(self, failures: int) -> float:
+        self.failed[0] += 1
+        return super().backoff(failures)
+
+
 def client_loop(
     cluster: DevCluster,
     endpoint: str,
@@ -170,10 +183,13 @@ def client_loop(
     timeout: float | None = None,
 ) -> None:
     try:
-        # Without retries a call takes effect at most once: an SDK retry of a PUT
-        # whose first attempt had in fact landed writes the value twice, which a
-        # history of calls cannot show (issue 14, point 9).
-        policy = RetryPolicy() if retries else RetryPolicy(max_attempts=1)
+        # A plain PUT or DELETE the SDK sends again after an attempt that may
+        # have taken effect is at least once (as in S3): the node writes it
+        # again unless that attempt is still current, and a reader may have
+        # seen the attempt, then a concurrent write above it, then the resend.
+        # So a write whose call was retried is recorded with its earlier
+        # attempt (Op.echo), which may have taken effect within the call too.
+        policy = CountedRetries() if retries else CountedRetries(max_attempts=1)
         kw = {} if timeout is None else {"timeout": timeout}
         with cluster.client(endpoint, retry=policy, **kw) as c:
             for seq in range(ops * stretch):
@@ -181,6 +197,7 @@ def client_loop(
                     return
                 key = KEYS[seq % len(KEYS)]
                 started = rec.now()
+                failed_before = policy.failed[0]
                 if writer and seq % 2 == 0:
                     deleting = seq % 10 == 4
                     multipart = not deleting and seq % 6 == 2
@@ -209,7 +226,10 @@ def client_loop(
                         rec.stop.wait(FAILED_WRITE_PAUSE_S)
                     else:
                         rec.took(MULTIPART if multipart else WRITE, started)
-                        rec.add(Op(key, WRITE, value, started, rec.now(), client=ident))
+                        op = Op(key, WRITE, value, started, rec.now(), client=ident)
+                        rec.add(op)
+                        if policy.failed[0] != failed_before:
+                            rec.add(echo_of(op))
                 else:
                     try:
                         got = read_value(c, rec, bucket, key, seq)

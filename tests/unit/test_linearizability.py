@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.linearizability import PRESENT, READ, REMOVE, WRITE, Op, check
+from tests.linearizability import PRESENT, READ, REMOVE, WRITE, Op, check, echo_of
 
 pytestmark = pytest.mark.unit
 
@@ -52,6 +52,21 @@ def test_flicker_is_caught() -> None:
     # A write still in flight: once one read saw it, a later read may not go back.
     assert check([w(1, 0, 1), w(2, 2, 20), r(2, 3, 4), r(2, 5, 6)]).ok
     assert not check([w(1, 0, 1), w(2, 2, 20), r(2, 3, 4), r(1, 5, 6)]).ok
+
+
+def test_a_retried_write_may_take_effect_at_each_attempt_within_its_call() -> None:
+    # The failure of 2026-12-07: writes of 1 and 2 run together; reads see
+    # 1, then 2, then 1 again. Flicker, unless the write of 1 was sent twice
+    # (at least once): its earlier attempt, then 2, then its resend.
+    history = [w(1, 0, 10), w(2, 1, 8), r(1, 2, 3), r(2, 4, 5), r(1, 6, 7)]
+    assert not check(history).ok
+    assert check([*history, echo_of(history[0])]).ok
+    # The call's own write still must take effect: an echo excuses no lost write.
+    assert not check([w(1, 0, 10), echo_of(w(1, 0, 10)), r(None, 11, 12)]).ok
+    # But only within its call: after the call ended and another write came,
+    # the value may not come back.
+    late = [w(1, 0, 3), w(2, 4, 5), r(2, 6, 7), r(1, 8, 9)]
+    assert not check([*late, echo_of(late[0])]).ok
 
 
 def test_lost_write_is_caught() -> None:
