@@ -181,6 +181,8 @@ class Replicator:
         #: By destination: when (s, the source's clock) each change read from a
         #: log and not handled yet was made; the lag is the oldest one's age.
         self._waiting: dict[str, Counter[float]] = {}
+        #: By node: its tail's last batch's destinations, held as waiting (:meth:`_hold`).
+        self._held: dict[str, list[tuple[str, float]]] = {}
         self._sending: dict[str, int] = {}
         self._behind: dict[str, int] = {}
         self._started = time.monotonic()
@@ -255,6 +257,7 @@ class Replicator:
                 # Every entry of its log is in the logs of the key's other AZs too.
                 log.info("map epoch %d: %s left; no longer tailing it", cmap.epoch, name)
                 self._tails.pop(name).cancel()
+                self._release(name)
 
     async def _tail(self, node: NodeSpec) -> None:
         stub = self._logs[node.name]
@@ -262,12 +265,14 @@ class Replicator:
         delay = self.rcfg.poll_interval_s
         while True:
             asked = time.monotonic()
+            # After a batch, a read that does not wait: see _held.
+            peek = bool(self._held.get(node.name))
             try:
                 resp = await stub.ReadLog(
                     replica_pb2.ReadLogRequest(
                         after=cursor,
                         limit=self.rcfg.batch,
-                        wait_ms=self.rcfg.log_wait_ms,
+                        wait_ms=0 if peek else self.rcfg.log_wait_ms,
                         pending_only=True,
                         reader=self.spec.name,
                         share=self.index,
@@ -276,11 +281,13 @@ class Replicator:
                     timeout=self.rcfg.timeout_s + self.rcfg.log_wait_ms / 1000,
                 )
             except grpc.aio.AioRpcError as exc:
+                self._release(node.name)
                 log.debug("reading %s's change log: %s", node.name, exc.code().name)
                 await asyncio.sleep(min(5.0, delay))
                 delay = min(5.0, delay * 2)
                 continue
             delay = self.rcfg.poll_interval_s
+            self._release(node.name)  # what came meanwhile is in this answer
             if resp.last_seq < cursor:
                 # The node's data was wiped (a new node under the same name): start over.
                 log.warning("%s's change log restarted at %d; reading it again", node.name, 0)
@@ -296,7 +303,7 @@ class Replicator:
                 self._caught_up(node.name, resp.last_seq, cursor)
                 # The node waited up to self.rcfg.log_wait_ms for an entry; one that
                 # answered at once (it does not wait) is polled instead.
-                if time.monotonic() - asked < self.rcfg.log_wait_ms / 2000:
+                if not peek and time.monotonic() - asked < self.rcfg.log_wait_ms / 2000:
                     await asyncio.sleep(self.rcfg.poll_interval_s)
                 continue
             self._caught_up(node.name, resp.last_seq, cursor)  # the backlog while it is handled
@@ -316,6 +323,7 @@ class Replicator:
                 continue
             finally:
                 self._unwait(waiting)
+            self._hold(node.name, {dest for dest, _ in waiting})
             cursor = max(scanned, resp.entries[-1].seq)
             await asyncio.to_thread(self.state.set_cursor, node.name, cursor)
             self._caught_up(node.name, resp.last_seq, cursor)
@@ -330,9 +338,11 @@ class Replicator:
         self._behind[node] = behind
 
     def lag(self, dest: str) -> float:
-        """Age of the oldest change read for ``dest`` and not handled yet (0:
-        none). Read when asked (a scrape, a status call), so it keeps growing
-        while a destination does not answer, and is 0 only once nothing waits."""
+        """Age of the oldest change read for ``dest`` and not handled yet, or
+        of a batch just through while a read has yet to show what came
+        meanwhile (:meth:`_hold`; 0: none). Read when asked (a scrape, a
+        status call), so it keeps growing while a destination does not
+        answer, and is 0 only once nothing waits."""
         times = self._waiting.get(dest)
         if not times:
             return 0.0
@@ -352,6 +362,23 @@ class Replicator:
                 self._waiting.setdefault(dest, Counter())[at] += 1
                 waiting.append((dest, at))
         return waiting
+
+    def _hold(self, node: str, dests: set[str]) -> None:
+        """Count ``dests`` as waiting from now until :meth:`_release`: the
+        destinations of a batch of ``node``'s log just through. A change
+        written while the batch was out is in the log unread, and the lag
+        must not read 0 (nothing waits) before a read shows it; that read
+        (the tail's next) does not wait for an entry, so nothing holds the
+        lag up for long."""
+        now = time.time()
+        held = [(dest, now) for dest in dests]
+        for dest, at in held:
+            self._waiting.setdefault(dest, Counter())[at] += 1
+        self._held[node] = held
+
+    def _release(self, node: str) -> None:
+        """Undo :meth:`_hold` of ``node``'s last batch, if any."""
+        self._unwait(self._held.pop(node, []))
 
     def _unwait(self, waiting: list[tuple[str, float]]) -> None:
         for dest, at in waiting:
