@@ -57,19 +57,17 @@ compose-up: install ## deploy/compose.sh up; COMPOSE_PROJECT_NAME, TRISTORE_IMAG
 compose-down: ## stop the compose stack; ARGS=-v also removes its volumes (every object)
 	deploy/compose.sh down $(ARGS)
 
-# Two workers (pytest-xdist) for the unit tests, which use the CPU, and three
-# for the tiers that start processes, whose time is much of it waiting
-# (starts, fsyncs, kills): on two cores three keep them ~92% busy, and the
-# tier takes 13:54 where two took 15:20-16:54. Each worker takes whole files
-# (--dist loadfile, so a module's cluster lives in one worker) and starts its
-# clusters on its own share of the ports. Files go out in collection order
-# (--no-loadscope-reorder), which puts the longest first (tests/conftest.py),
-# so no worker is left alone at the end with a file of several minutes. The
+# Two workers (pytest-xdist) for the unit tests and for the tiers that start
+# processes: each worker takes whole files (--dist loadfile, so a module's
+# cluster lives in one worker) and starts its clusters on its own share of the
+# ports. Files go out in collection order (--no-loadscope-reorder), which puts
+# the longest first (tests/conftest.py), so no worker is left alone at the end
+# with a file of several minutes. Much of their time is waiting (starts, fsyncs, kills), not CPU. The
 # compose stack (e2e: 22 containers) runs last, alone.
 test: install-dev ## every tier, short form; TRISTORE_LONG=1 for the long fault runs
 	@$(BYTECODE)
 	$(BIN)/python -m pytest -m unit -n 2 $(PYTEST_ARGS)
-	$(BIN)/python -m pytest -m "not unit and not e2e" -n 3 --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not unit and not e2e" -n 2 --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 	$(BIN)/python -m pytest -m e2e $(PYTEST_ARGS)
 
 test-unit: install-dev

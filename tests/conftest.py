@@ -15,7 +15,7 @@ settings.load_profile("tristore")
 #: The files that take a test worker longest (minutes for the fault runs
 #: whose histories are checked), longest first, as ``--durations`` measured
 #: them (process tier, two workers). They are collected first: ``make test``
-#: hands whole files to its workers in collection order
+#: hands whole files to two workers in collection order
 #: (``--no-loadscope-reorder``), and a long file taken last keeps one worker
 #: busy while the other has nothing left to do. The rest follow in their
 #: usual order; each takes about a minute or less.
