@@ -57,17 +57,18 @@ compose-up: install ## deploy/compose.sh up; COMPOSE_PROJECT_NAME, TRISTORE_IMAG
 compose-down: ## stop the compose stack; ARGS=-v also removes its volumes (every object)
 	deploy/compose.sh down $(ARGS)
 
-# Two workers (pytest-xdist) for the unit tests and for the tiers that start
-# processes: each worker takes whole files (--dist loadfile, so a module's
-# cluster lives in one worker) and starts its clusters on its own share of the
-# ports. Files go out in collection order (--no-loadscope-reorder), which puts
-# the longest first (tests/conftest.py), so no worker is left alone at the end
-# with a file of several minutes. Much of their time is waiting (starts, fsyncs, kills), not CPU. The
-# compose stack (e2e: 22 containers) runs last, alone.
+# Two workers (pytest-xdist) for the unit tests, three for the tiers that start
+# processes (much of their time is waiting on starts, fsyncs and kills, not CPU):
+# each worker takes whole files (--dist loadfile, so a module's cluster lives in
+# one worker) and records the port blocks it starts clusters on, so no other
+# worker picks an overlapping one. Files go out in collection order
+# (--no-loadscope-reorder), which puts the longest first (tests/conftest.py), so
+# no worker is left alone at the end with a file of several minutes. The compose
+# stack (e2e: 22 containers) runs last, alone.
 test: install-dev ## every tier, short form; TRISTORE_LONG=1 for the long fault runs
 	@$(BYTECODE)
 	$(BIN)/python -m pytest -m unit -n 2 $(PYTEST_ARGS)
-	$(BIN)/python -m pytest -m "not unit and not e2e" -n 2 --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not unit and not e2e" -n 3 --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 	$(BIN)/python -m pytest -m e2e $(PYTEST_ARGS)
 
 test-unit: install-dev

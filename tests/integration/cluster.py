@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import fcntl
 import functools
 import itertools
 import json
@@ -166,39 +167,97 @@ def _ephemeral_low() -> int:
         return 32768
 
 
-def worker_share(lo: int, hi: int, reach: int) -> tuple[int, int]:
-    """The part of ports [lo, hi) from which this pytest-xdist worker picks base
-    ports (all of it without xdist), such that a block of ``reach`` ports above
-    any base it picks stays inside its own part: two workers never start
-    clusters on the same ports."""
-    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1)
-    worker = int((os.environ.get("PYTEST_XDIST_WORKER") or "gw0").removeprefix("gw") or 0)
-    size = (hi - lo) // count
-    start = lo + worker * size
-    return start, max(start + 1, start + size - reach)
+#: Where the test processes of this machine (every pytest-xdist worker, every
+#: run) record the port blocks they have picked: a JSON list beside a lock file.
+CLAIMS_DIR = Path(tempfile.gettempdir()) / "tristore-test-ports"
+#: How long a claimed block is kept for its worker though none of its ports is
+#: bound: from the pick until ``dev up`` listens, or while a test has its whole
+#: cluster down for a moment. Afterwards its bound ports keep it.
+CLAIM_GRACE_S = 90.0
+
+
+@dataclass(frozen=True)
+class PortClaim:
+    """A block of ports one test process picked: clusters' ports ``base+1`` to
+    ``base+span-1``, and the same shifted by each of :data:`BLOCK_OFFSETS`."""
+
+    base: int
+    span: int
+    pid: int
+    at: float
+
+    def ranges(self) -> list[range]:
+        return [range(self.base + o + 1, self.base + o + self.span) for o in BLOCK_OFFSETS]
+
+    def overlaps(self, other: PortClaim) -> bool:
+        return any(
+            a.start < b.stop and b.start < a.stop for a in self.ranges() for b in other.ranges()
+        )
+
+    def held(self, now: float) -> bool:
+        """Whether the block is still in use: its process lives, and it was
+        picked just now or a server still listens on one of its ports."""
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            pass
+        if now - self.at < CLAIM_GRACE_S:
+            return True
+        return not all(_free(p) for p in range(self.base + 1, self.base + self.span))
+
+
+#: The offsets above a base at which a cluster's ports lie: gRPC and metrics,
+#: S3, door, internal (whose block holds the pipe ports: gRPC + 1100).
+BLOCK_OFFSETS = (0, S3_OFFSET, DOOR_OFFSET, INTERNAL_OFFSET)
+
+
+@contextlib.contextmanager
+def _claims() -> Iterator[list[PortClaim]]:
+    """The claims still held, under an exclusive lock; what the caller leaves in
+    the list is written back."""
+    CLAIMS_DIR.mkdir(exist_ok=True)
+    path = CLAIMS_DIR / "claims.json"
+    with open(CLAIMS_DIR / "lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            raw = json.loads(path.read_text())
+        except (OSError, ValueError):
+            raw = []
+        now = time.time()
+        claims = [c for c in (PortClaim(**r) for r in raw) if c.held(now)]
+        yield claims
+        tmp = path.with_suffix(f".{os.getpid()}")
+        tmp.write_text(json.dumps([c.__dict__ for c in claims]))
+        tmp.replace(path)
 
 
 def free_base_port(clusters: int = 1, low: int = 20_000, high: int | None = None) -> int:
     """A base port whose whole block (grpc and metrics ports of each cluster,
     the nodes' S3 ports and their internal ports, which span the pipe ports
     too: gRPC + 1100 is the internal port of a metrics port, and the nodes'
-    door ports) is free, below
-    the ephemeral range, in this test worker's share of ports [low, high)."""
+    door ports) is free, below the ephemeral range, in ports [low, high).
+
+    The pick is recorded (:data:`CLAIMS_DIR`), so no other test process on the
+    machine (another pytest-xdist worker, another run) picks a block that
+    overlaps it while this one's cluster starts or runs."""
     span = PORTS_PER_CLUSTER * clusters
     top = high or max(low + span + PORTS_PER_CLUSTER, min(40_000, _ephemeral_low()))
-    lo, hi = worker_share(low, top, INTERNAL_OFFSET + span)
-    bases = list(range(lo, max(lo + 1, hi), PORTS_PER_CLUSTER))
+    bases = list(range(low, max(low + 1, top - INTERNAL_OFFSET - span), PORTS_PER_CLUSTER))
     random.shuffle(bases)  # every candidate, in a random order
-    for base in bases:
-        if all(
-            _free(base + i)
-            and _free(base + INTERNAL_OFFSET + i)
-            and _free(base + S3_OFFSET + i)
-            and _free(base + DOOR_OFFSET + i)
-            for i in range(1, span)
-        ):
-            return base
-    raise RuntimeError(f"no free block of loopback ports in {lo}..{hi}")
+    with _claims() as claims:
+        for base in bases:
+            mine = PortClaim(base, span, os.getpid(), time.time())
+            if any(mine.overlaps(c) for c in claims):
+                continue
+            if all(_free(p) for r in mine.ranges() for p in r):
+                claims.append(mine)
+                return base
+    raise RuntimeError(
+        f"no free block of loopback ports in {low}..{top} "
+        f"({len(claims)} held by running tests, in {CLAIMS_DIR})"
+    )
 
 
 def cli_env() -> dict[str, str]:
