@@ -170,24 +170,38 @@ def _ephemeral_low() -> int:
 #: Where the test processes of this machine (every pytest-xdist worker, every
 #: run) record the port blocks they have picked: a JSON list beside a lock file.
 CLAIMS_DIR = Path(tempfile.gettempdir()) / "tristore-test-ports"
-#: How long a claimed block is kept for its worker though none of its ports is
-#: bound: from the pick until ``dev up`` listens, or while a test has its whole
-#: cluster down for a moment. Afterwards its bound ports keep it.
-CLAIM_GRACE_S = 90.0
+#: How long a picked block is kept for its process though none of its ports is
+#: bound (from the pick until ``dev up`` listens, or while a test has its whole
+#: cluster down for a moment); afterwards, while a port of it is bound, or until
+#: :meth:`DevCluster.down` gives it back.
+CLAIM_GRACE_S = 60.0
+#: Where ``dev up`` puts a cluster's ports above its base (``dev.plan_dir``),
+#: as (offset, width): process i serves gRPC on +i and metrics on +100+i, a
+#: node S3 on +500+i and its door on +600+i, and every process its internal
+#: port on +1000+i (+1100+i, the internal port of a metrics port, is a pipe
+#: port). A cluster of a two-cluster dir is all of it shifted by 200.
+BLOCK_RANGES = ((0, 200), (S3_OFFSET, 100), (DOOR_OFFSET, 100), (INTERNAL_OFFSET, 200))
 
 
 @dataclass(frozen=True)
 class PortClaim:
-    """A block of ports one test process picked: clusters' ports ``base+1`` to
-    ``base+span-1``, and the same shifted by each of :data:`BLOCK_OFFSETS`."""
+    """The ports of ``clusters`` clusters with base port ``base`` that one test
+    process (``pid``) picked at ``at`` (:data:`BLOCK_RANGES`)."""
 
     base: int
-    span: int
+    clusters: int
     pid: int
     at: float
 
     def ranges(self) -> list[range]:
-        return [range(self.base + o + 1, self.base + o + self.span) for o in BLOCK_OFFSETS]
+        return [
+            range(
+                self.base + k * PORTS_PER_CLUSTER + off + 1,
+                self.base + k * PORTS_PER_CLUSTER + off + width,
+            )
+            for k in range(self.clusters)
+            for off, width in BLOCK_RANGES
+        ]
 
     def overlaps(self, other: PortClaim) -> bool:
         return any(
@@ -205,12 +219,8 @@ class PortClaim:
             pass
         if now - self.at < CLAIM_GRACE_S:
             return True
-        return not all(_free(p) for p in range(self.base + 1, self.base + self.span))
-
-
-#: The offsets above a base at which a cluster's ports lie: gRPC and metrics,
-#: S3, door, internal (whose block holds the pipe ports: gRPC + 1100).
-BLOCK_OFFSETS = (0, S3_OFFSET, DOOR_OFFSET, INTERNAL_OFFSET)
+        top = self.base + self.clusters * PORTS_PER_CLUSTER
+        return not all(_free(p) for p in range(self.base + 1, top))
 
 
 @contextlib.contextmanager
@@ -233,22 +243,21 @@ def _claims() -> Iterator[list[PortClaim]]:
         tmp.replace(path)
 
 
-def free_base_port(clusters: int = 1, low: int = 20_000, high: int | None = None) -> int:
-    """A base port whose whole block (grpc and metrics ports of each cluster,
-    the nodes' S3 ports and their internal ports, which span the pipe ports
-    too: gRPC + 1100 is the internal port of a metrics port, and the nodes'
-    door ports) is free, below the ephemeral range, in ports [low, high).
+def free_base_port(clusters: int = 1, low: int = 10_000, high: int | None = None) -> int:
+    """A base port for ``clusters`` clusters of ``dev up`` whose ports
+    (:data:`BLOCK_RANGES`) are all free, below the ephemeral range, in ports
+    [low, high).
 
     The pick is recorded (:data:`CLAIMS_DIR`), so no other test process on the
     machine (another pytest-xdist worker, another run) picks a block that
     overlaps it while this one's cluster starts or runs."""
-    span = PORTS_PER_CLUSTER * clusters
-    top = high or max(low + span + PORTS_PER_CLUSTER, min(40_000, _ephemeral_low()))
-    bases = list(range(low, max(low + 1, top - INTERNAL_OFFSET - span), PORTS_PER_CLUSTER))
+    top = high or min(40_000, _ephemeral_low())
+    reach = (clusters - 1) * PORTS_PER_CLUSTER + max(off + w for off, w in BLOCK_RANGES)
+    bases = list(range(low, max(low + 1, top - reach), PORTS_PER_CLUSTER))
     random.shuffle(bases)  # every candidate, in a random order
     with _claims() as claims:
         for base in bases:
-            mine = PortClaim(base, span, os.getpid(), time.time())
+            mine = PortClaim(base, clusters, os.getpid(), time.time())
             if any(mine.overlaps(c) for c in claims):
                 continue
             if all(_free(p) for r in mine.ranges() for p in r):
@@ -258,6 +267,12 @@ def free_base_port(clusters: int = 1, low: int = 20_000, high: int | None = None
         f"no free block of loopback ports in {low}..{top} "
         f"({len(claims)} held by running tests, in {CLAIMS_DIR})"
     )
+
+
+def release_base_port(base: int) -> None:
+    """Give back this process's pick of ``base`` (its cluster is down)."""
+    with _claims() as claims:
+        claims[:] = [c for c in claims if (c.base, c.pid) != (base, os.getpid())]
 
 
 def cli_env() -> dict[str, str]:
@@ -405,6 +420,7 @@ class DevCluster:
 
     def down(self) -> None:
         self.dev("down", check=False)
+        release_base_port(self.base_port)
 
     def _records(self, name: str, family: bytes) -> list[ObjectVersion]:
         """Every record of one key family in a node's own RocksDB, read from disk."""
@@ -639,6 +655,7 @@ class SharedCluster(DevCluster):
     def stop(self) -> None:
         """``dev down``, for the fixture that owns it."""
         super().dev("down", check=False)
+        release_base_port(self.base_port)
 
 
 def start_shared_cluster(tmp: Path) -> SharedCluster:

@@ -22,21 +22,25 @@ def claims_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_blocks_overlap_where_any_of_their_port_ranges_do() -> None:
-    a = PortClaim(20_000, PORTS_PER_CLUSTER, 1, 0.0)
+    a = PortClaim(20_000, 1, 1, 0.0)
     # Internal ports (base + 1000) of one are the gRPC ports of a block 1000 above it.
-    assert a.overlaps(PortClaim(21_000, PORTS_PER_CLUSTER, 1, 0.0))
-    # Its door ports (base + 600) run into the S3 ports (base + 500) of one 200 above.
-    assert a.overlaps(PortClaim(20_200, PORTS_PER_CLUSTER, 1, 0.0))
-    assert not a.overlaps(PortClaim(20_800, PORTS_PER_CLUSTER, 1, 0.0))
-    assert not a.overlaps(PortClaim(21_200, 2 * PORTS_PER_CLUSTER, 1, 0.0))
+    assert a.overlaps(PortClaim(21_000, 1, 1, 0.0))
+    # Its S3 ports (base + 500) are the metrics ports of a block 400 above it,
+    # its door ports (base + 600) the gRPC ports of one 600 above.
+    assert a.overlaps(PortClaim(20_400, 1, 1, 0.0))
+    assert a.overlaps(PortClaim(20_600, 1, 1, 0.0))
+    # The second cluster of a two-cluster block is the first shifted by 200.
+    assert a.overlaps(PortClaim(19_800, 2, 1, 0.0))
+    assert a.overlaps(PortClaim(19_200, 2, 1, 0.0))
+    assert not a.overlaps(PortClaim(20_200, 1, 1, 0.0))
+    assert not a.overlaps(PortClaim(20_800, 1, 1, 0.0))
+    assert not a.overlaps(PortClaim(21_200, 2, 1, 0.0))
 
 
 def test_picks_never_overlap_one_another_while_their_process_lives(claims_dir: Path) -> None:
     picks = [cluster.free_base_port(2) for _ in range(4)]
     picks += [cluster.free_base_port(1) for _ in range(4)]
-    blocks = [
-        PortClaim(b, PORTS_PER_CLUSTER * (2 if i < 4 else 1), 0, 0.0) for i, b in enumerate(picks)
-    ]
+    blocks = [PortClaim(b, 2 if i < 4 else 1, 0, 0.0) for i, b in enumerate(picks)]
     for i, a in enumerate(blocks):
         assert not any(a.overlaps(b) for b in blocks[i + 1 :]), picks
 
@@ -48,6 +52,15 @@ def test_a_range_too_small_for_another_block_says_so(claims_dir: Path) -> None:
         for _ in range(20):
             picks.append(cluster.free_base_port(1, low, high))
     assert picks and f"({len(picks)} held by running tests" in str(refused.value)
+
+
+def test_a_block_given_back_is_free_again(claims_dir: Path) -> None:
+    low, high = 20_000, 20_000 + 1_000 + 2 * PORTS_PER_CLUSTER
+    base = cluster.free_base_port(1, low, high)
+    with pytest.raises(RuntimeError, match="no free block"):
+        cluster.free_base_port(1, low, high)
+    cluster.release_base_port(base)
+    assert cluster.free_base_port(1, low, high) == base
 
 
 def test_a_block_of_a_process_that_ended_is_free_again(claims_dir: Path) -> None:
