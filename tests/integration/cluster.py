@@ -223,6 +223,15 @@ class PortClaim:
         return not all(_free(p) for p in range(self.base + 1, top))
 
 
+def _parsed(raw: object) -> list[PortClaim]:
+    """The claims of a claims file; entries it cannot read (another form of it) left out."""
+    out = []
+    for r in raw if isinstance(raw, list) else []:
+        with contextlib.suppress(TypeError):
+            out.append(PortClaim(**r))
+    return out
+
+
 @contextlib.contextmanager
 def _claims() -> Iterator[list[PortClaim]]:
     """The claims still held, under an exclusive lock; what the caller leaves in
@@ -236,7 +245,7 @@ def _claims() -> Iterator[list[PortClaim]]:
         except (OSError, ValueError):
             raw = []
         now = time.time()
-        claims = [c for c in (PortClaim(**r) for r in raw) if c.held(now)]
+        claims = [c for c in _parsed(raw) if c.held(now)]
         yield claims
         tmp = path.with_suffix(f".{os.getpid()}")
         tmp.write_text(json.dumps([c.__dict__ for c in claims]))

@@ -75,3 +75,9 @@ def test_a_block_of_a_process_that_ended_is_free_again(claims_dir: Path) -> None
         [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True
     )
     assert cluster.free_base_port(1, low, high) == int(other.stdout)
+
+
+def test_a_claims_file_of_another_form_is_read_past(claims_dir: Path) -> None:
+    claims_dir.mkdir()
+    (claims_dir / "claims.json").write_text('[{"base": 20000, "span": 200}, 7]')
+    assert cluster.free_base_port(1) > 0
