@@ -136,10 +136,15 @@ def test_a_change_made_to_a_replica_comes_back_only_with_replica_modification_sy
     with east.client() as e, west.client() as w:
         _two_way(e, w, bucket, replica_modifications=sync)
         v = e.put_object(bucket, "doc", b"body", tags={"state": "draft"})
+        # On west, and its status back on east (the replicator records it
+        # after the apply: it may come a moment later).
         wait_until(
-            lambda: _tags(w, bucket, "doc", v.version_id) == {"state": "draft"},
+            lambda: (
+                _tags(w, bucket, "doc", v.version_id) == {"state": "draft"}
+                and _status(e, bucket, "doc", v.version_id) == "COMPLETED"
+            ),
             60,
-            what="the version on west",
+            what="the version on west, COMPLETED on east",
         )
         if sync:
             # East's replicators paused: a change applied from west that were

@@ -377,8 +377,12 @@ DIFFERENCES = (MISSING, DIFFERENT, STILL_PENDING, HAS_FAILED)
 #: Versions ``backfill`` works on at once (reading tags; requeue calls) by default.
 DEFAULT_BACKFILL_PARALLEL = 8
 #: Versions one requeue call of ``backfill`` carries by default, and at most
-#: (the node's ``[node] replication_max_batch``).
-DEFAULT_BACKFILL_BATCH = 200
+#: (the node's ``[node] replication_max_batch``). The items of a call are
+#: written concurrently and share their messages to the replicas and the
+#: witnesses, so fuller calls cost the cluster less a version: 10,000 versions
+#: queued at 622/s with 200 a call, 888/s with 500, 1,165-1,252/s with 1,000
+#: (two clusters on one 2-core machine).
+DEFAULT_BACKFILL_BATCH = 1000
 MAX_BACKFILL_BATCH = 1000
 #: Requeue calls of ``backfill`` in flight, each from a client of its own:
 #: clients start on a random endpoint, so the calls' coordinating work is
@@ -1108,15 +1112,30 @@ def _requeue(c: Client, bucket: str, plans: list[BackfillPlan]) -> list[Requeued
             break
         if attempt:
             time.sleep(min(2.0, 0.1 * 2**attempt))
-        try:
-            got = list(c.requeue_replications(bucket, [items[i] for i in todo]))
-        except TristoreError as exc:
-            got = [exc] * len(todo)
+        got = _requeue_call(c, bucket, [items[i] for i in todo])
         for i, answer in zip(todo, got, strict=True):
             answers[i] = answer
         todo = [i for i in todo if (a := answers[i]) is not None and a.retriable]
     it = iter(answers)
     return [(p, [(d, next(it)) for d in p.queue]) for p in plans]
+
+
+def _requeue_call(
+    c: Client, bucket: str, items: list[tuple[str, str, str]]
+) -> list[TristoreError | None]:
+    """One requeue call's answers, an error for each item when the call is
+    refused as a whole. A call with more items than the node takes (its
+    ``[node] replication_max_batch`` set below ``--batch``) goes again as two
+    of half the size each."""
+    try:
+        return list(c.requeue_replications(bucket, items))
+    except InvalidArgument as exc:
+        if len(items) > 1 and "replication_max_batch" in str(exc):
+            half = len(items) // 2
+            return _requeue_call(c, bucket, items[:half]) + _requeue_call(c, bucket, items[half:])
+        return [exc] * len(items)
+    except TristoreError as exc:
+        return [exc] * len(items)
 
 
 def _count_requeues(
