@@ -343,7 +343,9 @@ def test_dev_up_reports_processes_that_die(tmp_path: Path) -> None:
     r = cli("dev", "up", "--dir", str(root), "--base-port", str(free_base_port()))
     try:
         assert r.returncode == 1, (r.stdout, r.stderr)
-        assert "exited with status 1" in r.stderr
+        # Its status is in its log (no one waits for a process the launcher forked).
+        assert "--- a1: exited; last lines of" in r.stderr
+        assert "tristore dev: a1 exited with status 1" in r.stderr
         assert "unknown keys ['bogus']" in r.stderr  # the tail of the log
         state = json.loads((root / "launcher.json").read_text())
         names = ", ".join(sorted(p["name"] for p in state["processes"]))
@@ -397,6 +399,14 @@ def test_dev_cycle(dev_dir: tuple[Path, int]) -> None:
 
     rows = status(root)
     assert all(row["up"] for row in rows.values()), rows
+    for name, row in rows.items():
+        # Forked by the launcher (tristore/cli/launch.py), each process leads
+        # its own session and shows the command it runs.
+        pid = int(row["pid"])
+        argv = [a.decode() for a in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") if a]
+        config = str(root / "cluster.toml")
+        assert argv[2:] == ["tristore", "serve", row["role"], "--config", config, "--name", name]
+        assert os.getsid(pid) == pid
     assert rows["b1"]["grpc"] == f"127.0.0.1:{base + 3}"
     assert rows["b1"]["metrics"] == f"127.0.0.1:{base + 103}"
 

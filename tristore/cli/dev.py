@@ -30,6 +30,7 @@ started them; ``up`` and ``start`` return once every process answers
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -43,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from tristore import credentials, sigv4, tls
-from tristore.cli import processes
+from tristore.cli import launch, processes
 from tristore.cli.serve import find_role
 from tristore.cli.util import CliError, format_table, print_doc, print_json
 from tristore.config import (
@@ -98,6 +99,8 @@ STOP_TIMEOUT_S = 10.0
 FAILURE_GRACE_S = 2.0
 STATE_VERSION = 1
 LOG_TAIL_LINES = 20
+#: How often ``dev`` looks whether its launcher has started every process.
+LAUNCH_POLL_S = 0.02
 #: How long ``dev up`` waits for the nodes to see each other once all are healthy.
 CONNECT_TIMEOUT_S = 10.0
 #: Signals after which a process is expected to keep running: do not wait for it.
@@ -695,16 +698,36 @@ def _ports_fix(d: DevDir, fresh: bool) -> str:
     )
 
 
-def spawn(d: DevDir, p: Proc) -> processes.Child:
-    """Start ``p`` detached, its output appended to its log, its pid in its pid file."""
-    argv = [sys.executable, "-m", "tristore", "serve", p.role]
-    argv += ["--config", str(d.config_of(p.name)), "--name", p.local_name]
-    d.pid_file(p.name).parent.mkdir(parents=True, exist_ok=True)
-    child = processes.spawn_detached(
-        argv, d.log(p.name), f"--- tristore dev: starting {p.name} at {time.ctime()} ---"
+def spawn(d: DevDir, procs: Sequence[Proc], timeout_s: float) -> dict[str, processes.Child]:
+    """Start ``procs`` detached, each one's output appended to its log and its
+    pid in its pid file, through one launcher (tristore/cli/launch.py: each
+    role imported once, its processes forked from it). The processes started,
+    by name; one missing did not start (its log says why)."""
+    launches = [
+        launch.Launch(p.role, d.config_of(p.name), p.local_name, d.log(p.name), d.pid_file(p.name))
+        for p in procs
+    ]
+    for x in launches:
+        x.pid_file.unlink(missing_ok=True)
+    log = d.root / "logs" / "launcher.log"
+    names = ", ".join(p.name for p in procs)
+    launcher = processes.spawn_detached(
+        launch.command(launches), log, f"--- tristore dev: launching {names} at {time.ctime()} ---"
     )
-    _write_atomic(d.pid_file(p.name), f"{child.pid}\n")
-    return child
+    deadline = time.monotonic() + timeout_s
+    while launcher.poll() is None:
+        if time.monotonic() > deadline:
+            processes.send(launcher.pid, signal.SIGKILL)
+            raise CliError(
+                "StartFailed",
+                f"the launcher of {names} did not finish within {timeout_s:g} s; its log: {log}",
+            )
+        time.sleep(LAUNCH_POLL_S)
+    started = {}
+    for p in procs:
+        with contextlib.suppress(FileNotFoundError, ValueError):
+            started[p.name] = processes.Child(int(d.pid_file(p.name).read_text().strip()))
+    return started
 
 
 def _tail(path: Path, n: int = LOG_TAIL_LINES) -> str:
@@ -722,7 +745,8 @@ def _poll_health(
     for name, p in list(pending.items()):
         code = started[name].poll()
         if code is not None:
-            failed[name] = f"exited with status {code}"
+            # A process the launcher forked is not ours to reap: its status is unknown.
+            failed[name] = f"exited with status {code}" if code >= 0 else "exited"
             del pending[name]
         elif serving(started[name].pid, p, 0.5):
             del pending[name]
@@ -736,8 +760,8 @@ def wait_healthy(
     A process that exits fails the wait at once (after a moment for the others
     to show whether they share its fate), rather than after the whole timeout.
     """
-    pending = {p.name: p for p in procs}
-    failed: dict[str, str] = {}
+    pending = {p.name: p for p in procs if p.name in started}
+    failed = {p.name: "did not start" for p in procs if p.name not in started}
     deadline = time.monotonic() + timeout_s
     while pending and time.monotonic() < deadline:
         _poll_health(started, pending, failed)
@@ -960,7 +984,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         check_ports(to_start, _ports_fix(d, fresh))
         ca_dir = args.ca_dir or os.environ.get(CA_DIR_ENV) or None
         _save_layout(d, layout, Path(ca_dir).resolve() if ca_dir else None, args.insecure)
-        started = {p.name: spawn(d, p) for p in to_start}
+        started = spawn(d, to_start, args.timeout)
         wait_healthy(d, started, to_start, args.timeout)
         wait_connected(layout.processes, CONNECT_TIMEOUT_S)
     if args.json:
@@ -1043,11 +1067,12 @@ def cmd_kill(args: argparse.Namespace) -> int:
 def _start_one(d: DevDir, p: Proc, timeout_s: float, quiet: bool = False) -> int:
     """Start ``p`` and wait until it is healthy; its pid."""
     check_ports([p], _ports_fix(d, fresh=False))
-    proc = spawn(d, p)
-    wait_healthy(d, {p.name: proc}, [p], timeout_s)
+    started = spawn(d, [p], timeout_s)
+    wait_healthy(d, started, [p], timeout_s)
+    pid = started[p.name].pid
     if not quiet:
-        print(f"started {p.name} (pid {proc.pid}), healthy on http://{p.metrics}/healthz")
-    return proc.pid
+        print(f"started {p.name} (pid {pid}), healthy on http://{p.metrics}/healthz")
+    return pid
 
 
 def cmd_start(args: argparse.Namespace) -> int:

@@ -37,6 +37,11 @@ def alive(pid: int) -> bool:
     return True
 
 
+def running(pid: int) -> bool:
+    """Alive and not a zombie (where /proc cannot tell: alive)."""
+    return alive(pid) and _task_state(pid, pid) not in ("Z", "X")
+
+
 def argv_of(pid: int) -> list[str] | None:
     """The process's argv, [] for a zombie or a gone process, None when /proc
     cannot tell."""
@@ -193,11 +198,12 @@ class Child:
     pid: int
 
     def poll(self) -> int | None:
-        """Its exit status once it has exited, else None."""
+        """Its exit status once it has exited, else None; -1 once a process
+        that is not our child (one the launcher forked) has exited."""
         try:
             pid, status = os.waitpid(self.pid, os.WNOHANG)
         except ChildProcessError:
-            return -1
+            return None if running(self.pid) else -1
         return None if pid == 0 else os.waitstatus_to_exitcode(status)
 
 
