@@ -92,8 +92,9 @@ def test_a_role_that_cannot_be_imported_says_so_in_its_logs(tmp_path: Path) -> N
 def test_a_launched_process_is_not_a_child_but_is_seen_to_exit(tmp_path: Path) -> None:
     # dev up's health wait polls processes the launcher forked, which are not
     # its children: one that exits is seen to, without a status to report.
-    code = "import os, time\nif (pid := os.fork()) == 0:\n    time.sleep(3)\n    os._exit(0)\n"
-    code += "print(pid)"
+    # (It lets go of the output pipe, or the run would wait for it to end.)
+    code = "import os, time\nif (pid := os.fork()) == 0:\n    os.closerange(0, 3)\n"
+    code += "    time.sleep(3)\n    os._exit(0)\nprint(pid)"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     child = processes.Child(int(r.stdout))
     assert child.poll() is None  # alive, though not ours to wait for
