@@ -715,7 +715,7 @@ def spawn(d: DevDir, procs: Sequence[Proc], timeout_s: float) -> dict[str, proce
         launch.command(launches), log, f"--- tristore dev: launching {names} at {time.ctime()} ---"
     )
     deadline = time.monotonic() + timeout_s
-    while launcher.poll() is None:
+    while (code := launcher.poll()) is None:
         if time.monotonic() > deadline:
             processes.send(launcher.pid, signal.SIGKILL)
             raise CliError(
@@ -723,6 +723,10 @@ def spawn(d: DevDir, procs: Sequence[Proc], timeout_s: float) -> dict[str, proce
                 f"the launcher of {names} did not finish within {timeout_s:g} s; its log: {log}",
             )
         time.sleep(LAUNCH_POLL_S)
+    if code:
+        # What it could not start says why in its own log; anything before that here.
+        print(f"--- the launcher of {names} failed ({code}); last lines of {log}:", file=sys.stderr)
+        print(_tail(log), file=sys.stderr)
     started = {}
     for p in procs:
         with contextlib.suppress(FileNotFoundError, ValueError):
