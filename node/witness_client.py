@@ -1,12 +1,16 @@
 """The coordinator's view of the witness fleet.
 
-Keys are spread over witness groups by hash. Inside a group a record goes to
-every member and waits for a majority; a check goes to a bare majority (each
-coordinator starting at a different member) and to another member only when one
-of them fails. Every coordinator keeps one long-lived stream to each witness
-(tristore/pipe.py), and concurrent requests share its messages: while one is in
-flight, new checks and records queue, and the next message carries all of them
-(no timer, so an idle system adds no latency).
+Keys are spread over witness groups by hash. Inside a group each key has an
+order of its members, the same on every coordinator (a second hash of the key
+picks the member it starts at, so the keys spread the load): a record and a
+check both go to a bare majority, the first members of that order, and to the
+next member only when one of them fails, refuses or is slow to answer. So a
+write's records and every later check of its key meet the same members, and a
+write's record costs two witness messages, not three. Every coordinator keeps
+one long-lived stream to each witness (tristore/pipe.py), and concurrent
+requests share its messages: while one is in flight, new checks and records
+queue, and the next message carries all of them (no timer, so an idle system
+adds no latency).
 
 A majority read answers a stamp only if every member in that majority knows the
 key; any "unknown" (a restarted or forgetful witness), or no majority at all,
@@ -31,7 +35,9 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import zlib
 from collections.abc import Callable
+from typing import TypeVar
 
 import grpc
 
@@ -59,6 +65,8 @@ def witness_key(bucket: str, key: str) -> bytes:
 
 _CHECK_CALLS = WITNESS_CALLS.labels("check")
 _RECORD_CALLS = WITNESS_CALLS.labels("record")
+
+_T = TypeVar("_T")
 
 #: One operation for a witness: (key, encoded stamp to record or None to check,
 #: the incarnation the record is fenced by).
@@ -237,12 +245,82 @@ class _MajorityCheck:
             outcome.set_result((Stamp.decode(max(got)), len(set(got)) == 1))
 
 
+def rotations(groups: list[list[_T]]) -> list[list[list[_T]]]:
+    """Each group's members in every order a key may have: started at each
+    member in turn (:meth:`WitnessFleet._order` picks a key's)."""
+    return [[g[r:] + g[:r] for r in range(len(g))] for g in groups]
+
+
+class _MajorityRecord:
+    """One :meth:`WitnessFleet.record` in flight: sends the record to the
+    members of the key's group in ``order``, a bare majority first and the
+    next member for each one that fails, refuses or is slow, and settles
+    ``outcome`` with True (a majority took it), False (enough answered, too
+    few took it: fenced out) or None (too few answered). A class for the
+    reason :class:`_MajorityCheck` is one."""
+
+    __slots__ = (
+        "answered",
+        "asked",
+        "fences",
+        "need",
+        "order",
+        "outcome",
+        "refused",
+        "stamp",
+        "took",
+        "wkey",
+    )
+
+    def __init__(
+        self,
+        order: list[WitnessConn],
+        fences: list[int],
+        wkey: bytes,
+        stamp: bytes,
+        outcome: asyncio.Future[bool | None],
+    ) -> None:
+        self.order = order
+        self.fences = fences
+        self.wkey = wkey
+        self.stamp = stamp
+        self.outcome = outcome
+        self.need = len(order) // 2 + 1
+        self.asked = self.answered = self.took = self.refused = 0
+
+    def ask_next(self) -> None:
+        i = self.asked
+        self.asked += 1
+        self.order[i].record(self.wkey, self.stamp, self.fences[i]).add_done_callback(self.heard)
+
+    def hedge(self) -> None:
+        if not self.outcome.done() and self.asked < len(self.order):
+            self.ask_next()
+
+    def heard(self, fut: asyncio.Future[bool]) -> None:
+        self.answered += 1
+        # A member that failed did not answer (its exception is consumed here).
+        took = not fut.cancelled() and fut.exception() is None and fut.result()
+        if took:
+            self.took += 1
+        elif not fut.cancelled() and fut.exception() is None:
+            self.refused += 1
+        outcome = self.outcome
+        if outcome.done():
+            return
+        if self.took >= self.need:
+            outcome.set_result(True)
+        elif not took and self.asked < len(self.order):
+            self.ask_next()
+        elif self.answered == self.asked:
+            outcome.set_result(False if self.took + self.refused >= self.need else None)
+
+
 class WitnessFleet:
     def __init__(
         self,
         cfg: ClusterConfig,
         me: str,
-        prefer: int = 0,
         channel: Callable[[str], grpc.aio.Channel] | None = None,
     ) -> None:
         """``channel`` makes the channel to a witness's address (default:
@@ -251,11 +329,7 @@ class WitnessFleet:
         self.groups = [
             [WitnessConn(w, cfg, me, channel) for w in members] for members in cfg.witness_groups
         ]
-        # The order each group's members are asked in: a check goes to a bare
-        # majority (the first ones) and to the next member only when one of
-        # those fails. Coordinators start at different members (``prefer``,
-        # the node's id) so that the witnesses share the load.
-        self._ask_order = [g[prefer % len(g) :] + g[: prefer % len(g)] for g in self.groups]
+        self._orders = rotations(self.groups)
         self._hedge_s = cfg.witness.check_hedge_s
         self._loop = LoopBound()
 
@@ -267,6 +341,14 @@ class WitnessFleet:
 
     def group_of(self, wkey: bytes) -> list[WitnessConn]:
         return self.groups[self._group_index(wkey)]
+
+    def _order(self, wkey: bytes) -> tuple[int, list[WitnessConn]]:
+        """The key's group (its index) and the order its checks and records
+        ask the group's members in: the same on every node, started at the
+        member a hash of the key picks (another hash than the group's)."""
+        g = self._group_index(wkey)
+        orders = self._orders[g]
+        return g, orders[zlib.crc32(wkey) % len(orders)]
 
     async def check(self, bucket: str, key: str) -> Stamp | None:
         """The newest acknowledged stamp of the key, or None for unknown.
@@ -292,7 +374,7 @@ class WitnessFleet:
         checker found that interleaving (tests/modelcheck, docs/architecture.md)."""
         wkey = witness_key(bucket, key)
         loop = self._loop.loop
-        check = _MajorityCheck(self._ask_order[self._group_index(wkey)], wkey, loop.create_future())
+        check = _MajorityCheck(self._order(wkey)[1], wkey, loop.create_future())
         for _ in range(check.need):
             check.ask_next()
         # A member that is slow to answer (hung, not dead: its stream stays open
@@ -317,38 +399,28 @@ class WitnessFleet:
     async def record(self, bucket: str, key: str, stamp: Stamp, fence: Fence) -> bool:
         """Record ``stamp`` at a majority of the key's group under ``fence``.
 
-        True when a majority took it; False when enough answered but too few
-        took it (witnesses restarted since ``fence``: take a new fence and
-        record what the nodes hold); QuorumUnavailable when too few answered.
+        It goes to a bare majority, the key's first members (those its checks
+        ask first); a member that fails, refuses, or has not answered within
+        ``[witness] check_hedge_s`` is joined by the next. True when a
+        majority took it; False when enough answered but too few took it
+        (witnesses restarted since ``fence``: take a new fence and record what
+        the nodes hold); QuorumUnavailable when too few answered.
         """
         wkey = witness_key(bucket, key)
-        members = self.group_of(wkey)
-        encoded = stamp.encode()
-        futures = [m.record(wkey, encoded, inc) for m, inc in zip(members, fence, strict=True)]
-        need = len(members) // 2 + 1
-        took = refused = answered = 0
-        enough: asyncio.Future[None] = self._loop.loop.create_future()
-
-        def one(fut: asyncio.Future[bool]) -> None:
-            nonlocal took, refused, answered
-            answered += 1
-            # A member that failed did not answer (its exception is consumed here).
-            if not fut.cancelled() and fut.exception() is None:
-                if fut.result():
-                    took += 1
-                else:
-                    refused += 1
-            # The rest need not be waited for once a majority took it.
-            if not enough.done() and (took >= need or answered == len(futures)):
-                enough.set_result(None)
-
-        for fut in futures:
-            fut.add_done_callback(one)
-        await enough
-        if took >= need:
-            return True
-        if took + refused >= need:
-            return False
+        g, order = self._order(wkey)
+        members = self.groups[g]
+        fences = [fence[members.index(m)] for m in order]
+        loop = self._loop.loop
+        rec = _MajorityRecord(order, fences, wkey, stamp.encode(), loop.create_future())
+        for _ in range(rec.need):
+            rec.ask_next()
+        hedge = loop.call_later(self._hedge_s, rec.hedge)
+        try:
+            took = await rec.outcome
+        finally:
+            hedge.cancel()
+        if took is not None:
+            return took
         names = ", ".join(m.spec.name for m in members)
         raise QuorumUnavailable(
             f"no majority of witness group {members[0].spec.group} ({names}) answered, so "
