@@ -37,7 +37,7 @@ import hashlib
 import logging
 import zlib
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 import grpc
 
@@ -67,6 +67,7 @@ _CHECK_CALLS = WITNESS_CALLS.labels("check")
 _RECORD_CALLS = WITNESS_CALLS.labels("record")
 
 _T = TypeVar("_T")
+_R = TypeVar("_R")
 
 #: One operation for a witness: (key, encoded stamp to record or None to check,
 #: the incarnation the record is fenced by).
@@ -185,19 +186,52 @@ class WitnessConn:
         await self.channel.close()
 
 
-class _MajorityCheck:
-    """One :meth:`WitnessFleet.check_agreed` in flight: asks the members of
-    the key's group in ``order``, a bare majority first, and settles
-    ``outcome`` once a majority answered (or cannot).
+class _Majority(Generic[_R]):
+    """One majority call in flight: asks the members of the key's group in
+    ``order``, a bare majority first and the next member when one of them
+    fails (the subclass says which answers those are) or has not answered
+    within the hedge, until ``outcome`` is settled.
 
-    A class and not two closures that call each other: such closures form a
+    A class and not closures that call each other: such closures form a
     reference cycle, which only the cyclic garbage collector frees. Every
     check left 17 objects for it, and under load (a node's young generation
     is collected every 50,000 allocations, tristore/server.py) each young
     collection freed about 50,000 of them and stopped the node's event loop
     for 50-90 ms: every client of the node waited at once."""
 
-    __slots__ = ("asked", "failed", "got", "need", "order", "outcome", "wkey")
+    __slots__ = ("asked", "need", "order", "outcome", "wkey")
+
+    def __init__(self, order: list[WitnessConn], wkey: bytes, outcome: asyncio.Future[_R]) -> None:
+        self.order = order
+        self.wkey = wkey
+        self.outcome = outcome
+        self.need = len(order) // 2 + 1
+        self.asked = 0
+
+    def ask_next(self) -> None:
+        raise NotImplementedError
+
+    def hedge(self) -> None:
+        if not self.outcome.done() and self.asked < len(self.order):
+            self.ask_next()
+
+    async def settled(self, loop: asyncio.AbstractEventLoop, hedge_s: float) -> _R:
+        for _ in range(self.need):
+            self.ask_next()
+        # A member that is slow to answer (hung, not dead: its stream stays open
+        # until the deadline) is not waited for: the next member is asked too.
+        hedge = loop.call_later(hedge_s, self.hedge)
+        try:
+            return await self.outcome
+        finally:
+            hedge.cancel()
+
+
+class _MajorityCheck(_Majority[tuple[Stamp | None, bool]]):
+    """One :meth:`WitnessFleet.check_agreed`: settled once a majority
+    answered (or cannot)."""
+
+    __slots__ = ("failed", "got")
 
     def __init__(
         self,
@@ -205,22 +239,14 @@ class _MajorityCheck:
         wkey: bytes,
         outcome: asyncio.Future[tuple[Stamp | None, bool]],
     ) -> None:
-        self.order = order
-        self.wkey = wkey
-        self.outcome = outcome
-        self.need = len(order) // 2 + 1
+        super().__init__(order, wkey, outcome)
         self.got: list[bytes] = []
-        self.asked = 0
         self.failed = 0
 
     def ask_next(self) -> None:
         fut = self.order[self.asked].check(self.wkey)
         self.asked += 1
         fut.add_done_callback(self.answered)
-
-    def hedge(self) -> None:
-        if not self.outcome.done() and self.asked < len(self.order):
-            self.ask_next()
 
     def answered(self, fut: asyncio.Future[bytes]) -> None:
         outcome = self.outcome
@@ -245,32 +271,12 @@ class _MajorityCheck:
             outcome.set_result((Stamp.decode(max(got)), len(set(got)) == 1))
 
 
-def rotations(groups: list[list[_T]]) -> list[list[list[_T]]]:
-    """Each group's members in every order a key may have: started at each
-    member in turn (:meth:`WitnessFleet._order` picks a key's)."""
-    return [[g[r:] + g[:r] for r in range(len(g))] for g in groups]
+class _MajorityRecord(_Majority[bool | None]):
+    """One :meth:`WitnessFleet.record`: the next member also stands in for one
+    that refuses; settled with True (a majority took it), False (enough
+    answered, too few took it: fenced out) or None (too few answered)."""
 
-
-class _MajorityRecord:
-    """One :meth:`WitnessFleet.record` in flight: sends the record to the
-    members of the key's group in ``order``, a bare majority first and the
-    next member for each one that fails, refuses or is slow, and settles
-    ``outcome`` with True (a majority took it), False (enough answered, too
-    few took it: fenced out) or None (too few answered). A class for the
-    reason :class:`_MajorityCheck` is one."""
-
-    __slots__ = (
-        "answered",
-        "asked",
-        "fences",
-        "need",
-        "order",
-        "outcome",
-        "refused",
-        "stamp",
-        "took",
-        "wkey",
-    )
+    __slots__ = ("answered", "fences", "refused", "stamp", "took")
 
     def __init__(
         self,
@@ -280,22 +286,15 @@ class _MajorityRecord:
         stamp: bytes,
         outcome: asyncio.Future[bool | None],
     ) -> None:
-        self.order = order
+        super().__init__(order, wkey, outcome)
         self.fences = fences
-        self.wkey = wkey
         self.stamp = stamp
-        self.outcome = outcome
-        self.need = len(order) // 2 + 1
-        self.asked = self.answered = self.took = self.refused = 0
+        self.answered = self.took = self.refused = 0
 
     def ask_next(self) -> None:
         i = self.asked
         self.asked += 1
         self.order[i].record(self.wkey, self.stamp, self.fences[i]).add_done_callback(self.heard)
-
-    def hedge(self) -> None:
-        if not self.outcome.done() and self.asked < len(self.order):
-            self.ask_next()
 
     def heard(self, fut: asyncio.Future[bool]) -> None:
         self.answered += 1
@@ -314,6 +313,12 @@ class _MajorityRecord:
             self.ask_next()
         elif self.answered == self.asked:
             outcome.set_result(False if self.took + self.refused >= self.need else None)
+
+
+def rotations(groups: list[list[_T]]) -> list[list[list[_T]]]:
+    """Each group's members in every order a key may have: started at each
+    member in turn (:meth:`WitnessFleet._order` picks a key's)."""
+    return [[g[r:] + g[:r] for r in range(len(g))] for g in groups]
 
 
 class WitnessFleet:
@@ -375,15 +380,7 @@ class WitnessFleet:
         wkey = witness_key(bucket, key)
         loop = self._loop.loop
         check = _MajorityCheck(self._order(wkey)[1], wkey, loop.create_future())
-        for _ in range(check.need):
-            check.ask_next()
-        # A member that is slow to answer (hung, not dead: its stream stays open
-        # until the deadline) is not waited for: the next member is asked too.
-        hedge = loop.call_later(self._hedge_s, check.hedge)
-        try:
-            w, agreed = await check.outcome
-        finally:
-            hedge.cancel()
+        w, agreed = await check.settled(loop, self._hedge_s)
         if w is None:
             WITNESS_UNKNOWN.inc()
         return w, agreed
@@ -412,13 +409,7 @@ class WitnessFleet:
         fences = [fence[members.index(m)] for m in order]
         loop = self._loop.loop
         rec = _MajorityRecord(order, fences, wkey, stamp.encode(), loop.create_future())
-        for _ in range(rec.need):
-            rec.ask_next()
-        hedge = loop.call_later(self._hedge_s, rec.hedge)
-        try:
-            took = await rec.outcome
-        finally:
-            hedge.cancel()
+        took = await rec.settled(loop, self._hedge_s)
         if took is not None:
             return took
         names = ", ".join(m.spec.name for m in members)
