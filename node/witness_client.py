@@ -35,6 +35,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import math
 import zlib
 from collections.abc import Callable
 from typing import Generic, TypeVar
@@ -67,6 +68,8 @@ _CHECK_CALLS = WITNESS_CALLS.labels("check")
 _RECORD_CALLS = WITNESS_CALLS.labels("record")
 
 _T = TypeVar("_T")
+#: How long a witness whose message failed is asked after the others.
+FAILED_LAST_S = 1.0
 _R = TypeVar("_R")
 
 #: One operation for a witness: (key, encoded stamp to record or None to check,
@@ -108,6 +111,21 @@ class WitnessConn:
         self._ops: Batcher[_Op, bytes | bool] = Batcher(
             self._send, cfg.witness.max_batch, sizes=PEER_BATCH_SIZE.labels("witness")
         )
+        self._lag_s = cfg.witness.check_hedge_s
+        #: When the message in flight was sent (None: none is), and when the
+        #: last one failed (the loop's clock).
+        self._sent_at: float | None = None
+        self._failed_at = -math.inf
+
+    def lagging(self, now: float) -> bool:
+        """Whether this witness looks hung or down: a message of ours has gone
+        unanswered for longer than ``[witness] check_hedge_s``, or one failed
+        within the last :data:`FAILED_LAST_S`. Such a member is asked last, so
+        calls do not wait out their hedge on it (:meth:`WitnessFleet._order`)."""
+        sent = self._sent_at
+        return (sent is not None and now - sent > self._lag_s) or (
+            now - self._failed_at < FAILED_LAST_S
+        )
 
     def check(self, wkey: bytes) -> asyncio.Future[bytes]:
         """The witness's stamp of the key (:data:`UNKNOWN` if it does not know it)."""
@@ -140,10 +158,15 @@ class WitnessConn:
             req.record.keys.extend(k for k, _, _ in records)
             req.record.stamps = b"".join(s for _, s, _ in records)
             req.record.incarnations.extend(i for _, _, i in records)
+        loop = asyncio.get_running_loop()
+        self._sent_at = loop.time()
         try:
             resp = await self._pipe.call(req)
         except PipeBroken as exc:
+            self._failed_at = loop.time()
             raise QuorumUnavailable(f"witness {self.spec.name}: {exc}") from None
+        finally:
+            self._sent_at = None
         if resp.error_code:
             raise errors.from_code(resp.error_code, resp.error_message)
         raw = resp.check.stamps
@@ -350,10 +373,16 @@ class WitnessFleet:
     def _order(self, wkey: bytes) -> tuple[int, list[WitnessConn]]:
         """The key's group (its index) and the order its checks and records
         ask the group's members in: the same on every node, started at the
-        member a hash of the key picks (another hash than the group's)."""
+        member a hash of the key picks (another hash than the group's); but
+        members that look hung or down (:meth:`WitnessConn.lagging`) last,
+        so that a bare majority of the others is asked first."""
         g = self._group_index(wkey)
         orders = self._orders[g]
-        return g, orders[zlib.crc32(wkey) % len(orders)]
+        order = orders[zlib.crc32(wkey) % len(orders)]
+        now = self._loop.loop.time()
+        if any(m.lagging(now) for m in order):
+            order = sorted(order, key=lambda m: m.lagging(now))  # stable: the rest keep their order
+        return g, order
 
     async def check(self, bucket: str, key: str) -> Stamp | None:
         """The newest acknowledged stamp of the key, or None for unknown.

@@ -490,3 +490,52 @@ def test_a_read_the_witness_cannot_vouch_for_asks_every_node_of_each_az(
 
     wait_until(lambda: read_back() is not None, 30, what="the fallbacks to be back for the reader")
     assert read_back() == b"new"
+
+
+def test_a_write_records_at_two_witnesses_and_a_hung_one_is_left_out(
+    own_cluster: DevCluster,
+) -> None:
+    """A write's records go to a bare majority of its key's witnesses, two
+    messages and not three. A witness that stops answering (SIGSTOP) is asked
+    last by the nodes that find it so: writes and reads go on through the
+    other two, without queueing more for it (node/witness_client.py)."""
+    cluster, bucket, writes = own_cluster, "two-records", 30
+    names = _witness_names(cluster)
+    hung = names[0]
+
+    def recorded() -> dict[str, float]:
+        return {w: cluster.metric(w, "tristore_witness_records_total") for w in names}
+
+    with cluster.client(cluster.config.nodes[0].grpc) as c:
+        c.create_bucket(bucket)
+        before = recorded()
+        for i in range(writes):
+            c.put_object(bucket, f"k{i}", b"v")
+        after = recorded()
+        sent = sum(after[w] - before[w] for w in names)
+        # Two records a write (three before: every member got each).
+        assert 2 * writes <= sent < 2 * writes + 5, (before, after)
+        # Every member starts some keys' order: each got some of them.
+        assert all(after[w] > before[w] for w in names), (before, after)
+
+        before = recorded()
+        with cluster.paused(hung):
+            for i in range(writes):
+                c.put_object(bucket, f"h{i}", b"while hung")
+                assert c.get_object(bucket, f"h{i}") == b"while hung"
+        # Once resumed, the hung witness answers what was sent to it before
+        # the node found it hung: at most the one record in flight then, not
+        # those its keys' later writes would have queued for it while each
+        # waited out its hedge (4 here without that; its count taken once it
+        # stands still).
+        last: list[float] = []
+
+        def settled() -> bool:
+            last.append(cluster.metric(hung, "tristore_witness_records_total"))
+            return len(last) > 1 and last[-1] == last[-2]
+
+        wait_until(settled, 10, interval=0.5, what=f"{hung} to answer what was queued for it")
+        after = recorded()
+        assert after[hung] - before[hung] <= 1, (before, after)
+        others = sum(after[w] - before[w] for w in names if w != hung)
+        assert others >= 2 * writes, (before, after)

@@ -11,6 +11,7 @@ import asyncio
 import gc
 import types
 from collections.abc import Iterator
+from typing import TypeVar
 
 import pytest
 
@@ -20,6 +21,8 @@ from tristore.loops import LoopBound
 from tristore.stamps import Stamp
 
 pytestmark = pytest.mark.unit
+
+_A = TypeVar("_A")
 
 
 class _Member:
@@ -35,8 +38,12 @@ class _Member:
         self.answers = answers
         self.took = took
         self.spec = types.SimpleNamespace(name="w", group=0)
+        self.hung = False
         self.asked = 0
         self.records: list[tuple[bytes, int]] = []
+
+    def lagging(self, now: float) -> bool:
+        return self.hung
 
     def _answer(self, answer: object) -> asyncio.Future[object]:
         loop = asyncio.get_running_loop()
@@ -71,7 +78,7 @@ def _recorder(*took: bool | Exception | None) -> _Member:
     return _Member(_always(UNKNOWN), _always(took[0]) if len(took) == 1 else iter(took))
 
 
-def _always(answer: bytes | Exception | None) -> Iterator[bytes | Exception | None]:
+def _always(answer: _A) -> Iterator[_A]:
     while True:
         yield answer
 
@@ -163,21 +170,31 @@ def test_a_record_goes_to_a_bare_majority_and_the_next_member_stands_in() -> Non
 
 
 def test_a_keys_checks_and_records_ask_the_same_members_on_every_node() -> None:
-    members = ["w1", "w2", "w3"]
-    fleets = []
-    for _ in range(2):  # two nodes' fleets: nothing of the node goes into the order
-        fleet = WitnessFleet.__new__(WitnessFleet)
-        fleet.groups = [members]  # type: ignore[list-item]
-        fleet._orders = rotations(fleet.groups)  # type: ignore[arg-type]
-        fleets.append(fleet)
-    firsts: dict[str, int] = {}
-    for i in range(600):
-        wkey = f"bk\x00k{i}".encode()
-        order = fleets[0]._order(wkey)[1]
-        assert order == fleets[1]._order(wkey)[1]
-        assert sorted(order) == members  # type: ignore[type-var]
-        firsts[order[0]] = firsts.get(order[0], 0) + 1  # type: ignore[index]
+    names = ["w1", "w2", "w3"]
+
+    def names_of(fleet: WitnessFleet, wkey: bytes) -> list[str]:
+        return [m.spec.name for m in fleet._order(wkey)[1]]
+
+    async def go() -> dict[str, int]:
+        fleets = []
+        for _ in range(2):  # two nodes' fleets: nothing of the node goes into the order
+            members = [_recorder(True) for _ in names]
+            for m, name in zip(members, names, strict=True):
+                m.spec.name = name
+            fleet = _fleet(members)
+            fleet._orders = rotations(fleet.groups)
+            fleets.append(fleet)
+        firsts: dict[str, int] = {}
+        for i in range(600):
+            wkey = f"bk\x00k{i}".encode()
+            order = names_of(fleets[0], wkey)
+            assert order == names_of(fleets[1], wkey)
+            assert sorted(order) == names
+            firsts[order[0]] = firsts.get(order[0], 0) + 1
+        return firsts
+
     # The keys spread the load: each member starts about a third of them.
+    firsts = asyncio.run(go())
     assert all(150 < n < 250 for n in firsts.values()) and len(firsts) == 3, firsts
 
 
@@ -195,3 +212,18 @@ def test_a_record_leaves_no_garbage_cycles() -> None:
             gc.enable()
 
     assert asyncio.run(go()) == 0
+
+
+def test_a_member_that_looks_hung_or_down_is_asked_last() -> None:
+    async def go() -> None:
+        a, b, c = _recorder(None), _recorder(True), _recorder(True)  # a never answers
+        a.hung = True  # a message of ours has waited on it past the hedge
+        fleet = _fleet([a, b, c], hedge_s=60)
+        fleet._orders = rotations(fleet.groups)
+        for i in range(30):  # whichever member each key starts at
+            # Without the hedge's wait (60 s here): a is not asked at all.
+            async with asyncio.timeout(5):
+                assert await fleet.record("bk", f"k{i}", S1, (1, 1, 1)) is True
+        assert a.records == [] and len(b.records) == len(c.records) == 30
+
+    asyncio.run(go())
