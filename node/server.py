@@ -69,7 +69,7 @@ async def build(cfg: ClusterConfig, name: str) -> server.ProcessSpec:
     store.start(asyncio.get_running_loop())
     peers = Peers(cfg, me, store)
     placer = Placer(cfg)
-    witnesses = WitnessFleet(cfg, me.name) if cfg.witnesses else None
+    witnesses = WitnessFleet(cfg, me.name, prefer=me.id) if cfg.witnesses else None
     coord = Coordinator(cfg, me, peers, placer, clock, witnesses)
     handoff = HintedHandoff(store, peers, placer, cfg.node)
     tombstones = TombstoneCollector(

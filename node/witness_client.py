@@ -1,16 +1,13 @@
 """The coordinator's view of the witness fleet.
 
-Keys are spread over witness groups by hash. Inside a group each key has an
-order of its members, the same on every coordinator (a second hash of the key
-picks the member it starts at, so the keys spread the load): a record and a
-check both go to a bare majority, the first members of that order, and to the
-next member only when one of them fails, refuses or is slow to answer. So a
-write's records and every later check of its key meet the same members, and a
-write's record costs two witness messages, not three. Every coordinator keeps
-one long-lived stream to each witness (tristore/pipe.py), and concurrent
-requests share its messages: while one is in flight, new checks and records
-queue, and the next message carries all of them (no timer, so an idle system
-adds no latency).
+Keys are spread over witness groups by hash. Inside a group a record goes to
+every member and waits for a majority; a check goes to a bare majority (each
+coordinator starting at a different member) and to another member only when one
+of them fails or is slow; a member that looks hung or down to this node is
+asked last. Every coordinator keeps one long-lived stream to each witness
+(tristore/pipe.py), and concurrent requests share its messages: while one is in
+flight, new checks and records queue, and the next message carries all of them
+(no timer, so an idle system adds no latency).
 
 A majority read answers a stamp only if every member in that majority knows the
 key; any "unknown" (a restarted or forgetful witness), or no majority at all,
@@ -36,9 +33,7 @@ import contextlib
 import hashlib
 import logging
 import math
-import zlib
 from collections.abc import Callable
-from typing import Generic, TypeVar
 
 import grpc
 
@@ -64,13 +59,11 @@ def witness_key(bucket: str, key: str) -> bytes:
     return bucket.encode() + b"\x00" + key.encode()
 
 
-_CHECK_CALLS = WITNESS_CALLS.labels("check")
-_RECORD_CALLS = WITNESS_CALLS.labels("record")
-
-_T = TypeVar("_T")
 #: How long a witness whose message failed is asked after the others.
 FAILED_LAST_S = 1.0
-_R = TypeVar("_R")
+
+_CHECK_CALLS = WITNESS_CALLS.labels("check")
+_RECORD_CALLS = WITNESS_CALLS.labels("record")
 
 #: One operation for a witness: (key, encoded stamp to record or None to check,
 #: the incarnation the record is fenced by).
@@ -120,8 +113,8 @@ class WitnessConn:
     def lagging(self, now: float) -> bool:
         """Whether this witness looks hung or down: a message of ours has gone
         unanswered for longer than ``[witness] check_hedge_s``, or one failed
-        within the last :data:`FAILED_LAST_S`. Such a member is asked last, so
-        calls do not wait out their hedge on it (:meth:`WitnessFleet._order`)."""
+        within the last :data:`FAILED_LAST_S`. Checks ask such a member last,
+        so they do not wait out their hedge on it (:meth:`WitnessFleet._ask_order`)."""
         sent = self._sent_at
         return (sent is not None and now - sent > self._lag_s) or (
             now - self._failed_at < FAILED_LAST_S
@@ -209,52 +202,19 @@ class WitnessConn:
         await self.channel.close()
 
 
-class _Majority(Generic[_R]):
-    """One majority call in flight: asks the members of the key's group in
-    ``order``, a bare majority first and the next member when one of them
-    fails (the subclass says which answers those are) or has not answered
-    within the hedge, until ``outcome`` is settled.
+class _MajorityCheck:
+    """One :meth:`WitnessFleet.check_agreed` in flight: asks the members of
+    the key's group in ``order``, a bare majority first, and settles
+    ``outcome`` once a majority answered (or cannot).
 
-    A class and not closures that call each other: such closures form a
+    A class and not two closures that call each other: such closures form a
     reference cycle, which only the cyclic garbage collector frees. Every
     check left 17 objects for it, and under load (a node's young generation
     is collected every 50,000 allocations, tristore/server.py) each young
     collection freed about 50,000 of them and stopped the node's event loop
     for 50-90 ms: every client of the node waited at once."""
 
-    __slots__ = ("asked", "need", "order", "outcome", "wkey")
-
-    def __init__(self, order: list[WitnessConn], wkey: bytes, outcome: asyncio.Future[_R]) -> None:
-        self.order = order
-        self.wkey = wkey
-        self.outcome = outcome
-        self.need = len(order) // 2 + 1
-        self.asked = 0
-
-    def ask_next(self) -> None:
-        raise NotImplementedError
-
-    def hedge(self) -> None:
-        if not self.outcome.done() and self.asked < len(self.order):
-            self.ask_next()
-
-    async def settled(self, loop: asyncio.AbstractEventLoop, hedge_s: float) -> _R:
-        for _ in range(self.need):
-            self.ask_next()
-        # A member that is slow to answer (hung, not dead: its stream stays open
-        # until the deadline) is not waited for: the next member is asked too.
-        hedge = loop.call_later(hedge_s, self.hedge)
-        try:
-            return await self.outcome
-        finally:
-            hedge.cancel()
-
-
-class _MajorityCheck(_Majority[tuple[Stamp | None, bool]]):
-    """One :meth:`WitnessFleet.check_agreed`: settled once a majority
-    answered (or cannot)."""
-
-    __slots__ = ("failed", "got")
+    __slots__ = ("asked", "failed", "got", "need", "order", "outcome", "wkey")
 
     def __init__(
         self,
@@ -262,14 +222,22 @@ class _MajorityCheck(_Majority[tuple[Stamp | None, bool]]):
         wkey: bytes,
         outcome: asyncio.Future[tuple[Stamp | None, bool]],
     ) -> None:
-        super().__init__(order, wkey, outcome)
+        self.order = order
+        self.wkey = wkey
+        self.outcome = outcome
+        self.need = len(order) // 2 + 1
         self.got: list[bytes] = []
+        self.asked = 0
         self.failed = 0
 
     def ask_next(self) -> None:
         fut = self.order[self.asked].check(self.wkey)
         self.asked += 1
         fut.add_done_callback(self.answered)
+
+    def hedge(self) -> None:
+        if not self.outcome.done() and self.asked < len(self.order):
+            self.ask_next()
 
     def answered(self, fut: asyncio.Future[bytes]) -> None:
         outcome = self.outcome
@@ -294,61 +262,12 @@ class _MajorityCheck(_Majority[tuple[Stamp | None, bool]]):
             outcome.set_result((Stamp.decode(max(got)), len(set(got)) == 1))
 
 
-class _MajorityRecord(_Majority[bool | None]):
-    """One :meth:`WitnessFleet.record`: the next member also stands in for one
-    that refuses; settled with True (a majority took it), False (enough
-    answered, too few took it: fenced out) or None (too few answered)."""
-
-    __slots__ = ("answered", "fences", "refused", "stamp", "took")
-
-    def __init__(
-        self,
-        order: list[WitnessConn],
-        fences: list[int],
-        wkey: bytes,
-        stamp: bytes,
-        outcome: asyncio.Future[bool | None],
-    ) -> None:
-        super().__init__(order, wkey, outcome)
-        self.fences = fences
-        self.stamp = stamp
-        self.answered = self.took = self.refused = 0
-
-    def ask_next(self) -> None:
-        i = self.asked
-        self.asked += 1
-        self.order[i].record(self.wkey, self.stamp, self.fences[i]).add_done_callback(self.heard)
-
-    def heard(self, fut: asyncio.Future[bool]) -> None:
-        self.answered += 1
-        # A member that failed did not answer (its exception is consumed here).
-        took = not fut.cancelled() and fut.exception() is None and fut.result()
-        if took:
-            self.took += 1
-        elif not fut.cancelled() and fut.exception() is None:
-            self.refused += 1
-        outcome = self.outcome
-        if outcome.done():
-            return
-        if self.took >= self.need:
-            outcome.set_result(True)
-        elif not took and self.asked < len(self.order):
-            self.ask_next()
-        elif self.answered == self.asked:
-            outcome.set_result(False if self.took + self.refused >= self.need else None)
-
-
-def rotations(groups: list[list[_T]]) -> list[list[list[_T]]]:
-    """Each group's members in every order a key may have: started at each
-    member in turn (:meth:`WitnessFleet._order` picks a key's)."""
-    return [[g[r:] + g[:r] for r in range(len(g))] for g in groups]
-
-
 class WitnessFleet:
     def __init__(
         self,
         cfg: ClusterConfig,
         me: str,
+        prefer: int = 0,
         channel: Callable[[str], grpc.aio.Channel] | None = None,
     ) -> None:
         """``channel`` makes the channel to a witness's address (default:
@@ -357,7 +276,11 @@ class WitnessFleet:
         self.groups = [
             [WitnessConn(w, cfg, me, channel) for w in members] for members in cfg.witness_groups
         ]
-        self._orders = rotations(self.groups)
+        # The order each group's members are asked in: a check goes to a bare
+        # majority (the first ones) and to the next member only when one of
+        # those fails. Coordinators start at different members (``prefer``,
+        # the node's id) so that the witnesses share the load.
+        self._orders = [g[prefer % len(g) :] + g[: prefer % len(g)] for g in self.groups]
         self._hedge_s = cfg.witness.check_hedge_s
         self._loop = LoopBound()
 
@@ -370,19 +293,17 @@ class WitnessFleet:
     def group_of(self, wkey: bytes) -> list[WitnessConn]:
         return self.groups[self._group_index(wkey)]
 
-    def _order(self, wkey: bytes) -> tuple[int, list[WitnessConn]]:
-        """The key's group (its index) and the order its checks and records
-        ask the group's members in: the same on every node, started at the
-        member a hash of the key picks (another hash than the group's); but
-        members that look hung or down (:meth:`WitnessConn.lagging`) last,
-        so that a bare majority of the others is asked first."""
-        g = self._group_index(wkey)
-        orders = self._orders[g]
-        order = orders[zlib.crc32(wkey) % len(orders)]
+    def _ask_order(self, wkey: bytes) -> list[WitnessConn]:
+        """The order a check of the key asks its group's members in: this
+        node's (``prefer``), but members that look hung or down
+        (:meth:`WitnessConn.lagging`) last, so that a bare majority of the
+        others is asked first. Records reach every member, so any majority
+        knows what a check must find."""
+        order = self._orders[self._group_index(wkey)]
         now = self._loop.loop.time()
         if any(m.lagging(now) for m in order):
             order = sorted(order, key=lambda m: m.lagging(now))  # stable: the rest keep their order
-        return g, order
+        return order
 
     async def check(self, bucket: str, key: str) -> Stamp | None:
         """The newest acknowledged stamp of the key, or None for unknown.
@@ -408,8 +329,16 @@ class WitnessFleet:
         checker found that interleaving (tests/modelcheck, docs/architecture.md)."""
         wkey = witness_key(bucket, key)
         loop = self._loop.loop
-        check = _MajorityCheck(self._order(wkey)[1], wkey, loop.create_future())
-        w, agreed = await check.settled(loop, self._hedge_s)
+        check = _MajorityCheck(self._ask_order(wkey), wkey, loop.create_future())
+        for _ in range(check.need):
+            check.ask_next()
+        # A member that is slow to answer (hung, not dead: its stream stays open
+        # until the deadline) is not waited for: the next member is asked too.
+        hedge = loop.call_later(self._hedge_s, check.hedge)
+        try:
+            w, agreed = await check.outcome
+        finally:
+            hedge.cancel()
         if w is None:
             WITNESS_UNKNOWN.inc()
         return w, agreed
@@ -425,22 +354,38 @@ class WitnessFleet:
     async def record(self, bucket: str, key: str, stamp: Stamp, fence: Fence) -> bool:
         """Record ``stamp`` at a majority of the key's group under ``fence``.
 
-        It goes to a bare majority, the key's first members (those its checks
-        ask first); a member that fails, refuses, or has not answered within
-        ``[witness] check_hedge_s`` is joined by the next. True when a
-        majority took it; False when enough answered but too few took it
-        (witnesses restarted since ``fence``: take a new fence and record what
-        the nodes hold); QuorumUnavailable when too few answered.
+        True when a majority took it; False when enough answered but too few
+        took it (witnesses restarted since ``fence``: take a new fence and
+        record what the nodes hold); QuorumUnavailable when too few answered.
         """
         wkey = witness_key(bucket, key)
-        g, order = self._order(wkey)
-        members = self.groups[g]
-        fences = [fence[members.index(m)] for m in order]
-        loop = self._loop.loop
-        rec = _MajorityRecord(order, fences, wkey, stamp.encode(), loop.create_future())
-        took = await rec.settled(loop, self._hedge_s)
-        if took is not None:
-            return took
+        members = self.group_of(wkey)
+        encoded = stamp.encode()
+        futures = [m.record(wkey, encoded, inc) for m, inc in zip(members, fence, strict=True)]
+        need = len(members) // 2 + 1
+        took = refused = answered = 0
+        enough: asyncio.Future[None] = self._loop.loop.create_future()
+
+        def one(fut: asyncio.Future[bool]) -> None:
+            nonlocal took, refused, answered
+            answered += 1
+            # A member that failed did not answer (its exception is consumed here).
+            if not fut.cancelled() and fut.exception() is None:
+                if fut.result():
+                    took += 1
+                else:
+                    refused += 1
+            # The rest need not be waited for once a majority took it.
+            if not enough.done() and (took >= need or answered == len(futures)):
+                enough.set_result(None)
+
+        for fut in futures:
+            fut.add_done_callback(one)
+        await enough
+        if took >= need:
+            return True
+        if took + refused >= need:
+            return False
         names = ", ".join(m.spec.name for m in members)
         raise QuorumUnavailable(
             f"no majority of witness group {members[0].spec.group} ({names}) answered, so "

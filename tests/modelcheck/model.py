@@ -13,11 +13,7 @@ node/witness_client.py) step by step, at the granularity where interleavings
 matter: a write takes its stamp above the key's floor (witness majority, or
 the replicas when a member does not know the key), commits AZ by AZ (last
 writer wins; never re-stamped), then records at a witness majority, then is
-acknowledged (a record reaches each member as a step of its own, in any order,
-and the write is acknowledged once a majority took it, whether or not the rest
-ever does: so the node's records to the key's first two members, a third
-standing in only for one that fails, are among the model's behaviours, as are
-its checks of any majority); writes can be abandoned half way (unfinished writes);
+acknowledged; writes can be abandoned half way (unfinished writes);
 witnesses can restart at any moment (and know nothing) or forget the key to
 stay within their size (eviction: same incarnation, and a floor below which a
 record of a key they do not know is not taken); keys sharing the floor's slot

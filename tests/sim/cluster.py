@@ -132,7 +132,7 @@ class SimNode:
         channel = net.channel_factory(self.proc)
         peers = Peers(cfg, self.spec, store, channel=channel, clock=loop.time)
         placer = Placer(cfg)
-        witnesses = WitnessFleet(cfg, self.name, channel=channel)
+        witnesses = WitnessFleet(cfg, self.name, prefer=self.spec.id, channel=channel)
         self.coord = Coordinator(cfg, self.spec, peers, placer, clock, witnesses)
         handoff = HintedHandoff(store, peers, placer, cfg.node)
         servicer = ReplicaServicer(store, self.coord)
