@@ -64,12 +64,21 @@ compose-down: ## stop the compose stack; ARGS=-v also removes its volumes (every
 # worker picks an overlapping one. Files go out in collection order
 # (--no-loadscope-reorder), which puts the longest first (tests/conftest.py), so
 # no worker is left alone at the end with a file of several minutes. The compose
-# stack (e2e: 22 containers) runs last, alone.
+# stack (e2e: an image build and 22 containers, mostly waiting on docker, on
+# ports 7100-7800 that no other tier uses) runs beside the unit tier, its output
+# shown once both are done; any tier that fails (or collects nothing: pytest's
+# exit 5) fails the target.
 test: install-dev ## every tier, short form; TRISTORE_LONG=1 for the long fault runs
 	@$(BYTECODE)
-	$(BIN)/python -m pytest -m unit -n 2 $(PYTEST_ARGS)
+	@e2e_log=$$(mktemp); \
+	$(BIN)/python -m pytest -m e2e $(PYTEST_ARGS) >"$$e2e_log" 2>&1 & e2e=$$!; \
+	echo "$(BIN)/python -m pytest -m e2e $(PYTEST_ARGS)  (beside the unit tier)"; \
+	echo "$(BIN)/python -m pytest -m unit -n 2 $(PYTEST_ARGS)"; \
+	$(BIN)/python -m pytest -m unit -n 2 $(PYTEST_ARGS); unit=$$?; \
+	wait $$e2e; e2e_status=$$?; \
+	echo "--- the e2e tier (exit $$e2e_status):"; cat "$$e2e_log"; rm -f "$$e2e_log"; \
+	test $$unit -eq 0 && test $$e2e_status -eq 0
 	$(BIN)/python -m pytest -m "not unit and not e2e" -n 3 --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
-	$(BIN)/python -m pytest -m e2e $(PYTEST_ARGS)
 
 test-unit: install-dev
 	$(BIN)/python -m pytest -m unit $(PYTEST_ARGS)
