@@ -465,13 +465,6 @@ def prometheus_targets(layout: Layout) -> list[dict[str, Any]]:
     return groups
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def _requested(args: argparse.Namespace) -> dict[str, int]:
     """The topology options given on the command line (None means 'not given')."""
     names = ("clusters", "azs", "nodes_per_az", "witnesses", "replicators", "base_port")
@@ -592,15 +585,17 @@ def _save_layout(
         LocalKeyFile.create(cfg.kms_key_file)
     new = {path: cfg for path, cfg in cfgs.items() if not path.exists()}
     for path, cfg in _with_auth(new).items() if len(new) == len(cfgs) else new.items():
-        _write_atomic(path, dump(cfg))
+        processes.write_atomic(path, dump(cfg))
     for path in cfgs:
         try:
             written = load(path)
         except InvalidArgument:
             continue  # an edited file gone wrong: each process says so in its log
         issue_certificates(written)
-    _write_atomic(d.state, json.dumps(layout.to_json(), indent=2) + "\n")
-    _write_atomic(d.prometheus_targets, json.dumps(prometheus_targets(layout), indent=2) + "\n")
+    processes.write_atomic(d.state, json.dumps(layout.to_json(), indent=2) + "\n")
+    processes.write_atomic(
+        d.prometheus_targets, json.dumps(prometheus_targets(layout), indent=2) + "\n"
+    )
 
 
 def issue_certificates(

@@ -35,6 +35,8 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
+from tristore.cli import processes
+
 #: Fields of one process on the launcher's command line.
 FIELDS = 5
 USAGE = "usage: python -m tristore.cli.launch ROLE CONFIG NAME LOG PIDFILE [ROLE CONFIG ...]"
@@ -48,9 +50,10 @@ class Launch:
     log: Path
     pid_file: Path
 
-    def argv(self) -> list[str]:
+    def serve_argv(self) -> list[str]:
         """The command line the process shows: the ``serve`` command it runs."""
-        return [sys.executable, "-m", "tristore", "serve", self.role]
+        argv = [sys.executable, "-m", "tristore", "serve", self.role]
+        return [*argv, "--config", str(self.config), "--name", self.name]
 
 
 def command(launches: list[Launch]) -> list[str]:
@@ -59,10 +62,6 @@ def command(launches: list[Launch]) -> list[str]:
     for x in launches:
         argv += [x.role, str(x.config), x.name, str(x.log), str(x.pid_file)]
     return argv
-
-
-def serve_argv(x: Launch) -> list[str]:
-    return [*x.argv(), "--config", str(x.config), "--name", x.name]
 
 
 def parse(args: list[str]) -> list[Launch]:
@@ -115,18 +114,11 @@ def _start(x: Launch) -> int:
             os.dup2(log_fd, 1)
             os.dup2(log_fd, 2)
             os.close(null_fd)
-            set_command_line(serve_argv(x))
+            set_command_line(x.serve_argv())
             return 0
     finally:
         os.close(log_fd)
     return pid
-
-
-def _write_pid(path: Path, pid: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(f"{pid}\n")
-    os.replace(tmp, path)
 
 
 def _role_parent(role: str, launches: list[Launch]) -> Launch | None:
@@ -144,7 +136,7 @@ def _role_parent(role: str, launches: list[Launch]) -> Launch | None:
             pid = _start(x)
             if pid == 0:
                 return x
-            _write_pid(x.pid_file, pid)
+            processes.write_atomic(x.pid_file, f"{pid}\n")
     except BaseException:  # noqa: BLE001  (whatever it is, it goes to the logs)
         # The processes that did not start show why in their logs.
         why = f"--- tristore dev: could not start {role} processes:\n{traceback.format_exc()}"
@@ -190,7 +182,7 @@ def main() -> int:
 
     code = 1
     try:
-        code = run(serve_argv(x)[3:])
+        code = run(x.serve_argv()[3:])
     finally:
         # Its status, which no parent waits for, is in its log instead.
         print(f"--- tristore dev: {x.name} exited with status {code} at {time.ctime()} ---")

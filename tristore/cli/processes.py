@@ -177,6 +177,15 @@ def owns_port(pid: int, addr: str) -> bool:
 # --- starting processes -----------------------------------------------------------
 
 
+def write_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` at once (a reader sees the old file or
+    the new one), making its directory if needed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 def child_env() -> dict[str, str]:
     """Our environment, with PYTHONPATH made absolute and able to find this checkout."""
     env = dict(os.environ)
