@@ -22,7 +22,9 @@ Beside each phase's figures, CPU milliseconds a version summed over every
 server process of both clusters, by cluster and role (utime+stime from
 /proc, as ``bench.compare`` counts them): for the lag phase, from its first
 PUT until every version is applied and its status is back; for the backfill,
-while the command runs (the replication it queues goes on after).
+while the command runs (the replication it queues goes on after). For the
+lag phase also, by cluster, what a version cost its nodes in messages to
+other nodes and to witnesses, and in group commits (:data:`MESSAGES`).
 
 Results go to bench/results/replication.json and a table is printed.
 """
@@ -95,6 +97,27 @@ def rpc_counts(addrs: list[str]) -> dict[str, float]:
             if line.startswith("tristore_rpc_handled_total{"):
                 method = line.split('method="', 1)[1].split('"', 1)[0]
                 out[method] = out.get(method, 0.0) + float(line.rsplit(" ", 1)[1])
+    return out
+
+
+#: What a version costs inside a cluster, from its nodes' metrics: messages
+#: a node sent to other nodes and to witnesses (each carries every operation
+#: one event-loop turn had for that peer), and group commits (one fsync each).
+MESSAGES = {
+    "to_nodes": 'tristore_node_peer_batch_size_count{peer="node"}',
+    "to_witnesses": 'tristore_node_peer_batch_size_count{peer="witness"}',
+    "fsyncs": "tristore_node_fsync_seconds_count",
+}
+
+
+def message_counts(addrs: list[str]) -> dict[str, float]:
+    """The :data:`MESSAGES` counters, summed over the nodes at ``addrs``."""
+    out = dict.fromkeys(MESSAGES, 0.0)
+    for addr in addrs:
+        for line in _scrape(addr).splitlines():
+            for name, series in MESSAGES.items():
+                if line.startswith(series + " "):
+                    out[name] += float(line.rsplit(" ", 1)[1])
     return out
 
 
@@ -230,6 +253,11 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             procs = [n.metrics for n in (*east.nodes, *west.nodes)]
             procs += [r.metrics for r in east.replicators]
             rpcs_before = rpc_counts(procs)
+            nodes = {
+                "east": [n.metrics for n in east.nodes],
+                "west": [n.metrics for n in west.nodes],
+            }
+            messages_before = {c: message_counts(a) for c, a in nodes.items()}
             pids = _pids(d)
             cpu_before = cpu_by_role(pids)
             seconds = uvloop.run(
@@ -244,6 +272,13 @@ def run(args: argparse.Namespace) -> dict[str, object]:
                 for m, n in rpc_counts(procs).items()
                 if n - rpcs_before.get(m, 0.0) >= lag_ops / 10 or "Replica" in m
             }
+            messages = {
+                c: {
+                    k: round((n - messages_before[c][k]) / lag_ops, 2)
+                    for k, n in message_counts(a).items()
+                }
+                for c, a in nodes.items()
+            }
             result: dict[str, object] = {
                 "size": args.size,
                 "conc": args.conc,
@@ -254,6 +289,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
                 "lag_p50_ms": round(quantile(buckets, 0.5) * 1000, 1),
                 "lag_p99_ms": round(quantile(buckets, 0.99) * 1000, 1),
                 "rpcs_per_version": dict(sorted(rpcs.items())),
+                "messages_per_version": messages,
                 "cpu_ms_per_version": cpu,
             }
             if args.backfill:
