@@ -1,7 +1,8 @@
 """Replication while its parts fail, on two real clusters (`dev up --clusters
 2`) whose nodes collect superseded bodies 2 s after they are replaced (so a
 body wrongly taken for superseded is gone within the test): the same version
-applied twice at once, and what the lag says while the destination is down."""
+applied twice at once, what the lag says while the destination is down, and
+versions whose source AZ is down when they are read."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from dataclasses import replace
 import pytest
 
 from tests.integration.cluster import DevCluster, signed_channel, two_clusters, wait_until
-from tristore import stamps
+from tristore import errors, stamps
 from tristore.convert import version_to_pb
 from tristore.model import ObjectVersion
 from tristore.pb import objects_pb2, objects_pb2_grpc
@@ -309,3 +310,62 @@ def test_lag_keeps_growing_while_the_destination_cannot_take_writes(
         wait_until(lambda: _lag(east) == 0, 120, 0.0, what="lag back to 0 once west is back")
         for i in range(6):
             assert e.head_object("lag-src", f"k{i}").replication_status == "COMPLETED"
+
+
+def _replicated(w, bucket: str, keys: list[str]) -> bool:  # type: ignore[no-untyped-def]
+    for key in keys:
+        try:
+            w.head_object(bucket, key)
+        except errors.NoSuchKey:
+            return False
+    return True
+
+
+def test_changes_an_az_down_cannot_bring_arrive_from_the_other_azs_logs(
+    pair: tuple[DevCluster, DevCluster],
+) -> None:
+    """Versions written while east's replicators were down, then both nodes
+    of one AZ SIGKILLed and the replicators started again: every version is
+    in a node of each AZ's change log, so the other two AZs' logs bring each
+    one to west, though no log of the dead AZ answers. Once that AZ is back,
+    each is COMPLETED at east (its status update needs all three AZs)."""
+    east, west = pair
+    dead_az = sorted({n.az for n in east.config.nodes})[0]
+    dead = [n.name for n in east.config.nodes if n.az == dead_az]
+    with east.client() as e, west.client() as w:
+        _versioned(e, "az-down-src")
+        _versioned(w, "az-down-dst")
+        e.put_bucket_replication(
+            "az-down-src", [Rule("all", (Destination("west", "az-down-dst"),))]
+        )
+        keys = [f"k{i:02d}" for i in range(12)]
+        for name in east.replicator_names:
+            east.kill(name, "KILL")
+        try:
+            for key in keys:
+                e.put_object("az-down-src", key, key.encode())
+            for name in dead:
+                east.kill(name, "KILL")
+        finally:
+            for name in east.replicator_names:
+                east.start(name)
+        try:
+            wait_until(
+                lambda: _replicated(w, "az-down-dst", keys),
+                60,
+                0.5,
+                what="every version at west from the other AZs' logs",
+            )
+            for key in keys:
+                assert w.get_object("az-down-dst", key) == key.encode()
+            assert e.head_object("az-down-src", keys[0]).replication_status == "PENDING"
+        finally:
+            for name in dead:
+                east.start(name)
+
+        def completed() -> bool:
+            return all(
+                e.head_object("az-down-src", k).replication_status == "COMPLETED" for k in keys
+            )
+
+        wait_until(completed, 120, 0.5, what="every version COMPLETED at east")
