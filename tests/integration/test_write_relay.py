@@ -65,14 +65,23 @@ def _grpc(cluster: DevCluster, name: str) -> str:
     return next(n.grpc for n in cluster.config.nodes if n.name == name)
 
 
-async def _put_all(endpoint: str, items: dict[str, bytes], conc: int, **kw: object) -> list[object]:
-    """PUT every item through ``endpoint``, ``conc`` at once; each call's
-    result (its ObjectInfo) or the error it raised."""
+async def _put_all(
+    endpoint: str,
+    items: dict[str, bytes],
+    conc: int,
+    until: asyncio.Event | None = None,
+    **kw: object,
+) -> list[object]:
+    """PUT every item through ``endpoint``, ``conc`` at once (or, with
+    ``until``, the items taken before it is set); each call's result (its
+    ObjectInfo) or the error it raised."""
     keys = iter(items)
     out: list[object] = []
 
     async def worker(c: AsyncClient) -> None:
         for key in keys:
+            if until is not None and until.is_set():
+                return
             try:
                 out.append(await c.put_object(BUCKET, key, items[key]))
             except errors.TristoreError as exc:
@@ -142,20 +151,25 @@ def test_a_relayed_call_is_checked_by_the_coordinator(relaying: DevCluster) -> N
     wrong = Credentials(ROOT.access_key_id, "not-the-secret")
     before = {n: _refused(relaying, n) for n in (name, COORDINATOR)}
     forged = {f"forged/k{i}": b"x" * 100 for i in range(16)}
-    honest = {f"honest/k{i}": b"y" * 100 for i in range(120)}
+    honest = {f"honest/k{i:04d}": b"y" * 100 for i in range(2000)}
     flowing = _relayed(relaying, name) + 5
 
     async def both() -> tuple[list[object], list[object]]:
         # A forged call is relayed when other writes are in flight on the
-        # node (alone, it runs there): honest ones keep some in flight, and
-        # the forged ones go once the honest ones are being relayed.
+        # node (alone, it runs there): honest ones keep some in flight until
+        # every forged one is answered (at most 2,000 of them), and the
+        # forged ones go once the honest ones are being relayed. (A fixed
+        # 120 honest writes were all done before the forged ones went, on
+        # a fast run: all 16 ran on the node, none was relayed.)
         endpoint = _grpc(relaying, name)
-        good = asyncio.ensure_future(_put_all(endpoint, honest, conc=8))
+        done = asyncio.Event()
+        good = asyncio.ensure_future(_put_all(endpoint, honest, conc=8, until=done))
         for _ in range(400):
             if good.done() or await asyncio.to_thread(_relayed, relaying, name) >= flowing:
                 break
             await asyncio.sleep(0.02)
         bad = await _put_all(endpoint, forged, conc=4, credentials=wrong)
+        done.set()
         return bad, await good
 
     bad, good = asyncio.run(both())
@@ -168,7 +182,8 @@ def test_a_relayed_call_is_checked_by_the_coordinator(relaying: DevCluster) -> N
     assert there >= 1, (here, there)
     with relaying.client() as c:
         assert not c.list_objects(BUCKET, prefix="forged/").contents
-        assert len(c.list_objects(BUCKET, prefix="honest/").contents) == len(honest)
+        listed = sum(len(p.contents) for p in c.iter_objects(BUCKET, prefix="honest/"))
+        assert listed == len(good), (listed, len(good))
 
 
 def test_writes_go_on_when_the_coordinator_is_killed(relaying: DevCluster) -> None:
