@@ -62,6 +62,13 @@ class ClusterSection:
     #: drag every later version id into the future. Keep it above the clock
     #: skew between the cluster's hosts.
     max_clock_skew_ms: int = 1000
+    #: Run every server process under Linux's SCHED_BATCH policy
+    #: (tristore/server.py set_batch_scheduling): a process woken by a
+    #: message does not preempt the one that sent it, which finishes its
+    #: event-loop turn first, so more work shares each message and fewer
+    #: context switches are made. Turn off on a host whose other programs
+    #: must not wait for a tristore process's time slice to end.
+    sched_batch: bool = True
 
 
 @dataclass(frozen=True)

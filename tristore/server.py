@@ -630,6 +630,36 @@ def freeze_startup_objects() -> None:
     gc.freeze()
 
 
+def set_batch_scheduling() -> bool:
+    """Put every thread of this process under Linux's SCHED_BATCH policy
+    (``[cluster] sched_batch``); the threads it starts later inherit it.
+    Whether it took (not on another OS, or where the policy is refused).
+
+    The processes of a cluster send one another many small messages. Under
+    the default policy, a process a message wakes preempts the sender on a
+    busy CPU at once, so the sender leaves its event-loop turn half done and
+    the receiver finds one message where a moment later it would have found
+    several. A SCHED_BATCH process does not preempt on wakeup (the timer tick
+    does, as for any process), with the same share of the CPU. Measured on
+    the two-core machine of ``bench/`` (six nodes, three witnesses, the
+    client), alternating runs: PUT 1 KiB at c64 1,092-1,389/s at 1.07-1.37
+    ms of cluster CPU a PUT, against 988-1,074/s at 1.35-1.47 ms."""
+    policy = getattr(os, "SCHED_BATCH", None)
+    if policy is None:
+        return False
+    try:
+        threads = [int(t) for t in os.listdir("/proc/self/task")]
+    except OSError:
+        threads = [0]  # this thread: the one that starts the others
+    try:
+        for tid in threads:
+            os.sched_setscheduler(tid, policy, os.sched_param(0))
+    except OSError as exc:
+        log.warning("SCHED_BATCH refused (%s): running under the default policy", exc)
+        return False
+    return True
+
+
 def main(make_spec: Callable[[], Awaitable[ProcessSpec]]) -> None:
     """Build the process's spec inside the loop and serve until SIGTERM."""
     malloc.tune(malloc.SERVER)
@@ -640,6 +670,8 @@ def main(make_spec: Callable[[], Awaitable[ProcessSpec]]) -> None:
     async def go() -> None:
         nonlocal spec
         spec = await make_spec()
+        if spec.config is not None and spec.config.cluster.sched_batch:
+            set_batch_scheduling()
         freeze_startup_objects()
         await run(spec)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import urllib.error
 import urllib.request
 
@@ -85,3 +86,20 @@ def test_every_process_serves_health_reflection_and_metrics(cluster: DevCluster)
             assert family in exported or family.removesuffix("_total") in exported, (name, series)
         assert f'name="{name}"' in body and f'role="{role}"' in body
         assert _get(f"http://{metrics_addr}/nope")[0] == 404
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_BATCH"), reason="Linux scheduling policies")
+def test_every_thread_of_every_process_runs_under_sched_batch(cluster: DevCluster) -> None:
+    """``[cluster] sched_batch`` (on by default): each server process put
+    its threads, and the threads they started since (gRPC's, RocksDB's, the
+    group commit's), under SCHED_BATCH."""
+    with cluster.client() as c:
+        c.create_bucket("sched")
+        c.put_object("sched", "k", b"v")  # the write path's threads are up
+    pids = [int(str(p["pid"])) for p in cluster.status() if p.get("pid")]
+    assert pids
+    for pid in pids:
+        threads = os.listdir(f"/proc/{pid}/task")
+        assert len(threads) > 1, pid
+        policies = {int(t): os.sched_getscheduler(int(t)) for t in threads}
+        assert set(policies.values()) == {os.SCHED_BATCH}, (pid, policies)
