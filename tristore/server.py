@@ -647,16 +647,24 @@ def set_batch_scheduling() -> bool:
     policy = getattr(os, "SCHED_BATCH", None)
     if policy is None:
         return False
+    param = os.sched_param(0)
     try:
-        threads = [int(t) for t in os.listdir("/proc/self/task")]
-    except OSError:
-        threads = [0]  # this thread: the one that starts the others
-    try:
-        for tid in threads:
-            os.sched_setscheduler(tid, policy, os.sched_param(0))
+        # This thread first: what it starts from now on inherits the policy.
+        os.sched_setscheduler(0, policy, param)
     except OSError as exc:
         log.warning("SCHED_BATCH refused (%s): running under the default policy", exc)
         return False
+    try:
+        threads = [int(t) for t in os.listdir("/proc/self/task")]
+    except OSError:
+        return True  # no /proc: the threads started later have it
+    for tid in threads:
+        try:
+            os.sched_setscheduler(tid, policy, param)
+        except ProcessLookupError:
+            continue  # the thread ended meanwhile
+        except OSError as exc:
+            log.warning("SCHED_BATCH refused for thread %d (%s)", tid, exc)
     return True
 
 
