@@ -109,6 +109,7 @@ class WitnessConn:
         #: last one failed (the loop's clock).
         self._sent_at: float | None = None
         self._failed_at = -math.inf
+        self._loop = LoopBound()
 
     def lagging(self, now: float) -> bool:
         """Whether this witness looks hung or down: a message of ours has gone
@@ -151,7 +152,7 @@ class WitnessConn:
             req.record.keys.extend(k for k, _, _ in records)
             req.record.stamps = b"".join(s for _, s, _ in records)
             req.record.incarnations.extend(i for _, _, i in records)
-        loop = asyncio.get_running_loop()
+        loop = self._loop.loop
         self._sent_at = loop.time()
         try:
             resp = await self._pipe.call(req)
