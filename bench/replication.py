@@ -13,7 +13,10 @@ Starts ``tristore dev up --clusters 2`` in a temporary directory and, in turn:
    east/bench-src -> west/bench-dst; waits (bounded) until the replicators
    report every version applied, and reads p50/p99 from their latency
    histograms (write on east to commit on west), interpolated within buckets
-   the way Prometheus's ``histogram_quantile`` does;
+   the way Prometheus's ``histogram_quantile`` does; then the same at each
+   fraction of the max rate ``--sweep`` names (0.1 and 0.25 by default: where
+   the lag stands when the machine is not saturated), each into keys of its
+   own, with how busy the whole machine was (``/proc/stat``) while it ran;
 3. **backfill**: ``--backfill`` objects written before their rule, then
    ``tristore replication backfill`` timed (versions queued a second), then
    ``tristore replication verify`` until it is clean (bounded).
@@ -42,6 +45,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import uvloop
 
@@ -122,7 +126,13 @@ def message_counts(addrs: list[str]) -> dict[str, float]:
 
 
 async def _load(
-    endpoints: list[str], bucket: str, ops: int, conc: int, size: int, rate: float = 0.0
+    endpoints: list[str],
+    bucket: str,
+    ops: int,
+    conc: int,
+    size: int,
+    rate: float = 0.0,
+    prefix: str = "k",
 ) -> float:
     """``ops`` PUTs; with a ``rate``, each starts at its scheduled time (open loop)."""
     body = os.urandom(size)
@@ -136,7 +146,7 @@ async def _load(
                     delay = started + i / rate - time.perf_counter()
                     if delay > 0:
                         await asyncio.sleep(delay)
-                await c.put_object(bucket, f"k{i:08d}", body)
+                await c.put_object(bucket, f"{prefix}{i:08d}", body)
 
     await asyncio.gather(*(worker(w) for w in range(conc)))
     return time.perf_counter() - started
@@ -228,6 +238,89 @@ def _backfill(
     }
 
 
+def _busy() -> tuple[float, float]:
+    """(busy, all) CPU time of the machine so far, from /proc/stat's first line."""
+    ticks = [float(t) for t in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = ticks[3] + ticks[4]  # idle, iowait
+    return sum(ticks) - idle, sum(ticks)
+
+
+#: The lag phase's figures as the result's top level names them (the
+#: headline phase, at half the max rate; the sweep's keep their own names).
+_HEADLINE = {
+    "put_per_s": "lag_put_per_s",
+    "ops": "lag_ops",
+    "p50_ms": "lag_p50_ms",
+    "p99_ms": "lag_p99_ms",
+    "machine_busy_pct": "lag_machine_busy_pct",
+}
+
+
+class _Lag:
+    """Lag phases on the two clusters of ``d``: open-loop PUTs into
+    bench-src at a rate, then the wait until every version is applied."""
+
+    def __init__(
+        self,
+        d: Path,
+        east: config.ClusterConfig,
+        west: config.ClusterConfig,
+        args: argparse.Namespace,
+    ) -> None:
+        self.args = args
+        self.endpoints = [n.grpc for n in east.nodes]
+        self.replicators = [r.metrics for r in east.replicators]
+        self.procs = [n.metrics for n in (*east.nodes, *west.nodes)] + self.replicators
+        self.nodes = {
+            "east": [n.metrics for n in east.nodes],
+            "west": [n.metrics for n in west.nodes],
+        }
+        self.pids = _pids(d)
+
+    def phase(self, rate: float, prefix: str) -> dict[str, object]:
+        """One phase at ``rate`` PUT/s for ``--lag-seconds``; its keys start with ``prefix``."""
+        args = self.args
+        ops = max(1, int(rate * args.lag_seconds))
+        rpcs_before = rpc_counts(self.procs)
+        messages_before = {c: message_counts(a) for c, a in self.nodes.items()}
+        lag_before = dict(histogram(self.replicators))
+        done_before = max(lag_before.values(), default=0.0)
+        cpu_before = cpu_by_role(self.pids)
+        busy_before = _busy()
+        seconds = uvloop.run(
+            _load(self.endpoints, "bench-src", ops, args.conc, args.size, rate=rate, prefix=prefix)
+        )
+        buckets = [
+            (le, n - lag_before.get(le, 0.0))
+            for le, n in _wait_replicated(self.replicators, done_before + ops)
+        ]
+        time.sleep(2.0)  # the last statuses recorded
+        busy = [b - a for a, b in zip(busy_before, _busy(), strict=True)]
+        rpcs = {
+            m: round((n - rpcs_before.get(m, 0.0)) / ops, 2)
+            for m, n in rpc_counts(self.procs).items()
+            if n - rpcs_before.get(m, 0.0) >= ops / 10 or "Replica" in m
+        }
+        messages = {
+            c: {
+                k: round((n - messages_before[c][k]) / ops, 2) for k, n in message_counts(a).items()
+            }
+            for c, a in self.nodes.items()
+        }
+        return {
+            "offered_per_s": round(rate, 1),
+            "put_per_s": round(ops / seconds, 1),
+            "ops": ops,
+            "replicated": int(buckets[-1][1]) if buckets else 0,
+            "p50_ms": round(quantile(buckets, 0.5) * 1000, 1),
+            "p99_ms": round(quantile(buckets, 0.99) * 1000, 1),
+            "machine_busy_pct": round(100 * busy[0] / busy[1], 1) if busy[1] else 0.0,
+            "rpcs_per_version": dict(sorted(rpcs.items())),
+            "messages_per_version": messages,
+            "cpu_ms_per_version": _cpu_ms_per(self.pids, cpu_before, ops),
+        }
+
+
 def run(args: argparse.Namespace) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix="tristore-bench-") as tmp:
         d = Path(tmp) / "dev"
@@ -249,48 +342,19 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             seconds = uvloop.run(_load(east_eps, "bench-max", args.max_ops, args.conc, args.size))
             max_rate = args.max_ops / seconds
             rate = args.rate or max_rate / 2
-            lag_ops = max(1, int(rate * args.lag_seconds))
-            procs = [n.metrics for n in (*east.nodes, *west.nodes)]
-            procs += [r.metrics for r in east.replicators]
-            rpcs_before = rpc_counts(procs)
-            nodes = {
-                "east": [n.metrics for n in east.nodes],
-                "west": [n.metrics for n in west.nodes],
-            }
-            messages_before = {c: message_counts(a) for c, a in nodes.items()}
-            pids = _pids(d)
-            cpu_before = cpu_by_role(pids)
-            seconds = uvloop.run(
-                _load(east_eps, "bench-src", lag_ops, args.conc, args.size, rate=rate)
-            )
-            addrs = [r.metrics for r in east.replicators]
-            buckets = _wait_replicated(addrs, lag_ops)
-            time.sleep(2.0)  # the last statuses recorded
-            cpu = _cpu_ms_per(pids, cpu_before, lag_ops)
-            rpcs = {
-                m: round((n - rpcs_before.get(m, 0.0)) / lag_ops, 2)
-                for m, n in rpc_counts(procs).items()
-                if n - rpcs_before.get(m, 0.0) >= lag_ops / 10 or "Replica" in m
-            }
-            messages = {
-                c: {
-                    k: round((n - messages_before[c][k]) / lag_ops, 2)
-                    for k, n in message_counts(a).items()
-                }
-                for c, a in nodes.items()
-            }
+            lag = _Lag(d, east, west, args)
+            headline = lag.phase(rate, "k")
+            phases = [{"fraction": round(rate / max_rate, 3), **headline}]
+            phases += [
+                {"fraction": f, **lag.phase(max_rate * f, f"s{i}-")}
+                for i, f in enumerate(args.sweep)
+            ]
             result: dict[str, object] = {
                 "size": args.size,
                 "conc": args.conc,
                 "max_put_per_s": round(max_rate, 1),
-                "lag_put_per_s": round(lag_ops / seconds, 1),
-                "lag_ops": lag_ops,
-                "replicated": int(buckets[-1][1]) if buckets else 0,
-                "lag_p50_ms": round(quantile(buckets, 0.5) * 1000, 1),
-                "lag_p99_ms": round(quantile(buckets, 0.99) * 1000, 1),
-                "rpcs_per_version": dict(sorted(rpcs.items())),
-                "messages_per_version": messages,
-                "cpu_ms_per_version": cpu,
+                **{_HEADLINE.get(k, k): v for k, v in headline.items()},
+                "lag_phases": phases,
             }
             if args.backfill:
                 result |= _backfill(d, east_eps, west, args.backfill, args.size)
@@ -314,6 +378,12 @@ def main() -> None:
     parser.add_argument(
         "--rate", type=float, default=0.0, help="PUT/s of the lag phase (default: half the max)"
     )
+    parser.add_argument(
+        "--sweep",
+        type=lambda v: [float(f) for f in v.split(",") if f],
+        default=[0.1, 0.25],
+        help="fractions of the max rate for more lag phases, comma-separated ('': none)",
+    )
     parser.add_argument("--backfill", type=int, default=10_000, help="objects backfilled (0: none)")
     parser.add_argument("--base-port", type=int, default=27600)
     args = parser.parse_args()
@@ -321,7 +391,21 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "replication.json").write_text(json.dumps(result, indent=2) + "\n")
     for k, v in result.items():
-        print(f"{k:>22}  {v}")
+        if k != "lag_phases":
+            print(f"{k:>22}  {v}")
+    print(sweep_table(result["lag_phases"]))  # type: ignore[arg-type]
+
+
+def sweep_table(phases: list[dict[str, Any]]) -> str:
+    """Lag against load: every lag phase, by the fraction of the max rate offered."""
+    lines = ["of max  offered/s  reached/s  p50 ms  p99 ms  machine busy %  CPU ms/version"]
+    for p in sorted(phases, key=lambda p: float(p["fraction"])):
+        lines.append(
+            f"{p['fraction']:6.2f}  {p['offered_per_s']:9.1f}  {p['put_per_s']:9.1f}  "
+            f"{p['p50_ms']:6.1f}  {p['p99_ms']:6.1f}  {p['machine_busy_pct']:14.1f}  "
+            f"{p['cpu_ms_per_version']['total']:14.2f}"
+        )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
