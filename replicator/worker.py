@@ -21,8 +21,12 @@ new version that its bucket's rules send somewhere to every destination.
   i of n takes the keys whose hash is i mod n. (While one is down its share
   waits for it: nothing is lost, it is late.)
 - **Outcome.** COMPLETED is written back to the source version's
-  per-destination status (many to a PutReplicationStatuses message; each item
-  is the same conditional update as a single call). An unreachable
+  per-destination status (many to a PutReplicationStatuses message, which
+  waits up to ``status_linger_s`` to fill; each item is the same conditional
+  update as a single call). The tail reads its log on while a batch's
+  statuses are on their way; its durable cursor passes the batch only once
+  they are recorded, so a restart sends again (harmlessly) whatever's status
+  may be missing. An unreachable
   destination is retried with capped backoff for as long as it takes (the
   version stays PENDING, the lag grows);
   an answer that retrying cannot change (a destination bucket without
@@ -40,7 +44,7 @@ from collections import Counter, OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -57,6 +61,11 @@ from tristore.pb import objects_pb2, objects_pb2_grpc, replica_pb2, replica_pb2_
 from tristore.server import cluster_channel
 
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+#: Batches of one log whose statuses may be on their way at once: the tail
+#: reads on meanwhile, and waits for the oldest beyond that.
+_OWING_MAX = 8
 
 
 def _item_error(err: objects_pb2.ItemError) -> errors.TristoreError:
@@ -169,15 +178,23 @@ class Replicator:
         # Status updates to the source and small applies to each remote: what
         # the versions in flight produce meanwhile shares one message.
         self._statuses: Batcher[objects_pb2.PutReplicationStatusRequest, None] = Batcher(
-            self._send_statuses, self.rcfg.max_batch, self.rcfg.max_inflight
+            self._send_statuses,
+            self.rcfg.max_batch,
+            self.rcfg.max_inflight,
+            linger_s=self.rcfg.status_linger_s,
         )
         self._applies: dict[str, Batcher[objects_pb2.ApplyReplicaItem, bool]] = {
             name: Batcher(self._applier(name), self.rcfg.max_batch, self.rcfg.max_inflight)
             for name in self.remotes
         }
         self._next_sealed = 0
-        self._inflight: dict[tuple[str, str, str, str], asyncio.Future[None]] = {}
+        self._inflight: dict[
+            tuple[str, str, str, str], asyncio.Future[asyncio.Task[None] | None]
+        ] = {}
         self._tails: dict[str, asyncio.Task[None]] = {}
+        #: By node: the batches read from its log whose durable cursor waits
+        #: for their status updates, oldest first (:meth:`_persist`).
+        self._owing: dict[str, list[asyncio.Task[None]]] = {}
         #: By destination: when (s, the source's clock) each change read from a
         #: log and not handled yet was made; the lag is the oldest one's age.
         self._waiting: dict[str, Counter[float]] = {}
@@ -264,6 +281,12 @@ class Replicator:
         cursor = self.state.cursor(node.name)
         delay = self.rcfg.poll_interval_s
         while True:
+            if not await self._settle_owed(node.name):
+                # A batch's statuses failed: its entries are read again from
+                # the last cursor that is durable (applies are idempotent).
+                cursor = self.state.cursor(node.name)
+                await asyncio.sleep(self.rcfg.max_backoff_s)
+                continue
             asked = time.monotonic()
             # After a batch, a read that does not wait: see _held.
             peek = bool(self._held.get(node.name))
@@ -299,7 +322,7 @@ class Replicator:
             if not resp.entries:
                 if scanned > cursor:
                     cursor = scanned
-                    await asyncio.to_thread(self.state.set_cursor, node.name, cursor)
+                    self._persist(node.name, cursor, [])
                 self._caught_up(node.name, resp.last_seq, cursor)
                 # The node waited up to self.rcfg.log_wait_ms for an entry; one that
                 # answered at once (it does not wait) is polled instead.
@@ -314,7 +337,7 @@ class Replicator:
             work = [(v, dests) for v in versions if (dests := self._pending(v))]
             waiting = self._wait(work)
             try:
-                await asyncio.gather(*(self._bounded(self.handle(v, d)) for v, d in work))
+                owed = await asyncio.gather(*(self._bounded(self.handle(v, d)) for v, d in work))
             except Exception:
                 log.exception(
                     "handling %s's change log after %d failed; reading it again", node.name, cursor
@@ -325,10 +348,50 @@ class Replicator:
                 self._unwait(waiting)
             self._hold(node.name, {dest for dest, _ in waiting})
             cursor = max(scanned, resp.entries[-1].seq)
-            await asyncio.to_thread(self.state.set_cursor, node.name, cursor)
+            self._persist(node.name, cursor, [t for ts in owed for t in ts])
             self._caught_up(node.name, resp.last_seq, cursor)
             if len(resp.entries) < self.rcfg.batch:
                 await asyncio.sleep(self.rcfg.log_gather_s)
+
+    def _persist(self, node: str, cursor: int, owed: list[asyncio.Task[None]]) -> None:
+        """Make ``cursor`` the node's durable cursor once ``owed`` (the status
+        updates of the batch it moves past) and every batch before it are
+        through. The tail reads on meanwhile: a status does not hold up the
+        next batch's applies, while a restart still reads again every entry
+        whose status may not be recorded."""
+        chain = self._owing.setdefault(node, [])
+        prev = chain[-1] if chain else None
+        chain.append(asyncio.create_task(self._finish(node, prev, owed, cursor)))
+
+    async def _finish(
+        self,
+        node: str,
+        prev: asyncio.Task[None] | None,
+        owed: list[asyncio.Task[None]],
+        cursor: int,
+    ) -> None:
+        if prev is not None:
+            await prev  # in order; one that failed fails the rest
+        if owed:
+            await asyncio.gather(*owed)
+        await asyncio.to_thread(self.state.set_cursor, node, cursor)
+
+    async def _settle_owed(self, node: str) -> bool:
+        """Forget the node's batches that are through, waiting for the
+        oldest while too many are owed; False (and none owed any more)
+        when one failed."""
+        chain = self._owing.get(node, [])
+        while chain and (chain[0].done() or len(chain) > _OWING_MAX):
+            try:
+                await chain[0]
+            except Exception:
+                log.exception("recording the statuses of a batch of %s's change log", node)
+                for t in chain:
+                    t.cancel()
+                chain.clear()
+                return False
+            chain.pop(0)
+        return True
 
     def _caught_up(self, node: str, last_seq: int, cursor: int) -> None:
         """Entries of the node's log not yet looked at (those awaiting nothing
@@ -401,46 +464,52 @@ class Replicator:
             return []
         return dests
 
-    async def handle(self, v: ObjectVersion, dests: list[str]) -> None:
-        """Replicate one logged version to ``dests`` (:meth:`_pending`)."""
-        await asyncio.gather(*(self._once(v, d) for d in dests))
+    async def handle(self, v: ObjectVersion, dests: list[str]) -> list[asyncio.Task[None]]:
+        """Replicate one logged version to ``dests`` (:meth:`_pending`); once
+        it is applied, the status updates on their way (:meth:`_replicate`)."""
+        owed = await asyncio.gather(*(self._once(v, d) for d in dests))
+        return [t for t in owed if t is not None]
 
     def _ours(self, v: ObjectVersion) -> bool:
         """Whether ``v``'s key is in this replicator's share."""
         digest = replication.key_digest(v.bucket, v.key)
         return replication.share_of(digest, self.count) == self.index
 
-    async def _bounded(self, work: Awaitable[None]) -> None:
+    async def _bounded(self, work: Awaitable[_T]) -> _T:
         async with self._gate:
-            await work
+            return await work
 
-    async def _once(self, v: ObjectVersion, dest: str) -> None:
+    async def _once(self, v: ObjectVersion, dest: str) -> asyncio.Task[None] | None:
         """One replication of a version to a destination, however many of the
         three change logs holding it deliver it (they all reach this replicator:
         keys are shared by hash). A copy that arrives while the first is in
         flight waits for it; one that arrives after it is done is skipped (after
-        a restart the memory is empty and the destination skips it instead)."""
+        a restart the memory is empty and the destination skips it instead).
+        The status update the first one owes (None for the copies)."""
         # The record's stamp tells a requeue (replay, backfill) from a copy.
         ident = (v.bucket, v.key, v.stamp.encode().hex(), dest)
         if ident in self._done:
-            return
+            return None
         running = self._inflight.get(ident)
         if running is None:
             running = asyncio.ensure_future(self._replicate(v, dest))
             self._inflight[ident] = running
             try:
-                await running
+                owed = await running
             finally:
                 del self._inflight[ident]
             self._done[ident] = None
             while len(self._done) > self.rcfg.done_remembered:
                 self._done.popitem(last=False)
-        else:
-            await asyncio.shield(running)
+            return owed
+        await asyncio.shield(running)
+        return None
 
     # -- one version to one destination -----------------------------------------
 
-    async def _replicate(self, v: ObjectVersion, dest: str) -> None:
+    async def _replicate(self, v: ObjectVersion, dest: str) -> asyncio.Task[None] | None:
+        """Send ``v`` to ``dest`` until it is there or FAILED; then the
+        status update, on its way (None: the version is gone from the source)."""
         self._sending[dest] = self._sending.get(dest, 0) + 1
         metrics.PENDING.labels(dest).inc()
         metrics.PENDING_BYTES.labels(dest).inc(v.size)
@@ -460,7 +529,7 @@ class Replicator:
                     # moment (a node back from the dead): look a few times.
                     gone += 1
                     if gone >= self.rcfg.gone_checks:
-                        return
+                        return None
                     await asyncio.sleep(self.rcfg.retry_backoff_s * gone)
                     continue
                 except (errors.TristoreError, OSError) as exc:
@@ -501,16 +570,30 @@ class Replicator:
                         took,
                         self.rcfg.threshold_s,
                     )
-                await self._set_status(v, dest, replication.COMPLETED, "")
-                if refusals or self.state.is_parked(*ident):
-                    await asyncio.to_thread(self._through, ident)
-                return
+                through = bool(refusals) or self.state.is_parked(*ident)
+                return asyncio.create_task(
+                    self._record(v, dest, replication.COMPLETED, "", ident if through else None)
+                )
             await asyncio.to_thread(self._park, ident, error)
-            await self._set_status(v, dest, replication.FAILED, error)
+            return asyncio.create_task(self._record(v, dest, replication.FAILED, error, None))
         finally:
             self._sending[dest] -= 1
             metrics.PENDING.labels(dest).dec()
             metrics.PENDING_BYTES.labels(dest).dec(v.size)
+
+    async def _record(
+        self,
+        v: ObjectVersion,
+        dest: str,
+        status: str,
+        error: str,
+        through: tuple[str, str, str, str] | None,
+    ) -> None:
+        """A version's status at the source; ``through``: its refusals and
+        parking to forget once that is done."""
+        await self._set_status(v, dest, status, error)
+        if through is not None:
+            await asyncio.to_thread(self._through, through)
 
     def _through(self, ident: tuple[str, str, str, str]) -> None:
         """A version is at its destination: forget its refusals and any parking

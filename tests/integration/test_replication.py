@@ -167,6 +167,10 @@ def test_overwrites_arrive_in_order_and_a_killed_replicator_loses_nothing(
                         seen.append(ww.head_object("rep-order-dst", "hot").version_id)
                     time.sleep(0.01)
 
+        # r1's statuses wait long to share a call, so the kill below finds some
+        # not recorded yet for versions already applied.
+        east.kill("r1", "KILL")
+        east.start("r1", extra_env={"TRISTORE_REPLICATOR_STATUS_LINGER_S": "2"})
         watcher = threading.Thread(target=watch)
         watcher.start()
         written: list[ObjectInfo] = []
@@ -202,6 +206,18 @@ def test_overwrites_arrive_in_order_and_a_killed_replicator_loses_nothing(
             v.version_id for v in w.list_object_versions("rep-order-dst", prefix="hot").versions
         ]
         assert sorted(listed) == sorted(i.version_id for i in written)
+
+        # A status r1 had not recorded when it was killed (they wait to share
+        # a call) is recorded after its restart: its durable cursor had not
+        # passed the versions, so it sends them again.
+        def completed() -> bool:
+            return all(
+                e.head_object("rep-order", k, version_id=i.version_id).replication_status
+                == "COMPLETED"
+                for k, i in [*(("hot", i) for i in written), *others.items()]
+            )
+
+        wait_until(completed, 60, what="COMPLETED on every source version, r1's too")
 
 
 def test_failures_are_reported_and_lag_returns_to_zero(

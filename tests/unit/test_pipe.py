@@ -347,3 +347,49 @@ def test_batcher_fails_a_whole_call_when_sending_fails() -> None:
         return await asyncio.gather(*(b.submit(i) for i in range(3)), return_exceptions=True)
 
     assert all(isinstance(r, ConnectionError) for r in asyncio.run(go()))
+
+
+def test_a_lingering_batcher_sends_what_arrives_within_the_linger_in_one_call() -> None:
+    calls: list[tuple[float, list[int]]] = []
+
+    async def send(items: list[int]) -> list[int | BaseException]:
+        calls.append((asyncio.get_running_loop().time(), items))
+        return [i for i in items]
+
+    async def go() -> tuple[float, list[int]]:
+        loop = asyncio.get_running_loop()
+        b: Batcher[int, int] = Batcher(send, max_batch=100, max_inflight=4, linger_s=0.2)
+        started = loop.time()
+        futs = []
+        for i in range(5):  # spread over less than the linger
+            futs.append(b.submit(i))
+            await asyncio.sleep(0.02)
+        return started, list(await asyncio.gather(*futs))
+
+    started, results = asyncio.run(go())
+    assert results == [0, 1, 2, 3, 4]
+    assert [items for _, items in calls] == [[0, 1, 2, 3, 4]]  # one call, not one each
+    assert calls[0][0] - started >= 0.19  # the first waited the linger
+
+
+def test_a_lingering_batcher_sends_a_full_call_at_once() -> None:
+    calls: list[list[int]] = []
+
+    async def send(items: list[int]) -> list[int | BaseException]:
+        calls.append(items)
+        return [i for i in items]
+
+    async def go() -> float:
+        loop = asyncio.get_running_loop()
+        b: Batcher[int, int] = Batcher(send, max_batch=3, linger_s=30.0)
+        started = loop.time()
+        futs = [b.submit(i) for i in range(7)]
+        await asyncio.gather(*futs[:6])  # two full calls: no linger
+        took = loop.time() - started
+        for f in futs[6:]:
+            f.cancel()  # the last one lingers alone; not waited for here
+        return took
+
+    took = asyncio.run(go())
+    assert calls[:2] == [[0, 1, 2], [3, 4, 5]]
+    assert took < 5.0
