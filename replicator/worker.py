@@ -184,7 +184,12 @@ class Replicator:
             linger_s=self.rcfg.status_linger_s,
         )
         self._applies: dict[str, Batcher[objects_pb2.ApplyReplicaItem, bool]] = {
-            name: Batcher(self._applier(name), self.rcfg.max_batch, self.rcfg.max_inflight)
+            name: Batcher(
+                self._applier(name),
+                self.rcfg.max_batch,
+                self.rcfg.max_inflight,
+                linger_s=self.rcfg.apply_linger_s,
+            )
             for name in self.remotes
         }
         self._next_sealed = 0

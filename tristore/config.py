@@ -347,6 +347,12 @@ class ReplicatorSection:
     #: the call's and its write's, not the item's (at 65 PUT/s, about one
     #: status a call without it).
     status_linger_s: float = 0.2
+    #: A small version's apply waits up to this long for others (read from
+    #: any log) to share its ApplyReplicas call; a full call leaves at once.
+    #: At a moderate rate the destination then writes them together (at 65-130
+    #: PUT/s, 0.1-0.4 calls a version against 0.3-0.9, and 10-25% less CPU
+    #: there); the lag grows by at most this much.
+    apply_linger_s: float = 0.03
     #: How often, at start, a cluster no node of answered is tried again.
     cluster_probe_s: float = 1.0
     #: How often the "waiting for" line is repeated.
