@@ -61,7 +61,7 @@ class Batcher(Generic[Req, Resp]):
     def submit(self, item: Req) -> asyncio.Future[Resp]:
         loop = self._loop.loop
         fut: asyncio.Future[Resp] = loop.create_future()
-        if not self._pending:
+        if self._linger and not self._pending:
             self._since = loop.time()
         self._pending.append((item, fut))
         filling = self._filling
@@ -96,7 +96,8 @@ class Batcher(Generic[Req, Resp]):
                         return  # another call lingers: it takes what is queued
                     await self._linger_for_more()
                 batch, self._pending = self._pending[: self._max], self._pending[self._max :]
-                self._since = self._loop.loop.time()
+                if self._linger > 0:
+                    self._since = self._loop.loop.time()
                 batch = [(item, fut) for item, fut in batch if not fut.cancelled()]
                 if not batch:
                     continue
