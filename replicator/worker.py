@@ -383,10 +383,17 @@ class Replicator:
 
     async def _settle_owed(self, node: str) -> bool:
         """Forget the node's batches that are through, waiting for the
-        oldest while too many are owed; False (and none owed any more)
-        when one failed."""
+        oldest while too many are owed: of this log's batches, or of status
+        updates in calls the source has not answered, in all (a source too
+        slow to take them holds the tails back, as a backfill's requeues make
+        it: the replication they queue waits for the source instead of taking
+        its CPU); False (and none owed any more) when one failed."""
         chain = self._owing.get(node, [])
-        while chain and (chain[0].done() or len(chain) > _OWING_MAX):
+        while chain and (
+            chain[0].done()
+            or len(chain) > _OWING_MAX
+            or self._statuses.sending > self.rcfg.max_owed_statuses
+        ):
             try:
                 await chain[0]
             except Exception:

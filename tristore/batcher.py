@@ -55,6 +55,8 @@ class Batcher(Generic[Req, Resp]):
         self._max_inflight = max_inflight
         self._pending: list[tuple[Req, asyncio.Future[Resp]]] = []
         self._running = 0
+        #: Requests in the calls in flight (sent, not yet answered).
+        self.sending = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop = LoopBound()
 
@@ -103,6 +105,7 @@ class Batcher(Generic[Req, Resp]):
                     continue
                 if self._sizes is not None:
                     self._sizes.observe(len(batch))
+                self.sending += len(batch)
                 try:
                     results = await self._send([item for item, _ in batch])
                 except Exception as exc:  # noqa: BLE001 - every waiter of the batch gets it
@@ -110,6 +113,8 @@ class Batcher(Generic[Req, Resp]):
                         if not fut.done():
                             fut.set_exception(exc)
                     continue
+                finally:
+                    self.sending -= len(batch)
                 for (_, fut), result in zip(batch, results, strict=True):
                     if fut.done():
                         continue

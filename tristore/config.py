@@ -347,6 +347,11 @@ class ReplicatorSection:
     #: the call's and its write's, not the item's (at 65 PUT/s, about one
     #: status a call without it).
     status_linger_s: float = 0.2
+    #: Status updates in calls the source has not answered yet, past which
+    #: the tails stop reading ahead until some are through: a source too busy
+    #: to record them (a backfill's requeues) is not given more replication
+    #: to do meanwhile.
+    max_owed_statuses: int = 128
     #: A small version's apply waits up to this long for others (read from
     #: any log) to share its ApplyReplicas call; a full call leaves at once.
     #: At a moderate rate the destination then writes them together (at 65-130
