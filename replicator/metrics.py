@@ -53,6 +53,13 @@ DLQ = Gauge(
     "tristore_replication_dlq_entries",
     "Versions parked in this replicator's dead-letter queue after max_attempts.",
 )
+PACED = Counter(
+    "tristore_replication_paced_batches_total",
+    "Batches of a node's change log whose next read waited until their statuses were "
+    "recorded: they held changes to versions written before (requeued by a backfill or a "
+    "replay, or their tags changed), which replicate at the pace the source records them.",
+    ["node"],
+)
 LOG_BEHIND = Gauge(
     "tristore_replication_log_entries_behind",
     "Change-log entries of a source node not read yet.",
