@@ -56,8 +56,8 @@ DLQ = Gauge(
 PACED = Counter(
     "tristore_replication_paced_batches_total",
     "Batches of a node's change log whose next read waited until their statuses were "
-    "recorded: they held changes to versions written before (requeued by a backfill or a "
-    "replay, or their tags changed), which replicate at the pace the source records them.",
+    "recorded: they held versions queued again (by a backfill or a replay), which "
+    "replicate at the pace the source records them.",
     ["node"],
 )
 LOG_BEHIND = Gauge(

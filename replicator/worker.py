@@ -137,11 +137,18 @@ class _Cluster:
         await asyncio.gather(*(c.close() for c in self.channels))
 
 
-def _requeued(v: ObjectVersion) -> bool:
-    """Whether a logged version is there for a change made after its write
-    (queued again by a backfill or a replay, or its tags changed): its record
-    is newer than the version."""
-    return v.stamp != v.vstamp
+def is_requeued(v: ObjectVersion, after_ms: float) -> bool:
+    """Whether a logged version is there because it was queued again (by a
+    backfill or a replay): its record changed at least ``after_ms`` after the
+    version's write, and not by a change of its tags or ACL (which stamps
+    ``meta_stamp``; a user's change replicates as a write does). A status
+    recorded for one destination while another is still PENDING changes the
+    record too, but within the replication's lag of the write."""
+    return (
+        v.stamp != v.vstamp
+        and v.stamp != v.meta_stamp
+        and v.stamp.physical_ms - v.vstamp.physical_ms >= after_ms
+    )
 
 
 class Replicator:
@@ -181,6 +188,12 @@ class Replicator:
         self._rules_fetching: dict[str, asyncio.Future[tuple[replication.Rule, ...]]] = {}
         self._destinations_seen: set[str] = set()
         self._gate = asyncio.Semaphore(self.rcfg.parallel)
+        self._paced_after_ms = self.rcfg.paced_after_s * 1000
+        #: Held by a tail whose last paced batch found the source busy, from
+        #: its next read until that batch is through (:meth:`_pace`): while a
+        #: backfill keeps the source busy, this replicator's tails take turns
+        #: (a version's entry is in three logs, read by three tails).
+        self._bulk = asyncio.Semaphore(1)
         self._streams = asyncio.Semaphore(self.rcfg.streams)
         # Status updates to the source and small applies to each remote: what
         # the versions in flight produce meanwhile shares one message.
@@ -292,86 +305,106 @@ class Replicator:
         stub = self._logs[node.name]
         cursor = self.state.cursor(node.name)
         delay = self.rcfg.poll_interval_s
+        bulk = False  # the source was busy with the last batch: this read waits its turn
         while True:
-            if not await self._settle_owed(node.name):
-                # A batch's statuses failed: its entries are read again from
-                # the last cursor that is durable (applies are idempotent).
-                cursor = self.state.cursor(node.name)
-                await asyncio.sleep(self.rcfg.max_backoff_s)
-                continue
-            asked = time.monotonic()
-            # After a batch, a read that does not wait: see _held.
-            peek = bool(self._held.get(node.name))
+            slot = self._bulk if bulk else None
+            bulk = False
+            if slot is not None:
+                await slot.acquire()
             try:
-                resp = await stub.ReadLog(
-                    replica_pb2.ReadLogRequest(
-                        after=cursor,
-                        limit=self.rcfg.batch,
-                        wait_ms=0 if peek else self.rcfg.log_wait_ms,
-                        pending_only=True,
-                        reader=self.spec.name,
-                        share=self.index,
-                        shares=self.count,
-                    ),
-                    timeout=self.rcfg.timeout_s + self.rcfg.log_wait_ms / 1000,
-                )
-            except grpc.aio.AioRpcError as exc:
-                self._release(node.name)
-                log.debug("reading %s's change log: %s", node.name, exc.code().name)
-                await asyncio.sleep(min(5.0, delay))
-                delay = min(5.0, delay * 2)
-                continue
-            delay = self.rcfg.poll_interval_s
-            self._release(node.name)  # what came meanwhile is in this answer
-            if resp.last_seq < cursor:
-                # The node's data was wiped (a new node under the same name): start over.
-                log.warning("%s's change log restarted at %d; reading it again", node.name, 0)
-                cursor = 0
-                continue
-            # The node looked up to scanned_to; an older node (no index) does
-            # not say, and sent every entry up to the last it sent.
-            scanned = resp.scanned_to or (resp.entries[-1].seq if resp.entries else cursor)
-            if not resp.entries:
-                if scanned > cursor:
-                    cursor = scanned
-                    self._persist(node.name, cursor, [])
+                if not await self._settle_owed(node.name):
+                    # A batch's statuses failed: its entries are read again from
+                    # the last cursor that is durable (applies are idempotent).
+                    cursor = self.state.cursor(node.name)
+                    await asyncio.sleep(self.rcfg.max_backoff_s)
+                    continue
+                asked = time.monotonic()
+                # After a batch, a read that does not wait: see _held.
+                peek = bool(self._held.get(node.name))
+                try:
+                    resp = await stub.ReadLog(
+                        replica_pb2.ReadLogRequest(
+                            after=cursor,
+                            limit=self.rcfg.batch,
+                            wait_ms=0 if peek else self.rcfg.log_wait_ms,
+                            pending_only=True,
+                            reader=self.spec.name,
+                            share=self.index,
+                            shares=self.count,
+                        ),
+                        timeout=self.rcfg.timeout_s + self.rcfg.log_wait_ms / 1000,
+                    )
+                except grpc.aio.AioRpcError as exc:
+                    self._release(node.name)
+                    log.debug("reading %s's change log: %s", node.name, exc.code().name)
+                    await asyncio.sleep(min(5.0, delay))
+                    delay = min(5.0, delay * 2)
+                    continue
+                delay = self.rcfg.poll_interval_s
+                self._release(node.name)  # what came meanwhile is in this answer
+                if resp.last_seq < cursor:
+                    # The node's data was wiped (a new node under the same name): start over.
+                    log.warning("%s's change log restarted at %d; reading it again", node.name, 0)
+                    cursor = 0
+                    continue
+                # The node looked up to scanned_to; an older node (no index) does
+                # not say, and sent every entry up to the last it sent.
+                scanned = resp.scanned_to or (resp.entries[-1].seq if resp.entries else cursor)
+                if not resp.entries:
+                    if scanned > cursor:
+                        cursor = scanned
+                        self._persist(node.name, cursor, [])
+                    self._caught_up(node.name, resp.last_seq, cursor)
+                    # The node waited up to self.rcfg.log_wait_ms for an entry; one that
+                    # answered at once (it does not wait) is polled instead.
+                    if not peek and time.monotonic() - asked < self.rcfg.log_wait_ms / 2000:
+                        await asyncio.sleep(self.rcfg.poll_interval_s)
+                    continue
+                self._caught_up(node.name, resp.last_seq, cursor)  # the backlog while it is handled
+                # A batch's versions go out together (bounded); the destination keeps
+                # per-key order itself (last writer wins, never backwards). The
+                # cursor moves past the batch only once all of it is handled.
+                versions = [v for e in resp.entries for v in change_from_pb(e.change).versions]
+                work = [(v, dests) for v in versions if (dests := self._pending(v))]
+                waiting = self._wait(work)
+                try:
+                    owed = await asyncio.gather(
+                        *(self._bounded(self.handle(v, d)) for v, d in work)
+                    )
+                except Exception:
+                    log.exception(
+                        "handling %s's change log after %d failed; reading it again",
+                        node.name,
+                        cursor,
+                    )
+                    await asyncio.sleep(self.rcfg.max_backoff_s)
+                    continue
+                finally:
+                    self._unwait(waiting)
+                self._hold(node.name, {dest for dest, _ in waiting})
+                cursor = max(scanned, resp.entries[-1].seq)
+                self._persist(node.name, cursor, [t for ts in owed for t in ts])
+                if any(is_requeued(v, self._paced_after_ms) for v, _ in work):
+                    bulk = await self._pace(node.name)
                 self._caught_up(node.name, resp.last_seq, cursor)
-                # The node waited up to self.rcfg.log_wait_ms for an entry; one that
-                # answered at once (it does not wait) is polled instead.
-                if not peek and time.monotonic() - asked < self.rcfg.log_wait_ms / 2000:
-                    await asyncio.sleep(self.rcfg.poll_interval_s)
-                continue
-            self._caught_up(node.name, resp.last_seq, cursor)  # the backlog while it is handled
-            # A batch's versions go out together (bounded); the destination keeps
-            # per-key order itself (last writer wins, never backwards). The
-            # cursor moves past the batch only once all of it is handled.
-            versions = [v for e in resp.entries for v in change_from_pb(e.change).versions]
-            work = [(v, dests) for v in versions if (dests := self._pending(v))]
-            waiting = self._wait(work)
-            try:
-                owed = await asyncio.gather(*(self._bounded(self.handle(v, d)) for v, d in work))
-            except Exception:
-                log.exception(
-                    "handling %s's change log after %d failed; reading it again", node.name, cursor
-                )
-                await asyncio.sleep(self.rcfg.max_backoff_s)
-                continue
+                if len(resp.entries) < self.rcfg.batch:
+                    await asyncio.sleep(self.rcfg.log_gather_s)
             finally:
-                self._unwait(waiting)
-            self._hold(node.name, {dest for dest, _ in waiting})
-            cursor = max(scanned, resp.entries[-1].seq)
-            self._persist(node.name, cursor, [t for ts in owed for t in ts])
-            if any(_requeued(v) for v, _ in work):
-                # Changes to versions written before (a backfill's or a replay's
-                # requeues, a change of tags) are bulk work: the next batch waits
-                # until this one's statuses are recorded, so the source, which is
-                # queueing them, is not also given their replication to record
-                # as fast as it queues (a fresh write's batch does not wait).
-                metrics.PACED.labels(node.name).inc()
-                await asyncio.wait(self._owing[node.name][-1:])
-            self._caught_up(node.name, resp.last_seq, cursor)
-            if len(resp.entries) < self.rcfg.batch:
-                await asyncio.sleep(self.rcfg.log_gather_s)
+                if slot is not None:
+                    slot.release()
+
+    async def _pace(self, node: str) -> bool:
+        """Pace a batch of the node's log holding versions queued again (a
+        backfill's or a replay's requeues): they are bulk work, and the tail
+        reads on only once the batch's statuses are recorded, so the source,
+        which is queueing them, is not also handed their replication as fast
+        as it queues (a batch of writes does not wait). True when that took
+        longer than ``[replicator] paced_busy_s``: the source is busy, and the
+        tail's next read waits its turn after the other tails' (``_bulk``)."""
+        metrics.PACED.labels(node).inc()
+        began = time.monotonic()
+        await asyncio.wait(self._owing[node][-1:])
+        return time.monotonic() - began > self.rcfg.paced_busy_s
 
     def _persist(self, node: str, cursor: int, owed: list[asyncio.Task[None]]) -> None:
         """Make ``cursor`` the node's durable cursor once ``owed`` (the status

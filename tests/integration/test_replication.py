@@ -407,7 +407,10 @@ def test_one_version_to_several_destinations_with_a_status_each(
             "rep-fan",
             [Rule("fan", tuple(Destination(*d.split("/")) for d in dests))],
         )
+        paced = _paced(east)
         info = e.put_object("rep-fan", "k", b"to three places")
+        for i in range(FAN_MORE):
+            e.put_object("rep-fan", f"m/{i}", b"x")
         for bucket in ("rep-fan-a", "rep-fan-b"):
             wait_until(
                 lambda b=bucket: _arrived(w, b, "k", info), 60, what=f"the version in {bucket}"
@@ -431,6 +434,32 @@ def test_one_version_to_several_destinations_with_a_status_each(
         status = east.cli("replication", "status", "s3://rep-fan/k").stdout.decode()
         for d in dests:
             assert d in status
+
+        def settled() -> bool:
+            listed = e.list_object_versions("rep-fan", prefix="m/").versions
+            return len(listed) == FAN_MORE and all(
+                [v.replication_targets.get(d, "")[:6] for d in dests]
+                == ["COMPLE", "COMPLE", "FAILED"]
+                for v in listed
+            )
+
+        wait_until(settled, 60, what="every version's three statuses recorded")
+        # A status recorded while other destinations are PENDING changes the
+        # record, and the change log has it again: that is no requeue, and
+        # the writes' batches went unpaced.
+        assert _paced(east) == paced
+
+
+#: Versions beside "k" that go to three destinations, one refusing.
+FAN_MORE = 20
+
+
+def _paced(cluster: DevCluster) -> float:
+    """Change-log batches the cluster's replicators paced (requeues)."""
+    return sum(
+        cluster.metric(r.name, "tristore_replication_paced_batches_total")
+        for r in cluster.config.replicators
+    )
 
 
 def _read_log_answers(cluster: DevCluster) -> float:

@@ -29,17 +29,24 @@ FAILING = 5
 NODE_MAX_BATCH = 600
 
 
+#: The replicators and nodes of the pair here (and when a test restarts one).
+ENV = {
+    "TRISTORE_REPLICATOR_MAX_ATTEMPTS": "2",
+    "TRISTORE_REPLICATOR_RETRY_BACKOFF_S": "0.1",
+    "TRISTORE_NODE_REPLICATION_MAX_BATCH": str(NODE_MAX_BATCH),
+    # Versions are requeued here within seconds of their write, and the
+    # tails always take turns on them (as with a busy source).
+    "TRISTORE_REPLICATOR_PACED_AFTER_S": "0.2",
+    "TRISTORE_REPLICATOR_PACED_BUSY_S": "0",
+}
+
+
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DevCluster, DevCluster]]:
-    """As conftest's ``pair``, with nodes that take NODE_MAX_BATCH items a call."""
-    yield from two_clusters(
-        tmp_path_factory.mktemp("pair"),
-        {
-            "TRISTORE_REPLICATOR_MAX_ATTEMPTS": "2",
-            "TRISTORE_REPLICATOR_RETRY_BACKOFF_S": "0.1",
-            "TRISTORE_NODE_REPLICATION_MAX_BATCH": str(NODE_MAX_BATCH),
-        },
-    )
+    """As conftest's ``pair``, with nodes that take NODE_MAX_BATCH items a call
+    and replicators that pace a version requeued 0.2 s after its write, their
+    tails taking turns on such batches (ENV)."""
+    yield from two_clusters(tmp_path_factory.mktemp("pair"), ENV)
 
 
 def _json(proc: Any) -> Any:
@@ -214,7 +221,7 @@ def test_dlq_list_and_replay(pair: tuple[DevCluster, DevCluster]) -> None:
     replicators = [r.name for r in east.config.replicators]
     for r in replicators:
         east.kill(r)
-        east.start(r, extra_env={"TRISTORE_REPLICATOR_DLQ_MAX_ENTRIES": "1"})
+        east.start(r, extra_env={**ENV, "TRISTORE_REPLICATOR_DLQ_MAX_ENTRIES": "1"})
     wait_until(
         lambda: all(east.metric(r, "tristore_replication_dlq_entries") <= 1 for r in replicators),
         30,
@@ -225,7 +232,7 @@ def test_dlq_list_and_replay(pair: tuple[DevCluster, DevCluster]) -> None:
     assert len(_dlq(east, "cli-fail")) == failing
     for r in replicators:
         east.kill(r)
-        east.start(r)
+        east.start(r, extra_env=ENV)
 
     west.cli("version", "enable", "s3://cli-unversioned")
     proc = east.cli("replication", "dlq", "replay", "s3://cli-fail")
@@ -352,7 +359,7 @@ def test_batched_backfill_with_a_killed_replicator_converges(
     assert (counts["queued"], counts["errors"]) == (n, 0)
     # Its share of the keys waits for it (another replicator sends the rest).
     assert _verify(east, west, "bf-src")[1]["counts"]["pending"] > 0
-    east.start(replicator)
+    east.start(replicator, extra_env=ENV)
     wait_until(lambda: _clean(east, west, "bf-src"), timeout=180, what="verify clean")
     assert _handled(west, "ApplyReplicas") > 0 and _handled(east, "PutReplicationStatuses") > 0
     assert _handled(west, "ApplyReplica") == 0  # small bodies: none streamed one a call
