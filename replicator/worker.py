@@ -63,9 +63,6 @@ from tristore.server import cluster_channel
 log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
-#: Batches of one log whose statuses may be on their way at once: the tail
-#: reads on meanwhile, and waits for the oldest beyond that.
-_OWING_MAX = 8
 
 
 def _item_error(err: objects_pb2.ItemError) -> errors.TristoreError:
@@ -439,7 +436,7 @@ class Replicator:
         chain = self._owing.get(node, [])
         while chain and (
             chain[0].done()
-            or len(chain) > _OWING_MAX
+            or len(chain) > self.rcfg.max_owed_batches
             or self._statuses.sending > self.rcfg.max_owed_statuses
         ):
             try:

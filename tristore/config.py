@@ -352,6 +352,10 @@ class ReplicatorSection:
     #: to record them (a backfill's requeues) is not given more replication
     #: to do meanwhile.
     max_owed_statuses: int = 128
+    #: Batches of one log whose statuses may be on their way at once: the
+    #: tail reads on meanwhile, and waits for the oldest beyond that (what a
+    #: replicator holds in memory for a log whose source is slow to answer).
+    max_owed_batches: int = 8
     #: A version whose record changed at least this long after its write,
     #: other than by a change of its tags or ACL, was queued again (by a
     #: backfill or a replay): a batch of the change log holding one is
