@@ -89,6 +89,96 @@ _CLUSTER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 MAX_OWNER = 128
 
 
+async def _answer(work: Awaitable[None]) -> Exception | None:
+    """``work``'s exception, as the answer of one item, or None."""
+    try:
+        await work
+    except Exception as exc:  # noqa: BLE001 - this item's answer, not the call's
+        return exc
+    return None
+
+
+def _status_groups(items: Sequence[StatusUpdate]) -> list[list[int]]:
+    """The items' indexes in groups: COMPLETED and FAILED for different
+    destinations of one version from one change-log entry (the same stamp)
+    together; any other item alone. In the order of each group's first item."""
+    groups: list[list[int]] = []
+    at: dict[tuple[str, str, str, Stamp | None], int] = {}
+    for i, u in enumerate(items):
+        if u.status in (replication.COMPLETED, replication.FAILED):
+            ident = (u.bucket, u.key, u.version_id, u.stamp)
+            g = at.get(ident)
+            if g is not None and all(items[j].destination != u.destination for j in groups[g]):
+                groups[g].append(i)
+                continue
+            at[ident] = len(groups)
+        groups.append([i])
+    return groups
+
+
+def _group_key(group: list[StatusUpdate]) -> tuple[str, str]:
+    return group[0].bucket, group[0].key
+
+
+def _wanted(status: str, error: str) -> str:
+    """A destination's status as a version records it (``FAILED: why``)."""
+    return f"{status}: {error}" if error and status == replication.FAILED else status
+
+
+class _Separately(Exception):
+    """A group of statuses to put one at a time (see
+    :meth:`ReplicationApply._put_statuses_together`)."""
+
+
+def _status_edit(
+    bucket: str,
+    key: str,
+    version_id: str,
+    destination: str,
+    wanted: str,
+    info: BucketInfo | None,
+    stamp: Stamp | None,
+) -> Callable[[ObjectVersion], ObjectVersion | None]:
+    """The edit :meth:`ReplicationApply.put_replication_status` makes to the
+    version's record: ``destination``'s status set to ``wanted`` (None: it
+    is already); ``info``: the bucket's, for a requeue (PENDING)."""
+
+    def edit(v: ObjectVersion) -> ObjectVersion | None:
+        if stamp is not None and v.stamp < stamp:
+            raise ConditionalRequestConflict(
+                f"version {version_id} of {bucket}/{key} is not (yet) at the change "
+                f"the status is for; retry"
+            )
+        if v.replication_targets.get(destination) == wanted:
+            return None  # another copy of the change-log entry got here first
+        if info is None and destination not in v.replication_targets:
+            # A replicator may outrun the change that queued the version (a
+            # requeue it read from one AZ's change log before the change was
+            # acknowledged): it is told to try again shortly.
+            raise ConditionalRequestConflict(
+                f"version {version_id} of {bucket}/{key} is not (yet) queued for "
+                f"{destination!r}; retry"
+            )
+        if info is not None:
+            if v.replication_status == replication.REPLICA:
+                raise InvalidRequest(f"{bucket}/{key}@{version_id} is a replica: it is not sent on")
+            rules = info.replication
+            names = {
+                d.name for d in replication.destinations_for(rules, key, v.tags, v.delete_marker)
+            }
+            if destination not in names:
+                raise InvalidArgument(
+                    f"no enabled rule of bucket {bucket!r} sends {key!r} to {destination!r}"
+                )
+        targets = dict(v.replication_targets)
+        targets[destination] = wanted
+        return evolve(
+            v, replication_targets=targets, replication_status=replication_status_of(v, targets)
+        )
+
+    return edit
+
+
 def check_replica(version: ObjectVersion, origin: str, wall_ms: int, max_skew_ms: int) -> None:
     """A version a replicator brings, checked as strictly as a PUT checks what
     it stores (a replicator is a client like any other: a forged or broken
@@ -331,7 +421,23 @@ class ReplicationApply:
                 u.bucket, u.key, u.version_id, u.destination, u.status, u.error, info, u.stamp
             )
 
-        return await per_key(items, lambda u: (u.bucket, u.key), one)
+        async def unit(group: list[StatusUpdate]) -> list[Exception | None]:
+            if len(group) > 1 and not isinstance(infos.get(group[0].bucket), BaseException):
+                try:
+                    await self._put_statuses_together(group)
+                    return [None] * len(group)
+                except _Separately:
+                    pass
+            return [await _answer(one(u)) for u in group]
+
+        groups = _status_groups(items)
+        answers = await per_key([[items[i] for i in g] for g in groups], _group_key, unit)
+        out: list[Exception | None] = [None] * len(items)
+        for g, answer in zip(groups, answers, strict=True):
+            each = [answer] * len(g) if isinstance(answer, Exception) else answer
+            for i, r in zip(g, each, strict=True):
+                out[i] = r
+        return out
 
     async def put_replication_status(
         self,
@@ -364,47 +470,21 @@ class ReplicationApply:
             raise InvalidArgument(
                 f"replication status must be one of {', '.join(states)}, not {status!r}"
             )
-        wanted = f"{status}: {error}" if error and status == replication.FAILED else status
+        wanted = _wanted(status, error)
         if status == replication.PENDING and bucket_info is None:
             bucket_info = await self.buckets.require_bucket(bucket)
         info = bucket_info if status == replication.PENDING else None
+        edit = _status_edit(bucket, key, version_id, destination, wanted, info, stamp)
+        await self._update_status(bucket, key, version_id, edit, bucket_info)
 
-        def edit(v: ObjectVersion) -> ObjectVersion | None:
-            if stamp is not None and v.stamp < stamp:
-                raise ConditionalRequestConflict(
-                    f"version {version_id} of {bucket}/{key} is not (yet) at the change "
-                    f"the status is for; retry"
-                )
-            if v.replication_targets.get(destination) == wanted:
-                return None  # another copy of the change-log entry got here first
-            if info is None and destination not in v.replication_targets:
-                # A replicator may outrun the change that queued the version (a
-                # requeue it read from one AZ's change log before the change was
-                # acknowledged): it is told to try again shortly.
-                raise ConditionalRequestConflict(
-                    f"version {version_id} of {bucket}/{key} is not (yet) queued for "
-                    f"{destination!r}; retry"
-                )
-            if info is not None:
-                if v.replication_status == replication.REPLICA:
-                    raise InvalidRequest(
-                        f"{bucket}/{key}@{version_id} is a replica: it is not sent on"
-                    )
-                rules = info.replication
-                names = {
-                    d.name
-                    for d in replication.destinations_for(rules, key, v.tags, v.delete_marker)
-                }
-                if destination not in names:
-                    raise InvalidArgument(
-                        f"no enabled rule of bucket {bucket!r} sends {key!r} to {destination!r}"
-                    )
-            targets = dict(v.replication_targets)
-            targets[destination] = wanted
-            return evolve(
-                v, replication_targets=targets, replication_status=replication_status_of(v, targets)
-            )
-
+    async def _update_status(
+        self,
+        bucket: str,
+        key: str,
+        version_id: str,
+        edit: Callable[[ObjectVersion], ObjectVersion | None],
+        bucket_info: BucketInfo | None,
+    ) -> None:
         await self.objects.update_version(
             bucket,
             key,
@@ -415,6 +495,41 @@ class ReplicationApply:
             info=bucket_info,
             guess=True,
         )
+
+    async def _put_statuses_together(self, items: Sequence[StatusUpdate]) -> None:
+        """COMPLETED or FAILED for several destinations of one version, from
+        one change-log entry: one write for all of them. Written one after
+        the other, each would be a conditional write of its own, and each
+        record but the last, still PENDING for the others, would be in the
+        change log again, where the replicator would take it for a version
+        to send (again) to them. Any item the edit refuses sends the group
+        back to :meth:`put_replication_status` one item at a time (raises
+        :class:`_Separately`), where each gets its own answer."""
+        first = items[0]
+        edits = [
+            _status_edit(
+                u.bucket,
+                u.key,
+                u.version_id,
+                u.destination,
+                _wanted(u.status, u.error),
+                None,
+                u.stamp,
+            )
+            for u in items
+        ]
+
+        def edit(v: ObjectVersion) -> ObjectVersion | None:
+            out = v
+            for one in edits:
+                try:
+                    edited = one(out)
+                except Exception as exc:
+                    raise _Separately from exc
+                out = edited if edited is not None else out
+            return None if out is v else out
+
+        await self._update_status(first.bucket, first.key, first.version_id, edit, None)
 
     async def settle_current(self, bucket: str, key: str) -> None:
         """Make the key's newest version (by version stamp) current if it is not.

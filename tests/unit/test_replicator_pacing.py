@@ -3,15 +3,19 @@
 write, a change of tags or ACL and a status recorded for one destination
 while another is still PENDING by the records alone. Each record is built as
 ``Objects.update_version`` builds it: a new stamp over the version's, and a
-change that modifies the version (tags, ACL) stamped as such."""
+change that modifies the version (tags, ACL) stamped as such. And, at the
+source, which statuses of a call go into one write (node/replication_apply.py
+``_status_groups``): those of one version's destinations, so that no record
+still PENDING for the others is logged again between them."""
 
 from __future__ import annotations
 
 import pytest
 
+from node.replication_apply import StatusUpdate, _status_groups
 from replicator.worker import is_requeued
 from tristore.model import ObjectVersion, evolve
-from tristore.replication import COMPLETED, PENDING
+from tristore.replication import COMPLETED, FAILED, PENDING
 from tristore.stamps import Stamp
 
 pytestmark = pytest.mark.unit
@@ -65,3 +69,25 @@ def test_a_change_of_tags_is_not_paced_however_late() -> None:
     again = _edited(tagged, 120_000)
     assert again.meta_stamp is not None and again.meta_stamp < again.stamp
     assert is_requeued(again, AFTER_MS)
+
+
+# --- statuses of one version's destinations, put in one write -------------------------
+
+
+def _update(
+    dest: str, status: str = COMPLETED, stamp_ms: int = 0, key: str = "cat.jpg"
+) -> StatusUpdate:
+    return StatusUpdate("photos", key, "v1", dest, status, "", _stamp(stamp_ms))
+
+
+def test_statuses_of_one_entry_are_grouped_by_version() -> None:
+    items = [
+        _update("west/a"),
+        _update("west/a", key="dog.jpg"),
+        _update("west/b", FAILED),
+        _update("west/a"),  # the same destination again: a group of its own, ...
+        _update("west/c", stamp_ms=5),  # another change-log entry of the version
+        _update("west/b", PENDING),  # a requeue: always alone
+        _update("west/c"),  # ... which the next destination joins
+    ]
+    assert _status_groups(items) == [[0, 2], [1], [3, 6], [4], [5]]
