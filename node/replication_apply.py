@@ -409,7 +409,9 @@ class ReplicationApply:
     ) -> list[Exception | None]:
         """:meth:`put_replication_status` of many items. Each bucket named is
         read once for all of its items (a backfill's or a replicator's call
-        names one or a few), not once an item."""
+        names one or a few), not once an item; the statuses of one version's
+        destinations from one change-log entry are one write
+        (:meth:`_put_statuses_together`)."""
         self._check_batch(len(items))
         infos = await self._buckets_of({u.bucket for u in items})
 
