@@ -396,12 +396,14 @@ class Replicator:
         reads on only once the batch's statuses are recorded, so the source,
         which is queueing them, is not also handed their replication as fast
         as it queues (a batch of writes does not wait). True when that took
-        longer than ``[replicator] paced_busy_s``: the source is busy, and the
-        tail's next read waits its turn after the other tails' (``_bulk``)."""
+        longer than ``[replicator] paced_busy_s`` (when set): the source is
+        busy, and the tail's next read waits its turn after the other tails'
+        (``_bulk``)."""
         metrics.PACED.labels(node).inc()
         began = time.monotonic()
         await asyncio.wait(self._owing[node][-1:])
-        return time.monotonic() - began > self.rcfg.paced_busy_s
+        busy = self.rcfg.paced_busy_s
+        return busy > 0 and time.monotonic() - began > busy
 
     def _persist(self, node: str, cursor: int, owed: list[asyncio.Task[None]]) -> None:
         """Make ``cursor`` the node's durable cursor once ``owed`` (the status

@@ -364,14 +364,16 @@ class ReplicatorSection:
     #: as it queues (see ``paced_busy_s``). Shorter than this, the change is
     #: a status recorded for one destination while another is still PENDING.
     paced_after_s: float = 5.0
-    #: A paced batch whose statuses took longer than this to be recorded
-    #: found the source busy (queueing a backfill): the tail's next read then
-    #: waits its turn after the other tails' paced batches, one at a time,
-    #: until the source answers faster. A backfill of 10,000 on one 2-core
-    #: machine: queued at 1,220-1,410/s, against 990-1,090/s with every tail
-    #: reading on at once and 790-1,060/s unpaced; `verify` clean after 24-26
-    #: s, against 22-26 s and 20-24 s (six, six and five runs).
-    paced_busy_s: float = 0.5
+    #: Off (0) by default. Above 0: a paced batch whose statuses took longer
+    #: than this to be recorded found the source busy (queueing a backfill),
+    #: and the tail's next read waits its turn after the other tails' paced
+    #: batches, one at a time, until the source answers faster. The backfill
+    #: command then gets more of the source, and a write made during it waits
+    #: longer behind the requeues in its log. A backfill of 10,000 on one
+    #: 2-core machine, with 0.5: queued at 1,220-1,410/s against 940-1,090/s,
+    #: `verify` clean after 24-26 s against 22-27 s, and PUTs at 20/s made
+    #: during it replicated with p90 lag 22-26 s against 9.3-9.6 s.
+    paced_busy_s: float = 0.0
     #: A small version's apply waits up to this long for others (read from
     #: any log) to share its ApplyReplicas call; a full call leaves at once.
     #: At a moderate rate the destination then writes them together (at 65-130

@@ -35,9 +35,9 @@ ENV = {
     "TRISTORE_REPLICATOR_RETRY_BACKOFF_S": "0.1",
     "TRISTORE_NODE_REPLICATION_MAX_BATCH": str(NODE_MAX_BATCH),
     # Versions are requeued here within seconds of their write, and the
-    # tails always take turns on them (as with a busy source).
+    # tails always take turns on them (as with a busy source; off by default).
     "TRISTORE_REPLICATOR_PACED_AFTER_S": "0.2",
-    "TRISTORE_REPLICATOR_PACED_BUSY_S": "0",
+    "TRISTORE_REPLICATOR_PACED_BUSY_S": "0.000001",
 }
 
 
